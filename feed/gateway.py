@@ -1,0 +1,263 @@
+"""WS /ws/feed: snapshot or resume, then live frames for one subscriber.
+
+Per socket: validate the subscription, register it with the hub (frames are
+held), send the snapshot or the replay after the client's cursor, a `ping`
+carrying the cursor reached, then release held frames and go live. A
+`subscribe` message moves the subscription: `reset` and a fresh snapshot of
+the new area follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from urllib.parse import parse_qsl
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from feed import cursor as cursors
+from feed.frames import (
+    decode_entry,
+    entry_payload,
+    error_payload,
+    ping_payload,
+    post_payload,
+    reset_payload,
+    ws_text_frame,
+)
+from feed.hub import Connection, Hub
+from feed.raw_ws import EXTENSION
+from schemas.feed import ClientMessage, Subscription
+from streetfeed import keys
+from streetfeed.clock import Clock
+from streetfeed.live import LiveIndex
+from streetfeed.settings import Settings
+
+log = logging.getLogger("streetfeed.gateway")
+
+_decode_message = msgspec.json.Decoder(ClientMessage).decode
+# Redis measures GEOSEARCH distances on a slightly different sphere: ask a bit wider,
+# then keep exactly what our own check accepts.
+_SEARCH_SLACK = 1.001
+
+CLOSE_POLICY = 1008
+CLOSE_UNSUPPORTED = 1003
+CLOSE_TRY_AGAIN = 1013
+
+
+class SubscriptionError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def parse_subscription(params: dict[str, str]) -> Subscription:
+    """Query string -> Subscription (strict about names and ranges)."""
+    values: dict[str, object] = {k: v for k, v in params.items() if k != "cursor"}
+    kinds = params.get("kinds")
+    if kinds is not None:
+        values["kinds"] = [k for k in kinds.split(",") if k] or None
+    try:
+        return msgspec.convert(values, Subscription, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SubscriptionError("invalid_subscription", str(exc)) from None
+
+
+class AsgiSink:
+    """Fallback when the server is not uvicorn with feed.raw_ws: one writer task per socket."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.queue: deque[bytes] = deque()
+        self.size = 0
+        self.wake = asyncio.Event()
+        self.closing: tuple[int, str] | None = None
+        self.task = asyncio.create_task(self._writer())
+
+    @property
+    def open(self) -> bool:
+        return self.closing is None
+
+    def write(self, frame: bytes) -> None:
+        self.queue.append(frame)
+        self.size += len(frame)
+        self.wake.set()
+
+    def buffered(self) -> int:
+        return self.size
+
+    def close(self, code: int, reason: str = "") -> None:
+        self.closing = (code, reason)
+        self.wake.set()
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                await self.wake.wait()
+                self.wake.clear()
+                while self.queue and self.closing is None:
+                    frame = self.queue.popleft()
+                    self.size -= len(frame)
+                    await self.websocket.send_text(_frame_payload(frame).decode())
+                if self.closing is not None:
+                    await self.websocket.close(*self.closing)
+                    return
+        except (WebSocketDisconnect, RuntimeError):
+            return
+
+
+def _frame_payload(frame: bytes) -> bytes:
+    n = frame[1] & 0x7F
+    return frame[2 + (2 if n == 126 else 8 if n == 127 else 0):]
+
+
+class Gateway:
+    def __init__(self, redis: Redis, settings: Settings, hub: Hub, live: LiveIndex,
+                 clock: Clock) -> None:
+        self.redis = redis
+        self.clock = clock
+        self.settings = settings
+        self.hub = hub
+        self.live = live
+        self.stream = keys.feed_stream(settings.region)
+        self.sockets = 0
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        params = dict(parse_qsl(websocket.url.query, keep_blank_values=True))
+        await websocket.accept()
+        raw = websocket.scope.get("extensions", {}).get(EXTENSION)
+        sink = raw if raw is not None else AsgiSink(websocket)
+        conn = self.hub.connect(sink)
+        self.sockets += 1
+        try:
+            try:
+                sub = parse_subscription(params)
+            except SubscriptionError as exc:
+                await self._refuse(sink, exc.code, str(exc), CLOSE_POLICY)
+                return
+            if not await self._positioned():
+                await self._refuse(sink, "unavailable", "the feed is not reachable, retry soon",
+                                   CLOSE_TRY_AGAIN)
+                return
+            conn.sub.place(sub.lat, sub.lon, sub.radius_m, sub.kinds)
+            try:
+                await self._start(conn, params.get("cursor"))
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                self.hub.unsubscribe(conn)
+                await self._refuse(sink, "unavailable", "the feed is not reachable, retry soon",
+                                   CLOSE_TRY_AGAIN)
+                return
+            await self._receive(websocket, conn)
+        finally:
+            self.sockets -= 1
+            self.hub.unsubscribe(conn)
+
+    async def _positioned(self) -> bool:
+        try:
+            await asyncio.wait_for(self.hub.positioned.wait(), 5.0)
+            return True
+        except TimeoutError:
+            return False
+
+    async def _refuse(self, sink: object, code: str, message: str, close_code: int) -> None:
+        sink.write(ws_text_frame(error_payload(code, message)))  # type: ignore[attr-defined]
+        sink.close(close_code, code)  # type: ignore[attr-defined]
+        if isinstance(sink, AsgiSink):
+            await sink.task
+
+    async def _start(self, conn: Connection, cursor: str | None) -> None:
+        if cursor is not None:
+            parsed = cursors.parse(cursor)
+            if parsed is not None:
+                # Resumed on a process whose reader is a little behind the last one: wait
+                # until it has read as far as the client had, so nothing comes twice.
+                await self.hub.wait_position(lambda p: cursors.key(p) >= parsed, 2.0)
+        start = self.hub.subscribe(conn)
+        if cursor is not None and await self._judge(cursor) is cursors.Resume.REPLAY \
+                and cursors.key(cursor) <= cursors.key(start):
+            await self._replay(conn, cursor, start)
+        else:
+            if cursor is not None:
+                conn.sink.write(ws_text_frame(reset_payload(start)))
+            await self._snapshot(conn, start)
+        conn.sink.write(ws_text_frame(ping_payload(start)))
+        if not conn.go_live():
+            self.hub.drop_lagging(conn)
+
+    async def _judge(self, cursor: str) -> cursors.Resume:
+        info = await self.redis.xinfo_stream(self.stream) if await self.redis.exists(
+            self.stream) else {}
+        last = _text(info.get("last-generated-id", b"0-0"))
+        deleted = _text(info.get("max-deleted-entry-id", b"0-0"))
+        return cursors.judge(cursor, last_id=last, max_deleted_id=deleted)
+
+    async def _snapshot(self, conn: Connection, start: str) -> None:
+        sub = conn.sub
+        snap = await self.live.snapshot(sub.lat, sub.lon, sub.radius_m * _SEARCH_SLACK + 1,
+                                        self.settings.snapshot_limit)
+        now = self.clock.now().timestamp()
+        start_key = cursors.key(start)
+        for post in snap.posts:
+            if post.expires_ts <= now or cursors.key(post.feed_id) > start_key:
+                continue  # expired, or about to arrive live
+            if not sub.wants(post.kind, post.lat, post.lon):
+                continue
+            conn.sink.write(ws_text_frame(post_payload(post.json, start)))
+
+    async def _replay(self, conn: Connection, cursor: str, until: str) -> None:
+        sub = conn.sub
+        after = cursor
+        while True:
+            entries = await self.redis.xrange(self.stream, min=f"({after}", max=until, count=1000)
+            for entry_id, fields in entries:
+                entry_id = _text(entry_id)
+                try:
+                    entry = decode_entry(fields.get(b"d", b""))
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    continue
+                if sub.wants(entry.kind, entry.lat, entry.lon):
+                    payload = entry_payload(entry, entry_id)
+                    if payload is not None:
+                        conn.sink.write(ws_text_frame(payload))
+            if len(entries) < 1000:
+                return
+            after = _text(entries[-1][0])
+
+    async def _receive(self, websocket: WebSocket, conn: Connection) -> None:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                await self._refuse(conn.sink, "binary_not_supported",
+                                   "send JSON text frames", CLOSE_UNSUPPORTED)
+                return
+            try:
+                request = _decode_message(text)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                conn.sink.write(ws_text_frame(error_payload("invalid_message", str(exc))))
+                continue
+            await self._move(conn, request)
+            if websocket.client_state is WebSocketState.DISCONNECTED:
+                return
+
+    async def _move(self, conn: Connection, request: Subscription) -> None:
+        self.hub.unsubscribe(conn)
+        conn.hold()
+        conn.sub.place(request.lat, request.lon, request.radius_m, request.kinds)
+        start = self.hub.subscribe(conn)
+        conn.sink.write(ws_text_frame(reset_payload(start)))
+        await self._snapshot(conn, start)
+        conn.sink.write(ws_text_frame(ping_payload(start)))
+        if not conn.go_live():
+            self.hub.drop_lagging(conn)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

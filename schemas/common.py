@@ -1,0 +1,26 @@
+"""Building blocks shared by the other schema modules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from streetfeed import settings as limits
+
+Latitude = Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
+Longitude = Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
+RadiusM = Annotated[float, msgspec.Meta(gt=0.0, le=limits.RADIUS_MAX_M)]
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+ShopId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+PostId = Annotated[str, msgspec.Meta(pattern=r"^p_[a-z0-9]{16}$")]
+
+
+class ErrorDetail(msgspec.Struct, frozen=True):
+    code: str
+    message: str
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    error: ErrorDetail

@@ -1,0 +1,96 @@
+"""The `feed` stream entries, the WebSocket frames and the feed API response."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from schemas.common import ErrorDetail, Latitude, Longitude, RadiusM
+from schemas.posts import Kind
+
+# --- Subscriptions (query string or `subscribe` message; strict) --------------------------
+
+KindList = Annotated[list[Kind], msgspec.Meta(max_length=3)]
+
+
+class Subscription(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    lat: Latitude
+    lon: Longitude
+    radius_m: RadiusM
+    kinds: KindList | None = None
+
+
+class SubscribeMessage(Subscription, frozen=True, forbid_unknown_fields=True,
+                       tag_field="type", tag="subscribe"):
+    pass
+
+
+ClientMessage = SubscribeMessage
+
+
+# --- `feed` stream entry (tolerant; field `d`) ---------------------------------------------
+
+
+class FeedEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One ordered event for the gateways.
+
+    `post` is the encoded public post, kept raw so a gateway turns it into a frame
+    without decoding it; `lat`, `lon` and `kind` are what matching needs.
+    """
+
+    type: Literal["post", "expired", "withdrawn"]
+    id: str
+    kind: str = ""
+    lat: float = 0.0
+    lon: float = 0.0
+    # Empty for tombstones (msgspec.Raw cannot be Optional).
+    post: msgspec.Raw = msgspec.Raw()
+
+
+# --- WebSocket frames (server -> client) ----------------------------------------------------
+
+
+class _Frame(msgspec.Struct, frozen=True, tag_field="type"):
+    pass
+
+
+class PostFrame(_Frame, tag="post"):
+    post: msgspec.Raw
+    cursor: str
+
+
+class ExpiredFrame(_Frame, tag="expired"):
+    id: str
+    cursor: str
+
+
+class WithdrawnFrame(_Frame, tag="withdrawn"):
+    id: str
+    cursor: str
+
+
+class ResetFrame(_Frame, tag="reset"):
+    cursor: str
+
+
+class PingFrame(_Frame, tag="ping"):
+    pass
+
+
+class ReadyFrame(_Frame, tag="ready"):
+    """Sent once the snapshot (or resume replay) is complete; live frames follow."""
+
+    cursor: str
+
+
+class ErrorFrame(_Frame, tag="error"):
+    error: ErrorDetail
+
+
+# --- HTTP feed API ---------------------------------------------------------------------------
+
+
+class FeedResponse(msgspec.Struct, frozen=True):
+    posts: list[msgspec.Raw]
+    cursor: str

@@ -1,0 +1,104 @@
+"""Posts: what a shopkeeper sends (strict), what the `in` stream keeps, what passers-by get."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from schemas.common import AwareDatetime, Latitude, Longitude, PostId, ShopId
+from streetfeed import settings as limits
+
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.TITLE_MAX)]
+Text = Annotated[str, msgspec.Meta(max_length=limits.TEXT_MAX)]
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.TAG_MAX)]
+Tags = Annotated[list[Tag], msgspec.Meta(max_length=limits.TAGS_MAX)]
+Price = Annotated[float, msgspec.Meta(ge=0, le=1_000_000)]
+Percent = Annotated[int, msgspec.Meta(ge=1, le=99)]
+
+KINDS: tuple[str, ...] = ("new_arrival", "flash_offer", "opening_change")
+Kind = Literal["new_arrival", "flash_offer", "opening_change"]
+OpeningStatus = Literal["open_now", "closed_now", "open_late", "closed_exceptionally"]
+
+
+# --- What the shopkeeper POSTs (strict) -------------------------------------------------
+
+
+class _PostIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
+              tag_field="kind"):
+    title: Title
+    text: Text = ""
+
+
+class NewArrivalIn(_PostIn, tag="new_arrival"):
+    price: Price | None = None
+    tags: Tags = []
+
+
+class FlashOfferIn(_PostIn, tag="flash_offer"):
+    ends_at: AwareDatetime
+    price: Price | None = None
+    discount_pct: Percent | None = None
+
+
+class OpeningChangeIn(_PostIn, tag="opening_change"):
+    status: OpeningStatus = "open_now"
+    until: AwareDatetime | None = None
+
+
+PostIn = NewArrivalIn | FlashOfferIn | OpeningChangeIn
+
+
+# --- What the `in` stream keeps (tolerant) ----------------------------------------------
+
+
+class RawPost(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    shop_id: str
+    accepted_at: datetime
+    body: PostIn
+
+
+# --- What passers-by get ------------------------------------------------------------------
+
+
+class ShopSummary(msgspec.Struct, frozen=True, kw_only=True):
+    id: ShopId
+    name: str
+    category: str
+    lat: Latitude
+    lon: Longitude
+    address: str = ""
+
+
+class _Post(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    id: PostId
+    title: str
+    text: str = ""
+    posted_at: datetime
+    expires_at: datetime
+    shop: ShopSummary
+
+
+class NewArrival(_Post, tag="new_arrival"):
+    price: float | None = None
+    tags: list[str] = []
+
+
+class FlashOffer(_Post, tag="flash_offer"):
+    ends_at: datetime
+    price: float | None = None
+    discount_pct: int | None = None
+
+
+class OpeningChange(_Post, tag="opening_change"):
+    status: OpeningStatus = "open_now"
+    until: datetime | None = None
+
+
+Post = NewArrival | FlashOffer | OpeningChange
+
+
+class PostAccepted(msgspec.Struct, frozen=True):
+    id: str

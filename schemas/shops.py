@@ -1,0 +1,56 @@
+"""Shops: the stored record (with the token hash) and the public profile."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from schemas.common import Latitude, Longitude, ShopId
+from streetfeed import settings as limits
+
+ShopName = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.SHOP_NAME_MAX)]
+Category = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.CATEGORY_MAX)]
+Address = Annotated[str, msgspec.Meta(max_length=limits.ADDRESS_MAX)]
+
+
+class ShopRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Stored as JSON at keys.shop(id). Never leaves the server: it holds the token hash."""
+
+    id: str
+    name: str
+    category: str
+    lat: float
+    lon: float
+    address: str = ""
+    region: str = "main"
+    token_hash: str
+    created_at: datetime
+    disabled: bool = False
+
+
+class NewShop(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: ShopName
+    category: Category
+    lat: Latitude
+    lon: Longitude
+    address: Address = ""
+
+
+class ShopProfile(msgspec.Struct, frozen=True, kw_only=True):
+    id: ShopId
+    name: str
+    category: str
+    lat: float
+    lon: float
+    address: str = ""
+
+
+class ShopCreated(msgspec.Struct, frozen=True):
+    """What `streetfeed shops add` prints: the token is shown this once only."""
+
+    id: str
+    token: str
+    name: str
+    region: str

@@ -1,0 +1,56 @@
+"""The one exception hierarchy; the HTTP and WebSocket layers map it to codes."""
+
+from __future__ import annotations
+
+
+class StreetfeedError(Exception):
+    """Base of every error we raise on purpose."""
+
+
+class ConfigError(StreetfeedError):
+    """Settings that cannot work; raised at start, never at request time."""
+
+
+class ApiError(StreetfeedError):
+    """A client mistake: HTTP status plus a stable machine-readable code."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+
+class InvalidInput(ApiError):
+    status = 422
+    code = "invalid_input"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unavailable(ApiError):
+    status = 503
+    code = "redis_unavailable"

@@ -1,0 +1,59 @@
+"""Every Redis key name, in one place.
+
+Keys of one region share the hash tag `{region}` so that each command (and each
+Lua script) touches one Redis Cluster slot, while regions spread over shards.
+"""
+
+from __future__ import annotations
+
+PREFIX = "sf"
+
+
+def in_stream(region: str) -> str:
+    """Raw posts as accepted by the API; durable; read by the enricher group."""
+    return f"{PREFIX}:{{{region}}}:in"
+
+
+def feed_stream(region: str) -> str:
+    """Enriched posts and tombstones in order; an entry id is a resume cursor."""
+    return f"{PREFIX}:{{{region}}}:feed"
+
+
+def dead_letter_stream(region: str) -> str:
+    return f"{PREFIX}:{{{region}}}:dead"
+
+
+def active_geo(region: str) -> str:
+    """GEO set of live post ids by shop position."""
+    return f"{PREFIX}:{{{region}}}:active"
+
+
+def expiry_zset(region: str) -> str:
+    """Live post ids scored by expiry (unix seconds): the scheduler's catch-up list."""
+    return f"{PREFIX}:{{{region}}}:expiry"
+
+
+def post(region: str, post_id: str) -> str:
+    """The live post (hash: `json`, `feed_id`, `expires_at`, `shop_id`)."""
+    return f"{PREFIX}:{{{region}}}:post:{post_id}"
+
+
+def shop_posts(region: str, shop_id: str) -> str:
+    """Set of a shop's live post ids (withdraw, disable)."""
+    return f"{PREFIX}:{{{region}}}:shop-posts:{shop_id}"
+
+
+def idempotency(region: str, shop_id: str, key: str) -> str:
+    return f"{PREFIX}:{{{region}}}:idem:{shop_id}:{key}"
+
+
+def shop(shop_id: str) -> str:
+    """A shop record (JSON of schemas.shops.ShopRecord)."""
+    return f"{PREFIX}:shop:{shop_id}"
+
+
+def shops_index() -> str:
+    return f"{PREFIX}:shops"
+
+
+ENRICHER_GROUP = "enrichers"

@@ -1,0 +1,164 @@
+"""The live index: what is visible now, by place, plus the ordered `feed` stream.
+
+Every change to what passers-by see (publish, expire, withdraw) is one Lua
+script over keys of one region (one Cluster slot), so the geo index, the post
+hash and the `feed` entry can never disagree, and running a change twice
+changes nothing more (enricher redelivery, scheduler retries).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import msgspec
+from redis.asyncio import Redis
+
+from schemas.feed import FeedEntry
+from streetfeed import keys
+
+_encode = msgspec.json.Encoder().encode
+
+# A withdrawn post is remembered this long so that a late redelivery of its raw
+# entry cannot bring it back; longer than any post can live.
+GONE_TTL_S = 48 * 3600
+
+_PUBLISH = """
+-- KEYS: post, active, expiry, shop_posts, feed, gone
+-- ARGV: post_id, source, post_json, lat, lon, expires_ts, shop_id, kind, maxlen, entry
+if redis.call('EXISTS', KEYS[6]) == 1 then return false end
+if redis.call('HGET', KEYS[1], 'source') == ARGV[2] then
+  return redis.call('HGET', KEYS[1], 'feed_id')
+end
+local feed_id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'd', ARGV[10])
+redis.call('HSET', KEYS[1], 'json', ARGV[3], 'feed_id', feed_id, 'source', ARGV[2],
+           'lat', ARGV[4], 'lon', ARGV[5], 'expires_at', ARGV[6], 'shop_id', ARGV[7],
+           'kind', ARGV[8])
+redis.call('GEOADD', KEYS[2], ARGV[5], ARGV[4], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[1])
+return feed_id
+"""
+
+_REMOVE = """
+-- KEYS: post, active, expiry, feed, gone
+-- ARGV: post_id, type ('expired'|'withdrawn'), now_ts, maxlen, shop_id ('' = any),
+--       shop posts key prefix (the shop is only known once the post is read)
+local fields = redis.call('HMGET', KEYS[1], 'expires_at', 'shop_id', 'kind', 'lat', 'lon')
+if not fields[1] then return false end
+if ARGV[5] ~= '' and fields[2] ~= ARGV[5] then return false end
+if ARGV[2] == 'expired' and tonumber(fields[1]) > tonumber(ARGV[3]) then return false end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('SREM', ARGV[6] .. fields[2], ARGV[1])
+if ARGV[2] == 'withdrawn' then redis.call('SET', KEYS[5], '1', 'EX', %d) end
+local entry = cjson.encode({type = ARGV[2], id = ARGV[1], kind = fields[3],
+                            lat = tonumber(fields[4]), lon = tonumber(fields[5])})
+return redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'd', entry)
+""" % GONE_TTL_S
+
+# The snapshot in one atomic read: nearest first, with each post's feed id so
+# the gateway can leave out what it is about to deliver live anyway.
+_SNAPSHOT = """
+-- KEYS: active, feed; ARGV: lon, lat, radius_m, count, post key prefix
+-- (post hashes are read by a prefix: they share the region's slot, and which
+-- ones exist is only known inside the script)
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local last_id = '0-0'
+if last[1] then last_id = last[1][1] end
+local ids = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
+                       'BYRADIUS', ARGV[3], 'm', 'ASC', 'COUNT', ARGV[4], 'WITHDIST')
+local out = {last_id}
+local prefix = ARGV[5]
+for _, item in ipairs(ids) do
+  local f = redis.call('HMGET', prefix .. item[1], 'json', 'feed_id', 'expires_at', 'kind',
+                       'lat', 'lon')
+  if f[1] then
+    table.insert(out, {item[1], item[2], f[1], f[2], f[3], f[4], f[5], f[6]})
+  end
+end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LivePost:
+    id: str
+    distance_m: float
+    json: bytes
+    feed_id: str
+    expires_ts: float
+    kind: str
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    last_id: str
+    posts: list[LivePost]
+
+
+class LiveIndex:
+    def __init__(self, redis: Redis, region: str, *, feed_maxlen: int) -> None:
+        self.redis = redis
+        self.region = region
+        self.feed_maxlen = feed_maxlen
+        self._publish = redis.register_script(_PUBLISH)
+        self._remove = redis.register_script(_REMOVE)
+        self._snapshot = redis.register_script(_SNAPSHOT)
+
+    async def publish(self, *, post_id: str, source: str, post_json: bytes, kind: str,
+                      lat: float, lon: float, expires_ts: float, shop_id: str) -> str | None:
+        """Make a post live and append it to the feed; the feed id, or None if withdrawn."""
+        r = self.region
+        entry = _encode(FeedEntry(type="post", id=post_id, kind=kind, lat=lat, lon=lon,
+                                  post=msgspec.Raw(post_json)))
+        result = await self._publish(
+            keys=[keys.post(r, post_id), keys.active_geo(r), keys.expiry_zset(r),
+                  keys.shop_posts(r, shop_id), keys.feed_stream(r), _gone(r, post_id)],
+            args=[post_id, source, post_json, repr(lat), repr(lon), repr(expires_ts), shop_id,
+                  kind, self.feed_maxlen, entry],
+        )
+        return None if result is None else _text(result)
+
+    async def remove(self, post_id: str, why: Literal["expired", "withdrawn"], *,
+                     now_ts: float, shop_id: str = "") -> str | None:
+        """Take a post off the street; the tombstone's feed id, or None if nothing changed.
+
+        An expiry only applies once the post's own expiry time has passed, so a job
+        that runs early or for an outdated expiry time is harmless.
+        """
+        r = self.region
+        result = await self._remove(
+            keys=[keys.post(r, post_id), keys.active_geo(r), keys.expiry_zset(r),
+                  keys.feed_stream(r), _gone(r, post_id)],
+            args=[post_id, why, repr(now_ts), self.feed_maxlen, shop_id,
+                  keys.shop_posts(r, "")],
+        )
+        return None if result is None else _text(result)
+
+    async def snapshot(self, lat: float, lon: float, radius_m: float, limit: int) -> Snapshot:
+        r = self.region
+        raw = await self._snapshot(keys=[keys.active_geo(r), keys.feed_stream(r)],
+                                   args=[repr(lon), repr(lat), repr(radius_m), limit,
+                                         keys.post(r, "")])
+        posts = [LivePost(id=_text(item[0]), distance_m=float(item[1]), json=bytes(item[2]),
+                          feed_id=_text(item[3]), expires_ts=float(item[4]), kind=_text(item[5]),
+                          lat=float(item[6]), lon=float(item[7]))
+                 for item in raw[1:]]
+        return Snapshot(last_id=_text(raw[0]), posts=posts)
+
+    async def due_for_expiry(self, now_ts: float, limit: int = 500) -> list[str]:
+        ids = await self.redis.zrangebyscore(keys.expiry_zset(self.region), "-inf", now_ts,
+                                             start=0, num=limit)
+        return [_text(i) for i in ids]
+
+
+def _gone(region: str, post_id: str) -> str:
+    return keys.post(region, post_id) + ":gone"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

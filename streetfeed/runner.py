@@ -1,0 +1,135 @@
+"""Runs the process kinds (web, enricher, scheduler, demo) under one supervisor.
+
+`streetfeed up` runs all of them in one process for a laptop; the Procfile runs
+each kind in its own process. Each part is `run(stop)`; the first to fail
+stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+import uvicorn
+from arq.connections import ArqRedis
+
+from feed.raw_ws import RawFrameProtocol
+from streetfeed.clock import Clock, SystemClock
+from streetfeed.moderation import Policy
+from streetfeed.redis_conn import open_redis
+from streetfeed.settings import Settings
+from web.app import create_app
+from workers.enricher import Enricher
+from workers.scheduler import make_worker, schedule_expiry
+
+log = logging.getLogger("streetfeed")
+
+Part = Callable[[asyncio.Event], Awaitable[None]]
+
+
+def uvicorn_config(settings: Settings, app: object, **overrides: object) -> uvicorn.Config:
+    options: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.port,
+        # Frames written straight to transports (feed.raw_ws); compression off: it
+        # costs memory per socket and CPU per frame for ~300-byte JSON.
+        "ws": RawFrameProtocol,
+        "ws_max_size": settings.max_ws_frame_bytes,
+        "ws_per_message_deflate": False,
+        "backlog": 4096,
+        "lifespan": "on",
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 5,
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
+
+
+def web_part(settings: Settings, clock: Clock, policy: Policy) -> Part:
+    async def run(stop: asyncio.Event) -> None:
+        server = uvicorn.Server(uvicorn_config(settings, create_app(settings, clock=clock,
+                                                                    policy=policy)))
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        serving = asyncio.create_task(server.serve())
+        await asyncio.wait([serving, asyncio.create_task(stop.wait())],
+                           return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await serving
+    return run
+
+
+def enricher_part(settings: Settings, clock: Clock, policy: Policy) -> Part:
+    async def run(stop: asyncio.Event) -> None:
+        redis = open_redis(settings)
+        pool = ArqRedis.from_url(settings.redis_url)  # type: ignore[arg-type]
+
+        async def expiry(post_id: str, when):  # type: ignore[no-untyped-def]
+            await schedule_expiry(pool, settings.region, post_id, when)
+
+        try:
+            await Enricher(redis, settings, clock, policy, schedule_expiry=expiry).run(stop)
+        finally:
+            await redis.aclose()
+            await pool.aclose()
+    return run
+
+
+def scheduler_part(settings: Settings, clock: Clock) -> Part:
+    async def run(stop: asyncio.Event) -> None:
+        pool = ArqRedis.from_url(settings.redis_url)  # type: ignore[arg-type]
+        worker = make_worker(pool, settings, clock)
+        task = asyncio.create_task(worker.async_run())
+        await asyncio.wait([task, asyncio.create_task(stop.wait())],
+                           return_when=asyncio.FIRST_COMPLETED)
+        await worker.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await pool.aclose()
+    return run
+
+
+def demo_part(settings: Settings, clock: Clock, policy: Policy) -> Part:
+    from streetfeed.demo import run_simulator
+
+    async def run(stop: asyncio.Event) -> None:
+        await run_simulator(settings, clock, policy, stop)
+    return run
+
+
+async def supervise(parts: dict[str, Part]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = {asyncio.create_task(part(stop), name=name): name for name, part in parts.items()}
+    try:
+        done, _ = await asyncio.wait([*tasks, asyncio.create_task(stop.wait())],
+                                     return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task in tasks and task.exception() is not None:
+                log.error("%s failed: %r", tasks[task], task.exception())
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def default_parts(settings: Settings, *, web: bool = True, enricher: bool = True,
+                  scheduler: bool = True, demo: bool = False) -> dict[str, Part]:
+    clock, policy = SystemClock(), Policy()
+    parts: dict[str, Part] = {}
+    if web:
+        parts["web"] = web_part(settings, clock, policy)
+    if enricher:
+        parts["enricher"] = enricher_part(settings, clock, policy)
+    if scheduler:
+        parts["scheduler"] = scheduler_part(settings, clock)
+    if demo:
+        parts["demo"] = demo_part(settings, clock, policy)
+    return parts

@@ -1,0 +1,132 @@
+"""One frozen settings object, read once from the environment and passed explicitly.
+
+Every limit the product enforces is defined here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from streetfeed.errors import ConfigError
+
+# Hard limits of the public contract (DESIGN.md section 8); not configurable
+# because clients rely on them.
+TITLE_MAX = 80
+TEXT_MAX = 500
+TAG_MAX = 24
+TAGS_MAX = 8
+RADIUS_MAX_M = 5_000
+FLASH_OFFER_MAX_AHEAD_S = 24 * 3600
+SHOP_NAME_MAX = 80
+CATEGORY_MAX = 40
+ADDRESS_MAX = 160
+IDEMPOTENCY_KEY_MAX = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    redis_url: str | None = None
+    data_dir: Path = Path("var")
+    region: str = "main"
+    timezone: str = "Europe/Paris"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    max_body_bytes: int = 8 * 1024
+    max_ws_frame_bytes: int = 4 * 1024
+    # Feed retention: older cursors get a `reset` and a fresh snapshot.
+    feed_maxlen: int = 100_000
+    idempotency_ttl_s: int = 24 * 3600
+    snapshot_limit: int = 200
+
+    enricher_batch: int = 100
+    enricher_block_ms: int = 2_000
+    # An entry pending this long on a consumer is presumed abandoned (dead consumer).
+    enricher_claim_idle_ms: int = 15_000
+    enricher_max_attempts: int = 5
+
+    gateway_block_ms: int = 5_000
+    gateway_batch: int = 500
+    # A socket whose unsent bytes exceed this is closed (resumable) instead of slowing others.
+    gateway_socket_buffer_max: int = 256 * 1024
+    gateway_ping_interval_s: float = 25.0
+    gateway_use_index: bool = True
+    # Size of a geo cell in degrees of latitude (~550 m); longitude cells keep the same width in metres.
+    geo_cell_deg: float = 0.005
+
+    demo: bool = True
+    demo_interval_s: float = 4.0
+
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _bool(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}: expected a boolean (1/0, true/false), got {value!r}")
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
+
+
+def _float(value: str, name: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from `env` (default: os.environ), then apply explicit overrides."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    if env.get("REDIS_URL"):
+        values["redis_url"] = env["REDIS_URL"]
+    if env.get("STREETFEED_DATA_DIR"):
+        values["data_dir"] = Path(env["STREETFEED_DATA_DIR"])
+    if env.get("STREETFEED_REGION"):
+        values["region"] = env["STREETFEED_REGION"]
+    if env.get("STREETFEED_TIMEZONE"):
+        values["timezone"] = env["STREETFEED_TIMEZONE"]
+    if env.get("STREETFEED_FEED_MAXLEN"):
+        values["feed_maxlen"] = _int(env["STREETFEED_FEED_MAXLEN"], "STREETFEED_FEED_MAXLEN")
+    if env.get("STREETFEED_GATEWAY_INDEX"):
+        values["gateway_use_index"] = _bool(
+            env["STREETFEED_GATEWAY_INDEX"], "STREETFEED_GATEWAY_INDEX"
+        )
+    if env.get("STREETFEED_DEMO_INTERVAL_S"):
+        values["demo_interval_s"] = _float(
+            env["STREETFEED_DEMO_INTERVAL_S"], "STREETFEED_DEMO_INTERVAL_S"
+        )
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**values)  # type: ignore[arg-type]
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    if not settings.region or not settings.region.replace("-", "").isalnum():
+        raise ConfigError(f"region: expected letters, digits and '-', got {settings.region!r}")
+    if not 0.0005 <= settings.geo_cell_deg <= 1.0:
+        raise ConfigError(f"geo_cell_deg: expected 0.0005..1, got {settings.geo_cell_deg}")
+    if settings.feed_maxlen < 100:
+        raise ConfigError(f"feed_maxlen: expected at least 100, got {settings.feed_maxlen}")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(settings.timezone)
+    except Exception:
+        raise ConfigError(f"timezone: unknown time zone {settings.timezone!r}") from None

@@ -1,0 +1,86 @@
+"""The HTTP API of the public contract (DESIGN.md section 8)."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from feed.gateway import SubscriptionError, parse_subscription
+from feed.index import Subscriber
+from schemas.feed import FeedResponse
+from schemas.posts import PostAccepted
+from streetfeed import shops
+from streetfeed.errors import InvalidInput, NotFound, PayloadTooLarge
+from web.responses import JSONResponse
+from web.state import AppState
+
+_SEARCH_SLACK = 1.001
+
+
+def state_of(request: Request) -> AppState:
+    return request.app.state.streetfeed  # type: ignore[no-any-return]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def create_post(request: Request) -> Response:
+    st = state_of(request)
+    shop = await shops.authenticate(st.redis, request.path_params["shop_id"],
+                                    request.headers.get("authorization"))
+    body = await read_body(request, st.settings.max_body_bytes)
+    post_id = await st.ingest.accept(shop, body, request.headers.get("idempotency-key"))
+    return JSONResponse(PostAccepted(id=post_id), status_code=202)
+
+
+async def withdraw_post(request: Request) -> Response:
+    st = state_of(request)
+    shop = await shops.authenticate(st.redis, request.path_params["shop_id"],
+                                    request.headers.get("authorization"))
+    post_id = request.path_params["post_id"]
+    removed = await st.live.remove(post_id, "withdrawn", now_ts=st.clock.now().timestamp(),
+                                   shop_id=shop.id)
+    if removed is None:
+        raise NotFound(f"no live post {post_id!r} for this shop", code="unknown_post")
+    return JSONResponse({"id": post_id, "status": "withdrawn"})
+
+
+async def feed(request: Request) -> Response:
+    st = state_of(request)
+    try:
+        sub_params = parse_subscription(dict(request.query_params))
+    except SubscriptionError as exc:
+        raise InvalidInput(str(exc), code=exc.code, status=400) from None
+    sub: Subscriber[None] = Subscriber(None)
+    sub.place(sub_params.lat, sub_params.lon, sub_params.radius_m, sub_params.kinds)
+    snap = await st.live.snapshot(sub.lat, sub.lon, sub.radius_m * _SEARCH_SLACK + 1,
+                                  st.settings.snapshot_limit)
+    now = st.clock.now().timestamp()
+    posts = [msgspec.Raw(p.json) for p in snap.posts
+             if p.expires_ts > now and sub.wants(p.kind, p.lat, p.lon)]
+    return JSONResponse(FeedResponse(posts=posts, cursor=snap.last_id),
+                        headers={"Cache-Control": "no-store"})
+
+
+async def shop_profile(request: Request) -> Response:
+    st = state_of(request)
+    record = await shops.require_shop(st.redis, request.path_params["shop_id"])
+    return JSONResponse(shops.profile_of(record))
+
+
+async def healthz(request: Request) -> Response:
+    st = state_of(request)
+    await st.redis.ping()
+    return JSONResponse({"status": "ok"})

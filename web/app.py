@@ -1,0 +1,118 @@
+"""create_app(settings): routes, error mapping and the lifespan that owns resources."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from feed.gateway import Gateway
+from feed.hub import Hub
+from feed.reader import FeedReader
+from streetfeed.clock import Clock, SystemClock
+from streetfeed.errors import ApiError
+from streetfeed.live import LiveIndex
+from streetfeed.moderation import Policy
+from streetfeed.redis_conn import open_redis
+from streetfeed.settings import Settings
+from web import api, pages
+from web.ingest import Ingest
+from web.responses import error_response
+from web.state import AppState
+
+log = logging.getLogger("streetfeed.web")
+
+STATIC_DIR = Path(__file__).parent / "static"
+RETRY_AFTER_S = "2"
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail))
+
+
+async def _redis_down(request: Request, exc: Exception) -> Response:
+    log.warning("Redis unavailable during %s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, "redis_unavailable", "storage is unreachable, retry shortly",
+                          headers={"Retry-After": RETRY_AFTER_S})
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None,
+               policy: Policy | None = None) -> Starlette:
+    clock = clock or SystemClock()
+    policy = policy or Policy()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        redis = open_redis(settings)
+        hub = Hub(settings)
+        live = LiveIndex(redis, settings.region, feed_maxlen=settings.feed_maxlen)
+        reader = FeedReader(redis, settings, hub)
+        state = AppState(settings=settings, clock=clock, redis=redis, live=live,
+                         ingest=Ingest(redis, settings, clock, policy), hub=hub, reader=reader,
+                         gateway=Gateway(redis, settings, hub, live, clock))
+        app.state.streetfeed = state
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(reader.run(stop), name="feed-reader"),
+                 asyncio.create_task(_ping_loop(hub, settings.gateway_ping_interval_s, stop),
+                                     name="ping")]
+        try:
+            yield
+        finally:
+            stop.set()
+            hub.close_all(1001, "going away: reconnect with your cursor")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await redis.aclose()
+
+    async def ws_feed(websocket):  # type: ignore[no-untyped-def]
+        await app.state.streetfeed.gateway.endpoint(websocket)
+
+    routes = [
+        Route("/api/v1/shops/{shop_id}/posts", api.create_post, methods=["POST"]),
+        Route("/api/v1/shops/{shop_id}/posts/{post_id}", api.withdraw_post, methods=["DELETE"]),
+        Route("/api/v1/feed", api.feed, methods=["GET"]),
+        Route("/api/v1/shops/{shop_id}", api.shop_profile, methods=["GET"]),
+        Route("/healthz", api.healthz, methods=["GET"]),
+        WebSocketRoute("/ws/feed", ws_feed),
+        Route("/", pages.passer_by, methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            RedisConnectionError: _redis_down,
+            RedisTimeoutError: _redis_down,
+        },
+    )
+    app.add_middleware(pages.SecurityHeaders)
+    return app
+
+
+async def _ping_loop(hub: Hub, interval: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        hub.ping()

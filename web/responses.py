@@ -1,0 +1,25 @@
+"""JSON responses encoded with msgspec, and the error body of the contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.responses import Response
+
+from schemas.common import ErrorBody, ErrorDetail
+
+_encode = msgspec.json.Encoder().encode
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return _encode(content)
+
+
+def error_response(status: int, code: str, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(ErrorBody(error=ErrorDetail(code=code, message=message)),
+                        status_code=status, headers=headers)

@@ -1,0 +1,71 @@
+"""Raw post + shop record -> public post, or the reason it is dropped (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from schemas.posts import (
+    FlashOffer,
+    FlashOfferIn,
+    NewArrival,
+    NewArrivalIn,
+    OpeningChange,
+    OpeningChangeIn,
+    Post,
+    RawPost,
+)
+from schemas.shops import ShopRecord
+from streetfeed.moderation import Policy, check_post
+from streetfeed.shops import summary_of
+from workers.expiry import expires_at
+
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class Enriched:
+    post: Post
+    kind: str
+    json: bytes
+    lat: float
+    lon: float
+    expires_ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    reason: str
+
+
+def enrich(raw: RawPost, shop: ShopRecord | None, *, now: datetime, tz: ZoneInfo,
+           policy: Policy) -> Enriched | Dropped:
+    if shop is None or shop.disabled:
+        return Dropped("unknown_shop")
+    posted_at = raw.accepted_at.astimezone(UTC)
+    # Moderation is checked again (policy may have tightened since the API took it),
+    # judged at acceptance time so that a slow queue does not reject valid offers.
+    rejection = check_post(raw.body, posted_at, policy)
+    if rejection is not None:
+        return Dropped(rejection.code)
+    expires = expires_at(raw.body, posted_at, tz).astimezone(UTC)
+    if expires <= now:
+        return Dropped("expired")
+    common = {"id": raw.id, "title": raw.body.title.strip(), "text": raw.body.text.strip(),
+              "posted_at": posted_at, "expires_at": expires, "shop": summary_of(shop)}
+    post: Post
+    match raw.body:
+        case NewArrivalIn(price=price, tags=tags):
+            post = NewArrival(**common, price=price, tags=list(tags))
+        case FlashOfferIn(ends_at=ends_at, price=price, discount_pct=pct):
+            post = FlashOffer(**common, ends_at=ends_at.astimezone(UTC), price=price,
+                              discount_pct=pct)
+        case OpeningChangeIn(status=status, until=until):
+            post = OpeningChange(**common, status=status,
+                                 until=None if until is None else until.astimezone(UTC))
+    return Enriched(post=post, kind=type(post).__struct_config__.tag,  # type: ignore[arg-type]
+                    json=_encode(post), lat=shop.lat, lon=shop.lon,
+                    expires_ts=expires.timestamp())

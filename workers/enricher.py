@@ -1,0 +1,217 @@
+"""The enricher: `in` stream -> live index and `feed` stream.
+
+Consumes the region's `in` stream in a consumer group (several enrichers may
+run at once), joins the shop, moderates, sets the expiry and publishes. An
+entry is acknowledged only after its publish script has run, so a crash
+between the two leaves it pending; entries pending too long on a dead consumer
+are reclaimed with XAUTOCLAIM. Publishing is idempotent, so a reclaimed entry
+that had already been published changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from schemas.posts import RawPost
+from schemas.shops import ShopRecord
+from streetfeed import keys
+from streetfeed.clock import Clock
+from streetfeed.live import LiveIndex
+from streetfeed.moderation import Policy
+from streetfeed.settings import Settings
+from workers.enrich import Dropped, enrich
+
+log = logging.getLogger("streetfeed.enricher")
+
+_decode_raw = msgspec.json.Decoder(RawPost).decode
+_decode_shop = msgspec.json.Decoder(ShopRecord).decode
+
+# Called after a post is live: (post_id, expires_at) -> schedule its expiry.
+ScheduleExpiry = Callable[[str, datetime], Awaitable[None]]
+
+
+@dataclass
+class EnricherStats:
+    published: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    dead_letters: int = 0
+    reclaimed: int = 0
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+class Enricher:
+    def __init__(self, redis: Redis, settings: Settings, clock: Clock, policy: Policy,
+                 schedule_expiry: ScheduleExpiry | None = None,
+                 name: str | None = None) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.clock = clock
+        self.policy = policy
+        self.schedule_expiry = schedule_expiry
+        self.name = name or consumer_name()
+        self.tz = ZoneInfo(settings.timezone)
+        self.region = settings.region
+        self.stream = keys.in_stream(self.region)
+        self.live = LiveIndex(redis, self.region, feed_maxlen=settings.feed_maxlen)
+        self.stats = EnricherStats()
+
+    async def ensure_group(self) -> None:
+        try:
+            # From the start of the stream: posts accepted before any enricher ran count too.
+            await self.redis.xgroup_create(self.stream, keys.ENRICHER_GROUP, id="0",
+                                           mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; survives Redis outages with backoff."""
+        backoff = 0.1
+        loop = asyncio.get_running_loop()
+        next_claim = 0.0
+        next_trim = loop.time() + 60
+        own_pending = True  # at start and after an outage: finish what we had been given
+        while not stop.is_set():
+            try:
+                await self.ensure_group()
+                if own_pending:
+                    await self.step(block_ms=None, own_pending=True)
+                    own_pending = False
+                if loop.time() >= next_claim:
+                    await self.reclaim()
+                    next_claim = loop.time() + self.settings.enricher_claim_idle_ms / 2000
+                if loop.time() >= next_trim:
+                    await self.trim()
+                    next_trim = loop.time() + 60
+                await self.step(block_ms=self.settings.enricher_block_ms)
+                backoff = 0.1
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                own_pending = True
+                log.warning("enricher: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
+                await _sleep_or_stop(stop, backoff * (0.5 + secrets.randbelow(1000) / 1000))
+                backoff = min(backoff * 2, 5.0)
+
+    async def step(self, block_ms: int | None = None, *, own_pending: bool = False) -> int:
+        """Read and process one batch (new entries, or this consumer's pending ones)."""
+        reply = await self.redis.xreadgroup(keys.ENRICHER_GROUP, self.name,
+                                            {self.stream: "0" if own_pending else ">"},
+                                            count=self.settings.enricher_batch,
+                                            block=None if own_pending else block_ms)
+        entries = reply[0][1] if reply else []
+        await self.process(entries)
+        return len(entries)
+
+    async def reclaim(self) -> int:
+        """Take over entries left pending by a consumer that stopped answering."""
+        total = 0
+        start = "0-0"
+        while True:
+            reply = await self.redis.xautoclaim(
+                self.stream, keys.ENRICHER_GROUP, self.name,
+                min_idle_time=self.settings.enricher_claim_idle_ms, start_id=start,
+                count=self.settings.enricher_batch)
+            start, entries = reply[0], [e for e in reply[1] if e and e[1]]
+            if entries:
+                log.info("enricher %s reclaimed %d pending entries", self.name, len(entries))
+                await self.process(entries)
+                total += len(entries)
+            if start in (b"0-0", "0-0") or not reply[1]:
+                break
+        self.stats.reclaimed += total
+        return total
+
+    async def process(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        if not entries:
+            return
+        raws: list[tuple[bytes, RawPost | None]] = []
+        for entry_id, fields in entries:
+            try:
+                raws.append((entry_id, _decode_raw(fields[b"d"])))
+            except (KeyError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+                # Can never succeed: park it where an operator can see it.
+                log.error("enricher: undecodable entry %r: %s", entry_id, exc)
+                raws.append((entry_id, None))
+        shops = await self._shops({raw.shop_id for _, raw in raws if raw is not None})
+        now = self.clock.now()
+        done: list[bytes] = []
+        for entry_id, raw in raws:
+            if raw is None:
+                await self._dead_letter(entry_id, entries, "undecodable")
+                done.append(entry_id)
+                continue
+            outcome = enrich(raw, shops.get(raw.shop_id), now=now, tz=self.tz,
+                             policy=self.policy)
+            if isinstance(outcome, Dropped):
+                self.stats.dropped[outcome.reason] = self.stats.dropped.get(outcome.reason, 0) + 1
+                log.info("enricher: dropped %s (%s)", raw.id, outcome.reason)
+            else:
+                await self.live.publish(post_id=raw.id, source=_text(entry_id),
+                                        post_json=outcome.json, kind=outcome.kind,
+                                        lat=outcome.lat, lon=outcome.lon,
+                                        expires_ts=outcome.expires_ts, shop_id=raw.shop_id)
+                if self.schedule_expiry is not None:
+                    await self.schedule_expiry(raw.id, outcome.post.expires_at)
+                self.stats.published += 1
+            done.append(entry_id)
+        await self.redis.xack(self.stream, keys.ENRICHER_GROUP, *done)
+
+    async def trim(self) -> None:
+        """Drop `in` entries every consumer has acknowledged (never one still pending)."""
+        groups = await self.redis.xinfo_groups(self.stream)
+        group = next((g for g in groups if _text(g["name"]) == keys.ENRICHER_GROUP), None)
+        if group is None:
+            return
+        horizon = _text(group["last-delivered-id"])
+        pending = await self.redis.xpending(self.stream, keys.ENRICHER_GROUP)
+        if pending["pending"]:
+            horizon = min(horizon, _text(pending["min"]), key=_id_key)
+        await self.redis.xtrim(self.stream, minid=horizon, approximate=True)
+
+    async def _shops(self, shop_ids: set[str]) -> dict[str, ShopRecord]:
+        if not shop_ids:
+            return {}
+        ordered = sorted(shop_ids)
+        values = await self.redis.mget([keys.shop(s) for s in ordered])
+        return {sid: _decode_shop(v) for sid, v in zip(ordered, values, strict=True)
+                if v is not None}
+
+    async def _dead_letter(self, entry_id: bytes, entries: list[tuple[bytes, dict[bytes, bytes]]],
+                           reason: str) -> None:
+        fields = next((f for i, f in entries if i == entry_id), {})
+        await self.redis.xadd(keys.dead_letter_stream(self.region),
+                              {**fields, b"source": entry_id, b"reason": reason.encode()},
+                              maxlen=10_000, approximate=True)
+        self.stats.dead_letters += 1
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
