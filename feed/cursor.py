@@ -27,18 +27,16 @@ class Resume(Enum):
     RESET = "reset"  # cannot resume without a gap: `reset` frame and a fresh snapshot
 
 
-def judge(cursor: str, *, last_id: str, max_deleted_id: str) -> Resume:
+def judge(cursor: str, *, last_id: str, oldest_kept: str) -> Resume:
     """Can a client that has seen everything up to `cursor` resume without a gap?
 
-    `last_id` is the stream's newest entry; `max_deleted_id` the newest entry
-    trimmed away (retention). A cursor older than a trimmed entry, newer than
-    the stream itself (a stream rebuilt from scratch) or malformed is a reset.
+    `last_id` is the stream's newest entry id; `oldest_kept` the oldest entry
+    still there if any entry was ever trimmed (retention), else "0-0". Entries
+    older than it are gone, so a cursor before it may have missed some. A
+    cursor newer than the stream (a stream rebuilt from scratch) or malformed
+    is a reset too.
     """
     parsed = parse(cursor)
-    if parsed is None:
-        return Resume.RESET
-    if parsed > key(last_id):
-        return Resume.RESET
-    if parsed < key(max_deleted_id):
+    if parsed is None or parsed > key(last_id) or parsed < key(oldest_kept):
         return Resume.RESET
     return Resume.REPLAY

@@ -190,11 +190,19 @@ class Gateway:
             self.hub.drop_lagging(conn)
 
     async def _judge(self, cursor: str) -> cursors.Resume:
-        info = await self.redis.xinfo_stream(self.stream) if await self.redis.exists(
-            self.stream) else {}
-        last = _text(info.get("last-generated-id", b"0-0"))
+        if not await self.redis.exists(self.stream):
+            return cursors.judge(cursor, last_id=cursors.ZERO, oldest_kept=cursors.ZERO)
+        info = await self.redis.xinfo_stream(self.stream)
+        oldest_kept = cursors.ZERO
+        # Trimming (MAXLEN) does not move max-deleted-entry-id; a count gap shows it.
+        removed = info["entries-added"] > info["length"]
+        if removed and info.get("first-entry"):
+            oldest_kept = _text(info["first-entry"][0])
         deleted = _text(info.get("max-deleted-entry-id", b"0-0"))
-        return cursors.judge(cursor, last_id=last, max_deleted_id=deleted)
+        if cursors.key(deleted) > cursors.key(oldest_kept):
+            oldest_kept = deleted
+        return cursors.judge(cursor, last_id=_text(info["last-generated-id"]),
+                             oldest_kept=oldest_kept)
 
     async def _snapshot(self, conn: Connection, start: str) -> None:
         sub = conn.sub

