@@ -79,7 +79,8 @@ class CellGrid:
                 span = 2 * dlon_deg / 360.0 * n
                 first = math.floor(west)
                 last = math.floor(west + span)
-                cols = range(n) if last - first + 1 >= n else [c % n for c in range(first, last + 1)]
+                wraps_all = last - first + 1 >= n
+                cols = range(n) if wraps_all else [c % n for c in range(first, last + 1)]
             cells.extend(self._key(band, col) for col in cols)
         return cells
 

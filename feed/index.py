@@ -43,8 +43,9 @@ class Subscriber(Generic[T]):
         if self.kinds is not None and kind not in self.kinds:
             return False
         lat_r = math.radians(lat)
+        dlon = math.radians(lon) - self._lon_r
         h = (math.sin((lat_r - self._lat_r) / 2) ** 2
-             + self._cos_lat * math.cos(lat_r) * math.sin((math.radians(lon) - self._lon_r) / 2) ** 2)
+             + self._cos_lat * math.cos(lat_r) * math.sin(dlon / 2) ** 2)
         return h <= self._max_h
 
 

@@ -7,6 +7,7 @@ Redis connection is retried with jittered backoff while sockets stay open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 
@@ -51,10 +52,8 @@ class FeedReader:
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 self.reconnects += 1
                 log.warning("reader: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff * random.uniform(0.5, 1.5))
-                except TimeoutError:
-                    pass
                 backoff = min(backoff * 2, 5.0)
 
 

@@ -79,8 +79,9 @@ _ARRIVALS = {
 _OFFERS = [("-30 % jusqu'à {end}", "Sur tout le rayon, dans la limite des stocks."),
            ("2 achetés, le 3e offert", "Jusqu'à {end} seulement."),
            ("-20 % sur la vitrine", "Profitez-en avant {end} !")]
-_OPENINGS = [("Ouvert tard ce soir", "open_late"), ("Fermé pour le déjeuner, retour à 14h",
-                                                    "closed_now"), ("Ouvert maintenant", "open_now")]
+_OPENINGS = [("Ouvert tard ce soir", "open_late"),
+             ("Fermé pour le déjeuner, retour à 14h", "closed_now"),
+             ("Ouvert maintenant", "open_now")]
 LIVE_POSTS_PER_SHOP = 3
 
 
@@ -151,6 +152,7 @@ async def run_simulator(settings: Settings, clock: Clock, policy: Policy,
             except Exception as exc:  # the demo must never take the service down
                 log.warning("demo: %r", exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), settings.demo_interval_s * rng.uniform(0.5, 1.5))
+                pause = settings.demo_interval_s * rng.uniform(0.5, 1.5)
+                await asyncio.wait_for(stop.wait(), pause)
     finally:
         await redis.aclose()

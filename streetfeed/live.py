@@ -52,11 +52,11 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SREM', ARGV[6] .. fields[2], ARGV[1])
-if ARGV[2] == 'withdrawn' then redis.call('SET', KEYS[5], '1', 'EX', %d) end
+if ARGV[2] == 'withdrawn' then redis.call('SET', KEYS[5], '1', 'EX', GONE_TTL_S) end
 local entry = cjson.encode({type = ARGV[2], id = ARGV[1], kind = fields[3],
                             lat = tonumber(fields[4]), lon = tonumber(fields[5])})
 return redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'd', entry)
-""" % GONE_TTL_S
+""".replace("GONE_TTL_S", str(GONE_TTL_S))
 
 # The snapshot in one atomic read: nearest first, with each post's feed id so
 # the gateway can leave out what it is about to deliver live anyway.

@@ -50,7 +50,8 @@ def check_post(post: PostIn, now: datetime, policy: Policy) -> Rejection | None:
     if policy.banned_words:
         words = set(re.findall(r"\w+", f"{post.title} {post.text}".lower()))
         if words & policy.banned_words:
-            return Rejection("content_rejected", "the post contains words this street does not allow")
+            return Rejection("content_rejected",
+                             "the post contains words this street does not allow")
     if isinstance(post, FlashOfferIn):
         if post.ends_at <= now:
             return Rejection("ends_at_in_past", "ends_at must be in the future")

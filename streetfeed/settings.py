@@ -54,7 +54,7 @@ class Settings:
     gateway_socket_buffer_max: int = 256 * 1024
     gateway_ping_interval_s: float = 25.0
     gateway_use_index: bool = True
-    # Size of a geo cell in degrees of latitude (~550 m); longitude cells keep the same width in metres.
+    # Size of a geo cell in degrees of latitude (~550 m); longitude cells keep that width in metres.
     geo_cell_deg: float = 0.005
 
     demo: bool = True
@@ -107,6 +107,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         values["gateway_use_index"] = _bool(
             env["STREETFEED_GATEWAY_INDEX"], "STREETFEED_GATEWAY_INDEX"
         )
+    if env.get("STREETFEED_ENRICHER_CLAIM_IDLE_MS"):
+        values["enricher_claim_idle_ms"] = _int(env["STREETFEED_ENRICHER_CLAIM_IDLE_MS"],
+                                                "STREETFEED_ENRICHER_CLAIM_IDLE_MS")
     if env.get("STREETFEED_DEMO_INTERVAL_S"):
         values["demo_interval_s"] = _float(
             env["STREETFEED_DEMO_INTERVAL_S"], "STREETFEED_DEMO_INTERVAL_S"

@@ -34,8 +34,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def wait_for(condition: Callable[[], bool | Awaitable[bool]], timeout: float = DEFAULT_TIMEOUT,
-                   message: str = "condition") -> None:
+async def wait_for(condition: Callable[[], bool | Awaitable[bool]],
+                   timeout: float = DEFAULT_TIMEOUT, message: str = "condition") -> None:
     """Poll `condition` until true; fail after `timeout` seconds (never a fixed sleep)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -147,7 +147,7 @@ class FeedClient:
         try:
             async for message in self.ws:
                 self.frames.append(json.loads(message))
-        except Exception:  # noqa: BLE001 - the close code says what happened
+        except Exception:
             pass
         finally:
             self.close_code = self.ws.close_code

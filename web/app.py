@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette

@@ -70,7 +70,8 @@ class Ingest:
         if idempotency_key is None:
             await self.redis.xadd(stream, {"d": entry})
             return post_id
-        if not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX or not idempotency_key.isprintable():
+        key_ok = 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX
+        if not key_ok or not idempotency_key.isprintable():
             raise InvalidInput(f"Idempotency-Key: expected 1..{IDEMPOTENCY_KEY_MAX} printable "
                                "characters", code="invalid_idempotency_key", status=400)
         fingerprint = hashlib.sha256(body).hexdigest()

@@ -11,6 +11,7 @@ that had already been published changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -202,10 +203,8 @@ class Enricher:
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:

@@ -56,8 +56,9 @@ async def sweep_expired(ctx: dict[str, Any]) -> int:
 async def schedule_expiry(pool: ArqRedis, region: str, post_id: str, when: datetime) -> None:
     # One job per (post, expiry time): an edit that moves the expiry adds a job for the
     # new time, and the old one finds nothing due when it runs.
+    job_id = f"expire:{region}:{post_id}:{when.timestamp()}"
     await pool.enqueue_job("expire_post", region, post_id, _queue_name=QUEUE,
-                           _defer_until=when, _job_id=f"expire:{region}:{post_id}:{when.timestamp()}")
+                           _defer_until=when, _job_id=job_id)
 
 
 def make_worker(pool: ArqRedis, settings: Settings, clock: Clock | None = None, *,

@@ -1,0 +1,172 @@
+"""Every bad input gets a 4xx (or an error frame and close code) and writes nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from websockets.asyncio.client import connect
+
+from streetfeed.settings import Settings
+from tests.helpers import add_shop, arrival, feed_client, send_post, wait_for, web_server
+
+STREET = (44.8370, -0.5735)
+
+
+def _in(hours: float) -> str:
+    return (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
+
+
+BAD_POSTS: list[tuple[str, bytes | dict[str, Any], int, str]] = [
+    ("malformed json", b'{"kind": "new_arrival", "title": ', 400, "malformed_json"),
+    ("not an object", b"[1, 2]", 422, "invalid_post"),
+    ("unknown kind", {"kind": "garage_sale", "title": "x"}, 422, "invalid_post"),
+    ("missing kind", {"title": "x"}, 422, "invalid_post"),
+    ("missing title", {"kind": "new_arrival"}, 422, "invalid_post"),
+    ("empty title", {"kind": "new_arrival", "title": ""}, 422, "invalid_post"),
+    ("blank title", {"kind": "new_arrival", "title": "   "}, 422, "invalid_title"),
+    ("overlong title", {"kind": "new_arrival", "title": "x" * 81}, 422, "invalid_post"),
+    ("overlong text", {"kind": "new_arrival", "title": "x", "text": "y" * 501}, 422,
+     "invalid_post"),
+    ("unknown field", {"kind": "new_arrival", "title": "x", "color": "red"}, 422, "invalid_post"),
+    ("wrong type", {"kind": "new_arrival", "title": 42}, 422, "invalid_post"),
+    ("negative price", {"kind": "new_arrival", "title": "x", "price": -1}, 422, "invalid_post"),
+    ("flash without ends_at", {"kind": "flash_offer", "title": "x"}, 422, "invalid_post"),
+    ("ends_at without offset", {"kind": "flash_offer", "title": "x",
+                                "ends_at": "2030-01-01T10:00:00"}, 422, "invalid_post"),
+    ("ends_at not a date", {"kind": "flash_offer", "title": "x", "ends_at": "tomorrow"}, 422,
+     "invalid_post"),
+    ("ends_at in the past", {"kind": "flash_offer", "title": "x", "ends_at": _in(-1)}, 422,
+     "ends_at_in_past"),
+    ("ends_at over 24 h ahead", {"kind": "flash_offer", "title": "x", "ends_at": _in(25)}, 422,
+     "ends_at_too_far"),
+    ("script in title", {"kind": "new_arrival", "title": "<script>alert(1)</script>"}, 422,
+     "markup_not_allowed"),
+    ("too many links", {"kind": "new_arrival", "title": "x",
+                        "text": "https://a.example https://b.example"}, 422, "too_many_links"),
+    ("oversized body", {"kind": "new_arrival", "title": "x", "text": "y" * 20_000}, 413,
+     "payload_too_large"),
+]
+
+
+async def _snapshot_keys(redis: Redis) -> dict[bytes, Any]:
+    """Every key with a dump of its value: equal before and after means nothing was written."""
+    state = {}
+    for key in await redis.keys("*"):
+        state[key] = await redis.dump(key)
+    return state
+
+
+@pytest.mark.parametrize(("case", "body", "status", "code"), BAD_POSTS,
+                         ids=[c[0] for c in BAD_POSTS])
+async def test_bad_post_is_rejected_and_writes_nothing(
+        redis: Redis, settings: Settings, case: str, body: bytes | dict[str, Any], status: int,
+        code: str) -> None:
+    shop = await add_shop(redis, settings)
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        before = await _snapshot_keys(redis)
+        response = await send_post(http, shop, body)
+        assert response.status_code == status, response.text
+        error = response.json()["error"]
+        assert error["code"] == code
+        assert error["message"]
+        assert await _snapshot_keys(redis) == before
+
+
+async def test_auth_failures(redis: Redis, settings: Settings) -> None:
+    shop = await add_shop(redis, settings)
+    other = await add_shop(redis, settings, "Other")
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        before = await _snapshot_keys(redis)
+        url = f"/api/v1/shops/{shop.id}/posts"
+        body = json.dumps(arrival()).encode()
+        cases = [
+            ({}, 401, "missing_token"),
+            ({"Authorization": "Basic abc"}, 401, "missing_token"),
+            ({"Authorization": "Bearer wrong"}, 401, "invalid_token"),
+            ({"Authorization": f"Bearer {other.token}"}, 401, "invalid_token"),
+        ]
+        for headers, status, code in cases:
+            response = await http.post(url, content=body, headers=headers)
+            assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+        unknown = await http.post("/api/v1/shops/no-such-shop/posts", content=body,
+                                  headers={"Authorization": f"Bearer {shop.token}"})
+        assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "unknown_shop")
+        bad_key = await send_post(http, shop, arrival(), idempotency_key="x" * 200)
+        assert (bad_key.status_code, bad_key.json()["error"]["code"]) == (
+            400, "invalid_idempotency_key")
+        assert await _snapshot_keys(redis) == before
+        # The token never comes back in an error.
+        assert shop.token not in (await http.post(url, content=body, headers={
+            "Authorization": f"Bearer {shop.token}x"})).text
+
+
+@pytest.mark.parametrize("query", [
+    "lat=44.8&lon=-0.57",  # no radius
+    "lat=44.8&lon=-0.57&radius_m=5001",  # over 5 km
+    "lat=44.8&lon=-0.57&radius_m=0",
+    "lat=44.8&lon=-0.57&radius_m=-5",
+    "lat=91&lon=-0.57&radius_m=100",
+    "lat=44.8&lon=181&radius_m=100",
+    "lat=nan&lon=-0.57&radius_m=100",
+    "lat=inf&lon=-0.57&radius_m=100",
+    "lat=abc&lon=-0.57&radius_m=100",
+    "lat=44.8&lon=-0.57&radius_m=100&kinds=garage_sale",
+    "lat=44.8&lon=-0.57&radius_m=100&zoom=3",
+])
+async def test_bad_feed_query(redis: Redis, settings: Settings, query: str) -> None:
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        response = await http.get(f"/api/v1/feed?{query}")
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid_subscription"
+        async with connect(f"{web.ws}/ws/feed?{query}") as ws:
+            frame = json.loads(await ws.recv())
+            assert frame["type"] == "error"
+            assert frame["error"]["code"] == "invalid_subscription"
+            await ws.wait_closed()
+            assert ws.close_code == 1008
+
+
+async def test_bad_websocket_messages(redis: Redis, settings: Settings) -> None:
+    async with web_server(settings) as web:
+        async with feed_client(web.ws, *STREET) as client:
+            await client.ws.send("not json")
+            await client.send({"type": "subscribe", "lat": 100, "lon": 0, "radius_m": 100})
+            await client.send({"type": "teleport"})
+            await wait_for(lambda: len(client.of_type("error")) == 3)
+            assert {f["error"]["code"] for f in client.of_type("error")} == {"invalid_message"}
+            # Still subscribed and usable.
+            await client.send({"type": "subscribe", "lat": STREET[0], "lon": STREET[1],
+                               "radius_m": 200})
+            await wait_for(lambda: len(client.of_type("reset")) == 1)
+        async with feed_client(web.ws, *STREET) as client:
+            await client.ws.send(b"\x00\x01binary")
+            await client.closed.wait()
+            assert client.close_code == 1003
+        async with feed_client(web.ws, *STREET) as client:
+            await client.ws.send("x" * (settings.max_ws_frame_bytes + 1))
+            await client.closed.wait()
+            assert client.close_code == 1009
+
+
+async def test_unknown_routes_and_methods_are_json_errors(redis: Redis,
+                                                          settings: Settings) -> None:
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        missing = await http.get("/api/v1/nothing")
+        assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+        wrong = await http.put("/api/v1/feed")
+        assert (wrong.status_code, wrong.json()["error"]["code"]) == (405, "method_not_allowed")
+
+
+async def test_good_post_is_accepted(redis: Redis, settings: Settings) -> None:
+    """The control case for the table above: the same request, well formed, is a 202."""
+    shop = await add_shop(redis, settings)
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        response = await send_post(http, shop, {"kind": "flash_offer", "title": "-30 %",
+                                                "ends_at": _in(2), "discount_pct": 30})
+        assert response.status_code == 202
+        assert response.json()["id"].startswith("p_")

@@ -1,0 +1,156 @@
+"""Enrichers in a consumer group: nothing lost when one dies mid-batch, nothing doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+
+import httpx
+import msgspec
+from redis.asyncio import Redis
+
+from schemas.posts import RawPost
+from streetfeed import keys
+from streetfeed.clock import SystemClock
+from streetfeed.moderation import Policy
+from streetfeed.settings import Settings
+from tests.helpers import add_shop, arrival, enricher, feed_client, send_post, wait_for, web_server
+from workers.enrich import Enriched, enrich
+from workers.enricher import Enricher
+
+STREET = (44.8370, -0.5735)
+
+
+async def _feed_post_ids(redis: Redis, settings: Settings) -> Counter[str]:
+    entries = await redis.xrange(keys.feed_stream(settings.region))
+    decoded = [msgspec.json.decode(fields[b"d"]) for _, fields in entries]
+    return Counter(e["id"] for e in decoded if e["type"] == "post")
+
+
+async def _pending(redis: Redis, settings: Settings) -> int:
+    info = await redis.xpending(keys.in_stream(settings.region), keys.ENRICHER_GROUP)
+    return int(info["pending"])
+
+
+async def test_consumer_dead_mid_batch_is_reclaimed_without_duplicates(
+        redis: Redis, settings: Settings) -> None:
+    settings = settings.with_(enricher_claim_idle_ms=200, enricher_batch=10)
+    shop = await add_shop(redis, settings, lat=STREET[0], lon=STREET[1])
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http, \
+            feed_client(web.ws, *STREET) as client:
+        ids = [(await send_post(http, shop, arrival(f"post {i}"))).json()["id"]
+               for i in range(10)]
+        # Consumer "a" takes the whole batch, publishes half of it and dies before XACK.
+        dying = Enricher(redis, settings, SystemClock(), Policy(), name="a")
+        await dying.ensure_group()
+        reply = await redis.xreadgroup(keys.ENRICHER_GROUP, "a",
+                                       {keys.in_stream(settings.region): ">"}, count=10)
+        entries = reply[0][1]
+        assert len(entries) == 10
+        shop_record = msgspec.json.decode(await redis.get(keys.shop(shop.id)))
+        from schemas.shops import ShopRecord
+        record = msgspec.convert(shop_record, ShopRecord)
+        for entry_id, fields in entries[:5]:
+            raw = msgspec.json.decode(fields[b"d"], type=RawPost)
+            outcome = enrich(raw, record, now=SystemClock().now(), tz=dying.tz, policy=Policy())
+            assert isinstance(outcome, Enriched)
+            await dying.live.publish(post_id=raw.id, source=entry_id.decode(),
+                                     post_json=outcome.json, kind=outcome.kind, lat=outcome.lat,
+                                     lon=outcome.lon, expires_ts=outcome.expires_ts,
+                                     shop_id=raw.shop_id)
+        assert await _pending(redis, settings) == 10
+        await client.wait_post(ids[4])
+        # Consumer "b" reclaims the dead consumer's entries once they have been idle long enough.
+        survivor = Enricher(redis, settings, SystemClock(), Policy(), name="b")
+
+        async def reclaimed() -> bool:
+            await survivor.reclaim()
+            return await _pending(redis, settings) == 0
+        await wait_for(reclaimed)
+        await client.wait_post(ids[-1])
+        assert client.post_ids() == ids
+        assert await _feed_post_ids(redis, settings) == Counter(ids)
+
+
+def _spawn_enricher(settings: Settings) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "REDIS_URL": settings.redis_url or "",
+           "STREETFEED_ENRICHER_CLAIM_IDLE_MS": "500"}
+    return subprocess.Popen([sys.executable, "-m", "streetfeed.cli", "enricher"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def test_two_enricher_processes_one_killed_nothing_lost(
+        redis: Redis, settings: Settings) -> None:
+    shop = await add_shop(redis, settings, lat=STREET[0], lon=STREET[1])
+    processes = [_spawn_enricher(settings), _spawn_enricher(settings)]
+    total = 600
+    try:
+        async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http, \
+                feed_client(web.ws, *STREET, radius_m=300) as client:
+            async def consumers() -> bool:
+                if not await redis.exists(keys.in_stream(settings.region)):
+                    return False
+                groups = await redis.xinfo_groups(keys.in_stream(settings.region))
+                return bool(groups) and groups[0]["consumers"] == 2
+            await wait_for(consumers, 15, "two enrichers in the group")
+            sem = asyncio.Semaphore(20)
+
+            async def post(i: int) -> str:
+                async with sem:
+                    response = await send_post(http, shop, arrival(f"post {i}"))
+                    assert response.status_code == 202
+                    return str(response.json()["id"])
+
+            posting = [asyncio.create_task(post(i)) for i in range(total)]
+
+            async def some_published() -> bool:
+                return await redis.xlen(keys.feed_stream(settings.region)) >= 50
+            await wait_for(some_published, 15)
+            processes[0].send_signal(signal.SIGKILL)
+            processes[0].wait(5)
+            ids = await asyncio.gather(*posting)
+
+            async def all_published() -> bool:
+                return sum((await _feed_post_ids(redis, settings)).values()) >= total
+            await wait_for(all_published, 30, "every accepted post published")
+            await wait_for(lambda: len(set(client.post_ids())) == total, 10)
+            counts = await _feed_post_ids(redis, settings)
+            assert set(counts) == set(ids)
+            assert max(counts.values()) == 1, "a post was published twice"
+            assert sorted(client.post_ids()) == sorted(ids)
+
+            async def none_pending() -> bool:
+                return await _pending(redis, settings) == 0
+            await wait_for(none_pending, 15)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(10)
+
+
+async def test_in_stream_is_trimmed_only_below_what_is_acknowledged(
+        redis: Redis, settings: Settings) -> None:
+    shop = await add_shop(redis, settings, lat=STREET[0], lon=STREET[1])
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        for i in range(5):
+            await send_post(http, shop, arrival(f"p{i}"))
+        worker = Enricher(redis, settings, SystemClock(), Policy(), name="solo")
+        await worker.ensure_group()
+        # Deliver 3, acknowledge none: a trim must keep all five.
+        await redis.xreadgroup(keys.ENRICHER_GROUP, "other", {keys.in_stream(settings.region): ">"},
+                               count=3)
+        await worker.trim()
+        assert await redis.xlen(keys.in_stream(settings.region)) == 5
+        async with enricher(redis, settings) as running:
+            await wait_for(lambda: running.stats.published == 2)
+        await worker.reclaim()  # idle threshold not reached: nothing taken yet
+        worker.settings = settings.with_(enricher_claim_idle_ms=0)
+        assert await worker.reclaim() == 3
+        await worker.trim()
+        stream_len = await redis.xlen(keys.in_stream(settings.region))
+        assert stream_len <= 5 and await _pending(redis, settings) == 0
