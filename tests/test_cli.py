@@ -1,0 +1,128 @@
+"""The command line as a newcomer uses it: real processes, the embedded server, no REDIS_URL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from redis import Redis
+
+from streetfeed import keys
+from streetfeed.shops import hash_token
+from tests.helpers import free_port
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["STREETFEED_DEMO_INTERVAL_S"] = "0.3"
+    return env
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "streetfeed.cli", *args]
+
+
+def test_shops_add_prints_id_and_token_and_stores_only_a_hash(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    result = subprocess.run(
+        _cli("shops", "add", "--name", "Fromagerie Dupont", "--category", "fromagerie",
+             "--lat", "44.8397", "--lon", "-0.5737", "--address", "31 rue Sainte-Catherine",
+             "--data-dir", str(data)),
+        env=_env(), capture_output=True, text=True, timeout=60, check=True)
+    created = json.loads(result.stdout)
+    assert created["id"].startswith("fromagerie-dupont-")
+    assert len(created["token"]) >= 43  # 256 bits, url-safe base64
+    # The embedded server it started was stopped again, its data kept (AOF).
+    assert not (data / "redis.sock").exists() or not _answers(data)
+    assert (data / "appendonlydir").is_dir()
+    # A second command on the same data directory sees the shop, stored with a hash only.
+    again = subprocess.run(
+        _cli("shops", "add", "--name", "Second", "--category", "café", "--lat", "44.84",
+             "--lon", "-0.57", "--data-dir", str(data)),
+        env=_env(), capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(again.stdout)["id"] != created["id"]
+    server = subprocess.Popen(_cli("up", "--no-demo", "--port", str(free_port()),
+                                   "--data-dir", str(data)),
+                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_socket(data)
+        redis = Redis(unix_socket_path=str(data / "redis.sock"))
+        stored = redis.get(keys.shop(created["id"]))
+        assert stored is not None
+        assert created["token"].encode() not in stored
+        assert hash_token(created["token"]).encode() in stored
+        assert redis.scard(keys.shops_index()) == 2
+        redis.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+
+
+def test_shops_add_rejects_bad_coordinates(tmp_path: Path) -> None:
+    result = subprocess.run(
+        _cli("shops", "add", "--name", "X", "--category", "c", "--lat", "95", "--lon", "0",
+             "--data-dir", str(tmp_path / "var")),
+        env=_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "lat" in result.stderr
+
+
+def test_up_runs_everything_with_demo_data_and_stops_cleanly(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    port = free_port()
+    process = subprocess.Popen(_cli("up", "--port", str(port), "--data-dir", str(data)),
+                               env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        posts: list[dict[str, object]] = []
+        while time.monotonic() < deadline:
+            try:
+                assert httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+                feed = httpx.get(f"{base}/api/v1/feed",
+                                 params={"lat": 44.8370, "lon": -0.5735, "radius_m": 1000})
+                posts = feed.json()["posts"]
+                if len(posts) >= 3:
+                    break
+            except (httpx.HTTPError, AssertionError):
+                pass
+            time.sleep(0.1)
+        assert len(posts) >= 3, "the demo street should come alive within seconds"
+        assert {p["shop"]["id"] for p in posts} <= {s for s in _demo_ids()}
+        page = httpx.get(base + "/")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        tokens = json.loads((data / "demo-tokens.json").read_text())
+        assert len(tokens) == 12
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, out
+    assert not _answers(data), "the embedded server must stop with `up`"
+    # The passer-by position never reaches the logs.
+    assert "44.837" not in out and "-0.5735" not in out
+
+
+def _demo_ids() -> list[str]:
+    from streetfeed.demo import DEMO_SHOPS
+    return [s[0] for s in DEMO_SHOPS]
+
+
+def _answers(data: Path) -> bool:
+    from streetfeed.embedded import _ping_unix
+    return _ping_unix(data / "redis.sock")
+
+
+def _wait_socket(data: Path) -> None:
+    deadline = time.monotonic() + 20
+    while not _answers(data):
+        if time.monotonic() > deadline:
+            pytest.fail("embedded server did not answer")
+        time.sleep(0.05)

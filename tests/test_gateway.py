@@ -1,0 +1,114 @@
+"""Gateway behaviour under load and at the edges: slow sockets, pings, many clients."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import socket
+
+import msgspec
+from redis.asyncio import Redis
+
+from feed.geo import haversine_m
+from schemas.feed import FeedEntry
+from streetfeed import keys
+from streetfeed.settings import Settings
+from tests.helpers import feed_client, wait_for, web_server
+
+STREET = (44.8370, -0.5735)
+
+
+def _big_post(i: int) -> bytes:
+    post = {"id": f"p_{i:016d}", "kind": "new_arrival", "title": f"post {i}", "text": "x" * 60_000,
+            "posted_at": "2026-11-26T10:00:00Z", "expires_at": "2026-11-26T23:00:00Z",
+            "shop": {"id": "big-shop", "name": "Big", "category": "c", "lat": STREET[0],
+                     "lon": STREET[1]}}
+    entry = FeedEntry(type="post", id=post["id"], kind="new_arrival", lat=STREET[0],
+                      lon=STREET[1], post=msgspec.Raw(json.dumps(post).encode()))
+    return msgspec.json.encode(entry)
+
+
+async def _stalled_client(port: int, query: str) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads again."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    await loop.sock_sendall(sock, (
+        f"GET /ws/feed?{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += await loop.sock_recv(sock, 1)
+    assert response.startswith(b"HTTP/1.1 101"), response
+    return sock
+
+
+async def test_stalled_socket_is_closed_and_others_keep_receiving(
+        redis: Redis, settings: Settings) -> None:
+    settings = settings.with_(gateway_socket_buffer_max=256 * 1024)
+    query = f"lat={STREET[0]}&lon={STREET[1]}&radius_m=500"
+    async with web_server(settings) as web, feed_client(web.ws, *STREET) as healthy:
+        stalled = await _stalled_client(web.port, query)
+        hub = web.state.hub
+        await wait_for(lambda: len(hub.index) == 2, message="both subscribed")
+        total = 200  # ~12 MB: far more than socket buffers and the per-socket limit
+        for i in range(total):
+            await redis.xadd(keys.feed_stream(settings.region), {"d": _big_post(i)})
+        await wait_for(lambda: hub.dropped_slow == 1, 10, "the stalled socket to be dropped")
+        assert len(hub.index) == 1
+        await wait_for(lambda: len(healthy.posts()) == total, 20, "every post on the healthy one")
+        assert healthy.close_code is None
+        # Memory stays bounded: what is buffered for the stalled socket was released.
+        stalled.close()
+
+
+async def test_ping_after_snapshot_carries_cursor(redis: Redis, settings: Settings) -> None:
+    settings = settings.with_(gateway_ping_interval_s=0.2)
+    async with web_server(settings) as web, feed_client(web.ws, *STREET) as client:
+        await client.wait_ready(pings=3)
+        pings = client.of_type("ping")
+        assert all(p["cursor"] == "0-0" for p in pings)
+        await redis.xadd(keys.feed_stream(settings.region), {"d": _big_post(1)})
+        await wait_for(lambda: len(client.posts()) == 1)
+        cursor = client.frames[-1]["cursor"]
+        await wait_for(lambda: client.frames[-1]["type"] == "ping")
+        assert client.frames[-1]["cursor"] == cursor
+
+
+async def test_hundreds_of_clients_get_exactly_their_posts(redis: Redis,
+                                                           settings: Settings) -> None:
+    """Many sockets on one street: each gets every post within its radius, once."""
+    clients = []
+    async with web_server(settings) as web:
+        async with contextlib.AsyncExitStack() as stack:
+            for i in range(200):
+                lat = STREET[0] + (i % 20) * 0.0005  # a 1 km strip of the street
+                clients.append((lat, await stack.enter_async_context(
+                    feed_client(web.ws, lat, STREET[1], radius_m=150))))
+            posts = [(STREET[0] + j * 0.00025, f"p_{j:016d}") for j in range(40)]
+            for lat, post_id in posts:
+                post = {"id": post_id, "kind": "new_arrival", "title": "t",
+                        "posted_at": "2026-11-26T10:00:00Z", "expires_at": "2026-11-26T23:00:00Z",
+                        "shop": {"id": "s", "name": "S", "category": "c", "lat": lat,
+                                 "lon": STREET[1]}}
+                entry = FeedEntry(type="post", id=post_id, kind="new_arrival", lat=lat,
+                                  lon=STREET[1], post=msgspec.Raw(json.dumps(post).encode()))
+                await redis.xadd(keys.feed_stream(settings.region),
+                                 {"d": msgspec.json.encode(entry)})
+
+            def expected(lat: float) -> list[str]:
+                return [pid for plat, pid in posts
+                        if haversine_m(lat, STREET[1], plat, STREET[1]) <= 150]
+
+            hub = web.state.hub
+            await wait_for(lambda: hub.position is not None and hub.position != "0-0")
+            await wait_for(lambda: all(c.post_ids() == expected(lat) for lat, c in clients), 10,
+                           "every client to have exactly its posts")
+            assert hub.deliveries == sum(len(expected(lat)) for lat, _ in clients)
