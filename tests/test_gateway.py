@@ -86,29 +86,28 @@ async def test_hundreds_of_clients_get_exactly_their_posts(redis: Redis,
                                                            settings: Settings) -> None:
     """Many sockets on one street: each gets every post within its radius, once."""
     clients = []
-    async with web_server(settings) as web:
-        async with contextlib.AsyncExitStack() as stack:
-            for i in range(200):
-                lat = STREET[0] + (i % 20) * 0.0005  # a 1 km strip of the street
-                clients.append((lat, await stack.enter_async_context(
-                    feed_client(web.ws, lat, STREET[1], radius_m=150))))
-            posts = [(STREET[0] + j * 0.00025, f"p_{j:016d}") for j in range(40)]
-            for lat, post_id in posts:
-                post = {"id": post_id, "kind": "new_arrival", "title": "t",
-                        "posted_at": "2026-11-26T10:00:00Z", "expires_at": "2026-11-26T23:00:00Z",
-                        "shop": {"id": "s", "name": "S", "category": "c", "lat": lat,
-                                 "lon": STREET[1]}}
-                entry = FeedEntry(type="post", id=post_id, kind="new_arrival", lat=lat,
-                                  lon=STREET[1], post=msgspec.Raw(json.dumps(post).encode()))
-                await redis.xadd(keys.feed_stream(settings.region),
-                                 {"d": msgspec.json.encode(entry)})
+    async with web_server(settings) as web, contextlib.AsyncExitStack() as stack:
+        for i in range(200):
+            lat = STREET[0] + (i % 20) * 0.0005  # a 1 km strip of the street
+            clients.append((lat, await stack.enter_async_context(
+                feed_client(web.ws, lat, STREET[1], radius_m=150))))
+        posts = [(STREET[0] + j * 0.00025, f"p_{j:016d}") for j in range(40)]
+        for lat, post_id in posts:
+            post = {"id": post_id, "kind": "new_arrival", "title": "t",
+                    "posted_at": "2026-11-26T10:00:00Z", "expires_at": "2026-11-26T23:00:00Z",
+                    "shop": {"id": "s", "name": "S", "category": "c", "lat": lat,
+                             "lon": STREET[1]}}
+            entry = FeedEntry(type="post", id=post_id, kind="new_arrival", lat=lat,
+                              lon=STREET[1], post=msgspec.Raw(json.dumps(post).encode()))
+            await redis.xadd(keys.feed_stream(settings.region),
+                             {"d": msgspec.json.encode(entry)})
 
-            def expected(lat: float) -> list[str]:
-                return [pid for plat, pid in posts
-                        if haversine_m(lat, STREET[1], plat, STREET[1]) <= 150]
+        def expected(lat: float) -> list[str]:
+            return [pid for plat, pid in posts
+                    if haversine_m(lat, STREET[1], plat, STREET[1]) <= 150]
 
-            hub = web.state.hub
-            await wait_for(lambda: hub.position is not None and hub.position != "0-0")
-            await wait_for(lambda: all(c.post_ids() == expected(lat) for lat, c in clients), 10,
-                           "every client to have exactly its posts")
-            assert hub.deliveries == sum(len(expected(lat)) for lat, _ in clients)
+        hub = web.state.hub
+        await wait_for(lambda: hub.position is not None and hub.position != "0-0")
+        await wait_for(lambda: all(c.post_ids() == expected(lat) for lat, c in clients), 10,
+                       "every client to have exactly its posts")
+        assert hub.deliveries == sum(len(expected(lat)) for lat, _ in clients)
