@@ -50,6 +50,19 @@ class OpeningChangeIn(_PostIn, tag="opening_change"):
 PostIn = NewArrivalIn | FlashOfferIn | OpeningChangeIn
 
 
+class PostPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A correction of a live post: only the fields given change (kind stays)."""
+
+    title: Title | msgspec.UnsetType = msgspec.UNSET
+    text: Text | msgspec.UnsetType = msgspec.UNSET
+    price: Price | msgspec.UnsetType | None = msgspec.UNSET
+    tags: Tags | msgspec.UnsetType = msgspec.UNSET
+    ends_at: AwareDatetime | msgspec.UnsetType = msgspec.UNSET
+    discount_pct: Percent | msgspec.UnsetType | None = msgspec.UNSET
+    status: OpeningStatus | msgspec.UnsetType = msgspec.UNSET
+    until: AwareDatetime | msgspec.UnsetType | None = msgspec.UNSET
+
+
 # --- What the `in` stream keeps (tolerant) ----------------------------------------------
 
 
@@ -58,6 +71,12 @@ class RawPost(msgspec.Struct, frozen=True, kw_only=True):
     shop_id: str
     accepted_at: datetime
     body: PostIn
+    # An edit (or republish) of a live post: applied only while the post is live.
+    edit: bool = False
+    # When the post was first accepted (kept across edits); None: accepted_at.
+    posted_at: datetime | None = None
+    # Made by the scheduler from opening hours, not typed by the shopkeeper.
+    auto: bool = False
 
 
 # --- What passers-by get ------------------------------------------------------------------
@@ -79,6 +98,8 @@ class _Post(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
     posted_at: datetime
     expires_at: datetime
     shop: ShopSummary
+    updated_at: datetime | None = None
+    auto: bool = False
 
 
 class NewArrival(_Post, tag="new_arrival"):

@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from schemas.common import Latitude, Longitude, ShopId
+from schemas.hours import NextChange, ShopHours
 from streetfeed import settings as limits
 
 ShopName = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.SHOP_NAME_MAX)]
@@ -28,6 +29,8 @@ class ShopRecord(msgspec.Struct, frozen=True, kw_only=True):
     token_hash: str
     created_at: datetime
     disabled: bool = False
+    hours: ShopHours | None = None
+    updated_at: datetime | None = None
 
 
 class NewShop(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -38,6 +41,14 @@ class NewShop(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     address: Address = ""
 
 
+class ShopUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: ShopName | msgspec.UnsetType = msgspec.UNSET
+    category: Category | msgspec.UnsetType = msgspec.UNSET
+    lat: Latitude | msgspec.UnsetType = msgspec.UNSET
+    lon: Longitude | msgspec.UnsetType = msgspec.UNSET
+    address: Address | msgspec.UnsetType = msgspec.UNSET
+
+
 class ShopProfile(msgspec.Struct, frozen=True, kw_only=True):
     id: ShopId
     name: str
@@ -45,6 +56,18 @@ class ShopProfile(msgspec.Struct, frozen=True, kw_only=True):
     lat: float
     lon: float
     address: str = ""
+    # None when the shop has not given its hours.
+    open_now: bool | None = None
+    next_change: NextChange | None = None
+
+
+class ShopList(msgspec.Struct, frozen=True):
+    shops: list[ShopProfile]
+
+
+class TokenRotated(msgspec.Struct, frozen=True):
+    id: str
+    token: str
 
 
 class ShopCreated(msgspec.Struct, frozen=True):

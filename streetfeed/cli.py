@@ -2,6 +2,10 @@
 
     streetfeed up [--port P] [--host H] [--data-dir D] [--no-demo]
     streetfeed shops add --name N --category C --lat LAT --lon LON [--address A] [--data-dir D]
+    streetfeed shops list | update ID [--name ...] | disable ID | enable ID | rotate-token ID
+    streetfeed shops hours ID [--weekly 'mon-fri 09:00-19:00; sat 09:00-13:00']
+                              [--closed YYYY-MM-DD]... [--open 'YYYY-MM-DD 10:00-22:00']...
+                              [--timezone Europe/Paris] [--clear]
     streetfeed web | enricher | scheduler [--data-dir D]     (one process kind, for the Procfile)
 
 Every command reaches the same Redis: REDIS_URL when set, otherwise the
@@ -19,7 +23,8 @@ from pathlib import Path
 
 import msgspec
 
-from schemas.shops import NewShop
+from schemas.hours import ShopHours
+from schemas.shops import NewShop, ShopUpdate
 from streetfeed.clock import SystemClock
 from streetfeed.embedded import EmbeddedServer
 from streetfeed.errors import ConfigError
@@ -71,6 +76,30 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--lon", type=float, required=True)
     add.add_argument("--address", default="")
     data_dir(add)
+    data_dir(shops_sub.add_parser("list", help="every shop, one JSON object per line"))
+    update = shops_sub.add_parser("update", help="change a shop's details")
+    update.add_argument("shop_id")
+    for name in ("name", "category", "address"):
+        update.add_argument(f"--{name}")
+    update.add_argument("--lat", type=float)
+    update.add_argument("--lon", type=float)
+    data_dir(update)
+    for name, text in (("disable", "take a shop and its live posts off the street"),
+                       ("enable", "let a disabled shop post again"),
+                       ("rotate-token", "new token; the old one stops working at once")):
+        p = shops_sub.add_parser(name, help=text)
+        p.add_argument("shop_id")
+        data_dir(p)
+    hours = shops_sub.add_parser("hours", help="show or set opening hours")
+    hours.add_argument("shop_id")
+    hours.add_argument("--weekly", help="e.g. 'tue-sat 07:00-13:00,15:30-19:30; sun closed'")
+    hours.add_argument("--closed", action="append", default=[], metavar="DATE",
+                       help="an exceptional closure (repeatable)")
+    hours.add_argument("--open", action="append", default=[], metavar="'DATE HH:MM-HH:MM'",
+                       help="exceptional hours for a date (repeatable)")
+    hours.add_argument("--timezone")
+    hours.add_argument("--clear", action="store_true", help="forget the shop's hours")
+    data_dir(hours)
     return parser
 
 
@@ -82,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(**overrides)
         if args.command == "shops":
-            return _shops_add(settings, args)
+            if args.shops_command == "add":
+                return _shops_add(settings, args)
+            return _shops_manage(settings, args)
         setup_logging()
         from streetfeed.runner import default_parts, supervise
 
@@ -124,6 +155,89 @@ def _shops_add(settings: Settings, args: argparse.Namespace) -> int:
     with redis_for(settings) as ready:
         print(asyncio.run(add(ready)).decode())
     return 0
+
+
+def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
+    from streetfeed import shops
+    from streetfeed.errors import ApiError
+    from streetfeed.redis_conn import open_redis
+
+    clock = SystemClock()
+    out: list[bytes] = []
+
+    async def run(ready: Settings) -> None:
+        redis = open_redis(ready)
+        try:
+            command = args.shops_command
+            if command == "list":
+                for record in await shops.list_shops(redis, include_disabled=True):
+                    out.append(msgspec.json.encode({**msgspec.structs.asdict(
+                        shops.profile_of(record, clock)), "disabled": record.disabled}))
+            elif command == "update":
+                fields = {k: getattr(args, k) for k in ("name", "category", "address", "lat",
+                                                        "lon") if getattr(args, k) is not None}
+                update = msgspec.convert(fields, ShopUpdate)
+                record = await shops.update_shop(redis, args.shop_id, update, clock,
+                                                 ready.idempotency_ttl_s)
+                out.append(msgspec.json.encode(shops.profile_of(record, clock)))
+            elif command in ("disable", "enable"):
+                withdrawn = await shops.set_disabled(redis, args.shop_id, command == "disable",
+                                                     clock, ready.feed_maxlen)
+                out.append(msgspec.json.encode({"id": args.shop_id,
+                                                "disabled": command == "disable",
+                                                "withdrawn_posts": withdrawn}))
+            elif command == "rotate-token":
+                token = await shops.rotate_token(redis, args.shop_id, clock)
+                out.append(msgspec.json.encode({"id": args.shop_id, "token": token}))
+            elif command == "hours":
+                record = await shops.get_shop(redis, args.shop_id)
+                if record is None:
+                    raise ApiError(f"no shop with id {args.shop_id!r}")
+                changed = args.weekly or args.closed or args.open or args.timezone or args.clear
+                if changed:
+                    hours = None if args.clear else _hours_from_args(
+                        record.hours or ShopHours(timezone=ready.timezone), args)
+                    record = await shops.set_hours(redis, args.shop_id, hours, clock)
+                out.append(msgspec.json.encode({
+                    "id": record.id, "hours": record.hours,
+                    **msgspec.structs.asdict(shops.profile_of(record, clock)),
+                }))
+        finally:
+            await redis.aclose()
+
+    try:
+        with redis_for(settings) as ready:
+            asyncio.run(run(ready))
+    except (msgspec.ValidationError, ValueError) as exc:
+        print(f"streetfeed: {exc}", file=sys.stderr)
+        return 2
+    except ApiError as exc:
+        print(f"streetfeed: {exc.message}", file=sys.stderr)
+        return 1
+    for line in out:
+        print(line.decode())
+    return 0
+
+
+def _hours_from_args(current: ShopHours, args: argparse.Namespace) -> ShopHours:
+    from streetfeed.hours import parse_ranges, parse_weekly
+
+    data = msgspec.to_builtins(current)
+    if args.weekly:
+        data["weekly"] = msgspec.to_builtins(parse_weekly(args.weekly))
+    if args.timezone:
+        data["timezone"] = args.timezone
+    exceptions = {e["date"]: e for e in data.get("exceptions", [])}
+    for day in args.closed:
+        exceptions[day] = {"date": day, "ranges": []}
+    for spec in args.open:
+        day, _, ranges = spec.partition(" ")
+        exceptions[day] = {"date": day, "ranges": msgspec.to_builtins(parse_ranges(ranges))}
+    data["exceptions"] = sorted(exceptions.values(), key=lambda e: e["date"])
+    hours = msgspec.convert(data, ShopHours)
+    from streetfeed.shops import validate_hours
+    validate_hours(hours)
+    return hours
 
 
 if __name__ == "__main__":

@@ -17,9 +17,11 @@ from pathlib import Path
 import msgspec
 from redis.asyncio import Redis
 
+from schemas.hours import ShopHours
 from schemas.shops import ShopRecord
 from streetfeed import keys
 from streetfeed.clock import Clock
+from streetfeed.hours import parse_weekly
 from streetfeed.live import LiveIndex
 from streetfeed.moderation import Policy
 from streetfeed.redis_conn import open_redis
@@ -85,14 +87,32 @@ _OPENINGS = [("Ouvert tard ce soir", "open_late"),
 LIVE_POSTS_PER_SHOP = 3
 
 
+# Typical town-centre hours, so that "open now" means something on the demo street.
+_DEMO_HOURS = {
+    "boulangerie": "tue-sun 07:00-13:30,15:30-19:30",
+    "café": "mon-sun 07:30-22:00",
+    "caviste": "tue-sat 10:00-13:00,15:00-20:30",
+}
+_DEFAULT_HOURS = "tue-sat 09:30-19:00"
+
+
 async def seed(redis: Redis, settings: Settings, clock: Clock) -> dict[str, str]:
-    """Create (or refresh) the demo shops; a fresh token for each, written to the data dir."""
+    """Create (or refresh) the demo shops; a fresh token for each, written to the data dir.
+
+    Hours already set (from the console or CLI) are kept.
+    """
     encode = msgspec.json.Encoder().encode
+    decode = msgspec.json.Decoder(ShopRecord).decode
     tokens: dict[str, str] = {}
     for shop_id, name, category, lat, lon, address in DEMO_SHOPS:
         token = new_token()
+        existing = await redis.get(keys.shop(shop_id))
+        hours = decode(existing).hours if existing else None
+        if hours is None:
+            hours = ShopHours(timezone=settings.timezone, weekly=parse_weekly(  # type: ignore[arg-type]
+                _DEMO_HOURS.get(category, _DEFAULT_HOURS)))
         record = ShopRecord(id=shop_id, name=name, category=category, lat=lat, lon=lon,
-                            address=address, region=settings.region,
+                            address=address, region=settings.region, hours=hours,
                             token_hash=hash_token(token), created_at=clock.now())
         await redis.set(keys.shop(shop_id), encode(record))
         await redis.sadd(keys.shops_index(), shop_id)

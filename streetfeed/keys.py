@@ -47,6 +47,11 @@ def idempotency(region: str, shop_id: str, key: str) -> str:
     return f"{PREFIX}:{{{region}}}:idem:{shop_id}:{key}"
 
 
+def hours_checked(region: str, shop_id: str) -> str:
+    """Up to when the scheduler has turned this shop's hours into opening_change posts."""
+    return f"{PREFIX}:{{{region}}}:hours-checked:{shop_id}"
+
+
 def shop(shop_id: str) -> str:
     """A shop record (JSON of schemas.shops.ShopRecord)."""
     return f"{PREFIX}:shop:{shop_id}"

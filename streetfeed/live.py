@@ -25,15 +25,16 @@ GONE_TTL_S = 48 * 3600
 
 _PUBLISH = """
 -- KEYS: post, active, expiry, shop_posts, feed, gone
--- ARGV: post_id, source, post_json, lat, lon, expires_ts, shop_id, kind, maxlen, entry
+-- ARGV: post_id, source, post_json, lat, lon, expires_ts, shop_id, kind, maxlen, entry,
+--       raw (the input, for later edits), edit ('1': only while the post is live)
 if redis.call('EXISTS', KEYS[6]) == 1 then return false end
-if redis.call('HGET', KEYS[1], 'source') == ARGV[2] then
-  return redis.call('HGET', KEYS[1], 'feed_id')
-end
+local source = redis.call('HGET', KEYS[1], 'source')
+if source == ARGV[2] then return redis.call('HGET', KEYS[1], 'feed_id') end
+if ARGV[12] == '1' and not source then return false end
 local feed_id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'd', ARGV[10])
 redis.call('HSET', KEYS[1], 'json', ARGV[3], 'feed_id', feed_id, 'source', ARGV[2],
            'lat', ARGV[4], 'lon', ARGV[5], 'expires_at', ARGV[6], 'shop_id', ARGV[7],
-           'kind', ARGV[8])
+           'kind', ARGV[8], 'raw', ARGV[11])
 redis.call('GEOADD', KEYS[2], ARGV[5], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
@@ -110,8 +111,13 @@ class LiveIndex:
         self._snapshot = redis.register_script(_SNAPSHOT)
 
     async def publish(self, *, post_id: str, source: str, post_json: bytes, kind: str,
-                      lat: float, lon: float, expires_ts: float, shop_id: str) -> str | None:
-        """Make a post live and append it to the feed; the feed id, or None if withdrawn."""
+                      lat: float, lon: float, expires_ts: float, shop_id: str, raw: bytes,
+                      edit: bool = False) -> str | None:
+        """Make a post live (or replace it) and append it to the feed; the feed id.
+
+        None when nothing was published: the post was withdrawn, or it is an edit of a
+        post no longer live. Publishing the same source entry twice changes nothing.
+        """
         r = self.region
         entry = _encode(FeedEntry(type="post", id=post_id, kind=kind, lat=lat, lon=lon,
                                   post=msgspec.Raw(post_json)))
@@ -119,7 +125,7 @@ class LiveIndex:
             keys=[keys.post(r, post_id), keys.active_geo(r), keys.expiry_zset(r),
                   keys.shop_posts(r, shop_id), keys.feed_stream(r), _gone(r, post_id)],
             args=[post_id, source, post_json, repr(lat), repr(lon), repr(expires_ts), shop_id,
-                  kind, self.feed_maxlen, entry],
+                  kind, self.feed_maxlen, entry, raw, "1" if edit else "0"],
         )
         return None if result is None else _text(result)
 

@@ -1,8 +1,9 @@
-"""The shop registry: create shops, look them up, check their tokens.
+"""The shop registry: create, look up, update, disable, rotate tokens, set hours.
 
 Tokens are 256-bit random strings shown once; only their SHA-256 is stored
 (a token has full entropy, so a salt or slow hash adds nothing) and it is
-compared in constant time.
+compared in constant time. A record changes under WATCH, so two concurrent
+updates cannot lose one another.
 """
 
 from __future__ import annotations
@@ -12,18 +13,26 @@ import hmac
 import re
 import secrets
 import unicodedata
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
-from schemas.posts import ShopSummary
-from schemas.shops import NewShop, ShopCreated, ShopProfile, ShopRecord
+from schemas.hours import ShopHours
+from schemas.posts import RawPost, ShopSummary
+from schemas.shops import NewShop, ShopCreated, ShopProfile, ShopRecord, ShopUpdate
 from streetfeed import keys
 from streetfeed.clock import Clock
-from streetfeed.errors import NotFound, Unauthorized
+from streetfeed.errors import InvalidInput, NotFound, Unauthorized
+from streetfeed.hours import opening_state
+from streetfeed.inbox import Inbox
+from streetfeed.live import LiveIndex
 
 _encode = msgspec.json.Encoder().encode
 _decode_record = msgspec.json.Decoder(ShopRecord).decode
+_decode_raw = msgspec.json.Decoder(RawPost).decode
 
 
 def new_token() -> str:
@@ -49,14 +58,28 @@ def new_shop_id(name: str) -> str:
     return f"{slugify(name)}-{secrets.token_hex(3)}"
 
 
-def profile_of(record: ShopRecord) -> ShopProfile:
+def profile_of(record: ShopRecord, clock: Clock | None = None) -> ShopProfile:
+    state = opening_state(record.hours, clock.now()) if clock is not None else None
     return ShopProfile(id=record.id, name=record.name, category=record.category,
-                       lat=record.lat, lon=record.lon, address=record.address)
+                       lat=record.lat, lon=record.lon, address=record.address,
+                       open_now=state.open_now if state else None,
+                       next_change=state.next_change if state else None)
 
 
 def summary_of(record: ShopRecord) -> ShopSummary:
     return ShopSummary(id=record.id, name=record.name, category=record.category,
                        lat=record.lat, lon=record.lon, address=record.address)
+
+
+def validate_hours(hours: ShopHours) -> None:
+    try:
+        ZoneInfo(hours.timezone)
+    except Exception:
+        raise InvalidInput(f"unknown time zone {hours.timezone!r}", code="invalid_hours") from None
+    for ranges in [*hours.weekly.values(), *(e.ranges for e in hours.exceptions)]:
+        for rng in ranges:
+            if rng.open == rng.close:
+                raise InvalidInput(f"empty range {rng.open}-{rng.close}", code="invalid_hours")
 
 
 async def create_shop(redis: Redis, shop: NewShop, *, region: str, clock: Clock) -> ShopCreated:
@@ -77,6 +100,15 @@ async def get_shop(redis: Redis, shop_id: str) -> ShopRecord | None:
     return None if raw is None else _decode_record(raw)
 
 
+async def list_shops(redis: Redis, *, include_disabled: bool = False) -> list[ShopRecord]:
+    ids = sorted(i.decode() for i in await redis.smembers(keys.shops_index()))
+    if not ids:
+        return []
+    values = await redis.mget([keys.shop(i) for i in ids])
+    records = [_decode_record(v) for v in values if v is not None]
+    return [r for r in records if include_disabled or not r.disabled]
+
+
 async def require_shop(redis: Redis, shop_id: str) -> ShopRecord:
     record = await get_shop(redis, shop_id)
     if record is None or record.disabled:
@@ -91,7 +123,95 @@ async def authenticate(redis: Redis, shop_id: str, authorization: str | None) ->
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("expected 'Authorization: Bearer <token>'", code="missing_token")
+    return await check_token(redis, shop_id, token.strip())
+
+
+async def check_token(redis: Redis, shop_id: str, token: str) -> ShopRecord:
     record = await require_shop(redis, shop_id)
-    if not token_matches(token.strip(), record.token_hash):
+    if not token_matches(token, record.token_hash):
         raise Unauthorized("the token is not valid for this shop", code="invalid_token")
     return record
+
+
+async def change_shop(redis: Redis, shop_id: str,
+                      change: Callable[[ShopRecord], ShopRecord]) -> ShopRecord:
+    """Apply `change` to the stored record atomically (optimistic, retried on conflict)."""
+    key = keys.shop(shop_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                await pipe.watch(key)
+                raw = await pipe.get(key)
+                if raw is None:
+                    raise NotFound(f"no shop with id {shop_id!r}", code="unknown_shop")
+                updated = change(_decode_record(raw))
+                pipe.multi()
+                pipe.set(key, _encode(updated))
+                await pipe.execute()
+                return updated
+            except WatchError:
+                continue
+
+
+async def update_shop(redis: Redis, shop_id: str, update: ShopUpdate, clock: Clock,
+                      idempotency_ttl_s: int) -> ShopRecord:
+    changes = {k: v for k, v in msgspec.structs.asdict(update).items()
+               if v is not msgspec.UNSET}
+    if not changes:
+        raise InvalidInput("nothing to change", code="empty_patch")
+    record = await change_shop(
+        redis, shop_id,
+        lambda r: msgspec.structs.replace(r, **changes, updated_at=clock.now()))
+    await republish_live_posts(redis, record, clock, idempotency_ttl_s)
+    return record
+
+
+async def republish_live_posts(redis: Redis, record: ShopRecord, clock: Clock,
+                               idempotency_ttl_s: int) -> int:
+    """Re-enrich every live post of the shop, so cards show its current name and place."""
+    post_ids = [p.decode() for p in await redis.smembers(keys.shop_posts(record.region,
+                                                                         record.id))]
+    inbox = Inbox(redis, record.region, idempotency_ttl_s)
+    count = 0
+    for post_id in post_ids:
+        stored = await redis.hget(keys.post(record.region, post_id), "raw")
+        if stored is None:
+            continue
+        original = _decode_raw(stored)
+        await inbox.append(RawPost(id=original.id, shop_id=original.shop_id,
+                                   accepted_at=clock.now(), body=original.body, edit=True,
+                                   posted_at=original.posted_at or original.accepted_at,
+                                   auto=original.auto))
+        count += 1
+    return count
+
+
+async def rotate_token(redis: Redis, shop_id: str, clock: Clock) -> str:
+    token = new_token()
+    await change_shop(redis, shop_id, lambda r: msgspec.structs.replace(
+        r, token_hash=hash_token(token), updated_at=clock.now()))
+    return token
+
+
+async def set_hours(redis: Redis, shop_id: str, hours: ShopHours | None,
+                    clock: Clock) -> ShopRecord:
+    if hours is not None:
+        validate_hours(hours)
+    return await change_shop(redis, shop_id, lambda r: msgspec.structs.replace(
+        r, hours=hours, updated_at=clock.now()))
+
+
+async def set_disabled(redis: Redis, shop_id: str, disabled: bool, clock: Clock,
+                       feed_maxlen: int) -> int:
+    """Disable (or enable) a shop; disabling takes its live posts off the street at once."""
+    record = await change_shop(redis, shop_id, lambda r: msgspec.structs.replace(
+        r, disabled=disabled, updated_at=clock.now()))
+    if not disabled:
+        return 0
+    live = LiveIndex(redis, record.region, feed_maxlen=feed_maxlen)
+    withdrawn = 0
+    for post_id in await redis.smembers(keys.shop_posts(record.region, shop_id)):
+        if await live.remove(post_id.decode(), "withdrawn", now_ts=clock.now().timestamp(),
+                             shop_id=shop_id):
+            withdrawn += 1
+    return withdrawn

@@ -61,7 +61,7 @@ async def test_consumer_dead_mid_batch_is_reclaimed_without_duplicates(
             await dying.live.publish(post_id=raw.id, source=entry_id.decode(),
                                      post_json=outcome.json, kind=outcome.kind, lat=outcome.lat,
                                      lon=outcome.lon, expires_ts=outcome.expires_ts,
-                                     shop_id=raw.shop_id)
+                                     shop_id=raw.shop_id, raw=fields[b"d"])
         assert await _pending(redis, settings) == 10
         await client.wait_post(ids[4])
         # Consumer "b" reclaims the dead consumer's entries once they have been idle long enough.

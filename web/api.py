@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -9,13 +11,16 @@ from starlette.responses import Response
 from feed.gateway import SubscriptionError, parse_subscription
 from feed.index import Subscriber
 from schemas.feed import FeedResponse
+from schemas.hours import ShopHours
 from schemas.posts import PostAccepted
-from streetfeed import shops
+from schemas.shops import ShopList, ShopUpdate, TokenRotated
+from streetfeed import keys, shops
 from streetfeed.errors import InvalidInput, NotFound, PayloadTooLarge
 from web.responses import JSONResponse
 from web.state import AppState
 
 _SEARCH_SLACK = 1.001
+T = TypeVar("T")
 
 
 def state_of(request: Request) -> AppState:
@@ -74,10 +79,86 @@ async def feed(request: Request) -> Response:
                         headers={"Cache-Control": "no-store"})
 
 
+async def edit_post(request: Request) -> Response:
+    st = state_of(request)
+    shop = await shops.authenticate(st.redis, request.path_params["shop_id"],
+                                    request.headers.get("authorization"))
+    body = await read_body(request, st.settings.max_body_bytes)
+    post_id = await st.ingest.edit(shop, request.path_params["post_id"], body)
+    return JSONResponse(PostAccepted(id=post_id), status_code=202)
+
+
+async def shop_posts(request: Request) -> Response:
+    """A shop's live posts, newest first (public, like the posts themselves)."""
+    st = state_of(request)
+    record = await shops.require_shop(st.redis, request.path_params["shop_id"])
+    ids = sorted(await st.redis.smembers(keys.shop_posts(record.region, record.id)))
+    now = st.clock.now().timestamp()
+    posts: list[tuple[bytes, msgspec.Raw]] = []
+    for post_id in ids:
+        json_, feed_id, expires = await st.redis.hmget(
+            keys.post(record.region, post_id.decode()), "json", "feed_id", "expires_at")
+        if json_ is not None and float(expires) > now:
+            posts.append((feed_id, msgspec.Raw(json_)))
+    posts.sort(key=lambda p: tuple(int(x) for x in p[0].split(b"-")), reverse=True)
+    return JSONResponse({"posts": [p for _, p in posts]})
+
+
+async def list_shops(request: Request) -> Response:
+    st = state_of(request)
+    records = await shops.list_shops(st.redis)
+    return JSONResponse(ShopList(shops=[shops.profile_of(r, st.clock) for r in records]))
+
+
 async def shop_profile(request: Request) -> Response:
     st = state_of(request)
     record = await shops.require_shop(st.redis, request.path_params["shop_id"])
-    return JSONResponse(shops.profile_of(record))
+    return JSONResponse(shops.profile_of(record, st.clock))
+
+
+async def update_shop(request: Request) -> Response:
+    st = state_of(request)
+    shop = await shops.authenticate(st.redis, request.path_params["shop_id"],
+                                    request.headers.get("authorization"))
+    update = decode_body(await read_body(request, st.settings.max_body_bytes), ShopUpdate,
+                         "invalid_shop")
+    record = await shops.update_shop(st.redis, shop.id, update, st.clock,
+                                     st.settings.idempotency_ttl_s)
+    return JSONResponse(shops.profile_of(record, st.clock))
+
+
+async def rotate_token(request: Request) -> Response:
+    st = state_of(request)
+    shop = await shops.authenticate(st.redis, request.path_params["shop_id"],
+                                    request.headers.get("authorization"))
+    token = await shops.rotate_token(st.redis, shop.id, st.clock)
+    return JSONResponse(TokenRotated(id=shop.id, token=token),
+                        headers={"Cache-Control": "no-store"})
+
+
+async def get_hours(request: Request) -> Response:
+    st = state_of(request)
+    record = await shops.require_shop(st.redis, request.path_params["shop_id"])
+    return JSONResponse(record.hours or ShopHours(timezone=st.settings.timezone))
+
+
+async def put_hours(request: Request) -> Response:
+    st = state_of(request)
+    shop = await shops.authenticate(st.redis, request.path_params["shop_id"],
+                                    request.headers.get("authorization"))
+    hours = decode_body(await read_body(request, st.settings.max_body_bytes), ShopHours,
+                        "invalid_hours")
+    record = await shops.set_hours(st.redis, shop.id, hours, st.clock)
+    return JSONResponse(shops.profile_of(record, st.clock))
+
+
+def decode_body(body: bytes, type_: type[T], code: str) -> T:
+    try:
+        return msgspec.json.decode(body, type=type_)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(str(exc), code=code) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"malformed JSON: {exc}", code="malformed_json", status=400) from None
 
 
 async def healthz(request: Request) -> Response:

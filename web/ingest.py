@@ -1,52 +1,55 @@
-"""POST -> `in` stream: the only way a post enters Streetfeed.
+"""POST/PATCH -> `in` stream: validate, moderate, append.
 
-A 202 is answered only once the raw post is in the region's `in` stream (never
-trimmed by length: the enricher trims what it has acknowledged); with
-an Idempotency-Key the check and the append are one script, so a retried
-request gets the first answer and never a second post.
+A 202 is answered only once the raw post is in the region's `in` stream. An
+edit is appended as a new raw entry with the same id: the enricher publishes
+it in order after the original, and every client replaces the card.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import secrets
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
 
-from schemas.posts import PostIn, RawPost
+from schemas.posts import PostIn, PostPatch, RawPost
 from schemas.shops import ShopRecord
 from streetfeed import keys
 from streetfeed.clock import Clock
-from streetfeed.errors import Conflict, InvalidInput
+from streetfeed.errors import Conflict, InvalidInput, NotFound
+from streetfeed.inbox import Inbox, new_post_id
 from streetfeed.moderation import Policy, check_post
 from streetfeed.settings import IDEMPOTENCY_KEY_MAX, Settings
 
 _decode_post = msgspec.json.Decoder(PostIn).decode
-_encode = msgspec.json.Encoder().encode
-
-_IDEMPOTENT_APPEND = """
--- KEYS: idempotency key, in stream; ARGV: answer, ttl_s, entry
-local previous = redis.call('GET', KEYS[1])
-if previous then return previous end
-redis.call('XADD', KEYS[2], '*', 'd', ARGV[3])
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return ARGV[1]
-"""
+_decode_patch = msgspec.json.Decoder(PostPatch).decode
+_decode_raw = msgspec.json.Decoder(RawPost).decode
 
 
-def new_post_id() -> str:
-    return "p_" + base64.b32encode(secrets.token_bytes(10)).decode().lower()
-
-
-def decode_post(body: bytes) -> PostIn:
+def _decode(decode: Any, body: bytes) -> Any:
     try:
-        return _decode_post(body)
+        return decode(body)
     except msgspec.ValidationError as exc:
         raise InvalidInput(str(exc), code="invalid_post") from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"malformed JSON: {exc}", code="malformed_json", status=400) from None
+
+
+def decode_post(body: bytes) -> PostIn:
+    return _decode(_decode_post, body)  # type: ignore[no-any-return]
+
+
+def apply_patch(original: PostIn, patch: PostPatch) -> PostIn:
+    """The original post with the patch's fields replaced, validated as a whole again."""
+    merged = msgspec.to_builtins(original)
+    merged.update({k: v for k, v in msgspec.to_builtins(patch).items()})
+    merged["kind"] = type(original).__struct_config__.tag
+    try:
+        return msgspec.convert(merged, PostIn)  # type: ignore[no-any-return]
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(f"this change does not fit a {merged['kind']}: {exc}",
+                           code="invalid_post") from None
 
 
 class Ingest:
@@ -55,33 +58,47 @@ class Ingest:
         self.settings = settings
         self.clock = clock
         self.policy = policy
-        self._append = redis.register_script(_IDEMPOTENT_APPEND)
 
-    async def accept(self, shop: ShopRecord, body: bytes, idempotency_key: str | None) -> str:
-        """Validate and append a post; its public id."""
-        post = decode_post(body)
-        now = self.clock.now()
-        rejection = check_post(post, now, self.policy)
+    def _moderate(self, post: PostIn) -> None:
+        rejection = check_post(post, self.clock.now(), self.policy)
         if rejection is not None:
             raise InvalidInput(rejection.message, code=rejection.code)
-        post_id = new_post_id()
-        entry = _encode(RawPost(id=post_id, shop_id=shop.id, accepted_at=now, body=post))
-        stream = keys.in_stream(shop.region)
+
+    async def accept(self, shop: ShopRecord, body: bytes, idempotency_key: str | None) -> str:
+        """Validate and append a new post; its public id."""
+        post = decode_post(body)
+        self._moderate(post)
+        raw = RawPost(id=new_post_id(), shop_id=shop.id, accepted_at=self.clock.now(), body=post)
+        inbox = Inbox(self.redis, shop.region, self.settings.idempotency_ttl_s)
         if idempotency_key is None:
-            await self.redis.xadd(stream, {"d": entry})
-            return post_id
+            await inbox.append(raw)
+            return raw.id
         key_ok = 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX
         if not key_ok or not idempotency_key.isprintable():
             raise InvalidInput(f"Idempotency-Key: expected 1..{IDEMPOTENCY_KEY_MAX} printable "
                                "characters", code="invalid_idempotency_key", status=400)
         fingerprint = hashlib.sha256(body).hexdigest()
-        answer = await self._append(
-            keys=[keys.idempotency(shop.region, shop.id, idempotency_key), stream],
-            args=[f"{post_id} {fingerprint}", self.settings.idempotency_ttl_s, entry],
-        )
-        first_id, _, first_fingerprint = (answer.decode() if isinstance(answer, bytes)
-                                          else answer).partition(" ")
+        first_id, first_fingerprint = await inbox.append_once(raw, idempotency_key, fingerprint)
         if first_fingerprint != fingerprint:
             raise Conflict("this Idempotency-Key was used for a different post",
                            code="idempotency_key_reused")
         return first_id
+
+    async def live_raw(self, shop: ShopRecord, post_id: str) -> RawPost:
+        """The raw form of one of the shop's live posts (to edit or republish it)."""
+        stored = await self.redis.hmget(keys.post(shop.region, post_id), "raw", "shop_id")
+        if stored[0] is None or stored[1] != shop.id.encode():
+            raise NotFound(f"no live post {post_id!r} for this shop", code="unknown_post")
+        return _decode_raw(stored[0])  # type: ignore[no-any-return]
+
+    async def edit(self, shop: ShopRecord, post_id: str, body: bytes) -> str:
+        patch: PostPatch = _decode(_decode_patch, body)
+        if not msgspec.to_builtins(patch):
+            raise InvalidInput("nothing to change", code="empty_patch")
+        original = await self.live_raw(shop, post_id)
+        post = apply_patch(original.body, patch)
+        self._moderate(post)
+        raw = RawPost(id=original.id, shop_id=original.shop_id, accepted_at=self.clock.now(),
+                      body=post, edit=True, posted_at=original.posted_at or original.accepted_at)
+        await Inbox(self.redis, shop.region, self.settings.idempotency_ttl_s).append(raw)
+        return post_id

@@ -45,17 +45,20 @@ def enrich(raw: RawPost, shop: ShopRecord | None, *, now: datetime, tz: ZoneInfo
            policy: Policy) -> Enriched | Dropped:
     if shop is None or shop.disabled:
         return Dropped("unknown_shop")
-    posted_at = raw.accepted_at.astimezone(UTC)
+    accepted_at = raw.accepted_at.astimezone(UTC)
+    posted_at = (raw.posted_at or raw.accepted_at).astimezone(UTC)
     # Moderation is checked again (policy may have tightened since the API took it),
     # judged at acceptance time so that a slow queue does not reject valid offers.
-    rejection = check_post(raw.body, posted_at, policy)
+    rejection = check_post(raw.body, accepted_at, policy)
     if rejection is not None:
         return Dropped(rejection.code)
+    # Default lifetimes count from the first posting: an edit does not prolong a post.
     expires = expires_at(raw.body, posted_at, tz).astimezone(UTC)
     if expires <= now:
         return Dropped("expired")
     common = {"id": raw.id, "title": raw.body.title.strip(), "text": raw.body.text.strip(),
-              "posted_at": posted_at, "expires_at": expires, "shop": summary_of(shop)}
+              "posted_at": posted_at, "expires_at": expires, "shop": summary_of(shop),
+              "updated_at": accepted_at if raw.edit else None, "auto": raw.auto}
     post: Post
     match raw.body:
         case NewArrivalIn(price=price, tags=tags):

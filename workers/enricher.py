@@ -142,9 +142,11 @@ class Enricher:
         if not entries:
             return
         raws: list[tuple[bytes, RawPost | None]] = []
+        raw_json: dict[bytes, bytes] = {}
         for entry_id, fields in entries:
             try:
                 raws.append((entry_id, _decode_raw(fields[b"d"])))
+                raw_json[entry_id] = fields[b"d"]
             except (KeyError, msgspec.DecodeError, msgspec.ValidationError) as exc:
                 # Can never succeed: park it where an operator can see it.
                 log.error("enricher: undecodable entry %r: %s", entry_id, exc)
@@ -160,18 +162,25 @@ class Enricher:
             outcome = enrich(raw, shops.get(raw.shop_id), now=now, tz=self.tz,
                              policy=self.policy)
             if isinstance(outcome, Dropped):
-                self.stats.dropped[outcome.reason] = self.stats.dropped.get(outcome.reason, 0) + 1
+                self._count_drop(outcome.reason)
                 log.info("enricher: dropped %s (%s)", raw.id, outcome.reason)
             else:
-                await self.live.publish(post_id=raw.id, source=_text(entry_id),
-                                        post_json=outcome.json, kind=outcome.kind,
-                                        lat=outcome.lat, lon=outcome.lon,
-                                        expires_ts=outcome.expires_ts, shop_id=raw.shop_id)
-                if self.schedule_expiry is not None:
-                    await self.schedule_expiry(raw.id, outcome.post.expires_at)
-                self.stats.published += 1
+                feed_id = await self.live.publish(
+                    post_id=raw.id, source=_text(entry_id), post_json=outcome.json,
+                    kind=outcome.kind, lat=outcome.lat, lon=outcome.lon,
+                    expires_ts=outcome.expires_ts, shop_id=raw.shop_id,
+                    raw=raw_json[entry_id], edit=raw.edit)
+                if feed_id is None:
+                    self._count_drop("withdrawn" if not raw.edit else "edit_of_gone_post")
+                else:
+                    if self.schedule_expiry is not None:
+                        await self.schedule_expiry(raw.id, outcome.post.expires_at)
+                    self.stats.published += 1
             done.append(entry_id)
         await self.redis.xack(self.stream, keys.ENRICHER_GROUP, *done)
+
+    def _count_drop(self, reason: str) -> None:
+        self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + 1
 
     async def trim(self) -> None:
         """Drop `in` entries every consumer has acknowledged (never one still pending)."""

@@ -2,31 +2,47 @@
 
 arq is used only for what it is good at (jobs at a time, cron); posts travel on
 Redis streams, not on arq's queue. Every job is idempotent: running it twice,
-late, or after the worker was down changes nothing more than one on-time run.
+late, or after the worker was down leaves the same state as one on-time run.
 
 Jobs:
 - expire_post(region, post_id): deferred to the post's expiry; removes it from
-  the live index and appends an `expired` tombstone, only if it is due.
-- sweep_expired(): every minute, expires every post already due, catching up
-  on jobs missed while the scheduler (or Redis) was down.
+  the live index and appends an `expired` tombstone, only once it is due.
+- sweep_expired(): every minute (and at start), expires every post already
+  due, catching up on jobs missed while the scheduler or Redis was down.
+- opening_changes(): every minute (and at start), turns each shop's opening
+  hours into an automatic `opening_change` post at each opening and closing;
+  after downtime only the latest change is posted (it is what is true now).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from arq import Worker, cron
 from arq.connections import ArqRedis
 
+from schemas.hours import NextChange, ShopHours
+from schemas.posts import OpeningChangeIn, RawPost
+from schemas.shops import ShopRecord
+from streetfeed import keys
 from streetfeed.clock import Clock, SystemClock
+from streetfeed.hours import changes, opening_state
+from streetfeed.inbox import Inbox, derived_post_id
 from streetfeed.live import LiveIndex
+from streetfeed.moderation import OPENING_UNTIL_MAX_AHEAD_S
 from streetfeed.settings import Settings
+from streetfeed.shops import list_shops
 
 log = logging.getLogger("streetfeed.scheduler")
 
 QUEUE = "sf:arq:queue"
+# A shop's first look at its hours covers this much of the past, not more: setting
+# hours must not post about an opening that happened this morning.
+FIRST_LOOK_BACK = timedelta(minutes=2)
+_DAYS_FR = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 
 
 async def expire_post(ctx: dict[str, Any], region: str, post_id: str) -> bool:
@@ -53,6 +69,56 @@ async def sweep_expired(ctx: dict[str, Any]) -> int:
     return total
 
 
+def opening_post(record: ShopRecord, hours: ShopHours, change: NextChange,
+                 now: datetime) -> OpeningChangeIn:
+    """The automatic post for one change: what is true from `change.at` until the next one."""
+    tz = ZoneInfo(hours.timezone)
+    following = opening_state(hours, change.at).next_change
+    until = None
+    if following is not None and following.at > now:
+        until = min(following.at, now + timedelta(seconds=OPENING_UNTIL_MAX_AHEAD_S - 60))
+    if change.open:
+        title = "Ouvert"
+        if until is not None:
+            title += f" jusqu'à {until.astimezone(tz):%H:%M}"
+        return OpeningChangeIn(title=title, status="open_now", until=until)
+    title = "Fermé"
+    if until is not None:
+        local = until.astimezone(tz)
+        same_day = local.date() == now.astimezone(tz).date()
+        day = "" if same_day else f"{_DAYS_FR[local.weekday()]} "
+        title += f", réouverture {day}à {local:%H:%M}"
+    return OpeningChangeIn(title=title, status="closed_now", until=until)
+
+
+async def opening_changes(ctx: dict[str, Any]) -> int:
+    redis: ArqRedis = ctx["redis"]
+    clock: Clock = ctx["clock"]
+    settings: Settings = ctx["settings"]
+    now = clock.now()
+    posted = 0
+    for record in await list_shops(redis):
+        if record.hours is None:
+            continue
+        checked_key = keys.hours_checked(record.region, record.id)
+        checked = await redis.get(checked_key)
+        since = (datetime.fromtimestamp(float(checked), UTC) if checked is not None
+                 else now - FIRST_LOOK_BACK)
+        latest = None
+        for change in changes(record.hours, since, now):
+            latest = change
+        if latest is not None:
+            body = opening_post(record, record.hours, latest, now)
+            stamp = str(int(latest.at.timestamp()))
+            raw = RawPost(id=derived_post_id(record.id, "hours", stamp), shop_id=record.id,
+                          accepted_at=now, body=body, posted_at=latest.at, auto=True)
+            inbox = Inbox(redis, record.region, settings.idempotency_ttl_s)
+            await inbox.append_once(raw, f"hours:{stamp}", stamp)
+            posted += 1
+        await redis.set(checked_key, repr(now.timestamp()))
+    return posted
+
+
 async def schedule_expiry(pool: ArqRedis, region: str, post_id: str, when: datetime) -> None:
     # One job per (post, expiry time): an edit that moves the expiry adds a job for the
     # new time, and the old one finds nothing due when it runs.
@@ -61,17 +127,23 @@ async def schedule_expiry(pool: ArqRedis, region: str, post_id: str, when: datet
                            _defer_until=when, _job_id=job_id)
 
 
+def worker_context(settings: Settings, pool: ArqRedis, clock: Clock) -> dict[str, Any]:
+    return {"live": {settings.region: LiveIndex(pool, settings.region,
+                                                feed_maxlen=settings.feed_maxlen)},
+            "clock": clock, "settings": settings, "redis": pool}
+
+
 def make_worker(pool: ArqRedis, settings: Settings, clock: Clock | None = None, *,
                 burst: bool = False) -> Worker:
-    live = {settings.region: LiveIndex(pool, settings.region, feed_maxlen=settings.feed_maxlen)}
     return Worker(
         functions=[expire_post],
-        cron_jobs=[cron(sweep_expired, second=0, run_at_startup=True)],
+        cron_jobs=[cron(sweep_expired, second=0, run_at_startup=True),
+                   cron(opening_changes, second=0, run_at_startup=True)],
         redis_pool=pool,
         queue_name=QUEUE,
         burst=burst,
         handle_signals=False,
         keep_result=60,
         poll_delay=0.2,
-        ctx={"live": live, "clock": clock or SystemClock()},
+        ctx=worker_context(settings, pool, clock or SystemClock()),
     )

@@ -1,0 +1,45 @@
+"""Opening hours of a shop: a weekly pattern and dated exceptions, in the shop's time zone."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+# "HH:MM", 00:00..24:00; a range whose close is not after its open ends the next day.
+LocalTime = Annotated[str, msgspec.Meta(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class TimeRange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    open: LocalTime
+    close: LocalTime
+
+
+Ranges = Annotated[list[TimeRange], msgspec.Meta(max_length=6)]
+
+
+class DayException(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A date whose hours replace the weekly ones: closed when `ranges` is empty."""
+
+    date: date
+    ranges: Ranges = []
+    note: Annotated[str, msgspec.Meta(max_length=80)] = ""
+
+
+class ShopHours(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    timezone: Annotated[str, msgspec.Meta(max_length=64)] = "Europe/Paris"
+    weekly: dict[Weekday, Ranges] = {}
+    exceptions: Annotated[list[DayException], msgspec.Meta(max_length=366)] = []
+
+
+class NextChange(msgspec.Struct, frozen=True):
+    at: datetime
+    open: bool
+
+
+class OpeningState(msgspec.Struct, frozen=True):
+    open_now: bool | None
+    next_change: NextChange | None

@@ -1,0 +1,60 @@
+"""The `in` stream: the only way a post (new, edited or automatic) enters Streetfeed.
+
+Appends are never trimmed by length (the enricher trims what it has
+acknowledged). With an idempotency key the check and the append are one
+script: a retry gets the first answer and never a second entry.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+
+import msgspec
+from redis.asyncio import Redis
+
+from schemas.posts import RawPost
+from streetfeed import keys
+
+_encode = msgspec.json.Encoder().encode
+
+_IDEMPOTENT_APPEND = """
+-- KEYS: idempotency key, in stream; ARGV: answer, ttl_s, entry
+local previous = redis.call('GET', KEYS[1])
+if previous then return previous end
+redis.call('XADD', KEYS[2], '*', 'd', ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return ARGV[1]
+"""
+
+
+def new_post_id() -> str:
+    return "p_" + base64.b32encode(secrets.token_bytes(10)).decode().lower()
+
+
+def derived_post_id(*parts: str) -> str:
+    """A stable post id for posts the system makes (one per shop and opening change)."""
+    digest = hashlib.sha256(":".join(parts).encode()).digest()
+    return "p_" + base64.b32encode(digest[:10]).decode().lower()
+
+
+class Inbox:
+    def __init__(self, redis: Redis, region: str, idempotency_ttl_s: int) -> None:
+        self.redis = redis
+        self.region = region
+        self.ttl = idempotency_ttl_s
+        self._append = redis.register_script(_IDEMPOTENT_APPEND)
+
+    async def append(self, raw: RawPost) -> None:
+        await self.redis.xadd(keys.in_stream(self.region), {"d": _encode(raw)})
+
+    async def append_once(self, raw: RawPost, key: str, fingerprint: str) -> tuple[str, str]:
+        """Append unless `key` was used before; the (post id, fingerprint) of the first use."""
+        answer = await self._append(
+            keys=[keys.idempotency(self.region, raw.shop_id, key), keys.in_stream(self.region)],
+            args=[f"{raw.id} {fingerprint}", self.ttl, _encode(raw)],
+        )
+        text = answer.decode() if isinstance(answer, bytes) else answer
+        first_id, _, first_fingerprint = text.partition(" ")
+        return first_id, first_fingerprint
