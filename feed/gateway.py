@@ -145,6 +145,7 @@ class Gateway:
                                    CLOSE_TRY_AGAIN)
                 return
             conn.sub.place(sub.lat, sub.lon, sub.radius_m, sub.kinds)
+            conn.screen = sub.client == "screen"
             try:
                 await self._start(conn, params.get("cursor"))
             except (RedisConnectionError, RedisTimeoutError, OSError):

@@ -84,6 +84,12 @@ class CellGrid:
             cells.extend(self._key(band, col) for col in cols)
         return cells
 
+    def centre_of(self, cell: int) -> tuple[float, float]:
+        band, col = cell >> 24, cell & 0xFFFFFF
+        lat = -90.0 + (band + 0.5) * self.cell_deg
+        lon = -180.0 + (col + 0.5) * 360.0 / self.cells_in_band(band)
+        return min(90.0, lat), lon
+
     def _key(self, band: int, col: int) -> int:
         # Bands hold fewer than 2**24 cells for any allowed cell size.
         return (band << 24) | col

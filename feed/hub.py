@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
@@ -26,6 +27,8 @@ log = logging.getLogger("streetfeed.gateway")
 CLOSE_LAGGING = 1013
 # Frames held for a socket while its snapshot is being read.
 PENDING_MAX = 5_000
+# Presence is counted in cells of ~110 m: fine enough for "within R m of the shop".
+PRESENCE_CELL_DEG = 0.001
 
 
 class Sink(Protocol):
@@ -37,13 +40,15 @@ class Sink(Protocol):
 
 
 class Connection:
-    __slots__ = ("_buffer_max", "live", "pending", "sink", "sub")
+    __slots__ = ("_buffer_max", "live", "pending", "presence_cell", "screen", "sink", "sub")
 
     def __init__(self, sink: Sink, buffer_max: int) -> None:
         self.sink = sink
         self.sub: Subscriber[Connection] = Subscriber(self)
         self.live = False
         self.pending: list[bytes] = []
+        self.screen = False
+        self.presence_cell: int | None = None
         self._buffer_max = buffer_max
 
     def deliver(self, frame: bytes) -> bool:
@@ -75,6 +80,11 @@ class Hub:
         self.positioned = asyncio.Event()
         self.deliveries = 0
         self.dropped_slow = 0
+        # Watchers per small cell (counts only: positions never leave this process) and
+        # deliveries per post since the last flush: [phones, screens].
+        self.presence_grid = CellGrid(PRESENCE_CELL_DEG)
+        self.presence: Counter[int] = Counter()
+        self.reach: dict[str, list[int]] = {}
         self._waiters: list[tuple[Callable[[str], bool], asyncio.Future[None]]] = []
 
     def connect(self, sink: Sink) -> Connection:
@@ -84,10 +94,17 @@ class Hub:
         """Start delivering to `conn` (held until go_live); the position it starts after."""
         assert self.position is not None
         self.index.add(conn.sub)
+        conn.presence_cell = self.presence_grid.cell_of(conn.sub.lat, conn.sub.lon)
+        self.presence[conn.presence_cell] += 1
         return self.position
 
     def unsubscribe(self, conn: Connection) -> None:
         self.index.remove(conn.sub)
+        cell, conn.presence_cell = conn.presence_cell, None
+        if cell is not None:
+            self.presence[cell] -= 1
+            if not self.presence[cell]:
+                del self.presence[cell]
 
     def set_position(self, entry_id: str) -> None:
         self.position = entry_id
@@ -124,12 +141,17 @@ class Hub:
         if payload is not None:
             frame = ws_text_frame(payload)
             lagging: list[Connection] = []
-            sent = 0
+            sent = screens = 0
             for sub in self.index.matching(entry.kind, entry.lat, entry.lon):
                 sent += 1
+                screens += sub.target.screen
                 if not sub.target.deliver(frame):
                     lagging.append(sub.target)
             self.deliveries += sent
+            if entry.type == "post" and sent:
+                counts = self.reach.setdefault(entry.id, [0, 0])
+                counts[0] += sent - screens
+                counts[1] += screens
             for conn in lagging:
                 self.drop_lagging(conn)
         self.set_position(entry_id)

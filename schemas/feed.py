@@ -19,6 +19,8 @@ class Subscription(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     lon: Longitude
     radius_m: RadiusM
     kinds: KindList | None = None
+    # What kind of device watches: counted apart in a post's reach ("screens and phones").
+    client: Literal["phone", "screen"] = "phone"
 
 
 class SubscribeMessage(Subscription, frozen=True, forbid_unknown_fields=True,

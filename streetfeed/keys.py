@@ -52,6 +52,26 @@ def hours_checked(region: str, shop_id: str) -> str:
     return f"{PREFIX}:{{{region}}}:hours-checked:{shop_id}"
 
 
+def presence(region: str, gateway: str) -> str:
+    """One gateway's watcher counts per small cell (numbers only), short-lived."""
+    return f"{PREFIX}:{{{region}}}:presence:{gateway}"
+
+
+def gateways(region: str) -> str:
+    """Live gateways of a region, scored by their last stats flush (unix seconds)."""
+    return f"{PREFIX}:{{{region}}}:gateways"
+
+
+def reach(region: str, post_id: str) -> str:
+    """Deliveries of a post so far (hash: phone, screen)."""
+    return f"{PREFIX}:{{{region}}}:reach:{post_id}"
+
+
+def session(session_hash: str) -> str:
+    """A shopkeeper's console session, by the SHA-256 of its cookie."""
+    return f"{PREFIX}:session:{session_hash}"
+
+
 def shop(shop_id: str) -> str:
     """A shop record (JSON of schemas.shops.ShopRecord)."""
     return f"{PREFIX}:shop:{shop_id}"

@@ -57,6 +57,12 @@ class Settings:
     # Size of a geo cell in degrees of latitude (~550 m); longitude cells keep that width in metres.
     geo_cell_deg: float = 0.005
 
+    # Map tiles for the passer-by map view; the page works without them.
+    tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    tile_attribution: str = "© OpenStreetMap contributors"
+    # Where in-shop screens may be embedded (CSP frame-ancestors); other pages: nowhere.
+    screen_frame_ancestors: str = "'none'"
+
     demo: bool = True
     demo_interval_s: float = 4.0
 
@@ -101,6 +107,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         values["region"] = env["STREETFEED_REGION"]
     if env.get("STREETFEED_TIMEZONE"):
         values["timezone"] = env["STREETFEED_TIMEZONE"]
+    if env.get("STREETFEED_TILE_URL") is not None:
+        values["tile_url"] = env["STREETFEED_TILE_URL"]
+    if env.get("STREETFEED_SCREEN_FRAME_ANCESTORS"):
+        values["screen_frame_ancestors"] = env["STREETFEED_SCREEN_FRAME_ANCESTORS"]
     if env.get("STREETFEED_FEED_MAXLEN"):
         values["feed_maxlen"] = _int(env["STREETFEED_FEED_MAXLEN"], "STREETFEED_FEED_MAXLEN")
     if env.get("STREETFEED_GATEWAY_INDEX"):

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import io
 from typing import TypeVar
 
 import msgspec
+import segno
 from starlette.requests import Request
 from starlette.responses import Response
 
 from feed.gateway import SubscriptionError, parse_subscription
 from feed.index import Subscriber
+from feed.stats import reach_of, watchers_near
 from schemas.feed import FeedResponse
 from schemas.hours import ShopHours
 from schemas.posts import PostAccepted
 from schemas.shops import ShopList, ShopUpdate, TokenRotated
 from streetfeed import keys, shops
-from streetfeed.errors import InvalidInput, NotFound, PayloadTooLarge
+from streetfeed.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthorized
+from streetfeed.settings import RADIUS_MAX_M
+from web.auth import close_session, open_session, session_shop, shop_for
 from web.responses import JSONResponse
 from web.state import AppState
 
@@ -43,8 +48,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 async def create_post(request: Request) -> Response:
     st = state_of(request)
-    shop = await shops.authenticate(st.redis, request.path_params["shop_id"],
-                                    request.headers.get("authorization"))
+    shop = await shop_for(request, request.path_params["shop_id"])
     body = await read_body(request, st.settings.max_body_bytes)
     post_id = await st.ingest.accept(shop, body, request.headers.get("idempotency-key"))
     return JSONResponse(PostAccepted(id=post_id), status_code=202)
@@ -52,8 +56,7 @@ async def create_post(request: Request) -> Response:
 
 async def withdraw_post(request: Request) -> Response:
     st = state_of(request)
-    shop = await shops.authenticate(st.redis, request.path_params["shop_id"],
-                                    request.headers.get("authorization"))
+    shop = await shop_for(request, request.path_params["shop_id"])
     post_id = request.path_params["post_id"]
     removed = await st.live.remove(post_id, "withdrawn", now_ts=st.clock.now().timestamp(),
                                    shop_id=shop.id)
@@ -81,8 +84,7 @@ async def feed(request: Request) -> Response:
 
 async def edit_post(request: Request) -> Response:
     st = state_of(request)
-    shop = await shops.authenticate(st.redis, request.path_params["shop_id"],
-                                    request.headers.get("authorization"))
+    shop = await shop_for(request, request.path_params["shop_id"])
     body = await read_body(request, st.settings.max_body_bytes)
     post_id = await st.ingest.edit(shop, request.path_params["post_id"], body)
     return JSONResponse(PostAccepted(id=post_id), status_code=202)
@@ -118,8 +120,7 @@ async def shop_profile(request: Request) -> Response:
 
 async def update_shop(request: Request) -> Response:
     st = state_of(request)
-    shop = await shops.authenticate(st.redis, request.path_params["shop_id"],
-                                    request.headers.get("authorization"))
+    shop = await shop_for(request, request.path_params["shop_id"])
     update = decode_body(await read_body(request, st.settings.max_body_bytes), ShopUpdate,
                          "invalid_shop")
     record = await shops.update_shop(st.redis, shop.id, update, st.clock,
@@ -129,8 +130,7 @@ async def update_shop(request: Request) -> Response:
 
 async def rotate_token(request: Request) -> Response:
     st = state_of(request)
-    shop = await shops.authenticate(st.redis, request.path_params["shop_id"],
-                                    request.headers.get("authorization"))
+    shop = await shop_for(request, request.path_params["shop_id"])
     token = await shops.rotate_token(st.redis, shop.id, st.clock)
     return JSONResponse(TokenRotated(id=shop.id, token=token),
                         headers={"Cache-Control": "no-store"})
@@ -144,8 +144,7 @@ async def get_hours(request: Request) -> Response:
 
 async def put_hours(request: Request) -> Response:
     st = state_of(request)
-    shop = await shops.authenticate(st.redis, request.path_params["shop_id"],
-                                    request.headers.get("authorization"))
+    shop = await shop_for(request, request.path_params["shop_id"])
     hours = decode_body(await read_body(request, st.settings.max_body_bytes), ShopHours,
                         "invalid_hours")
     record = await shops.set_hours(st.redis, shop.id, hours, st.clock)
@@ -165,3 +164,72 @@ async def healthz(request: Request) -> Response:
     st = state_of(request)
     await st.redis.ping()
     return JSONResponse({"status": "ok"})
+
+
+class SignIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    shop_id: str
+    token: str
+
+
+async def sign_in(request: Request) -> Response:
+    st = state_of(request)
+    body = decode_body(await read_body(request, st.settings.max_body_bytes), SignIn,
+                       "invalid_sign_in")
+    record = await shops.check_token(st.redis, body.shop_id, body.token)
+    response = JSONResponse(shops.profile_of(record, st.clock))
+    await open_session(st.redis, record, response, secure=request.url.scheme == "https")
+    return response
+
+
+async def current_session(request: Request) -> Response:
+    st = state_of(request)
+    record = await session_shop(st.redis, request)
+    if record is None:
+        raise Unauthorized("not signed in", code="not_signed_in")
+    return JSONResponse(shops.profile_of(record, st.clock))
+
+
+async def sign_out(request: Request) -> Response:
+    st = state_of(request)
+    response = Response(status_code=204)
+    await close_session(st.redis, request, response)
+    return response
+
+
+WATCH_RADII = [100, 250, 500, 1000, 2000]
+
+
+async def shop_stats(request: Request) -> Response:
+    """For the console: people watching around the shop now, and each live post's reach."""
+    st = state_of(request)
+    shop = await shop_for(request, request.path_params["shop_id"])
+    watching = await watchers_near(st.redis, shop.region, shop.lat, shop.lon, WATCH_RADII)
+    post_ids = sorted(p.decode() for p in await st.redis.smembers(
+        keys.shop_posts(shop.region, shop.id)))
+    return JSONResponse({
+        "watching": [{"radius_m": r, "count": watching[r]} for r in WATCH_RADII],
+        "reach": await reach_of(st.redis, shop.region, post_ids),
+    }, headers={"Cache-Control": "no-store"})
+
+
+async def shop_qr(request: Request) -> Response:
+    """A QR code (SVG) opening the passer-by feed centred on the shop's street."""
+    st = state_of(request)
+    record = await shops.require_shop(st.redis, request.path_params["shop_id"])
+    base = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+    url = f"{base}/?lat={record.lat:.5f}&lon={record.lon:.5f}&radius_m=500&shop={record.id}"
+    qr = segno.make(url, error="m")
+    buffer = io.BytesIO()
+    qr.save(buffer, kind="svg", scale=8, border=2, dark="#000", light="#fff", xmldecl=False)
+    return Response(buffer.getvalue(), media_type="image/svg+xml",
+                    headers={"Cache-Control": "public, max-age=300", "X-QR-Target": url})
+
+
+async def client_config(request: Request) -> Response:
+    """What the pages need to know about this deployment (not secrets)."""
+    st = state_of(request)
+    from streetfeed.demo import DEMO_CENTRE
+    return JSONResponse({"tile_url": st.settings.tile_url,
+                         "tile_attribution": st.settings.tile_attribution,
+                         "fallback": {"lat": DEMO_CENTRE[0], "lon": DEMO_CENTRE[1]},
+                         "radius_max_m": RADIUS_MAX_M})

@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from feed.gateway import Gateway
 from feed.hub import Hub
 from feed.reader import FeedReader
+from feed.stats import StatsPublisher
 from streetfeed.clock import Clock, SystemClock
 from streetfeed.errors import ApiError
 from streetfeed.live import LiveIndex
@@ -71,6 +72,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         app.state.streetfeed = state
         stop = asyncio.Event()
         tasks = [asyncio.create_task(reader.run(stop), name="feed-reader"),
+                 asyncio.create_task(StatsPublisher(redis, settings.region, hub).run(stop),
+                                     name="stats"),
                  asyncio.create_task(_ping_loop(hub, settings.gateway_ping_interval_s, stop),
                                      name="ping")]
         try:
@@ -98,9 +101,19 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Route("/api/v1/shops/{shop_id}/token", api.rotate_token, methods=["POST"]),
         Route("/api/v1/shops/{shop_id}/hours", api.get_hours, methods=["GET"]),
         Route("/api/v1/shops/{shop_id}/hours", api.put_hours, methods=["PUT"]),
+        Route("/api/v1/shops/{shop_id}/stats", api.shop_stats, methods=["GET"]),
+        Route("/api/v1/shops/{shop_id}/qr.svg", api.shop_qr, methods=["GET"]),
+        Route("/api/v1/session", api.sign_in, methods=["POST"]),
+        Route("/api/v1/session", api.current_session, methods=["GET"]),
+        Route("/api/v1/session", api.sign_out, methods=["DELETE"]),
+        Route("/api/v1/config", api.client_config, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         WebSocketRoute("/ws/feed", ws_feed),
         Route("/", pages.passer_by, methods=["GET"]),
+        Route("/shop", pages.console, methods=["GET"]),
+        Route("/screen/{shop_id}", pages.screen, methods=["GET"]),
+        Route("/sw.js", pages.service_worker, methods=["GET"]),
+        Route("/manifest.webmanifest", pages.manifest, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(
@@ -113,7 +126,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             RedisTimeoutError: _redis_down,
         },
     )
-    app.add_middleware(pages.SecurityHeaders)
+    app.add_middleware(pages.SecurityHeaders,
+                       screen_frame_ancestors=settings.screen_frame_ancestors)
     return app
 
 

@@ -1,4 +1,4 @@
-"""The pages (served as static HTML + JS modules) and the headers every response gets."""
+"""The three faces (static HTML + JS modules) and the headers every response gets."""
 
 from __future__ import annotations
 
@@ -11,29 +11,56 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 STATIC_DIR = Path(__file__).parent / "static"
 
 # Scripts only from our own origin (no inline script): user text can never run.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: "
-       "https:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-       "form-action 'self'; frame-ancestors 'none'")
+# Map tiles come from the configured tile server, hence https: images.
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: "
+        "https:; connect-src 'self'; font-src 'self'; manifest-src 'self'; worker-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}")
+
+
+def _page(name: str) -> Response:
+    return FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache"})
 
 
 async def passer_by(request: Request) -> Response:
-    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    return _page("index.html")
+
+
+async def console(request: Request) -> Response:
+    return _page("shop.html")
+
+
+async def screen(request: Request) -> Response:
+    return _page("screen.html")
+
+
+async def service_worker(request: Request) -> Response:
+    # Served from the root so that its scope covers the whole site.
+    return FileResponse(STATIC_DIR / "sw.js", media_type="text/javascript",
+                        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"})
+
+
+async def manifest(request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "manifest.webmanifest",
+                        media_type="application/manifest+json")
 
 
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, screen_frame_ancestors: str = "'none'") -> None:
         self.app = app
+        self.csp = _CSP.format(ancestors="'none'").encode()
+        self.screen_csp = _CSP.format(ancestors=screen_frame_ancestors).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        csp = self.screen_csp if scope["path"].startswith("/screen/") else self.csp
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.setdefault("headers", [])
                 headers.extend([
-                    (b"content-security-policy", CSP.encode()),
+                    (b"content-security-policy", csp),
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"),
                     (b"permissions-policy", b"geolocation=(self), camera=(), microphone=()"),

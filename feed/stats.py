@@ -1,0 +1,108 @@
+"""Presence and reach: numbers the gateways share through Redis, once a second.
+
+Each web process writes its watcher counts per small cell (opaque cell numbers
+and counts; no position leaves the process) to its own short-lived hash, and
+adds the deliveries it made per post to the post's reach. Readers sum over
+every live gateway, so counts stay right when the sockets of one street are
+spread over several processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from feed.geo import CellGrid, haversine_m
+from feed.hub import PRESENCE_CELL_DEG, Hub
+from streetfeed import keys
+
+log = logging.getLogger("streetfeed.stats")
+
+PRESENCE_TTL_S = 5
+REACH_TTL_S = 3 * 24 * 3600
+
+
+def gateway_id() -> str:
+    return f"{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class StatsPublisher:
+    def __init__(self, redis: Redis, region: str, hub: Hub, interval_s: float = 1.0) -> None:
+        self.redis = redis
+        self.region = region
+        self.hub = hub
+        self.interval_s = interval_s
+        self.id = gateway_id()
+
+    async def publish(self) -> None:
+        presence_key = keys.presence(self.region, self.id)
+        reach, self.hub.reach = self.hub.reach, {}
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.delete(presence_key)
+                if self.hub.presence:
+                    pipe.hset(presence_key, mapping={str(c): n for c, n in
+                                                     self.hub.presence.items()})
+                    pipe.expire(presence_key, PRESENCE_TTL_S)
+                pipe.zadd(keys.gateways(self.region), {self.id: time.time()})
+                for post_id, (phones, screens) in reach.items():
+                    key = keys.reach(self.region, post_id)
+                    if phones:
+                        pipe.hincrby(key, "phone", phones)
+                    if screens:
+                        pipe.hincrby(key, "screen", screens)
+                    pipe.expire(key, REACH_TTL_S)
+                await pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            # Counts made while Redis was away are kept for the next flush.
+            for post_id, (phones, screens) in reach.items():
+                counts = self.hub.reach.setdefault(post_id, [0, 0])
+                counts[0] += phones
+                counts[1] += screens
+            raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval_s)
+            try:
+                await self.publish()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("stats: Redis unavailable (%s)", exc)
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+            await self.redis.delete(keys.presence(self.region, self.id))
+            await self.redis.zrem(keys.gateways(self.region), self.id)
+
+
+async def watchers_near(redis: Redis, region: str, lat: float, lon: float,
+                        radii: list[int]) -> dict[int, int]:
+    """How many sockets watch within each radius of (lat, lon), over every live gateway."""
+    now = time.time()
+    gateways = await redis.zrangebyscore(keys.gateways(region), now - PRESENCE_TTL_S, "+inf")
+    grid = CellGrid(PRESENCE_CELL_DEG)
+    counts = dict.fromkeys(radii, 0)
+    for gw in gateways:
+        cells = await redis.hgetall(keys.presence(region, gw.decode()))
+        for cell, n in cells.items():
+            distance = haversine_m(lat, lon, *grid.centre_of(int(cell)))
+            for radius in radii:
+                if distance <= radius:
+                    counts[radius] += int(n)
+    await redis.zremrangebyscore(keys.gateways(region), "-inf", now - 60)
+    return counts
+
+
+async def reach_of(redis: Redis, region: str, post_ids: list[str]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for post_id in post_ids:
+        values = await redis.hmget(keys.reach(region, post_id), "phone", "screen")
+        out[post_id] = {"phone": int(values[0] or 0), "screen": int(values[1] or 0)}
+    return out

@@ -1,0 +1,83 @@
+"""Who is asking: a shop's bearer token (API clients) or its console session (cookie).
+
+The console signs in once with the token; the browser then holds only an
+HttpOnly, SameSite=Strict cookie whose random value is stored hashed in Redis
+with the token hash it was opened with, so rotating the token ends every
+session at once. Cookie-authenticated writes must come from our own origin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from redis.asyncio import Redis
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from schemas.shops import ShopRecord
+from streetfeed import keys, shops
+from streetfeed.errors import ApiError, Unauthorized
+
+COOKIE = "sf_session"
+SESSION_TTL_S = 30 * 24 * 3600
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+async def open_session(redis: Redis, record: ShopRecord, response: Response,
+                       secure: bool) -> None:
+    session_id = secrets.token_urlsafe(32)
+    await redis.hset(keys.session(_hash(session_id)),
+                     mapping={"shop_id": record.id, "token_hash": record.token_hash})
+    await redis.expire(keys.session(_hash(session_id)), SESSION_TTL_S)
+    response.set_cookie(COOKIE, session_id, max_age=SESSION_TTL_S, httponly=True,
+                        samesite="strict", secure=secure, path="/")
+
+
+async def close_session(redis: Redis, request: Request, response: Response) -> None:
+    session_id = request.cookies.get(COOKIE)
+    if session_id:
+        await redis.delete(keys.session(_hash(session_id)))
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+
+
+async def session_shop(redis: Redis, conn: HTTPConnection) -> ShopRecord | None:
+    session_id = conn.cookies.get(COOKIE)
+    if not session_id:
+        return None
+    stored = await redis.hmget(keys.session(_hash(session_id)), "shop_id", "token_hash")
+    if stored[0] is None:
+        return None
+    record = await shops.get_shop(redis, stored[0].decode())
+    if record is None or record.disabled or not hmac.compare_digest(
+            stored[1].decode(), record.token_hash):
+        return None
+    return record
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser cross-site request: browsers send Origin on writes
+    return origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
+
+
+async def shop_for(request: Request, shop_id: str) -> ShopRecord:
+    """The shop in the path, if the request speaks for it (bearer token or session)."""
+    authorization = request.headers.get("authorization")
+    redis: Redis = request.app.state.streetfeed.redis
+    if authorization:
+        return await shops.authenticate(redis, shop_id, authorization)
+    record = await session_shop(redis, request)
+    if record is None:
+        return await shops.authenticate(redis, shop_id, None)  # raises missing_token
+    if request.method not in _SAFE_METHODS and not _same_origin(request):
+        raise ApiError("cross-origin request refused", code="cross_origin", status=403)
+    if record.id != shop_id:
+        raise Unauthorized("signed in as another shop", code="invalid_token")
+    return record
