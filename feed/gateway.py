@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import Counter, deque
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -35,8 +35,11 @@ from feed.raw_ws import EXTENSION
 from schemas.feed import ClientMessage, Subscription
 from streetfeed import keys
 from streetfeed.clock import Clock
+from streetfeed.errors import ApiError, RateLimited
 from streetfeed.live import LiveIndex
+from streetfeed.ratelimit import RateLimiter
 from streetfeed.settings import Settings
+from web.responses import error_response
 
 log = logging.getLogger("streetfeed.gateway")
 
@@ -111,6 +114,13 @@ class AsgiSink:
             return
 
 
+def origin_allowed(origin: str, host: str, scheme: str, allowed: tuple[str, ...]) -> bool:
+    """Same origin always; other origins only when listed (exactly, scheme included)."""
+    same = {f"http://{host}", f"https://{host}"} if scheme in ("ws", "http") else {
+        f"https://{host}"}
+    return origin in same or origin in allowed
+
+
 def _frame_payload(frame: bytes) -> bytes:
     n = frame[1] & 0x7F
     return frame[2 + (2 if n == 126 else 8 if n == 127 else 0):]
@@ -118,16 +128,56 @@ def _frame_payload(frame: bytes) -> bytes:
 
 class Gateway:
     def __init__(self, redis: Redis, settings: Settings, hub: Hub, live: LiveIndex,
-                 clock: Clock) -> None:
+                 clock: Clock, limiter: RateLimiter) -> None:
         self.redis = redis
         self.clock = clock
+        self.limiter = limiter
+        self.per_address: Counter[str] = Counter()
         self.settings = settings
         self.hub = hub
         self.live = live
         self.stream = keys.feed_stream(settings.region)
         self.sockets = 0
 
+    async def _admit(self, websocket: WebSocket) -> ApiError | None:
+        """Refusals made before the handshake completes (answered as plain HTTP)."""
+        origin = websocket.headers.get("origin")
+        if origin is not None and not origin_allowed(origin, websocket.headers.get("host", ""),
+                                                     websocket.url.scheme,
+                                                     self.settings.allowed_origins):
+            return ApiError("this origin may not open the feed", code="origin_not_allowed",
+                            status=403)
+        address = websocket.client.host if websocket.client else ""
+        if self.per_address[address] >= self.settings.max_sockets_per_address:
+            return RateLimited("too many open sockets from this address", retry_after=30)
+        try:
+            subject = await self.limiter.address_key(address)
+            await self.limiter.hit("address_sockets", subject,
+                                   self.settings.address_sockets_per_minute)
+        except RateLimited as exc:
+            return exc
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            pass  # no Redis, no shared counter: the per-process cap still holds
+        return None
+
     async def endpoint(self, websocket: WebSocket) -> None:
+        refusal = await self._admit(websocket)
+        if refusal is not None:
+            headers = ({"Retry-After": str(refusal.retry_after)}
+                       if refusal.retry_after is not None else None)
+            await websocket.send_denial_response(
+                error_response(refusal.status, refusal.code, refusal.message, headers=headers))
+            return
+        address = websocket.client.host if websocket.client else ""
+        self.per_address[address] += 1
+        try:
+            await self._serve(websocket)
+        finally:
+            self.per_address[address] -= 1
+            if not self.per_address[address]:
+                del self.per_address[address]
+
+    async def _serve(self, websocket: WebSocket) -> None:
         params = dict(parse_qsl(websocket.url.query, keep_blank_values=True))
         await websocket.accept()
         raw = websocket.scope.get("extensions", {}).get(EXTENSION)

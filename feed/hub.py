@@ -19,6 +19,7 @@ import msgspec
 from feed.frames import decode_entry, entry_payload, ping_payload, ws_text_frame
 from feed.geo import CellGrid
 from feed.index import Subscriber, SubscriberIndex
+from streetfeed import metrics
 from streetfeed.settings import Settings
 
 log = logging.getLogger("streetfeed.gateway")
@@ -148,6 +149,7 @@ class Hub:
                 if not sub.target.deliver(frame):
                     lagging.append(sub.target)
             self.deliveries += sent
+            metrics.DELIVERIES.inc(sent)
             if entry.type == "post" and sent:
                 counts = self.reach.setdefault(entry.id, [0, 0])
                 counts[0] += sent - screens
@@ -167,6 +169,7 @@ class Hub:
 
     def drop_lagging(self, conn: Connection) -> None:
         self.dropped_slow += 1
+        metrics.DROPPED_SLOW.inc()
         self.unsubscribe(conn)
         conn.sink.close(CLOSE_LAGGING, "lagging: reconnect with your cursor")
 

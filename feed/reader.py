@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feed.hub import Hub
-from streetfeed import keys
+from streetfeed import keys, metrics
 from streetfeed.settings import Settings
 
 log = logging.getLogger("streetfeed.reader")
@@ -29,6 +29,8 @@ class FeedReader:
         self.hub = hub
         self.stream = keys.feed_stream(settings.region)
         self.reconnects = 0
+        # Loop time of the last successful read: /readyz tells a stuck reader by it.
+        self.last_read: float | None = None
 
     async def start_position(self) -> str:
         last = await self.redis.xrevrange(self.stream, count=1)
@@ -48,9 +50,11 @@ class FeedReader:
                 for _stream, entries in reply or ():
                     for entry_id, fields in entries:
                         self.hub.dispatch(_text(entry_id), fields.get(b"d", b""))
+                self.last_read = asyncio.get_running_loop().time()
                 backoff = 0.1
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 self.reconnects += 1
+                metrics.REDIS_RECONNECTS.labels("gateway").inc()
                 log.warning("reader: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff * random.uniform(0.5, 1.5))

@@ -22,7 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feed.geo import CellGrid, haversine_m
 from feed.hub import PRESENCE_CELL_DEG, Hub
-from streetfeed import keys
+from streetfeed import keys, metrics
 
 log = logging.getLogger("streetfeed.stats")
 
@@ -43,6 +43,7 @@ class StatsPublisher:
         self.id = gateway_id()
 
     async def publish(self) -> None:
+        metrics.SOCKETS_OPEN.set(len(self.hub.index))
         presence_key = keys.presence(self.region, self.id)
         reach, self.hub.reach = self.hub.reach, {}
         try:

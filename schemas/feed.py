@@ -80,12 +80,6 @@ class PingFrame(_Frame, tag="ping"):
     pass
 
 
-class ReadyFrame(_Frame, tag="ready"):
-    """Sent once the snapshot (or resume replay) is complete; live frames follow."""
-
-    cursor: str
-
-
 class ErrorFrame(_Frame, tag="error"):
     error: ErrorDetail
 

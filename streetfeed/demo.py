@@ -13,6 +13,7 @@ import os
 import random
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import msgspec
 from redis.asyncio import Redis
@@ -78,9 +79,10 @@ _ARRIVALS = {
     "friperie": [("Arrivage vestes en laine", "Pièces uniques, bon état.", 35.0, ["seconde main"])],
     "quincaillerie": [("Pots en terre cuite émaillée", "Fabrication française.", 9.9, [])],
 }
-_OFFERS = [("-30 % jusqu'à {end}", "Sur tout le rayon, dans la limite des stocks."),
-           ("2 achetés, le 3e offert", "Jusqu'à {end} seulement."),
-           ("-20 % sur la vitrine", "Profitez-en avant {end} !")]
+# (title, text, discount): the title's figure and discount_pct always agree.
+_OFFERS = [("-{pct} % jusqu'à {end}", "Sur tout le rayon, dans la limite des stocks.", None),
+           ("2 achetés, le 3e offert", "Jusqu'à {end} seulement.", 33),
+           ("-{pct} % sur la vitrine", "Profitez-en avant {end} !", None)]
 _OPENINGS = [("Ouvert tard ce soir", "open_late"),
              ("Fermé pour le déjeuner, retour à 14h", "closed_now"),
              ("Ouvert maintenant", "open_now")]
@@ -127,21 +129,32 @@ async def seed(redis: Redis, settings: Settings, clock: Clock) -> dict[str, str]
     return tokens
 
 
-def random_post(category: str, clock: Clock, rng: random.Random) -> dict[str, object]:
+def random_post(category: str, clock: Clock, rng: random.Random,
+                tz: ZoneInfo) -> dict[str, object]:
     roll = rng.random()
     if roll < 0.45:
         title, text, price, tags = rng.choice(_ARRIVALS.get(category, _ARRIVALS["quincaillerie"]))
         return {"kind": "new_arrival", "title": title, "text": text, "price": price, "tags": tags}
     if roll < 0.85:
         ends = clock.now() + timedelta(minutes=rng.randint(3, 40))
-        end_text = ends.astimezone().strftime("%H:%M")
-        title, text = rng.choice(_OFFERS)
-        return {"kind": "flash_offer", "title": title.format(end=end_text)[:80],
+        end_text = ends.astimezone(tz).strftime("%H:%M")  # the street's time, not the host's
+        title, text, fixed_pct = rng.choice(_OFFERS)
+        pct = fixed_pct or rng.choice([10, 20, 30])
+        return {"kind": "flash_offer", "title": title.format(end=end_text, pct=pct)[:80],
                 "text": text.format(end=end_text), "ends_at": ends.isoformat(),
-                "discount_pct": rng.choice([10, 20, 30])}
+                "discount_pct": pct}
     title, status = rng.choice(_OPENINGS)
     return {"kind": "opening_change", "title": title, "status": status,
             "until": (clock.now() + timedelta(hours=2)).isoformat()}
+
+
+async def _oldest_posts(redis: Redis, region: str, shop_id: str) -> list[str]:
+    """The shop's live posts beyond LIVE_POSTS_PER_SHOP - 1, oldest first (by feed id)."""
+    ids = [x.decode() for x in await redis.smembers(keys.shop_posts(region, shop_id))]
+    feed_ids = [await redis.hget(keys.post(region, i), "feed_id") or b"0-0" for i in ids]
+    order = sorted(zip(feed_ids, ids, strict=True),
+                   key=lambda pair: tuple(int(x) for x in pair[0].split(b"-")))
+    return [i for _, i in order[:max(0, len(order) - LIVE_POSTS_PER_SHOP + 1)]]
 
 
 async def run_simulator(settings: Settings, clock: Clock, policy: Policy,
@@ -151,6 +164,7 @@ async def run_simulator(settings: Settings, clock: Clock, policy: Policy,
     ingest = Ingest(redis, settings, clock, policy)
     live = LiveIndex(redis, settings.region, feed_maxlen=settings.feed_maxlen)
     decode = msgspec.json.Decoder(ShopRecord).decode
+    tz = ZoneInfo(settings.timezone)
     try:
         await seed(redis, settings, clock)
         log.info("demo: %d shops on rue Sainte-Catherine; tokens in %s/demo-tokens.json",
@@ -161,13 +175,11 @@ async def run_simulator(settings: Settings, clock: Clock, policy: Policy,
                 raw = await redis.get(keys.shop(shop_id))
                 if raw is not None:
                     shop = decode(raw)
-                    # Keep the street lively but not cluttered: older posts make way.
-                    live_ids = sorted(x.decode() for x in await redis.smembers(
-                        keys.shop_posts(settings.region, shop_id)))
-                    for old in live_ids[:max(0, len(live_ids) - LIVE_POSTS_PER_SHOP + 1)]:
+                    # Keep the street lively but not cluttered: the oldest posts make way.
+                    for old in await _oldest_posts(redis, settings.region, shop_id):
                         await live.remove(old, "withdrawn", now_ts=clock.now().timestamp(),
                                           shop_id=shop_id)
-                    body = json.dumps(random_post(shop.category, clock, rng)).encode()
+                    body = json.dumps(random_post(shop.category, clock, rng, tz)).encode()
                     await ingest.accept(shop, body, None)
             except Exception as exc:  # the demo must never take the service down
                 log.warning("demo: %r", exc)

@@ -17,9 +17,11 @@ class ApiError(StreetfeedError):
     status: int = 400
     code: str = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 retry_after: int | None = None):
         super().__init__(message)
         self.message = message
+        self.retry_after = retry_after
         if code is not None:
             self.code = code
         if status is not None:
@@ -49,6 +51,11 @@ class Conflict(ApiError):
 class PayloadTooLarge(ApiError):
     status = 413
     code = "payload_too_large"
+
+
+class RateLimited(ApiError):
+    status = 429
+    code = "rate_limited"
 
 
 class Unavailable(ApiError):

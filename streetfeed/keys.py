@@ -72,6 +72,16 @@ def session(session_hash: str) -> str:
     return f"{PREFIX}:session:{session_hash}"
 
 
+def rate(limit: str, subject: str, window: int) -> str:
+    """One rate-limit counter: a limit, who it counts (shop id or hashed address), a minute."""
+    return f"{PREFIX}:rl:{limit}:{subject}:{window}"
+
+
+def salt(day: int) -> str:
+    """The day's salt for hashing client addresses (never stored in clear)."""
+    return f"{PREFIX}:salt:{day}"
+
+
 def shop(shop_id: str) -> str:
     """A shop record (JSON of schemas.shops.ShopRecord)."""
     return f"{PREFIX}:shop:{shop_id}"

@@ -63,6 +63,18 @@ class Settings:
     # Where in-shop screens may be embedded (CSP frame-ancestors); other pages: nowhere.
     screen_frame_ancestors: str = "'none'"
 
+    # Abuse limits (per minute, shared by all processes through Redis)...
+    shop_posts_per_minute: int = 30
+    address_requests_per_minute: int = 600
+    address_sockets_per_minute: int = 120
+    # ...and per process: open sockets from one address (NAT: phones share addresses).
+    max_sockets_per_address: int = 500
+    # WebSocket Origin allow-list; empty: same origin only (and clients sending none).
+    allowed_origins: tuple[str, ...] = ()
+
+    # /readyz turns 503 when more in-stream entries than this wait for an enricher.
+    ready_max_lag: int = 1_000
+
     demo: bool = True
     demo_interval_s: float = 4.0
 
@@ -111,6 +123,17 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         values["tile_url"] = env["STREETFEED_TILE_URL"]
     if env.get("STREETFEED_SCREEN_FRAME_ANCESTORS"):
         values["screen_frame_ancestors"] = env["STREETFEED_SCREEN_FRAME_ANCESTORS"]
+    for name, field_name in (("STREETFEED_SHOP_POSTS_PER_MINUTE", "shop_posts_per_minute"),
+                             ("STREETFEED_ADDRESS_REQUESTS_PER_MINUTE",
+                              "address_requests_per_minute"),
+                             ("STREETFEED_ADDRESS_SOCKETS_PER_MINUTE",
+                              "address_sockets_per_minute"),
+                             ("STREETFEED_MAX_SOCKETS_PER_ADDRESS", "max_sockets_per_address")):
+        if env.get(name):
+            values[field_name] = _int(env[name], name)
+    if env.get("STREETFEED_ALLOWED_ORIGINS"):
+        values["allowed_origins"] = tuple(o.strip() for o in
+                                          env["STREETFEED_ALLOWED_ORIGINS"].split(",") if o.strip())
     if env.get("STREETFEED_FEED_MAXLEN"):
         values["feed_maxlen"] = _int(env["STREETFEED_FEED_MAXLEN"], "STREETFEED_FEED_MAXLEN")
     if env.get("STREETFEED_GATEWAY_INDEX"):

@@ -52,8 +52,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def settings(redis_server: str, tmp_path: Path) -> Settings:
+    # Every test client comes from 127.0.0.1: abuse limits are raised here and tested
+    # on their own in test_security.py.
     return load_settings({}, redis_url=redis_server, data_dir=tmp_path / "var", port=0,
-                         demo=False)
+                         demo=False, shop_posts_per_minute=100_000,
+                         address_requests_per_minute=100_000,
+                         address_sockets_per_minute=100_000, max_sockets_per_address=20_000)
 
 
 @pytest.fixture

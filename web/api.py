@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import TypeVar
 
 import msgspec
 import segno
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -17,7 +21,7 @@ from schemas.feed import FeedResponse
 from schemas.hours import ShopHours
 from schemas.posts import PostAccepted
 from schemas.shops import ShopList, ShopUpdate, TokenRotated
-from streetfeed import keys, shops
+from streetfeed import keys, metrics, shops
 from streetfeed.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthorized
 from streetfeed.settings import RADIUS_MAX_M
 from web.auth import close_session, open_session, session_shop, shop_for
@@ -49,8 +53,10 @@ async def read_body(request: Request, limit: int) -> bytes:
 async def create_post(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
+    await st.limiter.hit("shop_posts", shop.id, st.settings.shop_posts_per_minute)
     body = await read_body(request, st.settings.max_body_bytes)
     post_id = await st.ingest.accept(shop, body, request.headers.get("idempotency-key"))
+    metrics.POSTS_ACCEPTED.inc()
     return JSONResponse(PostAccepted(id=post_id), status_code=202)
 
 
@@ -161,9 +167,58 @@ def decode_body(body: bytes, type_: type[T], code: str) -> T:
 
 
 async def healthz(request: Request) -> Response:
+    """The process is alive and reaches Redis (DESIGN section 8)."""
     st = state_of(request)
     await st.redis.ping()
     return JSONResponse({"status": "ok"})
+
+
+async def _enricher_backlog(st: AppState) -> tuple[int, int]:
+    """(lag: entries no enricher has read yet, pending: read but not acknowledged)."""
+    stream = keys.in_stream(st.settings.region)
+    if not await st.redis.exists(stream):
+        return 0, 0
+    groups = await st.redis.xinfo_groups(stream)
+    group = next((g for g in groups if g["name"] in (keys.ENRICHER_GROUP,
+                                                     keys.ENRICHER_GROUP.encode())), None)
+    if group is None:
+        return await st.redis.xlen(stream), 0
+    return int(group.get("lag") or 0), int(group.get("pending") or 0)
+
+
+async def readyz(request: Request) -> Response:
+    """Ready for traffic: Redis answers, the feed reader runs, enrichers keep up."""
+    st = state_of(request)
+    checks: dict[str, object] = {}
+    try:
+        await st.redis.ping()
+        checks["redis"] = "ok"
+        lag, pending = await _enricher_backlog(st)
+        checks["enricher_lag"] = lag
+        checks["enricher_pending"] = pending
+    except (RedisConnectionError, RedisTimeoutError, OSError):
+        checks["redis"] = "unreachable"
+        lag = 0
+    loop_now = asyncio.get_running_loop().time()
+    last = st.reader.last_read
+    reader_ok = last is not None and loop_now - last < st.settings.gateway_block_ms / 1000 + 5
+    checks["reader"] = "ok" if reader_ok else "stalled"
+    ready = checks["redis"] == "ok" and reader_ok and lag <= st.settings.ready_max_lag
+    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
+                        status_code=200 if ready else 503,
+                        headers={"Cache-Control": "no-store"})
+
+
+async def metrics_page(request: Request) -> Response:
+    st = state_of(request)
+    try:
+        lag, pending = await _enricher_backlog(st)
+        metrics.ENRICHER_LAG.set(lag)
+        metrics.ENRICHER_PENDING.set(pending)
+    except (RedisConnectionError, RedisTimeoutError, OSError):
+        pass  # the last known values stay; redis_reconnects tells the story
+    metrics.SOCKETS_OPEN.set(len(st.hub.index))
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 class SignIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -16,15 +16,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from feed.gateway import Gateway
 from feed.hub import Hub
 from feed.reader import FeedReader
 from feed.stats import StatsPublisher
+from streetfeed import metrics
 from streetfeed.clock import Clock, SystemClock
 from streetfeed.errors import ApiError
 from streetfeed.live import LiveIndex
 from streetfeed.moderation import Policy
+from streetfeed.ratelimit import RateLimiter
 from streetfeed.redis_conn import open_redis
 from streetfeed.settings import Settings
 from web import api, pages
@@ -40,7 +43,9 @@ RETRY_AFTER_S = "2"
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message)
+    metrics.POSTS_REJECTED.labels(exc.code).inc()
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return error_response(exc.status, exc.code, exc.message, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -66,9 +71,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         hub = Hub(settings)
         live = LiveIndex(redis, settings.region, feed_maxlen=settings.feed_maxlen)
         reader = FeedReader(redis, settings, hub)
+        limiter = RateLimiter(redis)
         state = AppState(settings=settings, clock=clock, redis=redis, live=live,
                          ingest=Ingest(redis, settings, clock, policy), hub=hub, reader=reader,
-                         gateway=Gateway(redis, settings, hub, live, clock))
+                         gateway=Gateway(redis, settings, hub, live, clock, limiter),
+                         limiter=limiter)
         app.state.streetfeed = state
         stop = asyncio.Event()
         tasks = [asyncio.create_task(reader.run(stop), name="feed-reader"),
@@ -108,6 +115,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Route("/api/v1/session", api.sign_out, methods=["DELETE"]),
         Route("/api/v1/config", api.client_config, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
+        Route("/readyz", api.readyz, methods=["GET"]),
+        Route("/metrics", api.metrics_page, methods=["GET"]),
         WebSocketRoute("/ws/feed", ws_feed),
         Route("/", pages.passer_by, methods=["GET"]),
         Route("/shop", pages.console, methods=["GET"]),
@@ -126,9 +135,34 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             RedisTimeoutError: _redis_down,
         },
     )
+    app.add_middleware(AddressRateLimit, settings=settings)
     app.add_middleware(pages.SecurityHeaders,
                        screen_frame_ancestors=settings.screen_frame_ancestors)
     return app
+
+
+class AddressRateLimit:
+    """Requests per client address per minute, on the API only (pages and files are cheap)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.limit = settings.address_requests_per_minute
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/") and scope.get("client"):
+            state: AppState = scope["app"].state.streetfeed
+            try:
+                subject = await state.limiter.address_key(scope["client"][0])
+                await state.limiter.hit("address_requests", subject, self.limit)
+            except ApiError as exc:
+                metrics.POSTS_REJECTED.labels(exc.code).inc()
+                response = error_response(exc.status, exc.code, exc.message,
+                                          headers={"Retry-After": str(exc.retry_after)})
+                await response(scope, receive, send)
+                return
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                pass  # Redis down: the handler answers 503 itself
+        await self.app(scope, receive, send)
 
 
 async def _ping_loop(hub: Hub, interval: float, stop: asyncio.Event) -> None:

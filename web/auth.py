@@ -50,12 +50,14 @@ async def session_shop(redis: Redis, conn: HTTPConnection) -> ShopRecord | None:
     session_id = conn.cookies.get(COOKIE)
     if not session_id:
         return None
-    stored = await redis.hmget(keys.session(_hash(session_id)), "shop_id", "token_hash")
+    key = keys.session(_hash(session_id))
+    stored = await redis.hmget(key, "shop_id", "token_hash")
     if stored[0] is None:
         return None
     record = await shops.get_shop(redis, stored[0].decode())
     if record is None or record.disabled or not hmac.compare_digest(
             stored[1].decode(), record.token_hash):
+        await redis.delete(key)  # opened with a token that no longer works
         return None
     return record
 

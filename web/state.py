@@ -11,6 +11,7 @@ from feed.hub import Hub
 from feed.reader import FeedReader
 from streetfeed.clock import Clock
 from streetfeed.live import LiveIndex
+from streetfeed.ratelimit import RateLimiter
 from streetfeed.settings import Settings
 from web.ingest import Ingest
 
@@ -25,3 +26,4 @@ class AppState:
     hub: Hub
     reader: FeedReader
     gateway: Gateway
+    limiter: RateLimiter

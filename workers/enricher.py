@@ -29,7 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.posts import RawPost
 from schemas.shops import ShopRecord
-from streetfeed import keys
+from streetfeed import keys, metrics
 from streetfeed.clock import Clock
 from streetfeed.live import LiveIndex
 from streetfeed.moderation import Policy
@@ -40,6 +40,8 @@ log = logging.getLogger("streetfeed.enricher")
 
 _decode_raw = msgspec.json.Decoder(RawPost).decode
 _decode_shop = msgspec.json.Decoder(ShopRecord).decode
+
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 # Called after a post is live: (post_id, expires_at) -> schedule its expiry.
 ScheduleExpiry = Callable[[str, datetime], Awaitable[None]]
@@ -103,7 +105,8 @@ class Enricher:
                     next_trim = loop.time() + 60
                 await self.step(block_ms=self.settings.enricher_block_ms)
                 backoff = 0.1
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except REDIS_DOWN as exc:
+                metrics.REDIS_RECONNECTS.labels("enricher").inc()
                 own_pending = True
                 log.warning("enricher: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
                 await _sleep_or_stop(stop, backoff * (0.5 + secrets.randbelow(1000) / 1000))
@@ -159,28 +162,52 @@ class Enricher:
                 await self._dead_letter(entry_id, entries, "undecodable")
                 done.append(entry_id)
                 continue
-            outcome = enrich(raw, shops.get(raw.shop_id), now=now, tz=self.tz,
-                             policy=self.policy)
-            if isinstance(outcome, Dropped):
-                self._count_drop(outcome.reason)
-                log.info("enricher: dropped %s (%s)", raw.id, outcome.reason)
-            else:
-                feed_id = await self.live.publish(
-                    post_id=raw.id, source=_text(entry_id), post_json=outcome.json,
-                    kind=outcome.kind, lat=outcome.lat, lon=outcome.lon,
-                    expires_ts=outcome.expires_ts, shop_id=raw.shop_id,
-                    raw=raw_json[entry_id], edit=raw.edit)
-                if feed_id is None:
-                    self._count_drop("withdrawn" if not raw.edit else "edit_of_gone_post")
-                else:
-                    if self.schedule_expiry is not None:
-                        await self.schedule_expiry(raw.id, outcome.post.expires_at)
-                    self.stats.published += 1
+            try:
+                await self._publish_one(entry_id, raw, raw_json[entry_id], shops, now)
+            except REDIS_DOWN:
+                raise
+            except Exception as exc:
+                # One bad entry must not hold up the others: it stays pending, is retried
+                # after the claim delay, and is parked after enricher_max_attempts.
+                log.exception("enricher: entry %r failed: %r", entry_id, exc)
+                if await self._attempts(entry_id) >= self.settings.enricher_max_attempts:
+                    await self._dead_letter(entry_id, entries, f"failed: {exc!r}"[:200])
+                    done.append(entry_id)
+                continue
             done.append(entry_id)
-        await self.redis.xack(self.stream, keys.ENRICHER_GROUP, *done)
+        if done:
+            await self.redis.xack(self.stream, keys.ENRICHER_GROUP, *done)
+
+    async def _publish_one(self, entry_id: bytes, raw: RawPost, raw_json: bytes,
+                           shops: dict[str, ShopRecord | Exception], now: datetime) -> None:
+        shop = shops.get(raw.shop_id)
+        if isinstance(shop, Exception):
+            raise shop
+        outcome = enrich(raw, shop, now=now, tz=self.tz, policy=self.policy)
+        if isinstance(outcome, Dropped):
+            self._count_drop(outcome.reason)
+            log.info("enricher: dropped %s (%s)", raw.id, outcome.reason)
+            return
+        feed_id = await self.live.publish(
+            post_id=raw.id, source=_text(entry_id), post_json=outcome.json, kind=outcome.kind,
+            lat=outcome.lat, lon=outcome.lon, expires_ts=outcome.expires_ts,
+            shop_id=raw.shop_id, raw=raw_json, edit=raw.edit)
+        if feed_id is None:
+            self._count_drop("withdrawn" if not raw.edit else "edit_of_gone_post")
+            return
+        if self.schedule_expiry is not None:
+            await self.schedule_expiry(raw.id, outcome.post.expires_at)
+        self.stats.published += 1
+        metrics.POSTS_PUBLISHED.inc()
+
+    async def _attempts(self, entry_id: bytes) -> int:
+        info = await self.redis.xpending_range(self.stream, keys.ENRICHER_GROUP, min=entry_id,
+                                               max=entry_id, count=1)
+        return int(info[0]["times_delivered"]) if info else 1
 
     def _count_drop(self, reason: str) -> None:
         self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + 1
+        metrics.POSTS_DROPPED.labels(reason).inc()
 
     async def trim(self) -> None:
         """Drop `in` entries every consumer has acknowledged (never one still pending)."""
@@ -194,13 +221,20 @@ class Enricher:
             horizon = min(horizon, _text(pending["min"]), key=_id_key)
         await self.redis.xtrim(self.stream, minid=horizon, approximate=True)
 
-    async def _shops(self, shop_ids: set[str]) -> dict[str, ShopRecord]:
+    async def _shops(self, shop_ids: set[str]) -> dict[str, ShopRecord | Exception]:
         if not shop_ids:
             return {}
         ordered = sorted(shop_ids)
         values = await self.redis.mget([keys.shop(s) for s in ordered])
-        return {sid: _decode_shop(v) for sid, v in zip(ordered, values, strict=True)
-                if v is not None}
+        shops: dict[str, ShopRecord | Exception] = {}
+        for sid, value in zip(ordered, values, strict=True):
+            if value is None:
+                continue
+            try:
+                shops[sid] = _decode_shop(value)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                shops[sid] = exc  # only this shop's posts fail, not the batch
+        return shops
 
     async def _dead_letter(self, entry_id: bytes, entries: list[tuple[bytes, dict[bytes, bytes]]],
                            reason: str) -> None:
@@ -209,6 +243,7 @@ class Enricher:
                               {**fields, b"source": entry_id, b"reason": reason.encode()},
                               maxlen=10_000, approximate=True)
         self.stats.dead_letters += 1
+        metrics.DEAD_LETTERS.inc()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -1,0 +1,125 @@
+// One post -> one <article>. Post text comes from shopkeepers, so it is only ever set
+// through textContent: "<script>" in a title shows up as those characters.
+
+import { formatDistance, walkMinutes } from "./geo.js";
+import { getLang, t } from "./i18n.js";
+
+const KINDS = new Set(["new_arrival", "flash_offer", "opening_change"]);
+const STATUSES = new Set(["open_now", "closed_now", "open_late", "closed_exceptionally"]);
+const formats = new Map(); // Intl objects are costly to create and the tick runs every second
+
+function fmt(kind, make) {
+  const key = `${kind}:${getLang()}`;
+  if (!formats.has(key)) formats.set(key, make(getLang()));
+  return formats.get(key);
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+const price = (euros) => fmt("eur", (l) =>
+  new Intl.NumberFormat(l, { style: "currency", currency: "EUR" })).format(euros);
+const clockTime = (ms) => fmt("hm", (l) =>
+  new Intl.DateTimeFormat(l, { hour: "2-digit", minute: "2-digit" })).format(ms);
+
+function relative(ms) {
+  const rtf = fmt("rel", (l) => new Intl.RelativeTimeFormat(l, { numeric: "auto" }));
+  const s = Math.round(ms / 1000);
+  if (Math.abs(s) < 45) return rtf.format(0, "second"); // "now" / "maintenant"
+  if (Math.abs(s) < 3600) return rtf.format(Math.round(s / 60), "minute");
+  if (Math.abs(s) < 86400) return rtf.format(Math.round(s / 3600), "hour");
+  return rtf.format(Math.round(s / 86400), "day");
+}
+
+function countdown(ms) {
+  const total = Math.ceil(ms / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+}
+
+const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
+
+/** The facts line: price, discount, opening status. */
+function facts(post) {
+  const row = el("p", "facts");
+  if (post.kind === "opening_change") {
+    const status = STATUSES.has(post.status) ? post.status : "open_now";
+    row.append(el("span", `opening opening-${status}`, t(`opening_${status}`)));
+    const until = Date.parse(post.until);
+    if (!Number.isNaN(until)) row.append(el("span", "until", t("until", { time: clockTime(until) })));
+  }
+  if (isNumber(post.discount_pct)) row.append(el("span", "discount", t("discount", { n: post.discount_pct })));
+  if (isNumber(post.price)) row.append(el("span", "price", price(post.price)));
+  return row.childElementCount ? row : null;
+}
+
+/**
+ * @returns {{el: HTMLElement, dist: number, expiresAt: number, tick: (now: number) => void}}
+ */
+export function buildCard(post, dist) {
+  const kind = KINDS.has(post.kind) ? post.kind : "other";
+  const card = el("article", `card kind-${kind}`);
+  card.dataset.postId = post.id;
+  card.tabIndex = 0; // cards are the unit a keyboard or switch user moves through
+  const titleId = `post-title-${post.id}`;
+  card.setAttribute("aria-labelledby", titleId);
+
+  const head = el("div", "card-head");
+  head.append(el("span", "badge", kind === "other" ? String(post.kind ?? "") : t(`kind_${kind}`)));
+  const where = el("span", "where");
+  where.append(el("strong", "distance", formatDistance(dist, getLang())),
+    el("span", "walk", t("walk", { n: walkMinutes(dist) })));
+  head.append(where);
+  card.append(head);
+
+  const endsAt = Date.parse(post.ends_at);
+  let timer = null;
+  if (kind === "flash_offer" && !Number.isNaN(endsAt)) {
+    timer = el("p", "countdown");
+    timer.setAttribute("role", "timer"); // implicitly not live: a second-by-second readout is noise
+    card.append(timer);
+  }
+
+  const title = el("h3", "card-title", String(post.title ?? ""));
+  title.id = titleId;
+  const shop = el("p", "shop");
+  shop.append(el("span", "shop-name", String(post.shop.name ?? "")));
+  if (post.shop.category) shop.append(el("span", "shop-category", String(post.shop.category)));
+  card.append(title, shop);
+  if (post.text) card.append(el("p", "card-text", String(post.text)));
+  const factRow = facts(post);
+  if (factRow) card.append(factRow);
+  if (Array.isArray(post.tags) && post.tags.length) {
+    const tags = el("ul", "tags");
+    for (const tag of post.tags) tags.append(el("li", "tag", String(tag)));
+    card.append(tags);
+  }
+
+  const foot = el("p", "card-foot");
+  if (post.shop.address) foot.append(el("span", "address", String(post.shop.address)));
+  const postedAt = Date.parse(post.posted_at);
+  const posted = el("time", "posted");
+  if (!Number.isNaN(postedAt)) {
+    posted.dateTime = post.posted_at;
+    foot.append(posted);
+  }
+  if (foot.childElementCount) card.append(foot);
+
+  const tick = (now) => {
+    if (!Number.isNaN(postedAt)) posted.textContent = relative(postedAt - now);
+    if (timer) {
+      const left = endsAt - now;
+      timer.textContent = left > 0 ? t("ends_in", { t: countdown(left) }) : t("ended");
+      // The last five minutes are when it is worth crossing the street for.
+      timer.classList.toggle("soon", left > 0 && left <= 300000);
+    }
+  };
+  tick(Date.now());
+  return { el: card, dist, expiresAt: Date.parse(post.expires_at), postedAt, tick };
+}

@@ -1,0 +1,140 @@
+// WebSocket client for /ws/feed: keeps one socket alive, resumes with the last cursor
+// so nothing missed while away is lost, and tells the page which frames are "live".
+
+const MIN_DELAY_MS = 500;
+const MAX_DELAY_MS = 15000;
+// The server pings every 25 s; 70 s of silence means the socket is dead even if the
+// browser has not noticed (phones switching networks often leave half-open sockets).
+const SILENCE_MS = 70000;
+
+export class FeedClient {
+  /**
+   * @param {{lat:number, lon:number, radius_m:number}} sub
+   * @param {(frame: object, live: boolean) => void} onFrame  live: arrived after the snapshot
+   * @param {(state: string) => void} onState
+   */
+  constructor(sub, onFrame, onState) {
+    this.sub = { ...sub };
+    this.onFrame = onFrame;
+    this.onState = onState;
+    this.state = "connecting";
+    this.cursor = null;
+    this.ws = null;
+    this.attempt = 0;
+    this.retryTimer = 0;
+    this.watchdog = 0;
+    // True while our cursor belongs to an area other than this.sub (or to a snapshot that
+    // was cut short): resuming with it would keep cards the new area does not have.
+    this.needsSnapshot = true;
+    this.snapshotDone = false;
+  }
+
+  start() {
+    addEventListener("online", () => {
+      if (this.ws) return;
+      this.attempt = 0; // don't wait out the backoff: the network is back
+      this.#open();
+    });
+    addEventListener("offline", () => {
+      // A socket that outlives the network (wifi -> 4G) is usually half-open and silent:
+      // drop it now and resume with the cursor once back, rather than wait for the watchdog.
+      if (this.ws) this.#lost(this.ws);
+      else this.#setState("offline");
+    });
+    this.#open();
+  }
+
+  /** Follow the passer-by (or a new radius) without dropping the socket. */
+  move(sub) {
+    this.sub = { ...sub };
+    this.needsSnapshot = true;
+    const ws = this.ws;
+    if (ws?.readyState === WebSocket.OPEN) {
+      ws.send(JSON.stringify({ type: "subscribe", ...this.sub }));
+    } else if (ws) {
+      this.#drop(ws); // still connecting with the old area in its URL: start over
+      this.#open();
+    } // else: waiting to retry; the next attempt uses the new area
+  }
+
+  #open() {
+    clearTimeout(this.retryTimer);
+    const resume = this.cursor !== null && !this.needsSnapshot;
+    const query = new URLSearchParams({
+      lat: String(this.sub.lat), lon: String(this.sub.lon), radius_m: String(this.sub.radius_m),
+    });
+    if (resume) query.set("cursor", this.cursor);
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/ws/feed?${query}`);
+    this.ws = ws;
+    this.snapshotDone = false;
+    if (this.state !== "connecting") {
+      this.#setState(navigator.onLine === false ? "offline" : "reconnecting");
+    }
+
+    ws.onopen = () => {
+      this.#armWatchdog(ws);
+      // Without a cursor the server sends a plain snapshot, with no reset before it.
+      if (!resume) this.onFrame({ type: "reset" }, false);
+    };
+    ws.onmessage = (ev) => this.#receive(ws, ev.data);
+    ws.onclose = () => this.#lost(ws);
+    ws.onerror = () => this.#lost(ws);
+  }
+
+  #receive(ws, data) {
+    this.#armWatchdog(ws);
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      return; // not ours to interpret; the next valid frame carries the cursor anyway
+    }
+    if (!frame || typeof frame !== "object") return;
+    if (typeof frame.cursor === "string") this.cursor = frame.cursor;
+    if (frame.type === "reset") {
+      this.needsSnapshot = true;
+      this.snapshotDone = false;
+    } else if (frame.type === "ping" && !this.snapshotDone) {
+      // The first ping after connect or reset closes the snapshot (or the replay).
+      this.snapshotDone = true;
+      this.needsSnapshot = false;
+      this.attempt = 0; // only a working feed earns a fresh backoff
+      this.#setState("live");
+    }
+    this.onFrame(frame, this.snapshotDone);
+  }
+
+  #lost(ws) {
+    if (ws !== this.ws) return; // error then close: handle the loss once
+    this.#drop(ws);
+    this.#setState(navigator.onLine === false ? "offline" : "reconnecting");
+    // Exponential backoff with jitter, so a restarted server is not hit by every phone at once.
+    const base = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * 2 ** this.attempt);
+    const delay = Math.min(MAX_DELAY_MS, Math.max(MIN_DELAY_MS, base * (0.75 + Math.random() / 2)));
+    this.attempt += 1;
+    this.retryTimer = setTimeout(() => this.#open(), delay);
+  }
+
+  #drop(ws) {
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    clearTimeout(this.watchdog);
+    try {
+      ws.close();
+    } catch {
+      // already closing
+    }
+    if (ws === this.ws) this.ws = null;
+  }
+
+  #armWatchdog(ws) {
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => this.#lost(ws), SILENCE_MS);
+  }
+
+  #setState(state) {
+    if (state === this.state) return;
+    this.state = state;
+    this.onState(state);
+  }
+}
