@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -68,3 +69,29 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+CHROMIUM = os.environ.get("STREETFEED_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+CHROMIUM_PRESENT = os.path.exists(CHROMIUM)
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Any]:
+    """Debian's headless Chromium through Playwright; under CI a missing browser fails."""
+    if not CHROMIUM_PRESENT:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI: {CHROMIUM} is required for browser tests (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} not installed")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_ARGS, locale="fr-FR", timezone_id="Europe/Paris")
+        try:
+            yield context
+        finally:
+            await context.close()

@@ -1,0 +1,106 @@
+"""The passer-by page in real headless Chromium, against the real server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from streetfeed import keys
+from streetfeed.settings import Settings
+from tests.helpers import add_shop, arrival, enricher, send_post, web_server
+
+pytestmark = pytest.mark.browser
+
+STREET = (44.8370, -0.5735)
+FAR = (44.8440, -0.5560)
+
+
+async def open_feed(browser: Any, base: str, lat: float, lon: float, radius: int = 500) -> Any:
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors
+    await page.goto(f"{base}/?lat={lat}&lon={lon}&radius_m={radius}")
+    await page.wait_for_function("() => window.streetfeed && window.streetfeed.state === 'live'")
+    return page
+
+
+async def card_titles(page: Any) -> list[str]:
+    return await page.eval_on_selector_all(  # type: ignore[no-any-return]
+        "#feed .card", "cards => cards.map(c => c.dataset.postId)")
+
+
+async def test_live_post_near_not_far_and_rendered_as_text(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        near = await open_feed(browser, web.http, *STREET)
+        far = await open_feed(browser, web.http, *FAR)
+        post_id = (await send_post(http, shop, arrival(
+            "Fraises 1 < 2 & \"quotes\"", text="Not a tag: &lt;b&gt;"))).json()["id"]
+        await near.wait_for_selector(f'[data-post-id="{post_id}"]', timeout=1000)
+        card_text = await near.inner_text(f'[data-post-id="{post_id}"]')
+        assert 'Fraises 1 < 2 & "quotes"' in card_text and "&lt;b&gt;" in card_text
+        assert "Primeur" in card_text
+        # Markup is refused at the door (422), so plant a hostile post straight in the
+        # feed stream: the page must show it as text and run nothing.
+        hostile = (
+            '{"type":"post","id":"p_aaaaaaaaaaaaaaaa","kind":"new_arrival",'
+            '"lat":44.837,"lon":-0.5735,"post":{"kind":"new_arrival","id":"p_aaaaaaaaaaaaaaaa",'
+            '"title":"<img src=x onerror=window.pwned=1><script>window.pwned=2</script>",'
+            '"text":"<b>bold?</b>","posted_at":"2026-11-26T10:00:00Z",'
+            '"expires_at":"2099-01-01T00:00:00Z","shop":{"id":"x","name":"<i>X</i>",'
+            '"category":"c","lat":44.837,"lon":-0.5735}}}')
+        await redis.xadd(keys.feed_stream(settings.region), {"d": hostile})
+        await near.wait_for_selector('[data-post-id="p_aaaaaaaaaaaaaaaa"]', timeout=1000)
+        text = await near.inner_text('[data-post-id="p_aaaaaaaaaaaaaaaa"]')
+        assert "<script>window.pwned=2</script>" in text and "<b>bold?</b>" in text
+        assert await near.evaluate("() => window.pwned === undefined")
+        assert await near.eval_on_selector_all("#feed img, #feed script, #feed b, #feed i",
+                                               "els => els.length") == 0
+        # The far page got nothing: a later post from its own street arrives alone.
+        far_shop = await add_shop(redis, settings, "Boucherie", *FAR)
+        far_id = (await send_post(http, far_shop, arrival("Agneau"))).json()["id"]
+        await far.wait_for_selector(f'[data-post-id="{far_id}"]', timeout=1000)
+        assert await card_titles(far) == [far_id]
+        assert near.errors == [] and far.errors == []
+
+
+async def test_countdown_reaches_zero_and_card_leaves(redis: Redis, settings: Settings,
+                                                      browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Cave", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        page = await open_feed(browser, web.http, *STREET)
+        ends = datetime.now(UTC) + timedelta(seconds=3)
+        post_id = (await send_post(http, shop, {"kind": "flash_offer", "title": "-50 %",
+                                                "ends_at": ends.isoformat()})).json()["id"]
+        selector = f'[data-post-id="{post_id}"]'
+        await page.wait_for_selector(selector, timeout=1000)
+        assert "0:0" in await page.inner_text(selector)  # "0:02" or "0:03" left
+        await page.wait_for_selector(selector, state="detached", timeout=5000)
+
+
+async def test_page_resumes_after_server_restart(redis: Redis, settings: Settings,
+                                                 browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Librairie", *STREET)
+    async with enricher(redis, settings), httpx.AsyncClient() as http:
+        async with web_server(settings) as web:
+            port = web.port
+            http.base_url = httpx.URL(web.http)
+            page = await open_feed(browser, web.http, *STREET)
+            first = (await send_post(http, shop, arrival("avant"))).json()["id"]
+            await page.wait_for_selector(f'[data-post-id="{first}"]', timeout=1000)
+        await page.wait_for_function(
+            "() => window.streetfeed.state !== 'live'", timeout=5000)
+        async with web_server(settings, port=port) as web:
+            http.base_url = httpx.URL(web.http)
+            second = (await send_post(http, shop, arrival("après"))).json()["id"]
+            await page.wait_for_selector(f'[data-post-id="{second}"]', timeout=20_000)
+            await page.wait_for_function("() => window.streetfeed.state === 'live'")
+            assert sorted(await card_titles(page)) == sorted([first, second])
