@@ -10,6 +10,8 @@ import msgspec
 from streetfeed import settings as limits
 
 Latitude = Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
+# Where a shop can be: the latitudes Redis GEO can index.
+ShopLatitude = Annotated[float, msgspec.Meta(ge=-limits.GEO_LAT_MAX, le=limits.GEO_LAT_MAX)]
 Longitude = Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
 RadiusM = Annotated[float, msgspec.Meta(gt=0.0, le=limits.RADIUS_MAX_M)]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from schemas.common import ErrorDetail, Latitude, Longitude, RadiusM
-from schemas.posts import Kind
+from schemas.posts import Kind, Post
 
 # --- Subscriptions (query string or `subscribe` message; strict) --------------------------
 
@@ -88,5 +88,38 @@ class ErrorFrame(_Frame, tag="error"):
 
 
 class FeedResponse(msgspec.Struct, frozen=True):
+    # Raw: posts are stored encoded and sent as they are; FeedPage types them for the schema.
     posts: list[msgspec.Raw]
     cursor: str
+
+
+class FeedPage(msgspec.Struct, frozen=True):
+    """FeedResponse as clients decode it (the OpenAPI document's view)."""
+
+    posts: list[Post]
+    cursor: str
+
+
+class ShopPosts(msgspec.Struct, frozen=True):
+    posts: list[msgspec.Raw]
+
+
+class ShopPostsPage(msgspec.Struct, frozen=True):
+    posts: list[Post]
+
+
+class WatchCount(msgspec.Struct, frozen=True):
+    radius_m: int
+    count: int
+
+
+class Reach(msgspec.Struct, frozen=True):
+    phone: int = 0
+    screen: int = 0
+
+
+class ShopStats(msgspec.Struct, frozen=True):
+    """For the console: people watching around the shop now, and each live post's reach."""
+
+    watching: list[WatchCount]
+    reach: dict[str, Reach]

@@ -123,3 +123,8 @@ Post = NewArrival | FlashOffer | OpeningChange
 
 class PostAccepted(msgspec.Struct, frozen=True):
     id: str
+
+
+class PostWithdrawn(msgspec.Struct, frozen=True):
+    id: str
+    status: Literal["withdrawn"] = "withdrawn"

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from schemas.common import Latitude, Longitude, ShopId
+from schemas.common import Longitude, ShopId, ShopLatitude
 from schemas.hours import NextChange, ShopHours
 from streetfeed import settings as limits
 
@@ -36,7 +36,7 @@ class ShopRecord(msgspec.Struct, frozen=True, kw_only=True):
 class NewShop(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: ShopName
     category: Category
-    lat: Latitude
+    lat: ShopLatitude
     lon: Longitude
     address: Address = ""
 
@@ -44,7 +44,7 @@ class NewShop(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 class ShopUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: ShopName | msgspec.UnsetType = msgspec.UNSET
     category: Category | msgspec.UnsetType = msgspec.UNSET
-    lat: Latitude | msgspec.UnsetType = msgspec.UNSET
+    lat: ShopLatitude | msgspec.UnsetType = msgspec.UNSET
     lon: Longitude | msgspec.UnsetType = msgspec.UNSET
     address: Address | msgspec.UnsetType = msgspec.UNSET
 
@@ -63,6 +63,13 @@ class ShopProfile(msgspec.Struct, frozen=True, kw_only=True):
 
 class ShopList(msgspec.Struct, frozen=True):
     shops: list[ShopProfile]
+
+
+class SignIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The console's sign-in: the token is exchanged for an HttpOnly session cookie."""
+
+    shop_id: Annotated[str, msgspec.Meta(max_length=64)]
+    token: Annotated[str, msgspec.Meta(max_length=256)]
 
 
 class TokenRotated(msgspec.Struct, frozen=True):

@@ -14,8 +14,10 @@ from typing import Literal
 import msgspec
 from redis.asyncio import Redis
 
+from feed.geo import haversine_m
 from schemas.feed import FeedEntry
 from streetfeed import keys
+from streetfeed.settings import GEO_LAT_MAX
 
 _encode = msgspec.json.Encoder().encode
 
@@ -146,6 +148,12 @@ class LiveIndex:
         return None if result is None else _text(result)
 
     async def snapshot(self, lat: float, lon: float, radius_m: float, limit: int) -> Snapshot:
+        # Shops only exist within GEO's latitudes: search from the nearest such point, wider
+        # by the distance moved (the caller keeps only what is truly within its radius).
+        clamped = max(-GEO_LAT_MAX, min(GEO_LAT_MAX, lat))
+        if clamped != lat:
+            radius_m += haversine_m(lat, lon, clamped, lon)
+            lat = clamped
         r = self.region
         raw = await self._snapshot(keys=[keys.active_geo(r), keys.feed_stream(r)],
                                    args=[repr(lon), repr(lat), repr(radius_m), limit,

@@ -19,6 +19,8 @@ TEXT_MAX = 500
 TAG_MAX = 24
 TAGS_MAX = 8
 RADIUS_MAX_M = 5_000
+# Redis GEO indexes Web Mercator latitudes only: shops must lie within this.
+GEO_LAT_MAX = 85.05112878
 FLASH_OFFER_MAX_AHEAD_S = 24 * 3600
 SHOP_NAME_MAX = 80
 CATEGORY_MAX = 40
@@ -36,6 +38,8 @@ class Settings:
     port: int = 8000
 
     max_body_bytes: int = 8 * 1024
+    # Opening hours may list a year of dated exceptions.
+    max_hours_body_bytes: int = 64 * 1024
     max_ws_frame_bytes: int = 4 * 1024
     # Feed retention: older cursors get a `reset` and a fresh snapshot.
     feed_maxlen: int = 100_000

@@ -17,10 +17,11 @@ from starlette.responses import Response
 from feed.gateway import SubscriptionError, parse_subscription
 from feed.index import Subscriber
 from feed.stats import reach_of, watchers_near
-from schemas.feed import FeedResponse
+from schemas.feed import FeedResponse, Reach, ShopPosts, ShopStats, WatchCount
 from schemas.hours import ShopHours
-from schemas.posts import PostAccepted
-from schemas.shops import ShopList, ShopUpdate, TokenRotated
+from schemas.posts import PostAccepted, PostWithdrawn
+from schemas.service import ClientConfig, Health, Point, Readiness
+from schemas.shops import ShopList, ShopUpdate, SignIn, TokenRotated
 from streetfeed import keys, metrics, shops
 from streetfeed.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthorized
 from streetfeed.settings import RADIUS_MAX_M
@@ -68,7 +69,7 @@ async def withdraw_post(request: Request) -> Response:
                                    shop_id=shop.id)
     if removed is None:
         raise NotFound(f"no live post {post_id!r} for this shop", code="unknown_post")
-    return JSONResponse({"id": post_id, "status": "withdrawn"})
+    return JSONResponse(PostWithdrawn(id=post_id))
 
 
 async def feed(request: Request) -> Response:
@@ -109,7 +110,7 @@ async def shop_posts(request: Request) -> Response:
         if json_ is not None and float(expires) > now:
             posts.append((feed_id, msgspec.Raw(json_)))
     posts.sort(key=lambda p: tuple(int(x) for x in p[0].split(b"-")), reverse=True)
-    return JSONResponse({"posts": [p for _, p in posts]})
+    return JSONResponse(ShopPosts(posts=[p for _, p in posts]))
 
 
 async def list_shops(request: Request) -> Response:
@@ -151,7 +152,7 @@ async def get_hours(request: Request) -> Response:
 async def put_hours(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
-    hours = decode_body(await read_body(request, st.settings.max_body_bytes), ShopHours,
+    hours = decode_body(await read_body(request, st.settings.max_hours_body_bytes), ShopHours,
                         "invalid_hours")
     record = await shops.set_hours(st.redis, shop.id, hours, st.clock)
     return JSONResponse(shops.profile_of(record, st.clock))
@@ -170,7 +171,7 @@ async def healthz(request: Request) -> Response:
     """The process is alive and reaches Redis (DESIGN section 8)."""
     st = state_of(request)
     await st.redis.ping()
-    return JSONResponse({"status": "ok"})
+    return JSONResponse(Health())
 
 
 async def _enricher_backlog(st: AppState) -> tuple[int, int]:
@@ -189,7 +190,7 @@ async def _enricher_backlog(st: AppState) -> tuple[int, int]:
 async def readyz(request: Request) -> Response:
     """Ready for traffic: Redis answers, the feed reader runs, enrichers keep up."""
     st = state_of(request)
-    checks: dict[str, object] = {}
+    checks: dict[str, str | int] = {}
     try:
         await st.redis.ping()
         checks["redis"] = "ok"
@@ -204,7 +205,7 @@ async def readyz(request: Request) -> Response:
     reader_ok = last is not None and loop_now - last < st.settings.gateway_block_ms / 1000 + 5
     checks["reader"] = "ok" if reader_ok else "stalled"
     ready = checks["redis"] == "ok" and reader_ok and lag <= st.settings.ready_max_lag
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
+    return JSONResponse(Readiness(status="ready" if ready else "not_ready", checks=checks),
                         status_code=200 if ready else 503,
                         headers={"Cache-Control": "no-store"})
 
@@ -219,11 +220,6 @@ async def metrics_page(request: Request) -> Response:
         pass  # the last known values stay; redis_reconnects tells the story
     metrics.SOCKETS_OPEN.set(len(st.hub.index))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
-class SignIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    shop_id: str
-    token: str
 
 
 async def sign_in(request: Request) -> Response:
@@ -261,10 +257,11 @@ async def shop_stats(request: Request) -> Response:
     watching = await watchers_near(st.redis, shop.region, shop.lat, shop.lon, WATCH_RADII)
     post_ids = sorted(p.decode() for p in await st.redis.smembers(
         keys.shop_posts(shop.region, shop.id)))
-    return JSONResponse({
-        "watching": [{"radius_m": r, "count": watching[r]} for r in WATCH_RADII],
-        "reach": await reach_of(st.redis, shop.region, post_ids),
-    }, headers={"Cache-Control": "no-store"})
+    reach = await reach_of(st.redis, shop.region, post_ids)
+    return JSONResponse(ShopStats(
+        watching=[WatchCount(radius_m=r, count=watching[r]) for r in WATCH_RADII],
+        reach={post_id: Reach(**counts) for post_id, counts in reach.items()},
+    ), headers={"Cache-Control": "no-store"})
 
 
 async def shop_qr(request: Request) -> Response:
@@ -284,7 +281,7 @@ async def client_config(request: Request) -> Response:
     """What the pages need to know about this deployment (not secrets)."""
     st = state_of(request)
     from streetfeed.demo import DEMO_CENTRE
-    return JSONResponse({"tile_url": st.settings.tile_url,
-                         "tile_attribution": st.settings.tile_attribution,
-                         "fallback": {"lat": DEMO_CENTRE[0], "lon": DEMO_CENTRE[1]},
-                         "radius_max_m": RADIUS_MAX_M})
+    return JSONResponse(ClientConfig(tile_url=st.settings.tile_url,
+                                     tile_attribution=st.settings.tile_attribution,
+                                     fallback=Point(lat=DEMO_CENTRE[0], lon=DEMO_CENTRE[1]),
+                                     radius_max_m=RADIUS_MAX_M))

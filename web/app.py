@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
@@ -32,6 +33,7 @@ from streetfeed.redis_conn import open_redis
 from streetfeed.settings import Settings
 from web import api, pages
 from web.ingest import Ingest
+from web.openapi import openapi_document
 from web.responses import error_response
 from web.state import AppState
 
@@ -93,6 +95,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             await asyncio.gather(*tasks, return_exceptions=True)
             await redis.aclose()
 
+    document = msgspec.json.encode(openapi_document())
+
+    async def openapi_route(request: Request) -> Response:
+        return Response(document, media_type="application/json")
+
     async def ws_feed(websocket):  # type: ignore[no-untyped-def]
         await app.state.streetfeed.gateway.endpoint(websocket)
 
@@ -114,6 +121,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Route("/api/v1/session", api.current_session, methods=["GET"]),
         Route("/api/v1/session", api.sign_out, methods=["DELETE"]),
         Route("/api/v1/config", api.client_config, methods=["GET"]),
+        Route("/openapi.json", openapi_route, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/metrics", api.metrics_page, methods=["GET"]),

@@ -1,0 +1,28 @@
+"""Small response bodies of the service endpoints (health, readiness, client config)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str | int]
+
+
+class Point(msgspec.Struct, frozen=True):
+    lat: float
+    lon: float
+
+
+class ClientConfig(msgspec.Struct, frozen=True):
+    tile_url: str
+    tile_attribution: str
+    fallback: Point
+    radius_max_m: int
