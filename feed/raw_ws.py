@@ -15,6 +15,7 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 EXTENSION = "streetfeed.raw"
+GOING_AWAY_REASON = "server restarting: reconnect with your cursor"
 # A closed socket that does not answer the closing handshake is dropped after this.
 _CLOSE_GRACE_S = 1.0
 
@@ -54,6 +55,18 @@ class RawChannel:
 
 
 class RawFrameProtocol(WebSocketsSansIOProtocol):
+    def shutdown(self) -> None:
+        """Server stopping: "going away" (1001) with a resume hint, not uvicorn's bare 1012."""
+        if self.handshake_complete and not self.close_sent and not self.transport.is_closing():
+            self.stop_keepalive()
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": 1001})
+            self.conn.send_close(1001, GOING_AWAY_REASON)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            self.transport.close()
+            return
+        super().shutdown()
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)

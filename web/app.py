@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from feed.gateway import Gateway
 from feed.hub import Hub
+from feed.raw_ws import GOING_AWAY_REASON
 from feed.reader import FeedReader
 from feed.stats import StatsPublisher
 from streetfeed import metrics
@@ -89,7 +90,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             yield
         finally:
             stop.set()
-            hub.close_all(1001, "going away: reconnect with your cursor")
+            hub.close_all(1001, GOING_AWAY_REASON)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
