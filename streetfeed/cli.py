@@ -177,8 +177,7 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
                 fields = {k: getattr(args, k) for k in ("name", "category", "address", "lat",
                                                         "lon") if getattr(args, k) is not None}
                 update = msgspec.convert(fields, ShopUpdate)
-                record = await shops.update_shop(redis, args.shop_id, update, clock,
-                                                 ready.idempotency_ttl_s)
+                record = await shops.update_shop(redis, args.shop_id, update, clock, ready)
                 out.append(msgspec.json.encode(shops.profile_of(record, clock)))
             elif command in ("disable", "enable"):
                 withdrawn = await shops.set_disabled(redis, args.shop_id, command == "disable",

@@ -16,6 +16,8 @@ from redis.asyncio import Redis
 
 from schemas.posts import RawPost
 from streetfeed import keys
+from streetfeed.errors import Unavailable
+from streetfeed.settings import Settings
 
 _encode = msgspec.json.Encoder().encode
 
@@ -40,14 +42,17 @@ def derived_post_id(*parts: str) -> str:
 
 
 class Inbox:
-    def __init__(self, redis: Redis, region: str, idempotency_ttl_s: int) -> None:
+    def __init__(self, redis: Redis, region: str, settings: Settings) -> None:
         self.redis = redis
         self.region = region
-        self.ttl = idempotency_ttl_s
+        self.ttl = settings.idempotency_ttl_s
+        self.durability = settings.durability
+        self.wait_ms = settings.durability_timeout_ms
         self._append = redis.register_script(_IDEMPOTENT_APPEND)
 
     async def append(self, raw: RawPost) -> None:
         await self.redis.xadd(keys.in_stream(self.region), {"d": _encode(raw)})
+        await self.confirm()
 
     async def append_once(self, raw: RawPost, key: str, fingerprint: str) -> tuple[str, str]:
         """Append unless `key` was used before; the (post id, fingerprint) of the first use."""
@@ -55,6 +60,24 @@ class Inbox:
             keys=[keys.idempotency(self.region, raw.shop_id, key), keys.in_stream(self.region)],
             args=[f"{raw.id} {fingerprint}", self.ttl, _encode(raw)],
         )
+        await self.confirm()
         text = answer.decode() if isinstance(answer, bytes) else answer
         first_id, _, first_fingerprint = text.partition(" ")
         return first_id, first_fingerprint
+
+    async def confirm(self) -> None:
+        """Wait until the write is as durable as `durability` promises, or answer 503.
+
+        "aof": in Redis with AOF on (fsync every second); "fsync": fsynced to the local
+        AOF (WAITAOF 1 0); "replica": also received by a replica (WAIT 1), for failover.
+        """
+        if self.durability == "fsync":
+            local, _ = await self.redis.execute_command("WAITAOF", 1, 0, self.wait_ms)
+            ok = local >= 1
+        elif self.durability == "replica":
+            ok = await self.redis.execute_command("WAIT", 1, self.wait_ms) >= 1
+        else:
+            return
+        if not ok:
+            raise Unavailable("the post was not confirmed durable in time; retry with the same "
+                              "Idempotency-Key", code="not_durable", retry_after=1)

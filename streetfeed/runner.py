@@ -10,13 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import signal
 from collections.abc import Awaitable, Callable
 
 import uvicorn
 from arq.connections import ArqRedis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feed.raw_ws import RawFrameProtocol
+from streetfeed import metrics
 from streetfeed.clock import Clock, SystemClock
 from streetfeed.moderation import Policy
 from streetfeed.redis_conn import open_redis
@@ -28,6 +32,7 @@ from workers.scheduler import make_worker, schedule_expiry
 log = logging.getLogger("streetfeed")
 
 Part = Callable[[asyncio.Event], Awaitable[None]]
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def uvicorn_config(settings: Settings, app: object, **overrides: object) -> uvicorn.Config:
@@ -80,16 +85,32 @@ def enricher_part(settings: Settings, clock: Clock, policy: Policy) -> Part:
 
 def scheduler_part(settings: Settings, clock: Clock) -> Part:
     async def run(stop: asyncio.Event) -> None:
-        pool = ArqRedis.from_url(settings.redis_url)  # type: ignore[arg-type]
-        worker = make_worker(pool, settings, clock)
-        task = asyncio.create_task(worker.async_run())
-        await asyncio.wait([task, asyncio.create_task(stop.wait())],
-                           return_when=asyncio.FIRST_COMPLETED)
-        await worker.close()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await pool.aclose()
+        backoff = 0.5
+        while not stop.is_set():
+            pool = ArqRedis.from_url(settings.redis_url)  # type: ignore[arg-type]
+            worker = make_worker(pool, settings, clock)
+            task = asyncio.create_task(worker.async_run())
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            failure = task.exception() if task.done() else None
+            with contextlib.suppress(*REDIS_DOWN):
+                await worker.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *REDIS_DOWN):
+                await task
+            with contextlib.suppress(*REDIS_DOWN):
+                await pool.aclose()
+            if stop.is_set():
+                return
+            if failure is not None and not isinstance(failure, REDIS_DOWN):
+                raise failure
+            # arq's worker ends on a lost connection: start a fresh one, with backoff.
+            metrics.REDIS_RECONNECTS.labels("scheduler").inc()
+            log.warning("scheduler: Redis unavailable (%r); restarting in %.1fs", failure, backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff * random.uniform(0.5, 1.5))
+            backoff = min(backoff * 2, 10.0)
     return run
 
 

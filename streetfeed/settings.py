@@ -37,6 +37,10 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
 
+    # What a 202 promises (streetfeed.inbox.Inbox.confirm): "aof", "fsync" or "replica".
+    durability: str = "aof"
+    durability_timeout_ms: int = 2_000
+
     max_body_bytes: int = 8 * 1024
     # Opening hours may list a year of dated exceptions.
     max_hours_body_bytes: int = 64 * 1024
@@ -138,6 +142,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     if env.get("STREETFEED_ALLOWED_ORIGINS"):
         values["allowed_origins"] = tuple(o.strip() for o in
                                           env["STREETFEED_ALLOWED_ORIGINS"].split(",") if o.strip())
+    if env.get("STREETFEED_DURABILITY"):
+        values["durability"] = env["STREETFEED_DURABILITY"]
     if env.get("STREETFEED_FEED_MAXLEN"):
         values["feed_maxlen"] = _int(env["STREETFEED_FEED_MAXLEN"], "STREETFEED_FEED_MAXLEN")
     if env.get("STREETFEED_GATEWAY_INDEX"):
@@ -162,6 +168,9 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"region: expected letters, digits and '-', got {settings.region!r}")
     if not 0.0005 <= settings.geo_cell_deg <= 1.0:
         raise ConfigError(f"geo_cell_deg: expected 0.0005..1, got {settings.geo_cell_deg}")
+    if settings.durability not in ("aof", "fsync", "replica"):
+        raise ConfigError("durability: expected aof, fsync or replica, "
+                          f"got {settings.durability!r}")
     if settings.feed_maxlen < 100:
         raise ConfigError(f"feed_maxlen: expected at least 100, got {settings.feed_maxlen}")
     try:

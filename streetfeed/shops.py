@@ -29,6 +29,7 @@ from streetfeed.errors import InvalidInput, NotFound, Unauthorized
 from streetfeed.hours import opening_state
 from streetfeed.inbox import Inbox
 from streetfeed.live import LiveIndex
+from streetfeed.settings import Settings
 
 _encode = msgspec.json.Encoder().encode
 _decode_record = msgspec.json.Decoder(ShopRecord).decode
@@ -154,7 +155,7 @@ async def change_shop(redis: Redis, shop_id: str,
 
 
 async def update_shop(redis: Redis, shop_id: str, update: ShopUpdate, clock: Clock,
-                      idempotency_ttl_s: int) -> ShopRecord:
+                      settings: Settings) -> ShopRecord:
     changes = {k: v for k, v in msgspec.structs.asdict(update).items()
                if v is not msgspec.UNSET}
     if not changes:
@@ -162,16 +163,16 @@ async def update_shop(redis: Redis, shop_id: str, update: ShopUpdate, clock: Clo
     record = await change_shop(
         redis, shop_id,
         lambda r: msgspec.structs.replace(r, **changes, updated_at=clock.now()))
-    await republish_live_posts(redis, record, clock, idempotency_ttl_s)
+    await republish_live_posts(redis, record, clock, settings)
     return record
 
 
 async def republish_live_posts(redis: Redis, record: ShopRecord, clock: Clock,
-                               idempotency_ttl_s: int) -> int:
+                               settings: Settings) -> int:
     """Re-enrich every live post of the shop, so cards show its current name and place."""
     post_ids = [p.decode() for p in await redis.smembers(keys.shop_posts(record.region,
                                                                          record.id))]
-    inbox = Inbox(redis, record.region, idempotency_ttl_s)
+    inbox = Inbox(redis, record.region, settings)
     count = 0
     for post_id in post_ids:
         stored = await redis.hget(keys.post(record.region, post_id), "raw")

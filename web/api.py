@@ -130,8 +130,7 @@ async def update_shop(request: Request) -> Response:
     shop = await shop_for(request, request.path_params["shop_id"])
     update = decode_body(await read_body(request, st.settings.max_body_bytes), ShopUpdate,
                          "invalid_shop")
-    record = await shops.update_shop(st.redis, shop.id, update, st.clock,
-                                     st.settings.idempotency_ttl_s)
+    record = await shops.update_shop(st.redis, shop.id, update, st.clock, st.settings)
     return JSONResponse(shops.profile_of(record, st.clock))
 
 

@@ -69,7 +69,7 @@ class Ingest:
         post = decode_post(body)
         self._moderate(post)
         raw = RawPost(id=new_post_id(), shop_id=shop.id, accepted_at=self.clock.now(), body=post)
-        inbox = Inbox(self.redis, shop.region, self.settings.idempotency_ttl_s)
+        inbox = Inbox(self.redis, shop.region, self.settings)
         if idempotency_key is None:
             await inbox.append(raw)
             return raw.id
@@ -100,5 +100,5 @@ class Ingest:
         self._moderate(post)
         raw = RawPost(id=original.id, shop_id=original.shop_id, accepted_at=self.clock.now(),
                       body=post, edit=True, posted_at=original.posted_at or original.accepted_at)
-        await Inbox(self.redis, shop.region, self.settings.idempotency_ttl_s).append(raw)
+        await Inbox(self.redis, shop.region, self.settings).append(raw)
         return post_id

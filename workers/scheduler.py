@@ -112,7 +112,7 @@ async def opening_changes(ctx: dict[str, Any]) -> int:
             stamp = str(int(latest.at.timestamp()))
             raw = RawPost(id=derived_post_id(record.id, "hours", stamp), shop_id=record.id,
                           accepted_at=now, body=body, posted_at=latest.at, auto=True)
-            inbox = Inbox(redis, record.region, settings.idempotency_ttl_s)
+            inbox = Inbox(redis, record.region, settings)
             await inbox.append_once(raw, f"hours:{stamp}", stamp)
             posted += 1
         await redis.set(checked_key, repr(now.timestamp()))
