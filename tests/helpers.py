@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -207,3 +212,125 @@ async def feed_client(base: str, lat: float, lon: float, radius_m: float = 500,
             yield client
         finally:
             await client.close()
+
+
+def service_env(redis_url: str, **extra: str) -> dict[str, str]:
+    """Environment for a `streetfeed` process in tests: our Redis, limits out of the way."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREETFEED_")}
+    env.update({"REDIS_URL": redis_url, "STREETFEED_SHOP_POSTS_PER_MINUTE": "100000",
+                "STREETFEED_ADDRESS_REQUESTS_PER_MINUTE": "1000000",
+                "STREETFEED_ADDRESS_SOCKETS_PER_MINUTE": "1000000",
+                "STREETFEED_MAX_SOCKETS_PER_ADDRESS": "20000", **extra})
+    return env
+
+
+class Service:
+    """A real `streetfeed` process (web, enricher, scheduler or up), logging to a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.args = args
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Service:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.process = subprocess.Popen([sys.executable, "-m", "streetfeed.cli", *self.args],
+                                        env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+async def wait_http(url: str, timeout: float = 20) -> None:
+    async def up() -> bool:
+        try:
+            async with httpx.AsyncClient() as client:
+                return (await client.get(url, timeout=1)).status_code == 200
+        except httpx.HTTPError:
+            return False
+    await wait_for(up, timeout, f"{url} to answer 200")
+
+
+class ResumingClient:
+    """A subscriber that reconnects by itself with its cursor, like the pages do."""
+
+    def __init__(self, base_ws: str, lat: float, lon: float, radius_m: float) -> None:
+        self.base_ws = base_ws
+        self.lat, self.lon, self.radius_m = lat, lon, radius_m
+        self.post_ids: list[str] = []
+        self.resets = 0
+        self.cursor: str | None = None
+        self.connections = 0
+        self.close_codes: list[int | None] = []
+        self.connected = asyncio.Event()
+        self._stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> ResumingClient:
+        self.task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        delay = 0.05
+        while not self._stop.is_set():
+            query = f"lat={self.lat}&lon={self.lon}&radius_m={self.radius_m}"
+            if self.cursor is not None:
+                query += f"&cursor={self.cursor}"
+            try:
+                async with connect(f"{self.base_ws}/ws/feed?{query}", open_timeout=5) as ws:
+                    self.connections += 1
+                    delay = 0.05
+                    stopping = asyncio.create_task(self._stop.wait())
+                    try:
+                        while True:
+                            receiving = asyncio.create_task(ws.recv())
+                            done, _ = await asyncio.wait(
+                                [receiving, stopping], return_when=asyncio.FIRST_COMPLETED)
+                            if stopping in done:
+                                receiving.cancel()
+                                return
+                            self._frame(json.loads(receiving.result()))
+                    finally:
+                        stopping.cancel()
+                        self.close_codes.append(ws.close_code)
+                        self.connected.clear()
+            except Exception:  # any failure: reconnect, as a browser would
+                pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+            delay = min(delay * 2, 1.0)
+
+    def _frame(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        if kind == "post":
+            self.post_ids.append(frame["post"]["id"])
+        elif kind == "reset":
+            self.resets += 1
+        elif kind == "ping":
+            self.connected.set()
+        if "cursor" in frame:
+            self.cursor = frame["cursor"]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self.task is not None:
+            await self.task

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.posts import RawPost
@@ -41,7 +41,8 @@ log = logging.getLogger("streetfeed.enricher")
 _decode_raw = msgspec.json.Decoder(RawPost).decode
 _decode_shop = msgspec.json.Decoder(ShopRecord).decode
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# WatchError: redis-py reports a connection lost inside a WATCH (arq's enqueue) as one.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, WatchError, OSError)
 
 # Called after a post is live: (post_id, expires_at) -> schedule its expiry.
 ScheduleExpiry = Callable[[str, datetime], Awaitable[None]]
