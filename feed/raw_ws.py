@@ -67,6 +67,13 @@ class RawFrameProtocol(WebSocketsSansIOProtocol):
             return
         super().shutdown()
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        # A refusal answered as plain HTTP (429, 403) ends the exchange: without this,
+        # uvicorn logs "returned without completing handshake" as if the app had failed.
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            self.handshake_complete = True
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.shops_command == "add":
                 return _shops_add(settings, args)
             return _shops_manage(settings, args)
-        setup_logging()
+        setup_logging(fmt=os.environ.get("STREETFEED_LOG_FORMAT", "json"))
         from streetfeed.runner import default_parts, supervise
 
         with redis_for(settings) as ready:

@@ -35,6 +35,7 @@ from streetfeed.settings import Settings
 from web import api, pages
 from web.ingest import Ingest
 from web.openapi import openapi_document
+from web.requests_log import RequestIdMiddleware
 from web.responses import error_response
 from web.state import AppState
 
@@ -145,6 +146,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         },
     )
     app.add_middleware(AddressRateLimit, settings=settings)
+    app.add_middleware(RequestIdMiddleware)
     app.add_middleware(pages.SecurityHeaders,
                        screen_frame_ancestors=settings.screen_frame_ancestors)
     return app
