@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from schemas.posts import FlashOfferIn, OpeningChangeIn, PostIn
-from streetfeed.settings import FLASH_OFFER_MAX_AHEAD_S
+from streetfeed.settings import FLASH_OFFER_MAX_AHEAD_S, Settings
 
 _MARKUP = re.compile(r"<\s*/?\s*(script|iframe|object|embed|style|svg|img|a)\b|javascript:|"
                      r"\bon[a-z]+\s*=", re.IGNORECASE)
@@ -33,6 +33,11 @@ class Rejection:
 class Policy:
     max_links: int = 1
     banned_words: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(max_links=settings.moderation_max_links,
+                   banned_words=frozenset(w.lower() for w in settings.moderation_banned_words))
 
 
 def check_post(post: PostIn, now: datetime, policy: Policy) -> Rejection | None:

@@ -143,7 +143,7 @@ async def supervise(parts: dict[str, Part]) -> None:
 
 def default_parts(settings: Settings, *, web: bool = True, enricher: bool = True,
                   scheduler: bool = True, demo: bool = False) -> dict[str, Part]:
-    clock, policy = SystemClock(), Policy()
+    clock, policy = SystemClock(), Policy.from_settings(settings)
     parts: dict[str, Part] = {}
     if web:
         parts["web"] = web_part(settings, clock, policy)

@@ -80,6 +80,10 @@ class Settings:
     # WebSocket Origin allow-list; empty: same origin only (and clients sending none).
     allowed_origins: tuple[str, ...] = ()
 
+    # Content policy of this deployment (streetfeed.moderation): links per post, banned words.
+    moderation_max_links: int = 1
+    moderation_banned_words: tuple[str, ...] = ()
+
     # /readyz turns 503 when more in-stream entries than this wait for an enricher.
     ready_max_lag: int = 1_000
 
@@ -142,6 +146,15 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     if env.get("STREETFEED_ALLOWED_ORIGINS"):
         values["allowed_origins"] = tuple(o.strip() for o in
                                           env["STREETFEED_ALLOWED_ORIGINS"].split(",") if o.strip())
+    if env.get("STREETFEED_MAX_LINKS"):
+        values["moderation_max_links"] = _int(env["STREETFEED_MAX_LINKS"], "STREETFEED_MAX_LINKS")
+    if env.get("STREETFEED_BANNED_WORDS_FILE"):
+        path = Path(env["STREETFEED_BANNED_WORDS_FILE"])
+        try:
+            words = path.read_text(encoding="utf-8").split()
+        except OSError as exc:
+            raise ConfigError(f"STREETFEED_BANNED_WORDS_FILE: cannot read {path}: {exc}") from None
+        values["moderation_banned_words"] = tuple(words)
     if env.get("STREETFEED_DURABILITY"):
         values["durability"] = env["STREETFEED_DURABILITY"]
     if env.get("STREETFEED_FEED_MAXLEN"):

@@ -208,3 +208,21 @@ async def test_tokens_never_reach_logs_metrics_or_errors(redis: Redis, settings:
         assert all(token not in body for body in bodies)
     stored = await _redis_dump(redis)
     assert shop.token.encode() not in stored and new_token.encode() not in stored
+
+
+async def test_deployment_moderation_policy(redis: Redis, settings: Settings,
+                                            tmp_path: Path) -> None:
+    from streetfeed.settings import load_settings
+
+    words = tmp_path / "banned.txt"
+    words.write_text("casino\nloterie\n")
+    configured = load_settings({"STREETFEED_BANNED_WORDS_FILE": str(words),
+                                "STREETFEED_MAX_LINKS": "0"}, redis_url=settings.redis_url,
+                               shop_posts_per_minute=1000)
+    shop = await add_shop(redis, configured, "Tabac", *STREET)
+    async with web_server(configured) as web, httpx.AsyncClient(base_url=web.http) as http:
+        banned = await send_post(http, shop, arrival("Grand CASINO ce soir"))
+        assert (banned.status_code, banned.json()["error"]["code"]) == (422, "content_rejected")
+        link = await send_post(http, shop, arrival("Voir www.exemple.fr"))
+        assert (link.status_code, link.json()["error"]["code"]) == (422, "too_many_links")
+        assert (await send_post(http, shop, arrival("Journaux du jour"))).status_code == 202

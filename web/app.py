@@ -67,7 +67,7 @@ async def _redis_down(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings, *, clock: Clock | None = None,
                policy: Policy | None = None) -> Starlette:
     clock = clock or SystemClock()
-    policy = policy or Policy()
+    policy = policy or Policy.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
