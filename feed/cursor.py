@@ -1,13 +1,34 @@
-"""Resume cursors: `feed` stream entry ids, compared and judged without I/O."""
+"""Resume cursors: `feed` stream entry ids (one per region), compared and judged without I/O."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import Enum
 
 _ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
 
 ZERO = "0-0"
+
+
+def encode(positions: Mapping[str, str], default_region: str) -> str:
+    """One region's position is the bare stream id (the v1 form); several are
+    `region:id` joined by `~`, so a cursor covers every region a client reads."""
+    if set(positions) == {default_region}:
+        return positions[default_region]
+    return "~".join(f"{region}:{positions[region]}" for region in sorted(positions))
+
+
+def decode(cursor: str, default_region: str) -> dict[str, str] | None:
+    if parse(cursor) is not None:
+        return {default_region: cursor}
+    positions: dict[str, str] = {}
+    for part in cursor.split("~"):
+        region, _, entry_id = part.partition(":")
+        if not region or parse(entry_id) is None or region in positions:
+            return None
+        positions[region] = entry_id
+    return positions or None
 
 
 def parse(cursor: str) -> tuple[int, int] | None:

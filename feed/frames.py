@@ -45,6 +45,11 @@ def decode_entry(data: bytes) -> FeedEntry:
     return _entry_decoder.decode(data)
 
 
+def carries_frame(entry: FeedEntry) -> bool:
+    return entry.type in ("expired", "withdrawn") or (entry.type == "post" and
+                                                      bool(len(entry.post)))
+
+
 def entry_payload(entry: FeedEntry, cursor: str) -> bytes | None:
     """The JSON frame a client gets for one feed entry (None if it carries nothing to send)."""
     if entry.type == "post":

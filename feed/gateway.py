@@ -32,21 +32,21 @@ from feed.frames import (
 )
 from feed.hub import Connection, Hub
 from feed.raw_ws import EXTENSION
+from feed.reader import Readers
+from feed.snapshot import snapshot_area
 from schemas.feed import ClientMessage, Subscription
 from streetfeed import keys
 from streetfeed.clock import Clock
 from streetfeed.errors import ApiError, RateLimited
 from streetfeed.live import LiveIndex
 from streetfeed.ratelimit import RateLimiter
+from streetfeed.regions import regions_for
 from streetfeed.settings import Settings
 from web.responses import error_response
 
 log = logging.getLogger("streetfeed.gateway")
 
 _decode_message = msgspec.json.Decoder(ClientMessage).decode
-# Redis measures GEOSEARCH distances on a slightly different sphere: ask a bit wider,
-# then keep exactly what our own check accepts.
-_SEARCH_SLACK = 1.001
 
 CLOSE_POLICY = 1008
 CLOSE_UNSUPPORTED = 1003
@@ -127,7 +127,7 @@ def _frame_payload(frame: bytes) -> bytes:
 
 
 class Gateway:
-    def __init__(self, redis: Redis, settings: Settings, hub: Hub, live: LiveIndex,
+    def __init__(self, redis: Redis, settings: Settings, hub: Hub, readers: Readers,
                  clock: Clock, limiter: RateLimiter) -> None:
         self.redis = redis
         self.clock = clock
@@ -135,8 +135,9 @@ class Gateway:
         self.per_address: Counter[str] = Counter()
         self.settings = settings
         self.hub = hub
-        self.live = live
-        self.stream = keys.feed_stream(settings.region)
+        self.readers = readers
+        self.lives = {r: LiveIndex(redis, r, feed_maxlen=settings.feed_maxlen)
+                      for r in settings.region_names}
         self.sockets = 0
 
     async def _admit(self, websocket: WebSocket) -> ApiError | None:
@@ -190,15 +191,10 @@ class Gateway:
             except SubscriptionError as exc:
                 await self._refuse(sink, exc.code, str(exc), CLOSE_POLICY)
                 return
-            if not await self._positioned():
-                await self._refuse(sink, "unavailable", "the feed is not reachable, retry soon",
-                                   CLOSE_TRY_AGAIN)
-                return
-            conn.sub.place(sub.lat, sub.lon, sub.radius_m, sub.kinds)
-            conn.screen = sub.client == "screen"
             try:
+                await self._place(conn, sub)
                 await self._start(conn, params.get("cursor"))
-            except (RedisConnectionError, RedisTimeoutError, OSError):
+            except (RedisConnectionError, RedisTimeoutError, OSError, FeedUnavailable):
                 self.hub.unsubscribe(conn)
                 await self._refuse(sink, "unavailable", "the feed is not reachable, retry soon",
                                    CLOSE_TRY_AGAIN)
@@ -208,12 +204,18 @@ class Gateway:
             self.sockets -= 1
             self.hub.unsubscribe(conn)
 
-    async def _positioned(self) -> bool:
-        try:
-            await asyncio.wait_for(self.hub.positioned.wait(), 5.0)
-            return True
-        except TimeoutError:
-            return False
+    async def _place(self, conn: Connection, sub: Subscription) -> None:
+        """Set where the socket watches, and make sure its regions are being read."""
+        conn.sub.place(sub.lat, sub.lon, sub.radius_m, sub.kinds)
+        conn.screen = sub.client == "screen"
+        conn.regions = regions_for(self.settings.all_regions, sub.lat, sub.lon, sub.radius_m)
+        conn.regions_key = tuple(conn.regions)
+        self.readers.ensure(conn.regions)
+        for region in conn.regions:
+            try:
+                await asyncio.wait_for(self.hub.positioned(region).wait(), 5.0)
+            except TimeoutError:
+                raise FeedUnavailable(region) from None
 
     async def _refuse(self, sink: object, code: str, message: str, close_code: int) -> None:
         sink.write(ws_text_frame(error_payload(code, message)))  # type: ignore[attr-defined]
@@ -222,28 +224,43 @@ class Gateway:
             await sink.task
 
     async def _start(self, conn: Connection, cursor: str | None) -> None:
-        if cursor is not None:
-            parsed = cursors.parse(cursor)
-            if parsed is not None:
+        wanted = None if cursor is None else cursors.decode(cursor, self.settings.region)
+        if wanted is not None and set(conn.regions) <= set(wanted):
+            for region in conn.regions:
+                target = cursors.key(wanted[region])
                 # Resumed on a process whose reader is a little behind the last one: wait
                 # until it has read as far as the client had, so nothing comes twice.
-                await self.hub.wait_position(lambda p: cursors.key(p) >= parsed, 2.0)
+                await self.hub.wait_position(region, lambda p, t=target: cursors.key(p) >= t,
+                                             2.0)
         start = self.hub.subscribe(conn)
-        if cursor is not None and await self._judge(cursor) is cursors.Resume.REPLAY \
-                and cursors.key(cursor) <= cursors.key(start):
-            await self._replay(conn, cursor, start)
+        if wanted is not None and await self._resumable(conn.regions, wanted, start):
+            for region in conn.regions:
+                await self._replay(conn, region, wanted[region], start)
         else:
             if cursor is not None:
-                conn.sink.write(ws_text_frame(reset_payload(start)))
+                conn.sink.write(ws_text_frame(reset_payload(self._cursor(start))))
             await self._snapshot(conn, start)
-        conn.sink.write(ws_text_frame(ping_payload(start)))
+        conn.sink.write(ws_text_frame(ping_payload(self._cursor(start))))
         if not conn.go_live():
             self.hub.drop_lagging(conn)
 
-    async def _judge(self, cursor: str) -> cursors.Resume:
-        if not await self.redis.exists(self.stream):
+    def _cursor(self, positions: dict[str, str]) -> str:
+        return cursors.encode(positions, self.settings.region)
+
+    async def _resumable(self, regions: list[str], wanted: dict[str, str],
+                         start: dict[str, str]) -> bool:
+        for region in regions:
+            if region not in wanted or cursors.key(wanted[region]) > cursors.key(start[region]):
+                return False
+            if await self._judge(region, wanted[region]) is not cursors.Resume.REPLAY:
+                return False
+        return True
+
+    async def _judge(self, region: str, cursor: str) -> cursors.Resume:
+        stream = keys.feed_stream(region)
+        if not await self.redis.exists(stream):
             return cursors.judge(cursor, last_id=cursors.ZERO, oldest_kept=cursors.ZERO)
-        info = await self.redis.xinfo_stream(self.stream)
+        info = await self.redis.xinfo_stream(stream)
         oldest_kept = cursors.ZERO
         # Trimming (MAXLEN) does not move max-deleted-entry-id; a count gap shows it.
         removed = info["entries-added"] > info["length"]
@@ -255,24 +272,22 @@ class Gateway:
         return cursors.judge(cursor, last_id=_text(info["last-generated-id"]),
                              oldest_kept=oldest_kept)
 
-    async def _snapshot(self, conn: Connection, start: str) -> None:
-        sub = conn.sub
-        snap = await self.live.snapshot(sub.lat, sub.lon, sub.radius_m * _SEARCH_SLACK + 1,
-                                        self.settings.snapshot_limit)
-        now = self.clock.now().timestamp()
-        start_key = cursors.key(start)
-        for post in snap.posts:
-            if post.expires_ts <= now or cursors.key(post.feed_id) > start_key:
-                continue  # expired, or about to arrive live
-            if not sub.wants(post.kind, post.lat, post.lon):
-                continue
-            conn.sink.write(ws_text_frame(post_payload(post.json, start)))
+    async def _snapshot(self, conn: Connection, start: dict[str, str]) -> None:
+        snap = await snapshot_area({r: self.lives[r] for r in conn.regions}, conn.sub,
+                                   now_ts=self.clock.now().timestamp(),
+                                   limit=self.settings.snapshot_limit, upto=start)
+        cursor = self._cursor(start)
+        for post_json in snap.posts:
+            conn.sink.write(ws_text_frame(post_payload(post_json, cursor)))
 
-    async def _replay(self, conn: Connection, cursor: str, until: str) -> None:
+    async def _replay(self, conn: Connection, region: str, cursor: str,
+                      start: dict[str, str]) -> None:
         sub = conn.sub
+        stream = keys.feed_stream(region)
+        until = start[region]
         after = cursor
         while True:
-            entries = await self.redis.xrange(self.stream, min=f"({after}", max=until, count=1000)
+            entries = await self.redis.xrange(stream, min=f"({after}", max=until, count=1000)
             for entry_id, fields in entries:
                 entry_id = _text(entry_id)
                 try:
@@ -280,7 +295,7 @@ class Gateway:
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     continue
                 if sub.wants(entry.kind, entry.lat, entry.lon):
-                    payload = entry_payload(entry, entry_id)
+                    payload = entry_payload(entry, self._cursor({**start, region: entry_id}))
                     if payload is not None:
                         conn.sink.write(ws_text_frame(payload))
             if len(entries) < 1000:
@@ -302,20 +317,30 @@ class Gateway:
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 conn.sink.write(ws_text_frame(error_payload("invalid_message", str(exc))))
                 continue
-            await self._move(conn, request)
+            try:
+                await self._move(conn, request)
+            except (RedisConnectionError, RedisTimeoutError, OSError, FeedUnavailable):
+                self.hub.unsubscribe(conn)
+                await self._refuse(conn.sink, "unavailable",
+                                   "the feed is not reachable, retry soon", CLOSE_TRY_AGAIN)
+                return
             if websocket.client_state is WebSocketState.DISCONNECTED:
                 return
 
     async def _move(self, conn: Connection, request: Subscription) -> None:
         self.hub.unsubscribe(conn)
         conn.hold()
-        conn.sub.place(request.lat, request.lon, request.radius_m, request.kinds)
+        await self._place(conn, request)
         start = self.hub.subscribe(conn)
-        conn.sink.write(ws_text_frame(reset_payload(start)))
+        conn.sink.write(ws_text_frame(reset_payload(self._cursor(start))))
         await self._snapshot(conn, start)
-        conn.sink.write(ws_text_frame(ping_payload(start)))
+        conn.sink.write(ws_text_frame(ping_payload(self._cursor(start))))
         if not conn.go_live():
             self.hub.drop_lagging(conn)
+
+
+class FeedUnavailable(Exception):
+    """A region's feed could not be read in time (Redis unreachable)."""
 
 
 def _text(value: bytes | str) -> str:

@@ -16,7 +16,8 @@ from typing import Protocol
 
 import msgspec
 
-from feed.frames import decode_entry, entry_payload, ping_payload, ws_text_frame
+from feed import cursor as cursors
+from feed.frames import carries_frame, decode_entry, entry_payload, ping_payload, ws_text_frame
 from feed.geo import CellGrid
 from feed.index import Subscriber, SubscriberIndex
 from streetfeed import metrics
@@ -41,7 +42,8 @@ class Sink(Protocol):
 
 
 class Connection:
-    __slots__ = ("_buffer_max", "live", "pending", "presence_cell", "screen", "sink", "sub")
+    __slots__ = ("_buffer_max", "live", "pending", "presence_cell", "regions", "regions_key",
+                 "screen", "sink", "sub")
 
     def __init__(self, sink: Sink, buffer_max: int) -> None:
         self.sink = sink
@@ -49,6 +51,8 @@ class Connection:
         self.live = False
         self.pending: list[bytes] = []
         self.screen = False
+        self.regions: list[str] = []
+        self.regions_key: tuple[str, ...] = ()
         self.presence_cell: int | None = None
         self._buffer_max = buffer_max
 
@@ -72,32 +76,49 @@ class Connection:
 
 
 class Hub:
+    """Every socket of this process, whatever regions it reads, in one cell index.
+
+    Each region's reader dispatches that region's feed entries here; `positions`
+    holds the last entry dispatched per region, and the cursor a client gets is
+    their encoding (a bare stream id when there is one region).
+    """
+
     def __init__(self, settings: Settings) -> None:
         self.index: SubscriberIndex[Connection] = SubscriberIndex(
             CellGrid(settings.geo_cell_deg), use_cells=settings.gateway_use_index)
         self.buffer_max = settings.gateway_socket_buffer_max
-        # The last feed entry dispatched; None until the reader knows where the stream is.
-        self.position: str | None = None
-        self.positioned = asyncio.Event()
+        self.default_region = settings.region
+        self.positions: dict[str, str] = {}
+        self._positioned: dict[str, asyncio.Event] = {}
         self.deliveries = 0
         self.dropped_slow = 0
+        # Sockets per region they read: the readers this process needs.
+        self.region_users: Counter[str] = Counter()
         # Watchers per small cell (counts only: positions never leave this process) and
-        # deliveries per post since the last flush: [phones, screens].
+        # deliveries per (region, post) since the last flush: [phones, screens].
         self.presence_grid = CellGrid(PRESENCE_CELL_DEG)
         self.presence: Counter[int] = Counter()
-        self.reach: dict[str, list[int]] = {}
-        self._waiters: list[tuple[Callable[[str], bool], asyncio.Future[None]]] = []
+        self.reach: dict[tuple[str, str], list[int]] = {}
+        self._waiters: list[tuple[str, Callable[[str], bool], asyncio.Future[None]]] = []
+
+    @property
+    def position(self) -> str | None:
+        """The cursor of everything dispatched so far (None before any reader started)."""
+        return cursors.encode(self.positions, self.default_region) if self.positions else None
+
+    def positioned(self, region: str) -> asyncio.Event:
+        return self._positioned.setdefault(region, asyncio.Event())
 
     def connect(self, sink: Sink) -> Connection:
         return Connection(sink, self.buffer_max)
 
-    def subscribe(self, conn: Connection) -> str:
-        """Start delivering to `conn` (held until go_live); the position it starts after."""
-        assert self.position is not None
+    def subscribe(self, conn: Connection) -> dict[str, str]:
+        """Start delivering to `conn` (held until go_live); the positions it starts after."""
         self.index.add(conn.sub)
         conn.presence_cell = self.presence_grid.cell_of(conn.sub.lat, conn.sub.lon)
         self.presence[conn.presence_cell] += 1
-        return self.position
+        self.region_users.update(conn.regions)
+        return {r: self.positions[r] for r in conn.regions}
 
     def unsubscribe(self, conn: Connection) -> None:
         self.index.remove(conn.sub)
@@ -106,64 +127,84 @@ class Hub:
             self.presence[cell] -= 1
             if not self.presence[cell]:
                 del self.presence[cell]
+            self.region_users.subtract(conn.regions)
 
-    def set_position(self, entry_id: str) -> None:
-        self.position = entry_id
-        self.positioned.set()
+    def set_position(self, region: str, entry_id: str) -> None:
+        self.positions[region] = entry_id
+        self.positioned(region).set()
         if self._waiters:
             still = []
-            for reached, fut in self._waiters:
-                if reached(entry_id):
+            for waited, reached, fut in self._waiters:
+                if waited == region and reached(entry_id):
                     if not fut.done():
                         fut.set_result(None)
                 else:
-                    still.append((reached, fut))
+                    still.append((waited, reached, fut))
             self._waiters = still
 
-    async def wait_position(self, reached: Callable[[str], bool], timeout: float) -> bool:
-        if self.position is not None and reached(self.position):
+    async def wait_position(self, region: str, reached: Callable[[str], bool],
+                            timeout: float) -> bool:
+        current = self.positions.get(region)
+        if current is not None and reached(current):
             return True
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((reached, fut))
+        self._waiters.append((region, reached, fut))
         try:
             await asyncio.wait_for(fut, timeout)
             return True
         except TimeoutError:
             return False
 
-    def dispatch(self, entry_id: str, data: bytes) -> None:
+    def dispatch(self, region: str, entry_id: str, data: bytes) -> None:
+        self.set_position(region, entry_id)
         try:
             entry = decode_entry(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.error("gateway: skipping undecodable feed entry %s: %s", entry_id, exc)
-            self.set_position(entry_id)
             return
-        payload = entry_payload(entry, entry_id)
-        if payload is not None:
-            frame = ws_text_frame(payload)
-            lagging: list[Connection] = []
-            sent = screens = 0
-            for sub in self.index.matching(entry.kind, entry.lat, entry.lon):
-                sent += 1
-                screens += sub.target.screen
-                if not sub.target.deliver(frame):
-                    lagging.append(sub.target)
-            self.deliveries += sent
-            metrics.DELIVERIES.inc(sent)
-            if entry.type == "post" and sent:
-                counts = self.reach.setdefault(entry.id, [0, 0])
-                counts[0] += sent - screens
-                counts[1] += screens
-            for conn in lagging:
-                self.drop_lagging(conn)
-        self.set_position(entry_id)
+        if not carries_frame(entry):
+            return
+        # One encoding per set of regions read (one set in a one-region deployment): a
+        # client's cursor names exactly the regions it reads, so resuming with more
+        # regions is a reset, never a silent gap.
+        frames: dict[tuple[str, ...], bytes] = {}
+        lagging: list[Connection] = []
+        sent = screens = 0
+        for sub in self.index.matching(entry.kind, entry.lat, entry.lon):
+            conn = sub.target
+            frame = frames.get(conn.regions_key)
+            if frame is None:
+                frame = frames[conn.regions_key] = ws_text_frame(entry_payload(  # type: ignore[arg-type]
+                    entry, self.cursor_for(conn.regions_key)))
+            sent += 1
+            screens += conn.screen
+            if not conn.deliver(frame):
+                lagging.append(conn)
+        self.deliveries += sent
+        metrics.DELIVERIES.inc(sent)
+        if entry.type == "post" and sent:
+            counts = self.reach.setdefault((region, entry.id), [0, 0])
+            counts[0] += sent - screens
+            counts[1] += screens
+        for conn in lagging:
+            self.drop_lagging(conn)
+
+    def cursor_for(self, regions: tuple[str, ...]) -> str:
+        return cursors.encode({r: self.positions[r] for r in regions}, self.default_region)
 
     def ping(self) -> None:
-        if self.position is None:
-            return
-        frame = ws_text_frame(ping_payload(self.position))
-        lagging = [sub.target for sub in self.index.all()
-                   if sub.target.live and not sub.target.deliver(frame)]
+        frames: dict[tuple[str, ...], bytes] = {}
+        lagging = []
+        for sub in self.index.all():
+            conn = sub.target
+            if not conn.live:
+                continue
+            frame = frames.get(conn.regions_key)
+            if frame is None:
+                frame = frames[conn.regions_key] = ws_text_frame(
+                    ping_payload(self.cursor_for(conn.regions_key)))
+            if not conn.deliver(frame):
+                lagging.append(conn)
         for conn in lagging:
             self.drop_lagging(conn)
 

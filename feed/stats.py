@@ -35,37 +35,42 @@ def gateway_id() -> str:
 
 
 class StatsPublisher:
-    def __init__(self, redis: Redis, region: str, hub: Hub, interval_s: float = 1.0) -> None:
+    def __init__(self, redis: Redis, hub: Hub, interval_s: float = 1.0) -> None:
         self.redis = redis
-        self.region = region
         self.hub = hub
         self.interval_s = interval_s
         self.id = gateway_id()
+        self._published: set[str] = set()
 
     async def publish(self) -> None:
         metrics.SOCKETS_OPEN.set(len(self.hub.index))
-        presence_key = keys.presence(self.region, self.id)
         reach, self.hub.reach = self.hub.reach, {}
+        cells = {str(c): n for c, n in self.hub.presence.items()}
+        # The same counts under every region this process reads: a shop's console sums
+        # its own region, which then sees watchers just across a border too.
+        regions = set(self.hub.positions) | self._published
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.delete(presence_key)
-                if self.hub.presence:
-                    pipe.hset(presence_key, mapping={str(c): n for c, n in
-                                                     self.hub.presence.items()})
-                    pipe.expire(presence_key, PRESENCE_TTL_S)
-                pipe.zadd(keys.gateways(self.region), {self.id: time.time()})
-                for post_id, (phones, screens) in reach.items():
-                    key = keys.reach(self.region, post_id)
+                for region in regions:
+                    presence_key = keys.presence(region, self.id)
+                    pipe.delete(presence_key)
+                    if cells and region in self.hub.positions:
+                        pipe.hset(presence_key, mapping=cells)
+                        pipe.expire(presence_key, PRESENCE_TTL_S)
+                        pipe.zadd(keys.gateways(region), {self.id: time.time()})
+                for (region, post_id), (phones, screens) in reach.items():
+                    key = keys.reach(region, post_id)
                     if phones:
                         pipe.hincrby(key, "phone", phones)
                     if screens:
                         pipe.hincrby(key, "screen", screens)
                     pipe.expire(key, REACH_TTL_S)
                 await pipe.execute()
+            self._published = set(self.hub.positions)
         except (RedisConnectionError, RedisTimeoutError, OSError):
             # Counts made while Redis was away are kept for the next flush.
-            for post_id, (phones, screens) in reach.items():
-                counts = self.hub.reach.setdefault(post_id, [0, 0])
+            for key, (phones, screens) in reach.items():
+                counts = self.hub.reach.setdefault(key, [0, 0])
                 counts[0] += phones
                 counts[1] += screens
             raise
@@ -79,8 +84,9 @@ class StatsPublisher:
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("stats: Redis unavailable (%s)", exc)
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
-            await self.redis.delete(keys.presence(self.region, self.id))
-            await self.redis.zrem(keys.gateways(self.region), self.id)
+            for region in self._published:
+                await self.redis.delete(keys.presence(region, self.id))
+                await self.redis.zrem(keys.gateways(region), self.id)
 
 
 async def watchers_near(redis: Redis, region: str, lat: float, lon: float,

@@ -144,11 +144,12 @@ def _shops_add(settings: Settings, args: argparse.Namespace) -> int:
 
     async def add(ready: Settings) -> bytes:
         from streetfeed.redis_conn import open_redis
-        from streetfeed.shops import create_shop
+        from streetfeed.shops import create_shop, home_region
 
         redis = open_redis(ready)
         try:
-            created = await create_shop(redis, shop, region=ready.region, clock=SystemClock())
+            created = await create_shop(redis, shop, region=home_region(ready, shop.lat, shop.lon),
+                                        clock=SystemClock())
         finally:
             await redis.aclose()
         return msgspec.json.encode(created)

@@ -27,7 +27,7 @@ from streetfeed.live import LiveIndex
 from streetfeed.moderation import Policy
 from streetfeed.redis_conn import open_redis
 from streetfeed.settings import Settings
-from streetfeed.shops import hash_token, new_token
+from streetfeed.shops import hash_token, home_region, new_token
 from web.ingest import Ingest
 
 log = logging.getLogger("streetfeed.demo")
@@ -114,7 +114,7 @@ async def seed(redis: Redis, settings: Settings, clock: Clock) -> dict[str, str]
             hours = ShopHours(timezone=settings.timezone, weekly=parse_weekly(  # type: ignore[arg-type]
                 _DEMO_HOURS.get(category, _DEFAULT_HOURS)))
         record = ShopRecord(id=shop_id, name=name, category=category, lat=lat, lon=lon,
-                            address=address, region=settings.region, hours=hours,
+                            address=address, region=home_region(settings, lat, lon), hours=hours,
                             token_hash=hash_token(token), created_at=clock.now())
         await redis.set(keys.shop(shop_id), encode(record))
         await redis.sadd(keys.shops_index(), shop_id)

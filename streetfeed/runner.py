@@ -72,11 +72,16 @@ def enricher_part(settings: Settings, clock: Clock, policy: Policy) -> Part:
         redis = open_redis(settings)
         pool = ArqRedis.from_url(settings.redis_url)  # type: ignore[arg-type]
 
-        async def expiry(post_id: str, when):  # type: ignore[no-untyped-def]
-            await schedule_expiry(pool, settings.region, post_id, when)
+        def _expiry_for(region: str):  # type: ignore[no-untyped-def]
+            async def expiry(post_id: str, when):  # type: ignore[no-untyped-def]
+                await schedule_expiry(pool, region, post_id, when)
+            return expiry
 
+        # One consumer per region: each region's `in` stream lives in its own slot.
+        enrichers = [Enricher(redis, settings, clock, policy, schedule_expiry=_expiry_for(region),
+                              region=region) for region in settings.region_names]
         try:
-            await Enricher(redis, settings, clock, policy, schedule_expiry=expiry).run(stop)
+            await asyncio.gather(*(e.run(stop) for e in enrichers))
         finally:
             await redis.aclose()
             await pool.aclose()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from streetfeed.errors import ConfigError
+from streetfeed.regions import Region, parse_regions
 
 # Hard limits of the public contract (DESIGN.md section 8); not configurable
 # because clients rely on them.
@@ -31,8 +32,15 @@ IDEMPOTENCY_KEY_MAX = 128
 @dataclass(frozen=True, slots=True)
 class Settings:
     redis_url: str | None = None
+    # A Redis Cluster node: every component then runs against the cluster.
+    redis_cluster_url: str | None = None
+    # arq's queue (a sorted set plus job keys, not cluster-aware) may live apart.
+    arq_redis_url: str | None = None
     data_dir: Path = Path("var")
+    # The default region, and the one used when no regions are configured.
     region: str = "main"
+    # Named bounding boxes (streetfeed.regions); empty: one region covering the world.
+    regions: tuple[Region, ...] = ()
     timezone: str = "Europe/Paris"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -95,6 +103,14 @@ class Settings:
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    @property
+    def all_regions(self) -> tuple[Region, ...]:
+        return self.regions or (Region(self.region),)
+
+    @property
+    def region_names(self) -> list[str]:
+        return [r.name for r in self.all_regions]
+
 
 def _bool(value: str, name: str) -> bool:
     lowered = value.strip().lower()
@@ -127,6 +143,16 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         values["redis_url"] = env["REDIS_URL"]
     if env.get("STREETFEED_DATA_DIR"):
         values["data_dir"] = Path(env["STREETFEED_DATA_DIR"])
+    if env.get("REDIS_CLUSTER_URL"):
+        values["redis_cluster_url"] = env["REDIS_CLUSTER_URL"]
+    if env.get("ARQ_REDIS_URL"):
+        values["arq_redis_url"] = env["ARQ_REDIS_URL"]
+    if env.get("STREETFEED_REGIONS"):
+        try:
+            values["regions"] = parse_regions(env["STREETFEED_REGIONS"])
+        except ValueError as exc:
+            raise ConfigError(f"STREETFEED_REGIONS: {exc}") from None
+        values["region"] = values["regions"][0].name  # type: ignore[index]
     if env.get("STREETFEED_REGION"):
         values["region"] = env["STREETFEED_REGION"]
     if env.get("STREETFEED_TIMEZONE"):
@@ -179,6 +205,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
 def validate(settings: Settings) -> None:
     if not settings.region or not settings.region.replace("-", "").isalnum():
         raise ConfigError(f"region: expected letters, digits and '-', got {settings.region!r}")
+    if settings.regions and settings.region not in settings.region_names:
+        raise ConfigError(f"region: {settings.region!r} is not one of the configured regions")
     if not 0.0005 <= settings.geo_cell_deg <= 1.0:
         raise ConfigError(f"geo_cell_deg: expected 0.0005..1, got {settings.geo_cell_deg}")
     if settings.durability not in ("aof", "fsync", "replica"):

@@ -29,6 +29,7 @@ from streetfeed.errors import InvalidInput, NotFound, Unauthorized
 from streetfeed.hours import opening_state
 from streetfeed.inbox import Inbox
 from streetfeed.live import LiveIndex
+from streetfeed.regions import region_of
 from streetfeed.settings import Settings
 
 _encode = msgspec.json.Encoder().encode
@@ -81,6 +82,15 @@ def validate_hours(hours: ShopHours) -> None:
         for rng in ranges:
             if rng.open == rng.close:
                 raise InvalidInput(f"empty range {rng.open}-{rng.close}", code="invalid_hours")
+
+
+def home_region(settings: Settings, lat: float, lon: float) -> str:
+    """The region a shop at (lat, lon) belongs to: the first configured one containing it."""
+    region = region_of(settings.all_regions, lat, lon)
+    if region is None:
+        raise InvalidInput(f"({lat}, {lon}) is in none of this deployment's regions "
+                           f"({', '.join(settings.region_names)})", code="outside_regions")
+    return region
 
 
 async def create_shop(redis: Redis, shop: NewShop, *, region: str, clock: Clock) -> ShopCreated:
@@ -160,6 +170,11 @@ async def update_shop(redis: Redis, shop_id: str, update: ShopUpdate, clock: Clo
                if v is not msgspec.UNSET}
     if not changes:
         raise InvalidInput("nothing to change", code="empty_patch")
+    current = await require_shop(redis, shop_id)
+    lat, lon = changes.get("lat", current.lat), changes.get("lon", current.lon)
+    if home_region(settings, lat, lon) != current.region:  # type: ignore[arg-type]
+        raise InvalidInput("a shop cannot move to another region; register it there",
+                           code="region_change")
     record = await change_shop(
         redis, shop_id,
         lambda r: msgspec.structs.replace(r, **changes, updated_at=clock.now()))

@@ -26,7 +26,7 @@ from streetfeed.clock import Clock, SystemClock
 from streetfeed.moderation import Policy
 from streetfeed.runner import uvicorn_config
 from streetfeed.settings import Settings
-from streetfeed.shops import create_shop
+from streetfeed.shops import create_shop, home_region
 from web.app import create_app
 from workers.enricher import Enricher
 
@@ -92,7 +92,6 @@ async def web_server(settings: Settings, clock: Clock | None = None, port: int |
     await wait_for(lambda: server.started or task.done(), 10, "uvicorn to start")
     if task.done():
         task.result()
-    await wait_for(lambda: running.state.hub.position is not None, 10, "feed reader position")
     try:
         yield running
     finally:
@@ -117,7 +116,7 @@ async def add_shop(redis: Redis, settings: Settings, name: str = "Boulangerie Te
                    lat: float = 44.8370, lon: float = -0.5735,
                    category: str = "boulangerie") -> ShopCreated:
     return await create_shop(redis, NewShop(name=name, category=category, lat=lat, lon=lon),
-                             region=settings.region, clock=SystemClock())
+                             region=home_region(settings, lat, lon), clock=SystemClock())
 
 
 def arrival(title: str = "Premières fraises", **extra: Any) -> dict[str, Any]:

@@ -14,8 +14,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from feed import cursor as cursors
 from feed.gateway import SubscriptionError, parse_subscription
 from feed.index import Subscriber
+from feed.snapshot import snapshot_area
 from feed.stats import reach_of, watchers_near
 from schemas.feed import FeedResponse, Reach, ShopPosts, ShopStats, WatchCount
 from schemas.hours import ShopHours
@@ -24,12 +26,12 @@ from schemas.service import ClientConfig, Health, Point, Readiness
 from schemas.shops import ShopList, ShopUpdate, SignIn, TokenRotated
 from streetfeed import keys, metrics, shops
 from streetfeed.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthorized
+from streetfeed.regions import regions_for
 from streetfeed.settings import RADIUS_MAX_M
 from web.auth import close_session, open_session, session_shop, shop_for
 from web.responses import JSONResponse
 from web.state import AppState
 
-_SEARCH_SLACK = 1.001
 T = TypeVar("T")
 
 
@@ -65,7 +67,8 @@ async def withdraw_post(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
     post_id = request.path_params["post_id"]
-    removed = await st.live.remove(post_id, "withdrawn", now_ts=st.clock.now().timestamp(),
+    removed = await st.lives[shop.region].remove(post_id, "withdrawn",
+                                                  now_ts=st.clock.now().timestamp(),
                                    shop_id=shop.id)
     if removed is None:
         raise NotFound(f"no live post {post_id!r} for this shop", code="unknown_post")
@@ -78,14 +81,14 @@ async def feed(request: Request) -> Response:
         sub_params = parse_subscription(dict(request.query_params))
     except SubscriptionError as exc:
         raise InvalidInput(str(exc), code=exc.code, status=400) from None
-    sub: Subscriber[None] = Subscriber(None)
+    sub: Subscriber[object] = Subscriber(None)
     sub.place(sub_params.lat, sub_params.lon, sub_params.radius_m, sub_params.kinds)
-    snap = await st.live.snapshot(sub.lat, sub.lon, sub.radius_m * _SEARCH_SLACK + 1,
-                                  st.settings.snapshot_limit)
-    now = st.clock.now().timestamp()
-    posts = [msgspec.Raw(p.json) for p in snap.posts
-             if p.expires_ts > now and sub.wants(p.kind, p.lat, p.lon)]
-    return JSONResponse(FeedResponse(posts=posts, cursor=snap.last_id),
+    regions = regions_for(st.settings.all_regions, sub.lat, sub.lon, sub.radius_m)
+    snap = await snapshot_area({r: st.lives[r] for r in regions}, sub,
+                               now_ts=st.clock.now().timestamp(),
+                               limit=st.settings.snapshot_limit)
+    cursor = cursors.encode(snap.last_ids, st.settings.region) if snap.last_ids else "0-0"
+    return JSONResponse(FeedResponse(posts=[msgspec.Raw(p) for p in snap.posts], cursor=cursor),
                         headers={"Cache-Control": "no-store"})
 
 
@@ -174,16 +177,22 @@ async def healthz(request: Request) -> Response:
 
 
 async def _enricher_backlog(st: AppState) -> tuple[int, int]:
-    """(lag: entries no enricher has read yet, pending: read but not acknowledged)."""
-    stream = keys.in_stream(st.settings.region)
-    if not await st.redis.exists(stream):
-        return 0, 0
-    groups = await st.redis.xinfo_groups(stream)
-    group = next((g for g in groups if g["name"] in (keys.ENRICHER_GROUP,
-                                                     keys.ENRICHER_GROUP.encode())), None)
-    if group is None:
-        return await st.redis.xlen(stream), 0
-    return int(group.get("lag") or 0), int(group.get("pending") or 0)
+    """(lag: entries no enricher has read yet, pending: read but not acknowledged),
+    over every region."""
+    lag = pending = 0
+    for region in st.settings.region_names:
+        stream = keys.in_stream(region)
+        if not await st.redis.exists(stream):
+            continue
+        groups = await st.redis.xinfo_groups(stream)
+        group = next((g for g in groups if g["name"] in (keys.ENRICHER_GROUP,
+                                                         keys.ENRICHER_GROUP.encode())), None)
+        if group is None:
+            lag += await st.redis.xlen(stream)
+            continue
+        lag += int(group.get("lag") or 0)
+        pending += int(group.get("pending") or 0)
+    return lag, pending
 
 
 async def readyz(request: Request) -> Response:
@@ -200,9 +209,9 @@ async def readyz(request: Request) -> Response:
         checks["redis"] = "unreachable"
         lag = 0
     loop_now = asyncio.get_running_loop().time()
-    last = st.reader.last_read
-    reader_ok = last is not None and loop_now - last < st.settings.gateway_block_ms / 1000 + 5
-    checks["reader"] = "ok" if reader_ok else "stalled"
+    stalled = st.readers.stalled(loop_now, st.settings.gateway_block_ms / 1000 + 5)
+    reader_ok = not stalled
+    checks["reader"] = "ok" if reader_ok else "stalled: " + ",".join(stalled)
     ready = checks["redis"] == "ok" and reader_ok and lag <= st.settings.ready_max_lag
     return JSONResponse(Readiness(status="ready" if ready else "not_ready", checks=checks),
                         status_code=200 if ready else 503,

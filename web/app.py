@@ -22,12 +22,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from feed.gateway import Gateway
 from feed.hub import Hub
 from feed.raw_ws import GOING_AWAY_REASON
-from feed.reader import FeedReader
+from feed.reader import Readers
 from feed.stats import StatsPublisher
 from streetfeed import metrics
 from streetfeed.clock import Clock, SystemClock
 from streetfeed.errors import ApiError
-from streetfeed.live import LiveIndex
 from streetfeed.moderation import Policy
 from streetfeed.ratelimit import RateLimiter
 from streetfeed.redis_conn import open_redis
@@ -73,20 +72,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redis = open_redis(settings)
         hub = Hub(settings)
-        live = LiveIndex(redis, settings.region, feed_maxlen=settings.feed_maxlen)
-        reader = FeedReader(redis, settings, hub)
+        readers = Readers(redis, settings, hub)
         limiter = RateLimiter(redis)
-        state = AppState(settings=settings, clock=clock, redis=redis, live=live,
-                         ingest=Ingest(redis, settings, clock, policy), hub=hub, reader=reader,
-                         gateway=Gateway(redis, settings, hub, live, clock, limiter),
-                         limiter=limiter)
+        gateway = Gateway(redis, settings, hub, readers, clock, limiter)
+        state = AppState(settings=settings, clock=clock, redis=redis, lives=gateway.lives,
+                         ingest=Ingest(redis, settings, clock, policy), hub=hub,
+                         readers=readers, gateway=gateway, limiter=limiter)
         app.state.streetfeed = state
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(reader.run(stop), name="feed-reader"),
-                 asyncio.create_task(StatsPublisher(redis, settings.region, hub).run(stop),
-                                     name="stats"),
-                 asyncio.create_task(_ping_loop(hub, settings.gateway_ping_interval_s, stop),
-                                     name="ping")]
+        tasks = [asyncio.create_task(StatsPublisher(redis, hub).run(stop), name="stats"),
+                 asyncio.create_task(_ping_loop(hub, readers, settings.gateway_ping_interval_s,
+                                                stop), name="ping")]
         try:
             yield
         finally:
@@ -95,6 +91,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await readers.stop_all()
             await redis.aclose()
 
     document = msgspec.json.encode(openapi_document())
@@ -176,8 +173,10 @@ class AddressRateLimit:
         await self.app(scope, receive, send)
 
 
-async def _ping_loop(hub: Hub, interval: float, stop: asyncio.Event) -> None:
+async def _ping_loop(hub: Hub, readers: Readers, interval: float, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
         hub.ping()
+        await readers.stop_idle(loop.time())

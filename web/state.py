@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from feed.gateway import Gateway
 from feed.hub import Hub
-from feed.reader import FeedReader
+from feed.reader import Readers
 from streetfeed.clock import Clock
 from streetfeed.live import LiveIndex
 from streetfeed.ratelimit import RateLimiter
@@ -21,9 +21,9 @@ class AppState:
     settings: Settings
     clock: Clock
     redis: Redis
-    live: LiveIndex
+    lives: dict[str, LiveIndex]  # one per configured region
     ingest: Ingest
     hub: Hub
-    reader: FeedReader
+    readers: Readers
     gateway: Gateway
     limiter: RateLimiter

@@ -63,7 +63,7 @@ def consumer_name() -> str:
 class Enricher:
     def __init__(self, redis: Redis, settings: Settings, clock: Clock, policy: Policy,
                  schedule_expiry: ScheduleExpiry | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, region: str | None = None) -> None:
         self.redis = redis
         self.settings = settings
         self.clock = clock
@@ -71,7 +71,7 @@ class Enricher:
         self.schedule_expiry = schedule_expiry
         self.name = name or consumer_name()
         self.tz = ZoneInfo(settings.timezone)
-        self.region = settings.region
+        self.region = region or settings.region
         self.stream = keys.in_stream(self.region)
         self.live = LiveIndex(redis, self.region, feed_maxlen=settings.feed_maxlen)
         self.stats = EnricherStats()

@@ -128,8 +128,8 @@ async def schedule_expiry(pool: ArqRedis, region: str, post_id: str, when: datet
 
 
 def worker_context(settings: Settings, pool: ArqRedis, clock: Clock) -> dict[str, Any]:
-    return {"live": {settings.region: LiveIndex(pool, settings.region,
-                                                feed_maxlen=settings.feed_maxlen)},
+    return {"live": {region: LiveIndex(pool, region, feed_maxlen=settings.feed_maxlen)
+                     for region in settings.region_names},
             "clock": clock, "settings": settings, "redis": pool}
 
 
