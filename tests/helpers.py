@@ -101,8 +101,8 @@ async def web_server(settings: Settings, clock: Clock | None = None, port: int |
 
 @contextlib.asynccontextmanager
 async def enricher(redis: Redis, settings: Settings, clock: Clock | None = None,
-                   name: str | None = None) -> AsyncIterator[Enricher]:
-    worker = Enricher(redis, settings, clock or SystemClock(), Policy(), name=name)
+                   name: str | None = None, region: str | None = None) -> AsyncIterator[Enricher]:
+    worker = Enricher(redis, settings, clock or SystemClock(), Policy(), name=name, region=region)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
