@@ -36,7 +36,7 @@ from streetfeed.settings import Settings, load_settings
 @contextlib.contextmanager
 def redis_for(settings: Settings) -> Iterator[Settings]:
     """Settings with a reachable redis_url; an embedded server we started is stopped after."""
-    if settings.redis_url:
+    if settings.redis_url or settings.redis_cluster_url:
         yield settings
         return
     server = EmbeddedServer(settings.data_dir)

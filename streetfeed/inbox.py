@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -17,6 +18,7 @@ from redis.asyncio import Redis
 from schemas.posts import RawPost
 from streetfeed import keys
 from streetfeed.errors import Unavailable
+from streetfeed.redis_conn import write_then_wait
 from streetfeed.settings import Settings
 
 _encode = msgspec.json.Encoder().encode
@@ -48,36 +50,35 @@ class Inbox:
         self.ttl = settings.idempotency_ttl_s
         self.durability = settings.durability
         self.wait_ms = settings.durability_timeout_ms
-        self._append = redis.register_script(_IDEMPOTENT_APPEND)
 
     async def append(self, raw: RawPost) -> None:
-        await self.redis.xadd(keys.in_stream(self.region), {"d": _encode(raw)})
-        await self.confirm()
+        stream = keys.in_stream(self.region)
+        await self._durably(stream, ("XADD", stream, "*", "d", _encode(raw)))
 
     async def append_once(self, raw: RawPost, key: str, fingerprint: str) -> tuple[str, str]:
         """Append unless `key` was used before; the (post id, fingerprint) of the first use."""
-        answer = await self._append(
-            keys=[keys.idempotency(self.region, raw.shop_id, key), keys.in_stream(self.region)],
-            args=[f"{raw.id} {fingerprint}", self.ttl, _encode(raw)],
-        )
-        await self.confirm()
+        stream = keys.in_stream(self.region)
+        answer = await self._durably(stream, (
+            "EVAL", _IDEMPOTENT_APPEND, 2, keys.idempotency(self.region, raw.shop_id, key),
+            stream, f"{raw.id} {fingerprint}", self.ttl, _encode(raw)))
         text = answer.decode() if isinstance(answer, bytes) else answer
         first_id, _, first_fingerprint = text.partition(" ")
         return first_id, first_fingerprint
 
-    async def confirm(self) -> None:
-        """Wait until the write is as durable as `durability` promises, or answer 503.
+    async def _durably(self, key: str, command: tuple[Any, ...]) -> Any:
+        """Run the write, made as durable as `durability` promises, or answer 503.
 
         "aof": in Redis with AOF on (fsync every second); "fsync": fsynced to the local
-        AOF (WAITAOF 1 0); "replica": also received by a replica (WAIT 1), for failover.
+        AOF (WAITAOF 1 0); "replica": also received by a replica (WAIT 1), so that a
+        failover keeps it.
         """
-        if self.durability == "fsync":
-            local, _ = await self.redis.execute_command("WAITAOF", 1, 0, self.wait_ms)
-            ok = local >= 1
-        elif self.durability == "replica":
-            ok = await self.redis.execute_command("WAIT", 1, self.wait_ms) >= 1
-        else:
-            return
-        if not ok:
+        if self.durability == "aof":
+            return await self.redis.execute_command(*command)
+        wait = (("WAITAOF", 1, 0, self.wait_ms) if self.durability == "fsync"
+                else ("WAIT", 1, self.wait_ms))
+        result, acks = await write_then_wait(self.redis, key, command, wait)
+        confirmed = acks[0] >= 1 if isinstance(acks, list) else acks >= 1
+        if not confirmed:
             raise Unavailable("the post was not confirmed durable in time; retry with the same "
                               "Idempotency-Key", code="not_durable", retry_after=1)
+        return result

@@ -16,12 +16,18 @@ from streetfeed import keys, metrics
 from streetfeed.errors import RateLimited
 
 WINDOW_S = 60
+_COUNT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
 
 
 class RateLimiter:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._salt: tuple[int, bytes] | None = None
+        self._count = redis.register_script(_COUNT)
 
     async def _daily_salt(self) -> bytes:
         day = int(time.time() // 86_400)
@@ -41,10 +47,7 @@ class RateLimiter:
         now = time.time()
         window = int(now // WINDOW_S)
         key = keys.rate(limit_name, subject, window)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, 2 * WINDOW_S)
-            count, _ = await pipe.execute()
+        count = await self._count(keys=[key], args=[2 * WINDOW_S])
         if count > limit:
             metrics.RATE_LIMITED.labels(limit_name).inc()
             retry = max(1, int(WINDOW_S - now % WINDOW_S + 0.999))

@@ -1,17 +1,71 @@
-"""The one way every component opens Redis."""
+"""The one way every component opens Redis: a server, or a Redis Cluster.
+
+Everything written here is cluster-safe: a region's keys share a hash tag
+(one slot per Lua script), multi-key reads of shops are pipelined GETs rather
+than MGET, and no MULTI/WATCH is used (the cluster client has none).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.asyncio import Redis
+from redis.asyncio.cluster import PipelineCommand, RedisCluster
 
 from streetfeed.errors import ConfigError
 from streetfeed.settings import Settings
 
+AnyRedis = Redis | RedisCluster
+
 
 def open_redis(settings: Settings) -> Redis:
+    # Timeouts above the longest blocking read (XREAD BLOCK) so only a dead link times out.
+    timeout = max(10.0, settings.gateway_block_ms / 1000 + 5)
+    if settings.redis_cluster_url:
+        return RedisCluster.from_url(  # type: ignore[return-value]
+            settings.redis_cluster_url, socket_connect_timeout=5, socket_timeout=timeout)
     if not settings.redis_url:
         raise ConfigError("no Redis URL: set REDIS_URL or start through `streetfeed up`")
-    # Timeouts above the longest blocking read (XREAD BLOCK) so only a dead link times out.
-    return Redis.from_url(settings.redis_url, socket_connect_timeout=5,
-                          socket_timeout=max(10.0, settings.gateway_block_ms / 1000 + 5),
+    return Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=timeout,
                           health_check_interval=30)
+
+
+def arq_url(settings: Settings) -> str:
+    """arq's queue: its own URL when given; with a cluster it must be given (arq's keys
+    are not hash-tagged and its client is not cluster-aware)."""
+    if settings.arq_redis_url:
+        return settings.arq_redis_url
+    if settings.redis_cluster_url:
+        raise ConfigError("with REDIS_CLUSTER_URL, set ARQ_REDIS_URL to a plain Redis for arq")
+    if not settings.redis_url:
+        raise ConfigError("no Redis URL: set REDIS_URL or start through `streetfeed up`")
+    return settings.redis_url
+
+
+async def get_many(redis: Redis, keys: list[str]) -> list[bytes | None]:
+    """GET of many keys in one round trip per node (MGET would cross slots in a cluster)."""
+    if not keys:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.get(key)
+        return list(await pipe.execute())
+
+
+async def write_then_wait(redis: Redis, key: str, command: tuple[Any, ...],
+                          wait: tuple[Any, ...]) -> tuple[Any, Any]:
+    """Run a write, then WAIT/WAITAOF on the same connection (they only cover writes made
+    on their own connection), on the node that holds `key`."""
+    if isinstance(redis, RedisCluster):
+        node = redis.get_node_from_key(key)
+        commands = [PipelineCommand(0, *command), PipelineCommand(1, *wait)]
+        await node.execute_pipeline(commands)
+        for cmd in commands:
+            if isinstance(cmd.result, Exception):
+                raise cmd.result
+        return commands[0].result, commands[1].result
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.execute_command(*command)
+        pipe.execute_command(*wait)
+        first, second = await pipe.execute()
+        return first, second

@@ -23,7 +23,7 @@ from feed.raw_ws import RawFrameProtocol
 from streetfeed import metrics
 from streetfeed.clock import Clock, SystemClock
 from streetfeed.moderation import Policy
-from streetfeed.redis_conn import open_redis
+from streetfeed.redis_conn import arq_url, open_redis
 from streetfeed.settings import Settings
 from web.app import create_app
 from workers.enricher import Enricher
@@ -70,7 +70,7 @@ def web_part(settings: Settings, clock: Clock, policy: Policy) -> Part:
 def enricher_part(settings: Settings, clock: Clock, policy: Policy) -> Part:
     async def run(stop: asyncio.Event) -> None:
         redis = open_redis(settings)
-        pool = ArqRedis.from_url(settings.redis_url)  # type: ignore[arg-type]
+        pool = ArqRedis.from_url(arq_url(settings))
 
         def _expiry_for(region: str):  # type: ignore[no-untyped-def]
             async def expiry(post_id: str, when):  # type: ignore[no-untyped-def]
@@ -91,9 +91,10 @@ def enricher_part(settings: Settings, clock: Clock, policy: Policy) -> Part:
 def scheduler_part(settings: Settings, clock: Clock) -> Part:
     async def run(stop: asyncio.Event) -> None:
         backoff = 0.5
+        data = open_redis(settings)
         while not stop.is_set():
-            pool = ArqRedis.from_url(settings.redis_url)  # type: ignore[arg-type]
-            worker = make_worker(pool, settings, clock)
+            pool = ArqRedis.from_url(arq_url(settings))
+            worker = make_worker(pool, settings, clock, data=data)
             task = asyncio.create_task(worker.async_run())
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -107,6 +108,7 @@ def scheduler_part(settings: Settings, clock: Clock) -> Part:
             with contextlib.suppress(*REDIS_DOWN):
                 await pool.aclose()
             if stop.is_set():
+                await data.aclose()
                 return
             if failure is not None and not isinstance(failure, REDIS_DOWN):
                 raise failure

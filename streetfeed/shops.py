@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
 
 from schemas.hours import ShopHours
 from schemas.posts import RawPost, ShopSummary
@@ -29,9 +28,14 @@ from streetfeed.errors import InvalidInput, NotFound, Unauthorized
 from streetfeed.hours import opening_state
 from streetfeed.inbox import Inbox
 from streetfeed.live import LiveIndex
+from streetfeed.redis_conn import get_many
 from streetfeed.regions import region_of
 from streetfeed.settings import Settings
 
+_COMPARE_AND_SET = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
+return 0
+"""
 _encode = msgspec.json.Encoder().encode
 _decode_record = msgspec.json.Decoder(ShopRecord).decode
 _decode_raw = msgspec.json.Decoder(RawPost).decode
@@ -115,7 +119,7 @@ async def list_shops(redis: Redis, *, include_disabled: bool = False) -> list[Sh
     ids = sorted(i.decode() for i in await redis.smembers(keys.shops_index()))
     if not ids:
         return []
-    values = await redis.mget([keys.shop(i) for i in ids])
+    values = await get_many(redis, [keys.shop(i) for i in ids])
     records = [_decode_record(v) for v in values if v is not None]
     return [r for r in records if include_disabled or not r.disabled]
 
@@ -146,22 +150,17 @@ async def check_token(redis: Redis, shop_id: str, token: str) -> ShopRecord:
 
 async def change_shop(redis: Redis, shop_id: str,
                       change: Callable[[ShopRecord], ShopRecord]) -> ShopRecord:
-    """Apply `change` to the stored record atomically (optimistic, retried on conflict)."""
+    """Apply `change` to the stored record atomically: compare-and-set, retried on conflict
+    (a script rather than WATCH, which a cluster client does not offer)."""
     key = keys.shop(shop_id)
-    async with redis.pipeline(transaction=True) as pipe:
-        while True:
-            try:
-                await pipe.watch(key)
-                raw = await pipe.get(key)
-                if raw is None:
-                    raise NotFound(f"no shop with id {shop_id!r}", code="unknown_shop")
-                updated = change(_decode_record(raw))
-                pipe.multi()
-                pipe.set(key, _encode(updated))
-                await pipe.execute()
-                return updated
-            except WatchError:
-                continue
+    swap = redis.register_script(_COMPARE_AND_SET)
+    while True:
+        raw = await redis.get(key)
+        if raw is None:
+            raise NotFound(f"no shop with id {shop_id!r}", code="unknown_shop")
+        updated = change(_decode_record(raw))
+        if await swap(keys=[key], args=[raw, _encode(updated)]):
+            return updated
 
 
 async def update_shop(redis: Redis, shop_id: str, update: ShopUpdate, clock: Clock,

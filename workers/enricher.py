@@ -33,6 +33,7 @@ from streetfeed import keys, metrics
 from streetfeed.clock import Clock
 from streetfeed.live import LiveIndex
 from streetfeed.moderation import Policy
+from streetfeed.redis_conn import get_many
 from streetfeed.settings import Settings
 from workers.enrich import Dropped, enrich
 
@@ -226,7 +227,7 @@ class Enricher:
         if not shop_ids:
             return {}
         ordered = sorted(shop_ids)
-        values = await self.redis.mget([keys.shop(s) for s in ordered])
+        values = await get_many(self.redis, [keys.shop(s) for s in ordered])
         shops: dict[str, ShopRecord | Exception] = {}
         for sid, value in zip(ordered, values, strict=True):
             if value is None:

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from arq import Worker, cron
 from arq.connections import ArqRedis
+from redis.asyncio import Redis
 
 from schemas.hours import NextChange, ShopHours
 from schemas.posts import OpeningChangeIn, RawPost
@@ -92,7 +93,7 @@ def opening_post(record: ShopRecord, hours: ShopHours, change: NextChange,
 
 
 async def opening_changes(ctx: dict[str, Any]) -> int:
-    redis: ArqRedis = ctx["redis"]
+    redis: Redis = ctx["data"]
     clock: Clock = ctx["clock"]
     settings: Settings = ctx["settings"]
     now = clock.now()
@@ -127,14 +128,15 @@ async def schedule_expiry(pool: ArqRedis, region: str, post_id: str, when: datet
                            _defer_until=when, _job_id=job_id)
 
 
-def worker_context(settings: Settings, pool: ArqRedis, clock: Clock) -> dict[str, Any]:
-    return {"live": {region: LiveIndex(pool, region, feed_maxlen=settings.feed_maxlen)
+def worker_context(settings: Settings, data: Redis, clock: Clock) -> dict[str, Any]:
+    """What jobs use: `data` is the product's Redis (a cluster, maybe), not arq's queue."""
+    return {"live": {region: LiveIndex(data, region, feed_maxlen=settings.feed_maxlen)
                      for region in settings.region_names},
-            "clock": clock, "settings": settings, "redis": pool}
+            "clock": clock, "settings": settings, "data": data}
 
 
 def make_worker(pool: ArqRedis, settings: Settings, clock: Clock | None = None, *,
-                burst: bool = False) -> Worker:
+                data: Redis | None = None, burst: bool = False) -> Worker:
     return Worker(
         functions=[expire_post],
         cron_jobs=[cron(sweep_expired, second=0, run_at_startup=True),
@@ -145,5 +147,5 @@ def make_worker(pool: ArqRedis, settings: Settings, clock: Clock | None = None, 
         handle_signals=False,
         keep_result=60,
         poll_delay=0.2,
-        ctx=worker_context(settings, pool, clock or SystemClock()),
+        ctx=worker_context(settings, data if data is not None else pool, clock or SystemClock()),
     )
