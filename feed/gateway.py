@@ -16,8 +16,6 @@ from urllib.parse import parse_qsl
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from feed import cursor as cursors
@@ -40,6 +38,7 @@ from streetfeed.clock import Clock
 from streetfeed.errors import ApiError, RateLimited
 from streetfeed.live import LiveIndex
 from streetfeed.ratelimit import RateLimiter
+from streetfeed.redis_conn import REDIS_DOWN
 from streetfeed.regions import regions_for
 from streetfeed.settings import Settings
 from web.responses import error_response
@@ -157,7 +156,7 @@ class Gateway:
                                    self.settings.address_sockets_per_minute)
         except RateLimited as exc:
             return exc
-        except (RedisConnectionError, RedisTimeoutError, OSError):
+        except REDIS_DOWN:
             pass  # no Redis, no shared counter: the per-process cap still holds
         return None
 
@@ -194,7 +193,7 @@ class Gateway:
             try:
                 await self._place(conn, sub)
                 await self._start(conn, params.get("cursor"))
-            except (RedisConnectionError, RedisTimeoutError, OSError, FeedUnavailable):
+            except (*REDIS_DOWN, FeedUnavailable):
                 self.hub.unsubscribe(conn)
                 await self._refuse(sink, "unavailable", "the feed is not reachable, retry soon",
                                    CLOSE_TRY_AGAIN)
@@ -319,7 +318,7 @@ class Gateway:
                 continue
             try:
                 await self._move(conn, request)
-            except (RedisConnectionError, RedisTimeoutError, OSError, FeedUnavailable):
+            except (*REDIS_DOWN, FeedUnavailable):
                 self.hub.unsubscribe(conn)
                 await self._refuse(conn.sink, "unavailable",
                                    "the feed is not reachable, retry soon", CLOSE_TRY_AGAIN)

@@ -43,7 +43,7 @@ class Sink(Protocol):
 
 class Connection:
     __slots__ = ("_buffer_max", "live", "pending", "presence_cell", "regions", "regions_key",
-                 "screen", "sink", "sub")
+                 "screen", "sink", "sub", "subscribed")
 
     def __init__(self, sink: Sink, buffer_max: int) -> None:
         self.sink = sink
@@ -53,6 +53,7 @@ class Connection:
         self.screen = False
         self.regions: list[str] = []
         self.regions_key: tuple[str, ...] = ()
+        self.subscribed = False
         self.presence_cell: int | None = None
         self._buffer_max = buffer_max
 
@@ -115,19 +116,24 @@ class Hub:
     def subscribe(self, conn: Connection) -> dict[str, str]:
         """Start delivering to `conn` (held until go_live); the positions it starts after."""
         self.index.add(conn.sub)
-        conn.presence_cell = self.presence_grid.cell_of(conn.sub.lat, conn.sub.lon)
-        self.presence[conn.presence_cell] += 1
+        if not conn.screen:  # "people watching": in-shop screens are not people
+            conn.presence_cell = self.presence_grid.cell_of(conn.sub.lat, conn.sub.lon)
+            self.presence[conn.presence_cell] += 1
         self.region_users.update(conn.regions)
+        conn.subscribed = True
         return {r: self.positions[r] for r in conn.regions}
 
     def unsubscribe(self, conn: Connection) -> None:
+        if not conn.subscribed:
+            return
+        conn.subscribed = False
         self.index.remove(conn.sub)
+        self.region_users.subtract(conn.regions)
         cell, conn.presence_cell = conn.presence_cell, None
         if cell is not None:
             self.presence[cell] -= 1
             if not self.presence[cell]:
                 del self.presence[cell]
-            self.region_users.subtract(conn.regions)
 
     def set_position(self, region: str, entry_id: str) -> None:
         self.positions[region] = entry_id

@@ -14,11 +14,10 @@ import logging
 import random
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feed.hub import Hub
 from streetfeed import keys, metrics
+from streetfeed.redis_conn import REDIS_DOWN
 from streetfeed.settings import Settings
 
 log = logging.getLogger("streetfeed.reader")
@@ -59,7 +58,7 @@ class FeedReader:
                         self.hub.dispatch(self.region, _text(entry_id), fields.get(b"d", b""))
                 self.last_read = asyncio.get_running_loop().time()
                 backoff = 0.1
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except REDIS_DOWN as exc:
                 self.reconnects += 1
                 metrics.REDIS_RECONNECTS.labels("gateway").inc()
                 log.warning("reader %s: Redis unavailable (%s); retrying in %.1fs", self.region,

@@ -17,12 +17,11 @@ import secrets
 import time
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feed.geo import CellGrid, haversine_m
 from feed.hub import PRESENCE_CELL_DEG, Hub
 from streetfeed import keys, metrics
+from streetfeed.redis_conn import REDIS_DOWN
 
 log = logging.getLogger("streetfeed.stats")
 
@@ -67,7 +66,7 @@ class StatsPublisher:
                     pipe.expire(key, REACH_TTL_S)
                 await pipe.execute()
             self._published = set(self.hub.positions)
-        except (RedisConnectionError, RedisTimeoutError, OSError):
+        except REDIS_DOWN:
             # Counts made while Redis was away are kept for the next flush.
             for key, (phones, screens) in reach.items():
                 counts = self.hub.reach.setdefault(key, [0, 0])
@@ -81,9 +80,9 @@ class StatsPublisher:
                 await asyncio.wait_for(stop.wait(), self.interval_s)
             try:
                 await self.publish()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except REDIS_DOWN as exc:
                 log.warning("stats: Redis unavailable (%s)", exc)
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+        with contextlib.suppress(*REDIS_DOWN):
             for region in self._published:
                 await self.redis.delete(keys.presence(region, self.id))
                 await self.redis.zrem(keys.gateways(region), self.id)

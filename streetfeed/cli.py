@@ -1,12 +1,12 @@
 """The `streetfeed` command (DESIGN.md section 8).
 
-    streetfeed up [--port P] [--host H] [--data-dir D] [--no-demo]
+    streetfeed up [--port P] [--host H] [--data-dir D] [--no-demo] [--workers N]
     streetfeed shops add --name N --category C --lat LAT --lon LON [--address A] [--data-dir D]
     streetfeed shops list | update ID [--name ...] | disable ID | enable ID | rotate-token ID
     streetfeed shops hours ID [--weekly 'mon-fri 09:00-19:00; sat 09:00-13:00']
                               [--closed YYYY-MM-DD]... [--open 'YYYY-MM-DD 10:00-22:00']...
                               [--timezone Europe/Paris] [--clear]
-    streetfeed web | enricher | scheduler [--data-dir D]     (one process kind, for the Procfile)
+    streetfeed web [--workers N] | enricher | scheduler [--data-dir D]   (one process kind)
 
 Every command reaches the same Redis: REDIS_URL when set, otherwise the
 embedded server of the data directory, started if it is not running.
@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8000)
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--no-demo", action="store_true", help="no demo street, no simulator")
+    up.add_argument("--workers", type=int, default=1,
+                    help="web/gateway processes sharing the port (default 1)")
     data_dir(up)
 
     for kind in ("web", "enricher", "scheduler"):
@@ -66,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
         if kind == "web":
             p.add_argument("--port", type=int, default=8000)
             p.add_argument("--host", default="127.0.0.1")
+            p.add_argument("--workers", type=int, default=1,
+                           help="processes sharing the port (default 1)")
+            # Internal: bind with SO_REUSEPORT (set for each of --workers' processes).
+            p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
         data_dir(p)
 
     shops = sub.add_parser("shops", help="manage shops")
@@ -120,13 +126,15 @@ def main(argv: list[str] | None = None) -> int:
 
         with redis_for(settings) as ready:
             if args.command == "up":
-                parts = default_parts(ready, demo=not args.no_demo)
+                parts = default_parts(ready, demo=not args.no_demo, workers=args.workers)
                 print(f"Streetfeed on http://{ready.host}:{ready.port}  (Ctrl-C to stop)",
                       flush=True)
             else:
                 parts = default_parts(ready, web=args.command == "web",
                                       enricher=args.command == "enricher",
-                                      scheduler=args.command == "scheduler")
+                                      scheduler=args.command == "scheduler",
+                                      workers=getattr(args, "workers", 1),
+                                      reuse_port=getattr(args, "reuse_port", False))
             asyncio.run(supervise(parts))
         return 0
     except ConfigError as exc:

@@ -11,11 +11,32 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import PipelineCommand, RedisCluster
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ConnectionError,
+    MasterDownError,
+    MovedError,
+    ReadOnlyError,
+    SlotNotCoveredError,
+    TimeoutError,
+    TryAgainError,
+    WatchError,
+)
 
 from streetfeed.errors import ConfigError
 from streetfeed.settings import Settings
 
 AnyRedis = Redis | RedisCluster
+
+# Redis cannot serve now but will: no connection, or a cluster failing over (a replica
+# refusing writes, slots moving or uncovered). Answered 503 + Retry-After, retried by loops.
+REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
+    ConnectionError, TimeoutError, ClusterDownError, TryAgainError, MovedError, AskError,
+    MasterDownError, ReadOnlyError, SlotNotCoveredError)
+# What long-running loops retry with backoff: the above, a connection lost inside a WATCH
+# (arq's enqueue reports it as WatchError), and socket errors.
+REDIS_DOWN: tuple[type[Exception], ...] = (*REDIS_UNAVAILABLE, WatchError, OSError)
 
 
 def open_redis(settings: Settings) -> Redis:
@@ -59,10 +80,18 @@ async def write_then_wait(redis: Redis, key: str, command: tuple[Any, ...],
     if isinstance(redis, RedisCluster):
         node = redis.get_node_from_key(key)
         commands = [PipelineCommand(0, *command), PipelineCommand(1, *wait)]
-        await node.execute_pipeline(commands)
-        for cmd in commands:
-            if isinstance(cmd.result, Exception):
-                raise cmd.result
+        try:
+            await node.execute_pipeline(commands)
+            for cmd in commands:
+                if isinstance(cmd.result, Exception):
+                    raise cmd.result
+        except (*REDIS_UNAVAILABLE, OSError):
+            # Bypassing the cluster client, we also bypass its recovery: as it does on
+            # these errors, drop the node map so the next command learns the new one
+            # (a replica promoted after a failover). The caller answers 503 meanwhile.
+            redis.nodes_manager.startup_nodes.pop(node.name, None)
+            await redis.aclose()
+            raise
         return commands[0].result, commands[1].result
     async with redis.pipeline(transaction=False) as pipe:
         pipe.execute_command(*command)

@@ -10,20 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import signal
+import socket
+import sys
 from collections.abc import Awaitable, Callable
 
 import uvicorn
 from arq.connections import ArqRedis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feed.raw_ws import RawFrameProtocol
 from streetfeed import metrics
 from streetfeed.clock import Clock, SystemClock
 from streetfeed.moderation import Policy
-from streetfeed.redis_conn import arq_url, open_redis
+from streetfeed.redis_conn import REDIS_DOWN, arq_url, open_redis
 from streetfeed.settings import Settings
 from web.app import create_app
 from workers.enricher import Enricher
@@ -32,7 +33,6 @@ from workers.scheduler import make_worker, schedule_expiry
 log = logging.getLogger("streetfeed")
 
 Part = Callable[[asyncio.Event], Awaitable[None]]
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def uvicorn_config(settings: Settings, app: object, **overrides: object) -> uvicorn.Config:
@@ -54,16 +54,67 @@ def uvicorn_config(settings: Settings, app: object, **overrides: object) -> uvic
     return uvicorn.Config(app, **options)  # type: ignore[arg-type]
 
 
-def web_part(settings: Settings, clock: Clock, policy: Policy) -> Part:
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket several processes can bind at once: the kernel spreads
+    connections over them (SO_REUSEPORT), so N gateways share one port."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    return sock
+
+
+def web_part(settings: Settings, clock: Clock, policy: Policy, *,
+             reuse_port: bool = False) -> Part:
     async def run(stop: asyncio.Event) -> None:
         server = uvicorn.Server(uvicorn_config(settings, create_app(settings, clock=clock,
                                                                     policy=policy)))
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        serving = asyncio.create_task(server.serve())
+        sockets = [reuse_port_socket(settings.host, settings.port)] if reuse_port else None
+        serving = asyncio.create_task(server.serve(sockets=sockets))
         await asyncio.wait([serving, asyncio.create_task(stop.wait())],
                            return_when=asyncio.FIRST_COMPLETED)
         server.should_exit = True
         await serving
+    return run
+
+
+def web_workers_part(settings: Settings, workers: int) -> Part:
+    """N web/gateway processes on one port; each needs nothing but the same Redis."""
+    async def run(stop: asyncio.Event) -> None:
+        env = {**os.environ}
+        if settings.redis_url:
+            env["REDIS_URL"] = settings.redis_url
+        args = [sys.executable, "-m", "streetfeed.cli", "web", "--host", settings.host,
+                "--port", str(settings.port), "--reuse-port"]
+        children: list[asyncio.subprocess.Process] = []
+
+        async def spawn() -> asyncio.subprocess.Process:
+            return await asyncio.create_subprocess_exec(*args, env=env)
+
+        children = [await spawn() for _ in range(workers)]
+        try:
+            while not stop.is_set():
+                waits = {asyncio.create_task(c.wait()): i for i, c in enumerate(children)}
+                stopping = asyncio.create_task(stop.wait())
+                done, _ = await asyncio.wait([*waits, stopping],
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for task in waits:
+                    task.cancel()
+                stopping.cancel()
+                for task in done:
+                    if task in waits and not stop.is_set():
+                        i = waits[task]
+                        log.warning("web worker %d exited (%s); starting another", i,
+                                    children[i].returncode)
+                        children[i] = await spawn()
+        finally:
+            for child in children:
+                if child.returncode is None:
+                    child.send_signal(signal.SIGTERM)
+            await asyncio.gather(*(c.wait() for c in children))
     return run
 
 
@@ -149,11 +200,14 @@ async def supervise(parts: dict[str, Part]) -> None:
 
 
 def default_parts(settings: Settings, *, web: bool = True, enricher: bool = True,
-                  scheduler: bool = True, demo: bool = False) -> dict[str, Part]:
+                  scheduler: bool = True, demo: bool = False, workers: int = 1,
+                  reuse_port: bool = False) -> dict[str, Part]:
     clock, policy = SystemClock(), Policy.from_settings(settings)
     parts: dict[str, Part] = {}
-    if web:
-        parts["web"] = web_part(settings, clock, policy)
+    if web and workers > 1:
+        parts["web"] = web_workers_part(settings, workers)
+    elif web:
+        parts["web"] = web_part(settings, clock, policy, reuse_port=reuse_port)
     if enricher:
         parts["enricher"] = enricher_part(settings, clock, policy)
     if scheduler:

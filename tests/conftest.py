@@ -95,3 +95,16 @@ async def browser(tmp_path: Path) -> AsyncIterator[Any]:
             yield context
         finally:
             await context.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One 3-master, 3-replica Valkey Cluster per test run (started on first use)."""
+    from tests.cluster import Cluster
+
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

@@ -9,8 +9,6 @@ from typing import TypeVar
 import msgspec
 import segno
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,6 +24,7 @@ from schemas.service import ClientConfig, Health, Point, Readiness
 from schemas.shops import ShopList, ShopUpdate, SignIn, TokenRotated
 from streetfeed import keys, metrics, shops
 from streetfeed.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthorized
+from streetfeed.redis_conn import REDIS_DOWN
 from streetfeed.regions import regions_for
 from streetfeed.settings import RADIUS_MAX_M
 from web.auth import close_session, open_session, session_shop, shop_for
@@ -198,14 +197,14 @@ async def _enricher_backlog(st: AppState) -> tuple[int, int]:
 async def readyz(request: Request) -> Response:
     """Ready for traffic: Redis answers, the feed reader runs, enrichers keep up."""
     st = state_of(request)
-    checks: dict[str, str | int] = {}
+    checks: dict[str, str | int] = {"gateway": st.gateway_id}
     try:
         await st.redis.ping()
         checks["redis"] = "ok"
         lag, pending = await _enricher_backlog(st)
         checks["enricher_lag"] = lag
         checks["enricher_pending"] = pending
-    except (RedisConnectionError, RedisTimeoutError, OSError):
+    except REDIS_DOWN:
         checks["redis"] = "unreachable"
         lag = 0
     loop_now = asyncio.get_running_loop().time()
@@ -224,7 +223,7 @@ async def metrics_page(request: Request) -> Response:
         lag, pending = await _enricher_backlog(st)
         metrics.ENRICHER_LAG.set(lag)
         metrics.ENRICHER_PENDING.set(pending)
-    except (RedisConnectionError, RedisTimeoutError, OSError):
+    except REDIS_DOWN:
         pass  # the last known values stay; redis_reconnects tells the story
     metrics.SOCKETS_OPEN.set(len(st.hub.index))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

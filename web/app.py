@@ -9,8 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -29,7 +27,7 @@ from streetfeed.clock import Clock, SystemClock
 from streetfeed.errors import ApiError
 from streetfeed.moderation import Policy
 from streetfeed.ratelimit import RateLimiter
-from streetfeed.redis_conn import open_redis
+from streetfeed.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
 from streetfeed.settings import Settings
 from web import api, pages
 from web.ingest import Ingest
@@ -75,12 +73,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         readers = Readers(redis, settings, hub)
         limiter = RateLimiter(redis)
         gateway = Gateway(redis, settings, hub, readers, clock, limiter)
+        stats = StatsPublisher(redis, hub)
         state = AppState(settings=settings, clock=clock, redis=redis, lives=gateway.lives,
                          ingest=Ingest(redis, settings, clock, policy), hub=hub,
-                         readers=readers, gateway=gateway, limiter=limiter)
+                         readers=readers, gateway=gateway, limiter=limiter,
+                         gateway_id=stats.id)
         app.state.streetfeed = state
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(StatsPublisher(redis, hub).run(stop), name="stats"),
+        tasks = [asyncio.create_task(stats.run(stop), name="stats"),
                  asyncio.create_task(_ping_loop(hub, readers, settings.gateway_ping_interval_s,
                                                 stop), name="ping")]
         try:
@@ -138,8 +138,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
-            RedisConnectionError: _redis_down,
-            RedisTimeoutError: _redis_down,
+            **dict.fromkeys(REDIS_UNAVAILABLE, _redis_down),
         },
     )
     app.add_middleware(AddressRateLimit, settings=settings)
@@ -168,7 +167,7 @@ class AddressRateLimit:
                                           headers={"Retry-After": str(exc.retry_after)})
                 await response(scope, receive, send)
                 return
-            except (RedisConnectionError, RedisTimeoutError, OSError):
+            except REDIS_DOWN:
                 pass  # Redis down: the handler answers 503 itself
         await self.app(scope, receive, send)
 

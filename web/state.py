@@ -27,3 +27,4 @@ class AppState:
     readers: Readers
     gateway: Gateway
     limiter: RateLimiter
+    gateway_id: str  # this process among the gateways (presence keys, /readyz)

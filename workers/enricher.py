@@ -23,9 +23,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError, WatchError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import ResponseError
 
 from schemas.posts import RawPost
 from schemas.shops import ShopRecord
@@ -33,7 +31,7 @@ from streetfeed import keys, metrics
 from streetfeed.clock import Clock
 from streetfeed.live import LiveIndex
 from streetfeed.moderation import Policy
-from streetfeed.redis_conn import get_many
+from streetfeed.redis_conn import REDIS_DOWN, get_many
 from streetfeed.settings import Settings
 from workers.enrich import Dropped, enrich
 
@@ -42,8 +40,6 @@ log = logging.getLogger("streetfeed.enricher")
 _decode_raw = msgspec.json.Decoder(RawPost).decode
 _decode_shop = msgspec.json.Decoder(ShopRecord).decode
 
-# WatchError: redis-py reports a connection lost inside a WATCH (arq's enqueue) as one.
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, WatchError, OSError)
 
 # Called after a post is live: (post_id, expires_at) -> schedule its expiry.
 ScheduleExpiry = Callable[[str, datetime], Awaitable[None]]

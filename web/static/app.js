@@ -1,10 +1,13 @@
 // The passer-by page: find the street, open the feed, keep the cards true to it.
 
-import { buildCard } from "./cards.js";
+import { buildCard, openingState } from "./cards.js";
 import { FeedClient } from "./feedclient.js";
 import { formatDistance, haversineM } from "./geo.js";
 import { applyStatic, getLang, onLangChange, otherLang, setLang, t } from "./i18n.js";
+import { FeedMap } from "./map.js";
 import { DEFAULT_RADIUS_M, DEMO_STREET, follow, fromUrl, locate } from "./position.js";
+import { ProfileCache } from "./profiles.js";
+import { registerServiceWorker } from "./pwa.js";
 
 const RADII_M = [100, 250, 500, 1000, 2000];
 const LOCATE_TIMEOUT_MS = 5000;
@@ -21,6 +24,15 @@ const errorEl = $("error");
 const announcerEl = $("announcer");
 const radiusEl = $("radius");
 const langEl = $("lang");
+const categoryEl = $("category");
+const followedOnlyEl = $("followed-only");
+const viewToggleEl = $("view-toggle");
+const mapPanelEl = $("map-panel");
+const offlineEl = $("offline");
+
+const FOLLOWS_KEY = "streetfeed.follows";
+const VIEW_KEY = "streetfeed.view";
+const MAX_FOLLOWS = 200;
 
 const fromLink = fromUrl();
 let position = fromLink.position;
@@ -32,6 +44,31 @@ let client = null;
 const posts = new Map(); // id -> post exactly as the server sent it
 const cards = new Map(); // id -> what buildCard returned
 
+// What the passer-by chose to see. Followed shops live in this browser only.
+const filters = { kind: "", category: "", followedOnly: false };
+const follows = new Set(loadFollows());
+const profiles = new ProfileCache((shopId) => refreshShop(shopId));
+let feedMap = null;
+let mapOpen = false;
+
+function loadFollows() {
+  try {
+    const ids = JSON.parse(localStorage.getItem(FOLLOWS_KEY) ?? "[]");
+    return Array.isArray(ids) ? ids.filter((id) => typeof id === "string").slice(0, MAX_FOLLOWS)
+      : [];
+  } catch {
+    return []; // storage disabled or damaged: start with none
+  }
+}
+
+function saveFollows() {
+  try {
+    localStorage.setItem(FOLLOWS_KEY, JSON.stringify([...follows].slice(-MAX_FOLLOWS)));
+  } catch {
+    // Private browsing: following lasts for this visit.
+  }
+}
+
 // For tests and curious developers: read it, don't write it.
 window.streetfeed = Object.freeze({
   get state() { return client ? client.state : "connecting"; },
@@ -40,6 +77,9 @@ window.streetfeed = Object.freeze({
   get position() { return position && { ...position }; },
   get radius_m() { return radius; },
   get lang() { return getLang(); },
+  get follows() { return [...follows]; },
+  get filters() { return { ...filters }; },
+  get map() { return feedMap && feedMap.isReady ? { pins: feedMap.pins.size } : null; },
 });
 
 function setText(node, key, vars) {
@@ -52,6 +92,20 @@ function showStatus(state) {
   statusEl.dataset.state = state;
   setText($("status-label"), `status_${state}`);
   if (state === "live") errorEl.hidden = true;
+  showOffline();
+}
+
+function showOffline() {
+  const offline = navigator.onLine === false || client?.state === "offline";
+  offlineEl.hidden = !offline;
+  document.body.classList.toggle("is-offline", offline);
+}
+
+function visible(post) {
+  if (filters.kind && post.kind !== filters.kind) return false;
+  if (filters.category && post.shop.category !== filters.category) return false;
+  if (filters.followedOnly && !follows.has(post.shop.id)) return false;
+  return true;
 }
 
 function showNotice(key) {
@@ -77,22 +131,57 @@ function mutate(change) {
   if (target && document.activeElement !== target) target.focus({ preventScroll: true });
 }
 
-/** Nearest first; at equal distance (same shop), newest first. */
+/** Nearest first; at equal distance (same shop), newest first. Filtered-out cards hide. */
 function order() {
   const sorted = [...cards.values()].sort((a, b) => a.dist - b.dist || b.postedAt - a.postedAt);
+  const shown = [];
   sorted.forEach((card, i) => {
     // Only move what is out of place: moving nodes is what makes screen readers lose track.
     if (feedEl.children[i] !== card.el) feedEl.insertBefore(card.el, feedEl.children[i] ?? null);
+    const show = visible(posts.get(card.el.dataset.postId));
+    card.el.hidden = !show;
+    if (show) shown.push(card);
+  });
+  shown.forEach((card, i) => {
     card.el.setAttribute("aria-posinset", String(i + 1));
-    card.el.setAttribute("aria-setsize", String(sorted.length));
+    card.el.setAttribute("aria-setsize", String(shown.length));
   });
   feedEl.setAttribute("aria-busy", String(loading));
-  emptyEl.hidden = cards.size > 0;
-  if (!cards.size) setText(emptyEl, loading ? "loading" : "empty");
+  emptyEl.hidden = shown.length > 0;
+  if (!shown.length) setText(emptyEl, loading ? "loading" : cards.size ? "empty_filtered" : "empty");
+  syncCategories();
+  syncMap(shown);
+}
+
+function syncCategories() {
+  const present = new Set([...posts.values()].map((p) => p.shop.category).filter(Boolean));
+  if (filters.category) present.add(filters.category); // keep the choice while it is empty
+  const wanted = [...present].sort((a, b) => a.localeCompare(b, getLang()));
+  const have = [...categoryEl.options].slice(1).map((o) => o.value);
+  if (wanted.join("\n") === have.join("\n")) return;
+  while (categoryEl.options.length > 1) categoryEl.remove(1);
+  for (const category of wanted) {
+    const option = document.createElement("option");
+    option.value = category;
+    option.textContent = category;
+    categoryEl.append(option);
+  }
+  categoryEl.value = filters.category;
+}
+
+function syncMap(shown) {
+  if (!mapOpen || !feedMap?.isReady) return;
+  feedMap.show(shown.map((card) => posts.get(card.el.dataset.postId)),
+    (shopId) => follows.has(shopId), (shopId) => openingState(profiles.get(shopId)));
 }
 
 function place(post) {
-  const card = buildCard(post, distanceTo(post));
+  const shopId = post.shop.id;
+  profiles.want(shopId);
+  const card = buildCard(post, distanceTo(post), {
+    shop: profiles.get(shopId),
+    follow: { followed: follows.has(shopId), onToggle: () => toggleFollow(post.shop) },
+  });
   const old = cards.get(post.id);
   if (old) old.el.replaceWith(card.el);
   cards.set(post.id, card);
@@ -132,10 +221,35 @@ function rebuildAll() {
   mutate(() => posts.forEach(place));
 }
 
+/** Rebuild the cards of one shop (followed, or its opening hours changed). */
+function refreshShop(shopId) {
+  const mine = [...posts.values()].filter((p) => p.shop.id === shopId);
+  if (mine.length) mutate(() => mine.forEach(place));
+}
+
+function toggleFollow(shop) {
+  const shopId = shop.id;
+  const name = String(shop.name ?? "");
+  if (follows.has(shopId)) follows.delete(shopId);
+  else follows.add(shopId);
+  saveFollows();
+  announcerEl.textContent = t(follows.has(shopId) ? "now_following" : "not_following",
+    { shop: name });
+  refreshShop(shopId);
+  // Keep the focus on the star the passer-by just pressed (its card was rebuilt).
+  const card = [...cards.values()].find((c) => posts.get(c.el.dataset.postId)?.shop.id === shopId &&
+    !c.el.hidden);
+  card?.el.querySelector(".star")?.focus({ preventScroll: true });
+}
+
 function onFrame(frame, live) {
   switch (frame.type) {
     case "post":
       mutate(() => upsert(frame.post, live));
+      // Its hours changed: "open now · closes at" on its cards must follow.
+      if (live && frame.post?.kind === "opening_change" && frame.post.shop?.id) {
+        profiles.invalidate(frame.post.shop.id);
+      }
       break;
     case "expired":
     case "withdrawn":
@@ -167,12 +281,16 @@ function tick() {
   const over = [...cards].filter(([, c]) => c.expiresAt <= now).map(([id]) => id);
   if (over.length) mutate(() => over.forEach(remove));
   cards.forEach((card) => card.tick(now));
+  const inView = new Set([...posts.values()].map((p) => p.shop.id));
+  inView.forEach((shopId) => profiles.want(shopId, now)); // due ones only
+  profiles.prune(inView);
 }
 
 function moveTo(next) {
   position = next;
   rebuildAll(); // distances changed
   client?.move({ ...position, radius_m: radius });
+  feedMap?.move(position, radius);
 }
 
 function onDevicePosition(next) {
@@ -195,7 +313,9 @@ function setupControls() {
   radiusEl.addEventListener("change", () => {
     radius = Number(radiusEl.value);
     client?.move({ ...position, radius_m: radius });
+    feedMap?.move(position, radius);
   });
+  setupFilters();
   const labelLang = () => {
     langEl.textContent = t("switch_to");
     langEl.lang = otherLang(); // so the label is read with the right voice
@@ -209,9 +329,63 @@ function setupControls() {
       option.textContent = formatDistance(Number(option.value), getLang());
     }
     rebuildAll();
+    labelView();
   });
 }
 
+function setupFilters() {
+  const kindButtons = [...document.querySelectorAll("#kind-filter [data-kind]")];
+  for (const button of kindButtons) {
+    button.addEventListener("click", () => {
+      filters.kind = button.dataset.kind;
+      kindButtons.forEach((b) => b.setAttribute("aria-pressed", String(b === button)));
+      mutate(() => {});
+    });
+  }
+  followedOnlyEl.addEventListener("click", () => {
+    filters.followedOnly = !filters.followedOnly;
+    followedOnlyEl.setAttribute("aria-pressed", String(filters.followedOnly));
+    mutate(() => {});
+  });
+  categoryEl.addEventListener("change", () => {
+    filters.category = categoryEl.value;
+    mutate(() => {});
+  });
+  viewToggleEl.addEventListener("click", () => setMapOpen(!mapOpen));
+  let saved = null;
+  try {
+    saved = localStorage.getItem(VIEW_KEY);
+  } catch {
+    // no storage: list view
+  }
+  if (new URLSearchParams(location.search).get("view") === "map" || saved === "map") {
+    setMapOpen(true, false);
+  }
+}
+
+function labelView() {
+  setText($("view-toggle-label"), mapOpen ? "show_list" : "show_map");
+  viewToggleEl.setAttribute("aria-pressed", String(mapOpen));
+}
+
+function setMapOpen(open, remember = true) {
+  mapOpen = open;
+  mapPanelEl.hidden = !open;
+  document.body.classList.toggle("map-open", open);
+  labelView();
+  if (remember) {
+    try {
+      localStorage.setItem(VIEW_KEY, open ? "map" : "list");
+    } catch {
+      // the choice lasts for this visit
+    }
+  }
+  if (!open || !position) return;
+  feedMap ??= new FeedMap($("map"), $("map-note"));
+  feedMap.open(position, radius).then(() => order()).catch(() => {
+    // map-note says the map could not load; the list still works
+  });
+}
 async function main() {
   applyStatic();
   setupControls();
@@ -227,7 +401,12 @@ async function main() {
   }
   client = new FeedClient({ ...position, radius_m: radius }, onFrame, showStatus);
   client.start();
+  if (mapOpen) setMapOpen(true, false); // asked for before the position was known
+  addEventListener("online", showOffline);
+  addEventListener("offline", showOffline);
+  showOffline();
   setInterval(tick, 1000);
+  registerServiceWorker();
 }
 
 main();

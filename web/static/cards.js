@@ -59,10 +59,37 @@ function facts(post) {
   return row.childElementCount ? row : null;
 }
 
+const sameDay = (a, b) => new Date(a).toDateString() === new Date(b).toDateString();
+
 /**
+ * "Open · closes at 19:00" from a shop profile ({open_now, next_change}), or null when the
+ * shop gave no hours (or the profile is not known yet).
+ * @returns {{open: boolean, text: string} | null}
+ */
+export function openingState(profile, now = Date.now()) {
+  if (!profile || typeof profile.open_now !== "boolean") return null;
+  const open = profile.open_now;
+  const parts = [t(open ? "shop_open" : "shop_closed")];
+  const at = Date.parse(profile.next_change?.at);
+  if (!Number.isNaN(at) && at > now && profile.next_change.open === !open) {
+    const time = clockTime(at);
+    if (open && at - now < 86400000) parts.push(t("closes_at", { time }));
+    else if (!open && sameDay(at, now)) parts.push(t("opens_at", { time }));
+    else if (!open && sameDay(at, now + 86400000)) parts.push(t("opens_tomorrow", { time }));
+  }
+  return { open, text: parts.join(" · ") };
+}
+
+/**
+ * @param {object} post  exactly as the server sent it
+ * @param {number} dist  metres from the reader
+ * @param {{follow?: {followed: boolean, onToggle: () => void}, shop?: object,
+ *          hideDistance?: boolean}} [opts]
+ *   follow: a star button to follow the shop; shop: its profile, for "open now";
+ *   hideDistance: the shop's own screen, where "0 m" says nothing
  * @returns {{el: HTMLElement, dist: number, expiresAt: number, tick: (now: number) => void}}
  */
-export function buildCard(post, dist) {
+export function buildCard(post, dist, opts = {}) {
   const kind = KINDS.has(post.kind) ? post.kind : "other";
   const card = el("article", `card kind-${kind}`);
   card.dataset.postId = post.id;
@@ -72,10 +99,33 @@ export function buildCard(post, dist) {
 
   const head = el("div", "card-head");
   head.append(el("span", "badge", kind === "other" ? String(post.kind ?? "") : t(`kind_${kind}`)));
-  const where = el("span", "where");
-  where.append(el("strong", "distance", formatDistance(dist, getLang())),
-    el("span", "walk", t("walk", { n: walkMinutes(dist) })));
-  head.append(where);
+  if (!opts.hideDistance) {
+    const where = el("span", "where");
+    where.append(el("strong", "distance", formatDistance(dist, getLang())),
+      el("span", "walk", t("walk", { n: walkMinutes(dist) })));
+    head.append(where);
+  }
+  if (opts.follow) {
+    const name = String(post.shop.name ?? "");
+    const star = el("button", "star");
+    star.type = "button";
+    star.dataset.shopId = String(post.shop.id ?? "");
+    star.setAttribute("aria-pressed", String(Boolean(opts.follow.followed)));
+    star.setAttribute("aria-label", t(opts.follow.followed ? "unfollow_shop" : "follow_shop",
+      { shop: name }));
+    star.title = star.getAttribute("aria-label");
+    star.append(el("span", "star-glyph", opts.follow.followed ? "★" : "☆"));
+    star.firstChild.setAttribute("aria-hidden", "true");
+    star.addEventListener("click", (ev) => {
+      ev.stopPropagation();
+      opts.follow.onToggle();
+    });
+    head.append(star);
+    if (opts.follow.followed) {
+      card.classList.add("is-followed");
+      head.insertBefore(el("span", "followed-mark", t("followed")), head.children[1] ?? null);
+    }
+  }
   card.append(head);
 
   const endsAt = Date.parse(post.ends_at);
@@ -92,6 +142,10 @@ export function buildCard(post, dist) {
   shop.append(el("span", "shop-name", String(post.shop.name ?? "")));
   if (post.shop.category) shop.append(el("span", "shop-category", String(post.shop.category)));
   card.append(title, shop);
+  const opening = openingState(opts.shop);
+  if (opening) {
+    card.append(el("p", `open-state ${opening.open ? "is-open" : "is-closed"}`, opening.text));
+  }
   if (post.text) card.append(el("p", "card-text", String(post.text)));
   const factRow = facts(post);
   if (factRow) card.append(factRow);

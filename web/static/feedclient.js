@@ -12,9 +12,12 @@ export class FeedClient {
    * @param {{lat:number, lon:number, radius_m:number}} sub
    * @param {(frame: object, live: boolean) => void} onFrame  live: arrived after the snapshot
    * @param {(state: string) => void} onState
+   * @param {{params?: Record<string, string>}} [options]  extra query parameters for every
+   *   connection, e.g. {client: "screen"} so that reach counts screens apart from phones
    */
-  constructor(sub, onFrame, onState) {
+  constructor(sub, onFrame, onState, options = {}) {
     this.sub = { ...sub };
+    this.params = { ...(options.params ?? {}) };
     this.onFrame = onFrame;
     this.onState = onState;
     this.state = "connecting";
@@ -62,6 +65,7 @@ export class FeedClient {
     const resume = this.cursor !== null && !this.needsSnapshot;
     const query = new URLSearchParams({
       lat: String(this.sub.lat), lon: String(this.sub.lon), radius_m: String(this.sub.radius_m),
+      ...this.params,
     });
     if (resume) query.set("cursor", this.cursor);
     const scheme = location.protocol === "https:" ? "wss" : "ws";

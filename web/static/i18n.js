@@ -36,6 +36,208 @@ const STRINGS = {
   discount: ["−{n} %", "−{n}%"],
   announce: ["Nouveau : {title} — {shop}, à {dist}", "New: {title} — {shop}, {dist} away"],
   server_error: ["Le serveur signale : {message}", "The server says: {message}"],
+  // Passer-by: follow, filters, map, opening state, offline
+  shop_open: ["Ouvert", "Open now"],
+  shop_closed: ["Fermé", "Closed"],
+  closes_at: ["ferme à {time}", "closes at {time}"],
+  opens_at: ["ouvre à {time}", "opens at {time}"],
+  opens_tomorrow: ["ouvre demain à {time}", "opens tomorrow at {time}"],
+  follow_shop: ["Suivre {shop}", "Follow {shop}"],
+  unfollow_shop: ["Ne plus suivre {shop}", "Unfollow {shop}"],
+  followed: ["Suivi", "Followed"],
+  now_following: ["Vous suivez {shop}", "You follow {shop}"],
+  not_following: ["Vous ne suivez plus {shop}", "You no longer follow {shop}"],
+  filters_heading: ["Filtres", "Filters"],
+  filter_kind: ["Type d'annonce", "Kind of post"],
+  filter_all: ["Tout", "All"],
+  filter_new_arrival: ["Nouveautés", "New arrivals"],
+  filter_flash_offer: ["Offres", "Offers"],
+  filter_opening_change: ["Horaires", "Hours"],
+  filter_followed: ["Suivis", "Followed"],
+  filter_category: ["Catégorie", "Category"],
+  filter_all_categories: ["Toutes", "All"],
+  empty_filtered: [
+    "Aucune annonce ne correspond à ces filtres.",
+    "No post matches these filters.",
+  ],
+  show_map: ["Carte", "Map"],
+  show_list: ["Liste seule", "List only"],
+  map_heading: ["Carte des annonces", "Map of the posts"],
+  map_pin: ["{shop} : {n} annonce(s)", "{shop}: {n} post(s)"],
+  tiles_failed: [
+    "Fond de carte indisponible : les boutiques restent à leur place.",
+    "Map background unavailable: shops are still in the right place.",
+  ],
+  map_failed: ["La carte n'a pas pu se charger. La liste reste à jour.",
+    "The map could not load. The list stays up to date."],
+  offline_notice: [
+    "Hors ligne : les annonces affichées peuvent avoir changé. Retour en direct dès que le réseau revient.",
+    "Offline: the posts shown may have changed. Live again as soon as the network is back.",
+  ],
+  // Shop console
+  console_title: ["Streetfeed — console commerçant", "Streetfeed — shop console"],
+  console_brand: ["Console commerçant", "Shop console"],
+  skip_to_content: ["Aller au contenu", "Skip to content"],
+  signout: ["Se déconnecter", "Sign out"],
+  signin_heading: ["Connexion commerçant", "Shopkeeper sign-in"],
+  signin_help: [
+    "Entrez l'identifiant de votre boutique et le jeton reçu à l'inscription. " +
+      "Le jeton n'est pas gardé par cette page.",
+    "Enter your shop id and the token you received when signing up. " +
+      "This page does not keep the token.",
+  ],
+  shop_id: ["Identifiant de la boutique", "Shop id"],
+  token: ["Jeton", "Token"],
+  signin: ["Se connecter", "Sign in"],
+  signing_in: ["Connexion…", "Signing in…"],
+  signed_out: ["Vous êtes déconnecté.", "You are signed out."],
+  live_heading: ["En ce moment", "Right now"],
+  watching_radius: ["Rayon", "Within"],
+  watching_one: ["personne regarde le fil à moins de {r} en ce moment",
+    "person watching within {r} right now"],
+  watching_other: ["personnes regardent le fil à moins de {r} en ce moment",
+    "people watching within {r} right now"],
+  stats_unavailable: ["Chiffres momentanément indisponibles.", "Numbers unavailable for now."],
+  compose_heading: ["Publier une annonce", "Post something"],
+  templates: ["Modèles rapides", "Quick templates"],
+  tpl_arrival: ["Arrivage", "Just in"],
+  tpl_discount: ["-20 % jusqu'à la fermeture", "-20 % until closing"],
+  tpl_lunch: ["Fermé pour le déjeuner, retour à 14h", "Closed for lunch, back at 14:00"],
+  kind_legend: ["Type d'annonce", "Kind of post"],
+  post_title: ["Titre", "Title"],
+  post_text: ["Texte", "Text"],
+  optional: ["(facultatif)", "(optional)"],
+  price: ["Prix (€)", "Price (€)"],
+  tags: ["Mots-clés", "Tags"],
+  tags_help: ["(séparés par des virgules, 8 au plus)", "(comma separated, up to 8)"],
+  ends_at: ["Fin de l'offre", "Offer ends at"],
+  discount_label: ["Remise (%)", "Discount (%)"],
+  ends_quick: ["Fins rapides", "Quick end times"],
+  in_30_min: ["dans 30 min", "in 30 min"],
+  in_1_h: ["dans 1 h", "in 1 h"],
+  in_2_h: ["dans 2 h", "in 2 h"],
+  at_closing: ["à la fermeture", "at closing"],
+  status_label: ["Situation", "Status"],
+  until_label: ["Jusqu'à", "Until"],
+  publish: ["Publier", "Publish"],
+  publishing: ["Publication…", "Publishing…"],
+  published: ["Publié ! L'annonce est en ligne dans un instant.",
+    "Published! The post goes live in a moment."],
+  preview_heading: ["Aperçu", "Preview"],
+  preview_help: ["Tel que le voit un passant à 80 m", "As a passer-by 80 m away sees it"],
+  preview_title: ["Votre titre ici", "Your title here"],
+  own_posts_heading: ["Vos annonces en ligne", "Your live posts"],
+  own_posts_empty: ["Aucune annonce en ligne pour le moment.", "No live post right now."],
+  phones_one: ["{n} téléphone", "{n} phone"],
+  phones_other: ["{n} téléphones", "{n} phones"],
+  screens_one: ["{n} écran", "{n} screen"],
+  screens_other: ["{n} écrans", "{n} screens"],
+  reach: ["Vue par {phones} et {screens}", "Reached {phones}, {screens}"],
+  auto_post: ["Publiée automatiquement d'après vos horaires", "Posted automatically from your hours"],
+  edit: ["Modifier", "Edit"],
+  edit_label: ["Modifier « {title} »", "Edit “{title}”"],
+  withdraw: ["Retirer", "Withdraw"],
+  withdraw_label: ["Retirer « {title} »", "Withdraw “{title}”"],
+  withdraw_confirm: ["Confirmer le retrait", "Confirm withdrawal"],
+  withdrawn: ["Annonce « {title} » retirée.", "Post “{title}” withdrawn."],
+  save: ["Enregistrer", "Save"],
+  cancel: ["Annuler", "Cancel"],
+  edit_sent: ["Modification envoyée.", "Change sent."],
+  hours_heading: ["Horaires d'ouverture", "Opening hours"],
+  hours_help: [
+    "Pour chaque jour, une ou plusieurs plages. Sans plage, la boutique est fermée ce jour-là. " +
+      "Une plage qui ferme avant son ouverture finit après minuit.",
+    "For each day, one or more ranges. No range: closed that day. " +
+      "A range that closes before it opens ends after midnight.",
+  ],
+  opens: ["Ouverture", "Opens"],
+  closes: ["Fermeture", "Closes"],
+  add_range: ["+ Plage", "+ Range"],
+  add_range_label: ["Ajouter une plage le {day}", "Add a range on {day}"],
+  remove_range_label: ["Supprimer la plage {n} du {day}", "Remove range {n} on {day}"],
+  closed_day: ["Fermé", "Closed"],
+  copy_prev: ["Comme la veille", "Same as day before"],
+  copy_prev_label: ["{day} : mêmes horaires que la veille", "{day}: same hours as the day before"],
+  exceptions_heading: ["Fermetures et horaires exceptionnels", "Exceptional closures and hours"],
+  add_exception: ["Ajouter une date", "Add a date"],
+  exception_date: ["Date", "Date"],
+  exception_closed: ["Fermé toute la journée", "Closed all day"],
+  exception_note: ["Note (facultatif)", "Note (optional)"],
+  remove: ["Supprimer", "Remove"],
+  remove_exception_label: ["Supprimer la date {n}", "Remove date {n}"],
+  no_exceptions: ["Aucune date exceptionnelle.", "No exceptional date."],
+  save_hours: ["Enregistrer les horaires", "Save opening hours"],
+  hours_saved: ["Horaires enregistrés.", "Opening hours saved."],
+  hours_incomplete: ["{day} : indiquez l'ouverture et la fermeture de chaque plage.",
+    "{day}: give both the opening and closing time of each range."],
+  exception_incomplete: ["Date exceptionnelle {n} : indiquez la date et, si ouvert, les heures.",
+    "Exceptional date {n}: give the date and, if open, the hours."],
+  links_heading: ["Votre vitrine", "Your shop window"],
+  open_screen: ["Ouvrir l'écran de la boutique", "Open the in-shop screen"],
+  open_feed: ["Voir le fil de la rue autour de la boutique", "See the street feed around the shop"],
+  qr_alt: ["QR code vers le fil en direct autour de {shop}", "QR code to the live feed around {shop}"],
+  qr_help: [
+    "Imprimez ce QR code pour votre vitrine : il ouvre le fil en direct autour de la boutique.",
+    "Print this QR code for your window: it opens the live feed around your shop.",
+  ],
+  need_credentials: ["Indiquez l'identifiant et le jeton.", "Enter the shop id and the token."],
+  need_title: ["Indiquez un titre.", "Enter a title."],
+  need_ends_at: ["Indiquez l'heure de fin de l'offre.", "Enter when the offer ends."],
+  bad_discount: ["La remise va de 1 à 99 %.", "The discount goes from 1 to 99%."],
+  bad_price: ["Prix invalide.", "Invalid price."],
+  too_many_tags: ["8 mots-clés au plus.", "At most 8 tags."],
+  err_network: ["Serveur injoignable. Vérifiez la connexion et réessayez.",
+    "Cannot reach the server. Check the connection and try again."],
+  err_invalid_token: ["Identifiant ou jeton incorrect.", "Wrong shop id or token."],
+  err_unknown_shop: ["Boutique inconnue : vérifiez l'identifiant.", "Unknown shop: check the id."],
+  err_missing_token: ["Veuillez vous connecter.", "Please sign in."],
+  err_not_signed_in: ["Votre session a expiré : reconnectez-vous.",
+    "Your session has ended: please sign in again."],
+  err_invalid_sign_in: ["Indiquez l'identifiant et le jeton.", "Enter the shop id and the token."],
+  err_invalid_post: ["Annonce refusée : un champ n'est pas valable ({message}).",
+    "Post refused: a field is not valid ({message})."],
+  err_invalid_title: ["Le titre ne peut pas être vide.", "The title cannot be blank."],
+  err_markup_not_allowed: ["Le HTML et les scripts ne sont pas autorisés dans une annonce.",
+    "HTML and scripts are not allowed in a post."],
+  err_too_many_links: ["Trop de liens dans l'annonce.", "Too many links in the post."],
+  err_control_characters: ["Le texte contient des caractères invisibles non autorisés.",
+    "The text contains invisible characters that are not allowed."],
+  err_content_rejected: ["Ce contenu n'est pas accepté.", "This content is not accepted."],
+  err_ends_at_in_past: ["La fin de l'offre doit être dans le futur.",
+    "The offer must end in the future."],
+  err_ends_at_too_far: ["Une offre flash dure au plus 24 heures.",
+    "A flash offer lasts at most 24 hours."],
+  err_until_in_past: ["L'heure « jusqu'à » doit être dans le futur.",
+    "The “until” time must be in the future."],
+  err_until_too_far: ["L'heure « jusqu'à » doit être dans les 7 prochains jours.",
+    "The “until” time must be within the next 7 days."],
+  err_rate_limited: ["Trop de publications d'un coup : réessayez dans une minute.",
+    "Too many posts at once: try again in a minute."],
+  err_unknown_post: ["Cette annonce n'est plus en ligne.", "This post is no longer live."],
+  err_empty_patch: ["Rien à modifier.", "Nothing to change."],
+  err_invalid_hours: ["Horaires refusés : {message}", "Hours refused: {message}"],
+  err_cross_origin: ["Requête refusée : elle ne vient pas de ce site.",
+    "Request refused: it does not come from this site."],
+  err_redis_unavailable: ["Service momentanément indisponible, réessayez dans quelques secondes.",
+    "Service briefly unavailable, try again in a few seconds."],
+  err_payload_too_large: ["Annonce trop longue.", "Post too long."],
+  err_offline: ["Hors ligne : réessayez quand le réseau revient.",
+    "Offline: try again when the network is back."],
+  err_generic: ["Erreur : {message}", "Error: {message}"],
+  // In-shop screen
+  screen_title: ["Streetfeed — écran de la boutique", "Streetfeed — in-shop screen"],
+  screen_own: ["Chez nous", "From us"],
+  screen_neighbours: ["Dans la rue", "Around the street"],
+  screen_qr: ["Scannez pour suivre la rue en direct", "Scan to follow the street live"],
+  screen_empty_own: ["Pas d'annonce en cours.", "No post right now."],
+  screen_empty_neighbours: ["Rien de neuf dans la rue pour le moment.",
+    "Nothing new around the street right now."],
+  screen_loading: ["Chargement…", "Loading…"],
+  screen_unknown_shop: ["Boutique introuvable : vérifiez l'adresse de cet écran.",
+    "Shop not found: check this screen's address."],
+  screen_page: ["{i} sur {n}", "{i} of {n}"],
+  stale: ["Connexion perdue depuis {d} — affichage des dernières infos",
+    "Connection lost for {d} — showing the latest information"],
 };
 const LANGS = ["fr", "en"];
 
@@ -65,6 +267,14 @@ let lang = initial();
 
 export const getLang = () => lang;
 
+export const hasKey = (key) => Object.hasOwn(STRINGS, key);
+
+/** t(`${base}_one`) or t(`${base}_other`), by the language's plural rules. */
+export function plural(base, n, vars = {}) {
+  const rule = new Intl.PluralRules(lang).select(n) === "one" ? "one" : "other";
+  return t(`${base}_${rule}`, { n, ...vars });
+}
+
 export function t(key, vars = {}) {
   const text = STRINGS[key]?.[LANGS.indexOf(lang)] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
@@ -89,8 +299,16 @@ export function setLang(next) {
 export const otherLang = () => (lang === "fr" ? "en" : "fr");
 
 // Fixed page text is marked with data-i18n in the HTML, so it needs no code of its own.
+// <html data-i18n-title="key"> names the page title; data-i18n-label and
+// data-i18n-placeholder translate the aria-label and placeholder attributes.
 export function applyStatic(root = document) {
   document.documentElement.lang = lang;
-  document.title = t("title");
+  document.title = t(document.documentElement.dataset.i18nTitle ?? "title");
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-label]")) {
+    el.setAttribute("aria-label", t(el.dataset.i18nLabel));
+  }
+  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) {
+    el.setAttribute("placeholder", t(el.dataset.i18nPlaceholder));
+  }
 }

@@ -1,0 +1,299 @@
+"""The shopkeeper console in real headless Chromium, against the real server.
+
+A post typed into the console reaches the passer-by page and the shop's screen, and
+not a page across town; the live counter sees a passer-by arrive; withdraw, edit,
+sign out and the opening hours editor work end to end; the hours a shop keeps show
+on the passer-by cards, next to the passer-by's own follows, filters and map.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from schemas.shops import ShopCreated
+from streetfeed.settings import Settings
+from tests.helpers import add_shop, arrival, enricher, flash, send_post, web_server
+
+pytestmark = pytest.mark.browser
+
+STREET = (44.8370, -0.5735)
+FAR = (44.8510, -0.5735)  # ~1.6 km north
+
+
+def watch_errors(page: Any) -> Any:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors
+    return page
+
+
+async def open_feed(browser: Any, base: str, lat: float, lon: float, radius: int = 500) -> Any:
+    page = watch_errors(await browser.new_page())
+    await page.goto(f"{base}/?lat={lat}&lon={lon}&radius_m={radius}")
+    await page.wait_for_function("() => window.streetfeed && window.streetfeed.state === 'live'")
+    return page
+
+
+async def open_screen(browser: Any, base: str, shop_id: str) -> Any:
+    page = watch_errors(await browser.new_page())
+    await page.goto(f"{base}/screen/{shop_id}?radius_m=500")
+    await page.wait_for_function(
+        "() => window.streetfeedScreen && window.streetfeedScreen.state === 'live'")
+    return page
+
+
+async def signed_in_console(browser: Any, base: str, shop: ShopCreated) -> Any:
+    page = watch_errors(await browser.new_page())
+    await page.goto(f"{base}/shop")
+    await page.wait_for_selector("#signin-form", state="visible")
+    await page.fill("#shop-id", shop.id)
+    await page.fill("#token", shop.token)
+    await page.click("#signin-submit")
+    await page.wait_for_selector("#post-form", state="visible")
+    assert await page.input_value("#token") == ""  # the page does not keep the token
+    return page
+
+
+def has_title(title: str) -> str:
+    """A JS predicate: the passer-by page holds a post with this title."""
+    return ("() => [...window.streetfeed.posts.values()].some(p => p.title === "
+            f"{title!r})")
+
+
+async def watching(page: Any) -> int:
+    text = (await page.text_content("#watching-count")) or ""
+    return int(text) if text.strip().isdigit() else -1
+
+
+async def test_console_post_reaches_street_and_screen_then_withdraw_and_sign_out(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Primeur du Marché", *STREET)
+    far_shop = await add_shop(redis, settings, "Boucherie du Nord", *FAR)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        console = await signed_in_console(browser, web.http, shop)
+        assert "Primeur du Marché" in (await console.text_content("#shop-name") or "")
+
+        # Nobody around yet; a passer-by opening the feed nearby moves the counter
+        # (polled every 2 s, presence published every second).
+        await console.wait_for_function(
+            "() => /^\\d+$/.test(document.querySelector('#watching-count').textContent)")
+        before = await watching(console)
+        near = await open_feed(browser, web.http, *STREET)
+        await console.wait_for_function(
+            f"() => Number(document.querySelector('#watching-count').textContent) > {before}",
+            timeout=5000)
+        far = await open_feed(browser, web.http, *FAR)
+        screen = await open_screen(browser, web.http, shop.id)
+        # The shopkeeper looks at the console (a background tab paints, hence clicks, slowly).
+        await console.bring_to_front()
+
+        # Post a new arrival with the form.
+        await console.click("label[for='kind-new_arrival']")
+        await console.fill("#title", "Clémentines de Corse")
+        await console.fill("#text", "Avec les feuilles <3")
+        await console.fill("#price", "3.90")
+        await console.fill("#tags", "corse, hiver")
+        preview = await console.inner_text("#preview .card")
+        assert "Clémentines de Corse" in preview and "3,90" in preview
+        await console.click("#publish")
+        await near.wait_for_function(has_title("Clémentines de Corse"), timeout=1000)
+        await screen.wait_for_selector("#own-posts .card:has-text('Clémentines de Corse')",
+                                       timeout=1000)
+        await console.wait_for_selector("#post-ok", state="visible")
+        post_id = await near.evaluate(
+            "() => [...window.streetfeed.posts.values()]"
+            ".find(p => p.title === 'Clémentines de Corse').id")
+        card = await near.inner_text(f'#feed [data-post-id="{post_id}"]')
+        assert "Avec les feuilles <3" in card and "3,90" in card and "corse" in card
+
+        # The page 1.6 km away got nothing: a later post from its own street arrives alone.
+        far_id = (await send_post(http, far_shop, arrival("Agneau de lait"))).json()["id"]
+        await far.wait_for_selector(f'[data-post-id="{far_id}"]', timeout=1000)
+        assert await far.eval_on_selector_all(
+            "#feed .card", "cards => cards.map(c => c.dataset.postId)") == [far_id]
+
+        # The console lists it with its reach (the near page and the screen got it).
+        own = f'#own-posts [data-post-id="{post_id}"]'
+        await console.wait_for_selector(own, timeout=5000)
+        await console.wait_for_function(
+            f"() => /1 téléphone/.test(document.querySelector('#reach-{post_id}').textContent) &&"
+            f" /1 écran/.test(document.querySelector('#reach-{post_id}').textContent)",
+            timeout=5000)
+
+        # A correction of the title reaches the street.
+        await console.click(f"{own} .edit")
+        await console.fill(f"#edit-title-{post_id}", "Clémentines de Corse, feuilles comprises")
+        await console.click(f"{own} .edit-form button[type=submit]")
+        await near.wait_for_function(has_title("Clémentines de Corse, feuilles comprises"),
+                                     timeout=2000)
+
+        # Withdraw: two taps, then it leaves the street and the screen.
+        await console.click(f"{own} .withdraw")
+        await console.click(f"{own} .withdraw.confirming")
+        await near.wait_for_selector(f'#feed [data-post-id="{post_id}"]', state="detached",
+                                     timeout=2000)
+        await screen.wait_for_selector(f'#own-posts [data-post-id="{post_id}"]',
+                                       state="detached", timeout=2000)
+        await console.wait_for_selector(own, state="detached")
+
+        # Sign out: back to the form, and the session is gone.
+        await console.click("#signout")
+        await console.wait_for_selector("#signin-form", state="visible")
+        assert await console.is_hidden("#console")
+        assert await console.evaluate(
+            "() => fetch('/api/v1/session').then(r => r.status)") == 401
+        for page in (console, near, far, screen):
+            assert page.errors == []
+
+
+async def test_errors_are_shown_in_words(redis: Redis, settings: Settings,
+                                         browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Cave", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings):
+        page = watch_errors(await browser.new_page())
+        await page.goto(f"{web.http}/shop")
+        await page.wait_for_selector("#signin-form", state="visible")
+        await page.fill("#shop-id", shop.id)
+        await page.fill("#token", "not-the-token")
+        await page.click("#signin-submit")
+        await page.wait_for_selector("#signin-error:has-text('jeton incorrect')")
+        assert await page.is_hidden("#console")
+
+        page = await signed_in_console(browser, web.http, shop)
+        # Markup is refused by the server (422 markup_not_allowed), and said so in French.
+        await page.fill("#title", "Promo <script>alert(1)</script>")
+        await page.click("#publish")
+        await page.wait_for_selector("#post-error:has-text('HTML')")
+        # A template fills the form: a flash offer, -20 %, ending later today or in 2 h.
+        await page.click("#tpl-discount")
+        assert await page.is_checked("#kind-flash_offer")
+        assert await page.input_value("#discount") == "20"
+        assert await page.input_value("#title") == "-20 % jusqu'à la fermeture"
+        assert await page.input_value("#ends-at") != ""
+        await page.click("#publish")
+        await page.wait_for_selector("#post-ok", state="visible")
+        assert await page.is_hidden("#post-error")
+        assert page.errors == []
+
+
+async def test_opening_hours_editor_saves(redis: Redis, settings: Settings,
+                                          browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Fleuriste", *STREET)
+    holiday = (date.today() + timedelta(days=30)).isoformat()
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        page = await signed_in_console(browser, web.http, shop)
+        await page.wait_for_selector("#hours-mon-add")
+        await page.click("#hours-mon-add")
+        await page.fill("#hours-mon-0-open", "08:30")
+        await page.fill("#hours-mon-0-close", "12:30")
+        await page.click("#hours-mon-add")  # a second range, after lunch: 14:00-19:00
+        await page.click("[data-day='tue'] .day-actions button:has-text('Comme la veille')")
+        await page.click("#hours-sat-add")
+        await page.fill("#hours-sat-0-open", "22:00")
+        await page.fill("#hours-sat-0-close", "02:00")  # past midnight
+        await page.click("#add-exception")
+        await page.fill("#exception-0-date", holiday)
+        await page.fill("#exception-0-note", "Inventaire")
+        await page.click("#save-hours")
+        await page.wait_for_selector("#hours-ok", state="visible")
+
+        hours = (await http.get(f"/api/v1/shops/{shop.id}/hours")).json()
+        monday = [{"open": "08:30", "close": "12:30"}, {"open": "14:00", "close": "19:00"}]
+        assert hours["weekly"]["mon"] == monday
+        assert hours["weekly"]["tue"] == monday
+        assert hours["weekly"]["sat"] == [{"open": "22:00", "close": "02:00"}]
+        assert hours["weekly"].get("wed", []) == []
+        assert hours["exceptions"] == [{"date": holiday, "ranges": [], "note": "Inventaire"}]
+
+        # An incomplete range is caught before sending.
+        await page.click("#hours-wed-add")
+        await page.fill("#hours-wed-0-open", "")
+        await page.click("#save-hours")
+        await page.wait_for_selector("#hours-error", state="visible")
+
+        # What was saved is what the editor shows next time.
+        await page.reload()
+        await page.wait_for_selector("#hours-mon-1-close")
+        assert await page.input_value("#hours-mon-1-close") == "19:00"
+        assert await page.input_value("#exception-0-date") == holiday
+        assert page.errors == []
+
+
+TWO_PINS = "() => window.streetfeed.map && window.streetfeed.map.pins === 2"
+
+
+async def test_passer_by_sees_hours_follows_filters_and_map(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    # Tiles from nowhere: the map must still place the shops.
+    settings = dataclasses.replace(settings, tile_url="http://127.0.0.1:9/{z}/{x}/{y}.png")
+    bakery = await add_shop(redis, settings, "Boulangerie", *STREET, category="boulangerie")
+    cheese = await add_shop(redis, settings, "Fromagerie", 44.8375, -0.5735,
+                            category="fromagerie")
+    now = datetime.now(ZoneInfo("Europe/Paris"))
+    opens, closes = (now - timedelta(hours=1)).strftime("%H:%M"), \
+        (now + timedelta(hours=2)).strftime("%H:%M")
+    week = {day: [{"open": opens, "close": closes}]
+            for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        put = await http.put(f"/api/v1/shops/{bakery.id}/hours",
+                             json={"timezone": "Europe/Paris", "weekly": week},
+                             headers={"Authorization": f"Bearer {bakery.token}"})
+        assert put.status_code == 200, put.text
+        bread = (await send_post(http, bakery, arrival("Baguettes chaudes"))).json()["id"]
+        offer = (await send_post(http, cheese, flash("-20 % sur le brie"))).json()["id"]
+        page = await open_feed(browser, web.http, *STREET)
+        bread_card = f'#feed [data-post-id="{bread}"]'
+        offer_card = f'#feed [data-post-id="{offer}"]'
+        await page.wait_for_selector(bread_card)
+        await page.wait_for_selector(offer_card)
+
+        # "Open · closes at" from the shop's hours; nothing for a shop without hours.
+        await page.wait_for_selector(f"{bread_card} .open-state.is-open")
+        assert f"ferme à {closes}" in await page.inner_text(f"{bread_card} .open-state")
+        assert await page.locator(f"{offer_card} .open-state").count() == 0
+
+        # Follow the cheese shop: marked, remembered in this browser only.
+        await page.click(f"{offer_card} .star")
+        await page.wait_for_selector(f"{offer_card}.is-followed .star[aria-pressed='true']")
+        assert await page.evaluate("() => window.streetfeed.follows") == [cheese.id]
+        assert "Suivi" in await page.inner_text(offer_card)
+
+        async def visible() -> list[str]:
+            return await page.eval_on_selector_all(  # type: ignore[no-any-return]
+                "#feed .card:not([hidden])", "cards => cards.map(c => c.dataset.postId)")
+
+        await page.click("#followed-only")
+        assert await visible() == [offer]
+        await page.click("#followed-only")
+        await page.click("#kind-filter [data-kind='new_arrival']")
+        assert await visible() == [bread]
+        await page.click("#kind-filter [data-kind='']")
+        await page.select_option("#category", "fromagerie")
+        assert await visible() == [offer]
+        await page.select_option("#category", "")
+        assert sorted(await visible()) == sorted([bread, offer])
+
+        # The map shows the same posts, one pin per shop, though no tile loads.
+        await page.click("#view-toggle")
+        await page.wait_for_function(TWO_PINS)
+        await page.wait_for_selector("#map-note", state="visible", timeout=5000)
+        await page.click(".map-pin.pin-flash_offer.pin-followed")
+        popup = await page.wait_for_selector(".leaflet-popup-content")
+        popup_text = await popup.inner_text()
+        assert "Fromagerie" in popup_text and "-20 % sur le brie" in popup_text
+        assert await visible()  # the list is still there
+
+        # Follows and the chosen view survive a reload.
+        await page.reload()
+        await page.wait_for_selector(f"{offer_card} .star[aria-pressed='true']")
+        await page.wait_for_function(TWO_PINS)
+        assert page.errors == []

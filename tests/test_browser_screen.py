@@ -1,0 +1,192 @@
+"""The in-shop screen in real headless Chromium, against the real server.
+
+Own posts highlighted, neighbours' posts shown, a server restart lived through with a
+stale banner in between, and a long run of posts and expiries that leaves the heap
+and the DOM the size they were.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from streetfeed import keys
+from streetfeed.settings import Settings
+from tests.helpers import add_shop, arrival, enricher, flash, send_post, web_server
+
+pytestmark = pytest.mark.browser
+
+SHOP = (44.8370, -0.5735)
+NEIGHBOUR = (44.8378, -0.5735)  # ~90 m
+ACROSS_TOWN = (44.8650, -0.5735)  # ~3 km
+
+
+async def open_screen(browser: Any, base: str, shop_id: str, radius: int = 500) -> Any:
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors
+    await page.goto(f"{base}/screen/{shop_id}?radius_m={radius}")
+    await page.wait_for_function(
+        "() => window.streetfeedScreen && window.streetfeedScreen.state === 'live'")
+    return page
+
+
+def card(container: str, post_id: str) -> str:
+    return f'{container} [data-post-id="{post_id}"]'
+
+
+async def test_own_posts_highlighted_and_neighbours_shown(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Au Pain Doré", *SHOP)
+    neighbour = await add_shop(redis, settings, "Fromagerie", *NEIGHBOUR, category="fromagerie")
+    far = await add_shop(redis, settings, "Loin", *ACROSS_TOWN)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        before_own = (await send_post(http, shop, arrival("Pain de seigle"))).json()["id"]
+        before_theirs = (await send_post(http, neighbour, flash("-30 % sur le comté"))).json()["id"]
+        assert (await send_post(http, far, arrival("Trop loin"))).status_code == 202
+        # What was posted before the screen came on arrives (snapshot or live).
+        page = await open_screen(browser, web.http, shop.id)
+        await page.wait_for_selector(card("#own-posts", before_own))
+        await page.wait_for_selector(card("#neighbours", before_theirs))
+        # Live ones arrive as they are posted.
+        own_id = (await send_post(http, shop, arrival("Croissants tout chauds"))).json()["id"]
+        theirs_id = (await send_post(http, neighbour, arrival("Ossau-Iraty"))).json()["id"]
+        await page.wait_for_selector(card("#own-posts", own_id), timeout=1000)
+        await page.wait_for_selector(card("#neighbours", theirs_id), timeout=1000)
+
+        own_card = page.locator(card("#own-posts", own_id))
+        assert "screen-card-own" in (await own_card.get_attribute("class") or "")
+        assert "Croissants tout chauds" in await own_card.inner_text()
+        # Neighbours show how far they are from the shop; own posts do not.
+        assert " m" in await page.inner_text(card("#neighbours", theirs_id) + " .distance")
+        assert await own_card.locator(".distance").count() == 0
+        assert await page.locator("#own-posts .card, #neighbours .card").count() == 4
+        assert await page.evaluate("() => window.streetfeedScreen.posts") == 4
+        assert "Trop loin" not in await page.inner_text("#screen")
+        assert "Au Pain Doré" in await page.inner_text("#screen-shop")
+        # The QR code to the feed loaded; the clock shows the time.
+        await page.wait_for_function(
+            "() => document.querySelector('#qr').complete && "
+            "document.querySelector('#qr').naturalWidth > 0")
+        assert ":" in (await page.text_content("#clock") or "")
+        assert await page.is_hidden("#stale-banner")
+        assert page.errors == []
+
+
+async def test_screen_recovers_after_server_restart(redis: Redis, settings: Settings,
+                                                    browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Librairie", *SHOP)
+    async with enricher(redis, settings), httpx.AsyncClient() as http:
+        async with web_server(settings) as web:
+            port = web.port
+            http.base_url = httpx.URL(web.http)
+            page = await open_screen(browser, web.http, shop.id)
+            first = (await send_post(http, shop, arrival("Avant la coupure"))).json()["id"]
+            await page.wait_for_selector(card("#own-posts", first), timeout=1000)
+        # Server gone: the last cards stay, dimmed, under a banner saying since when.
+        await page.wait_for_selector("#stale-banner", state="visible", timeout=10_000)
+        banner = await page.text_content("#stale-banner") or ""
+        assert "Connexion perdue depuis" in banner
+        assert await page.locator(card("#own-posts", first)).count() == 1
+        assert "is-stale" in (await page.get_attribute("#screen", "class") or "")
+        assert await page.evaluate("() => window.streetfeedScreen.state") != "live"
+
+        async with web_server(settings, port=port) as web:
+            http.base_url = httpx.URL(web.http)
+            second = (await send_post(http, shop, arrival("Après la coupure"))).json()["id"]
+            await page.wait_for_selector(card("#own-posts", second), timeout=20_000)
+            await page.wait_for_function("() => window.streetfeedScreen.state === 'live'")
+            await page.wait_for_selector("#stale-banner", state="hidden")
+            assert await page.locator(card("#own-posts", first)).count() == 1
+            assert "is-stale" not in (await page.get_attribute("#screen", "class") or "")
+        assert page.errors == []
+
+
+def post_entry(post_id: str, shop_id: str, lat: float, lon: float, title: str,
+               expires_in_s: float) -> dict[str, str]:
+    now = datetime.now(UTC)
+    post = {"kind": "new_arrival", "id": post_id, "title": title, "text": "x" * 200,
+            "posted_at": now.isoformat(),
+            "expires_at": (now + timedelta(seconds=expires_in_s)).isoformat(),
+            "shop": {"id": shop_id, "name": f"Shop {shop_id}", "category": "test",
+                     "lat": lat, "lon": lon, "address": "1 rue du Test"},
+            "price": 1.5, "tags": ["a", "b"]}
+    return {"d": json.dumps({"type": "post", "id": post_id, "kind": "new_arrival",
+                             "lat": lat, "lon": lon, "post": post})}
+
+
+async def burst(redis: Redis, stream: str, round_: int, total: int) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for i in range(total):
+            post_id = f"p_{round_:04d}{i:012d}"
+            lat = NEIGHBOUR[0] + (i % 300) * 1e-6
+            pipe.xadd(stream, post_entry(post_id, f"n-{i % 300}", lat, NEIGHBOUR[1],
+                                         f"Annonce {i}", 3))
+            if i % 2:
+                pipe.xadd(stream, {"d": json.dumps({
+                    "type": "expired", "id": post_id, "kind": "new_arrival",
+                    "lat": lat, "lon": NEIGHBOUR[1]})})
+        await pipe.execute()
+
+
+async def test_long_run_keeps_heap_and_dom_bounded(redis: Redis, settings: Settings,
+                                                   browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Épicerie", *SHOP)
+    stream = keys.feed_stream(settings.region)
+    async with web_server(settings) as web:
+        page = await open_screen(browser, web.http, shop.id)
+        cdp = await page.context.new_cdp_session(page)
+
+        async def heap() -> int:
+            await cdp.send("HeapProfiler.collectGarbage")
+            await cdp.send("HeapProfiler.collectGarbage")
+            return int((await cdp.send("Runtime.getHeapUsage"))["usedSize"])
+
+        async def dom_nodes() -> int:
+            return int(await page.evaluate("() => document.getElementsByTagName('*').length"))
+
+        # Warm up with one post come and gone, so that lazily built things (Intl
+        # formats, styles) are in the baseline.
+        await redis.xadd(stream, post_entry("p_warmupwarmup0000", "n-0", *NEIGHBOUR,
+                                            "warm-up", 2))
+        await page.wait_for_function("() => window.streetfeedScreen.posts === 1")
+        await page.wait_for_function("() => window.streetfeedScreen.posts === 0", timeout=5000)
+        heap_before = await heap()
+        nodes_before = await dom_nodes()
+
+        # Two rounds of 3,000 posts from 300 neighbours, each living 3 s, every other one
+        # withdrawn early by an `expired` frame, as fast as Redis takes them. The first
+        # round may leave one-off growth (compiled code, caches); the second must not add.
+        heaps = [heap_before]
+        for round_ in range(2):
+            frames = await page.evaluate("() => window.streetfeedScreen.frames")
+            started = time.monotonic()
+            await burst(redis, stream, round_, 3000)
+            last = f"p_last{round_:012d}"
+            # A last post, the shop's own: when it shows, the burst is through.
+            await redis.xadd(stream, post_entry(last, shop.id, *SHOP, "Fin", 600))
+            await page.wait_for_selector(card("#own-posts", last), timeout=20_000)
+            assert time.monotonic() - started < 20
+            assert await page.evaluate("() => window.streetfeedScreen.posts") <= 200
+            assert await page.evaluate("() => window.streetfeedScreen.frames") - frames >= 4500
+            # Every burst post is over after 3 s: only the shop's own stay.
+            await page.wait_for_function(
+                f"() => window.streetfeedScreen.posts === {round_ + 1}", timeout=10_000)
+            await page.wait_for_function(
+                "() => document.querySelectorAll('#neighbours .card').length === 0")
+            heaps.append(await heap())
+
+        nodes_after = await dom_nodes()
+        assert heaps[2] < 2 * heap_before + 3_000_000, heaps
+        assert heaps[2] - heaps[1] < 1_000_000, heaps
+        assert nodes_after < nodes_before + 60, (nodes_before, nodes_after)
+        assert await page.evaluate("() => window.streetfeedScreen.state") == "live"
+        assert page.errors == []

@@ -1,0 +1,389 @@
+// The in-shop screen (/screen/{shop_id}): a TV or tablet left on for weeks, nobody to
+// touch it. It shows the shop's own posts highlighted, the neighbours' posts in turn,
+// a QR code to the live feed and the time. It must never go blank nor grow:
+//   - reconnects forever with its cursor (FeedClient: capped backoff, silence watchdog);
+//   - while the feed is down it keeps the last cards, dimmed, under a banner saying for
+//     how long; a reset keeps them until the new snapshot has replaced them;
+//   - at most MAX_POSTS kept, expired ones dropped every second, only the cards on
+//     screen exist in the DOM, a fixed set of timers;
+//   - once a day at night, if the server answers, it reloads itself to shed anything
+//     the browser itself may have grown.
+
+import { buildCard, openingState } from "./cards.js";
+import { FeedClient } from "./feedclient.js";
+import { haversineM } from "./geo.js";
+import { applyStatic, getLang, setLang, t } from "./i18n.js";
+import { registerServiceWorker } from "./pwa.js";
+
+const MAX_POSTS = 200;
+const ROTATE_MS = 8000;
+const STALE_GRACE_MS = 3000; // a blip of a reconnect is not worth a banner
+const RENDER_DELAY_MS = 60; // frames come in bursts: draw once per burst
+const DEFAULT_RADIUS_M = 500;
+const MAX_RADIUS_M = 5000;
+const PROFILE_RETRY_MIN_MS = 1000;
+const PROFILE_RETRY_MAX_MS = 60000;
+const PROFILE_REFRESH_MS = 10 * 60 * 1000;
+const RELOAD_AFTER_MS = 20 * 3600 * 1000;
+const RELOAD_HOUR = 3; // local time, when shops are closed
+
+const $ = (id) => document.getElementById(id);
+const screenEl = $("screen");
+const ownEl = $("own-posts");
+const neighboursEl = $("neighbours");
+const staleEl = $("stale-banner");
+const messageEl = $("screen-message");
+
+const shopId = decodeURIComponent(location.pathname.split("/").filter(Boolean)[1] ?? "");
+const params = new URLSearchParams(location.search);
+const radius = (() => {
+  const r = Number(params.get("radius_m"));
+  return Number.isFinite(r) && r > 0 ? Math.min(r, MAX_RADIUS_M) : DEFAULT_RADIUS_M;
+})();
+const bootAt = Date.now();
+const PROFILE_KEY = `streetfeed.screen.profile.${shopId}`;
+
+let shop = null;
+let client = null;
+let state = "connecting";
+let lostAt = bootAt; // not live since then (null: live)
+let lastFrameAt = null;
+let frames = 0; // received since the page started (a number: it does not grow memory)
+let renderTimer = 0;
+let ownStart = 0; // index of the first card on screen, in the sorted list
+let neighbourStart = 0;
+let ownNext = 0; // where the next rotation starts
+let neighbourNext = 0;
+let resetting = false; // between a reset and the end of the snapshot that follows it
+let seenSinceReset = new Set();
+let reloadTried = 0;
+
+const posts = new Map(); // id -> post
+const shown = { own: [], neighbours: [] }; // cards on screen (for their countdowns)
+
+window.streetfeedScreen = Object.freeze({
+  get state() { return state; },
+  get posts() { return posts.size; },
+  get lastFrameAt() { return lastFrameAt; },
+  get frames() { return frames; },
+  get own() { return [...posts.values()].filter(isOwn).length; },
+  get stale() { return !staleEl.hidden; },
+  get shop() { return shop && { ...shop }; },
+});
+
+const isOwn = (post) => post.shop?.id === shopId;
+
+const isPost = (p) => p && typeof p === "object" && typeof p.id === "string" && p.shop &&
+  Number.isFinite(p.shop.lat) && Number.isFinite(p.shop.lon);
+
+const MAX_PER_PAGE = 6;
+const portrait = matchMedia("(orientation: portrait)");
+
+// --- Posts ---------------------------------------------------------------------------------
+
+function upsert(post) {
+  if (!isPost(post)) return;
+  const expires = Date.parse(post.expires_at);
+  if (!(expires > Date.now())) {
+    posts.delete(post.id);
+    return;
+  }
+  posts.delete(post.id); // re-insert: Map order is arrival order
+  posts.set(post.id, post);
+  if (resetting) seenSinceReset.add(post.id);
+  while (posts.size > MAX_POSTS) evictOne();
+}
+
+/** Over the cap: drop the neighbour post that ends soonest (own posts last of all). */
+function evictOne() {
+  let victim = null;
+  let victimScore = Infinity;
+  for (const post of posts.values()) {
+    const score = Date.parse(post.expires_at) + (isOwn(post) ? 1e15 : 0);
+    if (score < victimScore) {
+      victim = post.id;
+      victimScore = score;
+    }
+  }
+  if (victim === null) return;
+  posts.delete(victim);
+}
+
+function onFrame(frame, live) {
+  lastFrameAt = Date.now();
+  frames += 1;
+  switch (frame.type) {
+    case "post":
+      upsert(frame.post);
+      if (live && isPost(frame.post)) {
+        // Show the news now rather than when its turn comes.
+        if (isOwn(frame.post)) ownStart = 0;
+        else neighbourStart = 0;
+        if (isOwn(frame.post) && frame.post.kind === "opening_change") loadProfile();
+      }
+      break;
+    case "expired":
+    case "withdrawn":
+      posts.delete(frame.id);
+      seenSinceReset.delete(frame.id);
+      break;
+    case "reset":
+      // Keep the old cards on screen until the new snapshot is in: no blank page.
+      resetting = true;
+      seenSinceReset = new Set();
+      break;
+    case "ping":
+      if (resetting) {
+        resetting = false;
+        for (const id of [...posts.keys()]) if (!seenSinceReset.has(id)) posts.delete(id);
+        seenSinceReset = new Set();
+      }
+      break;
+    default:
+      break;
+  }
+  scheduleRender();
+}
+
+function onState(next) {
+  state = next;
+  screenEl.dataset.state = next;
+  if (next === "live") {
+    lostAt = null;
+    showStale(Date.now());
+    if (!shop || !$("qr").naturalWidth) loadProfile(); // came back: fetch what failed
+  } else {
+    lostAt ??= Date.now();
+  }
+}
+
+// --- Drawing -------------------------------------------------------------------------------
+
+function scheduleRender() {
+  if (renderTimer) return;
+  renderTimer = setTimeout(() => {
+    renderTimer = 0;
+    render();
+  }, RENDER_DELAY_MS);
+}
+
+const newestFirst = (a, b) => Date.parse(b.posted_at) - Date.parse(a.posted_at);
+
+function distanceFromShop(post) {
+  if (!shop) return 0;
+  return haversineM(shop.lat, shop.lon, post.shop.lat, post.shop.lon);
+}
+
+/**
+ * Fill `container` with the cards of `list` from `start` on, as many as fit (at least
+ * one, at most MAX_PER_PAGE): the screen's size decides, not a fixed page size.
+ */
+function drawPage(container, pagerEl, list, start, own) {
+  if (start >= list.length) start = 0;
+  const cards = [];
+  container.replaceChildren();
+  for (let i = start; i < list.length && cards.length < MAX_PER_PAGE; i += 1) {
+    const card = buildCard(list[i], distanceFromShop(list[i]), { hideDistance: own });
+    card.el.removeAttribute("tabindex"); // nothing to navigate on a wall screen
+    card.el.classList.add(own ? "screen-card-own" : "screen-card");
+    container.append(card.el);
+    if (cards.length && container.scrollHeight > container.clientHeight + 1) {
+      card.el.remove();
+      break;
+    }
+    cards.push(card);
+  }
+  const shownAll = cards.length >= list.length;
+  pagerEl.textContent = shownAll ? ""
+    : t("screen_page", { i: cards.length > 1 ? `${start + 1}–${start + cards.length}` : start + 1,
+      n: list.length });
+  return { cards, start, next: start + cards.length >= list.length ? 0 : start + cards.length };
+}
+
+function render() {
+  const all = [...posts.values()];
+  const own = all.filter(isOwn).sort(newestFirst);
+  const neighbours = all.filter((p) => !isOwn(p)).sort(newestFirst);
+  const ownResult = drawPage(ownEl, $("own-pager"), own, ownStart, true);
+  const nResult = drawPage(neighboursEl, $("neighbours-pager"), neighbours, neighbourStart, false);
+  ownStart = ownResult.start;
+  neighbourStart = nResult.start;
+  ownNext = ownResult.next;
+  neighbourNext = nResult.next;
+  shown.own = ownResult.cards;
+  shown.neighbours = nResult.cards;
+  if (!own.length) ownEl.replaceChildren(emptyNote(shop ? "screen_empty_own" : "screen_loading"));
+  if (!neighbours.length) {
+    neighboursEl.replaceChildren(emptyNote(state === "live" ? "screen_empty_neighbours" : "screen_loading"));
+  }
+}
+
+function emptyNote(key) {
+  const p = document.createElement("p");
+  p.className = "screen-empty";
+  p.textContent = t(key);
+  return p;
+}
+
+function rotate() {
+  ownStart = ownNext;
+  neighbourStart = neighbourNext;
+  render();
+}
+
+function formatLost(ms) {
+  const s = Math.max(1, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  return `${h} h ${String(m % 60).padStart(2, "0")}`;
+}
+
+function showStale(now) {
+  const stale = lostAt !== null && now - lostAt >= STALE_GRACE_MS;
+  staleEl.hidden = !stale;
+  screenEl.classList.toggle("is-stale", stale);
+  if (stale) staleEl.textContent = t("stale", { d: formatLost(now - lostAt) });
+}
+
+function showClock(now) {
+  const lang = getLang();
+  $("clock").textContent = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" })
+    .format(now);
+  $("clock").dateTime = new Date(now).toISOString();
+  const date = new Intl.DateTimeFormat(lang, { weekday: "long", day: "numeric", month: "long" })
+    .format(now);
+  $("clock-date").textContent = date.charAt(0).toUpperCase() + date.slice(1);
+}
+
+function showShop() {
+  if (!shop) return;
+  $("screen-shop").textContent = shop.name;
+  const opening = openingState(shop);
+  const openEl = $("screen-open");
+  openEl.hidden = !opening;
+  if (opening) {
+    openEl.textContent = opening.text;
+    openEl.className = `screen-open ${opening.open ? "is-open" : "is-closed"}`;
+  }
+}
+
+function tick() {
+  const now = Date.now();
+  let gone = false;
+  for (const [id, post] of posts) {
+    if (Date.parse(post.expires_at) <= now) {
+      posts.delete(id);
+      gone = true;
+    }
+  }
+  if (gone) render();
+  for (const card of shown.own) card.tick(now);
+  for (const card of shown.neighbours) card.tick(now);
+  showStale(now);
+  showClock(now);
+  if (shop?.next_change && Date.parse(shop.next_change.at) <= now - 2000 &&
+      now - (shop.fetchedAt ?? 0) > 30000) {
+    loadProfile(); // "open · closes at" is due to change
+  }
+  maybeReload(now);
+}
+
+/** Once a day, at night, if the server answers: start afresh. */
+function maybeReload(now) {
+  if (now - bootAt < RELOAD_AFTER_MS || new Date(now).getHours() !== RELOAD_HOUR) return;
+  if (now - reloadTried < 60000) return;
+  reloadTried = now;
+  fetch("/healthz", { cache: "no-store" })
+    .then((r) => {
+      if (r.ok) location.reload();
+    })
+    .catch(() => {
+      // server away: keep showing what we have, try again in a minute
+    });
+}
+
+// --- Profile and start -----------------------------------------------------------------------
+
+let profileRetry = PROFILE_RETRY_MIN_MS;
+let profileTimer = 0;
+let profileLoading = false;
+
+async function loadProfile() {
+  if (profileLoading) return;
+  profileLoading = true;
+  clearTimeout(profileTimer);
+  let next = PROFILE_REFRESH_MS;
+  try {
+    const response = await fetch(`/api/v1/shops/${encodeURIComponent(shopId)}`,
+      { headers: { Accept: "application/json" } });
+    if (response.ok) {
+      const profile = await response.json();
+      setProfile({ ...profile, fetchedAt: Date.now() });
+      try {
+        localStorage.setItem(PROFILE_KEY, JSON.stringify(profile));
+      } catch {
+        // no storage: the next start needs the server
+      }
+      profileRetry = PROFILE_RETRY_MIN_MS;
+      messageEl.hidden = true;
+      const qr = $("qr");
+      if (!qr.naturalWidth) qr.src = `/api/v1/shops/${encodeURIComponent(shopId)}/qr.svg`;
+    } else if (response.status === 404) {
+      messageEl.hidden = false;
+      messageEl.textContent = t("screen_unknown_shop");
+      next = PROFILE_RETRY_MAX_MS;
+    } else {
+      next = profileRetry;
+      profileRetry = Math.min(PROFILE_RETRY_MAX_MS, profileRetry * 2);
+    }
+  } catch {
+    next = profileRetry;
+    profileRetry = Math.min(PROFILE_RETRY_MAX_MS, profileRetry * 2);
+  } finally {
+    profileLoading = false;
+  }
+  profileTimer = setTimeout(loadProfile, next);
+}
+
+function setProfile(profile) {
+  const first = !shop;
+  const moved = shop && (shop.lat !== profile.lat || shop.lon !== profile.lon);
+  shop = profile;
+  if (moved) client?.move({ lat: shop.lat, lon: shop.lon, radius_m: radius });
+  showShop();
+  $("qr").alt = t("qr_alt", { shop: profile.name });
+  if (first) startFeed();
+  render();
+}
+
+function startFeed() {
+  if (client) return;
+  client = new FeedClient({ lat: shop.lat, lon: shop.lon, radius_m: radius }, onFrame, onState,
+    { params: { client: "screen" } });
+  client.start();
+}
+
+function main() {
+  const lang = params.get("lang");
+  if (lang) setLang(lang);
+  applyStatic();
+  document.title = `${t("screen_title")}`;
+  showClock(Date.now());
+  render();
+  try {
+    const cached = JSON.parse(localStorage.getItem(PROFILE_KEY) ?? "null");
+    if (cached && cached.id === shopId && Number.isFinite(cached.lat)) setProfile(cached);
+  } catch {
+    // nothing cached
+  }
+  $("qr").src = `/api/v1/shops/${encodeURIComponent(shopId)}/qr.svg`;
+  loadProfile();
+  setInterval(tick, 1000);
+  setInterval(rotate, ROTATE_MS);
+  portrait.addEventListener("change", render); // the tablet was turned
+  registerServiceWorker();
+}
+
+main();
