@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 from redis.asyncio import Redis
+from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from feed import cursor as cursors
@@ -28,8 +29,8 @@ from feed.frames import (
     reset_payload,
     ws_text_frame,
 )
-from feed.hub import Connection, Hub
-from feed.raw_ws import EXTENSION
+from feed.hub import Connection, Hub, Sink
+from feed.raw_ws import EXTENSION, NativeChannel
 from feed.reader import Readers
 from feed.snapshot import snapshot_area
 from schemas.feed import ClientMessage, Subscription
@@ -139,15 +140,13 @@ class Gateway:
                       for r in settings.region_names}
         self.sockets = 0
 
-    async def _admit(self, websocket: WebSocket) -> ApiError | None:
+    async def _admit(self, origin: str | None, host: str, scheme: str,
+                     address: str) -> ApiError | None:
         """Refusals made before the handshake completes (answered as plain HTTP)."""
-        origin = websocket.headers.get("origin")
-        if origin is not None and not origin_allowed(origin, websocket.headers.get("host", ""),
-                                                     websocket.url.scheme,
+        if origin is not None and not origin_allowed(origin, host, scheme,
                                                      self.settings.allowed_origins):
             return ApiError("this origin may not open the feed", code="origin_not_allowed",
                             status=403)
-        address = websocket.client.host if websocket.client else ""
         if self.per_address[address] >= self.settings.max_sockets_per_address:
             return RateLimited("too many open sockets from this address", retry_after=30)
         try:
@@ -160,48 +159,105 @@ class Gateway:
             pass  # no Redis, no shared counter: the per-process cap still holds
         return None
 
-    async def endpoint(self, websocket: WebSocket) -> None:
-        refusal = await self._admit(websocket)
-        if refusal is not None:
-            headers = ({"Retry-After": str(refusal.retry_after)}
-                       if refusal.retry_after is not None else None)
-            await websocket.send_denial_response(
-                error_response(refusal.status, refusal.code, refusal.message, headers=headers))
-            return
-        address = websocket.client.host if websocket.client else ""
-        self.per_address[address] += 1
-        try:
-            await self._serve(websocket)
-        finally:
-            self.per_address[address] -= 1
-            if not self.per_address[address]:
-                del self.per_address[address]
+    # --- Sockets served natively by feed.raw_ws (no ASGI task per socket) -----------------
 
-    async def _serve(self, websocket: WebSocket) -> None:
-        params = dict(parse_qsl(websocket.url.query, keep_blank_values=True))
+    def attach(self, channel: NativeChannel, query: str, origin: str | None, host: str,
+               address: str) -> NativeSocket:
+        """A feed socket whose handshake feed.raw_ws has parsed; we answer it."""
+        socket = NativeSocket(self, channel, address)
+        socket.setup = asyncio.create_task(socket.open(query, origin, host))
+        return socket
+
+    # --- Sockets served through ASGI (any other server) -----------------------------------
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        address = websocket.client.host if websocket.client else ""
+        refusal = await self._admit(websocket.headers.get("origin"),
+                                    websocket.headers.get("host", ""), websocket.url.scheme,
+                                    address)
+        if refusal is not None:
+            await websocket.send_denial_response(_refusal_response(refusal))
+            return
         await websocket.accept()
         raw = websocket.scope.get("extensions", {}).get(EXTENSION)
         sink = raw if raw is not None else AsgiSink(websocket)
         conn = self.hub.connect(sink)
-        self.sockets += 1
+        self.opened(address)
         try:
-            try:
-                sub = parse_subscription(params)
-            except SubscriptionError as exc:
-                await self._refuse(sink, exc.code, str(exc), CLOSE_POLICY)
+            if not await self.open(conn, websocket.url.query):
+                if isinstance(sink, AsgiSink):
+                    await sink.task
                 return
-            try:
-                await self._place(conn, sub)
-                await self._start(conn, params.get("cursor"))
-            except (*REDIS_DOWN, FeedUnavailable):
-                self.hub.unsubscribe(conn)
-                await self._refuse(sink, "unavailable", "the feed is not reachable, retry soon",
-                                   CLOSE_TRY_AGAIN)
-                return
-            await self._receive(websocket, conn)
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                text = message.get("text")
+                if text is None:
+                    self.on_binary(conn)
+                    return
+                await self.on_text(conn, text)
+                if websocket.client_state is WebSocketState.DISCONNECTED:
+                    return
         finally:
-            self.sockets -= 1
+            self.closed(conn, address)
+
+    # --- Shared by both ---------------------------------------------------------------------
+
+    def opened(self, address: str) -> None:
+        self.per_address[address] += 1
+        self.sockets += 1
+
+    def closed(self, conn: Connection | None, address: str) -> None:
+        if conn is not None:
             self.hub.unsubscribe(conn)
+        self.sockets -= 1
+        self.per_address[address] -= 1
+        if not self.per_address[address]:
+            del self.per_address[address]
+
+    async def open(self, conn: Connection, query: str) -> bool:
+        """Subscribe as the query says, send the snapshot or replay; False if refused."""
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        try:
+            sub = parse_subscription(params)
+        except SubscriptionError as exc:
+            self._refuse(conn.sink, exc.code, str(exc), CLOSE_POLICY)
+            return False
+        try:
+            await self._place(conn, sub)
+            await self._start(conn, params.get("cursor"))
+        except (*REDIS_DOWN, FeedUnavailable):
+            self.hub.unsubscribe(conn)
+            self._refuse(conn.sink, "unavailable", "the feed is not reachable, retry soon",
+                         CLOSE_TRY_AGAIN)
+            return False
+        return True
+
+    def parse_message(self, conn: Connection, text: str) -> Subscription | None:
+        """A client message, or None after answering it with an error frame."""
+        try:
+            return _decode_message(text)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            conn.sink.write(ws_text_frame(error_payload("invalid_message", str(exc))))
+            return None
+
+    async def on_text(self, conn: Connection, text: str) -> None:
+        request = self.parse_message(conn, text)
+        if request is not None:
+            await self.move(conn, request)
+
+    async def move(self, conn: Connection, request: Subscription) -> None:
+        try:
+            await self._move(conn, request)
+        except (*REDIS_DOWN, FeedUnavailable):
+            self.hub.unsubscribe(conn)
+            self._refuse(conn.sink, "unavailable", "the feed is not reachable, retry soon",
+                         CLOSE_TRY_AGAIN)
+
+    def on_binary(self, conn: Connection) -> None:
+        self._refuse(conn.sink, "binary_not_supported", "send JSON text frames",
+                     CLOSE_UNSUPPORTED)
 
     async def _place(self, conn: Connection, sub: Subscription) -> None:
         """Set where the socket watches, and make sure its regions are being read."""
@@ -216,11 +272,9 @@ class Gateway:
             except TimeoutError:
                 raise FeedUnavailable(region) from None
 
-    async def _refuse(self, sink: object, code: str, message: str, close_code: int) -> None:
-        sink.write(ws_text_frame(error_payload(code, message)))  # type: ignore[attr-defined]
-        sink.close(close_code, code)  # type: ignore[attr-defined]
-        if isinstance(sink, AsgiSink):
-            await sink.task
+    def _refuse(self, sink: Sink, code: str, message: str, close_code: int) -> None:
+        sink.write(ws_text_frame(error_payload(code, message)))
+        sink.close(close_code, code)
 
     async def _start(self, conn: Connection, cursor: str | None) -> None:
         wanted = None if cursor is None else cursors.decode(cursor, self.settings.region)
@@ -301,31 +355,6 @@ class Gateway:
                 return
             after = _text(entries[-1][0])
 
-    async def _receive(self, websocket: WebSocket, conn: Connection) -> None:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            text = message.get("text")
-            if text is None:
-                await self._refuse(conn.sink, "binary_not_supported",
-                                   "send JSON text frames", CLOSE_UNSUPPORTED)
-                return
-            try:
-                request = _decode_message(text)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                conn.sink.write(ws_text_frame(error_payload("invalid_message", str(exc))))
-                continue
-            try:
-                await self._move(conn, request)
-            except (*REDIS_DOWN, FeedUnavailable):
-                self.hub.unsubscribe(conn)
-                await self._refuse(conn.sink, "unavailable",
-                                   "the feed is not reachable, retry soon", CLOSE_TRY_AGAIN)
-                return
-            if websocket.client_state is WebSocketState.DISCONNECTED:
-                return
-
     async def _move(self, conn: Connection, request: Subscription) -> None:
         self.hub.unsubscribe(conn)
         conn.hold()
@@ -336,6 +365,75 @@ class Gateway:
         conn.sink.write(ws_text_frame(ping_payload(self._cursor(start))))
         if not conn.go_live():
             self.hub.drop_lagging(conn)
+
+
+class NativeSocket:
+    """One feed socket served without ASGI: setup runs in a task that ends once the
+    socket is live; messages arrive by callback; moves run one at a time."""
+
+    __slots__ = ("address", "channel", "conn", "gateway", "mover", "next_move", "setup")
+
+    def __init__(self, gateway: Gateway, channel: NativeChannel, address: str) -> None:
+        self.gateway = gateway
+        self.channel = channel
+        self.address = address
+        self.conn: Connection | None = None
+        self.setup: asyncio.Task[None] | None = None
+        self.mover: asyncio.Task[None] | None = None
+        self.next_move: Subscription | None = None
+
+    async def open(self, query: str, origin: str | None, host: str) -> None:
+        gateway = self.gateway
+        refusal = await gateway._admit(origin, host, self.channel.scheme, self.address)
+        if refusal is not None:
+            response = _refusal_response(refusal)
+            self.channel.reject(response.status_code, response.body,
+                                [(k, v) for k, v in response.headers.items()])
+            return
+        if not self.channel.accept():
+            return  # the peer left during admission
+        gateway.opened(self.address)
+        self.conn = gateway.hub.connect(self.channel)
+        await gateway.open(self.conn, query)
+
+    def on_message(self, data: bytes, text: bool) -> None:
+        conn = self.conn
+        if conn is None or (self.setup is not None and not self.setup.done()):
+            return  # nothing to move before the subscription is in place
+        if not text:
+            self.gateway.on_binary(conn)
+            return
+        try:
+            decoded = data.decode()
+        except UnicodeDecodeError:
+            self.channel.close(1007, "invalid UTF-8")
+            return
+        request = self.gateway.parse_message(conn, decoded)
+        if request is None:
+            return
+        if self.mover is not None and not self.mover.done():
+            self.next_move = request  # only the latest position matters
+            return
+        self.mover = asyncio.create_task(self._moves(request))
+
+    async def _moves(self, request: Subscription | None) -> None:
+        while request is not None and self.conn is not None:
+            await self.gateway.move(self.conn, request)
+            request, self.next_move = self.next_move, None
+
+    def on_closed(self) -> None:
+        for task in (self.setup, self.mover):
+            if task is not None and not task.done():
+                task.cancel()
+        if self.conn is not None:
+            self.gateway.closed(self.conn, self.address)
+            self.conn = None
+
+
+def _refusal_response(refusal: ApiError) -> Response:
+    headers = ({"Retry-After": str(refusal.retry_after)}
+               if refusal.retry_after is not None else None)
+    return error_response(refusal.status, refusal.code, refusal.message, headers=headers)
 
 
 class FeedUnavailable(Exception):

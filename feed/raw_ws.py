@@ -1,20 +1,42 @@
-"""Writing pre-encoded frames straight to a socket's transport.
+"""Feed sockets on uvicorn's sans-I/O WebSocket protocol, without ASGI in the way.
 
-uvicorn's sans-I/O WebSocket protocol, extended to hand the ASGI app a
-`RawChannel` (scope extension `streetfeed.raw`): a synchronous write of ready
-frame bytes, the transport's buffered size and a close that never waits.
-Going through ASGI `send` costs a coroutine, a dict and a per-socket encode for
-every delivery; BENCH-NOTES measured ~45k deliveries/s that way against ~67k
-writing one pre-encoded frame per transport. See docs/performance.md.
+`WS /ws/feed` handshakes are answered here and handed to the gateway
+(`Gateway.attach`): no ASGI task, scope or Starlette object lives for the life
+of a socket, and frames are written pre-encoded, synchronously, straight to the
+transport. Going through ASGI `send` costs a coroutine, a dict and a per-socket
+encode for every delivery (BENCH-NOTES: ~45k deliveries/s against ~67k), and a
+task with its frames per socket costs memory (docs/performance.md). Every other
+path, and feed sockets on servers without this protocol, go through ASGI as
+usual; those ASGI feed sockets still get a `RawChannel` (scope extension
+`streetfeed.raw`) for the writes.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import (
+    STATUS_PHRASES,
+    WebSocketsSansIOProtocol,
+)
+from websockets.datastructures import Headers
+from websockets.http11 import Response
 
 EXTENSION = "streetfeed.raw"
+FEED_PATH = "/ws/feed"
+# Where the app's lifespan state holds the gateway that takes native feed sockets.
+GATEWAY_STATE_KEY = "feed_gateway"
+
+
+class NativeHandler(Protocol):
+    def on_message(self, data: bytes, text: bool) -> None: ...
+    def on_closed(self) -> None: ...
+
+
+class Attacher(Protocol):
+    def attach(self, channel: NativeChannel, query: str, origin: str | None, host: str,
+               address: str) -> NativeHandler: ...
 GOING_AWAY_REASON = "server restarting: reconnect with your cursor"
 # A closed socket that does not answer the closing handshake is dropped after this.
 _CLOSE_GRACE_S = 1.0
@@ -54,7 +76,39 @@ class RawChannel:
         p.close_timer = p.loop.call_later(_CLOSE_GRACE_S, p.transport.abort)
 
 
+class NativeChannel(RawChannel):
+    """A RawChannel that also completes (or refuses) the handshake it was handed."""
+
+    __slots__ = ()
+
+    @property
+    def scheme(self) -> str:
+        return self._protocol.scheme
+
+    def accept(self) -> bool:
+        p = self._protocol
+        if p.transport.is_closing():
+            return False
+        p.handshake_complete = True
+        p.conn.send_response(p.response)
+        p.transport.write(b"".join(p.conn.data_to_send()))
+        p.start_keepalive()
+        return True
+
+    def reject(self, status: int, body: bytes, headers: Sequence[tuple[str, str]]) -> None:
+        p = self._protocol
+        response = Response(status, STATUS_PHRASES[status], Headers(headers), body)
+        response.headers.setdefault("Connection", "close")
+        response.headers.setdefault("Content-Length", str(len(body)))
+        p.handshake_complete = p.close_sent = True
+        p.conn.send_response(response)
+        p.transport.write(b"".join(p.conn.data_to_send()))
+        p.transport.close()
+
+
 class RawFrameProtocol(WebSocketsSansIOProtocol):
+    native: NativeHandler | None = None
+
     def shutdown(self) -> None:
         """Server stopping: "going away" (1001) with a resume hint, not uvicorn's bare 1012."""
         if self.handshake_complete and not self.close_sent and not self.transport.is_closing():
@@ -67,6 +121,21 @@ class RawFrameProtocol(WebSocketsSansIOProtocol):
             return
         super().shutdown()
 
+    def send_receive_event_to_app(self) -> None:
+        if self.native is None:
+            super().send_receive_event_to_app()
+            return
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        if not self.close_sent:
+            self.native.on_message(bytes(data), self.curr_msg_data_type == "text")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        native, self.native = self.native, None
+        if native is not None:
+            native.on_closed()
+
     async def send(self, message: Any) -> None:
         await super().send(message)
         # A refusal answered as plain HTTP (429, 403) ends the exchange: without this,
@@ -75,6 +144,23 @@ class RawFrameProtocol(WebSocketsSansIOProtocol):
             self.handshake_complete = True
 
     def handle_connect(self, event: Any) -> None:
+        raw_path, _, query = event.path.partition("?")
+        gateway: Attacher | None = self.app_state.get(GATEWAY_STATE_KEY)
+        if raw_path == FEED_PATH and gateway is not None:
+            self.request = event
+            self.response = self.conn.accept(event)
+            self.handshake_initiated = True
+            if self.response.status_code != 101:  # not a valid WebSocket upgrade
+                self.handshake_complete = self.close_sent = True
+                self.conn.send_response(self.response)
+                self.transport.write(b"".join(self.conn.data_to_send()))
+                self.transport.close()
+                return
+            self.native = gateway.attach(NativeChannel(self), query,
+                                         event.headers.get("Origin"),
+                                         event.headers.get("Host", ""),
+                                         self.client[0] if self.client else "")
+            return
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         # The ASGI task was created above but has not run yet: it will see the channel.

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from feed.gateway import Gateway
 from feed.hub import Hub
-from feed.raw_ws import GOING_AWAY_REASON
+from feed.raw_ws import GATEWAY_STATE_KEY, GOING_AWAY_REASON
 from feed.reader import Readers
 from feed.stats import StatsPublisher
 from streetfeed import metrics
@@ -67,7 +67,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     policy = policy or Policy.from_settings(settings)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         redis = open_redis(settings)
         hub = Hub(settings)
         readers = Readers(redis, settings, hub)
@@ -84,7 +84,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                  asyncio.create_task(_ping_loop(hub, readers, settings.gateway_ping_interval_s,
                                                 stop), name="ping")]
         try:
-            yield
+            # Feed sockets are answered by feed.raw_ws from this state, without ASGI.
+            yield {GATEWAY_STATE_KEY: gateway}
         finally:
             stop.set()
             hub.close_all(1001, GOING_AWAY_REASON)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from arq import Worker, cron
+from arq import Retry, Worker, cron
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
@@ -34,6 +34,7 @@ from streetfeed.hours import changes, opening_state
 from streetfeed.inbox import Inbox, derived_post_id
 from streetfeed.live import LiveIndex
 from streetfeed.moderation import OPENING_UNTIL_MAX_AHEAD_S
+from streetfeed.redis_conn import REDIS_DOWN
 from streetfeed.settings import Settings
 from streetfeed.shops import list_shops
 
@@ -49,22 +50,30 @@ _DAYS_FR = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanc
 async def expire_post(ctx: dict[str, Any], region: str, post_id: str) -> bool:
     live: LiveIndex = ctx["live"][region]
     clock: Clock = ctx["clock"]
-    feed_id = await live.remove(post_id, "expired", now_ts=clock.now().timestamp())
+    try:
+        feed_id = await live.remove(post_id, "expired", now_ts=clock.now().timestamp())
+    except REDIS_DOWN as exc:
+        # arq only retries on Retry; the minute sweep would catch up anyway.
+        raise Retry(defer=5) from exc
     return feed_id is not None
 
 
 async def sweep_expired(ctx: dict[str, Any]) -> int:
     clock: Clock = ctx["clock"]
     total = 0
-    for live in ctx["live"].values():
-        now_ts = clock.now().timestamp()
-        while True:
-            due = await live.due_for_expiry(now_ts)
-            for post_id in due:
-                if await live.remove(post_id, "expired", now_ts=now_ts) is not None:
-                    total += 1
-            if len(due) < 500:
-                break
+    try:
+        for live in ctx["live"].values():
+            now_ts = clock.now().timestamp()
+            while True:
+                due = await live.due_for_expiry(now_ts)
+                for post_id in due:
+                    if await live.remove(post_id, "expired", now_ts=now_ts) is not None:
+                        total += 1
+                if len(due) < 500:
+                    break
+    except REDIS_DOWN as exc:
+        # Idempotent and every minute: the next run catches up.
+        log.warning("sweep: Redis unavailable (%s); next run catches up", exc)
     if total:
         log.info("sweep: expired %d posts", total)
     return total
@@ -93,6 +102,15 @@ def opening_post(record: ShopRecord, hours: ShopHours, change: NextChange,
 
 
 async def opening_changes(ctx: dict[str, Any]) -> int:
+    try:
+        return await _opening_changes(ctx)
+    except REDIS_DOWN as exc:
+        # Each shop's progress is kept in Redis: the next run resumes where this stopped.
+        log.warning("opening changes: Redis unavailable (%s); next run catches up", exc)
+        return 0
+
+
+async def _opening_changes(ctx: dict[str, Any]) -> int:
     redis: Redis = ctx["data"]
     clock: Clock = ctx["clock"]
     settings: Settings = ctx["settings"]
