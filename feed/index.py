@@ -7,7 +7,7 @@ roughly the number that receive it, not the number of connected sockets.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 from feed.geo import EARTH_RADIUS_M, CellGrid
@@ -84,15 +84,26 @@ class SubscriberIndex(Generic[T]):
         sub.place(lat, lon, radius_m, kinds)
         self.add(sub)
 
-    def matching(self, kind: str, lat: float, lon: float) -> Iterator[Subscriber[T]]:
+    def matching(self, kind: str, lat: float, lon: float) -> list[Subscriber[T]]:
+        """Subscribers that want a post of `kind` at (lat, lon): `Subscriber.wants`, with
+        the post's trigonometry done once instead of once per candidate (the hot path)."""
         if self.use_cells:
             candidates: Iterable[Subscriber[T]] = self._cells.get(
                 self.grid.cell_of(lat, lon), ())
         else:
             candidates = self._all
+        lat_r, lon_r = math.radians(lat), math.radians(lon)
+        cos_lat = math.cos(lat_r)
+        sin = math.sin
+        out = []
         for sub in candidates:
-            if sub.wants(kind, lat, lon):
-                yield sub
+            if sub.kinds is not None and kind not in sub.kinds:
+                continue
+            h = (sin((lat_r - sub._lat_r) / 2) ** 2
+                 + sub._cos_lat * cos_lat * sin((lon_r - sub._lon_r) / 2) ** 2)
+            if h <= sub._max_h:
+                out.append(sub)
+        return out
 
     def all(self) -> Iterable[Subscriber[T]]:
         return self._all
