@@ -58,10 +58,11 @@ _FEED_QUERY = [
     {"name": "radius_m", "in": "query", "required": True,
      "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": RADIUS_MAX_M}},
     {"name": "kinds", "in": "query", "required": False,
-     "description": "Comma-separated: new_arrival, flash_offer, opening_change",
+     "description": "Comma-separated: new_arrival, flash_offer, opening_change "
+                    "(empty or absent: every kind)",
      "schema": {"type": "string",
-                "pattern": r"^(new_arrival|flash_offer|opening_change)"
-                           r"(,(new_arrival|flash_offer|opening_change)){0,2}$"}},
+                "pattern": r"^((new_arrival|flash_offer|opening_change)"
+                           r"(,(new_arrival|flash_offer|opening_change)){0,2})?$"}},
 ]
 
 _OPERATIONS += [
