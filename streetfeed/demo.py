@@ -148,6 +148,12 @@ def random_post(category: str, clock: Clock, rng: random.Random,
             "until": (clock.now() + timedelta(hours=2)).isoformat()}
 
 
+async def _live_titles(redis: Redis, region: str, shop_id: str) -> set[str]:
+    ids = [x.decode() for x in await redis.smembers(keys.shop_posts(region, shop_id))]
+    raws = [await redis.hget(keys.post(region, i), "json") for i in ids]
+    return {json.loads(raw)["title"] for raw in raws if raw}
+
+
 async def _oldest_posts(redis: Redis, region: str, shop_id: str) -> list[str]:
     """The shop's live posts beyond LIVE_POSTS_PER_SHOP - 1, oldest first (by feed id)."""
     ids = [x.decode() for x in await redis.smembers(keys.shop_posts(region, shop_id))]
@@ -179,8 +185,12 @@ async def run_simulator(settings: Settings, clock: Clock, policy: Policy,
                     for old in await _oldest_posts(redis, settings.region, shop_id):
                         await live.remove(old, "withdrawn", now_ts=clock.now().timestamp(),
                                           shop_id=shop_id)
-                    body = json.dumps(random_post(shop.category, clock, rng, tz)).encode()
-                    await ingest.accept(shop, body, None)
+                    post = random_post(shop.category, clock, rng, tz)
+                    # The same arrival twice on one street looks broken: skip this turn.
+                    repeated = post["kind"] == "new_arrival" and post["title"] in (
+                        await _live_titles(redis, settings.region, shop_id))
+                    if not repeated:
+                        await ingest.accept(shop, json.dumps(post).encode(), None)
             except Exception as exc:  # the demo must never take the service down
                 log.warning("demo: %r", exc)
             with contextlib.suppress(TimeoutError):
