@@ -383,6 +383,12 @@ class NativeSocket:
         self.next_move: Subscription | None = None
 
     async def open(self, query: str, origin: str | None, host: str) -> None:
+        try:
+            await self._open(query, origin, host)
+        finally:
+            self.setup = None  # a finished task is ~1 KiB a socket for nothing
+
+    async def _open(self, query: str, origin: str | None, host: str) -> None:
         gateway = self.gateway
         refusal = await gateway._admit(origin, host, self.channel.scheme, self.address)
         if refusal is not None:

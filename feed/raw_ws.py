@@ -92,6 +92,8 @@ class NativeChannel(RawChannel):
         p.handshake_complete = True
         p.conn.send_response(p.response)
         p.transport.write(b"".join(p.conn.data_to_send()))
+        # The handshake's request and response (headers and all) are not needed again.
+        p.request = p.response = None
         p.start_keepalive()
         return True
 
@@ -104,6 +106,25 @@ class NativeChannel(RawChannel):
         p.conn.send_response(response)
         p.transport.write(b"".join(p.conn.data_to_send()))
         p.transport.close()
+
+
+class _Unused:
+    """Stands in for the ASGI queue and write-flow event a native socket never uses:
+    each costs ~2 KiB per socket, and only the ASGI path reads them."""
+
+    __slots__ = ()
+
+    def put_nowait(self, item: object) -> None:
+        pass
+
+    def set(self) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass
+
+
+_UNUSED = _Unused()
 
 
 class RawFrameProtocol(WebSocketsSansIOProtocol):
@@ -156,6 +177,7 @@ class RawFrameProtocol(WebSocketsSansIOProtocol):
                 self.transport.write(b"".join(self.conn.data_to_send()))
                 self.transport.close()
                 return
+            self.queue = self.writable = _UNUSED  # type: ignore[assignment]
             self.native = gateway.attach(NativeChannel(self), query,
                                          event.headers.get("Origin"),
                                          event.headers.get("Host", ""),
