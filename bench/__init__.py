@@ -1,0 +1,1 @@
+"""Streetfeed's fan-out benchmark: `python -m bench` (see bench/README.md)."""

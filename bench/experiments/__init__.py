@@ -1,0 +1,1 @@
+"""Experiments run by the benchmark on demand (never edits of the product)."""

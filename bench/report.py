@@ -1,0 +1,323 @@
+"""Summaries over repetitions, ratios, targets, the markdown tables and the plot."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+from bench.stats import summary
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "performance.md"
+PLOT = ROOT / "docs" / "performance.png"
+BEGIN = "<!-- bench:generated:begin (python -m bench rewrites this part) -->"
+END = "<!-- bench:generated:end -->"
+
+# The keys the issue asks for, per scenario.
+KEYS = ("deliveries_per_s", "p50_ms", "p95_ms", "p99_ms", "cpu_s_per_100k",
+        "rss_kib_per_socket", "missing", "extra")
+EXTRA_KEYS = ("cpu_s_per_100k_all_server", "loadgen_cpu_s_per_100k", "deliveries_per_s_wall",
+              "duplicates", "latency_load_deliveries_per_s", "saturation_p99_ms",
+              "post_errors", "connect_s")
+COUNTS = ("missing", "extra", "duplicates", "post_errors")
+LABELS = {
+    "ceiling": "ceiling (bare asyncio, pre-encoded frame per transport)",
+    "broadcast": "websockets broadcast() (reference)",
+    "streetfeed": "streetfeed (full path)",
+    "naive": "naive (streetfeed, index bypassed)",
+    "peer": "peer (python-socketio, room per cell)",
+    "patched": "experiment: streetfeed + proposed gateway changes",
+}
+ORDER = ("ceiling", "broadcast", "streetfeed", "naive", "peer", "patched")
+
+
+def clean(value: Any) -> Any:
+    """NaN/inf -> None, recursively (strict JSON)."""
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    return value
+
+
+def _f(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
+def one_line(run: dict[str, Any]) -> str:
+    if "error" in run:
+        return f"{run['scenario']}: error {run['error']}"
+    return (f"{run['scenario']}: {_f(run.get('deliveries_per_s'))} deliveries/s, "
+            f"p50/p99 {_f(run.get('p50_ms'), 1)}/{_f(run.get('p99_ms'), 1)} ms "
+            f"at {_f(run.get('latency_load_deliveries_per_s'))}/s"
+            f"{' (own half-saturation)' if run.get('latency_overloaded') else ''}, "
+            f"{_f(run.get('cpu_s_per_100k'), 2)} CPU-s/100k "
+            f"({_f(run.get('cpu_s_per_100k_all_server'), 2)} all server), "
+            f"{_f(run.get('rss_kib_per_socket'), 1)} KiB/socket, "
+            f"missing {run.get('missing')} extra {run.get('extra')} dup {run.get('duplicates')}"
+            f", others used {run.get('foreign_cores', {}).get('saturation', '?')}/"
+            f"{run.get('foreign_cores', {}).get('latency', '?')} cores"
+            f"{' (PERTURBED)' if run.get('perturbed') else ''}, {run.get('elapsed_s', '?')} s")
+
+
+def _ratio(a: float | None, b: float | None) -> float:
+    if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
+        return math.nan
+    return a / b
+
+
+RATIOS = {
+    # name: (numerator scenario, denominator scenario, metric)
+    "streetfeed/ceiling": ("streetfeed", "ceiling", "deliveries_per_s"),
+    "streetfeed/peer": ("streetfeed", "peer", "deliveries_per_s"),
+    "streetfeed/broadcast": ("streetfeed", "broadcast", "deliveries_per_s"),
+    "cpu streetfeed/ceiling": ("streetfeed", "ceiling", "cpu_s_per_100k"),
+    "cpu naive/streetfeed": ("naive", "streetfeed", "cpu_s_per_100k"),
+    "deliveries naive/streetfeed": ("naive", "streetfeed", "deliveries_per_s"),
+    "patched/streetfeed": ("patched", "streetfeed", "deliveries_per_s"),
+    "cpu patched/streetfeed": ("patched", "streetfeed", "cpu_s_per_100k"),
+    "patched/ceiling": ("patched", "ceiling", "deliveries_per_s"),
+    "cpu patched/ceiling": ("patched", "ceiling", "cpu_s_per_100k"),
+}
+
+
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    runs = [r for r in results["runs"] if "error" not in r]
+    ns = sorted({r["n"] for r in results["runs"]})
+    by_n: dict[str, Any] = {}
+    for n in ns:
+        scen: dict[str, Any] = {}
+        for name in ORDER:
+            mine = [r for r in runs if r["n"] == n and r["scenario"] == name]
+            if not mine:
+                continue
+            entry: dict[str, Any] = {}
+            for key in (*KEYS, *EXTRA_KEYS):
+                values = [r.get(key) for r in mine]
+                if key in COUNTS:
+                    entry[key] = sum(int(v or 0) for v in values)
+                else:
+                    entry[key] = summary([v for v in values if v is not None])
+            entry["latency_overloaded"] = any(r.get("latency_overloaded") for r in mine)
+            entry["reps"] = len(mine)
+            entry["perturbed_runs"] = sum(bool(r.get("perturbed")) for r in mine)
+            scen[name] = entry
+        ratios: dict[str, Any] = {}
+        for rname, (num, den, metric) in RATIOS.items():
+            per_rep = []
+            for rep in sorted({r["rep"] for r in runs if r["n"] == n}):
+                a = next((r.get(metric) for r in runs
+                          if r["n"] == n and r["rep"] == rep and r["scenario"] == num), None)
+                b = next((r.get(metric) for r in runs
+                          if r["n"] == n and r["rep"] == rep and r["scenario"] == den), None)
+                per_rep.append(_ratio(a, b))
+            ratios[rname] = summary(per_rep)
+        failed = [f"{r['scenario']} rep {r['rep']}: {r['error']}" for r in results["runs"]
+                  if r["n"] == n and "error" in r]
+        by_n[str(n)] = {"scenarios": scen, "ratios": ratios, "failed": failed}
+    top = str(max(ns)) if ns else None
+    flat: dict[str, Any] = {}
+    flat_ratios: dict[str, Any] = {}
+    if top is not None:
+        for name, entry in by_n[top]["scenarios"].items():
+            flat[name] = {k: (entry[k] if k in COUNTS else entry[k]["median"]) for k in KEYS}
+        flat_ratios = {k: v["median"] for k, v in by_n[top]["ratios"].items()}
+    return {"n_for_headline": int(top) if top else None, "scenarios": flat,
+            "ratios": flat_ratios, "by_n": by_n, "targets": targets(by_n)}
+
+
+def targets(by_n: dict[str, Any]) -> list[dict[str, Any]]:
+    if not by_n:
+        return []
+    top = max(by_n, key=int)
+    scen = by_n[top]["scenarios"]
+    ratios = by_n[top]["ratios"]
+
+    def med(name: str, key: str) -> float:
+        return scen.get(name, {}).get(key, {}).get("median", math.nan)
+
+    out = []
+
+    def check(name: str, value: float, op: str, bound: float) -> None:
+        ok = (value >= bound if op == ">=" else value <= bound if op == "<=" else value < bound)
+        out.append({"target": name, "value": value, "bound": f"{op} {bound}",
+                    "met": bool(ok) if not math.isnan(value) else None, "n": int(top)})
+
+    check("streetfeed/ceiling deliveries/s", ratios["streetfeed/ceiling"]["median"], ">=", 0.6)
+    check("streetfeed/peer deliveries/s", ratios["streetfeed/peer"]["median"], ">=", 8)
+    check("streetfeed/ceiling CPU-s per 100k", ratios["cpu streetfeed/ceiling"]["median"],
+          "<=", 1.5)
+    check("streetfeed p99 ms at half saturation", med("streetfeed", "p99_ms"), "<", 50)
+    check("streetfeed KiB RSS per idle socket", med("streetfeed", "rss_kib_per_socket"), "<=", 16)
+    wrong = sum(e.get("missing", 0) + e.get("extra", 0) + e.get("duplicates", 0)
+                for n in by_n.values() for e in n["scenarios"].values())
+    out.append({"target": "missing = extra = 0 (all scenarios, all N, all reps)",
+                "value": wrong, "bound": "== 0", "met": wrong == 0, "n": None})
+    series = [(int(n), by_n[n]["ratios"]["cpu naive/streetfeed"]["median"])
+              for n in sorted(by_n, key=int)]
+    values = [v for _, v in series if not math.isnan(v)]
+    grows = len(values) >= 2 and all(b > a for a, b in itertools.pairwise(values))
+    out.append({"target": "naive/streetfeed CPU ratio grows with N",
+                "value": {str(n): v for n, v in series}, "bound": "increasing",
+                "met": grows if len(values) >= 2 else None, "n": None})
+    return out
+
+
+def render_tables(results: dict[str, Any]) -> str:
+    lines: list[str] = []
+    by_n = results.get("by_n", {})
+    for n in sorted(by_n, key=int):
+        entry = by_n[n]
+        reps = max((e["reps"] for e in entry["scenarios"].values()), default=0)
+        lines += [f"#### N = {int(n):,} sockets ({reps} repetition{'s' if reps != 1 else ''}; "
+                  "median, [min–max])", "",
+                  "| scenario | deliveries/s | p50 ms | p95 ms | p99 ms | CPU-s/100k "
+                  "(server process) | CPU-s/100k (all server procs) | KiB RSS/socket | "
+                  "missing | extra |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for name in ORDER:
+            e = entry["scenarios"].get(name)
+            if e is None:
+                continue
+
+            def m(key: str, digits: int = 0, rng: bool = False, e: dict[str, Any] = e) -> str:
+                s = e[key]
+                text = _f(s["median"], digits)
+                if rng and s["n"] > 1:
+                    text += f" [{_f(s['min'], digits)}–{_f(s['max'], digits)}]"
+                return text
+
+            note = " ¹" if e["latency_overloaded"] else ""
+            lines.append(
+                f"| {LABELS[name]} | {m('deliveries_per_s', 0, True)} | {m('p50_ms', 1)}{note} "
+                f"| {m('p95_ms', 1)}{note} | {m('p99_ms', 1, True)}{note} | "
+                f"{m('cpu_s_per_100k', 2, True)} | {m('cpu_s_per_100k_all_server', 2)} | "
+                f"{m('rss_kib_per_socket', 1)} | {e['missing']} | {e['extra']} |")
+        lines.append("")
+        r = entry["ratios"]
+
+        def rr(key: str, r: dict[str, Any] = r) -> str:
+            s = r[key]
+            if s["n"] > 1:
+                return f"{_f(s['median'], 2)} [{_f(s['min'], 2)}–{_f(s['max'], 2)}]"
+            return _f(s["median"], 2)
+
+        lines.append("Ratios, per repetition then median: "
+                     f"streetfeed/ceiling deliveries/s **{rr('streetfeed/ceiling')}**, "
+                     f"streetfeed/peer **{rr('streetfeed/peer')}**, "
+                     f"streetfeed/broadcast {rr('streetfeed/broadcast')}, "
+                     f"CPU streetfeed/ceiling **{rr('cpu streetfeed/ceiling')}**, "
+                     f"CPU naive/streetfeed **{rr('cpu naive/streetfeed')}**.")
+        if "patched" in entry["scenarios"]:
+            lines.append(f"Experiment: patched/streetfeed deliveries/s {rr('patched/streetfeed')}, "
+                         f"CPU {rr('cpu patched/streetfeed')}; patched/ceiling deliveries/s "
+                         f"{rr('patched/ceiling')}, CPU {rr('cpu patched/ceiling')}.")
+        perturbed = {k: e["perturbed_runs"] for k, e in entry["scenarios"].items()
+                     if e.get("perturbed_runs")}
+        if perturbed:
+            lines += ["", "Measured while other work used more than 0.35 cores of the machine "
+                      "(after retries): " + ", ".join(f"{k} {v}×" for k, v in perturbed.items())
+                      + "."]
+        if any(e["latency_overloaded"] for e in entry["scenarios"].values()):
+            lines += ["", "¹ could not carry half of Streetfeed's saturation: latency measured "
+                      "at half of its own saturation instead."]
+        for failure in entry["failed"]:
+            lines += ["", f"Failed: {failure}"]
+        lines.append("")
+    if results.get("targets"):
+        lines += ["#### Targets", "", "| target | measured | bound | met |", "|---|---|---|---|"]
+        for t in results["targets"]:
+            value = t["value"]
+            if isinstance(value, dict):
+                shown = ", ".join(f"N={int(k):,}: {_f(v, 2)}" for k, v in value.items())
+            elif isinstance(value, float):
+                shown = _f(value, 2)
+            else:
+                shown = str(value)
+            met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
+            where = f" (N = {t['n']:,})" if t.get("n") else ""
+            lines.append(f"| {t['target']}{where} | {shown} | {t['bound']} | {met} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path = PLOT) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_n = results["by_n"]
+    ns = sorted(by_n, key=int)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    for name in ORDER:
+        xs, ys, lo, hi, ps = [], [], [], [], []
+        for n in ns:
+            e = by_n[n]["scenarios"].get(name)
+            if e is None or e["deliveries_per_s"]["n"] == 0:
+                continue
+            s = e["deliveries_per_s"]
+            xs.append(int(n))
+            ys.append(s["median"])
+            lo.append(s["median"] - s["min"])
+            hi.append(s["max"] - s["median"])
+            ps.append(e["p99_ms"]["median"])
+        if not xs:
+            continue
+        ax1.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=name)
+        ax2.plot(xs, ps, marker="o", label=name + (" ¹" if any(
+            by_n[n]["scenarios"].get(name, {}).get("latency_overloaded") for n in ns) else ""))
+    ax1.set_title("Deliveries per second at saturation (median, min–max)")
+    ax1.set_xlabel("N sockets")
+    ax1.set_ylabel("deliveries/s")
+    ax1.set_xscale("log")
+    ax1.grid(True, alpha=0.3)
+    ax1.legend(fontsize=8)
+    ax2.set_title("p99 post → receive at half Streetfeed saturation")
+    ax2.set_xlabel("N sockets")
+    ax2.set_ylabel("p99 ms (log)")
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.axhline(50, color="grey", linestyle="--", linewidth=1)
+    ax2.grid(True, alpha=0.3)
+    ax2.legend(fontsize=8)
+    for ax in (ax1, ax2):
+        ax.set_xticks([int(n) for n in ns])
+        ax.set_xticklabels([f"{int(n):,}" for n in ns])
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_doc(results: dict[str, Any], source: Path) -> None:
+    plot(results)
+    meta = results["meta"]
+    try:
+        shown_source = source.resolve().relative_to(ROOT)
+    except ValueError:
+        shown_source = source
+    body = "\n".join([
+        BEGIN, "",
+        f"Generated from `{shown_source}`: `{meta['command']}`, started {meta['started']}, "
+        f"{meta.get('elapsed_s', '?')} s; {meta['machine']['cpus']} CPUs, Python "
+        f"{meta['machine']['python']}, Node.js {meta['machine']['node']}; "
+        + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".", "",
+        "![deliveries/s and p99 against N](performance.png)", "",
+        render_tables(results), END])
+    text = DOC.read_text() if DOC.exists() else "# Performance\n\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        text = head + body + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + body + "\n"
+    DOC.write_text(text)
