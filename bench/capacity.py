@@ -100,38 +100,42 @@ SOCKETS_PER_PROCESS = 10_000
 # `streetfeed web` process, loopback only; the probe prints this dict). Re-run the probe
 # and paste its output after a change to the snapshot, presence or console code.
 PROBE: dict[str, float | str] = {
-    "measured": "not yet measured",
-    # Valkey main-thread CPU per simple command sent alone (GET / HINCRBY), incl. syscalls.
-    "valkey_us_per_cmd": 6.0,
+    "measured": "2026-11-26, median of 3 runs on this 2-core VM, quiet",
+    # Valkey CPU per simple command (GET) awaited alone, 16 clients at once, incl. syscalls;
+    # and (reference) from one client, one at a time: every command wakes the server.
+    "valkey_us_per_cmd": 17.75,
+    "valkey_us_per_cmd_sequential": 29.5,
     # Snapshot script (streetfeed/live.py _SNAPSHOT), commandstats usec per call:
     # fixed + per live post within the search radius (GEOSEARCH) + per post returned (HMGET).
-    "snapshot_us_fixed": 20.0,
-    "snapshot_us_per_post_in_radius": 0.5,
-    "snapshot_us_per_returned": 2.0,
-    # Remove script (expiry / withdrawal tombstone), usec per call.
-    "remove_us": 20.0,
-    # Presence: HSET of a cells -> count mapping, and HGETALL of it, per field.
-    "hset_us_per_field": 0.4,
-    "hgetall_us_per_field": 0.2,
+    "snapshot_us_fixed": 31.9,
+    "snapshot_us_per_post_in_radius": 1.0613,
+    "snapshot_us_per_returned": 8.505,
+    # Cross-check: Valkey process CPU per socket opened where the snapshot is full (200 posts).
+    "valkey_open_us_dense": 4600.0,
+    # Publish and remove scripts (the post path; expiry / withdrawal), usec per call.
+    "publish_us": 29.2,
+    "remove_us": 49.6,
+    # Presence: HSET of a cells -> count mapping, per field (Valkey CPU).
+    "hset_us_per_field": 0.533,
     # Gateway process (`streetfeed web`) CPU:
-    "gw_open_ms": 2.0,           # one socket opened: handshake, rate limit, place, snapshot call
-    "gw_frame_us": 15.0,         # one snapshot frame (encoded per socket) written
-    "gw_move_ms": 1.0,           # one `subscribe` move, excluding its snapshot frames
-    "gw_read_us": 80.0,          # one feed entry read (XREAD reply, decode, index lookup)
-    "poll_ms": 3.0,              # one console poll (GET stats + GET posts), excluding cells
-    "poll_us_per_cell": 5.0,     # ... plus this per presence cell summed over gateways
-    "valkey_poll_us": 60.0,      # Valkey CPU of one console poll, excluding HGETALL fields
-    "valkey_poll_us_per_cell": 0.2,
-    "profile_ms": 1.5,           # one GET /api/v1/shops/{id}
-    "post_ms": 2.0,              # one POST /api/v1/shops/{id}/posts (auth, limits, XADD)
+    "gw_open_ms": 1.162,         # one socket opened: handshake, rate limit, place, snapshot call
+    "gw_frame_us": 12.55,        # one snapshot frame (encoded per socket) written
+    "gw_move_ms": 0.627,         # one `subscribe` move, excluding its snapshot frames
+    "gw_read_us": 262.1,         # one feed entry read with no recipient (XREAD, decode, lookup)
+    "poll_ms": 4.649,            # one console poll (GET stats + GET posts), 7 live posts, no cells
+    "poll_us_per_cell": 3.093,   # ... plus this per presence cell summed over gateways
+    "valkey_poll_us": 933.3,     # Valkey CPU of one console poll, one gateway, no cells
+    "valkey_poll_us_per_cell": 0.103,
+    "profile_ms": 0.83,          # one GET /api/v1/shops/{id}
+    "post_ms": 1.262,            # one POST /api/v1/shops/{id}/posts (auth, limits, XADD)
     # Memory (MEMORY USAGE of real keys written by the real scripts):
-    "live_post_bytes": 2400.0,   # post hash + GEO member + expiry member + shop-posts member
-    "feed_post_entry_bytes": 700.0,       # one post entry of the region's feed stream
-    "feed_tombstone_entry_bytes": 100.0,  # one expired / withdrawn entry
-    "reach_bytes": 120.0,        # one post's reach hash
-    "presence_field_bytes": 40.0,
-    "shop_bytes": 700.0,
-    "web_rss_kib_idle": 41_000.0,
+    "live_post_bytes": 1720.0,   # post hash + GEO member + expiry member + shop-posts member
+    "feed_post_entry_bytes": 669.0,       # one post entry of the region's feed stream
+    "feed_tombstone_entry_bytes": 116.0,  # one expired / withdrawn entry
+    "reach_bytes": 96.0,         # one post's reach hash
+    "presence_field_bytes": 44.0,
+    "shop_bytes": 450.0,
+    "web_rss_kib_idle": 41100.0,  # cross-check of latest.json's rss_kib_before
 }
 
 
@@ -676,6 +680,14 @@ class TownSim:
     cells_near_shop: float           # occupied presence cells within 2 km of a shop
     live: np.ndarray
     check: IndexCheck | None = None
+    cell_cache: dict[int, float] = field(default_factory=dict)
+
+    def cells_for(self, processes: int, seed: int) -> float:
+        """Distinct presence cells per process, phones spread at random over `processes`."""
+        if processes not in self.cell_cache:
+            self.cell_cache[processes] = cells_per_process(
+                self.cells, processes, np.random.default_rng([seed, self.town.rank, 11]))
+        return self.cell_cache[processes]
 
 
 @dataclass
@@ -683,6 +695,7 @@ class Load:
     """A town served by `processes` gateway processes that all read its region."""
 
     processes: int
+    splits: int                      # regions the town's region is split into
     converged: bool
     gateway: dict[str, float]        # WebSocket work, cores, by line item
     api: dict[str, float]            # HTTP work (console, profiles, posts), cores
@@ -757,7 +770,15 @@ def _probe_figures() -> dict[str, float]:
     return {k: float(v) for k, v in PROBE.items() if not isinstance(v, str)}
 
 
-def town_load(model: Model, sim: TownSim, measured: Measured, processes: int) -> Load:
+def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
+              process_cells: float | None = None, splits: int = 1) -> Load:
+    """The town's load when `processes` gateway processes serve it.
+
+    `process_cells`: presence cells each of them publishes, when they also serve other
+    towns (a process writes its whole map under every region it reads). `splits`: the
+    town's region split into that many regions, each served by its own processes (the load
+    balancer routes by position), so a console poll reads only its district's gateways.
+    """
     p = _probe_figures()
     peak = sim.peak
     posts = Peak.design(peak.posts)
@@ -772,8 +793,8 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int) ->
     polls = consoles * (model.console_visible / CONSOLE_POLL_S
                         + (1 - model.console_visible) / CONSOLE_HIDDEN_POLL_S)
     profiles = opens * snaps.shops_in_view + moves * snaps.new_shops_per_move
-    cells_pp = cells_per_process(sim.cells, processes,
-                                 np.random.default_rng([model.seed, sim.town.rank, 11]))
+    cells_pp = process_cells if process_cells is not None else sim.cells_for(processes,
+                                                                              model.seed)
     region_cells = cells_pp * processes
     # Processes with at least one recipient of a post (phones spread at random over them).
     mean_rec = float(np.mean(peak.recipients)) if len(peak.recipients) else 0.0
@@ -782,13 +803,14 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int) ->
     snapshot_frame_s = snaps.frames * p["gw_frame_us"] / 1e6
 
     # Cells a console poll goes through: every gateway's, or (fixed) only those it needs.
-    poll_cells = sim.cells_near_shop if model.console_nearby_only else region_cells
+    poll_cells = sim.cells_near_shop if model.console_nearby_only else region_cells / splits
     gateway = {
         "live fan-out (posts + tombstones)": deliveries * c_del,
         # Hub.ping writes one cached frame per socket: the ceiling scenario's bare write.
         "keepalive pings": sim.sockets / SETTINGS.gateway_ping_interval_s * measured.write_s,
         "socket opens + their snapshots": opens * (p["gw_open_ms"] / 1e3 + snapshot_frame_s),
-        "subscribe moves + their snapshots": moves * (p["gw_move_ms"] / 1e3 + snapshot_frame_s),
+        "subscribe moves + their snapshots": moves * (max(0.0, p["gw_move_ms"]) / 1e3
+                                                      + snapshot_frame_s),
         "feed reads (every process, every entry)": (posts + tombs) * processes
         * p["gw_read_us"] / 1e6,
         "presence flush (~1 µs per cell, estimate)": processes * cells_pp / PRESENCE_FLUSH_S
@@ -854,15 +876,17 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int) ->
              "opens": opens, "moves": moves, "polls": polls, "profiles": profiles,
              "snapshot_frames": (opens + moves) * snaps.frames,
              "pings": sim.sockets / SETTINGS.gateway_ping_interval_s,
-             "feed_entries": feed_entries, "region_cells": region_cells}
+             "feed_entries": feed_entries, "feed_entries_per_day": 2 * day_posts,
+             "poll_cells": poll_cells}
     # Workers: the enricher (measured per post) and the scheduler's expiry jobs and minute
     # sweeps (estimates: ~2 ms per arq job, ~50 µs per shop and minute for opening hours).
     workers = (posts * measured.enricher_ms_per_post / 1e3 + tombs * ARQ_JOB_S
                + sim.town.shops * 50e-6 / 60)
-    return Load(processes=processes, converged=True, gateway=gateway, api=api, valkey=valkey,
-                valkey_global=valkey_global, ops=ops, ops_global=ops_global, memory=memory,
-                memory_global=memory_global, rates=rates, cells_per_process=cells_pp,
-                workers_cores=workers)
+    return Load(processes=processes, splits=splits, converged=True, gateway=gateway, api=api,
+                valkey=valkey,
+                valkey_global=valkey_global, ops=ops, ops_global=ops_global,
+                memory=memory, memory_global=memory_global, rates=rates,
+                cells_per_process=cells_pp, workers_cores=workers)
 
 
 def processes_for(model: Model, sim: TownSim, measured: Measured) -> Load:
@@ -927,19 +951,32 @@ class Sizing:
     rates: dict[str, float] = field(default_factory=dict)
 
 
-def region_parts(model: Model, load: Load) -> list[tuple[float, float, float]]:
-    """(Valkey cores, commands/s, bytes) of the region, split into as many regions as it
-    takes for each to fit one shard (a region's keys share one hash slot, so one shard)."""
-    snap = load.valkey["snapshots of socket opens"] + load.valkey["snapshots of subscribe moves"]
+def split_region(model: Model, sim: TownSim, measured: Measured, processes: int,
+                 process_cells: float | None = None) -> tuple[Load, list[tuple[float, ...]]]:
+    """The town's load and its (Valkey cores, commands/s, bytes) per region, its region
+    split into as many as it takes for each to fit one shard (a region's keys share one
+    hash slot, hence one shard)."""
+    # 5 % of each budget is left for the keys outside regions, spread over every shard.
+    max_core, max_ops, max_bytes = (0.95 * model.shard_max_core, 0.95 * model.shard_max_ops,
+                                    0.95 * model.shard_max_bytes)
     for k in range(1, 10_000):
-        # Split k ways: everything divides; snapshots near the new borders read two regions.
+        load = town_load(model, sim, measured, processes, process_cells=process_cells, splits=k)
+        snap = (load.valkey["snapshots of socket opens"]
+                + load.valkey["snapshots of subscribe moves"])
+        # Split k ways: the rest divides; snapshots near the new borders read two regions.
         overlap = 1 + model.region_split_overlap if k > 1 else 1.0
         cores = (load.valkey_cores - snap + snap * overlap) / k
         ops = load.ops_total / k
-        mem = load.memory_total / k
-        if (cores <= model.shard_max_core and ops <= model.shard_max_ops
-                and mem <= model.shard_max_bytes):
-            return [(cores, ops, mem)] * k
+        # Each region keeps its own feed stream, up to feed_maxlen entries.
+        p = _probe_figures()
+        entries = min(float(SETTINGS.feed_maxlen), 365 * load.rates["feed_entries_per_day"] / k)
+        stream = entries * (p["feed_post_entry_bytes"] + p["feed_tombstone_entry_bytes"]) / 2
+        key = "feed stream (feed_maxlen entries)"
+        mem = (load.memory_total - load.memory[key]) / k + stream
+        if cores <= max_core and ops <= max_ops and mem <= max_bytes:
+            load.memory[key] = stream * k
+            load.rates["feed_entries"] = entries * k
+            return load, [(cores, ops, mem)] * k
     raise SystemExit("capacity: a region that 10,000 shards cannot hold")
 
 
@@ -978,22 +1015,33 @@ def place(model: Model, sims: list[TownSim], measured: Measured, label: str) -> 
     bins = pack([(sims[i].sockets / SOCKETS_PER_PROCESS, loads[i].gateway_cores) for i in shared],
                 (1.0, model.gateway_max_core))
     processes = dedicated + len(bins)
+    # A process serving several towns writes its whole presence map under each one's region.
+    process_cells: dict[int, float] = {}
+    for b in bins:
+        total = sum(sims[shared[j]].cells_for(1, model.seed) for j in b)
+        for j in b:
+            process_cells[shared[j]] = total
     caps = (model.shard_max_core, model.shard_max_ops, model.shard_max_bytes)
     parts: list[tuple[float, ...]] = []
-    for ld in loads:
-        parts += region_parts(model, ld)
+    for i, sim in enumerate(sims):
+        converged = loads[i].converged
+        loads[i], town_parts = split_region(model, sim, measured, loads[i].processes,
+                                            process_cells.get(i))
+        loads[i].converged = converged
+        parts += town_parts
     splits = len(parts) - len(loads)
     # Shop records, sessions and rate-limit counters hash over every shard: share them out.
     global_cores = sum(sum(ld.valkey_global.values()) for ld in loads)
     global_ops = sum(ld.ops_global for ld in loads)
     global_bytes = sum(ld.memory_global for ld in loads)
-    shards = len(pack(parts, caps))
-    while True:
-        share = (global_cores / shards, global_ops / shards, global_bytes / shards)
+    least = len(pack(parts, caps))
+    shards = least
+    for n in range(least, 100 * least + 10):  # the first count that holds everything
+        share = (global_cores / n, global_ops / n, global_bytes / n)
         room = tuple(c - g for c, g in zip(caps, share, strict=True))
-        if all(r > 0 for r in room) and len(pack(parts, room)) <= shards:
+        if all(r > 0 for r in room) and len(pack(parts, room)) <= n:
+            shards = n
             break
-        shards += 1
     return _sizing(model, label, sims, loads, measured, shards, splits, processes)
 
 
@@ -1175,7 +1223,7 @@ def _gib(x: float) -> str:
 
 def table_rows(s: Sizing) -> list[tuple[str, str]]:
     return [
-        ("places (one region each)", _n(s.towns)),
+        ("towns (one region each before any split)", _n(s.towns)),
         ("phones watching at peak / in-shop screens", f"{_n(s.phones)} / {_n(s.screens)}"),
         ("shops", _n(s.shops)),
         ("posts/s at peak: mean / design (p99 of 10-s windows)",
@@ -1193,7 +1241,7 @@ def table_rows(s: Sizing) -> list[tuple[str, str]]:
          f"{_f(s.api_cores_used)} cores / {_n(s.api_processes)} / {_gib(s.api_memory)}"),
         ("Valkey CPU, all shards", f"{_f(s.valkey_cores, 2)} cores"),
         ("Redis commands/s (each command inside a script counted)", _n(s.ops)),
-        ("biggest region: Valkey CPU / commands/s",
+        ("biggest town's region, unsplit: Valkey CPU / commands/s",
          f"{_f(s.biggest_region_cores, 2)} cores / {_n(s.biggest_region_ops)}"),
         ("extra regions from splitting regions too big for a shard", _n(s.region_splits)),
         ("**Redis shards** (primaries; one replica each on top)", f"**{_n(s.shards)}**"),
@@ -1279,7 +1327,7 @@ def render(report: Report) -> str:
         f"{sn.valkey_us:,.0f} µs on it (p99 {sn.valkey_us_p99:,.0f} µs).",
         f"- At peak: {r['opens']:,.0f} socket opens/s, {r['moves']:,.0f} `subscribe` moves/s, "
         f"{r['pings']:,.0f} pings/s, {r['polls']:,.0f} console polls/s, {r['profiles']:,.0f} "
-        f"shop-profile fetches/s; the console reads {r['region_cells']:,.0f} presence cells "
+        f"shop-profile fetches/s; a console poll walks {r['poll_cells']:,.0f} presence cells "
         f"per poll ({len(np.unique(sim.cells)):,} occupied cells in the city).",
         f"- Midnight: {report.midnight['city']:,.0f} posts (city), "
         f"{report.midnight['country']:,.0f} (country) end in the same second (end of the local "
@@ -1455,12 +1503,24 @@ async def _probe(workdir: Path, rank: int, n_sockets: int) -> dict[str, float | 
             except Exception:
                 await asyncio.sleep(0.05)
         try:
-            # 1. One simple command, sent alone (as the product's awaited calls are).
+            # 1. One simple command, awaited alone as the product does, from 16 clients at
+            # once (a busy shard serves many); and from one client, one at a time, where
+            # every command wakes the server (the worst case, for reference).
             sync.set("probe:k", "v")
             before = _cpu(valkey)
-            for _ in range(30_000):
+            for _ in range(20_000):
                 sync.get("probe:k")
-            out["valkey_us_per_cmd"] = round((_cpu(valkey) - before) / 30_000 * 1e6, 2)
+            out["valkey_us_per_cmd_sequential"] = round((_cpu(valkey) - before) / 20_000 * 1e6, 2)
+            clients = Redis(unix_socket_path=str(sock), max_connections=16)
+
+            async def gets(n: int) -> None:
+                for _ in range(n):
+                    await clients.get("probe:k")
+
+            before = _cpu(valkey)
+            await asyncio.gather(*(gets(2_500) for _ in range(16)))
+            out["valkey_us_per_cmd"] = round((_cpu(valkey) - before) / 40_000 * 1e6, 2)
+            await clients.aclose()
             city = await _probe_populate(redis, sync, out, rank)
             _probe_snapshots(sync, redis, city, out)
             await _probe_memory(redis, sync, valkey, city, out)
@@ -1877,8 +1937,11 @@ def main(argv: list[str] | None = None) -> int:
     measured = load_measured(args.results)
     model = Model(seed=args.seed)
 
+    started = time.perf_counter()
+
     def progress(text: str) -> None:
-        print(f"[capacity] {text}", file=sys.stderr, flush=True)
+        print(f"[capacity {time.perf_counter() - started:5.1f} s] {text}", file=sys.stderr,
+              flush=True)
 
     report = run(model, measured, progress=progress)
     print_report(report)

@@ -307,7 +307,9 @@ def write_doc(results: dict[str, Any], source: Path) -> None:
         shown_source = source
     body = "\n".join([
         BEGIN, "",
-        f"Generated from `{shown_source}`: `{meta['command']}`, started {meta['started']}, "
+        f"Generated from `{shown_source}`: `{meta['command']}` on product commit "
+        f"`{meta.get('git', {}).get('commit', '?')[:8]}` ({meta.get('product', '?')}), "
+        f"started {meta['started']}, "
         f"{meta.get('elapsed_s', '?')} s; {meta['machine']['cpus']} CPUs, Python "
         f"{meta['machine']['python']}, Node.js {meta['machine']['node']}; "
         + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".", "",
