@@ -42,11 +42,16 @@ class Sink(Protocol):
 
 
 class Connection:
-    __slots__ = ("_buffer_max", "live", "pending", "presence_cell", "regions", "regions_key",
-                 "screen", "sink", "sub", "subscribed")
+    __slots__ = ("_buffer_max", "_lagging", "_write", "live", "pending", "presence_cell",
+                 "regions", "regions_key", "screen", "sink", "sub", "subscribed")
 
     def __init__(self, sink: Sink, buffer_max: int) -> None:
         self.sink = sink
+        # Native sockets hand over their transport's write and a flag the transport's
+        # high-water mark sets (pause_writing): a delivery is one call and one attribute
+        # read, with no buffer-size query per write (the hot path, docs/performance.md).
+        fast = getattr(sink, "fast_path", None)
+        self._write, self._lagging = fast(buffer_max) if fast is not None else (None, None)
         self.sub: Subscriber[Connection] = Subscriber(self)
         self.live = False
         self.pending: list[bytes] = []
@@ -62,6 +67,9 @@ class Connection:
         if not self.live:
             self.pending.append(frame)
             return len(self.pending) <= PENDING_MAX
+        if self._write is not None:
+            self._write(frame)
+            return not self._lagging.lagging  # type: ignore[union-attr]
         self.sink.write(frame)
         return self.sink.buffered() <= self._buffer_max
 

@@ -85,6 +85,15 @@ class NativeChannel(RawChannel):
     def scheme(self) -> str:
         return self._protocol.scheme
 
+    def fast_path(self, high_water: int) -> tuple[Any, RawFrameProtocol]:
+        """(transport.write, the protocol whose `lagging` turns true past `high_water`).
+
+        Frames written this way skip RawChannel.write's checks: the hub stops writing
+        to a socket before closing it, and a peer's close ends in connection_lost."""
+        p = self._protocol
+        p.transport.set_write_buffer_limits(high=high_water)
+        return p.transport.write, p
+
     def accept(self) -> bool:
         p = self._protocol
         if p.transport.is_closing():
@@ -129,6 +138,16 @@ _UNUSED = _Unused()
 
 class RawFrameProtocol(WebSocketsSansIOProtocol):
     native: NativeHandler | None = None
+    # Set by the transport past its high-water mark (the gateway's per-socket limit).
+    lagging = False
+
+    def pause_writing(self) -> None:
+        self.lagging = True
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self.lagging = False
+        super().resume_writing()
 
     def shutdown(self) -> None:
         """Server stopping: "going away" (1001) with a resume hint, not uvicorn's bare 1012."""
