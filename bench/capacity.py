@@ -708,6 +708,7 @@ class Load:
     rates: dict[str, float]
     cells_per_process: float
     workers_cores: float
+    unsplit: tuple[float, float] = (0.0, 0.0)   # the region's (Valkey cores, commands/s), k = 1
 
     @property
     def gateway_cores(self) -> float:
@@ -804,6 +805,7 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
 
     # Cells a console poll goes through: every gateway's, or (fixed) only those it needs.
     poll_cells = sim.cells_near_shop if model.console_nearby_only else region_cells / splits
+    poll_gateways = max(1.0, processes / splits)   # presence hashes a poll reads
     gateway = {
         "live fan-out (posts + tombstones)": deliveries * c_del,
         # Hub.ping writes one cached frame per socket: the ceiling scenario's bare write.
@@ -833,7 +835,7 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
         "snapshots of subscribe moves": moves * snapshot_us,
         "presence flush": processes * (4 * cmd + cells_pp * p["hset_us_per_field"] / 1e6)
         / PRESENCE_FLUSH_S,
-        "shop-console polls": polls * (p["valkey_poll_us"] / 1e6 + (processes - 1) * cmd
+        "shop-console polls": polls * (p["valkey_poll_us"] / 1e6 + (poll_gateways - 1) * cmd
                                        + poll_cells * p["valkey_poll_us_per_cell"] / 1e6),
         "scheduler (opening hours, sweep)": sim.town.shops / 60.0 * 2 * cmd,
     }
@@ -855,7 +857,7 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
         "presence (DEL, HSET, EXPIRE, ZADD)": processes * 4 / PRESENCE_FLUSH_S,
         # stats: ZRANGEBYSCORE, HGETALL per gateway, ZREMRANGEBYSCORE, SMEMBERS, HMGET per
         # live post of the shop; posts: SMEMBERS, HMGET per live post
-        "console polls": polls * (4 + processes + 2 * live_per_shop),
+        "console polls": polls * (4 + poll_gateways + 2 * live_per_shop),
         "scheduler": sim.town.shops / 60.0 * 2,
     }
     ops_global = (posts * 8 + opens * 3 + polls * 9 + profiles * 4)
@@ -944,6 +946,8 @@ class Sizing:
     latency_one_process_ms: float
     ping_sweep_ms: float
     workers_cores: float
+    # Per town: (rank, gateway CPU, Valkey CPU of its region unsplit, regions it is split into).
+    per_town: list[tuple[int, float, float, int]] = field(default_factory=list)
     gateway_items: dict[str, float] = field(default_factory=dict)
     api_items: dict[str, float] = field(default_factory=dict)
     valkey_items: dict[str, float] = field(default_factory=dict)
@@ -959,8 +963,12 @@ def split_region(model: Model, sim: TownSim, measured: Measured, processes: int,
     # 5 % of each budget is left for the keys outside regions, spread over every shard.
     max_core, max_ops, max_bytes = (0.95 * model.shard_max_core, 0.95 * model.shard_max_ops,
                                     0.95 * model.shard_max_bytes)
+    unsplit = (0.0, 0.0)
     for k in range(1, 10_000):
         load = town_load(model, sim, measured, processes, process_cells=process_cells, splits=k)
+        if k == 1:
+            unsplit = (load.valkey_cores, load.ops_total)
+        load.unsplit = unsplit
         snap = (load.valkey["snapshots of socket opens"]
                 + load.valkey["snapshots of subscribe moves"])
         # Split k ways: the rest divides; snapshots near the new borders read two regions.
@@ -1054,7 +1062,7 @@ def _sizing(model: Model, label: str, sims: list[TownSim], loads: list[Load], me
     all_posts = np.sum([s.peak.posts for s in sims], axis=0)
     all_del = np.sum([s.peak.deliveries for s in sims], axis=0)
     recipients = np.concatenate([s.peak.recipients for s in sims])
-    biggest = max(range(len(sims)), key=lambda i: loads[i].valkey_cores)
+    biggest = max(range(len(sims)), key=lambda i: loads[i].unsplit[0])
     c_del = measured.delivery_s
     p99 = float(np.percentile(recipients, 99)) if len(recipients) else 0.0
     city = loads[0]
@@ -1092,12 +1100,14 @@ def _sizing(model: Model, label: str, sims: list[TownSim], loads: list[Load], me
         redis_memory=sum(memory_items.values()),
         valkey_cores=sum(valkey_items.values()),
         ops=sum(ld.ops_total + ld.ops_global for ld in loads),
-        biggest_region_cores=loads[biggest].valkey_cores,
-        biggest_region_ops=loads[biggest].ops_total,
+        biggest_region_cores=loads[biggest].unsplit[0],
+        biggest_region_ops=loads[biggest].unsplit[1],
         latency_spread_ms=p99_city / city.processes * c_del * 1e3,
         latency_one_process_ms=min(p99_city, SOCKETS_PER_PROCESS) * c_del * 1e3,
         ping_sweep_ms=min(sockets / processes, SOCKETS_PER_PROCESS) * measured.write_s * 1e3,
         workers_cores=sum(ld.workers_cores for ld in loads),
+        per_town=[(s.town.rank, ld.gateway_cores, ld.unsplit[0], ld.splits)
+                  for s, ld in zip(sims, loads, strict=True)],
         gateway_items=total("gateway"), api_items=total("api"), valkey_items=valkey_items,
         memory_items=memory_items, rates=total("rates"))
 
@@ -1129,7 +1139,6 @@ class Report:
     country: Sizing
     city_sim: TownSim
     country_sims: list[TownSim]
-    country_loads: list[Load]
     sensitivity: list[tuple[str, Sizing, Sizing | None]]
     midnight: dict[str, float]
     elapsed_s: float
@@ -1184,7 +1193,6 @@ def run(model: Model, measured: Measured, *, progress: Callable[[str], None]) ->
     progress(f"country: {len(towns) - 1} more towns")
     sims = [city_sim] + [simulate_town(model, t) for t in towns[1:]]
     country = place(model, sims, measured, "country")
-    loads = [town_load(model, s, measured, 1) for s in sims]
     sensitivity: list[tuple[str, Sizing, Sizing | None]] = [("base", city, country)]
     for v in variants(model):
         progress(f"variant: {v.name}")
@@ -1202,7 +1210,7 @@ def run(model: Model, measured: Measured, *, progress: Callable[[str], None]) ->
 
     midnight = {"city": at_midnight(city_sim), "country": sum(at_midnight(s) for s in sims)}
     return Report(model=model, measured=measured, city=city, country=country, city_sim=city_sim,
-                  country_sims=sims, country_loads=loads, sensitivity=sensitivity,
+                  country_sims=sims, sensitivity=sensitivity,
                   midnight=midnight, elapsed_s=time.perf_counter() - started)
 
 
@@ -1273,7 +1281,7 @@ def render(report: Report) -> str:
     m, ms, city, country = report.model, report.measured, report.city, report.country
     sim = report.city_sim
     out: list[str] = [
-        f"Generated by `python -m bench.capacity` (seed {m.seed}, {report.elapsed_s:.0f} s) "
+        f"Generated by `python -m bench.capacity` (seed {m.seed}) "
         f"from `{ms.path}` (`{ms.command}`, started {ms.started}) and the `PROBE` figures "
         f"({PROBE['measured']}).", "",
         "![recipients per post in the city; load per town](capacity.png)", "",
@@ -1310,7 +1318,7 @@ def render(report: Report) -> str:
         out.append(
             f"- Recipients counted for all {sim.town.shops:,} shops x 3 kinds; {c.checked} "
             f"(shop, kind) pairs re-counted with the real `SubscriberIndex` over the same "
-            f"{sim.sockets:,} subscribers (built in {c.build_s:.1f} s): **{c.mismatches} "
+            f"{sim.sockets:,} subscribers: **{c.mismatches} "
             f"mismatches**.")
         out.append(
             f"- Index work: a post scans the {c.candidates_per_post:,.0f} subscribers of its "
@@ -1318,6 +1326,7 @@ def render(report: Report) -> str:
             f"(the benchmark's city at N = 10,000: {c.bench_ratio:.2f}).")
     sn = sim.snaps
     r = city.rates
+    split = [t for t in country.per_town if t[3] > 1]
     out += [
         f"- Live posts at 19:00: {sn.live_posts:,} ({sn.live_kind_share[0]:.0%} arrivals, "
         f"{sn.live_kind_share[1]:.0%} flash offers, {sn.live_kind_share[2]:.0%} opening "
@@ -1329,6 +1338,9 @@ def render(report: Report) -> str:
         f"{r['pings']:,.0f} pings/s, {r['polls']:,.0f} console polls/s, {r['profiles']:,.0f} "
         f"shop-profile fetches/s; a console poll walks {r['poll_cells']:,.0f} presence cells "
         f"per poll ({len(np.unique(sim.cells)):,} occupied cells in the city).",
+        f"- Country: {len(split)} towns have a region too big for one shard and are split "
+        f"(ranks {', '.join(str(t[0]) for t in split)} into "
+        f"{', '.join(str(t[3]) for t in split)} regions).",
         f"- Midnight: {report.midnight['city']:,.0f} posts (city), "
         f"{report.midnight['country']:,.0f} (country) end in the same second (end of the local "
         f"day), each an arq job, a remove script and a tombstone frame: at ~"
@@ -1389,11 +1401,11 @@ def plot(report: Report) -> None:
     a.set_ylabel("share of posts")
     a.legend(loc="lower right")
     a.grid(alpha=0.3)
-    ranks = [s.town.rank for s in report.country_sims]
-    b.loglog(ranks, [ld.gateway_cores for ld in report.country_loads], "o", ms=3,
-             label="gateway CPU (cores)")
-    b.loglog(ranks, [ld.valkey_cores for ld in report.country_loads], "s", ms=3,
-             label="Valkey CPU of its region (cores)")
+    towns = report.country.per_town
+    ranks = [t[0] for t in towns]
+    b.loglog(ranks, [t[1] for t in towns], "o", ms=3, label="gateway CPU (cores)")
+    b.loglog(ranks, [t[2] for t in towns], "s", ms=3,
+             label="Valkey CPU of its region, unsplit (cores)")
     b.axhline(report.model.shard_max_core, color="#c0392b", ls="--", lw=1,
               label="one shard's budget")
     b.set_xlabel("town rank (1 = the city)")
