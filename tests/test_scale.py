@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from schemas.shops import ShopCreated
 from streetfeed import keys
 from streetfeed.regions import Region
 from streetfeed.settings import Settings
@@ -108,12 +111,23 @@ async def test_cluster_two_regions_two_gateways_and_master_failover(
     env.pop("REDIS_URL")
     cluster_settings = settings.with_(redis_url=None, redis_cluster_url=redis_cluster.url,
                                       regions=(west, east), region=west_name)
-    west_shop = await add_shop(cluster_redis, cluster_settings, "Ouest", 44.8370, -0.5750)
+    # The CLI reaches the cluster too: the west shop is registered with it.
+    added = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streetfeed.cli", "shops", "add", "--name", "Ouest",
+        "--category", "boulangerie", "--lat", "44.8370", "--lon", "-0.5750", env=env,
+        stdout=asyncio.subprocess.PIPE)
+    out, _ = await added.communicate()
+    assert added.returncode == 0
+    created = json.loads(out)
+    west_shop = ShopCreated(id=created["id"], token=created["token"], name="Ouest",
+                            region=created["region"])
+    assert west_shop.region == west_name
     east_shop = await add_shop(cluster_redis, cluster_settings, "Est", 44.8370, -0.5650)
     gw_ports = [free_port(), free_port()]
     services = [Service(["web", "--port", str(p)], env, tmp_path / f"web{i}.log").start()
                 for i, p in enumerate(gw_ports)]
     services.append(Service(["enricher"], env, tmp_path / "enricher.log").start())
+    services.append(Service(["scheduler"], env, tmp_path / "scheduler.log").start())
     clients: list[ResumingClient] = []
     try:
         for p in gw_ports:
