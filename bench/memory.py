@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import shutil
 import sys
 import tempfile
 import tracemalloc
@@ -75,6 +76,7 @@ async def measure(n: int, top: int) -> None:
         await task
     finally:
         valkey.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -89,7 +91,13 @@ def main() -> None:
         procs.PRODUCT_DIR = procs.export_product(
             args.product, Path(tempfile.mkdtemp(prefix="streetfeed-product-")))
         sys.path.insert(0, str(procs.PRODUCT_DIR))
-    asyncio.run(measure(args.n, args.top))
+    try:
+        asyncio.run(measure(args.n, args.top))
+    finally:
+        from bench import procs
+
+        if procs.PRODUCT_DIR != procs.ROOT:
+            shutil.rmtree(procs.PRODUCT_DIR, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ LABELS = {
     "streetfeed": "streetfeed (full path)",
     "naive": "naive (streetfeed, index bypassed)",
     "peer": "peer (python-socketio, room per cell)",
-    "patched": "experiment: streetfeed + proposed gateway changes",
+    "patched": "experiment: streetfeed + coalesced writes (bench/experiments)",
 }
 ORDER = ("ceiling", "broadcast", "streetfeed", "naive", "peer", "patched")
 
@@ -217,6 +217,7 @@ def render_tables(results: dict[str, Any]) -> str:
                      f"CPU streetfeed/ceiling **{rr('cpu streetfeed/ceiling')}**, "
                      f"CPU naive/streetfeed **{rr('cpu naive/streetfeed')}**.")
         if "patched" in entry["scenarios"]:
+            lines.append("")
             lines.append(f"Experiment: patched/streetfeed deliveries/s {rr('patched/streetfeed')}, "
                          f"CPU {rr('cpu patched/streetfeed')}; patched/ceiling deliveries/s "
                          f"{rr('patched/ceiling')}, CPU {rr('cpu patched/ceiling')}.")

@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="before each scenario, wait until other processes use less than C "
                         "cores (default 0.25)")
     p.add_argument("--quiet-wait", type=float, default=None, metavar="S",
-                   help="...but at most S seconds (default 60, 3 with --quick; then go on and "
+                   help="...but at most S seconds (default 60, 0 with --quick; then go on and "
                         "record the load seen)")
     p.add_argument("--perturbed-cores", type=float, default=0.35, metavar="C",
                    help="a measurement during which other processes used more than C cores "
@@ -214,7 +214,7 @@ async def _measure(scenario: str, ctx: RunContext, args: argparse.Namespace) -> 
     perturbed it; the least perturbed attempt is kept."""
     attempts: list[dict[str, Any]] = []
     quiet_wait = (args.quiet_wait if args.quiet_wait is not None
-                  else 3.0 if args.quick else 60.0)
+                  else 0.0 if args.quick else 60.0)
     retries = args.retries if args.retries is not None else (0 if args.quick else 2)
     for attempt in range(1 + retries):
         foreign = await _wait_quiet(args.quiet_cores, quiet_wait)

@@ -1,8 +1,9 @@
-"""Experiment: the gateway change proposed in docs/performance.md, applied by monkeypatching.
+"""Experiment: a gateway change measured before anyone makes it (docs/performance.md).
 
 Not the product: the benchmark's `patched` scenario runs `streetfeed web` with
-this module installed first, to measure what the proposed changes would buy
-before anyone edits feed/. The product's files are untouched.
+this module installed first, to measure what the change would buy before
+anyone edits feed/. The product's files are untouched. Measured on ed20a2e:
+no gain, worse tail latency (docs/performance.md, "Measured and rejected").
 
 1. Coalesced writes (feed/hub.py `Connection.deliver`): frames for a live socket are
    appended to a per-socket list, and all lists are flushed once per event-loop
