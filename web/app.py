@@ -173,10 +173,17 @@ class AddressRateLimit:
         await self.app(scope, receive, send)
 
 
+PING_SLICES = 25
+
+
 async def _ping_loop(hub: Hub, readers: Readers, interval: float, stop: asyncio.Event) -> None:
+    """Every socket is pinged once per `interval`, one slice of them at a time."""
     loop = asyncio.get_running_loop()
+    part = 0
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
-        hub.ping()
-        await readers.stop_idle(loop.time())
+            await asyncio.wait_for(stop.wait(), interval / PING_SLICES)
+        hub.ping(part, PING_SLICES)
+        part = (part + 1) % PING_SLICES
+        if part == 0:
+            await readers.stop_idle(loop.time())
