@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter, deque
+from collections import Counter
 from urllib.parse import parse_qsl
 
 import msgspec
 from redis.asyncio import Redis
 from starlette.responses import Response
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from feed import cursor as cursors
 from feed.frames import (
@@ -30,7 +29,7 @@ from feed.frames import (
     ws_text_frame,
 )
 from feed.hub import Connection, Hub, Sink
-from feed.raw_ws import EXTENSION, NativeChannel
+from feed.raw_ws import NativeChannel
 from feed.reader import Readers
 from feed.snapshot import snapshot_area
 from schemas.feed import ClientMessage, Subscription
@@ -71,59 +70,11 @@ def parse_subscription(params: dict[str, str]) -> Subscription:
         raise SubscriptionError("invalid_subscription", str(exc)) from None
 
 
-class AsgiSink:
-    """Fallback when the server is not uvicorn with feed.raw_ws: one writer task per socket."""
-
-    def __init__(self, websocket: WebSocket) -> None:
-        self.websocket = websocket
-        self.queue: deque[bytes] = deque()
-        self.size = 0
-        self.wake = asyncio.Event()
-        self.closing: tuple[int, str] | None = None
-        self.task = asyncio.create_task(self._writer())
-
-    @property
-    def open(self) -> bool:
-        return self.closing is None
-
-    def write(self, frame: bytes) -> None:
-        self.queue.append(frame)
-        self.size += len(frame)
-        self.wake.set()
-
-    def buffered(self) -> int:
-        return self.size
-
-    def close(self, code: int, reason: str = "") -> None:
-        self.closing = (code, reason)
-        self.wake.set()
-
-    async def _writer(self) -> None:
-        try:
-            while True:
-                await self.wake.wait()
-                self.wake.clear()
-                while self.queue and self.closing is None:
-                    frame = self.queue.popleft()
-                    self.size -= len(frame)
-                    await self.websocket.send_text(_frame_payload(frame).decode())
-                if self.closing is not None:
-                    await self.websocket.close(*self.closing)
-                    return
-        except (WebSocketDisconnect, RuntimeError):
-            return
-
-
 def origin_allowed(origin: str, host: str, scheme: str, allowed: tuple[str, ...]) -> bool:
     """Same origin always; other origins only when listed (exactly, scheme included)."""
     same = {f"http://{host}", f"https://{host}"} if scheme in ("ws", "http") else {
         f"https://{host}"}
     return origin in same or origin in allowed
-
-
-def _frame_payload(frame: bytes) -> bytes:
-    n = frame[1] & 0x7F
-    return frame[2 + (2 if n == 126 else 8 if n == 127 else 0):]
 
 
 class Gateway:
@@ -159,8 +110,6 @@ class Gateway:
             pass  # no Redis, no shared counter: the per-process cap still holds
         return None
 
-    # --- Sockets served natively by feed.raw_ws (no ASGI task per socket) -----------------
-
     def attach(self, channel: NativeChannel, query: str, origin: str | None, host: str,
                address: str) -> NativeSocket:
         """A feed socket whose handshake feed.raw_ws has parsed; we answer it."""
@@ -168,41 +117,7 @@ class Gateway:
         socket.setup = asyncio.create_task(socket.open(query, origin, host))
         return socket
 
-    # --- Sockets served through ASGI (any other server) -----------------------------------
-
-    async def endpoint(self, websocket: WebSocket) -> None:
-        address = websocket.client.host if websocket.client else ""
-        refusal = await self._admit(websocket.headers.get("origin"),
-                                    websocket.headers.get("host", ""), websocket.url.scheme,
-                                    address)
-        if refusal is not None:
-            await websocket.send_denial_response(_refusal_response(refusal))
-            return
-        await websocket.accept()
-        raw = websocket.scope.get("extensions", {}).get(EXTENSION)
-        sink = raw if raw is not None else AsgiSink(websocket)
-        conn = self.hub.connect(sink)
-        self.opened(address)
-        try:
-            if not await self.open(conn, websocket.url.query):
-                if isinstance(sink, AsgiSink):
-                    await sink.task
-                return
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                text = message.get("text")
-                if text is None:
-                    self.on_binary(conn)
-                    return
-                await self.on_text(conn, text)
-                if websocket.client_state is WebSocketState.DISCONNECTED:
-                    return
-        finally:
-            self.closed(conn, address)
-
-    # --- Shared by both ---------------------------------------------------------------------
+    # --- Per socket ---------------------------------------------------------------------
 
     def opened(self, address: str) -> None:
         self.per_address[address] += 1

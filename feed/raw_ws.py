@@ -6,9 +6,7 @@ of a socket, and frames are written pre-encoded, synchronously, straight to the
 transport. Going through ASGI `send` costs a coroutine, a dict and a per-socket
 encode for every delivery (BENCH-NOTES: ~45k deliveries/s against ~67k), and a
 task with its frames per socket costs memory (docs/performance.md). Every other
-path, and feed sockets on servers without this protocol, go through ASGI as
-usual; those ASGI feed sockets still get a `RawChannel` (scope extension
-`streetfeed.raw`) for the writes.
+path goes through ASGI as usual.
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import (
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-EXTENSION = "streetfeed.raw"
 FEED_PATH = "/ws/feed"
 # Where the app's lifespan state holds the gateway that takes native feed sockets.
 GATEWAY_STATE_KEY = "feed_gateway"
@@ -203,7 +200,3 @@ class RawFrameProtocol(WebSocketsSansIOProtocol):
                                          self.client[0] if self.client else "")
             return
         super().handle_connect(event)
-        scope = getattr(self, "scope", None)
-        # The ASGI task was created above but has not run yet: it will see the channel.
-        if scope is not None and not self.close_sent:
-            scope["extensions"][EXTENSION] = RawChannel(self)

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from feed.gateway import Gateway
 from feed.hub import Hub
@@ -100,8 +101,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     async def openapi_route(request: Request) -> Response:
         return Response(document, media_type="application/json")
 
-    async def ws_feed(websocket):  # type: ignore[no-untyped-def]
-        await app.state.streetfeed.gateway.endpoint(websocket)
+    async def ws_feed(websocket: WebSocket) -> None:
+        # Only reached under a server without feed.raw_ws, which answers /ws/feed itself
+        # (streetfeed.runner.uvicorn_config): refuse plainly rather than half-work.
+        await websocket.close(code=1011, reason="feed sockets need streetfeed's uvicorn protocol")
 
     routes = [
         Route("/api/v1/shops/{shop_id}/posts", api.create_post, methods=["POST"]),
