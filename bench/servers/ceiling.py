@@ -21,8 +21,8 @@ from bench.servers.common import (
     make_post,
     post_frame_payload,
     serve_control,
-    ws_text_frame,
 )
+from feed.frames import ws_text_frame
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _READY = ws_text_frame(READY_PAYLOAD)

@@ -45,18 +45,6 @@ def post_frame_payload(post: dict[str, Any]) -> bytes:
     return json.dumps(frame, separators=(",", ":")).encode()
 
 
-def ws_text_frame(payload: bytes) -> bytes:
-    """One unmasked, unfragmented WebSocket text frame (RFC 6455 section 5.2)."""
-    n = len(payload)
-    if n < 126:
-        header = bytes((0x81, n))
-    elif n < 65_536:
-        header = b"\x81\x7e" + n.to_bytes(2, "big")
-    else:
-        header = b"\x81\x7f" + n.to_bytes(8, "big")
-    return header + payload
-
-
 Handler = Callable[[str, str, bytes], tuple[int, bytes]]
 
 
