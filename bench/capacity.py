@@ -466,11 +466,8 @@ def check_with_index(pop: Population, counts: np.ndarray, model: Model) -> Index
 
 
 def _cell_candidates(index: SubscriberIndex[Any], lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    # What matching() iterates over for a post there: the subscribers registered in its cell.
-    cells = index._cells  # the index's own table, read-only
-    grid = index.grid
-    return np.array([len(cells.get(grid.cell_of(float(a), float(b)), ()))
-                     for a, b in zip(lat, lon, strict=True)])
+    # What matching() checks for a post there: the subscribers registered in its cell.
+    return np.array([index.candidates(float(a), float(b)) for a, b in zip(lat, lon, strict=True)])
 
 
 def _bench_candidate_ratio() -> float:

@@ -31,6 +31,13 @@ CLOSE_LAGGING = 1013
 PENDING_MAX = 5_000
 # Presence is counted in cells of ~110 m: fine enough for "within R m of the shop".
 PRESENCE_CELL_DEG = 0.001
+# Each ping interval is cut in this many turns, each pinging one slice of the sockets.
+PING_SLICES = 25
+
+
+class Flow(Protocol):
+    # Set by the transport past its high-water mark (the socket's buffer limit).
+    lagging: bool
 
 
 class Sink(Protocol):
@@ -39,49 +46,54 @@ class Sink(Protocol):
     def write(self, frame: bytes) -> None: ...
     def buffered(self) -> int: ...
     def close(self, code: int, reason: str = "") -> None: ...
+    def fast_path(self, high_water: int) -> tuple[Callable[[bytes], object], Flow]: ...
 
 
 class Connection:
-    __slots__ = ("_buffer_max", "_lagging", "_write", "live", "pending", "presence_cell",
-                 "regions", "regions_key", "screen", "sink", "sub", "subscribed")
+    __slots__ = ("_buffer_max", "_transport_write", "flow", "pending", "ping_slice",
+                 "presence_cell", "regions", "regions_key", "screen", "send", "sink", "sub",
+                 "subscribed")
 
     def __init__(self, sink: Sink, buffer_max: int) -> None:
         self.sink = sink
-        # Native sockets hand over their transport's write and a flag the transport's
-        # high-water mark sets (pause_writing): a delivery is one call and one attribute
-        # read, with no buffer-size query per write (the hot path, docs/performance.md).
-        fast = getattr(sink, "fast_path", None)
-        self._write, self._lagging = fast(buffer_max) if fast is not None else (None, None)
+        # A delivery is the transport's own write plus a flag its high-water mark sets
+        # (pause_writing): no buffer-size query and no checks per write (the hot path,
+        # docs/performance.md). The hub stops writing to a socket before closing it.
+        self._transport_write, self.flow = sink.fast_path(buffer_max)
+        # The transport's write once live; None while the snapshot is read (held).
+        self.send: Callable[[bytes], object] | None = None
         self.sub: Subscriber[Connection] = Subscriber(self)
-        self.live = False
         self.pending: list[bytes] = []
         self.screen = False
         self.regions: list[str] = []
         self.regions_key: tuple[str, ...] = ()
         self.subscribed = False
         self.presence_cell: int | None = None
+        self.ping_slice = 0
         self._buffer_max = buffer_max
 
+    @property
+    def live(self) -> bool:
+        return self.send is not None
+
     def deliver(self, frame: bytes) -> bool:
-        """Write (or hold) one frame; False when the socket has fallen too far behind."""
-        if not self.live:
+        """Write (or hold) one frame; False when the socket has fallen too far behind.
+        Hub.dispatch does the same inline."""
+        if self.send is None:
             self.pending.append(frame)
             return len(self.pending) <= PENDING_MAX
-        if self._write is not None:
-            self._write(frame)
-            return not self._lagging.lagging  # type: ignore[union-attr]
-        self.sink.write(frame)
-        return self.sink.buffered() <= self._buffer_max
+        self.send(frame)
+        return not self.flow.lagging
 
     def go_live(self) -> bool:
         pending, self.pending = self.pending, []
-        self.live = True
         for frame in pending:
             self.sink.write(frame)
+        self.send = self._transport_write
         return self.sink.buffered() <= self._buffer_max
 
     def hold(self) -> None:
-        self.live = False
+        self.send = None
 
 
 class Hub:
@@ -107,7 +119,12 @@ class Hub:
         # deliveries per (region, post) since the last flush: [phones, screens].
         self.presence_grid = CellGrid(PRESENCE_CELL_DEG)
         self.presence: Counter[int] = Counter()
+        # Bumped whenever `presence` changes: unchanged counts are not sent again.
+        self.presence_changes = 0
         self.reach: dict[tuple[str, str], list[int]] = {}
+        # Sockets in slices pinged in turn, so that no one loop writes to all of them.
+        self.ping_slices: list[set[Connection]] = [set() for _ in range(PING_SLICES)]
+        self._next_ping_slice = 0
         self._waiters: list[tuple[str, Callable[[str], bool], asyncio.Future[None]]] = []
 
     @property
@@ -127,7 +144,11 @@ class Hub:
         if not conn.screen:  # "people watching": in-shop screens are not people
             conn.presence_cell = self.presence_grid.cell_of(conn.sub.lat, conn.sub.lon)
             self.presence[conn.presence_cell] += 1
+            self.presence_changes += 1
         self.region_users.update(conn.regions)
+        conn.ping_slice = self._next_ping_slice
+        self._next_ping_slice = (self._next_ping_slice + 1) % PING_SLICES
+        self.ping_slices[conn.ping_slice].add(conn)
         conn.subscribed = True
         return {r: self.positions[r] for r in conn.regions}
 
@@ -136,12 +157,14 @@ class Hub:
             return
         conn.subscribed = False
         self.index.remove(conn.sub)
+        self.ping_slices[conn.ping_slice].discard(conn)
         self.region_users.subtract(conn.regions)
         cell, conn.presence_cell = conn.presence_cell, None
         if cell is not None:
             self.presence[cell] -= 1
             if not self.presence[cell]:
                 del self.presence[cell]
+            self.presence_changes += 1
 
     def set_position(self, region: str, entry_id: str) -> None:
         self.positions[region] = entry_id
@@ -183,17 +206,26 @@ class Hub:
         # regions is a reset, never a silent gap.
         frames: dict[tuple[str, ...], bytes] = {}
         lagging: list[Connection] = []
-        sent = screens = 0
-        for sub in self.index.matching(entry.kind, entry.lat, entry.lon):
+        screens = 0
+        matched = self.index.matching(entry.kind, entry.lat, entry.lon)
+        for sub in matched:
             conn = sub.target
             frame = frames.get(conn.regions_key)
             if frame is None:
                 frame = frames[conn.regions_key] = ws_text_frame(entry_payload(  # type: ignore[arg-type]
                     entry, self.cursor_for(conn.regions_key)))
-            sent += 1
             screens += conn.screen
-            if not conn.deliver(frame):
-                lagging.append(conn)
+            # Connection.deliver, inline: this loop is most of the gateway's time.
+            send = conn.send
+            if send is None:
+                conn.pending.append(frame)
+                if len(conn.pending) > PENDING_MAX:
+                    lagging.append(conn)
+            else:
+                send(frame)
+                if conn.flow.lagging:
+                    lagging.append(conn)
+        sent = len(matched)
         self.deliveries += sent
         metrics.DELIVERIES.inc(sent)
         if entry.type == "post" and sent:
@@ -206,14 +238,13 @@ class Hub:
     def cursor_for(self, regions: tuple[str, ...]) -> str:
         return cursors.encode({r: self.positions[r] for r in regions}, self.default_region)
 
-    def ping(self, part: int = 0, parts: int = 1) -> None:
-        """Ping one of `parts` slices of the sockets: 10,000 pings written in one go stall
-        dispatch for ~100 ms (docs/performance.md), a slice at a time does not."""
+    def ping(self, part: int) -> None:
+        """Ping one of the PING_SLICES slices of the sockets: 10,000 pings written in one
+        go stall dispatch for ~100 ms (docs/performance.md), a slice at a time does not."""
         frames: dict[tuple[str, ...], bytes] = {}
         lagging = []
-        for sub in self.index.all():
-            conn = sub.target
-            if not conn.live or (id(conn) >> 4) % parts != part:
+        for conn in self.ping_slices[part]:
+            if not conn.live:
                 continue
             frame = frames.get(conn.regions_key)
             if frame is None:

@@ -40,21 +40,32 @@ class StatsPublisher:
         self.interval_s = interval_s
         self.id = gateway_id()
         self._published: set[str] = set()
+        # hub.presence_changes when the counts were last written (None: write them).
+        self._published_changes: int | None = None
 
     async def publish(self) -> None:
         metrics.SOCKETS_OPEN.set(len(self.hub.index))
         reach, self.hub.reach = self.hub.reach, {}
-        cells = {str(c): n for c, n in self.hub.presence.items()}
+        changes = self.hub.presence_changes
         # The same counts under every region this process reads: a shop's console sums
         # its own region, which then sees watchers just across a border too.
         regions = set(self.hub.positions) | self._published
+        # Thousands of cells at street scale: only rewritten when a socket came, went or
+        # moved; otherwise their expiry is pushed back.
+        rewrite = changes != self._published_changes or regions != self._published
+        cells = {str(c): n for c, n in self.hub.presence.items()} if rewrite else {}
+        expiries: list[int] = []
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for region in regions:
                     presence_key = keys.presence(region, self.id)
-                    pipe.delete(presence_key)
-                    if cells and region in self.hub.positions:
-                        pipe.hset(presence_key, mapping=cells)
+                    watched = bool(self.hub.presence) and region in self.hub.positions
+                    if rewrite:
+                        pipe.delete(presence_key)
+                        if watched:
+                            pipe.hset(presence_key, mapping=cells)
+                    if watched:
+                        expiries.append(len(pipe))
                         pipe.expire(presence_key, PRESENCE_TTL_S)
                         pipe.zadd(keys.gateways(region), {self.id: time.time()})
                 for (region, post_id), (phones, screens) in reach.items():
@@ -64,9 +75,13 @@ class StatsPublisher:
                     if screens:
                         pipe.hincrby(key, "screen", screens)
                     pipe.expire(key, REACH_TTL_S)
-                await pipe.execute()
+                results = await pipe.execute()
             self._published = set(self.hub.positions)
+            # A hash gone meanwhile (Redis restarted empty, say) is written whole next time.
+            kept = all(results[i] for i in expiries)
+            self._published_changes = changes if kept else None
         except REDIS_DOWN:
+            self._published_changes = None
             # Counts made while Redis was away are kept for the next flush.
             for key, (phones, screens) in reach.items():
                 counts = self.hub.reach.setdefault(key, [0, 0])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 from redis.asyncio import Redis
 
+from feed.hub import Hub
+from feed.stats import StatsPublisher
 from streetfeed import keys
 from streetfeed.settings import Settings
 from tests.helpers import add_shop, arrival, enricher, feed_client, send_post, wait_for, web_server
@@ -123,3 +125,50 @@ async def test_qr_code_and_config(redis: Redis, settings: Settings) -> None:
             assert "frame-ancestors 'none'" in csp
             assert response.headers["x-content-type-options"] == "nosniff"
         assert (await redis.exists(keys.shop(shop.id))) == 1
+
+
+class _QuietSink:
+    """A subscribed socket nobody writes to: presence needs only the subscription."""
+
+    open = True
+    lagging = False
+
+    def write(self, frame: bytes) -> None:
+        pass
+
+    def buffered(self) -> int:
+        return 0
+
+    def close(self, code: int, reason: str = "") -> None:
+        pass
+
+    def fast_path(self, high_water: int) -> tuple[object, _QuietSink]:
+        return self.write, self
+
+
+async def test_presence_is_rewritten_only_when_it_changes(redis: Redis,
+                                                          settings: Settings) -> None:
+    hub = Hub(settings)
+    hub.set_position(settings.region, "0-0")
+    conn = hub.connect(_QuietSink())
+    conn.sub.place(*STREET, 300, None)
+    conn.regions, conn.regions_key = [settings.region], (settings.region,)
+    hub.subscribe(conn)
+    publisher = StatsPublisher(redis, hub)
+    key = keys.presence(settings.region, publisher.id)
+    await publisher.publish()
+    assert list((await redis.hgetall(key)).values()) == [b"1"]
+    # Unchanged: the hash is not written again (a field added meanwhile stays), only kept.
+    await redis.hset(key, "marker", 7)
+    await redis.expire(key, 1)
+    await publisher.publish()
+    assert (await redis.hget(key, "marker")) == b"7" and await redis.ttl(key) > 1
+    # A hash lost meanwhile is written whole again at the next flush.
+    await redis.delete(key)
+    await publisher.publish()
+    await publisher.publish()
+    assert list((await redis.hgetall(key)).values()) == [b"1"]
+    # A change rewrites it: the last watcher gone, nothing is left.
+    hub.unsubscribe(conn)
+    await publisher.publish()
+    assert not await redis.exists(key)

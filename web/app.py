@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from feed.gateway import Gateway
-from feed.hub import Hub
+from feed.hub import PING_SLICES, Hub
 from feed.raw_ws import GATEWAY_STATE_KEY, GOING_AWAY_REASON
 from feed.reader import Readers
 from feed.stats import StatsPublisher
@@ -176,9 +176,6 @@ class AddressRateLimit:
         await self.app(scope, receive, send)
 
 
-PING_SLICES = 25
-
-
 async def _ping_loop(hub: Hub, readers: Readers, interval: float, stop: asyncio.Event) -> None:
     """Every socket is pinged once per `interval`, one slice of them at a time."""
     loop = asyncio.get_running_loop()
@@ -186,7 +183,7 @@ async def _ping_loop(hub: Hub, readers: Readers, interval: float, stop: asyncio.
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval / PING_SLICES)
-        hub.ping(part, PING_SLICES)
+        hub.ping(part)
         part = (part + 1) % PING_SLICES
         if part == 0:
             await readers.stop_idle(loop.time())
