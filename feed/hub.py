@@ -35,31 +35,29 @@ PRESENCE_CELL_DEG = 0.001
 PING_SLICES = 25
 
 
-class Flow(Protocol):
-    # Set by the transport past its high-water mark (the socket's buffer limit).
-    lagging: bool
-
-
 class Sink(Protocol):
     @property
     def open(self) -> bool: ...
     def write(self, frame: bytes) -> None: ...
     def buffered(self) -> int: ...
     def close(self, code: int, reason: str = "") -> None: ...
-    def fast_path(self, high_water: int) -> tuple[Callable[[bytes], object], Flow]: ...
+    def fast_path(self, high_water: int,
+                  on_lagging: Callable[[], object]) -> Callable[[bytes], object]: ...
 
 
 class Connection:
-    __slots__ = ("_buffer_max", "_transport_write", "flow", "pending", "ping_slice",
+    __slots__ = ("_buffer_max", "_lagged", "_transport_write", "pending", "ping_slice",
                  "presence_cell", "regions", "regions_key", "screen", "send", "sink", "sub",
                  "subscribed")
 
-    def __init__(self, sink: Sink, buffer_max: int) -> None:
+    def __init__(self, sink: Sink, buffer_max: int, lagged: list[Connection]) -> None:
         self.sink = sink
-        # A delivery is the transport's own write plus a flag its high-water mark sets
-        # (pause_writing): no buffer-size query and no checks per write (the hot path,
-        # docs/performance.md). The hub stops writing to a socket before closing it.
-        self._transport_write, self.flow = sink.fast_path(buffer_max)
+        # A delivery is only the transport's own write: no buffer-size query and no check
+        # per write (the hot path, docs/performance.md). Past `buffer_max` the transport's
+        # high-water mark puts the socket on `lagged`, which the hub drops after the
+        # writes at hand. The hub stops writing to a socket before closing it.
+        self._lagged = lagged
+        self._transport_write = sink.fast_path(buffer_max, self._fell_behind)
         # The transport's write once live; None while the snapshot is read (held).
         self.send: Callable[[bytes], object] | None = None
         self.sub: Subscriber[Connection] = Subscriber(self)
@@ -76,14 +74,8 @@ class Connection:
     def live(self) -> bool:
         return self.send is not None
 
-    def deliver(self, frame: bytes) -> bool:
-        """Write (or hold) one frame; False when the socket has fallen too far behind.
-        Hub.dispatch does the same inline."""
-        if self.send is None:
-            self.pending.append(frame)
-            return len(self.pending) <= PENDING_MAX
-        self.send(frame)
-        return not self.flow.lagging
+    def _fell_behind(self) -> None:
+        self._lagged.append(self)
 
     def go_live(self) -> bool:
         pending, self.pending = self.pending, []
@@ -113,6 +105,8 @@ class Hub:
         self._positioned: dict[str, asyncio.Event] = {}
         self.deliveries = 0
         self.dropped_slow = 0
+        # Sockets past their buffer limit since the last writes, to be closed.
+        self.lagged: list[Connection] = []
         # Sockets per region they read: the readers this process needs.
         self.region_users: Counter[str] = Counter()
         # Watchers per small cell (counts only: positions never leave this process) and
@@ -136,7 +130,7 @@ class Hub:
         return self._positioned.setdefault(region, asyncio.Event())
 
     def connect(self, sink: Sink) -> Connection:
-        return Connection(sink, self.buffer_max)
+        return Connection(sink, self.buffer_max, self.lagged)
 
     def subscribe(self, conn: Connection) -> dict[str, str]:
         """Start delivering to `conn` (held until go_live); the positions it starts after."""
@@ -205,35 +199,31 @@ class Hub:
         # client's cursor names exactly the regions it reads, so resuming with more
         # regions is a reset, never a silent gap.
         frames: dict[tuple[str, ...], bytes] = {}
-        lagging: list[Connection] = []
         screens = 0
-        matched = self.index.matching(entry.kind, entry.lat, entry.lon)
-        for sub in matched:
-            conn = sub.target
+        recipients = self.index.recipients(entry.kind, entry.lat, entry.lon)
+        for conn in recipients:
             frame = frames.get(conn.regions_key)
             if frame is None:
                 frame = frames[conn.regions_key] = ws_text_frame(entry_payload(  # type: ignore[arg-type]
                     entry, self.cursor_for(conn.regions_key)))
             screens += conn.screen
-            # Connection.deliver, inline: this loop is most of the gateway's time.
+            # This loop is most of the gateway's time: nothing in it that can be elsewhere.
             send = conn.send
             if send is None:
                 conn.pending.append(frame)
-                if len(conn.pending) > PENDING_MAX:
-                    lagging.append(conn)
+                if len(conn.pending) == PENDING_MAX + 1:
+                    self.lagged.append(conn)
             else:
                 send(frame)
-                if conn.flow.lagging:
-                    lagging.append(conn)
-        sent = len(matched)
+        sent = len(recipients)
         self.deliveries += sent
         metrics.DELIVERIES.inc(sent)
         if entry.type == "post" and sent:
             counts = self.reach.setdefault((region, entry.id), [0, 0])
             counts[0] += sent - screens
             counts[1] += screens
-        for conn in lagging:
-            self.drop_lagging(conn)
+        if self.lagged:
+            self.drop_lagged()
 
     def cursor_for(self, regions: tuple[str, ...]) -> str:
         return cursors.encode({r: self.positions[r] for r in regions}, self.default_region)
@@ -242,20 +232,28 @@ class Hub:
         """Ping one of the PING_SLICES slices of the sockets: 10,000 pings written in one
         go stall dispatch for ~100 ms (docs/performance.md), a slice at a time does not."""
         frames: dict[tuple[str, ...], bytes] = {}
-        lagging = []
         for conn in self.ping_slices[part]:
-            if not conn.live:
+            if conn.send is None:
                 continue
             frame = frames.get(conn.regions_key)
             if frame is None:
                 frame = frames[conn.regions_key] = ws_text_frame(
                     ping_payload(self.cursor_for(conn.regions_key)))
-            if not conn.deliver(frame):
-                lagging.append(conn)
-        for conn in lagging:
+            conn.send(frame)
+        if self.lagged:
+            self.drop_lagged()
+
+    def drop_lagged(self) -> None:
+        """Close the sockets that fell behind during the writes just made (after them: a
+        slice or a recipient list is never changed while it is walked)."""
+        lagged = self.lagged[:]
+        self.lagged.clear()  # the list every Connection appends to: emptied, not replaced
+        for conn in lagged:
             self.drop_lagging(conn)
 
     def drop_lagging(self, conn: Connection) -> None:
+        if not conn.subscribed:
+            return  # already dropped, or never subscribed
         self.dropped_slow += 1
         metrics.DROPPED_SLOW.inc()
         self.unsubscribe(conn)

@@ -84,12 +84,14 @@ class _Cell(Generic[T]):
     """The subscribers registered in one cell: a list, and their geometry column by column.
 
     Rows of `geo`: x, y, z, limit. Removal moves the last member into the freed slot,
-    so the first `n` columns are always the members, in `subs` order."""
+    so the first `n` columns are always the members, in `subs` order (and `targets`,
+    their targets, for the gateway's hot path)."""
 
-    __slots__ = ("geo", "kind_bits", "slot", "subs")
+    __slots__ = ("geo", "kind_bits", "slot", "subs", "targets")
 
     def __init__(self) -> None:
         self.subs: list[Subscriber[T]] = []
+        self.targets: list[T] = []
         self.slot: dict[Subscriber[T], int] = {}
         self.geo = np.empty((4, _MIN_CAPACITY))
         self.kind_bits = np.empty(_MIN_CAPACITY, dtype=np.uint8)
@@ -102,14 +104,17 @@ class _Cell(Generic[T]):
         self.kind_bits[i] = sub.kind_bits
         self.slot[sub] = i
         self.subs.append(sub)
+        self.targets.append(sub.target)
 
     def remove(self, sub: Subscriber[T]) -> None:
         i = self.slot.pop(sub, None)
         if i is None:
             return
         last = self.subs.pop()
+        last_target = self.targets.pop()
         if last is not sub:
             self.subs[i] = last
+            self.targets[i] = last_target
             self.slot[last] = i
             n = len(self.subs)
             self.geo[:, i] = self.geo[:, n]
@@ -118,7 +123,8 @@ class _Cell(Generic[T]):
         if capacity > _MIN_CAPACITY and len(self.subs) <= capacity // 4:
             self._resize(capacity // 2)
 
-    def matching(self, bit: int, px: float, py: float, pz: float) -> list[Subscriber[T]]:
+    def hits(self, bit: int, px: float, py: float, pz: float) -> list[int]:
+        """Slots of the members that want a post of kind `bit` at unit vector (px, py, pz)."""
         n = len(self.subs)
         d = self.geo[:3, :n] - np.array(((px,), (py,), (pz,)))
         d *= d
@@ -126,8 +132,7 @@ class _Cell(Generic[T]):
         chord2 += d[2]
         hit = chord2 <= self.geo[3, :n]
         hit &= (self.kind_bits[:n] & bit).astype(bool)
-        subs = self.subs
-        return [subs[i] for i in np.flatnonzero(hit).tolist()]
+        return np.flatnonzero(hit).tolist()  # type: ignore[no-any-return]
 
     def _resize(self, capacity: int) -> None:
         n = len(self.subs)
@@ -186,7 +191,10 @@ class SubscriberIndex(Generic[T]):
         px, py, pz = unit_vector(lat, lon)
         if self.use_cells:
             members = self._cells.get(self.grid.cell_of(lat, lon))
-            return members.matching(bit, px, py, pz) if members is not None else []
+            if members is None:
+                return []
+            subs = members.subs
+            return [subs[i] for i in members.hits(bit, px, py, pz)]
         out = []
         for sub in self._all:
             if sub.kind_bits & bit:
@@ -194,6 +202,16 @@ class SubscriberIndex(Generic[T]):
                 if dx * dx + dy * dy + dz * dz <= sub.limit:
                     out.append(sub)
         return out
+
+    def recipients(self, kind: str, lat: float, lon: float) -> list[T]:
+        """The targets of `matching`, straight from the cell's list (the gateway's hot path)."""
+        if not self.use_cells:
+            return [sub.target for sub in self.matching(kind, lat, lon)]
+        members = self._cells.get(self.grid.cell_of(lat, lon))
+        if members is None:
+            return []
+        targets = members.targets
+        return [targets[i] for i in members.hits(kind_bit(kind), *unit_vector(lat, lon))]
 
     def candidates(self, lat: float, lon: float) -> int:
         """How many subscribers a post at (lat, lon) is checked against."""

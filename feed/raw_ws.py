@@ -11,7 +11,7 @@ path goes through ASGI as usual.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import (
@@ -82,14 +82,15 @@ class NativeChannel(RawChannel):
     def scheme(self) -> str:
         return self._protocol.scheme
 
-    def fast_path(self, high_water: int) -> tuple[Any, RawFrameProtocol]:
-        """(transport.write, the protocol whose `lagging` turns true past `high_water`).
+    def fast_path(self, high_water: int, on_lagging: Callable[[], object]) -> Any:
+        """transport.write, with `on_lagging` called once the buffer passes `high_water`.
 
         Frames written this way skip RawChannel.write's checks: the hub stops writing
         to a socket before closing it, and a peer's close ends in connection_lost."""
         p = self._protocol
+        p.on_lagging = on_lagging
         p.transport.set_write_buffer_limits(high=high_water)
-        return p.transport.write, p
+        return p.transport.write
 
     def accept(self) -> bool:
         p = self._protocol
@@ -135,16 +136,13 @@ _UNUSED = _Unused()
 
 class RawFrameProtocol(WebSocketsSansIOProtocol):
     native: NativeHandler | None = None
-    # Set by the transport past its high-water mark (the gateway's per-socket limit).
-    lagging = False
+    # Called by the transport past its high-water mark (the gateway's per-socket limit).
+    on_lagging: Callable[[], object] | None = None
 
     def pause_writing(self) -> None:
-        self.lagging = True
+        if self.on_lagging is not None:
+            self.on_lagging()
         super().pause_writing()
-
-    def resume_writing(self) -> None:
-        self.lagging = False
-        super().resume_writing()
 
     def shutdown(self) -> None:
         """Server stopping: "going away" (1001) with a resume hint, not uvicorn's bare 1012."""
@@ -169,6 +167,7 @@ class RawFrameProtocol(WebSocketsSansIOProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        self.on_lagging = None
         native, self.native = self.native, None
         if native is not None:
             native.on_closed()

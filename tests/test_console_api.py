@@ -131,7 +131,6 @@ class _QuietSink:
     """A subscribed socket nobody writes to: presence needs only the subscription."""
 
     open = True
-    lagging = False
 
     def write(self, frame: bytes) -> None:
         pass
@@ -142,8 +141,8 @@ class _QuietSink:
     def close(self, code: int, reason: str = "") -> None:
         pass
 
-    def fast_path(self, high_water: int) -> tuple[object, _QuietSink]:
-        return self.write, self
+    def fast_path(self, high_water: int, on_lagging: object) -> object:
+        return self.write
 
 
 async def test_presence_is_rewritten_only_when_it_changes(redis: Redis,

@@ -123,3 +123,32 @@ def test_naive_index_matches_the_same() -> None:
         point = (48.85 + j * 0.0013, 2.3505)
         assert ({s.target for s in cells.matching("new_arrival", *point)}
                 == {s.target for s in naive.matching("new_arrival", *point)})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 39)), min_size=1, max_size=200),
+       st.lists(st.tuples(st.floats(48.84, 48.87), st.floats(2.33, 2.37),
+                          st.sampled_from(KINDS)), min_size=1, max_size=10))
+def test_cells_stay_right_through_joins_and_leaves(ops: list[tuple[bool, int]],
+                                                   posts: list[tuple[float, float, str]]) -> None:
+    """Leaving moves another member into the freed slot and cells grow and shrink: after
+    any sequence of joins and leaves, each cell still holds exactly its members."""
+    index: SubscriberIndex[int] = SubscriberIndex(CellGrid(0.005))
+    pool = []
+    for i in range(40):
+        sub: Subscriber[int] = Subscriber(i)
+        sub.place(48.85 + (i % 7) * 0.002, 2.35 + (i // 7) * 0.002, 200 + 25 * i,
+                  [KINDS[i % 3]] if i % 4 == 0 else None)
+        pool.append(sub)
+    present: set[int] = set()
+    for join, i in ops:
+        if join and i not in present:
+            index.add(pool[i])
+            present.add(i)
+        elif not join and i in present:
+            index.remove(pool[i])
+            present.discard(i)
+    for lat, lon, kind in posts:
+        expected = {i for i in present if pool[i].wants(kind, lat, lon)}
+        assert {s.target for s in index.matching(kind, lat, lon)} == expected
+        assert sorted(index.recipients(kind, lat, lon)) == sorted(expected)
