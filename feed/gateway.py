@@ -179,7 +179,7 @@ class Gateway:
         conn.sub.place(sub.lat, sub.lon, sub.radius_m, sub.kinds)
         conn.screen = sub.client == "screen"
         conn.regions = regions_for(self.settings.all_regions, sub.lat, sub.lon, sub.radius_m)
-        conn.regions_key = tuple(conn.regions)
+        conn.regions_key = self.hub.regions_key(conn.regions)
         self.readers.ensure(conn.regions)
         for region in conn.regions:
             try:

@@ -109,6 +109,7 @@ class Hub:
         self.lagged: list[Connection] = []
         # Sockets per region they read: the readers this process needs.
         self.region_users: Counter[str] = Counter()
+        self._regions_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
         # Watchers per small cell (counts only: positions never leave this process) and
         # deliveries per (region, post) since the last flush: [phones, screens].
         self.presence_grid = CellGrid(PRESENCE_CELL_DEG)
@@ -125,6 +126,11 @@ class Hub:
     def position(self) -> str | None:
         """The cursor of everything dispatched so far (None before any reader started)."""
         return cursors.encode(self.positions, self.default_region) if self.positions else None
+
+    def regions_key(self, regions: list[str]) -> tuple[str, ...]:
+        """The one tuple object for this set of regions, shared by all its sockets."""
+        key = tuple(regions)
+        return self._regions_keys.setdefault(key, key)
 
     def positioned(self, region: str) -> asyncio.Event:
         return self._positioned.setdefault(region, asyncio.Event())
@@ -200,12 +206,17 @@ class Hub:
         # regions is a reset, never a silent gap.
         frames: dict[tuple[str, ...], bytes] = {}
         screens = 0
+        key: tuple[str, ...] | None = None
+        frame = b""
         recipients = self.index.recipients(entry.kind, entry.lat, entry.lon)
         for conn in recipients:
-            frame = frames.get(conn.regions_key)
-            if frame is None:
-                frame = frames[conn.regions_key] = ws_text_frame(entry_payload(  # type: ignore[arg-type]
-                    entry, self.cursor_for(conn.regions_key)))
+            if conn.regions_key is not key:  # keys are interned: `is` is enough
+                key = conn.regions_key
+                cached = frames.get(key)
+                if cached is None:
+                    cached = frames[key] = ws_text_frame(entry_payload(  # type: ignore[arg-type]
+                        entry, self.cursor_for(key)))
+                frame = cached
             screens += conn.screen
             # This loop is most of the gateway's time: nothing in it that can be elsewhere.
             send = conn.send

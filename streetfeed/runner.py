@@ -41,6 +41,7 @@ def uvicorn_config(settings: Settings, app: object, **overrides: object) -> uvic
         "port": settings.port,
         # Frames written straight to transports (feed.raw_ws); compression off: it
         # costs memory per socket and CPU per frame for ~300-byte JSON.
+        "http": "httptools",
         "ws": RawFrameProtocol,
         "ws_max_size": settings.max_ws_frame_bytes,
         "ws_per_message_deflate": False,
