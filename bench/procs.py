@@ -194,23 +194,15 @@ BENCH_LIMITS = {
 }
 
 
-def start_streetfeed(workdir: Path, valkey: Valkey, *, use_index: bool,
-                     patched: bool = False) -> ProcGroup:
-    """`streetfeed web` (the gateway, which also takes the POSTs) + `streetfeed enricher`.
-
-    `patched`: the web process runs with bench/experiments/gateway_patch.py installed (the
-    gateway changes proposed in docs/performance.md), to measure them before anyone edits
-    the product."""
+def start_streetfeed(workdir: Path, valkey: Valkey, *, use_index: bool) -> ProcGroup:
+    """`streetfeed web` (the gateway, which also takes the POSTs) + `streetfeed enricher`."""
     port = free_port()
     # `python -m streetfeed.cli` is the `streetfeed` command, imported from PRODUCT_DIR.
     exe = [sys.executable, "-m", "streetfeed.cli"]
     env = {"REDIS_URL": valkey.url, "STREETFEED_GATEWAY_INDEX": "1" if use_index else "0",
            "STREETFEED_DATA_DIR": str(workdir / "var"), **BENCH_LIMITS}
-    name = "patched" if patched else "streetfeed" if use_index else "naive"
+    name = "streetfeed" if use_index else "naive"
     web_argv = [*exe, "web", "--port", str(port)]
-    if patched:
-        web_argv = [sys.executable, "-c", "import bench.experiments.gateway_patch as p; "
-                    f"p.run(['web', '--port', '{port}'])"]
     web = _spawn(f"{name}-web", web_argv, workdir, env)
     enricher = _spawn(f"{name}-enricher", [*exe, "enricher"], workdir, env)
     wait_port(port, web.popen, 30, "streetfeed web")

@@ -28,9 +28,8 @@ LABELS = {
     "streetfeed": "streetfeed (full path)",
     "naive": "naive (streetfeed, index bypassed)",
     "peer": "peer (python-socketio, room per cell)",
-    "patched": "experiment: streetfeed + coalesced writes (bench/experiments)",
 }
-ORDER = ("ceiling", "broadcast", "streetfeed", "naive", "peer", "patched")
+ORDER = ("ceiling", "broadcast", "streetfeed", "naive", "peer")
 
 
 def clean(value: Any) -> Any:
@@ -82,10 +81,6 @@ RATIOS = {
     "cpu streetfeed/ceiling": ("streetfeed", "ceiling", "cpu_s_per_100k"),
     "cpu naive/streetfeed": ("naive", "streetfeed", "cpu_s_per_100k"),
     "deliveries naive/streetfeed": ("naive", "streetfeed", "deliveries_per_s"),
-    "patched/streetfeed": ("patched", "streetfeed", "deliveries_per_s"),
-    "cpu patched/streetfeed": ("patched", "streetfeed", "cpu_s_per_100k"),
-    "patched/ceiling": ("patched", "ceiling", "deliveries_per_s"),
-    "cpu patched/ceiling": ("patched", "ceiling", "cpu_s_per_100k"),
 }
 
 
@@ -216,11 +211,6 @@ def render_tables(results: dict[str, Any]) -> str:
                      f"streetfeed/broadcast {rr('streetfeed/broadcast')}, "
                      f"CPU streetfeed/ceiling **{rr('cpu streetfeed/ceiling')}**, "
                      f"CPU naive/streetfeed **{rr('cpu naive/streetfeed')}**.")
-        if "patched" in entry["scenarios"]:
-            lines.append("")
-            lines.append(f"Experiment: patched/streetfeed deliveries/s {rr('patched/streetfeed')}, "
-                         f"CPU {rr('cpu patched/streetfeed')}; patched/ceiling deliveries/s "
-                         f"{rr('patched/ceiling')}, CPU {rr('cpu patched/ceiling')}.")
         perturbed = {k: e["perturbed_runs"] for k, e in entry["scenarios"].items()
                      if e.get("perturbed_runs")}
         if perturbed:

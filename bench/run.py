@@ -22,7 +22,7 @@ import psutil
 
 from bench import procs, report
 from bench.city import Audience, make_shops, make_subscribers
-from bench.scenarios import EXPERIMENTS, QUICK, SCENARIOS, Profile, RunContext, run_scenario
+from bench.scenarios import QUICK, SCENARIOS, Profile, RunContext, run_scenario
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
@@ -39,8 +39,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated socket counts (default 1000,5000,10000)")
     p.add_argument("--reps", type=int, default=None, help="repetitions (default 3)")
     p.add_argument("--scenarios", default=",".join(SCENARIOS),
-                   help=f"comma-separated subset of {','.join(SCENARIOS)}; also "
-                        f"{','.join(EXPERIMENTS)} (the proposed gateway changes, an experiment)")
+                   help=f"comma-separated subset of {','.join(SCENARIOS)}")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=None,
                    help="results JSON (default bench/results/latest.json; quick.json with "
@@ -135,7 +134,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                                                              else [1_000, 5_000, 10_000])
     reps = args.reps or (1 if args.quick else 3)
     scenarios = [s for s in args.scenarios.split(",") if s]
-    unknown = set(scenarios) - set(SCENARIOS) - set(EXPERIMENTS)
+    unknown = set(scenarios) - set(SCENARIOS)
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     if max(ns) > 10_000:

@@ -38,9 +38,7 @@ from bench.loadgen import LoadGen, Received
 from bench.stats import percentile, window_rate, window_rate_hist
 
 SCENARIOS = ("streetfeed", "ceiling", "broadcast", "naive", "peer")
-# On demand only (--scenarios ...,patched): Streetfeed with the proposed gateway changes.
-EXPERIMENTS = ("patched",)
-PRODUCT = ("streetfeed", "naive", "patched")
+PRODUCT = ("streetfeed", "naive")
 # Scenarios whose every socket gets every post (no filtering).
 BROADCASTING = ("ceiling", "broadcast")
 
@@ -255,8 +253,7 @@ async def run_scenario(scenario: str, ctx: RunContext) -> dict[str, Any]:
     if scenario in PRODUCT:
         ctx.valkey.flush()
         tokens = await create_shops(ctx)
-        group = procs.start_streetfeed(workdir, ctx.valkey, use_index=scenario != "naive",
-                                       patched=scenario == "patched")
+        group = procs.start_streetfeed(workdir, ctx.valkey, use_index=scenario != "naive")
         mode, path, query = "raw", "/ws/feed", True
     elif scenario == "peer":
         ctx.valkey.flush()

@@ -1,1 +1,0 @@
-"""Experiments run by the benchmark on demand (never edits of the product)."""
