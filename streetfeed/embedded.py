@@ -8,17 +8,34 @@ same server without choosing a port.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from streetfeed.errors import ConfigError
 
 _SOCKET_NAME = "redis.sock"
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child, before exec (Linux): SIGTERM once the process that started us is
+    gone, however it ended (SIGKILL, a crash, a signal before its handlers were set):
+    an embedded server must not outlive its owner. SIGTERM still flushes the AOF."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the owner died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def server_binary() -> str:
@@ -79,6 +96,8 @@ class EmbeddedServer:
             stdout=log, stderr=subprocess.STDOUT,
             # Its own session: Ctrl-C reaches us, and we stop it last, after the app.
             start_new_session=True,
+            preexec_fn=functools.partial(_die_with_parent, os.getpid())
+            if sys.platform == "linux" else None,
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -126,3 +126,24 @@ def _wait_socket(data: Path) -> None:
         if time.monotonic() > deadline:
             pytest.fail("embedded server did not answer")
         time.sleep(0.05)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal is Linux-only")
+def test_embedded_server_does_not_outlive_a_killed_owner(tmp_path: Path) -> None:
+    """`up` killed outright (SIGKILL: no handler runs) takes its embedded server along,
+    which still flushes its AOF on the way out."""
+    data = tmp_path / "var"
+    owner = subprocess.Popen(_cli("up", "--no-demo", "--port", str(free_port()),
+                                  "--data-dir", str(data)),
+                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_socket(data)
+    finally:
+        owner.kill()
+        owner.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while _answers(data):
+        if time.monotonic() > deadline:
+            pytest.fail("the embedded server outlived the process that started it")
+        time.sleep(0.05)
+    assert (data / "appendonlydir").is_dir()
