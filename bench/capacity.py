@@ -52,7 +52,7 @@ import numpy as np
 
 from bench.city import CENTRE, KIND_FILTERS, KIND_WEIGHTS, KINDS
 from feed.geo import EARTH_RADIUS_M, CellGrid
-from feed.hub import PRESENCE_CELL_DEG
+from feed.hub import PING_SLICES, PRESENCE_CELL_DEG
 from feed.index import Subscriber, SubscriberIndex
 from feed.stats import REACH_TTL_S
 from streetfeed.live import GONE_TTL_S
@@ -1101,7 +1101,9 @@ def _sizing(model: Model, label: str, sims: list[TownSim], loads: list[Load], me
         biggest_region_ops=loads[biggest].unsplit[1],
         latency_spread_ms=p99_city / city.processes * c_del * 1e3,
         latency_one_process_ms=min(p99_city, SOCKETS_PER_PROCESS) * c_del * 1e3,
-        ping_sweep_ms=min(sockets / processes, SOCKETS_PER_PROCESS) * measured.write_s * 1e3,
+        # Hub.ping writes one slice of a process's sockets per turn.
+        ping_sweep_ms=(min(sockets / processes, SOCKETS_PER_PROCESS) / PING_SLICES
+                       * measured.write_s * 1e3),
         workers_cores=sum(ld.workers_cores for ld in loads),
         per_town=[(s.town.rank, ld.gateway_cores, ld.unsplit[0], ld.splits)
                   for s, ld in zip(sims, loads, strict=True)],
@@ -1253,7 +1255,7 @@ def table_rows(s: Sizing) -> list[tuple[str, str]]:
         ("**Redis memory** (data, steady state)", f"**{_gib(s.redis_memory)}**"),
         ("city's p99 post: spread over its processes / all on one process",
          f"{_f(s.latency_spread_ms)} / {_f(s.latency_one_process_ms)} ms"),
-        ("a process's ping sweep (event loop busy)", f"{_f(s.ping_sweep_ms)} ms"),
+        ("a process's ping turn, one slice (event loop busy)", f"{_f(s.ping_sweep_ms)} ms"),
         ("workers (enricher, scheduler) CPU", f"{_f(s.workers_cores, 2)} cores"),
     ]
 
