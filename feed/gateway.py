@@ -262,7 +262,8 @@ class Gateway:
                     entry = decode_entry(fields.get(b"d", b""))
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     continue
-                if sub.wants(entry.kind, entry.lat, entry.lon):
+                if (sub.wants(entry.kind, entry.lat, entry.lon)
+                        and not self.hub.sent_before(region, entry, cursor)):
                     payload = entry_payload(entry, self._cursor({**start, region: entry_id}))
                     if payload is not None:
                         conn.sink.write(ws_text_frame(payload))

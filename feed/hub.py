@@ -20,6 +20,7 @@ from feed import cursor as cursors
 from feed.frames import carries_frame, decode_entry, entry_payload, ping_payload, ws_text_frame
 from feed.geo import CellGrid
 from feed.index import Subscriber, SubscriberIndex
+from schemas.feed import FeedEntry
 from streetfeed import metrics
 from streetfeed.settings import Settings
 
@@ -33,6 +34,9 @@ PENDING_MAX = 5_000
 PRESENCE_CELL_DEG = 0.001
 # Each ping interval is cut in this many turns, each pinging one slice of the sockets.
 PING_SLICES = 25
+# Posts remembered as dispatched (id, content, when): enough to recognise a post that the
+# enricher publishes again after Redis lost its last second of writes in a crash.
+RECENT_POSTS = 5_000
 
 
 class Sink(Protocol):
@@ -47,8 +51,8 @@ class Sink(Protocol):
 
 class Connection:
     __slots__ = ("_buffer_max", "_lagged", "_transport_write", "pending", "ping_slice",
-                 "presence_cell", "regions", "regions_key", "screen", "send", "sink", "sub",
-                 "subscribed")
+                 "presence_cell", "regions", "regions_key", "screen", "send", "since", "sink",
+                 "sub", "subscribed")
 
     def __init__(self, sink: Sink, buffer_max: int, lagged: list[Connection]) -> None:
         self.sink = sink
@@ -68,6 +72,8 @@ class Connection:
         self.subscribed = False
         self.presence_cell: int | None = None
         self.ping_slice = 0
+        # Hub.dispatched when this socket (last) subscribed.
+        self.since = 0
         self._buffer_max = buffer_max
 
     @property
@@ -104,6 +110,10 @@ class Hub:
         self.positions: dict[str, str] = {}
         self._positioned: dict[str, asyncio.Event] = {}
         self.deliveries = 0
+        # Feed entries dispatched so far, and the posts among the last of them:
+        # post id -> (hash of its content, `dispatched` then, region, feed entry id).
+        self.dispatched = 0
+        self.recent: dict[str, tuple[int, int, str, str]] = {}
         self.dropped_slow = 0
         # Sockets past their buffer limit since the last writes, to be closed.
         self.lagged: list[Connection] = []
@@ -146,6 +156,7 @@ class Hub:
             self.presence[conn.presence_cell] += 1
             self.presence_changes += 1
         self.region_users.update(conn.regions)
+        conn.since = self.dispatched
         conn.ping_slice = self._next_ping_slice
         self._next_ping_slice = (self._next_ping_slice + 1) % PING_SLICES
         self.ping_slices[conn.ping_slice].add(conn)
@@ -201,6 +212,8 @@ class Hub:
             return
         if not carries_frame(entry):
             return
+        self.dispatched += 1
+        republished_at = self._remember(region, entry_id, entry)
         # One encoding per set of regions read (one set in a one-region deployment): a
         # client's cursor names exactly the regions it reads, so resuming with more
         # regions is a reset, never a silent gap.
@@ -209,6 +222,9 @@ class Hub:
         key: tuple[str, ...] | None = None
         frame = b""
         recipients = self.index.recipients(entry.kind, entry.lat, entry.lon)
+        if republished_at is not None:
+            # Only sockets that subscribed since can lack it: the others had it live.
+            recipients = [conn for conn in recipients if conn.since >= republished_at]
         for conn in recipients:
             if conn.regions_key is not key:  # keys are interned: `is` is enough
                 key = conn.regions_key
@@ -235,6 +251,33 @@ class Hub:
             counts[1] += screens
         if self.lagged:
             self.drop_lagged()
+
+    def _remember(self, region: str, entry_id: str, entry: FeedEntry) -> int | None:
+        """Note a post as dispatched; if this very post (same id, same content) was already
+        dispatched, when (`dispatched` then) instead.
+
+        A Redis crash loses up to its last second of writes (AOF fsync once a second):
+        the enricher then publishes the posts of that second again, under new feed ids,
+        and sockets that received them the first time must not get them twice. An edit
+        changes the content, so it is dispatched as usual."""
+        if entry.type != "post":
+            return None
+        digest = hash(bytes(entry.post))
+        seen = self.recent.get(entry.id)
+        if seen is not None and seen[0] == digest:
+            return seen[1]
+        self.recent.pop(entry.id, None)
+        self.recent[entry.id] = (digest, self.dispatched, region, entry_id)
+        if len(self.recent) > RECENT_POSTS:
+            del self.recent[next(iter(self.recent))]
+        return None
+
+    def sent_before(self, region: str, entry: FeedEntry, cursor: str) -> bool:
+        """Whether a client at `cursor` (in `region`) already had this post: the same post,
+        same content, was dispatched at or before its cursor (replays after a crash)."""
+        seen = self.recent.get(entry.id) if entry.type == "post" else None
+        return (seen is not None and seen[0] == hash(bytes(entry.post)) and seen[2] == region
+                and cursors.key(seen[3]) <= cursors.key(cursor))
 
     def cursor_for(self, regions: tuple[str, ...]) -> str:
         return cursors.encode({r: self.positions[r] for r in regions}, self.default_region)
