@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import gc
 import shutil
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -104,19 +103,14 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--product", default=None, metavar="REF")
     args = parser.parse_args()
-    if args.product:
-        from bench import procs
+    from bench import procs
 
-        procs.PRODUCT_DIR = procs.export_product(
-            args.product, Path(tempfile.mkdtemp(prefix="streetfeed-product-")))
-        sys.path.insert(0, str(procs.PRODUCT_DIR))
+    if args.product:
+        procs.use_product(args.product)
     try:
         asyncio.run(measure(args.n, args.top))
     finally:
-        from bench import procs
-
-        if procs.PRODUCT_DIR != procs.ROOT:
-            shutil.rmtree(procs.PRODUCT_DIR, ignore_errors=True)
+        procs.drop_product()
 
 
 if __name__ == "__main__":

@@ -90,13 +90,11 @@ def main() -> None:
     parser.add_argument("--product", default=None, metavar="REF")
     args = parser.parse_args()
     if args.product:
-        procs.PRODUCT_DIR = procs.export_product(
-            args.product, Path(tempfile.mkdtemp(prefix="streetfeed-product-")))
+        procs.use_product(args.product)
     try:
         asyncio.run(measure(args.posts))
     finally:
-        if procs.PRODUCT_DIR != procs.ROOT:
-            shutil.rmtree(procs.PRODUCT_DIR, ignore_errors=True)
+        procs.drop_product()
 
 
 if __name__ == "__main__":

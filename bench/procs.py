@@ -29,6 +29,20 @@ VENV_BIN = Path(sys.executable).parent
 PRODUCT_DIR = ROOT
 
 
+def use_product(ref: str) -> None:
+    """Run the product of commit REF (exported) instead of the working tree: its processes,
+    and this process's own imports of it from now on."""
+    global PRODUCT_DIR
+    PRODUCT_DIR = export_product(ref, Path(tempfile.mkdtemp(prefix="streetfeed-product-")))
+    sys.path.insert(0, str(PRODUCT_DIR))
+
+
+def drop_product() -> None:
+    """Remove the export made by use_product, if any."""
+    if PRODUCT_DIR != ROOT:
+        shutil.rmtree(PRODUCT_DIR, ignore_errors=True)
+
+
 def export_product(ref: str, into: Path) -> Path:
     """`git archive REF` of the repository into `into` (the repository is left untouched)."""
     into.mkdir(parents=True, exist_ok=True)

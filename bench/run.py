@@ -186,8 +186,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             _log(f"logs kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-        if procs.PRODUCT_DIR != procs.ROOT:
-            shutil.rmtree(procs.PRODUCT_DIR, ignore_errors=True)
+        procs.drop_product()
     results["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)
     if args.merge is not None and args.merge.exists():
         # Keep the other socket counts of an earlier run; this run's N replace its own.

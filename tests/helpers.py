@@ -333,3 +333,34 @@ class ResumingClient:
         self._stop.set()
         if self.task is not None:
             await self.task
+
+
+class HubSink:
+    """A live socket's write end for a Hub used alone (no server): keeps what it is sent."""
+
+    open = True
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def write(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+    def buffered(self) -> int:
+        return 0
+
+    def close(self, code: int, reason: str = "") -> None:
+        pass
+
+    def fast_path(self, high_water: int, on_lagging: object) -> object:
+        return self.write
+
+    def posts(self) -> list[tuple[str, str]]:
+        """(id, title) of every post frame received."""
+        out = []
+        for frame in self.frames:
+            body = json.loads(frame[4:] if frame[1] == 126 else frame[2:])
+            if body["type"] == "post":
+                out.append((body["post"]["id"], body["post"]["title"]))
+        return out
+

@@ -9,7 +9,16 @@ from feed.hub import Hub
 from feed.stats import StatsPublisher
 from streetfeed import keys
 from streetfeed.settings import Settings
-from tests.helpers import add_shop, arrival, enricher, feed_client, send_post, wait_for, web_server
+from tests.helpers import (
+    HubSink,
+    add_shop,
+    arrival,
+    enricher,
+    feed_client,
+    send_post,
+    wait_for,
+    web_server,
+)
 
 STREET = (44.8370, -0.5735)
 
@@ -127,29 +136,11 @@ async def test_qr_code_and_config(redis: Redis, settings: Settings) -> None:
         assert (await redis.exists(keys.shop(shop.id))) == 1
 
 
-class _QuietSink:
-    """A subscribed socket nobody writes to: presence needs only the subscription."""
-
-    open = True
-
-    def write(self, frame: bytes) -> None:
-        pass
-
-    def buffered(self) -> int:
-        return 0
-
-    def close(self, code: int, reason: str = "") -> None:
-        pass
-
-    def fast_path(self, high_water: int, on_lagging: object) -> object:
-        return self.write
-
-
 async def test_presence_is_rewritten_only_when_it_changes(redis: Redis,
                                                           settings: Settings) -> None:
     hub = Hub(settings)
     hub.set_position(settings.region, "0-0")
-    conn = hub.connect(_QuietSink())
+    conn = hub.connect(HubSink())
     conn.sub.place(*STREET, 300, None)
     conn.regions, conn.regions_key = [settings.region], (settings.region,)
     hub.subscribe(conn)

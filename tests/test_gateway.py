@@ -17,7 +17,7 @@ from feed.hub import Hub
 from schemas.feed import FeedEntry
 from streetfeed import keys
 from streetfeed.settings import Settings
-from tests.helpers import feed_client, wait_for, web_server
+from tests.helpers import HubSink, feed_client, wait_for, web_server
 
 STREET = (44.8370, -0.5735)
 
@@ -114,35 +114,6 @@ async def test_hundreds_of_clients_get_exactly_their_posts(redis: Redis,
         assert hub.deliveries == sum(len(expected(lat)) for lat, _ in clients)
 
 
-class _RecordingSink:
-    """A live socket's write end that keeps what it was sent (the hub alone, no server)."""
-
-    open = True
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-
-    def write(self, frame: bytes) -> None:
-        self.frames.append(frame)
-
-    def buffered(self) -> int:
-        return 0
-
-    def close(self, code: int, reason: str = "") -> None:
-        pass
-
-    def fast_path(self, high_water: int, on_lagging: object) -> object:
-        return self.write
-
-    def posts(self) -> list[tuple[str, str]]:
-        return [(f["post"]["id"], f["post"]["title"]) for f in map(_frame_json, self.frames)
-                if f["type"] == "post"]
-
-
-def _frame_json(frame: bytes) -> dict[str, object]:
-    return json.loads(frame[4:] if frame[1] == 126 else frame[2:])  # type: ignore[no-any-return]
-
-
 def _entry(post_id: str, title: str) -> bytes:
     post = {"id": post_id, "kind": "new_arrival", "title": title,
             "shop": {"id": "s", "name": "S", "category": "c", "lat": STREET[0], "lon": STREET[1]}}
@@ -160,8 +131,8 @@ def test_a_post_published_again_after_a_redis_crash_reaches_nobody_twice(
     region = settings.region
     hub.set_position(region, "0-0")
 
-    def subscriber() -> _RecordingSink:
-        sink = _RecordingSink()
+    def subscriber() -> HubSink:
+        sink = HubSink()
         conn = hub.connect(sink)
         conn.sub.place(*STREET, 300, None)
         conn.regions = [region]
