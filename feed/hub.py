@@ -303,7 +303,9 @@ class Hub:
         lagged = self.lagged[:]
         self.lagged.clear()  # the list every Connection appends to: emptied, not replaced
         for conn in lagged:
-            self.drop_lagging(conn)
+            # Still behind? (It may have drained, or moved and started afresh, meanwhile.)
+            if conn.sink.buffered() > self.buffer_max or len(conn.pending) > PENDING_MAX:
+                self.drop_lagging(conn)
 
     def drop_lagging(self, conn: Connection) -> None:
         if not conn.subscribed:

@@ -52,7 +52,8 @@ class StatsPublisher:
         regions = set(self.hub.positions) | self._published
         # Thousands of cells at street scale: only rewritten when a socket came, went or
         # moved; otherwise their expiry is pushed back.
-        rewrite = changes != self._published_changes or regions != self._published
+        rewrite = (changes != self._published_changes
+                   or set(self.hub.positions) != self._published)
         cells = {str(c): n for c, n in self.hub.presence.items()} if rewrite else {}
         expiries: list[int] = []
         try:
