@@ -20,6 +20,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import (
 )
 from websockets.datastructures import Headers
 from websockets.http11 import Response
+from websockets.protocol import Protocol as SansIOProtocol
+from websockets.protocol import State
 
 FEED_PATH = "/ws/feed"
 # Where the app's lifespan state holds the gateway that takes native feed sockets.
@@ -101,6 +103,7 @@ class NativeChannel(RawChannel):
         p.transport.write(b"".join(p.conn.data_to_send()))
         # The handshake's request and response (headers and all) are not needed again.
         p.request = p.response = None
+        _restart_frame_parser(p.conn)
         p.start_keepalive()
         return True
 
@@ -113,6 +116,21 @@ class NativeChannel(RawChannel):
         p.conn.send_response(response)
         p.transport.write(b"".join(p.conn.data_to_send()))
         p.transport.close()
+
+
+def _restart_frame_parser(conn: Any) -> None:
+    """Drop websockets' handshake parser for a plain frame parser.
+
+    The handshake parser is a generator whose frame holds the parsed request (headers
+    and all, ~2.2 KiB and a dozen objects for the cyclic GC to walk) for the socket's
+    whole life, while it waits in the frame parser it delegates to. A fresh frame
+    parser is the same state without it, as long as nothing is buffered: the client
+    may not send a frame before it has our 101, so the old one waits for a frame's
+    first byte too."""
+    if conn.reader.buffer or conn.state is not State.OPEN:
+        return
+    conn.parser = SansIOProtocol.parse(conn)
+    next(conn.parser)
 
 
 class _Unused:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import os
 import socket
@@ -14,6 +15,7 @@ from redis.asyncio import Redis
 
 from feed.geo import haversine_m
 from feed.hub import Hub
+from feed.raw_ws import RawFrameProtocol
 from schemas.feed import FeedEntry
 from streetfeed import keys
 from streetfeed.settings import Settings
@@ -154,3 +156,20 @@ def test_a_post_published_again_after_a_redis_crash_reaches_nobody_twice(
     again = msgspec.json.decode(_entry("p_1", "fraises -30 %"), type=FeedEntry)
     assert hub.sent_before(region, again, "3000-0")
     assert not hub.sent_before(region, again, "2999-0")
+
+
+async def test_a_live_feed_socket_keeps_nothing_of_its_handshake(redis: Redis,
+                                                                 settings: Settings) -> None:
+    """websockets' handshake parser would keep each socket's request (headers and all) for
+    the socket's life; the gateway restarts a plain frame parser once the socket is open,
+    and client frames are still read."""
+    async with web_server(settings) as web, feed_client(web.ws, *STREET) as client:
+        await client.wait_ready()
+        gc.collect()  # sockets of earlier tests, closed, may still sit in cycles
+        served = [o for o in gc.get_objects() if isinstance(o, RawFrameProtocol)
+                  and o.native is not None and not o.transport.is_closing()]
+        assert served
+        assert all("request" not in p.conn.parser.gi_frame.f_locals for p in served)
+        await client.send({"type": "subscribe", "lat": STREET[0] + 0.01, "lon": STREET[1],
+                           "radius_m": 300})
+        await wait_for(lambda: len(client.of_type("reset")) == 1, message="the move answered")
