@@ -20,6 +20,7 @@ import httpx
 import uvicorn
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from schemas.shops import NewShop, ShopCreated
 from streetfeed.clock import Clock, SystemClock
@@ -151,8 +152,8 @@ class FeedClient:
         try:
             async for message in self.ws:
                 self.frames.append(json.loads(message))
-        except Exception:
-            pass
+        except ConnectionClosed:
+            pass  # the close code says how
         finally:
             self.close_code = self.ws.close_code
             self.closed.set()

@@ -67,4 +67,3 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_off_spec(
         out, _ = await asyncio.wait_for(process.communicate(), 300)
         report = out.decode(errors="replace")
         assert process.returncode == 0, report[report.find("FAILURES"):][:8000]
-        assert "No issues found" in report or "passed" in report.lower(), report[-3000:]

@@ -119,8 +119,9 @@ async def test_position_from_the_browser_geolocation_or_the_demo_street(
         await page.goto(f"{web.http}/")
         await page.wait_for_function(
             "() => window.streetfeed && window.streetfeed.state === 'live'")
-        far_id = (await send_post(http, far_shop, arrival("Agneau"))).json()["id"]
+        # The near post first: once the far one shows, the near one would have too.
         near_id = (await send_post(http, near_shop, arrival("Fraises"))).json()["id"]
+        far_id = (await send_post(http, far_shop, arrival("Agneau"))).json()["id"]
         await page.wait_for_selector(f'[data-post-id="{far_id}"]', timeout=1000)
         assert near_id not in await card_titles(page)
         assert await page.is_hidden("#notice")  # a real position: no fallback notice

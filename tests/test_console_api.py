@@ -36,7 +36,9 @@ async def test_session_cookie_signs_in_and_out(redis: Redis, settings: Settings)
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie
         assert shop.token not in cookie
         # Nothing in Redis holds the cookie value or the token itself.
-        for key in await redis.keys("sf:session:*"):
+        sessions = await redis.keys("sf:session:*")
+        assert len(sessions) == 1
+        for key in sessions:
             stored = await redis.hgetall(key)
             assert shop.token.encode() not in b"".join(stored.values())
         assert (await http.get("/api/v1/session")).json()["id"] == shop.id

@@ -14,6 +14,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from schemas.posts import RawPost
+from schemas.shops import ShopCreated
 from streetfeed import keys
 from streetfeed.clock import SystemClock
 from streetfeed.moderation import Policy
@@ -136,6 +137,17 @@ async def test_two_enricher_processes_one_killed_nothing_lost(
 async def test_in_stream_is_trimmed_only_below_what_is_acknowledged(
         redis: Redis, settings: Settings) -> None:
     shop = await add_shop(redis, settings, lat=STREET[0], lon=STREET[1])
+    # An approximate trim drops whole stream nodes (100 entries by default): one entry per
+    # node, or trimming five entries could never remove anything, right or wrong.
+    await redis.config_set("stream-node-max-entries", 1)
+    try:
+        await _trim_only_below_acknowledged(redis, settings, shop)
+    finally:
+        await redis.config_set("stream-node-max-entries", 100)
+
+
+async def _trim_only_below_acknowledged(redis: Redis, settings: Settings,
+                                        shop: ShopCreated) -> None:
     async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
         for i in range(5):
             await send_post(http, shop, arrival(f"p{i}"))
@@ -148,9 +160,10 @@ async def test_in_stream_is_trimmed_only_below_what_is_acknowledged(
         assert await redis.xlen(keys.in_stream(settings.region)) == 5
         async with enricher(redis, settings) as running:
             await wait_for(lambda: running.stats.published == 2)
-        await worker.reclaim()  # idle threshold not reached: nothing taken yet
+        assert await worker.reclaim() == 0  # idle threshold not reached: nothing taken yet
         worker.settings = settings.with_(enricher_claim_idle_ms=0)
         assert await worker.reclaim() == 3
         await worker.trim()
-        stream_len = await redis.xlen(keys.in_stream(settings.region))
-        assert stream_len <= 5 and await _pending(redis, settings) == 0
+        # All acknowledged: only the last delivered entry is kept (MINID keeps it).
+        assert await redis.xlen(keys.in_stream(settings.region)) == 1
+        assert await _pending(redis, settings) == 0

@@ -46,7 +46,9 @@ async def test_post_reaches_near_browser_and_not_far_one(redis: Redis, settings:
         marker = (await send_post(http, far_shop, arrival("Agneau de Pauillac"))).json()["id"]
         await far_client.wait_post(marker)
         assert far_client.post_ids() == [marker]
-        await near_client.wait_post(post_id)
+        # And the near client, once it has a later post of its own, never had the marker.
+        later = (await send_post(http, near_shop, arrival("Cerises"))).json()["id"]
+        await near_client.wait_post(later)
         assert marker not in near_client.post_ids()
 
 

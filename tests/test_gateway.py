@@ -80,9 +80,11 @@ async def test_ping_after_snapshot_carries_cursor(redis: Redis, settings: Settin
         assert all(p["cursor"] == "0-0" for p in pings)
         await redis.xadd(keys.feed_stream(settings.region), {"d": _big_post(1)})
         await wait_for(lambda: len(client.posts()) == 1)
-        cursor = client.frames[-1]["cursor"]
-        await wait_for(lambda: client.frames[-1]["type"] == "ping")
-        assert client.frames[-1]["cursor"] == cursor
+        at = next(i for i, f in enumerate(client.frames) if f["type"] == "post")
+        cursor = client.frames[at]["cursor"]
+        await wait_for(lambda: any(f["type"] == "ping" for f in client.frames[at + 1:]))
+        ping = next(f for f in client.frames[at + 1:] if f["type"] == "ping")
+        assert ping["cursor"] == cursor
 
 
 async def test_hundreds_of_clients_get_exactly_their_posts(redis: Redis,
