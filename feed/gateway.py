@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 from redis.asyncio import Redis
-from starlette.responses import Response
+from redis.exceptions import ResponseError
 
 from feed import cursor as cursors
 from feed.frames import (
@@ -38,10 +38,10 @@ from streetfeed.clock import Clock
 from streetfeed.errors import ApiError, RateLimited
 from streetfeed.live import LiveIndex
 from streetfeed.ratelimit import RateLimiter
-from streetfeed.redis_conn import REDIS_DOWN
+from streetfeed.redis_conn import REDIS_DOWN, text
 from streetfeed.regions import regions_for
 from streetfeed.settings import Settings
-from web.responses import error_response
+from web.responses import api_error_response
 
 log = logging.getLogger("streetfeed.gateway")
 
@@ -89,7 +89,6 @@ class Gateway:
         self.readers = readers
         self.lives = {r: LiveIndex(redis, r, feed_maxlen=settings.feed_maxlen)
                       for r in settings.region_names}
-        self.sockets = 0
 
     async def _admit(self, origin: str | None, host: str, scheme: str,
                      address: str) -> ApiError | None:
@@ -121,12 +120,10 @@ class Gateway:
 
     def opened(self, address: str) -> None:
         self.per_address[address] += 1
-        self.sockets += 1
 
     def closed(self, conn: Connection | None, address: str) -> None:
         if conn is not None:
             self.hub.unsubscribe(conn)
-        self.sockets -= 1
         self.per_address[address] -= 1
         if not self.per_address[address]:
             del self.per_address[address]
@@ -156,11 +153,6 @@ class Gateway:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             conn.sink.write(ws_text_frame(error_payload("invalid_message", str(exc))))
             return None
-
-    async def on_text(self, conn: Connection, text: str) -> None:
-        request = self.parse_message(conn, text)
-        if request is not None:
-            await self.move(conn, request)
 
     async def move(self, conn: Connection, request: Subscription) -> None:
         try:
@@ -225,19 +217,19 @@ class Gateway:
         return True
 
     async def _judge(self, region: str, cursor: str) -> cursors.Resume:
-        stream = keys.feed_stream(region)
-        if not await self.redis.exists(stream):
+        try:  # one round trip: every socket resumes at once after a deploy
+            info = await self.redis.xinfo_stream(keys.feed_stream(region))
+        except ResponseError:  # no such stream yet
             return cursors.judge(cursor, last_id=cursors.ZERO, oldest_kept=cursors.ZERO)
-        info = await self.redis.xinfo_stream(stream)
         oldest_kept = cursors.ZERO
         # Trimming (MAXLEN) does not move max-deleted-entry-id; a count gap shows it.
         removed = info["entries-added"] > info["length"]
         if removed and info.get("first-entry"):
-            oldest_kept = _text(info["first-entry"][0])
-        deleted = _text(info.get("max-deleted-entry-id", b"0-0"))
+            oldest_kept = text(info["first-entry"][0])
+        deleted = text(info.get("max-deleted-entry-id", b"0-0"))
         if cursors.key(deleted) > cursors.key(oldest_kept):
             oldest_kept = deleted
-        return cursors.judge(cursor, last_id=_text(info["last-generated-id"]),
+        return cursors.judge(cursor, last_id=text(info["last-generated-id"]),
                              oldest_kept=oldest_kept)
 
     async def _snapshot(self, conn: Connection, start: dict[str, str]) -> None:
@@ -257,7 +249,7 @@ class Gateway:
         while True:
             entries = await self.redis.xrange(stream, min=f"({after}", max=until, count=1000)
             for entry_id, fields in entries:
-                entry_id = _text(entry_id)
+                entry_id = text(entry_id)
                 try:
                     entry = decode_entry(fields.get(b"d", b""))
                 except (msgspec.DecodeError, msgspec.ValidationError):
@@ -269,7 +261,7 @@ class Gateway:
                         conn.sink.write(ws_text_frame(payload))
             if len(entries) < 1000:
                 return
-            after = _text(entries[-1][0])
+            after = text(entries[-1][0])
 
     async def _move(self, conn: Connection, request: Subscription) -> None:
         self.hub.unsubscribe(conn)
@@ -308,7 +300,7 @@ class NativeSocket:
         gateway = self.gateway
         refusal = await gateway._admit(origin, host, self.channel.scheme, self.address)
         if refusal is not None:
-            response = _refusal_response(refusal)
+            response = api_error_response(refusal)
             self.channel.reject(response.status_code, response.body,
                                 [(k, v) for k, v in response.headers.items()])
             return
@@ -352,15 +344,5 @@ class NativeSocket:
             self.conn = None
 
 
-def _refusal_response(refusal: ApiError) -> Response:
-    headers = ({"Retry-After": str(refusal.retry_after)}
-               if refusal.retry_after is not None else None)
-    return error_response(refusal.status, refusal.code, refusal.message, headers=headers)
-
-
 class FeedUnavailable(Exception):
     """A region's feed could not be read in time (Redis unreachable)."""
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -40,8 +40,6 @@ RECENT_POSTS = 5_000
 
 
 class Sink(Protocol):
-    @property
-    def open(self) -> bool: ...
     def write(self, frame: bytes) -> None: ...
     def buffered(self) -> int: ...
     def close(self, code: int, reason: str = "") -> None: ...
@@ -75,10 +73,6 @@ class Connection:
         # Hub.dispatched when this socket (last) subscribed.
         self.since = 0
         self._buffer_max = buffer_max
-
-    @property
-    def live(self) -> bool:
-        return self.send is not None
 
     def _fell_behind(self) -> None:
         self._lagged.append(self)
@@ -143,7 +137,10 @@ class Hub:
         return self._regions_keys.setdefault(key, key)
 
     def positioned(self, region: str) -> asyncio.Event:
-        return self._positioned.setdefault(region, asyncio.Event())
+        event = self._positioned.get(region)  # called per feed entry: no Event made in vain
+        if event is None:
+            event = self._positioned[region] = asyncio.Event()
+        return event
 
     def connect(self, sink: Sink) -> Connection:
         return Connection(sink, self.buffer_max, self.lagged)

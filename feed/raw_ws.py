@@ -47,11 +47,6 @@ class RawChannel:
     def __init__(self, protocol: RawFrameProtocol) -> None:
         self._protocol = protocol
 
-    @property
-    def open(self) -> bool:
-        p = self._protocol
-        return not p.close_sent and not p.transport.is_closing()
-
     def write(self, frame: bytes) -> None:
         p = self._protocol
         if not p.close_sent and not p.transport.is_closing():
@@ -65,7 +60,6 @@ class RawChannel:
         p = self._protocol
         if p.close_sent or p.transport.is_closing():
             return
-        p.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
         p.conn.send_close(code, reason)
         p.transport.write(b"".join(p.conn.data_to_send()))
         p.close_sent = True
@@ -189,13 +183,6 @@ class RawFrameProtocol(WebSocketsSansIOProtocol):
         native, self.native = self.native, None
         if native is not None:
             native.on_closed()
-
-    async def send(self, message: Any) -> None:
-        await super().send(message)
-        # A refusal answered as plain HTTP (429, 403) ends the exchange: without this,
-        # uvicorn logs "returned without completing handshake" as if the app had failed.
-        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
-            self.handshake_complete = True
 
     def handle_connect(self, event: Any) -> None:
         raw_path, _, query = event.path.partition("?")

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from feed.hub import Hub
 from streetfeed import keys, metrics
-from streetfeed.redis_conn import REDIS_DOWN
+from streetfeed.redis_conn import REDIS_DOWN, text
 from streetfeed.settings import Settings
 
 log = logging.getLogger("streetfeed.reader")
@@ -33,13 +33,12 @@ class FeedReader:
         self.hub = hub
         self.region = region
         self.stream = keys.feed_stream(region)
-        self.reconnects = 0
         # Loop time of the last successful read: /readyz tells a stuck reader by it.
         self.last_read: float | None = None
 
     async def start_position(self) -> str:
         last = await self.redis.xrevrange(self.stream, count=1)
-        return _text(last[0][0]) if last else "0-0"
+        return text(last[0][0]) if last else "0-0"
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.1
@@ -55,11 +54,10 @@ class FeedReader:
                                                block=self.settings.gateway_block_ms)
                 for _stream, entries in reply or ():
                     for entry_id, fields in entries:
-                        self.hub.dispatch(self.region, _text(entry_id), fields.get(b"d", b""))
+                        self.hub.dispatch(self.region, text(entry_id), fields.get(b"d", b""))
                 self.last_read = asyncio.get_running_loop().time()
                 backoff = 0.1
             except REDIS_DOWN as exc:
-                self.reconnects += 1
                 metrics.REDIS_RECONNECTS.labels("gateway").inc()
                 log.warning("reader %s: Redis unavailable (%s); retrying in %.1fs", self.region,
                             exc, backoff)
@@ -114,7 +112,3 @@ class Readers:
     def stalled(self, now: float, limit_s: float) -> list[str]:
         return [region for region, (reader, _s, _t) in self.readers.items()
                 if reader.last_read is None or now - reader.last_read > limit_s]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

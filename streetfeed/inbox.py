@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from schemas.posts import RawPost
 from streetfeed import keys
 from streetfeed.errors import Unavailable
-from streetfeed.redis_conn import write_then_wait
+from streetfeed.redis_conn import text, write_then_wait
 from streetfeed.settings import Settings
 
 _encode = msgspec.json.Encoder().encode
@@ -61,8 +61,7 @@ class Inbox:
         answer = await self._durably(stream, (
             "EVAL", _IDEMPOTENT_APPEND, 2, keys.idempotency(self.region, raw.shop_id, key),
             stream, f"{raw.id} {fingerprint}", self.ttl, _encode(raw)))
-        text = answer.decode() if isinstance(answer, bytes) else answer
-        first_id, _, first_fingerprint = text.partition(" ")
+        first_id, _, first_fingerprint = text(answer).partition(" ")
         return first_id, first_fingerprint
 
     async def _durably(self, key: str, command: tuple[Any, ...]) -> Any:

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from feed.geo import haversine_m
 from schemas.feed import FeedEntry
 from streetfeed import keys
+from streetfeed.redis_conn import text
 from streetfeed.settings import GEO_LAT_MAX
 
 _encode = msgspec.json.Encoder().encode
@@ -129,7 +130,7 @@ class LiveIndex:
             args=[post_id, source, post_json, repr(lat), repr(lon), repr(expires_ts), shop_id,
                   kind, self.feed_maxlen, entry, raw, "1" if edit else "0"],
         )
-        return None if result is None else _text(result)
+        return None if result is None else text(result)
 
     async def remove(self, post_id: str, why: Literal["expired", "withdrawn"], *,
                      now_ts: float, shop_id: str = "") -> str | None:
@@ -145,7 +146,7 @@ class LiveIndex:
             args=[post_id, why, repr(now_ts), self.feed_maxlen, shop_id,
                   keys.shop_posts(r, "")],
         )
-        return None if result is None else _text(result)
+        return None if result is None else text(result)
 
     async def snapshot(self, lat: float, lon: float, radius_m: float, limit: int) -> Snapshot:
         # Shops only exist within GEO's latitudes: search from the nearest such point, wider
@@ -158,21 +159,17 @@ class LiveIndex:
         raw = await self._snapshot(keys=[keys.active_geo(r), keys.feed_stream(r)],
                                    args=[repr(lon), repr(lat), repr(radius_m), limit,
                                          keys.post(r, "")])
-        posts = [LivePost(id=_text(item[0]), distance_m=float(item[1]), json=bytes(item[2]),
-                          feed_id=_text(item[3]), expires_ts=float(item[4]), kind=_text(item[5]),
+        posts = [LivePost(id=text(item[0]), distance_m=float(item[1]), json=bytes(item[2]),
+                          feed_id=text(item[3]), expires_ts=float(item[4]), kind=text(item[5]),
                           lat=float(item[6]), lon=float(item[7]))
                  for item in raw[1:]]
-        return Snapshot(last_id=_text(raw[0]), posts=posts)
+        return Snapshot(last_id=text(raw[0]), posts=posts)
 
     async def due_for_expiry(self, now_ts: float, limit: int = 500) -> list[str]:
         ids = await self.redis.zrangebyscore(keys.expiry_zset(self.region), "-inf", now_ts,
                                              start=0, num=limit)
-        return [_text(i) for i in ids]
+        return [text(i) for i in ids]
 
 
 def _gone(region: str, post_id: str) -> str:
     return keys.post(region, post_id) + ":gone"
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -98,3 +98,8 @@ async def write_then_wait(redis: Redis, key: str, command: tuple[Any, ...],
         pipe.execute_command(*wait)
         first, second = await pipe.execute()
         return first, second
+
+
+def text(value: bytes | str) -> str:
+    """A reply that is bytes or str depending on the client's decoding: as str."""
+    return value.decode() if isinstance(value, bytes) else value

@@ -339,8 +339,6 @@ class ResumingClient:
 class HubSink:
     """A live socket's write end for a Hub used alone (no server): keeps what it is sent."""
 
-    open = True
-
     def __init__(self) -> None:
         self.frames: list[bytes] = []
 

@@ -34,7 +34,7 @@ from web import api, pages
 from web.ingest import Ingest
 from web.openapi import openapi_document
 from web.requests_log import RequestIdMiddleware
-from web.responses import error_response
+from web.responses import api_error_response, error_response
 from web.state import AppState
 
 log = logging.getLogger("streetfeed.web")
@@ -46,8 +46,7 @@ RETRY_AFTER_S = "2"
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     metrics.POSTS_REJECTED.labels(exc.code).inc()
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-    return error_response(exc.status, exc.code, exc.message, headers=headers)
+    return api_error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -167,9 +166,7 @@ class AddressRateLimit:
                 await state.limiter.hit("address_requests", subject, self.limit)
             except ApiError as exc:
                 metrics.POSTS_REJECTED.labels(exc.code).inc()
-                response = error_response(exc.status, exc.code, exc.message,
-                                          headers={"Retry-After": str(exc.retry_after)})
-                await response(scope, receive, send)
+                await api_error_response(exc)(scope, receive, send)
                 return
             except REDIS_DOWN:
                 pass  # Redis down: the handler answers 503 itself

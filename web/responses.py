@@ -8,6 +8,7 @@ import msgspec
 from starlette.responses import Response
 
 from schemas.common import ErrorBody, ErrorDetail
+from streetfeed.errors import ApiError
 
 _encode = msgspec.json.Encoder().encode
 
@@ -23,3 +24,9 @@ def error_response(status: int, code: str, message: str,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(ErrorBody(error=ErrorDetail(code=code, message=message)),
                         status_code=status, headers=headers)
+
+
+def api_error_response(exc: ApiError) -> JSONResponse:
+    """The answer to a refusal: its status and code, and when to retry if it says."""
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return error_response(exc.status, exc.code, exc.message, headers=headers)

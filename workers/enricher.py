@@ -31,7 +31,7 @@ from streetfeed import keys, metrics
 from streetfeed.clock import Clock
 from streetfeed.live import LiveIndex
 from streetfeed.moderation import Policy
-from streetfeed.redis_conn import REDIS_DOWN, get_many
+from streetfeed.redis_conn import REDIS_DOWN, get_many, text
 from streetfeed.settings import Settings
 from workers.enrich import Dropped, enrich
 
@@ -187,7 +187,7 @@ class Enricher:
             log.info("enricher: dropped %s (%s)", raw.id, outcome.reason)
             return
         feed_id = await self.live.publish(
-            post_id=raw.id, source=_text(entry_id), post_json=outcome.json, kind=outcome.kind,
+            post_id=raw.id, source=text(entry_id), post_json=outcome.json, kind=outcome.kind,
             lat=outcome.lat, lon=outcome.lon, expires_ts=outcome.expires_ts,
             shop_id=raw.shop_id, raw=raw_json, edit=raw.edit)
         if feed_id is None:
@@ -210,13 +210,13 @@ class Enricher:
     async def trim(self) -> None:
         """Drop `in` entries every consumer has acknowledged (never one still pending)."""
         groups = await self.redis.xinfo_groups(self.stream)
-        group = next((g for g in groups if _text(g["name"]) == keys.ENRICHER_GROUP), None)
+        group = next((g for g in groups if text(g["name"]) == keys.ENRICHER_GROUP), None)
         if group is None:
             return
-        horizon = _text(group["last-delivered-id"])
+        horizon = text(group["last-delivered-id"])
         pending = await self.redis.xpending(self.stream, keys.ENRICHER_GROUP)
         if pending["pending"]:
-            horizon = min(horizon, _text(pending["min"]), key=_id_key)
+            horizon = min(horizon, text(pending["min"]), key=_id_key)
         await self.redis.xtrim(self.stream, minid=horizon, approximate=True)
 
     async def _shops(self, shop_ids: set[str]) -> dict[str, ShopRecord | Exception]:
@@ -252,7 +252,3 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
 def _id_key(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
