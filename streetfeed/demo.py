@@ -23,7 +23,7 @@ from schemas.shops import ShopRecord
 from streetfeed import keys
 from streetfeed.clock import Clock
 from streetfeed.hours import parse_weekly
-from streetfeed.live import LiveIndex
+from streetfeed.live import LiveIndex, shop_live_posts, stream_id_key
 from streetfeed.moderation import Policy
 from streetfeed.redis_conn import open_redis
 from streetfeed.settings import Settings
@@ -149,18 +149,15 @@ def random_post(category: str, clock: Clock, rng: random.Random,
 
 
 async def _live_titles(redis: Redis, region: str, shop_id: str) -> set[str]:
-    ids = [x.decode() for x in await redis.smembers(keys.shop_posts(region, shop_id))]
-    raws = [await redis.hget(keys.post(region, i), "json") for i in ids]
-    return {json.loads(raw)["title"] for raw in raws if raw}
+    posts = await shop_live_posts(redis, region, shop_id, "json")
+    return {json.loads(raw)["title"] for _, (raw,) in posts if raw}
 
 
 async def _oldest_posts(redis: Redis, region: str, shop_id: str) -> list[str]:
     """The shop's live posts beyond LIVE_POSTS_PER_SHOP - 1, oldest first (by feed id)."""
-    ids = [x.decode() for x in await redis.smembers(keys.shop_posts(region, shop_id))]
-    feed_ids = [await redis.hget(keys.post(region, i), "feed_id") or b"0-0" for i in ids]
-    order = sorted(zip(feed_ids, ids, strict=True),
-                   key=lambda pair: tuple(int(x) for x in pair[0].split(b"-")))
-    return [i for _, i in order[:max(0, len(order) - LIVE_POSTS_PER_SHOP + 1)]]
+    posts = await shop_live_posts(redis, region, shop_id, "feed_id")
+    order = sorted(posts, key=lambda post: stream_id_key(post[1][0] or "0-0"))
+    return [i for i, _ in order[:max(0, len(order) - LIVE_POSTS_PER_SHOP + 1)]]
 
 
 async def run_simulator(settings: Settings, clock: Clock, policy: Policy,
@@ -168,7 +165,8 @@ async def run_simulator(settings: Settings, clock: Clock, policy: Policy,
     redis = open_redis(settings)
     rng = random.Random(seed_value)
     ingest = Ingest(redis, settings, clock, policy)
-    live = LiveIndex(redis, settings.region, feed_maxlen=settings.feed_maxlen)
+    lives = {r: LiveIndex(redis, r, feed_maxlen=settings.feed_maxlen)
+             for r in settings.region_names}
     decode = msgspec.json.Decoder(ShopRecord).decode
     tz = ZoneInfo(settings.timezone)
     try:
@@ -182,13 +180,14 @@ async def run_simulator(settings: Settings, clock: Clock, policy: Policy,
                 if raw is not None:
                     shop = decode(raw)
                     # Keep the street lively but not cluttered: the oldest posts make way.
-                    for old in await _oldest_posts(redis, settings.region, shop_id):
-                        await live.remove(old, "withdrawn", now_ts=clock.now().timestamp(),
-                                          shop_id=shop_id)
+                    # (A shop's posts live in its own region, as seed() placed it.)
+                    for old in await _oldest_posts(redis, shop.region, shop_id):
+                        await lives[shop.region].remove(
+                            old, "withdrawn", now_ts=clock.now().timestamp(), shop_id=shop_id)
                     post = random_post(shop.category, clock, rng, tz)
                     # The same arrival twice on one street looks broken: skip this turn.
                     repeated = post["kind"] == "new_arrival" and post["title"] in (
-                        await _live_titles(redis, settings.region, shop_id))
+                        await _live_titles(redis, shop.region, shop_id))
                     if not repeated:
                         await ingest.accept(shop, json.dumps(post).encode(), None)
             except Exception as exc:  # the demo must never take the service down

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from feed.geo import haversine_m
 from schemas.feed import FeedEntry
 from streetfeed import keys
-from streetfeed.redis_conn import text
+from streetfeed.redis_conn import hmget_many, text
 from streetfeed.settings import GEO_LAT_MAX
 
 _encode = msgspec.json.Encoder().encode
@@ -102,6 +102,20 @@ class LivePost:
 class Snapshot:
     last_id: str
     posts: list[LivePost]
+
+
+async def shop_live_posts(redis: Redis, region: str, shop_id: str,
+                          *fields: str) -> list[tuple[str, list[bytes | None]]]:
+    """A shop's live post ids with these fields of each, in two round trips (not one a post)."""
+    ids = [text(i) for i in await redis.smembers(keys.shop_posts(region, shop_id))]
+    values = await hmget_many(redis, [keys.post(region, i) for i in ids], *fields)
+    return list(zip(ids, values, strict=True))
+
+
+def stream_id_key(entry_id: bytes | str) -> tuple[int, int]:
+    """A stream id as a sortable pair (ms, seq)."""
+    ms, _, seq = text(entry_id).partition("-")
+    return int(ms), int(seq or 0)
 
 
 class LiveIndex:

@@ -73,6 +73,16 @@ async def get_many(redis: Redis, keys: list[str]) -> list[bytes | None]:
         return list(await pipe.execute())
 
 
+async def hmget_many(redis: Redis, keys: list[str], *fields: str) -> list[list[bytes | None]]:
+    """HMGET of the same fields from many hashes, in one round trip per node."""
+    if not keys:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hmget(key, *fields)
+        return list(await pipe.execute())
+
+
 async def write_then_wait(redis: Redis, key: str, command: tuple[Any, ...],
                           wait: tuple[Any, ...]) -> tuple[Any, Any]:
     """Run a write, then WAIT/WAITAOF on the same connection (they only cover writes made

@@ -27,7 +27,7 @@ from streetfeed.clock import Clock
 from streetfeed.errors import InvalidInput, NotFound, Unauthorized
 from streetfeed.hours import opening_state
 from streetfeed.inbox import Inbox
-from streetfeed.live import LiveIndex
+from streetfeed.live import LiveIndex, shop_live_posts
 from streetfeed.redis_conn import get_many
 from streetfeed.regions import region_of
 from streetfeed.settings import Settings
@@ -184,12 +184,9 @@ async def update_shop(redis: Redis, shop_id: str, update: ShopUpdate, clock: Clo
 async def republish_live_posts(redis: Redis, record: ShopRecord, clock: Clock,
                                settings: Settings) -> int:
     """Re-enrich every live post of the shop, so cards show its current name and place."""
-    post_ids = [p.decode() for p in await redis.smembers(keys.shop_posts(record.region,
-                                                                         record.id))]
     inbox = Inbox(redis, record.region, settings)
     count = 0
-    for post_id in post_ids:
-        stored = await redis.hget(keys.post(record.region, post_id), "raw")
+    for _, (stored,) in await shop_live_posts(redis, record.region, record.id, "raw"):
         if stored is None:
             continue
         original = _decode_raw(stored)

@@ -24,6 +24,7 @@ from schemas.service import ClientConfig, Health, Point, Readiness
 from schemas.shops import ShopList, ShopUpdate, SignIn, TokenRotated
 from streetfeed import keys, metrics, shops
 from streetfeed.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthorized
+from streetfeed.live import shop_live_posts, stream_id_key
 from streetfeed.redis_conn import REDIS_DOWN
 from streetfeed.regions import regions_for
 from streetfeed.settings import RADIUS_MAX_M
@@ -103,16 +104,14 @@ async def shop_posts(request: Request) -> Response:
     """A shop's live posts, newest first (public, like the posts themselves)."""
     st = state_of(request)
     record = await shops.require_shop(st.redis, request.path_params["shop_id"])
-    ids = sorted(await st.redis.smembers(keys.shop_posts(record.region, record.id)))
     now = st.clock.now().timestamp()
-    posts: list[tuple[bytes, msgspec.Raw]] = []
-    for post_id in ids:
-        json_, feed_id, expires = await st.redis.hmget(
-            keys.post(record.region, post_id.decode()), "json", "feed_id", "expires_at")
-        if json_ is not None and float(expires) > now:
-            posts.append((feed_id, msgspec.Raw(json_)))
-    posts.sort(key=lambda p: tuple(int(x) for x in p[0].split(b"-")), reverse=True)
-    return JSONResponse(ShopPosts(posts=[p for _, p in posts]))
+    live: list[tuple[tuple[int, int], bytes]] = []
+    for _, (json_, feed_id, expires) in await shop_live_posts(
+            st.redis, record.region, record.id, "json", "feed_id", "expires_at"):
+        if json_ is not None and feed_id is not None and float(expires or 0) > now:
+            live.append((stream_id_key(feed_id), json_))
+    live.sort(reverse=True)  # newest first
+    return JSONResponse(ShopPosts(posts=[msgspec.Raw(j) for _, j in live]))
 
 
 async def list_shops(request: Request) -> Response:

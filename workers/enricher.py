@@ -29,7 +29,7 @@ from schemas.posts import RawPost
 from schemas.shops import ShopRecord
 from streetfeed import keys, metrics
 from streetfeed.clock import Clock
-from streetfeed.live import LiveIndex
+from streetfeed.live import LiveIndex, stream_id_key
 from streetfeed.moderation import Policy
 from streetfeed.redis_conn import REDIS_DOWN, get_many, text
 from streetfeed.settings import Settings
@@ -216,7 +216,7 @@ class Enricher:
         horizon = text(group["last-delivered-id"])
         pending = await self.redis.xpending(self.stream, keys.ENRICHER_GROUP)
         if pending["pending"]:
-            horizon = min(horizon, text(pending["min"]), key=_id_key)
+            horizon = min(horizon, text(pending["min"]), key=stream_id_key)
         await self.redis.xtrim(self.stream, minid=horizon, approximate=True)
 
     async def _shops(self, shop_ids: set[str]) -> dict[str, ShopRecord | Exception]:
@@ -247,8 +247,3 @@ class Enricher:
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
