@@ -1888,7 +1888,7 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
     conns[0].close()
 
     # Sockets opened: few posts around (sparse) and a full snapshot (dense).
-    t0, c0, v0 = time.perf_counter(), _cpu(web), _cpu(valkey)
+    t0, c0 = time.perf_counter(), _cpu(web)
     frames_a = await batch(sparse, open_one)
     cpu_a = busy(c0, t0) / len(sparse)
     t0, c0, v0 = time.perf_counter(), _cpu(web), _cpu(valkey)

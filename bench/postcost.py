@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench import city, httpclient, procs
-from bench.scenarios import Profile, RunContext, create_shops
+from bench.scenarios import create_shops
 
 IN_FLIGHT = 8
 WARM_UP = 200
@@ -36,10 +36,8 @@ async def measure(posts: int) -> None:
     group = None
     try:
         shops = city.make_shops()
-        ctx = RunContext(n=0, rep=0, workdir=work, valkey=valkey, subscribers=[], shops=shops,
-                         audience=None, profile=Profile(), seed=1)  # type: ignore[arg-type]
         valkey.flush()
-        tokens = await create_shops(ctx)
+        tokens = await create_shops(valkey.url, shops)
         group = procs.start_streetfeed(work, valkey, use_index=True)
         client = httpclient.Client(group.post_url)
         feed = keys.feed_stream(load_settings({}).region)

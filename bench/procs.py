@@ -20,8 +20,6 @@ from pathlib import Path
 
 import psutil
 
-from streetfeed.embedded import server_binary
-
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 # Where the product's code is imported from: the working tree, or an exported commit
@@ -29,12 +27,25 @@ VENV_BIN = Path(sys.executable).parent
 PRODUCT_DIR = ROOT
 
 
+# The product's packages: imported from PRODUCT_DIR, never half from here, half from there.
+PRODUCT_PACKAGES = ("feed", "web", "streetfeed", "workers", "schemas")
+
+
 def use_product(ref: str) -> None:
     """Run the product of commit REF (exported) instead of the working tree: its processes,
-    and this process's own imports of it from now on."""
+    and this process's own imports of it from now on (modules already imported from the
+    working tree are forgotten, so that nothing mixes the two)."""
     global PRODUCT_DIR
     PRODUCT_DIR = export_product(ref, Path(tempfile.mkdtemp(prefix="streetfeed-product-")))
     sys.path.insert(0, str(PRODUCT_DIR))
+    for name in [m for m in sys.modules if m.split(".")[0] in PRODUCT_PACKAGES]:
+        del sys.modules[name]
+
+
+def _server_binary() -> str:
+    from streetfeed.embedded import server_binary  # the product's, once PRODUCT_DIR is set
+
+    return server_binary()
 
 
 def drop_product() -> None:
@@ -154,7 +165,7 @@ class Valkey:
         self.dir = Path(tempfile.mkdtemp(prefix="valkey-", dir=workdir))
         self.port = free_port()
         self.proc = _spawn("valkey", [
-            server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            _server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", "everysec",
             "--save", "", "--loglevel", "warning", "--maxclients", "1000"], workdir)
         wait_port(self.port, self.proc.popen, 15, "valkey-server")

@@ -117,7 +117,7 @@ def _meta(args: argparse.Namespace, ns: list[int], reps: int, scenarios: list[st
                 "modified_product_files": [
                     line[3:] for line in _version(
                         ["git", "-C", str(BENCH_DIR.parent), "status", "--porcelain", "--",
-                         "feed", "web", "streetfeed", "workers", "schemas"]).splitlines()
+                         *procs.PRODUCT_PACKAGES]).splitlines()
                     if not line[3:].startswith("web/static/")] if not args.product else []},
         "load_average_at_start": list(os.getloadavg()),
         "loadgen": "Node.js ws / socket.io-client (bench/loadgen.js), one process per 2,500 "
@@ -161,7 +161,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                 valkey = procs.Valkey(workdir)
                 ctx = RunContext(n=n, rep=rep, workdir=workdir, valkey=valkey,
                                  subscribers=subscribers, shops=shops, audience=audience,
-                                 profile=profile, seed=args.seed * 1000 + rep, log=_log,
+                                 profile=profile, seed=args.seed * 1000 + rep,
                                  profile_dir=args.profile)
                 # Streetfeed first (its saturation sets everyone's latency load); the
                 # others rotate from one repetition to the next to spread any drift.

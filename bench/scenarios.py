@@ -72,7 +72,6 @@ class RunContext:
     seed: int
     # Streetfeed's saturation (deliveries/s) in this N and repetition: the latency load.
     streetfeed_saturation: float | None = None
-    log: Any = print
     # With a folder: py-spy samples the server process during the saturation burst.
     profile_dir: Path | None = None
 
@@ -116,7 +115,6 @@ class Poster:
     def __init__(self, scenario: str, group: procs.ProcGroup, shops: list[Shop],
                  tokens: dict[int, tuple[str, str]] | None) -> None:
         self.scenario = scenario
-        self.group = group
         self.shops = shops
         self.tokens = tokens
         self.client = httpclient.Client(group.post_url)
@@ -184,7 +182,7 @@ class PostPlan:
         return posts
 
 
-async def create_shops(ctx: RunContext) -> dict[int, tuple[str, str]]:
+async def create_shops(valkey_url: str, shops: list[Shop]) -> dict[int, tuple[str, str]]:
     """The benchmark's shops in Streetfeed's registry: shop index -> (id, token)."""
     from redis.asyncio import Redis
 
@@ -194,10 +192,10 @@ async def create_shops(ctx: RunContext) -> dict[int, tuple[str, str]]:
     from streetfeed.shops import create_shop
 
     settings = load_settings({})
-    redis = Redis.from_url(ctx.valkey.url)
+    redis = Redis.from_url(valkey_url)
     try:
         tokens = {}
-        for shop in ctx.shops:
+        for shop in shops:
             created = await create_shop(
                 redis, NewShop(name=shop.name, category=shop.category, lat=shop.lat,
                                lon=shop.lon),
@@ -252,7 +250,7 @@ async def run_scenario(scenario: str, ctx: RunContext) -> dict[str, Any]:
     tokens = None
     if scenario in PRODUCT:
         ctx.valkey.flush()
-        tokens = await create_shops(ctx)
+        tokens = await create_shops(ctx.valkey.url, ctx.shops)
         group = procs.start_streetfeed(workdir, ctx.valkey, use_index=scenario != "naive")
         mode, path, query = "raw", "/ws/feed", True
     elif scenario == "peer":

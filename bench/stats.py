@@ -17,11 +17,6 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[lo] * (1 - frac) + sorted_values[hi] * frac
 
 
-def median(values: Sequence[float]) -> float:
-    clean = sorted(v for v in values if v is not None and not math.isnan(v))
-    return percentile(clean, 50) if clean else math.nan
-
-
 def summary(values: Sequence[float]) -> dict[str, float | int]:
     """{"median", "min", "max", "n"} over repetitions (NaN-free values only)."""
     clean = sorted(v for v in values if v is not None and not math.isnan(v))

@@ -20,7 +20,6 @@ from bench.servers.common import READY_PAYLOAD, make_post, post_frame_payload, s
 class Fanout:
     def __init__(self) -> None:
         self.connections: set[ServerConnection] = set()
-        self.deliveries = 0
 
     async def handler(self, ws: ServerConnection) -> None:
         self.connections.add(ws)
@@ -35,7 +34,6 @@ class Fanout:
             return 405, b'{"error":"method"}'
         post = make_post(json.loads(body))
         broadcast(self.connections, post_frame_payload(post).decode())
-        self.deliveries += len(self.connections)
         return 202, b'{"id":"%s"}' % post["id"].encode()
 
 

@@ -32,7 +32,6 @@ _CLOSE = b"\x88\x02\x03\xe8"  # close frame, code 1000
 class Fanout:
     def __init__(self) -> None:
         self.transports: set[asyncio.Transport] = set()
-        self.deliveries = 0
 
     def post(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         if method != "POST":
@@ -41,7 +40,6 @@ class Fanout:
         frame = ws_text_frame(post_frame_payload(post))
         for transport in self.transports:
             transport.write(frame)
-        self.deliveries += len(self.transports)
         return 202, b'{"id":"%s"}' % post["id"].encode()
 
 
