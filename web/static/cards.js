@@ -14,7 +14,8 @@ function fmt(kind, make) {
   return formats.get(key);
 }
 
-function el(tag, className, text) {
+/** A new element with a class and text: the pages' one small DOM helper. */
+export function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
@@ -166,7 +167,11 @@ export function buildCard(post, dist, opts = {}) {
   if (foot.childElementCount) card.append(foot);
 
   const tick = (now) => {
-    if (!Number.isNaN(postedAt)) posted.textContent = relative(postedAt - now);
+    if (!Number.isNaN(postedAt)) {
+      // Called every second for every card; the text changes about once a minute.
+      const ago = relative(postedAt - now);
+      if (posted.textContent !== ago) posted.textContent = ago;
+    }
     if (timer) {
       const left = endsAt - now;
       timer.textContent = left > 0 ? t("ends_in", { t: countdown(left) }) : t("ended");

@@ -5,18 +5,12 @@
 // #exception-0-date, #exception-0-closed, #exception-0-open, #exception-0-close,
 // #exception-0-note.
 
+import { el } from "./cards.js";
 import { getLang, t } from "./i18n.js";
 
 export const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const MAX_RANGES = 6;
 const MAX_EXCEPTIONS = 366;
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 function dayName(day) {
   // 2024-01-01 was a Monday.

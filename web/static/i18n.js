@@ -299,16 +299,9 @@ export function setLang(next) {
 export const otherLang = () => (lang === "fr" ? "en" : "fr");
 
 // Fixed page text is marked with data-i18n in the HTML, so it needs no code of its own.
-// <html data-i18n-title="key"> names the page title; data-i18n-label and
-// data-i18n-placeholder translate the aria-label and placeholder attributes.
+// <html data-i18n-title="key"> names the page title.
 export function applyStatic(root = document) {
   document.documentElement.lang = lang;
   document.title = t(document.documentElement.dataset.i18nTitle ?? "title");
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
-  for (const el of root.querySelectorAll("[data-i18n-label]")) {
-    el.setAttribute("aria-label", t(el.dataset.i18nLabel));
-  }
-  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) {
-    el.setAttribute("placeholder", t(el.dataset.i18nPlaceholder));
-  }
 }

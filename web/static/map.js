@@ -5,6 +5,7 @@
 //
 // Shop text goes into popups as DOM nodes built with textContent, never as HTML.
 
+import { el as node } from "./cards.js";
 import { t } from "./i18n.js";
 
 const LEAFLET_JS = "/static/vendor/leaflet/leaflet.js";
@@ -43,13 +44,6 @@ export function loadConfig() {
       throw err;
     });
   return configLoading;
-}
-
-function node(tag, className, text) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text !== undefined) el.textContent = text;
-  return el;
 }
 
 export class FeedMap {

@@ -2,7 +2,7 @@
 // with an HttpOnly session cookie: this page never keeps the token), post in a few taps,
 // see who is around and how far each post went, withdraw or correct, set opening hours.
 
-import { buildCard, openingState } from "./cards.js";
+import { buildCard, el, openingState } from "./cards.js";
 import { formatDistance } from "./geo.js";
 import { HoursEditor, HoursError } from "./hours.js";
 import { applyStatic, getLang, hasKey, onLangChange, otherLang, plural, setLang, t } from "./i18n.js";
@@ -43,13 +43,6 @@ function initialRadius() {
   } catch {
     return 500;
   }
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 // --- Time helpers: <input type="datetime-local"> is in the browser's local time -----------
@@ -764,7 +757,6 @@ function setup() {
     counters();
     renderPreview();
   });
-  $("post-form").addEventListener("change", renderPreview);
   $("tpl-arrival").addEventListener("click", () => applyTemplate("arrival"));
   $("tpl-discount").addEventListener("click", () => applyTemplate("discount"));
   $("tpl-lunch").addEventListener("click", () => applyTemplate("lunch"));
