@@ -78,8 +78,20 @@ def is_open(hours: ShopHours, at: datetime) -> bool:
 def opening_state(hours: ShopHours | None, at: datetime) -> OpeningState:
     if hours is None or (not hours.weekly and not hours.exceptions):
         return OpeningState(open_now=None, next_change=None)
-    upcoming = next(changes(hours, at, at + timedelta(days=HORIZON_DAYS)), None)
-    return OpeningState(open_now=is_open(hours, at), next_change=upcoming)
+    return OpeningState(open_now=is_open(hours, at), next_change=next_change(hours, at))
+
+
+def next_change(hours: ShopHours, at: datetime) -> NextChange | None:
+    """The first opening or closing after `at`, within HORIZON_DAYS.
+
+    A week ahead first: shop profiles ask this for every shop, and building 60 days of
+    intervals each time is what costs. Changes inside a window are exact whatever lies
+    beyond it, so the longer look is only for shops closed for more than a week."""
+    for days in (8, HORIZON_DAYS):
+        upcoming = next(changes(hours, at, at + timedelta(days=days)), None)
+        if upcoming is not None:
+            return upcoming
+    return None
 
 
 _DAY_SPEC = re.compile(r"^(?P<days>[a-z]{3}(?:-[a-z]{3})?(?:,[a-z]{3}(?:-[a-z]{3})?)*)\s+"

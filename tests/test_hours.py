@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from schemas.hours import DayException, ShopHours, TimeRange
-from streetfeed.hours import changes, is_open, opening_state, parse_weekly
+from schemas.hours import WEEKDAYS, DayException, ShopHours, TimeRange
+from streetfeed.hours import (
+    HORIZON_DAYS,
+    changes,
+    is_open,
+    next_change,
+    opening_state,
+    parse_weekly,
+)
 
 BAKERY = ShopHours(weekly=parse_weekly("tue-sat 07:00-13:00,15:30-19:30; sun 07:00-12:30"))
 
@@ -76,3 +85,24 @@ def test_weekly_syntax_errors() -> None:
         parse_weekly("mon-xyz 09:00-10:00")
     assert parse_weekly("sat-mon 10:00-11:00").keys() == {"sat", "sun", "mon"}
     assert parse_weekly("sun closed") == {"sun": []}
+
+
+_hhmm = st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.sampled_from([0, 30]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(weekly=st.dictionaries(st.sampled_from(WEEKDAYS),
+                              st.lists(st.builds(lambda a, b: TimeRange(open=a, close=b),
+                                                 _hhmm, _hhmm), max_size=2)),
+       closed_for=st.integers(0, 40), at_hours=st.integers(0, 24 * 14))
+def test_next_change_is_the_first_change_of_the_whole_horizon(
+        weekly: dict[str, list[TimeRange]], closed_for: int, at_hours: int) -> None:
+    """Looking a week ahead first gives the same answer as the 60-day look, including
+    for shops closed for weeks (exceptions) and shops that never close."""
+    start = date(2026, 3, 20)
+    closures = [DayException(date=start + timedelta(days=d), ranges=[])
+                for d in range(closed_for)]
+    hours = ShopHours(timezone="Europe/Paris", weekly=weekly, exceptions=closures)
+    at = utc(2026, 3, 20) + timedelta(hours=at_hours)
+    whole = next(changes(hours, at, at + timedelta(days=HORIZON_DAYS)), None)
+    assert next_change(hours, at) == whole
