@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from feed.geo import EARTH_RADIUS_M
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+REGION_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ def parse_regions(text: str) -> tuple[Region, ...]:
     for clause in filter(None, (c.strip() for c in text.split(";"))):
         name, _, box = clause.partition(":")
         name = name.strip()
-        if not _NAME.match(name):
+        if not REGION_NAME.match(name):
             raise ValueError(f"region name {name!r}: expected lowercase letters, digits and '-'")
         try:
             south, west, north, east = (float(x) for x in box.split(","))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from streetfeed.errors import ConfigError
-from streetfeed.regions import Region, parse_regions
+from streetfeed.regions import REGION_NAME, Region, parse_regions
 
 # Hard limits of the public contract (DESIGN.md section 8); not configurable
 # because clients rely on them.
@@ -203,8 +203,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
 
 
 def validate(settings: Settings) -> None:
-    if not settings.region or not settings.region.replace("-", "").isalnum():
-        raise ConfigError(f"region: expected letters, digits and '-', got {settings.region!r}")
+    # The same rule as the names in STREETFEED_REGIONS (keys are built from them).
+    if not REGION_NAME.match(settings.region):
+        raise ConfigError(f"region: expected lowercase letters, digits and '-', "
+                          f"got {settings.region!r}")
     if settings.regions and settings.region not in settings.region_names:
         raise ConfigError(f"region: {settings.region!r} is not one of the configured regions")
     if not 0.0005 <= settings.geo_cell_deg <= 1.0:

@@ -10,9 +10,9 @@ from feed import cursor as cursors
 from schemas.shops import NewShop
 from streetfeed import keys
 from streetfeed.clock import SystemClock
-from streetfeed.errors import InvalidInput
+from streetfeed.errors import ConfigError, InvalidInput
 from streetfeed.regions import Region, parse_regions, region_of, regions_for
-from streetfeed.settings import Settings
+from streetfeed.settings import Settings, load_settings
 from streetfeed.shops import create_shop, home_region
 from tests.helpers import add_shop, arrival, enricher, feed_client, send_post, wait_for, web_server
 
@@ -39,6 +39,11 @@ def test_pure_region_logic() -> None:
     for bad in ("x:1,2,3", "UPPER:1,2,3,4", "a:50,0,40,10", "a:1,2,3,4;a:5,6,7,8"):
         with pytest.raises(ValueError):
             parse_regions(bad)
+    # STREETFEED_REGION follows the same naming rule as STREETFEED_REGIONS.
+    assert load_settings({"STREETFEED_REGION": "bordeaux-centre"}).region == "bordeaux-centre"
+    for bad_name in ("Main", "rive_droite", "-x"):
+        with pytest.raises(ConfigError):
+            load_settings({"STREETFEED_REGION": bad_name})
 
 
 def test_composite_cursors_round_trip() -> None:

@@ -32,9 +32,12 @@ def _hash(value: str) -> str:
 async def open_session(redis: Redis, record: ShopRecord, response: Response,
                        secure: bool) -> None:
     session_id = secrets.token_urlsafe(32)
-    await redis.hset(keys.session(_hash(session_id)),
-                     mapping={"shop_id": record.id, "token_hash": record.token_hash})
-    await redis.expire(keys.session(_hash(session_id)), SESSION_TTL_S)
+    key = keys.session(_hash(session_id))
+    # One transaction: a session never exists without its expiry.
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping={"shop_id": record.id, "token_hash": record.token_hash})
+        pipe.expire(key, SESSION_TTL_S)
+        await pipe.execute()
     response.set_cookie(COOKIE, session_id, max_age=SESSION_TTL_S, httponly=True,
                         samesite="strict", secure=secure, path="/")
 
