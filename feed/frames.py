@@ -16,6 +16,7 @@ from schemas.feed import (
     PingFrame,
     PostFrame,
     ResetFrame,
+    StatusFrame,
     WithdrawnFrame,
 )
 
@@ -77,3 +78,8 @@ def ping_payload(cursor: str) -> bytes:
 
 def error_payload(code: str, message: str) -> bytes:
     return _encoder.encode(ErrorFrame(error=ErrorDetail(code=code, message=message)))
+
+
+def status_payload(since: str | None) -> bytes:
+    """`live: true`, or `live: false` with the moment the feed was last read (`since`)."""
+    return _encoder.encode(StatusFrame(live=since is None, since=since))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -26,6 +27,7 @@ from feed.frames import (
     ping_payload,
     post_payload,
     reset_payload,
+    status_payload,
     ws_text_frame,
 )
 from feed.hub import Connection, Hub, Sink
@@ -41,6 +43,7 @@ from streetfeed.ratelimit import RateLimiter
 from streetfeed.redis_conn import REDIS_DOWN, text
 from streetfeed.regions import regions_for
 from streetfeed.settings import Settings
+from streetfeed.supervision import Backoff
 from web.responses import api_error_response
 
 log = logging.getLogger("streetfeed.gateway")
@@ -50,6 +53,7 @@ _decode_message = msgspec.json.Decoder(ClientMessage).decode
 CLOSE_POLICY = 1008
 CLOSE_UNSUPPORTED = 1003
 CLOSE_TRY_AGAIN = 1013
+CLOSE_INTERNAL_ERROR = 1011
 
 
 class SubscriptionError(ValueError):
@@ -129,22 +133,44 @@ class Gateway:
             del self.per_address[address]
 
     async def open(self, conn: Connection, query: str) -> bool:
-        """Subscribe as the query says, send the snapshot or replay; False if refused."""
+        """Subscribe as the query says, send the snapshot or replay; False if refused.
+
+        During an outage the socket stays open: it is told `live: false` at once, and its
+        snapshot or replay follows once the feed can be read again."""
         params = dict(parse_qsl(query, keep_blank_values=True))
         try:
             sub = parse_subscription(params)
         except SubscriptionError as exc:
             self._refuse(conn.sink, exc.code, str(exc), CLOSE_POLICY)
             return False
-        try:
-            await self._place(conn, sub)
-            await self._start(conn, params.get("cursor"))
-        except (*REDIS_DOWN, FeedUnavailable):
-            self.hub.unsubscribe(conn)
-            self._refuse(conn.sink, "unavailable", "the feed is not reachable, retry soon",
-                         CLOSE_TRY_AGAIN)
-            return False
-        return True
+        self._locate(conn, sub)
+        told_down = self._tell_if_down(conn, False)
+        backoff = Backoff(0.2, 2.0)
+        while True:
+            try:
+                await self._wait_positioned(conn)
+                await self._start(conn, params.get("cursor"))
+                return True
+            except (*REDIS_DOWN, FeedUnavailable):
+                self.hub.unsubscribe(conn)
+                conn.pending.clear()
+                conn.hold()
+            told_down = self._tell_if_down(conn, told_down)
+            if told_down:
+                await self.hub.wait_live(conn.regions)
+                conn.sink.write(ws_text_frame(status_payload(None)))
+                told_down = False
+            else:  # a blip the liveness check has not seen (yet): try again shortly
+                await asyncio.sleep(backoff.next())
+
+    def _tell_if_down(self, conn: Connection, told: bool) -> bool:
+        """Say `live: false` to a socket being set up while its regions cannot be read
+        (once); whether it has been told."""
+        since = self.hub.down_since(conn.regions)
+        if since is not None and not told:
+            conn.sink.write(ws_text_frame(status_payload(since)))
+            return True
+        return told
 
     def parse_message(self, conn: Connection, text: str) -> Subscription | None:
         """A client message, or None after answering it with an error frame."""
@@ -161,18 +187,24 @@ class Gateway:
             self.hub.unsubscribe(conn)
             self._refuse(conn.sink, "unavailable", "the feed is not reachable, retry soon",
                          CLOSE_TRY_AGAIN)
+        except Exception:
+            log.exception("gateway: moving a feed socket failed")
+            self.hub.unsubscribe(conn)
+            conn.sink.close(CLOSE_INTERNAL_ERROR, "internal error: reconnect")
 
     def on_binary(self, conn: Connection) -> None:
         self._refuse(conn.sink, "binary_not_supported", "send JSON text frames",
                      CLOSE_UNSUPPORTED)
 
-    async def _place(self, conn: Connection, sub: Subscription) -> None:
+    def _locate(self, conn: Connection, sub: Subscription) -> None:
         """Set where the socket watches, and make sure its regions are being read."""
         conn.sub.place(sub.lat, sub.lon, sub.radius_m, sub.kinds)
         conn.screen = sub.client == "screen"
         conn.regions = regions_for(self.settings.all_regions, sub.lat, sub.lon, sub.radius_m)
         conn.regions_key = self.hub.regions_key(conn.regions)
         self.readers.ensure(conn.regions)
+
+    async def _wait_positioned(self, conn: Connection) -> None:
         for region in conn.regions:
             try:
                 await asyncio.wait_for(self.hub.positioned(region).wait(), 5.0)
@@ -188,8 +220,15 @@ class Gateway:
         if wanted is not None and set(conn.regions) <= set(wanted):
             for region in conn.regions:
                 target = cursors.key(wanted[region])
+                position = self.hub.positions.get(region)
+                if position is not None and cursors.key(position) >= target:
+                    continue
                 # Resumed on a process whose reader is a little behind the last one: wait
-                # until it has read as far as the client had, so nothing comes twice.
+                # until it has read as far as the client had, so nothing comes twice. A
+                # cursor newer than the stream itself (forged, or a Redis restored from an
+                # older AOF) is no reader's future: it is a reset, answered at once.
+                if target > cursors.key(await self._last_id(region)):
+                    continue
                 await self.hub.wait_position(region, lambda p, t=target: cursors.key(p) >= t,
                                              2.0)
         start = self.hub.subscribe(conn)
@@ -217,9 +256,8 @@ class Gateway:
         return True
 
     async def _judge(self, region: str, cursor: str) -> cursors.Resume:
-        try:  # one round trip: every socket resumes at once after a deploy
-            info = await self.redis.xinfo_stream(keys.feed_stream(region))
-        except ResponseError:  # no such stream yet
+        info = await self._stream_info(region)
+        if info is None:  # no such stream yet
             return cursors.judge(cursor, last_id=cursors.ZERO, oldest_kept=cursors.ZERO)
         oldest_kept = cursors.ZERO
         # Trimming (MAXLEN) does not move max-deleted-entry-id; a count gap shows it.
@@ -231,6 +269,16 @@ class Gateway:
             oldest_kept = deleted
         return cursors.judge(cursor, last_id=text(info["last-generated-id"]),
                              oldest_kept=oldest_kept)
+
+    async def _stream_info(self, region: str) -> dict[str, Any] | None:
+        try:  # one round trip: every socket resumes at once after a deploy
+            return await self.redis.xinfo_stream(keys.feed_stream(region))  # type: ignore[no-any-return]
+        except ResponseError:  # no such stream yet
+            return None
+
+    async def _last_id(self, region: str) -> str:
+        info = await self._stream_info(region)
+        return cursors.ZERO if info is None else text(info["last-generated-id"])
 
     async def _snapshot(self, conn: Connection, start: dict[str, str]) -> None:
         snap = await snapshot_area({r: self.lives[r] for r in conn.regions}, conn.sub,
@@ -266,7 +314,8 @@ class Gateway:
     async def _move(self, conn: Connection, request: Subscription) -> None:
         self.hub.unsubscribe(conn)
         conn.hold()
-        await self._place(conn, request)
+        self._locate(conn, request)
+        await self._wait_positioned(conn)
         start = self.hub.subscribe(conn)
         conn.sink.write(ws_text_frame(reset_payload(self._cursor(start))))
         await self._snapshot(conn, start)
@@ -293,8 +342,16 @@ class NativeSocket:
     async def open(self, query: str, origin: str | None, host: str) -> None:
         try:
             await self._open(query, origin, host)
+        except Exception:
+            # Anything unforeseen (a Redis error reply, say): a socket left open but never
+            # fed would look live to its page for ever; closed, its page reconnects.
+            log.exception("gateway: setting up a feed socket failed")
+            self.channel.close(CLOSE_INTERNAL_ERROR, "internal error: reconnect")
         finally:
             self.setup = None  # a finished task is ~1 KiB a socket for nothing
+        if self.conn is not None and self.next_move is not None:
+            # A `subscribe` sent while the snapshot was read (the page's first GPS fix).
+            self.mover = asyncio.create_task(self._moves(None))
 
     async def _open(self, query: str, origin: str | None, host: str) -> None:
         gateway = self.gateway
@@ -308,12 +365,13 @@ class NativeSocket:
             return  # the peer left during admission
         gateway.opened(self.address)
         self.conn = gateway.hub.connect(self.channel)
-        await gateway.open(self.conn, query)
+        if not await gateway.open(self.conn, query):
+            self.next_move = None  # refused: the socket is closing
 
     def on_message(self, data: bytes, text: bool) -> None:
         conn = self.conn
-        if conn is None or (self.setup is not None and not self.setup.done()):
-            return  # nothing to move before the subscription is in place
+        if conn is None:
+            return  # the client may not send before the handshake is answered
         if not text:
             self.gateway.on_binary(conn)
             return
@@ -325,12 +383,16 @@ class NativeSocket:
         request = self.gateway.parse_message(conn, decoded)
         if request is None:
             return
-        if self.mover is not None and not self.mover.done():
-            self.next_move = request  # only the latest position matters
+        if self.setup is not None or (self.mover is not None and not self.mover.done()):
+            # Setting up or moving: the move waits its turn, and only the latest position
+            # matters.
+            self.next_move = request
             return
         self.mover = asyncio.create_task(self._moves(request))
 
     async def _moves(self, request: Subscription | None) -> None:
+        if request is None:
+            request, self.next_move = self.next_move, None
         while request is not None and self.conn is not None:
             await self.gateway.move(self.conn, request)
             request, self.next_move = self.next_move, None

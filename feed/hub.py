@@ -17,7 +17,14 @@ from typing import Protocol
 import msgspec
 
 from feed import cursor as cursors
-from feed.frames import carries_frame, decode_entry, entry_payload, ping_payload, ws_text_frame
+from feed.frames import (
+    carries_frame,
+    decode_entry,
+    entry_payload,
+    ping_payload,
+    status_payload,
+    ws_text_frame,
+)
 from feed.geo import CellGrid
 from feed.index import Subscriber, SubscriberIndex
 from schemas.feed import FeedEntry
@@ -124,7 +131,12 @@ class Hub:
         # Sockets in slices pinged in turn, so that no one loop writes to all of them.
         self.ping_slices: list[set[Connection]] = [set() for _ in range(PING_SLICES)]
         self._next_ping_slice = 0
-        self._waiters: list[tuple[str, Callable[[str], bool], asyncio.Future[None]]] = []
+        # Sockets resuming ahead of this process's reader, per region: (reached?, future).
+        self._waiters: dict[str, list[tuple[Callable[[str], bool], asyncio.Future[None]]]] = {}
+        # Regions whose feed cannot be read now, each with the RFC 3339 time it last was;
+        # the event is set (and replaced) whenever that changes.
+        self.down: dict[str, str] = {}
+        self._liveness_changed = asyncio.Event()
 
     @property
     def position(self) -> str | None:
@@ -177,15 +189,22 @@ class Hub:
     def set_position(self, region: str, entry_id: str) -> None:
         self.positions[region] = entry_id
         self.positioned(region).set()
-        if self._waiters:
+        waiters = self._waiters.get(region)
+        if waiters:  # only a region's own waiters are looked at, per feed entry
             still = []
-            for waited, reached, fut in self._waiters:
-                if waited == region and reached(entry_id):
+            for reached, fut in waiters:
+                if reached(entry_id):
                     if not fut.done():
                         fut.set_result(None)
                 else:
-                    still.append((waited, reached, fut))
-            self._waiters = still
+                    still.append((reached, fut))
+            if still:
+                self._waiters[region] = still
+            else:
+                del self._waiters[region]
+
+    def waiting(self) -> int:
+        return sum(map(len, self._waiters.values()))
 
     async def wait_position(self, region: str, reached: Callable[[str], bool],
                             timeout: float) -> bool:
@@ -193,12 +212,54 @@ class Hub:
         if current is not None and reached(current):
             return True
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((region, reached, fut))
+        waiter = (reached, fut)
+        self._waiters.setdefault(region, []).append(waiter)
         try:
             await asyncio.wait_for(fut, timeout)
             return True
         except TimeoutError:
             return False
+        finally:
+            # Timed out or cancelled (the socket closed): a waiter left behind would be
+            # walked for every feed entry of the region for ever.
+            waiters = self._waiters.get(region)
+            if waiters is not None and waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._waiters[region]
+
+    # --- Liveness (DESIGN.md section 9: `status` frames) ---------------------------------
+
+    def down_since(self, regions: list[str]) -> str | None:
+        """When the first of these regions stopped being read, or None if all are live."""
+        times = [self.down[r] for r in regions if r in self.down]
+        return min(times) if times else None
+
+    def set_down(self, down: dict[str, str]) -> None:
+        """Regions that cannot be read now; every socket whose liveness changes is told."""
+        before, self.down = self.down, down
+        if before.keys() == down.keys():
+            return
+        event, self._liveness_changed = self._liveness_changed, asyncio.Event()
+        event.set()
+        frames: dict[str | None, bytes] = {}
+        for sub in self.index.all():
+            conn = sub.target
+            was = any(r in before for r in conn.regions)
+            since = self.down_since(conn.regions)
+            if was != (since is not None):
+                frame = frames.get(since)
+                if frame is None:
+                    frame = frames[since] = ws_text_frame(status_payload(since))
+                # Not through `send`: a status is not ordered with posts, so a socket still
+                # receiving its snapshot is told at once too.
+                conn.sink.write(frame)
+        if self.lagged:
+            self.drop_lagged()
+
+    async def wait_live(self, regions: list[str]) -> None:
+        while self.down_since(regions) is not None:
+            await self._liveness_changed.wait()
 
     def dispatch(self, region: str, entry_id: str, data: bytes) -> None:
         self.set_position(region, entry_id)

@@ -1,9 +1,10 @@
 """XREAD loops: one per region feed stream this process's sockets need.
 
-Reads are bounded (BLOCK a few seconds) so that shutdown is prompt, and a lost
-Redis connection is retried with jittered backoff while sockets stay open. A
-region's reader starts with its first socket and stops once no socket has
-needed it for a while.
+Reads are bounded (BLOCK a few seconds) so that shutdown is prompt and a stalled
+read is noticed; each loop runs supervised (any failure is logged and retried
+with backoff while sockets stay open). A region's reader starts with its first
+socket and stops once no socket has needed it for a while. Whether each region
+can be read now is what the sockets are told in `status` frames.
 """
 
 from __future__ import annotations
@@ -11,68 +12,88 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
+from datetime import datetime
 
 from redis.asyncio import Redis
 
 from feed.hub import Hub
-from streetfeed import keys, metrics
-from streetfeed.redis_conn import REDIS_DOWN, text
+from streetfeed import keys
+from streetfeed.clock import Clock
+from streetfeed.redis_conn import text
 from streetfeed.settings import Settings
+from streetfeed.supervision import Backoff, supervised
 
 log = logging.getLogger("streetfeed.reader")
 
 # A region nobody has watched for this long is no longer read.
 IDLE_STOP_S = 300.0
+# A read that has not come back this long after its BLOCK time is stalled.
+STALL_GRACE_S = 1.5
 
 
 class FeedReader:
-    def __init__(self, redis: Redis, settings: Settings, hub: Hub, region: str) -> None:
+    def __init__(self, redis: Redis, settings: Settings, hub: Hub, region: str,
+                 clock: Clock) -> None:
         self.redis = redis
         self.settings = settings
         self.hub = hub
         self.region = region
+        self.clock = clock
         self.stream = keys.feed_stream(region)
-        # Loop time of the last successful read: /readyz tells a stuck reader by it.
-        self.last_read: float | None = None
+        # Loop time of the last successful read (or of the start): a stuck reader is told
+        # by it.
+        self.last_read = asyncio.get_running_loop().time()
+        # Wall time of the last successful read (or of the start): `since` in `status`.
+        self.last_read_at: datetime = clock.now()
+        # The last read failed (Redis unreachable, or any other error): not live.
+        self.failing = False
 
     async def start_position(self) -> str:
         last = await self.redis.xrevrange(self.stream, count=1)
         return text(last[0][0]) if last else "0-0"
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.1
-        while not stop.is_set():
-            try:
+        await supervised(f"reader-{self.region}", lambda: self._read(stop), stop,
+                         backoff=Backoff(0.1, 5.0), component="gateway")
+
+    async def _read(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
                 position = self.hub.positions.get(self.region)
                 if position is None:
                     position = await self.start_position()
                     self.hub.set_position(self.region, position)
-                    self.last_read = asyncio.get_running_loop().time()
                 reply = await self.redis.xread({self.stream: position},
                                                count=self.settings.gateway_batch,
                                                block=self.settings.gateway_block_ms)
+                self._read_ok(loop.time())
                 for _stream, entries in reply or ():
                     for entry_id, fields in entries:
                         self.hub.dispatch(self.region, text(entry_id), fields.get(b"d", b""))
-                self.last_read = asyncio.get_running_loop().time()
-                backoff = 0.1
-            except REDIS_DOWN as exc:
-                metrics.REDIS_RECONNECTS.labels("gateway").inc()
-                log.warning("reader %s: Redis unavailable (%s); retrying in %.1fs", self.region,
-                            exc, backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff * random.uniform(0.5, 1.5))
-                backoff = min(backoff * 2, 5.0)
+        except BaseException:
+            self.failing = True
+            raise
+
+    def _read_ok(self, now: float) -> None:
+        self.last_read = now
+        self.last_read_at = self.clock.now()
+        self.failing = False
+
+    def healthy(self, now: float) -> bool:
+        """Read without error within its BLOCK time (plus a grace)."""
+        limit = self.settings.gateway_block_ms / 1000 + STALL_GRACE_S
+        return not self.failing and now - self.last_read <= limit
 
 
 class Readers:
     """The region readers of one process, started on demand."""
 
-    def __init__(self, redis: Redis, settings: Settings, hub: Hub) -> None:
+    def __init__(self, redis: Redis, settings: Settings, hub: Hub, clock: Clock) -> None:
         self.redis = redis
         self.settings = settings
         self.hub = hub
+        self.clock = clock
         self.readers: dict[str, tuple[FeedReader, asyncio.Event, asyncio.Task[None]]] = {}
         self._idle_since: dict[str, float] = {}
 
@@ -80,7 +101,7 @@ class Readers:
         for region in regions:
             self._idle_since.pop(region, None)
             if region not in self.readers:
-                reader = FeedReader(self.redis, self.settings, self.hub, region)
+                reader = FeedReader(self.redis, self.settings, self.hub, region, self.clock)
                 stop = asyncio.Event()
                 task = asyncio.create_task(reader.run(stop), name=f"reader-{region}")
                 self.readers[region] = (reader, stop, task)
@@ -99,8 +120,8 @@ class Readers:
         self._idle_since.pop(region, None)
         stop.set()
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Whatever the reader ended with, stopping it must not fail its caller.
+        await asyncio.gather(task, return_exceptions=True)
         # Positions of a region no longer read must not be offered as a cursor.
         self.hub.positions.pop(region, None)
         self.hub.positioned(region).clear()
@@ -109,6 +130,24 @@ class Readers:
         for region in list(self.readers):
             await self._stop(region)
 
-    def stalled(self, now: float, limit_s: float) -> list[str]:
-        return [region for region, (reader, _s, _t) in self.readers.items()
-                if reader.last_read is None or now - reader.last_read > limit_s]
+    def unhealthy(self, now: float) -> dict[str, FeedReader]:
+        """Readers that cannot read their region now (failing, or stalled)."""
+        return {region: reader for region, (reader, _s, _t) in self.readers.items()
+                if not reader.healthy(now)}
+
+    def check_liveness(self, now: float) -> None:
+        """Tell the hub which regions cannot be read now (and so every socket concerned)."""
+        self.hub.set_down({region: _rfc3339(reader.last_read_at)
+                           for region, reader in self.unhealthy(now).items()})
+
+    async def watch(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
+        """Check liveness every `interval_s`: sockets hear of an outage within seconds."""
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
+            self.check_liveness(loop.time())
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

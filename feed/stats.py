@@ -97,6 +97,7 @@ class StatsPublisher:
             try:
                 await self.publish()
             except REDIS_DOWN as exc:
+                # Not a restart: counts are kept for the next flush (publish does that).
                 log.warning("stats: Redis unavailable (%s)", exc)
         with contextlib.suppress(*REDIS_DOWN):
             for region in self._published:

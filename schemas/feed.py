@@ -84,6 +84,14 @@ class ErrorFrame(_Frame, tag="error"):
     error: ErrorDetail
 
 
+class StatusFrame(_Frame, tag="status", omit_defaults=True):
+    """Whether the feed is live (DESIGN.md section 9): `live` false while the gateway cannot
+    read it, with `since` (RFC 3339) the last moment it could."""
+
+    live: bool
+    since: str | None = None
+
+
 # --- HTTP feed API ---------------------------------------------------------------------------
 
 

@@ -14,6 +14,8 @@ class Health(msgspec.Struct, frozen=True):
 class Readiness(msgspec.Struct, frozen=True):
     status: Literal["ready", "not_ready"]
     checks: dict[str, str | int]
+    # Why not ready, in words (empty when ready).
+    reasons: list[str] = []
 
 
 class Point(msgspec.Struct, frozen=True):

@@ -30,19 +30,21 @@ from streetfeed.clock import SystemClock
 from streetfeed.embedded import EmbeddedServer
 from streetfeed.errors import ConfigError
 from streetfeed.logs import setup_logging
+from streetfeed.processes import die_with_parent_from_env
 from streetfeed.settings import Settings, load_settings
 
 
 @contextlib.contextmanager
-def redis_for(settings: Settings) -> Iterator[Settings]:
-    """Settings with a reachable redis_url; an embedded server we started is stopped after."""
+def redis_for(settings: Settings) -> Iterator[tuple[Settings, EmbeddedServer | None]]:
+    """Settings with a reachable redis_url, and the embedded server if this command started
+    it (stopped after)."""
     if settings.redis_url or settings.redis_cluster_url:
-        yield settings
+        yield settings, None
         return
     server = EmbeddedServer(settings.data_dir)
     url = server.ensure_running()
     try:
-        yield settings.with_(redis_url=url)
+        yield settings.with_(redis_url=url), server if server.started_here else None
     finally:
         server.stop()
 
@@ -111,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    die_with_parent_from_env()
     args = _parser().parse_args(argv)
     overrides: dict[str, object] = {"data_dir": args.data_dir}
     if hasattr(args, "port"):
@@ -124,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(fmt=os.environ.get("STREETFEED_LOG_FORMAT", "json"))
         from streetfeed.runner import default_parts, supervise
 
-        with redis_for(settings) as ready:
+        with redis_for(settings) as (ready, server):
             if args.command == "up":
-                parts = default_parts(ready, demo=not args.no_demo, workers=args.workers)
+                parts = default_parts(ready, demo=not args.no_demo, workers=args.workers,
+                                      children=True)
                 print(f"Streetfeed on http://{ready.host}:{ready.port}  (Ctrl-C to stop)",
                       flush=True)
             else:
@@ -135,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                                       scheduler=args.command == "scheduler",
                                       workers=getattr(args, "workers", 1),
                                       reuse_port=getattr(args, "reuse_port", False))
+            if server is not None:
+                # The server we started is ours to keep alive (and to stop last, on exit).
+                parts["redis"] = server.keep_running
             asyncio.run(supervise(parts))
         return 0
     except ConfigError as exc:
@@ -162,7 +169,7 @@ def _shops_add(settings: Settings, args: argparse.Namespace) -> int:
             await redis.aclose()
         return msgspec.json.encode(created)
 
-    with redis_for(settings) as ready:
+    with redis_for(settings) as (ready, _server):
         print(asyncio.run(add(ready)).decode())
     return 0
 
@@ -215,7 +222,7 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
             await redis.aclose()
 
     try:
-        with redis_for(settings) as ready:
+        with redis_for(settings) as (ready, _server):
             asyncio.run(run(ready))
     except (msgspec.ValidationError, ValueError) as exc:
         print(f"streetfeed: {exc}", file=sys.stderr)

@@ -8,34 +8,28 @@ same server without choosing a port.
 
 from __future__ import annotations
 
-import ctypes
+import asyncio
 import functools
 import importlib.util
+import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from streetfeed import metrics
 from streetfeed.errors import ConfigError
+from streetfeed.processes import die_with_parent
+from streetfeed.supervision import Backoff, sleep_or_stop
+
+log = logging.getLogger("streetfeed.embedded")
+# How often the owner looks whether its server still runs.
+_WATCH_S = 0.5
 
 _SOCKET_NAME = "redis.sock"
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent: int) -> None:
-    """In the child, before exec (Linux): SIGTERM once the process that started us is
-    gone, however it ended (SIGKILL, a crash, a signal before its handlers were set):
-    an embedded server must not outlive its owner. SIGTERM still flushes the AOF."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the owner died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def server_binary() -> str:
@@ -85,30 +79,68 @@ class EmbeddedServer:
         """Start the server unless one already answers on the data directory's socket."""
         if _ping_unix(self.socket_path):
             return self.url
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.socket_path.unlink(missing_ok=True)
-        log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
-        self._process = subprocess.Popen(
-            [server_binary(), "--port", "0", "--unixsocket", str(self.socket_path),
-             "--unixsocketperm", "700", "--dir", str(self.data_dir),
-             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-             "--daemonize", "no", "--loglevel", "warning"],
-            stdout=log, stderr=subprocess.STDOUT,
-            # Its own session: Ctrl-C reaches us, and we stop it last, after the app.
-            start_new_session=True,
-            preexec_fn=functools.partial(_die_with_parent, os.getpid())
-            if sys.platform == "linux" else None,
-        )
-        log.close()
+        process = self._spawn()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if _ping_unix(self.socket_path):
                 return self.url
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 break
             time.sleep(0.02)
         self.stop()
         raise ConfigError(f"embedded server did not start; see {self.data_dir / 'redis.log'}")
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_path.unlink(missing_ok=True)
+        log_file = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - the child's
+        self._process = subprocess.Popen(
+            # appendfsync always: the reply to a write (and so a 202) leaves only once the
+            # write is on disk, so a crash of the server loses no accepted post. A
+            # one-box deployment's write rate (tens of posts a second at most) allows it.
+            [server_binary(), "--port", "0", "--unixsocket", str(self.socket_path),
+             "--unixsocketperm", "700", "--dir", str(self.data_dir),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             "--daemonize", "no", "--loglevel", "warning"],
+            stdout=log_file, stderr=subprocess.STDOUT,
+            # Its own session: Ctrl-C reaches us, and we stop it last, after the app.
+            start_new_session=True,
+            # Must not outlive its owner (SIGTERM still flushes the AOF).
+            preexec_fn=functools.partial(die_with_parent, os.getpid())
+            if sys.platform == "linux" else None,
+        )
+        log_file.close()
+        return self._process
+
+    async def keep_running(self, stop: asyncio.Event, timeout: float = 10.0) -> None:
+        """While `stop` is unset, start the server again from its AOF whenever it dies
+        (a crash, kill -9, the OOM killer): with jittered backoff, logged and counted.
+        Everything else reconnects by itself. Only for the server this process started."""
+        backoff = Backoff(0.5, 10.0)
+        loop = asyncio.get_running_loop()
+        while self._process is not None:
+            started = loop.time()
+            while self._process is not None and self._process.poll() is None:
+                if await sleep_or_stop(stop, _WATCH_S):
+                    return
+            if self._process is None or stop.is_set():
+                return
+            if loop.time() - started > backoff.cap:
+                backoff.reset()
+            delay = backoff.next()
+            log.error("embedded server exited (status %s); starting it again from its AOF "
+                      "in %.1fs", self._process.returncode, delay)
+            metrics.TASK_RESTARTS.labels("redis").inc()
+            if await sleep_or_stop(stop, delay):
+                return
+            # Spawned from this thread: the parent-death signal follows the thread.
+            process = self._spawn()
+            deadline = loop.time() + timeout
+            while process.poll() is None and not _ping_unix(self.socket_path):
+                if loop.time() > deadline or await sleep_or_stop(stop, 0.02):
+                    break
+            if _ping_unix(self.socket_path):
+                log.warning("embedded server running again")
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None

@@ -25,3 +25,6 @@ REDIS_RECONNECTS = Counter("streetfeed_redis_reconnects_total",
                            "Redis outages met and retried, by component", ["component"])
 RATE_LIMITED = Counter("streetfeed_rate_limited_total", "Requests refused with 429, by limit",
                        ["limit"])
+TASK_RESTARTS = Counter("streetfeed_task_restarts_total",
+                        "Long-running tasks and child processes restarted after they ended or "
+                        "failed, by task", ["task"])

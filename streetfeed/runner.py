@@ -1,8 +1,10 @@
 """Runs the process kinds (web, enricher, scheduler, demo) under one supervisor.
 
-`streetfeed up` runs all of them in one process for a laptop; the Procfile runs
-each kind in its own process. Each part is `run(stop)`; the first to fail
-stops the others.
+`streetfeed up` runs web and the demo in its own process and the enricher, the
+scheduler and any further web workers as child processes, each started again
+whenever it dies, each dying with it; the Procfile runs each kind on its own.
+Each part is `run(stop)` and restarts what it runs by itself (`supervised`);
+a part that ends or fails anyway stops the others.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import signal
 import socket
 import sys
@@ -21,11 +22,12 @@ import uvicorn
 from arq.connections import ArqRedis
 
 from feed.raw_ws import RawFrameProtocol
-from streetfeed import metrics
 from streetfeed.clock import Clock, SystemClock
 from streetfeed.moderation import Policy
+from streetfeed.processes import PARENT_ENV
 from streetfeed.redis_conn import REDIS_DOWN, arq_url, open_redis
 from streetfeed.settings import Settings
+from streetfeed.supervision import Backoff, supervised
 from web.app import create_app
 from workers.enricher import Enricher
 from workers.scheduler import make_worker, schedule_expiry
@@ -82,40 +84,42 @@ def web_part(settings: Settings, clock: Clock, policy: Policy, *,
     return run
 
 
-def web_workers_part(settings: Settings, workers: int) -> Part:
-    """N web/gateway processes on one port; each needs nothing but the same Redis."""
+def child_part(name: str, settings: Settings, args: list[str]) -> Part:
+    """A `streetfeed` child process, started again whenever it exits while we run (with
+    backoff), and dying with us however we end (processes.die_with_parent)."""
+    env = {**os.environ, PARENT_ENV: str(os.getpid())}
+    if settings.redis_url:
+        env["REDIS_URL"] = settings.redis_url
+
     async def run(stop: asyncio.Event) -> None:
-        env = {**os.environ}
-        if settings.redis_url:
-            env["REDIS_URL"] = settings.redis_url
-        args = [sys.executable, "-m", "streetfeed.cli", "web", "--host", settings.host,
-                "--port", str(settings.port), "--reuse-port"]
-        children: list[asyncio.subprocess.Process] = []
-
-        async def spawn() -> asyncio.subprocess.Process:
-            return await asyncio.create_subprocess_exec(*args, env=env)
-
-        children = [await spawn() for _ in range(workers)]
-        try:
-            while not stop.is_set():
-                waits = {asyncio.create_task(c.wait()): i for i, c in enumerate(children)}
+        async def once() -> None:
+            child = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "streetfeed.cli", *args, env=env,
+                # Its own session: Ctrl-C reaches us only, and we stop it in order.
+                start_new_session=True)
+            try:
+                exited = asyncio.create_task(child.wait())
                 stopping = asyncio.create_task(stop.wait())
-                done, _ = await asyncio.wait([*waits, stopping],
-                                             return_when=asyncio.FIRST_COMPLETED)
-                for task in waits:
-                    task.cancel()
+                await asyncio.wait([exited, stopping], return_when=asyncio.FIRST_COMPLETED)
                 stopping.cancel()
-                for task in done:
-                    if task in waits and not stop.is_set():
-                        i = waits[task]
-                        log.warning("web worker %d exited (%s); starting another", i,
-                                    children[i].returncode)
-                        children[i] = await spawn()
-        finally:
-            for child in children:
+            finally:
                 if child.returncode is None:
                     child.send_signal(signal.SIGTERM)
-            await asyncio.gather(*(c.wait() for c in children))
+                    await child.wait()
+            if not stop.is_set():
+                log.error("%s (pid %d) exited with status %s", name, child.pid,
+                          child.returncode)
+        await supervised(name, once, stop, backoff=Backoff(0.5, 10.0))
+    return run
+
+
+def web_workers_part(settings: Settings, workers: int) -> Part:
+    """N web/gateway processes on one port; each needs nothing but the same Redis."""
+    args = ["web", "--host", settings.host, "--port", str(settings.port), "--reuse-port"]
+    parts = [child_part(f"web-{i}", settings, args) for i in range(workers)]
+
+    async def run(stop: asyncio.Event) -> None:
+        await asyncio.gather(*(part(stop) for part in parts))
     return run
 
 
@@ -142,34 +146,32 @@ def enricher_part(settings: Settings, clock: Clock, policy: Policy) -> Part:
 
 def scheduler_part(settings: Settings, clock: Clock) -> Part:
     async def run(stop: asyncio.Event) -> None:
-        backoff = 0.5
         data = open_redis(settings)
-        while not stop.is_set():
+
+        async def once() -> None:
+            # arq's worker ends on a lost connection: each run is a fresh one.
             pool = ArqRedis.from_url(arq_url(settings))
             worker = make_worker(pool, settings, clock, data=data)
             task = asyncio.create_task(worker.async_run())
             stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            failure = task.exception() if task.done() else None
-            with contextlib.suppress(*REDIS_DOWN):
-                await worker.close()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, *REDIS_DOWN):
-                await task
-            with contextlib.suppress(*REDIS_DOWN):
-                await pool.aclose()
-            if stop.is_set():
-                await data.aclose()
-                return
-            if failure is not None and not isinstance(failure, REDIS_DOWN):
-                raise failure
-            # arq's worker ends on a lost connection: start a fresh one, with backoff.
-            metrics.REDIS_RECONNECTS.labels("scheduler").inc()
-            log.warning("scheduler: Redis unavailable (%r); restarting in %.1fs", failure, backoff)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), backoff * random.uniform(0.5, 1.5))
-            backoff = min(backoff * 2, 10.0)
+            try:
+                await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                with contextlib.suppress(*REDIS_DOWN):
+                    await worker.close()
+                if not task.done():
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, *REDIS_DOWN):
+                    await pool.aclose()
+            if task.done() and not task.cancelled():
+                task.result()  # its failure, for `supervised` to log and retry
+
+        try:
+            await supervised("scheduler", once, stop, backoff=Backoff(0.5, 10.0),
+                             component="scheduler")
+        finally:
+            await data.aclose()
     return run
 
 
@@ -177,7 +179,8 @@ def demo_part(settings: Settings, clock: Clock, policy: Policy) -> Part:
     from streetfeed.demo import run_simulator
 
     async def run(stop: asyncio.Event) -> None:
-        await run_simulator(settings, clock, policy, stop)
+        await supervised("demo", lambda: run_simulator(settings, clock, policy, stop), stop,
+                         backoff=Backoff(1.0, 10.0), component="demo")
     return run
 
 
@@ -202,7 +205,9 @@ async def supervise(parts: dict[str, Part]) -> None:
 
 def default_parts(settings: Settings, *, web: bool = True, enricher: bool = True,
                   scheduler: bool = True, demo: bool = False, workers: int = 1,
-                  reuse_port: bool = False) -> dict[str, Part]:
+                  reuse_port: bool = False, children: bool = False) -> dict[str, Part]:
+    """The parts of one command. `children`: the enricher and scheduler run as supervised
+    child processes (`streetfeed up`), so that one crashing is restarted on its own."""
     clock, policy = SystemClock(), Policy.from_settings(settings)
     parts: dict[str, Part] = {}
     if web and workers > 1:
@@ -210,9 +215,11 @@ def default_parts(settings: Settings, *, web: bool = True, enricher: bool = True
     elif web:
         parts["web"] = web_part(settings, clock, policy, reuse_port=reuse_port)
     if enricher:
-        parts["enricher"] = enricher_part(settings, clock, policy)
+        parts["enricher"] = (child_part("enricher", settings, ["enricher"]) if children
+                             else enricher_part(settings, clock, policy))
     if scheduler:
-        parts["scheduler"] = scheduler_part(settings, clock)
+        parts["scheduler"] = (child_part("scheduler", settings, ["scheduler"]) if children
+                              else scheduler_part(settings, clock))
     if demo:
         parts["demo"] = demo_part(settings, clock, policy)
     return parts

@@ -194,24 +194,31 @@ async def _enricher_backlog(st: AppState) -> tuple[int, int]:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready for traffic: Redis answers, the feed reader runs, enrichers keep up."""
+    """Ready for traffic: Redis answers, the feed readers read, enrichers keep up. While
+    not, `reasons` says why in words (DESIGN.md section 9)."""
     st = state_of(request)
     checks: dict[str, str | int] = {"gateway": st.gateway_id}
+    reasons: list[str] = []
     try:
         await st.redis.ping()
         checks["redis"] = "ok"
         lag, pending = await _enricher_backlog(st)
         checks["enricher_lag"] = lag
         checks["enricher_pending"] = pending
+        if lag > st.settings.ready_max_lag:
+            reasons.append(f"enrichers are behind: {lag} posts wait")
     except REDIS_DOWN:
         checks["redis"] = "unreachable"
-        lag = 0
-    loop_now = asyncio.get_running_loop().time()
-    stalled = st.readers.stalled(loop_now, st.settings.gateway_block_ms / 1000 + 5)
-    reader_ok = not stalled
-    checks["reader"] = "ok" if reader_ok else "stalled: " + ",".join(stalled)
-    ready = checks["redis"] == "ok" and reader_ok and lag <= st.settings.ready_max_lag
-    return JSONResponse(Readiness(status="ready" if ready else "not_ready", checks=checks),
+        reasons.append("Redis is unreachable")
+    unhealthy = st.readers.unhealthy(asyncio.get_running_loop().time())
+    checks["reader"] = "ok" if not unhealthy else "stalled: " + ",".join(sorted(unhealthy))
+    for region, reader in sorted(unhealthy.items()):
+        what = "fails to read" if reader.failing else "has not read"
+        reasons.append(f"feed reader of region {region} {what} since "
+                       f"{reader.last_read_at.isoformat(timespec='seconds')}")
+    ready = not reasons
+    return JSONResponse(Readiness(status="ready" if ready else "not_ready", checks=checks,
+                                  reasons=reasons),
                         status_code=200 if ready else 503,
                         headers={"Cache-Control": "no-store"})
 

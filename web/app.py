@@ -30,6 +30,7 @@ from streetfeed.moderation import Policy
 from streetfeed.ratelimit import RateLimiter
 from streetfeed.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
 from streetfeed.settings import Settings
+from streetfeed.supervision import supervised
 from web import api, pages
 from web.ingest import Ingest
 from web.openapi import openapi_document
@@ -70,7 +71,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         redis = open_redis(settings)
         hub = Hub(settings)
-        readers = Readers(redis, settings, hub)
+        readers = Readers(redis, settings, hub, clock)
         limiter = RateLimiter(redis)
         gateway = Gateway(redis, settings, hub, readers, clock, limiter)
         stats = StatsPublisher(redis, hub)
@@ -80,9 +81,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                          gateway_id=stats.id)
         app.state.streetfeed = state
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(stats.run(stop), name="stats"),
-                 asyncio.create_task(_ping_loop(hub, readers, settings.gateway_ping_interval_s,
-                                                stop), name="ping")]
+        # Each loop supervised: one failing must not silently stop pings, presence or the
+        # liveness every socket is told.
+        loops = {
+            "stats": lambda: stats.run(stop),
+            "ping": lambda: _ping_loop(hub, readers, settings.gateway_ping_interval_s, stop),
+            "liveness": lambda: readers.watch(stop),
+        }
+        tasks = [asyncio.create_task(supervised(name, body, stop, component="gateway"),
+                                     name=name) for name, body in loops.items()]
         try:
             # Feed sockets are answered by feed.raw_ws from this state, without ASGI.
             yield {GATEWAY_STATE_KEY: gateway}

@@ -11,7 +11,6 @@ that had already been published changes nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -33,6 +32,7 @@ from streetfeed.live import LiveIndex, stream_id_key
 from streetfeed.moderation import Policy
 from streetfeed.redis_conn import REDIS_DOWN, get_many, text
 from streetfeed.settings import Settings
+from streetfeed.supervision import Backoff, supervised
 from workers.enrich import Dropped, enrich
 
 log = logging.getLogger("streetfeed.enricher")
@@ -83,32 +83,25 @@ class Enricher:
                 raise
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set; survives Redis outages with backoff."""
-        backoff = 0.1
+        """Consume until `stop` is set; any failure (a Redis outage above all) is retried."""
+        await supervised(f"enricher-{self.region}", lambda: self._consume(stop), stop,
+                         backoff=Backoff(0.1, 5.0), component="enricher")
+
+    async def _consume(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         next_claim = 0.0
         next_trim = loop.time() + 60
-        own_pending = True  # at start and after an outage: finish what we had been given
+        await self.ensure_group()
+        # At start and after a failure: finish what this consumer had been given.
+        await self.step(block_ms=None, own_pending=True)
         while not stop.is_set():
-            try:
-                await self.ensure_group()
-                if own_pending:
-                    await self.step(block_ms=None, own_pending=True)
-                    own_pending = False
-                if loop.time() >= next_claim:
-                    await self.reclaim()
-                    next_claim = loop.time() + self.settings.enricher_claim_idle_ms / 2000
-                if loop.time() >= next_trim:
-                    await self.trim()
-                    next_trim = loop.time() + 60
-                await self.step(block_ms=self.settings.enricher_block_ms)
-                backoff = 0.1
-            except REDIS_DOWN as exc:
-                metrics.REDIS_RECONNECTS.labels("enricher").inc()
-                own_pending = True
-                log.warning("enricher: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
-                await _sleep_or_stop(stop, backoff * (0.5 + secrets.randbelow(1000) / 1000))
-                backoff = min(backoff * 2, 5.0)
+            if loop.time() >= next_claim:
+                await self.reclaim()
+                next_claim = loop.time() + self.settings.enricher_claim_idle_ms / 2000
+            if loop.time() >= next_trim:
+                await self.trim()
+                next_trim = loop.time() + 60
+            await self.step(block_ms=self.settings.enricher_block_ms)
 
     async def step(self, block_ms: int | None = None, *, own_pending: bool = False) -> int:
         """Read and process one batch (new entries, or this consumer's pending ones)."""
@@ -242,8 +235,3 @@ class Enricher:
                               maxlen=10_000, approximate=True)
         self.stats.dead_letters += 1
         metrics.DEAD_LETTERS.inc()
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
