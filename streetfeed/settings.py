@@ -64,7 +64,9 @@ class Settings:
     enricher_claim_idle_ms: int = 15_000
     enricher_max_attempts: int = 5
 
-    gateway_block_ms: int = 5_000
+    # A read that has not come back within this (plus feed.reader.STALL_GRACE_S) is
+    # stalled: sockets must hear of it within 5 s (DESIGN.md section 9).
+    gateway_block_ms: int = 2_000
     gateway_batch: int = 500
     # A socket whose unsent bytes exceed this is closed (resumable) instead of slowing others.
     gateway_socket_buffer_max: int = 256 * 1024
