@@ -278,6 +278,8 @@ class ResumingClient:
         self.lat, self.lon, self.radius_m = lat, lon, radius_m
         self.post_ids: list[str] = []
         self.resets = 0
+        # Every `status` frame's `live`, in order.
+        self.statuses: list[bool] = []
         self.cursor: str | None = None
         self.connections = 0
         self.close_codes: list[int | None] = []
@@ -327,6 +329,8 @@ class ResumingClient:
             self.resets += 1
         elif kind == "ping":
             self.connected.set()
+        elif kind == "status":
+            self.statuses.append(frame["live"])
         if "cursor" in frame:
             self.cursor = frame["cursor"]
 

@@ -1,0 +1,186 @@
+"""Liveness told truthfully, and the web process's loops that keep it so (issue 11).
+
+`status` frames (DESIGN.md section 9) when the feed cannot be read and again when it can,
+`/readyz` reasons, supervised loops that survive error replies, and the gateway's
+handling of sockets that resume ahead of it or move while their snapshot is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+
+from feed.hub import Hub
+from streetfeed import keys
+from streetfeed.settings import Settings
+from tests.helpers import (
+    add_shop,
+    arrival,
+    enricher,
+    feed_client,
+    send_post,
+    wait_for,
+    web_server,
+)
+from tests.test_faults import OwnRedis
+
+STREET = (44.8370, -0.5735)
+ELSEWHERE = (44.8500, -0.5600)  # ~1.8 km away
+
+
+def _restarts(task: str) -> float:
+    return REGISTRY.get_sample_value("streetfeed_task_restarts_total", {"task": task}) or 0.0
+
+
+async def test_reader_failing_on_an_error_reply_is_restarted_and_sockets_are_told(
+        redis: Redis, settings: Settings) -> None:
+    """A WRONGTYPE reply used to end the reader task silently: the street went quiet for
+    good while the page said live, and nothing restarted it."""
+    settings = settings.with_(gateway_ping_interval_s=0.5)
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    feed = keys.feed_stream(settings.region)
+    before = _restarts(f"reader-{settings.region}")
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http, \
+            feed_client(web.ws, *STREET) as client:
+        await redis.delete(feed)
+        await redis.set(feed, "not a stream")
+        await wait_for(lambda: client.of_type("status") != [], 10, "status after the failure")
+        down = client.of_type("status")[0]
+        assert down["live"] is False and down["since"].endswith("Z")
+        pings = len(client.of_type("ping"))
+        await wait_for(lambda: len(client.of_type("ping")) >= pings + 2, 5,
+                       "pings go on while the reader fails")
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503
+        assert any("feed reader of region main" in r for r in ready.json()["reasons"])
+        assert _restarts(f"reader-{settings.region}") > before
+
+        await redis.delete(feed)
+        await wait_for(lambda: client.of_type("status")[-1]["live"] is True, 10,
+                       "live again once the feed can be read")
+        assert client.of_type("status")[-1] == {"type": "status", "live": True}
+        answer = await send_post(http, shop, arrival("après la panne"))
+        await client.wait_post(answer.json()["id"], 10)
+        assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_socket_opened_during_an_outage_is_told_at_once_and_fed_when_back(
+        tmp_path: Path, settings: Settings) -> None:
+    own = OwnRedis(tmp_path / "valkey")
+    own.data.mkdir()
+    own.start()
+    try:
+        settings = settings.with_(redis_url=own.url)
+        redis = Redis.from_url(own.url)
+        shop = await add_shop(redis, settings, "Fleuriste", *STREET)
+        async with web_server(settings) as web, enricher(redis, settings), \
+                httpx.AsyncClient(base_url=web.http) as http:
+            posted = (await send_post(http, shop, arrival("pivoines"))).json()["id"]
+            async with feed_client(web.ws, *STREET) as watching:
+                await watching.wait_post(posted)
+                own.kill()
+                await wait_for(lambda: watching.of_type("status") != [], 10,
+                               "a live socket told within seconds")
+                ready = await http.get("/readyz")
+                assert ready.status_code == 503
+                assert "Redis is unreachable" in ready.json()["reasons"]
+                async with feed_client(web.ws, *STREET, wait_ready=False) as late:
+                    await wait_for(lambda: late.frames != [], 5, "a first frame")
+                    assert late.frames[0]["type"] == "status"
+                    assert late.frames[0]["live"] is False
+                    assert not late.closed.is_set()
+                    own.start()
+                    await late.wait_post(posted, 20)
+                    await late.wait_ready()
+                    kinds = [f["type"] for f in late.frames]
+                    assert kinds == ["status", "status", "post", "ping"], kinds
+                    assert late.frames[1]["live"] is True
+                await wait_for(lambda: watching.of_type("status")[-1]["live"] is True, 10)
+        await redis.aclose()
+    finally:
+        own.stop()
+
+
+async def test_enricher_failing_on_an_error_reply_is_restarted(
+        redis: Redis, settings: Settings) -> None:
+    """A WRONGTYPE reply used to end the enricher's loop (and with it `streetfeed up`)."""
+    shop = await add_shop(redis, settings, "Caviste", *STREET)
+    inbox = keys.in_stream(settings.region)
+    before = _restarts(f"enricher-{settings.region}")
+    async with web_server(settings) as web, enricher(redis, settings) as worker, \
+            httpx.AsyncClient(base_url=web.http) as http:
+        await redis.delete(inbox)
+        await redis.set(inbox, "not a stream")
+        await wait_for(lambda: _restarts(f"enricher-{settings.region}") > before, 10,
+                       "the enricher restarted")
+        await redis.delete(inbox)
+        answer = await send_post(http, shop, arrival("primeurs"))
+        assert answer.status_code == 202
+        await wait_for(lambda: worker.stats.published == 1, 15, "published after the failure")
+
+
+async def test_a_timed_out_wait_leaves_no_waiter(settings: Settings) -> None:
+    """Every waiter left behind was walked for every feed entry, for ever."""
+    hub = Hub(settings)
+    hub.set_position("main", "100-0")
+    assert not await hub.wait_position("main", lambda p: p >= "200-0", 0.01)
+    waiting = asyncio.create_task(hub.wait_position("main", lambda p: p >= "300-0", 10))
+    await wait_for(lambda: hub.waiting() == 1, message="a waiter")
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    assert hub.waiting() == 0
+
+
+async def test_a_cursor_newer_than_the_stream_is_reset_without_waiting(
+        redis: Redis, settings: Settings) -> None:
+    shop = await add_shop(redis, settings, "Librairie", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        posted = (await send_post(http, shop, arrival("polars"))).json()["id"]
+        async with feed_client(web.ws, *STREET) as first:
+            await first.wait_post(posted)
+        forged = f"{int(time.time() * 1000) + 10**9}-0"
+        started = time.monotonic()
+        async with feed_client(web.ws, *STREET, cursor=forged) as client:
+            answered_s = time.monotonic() - started
+            assert [f["type"] for f in client.frames] == ["reset", "post", "ping"]
+            assert web.state.hub.waiting() == 0
+        # No reader will ever reach it: the old code waited its 2 s for nothing.
+        assert answered_s < 1.5, answered_s
+
+
+async def test_subscribe_sent_while_the_snapshot_is_read_is_honoured(
+        redis: Redis, settings: Settings) -> None:
+    """The page sends `subscribe` on its first GPS fix, right after the handshake: it used
+    to be dropped while the snapshot was read (0 of 20 honoured)."""
+    here = await add_shop(redis, settings, "Ici", *STREET)
+    there = await add_shop(redis, settings, "Là-bas", *ELSEWHERE)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        near = (await send_post(http, here, arrival("ici"))).json()["id"]
+        far = (await send_post(http, there, arrival("là-bas"))).json()["id"]
+        async with feed_client(web.ws, *STREET) as probe:
+            await probe.wait_post(near)
+        clients = [feed_client(web.ws, *STREET, radius_m=300, wait_ready=False)
+                   for _ in range(20)]
+        opened = [await c.__aenter__() for c in clients]
+        try:
+            for client in opened:
+                await client.send({"type": "subscribe", "lat": ELSEWHERE[0],
+                                   "lon": ELSEWHERE[1], "radius_m": 300})
+            for client in opened:
+                await wait_for(lambda c=client: c.of_type("reset") != [], 10, "moved")
+                await client.wait_ready(pings=2)
+                assert client.post_ids()[-1] == far
+            later = (await send_post(http, there, arrival("là-bas encore"))).json()["id"]
+            for client in opened:
+                await client.wait_post(later)
+        finally:
+            for c in clients:
+                await c.__aexit__(None, None, None)
