@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 from redis.asyncio import Redis
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from streetfeed.settings import Settings
 from tests.helpers import (
@@ -42,6 +44,68 @@ def _lines(service: Service) -> list[dict[str, Any]]:
 def _access(service: Service, request_id: str) -> list[dict[str, Any]]:
     return [e for e in _lines(service)
             if e.get("logger") == "streetfeed.access" and e.get("request_id") == request_id]
+
+
+async def test_feed_sockets_get_one_access_line_each_without_their_position(
+        redis: Redis, settings: Settings, tmp_path: Path) -> None:
+    # Digits no shop and no default share: they must appear in no log line.
+    here = (44.83917, -0.57624)
+    port = free_port()
+    service = Service(["web", "--port", str(port)], service_env(settings.redis_url or ""),
+                      tmp_path / "web.log").start()
+    base, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+    query = f"lat={here[0]}&lon={here[1]}&radius_m=500"
+    try:
+        await wait_http(f"{base}/readyz")
+        async with httpx.AsyncClient(base_url=base) as http:
+            await http.get("/healthz", headers={"X-Request-ID": "ops-http-1"})
+        await wait_for(lambda: bool(_access(service, "ops-http-1")), 5, "the HTTP access line")
+
+        # 1. Accepted, then closed by the client: 101, the id echoed in the handshake.
+        async with connect(f"{ws}/ws/feed?{query}",
+                           additional_headers={"X-Request-ID": "ops-ws-1"}) as sock:
+            assert sock.response is not None
+            assert sock.response.headers.get("X-Request-ID") == "ops-ws-1"
+            json.loads(await sock.recv())  # the snapshot's end: the socket is live
+            assert not _access(service, "ops-ws-1")  # written when the socket ends
+        await wait_for(lambda: bool(_access(service, "ops-ws-1")), 5, "the socket's line")
+
+        # 2. Refused (an origin not allowed): the refusal's status, the id echoed.
+        try:
+            async with connect(f"{ws}/ws/feed?{query}", origin="https://elsewhere.example",
+                               additional_headers={"X-Request-ID": "ops-ws-2"}):
+                raise AssertionError("a foreign origin was let in")
+        except InvalidStatus as exc:
+            assert exc.response.status_code == 403
+            assert exc.response.headers.get("X-Request-ID") == "ops-ws-2"
+
+        # 3. A malformed id is replaced by one made up here, echoed and logged.
+        async with connect(f"{ws}/ws/feed?{query}",
+                           additional_headers={"X-Request-ID": "not a valid id"}) as sock:
+            assert sock.response is not None
+            made_up = sock.response.headers.get("X-Request-ID")
+            assert made_up and made_up != "not a valid id"
+            json.loads(await sock.recv())
+        # Lines are written in order: once the third is there, the others are complete.
+        await wait_for(lambda: bool(_access(service, made_up)), 5, "the third socket's line")
+    finally:
+        service.terminate()
+
+    http_line = _access(service, "ops-http-1")[0]
+    first, = _access(service, "ops-ws-1")
+    refused, = _access(service, "ops-ws-2")
+    third, = _access(service, made_up)
+    assert set(first) == set(http_line)  # same logger, same fields as HTTP
+    assert (first["method"], first["path"], first["status"]) == ("WS", "/ws/feed", 101)
+    assert (refused["method"], refused["path"], refused["status"]) == ("WS", "/ws/feed", 403)
+    assert third["status"] == 101
+    for line in (first, refused, third):
+        assert line["level"] == "info"
+        assert isinstance(line["duration_ms"], int | float) and line["duration_ms"] >= 0
+        assert "?" not in json.dumps(line)
+    log = service.log()
+    for digits in ("44.839", "-0.576", "44.8391", "-0.5762", "radius_m=500", "lat="):
+        assert digits not in log, f"{digits!r} found in the log"
 
 
 # --- a client leaving mid-body --------------------------------------------------------------
