@@ -18,7 +18,9 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +47,28 @@ def redis_for(settings: Settings) -> Iterator[Settings]:
         yield settings.with_(redis_url=url)
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def metrics_shared(workers: int) -> Iterator[None]:
+    """With several web processes, one fresh PROMETHEUS_MULTIPROC_DIR for this run, set
+    before prometheus_client is first imported (it reads the variable then), so that
+    the children and this process (`up` runs the enricher and scheduler here) share
+    their metrics (streetfeed.metrics); removed at exit."""
+    if workers <= 1:
+        yield
+        return
+    previous = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    path = tempfile.mkdtemp(prefix="streetfeed-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    try:
+        yield
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        if previous is None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        else:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = previous
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
                 return _shops_add(settings, args)
             return _shops_manage(settings, args)
         setup_logging(fmt=os.environ.get("STREETFEED_LOG_FORMAT", "json"))
-        from streetfeed.runner import default_parts, supervise
+        with metrics_shared(getattr(args, "workers", 1)), redis_for(settings) as ready:
+            from streetfeed.runner import default_parts, supervise
 
-        with redis_for(settings) as ready:
             if args.command == "up":
                 parts = default_parts(ready, demo=not args.no_demo, workers=args.workers)
                 print(f"Streetfeed on http://{ready.host}:{ready.port}  (Ctrl-C to stop)",

@@ -110,6 +110,7 @@ def web_workers_part(settings: Settings, workers: int) -> Part:
                         i = waits[task]
                         log.warning("web worker %d exited (%s); starting another", i,
                                     children[i].returncode)
+                        metrics.process_dead(children[i].pid)
                         children[i] = await spawn()
         finally:
             for child in children:

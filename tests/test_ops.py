@@ -6,19 +6,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from streetfeed import keys
 from streetfeed.settings import Settings
 from tests.helpers import (
+    FeedClient,
     Service,
     add_shop,
     arrival,
+    enricher,
+    feed_client,
     free_port,
     send_post,
     service_env,
@@ -27,6 +34,127 @@ from tests.helpers import (
 )
 
 STREET = (44.8370, -0.5735)
+
+
+# --- /metrics with several workers ------------------------------------------------------
+
+async def _metrics(base: str) -> dict[str, float]:
+    """One scrape on a fresh connection (the kernel picks the worker that answers)."""
+    async with httpx.AsyncClient() as fresh:
+        page = (await fresh.get(f"{base}/metrics", timeout=5)).text
+    return {sample.name: sample.value for family in text_string_to_metric_families(page)
+            for sample in family.samples if not sample.labels}
+
+
+async def _worker_ids(base: str, want: int, timeout: float = 20) -> set[str]:
+    """Gateway ids ("<pid>-<hex>") of the workers answering on the port."""
+    seen: set[str] = set()
+
+    async def all_seen() -> bool:
+        async with httpx.AsyncClient() as fresh:
+            with contextlib.suppress(httpx.HTTPError):
+                seen.add((await fresh.get(f"{base}/readyz", timeout=2)).json()["checks"]["gateway"])
+        return len(seen) >= want
+    await wait_for(all_seen, timeout, f"{want} workers answering")
+    return seen
+
+
+async def _every_scrape_says(base: str, expected: dict[str, float], scrapes: int = 8,
+                             timeout: float = 10) -> None:
+    """Wait until a scrape agrees, then every one of `scrapes` more must agree too."""
+    last: dict[str, float] = {}
+
+    async def agrees() -> bool:
+        last.update(await _metrics(base))
+        return all(last.get(name) == value for name, value in expected.items())
+    try:
+        await wait_for(agrees, timeout, f"/metrics to say {expected}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the last scrape said {last}") from None
+    for _ in range(scrapes):
+        page = await _metrics(base)
+        assert {n: page.get(n) for n in expected} == expected
+
+
+async def test_metrics_of_web_workers_are_summed_over_every_worker(
+        redis: Redis, settings: Settings, tmp_path: Path) -> None:
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    port = free_port()
+    base, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+    tmp = tmp_path / "tmp"  # where the run makes its metrics directory
+    tmp.mkdir()
+    service = Service(["web", "--port", str(port), "--workers", "2"],
+                      service_env(settings.redis_url or "", TMPDIR=str(tmp)),
+                      tmp_path / "web.log").start()
+    try:
+        await wait_http(f"{base}/readyz")
+        workers = await _worker_ids(base, 2)
+        shared, = tmp.glob("streetfeed-metrics-*")
+        assert list(shared.glob("*.db"))
+        async with contextlib.AsyncExitStack() as stack:
+            clients: list[FeedClient] = [await stack.enter_async_context(
+                feed_client(ws, STREET[0] + i * 0.00001, STREET[1], 300)) for i in range(16)]
+
+            async def both_watched() -> bool:
+                return await redis.zcard(keys.gateways(settings.region)) == 2
+            await wait_for(both_watched, 10, "sockets on both workers")
+            await _every_scrape_says(base, {"streetfeed_sockets_open": 16})
+
+            async with enricher(redis, settings):
+                ids = []
+                for i in range(3):  # a fresh connection each: posts land on either worker
+                    async with httpx.AsyncClient(base_url=base) as http:
+                        ids.append((await send_post(http, shop, arrival(f"fraises {i}"))).json()
+                                   ["id"])
+                await wait_for(lambda: all(set(ids) <= set(c.post_ids()) for c in clients), 10)
+            totals = {"streetfeed_sockets_open": 16, "streetfeed_posts_accepted_total": 3,
+                      "streetfeed_deliveries_total": 48}
+            await _every_scrape_says(base, totals)
+
+            # A worker killed: the parent starts another; the dead one's sockets no longer
+            # count (its live gauges are dropped), its counters still do.
+            victim = int(sorted(workers)[0].split("-")[0])
+            os.kill(victim, signal.SIGKILL)
+            await wait_for(lambda: any(c.closed.is_set() for c in clients), 10,
+                           "the killed worker's sockets closed")
+            seen_new: set[str] = set()
+
+            async def restarted() -> bool:
+                seen_new.update(await _worker_ids(base, 1))
+                return bool(seen_new - workers)
+            await wait_for(restarted, 30, "a new worker in place of the killed one")
+
+            def still_open() -> int:
+                return sum(not c.closed.is_set() for c in clients)
+
+            async def dead_sockets_gone() -> bool:
+                return (await _metrics(base)).get("streetfeed_sockets_open") == still_open()
+            await wait_for(dead_sockets_gone, 10, "the killed worker's sockets uncounted")
+            assert 0 < still_open() < 16
+            await _every_scrape_says(base, {**totals, "streetfeed_sockets_open": still_open()})
+    finally:
+        assert service.terminate() == 0
+    assert "Traceback" not in service.log()
+    assert not list(tmp.iterdir()), "the run's metrics directory outlived it"
+
+
+async def test_up_with_workers_shows_the_enricher_metrics_of_the_parent(
+        redis: Redis, settings: Settings, tmp_path: Path) -> None:
+    """`up --workers N` runs the enricher in the parent: its counters reach /metrics too."""
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    service = Service(["up", "--no-demo", "--port", str(port), "--workers", "2"],
+                      service_env(settings.redis_url or ""), tmp_path / "up.log").start()
+    try:
+        await wait_http(f"{base}/readyz")
+        await _worker_ids(base, 2)
+        async with httpx.AsyncClient(base_url=base) as http:
+            assert (await send_post(http, shop, arrival())).status_code == 202
+        await _every_scrape_says(base, {"streetfeed_posts_published_total": 1,
+                                        "streetfeed_posts_accepted_total": 1})
+    finally:
+        assert service.terminate() == 0
 
 
 # --- access lines -------------------------------------------------------------------------
