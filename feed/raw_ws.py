@@ -7,10 +7,18 @@ transport. Going through ASGI `send` costs a coroutine, a dict and a per-socket
 encode for every delivery (BENCH-NOTES: ~45k deliveries/s against ~67k), and a
 task with its frames per socket costs memory (docs/performance.md). Every other
 path goes through ASGI as usual.
+
+ASGI's access-log middleware never sees these sockets either, so each one writes
+its own access line when it ends (streetfeed.logs.log_access: method "WS", the
+path without its query string, where positions live, 101 or the refusal's status,
+the socket's life in duration_ms) under a request id from a well-formed
+`X-Request-ID` or made here, echoed in the handshake's answer. One tuple per socket
+holds what that line needs; the frame-writing path does not touch it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -22,6 +30,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Response
 from websockets.protocol import Protocol as SansIOProtocol
 from websockets.protocol import State
+
+from streetfeed.logs import REQUEST_ID, log_access, request_id_from
 
 FEED_PATH = "/ws/feed"
 # Where the app's lifespan state holds the gateway that takes native feed sockets.
@@ -37,6 +47,8 @@ class Attacher(Protocol):
     def attach(self, channel: NativeChannel, query: str, origin: str | None, host: str,
                address: str) -> NativeHandler: ...
 GOING_AWAY_REASON = "server restarting: reconnect with your cursor"
+# The access line's status for a peer that left before it was answered.
+CLIENT_CLOSED = 499
 # A closed socket that does not answer the closing handshake is dropped after this.
 _CLOSE_GRACE_S = 1.0
 
@@ -95,6 +107,7 @@ class NativeChannel(RawChannel):
         p.handshake_complete = True
         p.conn.send_response(p.response)
         p.transport.write(b"".join(p.conn.data_to_send()))
+        p.answered(101)
         # The handshake's request and response (headers and all) are not needed again.
         p.request = p.response = None
         _restart_frame_parser(p.conn)
@@ -106,9 +119,12 @@ class NativeChannel(RawChannel):
         response = Response(status, STATUS_PHRASES[status], Headers(headers), body)
         response.headers.setdefault("Connection", "close")
         response.headers.setdefault("Content-Length", str(len(body)))
+        if p.access is not None:
+            response.headers["X-Request-ID"] = p.access[0]
         p.handshake_complete = p.close_sent = True
         p.conn.send_response(response)
         p.transport.write(b"".join(p.conn.data_to_send()))
+        p.answered(status)
         p.transport.close()
 
 
@@ -150,6 +166,13 @@ class RawFrameProtocol(WebSocketsSansIOProtocol):
     native: NativeHandler | None = None
     # Called by the transport past its high-water mark (the gateway's per-socket limit).
     on_lagging: Callable[[], object] | None = None
+    # A feed socket's access line: (request id, time.monotonic() at the handshake,
+    # status answered, 0 until then). A tuple of atoms: the cyclic GC stops tracking it.
+    access: tuple[str, float, int] | None = None
+
+    def answered(self, status: int) -> None:
+        if self.access is not None:
+            self.access = (self.access[0], self.access[1], status)
 
     def pause_writing(self) -> None:
         if self.on_lagging is not None:
@@ -183,24 +206,37 @@ class RawFrameProtocol(WebSocketsSansIOProtocol):
         native, self.native = self.native, None
         if native is not None:
             native.on_closed()
+        access, self.access = self.access, None
+        if access is not None:
+            request_id, started, status = access
+            log_access("WS", FEED_PATH, status or CLIENT_CLOSED, started, request_id)
 
     def handle_connect(self, event: Any) -> None:
         raw_path, _, query = event.path.partition("?")
         gateway: Attacher | None = self.app_state.get(GATEWAY_STATE_KEY)
         if raw_path == FEED_PATH and gateway is not None:
+            request_id = request_id_from(event.headers.get("X-Request-ID"))
+            self.access = (request_id, time.monotonic(), 0)
             self.request = event
             self.response = self.conn.accept(event)
+            self.response.headers["X-Request-ID"] = request_id
             self.handshake_initiated = True
             if self.response.status_code != 101:  # not a valid WebSocket upgrade
                 self.handshake_complete = self.close_sent = True
                 self.conn.send_response(self.response)
                 self.transport.write(b"".join(self.conn.data_to_send()))
+                self.answered(self.response.status_code)
                 self.transport.close()
                 return
             self.queue = self.writable = _UNUSED  # type: ignore[assignment]
-            self.native = gateway.attach(NativeChannel(self), query,
-                                         event.headers.get("Origin"),
-                                         event.headers.get("Host", ""),
-                                         self.client[0] if self.client else "")
+            # The socket's setup task (admission, snapshot) logs under its request id.
+            token = REQUEST_ID.set(request_id)
+            try:
+                self.native = gateway.attach(NativeChannel(self), query,
+                                             event.headers.get("Origin"),
+                                             event.headers.get("Host", ""),
+                                             self.client[0] if self.client else "")
+            finally:
+                REQUEST_ID.reset(token)
             return
         super().handle_connect(event)

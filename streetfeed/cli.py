@@ -18,7 +18,9 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +49,27 @@ def redis_for(settings: Settings) -> Iterator[tuple[Settings, EmbeddedServer | N
         yield settings.with_(redis_url=url), server if server.started_here else None
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def metrics_shared(shared: bool) -> Iterator[None]:
+    """For a run of several processes, one fresh PROMETHEUS_MULTIPROC_DIR, set before
+    prometheus_client is first imported (it reads the variable then), so that the
+    children and this process share their metrics (streetfeed.metrics); removed at exit."""
+    if not shared:
+        yield
+        return
+    previous = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    path = tempfile.mkdtemp(prefix="streetfeed-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    try:
+        yield
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        if previous is None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        else:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = previous
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -125,9 +148,12 @@ def main(argv: list[str] | None = None) -> int:
                 return _shops_add(settings, args)
             return _shops_manage(settings, args)
         setup_logging(fmt=os.environ.get("STREETFEED_LOG_FORMAT", "json"))
-        from streetfeed.runner import default_parts, supervise
+        # `up` runs children (the enricher, the scheduler), `--workers` several web processes:
+        # their metrics are shared (set before anything imports prometheus_client).
+        shared = args.command == "up" or getattr(args, "workers", 1) > 1
+        with metrics_shared(shared), redis_for(settings) as (ready, server):
+            from streetfeed.runner import default_parts, embedded_server_part, supervise
 
-        with redis_for(settings) as (ready, server):
             if args.command == "up":
                 parts = default_parts(ready, demo=not args.no_demo, workers=args.workers,
                                       children=True)
@@ -141,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                                       reuse_port=getattr(args, "reuse_port", False))
             if server is not None:
                 # The server we started is ours to keep alive (and to stop last, on exit).
-                parts["redis"] = server.keep_running
+                parts["redis"] = embedded_server_part(server)
             asyncio.run(supervise(parts))
         return 0
     except ConfigError as exc:

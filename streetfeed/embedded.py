@@ -8,10 +8,8 @@ same server without choosing a port.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import importlib.util
-import logging
 import os
 import shutil
 import socket
@@ -20,14 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from streetfeed import metrics
 from streetfeed.errors import ConfigError
 from streetfeed.processes import die_with_parent
-from streetfeed.supervision import Backoff, sleep_or_stop
-
-log = logging.getLogger("streetfeed.embedded")
-# How often the owner looks whether its server still runs.
-_WATCH_S = 0.5
 
 _SOCKET_NAME = "redis.sock"
 
@@ -112,35 +104,18 @@ class EmbeddedServer:
         log_file.close()
         return self._process
 
-    async def keep_running(self, stop: asyncio.Event, timeout: float = 10.0) -> None:
-        """While `stop` is unset, start the server again from its AOF whenever it dies
-        (a crash, kill -9, the OOM killer): with jittered backoff, logged and counted.
-        Everything else reconnects by itself. Only for the server this process started."""
-        backoff = Backoff(0.5, 10.0)
-        loop = asyncio.get_running_loop()
-        while self._process is not None:
-            started = loop.time()
-            while self._process is not None and self._process.poll() is None:
-                if await sleep_or_stop(stop, _WATCH_S):
-                    return
-            if self._process is None or stop.is_set():
-                return
-            if loop.time() - started > backoff.cap:
-                backoff.reset()
-            delay = backoff.next()
-            log.error("embedded server exited (status %s); starting it again from its AOF "
-                      "in %.1fs", self._process.returncode, delay)
-            metrics.TASK_RESTARTS.labels("redis").inc()
-            if await sleep_or_stop(stop, delay):
-                return
-            # Spawned from this thread: the parent-death signal follows the thread.
-            process = self._spawn()
-            deadline = loop.time() + timeout
-            while process.poll() is None and not _ping_unix(self.socket_path):
-                if loop.time() > deadline or await sleep_or_stop(stop, 0.02):
-                    break
-            if _ping_unix(self.socket_path):
-                log.warning("embedded server running again")
+    def exit_status(self) -> int | None:
+        """The server this object started has exited: its status (None while it runs, or
+        if it was not started here)."""
+        return None if self._process is None else self._process.poll()
+
+    def answers(self) -> bool:
+        return _ping_unix(self.socket_path)
+
+    def respawn(self) -> None:
+        """Start the server again (from its AOF) after it died; call from the thread that
+        lives as long as the owner (the parent-death signal follows the thread)."""
+        self._spawn()
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None

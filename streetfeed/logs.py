@@ -11,11 +11,32 @@ import contextvars
 import json
 import logging
 import re
+import secrets
 import time
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id",
                                                                         default=None)
 _QUERY = re.compile(r"\?[^\s\"']*")
+_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+access_log = logging.getLogger("streetfeed.access")
+
+
+def request_id_from(given: str | None) -> str:
+    """The client's `X-Request-ID` when it is well formed, else a new one."""
+    return given if given and _VALID_ID.match(given) else secrets.token_hex(8)
+
+
+def log_access(method: str, path: str, status: int, started: float, request_id: str) -> None:
+    """The one access line of an HTTP request or a feed socket, written when it ends.
+
+    `path` never carries a query string; `started` is a time.monotonic() reading."""
+    token = REQUEST_ID.set(request_id)
+    try:
+        access_log.info("%s %s %s", method, path, status,
+                        extra={"method": method, "path": path, "status": status,
+                               "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+    finally:
+        REQUEST_ID.reset(token)
 
 
 def redact(text: str) -> str:

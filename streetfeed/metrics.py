@@ -2,13 +2,29 @@
 
 Counters are incremented where things happen; gauges that mirror state are set
 by the web process's stats loop. Labels never carry positions or tokens.
+
+Several processes of one run (`streetfeed up|web --workers N`: N web processes on
+one port, and for `up` the parent running the enricher and scheduler) share their
+metrics through prometheus-client's multiprocess mode: the parent makes a fresh
+directory and sets PROMETHEUS_MULTIPROC_DIR before anything imports
+prometheus_client (streetfeed.cli), every process keeps its values in files there,
+and whichever worker answers /metrics sums them (`exposition`). Without the
+variable (one process, tests' in-process servers) the default registry answers.
+Each gauge says how its processes' values combine (`multiprocess_mode`).
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+import os
 
-SOCKETS_OPEN = Gauge("streetfeed_sockets_open", "WebSocket subscribers connected to this process")
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Each web process sets its own count: the sum over live processes (a dead one's is dropped).
+SOCKETS_OPEN = Gauge("streetfeed_sockets_open", "WebSocket subscribers connected",
+                     multiprocess_mode="livesum")
 POSTS_ACCEPTED = Counter("streetfeed_posts_accepted_total", "Posts answered 202")
 POSTS_REJECTED = Counter("streetfeed_posts_rejected_total", "Requests answered 4xx, by code",
                          ["code"])
@@ -16,8 +32,13 @@ POSTS_PUBLISHED = Counter("streetfeed_posts_published_total", "Posts made live b
 POSTS_DROPPED = Counter("streetfeed_posts_dropped_total", "Raw posts not published, by reason",
                         ["reason"])
 DEAD_LETTERS = Counter("streetfeed_dead_letters_total", "Entries moved to the dead-letter stream")
-ENRICHER_LAG = Gauge("streetfeed_enricher_lag", "In-stream entries not yet read by enrichers")
-ENRICHER_PENDING = Gauge("streetfeed_enricher_pending", "In-stream entries read, not acknowledged")
+# One value for the whole deployment, read from Redis by whichever process answers
+# /metrics: the latest reading, not a sum.
+ENRICHER_LAG = Gauge("streetfeed_enricher_lag", "In-stream entries not yet read by enrichers",
+                     multiprocess_mode="mostrecent")
+ENRICHER_PENDING = Gauge("streetfeed_enricher_pending",
+                         "In-stream entries read, not acknowledged",
+                         multiprocess_mode="mostrecent")
 DELIVERIES = Counter("streetfeed_deliveries_total", "Frames written to sockets for feed entries")
 DROPPED_SLOW = Counter("streetfeed_dropped_slow_sockets_total",
                        "Sockets closed because they fell behind")
@@ -28,3 +49,19 @@ RATE_LIMITED = Counter("streetfeed_rate_limited_total", "Requests refused with 4
 TASK_RESTARTS = Counter("streetfeed_task_restarts_total",
                         "Long-running tasks and child processes restarted after they ended or "
                         "failed, by task", ["task"])
+
+
+def exposition() -> bytes:
+    """The /metrics page: every process of the run in multiprocess mode, else this one."""
+    if os.environ.get(MULTIPROC_DIR_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()
+
+
+def process_dead(pid: int) -> None:
+    """A worker of this run exited: its live gauges (sockets_open) stop counting.
+    Its counters stay in the sums, as counters must."""
+    if os.environ.get(MULTIPROC_DIR_ENV):
+        mark_process_dead(pid)

@@ -22,12 +22,14 @@ import uvicorn
 from arq.connections import ArqRedis
 
 from feed.raw_ws import RawFrameProtocol
+from streetfeed import metrics
 from streetfeed.clock import Clock, SystemClock
+from streetfeed.embedded import EmbeddedServer
 from streetfeed.moderation import Policy
 from streetfeed.processes import PARENT_ENV
 from streetfeed.redis_conn import REDIS_DOWN, arq_url, open_redis
 from streetfeed.settings import Settings
-from streetfeed.supervision import Backoff, supervised
+from streetfeed.supervision import Backoff, sleep_or_stop, supervised
 from web.app import create_app
 from workers.enricher import Enricher
 from workers.scheduler import make_worker, schedule_expiry
@@ -35,6 +37,8 @@ from workers.scheduler import make_worker, schedule_expiry
 log = logging.getLogger("streetfeed")
 
 Part = Callable[[asyncio.Event], Awaitable[None]]
+# How often we look whether the embedded server still runs.
+EMBEDDED_WATCH_S = 0.5
 
 
 def uvicorn_config(settings: Settings, app: object, **overrides: object) -> uvicorn.Config:
@@ -106,10 +110,43 @@ def child_part(name: str, settings: Settings, args: list[str]) -> Part:
                 if child.returncode is None:
                     child.send_signal(signal.SIGTERM)
                     await child.wait()
+                # Its live gauges (sockets_open) stop counting; its counters stay summed.
+                metrics.process_dead(child.pid)
             if not stop.is_set():
                 log.error("%s (pid %d) exited with status %s", name, child.pid,
                           child.returncode)
         await supervised(name, once, stop, backoff=Backoff(0.5, 10.0))
+    return run
+
+
+def embedded_server_part(server: EmbeddedServer) -> Part:
+    """While we run, start the embedded server again from its AOF whenever it dies (a
+    crash, kill -9, the OOM killer), with jittered backoff, logged and counted; the rest
+    reconnects by itself. Only for a server this process started (and stops, last)."""
+    async def run(stop: asyncio.Event) -> None:
+        backoff = Backoff(0.5, 10.0)
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            while server.exit_status() is None:
+                if await sleep_or_stop(stop, EMBEDDED_WATCH_S):
+                    return
+            if loop.time() - started > backoff.cap:
+                backoff.reset()
+            delay = backoff.next()
+            log.error("embedded server exited (status %s); starting it again from its AOF "
+                      "in %.1fs", server.exit_status(), delay)
+            metrics.TASK_RESTARTS.labels("redis").inc()
+            if await sleep_or_stop(stop, delay):
+                return
+            # Spawned from this (the main) thread: the parent-death signal follows the thread.
+            server.respawn()
+            deadline = loop.time() + 10.0
+            while server.exit_status() is None and not server.answers():
+                if loop.time() > deadline or await sleep_or_stop(stop, 0.02):
+                    break
+            if server.answers():
+                log.warning("embedded server running again")
     return run
 
 

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import msgspec
 import segno
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -232,7 +232,7 @@ async def metrics_page(request: Request) -> Response:
     except REDIS_DOWN:
         pass  # the last known values stay; redis_reconnects tells the story
     metrics.SOCKETS_OPEN.set(len(st.hub.index))
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def sign_in(request: Request) -> Response:

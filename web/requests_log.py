@@ -2,22 +2,27 @@
 
 The id comes from a well-formed `X-Request-ID` header or is made here; it is
 echoed in the response and attached to every log record written meanwhile.
-Paths are logged without their query string (positions live there).
+Paths are logged without their query string (positions live there). Feed
+sockets never pass through here (feed.raw_ws answers them without ASGI) and
+write the same line themselves (streetfeed.logs.log_access).
+
+A client that leaves before it has been answered (mid-body, say) is nothing
+this server did wrong: one access line with status 499 (nginx's "client closed
+request"), no traceback, no error.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 import time
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from streetfeed.logs import REQUEST_ID
+from streetfeed.logs import REQUEST_ID, log_access, request_id_from
 
 log = logging.getLogger("streetfeed.access")
-_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+CLIENT_CLOSED = 499
 
 
 class RequestIdMiddleware:
@@ -29,7 +34,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _VALID_ID.match(given) else secrets.token_hex(8)
+        request_id = request_id_from(given)
         token = REQUEST_ID.set(request_id)
         started = time.monotonic()
         status = 0
@@ -43,11 +48,17 @@ class RequestIdMiddleware:
                 status = 101
             await send(message)
 
+        method = scope.get("method", "WS")
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # Raised by starlette when the client is gone while its body is read (or,
+            # ASGI 2.4, while a response is sent): nobody is left to answer.
+            log.debug("client left during %s %s", method, scope["path"])
+            status = status or CLIENT_CLOSED
+        except Exception:
+            status = status or 500  # what starlette's ServerErrorMiddleware answers next
+            raise
         finally:
-            log.info("%s %s %s", scope.get("method", "WS"), scope["path"], status,
-                     extra={"method": scope.get("method", "WS"), "path": scope["path"],
-                            "status": status,
-                            "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+            log_access(method, scope["path"], status, started, request_id)
             REQUEST_ID.reset(token)
