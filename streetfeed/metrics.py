@@ -25,3 +25,8 @@ REDIS_RECONNECTS = Counter("streetfeed_redis_reconnects_total",
                            "Redis outages met and retried, by component", ["component"])
 RATE_LIMITED = Counter("streetfeed_rate_limited_total", "Requests refused with 429, by limit",
                        ["limit"])
+DURABILITY_DEGRADED = Counter(
+    "streetfeed_durability_degraded_total",
+    "Posts whose shard had no replica to acknowledge them (STREETFEED_DURABILITY replica or "
+    "replica-preferred), by mode and outcome: refused (503 not_durable) or fsync (accepted on "
+    "the master's AOF fsync)", ["mode", "outcome"])

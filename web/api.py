@@ -24,6 +24,7 @@ from schemas.service import ClientConfig, Health, Point, Readiness
 from schemas.shops import ShopList, ShopUpdate, SignIn, TokenRotated
 from streetfeed import keys, metrics, shops
 from streetfeed.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthorized
+from streetfeed.inbox import durability_check
 from streetfeed.live import shop_live_posts, stream_id_key
 from streetfeed.redis_conn import REDIS_DOWN
 from streetfeed.regions import regions_for
@@ -211,6 +212,11 @@ async def readyz(request: Request) -> Response:
     reader_ok = not stalled
     checks["reader"] = "ok" if reader_ok else "stalled: " + ",".join(stalled)
     ready = checks["redis"] == "ok" and reader_ok and lag <= st.settings.ready_max_lag
+    try:  # can a 202 keep its promise (STREETFEED_DURABILITY) in every region?
+        checks["durability"], durable = await durability_check(st.redis, st.settings)
+    except REDIS_DOWN:
+        checks["durability"], durable = "unknown", True  # the redis check says why
+    ready = ready and durable
     return JSONResponse(Readiness(status="ready" if ready else "not_ready", checks=checks),
                         status_code=200 if ready else 503,
                         headers={"Cache-Control": "no-store"})
