@@ -179,7 +179,7 @@ async def test_a_shard_without_replica_after_failover(
             again = await send_post(strict, lost_shop, arrival("refusé encore"))
             assert again.json()["error"]["code"] == "not_durable"
             refused_again_s = time.monotonic() - started
-            assert refused_again_s < 1.0, refused_again_s
+            assert refused_again_s < 1.5, refused_again_s  # a WAIT would take 2 s
             # ...and /readyz says why, naming only the region that lost its replica.
             readiness: list[httpx.Response] = []
 
@@ -210,7 +210,7 @@ async def test_a_shard_without_replica_after_failover(
             fast = await send_post(preferred, lost_shop, arrival("accepté encore"))
             assert fast.status_code == 202
             accepted_again_s = time.monotonic() - started
-            assert accepted_again_s < 1.5, accepted_again_s  # no WAIT timeout: fsync only
+            assert accepted_again_s < 1.5, accepted_again_s  # fsync only, no 2 s WAIT
             accepted_ids.append(fast.json()["id"])
             await wait_for(lambda: set(accepted_ids) <= set(client.post_ids), 30,
                            "posts accepted without a replica delivered")

@@ -89,6 +89,7 @@ async def test_workers_share_one_port_and_count_presence_and_reach_together(
 
 @pytest.fixture
 async def cluster_redis(redis_cluster: Cluster) -> AsyncIterator[RedisCluster]:
+    await wait_for(redis_cluster.restored, 60, "a healthy 3+3 cluster")
     redis_cluster.flush()
     client = RedisCluster.from_url(redis_cluster.url)
     try:
