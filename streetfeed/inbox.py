@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import secrets
+import weakref
 from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
 
 from schemas.posts import RawPost
-from streetfeed import keys
+from streetfeed import keys, metrics
 from streetfeed.errors import Unavailable
-from streetfeed.redis_conn import text, write_then_wait
+from streetfeed.redis_conn import acknowledged, aof_of, replicas_of, text, write_then_wait
 from streetfeed.settings import Settings
 
+log = logging.getLogger("streetfeed.inbox")
 _encode = msgspec.json.Encoder().encode
 
 _IDEMPOTENT_APPEND = """
@@ -69,15 +72,89 @@ class Inbox:
 
         "aof": in Redis with AOF on (fsync every second); "fsync": fsynced to the local
         AOF (WAITAOF 1 0); "replica": also received by a replica (WAIT 1), so that a
-        failover keeps it.
+        failover keeps it; "replica-preferred": the same, but when no replica acknowledges
+        in time (a shard whose replica is gone or was promoted), fsynced to the master's
+        AOF instead (WAITAOF 1 0), and still a 202.
         """
-        if self.durability == "aof":
+        mode = self.durability
+        if mode == "aof":
             return await self.redis.execute_command(*command)
-        wait = (("WAITAOF", 1, 0, self.wait_ms) if self.durability == "fsync"
-                else ("WAIT", 1, self.wait_ms))
-        result, acks = await write_then_wait(self.redis, key, command, wait)
-        confirmed = acks[0] >= 1 if isinstance(acks, list) else acks >= 1
-        if not confirmed:
-            raise Unavailable("the post was not confirmed durable in time; retry with the same "
-                              "Idempotency-Key", code="not_durable", retry_after=1)
+        if mode == "fsync":
+            result, reply, _ = await write_then_wait(self.redis, key, command, self._fsync)
+            if not acknowledged(reply):
+                raise _not_durable(f"the post was not fsynced in time{_why(reply)}")
+            return result
+        preferred = mode == "replica-preferred"
+        without = _without_replica.setdefault(self.redis, set())
+        if key in without and await replicas_of(self.redis, key):
+            without.discard(key)
+            log.warning("region %s: a replica is back; posts wait for it again", self.region)
+        if key in without:
+            # Known to have no replica: refuse before writing, or go straight to the
+            # master's fsync, rather than wait for a WAIT that cannot succeed.
+            if not preferred:
+                metrics.DURABILITY_DEGRADED.labels(mode, "refused").inc()
+                raise _not_durable("the shard of this region has no replica to keep the post")
+            result, reply, _ = await write_then_wait(self.redis, key, command, self._fsync)
+            return self._fell_back(result, reply)
+        result, reply, later = await write_then_wait(
+            self.redis, key, command, ("WAIT", 1, self.wait_ms),
+            self._fsync if preferred else None)
+        if acknowledged(reply):
+            return result
+        without.add(key)
+        log.warning("region %s: no replica acknowledged a post within %d ms; %s", self.region,
+                    self.wait_ms, "falling back to the master's AOF fsync" if preferred
+                    else "posts are refused (503 not_durable) until one does")
+        if not preferred:
+            metrics.DURABILITY_DEGRADED.labels(mode, "refused").inc()
+            raise _not_durable("no replica received the post in time")
+        return self._fell_back(result, later)
+
+    @property
+    def _fsync(self) -> tuple[Any, ...]:
+        return ("WAITAOF", 1, 0, self.wait_ms)
+
+    def _fell_back(self, result: Any, reply: Any) -> Any:
+        if not acknowledged(reply):
+            metrics.DURABILITY_DEGRADED.labels(self.durability, "refused").inc()
+            raise _not_durable("no replica received the post and the master did not fsync "
+                              f"it in time{_why(reply)}")
+        metrics.DURABILITY_DEGRADED.labels(self.durability, "fsync").inc()
         return result
+
+
+def _why(reply: Any) -> str:
+    return f" ({reply})" if isinstance(reply, Exception) else ""
+
+
+def _not_durable(message: str) -> Unavailable:
+    return Unavailable(f"{message}; retry with the same Idempotency-Key",
+                       code="not_durable", retry_after=1)
+
+
+# Per client: the keys whose shard was last seen without a replica (shared by the Inbox
+# objects, which are made per request). While a key is here each write first asks its
+# master (INFO) whether a replica is back.
+_without_replica: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
+async def durability_check(redis: Redis, settings: Settings) -> tuple[str, bool]:
+    """For /readyz: "ok", or why a 202 cannot keep its promise in some region; and
+    whether this process is ready (with "replica-preferred", a region without a replica
+    still takes posts, on its master's AOF fsync)."""
+    if settings.durability not in ("replica", "replica-preferred"):
+        return "ok", True
+    lacking = [region for region in settings.region_names
+               if not await replicas_of(redis, keys.in_stream(region))]
+    if not lacking:
+        return "ok", True
+    if settings.durability == "replica":
+        return (f"no replica for region {', '.join(lacking)}: "
+                "posts there are refused (503 not_durable)"), False
+    no_aof = [region for region in lacking if not await aof_of(redis, keys.in_stream(region))]
+    if no_aof:
+        return (f"no replica and no AOF for region {', '.join(no_aof)}: "
+                "posts there are refused (503 not_durable)"), False
+    return (f"no replica for region {', '.join(lacking)}: "
+            "posts there are kept by the master's AOF fsync only"), True

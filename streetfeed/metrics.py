@@ -65,3 +65,8 @@ def process_dead(pid: int) -> None:
     Its counters stay in the sums, as counters must."""
     if os.environ.get(MULTIPROC_DIR_ENV):
         mark_process_dead(pid)
+DURABILITY_DEGRADED = Counter(
+    "streetfeed_durability_degraded_total",
+    "Posts whose shard had no replica to acknowledge them (STREETFEED_DURABILITY replica or "
+    "replica-preferred), by mode and outcome: refused (503 not_durable) or fsync (accepted on "
+    "the master's AOF fsync)", ["mode", "outcome"])

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import PipelineCommand, RedisCluster
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import Connection
 from redis.exceptions import (
     AskError,
     ClusterDownError,
@@ -18,6 +19,7 @@ from redis.exceptions import (
     MasterDownError,
     MovedError,
     ReadOnlyError,
+    ResponseError,
     SlotNotCoveredError,
     TimeoutError,
     TryAgainError,
@@ -83,18 +85,29 @@ async def hmget_many(redis: Redis, keys: list[str], *fields: str) -> list[list[b
         return list(await pipe.execute())
 
 
+def acknowledged(reply: Any) -> bool:
+    """Whether a WAIT reply (replicas) or a WAITAOF reply ([local, replicas]: the local
+    fsync is what we ask of it) counts at least one acknowledgement; an error reply (e.g.
+    WAITAOF on a server without AOF) counts none."""
+    if isinstance(reply, Exception):
+        return False
+    return (reply[0] if isinstance(reply, list) else reply) >= 1
+
+
 async def write_then_wait(redis: Redis, key: str, command: tuple[Any, ...],
-                          wait: tuple[Any, ...]) -> tuple[Any, Any]:
+                          wait: tuple[Any, ...], fallback: tuple[Any, ...] | None = None,
+                          ) -> tuple[Any, Any, Any]:
     """Run a write, then WAIT/WAITAOF on the same connection (they only cover writes made
-    on their own connection), on the node that holds `key`."""
+    on their own connection), on the node that holds `key`; when `wait` acknowledged
+    nothing and a `fallback` wait is given, it runs next on that same connection.
+    Returns the write's result, `wait`'s reply, and `fallback`'s reply (or None); a wait
+    answered with an error (the write itself went through) has the error as its reply."""
     if isinstance(redis, RedisCluster):
+        await redis.initialize()  # no-op unless a failure dropped the node map
         node = redis.get_node_from_key(key)
-        commands = [PipelineCommand(0, *command), PipelineCommand(1, *wait)]
+        connection = node.acquire_connection()
         try:
-            await node.execute_pipeline(commands)
-            for cmd in commands:
-                if isinstance(cmd.result, Exception):
-                    raise cmd.result
+            return await _write_then_wait(connection, command, wait, fallback)
         except (*REDIS_UNAVAILABLE, OSError):
             # Bypassing the cluster client, we also bypass its recovery: as it does on
             # these errors, drop the node map so the next command learns the new one
@@ -102,12 +115,60 @@ async def write_then_wait(redis: Redis, key: str, command: tuple[Any, ...],
             redis.nodes_manager.startup_nodes.pop(node.name, None)
             await redis.aclose()
             raise
-        return commands[0].result, commands[1].result
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.execute_command(*command)
-        pipe.execute_command(*wait)
-        first, second = await pipe.execute()
-        return first, second
+        finally:
+            # The cluster node's own way to give a connection back (it has no release());
+            # a connection that failed mid-reply was disconnected by redis-py and
+            # reconnects on its next use.
+            node._free.append(connection)
+    async with redis.client() as single:  # holds one connection of the pool until exit
+        assert single.connection is not None
+        return await _write_then_wait(single.connection, command, wait, fallback)
+
+
+async def _write_then_wait(connection: Connection, command: tuple[Any, ...],
+                           wait: tuple[Any, ...], fallback: tuple[Any, ...] | None,
+                           ) -> tuple[Any, Any, Any]:
+    result, reply = await _exchange(connection, [command, wait])
+    if isinstance(result, Exception):
+        raise result
+    later = None
+    if fallback is not None and not acknowledged(reply):
+        (later,) = await _exchange(connection, [fallback])
+    return result, reply, later
+
+
+async def _exchange(connection: Connection, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Send commands in one write and read every reply, an error reply in its place (so
+    the connection stays in step whatever the server answers)."""
+    await connection.send_packed_command(connection.pack_commands(commands), False)
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(await connection.read_response())
+        except ResponseError as exc:
+            replies.append(exc)
+    return replies
+
+
+async def _info_of_master(redis: Redis, key: str, section: str) -> dict[str, Any]:
+    """One INFO section of the master that holds `key`."""
+    if isinstance(redis, RedisCluster):
+        await redis.initialize()  # no-op unless a failure dropped the node map
+        return await redis.info(section, target_nodes=redis.get_node_from_key(key))
+    return await redis.info(section)  # type: ignore[no-any-return]
+
+
+async def replicas_of(redis: Redis, key: str) -> int:
+    """How many replicas are online (synced, streaming) with the master that holds `key`."""
+    info = await _info_of_master(redis, key, "replication")
+    return sum(1 for name, value in info.items()
+               if name.startswith("slave") and isinstance(value, dict)
+               and value.get("state") == "online")
+
+
+async def aof_of(redis: Redis, key: str) -> bool:
+    """Whether the master that holds `key` writes an AOF (what WAITAOF 1 0 waits for)."""
+    return bool((await _info_of_master(redis, key, "persistence")).get("aof_enabled"))
 
 
 def text(value: bytes | str) -> str:

@@ -27,6 +27,9 @@ SHOP_NAME_MAX = 80
 CATEGORY_MAX = 40
 ADDRESS_MAX = 160
 IDEMPOTENCY_KEY_MAX = 128
+# What a 202 promises: in Redis with AOF (fsync every second); fsynced to the local AOF;
+# received by a replica; received by a replica, else fsynced to the master's AOF.
+DURABILITY_MODES = ("aof", "fsync", "replica", "replica-preferred")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +48,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
 
-    # What a 202 promises (streetfeed.inbox.Inbox.confirm): "aof", "fsync" or "replica".
+    # What a 202 promises (streetfeed.inbox.Inbox._durably), one of DURABILITY_MODES.
     durability: str = "aof"
+    # How long a 202 waits for a replica (WAIT) or an fsync (WAITAOF), each.
     durability_timeout_ms: int = 2_000
 
     max_body_bytes: int = 8 * 1024
@@ -213,9 +217,9 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"region: {settings.region!r} is not one of the configured regions")
     if not 0.0005 <= settings.geo_cell_deg <= 1.0:
         raise ConfigError(f"geo_cell_deg: expected 0.0005..1, got {settings.geo_cell_deg}")
-    if settings.durability not in ("aof", "fsync", "replica"):
-        raise ConfigError("durability: expected aof, fsync or replica, "
-                          f"got {settings.durability!r}")
+    if settings.durability not in DURABILITY_MODES:
+        raise ConfigError(f"durability (STREETFEED_DURABILITY): expected one of "
+                          f"{', '.join(DURABILITY_MODES)}, got {settings.durability!r}")
     if settings.feed_maxlen < 100:
         raise ConfigError(f"feed_maxlen: expected at least 100, got {settings.feed_maxlen}")
     try:

@@ -60,7 +60,10 @@ class Cluster:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.nodes[0].port}"
+        """A live node's address (the first node may be the one a test killed)."""
+        live = next((n for n in self.nodes if n.process is not None
+                     and n.process.poll() is None), self.nodes[0])
+        return f"redis://127.0.0.1:{live.port}"
 
     def start(self) -> None:
         for i in range(6):
@@ -115,6 +118,18 @@ class Cluster:
                         port = int(master[1])
                         return next(n for n in self.nodes if n.port == port)
         raise AssertionError(f"no master for slot {slot}")
+
+    def restored(self) -> bool:
+        """Every node up, the cluster ok, and three replicas synced: a healthy 3+3 again.
+        Restarts killed nodes first (each rejoins as the replica of the master that took
+        over from it); meant to be polled."""
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is not None:
+                node.start()
+        return self.healthy() and self.replicas_in_sync()
+
+    def restore(self, timeout: float = 60) -> None:
+        _wait(self.restored, timeout, "the cluster healthy with three synced replicas")
 
     def flush(self) -> None:
         for node in self.nodes:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -33,6 +34,7 @@ from tests.helpers import (
     wait_for,
     wait_http,
 )
+from web.auth import SESSION_TTL_S
 
 STREET = (44.8370, -0.5735)
 
@@ -87,6 +89,7 @@ async def test_workers_share_one_port_and_count_presence_and_reach_together(
 
 @pytest.fixture
 async def cluster_redis(redis_cluster: Cluster) -> AsyncIterator[RedisCluster]:
+    await wait_for(redis_cluster.restored, 60, "a healthy 3+3 cluster")
     redis_cluster.flush()
     client = RedisCluster.from_url(redis_cluster.url)
     try:
@@ -162,6 +165,9 @@ async def test_cluster_two_regions_two_gateways_and_master_failover(
             def expected(c: ResumingClient) -> set[str]:
                 return {p for p, r in accepted.items() if _sees(c, shop_lon[r])}
 
+            # The console signs in on the cluster, and its cookie speaks for the shop.
+            west_shop = await _console_on_cluster(f"http://127.0.0.1:{gw_ports[0]}", west_shop,
+                                                  accepted, west_name, cluster_redis)
             await wait_for(lambda: all(set(c.post_ids) == expected(c) for c in clients), 30,
                            "every client has its posts from both regions")
             # Kill the master holding the west region; posts answered 202 before must survive.
@@ -200,10 +206,38 @@ async def test_cluster_two_regions_two_gateways_and_master_failover(
         await asyncio.gather(*(c.stop() for c in clients))
         for service in services:
             service.terminate()
-        # The killed master comes back as a replica for the next tests.
-        for node in redis_cluster.nodes:
-            if node.process is not None and node.process.poll() is not None:
-                node.start()
+        # The killed master comes back as a replica: a healthy 3+3 for the next tests.
+        redis_cluster.restore()
+
+
+async def _console_on_cluster(base: str, shop: ShopCreated, accepted: dict[str, str],
+                              region: str, redis: RedisCluster) -> ShopCreated:
+    """Sign in with the token, post with the cookie; rotating the token ends the session.
+    The shop with its new token."""
+    origin = {"Origin": base}
+    async with httpx.AsyncClient(base_url=base, timeout=10) as console:
+        signed = await console.post("/api/v1/session", json={"shop_id": shop.id,
+                                                             "token": shop.token})
+        assert signed.status_code == 200, signed.text
+        assert (await console.get("/api/v1/session")).json()["id"] == shop.id
+        # Written with its expiry, in one script (no MULTI on a cluster).
+        sessions = await redis.keys("sf:session:*", target_nodes=RedisCluster.PRIMARIES)
+        assert len(sessions) == 1
+        assert 0 < await redis.ttl(sessions[0]) <= SESSION_TTL_S
+        posted = await console.post(f"/api/v1/shops/{shop.id}/posts",
+                                    json=arrival("from the console"), headers=origin)
+        assert posted.status_code == 202, posted.text
+        accepted[posted.json()["id"]] = region
+        rotated = await console.post(f"/api/v1/shops/{shop.id}/token", headers=origin)
+        assert rotated.status_code == 200, rotated.text
+        assert (await console.get("/api/v1/session")).status_code == 401
+        token = rotated.json()["token"]
+        again = await console.post("/api/v1/session", json={"shop_id": shop.id, "token": token})
+        assert again.status_code == 200, again.text
+        assert (await console.get("/api/v1/session")).json()["id"] == shop.id
+        assert (await console.delete("/api/v1/session", headers=origin)).status_code == 204
+        assert (await console.get("/api/v1/session")).status_code == 401
+    return msgspec.structs.replace(shop, token=token)
 
 
 def _sees(client: ResumingClient, shop_lon: float) -> bool:

@@ -24,6 +24,7 @@ from schemas.service import ClientConfig, Health, Point, Readiness
 from schemas.shops import ShopList, ShopUpdate, SignIn, TokenRotated
 from streetfeed import keys, metrics, shops
 from streetfeed.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthorized
+from streetfeed.inbox import durability_check
 from streetfeed.live import shop_live_posts, stream_id_key
 from streetfeed.redis_conn import REDIS_DOWN
 from streetfeed.regions import regions_for
@@ -216,6 +217,12 @@ async def readyz(request: Request) -> Response:
         what = "fails to read" if reader.failing else "has not read"
         reasons.append(f"feed reader of region {region} {what} since "
                        f"{reader.last_read_at.isoformat(timespec='seconds')}")
+    try:  # can a 202 keep its promise (STREETFEED_DURABILITY) in every region?
+        checks["durability"], durable = await durability_check(st.redis, st.settings)
+        if not durable:
+            reasons.append(str(checks["durability"]))
+    except REDIS_DOWN:
+        checks["durability"] = "unknown"  # the redis check says why
     ready = not reasons
     return JSONResponse(Readiness(status="ready" if ready else "not_ready", checks=checks,
                                   reasons=reasons),

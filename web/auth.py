@@ -29,15 +29,22 @@ def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+# One script, so a session never exists without its expiry (a crash between HSET and
+# EXPIRE would leave one that never ends). Not MULTI: a cluster client has none; one key,
+# so one slot.
+_OPEN_SESSION = """
+-- KEYS: session; ARGV: shop id, token hash, ttl_s
+redis.call('HSET', KEYS[1], 'shop_id', ARGV[1], 'token_hash', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+"""
+
+
 async def open_session(redis: Redis, record: ShopRecord, response: Response,
                        secure: bool) -> None:
     session_id = secrets.token_urlsafe(32)
     key = keys.session(_hash(session_id))
-    # One transaction: a session never exists without its expiry.
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(key, mapping={"shop_id": record.id, "token_hash": record.token_hash})
-        pipe.expire(key, SESSION_TTL_S)
-        await pipe.execute()
+    await redis.register_script(_OPEN_SESSION)(
+        keys=[key], args=[record.id, record.token_hash, SESSION_TTL_S])
     response.set_cookie(COOKIE, session_id, max_age=SESSION_TTL_S, httponly=True,
                         samesite="strict", secure=secure, path="/")
 
