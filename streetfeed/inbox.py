@@ -97,9 +97,10 @@ class Inbox:
                 raise _not_durable("the shard of this region has no replica to keep the post")
             result, reply, _ = await write_then_wait(self.redis, key, command, self._fsync)
             return self._fell_back(result, reply)
+        fallback = (("INCR", keys.fsync_marker(self.region)), self._fsync)
         result, reply, later = await write_then_wait(
             self.redis, key, command, ("WAIT", 1, self.wait_ms),
-            self._fsync if preferred else None)
+            fallback if preferred else None)
         if acknowledged(reply):
             return result
         without.add(key)

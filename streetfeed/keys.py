@@ -14,6 +14,12 @@ def in_stream(region: str) -> str:
     return f"{PREFIX}:{{{region}}}:in"
 
 
+def fsync_marker(region: str) -> str:
+    """A counter written after a post when no replica took it, so that WAITAOF on a second
+    connection covers the post (durability `replica-preferred`)."""
+    return f"{PREFIX}:{{{region}}}:fsync-marker"
+
+
 def feed_stream(region: str) -> str:
     """Enriched posts and tombstones in order; an entry id is a resume cursor."""
     return f"{PREFIX}:{{{region}}}:feed"

@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import Connection
+from redis.asyncio.cluster import PipelineCommand, RedisCluster
 from redis.exceptions import (
     AskError,
     ClusterDownError,
@@ -19,7 +18,6 @@ from redis.exceptions import (
     MasterDownError,
     MovedError,
     ReadOnlyError,
-    ResponseError,
     SlotNotCoveredError,
     TimeoutError,
     TryAgainError,
@@ -95,19 +93,33 @@ def acknowledged(reply: Any) -> bool:
 
 
 async def write_then_wait(redis: Redis, key: str, command: tuple[Any, ...],
-                          wait: tuple[Any, ...], fallback: tuple[Any, ...] | None = None,
+                          wait: tuple[Any, ...],
+                          fallback: tuple[tuple[Any, ...], ...] | None = None,
                           ) -> tuple[Any, Any, Any]:
     """Run a write, then WAIT/WAITAOF on the same connection (they only cover writes made
-    on their own connection), on the node that holds `key`; when `wait` acknowledged
-    nothing and a `fallback` wait is given, it runs next on that same connection.
-    Returns the write's result, `wait`'s reply, and `fallback`'s reply (or None); a wait
-    answered with an error (the write itself went through) has the error as its reply."""
+    on their own connection), on the node that holds `key`. When `wait` acknowledged
+    nothing and `fallback` commands are given (a write in the same slot, then another
+    wait), they run next, as a pipeline of their own: their write comes after ours in
+    the node's replication stream and AOF, so a wait that covers it covers ours too.
+    Returns the write's result, `wait`'s reply and the fallback's last reply (or None);
+    a wait answered with an error (the write itself went through) has it as its reply."""
+    result, reply = await _on_node(redis, key, [command, wait])
+    if isinstance(result, Exception):
+        raise result
+    later = None
+    if fallback is not None and not acknowledged(reply):
+        later = (await _on_node(redis, key, list(fallback)))[-1]
+    return result, reply, later
+
+
+async def _on_node(redis: Redis, key: str, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Commands in one pipeline on one connection of the node that holds `key`; each
+    reply in its place, an error reply as the exception."""
     if isinstance(redis, RedisCluster):
-        await redis.initialize()  # no-op unless a failure dropped the node map
         node = redis.get_node_from_key(key)
-        connection = node.acquire_connection()
+        pipeline = [PipelineCommand(i, *command) for i, command in enumerate(commands)]
         try:
-            return await _write_then_wait(connection, command, wait, fallback)
+            await node.execute_pipeline(pipeline)
         except (*REDIS_UNAVAILABLE, OSError):
             # Bypassing the cluster client, we also bypass its recovery: as it does on
             # these errors, drop the node map so the next command learns the new one
@@ -115,39 +127,11 @@ async def write_then_wait(redis: Redis, key: str, command: tuple[Any, ...],
             redis.nodes_manager.startup_nodes.pop(node.name, None)
             await redis.aclose()
             raise
-        finally:
-            # The cluster node's own way to give a connection back (it has no release());
-            # a connection that failed mid-reply was disconnected by redis-py and
-            # reconnects on its next use.
-            node._free.append(connection)
-    async with redis.client() as single:  # holds one connection of the pool until exit
-        assert single.connection is not None
-        return await _write_then_wait(single.connection, command, wait, fallback)
-
-
-async def _write_then_wait(connection: Connection, command: tuple[Any, ...],
-                           wait: tuple[Any, ...], fallback: tuple[Any, ...] | None,
-                           ) -> tuple[Any, Any, Any]:
-    result, reply = await _exchange(connection, [command, wait])
-    if isinstance(result, Exception):
-        raise result
-    later = None
-    if fallback is not None and not acknowledged(reply):
-        (later,) = await _exchange(connection, [fallback])
-    return result, reply, later
-
-
-async def _exchange(connection: Connection, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """Send commands in one write and read every reply, an error reply in its place (so
-    the connection stays in step whatever the server answers)."""
-    await connection.send_packed_command(connection.pack_commands(commands), False)
-    replies: list[Any] = []
-    for _ in commands:
-        try:
-            replies.append(await connection.read_response())
-        except ResponseError as exc:
-            replies.append(exc)
-    return replies
+        return [c.result for c in pipeline]
+    async with redis.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=False))
 
 
 async def _info_of_master(redis: Redis, key: str, section: str) -> dict[str, Any]:
