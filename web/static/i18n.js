@@ -235,6 +235,15 @@ const STRINGS = {
   screen_loading: ["Chargement…", "Loading…"],
   screen_unknown_shop: ["Boutique introuvable : vérifiez l'adresse de cet écran.",
     "Shop not found: check this screen's address."],
+  screen_unknown_title: ["Streetfeed — écran inconnu", "Streetfeed — unknown screen"],
+  screen_unknown_heading: ["Aucune boutique ici", "No shop here"],
+  screen_unknown_id: ["Identifiant demandé : « {id} »", "Id asked for: “{id}”"],
+  screen_unknown_help: [
+    "L'adresse de cet écran ne correspond à aucune boutique, ou la boutique est désactivée. " +
+      "Vérifiez l'adresse dans la console commerçant (« Ouvrir l'écran de la boutique »).",
+    "This screen's address names no shop, or the shop is switched off. " +
+      "Check the address in the shop console (“Open the in-shop screen”).",
+  ],
   screen_page: ["{i} sur {n}", "{i} of {n}"],
   stale: ["Connexion perdue depuis {d} — affichage des dernières infos",
     "Connection lost for {d} — showing the latest information"],

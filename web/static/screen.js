@@ -57,6 +57,7 @@ let neighbourNext = 0;
 let resetting = false; // between a reset and the end of the snapshot that follows it
 let seenSinceReset = new Set();
 let reloadTried = 0;
+let unknownShop = false; // the server said no such shop (the page was served while Redis was away)
 
 const posts = new Map(); // id -> post
 const shown = { own: [], neighbours: [] }; // cards on screen (for their countdowns)
@@ -241,7 +242,8 @@ function formatLost(ms) {
 }
 
 function showStale(now) {
-  const stale = lostAt !== null && now - lostAt >= STALE_GRACE_MS;
+  // An unknown shop has no feed to lose: its message says what is wrong, not a banner.
+  const stale = !unknownShop && lostAt !== null && now - lostAt >= STALE_GRACE_MS;
   staleEl.hidden = !stale;
   screenEl.classList.toggle("is-stale", stale);
   if (stale) staleEl.textContent = t("stale", { d: formatLost(now - lostAt) });
@@ -328,11 +330,14 @@ async function loadProfile() {
       }
       profileRetry = PROFILE_RETRY_MIN_MS;
       messageEl.hidden = true;
-      const qr = $("qr");
-      if (!qr.naturalWidth) qr.src = `/api/v1/shops/${encodeURIComponent(shopId)}/qr.svg`;
+      unknownShop = false;
+      showQr(true);
     } else if (response.status === 404) {
+      unknownShop = true;
       messageEl.hidden = false;
       messageEl.textContent = t("screen_unknown_shop");
+      showQr(false); // it would be a broken image: the QR of a shop that does not exist
+      showStale(Date.now());
       next = PROFILE_RETRY_MAX_MS;
     } else {
       next = profileRetry;
@@ -345,6 +350,12 @@ async function loadProfile() {
     profileLoading = false;
   }
   profileTimer = setTimeout(loadProfile, next);
+}
+
+function showQr(show) {
+  const qr = $("qr");
+  qr.closest(".screen-qr").hidden = !show;
+  if (show && !qr.naturalWidth) qr.src = `/api/v1/shops/${encodeURIComponent(shopId)}/qr.svg`;
 }
 
 function setProfile(profile) {

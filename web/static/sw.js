@@ -92,6 +92,8 @@ async function networkFirst(request, cacheName, { fallbackUrl = null } = {}) {
 self.addEventListener("fetch", (event) => {
   const request = event.request;
   if (request.method !== "GET") return;
+  // A page that asks for no-store wants the server's own answer, never a kept copy.
+  if (request.cache === "no-store") return;
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return; // map tiles: the browser's own cache
 
