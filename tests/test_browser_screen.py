@@ -20,7 +20,16 @@ from streetfeed import keys
 from streetfeed.clock import SystemClock
 from streetfeed.settings import Settings
 from streetfeed.shops import set_disabled
-from tests.helpers import add_shop, arrival, enricher, flash, free_port, send_post, web_server
+from tests.helpers import (
+    add_shop,
+    arrival,
+    enricher,
+    flash,
+    free_port,
+    send_post,
+    wait_for,
+    web_server,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -234,3 +243,46 @@ async def test_screen_page_served_while_redis_is_unreachable(settings: Settings)
         response = await http.get("/screen/any-shop")
         assert response.status_code == 200
         assert 'id="stale-banner"' in response.text
+
+
+async def test_screen_navigation_falls_back_to_the_cache_when_the_network_stalls(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """A connected but dead network: the service worker's network-first navigation gives
+    up after a few seconds and serves the kept page, instead of hanging the screen."""
+    shop = await add_shop(redis, settings, "Droguerie", *SHOP)
+    async with web_server(settings) as web:
+        page = await open_screen(browser, web.http, shop.id)
+        # The first load installs the service worker; once it controls the page, a reload
+        # goes through it and keeps the screen page.
+        await page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+        await page.reload()
+        await wait_for(lambda: page.evaluate(
+            f"async () => !!(await caches.match('{web.http}/screen/{shop.id}', "
+            "{ignoreSearch: true}))"),
+            message="the screen page in the service worker's cache")
+
+        # Network first while the network answers: the server's copy, not the kept one.
+        async def marked(route: Any) -> None:
+            response = await route.fetch()
+            body = (await response.text()).replace("<body", '<body data-from="network"', 1)
+            await route.fulfill(response=response, body=body)
+
+        await browser.route(f"{web.http}/screen/**", marked)
+        await page.reload()
+        assert await page.get_attribute("body", "data-from") == "network"
+        await browser.unroute(f"{web.http}/screen/**")
+
+        # The link stalls: the page's own request is taken but never answered.
+        stalled: list[str] = []
+
+        async def stall(route: Any) -> None:
+            stalled.append(route.request.url)
+
+        await browser.route(f"{web.http}/screen/**", stall)
+        started = time.monotonic()
+        await page.reload(wait_until="domcontentloaded", timeout=10_000)
+        await page.wait_for_function("() => window.streetfeedScreen !== undefined")
+        assert time.monotonic() - started < 8
+        assert stalled, "the network was not tried first"
+        assert "Droguerie" in await page.inner_text("#screen-shop")
+        await browser.unroute(f"{web.http}/screen/**")
