@@ -3,7 +3,7 @@
 import { buildCard, openingState } from "./cards.js";
 import { FeedClient } from "./feedclient.js";
 import { formatDistance, haversineM } from "./geo.js";
-import { applyStatic, getLang, onLangChange, otherLang, setLang, t } from "./i18n.js";
+import { applyStatic, getLang, hhmm, onLangChange, otherLang, setLang, t } from "./i18n.js";
 import { FeedMap } from "./map.js";
 import { DEFAULT_RADIUS_M, DEMO_STREET, follow, fromUrl, locate } from "./position.js";
 import { ProfileCache } from "./profiles.js";
@@ -29,6 +29,7 @@ const followedOnlyEl = $("followed-only");
 const viewToggleEl = $("view-toggle");
 const mapPanelEl = $("map-panel");
 const offlineEl = $("offline");
+const notLiveEl = $("not-live");
 
 const FOLLOWS_KEY = "streetfeed.follows";
 const VIEW_KEY = "streetfeed.view";
@@ -39,6 +40,11 @@ let position = fromLink.position;
 let radius = fromLink.radius ?? DEFAULT_RADIUS_M;
 let onDemoStreet = false;
 let loading = true; // until the first snapshot (or the one after a reset) is complete
+// Between a reset and the end of the snapshot after it, the cards already shown stay
+// (no blank page while a server in an outage holds the snapshot back); those the new
+// snapshot does not bring back go when it ends.
+let resetting = false;
+let seenSinceReset = new Set();
 let client = null;
 
 const posts = new Map(); // id -> post exactly as the server sent it
@@ -92,6 +98,11 @@ function showStatus(state) {
   statusEl.dataset.state = state;
   setText($("status-label"), `status_${state}`);
   if (state === "live") errorEl.hidden = true;
+  // The server cannot read the feed: the cards are as of then, and the page says so.
+  const notLive = state === "not_live";
+  notLiveEl.hidden = !notLive;
+  document.body.classList.toggle("is-not-live", notLive);
+  if (notLive) setText(notLiveEl, "not_live", { time: hhmm(client.notLiveSince) });
   showOffline();
 }
 
@@ -196,6 +207,7 @@ function upsert(post, live) {
   }
   const isNew = !posts.has(post.id);
   posts.set(post.id, post);
+  if (resetting) seenSinceReset.add(post.id);
   const card = place(post);
   if (live && isNew) {
     card.el.classList.add("is-new");
@@ -207,14 +219,16 @@ function upsert(post, live) {
 
 function remove(id) {
   posts.delete(id);
+  seenSinceReset.delete(id);
   cards.get(id)?.el.remove();
   cards.delete(id);
 }
 
-function clear() {
-  posts.clear();
-  cards.clear();
-  feedEl.replaceChildren();
+/** The snapshot after a reset is complete: drop the cards it did not bring back. */
+function endReset() {
+  resetting = false;
+  for (const id of [...posts.keys()]) if (!seenSinceReset.has(id)) remove(id);
+  seenSinceReset = new Set();
 }
 
 function rebuildAll() {
@@ -257,12 +271,16 @@ function onFrame(frame, live) {
       break;
     case "reset":
       loading = true;
-      mutate(clear);
+      resetting = true;
+      seenSinceReset = new Set();
+      mutate(() => {}); // aria-busy while the snapshot comes
       break;
     case "ping":
       if (loading) {
         loading = false;
-        order();
+        mutate(() => {
+          if (resetting) endReset();
+        });
       }
       break;
     case "error":
@@ -325,6 +343,7 @@ function setupControls() {
   langEl.addEventListener("click", () => setLang(otherLang()));
   onLangChange(() => {
     labelLang();
+    showStatus(client ? client.state : "connecting"); // "not live since" has a time in it
     for (const option of radiusEl.options) {
       option.textContent = formatDistance(Number(option.value), getLang());
     }

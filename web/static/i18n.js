@@ -12,6 +12,9 @@ const STRINGS = {
   status_live: ["En direct", "Live"],
   status_reconnecting: ["Reconnexion…", "Reconnecting…"],
   status_offline: ["Hors ligne", "Offline"],
+  status_not_live: ["Pas en direct", "Not live"],
+  not_live: ["Pas en direct depuis {time}, derniers posts affichés",
+    "Not live since {time}, showing the last posts"],
   locating: ["Recherche de votre position…", "Finding your position…"],
   demo_street: [
     "Position indisponible — voici la rue de démonstration",
@@ -306,6 +309,12 @@ export function setLang(next) {
 }
 
 export const otherLang = () => (lang === "fr" ? "en" : "fr");
+
+/** "14:05": a moment as hours and minutes of the browser's own time zone, 24-hour. */
+export function hhmm(ms) {
+  return new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" })
+    .format(ms);
+}
 
 // Fixed page text is marked with data-i18n in the HTML, so it needs no code of its own.
 // <html data-i18n-title="key"> names the page title.
