@@ -73,6 +73,11 @@ const STRINGS = {
   ],
   map_failed: ["La carte n'a pas pu se charger. La liste reste à jour.",
     "The map could not load. The list stays up to date."],
+  seen_at: ["vu à {time}", "seen at {time}"],
+  empty_offline: [
+    "Hors ligne, et aucune annonce gardée sur cet appareil. Elles reviendront avec le réseau.",
+    "Offline, and no post kept on this device. They will come back with the network.",
+  ],
   offline_notice: [
     "Hors ligne : les annonces affichées peuvent avoir changé. Retour en direct dès que le réseau revient.",
     "Offline: the posts shown may have changed. Live again as soon as the network is back.",

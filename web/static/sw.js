@@ -32,6 +32,7 @@ const SHELL = [
   "/static/profiles.js",
   "/static/pwa.js",
   "/static/hours.js",
+  "/static/kept.js",
   "/static/favicon.svg",
   "/static/icons/icon.svg",
   "/static/icons/icon-192.png",
