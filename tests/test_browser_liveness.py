@@ -18,7 +18,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from streetfeed.settings import Settings
+from streetfeed.settings import load_settings
 from tests.helpers import add_shop, arrival, enricher, send_post, web_server
 from tests.test_faults import OwnRedis
 
@@ -51,8 +51,9 @@ def minutes_between(start: datetime, end: datetime) -> set[str]:
 
 
 async def test_pages_say_not_live_while_redis_is_down_and_recover(
-        own_redis: OwnRedis, settings: Settings, browser: Any) -> None:
-    settings = settings.with_(redis_url=own_redis.url)
+        own_redis: OwnRedis, tmp_path: Path, browser: Any) -> None:
+    settings = load_settings({}, redis_url=own_redis.url, data_dir=tmp_path / "var", port=0,
+                             demo=False)
     redis = Redis.from_url(own_redis.url)
     shop = await add_shop(redis, settings, "Primeur", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \
@@ -101,8 +102,9 @@ async def test_pages_say_not_live_while_redis_is_down_and_recover(
         assert await feed.inner_text("#status-label") == "En direct"
         await screen.wait_for_selector("#stale-banner", state="hidden")
         after = (await send_post(http, shop, arrival("Après la panne"))).json()["id"]
-        await feed.wait_for_selector(f'#feed [data-post-id="{after}"]', timeout=10_000)
-        await screen.wait_for_selector(f'#own-posts [data-post-id="{after}"]', timeout=10_000)
+        # The enricher may still be in its backoff (up to 7.5 s) when Redis comes back.
+        await feed.wait_for_selector(f'#feed [data-post-id="{after}"]', timeout=20_000)
+        await screen.wait_for_selector(f'#own-posts [data-post-id="{after}"]', timeout=20_000)
         assert await feed.locator(f"#feed {card}").count() == 1
         assert errors == []
     await redis.aclose()
