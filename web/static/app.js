@@ -58,6 +58,9 @@ const seenAt = new Map(); // id -> when the post was last seen live (ms), for th
 const keptOnly = new Set();
 let saveTimer = 0;
 let savedAt = 0;
+// Only a page that has had the live feed rewrites the kept copy: one started offline, or
+// away from where the posts were kept (so none shows), must not wipe it.
+let wasLive = false;
 
 // What the passer-by chose to see. Followed shops live in this browser only.
 const filters = { kind: "", category: "", followedOnly: false };
@@ -106,7 +109,10 @@ function setText(node, key, vars) {
 function showStatus(state) {
   statusEl.dataset.state = state;
   setText($("status-label"), `status_${state}`);
-  if (state === "live") errorEl.hidden = true;
+  if (state === "live") {
+    errorEl.hidden = true;
+    wasLive = true;
+  }
   // The server cannot read the feed: the cards are as of then, and the page says so.
   const notLive = state === "not_live";
   notLiveEl.hidden = !notLive;
@@ -317,6 +323,7 @@ function onFrame(frame, live) {
 function saveNow() {
   clearTimeout(saveTimer);
   saveTimer = 0;
+  if (!wasLive) return;
   const now = Date.now();
   const live = client?.state === "live";
   const entries = [];
