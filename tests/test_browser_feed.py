@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.browser
 
 STREET = (44.8370, -0.5735)
 FAR = (44.8440, -0.5560)
+PARIS = ZoneInfo("Europe/Paris")  # the browser fixture's time zone
 
 
 async def open_feed(browser: Any, base: str, lat: float, lon: float, radius: int = 500) -> Any:
@@ -133,3 +135,78 @@ async def test_position_from_the_browser_geolocation_or_the_demo_street(
             "() => window.streetfeed && window.streetfeed.state === 'live'")
         await refused.wait_for_selector("#notice", state="visible")
         assert near_id in await card_titles(refused)  # the demo street is rue Sainte-Catherine
+
+
+async def test_offline_reload_shows_the_kept_posts_marked_seen_at(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """A reload with no network: the last posts, kept on the device with when they were
+    last seen live, and the page says it is offline (not 'looking...' forever). Expired
+    posts are not shown from that copy, and the passer-by's position is never stored."""
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    me = (44.83712, -0.57341)  # the passer-by, a few metres from the shop
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        page = await open_feed(browser, web.http, *me)
+        # The service worker keeps the page itself, for an offline start.
+        await page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+
+        # Nothing kept yet: offline, the page says so rather than looking forever.
+        await browser.set_offline(True)
+        await page.reload()
+        await page.wait_for_selector("#offline", state="visible")
+        await page.wait_for_function(
+            "() => document.querySelector('#empty').textContent.startsWith('Hors ligne')")
+        assert await page.is_visible("#empty")
+        await browser.set_offline(False)
+        await page.wait_for_function("() => window.streetfeed.state === 'live'",
+                                     timeout=20_000)
+
+        kept_id = (await send_post(http, shop, arrival("Fraises gardées"))).json()["id"]
+        card = f'[data-post-id="{kept_id}"]'
+        await page.wait_for_selector(card)
+        await page.wait_for_function(
+            f"() => (localStorage.getItem('streetfeed.posts') || '').includes('{kept_id}')")
+        seen = datetime.now(PARIS)
+        # A post kept on an earlier visit that has expired since: never shown again.
+        await page.evaluate("""() => {
+            const saved = JSON.parse(localStorage.getItem('streetfeed.posts'));
+            const post = {...saved.posts[0].post, id: 'p_expiredexpired00', title: 'Fini',
+                          expires_at: new Date(Date.now() - 1000).toISOString()};
+            saved.posts.push({post, seenAt: Date.now() - 60000});
+            localStorage.setItem('streetfeed.posts', JSON.stringify(saved));
+        }""")
+
+        await browser.set_offline(True)
+        await page.reload()
+        await page.wait_for_selector(card, timeout=10_000)
+        text = await page.inner_text(card)
+        assert "Fraises gardées" in text
+        assert any(f"vu à {at:%H:%M}" in text
+                   for at in (seen, seen - timedelta(minutes=1), datetime.now(PARIS))), text
+        await page.wait_for_selector("#offline", state="visible")
+        assert await page.get_attribute("#status", "data-state") == "offline"
+        assert await page.locator('[data-post-id="p_expiredexpired00"]').count() == 0
+        assert await page.is_hidden("#empty")
+
+        # Posts only: neither the position nor anything worked out from it is stored,
+        # in localStorage or in the service worker's caches.
+        stored = await page.evaluate("""async () => {
+            const out = Object.entries(localStorage).map(([k, v]) => k + '=' + v);
+            for (const name of await caches.keys()) {
+                const cache = await caches.open(name);
+                for (const request of await cache.keys()) out.push(request.url);
+            }
+            return out.join('\\n');
+        }""")
+        assert kept_id in stored
+        for fragment in ("44.83712", "-0.57341", "lat=", "dist"):
+            assert fragment not in stored, fragment
+
+        # Back online: live again, and the card is the server's, no longer 'seen at'.
+        await browser.set_offline(False)
+        await page.wait_for_function("() => window.streetfeed.state === 'live'",
+                                     timeout=20_000)
+        await page.wait_for_selector(card)
+        assert "vu à" not in await page.inner_text(card)
+        assert await page.is_hidden("#offline")
+        assert page.errors == []

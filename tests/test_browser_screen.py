@@ -17,8 +17,19 @@ import pytest
 from redis.asyncio import Redis
 
 from streetfeed import keys
+from streetfeed.clock import SystemClock
 from streetfeed.settings import Settings
-from tests.helpers import add_shop, arrival, enricher, flash, send_post, web_server
+from streetfeed.shops import set_disabled
+from tests.helpers import (
+    add_shop,
+    arrival,
+    enricher,
+    flash,
+    free_port,
+    send_post,
+    wait_for,
+    web_server,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -190,3 +201,88 @@ async def test_long_run_keeps_heap_and_dom_bounded(redis: Redis, settings: Setti
         assert nodes_after < nodes_before + 60, (nodes_before, nodes_after)
         assert await page.evaluate("() => window.streetfeedScreen.state") == "live"
         assert page.errors == []
+
+
+async def test_unknown_or_disabled_screen_is_a_404_page(redis: Redis, settings: Settings,
+                                                        browser: Any) -> None:
+    """No shop with that id (or a disabled one): a 404 page that says so, not a screen
+    that claims the connection is lost under two 'Loading...' columns and a broken QR."""
+    shop = await add_shop(redis, settings, "Mercerie", *SHOP)
+    off = await add_shop(redis, settings, "Fermée", *SHOP)
+    await set_disabled(redis, off.id, True, SystemClock(), settings.feed_maxlen)
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        assert (await http.get(f"/screen/{shop.id}")).status_code == 200
+        for shop_id in ("does-not-exist", off.id):
+            response = await http.get(f"/screen/{shop_id}")
+            assert response.status_code == 404, shop_id
+            assert response.headers["content-type"].startswith("text/html")
+            assert "script-src 'self'" in response.headers["content-security-policy"]
+            assert 'id="stale-banner"' not in response.text and "qr" not in response.text
+
+        page = await browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        response = await page.goto(f"{web.http}/screen/does-not-exist")
+        assert response.status == 404
+        await page.wait_for_selector("text=Aucune boutique ici")
+        assert "does-not-exist" in await page.inner_text("#unknown-id")
+        assert "écran inconnu" in await page.title()
+        assert await page.locator("img, #stale-banner").count() == 0
+        assert "Chargement" not in await page.inner_text("body")
+        english = await browser.new_page()
+        await english.goto(f"{web.http}/screen/does-not-exist?lang=en")
+        await english.wait_for_selector("text=No shop here")
+        assert errors == []
+
+
+async def test_screen_page_served_while_redis_is_unreachable(settings: Settings) -> None:
+    """Only a shop known not to exist is a 404: without Redis the screen page is served,
+    so that the screen comes back by itself when Redis does."""
+    nowhere = settings.with_(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    async with web_server(nowhere) as web, httpx.AsyncClient(base_url=web.http) as http:
+        response = await http.get("/screen/any-shop")
+        assert response.status_code == 200
+        assert 'id="stale-banner"' in response.text
+
+
+async def test_screen_navigation_falls_back_to_the_cache_when_the_network_stalls(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """A connected but dead network: the service worker's network-first navigation gives
+    up after a few seconds and serves the kept page, instead of hanging the screen."""
+    shop = await add_shop(redis, settings, "Droguerie", *SHOP)
+    async with web_server(settings) as web:
+        page = await open_screen(browser, web.http, shop.id)
+        # The first load installs the service worker; once it controls the page, a reload
+        # goes through it and keeps the screen page.
+        await page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+        await page.reload()
+        await wait_for(lambda: page.evaluate(
+            f"async () => !!(await caches.match('{web.http}/screen/{shop.id}', "
+            "{ignoreSearch: true}))"),
+            message="the screen page in the service worker's cache")
+
+        # Network first while the network answers: the server's copy, not the kept one.
+        async def marked(route: Any) -> None:
+            response = await route.fetch()
+            body = (await response.text()).replace("<body", '<body data-from="network"', 1)
+            await route.fulfill(response=response, body=body)
+
+        await browser.route(f"{web.http}/screen/**", marked)
+        await page.reload()
+        assert await page.get_attribute("body", "data-from") == "network"
+        await browser.unroute(f"{web.http}/screen/**")
+
+        # The link stalls: the page's own request is taken but never answered.
+        stalled: list[str] = []
+
+        async def stall(route: Any) -> None:
+            stalled.append(route.request.url)
+
+        await browser.route(f"{web.http}/screen/**", stall)
+        started = time.monotonic()
+        await page.reload(wait_until="domcontentloaded", timeout=10_000)
+        await page.wait_for_function("() => window.streetfeedScreen !== undefined")
+        assert time.monotonic() - started < 8
+        assert stalled, "the network was not tried first"
+        assert "Droguerie" in await page.inner_text("#screen-shop")
+        await browser.unroute(f"{web.http}/screen/**")

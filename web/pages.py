@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from streetfeed.redis_conn import REDIS_DOWN
+from streetfeed.shops import get_shop
+
+log = logging.getLogger("streetfeed.web")
+
 STATIC_DIR = Path(__file__).parent / "static"
+
+# A screen page asks Redis whether its shop exists; a slow Redis must not hold it back.
+SHOP_CHECK_TIMEOUT_S = 2.0
 
 # Scripts only from our own origin (no inline script): user text can never run.
 # Map tiles come from the configured tile server, hence https: images.
@@ -17,8 +27,9 @@ _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'
         "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}")
 
 
-def _page(name: str) -> Response:
-    return FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache"})
+def _page(name: str, status_code: int = 200) -> Response:
+    return FileResponse(STATIC_DIR / name, status_code=status_code,
+                        headers={"Cache-Control": "no-cache"})
 
 
 async def passer_by(request: Request) -> Response:
@@ -30,6 +41,21 @@ async def console(request: Request) -> Response:
 
 
 async def screen(request: Request) -> Response:
+    """The in-shop screen, or a 404 page for a shop known not to exist (or disabled).
+
+    Only a definite "no such shop" is a 404: when Redis cannot answer now, the screen
+    page is served anyway, because a screen left on the wall must come back by itself
+    once Redis does (a 404 page would stay a 404 page).
+    """
+    try:
+        async with asyncio.timeout(SHOP_CHECK_TIMEOUT_S):
+            record = await get_shop(request.app.state.streetfeed.redis,
+                                    request.path_params["shop_id"])
+    except (*REDIS_DOWN, TimeoutError) as exc:
+        log.warning("screen page served without checking its shop (Redis: %r)", exc)
+        return _page("screen.html")
+    if record is None or record.disabled:
+        return _page("screen-unknown.html", status_code=404)
     return _page("screen.html")
 
 

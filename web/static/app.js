@@ -3,7 +3,8 @@
 import { buildCard, openingState } from "./cards.js";
 import { FeedClient } from "./feedclient.js";
 import { formatDistance, haversineM } from "./geo.js";
-import { applyStatic, getLang, onLangChange, otherLang, setLang, t } from "./i18n.js";
+import { applyStatic, getLang, hhmm, onLangChange, otherLang, setLang, t } from "./i18n.js";
+import { loadKept, saveKept } from "./kept.js";
 import { FeedMap } from "./map.js";
 import { DEFAULT_RADIUS_M, DEMO_STREET, follow, fromUrl, locate } from "./position.js";
 import { ProfileCache } from "./profiles.js";
@@ -14,6 +15,8 @@ const LOCATE_TIMEOUT_MS = 5000;
 // GPS wanders by a few metres standing still; re-subscribing on every wobble would reset
 // the feed for nothing.
 const MOVE_THRESHOLD_M = 25;
+const SAVE_DELAY_MS = 1000; // frames come in bursts: write the kept posts once per burst
+const SEEN_REFRESH_MS = 60000; // while live, what is shown is seen: say so now and then
 
 const $ = (id) => document.getElementById(id);
 const feedEl = $("feed");
@@ -29,6 +32,7 @@ const followedOnlyEl = $("followed-only");
 const viewToggleEl = $("view-toggle");
 const mapPanelEl = $("map-panel");
 const offlineEl = $("offline");
+const notLiveEl = $("not-live");
 
 const FOLLOWS_KEY = "streetfeed.follows";
 const VIEW_KEY = "streetfeed.view";
@@ -39,10 +43,24 @@ let position = fromLink.position;
 let radius = fromLink.radius ?? DEFAULT_RADIUS_M;
 let onDemoStreet = false;
 let loading = true; // until the first snapshot (or the one after a reset) is complete
+// Between a reset and the end of the snapshot after it, the cards already shown stay
+// (no blank page while a server in an outage holds the snapshot back); those the new
+// snapshot does not bring back go when it ends.
+let resetting = false;
+let seenSinceReset = new Set();
 let client = null;
 
 const posts = new Map(); // id -> post exactly as the server sent it
 const cards = new Map(); // id -> what buildCard returned
+const seenAt = new Map(); // id -> when the post was last seen live (ms), for the kept copy
+// Posts shown from the device's copy (kept.js) that the server has not sent again yet:
+// their cards say "seen at HH:MM" rather than pass for live.
+const keptOnly = new Set();
+let saveTimer = 0;
+let savedAt = 0;
+// Only a page that has had the live feed rewrites the kept copy: one started offline, or
+// away from where the posts were kept (so none shows), must not wipe it.
+let wasLive = false;
 
 // What the passer-by chose to see. Followed shops live in this browser only.
 const filters = { kind: "", category: "", followedOnly: false };
@@ -91,14 +109,25 @@ function setText(node, key, vars) {
 function showStatus(state) {
   statusEl.dataset.state = state;
   setText($("status-label"), `status_${state}`);
-  if (state === "live") errorEl.hidden = true;
+  if (state === "live") {
+    errorEl.hidden = true;
+    wasLive = true;
+  }
+  // The server cannot read the feed: the cards are as of then, and the page says so.
+  const notLive = state === "not_live";
+  notLiveEl.hidden = !notLive;
+  document.body.classList.toggle("is-not-live", notLive);
+  if (notLive) setText(notLiveEl, "not_live", { time: hhmm(client.notLiveSince) });
   showOffline();
 }
 
+const isOffline = () => navigator.onLine === false || client?.state === "offline";
+
 function showOffline() {
-  const offline = navigator.onLine === false || client?.state === "offline";
+  const offline = isOffline();
   offlineEl.hidden = !offline;
   document.body.classList.toggle("is-offline", offline);
+  order(); // "looking for what's new" is not true offline
 }
 
 function visible(post) {
@@ -125,6 +154,7 @@ function mutate(change) {
   const focusedIndex = focusedId ? [...feedEl.children].indexOf(active.closest(".card")) : -1;
   change();
   order();
+  scheduleSave();
   if (!focusedId) return;
   const target = cards.get(focusedId)?.el ??
     feedEl.children[Math.min(focusedIndex, feedEl.children.length - 1)];
@@ -148,7 +178,10 @@ function order() {
   });
   feedEl.setAttribute("aria-busy", String(loading));
   emptyEl.hidden = shown.length > 0;
-  if (!shown.length) setText(emptyEl, loading ? "loading" : cards.size ? "empty_filtered" : "empty");
+  if (!shown.length) {
+    const waiting = isOffline() ? "empty_offline" : "loading";
+    setText(emptyEl, loading ? waiting : cards.size ? "empty_filtered" : "empty");
+  }
   syncCategories();
   syncMap(shown);
 }
@@ -180,6 +213,7 @@ function place(post) {
   profiles.want(shopId);
   const card = buildCard(post, distanceTo(post), {
     shop: profiles.get(shopId),
+    seenAt: keptOnly.has(post.id) ? seenAt.get(post.id) : undefined,
     follow: { followed: follows.has(shopId), onToggle: () => toggleFollow(post.shop) },
   });
   const old = cards.get(post.id);
@@ -196,6 +230,9 @@ function upsert(post, live) {
   }
   const isNew = !posts.has(post.id);
   posts.set(post.id, post);
+  keptOnly.delete(post.id); // the server sent it: live, not a kept copy
+  seenAt.set(post.id, Date.now());
+  if (resetting) seenSinceReset.add(post.id);
   const card = place(post);
   if (live && isNew) {
     card.el.classList.add("is-new");
@@ -207,14 +244,18 @@ function upsert(post, live) {
 
 function remove(id) {
   posts.delete(id);
+  keptOnly.delete(id);
+  seenAt.delete(id);
+  seenSinceReset.delete(id);
   cards.get(id)?.el.remove();
   cards.delete(id);
 }
 
-function clear() {
-  posts.clear();
-  cards.clear();
-  feedEl.replaceChildren();
+/** The snapshot after a reset is complete: drop the cards it did not bring back. */
+function endReset() {
+  resetting = false;
+  for (const id of [...posts.keys()]) if (!seenSinceReset.has(id)) remove(id);
+  seenSinceReset = new Set();
 }
 
 function rebuildAll() {
@@ -257,12 +298,16 @@ function onFrame(frame, live) {
       break;
     case "reset":
       loading = true;
-      mutate(clear);
+      resetting = true;
+      seenSinceReset = new Set();
+      mutate(() => {}); // aria-busy while the snapshot comes
       break;
     case "ping":
       if (loading) {
         loading = false;
-        order();
+        mutate(() => {
+          if (resetting) endReset();
+        });
       }
       break;
     case "error":
@@ -274,6 +319,40 @@ function onFrame(frame, live) {
   }
 }
 
+/** The posts shown, as the device keeps them: nearest first (what the page shows first). */
+function saveNow() {
+  clearTimeout(saveTimer);
+  saveTimer = 0;
+  if (!wasLive) return;
+  const now = Date.now();
+  const live = client?.state === "live";
+  const entries = [];
+  for (const el of feedEl.children) {
+    const id = el.dataset.postId;
+    // While live, every card shown is the street as it is now: seen now.
+    if (live && !keptOnly.has(id)) seenAt.set(id, now);
+    if (posts.has(id)) entries.push({ post: posts.get(id), seenAt: seenAt.get(id) ?? now });
+  }
+  saveKept(entries, now);
+  savedAt = now;
+}
+
+function scheduleSave() {
+  if (!saveTimer) saveTimer = setTimeout(saveNow, SAVE_DELAY_MS);
+}
+
+/** Show what the device kept from the last visit, within the radius, until the feed answers. */
+function restoreKept() {
+  const now = Date.now();
+  for (const { post, seenAt: at } of loadKept(now)) {
+    if (!isPost(post) || posts.has(post.id) || distanceTo(post) > radius) continue;
+    posts.set(post.id, post);
+    seenAt.set(post.id, at);
+    keptOnly.add(post.id);
+  }
+  mutate(() => posts.forEach(place));
+}
+
 // Expiry is enforced here too: a phone in a pocket may miss the `expired` frame, and a
 // passer-by must never walk to an offer that is over.
 function tick() {
@@ -281,6 +360,7 @@ function tick() {
   const over = [...cards].filter(([, c]) => c.expiresAt <= now).map(([id]) => id);
   if (over.length) mutate(() => over.forEach(remove));
   cards.forEach((card) => card.tick(now));
+  if (client?.state === "live" && now - savedAt >= SEEN_REFRESH_MS) scheduleSave();
   const inView = new Set([...posts.values()].map((p) => p.shop.id));
   inView.forEach((shopId) => profiles.want(shopId, now)); // due ones only
   profiles.prune(inView);
@@ -325,6 +405,7 @@ function setupControls() {
   langEl.addEventListener("click", () => setLang(otherLang()));
   onLangChange(() => {
     labelLang();
+    showStatus(client ? client.state : "connecting"); // "not live since" has a time in it
     for (const option of radiusEl.options) {
       option.textContent = formatDistance(Number(option.value), getLang());
     }
@@ -399,9 +480,15 @@ async function main() {
     showNotice(onDemoStreet ? "demo_street" : null);
     follow(onDevicePosition);
   }
+  restoreKept();
   client = new FeedClient({ ...position, radius_m: radius }, onFrame, showStatus);
   client.start();
   if (mapOpen) setMapOpen(true, false); // asked for before the position was known
+  // A reload or a closed tab must not lose the last second's changes.
+  addEventListener("pagehide", saveNow);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") saveNow();
+  });
   addEventListener("online", showOffline);
   addEventListener("offline", showOffline);
   showOffline();

@@ -2,7 +2,7 @@
 // through textContent: "<script>" in a title shows up as those characters.
 
 import { formatDistance, walkMinutes } from "./geo.js";
-import { getLang, t } from "./i18n.js";
+import { getLang, hhmm, t } from "./i18n.js";
 
 const KINDS = new Set(["new_arrival", "flash_offer", "opening_change"]);
 const STATUSES = new Set(["open_now", "closed_now", "open_late", "closed_exceptionally"]);
@@ -85,9 +85,10 @@ export function openingState(profile, now = Date.now()) {
  * @param {object} post  exactly as the server sent it
  * @param {number} dist  metres from the reader
  * @param {{follow?: {followed: boolean, onToggle: () => void}, shop?: object,
- *          hideDistance?: boolean}} [opts]
+ *          hideDistance?: boolean, seenAt?: number}} [opts]
  *   follow: a star button to follow the shop; shop: its profile, for "open now";
- *   hideDistance: the shop's own screen, where "0 m" says nothing
+ *   hideDistance: the shop's own screen, where "0 m" says nothing;
+ *   seenAt: a copy kept on the device, last seen live then (ms): "seen at 14:05"
  * @returns {{el: HTMLElement, dist: number, expiresAt: number, tick: (now: number) => void}}
  */
 export function buildCard(post, dist, opts = {}) {
@@ -163,6 +164,10 @@ export function buildCard(post, dist, opts = {}) {
   if (!Number.isNaN(postedAt)) {
     posted.dateTime = post.posted_at;
     foot.append(posted);
+  }
+  if (Number.isFinite(opts.seenAt)) {
+    card.classList.add("is-kept");
+    foot.append(el("span", "seen-at", t("seen_at", { time: hhmm(opts.seenAt) })));
   }
   if (foot.childElementCount) card.append(foot);
 

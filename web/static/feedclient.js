@@ -1,5 +1,9 @@
 // WebSocket client for /ws/feed: keeps one socket alive, resumes with the last cursor
 // so nothing missed while away is lost, and tells the page which frames are "live".
+//
+// States: "connecting" (first socket), "live", "not_live" (the socket is up but the
+// server says it cannot read the feed: `status` frames, DESIGN section 9), "reconnecting"
+// and "offline" (no socket). Only "live" means the cards are the street as it is now.
 
 const MIN_DELAY_MS = 500;
 const MAX_DELAY_MS = 15000;
@@ -30,6 +34,11 @@ export class FeedClient {
     // was cut short): resuming with it would keep cards the new area does not have.
     this.needsSnapshot = true;
     this.snapshotDone = false;
+    // What this socket's server last said about the feed; a new socket starts trusting
+    // (a server in an outage says so right after the handshake).
+    this.serverLive = true;
+    // When the page stopped being live (ms), null while live: "not live since HH:MM".
+    this.notLiveSince = null;
   }
 
   start() {
@@ -72,6 +81,7 @@ export class FeedClient {
     const ws = new WebSocket(`${scheme}://${location.host}/ws/feed?${query}`);
     this.ws = ws;
     this.snapshotDone = false;
+    this.serverLive = true;
     if (this.state !== "connecting") {
       this.#setState(navigator.onLine === false ? "offline" : "reconnecting");
     }
@@ -104,9 +114,22 @@ export class FeedClient {
       this.snapshotDone = true;
       this.needsSnapshot = false;
       this.attempt = 0; // only a working feed earns a fresh backoff
-      this.#setState("live");
+      this.#setState(this.serverLive ? "live" : "not_live");
+    } else if (frame.type === "status" && typeof frame.live === "boolean") {
+      this.#serverSays(frame.live, Date.parse(frame.since));
     }
     this.onFrame(frame, this.snapshotDone);
+  }
+
+  #serverSays(live, since) {
+    this.serverLive = live;
+    if (live) {
+      // Live again once the snapshot (or replay) is in too; the ping that ends it says so.
+      if (this.snapshotDone) this.#setState("live");
+      return;
+    }
+    // The server knows when it stopped reading: before this frame came.
+    this.#setState("not_live", Number.isFinite(since) ? Math.min(since, Date.now()) : Date.now());
   }
 
   #lost(ws) {
@@ -136,8 +159,17 @@ export class FeedClient {
     this.watchdog = setTimeout(() => this.#lost(ws), SILENCE_MS);
   }
 
-  #setState(state) {
-    if (state === this.state) return;
+  /** `since`: when the feed stopped being live, if `state` says it is not. */
+  #setState(state, since = Date.now()) {
+    const before = this.notLiveSince;
+    if (state === "live") {
+      this.notLiveSince = null;
+    } else if (this.state === "live" || state === "not_live") {
+      // The earliest moment wins: after a socket loss at 14:06, a server that says it
+      // stopped reading at 14:05 means the cards are as of 14:05.
+      this.notLiveSince = Math.min(before ?? since, since);
+    }
+    if (state === this.state && before === this.notLiveSince) return;
     this.state = state;
     this.onState(state);
   }

@@ -12,6 +12,9 @@ const STRINGS = {
   status_live: ["En direct", "Live"],
   status_reconnecting: ["Reconnexion…", "Reconnecting…"],
   status_offline: ["Hors ligne", "Offline"],
+  status_not_live: ["Pas en direct", "Not live"],
+  not_live: ["Pas en direct depuis {time}, derniers posts affichés",
+    "Not live since {time}, showing the last posts"],
   locating: ["Recherche de votre position…", "Finding your position…"],
   demo_street: [
     "Position indisponible — voici la rue de démonstration",
@@ -70,6 +73,11 @@ const STRINGS = {
   ],
   map_failed: ["La carte n'a pas pu se charger. La liste reste à jour.",
     "The map could not load. The list stays up to date."],
+  seen_at: ["vu à {time}", "seen at {time}"],
+  empty_offline: [
+    "Hors ligne, et aucune annonce gardée sur cet appareil. Elles reviendront avec le réseau.",
+    "Offline, and no post kept on this device. They will come back with the network.",
+  ],
   offline_notice: [
     "Hors ligne : les annonces affichées peuvent avoir changé. Retour en direct dès que le réseau revient.",
     "Offline: the posts shown may have changed. Live again as soon as the network is back.",
@@ -235,6 +243,15 @@ const STRINGS = {
   screen_loading: ["Chargement…", "Loading…"],
   screen_unknown_shop: ["Boutique introuvable : vérifiez l'adresse de cet écran.",
     "Shop not found: check this screen's address."],
+  screen_unknown_title: ["Streetfeed — écran inconnu", "Streetfeed — unknown screen"],
+  screen_unknown_heading: ["Aucune boutique ici", "No shop here"],
+  screen_unknown_id: ["Identifiant demandé : « {id} »", "Id asked for: “{id}”"],
+  screen_unknown_help: [
+    "L'adresse de cet écran ne correspond à aucune boutique, ou la boutique est désactivée. " +
+      "Vérifiez l'adresse dans la console commerçant (« Ouvrir l'écran de la boutique »).",
+    "This screen's address names no shop, or the shop is switched off. " +
+      "Check the address in the shop console (“Open the in-shop screen”).",
+  ],
   screen_page: ["{i} sur {n}", "{i} of {n}"],
   stale: ["Connexion perdue depuis {d} — affichage des dernières infos",
     "Connection lost for {d} — showing the latest information"],
@@ -297,6 +314,12 @@ export function setLang(next) {
 }
 
 export const otherLang = () => (lang === "fr" ? "en" : "fr");
+
+/** "14:05": a moment as hours and minutes of the browser's own time zone, 24-hour. */
+export function hhmm(ms) {
+  return new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" })
+    .format(ms);
+}
 
 // Fixed page text is marked with data-i18n in the HTML, so it needs no code of its own.
 // <html data-i18n-title="key"> names the page title.

@@ -3,7 +3,8 @@
 // a QR code to the live feed and the time. It must never go blank nor grow:
 //   - reconnects forever with its cursor (FeedClient: capped backoff, silence watchdog);
 //   - while the feed is down it keeps the last cards, dimmed, under a banner saying for
-//     how long; a reset keeps them until the new snapshot has replaced them;
+//     how long (socket lost) or since when (the server says it cannot read the feed);
+//     a reset keeps them until the new snapshot has replaced them;
 //   - at most MAX_POSTS kept, expired ones dropped every second, only the cards on
 //     screen exist in the DOM, a fixed set of timers;
 //   - once a day at night, if the server answers, it reloads itself to shed anything
@@ -12,7 +13,7 @@
 import { buildCard, openingState } from "./cards.js";
 import { FeedClient } from "./feedclient.js";
 import { haversineM } from "./geo.js";
-import { applyStatic, getLang, setLang, t } from "./i18n.js";
+import { applyStatic, getLang, hhmm, setLang, t } from "./i18n.js";
 import { registerServiceWorker } from "./pwa.js";
 
 const MAX_POSTS = 200;
@@ -57,6 +58,8 @@ let neighbourNext = 0;
 let resetting = false; // between a reset and the end of the snapshot that follows it
 let seenSinceReset = new Set();
 let reloadTried = 0;
+let hadSnapshot = false; // once one is in, an empty column means empty, not "loading"
+let unknownShop = false; // the server said no such shop (the page was served while Redis was away)
 
 const posts = new Map(); // id -> post
 const shown = { own: [], neighbours: [] }; // cards on screen (for their countdowns)
@@ -133,6 +136,7 @@ function onFrame(frame, live) {
       seenSinceReset = new Set();
       break;
     case "ping":
+      hadSnapshot = true;
       if (resetting) {
         resetting = false;
         for (const id of [...posts.keys()]) if (!seenSinceReset.has(id)) posts.delete(id);
@@ -154,6 +158,7 @@ function onState(next) {
     if (!shop || !$("qr").naturalWidth) loadProfile(); // came back: fetch what failed
   } else {
     lostAt ??= Date.now();
+    showStale(Date.now()); // now rather than at the next tick
   }
 }
 
@@ -214,7 +219,8 @@ function render() {
   shown.neighbours = nResult.cards;
   if (!own.length) ownEl.replaceChildren(emptyNote(shop ? "screen_empty_own" : "screen_loading"));
   if (!neighbours.length) {
-    neighboursEl.replaceChildren(emptyNote(state === "live" ? "screen_empty_neighbours" : "screen_loading"));
+    neighboursEl.replaceChildren(
+      emptyNote(hadSnapshot ? "screen_empty_neighbours" : "screen_loading"));
   }
 }
 
@@ -241,10 +247,16 @@ function formatLost(ms) {
 }
 
 function showStale(now) {
-  const stale = lostAt !== null && now - lostAt >= STALE_GRACE_MS;
+  // An unknown shop has no feed to lose: its message says what is wrong, not a banner.
+  // The server saying it cannot read the feed is no blip (it waited before saying so):
+  // no grace for that one.
+  const notLive = !unknownShop && state === "not_live";
+  const lost = !unknownShop && lostAt !== null && now - lostAt >= STALE_GRACE_MS;
+  const stale = notLive || lost;
   staleEl.hidden = !stale;
   screenEl.classList.toggle("is-stale", stale);
-  if (stale) staleEl.textContent = t("stale", { d: formatLost(now - lostAt) });
+  if (notLive) staleEl.textContent = t("not_live", { time: hhmm(client.notLiveSince) });
+  else if (stale) staleEl.textContent = t("stale", { d: formatLost(now - lostAt) });
 }
 
 function showClock(now) {
@@ -328,11 +340,14 @@ async function loadProfile() {
       }
       profileRetry = PROFILE_RETRY_MIN_MS;
       messageEl.hidden = true;
-      const qr = $("qr");
-      if (!qr.naturalWidth) qr.src = `/api/v1/shops/${encodeURIComponent(shopId)}/qr.svg`;
+      unknownShop = false;
+      showQr(true);
     } else if (response.status === 404) {
+      unknownShop = true;
       messageEl.hidden = false;
       messageEl.textContent = t("screen_unknown_shop");
+      showQr(false); // it would be a broken image: the QR of a shop that does not exist
+      showStale(Date.now());
       next = PROFILE_RETRY_MAX_MS;
     } else {
       next = profileRetry;
@@ -345,6 +360,12 @@ async function loadProfile() {
     profileLoading = false;
   }
   profileTimer = setTimeout(loadProfile, next);
+}
+
+function showQr(show) {
+  const qr = $("qr");
+  qr.closest(".screen-qr").hidden = !show;
+  if (show && !qr.naturalWidth) qr.src = `/api/v1/shops/${encodeURIComponent(shopId)}/qr.svg`;
 }
 
 function setProfile(profile) {

@@ -1,12 +1,15 @@
 // Streetfeed service worker (served as /sw.js, scope /).
 //
 // App shell (pages, modules, styles, icons, vendored Leaflet): network first, so a
-// deploy shows at once, with the cached copy when the network is gone: the feed, the
-// console and the shop screen start offline and say so. API: network first; only the
+// deploy shows at once, with the cached copy when the network is gone or stalls (no
+// answer within NETWORK_TIMEOUT_MS): the feed, the console and the shop screen start
+// offline, or behind a dead link, and say so. API: network first; only the
 // few public answers worth showing offline (config, shop profiles, QR codes) are kept.
 // Sessions, stats and posts are never cached; the WebSocket is not seen here.
 
-const VERSION = "v1";
+// v2: navigations are kept under their path alone (v1 kept "/?lat=..&lon=..", a
+// position); the version change drops v1's caches.
+const VERSION = "v2";
 const SHELL_CACHE = `streetfeed-shell-${VERSION}`;
 const API_CACHE = `streetfeed-api-${VERSION}`;
 
@@ -29,6 +32,7 @@ const SHELL = [
   "/static/profiles.js",
   "/static/pwa.js",
   "/static/hours.js",
+  "/static/kept.js",
   "/static/favicon.svg",
   "/static/icons/icon.svg",
   "/static/icons/icon-192.png",
@@ -39,6 +43,11 @@ const SHELL = [
   "/static/vendor/leaflet/images/marker-shadow.png",
   "/static/vendor/leaflet/images/layers.png",
 ];
+
+// A connected but dead network (a stalled link, a captive portal, a server that accepts
+// and never answers) neither answers nor fails: without a limit a screen's navigation
+// would hang on it forever. After this long, a kept copy is served instead.
+const NETWORK_TIMEOUT_MS = 4000;
 
 const API_KEPT = [
   /^\/api\/v1\/config$/,
@@ -73,25 +82,48 @@ function offlineJson() {
   });
 }
 
-async function networkFirst(request, cacheName, { fallbackUrl = null } = {}) {
+const TIMED_OUT = Symbol("timed out");
+
+/**
+ * The network's answer, unless it fails or is slower than NETWORK_TIMEOUT_MS and a kept
+ * copy exists. A slow answer still lands in the cache when it comes, for next time.
+ * `key` is what the copy is kept under (a navigation's path without its query).
+ */
+async function networkFirst(request, cacheName, { key = request, fallbackUrl = null } = {}) {
   const cache = await caches.open(cacheName);
-  try {
-    const response = await fetch(request);
+  const kept = async () => (await cache.match(key)) ??
+    (fallbackUrl ? await cache.match(fallbackUrl) : undefined);
+  const network = fetch(request).then(async (response) => {
     if (response.ok && response.type === "basic") {
-      await cache.put(request, response.clone()).catch(() => undefined);
+      await cache.put(key, response.clone()).catch(() => undefined);
+    } else if (response.status === 404) {
+      await cache.delete(key); // gone (a screen of a shop switched off): keep no copy of it
     }
     return response;
+  });
+  network.catch(() => undefined); // its failure is handled below, or no longer matters
+  let timer = 0;
+  const timeout = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), NETWORK_TIMEOUT_MS);
+  });
+  try {
+    const first = await Promise.race([network, timeout]);
+    if (first !== TIMED_OUT) return first;
+    return (await kept()) ?? (await network); // nothing kept: the network is all there is
   } catch (err) {
-    const cached = await cache.match(request, { ignoreSearch: request.mode === "navigate" }) ??
-      (fallbackUrl ? await cache.match(fallbackUrl) : undefined);
-    if (cached) return cached;
+    const copy = await kept();
+    if (copy) return copy;
     throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
 self.addEventListener("fetch", (event) => {
   const request = event.request;
   if (request.method !== "GET") return;
+  // A page that asks for no-store wants the server's own answer, never a kept copy.
+  if (request.cache === "no-store") return;
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return; // map tiles: the browser's own cache
 
@@ -104,9 +136,12 @@ self.addEventListener("fetch", (event) => {
   if (path === "/sw.js" || path.startsWith("/ws/") || path === "/metrics" ||
       path === "/healthz" || path === "/readyz") return;
   if (request.mode === "navigate") {
-    // The screen page is the same file for every shop: any cached one will do.
+    // A screen gets its own kept page or none: the passer-by page is no screen.
     const fallback = path.startsWith("/screen/") ? null : "/";
-    event.respondWith(networkFirst(request, SHELL_CACHE, { fallbackUrl: fallback }));
+    // Kept under the path alone: the query may hold a position (?lat=&lon=), which is
+    // never to be stored on the device.
+    event.respondWith(networkFirst(request, SHELL_CACHE,
+      { key: url.origin + path, fallbackUrl: fallback }));
     return;
   }
   if (path.startsWith("/static/") || path === "/manifest.webmanifest") {
