@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from streetfeed.embedded import server_binary
 from streetfeed.settings import Settings, load_settings
-from tests.helpers import free_port
+from tests.helpers import OwnRedis, free_port, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -108,3 +108,30 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A Valkey server of this test alone, to kill and restart from its AOF."""
+    server = OwnRedis(tmp_path / "valkey")
+    server.data.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def cluster_redis(redis_cluster: Any) -> AsyncIterator[Any]:
+    """A client of the shared cluster, emptied, once it is a healthy 3+3 again (a test
+    before may have left a node restarting)."""
+    from redis.asyncio.cluster import RedisCluster
+
+    await wait_for(redis_cluster.restored, 60, "a healthy 3+3 cluster")
+    redis_cluster.flush()
+    client = RedisCluster.from_url(redis_cluster.url)
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 
 from schemas.shops import NewShop, ShopCreated
 from streetfeed.clock import Clock, SystemClock
+from streetfeed.embedded import server_binary
 from streetfeed.moderation import Policy
 from streetfeed.runner import uvicorn_config
 from streetfeed.settings import Settings
@@ -367,3 +369,42 @@ class HubSink:
                 out.append((body["post"]["id"], body["post"]["title"]))
         return out
 
+
+class OwnRedis:
+    """A Valkey server of this test alone, on a fixed port and data dir, so it can be
+    killed and restarted from its AOF."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", str(self.data), "--appendonly", "yes", "--appendfsync", "everysec",
+             "--save", "", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", self.port), 0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return
+            assert time.monotonic() < deadline, "valkey did not start"
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)

@@ -19,8 +19,7 @@ import pytest
 from redis.asyncio import Redis
 
 from streetfeed.settings import load_settings
-from tests.helpers import add_shop, arrival, enricher, send_post, web_server
-from tests.test_faults import OwnRedis
+from tests.helpers import OwnRedis, add_shop, arrival, enricher, send_post, web_server
 
 pytestmark = pytest.mark.browser
 
@@ -28,16 +27,6 @@ STREET = (44.8370, -0.5735)
 PARIS = ZoneInfo("Europe/Paris")  # the browser fixture's time zone
 NOT_LIVE = re.compile(r"Pas en direct depuis (\d\d:\d\d), derniers posts affichés")
 
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Any:
-    server = OwnRedis(tmp_path / "valkey")
-    server.data.mkdir()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def minutes_between(start: datetime, end: datetime) -> set[str]:

@@ -7,17 +7,12 @@ breaks one part. See docs/reliability.md for the table these tests fill.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import msgspec
-import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
@@ -25,10 +20,10 @@ from feed.geo import haversine_m
 from schemas.posts import NewArrivalIn, RawPost
 from streetfeed import keys
 from streetfeed.clock import SystemClock
-from streetfeed.embedded import server_binary
 from streetfeed.inbox import Inbox
 from streetfeed.settings import Settings
 from tests.helpers import (
+    OwnRedis,
     ResumingClient,
     Service,
     add_shop,
@@ -43,57 +38,6 @@ from tests.helpers import (
 )
 
 STREET = (44.8370, -0.5735)
-
-
-class OwnRedis:
-    """A Valkey server of this test alone, on a fixed port and data dir, so it can be
-    killed and restarted from its AOF."""
-
-    def __init__(self, data: Path) -> None:
-        self.data = data
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.data), "--appendonly", "yes", "--appendfsync", "everysec",
-             "--save", "", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(
-                    ("127.0.0.1", self.port), 0.2) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return
-            assert time.monotonic() < deadline, "valkey did not start"
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path / "valkey")
-    server.data.mkdir()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_redis_killed_and_restarted_loses_no_accepted_post(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import httpx
 from prometheus_client import REGISTRY
@@ -19,6 +18,7 @@ from feed.hub import Hub
 from streetfeed import keys
 from streetfeed.settings import Settings
 from tests.helpers import (
+    OwnRedis,
     add_shop,
     arrival,
     enricher,
@@ -27,7 +27,6 @@ from tests.helpers import (
     wait_for,
     web_server,
 )
-from tests.test_faults import OwnRedis
 
 STREET = (44.8370, -0.5735)
 ELSEWHERE = (44.8500, -0.5600)  # ~1.8 km away
@@ -71,40 +70,34 @@ async def test_reader_failing_on_an_error_reply_is_restarted_and_sockets_are_tol
 
 
 async def test_socket_opened_during_an_outage_is_told_at_once_and_fed_when_back(
-        tmp_path: Path, settings: Settings) -> None:
-    own = OwnRedis(tmp_path / "valkey")
-    own.data.mkdir()
-    own.start()
-    try:
-        settings = settings.with_(redis_url=own.url)
-        redis = Redis.from_url(own.url)
-        shop = await add_shop(redis, settings, "Fleuriste", *STREET)
-        async with web_server(settings) as web, enricher(redis, settings), \
-                httpx.AsyncClient(base_url=web.http) as http:
-            posted = (await send_post(http, shop, arrival("pivoines"))).json()["id"]
-            async with feed_client(web.ws, *STREET) as watching:
-                await watching.wait_post(posted)
-                own.kill()
-                await wait_for(lambda: watching.of_type("status") != [], 10,
-                               "a live socket told within seconds")
-                ready = await http.get("/readyz")
-                assert ready.status_code == 503
-                assert "Redis is unreachable" in ready.json()["reasons"]
-                async with feed_client(web.ws, *STREET, wait_ready=False) as late:
-                    await wait_for(lambda: late.frames != [], 5, "a first frame")
-                    assert late.frames[0]["type"] == "status"
-                    assert late.frames[0]["live"] is False
-                    assert not late.closed.is_set()
-                    own.start()
-                    await late.wait_post(posted, 20)
-                    await late.wait_ready()
-                    kinds = [f["type"] for f in late.frames]
-                    assert kinds == ["status", "status", "post", "ping"], kinds
-                    assert late.frames[1]["live"] is True
-                await wait_for(lambda: watching.of_type("status")[-1]["live"] is True, 10)
-        await redis.aclose()
-    finally:
-        own.stop()
+        own_redis: OwnRedis, settings: Settings) -> None:
+    settings = settings.with_(redis_url=own_redis.url)
+    redis = Redis.from_url(own_redis.url)
+    shop = await add_shop(redis, settings, "Fleuriste", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        posted = (await send_post(http, shop, arrival("pivoines"))).json()["id"]
+        async with feed_client(web.ws, *STREET) as watching:
+            await watching.wait_post(posted)
+            own_redis.kill()
+            await wait_for(lambda: watching.of_type("status") != [], 10,
+                           "a live socket told within seconds")
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503
+            assert "Redis is unreachable" in ready.json()["reasons"]
+            async with feed_client(web.ws, *STREET, wait_ready=False) as late:
+                await wait_for(lambda: late.frames != [], 5, "a first frame")
+                assert late.frames[0]["type"] == "status"
+                assert late.frames[0]["live"] is False
+                assert not late.closed.is_set()
+                own_redis.start()
+                await late.wait_post(posted, 20)
+                await late.wait_ready()
+                kinds = [f["type"] for f in late.frames]
+                assert kinds == ["status", "status", "post", "ping"], kinds
+                assert late.frames[1]["live"] is True
+            await wait_for(lambda: watching.of_type("status")[-1]["live"] is True, 10)
+    await redis.aclose()
 
 
 async def test_enricher_failing_on_an_error_reply_is_restarted(

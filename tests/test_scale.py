@@ -8,13 +8,11 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
-import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
@@ -86,16 +84,6 @@ async def test_workers_share_one_port_and_count_presence_and_reach_together(
         await asyncio.gather(*(c.stop() for c in clients))
         assert service.terminate() == 0
 
-
-@pytest.fixture
-async def cluster_redis(redis_cluster: Cluster) -> AsyncIterator[RedisCluster]:
-    await wait_for(redis_cluster.restored, 60, "a healthy 3+3 cluster")
-    redis_cluster.flush()
-    client = RedisCluster.from_url(redis_cluster.url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def test_cluster_two_regions_two_gateways_and_master_failover(
