@@ -25,7 +25,7 @@ pytestmark = pytest.mark.browser
 
 STREET = (44.8370, -0.5735)
 PARIS = ZoneInfo("Europe/Paris")  # the browser fixture's time zone
-NOT_LIVE = re.compile(r"Pas en direct depuis (\d\d:\d\d), derniers posts affichés")
+NOT_LIVE = re.compile(r"Pas en direct depuis (\d\d:\d\d), dernières annonces affichées")
 
 
 

@@ -13,7 +13,7 @@ const STRINGS = {
   status_reconnecting: ["Reconnexion…", "Reconnecting…"],
   status_offline: ["Hors ligne", "Offline"],
   status_not_live: ["Pas en direct", "Not live"],
-  not_live: ["Pas en direct depuis {time}, derniers posts affichés",
+  not_live: ["Pas en direct depuis {time}, dernières annonces affichées",
     "Not live since {time}, showing the last posts"],
   locating: ["Recherche de votre position…", "Finding your position…"],
   demo_street: [
