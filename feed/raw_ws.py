@@ -31,6 +31,7 @@ from websockets.http11 import Response
 from websockets.protocol import Protocol as SansIOProtocol
 from websockets.protocol import State
 
+from streetfeed.connections import GUARD_STATE_KEY
 from streetfeed.logs import REQUEST_ID, log_access, request_id_from
 
 FEED_PATH = "/ws/feed"
@@ -201,6 +202,10 @@ class RawFrameProtocol(WebSocketsSansIOProtocol):
             self.native.on_message(bytes(data), self.curr_msg_data_type == "text")
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # The connection was counted when made (as HTTP, before its upgrade).
+        guard = self.app_state.get(GUARD_STATE_KEY)
+        if guard is not None:
+            guard.release(self.transport)
         super().connection_lost(exc)
         self.on_lagging = None
         native, self.native = self.native, None

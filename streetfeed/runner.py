@@ -31,6 +31,7 @@ from streetfeed.redis_conn import REDIS_DOWN, arq_url, open_redis
 from streetfeed.settings import Settings
 from streetfeed.supervision import Backoff, sleep_or_stop, supervised
 from web.app import create_app
+from web.http_protocol import GuardedHttpProtocol
 from workers.enricher import Enricher
 from workers.scheduler import make_worker, schedule_expiry
 
@@ -47,7 +48,11 @@ def uvicorn_config(settings: Settings, app: object, **overrides: object) -> uvic
         "port": settings.port,
         # Frames written straight to transports (feed.raw_ws); compression off: it
         # costs memory per socket and CPU per frame for ~300-byte JSON.
-        "http": "httptools",
+        # uvicorn's httptools protocol with connection caps and head/body time limits.
+        "http": GuardedHttpProtocol,
+        "timeout_keep_alive": settings.keepalive_timeout_s,
+        "proxy_headers": True,
+        "forwarded_allow_ips": list(settings.trusted_proxies),
         "ws": RawFrameProtocol,
         "ws_max_size": settings.max_ws_frame_bytes,
         "ws_per_message_deflate": False,

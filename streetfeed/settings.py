@@ -30,6 +30,8 @@ IDEMPOTENCY_KEY_MAX = 128
 # What a 202 promises: in Redis with AOF (fsync every second); fsynced to the local AOF;
 # received by a replica; received by a replica, else fsynced to the master's AOF.
 DURABILITY_MODES = ("aof", "fsync", "replica", "replica-preferred")
+# HTTP connections one address may hold open beside its feed sockets.
+HTTP_CONNECTIONS_PER_ADDRESS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,19 @@ class Settings:
     address_sockets_per_minute: int = 120
     # ...and per process: open sockets from one address (NAT: phones share addresses).
     max_sockets_per_address: int = 500
+    # Open TCP connections per process, whatever they are: below the 20,000 open files a
+    # process may have, so that a flood is answered 503 instead of failing accept().
+    max_connections: int = 15_000
+    # A request head must arrive within this (from the connection, or from the previous
+    # response); a body must not stall this long, nor trickle below the rate after it.
+    head_timeout_s: float = 10.0
+    body_idle_timeout_s: float = 10.0
+    body_min_bytes_per_s: int = 1024
+    # A keep-alive connection idle this long after a response is closed.
+    keepalive_timeout_s: float = 5.0
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed; their own address is
+    # not capped per address (every client behind them shares it).
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
     # WebSocket Origin allow-list; empty: same origin only (and clients sending none).
     allowed_origins: tuple[str, ...] = ()
 
@@ -108,6 +123,11 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def max_connections_per_address(self) -> int:
+        """Feed sockets plus a browser's few HTTP connections (about 6 each)."""
+        return self.max_sockets_per_address + HTTP_CONNECTIONS_PER_ADDRESS
 
     @property
     def all_regions(self) -> tuple[Region, ...]:
@@ -172,9 +192,13 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
                               "address_requests_per_minute"),
                              ("STREETFEED_ADDRESS_SOCKETS_PER_MINUTE",
                               "address_sockets_per_minute"),
-                             ("STREETFEED_MAX_SOCKETS_PER_ADDRESS", "max_sockets_per_address")):
+                             ("STREETFEED_MAX_SOCKETS_PER_ADDRESS", "max_sockets_per_address"),
+                             ("STREETFEED_MAX_CONNECTIONS", "max_connections")):
         if env.get(name):
             values[field_name] = _int(env[name], name)
+    if env.get("STREETFEED_TRUSTED_PROXIES") is not None:
+        values["trusted_proxies"] = tuple(p.strip() for p in
+                                          env["STREETFEED_TRUSTED_PROXIES"].split(",") if p.strip())
     if env.get("STREETFEED_ALLOWED_ORIGINS"):
         values["allowed_origins"] = tuple(o.strip() for o in
                                           env["STREETFEED_ALLOWED_ORIGINS"].split(",") if o.strip())

@@ -25,6 +25,7 @@ from feed.reader import Readers
 from feed.stats import StatsPublisher
 from streetfeed import metrics
 from streetfeed.clock import Clock, SystemClock
+from streetfeed.connections import GUARD_STATE_KEY, ConnectionGuard
 from streetfeed.errors import ApiError
 from streetfeed.moderation import Policy
 from streetfeed.ratelimit import RateLimiter
@@ -75,6 +76,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         limiter = RateLimiter(redis)
         gateway = Gateway(redis, settings, hub, readers, clock, limiter)
         stats = StatsPublisher(redis, hub)
+        # Counted by the HTTP and feed protocols (web/http_protocol.py, feed/raw_ws.py).
+        guard = ConnectionGuard.from_settings(settings)
         state = AppState(settings=settings, clock=clock, redis=redis, lives=gateway.lives,
                          ingest=Ingest(redis, settings, clock, policy), hub=hub,
                          readers=readers, gateway=gateway, limiter=limiter,
@@ -92,7 +95,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                                      name=name) for name, body in loops.items()]
         try:
             # Feed sockets are answered by feed.raw_ws from this state, without ASGI.
-            yield {GATEWAY_STATE_KEY: gateway}
+            yield {GATEWAY_STATE_KEY: gateway, GUARD_STATE_KEY: guard}
         finally:
             stop.set()
             hub.close_all(1001, GOING_AWAY_REASON)

@@ -1,0 +1,90 @@
+"""Connection hygiene: who may hold a connection open, and for how long.
+
+Counted when a TCP connection is made, before any byte is parsed: open
+connections per client address and per process are capped (the process answers
+503 and closes instead of running out of file descriptors), and each connection
+must deliver its request head within `head_timeout_s` and its body at a minimum
+rate (web/http_protocol.py enforces the times; feed/raw_ws.py releases feed
+sockets, counted as HTTP before their upgrade). Addresses of trusted proxies are
+not capped one by one: behind a proxy every client shares its address.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import msgspec
+
+from schemas.common import ErrorBody, ErrorDetail
+from streetfeed.settings import Settings
+
+# Where the app's lifespan state holds the guard (read by the HTTP and feed protocols).
+GUARD_STATE_KEY = "connection_guard"
+
+
+@dataclass
+class ConnectionGuard:
+    max_connections: int
+    max_per_address: int
+    head_timeout_s: float
+    body_idle_timeout_s: float
+    body_min_bytes_per_s: int
+    exempt: frozenset[str] = frozenset()
+    # transport (any hashable connection handle) -> client address
+    open: dict[object, str] = field(default_factory=dict)
+    per_address: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConnectionGuard:
+        return cls(max_connections=settings.max_connections,
+                   max_per_address=settings.max_connections_per_address,
+                   head_timeout_s=settings.head_timeout_s,
+                   body_idle_timeout_s=settings.body_idle_timeout_s,
+                   body_min_bytes_per_s=settings.body_min_bytes_per_s,
+                   exempt=frozenset(settings.trusted_proxies))
+
+    def admit(self, connection: object, address: str) -> str | None:
+        """Count a new connection; or the code of the refusal (it is then not counted)."""
+        if len(self.open) >= self.max_connections:
+            code = "server_busy"
+        elif address not in self.exempt and self.per_address[address] >= self.max_per_address:
+            code = "too_many_connections"
+        else:
+            self.open[connection] = address
+            self.per_address[address] += 1
+            return None
+        self.refused[code] += 1
+        return code
+
+    def release(self, connection: object) -> None:
+        """The connection ended (idempotent: an upgraded connection ends once)."""
+        address = self.open.pop(connection, None)
+        if address is not None:
+            self.per_address[address] -= 1
+            if not self.per_address[address]:
+                del self.per_address[address]
+
+    def body_too_slow(self, received: int, elapsed_s: float, idle_s: float) -> bool:
+        """A request body that stalls, or trickles in below the minimum rate once the first
+        `body_idle_timeout_s` have passed (a grace for slow starts on mobile networks)."""
+        if idle_s > self.body_idle_timeout_s:
+            return True
+        grace = self.body_idle_timeout_s
+        return elapsed_s > grace and received < (elapsed_s - grace) * self.body_min_bytes_per_s
+
+
+_MESSAGES = {
+    "server_busy": "this server has too many open connections; retry shortly",
+    "too_many_connections": "too many open connections from this address",
+}
+
+
+def refusal_response(code: str) -> bytes:
+    """A complete HTTP/1.1 503 answer, written before the request is even read."""
+    body = msgspec.json.encode(ErrorBody(error=ErrorDetail(code=code, message=_MESSAGES[code])))
+    head = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+            b"retry-after: 5\r\nconnection: close\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n")
+    return head + body
