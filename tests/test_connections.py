@@ -182,3 +182,19 @@ async def test_a_flood_of_idle_and_slow_connections_leaves_others_served(
         for writer in attack:
             writer.close()
         service.terminate()
+
+
+def test_failed_accepts_are_logged_once_a_second() -> None:
+    import logging
+
+    from streetfeed.logs import AcceptErrorsOncePerSecond
+
+    flood = AcceptErrorsOncePerSecond()
+    records = [logging.LogRecord("asyncio", logging.ERROR, __file__, 1,
+                                 "socket.accept() out of system resource", None, None)
+               for _ in range(10_000)]
+    kept = [r for r in records if flood.filter(r)]
+    assert len(kept) == 1  # all within one second
+    other = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "Task was destroyed",
+                              None, None)
+    assert flood.filter(other)
