@@ -93,6 +93,16 @@ class Settings:
     max_sockets_per_address: int = 500
     # WebSocket Origin allow-list; empty: same origin only (and clients sending none).
     allowed_origins: tuple[str, ...] = ()
+    # A shop's profile change republishes its live posts (a frame each to every socket
+    # nearby) at most once per this many seconds; later changes are folded into one.
+    profile_republish_interval_s: float = 60.0
+
+    # Where passers-by reach this deployment (QR codes): `https://host[:port]`, never
+    # taken from a request's Host header. None: http://<host>:<port> this process serves.
+    public_url: str | None = None
+    # Bearer token for /metrics; None: /metrics answers only direct loopback requests
+    # (METRICS_LOCAL_ADDRESSES). Kept out of repr: settings may be logged.
+    metrics_token: str | None = field(default=None, repr=False)
 
     # Content policy of this deployment (streetfeed.moderation): links per post, banned words.
     moderation_max_links: int = 1
