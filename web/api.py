@@ -96,6 +96,8 @@ async def feed(request: Request) -> Response:
 async def edit_post(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
+    # An edit is a frame to every socket nearby, like a new post: the same allowance.
+    await st.limiter.hit("shop_posts", shop.id, st.settings.shop_posts_per_minute)
     body = await read_body(request, st.settings.max_body_bytes)
     post_id = await st.ingest.edit(shop, request.path_params["post_id"], body)
     return JSONResponse(PostAccepted(id=post_id), status_code=202)
@@ -130,6 +132,9 @@ async def shop_profile(request: Request) -> Response:
 async def update_shop(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
+    # A profile change republishes the shop's live posts (streetfeed.republish): it
+    # counts against the same allowance as posts and edits.
+    await st.limiter.hit("shop_posts", shop.id, st.settings.shop_posts_per_minute)
     update = decode_body(await read_body(request, st.settings.max_body_bytes), ShopUpdate,
                          "invalid_shop")
     record = await shops.update_shop(st.redis, shop.id, update, st.clock, st.settings)
