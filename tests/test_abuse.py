@@ -11,6 +11,7 @@ would, against real uvicorn, real Valkey and real HTTP/WebSocket clients.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -24,8 +25,11 @@ from redis.asyncio import Redis
 
 from schemas.shops import ShopCreated
 from streetfeed import keys
+from streetfeed.clock import SystemClock
 from streetfeed.ratelimit import WINDOW_S
+from streetfeed.republish import Republisher
 from streetfeed.settings import Settings
+from streetfeed.shops import get_shop
 from tests.helpers import (
     add_shop,
     arrival,
@@ -124,6 +128,40 @@ async def test_profile_changes_reach_sockets_at_most_once_per_interval(
         first = [p for p in republished if p["id"] == post_ids[0]]
         stamps = [datetime.fromisoformat(p["updated_at"]).timestamp() for p in first]
         assert all(b - a >= interval - 0.5 for a, b in itertools.pairwise(stamps)), stamps
+
+
+async def test_a_folded_profile_change_survives_the_process_that_held_it(
+        redis: Redis, settings: Settings) -> None:
+    """A claim whose process died lapses after one interval and another process
+    republishes; a folded change is republished by exactly one of several processes."""
+    settings = settings.with_(profile_republish_interval_s=0.5)
+    shop = await add_shop(redis, settings, "Nom", *STREET)
+    record = await get_shop(redis, shop.id)
+    assert record is not None
+    first, second = (Republisher(redis, settings, SystemClock()) for _ in range(2))
+    # A process takes the claim for an immediate republish, then dies before doing it.
+    lease = await first._changed(
+        keys=[keys.republished(record.region, shop.id), keys.republish_due(record.region),
+              keys.republish_claims(record.region)],
+        args=[shop.id, int(time.time() * 1000), first.interval_ms])
+    assert lease > 0
+    assert await second.run_due() == 0  # held: not before it lapses
+    async def taken_over() -> bool:
+        return await second.run_due() == 1
+    await wait_for(taken_over, message="the lapsed claim to be taken over")
+    # Two changes in one interval: the second waits, then goes out once, from one process.
+    await redis.delete(keys.republished(record.region, shop.id))
+    assert await first.profile_changed(record) is True
+    assert await first.profile_changed(record) is False
+    done = 0
+    async def republished_once() -> bool:
+        nonlocal done
+        done += sum(await asyncio.gather(first.run_due(), second.run_due()))
+        return done >= 1
+    await wait_for(republished_once, message="the folded change")
+    assert done == 1
+    assert await redis.zcard(keys.republish_due(record.region)) == 0
+    assert await redis.zcard(keys.republish_claims(record.region)) == 0
 
 
 async def test_profile_changes_count_against_the_shop_limit(
