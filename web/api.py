@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-from typing import TypeVar
+import json
+from typing import Any, TypeVar
 
 import msgspec
 import segno
@@ -23,13 +24,13 @@ from schemas.posts import PostAccepted, PostWithdrawn
 from schemas.service import ClientConfig, Health, Point, Readiness
 from schemas.shops import ShopList, ShopUpdate, SignIn, TokenRotated
 from streetfeed import keys, metrics, shops
-from streetfeed.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthorized
+from streetfeed.errors import ApiError, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
 from streetfeed.inbox import durability_check
 from streetfeed.live import shop_live_posts, stream_id_key
 from streetfeed.redis_conn import REDIS_DOWN
 from streetfeed.regions import regions_for
 from streetfeed.settings import RADIUS_MAX_M
-from web.auth import close_session, open_session, session_shop, shop_for
+from web.auth import close_session, open_session, require_same_origin, session_shop, shop_for
 from web.responses import JSONResponse
 from web.state import AppState
 
@@ -164,13 +165,35 @@ async def put_hours(request: Request) -> Response:
     return JSONResponse(shops.profile_of(record, st.clock))
 
 
-def decode_body(body: bytes, type_: type[T], code: str) -> T:
+def decode_body(body: bytes, type_: type[T], code: str, *, unique_keys: bool = False) -> T:
+    """`body` as a `type_`; with `unique_keys`, a body naming a key twice is refused
+    (parsers disagree on which one counts, and msgspec keeps the last)."""
     try:
-        return msgspec.json.decode(body, type=type_)
+        value = msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
         raise InvalidInput(str(exc), code=code) from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"malformed JSON: {exc}", code="malformed_json", status=400) from None
+    if unique_keys:
+        json.loads(body, object_pairs_hook=_unique_pairs)  # valid JSON: msgspec read it
+    return value
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InvalidInput(f"key {key!r} appears more than once", code="duplicate_key",
+                               status=400)
+        seen[key] = value
+    return seen
+
+
+def require_json(request: Request) -> None:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(f"expected Content-Type: application/json, got {media_type or 'none'!r}",
+                       code="unsupported_media_type", status=415)
 
 
 async def healthz(request: Request) -> Response:
@@ -248,9 +271,16 @@ async def metrics_page(request: Request) -> Response:
 
 
 async def sign_in(request: Request) -> Response:
+    """Token -> session cookie. Guarded against login CSRF: a page elsewhere can make a
+    browser POST a `text/plain` form whose body is JSON (the `=` the form puts between a
+    field's name and value hidden in a key that a duplicate then overrides), so: same
+    origin only, `application/json` only (which a cross-site form cannot send without a
+    preflight we never answer), and no duplicate keys."""
     st = state_of(request)
+    require_same_origin(request)
+    require_json(request)
     body = decode_body(await read_body(request, st.settings.max_body_bytes), SignIn,
-                       "invalid_sign_in")
+                       "invalid_sign_in", unique_keys=True)
     record = await shops.check_token(st.redis, body.shop_id, body.token)
     response = JSONResponse(shops.profile_of(record, st.clock))
     await open_session(st.redis, record, response, secure=request.url.scheme == "https")
