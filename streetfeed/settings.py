@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from streetfeed.errors import ConfigError
 from streetfeed.regions import REGION_NAME, Region, parse_regions
@@ -120,6 +121,14 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @property
+    def public_base_url(self) -> str:
+        """Scheme, host and port passers-by use (QR codes), with no trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
     def all_regions(self) -> tuple[Region, ...]:
         return self.regions or (Region(self.region),)
 
@@ -197,6 +206,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         except OSError as exc:
             raise ConfigError(f"STREETFEED_BANNED_WORDS_FILE: cannot read {path}: {exc}") from None
         values["moderation_banned_words"] = tuple(words)
+    if env.get("STREETFEED_PUBLIC_URL"):
+        values["public_url"] = env["STREETFEED_PUBLIC_URL"].strip()
+    if env.get("STREETFEED_METRICS_TOKEN"):
+        values["metrics_token"] = env["STREETFEED_METRICS_TOKEN"].strip()
     if env.get("STREETFEED_DURABILITY"):
         values["durability"] = env["STREETFEED_DURABILITY"]
     if env.get("STREETFEED_FEED_MAXLEN"):
@@ -230,6 +243,20 @@ def validate(settings: Settings) -> None:
     if settings.durability not in DURABILITY_MODES:
         raise ConfigError(f"durability (STREETFEED_DURABILITY): expected one of "
                           f"{', '.join(DURABILITY_MODES)}, got {settings.durability!r}")
+    if settings.public_url is not None:
+        url = urlsplit(settings.public_url)
+        if (url.scheme not in ("http", "https") or not url.hostname or url.username
+                or url.password or url.path not in ("", "/") or url.query or url.fragment):
+            raise ConfigError(f"public_url (STREETFEED_PUBLIC_URL): expected "
+                              f"https://host[:port], got {settings.public_url!r}")
+    if settings.metrics_token is not None and len(settings.metrics_token) < 16:
+        # Compared in constant time, but a short token is guessed, not timed.
+        raise ConfigError("metrics_token (STREETFEED_METRICS_TOKEN): expected at least 16 "
+                          "characters (e.g. python -c 'import secrets; "
+                          "print(secrets.token_urlsafe(32))')")
+    if settings.profile_republish_interval_s <= 0:
+        raise ConfigError(f"profile_republish_interval_s: expected > 0, got "
+                          f"{settings.profile_republish_interval_s}")
     if settings.feed_maxlen < 100:
         raise ConfigError(f"feed_maxlen: expected at least 100, got {settings.feed_maxlen}")
     try:

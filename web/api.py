@@ -320,10 +320,14 @@ async def shop_stats(request: Request) -> Response:
 
 
 async def shop_qr(request: Request) -> Response:
-    """A QR code (SVG) opening the passer-by feed centred on the shop's street."""
+    """A QR code (SVG) opening the passer-by feed centred on the shop's street.
+
+    The address is the configured public one (STREETFEED_PUBLIC_URL), never the request's
+    Host header: a forged Host must not put another site on a shop window, nor into a
+    shared cache. Since nothing here depends on the request, caches may share it."""
     st = state_of(request)
     record = await shops.require_shop(st.redis, request.path_params["shop_id"])
-    base = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+    base = st.settings.public_base_url
     url = f"{base}/?lat={record.lat:.5f}&lon={record.lon:.5f}&radius_m=500&shop={record.id}"
     qr = segno.make(url, error="m")
     buffer = io.BytesIO()
