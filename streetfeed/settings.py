@@ -28,6 +28,9 @@ SHOP_NAME_MAX = 80
 CATEGORY_MAX = 40
 ADDRESS_MAX = 160
 IDEMPOTENCY_KEY_MAX = 128
+# /metrics without STREETFEED_METRICS_TOKEN: only to a direct connection from one of these
+# (a Prometheus on the same host, the tests). Exact addresses, not all of 127.0.0.0/8.
+METRICS_LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 # What a 202 promises: in Redis with AOF (fsync every second); fsynced to the local AOF;
 # received by a replica; received by a replica, else fsynced to the master's AOF.
 DURABILITY_MODES = ("aof", "fsync", "replica", "replica-preferred")

@@ -21,14 +21,16 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from schemas.shops import ShopCreated
 from streetfeed import keys
 from streetfeed.clock import SystemClock
+from streetfeed.errors import ConfigError
 from streetfeed.ratelimit import WINDOW_S
 from streetfeed.republish import Republisher
-from streetfeed.settings import Settings
+from streetfeed.settings import Settings, load_settings
 from streetfeed.shops import get_shop
 from tests.helpers import (
     add_shop,
@@ -297,3 +299,18 @@ async def test_metrics_are_not_served_to_the_public(redis: Redis, settings: Sett
             assert refused.status_code == 401, headers
             assert refused.json()["error"]["code"] == "invalid_token"
             assert refused.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_public_url_and_metrics_token_are_checked_at_start() -> None:
+    loaded = load_settings({"STREETFEED_PUBLIC_URL": "https://rue.example:8443/",
+                            "STREETFEED_METRICS_TOKEN": "t" * 32})
+    assert loaded.public_base_url == "https://rue.example:8443"
+    assert loaded.metrics_token == "t" * 32 and "t" * 32 not in repr(loaded)
+    assert load_settings({}, host="0.0.0.0", port=8000).public_base_url == (
+        "http://127.0.0.1:8000")
+    for bad in ("rue.example", "ftp://rue.example", "https://rue.example/feed",
+                "https://rue.example/?x=1", "https://user:pw@rue.example"):
+        with pytest.raises(ConfigError, match="STREETFEED_PUBLIC_URL"):
+            load_settings({"STREETFEED_PUBLIC_URL": bad})
+    with pytest.raises(ConfigError, match="STREETFEED_METRICS_TOKEN"):
+        load_settings({"STREETFEED_METRICS_TOKEN": "short"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import io
 import json
 from typing import Any, TypeVar
@@ -29,9 +30,9 @@ from streetfeed.inbox import durability_check
 from streetfeed.live import shop_live_posts, stream_id_key
 from streetfeed.redis_conn import REDIS_DOWN
 from streetfeed.regions import regions_for
-from streetfeed.settings import RADIUS_MAX_M
+from streetfeed.settings import METRICS_LOCAL_ADDRESSES, RADIUS_MAX_M
 from web.auth import close_session, open_session, require_same_origin, session_shop, shop_for
-from web.responses import JSONResponse
+from web.responses import JSONResponse, error_response
 from web.state import AppState
 
 T = TypeVar("T")
@@ -258,8 +259,38 @@ async def readyz(request: Request) -> Response:
                         headers={"Cache-Control": "no-store"})
 
 
+# Headers a reverse proxy adds: a request carrying one was made by someone else, even
+# when the proxy connects from loopback.
+_FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def _metrics_refusal(request: Request, token: str | None) -> Response | None:
+    """Why this request may not read /metrics, as the answer; None if it may.
+
+    With STREETFEED_METRICS_TOKEN set, the bearer token is needed from everywhere (a
+    proxy on this host makes every visitor look local), compared in constant time.
+    Without it, only a direct connection from a local address gets an answer; anyone
+    else gets the 404 of a path that does not exist."""
+    if token is not None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              token.encode()):
+            return None
+        return error_response(401, "invalid_token",
+                              "expected 'Authorization: Bearer <metrics token>'",
+                              headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    peer = request.client.host if request.client else ""
+    if peer in METRICS_LOCAL_ADDRESSES and not any(
+            h in request.headers for h in _FORWARDING_HEADERS):
+        return None
+    return error_response(404, "not_found", "Not Found")
+
+
 async def metrics_page(request: Request) -> Response:
     st = state_of(request)
+    refusal = _metrics_refusal(request, st.settings.metrics_token)
+    if refusal is not None:
+        return refusal
     try:
         lag, pending = await _enricher_backlog(st)
         metrics.ENRICHER_LAG.set(lag)
