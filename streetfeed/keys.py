@@ -58,6 +58,22 @@ def hours_checked(region: str, shop_id: str) -> str:
     return f"{PREFIX}:{{{region}}}:hours-checked:{shop_id}"
 
 
+def republished(region: str, shop_id: str) -> str:
+    """When a shop's live posts were last republished for a profile change (ms), expiring
+    after the republish interval: while it exists, another change waits (streetfeed.republish)."""
+    return f"{PREFIX}:{{{region}}}:republished:{shop_id}"
+
+
+def republish_due(region: str) -> str:
+    """ZSET: shops with a profile change not yet republished, scored by when it may go (ms)."""
+    return f"{PREFIX}:{{{region}}}:republish-due"
+
+
+def republish_claims(region: str) -> str:
+    """ZSET: shops being republished, scored by when the claim lapses (ms) if its process dies."""
+    return f"{PREFIX}:{{{region}}}:republish-claims"
+
+
 def presence(region: str, gateway: str) -> str:
     """One gateway's watcher counts per small cell (numbers only), short-lived."""
     return f"{PREFIX}:{{{region}}}:presence:{gateway}"

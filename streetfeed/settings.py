@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from streetfeed.errors import ConfigError
 from streetfeed.regions import REGION_NAME, Region, parse_regions
@@ -27,6 +28,9 @@ SHOP_NAME_MAX = 80
 CATEGORY_MAX = 40
 ADDRESS_MAX = 160
 IDEMPOTENCY_KEY_MAX = 128
+# /metrics without STREETFEED_METRICS_TOKEN: only to a direct connection from one of these
+# (a Prometheus on the same host, the tests). Exact addresses, not all of 127.0.0.0/8.
+METRICS_LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 # What a 202 promises: in Redis with AOF (fsync every second); fsynced to the local AOF;
 # received by a replica; received by a replica, else fsynced to the master's AOF.
 DURABILITY_MODES = ("aof", "fsync", "replica", "replica-preferred")
@@ -108,6 +112,16 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
     # WebSocket Origin allow-list; empty: same origin only (and clients sending none).
     allowed_origins: tuple[str, ...] = ()
+    # A shop's profile change republishes its live posts (a frame each to every socket
+    # nearby) at most once per this many seconds; later changes are folded into one.
+    profile_republish_interval_s: float = 60.0
+
+    # Where passers-by reach this deployment (QR codes): `https://host[:port]`, never
+    # taken from a request's Host header. None: http://<host>:<port> this process serves.
+    public_url: str | None = None
+    # Bearer token for /metrics; None: /metrics answers only direct loopback requests
+    # (METRICS_LOCAL_ADDRESSES). Kept out of repr: settings may be logged.
+    metrics_token: str | None = field(default=None, repr=False)
 
     # Content policy of this deployment (streetfeed.moderation): links per post, banned words.
     moderation_max_links: int = 1
@@ -128,6 +142,14 @@ class Settings:
     def max_connections_per_address(self) -> int:
         """Feed sockets plus a browser's few HTTP connections (about 6 each)."""
         return self.max_sockets_per_address + HTTP_CONNECTIONS_PER_ADDRESS
+
+    @property
+    def public_base_url(self) -> str:
+        """Scheme, host and port passers-by use (QR codes), with no trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @property
     def all_regions(self) -> tuple[Region, ...]:
@@ -211,6 +233,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         except OSError as exc:
             raise ConfigError(f"STREETFEED_BANNED_WORDS_FILE: cannot read {path}: {exc}") from None
         values["moderation_banned_words"] = tuple(words)
+    if env.get("STREETFEED_PUBLIC_URL"):
+        values["public_url"] = env["STREETFEED_PUBLIC_URL"].strip()
+    if env.get("STREETFEED_METRICS_TOKEN"):
+        values["metrics_token"] = env["STREETFEED_METRICS_TOKEN"].strip()
     if env.get("STREETFEED_DURABILITY"):
         values["durability"] = env["STREETFEED_DURABILITY"]
     if env.get("STREETFEED_FEED_MAXLEN"):
@@ -244,6 +270,20 @@ def validate(settings: Settings) -> None:
     if settings.durability not in DURABILITY_MODES:
         raise ConfigError(f"durability (STREETFEED_DURABILITY): expected one of "
                           f"{', '.join(DURABILITY_MODES)}, got {settings.durability!r}")
+    if settings.public_url is not None:
+        url = urlsplit(settings.public_url)
+        if (url.scheme not in ("http", "https") or not url.hostname or url.username
+                or url.password or url.path not in ("", "/") or url.query or url.fragment):
+            raise ConfigError(f"public_url (STREETFEED_PUBLIC_URL): expected "
+                              f"https://host[:port], got {settings.public_url!r}")
+    if settings.metrics_token is not None and len(settings.metrics_token) < 16:
+        # Compared in constant time, but a short token is guessed, not timed.
+        raise ConfigError("metrics_token (STREETFEED_METRICS_TOKEN): expected at least 16 "
+                          "characters (e.g. python -c 'import secrets; "
+                          "print(secrets.token_urlsafe(32))')")
+    if settings.profile_republish_interval_s <= 0:
+        raise ConfigError(f"profile_republish_interval_s: expected > 0, got "
+                          f"{settings.profile_republish_interval_s}")
     if settings.feed_maxlen < 100:
         raise ConfigError(f"feed_maxlen: expected at least 100, got {settings.feed_maxlen}")
     try:

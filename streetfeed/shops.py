@@ -20,16 +20,16 @@ import msgspec
 from redis.asyncio import Redis
 
 from schemas.hours import ShopHours
-from schemas.posts import RawPost, ShopSummary
+from schemas.posts import ShopSummary
 from schemas.shops import NewShop, ShopCreated, ShopProfile, ShopRecord, ShopUpdate
 from streetfeed import keys
 from streetfeed.clock import Clock
 from streetfeed.errors import InvalidInput, NotFound, Unauthorized
 from streetfeed.hours import opening_state
-from streetfeed.inbox import Inbox
-from streetfeed.live import LiveIndex, shop_live_posts
+from streetfeed.live import LiveIndex
 from streetfeed.redis_conn import get_many
 from streetfeed.regions import region_of
+from streetfeed.republish import Republisher
 from streetfeed.settings import Settings
 
 _COMPARE_AND_SET = """
@@ -38,7 +38,6 @@ return 0
 """
 _encode = msgspec.json.Encoder().encode
 _decode_record = msgspec.json.Decoder(ShopRecord).decode
-_decode_raw = msgspec.json.Decoder(RawPost).decode
 
 
 def new_token() -> str:
@@ -177,25 +176,10 @@ async def update_shop(redis: Redis, shop_id: str, update: ShopUpdate, clock: Clo
     record = await change_shop(
         redis, shop_id,
         lambda r: msgspec.structs.replace(r, **changes, updated_at=clock.now()))
-    await republish_live_posts(redis, record, clock, settings)
+    # Cards show the new profile: at once, or folded into one republish at the end of
+    # the interval when the shop changed it recently (a frame per post to every socket).
+    await Republisher(redis, settings, clock).profile_changed(record)
     return record
-
-
-async def republish_live_posts(redis: Redis, record: ShopRecord, clock: Clock,
-                               settings: Settings) -> int:
-    """Re-enrich every live post of the shop, so cards show its current name and place."""
-    inbox = Inbox(redis, record.region, settings)
-    count = 0
-    for _, (stored,) in await shop_live_posts(redis, record.region, record.id, "raw"):
-        if stored is None:
-            continue
-        original = _decode_raw(stored)
-        await inbox.append(RawPost(id=original.id, shop_id=original.shop_id,
-                                   accepted_at=clock.now(), body=original.body, edit=True,
-                                   posted_at=original.posted_at or original.accepted_at,
-                                   auto=original.auto))
-        count += 1
-    return count
 
 
 async def rotate_token(redis: Redis, shop_id: str, clock: Clock) -> str:

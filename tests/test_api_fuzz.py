@@ -53,7 +53,7 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_off_spec(
         config.write_text(
             f'[parameters]\n"path.shop_id" = "{shop.id}"\n"path.post_id" = "{post_id}"\n'
             "[checks.negative_data_rejection]\n"
-            "expected-statuses = [400, 401, 403, 404, 405, 409, 413, 422, 429]\n")
+            "expected-statuses = [400, 401, 403, 404, 405, 409, 413, 415, 422, 429]\n")
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
             f"{web.http}/openapi.json", "--checks", CHECKS, "--max-examples", "25",

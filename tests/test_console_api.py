@@ -15,6 +15,7 @@ from tests.helpers import (
     arrival,
     enricher,
     feed_client,
+    free_port,
     send_post,
     wait_for,
     web_server,
@@ -119,7 +120,9 @@ async def test_presence_never_holds_coordinates(redis: Redis, settings: Settings
 
 async def test_qr_code_and_config(redis: Redis, settings: Settings) -> None:
     shop = await add_shop(redis, settings, "Librairie", *STREET)
-    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+    port = free_port()  # the QR names the address the server is configured for
+    async with web_server(settings.with_(port=port), port=port) as web, \
+            httpx.AsyncClient(base_url=web.http) as http:
         qr = await http.get(f"/api/v1/shops/{shop.id}/qr.svg")
         assert qr.status_code == 200 and qr.headers["content-type"] == "image/svg+xml"
         assert qr.text.startswith("<svg")

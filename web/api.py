@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import io
-from typing import TypeVar
+import json
+from typing import Any, TypeVar
 
 import msgspec
 import segno
@@ -23,14 +25,14 @@ from schemas.posts import PostAccepted, PostWithdrawn
 from schemas.service import ClientConfig, Health, Point, Readiness
 from schemas.shops import ShopList, ShopUpdate, SignIn, TokenRotated
 from streetfeed import keys, metrics, shops
-from streetfeed.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthorized
+from streetfeed.errors import ApiError, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
 from streetfeed.inbox import durability_check
 from streetfeed.live import shop_live_posts, stream_id_key
 from streetfeed.redis_conn import REDIS_DOWN
 from streetfeed.regions import regions_for
-from streetfeed.settings import RADIUS_MAX_M
-from web.auth import close_session, open_session, session_shop, shop_for
-from web.responses import JSONResponse
+from streetfeed.settings import METRICS_LOCAL_ADDRESSES, RADIUS_MAX_M
+from web.auth import close_session, open_session, require_same_origin, session_shop, shop_for
+from web.responses import JSONResponse, error_response
 from web.state import AppState
 
 T = TypeVar("T")
@@ -96,6 +98,8 @@ async def feed(request: Request) -> Response:
 async def edit_post(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
+    # An edit is a frame to every socket nearby, like a new post: the same allowance.
+    await st.limiter.hit("shop_posts", shop.id, st.settings.shop_posts_per_minute)
     body = await read_body(request, st.settings.max_body_bytes)
     post_id = await st.ingest.edit(shop, request.path_params["post_id"], body)
     return JSONResponse(PostAccepted(id=post_id), status_code=202)
@@ -130,6 +134,9 @@ async def shop_profile(request: Request) -> Response:
 async def update_shop(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
+    # A profile change republishes the shop's live posts (streetfeed.republish): it
+    # counts against the same allowance as posts and edits.
+    await st.limiter.hit("shop_posts", shop.id, st.settings.shop_posts_per_minute)
     update = decode_body(await read_body(request, st.settings.max_body_bytes), ShopUpdate,
                          "invalid_shop")
     record = await shops.update_shop(st.redis, shop.id, update, st.clock, st.settings)
@@ -159,13 +166,35 @@ async def put_hours(request: Request) -> Response:
     return JSONResponse(shops.profile_of(record, st.clock))
 
 
-def decode_body(body: bytes, type_: type[T], code: str) -> T:
+def decode_body(body: bytes, type_: type[T], code: str, *, unique_keys: bool = False) -> T:
+    """`body` as a `type_`; with `unique_keys`, a body naming a key twice is refused
+    (parsers disagree on which one counts, and msgspec keeps the last)."""
     try:
-        return msgspec.json.decode(body, type=type_)
+        value = msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
         raise InvalidInput(str(exc), code=code) from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"malformed JSON: {exc}", code="malformed_json", status=400) from None
+    if unique_keys:
+        json.loads(body, object_pairs_hook=_unique_pairs)  # valid JSON: msgspec read it
+    return value
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InvalidInput(f"key {key!r} appears more than once", code="duplicate_key",
+                               status=400)
+        seen[key] = value
+    return seen
+
+
+def require_json(request: Request) -> None:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(f"expected Content-Type: application/json, got {media_type or 'none'!r}",
+                       code="unsupported_media_type", status=415)
 
 
 async def healthz(request: Request) -> Response:
@@ -230,8 +259,38 @@ async def readyz(request: Request) -> Response:
                         headers={"Cache-Control": "no-store"})
 
 
+# Headers a reverse proxy adds: a request carrying one was made by someone else, even
+# when the proxy connects from loopback.
+_FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def _metrics_refusal(request: Request, token: str | None) -> Response | None:
+    """Why this request may not read /metrics, as the answer; None if it may.
+
+    With STREETFEED_METRICS_TOKEN set, the bearer token is needed from everywhere (a
+    proxy on this host makes every visitor look local), compared in constant time.
+    Without it, only a direct connection from a local address gets an answer; anyone
+    else gets the 404 of a path that does not exist."""
+    if token is not None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              token.encode()):
+            return None
+        return error_response(401, "invalid_token",
+                              "expected 'Authorization: Bearer <metrics token>'",
+                              headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    peer = request.client.host if request.client else ""
+    if peer in METRICS_LOCAL_ADDRESSES and not any(
+            h in request.headers for h in _FORWARDING_HEADERS):
+        return None
+    return error_response(404, "not_found", "Not Found")
+
+
 async def metrics_page(request: Request) -> Response:
     st = state_of(request)
+    refusal = _metrics_refusal(request, st.settings.metrics_token)
+    if refusal is not None:
+        return refusal
     try:
         lag, pending = await _enricher_backlog(st)
         metrics.ENRICHER_LAG.set(lag)
@@ -243,9 +302,16 @@ async def metrics_page(request: Request) -> Response:
 
 
 async def sign_in(request: Request) -> Response:
+    """Token -> session cookie. Guarded against login CSRF: a page elsewhere can make a
+    browser POST a `text/plain` form whose body is JSON (the `=` the form puts between a
+    field's name and value hidden in a key that a duplicate then overrides), so: same
+    origin only, `application/json` only (which a cross-site form cannot send without a
+    preflight we never answer), and no duplicate keys."""
     st = state_of(request)
+    require_same_origin(request)
+    require_json(request)
     body = decode_body(await read_body(request, st.settings.max_body_bytes), SignIn,
-                       "invalid_sign_in")
+                       "invalid_sign_in", unique_keys=True)
     record = await shops.check_token(st.redis, body.shop_id, body.token)
     response = JSONResponse(shops.profile_of(record, st.clock))
     await open_session(st.redis, record, response, secure=request.url.scheme == "https")
@@ -285,10 +351,14 @@ async def shop_stats(request: Request) -> Response:
 
 
 async def shop_qr(request: Request) -> Response:
-    """A QR code (SVG) opening the passer-by feed centred on the shop's street."""
+    """A QR code (SVG) opening the passer-by feed centred on the shop's street.
+
+    The address is the configured public one (STREETFEED_PUBLIC_URL), never the request's
+    Host header: a forged Host must not put another site on a shop window, nor into a
+    shared cache. Since nothing here depends on the request, caches may share it."""
     st = state_of(request)
     record = await shops.require_shop(st.redis, request.path_params["shop_id"])
-    base = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+    base = st.settings.public_base_url
     url = f"{base}/?lat={record.lat:.5f}&lon={record.lon:.5f}&radius_m=500&shop={record.id}"
     qr = segno.make(url, error="m")
     buffer = io.BytesIO()

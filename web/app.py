@@ -30,6 +30,7 @@ from streetfeed.errors import ApiError
 from streetfeed.moderation import Policy
 from streetfeed.ratelimit import RateLimiter
 from streetfeed.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
+from streetfeed.republish import Republisher
 from streetfeed.settings import Settings
 from streetfeed.supervision import supervised
 from web import api, pages
@@ -78,6 +79,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         stats = StatsPublisher(redis, hub)
         # Counted by the HTTP and feed protocols (web/http_protocol.py, feed/raw_ws.py).
         guard = ConnectionGuard.from_settings(settings)
+        republisher = Republisher(redis, settings, clock)
         state = AppState(settings=settings, clock=clock, redis=redis, lives=gateway.lives,
                          ingest=Ingest(redis, settings, clock, policy), hub=hub,
                          readers=readers, gateway=gateway, limiter=limiter,
@@ -90,6 +92,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             "stats": lambda: stats.run(stop),
             "ping": lambda: _ping_loop(hub, readers, settings.gateway_ping_interval_s, stop),
             "liveness": lambda: readers.watch(stop),
+            # Profile changes folded while a shop was within its republish interval.
+            "republish": lambda: republisher.run(stop),
         }
         tasks = [asyncio.create_task(supervised(name, body, stop, component="gateway"),
                                      name=name) for name, body in loops.items()]

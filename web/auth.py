@@ -79,6 +79,13 @@ def _same_origin(request: Request) -> bool:
     return origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
 
 
+def require_same_origin(request: Request) -> None:
+    """Refuse a browser's cross-site write: every request that acts with a session cookie,
+    or opens one (sign-in: a forged one signs the victim into the attacker's shop)."""
+    if not _same_origin(request):
+        raise ApiError("cross-origin request refused", code="cross_origin", status=403)
+
+
 async def shop_for(request: Request, shop_id: str) -> ShopRecord:
     """The shop in the path, if the request speaks for it (bearer token or session)."""
     authorization = request.headers.get("authorization")
@@ -88,8 +95,8 @@ async def shop_for(request: Request, shop_id: str) -> ShopRecord:
     record = await session_shop(redis, request)
     if record is None:
         return await shops.authenticate(redis, shop_id, None)  # raises missing_token
-    if request.method not in _SAFE_METHODS and not _same_origin(request):
-        raise ApiError("cross-origin request refused", code="cross_origin", status=403)
+    if request.method not in _SAFE_METHODS:
+        require_same_origin(request)
     if record.id != shop_id:
         raise Unauthorized("signed in as another shop", code="invalid_token")
     return record

@@ -25,6 +25,8 @@ from streetfeed.settings import IDEMPOTENCY_KEY_MAX, Settings
 _decode_post = msgspec.json.Decoder(PostIn).decode
 _decode_patch = msgspec.json.Decoder(PostPatch).decode
 _decode_raw = msgspec.json.Decoder(RawPost).decode
+# Every field, defaults included, in one order: equal posts encode to equal bytes.
+_canonical = msgspec.json.Encoder(order="sorted").encode
 
 
 def _decode(decode: Any, body: bytes) -> Any:
@@ -77,9 +79,13 @@ class Ingest:
         if not key_ok or not idempotency_key.isprintable():
             raise InvalidInput(f"Idempotency-Key: expected 1..{IDEMPOTENCY_KEY_MAX} printable "
                                "characters", code="invalid_idempotency_key", status=400)
-        fingerprint = hashlib.sha256(body).hexdigest()
+        # The post as decoded, not its bytes: a retry of the same JSON re-serialised (keys
+        # reordered, spaces, a default spelled out) is the same post and gets the same id.
+        fingerprint = hashlib.sha256(_canonical(post)).hexdigest()
         first_id, first_fingerprint = await inbox.append_once(raw, idempotency_key, fingerprint)
-        if first_fingerprint != fingerprint:
+        # Keys stored before this rule held the hash of the bytes: honoured for their
+        # remaining life (idempotency_ttl_s) rather than answered 409 across a deploy.
+        if first_fingerprint not in (fingerprint, hashlib.sha256(body).hexdigest()):
             raise Conflict("this Idempotency-Key was used for a different post",
                            code="idempotency_key_reused")
         return first_id

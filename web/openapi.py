@@ -28,6 +28,7 @@ _ERROR_STATUSES = {
     "405": "Method not allowed",
     "409": "Conflict (Idempotency-Key reused for another body)",
     "413": "Body too large",
+    "415": "Unsupported Content-Type (sign-in takes application/json only)",
     "422": "Invalid content (schema, moderation, dates)",
     "429": "Rate limited",
     "503": "Storage unreachable; retry later",
