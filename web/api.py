@@ -21,9 +21,9 @@ from schemas.feed import FeedResponse, Reach, ShopPosts, ShopStats, WatchCount
 from schemas.hours import ShopHours
 from schemas.posts import PostAccepted, PostWithdrawn
 from schemas.service import ClientConfig, Health, Point, Readiness
-from schemas.shops import ShopList, ShopUpdate, SignIn, TokenRotated
+from schemas.shops import PositionFields, ShopEdit, ShopList, ShopUpdate, SignIn, TokenRotated
 from streetfeed import keys, metrics, shops
-from streetfeed.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthorized
+from streetfeed.errors import ApiError, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
 from streetfeed.inbox import durability_check
 from streetfeed.live import shop_live_posts, stream_id_key
 from streetfeed.redis_conn import REDIS_DOWN
@@ -130,8 +130,15 @@ async def shop_profile(request: Request) -> Response:
 async def update_shop(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
-    update = decode_body(await read_body(request, st.settings.max_body_bytes), ShopUpdate,
-                         "invalid_shop")
+    body = await read_body(request, st.settings.max_body_bytes)
+    asked = decode_body(body, PositionFields, "invalid_shop")
+    if asked.lat is not msgspec.UNSET or asked.lon is not msgspec.UNSET:
+        raise ApiError("a shop's position is set by the operator (streetfeed shops update "
+                       "ID --lat LAT --lon LON), not with the shop's token or session",
+                       code="position_locked", status=403)
+    edit = decode_body(body, ShopEdit, "invalid_shop")
+    update = ShopUpdate(**{k: v for k, v in msgspec.structs.asdict(edit).items()
+                           if v is not msgspec.UNSET})
     record = await shops.update_shop(st.redis, shop.id, update, st.clock, st.settings)
     return JSONResponse(shops.profile_of(record, st.clock))
 
