@@ -79,13 +79,9 @@ def session(session_hash: str) -> str:
 
 
 def rate(limit: str, subject: str, window: int) -> str:
-    """One rate-limit counter: a limit, who it counts (shop id or hashed address), a minute."""
+    """One rate-limit counter: a limit, who it counts (shop id, or an address under the day's
+    keyed hash: streetfeed.ratelimit), a minute."""
     return f"{PREFIX}:rl:{limit}:{subject}:{window}"
-
-
-def salt(day: int) -> str:
-    """The day's salt for hashing client addresses (never stored in clear)."""
-    return f"{PREFIX}:salt:{day}"
 
 
 def shop(shop_id: str) -> str:

@@ -5,7 +5,9 @@ Every limit the product enforces is defined here and nowhere else.
 
 from __future__ import annotations
 
+import hmac
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +32,40 @@ IDEMPOTENCY_KEY_MAX = 128
 # What a 202 promises: in Redis with AOF (fsync every second); fsynced to the local AOF;
 # received by a replica; received by a replica, else fsynced to the master's AOF.
 DURABILITY_MODES = ("aof", "fsync", "replica", "replica-preferred")
+# The deployment's secret, from which each day's key for hashing client addresses is derived
+# (streetfeed.ratelimit). `streetfeed up` hands its own to its children under this name.
+SECRET_ENV = "STREETFEED_SECRET"
+# Shorter is refused at start: a guessable key would let addresses be brute-forced back.
+SECRET_MIN_CHARS = 32
+
+
+class Secret:
+    """A value that must never be logged, printed or stored: its repr and str hide it, and
+    only `reveal()` gives it, to the code that keys a hash with it or hands it to a child."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    @classmethod
+    def generate(cls) -> Secret:
+        """A process's own secret, when none is given: 256 random bits."""
+        return cls(secrets.token_urlsafe(32))
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(Secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +129,10 @@ class Settings:
     max_sockets_per_address: int = 500
     # WebSocket Origin allow-list; empty: same origin only (and clients sending none).
     allowed_origins: tuple[str, ...] = ()
+    # Keys the daily hash of client addresses (STREETFEED_SECRET). Processes that share rate
+    # limits must share it; without one given, each process makes its own at start, and
+    # `streetfeed up` hands its own to its children. Never in Redis, logs or files.
+    secret: Secret = field(default_factory=Secret.generate, repr=False)
 
     # Content policy of this deployment (streetfeed.moderation): links per post, banned words.
     moderation_max_links: int = 1
@@ -175,6 +215,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
                              ("STREETFEED_MAX_SOCKETS_PER_ADDRESS", "max_sockets_per_address")):
         if env.get(name):
             values[field_name] = _int(env[name], name)
+    if env.get(SECRET_ENV) is not None:
+        values["secret"] = Secret(env[SECRET_ENV])
     if env.get("STREETFEED_ALLOWED_ORIGINS"):
         values["allowed_origins"] = tuple(o.strip() for o in
                                           env["STREETFEED_ALLOWED_ORIGINS"].split(",") if o.strip())
@@ -220,6 +262,11 @@ def validate(settings: Settings) -> None:
     if settings.durability not in DURABILITY_MODES:
         raise ConfigError(f"durability (STREETFEED_DURABILITY): expected one of "
                           f"{', '.join(DURABILITY_MODES)}, got {settings.durability!r}")
+    if len(settings.secret.reveal()) < SECRET_MIN_CHARS:
+        # Its length only: the value itself is never echoed.
+        raise ConfigError(f"{SECRET_ENV}: expected at least {SECRET_MIN_CHARS} characters "
+                          f"(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                          f"), got {len(settings.secret.reveal())}")
     if settings.feed_maxlen < 100:
         raise ConfigError(f"feed_maxlen: expected at least 100, got {settings.feed_maxlen}")
     try:

@@ -72,7 +72,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         redis = open_redis(settings)
         hub = Hub(settings)
         readers = Readers(redis, settings, hub, clock)
-        limiter = RateLimiter(redis)
+        limiter = RateLimiter(redis, settings.secret)
         gateway = Gateway(redis, settings, hub, readers, clock, limiter)
         stats = StatsPublisher(redis, hub)
         state = AppState(settings=settings, clock=clock, redis=redis, lives=gateway.lives,
