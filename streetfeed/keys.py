@@ -58,14 +58,11 @@ def hours_checked(region: str, shop_id: str) -> str:
     return f"{PREFIX}:{{{region}}}:hours-checked:{shop_id}"
 
 
-def presence(region: str, gateway: str) -> str:
-    """One gateway's watcher counts per small cell (numbers only), short-lived."""
-    return f"{PREFIX}:{{{region}}}:presence:{gateway}"
-
-
-def gateways(region: str) -> str:
-    """Live gateways of a region, scored by their last stats flush (unix seconds)."""
-    return f"{PREFIX}:{{{region}}}:gateways"
+def presence_channel(region: str) -> str:
+    """A Pub/Sub channel, not a key: gateways publish their watcher counts per presence cell
+    on it once a second (schemas.presence.PresenceReport). Pub/Sub never enters the keyspace,
+    so presence is in no key, no AOF and no snapshot."""
+    return f"{PREFIX}:{{{region}}}:presence"
 
 
 def reach(region: str, post_id: str) -> str:

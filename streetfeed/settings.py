@@ -32,6 +32,13 @@ IDEMPOTENCY_KEY_MAX = 128
 # What a 202 promises: in Redis with AOF (fsync every second); fsynced to the local AOF;
 # received by a replica; received by a replica, else fsynced to the master's AOF.
 DURABILITY_MODES = ("aof", "fsync", "replica", "replica-preferred")
+# The console's audience (GET /api/v1/shops/{id}/stats), always around the shop's registered
+# position: the radii it is counted within, none under AUDIENCE_RADIUS_MIN_M, and the count
+# under which it is "fewer than AUDIENCE_COUNT_MIN", never a number. Not configurable: they
+# are what stops a shop from cornering a passer-by with its counts (issue 12).
+AUDIENCE_RADII_M = (250, 500, 1000, 2000)
+AUDIENCE_RADIUS_MIN_M = 250
+AUDIENCE_COUNT_MIN = 5
 # The deployment's secret, from which each day's key for hashing client addresses is derived
 # (streetfeed.ratelimit). `streetfeed up` hands its own to its children under this name.
 SECRET_ENV = "STREETFEED_SECRET"
@@ -127,6 +134,14 @@ class Settings:
     address_sockets_per_minute: int = 120
     # ...and per process: open sockets from one address (NAT: phones share addresses).
     max_sockets_per_address: int = 500
+    # Presence (people watching, per ~110 m cell) goes between processes over Pub/Sub, never
+    # into the keyspace: each gateway publishes its counts this often; a process answering
+    # the console drops a gateway silent for `presence_silence_s`, and stops listening to a
+    # region no console asked about for `presence_idle_s`.
+    presence_interval_s: float = 1.0
+    presence_silence_s: float = 3.5
+    presence_idle_s: float = 300.0
+
     # WebSocket Origin allow-list; empty: same origin only (and clients sending none).
     allowed_origins: tuple[str, ...] = ()
     # Keys the daily hash of client addresses (STREETFEED_SECRET). Processes that share rate
@@ -267,6 +282,9 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"{SECRET_ENV}: expected at least {SECRET_MIN_CHARS} characters "
                           f"(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
                           f"), got {len(settings.secret.reveal())}")
+    if not 0 < settings.presence_interval_s < settings.presence_silence_s:
+        raise ConfigError(f"presence_silence_s ({settings.presence_silence_s}) must exceed "
+                          f"presence_interval_s ({settings.presence_interval_s}) > 0")
     if settings.feed_maxlen < 100:
         raise ConfigError(f"feed_maxlen: expected at least 100, got {settings.feed_maxlen}")
     try:

@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import uvicorn
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from schemas.presence import PresenceReport
 from schemas.shops import NewShop, ShopCreated
+from streetfeed import keys
 from streetfeed.clock import Clock, SystemClock
 from streetfeed.moderation import Policy
 from streetfeed.runner import uvicorn_config
@@ -367,3 +370,25 @@ class HubSink:
                 out.append((body["post"]["id"], body["post"]["title"]))
         return out
 
+
+
+async def gateways_watched(redis: Redis, region: str, count: int,
+                           timeout: float = 10) -> set[str]:
+    """Wait until `count` gateways report watchers in `region` on its presence channel
+    (Pub/Sub: presence is in no key); their ids."""
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.presence_channel(region))
+    seen: set[str] = set()
+
+    async def enough() -> bool:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+        if message is not None and message["type"] == "message":
+            report = msgspec.json.decode(message["data"], type=PresenceReport)
+            if report.cells:
+                seen.add(report.gateway)
+        return len(seen) >= count
+    try:
+        await wait_for(enough, timeout, f"{count} gateways reporting watchers in {region}")
+    finally:
+        await pubsub.aclose()
+    return seen

@@ -352,6 +352,8 @@ async def test_a_shop_cannot_narrow_down_where_a_passer_by_is(redis: Redis,
     assert possible[np.flatnonzero(cells == grid.cell_of(*passer_by))[0]], \
         "the attacker's model of the counts is wrong"
     narrowed = _diameter_m(grid, {int(c) for c in cells[possible]}) / 2
+    print(f"FIGURES oracle: answers={len(answers)} moved={movable} "
+          f"confined_to_radius_m={narrowed:.0f}")
     assert narrowed >= PRIVACY_FLOOR_M, (
         f"a shop confined a passer-by to a disc of {narrowed:.0f} m radius "
         f"with {len(answers)} answers")

@@ -15,9 +15,10 @@ from starlette.responses import Response
 from feed import cursor as cursors
 from feed.gateway import SubscriptionError, parse_subscription
 from feed.index import Subscriber
+from feed.presence import audience
 from feed.snapshot import snapshot_area
-from feed.stats import reach_of, watchers_near
-from schemas.feed import FeedResponse, Reach, ShopPosts, ShopStats, WatchCount
+from feed.stats import reach_of
+from schemas.feed import FeedResponse, Reach, ShopPosts, ShopStats
 from schemas.hours import ShopHours
 from schemas.posts import PostAccepted, PostWithdrawn
 from schemas.service import ClientConfig, Health, Point, Readiness
@@ -28,7 +29,7 @@ from streetfeed.inbox import durability_check
 from streetfeed.live import shop_live_posts, stream_id_key
 from streetfeed.redis_conn import REDIS_DOWN
 from streetfeed.regions import regions_for
-from streetfeed.settings import RADIUS_MAX_M
+from streetfeed.settings import AUDIENCE_RADII_M, RADIUS_MAX_M
 from web.auth import close_session, open_session, session_shop, shop_for
 from web.responses import JSONResponse
 from web.state import AppState
@@ -274,19 +275,18 @@ async def sign_out(request: Request) -> Response:
     return response
 
 
-WATCH_RADII = [100, 250, 500, 1000, 2000]
-
-
 async def shop_stats(request: Request) -> Response:
-    """For the console: people watching around the shop now, and each live post's reach."""
+    """For the console: people watching around the shop now, and each live post's reach.
+    Around the shop's registered position only (which only the operator moves), within
+    AUDIENCE_RADII_M, and "fewer than 5" under 5 (feed.presence.audience)."""
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
-    watching = await watchers_near(st.redis, shop.region, shop.lat, shop.lon, WATCH_RADII)
+    watching = await st.presence.watchers(shop.region, shop.lat, shop.lon, AUDIENCE_RADII_M)
     post_ids = sorted(p.decode() for p in await st.redis.smembers(
         keys.shop_posts(shop.region, shop.id)))
     reach = await reach_of(st.redis, shop.region, post_ids)
     return JSONResponse(ShopStats(
-        watching=[WatchCount(radius_m=r, count=watching[r]) for r in WATCH_RADII],
+        watching=audience(watching),
         reach={post_id: Reach(**counts) for post_id, counts in reach.items()},
     ), headers={"Cache-Control": "no-store"})
 
