@@ -88,9 +88,13 @@ class PresenceBoard:
             await asyncio.sleep(min(_TURN_S, max(0.01, (ready_at or deadline) - loop.time())))
         now = loop.time()
         counts = dict.fromkeys(radii, 0)
-        for received, cells in self._reports.get(region, {}).values():
+        reports = self._reports.get(region, {})
+        for gateway, (received, cells) in list(reports.items()):
             if now - received > self.silence_s:
-                continue  # a gateway gone silent (killed, cut off): its watchers are gone
+                # A gateway gone silent (killed, cut off): its watchers are gone, and so is
+                # its entry (a restarted process reports under a new id).
+                del reports[gateway]
+                continue
             for cell, n in cells:
                 distance = haversine_m(lat, lon, *self.grid.centre_of(cell))
                 for radius in radii:
