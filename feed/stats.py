@@ -1,10 +1,10 @@
-"""Presence and reach: numbers the gateways share through Redis, once a second.
+"""Presence and reach leave each gateway once a second: numbers only.
 
-Each web process writes its watcher counts per small cell (opaque cell numbers
-and counts; no position leaves the process) to its own short-lived hash, and
-adds the deliveries it made per post to the post's reach. Readers sum over
-every live gateway, so counts stay right when the sockets of one street are
-spread over several processes.
+Presence, the sockets watching per ~110 m cell (no position leaves the process),
+is published on each region's Pub/Sub channel and never written to a key: it is
+in no Redis key, AOF or snapshot, only in the memory of the processes that
+answer a shop's console (feed.presence). Reach, the deliveries made per post, is
+added to the post's counters in Redis, so it sums over every gateway.
 """
 
 from __future__ import annotations
@@ -14,19 +14,19 @@ import contextlib
 import logging
 import os
 import secrets
-import time
 
+import msgspec
 from redis.asyncio import Redis
 
-from feed.geo import CellGrid, haversine_m
-from feed.hub import PRESENCE_CELL_DEG, Hub
+from feed.hub import Hub
+from schemas.presence import PresenceReport
 from streetfeed import keys, metrics
-from streetfeed.redis_conn import REDIS_DOWN
+from streetfeed.redis_conn import REDIS_DOWN, publish
 
 log = logging.getLogger("streetfeed.stats")
 
-PRESENCE_TTL_S = 5
 REACH_TTL_S = 3 * 24 * 3600
+_encode = msgspec.json.Encoder().encode
 
 
 def gateway_id() -> str:
@@ -39,56 +39,48 @@ class StatsPublisher:
         self.hub = hub
         self.interval_s = interval_s
         self.id = gateway_id()
-        self._published: set[str] = set()
-        # hub.presence_changes when the counts were last written (None: write them).
-        self._published_changes: int | None = None
+        # Regions this gateway last told it had watchers in: told once when it has none.
+        self._watched: set[str] = set()
 
     async def publish(self) -> None:
         metrics.SOCKETS_OPEN.set(len(self.hub.index))
         reach, self.hub.reach = self.hub.reach, {}
-        changes = self.hub.presence_changes
-        # The same counts under every region this process reads: a shop's console sums
-        # its own region, which then sees watchers just across a border too.
-        regions = set(self.hub.positions) | self._published
-        # Thousands of cells at street scale: only rewritten when a socket came, went or
-        # moved; otherwise their expiry is pushed back.
-        rewrite = (changes != self._published_changes
-                   or set(self.hub.positions) != self._published)
-        cells = {str(c): n for c, n in self.hub.presence.items()} if rewrite else {}
-        expiries: list[int] = []
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for region in regions:
-                    presence_key = keys.presence(region, self.id)
-                    watched = bool(self.hub.presence) and region in self.hub.positions
-                    if rewrite:
-                        pipe.delete(presence_key)
-                        if watched:
-                            pipe.hset(presence_key, mapping=cells)
-                    if watched:
-                        expiries.append(len(pipe))
-                        pipe.expire(presence_key, PRESENCE_TTL_S)
-                        pipe.zadd(keys.gateways(region), {self.id: time.time()})
-                for (region, post_id), (phones, screens) in reach.items():
-                    key = keys.reach(region, post_id)
-                    if phones:
-                        pipe.hincrby(key, "phone", phones)
-                    if screens:
-                        pipe.hincrby(key, "screen", screens)
-                    pipe.expire(key, REACH_TTL_S)
-                results = await pipe.execute()
-            self._published = set(self.hub.positions)
-            # A hash gone meanwhile (Redis restarted empty, say) is written whole next time.
-            kept = all(results[i] for i in expiries)
-            self._published_changes = changes if kept else None
+            await self._publish_presence()
+            if reach:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for (region, post_id), (phones, screens) in reach.items():
+                        key = keys.reach(region, post_id)
+                        if phones:
+                            pipe.hincrby(key, "phone", phones)
+                        if screens:
+                            pipe.hincrby(key, "screen", screens)
+                        pipe.expire(key, REACH_TTL_S)
+                    await pipe.execute()
         except REDIS_DOWN:
-            self._published_changes = None
             # Counts made while Redis was away are kept for the next flush.
             for key, (phones, screens) in reach.items():
                 counts = self.hub.reach.setdefault(key, [0, 0])
                 counts[0] += phones
                 counts[1] += screens
             raise
+
+    async def _publish_presence(self) -> None:
+        # Every count, every time: listeners keep only the last report of each gateway and
+        # drop one gone silent, and one that starts listening has it all within a second.
+        # The same counts under every region this process reads: a shop's console counts in
+        # its own region, which then sees watchers just across a border too.
+        watched = set(self.hub.positions) if self.hub.presence else set()
+        report = _encode(PresenceReport(gateway=self.id, cells=list(self.hub.presence.items())))
+        nobody = _encode(PresenceReport(gateway=self.id))
+        for region in sorted(watched | self._watched):
+            await publish(self.redis, keys.presence_channel(region),
+                          report if region in watched else nobody)
+            # Once told, a region without watchers hears no more from us until it has some.
+            if region not in watched:
+                self._watched.discard(region)
+            else:
+                self._watched.add(region)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -99,28 +91,11 @@ class StatsPublisher:
             except REDIS_DOWN as exc:
                 # Not a restart: counts are kept for the next flush (publish does that).
                 log.warning("stats: Redis unavailable (%s)", exc)
+        # Leaving: listeners drop our counts now rather than after our silence.
+        nobody = _encode(PresenceReport(gateway=self.id))
         with contextlib.suppress(*REDIS_DOWN):
-            for region in self._published:
-                await self.redis.delete(keys.presence(region, self.id))
-                await self.redis.zrem(keys.gateways(region), self.id)
-
-
-async def watchers_near(redis: Redis, region: str, lat: float, lon: float,
-                        radii: list[int]) -> dict[int, int]:
-    """How many sockets watch within each radius of (lat, lon), over every live gateway."""
-    now = time.time()
-    gateways = await redis.zrangebyscore(keys.gateways(region), now - PRESENCE_TTL_S, "+inf")
-    grid = CellGrid(PRESENCE_CELL_DEG)
-    counts = dict.fromkeys(radii, 0)
-    for gw in gateways:
-        cells = await redis.hgetall(keys.presence(region, gw.decode()))
-        for cell, n in cells.items():
-            distance = haversine_m(lat, lon, *grid.centre_of(int(cell)))
-            for radius in radii:
-                if distance <= radius:
-                    counts[radius] += int(n)
-    await redis.zremrangebyscore(keys.gateways(region), "-inf", now - 60)
-    return counts
+            for region in sorted(self._watched):
+                await publish(self.redis, keys.presence_channel(region), nobody)
 
 
 async def reach_of(redis: Redis, region: str, post_ids: list[str]) -> dict[str, dict[str, int]]:

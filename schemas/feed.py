@@ -116,9 +116,14 @@ class ShopPostsPage(msgspec.Struct, frozen=True):
     posts: list[Post]
 
 
-class WatchCount(msgspec.Struct, frozen=True):
+class WatchCount(msgspec.Struct, frozen=True, omit_defaults=True):
+    """People watching within `radius_m` of the shop's registered position. From 5 up
+    `count` is exact; under 5 it is null and `fewer_than` is 5 (never 0 to 4: that would
+    single a person out)."""
+
     radius_m: int
-    count: int
+    count: int | None
+    fewer_than: int | None = None
 
 
 class Reach(msgspec.Struct, frozen=True):

@@ -42,11 +42,32 @@ class NewShop(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 class ShopUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A change to a shop's record by the operator (`streetfeed shops update`): the only way
+    a shop moves. The shop itself sends a ShopEdit."""
+
     name: ShopName | msgspec.UnsetType = msgspec.UNSET
     category: Category | msgspec.UnsetType = msgspec.UNSET
     lat: ShopLatitude | msgspec.UnsetType = msgspec.UNSET
     lon: Longitude | msgspec.UnsetType = msgspec.UNSET
     address: Address | msgspec.UnsetType = msgspec.UNSET
+
+
+class ShopEdit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`PATCH /api/v1/shops/{id}` with the shop's token or console session. No position: a
+    shop that could move itself could move its "people watching within R m" counts around
+    a passer-by and corner them (issue 12); only the operator moves a shop."""
+
+    name: ShopName | msgspec.UnsetType = msgspec.UNSET
+    category: Category | msgspec.UnsetType = msgspec.UNSET
+    address: Address | msgspec.UnsetType = msgspec.UNSET
+
+
+class PositionFields(msgspec.Struct, frozen=True):
+    """Read from a ShopEdit body first, whatever else it holds, to refuse a position by name
+    (403 `position_locked`) rather than as one unknown field among others."""
+
+    lat: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    lon: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
 class ShopProfile(msgspec.Struct, frozen=True, kw_only=True):

@@ -74,14 +74,11 @@ def republish_claims(region: str) -> str:
     return f"{PREFIX}:{{{region}}}:republish-claims"
 
 
-def presence(region: str, gateway: str) -> str:
-    """One gateway's watcher counts per small cell (numbers only), short-lived."""
-    return f"{PREFIX}:{{{region}}}:presence:{gateway}"
-
-
-def gateways(region: str) -> str:
-    """Live gateways of a region, scored by their last stats flush (unix seconds)."""
-    return f"{PREFIX}:{{{region}}}:gateways"
+def presence_channel(region: str) -> str:
+    """A Pub/Sub channel, not a key: gateways publish their watcher counts per presence cell
+    on it once a second (schemas.presence.PresenceReport). Pub/Sub never enters the keyspace,
+    so presence is in no key, no AOF and no snapshot."""
+    return f"{PREFIX}:{{{region}}}:presence"
 
 
 def reach(region: str, post_id: str) -> str:
@@ -95,13 +92,9 @@ def session(session_hash: str) -> str:
 
 
 def rate(limit: str, subject: str, window: int) -> str:
-    """One rate-limit counter: a limit, who it counts (shop id or hashed address), a minute."""
+    """One rate-limit counter: a limit, who it counts (shop id, or an address under the day's
+    keyed hash: streetfeed.ratelimit), a minute."""
     return f"{PREFIX}:rl:{limit}:{subject}:{window}"
-
-
-def salt(day: int) -> str:
-    """The day's salt for hashing client addresses (never stored in clear)."""
-    return f"{PREFIX}:salt:{day}"
 
 
 def shop(shop_id: str) -> str:

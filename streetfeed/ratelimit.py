@@ -1,21 +1,27 @@
 """Rate limits in Redis: fixed one-minute windows shared by every process.
 
-Client addresses are never stored: they are keyed by a salted hash whose salt
-is kept in Redis (shared by all processes) and changes every day.
+Client addresses are never stored: a limit counts an address under an HMAC of it
+keyed by the day's key, which is derived from the deployment's secret
+(settings.secret) and lives only in the processes' memory. Nothing in Redis or
+its files can turn a counter's name back into an address, even by trying every
+address of a network; and the key changes every day, so one day's names say
+nothing about another's.
 """
 
 from __future__ import annotations
 
 import hashlib
-import secrets
+import hmac
 import time
 
 from redis.asyncio import Redis
 
 from streetfeed import keys, metrics
 from streetfeed.errors import RateLimited
+from streetfeed.settings import Secret
 
 WINDOW_S = 60
+DAY_S = 86_400
 _COUNT = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
@@ -24,23 +30,28 @@ return n
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, secret: Secret) -> None:
         self.redis = redis
-        self._salt: tuple[int, bytes] | None = None
+        self._secret = secret.reveal().encode()
+        # (day number, that day's key): only today's is kept.
+        self._day_key: tuple[int, bytes] | None = None
         self._count = redis.register_script(_COUNT)
 
-    async def _daily_salt(self) -> bytes:
-        day = int(time.time() // 86_400)
-        if self._salt is None or self._salt[0] != day:
-            key = keys.salt(day)
-            await self.redis.set(key, secrets.token_hex(16), nx=True, ex=2 * 86_400)
-            value = await self.redis.get(key)
-            self._salt = (day, value or b"")
-        return self._salt[1]
+    def _key_of(self, day: int) -> bytes:
+        if self._day_key is None or self._day_key[0] != day:
+            self._day_key = (day, hmac.new(self._secret, f"address key {day}".encode(),
+                                           hashlib.sha256).digest())
+        return self._day_key[1]
+
+    def address_hash(self, address: str, now: float) -> str:
+        """The name an address is counted under on the day of `now` (96 bits: no two
+        addresses of one day meet)."""
+        key = self._key_of(int(now // DAY_S))
+        return hmac.new(key, address.encode(), hashlib.sha256).hexdigest()[:24]
 
     async def address_key(self, address: str) -> str:
-        digest = hashlib.sha256(await self._daily_salt() + address.encode()).hexdigest()
-        return digest[:24]
+        # A coroutine still, as when the salt came from Redis: its callers await it.
+        return self.address_hash(address, time.time())
 
     async def hit(self, limit_name: str, subject: str, limit: int) -> None:
         """Count one use; raise RateLimited (429) past `limit` uses in the current window."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import PipelineCommand, RedisCluster
 from redis.exceptions import (
     AskError,
@@ -49,6 +49,32 @@ def open_redis(settings: Settings) -> Redis:
         raise ConfigError("no Redis URL: set REDIS_URL or start through `streetfeed up`")
     return Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=timeout,
                           health_check_interval=30)
+
+
+async def publish(redis: Redis, channel: str, message: bytes) -> None:
+    """PUBLISH, on a server or a cluster. The cluster client refuses it without a node to
+    send it to: the node of the channel's slot does (a classic PUBLISH reaches the
+    subscribers of every node of the cluster)."""
+    if isinstance(redis, RedisCluster):
+        await redis.initialize()  # no-op unless a failure dropped the node map
+        await redis.execute_command("PUBLISH", channel, message,
+                                    target_nodes=redis.get_node_from_key(channel))
+    else:
+        await redis.publish(channel, message)
+
+
+async def pubsub_client(redis: Redis) -> Redis:
+    """A client of one server to SUBSCRIBE on (close it after): the cluster client has no
+    Pub/Sub (redis-py 5), so it is a client of one of the cluster's nodes, which gets
+    every node's classic PUBLISH over the cluster bus."""
+    if isinstance(redis, RedisCluster):
+        await redis.initialize()
+        node = redis.get_random_node()
+        return Redis(connection_pool=ConnectionPool(connection_class=node.connection_class,
+                                                    **node.connection_kwargs))
+    return Redis(connection_pool=ConnectionPool(
+        connection_class=redis.connection_pool.connection_class,
+        **redis.connection_pool.connection_kwargs))
 
 
 def arq_url(settings: Settings) -> str:

@@ -28,7 +28,7 @@ from streetfeed.embedded import EmbeddedServer
 from streetfeed.moderation import Policy
 from streetfeed.processes import PARENT_ENV
 from streetfeed.redis_conn import REDIS_DOWN, arq_url, open_redis
-from streetfeed.settings import Settings
+from streetfeed.settings import SECRET_ENV, Settings
 from streetfeed.supervision import Backoff, sleep_or_stop, supervised
 from web.app import create_app
 from web.http_protocol import GuardedHttpProtocol
@@ -96,7 +96,9 @@ def web_part(settings: Settings, clock: Clock, policy: Policy, *,
 def child_part(name: str, settings: Settings, args: list[str]) -> Part:
     """A `streetfeed` child process, started again whenever it exits while we run (with
     backoff), and dying with us however we end (processes.die_with_parent)."""
-    env = {**os.environ, PARENT_ENV: str(os.getpid())}
+    # Our secret, so that every process of the run keys client addresses alike (shared
+    # rate limits): in their environment only, never on disk.
+    env = {**os.environ, PARENT_ENV: str(os.getpid()), SECRET_ENV: settings.secret.reveal()}
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
 

@@ -5,7 +5,9 @@ Every limit the product enforces is defined here and nowhere else.
 
 from __future__ import annotations
 
+import hmac
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +38,47 @@ METRICS_LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 DURABILITY_MODES = ("aof", "fsync", "replica", "replica-preferred")
 # HTTP connections one address may hold open beside its feed sockets.
 HTTP_CONNECTIONS_PER_ADDRESS = 100
+# The console's audience (GET /api/v1/shops/{id}/stats), always around the shop's registered
+# position: the radii it is counted within, none under AUDIENCE_RADIUS_MIN_M, and the count
+# under which it is "fewer than AUDIENCE_COUNT_MIN", never a number. Not configurable: they
+# are what stops a shop from cornering a passer-by with its counts (issue 12).
+AUDIENCE_RADII_M = (250, 500, 1000, 2000)
+AUDIENCE_RADIUS_MIN_M = 250
+AUDIENCE_COUNT_MIN = 5
+# The deployment's secret, from which each day's key for hashing client addresses is derived
+# (streetfeed.ratelimit). `streetfeed up` hands its own to its children under this name.
+SECRET_ENV = "STREETFEED_SECRET"
+# Shorter is refused at start: a guessable key would let addresses be brute-forced back.
+SECRET_MIN_CHARS = 32
+
+
+class Secret:
+    """A value that must never be logged, printed or stored: its repr and str hide it, and
+    only `reveal()` gives it, to the code that keys a hash with it or hands it to a child."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    @classmethod
+    def generate(cls) -> Secret:
+        """A process's own secret, when none is given: 256 random bits."""
+        return cls(secrets.token_urlsafe(32))
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(Secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +165,18 @@ class Settings:
     # Bearer token for /metrics; None: /metrics answers only direct loopback requests
     # (METRICS_LOCAL_ADDRESSES). Kept out of repr: settings may be logged.
     metrics_token: str | None = field(default=None, repr=False)
+    # Presence (people watching, per ~110 m cell) goes between processes over Pub/Sub, never
+    # into the keyspace: each gateway publishes its counts this often; a process answering
+    # the console drops a gateway silent for `presence_silence_s`, and stops listening to a
+    # region no console asked about for `presence_idle_s`.
+    presence_interval_s: float = 1.0
+    presence_silence_s: float = 3.5
+    presence_idle_s: float = 300.0
+
+    # Keys the daily hash of client addresses (STREETFEED_SECRET). Processes that share rate
+    # limits must share it; without one given, each process makes its own at start, and
+    # `streetfeed up` hands its own to its children. Never in Redis, logs or files.
+    secret: Secret = field(default_factory=Secret.generate, repr=False)
 
     # Content policy of this deployment (streetfeed.moderation): links per post, banned words.
     moderation_max_links: int = 1
@@ -221,6 +276,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     if env.get("STREETFEED_TRUSTED_PROXIES") is not None:
         values["trusted_proxies"] = tuple(p.strip() for p in
                                           env["STREETFEED_TRUSTED_PROXIES"].split(",") if p.strip())
+    if env.get(SECRET_ENV) is not None:
+        values["secret"] = Secret(env[SECRET_ENV])
     if env.get("STREETFEED_ALLOWED_ORIGINS"):
         values["allowed_origins"] = tuple(o.strip() for o in
                                           env["STREETFEED_ALLOWED_ORIGINS"].split(",") if o.strip())
@@ -284,6 +341,14 @@ def validate(settings: Settings) -> None:
     if settings.profile_republish_interval_s <= 0:
         raise ConfigError(f"profile_republish_interval_s: expected > 0, got "
                           f"{settings.profile_republish_interval_s}")
+    if len(settings.secret.reveal()) < SECRET_MIN_CHARS:
+        # Its length only: the value itself is never echoed.
+        raise ConfigError(f"{SECRET_ENV}: expected at least {SECRET_MIN_CHARS} characters "
+                          f"(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                          f"), got {len(settings.secret.reveal())}")
+    if not 0 < settings.presence_interval_s < settings.presence_silence_s:
+        raise ConfigError(f"presence_silence_s ({settings.presence_silence_s}) must exceed "
+                          f"presence_interval_s ({settings.presence_interval_s}) > 0")
     if settings.feed_maxlen < 100:
         raise ConfigError(f"feed_maxlen: expected at least 100, got {settings.feed_maxlen}")
     try:

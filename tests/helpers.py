@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import uvicorn
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from schemas.presence import PresenceReport
 from schemas.shops import NewShop, ShopCreated
+from streetfeed import keys
 from streetfeed.clock import Clock, SystemClock
 from streetfeed.embedded import server_binary
 from streetfeed.moderation import Policy
@@ -408,3 +411,24 @@ class OwnRedis:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+async def gateways_watched(redis: Redis, region: str, count: int,
+                           timeout: float = 10) -> set[str]:
+    """Wait until `count` gateways report watchers in `region` on its presence channel
+    (Pub/Sub: presence is in no key); their ids."""
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.presence_channel(region))
+    seen: set[str] = set()
+
+    async def enough() -> bool:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+        if message is not None and message["type"] == "message":
+            report = msgspec.json.decode(message["data"], type=PresenceReport)
+            if report.cells:
+                seen.add(report.gateway)
+        return len(seen) >= count
+    try:
+        await wait_for(enough, timeout, f"{count} gateways reporting watchers in {region}")
+    finally:
+        await pubsub.aclose()
+    return seen

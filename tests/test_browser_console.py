@@ -8,6 +8,7 @@ on the passer-by cards, next to the passer-by's own follows, filters and map.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -19,7 +20,15 @@ from redis.asyncio import Redis
 
 from schemas.shops import ShopCreated
 from streetfeed.settings import Settings
-from tests.helpers import add_shop, arrival, enricher, flash, send_post, web_server
+from tests.helpers import (
+    add_shop,
+    arrival,
+    enricher,
+    feed_client,
+    flash,
+    send_post,
+    web_server,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -67,11 +76,6 @@ def has_title(title: str) -> str:
             f"{title!r})")
 
 
-async def watching(page: Any) -> int:
-    text = (await page.text_content("#watching-count")) or ""
-    return int(text) if text.strip().isdigit() else -1
-
-
 async def test_console_post_reaches_street_and_screen_then_withdraw_and_sign_out(
         redis: Redis, settings: Settings, browser: Any) -> None:
     shop = await add_shop(redis, settings, "Primeur du Marché", *STREET)
@@ -81,15 +85,30 @@ async def test_console_post_reaches_street_and_screen_then_withdraw_and_sign_out
         console = await signed_in_console(browser, web.http, shop)
         assert "Primeur du Marché" in (await console.text_content("#shop-name") or "")
 
-        # Nobody around yet; a passer-by opening the feed nearby moves the counter
-        # (polled every 2 s, presence published every second).
+        # Nobody around yet: under 5 the console says so in words, never a number, in
+        # either language; five passers-by nearby make it a count (polled every 2 s,
+        # presence published every second).
         await console.wait_for_function(
-            "() => /^\\d+$/.test(document.querySelector('#watching-count').textContent)")
-        before = await watching(console)
+            "() => document.querySelector('#watching-count').textContent === 'moins de 5'")
+        assert "personnes regardent" in (await console.text_content("#watching-label") or "")
+        await console.click("#lang")
+        await console.wait_for_function(
+            "() => document.querySelector('#watching-count').textContent === 'fewer than 5'")
+        assert "people watching" in (await console.text_content("#watching-label") or "")
+        await console.click("#lang")
+        options = await console.eval_on_selector_all("#watching-radius option",
+                                                     "os => os.map(o => Number(o.value))")
+        assert options == [250, 500, 1000, 2000]  # no radius under 250 m
+        async with contextlib.AsyncExitStack() as passers_by:
+            for _ in range(5):
+                await passers_by.enter_async_context(feed_client(web.ws, *STREET))
+            await console.wait_for_function(
+                "() => document.querySelector('#watching-count').textContent === '5'",
+                timeout=5000)
+        await console.wait_for_function(
+            "() => document.querySelector('#watching-count').textContent === 'moins de 5'",
+            timeout=8000)
         near = await open_feed(browser, web.http, *STREET)
-        await console.wait_for_function(
-            f"() => Number(document.querySelector('#watching-count').textContent) > {before}",
-            timeout=5000)
         far = await open_feed(browser, web.http, *FAR)
         screen = await open_screen(browser, web.http, shop.id)
         # The shopkeeper looks at the console (a background tab paints, hence clicks, slowly).

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
 import httpx
+import msgspec
 from redis.asyncio import Redis
 
-from feed.hub import Hub
-from feed.stats import StatsPublisher
+from schemas.presence import PresenceReport
 from streetfeed import keys
 from streetfeed.settings import Settings
 from tests.helpers import (
-    HubSink,
+    Service,
     add_shop,
     arrival,
     enricher,
     feed_client,
     free_port,
     send_post,
+    service_env,
     wait_for,
+    wait_http,
     web_server,
 )
 
@@ -72,50 +79,68 @@ async def test_session_cookie_signs_in_and_out(redis: Redis, settings: Settings)
 async def test_presence_and_reach_for_the_console(redis: Redis, settings: Settings) -> None:
     shop = await add_shop(redis, settings, "Cave", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \
-            httpx.AsyncClient(base_url=web.http) as http:
+            httpx.AsyncClient(base_url=web.http) as http, contextlib.AsyncExitStack() as stack:
         stats_url = f"/api/v1/shops/{shop.id}/stats"
         headers = {"Authorization": f"Bearer {shop.token}"}
         assert (await http.get(stats_url)).status_code == 401
 
-        async def watching(radius: int) -> int:
+        async def watching() -> dict[int, dict[str, Any]]:
             body = (await http.get(stats_url, headers=headers)).json()
-            return next(w["count"] for w in body["watching"] if w["radius_m"] == radius)
+            return {w["radius_m"]: w for w in body["watching"]}
 
+        # Nobody is not "0": under 5 the console is told only "fewer than 5".
+        assert await watching() == {r: {"radius_m": r, "count": None, "fewer_than": 5}
+                                    for r in (250, 500, 1000, 2000)}
         near = (STREET[0] + 0.0015, STREET[1])  # ~170 m north
-        async with feed_client(web.ws, *near) as phone, \
-                feed_client(web.ws, *STREET, client="screen") as screen, \
-                feed_client(web.ws, STREET[0] + 0.02, STREET[1]):  # ~2.2 km away
-            async def counted() -> bool:
-                return await watching(250) == 1
-            # One person within 250 m (the phone; the third is 2.2 km away): the in-shop
-            # screen is not a person watching.
-            await wait_for(counted, message="watchers within 250 m")
-            assert await watching(100) == 0
-            assert await watching(2000) == 1
-            post_id = (await send_post(http, shop, arrival())).json()["id"]
-            await phone.wait_post(post_id)
-            await screen.wait_post(post_id)
+        phones = [await stack.enter_async_context(feed_client(web.ws, *near))
+                  for _ in range(5)]
+        screen = await stack.enter_async_context(feed_client(web.ws, *STREET, client="screen"))
+        await stack.enter_async_context(feed_client(web.ws, STREET[0] + 0.02, STREET[1]))
 
-            async def reached() -> bool:
-                body = (await http.get(stats_url, headers=headers)).json()
-                return body["reach"].get(post_id) == {"phone": 1, "screen": 1}
-            await wait_for(reached, message="reach counted")
-        async def gone() -> bool:
-            return await watching(2000) == 0
-        await wait_for(gone, message="presence to drop when sockets close")
+        async def counted() -> bool:
+            return (await watching())[250] == {"radius_m": 250, "count": 5}
+        # Five people within 250 m (the phones; the sixth is 2.2 km away): the in-shop
+        # screen is not a person watching.
+        await wait_for(counted, message="watchers within 250 m")
+        assert (await watching())[2000]["count"] == 5
+        post_id = (await send_post(http, shop, arrival())).json()["id"]
+        for client in (*phones, screen):
+            await client.wait_post(post_id)
+
+        async def reached() -> bool:
+            body = (await http.get(stats_url, headers=headers)).json()
+            return body["reach"].get(post_id) == {"phone": 5, "screen": 1}
+        await wait_for(reached, message="reach counted")
+        # One leaves: four are "fewer than 5", not 4.
+        await phones.pop().close()
+
+        async def fewer() -> bool:
+            return (await watching())[250] == {"radius_m": 250, "count": None,
+                                               "fewer_than": 5}
+        await wait_for(fewer, message="presence to drop when a socket closes")
 
 
-async def test_presence_never_holds_coordinates(redis: Redis, settings: Settings) -> None:
-    async with web_server(settings) as web, \
-            feed_client(web.ws, 44.84123, -0.57456):
-        async def published() -> bool:
-            return bool(await redis.keys("sf:*presence*"))
-        await wait_for(published)
-        for key in await redis.keys("*"):
-            kind = (await redis.type(key)).decode()
-            blob = key + (b"".join(k + v for k, v in (await redis.hgetall(key)).items())
-                          if kind == "hash" else b"")
-            assert b"44.841" not in blob and b"0.574" not in blob
+async def test_presence_reports_carry_numbers_only(redis: Redis, settings: Settings) -> None:
+    """What a gateway publishes (and no key at all): cell numbers and counts."""
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.presence_channel(settings.region))
+    try:
+        async with web_server(settings) as web, feed_client(web.ws, 44.84123, -0.57456):
+            reports: list[bytes] = []
+
+            async def published() -> bool:
+                message = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                   timeout=0.1)
+                if message is not None:
+                    reports.append(message["data"])
+                return bool(reports)
+            await wait_for(published)
+            assert not await redis.keys("sf:*presence*")
+    finally:
+        await pubsub.aclose()
+    report = msgspec.json.decode(reports[0], type=PresenceReport)
+    assert [n for _, n in report.cells] == [1]
+    assert b"44.841" not in reports[0] and b"0.574" not in reports[0]
 
 
 async def test_qr_code_and_config(redis: Redis, settings: Settings) -> None:
@@ -141,29 +166,38 @@ async def test_qr_code_and_config(redis: Redis, settings: Settings) -> None:
         assert (await redis.exists(keys.shop(shop.id))) == 1
 
 
-async def test_presence_is_rewritten_only_when_it_changes(redis: Redis,
-                                                          settings: Settings) -> None:
-    hub = Hub(settings)
-    hub.set_position(settings.region, "0-0")
-    conn = hub.connect(HubSink())
-    conn.sub.place(*STREET, 300, None)
-    conn.regions, conn.regions_key = [settings.region], (settings.region,)
-    hub.subscribe(conn)
-    publisher = StatsPublisher(redis, hub)
-    key = keys.presence(settings.region, publisher.id)
-    await publisher.publish()
-    assert list((await redis.hgetall(key)).values()) == [b"1"]
-    # Unchanged: the hash is not written again (a field added meanwhile stays), only kept.
-    await redis.hset(key, "marker", 7)
-    await redis.expire(key, 1)
-    await publisher.publish()
-    assert (await redis.hget(key, "marker")) == b"7" and await redis.ttl(key) > 1
-    # A hash lost meanwhile is written whole again at the next flush.
-    await redis.delete(key)
-    await publisher.publish()
-    await publisher.publish()
-    assert list((await redis.hgetall(key)).values()) == [b"1"]
-    # A change rewrites it: the last watcher gone, nothing is left.
-    hub.unsubscribe(conn)
-    await publisher.publish()
-    assert not await redis.exists(key)
+async def test_a_gateway_gone_silent_is_no_longer_counted(redis: Redis, settings: Settings,
+                                                           tmp_path: Path) -> None:
+    """Presence lives in the listeners' memory only: watchers of another process are
+    counted from its reports, and a process killed without a word stops counting once it
+    has been silent for presence_silence_s."""
+    shop = await add_shop(redis, settings, "Cave", *STREET)
+    port = free_port()
+    other = Service(["web", "--port", str(port)], service_env(settings.redis_url or ""),
+                    tmp_path / "web.log").start()
+    stats_url = f"/api/v1/shops/{shop.id}/stats"
+    headers = {"Authorization": f"Bearer {shop.token}"}
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz")
+        async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http, \
+                contextlib.AsyncExitStack() as stack:
+            for _ in range(5):  # on the other process
+                await stack.enter_async_context(feed_client(f"ws://127.0.0.1:{port}", *STREET))
+
+            async def within_250() -> int | None:
+                body = (await http.get(stats_url, headers=headers)).json()
+                return next(w["count"] for w in body["watching"] if w["radius_m"] == 250)
+
+            async def counted() -> bool:
+                return await within_250() == 5
+            await wait_for(counted, 10, "the other process's watchers counted here")
+            other.kill()
+            killed = asyncio.get_running_loop().time()
+
+            async def dropped() -> bool:
+                return await within_250() is None
+            await wait_for(dropped, settings.presence_silence_s + 3, "a silent gateway dropped")
+            assert asyncio.get_running_loop().time() - killed >= settings.presence_silence_s - 1
+    finally:
+        if other.process is not None and other.process.poll() is None:
+            other.terminate()

@@ -17,7 +17,6 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from streetfeed import keys
 from streetfeed.settings import Settings
 from tests.helpers import (
     FeedClient,
@@ -27,6 +26,7 @@ from tests.helpers import (
     enricher,
     feed_client,
     free_port,
+    gateways_watched,
     send_post,
     service_env,
     wait_for,
@@ -95,9 +95,7 @@ async def test_metrics_of_web_workers_are_summed_over_every_worker(
             clients: list[FeedClient] = [await stack.enter_async_context(
                 feed_client(ws, STREET[0] + i * 0.00001, STREET[1], 300)) for i in range(16)]
 
-            async def both_watched() -> bool:
-                return await redis.zcard(keys.gateways(settings.region)) == 2
-            await wait_for(both_watched, 10, "sockets on both workers")
+            await gateways_watched(redis, settings.region, 2)  # sockets on both workers
             await _every_scrape_says(base, {"streetfeed_sockets_open": 16})
 
             async with enricher(redis, settings):

@@ -27,6 +27,7 @@ from tests.helpers import (
     add_shop,
     arrival,
     free_port,
+    gateways_watched,
     send_post,
     service_env,
     wait_for,
@@ -65,9 +66,7 @@ async def test_workers_share_one_port_and_count_presence_and_reach_together(
                                   300).start() for i in range(40)]
         await wait_for(lambda: all(c.connected.is_set() for c in clients), 20)
 
-        async def two_gateways() -> bool:
-            return await redis.zcard(keys.gateways(settings.region)) == 2
-        await wait_for(two_gateways, 10, "sockets on both processes")
+        await gateways_watched(redis, settings.region, 2)  # sockets on both processes
         async with httpx.AsyncClient(base_url=base) as http:
             async def all_counted() -> bool:
                 return await _stats(http, shop, 250) == 40

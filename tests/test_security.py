@@ -3,8 +3,13 @@ tokens out of logs, and a passer-by's position nowhere but in the gateway's memo
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import math
+import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +17,9 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from feed.geo import EARTH_RADIUS_M, CellGrid, haversine_m
+from feed.hub import PRESENCE_CELL_DEG
+from schemas.shops import ShopCreated
 from streetfeed.settings import Settings
 from tests.helpers import (
     Service,
@@ -174,6 +182,184 @@ async def test_position_of_a_passer_by_is_never_stored_or_logged(
         assert b"/ws/feed" in log or b"/api/v1/feed" in log  # the requests were logged...
     finally:
         service.terminate()
+
+
+# --- A shop locating a passer-by (issue 12, finding 2) ---------------------------------------
+
+# Nothing narrower than a disc of this radius may be learnt of where someone is.
+PRIVACY_FLOOR_M = 250
+
+
+async def test_shop_position_changes_only_by_the_operator(redis: Redis,
+                                                         settings: Settings) -> None:
+    shop = await add_shop(redis, settings, "Cave", *STREET)
+    url = f"/api/v1/shops/{shop.id}"
+    bearer = {"Authorization": f"Bearer {shop.token}"}
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        for body in ({"lat": 44.85, "lon": -0.57}, {"lat": 44.85}, {"lon": -0.58},
+                     {"name": "Cave", "lat": STREET[0], "lon": STREET[1]}):
+            moved = await http.patch(url, json=body, headers=bearer)
+            assert moved.status_code == 403, (body, moved.text)
+            assert moved.json()["error"]["code"] == "position_locked"
+        # Nor with the console's session.
+        signed = await http.post("/api/v1/session", json={"shop_id": shop.id,
+                                                          "token": shop.token})
+        assert signed.status_code == 200
+        origin = {"Origin": web.http}
+        moved = await http.patch(url, json={"lat": 44.85, "lon": -0.57}, headers=origin)
+        assert moved.status_code == 403, moved.text
+        assert moved.json()["error"]["code"] == "position_locked"
+        profile = (await http.get(url)).json()
+        assert (profile["lat"], profile["lon"]) == STREET
+        # Name, category and address stay the shop's to change.
+        edited = await http.patch(url, json={"name": "Cave à vins", "category": "caviste",
+                                             "address": "3 rue du Pas"}, headers=origin)
+        assert edited.status_code == 200, edited.text
+        assert (edited.json()["name"], edited.json()["address"]) == ("Cave à vins",
+                                                                     "3 rue du Pas")
+        # The published API says so: the body of a shop's PATCH has no position.
+        doc = (await http.get("/openapi.json")).json()
+        ref = doc["paths"]["/api/v1/shops/{shop_id}"]["patch"]["requestBody"]["content"][
+            "application/json"]["schema"]["$ref"]
+        fields = set(doc["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"])
+        assert {"name", "category", "address"} <= fields and not {"lat", "lon"} & fields
+    # The operator moves it, with the command line.
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streetfeed.cli", "shops", "update", shop.id, "--lat", "44.8381",
+        "--lon", "-0.5741", env=service_env(settings.redis_url or ""),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await cli.communicate()
+    assert cli.returncode == 0, err
+    assert (json.loads(out)["lat"], json.loads(out)["lon"]) == (44.8381, -0.5741)
+
+
+def _distances_m(lat: float, lon: float, lats: Any, lons: Any) -> Any:
+    """haversine_m from one point to arrays of points (numpy)."""
+    import numpy as np
+
+    p1, p2 = math.radians(lat), np.radians(lats)
+    h = (np.sin((p2 - p1) / 2) ** 2
+         + math.cos(p1) * np.cos(p2) * np.sin(np.radians(lons - lon) / 2) ** 2)
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+
+
+def _diameter_m(grid: CellGrid, cells: set[int]) -> float:
+    """The largest distance between two points of the union of `cells` (a few km at most:
+    a flat projection, the widest of 180 directions)."""
+    import numpy as np
+
+    corners = []
+    for cell in cells:
+        lat, lon = grid.centre_of(cell)
+        half_lon = 180.0 / grid.cells_in_band(cell >> 24)
+        corners += [(lat + a * grid.cell_deg / 2, lon + b * half_lon)
+                    for a in (-1, 1) for b in (-1, 1)]
+    pts = np.radians(np.array(corners))
+    xy = np.stack([(pts[:, 1] - pts[0, 1]) * math.cos(pts[0, 0]), pts[:, 0] - pts[0, 0]],
+                  axis=1) * EARTH_RADIUS_M
+    angles = np.radians(np.arange(180))
+    projections = xy @ np.stack([np.cos(angles), np.sin(angles)])
+    return float((projections.max(axis=0) - projections.min(axis=0)).max())
+
+
+async def _move_shop(http: httpx.AsyncClient, shop: ShopCreated, lat: float, lon: float,
+                     origin: str) -> bool:
+    """Move the shop with its token, else with its console session (signed in)."""
+    body = {"lat": lat, "lon": lon}
+    url = f"/api/v1/shops/{shop.id}"
+    with_token = await http.patch(url, json=body, headers={"Authorization":
+                                                           f"Bearer {shop.token}"})
+    if with_token.status_code == 200:
+        return True
+    with_session = await http.patch(url, json=body, headers={"Origin": origin})
+    return with_session.status_code == 200
+
+
+async def test_a_shop_cannot_narrow_down_where_a_passer_by_is(redis: Redis,
+                                                              settings: Settings) -> None:
+    """The oracle of issue 12: a shop moves itself with its own token and reads "people
+    watching within R m" to corner one passer-by (246 requests found someone to 18 m, 3 km
+    from the shop). This attacker does better still: it keeps four sockets of its own at
+    the shop, so that any "at least 5" threshold is crossed by the passer-by alone, and it
+    knows the counting rule (the code is public). Whatever it learns, the passer-by must
+    not be confined to a disc of less than PRIVACY_FLOOR_M."""
+    import numpy as np
+
+    shop = await add_shop(redis, settings, "Cave", *STREET)
+    passer_by = (44.8378, -0.5727)  # ~110 m from the shop: the hardest case
+    grid = CellGrid(PRESENCE_CELL_DEG)
+    # The attacker's prior: somewhere within 3 km of the shop (one presence cell each).
+    cells = np.array([c for c in grid.cells_covering(*STREET, 3000)
+                      if haversine_m(*STREET, *grid.centre_of(c)) <= 3000])
+    centres = np.array([grid.centre_of(int(c)) for c in cells])
+    possible = np.ones(len(cells), dtype=bool)
+    own = 4
+    own_centre = grid.centre_of(grid.cell_of(*STREET))
+    rng = np.random.default_rng(12)
+    stats_url = f"/api/v1/shops/{shop.id}/stats"
+    bearer = {"Authorization": f"Bearer {shop.token}"}
+    answers: list[dict[str, Any]] = []
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http, \
+            contextlib.AsyncExitStack() as sockets:
+        for _ in range(own):
+            await sockets.enter_async_context(feed_client(web.ws, *STREET))
+        await sockets.enter_async_context(feed_client(web.ws, *passer_by))
+
+        async def all_counted() -> bool:
+            widest = max((await http.get(stats_url, headers=bearer)).json()["watching"],
+                         key=lambda w: w["radius_m"])
+            return bool(widest["count"] == own + 1)
+        await wait_for(all_counted, 10, "the five sockets counted")
+        signed = await http.post("/api/v1/session", json={"shop_id": shop.id,
+                                                          "token": shop.token})
+        assert signed.status_code == 200
+        centre, movable = STREET, True
+        radii = [100, 250, 500, 1000, 2000]  # what the console offered before issue 12
+        for _ in range(60):
+            # The disc (centre, radius) that best halves where the passer-by may still be.
+            options = [centre]
+            if movable:
+                picks = rng.choice(np.flatnonzero(possible), min(40, int(possible.sum())),
+                                   replace=False)
+                options += [tuple(centres[i]) for i in picks]
+            best = (0.5, centre, radii[0])
+            for lat, lon in options:
+                within = _distances_m(lat, lon, centres[possible, 0], centres[possible, 1])
+                for radius in radii:
+                    gap = abs(float(np.mean(within <= radius)) - 0.5)
+                    if gap < best[0]:
+                        best = (gap, (float(lat), float(lon)), radius)
+            if best[0] >= 0.5:
+                break  # no question left whose answer would tell anything
+            if movable and best[1] != centre:
+                movable = await _move_shop(http, shop, *best[1], web.http)
+                centre = best[1] if movable else centre
+            body = (await http.get(stats_url, headers=bearer)).json()
+            answers += body["watching"]
+            radii = sorted(w["radius_m"] for w in body["watching"])
+            counted = _distances_m(*centre, centres[:, 0], centres[:, 1])
+            own_distance = haversine_m(*centre, *own_centre)
+            for watch in body["watching"]:
+                mine = own if own_distance <= watch["radius_m"] else 0
+                if watch["count"] is not None:
+                    inside = watch["count"] - mine
+                    assert inside in (0, 1), watch
+                elif mine >= watch["fewer_than"] - 1:
+                    inside = 0  # fewer than `fewer_than` with all of ours in: not there
+                else:
+                    continue  # "fewer than 5" tells nothing about one person
+                possible &= (counted <= watch["radius_m"]) == bool(inside)
+    assert possible[np.flatnonzero(cells == grid.cell_of(*passer_by))[0]], \
+        "the attacker's model of the counts is wrong"
+    narrowed = _diameter_m(grid, {int(c) for c in cells[possible]}) / 2
+    print(f"FIGURES oracle: answers={len(answers)} moved={movable} "
+          f"confined_to_radius_m={narrowed:.0f}")
+    assert narrowed >= PRIVACY_FLOOR_M, (
+        f"a shop confined a passer-by to a disc of {narrowed:.0f} m radius "
+        f"with {len(answers)} answers")
+    # The rules that make it so: no radius under the floor, no exact count under 5.
+    assert all(w["radius_m"] >= PRIVACY_FLOOR_M for w in answers)
+    assert all(w["count"] is None or w["count"] >= 5 for w in answers)
 
 
 async def test_tokens_never_reach_logs_metrics_or_errors(redis: Redis, settings: Settings,

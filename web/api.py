@@ -17,20 +17,21 @@ from starlette.responses import Response
 from feed import cursor as cursors
 from feed.gateway import SubscriptionError, parse_subscription
 from feed.index import Subscriber
+from feed.presence import audience
 from feed.snapshot import snapshot_area
-from feed.stats import reach_of, watchers_near
-from schemas.feed import FeedResponse, Reach, ShopPosts, ShopStats, WatchCount
+from feed.stats import reach_of
+from schemas.feed import FeedResponse, Reach, ShopPosts, ShopStats
 from schemas.hours import ShopHours
 from schemas.posts import PostAccepted, PostWithdrawn
 from schemas.service import ClientConfig, Health, Point, Readiness
-from schemas.shops import ShopList, ShopUpdate, SignIn, TokenRotated
+from schemas.shops import PositionFields, ShopEdit, ShopList, ShopUpdate, SignIn, TokenRotated
 from streetfeed import keys, metrics, shops
 from streetfeed.errors import ApiError, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
 from streetfeed.inbox import durability_check
 from streetfeed.live import shop_live_posts, stream_id_key
 from streetfeed.redis_conn import REDIS_DOWN
 from streetfeed.regions import regions_for
-from streetfeed.settings import METRICS_LOCAL_ADDRESSES, RADIUS_MAX_M
+from streetfeed.settings import AUDIENCE_RADII_M, METRICS_LOCAL_ADDRESSES, RADIUS_MAX_M
 from web.auth import close_session, open_session, require_same_origin, session_shop, shop_for
 from web.responses import JSONResponse, error_response
 from web.state import AppState
@@ -137,8 +138,15 @@ async def update_shop(request: Request) -> Response:
     # A profile change republishes the shop's live posts (streetfeed.republish): it
     # counts against the same allowance as posts and edits.
     await st.limiter.hit("shop_posts", shop.id, st.settings.shop_posts_per_minute)
-    update = decode_body(await read_body(request, st.settings.max_body_bytes), ShopUpdate,
-                         "invalid_shop")
+    body = await read_body(request, st.settings.max_body_bytes)
+    asked = decode_body(body, PositionFields, "invalid_shop")
+    if asked.lat is not msgspec.UNSET or asked.lon is not msgspec.UNSET:
+        raise ApiError("a shop's position is set by the operator (streetfeed shops update "
+                       "ID --lat LAT --lon LON), not with the shop's token or session",
+                       code="position_locked", status=403)
+    edit = decode_body(body, ShopEdit, "invalid_shop")
+    update = ShopUpdate(**{k: v for k, v in msgspec.structs.asdict(edit).items()
+                           if v is not msgspec.UNSET})
     record = await shops.update_shop(st.redis, shop.id, update, st.clock, st.settings)
     return JSONResponse(shops.profile_of(record, st.clock))
 
@@ -333,19 +341,18 @@ async def sign_out(request: Request) -> Response:
     return response
 
 
-WATCH_RADII = [100, 250, 500, 1000, 2000]
-
-
 async def shop_stats(request: Request) -> Response:
-    """For the console: people watching around the shop now, and each live post's reach."""
+    """For the console: people watching around the shop now, and each live post's reach.
+    Around the shop's registered position only (which only the operator moves), within
+    AUDIENCE_RADII_M, and "fewer than 5" under 5 (feed.presence.audience)."""
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
-    watching = await watchers_near(st.redis, shop.region, shop.lat, shop.lon, WATCH_RADII)
+    watching = await st.presence.watchers(shop.region, shop.lat, shop.lon, AUDIENCE_RADII_M)
     post_ids = sorted(p.decode() for p in await st.redis.smembers(
         keys.shop_posts(shop.region, shop.id)))
     reach = await reach_of(st.redis, shop.region, post_ids)
     return JSONResponse(ShopStats(
-        watching=[WatchCount(radius_m=r, count=watching[r]) for r in WATCH_RADII],
+        watching=audience(watching),
         reach={post_id: Reach(**counts) for post_id, counts in reach.items()},
     ), headers={"Cache-Control": "no-store"})
 

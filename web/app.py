@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket
 
 from feed.gateway import Gateway
 from feed.hub import PING_SLICES, Hub
+from feed.presence import PresenceBoard
 from feed.raw_ws import GATEWAY_STATE_KEY, GOING_AWAY_REASON
 from feed.reader import Readers
 from feed.stats import StatsPublisher
@@ -74,22 +75,24 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         redis = open_redis(settings)
         hub = Hub(settings)
         readers = Readers(redis, settings, hub, clock)
-        limiter = RateLimiter(redis)
+        limiter = RateLimiter(redis, settings.secret)
         gateway = Gateway(redis, settings, hub, readers, clock, limiter)
-        stats = StatsPublisher(redis, hub)
+        stats = StatsPublisher(redis, hub, settings.presence_interval_s)
+        presence = PresenceBoard(redis, settings)
         # Counted by the HTTP and feed protocols (web/http_protocol.py, feed/raw_ws.py).
         guard = ConnectionGuard.from_settings(settings)
         republisher = Republisher(redis, settings, clock)
         state = AppState(settings=settings, clock=clock, redis=redis, lives=gateway.lives,
                          ingest=Ingest(redis, settings, clock, policy), hub=hub,
                          readers=readers, gateway=gateway, limiter=limiter,
-                         gateway_id=stats.id)
+                         gateway_id=stats.id, presence=presence)
         app.state.streetfeed = state
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the
         # liveness every socket is told.
         loops = {
             "stats": lambda: stats.run(stop),
+            "presence": lambda: presence.run(stop),
             "ping": lambda: _ping_loop(hub, readers, settings.gateway_ping_interval_s, stop),
             "liveness": lambda: readers.watch(stop),
             # Profile changes folded while a shop was within its republish interval.

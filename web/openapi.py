@@ -16,14 +16,15 @@ from schemas.feed import FeedPage, ShopPostsPage, ShopStats
 from schemas.hours import ShopHours
 from schemas.posts import PostAccepted, PostIn, PostPatch, PostWithdrawn
 from schemas.service import ClientConfig, Health, Readiness
-from schemas.shops import ShopList, ShopProfile, ShopUpdate, SignIn, TokenRotated
+from schemas.shops import ShopEdit, ShopList, ShopProfile, SignIn, TokenRotated
 from streetfeed.settings import IDEMPOTENCY_KEY_MAX, RADIUS_MAX_M
 
 _REF = "#/components/schemas/{name}"
 _ERROR_STATUSES = {
     "400": "Malformed request (JSON, query string or header)",
     "401": "Missing or invalid token",
-    "403": "Refused (cross-origin write with a session cookie)",
+    "403": "Refused (cross-origin write with a session cookie; a shop's position, which "
+           "only the operator changes)",
     "404": "Unknown shop, post or route",
     "405": "Method not allowed",
     "409": "Conflict (Idempotency-Key reused for another body)",
@@ -80,7 +81,8 @@ _OPERATIONS += [
     ("get", "/api/v1/shops", "Every active shop", None, "200", ShopList, False, []),
     ("get", "/api/v1/shops/{shop_id}", "A shop's public profile", None, "200", ShopProfile,
      False, [_SHOP]),
-    ("patch", "/api/v1/shops/{shop_id}", "Change a shop's details", ShopUpdate, "200",
+    ("patch", "/api/v1/shops/{shop_id}", "Change a shop's name, category or address (its "
+     "position only by the operator: 403 position_locked)", ShopEdit, "200",
      ShopProfile, True, [_SHOP]),
     ("post", "/api/v1/shops/{shop_id}/token", "Rotate the shop's token", None, "200",
      TokenRotated, True, [_SHOP]),

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from feed.gateway import Gateway
 from feed.hub import Hub
+from feed.presence import PresenceBoard
 from feed.reader import Readers
 from streetfeed.clock import Clock
 from streetfeed.live import LiveIndex
@@ -27,4 +28,5 @@ class AppState:
     readers: Readers
     gateway: Gateway
     limiter: RateLimiter
-    gateway_id: str  # this process among the gateways (presence keys, /readyz)
+    gateway_id: str  # this process among the gateways (presence reports, /readyz)
+    presence: PresenceBoard  # the console's audience, from the gateways' reports

@@ -11,7 +11,8 @@ import { registerServiceWorker } from "./pwa.js";
 const POLL_MS = 2000;
 const HIDDEN_POLL_MS = 10000; // a console left in a background tab need not poll hard
 const PROFILE_REFRESH_MS = 60000;
-const WATCH_RADII = [100, 250, 500, 1000, 2000];
+// The radii the server counts within (none under 250 m: see /api/v1/shops/{id}/stats).
+const WATCH_RADII = [250, 500, 1000, 2000];
 const RADIUS_KEY = "streetfeed.console.radius";
 const PREVIEW_DIST_M = 80;
 const CONFIRM_MS = 5000;
@@ -274,10 +275,16 @@ async function poll() {
 function showWatching() {
   const entry = lastStats?.watching?.find((w) => w.radius_m === watchRadius);
   const count = entry && Number.isFinite(entry.count) ? entry.count : null;
-  $("watching-count").textContent = count === null ? "–" : String(count);
-  $("watching-count").dataset.radius = String(watchRadius);
+  // Under 5 the server never says how many, only "fewer than 5" (count null).
+  const fewer = entry && count === null && Number.isFinite(entry.fewer_than) ? entry.fewer_than : null;
+  const countEl = $("watching-count");
+  if (count !== null) countEl.textContent = String(count);
+  else if (fewer !== null) countEl.textContent = t("fewer_than", { n: fewer });
+  else countEl.textContent = "–";
+  countEl.classList.toggle("is-fewer", fewer !== null);
+  countEl.dataset.radius = String(watchRadius);
   const r = formatDistance(watchRadius, getLang());
-  $("watching-label").textContent = plural("watching", count ?? 0, { r });
+  $("watching-label").textContent = plural("watching", count ?? fewer ?? 0, { r });
 }
 
 function reachText(postId) {
