@@ -132,7 +132,8 @@ async def update_shop(request: Request) -> Response:
     shop = await shop_for(request, request.path_params["shop_id"])
     update = decode_body(await read_body(request, st.settings.max_body_bytes), ShopUpdate,
                          "invalid_shop")
-    record = await shops.update_shop(st.redis, shop.id, update, st.clock, st.settings)
+    record = await shops.update_shop(st.redis, shop.id, update, st.clock, st.settings,
+                                     st.ingest.policy)
     return JSONResponse(shops.profile_of(record, st.clock))
 
 
@@ -155,7 +156,7 @@ async def put_hours(request: Request) -> Response:
     shop = await shop_for(request, request.path_params["shop_id"])
     hours = decode_body(await read_body(request, st.settings.max_hours_body_bytes), ShopHours,
                         "invalid_hours")
-    record = await shops.set_hours(st.redis, shop.id, hours, st.clock)
+    record = await shops.set_hours(st.redis, shop.id, hours, st.clock, st.ingest.policy)
     return JSONResponse(shops.profile_of(record, st.clock))
 
 
