@@ -61,6 +61,11 @@ class Settings:
     feed_maxlen: int = 100_000
     idempotency_ttl_s: int = 24 * 3600
     snapshot_limit: int = 200
+    # A resume replays at most this many feed entries (STREETFEED_REPLAY_MAX); further back
+    # gets `reset` and a fresh snapshot (at most snapshot_limit posts) instead. Entries
+    # read, not frames sent: the cost of a handshake is reading the stream. Without it a
+    # day-old cursor replayed 97,994 frames (52 MB) in one handshake.
+    replay_max: int = 500
 
     enricher_batch: int = 100
     enricher_block_ms: int = 2_000
@@ -189,6 +194,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         values["moderation_banned_words"] = tuple(words)
     if env.get("STREETFEED_DURABILITY"):
         values["durability"] = env["STREETFEED_DURABILITY"]
+    if env.get("STREETFEED_REPLAY_MAX"):
+        values["replay_max"] = _int(env["STREETFEED_REPLAY_MAX"], "STREETFEED_REPLAY_MAX")
     if env.get("STREETFEED_FEED_MAXLEN"):
         values["feed_maxlen"] = _int(env["STREETFEED_FEED_MAXLEN"], "STREETFEED_FEED_MAXLEN")
     if env.get("STREETFEED_GATEWAY_INDEX"):
@@ -220,6 +227,9 @@ def validate(settings: Settings) -> None:
     if settings.durability not in DURABILITY_MODES:
         raise ConfigError(f"durability (STREETFEED_DURABILITY): expected one of "
                           f"{', '.join(DURABILITY_MODES)}, got {settings.durability!r}")
+    if settings.replay_max < 1:
+        raise ConfigError(f"replay_max (STREETFEED_REPLAY_MAX): expected at least 1, "
+                          f"got {settings.replay_max}")
     if settings.feed_maxlen < 100:
         raise ConfigError(f"feed_maxlen: expected at least 100, got {settings.feed_maxlen}")
     try:
