@@ -27,6 +27,10 @@ SHOP_NAME_MAX = 80
 CATEGORY_MAX = 40
 ADDRESS_MAX = 160
 IDEMPOTENCY_KEY_MAX = 128
+# GET /api/v1/shops pages (?limit=): what a client that asks nothing gets, and the most
+# it may ask for (a page is this many encoded profiles, ~150 bytes each).
+SHOPS_PAGE_DEFAULT = 100
+SHOPS_PAGE_MAX = 500
 # What a 202 promises: in Redis with AOF (fsync every second); fsynced to the local AOF;
 # received by a replica; received by a replica, else fsynced to the master's AOF.
 DURABILITY_MODES = ("aof", "fsync", "replica", "replica-preferred")
@@ -66,6 +70,9 @@ class Settings:
     # read, not frames sent: the cost of a handshake is reading the stream. Without it a
     # day-old cursor replayed 97,994 frames (52 MB) in one handshake.
     replay_max: int = 500
+    # GET /api/v1/shops serves cached profiles (web.directory): re-read every record at
+    # least this often, besides on every shop write and each opening change.
+    shops_cache_max_age_s: float = 60.0
 
     enricher_batch: int = 100
     enricher_block_ms: int = 2_000

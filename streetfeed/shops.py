@@ -116,6 +116,7 @@ async def create_shop(redis: Redis, shop: NewShop, *, region: str, clock: Clock,
         if await redis.set(keys.shop(shop_id), _encode(record), nx=True):
             break
     await redis.sadd(keys.shops_index(), shop_id)
+    await redis.incr(keys.shops_version())
     return ShopCreated(id=shop_id, token=token, name=shop.name, region=region)
 
 
@@ -169,6 +170,7 @@ async def change_shop(redis: Redis, shop_id: str,
             raise NotFound(f"no shop with id {shop_id!r}", code="unknown_shop")
         updated = change(_decode_record(raw))
         if await swap(keys=[key], args=[raw, _encode(updated)]):
+            await redis.incr(keys.shops_version())  # shop lists look again (web.directory)
             return updated
 
 

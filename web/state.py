@@ -13,6 +13,7 @@ from streetfeed.clock import Clock
 from streetfeed.live import LiveIndex
 from streetfeed.ratelimit import RateLimiter
 from streetfeed.settings import Settings
+from web.directory import ShopDirectory
 from web.ingest import Ingest
 
 
@@ -28,3 +29,4 @@ class AppState:
     gateway: Gateway
     limiter: RateLimiter
     gateway_id: str  # this process among the gateways (presence keys, /readyz)
+    shops: ShopDirectory  # GET /api/v1/shops, cached
