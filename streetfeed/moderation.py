@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from schemas.hours import ShopHours
@@ -36,13 +36,26 @@ class Rejection:
 @dataclass(frozen=True, slots=True)
 class Policy:
     max_links: int = 1
-    # Kept folded (streetfeed.text.fold), however they were given: compared with the
-    # folded words of each field.
+    # As the deployment lists them (any case or spelling: they are folded like the text).
     banned_words: frozenset[str] = frozenset()
+    # Each entry folded into its words: one word, or a phrase ("casino-royal") matched
+    # as consecutive words, never as its parts.
+    _banned: frozenset[tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        folded = frozenset(w for word in self.banned_words for w in texts.words(word))
-        object.__setattr__(self, "banned_words", folded)
+        folded = (tuple(texts.words(entry)) for entry in self.banned_words)
+        object.__setattr__(self, "_banned", frozenset(f for f in folded if f))
+
+    def allows(self, value: str) -> bool:
+        """No entry of the word list among the text's words (folded on both sides)."""
+        if not self._banned:
+            return True
+        found = texts.words(value)
+        for size in {len(entry) for entry in self._banned}:
+            for i in range(len(found) - size + 1):
+                if tuple(found[i:i + size]) in self._banned:
+                    return False
+        return True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -67,7 +80,7 @@ def check_text(value: str, what: str, policy: Policy, *, required: bool = False,
     if _MARKUP.search(shown):
         return Rejection("markup_not_allowed",
                          f"{what}: HTML markup and scripts are not allowed")
-    if policy.banned_words and texts.words(value) & policy.banned_words:
+    if not policy.allows(value):
         return Rejection("content_rejected",
                          f"{what} contains words this street does not allow")
     return None
@@ -116,8 +129,8 @@ SHOP_FIELDS: tuple[tuple[str, str, bool], ...] = (
 
 def check_shop(fields: dict[str, object], policy: Policy) -> Rejection | None:
     """The public text of a shop profile (only the fields given, for an update)."""
-    for field, what, required in SHOP_FIELDS:
-        value = fields.get(field)
+    for name, what, required in SHOP_FIELDS:
+        value = fields.get(name)
         if isinstance(value, str):
             rejection = (check_text(value, what, policy, required=required)
                          or _no_links(value, what))

@@ -73,6 +73,6 @@ def fold(text: str) -> str:
     return str(decancer_py.parse(shown_form(text), disable_bidi=True)).casefold()
 
 
-def words(text: str) -> set[str]:
-    """The folded words of a text, as the word list compares them."""
-    return set(_WORD.findall(fold(text)))
+def words(text: str) -> list[str]:
+    """The folded words of a text, in order, as the word list compares them."""
+    return _WORD.findall(fold(text))

@@ -89,6 +89,11 @@ def test_word_list_matches_words_not_parts_of_words() -> None:
     assert check_post(NewArrivalIn(title="Confiture maison, second arrivage"), NOW,
                       policy) is None
     assert check_post(NewArrivalIn(title="Quel ｃｏｎ"), NOW, policy) is not None
+    # An entry of several words is a phrase, not each of its words.
+    phrase = Policy(banned_words=frozenset({"Casino-Royal"}))
+    assert check_post(NewArrivalIn(title="Royal gala, casino fermé"), NOW, phrase) is None
+    rejection = check_post(NewArrivalIn(title="Soirée ᴄasino royal"), NOW, phrase)
+    assert rejection is not None and rejection.code == "content_rejected"
 
 
 def test_ordinary_french_text_is_left_alone() -> None:
@@ -142,7 +147,7 @@ def test_title_length_is_code_points(parts: list[str]) -> None:
 def test_folding_never_fails_and_is_stable(value: str) -> None:
     folded = texts.fold(value)
     assert texts.fold(folded) == folded  # idempotent: a folded list folds to itself
-    assert isinstance(texts.words(value), set)
+    assert isinstance(texts.words(value), list)
 
 
 # --- Against a real server ------------------------------------------------------------------
