@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -129,8 +130,6 @@ class ShopDirectory:
         raws = await get_many(self.redis, [keys.shop(i) for i in ids])
         now = at.timestamp()
         present = {i: raw for i, raw in zip(ids, raws, strict=True) if raw is not None}
-        for gone in self._entries.keys() - present.keys():
-            del self._entries[gone]
         todo: list[tuple[str, bytes, ShopRecord | None]] = []
         for shop_id, raw in present.items():
             entry = self._entries.get(shop_id)
@@ -138,14 +137,18 @@ class ShopDirectory:
                 todo.append((shop_id, raw, None))
             elif entry.valid_until <= now:
                 todo.append((shop_id, raw, entry.record))
-        await self._apply(todo, at)
+        await self._apply(todo, at, keep=present.keys())
 
-    async def _apply(self, todo: list[tuple[str, bytes, ShopRecord | None]],
-                     at: datetime) -> None:
-        if todo:
-            computed = await asyncio.to_thread(_compute, todo, at)
-            self.computed += len(todo)
-            for (shop_id, _, _), entry in zip(todo, computed, strict=True):
-                self._entries[shop_id] = entry
-        self._ids = sorted(i for i, e in self._entries.items() if e.profile is not None)
+    async def _apply(self, todo: list[tuple[str, bytes, ShopRecord | None]], at: datetime,
+                     keep: Collection[str] | None = None) -> None:
+        """Compute `todo`, then swap the new state in at once: requests served while the
+        thread computes read the old one whole (`keep`: the shops still there)."""
+        computed = await asyncio.to_thread(_compute, todo, at) if todo else []
+        self.computed += len(todo)
+        entries = dict(self._entries) if keep is None else {
+            i: e for i, e in self._entries.items() if i in keep}
+        for (shop_id, _, _), entry in zip(todo, computed, strict=True):
+            entries[shop_id] = entry
+        self._entries = entries
+        self._ids = sorted(i for i, e in entries.items() if e.profile is not None)
         self._next_due = min((e.valid_until for e in self._entries.values()), default=math.inf)
