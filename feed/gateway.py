@@ -232,9 +232,12 @@ class Gateway:
                 await self.hub.wait_position(region, lambda p, t=target: cursors.key(p) >= t,
                                              2.0)
         start = self.hub.subscribe(conn)
+        backlog = None
         if wanted is not None and await self._resumable(conn.regions, wanted, start):
-            for region in conn.regions:
-                await self._replay(conn, region, wanted[region], start)
+            backlog = await self._backlog(conn.regions, wanted, start)
+        if backlog is not None and wanted is not None:
+            for region, entries in backlog.items():
+                self._replay(conn, region, wanted[region], start, entries)
         else:
             if cursor is not None:
                 conn.sink.write(ws_text_frame(reset_payload(self._cursor(start))))
@@ -288,28 +291,40 @@ class Gateway:
         for post_json in snap.posts:
             conn.sink.write(ws_text_frame(post_payload(post_json, cursor)))
 
-    async def _replay(self, conn: Connection, region: str, cursor: str,
-                      start: dict[str, str]) -> None:
+    async def _backlog(self, regions: list[str], wanted: dict[str, str],
+                       start: dict[str, str]) -> dict[str, list[Any]] | None:
+        """The feed entries a resume replays, region by region; None when there are more
+        than `replay_max` in all (the client gets `reset` and a snapshot instead). One
+        bounded XRANGE per region: a day-old cursor costs what a fresh one does."""
+        budget = self.settings.replay_max
+        backlog: dict[str, list[Any]] = {}
+        for region in regions:
+            if cursors.key(wanted[region]) >= cursors.key(start[region]):
+                backlog[region] = []
+                continue
+            entries = await self.redis.xrange(keys.feed_stream(region),
+                                              min=f"({wanted[region]}", max=start[region],
+                                              count=budget + 1)
+            budget -= len(entries)
+            if budget < 0:
+                return None
+            backlog[region] = entries
+        return backlog
+
+    def _replay(self, conn: Connection, region: str, cursor: str, start: dict[str, str],
+                entries: list[Any]) -> None:
         sub = conn.sub
-        stream = keys.feed_stream(region)
-        until = start[region]
-        after = cursor
-        while True:
-            entries = await self.redis.xrange(stream, min=f"({after}", max=until, count=1000)
-            for entry_id, fields in entries:
-                entry_id = text(entry_id)
-                try:
-                    entry = decode_entry(fields.get(b"d", b""))
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    continue
-                if (sub.wants(entry.kind, entry.lat, entry.lon)
-                        and not self.hub.sent_before(region, entry, cursor)):
-                    payload = entry_payload(entry, self._cursor({**start, region: entry_id}))
-                    if payload is not None:
-                        conn.sink.write(ws_text_frame(payload))
-            if len(entries) < 1000:
-                return
-            after = text(entries[-1][0])
+        for entry_id, fields in entries:
+            entry_id = text(entry_id)
+            try:
+                entry = decode_entry(fields.get(b"d", b""))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            if (sub.wants(entry.kind, entry.lat, entry.lon)
+                    and not self.hub.sent_before(region, entry, cursor)):
+                payload = entry_payload(entry, self._cursor({**start, region: entry_id}))
+                if payload is not None:
+                    conn.sink.write(ws_text_frame(payload))
 
     async def _move(self, conn: Connection, request: Subscription) -> None:
         self.hub.unsubscribe(conn)

@@ -10,7 +10,12 @@ import msgspec
 from schemas.common import AwareDatetime, Latitude, Longitude, PostId, ShopId
 from streetfeed import settings as limits
 
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.TITLE_MAX)]
+# Lengths count Unicode code points, on the server and in the console alike
+# (docs/architecture.md): what msgspec and JSON Schema's maxLength count.
+Title = Annotated[str, msgspec.Meta(
+    min_length=1, max_length=limits.TITLE_MAX,
+    description=f"1-{limits.TITLE_MAX} Unicode code points (not UTF-16 units), at least one "
+                "of them visible")]
 Text = Annotated[str, msgspec.Meta(max_length=limits.TEXT_MAX)]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.TAG_MAX)]
 Tags = Annotated[list[Tag], msgspec.Meta(max_length=limits.TAGS_MAX)]

@@ -83,7 +83,17 @@ class ShopProfile(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ShopList(msgspec.Struct, frozen=True):
+    """A page of GET /api/v1/shops, in shop id order. `next` is the cursor of the next page
+    (`?cursor=<next>`), null on the last one; a client that ignores it gets the first."""
+
     shops: list[ShopProfile]
+    next: str | None = None
+
+
+class ShopListResponse(msgspec.Struct, frozen=True):
+    # Raw: profiles are kept encoded (web.directory); ShopList types them for the schema.
+    shops: list[msgspec.Raw]
+    next: str | None = None
 
 
 class SignIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

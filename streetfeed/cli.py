@@ -184,19 +184,26 @@ def _shops_add(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def add(ready: Settings) -> bytes:
+        from streetfeed.moderation import Policy
         from streetfeed.redis_conn import open_redis
         from streetfeed.shops import create_shop, home_region
 
         redis = open_redis(ready)
         try:
             created = await create_shop(redis, shop, region=home_region(ready, shop.lat, shop.lon),
-                                        clock=SystemClock())
+                                        clock=SystemClock(), policy=Policy.from_settings(ready))
         finally:
             await redis.aclose()
         return msgspec.json.encode(created)
 
-    with redis_for(settings) as (ready, _server):
-        print(asyncio.run(add(ready)).decode())
+    from streetfeed.errors import ApiError
+
+    try:
+        with redis_for(settings) as (ready, _server):
+            print(asyncio.run(add(ready)).decode())
+    except ApiError as exc:  # refused by the content policy, or outside every region
+        print(f"streetfeed: invalid shop: {exc.message} ({exc.code})", file=sys.stderr)
+        return 2
     return 0
 
 

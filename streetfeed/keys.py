@@ -106,4 +106,10 @@ def shops_index() -> str:
     return f"{PREFIX}:shops"
 
 
+def shops_version() -> str:
+    """A counter moved by every shop write: web processes' shop lists (web.directory)
+    know from one GET whether to look again."""
+    return f"{PREFIX}:shops:version"
+
+
 ENRICHER_GROUP = "enrichers"

@@ -1,24 +1,28 @@
-"""Content policy for posts: pure checks, run at the API edge and again in the enricher.
+"""Content policy for everything a passer-by reads: pure checks, run at the API edge
+(posts, shop profiles, opening-hours notes), by the CLI, and again in the enricher.
 
-Size limits are in the schemas; this adds what a schema cannot say: no markup
-or script, a bounded number of links, no control characters, a title that is
-more than blanks, and the deployment's own word list.
+Size limits are in the schemas; this adds what a schema cannot say, the same for every
+field (streetfeed.text says what text is): no control or bidi control characters, no
+markup or script, links only where a post allows them, required fields that are more
+than blanks, and the deployment's own word list compared on folded words (confusables,
+fullwidth and zero-width spellings included).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from schemas.hours import ShopHours
 from schemas.posts import FlashOfferIn, OpeningChangeIn, PostIn
+from streetfeed import text as texts
 from streetfeed.settings import FLASH_OFFER_MAX_AHEAD_S, Settings
 
 _MARKUP = re.compile(r"<\s*/?\s*(script|iframe|object|embed|style|svg|img|a)\b|javascript:|"
                      r"\bon[a-z]+\s*=", re.IGNORECASE)
 _LINK = re.compile(r"\bhttps?://|\bwww\.", re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # An opening change announces the near future; a week covers "closed until Monday".
 OPENING_UNTIL_MAX_AHEAD_S = 7 * 24 * 3600
 
@@ -32,31 +36,79 @@ class Rejection:
 @dataclass(frozen=True, slots=True)
 class Policy:
     max_links: int = 1
+    # As the deployment lists them (any case or spelling: they are folded like the text).
     banned_words: frozenset[str] = frozenset()
+    # Each entry folded into its words: one word, or a phrase ("casino-royal") matched
+    # as consecutive words, never as its parts.
+    _banned: frozenset[tuple[str, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        folded = (tuple(texts.words(entry)) for entry in self.banned_words)
+        object.__setattr__(self, "_banned", frozenset(f for f in folded if f))
+
+    def allows(self, value: str) -> bool:
+        """No entry of the word list among the text's words (folded on both sides)."""
+        if not self._banned:
+            return True
+        found = texts.words(value)
+        for size in {len(entry) for entry in self._banned}:
+            for i in range(len(found) - size + 1):
+                if tuple(found[i:i + size]) in self._banned:
+                    return False
+        return True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
         return cls(max_links=settings.moderation_max_links,
-                   banned_words=frozenset(w.lower() for w in settings.moderation_banned_words))
+                   banned_words=frozenset(settings.moderation_banned_words))
+
+
+def check_text(value: str, what: str, policy: Policy, *, required: bool = False,
+               blank_code: str = "blank_text") -> Rejection | None:
+    """One field's text: the rules every field shares (links are counted by the caller).
+
+    `what` names the field in the message ("title", "shop name"...)."""
+    if texts.CONTROL_CHARACTERS.search(value):
+        return Rejection("control_characters", f"{what} contains control characters")
+    if texts.BIDI_CONTROLS.search(value):
+        return Rejection("bidi_control",
+                         f"{what} contains a bidirectional control character (U+202A-U+202E, "
+                         "U+2066-U+2069), which can reorder the text around it")
+    if required and texts.is_blank(value):
+        return Rejection(blank_code, f"{what} must contain more than blanks")
+    shown = texts.shown_form(value)
+    if _MARKUP.search(shown):
+        return Rejection("markup_not_allowed",
+                         f"{what}: HTML markup and scripts are not allowed")
+    if not policy.allows(value):
+        return Rejection("content_rejected",
+                         f"{what} contains words this street does not allow")
+    return None
+
+
+def links_in(value: str) -> int:
+    return len(_LINK.findall(texts.shown_form(value)))
+
+
+def _no_links(value: str, what: str) -> Rejection | None:
+    if links_in(value):
+        return Rejection("too_many_links", f"{what}: links are not allowed here")
+    return None
 
 
 def check_post(post: PostIn, now: datetime, policy: Policy) -> Rejection | None:
-    if not post.title.strip():
-        return Rejection("invalid_title", "title must contain more than blanks")
-    texts: Iterable[str] = (post.title, post.text, *getattr(post, "tags", ()))
-    for text in texts:
-        if _CONTROL.search(text):
-            return Rejection("control_characters", "text contains control characters")
-        if _MARKUP.search(text):
-            return Rejection("markup_not_allowed", "HTML markup and scripts are not allowed")
-    links = len(_LINK.findall(post.title)) + len(_LINK.findall(post.text))
-    if links > policy.max_links:
+    rejection = (check_text(post.title, "title", policy, required=True,
+                            blank_code="invalid_title")
+                 or check_text(post.text, "text", policy))
+    if rejection is not None:
+        return rejection
+    for tag in getattr(post, "tags", ()):
+        rejection = (check_text(tag, "tag", policy, required=True)
+                     or _no_links(tag, "tag"))
+        if rejection is not None:
+            return rejection
+    if links_in(post.title) + links_in(post.text) > policy.max_links:
         return Rejection("too_many_links", f"at most {policy.max_links} link(s) per post")
-    if policy.banned_words:
-        words = set(re.findall(r"\w+", f"{post.title} {post.text}".lower()))
-        if words & policy.banned_words:
-            return Rejection("content_rejected",
-                             "the post contains words this street does not allow")
     if isinstance(post, FlashOfferIn):
         if post.ends_at <= now:
             return Rejection("ends_at_in_past", "ends_at must be in the future")
@@ -67,4 +119,31 @@ def check_post(post: PostIn, now: datetime, policy: Policy) -> Rejection | None:
             return Rejection("until_in_past", "until must be in the future")
         if post.until > now + timedelta(seconds=OPENING_UNTIL_MAX_AHEAD_S):
             return Rejection("until_too_far", "until must be at most 7 days ahead")
+    return None
+
+
+# A shop's public fields: (field, words for messages, must it show something?).
+SHOP_FIELDS: tuple[tuple[str, str, bool], ...] = (
+    ("name", "shop name", True), ("category", "category", True), ("address", "address", False))
+
+
+def check_shop(fields: dict[str, object], policy: Policy) -> Rejection | None:
+    """The public text of a shop profile (only the fields given, for an update)."""
+    for name, what, required in SHOP_FIELDS:
+        value = fields.get(name)
+        if isinstance(value, str):
+            rejection = (check_text(value, what, policy, required=required)
+                         or _no_links(value, what))
+            if rejection is not None:
+                return rejection
+    return None
+
+
+def check_hours(hours: ShopHours, policy: Policy) -> Rejection | None:
+    """Opening-hours notes are public (GET .../hours) like the rest of the profile."""
+    notes: Iterable[str] = (e.note for e in hours.exceptions if e.note)
+    for note in notes:
+        rejection = check_text(note, "note", policy) or _no_links(note, "note")
+        if rejection is not None:
+            return rejection
     return None

@@ -33,6 +33,10 @@ IDEMPOTENCY_KEY_MAX = 128
 # /metrics without STREETFEED_METRICS_TOKEN: only to a direct connection from one of these
 # (a Prometheus on the same host, the tests). Exact addresses, not all of 127.0.0.0/8.
 METRICS_LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+# GET /api/v1/shops pages (?limit=): what a client that asks nothing gets, and the most
+# it may ask for (a page is this many encoded profiles, ~150 bytes each).
+SHOPS_PAGE_DEFAULT = 100
+SHOPS_PAGE_MAX = 500
 # What a 202 promises: in Redis with AOF (fsync every second); fsynced to the local AOF;
 # received by a replica; received by a replica, else fsynced to the master's AOF.
 DURABILITY_MODES = ("aof", "fsync", "replica", "replica-preferred")
@@ -110,6 +114,14 @@ class Settings:
     feed_maxlen: int = 100_000
     idempotency_ttl_s: int = 24 * 3600
     snapshot_limit: int = 200
+    # A resume replays at most this many feed entries (STREETFEED_REPLAY_MAX); further back
+    # gets `reset` and a fresh snapshot (at most snapshot_limit posts) instead. Entries
+    # read, not frames sent: the cost of a handshake is reading the stream. Without it a
+    # day-old cursor replayed 97,994 frames (52 MB) in one handshake.
+    replay_max: int = 500
+    # GET /api/v1/shops serves cached profiles (web.directory): re-read every record at
+    # least this often, besides on every shop write and each opening change.
+    shops_cache_max_age_s: float = 60.0
 
     enricher_batch: int = 100
     enricher_block_ms: int = 2_000
@@ -296,6 +308,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         values["metrics_token"] = env["STREETFEED_METRICS_TOKEN"].strip()
     if env.get("STREETFEED_DURABILITY"):
         values["durability"] = env["STREETFEED_DURABILITY"]
+    if env.get("STREETFEED_REPLAY_MAX"):
+        values["replay_max"] = _int(env["STREETFEED_REPLAY_MAX"], "STREETFEED_REPLAY_MAX")
     if env.get("STREETFEED_FEED_MAXLEN"):
         values["feed_maxlen"] = _int(env["STREETFEED_FEED_MAXLEN"], "STREETFEED_FEED_MAXLEN")
     if env.get("STREETFEED_GATEWAY_INDEX"):
@@ -349,6 +363,9 @@ def validate(settings: Settings) -> None:
     if not 0 < settings.presence_interval_s < settings.presence_silence_s:
         raise ConfigError(f"presence_silence_s ({settings.presence_silence_s}) must exceed "
                           f"presence_interval_s ({settings.presence_interval_s}) > 0")
+    if settings.replay_max < 1:
+        raise ConfigError(f"replay_max (STREETFEED_REPLAY_MAX): expected at least 1, "
+                          f"got {settings.replay_max}")
     if settings.feed_maxlen < 100:
         raise ConfigError(f"feed_maxlen: expected at least 100, got {settings.feed_maxlen}")
     try:

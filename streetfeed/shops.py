@@ -27,6 +27,7 @@ from streetfeed.clock import Clock
 from streetfeed.errors import InvalidInput, NotFound, Unauthorized
 from streetfeed.hours import opening_state
 from streetfeed.live import LiveIndex
+from streetfeed.moderation import Policy, Rejection, check_hours, check_shop
 from streetfeed.redis_conn import get_many
 from streetfeed.regions import region_of
 from streetfeed.republish import Republisher
@@ -96,7 +97,15 @@ def home_region(settings: Settings, lat: float, lon: float) -> str:
     return region
 
 
-async def create_shop(redis: Redis, shop: NewShop, *, region: str, clock: Clock) -> ShopCreated:
+def _refuse(rejection: Rejection | None) -> None:
+    if rejection is not None:
+        raise InvalidInput(rejection.message, code=rejection.code)
+
+
+async def create_shop(redis: Redis, shop: NewShop, *, region: str, clock: Clock,
+                      policy: Policy | None = None) -> ShopCreated:
+    # Name, category and address show on every card of the shop: the posts' policy.
+    _refuse(check_shop(msgspec.structs.asdict(shop), policy or Policy()))
     token = new_token()
     while True:
         shop_id = new_shop_id(shop.name)
@@ -106,6 +115,7 @@ async def create_shop(redis: Redis, shop: NewShop, *, region: str, clock: Clock)
         if await redis.set(keys.shop(shop_id), _encode(record), nx=True):
             break
     await redis.sadd(keys.shops_index(), shop_id)
+    await redis.incr(keys.shops_version())
     return ShopCreated(id=shop_id, token=token, name=shop.name, region=region)
 
 
@@ -159,15 +169,17 @@ async def change_shop(redis: Redis, shop_id: str,
             raise NotFound(f"no shop with id {shop_id!r}", code="unknown_shop")
         updated = change(_decode_record(raw))
         if await swap(keys=[key], args=[raw, _encode(updated)]):
+            await redis.incr(keys.shops_version())  # shop lists look again (web.directory)
             return updated
 
 
 async def update_shop(redis: Redis, shop_id: str, update: ShopUpdate, clock: Clock,
-                      settings: Settings) -> ShopRecord:
+                      settings: Settings, policy: Policy | None = None) -> ShopRecord:
     changes = {k: v for k, v in msgspec.structs.asdict(update).items()
                if v is not msgspec.UNSET}
     if not changes:
         raise InvalidInput("nothing to change", code="empty_patch")
+    _refuse(check_shop(changes, policy or Policy.from_settings(settings)))
     current = await require_shop(redis, shop_id)
     lat, lon = changes.get("lat", current.lat), changes.get("lon", current.lon)
     if home_region(settings, lat, lon) != current.region:  # type: ignore[arg-type]
@@ -190,9 +202,10 @@ async def rotate_token(redis: Redis, shop_id: str, clock: Clock) -> str:
 
 
 async def set_hours(redis: Redis, shop_id: str, hours: ShopHours | None,
-                    clock: Clock) -> ShopRecord:
+                    clock: Clock, policy: Policy | None = None) -> ShopRecord:
     if hours is not None:
         validate_hours(hours)
+        _refuse(check_hours(hours, policy or Policy()))
     return await change_shop(redis, shop_id, lambda r: msgspec.structs.replace(
         r, hours=hours, updated_at=clock.now()))
 

@@ -6,6 +6,8 @@ import asyncio
 import hmac
 import io
 import json
+import re
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -24,14 +26,27 @@ from schemas.feed import FeedResponse, Reach, ShopPosts, ShopStats
 from schemas.hours import ShopHours
 from schemas.posts import PostAccepted, PostWithdrawn
 from schemas.service import ClientConfig, Health, Point, Readiness
-from schemas.shops import PositionFields, ShopEdit, ShopList, ShopUpdate, SignIn, TokenRotated
+from schemas.shops import (
+    PositionFields,
+    ShopEdit,
+    ShopListResponse,
+    ShopUpdate,
+    SignIn,
+    TokenRotated,
+)
 from streetfeed import keys, metrics, shops
 from streetfeed.errors import ApiError, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
 from streetfeed.inbox import durability_check
 from streetfeed.live import shop_live_posts, stream_id_key
 from streetfeed.redis_conn import REDIS_DOWN
 from streetfeed.regions import regions_for
-from streetfeed.settings import AUDIENCE_RADII_M, METRICS_LOCAL_ADDRESSES, RADIUS_MAX_M
+from streetfeed.settings import (
+    AUDIENCE_RADII_M,
+    METRICS_LOCAL_ADDRESSES,
+    RADIUS_MAX_M,
+    SHOPS_PAGE_DEFAULT,
+    SHOPS_PAGE_MAX,
+)
 from web.auth import close_session, open_session, require_same_origin, session_shop, shop_for
 from web.responses import JSONResponse, error_response
 from web.state import AppState
@@ -120,10 +135,35 @@ async def shop_posts(request: Request) -> Response:
     return JSONResponse(ShopPosts(posts=[msgspec.Raw(j) for _, j in live]))
 
 
+_SHOP_CURSOR = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")  # a shop id (schemas.common.ShopId)
+
+
+def _shop_page(query: Mapping[str, str]) -> tuple[int, str | None]:
+    """?limit= and ?cursor= of GET /api/v1/shops, or a 400 saying what was expected."""
+    raw_limit = query.get("limit")
+    limit = SHOPS_PAGE_DEFAULT
+    if raw_limit is not None:
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= SHOPS_PAGE_MAX:
+            raise InvalidInput(f"limit: expected an integer 1..{SHOPS_PAGE_MAX}, "
+                               f"got {raw_limit[:20]!r}", code="invalid_query", status=400)
+        limit = int(raw_limit)
+    cursor = query.get("cursor")
+    if cursor is not None and not _SHOP_CURSOR.match(cursor):
+        raise InvalidInput("cursor: expected the `next` of a previous page",
+                           code="invalid_query", status=400)
+    return limit, cursor
+
+
 async def list_shops(request: Request) -> Response:
+    """Every active shop, a page at a time, from the process's cache (web.directory)."""
     st = state_of(request)
-    records = await shops.list_shops(st.redis)
-    return JSONResponse(ShopList(shops=[shops.profile_of(r, st.clock) for r in records]))
+    limit, cursor = _shop_page(request.query_params)
+    profiles, next_cursor = await st.shops.page(cursor, limit)
+    headers = {}
+    if next_cursor is not None:  # RFC 8288, for clients that read headers, not bodies
+        headers["Link"] = f'</api/v1/shops?cursor={next_cursor}&limit={limit}>; rel="next"'
+    return JSONResponse(ShopListResponse(shops=[msgspec.Raw(p) for p in profiles],
+                                         next=next_cursor), headers=headers)
 
 
 async def shop_profile(request: Request) -> Response:
@@ -147,7 +187,8 @@ async def update_shop(request: Request) -> Response:
     edit = decode_body(body, ShopEdit, "invalid_shop")
     update = ShopUpdate(**{k: v for k, v in msgspec.structs.asdict(edit).items()
                            if v is not msgspec.UNSET})
-    record = await shops.update_shop(st.redis, shop.id, update, st.clock, st.settings)
+    record = await shops.update_shop(st.redis, shop.id, update, st.clock, st.settings,
+                                     st.ingest.policy)
     return JSONResponse(shops.profile_of(record, st.clock))
 
 
@@ -170,7 +211,7 @@ async def put_hours(request: Request) -> Response:
     shop = await shop_for(request, request.path_params["shop_id"])
     hours = decode_body(await read_body(request, st.settings.max_hours_body_bytes), ShopHours,
                         "invalid_hours")
-    record = await shops.set_hours(st.redis, shop.id, hours, st.clock)
+    record = await shops.set_hours(st.redis, shop.id, hours, st.clock, st.ingest.policy)
     return JSONResponse(shops.profile_of(record, st.clock))
 
 

@@ -35,6 +35,7 @@ from streetfeed.republish import Republisher
 from streetfeed.settings import Settings
 from streetfeed.supervision import supervised
 from web import api, pages
+from web.directory import ShopDirectory
 from web.ingest import Ingest
 from web.openapi import openapi_document
 from web.requests_log import RequestIdMiddleware
@@ -85,7 +86,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         state = AppState(settings=settings, clock=clock, redis=redis, lives=gateway.lives,
                          ingest=Ingest(redis, settings, clock, policy), hub=hub,
                          readers=readers, gateway=gateway, limiter=limiter,
-                         gateway_id=stats.id, presence=presence)
+                         gateway_id=stats.id, presence=presence,
+                         shops=ShopDirectory(redis, clock,
+                                             max_age_s=settings.shops_cache_max_age_s))
         app.state.streetfeed = state
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the

@@ -17,7 +17,12 @@ from schemas.hours import ShopHours
 from schemas.posts import PostAccepted, PostIn, PostPatch, PostWithdrawn
 from schemas.service import ClientConfig, Health, Readiness
 from schemas.shops import ShopEdit, ShopList, ShopProfile, SignIn, TokenRotated
-from streetfeed.settings import IDEMPOTENCY_KEY_MAX, RADIUS_MAX_M
+from streetfeed.settings import (
+    IDEMPOTENCY_KEY_MAX,
+    RADIUS_MAX_M,
+    SHOPS_PAGE_DEFAULT,
+    SHOPS_PAGE_MAX,
+)
 
 _REF = "#/components/schemas/{name}"
 _ERROR_STATUSES = {
@@ -67,6 +72,15 @@ _FEED_QUERY = [
                            r"(,(new_arrival|flash_offer|opening_change)){0,2})?$"}},
 ]
 
+_SHOPS_QUERY = [
+    {"name": "limit", "in": "query", "required": False,
+     "description": f"Shops per page (default {SHOPS_PAGE_DEFAULT})",
+     "schema": {"type": "integer", "minimum": 1, "maximum": SHOPS_PAGE_MAX}},
+    {"name": "cursor", "in": "query", "required": False,
+     "description": "The `next` of the previous page",
+     "schema": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9-]{0,63}$"}},
+]
+
 _OPERATIONS += [
     ("post", "/api/v1/shops/{shop_id}/posts", "Post an update", PostIn, "202", PostAccepted,
      True, [_SHOP, _IDEMPOTENCY]),
@@ -78,7 +92,8 @@ _OPERATIONS += [
      PostWithdrawn, True, [_SHOP, _POST]),
     ("get", "/api/v1/feed", "Live posts around a place, nearest first", None, "200", FeedPage,
      False, _FEED_QUERY),
-    ("get", "/api/v1/shops", "Every active shop", None, "200", ShopList, False, []),
+    ("get", "/api/v1/shops", "Every active shop, a page at a time (follow `next`)", None,
+     "200", ShopList, False, _SHOPS_QUERY),
     ("get", "/api/v1/shops/{shop_id}", "A shop's public profile", None, "200", ShopProfile,
      False, [_SHOP]),
     ("patch", "/api/v1/shops/{shop_id}", "Change a shop's name, category or address (its "

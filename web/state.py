@@ -14,6 +14,7 @@ from streetfeed.clock import Clock
 from streetfeed.live import LiveIndex
 from streetfeed.ratelimit import RateLimiter
 from streetfeed.settings import Settings
+from web.directory import ShopDirectory
 from web.ingest import Ingest
 
 
@@ -30,3 +31,4 @@ class AppState:
     limiter: RateLimiter
     gateway_id: str  # this process among the gateways (presence reports, /readyz)
     presence: PresenceBoard  # the console's audience, from the gateways' reports
+    shops: ShopDirectory  # GET /api/v1/shops, cached

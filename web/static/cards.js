@@ -22,6 +22,20 @@ export function el(tag, className, text) {
   return node;
 }
 
+/**
+ * Text a shopkeeper typed (a name, title, tag, address...), isolated for bidi: it takes
+ * its direction from its own first strong letter, and whatever controls it holds it
+ * cannot reorder the text around it. The server refuses bidi controls, but a card can
+ * come from an older post or from a copy kept on the device. Inline text goes in a
+ * <bdi>; a block gets dir="auto", which isolates it the same way (HTML's UA style sheet
+ * gives [dir] and bdi `unicode-bidi: isolate`).
+ */
+export function userText(tag, className, text) {
+  const node = el(tag, className, text);
+  if (tag !== "bdi") node.dir = "auto";
+  return node;
+}
+
 const price = (euros) => fmt("eur", (l) =>
   new Intl.NumberFormat(l, { style: "currency", currency: "EUR" })).format(euros);
 const clockTime = (ms) => fmt("hm", (l) =>
@@ -138,27 +152,27 @@ export function buildCard(post, dist, opts = {}) {
     card.append(timer);
   }
 
-  const title = el("h3", "card-title", String(post.title ?? ""));
+  const title = userText("h3", "card-title", String(post.title ?? ""));
   title.id = titleId;
   const shop = el("p", "shop");
-  shop.append(el("span", "shop-name", String(post.shop.name ?? "")));
-  if (post.shop.category) shop.append(el("span", "shop-category", String(post.shop.category)));
+  shop.append(userText("bdi", "shop-name", String(post.shop.name ?? "")));
+  if (post.shop.category) shop.append(userText("bdi", "shop-category", String(post.shop.category)));
   card.append(title, shop);
   const opening = openingState(opts.shop);
   if (opening) {
     card.append(el("p", `open-state ${opening.open ? "is-open" : "is-closed"}`, opening.text));
   }
-  if (post.text) card.append(el("p", "card-text", String(post.text)));
+  if (post.text) card.append(userText("p", "card-text", String(post.text)));
   const factRow = facts(post);
   if (factRow) card.append(factRow);
   if (Array.isArray(post.tags) && post.tags.length) {
     const tags = el("ul", "tags");
-    for (const tag of post.tags) tags.append(el("li", "tag", String(tag)));
+    for (const tag of post.tags) tags.append(userText("li", "tag", String(tag)));
     card.append(tags);
   }
 
   const foot = el("p", "card-foot");
-  if (post.shop.address) foot.append(el("span", "address", String(post.shop.address)));
+  if (post.shop.address) foot.append(userText("bdi", "address", String(post.shop.address)));
   const postedAt = Date.parse(post.posted_at);
   const posted = el("time", "posted");
   if (!Number.isNaN(postedAt)) {

@@ -214,16 +214,23 @@ export class FeedMap {
   #popup(shop, posts, followed, opening) {
     const box = node("div", "map-popup");
     const head = node("p", "map-popup-shop");
-    head.append(node("strong", null, String(shop.name ?? "")));
+    const name = node("strong");
+    name.append(node("bdi", null, String(shop.name ?? ""))); // isolated: see cards.userText
+    head.append(name);
     if (followed) head.append(node("span", "map-popup-followed", ` ★ ${t("followed")}`));
     box.append(head);
-    const meta = [shop.category, opening?.text].filter(Boolean).join(" · ");
-    if (meta) box.append(node("p", "map-popup-meta", meta));
+    // Separate nodes, not one joined string: the category is the shop's own text, and a
+    // bidi control in it must not reorder the opening hours after it.
+    const meta = node("p", "map-popup-meta");
+    if (shop.category) meta.append(node("bdi", null, String(shop.category)));
+    if (shop.category && opening?.text) meta.append(" · ");
+    if (opening?.text) meta.append(opening.text);
+    if (meta.childNodes.length) box.append(meta);
     const list = node("ul", "map-popup-posts");
     for (const post of posts) {
       const item = node("li", `kind-${post.kind}`);
       item.append(node("span", "map-popup-kind", t(`kind_${post.kind}`)),
-        node("span", "map-popup-title", String(post.title ?? "")));
+        node("bdi", "map-popup-title", String(post.title ?? "")));
       list.append(item);
     }
     box.append(list);

@@ -17,6 +17,20 @@ const RADIUS_KEY = "streetfeed.console.radius";
 const PREVIEW_DIST_M = 80;
 const CONFIRM_MS = 5000;
 const FLASH_DEFAULT_MIN = 60;
+// The contract's lengths count Unicode code points, on the server as here
+// (docs/architecture.md): `[...s]` iterates code points, `s.length` counts UTF-16 units
+// and filled the title with 40 emoji. An input's maxlength counts UTF-16 units too, so
+// the fields' maxlength is twice the limit (the most UTF-16 units it can take) and
+// clampChars enforces the limit itself.
+const TITLE_MAX = 80;
+const TEXT_MAX = 500;
+const chars = (s) => [...s].length;
+
+/** Cut the field's value to `max` code points (typing or pasting past the limit). */
+function clampChars(input, max) {
+  const points = [...input.value];
+  if (points.length > max) input.value = points.slice(0, max).join("");
+}
 
 const $ = (id) => document.getElementById(id);
 
@@ -433,13 +447,17 @@ function editForm(entry, close, message) {
   };
   const title = el("input");
   title.type = "text";
-  title.maxLength = 80;
+  title.maxLength = 2 * TITLE_MAX;
+  title.dir = "auto";
+  title.addEventListener("input", () => clampChars(title, TITLE_MAX));
   title.required = true;
   title.value = String(post.title ?? "");
   field("title", "post_title", title);
   const text = el("textarea");
   text.rows = 3;
-  text.maxLength = 500;
+  text.maxLength = 2 * TEXT_MAX;
+  text.dir = "auto";
+  text.addEventListener("input", () => clampChars(text, TEXT_MAX));
   text.value = String(post.text ?? "");
   field("text", "post_text", text);
   let endsAt = null;
@@ -529,8 +547,10 @@ function resetForm(keepKind = false) {
 }
 
 function counters() {
-  $("title-count").textContent = `${$("title").value.length}/80`;
-  $("text-count").textContent = `${$("text").value.length}/500`;
+  clampChars($("title"), TITLE_MAX);
+  clampChars($("text"), TEXT_MAX);
+  $("title-count").textContent = `${chars($("title").value)}/${TITLE_MAX}`;
+  $("text-count").textContent = `${chars($("text").value)}/${TEXT_MAX}`;
 }
 
 function numberOrNull(input) {

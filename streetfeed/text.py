@@ -1,0 +1,78 @@
+"""What user text is, for every field a passer-by sees (pure; used by streetfeed.moderation).
+
+A shop's name, category and address, a post's title, text and tags, an opening-hours
+note: shopkeepers type them, passers-by read them on cards, screens and map popups.
+The rules here are the ones every such field shares:
+
+- Length is counted in Unicode code points (`len(str)`), the unit of the contract's
+  "title (1-80 chars)", of msgspec's `max_length` and of JSON Schema's `maxLength` in
+  /openapi.json; the console counts the same way (`[...s].length` in web/static/shop.js).
+  Graphemes were the other choice: they need the same Unicode version on both sides,
+  and a browser's and Python's differ, so a title could pass one and fail the other.
+- Blank: nothing but white space, default-ignorable characters (zero-width space and
+  joiners, soft hyphen, variation selectors, Hangul fillers...), combining marks with
+  nothing to sit on, or the braille blank. Such a title shows nothing on a card.
+- Bidi controls: explicit embeddings, overrides and isolates (U+202A-U+202E,
+  U+2066-U+2069) are refused: an unterminated RIGHT-TO-LEFT OVERRIDE in a shop's name
+  reverses the text after it on the card. The implicit marks (LRM, RLM, ALM) stay:
+  they open no scope and mixed Arabic or Hebrew text needs them.
+- What checks read (`shown_form`): NFKC, so that fullwidth `＜ｓｃｒｉｐｔ＞` or `ｗｗｗ．`
+  are markup and links like their ASCII twins, with default-ignorables removed, so that a
+  zero-width space inside `www.example.fr` does not hide a link a passer-by still sees.
+- The word list compares `fold`ed words: the shown form with confusables folded by
+  decancer (Cyrillic and Greek homoglyphs, mathematical and enclosed letters, accents,
+  zalgo), then case-folded: `ϲаѕіnо`, `ＣＡＳＩＮＯ` and `cas<ZWSP>ino` all fold to `casino`.
+
+Stored text stays as the shopkeeper typed it: NFKC would also turn `m²` into `m2` and
+narrow no-break spaces into spaces. Only the checks read the normalised forms.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+import decancer_py
+import regex
+
+__all__ = ["BIDI_CONTROLS", "CONTROL_CHARACTERS", "fold", "is_blank", "length",
+           "shown_form", "words"]
+
+# Explicit bidi embeddings, overrides, pops and isolates: each opens or closes a scope
+# that can reach past the field it was typed in.
+BIDI_CONTROLS = regex.compile(r"[\u202a-\u202e\u2066-\u2069]")
+# C0 (but tab, line feed, carriage return), DEL and C1.
+CONTROL_CHARACTERS = regex.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_IGNORABLE = regex.compile(r"\p{Default_Ignorable_Code_Point}+")
+# Anything a reader would see as a mark on the card. U+2800 BRAILLE PATTERN BLANK is a
+# symbol, not a space, yet prints as nothing: the favourite filler of "invisible" names.
+_VISIBLE = regex.compile(r"[^\p{White_Space}\p{Default_Ignorable_Code_Point}\p{M}\u2800]")
+_WORD = regex.compile(r"\w+")
+
+
+def length(text: str) -> int:
+    """The contract's length of a text: code points, as typed (before any normalisation)."""
+    return len(text)
+
+
+def is_blank(text: str) -> bool:
+    """True when the text would show nothing (see the module docstring)."""
+    return _VISIBLE.search(text) is None
+
+
+def shown_form(text: str) -> str:
+    """NFKC without default-ignorables: what a reader takes the text to say."""
+    return _IGNORABLE.sub("", unicodedata.normalize("NFKC", text))
+
+
+def fold(text: str) -> str:
+    """The shown form, case-folded, with confusables folded to their plain letters."""
+    # decancer reads letters as they look, so it goes before case folding: casefold()
+    # turns the lunate sigma of `ϲаѕіnо` into a σ, which looks like an o, not a c.
+    # disable_bidi: the word list compares words as sets, and reordering right-to-left
+    # runs (which decancer would otherwise do) only moves letters between them.
+    return str(decancer_py.parse(shown_form(text), disable_bidi=True)).casefold()
+
+
+def words(text: str) -> list[str]:
+    """The folded words of a text, in order, as the word list compares them."""
+    return _WORD.findall(fold(text))
