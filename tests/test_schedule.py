@@ -284,5 +284,9 @@ async def test_shop_update_refreshes_live_posts(redis: Redis, settings: Settings
         assert response.status_code == 200 and response.json()["name"] == "Nouveau nom"
         await wait_for(lambda: len(client.posts()) == 2)
         assert client.posts()[-1]["shop"]["name"] == "Nouveau nom"
-        bad = await http.patch(f"/api/v1/shops/{shop.id}", headers=auth(shop), json={"lat": 99})
+        bad = await http.patch(f"/api/v1/shops/{shop.id}", headers=auth(shop), json={"name": 5})
         assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_shop")
+        # Moving the shop is the operator's (issue 12: a shop moving itself located people).
+        moved = await http.patch(f"/api/v1/shops/{shop.id}", headers=auth(shop),
+                                 json={"lat": 45.0})
+        assert (moved.status_code, moved.json()["error"]["code"]) == (403, "position_locked")
