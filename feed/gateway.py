@@ -114,10 +114,11 @@ class Gateway:
         return None
 
     def attach(self, channel: NativeChannel, query: str, origin: str | None, host: str,
-               address: str) -> NativeSocket:
-        """A feed socket whose handshake feed.raw_ws has parsed; we answer it."""
+               address: str, scheme: str) -> NativeSocket:
+        """A feed socket whose handshake feed.raw_ws has parsed; we answer it. `address`
+        and `scheme` are the client's, behind a trusted proxy too (streetfeed/proxies.py)."""
         socket = NativeSocket(self, channel, address)
-        socket.setup = asyncio.create_task(socket.open(query, origin, host))
+        socket.setup = asyncio.create_task(socket.open(query, origin, host, scheme))
         return socket
 
     # --- Per socket ---------------------------------------------------------------------
@@ -354,9 +355,9 @@ class NativeSocket:
         self.mover: asyncio.Task[None] | None = None
         self.next_move: Subscription | None = None
 
-    async def open(self, query: str, origin: str | None, host: str) -> None:
+    async def open(self, query: str, origin: str | None, host: str, scheme: str) -> None:
         try:
-            await self._open(query, origin, host)
+            await self._open(query, origin, host, scheme)
         except Exception:
             # Anything unforeseen (a Redis error reply, say): a socket left open but never
             # fed would look live to its page for ever; closed, its page reconnects.
@@ -368,9 +369,9 @@ class NativeSocket:
             # A `subscribe` sent while the snapshot was read (the page's first GPS fix).
             self.mover = asyncio.create_task(self._moves(None))
 
-    async def _open(self, query: str, origin: str | None, host: str) -> None:
+    async def _open(self, query: str, origin: str | None, host: str, scheme: str) -> None:
         gateway = self.gateway
-        refusal = await gateway._admit(origin, host, self.channel.scheme, self.address)
+        refusal = await gateway._admit(origin, host, scheme, self.address)
         if refusal is not None:
             response = api_error_response(refusal)
             self.channel.reject(response.status_code, response.body,

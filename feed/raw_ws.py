@@ -14,6 +14,11 @@ path without its query string, where positions live, 101 or the refusal's status
 the socket's life in duration_ms) under a request id from a well-formed
 `X-Request-ID` or made here, echoed in the handshake's answer. One tuple per socket
 holds what that line needs; the frame-writing path does not touch it.
+
+uvicorn's proxy-headers middleware never sees these sockets: the client's address and
+scheme behind a trusted proxy are read here, once, from the handshake's
+X-Forwarded-For/-Proto by the rule HTTP requests follow (streetfeed/proxies.py), and
+handed to the gateway for its per-address limits and its same-origin check.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from websockets.protocol import State
 
 from streetfeed.connections import GUARD_STATE_KEY
 from streetfeed.logs import REQUEST_ID, log_access, request_id_from
+from streetfeed.proxies import PROXIES_STATE_KEY, Client, TrustedProxies, resolve
 
 FEED_PATH = "/ws/feed"
 # Where the app's lifespan state holds the gateway that takes native feed sockets.
@@ -46,7 +52,7 @@ class NativeHandler(Protocol):
 
 class Attacher(Protocol):
     def attach(self, channel: NativeChannel, query: str, origin: str | None, host: str,
-               address: str) -> NativeHandler: ...
+               address: str, scheme: str) -> NativeHandler: ...
 GOING_AWAY_REASON = "server restarting: reconnect with your cursor"
 # The access line's status for a peer that left before it was answered.
 CLIENT_CLOSED = 499
@@ -86,10 +92,6 @@ class NativeChannel(RawChannel):
     """A RawChannel that also completes (or refuses) the handshake it was handed."""
 
     __slots__ = ()
-
-    @property
-    def scheme(self) -> str:
-        return self._protocol.scheme
 
     def fast_path(self, high_water: int, on_lagging: Callable[[], object]) -> Any:
         """transport.write, with `on_lagging` called once the buffer passes `high_water`.
@@ -216,6 +218,16 @@ class RawFrameProtocol(WebSocketsSansIOProtocol):
             request_id, started, status = access
             log_access("WS", FEED_PATH, status or CLIENT_CLOSED, started, request_id)
 
+    def _client(self, headers: Headers) -> Client:
+        """Address and scheme of the client, behind a trusted proxy or not (handshake only:
+        nothing of it is kept but the address string the gateway counts under)."""
+        peer = self.client[0] if self.client else ""
+        trusted: TrustedProxies | None = self.app_state.get(PROXIES_STATE_KEY)
+        if trusted is None:
+            trusted = TrustedProxies(())  # not our app: believe no forwarding header
+        return resolve(peer, self.scheme, ", ".join(headers.get_all("X-Forwarded-For")),
+                       ", ".join(headers.get_all("X-Forwarded-Proto")), trusted)
+
     def handle_connect(self, event: Any) -> None:
         raw_path, _, query = event.path.partition("?")
         gateway: Attacher | None = self.app_state.get(GATEWAY_STATE_KEY)
@@ -235,12 +247,13 @@ class RawFrameProtocol(WebSocketsSansIOProtocol):
                 return
             self.queue = self.writable = _UNUSED  # type: ignore[assignment]
             # The socket's setup task (admission, snapshot) logs under its request id.
+            client = self._client(event.headers)
             token = REQUEST_ID.set(request_id)
             try:
                 self.native = gateway.attach(NativeChannel(self), query,
                                              event.headers.get("Origin"),
                                              event.headers.get("Host", ""),
-                                             self.client[0] if self.client else "")
+                                             client.address, client.scheme)
             finally:
                 REQUEST_ID.reset(token)
             return

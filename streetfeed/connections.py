@@ -12,11 +12,13 @@ not capped one by one: behind a proxy every client shares its address.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 import msgspec
 
 from schemas.common import ErrorBody, ErrorDetail
+from streetfeed.proxies import TrustedProxies
 from streetfeed.settings import Settings
 
 # Where the app's lifespan state holds the guard (read by the HTTP and feed protocols).
@@ -30,20 +32,23 @@ class ConnectionGuard:
     head_timeout_s: float
     body_idle_timeout_s: float
     body_min_bytes_per_s: int
-    exempt: frozenset[str] = frozenset()
+    # Peers not capped per address (trusted proxies: addresses and networks).
+    exempt: Container[str] = frozenset()
     # transport (any hashable connection handle) -> client address
     open: dict[object, str] = field(default_factory=dict)
     per_address: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ConnectionGuard:
+    def from_settings(cls, settings: Settings,
+                      trusted: TrustedProxies | None = None) -> ConnectionGuard:
         return cls(max_connections=settings.max_connections,
                    max_per_address=settings.max_connections_per_address,
                    head_timeout_s=settings.head_timeout_s,
                    body_idle_timeout_s=settings.body_idle_timeout_s,
                    body_min_bytes_per_s=settings.body_min_bytes_per_s,
-                   exempt=frozenset(settings.trusted_proxies))
+                   exempt=(trusted if trusted is not None
+                           else TrustedProxies(settings.trusted_proxies)))
 
     def admit(self, connection: object, address: str) -> str | None:
         """Count a new connection; or the code of the refusal (it is then not counted)."""

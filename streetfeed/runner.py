@@ -51,8 +51,9 @@ def uvicorn_config(settings: Settings, app: object, **overrides: object) -> uvic
         # uvicorn's httptools protocol with connection caps and head/body time limits.
         "http": GuardedHttpProtocol,
         "timeout_keep_alive": settings.keepalive_timeout_s,
-        "proxy_headers": True,
-        "forwarded_allow_ips": list(settings.trusted_proxies),
+        # Off: X-Forwarded-For/-Proto are read by our own rule (streetfeed/proxies.py,
+        # web/forwarded.py), the one feed sockets follow too (they bypass ASGI).
+        "proxy_headers": False,
         "ws": RawFrameProtocol,
         "ws_max_size": settings.max_ws_frame_bytes,
         "ws_per_message_deflate": False,

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from streetfeed.errors import ConfigError
+from streetfeed.proxies import TrustedProxies
 from streetfeed.regions import REGION_NAME, Region, parse_regions
 
 # Hard limits of the public contract (DESIGN.md section 8); not configurable
@@ -162,8 +163,9 @@ class Settings:
     body_min_bytes_per_s: int = 1024
     # A keep-alive connection idle this long after a response is closed.
     keepalive_timeout_s: float = 5.0
-    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed; their own address is
-    # not capped per address (every client behind them shares it).
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed, for HTTP and feed
+    # sockets alike (streetfeed/proxies.py): addresses and networks (10.0.0.0/8). Their
+    # own address is not capped per address (every client behind them shares it).
     trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
     # WebSocket Origin allow-list; empty: same origin only (and clients sending none).
     allowed_origins: tuple[str, ...] = ()
@@ -347,6 +349,11 @@ def validate(settings: Settings) -> None:
                 or url.password or url.path not in ("", "/") or url.query or url.fragment):
             raise ConfigError(f"public_url (STREETFEED_PUBLIC_URL): expected "
                               f"https://host[:port], got {settings.public_url!r}")
+    try:
+        TrustedProxies(settings.trusted_proxies)
+    except ValueError as exc:
+        # Said at start: a typo would otherwise trust nobody (or somebody) silently.
+        raise ConfigError(f"trusted_proxies (STREETFEED_TRUSTED_PROXIES): {exc}") from None
     if settings.metrics_token is not None and len(settings.metrics_token) < 16:
         # Compared in constant time, but a short token is guessed, not timed.
         raise ConfigError("metrics_token (STREETFEED_METRICS_TOKEN): expected at least 16 "

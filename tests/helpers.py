@@ -77,7 +77,11 @@ class RunningServer:
 
     @property
     def state(self) -> Any:
-        return self.server.config.loaded_app.app.state.streetfeed  # type: ignore[union-attr]
+        # uvicorn wraps the app in its middlewares (none for proxy headers: ours are in it).
+        app: Any = self.server.config.loaded_app
+        while not hasattr(app, "state"):
+            app = app.app
+        return app.state.streetfeed
 
     async def stop(self) -> None:
         self.server.should_exit = True

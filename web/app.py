@@ -29,6 +29,7 @@ from streetfeed.clock import Clock, SystemClock
 from streetfeed.connections import GUARD_STATE_KEY, ConnectionGuard
 from streetfeed.errors import ApiError
 from streetfeed.moderation import Policy
+from streetfeed.proxies import PROXIES_STATE_KEY, TrustedProxies
 from streetfeed.ratelimit import RateLimiter
 from streetfeed.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
 from streetfeed.republish import Republisher
@@ -36,6 +37,7 @@ from streetfeed.settings import Settings
 from streetfeed.supervision import supervised
 from web import api, pages
 from web.directory import ShopDirectory
+from web.forwarded import ForwardedClient
 from web.ingest import Ingest
 from web.openapi import openapi_document
 from web.requests_log import RequestIdMiddleware
@@ -70,6 +72,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                policy: Policy | None = None) -> Starlette:
     clock = clock or SystemClock()
     policy = policy or Policy.from_settings(settings)
+    # Who the client is behind a proxy: one rule for HTTP (ForwardedClient), feed sockets
+    # (feed.raw_ws) and the connection caps' exemption (ConnectionGuard).
+    trusted = TrustedProxies(settings.trusted_proxies)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
@@ -81,7 +86,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         stats = StatsPublisher(redis, hub, settings.presence_interval_s)
         presence = PresenceBoard(redis, settings)
         # Counted by the HTTP and feed protocols (web/http_protocol.py, feed/raw_ws.py).
-        guard = ConnectionGuard.from_settings(settings)
+        guard = ConnectionGuard.from_settings(settings, trusted)
         republisher = Republisher(redis, settings, clock)
         state = AppState(settings=settings, clock=clock, redis=redis, lives=gateway.lives,
                          ingest=Ingest(redis, settings, clock, policy), hub=hub,
@@ -105,7 +110,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                                      name=name) for name, body in loops.items()]
         try:
             # Feed sockets are answered by feed.raw_ws from this state, without ASGI.
-            yield {GATEWAY_STATE_KEY: gateway, GUARD_STATE_KEY: guard}
+            yield {GATEWAY_STATE_KEY: gateway, GUARD_STATE_KEY: guard, PROXIES_STATE_KEY: trusted}
         finally:
             stop.set()
             hub.close_all(1001, GOING_AWAY_REASON)
@@ -168,6 +173,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(pages.SecurityHeaders,
                        screen_frame_ancestors=settings.screen_frame_ancestors)
+    # Added last, so outermost: everything inside sees the client, not the proxy.
+    app.add_middleware(ForwardedClient, trusted=trusted)
     return app
 
 
