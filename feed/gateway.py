@@ -30,7 +30,7 @@ from feed.frames import (
     status_payload,
     ws_text_frame,
 )
-from feed.hub import Connection, Hub, Sink
+from feed.hub import Connection, Hub, Sink, SocketGone
 from feed.raw_ws import NativeChannel
 from feed.reader import Readers
 from feed.snapshot import snapshot_area
@@ -128,6 +128,7 @@ class Gateway:
 
     def closed(self, conn: Connection | None, address: str) -> None:
         if conn is not None:
+            conn.closed = True
             self.hub.unsubscribe(conn)
         self.per_address[address] -= 1
         if not self.per_address[address]:
@@ -184,6 +185,8 @@ class Gateway:
     async def move(self, conn: Connection, request: Subscription) -> None:
         try:
             await self._move(conn, request)
+        except SocketGone:
+            pass  # closed while moving
         except (*REDIS_DOWN, FeedUnavailable):
             self.hub.unsubscribe(conn)
             self._refuse(conn.sink, "unavailable", "the feed is not reachable, retry soon",

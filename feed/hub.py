@@ -54,10 +54,14 @@ class Sink(Protocol):
                   on_lagging: Callable[[], object]) -> Callable[[bytes], object]: ...
 
 
+class SocketGone(Exception):
+    """The socket ended while its subscription was being set up or moved."""
+
+
 class Connection:
-    __slots__ = ("_buffer_max", "_lagged", "_transport_write", "pending", "ping_slice",
-                 "presence_cell", "regions", "regions_key", "screen", "send", "since", "sink",
-                 "sub", "subscribed")
+    __slots__ = ("_buffer_max", "_lagged", "_transport_write", "closed", "pending",
+                 "ping_slice", "presence_cell", "regions", "regions_key", "screen", "send",
+                 "since", "sink", "sub", "subscribed")
 
     def __init__(self, sink: Sink, buffer_max: int, lagged: list[Connection]) -> None:
         self.sink = sink
@@ -75,6 +79,9 @@ class Connection:
         self.regions: list[str] = []
         self.regions_key: tuple[str, ...] = ()
         self.subscribed = False
+        # The socket has ended: it may never be subscribed again (its setup or move may
+        # still be running: a cancellation can be lost, see Hub.subscribe).
+        self.closed = False
         self.presence_cell: int | None = None
         self.ping_slice = 0
         # Hub.dispatched when this socket (last) subscribed.
@@ -158,7 +165,14 @@ class Hub:
         return Connection(sink, self.buffer_max, self.lagged)
 
     def subscribe(self, conn: Connection) -> dict[str, str]:
-        """Start delivering to `conn` (held until go_live); the positions it starts after."""
+        """Start delivering to `conn` (held until go_live); the positions it starts after.
+
+        A socket that has ended is refused (SocketGone): its setup or move task is
+        cancelled when it closes, but asyncio.wait_for (3.11) can swallow a cancellation
+        that arrives as what it waits for completes, and the task then goes on to here:
+        each such socket stayed in the index for ever, written to on every post."""
+        if conn.closed:
+            raise SocketGone
         self.index.add(conn.sub)
         if not conn.screen:  # "people watching": in-shop screens are not people
             conn.presence_cell = self.presence_grid.cell_of(conn.sub.lat, conn.sub.lon)

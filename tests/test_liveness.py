@@ -8,6 +8,7 @@ handling of sockets that resume ahead of it or move while their snapshot is read
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import httpx
@@ -177,3 +178,35 @@ async def test_subscribe_sent_while_the_snapshot_is_read_is_honoured(
         finally:
             for c in clients:
                 await c.__aexit__(None, None, None)
+
+
+async def test_sockets_closed_during_setup_or_a_move_leave_nothing_behind(
+        redis: Redis, settings: Settings) -> None:
+    """Cold try of issue 11: sockets closed right after the handshake, or right after a
+    `subscribe`, stayed in the index for ever (a cancellation lost in asyncio.wait_for),
+    counted as people watching and written to on every post."""
+    from websockets.asyncio.client import connect
+
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    query = f"lat={STREET[0]}&lon={STREET[1]}&radius_m=500"
+    move = {"type": "subscribe", "lat": ELSEWHERE[0], "lon": ELSEWHERE[1], "radius_m": 300}
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        for i in range(30):  # a snapshot of some length: setup has several steps to be in
+            await send_post(http, shop, arrival(f"fraises {i}"))
+
+        async def quick(moves: int) -> None:
+            async with connect(f"{web.ws}/ws/feed?{query}", max_size=2**22) as ws:
+                for _ in range(moves):
+                    await ws.send(json.dumps(move))
+
+        for moves in (0, 1, 40):
+            await asyncio.gather(*(quick(moves) for _ in range(100)))
+        hub = web.state.hub
+        await wait_for(lambda: len(hub.index) == 0 and not web.state.gateway.per_address, 10,
+                       "every closed socket gone from the index")
+        assert not hub.presence and sum(hub.region_users.values()) == 0
+        async with feed_client(web.ws, *STREET) as client:
+            later = (await send_post(http, shop, arrival("cerises"))).json()["id"]
+            await client.wait_post(later)
+            assert len(hub.index) == 1
