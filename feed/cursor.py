@@ -6,7 +6,10 @@ import re
 from collections.abc import Mapping
 from enum import Enum
 
-_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+# ASCII digits only (\d takes any script's) and each part within Redis's unsigned 64 bits:
+# anything else is a malformed cursor (a reset), never a stream id Redis refuses.
+_ID = re.compile(r"^([0-9]{1,20})-([0-9]{1,20})$")
+_U64_MAX = 2**64 - 1
 
 ZERO = "0-0"
 
@@ -32,8 +35,11 @@ def decode(cursor: str, default_region: str) -> dict[str, str] | None:
 
 
 def parse(cursor: str) -> tuple[int, int] | None:
-    match = _ID.match(cursor)
-    return None if match is None else (int(match.group(1)), int(match.group(2)))
+    match = _ID.fullmatch(cursor)
+    if match is None:
+        return None
+    ms, seq = int(match.group(1)), int(match.group(2))
+    return (ms, seq) if ms <= _U64_MAX and seq <= _U64_MAX else None
 
 
 def key(cursor: str) -> tuple[int, int]:

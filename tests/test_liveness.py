@@ -147,6 +147,11 @@ async def test_a_cursor_newer_than_the_stream_is_reset_without_waiting(
             assert web.state.hub.waiting() == 0
         # No reader will ever reach it: the old code waited its 2 s for nothing.
         assert answered_s < 1.5, answered_s
+        # Cursors that are no stream id at all (other scripts' digits, past 64 bits) are
+        # malformed: a reset too, not a Redis error and a close (cold try).
+        for malformed in ("0-99999999999999999999", "١-٠"):
+            async with feed_client(web.ws, *STREET, cursor=malformed) as client:
+                assert [f["type"] for f in client.frames] == ["reset", "post", "ping"]
 
 
 async def test_subscribe_sent_while_the_snapshot_is_read_is_honoured(

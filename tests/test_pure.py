@@ -147,3 +147,16 @@ def test_enrich_drops_what_cannot_be_shown() -> None:
                   policy=Policy()) == Dropped("unknown_shop")
     later = NOW + timedelta(minutes=10)  # the enricher was down past the offer's end
     assert enrich(raw, _shop(), now=later, tz=PARIS, policy=Policy()) == Dropped("expired")
+
+
+@pytest.mark.parametrize("forged", ["0-99999999999999999999", "18446744073709551616-0",
+                                    "١-٠", "1-0\n", "1-", "-1"])
+def test_forged_cursors_are_malformed_not_stream_ids(forged: str) -> None:
+    """Cold try of issue 11: each reached Redis as a stream id it refuses (a traceback and
+    close 1011) instead of being judged malformed (a reset and a snapshot)."""
+    assert cursor.parse(forged) is None
+    assert cursor.judge(forged, last_id="5-0", oldest_kept="0-0") is cursor.Resume.RESET
+
+
+def test_the_largest_stream_id_is_a_cursor() -> None:
+    assert cursor.parse("18446744073709551615-18446744073709551615") == (2**64 - 1, 2**64 - 1)
