@@ -215,3 +215,32 @@ async def test_sockets_closed_during_setup_or_a_move_leave_nothing_behind(
             later = (await send_post(http, shop, arrival("cerises"))).json()["id"]
             await client.wait_post(later)
             assert len(hub.index) == 1
+
+
+async def test_a_stalled_redis_is_told_within_seconds(own_redis: OwnRedis,
+                                                      settings: Settings) -> None:
+    """A stopped (SIGSTOP), not dead, Redis: nothing fails, reads just stop coming back.
+    Sockets are told within the contract's 5 s (plus the test's margin), and the probes
+    answer 503 with the reason instead of hanging for the client's 10 s socket timeout
+    (cold try: /readyz and /healthz took 10.0 s)."""
+    import os
+    import signal
+
+    settings = settings.with_(redis_url=own_redis.url)
+    async with web_server(settings) as web, feed_client(web.ws, *STREET) as client, \
+            httpx.AsyncClient(base_url=web.http, timeout=4) as http:
+        assert own_redis.process is not None
+        os.kill(own_redis.process.pid, signal.SIGSTOP)
+        try:
+            await wait_for(lambda: client.of_type("status") != [], 7, "told not live")
+            ready = await http.get("/readyz")  # within the client's 4 s, or it raises
+            assert ready.status_code == 503
+            assert "Redis does not answer within 2 s" in ready.json()["reasons"]
+            health = await http.get("/healthz")
+            assert health.status_code == 503
+            assert health.json()["error"]["code"] == "redis_unavailable"
+        finally:
+            os.kill(own_redis.process.pid, signal.SIGCONT)
+        await wait_for(lambda: client.of_type("status")[-1]["live"] is True, 15,
+                       "live again once Redis answers")
+        assert (await http.get("/readyz")).status_code == 200

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import msgspec
 import segno
 from prometheus_client import CONTENT_TYPE_LATEST
+from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -52,6 +53,9 @@ from web.responses import JSONResponse, error_response
 from web.state import AppState
 
 T = TypeVar("T")
+
+# /healthz and /readyz answer within this even when Redis stalls (a probe must not time out).
+PROBE_TIMEOUT_S = 2.0
 
 
 def state_of(request: Request) -> AppState:
@@ -249,7 +253,13 @@ def require_json(request: Request) -> None:
 async def healthz(request: Request) -> Response:
     """The process is alive and reaches Redis (DESIGN section 8)."""
     st = state_of(request)
-    await st.redis.ping()
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            await st.redis.ping()
+    except TimeoutError:
+        # A stalled Redis (not a dead one) would hold the probe for the client's 10 s
+        # socket timeout: a probe of 5 s would only ever see its own timeout.
+        raise RedisConnectionError(f"Redis did not answer within {PROBE_TIMEOUT_S:g} s") from None
     return JSONResponse(Health())
 
 
@@ -279,13 +289,17 @@ async def readyz(request: Request) -> Response:
     checks: dict[str, str | int] = {"gateway": st.gateway_id}
     reasons: list[str] = []
     try:
-        await st.redis.ping()
-        checks["redis"] = "ok"
-        lag, pending = await _enricher_backlog(st)
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            await st.redis.ping()
+            checks["redis"] = "ok"
+            lag, pending = await _enricher_backlog(st)
         checks["enricher_lag"] = lag
         checks["enricher_pending"] = pending
         if lag > st.settings.ready_max_lag:
             reasons.append(f"enrichers are behind: {lag} posts wait")
+    except TimeoutError:
+        checks["redis"] = "stalled"
+        reasons.append(f"Redis does not answer within {PROBE_TIMEOUT_S:g} s")
     except REDIS_DOWN:
         checks["redis"] = "unreachable"
         reasons.append("Redis is unreachable")
@@ -296,10 +310,13 @@ async def readyz(request: Request) -> Response:
         reasons.append(f"feed reader of region {region} {what} since "
                        f"{reader.last_read_at.isoformat(timespec='seconds')}")
     try:  # can a 202 keep its promise (STREETFEED_DURABILITY) in every region?
-        checks["durability"], durable = await durability_check(st.redis, st.settings)
+        if checks["redis"] != "ok":
+            raise RedisConnectionError("not asked: Redis is not answering")
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            checks["durability"], durable = await durability_check(st.redis, st.settings)
         if not durable:
             reasons.append(str(checks["durability"]))
-    except REDIS_DOWN:
+    except (TimeoutError, *REDIS_DOWN):
         checks["durability"] = "unknown"  # the redis check says why
     ready = not reasons
     return JSONResponse(Readiness(status="ready" if ready else "not_ready", checks=checks,
