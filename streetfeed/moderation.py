@@ -20,8 +20,12 @@ from schemas.posts import FlashOfferIn, OpeningChangeIn, PostIn
 from streetfeed import text as texts
 from streetfeed.settings import FLASH_OFFER_MAX_AHEAD_S, Settings
 
-_MARKUP = re.compile(r"<\s*/?\s*(script|iframe|object|embed|style|svg|img|a)\b|javascript:|"
-                     r"\bon[a-z]+\s*=", re.IGNORECASE)
+# A tag (`<b>`, `<div onclick=...>`), a dangerous tag left open, or a javascript: URL.
+# Not a bare `word=`: "onctueux = cacao 70 %" or "Pose d'ongles = 35 €" are French, and an
+# event handler runs only inside a tag (pages render text as text besides).
+_MARKUP = re.compile(r"<\s*/?\s*[a-z][a-z0-9-]*(\s[^<>]*)?/?\s*>|"
+                     r"<\s*/?\s*(script|iframe|object|embed|style|svg|img|a|link|meta|math)\b|"
+                     r"javascript:", re.IGNORECASE)
 _LINK = re.compile(r"\bhttps?://|\bwww\.", re.IGNORECASE)
 # An opening change announces the near future; a week covers "closed until Monday".
 OPENING_UNTIL_MAX_AHEAD_S = 7 * 24 * 3600
@@ -70,10 +74,11 @@ def check_text(value: str, what: str, policy: Policy, *, required: bool = False,
     `what` names the field in the message ("title", "shop name"...)."""
     if texts.CONTROL_CHARACTERS.search(value):
         return Rejection("control_characters", f"{what} contains control characters")
-    if texts.BIDI_CONTROLS.search(value):
+    if texts.bidi_unsafe(value):
         return Rejection("bidi_control",
-                         f"{what} contains a bidirectional control character (U+202A-U+202E, "
-                         "U+2066-U+2069), which can reorder the text around it")
+                         f"{what} contains a direction override (U+202D, U+202E) or a "
+                         "direction embedding or isolate left open, which can reorder the "
+                         "text around it: retype the text without them")
     if required and texts.is_blank(value):
         return Rejection(blank_code, f"{what} must contain more than blanks")
     shown = texts.shown_form(value)

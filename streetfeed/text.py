@@ -12,10 +12,14 @@ The rules here are the ones every such field shares:
 - Blank: nothing but white space, default-ignorable characters (zero-width space and
   joiners, soft hyphen, variation selectors, Hangul fillers...), combining marks with
   nothing to sit on, or the braille blank. Such a title shows nothing on a card.
-- Bidi controls: explicit embeddings, overrides and isolates (U+202A-U+202E,
-  U+2066-U+2069) are refused: an unterminated RIGHT-TO-LEFT OVERRIDE in a shop's name
-  reverses the text after it on the card. The implicit marks (LRM, RLM, ALM) stay:
-  they open no scope and mixed Arabic or Hebrew text needs them.
+- Bidi controls: overrides (U+202D, U+202E) are refused: they reverse the letters they
+  cover, so a word can be stored backwards and shown forwards (past the word list), and
+  an unterminated RIGHT-TO-LEFT OVERRIDE in a shop's name reverses the text after it on
+  the card. Embeddings and isolates (U+202A, U+202B, U+2066-U+2068) only set a
+  direction, and phones paste them around numbers copied from contacts: they are kept
+  when each is closed, in order, within the field (U+202C, U+2069), refused otherwise.
+  The implicit marks (LRM, RLM, ALM) stay: they open no scope and mixed Arabic or Hebrew
+  text needs them. Pages render every field isolated (`<bdi>`) besides.
 - What checks read (`shown_form`): NFKC, so that fullwidth `＜ｓｃｒｉｐｔ＞` or `ｗｗｗ．`
   are markup and links like their ASCII twins, with default-ignorables removed, so that a
   zero-width space inside `www.example.fr` does not hide a link a passer-by still sees.
@@ -34,8 +38,8 @@ import unicodedata
 import decancer_py
 import regex
 
-__all__ = ["BIDI_CONTROLS", "CONTROL_CHARACTERS", "fold", "is_blank", "length",
-           "shown_form", "words"]
+__all__ = ["BIDI_CONTROLS", "CONTROL_CHARACTERS", "bidi_unsafe", "fold", "is_blank",
+           "length", "shown_form", "words"]
 
 # Explicit bidi embeddings, overrides, pops and isolates: each opens or closes a scope
 # that can reach past the field it was typed in.
@@ -47,6 +51,27 @@ _IGNORABLE = regex.compile(r"\p{Default_Ignorable_Code_Point}+")
 # symbol, not a space, yet prints as nothing: the favourite filler of "invisible" names.
 _VISIBLE = regex.compile(r"[^\p{White_Space}\p{Default_Ignorable_Code_Point}\p{M}\u2800]")
 _WORD = regex.compile(r"\w+")
+
+
+_OVERRIDES = frozenset("\u202d\u202e")
+_OPENERS = {"\u202a": "\u202c", "\u202b": "\u202c",  # embeddings, closed by PDF
+            "\u2066": "\u2069", "\u2067": "\u2069", "\u2068": "\u2069"}  # isolates, PDI
+
+
+def bidi_unsafe(text: str) -> bool:
+    """An override, or an embedding or isolate not closed in order within the text."""
+    if BIDI_CONTROLS.search(text) is None:
+        return False
+    open_: list[str] = []
+    for char in text:
+        if char in _OVERRIDES:
+            return True
+        if char in _OPENERS:
+            open_.append(_OPENERS[char])
+        elif char in ("\u202c", "\u2069"):
+            if not open_ or open_.pop() != char:
+                return True
+    return bool(open_)
 
 
 def length(text: str) -> int:
