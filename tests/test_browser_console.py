@@ -118,7 +118,8 @@ async def test_console_post_reaches_street_and_screen_then_withdraw_and_sign_out
         await console.click("label[for='kind-new_arrival']")
         await console.fill("#title", "Clémentines de Corse")
         await console.fill("#text", "Avec les feuilles <3")
-        await console.fill("#price", "3.90")
+        # As a French shopkeeper types it (a number field once turned "3,50" into 350 €).
+        await console.fill("#price", "3,90 €")
         await console.fill("#tags", "corse, hiver")
         preview = await console.inner_text("#preview .card")
         assert "Clémentines de Corse" in preview and "3,90" in preview

@@ -553,8 +553,10 @@ function counters() {
   $("text-count").textContent = `${chars($("text").value)}/${TEXT_MAX}`;
 }
 
+// Prices are text fields, not type=number: a number field drops the decimal comma of
+// "3,50" in some locales (350 € was published), and refuses "3,50 €" as typed.
 function numberOrNull(input) {
-  const raw = input.value.trim().replace(",", ".");
+  const raw = input.value.replace(/[\s\u00a0\u202f€]/g, "").replace(",", ".");
   if (raw === "") return null;
   const n = Number(raw);
   return Number.isFinite(n) ? n : NaN;
