@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -52,7 +53,6 @@ _decode_message = msgspec.json.Decoder(ClientMessage).decode
 
 CLOSE_POLICY = 1008
 CLOSE_UNSUPPORTED = 1003
-CLOSE_TRY_AGAIN = 1013
 CLOSE_INTERNAL_ERROR = 1011
 
 
@@ -146,13 +146,28 @@ class Gateway:
             self._refuse(conn.sink, exc.code, str(exc), CLOSE_POLICY)
             return False
         self._locate(conn, sub)
+
+        async def first() -> None:
+            await self._wait_positioned(conn)
+            await self._start(conn, params.get("cursor"))
+        await self._until_set_up(conn, first)
+        return True
+
+    async def _until_set_up(self, conn: Connection,
+                            attempt: Callable[[], Awaitable[None]]) -> None:
+        """Run `attempt` (subscribe, snapshot or replay, go live) until it succeeds. While
+        the socket's regions cannot be read it is told `live: false` once, waits for the
+        feed, is told `live: true`, and tries again: it is never closed for an outage."""
         told_down = self._tell_if_down(conn, False)
         backoff = Backoff(0.2, 2.0)
         while True:
             try:
-                await self._wait_positioned(conn)
-                await self._start(conn, params.get("cursor"))
-                return True
+                await attempt()
+                if told_down and self.hub.down_since(conn.regions) is None:
+                    # The feed came back while this socket was not subscribed, so the
+                    # hub's `live: true` went to the others only.
+                    conn.sink.write(ws_text_frame(status_payload(None)))
+                return
             except (*REDIS_DOWN, FeedUnavailable):
                 self.hub.unsubscribe(conn)
                 conn.pending.clear()
@@ -187,10 +202,6 @@ class Gateway:
             await self._move(conn, request)
         except SocketGone:
             pass  # closed while moving
-        except (*REDIS_DOWN, FeedUnavailable):
-            self.hub.unsubscribe(conn)
-            self._refuse(conn.sink, "unavailable", "the feed is not reachable, retry soon",
-                         CLOSE_TRY_AGAIN)
         except Exception:
             log.exception("gateway: moving a feed socket failed")
             self.hub.unsubscribe(conn)
@@ -334,13 +345,18 @@ class Gateway:
         self.hub.unsubscribe(conn)
         conn.hold()
         self._locate(conn, request)
-        await self._wait_positioned(conn)
-        start = self.hub.subscribe(conn)
-        conn.sink.write(ws_text_frame(reset_payload(self._cursor(start))))
-        await self._snapshot(conn, start)
-        conn.sink.write(ws_text_frame(ping_payload(self._cursor(start))))
-        if not conn.go_live():
-            self.hub.drop_lagging(conn)
+
+        async def moved() -> None:
+            await self._wait_positioned(conn)
+            start = self.hub.subscribe(conn)
+            conn.sink.write(ws_text_frame(reset_payload(self._cursor(start))))
+            await self._snapshot(conn, start)
+            conn.sink.write(ws_text_frame(ping_payload(self._cursor(start))))
+            if not conn.go_live():
+                self.hub.drop_lagging(conn)
+        # During an outage a move waits for the feed, as a new socket does (it used to
+        # close the socket 1013 while new sockets were kept open).
+        await self._until_set_up(conn, moved)
 
 
 class NativeSocket:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from datetime import datetime
 
@@ -103,7 +104,10 @@ class Readers:
             if region not in self.readers:
                 reader = FeedReader(self.redis, self.settings, self.hub, region, self.clock)
                 stop = asyncio.Event()
-                task = asyncio.create_task(reader.run(stop), name=f"reader-{region}")
+                # A context of its own: started from a socket's setup, it would otherwise
+                # log every line for ever with that socket's request id.
+                task = asyncio.create_task(reader.run(stop), name=f"reader-{region}",
+                                           context=contextvars.Context())
                 self.readers[region] = (reader, stop, task)
 
     async def stop_idle(self, now: float, idle_s: float = IDLE_STOP_S) -> None:

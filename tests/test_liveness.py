@@ -244,3 +244,26 @@ async def test_a_stalled_redis_is_told_within_seconds(own_redis: OwnRedis,
         await wait_for(lambda: client.of_type("status")[-1]["live"] is True, 15,
                        "live again once Redis answers")
         assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_a_move_during_an_outage_waits_for_the_feed(own_redis: OwnRedis,
+                                                         settings: Settings) -> None:
+    """Cold try of issue 11: a `subscribe` on a live socket during an outage closed it
+    (1013) while a new socket was kept open and told `live: false`; now both wait."""
+    settings = settings.with_(redis_url=own_redis.url)
+    redis = Redis.from_url(own_redis.url)
+    there = await add_shop(redis, settings, "Là-bas", *ELSEWHERE)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        far = (await send_post(http, there, arrival("là-bas"))).json()["id"]
+        async with feed_client(web.ws, *STREET) as client:
+            own_redis.kill()
+            await wait_for(lambda: client.of_type("status") != [], 10, "told not live")
+            await client.send({"type": "subscribe", "lat": ELSEWHERE[0],
+                               "lon": ELSEWHERE[1], "radius_m": 300})
+            own_redis.start()
+            await client.wait_post(far, 20)
+            await wait_for(lambda: client.of_type("status")[-1]["live"] is True, 10,
+                           "told live again")
+            assert client.of_type("reset") and not client.closed.is_set()
+    await redis.aclose()
