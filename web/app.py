@@ -88,6 +88,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         # Counted by the HTTP and feed protocols (web/http_protocol.py, feed/raw_ws.py).
         guard = ConnectionGuard.from_settings(settings, trusted)
         republisher = Republisher(redis, settings, clock)
+        if settings.public_url is None and settings.host not in ("127.0.0.1", "::1",
+                                                                 "localhost"):
+            # Served beyond this machine, QR codes still name the default address.
+            log.warning("STREETFEED_PUBLIC_URL is not set: QR codes on screens point at %s, "
+                        "which phones cannot open; set it to the address passers-by use",
+                        settings.public_base_url)
         state = AppState(settings=settings, clock=clock, redis=redis, lives=gateway.lives,
                          ingest=Ingest(redis, settings, clock, policy), hub=hub,
                          readers=readers, gateway=gateway, limiter=limiter,
