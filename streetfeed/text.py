@@ -68,9 +68,8 @@ def bidi_unsafe(text: str) -> bool:
             return True
         if char in _OPENERS:
             open_.append(_OPENERS[char])
-        elif char in ("\u202c", "\u2069"):
-            if not open_ or open_.pop() != char:
-                return True
+        elif char in ("\u202c", "\u2069") and (not open_ or open_.pop() != char):
+            return True
     return bool(open_)
 
 
