@@ -153,6 +153,11 @@ class Settings:
     address_sockets_per_minute: int = 120
     # ...and per process: open sockets from one address (NAT: phones share addresses).
     max_sockets_per_address: int = 500
+    # A feed socket's `subscribe` moves (each a reset and a snapshot): at most one served
+    # per interval (later ones folded into the latest), and past this many messages a
+    # minute the socket is closed (1008 too_many_moves).
+    move_interval_s: float = 1.0
+    moves_per_minute: int = 60
     # Open TCP connections per process, whatever they are: below the 20,000 open files a
     # process may have, so that a flood is answered 503 instead of failing accept().
     max_connections: int = 15_000

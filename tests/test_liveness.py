@@ -267,3 +267,25 @@ async def test_a_move_during_an_outage_waits_for_the_feed(own_redis: OwnRedis,
                            "told live again")
             assert client.of_type("reset") and not client.closed.is_set()
     await redis.aclose()
+
+
+async def test_a_flood_of_moves_is_folded_then_closed(redis: Redis, settings: Settings) -> None:
+    """Cold try of issue 12: `subscribe` had no limit; each costs a reset and a snapshot,
+    and 20 sockets moving every 50 ms took everyone's post latency from 9 to 350 ms."""
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    move = {"type": "subscribe", "lat": ELSEWHERE[0], "lon": ELSEWHERE[1], "radius_m": 300}
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        await send_post(http, shop, arrival("fraises"))
+        async with feed_client(web.ws, *STREET) as flooder, \
+                feed_client(web.ws, *STREET) as bystander:
+            for _ in range(settings.moves_per_minute + 20):
+                await flooder.send(move)
+            await flooder.closed.wait()
+            assert flooder.close_code == 1008
+            assert flooder.of_type("error")[-1]["error"]["code"] == "too_many_moves"
+            # Folded: a snapshot per interval at most, not one per message.
+            assert len(flooder.of_type("reset")) <= 3
+            later = (await send_post(http, shop, arrival("cerises"))).json()["id"]
+            await bystander.wait_post(later)
+        await wait_for(lambda: len(web.state.hub.index) == 0, 5, "the flooder unsubscribed")
