@@ -32,6 +32,7 @@ class ConnectionGuard:
     head_timeout_s: float
     body_idle_timeout_s: float
     body_min_bytes_per_s: int
+    write_stall_timeout_s: float = 30.0
     # Peers not capped per address (trusted proxies: addresses and networks).
     exempt: Container[str] = frozenset()
     # transport (any hashable connection handle) -> client address
@@ -47,6 +48,7 @@ class ConnectionGuard:
                    head_timeout_s=settings.head_timeout_s,
                    body_idle_timeout_s=settings.body_idle_timeout_s,
                    body_min_bytes_per_s=settings.body_min_bytes_per_s,
+                   write_stall_timeout_s=settings.write_stall_timeout_s,
                    exempt=(trusted if trusted is not None
                            else TrustedProxies(settings.trusted_proxies)))
 

@@ -168,6 +168,9 @@ class Settings:
     body_min_bytes_per_s: int = 1024
     # A keep-alive connection idle this long after a response is closed.
     keepalive_timeout_s: float = 5.0
+    # A response the client stops reading (its buffer full, no progress) is dropped after
+    # this: it held memory and a descriptor for ever (cold try: 2.8 MB per connection).
+    write_stall_timeout_s: float = 30.0
     # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed, for HTTP and feed
     # sockets alike (streetfeed/proxies.py): addresses and networks (10.0.0.0/8). Their
     # own address is not capped per address (every client behind them shares it).

@@ -1,11 +1,13 @@
 """uvicorn's HTTP protocol with time limits and connection caps (streetfeed/connections.py).
 
 uvicorn closes a keep-alive connection idle after a response, but nothing else:
-a connection that never sends a byte, a request head sent a byte at a time, or a
-body that stalls is held for ever, and 20,000 of them from one client used every
-file descriptor of the process. Here each connection is counted when made, must
-send its request head within the guard's `head_timeout_s` (from the connection or
-from the previous response), and its body at the guard's minimum rate.
+a connection that never sends a byte, a request head sent a byte at a time, a
+body that stalls or a response the client never reads is held for ever, and
+20,000 of them from one client used every file descriptor of the process. Here
+each connection is counted when made, must send its request head within the
+guard's `head_timeout_s` (from the connection or from the previous response),
+its body at the guard's minimum rate, and read its responses (a write buffer
+stuck past its high-water mark for `write_stall_timeout_s` drops it).
 
 Only the asyncio protocol methods and uvicorn's request callbacks are overridden,
 each calling uvicorn's own first.
@@ -30,6 +32,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     _guard: ConnectionGuard | None = None
     _head_timer: asyncio.TimerHandle | None = None
     _body_timer: asyncio.TimerHandle | None = None
+    _write_timer: asyncio.TimerHandle | None = None
     # Request heads received and responses completed: equal while awaiting a head.
     _heads = 0
     _responses = 0
@@ -59,7 +62,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._heads += 1
-        self._cancel_timers()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         super().on_headers_complete()
         if self._guard is not None and self._expects_body():
             now = self.loop.time()
@@ -84,6 +89,26 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         # uvicorn's keep-alive timer closes an idle connection; ours bounds a head that
         # starts to arrive and then trickles.
         self._arm_head_timer()
+
+    def pause_writing(self) -> None:
+        """The client stopped reading (the transport's buffer is past its high-water mark):
+        it has the guard's write_stall_timeout_s to read again, or the connection is
+        dropped."""
+        super().pause_writing()
+        if self._guard is not None and self._write_timer is None:
+            self._write_timer = self.loop.call_later(self._guard.write_stall_timeout_s,
+                                                     self._write_stalled)
+
+    def resume_writing(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        super().resume_writing()
+
+    def _write_stalled(self) -> None:
+        self._write_timer = None
+        log.debug("client stopped reading its responses: connection dropped")
+        self.transport.abort()
 
     def _expects_body(self) -> bool:
         for name, value in self.headers:
@@ -121,7 +146,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._body_timer = self.loop.call_later(_BODY_CHECK_S, self._check_body)
 
     def _cancel_timers(self) -> None:
-        for timer in (self._head_timer, self._body_timer):
+        for timer in (self._head_timer, self._body_timer, self._write_timer):
             if timer is not None:
                 timer.cancel()
-        self._head_timer = self._body_timer = None
+        self._head_timer = self._body_timer = self._write_timer = None
