@@ -37,8 +37,11 @@ log = logging.getLogger("streetfeed.gateway")
 CLOSE_LAGGING = 1013
 # Frames held for a socket while its snapshot is being read.
 PENDING_MAX = 5_000
-# Presence is counted in cells of ~110 m: fine enough for "within R m of the shop".
-PRESENCE_CELL_DEG = 0.001
+# Presence is counted in cells of ~280 m (as wide as tall): every count a shop can read
+# is a sum over whole cells, so no number of shops pooling their answers can place
+# someone more finely than a cell, which is wider than the 250 m privacy floor (cold try
+# of issue 12: twelve shop tokens pooled located a passer-by to 66 m with ~110 m cells).
+PRESENCE_CELL_DEG = 0.0025
 # Each ping interval is cut in this many turns, each pinging one slice of the sockets.
 PING_SLICES = 25
 # Posts remembered as dispatched (id, content, when): enough to recognise a post that the

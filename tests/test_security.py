@@ -414,3 +414,49 @@ async def test_deployment_moderation_policy(redis: Redis, settings: Settings,
         link = await send_post(http, shop, arrival("Voir www.exemple.fr"))
         assert (link.status_code, link.json()["error"]["code"]) == (422, "too_many_links")
         assert (await send_post(http, shop, arrival("Journaux du jour"))).status_code == 202
+
+
+async def test_shops_pooling_their_counts_cannot_tell_apart_two_places_250_m_apart(
+        redis: Redis, settings: Settings) -> None:
+    """Cold try of issue 12: twelve shop tokens pooling their audience answers located a
+    passer-by to 66 m (~110 m presence cells). Every count is a sum over whole presence
+    cells, so two places in one cell give every shop the same answers; a cell now spans
+    more than the privacy floor both ways, so pooling cannot beat it."""
+    grid = CellGrid(PRESENCE_CELL_DEG)
+    centre = grid.centre_of(grid.cell_of(*STREET))
+    half = PRESENCE_CELL_DEG * 0.45
+    north, south = (centre[0] + half, centre[1]), (centre[0] - half, centre[1])
+    east = next((centre[0], centre[1] + d / 10_000) for d in range(1, 100)
+                if grid.cell_of(centre[0], centre[1] + (d + 1) / 10_000) != grid.cell_of(*centre))
+    west = next((centre[0], centre[1] - d / 10_000) for d in range(1, 100)
+                if grid.cell_of(centre[0], centre[1] - (d + 1) / 10_000) != grid.cell_of(*centre))
+    assert grid.cell_of(*north) == grid.cell_of(*south) == grid.cell_of(*centre)
+    assert haversine_m(*north, *south) >= PRIVACY_FLOOR_M * 0.9  # the cell's height, nearly
+    assert haversine_m(*east, *west) >= PRIVACY_FLOOR_M * 0.9  # and its width
+    shops = [await add_shop(redis, settings, f"Boutique {i}",
+                            STREET[0] + dlat, STREET[1] + dlon)
+             for i, (dlat, dlon) in enumerate([(0, 0), (0.002, 0), (-0.002, 0), (0, 0.003),
+                                               (0, -0.003), (0.0015, 0.0015)])]
+
+    def auth(shop: ShopCreated) -> dict[str, str]:
+        return {"Authorization": f"Bearer {shop.token}"}
+
+    async def answers(spot: tuple[float, float], web: Any, http: httpx.AsyncClient,
+                      ) -> list[Any]:
+        async with contextlib.AsyncExitStack() as sockets:
+            for _ in range(6):
+                await sockets.enter_async_context(feed_client(web.ws, *spot))
+
+            async def counted() -> bool:
+                body = (await http.get(f"/api/v1/shops/{shops[0].id}/stats",
+                                       headers=auth(shops[0]))).json()
+                return max(w["count"] or 0 for w in body["watching"]) == 6
+            await wait_for(counted, 10, "six sockets counted")
+            return [(await http.get(f"/api/v1/shops/{s.id}/stats", headers=auth(s))).json()
+                    ["watching"] for s in shops]
+
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        at_north = await answers(north, web, http)
+        await wait_for(lambda: len(web.state.hub.index) == 0, 5, "the first six gone")
+        at_south = await answers(south, web, http)
+    assert at_north == at_south
