@@ -49,7 +49,12 @@ CONTROL_CHARACTERS = regex.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _IGNORABLE = regex.compile(r"\p{Default_Ignorable_Code_Point}+")
 # Anything a reader would see as a mark on the card. U+2800 BRAILLE PATTERN BLANK is a
 # symbol, not a space, yet prints as nothing: the favourite filler of "invisible" names.
-_VISIBLE = regex.compile(r"[^\p{White_Space}\p{Default_Ignorable_Code_Point}\p{M}\u2800]")
+# U+FFF9-U+FFFB (interlinear annotation anchors) print as nothing either.
+_VISIBLE = regex.compile(
+    r"[^\p{White_Space}\p{Default_Ignorable_Code_Point}\p{M}\u2800\ufff9-\ufffb]")
+# Spaces too thin to see (six-per-em, thin, hair): inside a word they still read as one
+# word ("cas<HAIR SPACE>ino" shows "casino"), so the word list reads through them.
+_THIN_SPACES = regex.compile(r"[\u2006\u2009\u200a\ufff9-\ufffb]")
 _WORD = regex.compile(r"\w+")
 
 
@@ -94,7 +99,9 @@ def fold(text: str) -> str:
     # turns the lunate sigma of `ϲаѕіnо` into a σ, which looks like an o, not a c.
     # disable_bidi: the word list compares words as sets, and reordering right-to-left
     # runs (which decancer would otherwise do) only moves letters between them.
-    return str(decancer_py.parse(shown_form(text), disable_bidi=True)).casefold()
+    # Before NFKC, which turns these spaces into plain ones.
+    return str(decancer_py.parse(shown_form(_THIN_SPACES.sub("", text)),
+                                 disable_bidi=True)).casefold()
 
 
 def words(text: str) -> list[str]:

@@ -314,3 +314,19 @@ def test_public_url_and_metrics_token_are_checked_at_start() -> None:
             load_settings({"STREETFEED_PUBLIC_URL": bad})
     with pytest.raises(ConfigError, match="STREETFEED_METRICS_TOKEN"):
         load_settings({"STREETFEED_METRICS_TOKEN": "short"})
+
+
+async def test_hours_changes_count_against_the_shop_limit(
+        redis: Redis, settings: Settings) -> None:
+    """Cold try of issue 12: PUT /hours was not counted (3,179 writes in 20 s from one token,
+    each reloading the shop list's cache)."""
+    limit = 5
+    settings = settings.with_(shop_posts_per_minute=limit)
+    shop = await add_shop(redis, settings, "Nom", *STREET)
+    hours = {"timezone": "Europe/Paris", "weekly": {"mon": [{"open": "09:00", "close": "19:00"}]}}
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        start = time.time()
+        statuses = [(await http.put(f"/api/v1/shops/{shop.id}/hours", headers=auth(shop),
+                                    json=hours)).status_code for _ in range(30)]
+        assert statuses.count(200) <= limit * windows_between(start, time.time())
+        assert set(statuses) == {200, 429}

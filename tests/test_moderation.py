@@ -289,3 +289,15 @@ async def test_what_shopkeepers_really_type_is_accepted_end_to_end(
                                    headers={"Authorization": f"Bearer {shop.token}"},
                                    json={"address": "Tél. \u202a+33 5 56 12 34 56\u202c"})
         assert renamed.status_code == 200, renamed.text
+
+
+def test_thin_spaces_and_annotation_anchors_do_not_hide_words_or_fill_titles() -> None:
+    """Cold try of issue 12: 'cas<HAIR SPACE>ino' showed 'casino' and passed the list; a
+    title of U+FFF9-U+FFFB showed nothing and was accepted."""
+    policy = Policy(banned_words=frozenset({"casino"}))
+    for title in ("Best cas\u200aino in town", "cas\u2009ino", "ca\u2006sino"):
+        rejection = check_post(NewArrivalIn(title=title), NOW, policy)
+        assert rejection is not None and rejection.code == "content_rejected", title
+    rejection = check_post(NewArrivalIn(title="\ufff9\ufffa\ufffb"), NOW, Policy())
+    assert rejection is not None
+    assert check_post(NewArrivalIn(title="Lot de 3\u202f500 bouteilles"), NOW, policy) is None
