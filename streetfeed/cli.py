@@ -60,7 +60,8 @@ def metrics_shared(shared: bool) -> Iterator[None]:
         yield
         return
     previous = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    path = tempfile.mkdtemp(prefix="streetfeed-metrics-")
+    _remove_orphan_metrics_dirs()
+    path = tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     try:
         yield
@@ -70,6 +71,24 @@ def metrics_shared(shared: bool) -> Iterator[None]:
             os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
         else:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = previous
+
+
+_METRICS_PREFIX = "streetfeed-metrics-"
+
+
+def _remove_orphan_metrics_dirs() -> None:
+    """The metrics directories of runs that were killed (kill -9 leaves them behind): each
+    is named after the pid of its run, which is gone."""
+    for path in Path(tempfile.gettempdir()).glob(f"{_METRICS_PREFIX}*-*"):
+        pid = path.name.removeprefix(_METRICS_PREFIX).split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, someone else's
 
 
 def _parser() -> argparse.ArgumentParser:

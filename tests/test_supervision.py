@@ -60,6 +60,14 @@ def gone(pid: int) -> bool:
     return "\nState:\tZ" in status
 
 
+def metrics_dir_of(pid: int) -> str:
+    """The shared metrics directory a `streetfeed` process was started with."""
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    entry = next((v for v in environ if v.startswith(b"PROMETHEUS_MULTIPROC_DIR=")), None)
+    assert entry is not None, sorted(v.split(b"=")[0] for v in environ)
+    return entry.split(b"=", 1)[1].decode()
+
+
 def port_free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
@@ -212,7 +220,20 @@ async def test_parent_killed_leaves_nothing_behind(
     await wait_for(lambda: len(children(service.pid)) == 5, 15,
                    "server, two web workers, enricher and scheduler")
     family = children(service.pid)
+    # The parent sets it after it started: its children were started with it.
+    enricher = next(pid for pid, cmd in family.items() if "cli enricher" in cmd)
+    metrics_dir = metrics_dir_of(enricher)
+    await wait_for(lambda: os.path.isdir(metrics_dir), 1, "the shared metrics directory")
     service.kill()
     await wait_for(lambda: all(gone(pid) for pid in family), 10,
                    f"every child gone: {family}")
     await wait_for(lambda: port_free(port), 5, "nothing left on the port")
+    # The next run on the same data directory starts cleanly and clears what the killed
+    # one could not (its shared metrics directory).
+    again = Service(["up", "--no-demo", "--port", str(port), "--data-dir", str(data)],
+                    embedded_env(), tmp_path / "up2.log").start()
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/readyz", 30)
+        await wait_for(lambda: not os.path.exists(metrics_dir), 1, "the orphan's metrics gone")
+    finally:
+        assert again.terminate() == 0
