@@ -1458,6 +1458,19 @@ def probe(rank: int = 1, sockets: int = 300) -> dict[str, float | str]:  # pragm
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+async def _received(ws: Any) -> str:
+    """A feed socket's next frame; 30 s without one stops the probe rather than hang it."""
+    try:
+        return str(await asyncio.wait_for(ws.recv(), 30))
+    except TimeoutError:
+        raise SystemExit("probe: a feed socket sent nothing for 30 s") from None
+
+
+def _say(text: str) -> None:
+    """Where the probe is (stderr: stdout is the figures)."""
+    print(f"[probe {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 def _cpu(proc: Any) -> float:
     t = proc.cpu_times()
     return float(t.user + t.system)
@@ -1532,9 +1545,14 @@ async def _probe(workdir: Path, rank: int, n_sockets: int) -> dict[str, float | 
             await asyncio.gather(*(gets(2_500) for _ in range(16)))
             out["valkey_us_per_cmd"] = round((_cpu(valkey) - before) / 40_000 * 1e6, 2)
             await clients.aclose()
+            _say("loading the town's shops and live posts")
             city = await _probe_populate(redis, sync, out, rank)
+            _say("snapshot script")
             _probe_snapshots(sync, redis, city, out)
-            await _probe_memory(redis, sync, valkey, city, out)
+            _say("memory, remove script")
+            await _probe_memory(redis, sync, city, out)
+            _say("presence PUBLISH")
+            await _probe_presence_publish(sock, valkey, city, out)
             port = _free_port(socketlib)
             env = {**os.environ, "REDIS_URL": f"unix://{sock}",
                    "STREETFEED_ADDRESS_SOCKETS_PER_MINUTE": "10000000",
@@ -1542,7 +1560,8 @@ async def _probe(workdir: Path, rank: int, n_sockets: int) -> dict[str, float | 
                    "STREETFEED_ADDRESS_REQUESTS_PER_MINUTE": "10000000"}
             web_args = [sys.executable, "-m", "streetfeed.cli", "web", "--port", str(port)]
             with _started(web_args, env) as web:
-                await _probe_gateway(redis, sync, valkey, web, port, city, out, n_sockets)
+                await _probe_gateway(redis, sync, sock, valkey, web, port, city, out,
+                                     n_sockets)
         finally:
             await redis.aclose()
             sync.close()
@@ -1682,7 +1701,7 @@ def _snapshot_source() -> str:
     return live._SNAPSHOT
 
 
-async def _probe_memory(redis: Any, sync: Any, vproc: Any, city: _ProbeCity,
+async def _probe_memory(redis: Any, sync: Any, city: _ProbeCity,
                         out: dict[str, float | str]) -> None:  # pragma: no cover
     from streetfeed import keys
     from streetfeed.live import LiveIndex
@@ -1717,34 +1736,121 @@ async def _probe_memory(redis: Any, sync: Any, vproc: Any, city: _ProbeCity,
     sync.hincrby(reach, "screen", 12)
     sync.expire(reach, 3600)
     out["reach_bytes"] = int(sync.memory_usage(reach, samples=0))
-    cells = presence_cells(city.pop.lat[~city.pop.screen], city.pop.lon[~city.pop.screen])
-    mapping = {str(c): int(n) for c, n in zip(*np.unique(cells[:10_000], return_counts=True),
-                                              strict=True)}
-    presence = keys.presence(region, "probe")
-    sync.hset(presence, mapping=mapping)
-    out["presence_field_bytes"] = round(sync.memory_usage(presence, samples=0) / len(mapping), 1)
     out["shop_bytes"] = round(float(np.mean([sync.memory_usage(keys.shop(s.id), samples=0)
                                              for s in city.shops[:300]])) + 16)
-    # HSET / HGETALL per field (the presence flush and the console's read of it).
-    before = _cpu(vproc)
-    for _ in range(200):
-        sync.delete(presence)
-        sync.hset(presence, mapping=mapping)
-    cmd = float(out["valkey_us_per_cmd"]) / 1e6
-    out["hset_us_per_field"] = round(((_cpu(vproc) - before) / 200 - 2 * cmd)
-                                     / len(mapping) * 1e6, 3)
-    before = _cpu(vproc)
-    for _ in range(200):
-        sync.hgetall(presence)
-    out["hgetall_us_per_field"] = round(((_cpu(vproc) - before) / 200 - cmd)
-                                        / len(mapping) * 1e6, 3)
-    sync.delete(presence)
+    # Presence has no memory to measure: it is published (Pub/Sub), never written to a key.
 
 
-async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int,
+# A presence report of the probe: this many of the city's occupied cells (a gateway process
+# of the city holds ~6,500; a listener folds every gateway's), as one fake gateway.
+_PROBE_REPORT_CELLS = 20_000
+
+
+def _encode_empty_report(gateway: str) -> bytes:
+    """What a gateway leaving publishes: listeners drop its counts at once."""
+    from feed.stats import _encode
+    from schemas.presence import PresenceReport
+
+    return _encode(PresenceReport(gateway=gateway))
+
+
+def _probe_report(city: _ProbeCity, gateway: str, extra: tuple[int, int] | None = None,
+                  limit: int = _PROBE_REPORT_CELLS) -> tuple[bytes, int]:
+    """(the encoded PresenceReport, its cells): the city's cells and their phones, encoded
+    by feed.stats's encoder; `extra` (cell, count) replaces the last cell."""
+    from feed.stats import _encode
+    from schemas.presence import PresenceReport
+
+    cells, counts = np.unique(presence_cells(city.pop.lat[~city.pop.screen],
+                                             city.pop.lon[~city.pop.screen]), return_counts=True)
+    pairs = [(int(c), int(n)) for c, n in zip(cells, counts, strict=True)]
+    pairs = pairs[:limit]
+    if extra is not None:
+        pairs = [*[p for p in pairs if p[0] != extra[0]][:limit - 1], extra]
+    return _encode(PresenceReport(gateway=gateway, cells=pairs)), len(pairs)
+
+
+async def _probe_presence_publish(sock: Path, vproc: Any, city: _ProbeCity,
+                                  out: dict[str, float | str]) -> None:  # pragma: no cover
+    """PUBLISH of a presence report (feed/stats.py): the gateway's CPU to build and encode
+    it, and Valkey's CPU per report and per cell with nobody listening, and per listening
+    process (raw subscribers here that only drain their socket, so Valkey's side alone is
+    seen; the web process's side is measured in _probe_gateway)."""
+    from collections import Counter
+
+    import msgspec
+
+    from feed.stats import _encode
+    from schemas.presence import PresenceReport
+    from streetfeed import keys
+
+    channel = keys.presence_channel(SETTINGS.region)
+    report, n_cells = _probe_report(city, "probe-fake")
+    out["presence_bytes_per_cell"] = round(len(report) / n_cells, 1)
+    # What StatsPublisher does per flush: the counts as a list, one report, encoded once.
+    counter = Counter(dict(msgspec.json.decode(report, type=PresenceReport).cells))
+    t0 = time.process_time()
+    for _ in range(50):
+        _encode(PresenceReport(gateway="probe-fake", cells=list(counter.items())))
+    out["gw_presence_encode_us_per_cell"] = round((time.process_time() - t0) / 50 / n_cells
+                                                  * 1e6, 4)
+    small = _encode(PresenceReport(gateway="probe-fake", cells=[next(iter(counter.items()))]))
+
+    async def valkey_per_publish(message: bytes, rounds: int, listeners: int) -> float:
+        """Valkey CPU per PUBLISH of `message` with that many subscribers draining it."""
+        from redis.asyncio import Redis
+
+        frame = (f"*3\r\n$7\r\nmessage\r\n${len(channel)}\r\n{channel}\r\n"
+                 f"${len(message)}\r\n").encode() + message + b"\r\n"
+        streams = []
+        for _ in range(listeners):
+            reader, writer = await asyncio.open_unix_connection(str(sock), limit=2**22)
+            writer.write(f"*2\r\n$9\r\nSUBSCRIBE\r\n${len(channel)}\r\n{channel}\r\n"
+                         .encode())
+            await writer.drain()
+            await reader.readuntil(b":1\r\n")   # the subscribe confirmation
+            streams.append((reader, writer))
+
+        async def drain(reader: asyncio.StreamReader) -> None:
+            got = 0
+            while got < rounds * len(frame):
+                chunk = await reader.read(2**20)
+                if not chunk:
+                    raise SystemExit("probe: a presence subscriber was disconnected")
+                got += len(chunk)
+
+        client = Redis(unix_socket_path=str(sock))
+        before = _cpu(vproc)
+        drains = [asyncio.create_task(drain(reader)) for reader, _ in streams]
+        for _ in range(rounds):
+            await client.publish(channel, message)
+        await asyncio.wait_for(asyncio.gather(*drains), 60)
+        spent = (_cpu(vproc) - before) / rounds
+        await client.aclose()
+        for _, writer in streams:
+            writer.close()
+        return spent
+
+    # Per report and per cell, with nobody listening and with 4 listeners: a 1-cell report
+    # gives the per-report part, a 20,000-cell one the per-cell part.
+    listeners = 4
+    alone_small = await valkey_per_publish(small, 2_000, 0)
+    fanned_small = await valkey_per_publish(small, 2_000, listeners)
+    alone = await valkey_per_publish(report, 100, 0)
+    fanned = await valkey_per_publish(report, 100, listeners)
+    per_report = (fanned_small - alone_small) / listeners
+    out["valkey_publish_us_per_cell"] = round((alone - alone_small) / n_cells * 1e6, 4)
+    out["valkey_fanout_us_per_report_per_listener"] = round(per_report * 1e6, 3)
+    out["valkey_fanout_us_per_cell_per_listener"] = round(
+        ((fanned - alone) / listeners - per_report) / n_cells * 1e6, 4)
+    out["valkey_publish_us_small_report"] = round(alone_small * 1e6, 2)   # (reference)
+
+
+async def _probe_gateway(redis: Any, sync: Any, sock: Path, valkey: Any, web: Any, port: int,
                          city: _ProbeCity, out: dict[str, float | str],
                          n: int) -> None:  # pragma: no cover
     import http.client
+    import threading
 
     import websockets
 
@@ -1755,13 +1861,16 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
 
     def request(method: str, path: str, body: str | None = None,
                 headers: dict[str, str] | None = None) -> int:
+        return exchange(method, path, body, headers)[0]
+
+    def exchange(method: str, path: str, body: str | None = None,
+                 headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         # Keep-alive, reopened when the server has closed an idle connection.
         for attempt in (0, 1):
             try:
                 conns[0].request(method, path, body=body, headers=headers or {})
                 response = conns[0].getresponse()
-                response.read()
-                return int(response.status)
+                return int(response.status), response.read()
             except (OSError, http.client.HTTPException):
                 conns[0].close()
                 conns[0] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -1783,6 +1892,16 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
             await asyncio.sleep(0.1)
     await asyncio.sleep(2.0)
     out["web_rss_kib_idle"] = round(web.memory_info().rss / 1024)
+    # The console's shop, with the mean number of live posts. Its first request makes this
+    # process listen to the region's presence (feed/presence.py), as every process answering
+    # consoles does at peak; the idle CPU below includes that listening, nobody publishing.
+    per_shop = city.live.sum(axis=1)
+    typical = int(np.argmin(np.abs(per_shop - per_shop.mean())))
+    token, shop_id = city.tokens[typical], city.shops[typical].id
+    get(f"/api/v1/shops/{shop_id}/stats", token)
+    channel = keys.presence_channel(SETTINGS.region)
+    if int(dict(sync.pubsub_numsub(channel)).get(channel.encode(), 0)) < 1:
+        raise SystemExit("probe: the web process does not listen to presence after a console")
     t0, c0 = time.perf_counter(), _cpu(web)
     await asyncio.sleep(3.0)
     idle = (_cpu(web) - c0) / (time.perf_counter() - t0)
@@ -1807,11 +1926,11 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
         url = (f"ws://127.0.0.1:{port}/ws/feed?lat={city.pop.lat[i] + lat_shift:.7f}"
                f"&lon={city.pop.lon[i]:.7f}&radius_m={city.pop.radius[i]:g}")
         ws = await websockets.connect(url, compression=None, ping_interval=None,
-                                      max_size=2**20, open_timeout=30)
+                                      max_size=2**20, open_timeout=30, close_timeout=1)
         sockets.append(ws)
         frames = 0
         while True:
-            message = json.loads(await ws.recv())
+            message = json.loads(await _received(ws))
             if message["type"] == "ping":
                 return frames
             frames += message["type"] == "post"
@@ -1825,6 +1944,7 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
 
         return list(await asyncio.gather(*(one(x) for x in items)))
 
+    _say("web: feed entry read")
     # A feed entry read and dispatched with nobody to deliver to (one socket, far away),
     # from a shop of its own (its posts must not weigh on the console polled below).
     await open_one(int(phones[0]), lat_shift=0.5)
@@ -1841,10 +1961,8 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
     await asyncio.sleep(0.5)
     out["gw_read_us"] = round(busy(c0, t0) / 400 * 1e6, 1)
 
-    # Console polls with no presence cells yet, for a shop with the mean number of live posts.
-    per_shop = city.live.sum(axis=1)
-    typical = int(np.argmin(np.abs(per_shop - per_shop.mean())))
-    token, shop_id = city.tokens[typical], city.shops[typical].id
+    _say("web: console polls")
+    # Console polls with no presence cells yet (the web process's own socket aside).
     out["poll_shop_live_posts"] = int(per_shop[typical])
 
     def polls(n: int) -> tuple[float, float]:
@@ -1856,19 +1974,71 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
 
     polls(20)
     poll0, vpoll0 = polls(150)
-    # The same with a (fake, live) gateway publishing 20,000 presence cells in the region.
-    fake = keys.presence(region, "probe-fake")
-    cells = {str((90_000 << 24) | c): 1 for c in range(20_000)}
-    sync.hset(fake, mapping=cells)
-    sync.zadd(keys.gateways(region), {"probe-fake": time.time() + 3600})
-    poll1, vpoll1 = polls(40)
-    sync.zrem(keys.gateways(region), "probe-fake")
-    sync.delete(fake)
     out["poll_ms"] = round(poll0 * 1e3, 3)
-    out["poll_us_per_cell"] = round((poll1 - poll0) / 20_000 * 1e6, 3)
     out["valkey_poll_us"] = round(vpoll0 * 1e6, 1)
-    out["valkey_poll_us_per_cell"] = round((vpoll1 - vpoll0) / 20_000 * 1e6, 3)
 
+    _say("web: presence reports heard")
+    # A fake gateway publishes reports of the city's cells on the region's channel, the shop's
+    # own cell with 7 watchers among them, 5 reports a second (a listener in the city hears
+    # ~21): the listening web process's CPU to receive, decode and keep them.
+    shop_cell = int(presence_cells(np.array([city.shops[typical].lat]),
+                                   np.array([city.shops[typical].lon]))[0])
+    report, n_cells = _probe_report(city, "probe-fake", extra=(shop_cell, 7))
+
+    async def heard(message: bytes, count: int, every_s: float) -> float:
+        """The web process's CPU per report received, `count` of them `every_s` apart."""
+        t0, c0 = time.perf_counter(), _cpu(web)
+        for _ in range(count):
+            await redis.publish(channel, message)
+            await asyncio.sleep(every_s)
+        await asyncio.sleep(0.5)
+        return busy(c0, t0) / count
+
+    per_big = await heard(report, 30, 0.2)
+    status, body = exchange("GET", f"/api/v1/shops/{shop_id}/stats",
+                            headers={"Authorization": f"Bearer {token}"})
+    nearest = json.loads(body)["watching"][0] if status == 200 else {}
+    if not (nearest.get("count") or 0) >= 7:
+        raise SystemExit(f"probe: the fake gateway's report was not folded in ({nearest})")
+    # The per-report part: 1-cell reports of another fake gateway, 200 a second.
+    small, _ = _probe_report(city, "probe-small", limit=1)
+    per_report = await heard(small, 600, 0.005)
+    await redis.publish(channel, _encode_empty_report("probe-small"))
+    decode_s = (per_big - per_report) / n_cells
+    out["listener_us_per_report"] = round(per_report * 1e6, 1)
+    out["listener_decode_us_per_cell"] = round(decode_s * 1e6, 4)
+
+    _say("web: console polls with presence in memory")
+    # Console polls with those cells in memory, the fake gateway publishing twice a second
+    # meanwhile (from a thread: the polls block this loop) so that it stays live; what its
+    # reports cost the web process (per_big) is taken off.
+    stop = threading.Event()
+    published = [0]
+
+    def keep_publishing() -> None:
+        from redis import Redis as SyncRedis
+
+        client = SyncRedis(unix_socket_path=str(sock))
+        while not stop.is_set():
+            client.publish(channel, report)
+            published[0] += 1
+            stop.wait(0.5)
+        client.close()
+
+    thread = threading.Thread(target=keep_publishing, daemon=True)
+    thread.start()
+    await asyncio.sleep(0.2)
+    first = published[0]
+    n_polls = 40
+    poll1, _ = polls(n_polls)
+    reports = published[0] - first
+    stop.set()
+    thread.join(5)
+    await redis.publish(channel, _encode_empty_report("probe-fake"))
+    out["poll_us_per_cell_in_memory"] = round(
+        (poll1 - poll0 - reports * per_big / n_polls) / n_cells * 1e6, 3)
+
+    _say("web: profiles, posts")
     # Shop profiles, as the passer-by page fetches them.
     t0, c0 = time.perf_counter(), _cpu(web)
     for s in city.shops[:300]:
@@ -1887,6 +2057,7 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
     out["post_ms"] = round(busy(c0, t0) / min(300, len(city.shops) - 1) * 1e3, 3)
     conns[0].close()
 
+    _say("web: sockets opened")
     # Sockets opened: few posts around (sparse) and a full snapshot (dense).
     t0, c0 = time.perf_counter(), _cpu(web)
     frames_a = await batch(sparse, open_one)
@@ -1902,6 +2073,7 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
     out["frames_sparse"] = round(fa, 1)
     out["frames_dense"] = round(fb, 1)
 
+    _say("web: moves")
     # Moves of the dense sockets to other dense places.
     movers = sockets[-n:]
 
@@ -1912,7 +2084,7 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
                                   "radius_m": float(city.pop.radius[i])}))
         frames = 0
         while True:
-            message = json.loads(await ws.recv())
+            message = json.loads(await _received(ws))
             if message["type"] == "ping":
                 return frames
             frames += message["type"] == "post"
@@ -1921,8 +2093,9 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
     frames_m = await batch(list(zip(movers, dense[n:], strict=False)), move)
     cpu_m = busy(c0, t0) / len(frames_m)
     out["gw_move_ms"] = round((cpu_m - float(np.mean(frames_m)) * frame) * 1e3, 3)
-    for ws in sockets:
-        await ws.close()
+    # All at once, each given a second: one by one, sockets the server has already closed
+    # take the client's close timeout each (minutes for hundreds).
+    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
 
 
 # --- Main ------------------------------------------------------------------------------------
