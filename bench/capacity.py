@@ -19,7 +19,8 @@ What it does (docs/capacity.md explains the why):
    expiries and withdrawals) -> posts/s, deliveries/s, recipients per post.
 4. Adds what else a socket costs, counted from the code: keepalive pings, snapshots at
    each (re)connection and each `subscribe` move, presence flushes, shop-console polls,
-   shop-profile fetches -> gateway cores, processes and memory.
+   shop-profile fetches -> gateway cores, processes and memory; and what the API processes
+   answering consoles pay to hear every gateway's presence report (Pub/Sub) -> API processes.
 5. Counts the Redis commands of each event from the code (ingest, enricher, readers,
    snapshots, presence, reach, rate limits, scheduler) -> ops/s and Valkey CPU per region,
    memory per region, shards (one region = one hash slot = one shard).
@@ -100,7 +101,9 @@ SOCKETS_PER_PROCESS = 10_000
 # `streetfeed web` process, loopback only; the probe prints this dict). Re-run the probe
 # and paste its output after a change to the snapshot, presence or console code.
 PROBE: dict[str, float | str] = {
-    "measured": "2026-11-26, median of 3 runs on this 2-core VM, quiet",
+    "measured": "2026-11-26, median of 3 runs on this 2-core VM, quiet; presence and console "
+                "poll figures 2026-11-30, median of 3 runs, VM busy with other work (that day "
+                "GET measured 26 µs of Valkey CPU, not 17.75)",
     # Valkey CPU per simple command (GET) awaited alone, 16 clients at once, incl. syscalls;
     # and (reference) from one client, one at a time: every command wakes the server.
     "valkey_us_per_cmd": 17.75,
@@ -115,17 +118,29 @@ PROBE: dict[str, float | str] = {
     # Publish and remove scripts (the post path; expiry / withdrawal), usec per call.
     "publish_us": 29.2,
     "remove_us": 49.6,
-    # Presence: HSET of a cells -> count mapping, per field (Valkey CPU).
-    "hset_us_per_field": 0.533,
+    # Presence (feed/stats.py, feed/presence.py): each gateway process PUBLISHes a
+    # PresenceReport of all its cells once a second on the region's channel; every process
+    # listening to the region (those answering its consoles) gets every report.
+    "presence_bytes_per_cell": 18.2,           # a report's JSON bytes per (cell, count)
+    "gw_presence_encode_us_per_cell": 0.1734,  # gateway CPU to build and encode a report
+    "valkey_publish_us_per_cell": 0.004,       # Valkey CPU of a PUBLISH nobody listens to
+    # (per report: one command, valkey_us_per_cmd) and for each listening process:
+    "valkey_fanout_us_per_report_per_listener": 8.75,
+    "valkey_fanout_us_per_cell_per_listener": 0.0183,
+    # A listening process's CPU per report received (redis-py's get_message, the board's
+    # loop: mostly per wake-up), and per cell decoded and kept (feed/presence.py _take):
+    "listener_us_per_report": 352.5,
+    "listener_decode_us_per_cell": 0.2593,
     # Gateway process (`streetfeed web`) CPU:
     "gw_open_ms": 1.162,         # one socket opened: handshake, rate limit, place, snapshot call
     "gw_frame_us": 12.55,        # one snapshot frame (encoded per socket) written
     "gw_move_ms": 0.627,         # one `subscribe` move, excluding its snapshot frames
     "gw_read_us": 262.1,         # one feed entry read with no recipient (XREAD, decode, lookup)
-    "poll_ms": 4.649,            # one console poll (GET stats + GET posts), 7 live posts, no cells
-    "poll_us_per_cell": 3.093,   # ... plus this per presence cell summed over gateways
-    "valkey_poll_us": 933.3,     # Valkey CPU of one console poll, one gateway, no cells
-    "valkey_poll_us_per_cell": 0.103,
+    "poll_ms": 4.989,            # one console poll (GET stats + GET posts), 7 live posts, no cells
+    "poll_us_per_cell_in_memory": 3.728,  # ... plus this per presence cell it walks (every
+                                         # gateway's last report of the region, in memory)
+    "valkey_poll_us": 800.0,     # Valkey CPU of one console poll: reach and posts (presence is
+                                 # not in Redis: a poll reads none of it there)
     "profile_ms": 0.83,          # one GET /api/v1/shops/{id}
     "post_ms": 1.262,            # one POST /api/v1/shops/{id}/posts (auth, limits, XADD)
     # Memory (MEMORY USAGE of real keys written by the real scripts):
@@ -133,7 +148,7 @@ PROBE: dict[str, float | str] = {
     "feed_post_entry_bytes": 669.0,       # one post entry of the region's feed stream
     "feed_tombstone_entry_bytes": 116.0,  # one expired / withdrawn entry
     "reach_bytes": 96.0,         # one post's reach hash
-    "presence_field_bytes": 44.0,
+    # (no presence figure: Pub/Sub stores nothing, presence takes 0 bytes of Redis data)
     "shop_bytes": 450.0,
     "web_rss_kib_idle": 41100.0,  # cross-check of latest.json's rss_kib_before
 }
@@ -264,9 +279,14 @@ class Model:
     walk_speed_m_s: float = 1.3      # feed.geo.walking_minutes' pace
     console_share: float = 0.40      # shops with the console open at peak...
     console_visible: float = 0.50    # ...of which in a visible tab (polls every 2 s, else 10 s)
-    # The console's "watching around you" reads every gateway's presence cells of the region
-    # (feed/stats.py watchers_near); True models a fix that reads only the cells within 2 km.
+    # The console's "watching around you" walks every gateway's presence cells of the region,
+    # held in memory (feed/presence.py PresenceBoard.watchers); True models a fix that walks
+    # only the cells within 2 km.
     console_nearby_only: bool = False
+    # API processes listening to a region's presence: 0 = any that had one of its consoles'
+    # requests lately (the load balancer spreads /api/ at random); N = the load balancer
+    # sends a region's console requests to N processes only (a fix).
+    presence_listeners_per_region: int = 0
     # Headroom and budgets.
     gateway_max_core: float = 0.60   # a gateway process runs at <= 60 % of its core
     shard_max_core: float = 0.50     # a Valkey shard's main thread at <= 50 % of a core
@@ -802,7 +822,11 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
 
     # Cells a console poll goes through: every gateway's, or (fixed) only those it needs.
     poll_cells = sim.cells_near_shop if model.console_nearby_only else region_cells / splits
-    poll_gateways = max(1.0, processes / splits)   # presence hashes a poll reads
+    # Presence: each process PUBLISHes one report of all its cells per flush on its region's
+    # channel (a district's, once split). What listening processes receive is added by
+    # `listen`, once the number of API processes is known.
+    presence_reports = processes / PRESENCE_FLUSH_S
+    presence_cells = region_cells / PRESENCE_FLUSH_S
     gateway = {
         "live fan-out (posts + tombstones)": deliveries * c_del,
         # Hub.ping writes one cached frame per socket: the ceiling scenario's bare write.
@@ -812,12 +836,13 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
                                                       + snapshot_frame_s),
         "feed reads (every process, every entry)": (posts + tombs) * processes
         * p["gw_read_us"] / 1e6,
-        "presence flush (~1 µs per cell, estimate)": processes * cells_pp / PRESENCE_FLUSH_S
-        * 1e-6,
+        "presence flush (report encoded, PUBLISH)": presence_cells
+        * p["gw_presence_encode_us_per_cell"] / 1e6,
     }
     api = {
-        "shop-console polls (stats + posts)": polls * (p["poll_ms"] / 1e3
-                                                       + poll_cells * p["poll_us_per_cell"] / 1e6),
+        "shop-console polls (stats + posts)": polls * (
+            p["poll_ms"] / 1e3 + poll_cells * p["poll_us_per_cell_in_memory"] / 1e6),
+        "presence reports heard (every listening process)": 0.0,   # see `listen`
         "shop-profile fetches": profiles * p["profile_ms"] / 1e3,
         "post ingest (POST)": posts * p["post_ms"] / 1e3,
     }
@@ -830,17 +855,20 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
         "expiries / withdrawals (remove script)": tombs * (p["remove_us"] / 1e6 + cmd),
         "snapshots of socket opens": opens * snapshot_us,
         "snapshots of subscribe moves": moves * snapshot_us,
-        "presence flush": processes * (4 * cmd + cells_pp * p["hset_us_per_field"] / 1e6)
-        / PRESENCE_FLUSH_S,
-        "shop-console polls": polls * (p["valkey_poll_us"] / 1e6 + (poll_gateways - 1) * cmd
-                                       + poll_cells * p["valkey_poll_us_per_cell"] / 1e6),
+        "presence PUBLISH (no listener)": presence_reports * cmd
+        + presence_cells * p["valkey_publish_us_per_cell"] / 1e6,
+        "shop-console polls": polls * p["valkey_poll_us"] / 1e6,
         "scheduler (opening hours, sweep)": sim.town.shops / 60.0 * 2 * cmd,
     }
     # Keys outside the region's slot (shop records, rate limits, sessions): spread by hash.
     # Per post: address limit, shop GET, shop limit (API) and shop GET (enricher); per open:
     # the socket limit; per poll: 2 address limits, session, 2 shop GETs; per profile: 2.
     valkey_global = {
-        "rate limits, auth, shop records": (posts * 4 + opens + polls * 5 + profiles * 2) * cmd,
+        "rate limits, auth, shop records (keys outside regions)": (
+            posts * 4 + opens + polls * 5 + profiles * 2) * cmd,
+        # Each listening process subscribes on one node (streetfeed.redis_conn.pubsub_client),
+        # any node of the cluster: its share of the fan-out lands there. See `listen`.
+        "presence fan-out to listening processes (on their nodes)": 0.0,
     }
     # Commands per second on the region's shard (each command inside a script counts).
     ops = {
@@ -851,10 +879,10 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
         "tombstones (remove script 1 + 6)": tombs * 7,
         # script + XREVRANGE + GEOSEARCH + one HMGET per post returned
         "snapshots": (opens + moves) * (3 + snaps.returned),
-        "presence (DEL, HSET, EXPIRE, ZADD)": processes * 4 / PRESENCE_FLUSH_S,
-        # stats: ZRANGEBYSCORE, HGETALL per gateway, ZREMRANGEBYSCORE, SMEMBERS, HMGET per
-        # live post of the shop; posts: SMEMBERS, HMGET per live post
-        "console polls": polls * (4 + poll_gateways + 2 * live_per_shop),
+        "presence PUBLISH": presence_reports,
+        # stats: SMEMBERS, HMGET per live post of the shop (reach; presence is in memory);
+        # posts: SMEMBERS, HMGET per live post
+        "console polls": polls * (2 + 2 * live_per_shop),
         "scheduler": sim.town.shops / 60.0 * 2,
     }
     ops_global = (posts * 8 + opens * 3 + polls * 9 + profiles * 4)
@@ -867,7 +895,8 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
         "feed stream (feed_maxlen entries)": feed_entries * entry_bytes,
         "reach hashes (3 days)": day_posts * REACH_TTL_S / 86_400 * p["reach_bytes"],
         "withdrawn ids (48 h)": day_posts * model.withdraw_share * GONE_TTL_S / 86_400 * 90.0,
-        "presence hashes": region_cells * p["presence_field_bytes"],
+        # Presence: none. Pub/Sub stores nothing: a report exists only in the output buffers
+        # of the connections it is being sent to (client memory, not data).
     }
     memory_global = sim.town.shops * p["shop_bytes"] + consoles * 250.0
     rates = {"posts_design": posts, "posts_mean": peak.posts_mean, "tombstones_design": tombs,
@@ -876,7 +905,9 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
              "snapshot_frames": (opens + moves) * snaps.frames,
              "pings": sim.sockets / SETTINGS.gateway_ping_interval_s,
              "feed_entries": feed_entries, "feed_entries_per_day": 2 * day_posts,
-             "poll_cells": poll_cells}
+             "poll_cells": poll_cells, "presence_reports": presence_reports,
+             "presence_cells": presence_cells, "presence_reports_heard": 0.0,
+             "presence_cells_heard": 0.0}
     # Workers: the enricher (measured per post) and the scheduler's expiry jobs and minute
     # sweeps (estimates: ~2 ms per arq job, ~50 µs per shop and minute for opening hours).
     workers = (posts * measured.enricher_ms_per_post / 1e3 + tombs * ARQ_JOB_S
@@ -886,6 +917,54 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
                 valkey_global=valkey_global, ops=ops, ops_global=ops_global,
                 memory=memory, memory_global=memory_global, rates=rates,
                 cells_per_process=cells_pp, workers_cores=workers)
+
+
+def listen(model: Model, load: Load, api_processes: int) -> None:
+    """Add to `load` what its presence reports cost once received, with `api_processes`
+    answering every console behind a load balancer that spreads requests at random.
+
+    A process listens to a region from a console's request about it until none has come for
+    `presence_idle_s` (feed/presence.py), and meanwhile receives every report published on
+    its channel: Valkey writes each report to each listening process, which decodes it.
+    Per channel (a district's, once split), a given process gets polls / splits / processes
+    requests a second; it listens unless none came within `presence_idle_s`. With
+    `presence_listeners_per_region`, that many processes listen to each channel instead.
+    """
+    p = _probe_figures()
+    per_channel = load.rates["polls"] / load.splits
+    if not (api_processes and per_channel):
+        listeners = 0.0
+    elif model.presence_listeners_per_region:
+        listeners = float(min(api_processes, model.presence_listeners_per_region))
+    else:
+        listeners = api_processes * -math.expm1(-per_channel * SETTINGS.presence_idle_s
+                                                / api_processes)
+    # Reports and cells delivered per second, over the town's channels.
+    reports = listeners * load.rates["presence_reports"]
+    cells = listeners * load.rates["presence_cells"]
+    load.rates["presence_reports_heard"] = reports
+    load.rates["presence_cells_heard"] = cells
+    load.api["presence reports heard (every listening process)"] = (
+        reports * p["listener_us_per_report"] + cells * p["listener_decode_us_per_cell"]) / 1e6
+    load.valkey_global["presence fan-out to listening processes (on their nodes)"] = (
+        reports * p["valkey_fanout_us_per_report_per_listener"]
+        + cells * p["valkey_fanout_us_per_cell_per_listener"]) / 1e6
+
+
+def api_pool(model: Model, loads: list[Load]) -> tuple[int, bool]:
+    """API processes for every console, profile and post, each <= 60 % busy, and `listen`
+    applied with that many. Every process added listens too, so iterate to a fixed point;
+    False when there is none (listening alone fills a process)."""
+    processes = 1
+    for _ in range(500):
+        for load in loads:
+            listen(model, load, processes)
+        used = sum(ld.api_cores for ld in loads)
+        need = max(1, math.ceil(used / model.gateway_max_core - 1e-9))
+        if need <= processes:
+            return processes, True
+        processes = need
+    return processes, False
 
 
 def processes_for(model: Model, sim: TownSim, measured: Measured) -> Load:
@@ -931,6 +1010,7 @@ class Sizing:
     api_cores_used: float
     api_processes: int
     api_memory: float
+    api_converged: bool
     converged: bool
     shards: int
     region_splits: int
@@ -1035,7 +1115,9 @@ def place(model: Model, sims: list[TownSim], measured: Measured, label: str) -> 
         loads[i].converged = converged
         parts += town_parts
     splits = len(parts) - len(loads)
-    # Shop records, sessions and rate-limit counters hash over every shard: share them out.
+    api_processes, api_converged = api_pool(model, loads)
+    # Shop records, sessions and rate-limit counters hash over every shard, and listening
+    # processes subscribe on any node (the presence fan-out): share them out.
     global_cores = sum(sum(ld.valkey_global.values()) for ld in loads)
     global_ops = sum(ld.ops_global for ld in loads)
     global_bytes = sum(ld.memory_global for ld in loads)
@@ -1047,14 +1129,15 @@ def place(model: Model, sims: list[TownSim], measured: Measured, label: str) -> 
         if all(r > 0 for r in room) and len(pack(parts, room)) <= n:
             shards = n
             break
-    return _sizing(model, label, sims, loads, measured, shards, splits, processes)
+    return _sizing(model, label, sims, loads, measured, shards, splits, processes,
+                   api_processes, api_converged)
 
 
 def _sizing(model: Model, label: str, sims: list[TownSim], loads: list[Load], measured: Measured,
-            shards: int, splits: int, processes: int) -> Sizing:
+            shards: int, splits: int, processes: int, api_processes: int,
+            api_converged: bool) -> Sizing:
     cores_used = sum(ld.gateway_cores for ld in loads)
     api_used = sum(ld.api_cores for ld in loads)
-    api_processes = max(1, math.ceil(api_used / model.gateway_max_core - 1e-9))
     sockets = sum(s.sockets for s in sims)
     all_posts = np.sum([s.peak.posts for s in sims], axis=0)
     all_del = np.sum([s.peak.deliveries for s in sims], axis=0)
@@ -1077,8 +1160,7 @@ def _sizing(model: Model, label: str, sims: list[TownSim], loads: list[Load], me
     memory_items["shops, console sessions (keys outside regions)"] = sum(
         ld.memory_global for ld in loads)
     valkey_items = total("valkey")
-    valkey_items["rate limits, auth, shop records (keys outside regions)"] = sum(
-        sum(ld.valkey_global.values()) for ld in loads)
+    valkey_items.update(total("valkey_global"))
     return Sizing(
         label=label, towns=len(sims), phones=sum(s.phones for s in sims),
         screens=sum(s.screens for s in sims), shops=sum(s.town.shops for s in sims),
@@ -1090,7 +1172,7 @@ def _sizing(model: Model, label: str, sims: list[TownSim], loads: list[Load], me
         gateway_processes=processes,
         gateway_memory=processes * measured.rss_kib_base * KIB
         + sockets * measured.rss_kib_per_socket * KIB,
-        api_cores_used=api_used, api_processes=api_processes,
+        api_cores_used=api_used, api_processes=api_processes, api_converged=api_converged,
         api_memory=api_processes * measured.rss_kib_base * KIB,
         converged=all(ld.converged for ld in loads),
         shards=shards, region_splits=splits,
@@ -1168,6 +1250,8 @@ def variants(model: Model) -> list[Variant]:
         Variant("40 % walking", replace(model, walking_share=0.4)),
         Variant("console reads only the cells within 2 km (a fix)",
                 replace(model, console_nearby_only=True)),
+        Variant("consoles routed by region, 2 API processes listening to each (a fix)",
+                replace(model, presence_listeners_per_region=2)),
         Variant("no shop console open", replace(model, console_share=0.0)),
     ]
 
@@ -1245,7 +1329,8 @@ def table_rows(s: Sizing) -> list[tuple[str, str]]:
         ("**gateway processes** (<= 10,000 sockets each)", f"**{_n(s.gateway_processes)}**"),
         ("**gateway memory** (RSS)", f"**{_gib(s.gateway_memory)}**"),
         ("API processes (console, profiles, posts): CPU used / processes / memory",
-         f"{_f(s.api_cores_used)} cores / {_n(s.api_processes)} / {_gib(s.api_memory)}"),
+         f"{_f(s.api_cores_used)} cores / {_n(s.api_processes)} / {_gib(s.api_memory)}"
+         + ("" if s.api_converged else " (no fixed point)")),
         ("Valkey CPU, all shards", f"{_f(s.valkey_cores, 2)} cores"),
         ("Redis commands/s (each command inside a script counted)", _n(s.ops)),
         ("biggest town's region, unsplit: Valkey CPU / commands/s",
@@ -1274,6 +1359,34 @@ def breakdown(city: Sizing, country: Sizing) -> list[str]:
     lines += [f"| {k} | {_gib(v)} | {_gib(country.memory_items[k])} |"
               for k, v in city.memory_items.items()]
     return lines
+
+
+def presence_lines(label: str, s: Sizing, model: Model) -> str:
+    """What presence over Pub/Sub amounts to, and what a cluster adds (not in the tables)."""
+    p = _probe_figures()
+    r = s.rates
+    per_listener = r["presence_cells_heard"] / max(1, s.api_processes)
+    reports_per_listener = r["presence_reports_heard"] / max(1, s.api_processes)
+    listener_cores = (reports_per_listener * p["listener_us_per_report"]
+                      + per_listener * p["listener_decode_us_per_cell"]) / 1e6
+    mb = p["presence_bytes_per_cell"] / 1e6
+    # Classic PUBLISH on a cluster reaches every node over the cluster bus (streetfeed/
+    # redis_conn.py publish): each other node's copy priced as one more fan-out from the
+    # channel's node and, on the node, as the cells of a PUBLISH nobody listens to.
+    bus = max(0, s.shards - 1) * (
+        r["presence_reports"] * p["valkey_fanout_us_per_report_per_listener"]
+        + r["presence_cells"] * (p["valkey_publish_us_per_cell"]
+                                 + p["valkey_fanout_us_per_cell_per_listener"])) / 1e6
+    return (f"- Presence, {label}: gateway processes publish {r['presence_reports']:,.0f} "
+            f"reports/s, {r['presence_cells']:,.0f} cells/s ({r['presence_cells'] * mb:,.1f} "
+            f"MB/s); the {s.api_processes:,} API processes listen, each receiving "
+            f"{reports_per_listener:,.0f} reports/s, {per_listener:,.0f} cells/s "
+            f"({per_listener * mb:,.1f} MB/s) on average: {listener_cores:.2f} cores each, "
+            f"out of {model.gateway_max_core:.2f}; Valkey sends "
+            f"{r['presence_cells_heard'] * mb:,.0f} MB/s of presence in all. Not in the "
+            f"tables: on a cluster every report also crosses the bus to each of the "
+            f"{max(0, s.shards - 1):,} other nodes, ~{bus:.2f} cores in all (estimate). Redis "
+            f"memory: none (Pub/Sub stores nothing).")
 
 
 def render(report: Report) -> str:
@@ -1337,6 +1450,7 @@ def render(report: Report) -> str:
         f"{r['pings']:,.0f} pings/s, {r['polls']:,.0f} console polls/s, {r['profiles']:,.0f} "
         f"shop-profile fetches/s; a console poll walks {r['poll_cells']:,.0f} presence cells "
         f"per poll ({len(np.unique(sim.cells)):,} occupied cells in the city).",
+        *(presence_lines(label, s, m) for label, s in (("city", city), ("country", country))),
         f"- Country: {len(split)} towns have a region too big for one shard and are split "
         f"(ranks {', '.join(str(t[0]) for t in split)} into "
         f"{', '.join(str(t[3]) for t in split)} regions).",
