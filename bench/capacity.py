@@ -19,7 +19,8 @@ What it does (docs/capacity.md explains the why):
    expiries and withdrawals) -> posts/s, deliveries/s, recipients per post.
 4. Adds what else a socket costs, counted from the code: keepalive pings, snapshots at
    each (re)connection and each `subscribe` move, presence flushes, shop-console polls,
-   shop-profile fetches -> gateway cores, processes and memory.
+   shop-profile fetches -> gateway cores, processes and memory; and what the API processes
+   answering consoles pay to hear every gateway's presence report (Pub/Sub) -> API processes.
 5. Counts the Redis commands of each event from the code (ingest, enricher, readers,
    snapshots, presence, reach, rate limits, scheduler) -> ops/s and Valkey CPU per region,
    memory per region, shards (one region = one hash slot = one shard).
@@ -100,7 +101,9 @@ SOCKETS_PER_PROCESS = 10_000
 # `streetfeed web` process, loopback only; the probe prints this dict). Re-run the probe
 # and paste its output after a change to the snapshot, presence or console code.
 PROBE: dict[str, float | str] = {
-    "measured": "2026-11-26, median of 3 runs on this 2-core VM, quiet",
+    "measured": "2026-11-26, median of 3 runs on this 2-core VM, quiet; presence and console "
+                "poll figures 2026-11-30, median of 3 runs, VM busy with other work (that day "
+                "GET measured 26 µs of Valkey CPU, not 17.75)",
     # Valkey CPU per simple command (GET) awaited alone, 16 clients at once, incl. syscalls;
     # and (reference) from one client, one at a time: every command wakes the server.
     "valkey_us_per_cmd": 17.75,
@@ -115,17 +118,29 @@ PROBE: dict[str, float | str] = {
     # Publish and remove scripts (the post path; expiry / withdrawal), usec per call.
     "publish_us": 29.2,
     "remove_us": 49.6,
-    # Presence: HSET of a cells -> count mapping, per field (Valkey CPU).
-    "hset_us_per_field": 0.533,
+    # Presence (feed/stats.py, feed/presence.py): each gateway process PUBLISHes a
+    # PresenceReport of all its cells once a second on the region's channel; every process
+    # listening to the region (those answering its consoles) gets every report.
+    "presence_bytes_per_cell": 18.2,           # a report's JSON bytes per (cell, count)
+    "gw_presence_encode_us_per_cell": 0.1734,  # gateway CPU to build and encode a report
+    "valkey_publish_us_per_cell": 0.004,       # Valkey CPU of a PUBLISH nobody listens to
+    # (per report: one command, valkey_us_per_cmd) and for each listening process:
+    "valkey_fanout_us_per_report_per_listener": 8.75,
+    "valkey_fanout_us_per_cell_per_listener": 0.0183,
+    # A listening process's CPU per report received (redis-py's get_message, the board's
+    # loop: mostly per wake-up), and per cell decoded and kept (feed/presence.py _take):
+    "listener_us_per_report": 352.5,
+    "listener_decode_us_per_cell": 0.2593,
     # Gateway process (`streetfeed web`) CPU:
     "gw_open_ms": 1.162,         # one socket opened: handshake, rate limit, place, snapshot call
     "gw_frame_us": 12.55,        # one snapshot frame (encoded per socket) written
     "gw_move_ms": 0.627,         # one `subscribe` move, excluding its snapshot frames
     "gw_read_us": 262.1,         # one feed entry read with no recipient (XREAD, decode, lookup)
-    "poll_ms": 4.649,            # one console poll (GET stats + GET posts), 7 live posts, no cells
-    "poll_us_per_cell": 3.093,   # ... plus this per presence cell summed over gateways
-    "valkey_poll_us": 933.3,     # Valkey CPU of one console poll, one gateway, no cells
-    "valkey_poll_us_per_cell": 0.103,
+    "poll_ms": 4.989,            # one console poll (GET stats + GET posts), 7 live posts, no cells
+    "poll_us_per_cell_in_memory": 3.728,  # ... plus this per presence cell it walks (every
+                                         # gateway's last report of the region, in memory)
+    "valkey_poll_us": 800.0,     # Valkey CPU of one console poll: reach and posts (presence is
+                                 # not in Redis: a poll reads none of it there)
     "profile_ms": 0.83,          # one GET /api/v1/shops/{id}
     "post_ms": 1.262,            # one POST /api/v1/shops/{id}/posts (auth, limits, XADD)
     # Memory (MEMORY USAGE of real keys written by the real scripts):
@@ -133,7 +148,7 @@ PROBE: dict[str, float | str] = {
     "feed_post_entry_bytes": 669.0,       # one post entry of the region's feed stream
     "feed_tombstone_entry_bytes": 116.0,  # one expired / withdrawn entry
     "reach_bytes": 96.0,         # one post's reach hash
-    "presence_field_bytes": 44.0,
+    # (no presence figure: Pub/Sub stores nothing, presence takes 0 bytes of Redis data)
     "shop_bytes": 450.0,
     "web_rss_kib_idle": 41100.0,  # cross-check of latest.json's rss_kib_before
 }
@@ -264,9 +279,14 @@ class Model:
     walk_speed_m_s: float = 1.3      # feed.geo.walking_minutes' pace
     console_share: float = 0.40      # shops with the console open at peak...
     console_visible: float = 0.50    # ...of which in a visible tab (polls every 2 s, else 10 s)
-    # The console's "watching around you" reads every gateway's presence cells of the region
-    # (feed/stats.py watchers_near); True models a fix that reads only the cells within 2 km.
+    # The console's "watching around you" walks every gateway's presence cells of the region,
+    # held in memory (feed/presence.py PresenceBoard.watchers); True models a fix that walks
+    # only the cells within 2 km.
     console_nearby_only: bool = False
+    # API processes listening to a region's presence: 0 = any that had one of its consoles'
+    # requests lately (the load balancer spreads /api/ at random); N = the load balancer
+    # sends a region's console requests to N processes only (a fix).
+    presence_listeners_per_region: int = 0
     # Headroom and budgets.
     gateway_max_core: float = 0.60   # a gateway process runs at <= 60 % of its core
     shard_max_core: float = 0.50     # a Valkey shard's main thread at <= 50 % of a core
@@ -802,7 +822,11 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
 
     # Cells a console poll goes through: every gateway's, or (fixed) only those it needs.
     poll_cells = sim.cells_near_shop if model.console_nearby_only else region_cells / splits
-    poll_gateways = max(1.0, processes / splits)   # presence hashes a poll reads
+    # Presence: each process PUBLISHes one report of all its cells per flush on its region's
+    # channel (a district's, once split). What listening processes receive is added by
+    # `listen`, once the number of API processes is known.
+    presence_reports = processes / PRESENCE_FLUSH_S
+    presence_cells = region_cells / PRESENCE_FLUSH_S
     gateway = {
         "live fan-out (posts + tombstones)": deliveries * c_del,
         # Hub.ping writes one cached frame per socket: the ceiling scenario's bare write.
@@ -812,12 +836,13 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
                                                       + snapshot_frame_s),
         "feed reads (every process, every entry)": (posts + tombs) * processes
         * p["gw_read_us"] / 1e6,
-        "presence flush (~1 µs per cell, estimate)": processes * cells_pp / PRESENCE_FLUSH_S
-        * 1e-6,
+        "presence flush (report encoded, PUBLISH)": presence_cells
+        * p["gw_presence_encode_us_per_cell"] / 1e6,
     }
     api = {
-        "shop-console polls (stats + posts)": polls * (p["poll_ms"] / 1e3
-                                                       + poll_cells * p["poll_us_per_cell"] / 1e6),
+        "shop-console polls (stats + posts)": polls * (
+            p["poll_ms"] / 1e3 + poll_cells * p["poll_us_per_cell_in_memory"] / 1e6),
+        "presence reports heard (every listening process)": 0.0,   # see `listen`
         "shop-profile fetches": profiles * p["profile_ms"] / 1e3,
         "post ingest (POST)": posts * p["post_ms"] / 1e3,
     }
@@ -830,17 +855,20 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
         "expiries / withdrawals (remove script)": tombs * (p["remove_us"] / 1e6 + cmd),
         "snapshots of socket opens": opens * snapshot_us,
         "snapshots of subscribe moves": moves * snapshot_us,
-        "presence flush": processes * (4 * cmd + cells_pp * p["hset_us_per_field"] / 1e6)
-        / PRESENCE_FLUSH_S,
-        "shop-console polls": polls * (p["valkey_poll_us"] / 1e6 + (poll_gateways - 1) * cmd
-                                       + poll_cells * p["valkey_poll_us_per_cell"] / 1e6),
+        "presence PUBLISH (no listener)": presence_reports * cmd
+        + presence_cells * p["valkey_publish_us_per_cell"] / 1e6,
+        "shop-console polls": polls * p["valkey_poll_us"] / 1e6,
         "scheduler (opening hours, sweep)": sim.town.shops / 60.0 * 2 * cmd,
     }
     # Keys outside the region's slot (shop records, rate limits, sessions): spread by hash.
     # Per post: address limit, shop GET, shop limit (API) and shop GET (enricher); per open:
     # the socket limit; per poll: 2 address limits, session, 2 shop GETs; per profile: 2.
     valkey_global = {
-        "rate limits, auth, shop records": (posts * 4 + opens + polls * 5 + profiles * 2) * cmd,
+        "rate limits, auth, shop records (keys outside regions)": (
+            posts * 4 + opens + polls * 5 + profiles * 2) * cmd,
+        # Each listening process subscribes on one node (streetfeed.redis_conn.pubsub_client),
+        # any node of the cluster: its share of the fan-out lands there. See `listen`.
+        "presence fan-out to listening processes (on their nodes)": 0.0,
     }
     # Commands per second on the region's shard (each command inside a script counts).
     ops = {
@@ -851,10 +879,10 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
         "tombstones (remove script 1 + 6)": tombs * 7,
         # script + XREVRANGE + GEOSEARCH + one HMGET per post returned
         "snapshots": (opens + moves) * (3 + snaps.returned),
-        "presence (DEL, HSET, EXPIRE, ZADD)": processes * 4 / PRESENCE_FLUSH_S,
-        # stats: ZRANGEBYSCORE, HGETALL per gateway, ZREMRANGEBYSCORE, SMEMBERS, HMGET per
-        # live post of the shop; posts: SMEMBERS, HMGET per live post
-        "console polls": polls * (4 + poll_gateways + 2 * live_per_shop),
+        "presence PUBLISH": presence_reports,
+        # stats: SMEMBERS, HMGET per live post of the shop (reach; presence is in memory);
+        # posts: SMEMBERS, HMGET per live post
+        "console polls": polls * (2 + 2 * live_per_shop),
         "scheduler": sim.town.shops / 60.0 * 2,
     }
     ops_global = (posts * 8 + opens * 3 + polls * 9 + profiles * 4)
@@ -867,7 +895,8 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
         "feed stream (feed_maxlen entries)": feed_entries * entry_bytes,
         "reach hashes (3 days)": day_posts * REACH_TTL_S / 86_400 * p["reach_bytes"],
         "withdrawn ids (48 h)": day_posts * model.withdraw_share * GONE_TTL_S / 86_400 * 90.0,
-        "presence hashes": region_cells * p["presence_field_bytes"],
+        # Presence: none. Pub/Sub stores nothing: a report exists only in the output buffers
+        # of the connections it is being sent to (client memory, not data).
     }
     memory_global = sim.town.shops * p["shop_bytes"] + consoles * 250.0
     rates = {"posts_design": posts, "posts_mean": peak.posts_mean, "tombstones_design": tombs,
@@ -876,7 +905,9 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
              "snapshot_frames": (opens + moves) * snaps.frames,
              "pings": sim.sockets / SETTINGS.gateway_ping_interval_s,
              "feed_entries": feed_entries, "feed_entries_per_day": 2 * day_posts,
-             "poll_cells": poll_cells}
+             "poll_cells": poll_cells, "presence_reports": presence_reports,
+             "presence_cells": presence_cells, "presence_reports_heard": 0.0,
+             "presence_cells_heard": 0.0}
     # Workers: the enricher (measured per post) and the scheduler's expiry jobs and minute
     # sweeps (estimates: ~2 ms per arq job, ~50 µs per shop and minute for opening hours).
     workers = (posts * measured.enricher_ms_per_post / 1e3 + tombs * ARQ_JOB_S
@@ -886,6 +917,54 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
                 valkey_global=valkey_global, ops=ops, ops_global=ops_global,
                 memory=memory, memory_global=memory_global, rates=rates,
                 cells_per_process=cells_pp, workers_cores=workers)
+
+
+def listen(model: Model, load: Load, api_processes: int) -> None:
+    """Add to `load` what its presence reports cost once received, with `api_processes`
+    answering every console behind a load balancer that spreads requests at random.
+
+    A process listens to a region from a console's request about it until none has come for
+    `presence_idle_s` (feed/presence.py), and meanwhile receives every report published on
+    its channel: Valkey writes each report to each listening process, which decodes it.
+    Per channel (a district's, once split), a given process gets polls / splits / processes
+    requests a second; it listens unless none came within `presence_idle_s`. With
+    `presence_listeners_per_region`, that many processes listen to each channel instead.
+    """
+    p = _probe_figures()
+    per_channel = load.rates["polls"] / load.splits
+    if not (api_processes and per_channel):
+        listeners = 0.0
+    elif model.presence_listeners_per_region:
+        listeners = float(min(api_processes, model.presence_listeners_per_region))
+    else:
+        listeners = api_processes * -math.expm1(-per_channel * SETTINGS.presence_idle_s
+                                                / api_processes)
+    # Reports and cells delivered per second, over the town's channels.
+    reports = listeners * load.rates["presence_reports"]
+    cells = listeners * load.rates["presence_cells"]
+    load.rates["presence_reports_heard"] = reports
+    load.rates["presence_cells_heard"] = cells
+    load.api["presence reports heard (every listening process)"] = (
+        reports * p["listener_us_per_report"] + cells * p["listener_decode_us_per_cell"]) / 1e6
+    load.valkey_global["presence fan-out to listening processes (on their nodes)"] = (
+        reports * p["valkey_fanout_us_per_report_per_listener"]
+        + cells * p["valkey_fanout_us_per_cell_per_listener"]) / 1e6
+
+
+def api_pool(model: Model, loads: list[Load]) -> tuple[int, bool]:
+    """API processes for every console, profile and post, each <= 60 % busy, and `listen`
+    applied with that many. Every process added listens too, so iterate to a fixed point;
+    False when there is none (listening alone fills a process)."""
+    processes = 1
+    for _ in range(500):
+        for load in loads:
+            listen(model, load, processes)
+        used = sum(ld.api_cores for ld in loads)
+        need = max(1, math.ceil(used / model.gateway_max_core - 1e-9))
+        if need <= processes:
+            return processes, True
+        processes = need
+    return processes, False
 
 
 def processes_for(model: Model, sim: TownSim, measured: Measured) -> Load:
@@ -931,6 +1010,7 @@ class Sizing:
     api_cores_used: float
     api_processes: int
     api_memory: float
+    api_converged: bool
     converged: bool
     shards: int
     region_splits: int
@@ -1035,7 +1115,9 @@ def place(model: Model, sims: list[TownSim], measured: Measured, label: str) -> 
         loads[i].converged = converged
         parts += town_parts
     splits = len(parts) - len(loads)
-    # Shop records, sessions and rate-limit counters hash over every shard: share them out.
+    api_processes, api_converged = api_pool(model, loads)
+    # Shop records, sessions and rate-limit counters hash over every shard, and listening
+    # processes subscribe on any node (the presence fan-out): share them out.
     global_cores = sum(sum(ld.valkey_global.values()) for ld in loads)
     global_ops = sum(ld.ops_global for ld in loads)
     global_bytes = sum(ld.memory_global for ld in loads)
@@ -1047,14 +1129,15 @@ def place(model: Model, sims: list[TownSim], measured: Measured, label: str) -> 
         if all(r > 0 for r in room) and len(pack(parts, room)) <= n:
             shards = n
             break
-    return _sizing(model, label, sims, loads, measured, shards, splits, processes)
+    return _sizing(model, label, sims, loads, measured, shards, splits, processes,
+                   api_processes, api_converged)
 
 
 def _sizing(model: Model, label: str, sims: list[TownSim], loads: list[Load], measured: Measured,
-            shards: int, splits: int, processes: int) -> Sizing:
+            shards: int, splits: int, processes: int, api_processes: int,
+            api_converged: bool) -> Sizing:
     cores_used = sum(ld.gateway_cores for ld in loads)
     api_used = sum(ld.api_cores for ld in loads)
-    api_processes = max(1, math.ceil(api_used / model.gateway_max_core - 1e-9))
     sockets = sum(s.sockets for s in sims)
     all_posts = np.sum([s.peak.posts for s in sims], axis=0)
     all_del = np.sum([s.peak.deliveries for s in sims], axis=0)
@@ -1077,8 +1160,7 @@ def _sizing(model: Model, label: str, sims: list[TownSim], loads: list[Load], me
     memory_items["shops, console sessions (keys outside regions)"] = sum(
         ld.memory_global for ld in loads)
     valkey_items = total("valkey")
-    valkey_items["rate limits, auth, shop records (keys outside regions)"] = sum(
-        sum(ld.valkey_global.values()) for ld in loads)
+    valkey_items.update(total("valkey_global"))
     return Sizing(
         label=label, towns=len(sims), phones=sum(s.phones for s in sims),
         screens=sum(s.screens for s in sims), shops=sum(s.town.shops for s in sims),
@@ -1090,7 +1172,7 @@ def _sizing(model: Model, label: str, sims: list[TownSim], loads: list[Load], me
         gateway_processes=processes,
         gateway_memory=processes * measured.rss_kib_base * KIB
         + sockets * measured.rss_kib_per_socket * KIB,
-        api_cores_used=api_used, api_processes=api_processes,
+        api_cores_used=api_used, api_processes=api_processes, api_converged=api_converged,
         api_memory=api_processes * measured.rss_kib_base * KIB,
         converged=all(ld.converged for ld in loads),
         shards=shards, region_splits=splits,
@@ -1168,6 +1250,8 @@ def variants(model: Model) -> list[Variant]:
         Variant("40 % walking", replace(model, walking_share=0.4)),
         Variant("console reads only the cells within 2 km (a fix)",
                 replace(model, console_nearby_only=True)),
+        Variant("consoles routed by region, 2 API processes listening to each (a fix)",
+                replace(model, presence_listeners_per_region=2)),
         Variant("no shop console open", replace(model, console_share=0.0)),
     ]
 
@@ -1245,7 +1329,8 @@ def table_rows(s: Sizing) -> list[tuple[str, str]]:
         ("**gateway processes** (<= 10,000 sockets each)", f"**{_n(s.gateway_processes)}**"),
         ("**gateway memory** (RSS)", f"**{_gib(s.gateway_memory)}**"),
         ("API processes (console, profiles, posts): CPU used / processes / memory",
-         f"{_f(s.api_cores_used)} cores / {_n(s.api_processes)} / {_gib(s.api_memory)}"),
+         f"{_f(s.api_cores_used)} cores / {_n(s.api_processes)} / {_gib(s.api_memory)}"
+         + ("" if s.api_converged else " (no fixed point)")),
         ("Valkey CPU, all shards", f"{_f(s.valkey_cores, 2)} cores"),
         ("Redis commands/s (each command inside a script counted)", _n(s.ops)),
         ("biggest town's region, unsplit: Valkey CPU / commands/s",
@@ -1274,6 +1359,34 @@ def breakdown(city: Sizing, country: Sizing) -> list[str]:
     lines += [f"| {k} | {_gib(v)} | {_gib(country.memory_items[k])} |"
               for k, v in city.memory_items.items()]
     return lines
+
+
+def presence_lines(label: str, s: Sizing, model: Model) -> str:
+    """What presence over Pub/Sub amounts to, and what a cluster adds (not in the tables)."""
+    p = _probe_figures()
+    r = s.rates
+    per_listener = r["presence_cells_heard"] / max(1, s.api_processes)
+    reports_per_listener = r["presence_reports_heard"] / max(1, s.api_processes)
+    listener_cores = (reports_per_listener * p["listener_us_per_report"]
+                      + per_listener * p["listener_decode_us_per_cell"]) / 1e6
+    mb = p["presence_bytes_per_cell"] / 1e6
+    # Classic PUBLISH on a cluster reaches every node over the cluster bus (streetfeed/
+    # redis_conn.py publish): each other node's copy priced as one more fan-out from the
+    # channel's node and, on the node, as the cells of a PUBLISH nobody listens to.
+    bus = max(0, s.shards - 1) * (
+        r["presence_reports"] * p["valkey_fanout_us_per_report_per_listener"]
+        + r["presence_cells"] * (p["valkey_publish_us_per_cell"]
+                                 + p["valkey_fanout_us_per_cell_per_listener"])) / 1e6
+    return (f"- Presence, {label}: gateway processes publish {r['presence_reports']:,.0f} "
+            f"reports/s, {r['presence_cells']:,.0f} cells/s ({r['presence_cells'] * mb:,.1f} "
+            f"MB/s); the {s.api_processes:,} API processes listen, each receiving "
+            f"{reports_per_listener:,.0f} reports/s, {per_listener:,.0f} cells/s "
+            f"({per_listener * mb:,.1f} MB/s) on average: {listener_cores:.2f} cores each, "
+            f"out of {model.gateway_max_core:.2f}; Valkey sends "
+            f"{r['presence_cells_heard'] * mb:,.0f} MB/s of presence in all. Not in the "
+            f"tables: on a cluster every report also crosses the bus to each of the "
+            f"{max(0, s.shards - 1):,} other nodes, ~{bus:.2f} cores in all (estimate). Redis "
+            f"memory: none (Pub/Sub stores nothing).")
 
 
 def render(report: Report) -> str:
@@ -1337,6 +1450,7 @@ def render(report: Report) -> str:
         f"{r['pings']:,.0f} pings/s, {r['polls']:,.0f} console polls/s, {r['profiles']:,.0f} "
         f"shop-profile fetches/s; a console poll walks {r['poll_cells']:,.0f} presence cells "
         f"per poll ({len(np.unique(sim.cells)):,} occupied cells in the city).",
+        *(presence_lines(label, s, m) for label, s in (("city", city), ("country", country))),
         f"- Country: {len(split)} towns have a region too big for one shard and are split "
         f"(ranks {', '.join(str(t[0]) for t in split)} into "
         f"{', '.join(str(t[3]) for t in split)} regions).",
@@ -1458,6 +1572,19 @@ def probe(rank: int = 1, sockets: int = 300) -> dict[str, float | str]:  # pragm
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+async def _received(ws: Any) -> str:
+    """A feed socket's next frame; 30 s without one stops the probe rather than hang it."""
+    try:
+        return str(await asyncio.wait_for(ws.recv(), 30))
+    except TimeoutError:
+        raise SystemExit("probe: a feed socket sent nothing for 30 s") from None
+
+
+def _say(text: str) -> None:
+    """Where the probe is (stderr: stdout is the figures)."""
+    print(f"[probe {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 def _cpu(proc: Any) -> float:
     t = proc.cpu_times()
     return float(t.user + t.system)
@@ -1532,9 +1659,14 @@ async def _probe(workdir: Path, rank: int, n_sockets: int) -> dict[str, float | 
             await asyncio.gather(*(gets(2_500) for _ in range(16)))
             out["valkey_us_per_cmd"] = round((_cpu(valkey) - before) / 40_000 * 1e6, 2)
             await clients.aclose()
+            _say("loading the town's shops and live posts")
             city = await _probe_populate(redis, sync, out, rank)
+            _say("snapshot script")
             _probe_snapshots(sync, redis, city, out)
-            await _probe_memory(redis, sync, valkey, city, out)
+            _say("memory, remove script")
+            await _probe_memory(redis, sync, city, out)
+            _say("presence PUBLISH")
+            await _probe_presence_publish(sock, valkey, city, out)
             port = _free_port(socketlib)
             env = {**os.environ, "REDIS_URL": f"unix://{sock}",
                    "STREETFEED_ADDRESS_SOCKETS_PER_MINUTE": "10000000",
@@ -1542,7 +1674,8 @@ async def _probe(workdir: Path, rank: int, n_sockets: int) -> dict[str, float | 
                    "STREETFEED_ADDRESS_REQUESTS_PER_MINUTE": "10000000"}
             web_args = [sys.executable, "-m", "streetfeed.cli", "web", "--port", str(port)]
             with _started(web_args, env) as web:
-                await _probe_gateway(redis, sync, valkey, web, port, city, out, n_sockets)
+                await _probe_gateway(redis, sync, sock, valkey, web, port, city, out,
+                                     n_sockets)
         finally:
             await redis.aclose()
             sync.close()
@@ -1682,7 +1815,7 @@ def _snapshot_source() -> str:
     return live._SNAPSHOT
 
 
-async def _probe_memory(redis: Any, sync: Any, vproc: Any, city: _ProbeCity,
+async def _probe_memory(redis: Any, sync: Any, city: _ProbeCity,
                         out: dict[str, float | str]) -> None:  # pragma: no cover
     from streetfeed import keys
     from streetfeed.live import LiveIndex
@@ -1717,34 +1850,121 @@ async def _probe_memory(redis: Any, sync: Any, vproc: Any, city: _ProbeCity,
     sync.hincrby(reach, "screen", 12)
     sync.expire(reach, 3600)
     out["reach_bytes"] = int(sync.memory_usage(reach, samples=0))
-    cells = presence_cells(city.pop.lat[~city.pop.screen], city.pop.lon[~city.pop.screen])
-    mapping = {str(c): int(n) for c, n in zip(*np.unique(cells[:10_000], return_counts=True),
-                                              strict=True)}
-    presence = keys.presence(region, "probe")
-    sync.hset(presence, mapping=mapping)
-    out["presence_field_bytes"] = round(sync.memory_usage(presence, samples=0) / len(mapping), 1)
     out["shop_bytes"] = round(float(np.mean([sync.memory_usage(keys.shop(s.id), samples=0)
                                              for s in city.shops[:300]])) + 16)
-    # HSET / HGETALL per field (the presence flush and the console's read of it).
-    before = _cpu(vproc)
-    for _ in range(200):
-        sync.delete(presence)
-        sync.hset(presence, mapping=mapping)
-    cmd = float(out["valkey_us_per_cmd"]) / 1e6
-    out["hset_us_per_field"] = round(((_cpu(vproc) - before) / 200 - 2 * cmd)
-                                     / len(mapping) * 1e6, 3)
-    before = _cpu(vproc)
-    for _ in range(200):
-        sync.hgetall(presence)
-    out["hgetall_us_per_field"] = round(((_cpu(vproc) - before) / 200 - cmd)
-                                        / len(mapping) * 1e6, 3)
-    sync.delete(presence)
+    # Presence has no memory to measure: it is published (Pub/Sub), never written to a key.
 
 
-async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int,
+# A presence report of the probe: this many of the city's occupied cells (a gateway process
+# of the city holds ~6,500; a listener folds every gateway's), as one fake gateway.
+_PROBE_REPORT_CELLS = 20_000
+
+
+def _encode_empty_report(gateway: str) -> bytes:
+    """What a gateway leaving publishes: listeners drop its counts at once."""
+    from feed.stats import _encode
+    from schemas.presence import PresenceReport
+
+    return _encode(PresenceReport(gateway=gateway))
+
+
+def _probe_report(city: _ProbeCity, gateway: str, extra: tuple[int, int] | None = None,
+                  limit: int = _PROBE_REPORT_CELLS) -> tuple[bytes, int]:
+    """(the encoded PresenceReport, its cells): the city's cells and their phones, encoded
+    by feed.stats's encoder; `extra` (cell, count) replaces the last cell."""
+    from feed.stats import _encode
+    from schemas.presence import PresenceReport
+
+    cells, counts = np.unique(presence_cells(city.pop.lat[~city.pop.screen],
+                                             city.pop.lon[~city.pop.screen]), return_counts=True)
+    pairs = [(int(c), int(n)) for c, n in zip(cells, counts, strict=True)]
+    pairs = pairs[:limit]
+    if extra is not None:
+        pairs = [*[p for p in pairs if p[0] != extra[0]][:limit - 1], extra]
+    return _encode(PresenceReport(gateway=gateway, cells=pairs)), len(pairs)
+
+
+async def _probe_presence_publish(sock: Path, vproc: Any, city: _ProbeCity,
+                                  out: dict[str, float | str]) -> None:  # pragma: no cover
+    """PUBLISH of a presence report (feed/stats.py): the gateway's CPU to build and encode
+    it, and Valkey's CPU per report and per cell with nobody listening, and per listening
+    process (raw subscribers here that only drain their socket, so Valkey's side alone is
+    seen; the web process's side is measured in _probe_gateway)."""
+    from collections import Counter
+
+    import msgspec
+
+    from feed.stats import _encode
+    from schemas.presence import PresenceReport
+    from streetfeed import keys
+
+    channel = keys.presence_channel(SETTINGS.region)
+    report, n_cells = _probe_report(city, "probe-fake")
+    out["presence_bytes_per_cell"] = round(len(report) / n_cells, 1)
+    # What StatsPublisher does per flush: the counts as a list, one report, encoded once.
+    counter = Counter(dict(msgspec.json.decode(report, type=PresenceReport).cells))
+    t0 = time.process_time()
+    for _ in range(50):
+        _encode(PresenceReport(gateway="probe-fake", cells=list(counter.items())))
+    out["gw_presence_encode_us_per_cell"] = round((time.process_time() - t0) / 50 / n_cells
+                                                  * 1e6, 4)
+    small = _encode(PresenceReport(gateway="probe-fake", cells=[next(iter(counter.items()))]))
+
+    async def valkey_per_publish(message: bytes, rounds: int, listeners: int) -> float:
+        """Valkey CPU per PUBLISH of `message` with that many subscribers draining it."""
+        from redis.asyncio import Redis
+
+        frame = (f"*3\r\n$7\r\nmessage\r\n${len(channel)}\r\n{channel}\r\n"
+                 f"${len(message)}\r\n").encode() + message + b"\r\n"
+        streams = []
+        for _ in range(listeners):
+            reader, writer = await asyncio.open_unix_connection(str(sock), limit=2**22)
+            writer.write(f"*2\r\n$9\r\nSUBSCRIBE\r\n${len(channel)}\r\n{channel}\r\n"
+                         .encode())
+            await writer.drain()
+            await reader.readuntil(b":1\r\n")   # the subscribe confirmation
+            streams.append((reader, writer))
+
+        async def drain(reader: asyncio.StreamReader) -> None:
+            got = 0
+            while got < rounds * len(frame):
+                chunk = await reader.read(2**20)
+                if not chunk:
+                    raise SystemExit("probe: a presence subscriber was disconnected")
+                got += len(chunk)
+
+        client = Redis(unix_socket_path=str(sock))
+        before = _cpu(vproc)
+        drains = [asyncio.create_task(drain(reader)) for reader, _ in streams]
+        for _ in range(rounds):
+            await client.publish(channel, message)
+        await asyncio.wait_for(asyncio.gather(*drains), 60)
+        spent = (_cpu(vproc) - before) / rounds
+        await client.aclose()
+        for _, writer in streams:
+            writer.close()
+        return spent
+
+    # Per report and per cell, with nobody listening and with 4 listeners: a 1-cell report
+    # gives the per-report part, a 20,000-cell one the per-cell part.
+    listeners = 4
+    alone_small = await valkey_per_publish(small, 2_000, 0)
+    fanned_small = await valkey_per_publish(small, 2_000, listeners)
+    alone = await valkey_per_publish(report, 100, 0)
+    fanned = await valkey_per_publish(report, 100, listeners)
+    per_report = (fanned_small - alone_small) / listeners
+    out["valkey_publish_us_per_cell"] = round((alone - alone_small) / n_cells * 1e6, 4)
+    out["valkey_fanout_us_per_report_per_listener"] = round(per_report * 1e6, 3)
+    out["valkey_fanout_us_per_cell_per_listener"] = round(
+        ((fanned - alone) / listeners - per_report) / n_cells * 1e6, 4)
+    out["valkey_publish_us_small_report"] = round(alone_small * 1e6, 2)   # (reference)
+
+
+async def _probe_gateway(redis: Any, sync: Any, sock: Path, valkey: Any, web: Any, port: int,
                          city: _ProbeCity, out: dict[str, float | str],
                          n: int) -> None:  # pragma: no cover
     import http.client
+    import threading
 
     import websockets
 
@@ -1755,13 +1975,16 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
 
     def request(method: str, path: str, body: str | None = None,
                 headers: dict[str, str] | None = None) -> int:
+        return exchange(method, path, body, headers)[0]
+
+    def exchange(method: str, path: str, body: str | None = None,
+                 headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         # Keep-alive, reopened when the server has closed an idle connection.
         for attempt in (0, 1):
             try:
                 conns[0].request(method, path, body=body, headers=headers or {})
                 response = conns[0].getresponse()
-                response.read()
-                return int(response.status)
+                return int(response.status), response.read()
             except (OSError, http.client.HTTPException):
                 conns[0].close()
                 conns[0] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -1783,6 +2006,16 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
             await asyncio.sleep(0.1)
     await asyncio.sleep(2.0)
     out["web_rss_kib_idle"] = round(web.memory_info().rss / 1024)
+    # The console's shop, with the mean number of live posts. Its first request makes this
+    # process listen to the region's presence (feed/presence.py), as every process answering
+    # consoles does at peak; the idle CPU below includes that listening, nobody publishing.
+    per_shop = city.live.sum(axis=1)
+    typical = int(np.argmin(np.abs(per_shop - per_shop.mean())))
+    token, shop_id = city.tokens[typical], city.shops[typical].id
+    get(f"/api/v1/shops/{shop_id}/stats", token)
+    channel = keys.presence_channel(SETTINGS.region)
+    if int(dict(sync.pubsub_numsub(channel)).get(channel.encode(), 0)) < 1:
+        raise SystemExit("probe: the web process does not listen to presence after a console")
     t0, c0 = time.perf_counter(), _cpu(web)
     await asyncio.sleep(3.0)
     idle = (_cpu(web) - c0) / (time.perf_counter() - t0)
@@ -1807,11 +2040,11 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
         url = (f"ws://127.0.0.1:{port}/ws/feed?lat={city.pop.lat[i] + lat_shift:.7f}"
                f"&lon={city.pop.lon[i]:.7f}&radius_m={city.pop.radius[i]:g}")
         ws = await websockets.connect(url, compression=None, ping_interval=None,
-                                      max_size=2**20, open_timeout=30)
+                                      max_size=2**20, open_timeout=30, close_timeout=1)
         sockets.append(ws)
         frames = 0
         while True:
-            message = json.loads(await ws.recv())
+            message = json.loads(await _received(ws))
             if message["type"] == "ping":
                 return frames
             frames += message["type"] == "post"
@@ -1825,6 +2058,7 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
 
         return list(await asyncio.gather(*(one(x) for x in items)))
 
+    _say("web: feed entry read")
     # A feed entry read and dispatched with nobody to deliver to (one socket, far away),
     # from a shop of its own (its posts must not weigh on the console polled below).
     await open_one(int(phones[0]), lat_shift=0.5)
@@ -1841,10 +2075,8 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
     await asyncio.sleep(0.5)
     out["gw_read_us"] = round(busy(c0, t0) / 400 * 1e6, 1)
 
-    # Console polls with no presence cells yet, for a shop with the mean number of live posts.
-    per_shop = city.live.sum(axis=1)
-    typical = int(np.argmin(np.abs(per_shop - per_shop.mean())))
-    token, shop_id = city.tokens[typical], city.shops[typical].id
+    _say("web: console polls")
+    # Console polls with no presence cells yet (the web process's own socket aside).
     out["poll_shop_live_posts"] = int(per_shop[typical])
 
     def polls(n: int) -> tuple[float, float]:
@@ -1856,19 +2088,71 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
 
     polls(20)
     poll0, vpoll0 = polls(150)
-    # The same with a (fake, live) gateway publishing 20,000 presence cells in the region.
-    fake = keys.presence(region, "probe-fake")
-    cells = {str((90_000 << 24) | c): 1 for c in range(20_000)}
-    sync.hset(fake, mapping=cells)
-    sync.zadd(keys.gateways(region), {"probe-fake": time.time() + 3600})
-    poll1, vpoll1 = polls(40)
-    sync.zrem(keys.gateways(region), "probe-fake")
-    sync.delete(fake)
     out["poll_ms"] = round(poll0 * 1e3, 3)
-    out["poll_us_per_cell"] = round((poll1 - poll0) / 20_000 * 1e6, 3)
     out["valkey_poll_us"] = round(vpoll0 * 1e6, 1)
-    out["valkey_poll_us_per_cell"] = round((vpoll1 - vpoll0) / 20_000 * 1e6, 3)
 
+    _say("web: presence reports heard")
+    # A fake gateway publishes reports of the city's cells on the region's channel, the shop's
+    # own cell with 7 watchers among them, 5 reports a second (a listener in the city hears
+    # ~21): the listening web process's CPU to receive, decode and keep them.
+    shop_cell = int(presence_cells(np.array([city.shops[typical].lat]),
+                                   np.array([city.shops[typical].lon]))[0])
+    report, n_cells = _probe_report(city, "probe-fake", extra=(shop_cell, 7))
+
+    async def heard(message: bytes, count: int, every_s: float) -> float:
+        """The web process's CPU per report received, `count` of them `every_s` apart."""
+        t0, c0 = time.perf_counter(), _cpu(web)
+        for _ in range(count):
+            await redis.publish(channel, message)
+            await asyncio.sleep(every_s)
+        await asyncio.sleep(0.5)
+        return busy(c0, t0) / count
+
+    per_big = await heard(report, 30, 0.2)
+    status, body = exchange("GET", f"/api/v1/shops/{shop_id}/stats",
+                            headers={"Authorization": f"Bearer {token}"})
+    nearest = json.loads(body)["watching"][0] if status == 200 else {}
+    if not (nearest.get("count") or 0) >= 7:
+        raise SystemExit(f"probe: the fake gateway's report was not folded in ({nearest})")
+    # The per-report part: 1-cell reports of another fake gateway, 200 a second.
+    small, _ = _probe_report(city, "probe-small", limit=1)
+    per_report = await heard(small, 600, 0.005)
+    await redis.publish(channel, _encode_empty_report("probe-small"))
+    decode_s = (per_big - per_report) / n_cells
+    out["listener_us_per_report"] = round(per_report * 1e6, 1)
+    out["listener_decode_us_per_cell"] = round(decode_s * 1e6, 4)
+
+    _say("web: console polls with presence in memory")
+    # Console polls with those cells in memory, the fake gateway publishing twice a second
+    # meanwhile (from a thread: the polls block this loop) so that it stays live; what its
+    # reports cost the web process (per_big) is taken off.
+    stop = threading.Event()
+    published = [0]
+
+    def keep_publishing() -> None:
+        from redis import Redis as SyncRedis
+
+        client = SyncRedis(unix_socket_path=str(sock))
+        while not stop.is_set():
+            client.publish(channel, report)
+            published[0] += 1
+            stop.wait(0.5)
+        client.close()
+
+    thread = threading.Thread(target=keep_publishing, daemon=True)
+    thread.start()
+    await asyncio.sleep(0.2)
+    first = published[0]
+    n_polls = 40
+    poll1, _ = polls(n_polls)
+    reports = published[0] - first
+    stop.set()
+    thread.join(5)
+    await redis.publish(channel, _encode_empty_report("probe-fake"))
+    out["poll_us_per_cell_in_memory"] = round(
+        (poll1 - poll0 - reports * per_big / n_polls) / n_cells * 1e6, 3)
+
+    _say("web: profiles, posts")
     # Shop profiles, as the passer-by page fetches them.
     t0, c0 = time.perf_counter(), _cpu(web)
     for s in city.shops[:300]:
@@ -1887,6 +2171,7 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
     out["post_ms"] = round(busy(c0, t0) / min(300, len(city.shops) - 1) * 1e3, 3)
     conns[0].close()
 
+    _say("web: sockets opened")
     # Sockets opened: few posts around (sparse) and a full snapshot (dense).
     t0, c0 = time.perf_counter(), _cpu(web)
     frames_a = await batch(sparse, open_one)
@@ -1902,6 +2187,7 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
     out["frames_sparse"] = round(fa, 1)
     out["frames_dense"] = round(fb, 1)
 
+    _say("web: moves")
     # Moves of the dense sockets to other dense places.
     movers = sockets[-n:]
 
@@ -1912,7 +2198,7 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
                                   "radius_m": float(city.pop.radius[i])}))
         frames = 0
         while True:
-            message = json.loads(await ws.recv())
+            message = json.loads(await _received(ws))
             if message["type"] == "ping":
                 return frames
             frames += message["type"] == "post"
@@ -1921,8 +2207,9 @@ async def _probe_gateway(redis: Any, sync: Any, valkey: Any, web: Any, port: int
     frames_m = await batch(list(zip(movers, dense[n:], strict=False)), move)
     cpu_m = busy(c0, t0) / len(frames_m)
     out["gw_move_ms"] = round((cpu_m - float(np.mean(frames_m)) * frame) * 1e3, 3)
-    for ws in sockets:
-        await ws.close()
+    # All at once, each given a second: one by one, sockets the server has already closed
+    # take the client's close timeout each (minutes for hundreds).
+    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
 
 
 # --- Main ------------------------------------------------------------------------------------
