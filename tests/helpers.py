@@ -377,6 +377,28 @@ class HubSink:
         return out
 
 
+def start_valkey(port: int, data: Path, appendfsync: str = "everysec",
+                 ) -> subprocess.Popen[bytes]:
+    """A Valkey server (the bundled binary) on 127.0.0.1:`port` with AOF in `data`, once
+    it answers PING. Started before any event loop runs: a plain polling connect."""
+    process = subprocess.Popen(
+        [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+         "--appendonly", "yes", "--appendfsync", appendfsync, "--save", "",
+         "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 15
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(
+                ("127.0.0.1", port), 0.2) as sock:
+            sock.sendall(b"PING\r\n")
+            if sock.recv(16).startswith(b"+PONG"):
+                return process
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"valkey-server did not start (exit {process.poll()})")
+        time.sleep(0.02)
+
+
 class OwnRedis:
     """A Valkey server of this test alone, on a fixed port and data dir, so it can be
     killed and restarted from its AOF."""
@@ -391,20 +413,7 @@ class OwnRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.data), "--appendonly", "yes", "--appendfsync", "everysec",
-             "--save", "", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(
-                    ("127.0.0.1", self.port), 0.2) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return
-            assert time.monotonic() < deadline, "valkey did not start"
-            time.sleep(0.02)
+        self.process = start_valkey(self.port, self.data)
 
     def kill(self) -> None:
         assert self.process is not None

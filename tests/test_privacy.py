@@ -15,8 +15,6 @@ import contextlib
 import hashlib
 import hmac
 import re
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -28,7 +26,6 @@ from redis.asyncio import Redis
 
 from feed.geo import CellGrid
 from feed.hub import PRESENCE_CELL_DEG
-from streetfeed.embedded import server_binary
 from streetfeed.settings import Settings
 from tests.helpers import (
     Service,
@@ -36,6 +33,7 @@ from tests.helpers import (
     feed_client,
     free_port,
     service_env,
+    start_valkey,
     wait_for,
     wait_http,
     web_server,
@@ -50,17 +48,7 @@ def _valkey_with_aof(data: Path) -> Iterator[str]:
     """A Valkey of our own whose files we can read: AOF on, fsynced at every write, so the
     files hold every write by the time we look."""
     port = free_port()
-    process = subprocess.Popen(
-        [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-         "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-         "--loglevel", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 15
-    while True:  # the server's own start, before any event loop: a plain connect poll
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            break
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"valkey-server did not start (exit {process.poll()})")
-        time.sleep(0.02)
+    process = start_valkey(port, data, appendfsync="always")
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
