@@ -84,7 +84,6 @@ def web_part(settings: Settings, clock: Clock, policy: Policy, *,
     async def run(stop: asyncio.Event) -> None:
         server = uvicorn.Server(uvicorn_config(settings, create_app(settings, clock=clock,
                                                                     policy=policy)))
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         sockets = [reuse_port_socket(settings.host, settings.port)] if reuse_port else None
         serving = asyncio.create_task(server.serve(sockets=sockets))
         await asyncio.wait([serving, asyncio.create_task(stop.wait())],

@@ -96,7 +96,6 @@ async def web_server(settings: Settings, clock: Clock | None = None, port: int |
     app = create_app(settings, clock=clock, policy=policy)
     config = uvicorn_config(settings, app, port=port, log_level="warning")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     running = RunningServer(server, port, task)
     await wait_for(lambda: server.started or task.done(), 10, "uvicorn to start")

@@ -57,7 +57,6 @@ def threaded_server(settings: Settings) -> Iterator[tuple[int, Any]]:
     port = free_port()
     app = create_app(settings)
     server = uvicorn.Server(uvicorn_config(settings, app, port=port, log_level="warning"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     with contextlib.suppress(Exception):
