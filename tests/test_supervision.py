@@ -216,14 +216,18 @@ async def test_parent_killed_leaves_nothing_behind(
     port = free_port()
     service = Service(["up", "--no-demo", "--port", str(port), "--workers", "2",
                        "--data-dir", str(data)], embedded_env(), tmp_path / "up.log").start()
-    await wait_http(f"http://127.0.0.1:{port}/readyz", 30)
-    await wait_for(lambda: len(children(service.pid)) == 5, 15,
-                   "server, two web workers, enricher and scheduler")
-    family = children(service.pid)
-    # The parent sets it after it started: its children were started with it.
-    enricher = next(pid for pid, cmd in family.items() if "cli enricher" in cmd)
-    metrics_dir = metrics_dir_of(enricher)
-    await wait_for(lambda: os.path.isdir(metrics_dir), 1, "the shared metrics directory")
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/readyz", 30)
+        await wait_for(lambda: len(children(service.pid)) == 5, 15,
+                       "server, two web workers, enricher and scheduler")
+        family = children(service.pid)
+        # The parent sets it after it started: its children were started with it.
+        enricher = next(pid for pid, cmd in family.items() if "cli enricher" in cmd)
+        metrics_dir = metrics_dir_of(enricher)
+        await wait_for(lambda: os.path.isdir(metrics_dir), 1, "the shared metrics directory")
+    except BaseException:
+        service.terminate()  # a failure before the kill must not leave a run behind
+        raise
     service.kill()
     await wait_for(lambda: all(gone(pid) for pid in family), 10,
                    f"every child gone: {family}")
