@@ -14,6 +14,7 @@ from redis import Redis
 from redis.crc import key_slot
 
 from streetfeed.embedded import server_binary
+from streetfeed.regions import Region
 from tests.helpers import free_port
 
 
@@ -153,6 +154,17 @@ def regions_on_different_masters(cluster: Cluster, names: list[str]) -> tuple[st
             if owner[a] != owner[b]:
                 return a, b
     raise AssertionError("every candidate region landed on one master")
+
+
+def two_regions(cluster: Cluster) -> tuple[Region, Region, str]:
+    """A west and an east region of Bordeaux (split at -0.57) whose keys live on different
+    masters, and their STREETFEED_REGIONS spelling."""
+    west_name, east_name = regions_on_different_masters(
+        cluster, ["ouest", "est", "nord", "sud", "centre", "rive-droite"])
+    west = Region(west_name, 44.80, -0.62, 44.90, -0.57)
+    east = Region(east_name, 44.80, -0.57, 44.90, -0.52)
+    return west, east, ";".join(f"{r.name}:{r.south:.2f},{r.west:.2f},{r.north:.2f},{r.east:.2f}"
+                                for r in (west, east))
 
 
 def _answers(port: int) -> bool:

@@ -22,9 +22,8 @@ from redis.asyncio.cluster import RedisCluster
 
 from streetfeed import keys
 from streetfeed.errors import ConfigError
-from streetfeed.regions import Region
 from streetfeed.settings import Settings, load_settings
-from tests.cluster import Cluster, regions_on_different_masters
+from tests.cluster import Cluster, two_regions
 from tests.helpers import (
     ResumingClient,
     Service,
@@ -103,12 +102,8 @@ async def _metric(http: httpx.AsyncClient, mode: str, outcome: str) -> float:
 async def test_a_shard_without_replica_after_failover(
         redis_cluster: Cluster, cluster_redis: RedisCluster, settings: Settings,
         tmp_path: Path) -> None:
-    lost_name, kept_name = regions_on_different_masters(
-        redis_cluster, ["ouest", "est", "nord", "sud", "centre", "rive-droite"])
-    lost = Region(lost_name, 44.80, -0.62, 44.90, -0.57)
-    kept = Region(kept_name, 44.80, -0.57, 44.90, -0.52)
-    regions_env = (f"{lost_name}:44.80,-0.62,44.90,-0.57;"
-                   f"{kept_name}:44.80,-0.57,44.90,-0.52")
+    lost, kept, regions_env = two_regions(redis_cluster)
+    lost_name, kept_name = lost.name, kept.name
     cluster_settings = settings.with_(redis_url=None, redis_cluster_url=redis_cluster.url,
                                       regions=(lost, kept), region=lost_name)
     lost_shop = await add_shop(cluster_redis, cluster_settings, "Ouest", 44.8370, -0.5750)

@@ -18,9 +18,8 @@ from redis.asyncio.cluster import RedisCluster
 
 from schemas.shops import ShopCreated
 from streetfeed import keys
-from streetfeed.regions import Region
 from streetfeed.settings import Settings
-from tests.cluster import Cluster, regions_on_different_masters
+from tests.cluster import Cluster, two_regions
 from tests.helpers import (
     ResumingClient,
     Service,
@@ -88,12 +87,8 @@ async def test_workers_share_one_port_and_count_presence_and_reach_together(
 async def test_cluster_two_regions_two_gateways_and_master_failover(
         redis_cluster: Cluster, cluster_redis: RedisCluster, settings: Settings,
         tmp_path: Path) -> None:
-    west_name, east_name = regions_on_different_masters(
-        redis_cluster, ["ouest", "est", "nord", "sud", "centre", "rive-droite"])
-    west = Region(west_name, 44.80, -0.62, 44.90, -0.57)
-    east = Region(east_name, 44.80, -0.57, 44.90, -0.52)
-    regions_env = (f"{west_name}:44.80,-0.62,44.90,-0.57;"
-                   f"{east_name}:44.80,-0.57,44.90,-0.52")
+    west, east, regions_env = two_regions(redis_cluster)
+    west_name, east_name = west.name, east.name
     # arq's queue lives on the plain server (arq is not cluster-aware).
     env = service_env("", REDIS_CLUSTER_URL=redis_cluster.url,
                       ARQ_REDIS_URL=settings.redis_url or "", STREETFEED_REGIONS=regions_env,
