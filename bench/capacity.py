@@ -52,12 +52,12 @@ from typing import Any
 import numpy as np
 
 from bench.city import CENTRE, KIND_FILTERS, KIND_WEIGHTS, KINDS
-from feed.geo import EARTH_RADIUS_M, CellGrid
 from feed.hub import PING_SLICES, PRESENCE_CELL_DEG
 from feed.index import Subscriber, SubscriberIndex
 from feed.stats import REACH_TTL_S
-from streetfeed.live import GONE_TTL_S
-from streetfeed.settings import Settings
+from rules.geo import EARTH_RADIUS_M, CellGrid
+from runtime.settings import Settings
+from storage.live import GONE_TTL_S
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "latest.json"
@@ -1705,14 +1705,14 @@ async def _probe_populate(redis: Any, sync: Any, out: dict[str, float | str],
 
     import msgspec
 
+    from rules.clock import SystemClock
+    from rules.enrich import Enriched, enrich
     from schemas.posts import FlashOfferIn, NewArrivalIn, OpeningChangeIn, PostIn, RawPost
     from schemas.shops import NewShop
-    from streetfeed.clock import SystemClock
-    from streetfeed.inbox import new_post_id
-    from streetfeed.live import LiveIndex
-    from streetfeed.moderation import Policy
-    from streetfeed.shops import create_shop, get_shop
-    from workers.enrich import Enriched, enrich
+    from services.shops import create_shop
+    from storage.inbox import new_post_id
+    from storage.live import LiveIndex
+    from storage.shops import get_shop
 
     model = Model()
     town = country_towns(model)[rank - 1]
@@ -1731,7 +1731,7 @@ async def _probe_populate(redis: Any, sync: Any, out: dict[str, float | str],
             for i in range(start, min(town.shops, start + 200))))
     shops = [await get_shop(redis, c.id) for c in created]
     index = LiveIndex(redis, SETTINGS.region, feed_maxlen=SETTINGS.feed_maxlen)
-    policy = Policy.from_settings(SETTINGS)
+    policy = SETTINGS.moderation_policy()
     tz = ZoneInfo(SETTINGS.timezone)
     now = datetime.now(UTC)
     text = ("Arrivage du jour, directement du producteur : quantités limitées, "
@@ -1785,7 +1785,7 @@ def _in_radius(city: _ProbeCity, lat: float, lon: float, radius: float) -> int:
 def _probe_snapshots(sync: Any, redis: Any, city: _ProbeCity,
                      out: dict[str, float | str]) -> None:  # pragma: no cover
     """The snapshot script's cost against the number of live posts around the phone."""
-    from streetfeed import keys
+    from storage import keys
 
     script = sync.register_script(_snapshot_source())
     rng = np.random.default_rng(17)
@@ -1810,15 +1810,15 @@ def _probe_snapshots(sync: Any, redis: Any, city: _ProbeCity,
 
 
 def _snapshot_source() -> str:
-    from streetfeed import live
+    from storage import live
 
     return live._SNAPSHOT
 
 
 async def _probe_memory(redis: Any, sync: Any, city: _ProbeCity,
                         out: dict[str, float | str]) -> None:  # pragma: no cover
-    from streetfeed import keys
-    from streetfeed.live import LiveIndex
+    from storage import keys
+    from storage.live import LiveIndex
 
     region = SETTINGS.region
     n_live = len(city.post_ids)
@@ -1896,7 +1896,7 @@ async def _probe_presence_publish(sock: Path, vproc: Any, city: _ProbeCity,
 
     from feed.stats import _encode
     from schemas.presence import PresenceReport
-    from streetfeed import keys
+    from storage import keys
 
     channel = keys.presence_channel(SETTINGS.region)
     report, n_cells = _probe_report(city, "probe-fake")
@@ -1968,8 +1968,8 @@ async def _probe_gateway(redis: Any, sync: Any, sock: Path, valkey: Any, web: An
 
     import websockets
 
-    from streetfeed import keys
-    from streetfeed.live import LiveIndex
+    from storage import keys
+    from storage.live import LiveIndex
 
     conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=30)]
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from feed.geo import EARTH_RADIUS_M, haversine_m
+from rules.geo import EARTH_RADIUS_M, haversine_m
 
 # Bordeaux, place de la Comédie: a city-sized area around it.
 CENTRE = (44.8425, -0.5747)

@@ -31,8 +31,8 @@ async def measure(n: int, top: int) -> None:
     from bench import procs
     from bench.city import make_subscribers
     from bench.loadgen import LoadGen
+    from runtime.settings import load_settings
     from streetfeed.runner import uvicorn_config
-    from streetfeed.settings import load_settings
     from web.app import create_app
 
     work = Path(tempfile.mkdtemp(prefix="streetfeed-memory-"))

@@ -28,8 +28,8 @@ WARM_UP = 200
 async def measure(posts: int) -> None:
     from redis.asyncio import Redis
 
-    from streetfeed import keys
-    from streetfeed.settings import load_settings
+    from runtime.settings import load_settings
+    from storage import keys
 
     work = Path(tempfile.mkdtemp(prefix="streetfeed-postcost-"))
     valkey = procs.Valkey(work)

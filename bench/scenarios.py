@@ -186,10 +186,10 @@ async def create_shops(valkey_url: str, shops: list[Shop]) -> dict[int, tuple[st
     """The benchmark's shops in Streetfeed's registry: shop index -> (id, token)."""
     from redis.asyncio import Redis
 
+    from rules.clock import SystemClock
+    from runtime.settings import load_settings
     from schemas.shops import NewShop
-    from streetfeed.clock import SystemClock
-    from streetfeed.settings import load_settings
-    from streetfeed.shops import create_shop
+    from services.shops import create_shop
 
     settings = load_settings({})
     redis = Redis.from_url(valkey_url)

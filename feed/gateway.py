@@ -20,7 +20,6 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from feed import cursor as cursors
 from feed.frames import (
     decode_entry,
     entry_payload,
@@ -35,17 +34,17 @@ from feed.hub import Connection, Hub, Sink, SocketGone
 from feed.raw_ws import NativeChannel
 from feed.reader import Readers
 from feed.snapshot import snapshot_area
+from rules import cursor as cursors
+from rules.clock import Clock
+from rules.errors import ApiError, RateLimited
+from rules.regions import regions_for
+from runtime.settings import Settings
 from schemas.feed import ClientMessage, Subscription
-from streetfeed import keys
-from streetfeed.clock import Clock
-from streetfeed.errors import ApiError, RateLimited
-from streetfeed.live import LiveIndex
-from streetfeed.ratelimit import RateLimiter
-from streetfeed.redis_conn import REDIS_DOWN, text
-from streetfeed.regions import regions_for
-from streetfeed.settings import Settings
-from streetfeed.supervision import Backoff
-from web.responses import api_error_response
+from services.supervision import Backoff
+from storage import keys
+from storage.live import LiveIndex
+from storage.ratelimit import RateLimiter
+from storage.redis_conn import REDIS_DOWN, text
 
 log = logging.getLogger("streetfeed.gateway")
 
@@ -402,9 +401,9 @@ class NativeSocket:
         gateway = self.gateway
         refusal = await gateway._admit(origin, host, scheme, self.address)
         if refusal is not None:
-            response = api_error_response(refusal)
-            self.channel.reject(response.status_code, response.body,
-                                [(k, v) for k, v in response.headers.items()])
+            self.channel.reject(refusal.status, refusal.body(),
+                                [("Content-Type", "application/json"),
+                                 *refusal.headers().items()])
             return
         if not self.channel.accept():
             return  # the peer left during admission

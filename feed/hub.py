@@ -16,7 +16,6 @@ from typing import Protocol
 
 import msgspec
 
-from feed import cursor as cursors
 from feed.frames import (
     carries_frame,
     decode_entry,
@@ -25,11 +24,12 @@ from feed.frames import (
     status_payload,
     ws_text_frame,
 )
-from feed.geo import CellGrid
 from feed.index import Subscriber, SubscriberIndex
+from rules import cursor as cursors
+from rules.geo import CellGrid
+from runtime import metrics
+from runtime.settings import Settings
 from schemas.feed import FeedEntry
-from streetfeed import metrics
-from streetfeed.settings import Settings
 
 log = logging.getLogger("streetfeed.gateway")
 

@@ -23,7 +23,7 @@ from typing import Generic, TypeVar, get_args
 
 import numpy as np
 
-from feed.geo import EARTH_RADIUS_M, CellGrid
+from rules.geo import EARTH_RADIUS_M, CellGrid
 from schemas.posts import Kind
 
 T = TypeVar("T")

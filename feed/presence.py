@@ -21,14 +21,15 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from feed.geo import CellGrid, haversine_m
 from feed.hub import PRESENCE_CELL_DEG
+from rules.errors import Unavailable
+from rules.geo import CellGrid, haversine_m
+from runtime.settings import Settings
 from schemas.feed import WatchCount
+from schemas.limits import AUDIENCE_COUNT_MIN, AUDIENCE_RADII_M
 from schemas.presence import PresenceReport
-from streetfeed import keys
-from streetfeed.errors import Unavailable
-from streetfeed.redis_conn import pubsub_client, text
-from streetfeed.settings import AUDIENCE_COUNT_MIN, AUDIENCE_RADII_M, Settings
+from storage import keys
+from storage.redis_conn import pubsub_client, text
 
 log = logging.getLogger("streetfeed.presence")
 

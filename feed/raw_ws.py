@@ -36,9 +36,9 @@ from websockets.http11 import Response
 from websockets.protocol import Protocol as SansIOProtocol
 from websockets.protocol import State
 
-from streetfeed.connections import GUARD_STATE_KEY
-from streetfeed.logs import REQUEST_ID, log_access, request_id_from
-from streetfeed.proxies import PROXIES_STATE_KEY, Client, TrustedProxies, resolve
+from rules.proxies import PROXIES_STATE_KEY, Client, TrustedProxies, resolve
+from runtime.connections import GUARD_STATE_KEY
+from runtime.logs import REQUEST_ID, log_access, request_id_from
 
 FEED_PATH = "/ws/feed"
 # Where the app's lifespan state holds the gateway that takes native feed sockets.

@@ -18,11 +18,11 @@ from datetime import datetime
 from redis.asyncio import Redis
 
 from feed.hub import Hub
-from streetfeed import keys
-from streetfeed.clock import Clock
-from streetfeed.redis_conn import text
-from streetfeed.settings import Settings
-from streetfeed.supervision import Backoff, supervised
+from rules.clock import Clock
+from runtime.settings import Settings
+from services.supervision import Backoff, supervised
+from storage import keys
+from storage.redis_conn import text
 
 log = logging.getLogger("streetfeed.reader")
 

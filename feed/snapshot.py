@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from feed import cursor as cursors
 from feed.index import Subscriber
-from streetfeed.live import LiveIndex
+from rules import cursor as cursors
+from storage.live import LiveIndex
 
 # Redis measures GEOSEARCH distances on a slightly different sphere: ask a bit wider,
 # then keep exactly what our own check accepts.

@@ -19,9 +19,10 @@ import msgspec
 from redis.asyncio import Redis
 
 from feed.hub import Hub
+from runtime import metrics
 from schemas.presence import PresenceReport
-from streetfeed import keys, metrics
-from streetfeed.redis_conn import REDIS_DOWN, publish
+from storage import keys
+from storage.redis_conn import REDIS_DOWN, publish
 
 log = logging.getLogger("streetfeed.stats")
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from streetfeed import settings as limits
+from schemas import limits
 
 Latitude = Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
 # Where a shop can be: the latitudes Redis GEO can index.

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from schemas import limits
 from schemas.common import AwareDatetime, Latitude, Longitude, PostId, ShopId
-from streetfeed import settings as limits
 
 # Lengths count Unicode code points, on the server and in the console alike
 # (docs/architecture.md): what msgspec and JSON Schema's maxLength count.

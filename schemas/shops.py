@@ -7,9 +7,9 @@ from typing import Annotated
 
 import msgspec
 
+from schemas import limits
 from schemas.common import Longitude, ShopId, ShopLatitude
 from schemas.hours import NextChange, ShopHours
-from streetfeed import settings as limits
 
 ShopName = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.SHOP_NAME_MAX)]
 Category = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.CATEGORY_MAX)]

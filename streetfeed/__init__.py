@@ -1,8 +1,7 @@
-"""Streetfeed: a real-time street feed for independent local shops.
+"""Streetfeed's composition root: the command line (`cli`), the process supervisor of
+`streetfeed up` (`runner`), the embedded Redis-compatible server and the demo street.
 
-This package holds what every part of the data path shares: settings, Redis
-key names, the error hierarchy, the shop registry, the Redis connection (or the
-embedded server behind it) and the command line. The path itself lives in
-`web/` (POST, pages) -> `workers/` (enricher, scheduler) -> `feed/` (gateway)
-with every wire and storage format in `schemas/`.
+Only this package wires the layers together (docs/architecture.md, "Layers"); nothing
+imports it. The data path itself: `web/` (POST) -> `services/ingest` -> `storage/inbox`
+-> `workers/` (enricher, scheduler) -> `storage/live` -> `feed/` (gateway) -> browsers.
 """

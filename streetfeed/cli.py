@@ -26,14 +26,14 @@ from pathlib import Path
 
 import msgspec
 
+from rules.clock import SystemClock
+from rules.errors import ConfigError
+from runtime.logs import setup_logging
+from runtime.settings import Settings, load_settings
 from schemas.hours import ShopHours
 from schemas.shops import NewShop, ShopUpdate
-from streetfeed.clock import SystemClock
 from streetfeed.embedded import EmbeddedServer
-from streetfeed.errors import ConfigError
-from streetfeed.logs import setup_logging
 from streetfeed.processes import die_with_parent_from_env
-from streetfeed.settings import Settings, load_settings
 
 
 @contextlib.contextmanager
@@ -203,19 +203,18 @@ def _shops_add(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def add(ready: Settings) -> bytes:
-        from streetfeed.moderation import Policy
-        from streetfeed.redis_conn import open_redis
-        from streetfeed.shops import create_shop, home_region
+        from services.shops import create_shop, home_region
+        from storage.redis_conn import open_redis
 
         redis = open_redis(ready)
         try:
             created = await create_shop(redis, shop, region=home_region(ready, shop.lat, shop.lon),
-                                        clock=SystemClock(), policy=Policy.from_settings(ready))
+                                        clock=SystemClock(), policy=ready.moderation_policy())
         finally:
             await redis.aclose()
         return msgspec.json.encode(created)
 
-    from streetfeed.errors import ApiError
+    from rules.errors import ApiError
 
     try:
         with redis_for(settings) as (ready, _server):
@@ -227,9 +226,11 @@ def _shops_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
-    from streetfeed import shops
-    from streetfeed.errors import ApiError
-    from streetfeed.redis_conn import open_redis
+    from rules.errors import ApiError
+    from rules.shops import profile_of
+    from services import shops as shop_changes
+    from storage import shops
+    from storage.redis_conn import open_redis
 
     clock = SystemClock()
     out: list[bytes] = []
@@ -241,16 +242,16 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
             if command == "list":
                 for record in await shops.list_shops(redis, include_disabled=True):
                     out.append(msgspec.json.encode({**msgspec.structs.asdict(
-                        shops.profile_of(record, clock)), "disabled": record.disabled}))
+                        profile_of(record, clock)), "disabled": record.disabled}))
             elif command == "update":
                 fields = {k: getattr(args, k) for k in ("name", "category", "address", "lat",
                                                         "lon") if getattr(args, k) is not None}
                 update = msgspec.convert(fields, ShopUpdate)
-                record = await shops.update_shop(redis, args.shop_id, update, clock, ready)
-                out.append(msgspec.json.encode(shops.profile_of(record, clock)))
+                record = await shop_changes.update_shop(redis, args.shop_id, update, clock, ready)
+                out.append(msgspec.json.encode(profile_of(record, clock)))
             elif command in ("disable", "enable"):
-                withdrawn = await shops.set_disabled(redis, args.shop_id, command == "disable",
-                                                     clock, ready.feed_maxlen)
+                withdrawn = await shop_changes.set_disabled(
+                    redis, args.shop_id, command == "disable", clock, ready.feed_maxlen)
                 out.append(msgspec.json.encode({"id": args.shop_id,
                                                 "disabled": command == "disable",
                                                 "withdrawn_posts": withdrawn}))
@@ -265,10 +266,10 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
                 if changed:
                     hours = None if args.clear else _hours_from_args(
                         record.hours or ShopHours(timezone=ready.timezone), args)
-                    record = await shops.set_hours(redis, args.shop_id, hours, clock)
+                    record = await shop_changes.set_hours(redis, args.shop_id, hours, clock)
                 out.append(msgspec.json.encode({
                     "id": record.id, "hours": record.hours,
-                    **msgspec.structs.asdict(shops.profile_of(record, clock)),
+                    **msgspec.structs.asdict(profile_of(record, clock)),
                 }))
         finally:
             await redis.aclose()
@@ -288,7 +289,7 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _hours_from_args(current: ShopHours, args: argparse.Namespace) -> ShopHours:
-    from streetfeed.hours import parse_ranges, parse_weekly
+    from rules.hours import parse_ranges, parse_weekly
 
     data = msgspec.to_builtins(current)
     if args.weekly:
@@ -303,7 +304,7 @@ def _hours_from_args(current: ShopHours, args: argparse.Namespace) -> ShopHours:
         exceptions[day] = {"date": day, "ranges": msgspec.to_builtins(parse_ranges(ranges))}
     data["exceptions"] = sorted(exceptions.values(), key=lambda e: e["date"])
     hours = msgspec.convert(data, ShopHours)
-    from streetfeed.shops import validate_hours
+    from rules.shops import validate_hours
     validate_hours(hours)
     return hours
 

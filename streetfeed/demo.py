@@ -18,22 +18,20 @@ from zoneinfo import ZoneInfo
 import msgspec
 from redis.asyncio import Redis
 
+from rules.clock import Clock
+from rules.hours import parse_weekly
+from rules.moderation import Policy
+from rules.shops import hash_token, new_token
+from runtime.settings import Settings
 from schemas.hours import ShopHours
 from schemas.shops import ShopRecord
-from streetfeed import keys
-from streetfeed.clock import Clock
-from streetfeed.hours import parse_weekly
-from streetfeed.live import LiveIndex, shop_live_posts, stream_id_key
-from streetfeed.moderation import Policy
-from streetfeed.redis_conn import open_redis
-from streetfeed.settings import Settings
-from streetfeed.shops import hash_token, home_region, new_token
-from web.ingest import Ingest
+from services.ingest import Ingest
+from services.shops import home_region
+from storage import keys
+from storage.live import LiveIndex, shop_live_posts, stream_id_key
+from storage.redis_conn import open_redis
 
 log = logging.getLogger("streetfeed.demo")
-
-# The fallback position of the passer-by page: the middle of the demo street.
-DEMO_CENTRE = (44.8370, -0.5735)
 
 # (id, name, category, lat, lon, address): north (Place de la Comédie) to south.
 DEMO_SHOPS: list[tuple[str, str, str, float, float, str]] = [

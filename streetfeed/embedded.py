@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from streetfeed.errors import ConfigError
+from rules.errors import ConfigError
 from streetfeed.processes import die_with_parent
 
 _SOCKET_NAME = "redis.sock"

@@ -22,14 +22,14 @@ import uvicorn
 from arq.connections import ArqRedis
 
 from feed.raw_ws import RawFrameProtocol
-from streetfeed import metrics
-from streetfeed.clock import Clock, SystemClock
+from rules.clock import Clock, SystemClock
+from rules.moderation import Policy
+from runtime import metrics
+from runtime.settings import SECRET_ENV, Settings
+from services.supervision import Backoff, sleep_or_stop, supervised
+from storage.redis_conn import REDIS_DOWN, arq_url, open_redis
 from streetfeed.embedded import EmbeddedServer
-from streetfeed.moderation import Policy
 from streetfeed.processes import PARENT_ENV
-from streetfeed.redis_conn import REDIS_DOWN, arq_url, open_redis
-from streetfeed.settings import SECRET_ENV, Settings
-from streetfeed.supervision import Backoff, sleep_or_stop, supervised
 from web.app import create_app
 from web.http_protocol import GuardedHttpProtocol
 from workers.enricher import Enricher
@@ -252,7 +252,7 @@ def default_parts(settings: Settings, *, web: bool = True, enricher: bool = True
                   reuse_port: bool = False, children: bool = False) -> dict[str, Part]:
     """The parts of one command. `children`: the enricher and scheduler run as supervised
     child processes (`streetfeed up`), so that one crashing is restarted on its own."""
-    clock, policy = SystemClock(), Policy.from_settings(settings)
+    clock, policy = SystemClock(), settings.moderation_policy()
     parts: dict[str, Part] = {}
     if web and workers > 1:
         parts["web"] = web_workers_part(settings, workers)

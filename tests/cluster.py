@@ -13,8 +13,8 @@ from pathlib import Path
 from redis import Redis
 from redis.crc import key_slot
 
+from rules.regions import Region
 from streetfeed.embedded import server_binary
-from streetfeed.regions import Region
 from tests.helpers import free_port
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from streetfeed.settings import Settings, load_settings
+from runtime.settings import Settings, load_settings
 from tests.helpers import OwnRedis, free_port, start_valkey, wait_for
 
 

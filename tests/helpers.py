@@ -24,15 +24,15 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from rules.clock import Clock, SystemClock
+from rules.moderation import Policy
+from runtime.settings import Settings
 from schemas.presence import PresenceReport
 from schemas.shops import NewShop, ShopCreated
-from streetfeed import keys
-from streetfeed.clock import Clock, SystemClock
+from services.shops import create_shop, home_region
+from storage import keys
 from streetfeed.embedded import server_binary
-from streetfeed.moderation import Policy
 from streetfeed.runner import uvicorn_config
-from streetfeed.settings import Settings
-from streetfeed.shops import create_shop, home_region
 from web.app import create_app
 from workers.enricher import Enricher
 

@@ -24,14 +24,14 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from rules.clock import SystemClock
+from rules.errors import ConfigError
+from runtime.settings import Settings, load_settings
 from schemas.shops import ShopCreated
-from streetfeed import keys
-from streetfeed.clock import SystemClock
-from streetfeed.errors import ConfigError
-from streetfeed.ratelimit import WINDOW_S
-from streetfeed.republish import Republisher
-from streetfeed.settings import Settings, load_settings
-from streetfeed.shops import get_shop
+from services.republish import Republisher
+from storage import keys
+from storage.ratelimit import WINDOW_S
+from storage.shops import get_shop
 from tests.helpers import (
     add_shop,
     arrival,

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 from redis.asyncio import Redis
 
-from streetfeed import keys
-from streetfeed.settings import Settings
+from runtime.settings import Settings
+from storage import keys
 from tests.helpers import add_shop, arrival, enricher, send_post, wait_for, web_server
 
 STREET = (44.8370, -0.5735)

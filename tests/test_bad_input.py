@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
-from streetfeed.settings import Settings
+from runtime.settings import Settings
 from tests.helpers import add_shop, arrival, feed_client, send_post, wait_for, web_server
 
 STREET = (44.8370, -0.5735)

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from runtime.settings import Settings
 from schemas.shops import ShopCreated
-from streetfeed.settings import Settings
 from tests.helpers import (
     add_shop,
     arrival,

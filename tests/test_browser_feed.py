@@ -10,8 +10,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from streetfeed import keys
-from streetfeed.settings import Settings
+from runtime.settings import Settings
+from storage import keys
 from tests.helpers import add_shop, arrival, enricher, send_post, web_server
 
 pytestmark = pytest.mark.browser

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from streetfeed.settings import load_settings
+from runtime.settings import load_settings
 from tests.helpers import OwnRedis, add_shop, arrival, enricher, send_post, web_server
 
 pytestmark = pytest.mark.browser

@@ -16,10 +16,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from streetfeed import keys
-from streetfeed.clock import SystemClock
-from streetfeed.settings import Settings
-from streetfeed.shops import set_disabled
+from rules.clock import SystemClock
+from runtime.settings import Settings
+from services.shops import set_disabled
+from storage import keys
 from tests.helpers import (
     add_shop,
     arrival,

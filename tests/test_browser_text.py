@@ -18,8 +18,9 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from streetfeed import keys
-from streetfeed.settings import TITLE_MAX, Settings
+from runtime.settings import Settings
+from schemas.limits import TITLE_MAX
+from storage import keys
 from tests.helpers import add_shop, enricher, web_server
 from tests.test_browser_console import has_title, open_feed, open_screen, signed_in_console
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from redis import Redis
 
-from streetfeed import keys
-from streetfeed.shops import hash_token
+from rules.shops import hash_token
+from storage import keys
 from tests.helpers import free_port
 
 

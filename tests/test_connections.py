@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from streetfeed.connections import ConnectionGuard
-from streetfeed.settings import Settings
+from runtime.connections import ConnectionGuard
+from runtime.settings import Settings
 from tests.helpers import Service, free_port, service_env, wait_for, wait_http, web_server
 
 ATTACKER = "127.0.0.3"
@@ -120,7 +120,7 @@ def _open_files(pid: int) -> int:
 
 
 def _guard(web: object) -> ConnectionGuard:
-    from streetfeed.connections import GUARD_STATE_KEY
+    from runtime.connections import GUARD_STATE_KEY
 
     state = web.server.lifespan.state  # type: ignore[attr-defined]
     return state[GUARD_STATE_KEY]  # type: ignore[no-any-return]
@@ -187,7 +187,7 @@ async def test_a_flood_of_idle_and_slow_connections_leaves_others_served(
 def test_failed_accepts_are_logged_once_a_second() -> None:
     import logging
 
-    from streetfeed.logs import AcceptErrorsOncePerSecond
+    from runtime.logs import AcceptErrorsOncePerSecond
 
     flood = AcceptErrorsOncePerSecond()
     records = [logging.LogRecord("asyncio", logging.ERROR, __file__, 1,

@@ -11,9 +11,9 @@ import httpx
 import msgspec
 from redis.asyncio import Redis
 
+from runtime.settings import Settings
 from schemas.presence import PresenceReport
-from streetfeed import keys
-from streetfeed.settings import Settings
+from storage import keys
 from tests.helpers import (
     Service,
     add_shop,

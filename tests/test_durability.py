@@ -20,9 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from streetfeed import keys
-from streetfeed.errors import ConfigError
-from streetfeed.settings import Settings, load_settings
+from rules.errors import ConfigError
+from runtime.settings import Settings, load_settings
+from storage import keys
 from tests.cluster import Cluster, two_regions
 from tests.helpers import (
     ResumingClient,

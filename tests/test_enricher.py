@@ -13,14 +13,14 @@ import httpx
 import msgspec
 from redis.asyncio import Redis
 
+from rules.clock import SystemClock
+from rules.enrich import Enriched, enrich
+from rules.moderation import Policy
+from runtime.settings import Settings
 from schemas.posts import RawPost
 from schemas.shops import ShopCreated
-from streetfeed import keys
-from streetfeed.clock import SystemClock
-from streetfeed.moderation import Policy
-from streetfeed.settings import Settings
+from storage import keys
 from tests.helpers import add_shop, arrival, enricher, feed_client, send_post, wait_for, web_server
-from workers.enrich import Enriched, enrich
 from workers.enricher import Enricher
 
 STREET = (44.8370, -0.5735)

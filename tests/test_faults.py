@@ -16,12 +16,12 @@ import msgspec
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from feed.geo import haversine_m
+from rules.clock import SystemClock
+from rules.geo import haversine_m
+from runtime.settings import Settings
 from schemas.posts import NewArrivalIn, RawPost
-from streetfeed import keys
-from streetfeed.clock import SystemClock
-from streetfeed.inbox import Inbox
-from streetfeed.settings import Settings
+from storage import keys
+from storage.inbox import Inbox
 from tests.helpers import (
     OwnRedis,
     ResumingClient,

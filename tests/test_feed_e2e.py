@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from redis.asyncio import Redis
 
-from streetfeed import keys
-from streetfeed.settings import Settings
+from runtime.settings import Settings
+from storage import keys
 from tests.helpers import (
     add_shop,
     arrival,

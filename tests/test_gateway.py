@@ -13,12 +13,12 @@ import socket
 import msgspec
 from redis.asyncio import Redis
 
-from feed.geo import haversine_m
 from feed.hub import Hub
 from feed.raw_ws import RawFrameProtocol
+from rules.geo import haversine_m
+from runtime.settings import Settings
 from schemas.feed import FeedEntry
-from streetfeed import keys
-from streetfeed.settings import Settings
+from storage import keys
 from tests.helpers import HubSink, feed_client, wait_for, web_server
 
 STREET = (44.8370, -0.5735)

@@ -7,8 +7,8 @@ import math
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from feed.geo import EARTH_RADIUS_M, CellGrid, haversine_m
 from feed.index import Subscriber, SubscriberIndex
+from rules.geo import EARTH_RADIUS_M, CellGrid, haversine_m
 
 KINDS = ["new_arrival", "flash_offer", "opening_change"]
 

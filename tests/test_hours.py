@@ -9,15 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rules.hours import HORIZON_DAYS, changes, is_open, next_change, opening_state, parse_weekly
 from schemas.hours import WEEKDAYS, DayException, ShopHours, TimeRange
-from streetfeed.hours import (
-    HORIZON_DAYS,
-    changes,
-    is_open,
-    next_change,
-    opening_state,
-    parse_weekly,
-)
 
 BAKERY = ShopHours(weekly=parse_weekly("tue-sat 07:00-13:00,15:30-19:30; sun 07:00-12:30"))
 

@@ -16,8 +16,8 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from feed.hub import Hub
-from streetfeed import keys
-from streetfeed.settings import Settings
+from runtime.settings import Settings
+from storage import keys
 from tests.helpers import (
     OwnRedis,
     add_shop,

@@ -23,10 +23,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
+from rules import text as texts
+from rules.moderation import Policy, check_post, check_shop
+from runtime.settings import Settings, load_settings
+from schemas.limits import TITLE_MAX
 from schemas.posts import NewArrivalIn, PostIn
-from streetfeed import text as texts
-from streetfeed.moderation import Policy, check_post, check_shop
-from streetfeed.settings import TITLE_MAX, Settings, load_settings
 from tests.helpers import add_shop, arrival, send_post, service_env, web_server
 from tests.test_bad_input import _snapshot_keys
 

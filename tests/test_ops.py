@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from streetfeed.settings import Settings
+from runtime.settings import Settings
 from tests.helpers import (
     FeedClient,
     Service,

@@ -24,9 +24,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from feed.geo import CellGrid
 from feed.hub import PRESENCE_CELL_DEG
-from streetfeed.settings import Settings
+from rules.geo import CellGrid
+from runtime.settings import Settings
 from tests.helpers import (
     Service,
     add_shop,

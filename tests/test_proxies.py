@@ -20,10 +20,10 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from streetfeed.connections import ConnectionGuard
-from streetfeed.errors import ConfigError
-from streetfeed.proxies import Client, TrustedProxies, resolve
-from streetfeed.settings import Settings, load_settings
+from rules.errors import ConfigError
+from rules.proxies import Client, TrustedProxies, resolve
+from runtime.connections import ConnectionGuard
+from runtime.settings import Settings, load_settings
 from tests.helpers import add_shop, web_server
 
 STREET = (44.8370, -0.5735)

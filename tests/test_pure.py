@@ -11,14 +11,14 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from feed import cursor
 from feed.frames import entry_payload, ws_text_frame
+from rules import cursor
+from rules.enrich import Dropped, Enriched, enrich
+from rules.expiry import expires_at
+from rules.moderation import Policy, check_post
 from schemas.feed import FeedEntry
 from schemas.posts import FlashOfferIn, NewArrivalIn, OpeningChangeIn, RawPost
 from schemas.shops import ShopRecord
-from streetfeed.moderation import Policy, check_post
-from workers.enrich import Dropped, Enriched, enrich
-from workers.expiry import expires_at
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 6, 15, 10, 0, tzinfo=UTC)

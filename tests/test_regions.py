@@ -6,14 +6,14 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from feed import cursor as cursors
+from rules import cursor as cursors
+from rules.clock import SystemClock
+from rules.errors import ConfigError, InvalidInput
+from rules.regions import Region, parse_regions, region_of, regions_for
+from runtime.settings import Settings, load_settings
 from schemas.shops import NewShop
-from streetfeed import keys
-from streetfeed.clock import SystemClock
-from streetfeed.errors import ConfigError, InvalidInput
-from streetfeed.regions import Region, parse_regions, region_of, regions_for
-from streetfeed.settings import Settings, load_settings
-from streetfeed.shops import create_shop, home_region
+from services.shops import create_shop, home_region
+from storage import keys
 from tests.helpers import add_shop, arrival, enricher, feed_client, send_post, wait_for, web_server
 
 # Two towns split at longitude -0.57 (a river, say).

@@ -12,9 +12,9 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from streetfeed import keys
-from streetfeed.errors import ConfigError
-from streetfeed.settings import Settings, load_settings
+from rules.errors import ConfigError
+from runtime.settings import Settings, load_settings
+from storage import keys
 from tests.helpers import feed_client, wait_for, web_server
 
 STREET = (44.8370, -0.5735)

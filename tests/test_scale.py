@@ -16,9 +16,9 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from runtime.settings import Settings
 from schemas.shops import ShopCreated
-from streetfeed import keys
-from streetfeed.settings import Settings
+from storage import keys
 from tests.cluster import Cluster, two_regions
 from tests.helpers import (
     ResumingClient,
@@ -223,5 +223,5 @@ async def _console_on_cluster(base: str, shop: ShopCreated, accepted: dict[str, 
 
 
 def _sees(client: ResumingClient, shop_lon: float) -> bool:
-    from feed.geo import haversine_m
+    from rules.geo import haversine_m
     return haversine_m(client.lat, client.lon, 44.8370, shop_lon) <= client.radius_m

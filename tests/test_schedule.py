@@ -17,10 +17,10 @@ import pytest
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
+from rules.clock import ManualClock, SystemClock
+from runtime.settings import Settings
 from schemas.shops import ShopCreated
-from streetfeed import keys
-from streetfeed.clock import ManualClock, SystemClock
-from streetfeed.settings import Settings
+from storage import keys
 from tests.helpers import add_shop, arrival, enricher, feed_client, send_post, wait_for, web_server
 from workers.scheduler import (
     expire_post,
@@ -101,7 +101,7 @@ async def test_real_arq_worker_runs_the_deferred_expiry(redis: Redis, settings: 
         async def schedule(post_id: str, when: datetime) -> None:
             await schedule_expiry(pool, settings.region, post_id, when)
 
-        from streetfeed.moderation import Policy
+        from rules.moderation import Policy
         from workers.enricher import Enricher
         worker_enricher = Enricher(redis, settings, SystemClock(), Policy(),
                                    schedule_expiry=schedule)
@@ -253,7 +253,7 @@ async def test_token_rotation_stops_the_old_token_at_once(redis: Redis,
 
 
 async def test_disabled_shop_disappears(redis: Redis, settings: Settings) -> None:
-    from streetfeed.shops import set_disabled
+    from services.shops import set_disabled
     shop = await add_shop(redis, settings, "Primeur", *STREET)
     neighbour = await add_shop(redis, settings, "Voisin", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \

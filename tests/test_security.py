@@ -17,10 +17,10 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from feed.geo import EARTH_RADIUS_M, CellGrid, haversine_m
 from feed.hub import PRESENCE_CELL_DEG
+from rules.geo import EARTH_RADIUS_M, CellGrid, haversine_m
+from runtime.settings import Settings
 from schemas.shops import ShopCreated
-from streetfeed.settings import Settings
 from tests.helpers import (
     Service,
     add_shop,
@@ -400,7 +400,7 @@ async def test_tokens_never_reach_logs_metrics_or_errors(redis: Redis, settings:
 
 async def test_deployment_moderation_policy(redis: Redis, settings: Settings,
                                             tmp_path: Path) -> None:
-    from streetfeed.settings import load_settings
+    from runtime.settings import load_settings
 
     words = tmp_path / "banned.txt"
     words.write_text("casino\nloterie\n")

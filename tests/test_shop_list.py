@@ -21,12 +21,14 @@ import httpx
 import msgspec
 from redis.asyncio import Redis
 
+from rules.clock import ManualClock
+from rules.shops import hash_token
+from runtime.settings import Settings
 from schemas.hours import ShopHours, TimeRange
+from schemas.limits import SHOPS_PAGE_DEFAULT, SHOPS_PAGE_MAX
 from schemas.shops import ShopRecord
-from streetfeed import keys
-from streetfeed.clock import ManualClock
-from streetfeed.settings import SHOPS_PAGE_DEFAULT, SHOPS_PAGE_MAX, Settings
-from streetfeed.shops import hash_token, set_disabled
+from services.shops import set_disabled
+from storage import keys
 from tests.helpers import (
     Service,
     add_shop,

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 from redis.asyncio import Redis
 
-from streetfeed import keys
-from streetfeed.settings import Settings
+from runtime.settings import Settings
+from storage import keys
 from tests.helpers import (
     ResumingClient,
     Service,

@@ -19,10 +19,10 @@ from redis import Redis as SyncRedis
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from runtime.settings import Settings
 from schemas.feed import FeedEntry
-from streetfeed import keys
+from storage import keys
 from streetfeed.runner import uvicorn_config
-from streetfeed.settings import Settings
 from tests.helpers import free_port
 from web.app import create_app
 

@@ -1,7 +1,4 @@
-"""The web process: the first hop of the data path and the last.
-
-`api` takes shopkeepers' posts (validate, authenticate, moderate, `in` stream)
-and answers feed and shop queries; `pages` serves the three faces; the
-WebSocket route is the gateway from `feed/`. `app.create_app` wires them and
-owns the Redis connection and the feed reader through its lifespan.
+"""The web edge: HTTP API (`api`, `auth`, `openapi`), the three pages (`pages`) and the
+HTTP transport's guards (`http_protocol`, `forwarded`, `requests_log`). `app.create_app`
+assembles one web process's ASGI app, with the feed gateway from `feed/` on /ws/feed.
 """

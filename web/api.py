@@ -17,14 +17,20 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from feed import cursor as cursors
 from feed.gateway import SubscriptionError, parse_subscription
 from feed.index import Subscriber
 from feed.presence import audience
 from feed.snapshot import snapshot_area
 from feed.stats import reach_of
+from rules import cursor as cursors
+from rules.errors import ApiError, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
+from rules.regions import regions_for
+from rules.shops import profile_of
+from runtime import metrics
+from runtime.settings import METRICS_LOCAL_ADDRESSES
 from schemas.feed import FeedResponse, Reach, ShopPosts, ShopStats
 from schemas.hours import ShopHours
+from schemas.limits import AUDIENCE_RADII_M, RADIUS_MAX_M, SHOPS_PAGE_DEFAULT, SHOPS_PAGE_MAX
 from schemas.posts import PostAccepted, PostWithdrawn
 from schemas.service import ClientConfig, Health, Point, Readiness
 from schemas.shops import (
@@ -35,19 +41,11 @@ from schemas.shops import (
     SignIn,
     TokenRotated,
 )
-from streetfeed import keys, metrics, shops
-from streetfeed.errors import ApiError, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
-from streetfeed.inbox import durability_check
-from streetfeed.live import shop_live_posts, stream_id_key
-from streetfeed.redis_conn import REDIS_DOWN
-from streetfeed.regions import regions_for
-from streetfeed.settings import (
-    AUDIENCE_RADII_M,
-    METRICS_LOCAL_ADDRESSES,
-    RADIUS_MAX_M,
-    SHOPS_PAGE_DEFAULT,
-    SHOPS_PAGE_MAX,
-)
+from services import shops as shop_changes
+from storage import keys, shops
+from storage.inbox import durability_check
+from storage.live import shop_live_posts, stream_id_key
+from storage.redis_conn import REDIS_DOWN
 from web.auth import close_session, open_session, require_same_origin, session_shop, shop_for
 from web.responses import JSONResponse, error_response
 from web.state import AppState
@@ -173,7 +171,7 @@ async def list_shops(request: Request) -> Response:
 async def shop_profile(request: Request) -> Response:
     st = state_of(request)
     record = await shops.require_shop(st.redis, request.path_params["shop_id"])
-    return JSONResponse(shops.profile_of(record, st.clock))
+    return JSONResponse(profile_of(record, st.clock))
 
 
 async def update_shop(request: Request) -> Response:
@@ -191,9 +189,9 @@ async def update_shop(request: Request) -> Response:
     edit = decode_body(body, ShopEdit, "invalid_shop")
     update = ShopUpdate(**{k: v for k, v in msgspec.structs.asdict(edit).items()
                            if v is not msgspec.UNSET})
-    record = await shops.update_shop(st.redis, shop.id, update, st.clock, st.settings,
+    record = await shop_changes.update_shop(st.redis, shop.id, update, st.clock, st.settings,
                                      st.ingest.policy)
-    return JSONResponse(shops.profile_of(record, st.clock))
+    return JSONResponse(profile_of(record, st.clock))
 
 
 async def rotate_token(request: Request) -> Response:
@@ -218,8 +216,8 @@ async def put_hours(request: Request) -> Response:
     await st.limiter.hit("shop_posts", shop.id, st.settings.shop_posts_per_minute)
     hours = decode_body(await read_body(request, st.settings.max_hours_body_bytes), ShopHours,
                         "invalid_hours")
-    record = await shops.set_hours(st.redis, shop.id, hours, st.clock, st.ingest.policy)
-    return JSONResponse(shops.profile_of(record, st.clock))
+    record = await shop_changes.set_hours(st.redis, shop.id, hours, st.clock, st.ingest.policy)
+    return JSONResponse(profile_of(record, st.clock))
 
 
 def decode_body(body: bytes, type_: type[T], code: str, *, unique_keys: bool = False) -> T:
@@ -382,7 +380,7 @@ async def sign_in(request: Request) -> Response:
     body = decode_body(await read_body(request, st.settings.max_body_bytes), SignIn,
                        "invalid_sign_in", unique_keys=True)
     record = await shops.check_token(st.redis, body.shop_id, body.token)
-    response = JSONResponse(shops.profile_of(record, st.clock))
+    response = JSONResponse(profile_of(record, st.clock))
     await open_session(st.redis, record, response, secure=request.url.scheme == "https")
     return response
 
@@ -392,7 +390,7 @@ async def current_session(request: Request) -> Response:
     record = await session_shop(st.redis, request)
     if record is None:
         raise Unauthorized("not signed in", code="not_signed_in")
-    return JSONResponse(shops.profile_of(record, st.clock))
+    return JSONResponse(profile_of(record, st.clock))
 
 
 async def sign_out(request: Request) -> Response:
@@ -438,8 +436,8 @@ async def shop_qr(request: Request) -> Response:
 async def client_config(request: Request) -> Response:
     """What the pages need to know about this deployment (not secrets)."""
     st = state_of(request)
-    from streetfeed.demo import DEMO_CENTRE
     return JSONResponse(ClientConfig(tile_url=st.settings.tile_url,
                                      tile_attribution=st.settings.tile_attribution,
-                                     fallback=Point(lat=DEMO_CENTRE[0], lon=DEMO_CENTRE[1]),
+                                     fallback=Point(lat=st.settings.fallback_centre[0],
+                                                    lon=st.settings.fallback_centre[1]),
                                      radius_max_m=RADIUS_MAX_M))

@@ -24,21 +24,21 @@ from feed.presence import PresenceBoard
 from feed.raw_ws import GATEWAY_STATE_KEY, GOING_AWAY_REASON
 from feed.reader import Readers
 from feed.stats import StatsPublisher
-from streetfeed import metrics
-from streetfeed.clock import Clock, SystemClock
-from streetfeed.connections import GUARD_STATE_KEY, ConnectionGuard
-from streetfeed.errors import ApiError
-from streetfeed.moderation import Policy
-from streetfeed.proxies import PROXIES_STATE_KEY, TrustedProxies
-from streetfeed.ratelimit import RateLimiter
-from streetfeed.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
-from streetfeed.republish import Republisher
-from streetfeed.settings import Settings
-from streetfeed.supervision import supervised
+from rules.clock import Clock, SystemClock
+from rules.errors import ApiError
+from rules.moderation import Policy
+from rules.proxies import PROXIES_STATE_KEY, TrustedProxies
+from runtime import metrics
+from runtime.connections import GUARD_STATE_KEY, ConnectionGuard
+from runtime.settings import Settings
+from services.directory import ShopDirectory
+from services.ingest import Ingest
+from services.republish import Republisher
+from services.supervision import supervised
+from storage.ratelimit import RateLimiter
+from storage.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
 from web import api, pages
-from web.directory import ShopDirectory
 from web.forwarded import ForwardedClient
-from web.ingest import Ingest
 from web.openapi import openapi_document
 from web.requests_log import RequestIdMiddleware
 from web.responses import api_error_response, error_response
@@ -71,7 +71,7 @@ async def _redis_down(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings, *, clock: Clock | None = None,
                policy: Policy | None = None) -> Starlette:
     clock = clock or SystemClock()
-    policy = policy or Policy.from_settings(settings)
+    policy = policy or settings.moderation_policy()
     # Who the client is behind a proxy: one rule for HTTP (ForwardedClient), feed sockets
     # (feed.raw_ws) and the connection caps' exemption (ConnectionGuard).
     trusted = TrustedProxies(settings.trusted_proxies)

@@ -16,9 +16,9 @@ from redis.asyncio import Redis
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
+from rules.errors import ApiError, Unauthorized
 from schemas.shops import ShopRecord
-from streetfeed import keys, shops
-from streetfeed.errors import ApiError, Unauthorized
+from storage import keys, shops
 
 COOKIE = "sf_session"
 SESSION_TTL_S = 30 * 24 * 3600

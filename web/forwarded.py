@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from streetfeed.proxies import TrustedProxies, resolve
+from rules.proxies import TrustedProxies, resolve
 
 
 class ForwardedClient:

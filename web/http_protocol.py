@@ -20,7 +20,7 @@ import logging
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from streetfeed.connections import GUARD_STATE_KEY, ConnectionGuard, refusal_response
+from runtime.connections import GUARD_STATE_KEY, ConnectionGuard, refusal_response
 
 log = logging.getLogger("streetfeed.connections")
 

@@ -14,15 +14,10 @@ import msgspec
 from schemas.common import ErrorBody
 from schemas.feed import FeedPage, ShopPostsPage, ShopStats
 from schemas.hours import ShopHours
+from schemas.limits import IDEMPOTENCY_KEY_MAX, RADIUS_MAX_M, SHOPS_PAGE_DEFAULT, SHOPS_PAGE_MAX
 from schemas.posts import PostAccepted, PostIn, PostPatch, PostWithdrawn
 from schemas.service import ClientConfig, Health, Readiness
 from schemas.shops import ShopEdit, ShopList, ShopProfile, SignIn, TokenRotated
-from streetfeed.settings import (
-    IDEMPOTENCY_KEY_MAX,
-    RADIUS_MAX_M,
-    SHOPS_PAGE_DEFAULT,
-    SHOPS_PAGE_MAX,
-)
 
 _REF = "#/components/schemas/{name}"
 _ERROR_STATUSES = {

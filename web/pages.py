@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from streetfeed.redis_conn import REDIS_DOWN
-from streetfeed.shops import get_shop
+from storage.redis_conn import REDIS_DOWN
+from storage.shops import get_shop
 
 log = logging.getLogger("streetfeed.web")
 

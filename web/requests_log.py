@@ -19,7 +19,7 @@ import time
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from streetfeed.logs import REQUEST_ID, log_access, request_id_from
+from runtime.logs import REQUEST_ID, log_access, request_id_from
 
 log = logging.getLogger("streetfeed.access")
 CLIENT_CLOSED = 499

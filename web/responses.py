@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 from starlette.responses import Response
 
+from rules.errors import ApiError
 from schemas.common import ErrorBody, ErrorDetail
-from streetfeed.errors import ApiError
 
 _encode = msgspec.json.Encoder().encode
 
@@ -28,5 +28,4 @@ def error_response(status: int, code: str, message: str,
 
 def api_error_response(exc: ApiError) -> JSONResponse:
     """The answer to a refusal: its status and code, and when to retry if it says."""
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-    return error_response(exc.status, exc.code, exc.message, headers=headers)
+    return error_response(exc.status, exc.code, exc.message, headers=exc.headers() or None)

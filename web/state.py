@@ -10,12 +10,12 @@ from feed.gateway import Gateway
 from feed.hub import Hub
 from feed.presence import PresenceBoard
 from feed.reader import Readers
-from streetfeed.clock import Clock
-from streetfeed.live import LiveIndex
-from streetfeed.ratelimit import RateLimiter
-from streetfeed.settings import Settings
-from web.directory import ShopDirectory
-from web.ingest import Ingest
+from rules.clock import Clock
+from runtime.settings import Settings
+from services.directory import ShopDirectory
+from services.ingest import Ingest
+from storage.live import LiveIndex
+from storage.ratelimit import RateLimiter
 
 
 @dataclass

@@ -24,16 +24,17 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from rules.clock import Clock
+from rules.enrich import Dropped, enrich
+from rules.moderation import Policy
+from runtime import metrics
+from runtime.settings import Settings
 from schemas.posts import RawPost
 from schemas.shops import ShopRecord
-from streetfeed import keys, metrics
-from streetfeed.clock import Clock
-from streetfeed.live import LiveIndex, stream_id_key
-from streetfeed.moderation import Policy
-from streetfeed.redis_conn import REDIS_DOWN, get_many, text
-from streetfeed.settings import Settings
-from streetfeed.supervision import Backoff, supervised
-from workers.enrich import Dropped, enrich
+from services.supervision import Backoff, supervised
+from storage import keys
+from storage.live import LiveIndex, stream_id_key
+from storage.redis_conn import REDIS_DOWN, get_many, text
 
 log = logging.getLogger("streetfeed.enricher")
 

@@ -25,18 +25,18 @@ from arq import Retry, Worker, cron
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
+from rules.clock import Clock, SystemClock
+from rules.hours import changes, opening_state
+from rules.moderation import OPENING_UNTIL_MAX_AHEAD_S
+from runtime.settings import Settings
 from schemas.hours import NextChange, ShopHours
 from schemas.posts import OpeningChangeIn, RawPost
 from schemas.shops import ShopRecord
-from streetfeed import keys
-from streetfeed.clock import Clock, SystemClock
-from streetfeed.hours import changes, opening_state
-from streetfeed.inbox import Inbox, derived_post_id
-from streetfeed.live import LiveIndex
-from streetfeed.moderation import OPENING_UNTIL_MAX_AHEAD_S
-from streetfeed.redis_conn import REDIS_DOWN
-from streetfeed.settings import Settings
-from streetfeed.shops import list_shops
+from storage import keys
+from storage.inbox import Inbox, derived_post_id
+from storage.live import LiveIndex
+from storage.redis_conn import REDIS_DOWN
+from storage.shops import list_shops
 
 log = logging.getLogger("streetfeed.scheduler")
 

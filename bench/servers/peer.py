@@ -24,8 +24,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bench.servers.common import make_post
-from feed.geo import CellGrid
-from streetfeed.settings import Settings
+from rules.geo import CellGrid
+from runtime.settings import Settings
 
 
 def create_app(redis_url: str) -> socketio.ASGIApp:

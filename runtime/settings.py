@@ -13,43 +13,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from streetfeed.errors import ConfigError
-from streetfeed.proxies import TrustedProxies
-from streetfeed.regions import REGION_NAME, Region, parse_regions
+from rules.errors import ConfigError
+from rules.moderation import Policy
+from rules.proxies import TrustedProxies
+from rules.regions import REGION_NAME, Region, parse_regions
 
-# Hard limits of the public contract (DESIGN.md section 8); not configurable
-# because clients rely on them.
-TITLE_MAX = 80
-TEXT_MAX = 500
-TAG_MAX = 24
-TAGS_MAX = 8
-RADIUS_MAX_M = 5_000
-# Redis GEO indexes Web Mercator latitudes only: shops must lie within this.
-GEO_LAT_MAX = 85.05112878
-FLASH_OFFER_MAX_AHEAD_S = 24 * 3600
-SHOP_NAME_MAX = 80
-CATEGORY_MAX = 40
-ADDRESS_MAX = 160
-IDEMPOTENCY_KEY_MAX = 128
 # /metrics without STREETFEED_METRICS_TOKEN: only to a direct connection from one of these
 # (a Prometheus on the same host, the tests). Exact addresses, not all of 127.0.0.0/8.
 METRICS_LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
-# GET /api/v1/shops pages (?limit=): what a client that asks nothing gets, and the most
-# it may ask for (a page is this many encoded profiles, ~150 bytes each).
-SHOPS_PAGE_DEFAULT = 100
-SHOPS_PAGE_MAX = 500
 # What a 202 promises: in Redis with AOF (fsync every second); fsynced to the local AOF;
 # received by a replica; received by a replica, else fsynced to the master's AOF.
 DURABILITY_MODES = ("aof", "fsync", "replica", "replica-preferred")
 # HTTP connections one address may hold open beside its feed sockets.
 HTTP_CONNECTIONS_PER_ADDRESS = 100
-# The console's audience (GET /api/v1/shops/{id}/stats), always around the shop's registered
-# position: the radii it is counted within, none under AUDIENCE_RADIUS_MIN_M, and the count
-# under which it is "fewer than AUDIENCE_COUNT_MIN", never a number. Not configurable: they
-# are what stops a shop from cornering a passer-by with its counts (issue 12).
-AUDIENCE_RADII_M = (250, 500, 1000, 2000)
-AUDIENCE_RADIUS_MIN_M = 250
-AUDIENCE_COUNT_MIN = 5
 # The deployment's secret, from which each day's key for hashing client addresses is derived
 # (streetfeed.ratelimit). `streetfeed up` hands its own to its children under this name.
 SECRET_ENV = "STREETFEED_SECRET"
@@ -141,6 +117,9 @@ class Settings:
     # Size of a geo cell in degrees of latitude (~550 m); longitude cells keep that width in metres.
     geo_cell_deg: float = 0.005
 
+    # Where the passer-by page looks while it has no position of its own (GET /api/v1/config
+    # `fallback`): the middle of the demo street (streetfeed/demo.py).
+    fallback_centre: tuple[float, float] = (44.8370, -0.5735)
     # Map tiles for the passer-by map view; the page works without them.
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap contributors"
@@ -214,6 +193,11 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    def moderation_policy(self) -> Policy:
+        """This deployment's content policy (links per post, word list)."""
+        return Policy(max_links=self.moderation_max_links,
+                      banned_words=frozenset(self.moderation_banned_words))
 
     @property
     def max_connections_per_address(self) -> int:

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+import msgspec
+
+from schemas.common import ErrorBody, ErrorDetail
+
+_encode = msgspec.json.Encoder().encode
+
+
+def error_body(code: str, message: str) -> bytes:
+    """The contract's error body, `{"error": {"code", "message"}}`, encoded."""
+    return _encode(ErrorBody(error=ErrorDetail(code=code, message=message)))
+
 
 class StreetfeedError(Exception):
     """Base of every error we raise on purpose."""
@@ -26,6 +37,13 @@ class ApiError(StreetfeedError):
             self.code = code
         if status is not None:
             self.status = status
+
+    def body(self) -> bytes:
+        return error_body(self.code, self.message)
+
+    def headers(self) -> dict[str, str]:
+        """Headers of the answer besides its type: when to retry, if it says."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
 class InvalidInput(ApiError):

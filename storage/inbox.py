@@ -17,11 +17,12 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from rules.errors import Unavailable
+from runtime import metrics
+from runtime.settings import Settings
 from schemas.posts import RawPost
-from streetfeed import keys, metrics
-from streetfeed.errors import Unavailable
-from streetfeed.redis_conn import acknowledged, aof_of, replicas_of, text, write_then_wait
-from streetfeed.settings import Settings
+from storage import keys
+from storage.redis_conn import acknowledged, aof_of, replicas_of, text, write_then_wait
 
 log = logging.getLogger("streetfeed.inbox")
 _encode = msgspec.json.Encoder().encode

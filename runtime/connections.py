@@ -15,11 +15,9 @@ from collections import Counter
 from collections.abc import Container
 from dataclasses import dataclass, field
 
-import msgspec
-
-from schemas.common import ErrorBody, ErrorDetail
-from streetfeed.proxies import TrustedProxies
-from streetfeed.settings import Settings
+from rules.errors import error_body
+from rules.proxies import TrustedProxies
+from runtime.settings import Settings
 
 # Where the app's lifespan state holds the guard (read by the HTTP and feed protocols).
 GUARD_STATE_KEY = "connection_guard"
@@ -90,7 +88,7 @@ _MESSAGES = {
 
 def refusal_response(code: str) -> bytes:
     """A complete HTTP/1.1 503 answer, written before the request is even read."""
-    body = msgspec.json.encode(ErrorBody(error=ErrorDetail(code=code, message=_MESSAGES[code])))
+    body = error_body(code, _MESSAGES[code])
     head = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
             b"retry-after: 5\r\nconnection: close\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\n\r\n")

@@ -15,8 +15,8 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
-from streetfeed import metrics
-from streetfeed.redis_conn import REDIS_DOWN
+from runtime import metrics
+from storage.redis_conn import REDIS_DOWN
 
 log = logging.getLogger("streetfeed.supervision")
 

@@ -14,11 +14,11 @@ from typing import Literal
 import msgspec
 from redis.asyncio import Redis
 
-from feed.geo import haversine_m
+from rules.geo import haversine_m
 from schemas.feed import FeedEntry
-from streetfeed import keys
-from streetfeed.redis_conn import hmget_many, text
-from streetfeed.settings import GEO_LAT_MAX
+from schemas.limits import GEO_LAT_MAX
+from storage import keys
+from storage.redis_conn import hmget_many, text
 
 _encode = msgspec.json.Encoder().encode
 

@@ -16,9 +16,10 @@ import time
 
 from redis.asyncio import Redis
 
-from streetfeed import keys, metrics
-from streetfeed.errors import RateLimited
-from streetfeed.settings import Secret
+from rules.errors import RateLimited
+from runtime import metrics
+from runtime.settings import Secret
+from storage import keys
 
 WINDOW_S = 60
 DAY_S = 86_400

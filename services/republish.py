@@ -31,15 +31,15 @@ import time
 import msgspec
 from redis.asyncio import Redis
 
+from rules.clock import Clock
+from runtime.settings import Settings
 from schemas.posts import RawPost
 from schemas.shops import ShopRecord
-from streetfeed import keys
-from streetfeed.clock import Clock
-from streetfeed.inbox import Inbox
-from streetfeed.live import shop_live_posts
-from streetfeed.redis_conn import text
-from streetfeed.settings import Settings
-from streetfeed.supervision import sleep_or_stop
+from services.supervision import sleep_or_stop
+from storage import keys
+from storage.inbox import Inbox
+from storage.live import shop_live_posts
+from storage.redis_conn import text
 
 log = logging.getLogger("streetfeed.republish")
 

@@ -13,14 +13,15 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from rules.clock import Clock
+from rules.errors import Conflict, InvalidInput, NotFound
+from rules.moderation import Policy, check_post
+from runtime.settings import Settings
+from schemas.limits import IDEMPOTENCY_KEY_MAX
 from schemas.posts import PostIn, PostPatch, RawPost
 from schemas.shops import ShopRecord
-from streetfeed import keys
-from streetfeed.clock import Clock
-from streetfeed.errors import Conflict, InvalidInput, NotFound
-from streetfeed.inbox import Inbox, new_post_id
-from streetfeed.moderation import Policy, check_post
-from streetfeed.settings import IDEMPOTENCY_KEY_MAX, Settings
+from storage import keys
+from storage.inbox import Inbox, new_post_id
 
 _decode_post = msgspec.json.Decoder(PostIn).decode
 _decode_patch = msgspec.json.Decoder(PostPatch).decode

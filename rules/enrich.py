@@ -8,6 +8,9 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from rules.expiry import expires_at
+from rules.moderation import Policy, check_post
+from rules.shops import summary_of
 from schemas.posts import (
     FlashOffer,
     FlashOfferIn,
@@ -19,9 +22,6 @@ from schemas.posts import (
     RawPost,
 )
 from schemas.shops import ShopRecord
-from streetfeed.moderation import Policy, check_post
-from streetfeed.shops import summary_of
-from workers.expiry import expires_at
 
 _encode = msgspec.json.Encoder().encode
 

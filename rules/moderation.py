@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from rules import text as texts
 from schemas.hours import ShopHours
+from schemas.limits import FLASH_OFFER_MAX_AHEAD_S
 from schemas.posts import FlashOfferIn, OpeningChangeIn, PostIn
-from streetfeed import text as texts
-from streetfeed.settings import FLASH_OFFER_MAX_AHEAD_S, Settings
 
 # A tag (`<b>`, `<div onclick=...>`), a dangerous tag left open, or a javascript: URL.
 # Not a bare `word=`: "onctueux = cacao 70 %" or "Pose d'ongles = 35 €" are French, and an
@@ -60,11 +60,6 @@ class Policy:
                 if tuple(found[i:i + size]) in self._banned:
                     return False
         return True
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Policy:
-        return cls(max_links=settings.moderation_max_links,
-                   banned_words=frozenset(settings.moderation_banned_words))
 
 
 def check_text(value: str, what: str, policy: Policy, *, required: bool = False,

@@ -24,8 +24,8 @@ from redis.exceptions import (
     WatchError,
 )
 
-from streetfeed.errors import ConfigError
-from streetfeed.settings import Settings
+from rules.errors import ConfigError
+from runtime.settings import Settings
 
 AnyRedis = Redis | RedisCluster
 

@@ -29,11 +29,11 @@ from datetime import datetime
 import msgspec
 from redis.asyncio import Redis
 
+from rules.clock import Clock, ManualClock
+from rules.shops import profile_of
 from schemas.shops import ShopRecord
-from streetfeed import keys
-from streetfeed.clock import Clock, ManualClock
-from streetfeed.redis_conn import get_many
-from streetfeed.shops import profile_of
+from storage import keys
+from storage.redis_conn import get_many
 
 __all__ = ["ShopDirectory"]
 

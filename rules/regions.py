@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from feed.geo import EARTH_RADIUS_M
+from rules.geo import EARTH_RADIUS_M
 
 REGION_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 

@@ -1,0 +1,72 @@
+"""What a shop is, without storage: tokens, ids, the profile and summary shown of it.
+
+Tokens are 256-bit random strings shown once; only their SHA-256 is stored
+(a token has full entropy, so a salt or slow hash adds nothing) and it is
+compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import unicodedata
+from zoneinfo import ZoneInfo
+
+from rules.clock import Clock
+from rules.errors import InvalidInput
+from rules.hours import opening_state
+from schemas.hours import ShopHours
+from schemas.posts import ShopSummary
+from schemas.shops import ShopProfile, ShopRecord
+
+__all__ = ["hash_token", "new_shop_id", "new_token", "profile_of", "slugify", "summary_of",
+           "token_matches", "validate_hours"]
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(token: str, token_hash: str) -> bool:
+    return hmac.compare_digest(hash_token(token), token_hash)
+
+
+def slugify(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return slug[:40].strip("-") or "shop"
+
+
+def new_shop_id(name: str) -> str:
+    # Readable in URLs (/screen/{id}) and unguessable enough not to collide.
+    return f"{slugify(name)}-{secrets.token_hex(3)}"
+
+
+def profile_of(record: ShopRecord, clock: Clock | None = None) -> ShopProfile:
+    state = opening_state(record.hours, clock.now()) if clock is not None else None
+    return ShopProfile(id=record.id, name=record.name, category=record.category,
+                       lat=record.lat, lon=record.lon, address=record.address,
+                       open_now=state.open_now if state else None,
+                       next_change=state.next_change if state else None)
+
+
+def summary_of(record: ShopRecord) -> ShopSummary:
+    return ShopSummary(id=record.id, name=record.name, category=record.category,
+                       lat=record.lat, lon=record.lon, address=record.address)
+
+
+def validate_hours(hours: ShopHours) -> None:
+    try:
+        ZoneInfo(hours.timezone)
+    except Exception:
+        raise InvalidInput(f"unknown time zone {hours.timezone!r}", code="invalid_hours") from None
+    for ranges in [*hours.weekly.values(), *(e.ranges for e in hours.exceptions)]:
+        for rng in ranges:
+            if rng.open == rng.close:
+                raise InvalidInput(f"empty range {rng.open}-{rng.close}", code="invalid_hours")

@@ -1,0 +1,32 @@
+"""The fixed limits of the public contract (DESIGN.md section 8) and of privacy.
+
+Clients rely on them, so they are not settings; the formats in schemas/ declare them
+(msgspec `Meta`, hence JSON Schema in /openapi.json) and the code checks against them
+here. Everything a deployment may tune is in runtime/settings.py.
+"""
+
+from __future__ import annotations
+
+TITLE_MAX = 80
+TEXT_MAX = 500
+TAG_MAX = 24
+TAGS_MAX = 8
+RADIUS_MAX_M = 5_000
+# Redis GEO indexes Web Mercator latitudes only: shops must lie within this.
+GEO_LAT_MAX = 85.05112878
+FLASH_OFFER_MAX_AHEAD_S = 24 * 3600
+SHOP_NAME_MAX = 80
+CATEGORY_MAX = 40
+ADDRESS_MAX = 160
+IDEMPOTENCY_KEY_MAX = 128
+# GET /api/v1/shops pages (?limit=): what a client that asks nothing gets, and the most
+# it may ask for (a page is this many encoded profiles, ~150 bytes each).
+SHOPS_PAGE_DEFAULT = 100
+SHOPS_PAGE_MAX = 500
+# The console's audience (GET /api/v1/shops/{id}/stats), always around the shop's registered
+# position: the radii it is counted within, none under AUDIENCE_RADIUS_MIN_M, and the count
+# under which it is "fewer than AUDIENCE_COUNT_MIN", never a number. Not configurable: they
+# are what stops a shop from cornering a passer-by with its counts (issue 12).
+AUDIENCE_RADII_M = (250, 500, 1000, 2000)
+AUDIENCE_RADIUS_MIN_M = 250
+AUDIENCE_COUNT_MIN = 5
