@@ -52,12 +52,11 @@ from typing import Any
 import numpy as np
 
 from bench.city import CENTRE, KIND_FILTERS, KIND_WEIGHTS, KINDS
-from feed.hub import PING_SLICES, PRESENCE_CELL_DEG
+from feed.hub import PING_SLICES
 from feed.index import Subscriber, SubscriberIndex
-from feed.stats import REACH_TTL_S
 from rules.geo import EARTH_RADIUS_M, CellGrid
 from runtime.settings import Settings
-from storage.live import GONE_TTL_S
+from schemas.limits import PRESENCE_CELL_DEG
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "latest.json"
@@ -893,8 +892,9 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
     memory = {
         "live posts (hash, GEO, expiry, shop set)": float(sim.live.sum()) * p["live_post_bytes"],
         "feed stream (feed_maxlen entries)": feed_entries * entry_bytes,
-        "reach hashes (3 days)": day_posts * REACH_TTL_S / 86_400 * p["reach_bytes"],
-        "withdrawn ids (48 h)": day_posts * model.withdraw_share * GONE_TTL_S / 86_400 * 90.0,
+        "reach hashes (3 days)": day_posts * SETTINGS.reach_ttl_s / 86_400 * p["reach_bytes"],
+        "withdrawn ids (48 h)": (day_posts * model.withdraw_share * SETTINGS.withdrawn_ttl_s
+                                 / 86_400 * 90.0),
         # Presence: none. Pub/Sub stores nothing: a report exists only in the output buffers
         # of the connections it is being sent to (client memory, not data).
     }
@@ -1730,7 +1730,7 @@ async def _probe_populate(redis: Any, sync: Any, out: dict[str, float | str],
                 region=SETTINGS.region, clock=clock)
             for i in range(start, min(town.shops, start + 200))))
     shops = [await get_shop(redis, c.id) for c in created]
-    index = LiveIndex(redis, SETTINGS.region, feed_maxlen=SETTINGS.feed_maxlen)
+    index = LiveIndex(redis, SETTINGS.region, SETTINGS)
     policy = SETTINGS.moderation_policy()
     tz = ZoneInfo(SETTINGS.timezone)
     now = datetime.now(UTC)
@@ -1835,7 +1835,7 @@ async def _probe_memory(redis: Any, sync: Any, city: _ProbeCity,
     feed = keys.feed_stream(region)
     out["feed_post_entry_bytes"] = round(sync.memory_usage(feed, samples=0) / sync.xlen(feed))
     # Tombstones: withdraw 1,000 posts through the real remove script.
-    index = LiveIndex(redis, region, feed_maxlen=SETTINGS.feed_maxlen)
+    index = LiveIndex(redis, region, SETTINGS)
     stream_before = sync.memory_usage(feed, samples=0)
     sync.config_resetstat()
     for post_id, shop_id in city.post_ids[-1000:]:
@@ -2062,7 +2062,7 @@ async def _probe_gateway(redis: Any, sync: Any, sock: Path, valkey: Any, web: An
     # A feed entry read and dispatched with nobody to deliver to (one socket, far away),
     # from a shop of its own (its posts must not weigh on the console polled below).
     await open_one(int(phones[0]), lat_shift=0.5)
-    index = LiveIndex(redis, region, feed_maxlen=SETTINGS.feed_maxlen)
+    index = LiveIndex(redis, region, SETTINGS)
     shop = city.shops[-1]
     entry = sync.hget(keys.post(region, city.post_ids[0][0]), "json")
     t0, c0 = time.perf_counter(), _cpu(web)

@@ -90,7 +90,7 @@ class Gateway:
         self.settings = settings
         self.hub = hub
         self.readers = readers
-        self.lives = {r: LiveIndex(redis, r, feed_maxlen=settings.feed_maxlen)
+        self.lives = {r: LiveIndex(redis, r, settings)
                       for r in settings.region_names}
 
     async def _admit(self, origin: str | None, host: str, scheme: str,
@@ -227,7 +227,8 @@ class Gateway:
     async def _wait_positioned(self, conn: Connection) -> None:
         for region in conn.regions:
             try:
-                await asyncio.wait_for(self.hub.positioned(region).wait(), 5.0)
+                await asyncio.wait_for(self.hub.positioned(region).wait(),
+                                       self.settings.gateway_position_wait_s)
             except TimeoutError:
                 raise FeedUnavailable(region) from None
 
@@ -250,7 +251,7 @@ class Gateway:
                 if target > cursors.key(await self._last_id(region)):
                     continue
                 await self.hub.wait_position(region, lambda p, t=target: cursors.key(p) >= t,
-                                             2.0)
+                                             self.settings.gateway_resume_wait_s)
         start = self.hub.subscribe(conn)
         backlog = None
         if wanted is not None and await self._resumable(conn.regions, wanted, start):

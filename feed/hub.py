@@ -30,23 +30,14 @@ from rules.geo import CellGrid
 from runtime import metrics
 from runtime.settings import Settings
 from schemas.feed import FeedEntry
+from schemas.limits import PRESENCE_CELL_DEG
 
 log = logging.getLogger("streetfeed.gateway")
 
 # Close code for a socket that fell behind: "try again later", with its cursor.
 CLOSE_LAGGING = 1013
-# Frames held for a socket while its snapshot is being read.
-PENDING_MAX = 5_000
-# Presence is counted in cells of ~280 m (as wide as tall): every count a shop can read
-# is a sum over whole cells, so no number of shops pooling their answers can place
-# someone more finely than a cell, which is wider than the 250 m privacy floor (cold try
-# of issue 12: twelve shop tokens pooled located a passer-by to 66 m with ~110 m cells).
-PRESENCE_CELL_DEG = 0.0025
 # Each ping interval is cut in this many turns, each pinging one slice of the sockets.
 PING_SLICES = 25
-# Posts remembered as dispatched (id, content, when): enough to recognise a post that the
-# enricher publishes again after Redis lost its last second of writes in a crash.
-RECENT_POSTS = 5_000
 
 
 class Sink(Protocol):
@@ -117,6 +108,8 @@ class Hub:
         self.index: SubscriberIndex[Connection] = SubscriberIndex(
             CellGrid(settings.geo_cell_deg), use_cells=settings.gateway_use_index)
         self.buffer_max = settings.gateway_socket_buffer_max
+        self.pending_max = settings.socket_pending_max
+        self.recent_max = settings.recent_posts_max
         self.default_region = settings.region
         self.positions: dict[str, str] = {}
         self._positioned: dict[str, asyncio.Event] = {}
@@ -313,7 +306,7 @@ class Hub:
             send = conn.send
             if send is None:
                 conn.pending.append(frame)
-                if len(conn.pending) == PENDING_MAX + 1:
+                if len(conn.pending) == self.pending_max + 1:
                     self.lagged.append(conn)
             else:
                 send(frame)
@@ -343,7 +336,7 @@ class Hub:
             return seen[1]
         self.recent.pop(entry.id, None)
         self.recent[entry.id] = (digest, self.dispatched, region, entry_id)
-        if len(self.recent) > RECENT_POSTS:
+        if len(self.recent) > self.recent_max:
             del self.recent[next(iter(self.recent))]
         return None
 
@@ -379,7 +372,7 @@ class Hub:
         self.lagged.clear()  # the list every Connection appends to: emptied, not replaced
         for conn in lagged:
             # Still behind? (It may have drained, or moved and started afresh, meanwhile.)
-            if conn.sink.buffered() > self.buffer_max or len(conn.pending) > PENDING_MAX:
+            if conn.sink.buffered() > self.buffer_max or len(conn.pending) > self.pending_max:
                 self.drop_lagging(conn)
 
     def drop_lagging(self, conn: Connection) -> None:

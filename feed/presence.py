@@ -21,12 +21,11 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from feed.hub import PRESENCE_CELL_DEG
 from rules.errors import Unavailable
 from rules.geo import CellGrid, haversine_m
 from runtime.settings import Settings
 from schemas.feed import WatchCount
-from schemas.limits import AUDIENCE_COUNT_MIN, AUDIENCE_RADII_M
+from schemas.limits import AUDIENCE_COUNT_MIN, AUDIENCE_RADII_M, PRESENCE_CELL_DEG
 from schemas.presence import PresenceReport
 from storage import keys
 from storage.redis_conn import pubsub_client, text

@@ -26,10 +26,6 @@ from storage.redis_conn import text
 
 log = logging.getLogger("streetfeed.reader")
 
-# A region nobody has watched for this long is no longer read.
-IDLE_STOP_S = 300.0
-# A read that has not come back this long after its BLOCK time is stalled.
-STALL_GRACE_S = 1.5
 
 
 class FeedReader:
@@ -83,7 +79,7 @@ class FeedReader:
 
     def healthy(self, now: float) -> bool:
         """Read without error within its BLOCK time (plus a grace)."""
-        limit = self.settings.gateway_block_ms / 1000 + STALL_GRACE_S
+        limit = self.settings.gateway_block_ms / 1000 + self.settings.reader_stall_grace_s
         return not self.failing and now - self.last_read <= limit
 
 
@@ -110,7 +106,8 @@ class Readers:
                                            context=contextvars.Context())
                 self.readers[region] = (reader, stop, task)
 
-    async def stop_idle(self, now: float, idle_s: float = IDLE_STOP_S) -> None:
+    async def stop_idle(self, now: float) -> None:
+        idle_s = self.settings.reader_idle_stop_s
         for region in list(self.readers):
             if self.hub.region_users[region] > 0:
                 self._idle_since.pop(region, None)

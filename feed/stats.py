@@ -26,7 +26,6 @@ from storage.redis_conn import REDIS_DOWN, publish
 
 log = logging.getLogger("streetfeed.stats")
 
-REACH_TTL_S = 3 * 24 * 3600
 _encode = msgspec.json.Encoder().encode
 
 
@@ -35,10 +34,11 @@ def gateway_id() -> str:
 
 
 class StatsPublisher:
-    def __init__(self, redis: Redis, hub: Hub, interval_s: float = 1.0) -> None:
+    def __init__(self, redis: Redis, hub: Hub, interval_s: float, reach_ttl_s: int) -> None:
         self.redis = redis
         self.hub = hub
         self.interval_s = interval_s
+        self.reach_ttl_s = reach_ttl_s
         self.id = gateway_id()
         # Regions this gateway last told it had watchers in: told once when it has none.
         self._watched: set[str] = set()
@@ -56,7 +56,7 @@ class StatsPublisher:
                             pipe.hincrby(key, "phone", phones)
                         if screens:
                             pipe.hincrby(key, "screen", screens)
-                        pipe.expire(key, REACH_TTL_S)
+                        pipe.expire(key, self.reach_ttl_s)
                     await pipe.execute()
         except REDIS_DOWN:
             # Counts made while Redis was away are kept for the next flush.

@@ -1,6 +1,9 @@
 """One frozen settings object, read once from the environment and passed explicitly.
 
-Every limit the product enforces is defined here and nowhere else.
+Every environment variable the product reads is named in `ENVIRONMENT` and decoded
+to its field's type (msgspec, from the annotation; a few parsers for lists, files and
+regions), and every limit a deployment may tune is a field here. The fixed limits of
+the public contract are in schemas/limits.py.
 """
 
 from __future__ import annotations
@@ -8,10 +11,13 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
+
+import msgspec
 
 from rules.errors import ConfigError
 from rules.moderation import Policy
@@ -65,6 +71,9 @@ class Secret:
 @dataclass(frozen=True, slots=True)
 class Settings:
     redis_url: str | None = None
+    # The Redis-compatible server binary `streetfeed up` starts when REDIS_URL is unset;
+    # None: the bundled valkey-server, else one on PATH (streetfeed/embedded.py).
+    redis_server: str | None = None
     # A Redis Cluster node: every component then runs against the cluster.
     redis_cluster_url: str | None = None
     # arq's queue (a sorted set plus job keys, not cluster-aware) may live apart.
@@ -90,6 +99,16 @@ class Settings:
     # Feed retention: older cursors get a `reset` and a fresh snapshot.
     feed_maxlen: int = 100_000
     idempotency_ttl_s: int = 24 * 3600
+    # A withdrawn post's id is remembered this long so that a late redelivery of its raw
+    # entry cannot bring it back; longer than any post can live.
+    withdrawn_ttl_s: int = 48 * 3600
+    # A post's reach counters (the console's "seen by") outlive the post by this much.
+    reach_ttl_s: int = 3 * 24 * 3600
+    # A console session (its cookie and its record in Redis).
+    session_ttl_s: int = 30 * 24 * 3600
+    # /healthz and /readyz, and a screen page asking whether its shop exists, answer within
+    # this even when Redis stalls (a probe must not time out).
+    probe_timeout_s: float = 2.0
     snapshot_limit: int = 200
     # A resume replays at most this many feed entries (STREETFEED_REPLAY_MAX); further back
     # gets `reset` and a fresh snapshot (at most snapshot_limit posts) instead. Entries
@@ -105,10 +124,27 @@ class Settings:
     # An entry pending this long on a consumer is presumed abandoned (dead consumer).
     enricher_claim_idle_ms: int = 15_000
     enricher_max_attempts: int = 5
+    # How often the enricher trims the in stream below what is still pending.
+    enricher_trim_interval_s: float = 60.0
+    # Entries kept in a region's dead-letter stream (the oldest go first).
+    dead_letter_maxlen: int = 10_000
 
-    # A read that has not come back within this (plus feed.reader.STALL_GRACE_S) is
+    # A read that has not come back within this (plus reader_stall_grace_s) is
     # stalled: sockets must hear of it within 5 s (DESIGN.md section 9).
     gateway_block_ms: int = 2_000
+    reader_stall_grace_s: float = 1.5
+    # A region nobody has watched for this long is no longer read.
+    reader_idle_stop_s: float = 300.0
+    # A resume on a process whose reader is behind the client's cursor waits this long
+    # for it; a socket waits this long for the reader's first position before a snapshot.
+    gateway_resume_wait_s: float = 2.0
+    gateway_position_wait_s: float = 5.0
+    # Frames held for a socket while its snapshot is being read; past this it is dropped
+    # (resumable) like a socket that lags.
+    socket_pending_max: int = 5_000
+    # Posts remembered as dispatched (id, content, when): enough to recognise a post that
+    # the enricher publishes again after Redis lost its last second of writes in a crash.
+    recent_posts_max: int = 5_000
     gateway_batch: int = 500
     # A socket whose unsent bytes exceed this is closed (resumable) instead of slowing others.
     gateway_socket_buffer_max: int = 256 * 1024
@@ -159,6 +195,10 @@ class Settings:
     # A shop's profile change republishes its live posts (a frame each to every socket
     # nearby) at most once per this many seconds; later changes are folded into one.
     profile_republish_interval_s: float = 60.0
+    # How often each web process looks for folded changes whose turn came (how much later
+    # than the interval a card may show a change), and how many shops per region and look.
+    republish_poll_s: float = 0.5
+    republish_batch: int = 100
 
     # Where passers-by reach this deployment (QR codes): `https://host[:port]`, never
     # taken from a request's Host header. None: http://<host>:<port> this process serves.
@@ -186,13 +226,23 @@ class Settings:
     # /readyz turns 503 when more in-stream entries than this wait for an enricher.
     ready_max_lag: int = 1_000
 
+    # Log lines as JSON (one object per line) or as plain text for a terminal.
+    log_format: Literal["json", "text"] = "json"
+
     demo: bool = True
     demo_interval_s: float = 4.0
 
-    extra: Mapping[str, str] = field(default_factory=dict)
-
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    def child_environment(self) -> dict[str, str]:
+        """What a child process (`streetfeed up`'s enricher and scheduler) needs beside this
+        one's environment to load the same settings: the Redis URL resolved here (the
+        embedded server's) and the secret, so every process keys client addresses alike."""
+        env = {SECRET_ENV: self.secret.reveal()}
+        if self.redis_url:
+            env["REDIS_URL"] = self.redis_url
+        return env
 
     def moderation_policy(self) -> Policy:
         """This deployment's content policy (links per post, word list)."""
@@ -221,104 +271,124 @@ class Settings:
         return [r.name for r in self.all_regions]
 
 
-def _bool(value: str, name: str) -> bool:
+# Every environment variable Streetfeed reads, and the setting it fills: the one place a
+# variable is named. A variable set to "" counts as unset, except those in EMPTY_MEANS_NONE
+# ("" switches the map tiles off, trusts no proxy) and the secret (refused as too short).
+ENVIRONMENT: dict[str, str] = {
+    "REDIS_URL": "redis_url",
+    "REDIS_CLUSTER_URL": "redis_cluster_url",
+    "ARQ_REDIS_URL": "arq_redis_url",
+    "STREETFEED_REDIS_SERVER": "redis_server",
+    "STREETFEED_DATA_DIR": "data_dir",
+    "STREETFEED_REGIONS": "regions",
+    "STREETFEED_REGION": "region",
+    "STREETFEED_TIMEZONE": "timezone",
+    "STREETFEED_DURABILITY": "durability",
+    "STREETFEED_REPLAY_MAX": "replay_max",
+    "STREETFEED_FEED_MAXLEN": "feed_maxlen",
+    "STREETFEED_ENRICHER_CLAIM_IDLE_MS": "enricher_claim_idle_ms",
+    "STREETFEED_GATEWAY_INDEX": "gateway_use_index",
+    "STREETFEED_TILE_URL": "tile_url",
+    "STREETFEED_SCREEN_FRAME_ANCESTORS": "screen_frame_ancestors",
+    "STREETFEED_SHOP_POSTS_PER_MINUTE": "shop_posts_per_minute",
+    "STREETFEED_ADDRESS_REQUESTS_PER_MINUTE": "address_requests_per_minute",
+    "STREETFEED_ADDRESS_SOCKETS_PER_MINUTE": "address_sockets_per_minute",
+    "STREETFEED_MAX_SOCKETS_PER_ADDRESS": "max_sockets_per_address",
+    "STREETFEED_MAX_CONNECTIONS": "max_connections",
+    "STREETFEED_TRUSTED_PROXIES": "trusted_proxies",
+    "STREETFEED_ALLOWED_ORIGINS": "allowed_origins",
+    "STREETFEED_PUBLIC_URL": "public_url",
+    "STREETFEED_METRICS_TOKEN": "metrics_token",
+    SECRET_ENV: "secret",
+    "STREETFEED_MAX_LINKS": "moderation_max_links",
+    "STREETFEED_BANNED_WORDS_FILE": "moderation_banned_words",
+    "STREETFEED_LOG_FORMAT": "log_format",
+    "STREETFEED_DEMO_INTERVAL_S": "demo_interval_s",
+}
+EMPTY_MEANS_NONE = frozenset({"STREETFEED_TILE_URL", "STREETFEED_TRUSTED_PROXIES", SECRET_ENV})
+
+
+def _comma_list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
         return True
     if lowered in {"0", "false", "no", "off"}:
         return False
-    raise ConfigError(f"{name}: expected a boolean (1/0, true/false), got {value!r}")
+    raise ValueError(f"expected a boolean (1/0, true/false), got {value!r}")
 
 
-def _int(value: str, name: str) -> int:
+def _regions(value: str) -> tuple[Region, ...]:
+    return parse_regions(value)
+
+
+def _words_file(value: str) -> tuple[str, ...]:
     try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
+        return tuple(Path(value).read_text(encoding="utf-8").split())
+    except OSError as exc:
+        raise ValueError(f"cannot read {value}: {exc}") from None
 
 
-def _float(value: str, name: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+# Settings whose variable is not simply the field's type spelled as text (those are
+# converted by msgspec from the field's annotation: int, float, str, Literal...).
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "data_dir": Path,
+    "regions": _regions,
+    "gateway_use_index": _bool,
+    "trusted_proxies": _comma_list,
+    "allowed_origins": _comma_list,
+    "public_url": str.strip,
+    "metrics_token": str.strip,
+    "secret": Secret,
+    "moderation_banned_words": _words_file,
+}
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, object]:
+    hints = get_type_hints(Settings)
+    values: dict[str, object] = {}
+    for name, field_name in ENVIRONMENT.items():
+        raw = env.get(name)
+        if raw is None or (raw == "" and name not in EMPTY_MEANS_NONE):
+            continue
+        parse = _PARSERS.get(field_name)
+        try:
+            if parse is not None:
+                values[field_name] = parse(raw)
+            else:
+                values[field_name] = msgspec.convert(raw, hints[field_name], strict=False)
+        except (ValueError, msgspec.ValidationError) as exc:
+            raise ConfigError(f"{name}: {_said(exc, raw, hints.get(field_name))}") from None
+    regions = values.get("regions")
+    if isinstance(regions, tuple) and regions and "region" not in values:
+        values["region"] = regions[0].name  # the first listed is the default
+    return values
+
+
+_TYPE_NAMES: dict[object, str] = {int: "an integer", float: "a number"}
+
+
+def _said(exc: Exception, raw: str, hint: object) -> str:
+    """msgspec says "Expected `int`, got `str`": say what was expected of the text given."""
+    if not isinstance(exc, msgspec.ValidationError):
+        return str(exc)
+    choices = get_args(hint) if get_origin(hint) is Literal else ()
+    expected = (f"one of {', '.join(map(str, choices))}" if choices else
+                _TYPE_NAMES.get(hint, str(hint)))
+    return f"expected {expected}, got {raw!r}"
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Build settings from `env` (default: os.environ), then apply explicit overrides."""
-    env = os.environ if env is None else env
-    values: dict[str, object] = {}
-    if env.get("REDIS_URL"):
-        values["redis_url"] = env["REDIS_URL"]
-    if env.get("STREETFEED_DATA_DIR"):
-        values["data_dir"] = Path(env["STREETFEED_DATA_DIR"])
-    if env.get("REDIS_CLUSTER_URL"):
-        values["redis_cluster_url"] = env["REDIS_CLUSTER_URL"]
-    if env.get("ARQ_REDIS_URL"):
-        values["arq_redis_url"] = env["ARQ_REDIS_URL"]
-    if env.get("STREETFEED_REGIONS"):
-        try:
-            values["regions"] = parse_regions(env["STREETFEED_REGIONS"])
-        except ValueError as exc:
-            raise ConfigError(f"STREETFEED_REGIONS: {exc}") from None
-        values["region"] = values["regions"][0].name  # type: ignore[index]
-    if env.get("STREETFEED_REGION"):
-        values["region"] = env["STREETFEED_REGION"]
-    if env.get("STREETFEED_TIMEZONE"):
-        values["timezone"] = env["STREETFEED_TIMEZONE"]
-    if env.get("STREETFEED_TILE_URL") is not None:
-        values["tile_url"] = env["STREETFEED_TILE_URL"]
-    if env.get("STREETFEED_SCREEN_FRAME_ANCESTORS"):
-        values["screen_frame_ancestors"] = env["STREETFEED_SCREEN_FRAME_ANCESTORS"]
-    for name, field_name in (("STREETFEED_SHOP_POSTS_PER_MINUTE", "shop_posts_per_minute"),
-                             ("STREETFEED_ADDRESS_REQUESTS_PER_MINUTE",
-                              "address_requests_per_minute"),
-                             ("STREETFEED_ADDRESS_SOCKETS_PER_MINUTE",
-                              "address_sockets_per_minute"),
-                             ("STREETFEED_MAX_SOCKETS_PER_ADDRESS", "max_sockets_per_address"),
-                             ("STREETFEED_MAX_CONNECTIONS", "max_connections")):
-        if env.get(name):
-            values[field_name] = _int(env[name], name)
-    if env.get("STREETFEED_TRUSTED_PROXIES") is not None:
-        values["trusted_proxies"] = tuple(p.strip() for p in
-                                          env["STREETFEED_TRUSTED_PROXIES"].split(",") if p.strip())
-    if env.get(SECRET_ENV) is not None:
-        values["secret"] = Secret(env[SECRET_ENV])
-    if env.get("STREETFEED_ALLOWED_ORIGINS"):
-        values["allowed_origins"] = tuple(o.strip() for o in
-                                          env["STREETFEED_ALLOWED_ORIGINS"].split(",") if o.strip())
-    if env.get("STREETFEED_MAX_LINKS"):
-        values["moderation_max_links"] = _int(env["STREETFEED_MAX_LINKS"], "STREETFEED_MAX_LINKS")
-    if env.get("STREETFEED_BANNED_WORDS_FILE"):
-        path = Path(env["STREETFEED_BANNED_WORDS_FILE"])
-        try:
-            words = path.read_text(encoding="utf-8").split()
-        except OSError as exc:
-            raise ConfigError(f"STREETFEED_BANNED_WORDS_FILE: cannot read {path}: {exc}") from None
-        values["moderation_banned_words"] = tuple(words)
-    if env.get("STREETFEED_PUBLIC_URL"):
-        values["public_url"] = env["STREETFEED_PUBLIC_URL"].strip()
-    if env.get("STREETFEED_METRICS_TOKEN"):
-        values["metrics_token"] = env["STREETFEED_METRICS_TOKEN"].strip()
-    if env.get("STREETFEED_DURABILITY"):
-        values["durability"] = env["STREETFEED_DURABILITY"]
-    if env.get("STREETFEED_REPLAY_MAX"):
-        values["replay_max"] = _int(env["STREETFEED_REPLAY_MAX"], "STREETFEED_REPLAY_MAX")
-    if env.get("STREETFEED_FEED_MAXLEN"):
-        values["feed_maxlen"] = _int(env["STREETFEED_FEED_MAXLEN"], "STREETFEED_FEED_MAXLEN")
-    if env.get("STREETFEED_GATEWAY_INDEX"):
-        values["gateway_use_index"] = _bool(
-            env["STREETFEED_GATEWAY_INDEX"], "STREETFEED_GATEWAY_INDEX"
-        )
-    if env.get("STREETFEED_ENRICHER_CLAIM_IDLE_MS"):
-        values["enricher_claim_idle_ms"] = _int(env["STREETFEED_ENRICHER_CLAIM_IDLE_MS"],
-                                                "STREETFEED_ENRICHER_CLAIM_IDLE_MS")
-    if env.get("STREETFEED_DEMO_INTERVAL_S"):
-        values["demo_interval_s"] = _float(
-            env["STREETFEED_DEMO_INTERVAL_S"], "STREETFEED_DEMO_INTERVAL_S"
-        )
+    values = _from_environment(os.environ if env is None else env)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    settings = Settings(**values)  # type: ignore[arg-type]
+    try:
+        settings = Settings(**values)  # type: ignore[arg-type]
+    except TypeError as exc:  # an override naming no setting: a bug, said plainly
+        raise ConfigError(str(exc)) from None
     validate(settings)
     return settings
 

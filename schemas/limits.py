@@ -30,3 +30,8 @@ SHOPS_PAGE_MAX = 500
 AUDIENCE_RADII_M = (250, 500, 1000, 2000)
 AUDIENCE_RADIUS_MIN_M = 250
 AUDIENCE_COUNT_MIN = 5
+# Presence is counted in cells of ~280 m (as wide as tall): every count a shop can read
+# is a sum over whole cells, so no number of shops pooling their answers can place
+# someone more finely than a cell, which is wider than the 250 m privacy floor (cold try
+# of issue 12: twelve shop tokens pooled located a passer-by to 66 m with ~110 m cells).
+PRESENCE_CELL_DEG = 0.0025

@@ -11,7 +11,7 @@ import msgspec
 
 
 class PresenceReport(msgspec.Struct, frozen=True, kw_only=True):
-    """One gateway's watchers per presence cell (feed.hub.PRESENCE_CELL_DEG, ~280 m), all of
+    """One gateway's watchers per presence cell (schemas.limits.PRESENCE_CELL_DEG, ~280 m), all of
     them, once per interval. Empty `cells`: it has nobody left (a gateway says so once, and
     when it stops), so listeners drop it at once rather than after its silence."""
 

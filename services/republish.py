@@ -8,7 +8,7 @@ renaming itself fifty times a minute must not send fifty per post. The first cha
 after a quiet interval (`profile_republish_interval_s`, a minute) goes out at once;
 later ones within the interval are folded into one republish at its end. The enricher
 reads the record when it publishes, so the latest profile wins and none is lost: a card
-names the shop as it is within one interval (plus POLL_S).
+names the shop as it is within one interval (plus settings.republish_poll_s).
 
 State, per region (one hash tag, so each script touches one Cluster slot), in Redis so
 that every process shares it and none holds it alone:
@@ -43,11 +43,6 @@ from storage.redis_conn import text
 
 log = logging.getLogger("streetfeed.republish")
 
-# How often each web process looks for folded changes whose turn came: how much later
-# than the interval a card may show a change.
-POLL_S = 0.5
-# Shops taken per region and look; the rest at the next look.
-BATCH = 100
 
 _decode_raw = msgspec.json.Decoder(RawPost).decode
 _decode_record = msgspec.json.Decoder(ShopRecord).decode
@@ -144,7 +139,7 @@ class Republisher:
         """Each web process: republish the folded changes whose turn came."""
         while not stop.is_set():
             await self.run_due()
-            if await sleep_or_stop(stop, POLL_S):
+            if await sleep_or_stop(stop, self.settings.republish_poll_s):
                 return
 
     async def run_due(self) -> int:
@@ -153,9 +148,9 @@ class Republisher:
         for region in self.settings.region_names:
             now = _now_ms()
             due = await self.redis.zrangebyscore(keys.republish_due(region), "-inf", now,
-                                                 start=0, num=BATCH)
+                                                 start=0, num=self.settings.republish_batch)
             lapsed = await self.redis.zrangebyscore(keys.republish_claims(region), "-inf", now,
-                                                    start=0, num=BATCH)
+                                                    start=0, num=self.settings.republish_batch)
             for shop_id in sorted({text(s) for s in (*due, *lapsed)}):
                 lease = int(await self._claim(
                     keys=[keys.republish_due(region), keys.republish_claims(region),

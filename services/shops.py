@@ -83,13 +83,13 @@ async def set_hours(redis: Redis, shop_id: str, hours: ShopHours | None,
 
 
 async def set_disabled(redis: Redis, shop_id: str, disabled: bool, clock: Clock,
-                       feed_maxlen: int) -> int:
+                       settings: Settings) -> int:
     """Disable (or enable) a shop; disabling takes its live posts off the street at once."""
     record = await change_shop(redis, shop_id, lambda r: msgspec.structs.replace(
         r, disabled=disabled, updated_at=clock.now()))
     if not disabled:
         return 0
-    live = LiveIndex(redis, record.region, feed_maxlen=feed_maxlen)
+    live = LiveIndex(redis, record.region, settings)
     withdrawn = 0
     for post_id in await redis.smembers(keys.shop_posts(record.region, shop_id)):
         if await live.remove(post_id.decode(), "withdrawn", now_ts=clock.now().timestamp(),

@@ -44,6 +44,16 @@ def post(region: str, post_id: str) -> str:
     return f"{PREFIX}:{{{region}}}:post:{post_id}"
 
 
+def withdrawn(region: str, post_id: str) -> str:
+    """Set when a post is withdrawn, so a late redelivery or edit cannot bring it back."""
+    return post(region, post_id) + ":gone"
+
+
+def arq_queue() -> str:
+    """arq's job queue (a sorted set, plus a key per job under arq's own prefix)."""
+    return "sf:arq:queue"
+
+
 def shop_posts(region: str, shop_id: str) -> str:
     """Set of a shop's live post ids (withdraw, disable)."""
     return f"{PREFIX}:{{{region}}}:shop-posts:{shop_id}"

@@ -15,16 +15,13 @@ import msgspec
 from redis.asyncio import Redis
 
 from rules.geo import haversine_m
+from runtime.settings import Settings
 from schemas.feed import FeedEntry
 from schemas.limits import GEO_LAT_MAX
 from storage import keys
 from storage.redis_conn import hmget_many, text
 
 _encode = msgspec.json.Encoder().encode
-
-# A withdrawn post is remembered this long so that a late redelivery of its raw
-# entry cannot bring it back; longer than any post can live.
-GONE_TTL_S = 48 * 3600
 
 _PUBLISH = """
 -- KEYS: post, active, expiry, shop_posts, feed, gone
@@ -47,7 +44,8 @@ return feed_id
 _REMOVE = """
 -- KEYS: post, active, expiry, feed, gone
 -- ARGV: post_id, type ('expired'|'withdrawn'), now_ts, maxlen, shop_id ('' = any),
---       shop posts key prefix (the shop is only known once the post is read)
+--       shop posts key prefix (the shop is only known once the post is read),
+--       how long a withdrawn id is remembered (s)
 local fields = redis.call('HMGET', KEYS[1], 'expires_at', 'shop_id', 'kind', 'lat', 'lon')
 if not fields[1] then return false end
 if ARGV[5] ~= '' and fields[2] ~= ARGV[5] then return false end
@@ -56,11 +54,11 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SREM', ARGV[6] .. fields[2], ARGV[1])
-if ARGV[2] == 'withdrawn' then redis.call('SET', KEYS[5], '1', 'EX', GONE_TTL_S) end
+if ARGV[2] == 'withdrawn' then redis.call('SET', KEYS[5], '1', 'EX', ARGV[7]) end
 local entry = cjson.encode({type = ARGV[2], id = ARGV[1], kind = fields[3],
                             lat = tonumber(fields[4]), lon = tonumber(fields[5])})
 return redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'd', entry)
-""".replace("GONE_TTL_S", str(GONE_TTL_S))
+"""
 
 # The snapshot in one atomic read: nearest first, with each post's feed id so
 # the gateway can leave out what it is about to deliver live anyway.
@@ -119,10 +117,11 @@ def stream_id_key(entry_id: bytes | str) -> tuple[int, int]:
 
 
 class LiveIndex:
-    def __init__(self, redis: Redis, region: str, *, feed_maxlen: int) -> None:
+    def __init__(self, redis: Redis, region: str, settings: Settings) -> None:
         self.redis = redis
         self.region = region
-        self.feed_maxlen = feed_maxlen
+        self.feed_maxlen = settings.feed_maxlen
+        self.withdrawn_ttl_s = settings.withdrawn_ttl_s
         self._publish = redis.register_script(_PUBLISH)
         self._remove = redis.register_script(_REMOVE)
         self._snapshot = redis.register_script(_SNAPSHOT)
@@ -140,7 +139,7 @@ class LiveIndex:
                                   post=msgspec.Raw(post_json)))
         result = await self._publish(
             keys=[keys.post(r, post_id), keys.active_geo(r), keys.expiry_zset(r),
-                  keys.shop_posts(r, shop_id), keys.feed_stream(r), _gone(r, post_id)],
+                  keys.shop_posts(r, shop_id), keys.feed_stream(r), keys.withdrawn(r, post_id)],
             args=[post_id, source, post_json, repr(lat), repr(lon), repr(expires_ts), shop_id,
                   kind, self.feed_maxlen, entry, raw, "1" if edit else "0"],
         )
@@ -156,9 +155,9 @@ class LiveIndex:
         r = self.region
         result = await self._remove(
             keys=[keys.post(r, post_id), keys.active_geo(r), keys.expiry_zset(r),
-                  keys.feed_stream(r), _gone(r, post_id)],
+                  keys.feed_stream(r), keys.withdrawn(r, post_id)],
             args=[post_id, why, repr(now_ts), self.feed_maxlen, shop_id,
-                  keys.shop_posts(r, "")],
+                  keys.shop_posts(r, ""), self.withdrawn_ttl_s],
         )
         return None if result is None else text(result)
 
@@ -185,5 +184,3 @@ class LiveIndex:
         return [text(i) for i in ids]
 
 
-def _gone(region: str, post_id: str) -> str:
-    return keys.post(region, post_id) + ":gone"

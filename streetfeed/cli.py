@@ -43,7 +43,7 @@ def redis_for(settings: Settings) -> Iterator[tuple[Settings, EmbeddedServer | N
     if settings.redis_url or settings.redis_cluster_url:
         yield settings, None
         return
-    server = EmbeddedServer(settings.data_dir)
+    server = EmbeddedServer(settings.data_dir, settings.redis_server)
     url = server.ensure_running()
     try:
         yield settings.with_(redis_url=url), server if server.started_here else None
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.shops_command == "add":
                 return _shops_add(settings, args)
             return _shops_manage(settings, args)
-        setup_logging(fmt=os.environ.get("STREETFEED_LOG_FORMAT", "json"))
+        setup_logging(fmt=settings.log_format)
         # `up` runs children (the enricher, the scheduler), `--workers` several web processes:
         # their metrics are shared (set before anything imports prometheus_client).
         shared = args.command == "up" or getattr(args, "workers", 1) > 1
@@ -251,7 +251,7 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
                 out.append(msgspec.json.encode(profile_of(record, clock)))
             elif command in ("disable", "enable"):
                 withdrawn = await shop_changes.set_disabled(
-                    redis, args.shop_id, command == "disable", clock, ready.feed_maxlen)
+                    redis, args.shop_id, command == "disable", clock, ready)
                 out.append(msgspec.json.encode({"id": args.shop_id,
                                                 "disabled": command == "disable",
                                                 "withdrawn_posts": withdrawn}))

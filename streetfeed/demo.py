@@ -163,7 +163,7 @@ async def run_simulator(settings: Settings, clock: Clock, policy: Policy,
     redis = open_redis(settings)
     rng = random.Random(seed_value)
     ingest = Ingest(redis, settings, clock, policy)
-    lives = {r: LiveIndex(redis, r, feed_maxlen=settings.feed_maxlen)
+    lives = {r: LiveIndex(redis, r, settings)
              for r in settings.region_names}
     decode = msgspec.json.Decoder(ShopRecord).decode
     tz = ZoneInfo(settings.timezone)

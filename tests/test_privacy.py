@@ -24,9 +24,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from feed.hub import PRESENCE_CELL_DEG
 from rules.geo import CellGrid
 from runtime.settings import Settings
+from schemas.limits import PRESENCE_CELL_DEG
 from tests.helpers import (
     Service,
     add_shop,

@@ -32,7 +32,6 @@ from tests.helpers import (
     wait_for,
     wait_http,
 )
-from web.auth import SESSION_TTL_S
 
 STREET = (44.8370, -0.5735)
 
@@ -205,7 +204,7 @@ async def _console_on_cluster(base: str, shop: ShopCreated, accepted: dict[str, 
         # Written with its expiry, in one script (no MULTI on a cluster).
         sessions = await redis.keys("sf:session:*", target_nodes=RedisCluster.PRIMARIES)
         assert len(sessions) == 1
-        assert 0 < await redis.ttl(sessions[0]) <= SESSION_TTL_S
+        assert 0 < await redis.ttl(sessions[0]) <= Settings().session_ttl_s
         posted = await console.post(f"/api/v1/shops/{shop.id}/posts",
                                     json=arrival("from the console"), headers=origin)
         assert posted.status_code == 202, posted.text

@@ -262,7 +262,7 @@ async def test_disabled_shop_disappears(redis: Redis, settings: Settings) -> Non
         ids = [(await send_post(http, shop, arrival(f"a{i}"))).json()["id"] for i in range(2)]
         kept = (await send_post(http, neighbour, arrival("voisin"))).json()["id"]
         await client.wait_post(kept)
-        assert await set_disabled(redis, shop.id, True, SystemClock(), settings.feed_maxlen) == 2
+        assert await set_disabled(redis, shop.id, True, SystemClock(), settings) == 2
         await wait_for(lambda: sorted(f["id"] for f in client.of_type("withdrawn")) == sorted(ids))
         assert await _feed_ids(http) == [kept]
         refused = await send_post(http, shop, arrival())

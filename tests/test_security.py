@@ -17,9 +17,9 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from feed.hub import PRESENCE_CELL_DEG
 from rules.geo import EARTH_RADIUS_M, CellGrid, haversine_m
 from runtime.settings import Settings
+from schemas.limits import PRESENCE_CELL_DEG
 from schemas.shops import ShopCreated
 from tests.helpers import (
     Service,

@@ -114,7 +114,7 @@ async def test_shop_list_is_paginated_and_computed_once(redis: Redis,
         await _walk(http, SHOPS_PAGE_MAX)
         assert directory.computed == 2 * SHOPS
         # A shop write is seen by the very next request, and costs only that shop.
-        await set_disabled(redis, ids[0], True, clock, settings.feed_maxlen)
+        await set_disabled(redis, ids[0], True, clock, settings)
         page = (await http.get("/api/v1/shops?limit=2")).json()
         assert [s["id"] for s in page["shops"]] == ids[1:3]
         assert directory.computed == 2 * SHOPS + 1

@@ -83,7 +83,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         readers = Readers(redis, settings, hub, clock)
         limiter = RateLimiter(redis, settings.secret)
         gateway = Gateway(redis, settings, hub, readers, clock, limiter)
-        stats = StatsPublisher(redis, hub, settings.presence_interval_s)
+        stats = StatsPublisher(redis, hub, settings.presence_interval_s, settings.reach_ttl_s)
         presence = PresenceBoard(redis, settings)
         # Counted by the HTTP and feed protocols (web/http_protocol.py, feed/raw_ws.py).
         guard = ConnectionGuard.from_settings(settings, trusted)

@@ -21,7 +21,6 @@ from schemas.shops import ShopRecord
 from storage import keys, shops
 
 COOKIE = "sf_session"
-SESSION_TTL_S = 30 * 24 * 3600
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -40,12 +39,12 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 
 
 async def open_session(redis: Redis, record: ShopRecord, response: Response,
-                       secure: bool) -> None:
+                       secure: bool, ttl_s: int) -> None:
     session_id = secrets.token_urlsafe(32)
     key = keys.session(_hash(session_id))
     await redis.register_script(_OPEN_SESSION)(
-        keys=[key], args=[record.id, record.token_hash, SESSION_TTL_S])
-    response.set_cookie(COOKIE, session_id, max_age=SESSION_TTL_S, httponly=True,
+        keys=[key], args=[record.id, record.token_hash, ttl_s])
+    response.set_cookie(COOKIE, session_id, max_age=ttl_s, httponly=True,
                         samesite="strict", secure=secure, path="/")
 
 

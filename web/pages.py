@@ -17,8 +17,6 @@ log = logging.getLogger("streetfeed.web")
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-# A screen page asks Redis whether its shop exists; a slow Redis must not hold it back.
-SHOP_CHECK_TIMEOUT_S = 2.0
 
 # Scripts only from our own origin (no inline script): user text can never run.
 # Map tiles come from the configured tile server, hence https: images.
@@ -47,10 +45,11 @@ async def screen(request: Request) -> Response:
     page is served anyway, because a screen left on the wall must come back by itself
     once Redis does (a 404 page would stay a 404 page).
     """
+    st = request.app.state.streetfeed
     try:
-        async with asyncio.timeout(SHOP_CHECK_TIMEOUT_S):
-            record = await get_shop(request.app.state.streetfeed.redis,
-                                    request.path_params["shop_id"])
+        # A slow Redis must not hold the page back (settings.probe_timeout_s).
+        async with asyncio.timeout(st.settings.probe_timeout_s):
+            record = await get_shop(st.redis, request.path_params["shop_id"])
     except (*REDIS_DOWN, TimeoutError) as exc:
         log.warning("screen page served without checking its shop (Redis: %r)", exc)
         return _page("screen.html")

@@ -71,7 +71,7 @@ class Enricher:
         self.tz = ZoneInfo(settings.timezone)
         self.region = region or settings.region
         self.stream = keys.in_stream(self.region)
-        self.live = LiveIndex(redis, self.region, feed_maxlen=settings.feed_maxlen)
+        self.live = LiveIndex(redis, self.region, settings)
         self.stats = EnricherStats()
 
     async def ensure_group(self) -> None:
@@ -91,7 +91,7 @@ class Enricher:
     async def _consume(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         next_claim = 0.0
-        next_trim = loop.time() + 60
+        next_trim = loop.time() + self.settings.enricher_trim_interval_s
         await self.ensure_group()
         # At start and after a failure: finish what this consumer had been given.
         await self.step(block_ms=None, own_pending=True)
@@ -101,7 +101,7 @@ class Enricher:
                 next_claim = loop.time() + self.settings.enricher_claim_idle_ms / 2000
             if loop.time() >= next_trim:
                 await self.trim()
-                next_trim = loop.time() + 60
+                next_trim = loop.time() + self.settings.enricher_trim_interval_s
             await self.step(block_ms=self.settings.enricher_block_ms)
 
     async def step(self, block_ms: int | None = None, *, own_pending: bool = False) -> int:
@@ -233,6 +233,6 @@ class Enricher:
         fields = next((f for i, f in entries if i == entry_id), {})
         await self.redis.xadd(keys.dead_letter_stream(self.region),
                               {**fields, b"source": entry_id, b"reason": reason.encode()},
-                              maxlen=10_000, approximate=True)
+                              maxlen=self.settings.dead_letter_maxlen, approximate=True)
         self.stats.dead_letters += 1
         metrics.DEAD_LETTERS.inc()

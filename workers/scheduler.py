@@ -40,7 +40,6 @@ from storage.shops import list_shops
 
 log = logging.getLogger("streetfeed.scheduler")
 
-QUEUE = "sf:arq:queue"
 # A shop's first look at its hours covers this much of the past, not more: setting
 # hours must not post about an opening that happened this morning.
 FIRST_LOOK_BACK = timedelta(minutes=2)
@@ -142,13 +141,13 @@ async def schedule_expiry(pool: ArqRedis, region: str, post_id: str, when: datet
     # One job per (post, expiry time): an edit that moves the expiry adds a job for the
     # new time, and the old one finds nothing due when it runs.
     job_id = f"expire:{region}:{post_id}:{when.timestamp()}"
-    await pool.enqueue_job("expire_post", region, post_id, _queue_name=QUEUE,
+    await pool.enqueue_job("expire_post", region, post_id, _queue_name=keys.arq_queue(),
                            _defer_until=when, _job_id=job_id)
 
 
 def worker_context(settings: Settings, data: Redis, clock: Clock) -> dict[str, Any]:
     """What jobs use: `data` is the product's Redis (a cluster, maybe), not arq's queue."""
-    return {"live": {region: LiveIndex(data, region, feed_maxlen=settings.feed_maxlen)
+    return {"live": {region: LiveIndex(data, region, settings)
                      for region in settings.region_names},
             "clock": clock, "settings": settings, "data": data}
 
@@ -160,7 +159,7 @@ def make_worker(pool: ArqRedis, settings: Settings, clock: Clock | None = None, 
         cron_jobs=[cron(sweep_expired, second=0, run_at_startup=True),
                    cron(opening_changes, second=0, run_at_startup=True)],
         redis_pool=pool,
-        queue_name=QUEUE,
+        queue_name=keys.arq_queue(),
         burst=burst,
         handle_signals=False,
         keep_result=60,

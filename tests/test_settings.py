@@ -1,0 +1,78 @@
+"""Settings: every variable is read in one place and decoded to its field's type."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from rules.errors import ConfigError
+from runtime.settings import ENVIRONMENT, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCT = ("schemas", "rules", "runtime", "storage", "services", "feed", "workers", "web",
+           "streetfeed")
+# Not settings: a library's own variable, and the handshake between `streetfeed up` and its
+# children (streetfeed/processes.py), popped before anything else reads the environment.
+NOT_SETTINGS = {"PROMETHEUS_MULTIPROC_DIR", "STREETFEED_PARENT_PID"}
+
+
+def _variables_named_in(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.fullmatch(
+                r"(STREETFEED|REDIS|ARQ)_[A-Z_]+", node.value):
+            names.add(node.value)
+    return names
+
+
+def test_every_variable_is_read_through_settings() -> None:
+    named: dict[str, set[str]] = {}
+    for package in PRODUCT:
+        for path in (ROOT / package).glob("*.py"):
+            for name in _variables_named_in(path):
+                named.setdefault(name, set()).add(str(path.relative_to(ROOT)))
+    outside = {name: files for name, files in named.items()
+               if name not in NOT_SETTINGS and files != {"runtime/settings.py"}}
+    assert not outside, f"variables named outside runtime/settings.py: {outside}"
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    assert set(ENVIRONMENT.values()) <= fields
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("STREETFEED_MAX_CONNECTIONS", "lots", "expected an integer, got 'lots'"),
+    ("STREETFEED_DEMO_INTERVAL_S", "fast", "expected a number, got 'fast'"),
+    ("STREETFEED_GATEWAY_INDEX", "maybe", "expected a boolean"),
+    ("STREETFEED_LOG_FORMAT", "xml", "expected one of json, text, got 'xml'"),
+    ("STREETFEED_BANNED_WORDS_FILE", "/no/such/file", "cannot read /no/such/file"),
+])
+def test_a_bad_value_names_its_variable(name: str, value: str, said: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{name}: {re.escape(said)}"):
+        load_settings({name: value})
+
+
+def test_values_are_decoded_to_their_types(tmp_path: Path) -> None:
+    words = tmp_path / "words.txt"
+    words.write_text("casino\nloterie\n")
+    settings = load_settings({
+        "STREETFEED_REGIONS": "west:44,-1,45,0;east:44,0,45,1",
+        "STREETFEED_MAX_CONNECTIONS": "10", "STREETFEED_GATEWAY_INDEX": "off",
+        "STREETFEED_DEMO_INTERVAL_S": "0.5", "STREETFEED_TRUSTED_PROXIES": "10.0.0.0/8, ::1",
+        "STREETFEED_LOG_FORMAT": "text", "STREETFEED_REDIS_SERVER": "/opt/valkey-server",
+        "STREETFEED_BANNED_WORDS_FILE": str(words), "STREETFEED_DATA_DIR": str(tmp_path),
+        "STREETFEED_REPLAY_MAX": "",  # empty: unset, the default stays
+    })
+    assert (settings.region, settings.region_names) == ("west", ["west", "east"])
+    assert settings.max_connections == 10 and settings.gateway_use_index is False
+    assert settings.demo_interval_s == 0.5
+    assert settings.trusted_proxies == ("10.0.0.0/8", "::1")
+    assert settings.log_format == "text" and settings.redis_server == "/opt/valkey-server"
+    assert settings.moderation_banned_words == ("casino", "loterie")
+    assert settings.data_dir == tmp_path
+    assert settings.replay_max == Settings().replay_max
+    # "" means something for these two: no map tiles, no trusted proxy.
+    bare = load_settings({"STREETFEED_TILE_URL": "", "STREETFEED_TRUSTED_PROXIES": ""})
+    assert bare.tile_url == "" and bare.trusted_proxies == ()
