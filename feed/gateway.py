@@ -115,7 +115,7 @@ class Gateway:
     def attach(self, channel: NativeChannel, query: str, origin: str | None, host: str,
                address: str, scheme: str) -> NativeSocket:
         """A feed socket whose handshake feed.raw_ws has parsed; we answer it. `address`
-        and `scheme` are the client's, behind a trusted proxy too (streetfeed/proxies.py)."""
+        and `scheme` are the client's, behind a trusted proxy too (rules/proxies.py)."""
         socket = NativeSocket(self, channel, address)
         socket.setup = asyncio.create_task(socket.open(query, origin, host, scheme))
         return socket

@@ -9,7 +9,7 @@ task with its frames per socket costs memory (docs/performance.md). Every other
 path goes through ASGI as usual.
 
 ASGI's access-log middleware never sees these sockets either, so each one writes
-its own access line when it ends (streetfeed.logs.log_access: method "WS", the
+its own access line when it ends (runtime.logs.log_access: method "WS", the
 path without its query string, where positions live, 101 or the refusal's status,
 the socket's life in duration_ms) under a request id from a well-formed
 `X-Request-ID` or made here, echoed in the handshake's answer. One tuple per socket
@@ -17,7 +17,7 @@ holds what that line needs; the frame-writing path does not touch it.
 
 uvicorn's proxy-headers middleware never sees these sockets: the client's address and
 scheme behind a trusted proxy are read here, once, from the handshake's
-X-Forwarded-For/-Proto by the rule HTTP requests follow (streetfeed/proxies.py), and
+X-Forwarded-For/-Proto by the rule HTTP requests follow (rules/proxies.py), and
 handed to the gateway for its per-address limits and its same-origin check.
 """
 

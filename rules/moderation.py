@@ -2,7 +2,7 @@
 (posts, shop profiles, opening-hours notes), by the CLI, and again in the enricher.
 
 Size limits are in the schemas; this adds what a schema cannot say, the same for every
-field (streetfeed.text says what text is): no control or bidi control characters, no
+field (rules.text says what text is): no control or bidi control characters, no
 markup or script, links only where a post allows them, required fields that are more
 than blanks, and the deployment's own word list compared on folded words (confusables,
 fullwidth and zero-width spellings included).

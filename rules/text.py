@@ -1,4 +1,4 @@
-"""What user text is, for every field a passer-by sees (pure; used by streetfeed.moderation).
+"""What user text is, for every field a passer-by sees (pure; used by rules.moderation).
 
 A shop's name, category and address, a post's title, text and tags, an opening-hours
 note: shopkeepers type them, passers-by read them on cards, screens and map popups.

@@ -33,7 +33,7 @@ DURABILITY_MODES = ("aof", "fsync", "replica", "replica-preferred")
 # HTTP connections one address may hold open beside its feed sockets.
 HTTP_CONNECTIONS_PER_ADDRESS = 100
 # The deployment's secret, from which each day's key for hashing client addresses is derived
-# (streetfeed.ratelimit). `streetfeed up` hands its own to its children under this name.
+# (storage.ratelimit). `streetfeed up` hands its own to its children under this name.
 SECRET_ENV = "STREETFEED_SECRET"
 # Shorter is refused at start: a guessable key would let addresses be brute-forced back.
 SECRET_MIN_CHARS = 32
@@ -81,13 +81,13 @@ class Settings:
     data_dir: Path = Path("var")
     # The default region, and the one used when no regions are configured.
     region: str = "main"
-    # Named bounding boxes (streetfeed.regions); empty: one region covering the world.
+    # Named bounding boxes (rules.regions); empty: one region covering the world.
     regions: tuple[Region, ...] = ()
     timezone: str = "Europe/Paris"
     host: str = "127.0.0.1"
     port: int = 8000
 
-    # What a 202 promises (streetfeed.inbox.Inbox._durably), one of DURABILITY_MODES.
+    # What a 202 promises (storage.inbox.Inbox._durably), one of DURABILITY_MODES.
     durability: str = "aof"
     # How long a 202 waits for a replica (WAIT) or an fsync (WAITAOF), each.
     durability_timeout_ms: int = 2_000
@@ -115,7 +115,7 @@ class Settings:
     # read, not frames sent: the cost of a handshake is reading the stream. Without it a
     # day-old cursor replayed 97,994 frames (52 MB) in one handshake.
     replay_max: int = 500
-    # GET /api/v1/shops serves cached profiles (web.directory): re-read every record at
+    # GET /api/v1/shops serves cached profiles (services.directory): re-read every record at
     # least this often, besides on every shop write and each opening change.
     shops_cache_max_age_s: float = 60.0
 
@@ -187,7 +187,7 @@ class Settings:
     # this: it held memory and a descriptor for ever (cold try: 2.8 MB per connection).
     write_stall_timeout_s: float = 30.0
     # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed, for HTTP and feed
-    # sockets alike (streetfeed/proxies.py): addresses and networks (10.0.0.0/8). Their
+    # sockets alike (rules/proxies.py): addresses and networks (10.0.0.0/8). Their
     # own address is not capped per address (every client behind them shares it).
     trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
     # WebSocket Origin allow-list; empty: same origin only (and clients sending none).
@@ -219,7 +219,7 @@ class Settings:
     # `streetfeed up` hands its own to its children. Never in Redis, logs or files.
     secret: Secret = field(default_factory=Secret.generate, repr=False)
 
-    # Content policy of this deployment (streetfeed.moderation): links per post, banned words.
+    # Content policy of this deployment (rules.moderation): links per post, banned words.
     moderation_max_links: int = 1
     moderation_banned_words: tuple[str, ...] = ()
 

@@ -91,7 +91,7 @@ class ShopList(msgspec.Struct, frozen=True):
 
 
 class ShopListResponse(msgspec.Struct, frozen=True):
-    # Raw: profiles are kept encoded (web.directory); ShopList types them for the schema.
+    # Raw: profiles are kept encoded (services.directory); ShopList types them for the schema.
     shops: list[msgspec.Raw]
     next: str | None = None
 

@@ -70,7 +70,7 @@ def hours_checked(region: str, shop_id: str) -> str:
 
 def republished(region: str, shop_id: str) -> str:
     """When a shop's live posts were last republished for a profile change (ms), expiring
-    after the republish interval: while it exists, another change waits (streetfeed.republish)."""
+    after the republish interval: while it exists, another change waits (services.republish)."""
     return f"{PREFIX}:{{{region}}}:republished:{shop_id}"
 
 
@@ -103,7 +103,7 @@ def session(session_hash: str) -> str:
 
 def rate(limit: str, subject: str, window: int) -> str:
     """One rate-limit counter: a limit, who it counts (shop id, or an address under the day's
-    keyed hash: streetfeed.ratelimit), a minute."""
+    keyed hash: storage.ratelimit), a minute."""
     return f"{PREFIX}:rl:{limit}:{subject}:{window}"
 
 
@@ -117,7 +117,7 @@ def shops_index() -> str:
 
 
 def shops_version() -> str:
-    """A counter moved by every shop write: web processes' shop lists (web.directory)
+    """A counter moved by every shop write: web processes' shop lists (services.directory)
     know from one GET whether to look again."""
     return f"{PREFIX}:shops:version"
 

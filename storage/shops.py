@@ -80,7 +80,7 @@ async def change_shop(redis: Redis, shop_id: str,
             raise NotFound(f"no shop with id {shop_id!r}", code="unknown_shop")
         updated = change(decode_record(raw))
         if await swap(keys=[key], args=[raw, encode_record(updated)]):
-            await redis.incr(keys.shops_version())  # shop lists look again (web.directory)
+            await redis.incr(keys.shops_version())  # shop lists look again (services.directory)
             return updated
 
 

@@ -55,7 +55,7 @@ def redis_for(settings: Settings) -> Iterator[tuple[Settings, EmbeddedServer | N
 def metrics_shared(shared: bool) -> Iterator[None]:
     """For a run of several processes, one fresh PROMETHEUS_MULTIPROC_DIR, set before
     prometheus_client is first imported (it reads the variable then), so that the
-    children and this process share their metrics (streetfeed.metrics); removed at exit."""
+    children and this process share their metrics (runtime.metrics); removed at exit."""
     if not shared:
         yield
         return

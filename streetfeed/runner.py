@@ -51,7 +51,7 @@ def uvicorn_config(settings: Settings, app: object, **overrides: object) -> uvic
         # uvicorn's httptools protocol with connection caps and head/body time limits.
         "http": GuardedHttpProtocol,
         "timeout_keep_alive": settings.keepalive_timeout_s,
-        # Off: X-Forwarded-For/-Proto are read by our own rule (streetfeed/proxies.py,
+        # Off: X-Forwarded-For/-Proto are read by our own rule (rules/proxies.py,
         # web/forwarded.py), the one feed sockets follow too (they bypass ASGI).
         "proxy_headers": False,
         "ws": RawFrameProtocol,

@@ -1,5 +1,5 @@
 """Trusted proxies (issue 12, finding 3): who the client is behind a reverse proxy, by one
-rule (streetfeed/proxies.py) for HTTP requests and feed sockets alike.
+rule (rules/proxies.py) for HTTP requests and feed sockets alike.
 
 The pure rule first, then a real server: the "proxy" is a real client bound to a trusted
 loopback address that sends forwarding headers, the "outsider" one bound to an address

@@ -3,7 +3,7 @@
 The attack: the list is public, and it used to compute every shop's opening state on
 the gateway's event loop for every request, all shops in one answer. With 3,000 shops,
 four clients asking for it again and again pushed other users' latency from 3 ms to
-315 ms. Now a request slices profiles each web process keeps encoded (web.directory);
+315 ms. Now a request slices profiles each web process keeps encoded (services.directory);
 a profile is computed again only when its shop changes or its opening state does.
 """
 

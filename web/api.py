@@ -155,7 +155,7 @@ def _shop_page(query: Mapping[str, str]) -> tuple[int, str | None]:
 
 
 async def list_shops(request: Request) -> Response:
-    """Every active shop, a page at a time, from the process's cache (web.directory)."""
+    """Every active shop, a page at a time, from the process's cache (services.directory)."""
     st = state_of(request)
     limit, cursor = _shop_page(request.query_params)
     profiles, next_cursor = await st.shops.page(cursor, limit)
@@ -175,7 +175,7 @@ async def shop_profile(request: Request) -> Response:
 async def update_shop(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
-    # A profile change republishes the shop's live posts (streetfeed.republish): it
+    # A profile change republishes the shop's live posts (services.republish): it
     # counts against the same allowance as posts and edits.
     await st.limiter.hit("shop_posts", shop.id, st.settings.shop_posts_per_minute)
     body = await read_body(request, st.settings.max_body_bytes)

@@ -2,7 +2,7 @@
 
 Outermost of our middlewares: per-address rate limits, the session cookie's `Secure`
 flag and same-origin checks all read `scope["client"]` and `scope["scheme"]` after it.
-The rule is streetfeed/proxies.py's, which feed sockets (feed/raw_ws.py, outside ASGI)
+The rule is rules/proxies.py's, which feed sockets (feed/raw_ws.py, outside ASGI)
 follow too; uvicorn's own ProxyHeadersMiddleware is off (streetfeed.runner) so that
 there is one rule, not two that might drift.
 """

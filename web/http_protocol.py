@@ -1,4 +1,4 @@
-"""uvicorn's HTTP protocol with time limits and connection caps (streetfeed/connections.py).
+"""uvicorn's HTTP protocol with time limits and connection caps (runtime/connections.py).
 
 uvicorn closes a keep-alive connection idle after a response, but nothing else:
 a connection that never sends a byte, a request head sent a byte at a time, a

@@ -4,7 +4,7 @@ The id comes from a well-formed `X-Request-ID` header or is made here; it is
 echoed in the response and attached to every log record written meanwhile.
 Paths are logged without their query string (positions live there). Feed
 sockets never pass through here (feed.raw_ws answers them without ASGI) and
-write the same line themselves (streetfeed.logs.log_access).
+write the same line themselves (runtime.logs.log_access).
 
 A client that leaves before it has been answered (mid-body, say) is nothing
 this server did wrong: one access line with status 499 (nginx's "client closed

@@ -2,7 +2,7 @@
 
 ASGI app under uvicorn, `socketio.AsyncRedisManager` (so several processes
 could share rooms through Redis pub/sub), one room per geo cell (the same
-`feed.geo.CellGrid` as Streetfeed's index). A client emits `subscribe`
+`rules.geo.CellGrid` as Streetfeed's index). A client emits `subscribe`
 {lat, lon, radius_m, kinds} and joins the room of every cell its disc covers;
 a post is emitted to the room of the shop's cell, and clients keep only what is
 within their exact distance and kinds. Posts arrive over HTTP on the same app
