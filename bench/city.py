@@ -6,7 +6,7 @@ dense core (2D normal, sigma ~1 km) and a wider spread over the agglomeration
 the centre than passers-by. Every draw comes from a seeded generator, so the
 same N and seed give the same city in every scenario of a run.
 
-Who should receive a post is decided here with `feed.geo.haversine_m` (Earth
+Who should receive a post is decided here with `rules.geo.haversine_m` (Earth
 radius 6,371,008.8 m), exactly as the issue asks: distance to the shop within
 the subscriber's radius, and the post's kind in the subscriber's kinds (when
 given).

@@ -243,104 +243,21 @@ def _posted_ms(text: str) -> float:
 
 
 async def run_scenario(scenario: str, ctx: RunContext) -> dict[str, Any]:
-    prof = ctx.profile
     workdir = ctx.workdir / f"n{ctx.n}-r{ctx.rep}-{scenario}"
     workdir.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"scenario": scenario, "n": ctx.n, "rep": ctx.rep}
-    tokens = None
-    if scenario in PRODUCT:
-        ctx.valkey.flush()
-        tokens = await create_shops(ctx.valkey.url, ctx.shops)
-        group = procs.start_streetfeed(workdir, ctx.valkey, use_index=scenario != "naive")
-        mode, path, query = "raw", "/ws/feed", True
-    elif scenario == "peer":
-        ctx.valkey.flush()
-        group = procs.start_peer(workdir, ctx.valkey)
-        mode, path, query = "sio", "/", False
-    else:
-        group = procs.start_reference(scenario, workdir)
-        mode, path, query = "raw", "/", False
+    group, tokens, (mode, path, query) = await _start_servers(scenario, ctx, workdir)
     loadgen = LoadGen(workdir, mode, group.ws_base, path, query, ctx.subscribers)
     poster = Poster(scenario, group, ctx.shops, tokens)
     plan = PostPlan(len(ctx.shops), ctx.seed)
-    phases: list[Phase] = []
+    runner = _PhaseRunner(scenario, ctx, group, loadgen, poster)
     try:
-        await asyncio.sleep(prof.settle_s)
-        rss_before = group.main.rss_kib()
-        t0 = time.monotonic()
-        await loadgen.start()
-        await loadgen.wait_subscribed(timeout=60 + ctx.n / 100)
-        result["connect_s"] = round(time.monotonic() - t0, 2)
-        await asyncio.sleep(prof.settle_s)
-        group.check_alive()
-        rss_after = group.main.rss_kib()
-        result["rss_kib_before"] = round(rss_before)
-        result["rss_kib_idle"] = round(rss_after)
-        result["rss_kib_per_socket"] = (rss_after - rss_before) / ctx.n
-        kept_so_far = 0.0
-
-        async def run_phase(phase: Phase, posts: list[PlannedPost], rate: float | None) -> float:
-            """Post, wait for every expected delivery; the rough rate seen (deliveries/s)."""
-            nonlocal kept_so_far
-            spy = (_start_profiler(ctx, scenario, group) if phase.name == "saturation"
-                   and ctx.profile_dir is not None else None)
-            phase.cpu = group.cpu()
-            lg_cpu = loadgen.cpu_s()
-            busy, own, wall = _machine_busy_s(), _own_cpu_s(), time.monotonic()
-            phase.started_ms = time.time() * 1000.0
-            if rate is None:
-                await poster.burst(posts, phase)
-            else:
-                await poster.paced(posts, rate, phase)
-            phase.expected = _expected(scenario, ctx, list(phase.posts.values()))
-            stats = await loadgen.wait_kept(kept_so_far + phase.expected, prof.stall_s,
-                                            limit_s=120)
-            after = group.cpu()
-            if spy is not None:
-                await _stop_profiler(spy)
-            phase.cpu = {k: after[k] - v for k, v in phase.cpu.items()}
-            phase.loadgen_cpu_s = loadgen.cpu_s() - lg_cpu
-            phase.machine_busy_s = _machine_busy_s() - busy
-            phase.harness_cpu_s = _own_cpu_s() - own
-            phase.wall_s = time.monotonic() - wall
-            got = stats["kept"] - kept_so_far
-            kept_so_far = stats["kept"]
-            phases.append(phase)
-            span = (stats["last"] - phase.started_ms) / 1000.0
-            return got / span if span > 0 else math.nan
-
-        # 2. Saturation: pilot, then a burst sized for `saturation_s` seconds.
-        pilot_target = prof.peer_pilot_deliveries if scenario == "peer" else max(
-            prof.pilot_deliveries, 3 * ctx.n)
-        # Deliveries per post, from a sample of posts drawn like the plan's.
-        per_post = _deliveries_per_post(scenario, ctx,
-                                        make_posts(500, len(ctx.shops), ctx.seed + 99))
-        pilot_posts = plan.take(max(2, math.ceil(pilot_target / per_post)))
-        pilot_rate = await run_phase(Phase("pilot"), pilot_posts, None)
-        group.check_alive()
-        main_count = max(5, min(20_000, math.ceil(pilot_rate * prof.saturation_s / per_post)))
-        main = Phase("saturation")
-        await run_phase(main, plan.take(main_count), None)
-        group.check_alive()
-
-        # 3. Latency at a fixed delivery rate: half of Streetfeed's saturation.
-        saturation = window_rate_hist(await loadgen.histogram(main.started_ms))
-        result["deliveries_per_s_pilot"] = pilot_rate
-        result["deliveries_per_s_live"] = saturation
-        load = (ctx.streetfeed_saturation or saturation) / 2
-        overloaded = load > 0.8 * saturation
-        if overloaded:
-            # Beyond what it can carry, latency only measures the backlog: measure it at
-            # half of its own saturation instead, and say so.
-            load = saturation / 2
-        result["latency_load_deliveries_per_s"] = load
-        result["latency_overloaded"] = overloaded
-        post_rate = load / per_post
-        latency_posts = plan.take(max(5, math.ceil(post_rate * prof.latency_s)))
-        await run_phase(Phase("latency"), latency_posts, post_rate)
-        group.check_alive()
+        result.update(await _connect(ctx, group, loadgen))
+        pilot_rate, main, per_post = await _saturate(scenario, ctx, group, plan, runner)
+        result.update(await _latency(ctx, group, loadgen, plan, runner, pilot_rate, main,
+                                     per_post))
         received = await loadgen.dump()
-        result.update(_analyse(scenario, ctx, phases, received, main))
+        result.update(_analyse(scenario, ctx, runner.phases, received, main))
         result["loadgen_processes"] = len(loadgen.workers)
     finally:
         with contextlib.suppress(Exception):
@@ -348,6 +265,128 @@ async def run_scenario(scenario: str, ctx: RunContext) -> dict[str, Any]:
         await poster.close()
         group.stop()
     return result
+
+
+async def _start_servers(scenario: str, ctx: RunContext, workdir: Path) -> tuple[
+        procs.ProcGroup, dict[int, tuple[str, str]] | None, tuple[str, str, bool]]:
+    """The scenario's servers; the shops' tokens (product only); how the load generator
+    connects: (mode, path, position in the query)."""
+    if scenario in PRODUCT:
+        ctx.valkey.flush()
+        tokens = await create_shops(ctx.valkey.url, ctx.shops)
+        group = procs.start_streetfeed(workdir, ctx.valkey, use_index=scenario != "naive")
+        return group, tokens, ("raw", "/ws/feed", True)
+    if scenario == "peer":
+        ctx.valkey.flush()
+        return procs.start_peer(workdir, ctx.valkey), None, ("sio", "/", False)
+    return procs.start_reference(scenario, workdir), None, ("raw", "/", False)
+
+
+async def _connect(ctx: RunContext, group: procs.ProcGroup, loadgen: LoadGen) -> dict[str, Any]:
+    """1. Idle: the N sockets connected and subscribed; the server's RSS before and after."""
+    prof = ctx.profile
+    out: dict[str, Any] = {}
+    await asyncio.sleep(prof.settle_s)
+    rss_before = group.main.rss_kib()
+    t0 = time.monotonic()
+    await loadgen.start()
+    await loadgen.wait_subscribed(timeout=60 + ctx.n / 100)
+    out["connect_s"] = round(time.monotonic() - t0, 2)
+    await asyncio.sleep(prof.settle_s)
+    group.check_alive()
+    rss_after = group.main.rss_kib()
+    out["rss_kib_before"] = round(rss_before)
+    out["rss_kib_idle"] = round(rss_after)
+    out["rss_kib_per_socket"] = (rss_after - rss_before) / ctx.n
+    return out
+
+
+class _PhaseRunner:
+    """Runs the phases on the same sockets; the deliveries kept so far tell where each
+    phase's own deliveries end."""
+
+    def __init__(self, scenario: str, ctx: RunContext, group: procs.ProcGroup,
+                 loadgen: LoadGen, poster: Poster) -> None:
+        self.scenario = scenario
+        self.ctx = ctx
+        self.group = group
+        self.loadgen = loadgen
+        self.poster = poster
+        self.kept_so_far = 0.0
+        self.phases: list[Phase] = []
+
+    async def run(self, phase: Phase, posts: list[PlannedPost], rate: float | None) -> float:
+        """Post, wait for every expected delivery; the rough rate seen (deliveries/s)."""
+        ctx, group, loadgen = self.ctx, self.group, self.loadgen
+        spy = (_start_profiler(ctx, self.scenario, group) if phase.name == "saturation"
+               and ctx.profile_dir is not None else None)
+        phase.cpu = group.cpu()
+        lg_cpu = loadgen.cpu_s()
+        busy, own, wall = _machine_busy_s(), _own_cpu_s(), time.monotonic()
+        phase.started_ms = time.time() * 1000.0
+        if rate is None:
+            await self.poster.burst(posts, phase)
+        else:
+            await self.poster.paced(posts, rate, phase)
+        phase.expected = _expected(self.scenario, ctx, list(phase.posts.values()))
+        stats = await loadgen.wait_kept(self.kept_so_far + phase.expected, ctx.profile.stall_s,
+                                        limit_s=120)
+        after = group.cpu()
+        if spy is not None:
+            await _stop_profiler(spy)
+        phase.cpu = {k: after[k] - v for k, v in phase.cpu.items()}
+        phase.loadgen_cpu_s = loadgen.cpu_s() - lg_cpu
+        phase.machine_busy_s = _machine_busy_s() - busy
+        phase.harness_cpu_s = _own_cpu_s() - own
+        phase.wall_s = time.monotonic() - wall
+        got = stats["kept"] - self.kept_so_far
+        self.kept_so_far = stats["kept"]
+        self.phases.append(phase)
+        span = (stats["last"] - phase.started_ms) / 1000.0
+        return got / span if span > 0 else math.nan
+
+
+async def _saturate(scenario: str, ctx: RunContext, group: procs.ProcGroup, plan: PostPlan,
+                    runner: _PhaseRunner) -> tuple[float, Phase, float]:
+    """2. Saturation: pilot, then a burst sized for `saturation_s` seconds. Returns the
+    pilot's rate, the burst's phase and the deliveries per post."""
+    prof = ctx.profile
+    pilot_target = prof.peer_pilot_deliveries if scenario == "peer" else max(
+        prof.pilot_deliveries, 3 * ctx.n)
+    # Deliveries per post, from a sample of posts drawn like the plan's.
+    per_post = _deliveries_per_post(scenario, ctx,
+                                    make_posts(500, len(ctx.shops), ctx.seed + 99))
+    pilot_posts = plan.take(max(2, math.ceil(pilot_target / per_post)))
+    pilot_rate = await runner.run(Phase("pilot"), pilot_posts, None)
+    group.check_alive()
+    main_count = max(5, min(20_000, math.ceil(pilot_rate * prof.saturation_s / per_post)))
+    main = Phase("saturation")
+    await runner.run(main, plan.take(main_count), None)
+    group.check_alive()
+    return pilot_rate, main, per_post
+
+
+async def _latency(ctx: RunContext, group: procs.ProcGroup, loadgen: LoadGen, plan: PostPlan,
+                   runner: _PhaseRunner, pilot_rate: float, main: Phase,
+                   per_post: float) -> dict[str, Any]:
+    """3. Latency at a fixed delivery rate: half of Streetfeed's saturation."""
+    out: dict[str, Any] = {}
+    saturation = window_rate_hist(await loadgen.histogram(main.started_ms))
+    out["deliveries_per_s_pilot"] = pilot_rate
+    out["deliveries_per_s_live"] = saturation
+    load = (ctx.streetfeed_saturation or saturation) / 2
+    overloaded = load > 0.8 * saturation
+    if overloaded:
+        # Beyond what it can carry, latency only measures the backlog: measure it at
+        # half of its own saturation instead, and say so.
+        load = saturation / 2
+    out["latency_load_deliveries_per_s"] = load
+    out["latency_overloaded"] = overloaded
+    post_rate = load / per_post
+    latency_posts = plan.take(max(5, math.ceil(post_rate * ctx.profile.latency_s)))
+    await runner.run(Phase("latency"), latency_posts, post_rate)
+    group.check_alive()
+    return out
 
 
 def _analyse(scenario: str, ctx: RunContext, phases: list[Phase], received: Received,

@@ -1,0 +1,60 @@
+"""What the capacity model reads besides its assumptions: paths, the product's settings and
+constants, the browser code's timings, and the PROBE figures as numbers."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+from bench.capacity import GIB, PROBE
+from rules.geo import EARTH_RADIUS_M
+from runtime.settings import Settings
+
+__all__ = [
+    "ARQ_JOBS_PER_S", "ARQ_JOB_S", "BEGIN", "CONSOLE_HIDDEN_POLL_S", "CONSOLE_POLL_S", "DOC",
+    "END", "GIB", "KIB", "MOVE_THRESHOLD_M", "M_PER_DEG_LAT", "PHONE_DEFAULT_RADIUS_M", "PLOT",
+    "PRESENCE_FLUSH_S", "RESULTS", "ROOT", "SCREEN_RADIUS_M", "SETTINGS", "SOCKETS_PER_PROCESS",
+    "probe_figures",
+]
+
+ROOT: Path = Path(__file__).resolve().parents[2]
+RESULTS: Path = ROOT / "bench" / "results" / "latest.json"
+DOC: Path = ROOT / "docs" / "capacity.md"
+PLOT: Path = ROOT / "docs" / "capacity.png"
+BEGIN = "<!-- capacity:generated:begin (python -m bench.capacity rewrites this part) -->"
+END = "<!-- capacity:generated:end -->"
+
+SETTINGS = Settings()
+M_PER_DEG_LAT = math.pi * EARTH_RADIUS_M / 180.0
+KIB = 1024.0
+
+
+def _js_const(path: str, name: str) -> float:
+    """A numeric constant of the browser code (so the model follows the product)."""
+    text = (ROOT / path).read_text(encoding="utf-8")
+    found = re.search(rf"\b{name}\s*=\s*([0-9_.]+)", text)
+    if found is None:
+        raise SystemExit(f"capacity: {name} not found in {path}")
+    return float(found.group(1).replace("_", ""))
+
+
+# What the browser code does (read from it, not restated).
+MOVE_THRESHOLD_M = _js_const("web/static/app.js", "MOVE_THRESHOLD_M")
+PHONE_DEFAULT_RADIUS_M = _js_const("web/static/position.js", "DEFAULT_RADIUS_M")
+SCREEN_RADIUS_M = _js_const("web/static/screen.js", "DEFAULT_RADIUS_M")
+CONSOLE_POLL_S = _js_const("web/static/shop.js", "POLL_MS") / 1000.0
+CONSOLE_HIDDEN_POLL_S = _js_const("web/static/shop.js", "HIDDEN_POLL_MS") / 1000.0
+# feed/stats.py: StatsPublisher(interval_s=1.0), one flush per process per second.
+PRESENCE_FLUSH_S = 1.0
+# The scheduler's CPU per arq job (expire_post: one remove script, arq's own bookkeeping), and
+# the jobs it runs per second (arq's default of 10 at a time): estimates, not measured.
+ARQ_JOB_S = 0.002
+ARQ_JOBS_PER_S = 1_000.0
+# BENCH-NOTES: open files are capped at 20,000 per process -> 10,000 sockets per process.
+SOCKETS_PER_PROCESS = 10_000
+
+
+def probe_figures() -> dict[str, float]:
+    """PROBE without its text entries (the date and conditions of the measurement)."""
+    return {k: float(v) for k, v in PROBE.items() if not isinstance(v, str)}

@@ -1,0 +1,263 @@
+"""One town's load when `processes` gateway processes serve it: CPU by line item (gateway,
+API, Valkey), Redis commands/s and memory, each line counted from what the code does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.capacity import Model
+from bench.capacity_sim.inputs import (
+    ARQ_JOB_S,
+    CONSOLE_HIDDEN_POLL_S,
+    CONSOLE_POLL_S,
+    MOVE_THRESHOLD_M,
+    PRESENCE_FLUSH_S,
+    SETTINGS,
+    probe_figures,
+)
+from bench.capacity_sim.measured import Measured
+from bench.capacity_sim.peak import Peak
+from bench.capacity_sim.townsim import TownSim
+
+
+@dataclass
+class Load:
+    """A town served by `processes` gateway processes that all read its region."""
+
+    processes: int
+    splits: int                      # regions the town's region is split into
+    converged: bool
+    gateway: dict[str, float]        # WebSocket work, cores, by line item
+    api: dict[str, float]            # HTTP work (console, profiles, posts), cores
+    valkey: dict[str, float]         # region shard cores, by line item
+    valkey_global: dict[str, float]  # cores on keys spread over all shards (shops, limits)
+    ops: dict[str, float]            # region commands/s (script-inner commands counted)
+    ops_global: float
+    memory: dict[str, float]         # region bytes
+    memory_global: float
+    rates: dict[str, float]
+    cells_per_process: float
+    workers_cores: float
+    unsplit: tuple[float, float] = (0.0, 0.0)   # the region's (Valkey cores, commands/s), k = 1
+
+    @property
+    def gateway_cores(self) -> float:
+        return sum(self.gateway.values())
+
+    @property
+    def api_cores(self) -> float:
+        return sum(self.api.values())
+
+    @property
+    def valkey_cores(self) -> float:
+        return sum(self.valkey.values())
+
+    @property
+    def ops_total(self) -> float:
+        return sum(self.ops.values())
+
+    @property
+    def memory_total(self) -> float:
+        return sum(self.memory.values())
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """The town's events per second at the design peak, and what each line item needs to
+    price them (the PROBE figures, the cost of one simple command)."""
+
+    p: dict[str, float]
+    processes: int
+    splits: int
+    posts: float
+    tombs: float
+    deliveries: float
+    cmd: float                   # Valkey CPU-s of one simple command
+    opens: float
+    moves: float
+    consoles: float
+    polls: float
+    profiles: float
+    cells_pp: float              # presence cells each process publishes
+    region_cells: float
+    with_recipients: float       # processes with at least one recipient of a post
+    live_per_shop: float
+    snapshot_frame_s: float      # gateway CPU-s to write one snapshot's frames
+    poll_cells: float            # presence cells a console poll goes through
+    presence_reports: float
+    presence_cells: float
+
+
+def traffic(model: Model, sim: TownSim, processes: int, process_cells: float | None,
+            splits: int) -> Traffic:
+    p = probe_figures()
+    peak = sim.peak
+    snaps = sim.snaps
+    opens = sim.phones / model.session_s
+    moves = sim.phones * model.walking_share * model.walk_speed_m_s / MOVE_THRESHOLD_M
+    consoles = sim.town.shops * model.console_share
+    polls = consoles * (model.console_visible / CONSOLE_POLL_S
+                        + (1 - model.console_visible) / CONSOLE_HIDDEN_POLL_S)
+    cells_pp = process_cells if process_cells is not None else sim.cells_for(processes,
+                                                                              model.seed)
+    region_cells = cells_pp * processes
+    # Phones are spread at random over the processes.
+    mean_rec = float(np.mean(peak.recipients)) if len(peak.recipients) else 0.0
+    # Every gateway's cells, or (the fix) only those within the console's reach.
+    poll_cells = sim.cells_near_shop if model.console_nearby_only else region_cells / splits
+    # Presence: each process PUBLISHes one report of all its cells per flush on its region's
+    # channel (a district's, once split). What listening processes receive is added by
+    # `listen`, once the number of API processes is known.
+    return Traffic(
+        p=p, processes=processes, splits=splits,
+        posts=Peak.design(peak.posts), tombs=Peak.design(peak.tombstones),
+        deliveries=Peak.design(peak.deliveries), cmd=p["valkey_us_per_cmd"] / 1e6,
+        opens=opens, moves=moves, consoles=consoles, polls=polls,
+        profiles=opens * snaps.shops_in_view + moves * snaps.new_shops_per_move,
+        cells_pp=cells_pp, region_cells=region_cells,
+        with_recipients=processes * (1 - (1 - 1 / processes) ** mean_rec),
+        live_per_shop=float(sim.live.sum()) / max(1, sim.town.shops),
+        snapshot_frame_s=snaps.frames * p["gw_frame_us"] / 1e6, poll_cells=poll_cells,
+        presence_reports=processes / PRESENCE_FLUSH_S,
+        presence_cells=region_cells / PRESENCE_FLUSH_S)
+
+
+def gateway_cpu(t: Traffic, sim: TownSim, measured: Measured) -> dict[str, float]:
+    p = t.p
+    return {
+        "live fan-out (posts + tombstones)": t.deliveries * measured.delivery_s,
+        # Hub.ping writes one cached frame per socket: the ceiling scenario's bare write.
+        "keepalive pings": sim.sockets / SETTINGS.gateway_ping_interval_s * measured.write_s,
+        "socket opens + their snapshots": t.opens * (p["gw_open_ms"] / 1e3
+                                                     + t.snapshot_frame_s),
+        "subscribe moves + their snapshots": t.moves * (max(0.0, p["gw_move_ms"]) / 1e3
+                                                        + t.snapshot_frame_s),
+        "feed reads (every process, every entry)": (t.posts + t.tombs) * t.processes
+        * p["gw_read_us"] / 1e6,
+        "presence flush (report encoded, PUBLISH)": t.presence_cells
+        * p["gw_presence_encode_us_per_cell"] / 1e6,
+    }
+
+
+def api_cpu(t: Traffic) -> dict[str, float]:
+    p = t.p
+    return {
+        "shop-console polls (stats + posts)": t.polls * (
+            p["poll_ms"] / 1e3 + t.poll_cells * p["poll_us_per_cell_in_memory"] / 1e6),
+        "presence reports heard (every listening process)": 0.0,   # see `listen`
+        "shop-profile fetches": t.profiles * p["profile_ms"] / 1e3,
+        "post ingest (POST)": t.posts * p["post_ms"] / 1e3,
+    }
+
+
+def valkey_cpu(t: Traffic, sim: TownSim, measured: Measured) -> dict[str, float]:
+    """On the region's shard: every key of the region shares its hash slot."""
+    p, cmd, posts, tombs = t.p, t.cmd, t.posts, t.tombs
+    snapshot_us = sim.snaps.valkey_us / 1e6 + cmd
+    return {
+        "posts: ingest, enricher, 1 reader (measured)": posts * measured.valkey_ms_per_post / 1e3,
+        "feed reads by the other processes": (posts + tombs) * (t.processes - 1) * cmd,
+        "reach counters": posts * max(0.0, t.with_recipients - 1) * 3 * cmd,
+        "expiries / withdrawals (remove script)": tombs * (p["remove_us"] / 1e6 + cmd),
+        "snapshots of socket opens": t.opens * snapshot_us,
+        "snapshots of subscribe moves": t.moves * snapshot_us,
+        "presence PUBLISH (no listener)": t.presence_reports * cmd
+        + t.presence_cells * p["valkey_publish_us_per_cell"] / 1e6,
+        "shop-console polls": t.polls * p["valkey_poll_us"] / 1e6,
+        "scheduler (opening hours, sweep)": sim.town.shops / 60.0 * 2 * cmd,
+    }
+
+
+def valkey_global_cpu(t: Traffic) -> dict[str, float]:
+    """Keys outside the region's slot (shop records, rate limits, sessions): spread by hash.
+
+    Per post: address limit, shop GET, shop limit (API) and shop GET (enricher); per open:
+    the socket limit; per poll: 2 address limits, session, 2 shop GETs; per profile: 2.
+    """
+    return {
+        "rate limits, auth, shop records (keys outside regions)": (
+            t.posts * 4 + t.opens + t.polls * 5 + t.profiles * 2) * t.cmd,
+        # Each listening process subscribes on one node (storage.redis_conn.pubsub_client),
+        # any node of the cluster: its share of the fan-out lands there. See `listen`.
+        "presence fan-out to listening processes (on their nodes)": 0.0,
+    }
+
+
+def region_ops(t: Traffic, sim: TownSim) -> dict[str, float]:
+    """Commands per second on the region's shard (each command inside a script counts)."""
+    posts, tombs = t.posts, t.tombs
+    return {
+        # ingest XADD; enricher XREADGROUP, publish script (1 + 7), XACK; one reader's XREAD
+        "posts": posts * 12,
+        "feed reads by the other processes": (posts + tombs) * (t.processes - 1),
+        "reach": posts * t.with_recipients * 3,
+        "tombstones (remove script 1 + 6)": tombs * 7,
+        # script + XREVRANGE + GEOSEARCH + one HMGET per post returned
+        "snapshots": (t.opens + t.moves) * (3 + sim.snaps.returned),
+        "presence PUBLISH": t.presence_reports,
+        # stats: SMEMBERS, HMGET per live post of the shop (reach; presence is in memory);
+        # posts: SMEMBERS, HMGET per live post
+        "console polls": t.polls * (2 + 2 * t.live_per_shop),
+        "scheduler": sim.town.shops / 60.0 * 2,
+    }
+
+
+def region_memory(t: Traffic, model: Model, sim: TownSim) -> tuple[dict[str, float], float]:
+    """The region's bytes (steady state after a year: feed streams full up to feed_maxlen),
+    and the feed entries that takes."""
+    p = t.p
+    day_posts = sim.town.shops * model.daily_posts
+    feed_entries = min(float(SETTINGS.feed_maxlen), 365 * day_posts * 2)
+    entry_bytes = (p["feed_post_entry_bytes"] + p["feed_tombstone_entry_bytes"]) / 2
+    return {
+        "live posts (hash, GEO, expiry, shop set)": float(sim.live.sum()) * p["live_post_bytes"],
+        "feed stream (feed_maxlen entries)": feed_entries * entry_bytes,
+        "reach hashes (3 days)": day_posts * SETTINGS.reach_ttl_s / 86_400 * p["reach_bytes"],
+        "withdrawn ids (48 h)": (day_posts * model.withdraw_share * SETTINGS.withdrawn_ttl_s
+                                 / 86_400 * 90.0),
+        # Presence: none. Pub/Sub stores nothing: a report exists only in the output buffers
+        # of the connections it is being sent to (client memory, not data).
+    }, feed_entries
+
+
+def rates(t: Traffic, model: Model, sim: TownSim, feed_entries: float) -> dict[str, float]:
+    peak = sim.peak
+    return {"posts_design": t.posts, "posts_mean": peak.posts_mean,
+            "tombstones_design": t.tombs, "deliveries_design": t.deliveries,
+            "deliveries_mean": peak.deliveries_mean, "opens": t.opens, "moves": t.moves,
+            "polls": t.polls, "profiles": t.profiles,
+            "snapshot_frames": (t.opens + t.moves) * sim.snaps.frames,
+            "pings": sim.sockets / SETTINGS.gateway_ping_interval_s,
+            "feed_entries": feed_entries,
+            "feed_entries_per_day": 2 * (sim.town.shops * model.daily_posts),
+            "poll_cells": t.poll_cells, "presence_reports": t.presence_reports,
+            "presence_cells": t.presence_cells, "presence_reports_heard": 0.0,
+            "presence_cells_heard": 0.0}
+
+
+def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
+              process_cells: float | None = None, splits: int = 1) -> Load:
+    """The town's load when `processes` gateway processes serve it.
+
+    `process_cells`: presence cells each of them publishes, when they also serve other
+    towns (a process writes its whole map under every region it reads). `splits`: the
+    town's region split into that many regions, each served by its own processes (the load
+    balancer routes by position), so a console poll reads only its district's gateways.
+    """
+    t = traffic(model, sim, processes, process_cells, splits)
+    memory, feed_entries = region_memory(t, model, sim)
+    # Workers: the enricher (measured per post) and the scheduler's expiry jobs and minute
+    # sweeps (estimates: ~2 ms per arq job, ~50 µs per shop and minute for opening hours).
+    workers = (t.posts * measured.enricher_ms_per_post / 1e3 + t.tombs * ARQ_JOB_S
+               + sim.town.shops * 50e-6 / 60)
+    return Load(processes=processes, splits=splits, converged=True,
+                gateway=gateway_cpu(t, sim, measured), api=api_cpu(t),
+                valkey=valkey_cpu(t, sim, measured), valkey_global=valkey_global_cpu(t),
+                ops=region_ops(t, sim),
+                ops_global=(t.posts * 8 + t.opens * 3 + t.polls * 9 + t.profiles * 4),
+                memory=memory, memory_global=sim.town.shops * t.p["shop_bytes"]
+                + t.consoles * 250.0,
+                rates=rates(t, model, sim, feed_entries), cells_per_process=t.cells_pp,
+                workers_cores=workers)
