@@ -24,7 +24,7 @@ _encoder = msgspec.json.Encoder()
 _entry_decoder = msgspec.json.Decoder(FeedEntry)
 
 
-class PingWithCursor(PingFrame, tag="ping"):
+class PingWithCursor(PingFrame, frozen=True, tag="ping"):
     """A `ping` that also tells the client how far the feed has been read for it."""
 
     cursor: str
