@@ -19,6 +19,7 @@ from starlette.responses import Response
 from rules.errors import ApiError, Unauthorized
 from schemas.shops import ShopRecord
 from storage import keys, shops
+from storage.redis_conn import async_reply
 
 COOKIE = "sf_session"
 SESSION_TTL_S = 30 * 24 * 3600
@@ -61,7 +62,7 @@ async def session_shop(redis: Redis, conn: HTTPConnection) -> ShopRecord | None:
     if not session_id:
         return None
     key = keys.session(_hash(session_id))
-    stored = await redis.hmget(key, "shop_id", "token_hash")
+    stored = await async_reply(redis.hmget(key, ["shop_id", "token_hash"]))
     if stored[0] is None:
         return None
     record = await shops.get_shop(redis, stored[0].decode())

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
 
 from rules.clock import Clock
 from rules.enrich import Dropped, enrich
@@ -231,8 +232,11 @@ class Enricher:
     async def _dead_letter(self, entry_id: bytes, entries: list[tuple[bytes, dict[bytes, bytes]]],
                            reason: str) -> None:
         fields = next((f for i, f in entries if i == entry_id), {})
-        await self.redis.xadd(keys.dead_letter_stream(self.region),
-                              {**fields, b"source": entry_id, b"reason": reason.encode()},
+        # Copied into the field type xadd takes (a dict's key type is invariant).
+        record: dict[FieldT, EncodableT] = {k: v for k, v in fields.items()}
+        record[b"source"] = entry_id
+        record[b"reason"] = reason.encode()
+        await self.redis.xadd(keys.dead_letter_stream(self.region), record,
                               maxlen=10_000, approximate=True)
         self.stats.dead_letters += 1
         metrics.DEAD_LETTERS.inc()
