@@ -305,8 +305,9 @@ class Hub:
                 key = conn.regions_key
                 cached = frames.get(key)
                 if cached is None:
-                    cached = frames[key] = ws_text_frame(entry_payload(  # type: ignore[arg-type]
-                        entry, self.cursor_for(key)))
+                    payload = entry_payload(entry, self.cursor_for(key))
+                    assert payload is not None  # carries_frame(entry), checked above
+                    cached = frames[key] = ws_text_frame(payload)
                 frame = cached
             screens += conn.screen
             # This loop is most of the gateway's time: nothing in it that can be elsewhere.

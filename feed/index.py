@@ -132,7 +132,7 @@ class _Cell(Generic[T]):
         chord2 += d[2]
         hit = chord2 <= self.geo[3, :n]
         hit &= (self.kind_bits[:n] & bit).astype(bool)
-        return np.flatnonzero(hit).tolist()  # type: ignore[no-any-return]
+        return np.flatnonzero(hit).tolist()
 
     def _resize(self, capacity: int) -> None:
         n = len(self.subs)

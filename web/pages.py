@@ -19,6 +19,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 # A screen page asks Redis whether its shop exists; a slow Redis must not hold it back.
 SHOP_CHECK_TIMEOUT_S = 2.0
+_SHOP_CHECK_FAILED: tuple[type[Exception], ...] = (*REDIS_DOWN, TimeoutError)
 
 # Scripts only from our own origin (no inline script): user text can never run.
 # Map tiles come from the configured tile server, hence https: images.
@@ -51,7 +52,7 @@ async def screen(request: Request) -> Response:
         async with asyncio.timeout(SHOP_CHECK_TIMEOUT_S):
             record = await get_shop(request.app.state.streetfeed.redis,
                                     request.path_params["shop_id"])
-    except (*REDIS_DOWN, TimeoutError) as exc:
+    except _SHOP_CHECK_FAILED as exc:
         log.warning("screen page served without checking its shop (Redis: %r)", exc)
         return _page("screen.html")
     if record is None or record.disabled:
