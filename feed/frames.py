@@ -20,6 +20,9 @@ from schemas.feed import (
     WithdrawnFrame,
 )
 
+__all__ = ["carries_frame", "decode_entry", "entry_payload", "error_payload", "ping_payload",
+           "post_payload", "reset_payload", "status_payload", "ws_text_frame"]
+
 _encoder = msgspec.json.Encoder()
 _entry_decoder = msgspec.json.Decoder(FeedEntry)
 

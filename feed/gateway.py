@@ -46,6 +46,8 @@ from storage.live import LiveIndex
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, text
 
+__all__ = ["Gateway", "SubscriptionError", "parse_subscription"]
+
 log = logging.getLogger("streetfeed.gateway")
 
 _decode_message = msgspec.json.Decoder(ClientMessage).decode

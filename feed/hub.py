@@ -31,6 +31,8 @@ from runtime import metrics
 from runtime.settings import Settings
 from schemas.feed import FeedEntry
 
+__all__ = ["PING_SLICES", "PRESENCE_CELL_DEG", "Connection", "Hub", "Sink", "SocketGone"]
+
 log = logging.getLogger("streetfeed.gateway")
 
 # Close code for a socket that fell behind: "try again later", with its cursor.

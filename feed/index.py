@@ -26,6 +26,8 @@ import numpy as np
 from rules.geo import EARTH_RADIUS_M, CellGrid
 from schemas.posts import Kind
 
+__all__ = ["Subscriber", "SubscriberIndex"]
+
 T = TypeVar("T")
 
 # One bit per post kind; a kind the schema does not know only reaches subscribers

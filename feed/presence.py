@@ -31,6 +31,8 @@ from schemas.presence import PresenceReport
 from storage import keys
 from storage.redis_conn import pubsub_client, text
 
+__all__ = ["PresenceBoard", "audience"]
+
 log = logging.getLogger("streetfeed.presence")
 
 _decode = msgspec.json.Decoder(PresenceReport).decode

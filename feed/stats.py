@@ -24,6 +24,8 @@ from schemas.presence import PresenceReport
 from storage import keys
 from storage.redis_conn import REDIS_DOWN, async_reply, publish
 
+__all__ = ["REACH_TTL_S", "StatsPublisher", "reach_of"]
+
 log = logging.getLogger("streetfeed.stats")
 
 REACH_TTL_S = 3 * 24 * 3600

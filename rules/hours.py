@@ -23,6 +23,9 @@ from schemas.hours import (
     Weekday,
 )
 
+__all__ = ["HORIZON_DAYS", "changes", "is_open", "next_change", "opening_state", "parse_ranges",
+           "parse_weekly"]
+
 # How far ahead (days) to look for the next change; a shop closed for longer has none.
 HORIZON_DAYS = 60
 

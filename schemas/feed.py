@@ -9,6 +9,10 @@ import msgspec
 from schemas.common import ErrorDetail, Latitude, Longitude, RadiusM
 from schemas.posts import Kind, Post
 
+__all__ = ["ClientMessage", "ErrorFrame", "ExpiredFrame", "FeedEntry", "FeedPage", "FeedResponse",
+           "PingFrame", "PostFrame", "Reach", "ResetFrame", "ShopPosts", "ShopPostsPage",
+           "ShopStats", "StatusFrame", "Subscription", "WatchCount", "WithdrawnFrame"]
+
 # --- Subscriptions (query string or `subscribe` message; strict) --------------------------
 
 KindList = Annotated[list[Kind], msgspec.Meta(max_length=3)]

@@ -10,6 +10,10 @@ import msgspec
 from schemas import limits
 from schemas.common import AwareDatetime, Latitude, Longitude, PostId, ShopId
 
+__all__ = ["FlashOffer", "FlashOfferIn", "Kind", "NewArrival", "NewArrivalIn", "OpeningChange",
+           "OpeningChangeIn", "Post", "PostAccepted", "PostIn", "PostPatch", "PostWithdrawn",
+           "RawPost", "ShopSummary"]
+
 # Lengths count Unicode code points, on the server and in the console alike
 # (docs/architecture.md): what msgspec and JSON Schema's maxLength count.
 Title = Annotated[str, msgspec.Meta(

@@ -25,6 +25,8 @@ from storage import keys
 from storage.inbox import Inbox, new_post_id
 from storage.redis_conn import async_reply
 
+__all__ = ["Ingest"]
+
 _decode_post = msgspec.json.Decoder(PostIn).decode
 _decode_patch = msgspec.json.Decoder(PostPatch).decode
 _decode_raw = msgspec.json.Decoder(RawPost).decode

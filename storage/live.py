@@ -20,6 +20,8 @@ from schemas.limits import GEO_LAT_MAX
 from storage import keys
 from storage.redis_conn import async_reply, hmget_many, text
 
+__all__ = ["GONE_TTL_S", "LiveIndex", "shop_live_posts", "stream_id_key"]
+
 _encode = msgspec.json.Encoder().encode
 
 # A withdrawn post is remembered this long so that a late redelivery of its raw

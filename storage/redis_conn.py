@@ -28,11 +28,10 @@ from redis.exceptions import (
 from rules.errors import ConfigError
 from runtime.settings import Settings
 
-__all__ = ["REDIS_DOWN", "REDIS_UNAVAILABLE", "AnyRedis", "acknowledged", "aof_of",
-           "arq_url", "async_reply", "get_many", "hmget_many", "open_redis", "publish",
-           "pubsub_client", "replicas_of", "text", "write_then_wait"]
+__all__ = ["REDIS_DOWN", "REDIS_UNAVAILABLE", "acknowledged", "aof_of", "arq_url", "async_reply",
+           "get_many", "hmget_many", "open_redis", "publish", "pubsub_client", "replicas_of",
+           "text", "write_then_wait"]
 
-AnyRedis = Redis | RedisCluster
 T = TypeVar("T")
 
 # Redis cannot serve now but will: no connection, or a cluster failing over (a replica

@@ -35,6 +35,8 @@ from schemas.shops import NewShop, ShopRecord, ShopUpdate
 from streetfeed.embedded import EmbeddedServer
 from streetfeed.processes import die_with_parent_from_env
 
+__all__ = ["main"]
+
 
 @contextlib.contextmanager
 def redis_for(settings: Settings) -> Iterator[tuple[Settings, EmbeddedServer | None]]:

@@ -31,6 +31,8 @@ from storage import keys
 from storage.live import LiveIndex, shop_live_posts, stream_id_key
 from storage.redis_conn import async_reply, open_redis
 
+__all__ = ["DEMO_SHOPS", "run_simulator"]
+
 log = logging.getLogger("streetfeed.demo")
 
 # (id, name, category, lat, lon, address): north (Place de la Comédie) to south.

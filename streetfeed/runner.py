@@ -38,6 +38,8 @@ from web.http_protocol import GuardedHttpProtocol
 from workers.enricher import Enricher, ScheduleExpiry
 from workers.scheduler import make_worker, schedule_expiry
 
+__all__ = ["default_parts", "embedded_server_part", "supervise", "uvicorn_config"]
+
 log = logging.getLogger("streetfeed")
 
 # A part of a run (a coroutine function: supervise() makes each a task).

@@ -50,6 +50,11 @@ from web.auth import close_session, open_session, require_same_origin, session_s
 from web.responses import JSONResponse, error_response
 from web.state import AppState
 
+__all__ = ["client_config", "create_post", "current_session", "edit_post", "feed", "get_hours",
+           "healthz", "list_shops", "metrics_page", "put_hours", "readyz", "rotate_token",
+           "shop_posts", "shop_profile", "shop_qr", "shop_stats", "sign_in", "sign_out",
+           "update_shop", "withdraw_post"]
+
 T = TypeVar("T")
 
 # /healthz and /readyz answer within this even when Redis stalls (a probe must not time out).

@@ -21,6 +21,9 @@ from schemas.shops import ShopRecord
 from storage import keys, shops
 from storage.redis_conn import async_reply
 
+__all__ = ["SESSION_TTL_S", "close_session", "open_session", "require_same_origin", "session_shop",
+           "shop_for"]
+
 COOKIE = "sf_session"
 SESSION_TTL_S = 30 * 24 * 3600
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}

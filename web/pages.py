@@ -13,6 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from storage.redis_conn import REDIS_DOWN
 from storage.shops import get_shop
 
+__all__ = ["SecurityHeaders", "console", "manifest", "passer_by", "screen", "service_worker"]
+
 log = logging.getLogger("streetfeed.web")
 
 STATIC_DIR = Path(__file__).parent / "static"

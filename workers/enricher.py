@@ -37,6 +37,8 @@ from storage import keys
 from storage.live import LiveIndex, stream_id_key
 from storage.redis_conn import REDIS_DOWN, get_many, text
 
+__all__ = ["Enricher", "ScheduleExpiry"]
+
 log = logging.getLogger("streetfeed.enricher")
 
 _decode_raw = msgspec.json.Decoder(RawPost).decode
