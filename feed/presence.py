@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from feed.hub import PRESENCE_CELL_DEG
 from rules.errors import Unavailable
@@ -130,7 +131,7 @@ class PresenceBoard:
             with contextlib.suppress(Exception):
                 await client.aclose()
 
-    async def _follow_asked(self, pubsub: Any, channels: dict[str, str]) -> None:
+    async def _follow_asked(self, pubsub: PubSub, channels: dict[str, str]) -> None:
         """Subscribe to regions asked about, unsubscribe from those no longer asked about."""
         now = asyncio.get_running_loop().time()
         for region, asked in list(self._asked.items()):
