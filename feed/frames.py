@@ -20,11 +20,14 @@ from schemas.feed import (
     WithdrawnFrame,
 )
 
+__all__ = ["carries_frame", "decode_entry", "entry_payload", "error_payload", "ping_payload",
+           "post_payload", "reset_payload", "status_payload", "ws_text_frame"]
+
 _encoder = msgspec.json.Encoder()
 _entry_decoder = msgspec.json.Decoder(FeedEntry)
 
 
-class PingWithCursor(PingFrame, tag="ping"):
+class PingWithCursor(PingFrame, frozen=True, tag="ping"):
     """A `ping` that also tells the client how far the feed has been read for it."""
 
     cursor: str

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -46,6 +46,8 @@ from storage.live import LiveIndex
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, text
 
+__all__ = ["Gateway", "SubscriptionError", "parse_subscription"]
+
 log = logging.getLogger("streetfeed.gateway")
 
 _decode_message = msgspec.json.Decoder(ClientMessage).decode
@@ -59,6 +61,14 @@ class SubscriptionError(ValueError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class FeedUnavailable(Exception):
+    """A region's feed could not be read in time (Redis unreachable)."""
+
+
+# What setting a socket up waits out (told `live: false`) and tries again.
+_SETUP_RETRIED: tuple[type[Exception], ...] = (*REDIS_DOWN, FeedUnavailable)
 
 
 def parse_subscription(params: dict[str, str]) -> Subscription:
@@ -167,7 +177,7 @@ class Gateway:
                     # hub's `live: true` went to the others only.
                     conn.sink.write(ws_text_frame(status_payload(None)))
                 return
-            except (*REDIS_DOWN, FeedUnavailable):
+            except _SETUP_RETRIED:
                 self.hub.unsubscribe(conn)
                 conn.pending.clear()
                 conn.hold()
@@ -250,7 +260,10 @@ class Gateway:
                 # older AOF) is no reader's future: it is a reset, answered at once.
                 if target > cursors.key(await self._last_id(region)):
                     continue
-                await self.hub.wait_position(region, lambda p, t=target: cursors.key(p) >= t,
+                def reached(p: str, t: tuple[int, int] = target) -> bool:
+                    return cursors.key(p) >= t
+
+                await self.hub.wait_position(region, reached,
                                              self.settings.gateway_resume_wait_s)
         start = self.hub.subscribe(conn)
         backlog = None
@@ -296,9 +309,11 @@ class Gateway:
 
     async def _stream_info(self, region: str) -> dict[str, Any] | None:
         try:  # one round trip: every socket resumes at once after a deploy
-            return await self.redis.xinfo_stream(keys.feed_stream(region))  # type: ignore[no-any-return]
+            info = await self.redis.xinfo_stream(keys.feed_stream(region))
         except ResponseError:  # no such stream yet
             return None
+        # redis-py parses XINFO STREAM into a dict (str keys) and types the reply Any.
+        return cast("dict[str, Any]", info)
 
     async def _last_id(self, region: str) -> str:
         info = await self._stream_info(region)
@@ -470,7 +485,3 @@ class NativeSocket:
         if self.conn is not None:
             self.gateway.closed(self.conn, self.address)
             self.conn = None
-
-
-class FeedUnavailable(Exception):
-    """A region's feed could not be read in time (Redis unreachable)."""

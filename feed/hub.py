@@ -32,6 +32,8 @@ from runtime.settings import Settings
 from schemas.feed import FeedEntry
 from schemas.limits import PRESENCE_CELL_DEG
 
+__all__ = ["PING_SLICES", "Connection", "Hub", "Sink", "SocketGone"]
+
 log = logging.getLogger("streetfeed.gateway")
 
 # Close code for a socket that fell behind: "try again later", with its cursor.
@@ -298,8 +300,9 @@ class Hub:
                 key = conn.regions_key
                 cached = frames.get(key)
                 if cached is None:
-                    cached = frames[key] = ws_text_frame(entry_payload(  # type: ignore[arg-type]
-                        entry, self.cursor_for(key)))
+                    payload = entry_payload(entry, self.cursor_for(key))
+                    assert payload is not None  # carries_frame(entry), checked above
+                    cached = frames[key] = ws_text_frame(payload)
                 frame = cached
             screens += conn.screen
             # This loop is most of the gateway's time: nothing in it that can be elsewhere.

@@ -26,6 +26,8 @@ import numpy as np
 from rules.geo import EARTH_RADIUS_M, CellGrid
 from schemas.posts import Kind
 
+__all__ = ["Subscriber", "SubscriberIndex"]
+
 T = TypeVar("T")
 
 # One bit per post kind; a kind the schema does not know only reaches subscribers
@@ -132,7 +134,7 @@ class _Cell(Generic[T]):
         chord2 += d[2]
         hit = chord2 <= self.geo[3, :n]
         hit &= (self.kind_bits[:n] & bit).astype(bool)
-        return np.flatnonzero(hit).tolist()  # type: ignore[no-any-return]
+        return np.flatnonzero(hit).tolist()
 
     def _resize(self, capacity: int) -> None:
         n = len(self.subs)

@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from rules.errors import Unavailable
 from rules.geo import CellGrid, haversine_m
@@ -29,6 +30,8 @@ from schemas.limits import AUDIENCE_COUNT_MIN, AUDIENCE_RADII_M, PRESENCE_CELL_D
 from schemas.presence import PresenceReport
 from storage import keys
 from storage.redis_conn import pubsub_client, text
+
+__all__ = ["PresenceBoard", "audience"]
 
 log = logging.getLogger("streetfeed.presence")
 
@@ -127,7 +130,7 @@ class PresenceBoard:
             with contextlib.suppress(Exception):
                 await client.aclose()
 
-    async def _follow_asked(self, pubsub: Any, channels: dict[str, str]) -> None:
+    async def _follow_asked(self, pubsub: PubSub, channels: dict[str, str]) -> None:
         """Subscribe to regions asked about, unsubscribe from those no longer asked about."""
         now = asyncio.get_running_loop().time()
         for region, asked in list(self._asked.items()):

@@ -24,6 +24,8 @@ from services.supervision import Backoff, supervised
 from storage import keys
 from storage.redis_conn import text
 
+__all__ = ["Readers"]
+
 log = logging.getLogger("streetfeed.reader")
 
 

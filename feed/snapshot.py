@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from feed.index import Subscriber
 from rules import cursor as cursors
 from storage.live import LiveIndex
+
+__all__ = ["AreaSnapshot", "snapshot_area"]
+
+T = TypeVar("T")  # what the subscriber stands for (a socket, or nothing for a page)
 
 # Redis measures GEOSEARCH distances on a slightly different sphere: ask a bit wider,
 # then keep exactly what our own check accepts.
@@ -19,7 +24,7 @@ class AreaSnapshot:
     last_ids: dict[str, str]  # per region: the feed entry the snapshot is consistent with
 
 
-async def snapshot_area(lives: dict[str, LiveIndex], sub: Subscriber[object], *, now_ts: float,
+async def snapshot_area(lives: dict[str, LiveIndex], sub: Subscriber[T], *, now_ts: float,
                         limit: int, upto: dict[str, str] | None = None) -> AreaSnapshot:
     """Live posts `sub` wants; with `upto`, only those published at or before those entries
     (later ones are on their way live)."""

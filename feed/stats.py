@@ -22,7 +22,9 @@ from feed.hub import Hub
 from runtime import metrics
 from schemas.presence import PresenceReport
 from storage import keys
-from storage.redis_conn import REDIS_DOWN, publish
+from storage.redis_conn import REDIS_DOWN, async_reply, publish
+
+__all__ = ["StatsPublisher", "reach_of"]
 
 log = logging.getLogger("streetfeed.stats")
 
@@ -60,8 +62,8 @@ class StatsPublisher:
                     await pipe.execute()
         except REDIS_DOWN:
             # Counts made while Redis was away are kept for the next flush.
-            for key, (phones, screens) in reach.items():
-                counts = self.hub.reach.setdefault(key, [0, 0])
+            for region_post, (phones, screens) in reach.items():
+                counts = self.hub.reach.setdefault(region_post, [0, 0])
                 counts[0] += phones
                 counts[1] += screens
             raise
@@ -102,6 +104,7 @@ class StatsPublisher:
 async def reach_of(redis: Redis, region: str, post_ids: list[str]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for post_id in post_ids:
-        values = await redis.hmget(keys.reach(region, post_id), "phone", "screen")
+        values = await async_reply(redis.hmget(keys.reach(region, post_id),
+                                                    ["phone", "screen"]))
         out[post_id] = {"phone": int(values[0] or 0), "screen": int(values[1] or 0)}
     return out

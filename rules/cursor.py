@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping
 from enum import Enum
 
+__all__ = ["ZERO", "Resume", "decode", "encode", "judge", "key", "parse"]
+
 # ASCII digits only (\d takes any script's) and each part within Redis's unsigned 64 bits:
 # anything else is a malformed cursor (a reset), never a stream id Redis refuses.
 _ID = re.compile(r"^([0-9]{1,20})-([0-9]{1,20})$")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -20,10 +21,26 @@ from schemas.posts import (
     OpeningChangeIn,
     Post,
     RawPost,
+    ShopSummary,
 )
 from schemas.shops import ShopRecord
 
+__all__ = ["Dropped", "Enriched", "enrich"]
+
 _encode = msgspec.json.Encoder().encode
+
+
+class _Common(TypedDict):
+    """The fields every kind of public post has (schemas.posts._Post)."""
+
+    id: str
+    title: str
+    text: str
+    posted_at: datetime
+    expires_at: datetime
+    shop: ShopSummary
+    updated_at: datetime | None
+    auto: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +73,10 @@ def enrich(raw: RawPost, shop: ShopRecord | None, *, now: datetime, tz: ZoneInfo
     expires = expires_at(raw.body, posted_at, tz).astimezone(UTC)
     if expires <= now:
         return Dropped("expired")
-    common = {"id": raw.id, "title": raw.body.title.strip(), "text": raw.body.text.strip(),
-              "posted_at": posted_at, "expires_at": expires, "shop": summary_of(shop),
-              "updated_at": accepted_at if raw.edit else None, "auto": raw.auto}
+    common: _Common = {
+        "id": raw.id, "title": raw.body.title.strip(), "text": raw.body.text.strip(),
+        "posted_at": posted_at, "expires_at": expires, "shop": summary_of(shop),
+        "updated_at": accepted_at if raw.edit else None, "auto": raw.auto}
     post: Post
     match raw.body:
         case NewArrivalIn(price=price, tags=tags):
@@ -69,6 +87,8 @@ def enrich(raw: RawPost, shop: ShopRecord | None, *, now: datetime, tz: ZoneInfo
         case OpeningChangeIn(status=status, until=until):
             post = OpeningChange(**common, status=status,
                                  until=None if until is None else until.astimezone(UTC))
-    return Enriched(post=post, kind=type(post).__struct_config__.tag,  # type: ignore[arg-type]
+    kind = type(post).__struct_config__.tag
+    assert isinstance(kind, str)  # each Post class is tagged with its kind's name
+    return Enriched(post=post, kind=kind,
                     json=_encode(post), lat=shop.lat, lon=shop.lon,
                     expires_ts=expires.timestamp())

@@ -6,6 +6,9 @@ import msgspec
 
 from schemas.common import ErrorBody, ErrorDetail
 
+__all__ = ["ApiError", "ConfigError", "Conflict", "InvalidInput", "NotFound", "PayloadTooLarge",
+           "RateLimited", "Unauthorized", "Unavailable", "error_body"]
+
 _encode = msgspec.json.Encoder().encode
 
 

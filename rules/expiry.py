@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 from schemas.posts import FlashOfferIn, NewArrivalIn, OpeningChangeIn, PostIn
 
+__all__ = ["expires_at"]
+
 MIN_LIFETIME = timedelta(hours=3)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+__all__ = ["EARTH_RADIUS_M", "CellGrid", "haversine_m"]
+
 EARTH_RADIUS_M = 6_371_008.8
 # Bounding boxes are widened by this much (degrees) so that floating-point
 # rounding can never drop a subscriber whose exact distance is within radius.

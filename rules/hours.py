@@ -13,7 +13,18 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from schemas.hours import WEEKDAYS, DayException, NextChange, OpeningState, ShopHours, TimeRange
+from schemas.hours import (
+    WEEKDAYS,
+    DayException,
+    NextChange,
+    OpeningState,
+    ShopHours,
+    TimeRange,
+    Weekday,
+)
+
+__all__ = ["HORIZON_DAYS", "changes", "is_open", "next_change", "opening_state", "parse_ranges",
+           "parse_weekly"]
 
 # How far ahead (days) to look for the next change; a shop closed for longer has none.
 HORIZON_DAYS = 60
@@ -104,9 +115,9 @@ def parse_ranges(text: str) -> list[TimeRange]:
     return [TimeRange(open=part[:5], close=part[6:]) for part in text.split(",")]
 
 
-def parse_weekly(text: str) -> dict[str, list[TimeRange]]:
+def parse_weekly(text: str) -> dict[Weekday, list[TimeRange]]:
     """'mon-fri 09:00-12:30,14:00-19:00; sat 09:00-18:00' -> weekly hours (CLI syntax)."""
-    weekly: dict[str, list[TimeRange]] = {}
+    weekly: dict[Weekday, list[TimeRange]] = {}
     for clause in filter(None, (c.strip().lower() for c in text.split(";"))):
         match = _DAY_SPEC.match(clause)
         if match is None:

@@ -20,6 +20,9 @@ from schemas.hours import ShopHours
 from schemas.limits import FLASH_OFFER_MAX_AHEAD_S
 from schemas.posts import FlashOfferIn, OpeningChangeIn, PostIn
 
+__all__ = ["OPENING_UNTIL_MAX_AHEAD_S", "Policy", "Rejection", "check_hours", "check_post",
+           "check_shop"]
+
 # A tag (`<b>`, `<div onclick=...>`), a dangerous tag left open, or a javascript: URL.
 # Not a bare `word=`: "onctueux = cacao 70 %" or "Pose d'ongles = 35 €" are French, and an
 # event handler runs only inside a tag (pages render text as text besides).

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from rules.geo import EARTH_RADIUS_M
 
+__all__ = ["REGION_NAME", "Region", "parse_regions", "region_of", "regions_for"]
+
 REGION_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 
 

@@ -14,6 +14,14 @@ import re
 import secrets
 import time
 
+__all__ = [
+    "REQUEST_ID",
+    "AcceptErrorsOncePerSecond",
+    "log_access",
+    "request_id_from",
+    "setup_logging",
+]
+
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id",
                                                                         default=None)
 _QUERY = re.compile(r"\?[^\s\"']*")

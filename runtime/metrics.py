@@ -20,6 +20,11 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+__all__ = ["DEAD_LETTERS", "DELIVERIES", "DROPPED_SLOW", "DURABILITY_DEGRADED", "ENRICHER_LAG",
+           "ENRICHER_PENDING", "POSTS_ACCEPTED", "POSTS_DROPPED", "POSTS_PUBLISHED",
+           "POSTS_REJECTED", "RATE_LIMITED", "REDIS_RECONNECTS", "SOCKETS_OPEN", "TASK_RESTARTS",
+           "exposition", "process_dead"]
+
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Each web process sets its own count: the sum over live processes (a dead one's is dropped).

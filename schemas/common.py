@@ -9,6 +9,9 @@ import msgspec
 
 from schemas import limits
 
+__all__ = ["AwareDatetime", "ErrorBody", "ErrorDetail", "Latitude", "Longitude", "PostId",
+           "RadiusM", "ShopId", "ShopLatitude"]
+
 Latitude = Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
 # Where a shop can be: the latitudes Redis GEO can index.
 ShopLatitude = Annotated[float, msgspec.Meta(ge=-limits.GEO_LAT_MAX, le=limits.GEO_LAT_MAX)]

@@ -9,6 +9,10 @@ import msgspec
 from schemas.common import ErrorDetail, Latitude, Longitude, RadiusM
 from schemas.posts import Kind, Post
 
+__all__ = ["ClientMessage", "ErrorFrame", "ExpiredFrame", "FeedEntry", "FeedPage", "FeedResponse",
+           "PingFrame", "PostFrame", "Reach", "ResetFrame", "ShopPosts", "ShopPostsPage",
+           "ShopStats", "StatusFrame", "Subscription", "WatchCount", "WithdrawnFrame"]
+
 # --- Subscriptions (query string or `subscribe` message; strict) --------------------------
 
 KindList = Annotated[list[Kind], msgspec.Meta(max_length=3)]
@@ -57,34 +61,34 @@ class _Frame(msgspec.Struct, frozen=True, tag_field="type"):
     pass
 
 
-class PostFrame(_Frame, tag="post"):
+class PostFrame(_Frame, frozen=True, tag="post"):
     post: msgspec.Raw
     cursor: str
 
 
-class ExpiredFrame(_Frame, tag="expired"):
+class ExpiredFrame(_Frame, frozen=True, tag="expired"):
     id: str
     cursor: str
 
 
-class WithdrawnFrame(_Frame, tag="withdrawn"):
+class WithdrawnFrame(_Frame, frozen=True, tag="withdrawn"):
     id: str
     cursor: str
 
 
-class ResetFrame(_Frame, tag="reset"):
+class ResetFrame(_Frame, frozen=True, tag="reset"):
     cursor: str
 
 
-class PingFrame(_Frame, tag="ping"):
+class PingFrame(_Frame, frozen=True, tag="ping"):
     pass
 
 
-class ErrorFrame(_Frame, tag="error"):
+class ErrorFrame(_Frame, frozen=True, tag="error"):
     error: ErrorDetail
 
 
-class StatusFrame(_Frame, tag="status", omit_defaults=True):
+class StatusFrame(_Frame, frozen=True, tag="status", omit_defaults=True):
     """Whether the feed is live (DESIGN.md section 9): `live` false while the gateway cannot
     read it, with `since` (RFC 3339) the last moment it could."""
 

@@ -7,6 +7,16 @@ from typing import Annotated, Literal
 
 import msgspec
 
+__all__ = [
+    "WEEKDAYS",
+    "DayException",
+    "NextChange",
+    "OpeningState",
+    "ShopHours",
+    "TimeRange",
+    "Weekday",
+]
+
 # "HH:MM", 00:00..24:00; a range whose close is not after its open ends the next day.
 LocalTime = Annotated[str, msgspec.Meta(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

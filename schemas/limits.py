@@ -7,6 +7,11 @@ here. Everything a deployment may tune is in runtime/settings.py.
 
 from __future__ import annotations
 
+__all__ = ["ADDRESS_MAX", "AUDIENCE_COUNT_MIN", "AUDIENCE_RADII_M", "CATEGORY_MAX",
+           "FLASH_OFFER_MAX_AHEAD_S", "GEO_LAT_MAX", "IDEMPOTENCY_KEY_MAX", "RADIUS_MAX_M",
+           "SHOPS_PAGE_DEFAULT", "SHOPS_PAGE_MAX", "SHOP_NAME_MAX", "TAGS_MAX", "TAG_MAX",
+           "TEXT_MAX", "TITLE_MAX"]
+
 TITLE_MAX = 80
 TEXT_MAX = 500
 TAG_MAX = 24

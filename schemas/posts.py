@@ -10,6 +10,10 @@ import msgspec
 from schemas import limits
 from schemas.common import AwareDatetime, Latitude, Longitude, PostId, ShopId
 
+__all__ = ["FlashOffer", "FlashOfferIn", "Kind", "NewArrival", "NewArrivalIn", "OpeningChange",
+           "OpeningChangeIn", "Post", "PostAccepted", "PostIn", "PostPatch", "PostWithdrawn",
+           "RawPost", "ShopSummary"]
+
 # Lengths count Unicode code points, on the server and in the console alike
 # (docs/architecture.md): what msgspec and JSON Schema's maxLength count.
 Title = Annotated[str, msgspec.Meta(
@@ -36,18 +40,18 @@ class _PostIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     text: Text = ""
 
 
-class NewArrivalIn(_PostIn, tag="new_arrival"):
+class NewArrivalIn(_PostIn, frozen=True, tag="new_arrival"):
     price: Price | None = None
     tags: Tags = []
 
 
-class FlashOfferIn(_PostIn, tag="flash_offer"):
+class FlashOfferIn(_PostIn, frozen=True, tag="flash_offer"):
     ends_at: AwareDatetime
     price: Price | None = None
     discount_pct: Percent | None = None
 
 
-class OpeningChangeIn(_PostIn, tag="opening_change"):
+class OpeningChangeIn(_PostIn, frozen=True, tag="opening_change"):
     status: OpeningStatus = "open_now"
     until: AwareDatetime | None = None
 
@@ -107,18 +111,18 @@ class _Post(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
     auto: bool = False
 
 
-class NewArrival(_Post, tag="new_arrival"):
+class NewArrival(_Post, frozen=True, tag="new_arrival"):
     price: float | None = None
     tags: list[str] = []
 
 
-class FlashOffer(_Post, tag="flash_offer"):
+class FlashOffer(_Post, frozen=True, tag="flash_offer"):
     ends_at: datetime
     price: float | None = None
     discount_pct: int | None = None
 
 
-class OpeningChange(_Post, tag="opening_change"):
+class OpeningChange(_Post, frozen=True, tag="opening_change"):
     status: OpeningStatus = "open_now"
     until: datetime | None = None
 

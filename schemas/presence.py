@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
+__all__ = ["PresenceReport"]
+
 
 class PresenceReport(msgspec.Struct, frozen=True, kw_only=True):
     """One gateway's watchers per presence cell (schemas.limits.PRESENCE_CELL_DEG, ~280 m), all of

@@ -6,6 +6,8 @@ from typing import Literal
 
 import msgspec
 
+__all__ = ["ClientConfig", "Health", "Point", "Readiness"]
+
 
 class Health(msgspec.Struct, frozen=True):
     status: Literal["ok"] = "ok"

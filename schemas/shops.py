@@ -11,6 +11,9 @@ from schemas import limits
 from schemas.common import Longitude, ShopId, ShopLatitude
 from schemas.hours import NextChange, ShopHours
 
+__all__ = ["NewShop", "PositionFields", "ShopCreated", "ShopEdit", "ShopList", "ShopListResponse",
+           "ShopProfile", "ShopRecord", "ShopUpdate", "SignIn", "TokenRotated"]
+
 ShopName = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.SHOP_NAME_MAX)]
 Category = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.CATEGORY_MAX)]
 Address = Annotated[str, msgspec.Meta(max_length=limits.ADDRESS_MAX)]

@@ -33,7 +33,7 @@ from rules.clock import Clock, ManualClock
 from rules.shops import profile_of
 from schemas.shops import ShopRecord
 from storage import keys
-from storage.redis_conn import get_many
+from storage.redis_conn import async_reply, get_many
 
 __all__ = ["ShopDirectory"]
 
@@ -126,7 +126,8 @@ class ShopDirectory:
 
     async def _reload(self, at: datetime) -> None:
         """Read every record; compute the profiles of those new or changed, or due."""
-        ids = sorted(i.decode() for i in await self.redis.smembers(keys.shops_index()))
+        ids = sorted(i.decode() for i in await async_reply(
+            self.redis.smembers(keys.shops_index())))
         raws = await get_many(self.redis, [keys.shop(i) for i in ids])
         now = at.timestamp()
         present = {i: raw for i, raw in zip(ids, raws, strict=True) if raw is not None}

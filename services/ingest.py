@@ -8,7 +8,8 @@ it in order after the original, and every client replaces the card.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
 
 import msgspec
 from redis.asyncio import Redis
@@ -22,6 +23,9 @@ from schemas.posts import PostIn, PostPatch, RawPost
 from schemas.shops import ShopRecord
 from storage import keys
 from storage.inbox import Inbox, new_post_id
+from storage.redis_conn import async_reply
+
+__all__ = ["Ingest"]
 
 _decode_post = msgspec.json.Decoder(PostIn).decode
 _decode_patch = msgspec.json.Decoder(PostPatch).decode
@@ -30,7 +34,10 @@ _decode_raw = msgspec.json.Decoder(RawPost).decode
 _canonical = msgspec.json.Encoder(order="sorted").encode
 
 
-def _decode(decode: Any, body: bytes) -> Any:
+T = TypeVar("T")
+
+
+def _decode(decode: Callable[[bytes], T], body: bytes) -> T:
     try:
         return decode(body)
     except msgspec.ValidationError as exc:
@@ -40,7 +47,7 @@ def _decode(decode: Any, body: bytes) -> Any:
 
 
 def decode_post(body: bytes) -> PostIn:
-    return _decode(_decode_post, body)  # type: ignore[no-any-return]
+    return _decode(_decode_post, body)
 
 
 def apply_patch(original: PostIn, patch: PostPatch) -> PostIn:
@@ -49,7 +56,9 @@ def apply_patch(original: PostIn, patch: PostPatch) -> PostIn:
     merged.update({k: v for k, v in msgspec.to_builtins(patch).items()})
     merged["kind"] = type(original).__struct_config__.tag
     try:
-        return msgspec.convert(merged, PostIn)  # type: ignore[no-any-return]
+        # convert() is typed to return Any when the target is a union, not a class.
+        post: PostIn = msgspec.convert(merged, PostIn)
+        return post
     except msgspec.ValidationError as exc:
         raise InvalidInput(f"this change does not fit a {merged['kind']}: {exc}",
                            code="invalid_post") from None
@@ -93,10 +102,11 @@ class Ingest:
 
     async def live_raw(self, shop: ShopRecord, post_id: str) -> RawPost:
         """The raw form of one of the shop's live posts (to edit or republish it)."""
-        stored = await self.redis.hmget(keys.post(shop.region, post_id), "raw", "shop_id")
+        stored = await async_reply(
+            self.redis.hmget(keys.post(shop.region, post_id), ["raw", "shop_id"]))
         if stored[0] is None or stored[1] != shop.id.encode():
             raise NotFound(f"no live post {post_id!r} for this shop", code="unknown_post")
-        return _decode_raw(stored[0])  # type: ignore[no-any-return]
+        return _decode_raw(stored[0])
 
     async def edit(self, shop: ShopRecord, post_id: str, body: bytes) -> str:
         patch: PostPatch = _decode(_decode_patch, body)

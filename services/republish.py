@@ -41,6 +41,8 @@ from storage.inbox import Inbox
 from storage.live import shop_live_posts
 from storage.redis_conn import text
 
+__all__ = ["Republisher"]
+
 log = logging.getLogger("streetfeed.republish")
 
 

@@ -16,6 +16,7 @@ from schemas.shops import NewShop, ShopCreated, ShopRecord, ShopUpdate
 from services.republish import Republisher
 from storage import keys
 from storage.live import LiveIndex
+from storage.redis_conn import async_reply
 from storage.shops import change_shop, encode_record, require_shop
 
 __all__ = ["create_shop", "home_region", "set_disabled", "set_hours", "update_shop"]
@@ -47,7 +48,7 @@ async def create_shop(redis: Redis, shop: NewShop, *, region: str, clock: Clock,
                             token_hash=hash_token(token), created_at=clock.now())
         if await redis.set(keys.shop(shop_id), encode_record(record), nx=True):
             break
-    await redis.sadd(keys.shops_index(), shop_id)
+    await async_reply(redis.sadd(keys.shops_index(), shop_id))
     await redis.incr(keys.shops_version())
     return ShopCreated(id=shop_id, token=token, name=shop.name, region=region)
 
@@ -61,7 +62,7 @@ async def update_shop(redis: Redis, shop_id: str, update: ShopUpdate, clock: Clo
     _refuse(check_shop(changes, policy or settings.moderation_policy()))
     current = await require_shop(redis, shop_id)
     lat, lon = changes.get("lat", current.lat), changes.get("lon", current.lon)
-    if home_region(settings, lat, lon) != current.region:  # type: ignore[arg-type]
+    if home_region(settings, lat, lon) != current.region:
         raise InvalidInput("a shop cannot move to another region; register it there",
                            code="region_change")
     record = await change_shop(
@@ -91,7 +92,8 @@ async def set_disabled(redis: Redis, shop_id: str, disabled: bool, clock: Clock,
         return 0
     live = LiveIndex(redis, record.region, settings)
     withdrawn = 0
-    for post_id in await redis.smembers(keys.shop_posts(record.region, shop_id)):
+    for post_id in await async_reply(redis.smembers(keys.shop_posts(record.region,
+                                                                      shop_id))):
         if await live.remove(post_id.decode(), "withdrawn", now_ts=clock.now().timestamp(),
                              shop_id=shop_id):
             withdrawn += 1

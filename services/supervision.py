@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from runtime import metrics
 from storage.redis_conn import REDIS_DOWN
 
+__all__ = ["Backoff", "sleep_or_stop", "supervised"]
+
 log = logging.getLogger("streetfeed.supervision")
 
 

@@ -24,6 +24,8 @@ from schemas.posts import RawPost
 from storage import keys
 from storage.redis_conn import acknowledged, aof_of, replicas_of, text, write_then_wait
 
+__all__ = ["Inbox", "derived_post_id", "durability_check", "new_post_id"]
+
 log = logging.getLogger("streetfeed.inbox")
 _encode = msgspec.json.Encoder().encode
 

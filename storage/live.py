@@ -19,7 +19,9 @@ from runtime.settings import Settings
 from schemas.feed import FeedEntry
 from schemas.limits import GEO_LAT_MAX
 from storage import keys
-from storage.redis_conn import hmget_many, text
+from storage.redis_conn import async_reply, hmget_many, text
+
+__all__ = ["LiveIndex", "shop_live_posts", "stream_id_key"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -105,7 +107,8 @@ class Snapshot:
 async def shop_live_posts(redis: Redis, region: str, shop_id: str,
                           *fields: str) -> list[tuple[str, list[bytes | None]]]:
     """A shop's live post ids with these fields of each, in two round trips (not one a post)."""
-    ids = [text(i) for i in await redis.smembers(keys.shop_posts(region, shop_id))]
+    ids = [text(i) for i in await async_reply(
+        redis.smembers(keys.shop_posts(region, shop_id)))]
     values = await hmget_many(redis, [keys.post(region, i) for i in ids], *fields)
     return list(zip(ids, values, strict=True))
 

@@ -21,6 +21,8 @@ from runtime import metrics
 from runtime.settings import Secret
 from storage import keys
 
+__all__ = ["WINDOW_S", "RateLimiter"]
+
 WINDOW_S = 60
 DAY_S = 86_400
 _COUNT = """

@@ -7,7 +7,8 @@ than MGET, and no MULTI/WATCH is used (the cluster client has none).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import PipelineCommand, RedisCluster
@@ -27,7 +28,11 @@ from redis.exceptions import (
 from rules.errors import ConfigError
 from runtime.settings import Settings
 
-AnyRedis = Redis | RedisCluster
+__all__ = ["REDIS_DOWN", "REDIS_UNAVAILABLE", "acknowledged", "aof_of", "arq_url", "async_reply",
+           "get_many", "hmget_many", "open_redis", "publish", "pubsub_client", "replicas_of",
+           "text", "write_then_wait"]
+
+T = TypeVar("T")
 
 # Redis cannot serve now but will: no connection, or a cluster failing over (a replica
 # refusing writes, slots moving or uncovered). Answered 503 + Retry-After, retried by loops.
@@ -37,18 +42,36 @@ REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
 # What long-running loops retry with backoff: the above, a connection lost inside a WATCH
 # (arq's enqueue reports it as WatchError), and socket errors.
 REDIS_DOWN: tuple[type[Exception], ...] = (*REDIS_UNAVAILABLE, WatchError, OSError)
+# A node that a pipeline sent to directly (bypassing the cluster client) failed on.
+_NODE_DOWN: tuple[type[Exception], ...] = (*REDIS_UNAVAILABLE, OSError)
+
+
+def async_reply(command: Awaitable[T] | T) -> Awaitable[T]:
+    """A command of the asyncio client, typed as what it returns: an awaitable.
+
+    redis-py 5 types its commands once for the sync and asyncio clients, many as
+    `Awaitable[T] | T` (smembers, hmget, sadd...), which cannot be awaited as typed; on
+    redis.asyncio they always return the awaitable. `await async_reply(redis.smembers(k))`
+    """
+    return cast("Awaitable[T]", command)
 
 
 def open_redis(settings: Settings) -> Redis:
     # Timeouts above the longest blocking read (XREAD BLOCK) so only a dead link times out.
     timeout = max(10.0, settings.gateway_block_ms / 1000 + 5)
     if settings.redis_cluster_url:
-        return RedisCluster.from_url(  # type: ignore[return-value]
+        cluster: RedisCluster = RedisCluster.from_url(
             settings.redis_cluster_url, socket_connect_timeout=5, socket_timeout=timeout)
+        # Every component holds its client as a `Redis`: the cluster client answers the
+        # same commands, and the few places where they differ branch on isinstance
+        # (publish, pubsub_client, _on_node, _info_of_master here).
+        return cast(Redis, cluster)
     if not settings.redis_url:
         raise ConfigError("no Redis URL: set REDIS_URL or start through `streetfeed up`")
-    return Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=timeout,
-                          health_check_interval=30)
+    # redis-py 5 leaves Redis.from_url's return unannotated.
+    client: Redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5,
+                                   socket_timeout=timeout, health_check_interval=30)
+    return client
 
 
 async def publish(redis: Redis, channel: str, message: bytes) -> None:
@@ -105,11 +128,11 @@ async def hmget_many(redis: Redis, keys: list[str], *fields: str) -> list[list[b
         return []
     async with redis.pipeline(transaction=False) as pipe:
         for key in keys:
-            pipe.hmget(key, *fields)
+            pipe.hmget(key, list(fields))
         return list(await pipe.execute())
 
 
-def acknowledged(reply: Any) -> bool:
+def acknowledged(reply: int | list[int] | Exception) -> bool:
     """Whether a WAIT reply (replicas) or a WAITAOF reply ([local, replicas]: the local
     fsync is what we ask of it) counts at least one acknowledgement; an error reply (e.g.
     WAITAOF on a server without AOF) counts none."""
@@ -146,7 +169,7 @@ async def _on_node(redis: Redis, key: str, commands: list[tuple[Any, ...]]) -> l
         pipeline = [PipelineCommand(i, *command) for i, command in enumerate(commands)]
         try:
             await node.execute_pipeline(pipeline)
-        except (*REDIS_UNAVAILABLE, OSError):
+        except _NODE_DOWN:
             # Bypassing the cluster client, we also bypass its recovery: as it does on
             # these errors, drop the node map so the next command learns the new one
             # (a replica promoted after a failover). The caller answers 503 meanwhile.
@@ -164,8 +187,12 @@ async def _info_of_master(redis: Redis, key: str, section: str) -> dict[str, Any
     """One INFO section of the master that holds `key`."""
     if isinstance(redis, RedisCluster):
         await redis.initialize()  # no-op unless a failure dropped the node map
-        return await redis.info(section, target_nodes=redis.get_node_from_key(key))
-    return await redis.info(section)  # type: ignore[no-any-return]
+        info = await redis.info(section, target_nodes=redis.get_node_from_key(key))
+    else:
+        info = await redis.info(section)
+    # redis-py parses INFO into a dict whose values are numbers, strings or dicts (one per
+    # replica, say), and types the reply Any.
+    return cast("dict[str, Any]", info)
 
 
 async def replicas_of(redis: Redis, key: str) -> int:

@@ -16,7 +16,7 @@ from rules.errors import NotFound, Unauthorized
 from rules.shops import hash_token, new_token, token_matches
 from schemas.shops import ShopRecord
 from storage import keys
-from storage.redis_conn import get_many
+from storage.redis_conn import async_reply, get_many
 
 __all__ = ["authenticate", "change_shop", "check_token", "decode_record", "encode_record",
            "get_shop", "list_shops", "require_shop", "rotate_token"]
@@ -36,7 +36,7 @@ async def get_shop(redis: Redis, shop_id: str) -> ShopRecord | None:
 
 
 async def list_shops(redis: Redis, *, include_disabled: bool = False) -> list[ShopRecord]:
-    ids = sorted(i.decode() for i in await redis.smembers(keys.shops_index()))
+    ids = sorted(i.decode() for i in await async_reply(redis.smembers(keys.shops_index())))
     if not ids:
         return []
     values = await get_many(redis, [keys.shop(i) for i in ids])

@@ -31,9 +31,11 @@ from rules.errors import ConfigError
 from runtime.logs import setup_logging
 from runtime.settings import Settings, load_settings
 from schemas.hours import ShopHours
-from schemas.shops import NewShop, ShopUpdate
+from schemas.shops import NewShop, ShopRecord, ShopUpdate
 from streetfeed.embedded import EmbeddedServer
 from streetfeed.processes import die_with_parent_from_env
+
+__all__ = ["main"]
 
 
 @contextlib.contextmanager
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(args, "port"):
         overrides.update(port=args.port, host=args.host)
     try:
-        settings = load_settings(**overrides)
+        settings = load_settings(None, **overrides)
         if args.command == "shops":
             if args.shops_command == "add":
                 return _shops_add(settings, args)
@@ -237,6 +239,7 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run(ready: Settings) -> None:
         redis = open_redis(ready)
+        record: ShopRecord | None
         try:
             command = args.shops_command
             if command == "list":

@@ -29,7 +29,9 @@ from services.ingest import Ingest
 from services.shops import home_region
 from storage import keys
 from storage.live import LiveIndex, shop_live_posts, stream_id_key
-from storage.redis_conn import open_redis
+from storage.redis_conn import async_reply, open_redis
+
+__all__ = ["DEMO_SHOPS", "run_simulator"]
 
 log = logging.getLogger("streetfeed.demo")
 
@@ -57,7 +59,7 @@ DEMO_SHOPS: list[tuple[str, str, str, float, float, str]] = [
      "185 rue Sainte-Catherine"),
 ]
 
-_ARRIVALS = {
+_ARRIVALS: dict[str, list[tuple[str, str, float, list[str]]]] = {
     "boulangerie": [("Pain de seigle au levain, tout chaud", "Farine du moulin de Saint-Émilion.",
                      4.2, ["local", "bio"])],
     "café": [("Nouveau café d'Éthiopie torréfié ce matin", "Torréfacteur bordelais.", 3.5,
@@ -109,13 +111,13 @@ async def seed(redis: Redis, settings: Settings, clock: Clock) -> dict[str, str]
         existing = await redis.get(keys.shop(shop_id))
         hours = decode(existing).hours if existing else None
         if hours is None:
-            hours = ShopHours(timezone=settings.timezone, weekly=parse_weekly(  # type: ignore[arg-type]
+            hours = ShopHours(timezone=settings.timezone, weekly=parse_weekly(
                 _DEMO_HOURS.get(category, _DEFAULT_HOURS)))
         record = ShopRecord(id=shop_id, name=name, category=category, lat=lat, lon=lon,
                             address=address, region=home_region(settings, lat, lon), hours=hours,
                             token_hash=hash_token(token), created_at=clock.now())
         await redis.set(keys.shop(shop_id), encode(record))
-        await redis.sadd(keys.shops_index(), shop_id)
+        await async_reply(redis.sadd(keys.shops_index(), shop_id))
         tokens[shop_id] = token
     path = Path(settings.data_dir) / "demo-tokens.json"
     path.parent.mkdir(parents=True, exist_ok=True)

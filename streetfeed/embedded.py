@@ -21,6 +21,8 @@ from pathlib import Path
 from rules.errors import ConfigError
 from streetfeed.processes import die_with_parent
 
+__all__ = ["EmbeddedServer", "server_binary"]
+
 _SOCKET_NAME = "redis.sock"
 
 

@@ -12,6 +12,8 @@ import ctypes
 import os
 import signal
 
+__all__ = ["PARENT_ENV", "die_with_parent", "die_with_parent_from_env"]
+
 _PR_SET_PDEATHSIG = 1
 # Set by a parent for a `streetfeed` child: the child asks for the signal itself (no
 # preexec_fn, which is unsafe once threads run).

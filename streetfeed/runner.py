@@ -16,10 +16,13 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any
 
 import uvicorn
 from arq.connections import ArqRedis
+from starlette.types import ASGIApp
 
 from feed.raw_ws import RawFrameProtocol
 from rules.clock import Clock, SystemClock
@@ -32,39 +35,46 @@ from streetfeed.embedded import EmbeddedServer
 from streetfeed.processes import PARENT_ENV
 from web.app import create_app
 from web.http_protocol import GuardedHttpProtocol
-from workers.enricher import Enricher
+from workers.enricher import Enricher, ScheduleExpiry
 from workers.scheduler import make_worker, schedule_expiry
+
+__all__ = ["default_parts", "embedded_server_part", "supervise", "uvicorn_config"]
 
 log = logging.getLogger("streetfeed")
 
-Part = Callable[[asyncio.Event], Awaitable[None]]
+# A part of a run (a coroutine function: supervise() makes each a task).
+Part = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 # How often we look whether the embedded server still runs.
 EMBEDDED_WATCH_S = 0.5
 
 
-def uvicorn_config(settings: Settings, app: object, **overrides: object) -> uvicorn.Config:
-    options: dict[str, object] = {
-        "host": settings.host,
-        "port": settings.port,
+def uvicorn_config(settings: Settings, app: ASGIApp, *, port: int | None = None,
+                   log_level: str | None = None) -> uvicorn.Config:
+    """uvicorn's configuration for our app; `port` (else settings') and `log_level` (else
+    uvicorn's default) are what tests and benchmarks change."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port if port is None else port,
         # Frames written straight to transports (feed.raw_ws); compression off: it
         # costs memory per socket and CPU per frame for ~300-byte JSON.
         # uvicorn's httptools protocol with connection caps and head/body time limits.
-        "http": GuardedHttpProtocol,
-        "timeout_keep_alive": settings.keepalive_timeout_s,
+        http=GuardedHttpProtocol,
+        # uvicorn types it int but only hands it to loop.call_later: a float is a delay too.
+        timeout_keep_alive=settings.keepalive_timeout_s,  # type: ignore[arg-type]
         # Off: X-Forwarded-For/-Proto are read by our own rule (rules/proxies.py,
         # web/forwarded.py), the one feed sockets follow too (they bypass ASGI).
-        "proxy_headers": False,
-        "ws": RawFrameProtocol,
-        "ws_max_size": settings.max_ws_frame_bytes,
-        "ws_per_message_deflate": False,
-        "backlog": 4096,
-        "lifespan": "on",
-        "log_config": None,
-        "access_log": False,
-        "timeout_graceful_shutdown": 5,
-    }
-    options.update(overrides)
-    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
+        proxy_headers=False,
+        ws=RawFrameProtocol,
+        ws_max_size=settings.max_ws_frame_bytes,
+        ws_per_message_deflate=False,
+        backlog=4096,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        log_level=log_level,
+    )
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -170,8 +180,8 @@ def enricher_part(settings: Settings, clock: Clock, policy: Policy) -> Part:
         redis = open_redis(settings)
         pool = ArqRedis.from_url(arq_url(settings))
 
-        def _expiry_for(region: str):  # type: ignore[no-untyped-def]
-            async def expiry(post_id: str, when):  # type: ignore[no-untyped-def]
+        def _expiry_for(region: str) -> ScheduleExpiry:
+            async def expiry(post_id: str, when: datetime) -> None:
                 await schedule_expiry(pool, region, post_id, when)
             return expiry
 
@@ -235,9 +245,9 @@ async def supervise(parts: dict[str, Part]) -> None:
     try:
         done, _ = await asyncio.wait([*tasks, asyncio.create_task(stop.wait())],
                                      return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task in tasks and task.exception() is not None:
-                log.error("%s failed: %r", tasks[task], task.exception())
+        for task, name in tasks.items():
+            if task in done and task.exception() is not None:
+                log.error("%s failed: %r", name, task.exception())
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:

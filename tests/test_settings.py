@@ -21,12 +21,14 @@ NOT_SETTINGS = {"PROMETHEUS_MULTIPROC_DIR", "STREETFEED_PARENT_PID"}
 
 
 def _variables_named_in(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.fullmatch(
-                r"(STREETFEED|REDIS|ARQ)_[A-Z_]+", node.value):
-            names.add(node.value)
-    return names
+    tree = ast.parse(path.read_text())
+    exported = {id(element) for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+                for element in ast.walk(node.value)}
+    return {node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in exported
+            and re.fullmatch(r"(STREETFEED|REDIS|ARQ)_[A-Z_]+", node.value)}
 
 
 def test_every_variable_is_read_through_settings() -> None:

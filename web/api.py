@@ -8,7 +8,7 @@ import io
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 import segno
@@ -45,17 +45,24 @@ from services import shops as shop_changes
 from storage import keys, shops
 from storage.inbox import durability_check
 from storage.live import shop_live_posts, stream_id_key
-from storage.redis_conn import REDIS_DOWN
+from storage.redis_conn import REDIS_DOWN, async_reply
 from web.auth import close_session, open_session, require_same_origin, session_shop, shop_for
 from web.responses import JSONResponse, error_response
 from web.state import AppState
 
+__all__ = ["client_config", "create_post", "current_session", "edit_post", "feed", "get_hours",
+           "healthz", "list_shops", "metrics_page", "put_hours", "readyz", "rotate_token",
+           "shop_posts", "shop_profile", "shop_qr", "shop_stats", "sign_in", "sign_out",
+           "update_shop", "withdraw_post"]
+
 T = TypeVar("T")
 
+_PROBE_FAILED: tuple[type[Exception], ...] = (TimeoutError, *REDIS_DOWN)
 
 
 def state_of(request: Request) -> AppState:
-    return request.app.state.streetfeed  # type: ignore[no-any-return]
+    # Starlette's State holds its attributes untyped.
+    return cast(AppState, request.app.state.streetfeed)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -316,7 +323,7 @@ async def readyz(request: Request) -> Response:
             checks["durability"], durable = await durability_check(st.redis, st.settings)
         if not durable:
             reasons.append(str(checks["durability"]))
-    except (TimeoutError, *REDIS_DOWN):
+    except _PROBE_FAILED:
         checks["durability"] = "unknown"  # the redis check says why
     ready = not reasons
     return JSONResponse(Readiness(status="ready" if ready else "not_ready", checks=checks,
@@ -407,8 +414,8 @@ async def shop_stats(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
     watching = await st.presence.watchers(shop.region, shop.lat, shop.lon, AUDIENCE_RADII_M)
-    post_ids = sorted(p.decode() for p in await st.redis.smembers(
-        keys.shop_posts(shop.region, shop.id)))
+    post_ids = sorted(p.decode() for p in await async_reply(st.redis.smembers(
+        keys.shop_posts(shop.region, shop.id))))
     reach = await reach_of(st.redis, shop.region, post_ids)
     return JSONResponse(ShopStats(
         watching=audience(watching),

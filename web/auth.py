@@ -19,6 +19,10 @@ from starlette.responses import Response
 from rules.errors import ApiError, Unauthorized
 from schemas.shops import ShopRecord
 from storage import keys, shops
+from storage.redis_conn import async_reply
+
+__all__ = ["close_session", "open_session", "require_same_origin", "session_shop",
+           "shop_for"]
 
 COOKIE = "sf_session"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -60,7 +64,7 @@ async def session_shop(redis: Redis, conn: HTTPConnection) -> ShopRecord | None:
     if not session_id:
         return None
     key = keys.session(_hash(session_id))
-    stored = await redis.hmget(key, "shop_id", "token_hash")
+    stored = await async_reply(redis.hmget(key, ["shop_id", "token_hash"]))
     if stored[0] is None:
         return None
     record = await shops.get_shop(redis, stored[0].decode())

@@ -13,6 +13,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rules.proxies import TrustedProxies, resolve
 
+__all__ = ["ForwardedClient"]
+
 
 class ForwardedClient:
     def __init__(self, app: ASGIApp, trusted: TrustedProxies) -> None:

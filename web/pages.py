@@ -13,10 +13,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from storage.redis_conn import REDIS_DOWN
 from storage.shops import get_shop
 
+__all__ = ["SecurityHeaders", "console", "manifest", "passer_by", "screen", "service_worker"]
+
 log = logging.getLogger("streetfeed.web")
 
 STATIC_DIR = Path(__file__).parent / "static"
 
+_SHOP_CHECK_FAILED: tuple[type[Exception], ...] = (*REDIS_DOWN, TimeoutError)
 
 # Scripts only from our own origin (no inline script): user text can never run.
 # Map tiles come from the configured tile server, hence https: images.
@@ -50,7 +53,7 @@ async def screen(request: Request) -> Response:
         # A slow Redis must not hold the page back (settings.probe_timeout_s).
         async with asyncio.timeout(st.settings.probe_timeout_s):
             record = await get_shop(st.redis, request.path_params["shop_id"])
-    except (*REDIS_DOWN, TimeoutError) as exc:
+    except _SHOP_CHECK_FAILED as exc:
         log.warning("screen page served without checking its shop (Redis: %r)", exc)
         return _page("screen.html")
     if record is None or record.disabled:

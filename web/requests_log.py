@@ -21,6 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtime.logs import REQUEST_ID, log_access, request_id_from
 
+__all__ = ["RequestIdMiddleware"]
+
 log = logging.getLogger("streetfeed.access")
 CLIENT_CLOSED = 499
 

@@ -10,6 +10,8 @@ from starlette.responses import Response
 from rules.errors import ApiError
 from schemas.common import ErrorBody, ErrorDetail
 
+__all__ = ["JSONResponse", "api_error_response", "error_response"]
+
 _encode = msgspec.json.Encoder().encode
 
 

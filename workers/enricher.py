@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
 
 from rules.clock import Clock
 from rules.enrich import Dropped, enrich
@@ -35,6 +36,8 @@ from services.supervision import Backoff, supervised
 from storage import keys
 from storage.live import LiveIndex, stream_id_key
 from storage.redis_conn import REDIS_DOWN, get_many, text
+
+__all__ = ["Enricher", "ScheduleExpiry"]
 
 log = logging.getLogger("streetfeed.enricher")
 
@@ -231,8 +234,11 @@ class Enricher:
     async def _dead_letter(self, entry_id: bytes, entries: list[tuple[bytes, dict[bytes, bytes]]],
                            reason: str) -> None:
         fields = next((f for i, f in entries if i == entry_id), {})
-        await self.redis.xadd(keys.dead_letter_stream(self.region),
-                              {**fields, b"source": entry_id, b"reason": reason.encode()},
+        # Copied into the field type xadd takes (a dict's key type is invariant).
+        record: dict[FieldT, EncodableT] = {k: v for k, v in fields.items()}
+        record[b"source"] = entry_id
+        record[b"reason"] = reason.encode()
+        await self.redis.xadd(keys.dead_letter_stream(self.region), record,
                               maxlen=self.settings.dead_letter_maxlen, approximate=True)
         self.stats.dead_letters += 1
         metrics.DEAD_LETTERS.inc()

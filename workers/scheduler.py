@@ -38,6 +38,9 @@ from storage.live import LiveIndex
 from storage.redis_conn import REDIS_DOWN
 from storage.shops import list_shops
 
+__all__ = ["expire_post", "make_worker", "opening_changes", "schedule_expiry", "sweep_expired",
+           "worker_context"]
+
 log = logging.getLogger("streetfeed.scheduler")
 
 # A shop's first look at its hours covers this much of the past, not more: setting
