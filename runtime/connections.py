@@ -19,9 +19,6 @@ from rules.errors import error_body
 from rules.proxies import TrustedProxies
 from runtime.settings import Settings
 
-# Where the app's lifespan state holds the guard (read by the HTTP and feed protocols).
-GUARD_STATE_KEY = "connection_guard"
-
 
 @dataclass
 class ConnectionGuard:

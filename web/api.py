@@ -1,4 +1,7 @@
-"""The HTTP API of the public contract (DESIGN.md section 8)."""
+"""The HTTP API of the public contract (DESIGN.md section 8).
+
+Each handler reads the app's state with `web.state.state_of`.
+"""
 
 from __future__ import annotations
 
@@ -48,16 +51,12 @@ from storage.live import shop_live_posts, stream_id_key
 from storage.redis_conn import REDIS_DOWN
 from web.auth import close_session, open_session, require_same_origin, session_shop, shop_for
 from web.responses import JSONResponse, error_response
-from web.state import AppState
+from web.state import AppState, state_of
 
 T = TypeVar("T")
 
 # /healthz and /readyz answer within this even when Redis stalls (a probe must not time out).
 PROBE_TIMEOUT_S = 2.0
-
-
-def state_of(request: Request) -> AppState:
-    return request.app.state.streetfeed  # type: ignore[no-any-return]
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -1,4 +1,8 @@
-"""create_app(settings): routes, error mapping and the lifespan that owns resources."""
+"""create_app(settings): routes, error mapping and the lifespan that owns resources.
+
+The lifespan opens everything a request or a connection uses and yields it as one
+`web.state.AppState` (read with `web.state.state_of`).
+"""
 
 from __future__ import annotations
 
@@ -21,15 +25,16 @@ from starlette.websockets import WebSocket
 from feed.gateway import Gateway
 from feed.hub import PING_SLICES, Hub
 from feed.presence import PresenceBoard
-from feed.raw_ws import GATEWAY_STATE_KEY, GOING_AWAY_REASON
+from feed.raw_ws import GOING_AWAY_REASON
 from feed.reader import Readers
 from feed.stats import StatsPublisher
 from rules.clock import Clock, SystemClock
 from rules.errors import ApiError
 from rules.moderation import Policy
-from rules.proxies import PROXIES_STATE_KEY, TrustedProxies
+from rules.proxies import TrustedProxies
 from runtime import metrics
-from runtime.connections import GUARD_STATE_KEY, ConnectionGuard
+from runtime.connections import ConnectionGuard
+from runtime.lifespan import STATE_KEY
 from runtime.settings import Settings
 from services.directory import ShopDirectory
 from services.ingest import Ingest
@@ -42,7 +47,7 @@ from web.forwarded import ForwardedClient
 from web.openapi import openapi_document
 from web.requests_log import RequestIdMiddleware
 from web.responses import api_error_response, error_response
-from web.state import AppState
+from web.state import AppState, state_of
 
 log = logging.getLogger("streetfeed.web")
 
@@ -77,7 +82,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     trusted = TrustedProxies(settings.trusted_proxies)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
         redis = open_redis(settings)
         hub = Hub(settings)
         readers = Readers(redis, settings, hub, clock)
@@ -99,8 +104,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                          readers=readers, gateway=gateway, limiter=limiter,
                          gateway_id=stats.id, presence=presence,
                          shops=ShopDirectory(redis, clock,
-                                             max_age_s=settings.shops_cache_max_age_s))
-        app.state.streetfeed = state
+                                             max_age_s=settings.shops_cache_max_age_s),
+                         guard=guard, proxies=trusted)
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the
         # liveness every socket is told.
@@ -115,8 +120,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         tasks = [asyncio.create_task(supervised(name, body, stop, component="gateway"),
                                      name=name) for name, body in loops.items()]
         try:
-            # Feed sockets are answered by feed.raw_ws from this state, without ASGI.
-            yield {GATEWAY_STATE_KEY: gateway, GUARD_STATE_KEY: guard, PROXIES_STATE_KEY: trusted}
+            # The one place the state is kept: the server hands it to every connection
+            # (feed sockets are answered by feed.raw_ws from it, without ASGI) and request.
+            yield {STATE_KEY: state}
         finally:
             stop.set()
             hub.close_all(1001, GOING_AWAY_REASON)
@@ -193,7 +199,7 @@ class AddressRateLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/api/") and scope.get("client"):
-            state: AppState = scope["app"].state.streetfeed
+            state = state_of(scope["state"])
             try:
                 subject = await state.limiter.address_key(scope["client"][0])
                 await state.limiter.hit("address_requests", subject, self.limit)

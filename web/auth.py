@@ -19,6 +19,7 @@ from starlette.responses import Response
 from rules.errors import ApiError, Unauthorized
 from schemas.shops import ShopRecord
 from storage import keys, shops
+from web.state import state_of
 
 COOKIE = "sf_session"
 SESSION_TTL_S = 30 * 24 * 3600
@@ -89,7 +90,7 @@ def require_same_origin(request: Request) -> None:
 async def shop_for(request: Request, shop_id: str) -> ShopRecord:
     """The shop in the path, if the request speaks for it (bearer token or session)."""
     authorization = request.headers.get("authorization")
-    redis: Redis = request.app.state.streetfeed.redis
+    redis: Redis = state_of(request).redis
     if authorization:
         return await shops.authenticate(redis, shop_id, authorization)
     record = await session_shop(redis, request)

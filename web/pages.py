@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from storage.redis_conn import REDIS_DOWN
 from storage.shops import get_shop
+from web.state import state_of
 
 log = logging.getLogger("streetfeed.web")
 
@@ -49,7 +50,7 @@ async def screen(request: Request) -> Response:
     """
     try:
         async with asyncio.timeout(SHOP_CHECK_TIMEOUT_S):
-            record = await get_shop(request.app.state.streetfeed.redis,
+            record = await get_shop(state_of(request).redis,
                                     request.path_params["shop_id"])
     except (*REDIS_DOWN, TimeoutError) as exc:
         log.warning("screen page served without checking its shop (Redis: %r)", exc)
