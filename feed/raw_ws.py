@@ -36,13 +36,11 @@ from websockets.http11 import Response
 from websockets.protocol import Protocol as SansIOProtocol
 from websockets.protocol import State
 
-from rules.proxies import PROXIES_STATE_KEY, Client, TrustedProxies, resolve
-from runtime.connections import GUARD_STATE_KEY
+from rules.proxies import Client, TrustedProxies, resolve
+from runtime.lifespan import STATE_KEY
 from runtime.logs import REQUEST_ID, log_access, request_id_from
 
 FEED_PATH = "/ws/feed"
-# Where the app's lifespan state holds the gateway that takes native feed sockets.
-GATEWAY_STATE_KEY = "feed_gateway"
 
 
 class NativeHandler(Protocol):
@@ -205,7 +203,7 @@ class RawFrameProtocol(WebSocketsSansIOProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         # The connection was counted when made (as HTTP, before its upgrade).
-        guard = self.app_state.get(GUARD_STATE_KEY)
+        guard = getattr(self.app_state.get(STATE_KEY), "guard", None)
         if guard is not None:
             guard.release(self.transport)
         super().connection_lost(exc)
@@ -222,7 +220,7 @@ class RawFrameProtocol(WebSocketsSansIOProtocol):
         """Address and scheme of the client, behind a trusted proxy or not (handshake only:
         nothing of it is kept but the address string the gateway counts under)."""
         peer = self.client[0] if self.client else ""
-        trusted: TrustedProxies | None = self.app_state.get(PROXIES_STATE_KEY)
+        trusted: TrustedProxies | None = getattr(self.app_state.get(STATE_KEY), "proxies", None)
         if trusted is None:
             trusted = TrustedProxies(())  # not our app: believe no forwarding header
         return resolve(peer, self.scheme, ", ".join(headers.get_all("X-Forwarded-For")),
@@ -230,7 +228,7 @@ class RawFrameProtocol(WebSocketsSansIOProtocol):
 
     def handle_connect(self, event: Any) -> None:
         raw_path, _, query = event.path.partition("?")
-        gateway: Attacher | None = self.app_state.get(GATEWAY_STATE_KEY)
+        gateway: Attacher | None = getattr(self.app_state.get(STATE_KEY), "gateway", None)
         if raw_path == FEED_PATH and gateway is not None:
             request_id = request_id_from(event.headers.get("X-Request-ID"))
             self.access = (request_id, time.monotonic(), 0)

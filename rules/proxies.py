@@ -24,10 +24,7 @@ import ipaddress
 from collections.abc import Iterable
 from typing import NamedTuple
 
-__all__ = ["PROXIES_STATE_KEY", "Client", "TrustedProxies", "resolve"]
-
-# Where the web app's lifespan state holds its TrustedProxies (read by feed.raw_ws).
-PROXIES_STATE_KEY = "trusted_proxies"
+__all__ = ["Client", "TrustedProxies", "resolve"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -19,10 +19,7 @@ from rules.errors import error_body
 from rules.proxies import TrustedProxies
 from runtime.settings import Settings
 
-__all__ = ["GUARD_STATE_KEY", "ConnectionGuard", "refusal_response"]
-
-# Where the app's lifespan state holds the guard (read by the HTTP and feed protocols).
-GUARD_STATE_KEY = "connection_guard"
+__all__ = ["ConnectionGuard", "refusal_response"]
 
 
 @dataclass

@@ -34,6 +34,7 @@ from storage import keys
 from streetfeed.embedded import server_binary
 from streetfeed.runner import uvicorn_config
 from web.app import create_app
+from web.state import AppState, state_of
 from workers.enricher import Enricher
 
 DEFAULT_TIMEOUT = 5.0
@@ -76,12 +77,9 @@ class RunningServer:
         return f"ws://127.0.0.1:{self.port}"
 
     @property
-    def state(self) -> Any:
-        # uvicorn wraps the app in its middlewares (none for proxy headers: ours are in it).
-        app: Any = self.server.config.loaded_app
-        while not hasattr(app, "state"):
-            app = app.app
-        return app.state.streetfeed
+    def state(self) -> AppState:
+        """The app's state, as the lifespan yielded it to the server."""
+        return state_of(self.server.lifespan.state)
 
     async def stop(self) -> None:
         self.server.should_exit = True

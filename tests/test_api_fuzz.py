@@ -1,18 +1,29 @@
-"""The HTTP API fuzzed from its own OpenAPI document: no 5xx, no answer off the spec."""
+"""The OpenAPI document, built from the route table, and the HTTP API fuzzed from it: no
+5xx, no answer off the spec."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from runtime.settings import Settings
+from runtime.settings import Settings, load_settings
 from storage import keys
 from tests.helpers import add_shop, arrival, enricher, send_post, wait_for, web_server
+from web import api
+from web.app import create_app
+from web.openapi import SHOP_ID, Operation, openapi_document, operation_of
 
 STREET = (44.8370, -0.5735)
 CHECKS = ",".join([
@@ -34,6 +45,46 @@ async def test_openapi_document_is_generated_from_the_schemas(redis: Redis,
                                                          "opening_change"}
         assert union["FlashOfferIn"]["properties"]["title"]["maxLength"] == 80
         assert union["FlashOfferIn"]["additionalProperties"] is False
+
+
+def test_every_route_is_described_and_every_description_routed() -> None:
+    """/openapi.json is built from the route table: a route without an Operation (or an
+    explicit outside_api) stops create_app, and no Operation waits in web/api.py for a
+    route that is not there."""
+    app = create_app(load_settings({}))
+    routes = [route for route in app.routes if isinstance(route, Route)]
+    described = [route for route in routes if operation_of(route.endpoint) is not None]
+    document = openapi_document(app.routes)
+    assert sum(len(methods) for methods in document["paths"].values()) == len(described)
+    routed = {route.endpoint for route in routes}
+    orphans = [name for name, value in vars(api).items()
+               if inspect.isfunction(value) and _described(value) and value not in routed]
+    assert not orphans, f"described in web/api.py but not routed: {orphans}"
+
+
+def _described(function: Callable[..., Any]) -> bool:
+    try:
+        return operation_of(function) is not None
+    except ValueError:  # neither described nor outside the API
+        return False
+
+
+async def _endpoint(request: Request) -> Response:
+    return Response()
+
+
+async def _other_endpoint(request: Request) -> Response:
+    return Response()
+
+
+def test_a_route_without_a_description_is_refused() -> None:
+    with pytest.raises(ValueError, match="has no Operation"):
+        openapi_document([*create_app(load_settings({})).routes,
+                          Route("/api/v1/new", _endpoint, methods=["GET"])])
+    # Nor may a description leave out one of its route's path parameters.
+    shop_only = Operation(summary="A shop's post", parameters=(SHOP_ID,))(_other_endpoint)
+    with pytest.raises(ValueError, match="path parameters"):
+        openapi_document([Route("/api/v1/shops/{shop_id}/x/{post_id}", shop_only)])
 
 
 async def test_schemathesis_finds_no_server_error_and_no_answer_off_spec(

@@ -15,7 +15,15 @@ import httpx
 
 from runtime.connections import ConnectionGuard
 from runtime.settings import Settings
-from tests.helpers import Service, free_port, service_env, wait_for, wait_http, web_server
+from tests.helpers import (
+    RunningServer,
+    Service,
+    free_port,
+    service_env,
+    wait_for,
+    wait_http,
+    web_server,
+)
 
 ATTACKER = "127.0.0.3"
 BYSTANDER = "127.0.0.2"
@@ -119,11 +127,8 @@ def _open_files(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def _guard(web: object) -> ConnectionGuard:
-    from runtime.connections import GUARD_STATE_KEY
-
-    state = web.server.lifespan.state  # type: ignore[attr-defined]
-    return state[GUARD_STATE_KEY]  # type: ignore[no-any-return]
+def _guard(web: RunningServer) -> ConnectionGuard:
+    return web.state.guard
 
 
 async def test_a_flood_of_idle_and_slow_connections_leaves_others_served(

@@ -1,4 +1,8 @@
-"""The HTTP API of the public contract (DESIGN.md section 8)."""
+"""The HTTP API of the public contract (DESIGN.md section 8).
+
+Each handler carries what /openapi.json says of it (`@Operation`, web/openapi.py) and
+reads the app's state with `web.state.state_of`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import io
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import msgspec
 import segno
@@ -28,15 +32,17 @@ from rules.regions import regions_for
 from rules.shops import profile_of
 from runtime import metrics
 from runtime.settings import METRICS_LOCAL_ADDRESSES
-from schemas.feed import FeedResponse, Reach, ShopPosts, ShopStats
+from schemas.feed import FeedPage, FeedResponse, Reach, ShopPosts, ShopPostsPage, ShopStats
 from schemas.hours import ShopHours
 from schemas.limits import AUDIENCE_RADII_M, RADIUS_MAX_M, SHOPS_PAGE_DEFAULT, SHOPS_PAGE_MAX
-from schemas.posts import PostAccepted, PostWithdrawn
+from schemas.posts import PostAccepted, PostIn, PostPatch, PostWithdrawn
 from schemas.service import ClientConfig, Health, Point, Readiness
 from schemas.shops import (
     PositionFields,
     ShopEdit,
+    ShopList,
     ShopListResponse,
+    ShopProfile,
     ShopUpdate,
     SignIn,
     TokenRotated,
@@ -47,8 +53,9 @@ from storage.inbox import durability_check
 from storage.live import shop_live_posts, stream_id_key
 from storage.redis_conn import REDIS_DOWN, async_reply
 from web.auth import close_session, open_session, require_same_origin, session_shop, shop_for
+from web.openapi import FEED_QUERY, IDEMPOTENCY_KEY, POST_ID, SHOP_ID, SHOPS_QUERY, Operation
 from web.responses import JSONResponse, error_response
-from web.state import AppState
+from web.state import AppState, state_of
 
 __all__ = ["client_config", "create_post", "current_session", "edit_post", "feed", "get_hours",
            "healthz", "list_shops", "metrics_page", "put_hours", "readyz", "rotate_token",
@@ -58,11 +65,6 @@ __all__ = ["client_config", "create_post", "current_session", "edit_post", "feed
 T = TypeVar("T")
 
 _PROBE_FAILED: tuple[type[Exception], ...] = (TimeoutError, *REDIS_DOWN)
-
-
-def state_of(request: Request) -> AppState:
-    # Starlette's State holds its attributes untyped.
-    return cast(AppState, request.app.state.streetfeed)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -79,6 +81,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+@Operation(summary="Post an update", body=PostIn, status=202, response=PostAccepted,
+           authenticated=True, parameters=(SHOP_ID, IDEMPOTENCY_KEY))
 async def create_post(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
@@ -89,6 +93,8 @@ async def create_post(request: Request) -> Response:
     return JSONResponse(PostAccepted(id=post_id), status_code=202)
 
 
+@Operation(summary="Withdraw a live post", response=PostWithdrawn, authenticated=True,
+           parameters=(SHOP_ID, POST_ID))
 async def withdraw_post(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
@@ -101,6 +107,8 @@ async def withdraw_post(request: Request) -> Response:
     return JSONResponse(PostWithdrawn(id=post_id))
 
 
+@Operation(summary="Live posts around a place, nearest first", response=FeedPage,
+           parameters=FEED_QUERY)
 async def feed(request: Request) -> Response:
     st = state_of(request)
     try:
@@ -118,6 +126,8 @@ async def feed(request: Request) -> Response:
                         headers={"Cache-Control": "no-store"})
 
 
+@Operation(summary="Correct a live post", body=PostPatch, status=202, response=PostAccepted,
+           authenticated=True, parameters=(SHOP_ID, POST_ID))
 async def edit_post(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
@@ -128,6 +138,8 @@ async def edit_post(request: Request) -> Response:
     return JSONResponse(PostAccepted(id=post_id), status_code=202)
 
 
+@Operation(summary="A shop's live posts, newest first", response=ShopPostsPage,
+           parameters=(SHOP_ID,))
 async def shop_posts(request: Request) -> Response:
     """A shop's live posts, newest first (public, like the posts themselves)."""
     st = state_of(request)
@@ -161,6 +173,8 @@ def _shop_page(query: Mapping[str, str]) -> tuple[int, str | None]:
     return limit, cursor
 
 
+@Operation(summary="Every active shop, a page at a time (follow `next`)", response=ShopList,
+           parameters=SHOPS_QUERY)
 async def list_shops(request: Request) -> Response:
     """Every active shop, a page at a time, from the process's cache (services.directory)."""
     st = state_of(request)
@@ -173,12 +187,16 @@ async def list_shops(request: Request) -> Response:
                                          next=next_cursor), headers=headers)
 
 
+@Operation(summary="A shop's public profile", response=ShopProfile, parameters=(SHOP_ID,))
 async def shop_profile(request: Request) -> Response:
     st = state_of(request)
     record = await shops.require_shop(st.redis, request.path_params["shop_id"])
     return JSONResponse(profile_of(record, st.clock))
 
 
+@Operation(summary="Change a shop's name, category or address (its position only by "
+                   "the operator: 403 position_locked)", body=ShopEdit, response=ShopProfile,
+           authenticated=True, parameters=(SHOP_ID,))
 async def update_shop(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
@@ -199,6 +217,8 @@ async def update_shop(request: Request) -> Response:
     return JSONResponse(profile_of(record, st.clock))
 
 
+@Operation(summary="Rotate the shop's token", response=TokenRotated, authenticated=True,
+           parameters=(SHOP_ID,))
 async def rotate_token(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
@@ -207,12 +227,15 @@ async def rotate_token(request: Request) -> Response:
                         headers={"Cache-Control": "no-store"})
 
 
+@Operation(summary="Opening hours", response=ShopHours, parameters=(SHOP_ID,))
 async def get_hours(request: Request) -> Response:
     st = state_of(request)
     record = await shops.require_shop(st.redis, request.path_params["shop_id"])
     return JSONResponse(record.hours or ShopHours(timezone=st.settings.timezone))
 
 
+@Operation(summary="Set opening hours", body=ShopHours, response=ShopProfile,
+           authenticated=True, parameters=(SHOP_ID,))
 async def put_hours(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
@@ -256,6 +279,7 @@ def require_json(request: Request) -> None:
                        code="unsupported_media_type", status=415)
 
 
+@Operation(summary="The process runs and reaches Redis", response=Health)
 async def healthz(request: Request) -> Response:
     """The process is alive and reaches Redis (DESIGN section 8)."""
     st = state_of(request)
@@ -289,6 +313,8 @@ async def _enricher_backlog(st: AppState) -> tuple[int, int]:
     return lag, pending
 
 
+@Operation(summary="Ready for traffic", response=Readiness,
+           replies=((503, "Not ready", Readiness),))
 async def readyz(request: Request) -> Response:
     """Ready for traffic: Redis answers, the feed readers read, enrichers keep up. While
     not, `reasons` says why in words (DESIGN.md section 9)."""
@@ -374,6 +400,8 @@ async def metrics_page(request: Request) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
+@Operation(summary="Console sign-in: sets an HttpOnly session cookie", body=SignIn,
+           response=ShopProfile)
 async def sign_in(request: Request) -> Response:
     """Token -> session cookie. Guarded against login CSRF: a page elsewhere can make a
     browser POST a `text/plain` form whose body is JSON (the `=` the form puts between a
@@ -392,6 +420,7 @@ async def sign_in(request: Request) -> Response:
     return response
 
 
+@Operation(summary="The signed-in shop", response=ShopProfile)
 async def current_session(request: Request) -> Response:
     st = state_of(request)
     record = await session_shop(st.redis, request)
@@ -400,6 +429,7 @@ async def current_session(request: Request) -> Response:
     return JSONResponse(profile_of(record, st.clock))
 
 
+@Operation(summary="Sign out", status=204)
 async def sign_out(request: Request) -> Response:
     st = state_of(request)
     response = Response(status_code=204)
@@ -407,6 +437,8 @@ async def sign_out(request: Request) -> Response:
     return response
 
 
+@Operation(summary="People watching nearby and reach per post", response=ShopStats,
+           authenticated=True, parameters=(SHOP_ID,))
 async def shop_stats(request: Request) -> Response:
     """For the console: people watching around the shop now, and each live post's reach.
     Around the shop's registered position only (which only the operator moves), within
@@ -423,6 +455,9 @@ async def shop_stats(request: Request) -> Response:
     ), headers={"Cache-Control": "no-store"})
 
 
+@Operation(summary="QR code of the passer-by feed centred on the shop",
+           media_type="image/svg+xml", description="SVG", operation_id="get_qr",
+           parameters=(SHOP_ID,))
 async def shop_qr(request: Request) -> Response:
     """A QR code (SVG) opening the passer-by feed centred on the shop's street.
 
@@ -440,6 +475,7 @@ async def shop_qr(request: Request) -> Response:
                     headers={"Cache-Control": "public, max-age=300", "X-QR-Target": url})
 
 
+@Operation(summary="Settings the pages need", response=ClientConfig)
 async def client_config(request: Request) -> Response:
     """What the pages need to know about this deployment (not secrets)."""
     st = state_of(request)

@@ -1,4 +1,9 @@
-"""create_app(settings): routes, error mapping and the lifespan that owns resources."""
+"""create_app(settings): routes, error mapping and the lifespan that owns resources.
+
+The lifespan opens everything a request or a connection uses and yields it as one
+`web.state.AppState` (read with `web.state.state_of`); the route table is also what
+/openapi.json describes (web.openapi).
+"""
 
 from __future__ import annotations
 
@@ -21,15 +26,16 @@ from starlette.websockets import WebSocket
 from feed.gateway import Gateway
 from feed.hub import PING_SLICES, Hub
 from feed.presence import PresenceBoard
-from feed.raw_ws import GATEWAY_STATE_KEY, GOING_AWAY_REASON
+from feed.raw_ws import GOING_AWAY_REASON
 from feed.reader import Readers
 from feed.stats import StatsPublisher
 from rules.clock import Clock, SystemClock
 from rules.errors import ApiError
 from rules.moderation import Policy
-from rules.proxies import PROXIES_STATE_KEY, TrustedProxies
+from rules.proxies import TrustedProxies
 from runtime import metrics
-from runtime.connections import GUARD_STATE_KEY, ConnectionGuard
+from runtime.connections import ConnectionGuard
+from runtime.lifespan import STATE_KEY
 from runtime.settings import Settings
 from services.directory import ShopDirectory
 from services.ingest import Ingest
@@ -39,10 +45,10 @@ from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
 from web import api, pages
 from web.forwarded import ForwardedClient
-from web.openapi import openapi_document
+from web.openapi import openapi_document, outside_api
 from web.requests_log import RequestIdMiddleware
 from web.responses import api_error_response, error_response
-from web.state import AppState
+from web.state import AppState, state_of
 
 log = logging.getLogger("streetfeed.web")
 
@@ -77,7 +83,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     trusted = TrustedProxies(settings.trusted_proxies)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
         redis = open_redis(settings)
         hub = Hub(settings)
         readers = Readers(redis, settings, hub, clock)
@@ -99,8 +105,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                          readers=readers, gateway=gateway, limiter=limiter,
                          gateway_id=stats.id, presence=presence,
                          shops=ShopDirectory(redis, clock,
-                                             max_age_s=settings.shops_cache_max_age_s))
-        app.state.streetfeed = state
+                                             max_age_s=settings.shops_cache_max_age_s),
+                         guard=guard, proxies=trusted)
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the
         # liveness every socket is told.
@@ -115,8 +121,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         tasks = [asyncio.create_task(supervised(name, body, stop, component="gateway"),
                                      name=name) for name, body in loops.items()]
         try:
-            # Feed sockets are answered by feed.raw_ws from this state, without ASGI.
-            yield {GATEWAY_STATE_KEY: gateway, GUARD_STATE_KEY: guard, PROXIES_STATE_KEY: trusted}
+            # The one place the state is kept: the server hands it to every connection
+            # (feed sockets are answered by feed.raw_ws from it, without ASGI) and request.
+            yield {STATE_KEY: state}
         finally:
             stop.set()
             hub.close_all(1001, GOING_AWAY_REASON)
@@ -126,8 +133,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             await readers.stop_all()
             await redis.aclose()
 
-    document = msgspec.json.encode(openapi_document())
-
+    @outside_api
     async def openapi_route(request: Request) -> Response:
         return Response(document, media_type="application/json")
 
@@ -139,8 +145,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     routes = [
         Route("/api/v1/shops/{shop_id}/posts", api.create_post, methods=["POST"]),
         Route("/api/v1/shops/{shop_id}/posts", api.shop_posts, methods=["GET"]),
-        Route("/api/v1/shops/{shop_id}/posts/{post_id}", api.withdraw_post, methods=["DELETE"]),
         Route("/api/v1/shops/{shop_id}/posts/{post_id}", api.edit_post, methods=["PATCH"]),
+        Route("/api/v1/shops/{shop_id}/posts/{post_id}", api.withdraw_post, methods=["DELETE"]),
         Route("/api/v1/feed", api.feed, methods=["GET"]),
         Route("/api/v1/shops", api.list_shops, methods=["GET"]),
         Route("/api/v1/shops/{shop_id}", api.shop_profile, methods=["GET"]),
@@ -149,21 +155,23 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Route("/api/v1/shops/{shop_id}/hours", api.get_hours, methods=["GET"]),
         Route("/api/v1/shops/{shop_id}/hours", api.put_hours, methods=["PUT"]),
         Route("/api/v1/shops/{shop_id}/stats", api.shop_stats, methods=["GET"]),
-        Route("/api/v1/shops/{shop_id}/qr.svg", api.shop_qr, methods=["GET"]),
         Route("/api/v1/session", api.sign_in, methods=["POST"]),
         Route("/api/v1/session", api.current_session, methods=["GET"]),
         Route("/api/v1/session", api.sign_out, methods=["DELETE"]),
         Route("/api/v1/config", api.client_config, methods=["GET"]),
-        Route("/openapi.json", openapi_route, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
-        Route("/metrics", api.metrics_page, methods=["GET"]),
+        Route("/api/v1/shops/{shop_id}/qr.svg", api.shop_qr, methods=["GET"]),
+        # Not in /openapi.json, said here: a route whose endpoint carries no Operation
+        # (web/api.py) and is not marked outside_api stops create_app below.
+        Route("/openapi.json", openapi_route, methods=["GET"]),
+        Route("/metrics", outside_api(api.metrics_page), methods=["GET"]),
         WebSocketRoute("/ws/feed", ws_feed),
-        Route("/", pages.passer_by, methods=["GET"]),
-        Route("/shop", pages.console, methods=["GET"]),
-        Route("/screen/{shop_id}", pages.screen, methods=["GET"]),
-        Route("/sw.js", pages.service_worker, methods=["GET"]),
-        Route("/manifest.webmanifest", pages.manifest, methods=["GET"]),
+        Route("/", outside_api(pages.passer_by), methods=["GET"]),
+        Route("/shop", outside_api(pages.console), methods=["GET"]),
+        Route("/screen/{shop_id}", outside_api(pages.screen), methods=["GET"]),
+        Route("/sw.js", outside_api(pages.service_worker), methods=["GET"]),
+        Route("/manifest.webmanifest", outside_api(pages.manifest), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(
@@ -181,6 +189,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                        screen_frame_ancestors=settings.screen_frame_ancestors)
     # Added last, so outermost: everything inside sees the client, not the proxy.
     app.add_middleware(ForwardedClient, trusted=trusted)
+    # Described from the route table above, in its order (web.openapi), once.
+    document = msgspec.json.encode(openapi_document(app.routes))
     return app
 
 
@@ -193,7 +203,7 @@ class AddressRateLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/api/") and scope.get("client"):
-            state: AppState = scope["app"].state.streetfeed
+            state = state_of(scope["state"])
             try:
                 subject = await state.limiter.address_key(scope["client"][0])
                 await state.limiter.hit("address_requests", subject, self.limit)

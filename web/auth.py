@@ -23,6 +23,7 @@ from storage.redis_conn import async_reply
 
 __all__ = ["close_session", "open_session", "require_same_origin", "session_shop",
            "shop_for"]
+from web.state import state_of
 
 COOKIE = "sf_session"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -92,7 +93,7 @@ def require_same_origin(request: Request) -> None:
 async def shop_for(request: Request, shop_id: str) -> ShopRecord:
     """The shop in the path, if the request speaks for it (bearer token or session)."""
     authorization = request.headers.get("authorization")
-    redis: Redis = request.app.state.streetfeed.redis
+    redis: Redis = state_of(request).redis
     if authorization:
         return await shops.authenticate(redis, shop_id, authorization)
     record = await session_shop(redis, request)

@@ -20,7 +20,8 @@ import logging
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from runtime.connections import GUARD_STATE_KEY, ConnectionGuard, refusal_response
+from runtime.connections import ConnectionGuard, refusal_response
+from runtime.lifespan import STATE_KEY
 
 log = logging.getLogger("streetfeed.connections")
 
@@ -42,7 +43,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        guard = self.app_state.get(GUARD_STATE_KEY)
+        guard = getattr(self.app_state.get(STATE_KEY), "guard", None)
         if not isinstance(guard, ConnectionGuard):
             return  # not our app: uvicorn's behaviour
         self._guard = guard

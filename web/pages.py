@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from storage.redis_conn import REDIS_DOWN
 from storage.shops import get_shop
+from web.state import state_of
 
 __all__ = ["SecurityHeaders", "console", "manifest", "passer_by", "screen", "service_worker"]
 
@@ -48,7 +49,7 @@ async def screen(request: Request) -> Response:
     page is served anyway, because a screen left on the wall must come back by itself
     once Redis does (a 404 page would stay a 404 page).
     """
-    st = request.app.state.streetfeed
+    st = state_of(request)
     try:
         # A slow Redis must not hold the page back (settings.probe_timeout_s).
         async with asyncio.timeout(st.settings.probe_timeout_s):

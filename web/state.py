@@ -1,24 +1,40 @@
-"""What the lifespan opens and the handlers use, typed."""
+"""The app's state: one typed object, opened by the lifespan and read through `state_of`.
+
+`web.app`'s lifespan builds one `AppState` and yields it as `{STATE_KEY: state}`
+(runtime.lifespan). That is the only place it is kept: the server hands the yielded dict
+to every connection, as `app_state` to its protocol object (the connection guard, the
+trusted proxies and the feed gateway are read there, before any ASGI) and as
+`scope["state"]` to every request. Handlers, middleware and tests all read it with
+`state_of`; nothing is put on `app.state`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
+from starlette.requests import HTTPConnection
 
 from feed.gateway import Gateway
 from feed.hub import Hub
 from feed.presence import PresenceBoard
 from feed.reader import Readers
 from rules.clock import Clock
+from rules.proxies import TrustedProxies
+from runtime.connections import ConnectionGuard
+from runtime.lifespan import STATE_KEY
 from runtime.settings import Settings
 from services.directory import ShopDirectory
 from services.ingest import Ingest
 from storage.live import LiveIndex
 from storage.ratelimit import RateLimiter
 
+__all__ = ["AppState", "state_of"]
 
-@dataclass
+
+@dataclass(frozen=True, slots=True)
 class AppState:
     settings: Settings
     clock: Clock
@@ -27,8 +43,22 @@ class AppState:
     ingest: Ingest
     hub: Hub
     readers: Readers
-    gateway: Gateway
+    gateway: Gateway  # also takes the feed sockets (feed/raw_ws.py reads it)
     limiter: RateLimiter
     gateway_id: str  # this process among the gateways (presence reports, /readyz)
     presence: PresenceBoard  # the console's audience, from the gateways' reports
     shops: ShopDirectory  # GET /api/v1/shops, cached
+    # Read by the HTTP and feed protocols (web/http_protocol.py, feed/raw_ws.py).
+    guard: ConnectionGuard  # connection caps and time limits
+    proxies: TrustedProxies  # whose X-Forwarded-For/-Proto are believed
+
+
+def state_of(source: HTTPConnection | Mapping[str, Any]) -> AppState:
+    """The app's state, from a request (or WebSocket) or from a lifespan state dict: an
+    ASGI scope's `scope["state"]`, or the server's own (`uvicorn.Server.lifespan.state`)."""
+    lifespan_state = source.scope["state"] if isinstance(source, HTTPConnection) else source
+    state = lifespan_state[STATE_KEY]
+    if not isinstance(state, AppState):
+        raise TypeError(f"lifespan state {STATE_KEY!r} is a {type(state).__name__}, "
+                        "not web.state.AppState")
+    return state
