@@ -182,7 +182,7 @@ class Settings:
     body_idle_timeout_s: float = 10.0
     body_min_bytes_per_s: int = 1024
     # A keep-alive connection idle this long after a response is closed.
-    keepalive_timeout_s: float = 5.0
+    keepalive_timeout_s: int = 5
     # A response the client stops reading (its buffer full, no progress) is dropped after
     # this: it held memory and a descriptor for ever (cold try: 2.8 MB per connection).
     write_stall_timeout_s: float = 30.0
@@ -233,6 +233,7 @@ class Settings:
     demo_interval_s: float = 4.0
 
     def with_(self, **changes: object) -> Settings:
+        # mypy cannot match `**object` to each field's type; callers name fields directly.
         return replace(self, **changes)  # type: ignore[arg-type]
 
     def child_environment(self) -> dict[str, str]:
@@ -386,6 +387,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     values = _from_environment(os.environ if env is None else env)
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
+        # Each value was decoded to its field's type above (or given so by the caller).
         settings = Settings(**values)  # type: ignore[arg-type]
     except TypeError as exc:  # an override naming no setting: a bug, said plainly
         raise ConfigError(str(exc)) from None

@@ -56,15 +56,14 @@ def uvicorn_config(settings: Settings, app: ASGIApp, *, port: int | None = None,
         app,
         host=settings.host,
         port=settings.port if port is None else port,
-        # Frames written straight to transports (feed.raw_ws); compression off: it
-        # costs memory per socket and CPU per frame for ~300-byte JSON.
         # uvicorn's httptools protocol with connection caps and head/body time limits.
         http=GuardedHttpProtocol,
-        # uvicorn types it int but only hands it to loop.call_later: a float is a delay too.
-        timeout_keep_alive=settings.keepalive_timeout_s,  # type: ignore[arg-type]
+        timeout_keep_alive=settings.keepalive_timeout_s,
         # Off: X-Forwarded-For/-Proto are read by our own rule (rules/proxies.py,
         # web/forwarded.py), the one feed sockets follow too (they bypass ASGI).
         proxy_headers=False,
+        # Frames written straight to transports (feed.raw_ws); compression off: it
+        # costs memory per socket and CPU per frame for ~300-byte JSON.
         ws=RawFrameProtocol,
         ws_max_size=settings.max_ws_frame_bytes,
         ws_per_message_deflate=False,
