@@ -210,12 +210,20 @@ class RawFrameProtocol(asyncio.Protocol):
             self._handshake_data(data)
             return
         conn.receive_data(data)
-        if conn.parser_exc is not None:  # a protocol error: websockets has failed it
-            self.transport.write(b"".join(conn.data_to_send()))
-            self.close_sent = True
-            self.transport.close()
-            return
-        for event in conn.events_received():
+        events = conn.events_received()
+        # websockets' own answers first (a pong, the echo of a close, or the close frame
+        # of a connection it failed: a protocol error, a message over max_size), as its
+        # asyncio implementation does; a trailing b"" is its "now close the connection".
+        out = conn.data_to_send()
+        if out:
+            self.transport.write(b"".join(out))
+            if not out[-1]:
+                self.close_sent = True  # no message is taken after this
+                if self.close_timer is not None:  # our close answered
+                    self.close_timer.cancel()
+                    self.close_timer = None
+                self.transport.close()
+        for event in events:
             self._frame(event)
 
     def eof_received(self) -> None:
@@ -398,31 +406,15 @@ class RawFrameProtocol(asyncio.Protocol):
                 if frame.fin:
                     frames, self.frames = self.frames, None
                     self._message(b"".join(frames))
-        elif opcode is Opcode.PING:  # websockets has queued the pong
-            assert self.conn is not None
-            self.transport.write(b"".join(self.conn.data_to_send()))
         elif opcode is Opcode.PONG:
             self._pong(frame.data)
-        elif opcode is Opcode.CLOSE:
-            self._close_received()
+        # PING and CLOSE: websockets' answers (a pong; the close echoed and the connection
+        # ended) were written by data_received.
 
     def _message(self, data: bytes | bytearray | memoryview) -> None:
         native = self.native
         if native is not None and not self.close_sent:
             native.on_message(bytes(data), self.text)
-
-    def _close_received(self) -> None:
-        if self.close_sent:
-            # The peer echoed our close frame: the closing handshake is complete.
-            if self.close_timer is not None:
-                self.close_timer.cancel()
-                self.close_timer = None
-                self.transport.close()
-            return
-        if not self.transport.is_closing():
-            assert self.conn is not None
-            self.transport.write(b"".join(self.conn.data_to_send()))  # websockets' echo
-            self.transport.close()
 
     # --- Keepalive --------------------------------------------------------------------
 

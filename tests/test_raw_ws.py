@@ -109,3 +109,26 @@ async def test_keepalive_pings_follow_the_config_and_an_unanswered_one_closes_10
                 closes.append(client.close_rcvd.code)
         assert closes and closes[0] == 1011, closes
         writer.close()
+
+
+async def _until_closed(reader: asyncio.StreamReader, client: ClientProtocol) -> None:
+    while data := await asyncio.wait_for(reader.read(65536), 5):
+        client.receive_data(data)
+        client.events_received()
+
+
+async def test_a_close_is_echoed_and_a_protocol_error_closed_1002(
+        redis: object, settings: Settings) -> None:
+    async with _server(settings) as port:
+        reader, writer, client = await _feed_socket(port)
+        client.send_close(1000, "bye")
+        writer.write(b"".join(client.data_to_send()))
+        await _until_closed(reader, client)  # the server ends the TCP connection
+        assert client.close_rcvd is not None and client.close_rcvd.code == 1000
+        writer.close()
+
+        reader, writer, client = await _feed_socket(port)
+        writer.write(b"\x81\x02hi")  # a client frame must be masked
+        await _until_closed(reader, client)
+        assert client.close_rcvd is not None and client.close_rcvd.code == 1002
+        writer.close()
