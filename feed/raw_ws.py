@@ -188,7 +188,7 @@ class RawFrameProtocol(asyncio.Protocol):
         # Bytes received after the handshake's request, before our 101.
         self.pending = b""
         # The message being received: its fragments, and whether it is text.
-        self.frames: list[bytes] | None = None
+        self.frames: list[bytes | bytearray | memoryview] | None = None
         self.text = False
         # Keepalive (uvicorn's ws_ping_interval / ws_ping_timeout).
         self.ping_timer: asyncio.TimerHandle | None = None
@@ -224,7 +224,8 @@ class RawFrameProtocol(asyncio.Protocol):
                     self.close_timer = None
                 self.transport.close()
         for event in events:
-            self._frame(event)
+            if isinstance(event, Frame):  # always, once open
+                self._frame(event)
 
     def eof_received(self) -> None:
         return None  # the transport closes itself

@@ -44,10 +44,10 @@ log = logging.getLogger("streetfeed.connections")
 _BODY_CHECK_S = 1.0
 # The HTTP implementation wrapped: uvicorn's C parser one (uvicorn --http httptools).
 INNER_HTTP = "httptools"
-_inner_class: type[asyncio.Protocol] | None = None
+_inner_class: Any = None
 
 
-def inner_http_class() -> type[asyncio.Protocol]:
+def inner_http_class() -> Any:
     """The class `uvicorn.Config(http=INNER_HTTP)` loads, resolved the way it does."""
     global _inner_class
     if _inner_class is None:
