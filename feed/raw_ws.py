@@ -1,12 +1,41 @@
-"""Feed sockets on uvicorn's sans-I/O WebSocket protocol, without ASGI in the way.
+"""Feed sockets on websockets' public sans-I/O protocol, without ASGI in the way.
 
 `WS /ws/feed` handshakes are answered here and handed to the gateway
 (`Gateway.attach`): no ASGI task, scope or Starlette object lives for the life
 of a socket, and frames are written pre-encoded, synchronously, straight to the
 transport. Going through ASGI `send` costs a coroutine, a dict and a per-socket
 encode for every delivery (BENCH-NOTES: ~45k deliveries/s against ~67k), and a
-task with its frames per socket costs memory (docs/performance.md). Every other
-path goes through ASGI as usual.
+task with its frames per socket costs memory (docs/performance.md).
+
+/ws/feed is the app's only WebSocket endpoint, so nothing else is served here: an
+upgrade to another path is answered 404 (`not_found`, as an HTTP request would be),
+and /ws/feed under an app without a gateway in its lifespan state 503
+(`feed_unavailable`); neither reaches ASGI.
+
+What uvicorn expects of its `ws` protocol class (its public `uvicorn.Config(ws=...)`
+option; nothing of `uvicorn.protocols` is imported): on an `Upgrade: websocket`
+request its HTTP protocol calls `RawFrameProtocol(config=, server_state=,
+app_state=)`, then `connection_made(transport)` and `data_received(head)` with the
+request head it has already parsed, and only then `transport.set_protocol(it)`.
+While open the protocol is in `server_state.connections`, where uvicorn's Server
+calls `shutdown()` on it when it stops and waits for it to leave (connection_lost).
+`app_state` is the app's lifespan state. From `config` only the public options
+`ws_max_size` (settings.max_ws_frame_bytes: a larger message is closed 1009) and
+`ws_ping_interval` / `ws_ping_timeout` (uvicorn's defaults, 20 s and 20 s, unless the
+config sets them: a protocol-level ping per socket, closed 1011 when unanswered) are
+read; `ws_per_message_deflate` is not: frames are pre-encoded uncompressed.
+
+The handshake is parsed and answered by one `websockets.server.ServerProtocol`
+(`receive_data` / `events_received` / `accept` / `send_response` /
+`data_to_send`); once the 101 is written the socket's frames go through a fresh
+server-side `websockets.protocol.Protocol(Side.SERVER, state=OPEN)`, the public
+sans-I/O class ServerProtocol extends with the handshake. The handshake's protocol
+keeps the parsed request (headers and all, ~2.2 KiB and a dozen objects for the
+cyclic GC to walk) in its parser for as long as it lives, and a ServerProtocol
+started OPEN still keeps that parser's frame (a generator per socket): dropping the
+one and starting the other as a plain Protocol keeps nothing of the handshake.
+Bytes a client sends before our 101 (it may not) wait in `pending` and are read
+after it.
 
 ASGI's access-log middleware never sees these sockets either, so each one writes
 its own access line when it ends (runtime.logs.log_access: method "WS", the
@@ -23,19 +52,23 @@ handed to the gateway for its per-address limits and its same-origin check.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
+import struct
 import time
 from collections.abc import Callable, Sequence
+from http import HTTPStatus
 from typing import Any, Protocol
 
-from uvicorn.protocols.websockets.websockets_sansio_impl import (
-    STATUS_PHRASES,
-    WebSocketsSansIOProtocol,
-)
 from websockets.datastructures import Headers
-from websockets.http11 import Response
-from websockets.protocol import Protocol as SansIOProtocol
-from websockets.protocol import State
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import Protocol as WebSocketProtocol
+from websockets.protocol import Side, State
+from websockets.server import ServerProtocol
 
+from rules.errors import error_body
 from rules.proxies import Client, TrustedProxies, resolve
 from runtime.lifespan import STATE_KEY
 from runtime.logs import REQUEST_ID, log_access, request_id_from
@@ -56,6 +89,8 @@ GOING_AWAY_REASON = "server restarting: reconnect with your cursor"
 CLIENT_CLOSED = 499
 # A closed socket that does not answer the closing handshake is dropped after this.
 _CLOSE_GRACE_S = 1.0
+# websockets logs through this logger (as under uvicorn's own WebSocket protocol).
+_WS_LOG = logging.getLogger("uvicorn.error")
 
 
 class RawChannel:
@@ -77,12 +112,12 @@ class RawChannel:
         p = self._protocol
         if p.close_sent or p.transport.is_closing():
             return
+        if p.conn is None:  # not answered yet: an HTTP error, not a close frame
+            p.refuse(500, b"", [])
+            return
         p.conn.send_close(code, reason)
         p.transport.write(b"".join(p.conn.data_to_send()))
         p.close_sent = True
-        if p.read_paused:
-            p.read_paused = False
-            p.transport.resume_reading()
         p.close_timer = p.loop.call_later(_CLOSE_GRACE_S, p.transport.abort)
 
 
@@ -103,156 +138,334 @@ class NativeChannel(RawChannel):
 
     def accept(self) -> bool:
         p = self._protocol
-        if p.transport.is_closing():
+        handshake, response = p.handshake, p.response
+        if p.transport.is_closing() or handshake is None or response is None:
             return False
-        p.handshake_complete = True
-        p.conn.send_response(p.response)
-        p.transport.write(b"".join(p.conn.data_to_send()))
+        handshake.send_response(response)
+        p.transport.write(b"".join(handshake.data_to_send()))
         p.answered(101)
-        # The handshake's request and response (headers and all) are not needed again.
-        p.request = p.response = None
-        _restart_frame_parser(p.conn)
-        p.start_keepalive()
+        p.open()
         return True
 
     def reject(self, status: int, body: bytes, headers: Sequence[tuple[str, str]]) -> None:
-        p = self._protocol
-        response = Response(status, STATUS_PHRASES[status], Headers(headers), body)
-        response.headers.setdefault("Connection", "close")
-        response.headers.setdefault("Content-Length", str(len(body)))
-        if p.access is not None:
-            response.headers["X-Request-ID"] = p.access[0]
-        p.handshake_complete = p.close_sent = True
-        p.conn.send_response(response)
-        p.transport.write(b"".join(p.conn.data_to_send()))
-        p.answered(status)
-        p.transport.close()
+        self._protocol.refuse(status, body, headers)
 
 
-def _restart_frame_parser(conn: Any) -> None:
-    """Drop websockets' handshake parser for a plain frame parser.
+class RawFrameProtocol(asyncio.Protocol):
+    """One feed socket, from the handshake uvicorn hands over to connection_lost."""
 
-    The handshake parser is a generator whose frame holds the parsed request (headers
-    and all, ~2.2 KiB and a dozen objects for the cyclic GC to walk) for the socket's
-    whole life, while it waits in the frame parser it delegates to. A fresh frame
-    parser is the same state without it, as long as nothing is buffered: the client
-    may not send a frame before it has our 101, so the old one waits for a frame's
-    first byte too."""
-    if conn.reader.buffer or conn.state is not State.OPEN:
-        return
-    conn.parser = SansIOProtocol.parse(conn)
-    next(conn.parser)
+    __slots__ = ("access", "app_state", "close_sent", "close_timer", "config", "conn",
+                 "connections", "frames", "handshake", "handshake_complete",
+                 "last_ping_rtt", "loop", "native", "on_lagging", "pending", "ping_payload",
+                 "ping_sent_at", "ping_timer", "pong_timer", "response", "text", "transport")
 
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.config = config
+        self.app_state = app_state
+        self.connections: set[Any] = server_state.connections
+        self.loop = _loop or asyncio.get_running_loop()
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        # The handshake's protocol and answer, until the socket is open (or refused).
+        self.handshake: ServerProtocol | None = ServerProtocol(max_size=config.ws_max_size,
+                                                               logger=_WS_LOG)
+        self.response: Response | None = None
+        # The open socket's protocol (frames), made once the 101 is written.
+        self.conn: WebSocketProtocol | None = None
+        self.native: NativeHandler | None = None
+        # Called by the transport past its high-water mark (the gateway's per-socket limit).
+        self.on_lagging: Callable[[], object] | None = None
+        # A feed socket's access line: (request id, time.monotonic() at the handshake,
+        # status answered, 0 until then, path). A tuple of atoms: the cyclic GC stops
+        # tracking it.
+        self.access: tuple[str, float, int, str] | None = None
+        self.handshake_complete = False
+        self.close_sent = False
+        self.close_timer: asyncio.TimerHandle | None = None
+        # Bytes received after the handshake's request, before our 101.
+        self.pending = b""
+        # The message being received: its fragments, and whether it is text.
+        self.frames: list[bytes | bytearray | memoryview] | None = None
+        self.text = False
+        # Keepalive (uvicorn's ws_ping_interval / ws_ping_timeout).
+        self.ping_timer: asyncio.TimerHandle | None = None
+        self.pong_timer: asyncio.TimerHandle | None = None
+        self.ping_payload: bytes | None = None
+        self.ping_sent_at = 0.0
+        self.last_ping_rtt = 0.0
 
-class _Unused:
-    """Stands in for the ASGI queue and write-flow event a native socket never uses:
-    each costs ~2 KiB per socket, and only the ASGI path reads them."""
+    # --- asyncio.Protocol -------------------------------------------------------------
 
-    __slots__ = ()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.connections.add(self)
 
-    def put_nowait(self, item: object) -> None:
-        pass
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is None:
+            self._handshake_data(data)
+            return
+        conn.receive_data(data)
+        events = conn.events_received()
+        # websockets' own answers first (a pong, the echo of a close, or the close frame
+        # of a connection it failed: a protocol error, a message over max_size), as its
+        # asyncio implementation does; a trailing b"" is its "now close the connection".
+        out = conn.data_to_send()
+        if out:
+            self.transport.write(b"".join(out))
+            if not out[-1]:
+                self.close_sent = True  # no message is taken after this
+                if self.close_timer is not None:  # our close answered
+                    self.close_timer.cancel()
+                    self.close_timer = None
+                self.transport.close()
+        for event in events:
+            if isinstance(event, Frame):  # always, once open
+                self._frame(event)
 
-    def set(self) -> None:
-        pass
-
-    def clear(self) -> None:
-        pass
-
-
-_UNUSED = _Unused()
-
-
-class RawFrameProtocol(WebSocketsSansIOProtocol):
-    native: NativeHandler | None = None
-    # Called by the transport past its high-water mark (the gateway's per-socket limit).
-    on_lagging: Callable[[], object] | None = None
-    # A feed socket's access line: (request id, time.monotonic() at the handshake,
-    # status answered, 0 until then). A tuple of atoms: the cyclic GC stops tracking it.
-    access: tuple[str, float, int] | None = None
-
-    def answered(self, status: int) -> None:
-        if self.access is not None:
-            self.access = (self.access[0], self.access[1], status)
+    def eof_received(self) -> None:
+        return None  # the transport closes itself
 
     def pause_writing(self) -> None:
         if self.on_lagging is not None:
             self.on_lagging()
-        super().pause_writing()
 
-    def shutdown(self) -> None:
-        """Server stopping: "going away" (1001) with a resume hint, not uvicorn's bare 1012."""
-        if self.handshake_complete and not self.close_sent and not self.transport.is_closing():
-            self.stop_keepalive()
-            self.queue.put_nowait({"type": "websocket.disconnect", "code": 1001})
-            self.conn.send_close(1001, GOING_AWAY_REASON)
-            self.transport.write(b"".join(self.conn.data_to_send()))
-            self.close_sent = True
-            self.transport.close()
-            return
-        super().shutdown()
-
-    def send_receive_event_to_app(self) -> None:
-        if self.native is None:
-            super().send_receive_event_to_app()
-            return
-        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
-        self.frames = []
-        if not self.close_sent:
-            self.native.on_message(bytes(data), self.curr_msg_data_type == "text")
+    def resume_writing(self) -> None:
+        pass
 
     def connection_lost(self, exc: Exception | None) -> None:
         # The connection was counted when made (as HTTP, before its upgrade).
         guard = getattr(self.app_state.get(STATE_KEY), "guard", None)
         if guard is not None:
             guard.release(self.transport)
-        super().connection_lost(exc)
+        self._stop_keepalive()
+        self.connections.discard(self)
+        self.handshake_complete = True
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+            self.close_timer = None
+        if exc is None:
+            self.transport.close()
+        self.handshake = self.response = None
         self.on_lagging = None
         native, self.native = self.native, None
         if native is not None:
             native.on_closed()
         access, self.access = self.access, None
         if access is not None:
-            request_id, started, status = access
-            log_access("WS", FEED_PATH, status or CLIENT_CLOSED, started, request_id)
+            request_id, started, status, path = access
+            log_access("WS", path, status or CLIENT_CLOSED, started, request_id)
+
+    # --- uvicorn's Server -------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Server stopping: "going away" (1001) with a resume hint, not uvicorn's bare 1012;
+        a handshake not answered yet gets a 500, as under uvicorn's own protocol."""
+        self._stop_keepalive()
+        transport = self.transport
+        if self.conn is not None and not self.close_sent and not transport.is_closing():
+            self.conn.send_close(1001, GOING_AWAY_REASON)
+            transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+        elif self.close_sent:
+            if self.close_timer is not None:
+                self.close_timer.cancel()
+                self.close_timer = None
+        elif not self.handshake_complete and self.handshake is not None \
+                and not transport.is_closing():
+            self.handshake_complete = self.close_sent = True
+            self.handshake.send_response(self.handshake.reject(500, "Internal Server Error"))
+            transport.write(b"".join(self.handshake.data_to_send()))
+            self.answered(500)
+        transport.close()
+
+    # --- Handshake --------------------------------------------------------------------
+
+    def _handshake_data(self, data: bytes) -> None:
+        handshake = self.handshake
+        if handshake is None or self.response is not None:
+            # Before our 101 a client may not send; what it sends anyway waits for it.
+            if not self.close_sent:
+                self.pending += data
+                if len(self.pending) > self.config.ws_max_size + 14:  # a frame and its head
+                    self.transport.abort()
+            return
+        handshake.receive_data(data)
+        for event in handshake.events_received():
+            if isinstance(event, Request):
+                self._connect(event)
+                return
+        if handshake.handshake_exc is not None:  # not a valid HTTP request
+            self.handshake_complete = self.close_sent = True
+            self.transport.write(b"".join(handshake.data_to_send()))
+            self.transport.close()
+
+    def _connect(self, request: Request) -> None:
+        handshake = self.handshake
+        assert handshake is not None
+        raw_path, _, query = request.path.partition("?")
+        request_id = request_id_from(request.headers.get("X-Request-ID"))
+        gateway: Attacher | None = getattr(self.app_state.get(STATE_KEY), "gateway", None)
+        self.access = (request_id, time.monotonic(), 0,
+                       FEED_PATH if raw_path == FEED_PATH else raw_path)
+        if raw_path != FEED_PATH or gateway is None:
+            self._refuse_plainly(404 if raw_path != FEED_PATH else 503)
+            return
+        response = handshake.accept(request)
+        response.headers["X-Request-ID"] = request_id
+        if response.status_code != 101:  # not a valid WebSocket upgrade
+            self.handshake_complete = self.close_sent = True
+            handshake.send_response(response)
+            self.transport.write(b"".join(handshake.data_to_send()))
+            self.answered(response.status_code)
+            self.transport.close()
+            return
+        self.response = response
+        # The socket's setup task (admission, snapshot) logs under its request id.
+        client = self._client(request.headers)
+        token = REQUEST_ID.set(request_id)
+        try:
+            self.native = gateway.attach(NativeChannel(self), query,
+                                         request.headers.get("Origin"),
+                                         request.headers.get("Host", ""),
+                                         client.address, client.scheme)
+        finally:
+            REQUEST_ID.reset(token)
+
+    def _refuse_plainly(self, status: int) -> None:
+        if status == 404:
+            body = error_body("not_found", "no WebSocket endpoint at this path")
+        else:
+            body = error_body("feed_unavailable", "this server does not serve the feed")
+        self.refuse(status, body,
+                    [("Content-Type", "application/json")])
+
+    def refuse(self, status: int, body: bytes, headers: Sequence[tuple[str, str]]) -> None:
+        """Answer the handshake with an HTTP error instead of a 101, and close."""
+        handshake = self.handshake
+        if handshake is None or self.close_sent:
+            return
+        response = Response(status, HTTPStatus(status).phrase, Headers(headers), body)
+        response.headers.setdefault("Connection", "close")
+        response.headers.setdefault("Content-Length", str(len(body)))
+        if self.access is not None:
+            response.headers["X-Request-ID"] = self.access[0]
+        self.handshake_complete = self.close_sent = True
+        handshake.send_response(response)
+        self.transport.write(b"".join(handshake.data_to_send()))
+        self.answered(status)
+        self.handshake = self.response = None
+        self.pending = b""
+        self.transport.close()
+
+    def open(self) -> None:
+        """The 101 is written: frames from now on, on a protocol that never saw the
+        handshake (the handshake's one, request and all, is dropped)."""
+        self.handshake = self.response = None
+        self.handshake_complete = True
+        self.conn = WebSocketProtocol(Side.SERVER, state=State.OPEN,
+                                      max_size=self.config.ws_max_size, logger=_WS_LOG)
+        pending, self.pending = self.pending, b""
+        if pending:
+            self.data_received(pending)
+        self._start_keepalive()
+
+    def answered(self, status: int) -> None:
+        if self.access is not None:
+            self.access = (self.access[0], self.access[1], status, self.access[3])
 
     def _client(self, headers: Headers) -> Client:
         """Address and scheme of the client, behind a trusted proxy or not (handshake only:
         nothing of it is kept but the address string the gateway counts under)."""
-        peer = self.client[0] if self.client else ""
+        peer = self.transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, (tuple, list)) and peer else ""
+        scheme = "wss" if self.transport.get_extra_info("sslcontext") else "ws"
         trusted: TrustedProxies | None = getattr(self.app_state.get(STATE_KEY), "proxies", None)
         if trusted is None:
             trusted = TrustedProxies(())  # not our app: believe no forwarding header
-        return resolve(peer, self.scheme, ", ".join(headers.get_all("X-Forwarded-For")),
+        return resolve(address, scheme, ", ".join(headers.get_all("X-Forwarded-For")),
                        ", ".join(headers.get_all("X-Forwarded-Proto")), trusted)
 
-    def handle_connect(self, event: Any) -> None:
-        raw_path, _, query = event.path.partition("?")
-        gateway: Attacher | None = getattr(self.app_state.get(STATE_KEY), "gateway", None)
-        if raw_path == FEED_PATH and gateway is not None:
-            request_id = request_id_from(event.headers.get("X-Request-ID"))
-            self.access = (request_id, time.monotonic(), 0)
-            self.request = event
-            self.response = self.conn.accept(event)
-            self.response.headers["X-Request-ID"] = request_id
-            self.handshake_initiated = True
-            if self.response.status_code != 101:  # not a valid WebSocket upgrade
-                self.handshake_complete = self.close_sent = True
-                self.conn.send_response(self.response)
-                self.transport.write(b"".join(self.conn.data_to_send()))
-                self.answered(self.response.status_code)
-                self.transport.close()
-                return
-            self.queue = self.writable = _UNUSED  # type: ignore[assignment]
-            # The socket's setup task (admission, snapshot) logs under its request id.
-            client = self._client(event.headers)
-            token = REQUEST_ID.set(request_id)
-            try:
-                self.native = gateway.attach(NativeChannel(self), query,
-                                             event.headers.get("Origin"),
-                                             event.headers.get("Host", ""),
-                                             client.address, client.scheme)
-            finally:
-                REQUEST_ID.reset(token)
+    # --- Frames -----------------------------------------------------------------------
+
+    def _frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            self.text = opcode is Opcode.TEXT
+            if frame.fin:
+                self._message(frame.data)
+            else:
+                self.frames = [frame.data]
+        elif opcode is Opcode.CONT:
+            if self.frames is not None:
+                self.frames.append(frame.data)
+                if frame.fin:
+                    frames, self.frames = self.frames, None
+                    self._message(b"".join(frames))
+        elif opcode is Opcode.PONG:
+            self._pong(frame.data)
+        # PING and CLOSE: websockets' answers (a pong; the close echoed and the connection
+        # ended) were written by data_received.
+
+    def _message(self, data: bytes | bytearray | memoryview) -> None:
+        native = self.native
+        if native is not None and not self.close_sent:
+            native.on_message(bytes(data), self.text)
+
+    # --- Keepalive --------------------------------------------------------------------
+
+    def _start_keepalive(self) -> None:
+        interval = self.config.ws_ping_interval
+        if interval is not None and interval > 0:
+            self._schedule_ping()
+
+    def _stop_keepalive(self) -> None:
+        if self.ping_timer is not None:
+            self.ping_timer.cancel()
+            self.ping_timer = None
+        if self.pong_timer is not None:
+            self.pong_timer.cancel()
+            self.pong_timer = None
+        self.ping_payload = None
+
+    def _schedule_ping(self) -> None:
+        delay = max(0.0, self.config.ws_ping_interval - self.last_ping_rtt)
+        self.ping_timer = self.loop.call_later(delay, self._send_ping)
+
+    def _send_ping(self) -> None:
+        self.ping_timer = None
+        conn = self.conn
+        if conn is None or self.close_sent or self.transport.is_closing():
             return
-        super().handle_connect(event)
+        # A random payload identifies this ping: stale or unsolicited pongs are ignored.
+        self.ping_payload = struct.pack("!I", random.getrandbits(32))
+        self.ping_sent_at = self.loop.time()
+        conn.send_ping(self.ping_payload)
+        self.transport.write(b"".join(conn.data_to_send()))
+        timeout = self.config.ws_ping_timeout
+        if timeout is not None:
+            self.pong_timer = self.loop.call_later(timeout, self._ping_timed_out)
+        else:
+            self._schedule_ping()
+
+    def _pong(self, data: bytes | bytearray | memoryview) -> None:
+        if self.ping_payload is None or bytes(data) != self.ping_payload:
+            return
+        self.last_ping_rtt = self.loop.time() - self.ping_sent_at
+        self.ping_payload = None
+        if self.pong_timer is not None:  # else the next ping is already scheduled
+            self.pong_timer.cancel()
+            self.pong_timer = None
+            self._schedule_ping()
+
+    def _ping_timed_out(self) -> None:
+        self.pong_timer = None
+        self.ping_payload = None
+        conn = self.conn
+        if conn is None or self.close_sent or self.transport.is_closing():
+            return
+        conn.fail(1011, "keepalive ping timeout")
+        self.transport.write(b"".join(conn.data_to_send()))
+        self.close_sent = True
+        self.transport.close()

@@ -1,24 +1,40 @@
-"""uvicorn's HTTP protocol with time limits and connection caps (runtime/connections.py).
+"""uvicorn's HTTP protocol behind time limits and connection caps (runtime/connections.py).
 
 uvicorn closes a keep-alive connection idle after a response, but nothing else:
 a connection that never sends a byte, a request head sent a byte at a time, a
 body that stalls or a response the client never reads is held for ever, and
 20,000 of them from one client used every file descriptor of the process. Here
-each connection is counted when made, must send its request head within the
-guard's `head_timeout_s` (from the connection or from the previous response),
-its body at the guard's minimum rate, and read its responses (a write buffer
-stuck past its high-water mark for `write_stall_timeout_s` drops it).
+each connection is counted when made, must send each request head within the
+guard's `head_timeout_s` (from the connection, then from the head's first byte:
+between requests uvicorn's keep-alive timeout closes an idle connection), its body
+at the guard's minimum rate, and read its responses (a write buffer stuck past its
+high-water mark for `write_stall_timeout_s` drops it).
 
-Only the asyncio protocol methods and uvicorn's request callbacks are overridden,
-each calling uvicorn's own first.
+`GuardedHttpProtocol` is the asyncio protocol the transport calls, wrapped around
+the protocol class uvicorn's public `http="httptools"` option names (resolved as
+uvicorn resolves that option, and built with the keyword arguments uvicorn gives
+any `http` class: config, server_state, app_state). Nothing of `uvicorn.protocols`
+is imported or subclassed: it sees only what the transport sees (connection made,
+bytes received, write flow, connection lost) and forwards each to uvicorn's
+protocol after its own bookkeeping. Where a request head ends and how many body
+bytes arrive it reads with its own httptools parser over the same bytes (C, a few
+microseconds a request, with four callbacks and no header callback). uvicorn's
+protocol registers itself in `server_state.connections` (its Server shuts it down
+from there) and, on a WebSocket upgrade, hands the transport to the `ws` protocol
+(feed/raw_ws.py, which releases the connection from the guard when it ends): the
+transport's protocol is then no longer this one, which lets go of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+from uvicorn.config import HTTP_PROTOCOLS
+from uvicorn.importer import import_from_string
 
 from runtime.connections import ConnectionGuard, refusal_response
 from runtime.lifespan import STATE_KEY
@@ -27,124 +43,209 @@ log = logging.getLogger("streetfeed.connections")
 
 # How often a request body in flight is checked for its rate.
 _BODY_CHECK_S = 1.0
+# The HTTP implementation wrapped: uvicorn's C parser one (uvicorn --http httptools).
+INNER_HTTP = "httptools"
+_inner_class: Any = None
 
 
-class GuardedHttpProtocol(HttpToolsProtocol):
-    _guard: ConnectionGuard | None = None
-    _head_timer: asyncio.TimerHandle | None = None
-    _body_timer: asyncio.TimerHandle | None = None
-    _write_timer: asyncio.TimerHandle | None = None
-    # Request heads received and responses completed: equal while awaiting a head.
-    _heads = 0
-    _responses = 0
-    _body_started = 0.0
-    _body_last = 0.0
-    _body_received = 0
+def inner_http_class() -> Any:
+    """The class `uvicorn.Config(http=INNER_HTTP)` loads, resolved the way it does."""
+    global _inner_class
+    if _inner_class is None:
+        _inner_class = import_from_string(HTTP_PROTOCOLS[INNER_HTTP])
+    return _inner_class
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        guard = getattr(self.app_state.get(STATE_KEY), "guard", None)
-        if not isinstance(guard, ConnectionGuard):
-            return  # not our app: uvicorn's behaviour
-        self._guard = guard
-        refusal = guard.admit(transport, self.client[0] if self.client else "")
+
+class GuardedHttpProtocol(asyncio.Protocol):
+    __slots__ = ("_body_last", "_body_received", "_body_started", "_body_timer", "_guard",
+                 "_head_timer", "_in_body", "_in_head", "_inner", "_loop", "_parser",
+                 "_transport", "_write_timer")
+
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
+                 **more: Any) -> None:
+        self._inner: Any = inner_http_class()(config=config, server_state=server_state,
+                                              app_state=app_state, **more)
+        guard = getattr(app_state.get(STATE_KEY), "guard", None)
+        # None when the app is not ours: uvicorn's behaviour, nothing added.
+        self._guard = guard if isinstance(guard, ConnectionGuard) else None
+        self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._parser: httptools.HttpRequestParser | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+        # Between a head's first byte and its end; between its end and its message's end
+        # (body bytes may be awaited).
+        self._in_head = False
+        self._in_body = False
+        self._body_started = self._body_last = 0.0
+        self._body_received = 0
+
+    # --- asyncio.Protocol, each forwarded to uvicorn's ---------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        guard = self._guard
+        if guard is None:
+            self._inner.connection_made(transport)
+            return
+        peer = transport.get_extra_info("peername")
+        refusal = guard.admit(transport, str(peer[0]) if isinstance(peer, (tuple, list))
+                              and peer else "")
         if refusal is not None:
+            # Refused before a byte is parsed: uvicorn's protocol never sees it.
+            self._guard = None
+            self._inner = None
             log.debug("connection refused: %s", refusal)
             transport.write(refusal_response(refusal))
             transport.close()
             return
+        self._loop = asyncio.get_running_loop()
+        self._parser = parser = httptools.HttpRequestParser(self)
+        # As lenient as uvicorn's own parser, so that both read the same requests.
+        with contextlib.suppress(AttributeError):  # httptools < 0.6.3
+            parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        self._inner.connection_made(transport)
         self._arm_head_timer()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timers()
-        if self._guard is not None:
-            self._guard.release(self.transport)
-        super().connection_lost(exc)
+    def data_received(self, data: bytes) -> None:
+        inner = self._inner
+        if inner is None:
+            return  # refused
+        parser = self._parser
+        if parser is None:
+            inner.data_received(data)
+            return
+        stopped = False
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            stopped = True  # what follows is the upgraded protocol's
+        except httptools.HttpParserError:
+            stopped = True  # uvicorn's parser answers it (400) and closes
+        # Timers only for a head or body still incomplete once this segment is read: none
+        # for the usual request, whole in one segment.
+        if self._in_head and self._head_timer is None:
+            self._arm_head_timer()
+        if self._in_body and self._body_timer is None:
+            assert self._loop is not None
+            self._body_timer = self._loop.call_later(_BODY_CHECK_S, self._check_body)
+        inner.data_received(data)
+        if stopped:
+            self._parser = None
+            transport = self._transport
+            if transport is not None and transport.get_protocol() is not self:
+                self._let_go()  # upgraded: the WebSocket protocol has the transport now
+            # Otherwise an upgrade uvicorn does not take (its parser refuses any further
+            # byte, 400, and closes: tests/test_http_guard.py) or a request it refuses.
 
-    def on_headers_complete(self) -> None:
-        self._heads += 1
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-        super().on_headers_complete()
-        if self._guard is not None and self._expects_body():
-            now = self.loop.time()
-            self._body_started = self._body_last = now
-            self._body_received = 0
-            self._body_timer = self.loop.call_later(_BODY_CHECK_S, self._check_body)
-
-    def on_body(self, body: bytes) -> None:
-        self._body_received += len(body)
-        self._body_last = self.loop.time()
-        super().on_body(body)
-
-    def on_message_complete(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
-        super().on_message_complete()
-
-    def on_response_complete(self) -> None:
-        self._responses += 1
-        super().on_response_complete()
-        # uvicorn's keep-alive timer closes an idle connection; ours bounds a head that
-        # starts to arrive and then trickles.
-        self._arm_head_timer()
+    def eof_received(self) -> bool | None:
+        if self._inner is None:
+            return None
+        keep_open: bool | None = self._inner.eof_received()
+        return keep_open
 
     def pause_writing(self) -> None:
         """The client stopped reading (the transport's buffer is past its high-water mark):
         it has the guard's write_stall_timeout_s to read again, or the connection is
         dropped."""
-        super().pause_writing()
-        if self._guard is not None and self._write_timer is None:
-            self._write_timer = self.loop.call_later(self._guard.write_stall_timeout_s,
-                                                     self._write_stalled)
+        inner = self._inner
+        if inner is not None:
+            inner.pause_writing()
+        if self._guard is not None and self._write_timer is None and self._loop is not None:
+            self._write_timer = self._loop.call_later(self._guard.write_stall_timeout_s,
+                                                      self._write_stalled)
 
     def resume_writing(self) -> None:
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
-        super().resume_writing()
+        inner = self._inner
+        if inner is not None:
+            inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timers()
+        self._parser = None
+        if self._guard is not None and self._transport is not None:
+            self._guard.release(self._transport)
+        inner, self._inner = self._inner, None
+        if inner is not None:
+            inner.connection_lost(exc)
+
+    # --- httptools callbacks (this protocol's own parser) -----------------------------
+
+    def on_message_begin(self) -> None:
+        # The deadline runs from here (the head's first byte), or from the connection for
+        # its first head (that timer is already armed).
+        self._in_head = True
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        assert self._loop is not None
+        self._in_body = True
+        self._body_started = self._body_last = self._loop.time()
+        self._body_received = 0
+
+    def on_body(self, body: bytes) -> None:
+        assert self._loop is not None
+        self._body_received += len(body)
+        self._body_last = self._loop.time()
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    # --- Limits -----------------------------------------------------------------------
 
     def _write_stalled(self) -> None:
         self._write_timer = None
         log.debug("client stopped reading its responses: connection dropped")
-        self.transport.abort()
-
-    def _expects_body(self) -> bool:
-        for name, value in self.headers:
-            if (name == b"content-length" and value.strip() not in (b"", b"0")) or (
-                    name == b"transfer-encoding"):
-                return True
-        return False
+        if self._transport is not None:
+            self._transport.abort()
 
     def _arm_head_timer(self) -> None:
-        if self._guard is None or self.transport.is_closing():
+        transport = self._transport
+        if self._guard is None or transport is None or transport.is_closing():
             return
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-        self._head_timer = self.loop.call_later(self._guard.head_timeout_s,
-                                                self._head_timed_out)
+        assert self._loop is not None
+        self._head_timer = self._loop.call_later(self._guard.head_timeout_s,
+                                                 self._head_timed_out)
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self._heads == self._responses and not self.transport.is_closing():
-            self.transport.close()  # nothing asked yet: nothing to answer
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.close()  # no complete head yet: nothing to answer
 
     def _check_body(self) -> None:
         self._body_timer = None
-        guard = self._guard
-        if guard is None or self.transport.is_closing():
+        guard, transport, loop = self._guard, self._transport, self._loop
+        if guard is None or transport is None or loop is None or transport.is_closing() \
+                or not self._in_body:
             return
-        now = self.loop.time()
+        now = loop.time()
         if guard.body_too_slow(self._body_received, now - self._body_started,
                                now - self._body_last):
             # The handler waiting for the body sees a disconnect (logged as a 499).
             log.debug("request body too slow: %d bytes in %.1fs", self._body_received,
                       now - self._body_started)
-            self.transport.close()
+            transport.close()
             return
-        self._body_timer = self.loop.call_later(_BODY_CHECK_S, self._check_body)
+        self._body_timer = loop.call_later(_BODY_CHECK_S, self._check_body)
+
+    def _let_go(self) -> None:
+        """The transport belongs to another protocol now: no timer of ours may touch it."""
+        self._cancel_timers()
+        self._in_head = self._in_body = False
+        self._inner = None
+        self._guard = None
 
     def _cancel_timers(self) -> None:
         for timer in (self._head_timer, self._body_timer, self._write_timer):

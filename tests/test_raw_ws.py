@@ -1,0 +1,136 @@
+"""feed/raw_ws.py at the byte level: what a client sees of the handshake and of the
+protocol-level keepalive, against real uvicorn and the real app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
+from runtime.settings import Settings
+from streetfeed.runner import uvicorn_config
+from tests.helpers import free_port, wait_for
+from web.app import create_app
+
+STREET = (44.8370, -0.5735)
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+@contextlib.asynccontextmanager
+async def _server(settings: Settings, **overrides: Any) -> AsyncIterator[int]:
+    port = free_port()
+    config = uvicorn_config(settings, create_app(settings), port=port, log_level="warning")
+    for name, value in overrides.items():  # uvicorn.Config's public options, read at start
+        setattr(config, name, value)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await wait_for(lambda: server.started or task.done(), 10, "uvicorn to start")
+    if task.done():
+        task.result()
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+
+
+def _upgrade(path: str, **headers: str) -> bytes:
+    extra = "".join(f"{name.replace('_', '-')}: {value}\r\n" for name, value in headers.items())
+    return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\n"
+            f"Sec-WebSocket-Version: 13\r\n{extra}\r\n").encode()
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[bytes, dict[str, str], bytes]:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    status, *lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
+    body = b""
+    if "content-length" in headers:
+        body = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), 5)
+    return status.encode(), headers, body
+
+
+async def test_an_upgrade_elsewhere_than_the_feed_is_answered_404(
+        redis: object, settings: Settings) -> None:
+    async with _server(settings) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_upgrade("/ws/other?lat=1", X_Request_ID="raw-ws-404"))
+        status, headers, body = await _answer(reader)
+        assert status.startswith(b"HTTP/1.1 404"), status
+        assert headers["x-request-id"] == "raw-ws-404"
+        assert json.loads(body)["error"]["code"] == "not_found"
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # and closed
+        writer.close()
+
+
+async def _feed_socket(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter,
+                                            ClientProtocol]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(_upgrade(f"/ws/feed?lat={STREET[0]}&lon={STREET[1]}&radius_m=300"))
+    status, _, _ = await _answer(reader)
+    assert status.startswith(b"HTTP/1.1 101"), status
+    return reader, writer, ClientProtocol(parse_uri("ws://127.0.0.1/"), state=State.OPEN,
+                                          max_size=None)
+
+
+async def test_keepalive_pings_follow_the_config_and_an_unanswered_one_closes_1011(
+        redis: object, settings: Settings) -> None:
+    async with _server(settings, ws_ping_interval=0.1, ws_ping_timeout=0.5) as port:
+        # A client that answers: pinged again and again, still open.
+        reader, writer, client = await _feed_socket(port)
+        pings = 0
+        while pings < 4:
+            data = await asyncio.wait_for(reader.read(65536), 5)
+            assert data, "the server closed an answering client"
+            client.receive_data(data)
+            events: list[Frame] = client.events_received()  # type: ignore[assignment]
+            pings += sum(event.opcode is Opcode.PING for event in events)
+            assert not any(event.opcode is Opcode.CLOSE for event in events)
+            writer.write(b"".join(client.data_to_send()))  # the pongs websockets queued
+        writer.close()
+
+        # A client that never answers a ping: closed 1011 once the timeout passes.
+        reader, writer, client = await _feed_socket(port)
+        closes: list[int] = []
+        while True:
+            data = await asyncio.wait_for(reader.read(65536), 5)
+            if not data:
+                break
+            client.receive_data(data)
+            client.events_received()
+            if client.close_rcvd is not None:
+                closes.append(client.close_rcvd.code)
+        assert closes and closes[0] == 1011, closes
+        writer.close()
+
+
+async def _until_closed(reader: asyncio.StreamReader, client: ClientProtocol) -> None:
+    while data := await asyncio.wait_for(reader.read(65536), 5):
+        client.receive_data(data)
+        client.events_received()
+
+
+async def test_a_close_is_echoed_and_a_protocol_error_closed_1002(
+        redis: object, settings: Settings) -> None:
+    async with _server(settings) as port:
+        reader, writer, client = await _feed_socket(port)
+        client.send_close(1000, "bye")
+        writer.write(b"".join(client.data_to_send()))
+        await _until_closed(reader, client)  # the server ends the TCP connection
+        assert client.close_rcvd is not None and client.close_rcvd.code == 1000
+        writer.close()
+
+        reader, writer, client = await _feed_socket(port)
+        writer.write(b"\x81\x02hi")  # a client frame must be masked
+        await _until_closed(reader, client)
+        assert client.close_rcvd is not None and client.close_rcvd.code == 1002
+        writer.close()
