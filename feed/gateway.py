@@ -402,6 +402,8 @@ class NativeSocket:
     async def open(self, query: str, origin: str | None, host: str, scheme: str) -> None:
         try:
             await self._open(query, origin, host, scheme)
+        except SocketGone:
+            self.next_move = None  # the client left while its snapshot was read
         except Exception:
             # Anything unforeseen (a Redis error reply, say): a socket left open but never
             # fed would look live to its page for ever; closed, its page reconnects.

@@ -30,6 +30,9 @@ class ConnectionGuard:
     body_idle_timeout_s: float
     body_min_bytes_per_s: int
     write_stall_timeout_s: float = 30.0
+    # A request head past this many bytes is answered 431 and the connection closed: the
+    # HTTP parser keeps a head in memory until it ends (a 64 MiB header was accepted).
+    max_head_bytes: int = 32 * 1024
     # Peers not capped per address (trusted proxies: addresses and networks).
     exempt: Container[str] = frozenset()
     # transport (any hashable connection handle) -> client address
@@ -46,6 +49,7 @@ class ConnectionGuard:
                    body_idle_timeout_s=settings.body_idle_timeout_s,
                    body_min_bytes_per_s=settings.body_min_bytes_per_s,
                    write_stall_timeout_s=settings.write_stall_timeout_s,
+                   max_head_bytes=settings.max_head_bytes,
                    exempt=(trusted if trusted is not None
                            else TrustedProxies(settings.trusted_proxies)))
 
@@ -82,13 +86,17 @@ class ConnectionGuard:
 _MESSAGES = {
     "server_busy": "this server has too many open connections; retry shortly",
     "too_many_connections": "too many open connections from this address",
+    "headers_too_large": "the request's head (request line and headers) is too large",
 }
 
 
 def refusal_response(code: str) -> bytes:
-    """A complete HTTP/1.1 503 answer, written before the request is even read."""
+    """A complete HTTP/1.1 answer that ends the connection, written without uvicorn: 503
+    for a connection refused before its request is read, 431 for a head too large."""
     body = error_body(code, _MESSAGES[code])
-    head = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-            b"retry-after: 5\r\nconnection: close\r\n"
+    status = (b"431 Request Header Fields Too Large" if code == "headers_too_large"
+              else b"503 Service Unavailable\r\nretry-after: 5")
+    head = (b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+            b"connection: close\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\n\r\n")
     return head + body

@@ -186,6 +186,8 @@ class Settings:
     # A response the client stops reading (its buffer full, no progress) is dropped after
     # this: it held memory and a descriptor for ever (cold try: 2.8 MB per connection).
     write_stall_timeout_s: float = 30.0
+    # A request head (request line and headers) past this is answered 431 and closed.
+    max_head_bytes: int = 32 * 1024
     # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed, for HTTP and feed
     # sockets alike (rules/proxies.py): addresses and networks (10.0.0.0/8). Their
     # own address is not capped per address (every client behind them shares it).

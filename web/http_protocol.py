@@ -43,6 +43,8 @@ log = logging.getLogger("streetfeed.connections")
 
 # How often a request body in flight is checked for its rate.
 _BODY_CHECK_S = 1.0
+# How long a connection refused mid-head is read (and what comes dropped) before it closes.
+_LINGER_S = 1.0
 # The HTTP implementation wrapped: uvicorn's C parser one (uvicorn --http httptools).
 INNER_HTTP = "httptools"
 _inner_class: Any = None
@@ -57,9 +59,23 @@ def inner_http_class() -> Any:
 
 
 class GuardedHttpProtocol(asyncio.Protocol):
-    __slots__ = ("_body_last", "_body_received", "_body_started", "_body_timer", "_guard",
-                 "_head_timer", "_in_body", "_in_head", "_inner", "_loop", "_parser",
-                 "_transport", "_write_timer")
+    __slots__ = (
+        "_body_last",
+        "_body_received",
+        "_body_started",
+        "_body_timer",
+        "_draining",
+        "_guard",
+        "_head_bytes",
+        "_head_timer",
+        "_in_body",
+        "_in_head",
+        "_inner",
+        "_loop",
+        "_parser",
+        "_transport",
+        "_write_timer",
+    )
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  **more: Any) -> None:
@@ -78,6 +94,10 @@ class GuardedHttpProtocol(asyncio.Protocol):
         # (body bytes may be awaited).
         self._in_head = False
         self._in_body = False
+        # Bytes received while a head was incomplete (bounded by the guard's max_head_bytes),
+        # and whether the connection was refused for it (what follows is dropped).
+        self._head_bytes = 0
+        self._draining = False
         self._body_started = self._body_last = 0.0
         self._body_received = 0
 
@@ -111,19 +131,28 @@ class GuardedHttpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         inner = self._inner
-        if inner is None:
+        if inner is None or self._draining:
             return  # refused
         parser = self._parser
         if parser is None:
             inner.data_received(data)
             return
-        stopped = False
+        stopped = upgrade = False
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            stopped = True  # what follows is the upgraded protocol's
+            # Handed to the WebSocket protocol, or (h2c...) refused by uvicorn, which then
+            # goes on reading requests on this connection: so does this parser.
+            upgrade = True
         except httptools.HttpParserError:
             stopped = True  # uvicorn's parser answers it (400) and closes
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._guard is not None and self._head_bytes > self._guard.max_head_bytes:
+                self._head_too_large()
+                return
+        else:
+            self._head_bytes = 0
         # Timers only for a head or body still incomplete once this segment is read: none
         # for the usual request, whole in one segment.
         if self._in_head and self._head_timer is None:
@@ -132,13 +161,15 @@ class GuardedHttpProtocol(asyncio.Protocol):
             assert self._loop is not None
             self._body_timer = self._loop.call_later(_BODY_CHECK_S, self._check_body)
         inner.data_received(data)
-        if stopped:
-            self._parser = None
+        if stopped or upgrade:
             transport = self._transport
             if transport is not None and transport.get_protocol() is not self:
+                self._parser = None
                 self._let_go()  # upgraded: the WebSocket protocol has the transport now
-            # Otherwise an upgrade uvicorn does not take (its parser refuses any further
-            # byte, 400, and closes: tests/test_http_guard.py) or a request it refuses.
+            elif stopped:
+                self._parser = None  # a request uvicorn refuses: it answers 400 and closes
+            # An upgrade uvicorn does not take keeps this parser: both read on, and the
+            # next head and body are held to the same limits (tests/test_http_guard.py).
 
     def eof_received(self) -> bool | None:
         if self._inner is None:
@@ -217,6 +248,25 @@ class GuardedHttpProtocol(asyncio.Protocol):
         assert self._loop is not None
         self._head_timer = self._loop.call_later(self._guard.head_timeout_s,
                                                  self._head_timed_out)
+
+    def _head_too_large(self) -> None:
+        """Answered here (uvicorn's protocol has only seen the head's first part), then the
+        connection ends: what the parsers held is freed with it. Our side is shut first and
+        what the client still sends is read and dropped for a moment (a lingering close,
+        as nginx does), so that the client reads the 431 instead of a reset."""
+        log.debug("request head over %d bytes: refused", self._head_bytes)
+        self._parser = None
+        self._draining = True
+        self._cancel_timers()
+        transport, loop = self._transport, self._loop
+        if transport is None or loop is None or transport.is_closing():
+            return
+        transport.write(refusal_response("headers_too_large"))
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._head_timer = loop.call_later(_LINGER_S, transport.close)
+        else:
+            transport.close()
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
