@@ -324,6 +324,20 @@ def _bool(value: str) -> bool:
     raise ValueError(f"expected a boolean (1/0, true/false), got {value!r}")
 
 
+def _int(value: str) -> int:
+    try:
+        return int(value)  # as Python reads it: blanks around, a sign, 1_000
+    except ValueError:
+        raise ValueError(f"expected an integer, got {value!r}") from None
+
+
+def _float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"expected a number, got {value!r}") from None
+
+
 def _regions(value: str) -> tuple[Region, ...]:
     return parse_regions(value)
 
@@ -335,12 +349,14 @@ def _words_file(value: str) -> tuple[str, ...]:
         raise ValueError(f"cannot read {value}: {exc}") from None
 
 
-# Settings whose variable is not simply the field's type spelled as text (those are
-# converted by msgspec from the field's annotation: int, float, str, Literal...).
+# Numbers and booleans are read from text as Python reads them (an env file's trailing
+# newline or blanks are fine); a choice (Literal) by msgspec, case and blanks aside.
+_BY_TYPE: dict[object, Callable[[str], object]] = {int: _int, float: _float, bool: _bool}
+# Settings whose variable is not simply the field's type spelled as text (the rest are
+# converted by msgspec from the field's annotation: str, str | None, Literal...).
 _PARSERS: dict[str, Callable[[str], object]] = {
     "data_dir": Path,
     "regions": _regions,
-    "gateway_use_index": _bool,
     "trusted_proxies": _comma_list,
     "allowed_origins": _comma_list,
     "public_url": str.strip,
@@ -357,12 +373,15 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, object]:
         raw = env.get(name)
         if raw is None or (raw == "" and name not in EMPTY_MEANS_NONE):
             continue
-        parse = _PARSERS.get(field_name)
+        hint = hints[field_name]
+        parse = _PARSERS.get(field_name) or _BY_TYPE.get(hint)
         try:
             if parse is not None:
                 values[field_name] = parse(raw)
+            elif get_origin(hint) is Literal:  # a choice: "JSON " is json
+                values[field_name] = msgspec.convert(raw.strip().lower(), hint)
             else:
-                values[field_name] = msgspec.convert(raw, hints[field_name], strict=False)
+                values[field_name] = msgspec.convert(raw, hint, strict=False)
         except (ValueError, msgspec.ValidationError) as exc:
             raise ConfigError(f"{name}: {_said(exc, raw, hints.get(field_name))}") from None
     regions = values.get("regions")
@@ -371,16 +390,12 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, object]:
     return values
 
 
-_TYPE_NAMES: dict[object, str] = {int: "an integer", float: "a number"}
-
-
 def _said(exc: Exception, raw: str, hint: object) -> str:
-    """msgspec says "Expected `int`, got `str`": say what was expected of the text given."""
+    """msgspec says "Invalid enum value 'xml'": say what was expected of the text given."""
     if not isinstance(exc, msgspec.ValidationError):
         return str(exc)
     choices = get_args(hint) if get_origin(hint) is Literal else ()
-    expected = (f"one of {', '.join(map(str, choices))}" if choices else
-                _TYPE_NAMES.get(hint, str(hint)))
+    expected = f"one of {', '.join(map(str, choices))}" if choices else str(hint)
     return f"expected {expected}, got {raw!r}"
 
 
@@ -397,6 +412,17 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     return settings
 
 
+# Limits under which the service refuses everyone.
+_AT_LEAST_ONE = ("max_connections", "max_sockets_per_address", "shop_posts_per_minute",
+                 "address_requests_per_minute", "address_sockets_per_minute")
+
+
+def _variable(field_name: str) -> str:
+    """A setting as a message names it: with its variable when it has one."""
+    names = [name for name, field_ in ENVIRONMENT.items() if field_ == field_name]
+    return f"{field_name} ({names[0]})" if names else field_name
+
+
 def validate(settings: Settings) -> None:
     # The same rule as the names in STREETFEED_REGIONS (keys are built from them).
     if not REGION_NAME.match(settings.region):
@@ -404,6 +430,11 @@ def validate(settings: Settings) -> None:
                           f"got {settings.region!r}")
     if settings.regions and settings.region not in settings.region_names:
         raise ConfigError(f"region: {settings.region!r} is not one of the configured regions")
+    for name in _AT_LEAST_ONE:
+        if getattr(settings, name) < 1:
+            # 0 connections or a rate of 0 refuses every client: a typo, not a policy.
+            raise ConfigError(f"{_variable(name)}: expected at least 1, "
+                              f"got {getattr(settings, name)}")
     if not 0.0005 <= settings.geo_cell_deg <= 1.0:
         raise ConfigError(f"geo_cell_deg: expected 0.0005..1, got {settings.geo_cell_deg}")
     if settings.durability not in DURABILITY_MODES:
@@ -423,7 +454,7 @@ def validate(settings: Settings) -> None:
     if settings.metrics_token is not None and len(settings.metrics_token) < 16:
         # Compared in constant time, but a short token is guessed, not timed.
         raise ConfigError("metrics_token (STREETFEED_METRICS_TOKEN): expected at least 16 "
-                          "characters (e.g. python -c 'import secrets; "
+                          "characters (e.g. python3 -c 'import secrets; "
                           "print(secrets.token_urlsafe(32))')")
     if settings.profile_republish_interval_s <= 0:
         raise ConfigError(f"profile_republish_interval_s: expected > 0, got "
@@ -440,10 +471,12 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"replay_max (STREETFEED_REPLAY_MAX): expected at least 1, "
                           f"got {settings.replay_max}")
     if settings.feed_maxlen < 100:
-        raise ConfigError(f"feed_maxlen: expected at least 100, got {settings.feed_maxlen}")
+        raise ConfigError(f"feed_maxlen (STREETFEED_FEED_MAXLEN): expected at least 100, "
+                          f"got {settings.feed_maxlen}")
     try:
         from zoneinfo import ZoneInfo
 
         ZoneInfo(settings.timezone)
     except Exception:
-        raise ConfigError(f"timezone: unknown time zone {settings.timezone!r}") from None
+        raise ConfigError(f"timezone (STREETFEED_TIMEZONE): unknown time zone "
+                          f"{settings.timezone!r}") from None

@@ -50,9 +50,12 @@ def test_every_variable_is_read_through_settings() -> None:
     ("STREETFEED_GATEWAY_INDEX", "maybe", "expected a boolean"),
     ("STREETFEED_LOG_FORMAT", "xml", "expected one of json, text, got 'xml'"),
     ("STREETFEED_BANNED_WORDS_FILE", "/no/such/file", "cannot read /no/such/file"),
+    ("STREETFEED_MAX_CONNECTIONS", "0", "expected at least 1, got 0"),
+    ("STREETFEED_SHOP_POSTS_PER_MINUTE", "-5", "expected at least 1, got -5"),
+    ("STREETFEED_TIMEZONE", "Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
 ])
 def test_a_bad_value_names_its_variable(name: str, value: str, said: str) -> None:
-    with pytest.raises(ConfigError, match=f"^{name}: {re.escape(said)}"):
+    with pytest.raises(ConfigError, match=re.escape(name) + r"\)?: " + re.escape(said)):
         load_settings({name: value})
 
 
@@ -78,3 +81,14 @@ def test_values_are_decoded_to_their_types(tmp_path: Path) -> None:
     # "" means something for these two: no map tiles, no trusted proxy.
     bare = load_settings({"STREETFEED_TILE_URL": "", "STREETFEED_TRUSTED_PROXIES": ""})
     assert bare.tile_url == "" and bare.trusted_proxies == ()
+
+
+def test_numbers_and_choices_are_read_as_an_env_file_writes_them() -> None:
+    """Cold try: ' 100 ', '100\\n' and '+100' started the service before settings were
+    decoded from one table, and were refused after it; so was 'JSON'."""
+    for raw in (" 100 ", "100\n", "+100", "1_00"):
+        assert load_settings({"STREETFEED_MAX_CONNECTIONS": raw}).max_connections == 100
+    assert load_settings({"STREETFEED_DEMO_INTERVAL_S": " 0.5\n"}).demo_interval_s == 0.5
+    assert load_settings({"STREETFEED_LOG_FORMAT": "JSON "}).log_format == "json"
+    with pytest.raises(ConfigError, match="expected an integer, got '1e3'"):
+        load_settings({"STREETFEED_MAX_CONNECTIONS": "1e3"})
