@@ -59,6 +59,12 @@ def shop_posts(region: str, shop_id: str) -> str:
     return f"{PREFIX}:{{{region}}}:shop-posts:{shop_id}"
 
 
+def demo_posts(region: str, shop_id: str) -> str:
+    """Hash of the posts the demo simulator made for a shop (post id -> JSON `kind`, `at`): it
+    withdraws only these, never a shopkeeper's, also after a restart on the same data."""
+    return f"{PREFIX}:{{{region}}}:demo-posts:{shop_id}"
+
+
 def idempotency(region: str, shop_id: str, key: str) -> str:
     return f"{PREFIX}:{{{region}}}:idem:{shop_id}:{key}"
 

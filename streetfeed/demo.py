@@ -1,6 +1,12 @@
 """The demo street: a dozen shops on Rue Sainte-Catherine (Bordeaux) and a simulator
 that posts through the real ingest path every few seconds, so a newcomer
 opening the page sees life at once.
+
+The simulator behaves like the shopkeepers it stands for: it posts arrivals and flash
+offers only from shops open now (each shop's hours, in the street's time), opening news
+that fits the hour, at most one live post of a kind per shop, and it withdraws only the
+posts it made itself (remembered in Redis, keys.demo_posts, so also after a restart):
+a post made from the console with a demo shop's token is never touched.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import json
 import logging
 import os
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,7 +25,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from rules.clock import Clock
-from rules.hours import parse_weekly
+from rules.hours import opening_state, parse_weekly
 from rules.moderation import Policy
 from rules.shops import hash_token, new_token
 from runtime.settings import Settings
@@ -29,7 +35,7 @@ from services.ingest import Ingest
 from services.shops import home_region
 from storage import keys
 from storage.live import LiveIndex, shop_live_posts, stream_id_key
-from storage.redis_conn import async_reply, open_redis
+from storage.redis_conn import async_reply, open_redis, text
 
 __all__ = ["DEMO_SHOPS", "run_simulator"]
 
@@ -60,33 +66,73 @@ DEMO_SHOPS: list[tuple[str, str, str, float, float, str]] = [
 ]
 
 _ARRIVALS: dict[str, list[tuple[str, str, float, list[str]]]] = {
-    "boulangerie": [("Pain de seigle au levain, tout chaud", "Farine du moulin de Saint-Émilion.",
-                     4.2, ["local", "bio"])],
-    "café": [("Nouveau café d'Éthiopie torréfié ce matin", "Torréfacteur bordelais.", 3.5,
-              ["local"])],
-    "fromagerie": [("Ossau-Iraty fermier arrivé", "Affiné 10 mois, direct du producteur.", 32.0,
-                    ["producteur"])],
-    "librairie": [("Le nouveau roman de la rentrée est là", "Dédicace samedi 15h.", 22.0, [])],
-    "primeur": [("Premières fraises de Gironde", "Cueillies ce matin à Saint-Médard.", 5.5,
-                 ["local", "circuit court"])],
-    "boucherie": [("Agneau de Pauillac", "Élevé en Médoc, label rouge.", 28.9, ["local"])],
-    "fleuriste": [("Pivoines de saison", "Producteur de Blaye.", 4.0, ["local"])],
-    "caviste": [("Côtes-de-Bourg 2022 en dégustation", "Petit domaine familial.", 12.5, ["bio"])],
-    "chocolatier": [("Tablettes noisette du Lot-et-Garonne", "Fabriquées à l'atelier.", 6.8,
-                     ["artisanal"])],
-    "épicerie fine": [("Huile d'olive nouvelle", "Moulin coopératif, première pression.", 18.0,
-                       ["bio"])],
-    "friperie": [("Arrivage vestes en laine", "Pièces uniques, bon état.", 35.0, ["seconde main"])],
-    "quincaillerie": [("Pots en terre cuite émaillée", "Fabrication française.", 9.9, [])],
+    "boulangerie": [
+        ("Pain de seigle au levain, tout chaud", "Farine du moulin de Saint-Émilion.", 4.2,
+         ["local", "bio"]),
+        ("Cannelés de la fournée de l'après-midi", "Recette bordelaise, rhum et vanille.", 1.6,
+         ["artisanal"]),
+        ("Fougasse aux olives sortie du four", "Olives de Nyons.", 3.9, [])],
+    "café": [
+        ("Nouveau café d'Éthiopie torréfié ce matin", "Torréfacteur bordelais.", 3.5, ["local"]),
+        ("Chocolat chaud à l'ancienne", "Lait entier de la ferme, cacao pur.", 4.0, []),
+        ("Tarte du jour : citron meringuée", "Faite maison ce matin.", 4.5, ["maison"])],
+    "fromagerie": [
+        ("Ossau-Iraty fermier arrivé", "Affiné 10 mois, direct du producteur.", 32.0,
+         ["producteur"]),
+        ("Brebis frais du Pays basque", "Arrivé ce matin.", 24.0, ["producteur"]),
+        ("Comté 24 mois", "Fruitier du Jura, affinage en cave.", 29.5, [])],
+    "librairie": [
+        ("Le nouveau roman de la rentrée est là", "Dédicace samedi 15h.", 22.0, []),
+        ("Rayon BD : les nouveautés du mois", "Conseils de l'équipe en vitrine.", 14.5, []),
+        ("Guides de randonnée en Gironde", "Cartes et itinéraires locaux.", 12.9, ["local"])],
+    "primeur": [
+        ("Premières fraises de Gironde", "Cueillies ce matin à Saint-Médard.", 5.5,
+         ["local", "circuit court"]),
+        ("Asperges blanches du Blayais", "Botte d'un kilo.", 8.9, ["local"]),
+        ("Pommes Reinette du Limousin", "Croquantes, idéales en tarte.", 2.9, [])],
+    "boucherie": [
+        ("Agneau de Pauillac", "Élevé en Médoc, label rouge.", 28.9, ["local"]),
+        ("Bœuf de Bazas", "Race bazadaise, maturé 3 semaines.", 34.0, ["local"]),
+        ("Saucisses maison aux herbes", "Préparées ce matin.", 16.5, ["maison"])],
+    "fleuriste": [
+        ("Pivoines de saison", "Producteur de Blaye.", 4.0, ["local"]),
+        ("Bouquets de renoncules", "Couleurs pastel.", 18.0, []),
+        ("Plants d'aromatiques", "Basilic, thym, romarin.", 3.5, ["bio"])],
+    "caviste": [
+        ("Côtes-de-Bourg 2022 en dégustation", "Petit domaine familial.", 12.5, ["bio"]),
+        ("Entre-deux-Mers blanc, nouveau millésime", "Frais et fruité.", 9.8, ["local"]),
+        ("Crémant de Bordeaux rosé", "Parfait pour l'apéritif.", 11.5, [])],
+    "chocolatier": [
+        ("Tablettes noisette du Lot-et-Garonne", "Fabriquées à l'atelier.", 6.8, ["artisanal"]),
+        ("Pralinés à l'ancienne", "Amandes grillées à l'atelier.", 9.5, ["artisanal"]),
+        ("Orangettes confites maison", "Oranges de Valence, chocolat noir.", 7.2, [])],
+    "épicerie fine": [
+        ("Huile d'olive nouvelle", "Moulin coopératif, première pression.", 18.0, ["bio"]),
+        ("Piment d'Espelette AOP", "Récolte de l'année.", 7.5, []),
+        ("Miel de bruyère des Landes", "Apiculteur de Captieux.", 9.0, ["local"])],
+    "friperie": [
+        ("Arrivage vestes en laine", "Pièces uniques, bon état.", 35.0, ["seconde main"]),
+        ("Jeans vintage, toutes tailles", "Triés et lavés.", 25.0, ["seconde main"]),
+        ("Foulards en soie des années 70", "Pièces uniques.", 15.0, ["seconde main"])],
+    "quincaillerie": [
+        ("Pots en terre cuite émaillée", "Fabrication française.", 9.9, []),
+        ("Couteaux de Thiers", "Manche en bois d'olivier.", 29.0, []),
+        ("Arrosoirs en zinc", "Modèle traditionnel, 5 litres.", 24.5, [])],
 }
 # (title, text, discount): the title's figure and discount_pct always agree.
 _OFFERS = [("-{pct} % jusqu'à {end}", "Sur tout le rayon, dans la limite des stocks.", None),
            ("2 achetés, le 3e offert", "Jusqu'à {end} seulement.", 33),
-           ("-{pct} % sur la vitrine", "Profitez-en avant {end} !", None)]
-_OPENINGS = [("Ouvert tard ce soir", "open_late"),
-             ("Fermé pour le déjeuner, retour à 14h", "closed_now"),
-             ("Ouvert maintenant", "open_now")]
+           ("-{pct} % sur la vitrine", "Profitez-en avant {end} !", None),
+           ("Happy hour : -{pct} % jusqu'à {end}", "En boutique uniquement.", None),
+           ("Fins de série à -{pct} %", "Jusqu'à {end}, tant qu'il en reste.", None),
+           ("Le 2e article à moitié prix", "Jusqu'à {end}.", 25)]
 LIVE_POSTS_PER_SHOP = 3
+# A flash offer runs at least this long, and ends by closing time.
+_OFFER_MIN = timedelta(minutes=10)
+_OFFER_MAX = timedelta(minutes=40)
+# A post the demo made that is still not live after this (refused, expired, withdrawn
+# elsewhere) is forgotten.
+_PENDING_GRACE = timedelta(minutes=5)
 
 
 # Typical town-centre hours, so that "open now" means something on the demo street.
@@ -129,67 +175,188 @@ async def seed(redis: Redis, settings: Settings, clock: Clock) -> dict[str, str]
     return tokens
 
 
-def random_post(category: str, clock: Clock, rng: random.Random,
-                tz: ZoneInfo) -> dict[str, object]:
-    roll = rng.random()
-    if roll < 0.45:
-        title, text, price, tags = rng.choice(_ARRIVALS.get(category, _ARRIVALS["quincaillerie"]))
-        return {"kind": "new_arrival", "title": title, "text": text, "price": price, "tags": tags}
-    if roll < 0.85:
-        ends = clock.now() + timedelta(minutes=rng.randint(3, 40))
-        end_text = ends.astimezone(tz).strftime("%H:%M")  # the street's time, not the host's
-        title, text, fixed_pct = rng.choice(_OFFERS)
-        pct = fixed_pct or rng.choice([10, 20, 30])
-        return {"kind": "flash_offer", "title": title.format(end=end_text, pct=pct)[:80],
-                "text": text.format(end=end_text), "ends_at": ends.isoformat(),
-                "discount_pct": pct}
-    title, status = rng.choice(_OPENINGS)
-    return {"kind": "opening_change", "title": title, "status": status,
-            "until": (clock.now() + timedelta(hours=2)).isoformat()}
+def demo_post(shop: ShopRecord, now: datetime, rng: random.Random, tz: ZoneInfo,
+              taken_kinds: set[str], taken_titles: set[str]) -> dict[str, object] | None:
+    """What this shop could post now, as its shopkeeper would; None when nothing fits.
+
+    Arrivals and flash offers only while the shop is open (a flash offer ends by closing
+    time); opening news that fits the hour; nothing of a kind the shop already has live
+    (`taken_kinds`: flash offers and opening news), no arrival already live (`taken_titles`).
+    """
+    state = opening_state(shop.hours, now)
+    is_open = state.open_now is not False  # a shop without hours is taken as open
+    change = state.next_change
+    local = now.astimezone(tz)
+    choices: list[dict[str, object]] = []
+    weights: list[float] = []
+    if is_open:
+        fresh = [a for a in _ARRIVALS.get(shop.category, _ARRIVALS["quincaillerie"])
+                 if a[0] not in taken_titles]
+        if fresh:
+            title, body, price, tags = rng.choice(fresh)
+            choices.append({"kind": "new_arrival", "title": title, "text": body, "price": price,
+                            "tags": tags})
+            weights.append(0.45)
+        closes = change.at if change is not None and not change.open else None
+        latest_end = now + _OFFER_MAX if closes is None else min(now + _OFFER_MAX, closes)
+        if "flash_offer" not in taken_kinds and latest_end - now >= _OFFER_MIN:
+            span = (latest_end - now - _OFFER_MIN).total_seconds()
+            ends = now + _OFFER_MIN + timedelta(seconds=rng.uniform(0, span))
+            ends = ends.replace(second=0, microsecond=0)
+            end_text = ends.astimezone(tz).strftime("%H:%M")  # the street's time, not the host's
+            title, body, fixed_pct = rng.choice(_OFFERS)
+            pct = fixed_pct or rng.choice([10, 15, 20, 30])
+            choices.append({"kind": "flash_offer",
+                            "title": title.format(end=end_text, pct=pct)[:80],
+                            "text": body.format(end=end_text), "ends_at": ends.isoformat(),
+                            "discount_pct": pct})
+            weights.append(0.4)
+    if "opening_change" not in taken_kinds:
+        opening = _opening_news(is_open, change.at if change is not None else None, now, local,
+                                rng, tz)
+        if opening is not None:
+            choices.append(opening)
+            weights.append(0.15)
+    if not choices:
+        return None
+    return rng.choices(choices, weights)[0]
 
 
-async def _live_titles(redis: Redis, region: str, shop_id: str) -> set[str]:
-    posts = await shop_live_posts(redis, region, shop_id, "json")
-    return {json.loads(raw)["title"] for _, (raw,) in posts if raw}
+def _opening_news(is_open: bool, change_at: datetime | None, now: datetime, local: datetime,
+                  rng: random.Random, tz: ZoneInfo) -> dict[str, object] | None:
+    """Opening news that makes sense at this hour: closed for lunch around midday (until it
+    reopens), open late in the evening (an hour past usual closing), open until closing."""
+    hour = local.hour + local.minute / 60
+    same_day = change_at is not None and change_at.astimezone(tz).date() == local.date()
+    if change_at is None or not same_day:
+        return None
+    at = change_at.astimezone(tz).strftime("%H:%M")
+    if not is_open:
+        if 11.5 <= hour < 15.5 and change_at - now <= timedelta(hours=3):
+            title = rng.choice([f"Fermé pour le déjeuner, retour à {at}",
+                                f"Pause déjeuner, on rouvre à {at}"])
+            return {"kind": "opening_change", "title": title, "status": "closed_now",
+                    "until": change_at.isoformat()}
+        return None
+    if 17 <= hour < 20.5:
+        late = change_at + timedelta(hours=1)
+        if late.astimezone(tz).date() == local.date():
+            late_text = late.astimezone(tz).strftime("%H:%M")
+            title = rng.choice([f"Ouvert tard ce soir, jusqu'à {late_text}",
+                                f"Nocturne ce soir : ouvert jusqu'à {late_text}"])
+            return {"kind": "opening_change", "title": title, "status": "open_late",
+                    "until": late.isoformat()}
+    title = rng.choice([f"Ouvert, on vous attend jusqu'à {at}", f"Ouvert en continu jusqu'à {at}"])
+    return {"kind": "opening_change", "title": title, "status": "open_now",
+            "until": change_at.isoformat()}
 
 
-async def _oldest_posts(redis: Redis, region: str, shop_id: str) -> list[str]:
-    """The shop's live posts beyond LIVE_POSTS_PER_SHOP - 1, oldest first (by feed id)."""
-    posts = await shop_live_posts(redis, region, shop_id, "feed_id")
-    order = sorted(posts, key=lambda post: stream_id_key(post[1][0] or "0-0"))
-    return [i for i, _ in order[:max(0, len(order) - LIVE_POSTS_PER_SHOP + 1)]]
+class _ShopPosts:
+    """One shop's live posts and the demo's own among them."""
+
+    def __init__(self, live: dict[str, tuple[str, str, str]], own: dict[str, tuple[str, float]]):
+        self.live = live  # post id -> (kind, title, feed id)
+        self.own = own  # post id -> (kind, accepted at), made by the demo
+
+    def own_live_oldest_first(self) -> list[str]:
+        ids = [i for i in self.own if i in self.live]
+        return sorted(ids, key=lambda i: stream_id_key(self.live[i][2] or "0-0"))
+
+
+class DemoStreet:
+    """The simulator's turns, one shop at a time (run_simulator paces them)."""
+
+    def __init__(self, redis: Redis, settings: Settings, clock: Clock, policy: Policy,
+                 rng: random.Random) -> None:
+        self.redis = redis
+        self.clock = clock
+        self.rng = rng
+        self.ingest = Ingest(redis, settings, clock, policy)
+        self.lives = {r: LiveIndex(redis, r, settings) for r in settings.region_names}
+        self.tz = ZoneInfo(settings.timezone)
+        self._decode = msgspec.json.Decoder(ShopRecord).decode
+
+    async def _posts(self, shop: ShopRecord) -> _ShopPosts:
+        live: dict[str, tuple[str, str, str]] = {}
+        for post_id, (raw, feed_id) in await shop_live_posts(self.redis, shop.region, shop.id,
+                                                               "json", "feed_id"):
+            if raw is not None:
+                data = json.loads(raw)
+                live[post_id] = (str(data.get("kind", "")), str(data.get("title", "")),
+                                 text(feed_id) if feed_id is not None else "0-0")
+        own_key = keys.demo_posts(shop.region, shop.id)
+        own: dict[str, tuple[str, float]] = {}
+        stale: list[str] = []
+        now_ts = self.clock.now().timestamp()
+        stored = await async_reply(self.redis.hgetall(own_key))
+        for field, value in stored.items():
+            post_id, meta = text(field), json.loads(value)
+            if post_id not in live and now_ts - float(meta["at"]) > _PENDING_GRACE.total_seconds():
+                stale.append(post_id)
+            else:
+                own[post_id] = (str(meta["kind"]), float(meta["at"]))
+        if stale:
+            await async_reply(self.redis.hdel(own_key, *stale))
+        return _ShopPosts(live, own)
+
+    async def _withdraw(self, shop: ShopRecord, post_id: str) -> None:
+        await self.lives[shop.region].remove(post_id, "withdrawn",
+                                             now_ts=self.clock.now().timestamp(), shop_id=shop.id)
+        await async_reply(self.redis.hdel(keys.demo_posts(shop.region, shop.id), post_id))
+
+    async def turn(self, shop_id: str) -> str | None:
+        """One turn for one shop: make way among its own posts, then maybe post; the new id."""
+        raw = await self.redis.get(keys.shop(shop_id))
+        if raw is None:
+            return None
+        shop = self._decode(raw)
+        now = self.clock.now()
+        posts = await self._posts(shop)
+        if opening_state(shop.hours, now).open_now is False:
+            # Closed: its own offers and arrivals make no sense any more.
+            for post_id in posts.own_live_oldest_first():
+                if posts.live[post_id][0] != "opening_change":
+                    await self._withdraw(shop, post_id)
+                    del posts.own[post_id]
+        # Keep the street lively but not cluttered: its own oldest posts make way (the
+        # shopkeeper's posts are not the demo's to withdraw, and do not count here).
+        own_live = posts.own_live_oldest_first()
+        for post_id in own_live[:max(0, len(own_live) - LIVE_POSTS_PER_SHOP + 1)]:
+            await self._withdraw(shop, post_id)
+            del posts.own[post_id]
+        taken_kinds = {kind for kind, _, _ in posts.live.values()}
+        # The demo's own posts not live yet count too: no second offer before the first shows.
+        taken_kinds |= {kind for post_id, (kind, _) in posts.own.items()
+                        if post_id not in posts.live}
+        taken_titles = {title for _, title, _ in posts.live.values()}
+        post = demo_post(shop, now, self.rng, self.tz, taken_kinds & {"flash_offer",
+                                                                       "opening_change"},
+                         taken_titles)
+        if post is None:
+            return None
+        if post["kind"] == "new_arrival" and any(
+                kind == "new_arrival" and post_id not in posts.live
+                for post_id, (kind, _) in posts.own.items()):
+            return None  # its previous arrival is not live yet: its title cannot be checked
+        post_id = await self.ingest.accept(shop, json.dumps(post).encode(), None)
+        await async_reply(self.redis.hset(
+            keys.demo_posts(shop.region, shop.id), post_id,
+            json.dumps({"kind": post["kind"], "at": now.timestamp()})))
+        return post_id
 
 
 async def run_simulator(settings: Settings, clock: Clock, policy: Policy,
                         stop: asyncio.Event, seed_value: int | None = None) -> None:
     redis = open_redis(settings)
     rng = random.Random(seed_value)
-    ingest = Ingest(redis, settings, clock, policy)
-    lives = {r: LiveIndex(redis, r, settings)
-             for r in settings.region_names}
-    decode = msgspec.json.Decoder(ShopRecord).decode
-    tz = ZoneInfo(settings.timezone)
+    street = DemoStreet(redis, settings, clock, policy, rng)
     try:
         await seed(redis, settings, clock)
         log.info("demo: %d shops on rue Sainte-Catherine; tokens in %s/demo-tokens.json",
                  len(DEMO_SHOPS), settings.data_dir)
         while not stop.is_set():
             try:
-                shop_id = rng.choice(DEMO_SHOPS)[0]
-                raw = await redis.get(keys.shop(shop_id))
-                if raw is not None:
-                    shop = decode(raw)
-                    # Keep the street lively but not cluttered: the oldest posts make way.
-                    # (A shop's posts live in its own region, as seed() placed it.)
-                    for old in await _oldest_posts(redis, shop.region, shop_id):
-                        await lives[shop.region].remove(
-                            old, "withdrawn", now_ts=clock.now().timestamp(), shop_id=shop_id)
-                    post = random_post(shop.category, clock, rng, tz)
-                    # The same arrival twice on one street looks broken: skip this turn.
-                    repeated = post["kind"] == "new_arrival" and post["title"] in (
-                        await _live_titles(redis, shop.region, shop_id))
-                    if not repeated:
-                        await ingest.accept(shop, json.dumps(post).encode(), None)
+                await street.turn(rng.choice(DEMO_SHOPS)[0])
             except Exception as exc:  # the demo must never take the service down
                 log.warning("demo: %r", exc)
             with contextlib.suppress(TimeoutError):

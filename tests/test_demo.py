@@ -1,0 +1,152 @@
+"""The demo street (`./dev up`) behaves as honest shopkeepers would: it never withdraws a post
+it did not make (also after a restart on the same data), posts offers and arrivals only from
+shops open now, opening news that fits the hour, and one live offer per shop at most."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import msgspec
+from redis.asyncio import Redis
+
+from rules.clock import ManualClock
+from rules.moderation import Policy
+from runtime.settings import Settings
+from schemas.posts import RawPost
+from schemas.shops import ShopRecord
+from services.ingest import Ingest
+from storage import keys
+from storage.live import shop_live_posts
+from streetfeed.demo import DEMO_SHOPS, demo_post, run_simulator
+from tests.helpers import enricher, wait_for
+
+PARIS = ZoneInfo("Europe/Paris")
+TUESDAY_MORNING = datetime(2026, 12, 1, 10, 30, tzinfo=PARIS)  # every demo shop is open
+TUESDAY_NIGHT = datetime(2026, 12, 1, 21, 30, tzinfo=PARIS)  # only the café (until 22:00)
+CAFE = "cafe-le-comptoir"
+BAKERY = "au-pain-dore"  # tue-sun 07:00-13:30,15:30-19:30
+BOOKSHOP = "librairie-la-page-blanche"  # tue-sat 09:30-19:00
+
+
+@asynccontextmanager
+async def demo_running(settings: Settings, clock: ManualClock, seed: int) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_simulator(settings, clock, Policy(), stop, seed_value=seed))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def accepted(redis: Redis, settings: Settings) -> list[RawPost]:
+    entries = await redis.xrange(keys.in_stream(settings.region))
+    return [msgspec.json.decode(fields[b"d"], type=RawPost) for _, fields in entries]
+
+
+async def record(redis: Redis, shop_id: str) -> ShopRecord:
+    return msgspec.json.decode(await redis.get(keys.shop(shop_id)), type=ShopRecord)
+
+
+async def test_demo_withdraws_only_its_own_posts_also_after_a_restart(
+        redis: Redis, settings: Settings) -> None:
+    settings = settings.with_(demo_interval_s=0.005)
+    clock = ManualClock(TUESDAY_MORNING)
+    shop_id = BOOKSHOP
+    mine: list[str] = []  # the shopkeeper's posts, made with the demo shop's token
+
+    async def demo_withdrawn() -> int:
+        ids = [p.id for p in await accepted(redis, settings)
+               if p.shop_id == shop_id and p.id not in mine]
+        return sum([await redis.exists(keys.withdrawn(settings.region, i)) for i in ids])
+
+    async with enricher(redis, settings, clock):
+        for round_ in range(2):  # the second round is `./dev up` again on the same data
+            async with demo_running(settings, clock, seed=round_):
+                await wait_for(lambda: redis.exists(keys.shop(shop_id)), 20, "demo shops seeded")
+                shop = await record(redis, shop_id)
+                body = {"kind": "new_arrival", "title": f"Posté depuis la console {round_}"}
+                mine.append(await Ingest(redis, settings, clock, Policy()).accept(
+                    shop, json.dumps(body).encode(), None))
+                before = await demo_withdrawn()
+
+                async def rotated(before: int = before) -> bool:
+                    return await demo_withdrawn() >= before + 3
+
+                await wait_for(rotated, 60, "the demo to rotate its own posts of the shop")
+            live = {i for i, _ in await shop_live_posts(redis, settings.region, shop_id, "json")}
+            assert set(mine) <= live, "the demo withdrew a post the shopkeeper made"
+            for post_id in mine:
+                assert not await redis.exists(keys.withdrawn(settings.region, post_id))
+
+
+async def test_demo_follows_opening_hours_and_posts_one_offer_per_shop(
+        redis: Redis, settings: Settings) -> None:
+    settings = settings.with_(demo_interval_s=0.005)
+    clock = ManualClock(TUESDAY_NIGHT)
+    most_flash_offers = 0
+
+    async def enough_posts() -> bool:
+        nonlocal most_flash_offers
+        live = await shop_live_posts(redis, settings.region, CAFE, "json")
+        flash = sum(1 for _, (raw,) in live if raw and json.loads(raw)["kind"] == "flash_offer")
+        most_flash_offers = max(most_flash_offers, flash)
+        return len(await accepted(redis, settings)) >= 15
+
+    async with enricher(redis, settings, clock), demo_running(settings, clock, seed=7):
+        await wait_for(enough_posts, 60, "15 demo posts")
+    posts = await accepted(redis, settings)
+    assert {p.shop_id for p in posts} == {CAFE}, "only the café is open at 21:30"
+    assert most_flash_offers <= 1, "two flash offers from one shop at once"
+    for post in posts:
+        data = msgspec.to_builtins(post.body)
+        assert "déjeuner" not in data["title"]
+        if data["kind"] == "flash_offer":
+            ends = datetime.fromisoformat(data["ends_at"])
+            assert ends <= datetime(2026, 12, 1, 22, 0, tzinfo=PARIS)
+    assert len({msgspec.to_builtins(p.body)["title"] for p in posts}) >= 6, "varied posts"
+
+
+async def test_demo_posts_fit_each_shops_hours_and_the_hour(
+        redis: Redis, settings: Settings) -> None:
+    from streetfeed.demo import seed
+
+    await seed(redis, settings, ManualClock(TUESDAY_MORNING))
+    shops = {s[0]: await record(redis, s[0]) for s in DEMO_SHOPS}
+    rng = random.Random(1)
+
+    def kinds(shop_id: str, when: datetime) -> list[dict[str, object]]:
+        made = [demo_post(shops[shop_id], when.astimezone(PARIS), rng, PARIS, set(), set())
+                for _ in range(200)]
+        return [p for p in made if p is not None]
+
+    # 23:03: every shop is closed, and it is no time for lunch news.
+    for shop_id in shops:
+        assert kinds(shop_id, datetime(2026, 12, 1, 23, 3, tzinfo=PARIS)) == []
+    # 14:00: the bakery is closed for lunch (until 15:30); the bookshop is open all day.
+    lunch = kinds(BAKERY, datetime(2026, 12, 1, 14, 0, tzinfo=PARIS))
+    assert lunch and all(p["kind"] == "opening_change" and p["status"] == "closed_now"
+                         for p in lunch)
+    assert all("15:30" in str(p["title"]) for p in lunch)
+    open_all_day = kinds(BOOKSHOP, datetime(2026, 12, 1, 14, 0, tzinfo=PARIS))
+    assert {p["kind"] for p in open_all_day} == {"new_arrival", "flash_offer", "opening_change"}
+    assert not any("déjeuner" in str(p["title"]) for p in open_all_day)
+    # Open late is evening news; a flash offer ends by closing time (19:00).
+    evening = kinds(BOOKSHOP, datetime(2026, 12, 1, 18, 30, tzinfo=PARIS))
+    assert any(p.get("status") == "open_late" for p in evening)
+    assert all(datetime.fromisoformat(str(p["ends_at"])) <= datetime(2026, 12, 1, 19, 0,
+                                                                     tzinfo=PARIS)
+               for p in evening if p["kind"] == "flash_offer")
+    assert not any(p.get("status") == "open_late" for p in open_all_day)
+    # No second offer of a kind the shop already has live, nor an arrival already live.
+    taken = kinds(BOOKSHOP, datetime(2026, 12, 1, 11, 0, tzinfo=PARIS))
+    titles = {str(p["title"]) for p in taken if p["kind"] == "new_arrival"}
+    again = [demo_post(shops[BOOKSHOP], datetime(2026, 12, 1, 11, 0, tzinfo=PARIS), rng, PARIS,
+                       {"flash_offer", "opening_change"}, titles) for _ in range(100)]
+    assert again == [None] * 100
