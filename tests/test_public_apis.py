@@ -21,6 +21,8 @@ def product_packages() -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     setuptools = project.get("tool", {}).get("setuptools", {})
     packages = setuptools.get("packages")
+    if isinstance(packages, dict):  # [tool.setuptools.packages.find] include = [...]
+        packages = packages.get("find", {}).get("include")
     if isinstance(packages, list):
         return sorted({name.split(".")[0] for name in packages})
     # Found by setuptools instead: every top-level package but the tests and the benchmark.
