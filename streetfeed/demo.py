@@ -63,6 +63,10 @@ DEMO_SHOPS: list[tuple[str, str, str, float, float, str]] = [
     ("deuxieme-vie", "Deuxième Vie", "friperie", 44.83352, -0.57300, "168 rue Sainte-Catherine"),
     ("quincaillerie-du-centre", "Quincaillerie du Centre", "quincaillerie", 44.83275, -0.57291,
      "185 rue Sainte-Catherine"),
+    # Open day and night, as town-centre night groceries are: the street a newcomer opens
+    # at 3 a.m. is quiet but not dead, and nothing on it pretends to be open.
+    ("epicerie-de-nuit", "L'Épicerie de Nuit", "épicerie", 44.83199, -0.57282,
+     "203 rue Sainte-Catherine"),
 ]
 
 _ARRIVALS: dict[str, list[tuple[str, str, float, list[str]]]] = {
@@ -110,6 +114,12 @@ _ARRIVALS: dict[str, list[tuple[str, str, float, list[str]]]] = {
         ("Huile d'olive nouvelle", "Moulin coopératif, première pression.", 18.0, ["bio"]),
         ("Piment d'Espelette AOP", "Récolte de l'année.", 7.5, []),
         ("Miel de bruyère des Landes", "Apiculteur de Captieux.", 9.0, ["local"])],
+    "épicerie": [
+        ("Fraises de Gironde, cueillies ce matin", "Producteur de Saint-Médard.", 4.5,
+         ["local"]),
+        ("Lait frais de la ferme", "Bouteilles consignées.", 1.4, ["local"]),
+        ("Glaces artisanales du glacier d'à côté", "Vanille, caramel au beurre salé.", 6.0,
+         ["artisanal"])],
     "friperie": [
         ("Arrivage vestes en laine", "Pièces uniques, bon état.", 35.0, ["seconde main"]),
         ("Jeans vintage, toutes tailles", "Triés et lavés.", 25.0, ["seconde main"]),
@@ -140,6 +150,7 @@ _DEMO_HOURS = {
     "boulangerie": "tue-sun 07:00-13:30,15:30-19:30",
     "café": "mon-sun 07:30-22:00",
     "caviste": "tue-sat 10:00-13:00,15:00-20:30",
+    "épicerie": "mon-sun 00:00-24:00",
 }
 _DEFAULT_HOURS = "tue-sat 09:30-19:00"
 

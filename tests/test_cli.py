@@ -100,7 +100,7 @@ def test_up_runs_everything_with_demo_data_and_stops_cleanly(tmp_path: Path) -> 
         page = httpx.get(base + "/")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         tokens = json.loads((data / "demo-tokens.json").read_text())
-        assert len(tokens) == 12
+        assert len(tokens) == len(_demo_ids())
     finally:
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=30)

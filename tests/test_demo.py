@@ -28,8 +28,10 @@ from tests.helpers import enricher, wait_for
 
 PARIS = ZoneInfo("Europe/Paris")
 TUESDAY_MORNING = datetime(2026, 12, 1, 10, 30, tzinfo=PARIS)  # every demo shop is open
-TUESDAY_NIGHT = datetime(2026, 12, 1, 21, 30, tzinfo=PARIS)  # only the café (until 22:00)
+# Only the café (until 22:00) and the night grocery (day and night) are open.
+TUESDAY_NIGHT = datetime(2026, 12, 1, 21, 30, tzinfo=PARIS)
 CAFE = "cafe-le-comptoir"
+NIGHT = "epicerie-de-nuit"
 BAKERY = "au-pain-dore"  # tue-sun 07:00-13:30,15:30-19:30
 BOOKSHOP = "librairie-la-page-blanche"  # tue-sat 09:30-19:00
 
@@ -102,7 +104,7 @@ async def test_demo_follows_opening_hours_and_posts_one_offer_per_shop(
     async with enricher(redis, settings, clock), demo_running(settings, clock, seed=7):
         await wait_for(enough_posts, 60, "15 demo posts")
     posts = await accepted(redis, settings)
-    assert {p.shop_id for p in posts} == {CAFE}, "only the café is open at 21:30"
+    assert {p.shop_id for p in posts} == {CAFE, NIGHT}, "only they are open at 21:30"
     assert most_flash_offers <= 1, "two flash offers from one shop at once"
     for post in posts:
         data = msgspec.to_builtins(post.body)
@@ -126,9 +128,15 @@ async def test_demo_posts_fit_each_shops_hours_and_the_hour(
                 for _ in range(200)]
         return [p for p in made if p is not None]
 
-    # 23:03: every shop is closed, and it is no time for lunch news.
+    # 23:03: every shop is closed but the night grocery, and it is no time for lunch news
+    # nor for "open late" (it is open anyway).
     for shop_id in shops:
-        assert kinds(shop_id, datetime(2026, 12, 1, 23, 3, tzinfo=PARIS)) == []
+        late = kinds(shop_id, datetime(2026, 12, 1, 23, 3, tzinfo=PARIS))
+        if shop_id != NIGHT:
+            assert late == [], shop_id
+            continue
+        assert {p["kind"] for p in late} >= {"new_arrival", "flash_offer"}
+        assert not any(p.get("status") in ("closed_now", "open_late") for p in late)
     # 14:00: the bakery is closed for lunch (until 15:30); the bookshop is open all day.
     lunch = kinds(BAKERY, datetime(2026, 12, 1, 14, 0, tzinfo=PARIS))
     assert lunch and all(p["kind"] == "opening_change" and p["status"] == "closed_now"
