@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -88,11 +88,16 @@ class RunningServer:
 
 @contextlib.asynccontextmanager
 async def web_server(settings: Settings, clock: Clock | None = None, port: int | None = None,
-                     policy: Policy | None = None) -> AsyncIterator[RunningServer]:
-    """Real uvicorn with the real app on a free port, in this event loop."""
+                     policy: Policy | None = None,
+                     uvicorn_options: Mapping[str, object] | None = None,
+                     ) -> AsyncIterator[RunningServer]:
+    """Real uvicorn with the real app on a free port, in this event loop; `uvicorn_options`
+    set public options of uvicorn.Config beyond the product's (read when it starts)."""
     port = port or free_port()
     app = create_app(settings, clock=clock, policy=policy)
     config = uvicorn_config(settings, app, port=port, log_level="warning")
+    for name, value in (uvicorn_options or {}).items():
+        setattr(config, name, value)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     running = RunningServer(server, port, task)

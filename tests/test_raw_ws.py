@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from prometheus_client import REGISTRY
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
@@ -19,30 +18,16 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from runtime.settings import Settings
-from streetfeed.runner import uvicorn_config
-from tests.helpers import free_port, wait_for
-from web.app import create_app
+from tests.helpers import wait_for, web_server
 
 STREET = (44.8370, -0.5735)
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 
 @contextlib.asynccontextmanager
-async def _server(settings: Settings, **overrides: Any) -> AsyncIterator[int]:
-    port = free_port()
-    config = uvicorn_config(settings, create_app(settings), port=port, log_level="warning")
-    for name, value in overrides.items():  # uvicorn.Config's public options, read at start
-        setattr(config, name, value)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    await wait_for(lambda: server.started or task.done(), 10, "uvicorn to start")
-    if task.done():
-        task.result()
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await task
+async def _server(settings: Settings, **uvicorn_options: Any) -> AsyncIterator[int]:
+    async with web_server(settings, uvicorn_options=uvicorn_options) as web:
+        yield web.port
 
 
 def _upgrade(path: str, **headers: str) -> bytes:
