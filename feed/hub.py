@@ -130,8 +130,6 @@ class Hub:
         # deliveries per (region, post) since the last flush: [phones, screens].
         self.presence_grid = CellGrid(PRESENCE_CELL_DEG)
         self.presence: Counter[int] = Counter()
-        # Bumped whenever `presence` changes: unchanged counts are not sent again.
-        self.presence_changes = 0
         self.reach: dict[tuple[str, str], list[int]] = {}
         # Sockets in slices pinged in turn, so that no one loop writes to all of them.
         self.ping_slices: list[set[Connection]] = [set() for _ in range(PING_SLICES)]
@@ -175,7 +173,6 @@ class Hub:
         if not conn.screen:  # "people watching": in-shop screens are not people
             conn.presence_cell = self.presence_grid.cell_of(conn.sub.lat, conn.sub.lon)
             self.presence[conn.presence_cell] += 1
-            self.presence_changes += 1
         self.region_users.update(conn.regions)
         conn.since = self.dispatched
         conn.ping_slice = self._next_ping_slice
@@ -196,7 +193,6 @@ class Hub:
             self.presence[cell] -= 1
             if not self.presence[cell]:
                 del self.presence[cell]
-            self.presence_changes += 1
 
     def set_position(self, region: str, entry_id: str) -> None:
         self.positions[region] = entry_id

@@ -29,11 +29,10 @@ IDEMPOTENCY_KEY_MAX = 128
 SHOPS_PAGE_DEFAULT = 100
 SHOPS_PAGE_MAX = 500
 # The console's audience (GET /api/v1/shops/{id}/stats), always around the shop's registered
-# position: the radii it is counted within, none under AUDIENCE_RADIUS_MIN_M, and the count
+# position: the radii it is counted within, none under 250 m (the privacy floor), and the count
 # under which it is "fewer than AUDIENCE_COUNT_MIN", never a number. Not configurable: they
 # are what stops a shop from cornering a passer-by with its counts (issue 12).
 AUDIENCE_RADII_M = (250, 500, 1000, 2000)
-AUDIENCE_RADIUS_MIN_M = 250
 AUDIENCE_COUNT_MIN = 5
 # Presence is counted in cells of ~280 m (as wide as tall): every count a shop can read
 # is a sum over whole cells, so no number of shops pooling their answers can place
