@@ -79,8 +79,7 @@ const isOwn = (post) => post.shop?.id === shopId;
 const isPost = (p) => p && typeof p === "object" && typeof p.id === "string" && p.shop &&
   Number.isFinite(p.shop.lat) && Number.isFinite(p.shop.lon);
 
-const MAX_PER_PAGE = 6;
-const portrait = matchMedia("(orientation: portrait)");
+const MAX_ROWS = 8;
 
 // --- Posts ---------------------------------------------------------------------------------
 
@@ -180,29 +179,55 @@ function distanceFromShop(post) {
 }
 
 /**
- * Fill `container` with the cards of `list` from `start` on, as many as fit (at least
- * one, at most MAX_PER_PAGE): the screen's size decides, not a fixed page size.
+ * How many cards `container` shows at once: its --cols columns times the rows of at least
+ * --card-min-rem that its height holds (screen.css). The screen's size decides, never the
+ * cards: every card gets a cell of the same fixed size, so a page coming in moves nothing.
  */
+function pageSize(container) {
+  const style = getComputedStyle(container);
+  const rem = parseFloat(getComputedStyle(document.documentElement).fontSize);
+  const cols = Math.max(1, parseInt(style.getPropertyValue("--cols"), 10) || 1);
+  const minHeight = (parseFloat(style.getPropertyValue("--card-min-rem")) || 12) * rem;
+  const gap = parseFloat(style.rowGap) || 0;
+  const rows = Math.min(MAX_ROWS,
+    Math.max(1, Math.floor((container.clientHeight + gap) / (minHeight + gap))));
+  // CSSOM, not a style attribute: allowed by the strict CSP.
+  if (container.style.getPropertyValue("--rows") !== String(rows)) {
+    container.style.setProperty("--rows", String(rows));
+  }
+  return cols * rows;
+}
+
+// What a card gives up, in this order, when its cell is too small for all of it (a long
+// title, a countdown, a small screen): never its title, badge, countdown or distance.
+const drop = (selector) => (cardEl) => cardEl.querySelector(selector)?.remove();
+const SHRINK = [(cardEl) => cardEl.classList.add("is-tight"), drop(".card-text"),
+  drop(".facts"), drop(".open-state"), drop(".shop")];
+
+function fit(cardEl) {
+  for (const step of SHRINK) {
+    if (cardEl.scrollHeight <= cardEl.clientHeight + 1) return;
+    step(cardEl);
+  }
+}
+
+/** Fill `container` with the page of `list` that starts at `start`. */
 function drawPage(container, pagerEl, list, start, own) {
+  const size = pageSize(container);
   if (start >= list.length) start = 0;
-  const cards = [];
-  container.replaceChildren();
-  for (let i = start; i < list.length && cards.length < MAX_PER_PAGE; i += 1) {
-    const card = buildCard(list[i], distanceFromShop(list[i]), { hideDistance: own });
+  const cards = list.slice(start, start + size).map((post) => {
+    const card = buildCard(post, distanceFromShop(post), { hideDistance: own });
     card.el.removeAttribute("tabindex"); // nothing to navigate on a wall screen
     card.el.classList.add(own ? "screen-card-own" : "screen-card");
-    container.append(card.el);
-    if (cards.length && container.scrollHeight > container.clientHeight + 1) {
-      card.el.remove();
-      break;
-    }
-    cards.push(card);
-  }
-  const shownAll = cards.length >= list.length;
-  pagerEl.textContent = shownAll ? ""
-    : t("screen_page", { i: cards.length > 1 ? `${start + 1}–${start + cards.length}` : start + 1,
+    return card;
+  });
+  container.replaceChildren(...cards.map((card) => card.el));
+  for (const card of cards) fit(card.el);
+  const end = start + cards.length;
+  pagerEl.textContent = list.length <= size ? ""
+    : t("screen_page", { i: cards.length > 1 ? `${start + 1}–${end}` : start + 1,
       n: list.length });
-  return { cards, start, next: start + cards.length >= list.length ? 0 : start + cards.length };
+  return { cards, start, next: end >= list.length ? 0 : end };
 }
 
 function render() {
@@ -403,7 +428,7 @@ function main() {
   loadProfile();
   setInterval(tick, 1000);
   setInterval(rotate, ROTATE_MS);
-  portrait.addEventListener("change", render); // the tablet was turned
+  addEventListener("resize", scheduleRender); // the tablet was turned
   registerServiceWorker();
 }
 
