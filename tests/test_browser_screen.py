@@ -312,6 +312,17 @@ window.__cls = () => {
 };
 """
 
+async def throttle_like_lighthouse(page: Any) -> None:
+    """Lighthouse's mobile conditions (DevTools' "slow 4G" and a 4x slower CPU): what
+    arrives late on a slow link is what shifts the layout."""
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 562.5, "downloadThroughput": 180_000,
+        "uploadThroughput": 84_375})
+    await cdp.send("Emulation.setCPUThrottlingRate", {"rate": 4})
+
+
 NEIGHBOUR_TITLES = [
     "Agneau de Pauillac",
     "Nouveau café d'Éthiopie torréfié ce matin",
@@ -394,6 +405,7 @@ async def test_thirteen_neighbours_read_from_three_metres_without_layout_shift(
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.add_init_script(CLS_OBSERVER)
+        await throttle_like_lighthouse(page)
         # Time runs as usual until the test moves it on to the next page of cards.
         await page.clock.install()
         await page.goto(f"{web.http}/screen/{shop.id}?radius_m=500")
