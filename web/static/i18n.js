@@ -268,13 +268,16 @@ const STRINGS = {
   ],
   signin_with_token: ["Se connecter avec un jeton", "Sign in with a token"],
   err_signin_link_used: [
-    "Ce lien de connexion a déjà servi (il ne marche qu'une fois). Demandez-en un nouveau.",
-    "This sign-in link has already been used (it works only once). Ask for a new one.",
+    "Ce lien de connexion a déjà servi (il ne marche qu'une fois). " +
+      "Demandez-en un nouveau à qui vous l'a donné.",
+    "This sign-in link has already been used (it works only once). " +
+      "Ask whoever gave it to you for a new one.",
   ],
   err_signin_link_invalid: [
     "Ce lien de connexion n'est pas valable : expiré (24 h), remplacé ou incomplet. " +
-      "Demandez-en un nouveau.",
-    "This sign-in link is not valid: expired (24 h), replaced or cut short. Ask for a new one.",
+      "Demandez-en un nouveau à qui vous l'a donné.",
+    "This sign-in link is not valid: expired (24 h), replaced or cut short. " +
+      "Ask whoever gave it to you for a new one.",
   ],
   device_heading: ["Se connecter sur un autre appareil", "Sign in on another device"],
   device_help: [
