@@ -28,6 +28,7 @@ from services.shops import set_disabled
 from storage import keys
 from storage.ratelimit import WINDOW_S
 from tests.helpers import add_shop, arrival, free_port, send_post, service_env, web_server
+from web.app import STATIC_DIR
 
 STREET = (44.8370, -0.5735)
 LINK = re.compile(r"^(?P<base>https?://[^/#]+)/shop#code=(?P<code>[A-Za-z0-9_-]{22,})$")
@@ -83,7 +84,9 @@ async def test_a_link_opens_a_console_session_once_and_is_stored_hashed(
         assert stored == [keys.signin_link(hashlib.sha256(code.encode()).hexdigest())
                           .encode()]
         assert code.encode() not in stored[0]
-        assert code.encode() not in b"".join(await redis.hgetall(stored[0]))
+        record = await redis.hgetall(stored[0])
+        assert record[b"shop_id"] == shop.id.encode()
+        assert code.encode() not in b"".join([*record, *record.values()])
         assert SIGNIN_LINK_TTL_S - 5 <= await redis.ttl(stored[0]) <= SIGNIN_LINK_TTL_S
 
         # Redeemed: the same session cookie as token sign-in, which then speaks for the shop.
@@ -289,3 +292,18 @@ async def test_cli_prints_a_link_its_qr_and_expiry_and_refuses_unknown_shops(
     assert bad_base.returncode == 2 and "expected https://host[:port]" in bad_base.stderr
     # Three links were made, none for the unknown or the disabled shop.
     assert len(await redis.keys("sf:signin-link:*")) == 3
+
+
+def test_the_service_worker_keeps_every_console_module() -> None:
+    """The console starts offline from the service worker's shell: a module it imports
+    and the shell lacks (signin.js) would stop the whole page there."""
+    shell = set(re.findall(r'"(/static/[^"]+)"', (STATIC_DIR / "sw.js").read_text()))
+    seen: set[str] = set()
+    todo = ["shop.js"]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += re.findall(r'from "\./([\w.-]+\.js)"', (STATIC_DIR / name).read_text())
+    assert "signin.js" in seen
+    assert {f"/static/{name}" for name in seen} <= shell

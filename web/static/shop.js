@@ -197,7 +197,7 @@ async function signOut() {
   }
   leave();
   announce(t("signed_out"));
-  $("shop-id").focus();
+  document.querySelector("#token-signin > summary").focus(); // the token form may be folded
 }
 
 function leave() {
