@@ -107,6 +107,12 @@ def session(session_hash: str) -> str:
     return f"{PREFIX}:session:{session_hash}"
 
 
+def signin_link(code_hash: str) -> str:
+    """A one-time console sign-in link (hash: `shop_id`, `token_hash`, then `used`), by the
+    SHA-256 of its code, expiring with the link (schemas.limits.SIGNIN_LINK_TTL_S)."""
+    return f"{PREFIX}:signin-link:{code_hash}"
+
+
 def rate(limit: str, subject: str, window: int) -> str:
     """One rate-limit counter: a limit, who it counts (shop id, or an address under the day's
     keyed hash: storage.ratelimit), a minute."""

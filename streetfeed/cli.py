@@ -3,6 +3,7 @@
     streetfeed up [--port P] [--host H] [--data-dir D] [--no-demo] [--workers N]
     streetfeed shops add --name N --category C --lat LAT --lon LON [--address A] [--data-dir D]
     streetfeed shops list | update ID [--name ...] | disable ID | enable ID | rotate-token ID
+    streetfeed shops link ID [--base-url URL]   (a one-time console sign-in link and its QR)
     streetfeed shops hours ID [--weekly 'mon-fri 09:00-19:00; sat 09:00-13:00']
                               [--closed YYYY-MM-DD]... [--open 'YYYY-MM-DD 10:00-22:00']...
                               [--timezone Europe/Paris] [--clear]
@@ -17,12 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -34,6 +38,9 @@ from schemas.hours import ShopHours
 from schemas.shops import NewShop, ShopRecord, ShopUpdate
 from streetfeed.embedded import EmbeddedServer
 from streetfeed.processes import die_with_parent_from_env
+
+if TYPE_CHECKING:
+    from services.signin import NewLink
 
 __all__ = ["main"]
 
@@ -143,6 +150,13 @@ def _parser() -> argparse.ArgumentParser:
         p = shops_sub.add_parser(name, help=text)
         p.add_argument("shop_id")
         data_dir(p)
+    link = shops_sub.add_parser("link", help="a one-time sign-in link to the shop's console "
+                                "and its QR code (works once, within 24 h)")
+    link.add_argument("shop_id")
+    link.add_argument("--base-url", default=None, metavar="URL",
+                      help="where the shopkeeper reaches this deployment, https://host[:port] "
+                           "(default STREETFEED_PUBLIC_URL, else http://127.0.0.1:8000)")
+    data_dir(link)
     hours = shops_sub.add_parser("hours", help="show or set opening hours")
     hours.add_argument("shop_id")
     hours.add_argument("--weekly", help="e.g. 'tue-sat 07:00-13:00,15:30-19:30; sun closed'")
@@ -162,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict[str, object] = {"data_dir": args.data_dir}
     if hasattr(args, "port"):
         overrides.update(port=args.port, host=args.host)
+    if getattr(args, "base_url", None):
+        overrides["public_url"] = args.base_url  # checked as STREETFEED_PUBLIC_URL is
     try:
         settings = load_settings(None, **overrides)
         if args.command == "shops":
@@ -261,6 +277,11 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
             elif command == "rotate-token":
                 token = await shops.rotate_token(redis, args.shop_id, clock)
                 out.append(msgspec.json.encode({"id": args.shop_id, "token": token}))
+            elif command == "link":
+                from services.signin import make_link
+
+                link = await make_link(redis, args.shop_id, ready.public_base_url, clock)
+                out.append(_link_text(link, ready.timezone).encode())
             elif command == "hours":
                 record = await shops.get_shop(redis, args.shop_id)
                 if record is None:
@@ -289,6 +310,20 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
     for line in out:
         print(line.decode())
     return 0
+
+
+def _link_text(link: NewLink, timezone: str) -> str:
+    """A sign-in link as the operator hands it over: the link, its QR for a phone to scan
+    off the terminal, and until when it works."""
+    import segno
+
+    qr = io.StringIO()
+    segno.make(link.url, error="m").terminal(out=qr, compact=True, border=2)
+    until = link.expires_at.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
+    return (f"Sign-in link to the console of {link.shop.name} ({link.shop.id}), valid once, "
+            f"until {until} ({timezone}):\n{link.url}\n\n{qr.getvalue()}\n"
+            "Open it, or scan the QR code, on the shopkeeper's phone or computer. Whoever "
+            "has it can sign in as the shop until it is used: hand it over privately.")
 
 
 def _hours_from_args(current: ShopHours, args: argparse.Namespace) -> ShopHours:

@@ -260,6 +260,40 @@ const STRINGS = {
   screen_page: ["{i} sur {n}", "{i} of {n}"],
   stale: ["Connexion perdue depuis {d} — affichage des dernières infos",
     "Connection lost for {d} — showing the latest information"],
+  // Sign-in links (issue 14): the console's sign-in page and "Sign in on another device"
+  signin_link_help: [
+    "Ouvrez le lien de connexion que vous avez reçu, ou scannez son QR code : " +
+      "il vous connecte directement.",
+    "Open the sign-in link you were given, or scan its QR code: it signs you in directly.",
+  ],
+  signin_with_token: ["Se connecter avec un jeton", "Sign in with a token"],
+  err_signin_link_used: [
+    "Ce lien de connexion a déjà servi (il ne marche qu'une fois). " +
+      "Demandez-en un nouveau à qui vous l'a donné.",
+    "This sign-in link has already been used (it works only once). " +
+      "Ask whoever gave it to you for a new one.",
+  ],
+  err_signin_link_invalid: [
+    "Ce lien de connexion n'est pas valable : expiré (24 h), remplacé ou incomplet. " +
+      "Demandez-en un nouveau à qui vous l'a donné.",
+    "This sign-in link is not valid: expired (24 h), replaced or cut short. " +
+      "Ask whoever gave it to you for a new one.",
+  ],
+  device_heading: ["Se connecter sur un autre appareil", "Sign in on another device"],
+  device_help: [
+    "Créez un lien de connexion et scannez son QR code avec votre téléphone : " +
+      "il y ouvre cette console.",
+    "Make a sign-in link and scan its QR code with your phone: it opens this console there.",
+  ],
+  device_link_make: ["Créer un lien de connexion", "Make a sign-in link"],
+  device_link_qr_alt: ["QR code du lien de connexion", "QR code of the sign-in link"],
+  device_link_expires: ["Marche une seule fois, jusqu'au {when}.", "Works once, until {when}."],
+  device_link_private: [
+    "Quiconque a ce lien peut se connecter à votre boutique tant qu'il n'a pas servi : " +
+      "ne le partagez pas publiquement.",
+    "Whoever has this link can sign in as your shop until it is used: " +
+      "do not share it publicly.",
+  ],
 };
 const LANGS = ["fr", "en"];
 

@@ -7,6 +7,7 @@ import { formatDistance } from "./geo.js";
 import { HoursEditor, HoursError } from "./hours.js";
 import { applyStatic, getLang, hasKey, onLangChange, otherLang, plural, setLang, t } from "./i18n.js";
 import { registerServiceWorker } from "./pwa.js";
+import { forgetDeviceLink, redeemLinkCode, setLinkError, setupDeviceLink, takeLinkCode } from "./signin.js";
 
 const POLL_MS = 2000;
 const HIDDEN_POLL_MS = 10000; // a console left in a background tab need not poll hard
@@ -184,6 +185,7 @@ async function signIn(event) {
     return;
   }
   say($("signin-error"), null);
+  setLinkError(null);
   enter(result.data);
 }
 
@@ -195,7 +197,7 @@ async function signOut() {
   }
   leave();
   announce(t("signed_out"));
-  $("shop-id").focus();
+  document.querySelector("#token-signin > summary").focus(); // the token form may be folded
 }
 
 function leave() {
@@ -208,6 +210,7 @@ function leave() {
   $("own-posts").replaceChildren();
   $("watching-count").textContent = "–";
   say($("console-error"), null);
+  forgetDeviceLink();
   showSignIn();
 }
 
@@ -776,6 +779,7 @@ function setup() {
   });
 
   $("signin-form").addEventListener("submit", signIn);
+  setupDeviceLink({ api, errorText, currentShop: () => shop, sessionLost });
   $("signout").addEventListener("click", signOut);
   $("post-form").addEventListener("submit", publish);
   $("hours-form").addEventListener("submit", saveHours);
@@ -810,11 +814,29 @@ function setup() {
   if (fromLink) $("shop-id").value = fromLink;
 }
 
+/** Sign in with a link's code; false, with its refusal shown, when it did not work. */
+async function signInWithLink(code) {
+  const link = await redeemLinkCode(api, code);
+  setLinkError(link.ok ? null : link.error);
+  if (!link.ok) return false;
+  if (shop) leave(); // another shop's link opened in a signed-in tab
+  enter(link.data);
+  return true;
+}
+
 async function main() {
+  const code = takeLinkCode(); // first: out of the address bar before anything else runs
   setup();
   registerServiceWorker();
+  // A link opened in a tab already on this page changes only the fragment: no reload.
+  window.addEventListener("hashchange", () => {
+    const next = takeLinkCode();
+    if (next !== null) signInWithLink(next);
+  });
+  if (code !== null && await signInWithLink(code)) return;
   const result = await api("GET", "/api/v1/session");
   if (result.ok) {
+    setLinkError(null); // signed in here already: an old link does not matter
     enter(result.data);
     return;
   }

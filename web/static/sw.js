@@ -33,6 +33,7 @@ const SHELL = [
   "/static/pwa.js",
   "/static/hours.js",
   "/static/kept.js",
+  "/static/signin.js",
   "/static/favicon.svg",
   "/static/icons/icon.svg",
   "/static/icons/icon-192.png",
