@@ -15,6 +15,7 @@ import json
 import re
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -126,6 +127,15 @@ def test_the_pages_table_is_the_python_table() -> None:
     assert rows is not None
     as_js = json.loads(re.sub(r",\s*\]$", "]", rows.group(1)))  # JS allows a trailing comma
     assert as_js == [[c.code, c.fr, c.en] for c in CATEGORIES]
+
+
+def test_the_documented_table_is_the_python_table() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "categories.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([a-z_]+)` \| (.+?) \| (.+?) \| (.*?) \|$", doc, re.M)
+    assert [(code, fr, en) for code, fr, en, _ in rows] == [
+        (c.code, c.fr, c.en) for c in CATEGORIES]
+    assert {code: tuple(a for a in also.split(", ") if a) for code, _, _, also in rows} == {
+        c.code: ALIASES.get(c.code, ()) for c in CATEGORIES}
 
 
 # --- Over HTTP ------------------------------------------------------------------------------
