@@ -20,7 +20,8 @@ from schemas import limits
 __all__ = ["CATEGORIES", "CATEGORY_CODES", "FALLBACK_CATEGORY", "CategoryCode", "CategoryIn",
            "CategoryInfo", "CategoryList"]
 
-# What a profile or a delivered post says (schema text only: nothing else is stored).
+# What a profile or a delivered post carries. A description only (for /openapi.json):
+# these are written by us, from records whose category is already a code.
 CategoryCode = Annotated[str, msgspec.Meta(
     description="a code of GET /api/v1/categories (e.g. bakery), which has its labels")]
 # What a shop is created or changed with: a code, or a name of one, folded.
