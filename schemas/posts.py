@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from schemas import limits
+from schemas.categories import CategoryCode
 from schemas.common import AwareDatetime, Latitude, Longitude, PostId, ShopId
 
 __all__ = ["FlashOffer", "FlashOfferIn", "Kind", "NewArrival", "NewArrivalIn", "OpeningChange",
@@ -94,7 +95,7 @@ class RawPost(msgspec.Struct, frozen=True, kw_only=True):
 class ShopSummary(msgspec.Struct, frozen=True, kw_only=True):
     id: ShopId
     name: str
-    category: str
+    category: CategoryCode
     lat: Latitude
     lon: Longitude
     address: str = ""

@@ -34,10 +34,10 @@ from rules.shops import profile_of
 from schemas.shops import ShopRecord
 from storage import keys
 from storage.redis_conn import async_reply, get_many
+from storage.shops import decode_record
 
 __all__ = ["ShopDirectory"]
 
-_decode_record = msgspec.json.Decoder(ShopRecord).decode
 _encode = msgspec.json.Encoder().encode
 _UNSEEN = object()  # no version read yet: the first request loads
 
@@ -57,7 +57,7 @@ def _compute(items: list[tuple[str, bytes, ShopRecord | None]], at: datetime) ->
     for _, raw, record in items:
         if record is None:
             try:
-                record = _decode_record(raw)
+                record = decode_record(raw)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 out.append(_Entry(raw, None, None, math.inf))
                 continue

@@ -4,6 +4,7 @@
     streetfeed shops add --name N --category C --lat LAT --lon LON [--address A] [--data-dir D]
     streetfeed shops list | update ID [--name ...] | disable ID | enable ID | rotate-token ID
     streetfeed shops link ID [--base-url URL]   (a one-time console sign-in link and its QR)
+    streetfeed shops categories        (the codes --category takes, with their labels)
     streetfeed shops hours ID [--weekly 'mon-fri 09:00-19:00; sat 09:00-13:00']
                               [--closed YYYY-MM-DD]... [--open 'YYYY-MM-DD 10:00-22:00']...
                               [--timezone Europe/Paris] [--clear]
@@ -34,6 +35,7 @@ from rules.clock import SystemClock
 from rules.errors import ConfigError
 from runtime.logs import setup_logging
 from runtime.settings import Settings, load_settings
+from schemas.categories import CATEGORIES
 from schemas.hours import ShopHours
 from schemas.shops import NewShop, ShopRecord, ShopUpdate
 from streetfeed.embedded import EmbeddedServer
@@ -100,6 +102,10 @@ def _remove_orphan_metrics_dirs() -> None:
             pass  # alive, someone else's
 
 
+_CATEGORY_HELP = ("a category code (`streetfeed shops categories` lists them), or its French "
+                  "or English label")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streetfeed", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,16 +137,18 @@ def _parser() -> argparse.ArgumentParser:
     shops_sub = shops.add_subparsers(dest="shops_command", required=True)
     add = shops_sub.add_parser("add", help="register a shop; prints its id and token (once)")
     add.add_argument("--name", required=True)
-    add.add_argument("--category", required=True)
+    add.add_argument("--category", required=True, help=_CATEGORY_HELP)
     add.add_argument("--lat", type=float, required=True)
     add.add_argument("--lon", type=float, required=True)
     add.add_argument("--address", default="")
     data_dir(add)
     data_dir(shops_sub.add_parser("list", help="every shop, one JSON object per line"))
+    shops_sub.add_parser("categories", help="the category codes, one JSON object per line")
     update = shops_sub.add_parser("update", help="change a shop's details")
     update.add_argument("shop_id")
-    for name in ("name", "category", "address"):
-        update.add_argument(f"--{name}")
+    update.add_argument("--name")
+    update.add_argument("--category", help=_CATEGORY_HELP)
+    update.add_argument("--address")
     update.add_argument("--lat", type=float)
     update.add_argument("--lon", type=float)
     data_dir(update)
@@ -173,6 +181,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     die_with_parent_from_env()
     args = _parser().parse_args(argv)
+    if args.command == "shops" and args.shops_command == "categories":  # no Redis needed
+        for category in CATEGORIES:
+            print(msgspec.json.encode(category).decode())
+        return 0
     overrides: dict[str, object] = {"data_dir": args.data_dir}
     if hasattr(args, "port"):
         overrides.update(port=args.port, host=args.host)

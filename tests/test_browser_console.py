@@ -297,7 +297,7 @@ async def test_passer_by_sees_hours_follows_filters_and_map(
         await page.click("#kind-filter [data-kind='new_arrival']")
         assert await visible() == [bread]
         await page.click("#kind-filter [data-kind='']")
-        await page.select_option("#category", "fromagerie")
+        await page.select_option("#category", "cheese")
         assert await visible() == [offer]
         await page.select_option("#category", "")
         assert sorted(await visible()) == sorted([bread, offer])

@@ -33,6 +33,7 @@ from rules.regions import regions_for
 from rules.shops import profile_of
 from runtime import metrics
 from runtime.settings import METRICS_LOCAL_ADDRESSES
+from schemas.categories import CATEGORIES, CategoryList
 from schemas.feed import FeedPage, FeedResponse, Reach, ShopPosts, ShopPostsPage, ShopStats
 from schemas.hours import ShopHours
 from schemas.limits import AUDIENCE_RADII_M, RADIUS_MAX_M, SHOPS_PAGE_DEFAULT, SHOPS_PAGE_MAX
@@ -60,8 +61,9 @@ from web.openapi import FEED_QUERY, IDEMPOTENCY_KEY, POST_ID, SHOP_ID, SHOPS_QUE
 from web.responses import JSONResponse, error_response
 from web.state import AppState, state_of
 
-__all__ = ["client_config", "create_post", "create_signin_link", "current_session", "edit_post",
-           "feed", "get_hours", "healthz", "list_shops", "metrics_page", "put_hours", "readyz",
+__all__ = ["categories", "client_config", "create_post", "create_signin_link", "current_session",
+           "edit_post", "feed", "get_hours", "healthz", "list_shops", "metrics_page", "put_hours",
+           "readyz",
            "rotate_token", "shop_posts", "shop_profile", "shop_qr", "shop_stats", "sign_in",
            "sign_out", "update_shop", "withdraw_post"]
 
@@ -516,3 +518,15 @@ async def client_config(request: Request) -> Response:
                                      fallback=Point(lat=st.settings.fallback_centre[0],
                                                     lon=st.settings.fallback_centre[1]),
                                      radius_max_m=RADIUS_MAX_M))
+
+
+_CATEGORIES_BODY = msgspec.json.encode(CategoryList(categories=list(CATEGORIES)))
+
+
+@Operation(summary="Shop categories: every code a shop's `category` may hold, with its "
+                   "French and English labels", response=CategoryList)
+async def categories(request: Request) -> Response:
+    """The list of schemas.categories. It changes only with a deploy, and then only by
+    additions (codes are never renamed or removed): caches may keep it a day."""
+    return Response(_CATEGORIES_BODY, media_type="application/json",
+                    headers={"Cache-Control": "public, max-age=86400"})

@@ -36,13 +36,13 @@ from services.supervision import Backoff, supervised
 from storage import keys
 from storage.live import LiveIndex, stream_id_key
 from storage.redis_conn import REDIS_DOWN, get_many, text
+from storage.shops import decode_record
 
 __all__ = ["Enricher", "ScheduleExpiry"]
 
 log = logging.getLogger("streetfeed.enricher")
 
 _decode_raw = msgspec.json.Decoder(RawPost).decode
-_decode_shop = msgspec.json.Decoder(ShopRecord).decode
 
 
 # Called after a post is live: (post_id, expires_at) -> schedule its expiry.
@@ -226,7 +226,7 @@ class Enricher:
             if value is None:
                 continue
             try:
-                shops[sid] = _decode_shop(value)
+                shops[sid] = decode_record(value)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 shops[sid] = exc  # only this shop's posts fail, not the batch
         return shops

@@ -1,6 +1,7 @@
 // The passer-by page: find the street, open the feed, keep the cards true to it.
 
 import { buildCard, openingState } from "./cards.js";
+import { categoryText } from "./categories.js";
 import { FeedClient } from "./feedclient.js";
 import { formatDistance, haversineM } from "./geo.js";
 import { applyStatic, getLang, hhmm, onLangChange, otherLang, setLang, t } from "./i18n.js";
@@ -189,14 +190,16 @@ function order() {
 function syncCategories() {
   const present = new Set([...posts.values()].map((p) => p.shop.category).filter(Boolean));
   if (filters.category) present.add(filters.category); // keep the choice while it is empty
-  const wanted = [...present].sort((a, b) => a.localeCompare(b, getLang()));
-  const have = [...categoryEl.options].slice(1).map((o) => o.value);
+  // Codes shown by their label in the page's language: a language switch relabels them.
+  const wanted = [...present].map((code) => [code, categoryText(code)])
+    .sort(([, a], [, b]) => a.localeCompare(b, getLang()));
+  const have = [...categoryEl.options].slice(1).map((o) => [o.value, o.textContent]);
   if (wanted.join("\n") === have.join("\n")) return;
   while (categoryEl.options.length > 1) categoryEl.remove(1);
-  for (const category of wanted) {
+  for (const [category, label] of wanted) {
     const option = document.createElement("option");
     option.value = category;
-    option.textContent = category;
+    option.textContent = label;
     categoryEl.append(option);
   }
   categoryEl.value = filters.category;

@@ -1,6 +1,7 @@
 // One post -> one <article>. Post text comes from shopkeepers, so it is only ever set
 // through textContent: "<script>" in a title shows up as those characters.
 
+import { categoryText } from "./categories.js";
 import { formatDistance, walkMinutes } from "./geo.js";
 import { getLang, hhmm, t } from "./i18n.js";
 
@@ -156,7 +157,7 @@ export function buildCard(post, dist, opts = {}) {
   title.id = titleId;
   const shop = el("p", "shop");
   shop.append(userText("bdi", "shop-name", String(post.shop.name ?? "")));
-  if (post.shop.category) shop.append(userText("bdi", "shop-category", String(post.shop.category)));
+  if (post.shop.category) shop.append(userText("bdi", "shop-category", categoryText(post.shop.category)));
   card.append(title, shop);
   const opening = openingState(opts.shop);
   if (opening) {

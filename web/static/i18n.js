@@ -294,6 +294,18 @@ const STRINGS = {
     "Whoever has this link can sign in as your shop until it is used: " +
       "do not share it publicly.",
   ],
+  // Shop categories (issue 14): the console's "Your shop" form (labels: categories.js)
+  profile_heading: ["Votre boutique", "Your shop"],
+  profile_help: ["Le nom, la catégorie et l'adresse figurent sur chacune de vos annonces.",
+    "Name, category and address show on each of your posts."],
+  profile_name: ["Nom de la boutique", "Shop name"],
+  profile_category: ["Catégorie", "Category"],
+  profile_address: ["Adresse", "Address"],
+  save_profile: ["Enregistrer", "Save"],
+  profile_saved: ["Boutique mise à jour.", "Shop updated."],
+  need_shop_name: ["Donnez un nom à la boutique.", "Give the shop a name."],
+  err_unknown_category: ["Catégorie inconnue : choisissez-en une dans la liste.",
+    "Unknown category: choose one from the list."],
 };
 const LANGS = ["fr", "en"];
 

@@ -8,6 +8,7 @@ import { HoursEditor, HoursError } from "./hours.js";
 import { applyStatic, getLang, hasKey, onLangChange, otherLang, plural, setLang, t } from "./i18n.js";
 import { registerServiceWorker } from "./pwa.js";
 import { forgetDeviceLink, redeemLinkCode, setLinkError, setupDeviceLink, takeLinkCode } from "./signin.js";
+import { ProfileForm } from "./shopprofile.js";
 
 const POLL_MS = 2000;
 const HIDDEN_POLL_MS = 10000; // a console left in a background tab need not poll hard
@@ -44,6 +45,8 @@ let watchRadius = initialRadius();
 const ownPosts = new Map(); // post id -> {post, li, card, signature, editing}
 let previewCard = null;
 const hoursEditor = new HoursEditor($("weekly"), $("exceptions"), $("add-exception"));
+const profileForm = new ProfileForm({ name: $("profile-name"), category: $("profile-category"),
+  address: $("profile-address") });
 
 // For tests: read it, don't write it.
 window.streetfeedConsole = Object.freeze({
@@ -227,6 +230,7 @@ function enter(profile) {
   $("console-qr").src = shopPath("/qr.svg");
   $("console-qr").alt = t("qr_alt", { shop: profile.name });
   resetForm();
+  profileForm.load(profile);
   loadHours();
   clearInterval(profileTimer);
   profileTimer = setInterval(refreshProfile, PROFILE_REFRESH_MS);
@@ -735,6 +739,39 @@ async function saveHours(event) {
   say($("hours-ok"), t("hours_saved"));
 }
 
+// --- The shop's name, category and address -------------------------------------------------
+
+async function saveProfile(event) {
+  event.preventDefault();
+  if (!shop) return;
+  say($("profile-ok"), null);
+  const changes = profileForm.changes(shop);
+  if (changes.name === "") {
+    say($("profile-error"), t("need_shop_name"));
+    $("profile-name").focus();
+    return;
+  }
+  say($("profile-error"), null);
+  if (!Object.keys(changes).length) {
+    say($("profile-ok"), t("profile_saved"));
+    return;
+  }
+  const button = $("save-profile");
+  button.disabled = true;
+  const result = await api("PATCH", shopPath(), changes);
+  button.disabled = false;
+  if (sessionLost(result)) return;
+  if (!result.ok) {
+    say($("profile-error"), errorText(result.error));
+    return;
+  }
+  shop = result.data ?? shop;
+  profileForm.load(shop);
+  showShop();
+  renderPreview();
+  say($("profile-ok"), t("profile_saved"));
+}
+
 // --- Setup -------------------------------------------------------------------------------
 
 function setup() {
@@ -771,6 +808,7 @@ function setup() {
     showShop();
     showWatching();
     hoursEditor.relabel();
+    profileForm.relabel();
     renderPreview();
     // Rebuilt from the next poll, buttons and all, in the new language.
     ownPosts.clear();
@@ -783,6 +821,7 @@ function setup() {
   $("signout").addEventListener("click", signOut);
   $("post-form").addEventListener("submit", publish);
   $("hours-form").addEventListener("submit", saveHours);
+  $("profile-form").addEventListener("submit", saveProfile);
   for (const radio of document.querySelectorAll('input[name="kind"]')) {
     radio.addEventListener("change", showKindFields);
   }

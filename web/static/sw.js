@@ -24,6 +24,8 @@ const SHELL = [
   "/static/shop.js",
   "/static/screen.js",
   "/static/cards.js",
+  "/static/categories.js",
+  "/static/category-table.js",
   "/static/feedclient.js",
   "/static/geo.js",
   "/static/i18n.js",
