@@ -36,6 +36,7 @@ const SHELL = [
   "/static/hours.js",
   "/static/kept.js",
   "/static/signin.js",
+  "/static/shopprofile.js",
   "/static/favicon.svg",
   "/static/icons/icon.svg",
   "/static/icons/icon-192.png",
