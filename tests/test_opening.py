@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from rules.clock import ManualClock
 from runtime.settings import Settings
 from schemas.shops import ShopCreated
+from storage import keys
 from tests.helpers import add_shop, feed_client, send_post, wait_for
 from tests.test_schedule import STREET, auth, pool, street
 from workers.scheduler import opening_changes, sweep_expired, worker_context
@@ -132,3 +133,11 @@ async def test_an_exceptional_closure_replaces_the_hours_until_withdrawn(
         again = [p for p in client.posts() if p["auto"]][-1]
         assert (again["status"], again["title"], again["posted_at"]) == (
             "open_now", "Ouvert jusqu'à 19:00", "2026-11-24T10:00:00Z")
+
+        # Kept (ended) a day for the scheduler to see its end, then forgotten.
+        region = settings.region
+        assert await redis.exists(keys.openings(region, shop.id)) == 1
+        clock.set(utc(2026, 11, 25, 10, 1))
+        await opening_changes(ctx)
+        assert await redis.exists(keys.openings(region, shop.id)) == 0
+        assert not await redis.sismember(keys.opening_shops(region), shop.id)

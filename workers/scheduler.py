@@ -125,12 +125,14 @@ async def _opening_changes(ctx: dict[str, Any]) -> int:
     posted = 0
     overrides: dict[str, list[OpeningOverride]] = {}
     for region in settings.region_names:
-        overrides.update(await openings.of_region(redis, region))
+        found = await openings.of_region(redis, region)
+        for shop_id, own in found.items():  # every shop's, with hours or not
+            await openings.prune(redis, region, shop_id, own, now.timestamp())
+        overrides.update(found)
     for record in await list_shops(redis):
         if record.hours is None:
             continue
         own = overrides.get(record.id, [])
-        await openings.prune(redis, record.region, record.id, own, now.timestamp())
         checked_key = keys.hours_checked(record.region, record.id)
         checked = await redis.get(checked_key)
         since = (datetime.fromtimestamp(float(checked), UTC) if checked is not None
