@@ -14,9 +14,9 @@ from redis.asyncio import Redis
 
 from schemas.hours import OpeningOverride
 from storage import keys
-from storage.redis_conn import async_reply, get_many, text
+from storage.redis_conn import async_reply, text
 
-__all__ = ["KEEP_ENDED_S", "encode", "of_region", "of_shop", "prune", "versions"]
+__all__ = ["KEEP_ENDED_S", "encode", "of_region", "of_shop", "prune"]
 
 KEEP_ENDED_S = 86_400
 
@@ -60,11 +60,6 @@ async def of_region(redis: Redis, region: str) -> dict[str, list[OpeningOverride
         replies = await pipe.execute()
     return {s: found for s, reply in zip(shop_ids, replies, strict=True)
             if (found := _decoded(reply))}
-
-
-async def versions(redis: Redis, regions: list[str]) -> list[bytes | None]:
-    """Each region's openings counter: whether any shop's overrides changed."""
-    return await get_many(redis, [keys.openings_version(r) for r in regions])
 
 
 async def prune(redis: Redis, region: str, shop_id: str, overrides: list[OpeningOverride],

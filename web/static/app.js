@@ -237,7 +237,8 @@ function upsert(post, live) {
   if (live && isNew) {
     card.el.classList.add("is-new");
     announcerEl.textContent = t("announce", {
-      title: autoTitle(post) ?? post.title, shop: post.shop.name, dist: formatDistance(card.dist, getLang()),
+      title: autoTitle(post) ?? post.title, shop: post.shop.name,
+      dist: formatDistance(card.dist, getLang()),
     });
   }
 }
