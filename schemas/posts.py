@@ -126,6 +126,9 @@ class FlashOffer(_Post, frozen=True, tag="flash_offer"):
 class OpeningChange(_Post, frozen=True, tag="opening_change"):
     status: OpeningStatus = "open_now"
     until: datetime | None = None
+    # Automatic posts (`auto`) only: the shop's IANA time zone, so that a page can write
+    # the title from `status` and `until` in its reader's language at the shop's local time.
+    timezone: str | None = None
 
 
 Post = NewArrival | FlashOffer | OpeningChange

@@ -37,7 +37,7 @@ from runtime.logs import setup_logging
 from runtime.settings import Settings, load_settings
 from schemas.categories import CATEGORIES
 from schemas.hours import ShopHours
-from schemas.shops import NewShop, ShopRecord, ShopUpdate
+from schemas.shops import NewShop, ShopProfile, ShopRecord, ShopUpdate
 from streetfeed.embedded import EmbeddedServer
 from streetfeed.processes import die_with_parent_from_env
 
@@ -259,7 +259,7 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
     from rules.errors import ApiError
     from rules.shops import profile_of
     from services import shops as shop_changes
-    from storage import shops
+    from storage import openings, shops
     from storage.redis_conn import open_redis
 
     clock = SystemClock()
@@ -268,18 +268,24 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
     async def run(ready: Settings) -> None:
         redis = open_redis(ready)
         record: ShopRecord | None
+
+        async def profile(record: ShopRecord) -> ShopProfile:
+            # Open or closed as the API says it: the shop's own opening posts count.
+            return profile_of(record, clock,
+                              await openings.of_shop(redis, record.region, record.id))
+
         try:
             command = args.shops_command
             if command == "list":
                 for record in await shops.list_shops(redis, include_disabled=True):
                     out.append(msgspec.json.encode({**msgspec.structs.asdict(
-                        profile_of(record, clock)), "disabled": record.disabled}))
+                        await profile(record)), "disabled": record.disabled}))
             elif command == "update":
                 fields = {k: getattr(args, k) for k in ("name", "category", "address", "lat",
                                                         "lon") if getattr(args, k) is not None}
                 update = msgspec.convert(fields, ShopUpdate)
                 record = await shop_changes.update_shop(redis, args.shop_id, update, clock, ready)
-                out.append(msgspec.json.encode(profile_of(record, clock)))
+                out.append(msgspec.json.encode(await profile(record)))
             elif command in ("disable", "enable"):
                 withdrawn = await shop_changes.set_disabled(
                     redis, args.shop_id, command == "disable", clock, ready)
@@ -305,7 +311,7 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
                     record = await shop_changes.set_hours(redis, args.shop_id, hours, clock)
                 out.append(msgspec.json.encode({
                     "id": record.id, "hours": record.hours,
-                    **msgspec.structs.asdict(profile_of(record, clock)),
+                    **msgspec.structs.asdict(await profile(record)),
                 }))
         finally:
             await redis.aclose()

@@ -45,6 +45,7 @@ from schemas.shops import (
     ShopList,
     ShopListResponse,
     ShopProfile,
+    ShopRecord,
     ShopUpdate,
     SignIn,
     TokenRotated,
@@ -52,7 +53,7 @@ from schemas.shops import (
 from schemas.signin import CodeField, SignInCode, SignInLink
 from services import shops as shop_changes
 from services import signin
-from storage import keys, shops
+from storage import keys, openings, shops
 from storage.inbox import durability_check
 from storage.live import shop_live_posts, stream_id_key
 from storage.redis_conn import REDIS_DOWN, async_reply
@@ -192,11 +193,16 @@ async def list_shops(request: Request) -> Response:
                                          next=next_cursor), headers=headers)
 
 
+async def _profile(st: AppState, record: ShopRecord) -> ShopProfile:
+    """The profile now, with the shop's own opening_change posts overriding its hours."""
+    return profile_of(record, st.clock, await openings.of_shop(st.redis, record.region, record.id))
+
+
 @Operation(summary="A shop's public profile", response=ShopProfile, parameters=(SHOP_ID,))
 async def shop_profile(request: Request) -> Response:
     st = state_of(request)
     record = await shops.require_shop(st.redis, request.path_params["shop_id"])
-    return JSONResponse(profile_of(record, st.clock))
+    return JSONResponse(await _profile(st, record))
 
 
 @Operation(summary="Change a shop's name, category or address (its position only by "
@@ -219,7 +225,7 @@ async def update_shop(request: Request) -> Response:
                            if v is not msgspec.UNSET})
     record = await shop_changes.update_shop(st.redis, shop.id, update, st.clock, st.settings,
                                      st.ingest.policy)
-    return JSONResponse(profile_of(record, st.clock))
+    return JSONResponse(await _profile(st, record))
 
 
 @Operation(summary="Rotate the shop's token", response=TokenRotated, authenticated=True,
@@ -250,7 +256,7 @@ async def put_hours(request: Request) -> Response:
     hours = decode_body(await read_body(request, st.settings.max_hours_body_bytes), ShopHours,
                         "invalid_hours")
     record = await shop_changes.set_hours(st.redis, shop.id, hours, st.clock, st.ingest.policy)
-    return JSONResponse(profile_of(record, st.clock))
+    return JSONResponse(await _profile(st, record))
 
 
 def decode_body(body: bytes, type_: type[T], code: str, *, unique_keys: bool = False) -> T:
@@ -426,7 +432,7 @@ async def sign_in(request: Request) -> Response:
     else:
         link = decode_body(raw, SignInCode, "invalid_sign_in", unique_keys=True)
         record = await signin.redeem(st.redis, link.code)
-    response = JSONResponse(profile_of(record, st.clock))
+    response = JSONResponse(await _profile(st, record))
     await open_session(st.redis, record, response, secure=request.url.scheme == "https",
                        ttl_s=st.settings.session_ttl_s)
     return response
@@ -438,7 +444,7 @@ async def current_session(request: Request) -> Response:
     record = await session_shop(st.redis, request)
     if record is None:
         raise Unauthorized("not signed in", code="not_signed_in")
-    return JSONResponse(profile_of(record, st.clock))
+    return JSONResponse(await _profile(st, record))
 
 
 @Operation(summary="Sign out", status=204)

@@ -105,7 +105,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                          readers=readers, gateway=gateway, limiter=limiter,
                          gateway_id=stats.id, presence=presence,
                          shops=ShopDirectory(redis, clock,
-                                             max_age_s=settings.shops_cache_max_age_s),
+                                             max_age_s=settings.shops_cache_max_age_s,
+                                             regions=settings.region_names),
                          guard=guard, proxies=trusted)
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the

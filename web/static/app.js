@@ -1,10 +1,10 @@
 // The passer-by page: find the street, open the feed, keep the cards true to it.
 
-import { buildCard, openingState } from "./cards.js";
+import { autoTitle, buildCard, openingState } from "./cards.js";
 import { categoryText } from "./categories.js";
 import { FeedClient } from "./feedclient.js";
 import { formatDistance, haversineM } from "./geo.js";
-import { applyStatic, getLang, hhmm, onLangChange, otherLang, setLang, t } from "./i18n.js";
+import { applyStatic, errorKey, getLang, hhmm, onLangChange, otherLang, setLang, t } from "./i18n.js";
 import { loadKept, saveKept } from "./kept.js";
 import { FeedMap } from "./map.js";
 import { DEFAULT_RADIUS_M, DEMO_STREET, follow, fromUrl, locate } from "./position.js";
@@ -240,7 +240,8 @@ function upsert(post, live) {
   if (live && isNew) {
     card.el.classList.add("is-new");
     announcerEl.textContent = t("announce", {
-      title: post.title, shop: post.shop.name, dist: formatDistance(card.dist, getLang()),
+      title: autoTitle(post) ?? post.title, shop: post.shop.name,
+      dist: formatDistance(card.dist, getLang()),
     });
   }
 }
@@ -296,9 +297,13 @@ function onFrame(frame, live) {
       }
       break;
     case "expired":
-    case "withdrawn":
+    case "withdrawn": {
+      // A shop's own opening post ending ends what it said about the shop: ask again.
+      const gone = posts.get(frame.id);
       mutate(() => remove(frame.id));
+      if (gone?.kind === "opening_change" && gone.shop?.id) profiles.invalidate(gone.shop.id);
       break;
+    }
     case "reset":
       loading = true;
       resetting = true;
@@ -315,7 +320,7 @@ function onFrame(frame, live) {
       break;
     case "error":
       errorEl.hidden = false;
-      setText(errorEl, "server_error", { message: String(frame.error?.message ?? "") });
+      setText(errorEl, errorKey(frame.error));
       break;
     default:
       break; // newer server, older page: ignore what we don't know

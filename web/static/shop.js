@@ -5,7 +5,7 @@
 import { buildCard, el, openingState } from "./cards.js";
 import { formatDistance } from "./geo.js";
 import { HoursEditor, HoursError } from "./hours.js";
-import { applyStatic, getLang, hasKey, onLangChange, otherLang, plural, setLang, t } from "./i18n.js";
+import { applyStatic, errorText, getLang, onLangChange, otherLang, plural, setLang, t } from "./i18n.js";
 import { registerServiceWorker } from "./pwa.js";
 import { forgetDeviceLink, redeemLinkCode, setLinkError, setupDeviceLink, takeLinkCode } from "./signin.js";
 import { ProfileForm } from "./shopprofile.js";
@@ -41,6 +41,7 @@ let pollTimer = 0;
 let profileTimer = 0;
 let polling = false;
 let lastStats = null;
+let lastOpenings = null; // the own opening posts last seen (renderOwnPosts)
 let watchRadius = initialRadius();
 const ownPosts = new Map(); // post id -> {post, li, card, signature, editing}
 let previewCard = null;
@@ -130,11 +131,6 @@ async function api(method, path, body) {
   return { ok: false, status: response.status, data, error };
 }
 
-function errorText(error) {
-  const code = String(error?.code ?? "");
-  const message = String(error?.message ?? "");
-  return hasKey(`err_${code}`) ? t(`err_${code}`, { message }) : t("err_generic", { message: message || code });
-}
 
 const shopPath = (suffix = "") => `/api/v1/shops/${encodeURIComponent(shop.id)}${suffix}`;
 
@@ -209,6 +205,7 @@ function leave() {
   clearInterval(profileTimer);
   pollTimer = 0;
   lastStats = null;
+  lastOpenings = null;
   ownPosts.clear();
   $("own-posts").replaceChildren();
   $("watching-count").textContent = "–";
@@ -348,6 +345,12 @@ function renderOwnPosts(list) {
     }
   }
   $("own-empty").hidden = ownPosts.size > 0;
+  // The shop's own opening posts decide its open/closed line (issue 14): ask again when
+  // one appears, changes or goes.
+  const openings = JSON.stringify(list.filter((p) => p?.kind === "opening_change" && !p.auto)
+    .map((p) => [p.id, p.status, p.expires_at]));
+  if (lastOpenings !== null && openings !== lastOpenings) refreshProfile();
+  lastOpenings = openings;
 }
 
 function dropOwnPost(id) {
