@@ -280,6 +280,8 @@ const STRINGS = {
     "This sign-in link is not valid: expired (24 h), replaced or cut short. " +
       "Ask whoever gave it to you for a new one.",
   ],
+  err_shop_disabled: ["Cette boutique est désactivée : contactez l'exploitant du service.",
+    "This shop is disabled: contact the service's operator."],
   device_heading: ["Se connecter sur un autre appareil", "Sign in on another device"],
   device_help: [
     "Créez un lien de connexion et scannez son QR code avec votre téléphone : " +
