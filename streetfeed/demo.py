@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import random
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,15 +25,16 @@ from zoneinfo import ZoneInfo
 from redis.asyncio import Redis
 
 from rules.clock import Clock
-from rules.hours import opening_state, parse_weekly
+from rules.hours import parse_weekly
 from rules.moderation import Policy
+from rules.opening import effective_state
 from rules.shops import hash_token, new_token
 from runtime.settings import Settings
-from schemas.hours import ShopHours
+from schemas.hours import OpeningOverride, ShopHours
 from schemas.shops import ShopRecord
 from services.ingest import Ingest
 from services.shops import home_region
-from storage import keys
+from storage import keys, openings
 from storage.live import LiveIndex, shop_live_posts, stream_id_key
 from storage.redis_conn import async_reply, open_redis, text
 from storage.shops import decode_record, encode_record
@@ -186,14 +188,16 @@ async def seed(redis: Redis, settings: Settings, clock: Clock) -> dict[str, str]
 
 
 def demo_post(shop: ShopRecord, now: datetime, rng: random.Random, tz: ZoneInfo,
-              taken_kinds: set[str], taken_titles: set[str]) -> dict[str, object] | None:
+              taken_kinds: set[str], taken_titles: set[str],
+              overrides: Sequence[OpeningOverride] = ()) -> dict[str, object] | None:
     """What this shop could post now, as its shopkeeper would; None when nothing fits.
 
     Arrivals and flash offers only while the shop is open (a flash offer ends by closing
     time); opening news that fits the hour; nothing of a kind the shop already has live
     (`taken_kinds`: flash offers and opening news), no arrival already live (`taken_titles`).
     """
-    state = opening_state(shop.hours, now)
+    # Open as passers-by see it: the hours, or the shopkeeper's own "open late" post.
+    state = effective_state(shop.hours, overrides, now)
     is_open = state.open_now is not False  # a shop without hours is taken as open
     change = state.next_change
     local = now.astimezone(tz)
@@ -321,7 +325,8 @@ class DemoStreet:
         shop = decode_record(raw)
         now = self.clock.now()
         posts = await self._posts(shop)
-        if opening_state(shop.hours, now).open_now is False:
+        overrides = await openings.of_shop(self.redis, shop.region, shop.id)
+        if effective_state(shop.hours, overrides, now).open_now is False:
             # Closed: its own offers and arrivals make no sense any more.
             for post_id in posts.own_live_oldest_first():
                 if posts.live[post_id][0] != "opening_change":
@@ -340,7 +345,7 @@ class DemoStreet:
         taken_titles = {title for _, title, _ in posts.live.values()}
         post = demo_post(shop, now, self.rng, self.tz, taken_kinds & {"flash_offer",
                                                                        "opening_change"},
-                         taken_titles)
+                         taken_titles, overrides)
         if post is None:
             return None
         if post["kind"] == "new_arrival" and any(
