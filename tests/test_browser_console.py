@@ -61,7 +61,7 @@ async def open_screen(browser: Any, base: str, shop_id: str) -> Any:
 async def signed_in_console(browser: Any, base: str, shop: ShopCreated) -> Any:
     page = watch_errors(await browser.new_page())
     await page.goto(f"{base}/shop")
-    await page.wait_for_selector("#signin-form", state="visible")
+    await page.click("#token-signin > summary")  # the page leads with sign-in links
     await page.fill("#shop-id", shop.id)
     await page.fill("#token", shop.token)
     await page.click("#signin-submit")
@@ -180,7 +180,7 @@ async def test_errors_are_shown_in_words(redis: Redis, settings: Settings,
     async with web_server(settings) as web, enricher(redis, settings):
         page = watch_errors(await browser.new_page())
         await page.goto(f"{web.http}/shop")
-        await page.wait_for_selector("#signin-form", state="visible")
+        await page.click("#token-signin > summary")
         await page.fill("#shop-id", shop.id)
         await page.fill("#token", "not-the-token")
         await page.click("#signin-submit")
@@ -297,7 +297,7 @@ async def test_passer_by_sees_hours_follows_filters_and_map(
         await page.click("#kind-filter [data-kind='new_arrival']")
         assert await visible() == [bread]
         await page.click("#kind-filter [data-kind='']")
-        await page.select_option("#category", "fromagerie")
+        await page.select_option("#category", "cheese")
         assert await visible() == [offer]
         await page.select_option("#category", "")
         assert sorted(await visible()) == sorted([bread, offer])
