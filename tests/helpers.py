@@ -447,3 +447,39 @@ async def gateways_watched(redis: Redis, region: str, count: int,
     finally:
         await pubsub.aclose()
     return seen
+
+
+# --- Browser quality (tests/test_browser_screen.py, tests/test_browser_quality.py) ---------
+
+# Layout shift as Lighthouse counts it: shifts without recent input, grouped in session
+# windows (a gap under 1 s, at most 5 s long); the metric is the largest window.
+CLS_OBSERVER = """
+window.__shifts = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    if (!e.hadRecentInput) {
+      window.__shifts.push({t: e.startTime, v: e.value,
+        nodes: e.sources.map((s) => s.node?.id || s.node?.className || s.node?.nodeName)});
+    }
+  }
+}).observe({type: "layout-shift", buffered: true});
+window.__cls = () => {
+  let best = 0, sum = 0, first = 0, last = -Infinity;
+  for (const s of window.__shifts) {
+    if (s.t - last >= 1000 || s.t - first >= 5000) { sum = 0; first = s.t; }
+    sum += s.v; last = s.t; best = Math.max(best, sum);
+  }
+  return best;
+};
+"""
+
+
+async def throttle_like_lighthouse(page: Any) -> None:
+    """Lighthouse's mobile conditions (DevTools' "slow 4G" and a 4x slower CPU): what
+    arrives late on a slow link is what shifts the layout."""
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 562.5, "downloadThroughput": 180_000,
+        "uploadThroughput": 84_375})
+    await cdp.send("Emulation.setCPUThrottlingRate", {"rate": 4})

@@ -21,12 +21,14 @@ from runtime.settings import Settings
 from services.shops import set_disabled
 from storage import keys
 from tests.helpers import (
+    CLS_OBSERVER,
     add_shop,
     arrival,
     enricher,
     flash,
     free_port,
     send_post,
+    throttle_like_lighthouse,
     wait_for,
     web_server,
 )
@@ -295,39 +297,6 @@ async def test_screen_navigation_falls_back_to_the_cache_when_the_network_stalls
 
 # --- A street of thirteen neighbours, as issue 14 saw it -------------------------------------
 
-# Layout shift as Lighthouse counts it: shifts without recent input, grouped in session
-# windows (a gap under 1 s, at most 5 s long); the metric is the largest window.
-CLS_OBSERVER = """
-window.__shifts = [];
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) {
-    if (!e.hadRecentInput) {
-      window.__shifts.push({t: e.startTime, v: e.value,
-        nodes: e.sources.map((s) => s.node ? (s.node.id || s.node.className || s.node.nodeName) : "")});
-    }
-  }
-}).observe({type: "layout-shift", buffered: true});
-window.__cls = () => {
-  let best = 0, sum = 0, first = 0, last = -Infinity;
-  for (const s of window.__shifts) {
-    if (s.t - last >= 1000 || s.t - first >= 5000) { sum = 0; first = s.t; }
-    sum += s.v; last = s.t; best = Math.max(best, sum);
-  }
-  return best;
-};
-"""
-
-async def throttle_like_lighthouse(page: Any) -> None:
-    """Lighthouse's mobile conditions (DevTools' "slow 4G" and a 4x slower CPU): what
-    arrives late on a slow link is what shifts the layout."""
-    cdp = await page.context.new_cdp_session(page)
-    await cdp.send("Network.enable")
-    await cdp.send("Network.emulateNetworkConditions", {
-        "offline": False, "latency": 562.5, "downloadThroughput": 180_000,
-        "uploadThroughput": 84_375})
-    await cdp.send("Emulation.setCPUThrottlingRate", {"rate": 4})
-
-
 NEIGHBOUR_TITLES = [
     "Agneau de Pauillac",
     "Nouveau café d'Éthiopie torréfié ce matin",
@@ -360,7 +329,8 @@ async def street_of_thirteen(redis: Redis, settings: Settings,
     for i, title in enumerate(NEIGHBOUR_TITLES):
         neighbour = await add_shop(redis, settings, f"Voisin numéro {i + 1}",
                                    NEIGHBOUR[0] + i * 0.00025, NEIGHBOUR[1])
-        text = "Arrivage du jour, en quantité limitée : venez tôt, il n'y en aura pas pour tout le monde."
+        text = ("Arrivage du jour, en quantité limitée : venez tôt, il n'y en aura pas pour "
+                "tout le monde.")
         body = (flash(title, minutes=40 + i, text=text, price=12.5, discount_pct=30)
                 if i % 2 else arrival(title, text=text, price=3.9))
         response = await send_post(http, neighbour, body)
