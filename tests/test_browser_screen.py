@@ -320,8 +320,8 @@ async def street_of_thirteen(redis: Redis, settings: Settings,
     """The screen's shop with two posts of its own, and 13 neighbours with one post each,
     flash offers (countdown, price, discount) and arrivals with a two-line text."""
     # A long name: the header must cut it rather than widen the page.
-    shop = await add_shop(redis, settings, "Boulangerie-pâtisserie Au Pain Doré de Sainte-Catherine",
-                          *SHOP)
+    shop = await add_shop(redis, settings,
+                          "Boulangerie-pâtisserie Au Pain Doré de Sainte-Catherine", *SHOP)
     assert (await send_post(http, shop, arrival(
         "Pain de seigle au levain, tout chaud", text="Farine du moulin de Saint-Émilion.",
         price=4.2))).status_code == 202
