@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from feed.console import Consoles
 from feed.gateway import Gateway
 from feed.hub import PING_SLICES, Hub
 from feed.presence import PresenceBoard
@@ -44,6 +45,7 @@ from services.supervision import supervised
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
 from web import api, pages
+from web.console import ConsoleGate
 from web.forwarded import ForwardedClient
 from web.openapi import openapi_document, outside_api
 from web.requests_log import RequestIdMiddleware
@@ -91,6 +93,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         gateway = Gateway(redis, settings, hub, readers, clock, limiter)
         stats = StatsPublisher(redis, hub, settings.presence_interval_s, settings.reach_ttl_s)
         presence = PresenceBoard(redis, settings)
+        consoles = Consoles(redis, settings, hub, readers, presence, clock)
         # Counted by the HTTP and feed protocols (web/http_protocol.py, feed/raw_ws.py).
         guard = ConnectionGuard.from_settings(settings, trusted)
         republisher = Republisher(redis, settings, clock)
@@ -102,7 +105,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                         settings.public_base_url)
         state = AppState(settings=settings, clock=clock, redis=redis, lives=gateway.lives,
                          ingest=Ingest(redis, settings, clock, policy), hub=hub,
-                         readers=readers, gateway=gateway, limiter=limiter,
+                         readers=readers, gateway=gateway,
+                         console=ConsoleGate(redis, gateway, consoles), limiter=limiter,
                          gateway_id=stats.id, presence=presence,
                          shops=ShopDirectory(redis, clock,
                                              max_age_s=settings.shops_cache_max_age_s),
@@ -167,6 +171,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Route("/openapi.json", openapi_route, methods=["GET"]),
         Route("/metrics", outside_api(api.metrics_page), methods=["GET"]),
         WebSocketRoute("/ws/feed", ws_feed),
+        WebSocketRoute("/ws/shop", ws_feed),
         Route("/", outside_api(pages.passer_by), methods=["GET"]),
         Route("/shop", outside_api(pages.console), methods=["GET"]),
         Route("/screen/{shop_id}", outside_api(pages.screen), methods=["GET"]),

@@ -21,8 +21,8 @@ from schemas.shops import ShopRecord
 from storage import keys, shops
 from storage.redis_conn import async_reply
 
-__all__ = ["close_session", "open_session", "require_same_origin", "session_shop",
-           "shop_for"]
+__all__ = ["COOKIE", "close_session", "open_session", "require_same_origin", "session_shop",
+           "shop_for", "shop_of_session"]
 from web.state import state_of
 
 COOKIE = "sf_session"
@@ -62,8 +62,12 @@ async def close_session(redis: Redis, request: Request, response: Response) -> N
 
 async def session_shop(redis: Redis, conn: HTTPConnection) -> ShopRecord | None:
     session_id = conn.cookies.get(COOKIE)
-    if not session_id:
-        return None
+    return await shop_of_session(redis, session_id) if session_id else None
+
+
+async def shop_of_session(redis: Redis, session_id: str) -> ShopRecord | None:
+    """The shop a session cookie's value opens, if it still does (web.console reads the
+    cookie of a socket's handshake itself)."""
     key = keys.session(_hash(session_id))
     stored = await async_reply(redis.hmget(key, ["shop_id", "token_hash"]))
     if stored[0] is None:

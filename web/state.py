@@ -20,6 +20,7 @@ from starlette.requests import HTTPConnection
 from feed.gateway import Gateway
 from feed.hub import Hub
 from feed.presence import PresenceBoard
+from feed.raw_ws import ConsoleAttacher
 from feed.reader import Readers
 from rules.clock import Clock
 from rules.proxies import TrustedProxies
@@ -44,6 +45,7 @@ class AppState:
     hub: Hub
     readers: Readers
     gateway: Gateway  # also takes the feed sockets (feed/raw_ws.py reads it)
+    console: ConsoleAttacher  # takes the console's sockets, /ws/shop (web.console)
     limiter: RateLimiter
     gateway_id: str  # this process among the gateways (presence reports, /readyz)
     presence: PresenceBoard  # the console's audience, from the gateways' reports
