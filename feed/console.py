@@ -38,6 +38,7 @@ from feed.presence import PresenceBoard, audience
 from feed.reader import Readers
 from feed.stats import reach_of
 from rules.clock import Clock
+from rules.hours import offer_closing
 from rules.shops import profile_of
 from runtime.settings import Settings
 from schemas.console import (
@@ -357,8 +358,10 @@ class Consoles:
 
     def _reprofile(self, watch: _Watch) -> None:
         """Push the profile if it changed; look again at its next opening change."""
+        now = self.clock.now()
         profile = profile_of(watch.record, self.clock)
-        frame = ws_text_frame(_encode(ConsoleShop(shop=profile)))
+        frame = ws_text_frame(_encode(ConsoleShop(
+            shop=profile, closes_at=offer_closing(watch.record.hours, now))))
         if frame != watch.shop_frame:
             first = not watch.shop_frame
             watch.shop_frame = frame
@@ -368,7 +371,7 @@ class Consoles:
             watch.opening_timer.cancel()
             watch.opening_timer = None
         if profile.next_change is not None:
-            delay = (profile.next_change.at - self.clock.now()).total_seconds()
+            delay = (profile.next_change.at - now).total_seconds()
             watch.opening_timer = asyncio.get_running_loop().call_later(
                 max(0.0, delay) + _OPENING_GRACE_S, self._reprofile, watch)
 

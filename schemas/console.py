@@ -8,6 +8,8 @@ frames (schemas.feed). docs/architecture.md describes the socket.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 
 from schemas.feed import Reach, WatchCount
@@ -23,9 +25,13 @@ class _Frame(msgspec.Struct, frozen=True, tag_field="type"):
 
 class ConsoleShop(_Frame, frozen=True, tag="shop"):
     """The shop's public profile (as GET /api/v1/shops/{id}): on connect and whenever it
-    changes (opening or closing, by its hours or by a change of them; name, address)."""
+    changes (opening or closing, by its hours or by a change of them; name, address).
+    `closes_at` is what "until closing" means for an offer posted now: the end of the
+    current opening, or of today's next one; null when the shop has no hours or does not
+    open again today (rules.hours.offer_closing)."""
 
     shop: ShopProfile
+    closes_at: datetime | None = None
 
 
 class ConsolePosts(_Frame, frozen=True, tag="posts"):

@@ -260,6 +260,11 @@ const STRINGS = {
   screen_page: ["{i} sur {n}", "{i} of {n}"],
   stale: ["Connexion perdue depuis {d} — affichage des dernières infos",
     "Connection lost for {d} — showing the latest information"],
+  // Shop console: "at closing" told honestly (issue 14)
+  closing_no_hours: ["« À la fermeture » : indiquez d'abord vos horaires d'ouverture.",
+    "“At closing”: set your opening hours first."],
+  closing_none_today: ["« À la fermeture » : pas de fermeture prévue aujourd'hui, choisissez une heure.",
+    "“At closing”: no closing time today, pick a time."],
 };
 const LANGS = ["fr", "en"];
 
