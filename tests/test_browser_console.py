@@ -317,3 +317,107 @@ async def test_passer_by_sees_hours_follows_filters_and_map(
         await page.wait_for_selector(f"{offer_card} .star[aria-pressed='true']")
         await page.wait_for_function(TWO_PINS)
         assert page.errors == []
+
+
+# --- Issue 14: the console on a phone, pushed not polled, every field editable ---------
+
+PHONES = (320, 360, 390)
+
+# Everything that sticks out of the viewport or overlaps another control, in words.
+LAYOUT_FAULTS = """() => {
+  const W = window.innerWidth;
+  const faults = [];
+  const root = document.documentElement;
+  if (root.scrollWidth !== W) faults.push(`scrollWidth ${root.scrollWidth} != ${W}`);
+  const shown = (e) => {
+    if (e.closest('[hidden], .visually-hidden, .skip')) return false;
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && r.height > 0;
+  };
+  const name = (e) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}` +
+    `${e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\\s+/).join('.') : ''}`;
+  for (const e of document.querySelectorAll('body *')) {
+    if (!shown(e)) continue;
+    const r = e.getBoundingClientRect();
+    if (r.right > W + 0.5 || r.left < -0.5) faults.push(`${name(e)} spans ${Math.round(r.left)}..${Math.round(r.right)}`);
+  }
+  const controls = [...document.querySelectorAll(
+    'input:not([type=radio]), select, textarea, button, .kind-picker label')].filter(shown);
+  for (let i = 0; i < controls.length; i++) {
+    for (let j = i + 1; j < controls.length; j++) {
+      const a = controls[i].getBoundingClientRect(), b = controls[j].getBoundingClientRect();
+      const x = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+      const y = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+      if (x > 1 && y > 1) faults.push(`${name(controls[i])} overlaps ${name(controls[j])}`);
+    }
+  }
+  return faults;
+}"""
+
+
+async def layout_faults(page: Any, what: str) -> list[str]:
+    faults = await page.evaluate(LAYOUT_FAULTS)
+    return [f"{what}: {fault}" for fault in faults]
+
+
+async def test_console_fits_phones_and_desktop(redis: Redis, settings: Settings,
+                                               browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Épicerie fine du Grand-Théâtre", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        # Opening hours with two ranges a day and an exception: the hours editor at its
+        # widest.
+        week = {day: [{"open": "09:00", "close": "12:30"}, {"open": "14:00", "close": "19:30"}]
+                for day in ("mon", "tue", "wed", "thu", "fri", "sat")}
+        holiday = (date.today() + timedelta(days=30)).isoformat()
+        hours = await http.put(f"/api/v1/shops/{shop.id}/hours",
+                               headers={"Authorization": f"Bearer {shop.token}"},
+                               json={"timezone": "Europe/Paris", "weekly": week,
+                                     "exceptions": [{"date": holiday, "ranges": [],
+                                                     "note": "Inventaire annuel"}]})
+        assert hours.status_code == 200, hours.text
+        # One live post of each kind, with long words and every field: the list and the
+        # edit forms at their widest.
+        posts = [
+            (await send_post(http, shop, arrival(
+                "Clémentines de Corse extra-juteuses", text="Cueillies hier, avec leurs feuilles",
+                price=3.9, tags=["corse", "agrumes", "hiver"]))).json()["id"],
+            (await send_post(http, shop, flash(
+                "-30 % sur les fromages affinés", price=12.5, discount_pct=30))).json()["id"],
+            (await send_post(http, shop, {
+                "kind": "opening_change", "title": "Ouvert tard ce soir",
+                "status": "open_late"})).json()["id"],
+        ]
+        faults: list[str] = []
+        for width in (*PHONES, 1280):
+            await browser.clear_cookies()  # signed out again
+            page = watch_errors(await browser.new_page())
+            await page.set_viewport_size({"width": width, "height": 800 if width > 400 else 740})
+            await page.goto(f"{web.http}/shop")
+            await page.wait_for_selector("#signin-form", state="visible")
+            for lang in ("fr", "en"):
+                if await page.get_attribute("html", "lang") != lang:
+                    await page.click("#lang")
+                faults += await layout_faults(page, f"{width}px {lang} signed out")
+            if await page.get_attribute("html", "lang") != "fr":
+                await page.click("#lang")
+            await page.fill("#shop-id", shop.id)
+            await page.fill("#token", shop.token)
+            await page.click("#signin-submit")
+            await page.wait_for_function("() => window.streetfeedConsole.live")
+            for post_id in posts:
+                await page.wait_for_selector(f'#own-posts [data-post-id="{post_id}"]')
+            await page.wait_for_selector("#hours-sat-1-close")
+            for lang in ("fr", "en"):
+                if await page.get_attribute("html", "lang") != lang:
+                    await page.click("#lang")
+                for kind in ("new_arrival", "flash_offer", "opening_change"):
+                    await page.click(f"label[for='kind-{kind}']")
+                    faults += await layout_faults(page, f"{width}px {lang} {kind}")
+                for post_id in posts:  # every edit form open at once
+                    await page.click(f'#own-posts [data-post-id="{post_id}"] .edit')
+                    await page.wait_for_selector(f"#edit-title-{post_id}")
+                faults += await layout_faults(page, f"{width}px {lang} editing")
+            assert page.errors == []
+            await page.close()
+        assert not faults, "\n".join(faults)
