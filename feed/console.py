@@ -63,8 +63,6 @@ _encode = msgspec.json.Encoder().encode
 
 CLOSE_POLICY = 1008
 CLOSE_LAGGING = 1013
-# Presence changes of a region come one gateway report at a time: folded for this long.
-_STATS_FOLD_S = 0.2
 # Reach is read this long after a post's entry (every gateway flushes its deliveries
 # once a presence interval), and again while it keeps changing, at most this many times.
 _REACH_GRACE_S = 0.5
@@ -325,7 +323,10 @@ class Consoles:
 
     def _presence_changed(self, region: str) -> None:
         if not self._stats_due:
-            asyncio.get_running_loop().call_later(_STATS_FOLD_S, self._flush_stats)
+            # Reports come one gateway at a time, each once a presence interval: folded
+            # over one, the counts are computed at most once an interval per shop.
+            asyncio.get_running_loop().call_later(self.settings.presence_interval_s,
+                                                  self._flush_stats)
         self._stats_due.add(region)
 
     def _flush_stats(self) -> None:

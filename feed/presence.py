@@ -6,6 +6,11 @@ listens to that region from the first console that asks, keeps the last report
 of each gateway in memory, and drops a gateway silent for a few seconds. Nothing
 of it is in Redis's keyspace, so nothing of it is in the AOF.
 
+Console sockets (feed.console) `hold` their shop's region listened to while open and
+are told (`on_change`) when its counts may have changed: a gateway's report differs
+from its previous one, a gateway went silent, or the first round is complete. The
+same connection carries shop writes (`follow_shop_changes`) while they want them.
+
 What a shop may learn is fixed here too (`audience`): counts around its own
 registered position only, within radii of 250 m or more, and "fewer than 5"
 rather than any number under 5.

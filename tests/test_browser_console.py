@@ -3,7 +3,9 @@
 A post typed into the console reaches the passer-by page and the shop's screen, and
 not a page across town; the live counter sees a passer-by arrive; withdraw, edit,
 sign out and the opening hours editor work end to end; the hours a shop keeps show
-on the passer-by cards, next to the passer-by's own follows, filters and map.
+on the passer-by cards, next to the passer-by's own follows, filters and map. And
+(issue 14) at 320, 360 and 390 px: nothing wider than the screen, an idle console that
+makes no request yet shows changes live, every field editable, honest notes.
 """
 
 from __future__ import annotations
@@ -87,8 +89,8 @@ async def test_console_post_reaches_street_and_screen_then_withdraw_and_sign_out
         assert "Primeur du Marché" in (await console.text_content("#shop-name") or "")
 
         # Nobody around yet: under 5 the console says so in words, never a number, in
-        # either language; five passers-by nearby make it a count (polled every 2 s,
-        # presence published every second).
+        # either language; five passers-by nearby make it a count (pushed over the
+        # console's socket, presence published every second).
         await console.wait_for_function(
             "() => document.querySelector('#watching-count').textContent === 'moins de 5'")
         assert "personnes regardent" in (await console.text_content("#watching-label") or "")
