@@ -14,7 +14,8 @@ it happens, with no timer per socket:
 - reach: deliveries only grow when a post is dispatched, and every gateway adds its
   count to Redis within a presence interval, so the counts are read a little after each
   own post's entry, again while they keep changing;
-- the profile (open or closed): at its `next_change`, and on every shop write, which
+- the profile (open or closed, the shop's own opening posts over its hours): at its
+  `next_change`, when an own opening post comes or goes, and on every shop write, which
   storage.shops publishes on a Pub/Sub channel (a rotated token or a disabled shop ends
   the shop's console sockets).
 
@@ -38,7 +39,7 @@ from feed.presence import PresenceBoard, audience
 from feed.reader import Readers
 from feed.stats import reach_of
 from rules.clock import Clock
-from rules.hours import offer_closing
+from rules.opening import offer_closing
 from rules.shops import profile_of
 from runtime.settings import Settings
 from schemas.console import (
@@ -50,9 +51,10 @@ from schemas.console import (
     ConsoleWithdrawn,
 )
 from schemas.feed import FeedEntry, Reach
+from schemas.hours import OpeningOverride
 from schemas.limits import AUDIENCE_RADII_M
 from schemas.shops import ShopRecord
-from storage import shops
+from storage import openings, shops
 from storage.live import live_posts_newest_first
 
 __all__ = ["ConsoleSocket", "Consoles"]
@@ -100,11 +102,13 @@ class ConsoleSocket:
 class _Watch:
     """A shop with console sockets in this process, and what they were last told."""
 
-    __slots__ = ("gone", "opening_timer", "posts", "reach", "reach_rounds", "reach_timer",
-                 "record", "shop_frame", "sockets", "stats_frame")
+    __slots__ = ("gone", "opening_timer", "overrides", "posts", "reach", "reach_rounds",
+                 "reach_timer", "record", "shop_frame", "sockets", "stats_frame")
 
     def __init__(self, record: ShopRecord) -> None:
         self.record = record
+        # The shop's own opening posts, which override its hours (storage.openings).
+        self.overrides: list[OpeningOverride] = []
         self.sockets: set[ConsoleSocket] = set()
         self.posts: set[str] = set()  # live post ids
         # Posts that ended while a socket's snapshot was being read.
@@ -170,6 +174,8 @@ class Consoles:
             posts = [(post_id, json) for post_id, json in posts if post_id not in watch.gone]
             ids = [post_id for post_id, _json in posts]
             reach = await reach_of(self.redis, record.region, ids)
+            if not watch.shop_frame:
+                watch.overrides = await openings.of_shop(self.redis, record.region, record.id)
         except BaseException:
             self.close(socket)
             raise
@@ -275,6 +281,8 @@ class Consoles:
             self._push_stats(watch)  # a new post's reach, zero for now
             watch.reach_rounds = _REACH_ROUNDS
             self._reach_soon(watch)
+            if entry.kind == "opening_change":  # the shop's word on its opening
+                self._spawn(self._reload(shop_id))
             return
         gone = ws_text_frame(_encode(ConsoleExpired(id=entry.id) if entry.type == "expired"
                                      else ConsoleWithdrawn(id=entry.id)))
@@ -285,6 +293,8 @@ class Consoles:
             watch.reach.pop(entry.id, None)
             self._send(watch, gone)
             self._push_stats(watch)
+            if entry.kind == "opening_change":
+                self._spawn(self._reload(watch.record.id))
             return
         # Perhaps a post of a shop whose snapshot is being read (a tombstone has no shop
         # id): those sockets get it after their snapshot, which leaves the post out.
@@ -360,9 +370,10 @@ class Consoles:
     def _reprofile(self, watch: _Watch) -> None:
         """Push the profile if it changed; look again at its next opening change."""
         now = self.clock.now()
-        profile = profile_of(watch.record, self.clock)
+        record, overrides = watch.record, watch.overrides
+        profile = profile_of(record, self.clock, overrides)
         frame = ws_text_frame(_encode(ConsoleShop(
-            shop=profile, closes_at=offer_closing(watch.record.hours, now))))
+            shop=profile, closes_at=offer_closing(record.hours, overrides, now))))
         if frame != watch.shop_frame:
             first = not watch.shop_frame
             watch.shop_frame = frame
@@ -383,7 +394,10 @@ class Consoles:
                 self._spawn(self._reload(watched))
 
     async def _reload(self, shop_id: str) -> None:
+        """Read the shop's record and opening posts again; push what changed."""
         record = await shops.get_shop(self.redis, shop_id)
+        overrides = [] if record is None else await openings.of_shop(
+            self.redis, record.region, shop_id)
         watch = self.watches.get(shop_id)
         if watch is None:
             return
@@ -399,7 +413,7 @@ class Consoles:
             if not ids:
                 del self._at[watch.position]
             self._at.setdefault((record.lat, record.lon), set()).add(shop_id)
-        watch.record = record
+        watch.record, watch.overrides = record, overrides
         self._reprofile(watch)
         self._push_stats(watch)
 

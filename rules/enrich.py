@@ -11,7 +11,9 @@ import msgspec
 
 from rules.expiry import expires_at
 from rules.moderation import Policy, check_post
+from rules.opening import override_of
 from rules.shops import summary_of
+from schemas.hours import OpeningOverride
 from schemas.posts import (
     FlashOffer,
     FlashOfferIn,
@@ -51,6 +53,8 @@ class Enriched:
     lat: float
     lon: float
     expires_ts: float
+    # A shopkeeper's opening_change post overrides the shop's hours while it lasts.
+    opening: OpeningOverride | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +89,14 @@ def enrich(raw: RawPost, shop: ShopRecord | None, *, now: datetime, tz: ZoneInfo
             post = FlashOffer(**common, ends_at=ends_at.astimezone(UTC), price=price,
                               discount_pct=pct)
         case OpeningChangeIn(status=status, until=until):
+            # An automatic post names the shop's time zone: pages write its title in
+            # their reader's language, at the shop's local time.
+            timezone = shop.hours.timezone if raw.auto and shop.hours is not None else None
             post = OpeningChange(**common, status=status,
-                                 until=None if until is None else until.astimezone(UTC))
+                                 until=None if until is None else until.astimezone(UTC),
+                                 timezone=timezone)
     kind = type(post).__struct_config__.tag
     assert isinstance(kind, str)  # each Post class is tagged with its kind's name
     return Enriched(post=post, kind=kind,
                     json=_encode(post), lat=shop.lat, lon=shop.lon,
-                    expires_ts=expires.timestamp())
+                    expires_ts=expires.timestamp(), opening=override_of(post))

@@ -6,8 +6,32 @@ import msgspec
 
 from schemas.common import ErrorBody, ErrorDetail
 
-__all__ = ["ApiError", "ConfigError", "Conflict", "InvalidInput", "NotFound", "PayloadTooLarge",
-           "RateLimited", "Unauthorized", "Unavailable", "error_body"]
+__all__ = ["ERROR_CODES", "ApiError", "ConfigError", "Conflict", "InvalidInput", "NotFound",
+           "PayloadTooLarge", "RateLimited", "Unauthorized", "Unavailable", "error_body"]
+
+# Every `code` the server can answer, over HTTP or on a feed socket. Pages show each in
+# their reader's language (web/static/i18n.js, `err_<code>`), never the English message;
+# tests/test_error_codes.py finds every code in the source and fails on one missing here
+# or without a French and an English text.
+ERROR_CODES: frozenset[str] = frozenset({
+    # generic, by status (rules.errors, web.app)
+    "bad_request", "invalid_input", "unauthorized", "not_found", "conflict",
+    "payload_too_large", "rate_limited", "redis_unavailable", "method_not_allowed",
+    "http_error", "unsupported_media_type", "malformed_json", "duplicate_key",
+    # posts and their moderation
+    "invalid_post", "invalid_title", "blank_text", "control_characters", "bidi_control",
+    "markup_not_allowed", "content_rejected", "too_many_links", "ends_at_in_past",
+    "ends_at_too_far", "until_in_past", "until_too_far", "unknown_post", "empty_patch",
+    "invalid_idempotency_key", "idempotency_key_reused", "not_durable",
+    # shops, hours, sign-in
+    "unknown_shop", "invalid_shop", "invalid_hours", "outside_regions", "region_change",
+    "position_locked", "missing_token", "invalid_token", "not_signed_in", "invalid_sign_in",
+    "signin_link_used", "signin_link_invalid", "shop_disabled", "unknown_category",
+    "cross_origin", "invalid_query", "presence_unavailable",
+    # connections and the feed socket
+    "server_busy", "too_many_connections", "headers_too_large", "invalid_subscription",
+    "origin_not_allowed", "feed_unavailable", "too_many_moves", "binary_not_supported",
+})
 
 _encode = msgspec.json.Encoder().encode
 

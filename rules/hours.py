@@ -23,8 +23,8 @@ from schemas.hours import (
     Weekday,
 )
 
-__all__ = ["HORIZON_DAYS", "changes", "is_open", "next_change", "offer_closing", "opening_state",
-           "parse_ranges", "parse_weekly"]
+__all__ = ["HORIZON_DAYS", "changes", "is_open", "next_change", "opening_state", "parse_ranges",
+           "parse_weekly"]
 
 # How far ahead (days) to look for the next change; a shop closed for longer has none.
 HORIZON_DAYS = 60
@@ -90,23 +90,6 @@ def opening_state(hours: ShopHours | None, at: datetime) -> OpeningState:
     if hours is None or (not hours.weekly and not hours.exceptions):
         return OpeningState(open_now=None, next_change=None)
     return OpeningState(open_now=is_open(hours, at), next_change=next_change(hours, at))
-
-
-def offer_closing(hours: ShopHours | None, at: datetime,
-                  within: timedelta = timedelta(days=1)) -> datetime | None:
-    """What "until closing" means to a shopkeeper posting an offer at `at`: the end of the
-    opening the shop is in, or, closed now (lunch), of its next opening if that starts the
-    same local day. None without hours, when it does not open again today, or when that
-    closing is further than `within` (an offer's longest life)."""
-    if hours is None:
-        return None
-    for opens, closes in intervals(hours, at, at + within):
-        if closes <= at:
-            continue
-        tz = ZoneInfo(hours.timezone)
-        today = opens <= at or opens.astimezone(tz).date() == at.astimezone(tz).date()
-        return closes if today and closes - at <= within else None
-    return None
 
 
 def next_change(hours: ShopHours, at: datetime) -> NextChange | None:

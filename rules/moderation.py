@@ -125,9 +125,10 @@ def check_post(post: PostIn, now: datetime, policy: Policy) -> Rejection | None:
     return None
 
 
-# A shop's public fields: (field, words for messages, must it show something?).
+# A shop's public text: (field, words for messages, must it show something?). Not its
+# category: a code of schemas.categories (rules.categories), never the shop's own words.
 SHOP_FIELDS: tuple[tuple[str, str, bool], ...] = (
-    ("name", "shop name", True), ("category", "category", True), ("address", "address", False))
+    ("name", "shop name", True), ("address", "address", False))
 
 
 def check_shop(fields: dict[str, object], policy: Policy) -> Rejection | None:

@@ -12,12 +12,13 @@ import hmac
 import re
 import secrets
 import unicodedata
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from rules.clock import Clock
 from rules.errors import InvalidInput
-from rules.hours import opening_state
-from schemas.hours import ShopHours
+from rules.opening import effective_state
+from schemas.hours import OpeningOverride, ShopHours
 from schemas.posts import ShopSummary
 from schemas.shops import ShopProfile, ShopRecord
 
@@ -48,8 +49,11 @@ def new_shop_id(name: str) -> str:
     return f"{slugify(name)}-{secrets.token_hex(3)}"
 
 
-def profile_of(record: ShopRecord, clock: Clock | None = None) -> ShopProfile:
-    state = opening_state(record.hours, clock.now()) if clock is not None else None
+def profile_of(record: ShopRecord, clock: Clock | None = None,
+               overrides: Sequence[OpeningOverride] = ()) -> ShopProfile:
+    """The public profile; open_now and next_change at the clock's time, from the hours and
+    the shop's own opening_change posts (`overrides`: storage.openings)."""
+    state = effective_state(record.hours, overrides, clock.now()) if clock is not None else None
     return ShopProfile(id=record.id, name=record.name, category=record.category,
                        lat=record.lat, lon=record.lon, address=record.address,
                        open_now=state.open_now if state else None,

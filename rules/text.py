@@ -1,7 +1,8 @@
 """What user text is, for every field a passer-by sees (pure; used by rules.moderation).
 
-A shop's name, category and address, a post's title, text and tags, an opening-hours
-note: shopkeepers type them, passers-by read them on cards, screens and map popups.
+A shop's name and address, a post's title, text and tags, an opening-hours note:
+shopkeepers type them, passers-by read them on cards, screens and map popups (a shop's
+category is not among them: it is a code, rules.categories).
 The rules here are the ones every such field shares:
 
 - Length is counted in Unicode code points (`len(str)`), the unit of the contract's

@@ -164,6 +164,8 @@ class Settings:
 
     # Abuse limits (per minute, shared by all processes through Redis)...
     shop_posts_per_minute: int = 30
+    # One-time console sign-in links a shop makes from its console (each kept 24 h).
+    signin_links_per_minute: int = 10
     address_requests_per_minute: int = 600
     address_sockets_per_minute: int = 120
     # ...and per process: open sockets from one address (NAT: phones share addresses).
@@ -414,7 +416,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
 
 # Limits under which the service refuses everyone.
 _AT_LEAST_ONE = ("max_connections", "max_sockets_per_address", "shop_posts_per_minute",
-                 "address_requests_per_minute", "address_sockets_per_minute")
+                 "address_requests_per_minute", "address_sockets_per_minute",
+                 "signin_links_per_minute")
 
 
 def _variable(field_name: str) -> str:

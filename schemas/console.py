@@ -28,7 +28,7 @@ class ConsoleShop(_Frame, frozen=True, tag="shop"):
     changes (opening or closing, by its hours or by a change of them; name, address).
     `closes_at` is what "until closing" means for an offer posted now: the end of the
     current opening, or of today's next one; null when the shop has no hours or does not
-    open again today (rules.hours.offer_closing)."""
+    open again today (rules.opening.offer_closing)."""
 
     shop: ShopProfile
     closes_at: datetime | None = None

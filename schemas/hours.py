@@ -11,6 +11,7 @@ __all__ = [
     "WEEKDAYS",
     "DayException",
     "NextChange",
+    "OpeningOverride",
     "OpeningState",
     "ShopHours",
     "TimeRange",
@@ -53,3 +54,17 @@ class NextChange(msgspec.Struct, frozen=True):
 class OpeningState(msgspec.Struct, frozen=True):
     open_now: bool | None
     next_change: NextChange | None
+
+
+class OpeningOverride(msgspec.Struct, frozen=True, kw_only=True):
+    """A shopkeeper's own opening_change post, as it bears on the shop's open/closed state:
+    `open` from `starts_ts` (when posted) to `ends_ts` (its until, else its expiry; the
+    moment it was withdrawn, if it was). Stored per shop (storage.openings) by the live
+    index's scripts, so it cannot disagree with the post; times are POSIX seconds because
+    the withdraw script, in Lua, moves `ends_ts`."""
+
+    post_id: str
+    open: bool
+    status: str
+    starts_ts: float
+    ends_ts: float

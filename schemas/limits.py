@@ -9,8 +9,8 @@ from __future__ import annotations
 
 __all__ = ["ADDRESS_MAX", "AUDIENCE_COUNT_MIN", "AUDIENCE_RADII_M", "CATEGORY_MAX",
            "FLASH_OFFER_MAX_AHEAD_S", "GEO_LAT_MAX", "IDEMPOTENCY_KEY_MAX", "RADIUS_MAX_M",
-           "SHOPS_PAGE_DEFAULT", "SHOPS_PAGE_MAX", "SHOP_NAME_MAX", "TAGS_MAX", "TAG_MAX",
-           "TEXT_MAX", "TITLE_MAX"]
+           "SHOPS_PAGE_DEFAULT", "SHOPS_PAGE_MAX", "SHOP_NAME_MAX", "SIGNIN_CODE_BYTES",
+           "SIGNIN_CODE_MAX", "SIGNIN_LINK_TTL_S", "TAGS_MAX", "TAG_MAX", "TEXT_MAX", "TITLE_MAX"]
 
 TITLE_MAX = 80
 TEXT_MAX = 500
@@ -39,3 +39,10 @@ AUDIENCE_COUNT_MIN = 5
 # someone more finely than a cell, which is wider than the 250 m privacy floor (cold try
 # of issue 12: twelve shop tokens pooled located a passer-by to 66 m with ~110 m cells).
 PRESENCE_CELL_DEG = 0.0025
+# A console sign-in link (`streetfeed shops link`, "Sign in on another device") works once,
+# within this long; its code has this many random bytes (128 bits, 22 URL-safe characters:
+# unguessable, and short enough for a QR a phone reads off a terminal). A code longer than
+# SIGNIN_CODE_MAX characters is refused unread.
+SIGNIN_LINK_TTL_S = 24 * 3600
+SIGNIN_CODE_BYTES = 16
+SIGNIN_CODE_MAX = 128

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from schemas import limits
+from schemas.categories import CategoryCode
 from schemas.common import AwareDatetime, Latitude, Longitude, PostId, ShopId
 
 __all__ = ["FlashOffer", "FlashOfferIn", "Kind", "NewArrival", "NewArrivalIn", "OpeningChange",
@@ -94,7 +95,7 @@ class RawPost(msgspec.Struct, frozen=True, kw_only=True):
 class ShopSummary(msgspec.Struct, frozen=True, kw_only=True):
     id: ShopId
     name: str
-    category: str
+    category: CategoryCode
     lat: Latitude
     lon: Longitude
     address: str = ""
@@ -125,6 +126,9 @@ class FlashOffer(_Post, frozen=True, tag="flash_offer"):
 class OpeningChange(_Post, frozen=True, tag="opening_change"):
     status: OpeningStatus = "open_now"
     until: datetime | None = None
+    # Automatic posts (`auto`) only: the shop's IANA time zone, so that a page can write
+    # the title from `status` and `until` in its reader's language at the shop's local time.
+    timezone: str | None = None
 
 
 Post = NewArrival | FlashOffer | OpeningChange

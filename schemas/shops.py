@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from schemas import limits
+from schemas.categories import CategoryCode, CategoryIn
 from schemas.common import Longitude, ShopId, ShopLatitude
 from schemas.hours import NextChange, ShopHours
 
@@ -15,7 +16,6 @@ __all__ = ["NewShop", "PositionFields", "ShopCreated", "ShopEdit", "ShopList", "
            "ShopProfile", "ShopRecord", "ShopUpdate", "SignIn", "TokenRotated"]
 
 ShopName = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.SHOP_NAME_MAX)]
-Category = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.CATEGORY_MAX)]
 Address = Annotated[str, msgspec.Meta(max_length=limits.ADDRESS_MAX)]
 
 
@@ -38,7 +38,7 @@ class ShopRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 class NewShop(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: ShopName
-    category: Category
+    category: CategoryIn
     lat: ShopLatitude
     lon: Longitude
     address: Address = ""
@@ -49,7 +49,7 @@ class ShopUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     a shop moves. The shop itself sends a ShopEdit."""
 
     name: ShopName | msgspec.UnsetType = msgspec.UNSET
-    category: Category | msgspec.UnsetType = msgspec.UNSET
+    category: CategoryIn | msgspec.UnsetType = msgspec.UNSET
     lat: ShopLatitude | msgspec.UnsetType = msgspec.UNSET
     lon: Longitude | msgspec.UnsetType = msgspec.UNSET
     address: Address | msgspec.UnsetType = msgspec.UNSET
@@ -61,7 +61,7 @@ class ShopEdit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     a passer-by and corner them (issue 12); only the operator moves a shop."""
 
     name: ShopName | msgspec.UnsetType = msgspec.UNSET
-    category: Category | msgspec.UnsetType = msgspec.UNSET
+    category: CategoryIn | msgspec.UnsetType = msgspec.UNSET
     address: Address | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -76,7 +76,7 @@ class PositionFields(msgspec.Struct, frozen=True):
 class ShopProfile(msgspec.Struct, frozen=True, kw_only=True):
     id: ShopId
     name: str
-    category: str
+    category: CategoryCode
     lat: float
     lon: float
     address: str = ""

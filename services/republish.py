@@ -40,6 +40,7 @@ from storage import keys
 from storage.inbox import Inbox
 from storage.live import shop_live_posts
 from storage.redis_conn import text
+from storage.shops import decode_record
 
 __all__ = ["Republisher"]
 
@@ -47,7 +48,6 @@ log = logging.getLogger("streetfeed.republish")
 
 
 _decode_raw = msgspec.json.Decoder(RawPost).decode
-_decode_record = msgspec.json.Decoder(ShopRecord).decode
 
 # Scores and leases are integer milliseconds, written with %d: Lua numbers are doubles,
 # and a plain tostring could turn a timestamp into 1.7e+12.
@@ -166,7 +166,7 @@ class Republisher:
     async def _republish(self, region: str, shop_id: str, lease: int) -> None:
         # The record as it is now: a change made since the claim is in it too.
         stored = await self.redis.get(keys.shop(shop_id))
-        record = None if stored is None else _decode_record(stored)
+        record = None if stored is None else decode_record(stored)
         if record is not None and not record.disabled and record.region == region:
             count = await republish_live_posts(self.redis, record, self.clock, self.settings)
             log.info("shop %s: profile change republished to %d live posts", shop_id, count)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 from redis.asyncio import Redis
 
+from rules.categories import require_category
 from rules.clock import Clock
 from rules.errors import InvalidInput
 from rules.moderation import Policy, Rejection, check_hours, check_shop
@@ -38,12 +39,13 @@ def _refuse(rejection: Rejection | None) -> None:
 
 async def create_shop(redis: Redis, shop: NewShop, *, region: str, clock: Clock,
                       policy: Policy | None = None) -> ShopCreated:
-    # Name, category and address show on every card of the shop: the posts' policy.
+    category = require_category(shop.category)
+    # Name and address show on every card of the shop: the posts' policy.
     _refuse(check_shop(msgspec.structs.asdict(shop), policy or Policy()))
     token = new_token()
     while True:
         shop_id = new_shop_id(shop.name)
-        record = ShopRecord(id=shop_id, name=shop.name, category=shop.category, lat=shop.lat,
+        record = ShopRecord(id=shop_id, name=shop.name, category=category, lat=shop.lat,
                             lon=shop.lon, address=shop.address, region=region,
                             token_hash=hash_token(token), created_at=clock.now())
         if await redis.set(keys.shop(shop_id), encode_record(record), nx=True):
@@ -59,6 +61,8 @@ async def update_shop(redis: Redis, shop_id: str, update: ShopUpdate, clock: Clo
                if v is not msgspec.UNSET}
     if not changes:
         raise InvalidInput("nothing to change", code="empty_patch")
+    if "category" in changes:
+        changes["category"] = require_category(changes["category"])
     _refuse(check_shop(changes, policy or settings.moderation_policy()))
     current = await require_shop(redis, shop_id)
     lat, lon = changes.get("lat", current.lat), changes.get("lon", current.lon)

@@ -74,6 +74,23 @@ def hours_checked(region: str, shop_id: str) -> str:
     return f"{PREFIX}:{{{region}}}:hours-checked:{shop_id}"
 
 
+def openings(region: str, shop_id: str) -> str:
+    """Hash: the shop's own opening_change posts as overrides of its hours (post id -> JSON of
+    schemas.hours.OpeningOverride), written by the live index's scripts with the post, kept a
+    while after they end so the scheduler sees the end (storage.openings)."""
+    return f"{PREFIX}:{{{region}}}:openings:{shop_id}"
+
+
+def opening_shops(region: str) -> str:
+    """Set of the shops of a region that have an `openings` hash."""
+    return f"{PREFIX}:{{{region}}}:opening-shops"
+
+
+def openings_version(region: str) -> str:
+    """A counter moved by every change to a region's `openings`: shop lists look again."""
+    return f"{PREFIX}:{{{region}}}:openings-version"
+
+
 def republished(region: str, shop_id: str) -> str:
     """When a shop's live posts were last republished for a profile change (ms), expiring
     after the republish interval: while it exists, another change waits (services.republish)."""
@@ -105,6 +122,12 @@ def reach(region: str, post_id: str) -> str:
 def session(session_hash: str) -> str:
     """A shopkeeper's console session, by the SHA-256 of its cookie."""
     return f"{PREFIX}:session:{session_hash}"
+
+
+def signin_link(code_hash: str) -> str:
+    """A one-time console sign-in link (hash: `shop_id`, `token_hash`, then `used`), by the
+    SHA-256 of its code, expiring with the link (schemas.limits.SIGNIN_LINK_TTL_S)."""
+    return f"{PREFIX}:signin-link:{code_hash}"
 
 
 def rate(limit: str, subject: str, window: int) -> str:

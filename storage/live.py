@@ -26,9 +26,10 @@ __all__ = ["LiveIndex", "live_posts_newest_first", "shop_live_posts", "stream_id
 _encode = msgspec.json.Encoder().encode
 
 _PUBLISH = """
--- KEYS: post, active, expiry, shop_posts, feed, gone
+-- KEYS: post, active, expiry, shop_posts, feed, gone, openings, opening_shops, openings_version
 -- ARGV: post_id, source, post_json, lat, lon, expires_ts, shop_id, kind, maxlen, entry,
---       raw (the input, for later edits), edit ('1': only while the post is live)
+--       raw (the input, for later edits), edit ('1': only while the post is live),
+--       opening (the post as an override of the shop's hours, '' when it is none)
 if redis.call('EXISTS', KEYS[6]) == 1 then return false end
 local source = redis.call('HGET', KEYS[1], 'source')
 if source == ARGV[2] then return redis.call('HGET', KEYS[1], 'feed_id') end
@@ -40,14 +41,19 @@ redis.call('HSET', KEYS[1], 'json', ARGV[3], 'feed_id', feed_id, 'source', ARGV[
 redis.call('GEOADD', KEYS[2], ARGV[5], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
+if ARGV[13] ~= '' and redis.call('HGET', KEYS[7], ARGV[1]) ~= ARGV[13] then
+  redis.call('HSET', KEYS[7], ARGV[1], ARGV[13])
+  redis.call('SADD', KEYS[8], ARGV[7])
+  redis.call('INCR', KEYS[9])
+end
 return feed_id
 """
 
 _REMOVE = """
--- KEYS: post, active, expiry, feed, gone
+-- KEYS: post, active, expiry, feed, gone, openings_version
 -- ARGV: post_id, type ('expired'|'withdrawn'), now_ts, maxlen, shop_id ('' = any),
 --       shop posts key prefix (the shop is only known once the post is read),
---       how long a withdrawn id is remembered (s)
+--       how long a withdrawn id is remembered (s), openings key prefix
 local fields = redis.call('HMGET', KEYS[1], 'expires_at', 'shop_id', 'kind', 'lat', 'lon')
 if not fields[1] then return false end
 if ARGV[5] ~= '' and fields[2] ~= ARGV[5] then return false end
@@ -56,7 +62,20 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SREM', ARGV[6] .. fields[2], ARGV[1])
-if ARGV[2] == 'withdrawn' then redis.call('SET', KEYS[5], '1', 'EX', ARGV[7]) end
+if ARGV[2] == 'withdrawn' then
+  redis.call('SET', KEYS[5], '1', 'EX', ARGV[7])
+  -- A withdrawn override ends now; it stays (ended) so the scheduler sees the end.
+  local openings = ARGV[8] .. fields[2]
+  local opening = redis.call('HGET', openings, ARGV[1])
+  if opening then
+    local o = cjson.decode(opening)
+    if o.ends_ts > tonumber(ARGV[3]) then
+      o.ends_ts = tonumber(ARGV[3])
+      redis.call('HSET', openings, ARGV[1], cjson.encode(o))
+      redis.call('INCR', KEYS[6])
+    end
+  end
+end
 local entry = cjson.encode({type = ARGV[2], id = ARGV[1], kind = fields[3],
                             lat = tonumber(fields[4]), lon = tonumber(fields[5])})
 return redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'd', entry)
@@ -143,20 +162,23 @@ class LiveIndex:
 
     async def publish(self, *, post_id: str, source: str, post_json: bytes, kind: str,
                       lat: float, lon: float, expires_ts: float, shop_id: str, raw: bytes,
-                      edit: bool = False) -> str | None:
+                      edit: bool = False, opening: bytes = b"") -> str | None:
         """Make a post live (or replace it) and append it to the feed; the feed id.
 
         None when nothing was published: the post was withdrawn, or it is an edit of a
         post no longer live. Publishing the same source entry twice changes nothing.
+        `opening`: the encoded OpeningOverride of a shopkeeper's opening_change post, kept
+        beside the post in the same script so the shop's open state cannot disagree with it.
         """
         r = self.region
         entry = _encode(FeedEntry(type="post", id=post_id, kind=kind, lat=lat, lon=lon,
                                   post=msgspec.Raw(post_json)))
         result = await self._publish(
             keys=[keys.post(r, post_id), keys.active_geo(r), keys.expiry_zset(r),
-                  keys.shop_posts(r, shop_id), keys.feed_stream(r), keys.withdrawn(r, post_id)],
+                  keys.shop_posts(r, shop_id), keys.feed_stream(r), keys.withdrawn(r, post_id),
+                  keys.openings(r, shop_id), keys.opening_shops(r), keys.openings_version(r)],
             args=[post_id, source, post_json, repr(lat), repr(lon), repr(expires_ts), shop_id,
-                  kind, self.feed_maxlen, entry, raw, "1" if edit else "0"],
+                  kind, self.feed_maxlen, entry, raw, "1" if edit else "0", opening],
         )
         return None if result is None else text(result)
 
@@ -170,9 +192,9 @@ class LiveIndex:
         r = self.region
         result = await self._remove(
             keys=[keys.post(r, post_id), keys.active_geo(r), keys.expiry_zset(r),
-                  keys.feed_stream(r), keys.withdrawn(r, post_id)],
+                  keys.feed_stream(r), keys.withdrawn(r, post_id), keys.openings_version(r)],
             args=[post_id, why, repr(now_ts), self.feed_maxlen, shop_id,
-                  keys.shop_posts(r, ""), self.withdrawn_ttl_s],
+                  keys.shop_posts(r, ""), self.withdrawn_ttl_s, keys.openings(r, "")],
         )
         return None if result is None else text(result)
 

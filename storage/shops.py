@@ -11,9 +11,11 @@ from collections.abc import Callable
 import msgspec
 from redis.asyncio import Redis
 
+from rules.categories import migrated
 from rules.clock import Clock
 from rules.errors import NotFound, Unauthorized
 from rules.shops import hash_token, new_token, token_matches
+from schemas.categories import CATEGORY_CODES
 from schemas.shops import ShopRecord
 from storage import keys
 from storage.redis_conn import async_reply, get_many, publish
@@ -27,7 +29,21 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]
 return 0
 """
 encode_record = msgspec.json.Encoder().encode
-decode_record = msgspec.json.Decoder(ShopRecord).decode
+_decode_record = msgspec.json.Decoder(ShopRecord).decode
+
+
+def decode_record(raw: bytes) -> ShopRecord:
+    """A stored record, its category as a code. Records written before categories were
+    codes hold free text ("boulangerie", "épicerie fine"): they are migrated here, as they
+    are read, rather than by a one-off job at start. Every process that reads a shop (web,
+    enricher, scheduler, demo, CLI) decodes it here, so none ever sees the old text, even
+    during a rolling deploy, and there is no job to order against other processes or to
+    repeat on a cluster; the cost is a set lookup per read. The code is written back with
+    the record's next change (`change_shop` stores what it decoded)."""
+    record = _decode_record(raw)
+    if record.category in CATEGORY_CODES:
+        return record
+    return msgspec.structs.replace(record, category=migrated(record.category))
 
 
 async def get_shop(redis: Redis, shop_id: str) -> ShopRecord | None:

@@ -3,6 +3,8 @@
     streetfeed up [--port P] [--host H] [--data-dir D] [--no-demo] [--workers N]
     streetfeed shops add --name N --category C --lat LAT --lon LON [--address A] [--data-dir D]
     streetfeed shops list | update ID [--name ...] | disable ID | enable ID | rotate-token ID
+    streetfeed shops link ID [--base-url URL]   (a one-time console sign-in link and its QR)
+    streetfeed shops categories        (the codes --category takes, with their labels)
     streetfeed shops hours ID [--weekly 'mon-fri 09:00-19:00; sat 09:00-13:00']
                               [--closed YYYY-MM-DD]... [--open 'YYYY-MM-DD 10:00-22:00']...
                               [--timezone Europe/Paris] [--clear]
@@ -17,12 +19,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -30,10 +35,14 @@ from rules.clock import SystemClock
 from rules.errors import ConfigError
 from runtime.logs import setup_logging
 from runtime.settings import Settings, load_settings
+from schemas.categories import CATEGORIES
 from schemas.hours import ShopHours
-from schemas.shops import NewShop, ShopRecord, ShopUpdate
+from schemas.shops import NewShop, ShopProfile, ShopRecord, ShopUpdate
 from streetfeed.embedded import EmbeddedServer
 from streetfeed.processes import die_with_parent_from_env
+
+if TYPE_CHECKING:
+    from services.signin import NewLink
 
 __all__ = ["main"]
 
@@ -93,6 +102,10 @@ def _remove_orphan_metrics_dirs() -> None:
             pass  # alive, someone else's
 
 
+_CATEGORY_HELP = ("a category code (`streetfeed shops categories` lists them), or its French "
+                  "or English label")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streetfeed", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,16 +137,18 @@ def _parser() -> argparse.ArgumentParser:
     shops_sub = shops.add_subparsers(dest="shops_command", required=True)
     add = shops_sub.add_parser("add", help="register a shop; prints its id and token (once)")
     add.add_argument("--name", required=True)
-    add.add_argument("--category", required=True)
+    add.add_argument("--category", required=True, help=_CATEGORY_HELP)
     add.add_argument("--lat", type=float, required=True)
     add.add_argument("--lon", type=float, required=True)
     add.add_argument("--address", default="")
     data_dir(add)
     data_dir(shops_sub.add_parser("list", help="every shop, one JSON object per line"))
+    shops_sub.add_parser("categories", help="the category codes, one JSON object per line")
     update = shops_sub.add_parser("update", help="change a shop's details")
     update.add_argument("shop_id")
-    for name in ("name", "category", "address"):
-        update.add_argument(f"--{name}")
+    update.add_argument("--name")
+    update.add_argument("--category", help=_CATEGORY_HELP)
+    update.add_argument("--address")
     update.add_argument("--lat", type=float)
     update.add_argument("--lon", type=float)
     data_dir(update)
@@ -143,6 +158,13 @@ def _parser() -> argparse.ArgumentParser:
         p = shops_sub.add_parser(name, help=text)
         p.add_argument("shop_id")
         data_dir(p)
+    link = shops_sub.add_parser("link", help="a one-time sign-in link to the shop's console "
+                                "and its QR code (works once, within 24 h)")
+    link.add_argument("shop_id")
+    link.add_argument("--base-url", default=None, metavar="URL",
+                      help="where the shopkeeper reaches this deployment, https://host[:port] "
+                           "(default STREETFEED_PUBLIC_URL, else http://127.0.0.1:8000)")
+    data_dir(link)
     hours = shops_sub.add_parser("hours", help="show or set opening hours")
     hours.add_argument("shop_id")
     hours.add_argument("--weekly", help="e.g. 'tue-sat 07:00-13:00,15:30-19:30; sun closed'")
@@ -159,9 +181,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     die_with_parent_from_env()
     args = _parser().parse_args(argv)
+    if args.command == "shops" and args.shops_command == "categories":  # no Redis needed
+        for category in CATEGORIES:
+            print(msgspec.json.encode(category).decode())
+        return 0
     overrides: dict[str, object] = {"data_dir": args.data_dir}
     if hasattr(args, "port"):
         overrides.update(port=args.port, host=args.host)
+    if getattr(args, "base_url", None):
+        overrides["public_url"] = args.base_url  # checked as STREETFEED_PUBLIC_URL is
     try:
         settings = load_settings(None, **overrides)
         if args.command == "shops":
@@ -231,7 +259,7 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
     from rules.errors import ApiError
     from rules.shops import profile_of
     from services import shops as shop_changes
-    from storage import shops
+    from storage import openings, shops
     from storage.redis_conn import open_redis
 
     clock = SystemClock()
@@ -240,18 +268,24 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
     async def run(ready: Settings) -> None:
         redis = open_redis(ready)
         record: ShopRecord | None
+
+        async def profile(record: ShopRecord) -> ShopProfile:
+            # Open or closed as the API says it: the shop's own opening posts count.
+            return profile_of(record, clock,
+                              await openings.of_shop(redis, record.region, record.id))
+
         try:
             command = args.shops_command
             if command == "list":
                 for record in await shops.list_shops(redis, include_disabled=True):
                     out.append(msgspec.json.encode({**msgspec.structs.asdict(
-                        profile_of(record, clock)), "disabled": record.disabled}))
+                        await profile(record)), "disabled": record.disabled}))
             elif command == "update":
                 fields = {k: getattr(args, k) for k in ("name", "category", "address", "lat",
                                                         "lon") if getattr(args, k) is not None}
                 update = msgspec.convert(fields, ShopUpdate)
                 record = await shop_changes.update_shop(redis, args.shop_id, update, clock, ready)
-                out.append(msgspec.json.encode(profile_of(record, clock)))
+                out.append(msgspec.json.encode(await profile(record)))
             elif command in ("disable", "enable"):
                 withdrawn = await shop_changes.set_disabled(
                     redis, args.shop_id, command == "disable", clock, ready)
@@ -261,6 +295,11 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
             elif command == "rotate-token":
                 token = await shops.rotate_token(redis, args.shop_id, clock)
                 out.append(msgspec.json.encode({"id": args.shop_id, "token": token}))
+            elif command == "link":
+                from services.signin import make_link
+
+                link = await make_link(redis, args.shop_id, ready.public_base_url, clock)
+                out.append(_link_text(link, ready.timezone).encode())
             elif command == "hours":
                 record = await shops.get_shop(redis, args.shop_id)
                 if record is None:
@@ -272,7 +311,7 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
                     record = await shop_changes.set_hours(redis, args.shop_id, hours, clock)
                 out.append(msgspec.json.encode({
                     "id": record.id, "hours": record.hours,
-                    **msgspec.structs.asdict(profile_of(record, clock)),
+                    **msgspec.structs.asdict(await profile(record)),
                 }))
         finally:
             await redis.aclose()
@@ -289,6 +328,20 @@ def _shops_manage(settings: Settings, args: argparse.Namespace) -> int:
     for line in out:
         print(line.decode())
     return 0
+
+
+def _link_text(link: NewLink, timezone: str) -> str:
+    """A sign-in link as the operator hands it over: the link, its QR for a phone to scan
+    off the terminal, and until when it works."""
+    import segno
+
+    qr = io.StringIO()
+    segno.make(link.url, error="m").terminal(out=qr, compact=True, border=2)
+    until = link.expires_at.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
+    return (f"Sign-in link to the console of {link.shop.name} ({link.shop.id}), valid once, "
+            f"until {until} ({timezone}):\n{link.url}\n\n{qr.getvalue()}\n"
+            "Open it, or scan the QR code, on the shopkeeper's phone or computer. Whoever "
+            "has it can sign in as the shop until it is used: hand it over privately.")
 
 
 def _hours_from_args(current: ShopHours, args: argparse.Namespace) -> ShopHours:

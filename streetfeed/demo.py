@@ -17,114 +17,117 @@ import json
 import logging
 import os
 import random
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import msgspec
 from redis.asyncio import Redis
 
 from rules.clock import Clock
-from rules.hours import opening_state, parse_weekly
+from rules.hours import parse_weekly
 from rules.moderation import Policy
+from rules.opening import effective_state
 from rules.shops import hash_token, new_token
 from runtime.settings import Settings
-from schemas.hours import ShopHours
+from schemas.hours import OpeningOverride, ShopHours
 from schemas.shops import ShopRecord
 from services.ingest import Ingest
 from services.shops import home_region
-from storage import keys
+from storage import keys, openings
 from storage.live import LiveIndex, shop_live_posts, stream_id_key
 from storage.redis_conn import async_reply, open_redis, text
+from storage.shops import decode_record, encode_record
 
 __all__ = ["DEMO_SHOPS", "run_simulator"]
 
 log = logging.getLogger("streetfeed.demo")
 
-# (id, name, category, lat, lon, address): north (Place de la Comédie) to south.
+# (id, name, category code (schemas.categories), lat, lon, address): north (Place de la
+# Comédie) to south.
 DEMO_SHOPS: list[tuple[str, str, str, float, float, str]] = [
-    ("au-pain-dore", "Au Pain Doré", "boulangerie", 44.84115, -0.57392, "2 rue Sainte-Catherine"),
-    ("cafe-le-comptoir", "Café Le Comptoir", "café", 44.84041, -0.57380, "18 rue Sainte-Catherine"),
-    ("fromagerie-sainte-catherine", "Fromagerie Sainte-Catherine", "fromagerie", 44.83962,
+    ("au-pain-dore", "Au Pain Doré", "bakery", 44.84115, -0.57392, "2 rue Sainte-Catherine"),
+    ("cafe-le-comptoir", "Café Le Comptoir", "cafe", 44.84041, -0.57380, "18 rue Sainte-Catherine"),
+    ("fromagerie-sainte-catherine", "Fromagerie Sainte-Catherine", "cheese", 44.83962,
      -0.57371, "31 rue Sainte-Catherine"),
-    ("librairie-la-page-blanche", "Librairie La Page Blanche", "librairie", 44.83890, -0.57362,
+    ("librairie-la-page-blanche", "Librairie La Page Blanche", "bookshop", 44.83890, -0.57362,
      "47 rue Sainte-Catherine"),
-    ("les-jardins-de-gironde", "Les Jardins de Gironde", "primeur", 44.83811, -0.57353,
+    ("les-jardins-de-gironde", "Les Jardins de Gironde", "greengrocer", 44.83811, -0.57353,
      "64 rue Sainte-Catherine"),
-    ("boucherie-martin", "Boucherie Martin", "boucherie", 44.83735, -0.57345,
+    ("boucherie-martin", "Boucherie Martin", "butcher", 44.83735, -0.57345,
      "80 rue Sainte-Catherine"),
-    ("l-atelier-des-fleurs", "L'Atelier des Fleurs", "fleuriste", 44.83660, -0.57336,
+    ("l-atelier-des-fleurs", "L'Atelier des Fleurs", "florist", 44.83660, -0.57336,
      "97 rue Sainte-Catherine"),
-    ("cave-le-bouchon", "Cave Le Bouchon", "caviste", 44.83581, -0.57327,
+    ("cave-le-bouchon", "Cave Le Bouchon", "wine", 44.83581, -0.57327,
      "115 rue Sainte-Catherine"),
-    ("cacao-et-co", "Cacao & Co", "chocolatier", 44.83504, -0.57318, "132 rue Sainte-Catherine"),
-    ("le-garde-manger", "Le Garde-Manger", "épicerie fine", 44.83428, -0.57309,
+    ("cacao-et-co", "Cacao & Co", "chocolate", 44.83504, -0.57318, "132 rue Sainte-Catherine"),
+    ("le-garde-manger", "Le Garde-Manger", "delicatessen", 44.83428, -0.57309,
      "150 rue Sainte-Catherine"),
-    ("deuxieme-vie", "Deuxième Vie", "friperie", 44.83352, -0.57300, "168 rue Sainte-Catherine"),
-    ("quincaillerie-du-centre", "Quincaillerie du Centre", "quincaillerie", 44.83275, -0.57291,
+    ("deuxieme-vie", "Deuxième Vie", "secondhand", 44.83352, -0.57300, "168 rue Sainte-Catherine"),
+    ("quincaillerie-du-centre", "Quincaillerie du Centre", "hardware", 44.83275, -0.57291,
      "185 rue Sainte-Catherine"),
     # Open day and night, as town-centre night groceries are: the street a newcomer opens
     # at 3 a.m. is quiet but not dead, and nothing on it pretends to be open.
-    ("epicerie-de-nuit", "L'Épicerie de Nuit", "épicerie", 44.83199, -0.57282,
+    ("epicerie-de-nuit", "L'Épicerie de Nuit", "grocery", 44.83199, -0.57282,
      "203 rue Sainte-Catherine"),
 ]
 
 _ARRIVALS: dict[str, list[tuple[str, str, float, list[str]]]] = {
-    "boulangerie": [
+    "bakery": [
         ("Pain de seigle au levain, tout chaud", "Farine du moulin de Saint-Émilion.", 4.2,
          ["local", "bio"]),
         ("Cannelés de la fournée de l'après-midi", "Recette bordelaise, rhum et vanille.", 1.6,
          ["artisanal"]),
         ("Fougasse aux olives sortie du four", "Olives de Nyons.", 3.9, [])],
-    "café": [
+    "cafe": [
         ("Nouveau café d'Éthiopie torréfié ce matin", "Torréfacteur bordelais.", 3.5, ["local"]),
         ("Chocolat chaud à l'ancienne", "Lait entier de la ferme, cacao pur.", 4.0, []),
         ("Tarte du jour : citron meringuée", "Faite maison ce matin.", 4.5, ["maison"])],
-    "fromagerie": [
+    "cheese": [
         ("Ossau-Iraty fermier arrivé", "Affiné 10 mois, direct du producteur.", 32.0,
          ["producteur"]),
         ("Brebis frais du Pays basque", "Arrivé ce matin.", 24.0, ["producteur"]),
         ("Comté 24 mois", "Fruitier du Jura, affinage en cave.", 29.5, [])],
-    "librairie": [
+    "bookshop": [
         ("Le nouveau roman de la rentrée est là", "Dédicace samedi 15h.", 22.0, []),
         ("Rayon BD : les nouveautés du mois", "Conseils de l'équipe en vitrine.", 14.5, []),
         ("Guides de randonnée en Gironde", "Cartes et itinéraires locaux.", 12.9, ["local"])],
-    "primeur": [
+    "greengrocer": [
         ("Premières fraises de Gironde", "Cueillies ce matin à Saint-Médard.", 5.5,
          ["local", "circuit court"]),
         ("Asperges blanches du Blayais", "Botte d'un kilo.", 8.9, ["local"]),
         ("Pommes Reinette du Limousin", "Croquantes, idéales en tarte.", 2.9, [])],
-    "boucherie": [
+    "butcher": [
         ("Agneau de Pauillac", "Élevé en Médoc, label rouge.", 28.9, ["local"]),
         ("Bœuf de Bazas", "Race bazadaise, maturé 3 semaines.", 34.0, ["local"]),
         ("Saucisses maison aux herbes", "Préparées ce matin.", 16.5, ["maison"])],
-    "fleuriste": [
+    "florist": [
         ("Pivoines de saison", "Producteur de Blaye.", 4.0, ["local"]),
         ("Bouquets de renoncules", "Couleurs pastel.", 18.0, []),
         ("Plants d'aromatiques", "Basilic, thym, romarin.", 3.5, ["bio"])],
-    "caviste": [
+    "wine": [
         ("Côtes-de-Bourg 2022 en dégustation", "Petit domaine familial.", 12.5, ["bio"]),
         ("Entre-deux-Mers blanc, nouveau millésime", "Frais et fruité.", 9.8, ["local"]),
         ("Crémant de Bordeaux rosé", "Parfait pour l'apéritif.", 11.5, [])],
-    "chocolatier": [
+    "chocolate": [
         ("Tablettes noisette du Lot-et-Garonne", "Fabriquées à l'atelier.", 6.8, ["artisanal"]),
         ("Pralinés à l'ancienne", "Amandes grillées à l'atelier.", 9.5, ["artisanal"]),
         ("Orangettes confites maison", "Oranges de Valence, chocolat noir.", 7.2, [])],
-    "épicerie fine": [
+    "delicatessen": [
         ("Huile d'olive nouvelle", "Moulin coopératif, première pression.", 18.0, ["bio"]),
         ("Piment d'Espelette AOP", "Récolte de l'année.", 7.5, []),
         ("Miel de bruyère des Landes", "Apiculteur de Captieux.", 9.0, ["local"])],
-    "épicerie": [
+    "grocery": [
         ("Fraises de Gironde, cueillies ce matin", "Producteur de Saint-Médard.", 4.5,
          ["local"]),
         ("Lait frais de la ferme", "Bouteilles consignées.", 1.4, ["local"]),
         ("Glaces artisanales du glacier d'à côté", "Vanille, caramel au beurre salé.", 6.0,
          ["artisanal"])],
-    "friperie": [
+    "secondhand": [
         ("Arrivage vestes en laine", "Pièces uniques, bon état.", 35.0, ["seconde main"]),
         ("Jeans vintage, toutes tailles", "Triés et lavés.", 25.0, ["seconde main"]),
         ("Foulards en soie des années 70", "Pièces uniques.", 15.0, ["seconde main"])],
-    "quincaillerie": [
+    "hardware": [
         ("Pots en terre cuite émaillée", "Fabrication française.", 9.9, []),
         ("Couteaux de Thiers", "Manche en bois d'olivier.", 29.0, []),
         ("Arrosoirs en zinc", "Modèle traditionnel, 5 litres.", 24.5, [])],
@@ -147,10 +150,10 @@ _PENDING_GRACE = timedelta(minutes=5)
 
 # Typical town-centre hours, so that "open now" means something on the demo street.
 _DEMO_HOURS = {
-    "boulangerie": "tue-sun 07:00-13:30,15:30-19:30",
-    "café": "mon-sun 07:30-22:00",
-    "caviste": "tue-sat 10:00-13:00,15:00-20:30",
-    "épicerie": "mon-sun 00:00-24:00",
+    "bakery": "tue-sun 07:00-13:30,15:30-19:30",
+    "cafe": "mon-sun 07:30-22:00",
+    "wine": "tue-sat 10:00-13:00,15:00-20:30",
+    "grocery": "mon-sun 00:00-24:00",
 }
 _DEFAULT_HOURS = "tue-sat 09:30-19:00"
 
@@ -160,20 +163,18 @@ async def seed(redis: Redis, settings: Settings, clock: Clock) -> dict[str, str]
 
     Hours already set (from the console or CLI) are kept.
     """
-    encode = msgspec.json.Encoder().encode
-    decode = msgspec.json.Decoder(ShopRecord).decode
     tokens: dict[str, str] = {}
     for shop_id, name, category, lat, lon, address in DEMO_SHOPS:
         token = new_token()
         existing = await redis.get(keys.shop(shop_id))
-        hours = decode(existing).hours if existing else None
+        hours = decode_record(existing).hours if existing else None
         if hours is None:
             hours = ShopHours(timezone=settings.timezone, weekly=parse_weekly(
                 _DEMO_HOURS.get(category, _DEFAULT_HOURS)))
         record = ShopRecord(id=shop_id, name=name, category=category, lat=lat, lon=lon,
                             address=address, region=home_region(settings, lat, lon), hours=hours,
                             token_hash=hash_token(token), created_at=clock.now())
-        await redis.set(keys.shop(shop_id), encode(record))
+        await redis.set(keys.shop(shop_id), encode_record(record))
         await async_reply(redis.sadd(keys.shops_index(), shop_id))
         tokens[shop_id] = token
     path = Path(settings.data_dir) / "demo-tokens.json"
@@ -187,21 +188,23 @@ async def seed(redis: Redis, settings: Settings, clock: Clock) -> dict[str, str]
 
 
 def demo_post(shop: ShopRecord, now: datetime, rng: random.Random, tz: ZoneInfo,
-              taken_kinds: set[str], taken_titles: set[str]) -> dict[str, object] | None:
+              taken_kinds: set[str], taken_titles: set[str],
+              overrides: Sequence[OpeningOverride] = ()) -> dict[str, object] | None:
     """What this shop could post now, as its shopkeeper would; None when nothing fits.
 
     Arrivals and flash offers only while the shop is open (a flash offer ends by closing
     time); opening news that fits the hour; nothing of a kind the shop already has live
     (`taken_kinds`: flash offers and opening news), no arrival already live (`taken_titles`).
     """
-    state = opening_state(shop.hours, now)
+    # Open as passers-by see it: the hours, or the shopkeeper's own "open late" post.
+    state = effective_state(shop.hours, overrides, now)
     is_open = state.open_now is not False  # a shop without hours is taken as open
     change = state.next_change
     local = now.astimezone(tz)
     choices: list[dict[str, object]] = []
     weights: list[float] = []
     if is_open:
-        fresh = [a for a in _ARRIVALS.get(shop.category, _ARRIVALS["quincaillerie"])
+        fresh = [a for a in _ARRIVALS.get(shop.category, _ARRIVALS["hardware"])
                  if a[0] not in taken_titles]
         if fresh:
             title, body, price, tags = rng.choice(fresh)
@@ -285,7 +288,6 @@ class DemoStreet:
         self.ingest = Ingest(redis, settings, clock, policy)
         self.lives = {r: LiveIndex(redis, r, settings) for r in settings.region_names}
         self.tz = ZoneInfo(settings.timezone)
-        self._decode = msgspec.json.Decoder(ShopRecord).decode
 
     async def _posts(self, shop: ShopRecord) -> _ShopPosts:
         live: dict[str, tuple[str, str, str]] = {}
@@ -320,10 +322,11 @@ class DemoStreet:
         raw = await self.redis.get(keys.shop(shop_id))
         if raw is None:
             return None
-        shop = self._decode(raw)
+        shop = decode_record(raw)
         now = self.clock.now()
         posts = await self._posts(shop)
-        if opening_state(shop.hours, now).open_now is False:
+        overrides = await openings.of_shop(self.redis, shop.region, shop.id)
+        if effective_state(shop.hours, overrides, now).open_now is False:
             # Closed: its own offers and arrivals make no sense any more.
             for post_id in posts.own_live_oldest_first():
                 if posts.live[post_id][0] != "opening_change":
@@ -342,7 +345,7 @@ class DemoStreet:
         taken_titles = {title for _, title, _ in posts.live.values()}
         post = demo_post(shop, now, self.rng, self.tz, taken_kinds & {"flash_offer",
                                                                        "opening_change"},
-                         taken_titles)
+                         taken_titles, overrides)
         if post is None:
             return None
         if post["kind"] == "new_arrival" and any(

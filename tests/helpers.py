@@ -126,7 +126,7 @@ async def enricher(redis: Redis, settings: Settings, clock: Clock | None = None,
 
 async def add_shop(redis: Redis, settings: Settings, name: str = "Boulangerie Test",
                    lat: float = 44.8370, lon: float = -0.5735,
-                   category: str = "boulangerie") -> ShopCreated:
+                   category: str = "bakery") -> ShopCreated:
     return await create_shop(redis, NewShop(name=name, category=category, lat=lat, lon=lon),
                              region=home_region(settings, lat, lon), clock=SystemClock())
 

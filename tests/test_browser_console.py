@@ -64,7 +64,7 @@ async def open_screen(browser: Any, base: str, shop_id: str) -> Any:
 async def signed_in_console(browser: Any, base: str, shop: ShopCreated) -> Any:
     page = watch_errors(await browser.new_page())
     await page.goto(f"{base}/shop")
-    await page.wait_for_selector("#signin-form", state="visible")
+    await page.click("#token-signin > summary")  # the page leads with sign-in links
     await page.fill("#shop-id", shop.id)
     await page.fill("#token", shop.token)
     await page.click("#signin-submit")
@@ -183,7 +183,7 @@ async def test_errors_are_shown_in_words(redis: Redis, settings: Settings,
     async with web_server(settings) as web, enricher(redis, settings):
         page = watch_errors(await browser.new_page())
         await page.goto(f"{web.http}/shop")
-        await page.wait_for_selector("#signin-form", state="visible")
+        await page.click("#token-signin > summary")
         await page.fill("#shop-id", shop.id)
         await page.fill("#token", "not-the-token")
         await page.click("#signin-submit")
@@ -300,7 +300,7 @@ async def test_passer_by_sees_hours_follows_filters_and_map(
         await page.click("#kind-filter [data-kind='new_arrival']")
         assert await visible() == [bread]
         await page.click("#kind-filter [data-kind='']")
-        await page.select_option("#category", "fromagerie")
+        await page.select_option("#category", "cheese")
         assert await visible() == [offer]
         await page.select_option("#category", "")
         assert sorted(await visible()) == sorted([bread, offer])
@@ -399,7 +399,7 @@ async def test_console_fits_phones_and_desktop(redis: Redis, settings: Settings,
             page = watch_errors(await browser.new_page())
             await page.set_viewport_size({"width": width, "height": 800 if width > 400 else 740})
             await page.goto(f"{web.http}/shop")
-            await page.wait_for_selector("#signin-form", state="visible")
+            await page.click("#token-signin > summary")  # the token form, unfolded
             for lang in ("fr", "en"):
                 if await page.get_attribute("html", "lang") != lang:
                     await page.click("#lang")
@@ -437,7 +437,7 @@ async def console_at(browser: Any, base: str, shop: ShopCreated, width: int,
     if clock:
         await page.clock.install()
     await page.goto(f"{base}/shop")
-    await page.wait_for_selector("#signin-form", state="visible")
+    await page.click("#token-signin > summary")  # the page leads with sign-in links
     await page.fill("#shop-id", shop.id)
     await page.fill("#token", shop.token)
     await page.click("#signin-submit")

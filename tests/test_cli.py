@@ -67,7 +67,7 @@ def test_shops_add_prints_id_and_token_and_stores_only_a_hash(tmp_path: Path) ->
 
 def test_shops_add_rejects_bad_coordinates(tmp_path: Path) -> None:
     result = subprocess.run(
-        _cli("shops", "add", "--name", "X", "--category", "c", "--lat", "95", "--lon", "0",
+        _cli("shops", "add", "--name", "X", "--category", "other", "--lat", "95", "--lon", "0",
              "--data-dir", str(tmp_path / "var")),
         env=_env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2

@@ -161,15 +161,28 @@ async def test_console_socket_profile_changes_and_refusals(
                 console_socket(web.ws, cookie=cookie, origin=web.http) as by_cookie:
             for console in (by_token, by_cookie):
                 assert (await console.wait("shop"))["shop"]["open_now"] is None
-            every_day = {d: [{"open": "00:00", "close": "23:59"}]
+            every_day = {d: [{"open": "00:00", "close": "24:00"}]
                          for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
             put = await http.put(f"/api/v1/shops/{shop.id}/hours", headers=auth,
                                  json={"timezone": "Europe/Paris", "weekly": every_day})
             assert put.status_code == 200, put.text
             for console in (by_token, by_cookie):
                 changed = await console.wait("shop", 2)
-                assert changed["shop"]["open_now"] == put.json()["open_now"] is not None
+                assert changed["shop"]["open_now"] is True
 
+        # The shop's own word overrides its hours, pushed as it is posted and withdrawn.
+        async with enricher(redis, settings), \
+                console_socket(web.ws, cookie=cookie, origin=web.http) as console:
+            assert (await console.wait("shop"))["shop"]["open_now"] is True
+            closed = await send_post(http, shop, {"kind": "opening_change", "title": "Inventaire",
+                                                  "status": "closed_exceptionally"})
+            assert (await console.wait("shop", 2))["shop"]["open_now"] is False
+            assert (await http.delete(f"/api/v1/shops/{shop.id}/posts/{closed.json()['id']}",
+                                      headers=auth)).status_code == 200
+            assert (await console.wait("shop", 3))["shop"]["open_now"] is True
+
+        async with console_socket(web.ws, token=shop) as by_token, \
+                console_socket(web.ws, cookie=cookie, origin=web.http) as by_cookie:
             # A rotated token ends every socket opened with the old one.
             rotated = await http.post(f"/api/v1/shops/{shop.id}/token", headers=auth)
             assert rotated.status_code == 200

@@ -37,7 +37,7 @@ async def test_post_reaches_near_browser_and_not_far_one(redis: Redis, settings:
         post = await near_client.wait_post(post_id, timeout=1.0)
         assert post["title"] == "Premières fraises"
         assert post["kind"] == "new_arrival"
-        assert post["shop"] == {"id": near_shop.id, "name": "Primeur", "category": "boulangerie",
+        assert post["shop"] == {"id": near_shop.id, "name": "Primeur", "category": "bakery",
                                 "lat": NEAR[0], "lon": NEAR[1], "address": ""}
         for field in ("posted_at", "expires_at"):
             assert post[field].endswith("Z")
@@ -206,11 +206,11 @@ async def test_withdraw_reaches_clients_and_feed(redis: Redis, settings: Setting
 
 
 async def test_shop_profile_and_healthz(redis: Redis, settings: Settings) -> None:
-    shop = await add_shop(redis, settings, "Café", *NEAR, category="café")
+    shop = await add_shop(redis, settings, "Café", *NEAR, category="café")  # its label
     async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
         profile = await http.get(f"/api/v1/shops/{shop.id}")
         assert profile.status_code == 200
-        assert profile.json() == {"id": shop.id, "name": "Café", "category": "café",
+        assert profile.json() == {"id": shop.id, "name": "Café", "category": "cafe",
                                   "lat": NEAR[0], "lon": NEAR[1], "address": "",
                                   "open_now": None, "next_change": None}
         assert "token" not in profile.text and "hash" not in profile.text

@@ -9,15 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules.hours import (
-    HORIZON_DAYS,
-    changes,
-    is_open,
-    next_change,
-    offer_closing,
-    opening_state,
-    parse_weekly,
-)
+from rules.hours import HORIZON_DAYS, changes, is_open, next_change, opening_state, parse_weekly
 from schemas.hours import WEEKDAYS, DayException, ShopHours, TimeRange
 
 BAKERY = ShopHours(weekly=parse_weekly("tue-sat 07:00-13:00,15:30-19:30; sun 07:00-12:30"))
@@ -53,27 +45,6 @@ def test_across_midnight() -> None:
     assert [(c.at, c.open) for c in changes(bar, utc(2026, 6, 19, 0), utc(2026, 6, 21, 12))] == [
         (utc(2026, 6, 19, 16), True), (utc(2026, 6, 20, 0), False),
         (utc(2026, 6, 20, 16), True), (utc(2026, 6, 21, 0), False)]
-
-
-def test_until_closing_for_an_offer() -> None:
-    """The console's "until closing": this opening's end; at lunch, the afternoon's; never
-    a closing of another day, nor a made-up time (it used to be now + 2 h)."""
-    # Tuesday 2026-06-16 in Paris (UTC+2): 10:00 open -> 13:00 local.
-    assert offer_closing(BAKERY, utc(2026, 6, 16, 8, 0)) == utc(2026, 6, 16, 11, 0)
-    # 14:00 local, closed for lunch: the afternoon closes at 19:30.
-    assert offer_closing(BAKERY, utc(2026, 6, 16, 12, 0)) == utc(2026, 6, 16, 17, 30)
-    # 20:00 local: closed for the day (it opens tomorrow).
-    assert offer_closing(BAKERY, utc(2026, 6, 16, 18, 0)) is None
-    # Monday: closed all day; no hours at all: nothing to go by.
-    assert offer_closing(BAKERY, utc(2026, 6, 15, 10, 0)) is None
-    assert offer_closing(None, utc(2026, 6, 16, 10, 0)) is None
-    assert offer_closing(ShopHours(), utc(2026, 6, 16, 10, 0)) is None
-    # Open past midnight: its closing is tomorrow's 02:00, and still "closing".
-    bar = ShopHours(weekly=parse_weekly("fri-sat 18:00-02:00"))
-    assert offer_closing(bar, utc(2026, 6, 19, 21, 0)) == utc(2026, 6, 20, 0, 0)
-    # Open day and night: no closing within an offer's day.
-    always = ShopHours(weekly=parse_weekly("mon-sun 00:00-24:00"))
-    assert offer_closing(always, utc(2026, 6, 16, 10, 0)) is None
 
 
 def test_dst_spring_forward_and_fall_back() -> None:

@@ -69,7 +69,7 @@ async def test_border_subscriber_gets_both_regions_and_resumes(
     with pytest.raises(InvalidInput):
         home_region(settings, 48.85, 2.35)
     with pytest.raises(InvalidInput):  # the CLI/API path refuses shops outside every region
-        await create_shop(redis, NewShop(name="Paris", category="c", lat=48.85, lon=2.35),
+        await create_shop(redis, NewShop(name="Paris", category="other", lat=48.85, lon=2.35),
                           region=home_region(settings, 48.85, 2.35), clock=SystemClock())
     async with web_server(settings) as web, enricher(redis, settings, region="ouest"), \
             enricher(redis, settings, region="est"), httpx.AsyncClient(base_url=web.http) as http:

@@ -7,6 +7,7 @@ reads the app's state with `web.state.state_of`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import io
 import json
@@ -32,6 +33,7 @@ from rules.regions import regions_for
 from rules.shops import profile_of
 from runtime import metrics
 from runtime.settings import METRICS_LOCAL_ADDRESSES
+from schemas.categories import CATEGORIES, CategoryList
 from schemas.feed import FeedPage, FeedResponse, Reach, ShopPosts, ShopPostsPage, ShopStats
 from schemas.hours import ShopHours
 from schemas.limits import AUDIENCE_RADII_M, RADIUS_MAX_M, SHOPS_PAGE_DEFAULT, SHOPS_PAGE_MAX
@@ -43,12 +45,15 @@ from schemas.shops import (
     ShopList,
     ShopListResponse,
     ShopProfile,
+    ShopRecord,
     ShopUpdate,
     SignIn,
     TokenRotated,
 )
+from schemas.signin import CodeField, SignInCode, SignInLink
 from services import shops as shop_changes
-from storage import keys, shops
+from services import signin
+from storage import keys, openings, shops
 from storage.inbox import durability_check
 from storage.live import live_posts_newest_first
 from storage.redis_conn import REDIS_DOWN, async_reply
@@ -57,10 +62,11 @@ from web.openapi import FEED_QUERY, IDEMPOTENCY_KEY, POST_ID, SHOP_ID, SHOPS_QUE
 from web.responses import JSONResponse, error_response
 from web.state import AppState, state_of
 
-__all__ = ["client_config", "create_post", "current_session", "edit_post", "feed", "get_hours",
-           "healthz", "list_shops", "metrics_page", "put_hours", "readyz", "rotate_token",
-           "shop_posts", "shop_profile", "shop_qr", "shop_stats", "sign_in", "sign_out",
-           "update_shop", "withdraw_post"]
+__all__ = ["categories", "client_config", "create_post", "create_signin_link", "current_session",
+           "edit_post", "feed", "get_hours", "healthz", "list_shops", "metrics_page", "put_hours",
+           "readyz",
+           "rotate_token", "shop_posts", "shop_profile", "shop_qr", "shop_stats", "sign_in",
+           "sign_out", "update_shop", "withdraw_post"]
 
 T = TypeVar("T")
 
@@ -182,11 +188,16 @@ async def list_shops(request: Request) -> Response:
                                          next=next_cursor), headers=headers)
 
 
+async def _profile(st: AppState, record: ShopRecord) -> ShopProfile:
+    """The profile now, with the shop's own opening_change posts overriding its hours."""
+    return profile_of(record, st.clock, await openings.of_shop(st.redis, record.region, record.id))
+
+
 @Operation(summary="A shop's public profile", response=ShopProfile, parameters=(SHOP_ID,))
 async def shop_profile(request: Request) -> Response:
     st = state_of(request)
     record = await shops.require_shop(st.redis, request.path_params["shop_id"])
-    return JSONResponse(profile_of(record, st.clock))
+    return JSONResponse(await _profile(st, record))
 
 
 @Operation(summary="Change a shop's name, category or address (its position only by "
@@ -209,7 +220,7 @@ async def update_shop(request: Request) -> Response:
                            if v is not msgspec.UNSET})
     record = await shop_changes.update_shop(st.redis, shop.id, update, st.clock, st.settings,
                                      st.ingest.policy)
-    return JSONResponse(profile_of(record, st.clock))
+    return JSONResponse(await _profile(st, record))
 
 
 @Operation(summary="Rotate the shop's token", response=TokenRotated, authenticated=True,
@@ -240,7 +251,7 @@ async def put_hours(request: Request) -> Response:
     hours = decode_body(await read_body(request, st.settings.max_hours_body_bytes), ShopHours,
                         "invalid_hours")
     record = await shop_changes.set_hours(st.redis, shop.id, hours, st.clock, st.ingest.policy)
-    return JSONResponse(profile_of(record, st.clock))
+    return JSONResponse(await _profile(st, record))
 
 
 def decode_body(body: bytes, type_: type[T], code: str, *, unique_keys: bool = False) -> T:
@@ -395,21 +406,28 @@ async def metrics_page(request: Request) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-@Operation(summary="Console sign-in: sets an HttpOnly session cookie", body=SignIn,
+@Operation(summary="Console sign-in with the shop's token, or with the code of a one-time "
+                   "sign-in link: sets an HttpOnly session cookie", body=(SignIn, SignInCode),
            response=ShopProfile)
 async def sign_in(request: Request) -> Response:
-    """Token -> session cookie. Guarded against login CSRF: a page elsewhere can make a
-    browser POST a `text/plain` form whose body is JSON (the `=` the form puts between a
-    field's name and value hidden in a key that a duplicate then overrides), so: same
-    origin only, `application/json` only (which a cross-site form cannot send without a
-    preflight we never answer), and no duplicate keys."""
+    """Token, or a sign-in link's code (once) -> session cookie. Guarded against login
+    CSRF: a page elsewhere can make a browser POST a `text/plain` form whose body is JSON
+    (the `=` the form puts between a field's name and value hidden in a key that a
+    duplicate then overrides), so: same origin only, `application/json` only (which a
+    cross-site form cannot send without a preflight we never answer), and no duplicate
+    keys. Attempts of either kind count against the address's API requests per minute."""
     st = state_of(request)
     require_same_origin(request)
     require_json(request)
-    body = decode_body(await read_body(request, st.settings.max_body_bytes), SignIn,
-                       "invalid_sign_in", unique_keys=True)
-    record = await shops.check_token(st.redis, body.shop_id, body.token)
-    response = JSONResponse(profile_of(record, st.clock))
+    raw = await read_body(request, st.settings.max_body_bytes)
+    # Which of the two bodies, by whether it names a code; then decoded strictly as that one.
+    if decode_body(raw, CodeField, "invalid_sign_in").code is msgspec.UNSET:
+        body = decode_body(raw, SignIn, "invalid_sign_in", unique_keys=True)
+        record = await shops.check_token(st.redis, body.shop_id, body.token)
+    else:
+        link = decode_body(raw, SignInCode, "invalid_sign_in", unique_keys=True)
+        record = await signin.redeem(st.redis, link.code)
+    response = JSONResponse(await _profile(st, record))
     await open_session(st.redis, record, response, secure=request.url.scheme == "https",
                        ttl_s=st.settings.session_ttl_s)
     return response
@@ -421,7 +439,7 @@ async def current_session(request: Request) -> Response:
     record = await session_shop(st.redis, request)
     if record is None:
         raise Unauthorized("not signed in", code="not_signed_in")
-    return JSONResponse(profile_of(record, st.clock))
+    return JSONResponse(await _profile(st, record))
 
 
 @Operation(summary="Sign out", status=204)
@@ -450,6 +468,14 @@ async def shop_stats(request: Request) -> Response:
     ), headers={"Cache-Control": "no-store"})
 
 
+def _qr_svg(url: str) -> bytes:
+    """`url` as a QR code, SVG: the shop window's and the sign-in links' alike."""
+    buffer = io.BytesIO()
+    segno.make(url, error="m").save(buffer, kind="svg", scale=8, border=2, dark="#000",
+                                    light="#fff", xmldecl=False)
+    return buffer.getvalue()
+
+
 @Operation(summary="QR code of the passer-by feed centred on the shop",
            media_type="image/svg+xml", description="SVG", operation_id="get_qr",
            parameters=(SHOP_ID,))
@@ -463,11 +489,25 @@ async def shop_qr(request: Request) -> Response:
     record = await shops.require_shop(st.redis, request.path_params["shop_id"])
     base = st.settings.public_base_url
     url = f"{base}/?lat={record.lat:.5f}&lon={record.lon:.5f}&radius_m=500&shop={record.id}"
-    qr = segno.make(url, error="m")
-    buffer = io.BytesIO()
-    qr.save(buffer, kind="svg", scale=8, border=2, dark="#000", light="#fff", xmldecl=False)
-    return Response(buffer.getvalue(), media_type="image/svg+xml",
+    return Response(_qr_svg(url), media_type="image/svg+xml",
                     headers={"Cache-Control": "public, max-age=300", "X-QR-Target": url})
+
+
+@Operation(summary="A one-time sign-in link to the console, for another device (works once, "
+                   "within 24 h)", status=201, response=SignInLink, authenticated=True,
+           parameters=(SHOP_ID,))
+async def create_signin_link(request: Request) -> Response:
+    """A fresh sign-in link and its QR code, for the shopkeeper's phone to scan off the
+    till's screen. Named by the configured public address, as the shop's QR code is; the
+    QR comes in the answer, not from a URL of its own, which would carry the code."""
+    st = state_of(request)
+    shop = await shop_for(request, request.path_params["shop_id"])
+    # Each link is a key kept 24 h: a token or session must not fill Redis with them.
+    await st.limiter.hit("signin_links", shop.id, st.settings.signin_links_per_minute)
+    link = await signin.make_link(st.redis, shop.id, st.settings.public_base_url, st.clock)
+    qr = "data:image/svg+xml;base64," + base64.b64encode(_qr_svg(link.url)).decode()
+    return JSONResponse(SignInLink(url=link.url, expires_at=link.expires_at, qr=qr),
+                        status_code=201, headers={"Cache-Control": "no-store"})
 
 
 @Operation(summary="Settings the pages need", response=ClientConfig)
@@ -479,3 +519,15 @@ async def client_config(request: Request) -> Response:
                                      fallback=Point(lat=st.settings.fallback_centre[0],
                                                     lon=st.settings.fallback_centre[1]),
                                      radius_max_m=RADIUS_MAX_M))
+
+
+_CATEGORIES_BODY = msgspec.json.encode(CategoryList(categories=list(CATEGORIES)))
+
+
+@Operation(summary="Shop categories: every code a shop's `category` may hold, with its "
+                   "French and English labels", response=CategoryList)
+async def categories(request: Request) -> Response:
+    """The list of schemas.categories. It changes only with a deploy, and then only by
+    additions (codes are never renamed or removed): caches may keep it a day."""
+    return Response(_CATEGORIES_BODY, media_type="application/json",
+                    headers={"Cache-Control": "public, max-age=86400"})

@@ -45,7 +45,9 @@ class Operation:
     summary: str
     response: Any = None  # the success body's Struct; None: an empty answer ("Done")
     status: int = 200  # of success
-    body: Any = None  # the JSON request body's Struct (or a union of Structs)
+    # The JSON request body's Struct (or a tagged union of Structs), or a tuple of Structs
+    # it is exactly one of (untagged: msgspec cannot describe their union itself).
+    body: Any = None
     authenticated: bool = False  # needs the shop's token or its console session
     parameters: tuple[Parameter, ...] = ()
     # A success body other than JSON (the QR's SVG) is a string of this media type.
@@ -191,8 +193,9 @@ def _operation(method: str, path: str, op: Operation, ref_of: dict[Any, Any]) ->
         operation = {"summary": op.summary, "parameters": list(op.parameters),
                      "responses": responses, "operationId": operation_id}
     if op.body is not None:
-        operation["requestBody"] = {"required": True, "content": {
-            JSON: {"schema": ref_of[op.body]}}}
+        schema = ({"oneOf": [ref_of[t] for t in op.body]} if isinstance(op.body, tuple)
+                  else ref_of[op.body])
+        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": schema}}}
     if op.authenticated:
         operation["security"] = [{"bearer": []}, {"session": []}]
     return operation
@@ -203,7 +206,8 @@ def openapi_document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
     described = _described_routes(routes)
     types: set[Any] = {ErrorBody}
     for *_, op in described:
-        types.update(t for t in (op.body, op.response) if t is not None)
+        bodies = op.body if isinstance(op.body, tuple) else (op.body,)
+        types.update(t for t in (*bodies, op.response) if t is not None)
         types.update(type_ for _code, _description, type_ in op.replies)
     ordered = sorted(types, key=lambda t: getattr(t, "__name__", str(t)))
     refs, components = msgspec.json.schema_components(ordered, ref_template=_REF)

@@ -30,19 +30,20 @@ from rules.enrich import Dropped, enrich
 from rules.moderation import Policy
 from runtime import metrics
 from runtime.settings import Settings
-from schemas.posts import RawPost
+from schemas.posts import OpeningChange, Post, RawPost
 from schemas.shops import ShopRecord
 from services.supervision import Backoff, supervised
-from storage import keys
-from storage.live import LiveIndex, stream_id_key
+from storage import keys, openings
+from storage.live import LiveIndex, shop_live_posts, stream_id_key
 from storage.redis_conn import REDIS_DOWN, get_many, text
+from storage.shops import decode_record
 
 __all__ = ["Enricher", "ScheduleExpiry"]
 
 log = logging.getLogger("streetfeed.enricher")
 
 _decode_raw = msgspec.json.Decoder(RawPost).decode
-_decode_shop = msgspec.json.Decoder(ShopRecord).decode
+_decode_post = msgspec.json.Decoder(Post).decode
 
 
 # Called after a post is live: (post_id, expires_at) -> schedule its expiry.
@@ -186,14 +187,30 @@ class Enricher:
         feed_id = await self.live.publish(
             post_id=raw.id, source=text(entry_id), post_json=outcome.json, kind=outcome.kind,
             lat=outcome.lat, lon=outcome.lon, expires_ts=outcome.expires_ts,
-            shop_id=raw.shop_id, raw=raw_json, edit=raw.edit)
+            shop_id=raw.shop_id, raw=raw_json, edit=raw.edit,
+            opening=b"" if outcome.opening is None else openings.encode(outcome.opening))
         if feed_id is None:
             self._count_drop("withdrawn" if not raw.edit else "edit_of_gone_post")
             return
+        if outcome.opening is not None:
+            await self._withdraw_automatic(raw.shop_id, now)
         if self.schedule_expiry is not None:
             await self.schedule_expiry(raw.id, outcome.post.expires_at)
         self.stats.published += 1
         metrics.POSTS_PUBLISHED.inc()
+
+    async def _withdraw_automatic(self, shop_id: str, now: datetime) -> None:
+        """The shopkeeper has said whether the shop is open: the automatic posts made from
+        its hours ("Open until 19:00") would contradict it on the street, so they go. When
+        the shopkeeper's word ends, the scheduler posts the hours again."""
+        for post_id, (kind, post_json) in await shop_live_posts(
+                self.redis, self.region, shop_id, "kind", "json"):
+            if kind != b"opening_change" or post_json is None:
+                continue
+            post = _decode_post(post_json)
+            if isinstance(post, OpeningChange) and post.auto:
+                await self.live.remove(post_id, "withdrawn", now_ts=now.timestamp(),
+                                       shop_id=shop_id)
 
     async def _attempts(self, entry_id: bytes) -> int:
         info = await self.redis.xpending_range(self.stream, keys.ENRICHER_GROUP, min=entry_id,
@@ -226,7 +243,7 @@ class Enricher:
             if value is None:
                 continue
             try:
-                shops[sid] = _decode_shop(value)
+                shops[sid] = decode_record(value)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 shops[sid] = exc  # only this shop's posts fail, not the batch
         return shops

@@ -11,7 +11,10 @@ Jobs:
   due, catching up on jobs missed while the scheduler or Redis was down.
 - opening_changes(): every minute (and at start), turns each shop's opening
   hours into an automatic `opening_change` post at each opening and closing;
-  after downtime only the latest change is posted (it is what is true now).
+  after downtime only the latest change is posted (it is what is true now). The
+  shop's own opening_change posts override its hours (rules.opening): nothing is
+  posted while one masks a change, and the hours are posted again when it ends
+  or is withdrawn, if they say otherwise.
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from rules.clock import Clock, SystemClock
-from rules.hours import changes, opening_state
 from rules.moderation import OPENING_UNTIL_MAX_AHEAD_S
+from rules.opening import automatic_changes, effective_state
 from runtime.settings import Settings
-from schemas.hours import NextChange, ShopHours
+from schemas.hours import NextChange, OpeningOverride, ShopHours
 from schemas.posts import OpeningChangeIn, RawPost
 from schemas.shops import ShopRecord
-from storage import keys
+from storage import keys, openings
 from storage.inbox import Inbox, derived_post_id
 from storage.live import LiveIndex
 from storage.redis_conn import REDIS_DOWN
@@ -82,10 +85,12 @@ async def sweep_expired(ctx: dict[str, Any]) -> int:
 
 
 def opening_post(record: ShopRecord, hours: ShopHours, change: NextChange,
-                 now: datetime) -> OpeningChangeIn:
-    """The automatic post for one change: what is true from `change.at` until the next one."""
+                 now: datetime, overrides: list[OpeningOverride] | None = None) -> OpeningChangeIn:
+    """The automatic post for one change: what is true from `change.at` until the next one.
+    The title is French; pages write it in their reader's language from `status` and
+    `until` (the post carries the shop's time zone), API clients get this one."""
     tz = ZoneInfo(hours.timezone)
-    following = opening_state(hours, change.at).next_change
+    following = effective_state(hours, overrides or [], change.at).next_change
     until = None
     if following is not None and following.at > now:
         until = min(following.at, now + timedelta(seconds=OPENING_UNTIL_MAX_AHEAD_S - 60))
@@ -118,18 +123,23 @@ async def _opening_changes(ctx: dict[str, Any]) -> int:
     settings: Settings = ctx["settings"]
     now = clock.now()
     posted = 0
+    overrides: dict[str, list[OpeningOverride]] = {}
+    for region in settings.region_names:
+        found = await openings.of_region(redis, region)
+        for shop_id, own in found.items():  # every shop's, with hours or not
+            await openings.prune(redis, region, shop_id, own, now.timestamp())
+        overrides.update(found)
     for record in await list_shops(redis):
         if record.hours is None:
             continue
+        own = overrides.get(record.id, [])
         checked_key = keys.hours_checked(record.region, record.id)
         checked = await redis.get(checked_key)
         since = (datetime.fromtimestamp(float(checked), UTC) if checked is not None
                  else now - FIRST_LOOK_BACK)
-        latest = None
-        for change in changes(record.hours, since, now):
-            latest = change
+        latest = next(reversed(automatic_changes(record.hours, own, since, now)), None)
         if latest is not None:
-            body = opening_post(record, record.hours, latest, now)
+            body = opening_post(record, record.hours, latest, now, own)
             stamp = str(int(latest.at.timestamp()))
             raw = RawPost(id=derived_post_id(record.id, "hours", stamp), shop_id=record.id,
                           accepted_at=now, body=body, posted_at=latest.at, auto=True)

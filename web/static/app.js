@@ -1,9 +1,10 @@
 // The passer-by page: find the street, open the feed, keep the cards true to it.
 
-import { buildCard, openingState } from "./cards.js";
+import { autoTitle, buildCard, openingState } from "./cards.js";
+import { categoryText } from "./categories.js";
 import { FeedClient } from "./feedclient.js";
 import { formatDistance, haversineM } from "./geo.js";
-import { applyStatic, getLang, hhmm, onLangChange, otherLang, setLang, t } from "./i18n.js";
+import { applyStatic, errorKey, getLang, hhmm, onLangChange, otherLang, setLang, t } from "./i18n.js";
 import { loadKept, saveKept } from "./kept.js";
 import { FeedMap } from "./map.js";
 import { DEFAULT_RADIUS_M, DEMO_STREET, follow, fromUrl, locate } from "./position.js";
@@ -189,14 +190,16 @@ function order() {
 function syncCategories() {
   const present = new Set([...posts.values()].map((p) => p.shop.category).filter(Boolean));
   if (filters.category) present.add(filters.category); // keep the choice while it is empty
-  const wanted = [...present].sort((a, b) => a.localeCompare(b, getLang()));
-  const have = [...categoryEl.options].slice(1).map((o) => o.value);
+  // Codes shown by their label in the page's language: a language switch relabels them.
+  const wanted = [...present].map((code) => [code, categoryText(code)])
+    .sort(([, a], [, b]) => a.localeCompare(b, getLang()));
+  const have = [...categoryEl.options].slice(1).map((o) => [o.value, o.textContent]);
   if (wanted.join("\n") === have.join("\n")) return;
   while (categoryEl.options.length > 1) categoryEl.remove(1);
-  for (const category of wanted) {
+  for (const [category, label] of wanted) {
     const option = document.createElement("option");
     option.value = category;
-    option.textContent = category;
+    option.textContent = label;
     categoryEl.append(option);
   }
   categoryEl.value = filters.category;
@@ -237,7 +240,8 @@ function upsert(post, live) {
   if (live && isNew) {
     card.el.classList.add("is-new");
     announcerEl.textContent = t("announce", {
-      title: post.title, shop: post.shop.name, dist: formatDistance(card.dist, getLang()),
+      title: autoTitle(post) ?? post.title, shop: post.shop.name,
+      dist: formatDistance(card.dist, getLang()),
     });
   }
 }
@@ -293,9 +297,13 @@ function onFrame(frame, live) {
       }
       break;
     case "expired":
-    case "withdrawn":
+    case "withdrawn": {
+      // A shop's own opening post ending ends what it said about the shop: ask again.
+      const gone = posts.get(frame.id);
       mutate(() => remove(frame.id));
+      if (gone?.kind === "opening_change" && gone.shop?.id) profiles.invalidate(gone.shop.id);
       break;
+    }
     case "reset":
       loading = true;
       resetting = true;
@@ -312,7 +320,7 @@ function onFrame(frame, live) {
       break;
     case "error":
       errorEl.hidden = false;
-      setText(errorEl, "server_error", { message: String(frame.error?.message ?? "") });
+      setText(errorEl, errorKey(frame.error));
       break;
     default:
       break; // newer server, older page: ignore what we don't know

@@ -1,6 +1,7 @@
 // One post -> one <article>. Post text comes from shopkeepers, so it is only ever set
 // through textContent: "<script>" in a title shows up as those characters.
 
+import { categoryText } from "./categories.js";
 import { formatDistance, walkMinutes } from "./geo.js";
 import { getLang, hhmm, t } from "./i18n.js";
 
@@ -60,6 +61,47 @@ function countdown(ms) {
 
 const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
 
+/** "19:00" at `ms` in the IANA zone `timeZone`; null for a zone this browser lacks. */
+function zonedTime(ms, timeZone) {
+  try {
+    return fmt(`hm:${timeZone}`, (l) => new Intl.DateTimeFormat(l, {
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone })).format(ms);
+  } catch {
+    return null; // RangeError: unknown time zone
+  }
+}
+
+/** Days since the epoch of the calendar day `ms` falls on in `timeZone`. */
+function zonedDay(ms, timeZone) {
+  const parts = Object.fromEntries(fmt(`ymd:${timeZone}`, () => new Intl.DateTimeFormat("en-US", {
+    year: "numeric", month: "numeric", day: "numeric", timeZone })).formatToParts(ms)
+    .map((p) => [p.type, Number(p.value)]));
+  return Math.round(Date.UTC(parts.year, parts.month - 1, parts.day) / 86400000);
+}
+
+/**
+ * The title of an automatic opening post (the server makes them from the shop's hours,
+ * with a French title) in the reader's language, at the shop's local time: from its
+ * `status`, `until` and `timezone`. Null keeps the server's title: a post typed by a
+ * shopkeeper, or one without a usable time zone (made by an older server).
+ */
+export function autoTitle(post, now = Date.now()) {
+  if (post?.kind !== "opening_change" || post.auto !== true || !STATUSES.has(post.status)) return null;
+  const zone = typeof post.timezone === "string" ? post.timezone : "";
+  if (!zone || zonedTime(0, zone) === null) return null;
+  const open = post.status === "open_now" || post.status === "open_late";
+  const until = Date.parse(post.until);
+  if (Number.isNaN(until)) return t(open ? "auto_open" : "auto_closed");
+  const time = zonedTime(until, zone);
+  if (open) return t("auto_open_until", { time });
+  const days = zonedDay(until, zone) - zonedDay(now, zone);
+  if (days <= 0) return t("auto_closed_reopens_at", { time });
+  if (days === 1) return t("auto_closed_reopens_tomorrow", { time });
+  const day = fmt(`wd:${zone}`, (l) => new Intl.DateTimeFormat(l, { weekday: "long", timeZone: zone }))
+    .format(until);
+  return t("auto_closed_reopens_on", { day, time });
+}
+
 /** The facts line: price, discount, opening status. */
 function facts(post) {
   const row = el("p", "facts");
@@ -67,7 +109,10 @@ function facts(post) {
     const status = STATUSES.has(post.status) ? post.status : "open_now";
     row.append(el("span", `opening opening-${status}`, t(`opening_${status}`)));
     const until = Date.parse(post.until);
-    if (!Number.isNaN(until)) row.append(el("span", "until", t("until", { time: clockTime(until) })));
+    // An automatic post names the shop's time zone: its title and this time agree.
+    const time = Number.isNaN(until) ? null
+      : (typeof post.timezone === "string" && zonedTime(until, post.timezone)) || clockTime(until);
+    if (time) row.append(el("span", "until", t("until", { time })));
   }
   if (isNumber(post.discount_pct)) row.append(el("span", "discount", t("discount", { n: post.discount_pct })));
   if (isNumber(post.price)) row.append(el("span", "price", price(post.price)));
@@ -152,11 +197,11 @@ export function buildCard(post, dist, opts = {}) {
     card.append(timer);
   }
 
-  const title = userText("h3", "card-title", String(post.title ?? ""));
+  const title = userText("h3", "card-title", autoTitle(post) ?? String(post.title ?? ""));
   title.id = titleId;
   const shop = el("p", "shop");
   shop.append(userText("bdi", "shop-name", String(post.shop.name ?? "")));
-  if (post.shop.category) shop.append(userText("bdi", "shop-category", String(post.shop.category)));
+  if (post.shop.category) shop.append(userText("bdi", "shop-category", categoryText(post.shop.category)));
   card.append(title, shop);
   const opening = openingState(opts.shop);
   if (opening) {

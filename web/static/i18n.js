@@ -38,7 +38,6 @@ const STRINGS = {
   ended: ["Terminé", "Ended"],
   discount: ["−{n} %", "−{n}%"],
   announce: ["Nouveau : {title} — {shop}, à {dist}", "New: {title} — {shop}, {dist} away"],
-  server_error: ["Le serveur signale : {message}", "The server says: {message}"],
   // Passer-by: follow, filters, map, opening state, offline
   shop_open: ["Ouvert", "Open now"],
   shop_closed: ["Fermé", "Closed"],
@@ -203,8 +202,8 @@ const STRINGS = {
   err_not_signed_in: ["Votre session a expiré : reconnectez-vous.",
     "Your session has ended: please sign in again."],
   err_invalid_sign_in: ["Indiquez l'identifiant et le jeton.", "Enter the shop id and the token."],
-  err_invalid_post: ["Annonce refusée : un champ n'est pas valable ({message}).",
-    "Post refused: a field is not valid ({message})."],
+  err_invalid_post: ["Annonce refusée : un champ n'est pas valable.",
+    "Post refused: a field is not valid."],
   err_invalid_title: ["Le titre ne peut pas être vide.", "The title cannot be blank."],
   err_markup_not_allowed: ["Le HTML et les scripts ne sont pas autorisés dans une annonce.",
     "HTML and scripts are not allowed in a post."],
@@ -228,7 +227,8 @@ const STRINGS = {
     "Too many posts at once: try again in a minute."],
   err_unknown_post: ["Cette annonce n'est plus en ligne.", "This post is no longer live."],
   err_empty_patch: ["Rien à modifier.", "Nothing to change."],
-  err_invalid_hours: ["Horaires refusés : {message}", "Hours refused: {message}"],
+  err_invalid_hours: ["Horaires refusés : vérifiez les plages et le fuseau horaire.",
+    "Hours refused: check the ranges and the time zone."],
   err_cross_origin: ["Requête refusée : elle ne vient pas de ce site.",
     "Request refused: it does not come from this site."],
   err_redis_unavailable: ["Service momentanément indisponible, réessayez dans quelques secondes.",
@@ -236,7 +236,8 @@ const STRINGS = {
   err_payload_too_large: ["Annonce trop longue.", "Post too long."],
   err_offline: ["Hors ligne : réessayez quand le réseau revient.",
     "Offline: try again when the network is back."],
-  err_generic: ["Erreur : {message}", "Error: {message}"],
+  err_generic: ["Une erreur est survenue. Réessayez dans un instant.",
+    "Something went wrong. Try again in a moment."],
   // In-shop screen
   screen_title: ["Streetfeed — écran de la boutique", "Streetfeed — in-shop screen"],
   screen_own: ["Chez nous", "From us"],
@@ -260,6 +261,107 @@ const STRINGS = {
   screen_page: ["{i} sur {n}", "{i} of {n}"],
   stale: ["Connexion perdue depuis {d} — affichage des dernières infos",
     "Connection lost for {d} — showing the latest information"],
+  // Sign-in links (issue 14): the console's sign-in page and "Sign in on another device"
+  signin_link_help: [
+    "Ouvrez le lien de connexion que vous avez reçu, ou scannez son QR code : " +
+      "il vous connecte directement.",
+    "Open the sign-in link you were given, or scan its QR code: it signs you in directly.",
+  ],
+  signin_with_token: ["Se connecter avec un jeton", "Sign in with a token"],
+  err_signin_link_used: [
+    "Ce lien de connexion a déjà servi (il ne marche qu'une fois). " +
+      "Demandez-en un nouveau à qui vous l'a donné.",
+    "This sign-in link has already been used (it works only once). " +
+      "Ask whoever gave it to you for a new one.",
+  ],
+  err_signin_link_invalid: [
+    "Ce lien de connexion n'est pas valable : expiré (24 h), remplacé ou incomplet. " +
+      "Demandez-en un nouveau à qui vous l'a donné.",
+    "This sign-in link is not valid: expired (24 h), replaced or cut short. " +
+      "Ask whoever gave it to you for a new one.",
+  ],
+  err_shop_disabled: ["Cette boutique est désactivée : contactez l'exploitant du service.",
+    "This shop is disabled: contact the service's operator."],
+  device_heading: ["Se connecter sur un autre appareil", "Sign in on another device"],
+  device_help: [
+    "Créez un lien de connexion et scannez son QR code avec votre téléphone : " +
+      "il y ouvre cette console.",
+    "Make a sign-in link and scan its QR code with your phone: it opens this console there.",
+  ],
+  device_link_make: ["Créer un lien de connexion", "Make a sign-in link"],
+  device_link_qr_alt: ["QR code du lien de connexion", "QR code of the sign-in link"],
+  device_link_expires: ["Marche une seule fois, jusqu'au {when}.", "Works once, until {when}."],
+  device_link_private: [
+    "Quiconque a ce lien peut se connecter à votre boutique tant qu'il n'a pas servi : " +
+      "ne le partagez pas publiquement.",
+    "Whoever has this link can sign in as your shop until it is used: " +
+      "do not share it publicly.",
+  ],
+  // Shop categories (issue 14): the console's "Your shop" form (labels: categories.js)
+  profile_heading: ["Votre boutique", "Your shop"],
+  profile_help: ["Le nom, la catégorie et l'adresse figurent sur chacune de vos annonces.",
+    "Name, category and address show on each of your posts."],
+  profile_name: ["Nom de la boutique", "Shop name"],
+  profile_category: ["Catégorie", "Category"],
+  profile_address: ["Adresse", "Address"],
+  save_profile: ["Enregistrer", "Save"],
+  profile_saved: ["Boutique mise à jour.", "Shop updated."],
+  need_shop_name: ["Donnez un nom à la boutique.", "Give the shop a name."],
+  err_unknown_category: ["Catégorie inconnue : choisissez-en une dans la liste.",
+    "Unknown category: choose one from the list."],
+  // Opening truth and the reader's language (issue 14): automatic opening posts, and
+  // every error code the server can send (rules/errors.py ERROR_CODES, checked by
+  // tests/test_error_codes.py)
+  auto_open: ["Ouvert", "Open"],
+  auto_open_until: ["Ouvert jusqu'à {time}", "Open until {time}"],
+  auto_closed: ["Fermé", "Closed"],
+  auto_closed_reopens_at: ["Fermé, réouverture à {time}", "Closed, reopens at {time}"],
+  auto_closed_reopens_tomorrow: ["Fermé, réouverture demain à {time}",
+    "Closed, reopens tomorrow at {time}"],
+  auto_closed_reopens_on: ["Fermé, réouverture {day} à {time}", "Closed, reopens {day} at {time}"],
+  err_bad_request: ["Requête refusée par le serveur.", "The server refused the request."],
+  err_invalid_input: ["Une valeur envoyée n'est pas valable.", "A value sent is not valid."],
+  err_unauthorized: ["Accès refusé : connectez-vous.", "Access refused: please sign in."],
+  err_not_found: ["Introuvable.", "Not found."],
+  err_conflict: ["Conflit avec une modification en cours : réessayez.",
+    "Conflicts with another change: try again."],
+  err_method_not_allowed: ["Opération non permise ici.", "Operation not allowed here."],
+  err_http_error: ["Le serveur n'a pas pu répondre. Réessayez.",
+    "The server could not answer. Try again."],
+  err_unsupported_media_type: ["Format de données non accepté.", "Data format not accepted."],
+  err_malformed_json: ["Données illisibles pour le serveur.", "The server could not read the data."],
+  err_duplicate_key: ["Un champ est envoyé deux fois.", "A field is sent twice."],
+  err_invalid_idempotency_key: ["Identifiant de requête non valable.",
+    "Invalid request identifier."],
+  err_idempotency_key_reused: ["Cette publication a déjà été envoyée avec un autre contenu.",
+    "This post was already sent with other content."],
+  err_not_durable: ["Pas encore enregistré en sécurité : réessayez dans un instant.",
+    "Not safely stored yet: try again in a moment."],
+  err_invalid_shop: ["Informations de la boutique non valables.", "Invalid shop details."],
+  err_outside_regions: ["Cette position est hors de la zone couverte.",
+    "This position is outside the area served."],
+  err_region_change: ["Une boutique ne peut pas changer de zone.",
+    "A shop cannot move to another area."],
+  err_position_locked: ["La position de la boutique ne se change que par l'exploitant du service.",
+    "The shop's position is changed by the service's operator only."],
+  err_invalid_query: ["Paramètres de recherche non valables.", "Invalid search parameters."],
+  err_presence_unavailable: ["Chiffres de fréquentation momentanément indisponibles.",
+    "Audience figures unavailable for now."],
+  err_server_busy: ["Serveur très sollicité : réessayez dans un instant.",
+    "Server busy: try again in a moment."],
+  err_too_many_connections: ["Trop de connexions ouvertes depuis cet appareil ou ce réseau.",
+    "Too many connections open from this device or network."],
+  err_headers_too_large: ["Requête trop volumineuse.", "Request too large."],
+  err_invalid_subscription: ["Position ou rayon non valable pour le fil.",
+    "Invalid position or radius for the feed."],
+  err_origin_not_allowed: ["Ce site n'a pas accès au fil en direct.",
+    "This site may not open the live feed."],
+  err_feed_unavailable: ["Le fil en direct n'est pas servi ici.",
+    "The live feed is not served here."],
+  err_too_many_moves: ["Position mise à jour trop souvent : le fil reprend dans un instant.",
+    "Position updated too often: the feed resumes in a moment."],
+  err_binary_not_supported: ["Message non pris en charge par le fil.",
+    "Message not supported by the feed."],
   // Shop console: "at closing" told honestly (issue 14)
   closing_no_hours: ["« À la fermeture » : indiquez d'abord vos horaires d'ouverture.",
     "“At closing”: set your opening hours first."],
@@ -306,6 +408,18 @@ export function t(key, vars = {}) {
   const text = STRINGS[key]?.[LANGS.indexOf(lang)] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
 }
+
+/**
+ * The i18n key for an error the server sent ({code, message}): its code's text, or a
+ * generic one for a code this page does not know. The server's message is English and
+ * never shown: a French sentence must not carry it.
+ */
+export function errorKey(error) {
+  const key = `err_${String(error?.code ?? "")}`;
+  return hasKey(key) ? key : "err_generic";
+}
+
+export const errorText = (error) => t(errorKey(error));
 
 export function onLangChange(fn) {
   listeners.push(fn);

@@ -6,6 +6,7 @@
 // Shop text goes into popups as DOM nodes built with textContent, never as HTML.
 
 import { el as node } from "./cards.js";
+import { categoryText } from "./categories.js";
 import { t } from "./i18n.js";
 
 const LEAFLET_JS = "/static/vendor/leaflet/leaflet.js";
@@ -222,7 +223,7 @@ export class FeedMap {
     // Separate nodes, not one joined string: the category is the shop's own text, and a
     // bidi control in it must not reorder the opening hours after it.
     const meta = node("p", "map-popup-meta");
-    if (shop.category) meta.append(node("bdi", null, String(shop.category)));
+    if (shop.category) meta.append(node("bdi", null, categoryText(shop.category)));
     if (shop.category && opening?.text) meta.append(" · ");
     if (opening?.text) meta.append(opening.text);
     if (meta.childNodes.length) box.append(meta);

@@ -13,7 +13,7 @@
 import { buildCard, openingState } from "./cards.js";
 import { FeedClient } from "./feedclient.js";
 import { haversineM } from "./geo.js";
-import { applyStatic, getLang, hhmm, setLang, t } from "./i18n.js";
+import { applyStatic, errorText, getLang, hhmm, setLang, t } from "./i18n.js";
 import { registerServiceWorker } from "./pwa.js";
 
 const MAX_POSTS = 200;
@@ -126,14 +126,23 @@ function onFrame(frame, live) {
       }
       break;
     case "expired":
-    case "withdrawn":
+    case "withdrawn": {
+      // The shop's own opening post ending ends what it said: the open line follows.
+      const gone = posts.get(frame.id);
+      if (gone && isOwn(gone) && gone.kind === "opening_change") loadProfile();
       posts.delete(frame.id);
       seenSinceReset.delete(frame.id);
       break;
+    }
     case "reset":
       // Keep the old cards on screen until the new snapshot is in: no blank page.
       resetting = true;
       seenSinceReset = new Set();
+      break;
+    case "error":
+      // What the server refused, in the screen's language (never its English message).
+      messageEl.hidden = false;
+      messageEl.textContent = errorText(frame.error);
       break;
     case "ping":
       hadSnapshot = true;

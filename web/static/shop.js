@@ -7,8 +7,10 @@
 import { buildCard, el, openingState } from "./cards.js";
 import { formatDistance } from "./geo.js";
 import { HoursEditor, HoursError } from "./hours.js";
-import { applyStatic, getLang, hasKey, hhmm, onLangChange, otherLang, plural, setLang, t } from "./i18n.js";
+import { applyStatic, errorText, getLang, hhmm, onLangChange, otherLang, plural, setLang, t } from "./i18n.js";
 import { registerServiceWorker } from "./pwa.js";
+import { forgetDeviceLink, redeemLinkCode, setLinkError, setupDeviceLink, takeLinkCode } from "./signin.js";
+import { ProfileForm } from "./shopprofile.js";
 
 // Reconnecting the console's socket: jittered, doubling from the first delay to the cap.
 const RECONNECT_FIRST_MS = 1000;
@@ -50,6 +52,8 @@ let watchRadius = initialRadius();
 const ownPosts = new Map(); // post id -> {post, li, card, signature, editing}
 let previewCard = null;
 const hoursEditor = new HoursEditor($("weekly"), $("exceptions"), $("add-exception"));
+const profileForm = new ProfileForm({ name: $("profile-name"), category: $("profile-category"),
+  address: $("profile-address") });
 
 // For tests: read it, don't write it.
 window.streetfeedConsole = Object.freeze({
@@ -144,11 +148,6 @@ async function api(method, path, body) {
   return { ok: false, status: response.status, data, error };
 }
 
-function errorText(error) {
-  const code = String(error?.code ?? "");
-  const message = String(error?.message ?? "");
-  return hasKey(`err_${code}`) ? t(`err_${code}`, { message }) : t("err_generic", { message: message || code });
-}
 
 const shopPath = (suffix = "") => `/api/v1/shops/${encodeURIComponent(shop.id)}${suffix}`;
 
@@ -209,6 +208,7 @@ async function signIn(event) {
     return;
   }
   say($("signin-error"), null);
+  setLinkError(null);
   enter(result.data);
 }
 
@@ -220,7 +220,7 @@ async function signOut() {
   }
   leave();
   announce(t("signed_out"));
-  $("shop-id").focus();
+  document.querySelector("#token-signin > summary").focus(); // the token form may be folded
 }
 
 function leave() {
@@ -233,6 +233,7 @@ function leave() {
   $("own-posts").replaceChildren();
   $("watching-count").textContent = "–";
   say($("console-error"), null);
+  forgetDeviceLink();
   showSignIn();
 }
 
@@ -250,6 +251,7 @@ function enter(profile) {
   $("console-qr").alt = t("qr_alt", { shop: profile.name });
   resetForm();
   showClosing();
+  profileForm.load(profile);
   loadHours();
   connect();
 }
@@ -396,6 +398,8 @@ function renderOwnPosts(list) {
   for (const [id, entry] of ownPosts) {
     if (!seen.has(id) && !entry.busy) dropOwnPost(id);
   }
+  // The shop's own opening posts decide its open/closed line: the server pushes the
+  // profile again (a `shop` frame) when one appears, changes or goes.
   $("own-empty").hidden = ownPosts.size > 0;
 }
 
@@ -897,6 +901,39 @@ async function saveHours(event) {
   sayKey($("hours-ok"), "hours_saved");
 }
 
+// --- The shop's name, category and address -------------------------------------------------
+
+async function saveProfile(event) {
+  event.preventDefault();
+  if (!shop) return;
+  say($("profile-ok"), null);
+  const changes = profileForm.changes(shop);
+  if (changes.name === "") {
+    say($("profile-error"), t("need_shop_name"));
+    $("profile-name").focus();
+    return;
+  }
+  say($("profile-error"), null);
+  if (!Object.keys(changes).length) {
+    say($("profile-ok"), t("profile_saved"));
+    return;
+  }
+  const button = $("save-profile");
+  button.disabled = true;
+  const result = await api("PATCH", shopPath(), changes);
+  button.disabled = false;
+  if (sessionLost(result)) return;
+  if (!result.ok) {
+    say($("profile-error"), errorText(result.error));
+    return;
+  }
+  shop = result.data ?? shop;
+  profileForm.load(shop);
+  showShop();
+  renderPreview();
+  say($("profile-ok"), t("profile_saved"));
+}
+
 // --- Setup -------------------------------------------------------------------------------
 
 function setup() {
@@ -933,6 +970,7 @@ function setup() {
     showShop();
     showWatching();
     hoursEditor.relabel();
+    profileForm.relabel();
     renderPreview();
     for (const [node, [key, vars]] of [...notes]) sayKey(node, key, vars);
     // Rebuilt, buttons and all, in the new language (an open edit form closes).
@@ -943,9 +981,11 @@ function setup() {
   });
 
   $("signin-form").addEventListener("submit", signIn);
+  setupDeviceLink({ api, errorText, currentShop: () => shop, sessionLost });
   $("signout").addEventListener("click", signOut);
   $("post-form").addEventListener("submit", publish);
   $("hours-form").addEventListener("submit", saveHours);
+  $("profile-form").addEventListener("submit", saveProfile);
   for (const radio of document.querySelectorAll('input[name="kind"]')) {
     radio.addEventListener("change", showKindFields);
   }
@@ -977,11 +1017,29 @@ function setup() {
   if (fromLink) $("shop-id").value = fromLink;
 }
 
+/** Sign in with a link's code; false, with its refusal shown, when it did not work. */
+async function signInWithLink(code) {
+  const link = await redeemLinkCode(api, code);
+  setLinkError(link.ok ? null : link.error);
+  if (!link.ok) return false;
+  if (shop) leave(); // another shop's link opened in a signed-in tab
+  enter(link.data);
+  return true;
+}
+
 async function main() {
+  const code = takeLinkCode(); // first: out of the address bar before anything else runs
   setup();
   registerServiceWorker();
+  // A link opened in a tab already on this page changes only the fragment: no reload.
+  window.addEventListener("hashchange", () => {
+    const next = takeLinkCode();
+    if (next !== null) signInWithLink(next);
+  });
+  if (code !== null && await signInWithLink(code)) return;
   const result = await api("GET", "/api/v1/session");
   if (result.ok) {
+    setLinkError(null); // signed in here already: an old link does not matter
     enter(result.data);
     return;
   }

@@ -1,0 +1,112 @@
+"""Opening truth and the reader's language in real headless Chromium (issue 14).
+
+- A shop closed by its hours posts "open late": the open/closed line of its cards (feed
+  page, in-shop screen, console) says open while the post is live, closed once withdrawn.
+- Automatic opening posts are written in the page's language at the shop's local time
+  (the server's title is French, the browser's zone Paris, the shop's London).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from runtime.settings import Settings
+from storage import keys
+from tests.helpers import add_shop, arrival, enricher, send_post, web_server
+from tests.test_browser_console import open_feed, open_screen, signed_in_console
+
+pytestmark = pytest.mark.browser
+
+STREET = (44.8370, -0.5735)
+# Closed every Monday and on no other day: a shop closed whatever the day the test runs.
+CLOSED = {"timezone": "Europe/Paris", "weekly": {"mon": []}}
+
+_LINE = """([selector, want]) => {
+  const el = document.querySelector(selector);
+  return el !== null && el.textContent.startsWith(want);
+}"""
+
+
+async def test_the_open_line_says_open_while_the_open_late_post_is_live(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Cave du coin", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        auth = {"Authorization": f"Bearer {shop.token}"}
+        assert (await http.put(f"/api/v1/shops/{shop.id}/hours", headers=auth,
+                               json=CLOSED)).status_code == 200
+        news = await send_post(http, shop, arrival("Beaujolais nouveau"))
+        feed = await open_feed(browser, web.http, *STREET)
+        screen = await open_screen(browser, web.http, shop.id)
+        console = await signed_in_console(browser, web.http, shop)
+        card = f'#feed [data-post-id="{news.json()["id"]}"] .open-state'
+        lines = [(feed, card), (screen, "#screen-open"), (console, "#shop-open")]
+        for page, selector in lines:
+            await page.wait_for_function(_LINE, arg=[selector, "Fermé"])
+
+        until = (datetime.now(UTC) + timedelta(hours=2)).replace(second=0, microsecond=0)
+        late = await send_post(http, shop, {
+            "kind": "opening_change", "title": "Ouvert tard ce soir", "status": "open_late",
+            "until": until.isoformat()})
+        assert late.status_code == 202
+        closes = until.astimezone(ZoneInfo("Europe/Paris")).strftime("%H:%M")
+        for page, selector in lines:
+            await page.wait_for_function(_LINE, arg=[selector, f"Ouvert · ferme à {closes}"])
+        assert "is-open" in await feed.get_attribute(card, "class")
+
+        withdrawn = await http.delete(f"/api/v1/shops/{shop.id}/posts/{late.json()['id']}",
+                                      headers=auth)
+        assert withdrawn.status_code == 200
+        await feed.wait_for_function(_LINE, arg=[card, "Fermé"])
+        await screen.wait_for_function(_LINE, arg=["#screen-open", "Fermé"])
+        assert feed.errors == [] and screen.errors == [] and console.errors == []
+
+
+def _auto_post(post_id: str, shop_id: str, until: datetime) -> bytes:
+    post = {"kind": "opening_change", "id": post_id, "auto": True, "status": "closed_now",
+            "title": "Fermé (titre du serveur)", "until": until.isoformat(),
+            "timezone": "Europe/London",
+            "posted_at": datetime.now(UTC).isoformat(), "expires_at": until.isoformat(),
+            "shop": {"id": shop_id, "name": "Chez Londres", "category": "épicerie",
+                     "lat": STREET[0], "lon": STREET[1]}}
+    return msgspec.json.encode({"type": "post", "id": post_id, "kind": "opening_change",
+                                "lat": STREET[0], "lon": STREET[1],
+                                "post": msgspec.Raw(msgspec.json.encode(post))})
+
+
+async def test_automatic_opening_posts_in_the_readers_language_and_the_shops_time(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Chez Londres", *STREET)
+    london = ZoneInfo("Europe/London")
+    until = (datetime.now(UTC) + timedelta(days=3)).astimezone(london).replace(
+        hour=9, minute=0, second=0, microsecond=0)
+    day_fr = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi",
+              "dimanche")[until.weekday()]
+    async with web_server(settings) as web:
+        feed = await open_feed(browser, web.http, *STREET)
+        screen = await open_screen(browser, web.http, shop.id)
+        english = await open_screen(browser, web.http, shop.id)
+        await english.goto(f"{web.http}/screen/{shop.id}?radius_m=500&lang=en")
+        await english.wait_for_function(
+            "() => window.streetfeedScreen && window.streetfeedScreen.state === 'live'")
+        post_id = "p_autoautoautoauto"
+        await redis.xadd(keys.feed_stream(settings.region),
+                         {"d": _auto_post(post_id, shop.id, until)})
+        title = f'[data-post-id="{post_id}"] .card-title'
+        # 09:00 in London, although the browser's zone is Paris (10:00 there).
+        await feed.wait_for_function(_LINE, arg=[f"#feed {title}",
+                                                 f"Fermé, réouverture {day_fr} à 09:00"])
+        await screen.wait_for_function(_LINE, arg=[title, f"Fermé, réouverture {day_fr} à 09:00"])
+        await feed.click("#lang")
+        await feed.wait_for_function(_LINE, arg=[
+            f"#feed {title}", f"Closed, reopens {until.strftime('%A')} at 09:00"])
+        await english.wait_for_function(_LINE, arg=[
+            title, f"Closed, reopens {until.strftime('%A')} at 09:00"])
+        assert feed.errors == [] and screen.errors == [] and english.errors == []

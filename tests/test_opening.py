@@ -1,0 +1,143 @@
+"""A shop's own opening_change post tells its open/closed state, everywhere (issue 14).
+
+"Ouvert tard jusqu'à 00:57" used to sit next to a red "Fermé": the state came from the
+weekly hours alone. From outside: the API's profile and list, the feed socket, the
+scheduler's automatic posts, with one ManualClock for every part.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+
+from rules.clock import ManualClock
+from runtime.settings import Settings
+from schemas.shops import ShopCreated
+from storage import keys
+from tests.helpers import add_shop, feed_client, send_post, wait_for
+from tests.test_schedule import STREET, auth, pool, street
+from workers.scheduler import opening_changes, sweep_expired, worker_context
+
+__all__ = ["pool"]  # the fixture, used by name
+
+HOURS = {"timezone": "Europe/Paris", "weekly": {
+    d: [{"open": "07:00", "close": "19:00"}] for d in ("tue", "wed")}}
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+async def _state(http: httpx.AsyncClient, shop: ShopCreated) -> tuple[Any, Any, Any]:
+    """(open_now, next_change) of the profile, and the shop's entry of the list."""
+    profile = (await http.get(f"/api/v1/shops/{shop.id}")).json()
+    listed = next(s for s in (await http.get("/api/v1/shops")).json()["shops"]
+                  if s["id"] == shop.id)
+    assert (listed["open_now"], listed["next_change"]) == (profile["open_now"],
+                                                          profile["next_change"])
+    return profile["open_now"], profile["next_change"], listed
+
+
+async def test_open_late_keeps_the_shop_open_and_the_scheduler_quiet(
+        redis: Redis, settings: Settings, pool: ArqRedis) -> None:
+    clock = ManualClock(utc(2026, 11, 24, 17, 0))  # Tuesday 18:00 in Paris
+    shop = await add_shop(redis, settings, "Cave", *STREET)
+    ctx = worker_context(settings, pool, clock)
+    async with street(redis, settings, clock) as (web, http), \
+            feed_client(web.ws, *STREET) as client:
+        assert (await http.put(f"/api/v1/shops/{shop.id}/hours", headers=auth(shop),
+                               json=HOURS)).status_code == 200
+        assert await opening_changes(ctx) == 0
+        # The list is cached (services.directory): read it once before the post.
+        assert (await _state(http, shop))[:2] == (
+            True, {"at": "2026-11-24T18:00:00Z", "open": False})
+        late = await send_post(http, shop, {
+            "kind": "opening_change", "title": "Ouvert tard jusqu'à 00:57",
+            "status": "open_late", "until": "2026-11-24T23:57:00Z"})
+        assert late.status_code == 202
+        await wait_for(lambda: late.json()["id"] in client.post_ids())
+        assert (await _state(http, shop))[:2] == (
+            True, {"at": "2026-11-24T23:57:00Z", "open": False})
+
+        # 19:00 passes: the hours say closed, the shop says open late.
+        clock.set(utc(2026, 11, 24, 18, 0, 20))
+        assert await opening_changes(ctx) == 0  # no "Fermé" while open late
+        assert (await _state(http, shop))[:2] == (
+            True, {"at": "2026-11-24T23:57:00Z", "open": False})
+
+        # The shopkeeper moves the end to 23:30 local: the state follows the edit.
+        edit = await http.patch(f"/api/v1/shops/{shop.id}/posts/{late.json()['id']}",
+                                headers=auth(shop), json={"until": "2026-11-24T22:30:00Z"})
+        assert edit.status_code == 202
+        await wait_for(lambda: len([p for p in client.posts() if p["id"] == late.json()["id"]])
+                       == 2)
+        assert (await _state(http, shop))[:2] == (
+            True, {"at": "2026-11-24T22:30:00Z", "open": False})
+
+        # The post ends: closed, and the scheduler says so (the hours again).
+        clock.set(utc(2026, 11, 24, 22, 30, 20))
+        assert await sweep_expired(ctx) == 1
+        assert (await _state(http, shop))[:2] == (
+            False, {"at": "2026-11-25T06:00:00Z", "open": True})
+        assert await opening_changes(ctx) == 1
+        assert await opening_changes(ctx) == 0
+        await wait_for(lambda: any(p["auto"] for p in client.posts()))
+        closed = next(p for p in client.posts() if p["auto"])
+        assert (closed["status"], closed["title"], closed["posted_at"]) == (
+            "closed_now", "Fermé, réouverture mercredi à 07:00", "2026-11-24T22:30:00Z")
+        assert closed["timezone"] == "Europe/Paris"
+
+
+async def test_an_exceptional_closure_replaces_the_hours_until_withdrawn(
+        redis: Redis, settings: Settings, pool: ArqRedis) -> None:
+    clock = ManualClock(utc(2026, 11, 24, 5, 59))  # Tuesday 06:59 in Paris
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    ctx = worker_context(settings, pool, clock)
+    async with street(redis, settings, clock) as (web, http), \
+            feed_client(web.ws, *STREET) as client:
+        assert (await http.put(f"/api/v1/shops/{shop.id}/hours", headers=auth(shop),
+                               json=HOURS)).status_code == 200
+        assert await opening_changes(ctx) == 0
+        clock.set(utc(2026, 11, 24, 6, 0, 20))
+        assert await opening_changes(ctx) == 1  # "Ouvert jusqu'à 19:00"
+        await wait_for(lambda: len(client.posts()) == 1)
+        opened = client.posts()[0]
+        assert opened["auto"] and opened["status"] == "open_now"
+
+        clock.set(utc(2026, 11, 24, 9, 0))
+        closure = await send_post(http, shop, {
+            "kind": "opening_change", "title": "Fermeture exceptionnelle (inventaire)",
+            "status": "closed_exceptionally", "until": "2026-11-24T15:00:00Z"})
+        assert closure.status_code == 202
+        closure_id = closure.json()["id"]
+        await wait_for(lambda: closure_id in client.post_ids())
+        # The automatic "open until 19:00" would contradict it on the street: withdrawn.
+        await wait_for(lambda: [f["id"] for f in client.of_type("withdrawn")] == [opened["id"]])
+        assert (await _state(http, shop))[:2] == (
+            False, {"at": "2026-11-24T15:00:00Z", "open": True})
+
+        # Withdrawn at 11:00: open again at once, and the scheduler posts the hours again.
+        clock.set(utc(2026, 11, 24, 10, 0))
+        withdrawn = await http.delete(f"/api/v1/shops/{shop.id}/posts/{closure_id}",
+                                      headers=auth(shop))
+        assert withdrawn.status_code == 200
+        assert (await _state(http, shop))[:2] == (
+            True, {"at": "2026-11-24T18:00:00Z", "open": False})
+        clock.set(utc(2026, 11, 24, 10, 0, 30))
+        assert await opening_changes(ctx) == 1
+        await wait_for(lambda: sum(p["auto"] for p in client.posts()) == 2)
+        again = [p for p in client.posts() if p["auto"]][-1]
+        assert (again["status"], again["title"], again["posted_at"]) == (
+            "open_now", "Ouvert jusqu'à 19:00", "2026-11-24T10:00:00Z")
+
+        # Kept (ended) a day for the scheduler to see its end, then forgotten.
+        region = settings.region
+        assert await redis.exists(keys.openings(region, shop.id)) == 1
+        clock.set(utc(2026, 11, 25, 10, 1))
+        await opening_changes(ctx)
+        assert await redis.exists(keys.openings(region, shop.id)) == 0
+        assert not await redis.sismember(keys.opening_shops(region), shop.id)
