@@ -146,9 +146,6 @@ class Consoles:
         hub.consoles = self
         presence.on_change = self._presence_changed
 
-    def __len__(self) -> int:
-        return sum(len(w.sockets) for w in self.watches.values())
-
     # --- Sockets --------------------------------------------------------------------
 
     async def open(self, sink: Sink, record: ShopRecord) -> ConsoleSocket:

@@ -95,6 +95,8 @@ class ConsoleAttacher(Protocol):
 
     def attach(self, channel: NativeChannel, query: str, headers: Headers,
                origin: str | None, host: str, address: str, scheme: str) -> NativeHandler: ...
+
+
 GOING_AWAY_REASON = "server restarting: reconnect with your cursor"
 # The access line's status for a peer that left before it was answered.
 CLIENT_CLOSED = 499

@@ -105,7 +105,6 @@ const STRINGS = {
   watching_other: ["personnes regardent le fil à moins de {r} en ce moment",
     "people watching within {r} right now"],
   fewer_than: ["moins de {n}", "fewer than {n}"],
-  stats_unavailable: ["Chiffres momentanément indisponibles.", "Numbers unavailable for now."],
   compose_heading: ["Publier une annonce", "Post something"],
   templates: ["Modèles rapides", "Quick templates"],
   tpl_arrival: ["Arrivage", "Just in"],
