@@ -25,6 +25,7 @@ const SHELL = [
   "/static/screen.js",
   "/static/cards.js",
   "/static/feedclient.js",
+  "/static/fresh.js",
   "/static/geo.js",
   "/static/i18n.js",
   "/static/map.js",
