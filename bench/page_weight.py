@@ -5,7 +5,7 @@
 
 Loads `/`, `/shop` and `/screen/{shop}` in headless Chromium (service worker blocked:
 the page's own requests only, with an empty cache) and, for the same-origin responses,
-prints the bytes of the bodies as sent and as files, with what gzip -9 and brotli q11
+prints the bytes of the bodies as sent and as files (the API's answers left out), with what gzip -9 and brotli q11
 (when the `brotli` module is importable: it is not a dependency) would make of them.
 A second load of each page shows what coming back costs: the body bytes sent, and how
 many files the browser asked the server about rather than reusing its copy unasked.
@@ -31,13 +31,16 @@ async def _weigh(context: Any, url: str, origin: str) -> list[tuple[str, int, in
     await page.goto(url, wait_until="networkidle")
     rows = []
     for request in seen:
-        if not request.url.startswith(origin):
+        path = request.url.removeprefix(origin)
+        # The street's data (shop profiles, config) varies with the demo's moment: pages
+        # and their files only.
+        if not request.url.startswith(origin) or path.startswith("/api/"):
             continue
         response = await request.response()
         if response is None:
             continue
         sizes = await request.sizes()
-        rows.append((request.url.removeprefix(origin), response.status,
+        rows.append((path, response.status,
                      sizes["responseBodySize"]))
     await page.close()
     return rows
