@@ -4,9 +4,10 @@
     .venv/bin/python -m bench.page_weight [--base http://127.0.0.1:8000] [--shop au-pain-dore]
 
 Loads `/`, `/shop` and `/screen/{shop}` in headless Chromium (service worker blocked:
-the page's own requests only, with an empty cache) and, for the same-origin responses,
-prints the bytes of the bodies as sent and as files (the API's answers left out), with what gzip -9 and brotli q11
-(when the `brotli` module is importable: it is not a dependency) would make of them.
+the page's own requests only, with an empty cache) and, for the same-origin responses
+(the API's answers left out), prints the bytes of the bodies as sent and as files, with
+what gzip -9 and brotli q11 (when the `brotli` module is importable: it is not a
+dependency) would make of them.
 A second load of each page shows what coming back costs: the body bytes sent, and how
 many files the browser asked the server about rather than reusing its copy unasked.
 """

@@ -102,6 +102,15 @@ async def test_controls_fit_a_phone_and_the_first_card_comes_early(
                                                                  "aria-label") or "")
             assert page.errors == []
             await page.close()
+        # A desktop: everything shown at once (no fold), still nothing sideways.
+        page = await new_page(browser, 1920, 1080)
+        await page.goto(f"{web.http}/")
+        await page.wait_for_selector("#feed .card")
+        assert await page.is_hidden("#filters-toggle")
+        assert await page.is_visible("#kind-filter") and await page.is_visible("#category")
+        assert await page.evaluate("() => document.documentElement.scrollWidth") == 1920
+        assert (await box(page, "#feed .card"))["top"] <= 0.4 * 1080
+        assert page.errors == []
 
 
 async def test_new_posts_out_of_view_show_a_pill_that_takes_you_there(
@@ -131,6 +140,8 @@ async def test_new_posts_out_of_view_show_a_pill_that_takes_you_there(
             " === '2 nouveautés à proximité'")
         assert not await page.evaluate("() => document.querySelector('#new-pill')"
                                        ".classList.contains('is-above')")
+        pill = await box(page, "#new-pill")  # one line, centred, whole
+        assert pill["height"] <= 48 and pill["left"] > 0 and pill["right"] < 360, pill
         await page.click("#lang")
         assert await page.text_content("#new-pill-label") == "2 new nearby"
         await page.click("#lang")

@@ -510,6 +510,7 @@ function setMapOpen(open, remember = true) {
     // map-note says the map could not load; the list still works
   });
 }
+
 /** The deployment's fallback centre, or the built-in demo street without an answer. */
 async function fallbackCentre() {
   const config = await Promise.race([loadConfig().catch(() => null),
@@ -521,7 +522,6 @@ async function fallbackCentre() {
 
 /** Show the fallback centre with a "Use my position" button (`key` says why). */
 function offerLocate(key) {
-  onDemoStreet = true;
   locateEl.hidden = false;
   setText(locateTextEl, key);
 }

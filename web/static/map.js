@@ -66,7 +66,7 @@ export class FeedMap {
     this.noteEl = noteEl;
     this.map = null;
     this.L = null;
-    this.pins = new Map(); // shop id -> {marker, signature, at: [lat, lon], offer}
+    this.pins = new Map(); // shop id -> {marker, signature, at: [lat, lon], label, offer}
     this.clusters = []; // the cluster markers drawn now
     this.layoutKey = "";
     this.here = null;
@@ -251,7 +251,7 @@ export class FeedMap {
     if (key === this.layoutKey) return;
     this.layoutKey = key;
     const spread = zoom >= map.getMaxZoom();
-    let groups = [...this.pins].map(([id, pin]) => {
+    const groups = [...this.pins].map(([id, pin]) => {
       const p = map.project(pin.at, zoom);
       return { ids: [id], x: p.x, y: p.y, size: PIN_PX };
     });
