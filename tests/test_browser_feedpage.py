@@ -169,6 +169,12 @@ async def test_new_posts_out_of_view_show_a_pill_that_takes_you_there(
         await page.wait_for_selector(f'[data-post-id="{fourth}"]')
         await page.evaluate(TWO_FRAMES)
         assert await page.is_hidden("#new-pill")
+
+        # Seen by scrolling there without the pill: it goes all the same.
+        fifth = (await send_post(http, farthest, arrival("Dernier arrivage"))).json()["id"]
+        await page.wait_for_selector("#new-pill", state="visible")
+        await page.locator(f'[data-post-id="{fifth}"]').scroll_into_view_if_needed()
+        await page.wait_for_selector("#new-pill", state="hidden")
         assert page.errors == []
 
 
