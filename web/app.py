@@ -11,15 +11,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -45,6 +43,7 @@ from services.supervision import supervised
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
 from web import api, pages
+from web.assets import Assets
 from web.console import ConsoleGate
 from web.forwarded import ForwardedClient
 from web.openapi import openapi_document, outside_api
@@ -54,7 +53,6 @@ from web.state import AppState, state_of
 
 log = logging.getLogger("streetfeed.web")
 
-STATIC_DIR = Path(__file__).parent / "static"
 RETRY_AFTER_S = "2"
 
 
@@ -83,6 +81,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     # Who the client is behind a proxy: one rule for HTTP (ForwardedClient), feed sockets
     # (feed.raw_ws) and the connection caps' exemption (ConnectionGuard).
     trusted = TrustedProxies(settings.trusted_proxies)
+    # Kept across lifespans (tests restart one app): files are compressed once a process.
+    assets = Assets(pages.STATIC_DIR)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
@@ -111,7 +111,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                          shops=ShopDirectory(redis, clock,
                                              max_age_s=settings.shops_cache_max_age_s,
                                              regions=settings.region_names),
-                         guard=guard, proxies=trusted)
+                         guard=guard, proxies=trusted, assets=assets)
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the
         # liveness every socket is told.
@@ -180,7 +180,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Route("/screen/{shop_id}", outside_api(pages.screen), methods=["GET"]),
         Route("/sw.js", outside_api(pages.service_worker), methods=["GET"]),
         Route("/manifest.webmanifest", outside_api(pages.manifest), methods=["GET"]),
-        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        Route("/static/{path:path}", outside_api(pages.static_file), methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

@@ -31,6 +31,7 @@ from services.directory import ShopDirectory
 from services.ingest import Ingest
 from storage.live import LiveIndex
 from storage.ratelimit import RateLimiter
+from web.assets import Assets
 
 __all__ = ["AppState", "state_of"]
 
@@ -53,6 +54,7 @@ class AppState:
     # Read by the HTTP and feed protocols (web/http_protocol.py, feed/raw_ws.py).
     guard: ConnectionGuard  # connection caps and time limits
     proxies: TrustedProxies  # whose X-Forwarded-For/-Proto are believed
+    assets: Assets  # the pages and web/static, compressed once, with their ETags
 
 
 def state_of(source: HTTPConnection | Mapping[str, Any]) -> AppState:
