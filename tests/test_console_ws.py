@@ -193,3 +193,20 @@ async def test_console_socket_profile_changes_and_refusals(
         state = web.state
         assert not state.console.consoles.watches  # type: ignore[attr-defined]
         assert state.gateway.per_address == {}
+
+
+async def test_console_socket_told_when_the_feed_cannot_be_read(
+        redis: Redis, settings: Settings) -> None:
+    """The feed's liveness rule (DESIGN.md section 9) holds on the console's socket too: the
+    web process's liveness check says a region cannot be read, and its consoles hear it."""
+    shop = await add_shop(redis, settings, "Bouquiniste", *STREET)
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        cookie = await signed_in(http, shop)
+        async with console_socket(web.ws, cookie=cookie, origin=web.http) as console:
+            await console.wait("posts")
+            hub = web.state.hub
+            hub.set_down({"main": "2026-11-30T05:00:00Z"})
+            down = await console.wait("status")
+            assert down == {"type": "status", "live": False, "since": "2026-11-30T05:00:00Z"}
+            hub.set_down({})
+            assert await console.wait("status", 2) == {"type": "status", "live": True}
