@@ -87,12 +87,14 @@ _decode_post_shop = msgspec.json.Decoder(_PostShop).decode
 class ConsoleSocket:
     """One console socket: where to write, the token it was opened with, its shop."""
 
-    __slots__ = ("closed", "held", "sink", "token_hash", "watch")
+    __slots__ = ("closed", "held", "session", "sink", "token_hash", "watch")
 
-    def __init__(self, sink: Sink, record: ShopRecord) -> None:
+    def __init__(self, sink: Sink, record: ShopRecord, session: str | None) -> None:
         self.sink = sink
-        # A socket lives only as long as the token (hash) it was opened with.
+        # A socket lives only as long as the token (hash) it was opened with, and the
+        # console session (its Redis key) if it was opened with one.
         self.token_hash = record.token_hash
+        self.session = session
         self.watch: _Watch | None = None
         # Frames pushed while its snapshot is read, written after it; None once live.
         self.held: list[bytes] | None = []
@@ -148,10 +150,12 @@ class Consoles:
 
     # --- Sockets --------------------------------------------------------------------
 
-    async def open(self, sink: Sink, record: ShopRecord) -> ConsoleSocket:
-        """Register a socket of `record`'s shop and send its snapshot; frames pushed
-        meanwhile follow it. A socket closed meanwhile is left as `close` left it."""
-        socket = ConsoleSocket(sink, record)
+    async def open(self, sink: Sink, record: ShopRecord,
+                   session: str | None = None) -> ConsoleSocket:
+        """Register a socket of `record`'s shop (opened with the console session whose key
+        is `session`, if any) and send its snapshot; frames pushed meanwhile follow it. A
+        socket closed meanwhile is left as `close` left it."""
+        socket = ConsoleSocket(sink, record, session)
         watch = self.watches.get(record.id) or self._watch(record)
         watch.sockets.add(socket)
         socket.watch = watch
@@ -398,10 +402,14 @@ class Consoles:
         watch = self.watches.get(shop_id)
         if watch is None:
             return
+        sessions = {s.session for s in watch.sockets if s.session is not None}
+        ended = {key for key in sessions if not await self.redis.exists(key)}
         for socket in list(watch.sockets):
-            if record is None or record.disabled or socket.token_hash != record.token_hash:
+            if record is None or record.disabled or socket.token_hash != record.token_hash \
+                    or socket.session in ended:
                 self._end(watch, socket, "not_signed_in",
-                          "the shop's token changed or the shop was disabled: sign in again")
+                          "signed out, the shop's token changed or the shop was disabled: "
+                          "sign in again")
         if record is None or self.watches.get(shop_id) is not watch:
             return
         if (record.lat, record.lon) != watch.position:  # moved by the operator

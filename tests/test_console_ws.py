@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
@@ -190,6 +191,21 @@ async def test_console_socket_profile_changes_and_refusals(
                 await asyncio.wait_for(console.closed.wait(), 5)
                 assert console.close_code == 1008
                 assert console.of_type("error")[-1]["error"]["code"] == "not_signed_in"
+        # Signing out in one tab ends that session's sockets in the others, at once; a
+        # socket of another session of the same shop stays.
+        shop = msgspec.structs.replace(shop, token=rotated.json()["token"])
+        async with httpx.AsyncClient(base_url=web.http) as elsewhere_http:
+            other = await signed_in(elsewhere_http, shop)
+        new_cookie = await signed_in(http, shop)
+        async with console_socket(web.ws, cookie=new_cookie, origin=web.http) as tab, \
+                console_socket(web.ws, cookie=other, origin=web.http) as elsewhere:
+            await tab.wait("posts")
+            await elsewhere.wait("posts")
+            out = await http.delete("/api/v1/session", headers={"Origin": web.http})
+            assert out.status_code == 204
+            await asyncio.wait_for(tab.closed.wait(), 5)
+            assert tab.of_type("error")[-1]["error"]["code"] == "not_signed_in"
+            assert not elsewhere.closed.is_set()
         state = web.state
         assert not state.console.consoles.watches  # type: ignore[attr-defined]
         assert state.gateway.per_address == {}

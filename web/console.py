@@ -25,7 +25,7 @@ from feed.raw_ws import NativeChannel
 from rules.errors import ApiError, Unauthorized
 from schemas.shops import ShopRecord
 from storage import shops
-from web.auth import COOKIE, shop_of_session
+from web.auth import COOKIE, session_key, shop_of_session
 
 __all__ = ["ConsoleGate"]
 
@@ -48,16 +48,17 @@ class ConsoleGate:
         handler.setup = asyncio.create_task(handler.open(query, headers, origin, host, scheme))
         return handler
 
-    async def shop_of(self, query: str, headers: Headers) -> ShopRecord:
+    async def shop_of(self, query: str, headers: Headers) -> tuple[ShopRecord, str | None]:
+        """The shop the socket speaks for, and the key of the session it does so with."""
         authorization = headers.get("Authorization")
         if authorization:
             shop_id = dict(parse_qsl(query)).get("shop", "")
-            return await shops.authenticate(self.redis, shop_id, authorization)
+            return await shops.authenticate(self.redis, shop_id, authorization), None
         session_id = cookie_parser(headers.get("Cookie", "")).get(COOKIE)
         record = await shop_of_session(self.redis, session_id) if session_id else None
-        if record is None:
+        if record is None or session_id is None:
             raise Unauthorized("not signed in", code="not_signed_in")
-        return record
+        return record, session_key(session_id)
 
 
 class ConsoleHandler:
@@ -94,18 +95,18 @@ class ConsoleHandler:
                                  *refusal.headers().items()])
             return
         try:
-            record: ShopRecord | ApiError = await gate.shop_of(query, headers)
+            who: tuple[ShopRecord, str | None] | ApiError = await gate.shop_of(query, headers)
         except ApiError as exc:
-            record = exc
+            who = exc
         if not self.channel.accept():
             return  # the peer left meanwhile
         gate.gateway.opened(self.address)
         self.counted = True
-        if isinstance(record, ApiError):
-            self.channel.write(ws_text_frame(error_payload(record.code, record.message)))
-            self.channel.close(CLOSE_POLICY, record.code)
+        if isinstance(who, ApiError):
+            self.channel.write(ws_text_frame(error_payload(who.code, who.message)))
+            self.channel.close(CLOSE_POLICY, who.code)
             return
-        socket = await gate.consoles.open(self.channel, record)
+        socket = await gate.consoles.open(self.channel, *who)
         if self.closed:  # closed as its snapshot was sent
             gate.consoles.close(socket)
         else:
