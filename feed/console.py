@@ -163,9 +163,8 @@ class Consoles:
             since = self.hub.down_since([record.region])
             if since is not None:
                 sink.write(ws_text_frame(status_payload(since)))
-            # Read from the reader's position on: nothing published after the snapshot
-            # below can pass unseen.
-            # If the feed cannot be read now, `status` says so and the snapshot is read.
+            # The reader positioned first, nothing published after the snapshot below can
+            # pass unseen (if the feed cannot be read now, `status` has said so).
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.hub.positioned(record.region).wait(),
                                        self.settings.gateway_position_wait_s)
