@@ -103,9 +103,10 @@ class Gateway:
         self.lives = {r: LiveIndex(redis, r, settings)
                       for r in settings.region_names}
 
-    async def _admit(self, origin: str | None, host: str, scheme: str,
+    async def admit(self, origin: str | None, host: str, scheme: str,
                      address: str) -> ApiError | None:
-        """Refusals made before the handshake completes (answered as plain HTTP)."""
+        """Refusals made before the handshake completes (answered as plain HTTP); console
+        sockets (web.console) pass the same ones, counted with feed sockets."""
         if origin is not None and not origin_allowed(origin, host, scheme,
                                                      self.settings.allowed_origins):
             return ApiError("this origin may not open the feed", code="origin_not_allowed",
@@ -417,7 +418,7 @@ class NativeSocket:
 
     async def _open(self, query: str, origin: str | None, host: str, scheme: str) -> None:
         gateway = self.gateway
-        refusal = await gateway._admit(origin, host, scheme, self.address)
+        refusal = await gateway.admit(origin, host, scheme, self.address)
         if refusal is not None:
             self.channel.reject(refusal.status, refusal.body(),
                                 [("Content-Type", "application/json"),

@@ -32,7 +32,7 @@ from runtime.settings import Settings
 from schemas.feed import FeedEntry
 from schemas.limits import PRESENCE_CELL_DEG
 
-__all__ = ["PING_SLICES", "Connection", "Hub", "Sink", "SocketGone"]
+__all__ = ["PING_SLICES", "Connection", "ConsoleFeed", "Hub", "Sink", "SocketGone"]
 
 log = logging.getLogger("streetfeed.gateway")
 
@@ -48,6 +48,14 @@ class Sink(Protocol):
     def close(self, code: int, reason: str = "") -> None: ...
     def fast_path(self, high_water: int,
                   on_lagging: Callable[[], object]) -> Callable[[bytes], object]: ...
+
+
+class ConsoleFeed(Protocol):
+    """The console sockets of this process (feed.console): told of every feed entry
+    dispatched and of liveness changes."""
+
+    def on_entry(self, region: str, entry: FeedEntry) -> None: ...
+    def on_liveness(self, before: dict[str, str], down: dict[str, str]) -> None: ...
 
 
 class SocketGone(Exception):
@@ -140,6 +148,8 @@ class Hub:
         # the event is set (and replaced) whenever that changes.
         self.down: dict[str, str] = {}
         self._liveness_changed = asyncio.Event()
+        # The shop consoles' sockets, told of each entry once (not per socket).
+        self.consoles: ConsoleFeed | None = None
 
     @property
     def position(self) -> str | None:
@@ -250,6 +260,8 @@ class Hub:
             return
         event, self._liveness_changed = self._liveness_changed, asyncio.Event()
         event.set()
+        if self.consoles is not None:
+            self.consoles.on_liveness(before, down)
         frames: dict[str | None, bytes] = {}
         for sub in self.index.all():
             conn = sub.target
@@ -278,6 +290,8 @@ class Hub:
             return
         if not carries_frame(entry):
             return
+        if self.consoles is not None:
+            self.consoles.on_entry(region, entry)
         self.dispatched += 1
         republished_at = self._remember(region, entry_id, entry)
         # One encoding per set of regions read (one set in a one-region deployment): a

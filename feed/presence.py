@@ -6,6 +6,11 @@ listens to that region from the first console that asks, keeps the last report
 of each gateway in memory, and drops a gateway silent for a few seconds. Nothing
 of it is in Redis's keyspace, so nothing of it is in the AOF.
 
+Console sockets (feed.console) `hold` their shop's region listened to while open and
+are told (`on_change`) when its counts may have changed: a gateway's report differs
+from its previous one, a gateway went silent, or the first round is complete. The
+same connection carries shop writes (`follow_shop_changes`) while they want them.
+
 What a shop may learn is fixed here too (`audience`): counts around its own
 registered position only, within radii of 250 m or more, and "fewer than 5"
 rather than any number under 5.
@@ -16,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -70,6 +77,12 @@ class PresenceBoard:
         # region -> loop time the subscription was confirmed (set while it holds).
         self._since: dict[str, float] = {}
         self._changed = asyncio.Event()
+        # Regions kept listened to by open console sockets, and who is told when the
+        # counts of one of them change (feed.console), only when they do: reports come
+        # whole every second whether or not anything moved.
+        self._held: Counter[str] = Counter()
+        self.on_change: Callable[[str], None] | None = None
+        self._on_shop_change: Callable[[str | None], None] | None = None
 
     async def watchers(self, region: str, lat: float, lon: float,
                        radii: tuple[int, ...]) -> dict[int, int]:
@@ -80,8 +93,7 @@ class PresenceBoard:
             self._changed.set()
         deadline = loop.time() + _LISTEN_TIMEOUT_S
         while True:
-            since = self._since.get(region)
-            ready_at = None if since is None else since + self.interval_s + _FIRST_ROUND_GRACE_S
+            ready_at = self._ready_at(region)
             if ready_at is not None and loop.time() >= ready_at:
                 break
             if loop.time() >= deadline:
@@ -89,15 +101,24 @@ class PresenceBoard:
                                   code="presence_unavailable", retry_after=2)
             # The first request for a region waits one round of reports (about a second).
             await asyncio.sleep(min(_TURN_S, max(0.01, (ready_at or deadline) - loop.time())))
-        now = loop.time()
+        counts = self.counts(region, lat, lon, radii)
+        assert counts is not None  # ready, checked above
+        return counts
+
+    def _ready_at(self, region: str) -> float | None:
+        since = self._since.get(region)
+        return None if since is None else since + self.interval_s + _FIRST_ROUND_GRACE_S
+
+    def counts(self, region: str, lat: float, lon: float,
+               radii: tuple[int, ...]) -> dict[int, int] | None:
+        """As `watchers`, at once: None until the region has been listened to for a round."""
+        ready_at = self._ready_at(region)
+        now = asyncio.get_running_loop().time()
+        if ready_at is None or now < ready_at:
+            return None
+        self._drop_silent(region, now)
         counts = dict.fromkeys(radii, 0)
-        reports = self._reports.get(region, {})
-        for gateway, (received, cells) in list(reports.items()):
-            if now - received > self.silence_s:
-                # A gateway gone silent (killed, cut off): its watchers are gone, and so is
-                # its entry (a restarted process reports under a new id).
-                del reports[gateway]
-                continue
+        for _received, cells in self._reports.get(region, {}).values():
             for cell, n in cells:
                 distance = haversine_m(lat, lon, *self.grid.centre_of(cell))
                 for radius in radii:
@@ -105,12 +126,47 @@ class PresenceBoard:
                         counts[radius] += n
         return counts
 
+    def _drop_silent(self, region: str, now: float) -> bool:
+        """Forget the gateways of `region` silent for too long (killed, cut off: their
+        watchers are gone; a restarted process reports under a new id); whether any was."""
+        reports = self._reports.get(region)
+        if not reports:
+            return False
+        silent = [g for g, (received, _c) in reports.items() if now - received > self.silence_s]
+        for gateway in silent:
+            del reports[gateway]
+        return bool(silent)
+
+    # --- Consoles' sockets (feed.console): held regions, changes told ------------------
+
+    def hold(self, region: str) -> None:
+        """Listen to `region` until as many `release` calls (an open console socket)."""
+        self._held[region] += 1
+        self._asked[region] = asyncio.get_running_loop().time()
+        self._changed.set()
+
+    def release(self, region: str) -> None:
+        self._held[region] -= 1
+        if self._held[region] <= 0:
+            del self._held[region]  # then forgotten like a region no request asks about
+
+    def follow_shop_changes(self, on_change: Callable[[str | None], None] | None) -> None:
+        """Call `on_change(shop_id)` for every shop write (storage.shops.change_shop), and
+        `on_change(None)` once listening starts (again: writes may have been missed);
+        None stops it."""
+        self._on_shop_change = on_change
+        self._changed.set()
+
+    def _notify(self, region: str) -> None:
+        if self.on_change is not None and region in self._held:
+            self.on_change(region)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Listen to the regions consoles ask about, until `stop`; any failure ends it (the
         caller restarts it under supervision), forgetting what it heard."""
         client = await pubsub_client(self.redis)
         pubsub = client.pubsub()
-        channels: dict[str, str] = {}  # channel -> region
+        channels: dict[str, str] = {}  # channel -> region ("" for shop changes)
         try:
             while not stop.is_set():
                 await self._follow_asked(pubsub, channels)
@@ -122,6 +178,10 @@ class PresenceBoard:
                 message = await pubsub.get_message(timeout=_TURN_S)
                 if message is not None:
                     self._take(message, channels)
+                now = asyncio.get_running_loop().time()
+                for region in self._held:
+                    if self._drop_silent(region, now):
+                        self._notify(region)
         finally:
             self._since.clear()
             self._reports.clear()
@@ -133,6 +193,8 @@ class PresenceBoard:
     async def _follow_asked(self, pubsub: PubSub, channels: dict[str, str]) -> None:
         """Subscribe to regions asked about, unsubscribe from those no longer asked about."""
         now = asyncio.get_running_loop().time()
+        for region in self._held:
+            self._asked[region] = now
         for region, asked in list(self._asked.items()):
             channel = keys.presence_channel(region)
             if now - asked > self.idle_s:
@@ -145,15 +207,31 @@ class PresenceBoard:
             elif channel not in channels:
                 channels[channel] = region
                 await pubsub.subscribe(channel)
+        shop_channel = keys.shop_changes_channel()
+        if self._on_shop_change is not None and shop_channel not in channels:
+            channels[shop_channel] = ""
+            await pubsub.subscribe(shop_channel)
+        elif self._on_shop_change is None and shop_channel in channels:
+            del channels[shop_channel]
+            await pubsub.unsubscribe(shop_channel)
 
     def _take(self, message: dict[str, Any], channels: dict[str, str]) -> None:
         region = channels.get(text(message["channel"]))
         if region is None:
             return  # a region let go meanwhile
-        now = asyncio.get_running_loop().time()
+        if region == "":
+            if self._on_shop_change is not None and message["type"] in ("subscribe",
+                                                                         "message"):
+                self._on_shop_change(None if message["type"] == "subscribe"
+                                     else text(message["data"]))
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         if message["type"] == "subscribe":
             self._since[region] = now
             self._reports[region] = {}
+            # Counts are complete after one round of reports: consoles are told then.
+            loop.call_later(self.interval_s + _FIRST_ROUND_GRACE_S, self._notify, region)
         elif message["type"] == "message":
             try:
                 report = _decode(message["data"])
@@ -161,7 +239,10 @@ class PresenceBoard:
                 log.warning("presence: undecodable report on %s", message["channel"])
                 return
             reports = self._reports.setdefault(region, {})
+            before = reports.get(report.gateway)
             if report.cells:
                 reports[report.gateway] = (now, report.cells)
             else:
                 reports.pop(report.gateway, None)
+            if (before[1] if before else []) != report.cells:
+                self._notify(region)

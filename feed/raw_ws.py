@@ -7,10 +7,11 @@ transport. Going through ASGI `send` costs a coroutine, a dict and a per-socket
 encode for every delivery (BENCH-NOTES: ~45k deliveries/s against ~67k), and a
 task with its frames per socket costs memory (docs/performance.md).
 
-/ws/feed is the app's only WebSocket endpoint, so nothing else is served here: an
-upgrade to another path is answered 404 (`not_found`, as an HTTP request would be),
-and /ws/feed under an app without a gateway in its lifespan state 503
-(`feed_unavailable`); neither reaches ASGI.
+/ws/feed and the console's /ws/shop (handed to the lifespan state's `console`, which
+authenticates it: web.console) are the app's only WebSocket endpoints, so nothing else
+is served here: an upgrade to another path is answered 404 (`not_found`, as an HTTP
+request would be), and either path under an app without its handler in its lifespan
+state 503 (`feed_unavailable`); neither reaches ASGI.
 
 What uvicorn expects of its `ws` protocol class (its public `uvicorn.Config(ws=...)`
 option; nothing of `uvicorn.protocols` is imported): on an `Upgrade: websocket`
@@ -74,6 +75,8 @@ from runtime.lifespan import STATE_KEY
 from runtime.logs import REQUEST_ID, log_access, request_id_from
 
 FEED_PATH = "/ws/feed"
+# The shopkeeper console's own socket (feed.console, answered by web.console).
+CONSOLE_PATH = "/ws/shop"
 
 
 class NativeHandler(Protocol):
@@ -84,6 +87,16 @@ class NativeHandler(Protocol):
 class Attacher(Protocol):
     def attach(self, channel: NativeChannel, query: str, origin: str | None, host: str,
                address: str, scheme: str) -> NativeHandler: ...
+
+
+class ConsoleAttacher(Protocol):
+    """Takes /ws/shop handshakes: as Attacher, with the headers (the session cookie or
+    the bearer token say which shop it is)."""
+
+    def attach(self, channel: NativeChannel, query: str, headers: Headers,
+               origin: str | None, host: str, address: str, scheme: str) -> NativeHandler: ...
+
+
 GOING_AWAY_REASON = "server restarting: reconnect with your cursor"
 # The access line's status for a peer that left before it was answered.
 CLIENT_CLOSED = 499
@@ -306,11 +319,15 @@ class RawFrameProtocol(asyncio.Protocol):
         assert handshake is not None
         raw_path, _, query = request.path.partition("?")
         request_id = request_id_from(request.headers.get("X-Request-ID"))
-        gateway: Attacher | None = getattr(self.app_state.get(STATE_KEY), "gateway", None)
-        self.access = (request_id, time.monotonic(), 0,
-                       FEED_PATH if raw_path == FEED_PATH else raw_path)
-        if raw_path != FEED_PATH or gateway is None:
-            self._refuse_plainly(404 if raw_path != FEED_PATH else 503)
+        state = self.app_state.get(STATE_KEY)
+        gateway: Attacher | None = getattr(state, "gateway", None)
+        console: ConsoleAttacher | None = getattr(state, "console", None)
+        self.access = (request_id, time.monotonic(), 0, raw_path)
+        if raw_path not in (FEED_PATH, CONSOLE_PATH):
+            self._refuse_plainly(404)
+            return
+        if (gateway if raw_path == FEED_PATH else console) is None:
+            self._refuse_plainly(503)
             return
         response = handshake.accept(request)
         response.headers["X-Request-ID"] = request_id
@@ -325,11 +342,16 @@ class RawFrameProtocol(asyncio.Protocol):
         # The socket's setup task (admission, snapshot) logs under its request id.
         client = self._client(request.headers)
         token = REQUEST_ID.set(request_id)
+        origin, host = request.headers.get("Origin"), request.headers.get("Host", "")
         try:
-            self.native = gateway.attach(NativeChannel(self), query,
-                                         request.headers.get("Origin"),
-                                         request.headers.get("Host", ""),
-                                         client.address, client.scheme)
+            if raw_path == CONSOLE_PATH:
+                assert console is not None
+                self.native = console.attach(NativeChannel(self), query, request.headers,
+                                             origin, host, client.address, client.scheme)
+            else:
+                assert gateway is not None
+                self.native = gateway.attach(NativeChannel(self), query, origin, host,
+                                             client.address, client.scheme)
         finally:
             REQUEST_ID.reset(token)
 

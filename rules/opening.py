@@ -15,14 +15,15 @@ The scheduler announces all of them but the starts (the shopkeeper's post says i
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from rules.hours import changes, is_open, next_change
 from schemas.hours import NextChange, OpeningOverride, OpeningState, ShopHours
 from schemas.posts import OpeningChange, OpeningStatus, Post
 
 __all__ = ["OPEN_STATUSES", "automatic_changes", "effective_state", "governing",
-           "override_of", "revisit_ts", "state_at"]
+           "offer_closing", "override_of", "revisit_ts", "state_at"]
 
 OPEN_STATUSES: dict[OpeningStatus, bool] = {
     "open_now": True, "open_late": True, "closed_now": False, "closed_exceptionally": False}
@@ -100,6 +101,29 @@ def effective_state(hours: ShopHours | None, overrides: Sequence[OpeningOverride
     if open_now is None:
         return OpeningState(open_now=None, next_change=None)
     return OpeningState(open_now=open_now, next_change=_next_flip(hours, overrides, at, open_now))
+
+
+def offer_closing(hours: ShopHours | None, overrides: Sequence[OpeningOverride], at: datetime,
+                  within: timedelta = timedelta(days=1)) -> datetime | None:
+    """What "until closing" means to a shopkeeper posting an offer at `at`: when the shop
+    next closes if it is open (its own "open late until 00:57" included), or, closed now
+    (lunch), the end of its next opening if that starts the same local day. None when
+    nothing says (no hours), when it does not open again today, or when that closing is
+    further than `within` (an offer's longest life)."""
+    state = effective_state(hours, overrides, at)
+    change = state.next_change
+    if change is None:
+        return None
+    if not state.open_now:
+        if hours is None:
+            return None  # an override closed a shop without hours: no opening to go by
+        tz = ZoneInfo(hours.timezone)
+        if change.at.astimezone(tz).date() != at.astimezone(tz).date():
+            return None
+        change = _next_flip(hours, overrides, change.at, True)
+        if change is None:
+            return None
+    return change.at if change.at - at <= within else None
 
 
 def automatic_changes(hours: ShopHours | None, overrides: Sequence[OpeningOverride],

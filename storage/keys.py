@@ -151,4 +151,10 @@ def shops_version() -> str:
     return f"{PREFIX}:shops:version"
 
 
+def shop_changes_channel() -> str:
+    """A Pub/Sub channel, not a key: every shop write publishes the shop's id on it, so a
+    process with a console of that shop open pushes the new profile (feed.console)."""
+    return f"{PREFIX}:shops:changed"
+
+
 ENRICHER_GROUP = "enrichers"

@@ -21,7 +21,7 @@ from schemas.limits import GEO_LAT_MAX
 from storage import keys
 from storage.redis_conn import async_reply, hmget_many, text
 
-__all__ = ["LiveIndex", "shop_live_posts", "stream_id_key"]
+__all__ = ["LiveIndex", "live_posts_newest_first", "shop_live_posts", "stream_id_key"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -130,6 +130,18 @@ async def shop_live_posts(redis: Redis, region: str, shop_id: str,
         redis.smembers(keys.shop_posts(region, shop_id)))]
     values = await hmget_many(redis, [keys.post(region, i) for i in ids], *fields)
     return list(zip(ids, values, strict=True))
+
+
+async def live_posts_newest_first(redis: Redis, region: str, shop_id: str,
+                                  now_ts: float) -> list[tuple[str, bytes]]:
+    """A shop's live posts, (id, public JSON), newest first (by feed entry)."""
+    live: list[tuple[tuple[int, int], str, bytes]] = []
+    for post_id, (json_, feed_id, expires) in await shop_live_posts(
+            redis, region, shop_id, "json", "feed_id", "expires_at"):
+        if json_ is not None and feed_id is not None and float(expires or 0) > now_ts:
+            live.append((stream_id_key(feed_id), post_id, json_))
+    live.sort(reverse=True)
+    return [(post_id, json_) for _key, post_id, json_ in live]
 
 
 def stream_id_key(entry_id: bytes | str) -> tuple[int, int]:

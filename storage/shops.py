@@ -18,7 +18,7 @@ from rules.shops import hash_token, new_token, token_matches
 from schemas.categories import CATEGORY_CODES
 from schemas.shops import ShopRecord
 from storage import keys
-from storage.redis_conn import async_reply, get_many
+from storage.redis_conn import async_reply, get_many, publish
 
 __all__ = ["authenticate", "change_shop", "check_token", "decode_record", "encode_record",
            "get_shop", "list_shops", "require_shop", "rotate_token"]
@@ -97,6 +97,8 @@ async def change_shop(redis: Redis, shop_id: str,
         updated = change(decode_record(raw))
         if await swap(keys=[key], args=[raw, encode_record(updated)]):
             await redis.incr(keys.shops_version())  # shop lists look again (services.directory)
+            # Open consoles of the shop push its new profile, or end if the token changed.
+            await publish(redis, keys.shop_changes_channel(), shop_id.encode())
             return updated
 
 

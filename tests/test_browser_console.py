@@ -3,7 +3,9 @@
 A post typed into the console reaches the passer-by page and the shop's screen, and
 not a page across town; the live counter sees a passer-by arrive; withdraw, edit,
 sign out and the opening hours editor work end to end; the hours a shop keeps show
-on the passer-by cards, next to the passer-by's own follows, filters and map.
+on the passer-by cards, next to the passer-by's own follows, filters and map. And
+(issue 14) at 320, 360 and 390 px: nothing wider than the screen, an idle console that
+makes no request yet shows changes live, every field editable, honest notes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tests.helpers import (
     feed_client,
     flash,
     send_post,
+    wait_for,
     web_server,
 )
 
@@ -86,8 +89,8 @@ async def test_console_post_reaches_street_and_screen_then_withdraw_and_sign_out
         assert "Primeur du Marché" in (await console.text_content("#shop-name") or "")
 
         # Nobody around yet: under 5 the console says so in words, never a number, in
-        # either language; five passers-by nearby make it a count (polled every 2 s,
-        # presence published every second).
+        # either language; five passers-by nearby make it a count (pushed over the
+        # console's socket, presence published every second).
         await console.wait_for_function(
             "() => document.querySelector('#watching-count').textContent === 'moins de 5'")
         assert "personnes regardent" in (await console.text_content("#watching-label") or "")
@@ -316,4 +319,312 @@ async def test_passer_by_sees_hours_follows_filters_and_map(
         await page.reload()
         await page.wait_for_selector(f"{offer_card} .star[aria-pressed='true']")
         await page.wait_for_function(TWO_PINS)
+        assert page.errors == []
+
+
+# --- Issue 14: the console on a phone, pushed not polled, every field editable ---------
+
+PHONES = (320, 360, 390)
+
+# Everything that sticks out of the viewport or overlaps another control, in words.
+LAYOUT_FAULTS = """() => {
+  const W = window.innerWidth;
+  const faults = [];
+  const root = document.documentElement;
+  if (root.scrollWidth !== W) faults.push(`scrollWidth ${root.scrollWidth} != ${W}`);
+  const shown = (e) => {
+    if (e.closest('[hidden], .visually-hidden, .skip')) return false;
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && r.height > 0;
+  };
+  const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+    (typeof e.className === 'string' && e.className ? '.' + e.className.split(' ')[0] : '');
+  for (const e of document.querySelectorAll('body *')) {
+    if (!shown(e)) continue;
+    const r = e.getBoundingClientRect();
+    if (r.right > W + 0.5 || r.left < -0.5) {
+      faults.push(`${name(e)} spans ${Math.round(r.left)}..${Math.round(r.right)}`);
+    }
+  }
+  const controls = [...document.querySelectorAll(
+    'input:not([type=radio]), select, textarea, button, .kind-picker label')].filter(shown);
+  for (let i = 0; i < controls.length; i++) {
+    for (let j = i + 1; j < controls.length; j++) {
+      const a = controls[i].getBoundingClientRect(), b = controls[j].getBoundingClientRect();
+      const x = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+      const y = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+      if (x > 1 && y > 1) faults.push(`${name(controls[i])} overlaps ${name(controls[j])}`);
+    }
+  }
+  return faults;
+}"""
+
+
+async def layout_faults(page: Any, what: str) -> list[str]:
+    faults = await page.evaluate(LAYOUT_FAULTS)
+    return [f"{what}: {fault}" for fault in faults]
+
+
+async def test_console_fits_phones_and_desktop(redis: Redis, settings: Settings,
+                                               browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Épicerie fine du Grand-Théâtre", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        # Opening hours with two ranges a day and an exception: the hours editor at its
+        # widest.
+        week = {day: [{"open": "09:00", "close": "12:30"}, {"open": "14:00", "close": "19:30"}]
+                for day in ("mon", "tue", "wed", "thu", "fri", "sat")}
+        holiday = (date.today() + timedelta(days=30)).isoformat()
+        hours = await http.put(f"/api/v1/shops/{shop.id}/hours",
+                               headers={"Authorization": f"Bearer {shop.token}"},
+                               json={"timezone": "Europe/Paris", "weekly": week,
+                                     "exceptions": [{"date": holiday, "ranges": [],
+                                                     "note": "Inventaire annuel"}]})
+        assert hours.status_code == 200, hours.text
+        # One live post of each kind, with long words and every field: the list and the
+        # edit forms at their widest.
+        posts = [
+            (await send_post(http, shop, arrival(
+                "Clémentines de Corse extra-juteuses", text="Cueillies hier, avec leurs feuilles",
+                price=3.9, tags=["corse", "agrumes", "hiver"]))).json()["id"],
+            (await send_post(http, shop, flash(
+                "-30 % sur les fromages affinés", price=12.5, discount_pct=30))).json()["id"],
+            (await send_post(http, shop, {
+                "kind": "opening_change", "title": "Ouvert tard ce soir",
+                "status": "open_late"})).json()["id"],
+        ]
+        faults: list[str] = []
+        for width in (*PHONES, 1280):
+            await browser.clear_cookies()  # signed out again
+            page = watch_errors(await browser.new_page())
+            await page.set_viewport_size({"width": width, "height": 800 if width > 400 else 740})
+            await page.goto(f"{web.http}/shop")
+            await page.click("#token-signin > summary")  # the token form, unfolded
+            for lang in ("fr", "en"):
+                if await page.get_attribute("html", "lang") != lang:
+                    await page.click("#lang")
+                faults += await layout_faults(page, f"{width}px {lang} signed out")
+            if await page.get_attribute("html", "lang") != "fr":
+                await page.click("#lang")
+            await page.fill("#shop-id", shop.id)
+            await page.fill("#token", shop.token)
+            await page.click("#signin-submit")
+            await page.wait_for_function("() => window.streetfeedConsole.live")
+            for post_id in posts:
+                await page.wait_for_selector(f'#own-posts [data-post-id="{post_id}"]')
+            await page.wait_for_selector("#hours-sat-1-close")
+            for lang in ("fr", "en"):
+                if await page.get_attribute("html", "lang") != lang:
+                    await page.click("#lang")
+                for kind in ("new_arrival", "flash_offer", "opening_change"):
+                    await page.click(f"label[for='kind-{kind}']")
+                    faults += await layout_faults(page, f"{width}px {lang} {kind}")
+                for post_id in posts:  # every edit form open at once
+                    await page.click(f'#own-posts [data-post-id="{post_id}"] .edit')
+                    await page.wait_for_selector(f"#edit-title-{post_id}")
+                faults += await layout_faults(page, f"{width}px {lang} editing")
+            assert page.errors == []
+            await page.close()
+        assert not faults, "\n".join(faults)
+
+
+async def console_at(browser: Any, base: str, shop: ShopCreated, width: int,
+                     clock: bool = False) -> Any:
+    """A console signed in on a phone `width` px wide, live over its socket (with
+    Playwright's clock installed first, when `clock`)."""
+    page = watch_errors(await browser.new_page())
+    await page.set_viewport_size({"width": width, "height": 740})
+    if clock:
+        await page.clock.install()
+    await page.goto(f"{base}/shop")
+    await page.click("#token-signin > summary")  # the page leads with sign-in links
+    await page.fill("#shop-id", shop.id)
+    await page.fill("#token", shop.token)
+    await page.click("#signin-submit")
+    await page.wait_for_function("() => window.streetfeedConsole.live")
+    return page
+
+
+async def test_idle_console_makes_no_request_yet_shows_changes_live(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """It used to poll /posts and /stats every 2 s and the profile every minute: several
+    minutes of its timers now make no request, and changes still arrive, pushed."""
+    shop = await add_shop(redis, settings, "Cave du Marché", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        page = await console_at(browser, web.http, shop, 360, clock=True)
+        await page.wait_for_function(
+            "() => document.querySelector('#watching-count').textContent === 'moins de 5'")
+        requests: list[str] = []
+        browser.on("request", lambda request: requests.append(request.url))
+        await page.clock.run_for(5 * 60 * 1000)  # five minutes of the page's timers
+        assert requests == []
+
+        # A post made through the API with the token appears, withdrawn it goes.
+        post_id = (await send_post(http, shop, arrival("Saint-Émilion 2019"))).json()["id"]
+        own = f'#own-posts [data-post-id="{post_id}"]'
+        await page.wait_for_selector(own, timeout=3000)
+        withdrawn = await http.delete(f"/api/v1/shops/{shop.id}/posts/{post_id}",
+                                      headers={"Authorization": f"Bearer {shop.token}"})
+        assert withdrawn.status_code == 200
+        await page.wait_for_selector(own, state="detached", timeout=3000)
+        assert await page.is_visible("#own-empty")
+
+        # Passers-by arriving within range change the audience (5: a count, at last).
+        async with contextlib.AsyncExitStack() as street:
+            for _ in range(5):
+                await street.enter_async_context(feed_client(web.ws, *STREET))
+            await page.wait_for_function(
+                "() => document.querySelector('#watching-count').textContent === '5'",
+                timeout=5000)
+        await page.wait_for_function(
+            "() => document.querySelector('#watching-count').textContent === 'moins de 5'",
+            timeout=8000)
+        # Everything came over the socket: still not one HTTP request.
+        assert requests == []
+        assert page.errors == []
+
+
+async def test_edit_corrects_every_field_and_clears(redis: Redis, settings: Settings,
+                                                   browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    auth = {"Authorization": f"Bearer {shop.token}"}
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        arrival_id = (await send_post(http, shop, arrival(
+            "Clémentines", price=3.9, tags=["corse"]))).json()["id"]
+        offer_id = (await send_post(http, shop, flash(
+            "Brie", price=12.5, discount_pct=30))).json()["id"]
+        opening_id = (await send_post(http, shop, {"kind": "opening_change",
+                                                   "title": "Fermé ce midi",
+                                                   "status": "closed_now"})).json()["id"]
+        page = await console_at(browser, web.http, shop, 360)
+
+        async def live() -> dict[str, dict[str, Any]]:
+            answer = await http.get(f"/api/v1/shops/{shop.id}/posts")
+            return {p["id"]: p for p in answer.json()["posts"]}
+
+        async def edit(post_id: str, fields: dict[str, str], check: Any) -> None:
+            own = f'#own-posts [data-post-id="{post_id}"]'
+            await page.click(f"{own} .edit")
+            for name, value in fields.items():
+                selector = f"#edit-{name}-{post_id}"
+                if name == "status":
+                    await page.select_option(selector, value)
+                else:
+                    await page.fill(selector, value)
+            await page.click(f"{own} .edit-form button[type=submit]")
+            await page.wait_for_selector(f"{own} .edit-form", state="detached")
+            await wait_for(lambda: _checked(live, post_id, check), 5, f"edit of {post_id}")
+
+        # A new arrival: price and tags corrected, then the price removed.
+        await page.wait_for_selector(f'#own-posts [data-post-id="{arrival_id}"]')
+        await edit(arrival_id, {"price": "4,20", "tags": "corse, bio, hiver"},
+                   lambda p: p["price"] == 4.2 and p["tags"] == ["corse", "bio", "hiver"])
+        await edit(arrival_id, {"price": ""}, lambda p: p.get("price") is None)
+        # The console shows what the street sees (pushed back over the socket).
+        await page.wait_for_function(
+            f"() => !document.querySelector('[data-post-id=\"{arrival_id}\"] .card')"
+            ".textContent.includes('€')")
+        # A flash offer: the discount removed, the price changed, the end moved.
+        paris = ZoneInfo("Europe/Paris")  # the browser's time zone (conftest)
+        ends = (datetime.now(paris) + timedelta(hours=3)).replace(second=0, microsecond=0)
+        await edit(offer_id, {"discount_pct": "", "price": "9,90",
+                              "ends_at": ends.strftime("%Y-%m-%dT%H:%M")},
+                   lambda p: p.get("discount_pct") is None and p["price"] == 9.9
+                   and datetime.fromisoformat(p["ends_at"]) == ends)
+        # An opening change: status and until, then the until removed.
+        until = (datetime.now(paris) + timedelta(hours=2)).replace(second=0, microsecond=0)
+        await edit(opening_id, {"status": "open_late",
+                                "until": until.strftime("%Y-%m-%dT%H:%M")},
+                   lambda p: p["status"] == "open_late"
+                   and datetime.fromisoformat(p["until"]) == until)
+        await edit(opening_id, {"until": ""}, lambda p: p.get("until") is None)
+        # A price that is not one is caught before sending.
+        own = f'#own-posts [data-post-id="{offer_id}"]'
+        await page.click(f"{own} .edit")
+        await page.fill(f"#edit-price-{offer_id}", "douze")
+        await page.click(f"{own} .edit-form button[type=submit]")
+        await page.wait_for_selector(f"{own} .form-error:has-text('Prix invalide')")
+        assert (await live())[offer_id]["price"] == 9.9
+        assert (await http.patch(f"/api/v1/shops/{shop.id}/posts/{offer_id}", headers=auth,
+                                 json={"title": "Brie de Meaux"})).status_code == 202
+        await page.wait_for_function(
+            f"() => document.querySelector('[data-post-id=\"{offer_id}\"] .card')"
+            ".textContent.includes('Brie de Meaux')")
+        assert page.errors == []
+
+
+async def _checked(live: Any, post_id: str, check: Any) -> bool:
+    post = (await live()).get(post_id)
+    return post is not None and bool(check(post))
+
+
+async def test_published_note_follows_language_and_goes_with_the_next_post(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Fromagerie", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings):
+        page = await console_at(browser, web.http, shop, 390)
+        await page.fill("#title", "Comté 24 mois")
+        await page.click("#publish")
+        await page.wait_for_selector("#post-ok:has-text('Publié')")
+        await page.click("#lang")
+        await page.wait_for_selector("#post-ok:has-text('Published!')")
+        await page.click("#lang")
+        await page.wait_for_selector("#post-ok:has-text('Publié')")
+        # Starting the next post (typing, or a quick end time) hides it.
+        await page.fill("#title", "Mont d'Or")
+        await page.wait_for_selector("#post-ok", state="hidden")
+        await page.click("#publish")
+        await page.wait_for_selector("#post-ok", state="visible")
+        await page.click("label[for='kind-flash_offer']")
+        await page.wait_for_selector("#post-ok", state="hidden")
+        assert page.errors == []
+
+
+async def test_at_closing_is_the_real_closing_or_disabled(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """It filled now + 2 h whatever the shop's hours: now the closing time the server
+    computes from them, or a disabled button that says why."""
+    shop = await add_shop(redis, settings, "Caviste", *STREET)
+    auth = {"Authorization": f"Bearer {shop.token}"}
+    closing = '[data-ends="closing"]'
+    paris = ZoneInfo("Europe/Paris")
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        page = await console_at(browser, web.http, shop, 320)
+        await page.click("label[for='kind-flash_offer']")
+        # No hours: nothing to go by.
+        await page.wait_for_selector("#closing-note:has-text('indiquez d')")
+        assert await page.is_disabled(closing)
+
+        # Open now, closing in two hours: pushed to the open console, and used.
+        now = datetime.now(paris)
+        opens, closes = (now - timedelta(hours=1)).strftime("%H:%M"), \
+            (now + timedelta(hours=2)).strftime("%H:%M")
+        week = {day: [{"open": opens, "close": closes}]
+                for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+        put = await http.put(f"/api/v1/shops/{shop.id}/hours", headers=auth,
+                             json={"timezone": "Europe/Paris", "weekly": week})
+        assert put.status_code == 200, put.text
+        await page.wait_for_selector(f"{closing}:not([disabled])")
+        assert await page.is_hidden("#closing-note")
+        await page.click(closing)
+        assert (await page.input_value("#ends-at")).endswith(f"T{closes}")
+
+        # Closed for the rest of today (an exceptional closure, yesterday's too: its range
+        # may run past midnight): disabled, and said so.
+        closed = [{"date": (now.date() - timedelta(days=d)).isoformat(), "ranges": []}
+                  for d in (1, 0)]
+        put = await http.put(f"/api/v1/shops/{shop.id}/hours", headers=auth,
+                             json={"timezone": "Europe/Paris", "weekly": week,
+                                   "exceptions": closed})
+        assert put.status_code == 200, put.text
+        await page.wait_for_selector(f"{closing}[disabled]")
+        await page.wait_for_selector("#closing-note:has-text('pas de fermeture prévue')")
+        # The "until closing" template invents no closing either: the usual hour's end
+        # stays for the shopkeeper to change, with the note saying why.
+        await page.click("#tpl-discount")
+        ends = datetime.fromisoformat(await page.input_value("#ends-at")).replace(tzinfo=paris)
+        assert timedelta(minutes=55) <= ends - datetime.now(paris) <= timedelta(minutes=62)
+        assert await page.is_visible("#closing-note")
         assert page.errors == []

@@ -108,35 +108,6 @@ async def test_page_resumes_after_server_restart(redis: Redis, settings: Setting
             assert sorted(await card_titles(page)) == sorted([first, second])
 
 
-async def test_position_from_the_browser_geolocation_or_the_demo_street(
-        redis: Redis, settings: Settings, browser: Any) -> None:
-    """No coordinates in the URL: the page asks the browser, and falls back honestly."""
-    near_shop = await add_shop(redis, settings, "Primeur", *STREET)
-    far_shop = await add_shop(redis, settings, "Boucherie", *FAR)
-    async with web_server(settings) as web, enricher(redis, settings), \
-            httpx.AsyncClient(base_url=web.http) as http:
-        await browser.grant_permissions(["geolocation"], origin=web.http)
-        await browser.set_geolocation({"latitude": FAR[0], "longitude": FAR[1]})
-        page = await browser.new_page()
-        await page.goto(f"{web.http}/")
-        await page.wait_for_function(
-            "() => window.streetfeed && window.streetfeed.state === 'live'")
-        # The near post first: once the far one shows, the near one would have too.
-        near_id = (await send_post(http, near_shop, arrival("Fraises"))).json()["id"]
-        far_id = (await send_post(http, far_shop, arrival("Agneau"))).json()["id"]
-        await page.wait_for_selector(f'[data-post-id="{far_id}"]', timeout=1000)
-        assert near_id not in await card_titles(page)
-        assert await page.is_hidden("#notice")  # a real position: no fallback notice
-        # Geolocation refused: the demo street, and the page says so.
-        await browser.clear_permissions()
-        refused = await browser.new_page()
-        await refused.goto(f"{web.http}/")
-        await refused.wait_for_function(
-            "() => window.streetfeed && window.streetfeed.state === 'live'")
-        await refused.wait_for_selector("#notice", state="visible")
-        assert near_id in await card_titles(refused)  # the demo street is rue Sainte-Catherine
-
-
 async def test_offline_reload_shows_the_kept_posts_marked_seen_at(
         redis: Redis, settings: Settings, browser: Any) -> None:
     """A reload with no network: the last posts, kept on the device with when they were

@@ -8,12 +8,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rules.hours import changes, parse_weekly
-from rules.opening import automatic_changes, effective_state, governing, override_of, state_at
+from rules.opening import (
+    automatic_changes,
+    effective_state,
+    governing,
+    offer_closing,
+    override_of,
+    state_at,
+)
 from schemas.hours import NextChange, OpeningOverride, ShopHours
 from schemas.posts import OpeningChange, ShopSummary
 
 # Tuesday 2026-11-24, Paris is UTC+1. Open 07:00-19:00 local (06:00-18:00 UTC), Tue-Sat.
 HOURS = ShopHours(weekly=parse_weekly("tue-sat 07:00-19:00"))
+BAKERY = ShopHours(weekly=parse_weekly("tue-sat 07:00-13:00,15:30-19:30; sun 07:00-12:30"))
 
 
 def utc(*args: int) -> datetime:
@@ -135,3 +143,30 @@ def test_next_change_is_the_first_instant_the_state_differs(
         assert state.next_change is None  # unknown then, or no change at all
     else:
         assert state.next_change == NextChange(at=first, open=not state.open_now)
+
+
+def test_until_closing_for_an_offer() -> None:
+    """The console's "until closing": this opening's end; at lunch, the afternoon's; never
+    a closing of another day, nor a made-up time (it used to be now + 2 h)."""
+    # Tuesday 2026-06-16 in Paris (UTC+2): 10:00 open -> 13:00 local.
+    assert offer_closing(BAKERY, (), utc(2026, 6, 16, 8, 0)) == utc(2026, 6, 16, 11, 0)
+    # 14:00 local, closed for lunch: the afternoon closes at 19:30.
+    assert offer_closing(BAKERY, (), utc(2026, 6, 16, 12, 0)) == utc(2026, 6, 16, 17, 30)
+    # 20:00 local: closed for the day (it opens tomorrow).
+    assert offer_closing(BAKERY, (), utc(2026, 6, 16, 18, 0)) is None
+    # Monday: closed all day; no hours at all: nothing to go by.
+    assert offer_closing(BAKERY, (), utc(2026, 6, 15, 10, 0)) is None
+    assert offer_closing(None, (), utc(2026, 6, 16, 10, 0)) is None
+    assert offer_closing(ShopHours(), (), utc(2026, 6, 16, 10, 0)) is None
+    # Open past midnight: its closing is tomorrow's 02:00, and still "closing".
+    bar = ShopHours(weekly=parse_weekly("fri-sat 18:00-02:00"))
+    assert offer_closing(bar, (), utc(2026, 6, 19, 21, 0)) == utc(2026, 6, 20, 0, 0)
+    # Open day and night: no closing within an offer's day.
+    always = ShopHours(weekly=parse_weekly("mon-sun 00:00-24:00"))
+    assert offer_closing(always, (), utc(2026, 6, 16, 10, 0)) is None
+    # The shop's own word counts: "open late until 00:57" posted at 18:30 local (16:30 UTC
+    # in June) makes that the closing; "exceptionally closed" for the day, none.
+    late = override(utc(2026, 6, 16, 16, 30), utc(2026, 6, 16, 22, 57), True)
+    assert offer_closing(BAKERY, [late], utc(2026, 6, 16, 17, 0)) == utc(2026, 6, 16, 22, 57)
+    shut = override(utc(2026, 6, 16, 7, 0), utc(2026, 6, 16, 21, 59), False)
+    assert offer_closing(BAKERY, [shut], utc(2026, 6, 16, 8, 0)) is None

@@ -28,7 +28,7 @@ from services.shops import set_disabled
 from storage import keys
 from storage.ratelimit import WINDOW_S
 from tests.helpers import add_shop, arrival, free_port, send_post, service_env, web_server
-from web.app import STATIC_DIR
+from web.pages import STATIC_DIR
 
 STREET = (44.8370, -0.5735)
 LINK = re.compile(r"^(?P<base>https?://[^/#]+)/shop#code=(?P<code>[A-Za-z0-9_-]{22,})$")

@@ -55,7 +55,7 @@ from services import shops as shop_changes
 from services import signin
 from storage import keys, openings, shops
 from storage.inbox import durability_check
-from storage.live import shop_live_posts, stream_id_key
+from storage.live import live_posts_newest_first
 from storage.redis_conn import REDIS_DOWN, async_reply
 from web.auth import close_session, open_session, require_same_origin, session_shop, shop_for
 from web.openapi import FEED_QUERY, IDEMPOTENCY_KEY, POST_ID, SHOP_ID, SHOPS_QUERY, Operation
@@ -150,14 +150,9 @@ async def shop_posts(request: Request) -> Response:
     """A shop's live posts, newest first (public, like the posts themselves)."""
     st = state_of(request)
     record = await shops.require_shop(st.redis, request.path_params["shop_id"])
-    now = st.clock.now().timestamp()
-    live: list[tuple[tuple[int, int], bytes]] = []
-    for _, (json_, feed_id, expires) in await shop_live_posts(
-            st.redis, record.region, record.id, "json", "feed_id", "expires_at"):
-        if json_ is not None and feed_id is not None and float(expires or 0) > now:
-            live.append((stream_id_key(feed_id), json_))
-    live.sort(reverse=True)  # newest first
-    return JSONResponse(ShopPosts(posts=[msgspec.Raw(j) for _, j in live]))
+    posts = await live_posts_newest_first(st.redis, record.region, record.id,
+                                          st.clock.now().timestamp())
+    return JSONResponse(ShopPosts(posts=[msgspec.Raw(j) for _, j in posts]))
 
 
 _SHOP_CURSOR = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")  # a shop id (schemas.common.ShopId)

@@ -11,18 +11,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from feed.console import Consoles
 from feed.gateway import Gateway
 from feed.hub import PING_SLICES, Hub
 from feed.presence import PresenceBoard
@@ -44,6 +43,8 @@ from services.supervision import supervised
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
 from web import api, pages
+from web.assets import Assets
+from web.console import ConsoleGate
 from web.forwarded import ForwardedClient
 from web.openapi import openapi_document, outside_api
 from web.requests_log import RequestIdMiddleware
@@ -52,7 +53,6 @@ from web.state import AppState, state_of
 
 log = logging.getLogger("streetfeed.web")
 
-STATIC_DIR = Path(__file__).parent / "static"
 RETRY_AFTER_S = "2"
 
 
@@ -81,6 +81,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     # Who the client is behind a proxy: one rule for HTTP (ForwardedClient), feed sockets
     # (feed.raw_ws) and the connection caps' exemption (ConnectionGuard).
     trusted = TrustedProxies(settings.trusted_proxies)
+    # Kept across lifespans (tests restart one app): files are compressed once a process.
+    assets = Assets(pages.STATIC_DIR)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
@@ -91,6 +93,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         gateway = Gateway(redis, settings, hub, readers, clock, limiter)
         stats = StatsPublisher(redis, hub, settings.presence_interval_s, settings.reach_ttl_s)
         presence = PresenceBoard(redis, settings)
+        consoles = Consoles(redis, settings, hub, readers, presence, clock)
         # Counted by the HTTP and feed protocols (web/http_protocol.py, feed/raw_ws.py).
         guard = ConnectionGuard.from_settings(settings, trusted)
         republisher = Republisher(redis, settings, clock)
@@ -102,12 +105,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                         settings.public_base_url)
         state = AppState(settings=settings, clock=clock, redis=redis, lives=gateway.lives,
                          ingest=Ingest(redis, settings, clock, policy), hub=hub,
-                         readers=readers, gateway=gateway, limiter=limiter,
+                         readers=readers, gateway=gateway,
+                         console=ConsoleGate(redis, gateway, consoles), limiter=limiter,
                          gateway_id=stats.id, presence=presence,
                          shops=ShopDirectory(redis, clock,
                                              max_age_s=settings.shops_cache_max_age_s,
                                              regions=settings.region_names),
-                         guard=guard, proxies=trusted)
+                         guard=guard, proxies=trusted, assets=assets)
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the
         # liveness every socket is told.
@@ -170,12 +174,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Route("/openapi.json", openapi_route, methods=["GET"]),
         Route("/metrics", outside_api(api.metrics_page), methods=["GET"]),
         WebSocketRoute("/ws/feed", ws_feed),
+        WebSocketRoute("/ws/shop", ws_feed),
         Route("/", outside_api(pages.passer_by), methods=["GET"]),
         Route("/shop", outside_api(pages.console), methods=["GET"]),
         Route("/screen/{shop_id}", outside_api(pages.screen), methods=["GET"]),
         Route("/sw.js", outside_api(pages.service_worker), methods=["GET"]),
         Route("/manifest.webmanifest", outside_api(pages.manifest), methods=["GET"]),
-        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        Route("/static/{path:path}", outside_api(pages.static_file), methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

@@ -19,10 +19,10 @@ from starlette.responses import Response
 from rules.errors import ApiError, Unauthorized
 from schemas.shops import ShopRecord
 from storage import keys, shops
-from storage.redis_conn import async_reply
+from storage.redis_conn import async_reply, publish, text
 
-__all__ = ["close_session", "open_session", "require_same_origin", "session_shop",
-           "shop_for"]
+__all__ = ["COOKIE", "close_session", "open_session", "require_same_origin", "session_key",
+           "session_shop", "shop_for", "shop_of_session"]
 from web.state import state_of
 
 COOKIE = "sf_session"
@@ -56,15 +56,28 @@ async def open_session(redis: Redis, record: ShopRecord, response: Response,
 async def close_session(redis: Redis, request: Request, response: Response) -> None:
     session_id = request.cookies.get(COOKIE)
     if session_id:
-        await redis.delete(keys.session(_hash(session_id)))
+        key = session_key(session_id)
+        shop_id = await async_reply(redis.hget(key, "shop_id"))
+        await redis.delete(key)
+        if shop_id is not None:  # its console sockets, in other tabs too, end now
+            await publish(redis, keys.shop_changes_channel(), text(shop_id).encode())
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+
+
+def session_key(session_id: str) -> str:
+    """The Redis key of a session, from its cookie's value (stored hashed)."""
+    return keys.session(_hash(session_id))
 
 
 async def session_shop(redis: Redis, conn: HTTPConnection) -> ShopRecord | None:
     session_id = conn.cookies.get(COOKIE)
-    if not session_id:
-        return None
-    key = keys.session(_hash(session_id))
+    return await shop_of_session(redis, session_id) if session_id else None
+
+
+async def shop_of_session(redis: Redis, session_id: str) -> ShopRecord | None:
+    """The shop a session cookie's value opens, if it still does (web.console reads the
+    cookie of a socket's handshake itself)."""
+    key = session_key(session_id)
     stored = await async_reply(redis.hmget(key, ["shop_id", "token_hash"]))
     if stored[0] is None:
         return None

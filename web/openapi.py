@@ -219,7 +219,8 @@ def openapi_document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Streetfeed", "version": "1",
                  "description": "Public contract v1 (DESIGN.md section 8). The live feed "
-                                "is WS /ws/feed, described in docs/architecture.md."},
+                                "is WS /ws/feed and the shop console's live view WS "
+                                "/ws/shop, both described in docs/architecture.md."},
         "paths": paths,
         "components": {
             "schemas": components,

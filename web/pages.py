@@ -7,14 +7,15 @@ import logging
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from storage.redis_conn import REDIS_DOWN
 from storage.shops import get_shop
 from web.state import state_of
 
-__all__ = ["SecurityHeaders", "console", "manifest", "passer_by", "screen", "service_worker"]
+__all__ = ["STATIC_DIR", "SecurityHeaders", "console", "manifest", "passer_by", "screen",
+           "service_worker", "static_file"]
 
 log = logging.getLogger("streetfeed.web")
 
@@ -29,17 +30,21 @@ _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'
         "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}")
 
 
-def _page(name: str, status_code: int = 200) -> Response:
-    return FileResponse(STATIC_DIR / name, status_code=status_code,
-                        headers={"Cache-Control": "no-cache"})
+async def _page(request: Request, name: str, status_code: int = 200) -> Response:
+    return await state_of(request).assets.response(request, name, status_code=status_code)
 
 
 async def passer_by(request: Request) -> Response:
-    return _page("index.html")
+    return await _page(request, "index.html")
 
 
 async def console(request: Request) -> Response:
-    return _page("shop.html")
+    return await _page(request, "shop.html")
+
+
+async def static_file(request: Request) -> Response:
+    """/static/...: modules, styles, icons, vendored Leaflet (web/assets.py)."""
+    return await state_of(request).assets.response(request, request.path_params["path"])
 
 
 async def screen(request: Request) -> Response:
@@ -56,21 +61,20 @@ async def screen(request: Request) -> Response:
             record = await get_shop(st.redis, request.path_params["shop_id"])
     except _SHOP_CHECK_FAILED as exc:
         log.warning("screen page served without checking its shop (Redis: %r)", exc)
-        return _page("screen.html")
+        return await _page(request, "screen.html")
     if record is None or record.disabled:
-        return _page("screen-unknown.html", status_code=404)
-    return _page("screen.html")
+        return await _page(request, "screen-unknown.html", status_code=404)
+    return await _page(request, "screen.html")
 
 
 async def service_worker(request: Request) -> Response:
     # Served from the root so that its scope covers the whole site.
-    return FileResponse(STATIC_DIR / "sw.js", media_type="text/javascript",
-                        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"})
+    return await state_of(request).assets.response(
+        request, "sw.js", headers={"Service-Worker-Allowed": "/"})
 
 
 async def manifest(request: Request) -> Response:
-    return FileResponse(STATIC_DIR / "manifest.webmanifest",
-                        media_type="application/manifest+json")
+    return await state_of(request).assets.response(request, "manifest.webmanifest")
 
 
 class SecurityHeaders:

@@ -20,6 +20,7 @@ from starlette.requests import HTTPConnection
 from feed.gateway import Gateway
 from feed.hub import Hub
 from feed.presence import PresenceBoard
+from feed.raw_ws import ConsoleAttacher
 from feed.reader import Readers
 from rules.clock import Clock
 from rules.proxies import TrustedProxies
@@ -30,6 +31,7 @@ from services.directory import ShopDirectory
 from services.ingest import Ingest
 from storage.live import LiveIndex
 from storage.ratelimit import RateLimiter
+from web.assets import Assets
 
 __all__ = ["AppState", "state_of"]
 
@@ -44,6 +46,7 @@ class AppState:
     hub: Hub
     readers: Readers
     gateway: Gateway  # also takes the feed sockets (feed/raw_ws.py reads it)
+    console: ConsoleAttacher  # takes the console's sockets, /ws/shop (web.console)
     limiter: RateLimiter
     gateway_id: str  # this process among the gateways (presence reports, /readyz)
     presence: PresenceBoard  # the console's audience, from the gateways' reports
@@ -51,6 +54,7 @@ class AppState:
     # Read by the HTTP and feed protocols (web/http_protocol.py, feed/raw_ws.py).
     guard: ConnectionGuard  # connection caps and time limits
     proxies: TrustedProxies  # whose X-Forwarded-For/-Proto are believed
+    assets: Assets  # the pages and web/static, compressed once, with their ETags
 
 
 def state_of(source: HTTPConnection | Mapping[str, Any]) -> AppState:

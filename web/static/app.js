@@ -3,16 +3,23 @@
 import { autoTitle, buildCard, openingState } from "./cards.js";
 import { categoryText } from "./categories.js";
 import { FeedClient } from "./feedclient.js";
+import { FreshPosts } from "./fresh.js";
 import { formatDistance, haversineM } from "./geo.js";
-import { applyStatic, errorKey, getLang, hhmm, onLangChange, otherLang, setLang, t } from "./i18n.js";
+import { applyStatic, errorKey, getLang, hhmm, onLangChange, otherLang, plural, setLang, t }
+  from "./i18n.js";
 import { loadKept, saveKept } from "./kept.js";
-import { FeedMap } from "./map.js";
-import { DEFAULT_RADIUS_M, DEMO_STREET, follow, fromUrl, locate } from "./position.js";
+import { FeedMap, loadConfig } from "./map.js";
+import {
+  DEFAULT_RADIUS_M, DEMO_STREET, follow, fromUrl, locate, mayLocateUnasked, rememberChoice,
+} from "./position.js";
 import { ProfileCache } from "./profiles.js";
 import { registerServiceWorker } from "./pwa.js";
 
 const RADII_M = [100, 250, 500, 1000, 2000];
 const LOCATE_TIMEOUT_MS = 5000;
+// The fallback centre comes from /api/v1/config; a server slower than this is not
+// waited for (the built-in demo street is shown).
+const CONFIG_WAIT_MS = 1500;
 // GPS wanders by a few metres standing still; re-subscribing on every wobble would reset
 // the feed for nothing.
 const MOVE_THRESHOLD_M = 25;
@@ -34,6 +41,13 @@ const viewToggleEl = $("view-toggle");
 const mapPanelEl = $("map-panel");
 const offlineEl = $("offline");
 const notLiveEl = $("not-live");
+const locateEl = $("locate");
+const locateTextEl = $("locate-text");
+const locateButtonEl = $("locate-button");
+const filtersToggleEl = $("filters-toggle");
+const filtersCountEl = $("filters-count");
+const filterPanelEl = $("filter-panel");
+const pillEl = $("new-pill");
 
 const FOLLOWS_KEY = "streetfeed.follows";
 const VIEW_KEY = "streetfeed.view";
@@ -69,6 +83,7 @@ const follows = new Set(loadFollows());
 const profiles = new ProfileCache((shopId) => refreshShop(shopId));
 let feedMap = null;
 let mapOpen = false;
+const fresh = new FreshPosts(pillEl, $("new-pill-label"), (id) => cards.get(id)?.el);
 
 function loadFollows() {
   try {
@@ -185,6 +200,7 @@ function order() {
   }
   syncCategories();
   syncMap(shown);
+  fresh.sync();
 }
 
 function syncCategories() {
@@ -239,6 +255,7 @@ function upsert(post, live) {
   const card = place(post);
   if (live && isNew) {
     card.el.classList.add("is-new");
+    fresh.add(post.id); // the pill counts it while its card is out of view
     announcerEl.textContent = t("announce", {
       title: autoTitle(post) ?? post.title, shop: post.shop.name,
       dist: formatDistance(card.dist, getLang()),
@@ -247,6 +264,7 @@ function upsert(post, live) {
 }
 
 function remove(id) {
+  fresh.forget(id);
   posts.delete(id);
   keptOnly.delete(id);
   seenAt.delete(id);
@@ -419,26 +437,51 @@ function setupControls() {
     }
     rebuildAll();
     labelView();
+    labelFilters();
+    fresh.relabel();
   });
 }
 
+/** On a phone the filters fold behind one button, which says how many are on. */
+function labelFilters() {
+  const active = [filters.kind, filters.category, filters.followedOnly].filter(Boolean).length;
+  filtersCountEl.hidden = active === 0;
+  filtersCountEl.textContent = String(active);
+  // The badge's number alone would be read as "2": the button's name says what it counts.
+  if (active) {
+    filtersToggleEl.setAttribute("aria-label",
+      `${t("filters_show")}, ${plural("filters_active", active)}`);
+  } else {
+    filtersToggleEl.removeAttribute("aria-label");
+  }
+}
+
 function setupFilters() {
+  const filtersChanged = () => {
+    labelFilters();
+    mutate(() => {});
+  };
+  filtersToggleEl.addEventListener("click", () => {
+    const open = filtersToggleEl.getAttribute("aria-expanded") !== "true";
+    filtersToggleEl.setAttribute("aria-expanded", String(open));
+    filterPanelEl.classList.toggle("is-open", open);
+  });
   const kindButtons = [...document.querySelectorAll("#kind-filter [data-kind]")];
   for (const button of kindButtons) {
     button.addEventListener("click", () => {
       filters.kind = button.dataset.kind;
       kindButtons.forEach((b) => b.setAttribute("aria-pressed", String(b === button)));
-      mutate(() => {});
+      filtersChanged();
     });
   }
   followedOnlyEl.addEventListener("click", () => {
     filters.followedOnly = !filters.followedOnly;
     followedOnlyEl.setAttribute("aria-pressed", String(filters.followedOnly));
-    mutate(() => {});
+    filtersChanged();
   });
   categoryEl.addEventListener("change", () => {
     filters.category = categoryEl.value;
-    mutate(() => {});
+    filtersChanged();
   });
   viewToggleEl.addEventListener("click", () => setMapOpen(!mapOpen));
   let saved = null;
@@ -475,18 +518,54 @@ function setMapOpen(open, remember = true) {
     // map-note says the map could not load; the list still works
   });
 }
+
+/** The deployment's fallback centre, or the built-in demo street without an answer. */
+async function fallbackCentre() {
+  const config = await Promise.race([loadConfig().catch(() => null),
+    new Promise((resolve) => { setTimeout(() => resolve(null), CONFIG_WAIT_MS); })]);
+  const at = config?.fallback;
+  return Number.isFinite(at?.lat) && Number.isFinite(at?.lon) ? { lat: at.lat, lon: at.lon }
+    : { ...DEMO_STREET };
+}
+
+/** Show the fallback centre with a "Use my position" button (`key` says why). */
+function offerLocate(key) {
+  locateEl.hidden = false;
+  setText(locateTextEl, key);
+}
+
+/** The device's position, now: asked only on a tap, or when this device chose it before. */
+async function useDevicePosition() {
+  if (locateButtonEl.disabled) return; // already asking
+  locateButtonEl.disabled = true;
+  showNotice("locating");
+  const fix = await locate(LOCATE_TIMEOUT_MS);
+  showNotice(null);
+  locateButtonEl.disabled = false;
+  if (!fix || fix.refused) {
+    if (fix?.refused) rememberChoice(false);
+    offerLocate(fix?.refused ? "locate_refused" : "demo_street");
+    return;
+  }
+  rememberChoice(true);
+  locateEl.hidden = true;
+  onDevicePosition(fix);
+  follow(onDevicePosition);
+}
+
 async function main() {
   applyStatic();
   setupControls();
   showStatus("connecting");
   order();
   if (!position) {
-    showNotice("locating");
-    position = await locate(LOCATE_TIMEOUT_MS);
-    onDemoStreet = !position;
-    position ??= { ...DEMO_STREET };
-    showNotice(onDemoStreet ? "demo_street" : null);
-    follow(onDevicePosition);
+    // No prompt on load: the street is shown, and the position asked for on a tap.
+    const [centre, unasked] = await Promise.all([fallbackCentre(), mayLocateUnasked()]);
+    position = centre;
+    onDemoStreet = true;
+    locateButtonEl.addEventListener("click", () => useDevicePosition());
+    if (unasked) await useDevicePosition();
+    else offerLocate("locate_demo");
   }
   restoreKept();
   client = new FeedClient({ ...position, radius_m: radius }, onFrame, showStatus);

@@ -105,7 +105,6 @@ const STRINGS = {
   watching_other: ["personnes regardent le fil à moins de {r} en ce moment",
     "people watching within {r} right now"],
   fewer_than: ["moins de {n}", "fewer than {n}"],
-  stats_unavailable: ["Chiffres momentanément indisponibles.", "Numbers unavailable for now."],
   compose_heading: ["Publier une annonce", "Post something"],
   templates: ["Modèles rapides", "Quick templates"],
   tpl_arrival: ["Arrivage", "Just in"],
@@ -362,6 +361,25 @@ const STRINGS = {
     "Position updated too often: the feed resumes in a moment."],
   err_binary_not_supported: ["Message non pris en charge par le fil.",
     "Message not supported by the feed."],
+  // Passer-by page (issue 14): new posts out of view, compact controls, map clusters,
+  // position asked on a tap
+  new_nearby_one: ["{n} nouveauté à proximité", "{n} new nearby"],
+  new_nearby_other: ["{n} nouveautés à proximité", "{n} new nearby"],
+  filters_show: ["Filtres", "Filters"],
+  filters_active_one: ["{n} filtre actif", "{n} filter on"],
+  filters_active_other: ["{n} filtres actifs", "{n} filters on"],
+  map_cluster: ["{n} boutiques ici : toucher pour zoomer", "{n} shops here: tap to zoom in"],
+  locate_use: ["Utiliser ma position", "Use my position"],
+  locate_demo: ["Ici : la rue de démonstration", "Showing the demo street"],
+  locate_refused: [
+    "Position refusée : autorisez-la dans les réglages du navigateur. Voici la rue de démonstration.",
+    "Position refused: allow it in your browser's settings. Showing the demo street.",
+  ],
+  // Shop console: "at closing" told honestly (issue 14)
+  closing_no_hours: ["« À la fermeture » : indiquez d'abord vos horaires d'ouverture.",
+    "“At closing”: set your opening hours first."],
+  closing_none_today: ["« À la fermeture » : pas de fermeture prévue aujourd'hui, choisissez une heure.",
+    "“At closing”: no closing time today, pick a time."],
 };
 const LANGS = ["fr", "en"];
 

@@ -4,6 +4,12 @@
 // plain background, and a note says so.
 //
 // Shop text goes into popups as DOM nodes built with textContent, never as HTML.
+//
+// Pins that would overlap at the current zoom (a street's shops are a few metres
+// apart, a few pixels at the zoom that shows a 1 km radius) are drawn as one cluster
+// disc with their number; tapping it zooms to them. At the closest zoom, pins that still
+// overlap (same building) spread on a circle around their spot. So every pin and
+// cluster on screen can be tapped on its own.
 
 import { el as node } from "./cards.js";
 import { categoryText } from "./categories.js";
@@ -11,6 +17,10 @@ import { t } from "./i18n.js";
 
 const LEAFLET_JS = "/static/vendor/leaflet/leaflet.js";
 const LEAFLET_CSS = "/static/vendor/leaflet/leaflet.css";
+const MAX_ZOOM = 19;
+const PIN_PX = 32;
+const CLUSTER_PX = 40;
+const GAP_PX = 0; // boxes may touch, never overlap: each stays a tap target of its own
 
 let leafletLoading = null;
 
@@ -57,7 +67,9 @@ export class FeedMap {
     this.noteEl = noteEl;
     this.map = null;
     this.L = null;
-    this.pins = new Map(); // shop id -> {marker, signature}
+    this.pins = new Map(); // shop id -> {marker, signature, at: [lat, lon], label, offer}
+    this.clusters = []; // the cluster markers drawn now
+    this.layoutKey = "";
     this.here = null;
     this.circle = null;
     this.tilesFailed = 0;
@@ -91,8 +103,10 @@ export class FeedMap {
       zoomControl: true,
       attributionControl: true,
       keyboard: true,
+      maxZoom: MAX_ZOOM, // also without tiles, so that clusters know when to spread
     });
     this.map = map;
+    map.on("zoomend", () => this.#layout());
     map.setView([position.lat, position.lon], 16); // layers wait for a view before drawing
     map.attributionControl.setPrefix(false);
     if (config?.tile_url) {
@@ -184,16 +198,19 @@ export class FeedMap {
       const icon = L.divIcon({
         className: `map-pin pin-${kind}${followed ? " pin-followed" : ""}`,
         html: "",
-        iconSize: [30, 30],
-        iconAnchor: [15, 15],
-        popupAnchor: [0, -14],
+        iconSize: [PIN_PX, PIN_PX],
+        iconAnchor: [PIN_PX / 2, PIN_PX / 2],
+        popupAnchor: [0, -PIN_PX / 2],
       });
       const label = t("map_pin", { shop: String(shop.name ?? ""), n: shopPosts.length });
       const content = this.#popup(shop, shopPosts, followed, opening);
+      const at = [shop.lat, shop.lon];
       if (old) {
-        old.marker.setLatLng([shop.lat, shop.lon]);
-        old.marker.setIcon(icon);
+        old.at = at;
+        old.offer = kind === "flash_offer";
+        old.marker.setIcon(icon); // placed by #layout
         old.marker.setPopupContent(content);
+        old.label = label;
         const el = old.marker.getElement();
         if (el) {
           el.title = label;
@@ -204,12 +221,115 @@ export class FeedMap {
         const marker = L.marker([shop.lat, shop.lon], { icon, keyboard: true, title: label,
           alt: label, riseOnHover: true });
         marker.bindPopup(content, { maxWidth: 280 });
-        marker.addTo(this.map);
-        marker.getElement()?.setAttribute("aria-label", label);
-        marker.getElement()?.setAttribute("role", "button");
-        this.pins.set(shopId, { marker, signature });
+        // Drawn and taken away by #layout: its element is made again each time.
+        marker.on("add", () => {
+          const el = marker.getElement();
+          const now = this.pins.get(shopId)?.label ?? label;
+          el.title = now;
+          el.setAttribute("aria-label", now);
+          el.setAttribute("role", "button");
+        });
+        this.pins.set(shopId, { marker, signature, at, label, offer: kind === "flash_offer" });
       }
     }
+    this.#layout();
+  }
+
+  /**
+   * Which pins are drawn alone, which fold into a cluster, at this zoom: groups are
+   * merged while any two of their tap targets overlap (boxes, GAP_PX apart), so what is
+   * drawn never overlaps. A street's worth of shops: a few dozen, merged in microseconds.
+   */
+  #layout() {
+    if (!this.map) return;
+    const map = this.map;
+    const L = this.L;
+    const zoom = map.getZoom();
+    // show() runs on every change to the cards: lay out again only when the pins or
+    // the zoom changed.
+    const key = JSON.stringify([zoom, t("map_cluster"),
+      [...this.pins].map(([id, pin]) => [id, pin.at, pin.offer])]);
+    if (key === this.layoutKey) return;
+    this.layoutKey = key;
+    const spread = zoom >= map.getMaxZoom();
+    const groups = [...this.pins].map(([id, pin]) => {
+      const p = map.project(pin.at, zoom);
+      return { ids: [id], x: p.x, y: p.y, size: PIN_PX };
+    });
+    const overlap = (a, b) => {
+      const room = (a.size + b.size) / 2 + GAP_PX;
+      return Math.abs(a.x - b.x) < room && Math.abs(a.y - b.y) < room;
+    };
+    // A merged group moves to its members' centre and grows: it may now overlap one
+    // already passed, hence passes until one merges nothing.
+    for (let merged = true; merged;) {
+      merged = false;
+      for (let i = 0; i < groups.length; i += 1) {
+        for (let j = i + 1; j < groups.length;) {
+          if (!overlap(groups[i], groups[j])) {
+            j += 1;
+            continue;
+          }
+          const a = groups[i];
+          const b = groups.splice(j, 1)[0];
+          const n = a.ids.length + b.ids.length;
+          groups[i] = { ids: [...a.ids, ...b.ids], size: CLUSTER_PX,
+            x: (a.x * a.ids.length + b.x * b.ids.length) / n,
+            y: (a.y * a.ids.length + b.y * b.ids.length) / n };
+          merged = true;
+          j = i + 1;
+        }
+      }
+    }
+    this.clusters.forEach((marker) => marker.remove());
+    this.clusters = [];
+    for (const group of groups) {
+      const members = group.ids.map((id) => this.pins.get(id));
+      if (group.ids.length === 1 || spread) {
+        // At the closest zoom a group spreads on a circle around its centre, far enough
+        // apart for each pin's own tap target.
+        const step = (2 * Math.PI) / group.ids.length;
+        const r = group.ids.length === 1 ? 0
+          : Math.max(PIN_PX + GAP_PX, ((PIN_PX + GAP_PX) * group.ids.length) / (2 * Math.PI));
+        members.forEach((pin, k) => {
+          pin.marker.setLatLng(r ? map.unproject([group.x + r * Math.cos(k * step),
+            group.y + r * Math.sin(k * step)], zoom) : pin.at);
+          if (!map.hasLayer(pin.marker)) pin.marker.addTo(map);
+        });
+        continue;
+      }
+      for (const pin of members) pin.marker.remove();
+      this.clusters.push(this.#cluster(L, group, members));
+    }
+  }
+
+  #cluster(L, group, members) {
+    const n = members.length;
+    const label = t("map_cluster", { n });
+    const offer = members.some((pin) => pin.offer);
+    const marker = L.marker(this.map.unproject([group.x, group.y], this.map.getZoom()), {
+      icon: L.divIcon({
+        className: `map-cluster${offer ? " has-offer" : ""}`,
+        html: "",
+        iconSize: [CLUSTER_PX, CLUSTER_PX],
+        iconAnchor: [CLUSTER_PX / 2, CLUSTER_PX / 2],
+      }),
+      keyboard: true, title: label, alt: label, riseOnHover: true,
+    });
+    marker.on("click", () => {
+      // To the members' own bounds, at least one zoom closer (same spot: straight to
+      // the closest zoom, where they spread).
+      const bounds = L.latLngBounds(members.map((pin) => pin.at));
+      const fit = this.map.getBoundsZoom(bounds.pad(0.5));
+      this.map.setView(bounds.getCenter(),
+        Math.min(this.map.getMaxZoom(), Math.max(fit, this.map.getZoom() + 1)));
+    });
+    marker.addTo(this.map);
+    const el = marker.getElement();
+    el.textContent = String(n); // a number, as text
+    el.setAttribute("aria-label", label);
+    el.setAttribute("role", "button");
+    return marker;
   }
 
   #popup(shop, posts, followed, opening) {

@@ -1,6 +1,8 @@
 // Where the passer-by is. The position only ever leaves the page inside the feed's
 // WebSocket URL or `subscribe` message: nothing here talks to a server.
 
+// Where the page looks until the passer-by shares a position: the deployment's
+// fallback centre (/api/v1/config), or this when the config cannot be had (offline).
 export const DEMO_STREET = { lat: 44.837, lon: -0.5735 }; // rue Sainte-Catherine, Bordeaux
 export const DEFAULT_RADIUS_M = 1000;
 const MAX_RADIUS_M = 5000; // the server refuses more
@@ -27,7 +29,38 @@ export function fromUrl(search = location.search) {
   };
 }
 
-/** One fix, or null when refused, unavailable or too slow. */
+// The passer-by's choice to use their position on this device: "on" once a tap gave a
+// fix. Never the position itself.
+const CHOICE_KEY = "streetfeed.geo";
+
+export function rememberChoice(on) {
+  try {
+    if (on) localStorage.setItem(CHOICE_KEY, "on");
+    else localStorage.removeItem(CHOICE_KEY);
+  } catch {
+    // Private browsing: asked again on the next visit.
+  }
+}
+
+/**
+ * Whether the position may be read now, without a tap: only when this device chose it
+ * before and the browser still grants it (the Permissions API answers without
+ * prompting). A prompt on load is what a passer-by (and Lighthouse) does not want.
+ */
+export async function mayLocateUnasked() {
+  try {
+    if (localStorage.getItem(CHOICE_KEY) !== "on" || !navigator.permissions) return false;
+    const status = await navigator.permissions.query({ name: "geolocation" });
+    return status.state === "granted";
+  } catch {
+    return false; // no storage, or no such permission name here: ask with a tap
+  }
+}
+
+/**
+ * One fix: {lat, lon}, or {refused: true} when the passer-by or the browser said no,
+ * or null when unavailable or too slow.
+ */
 export function locate(timeoutMs) {
   return new Promise((resolve) => {
     if (!navigator.geolocation) {
@@ -41,7 +74,8 @@ export function locate(timeoutMs) {
       clearTimeout(timer);
       resolve(value);
     };
-    navigator.geolocation.getCurrentPosition((p) => done(coords(p)), () => done(null),
+    navigator.geolocation.getCurrentPosition((p) => done(coords(p)),
+      (err) => done(err.code === err.PERMISSION_DENIED ? { refused: true } : null),
       { timeout: timeoutMs, maximumAge: 60000, enableHighAccuracy: true });
   });
 }

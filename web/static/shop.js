@@ -1,18 +1,20 @@
 // The shopkeeper console (/shop): sign in once with the shop's token (the server answers
 // with an HttpOnly session cookie: this page never keeps the token), post in a few taps,
 // see who is around and how far each post went, withdraw or correct, set opening hours.
+// Everything live (people watching, reach, the shop's own posts, open or closed) is pushed
+// over the console's own socket, /ws/shop: an idle console makes no request at all.
 
 import { buildCard, el, openingState } from "./cards.js";
 import { formatDistance } from "./geo.js";
 import { HoursEditor, HoursError } from "./hours.js";
-import { applyStatic, errorText, getLang, onLangChange, otherLang, plural, setLang, t } from "./i18n.js";
+import { applyStatic, errorText, getLang, hhmm, onLangChange, otherLang, plural, setLang, t } from "./i18n.js";
 import { registerServiceWorker } from "./pwa.js";
 import { forgetDeviceLink, redeemLinkCode, setLinkError, setupDeviceLink, takeLinkCode } from "./signin.js";
 import { ProfileForm } from "./shopprofile.js";
 
-const POLL_MS = 2000;
-const HIDDEN_POLL_MS = 10000; // a console left in a background tab need not poll hard
-const PROFILE_REFRESH_MS = 60000;
+// Reconnecting the console's socket: jittered, doubling from the first delay to the cap.
+const RECONNECT_FIRST_MS = 1000;
+const RECONNECT_MAX_MS = 30000;
 // The radii the server counts within (none under 250 m: see /api/v1/shops/{id}/stats).
 const WATCH_RADII = [250, 500, 1000, 2000];
 const RADIUS_KEY = "streetfeed.console.radius";
@@ -37,11 +39,15 @@ function clampChars(input, max) {
 const $ = (id) => document.getElementById(id);
 
 let shop = null; // the signed-in shop's profile
-let pollTimer = 0;
-let profileTimer = 0;
-let polling = false;
+let closesAt = null; // "until closing" for an offer posted now (ms), from the socket
+let closesKnown = false; // the socket has said (closesAt null then means "none")
+let socket = null; // the console's WebSocket, while signed in
+let socketLive = false; // its snapshot received: what is shown is current
+let reconnectTimer = 0;
+let reconnectDelay = RECONNECT_FIRST_MS;
 let lastStats = null;
-let lastOpenings = null; // the own opening posts last seen (renderOwnPosts)
+// Notes shown by key, not text, so that they follow a language switch.
+const notes = new Map(); // element -> [key, vars]
 let watchRadius = initialRadius();
 const ownPosts = new Map(); // post id -> {post, li, card, signature, editing}
 let previewCard = null;
@@ -54,6 +60,7 @@ window.streetfeedConsole = Object.freeze({
   get shop() { return shop && { ...shop }; },
   get stats() { return lastStats; },
   get posts() { return [...ownPosts.keys()]; },
+  get live() { return socketLive; },
 });
 
 function initialRadius() {
@@ -93,12 +100,22 @@ function rfc3339(ms) {
 
 const nextMinute = (ms) => Math.ceil(ms / 60000) * 60000;
 
-/** Today's closing time from the profile, if the shop is open and closes later today. */
-function closingToday(now = Date.now()) {
-  if (shop?.open_now !== true || shop.next_change?.open !== false) return null;
-  const at = Date.parse(shop.next_change.at);
-  if (Number.isNaN(at) || at <= now) return null;
-  return new Date(at).toDateString() === new Date(now).toDateString() ? at : null;
+/** "Until closing" for an offer posted now: the server's answer (the end of this opening,
+ * or of today's next one), or null: no hours, or not open again today. Never a guess. */
+function closingTime(now = Date.now()) {
+  return closesAt !== null && closesAt > now ? closesAt : null;
+}
+
+/** The "at closing" button, usable only when there is a closing time, else saying why. */
+function showClosing() {
+  const button = document.querySelector('[data-ends="closing"]');
+  const at = closingTime();
+  button.disabled = at === null;
+  const why = at !== null || !closesKnown ? null
+    : shop?.open_now == null ? "closing_no_hours" : "closing_none_today";
+  sayKey($("closing-note"), why);
+  if (why) button.setAttribute("aria-describedby", "closing-note");
+  else button.removeAttribute("aria-describedby");
 }
 
 // --- API ------------------------------------------------------------------------------
@@ -135,8 +152,15 @@ async function api(method, path, body) {
 const shopPath = (suffix = "") => `/api/v1/shops/${encodeURIComponent(shop.id)}${suffix}`;
 
 function say(node, text) {
+  notes.delete(node);
   node.hidden = !text;
   node.textContent = text ?? "";
+}
+
+/** `say` by i18n key: the note is written again in the new language on a switch. */
+function sayKey(node, key, vars = {}) {
+  say(node, key ? t(key, vars) : null);
+  if (key) notes.set(node, [key, vars]);
 }
 
 function announce(text) {
@@ -201,11 +225,10 @@ async function signOut() {
 
 function leave() {
   shop = null;
-  clearTimeout(pollTimer);
-  clearInterval(profileTimer);
-  pollTimer = 0;
+  closesAt = null;
+  closesKnown = false;
+  disconnect();
   lastStats = null;
-  lastOpenings = null;
   ownPosts.clear();
   $("own-posts").replaceChildren();
   $("watching-count").textContent = "–";
@@ -227,11 +250,10 @@ function enter(profile) {
   $("console-qr").src = shopPath("/qr.svg");
   $("console-qr").alt = t("qr_alt", { shop: profile.name });
   resetForm();
+  showClosing();
   profileForm.load(profile);
   loadHours();
-  clearInterval(profileTimer);
-  profileTimer = setInterval(refreshProfile, PROFILE_REFRESH_MS);
-  poll();
+  connect();
 }
 
 function showShop() {
@@ -244,49 +266,98 @@ function showShop() {
   openEl.className = `shop-open ${opening ? (opening.open ? "is-open" : "is-closed") : ""}`;
 }
 
-async function refreshProfile() {
-  if (!shop) return;
-  const result = await api("GET", shopPath());
-  if (result.ok && shop && result.data?.id === shop.id) {
-    shop = result.data;
-    showShop();
-    renderPreview();
-  }
-}
+// --- Live panel and own posts (pushed over /ws/shop) ----------------------------------------
 
-// --- Live panel and own posts (polled) ----------------------------------------------------
-
-function schedulePoll() {
-  clearTimeout(pollTimer);
-  if (!shop) return;
-  pollTimer = setTimeout(poll, document.visibilityState === "hidden" ? HIDDEN_POLL_MS : POLL_MS);
-}
-
-async function poll() {
-  if (!shop || polling) return;
-  polling = true;
-  try {
-    const [stats, posts] = await Promise.all([api("GET", shopPath("/stats")),
-      api("GET", shopPath("/posts"))]);
+function connect() {
+  clearTimeout(reconnectTimer);
+  if (!shop || socket) return;
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${scheme}//${location.host}/ws/shop`);
+  socket = ws;
+  ws.addEventListener("message", (event) => {
+    if (socket !== ws) return;
+    let frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    onFrame(frame);
+  });
+  ws.addEventListener("close", () => {
+    if (socket !== ws) return; // replaced or closed on purpose
+    socket = null;
+    socketLive = false;
     if (!shop) return;
-    if (sessionLost(stats) || sessionLost(posts)) return;
-    if (stats.ok) {
-      lastStats = stats.data;
-      say($("stats-note"), null);
-    } else {
-      say($("stats-note"), t("stats_unavailable"));
+    sayKey($("stats-note"), "status_reconnecting");
+    // Jittered so that consoles cut off together do not all come back at once; a fresh
+    // snapshot on reconnection replaces whatever was missed.
+    const delay = reconnectDelay * (0.5 + Math.random());
+    reconnectDelay = Math.min(reconnectDelay * 2, RECONNECT_MAX_MS);
+    reconnectTimer = setTimeout(connect, delay);
+  });
+}
+
+function disconnect() {
+  clearTimeout(reconnectTimer);
+  const ws = socket;
+  socket = null;
+  socketLive = false;
+  reconnectDelay = RECONNECT_FIRST_MS;
+  ws?.close();
+}
+
+function onFrame(frame) {
+  switch (frame?.type) {
+    case "shop":
+      if (frame.shop?.id !== shop?.id) return;
+      shop = frame.shop;
+      closesAt = frame.closes_at ? Date.parse(frame.closes_at) : null;
+      if (Number.isNaN(closesAt)) closesAt = null;
+      closesKnown = true;
+      showShop();
+      showClosing();
+      renderPreview();
+      break;
+    case "posts":
+      if (!Array.isArray(frame.posts)) return;
+      renderOwnPosts(frame.posts);
+      socketLive = true;
+      reconnectDelay = RECONNECT_FIRST_MS;
+      if (notes.get($("stats-note"))?.[0] === "status_reconnecting") say($("stats-note"), null);
+      break;
+    case "post":
+      if (frame.post && typeof frame.post.id === "string") showOwnPost(frame.post);
+      break;
+    case "withdrawn":
+    case "expired":
+      dropOwnPost(String(frame.id));
+      break;
+    case "stats":
+      lastStats = frame;
+      showWatching();
+      updateReach();
+      break;
+    case "status":
+      if (frame.live === false) {
+        const since = Date.parse(frame.since);
+        sayKey($("stats-note"), "not_live", { time: Number.isNaN(since) ? "?" : hhmm(since) });
+      } else {
+        say($("stats-note"), null);
+      }
+      break;
+    case "error": {
+      const code = String(frame.error?.code ?? "");
+      if (code === "not_signed_in" || code === "invalid_token") {
+        leave();
+        say($("signin-error"), t("err_not_signed_in"));
+      } else {
+        say($("console-error"), errorText(frame.error));
+      }
+      break;
     }
-    showWatching();
-    if (posts.ok && Array.isArray(posts.data?.posts)) {
-      renderOwnPosts(posts.data.posts);
-      say($("posts-error"), null);
-    } else if (!posts.ok) {
-      say($("posts-error"), errorText(posts.error));
-    }
-    updateReach();
-  } finally {
-    polling = false;
-    schedulePoll();
+    default:
+      break; // a frame of a later version: ignored
   }
 }
 
@@ -316,41 +387,45 @@ function updateReach() {
   for (const [id, entry] of ownPosts) entry.reach.textContent = reachText(id);
 }
 
+/** The whole list, newest first (a snapshot): what is not in it is gone. */
 function renderOwnPosts(list) {
   const seen = new Set();
-  const listEl = $("own-posts");
   list.forEach((post, index) => {
     if (!post || typeof post.id !== "string") return;
     seen.add(post.id);
-    const signature = JSON.stringify([post.updated_at, post.title, post.text, post.expires_at,
-      post.ends_at, post.price, post.discount_pct, post.status, post.until, post.tags, getLang()]);
-    let entry = ownPosts.get(post.id);
-    if (!entry) {
-      entry = makeOwnPost(post);
-      ownPosts.set(post.id, entry);
-    }
-    if (entry.signature !== signature) {
-      entry.post = post;
-      entry.signature = signature;
-      const card = buildCard(post, PREVIEW_DIST_M, { shop });
-      entry.cardBox.replaceChildren(card.el);
-      entry.card = card;
-      entry.editLabel();
-    }
-    if (listEl.children[index] !== entry.li) listEl.insertBefore(entry.li, listEl.children[index] ?? null);
+    showOwnPost(post, index);
   });
   for (const [id, entry] of ownPosts) {
-    if (!seen.has(id) && !entry.busy) {
-      dropOwnPost(id);
-    }
+    if (!seen.has(id) && !entry.busy) dropOwnPost(id);
   }
+  // The shop's own opening posts decide its open/closed line: the server pushes the
+  // profile again (a `shop` frame) when one appears, changes or goes.
   $("own-empty").hidden = ownPosts.size > 0;
-  // The shop's own opening posts decide its open/closed line (issue 14): ask again when
-  // one appears, changes or goes.
-  const openings = JSON.stringify(list.filter((p) => p?.kind === "opening_change" && !p.auto)
-    .map((p) => [p.id, p.status, p.expires_at]));
-  if (lastOpenings !== null && openings !== lastOpenings) refreshProfile();
-  lastOpenings = openings;
+}
+
+/** Show a post made or corrected: a new one first (the newest), or at `index`. */
+function showOwnPost(post, index = null) {
+  const listEl = $("own-posts");
+  const signature = JSON.stringify([post.updated_at, post.title, post.text, post.expires_at,
+    post.ends_at, post.price, post.discount_pct, post.status, post.until, post.tags, getLang()]);
+  let entry = ownPosts.get(post.id);
+  if (!entry) {
+    entry = makeOwnPost(post);
+    ownPosts.set(post.id, entry);
+    listEl.insertBefore(entry.li, listEl.children[index ?? 0] ?? null);
+  } else if (index !== null && listEl.children[index] !== entry.li) {
+    listEl.insertBefore(entry.li, listEl.children[index] ?? null);
+  }
+  if (entry.signature !== signature) {
+    entry.post = post;
+    entry.signature = signature;
+    const card = buildCard(post, PREVIEW_DIST_M, { shop });
+    entry.cardBox.replaceChildren(card.el);
+    entry.card = card;
+    entry.editLabel();
+  }
+  entry.reach.textContent = reachText(post.id);
+  $("own-empty").hidden = ownPosts.size > 0;
 }
 
 function dropOwnPost(id) {
@@ -440,28 +515,46 @@ function makeOwnPost(post) {
   return entry;
 }
 
+/** A price as the shopkeeper reads it (a decimal comma in French). */
+const priceText = (price) => (typeof price === "number"
+  ? String(price).replace(".", getLang() === "fr" ? "," : ".") : "");
+
+const localOf = (iso) => (Number.isNaN(Date.parse(iso)) ? "" : toLocalInput(Date.parse(iso)));
+
+/** Every field PATCH accepts for the post's kind (schemas.posts.PostPatch); only what was
+ * changed is sent, and an emptied price, discount or "until" is sent as null (removed). */
 function editForm(entry, close, message) {
   const post = entry.post;
   const id = post.id;
   const form = el("form", "form edit-form");
   form.noValidate = true;
-  const field = (name, labelKey, input) => {
+  const field = (name, labelKey, input, { optional = false, row = form } = {}) => {
     const wrap = el("div", "field");
     input.id = `edit-${name}-${id}`;
     input.name = name;
     const label = el("label", null, t(labelKey));
+    if (optional) label.append(" ", el("span", "optional", t("optional")));
     label.htmlFor = input.id;
     wrap.append(label, input);
-    form.append(wrap);
+    row.append(wrap);
     return input;
   };
-  const title = el("input");
-  title.type = "text";
-  title.maxLength = 2 * TITLE_MAX;
-  title.dir = "auto";
+  const textInput = (value, extra = {}) => {
+    const input = el("input");
+    input.type = "text";
+    input.autocomplete = "off";
+    Object.assign(input, extra);
+    input.value = value;
+    return input;
+  };
+  const row = () => {
+    const box = el("div", "field-row");
+    form.append(box);
+    return box;
+  };
+  const title = textInput(String(post.title ?? ""), { maxLength: 2 * TITLE_MAX, dir: "auto",
+    required: true });
   title.addEventListener("input", () => clampChars(title, TITLE_MAX));
-  title.required = true;
-  title.value = String(post.title ?? "");
   field("title", "post_title", title);
   const text = el("textarea");
   text.rows = 3;
@@ -469,14 +562,43 @@ function editForm(entry, close, message) {
   text.dir = "auto";
   text.addEventListener("input", () => clampChars(text, TEXT_MAX));
   text.value = String(post.text ?? "");
-  field("text", "post_text", text);
-  let endsAt = null;
-  if (post.kind === "flash_offer") {
-    endsAt = el("input");
-    endsAt.type = "datetime-local";
-    endsAt.value = Number.isNaN(Date.parse(post.ends_at)) ? "" : toLocalInput(Date.parse(post.ends_at));
-    field("ends_at", "ends_at", endsAt);
+  field("text", "post_text", text, { optional: true });
+
+  const inputs = {};
+  if (post.kind === "new_arrival") {
+    const box = row();
+    inputs.price = field("price", "price", textInput(priceText(post.price),
+      { inputMode: "decimal" }), { optional: true, row: box });
+    inputs.tags = field("tags", "tags", textInput((post.tags ?? []).join(", ")),
+      { optional: true, row: box });
+    inputs.tags.parentElement.classList.add("field-grow");
+  } else if (post.kind === "flash_offer") {
+    inputs.endsAt = el("input");
+    inputs.endsAt.type = "datetime-local";
+    inputs.endsAt.value = localOf(post.ends_at);
+    field("ends_at", "ends_at", inputs.endsAt).parentElement.classList.add("field-full");
+    const box = row();
+    inputs.discount = field("discount_pct", "discount_label", textInput(
+      post.discount_pct == null ? "" : String(post.discount_pct), { inputMode: "numeric" }),
+    { optional: true, row: box });
+    inputs.price = field("price", "price", textInput(priceText(post.price),
+      { inputMode: "decimal" }), { optional: true, row: box });
+  } else if (post.kind === "opening_change") {
+    const box = row();
+    inputs.status = el("select");
+    for (const value of ["closed_now", "open_now", "open_late", "closed_exceptionally"]) {
+      const option = el("option", null, t(`opening_${value}`));
+      option.value = value;
+      option.selected = value === (post.status ?? "open_now");
+      inputs.status.append(option);
+    }
+    field("status", "status_label", inputs.status, { row: box });
+    inputs.until = el("input");
+    inputs.until.type = "datetime-local";
+    inputs.until.value = localOf(post.until);
+    field("until", "until_label", inputs.until, { optional: true, row: box });
   }
+
   const buttons = el("div", "form-buttons");
   const save = el("button", "primary", t("save"));
   save.type = "submit";
@@ -485,25 +607,59 @@ function editForm(entry, close, message) {
   cancel.addEventListener("click", close);
   buttons.append(save, cancel);
   form.append(buttons);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+
+  /** The changes as PATCH takes them, or {error, focus}. */
+  const readPatch = () => {
     const patch = {};
     const newTitle = title.value.trim();
-    if (!newTitle) {
-      say(message, t("need_title"));
-      title.focus();
-      return;
-    }
+    if (!newTitle) return { error: t("need_title"), focus: title };
     if (newTitle !== post.title) patch.title = newTitle;
     if (text.value.trim() !== String(post.text ?? "")) patch.text = text.value.trim();
-    if (endsAt) {
-      const ms = fromLocalInput(endsAt.value);
-      if (ms === null) {
-        say(message, t("need_ends_at"));
-        endsAt.focus();
-        return;
+    if (inputs.price) {
+      const price = numberOrNull(inputs.price);
+      if (Number.isNaN(price) || (price !== null && price < 0)) {
+        return { error: t("bad_price"), focus: inputs.price };
       }
-      if (endsAt.value !== toLocalInput(Date.parse(post.ends_at))) patch.ends_at = rfc3339(ms);
+      if (price !== (post.price ?? null)) patch.price = price;
+    }
+    if (inputs.tags) {
+      const tags = inputs.tags.value.split(",").map((s) => s.trim()).filter(Boolean);
+      if (tags.length > 8) return { error: t("too_many_tags"), focus: inputs.tags };
+      if (JSON.stringify(tags) !== JSON.stringify(post.tags ?? [])) patch.tags = tags;
+    }
+    if (inputs.endsAt) {
+      const ms = fromLocalInput(inputs.endsAt.value);
+      if (ms === null) return { error: t("need_ends_at"), focus: inputs.endsAt };
+      if (inputs.endsAt.value !== localOf(post.ends_at)) {
+        if (ms <= Date.now()) return { error: t("err_ends_at_in_past"), focus: inputs.endsAt };
+        patch.ends_at = rfc3339(ms);
+      }
+    }
+    if (inputs.discount) {
+      const discount = numberOrNull(inputs.discount);
+      if (discount !== null && (!Number.isInteger(discount) || discount < 1 || discount > 99)) {
+        return { error: t("bad_discount"), focus: inputs.discount };
+      }
+      if (discount !== (post.discount_pct ?? null)) patch.discount_pct = discount;
+    }
+    if (inputs.status && inputs.status.value !== (post.status ?? "open_now")) {
+      patch.status = inputs.status.value;
+    }
+    if (inputs.until && inputs.until.value !== localOf(post.until)) {
+      const ms = fromLocalInput(inputs.until.value);
+      if (ms !== null && ms <= Date.now()) return { error: t("err_until_in_past"), focus: inputs.until };
+      patch.until = ms === null ? null : rfc3339(ms);
+    }
+    return { patch };
+  };
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const { patch, error, focus } = readPatch();
+    if (error) {
+      say(message, error);
+      focus.focus();
+      return;
     }
     if (!Object.keys(patch).length) {
       close();
@@ -519,8 +675,7 @@ function editForm(entry, close, message) {
     }
     say(message, null);
     announce(t("edit_sent"));
-    close();
-    poll();
+    close(); // the corrected post comes back over the socket
   });
   return form;
 }
@@ -633,9 +788,10 @@ async function publish(event) {
     say($("post-error"), errorText(result.error));
     return;
   }
-  say($("post-ok"), t("published"));
+  // Until the next post is started (an input in the form hides it); the post itself comes
+  // back over the socket.
+  sayKey($("post-ok"), "published");
   resetForm(true);
-  poll();
 }
 
 function applyTemplate(name) {
@@ -648,7 +804,10 @@ function applyTemplate(name) {
     setKind("flash_offer");
     $("title").value = t("tpl_discount");
     $("discount").value = "20";
-    $("ends-at").value = toLocalInput(closingToday(now) ?? nextMinute(now + 2 * 3600000));
+    // No closing time (no hours, or closed for the day): the default end stays, and the
+    // note under "at closing" says why.
+    const closing = closingTime(now);
+    if (closing !== null) $("ends-at").value = toLocalInput(closing);
   } else if (name === "lunch") {
     setKind("opening_change");
     $("title").value = t("tpl_lunch");
@@ -739,7 +898,7 @@ async function saveHours(event) {
   shop = result.data ?? shop;
   showShop();
   renderPreview();
-  say($("hours-ok"), t("hours_saved"));
+  sayKey($("hours-ok"), "hours_saved");
 }
 
 // --- The shop's name, category and address -------------------------------------------------
@@ -813,10 +972,12 @@ function setup() {
     hoursEditor.relabel();
     profileForm.relabel();
     renderPreview();
-    // Rebuilt from the next poll, buttons and all, in the new language.
+    for (const [node, [key, vars]] of [...notes]) sayKey(node, key, vars);
+    // Rebuilt, buttons and all, in the new language (an open edit form closes).
+    const posts = [...ownPosts.values()].map((entry) => entry.post);
     ownPosts.clear();
     $("own-posts").replaceChildren();
-    if (shop) poll();
+    renderOwnPosts(posts);
   });
 
   $("signin-form").addEventListener("submit", signIn);
@@ -829,6 +990,7 @@ function setup() {
     radio.addEventListener("change", showKindFields);
   }
   $("post-form").addEventListener("input", () => {
+    say($("post-ok"), null); // the next post is started
     counters();
     renderPreview();
   });
@@ -838,15 +1000,14 @@ function setup() {
   for (const button of document.querySelectorAll("[data-ends]")) {
     button.addEventListener("click", () => {
       const now = Date.now();
-      const at = button.dataset.ends === "closing" ? closingToday(now) ?? nextMinute(now + 2 * 3600000)
+      const at = button.dataset.ends === "closing" ? closingTime(now)
         : nextMinute(now + Number(button.dataset.ends) * 60000);
+      if (at === null) return; // the button is disabled then
       $("ends-at").value = toLocalInput(at);
+      say($("post-ok"), null);
       renderPreview();
     });
   }
-  document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && shop) poll();
-  });
   setInterval(() => {
     const now = Date.now();
     previewCard?.tick(now);

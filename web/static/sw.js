@@ -27,6 +27,7 @@ const SHELL = [
   "/static/categories.js",
   "/static/category-table.js",
   "/static/feedclient.js",
+  "/static/fresh.js",
   "/static/geo.js",
   "/static/i18n.js",
   "/static/map.js",

@@ -1,0 +1,323 @@
+"""The passer-by page as people use it on a phone (issue 14), in real headless Chromium
+against the real server: compact controls, "N new nearby", map clusters, the position
+asked for only after a tap, and the page over compressed, validated files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from runtime.settings import Settings
+from streetfeed.demo import DEMO_SHOPS
+from tests.helpers import add_shop, arrival, enricher, send_post, web_server
+
+pytestmark = pytest.mark.browser
+
+STREET = (44.8370, -0.5735)  # the settings' fallback centre too
+FAR = (44.8440, -0.5560)
+PHONES = ((320, 568), (360, 740), (390, 844))
+LIVE = "() => window.streetfeed && window.streetfeed.state === 'live'"
+
+BOX = """(selector) => {
+  const e = document.querySelector(selector);
+  if (!e) return null;
+  const b = e.getBoundingClientRect();
+  return {left: b.left, top: b.top, right: b.right, bottom: b.bottom,
+          width: b.width, height: b.height};
+}"""
+TWO_FRAMES = "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
+
+
+def north(metres: float) -> tuple[float, float]:
+    return STREET[0] + metres / 111_320, STREET[1]
+
+
+async def new_page(browser: Any, width: int, height: int) -> Any:
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors
+    await page.set_viewport_size({"width": width, "height": height})
+    return page
+
+
+async def box(page: Any, selector: str) -> dict[str, float]:
+    found = await page.evaluate(BOX, selector)
+    assert found is not None, selector
+    return found  # type: ignore[no-any-return]
+
+
+async def test_controls_fit_a_phone_and_the_first_card_comes_early(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    shops = [await add_shop(redis, settings, f"Boutique {i}", *north(40 * i)) for i in range(3)]
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        for shop in shops:
+            await send_post(http, shop, arrival(f"Arrivage chez {shop.id}"))
+        for width, height in PHONES:
+            page = await new_page(browser, width, height)
+            # No position in the URL: the fallback street with its "Use my position" bar,
+            # the tallest the top of the page gets.
+            await page.goto(f"{web.http}/")
+            await page.wait_for_function(LIVE)
+            await page.wait_for_selector("#feed .card")
+            await page.wait_for_selector("#locate", state="visible")
+            for state in ("list", "filters open", "map open"):
+                if state == "filters open":
+                    await page.click("#filters-toggle")
+                    assert await page.get_attribute("#filters-toggle",
+                                                    "aria-expanded") == "true"
+                if state == "map open":
+                    await page.click("#filters-toggle")
+                    await page.click("#view-toggle")
+                    await page.wait_for_selector("#map-panel", state="visible")
+                overflow = await page.evaluate(
+                    "() => [document.documentElement.scrollWidth, innerWidth]")
+                assert overflow[0] == overflow[1] == width, (width, state, overflow)
+                toggle = await box(page, "#view-toggle")
+                assert toggle["left"] >= 0 and toggle["right"] <= width, (width, state, toggle)
+                assert toggle["top"] >= 0 and toggle["bottom"] <= height, (width, state, toggle)
+                controls = ["#lang", "#filters-toggle", "#radius", "#view-toggle"]
+                if state == "list":
+                    controls.append("#locate-button")
+                    first = await box(page, "#feed .card")
+                    assert first["top"] <= 0.4 * height, (width, first)
+                if state == "filters open":
+                    controls += ["#kind-filter [data-kind='']", "#followed-only", "#category",
+                                 "#kind-filter [data-kind='opening_change']"]
+                for selector in controls:
+                    target = await box(page, selector)
+                    assert target["width"] >= 44 and target["height"] >= 44, (width, selector)
+                    assert target["left"] >= 0 and target["right"] <= width, (width, selector)
+            await page.click("#view-toggle")  # remembered: back to the list for the next
+            await page.wait_for_selector("#map-panel", state="hidden")
+            # The filters are reachable folded: one on, the button says so.
+            await page.click("#filters-toggle")
+            await page.click("#kind-filter [data-kind='flash_offer']")
+            assert await page.text_content("#filters-count") == "1"
+            assert "1 filtre actif" in (await page.get_attribute("#filters-toggle",
+                                                                 "aria-label") or "")
+            assert page.errors == []
+            await page.close()
+        # A desktop: everything shown at once (no fold), still nothing sideways.
+        page = await new_page(browser, 1920, 1080)
+        await page.goto(f"{web.http}/")
+        await page.wait_for_selector("#feed .card")
+        assert await page.is_hidden("#filters-toggle")
+        assert await page.is_visible("#kind-filter") and await page.is_visible("#category")
+        assert await page.evaluate("() => document.documentElement.scrollWidth") == 1920
+        assert (await box(page, "#feed .card"))["top"] <= 0.4 * 1080
+        assert page.errors == []
+
+
+async def test_new_posts_out_of_view_show_a_pill_that_takes_you_there(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    near = [await add_shop(redis, settings, f"Voisin {i}", *north(100 + 20 * i))
+            for i in range(8)]
+    farthest = await add_shop(redis, settings, "Au bout de la rue", *north(900))
+    nearest = await add_shop(redis, settings, "Juste là", *north(5))
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        for shop in near:
+            await send_post(http, shop, arrival(f"Arrivage {shop.id}", text="Du nouveau. " * 8))
+        page = await new_page(browser, 360, 740)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=1000")
+        await page.wait_for_function(LIVE)
+        await page.wait_for_function("() => document.querySelectorAll('#feed .card').length === 8")
+        assert await page.get_attribute(".new-pill-wrap", "aria-live") == "polite"
+        assert await page.is_hidden("#new-pill")
+
+        # Below the fold: the pill counts them, by the language's plural rules.
+        first = (await send_post(http, farthest, arrival("Tout au bout"))).json()["id"]
+        await page.wait_for_selector("#new-pill", state="visible")
+        assert await page.text_content("#new-pill-label") == "1 nouveauté à proximité"
+        second = (await send_post(http, farthest, arrival("Encore au bout"))).json()["id"]
+        await page.wait_for_function(
+            "() => document.querySelector('#new-pill-label').textContent"
+            " === '2 nouveautés à proximité'")
+        assert not await page.evaluate("() => document.querySelector('#new-pill')"
+                                       ".classList.contains('is-above')")
+        pill = await box(page, "#new-pill")  # one line, centred, whole
+        assert pill["height"] <= 48 and pill["left"] > 0 and pill["right"] < 360, pill
+        await page.click("#lang")
+        assert await page.text_content("#new-pill-label") == "2 new nearby"
+        await page.click("#lang")
+        assert await page.text_content("#new-pill-label") == "2 nouveautés à proximité"
+
+        # A tap scrolls to them; seen, the pill goes.
+        await page.click("#new-pill")
+        await page.wait_for_selector("#new-pill", state="hidden")
+        for post_id in (first, second):
+            card = await box(page, f'[data-post-id="{post_id}"]')
+            assert card["top"] >= 0 and card["bottom"] <= 740, card
+
+        # Scrolled down, a post lands at the top (nearest first): the pill points up.
+        third = (await send_post(http, nearest, arrival("Juste à côté"))).json()["id"]
+        await page.wait_for_selector("#new-pill.is-above", state="visible")
+        assert await page.text_content("#new-pill-label") == "1 nouveauté à proximité"
+        await page.click("#new-pill")
+        await page.wait_for_selector("#new-pill", state="hidden")
+        card = await box(page, f'[data-post-id="{third}"]')
+        assert card["top"] >= 0 and card["bottom"] <= 740, card
+        assert await page.evaluate("() => document.activeElement.dataset.postId") == third
+
+        # A post that lands in view needs no pill.
+        fourth = (await send_post(http, nearest, arrival("Sous vos yeux"))).json()["id"]
+        await page.wait_for_selector(f'[data-post-id="{fourth}"]')
+        await page.evaluate(TWO_FRAMES)
+        assert await page.is_hidden("#new-pill")
+
+        # Seen by scrolling there without the pill: it goes all the same.
+        fifth = (await send_post(http, farthest, arrival("Dernier arrivage"))).json()["id"]
+        await page.wait_for_selector("#new-pill", state="visible")
+        await page.locator(f'[data-post-id="{fifth}"]').scroll_into_view_if_needed()
+        await page.wait_for_selector("#new-pill", state="hidden")
+        assert page.errors == []
+
+
+# Counts each call into the Geolocation API, before any script of the page runs.
+GEO_SPY = """(() => {
+  window.geoCalls = [];
+  for (const name of ["getCurrentPosition", "watchPosition"]) {
+    const real = Geolocation.prototype[name];
+    Geolocation.prototype[name] = function (...args) {
+      window.geoCalls.push(name);
+      return real.apply(this, args);
+    };
+  }
+})()"""
+
+
+async def test_position_is_asked_only_after_a_tap_then_remembered(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    near_shop = await add_shop(redis, settings, "Primeur", *STREET)
+    far_shop = await add_shop(redis, settings, "Boucherie", *FAR)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        near_id = (await send_post(http, near_shop, arrival("Fraises"))).json()["id"]
+        far_id = (await send_post(http, far_shop, arrival("Agneau"))).json()["id"]
+        await browser.add_init_script(GEO_SPY)
+        # Granted already: a page that asked on load would read the position at once.
+        await browser.grant_permissions(["geolocation"], origin=web.http)
+        await browser.set_geolocation({"latitude": FAR[0], "longitude": FAR[1]})
+        page = await new_page(browser, 360, 740)
+        await page.goto(f"{web.http}/")
+        await page.wait_for_function(LIVE)
+        # The fallback centre of /api/v1/config meanwhile, and nothing asked.
+        await page.wait_for_selector(f'[data-post-id="{near_id}"]')
+        assert await page.evaluate("() => window.streetfeed.position") == {
+            "lat": settings.fallback_centre[0], "lon": settings.fallback_centre[1]}
+        assert await page.is_visible("#locate-button")
+        assert await page.text_content("#locate-text") == "Ici : la rue de démonstration"
+        assert await page.evaluate("() => window.geoCalls") == []
+
+        await page.click("#locate-button")
+        await page.wait_for_selector(f'[data-post-id="{far_id}"]')
+        assert await page.evaluate("() => window.geoCalls[0]") == "getCurrentPosition"
+        assert await page.evaluate("() => window.streetfeed.position") == {
+            "lat": FAR[0], "lon": FAR[1]}
+        await page.wait_for_selector(f'[data-post-id="{near_id}"]', state="detached")
+        assert await page.is_hidden("#locate")
+
+        # Chosen on this device and still granted: the next visit needs no tap.
+        again = await new_page(browser, 360, 740)
+        await again.goto(f"{web.http}/")
+        await again.wait_for_selector(f'[data-post-id="{far_id}"]')
+        assert await again.is_hidden("#locate")
+        assert near_id not in await again.eval_on_selector_all(
+            "#feed .card", "cards => cards.map(c => c.dataset.postId)")
+
+        # Permission taken back in the browser: no prompt on load, the tap again, and a
+        # refusal said as such.
+        await browser.clear_permissions()
+        refused = await new_page(browser, 360, 740)
+        await refused.goto(f"{web.http}/")
+        await refused.wait_for_function(LIVE)
+        await refused.wait_for_selector(f'[data-post-id="{near_id}"]')
+        assert await refused.evaluate("() => window.geoCalls") == []
+        await refused.click("#locate-button")
+        await refused.wait_for_function(
+            "() => document.querySelector('#locate-text').dataset.i18n === 'locate_refused'")
+        assert await refused.is_visible("#locate-button")
+        assert await refused.evaluate(
+            "() => localStorage.getItem('streetfeed.geo')") is None
+        assert page.errors == [] and again.errors == [] and refused.errors == []
+
+
+PINS = """() => [...document.querySelectorAll(
+    '.leaflet-marker-pane .map-pin, .leaflet-marker-pane .map-cluster')].map((e) => {
+  const b = e.getBoundingClientRect();
+  return {cluster: e.classList.contains('map-cluster'), n: Number(e.textContent) || 1,
+          left: b.left, top: b.top, right: b.right, bottom: b.bottom};
+})"""
+SETTLED = "() => !document.querySelector('.leaflet-zoom-anim')"
+# The first of these markers wholly inside the map (Leaflet keeps the others drawn too).
+IN_VIEW = """(selector) => {
+  const map = document.querySelector('#map').getBoundingClientRect();
+  return [...document.querySelectorAll(selector)].findIndex((e) => {
+    const b = e.getBoundingClientRect();
+    return b.left >= map.left && b.right <= map.right && b.top >= map.top
+      && b.bottom <= map.bottom;
+  });
+}"""
+
+
+async def tap_in_view(page: Any, selector: str) -> None:
+    index = await page.evaluate(IN_VIEW, selector)
+    assert index >= 0, f"no {selector} in view"
+    await page.locator(selector).nth(index).click()
+
+
+def overlapping(pins: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    return [(i, j) for i, a in enumerate(pins) for j, b in enumerate(pins[i + 1:], i + 1)
+            if a["left"] < b["right"] and b["left"] < a["right"]
+            and a["top"] < b["bottom"] and b["top"] < a["bottom"]]
+
+
+@pytest.mark.parametrize("viewport", [(390, 844), (1280, 720)])
+async def test_map_pins_of_a_street_never_overlap(
+        redis: Redis, settings: Settings, browser: Any, viewport: tuple[int, int]) -> None:
+    """The demo street's 13 shops, a few metres apart: at the default zoom every tap
+    target stands alone (pins or clusters), and tapping clusters opens them up."""
+    shops = [await add_shop(redis, settings, name, lat, lon)
+             for _, name, _, lat, lon, _ in DEMO_SHOPS]
+    assert len(shops) == 13
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        for shop in shops:
+            await send_post(http, shop, arrival(f"Arrivage {shop.id}"))
+        page = await new_page(browser, *viewport)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=1000&view=map")
+        await page.wait_for_function(LIVE)
+        await page.wait_for_function(
+            "() => window.streetfeed.map && window.streetfeed.map.pins === 13")
+        await page.wait_for_function(SETTLED)
+        pins = await page.evaluate(PINS)
+        assert sum(pin["n"] for pin in pins) == 13, pins
+        assert overlapping(pins) == [], pins
+        assert any(pin["cluster"] for pin in pins)  # 13 shops in one street do overlap
+
+        # Each tap on a cluster zooms closer, until every shop is a pin of its own.
+        for _ in range(8):
+            clusters = [pin for pin in pins if pin["cluster"]]
+            if not clusters:
+                break
+            before = len(pins)
+            await tap_in_view(page, ".leaflet-marker-pane .map-cluster")
+            await page.wait_for_function(
+                f"() => document.querySelectorAll('.leaflet-marker-pane .map-pin,"
+                f" .leaflet-marker-pane .map-cluster').length > {before}")
+            await page.wait_for_function(SETTLED)
+            pins = await page.evaluate(PINS)
+            assert sum(pin["n"] for pin in pins) == 13, pins
+        assert not any(pin["cluster"] for pin in pins), pins
+        pin = page.locator(".leaflet-marker-pane .map-pin").nth(
+            await page.evaluate(IN_VIEW, ".leaflet-marker-pane .map-pin"))
+        label = await pin.get_attribute("aria-label")
+        await pin.click()
+        popup = await page.wait_for_selector(".leaflet-popup-content")
+        assert (label or "").split(" :")[0] in await popup.inner_text()
+        assert page.errors == []
