@@ -65,18 +65,6 @@ PAGES = {
                " && !!document.querySelector('#neighbours .card')"),
 }
 
-# Checks that fail on pages other helpers are fixing now (issue 14): strict, so that the
-# harness fails as soon as a fix lands and the mark can go.
-FEED = "issue 14: fixed by feed"
-CONSOLE = "issue 14: fixed by console"
-KNOWN: dict[tuple[str, str, str], str] = {
-    ("overflow", "feed", "320x568"): FEED,  # 332 px wide: the controls
-    ("overflow", "console-signed-in", "320x568"): CONSOLE,  # 391 px wide at every phone size
-    ("overflow", "console-signed-in", "360x740"): CONSOLE,
-    ("overflow", "console-signed-in", "390x844"): CONSOLE,
-}
-
-
 @dataclass(frozen=True)
 class Site:
     base: str
@@ -206,17 +194,12 @@ async def _measure(browser: Any, site: Site, page_name: str, size: str) -> Measu
     return Measure(scroll_width, inner_width, serious, cls, shifts, errors)
 
 
-def cases(check: str) -> list[Any]:
-    """Every page at every size, marked where KNOWN says the check fails for now."""
-    def marks(page_name: str, size: str) -> list[Any]:
-        reason = KNOWN.get((check, page_name, size))
-        return [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-
-    return [pytest.param(page_name, size, id=f"{page_name}-{size}", marks=marks(page_name, size))
-            for page_name in PAGES for size in SIZES]
+# Every page at every size.
+CASES = [pytest.param(page_name, size, id=f"{page_name}-{size}")
+         for page_name in PAGES for size in SIZES]
 
 
-@pytest.mark.parametrize(("page_name", "size"), cases("overflow"))
+@pytest.mark.parametrize(("page_name", "size"), CASES)
 async def test_no_horizontal_overflow(site: Site, browser: Any, page_name: str,
                                       size: str) -> None:
     m = await measure(browser, site, page_name, size)
@@ -224,14 +207,14 @@ async def test_no_horizontal_overflow(site: Site, browser: Any, page_name: str,
     assert m.errors == []
 
 
-@pytest.mark.parametrize(("page_name", "size"), cases("axe"))
+@pytest.mark.parametrize(("page_name", "size"), CASES)
 async def test_no_serious_axe_violation(site: Site, browser: Any, page_name: str,
                                         size: str) -> None:
     m = await measure(browser, site, page_name, size)
     assert m.serious == []
 
 
-@pytest.mark.parametrize(("page_name", "size"), cases("cls"))
+@pytest.mark.parametrize(("page_name", "size"), CASES)
 async def test_layout_shift_under_a_tenth(site: Site, browser: Any, page_name: str,
                                           size: str) -> None:
     m = await measure(browser, site, page_name, size)
