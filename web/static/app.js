@@ -193,6 +193,9 @@ function order() {
     card.el.setAttribute("aria-setsize", String(shown.length));
   });
   feedEl.setAttribute("aria-busy", String(loading));
+  // A feed role promises articles inside: an empty street is said by emptyEl instead.
+  if (shown.length) feedEl.setAttribute("role", "feed");
+  else feedEl.removeAttribute("role");
   emptyEl.hidden = shown.length > 0;
   if (!shown.length) {
     const waiting = isOffline() ? "empty_offline" : "loading";

@@ -6,7 +6,8 @@ const STRINGS = {
   tagline: ["Ce qui se passe autour de vous, maintenant", "What's happening around you, right now"],
   radius: ["Rayon", "Radius"],
   switch_to: ["EN", "FR"],
-  switch_label: ["Switch to English", "Passer en français"],
+  // Starts with the button's visible text ("EN"/"FR"), as WCAG 2.5.3 asks of a label.
+  switch_label: ["EN, Switch to English", "FR, passer en français"],
   feed_heading: ["Annonces à proximité", "Posts nearby"],
   status_connecting: ["Connexion…", "Connecting…"],
   status_live: ["En direct", "Live"],
