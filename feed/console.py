@@ -11,9 +11,9 @@ it happens, with no timer per socket:
   changed; the counts are then computed once per watched shop, as GET /stats does (a
   sum over presence cells, whatever the number of sockets), and sent only if what the
   shop may be told ("fewer than 5" under 5) is different;
-- reach: deliveries only grow when a post is dispatched, and every gateway adds its
-  count to Redis within a presence interval, so the counts are read a little after each
-  own post's entry, again while they keep changing;
+- reach: first deliveries only grow when a post is dispatched, and every gateway adds
+  its count to Redis within a presence interval, so the counts are read a little after
+  each own post's entry, a few rounds in a row ("fewer than 5" under 5, as GET /stats);
 - the profile (open or closed, the shop's own opening posts over its hours): at its
   `next_change`, when an own opening post comes or goes, and on every shop write, which
   storage.shops publishes on a Pub/Sub channel (a rotated token or a disabled shop ends
@@ -40,6 +40,7 @@ from feed.reader import Readers
 from feed.stats import reach_of
 from rules.clock import Clock
 from rules.opening import offer_closing
+from rules.reach import shown_reach
 from rules.shops import profile_of
 from runtime.settings import Settings
 from schemas.console import (
@@ -66,9 +67,11 @@ _encode = msgspec.json.Encoder().encode
 CLOSE_POLICY = 1008
 CLOSE_LAGGING = 1013
 # Reach is read this long after a post's entry (every gateway flushes its deliveries
-# once a presence interval), and again while it keeps changing, at most this many times.
+# once a presence interval), this many times in a row.
 _REACH_GRACE_S = 0.5
 _REACH_ROUNDS = 3
+# A post's reach before its counts are read: as a count under 5 is shown.
+_NOT_COUNTED = shown_reach(0, 0)
 # An opening change is looked at this long after its due time (the state has flipped).
 _OPENING_GRACE_S = 1.0
 
@@ -181,7 +184,7 @@ class Consoles:
             raise
         if socket.closed:
             return socket
-        watch.reach.update({i: Reach(**counts) for i, counts in reach.items()})
+        watch.reach.update(reach)
         for post_id in ids:
             watch.posts.add(post_id)
             self._owner[post_id] = record.id
@@ -278,7 +281,7 @@ class Consoles:
             watch.posts.add(entry.id)
             self._owner[entry.id] = shop_id
             self._send(watch, ws_text_frame(_encode(ConsolePost(post=entry.post))))
-            self._push_stats(watch)  # a new post's reach, zero for now
+            self._push_stats(watch)  # a new post's reach, not counted yet
             watch.reach_rounds = _REACH_ROUNDS
             self._reach_soon(watch)
             if entry.kind == "opening_change":  # the shop's word on its opening
@@ -322,7 +325,8 @@ class Consoles:
         counts = self.presence.counts(record.region, record.lat, record.lon, AUDIENCE_RADII_M)
         if counts is None:
             return None  # not listened to for a whole round yet: told when it is
-        reach = {post_id: watch.reach.get(post_id, Reach()) for post_id in sorted(watch.posts)}
+        reach = {post_id: watch.reach.get(post_id, _NOT_COUNTED)
+                 for post_id in sorted(watch.posts)}
         return ws_text_frame(_encode(ConsoleStats(watching=audience(counts), reach=reach)))
 
     def _push_stats(self, watch: _Watch) -> None:
@@ -357,12 +361,13 @@ class Consoles:
         counts = await reach_of(self.redis, record.region, sorted(watch.posts))
         if self.watches.get(record.id) is not watch:
             return  # its sockets closed meanwhile
-        reach = {i: Reach(**c) for i, c in counts.items() if i in watch.posts}
-        changed = reach != {i: r for i, r in watch.reach.items() if i in reach}
-        watch.reach.update(reach)
+        watch.reach.update({i: r for i, r in counts.items() if i in watch.posts})
         self._push_stats(watch)
         watch.reach_rounds -= 1
-        if changed and watch.reach_rounds > 0:  # a gateway may not have flushed yet
+        # A gateway may not have flushed yet. Every round, not only while the answer
+        # changes: under 5 it is "fewer than 5" whatever the count, which says nothing
+        # of whether counts still arrive.
+        if watch.reach_rounds > 0:
             self._reach_soon(watch)
 
     # --- The profile ------------------------------------------------------------------

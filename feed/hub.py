@@ -135,7 +135,7 @@ class Hub:
         self.region_users: Counter[str] = Counter()
         self._regions_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
         # Watchers per small cell (counts only: positions never leave this process) and
-        # deliveries per (region, post) since the last flush: [phones, screens].
+        # first deliveries per (region, post) since the last flush: [phones, screens].
         self.presence_grid = CellGrid(PRESENCE_CELL_DEG)
         self.presence: Counter[int] = Counter()
         self.reach: dict[tuple[str, str], list[int]] = {}
@@ -326,7 +326,11 @@ class Hub:
         sent = len(recipients)
         self.deliveries += sent
         metrics.DELIVERIES.inc(sent)
-        if entry.type == "post" and sent:
+        # Reach counts a post's first delivery only: an edit or republish (`entry.edit`)
+        # or a replay goes to the same sockets again, and counting it would give the shop
+        # a fresh count of the sockets around it at every edit. No state per socket or per
+        # post, nothing more in the loop above.
+        if entry.type == "post" and sent and not entry.edit and republished_at is None:
             counts = self.reach.setdefault((region, entry.id), [0, 0])
             counts[0] += sent - screens
             counts[1] += screens

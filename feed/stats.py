@@ -3,8 +3,9 @@
 Presence, the sockets watching per ~110 m cell (no position leaves the process),
 is published on each region's Pub/Sub channel and never written to a key: it is
 in no Redis key, AOF or snapshot, only in the memory of the processes that
-answer a shop's console (feed.presence). Reach, the deliveries made per post, is
-added to the post's counters in Redis, so it sums over every gateway.
+answer a shop's console (feed.presence). Reach, the first deliveries of each post
+(feed.hub: edits are not counted again), is added to the post's counters in Redis, so
+it sums over every gateway; a shop reads it through `reach_of`, floored.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import msgspec
 from redis.asyncio import Redis
 
 from feed.hub import Hub
+from rules.reach import shown_reach
 from runtime import metrics
+from schemas.feed import Reach
 from schemas.presence import PresenceReport
 from storage import keys
 from storage.redis_conn import REDIS_DOWN, async_reply, publish
@@ -101,10 +104,11 @@ class StatsPublisher:
                 await publish(self.redis, keys.presence_channel(region), nobody)
 
 
-async def reach_of(redis: Redis, region: str, post_ids: list[str]) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
+async def reach_of(redis: Redis, region: str, post_ids: list[str]) -> dict[str, Reach]:
+    """Each post's reach as a shop may be told it (rules.reach: "fewer than 5" under 5)."""
+    out: dict[str, Reach] = {}
     for post_id in post_ids:
         values = await async_reply(redis.hmget(keys.reach(region, post_id),
                                                     ["phone", "screen"]))
-        out[post_id] = {"phone": int(values[0] or 0), "screen": int(values[1] or 0)}
+        out[post_id] = shown_reach(int(values[0] or 0), int(values[1] or 0))
     return out

@@ -38,7 +38,7 @@ ClientMessage = SubscribeMessage
 # --- `feed` stream entry (tolerant; field `d`) ---------------------------------------------
 
 
-class FeedEntry(msgspec.Struct, frozen=True, kw_only=True):
+class FeedEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One ordered event for the gateways.
 
     `post` is the encoded public post, kept raw so a gateway turns it into a frame
@@ -52,6 +52,8 @@ class FeedEntry(msgspec.Struct, frozen=True, kw_only=True):
     lon: float = 0.0
     # Empty for tombstones (msgspec.Raw cannot be Optional).
     post: msgspec.Raw = msgspec.Raw()
+    # An edit or republish of a post already out: delivered again, not counted in its reach.
+    edit: bool = False
 
 
 # --- WebSocket frames (server -> client) ----------------------------------------------------
@@ -130,9 +132,15 @@ class WatchCount(msgspec.Struct, frozen=True, omit_defaults=True):
     fewer_than: int | None = None
 
 
-class Reach(msgspec.Struct, frozen=True):
-    phone: int = 0
-    screen: int = 0
+class Reach(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Sockets a post went out to live when it was published (edits and republishes not
+    counted again), phones and screens apart. Each from 5 up is exact; under 5 it is null
+    and `fewer_than` is 5 (never 0 to 4: with one socket in range, a post's reach would
+    say whether a passer-by is around)."""
+
+    phone: int | None
+    screen: int | None
+    fewer_than: int | None = None
 
 
 class ShopStats(msgspec.Struct, frozen=True):

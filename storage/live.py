@@ -172,7 +172,7 @@ class LiveIndex:
         """
         r = self.region
         entry = _encode(FeedEntry(type="post", id=post_id, kind=kind, lat=lat, lon=lon,
-                                  post=msgspec.Raw(post_json)))
+                                  post=msgspec.Raw(post_json), edit=edit))
         result = await self._publish(
             keys=[keys.post(r, post_id), keys.active_geo(r), keys.expiry_zset(r),
                   keys.shop_posts(r, shop_id), keys.feed_stream(r), keys.withdrawn(r, post_id),

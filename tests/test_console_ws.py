@@ -104,7 +104,8 @@ async def test_console_socket_pushes_posts_audience_and_reach(
             stats = await console.wait("stats")
             # Under 5, never a number (the GET /stats rule).
             assert all(w["count"] is None and w["fewer_than"] == 5 for w in stats["watching"])
-            assert stats["reach"] == {before: {"phone": 0, "screen": 0}}
+            assert stats["reach"] == {before: {"phone": None, "screen": None,
+                                               "fewer_than": 5}}
 
             # Five passers-by nearby: pushed, as a count.
             async with contextlib.AsyncExitStack() as street:
@@ -118,7 +119,8 @@ async def test_console_socket_pushes_posts_audience_and_reach(
                 frame = await console.wait("post")
                 assert frame["post"]["id"] == made
                 await wait_for(lambda: console.of_type("stats")[-1]["reach"].get(made)
-                               == {"phone": 5, "screen": 0}, 5, "reach of 5 phones")
+                               == {"phone": 5, "screen": None, "fewer_than": 5}, 5,
+                               "reach of 5 phones (no screen: fewer than 5)")
 
                 # The neighbour's post, from the same position, is not ours.
                 await send_post(http, neighbour, arrival("Pas à nous"))

@@ -118,12 +118,13 @@ async def test_hundreds_of_clients_get_exactly_their_posts(redis: Redis,
         assert hub.deliveries == sum(len(expected(lat)) for lat, _ in clients)
 
 
-def _entry(post_id: str, title: str) -> bytes:
+def _entry(post_id: str, title: str, edit: bool = False) -> bytes:
     post = {"id": post_id, "kind": "new_arrival", "title": title,
             "shop": {"id": "s", "name": "S", "category": "c", "lat": STREET[0], "lon": STREET[1]}}
     return msgspec.json.encode(FeedEntry(type="post", id=post_id, kind="new_arrival",
                                          lat=STREET[0], lon=STREET[1],
-                                         post=msgspec.Raw(msgspec.json.encode(post))))
+                                         post=msgspec.Raw(msgspec.json.encode(post)),
+                                         edit=edit))
 
 
 def test_a_post_published_again_after_a_redis_crash_reaches_nobody_twice(
@@ -152,8 +153,10 @@ def test_a_post_published_again_after_a_redis_crash_reaches_nobody_twice(
     assert early.posts() == [("p_1", "fraises")]
     assert late.posts() == [("p_1", "fraises")]
     # An edit (same id, new content) is news for everyone.
-    hub.dispatch(region, "3000-0", _entry("p_1", "fraises -30 %"))
+    hub.dispatch(region, "3000-0", _entry("p_1", "fraises -30 %", edit=True))
     assert early.posts()[-1] == late.posts()[-1] == ("p_1", "fraises -30 %")
+    # Reach counts the first delivery only: not the replay, not the edit (issue 14).
+    assert hub.reach == {(region, "p_1"): [1, 0]}
     # A replay from a cursor tells the same apart: had the edit at 3000-0, not at 2999-0.
     again = msgspec.json.decode(_entry("p_1", "fraises -30 %"), type=FeedEntry)
     assert hub.sent_before(region, again, "3000-0")

@@ -16,6 +16,7 @@ from rules import cursor
 from rules.enrich import Dropped, Enriched, enrich
 from rules.expiry import expires_at
 from rules.moderation import Policy, check_post
+from rules.reach import shown_reach
 from schemas.feed import FeedEntry
 from schemas.posts import FlashOfferIn, NewArrivalIn, OpeningChangeIn, RawPost
 from schemas.shops import ShopRecord
@@ -160,3 +161,16 @@ def test_forged_cursors_are_malformed_not_stream_ids(forged: str) -> None:
 
 def test_the_largest_stream_id_is_a_cursor() -> None:
     assert cursor.parse("18446744073709551615-18446744073709551615") == (2**64 - 1, 2**64 - 1)
+
+
+def test_reach_is_told_per_field_from_5_and_fewer_than_5_below() -> None:
+    hidden = {"phone": None, "screen": None, "fewer_than": 5}
+
+    def as_json(reach: object) -> object:
+        return json.loads(msgspec.json.encode(reach))
+    assert as_json(shown_reach(0, 0)) == as_json(shown_reach(1, 0)) == hidden
+    assert as_json(shown_reach(4, 4)) == hidden
+    assert as_json(shown_reach(5, 0)) == {"phone": 5, "screen": None, "fewer_than": 5}
+    # Five screens of a shop's own do not make the phones exact.
+    assert as_json(shown_reach(1, 5)) == {"phone": None, "screen": 5, "fewer_than": 5}
+    assert as_json(shown_reach(12, 5)) == {"phone": 12, "screen": 5}

@@ -34,7 +34,7 @@ from rules.shops import profile_of
 from runtime import metrics
 from runtime.settings import METRICS_LOCAL_ADDRESSES
 from schemas.categories import CATEGORIES, CategoryList
-from schemas.feed import FeedPage, FeedResponse, Reach, ShopPosts, ShopPostsPage, ShopStats
+from schemas.feed import FeedPage, FeedResponse, ShopPosts, ShopPostsPage, ShopStats
 from schemas.hours import ShopHours
 from schemas.limits import AUDIENCE_RADII_M, RADIUS_MAX_M, SHOPS_PAGE_DEFAULT, SHOPS_PAGE_MAX
 from schemas.posts import PostAccepted, PostIn, PostPatch, PostWithdrawn
@@ -455,7 +455,8 @@ async def sign_out(request: Request) -> Response:
 async def shop_stats(request: Request) -> Response:
     """For the console: people watching around the shop now, and each live post's reach.
     Around the shop's registered position only (which only the operator moves), within
-    AUDIENCE_RADII_M, and "fewer than 5" under 5 (feed.presence.audience)."""
+    AUDIENCE_RADII_M, and "fewer than 5" under 5 (feed.presence.audience), for reach too
+    (rules.reach)."""
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
     watching = await st.presence.watchers(shop.region, shop.lat, shop.lon, AUDIENCE_RADII_M)
@@ -464,7 +465,7 @@ async def shop_stats(request: Request) -> Response:
     reach = await reach_of(st.redis, shop.region, post_ids)
     return JSONResponse(ShopStats(
         watching=audience(watching),
-        reach={post_id: Reach(**counts) for post_id, counts in reach.items()},
+        reach=reach,
     ), headers={"Cache-Control": "no-store"})
 
 

@@ -381,6 +381,9 @@ const STRINGS = {
     "“At closing”: set your opening hours first."],
   closing_none_today: ["« À la fermeture » : pas de fermeture prévue aujourd'hui, choisissez une heure.",
     "“At closing”: no closing time today, pick a time."],
+  // Shop console: a post's reach under 5 is "fewer than 5" (issue 14, reach privacy)
+  phones_fewer: ["moins de {n} téléphones", "fewer than {n} phones"],
+  screens_fewer: ["moins de {n} écrans", "fewer than {n} screens"],
 };
 const LANGS = ["fr", "en"];
 

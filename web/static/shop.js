@@ -376,11 +376,18 @@ function showWatching() {
   $("watching-label").textContent = plural("watching", count ?? fewer ?? 0, { r });
 }
 
+/** A count from 5 up, else "fewer than 5" (the server sends null and `fewer_than`). */
+function reachCount(base, count, fewer) {
+  if (Number.isInteger(count)) return plural(base, count);
+  return Number.isInteger(fewer) ? t(`${base}_fewer`, { n: fewer }) : "–";
+}
+
 function reachText(postId) {
-  const reach = lastStats?.reach?.[postId] ?? {};
-  const phones = Number(reach.phone) || 0;
-  const screens = Number(reach.screen) || 0;
-  return t("reach", { phones: plural("phones", phones), screens: plural("screens", screens) });
+  const reach = lastStats?.reach?.[postId];
+  if (!reach) return ""; // not counted yet: the next stats frame says
+  const fewer = reach.fewer_than;
+  return t("reach", { phones: reachCount("phones", reach.phone, fewer),
+                      screens: reachCount("screens", reach.screen, fewer) });
 }
 
 function updateReach() {
