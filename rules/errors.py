@@ -31,6 +31,7 @@ ERROR_CODES: frozenset[str] = frozenset({
     # connections and the feed socket
     "server_busy", "too_many_connections", "headers_too_large", "invalid_subscription",
     "origin_not_allowed", "feed_unavailable", "too_many_moves", "binary_not_supported",
+    "invalid_websocket_handshake", "unsupported_websocket_version",
 })
 
 _encode = msgspec.json.Encoder().encode

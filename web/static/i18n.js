@@ -381,6 +381,11 @@ const STRINGS = {
     "“At closing”: set your opening hours first."],
   closing_none_today: ["« À la fermeture » : pas de fermeture prévue aujourd'hui, choisissez une heure.",
     "“At closing”: no closing time today, pick a time."],
+  // Hardening (issue 14): refusals that used to be plain text or silently accepted
+  err_invalid_websocket_handshake: ["Connexion au fil en direct refusée : requête non valable.",
+    "Live feed connection refused: invalid request."],
+  err_unsupported_websocket_version: ["Navigateur trop ancien pour le fil en direct.",
+    "This browser is too old for the live feed."],
 };
 const LANGS = ["fr", "en"];
 
