@@ -175,3 +175,29 @@ async def test_good_post_is_accepted(redis: Redis, settings: Settings) -> None:
                                                 "ends_at": _in(2), "discount_pct": 30})
         assert response.status_code == 202
         assert response.json()["id"].startswith("p_")
+
+
+# Found by a cold try: each was accepted (200) and then read wrong or silently dropped.
+NO_PLACE_ZONES = ["localtime", "Factory", "posixrules", "/etc/localtime",
+                  "/usr/share/zoneinfo/Europe/Paris", "Europe/../Europe/Paris",
+                  "posix/Europe/Paris", "right/Europe/Paris", "zone.tab", "Mars/Olympus", ""]
+
+
+async def test_hours_in_no_place_s_time_zone_are_refused(redis: Redis, settings: Settings) -> None:
+    """`localtime` (the server's own zone) and `Factory` (local time unknown: `open_now`
+    read null) were accepted; so were paths into the time zone database."""
+    shop = await add_shop(redis, settings)
+    url, auth = f"/api/v1/shops/{shop.id}/hours", {"Authorization": f"Bearer {shop.token}"}
+    weekly = {"mon": [{"open": "09:00", "close": "19:00"}]}
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        for zone in NO_PLACE_ZONES:
+            refused = await http.put(url, headers=auth, json={"timezone": zone,
+                                                              "weekly": weekly})
+            assert refused.status_code == 422, (zone, refused.text)
+            assert refused.json()["error"]["code"] == "invalid_hours", zone
+        assert (await http.get(url)).json()["weekly"] == {}  # nothing stored
+        for zone in ("UTC", "America/New_York", "Europe/Kyiv", "Europe/Kiev"):
+            accepted = await http.put(url, headers=auth, json={"timezone": zone,
+                                                               "weekly": weekly})
+            assert accepted.status_code == 200, (zone, accepted.text)
+            assert accepted.json()["open_now"] is not None, zone
