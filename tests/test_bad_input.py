@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +15,15 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
 from runtime.settings import Settings
-from tests.helpers import add_shop, arrival, feed_client, send_post, wait_for, web_server
+from tests.helpers import (
+    add_shop,
+    arrival,
+    feed_client,
+    send_post,
+    service_env,
+    wait_for,
+    web_server,
+)
 
 STREET = (44.8370, -0.5735)
 
@@ -201,3 +212,34 @@ async def test_hours_in_no_place_s_time_zone_are_refused(redis: Redis, settings:
                                                                "weekly": weekly})
             assert accepted.status_code == 200, (zone, accepted.text)
             assert accepted.json()["open_now"] is not None, zone
+
+
+async def test_two_exceptions_for_one_date_are_refused(redis: Redis, settings: Settings) -> None:
+    """Closed on 24 December and open all day on 24 December was accepted, one of the two
+    silently ignored; the command line merged the same way (`--closed D --open 'D ...'`)."""
+    shop = await add_shop(redis, settings)
+    url, auth = f"/api/v1/shops/{shop.id}/hours", {"Authorization": f"Bearer {shop.token}"}
+    day = "2026-12-24"
+    both = {"timezone": "Europe/Paris", "exceptions": [
+        {"date": day, "ranges": []}, {"date": "2026-12-25", "ranges": []},
+        {"date": day, "ranges": [{"open": "00:00", "close": "24:00"}]}]}
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        refused = await http.put(url, headers=auth, json=both)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "duplicate_exception_date" and day in error["message"]
+        assert (await http.get(url)).json()["exceptions"] == []  # nothing stored
+        both["exceptions"] = both["exceptions"][:2]
+        assert (await http.put(url, headers=auth, json=both)).status_code == 200
+
+    def hours_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "streetfeed.cli", "shops", "hours",
+                               shop.id, *args], env=service_env(settings.redis_url or ""),
+                              capture_output=True, text=True, timeout=60)
+    twice = await asyncio.to_thread(hours_cli, "--closed", day, "--open", f"{day} 09:00-12:00")
+    assert twice.returncode == 1 and "given more than once" in twice.stderr, twice.stderr
+    # An exception stored already is replaced by the one given, as before.
+    once = await asyncio.to_thread(hours_cli, "--open", f"{day} 09:00-12:00")
+    assert once.returncode == 0, once.stderr
+    assert [e["date"] for e in json.loads(once.stdout)["hours"]["exceptions"]] == [
+        day, "2026-12-25"]

@@ -386,6 +386,8 @@ const STRINGS = {
     "Live feed connection refused: invalid request."],
   err_unsupported_websocket_version: ["Navigateur trop ancien pour le fil en direct.",
     "This browser is too old for the live feed."],
+  err_duplicate_exception_date: ["Deux exceptions pour la même date : n'en gardez qu'une.",
+    "Two exceptions for the same date: keep only one."],
 };
 const LANGS = ["fr", "en"];
 
