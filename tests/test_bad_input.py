@@ -243,3 +243,27 @@ async def test_two_exceptions_for_one_date_are_refused(redis: Redis, settings: S
     assert once.returncode == 0, once.stderr
     assert [e["date"] for e in json.loads(once.stdout)["hours"]["exceptions"]] == [
         day, "2026-12-25"]
+
+
+async def test_a_shop_edit_naming_a_key_twice_is_refused(redis: Redis, settings: Settings) -> None:
+    """`PATCH /api/v1/shops/{id}` kept the last of two `name`s (sign-in refused them);
+    opening hours kept the last of two `mon`s."""
+    shop = await add_shop(redis, settings, "Boulangerie")
+    auth = {"Authorization": f"Bearer {shop.token}", "Content-Type": "application/json"}
+    edits = {f"/api/v1/shops/{shop.id}": (
+                 "patch", b'{"name": "Fournil", "name": "Casse-croute"}',
+                 b'{"address": "1 rue A", "category": "bakery", "address": "2 rue B"}'),
+             f"/api/v1/shops/{shop.id}/hours": (
+                 "put", b'{"weekly": {"mon": [], "mon": [{"open": "09:00", "close": "12:00"}]}}',
+                 b'{"timezone": "Europe/Paris", "timezone": "UTC"}')}
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        before = await _snapshot_keys(redis)
+        for url, (method, *bodies) in edits.items():
+            for body in bodies:
+                refused = await http.request(method.upper(), url, content=body, headers=auth)
+                assert refused.status_code == 400, (body, refused.text)
+                assert refused.json()["error"]["code"] == "duplicate_key", body
+        assert await _snapshot_keys(redis) == before
+        named = await http.patch(f"/api/v1/shops/{shop.id}", content=b'{"name": "Fournil"}',
+                                 headers=auth)
+        assert named.status_code == 200 and named.json()["name"] == "Fournil"
