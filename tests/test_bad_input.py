@@ -18,6 +18,7 @@ from runtime.settings import Settings
 from tests.helpers import (
     add_shop,
     arrival,
+    enricher,
     feed_client,
     send_post,
     service_env,
@@ -267,3 +268,25 @@ async def test_a_shop_edit_naming_a_key_twice_is_refused(redis: Redis, settings:
         named = await http.patch(f"/api/v1/shops/{shop.id}", content=b'{"name": "Fournil"}',
                                  headers=auth)
         assert named.status_code == 200 and named.json()["name"] == "Fournil"
+
+
+async def test_an_edit_that_does_not_fit_its_post_says_so_in_english(
+        redis: Redis, settings: Settings) -> None:
+    """"does not fit a opening_change": the article follows the kind."""
+    shop = await add_shop(redis, settings, "Cave", *STREET)
+    auth = {"Authorization": f"Bearer {shop.token}"}
+    async with web_server(settings) as web, enricher(web.state.redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http, \
+            feed_client(web.ws, *STREET) as client:
+        opening = await send_post(http, shop, {"kind": "opening_change", "title": "Ouvert",
+                                               "status": "open_now"})
+        arrived = await send_post(http, shop, arrival())
+        for answer in (opening, arrived):
+            await client.wait_post(answer.json()["id"])
+        for answer, said in ((opening, "does not fit an opening_change: "),
+                             (arrived, "does not fit a new_arrival: ")):
+            refused = await http.patch(f"/api/v1/shops/{shop.id}/posts/{answer.json()['id']}",
+                                       headers=auth, json={"ends_at": _in(1)})
+            assert refused.status_code == 422, refused.text
+            error = refused.json()["error"]
+            assert error["code"] == "invalid_post" and said in error["message"], error
