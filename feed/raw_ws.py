@@ -11,7 +11,9 @@ task with its frames per socket costs memory (docs/performance.md).
 authenticates it: web.console) are the app's only WebSocket endpoints, so nothing else
 is served here: an upgrade to another path is answered 404 (`not_found`, as an HTTP
 request would be), and either path under an app without its handler in its lifespan
-state 503 (`feed_unavailable`); neither reaches ASGI.
+state 503 (`feed_unavailable`); neither reaches ASGI. A handshake websockets refuses
+keeps the status it chose (400, 405, 414, 431...) but gets the contract's JSON error
+instead of its text/plain (`_handshake_refusal`).
 
 What uvicorn expects of its `ws` protocol class (its public `uvicorn.Config(ws=...)`
 option; nothing of `uvicorn.protocols` is imported): on an `Upgrade: websocket`
@@ -63,6 +65,13 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 from websockets.datastructures import Headers
+from websockets.exceptions import (
+    HeaderLineTooLong,
+    InvalidHeader,
+    InvalidMethod,
+    RequestLineTooLong,
+    TooManyHeaders,
+)
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Protocol as WebSocketProtocol
@@ -104,6 +113,33 @@ CLIENT_CLOSED = 499
 _CLOSE_GRACE_S = 1.0
 # websockets logs through this logger (as under uvicorn's own WebSocket protocol).
 _WS_LOG = logging.getLogger("uvicorn.error")
+
+
+_HEAD_TOO_LARGE = "the request's head (request line and headers) is too large"
+
+
+def _handshake_refusal(status: int, exc: Exception | None,
+                      ) -> tuple[int, bytes, list[tuple[str, str]]]:
+    """websockets' refusal of a handshake (`status` as it chose it, `exc` why), as the
+    contract's JSON error instead of its text/plain "Failed to open a WebSocket
+    connection: ...": (status, body, headers)."""
+    headers = [("Content-Type", "application/json")]
+    if isinstance(exc, RequestLineTooLong | HeaderLineTooLong | TooManyHeaders):
+        return status, error_body("headers_too_large", _HEAD_TOO_LARGE), headers
+    if isinstance(exc, InvalidMethod):
+        return status, error_body("method_not_allowed", "a WebSocket handshake is a GET"), \
+            [*headers, ("Allow", "GET")]
+    if isinstance(exc, InvalidHeader) and exc.name == "Sec-WebSocket-Version":
+        # RFC 6455, 4.2.2: the refusal names the versions the server speaks.
+        return status, error_body("unsupported_websocket_version",
+                                  "this server speaks WebSocket version 13 (RFC 6455) only"), \
+            [*headers, ("Sec-WebSocket-Version", "13")]
+    message = "not a valid WebSocket handshake"
+    if isinstance(exc, InvalidHeader):  # its name is one of websockets' own, never input
+        message += f": {exc.name} header missing or invalid"
+        if status == 426:
+            headers.append(("Upgrade", "websocket"))
+    return status, error_body("invalid_websocket_handshake", message), headers
 
 
 class RawChannel:
@@ -309,7 +345,12 @@ class RawFrameProtocol(asyncio.Protocol):
             if isinstance(event, Request):
                 self._connect(event)
                 return
-        if handshake.handshake_exc is not None:  # not a valid HTTP request
+        exc = handshake.handshake_exc
+        if isinstance(exc, RequestLineTooLong | HeaderLineTooLong | TooManyHeaders):
+            handshake.data_to_send()  # websockets' text/plain answer: ours instead
+            self.refuse(*_handshake_refusal(414 if isinstance(exc, RequestLineTooLong)
+                                           else 431, exc))
+        elif exc is not None:  # not an HTTP request: websockets answers nothing, nor do we
             self.handshake_complete = self.close_sent = True
             self.transport.write(b"".join(handshake.data_to_send()))
             self.transport.close()
@@ -330,14 +371,10 @@ class RawFrameProtocol(asyncio.Protocol):
             self._refuse_plainly(503)
             return
         response = handshake.accept(request)
-        response.headers["X-Request-ID"] = request_id
         if response.status_code != 101:  # not a valid WebSocket upgrade
-            self.handshake_complete = self.close_sent = True
-            handshake.send_response(response)
-            self.transport.write(b"".join(handshake.data_to_send()))
-            self.answered(response.status_code)
-            self.transport.close()
+            self.refuse(*_handshake_refusal(response.status_code, handshake.handshake_exc))
             return
+        response.headers["X-Request-ID"] = request_id
         self.response = response
         # The socket's setup task (admission, snapshot) logs under its request id.
         client = self._client(request.headers)
@@ -374,8 +411,8 @@ class RawFrameProtocol(asyncio.Protocol):
         if self.access is not None:
             response.headers["X-Request-ID"] = self.access[0]
         self.handshake_complete = self.close_sent = True
-        handshake.send_response(response)
-        self.transport.write(b"".join(handshake.data_to_send()))
+        # Written as it is: the handshake may have queued (and closed on) its own answer.
+        self.transport.write(response.serialize())
         self.answered(status)
         self.handshake = self.response = None
         self.pending = b""

@@ -27,10 +27,11 @@ ERROR_CODES: frozenset[str] = frozenset({
     "unknown_shop", "invalid_shop", "invalid_hours", "outside_regions", "region_change",
     "position_locked", "missing_token", "invalid_token", "not_signed_in", "invalid_sign_in",
     "signin_link_used", "signin_link_invalid", "shop_disabled", "unknown_category",
-    "cross_origin", "invalid_query", "presence_unavailable",
+    "cross_origin", "invalid_query", "presence_unavailable", "duplicate_exception_date",
     # connections and the feed socket
     "server_busy", "too_many_connections", "headers_too_large", "invalid_subscription",
     "origin_not_allowed", "feed_unavailable", "too_many_moves", "binary_not_supported",
+    "invalid_websocket_handshake", "unsupported_websocket_version",
 })
 
 _encode = msgspec.json.Encoder().encode

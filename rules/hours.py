@@ -8,10 +8,11 @@ close is not after its open runs past midnight into the next day.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 from schemas.hours import (
     WEEKDAYS,
@@ -23,11 +24,29 @@ from schemas.hours import (
     Weekday,
 )
 
-__all__ = ["HORIZON_DAYS", "changes", "is_open", "next_change", "opening_state", "parse_ranges",
-           "parse_weekly"]
+__all__ = ["HORIZON_DAYS", "changes", "is_open", "is_time_zone", "next_change", "opening_state",
+           "parse_ranges", "parse_weekly"]
 
 # How far ahead (days) to look for the next change; a shop closed for longer has none.
 HORIZON_DAYS = 60
+
+# Keys zoneinfo loads that are no place's time: the server's own zone under Debian's name
+# `localtime` (it would follow the machine, not the shop), and tzdata's `Factory` (offset
+# "-00", local time unknown: a shop in it would read neither open nor closed).
+_NOT_PLACES = frozenset({"localtime", "Factory"})
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    # Read once (a walk of the time zone database, ~0.1 s); it does not change while a
+    # process runs. Lists IANA keys only: no paths, no `posix/` or `right/` copies.
+    return frozenset(available_timezones()) - _NOT_PLACES
+
+
+def is_time_zone(name: str) -> bool:
+    """Whether `name` is an IANA time zone of a place (`Europe/Paris`, `UTC`), as a shop's
+    hours and the deployment's default may name."""
+    return name in _time_zones()
 
 
 def _local_instant(day: date, hhmm: str, tz: ZoneInfo) -> datetime:

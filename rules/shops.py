@@ -13,10 +13,11 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Sequence
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from rules.clock import Clock
 from rules.errors import InvalidInput
+from rules.hours import is_time_zone
 from rules.opening import effective_state
 from schemas.hours import OpeningOverride, ShopHours
 from schemas.posts import ShopSummary
@@ -66,10 +67,17 @@ def summary_of(record: ShopRecord) -> ShopSummary:
 
 
 def validate_hours(hours: ShopHours) -> None:
-    try:
-        ZoneInfo(hours.timezone)
-    except Exception:
-        raise InvalidInput(f"unknown time zone {hours.timezone!r}", code="invalid_hours") from None
+    if not is_time_zone(hours.timezone):
+        raise InvalidInput(f"unknown time zone {hours.timezone!r}: an IANA name such as "
+                           "'Europe/Paris'", code="invalid_hours")
+    seen: set[date] = set()
+    for exception in hours.exceptions:
+        # Two for one date (closed, and open all day) would leave one of them silently
+        # ignored: which one is the shopkeeper's?
+        if exception.date in seen:
+            raise InvalidInput(f"two exceptions for {exception.date.isoformat()}: give each "
+                               "date once", code="duplicate_exception_date")
+        seen.add(exception.date)
     for ranges in [*hours.weekly.values(), *(e.ranges for e in hours.exceptions)]:
         for rng in ranges:
             if rng.open == rng.close:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from rules.errors import ConfigError
+from rules.hours import is_time_zone
 from rules.moderation import Policy
 from rules.proxies import TrustedProxies
 from rules.regions import REGION_NAME, Region, parse_regions
@@ -476,10 +477,6 @@ def validate(settings: Settings) -> None:
     if settings.feed_maxlen < 100:
         raise ConfigError(f"feed_maxlen (STREETFEED_FEED_MAXLEN): expected at least 100, "
                           f"got {settings.feed_maxlen}")
-    try:
-        from zoneinfo import ZoneInfo
-
-        ZoneInfo(settings.timezone)
-    except Exception:
+    if not is_time_zone(settings.timezone):
         raise ConfigError(f"timezone (STREETFEED_TIMEZONE): unknown time zone "
-                          f"{settings.timezone!r}") from None
+                          f"{settings.timezone!r}")

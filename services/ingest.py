@@ -60,7 +60,9 @@ def apply_patch(original: PostIn, patch: PostPatch) -> PostIn:
         post: PostIn = msgspec.convert(merged, PostIn)
         return post
     except msgspec.ValidationError as exc:
-        raise InvalidInput(f"this change does not fit a {merged['kind']}: {exc}",
+        kind = merged["kind"]
+        article = "an" if kind[0] in "aeiou" else "a"  # an opening_change, a flash_offer
+        raise InvalidInput(f"this change does not fit {article} {kind}: {exc}",
                            code="invalid_post") from None
 
 

@@ -50,18 +50,36 @@ async def make_link(redis: Redis, shop_id: str, base_url: str, clock: Clock) -> 
 
 async def redeem(redis: Redis, code: str) -> ShopRecord:
     """The shop a link's code opens a session for, once; 401 `signin_link_used` or
-    `signin_link_invalid` (unknown, expired, its shop disabled or its token rotated)."""
-    claimed = await signin_links.claim(redis, hash_code(code))
-    if claimed == "used":
-        raise Unauthorized("this sign-in link was already used; ask for a new one",
-                           code="signin_link_used")
-    if claimed == "unknown":
-        raise Unauthorized("unknown or expired sign-in link; ask for a new one",
-                           code="signin_link_invalid")
-    record = await get_shop(redis, claimed.shop_id)
+    `signin_link_invalid` (unknown, expired, its shop disabled or its token rotated).
+
+    The link is marked used only once its shop accepts it: a link tried while its shop
+    is disabled works once the shop is enabled again. The mark is still the one gate
+    (`signin_links.claim`), so parallel redemptions open exactly one session."""
+    code_hash = hash_code(code)
+    link = await signin_links.read(redis, code_hash)
+    if link == "used":
+        raise _used()
+    if link == "unknown":
+        raise _unknown()
+    record = await get_shop(redis, link.shop_id)
     if record is None or record.disabled:
         raise Unauthorized("this sign-in link's shop is disabled", code="signin_link_invalid")
-    if not hmac.compare_digest(record.token_hash, claimed.token_hash):
+    if not hmac.compare_digest(record.token_hash, link.token_hash):
         raise Unauthorized("the shop's token was rotated since this sign-in link was made; "
                            "ask for a new one", code="signin_link_invalid")
+    claimed = await signin_links.claim(redis, code_hash)
+    if claimed == "used":  # another request won the race since the read
+        raise _used()
+    if claimed == "unknown":  # expired since the read
+        raise _unknown()
     return record
+
+
+def _used() -> Unauthorized:
+    return Unauthorized("this sign-in link was already used; ask for a new one",
+                        code="signin_link_used")
+
+
+def _unknown() -> Unauthorized:
+    return Unauthorized("unknown or expired sign-in link; ask for a new one",
+                        code="signin_link_invalid")

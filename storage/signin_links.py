@@ -1,9 +1,12 @@
 """One-time console sign-in links in Redis, by the SHA-256 of their code.
 
 A link is a hash (`shop_id`, the shop's `token_hash` when it was made) expiring with the
-link. Redeeming claims it in one script: the first claim marks it `used` and gets the
-shop, any later one (a parallel request, a reload) sees `used`, and once the key expires
-nobody can tell it from a code that never was. One key per script, hence cluster-safe.
+link. Redeeming first reads it (`read`), so that the caller can check its shop, then
+claims it in one script (`claim`): the first claim marks it `used`, any later one (a
+parallel request, a reload) sees `used`, and once the key expires nobody can tell it
+from a code that never was. A link whose shop refuses it (disabled for now) is read but
+never claimed: it works again once its shop does. The shop's record is another key, of
+another Cluster slot, hence the two steps; one key per script, hence cluster-safe.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from typing import Literal
 from redis.asyncio import Redis
 
 from storage import keys
+from storage.redis_conn import async_reply
 
-__all__ = ["LinkClaim", "claim", "store"]
+__all__ = ["Link", "claim", "read", "store"]
 
 # One script, so a link never exists without its expiry (as sessions, web/auth.py).
 _STORE = """
@@ -30,13 +34,13 @@ _CLAIM = """
 -- KEYS: link
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HSETNX', KEYS[1], 'used', '1') == 0 then return 1 end
-return redis.call('HMGET', KEYS[1], 'shop_id', 'token_hash')
+return 2
 """
 
 
 @dataclass(frozen=True, slots=True)
-class LinkClaim:
-    """What the one successful claim of a link learns: whose it is, made with which token."""
+class Link:
+    """An unused link: whose it is, made with which token."""
 
     shop_id: str
     token_hash: str
@@ -48,12 +52,20 @@ async def store(redis: Redis, code_hash: str, shop_id: str, token_hash: str,
                                         args=[shop_id, token_hash, ttl_s])
 
 
-async def claim(redis: Redis, code_hash: str) -> LinkClaim | Literal["used", "unknown"]:
-    """Claim a link for this request only; "unknown" also when it expired."""
+async def read(redis: Redis, code_hash: str) -> Link | Literal["used", "unknown"]:
+    """A link as it is now, claimed by nobody; "unknown" also when it expired."""
+    shop_id, token_hash, used = await async_reply(redis.hmget(
+        keys.signin_link(code_hash), ["shop_id", "token_hash", "used"]))
+    if shop_id is None or token_hash is None:
+        return "unknown"
+    if used is not None:
+        return "used"
+    return Link(shop_id=shop_id.decode(), token_hash=token_hash.decode())
+
+
+async def claim(redis: Redis, code_hash: str) -> Literal["claimed", "used", "unknown"]:
+    """Mark a link used, for this request only: "claimed" for exactly one caller."""
     reply = await redis.register_script(_CLAIM)(keys=[keys.signin_link(code_hash)])
     if reply == 0:
         return "unknown"
-    if reply == 1:
-        return "used"
-    shop_id, token_hash = reply
-    return LinkClaim(shop_id=shop_id.decode(), token_hash=token_hash.decode())
+    return "used" if reply == 1 else "claimed"

@@ -353,6 +353,12 @@ def _hours_from_args(current: ShopHours, args: argparse.Namespace) -> ShopHours:
     if args.timezone:
         data["timezone"] = args.timezone
     exceptions = {e["date"]: e for e in data.get("exceptions", [])}
+    given = [*args.closed, *(spec.partition(" ")[0] for spec in args.open)]
+    twice = sorted({day for day in given if given.count(day) > 1})
+    if twice:  # one command, two answers for a date: neither may silently win
+        from rules.errors import InvalidInput
+        raise InvalidInput(f"{', '.join(twice)} given more than once (--closed, --open): "
+                           "give each date once", code="duplicate_exception_date")
     for day in args.closed:
         exceptions[day] = {"date": day, "ranges": []}
     for spec in args.open:

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import gzip
+import logging
 from pathlib import Path
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from rules.negotiation import accepts_gzip, etag_matches
@@ -149,3 +151,25 @@ async def test_api_answers_are_not_compressed(redis: Redis, settings: Settings) 
         response, _ = await raw_get(http, "/api/v1/config", **{"accept-encoding": "gzip"})
         assert response.status_code == 200
         assert "content-encoding" not in response.headers
+
+
+async def test_paths_the_os_refuses_are_a_json_404_without_a_traceback(
+        redis: Redis, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """A name over the file system's 255 bytes (ENAMETOOLONG), a whole path over PATH_MAX,
+    a file taken for a directory (ENOTDIR): each was a 500 in text/plain and a traceback in
+    the log per request, for anyone with curl."""
+    long_name = "a" * 256
+    routes = (f"/static/{long_name}", f"/static/{long_name}.js", f"/static/vendor/{long_name}",
+              f"/static/{long_name}/app.js", "/static/" + "a/" * 2100 + "app.js",
+              "/static/" + "é" * 200, "/static/app.js/x", "/static/app.js/",
+              f"/screen/{long_name}")
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        with caplog.at_level(logging.WARNING):
+            for route in routes:
+                response = await http.get(route)
+                assert response.status_code == 404, (route[:40], response.text[:200])
+                if route.startswith("/static/"):
+                    assert response.json()["error"]["code"] == "not_found", route[:40]
+                assert response.headers.get("content-security-policy"), route[:40]
+        assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], \
+            [r.getMessage()[:200] for r in caplog.records]

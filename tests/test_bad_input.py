@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +15,16 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
 from runtime.settings import Settings
-from tests.helpers import add_shop, arrival, feed_client, send_post, wait_for, web_server
+from tests.helpers import (
+    add_shop,
+    arrival,
+    enricher,
+    feed_client,
+    send_post,
+    service_env,
+    wait_for,
+    web_server,
+)
 
 STREET = (44.8370, -0.5735)
 
@@ -175,3 +187,106 @@ async def test_good_post_is_accepted(redis: Redis, settings: Settings) -> None:
                                                 "ends_at": _in(2), "discount_pct": 30})
         assert response.status_code == 202
         assert response.json()["id"].startswith("p_")
+
+
+# Found by a cold try: each was accepted (200) and then read wrong or silently dropped.
+NO_PLACE_ZONES = ["localtime", "Factory", "posixrules", "/etc/localtime",
+                  "/usr/share/zoneinfo/Europe/Paris", "Europe/../Europe/Paris",
+                  "posix/Europe/Paris", "right/Europe/Paris", "zone.tab", "Mars/Olympus", ""]
+
+
+async def test_hours_in_no_place_s_time_zone_are_refused(redis: Redis, settings: Settings) -> None:
+    """`localtime` (the server's own zone) and `Factory` (local time unknown: `open_now`
+    read null) were accepted; so were paths into the time zone database."""
+    shop = await add_shop(redis, settings)
+    url, auth = f"/api/v1/shops/{shop.id}/hours", {"Authorization": f"Bearer {shop.token}"}
+    weekly = {"mon": [{"open": "09:00", "close": "19:00"}]}
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        for zone in NO_PLACE_ZONES:
+            refused = await http.put(url, headers=auth, json={"timezone": zone,
+                                                              "weekly": weekly})
+            assert refused.status_code == 422, (zone, refused.text)
+            assert refused.json()["error"]["code"] == "invalid_hours", zone
+        assert (await http.get(url)).json()["weekly"] == {}  # nothing stored
+        for zone in ("UTC", "America/New_York", "Europe/Kyiv", "Europe/Kiev"):
+            accepted = await http.put(url, headers=auth, json={"timezone": zone,
+                                                               "weekly": weekly})
+            assert accepted.status_code == 200, (zone, accepted.text)
+            assert accepted.json()["open_now"] is not None, zone
+
+
+async def test_two_exceptions_for_one_date_are_refused(redis: Redis, settings: Settings) -> None:
+    """Closed on 24 December and open all day on 24 December was accepted, one of the two
+    silently ignored; the command line merged the same way (`--closed D --open 'D ...'`)."""
+    shop = await add_shop(redis, settings)
+    url, auth = f"/api/v1/shops/{shop.id}/hours", {"Authorization": f"Bearer {shop.token}"}
+    day = "2026-12-24"
+    both = {"timezone": "Europe/Paris", "exceptions": [
+        {"date": day, "ranges": []}, {"date": "2026-12-25", "ranges": []},
+        {"date": day, "ranges": [{"open": "00:00", "close": "24:00"}]}]}
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        refused = await http.put(url, headers=auth, json=both)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "duplicate_exception_date" and day in error["message"]
+        assert (await http.get(url)).json()["exceptions"] == []  # nothing stored
+        both["exceptions"] = both["exceptions"][:2]
+        assert (await http.put(url, headers=auth, json=both)).status_code == 200
+
+    def hours_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "streetfeed.cli", "shops", "hours",
+                               shop.id, *args], env=service_env(settings.redis_url or ""),
+                              capture_output=True, text=True, timeout=60)
+    twice = await asyncio.to_thread(hours_cli, "--closed", day, "--open", f"{day} 09:00-12:00")
+    assert twice.returncode == 1 and "given more than once" in twice.stderr, twice.stderr
+    # An exception stored already is replaced by the one given, as before.
+    once = await asyncio.to_thread(hours_cli, "--open", f"{day} 09:00-12:00")
+    assert once.returncode == 0, once.stderr
+    assert [e["date"] for e in json.loads(once.stdout)["hours"]["exceptions"]] == [
+        day, "2026-12-25"]
+
+
+async def test_a_shop_edit_naming_a_key_twice_is_refused(redis: Redis, settings: Settings) -> None:
+    """`PATCH /api/v1/shops/{id}` kept the last of two `name`s (sign-in refused them);
+    opening hours kept the last of two `mon`s."""
+    shop = await add_shop(redis, settings, "Boulangerie")
+    auth = {"Authorization": f"Bearer {shop.token}", "Content-Type": "application/json"}
+    edits = {f"/api/v1/shops/{shop.id}": (
+                 "patch", b'{"name": "Fournil", "name": "Casse-croute"}',
+                 b'{"address": "1 rue A", "category": "bakery", "address": "2 rue B"}'),
+             f"/api/v1/shops/{shop.id}/hours": (
+                 "put", b'{"weekly": {"mon": [], "mon": [{"open": "09:00", "close": "12:00"}]}}',
+                 b'{"timezone": "Europe/Paris", "timezone": "UTC"}')}
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        before = await _snapshot_keys(redis)
+        for url, (method, *bodies) in edits.items():
+            for body in bodies:
+                refused = await http.request(method.upper(), url, content=body, headers=auth)
+                assert refused.status_code == 400, (body, refused.text)
+                assert refused.json()["error"]["code"] == "duplicate_key", body
+        assert await _snapshot_keys(redis) == before
+        named = await http.patch(f"/api/v1/shops/{shop.id}", content=b'{"name": "Fournil"}',
+                                 headers=auth)
+        assert named.status_code == 200 and named.json()["name"] == "Fournil"
+
+
+async def test_an_edit_that_does_not_fit_its_post_says_so_in_english(
+        redis: Redis, settings: Settings) -> None:
+    """"does not fit a opening_change": the article follows the kind."""
+    shop = await add_shop(redis, settings, "Cave", *STREET)
+    auth = {"Authorization": f"Bearer {shop.token}"}
+    async with web_server(settings) as web, enricher(web.state.redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http, \
+            feed_client(web.ws, *STREET) as client:
+        opening = await send_post(http, shop, {"kind": "opening_change", "title": "Ouvert",
+                                               "status": "open_now"})
+        arrived = await send_post(http, shop, arrival())
+        for answer in (opening, arrived):
+            await client.wait_post(answer.json()["id"])
+        for answer, said in ((opening, "does not fit an opening_change: "),
+                             (arrived, "does not fit a new_arrival: ")):
+            refused = await http.patch(f"/api/v1/shops/{shop.id}/posts/{answer.json()['id']}",
+                                       headers=auth, json={"ends_at": _in(1)})
+            assert refused.status_code == 422, refused.text
+            error = refused.json()["error"]
+            assert error["code"] == "invalid_post" and said in error["message"], error

@@ -143,3 +143,54 @@ async def test_sockets_gone_during_their_setup_end_quietly(
                        "every socket to be gone")
     failures = [r for r in caplog.records if "setting up a feed socket failed" in r.message]
     assert not failures, failures[0].exc_text
+
+
+def _request(path: str, *, method: str = "GET", protocol: str = "HTTP/1.1",
+             drop: tuple[str, ...] = (), **headers: str) -> bytes:
+    """An upgrade request with the usual headers but those in `drop`, `headers` replacing
+    or adding."""
+    fields = {"Host": "127.0.0.1", "Upgrade": "websocket", "Connection": "Upgrade",
+              "Sec-WebSocket-Key": KEY, "Sec-WebSocket-Version": "13"}
+    fields.update({name.replace("_", "-"): value for name, value in headers.items()})
+    lines = "".join(f"{name}: {value}\r\n" for name, value in fields.items()
+                    if name not in drop)
+    return f"{method} {path} {protocol}\r\n{lines}\r\n".encode()
+
+
+# (request, its status, its code): handshakes websockets refuses, each answered
+# text/plain "Failed to open a WebSocket connection: ..." before.
+def _bad_handshakes(path: str) -> list[tuple[bytes, int, str]]:
+    query = f"?lat={STREET[0]}&lon={STREET[1]}&radius_m=300"
+    return [
+        (_request(f"{path}?shop={'a' * 9000}"), 414, "headers_too_large"),
+        (_request(path + query, X_Long="b" * 9000), 431, "headers_too_large"),
+        (_request(path + query, drop=("Sec-WebSocket-Key",)), 400,
+         "invalid_websocket_handshake"),
+        (_request(path + query, Sec_WebSocket_Key="short"), 400, "invalid_websocket_handshake"),
+        (_request(path + query, Sec_WebSocket_Version="8"), 400,
+         "unsupported_websocket_version"),
+        (_request(path + query, drop=("Sec-WebSocket-Version",)), 400,
+         "unsupported_websocket_version"),
+        (_request(path + query, method="POST"), 405, "method_not_allowed"),
+    ]
+
+
+@pytest.mark.parametrize("path", ["/ws/feed", "/ws/shop"])
+async def test_a_refused_handshake_is_answered_in_the_json_error_format(
+        redis: object, settings: Settings, path: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    async with _server(settings) as port:
+        for request, status_code, code in _bad_handshakes(path):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request)
+            status, headers, body = await _answer(reader)
+            what = (request[:60], status, body[:120])
+            assert status.startswith(f"HTTP/1.1 {status_code} ".encode()), what
+            assert headers["content-type"] == "application/json", what
+            error = json.loads(body)["error"]
+            assert error["code"] == code and error["message"], what
+            if code == "unsupported_websocket_version":  # RFC 6455, 4.2.2
+                assert headers["sec-websocket-version"] == "13", what
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # and closed
+            writer.close()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]

@@ -53,6 +53,7 @@ def test_every_variable_is_read_through_settings() -> None:
     ("STREETFEED_MAX_CONNECTIONS", "0", "expected at least 1, got 0"),
     ("STREETFEED_SHOP_POSTS_PER_MINUTE", "-5", "expected at least 1, got -5"),
     ("STREETFEED_TIMEZONE", "Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
+    ("STREETFEED_TIMEZONE", "localtime", "unknown time zone 'localtime'"),
 ])
 def test_a_bad_value_names_its_variable(name: str, value: str, said: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(name) + r"\)?: " + re.escape(said)):

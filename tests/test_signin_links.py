@@ -168,6 +168,28 @@ async def test_a_disabled_shop_or_a_rotated_token_refuses_outstanding_links(
         assert len(await redis.keys("sf:session:*")) == 1
 
 
+async def test_a_link_tried_while_its_shop_is_disabled_works_once_it_is_enabled(
+        redis: Redis, settings: Settings) -> None:
+    """The link was marked used before its shop was checked: tried once during a
+    disable, it was `signin_link_used` for good although nobody had signed in with it."""
+    shop = await add_shop(redis, settings, "Torréfacteur", *STREET)
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        tried = code_of((await make_link(http, shop))["url"])
+        untried = code_of((await make_link(http, shop))["url"])
+        await set_disabled(redis, shop.id, True, SystemClock(), settings)
+        for _ in range(2):
+            refused = await redeem(web.http, tried)
+            assert error_of(refused) == (401, "signin_link_invalid")
+            assert "set-cookie" not in refused.headers
+        await set_disabled(redis, shop.id, False, SystemClock(), settings)
+        for code in (tried, untried):
+            signed = await redeem(web.http, code)
+            assert signed.status_code == 200, signed.text
+            assert signed.json()["id"] == shop.id
+            assert error_of(await redeem(web.http, code)) == (401, "signin_link_used")
+        assert len(await redis.keys("sf:session:*")) == 2
+
+
 async def test_a_console_session_makes_links_for_its_own_shop_only(
         redis: Redis, settings: Settings) -> None:
     shop = await add_shop(redis, settings, "Fleuriste", *STREET)

@@ -210,7 +210,9 @@ async def update_shop(request: Request) -> Response:
     # counts against the same allowance as posts and edits.
     await st.limiter.hit("shop_posts", shop.id, st.settings.shop_posts_per_minute)
     body = await read_body(request, st.settings.max_body_bytes)
-    asked = decode_body(body, PositionFields, "invalid_shop")
+    # A key given twice is refused, as at sign-in: which one would count is the parser's
+    # choice, and a check of the first may not be what the last stores.
+    asked = decode_body(body, PositionFields, "invalid_shop", unique_keys=True)
     if asked.lat is not msgspec.UNSET or asked.lon is not msgspec.UNSET:
         raise ApiError("a shop's position is set by the operator (streetfeed shops update "
                        "ID --lat LAT --lon LON), not with the shop's token or session",
@@ -249,7 +251,7 @@ async def put_hours(request: Request) -> Response:
     # cache and may post an opening change (cold try: 3,179 writes in 20 s from one token).
     await st.limiter.hit("shop_posts", shop.id, st.settings.shop_posts_per_minute)
     hours = decode_body(await read_body(request, st.settings.max_hours_body_bytes), ShopHours,
-                        "invalid_hours")
+                        "invalid_hours", unique_keys=True)
     record = await shop_changes.set_hours(st.redis, shop.id, hours, st.clock, st.ingest.policy)
     return JSONResponse(await _profile(st, record))
 

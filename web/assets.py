@@ -92,11 +92,18 @@ class Assets:
         self._kept: dict[Path, Asset] = {}
 
     def _path(self, relative: str) -> Path | None:
-        # Resolved, then required to be inside the root: no "..", no symlink out.
-        if "\x00" in relative or "\\" in relative:
+        # Resolved, then required to be inside the root: no "..", no symlink out. A
+        # trailing slash names a directory (pathlib would drop it and find the file).
+        if "\x00" in relative or "\\" in relative or relative.endswith("/"):
             return None
-        path = (self.root / relative.lstrip("/")).resolve()
-        return path if path.is_relative_to(self.root) and path.is_file() else None
+        try:
+            path = (self.root / relative.lstrip("/")).resolve()
+            return path if path.is_relative_to(self.root) and path.is_file() else None
+        except (OSError, RuntimeError):
+            # A name the file system refuses (too long, a file taken for a directory, a
+            # symlink loop: RuntimeError before Python 3.13) is no file of ours, whoever
+            # asks: a 404, not a 500 and a traceback per request.
+            return None
 
     async def get(self, relative: str) -> Asset | None:
         path = self._path(relative)
@@ -109,7 +116,11 @@ class Assets:
         stamp = (st.st_mtime_ns, st.st_size)
         kept = self._kept.get(path)
         if kept is None or kept.stamp != stamp:
-            kept = self._kept[path] = await asyncio.to_thread(_load, path, stamp)
+            try:
+                kept = await asyncio.to_thread(_load, path, stamp)
+            except OSError:  # gone or made unreadable since the stat: as if never there
+                return None
+            self._kept[path] = kept
         return kept
 
     async def response(self, request: Request, relative: str, *, status_code: int = 200,

@@ -384,6 +384,13 @@ const STRINGS = {
   // Shop console: a post's reach under 5 is "fewer than 5" (issue 14, reach privacy)
   phones_fewer: ["moins de {n} téléphones", "fewer than {n} phones"],
   screens_fewer: ["moins de {n} écrans", "fewer than {n} screens"],
+  // Hardening (issue 14): refusals that used to be plain text or silently accepted
+  err_invalid_websocket_handshake: ["Connexion au fil en direct refusée : requête non valable.",
+    "Live feed connection refused: invalid request."],
+  err_unsupported_websocket_version: ["Navigateur trop ancien pour le fil en direct.",
+    "This browser is too old for the live feed."],
+  err_duplicate_exception_date: ["Deux exceptions pour la même date : n'en gardez qu'une.",
+    "Two exceptions for the same date: keep only one."],
 };
 const LANGS = ["fr", "en"];
 
