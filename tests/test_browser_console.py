@@ -149,7 +149,7 @@ async def test_console_post_reaches_street_and_screen_then_withdraw_and_sign_out
         await console.wait_for_selector(own, timeout=5000)
         await console.wait_for_function(
             f"() => document.querySelector('#reach-{post_id}').textContent"
-            " === 'Vue par moins de 5 téléphones et moins de 5 écrans'", timeout=5000)
+            " === 'Reçue en direct par moins de 5 téléphones et moins de 5 écrans'", timeout=5000)
 
         # A correction of the title reaches the street.
         await console.click(f"{own} .edit")
