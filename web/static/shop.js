@@ -859,7 +859,7 @@ function applyTemplate(name) {
  * The profile as it will be once this post is live: an opening post is the shop's word
  * (rules/opening.py), so "open late until 23:30" previews as open, not as the "closed" the
  * hours say now. Its end is `until`, taken as a change back (the usual case: open late
- * past closing, closed over lunch); once published, the server's profile replaces it.
+ * past closing, closed over lunch); published, its own card shows the server's.
  */
 function previewProfile(post) {
   if (post.kind !== "opening_change") return shop;
