@@ -149,7 +149,7 @@ async def test_console_post_reaches_street_and_screen_then_withdraw_and_sign_out
         await console.wait_for_selector(own, timeout=5000)
         await console.wait_for_function(
             f"() => document.querySelector('#reach-{post_id}').textContent"
-            " === 'Vue par moins de 5 téléphones et moins de 5 écrans'", timeout=5000)
+            " === 'Reçue en direct par moins de 5 téléphones et moins de 5 écrans'", timeout=5000)
 
         # A correction of the title reaches the street.
         await console.click(f"{own} .edit")
@@ -517,6 +517,12 @@ async def test_edit_corrects_every_field_and_clears(redis: Redis, settings: Sett
             await page.wait_for_selector(f"{own} .edit-form", state="detached")
             await wait_for(lambda: _checked(live, post_id, check), 5, f"edit of {post_id}")
 
+        # Prices show as a price is written, two decimals ("3,9" read as 3 € 9).
+        for post_id, shown in ((arrival_id, "3,90"), (offer_id, "12,50")):
+            own = f'#own-posts [data-post-id="{post_id}"]'
+            await page.click(f"{own} .edit")
+            assert await page.input_value(f"#edit-price-{post_id}") == shown
+            await page.click(f"{own} .edit")  # folded again
         # A new arrival: price and tags corrected, then the price removed.
         await page.wait_for_selector(f'#own-posts [data-post-id="{arrival_id}"]')
         await edit(arrival_id, {"price": "4,20", "tags": "corse, bio, hiver"},
@@ -610,6 +616,13 @@ async def test_at_closing_is_the_real_closing_or_disabled(
         assert await page.is_hidden("#closing-note")
         await page.click(closing)
         assert (await page.input_value("#ends-at")).endswith(f"T{closes}")
+        # The quick end chosen shows as pressed, until the time is typed by hand.
+        pressed = "els => els.filter(e => e.ariaPressed === 'true').map(e => e.dataset.ends)"
+        assert await page.eval_on_selector_all("[data-ends]", pressed) == ["closing"]
+        await page.click('[data-ends="60"]')
+        assert await page.eval_on_selector_all("[data-ends]", pressed) == ["60"]
+        await page.fill("#ends-at", f"{now.date().isoformat()}T{closes}")
+        assert await page.eval_on_selector_all("[data-ends]", pressed) == []
 
         # Closed for the rest of today (an exceptional closure, yesterday's too: its range
         # may run past midnight): disabled, and said so.

@@ -2,6 +2,9 @@
 
 - A shop closed by its hours posts "open late": the open/closed line of its cards (feed
   page, in-shop screen, console) says open while the post is live, closed once withdrawn.
+- The console's own cards and its preview follow the pushed profile too, with no reload
+  (they kept the open line they were drawn with), and an "open late" post being typed
+  previews as open.
 - Automatic opening posts are written in the page's language at the shop's local time
   (the server's title is French, the browser's zone Paris, the shop's London).
 """
@@ -20,7 +23,7 @@ from redis.asyncio import Redis
 from runtime.settings import Settings
 from storage import keys
 from tests.helpers import add_shop, arrival, enricher, send_post, web_server
-from tests.test_browser_console import open_feed, open_screen, signed_in_console
+from tests.test_browser_console import console_at, open_feed, open_screen, signed_in_console
 
 pytestmark = pytest.mark.browser
 
@@ -67,6 +70,54 @@ async def test_the_open_line_says_open_while_the_open_late_post_is_live(
         await feed.wait_for_function(_LINE, arg=[card, "Fermé"])
         await screen.wait_for_function(_LINE, arg=["#screen-open", "Fermé"])
         assert feed.errors == [] and screen.errors == [] and console.errors == []
+
+
+async def test_console_cards_and_preview_follow_the_open_line_without_reload(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Cave du coin", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        auth = {"Authorization": f"Bearer {shop.token}"}
+        assert (await http.put(f"/api/v1/shops/{shop.id}/hours", headers=auth,
+                               json=CLOSED)).status_code == 200
+        news_id = (await send_post(http, shop, arrival("Beaujolais nouveau"))).json()["id"]
+        console = await console_at(browser, web.http, shop, 360)
+        await console.evaluate("() => { window.noReload = true; }")
+        news = f'#own-posts [data-post-id="{news_id}"] .open-state'
+        preview = "#preview .open-state"
+        for selector in ("#shop-open", news, preview):
+            await console.wait_for_function(_LINE, arg=[selector, "Fermé"])
+
+        # Typed: the preview shows the shop as the post will make it.
+        paris = ZoneInfo("Europe/Paris")  # the browser's time zone (conftest)
+        until = (datetime.now(paris) + timedelta(hours=2)).replace(second=0, microsecond=0)
+        closes = until.strftime("%H:%M")
+        open_line = f"Ouvert · ferme à {closes}"
+        await console.click("label[for='kind-opening_change']")
+        await console.select_option("#status", "open_late")
+        await console.fill("#until", until.strftime("%Y-%m-%dT%H:%M"))
+        await console.fill("#title", "Ouvert tard ce soir")
+        await console.wait_for_function(_LINE, arg=[preview, open_line])
+
+        # Published: the header, every own card, the preview of the next post say open.
+        await console.click("#publish")
+        await console.wait_for_function("() => window.streetfeedConsole.posts.length === 2")
+        late_id = next(i for i in await console.evaluate("() => window.streetfeedConsole.posts")
+                       if i != news_id)
+        late = f'#own-posts [data-post-id="{late_id}"] .open-state'
+        await console.click("label[for='kind-new_arrival']")
+        for selector in ("#shop-open", news, late, preview):
+            await console.wait_for_function(_LINE, arg=[selector, open_line])
+
+        # Withdrawn from the console: closed again everywhere on the page.
+        own = f'#own-posts [data-post-id="{late_id}"]'
+        await console.click(f"{own} .withdraw")
+        await console.click(f"{own} .withdraw.confirming")
+        await console.wait_for_selector(own, state="detached")
+        for selector in ("#shop-open", news, preview):
+            await console.wait_for_function(_LINE, arg=[selector, "Fermé"])
+        assert await console.evaluate("() => window.noReload") is True
+        assert console.errors == []
 
 
 def _auto_post(post_id: str, shop_id: str, until: datetime) -> bytes:

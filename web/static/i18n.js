@@ -140,7 +140,7 @@ const STRINGS = {
   phones_other: ["{n} téléphones", "{n} phones"],
   screens_one: ["{n} écran", "{n} screen"],
   screens_other: ["{n} écrans", "{n} screens"],
-  reach: ["Vue par {phones} et {screens}", "Reached {phones}, {screens}"],
+  reach: ["Reçue en direct par {phones} et {screens}", "Pushed live to {phones} and {screens}"],
   auto_post: ["Publiée automatiquement d'après vos horaires", "Posted automatically from your hours"],
   edit: ["Modifier", "Edit"],
   edit_label: ["Modifier « {title} »", "Edit “{title}”"],
@@ -391,6 +391,11 @@ const STRINGS = {
     "This browser is too old for the live feed."],
   err_duplicate_exception_date: ["Deux exceptions pour la même date : n'en gardez qu'une.",
     "Two exceptions for the same date: keep only one."],
+  // Shop console: what a post's reach counts (issue 14, console fixes)
+  reach_help: [
+    "Le nombre de téléphones et d'écrans ouverts tout près qui ont reçu l'annonce à l'instant de sa publication. Ceux qui ouvrent la page ensuite ne sont pas comptés. Sous 5, « moins de 5 ».",
+    "How many phones and screens open nearby received the post the moment it went out. People who open the page later are not counted. Under 5: “fewer than 5”.",
+  ],
 };
 const LANGS = ["fr", "en"];
 

@@ -318,6 +318,7 @@ function onFrame(frame) {
       showShop();
       showClosing();
       renderPreview();
+      refreshOwnCards();
       break;
     case "posts":
       if (!Array.isArray(frame.posts)) return;
@@ -413,8 +414,11 @@ function renderOwnPosts(list) {
 /** Show a post made or corrected: a new one first (the newest), or at `index`. */
 function showOwnPost(post, index = null) {
   const listEl = $("own-posts");
+  // The open line comes from the shop's profile, not the post: it is in the signature so
+  // that a pushed profile (an "open late" post live or withdrawn) redraws the card.
   const signature = JSON.stringify([post.updated_at, post.title, post.text, post.expires_at,
-    post.ends_at, post.price, post.discount_pct, post.status, post.until, post.tags, getLang()]);
+    post.ends_at, post.price, post.discount_pct, post.status, post.until, post.tags, getLang(),
+    openingState(shop)?.text ?? null]);
   let entry = ownPosts.get(post.id);
   if (!entry) {
     entry = makeOwnPost(post);
@@ -427,12 +431,19 @@ function showOwnPost(post, index = null) {
     entry.post = post;
     entry.signature = signature;
     const card = buildCard(post, PREVIEW_DIST_M, { shop });
+    const hadFocus = entry.cardBox.contains(document.activeElement);
     entry.cardBox.replaceChildren(card.el);
+    if (hadFocus) card.el.focus();
     entry.card = card;
     entry.editLabel();
   }
   entry.reach.textContent = reachText(post.id);
   $("own-empty").hidden = ownPosts.size > 0;
+}
+
+/** Redraw the own cards whose open line the profile just changed. */
+function refreshOwnCards() {
+  for (const entry of ownPosts.values()) showOwnPost(entry.post);
 }
 
 function dropOwnPost(id) {
@@ -451,6 +462,7 @@ function makeOwnPost(post) {
   const cardBox = el("div", "own-card");
   const reach = el("p", "reach");
   reach.id = `reach-${post.id}`;
+  reach.setAttribute("aria-describedby", "reach-help");
   const actions = el("div", "own-actions");
   const editBtn = el("button", "secondary edit", t("edit"));
   editBtn.type = "button";
@@ -522,9 +534,9 @@ function makeOwnPost(post) {
   return entry;
 }
 
-/** A price as the shopkeeper reads it (a decimal comma in French). */
+/** A price as the shopkeeper reads it: "1,30" (a decimal comma in French), not "1,3". */
 const priceText = (price) => (typeof price === "number"
-  ? String(price).replace(".", getLang() === "fr" ? "," : ".") : "");
+  ? price.toFixed(2).replace(".", getLang() === "fr" ? "," : ".") : "");
 
 const localOf = (iso) => (Number.isNaN(Date.parse(iso)) ? "" : toLocalInput(Date.parse(iso)));
 
@@ -713,9 +725,17 @@ function resetForm(keepKind = false) {
   form.reset();
   if (keepKind) setKind(current);
   $("ends-at").value = toLocalInput(nextMinute(Date.now() + FLASH_DEFAULT_MIN * 60000));
+  pressEnds(null);
   $("status").value = "closed_now";
   showKindFields();
   counters();
+}
+
+/** Mark the quick "ends" button that set the end (null: none did, or it was typed). */
+function pressEnds(which) {
+  for (const button of document.querySelectorAll("[data-ends]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.ends === which));
+  }
 }
 
 function counters() {
@@ -814,7 +834,10 @@ function applyTemplate(name) {
     // No closing time (no hours, or closed for the day): the default end stays, and the
     // note under "at closing" says why.
     const closing = closingTime(now);
-    if (closing !== null) $("ends-at").value = toLocalInput(closing);
+    if (closing !== null) {
+      $("ends-at").value = toLocalInput(closing);
+      pressEnds("closing");
+    }
   } else if (name === "lunch") {
     setKind("opening_change");
     $("title").value = t("tpl_lunch");
@@ -830,6 +853,20 @@ function applyTemplate(name) {
   const title = $("title");
   title.focus();
   title.setSelectionRange(title.value.length, title.value.length);
+}
+
+/**
+ * The profile as it will be once this post is live: an opening post is the shop's word
+ * (rules/opening.py), so "open late until 23:30" previews as open, not as the "closed" the
+ * hours say now. Its end is `until`, taken as a change back (the usual case: open late
+ * past closing, closed over lunch); published, its own card shows the server's.
+ */
+function previewProfile(post) {
+  if (post.kind !== "opening_change") return shop;
+  const open = post.status === "open_now" || post.status === "open_late";
+  const until = Date.parse(post.until);
+  return { ...shop, open_now: open,
+    next_change: Number.isNaN(until) ? null : { at: post.until, open: !open } };
 }
 
 function renderPreview() {
@@ -862,7 +899,7 @@ function renderPreview() {
     const until = fromLocalInput($("until").value);
     if (until !== null) post.until = new Date(until).toISOString();
   }
-  previewCard = buildCard(post, PREVIEW_DIST_M, { shop });
+  previewCard = buildCard(post, PREVIEW_DIST_M, { shop: previewProfile(post) });
   previewCard.el.removeAttribute("tabindex"); // a picture of a card, not one to visit
   previewCard.el.classList.toggle("is-placeholder", !$("title").value.trim());
   $("preview").replaceChildren(previewCard.el);
@@ -905,6 +942,7 @@ async function saveHours(event) {
   shop = result.data ?? shop;
   showShop();
   renderPreview();
+  refreshOwnCards();
   sayKey($("hours-ok"), "hours_saved");
 }
 
@@ -938,6 +976,7 @@ async function saveProfile(event) {
   profileForm.load(shop);
   showShop();
   renderPreview();
+  refreshOwnCards();
   say($("profile-ok"), t("profile_saved"));
 }
 
@@ -1001,6 +1040,7 @@ function setup() {
     counters();
     renderPreview();
   });
+  $("ends-at").addEventListener("input", () => pressEnds(null)); // changed by hand
   $("tpl-arrival").addEventListener("click", () => applyTemplate("arrival"));
   $("tpl-discount").addEventListener("click", () => applyTemplate("discount"));
   $("tpl-lunch").addEventListener("click", () => applyTemplate("lunch"));
@@ -1011,6 +1051,7 @@ function setup() {
         : nextMinute(now + Number(button.dataset.ends) * 60000);
       if (at === null) return; // the button is disabled then
       $("ends-at").value = toLocalInput(at);
+      pressEnds(button.dataset.ends);
       say($("post-ok"), null);
       renderPreview();
     });
