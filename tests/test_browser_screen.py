@@ -8,9 +8,11 @@ and the DOM the size they were.
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -422,3 +424,61 @@ async def test_thirteen_neighbours_read_from_three_metres_without_layout_shift(
         shifts = await page.evaluate("() => window.__shifts")
         assert cls < 0.1, shifts
         assert errors == []
+
+
+# The smallest text in px of every visible element holding text, by whether it is the
+# page counter or the QR code's caption (read up close) or anything else.
+TEXT_SIZES = """
+() => {
+  const sizes = { small: [], other: [] };
+  for (const el of document.querySelectorAll('#screen *')) {
+    const text = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!text || !el.getClientRects().length) continue;
+    const px = parseFloat(getComputedStyle(el).fontSize);
+    (el.closest('.pager, .qr-text') ? sizes.small : sizes.other).push([px, el.className]);
+  }
+  return sizes;
+}
+"""
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+async def test_screen_says_which_neighbours_are_closed_and_until_when_offers_run(
+        redis: Redis, settings: Settings, browser: Any, lang: str) -> None:
+    """Issue 14 (cold try): a closed café 83 m away showed no status, an offer ending in
+    17 h counted down "16:52:36", the own card cut its category, text went to 23.8 px."""
+    shop = await add_shop(redis, settings, "Épicerie fine du marché", *SHOP, category="delicatessen")
+    cafe = await add_shop(redis, settings, "Café des Arts", *NEIGHBOUR, category="cafe")
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        # Closed every Monday and on no other day: closed whatever the day the test runs.
+        assert (await http.put(f"/api/v1/shops/{cafe.id}/hours",
+                               headers={"Authorization": f"Bearer {cafe.token}"},
+                               json={"timezone": "Europe/Paris", "weekly": {"mon": []}},
+                               )).status_code == 200
+        theirs = (await send_post(http, cafe, arrival("Torréfaction du jour"))).json()["id"]
+        ends = (datetime.now(UTC) + timedelta(hours=5)).replace(second=0, microsecond=0)
+        own = (await send_post(http, shop, {
+            "kind": "flash_offer", "title": "Deux pots achetés, un offert",
+            "ends_at": ends.isoformat()})).json()["id"]
+        page = await browser.new_page()
+        await page.set_viewport_size({"width": 1920, "height": 1080})
+        await page.goto(f"{web.http}/screen/{shop.id}?radius_m=500&lang={lang}")
+        closed, until = ("Fermé", "jusqu'à") if lang == "fr" else ("Closed", "until")
+        open_line = card("#neighbours", theirs) + " .open-state"
+        await page.wait_for_selector(open_line, timeout=5000)
+        assert (await page.text_content(open_line) or "").startswith(closed)
+        local = ends.astimezone(ZoneInfo("Europe/Paris")).strftime("%H:%M")
+        countdown = card("#own-posts", own) + " .countdown"
+        assert await page.text_content(countdown) == f"{until} {local}"
+        category = page.locator(card("#own-posts", own) + " .shop-category")
+        assert await page.evaluate(
+            "(el) => { const shop = el.closest('.shop');"
+            " return shop.scrollHeight <= shop.clientHeight + 1"
+            " && shop.scrollWidth <= shop.clientWidth + 1; }",
+            await category.element_handle())
+        # 28 px from 3 m at 1080p; the page counter and QR caption 24 px.
+        sizes = await page.evaluate(TEXT_SIZES)
+        assert min(px for px, _ in sizes["other"]) >= 28, sorted(sizes["other"])[:5]
+        assert all(px >= 24 for px, _ in sizes["small"]), sizes["small"]
+        assert not re.search(r"\b[AP]M\b", await page.inner_text("#screen"))  # 24-hour clock

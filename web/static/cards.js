@@ -3,7 +3,7 @@
 
 import { categoryText } from "./categories.js";
 import { formatDistance, walkMinutes } from "./geo.js";
-import { getLang, hhmm, t } from "./i18n.js";
+import { dateFormat, getLang, hhmm, t } from "./i18n.js";
 
 const KINDS = new Set(["new_arrival", "flash_offer", "opening_change"]);
 const STATUSES = new Set(["open_now", "closed_now", "open_late", "closed_exceptionally"]);
@@ -39,8 +39,6 @@ export function userText(tag, className, text) {
 
 const price = (euros) => fmt("eur", (l) =>
   new Intl.NumberFormat(l, { style: "currency", currency: "EUR" })).format(euros);
-const clockTime = (ms) => fmt("hm", (l) =>
-  new Intl.DateTimeFormat(l, { hour: "2-digit", minute: "2-digit" })).format(ms);
 
 function relative(ms) {
   const rtf = fmt("rel", (l) => new Intl.RelativeTimeFormat(l, { numeric: "auto" }));
@@ -50,6 +48,8 @@ function relative(ms) {
   if (Math.abs(s) < 86400) return rtf.format(Math.round(s / 3600), "hour");
   return rtf.format(Math.round(s / 86400), "day");
 }
+
+const HOUR_MS = 3600000;
 
 function countdown(ms) {
   const total = Math.ceil(ms / 1000);
@@ -64,14 +64,13 @@ const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
 /** "19:00" at `ms` in the IANA zone `timeZone`; null for a zone this browser lacks. */
 function zonedTime(ms, timeZone) {
   try {
-    return fmt(`hm:${timeZone}`, (l) => new Intl.DateTimeFormat(l, {
-      hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone })).format(ms);
+    return hhmm(ms, timeZone);
   } catch {
     return null; // RangeError: unknown time zone
   }
 }
 
-/** Days since the epoch of the calendar day `ms` falls on in `timeZone`. */
+/** Days since the epoch of the calendar day `ms` falls on in `timeZone` (parsed, never shown). */
 function zonedDay(ms, timeZone) {
   const parts = Object.fromEntries(fmt(`ymd:${timeZone}`, () => new Intl.DateTimeFormat("en-US", {
     year: "numeric", month: "numeric", day: "numeric", timeZone })).formatToParts(ms)
@@ -97,8 +96,7 @@ export function autoTitle(post, now = Date.now()) {
   const days = zonedDay(until, zone) - zonedDay(now, zone);
   if (days <= 0) return t("auto_closed_reopens_at", { time });
   if (days === 1) return t("auto_closed_reopens_tomorrow", { time });
-  const day = fmt(`wd:${zone}`, (l) => new Intl.DateTimeFormat(l, { weekday: "long", timeZone: zone }))
-    .format(until);
+  const day = dateFormat({ weekday: "long", timeZone: zone }).format(until);
   return t("auto_closed_reopens_on", { day, time });
 }
 
@@ -111,7 +109,7 @@ function facts(post) {
     const until = Date.parse(post.until);
     // An automatic post names the shop's time zone: its title and this time agree.
     const time = Number.isNaN(until) ? null
-      : (typeof post.timezone === "string" && zonedTime(until, post.timezone)) || clockTime(until);
+      : (typeof post.timezone === "string" && zonedTime(until, post.timezone)) || hhmm(until);
     if (time) row.append(el("span", "until", t("until", { time })));
   }
   if (isNumber(post.discount_pct)) row.append(el("span", "discount", t("discount", { n: post.discount_pct })));
@@ -132,7 +130,7 @@ export function openingState(profile, now = Date.now()) {
   const parts = [t(open ? "shop_open" : "shop_closed")];
   const at = Date.parse(profile.next_change?.at);
   if (!Number.isNaN(at) && at > now && profile.next_change.open === !open) {
-    const time = clockTime(at);
+    const time = hhmm(at);
     if (open && at - now < 86400000) parts.push(t("closes_at", { time }));
     else if (!open && sameDay(at, now)) parts.push(t("opens_at", { time }));
     else if (!open && sameDay(at, now + 86400000)) parts.push(t("opens_tomorrow", { time }));
@@ -238,7 +236,11 @@ export function buildCard(post, dist, opts = {}) {
     }
     if (timer) {
       const left = endsAt - now;
-      timer.textContent = left > 0 ? t("ends_in", { t: countdown(left) }) : t("ended");
+      // A countdown in hours reads like a clock ("16:52:36"): the end time says it better.
+      let text = t("ended");
+      if (left > HOUR_MS) text = t("until", { time: hhmm(endsAt) });
+      else if (left > 0) text = t("ends_in", { t: countdown(left) });
+      if (timer.textContent !== text) timer.textContent = text;
       // The last five minutes are when it is worth crossing the street for.
       timer.classList.toggle("soon", left > 0 && left <= 300000);
     }

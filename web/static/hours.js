@@ -6,7 +6,7 @@
 // #exception-0-note.
 
 import { el } from "./cards.js";
-import { getLang, t } from "./i18n.js";
+import { dateFormat, t } from "./i18n.js";
 
 export const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const MAX_RANGES = 6;
@@ -15,7 +15,7 @@ const MAX_EXCEPTIONS = 366;
 function dayName(day) {
   // 2024-01-01 was a Monday.
   const date = new Date(2024, 0, 1 + WEEKDAYS.indexOf(day));
-  const name = new Intl.DateTimeFormat(getLang(), { weekday: "long" }).format(date);
+  const name = dateFormat({ weekday: "long" }).format(date);
   return name.charAt(0).toUpperCase() + name.slice(1);
 }
 

@@ -64,9 +64,8 @@ const STRINGS = {
     "No post matches these filters.",
   ],
   show_map: ["Carte", "Map"],
-  show_list: ["Liste seule", "List only"],
+  show_list: ["Liste", "List"],
   map_heading: ["Carte des annonces", "Map of the posts"],
-  map_pin: ["{shop} : {n} annonce(s)", "{shop}: {n} post(s)"],
   tiles_failed: [
     "Fond de carte indisponible : les boutiques restent à leur place.",
     "Map background unavailable: shops are still in the right place.",
@@ -396,6 +395,9 @@ const STRINGS = {
     "Le nombre de téléphones et d'écrans ouverts tout près qui ont reçu l'annonce à l'instant de sa publication. Ceux qui ouvrent la page ensuite ne sont pas comptés. Sous 5, « moins de 5 ».",
     "How many phones and screens open nearby received the post the moment it went out. People who open the page later are not counted. Under 5: “fewer than 5”.",
   ],
+  // Passer-by page and in-shop screen, a cold try (issue 14): plurals on map pins
+  map_pin_one: ["{shop} : {n} annonce", "{shop}: {n} post"],
+  map_pin_other: ["{shop} : {n} annonces", "{shop}: {n} posts"],
 };
 const LANGS = ["fr", "en"];
 
@@ -468,9 +470,29 @@ export function setLang(next) {
 
 export const otherLang = () => (lang === "fr" ? "en" : "fr");
 
-/** "14:05": a moment as hours and minutes of the browser's own time zone, 24-hour. */
-export function hhmm(ms) {
-  return new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" })
+// Streetfeed is European: English dates the British way and every time on 24 hours,
+// whatever the browser's own locale ("en" alone would be American: "07:30 AM").
+const LOCALES = { fr: "fr-FR", en: "en-GB" };
+const dateFormats = new Map(); // Intl objects are costly to create; cards tick every second
+
+/**
+ * The one Intl.DateTimeFormat of the pages, for the current language: every date or time
+ * shown goes through it. Throws RangeError for a time zone this browser lacks.
+ */
+export function dateFormat(options) {
+  const key = `${lang}:${JSON.stringify(options)}`;
+  let format = dateFormats.get(key);
+  if (!format) {
+    const clock = options.hour || options.timeStyle ? { hourCycle: "h23" } : {};
+    format = new Intl.DateTimeFormat(LOCALES[lang], { ...clock, ...options });
+    dateFormats.set(key, format);
+  }
+  return format;
+}
+
+/** "14:05": a moment as hours and minutes, 24-hour, in `timeZone` or the browser's own. */
+export function hhmm(ms, timeZone = undefined) {
+  return dateFormat({ hour: "2-digit", minute: "2-digit", ...(timeZone ? { timeZone } : {}) })
     .format(ms);
 }
 

@@ -13,7 +13,7 @@
 
 import { el as node } from "./cards.js";
 import { categoryText } from "./categories.js";
-import { t } from "./i18n.js";
+import { plural, t } from "./i18n.js";
 
 const LEAFLET_JS = "/static/vendor/leaflet/leaflet.js";
 const LEAFLET_CSS = "/static/vendor/leaflet/leaflet.css";
@@ -202,7 +202,7 @@ export class FeedMap {
         iconAnchor: [PIN_PX / 2, PIN_PX / 2],
         popupAnchor: [0, -PIN_PX / 2],
       });
-      const label = t("map_pin", { shop: String(shop.name ?? ""), n: shopPosts.length });
+      const label = plural("map_pin", shopPosts.length, { shop: String(shop.name ?? "") });
       const content = this.#popup(shop, shopPosts, followed, opening);
       const at = [shop.lat, shop.lon];
       if (old) {

@@ -13,7 +13,8 @@
 import { buildCard, openingState } from "./cards.js";
 import { FeedClient } from "./feedclient.js";
 import { haversineM } from "./geo.js";
-import { applyStatic, errorText, getLang, hhmm, setLang, t } from "./i18n.js";
+import { applyStatic, dateFormat, errorText, hhmm, setLang, t } from "./i18n.js";
+import { ProfileCache } from "./profiles.js";
 import { registerServiceWorker } from "./pwa.js";
 
 const MAX_POSTS = 200;
@@ -63,6 +64,9 @@ let unknownShop = false; // the server said no such shop (the page was served wh
 
 const posts = new Map(); // id -> post
 const shown = { own: [], neighbours: [] }; // cards on screen (for their countdowns)
+// Neighbours' profiles, for each card's "open · closes at": a café advertised across the
+// street must say when it is closed.
+const profiles = new ProfileCache(refreshNeighbour);
 
 window.streetfeedScreen = Object.freeze({
   get state() { return state; },
@@ -121,14 +125,20 @@ function onFrame(frame, live) {
         // Show the news now rather than when its turn comes.
         if (isOwn(frame.post)) ownStart = 0;
         else neighbourStart = 0;
-        if (isOwn(frame.post) && frame.post.kind === "opening_change") loadProfile();
+        if (frame.post.kind === "opening_change") {
+          if (isOwn(frame.post)) loadProfile();
+          else profiles.invalidate(frame.post.shop.id);
+        }
       }
       break;
     case "expired":
     case "withdrawn": {
       // The shop's own opening post ending ends what it said: the open line follows.
       const gone = posts.get(frame.id);
-      if (gone && isOwn(gone) && gone.kind === "opening_change") loadProfile();
+      if (gone?.kind === "opening_change") {
+        if (isOwn(gone)) loadProfile();
+        else profiles.invalidate(gone.shop.id);
+      }
       posts.delete(frame.id);
       seenSinceReset.delete(frame.id);
       break;
@@ -220,16 +230,37 @@ function fit(cardEl) {
   }
 }
 
+function screenCard(post, own) {
+  let profile = null;
+  if (!own) {
+    profiles.want(post.shop.id);
+    profile = profiles.get(post.shop.id);
+  }
+  const card = buildCard(post, distanceFromShop(post), { hideDistance: own, shop: profile });
+  card.el.removeAttribute("tabindex"); // nothing to navigate on a wall screen
+  card.el.classList.add(own ? "screen-card-own" : "screen-card");
+  return { ...card, post };
+}
+
+/**
+ * A neighbour's profile arrived or changed: its cards on screen are made again in place
+ * (same cell, so nothing else moves), not the whole page.
+ */
+function refreshNeighbour(id) {
+  shown.neighbours = shown.neighbours.map((old) => {
+    if (old.post.shop.id !== id || !old.el.isConnected) return old;
+    const card = screenCard(old.post, false);
+    old.el.replaceWith(card.el);
+    fit(card.el);
+    return card;
+  });
+}
+
 /** Fill `container` with the page of `list` that starts at `start`. */
 function drawPage(container, pagerEl, list, start, own) {
   const size = pageSize(container);
   if (start >= list.length) start = 0;
-  const cards = list.slice(start, start + size).map((post) => {
-    const card = buildCard(post, distanceFromShop(post), { hideDistance: own });
-    card.el.removeAttribute("tabindex"); // nothing to navigate on a wall screen
-    card.el.classList.add(own ? "screen-card-own" : "screen-card");
-    return card;
-  });
+  const cards = list.slice(start, start + size).map((post) => screenCard(post, own));
   container.replaceChildren(...cards.map((card) => card.el));
   for (const card of cards) fit(card.el);
   const end = start + cards.length;
@@ -251,6 +282,7 @@ function render() {
   neighbourNext = nResult.next;
   shown.own = ownResult.cards;
   shown.neighbours = nResult.cards;
+  profiles.prune(new Set(neighbours.map((p) => p.shop.id)));
   if (!own.length) ownEl.replaceChildren(emptyNote(shop ? "screen_empty_own" : "screen_loading"));
   if (!neighbours.length) {
     neighboursEl.replaceChildren(
@@ -294,12 +326,9 @@ function showStale(now) {
 }
 
 function showClock(now) {
-  const lang = getLang();
-  $("clock").textContent = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" })
-    .format(now);
+  $("clock").textContent = hhmm(now);
   $("clock").dateTime = new Date(now).toISOString();
-  const date = new Intl.DateTimeFormat(lang, { weekday: "long", day: "numeric", month: "long" })
-    .format(now);
+  const date = dateFormat({ weekday: "long", day: "numeric", month: "long" }).format(now);
   $("clock-date").textContent = date.charAt(0).toUpperCase() + date.slice(1);
 }
 

@@ -4,7 +4,7 @@
 // for the same session cookie as token sign-in. A signed-in console makes a fresh link,
 // with its QR code, for the shopkeeper's phone to scan ("Sign in on another device").
 
-import { getLang, hasKey, onLangChange, t } from "./i18n.js";
+import { dateFormat, hasKey, onLangChange, t } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 // What the server makes (secrets.token_urlsafe); anything else was cut or mangled on the way.
@@ -58,7 +58,7 @@ function showMade() {
     $("device-link-expires").textContent = "";
     return;
   }
-  const when = new Intl.DateTimeFormat(getLang(), { dateStyle: "medium", timeStyle: "short" })
+  const when = dateFormat({ dateStyle: "medium", timeStyle: "short" })
     .format(new Date(made.expires_at));
   $("device-link-qr").src = made.qr; // a data: URI: the code is in no request line
   $("device-link-qr").alt = t("device_link_qr_alt");
