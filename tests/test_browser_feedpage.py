@@ -4,6 +4,7 @@ asked for only after a tap, and the page over compressed, validated files."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ from redis.asyncio import Redis
 
 from runtime.settings import Settings
 from streetfeed.demo import DEMO_SHOPS
-from tests.helpers import add_shop, arrival, enricher, send_post, web_server
+from tests.helpers import add_shop, arrival, enricher, flash, send_post, web_server
 
 pytestmark = pytest.mark.browser
 
@@ -321,3 +322,83 @@ async def test_map_pins_of_a_street_never_overlap(
         popup = await page.wait_for_selector(".leaflet-popup-content")
         assert (label or "").split(" :")[0] in await popup.inner_text()
         assert page.errors == []
+
+
+# How many lines each element matching the selector takes: the distinct tops of its text.
+LINES = """(selector) => [...document.querySelectorAll(selector)].map((el) => {
+  const tops = [];
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  const range = document.createRange();
+  while (walker.nextNode()) {
+    if (!walker.currentNode.textContent.trim()) continue;
+    range.selectNodeContents(walker.currentNode);
+    tops.push(...[...range.getClientRects()].map((r) => r.top));
+  }
+  tops.sort((a, b) => a - b);
+  return tops.filter((top, i) => i === 0 || top - tops[i - 1] > 3).length;
+})"""
+# The right edge of the banner's text and the left edge of its button.
+BANNER = """() => {
+  const range = document.createRange();
+  range.selectNodeContents(document.querySelector('#locate-text'));
+  const text = Math.max(...[...range.getClientRects()].map((r) => r.right));
+  const textBox = document.querySelector('#locate-text');
+  return {text, button: document.querySelector('#locate-button').getBoundingClientRect().left,
+          fits: textBox.scrollWidth <= textBox.clientWidth};
+}"""
+EVERY_DAY = {"timezone": "Europe/Paris", "weekly": {
+    day: [{"open": "07:30", "close": "23:30"}]
+    for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+async def test_a_narrow_phone_reads_followed_cards_the_banner_and_the_map(
+        redis: Redis, settings: Settings, browser: Any, lang: str) -> None:
+    """Issue 14 (cold try): at 320 and 360 px a followed shop's card squeezed its distance
+    to a word a line, "démonstration" ran under the "Use my position" button, map pins
+    said "7 post(s)", "List only" took a toolbar row of its own, and English times and
+    dates were American ("opens at 07:30 AM")."""
+    shop = await add_shop(redis, settings, "Épicerie du Marché", *north(190))
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        assert (await http.put(f"/api/v1/shops/{shop.id}/hours",
+                               headers={"Authorization": f"Bearer {shop.token}"},
+                               json=EVERY_DAY)).status_code == 200
+        for body in (arrival("Miel de bruyère"), flash("Olives de Nyons", minutes=300)):
+            assert (await send_post(http, shop, body)).status_code == 202
+        for width in (320, 360):
+            page = await new_page(browser, width, 740)
+            await page.add_init_script(f"localStorage.setItem('streetfeed.lang', '{lang}')")
+            await page.goto(f"{web.http}/")
+            await page.wait_for_function(LIVE)
+            await page.wait_for_selector("#feed .card.kind-flash_offer .open-state")
+            await page.wait_for_selector("#feed .card.kind-new_arrival")
+            if not await page.locator("#feed .card.is-followed").count():
+                await page.click("#feed .card .star")
+            await page.wait_for_function(
+                "() => document.querySelectorAll('#feed .card.is-followed').length === 2")
+            # Whole units in the card's head: the distance on its two lines (metres, then
+            # minutes' walk), the kind and the "followed" mark on one each.
+            assert await page.evaluate(LINES, "#feed .card .where") == [2, 2], (lang, width)
+            for part in (".badge", ".followed-mark", ".distance", ".walk"):
+                lines = await page.evaluate(LINES, f"#feed .card {part}")
+                assert lines == [1, 1], (lang, width, part, lines)
+            # The banner's text stays in its column, clear of the button.
+            banner = await page.evaluate(BANNER)
+            assert banner["fits"] and banner["text"] <= banner["button"], (lang, width, banner)
+            # Times on 24 hours whatever the language ("until 18:40" for a long offer).
+            text = await page.inner_text("#feed")
+            assert not re.search(r"\b[AP]M\b", text), text
+            assert re.search(r"(jusqu'à|until) \d\d:\d\d", text), text
+            if width == 320:
+                await page.click("#view-toggle")
+                await page.wait_for_selector("#map-panel .map-pin")
+                pin = await page.get_attribute("#map-panel .map-pin", "title") or ""
+                assert re.fullmatch(
+                    r"Épicerie du Marché ?: 2 (annonces|posts)", pin), pin
+                toolbar = [(await box(page, sel))["top"] for sel in (
+                    "#filters-toggle", "#radius", "#view-toggle")]
+                assert max(toolbar) - min(toolbar) < 10, (lang, toolbar)
+                await page.click("#view-toggle")  # the list again for the next width
+            assert page.errors == []
+            await page.close()

@@ -6,6 +6,7 @@ another device, with its QR code."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -62,6 +63,12 @@ async def test_a_printed_link_signs_a_phone_in_once_and_the_console_makes_anothe
         assert LINK.match(other) and code_of(other) != code
         assert other.startswith(f"{web.http}/shop#code=")
         assert "une seule fois" in (await page.text_content("#device-link-expires") or "")
+        # In English too, dated the British way on 24 hours (not "Dec 1, 2026, 6:36 AM").
+        await page.click("#lang")
+        await page.wait_for_selector("#device-link-expires:has-text('Works once')")
+        expires = await page.text_content("#device-link-expires") or ""
+        assert re.fullmatch(r"Works once, until \d{1,2} \w{3} \d{4}, \d\d:\d\d\.", expires), expires
+        await page.click("#lang")
         assert await page.get_attribute("#device-link-qr", "alt") == (
             "QR code du lien de connexion")
         assert await page.evaluate(PANEL_FITS)
