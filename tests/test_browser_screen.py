@@ -447,7 +447,8 @@ async def test_screen_says_which_neighbours_are_closed_and_until_when_offers_run
         redis: Redis, settings: Settings, browser: Any, lang: str) -> None:
     """Issue 14 (cold try): a closed café 83 m away showed no status, an offer ending in
     17 h counted down "16:52:36", the own card cut its category, text went to 23.8 px."""
-    shop = await add_shop(redis, settings, "Épicerie fine du marché", *SHOP, category="delicatessen")
+    shop = await add_shop(redis, settings, "Épicerie fine du marché", *SHOP,
+                          category="delicatessen")
     cafe = await add_shop(redis, settings, "Café des Arts", *NEIGHBOUR, category="cafe")
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http:
