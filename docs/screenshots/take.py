@@ -77,7 +77,7 @@ async def shoot(base: str, data_dir: Path, at: datetime, out: Path, lang: str) -
                 page = await context.new_page()
                 await page.clock.install(time=at)
                 await page.goto(feed_url)
-                await page.wait_for_function("document.querySelectorAll('.card').length >= 6",
+                await page.wait_for_function("() => document.querySelectorAll('.card').length >= 6",
                                              timeout=30_000)
                 await page.screenshot(path=str(out / f"feed-{name}.png"))
                 map_button = page.locator("#view-toggle")
@@ -100,6 +100,10 @@ async def shoot(base: str, data_dir: Path, at: datetime, out: Path, lang: str) -
                     raise SystemExit(f"console sign-in failed: {signed.status}")
                 await console.goto(f"{base}/shop")
                 await console.wait_for_selector("#console:not([hidden])", timeout=15_000)
+                # Audience and reach come over the console's socket, after the page loads.
+                await console.wait_for_function(
+                    "() => document.getElementById('watching-count').textContent.trim() !== '–'",
+                    timeout=15_000)
                 await console.wait_for_load_state("networkidle")
                 await console.screenshot(path=str(out / f"console-{name}.png"))
                 await context.close()
