@@ -36,7 +36,7 @@ from services.ingest import Ingest
 from services.shops import home_region
 from storage import keys, openings
 from storage.live import LiveIndex, shop_live_posts, stream_id_key
-from storage.redis_conn import async_reply, open_redis, text
+from storage.redis_conn import async_reply, get_many, open_redis, text
 from storage.shops import decode_record, encode_record
 
 __all__ = ["DEMO_SHOPS", "run_simulator"]
@@ -143,6 +143,8 @@ LIVE_POSTS_PER_SHOP = 3
 # A flash offer runs at least this long, and ends by closing time.
 _OFFER_MIN = timedelta(minutes=10)
 _OFFER_MAX = timedelta(minutes=40)
+# The share of turns given to any shop, open or not (the others go to shops open now).
+_ANY_SHOP_SHARE = 0.25
 # A post the demo made that is still not live after this (refused, expired, withdrawn
 # elsewhere) is forgotten.
 _PENDING_GRACE = timedelta(minutes=5)
@@ -289,6 +291,25 @@ class DemoStreet:
         self.lives = {r: LiveIndex(redis, r, settings) for r in settings.region_names}
         self.tz = ZoneInfo(settings.timezone)
 
+    async def next_shop(self) -> str:
+        """Whose turn it is: mostly a shop open now, so that the street at night (one
+        grocery open) comes alive as fast as by day; sometimes any shop, for the opening
+        news of closed ones (back after lunch)."""
+        every = [shop_id for shop_id, *_ in DEMO_SHOPS]
+        if self.rng.random() < _ANY_SHOP_SHARE:
+            return self.rng.choice(every)
+        now = self.clock.now()
+        records = await get_many(self.redis, [keys.shop(shop_id) for shop_id in every])
+        open_now = []
+        for raw in records:
+            if raw is None:
+                continue
+            shop = decode_record(raw)
+            overrides = await openings.of_shop(self.redis, shop.region, shop.id)
+            if effective_state(shop.hours, overrides, now).open_now is not False:
+                open_now.append(shop.id)
+        return self.rng.choice(open_now or every)
+
     async def _posts(self, shop: ShopRecord) -> _ShopPosts:
         live: dict[str, tuple[str, str, str]] = {}
         for post_id, (raw, feed_id) in await shop_live_posts(self.redis, shop.region, shop.id,
@@ -370,7 +391,7 @@ async def run_simulator(settings: Settings, clock: Clock, policy: Policy,
                  len(DEMO_SHOPS), settings.data_dir)
         while not stop.is_set():
             try:
-                await street.turn(rng.choice(DEMO_SHOPS)[0])
+                await street.turn(await street.next_shop())
             except Exception as exc:  # the demo must never take the service down
                 log.warning("demo: %r", exc)
             with contextlib.suppress(TimeoutError):

@@ -82,7 +82,7 @@ def test_up_runs_everything_with_demo_data_and_stops_cleanly(tmp_path: Path) -> 
                                text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         posts: list[dict[str, object]] = []
         while time.monotonic() < deadline:
             try:

@@ -23,7 +23,7 @@ from schemas.shops import ShopRecord
 from services.ingest import Ingest
 from storage import keys
 from storage.live import shop_live_posts
-from streetfeed.demo import DEMO_SHOPS, demo_post, run_simulator
+from streetfeed.demo import DEMO_SHOPS, DemoStreet, demo_post, run_simulator, seed
 from tests.helpers import enricher, wait_for
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -117,8 +117,6 @@ async def test_demo_follows_opening_hours_and_posts_one_offer_per_shop(
 
 async def test_demo_posts_fit_each_shops_hours_and_the_hour(
         redis: Redis, settings: Settings) -> None:
-    from streetfeed.demo import seed
-
     await seed(redis, settings, ManualClock(TUESDAY_MORNING))
     shops = {s[0]: await record(redis, s[0]) for s in DEMO_SHOPS}
     rng = random.Random(1)
@@ -158,3 +156,15 @@ async def test_demo_posts_fit_each_shops_hours_and_the_hour(
     again = [demo_post(shops[BOOKSHOP], datetime(2026, 12, 1, 11, 0, tzinfo=PARIS), rng, PARIS,
                        {"flash_offer", "opening_change"}, titles) for _ in range(100)]
     assert again == [None] * 100
+
+
+async def test_at_night_the_open_shops_take_most_turns(redis: Redis, settings: Settings) -> None:
+    """At 03:00 only the night grocery is open: it must not wait its turn behind twelve
+    closed shops (one post a minute), or a newcomer at night sees a dead street."""
+    night = datetime(2026, 12, 2, 3, 0, tzinfo=PARIS)
+    clock = ManualClock(night)
+    await seed(redis, settings, clock)
+    street = DemoStreet(redis, settings, clock, Policy(), random.Random(7))
+    turns = [await street.next_shop() for _ in range(200)]
+    assert turns.count(NIGHT) >= 130  # about 3 in 4 (1 in 13 before: every shop alike)
+    assert len(set(turns)) > 2  # closed shops still get turns, for their opening news
