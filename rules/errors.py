@@ -32,6 +32,9 @@ ERROR_CODES: frozenset[str] = frozenset({
     "server_busy", "too_many_connections", "headers_too_large", "invalid_subscription",
     "origin_not_allowed", "feed_unavailable", "too_many_moves", "binary_not_supported",
     "invalid_websocket_handshake", "unsupported_websocket_version",
+    # photos (rules.images)
+    "media_too_large", "unsupported_image_type", "image_type_mismatch", "undecodable_image",
+    "too_many_pixels",
 })
 
 _encode = msgspec.json.Encoder().encode

@@ -8,7 +8,9 @@ here. Everything a deployment may tune is in runtime/settings.py.
 from __future__ import annotations
 
 __all__ = ["ADDRESS_MAX", "AUDIENCE_COUNT_MIN", "AUDIENCE_RADII_M", "CATEGORY_MAX",
-           "FLASH_OFFER_MAX_AHEAD_S", "GEO_LAT_MAX", "IDEMPOTENCY_KEY_MAX", "RADIUS_MAX_M",
+           "FLASH_OFFER_MAX_AHEAD_S", "GEO_LAT_MAX", "IDEMPOTENCY_KEY_MAX", "MEDIA_PER_POST_MAX",
+           "MEDIA_PIXELS_MAX", "MEDIA_TYPES", "MEDIA_UPLOAD_MAX_BYTES", "MEDIA_WIDTHS",
+           "MEDIA_WIDTH_MAX", "RADIUS_MAX_M",
            "SHOPS_PAGE_DEFAULT", "SHOPS_PAGE_MAX", "SHOP_NAME_MAX", "SIGNIN_CODE_BYTES",
            "SIGNIN_CODE_MAX", "SIGNIN_LINK_TTL_S", "TAGS_MAX", "TAG_MAX", "TEXT_MAX", "TITLE_MAX"]
 
@@ -46,3 +48,15 @@ PRESENCE_CELL_DEG = 0.0025
 SIGNIN_LINK_TTL_S = 24 * 3600
 SIGNIN_CODE_BYTES = 16
 SIGNIN_CODE_MAX = 128
+# Photos (DESIGN.md section 9). An upload is at most 10 MB (counted in MiB: a client that
+# sends exactly 10,000,000 bytes is within it); more than 40 megapixels is refused from the
+# header, before any pixel is decoded (a 40 MP RGBA frame is already 160 MB of memory).
+# The stored image is re-encoded at these widths, never wider than the upload and never
+# wider than MEDIA_WIDTH_MAX; a post carries at most MEDIA_PER_POST_MAX of them.
+MEDIA_UPLOAD_MAX_BYTES = 10 * 1024 * 1024
+MEDIA_PIXELS_MAX = 40_000_000
+MEDIA_WIDTH_MAX = 1600
+MEDIA_WIDTHS = (400, 800, MEDIA_WIDTH_MAX)
+MEDIA_PER_POST_MAX = 4
+# The declared Content-Types accepted, each checked against the bytes' own signature.
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp")

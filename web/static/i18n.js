@@ -398,6 +398,15 @@ const STRINGS = {
   // Passer-by page and in-shop screen, a cold try (issue 14): plurals on map pins
   map_pin_one: ["{shop} : {n} annonce", "{shop}: {n} post"],
   map_pin_other: ["{shop} : {n} annonces", "{shop}: {n} posts"],
+  // Photos (issue 15): refusals of an uploaded photo (rules/images.py)
+  err_media_too_large: ["Photo trop lourde : 10 Mo au plus.", "Photo too large: 10 MB at most."],
+  err_unsupported_image_type: ["Format de photo non accepté : JPEG, PNG ou WebP.",
+    "Photo format not accepted: JPEG, PNG or WebP."],
+  err_image_type_mismatch: ["Le fichier n'est pas du type d'image annoncé.",
+    "The file is not the type of image it claims to be."],
+  err_undecodable_image: ["Photo illisible ou incomplète.", "The photo is unreadable or incomplete."],
+  err_too_many_pixels: ["Photo trop grande : 40 mégapixels au plus.",
+    "Photo too big: 40 megapixels at most."],
 };
 const LANGS = ["fr", "en"];
 

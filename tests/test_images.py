@@ -1,0 +1,214 @@
+"""Photos, the pure part (rules/images.py, issue 15): what an upload becomes, what is refused.
+
+Every input is made here with Pillow (EXIF with a GPS position, an EXIF orientation) or by
+hand (a PNG header claiming 20,000 x 20,000 pixels); every output is read back with Pillow.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import resource
+import struct
+import time
+import zlib
+
+import pytest
+from PIL import ExifTags, Image, ImageCms
+
+from rules import images
+from rules.errors import ApiError
+from schemas import limits
+
+GPS_LAT = (48.0, 51.0, 24.13)
+
+
+def _jpeg_with_gps(size: tuple[int, int] = (1200, 900), orientation: int | None = None) -> bytes:
+    img = Image.new("RGB", size, (200, 120, 40))
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "StreetfeedPhone"
+    if orientation is not None:
+        exif[ExifTags.Base.Orientation] = orientation
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
+    gps[ExifTags.GPS.GPSLatitude] = GPS_LAT
+    gps[ExifTags.GPS.GPSLongitudeRef] = "E"
+    gps[ExifTags.GPS.GPSLongitude] = (2.0, 21.0, 7.89)
+    buf = io.BytesIO()
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
+           b'02/22-rdf-syntax-ns#"><rdf:Description exif:GPSLatitude="48,51.2413N" xmlns:'
+           b'exif="http://ns.adobe.com/exif/1.0/"/></rdf:RDF></x:xmpmeta>')
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    img.save(buf, "JPEG", exif=exif, xmp=xmp, icc_profile=icc, quality=90)
+    return buf.getvalue()
+
+
+def _png(size: tuple[int, int], mode: str = "RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, (10, 20, 30, 128)[: len(mode)]).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _pixel(img: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
+    value = img.getpixel(xy)
+    assert isinstance(value, tuple)
+    return value
+
+
+def _code(exc: pytest.ExceptionInfo[ApiError]) -> tuple[int, str]:
+    return exc.value.status, exc.value.code
+
+
+def test_gps_exif_xmp_and_icc_do_not_survive() -> None:
+    upload = _jpeg_with_gps()
+    with Image.open(io.BytesIO(upload)) as src:  # the test's input really carries them
+        assert src.getexif().get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitude]
+        assert "xmp" in src.info and "icc_profile" in src.info
+    out = images.process(upload, "image/jpeg")
+    assert [v.width for v in out.variants] == [400, 800, 1200]
+    for v in out.variants:
+        assert images.sniff(v.data) == "image/webp"
+        with Image.open(io.BytesIO(v.data)) as img:
+            assert img.format == "WEBP"
+            assert (img.width, img.height) == (v.width, v.width * 3 // 4)
+            assert not img.getexif()
+            assert not {"exif", "xmp", "icc_profile"} & set(img.info)
+        # No EXIF, XMP or ICCP chunk in the RIFF container, nor the camera's make.
+        for marker in (b"EXIF", b"XMP ", b"ICCP", b"StreetfeedPhone", b"GPS", b"xmpmeta"):
+            assert marker not in v.data
+
+
+def test_exif_orientation_is_applied() -> None:
+    # Orientation 6: the sensor's rows are the picture's columns (phone held upright).
+    img = Image.new("RGB", (600, 300), (0, 0, 255))
+    img.paste((255, 0, 0), (0, 0, 60, 60))  # red in the sensor's top-left corner
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif, quality=95)
+    out = images.process(buf.getvalue(), "image/jpeg")
+    assert (out.width, out.height) == (300, 600)
+    with Image.open(io.BytesIO(out.variants[-1].data)) as shown:
+        assert shown.size == (300, 600)
+        rgb = shown.convert("RGB")
+        # Rotated 90 degrees clockwise for display: the red corner is now top-right.
+        r, _, b = _pixel(rgb, (290, 10))
+        assert r > 200 and b < 60
+        r, _, b = _pixel(rgb, (10, 10))
+        assert b > 200 and r < 60
+
+
+def test_widths_never_upscale_and_stop_at_1600() -> None:
+    assert images.variant_widths(300) == (300,)
+    assert images.variant_widths(400) == (400,)
+    assert images.variant_widths(500) == (400, 500)
+    assert images.variant_widths(1600) == (400, 800, 1600)
+    assert images.variant_widths(6000) == (400, 800, 1600)
+    out = images.process(_png((3000, 2000)), "image/png")
+    assert [(v.width, v.height) for v in out.variants] == [(400, 267), (800, 533), (1600, 1067)]
+    small = images.process(_png((120, 80)), "image/png")
+    assert [(v.width, v.height) for v in small.variants] == [(120, 80)]
+    assert small.size_bytes == len(small.variants[0].data)
+
+
+def test_transparency_is_kept() -> None:
+    out = images.process(_png((50, 50), "RGBA"), "image/png")
+    with Image.open(io.BytesIO(out.variants[-1].data)) as img:
+        assert img.mode == "RGBA"
+        assert _pixel(img, (5, 5))[3] == 128
+
+
+def test_webp_upload_is_reencoded() -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (900, 600), (1, 2, 3)).save(buf, "WEBP", lossless=True)
+    out = images.process(buf.getvalue(), "image/webp")
+    assert [v.width for v in out.variants] == [400, 800, 900]
+    assert out.variants[-1].data != buf.getvalue()
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height RGB pixels, with a few bytes of body."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 4096)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+            + chunk(b"IEND", b""))
+
+
+def test_decompression_bomb_refused_from_its_header() -> None:
+    bomb = _png_header_only(20_000, 20_000)  # 400 MP: 1.2 GB once decoded as RGB
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    with pytest.raises(ApiError) as exc:
+        images.process(bomb, "image/png")
+    assert time.monotonic() - started < 1.0
+    # ru_maxrss is in KiB on Linux: the high-water mark moved by less than 50 MB.
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 50_000
+    assert _code(exc) == (422, "too_many_pixels")
+    # Just over the cap is refused too, and Pillow's own guard is set for other callers.
+    with pytest.raises(ApiError) as exc:
+        images.process(_png_header_only(8000, 5001), "image/png")
+    assert _code(exc) == (422, "too_many_pixels")
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(bomb))
+
+
+def test_other_types_and_mismatches_refused() -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 20)).save(buf, "GIF")
+    gif = buf.getvalue()
+    jpeg = _jpeg_with_gps((40, 30))
+    cases = [
+        (gif, "image/gif", (415, "unsupported_image_type")),
+        (gif, "image/png", (415, "unsupported_image_type")),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/png",
+         (415, "unsupported_image_type")),
+        (jpeg, "image/png", (415, "image_type_mismatch")),
+        (jpeg, "image/webp", (415, "image_type_mismatch")),
+        (jpeg, "application/octet-stream", (415, "unsupported_image_type")),
+        (b"", "image/jpeg", (415, "unsupported_image_type")),
+    ]
+    for data, declared, expected in cases:
+        with pytest.raises(ApiError) as exc:
+            images.process(data, declared)
+        assert _code(exc) == expected, declared
+    # The declared type's parameters and case do not matter.
+    assert images.process(jpeg, "Image/JPEG; charset=binary").width == 40
+
+
+def test_truncated_and_garbage_refused() -> None:
+    jpeg = _jpeg_with_gps((800, 600))
+    png = _png((300, 300))
+    for data, declared in ((jpeg[: len(jpeg) // 2], "image/jpeg"),
+                           (png[: len(png) - 30], "image/png"),
+                           (b"\xff\xd8\xff" + b"\0" * 100, "image/jpeg"),
+                           (b"RIFF\0\0\0\0WEBPVP8 garbage", "image/webp")):
+        with pytest.raises(ApiError) as exc:
+            images.process(data, declared)
+        assert _code(exc) == (422, "undecodable_image"), data[:12]
+
+
+def test_too_large_upload_refused_unread() -> None:
+    with pytest.raises(ApiError) as exc:
+        images.process(b"\xff\xd8\xff" + b"\0" * limits.MEDIA_UPLOAD_MAX_BYTES, "image/jpeg")
+    assert _code(exc) == (413, "media_too_large")
+
+
+def test_refusals_survive_a_process_pool() -> None:
+    # The web layer may run `process` in another process: its errors cross as pickles.
+    with pytest.raises(ApiError) as exc:
+        images.process(b"GIF89a", "image/gif")
+    again = pickle.loads(pickle.dumps(exc.value))
+    assert (again.status, again.code, again.message) == (415, "unsupported_image_type",
+                                                         exc.value.message)
+
+
+def test_media_id_is_per_shop_content_address() -> None:
+    out = images.process(_png((64, 64)), "image/png")
+    same = images.process(_png((64, 64)), "image/png")
+    a = images.media_id("boulangerie", out)
+    assert a == images.media_id("boulangerie", same)
+    assert a != images.media_id("fromagerie", out)
+    assert a.startswith("m_") and len(a) == 34
