@@ -18,7 +18,8 @@ from PIL import Image, ImageCms, ImageFile, ImageOps
 from rules.errors import ApiError, InvalidInput, PayloadTooLarge
 from schemas import limits
 
-__all__ = ["ProcessedImage", "Variant", "media_id", "process", "sniff", "variant_widths"]
+__all__ = ["ProcessedImage", "Variant", "declared_type", "media_id", "process", "sniff",
+           "variant_widths"]
 
 # Pillow's own bomb guard, for any code path that opens an image without `process`'s
 # header check: it warns above this many pixels and raises DecompressionBombError above
@@ -97,16 +98,23 @@ def media_id(shop_id: str, image: ProcessedImage) -> str:
     return "m_" + digest.hexdigest()[:32]
 
 
-def process(data: bytes, declared_type: str) -> ProcessedImage:
+def declared_type(content_type: str) -> str:
+    """The accepted image type a Content-Type header names (parameters and case aside), or
+    415 `unsupported_image_type`: checked before an upload's body is even read."""
+    declared = content_type.split(";", 1)[0].strip().lower()
+    if declared not in limits.MEDIA_TYPES:
+        raise _unsupported(f"Content-Type must be one of {', '.join(limits.MEDIA_TYPES)}")
+    return declared
+
+
+def process(data: bytes, content_type: str) -> ProcessedImage:
     """Check, decode, orient, strip and resize an upload; raise an ApiError the API answers
     as is: 413 `media_too_large`, 415 `unsupported_image_type` / `image_type_mismatch`,
     422 `too_many_pixels` / `undecodable_image`."""
     if len(data) > limits.MEDIA_UPLOAD_MAX_BYTES:
         raise PayloadTooLarge(f"A photo is at most {limits.MEDIA_UPLOAD_MAX_BYTES} bytes",
                               code="media_too_large")
-    declared = declared_type.split(";", 1)[0].strip().lower()
-    if declared not in limits.MEDIA_TYPES:
-        raise _unsupported(f"Content-Type must be one of {', '.join(limits.MEDIA_TYPES)}")
+    declared = declared_type(content_type)
     sniffed = sniff(data)
     if sniffed is None:
         raise _unsupported("The bytes are not a JPEG, PNG or WebP image")

@@ -28,6 +28,7 @@ from feed.presence import audience
 from feed.snapshot import snapshot_area
 from feed.stats import reach_of
 from rules import cursor as cursors
+from rules import images
 from rules.errors import ApiError, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
 from rules.regions import regions_for
 from rules.shops import profile_of
@@ -36,7 +37,15 @@ from runtime.settings import METRICS_LOCAL_ADDRESSES
 from schemas.categories import CATEGORIES, CategoryList
 from schemas.feed import FeedPage, FeedResponse, ShopPosts, ShopPostsPage, ShopStats
 from schemas.hours import ShopHours
-from schemas.limits import AUDIENCE_RADII_M, RADIUS_MAX_M, SHOPS_PAGE_DEFAULT, SHOPS_PAGE_MAX
+from schemas.limits import (
+    AUDIENCE_RADII_M,
+    MEDIA_TYPES,
+    MEDIA_UPLOAD_MAX_BYTES,
+    RADIUS_MAX_M,
+    SHOPS_PAGE_DEFAULT,
+    SHOPS_PAGE_MAX,
+)
+from schemas.media import MediaCreated, MediaRecord
 from schemas.posts import PostAccepted, PostIn, PostPatch, PostWithdrawn
 from schemas.service import ClientConfig, Health, Point, Readiness
 from schemas.shops import (
@@ -66,23 +75,23 @@ __all__ = ["categories", "client_config", "create_post", "create_signin_link", "
            "edit_post", "feed", "get_hours", "healthz", "list_shops", "metrics_page", "put_hours",
            "readyz",
            "rotate_token", "shop_posts", "shop_profile", "shop_qr", "shop_stats", "sign_in",
-           "sign_out", "update_shop", "withdraw_post"]
+           "sign_out", "update_shop", "upload_media", "withdraw_post"]
 
 T = TypeVar("T")
 
 _PROBE_FAILED: tuple[type[Exception], ...] = (TimeoutError, *REDIS_DOWN)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, code: str = "payload_too_large") -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body larger than {limit} bytes")
+        raise PayloadTooLarge(f"body larger than {limit} bytes", code=code)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"body larger than {limit} bytes")
+            raise PayloadTooLarge(f"body larger than {limit} bytes", code=code)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -97,6 +106,28 @@ async def create_post(request: Request) -> Response:
     post_id = await st.ingest.accept(shop, body, request.headers.get("idempotency-key"))
     metrics.POSTS_ACCEPTED.inc()
     return JSONResponse(PostAccepted(id=post_id), status_code=202)
+
+
+@Operation(summary="Upload a photo for the shop's posts", status=201, response=MediaCreated,
+           authenticated=True, parameters=(SHOP_ID,), raw_body=MEDIA_TYPES)
+async def upload_media(request: Request) -> Response:
+    st = state_of(request)
+    shop = await shop_for(request, request.path_params["shop_id"])
+    content_type = request.headers.get("content-type", "")
+    images.declared_type(content_type)  # 415 before reading up to 10 MB
+    body = await read_body(request, MEDIA_UPLOAD_MAX_BYTES, code="media_too_large")
+    # Decoding and encoding take up to a second of CPU: in a thread, as Pillow releases the
+    # GIL in its codecs and resampling, so this loop keeps serving sockets meanwhile. The
+    # semaphore bounds the decoded frames held at once (up to ~160 MB each at 40 MP).
+    async with st.media_slots:
+        image = await asyncio.to_thread(images.process, body, content_type)
+    record = MediaRecord(id=images.media_id(shop.id, image), shop_id=shop.id,
+                         width=image.width, height=image.height,
+                         widths=[v.width for v in image.variants], created_at=st.clock.now(),
+                         bytes=image.size_bytes)
+    await st.media.save(record, {v.width: v.data for v in image.variants})
+    return JSONResponse(MediaCreated(id=record.id, width=record.width, height=record.height),
+                        status_code=201)
 
 
 @Operation(summary="Withdraw a live post", response=PostWithdrawn, authenticated=True,

@@ -40,6 +40,7 @@ from services.directory import ShopDirectory
 from services.ingest import Ingest
 from services.republish import Republisher
 from services.supervision import supervised
+from storage.media import FileMediaStore
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
 from web import api, pages
@@ -54,6 +55,9 @@ from web.state import AppState, state_of
 log = logging.getLogger("streetfeed.web")
 
 RETRY_AFTER_S = "2"
+# Photos decoded at once per web process: each may hold a 40 MP frame (~160 MB) while it is
+# processed, and the machine's cores also serve the sockets. More uploads wait their turn.
+MEDIA_PROCESSING_SLOTS = 2
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -111,7 +115,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                          shops=ShopDirectory(redis, clock,
                                              max_age_s=settings.shops_cache_max_age_s,
                                              regions=settings.region_names),
-                         guard=guard, proxies=trusted, assets=assets)
+                         guard=guard, proxies=trusted, assets=assets,
+                         media=FileMediaStore(settings.data_dir / "media"),
+                         media_slots=asyncio.Semaphore(MEDIA_PROCESSING_SLOTS))
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the
         # liveness every socket is told.
@@ -152,6 +158,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Route("/api/v1/shops/{shop_id}/posts", api.shop_posts, methods=["GET"]),
         Route("/api/v1/shops/{shop_id}/posts/{post_id}", api.edit_post, methods=["PATCH"]),
         Route("/api/v1/shops/{shop_id}/posts/{post_id}", api.withdraw_post, methods=["DELETE"]),
+        Route("/api/v1/shops/{shop_id}/media", api.upload_media, methods=["POST"]),
         Route("/api/v1/feed", api.feed, methods=["GET"]),
         Route("/api/v1/shops", api.list_shops, methods=["GET"]),
         Route("/api/v1/shops/{shop_id}", api.shop_profile, methods=["GET"]),

@@ -48,6 +48,8 @@ class Operation:
     # The JSON request body's Struct (or a tagged union of Structs), or a tuple of Structs
     # it is exactly one of (untagged: msgspec cannot describe their union itself).
     body: Any = None
+    # A raw (non-JSON) request body of one of these media types instead (a photo's bytes).
+    raw_body: tuple[str, ...] = ()
     authenticated: bool = False  # needs the shop's token or its console session
     parameters: tuple[Parameter, ...] = ()
     # A success body other than JSON (the QR's SVG) is a string of this media type.
@@ -92,8 +94,10 @@ _ERROR_STATUSES = {
     "405": "Method not allowed",
     "409": "Conflict (Idempotency-Key reused for another body)",
     "413": "Body too large",
-    "415": "Unsupported Content-Type (sign-in takes application/json only)",
-    "422": "Invalid content (schema, moderation, dates)",
+    "415": "Unsupported Content-Type (sign-in takes application/json only; a photo is "
+           "image/jpeg, image/png or image/webp, as its bytes say)",
+    "422": "Invalid content (schema, moderation, dates; a photo not decodable or over "
+           "40 megapixels)",
     "429": "Rate limited",
     "503": "Storage unreachable; retry later",
 }
@@ -196,6 +200,10 @@ def _operation(method: str, path: str, op: Operation, ref_of: dict[Any, Any]) ->
         schema = ({"oneOf": [ref_of[t] for t in op.body]} if isinstance(op.body, tuple)
                   else ref_of[op.body])
         operation["requestBody"] = {"required": True, "content": {JSON: {"schema": schema}}}
+    elif op.raw_body:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        operation["requestBody"] = {"required": True,
+                                    "content": {t: binary for t in op.raw_body}}
     if op.authenticated:
         operation["security"] = [{"bearer": []}, {"session": []}]
     return operation

@@ -10,6 +10,7 @@ trusted proxies and the feed gateway are read there, before any ASGI) and as
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from runtime.settings import Settings
 from services.directory import ShopDirectory
 from services.ingest import Ingest
 from storage.live import LiveIndex
+from storage.media import MediaStore
 from storage.ratelimit import RateLimiter
 from web.assets import Assets
 
@@ -55,6 +57,8 @@ class AppState:
     guard: ConnectionGuard  # connection caps and time limits
     proxies: TrustedProxies  # whose X-Forwarded-For/-Proto are believed
     assets: Assets  # the pages and web/static, compressed once, with their ETags
+    media: MediaStore  # processed photos (storage.media)
+    media_slots: asyncio.Semaphore  # photos being processed at once (web.api.upload_media)
 
 
 def state_of(source: HTTPConnection | Mapping[str, Any]) -> AppState:

@@ -1,0 +1,150 @@
+"""POST /api/v1/shops/{shop_id}/media over real HTTP (DESIGN.md section 9 "Photos", issue 15).
+
+A real uvicorn, a real Redis-compatible server for the shop and its session, the real file
+store under the test's data dir; every stored file is read back with Pillow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import msgspec
+from PIL import ExifTags, Image
+from redis.asyncio import Redis
+
+from rules import images
+from runtime.settings import Settings
+from schemas import limits
+from schemas.media import MediaRecord
+from storage.media import FileMediaStore
+from tests.helpers import add_shop, web_server
+
+STREET = (44.8370, -0.5735)
+
+
+def _gps_jpeg(size: tuple[int, int] = (2000, 1500)) -> bytes:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
+    gps[ExifTags.GPS.GPSLatitude] = (44.0, 50.0, 13.2)
+    buf = io.BytesIO()
+    Image.new("RGB", size, (90, 140, 60)).save(buf, "JPEG", exif=exif)
+    return buf.getvalue()
+
+
+def _media_dir(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "media"
+
+
+async def test_upload_stores_stripped_oriented_variants(redis: Redis, settings: Settings) -> None:
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    url = f"/api/v1/shops/{shop.id}/media"
+    upload = _gps_jpeg()
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        response = await http.post(url, content=upload, headers={
+            "Authorization": f"Bearer {shop.token}", "Content-Type": "image/jpeg"})
+        assert response.status_code == 201, response.text
+        created = response.json()
+        # Orientation 6 turns the 2000x1500 sensor frame upright.
+        assert created == {"id": created["id"], "width": 1500, "height": 2000}
+        again = await http.post(url, content=upload, headers={
+            "Authorization": f"Bearer {shop.token}", "Content-Type": "image/jpeg"})
+        assert again.json() == created  # content-addressed: the same photo is one media
+
+        # The console's session works as the token does (same origin only).
+        signed = await http.post("/api/v1/session", json={"shop_id": shop.id,
+                                                          "token": shop.token})
+        assert signed.status_code == 200
+        png = io.BytesIO()
+        Image.new("RGB", (300, 200), (1, 2, 3)).save(png, "PNG")
+        by_session = await http.post(url, content=png.getvalue(), headers={
+            "Content-Type": "image/png", "Origin": web.http})
+        assert by_session.status_code == 201, by_session.text
+        assert by_session.json()["width"] == 300
+
+    folder = _media_dir(settings) / created["id"]
+    record = msgspec.json.decode((folder / "record.json").read_bytes(), type=MediaRecord)
+    assert (record.shop_id, record.width, record.height) == (shop.id, created["width"],
+                                                             created["height"])
+    assert record.widths == [400, 800, created["width"]]
+    files = sorted(folder.glob("*.webp"))
+    assert record.bytes == sum(f.stat().st_size for f in files)
+    assert upload not in b"".join(f.read_bytes() for f in files)  # never the upload itself
+    for f in files:
+        with Image.open(f) as img:
+            assert img.format == "WEBP" and img.height > img.width
+            assert not img.getexif() and "exif" not in img.info and "xmp" not in img.info
+
+
+async def test_upload_refusals(redis: Redis, settings: Settings) -> None:
+    shop = await add_shop(redis, settings, "Fleuriste", *STREET)
+    other = await add_shop(redis, settings, "Caviste", *STREET)
+    url = f"/api/v1/shops/{shop.id}/media"
+    auth = {"Authorization": f"Bearer {shop.token}"}
+    gif = io.BytesIO()
+    Image.new("RGB", (10, 10)).save(gif, "GIF")
+    jpeg = _gps_jpeg((64, 48))
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        cases: list[tuple[bytes, dict[str, str], int, str]] = [
+            (jpeg, {}, 401, "missing_token"),
+            (jpeg, {"Authorization": f"Bearer {other.token}"}, 401, "invalid_token"),
+            (gif.getvalue(), {**auth, "Content-Type": "image/gif"}, 415,
+             "unsupported_image_type"),
+            (jpeg, {**auth, "Content-Type": "image/png"}, 415, "image_type_mismatch"),
+            (jpeg, {**auth}, 415, "unsupported_image_type"),
+            (jpeg[: len(jpeg) // 2], {**auth, "Content-Type": "image/jpeg"}, 422,
+             "undecodable_image"),
+            (b"\xff\xd8\xff" + b"\0" * limits.MEDIA_UPLOAD_MAX_BYTES,
+             {**auth, "Content-Type": "image/jpeg"}, 413, "media_too_large"),
+        ]
+        for body, headers, status, code in cases:
+            response = await http.post(url, content=body, headers=headers)
+            assert (response.status_code, response.json()["error"]["code"]) == (status, code), \
+                (headers, response.text)
+    assert not _media_dir(settings).exists() or not any(_media_dir(settings).iterdir())
+
+
+async def test_processing_leaves_the_loop_free(redis: Redis, settings: Settings) -> None:
+    # While a large photo is decoded and encoded, the same process still answers promptly:
+    # no /healthz waits anywhere near as long as the processing itself takes.
+    shop = await add_shop(redis, settings, "Photographe", *STREET)
+    big = io.BytesIO()
+    Image.linear_gradient("L").resize((6000, 4000)).convert("RGB").save(big, "PNG")
+    started = time.monotonic()
+    await asyncio.to_thread(images.process, big.getvalue(), "image/png")
+    processing_s = time.monotonic() - started
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http,
+                                                              timeout=60) as http:
+        upload = asyncio.create_task(http.post(
+            f"/api/v1/shops/{shop.id}/media", content=big.getvalue(),
+            headers={"Authorization": f"Bearer {shop.token}", "Content-Type": "image/png"}))
+        slowest = 0.0
+        while not upload.done():
+            asked = time.monotonic()
+            assert (await http.get("/healthz")).status_code == 200
+            slowest = max(slowest, time.monotonic() - asked)
+        assert (await upload).status_code == 201
+    assert slowest < processing_s / 2, (slowest, processing_s)
+
+
+async def test_file_store_round_trip_and_ids_only(tmp_path: Path) -> None:
+    store = FileMediaStore(tmp_path / "media")
+    record = MediaRecord(id="m_" + "a" * 32, shop_id="primeur", width=500, height=250,
+                         widths=[400, 500], created_at=datetime.now(UTC), bytes=6)
+    assert await store.record(record.id) is None
+    await store.save(record, {400: b"abc", 500: b"def"})
+    assert await store.record(record.id) == record
+    assert await store.variant(record.id, 500) == b"def"
+    assert await store.variant(record.id, 800) is None
+    assert not [p for p in (tmp_path / "media" / record.id).iterdir()
+                if p.name.startswith(".tmp-")]
+    # Nothing but a media id's shape is ever a path component.
+    for bad in ("../media", "m_" + "A" * 32, "m_/etc/passwd", ""):
+        assert await store.record(bad) is None
+        assert await store.variant(bad, 400) is None
