@@ -56,14 +56,16 @@ class RateLimiter:
         # A coroutine still, as when the salt came from Redis: its callers await it.
         return self.address_hash(address, time.time())
 
-    async def hit(self, limit_name: str, subject: str, limit: int) -> None:
-        """Count one use; raise RateLimited (429) past `limit` uses in the current window."""
+    async def hit(self, limit_name: str, subject: str, limit: int,
+                  window_s: int = WINDOW_S) -> None:
+        """Count one use; raise RateLimited (429) past `limit` uses in the current window
+        (a minute unless said: photo uploads are counted by the hour)."""
         now = time.time()
-        window = int(now // WINDOW_S)
+        window = int(now // window_s)
         key = keys.rate(limit_name, subject, window)
-        count = await self._count(keys=[key], args=[2 * WINDOW_S])
+        count = await self._count(keys=[key], args=[2 * window_s])
         if count > limit:
             metrics.RATE_LIMITED.labels(limit_name).inc()
-            retry = max(1, int(WINDOW_S - now % WINDOW_S + 0.999))
+            retry = max(1, int(window_s - now % window_s + 0.999))
             raise RateLimited(f"too many requests ({limit_name}); retry in {retry}s",
                               retry_after=retry)

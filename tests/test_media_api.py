@@ -21,6 +21,7 @@ from rules import images
 from runtime.settings import Settings
 from schemas import limits
 from schemas.media import MediaRecord
+from schemas.shops import ShopCreated
 from storage.media import FileMediaStore
 from tests.helpers import add_shop, web_server
 
@@ -148,3 +149,23 @@ async def test_file_store_round_trip_and_ids_only(tmp_path: Path) -> None:
     for bad in ("../media", "m_" + "A" * 32, "m_/etc/passwd", ""):
         assert await store.record(bad) is None
         assert await store.variant(bad, 400) is None
+
+
+async def test_uploads_per_shop_per_hour_are_limited(redis: Redis, settings: Settings) -> None:
+    shop = await add_shop(redis, settings, "Traiteur", *STREET)
+    other = await add_shop(redis, settings, "Épicerie", *STREET)
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30), (5, 6, 7)).save(png, "PNG")
+
+    async def upload(http: httpx.AsyncClient, who: ShopCreated) -> httpx.Response:
+        return await http.post(f"/api/v1/shops/{who.id}/media", content=png.getvalue(),
+                               headers={"Authorization": f"Bearer {who.token}",
+                                        "Content-Type": "image/png"})
+
+    async with web_server(settings.with_(shop_media_per_hour=2)) as web, \
+            httpx.AsyncClient(base_url=web.http) as http:
+        assert [(await upload(http, shop)).status_code for _ in range(2)] == [201, 201]
+        refused = await upload(http, shop)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (429, "rate_limited")
+        assert 1 <= int(refused.headers["retry-after"]) <= 3600
+        assert (await upload(http, other)).status_code == 201  # per shop

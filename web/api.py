@@ -115,6 +115,7 @@ async def upload_media(request: Request) -> Response:
     shop = await shop_for(request, request.path_params["shop_id"])
     content_type = request.headers.get("content-type", "")
     images.declared_type(content_type)  # 415 before reading up to 10 MB
+    await st.limiter.hit("shop_media", shop.id, st.settings.shop_media_per_hour, 3600)
     body = await read_body(request, MEDIA_UPLOAD_MAX_BYTES, code="media_too_large")
     # Decoding and encoding take up to a second of CPU: in a thread, as Pillow releases the
     # GIL in its codecs and resampling, so this loop keeps serving sockets meanwhile. The
