@@ -10,44 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
 from redis.asyncio import Redis
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from runtime.settings import Settings
 from schemas.shops import ShopCreated
-from tests.helpers import add_shop, arrival, enricher, feed_client, send_post, wait_for, web_server
+from tests.helpers import (
+    FeedClient,
+    add_shop,
+    arrival,
+    enricher,
+    feed_client,
+    send_post,
+    wait_for,
+    web_server,
+)
 
 STREET = (44.8370, -0.5735)
 
 
-@dataclass
-class ConsoleClient:
-    ws: ClientConnection
-    frames: list[dict[str, Any]] = field(default_factory=list)
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
-    close_code: int | None = None
-
-    async def pump(self) -> None:
-        try:
-            async for message in self.ws:
-                self.frames.append(json.loads(message))
-        except ConnectionClosed:
-            pass
-        finally:
-            self.close_code = self.ws.close_code
-            self.closed.set()
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [f for f in self.frames if f["type"] == kind]
+class ConsoleClient(FeedClient):
+    """A real /ws/shop client: records every frame, as FeedClient does for /ws/feed."""
 
     async def wait(self, kind: str, count: int = 1, timeout: float = 5.0) -> dict[str, Any]:
         await wait_for(lambda: len(self.of_type(kind)) >= count, timeout,
@@ -73,12 +63,11 @@ async def console_socket(base: str, *, cookie: str | None = None, origin: str | 
         url += f"?shop={token.id}"
     async with connect(url, additional_headers=headers, origin=origin) as ws:  # type: ignore[arg-type]
         client = ConsoleClient(ws)
-        task = asyncio.create_task(client.pump())
+        client.task = asyncio.create_task(client._pump())
         try:
             yield client
         finally:
-            await ws.close()
-            await task
+            await client.close()
 
 
 async def signed_in(http: httpx.AsyncClient, shop: ShopCreated) -> str:
