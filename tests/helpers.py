@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from rules.clock import Clock, SystemClock
 from rules.moderation import Policy
 from runtime.settings import Settings
+from schemas.feed import FeedEntry
 from schemas.presence import PresenceReport
 from schemas.shops import NewShop, ShopCreated
 from services.shops import create_shop, home_region
@@ -147,6 +148,15 @@ async def send_post(http: httpx.AsyncClient, shop: ShopCreated, body: Any,
         headers["Idempotency-Key"] = idempotency_key
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return await http.post(f"/api/v1/shops/{shop.id}/posts", content=content, headers=headers)
+
+
+def feed_entry(post: dict[str, Any]) -> bytes:
+    """A `feed` stream entry (field `d`) carrying `post` as is, at its shop's place: a post
+    planted past the API's rules."""
+    shop = post["shop"]
+    return msgspec.json.encode(FeedEntry(type="post", id=post["id"], kind=post["kind"],
+                                         lat=shop["lat"], lon=shop["lon"],
+                                         post=msgspec.Raw(msgspec.json.encode(post))))
 
 
 @dataclass

@@ -16,13 +16,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-import msgspec
 import pytest
 from redis.asyncio import Redis
 
 from runtime.settings import Settings
 from storage import keys
-from tests.helpers import add_shop, arrival, enricher, send_post, web_server
+from tests.helpers import add_shop, arrival, enricher, feed_entry, send_post, web_server
 from tests.test_browser_console import console_at, open_feed, open_screen, signed_in_console
 
 pytestmark = pytest.mark.browser
@@ -127,9 +126,7 @@ def _auto_post(post_id: str, shop_id: str, until: datetime) -> bytes:
             "posted_at": datetime.now(UTC).isoformat(), "expires_at": until.isoformat(),
             "shop": {"id": shop_id, "name": "Chez Londres", "category": "épicerie",
                      "lat": STREET[0], "lon": STREET[1]}}
-    return msgspec.json.encode({"type": "post", "id": post_id, "kind": "opening_change",
-                                "lat": STREET[0], "lon": STREET[1],
-                                "post": msgspec.Raw(msgspec.json.encode(post))})
+    return feed_entry(post)
 
 
 async def test_automatic_opening_posts_in_the_readers_language_and_the_shops_time(

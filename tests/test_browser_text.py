@@ -14,14 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import msgspec
 import pytest
 from redis.asyncio import Redis
 
 from runtime.settings import Settings
 from schemas.limits import TITLE_MAX
 from storage import keys
-from tests.helpers import add_shop, enricher, web_server
+from tests.helpers import add_shop, enricher, feed_entry, web_server
 from tests.test_browser_console import has_title, open_feed, open_screen, signed_in_console
 
 pytestmark = pytest.mark.browser
@@ -49,9 +48,7 @@ def _planted(post_id: str, shop_id: str) -> bytes:
             "posted_at": "2026-11-26T10:00:00Z", "expires_at": "2099-01-01T00:00:00Z",
             "shop": {"id": shop_id, "name": f"Boulangerie{RLO}", "category": "boulangerie",
                      "lat": STREET[0], "lon": STREET[1], "address": f"12 rue Neuve{RLO}"}}
-    return msgspec.json.encode({"type": "post", "id": post_id, "kind": "new_arrival",
-                                "lat": STREET[0], "lon": STREET[1],
-                                "post": msgspec.Raw(msgspec.json.encode(post))})
+    return feed_entry(post)
 
 
 async def test_a_bidi_override_in_shop_text_cannot_reorder_the_card(
