@@ -73,6 +73,20 @@ async def signed_in_console(browser: Any, base: str, shop: ShopCreated) -> Any:
     return page
 
 
+async def five_passers_by_come_and_go(page: Any, ws_base: str) -> None:
+    """Five feed sockets open near STREET: the page's audience reads 5 (a count at last);
+    they close: "moins de 5" again."""
+    async with contextlib.AsyncExitStack() as street:
+        for _ in range(5):
+            await street.enter_async_context(feed_client(ws_base, *STREET))
+        await page.wait_for_function(
+            "() => document.querySelector('#watching-count').textContent === '5'",
+            timeout=5000)
+    await page.wait_for_function(
+        "() => document.querySelector('#watching-count').textContent === 'moins de 5'",
+        timeout=8000)
+
+
 def has_title(title: str) -> str:
     """A JS predicate: the passer-by page holds a post with this title."""
     return ("() => [...window.streetfeed.posts.values()].some(p => p.title === "
@@ -102,15 +116,7 @@ async def test_console_post_reaches_street_and_screen_then_withdraw_and_sign_out
         options = await console.eval_on_selector_all("#watching-radius option",
                                                      "os => os.map(o => Number(o.value))")
         assert options == [250, 500, 1000, 2000]  # no radius under 250 m
-        async with contextlib.AsyncExitStack() as passers_by:
-            for _ in range(5):
-                await passers_by.enter_async_context(feed_client(web.ws, *STREET))
-            await console.wait_for_function(
-                "() => document.querySelector('#watching-count').textContent === '5'",
-                timeout=5000)
-        await console.wait_for_function(
-            "() => document.querySelector('#watching-count').textContent === 'moins de 5'",
-            timeout=8000)
+        await five_passers_by_come_and_go(console, web.ws)
         near = await open_feed(browser, web.http, *STREET)
         far = await open_feed(browser, web.http, *FAR)
         screen = await open_screen(browser, web.http, shop.id)
@@ -471,15 +477,7 @@ async def test_idle_console_makes_no_request_yet_shows_changes_live(
         assert await page.is_visible("#own-empty")
 
         # Passers-by arriving within range change the audience (5: a count, at last).
-        async with contextlib.AsyncExitStack() as street:
-            for _ in range(5):
-                await street.enter_async_context(feed_client(web.ws, *STREET))
-            await page.wait_for_function(
-                "() => document.querySelector('#watching-count').textContent === '5'",
-                timeout=5000)
-        await page.wait_for_function(
-            "() => document.querySelector('#watching-count').textContent === 'moins de 5'",
-            timeout=8000)
+        await five_passers_by_come_and_go(page, web.ws)
         # Everything came over the socket: still not one HTTP request.
         assert requests == []
         assert page.errors == []
