@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,8 +22,17 @@ import pytest
 from redis.asyncio import Redis
 
 from runtime.settings import Settings
+from schemas.shops import ShopCreated
 from storage import keys
-from tests.helpers import add_shop, arrival, enricher, feed_entry, send_post, web_server
+from tests.helpers import (
+    RunningServer,
+    add_shop,
+    arrival,
+    enricher,
+    feed_entry,
+    send_post,
+    web_server,
+)
 from tests.test_browser_console import console_at, open_feed, open_screen, signed_in_console
 
 pytestmark = pytest.mark.browser
@@ -36,8 +47,11 @@ _LINE = """([selector, want]) => {
 }"""
 
 
-async def test_the_open_line_says_open_while_the_open_late_post_is_live(
-        redis: Redis, settings: Settings, browser: Any) -> None:
+@contextlib.asynccontextmanager
+async def closed_shop_with_news(redis: Redis, settings: Settings) -> AsyncIterator[
+        tuple[ShopCreated, RunningServer, httpx.AsyncClient, str]]:
+    """A street served (web, enricher), a shop whose hours say closed, and the id of its
+    one post (news, no opening)."""
     shop = await add_shop(redis, settings, "Cave du coin", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http:
@@ -45,10 +59,18 @@ async def test_the_open_line_says_open_while_the_open_late_post_is_live(
         assert (await http.put(f"/api/v1/shops/{shop.id}/hours", headers=auth,
                                json=CLOSED)).status_code == 200
         news = await send_post(http, shop, arrival("Beaujolais nouveau"))
+        assert news.status_code == 202
+        yield shop, web, http, news.json()["id"]
+
+
+async def test_the_open_line_says_open_while_the_open_late_post_is_live(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    async with closed_shop_with_news(redis, settings) as (shop, web, http, news_id):
+        auth = {"Authorization": f"Bearer {shop.token}"}
         feed = await open_feed(browser, web.http, *STREET)
         screen = await open_screen(browser, web.http, shop.id)
         console = await signed_in_console(browser, web.http, shop)
-        card = f'#feed [data-post-id="{news.json()["id"]}"] .open-state'
+        card = f'#feed [data-post-id="{news_id}"] .open-state'
         lines = [(feed, card), (screen, "#screen-open"), (console, "#shop-open")]
         for page, selector in lines:
             await page.wait_for_function(_LINE, arg=[selector, "Fermé"])
@@ -73,13 +95,7 @@ async def test_the_open_line_says_open_while_the_open_late_post_is_live(
 
 async def test_console_cards_and_preview_follow_the_open_line_without_reload(
         redis: Redis, settings: Settings, browser: Any) -> None:
-    shop = await add_shop(redis, settings, "Cave du coin", *STREET)
-    async with web_server(settings) as web, enricher(redis, settings), \
-            httpx.AsyncClient(base_url=web.http) as http:
-        auth = {"Authorization": f"Bearer {shop.token}"}
-        assert (await http.put(f"/api/v1/shops/{shop.id}/hours", headers=auth,
-                               json=CLOSED)).status_code == 200
-        news_id = (await send_post(http, shop, arrival("Beaujolais nouveau"))).json()["id"]
+    async with closed_shop_with_news(redis, settings) as (shop, web, _, news_id):
         console = await console_at(browser, web.http, shop, 360)
         await console.evaluate("() => { window.noReload = true; }")
         news = f'#own-posts [data-post-id="{news_id}"] .open-state'
