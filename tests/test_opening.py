@@ -7,6 +7,8 @@ scheduler's automatic posts, with one ManualClock for every part.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +20,7 @@ from rules.clock import ManualClock
 from runtime.settings import Settings
 from schemas.shops import ShopCreated
 from storage import keys
-from tests.helpers import add_shop, feed_client, send_post, wait_for
+from tests.helpers import FeedClient, add_shop, feed_client, send_post, wait_for
 from tests.test_schedule import STREET, auth, pool, street
 from workers.scheduler import opening_changes, sweep_expired, worker_context
 
@@ -42,16 +44,26 @@ async def _state(http: httpx.AsyncClient, shop: ShopCreated) -> tuple[Any, Any, 
     return profile["open_now"], profile["next_change"], listed
 
 
-async def test_open_late_keeps_the_shop_open_and_the_scheduler_quiet(
-        redis: Redis, settings: Settings, pool: ArqRedis) -> None:
-    clock = ManualClock(utc(2026, 11, 24, 17, 0))  # Tuesday 18:00 in Paris
-    shop = await add_shop(redis, settings, "Cave", *STREET)
+@contextlib.asynccontextmanager
+async def hours_street(redis: Redis, settings: Settings, pool: ArqRedis, clock: ManualClock,
+                       name: str) -> AsyncIterator[
+        tuple[ShopCreated, dict[str, Any], httpx.AsyncClient, FeedClient]]:
+    """A shop given HOURS on a street served at `clock`, a passer-by's socket there, and
+    the scheduler's context (which has nothing to post yet)."""
+    shop = await add_shop(redis, settings, name, *STREET)
     ctx = worker_context(settings, pool, clock)
     async with street(redis, settings, clock) as (web, http), \
             feed_client(web.ws, *STREET) as client:
         assert (await http.put(f"/api/v1/shops/{shop.id}/hours", headers=auth(shop),
                                json=HOURS)).status_code == 200
         assert await opening_changes(ctx) == 0
+        yield shop, ctx, http, client
+
+
+async def test_open_late_keeps_the_shop_open_and_the_scheduler_quiet(
+        redis: Redis, settings: Settings, pool: ArqRedis) -> None:
+    clock = ManualClock(utc(2026, 11, 24, 17, 0))  # Tuesday 18:00 in Paris
+    async with hours_street(redis, settings, pool, clock, "Cave") as (shop, ctx, http, client):
         # The list is cached (services.directory): read it once before the post.
         assert (await _state(http, shop))[:2] == (
             True, {"at": "2026-11-24T18:00:00Z", "open": False})
@@ -95,13 +107,7 @@ async def test_open_late_keeps_the_shop_open_and_the_scheduler_quiet(
 async def test_an_exceptional_closure_replaces_the_hours_until_withdrawn(
         redis: Redis, settings: Settings, pool: ArqRedis) -> None:
     clock = ManualClock(utc(2026, 11, 24, 5, 59))  # Tuesday 06:59 in Paris
-    shop = await add_shop(redis, settings, "Primeur", *STREET)
-    ctx = worker_context(settings, pool, clock)
-    async with street(redis, settings, clock) as (web, http), \
-            feed_client(web.ws, *STREET) as client:
-        assert (await http.put(f"/api/v1/shops/{shop.id}/hours", headers=auth(shop),
-                               json=HOURS)).status_code == 200
-        assert await opening_changes(ctx) == 0
+    async with hours_street(redis, settings, pool, clock, "Primeur") as (shop, ctx, http, client):
         clock.set(utc(2026, 11, 24, 6, 0, 20))
         assert await opening_changes(ctx) == 1  # "Ouvert jusqu'à 19:00"
         await wait_for(lambda: len(client.posts()) == 1)
