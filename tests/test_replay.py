@@ -8,14 +8,13 @@ wrote the whole stream since the cursor. Now a resume further back than the cap 
 
 from __future__ import annotations
 
-import msgspec
 import pytest
 from redis.asyncio import Redis
 
 from rules.errors import ConfigError
 from runtime.settings import Settings, load_settings
 from storage import keys
-from tests.helpers import feed_client, wait_for, web_server
+from tests.helpers import feed_client, feed_entry, wait_for, web_server
 
 STREET = (44.8370, -0.5735)
 
@@ -33,9 +32,7 @@ def _entry(i: int) -> bytes:
             "posted_at": "2026-11-26T10:00:00Z", "expires_at": "2099-01-01T00:00:00Z",
             "shop": {"id": "x", "name": "X", "category": "c", "lat": STREET[0],
                      "lon": STREET[1]}}
-    return msgspec.json.encode({"type": "post", "id": post["id"], "kind": "new_arrival",
-                                "lat": STREET[0], "lon": STREET[1],
-                                "post": msgspec.Raw(msgspec.json.encode(post))})
+    return feed_entry(post)
 
 
 async def _plant(redis: Redis, region: str, first: int, count: int) -> None:
