@@ -84,7 +84,10 @@ async def shoot(base: str, data_dir: Path, at: datetime, out: Path, lang: str) -
                 if await map_button.count():
                     await map_button.first.click()
                     await page.wait_for_selector(".leaflet-marker-icon", timeout=15_000)
-                    await page.wait_for_timeout(800)  # tiles-free map: let pins settle
+                    # Tiles-free map: the pins are placed once no zoom or pan is animating.
+                    await page.wait_for_function(
+                        "() => !document.querySelector('.leaflet-zoom-anim, .leaflet-pan-anim')",
+                        timeout=15_000)
                     await page.screenshot(path=str(out / f"feed-map-{name}.png"))
                 console = await context.new_page()
                 await console.clock.install(time=at)
@@ -115,7 +118,12 @@ async def shoot(base: str, data_dir: Path, at: datetime, out: Path, lang: str) -
                 await page.clock.install(time=at)
                 await page.goto(f"{base}/screen/{console_shop}")
                 await page.wait_for_load_state("networkidle")
-                await page.wait_for_timeout(1500)  # first rotation step drawn
+                # Live, the shop's profile read, and the neighbours' cards drawn.
+                await page.wait_for_function(
+                    "() => window.streetfeedScreen?.state === 'live' && "
+                    "window.streetfeedScreen.shop && "
+                    "document.querySelector('#neighbours > :not(.screen-empty)') !== null",
+                    timeout=15_000)
                 await page.screenshot(path=str(out / f"screen-{name}.png"))
                 await context.close()
         finally:
