@@ -316,10 +316,13 @@ class Consoles:
 
     def on_liveness(self, before: dict[str, str], down: dict[str, str]) -> None:
         """Hub.set_down: a console is told when its region stops or starts being read."""
+        frames: dict[str, bytes] = {}  # one encoding per region changed, not per shop
         for watch in self.watches.values():
             region = watch.record.region
             if (region in before) != (region in down):
-                frame = ws_text_frame(status_payload(down.get(region)))
+                frame = frames.get(region)
+                if frame is None:
+                    frame = frames[region] = ws_text_frame(status_payload(down.get(region)))
                 for socket in list(watch.sockets):
                     socket.sink.write(frame)  # not held: a status is not ordered with posts
 
