@@ -147,6 +147,9 @@ class Consoles:
         self._at: dict[tuple[float, float], set[str]] = {}
         self._owner: dict[str, str] = {}
         self._stats_due: set[str] = set()  # regions whose counts changed, folded
+        # Sockets whose snapshot is being read (`held` is a list): a tombstone of no
+        # watched post goes to these only, not to a scan of every socket.
+        self._reading: set[ConsoleSocket] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         hub.consoles = self
         presence.on_change = self._presence_changed
@@ -162,6 +165,7 @@ class Consoles:
         watch = self.watches.get(record.id) or self._watch(record)
         watch.sockets.add(socket)
         socket.watch = watch
+        self._reading.add(socket)
         try:
             since = self.hub.down_since([record.region])
             if since is not None:
@@ -198,6 +202,7 @@ class Consoles:
         if watch.stats_frame:
             sink.write(watch.stats_frame)
         held, socket.held = socket.held or [], None
+        self._reading.discard(socket)
         for frame in held:
             sink.write(frame)
         if not any(s.held is not None for s in watch.sockets):
@@ -209,6 +214,7 @@ class Consoles:
         if socket.closed:
             return
         socket.closed = True
+        self._reading.discard(socket)
         watch, socket.watch = socket.watch, None
         if watch is None:
             return
@@ -287,10 +293,12 @@ class Consoles:
             if entry.kind == "opening_change":  # the shop's word on its opening
                 self._spawn(self._reload(shop_id))
             return
-        gone = ws_text_frame(_encode(ConsoleExpired(id=entry.id) if entry.type == "expired"
-                                     else ConsoleWithdrawn(id=entry.id)))
         owner = self._owner.pop(entry.id, None)
         watch = None if owner is None else self.watches.get(owner)
+        if watch is None and not self._reading:
+            return  # another shop's post: nothing to encode
+        gone = ws_text_frame(_encode(ConsoleExpired(id=entry.id) if entry.type == "expired"
+                                     else ConsoleWithdrawn(id=entry.id)))
         if watch is not None:
             watch.posts.discard(entry.id)
             watch.reach.pop(entry.id, None)
@@ -301,20 +309,20 @@ class Consoles:
             return
         # Perhaps a post of a shop whose snapshot is being read (a tombstone has no shop
         # id): those sockets get it after their snapshot, which leaves the post out.
-        for watch in self.watches.values():
-            reading = [s for s in watch.sockets if s.held is not None]
-            if reading:
-                watch.gone.add(entry.id)
-                for socket in reading:
-                    assert socket.held is not None
-                    socket.held.append(gone)
+        for socket in self._reading:
+            assert socket.watch is not None and socket.held is not None
+            socket.watch.gone.add(entry.id)
+            socket.held.append(gone)
 
     def on_liveness(self, before: dict[str, str], down: dict[str, str]) -> None:
         """Hub.set_down: a console is told when its region stops or starts being read."""
+        frames: dict[str, bytes] = {}  # one encoding per region changed, not per shop
         for watch in self.watches.values():
             region = watch.record.region
             if (region in before) != (region in down):
-                frame = ws_text_frame(status_payload(down.get(region)))
+                frame = frames.get(region)
+                if frame is None:
+                    frame = frames[region] = ws_text_frame(status_payload(down.get(region)))
                 for socket in list(watch.sockets):
                     socket.sink.write(frame)  # not held: a status is not ordered with posts
 

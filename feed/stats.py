@@ -25,7 +25,7 @@ from runtime import metrics
 from schemas.feed import Reach
 from schemas.presence import PresenceReport
 from storage import keys
-from storage.redis_conn import REDIS_DOWN, async_reply, publish
+from storage.redis_conn import REDIS_DOWN, hmget_many, publish
 
 __all__ = ["StatsPublisher", "reach_of"]
 
@@ -106,9 +106,9 @@ class StatsPublisher:
 
 async def reach_of(redis: Redis, region: str, post_ids: list[str]) -> dict[str, Reach]:
     """Each post's reach as a shop may be told it (rules.reach: "fewer than 5" under 5)."""
-    out: dict[str, Reach] = {}
-    for post_id in post_ids:
-        values = await async_reply(redis.hmget(keys.reach(region, post_id),
-                                                    ["phone", "screen"]))
-        out[post_id] = shown_reach(int(values[0] or 0), int(values[1] or 0))
-    return out
+    # One round trip for all of them (a console reads every live post's, a few times after
+    # each post), not one per post.
+    counts = await hmget_many(redis, [keys.reach(region, p) for p in post_ids],
+                              "phone", "screen")
+    return {post_id: shown_reach(int(phones or 0), int(screens or 0))
+            for post_id, (phones, screens) in zip(post_ids, counts, strict=True)}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TypeGuard
 from zoneinfo import ZoneInfo
 
 from rules.hours import changes, is_open, next_change
@@ -44,7 +45,7 @@ def governing(overrides: Iterable[OpeningOverride], at_ts: float) -> OpeningOver
     return max(holding, key=lambda o: (o.starts_ts, o.post_id), default=None)
 
 
-def _has_hours(hours: ShopHours | None) -> bool:
+def _has_hours(hours: ShopHours | None) -> TypeGuard[ShopHours]:
     return hours is not None and bool(hours.weekly or hours.exceptions)
 
 
@@ -54,7 +55,7 @@ def state_at(hours: ShopHours | None, overrides: Sequence[OpeningOverride],
     override = governing(overrides, at.timestamp())
     if override is not None:
         return override.open
-    if hours is None or not _has_hours(hours):
+    if not _has_hours(hours):
         return None
     return is_open(hours, at)
 
@@ -82,7 +83,7 @@ def _next_flip(hours: ShopHours | None, overrides: Sequence[OpeningOverride], at
         value = override.open if override is not None else state_at(hours, (), t)
         if t > at and value != current:
             return None if value is None else NextChange(at=t, open=value)
-        if override is None and hours is not None and _has_hours(hours):
+        if override is None and _has_hours(hours):
             # No override until segment_end: the hours decide, and they agree with
             # `current` at t, so their next change is a flip.
             ends = [e for e in (segment_end, limit) if e is not None]

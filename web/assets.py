@@ -29,6 +29,7 @@ import base64
 import gzip
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,28 +92,29 @@ class Assets:
         self.root = root.resolve()
         self._kept: dict[Path, Asset] = {}
 
-    def _path(self, relative: str) -> Path | None:
+    def _file(self, relative: str) -> tuple[Path, os.stat_result] | None:
         # Resolved, then required to be inside the root: no "..", no symlink out. A
         # trailing slash names a directory (pathlib would drop it and find the file).
+        # One stat per request: it tells both that it is a file and whether it changed.
         if "\x00" in relative or "\\" in relative or relative.endswith("/"):
             return None
         try:
             path = (self.root / relative.lstrip("/")).resolve()
-            return path if path.is_relative_to(self.root) and path.is_file() else None
+            if not path.is_relative_to(self.root):
+                return None
+            st = path.stat()
         except (OSError, RuntimeError):
             # A name the file system refuses (too long, a file taken for a directory, a
-            # symlink loop: RuntimeError before Python 3.13) is no file of ours, whoever
-            # asks: a 404, not a 500 and a traceback per request.
+            # symlink loop: RuntimeError before Python 3.13), or none at all, is no file
+            # of ours, whoever asks: a 404, not a 500 and a traceback per request.
             return None
+        return (path, st) if stat.S_ISREG(st.st_mode) else None
 
     async def get(self, relative: str) -> Asset | None:
-        path = self._path(relative)
-        if path is None:
+        found = self._file(relative)
+        if found is None:
             return None
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
+        path, st = found
         stamp = (st.st_mtime_ns, st.st_size)
         kept = self._kept.get(path)
         if kept is None or kept.stamp != stamp:
