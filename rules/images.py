@@ -134,7 +134,8 @@ def process(data: bytes, content_type: str) -> ProcessedImage:
     except Exception as e:
         # Pillow's decoders raise OSError, SyntaxError, ValueError, struct.error and more
         # on hostile input: every one of them means "not a decodable image".
-        raise _undecodable(f"Not a decodable image: {e}") from e
+        # The decoder's own words stay out of the answer (they name internals).
+        raise _undecodable("Not a decodable image") from e
 
 
 def _too_many_pixels() -> InvalidInput:
@@ -148,6 +149,10 @@ def _process_open(img: ImageFile.ImageFile) -> ProcessedImage:
         raise _undecodable("The image has no pixels")
     if width * height > limits.MEDIA_PIXELS_MAX:
         raise _too_many_pixels()
+    if max(width, height) > limits.MEDIA_ASPECT_MAX * min(width, height):
+        # From the header too: refused before seconds of decoding, not after.
+        raise InvalidInput(f"A photo's long side is at most {limits.MEDIA_ASPECT_MAX} times "
+                           "its short side", code="unsupported_aspect_ratio")
     if img.format == "JPEG":
         # Decode at 1/2, 1/4 or 1/8 scale when even then both sides stay at least the
         # widest variant: a 12 MP phone photo costs a quarter of the memory and time.

@@ -8,7 +8,8 @@ here. Everything a deployment may tune is in runtime/settings.py.
 from __future__ import annotations
 
 __all__ = ["ADDRESS_MAX", "AUDIENCE_COUNT_MIN", "AUDIENCE_RADII_M", "CATEGORY_MAX",
-           "FLASH_OFFER_MAX_AHEAD_S", "GEO_LAT_MAX", "IDEMPOTENCY_KEY_MAX", "MEDIA_PER_POST_MAX",
+           "FLASH_OFFER_MAX_AHEAD_S", "GEO_LAT_MAX", "IDEMPOTENCY_KEY_MAX", "MEDIA_ASPECT_MAX",
+           "MEDIA_PER_POST_MAX",
            "MEDIA_PIXELS_MAX", "MEDIA_TYPES", "MEDIA_UPLOAD_MAX_BYTES", "MEDIA_WIDTHS",
            "MEDIA_WIDTH_MAX", "RADIUS_MAX_M",
            "SHOPS_PAGE_DEFAULT", "SHOPS_PAGE_MAX", "SHOP_NAME_MAX", "SIGNIN_CODE_BYTES",
@@ -58,5 +59,8 @@ MEDIA_PIXELS_MAX = 40_000_000
 MEDIA_WIDTH_MAX = 1600
 MEDIA_WIDTHS = (400, 800, MEDIA_WIDTH_MAX)
 MEDIA_PER_POST_MAX = 4
+# Long side over short side: a card shows a photo, not a 1x20,000 strip (which WebP, at
+# most 16,383 px a side, could not even store once scaled to MEDIA_WIDTH_MAX).
+MEDIA_ASPECT_MAX = 4
 # The declared Content-Types accepted, each checked against the bytes' own signature.
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp")

@@ -212,3 +212,22 @@ def test_media_id_is_per_shop_content_address() -> None:
     assert a == images.media_id("boulangerie", same)
     assert a != images.media_id("fromagerie", out)
     assert a.startswith("m_") and len(a) == 34
+
+
+def test_strips_too_long_for_a_card_are_refused_from_their_header() -> None:
+    """A 1080 x 20,000 screenshot once took 5.6 s to decode, then failed in the WebP encoder
+    (16,383 px a side at most) with its internal message in the answer."""
+    for size in ((1080, 20_000), (1, 60_000), (20_000, 1080)):
+        # A header with no pixel data: decoding it would fail as undecodable_image.
+        with pytest.raises(ApiError) as exc:
+            images.process(_png_header_only(*size), "image/png")
+        assert _code(exc) == (422, "unsupported_aspect_ratio"), size
+    tall = images.process(_png((400, 1600)), "image/png")  # 4:1 is still a photo
+    assert [(v.width, v.height) for v in tall.variants] == [(400, 1600)]
+
+
+def test_an_undecodable_image_says_so_without_the_decoder_s_words() -> None:
+    with pytest.raises(ApiError) as exc:
+        images.process(b"\xff\xd8\xff", "image/jpeg")
+    assert _code(exc) == (422, "undecodable_image")
+    assert "0x" not in str(exc.value) and "BytesIO" not in str(exc.value)

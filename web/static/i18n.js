@@ -405,6 +405,8 @@ const STRINGS = {
   err_image_type_mismatch: ["Le fichier n'est pas du type d'image annoncé.",
     "The file is not the type of image it claims to be."],
   err_undecodable_image: ["Photo illisible ou incomplète.", "The photo is unreadable or incomplete."],
+  err_unsupported_aspect_ratio: ["Photo trop allongée : le grand côté fait au plus 4 fois le petit.",
+    "Photo too elongated: its long side is at most 4 times its short side."],
   err_too_many_pixels: ["Photo trop grande : 40 mégapixels au plus.",
     "Photo too big: 40 megapixels at most."],
 };
