@@ -177,6 +177,22 @@ function sessionLost(result) {
   return false;
 }
 
+/**
+ * One change sent with its button held down. A failure is said in `errorNode` (an ended
+ * session goes back to sign-in); the answer is returned only when it went through.
+ */
+async function sendChange(button, errorNode, method, path, body) {
+  button.disabled = true;
+  const result = await api(method, path, body);
+  button.disabled = false;
+  if (sessionLost(result)) return null;
+  if (!result.ok) {
+    say(errorNode, errorText(result.error));
+    return null;
+  }
+  return result;
+}
+
 // --- Sign in / out ---------------------------------------------------------------------
 
 function showSignIn() {
@@ -684,14 +700,8 @@ function editForm(entry, close, message) {
       close();
       return;
     }
-    save.disabled = true;
-    const result = await api("PATCH", shopPath(`/posts/${encodeURIComponent(id)}`), patch);
-    save.disabled = false;
-    if (sessionLost(result)) return;
-    if (!result.ok) {
-      say(message, errorText(result.error));
-      return;
-    }
+    const path = shopPath(`/posts/${encodeURIComponent(id)}`);
+    if (!(await sendChange(save, message, "PATCH", path, patch))) return;
     say(message, null);
     announce(t("edit_sent"));
     close(); // the corrected post comes back over the socket
@@ -805,16 +815,10 @@ async function publish(event) {
   }
   say($("post-error"), null);
   const button = $("publish");
-  button.disabled = true;
   button.textContent = t("publishing");
-  const result = await api("POST", shopPath("/posts"), body);
-  button.disabled = false;
+  const result = await sendChange(button, $("post-error"), "POST", shopPath("/posts"), body);
   button.textContent = t("publish");
-  if (sessionLost(result)) return;
-  if (!result.ok) {
-    say($("post-error"), errorText(result.error));
-    return;
-  }
+  if (!result) return;
   // Until the next post is started (an input in the form hides it); the post itself comes
   // back over the socket.
   sayKey($("post-ok"), "published");
@@ -930,15 +934,8 @@ async function saveHours(event) {
     return;
   }
   say($("hours-error"), null);
-  const button = $("save-hours");
-  button.disabled = true;
-  const result = await api("PUT", shopPath("/hours"), body);
-  button.disabled = false;
-  if (sessionLost(result)) return;
-  if (!result.ok) {
-    say($("hours-error"), errorText(result.error));
-    return;
-  }
+  const result = await sendChange($("save-hours"), $("hours-error"), "PUT", shopPath("/hours"), body);
+  if (!result) return;
   shop = result.data ?? shop;
   showShop();
   renderPreview();
@@ -963,15 +960,8 @@ async function saveProfile(event) {
     say($("profile-ok"), t("profile_saved"));
     return;
   }
-  const button = $("save-profile");
-  button.disabled = true;
-  const result = await api("PATCH", shopPath(), changes);
-  button.disabled = false;
-  if (sessionLost(result)) return;
-  if (!result.ok) {
-    say($("profile-error"), errorText(result.error));
-    return;
-  }
+  const result = await sendChange($("save-profile"), $("profile-error"), "PATCH", shopPath(), changes);
+  if (!result) return;
   shop = result.data ?? shop;
   profileForm.load(shop);
   showShop();
