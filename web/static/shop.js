@@ -1017,7 +1017,7 @@ function setup() {
   });
 
   $("signin-form").addEventListener("submit", signIn);
-  setupDeviceLink({ api, errorText, currentShop: () => shop, sessionLost });
+  setupDeviceLink({ api, currentShop: () => shop, sessionLost });
   $("signout").addEventListener("click", signOut);
   $("post-form").addEventListener("submit", publish);
   $("hours-form").addEventListener("submit", saveHours);
