@@ -7,7 +7,9 @@
 import { buildCard, el, openingState } from "./cards.js";
 import { formatDistance } from "./geo.js";
 import { HoursEditor, HoursError } from "./hours.js";
-import { applyStatic, errorText, getLang, hhmm, onLangChange, otherLang, plural, setLang, t } from "./i18n.js";
+import {
+  applyStatic, errorKey, errorText, getLang, hhmm, onLangChange, otherLang, plural, setLang, t,
+} from "./i18n.js";
 import { registerServiceWorker } from "./pwa.js";
 import { forgetDeviceLink, redeemLinkCode, setLinkError, setupDeviceLink, takeLinkCode } from "./signin.js";
 import { ProfileForm } from "./shopprofile.js";
@@ -171,7 +173,7 @@ function announce(text) {
 function sessionLost(result) {
   if (shop && result.status === 401) {
     leave();
-    say($("signin-error"), t("err_not_signed_in"));
+    sayKey($("signin-error"), "err_not_signed_in");
     return true;
   }
   return false;
@@ -207,7 +209,7 @@ async function signIn(event) {
   const shopId = $("shop-id").value.trim();
   const token = $("token").value.trim();
   if (!shopId || !token) {
-    say($("signin-error"), t("need_credentials"));
+    sayKey($("signin-error"), "need_credentials");
     (shopId ? $("token") : $("shop-id")).focus();
     return;
   }
@@ -219,7 +221,7 @@ async function signIn(event) {
   button.textContent = t("signin");
   $("token").value = ""; // never kept, whatever happened
   if (!result.ok) {
-    say($("signin-error"), errorText(result.error));
+    sayKey($("signin-error"), errorKey(result.error));
     $(result.error.code === "unknown_shop" ? "shop-id" : "token").focus();
     return;
   }
@@ -231,7 +233,7 @@ async function signIn(event) {
 async function signOut() {
   const result = await api("DELETE", "/api/v1/session");
   if (!result.ok && result.status !== 401) {
-    say($("console-error"), errorText(result.error));
+    sayKey($("console-error"), errorKey(result.error));
     return;
   }
   leave();
@@ -367,9 +369,9 @@ function onFrame(frame) {
       const code = String(frame.error?.code ?? "");
       if (code === "not_signed_in" || code === "invalid_token") {
         leave();
-        say($("signin-error"), t("err_not_signed_in"));
+        sayKey($("signin-error"), "err_not_signed_in");
       } else {
-        say($("console-error"), errorText(frame.error));
+        sayKey($("console-error"), errorKey(frame.error));
       }
       break;
     }
@@ -916,7 +918,7 @@ async function loadHours() {
   if (result.ok) hoursEditor.load(result.data);
   else {
     hoursEditor.load(null);
-    say($("hours-error"), errorText(result.error));
+    sayKey($("hours-error"), errorKey(result.error));
   }
 }
 
@@ -929,7 +931,7 @@ async function saveHours(event) {
     body = hoursEditor.value();
   } catch (err) {
     if (!(err instanceof HoursError)) throw err;
-    say($("hours-error"), t(err.key, err.vars));
+    sayKey($("hours-error"), err.key, err.vars);
     $(err.focus)?.focus();
     return;
   }
@@ -951,13 +953,13 @@ async function saveProfile(event) {
   say($("profile-ok"), null);
   const changes = profileForm.changes(shop);
   if (changes.name === "") {
-    say($("profile-error"), t("need_shop_name"));
+    sayKey($("profile-error"), "need_shop_name");
     $("profile-name").focus();
     return;
   }
   say($("profile-error"), null);
   if (!Object.keys(changes).length) {
-    say($("profile-ok"), t("profile_saved"));
+    sayKey($("profile-ok"), "profile_saved");
     return;
   }
   const result = await sendChange($("save-profile"), $("profile-error"), "PATCH", shopPath(), changes);
@@ -967,7 +969,7 @@ async function saveProfile(event) {
   showShop();
   renderPreview();
   refreshOwnCards();
-  say($("profile-ok"), t("profile_saved"));
+  sayKey($("profile-ok"), "profile_saved");
 }
 
 // --- Setup -------------------------------------------------------------------------------
@@ -1082,7 +1084,7 @@ async function main() {
     return;
   }
   if (result.error.code === "network" || result.status >= 500) {
-    say($("console-error"), errorText(result.error));
+    sayKey($("console-error"), errorKey(result.error));
   }
   showSignIn();
 }
