@@ -438,7 +438,7 @@ let lang = initial();
 
 export const getLang = () => lang;
 
-export const hasKey = (key) => Object.hasOwn(STRINGS, key);
+const hasKey = (key) => Object.hasOwn(STRINGS, key);
 
 /** t(`${base}_one`) or t(`${base}_other`), by the language's plural rules. */
 export function plural(base, n, vars = {}) {

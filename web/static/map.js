@@ -57,6 +57,14 @@ export function loadConfig() {
   return configLoading;
 }
 
+/** A shop pin's element (none while #layout has it folded in a cluster) named for taps. */
+function labelPin(el, label) {
+  if (!el) return;
+  el.title = label;
+  el.setAttribute("aria-label", label);
+  el.setAttribute("role", "button");
+}
+
 export class FeedMap {
   /**
    * @param {HTMLElement} container
@@ -211,24 +219,14 @@ export class FeedMap {
         old.marker.setIcon(icon); // placed by #layout
         old.marker.setPopupContent(content);
         old.label = label;
-        const el = old.marker.getElement();
-        if (el) {
-          el.title = label;
-          el.setAttribute("aria-label", label);
-        }
+        labelPin(old.marker.getElement(), label);
         old.signature = signature;
       } else {
         const marker = L.marker([shop.lat, shop.lon], { icon, keyboard: true, title: label,
           alt: label, riseOnHover: true });
         marker.bindPopup(content, { maxWidth: 280 });
         // Drawn and taken away by #layout: its element is made again each time.
-        marker.on("add", () => {
-          const el = marker.getElement();
-          const now = this.pins.get(shopId)?.label ?? label;
-          el.title = now;
-          el.setAttribute("aria-label", now);
-          el.setAttribute("role", "button");
-        });
+        marker.on("add", () => labelPin(marker.getElement(), this.pins.get(shopId)?.label ?? label));
         this.pins.set(shopId, { marker, signature, at, label, offer: kind === "flash_offer" });
       }
     }

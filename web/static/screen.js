@@ -115,6 +115,13 @@ function evictOne() {
   posts.delete(victim);
 }
 
+/** An opening post came or went: its shop's "open · closes at" line is asked for again. */
+function openingChanged(post) {
+  if (post?.kind !== "opening_change") return;
+  if (isOwn(post)) loadProfile();
+  else profiles.invalidate(post.shop.id);
+}
+
 function onFrame(frame, live) {
   lastFrameAt = Date.now();
   frames += 1;
@@ -125,24 +132,16 @@ function onFrame(frame, live) {
         // Show the news now rather than when its turn comes.
         if (isOwn(frame.post)) ownStart = 0;
         else neighbourStart = 0;
-        if (frame.post.kind === "opening_change") {
-          if (isOwn(frame.post)) loadProfile();
-          else profiles.invalidate(frame.post.shop.id);
-        }
+        openingChanged(frame.post);
       }
       break;
     case "expired":
-    case "withdrawn": {
+    case "withdrawn":
       // The shop's own opening post ending ends what it said: the open line follows.
-      const gone = posts.get(frame.id);
-      if (gone?.kind === "opening_change") {
-        if (isOwn(gone)) loadProfile();
-        else profiles.invalidate(gone.shop.id);
-      }
+      openingChanged(posts.get(frame.id));
       posts.delete(frame.id);
       seenSinceReset.delete(frame.id);
       break;
-    }
     case "reset":
       // Keep the old cards on screen until the new snapshot is in: no blank page.
       resetting = true;

@@ -7,7 +7,9 @@
 import { buildCard, el, openingState } from "./cards.js";
 import { formatDistance } from "./geo.js";
 import { HoursEditor, HoursError } from "./hours.js";
-import { applyStatic, errorText, getLang, hhmm, onLangChange, otherLang, plural, setLang, t } from "./i18n.js";
+import {
+  applyStatic, errorKey, errorText, getLang, hhmm, onLangChange, otherLang, plural, setLang, t,
+} from "./i18n.js";
 import { registerServiceWorker } from "./pwa.js";
 import { forgetDeviceLink, redeemLinkCode, setLinkError, setupDeviceLink, takeLinkCode } from "./signin.js";
 import { ProfileForm } from "./shopprofile.js";
@@ -171,10 +173,26 @@ function announce(text) {
 function sessionLost(result) {
   if (shop && result.status === 401) {
     leave();
-    say($("signin-error"), t("err_not_signed_in"));
+    sayKey($("signin-error"), "err_not_signed_in");
     return true;
   }
   return false;
+}
+
+/**
+ * One change sent with its button held down. A failure is said in `errorNode` (an ended
+ * session goes back to sign-in); the answer is returned only when it went through.
+ */
+async function sendChange(button, errorNode, method, path, body) {
+  button.disabled = true;
+  const result = await api(method, path, body);
+  button.disabled = false;
+  if (sessionLost(result)) return null;
+  if (!result.ok) {
+    say(errorNode, errorText(result.error));
+    return null;
+  }
+  return result;
 }
 
 // --- Sign in / out ---------------------------------------------------------------------
@@ -191,7 +209,7 @@ async function signIn(event) {
   const shopId = $("shop-id").value.trim();
   const token = $("token").value.trim();
   if (!shopId || !token) {
-    say($("signin-error"), t("need_credentials"));
+    sayKey($("signin-error"), "need_credentials");
     (shopId ? $("token") : $("shop-id")).focus();
     return;
   }
@@ -203,7 +221,7 @@ async function signIn(event) {
   button.textContent = t("signin");
   $("token").value = ""; // never kept, whatever happened
   if (!result.ok) {
-    say($("signin-error"), errorText(result.error));
+    sayKey($("signin-error"), errorKey(result.error));
     $(result.error.code === "unknown_shop" ? "shop-id" : "token").focus();
     return;
   }
@@ -215,7 +233,7 @@ async function signIn(event) {
 async function signOut() {
   const result = await api("DELETE", "/api/v1/session");
   if (!result.ok && result.status !== 401) {
-    say($("console-error"), errorText(result.error));
+    sayKey($("console-error"), errorKey(result.error));
     return;
   }
   leave();
@@ -351,9 +369,9 @@ function onFrame(frame) {
       const code = String(frame.error?.code ?? "");
       if (code === "not_signed_in" || code === "invalid_token") {
         leave();
-        say($("signin-error"), t("err_not_signed_in"));
+        sayKey($("signin-error"), "err_not_signed_in");
       } else {
-        say($("console-error"), errorText(frame.error));
+        sayKey($("console-error"), errorKey(frame.error));
       }
       break;
     }
@@ -684,14 +702,8 @@ function editForm(entry, close, message) {
       close();
       return;
     }
-    save.disabled = true;
-    const result = await api("PATCH", shopPath(`/posts/${encodeURIComponent(id)}`), patch);
-    save.disabled = false;
-    if (sessionLost(result)) return;
-    if (!result.ok) {
-      say(message, errorText(result.error));
-      return;
-    }
+    const path = shopPath(`/posts/${encodeURIComponent(id)}`);
+    if (!(await sendChange(save, message, "PATCH", path, patch))) return;
     say(message, null);
     announce(t("edit_sent"));
     close(); // the corrected post comes back over the socket
@@ -805,16 +817,10 @@ async function publish(event) {
   }
   say($("post-error"), null);
   const button = $("publish");
-  button.disabled = true;
   button.textContent = t("publishing");
-  const result = await api("POST", shopPath("/posts"), body);
-  button.disabled = false;
+  const result = await sendChange(button, $("post-error"), "POST", shopPath("/posts"), body);
   button.textContent = t("publish");
-  if (sessionLost(result)) return;
-  if (!result.ok) {
-    say($("post-error"), errorText(result.error));
-    return;
-  }
+  if (!result) return;
   // Until the next post is started (an input in the form hides it); the post itself comes
   // back over the socket.
   sayKey($("post-ok"), "published");
@@ -912,7 +918,7 @@ async function loadHours() {
   if (result.ok) hoursEditor.load(result.data);
   else {
     hoursEditor.load(null);
-    say($("hours-error"), errorText(result.error));
+    sayKey($("hours-error"), errorKey(result.error));
   }
 }
 
@@ -925,20 +931,13 @@ async function saveHours(event) {
     body = hoursEditor.value();
   } catch (err) {
     if (!(err instanceof HoursError)) throw err;
-    say($("hours-error"), t(err.key, err.vars));
+    sayKey($("hours-error"), err.key, err.vars);
     $(err.focus)?.focus();
     return;
   }
   say($("hours-error"), null);
-  const button = $("save-hours");
-  button.disabled = true;
-  const result = await api("PUT", shopPath("/hours"), body);
-  button.disabled = false;
-  if (sessionLost(result)) return;
-  if (!result.ok) {
-    say($("hours-error"), errorText(result.error));
-    return;
-  }
+  const result = await sendChange($("save-hours"), $("hours-error"), "PUT", shopPath("/hours"), body);
+  if (!result) return;
   shop = result.data ?? shop;
   showShop();
   renderPreview();
@@ -954,30 +953,23 @@ async function saveProfile(event) {
   say($("profile-ok"), null);
   const changes = profileForm.changes(shop);
   if (changes.name === "") {
-    say($("profile-error"), t("need_shop_name"));
+    sayKey($("profile-error"), "need_shop_name");
     $("profile-name").focus();
     return;
   }
   say($("profile-error"), null);
   if (!Object.keys(changes).length) {
-    say($("profile-ok"), t("profile_saved"));
+    sayKey($("profile-ok"), "profile_saved");
     return;
   }
-  const button = $("save-profile");
-  button.disabled = true;
-  const result = await api("PATCH", shopPath(), changes);
-  button.disabled = false;
-  if (sessionLost(result)) return;
-  if (!result.ok) {
-    say($("profile-error"), errorText(result.error));
-    return;
-  }
+  const result = await sendChange($("save-profile"), $("profile-error"), "PATCH", shopPath(), changes);
+  if (!result) return;
   shop = result.data ?? shop;
   profileForm.load(shop);
   showShop();
   renderPreview();
   refreshOwnCards();
-  say($("profile-ok"), t("profile_saved"));
+  sayKey($("profile-ok"), "profile_saved");
 }
 
 // --- Setup -------------------------------------------------------------------------------
@@ -1027,7 +1019,7 @@ function setup() {
   });
 
   $("signin-form").addEventListener("submit", signIn);
-  setupDeviceLink({ api, errorText, currentShop: () => shop, sessionLost });
+  setupDeviceLink({ api, currentShop: () => shop, sessionLost });
   $("signout").addEventListener("click", signOut);
   $("post-form").addEventListener("submit", publish);
   $("hours-form").addEventListener("submit", saveHours);
@@ -1092,7 +1084,7 @@ async function main() {
     return;
   }
   if (result.error.code === "network" || result.status >= 500) {
-    say($("console-error"), errorText(result.error));
+    sayKey($("console-error"), errorKey(result.error));
   }
   showSignIn();
 }

@@ -4,7 +4,7 @@
 // for the same session cookie as token sign-in. A signed-in console makes a fresh link,
 // with its QR code, for the shopkeeper's phone to scan ("Sign in on another device").
 
-import { dateFormat, hasKey, onLangChange, t } from "./i18n.js";
+import { dateFormat, errorText, onLangChange, t } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 // What the server makes (secrets.token_urlsafe); anything else was cut or mangled on the way.
@@ -34,13 +34,10 @@ export async function redeemLinkCode(api, code) {
 
 function showLinkError() {
   const node = $("link-error");
-  const code = String(linkError?.code ?? "");
   node.hidden = !linkError;
   // A refusal of the link itself says to ask for a new one; anything else (offline, server
   // down) says what happened, as every console error does.
-  node.textContent = !linkError ? ""
-    : hasKey(`err_${code}`) ? t(`err_${code}`)
-      : t("err_generic", { message: String(linkError.message || code) });
+  node.textContent = linkError ? errorText(linkError) : "";
 }
 
 /** Say why the link did not sign in (kept in the page's language), or clear it with null. */
@@ -76,10 +73,10 @@ export function forgetDeviceLink() {
 }
 
 /**
- * "Sign in on another device": `api` and `errorText` are the console's own, `currentShop`
- * gives the signed-in profile, `sessionLost(result)` handles a 401 (back to sign-in).
+ * "Sign in on another device": `api` is the console's own, `currentShop` gives the
+ * signed-in profile, `sessionLost(result)` handles a 401 (back to sign-in).
  */
-export function setupDeviceLink({ api, errorText, currentShop, sessionLost }) {
+export function setupDeviceLink({ api, currentShop, sessionLost }) {
   const button = $("device-link-make");
   button.addEventListener("click", async () => {
     const shop = currentShop();
