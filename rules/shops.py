@@ -58,7 +58,8 @@ def profile_of(record: ShopRecord, clock: Clock | None = None,
     return ShopProfile(id=record.id, name=record.name, category=record.category,
                        lat=record.lat, lon=record.lon, address=record.address,
                        open_now=state.open_now if state else None,
-                       next_change=state.next_change if state else None)
+                       next_change=state.next_change if state else None,
+                       timezone=record.hours.timezone if record.hours is not None else None)
 
 
 def summary_of(record: ShopRecord) -> ShopSummary:

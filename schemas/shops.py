@@ -83,6 +83,9 @@ class ShopProfile(msgspec.Struct, frozen=True, kw_only=True):
     # None when the shop has not given its hours.
     open_now: bool | None = None
     next_change: NextChange | None = None
+    # The IANA zone of the hours: pages say "opens at 07:00" in the shop's time, whatever
+    # zone the device showing it is left in (an in-shop screen on a UTC kiosk).
+    timezone: str | None = None
 
 
 class ShopList(msgspec.Struct, frozen=True):

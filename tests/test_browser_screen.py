@@ -484,3 +484,29 @@ async def test_screen_says_which_neighbours_are_closed_and_until_when_offers_run
         assert min(px for px, _ in sizes["other"]) >= 28, sorted(sizes["other"])[:5]
         assert all(px >= 24 for px, _ in sizes["small"]), sizes["small"]
         assert not re.search(r"\b[AP]M\b", await page.inner_text("#screen"))  # 24-hour clock
+
+
+async def test_the_screen_tells_time_in_the_shop_s_zone_not_the_device_s(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """Cold try of the final main: on a kiosk left in another zone than the shop's hours,
+    the clock and "opens at 07:00" were in the device's zone (an hour off in UTC). Here the
+    shop keeps Tokyo hours and the browser runs in Paris: both must read Tokyo time."""
+    shop = await add_shop(redis, settings, "Kissaten", *SHOP, category="cafe")
+    tokyo = ZoneInfo("Asia/Tokyo")
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        # Open 09:00-18:00 every day, Tokyo time.
+        days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        assert (await http.put(f"/api/v1/shops/{shop.id}/hours",
+                               headers={"Authorization": f"Bearer {shop.token}"},
+                               json={"timezone": "Asia/Tokyo",
+                                     "weekly": {d: [{"open": "09:00", "close": "18:00"}]
+                                                for d in days}},
+                               )).status_code == 200
+        page = await open_screen(browser, web.http, shop.id)
+        await page.wait_for_selector("#screen-open:not([hidden])")
+        line = await page.text_content("#screen-open") or ""
+        assert ("18:00" in line) or ("09:00" in line), line
+        before = datetime.now(tokyo)
+        clock = await page.text_content("#clock")
+        after = datetime.now(tokyo)
+        assert clock in {f"{before:%H:%M}", f"{after:%H:%M}"}, (clock, before)

@@ -130,10 +130,14 @@ export function openingState(profile, now = Date.now()) {
   const parts = [t(open ? "shop_open" : "shop_closed")];
   const at = Date.parse(profile.next_change?.at);
   if (!Number.isNaN(at) && at > now && profile.next_change.open === !open) {
-    const time = hhmm(at);
+    // In the shop's time, as its hours were given (the device may be in another zone).
+    const zone = typeof profile.timezone === "string" ? profile.timezone : null;
+    const zoned = zone && zonedTime(at, zone);
+    const time = zoned || hhmm(at);
+    const same = zoned ? (a, b) => zonedDay(a, zone) === zonedDay(b, zone) : sameDay;
     if (open && at - now < 86400000) parts.push(t("closes_at", { time }));
-    else if (!open && sameDay(at, now)) parts.push(t("opens_at", { time }));
-    else if (!open && sameDay(at, now + 86400000)) parts.push(t("opens_tomorrow", { time }));
+    else if (!open && same(at, now)) parts.push(t("opens_at", { time }));
+    else if (!open && same(at, now + 86400000)) parts.push(t("opens_tomorrow", { time }));
   }
   return { open, text: parts.join(" · ") };
 }

@@ -325,9 +325,18 @@ function showStale(now) {
 }
 
 function showClock(now) {
-  $("clock").textContent = hhmm(now);
+  // The shop's time: a screen is often a kiosk left in UTC, and its clock sits beside
+  // opening times given in the shop's zone.
+  const timeZone = typeof shop?.timezone === "string" ? shop.timezone : undefined;
+  let date;
+  try {
+    $("clock").textContent = hhmm(now, timeZone);
+    date = dateFormat({ weekday: "long", day: "numeric", month: "long", timeZone }).format(now);
+  } catch { // RangeError: a zone this browser lacks
+    $("clock").textContent = hhmm(now);
+    date = dateFormat({ weekday: "long", day: "numeric", month: "long" }).format(now);
+  }
   $("clock").dateTime = new Date(now).toISOString();
-  const date = dateFormat({ weekday: "long", day: "numeric", month: "long" }).format(now);
   $("clock-date").textContent = date.charAt(0).toUpperCase() + date.slice(1);
 }
 
@@ -436,6 +445,7 @@ function setProfile(profile) {
   shop = profile;
   if (moved) client?.move({ lat: shop.lat, lon: shop.lon, radius_m: radius });
   showShop();
+  showClock(Date.now()); // in the shop's zone from now on, not at the next tick
   $("qr").alt = t("qr_alt", { shop: profile.name });
   if (first) startFeed();
   render();
