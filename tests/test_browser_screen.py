@@ -113,6 +113,11 @@ async def test_screen_recovers_after_server_restart(redis: Redis, settings: Sett
         await page.wait_for_selector("#stale-banner", state="visible", timeout=10_000)
         banner = await page.text_content("#stale-banner") or ""
         assert "Connexion perdue depuis" in banner
+        # The QR code stays scannable through the outage: the banner does not cover it.
+        qr, over = await page.locator("#qr").bounding_box(), \
+            await page.locator("#stale-banner").bounding_box()
+        assert qr and over and (over["x"] >= qr["x"] + qr["width"]
+                                or over["y"] + over["height"] <= qr["y"]), (qr, over)
         assert await page.locator(card("#own-posts", first)).count() == 1
         assert "is-stale" in (await page.get_attribute("#screen", "class") or "")
         assert await page.evaluate("() => window.streetfeedScreen.state") != "live"
