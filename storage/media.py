@@ -2,8 +2,11 @@
 
 A store keeps, per media id, its WebP variants by width and its `MediaRecord`. The record
 is written last, so a record that reads back means every file it names is there; a crash
-between the two leaves files without a record, which the (still to come) sweep removes.
-Only re-encoded bytes ever reach a store (rules.images), never an upload.
+between the two leaves files without a record, which the sweep (workers.media_sweep)
+removes. Only re-encoded bytes ever reach a store (rules.images), never an upload.
+
+Which media exist and until when is kept in Redis (storage.media_index); a store only
+holds bytes, so that it can be a directory or an S3-compatible bucket alike.
 """
 
 from __future__ import annotations
@@ -11,20 +14,45 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import msgspec
 
 from schemas.media import MediaRecord
 
-__all__ = ["FileMediaStore", "MediaStore"]
+__all__ = ["FileMediaStore", "MediaBlob", "MediaStore", "StoredMedia", "is_media_id"]
 
 _ID = re.compile(r"^m_[0-9a-f]{32}$")
 _decode_record = msgspec.json.Decoder(MediaRecord).decode
 _encode = msgspec.json.Encoder().encode
+# Served files are read in pieces of this size: one photo variant is ~20-200 KB.
+CHUNK_BYTES = 64 * 1024
+
+
+def is_media_id(value: str) -> bool:
+    return _ID.match(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaBlob:
+    """One stored variant, ready to be streamed: its size, and its bytes in pieces."""
+
+    size: int
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMedia:
+    """A media id found in a store, with when it was last written (for the orphan sweep)."""
+
+    id: str
+    modified_at: datetime
 
 
 class MediaStore(Protocol):
@@ -37,6 +65,18 @@ class MediaStore(Protocol):
     async def variant(self, media_id: str, width: int) -> bytes | None:
         """One stored width's WebP bytes, or None."""
 
+    async def open(self, media_id: str, width: int) -> MediaBlob | None:
+        """One stored width as a stream (to serve it without holding it whole), or None."""
+
+    async def delete(self, media_id: str) -> None:
+        """Remove every file of the media (no error if there is none)."""
+
+    def list(self) -> AsyncIterator[StoredMedia]:
+        """Every media id the store holds files for, complete or not."""
+
+    async def close(self) -> None:
+        """Release connections (a no-op for files)."""
+
 
 class FileMediaStore:
     """Files under `root`: `<id>/<width>.webp` and `<id>/record.json`. Each file is written
@@ -48,7 +88,7 @@ class FileMediaStore:
 
     def _dir(self, media_id: str) -> Path:
         # The id is a path component: only the content-address shape is ever one.
-        if not _ID.match(media_id):
+        if not is_media_id(media_id):
             raise ValueError(f"not a media id: {media_id!r}")
         return self.root / media_id
 
@@ -63,15 +103,60 @@ class FileMediaStore:
         _write_atomic(folder / "record.json", _encode(record))
 
     async def record(self, media_id: str) -> MediaRecord | None:
-        if not _ID.match(media_id):
+        if not is_media_id(media_id):
             return None
         data = await asyncio.to_thread(_read, self._dir(media_id) / "record.json")
         return None if data is None else _decode_record(data)
 
     async def variant(self, media_id: str, width: int) -> bytes | None:
-        if not _ID.match(media_id):
+        if not is_media_id(media_id):
             return None
         return await asyncio.to_thread(_read, self._dir(media_id) / f"{width}.webp")
+
+    async def open(self, media_id: str, width: int) -> MediaBlob | None:
+        if not is_media_id(media_id):
+            return None
+        path = self._dir(media_id) / f"{width}.webp"
+        try:
+            file = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError:
+            return None
+        size = os.fstat(file.fileno()).st_size
+        return MediaBlob(size=size, chunks=_chunks(file))
+
+    async def delete(self, media_id: str) -> None:
+        if is_media_id(media_id):
+            await asyncio.to_thread(shutil.rmtree, self._dir(media_id), True)
+
+    async def list(self) -> AsyncIterator[StoredMedia]:
+        for entry in await asyncio.to_thread(_scan, self.root):
+            yield entry
+
+    async def close(self) -> None:
+        return None
+
+
+async def _chunks(file: BinaryIO) -> AsyncIterator[bytes]:
+    # An open file survives its directory's removal (POSIX): a photo swept while being
+    # served is still served whole.
+    try:
+        while chunk := await asyncio.to_thread(file.read, CHUNK_BYTES):
+            yield chunk
+    finally:
+        file.close()
+
+
+def _scan(root: Path) -> list[StoredMedia]:
+    found: list[StoredMedia] = []
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        if is_media_id(entry.name) and entry.is_dir(follow_symlinks=False):
+            mtime = entry.stat(follow_symlinks=False).st_mtime
+            found.append(StoredMedia(entry.name, datetime.fromtimestamp(mtime, UTC)))
+    return found
 
 
 def _read(path: Path) -> bytes | None:
