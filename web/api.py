@@ -39,8 +39,10 @@ from schemas.feed import FeedPage, FeedResponse, ShopPosts, ShopPostsPage, ShopS
 from schemas.hours import ShopHours
 from schemas.limits import (
     AUDIENCE_RADII_M,
+    MEDIA_PER_POST_MAX,
     MEDIA_TYPES,
     MEDIA_UPLOAD_MAX_BYTES,
+    MEDIA_WIDTHS,
     RADIUS_MAX_M,
     SHOPS_PAGE_DEFAULT,
     SHOPS_PAGE_MAX,
@@ -543,7 +545,10 @@ async def client_config(request: Request) -> Response:
                                      tile_attribution=st.settings.tile_attribution,
                                      fallback=Point(lat=st.settings.fallback_centre[0],
                                                     lon=st.settings.fallback_centre[1]),
-                                     radius_max_m=RADIUS_MAX_M))
+                                     radius_max_m=RADIUS_MAX_M,
+                                     media_per_post_max=MEDIA_PER_POST_MAX,
+                                     media_upload_max_bytes=MEDIA_UPLOAD_MAX_BYTES,
+                                     media_widths=list(MEDIA_WIDTHS)))
 
 
 _CATEGORIES_BODY = msgspec.json.encode(CategoryList(categories=list(CATEGORIES)))

@@ -10,6 +10,7 @@ import { HoursEditor, HoursError } from "./hours.js";
 import {
   applyStatic, errorKey, errorText, getLang, hhmm, onLangChange, otherLang, plural, setLang, t,
 } from "./i18n.js";
+import { PhotoTray, loadPhotoLimits, mediaIds, smallestVariant } from "./photos.js";
 import { registerServiceWorker } from "./pwa.js";
 import { forgetDeviceLink, redeemLinkCode, setLinkError, setupDeviceLink, takeLinkCode } from "./signin.js";
 import { ProfileForm } from "./shopprofile.js";
@@ -23,6 +24,7 @@ const RADIUS_KEY = "streetfeed.console.radius";
 const PREVIEW_DIST_M = 80;
 const CONFIRM_MS = 5000;
 const FLASH_DEFAULT_MIN = 60;
+const OWN_THUMB_PX = 64;
 // The contract's lengths count Unicode code points, on the server as here
 // (docs/architecture.md): `[...s]` iterates code points, `s.length` counts UTF-16 units
 // and filled the title with 40 emoji. An input's maxlength counts UTF-16 units too, so
@@ -56,6 +58,10 @@ let previewCard = null;
 const hoursEditor = new HoursEditor($("weekly"), $("exceptions"), $("add-exception"));
 const profileForm = new ProfileForm({ name: $("profile-name"), category: $("profile-category"),
   address: $("profile-address") });
+// The new post's photos (its edit forms have their own trays).
+const postPhotos = new PhotoTray({ uploadUrl: () => shopPath("/media"), onChange: photosChanged,
+  sessionLost, announce });
+let publishing = false;
 
 // For tests: read it, don't write it.
 window.streetfeedConsole = Object.freeze({
@@ -249,6 +255,7 @@ function leave() {
   lastStats = null;
   ownPosts.clear();
   $("own-posts").replaceChildren();
+  postPhotos.clear();
   $("watching-count").textContent = "–";
   say($("console-error"), null);
   forgetDeviceLink();
@@ -269,6 +276,7 @@ function enter(profile) {
   $("console-qr").alt = t("qr_alt", { shop: profile.name });
   resetForm();
   showClosing();
+  loadPhotoLimits().then(photoLimitsKnown); // asked again if the first ask failed
   profileForm.load(profile);
   loadHours();
   connect();
@@ -436,7 +444,7 @@ function showOwnPost(post, index = null) {
   // that a pushed profile (an "open late" post live or withdrawn) redraws the card.
   const signature = JSON.stringify([post.updated_at, post.title, post.text, post.expires_at,
     post.ends_at, post.price, post.discount_pct, post.status, post.until, post.tags, getLang(),
-    openingState(shop)?.text ?? null]);
+    openingState(shop)?.text ?? null, mediaIds(post)]);
   let entry = ownPosts.get(post.id);
   if (!entry) {
     entry = makeOwnPost(post);
@@ -448,7 +456,11 @@ function showOwnPost(post, index = null) {
   if (entry.signature !== signature) {
     entry.post = post;
     entry.signature = signature;
-    const card = buildCard(post, PREVIEW_DIST_M, { shop });
+    // The list shows a post's first photo as a small thumbnail, not the passer-by's large
+    // picture: the shopkeeper scans the list for the post to change.
+    const card = buildCard({ ...post, media: [] }, PREVIEW_DIST_M, { shop });
+    const thumb = ownThumb(post);
+    if (thumb) card.el.insertBefore(thumb, card.el.querySelector(".card-title"));
     const hadFocus = entry.cardBox.contains(document.activeElement);
     entry.cardBox.replaceChildren(card.el);
     if (hadFocus) card.el.focus();
@@ -457,6 +469,19 @@ function showOwnPost(post, index = null) {
   }
   entry.reach.textContent = reachText(post.id);
   $("own-empty").hidden = ownPosts.size > 0;
+}
+
+/** The first photo of a post in the list, small (its narrowest variant, square-cropped). */
+function ownThumb(post) {
+  const first = Array.isArray(post.media) ? post.media[0] : null;
+  if (!first) return null;
+  const img = el("img", "own-thumb");
+  img.src = String(smallestVariant(first).url);
+  img.alt = String(post.title ?? "");
+  img.width = OWN_THUMB_PX;
+  img.height = OWN_THUMB_PX;
+  img.decoding = "async";
+  return img;
 }
 
 /** Redraw the own cards whose open line the profile just changed. */
@@ -560,10 +585,15 @@ const localOf = (iso) => (Number.isNaN(Date.parse(iso)) ? "" : toLocalInput(Date
 
 /** Every field PATCH accepts for the post's kind (schemas.posts.PostPatch); only what was
  * changed is sent, and an emptied price, discount or "until" is sent as null (removed). */
-function editForm(entry, close, message) {
+function editForm(entry, closeForm, message) {
   const post = entry.post;
   const id = post.id;
   const form = el("form", "form edit-form");
+  let photos = null; // a new arrival's or an offer's photos, changed here
+  const close = () => {
+    photos?.clear(); // uploads under way abandoned, local previews released
+    closeForm();
+  };
   form.noValidate = true;
   const field = (name, labelKey, input, { optional = false, row = form } = {}) => {
     const wrap = el("div", "field");
@@ -639,6 +669,22 @@ function editForm(entry, close, message) {
   const buttons = el("div", "form-buttons");
   const save = el("button", "primary", t("save"));
   save.type = "submit";
+  if (post.kind === "new_arrival" || post.kind === "flash_offer") {
+    const wait = el("p", "hint photos-wait", t("photos_wait"));
+    wait.id = `edit-photos-wait-${id}`;
+    wait.hidden = true;
+    photos = new PhotoTray({ uploadUrl: () => shopPath("/media"), sessionLost, announce,
+      onChange: () => {
+        // Saved once every photo is up: its id is what the edit sends.
+        const busy = Boolean(photos?.busy());
+        save.disabled = busy;
+        wait.hidden = !busy;
+        if (busy) save.setAttribute("aria-describedby", wait.id);
+        else save.removeAttribute("aria-describedby");
+      } });
+    photos.load(post.media);
+    form.append(photos.el, wait);
+  }
   const cancel = el("button", "secondary", t("cancel"));
   cancel.type = "button";
   cancel.addEventListener("click", close);
@@ -687,11 +733,16 @@ function editForm(entry, close, message) {
       if (ms !== null && ms <= Date.now()) return { error: t("err_until_in_past"), focus: inputs.until };
       patch.until = ms === null ? null : rfc3339(ms);
     }
+    if (photos) {
+      const ids = photos.ids();
+      if (JSON.stringify(ids) !== JSON.stringify(mediaIds(post))) patch.media_ids = ids;
+    }
     return { patch };
   };
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    if (photos?.busy()) return; // its button says why it waits
     const { patch, error, focus } = readPatch();
     if (error) {
       say(message, error);
@@ -728,12 +779,31 @@ function showKindFields() {
     box.hidden = !active;
     for (const input of box.querySelectorAll("input, select")) input.disabled = !active;
   }
-  renderPreview();
+  // Kept while hidden: switching to opening hours and back does not lose them.
+  $("post-photos").hidden = !kindHasPhotos();
+  photosChanged();
 }
 
-function resetForm(keepKind = false) {
+/** Opening-hours posts carry no photo (DESIGN.md section 9). */
+const kindHasPhotos = () => kind() !== "opening_change";
+
+/** The photos changed (added, uploaded, moved, removed): the preview and "Publish" follow. */
+function photosChanged() {
+  renderPreview();
+  // "Publish" waits for uploads under way: their ids are part of the post.
+  const waiting = kindHasPhotos() && postPhotos.busy();
+  const button = $("publish");
+  if (!publishing) button.disabled = waiting;
+  sayKey($("photos-wait"), waiting ? "photos_wait" : null);
+  if (waiting) button.setAttribute("aria-describedby", "photos-wait");
+  else button.removeAttribute("aria-describedby");
+}
+
+/** A new post in the form; `keepPhotos` keeps the photos already picked (a template). */
+function resetForm(keepKind = false, keepPhotos = false) {
   const form = $("post-form");
   const current = kind();
+  if (!keepPhotos) postPhotos.clear();
   form.reset();
   if (keepKind) setKind(current);
   $("ends-at").value = toLocalInput(nextMinute(Date.now() + FLASH_DEFAULT_MIN * 60000));
@@ -802,12 +872,16 @@ function readForm() {
       body.until = rfc3339(until);
     }
   }
+  if (kindHasPhotos()) {
+    const ids = postPhotos.ids();
+    if (ids.length) body.media_ids = ids;
+  }
   return { body };
 }
 
 async function publish(event) {
   event.preventDefault();
-  if (!shop) return;
+  if (!shop || (kindHasPhotos() && postPhotos.busy())) return; // the button says why it waits
   const { body, error, focus } = readForm();
   say($("post-ok"), null);
   if (error) {
@@ -818,8 +892,11 @@ async function publish(event) {
   say($("post-error"), null);
   const button = $("publish");
   button.textContent = t("publishing");
+  publishing = true;
   const result = await sendChange(button, $("post-error"), "POST", shopPath("/posts"), body);
+  publishing = false;
   button.textContent = t("publish");
+  photosChanged(); // a photo added meanwhile holds the button again
   if (!result) return;
   // Until the next post is started (an input in the form hides it); the post itself comes
   // back over the socket.
@@ -829,7 +906,7 @@ async function publish(event) {
 
 function applyTemplate(name) {
   const now = Date.now();
-  resetForm();
+  resetForm(false, true); // a photo taken first stays: the template only writes the words
   if (name === "arrival") {
     setKind("new_arrival");
     $("title").value = t("tpl_arrival");
@@ -907,8 +984,18 @@ function renderPreview() {
   }
   previewCard = buildCard(post, PREVIEW_DIST_M, { shop: previewProfile(post) });
   previewCard.el.removeAttribute("tabindex"); // a picture of a card, not one to visit
+  // The photos as picked, from the local file until the server's copy is in.
+  const photos = current === "opening_change" ? null : postPhotos.previewPhotos(post.title);
+  if (photos) previewCard.el.insertBefore(photos, previewCard.el.querySelector(".card-title"));
   previewCard.el.classList.toggle("is-placeholder", !$("title").value.trim());
   $("preview").replaceChildren(previewCard.el);
+}
+
+/** The server's photo limits are in: "add a photo" works, and its help says how many. */
+function photoLimitsKnown(limits) {
+  if (!limits) return;
+  postPhotos.relabel();
+  postPhotos.render();
 }
 
 // --- Opening hours ------------------------------------------------------------------------
@@ -1009,6 +1096,7 @@ function setup() {
     showWatching();
     hoursEditor.relabel();
     profileForm.relabel();
+    postPhotos.relabel();
     renderPreview();
     for (const [node, [key, vars]] of [...notes]) sayKey(node, key, vars);
     // Rebuilt, buttons and all, in the new language (an open edit form closes).
@@ -1017,6 +1105,9 @@ function setup() {
     $("own-posts").replaceChildren();
     renderOwnPosts(posts);
   });
+
+  $("post-photos").append(postPhotos.el);
+  loadPhotoLimits().then(photoLimitsKnown);
 
   $("signin-form").addEventListener("submit", signIn);
   setupDeviceLink({ api, currentShop: () => shop, sessionLost });

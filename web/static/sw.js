@@ -34,6 +34,7 @@ const SHELL = [
   "/static/position.js",
   "/static/profiles.js",
   "/static/pwa.js",
+  "/static/photos.js",
   "/static/hours.js",
   "/static/kept.js",
   "/static/signin.js",
