@@ -53,12 +53,14 @@ def chosen(name: str, data: bytes, mime: str = "image/jpeg") -> dict[str, Any]:
     return {"name": name, "mimeType": mime, "buffer": data}
 
 
-async def pick(page: Any, files: list[dict[str, Any]], tray: str = TRAY) -> None:
-    """What a shopkeeper does: tap "choose from the gallery", pick files in the chooser."""
+async def pick(page: Any, files: list[dict[str, Any]], tray: str = TRAY,
+               camera: bool = False) -> None:
+    """What a shopkeeper does: tap "choose from the gallery" (several at once) or "take a
+    photo" (one), and give the chooser the files."""
     async with page.expect_file_chooser() as chooser_info:
-        await page.click(f"{tray} .photo-gallery")
+        await page.click(f"{tray} {'.photo-camera' if camera else '.photo-gallery'}")
     chooser = await chooser_info.value
-    assert chooser.is_multiple()
+    assert chooser.is_multiple() is not camera
     await chooser.set_files(files)
 
 
@@ -92,12 +94,17 @@ async def test_pick_preview_reorder_remove_and_publish(redis: Redis, settings: S
             httpx.AsyncClient(base_url=web.http) as http, \
             feed_client(web.ws, *STREET) as passer_by:
         page = await console_at(browser, web.http, shop, 390)
-        # The phone's camera, or its gallery (several at once), images only.
+        # The phone's back camera, or its gallery (several at once), images only; "take a
+        # photo" only where there is a touch screen (a computer's `capture` does nothing).
         camera = page.locator(f"{TRAY} input[type=file][capture=environment]")
         assert await camera.get_attribute("accept") == "image/*"
-        assert not await camera.evaluate("i => i.multiple")
         assert await page.locator(f"{TRAY} input[type=file]:not([capture])").get_attribute(
             "accept") == "image/*"
+        assert await page.is_hidden(f"{TRAY} .photo-camera")
+        cdp = await page.context.new_cdp_session(page)
+        await cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True,
+                                                              "maxTouchPoints": 5})
+        assert await page.is_visible(f"{TRAY} .photo-camera")
         await page.fill("#title", "Fraises de Plougastel")
 
         # Uploads held at the server's door until the test has seen them under way.
@@ -111,7 +118,8 @@ async def test_pick_preview_reorder_remove_and_publish(redis: Redis, settings: S
 
         await page.route("**/api/v1/shops/*/media", hold)
         red, green = photo((200, 30, 40)), photo((40, 160, 60), (600, 900))
-        await pick(page, [chosen("rouge.jpg", red), chosen("vert.jpg", green)])
+        await pick(page, [chosen("rouge.jpg", red)], camera=True)
+        await pick(page, [chosen("vert.jpg", green)])
         # At once: both previewed from the local files, in the card preview too, uploading,
         # and "Publish" waits for them, saying why.
         await page.wait_for_function(f"() => document.querySelectorAll('{TRAY} "

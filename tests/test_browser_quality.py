@@ -1,6 +1,7 @@
 """Browser quality of every page, as issue 14 measured it, in real headless Chromium.
 
-For the passer-by page, the shop console (signed out and in) and the in-shop screen, at
+For the passer-by page, the shop console (signed out, in, and in with four photos
+attached to a new post: issue 15) and the in-shop screen, at
 three phone sizes and a 1080p screen both ways up:
   - no horizontal overflow (the page never scrolls sideways: scrollWidth == innerWidth);
   - no axe-core violation of serious or critical impact (axe-core from the pinned
@@ -17,6 +18,7 @@ is loaded and measured once per size; the three checks read that measurement.
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,9 +27,11 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from redis.asyncio import Redis
 
 from runtime.settings import load_settings
+from schemas.limits import MEDIA_PER_POST_MAX
 from schemas.shops import ShopCreated
 from tests.helpers import (
     CLS_OBSERVER,
@@ -60,6 +64,8 @@ PAGES = {
     "console-signed-out": ("/shop",
                            "() => !!document.querySelector('#signin:not([hidden])')"),
     "console-signed-in": ("/shop", "() => !!window.streetfeedConsole?.shop"),
+    # Four photos picked for a new post once the page has loaded (see _measure).
+    "console-photos": ("/shop", "() => !!window.streetfeedConsole?.shop"),
     "screen": ("/screen/{shop}?radius_m=500",
                "() => window.streetfeedScreen?.state === 'live'"
                " && !!document.querySelector('#neighbours .card')"),
@@ -92,8 +98,13 @@ def site(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             async with web_server(settings) as web, enricher(redis, settings), \
                     httpx.AsyncClient(base_url=web.http) as http:
                 shop = await add_shop(redis, settings, "Au Pain Doré", *SHOP)
+                uploaded = await http.post(
+                    f"/api/v1/shops/{shop.id}/media", content=_photo((190, 140, 80), (1200, 900)),
+                    headers={"Authorization": f"Bearer {shop.token}",
+                             "Content-Type": "image/jpeg"})
+                assert uploaded.status_code == 201, uploaded.text
                 posts = [(shop, arrival("Pain de seigle au levain", text="Farine de Saint-Émilion.",
-                                        price=4.2))]
+                                        price=4.2, media_ids=[uploaded.json()["id"]]))]
                 for i, (name, category) in enumerate([("Fromagerie Lucas", "cheese"),
                                                       ("Café Le Comptoir", "cafe"),
                                                       ("Librairie Mollat", "bookshop"),
@@ -136,6 +147,28 @@ def site(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         raise shared["error"]
 
 
+def _photo(color: tuple[int, int, int], size: tuple[int, int] = (480, 360)) -> bytes:
+    img = Image.new("RGB", size, color)
+    for x in range(0, size[0], 24):
+        img.paste((255 - color[0], color[1], color[2] // 2), (x, 0, x + 5, size[1]))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
+async def _attach_photos(page: Any) -> None:
+    """A shopkeeper's four photos, picked from the gallery and uploaded."""
+    await page.wait_for_function("() => !document.querySelector('#post-photos .photo-gallery')"
+                                 ".disabled", timeout=30_000)
+    await page.set_input_files("#post-photos input[type=file][multiple]", [
+        {"name": f"{i}.jpg", "mimeType": "image/jpeg", "buffer": _photo((60 * i, 120, 200))}
+        for i in range(MEDIA_PER_POST_MAX)])
+    await page.wait_for_function(
+        "(n) => [...document.querySelectorAll('#post-photos .photo-item')]"
+        ".filter(li => li.dataset.status === 'done').length === n",
+        arg=MEDIA_PER_POST_MAX, timeout=60_000)
+
+
 @dataclass(frozen=True)
 class Measure:
     scroll_width: int
@@ -170,7 +203,7 @@ async def _measure(browser: Any, site: Site, page_name: str, size: str) -> Measu
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     await page.set_viewport_size({"width": width, "height": height})
-    if page_name == "console-signed-in":
+    if page_name in ("console-signed-in", "console-photos"):
         response = await page.request.post(
             f"{site.base}/api/v1/session", data={"shop_id": site.shop.id, "token": site.shop.token},
             headers={"Origin": site.base})
@@ -184,6 +217,8 @@ async def _measure(browser: Any, site: Site, page_name: str, size: str) -> Measu
     shifts = await page.evaluate("() => window.__shifts")
     cdp = await page.context.new_cdp_session(page)
     await cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
+    if page_name == "console-photos":  # after the load's shifts are measured
+        await _attach_photos(page)
     scroll_width, inner_width = await page.evaluate(
         "() => [document.documentElement.scrollWidth, innerWidth]")
     results = await Axe().run(page)

@@ -415,8 +415,8 @@ const STRINGS = {
     "Too many photos kept for the shop: withdraw posts or wait for them to expire."],
   // Photos in the console (issue 15)
   photos_legend: ["Photos", "Photos"],
-  photos_help: ["Jusqu'à {n} photos ; la première est celle que l'on voit d'abord.",
-    "Up to {n} photos; the first is the one people see first."],
+  photos_help: ["La première photo est celle que l'on voit d'abord.",
+    "The first photo is the one people see first."],
   photo_camera: ["Prendre une photo", "Take a photo"],
   photo_gallery: ["Choisir dans la galerie", "Choose from the gallery"],
   photo_uploading: ["Envoi… {pct} %", "Uploading… {pct}%"],

@@ -79,6 +79,9 @@ export class PhotoTray {
 
     this.el = el("fieldset", "photos");
     this.legend = el("legend");
+    // "2/4", as the title's counter: the same room whether the limit is known yet or not
+    // (the console may show before /api/v1/config answers; nothing must move then).
+    this.counter = el("span", "counter photo-counter");
     this.help = el("p", "hint photos-help");
     this.help.id = `${prefix}-help`;
     this.el.setAttribute("aria-describedby", this.help.id);
@@ -100,6 +103,7 @@ export class PhotoTray {
     add.append(this.cameraButton, this.galleryButton, this.cameraInput, this.galleryInput);
 
     this.list = el("ul", "photo-list");
+    this.list.hidden = true;
     this.note = el("p", "form-error photo-note");
     this.note.setAttribute("role", "alert");
     this.note.hidden = true;
@@ -280,6 +284,7 @@ export class PhotoTray {
     this.list.hidden = !this.items.length;
     this.items.forEach((item) => this.showState(item));
     const full = this.items.length >= (limits?.perPost ?? 0);
+    this.counter.textContent = limits ? `${this.items.length}/${limits.perPost}` : "";
     this.cameraButton.disabled = full;
     this.galleryButton.disabled = full;
     this.onChange();
@@ -293,6 +298,12 @@ export class PhotoTray {
     thumb.alt = "";
     thumb.width = 120;
     thumb.height = 120;
+    // A file the browser cannot show (a refused one, a HEIC before the server's copy):
+    // an empty square, not a broken-image icon.
+    thumb.addEventListener("error", () => {
+      item.broken = item.src;
+      thumb.removeAttribute("src");
+    });
     const progress = el("progress", "photo-progress");
     progress.max = 1;
     const state = el("p", "photo-state");
@@ -326,7 +337,7 @@ export class PhotoTray {
     if (!li) return;
     const n = this.items.indexOf(item) + 1;
     const [thumb, progress, state, retry] = li.children;
-    if (thumb.getAttribute("src") !== item.src) thumb.src = item.src;
+    if (item.broken !== item.src && thumb.getAttribute("src") !== item.src) thumb.src = item.src;
     li.dataset.status = item.status;
     li.dataset.mediaId = item.id ?? "";
     const uploading = item.status === "uploading";
@@ -361,8 +372,9 @@ export class PhotoTray {
   }
 
   relabel() {
-    this.legend.replaceChildren(t("photos_legend"), " ", el("span", "optional", t("optional")));
-    this.help.textContent = t("photos_help", { n: limits?.perPost ?? "" });
+    this.legend.replaceChildren(t("photos_legend"), " ", el("span", "optional", t("optional")),
+      this.counter);
+    this.help.textContent = t("photos_help");
     this.cameraButton.textContent = t("photo_camera");
     this.galleryButton.textContent = t("photo_gallery");
     if (this.noteKey) this.say(...this.noteKey);
@@ -378,9 +390,15 @@ export class PhotoTray {
     if (!shown.length) return null;
     const box = el("div", "card-photos");
     shown.forEach((item, index) => {
-      item.previewImg ??= el("img", "card-photo");
+      if (!item.previewImg) {
+        item.previewImg = el("img", "card-photo");
+        item.previewImg.addEventListener("error", () => {
+          item.broken = item.src;
+          item.previewImg.removeAttribute("src");
+        });
+      }
       const img = item.previewImg;
-      if (img.getAttribute("src") !== item.src) img.src = item.src;
+      if (item.broken !== item.src && img.getAttribute("src") !== item.src) img.src = item.src;
       img.alt = index === 0 ? title : t("photo_alt_more", { title, n: index + 1 });
       // Known once uploaded; until then a square keeps the room.
       img.width = item.width || 400;

@@ -253,8 +253,7 @@ function leave() {
   closesKnown = false;
   disconnect();
   lastStats = null;
-  ownPosts.clear();
-  $("own-posts").replaceChildren();
+  forgetOwnPosts();
   postPhotos.clear();
   $("watching-count").textContent = "–";
   say($("console-error"), null);
@@ -489,10 +488,18 @@ function refreshOwnCards() {
   for (const entry of ownPosts.values()) showOwnPost(entry.post);
 }
 
+/** Empty the list; an open edit's uploads are abandoned and its local previews released. */
+function forgetOwnPosts() {
+  for (const entry of ownPosts.values()) entry.dropPhotos?.();
+  ownPosts.clear();
+  $("own-posts").replaceChildren();
+}
+
 function dropOwnPost(id) {
   const entry = ownPosts.get(id);
   if (!entry) return;
   const hadFocus = entry.li.contains(document.activeElement);
+  entry.dropPhotos?.();
   entry.li.remove();
   ownPosts.delete(id);
   $("own-empty").hidden = ownPosts.size > 0;
@@ -558,6 +565,7 @@ function makeOwnPost(post) {
 
   editBtn.addEventListener("click", () => {
     if (!editBox.hidden) {
+      entry.dropPhotos?.();
       editBox.hidden = true;
       editBox.replaceChildren();
       editBtn.setAttribute("aria-expanded", "false");
@@ -590,8 +598,11 @@ function editForm(entry, closeForm, message) {
   const id = post.id;
   const form = el("form", "form edit-form");
   let photos = null; // a new arrival's or an offer's photos, changed here
+  // Uploads under way abandoned, local previews released: on closing, and when the list
+  // goes (signed out, a language switch, the post withdrawn elsewhere).
+  entry.dropPhotos = () => photos?.clear();
   const close = () => {
-    photos?.clear(); // uploads under way abandoned, local previews released
+    entry.dropPhotos();
     closeForm();
   };
   form.noValidate = true;
@@ -1101,8 +1112,7 @@ function setup() {
     for (const [node, [key, vars]] of [...notes]) sayKey(node, key, vars);
     // Rebuilt, buttons and all, in the new language (an open edit form closes).
     const posts = [...ownPosts.values()].map((entry) => entry.post);
-    ownPosts.clear();
-    $("own-posts").replaceChildren();
+    forgetOwnPosts();
     renderOwnPosts(posts);
   });
 
