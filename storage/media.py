@@ -28,7 +28,8 @@ from schemas.media import MediaRecord
 
 __all__ = ["FileMediaStore", "MediaBlob", "MediaStore", "StoredMedia", "is_media_id"]
 
-_ID = re.compile(r"^m_[0-9a-f]{32}$")
+# Matched whole (fullmatch): `$` would also let a trailing newline through.
+_ID = re.compile(r"m_[0-9a-f]{32}")
 _decode_record = msgspec.json.Decoder(MediaRecord).decode
 _encode = msgspec.json.Encoder().encode
 # Served files are read in pieces of this size: one photo variant is ~20-200 KB.
@@ -36,7 +37,7 @@ CHUNK_BYTES = 64 * 1024
 
 
 def is_media_id(value: str) -> bool:
-    return _ID.match(value) is not None
+    return _ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ from services.directory import ShopDirectory
 from services.ingest import Ingest
 from services.republish import Republisher
 from services.supervision import supervised
-from storage.media import FileMediaStore
+from storage.media_store import media_store_for
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
 from web import api, pages
@@ -101,6 +101,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         # Counted by the HTTP and feed protocols (web/http_protocol.py, feed/raw_ws.py).
         guard = ConnectionGuard.from_settings(settings, trusted)
         republisher = Republisher(redis, settings, clock)
+        media = media_store_for(settings)
         if settings.public_url is None and settings.host not in ("127.0.0.1", "::1",
                                                                  "localhost"):
             # Served beyond this machine, QR codes still name the default address.
@@ -116,7 +117,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                                              max_age_s=settings.shops_cache_max_age_s,
                                              regions=settings.region_names),
                          guard=guard, proxies=trusted, assets=assets,
-                         media=FileMediaStore(settings.data_dir / "media"),
+                         media=media,
                          media_slots=asyncio.Semaphore(MEDIA_PROCESSING_SLOTS))
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the
@@ -142,6 +143,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await readers.stop_all()
+            await media.close()
             await redis.aclose()
 
     @outside_api
