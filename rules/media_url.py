@@ -82,14 +82,14 @@ def parse_media_url(value: str) -> S3Location:
 def _endpoint(value: str | None) -> str | None:
     if value is None:
         return None
+    if "@" in value:  # said before anything echoes the value
+        raise ValueError("endpoint: credentials do not belong in the URL: set "
+                         "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")
     try:
         url = urlsplit(value)
         _ = url.port  # raises on a port that is not a number
     except ValueError:
         raise ValueError(f"endpoint: expected http(s)://host[:port], got {value!r}") from None
-    if url.username is not None or url.password is not None:
-        raise ValueError("endpoint: credentials do not belong in the URL: set "
-                         "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")
     if (url.scheme not in ("http", "https") or not url.hostname
             or url.path not in ("", "/") or url.query or url.fragment):
         raise ValueError(f"endpoint: expected http(s)://host[:port], got {value!r}")

@@ -296,6 +296,8 @@ def test_a_malformed_media_url_is_refused_at_start(value: str, said: str) -> Non
 @pytest.mark.parametrize("value", [
     "s3://AKIAEXAMPLE:s3cr3t-value@photos",
     "s3://photos?endpoint=http://AKIAEXAMPLE:s3cr3t-value@127.0.0.1:9000",
+    "s3://photos?endpoint=http://AKIAEXAMPLE:s3cr3t-value@127.0.0.1:port",
+    "s3://AKIAEXAMPLE:s3cr3t-value@photos:port",
     "s3://photos?secret_access_key=s3cr3t-value",
 ])
 def test_credentials_in_the_url_are_refused_without_being_echoed(value: str) -> None:
