@@ -40,6 +40,11 @@ _MAX_RETRIES = 3
 _RETRY_TIMEOUT = timedelta(seconds=15)
 # Keys listed per request (S3's maximum).
 _LIST_PAGE = 1000
+# obstore completes each call from one of its own (Rust) threads, which then takes the GIL
+# back for a moment; a Python < 3.14 that is finalising by then kills that thread with
+# pthread_exit, which aborts the whole process (SIGABRT, exit 134; seen in a third of the
+# exits made right after a call). Closing waits this long so that the last of them is done.
+_CLOSE_GRACE_S = 0.1
 
 
 class S3MediaStore:
@@ -134,8 +139,9 @@ class S3MediaStore:
             yield StoredMedia(current, latest)
 
     async def close(self) -> None:
-        # obstore keeps no connection that needs closing: its pool goes with the store.
-        return None
+        # obstore keeps no connection that needs closing (its pool goes with the store), but
+        # its threads must be done with the GIL before the interpreter may exit.
+        await asyncio.sleep(_CLOSE_GRACE_S)
 
     async def _read(self, key: str) -> bytes | None:
         try:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +34,7 @@ from storage.media import CHUNK_BYTES, FileMediaStore, MediaStore, is_media_id
 from storage.media_s3 import S3MediaStore
 from tests.helpers import add_shop, free_port, web_server
 
+ROOT = Path(__file__).resolve().parent.parent
 ID_A = "m_" + "a" * 32
 ID_B = "m_" + "b" * 32
 # Shapes a request path or a forged record could carry: none may become a key or a path.
@@ -254,6 +257,38 @@ async def test_s3_requests_are_signed_with_the_environment_credentials(
     right = S3MediaStore(location)
     await right.save(_record(ID_A, [400], [1]), {400: b"x"})
     assert await right.variant(ID_A, 400) == b"x"
+
+
+# A process that makes an S3 call, closes the store and exits at once (a web process stopped
+# right after serving a photo): here the call fails to connect, which made a third of such
+# exits abort (SIGABRT in one of obstore's threads, Python finalising) before close() let
+# those threads finish.
+_EXIT_RIGHT_AFTER = """
+import asyncio, sys
+from rules.media_url import parse_media_url
+from storage.media_s3 import S3MediaStore
+
+async def main() -> None:
+    store = S3MediaStore(parse_media_url(sys.argv[1]))
+    try:
+        await store.record("m_" + "c" * 32)
+    except Exception:
+        pass
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_process_exits_cleanly_right_after_an_s3_call() -> None:
+    url = f"s3://nowhere?endpoint=http://127.0.0.1:{free_port()}&region=us-east-1"
+    # Credentials given, so the client never looks for an instance role on the network.
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    runs = [await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _EXIT_RIGHT_AFTER, url, env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE) for _ in range(8)]
+    errors = [(await run.communicate())[1] for run in runs]
+    assert [run.returncode for run in runs] == [0] * 8, errors
 
 
 # --- STREETFEED_MEDIA_URL -----------------------------------------------------------------
