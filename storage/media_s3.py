@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 import obstore
+import obstore.exceptions
 from obstore.store import S3Store
 
 from rules.media_url import S3Location
@@ -27,7 +28,11 @@ from storage.media import CHUNK_BYTES, MediaBlob, StoredMedia, is_media_id
 if TYPE_CHECKING:  # obstore's typed dicts exist only in its stubs
     from obstore.store import S3Config
 
-__all__ = ["S3MediaStore"]
+__all__ = ["S3_UNAVAILABLE", "S3MediaStore"]
+
+# What a call raises when the bucket cannot be used (unreachable after the retries, timed
+# out, refused credentials): answered 503 `media_unavailable` (web.app), not a 500.
+S3_UNAVAILABLE: tuple[type[Exception], ...] = (obstore.exceptions.BaseError,)
 
 _decode_record = msgspec.json.Decoder(MediaRecord).decode
 _encode = msgspec.json.Encoder().encode

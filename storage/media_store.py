@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from runtime.settings import Settings
 from storage.media import FileMediaStore, MediaStore
-from storage.media_s3 import S3MediaStore
+from storage.media_s3 import S3_UNAVAILABLE, S3MediaStore
 
-__all__ = ["media_store_for"]
+__all__ = ["MEDIA_UNAVAILABLE", "media_store_for"]
+
+# Errors of a store that is down, whichever store it is (the data dir's are a server fault).
+MEDIA_UNAVAILABLE: tuple[type[Exception], ...] = S3_UNAVAILABLE
 
 
 def media_store_for(settings: Settings) -> MediaStore:

@@ -385,3 +385,21 @@ async def test_an_upload_lands_in_the_bucket(redis: Redis, s3_settings: Settings
         assert (img.format, img.size) == ("WEBP", (1000, 700))
     # Nothing went to the data dir.
     assert not await asyncio.to_thread((Path(s3_settings.data_dir) / "media").exists)
+
+
+async def test_an_unreachable_bucket_is_a_503_not_a_500(redis: Redis, settings: Settings,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    down = settings.with_(media_bucket=parse_media_url(
+        f"s3://photos?endpoint=http://127.0.0.1:{free_port()}&region=us-east-1"))
+    shop = await add_shop(redis, down, "Primeur", 44.8370, -0.5735)
+    png = io.BytesIO()
+    Image.new("RGB", (500, 400), (9, 9, 9)).save(png, "PNG")
+    async with web_server(down) as web, httpx.AsyncClient(base_url=web.http) as http:
+        response = await http.post(f"/api/v1/shops/{shop.id}/media", content=png.getvalue(),
+                                   headers={"Authorization": f"Bearer {shop.token}",
+                                            "Content-Type": "image/png"})
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "media_unavailable"
+    assert response.headers["retry-after"] == "2"

@@ -409,6 +409,9 @@ const STRINGS = {
     "Photo too elongated: its long side is at most 4 times its short side."],
   err_too_many_pixels: ["Photo trop grande : 40 mégapixels au plus.",
     "Photo too big: 40 megapixels at most."],
+  // Photos in an S3-compatible bucket (issue 15): the bucket cannot be reached
+  err_media_unavailable: ["Photos momentanément indisponibles, réessayez dans quelques secondes.",
+    "Photos briefly unavailable, try again in a few seconds."],
 };
 const LANGS = ["fr", "en"];
 
