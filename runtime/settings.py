@@ -81,7 +81,7 @@ class Settings:
     # arq's queue (a sorted set plus job keys, not cluster-aware) may live apart.
     arq_redis_url: str | None = None
     data_dir: Path = Path("var")
-    # Where processed photos are kept (storage.media_store): None, the data dir's media/;
+    # Where processed photos are kept (storage.media.media_store_for): None, the data dir's media/;
     # else an S3-compatible bucket (STREETFEED_MEDIA_URL=s3://bucket?endpoint=...), which
     # web processes on several hosts share. Its credentials are not settings: the S3 client
     # reads the standard AWS environment itself (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
@@ -174,6 +174,9 @@ class Settings:
     shop_posts_per_minute: int = 30
     # Photo uploads a shop makes per hour (each is up to a second of a core to process).
     shop_media_per_hour: int = 60
+    # What a shop's kept photos may weigh in all (MB of stored WebP; a photo is ~0.1-0.5 MB
+    # in its three widths, and is kept a day unposted or for its post's lifetime).
+    shop_media_quota_mb: int = 200
     # One-time console sign-in links a shop makes from its console (each kept 24 h).
     signin_links_per_minute: int = 10
     address_requests_per_minute: int = 600
@@ -309,6 +312,7 @@ ENVIRONMENT: dict[str, str] = {
     "STREETFEED_SCREEN_FRAME_ANCESTORS": "screen_frame_ancestors",
     "STREETFEED_SHOP_POSTS_PER_MINUTE": "shop_posts_per_minute",
     "STREETFEED_SHOP_MEDIA_PER_HOUR": "shop_media_per_hour",
+    "STREETFEED_SHOP_MEDIA_QUOTA_MB": "shop_media_quota_mb",
     "STREETFEED_ADDRESS_REQUESTS_PER_MINUTE": "address_requests_per_minute",
     "STREETFEED_ADDRESS_SOCKETS_PER_MINUTE": "address_sockets_per_minute",
     "STREETFEED_MAX_SOCKETS_PER_ADDRESS": "max_sockets_per_address",
@@ -431,7 +435,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
 # Limits under which the service refuses everyone.
 _AT_LEAST_ONE = ("max_connections", "max_sockets_per_address", "shop_posts_per_minute",
                  "address_requests_per_minute", "address_sockets_per_minute",
-                 "signin_links_per_minute", "shop_media_per_hour")
+                 "signin_links_per_minute", "shop_media_per_hour", "shop_media_quota_mb")
 
 
 def _variable(field_name: str) -> str:

@@ -30,7 +30,8 @@ class MediaRecord(msgspec.Struct, frozen=True, kw_only=True):
     """What the store keeps beside the files (decoded tolerantly: fields added later default).
 
     `width`/`height` are those of the largest variant; `widths` every variant stored, widest
-    last; `bytes` their total size, which counts against the shop's quota.
+    last, and `heights` theirs; `bytes` their total size, which counts against the shop's
+    quota.
     """
 
     id: MediaId
@@ -40,6 +41,7 @@ class MediaRecord(msgspec.Struct, frozen=True, kw_only=True):
     widths: list[int]
     created_at: AwareDatetime
     bytes: int
+    heights: list[int] = []
 
 
 class MediaVariant(msgspec.Struct, frozen=True, kw_only=True):

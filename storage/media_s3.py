@@ -12,7 +12,7 @@ the standard AWS credential chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -106,10 +106,11 @@ class S3MediaStore:
                                              f"{self._folder(media_id)}{int(width)}.webp")
         except FileNotFoundError:  # what obstore raises for a missing key
             return None
-        # One GET: the size and the body are of the same object version, and a delete while
-        # the body streams does not cut it short.
+        # One GET: the size and the body are of the same object version, a delete while the
+        # body streams does not cut it short, and serving costs one request. A body never
+        # read (a HEAD, a client gone) goes with the result: its connection is dropped.
         return MediaBlob(size=result.meta["size"],
-                         chunks=result.stream(min_chunk_size=CHUNK_BYTES))
+                         chunks=_chunks(result.stream(min_chunk_size=CHUNK_BYTES)))
 
     async def delete(self, media_id: str) -> None:
         if not is_media_id(media_id):
@@ -154,3 +155,9 @@ class S3MediaStore:
         except FileNotFoundError:  # what obstore raises for a missing key
             return None
         return bytes(await result.bytes_async())
+
+
+async def _chunks(stream: obstore.BytesStream) -> AsyncGenerator[bytes, None]:
+    # A generator, as the protocol asks: a server closes it (aclose) without reading it.
+    async for chunk in stream:
+        yield chunk

@@ -26,13 +26,17 @@ import pytest
 from PIL import Image
 from redis.asyncio import Redis
 
+from rules.clock import ManualClock
 from rules.errors import ConfigError
 from rules.media_url import S3Location, parse_media_url
 from runtime.settings import Settings, load_settings
+from schemas.limits import MEDIA_UNPOSTED_KEEP_S
 from schemas.media import MediaRecord
 from storage.media import CHUNK_BYTES, FileMediaStore, MediaStore, is_media_id
 from storage.media_s3 import S3MediaStore
-from tests.helpers import add_shop, free_port, web_server
+from tests.helpers import add_shop, arrival, enricher, feed_client, free_port, send_post, web_server
+from workers.media_sweep import ORPHAN_GRACE, sweep_media, sweep_orphan_media
+from workers.scheduler import worker_context
 
 ROOT = Path(__file__).resolve().parent.parent
 ID_A = "m_" + "a" * 32
@@ -385,6 +389,89 @@ async def test_an_upload_lands_in_the_bucket(redis: Redis, s3_settings: Settings
         assert (img.format, img.size) == ("WEBP", (1000, 700))
     # Nothing went to the data dir.
     assert not await asyncio.to_thread((Path(s3_settings.data_dir) / "media").exists)
+
+
+async def test_a_photo_kept_in_the_bucket_is_posted_and_served(
+        redis: Redis, s3_settings: Settings, s3_server: Any) -> None:
+    assert s3_settings.media_bucket is not None
+    bucket = s3_settings.media_bucket.bucket
+    street = (44.8370, -0.5735)
+    shop = await add_shop(redis, s3_settings, "Fromager", *street)
+    jpeg = io.BytesIO()
+    Image.linear_gradient("L").resize((900, 1200)).convert("RGB").save(jpeg, "JPEG")
+    async with web_server(s3_settings) as web, enricher(redis, s3_settings), \
+            httpx.AsyncClient(base_url=web.http) as http, \
+            feed_client(web.ws, *street) as passer_by:
+        uploaded = await http.post(f"/api/v1/shops/{shop.id}/media", content=jpeg.getvalue(),
+                                   headers={"Authorization": f"Bearer {shop.token}",
+                                            "Content-Type": "image/jpeg"})
+        assert uploaded.status_code == 201, uploaded.text
+        media_id = uploaded.json()["id"]
+        accepted = await send_post(http, shop, arrival(media_ids=[media_id]))
+        assert accepted.status_code == 202, accepted.text
+        post = await passer_by.wait_post(accepted.json()["id"])
+        [photo] = post["media"]
+        assert photo["url"] == f"/media/{media_id}/900.webp"
+
+        client = s3_server.client()
+        for variant in photo["variants"]:
+            served = await http.get(variant["url"])
+            assert served.status_code == 200, variant
+            assert served.headers["content-type"] == "image/webp"
+            assert served.headers["cache-control"] == "public, max-age=31536000, immutable"
+            kept = await asyncio.to_thread(client.get_object, Bucket=bucket,
+                                           Key=f"media/{media_id}/{variant['width']}.webp")
+            assert served.content == kept["Body"].read()  # the bucket's bytes, whole
+            assert served.headers["content-length"] == str(len(served.content))
+            head = await http.head(variant["url"])
+            assert head.status_code == 200 and head.content == b""
+            assert head.headers["content-length"] == served.headers["content-length"]
+            again = await http.get(variant["url"],
+                                   headers={"If-None-Match": served.headers["etag"]})
+            assert again.status_code == 304
+        missing = await http.get(f"/media/{media_id}/1600.webp")
+        assert (missing.status_code, missing.json()["error"]["code"]) == (404, "unknown_media")
+
+
+async def test_the_sweeps_empty_the_bucket(redis: Redis, s3_settings: Settings,
+                                           s3_server: Any) -> None:
+    assert s3_settings.media_bucket is not None
+    bucket = s3_settings.media_bucket.bucket
+    client = s3_server.client()
+
+    async def keys() -> set[str]:
+        listed = await asyncio.to_thread(client.list_objects_v2, Bucket=bucket)
+        return {o["Key"] for o in listed.get("Contents", [])}
+
+    clock = ManualClock()
+    start = clock.now()
+    shop = await add_shop(redis, s3_settings, "Primeur", 44.8370, -0.5735)
+    png = io.BytesIO()
+    Image.new("RGB", (600, 450), (200, 90, 10)).save(png, "PNG")
+    async with web_server(s3_settings, clock=clock) as web, \
+            httpx.AsyncClient(base_url=web.http) as http:
+        uploaded = await http.post(f"/api/v1/shops/{shop.id}/media", content=png.getvalue(),
+                                   headers={"Authorization": f"Bearer {shop.token}",
+                                            "Content-Type": "image/png"})
+        assert uploaded.status_code == 201, uploaded.text
+    unposted = uploaded.json()["id"]
+    ctx = worker_context(s3_settings, redis, clock)
+    assert isinstance(ctx["media"], S3MediaStore)
+    # Objects an upload left without registering them (its process died in between).
+    await ctx["media"].save(_record(ID_B, [400], [1]), {400: b"x"})
+    assert {k.split("/")[1] for k in await keys()} == {unposted, ID_B}
+
+    assert await sweep_media(ctx) == 0
+    clock.set(start + timedelta(seconds=MEDIA_UNPOSTED_KEEP_S + 60))
+    assert await sweep_media(ctx) == 1  # the photo never posted, a day after its upload
+    assert await keys() == {f"media/{ID_B}/400.webp", f"media/{ID_B}/record.json"}
+    # The orphan goes once older than the grace, by its objects' time in the bucket.
+    clock.set(datetime.now(UTC) + ORPHAN_GRACE - timedelta(minutes=1))
+    assert await sweep_orphan_media(ctx) == 0
+    clock.set(datetime.now(UTC) + ORPHAN_GRACE + timedelta(seconds=5))
+    assert await sweep_orphan_media(ctx) == 1
+    assert await keys() == set()
+    await ctx["media"].close()
 
 
 async def test_an_unreachable_bucket_is_a_503_not_a_500(redis: Redis, settings: Settings,

@@ -30,6 +30,7 @@ from feed.reader import Readers
 from feed.stats import StatsPublisher
 from rules.clock import Clock, SystemClock
 from rules.errors import ApiError
+from rules.media import MEDIA_PATH
 from rules.moderation import Policy
 from rules.proxies import TrustedProxies
 from runtime import metrics
@@ -38,12 +39,14 @@ from runtime.lifespan import STATE_KEY
 from runtime.settings import Settings
 from services.directory import ShopDirectory
 from services.ingest import Ingest
+from services.media import MediaLibrary, ThreadImageProcessor
 from services.republish import Republisher
 from services.supervision import supervised
-from storage.media_store import MEDIA_UNAVAILABLE, media_store_for
+from storage.media import media_store_for
+from storage.media_s3 import S3_UNAVAILABLE
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
-from web import api, pages
+from web import api, media, pages
 from web.assets import Assets
 from web.console import ConsoleGate
 from web.forwarded import ForwardedClient
@@ -109,13 +112,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         # Counted by the HTTP and feed protocols (web/http_protocol.py, feed/raw_ws.py).
         guard = ConnectionGuard.from_settings(settings, trusted)
         republisher = Republisher(redis, settings, clock)
-        media = media_store_for(settings)
         if settings.public_url is None and settings.host not in ("127.0.0.1", "::1",
                                                                  "localhost"):
             # Served beyond this machine, QR codes still name the default address.
             log.warning("STREETFEED_PUBLIC_URL is not set: QR codes on screens point at %s, "
                         "which phones cannot open; set it to the address passers-by use",
                         settings.public_base_url)
+        media_store = media_store_for(settings)
         state = AppState(settings=settings, clock=clock, redis=redis, lives=gateway.lives,
                          ingest=Ingest(redis, settings, clock, policy), hub=hub,
                          readers=readers, gateway=gateway,
@@ -125,8 +128,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                                              max_age_s=settings.shops_cache_max_age_s,
                                              regions=settings.region_names),
                          guard=guard, proxies=trusted, assets=assets,
-                         media=media,
-                         media_slots=asyncio.Semaphore(MEDIA_PROCESSING_SLOTS))
+                         media=media_store,
+                         media_library=MediaLibrary(
+                             redis, media_store, ThreadImageProcessor(MEDIA_PROCESSING_SLOTS),
+                             clock, settings.shop_media_quota_mb))
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the
         # liveness every socket is told.
@@ -151,7 +156,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await readers.stop_all()
-            await media.close()
+            await media_store.close()
             await redis.aclose()
 
     @outside_api
@@ -169,6 +174,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Route("/api/v1/shops/{shop_id}/posts/{post_id}", api.edit_post, methods=["PATCH"]),
         Route("/api/v1/shops/{shop_id}/posts/{post_id}", api.withdraw_post, methods=["DELETE"]),
         Route("/api/v1/shops/{shop_id}/media", api.upload_media, methods=["POST"]),
+        Route(MEDIA_PATH + "/{media_id}/{name}", outside_api(media.serve_media),
+              methods=["GET", "HEAD"]),
         Route("/api/v1/feed", api.feed, methods=["GET"]),
         Route("/api/v1/shops", api.list_shops, methods=["GET"]),
         Route("/api/v1/shops/{shop_id}", api.shop_profile, methods=["GET"]),
@@ -206,7 +213,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             ApiError: _api_error,
             HTTPException: _http_error,
             **dict.fromkeys(REDIS_UNAVAILABLE, _redis_down),
-            **dict.fromkeys(MEDIA_UNAVAILABLE, _media_down),
+            **dict.fromkeys(S3_UNAVAILABLE, _media_down),
         },
     )
     app.add_middleware(AddressRateLimit, settings=settings)

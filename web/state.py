@@ -10,7 +10,6 @@ trusted proxies and the feed gateway are read there, before any ASGI) and as
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ from runtime.lifespan import STATE_KEY
 from runtime.settings import Settings
 from services.directory import ShopDirectory
 from services.ingest import Ingest
+from services.media import MediaLibrary
 from storage.live import LiveIndex
 from storage.media import MediaStore
 from storage.ratelimit import RateLimiter
@@ -57,8 +57,8 @@ class AppState:
     guard: ConnectionGuard  # connection caps and time limits
     proxies: TrustedProxies  # whose X-Forwarded-For/-Proto are believed
     assets: Assets  # the pages and web/static, compressed once, with their ETags
-    media: MediaStore  # processed photos (storage.media)
-    media_slots: asyncio.Semaphore  # photos being processed at once (web.api.upload_media)
+    media: MediaStore  # processed photos' bytes (storage.media), served by web.media
+    media_library: MediaLibrary  # uploads: processing, store, index (services.media)
 
 
 def state_of(source: HTTPConnection | Mapping[str, Any]) -> AppState:

@@ -409,6 +409,10 @@ const STRINGS = {
     "Photo too elongated: its long side is at most 4 times its short side."],
   err_too_many_pixels: ["Photo trop grande : 40 mégapixels au plus.",
     "Photo too big: 40 megapixels at most."],
+  err_unknown_media: ["Cette photo n'est plus disponible : ajoutez-la à nouveau.",
+    "This photo is no longer available: add it again."],
+  err_media_quota_exceeded: ["Trop de photos gardées pour la boutique : retirez des annonces ou attendez qu'elles expirent.",
+    "Too many photos kept for the shop: withdraw posts or wait for them to expire."],
   // Photos in an S3-compatible bucket (issue 15): the bucket cannot be reached
   err_media_unavailable: ["Photos momentanément indisponibles, réessayez dans quelques secondes.",
     "Photos briefly unavailable, try again in a few seconds."],
