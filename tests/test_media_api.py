@@ -91,6 +91,10 @@ async def test_upload_refusals(redis: Redis, settings: Settings) -> None:
     gif = io.BytesIO()
     Image.new("RGB", (10, 10)).save(gif, "GIF")
     jpeg = _gps_jpeg((64, 48))
+    # A valid JPEG that is also a page: its comment segment holds a script.
+    polyglot = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(polyglot, "JPEG",
+                                    comment=b"<script>fetch('/api/v1/session')</script>")
     async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
         cases: list[tuple[bytes, dict[str, str], int, str]] = [
             (jpeg, {}, 401, "missing_token"),
@@ -101,6 +105,8 @@ async def test_upload_refusals(redis: Redis, settings: Settings) -> None:
             (jpeg, {**auth}, 415, "unsupported_image_type"),
             (jpeg[: len(jpeg) // 2], {**auth, "Content-Type": "image/jpeg"}, 422,
              "undecodable_image"),
+            (polyglot.getvalue(), {**auth, "Content-Type": "image/jpeg"}, 422,
+             "polyglot_image"),
             (b"\xff\xd8\xff" + b"\0" * limits.MEDIA_UPLOAD_MAX_BYTES,
              {**auth, "Content-Type": "image/jpeg"}, 413, "media_too_large"),
         ]
