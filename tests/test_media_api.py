@@ -53,7 +53,12 @@ async def test_upload_stores_stripped_oriented_variants(redis: Redis, settings: 
         assert response.status_code == 201, response.text
         created = response.json()
         # Orientation 6 turns the 2000x1500 sensor frame upright.
-        assert created == {"id": created["id"], "width": 1500, "height": 2000}
+        assert {k: created[k] for k in ("id", "width", "height")} == {
+            "id": created["id"], "width": 1500, "height": 2000}
+        # The extension: the URLs a post will deliver, to show it before posting.
+        assert created["url"] == f"/media/{created['id']}/1500.webp"
+        assert [(v["width"], v["height"]) for v in created["variants"]] == [
+            (400, 533), (800, 1067), (1500, 2000)]
         again = await http.post(url, content=upload, headers={
             "Authorization": f"Bearer {shop.token}", "Content-Type": "image/jpeg"})
         assert again.json() == created  # content-addressed: the same photo is one media
