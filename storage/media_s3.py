@@ -37,10 +37,14 @@ S3_UNAVAILABLE: tuple[type[Exception], ...] = (obstore.exceptions.BaseError,)
 _decode_record = msgspec.json.Decoder(MediaRecord).decode
 _encode = msgspec.json.Encoder().encode
 _RECORD = "record.json"
-# A bucket that does not answer fails the upload (a 500 the shop retries) within seconds
-# instead of obstore's default of ten retries over up to three minutes.
+# A bucket that does not answer fails the call (503 media_unavailable) within seconds
+# instead of obstore's default of ten retries over up to three minutes: no connection
+# within _CONNECT_TIMEOUT, or nothing read for _STALL_TIMEOUT. The whole of a request may
+# take far longer: a photo's body is read from the bucket at the pace of the phone it is
+# served to (obstore's default, 30 s in all, cut such a body short: a truncated photo).
 _CONNECT_TIMEOUT = "5s"
-_REQUEST_TIMEOUT = "30s"
+_STALL_TIMEOUT = "10s"
+_REQUEST_TIMEOUT = "10m"
 _MAX_RETRIES = 3
 _RETRY_TIMEOUT = timedelta(seconds=15)
 # Keys listed per request (S3's maximum).
@@ -65,7 +69,8 @@ class S3MediaStore:
         self._store = S3Store(
             location.bucket, config=config,
             client_options={"allow_http": location.allow_http,
-                            "connect_timeout": _CONNECT_TIMEOUT, "timeout": _REQUEST_TIMEOUT},
+                            "connect_timeout": _CONNECT_TIMEOUT,
+                            "read_timeout": _STALL_TIMEOUT, "timeout": _REQUEST_TIMEOUT},
             retry_config={"max_retries": _MAX_RETRIES, "retry_timeout": _RETRY_TIMEOUT})
 
     def _folder(self, media_id: str) -> str:
