@@ -3,8 +3,8 @@
 It runs with authentication on (INITIAL_NO_AUTH_ACTION_COUNT): the first requests, unsigned,
 create an IAM user, its access key and a policy allowing it S3 on the test buckets; every
 later request must carry a valid SigV4 signature by that key (a wrong secret is refused
-403 SignatureDoesNotMatch) and be allowed by the policy. docs/architecture.md ("Tests")
-says what moto checks and what it does not.
+403 SignatureDoesNotMatch) and be allowed by the policy. docs/architecture.md ("Photos in
+an S3-compatible bucket") says what moto checks and what it does not.
 """
 
 from __future__ import annotations
