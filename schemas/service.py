@@ -31,7 +31,6 @@ class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
     fallback: Point
     radius_max_m: int
     # Photos (issue 15): the console refuses a fifth photo or an over-large file before
-    # sending it, and shows an upload's narrowest variant, from the server's own limits.
+    # sending it, from the server's own limits.
     media_per_post_max: int
     media_upload_max_bytes: int
-    media_widths: list[int]

@@ -42,7 +42,6 @@ from schemas.limits import (
     MEDIA_PER_POST_MAX,
     MEDIA_TYPES,
     MEDIA_UPLOAD_MAX_BYTES,
-    MEDIA_WIDTHS,
     RADIUS_MAX_M,
     SHOPS_PAGE_DEFAULT,
     SHOPS_PAGE_MAX,
@@ -547,8 +546,7 @@ async def client_config(request: Request) -> Response:
                                                     lon=st.settings.fallback_centre[1]),
                                      radius_max_m=RADIUS_MAX_M,
                                      media_per_post_max=MEDIA_PER_POST_MAX,
-                                     media_upload_max_bytes=MEDIA_UPLOAD_MAX_BYTES,
-                                     media_widths=list(MEDIA_WIDTHS)))
+                                     media_upload_max_bytes=MEDIA_UPLOAD_MAX_BYTES))
 
 
 _CATEGORIES_BODY = msgspec.json.encode(CategoryList(categories=list(CATEGORIES)))

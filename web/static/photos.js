@@ -7,8 +7,8 @@
 import { el } from "./cards.js";
 import { errorKey, t } from "./i18n.js";
 
-/** The server's photo limits (GET /api/v1/config): one source for the count, the size and
- * the widths; null until known. */
+/** The server's photo limits (GET /api/v1/config): one source for the count and the size;
+ * null until known. */
 let limits = null;
 let limitsLoading = null;
 
@@ -21,9 +21,8 @@ export function loadPhotoLimits() {
     .then((config) => {
       const perPost = Number(config.media_per_post_max);
       const maxBytes = Number(config.media_upload_max_bytes);
-      const widths = Array.isArray(config.media_widths) ? config.media_widths.map(Number) : [];
-      if (!(perPost > 0 && maxBytes > 0 && widths.length)) return null; // an older server
-      limits = { perPost, maxBytes, thumbWidth: Math.min(...widths) };
+      if (!(perPost > 0 && maxBytes > 0)) return null; // an older server
+      limits = { perPost, maxBytes };
       return limits;
     })
     .catch(() => {
@@ -33,12 +32,8 @@ export function loadPhotoLimits() {
   return limitsLoading;
 }
 
-/** The narrowest stored variant of an upload `width` px wide (rules/images.variant_widths:
- * never wider than the photo). */
-const thumbUrl = (id, width) =>
-  `/media/${encodeURIComponent(id)}/${Math.min(limits?.thumbWidth ?? width, width)}.webp`;
-
-/** The narrowest variant a delivered post's photo offers. */
+/** The narrowest variant of a delivered post's photo, or of an upload's 201 (the same
+ * `url` and `variants`). */
 export function smallestVariant(media) {
   const variants = Array.isArray(media?.variants) && media.variants.length ? media.variants : [media];
   return variants[0];
@@ -226,18 +221,21 @@ export class PhotoTray {
     item.width = Number(body.width);
     item.height = Number(body.height);
     item.status = "done";
-    // The served variant replaces the local file once it has loaded (no blank between).
-    const served = thumbUrl(item.id, item.width);
-    const img = new Image();
-    img.addEventListener("load", () => {
-      if (!this.items.includes(item)) return;
-      item.src = served;
-      if (item.localUrl) URL.revokeObjectURL(item.localUrl);
-      item.localUrl = null;
-      this.showState(item);
-      this.onChange();
-    });
-    img.src = served;
+    // The served variant replaces the local file once it has loaded (no blank between);
+    // a server whose 201 names no url leaves the local file shown.
+    const served = smallestVariant(body)?.url;
+    if (typeof served === "string" && served) {
+      const img = new Image();
+      img.addEventListener("load", () => {
+        if (!this.items.includes(item)) return;
+        item.src = served;
+        if (item.localUrl) URL.revokeObjectURL(item.localUrl);
+        item.localUrl = null;
+        this.showState(item);
+        this.onChange();
+      });
+      img.src = served;
+    }
     this.showState(item);
     this.onChange();
   }
