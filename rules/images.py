@@ -13,6 +13,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 
+import pillow_heif  # type: ignore[import-untyped]  # ships no py.typed; four calls below
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
 from rules.errors import ApiError, InvalidInput, PayloadTooLarge
@@ -26,10 +27,28 @@ __all__ = ["ProcessedImage", "Variant", "declared_type", "media_id", "process", 
 # twice as many. `process` refuses above MEDIA_PIXELS_MAX itself, before any decoding.
 Image.MAX_IMAGE_PIXELS = limits.MEDIA_PIXELS_MAX
 
+# HEIC/HEIF (what iPhones take photos in), through pillow-heif's Pillow plugin. Only the
+# primary image is decoded: no thumbnails, depth maps or auxiliary images (less hostile
+# input reaches libheif, and less memory), and on one thread: the caller's pool of
+# workers is the bound on the cores photos take (services/image_pool.py).
+pillow_heif.register_heif_opener()
+pillow_heif.options.THUMBNAILS = False
+pillow_heif.options.DEPTH_IMAGES = False
+pillow_heif.options.AUX_IMAGES = False
+pillow_heif.options.DECODE_THREADS = 1
+
 # The declared Content-Type each signature must come with, and Pillow's name for the format
 # (passed to Image.open so that no other decoder ever looks at the bytes).
-_JPEG, _PNG, _WEBP = "image/jpeg", "image/png", "image/webp"
-_PIL_FORMAT = {_JPEG: "JPEG", _PNG: "PNG", _WEBP: "WEBP"}
+_JPEG, _PNG, _WEBP, _HEIC = "image/jpeg", "image/png", "image/webp", "image/heic"
+_PIL_FORMAT = {_JPEG: "JPEG", _PNG: "PNG", _WEBP: "WEBP", _HEIC: "HEIF"}
+# Declared types that name the same bytes: phones send HEIC photos as either.
+_SAME_TYPE = {"image/heif": _HEIC}
+# ISO-BMFF `ftyp` brands of HEIF still images with HEVC inside (ISO/IEC 23008-12), the
+# only kind libheif here decodes. `mif1`/`msf1` are generic (AVIF files list them too), so
+# a file whose brands also say AVIF is not taken for HEIC.
+_HEIC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm",
+                          b"hevs", b"mif1", b"msf1", b"heif"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
 
 # WebP quality 80 is where phone photos stop visibly improving at card sizes; method 4 is
 # libwebp's default speed/size trade-off (6 is ~2x slower for ~3 % smaller files).
@@ -74,14 +93,28 @@ def _undecodable(message: str) -> InvalidInput:
 
 
 def sniff(data: bytes) -> str | None:
-    """The image type the bytes' signature says, or None for anything but JPEG/PNG/WebP."""
+    """The image type the bytes' signature says, or None for anything but JPEG, PNG, WebP
+    and HEIC."""
     if data.startswith(b"\xff\xd8\xff"):
         return _JPEG
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return _PNG
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return _WEBP
+    if _is_heic(data):
+        return _HEIC
     return None
+
+
+def _is_heic(data: bytes) -> bool:
+    """An ISO-BMFF file whose first box is `ftyp` naming a HEIF brand (major or compatible)."""
+    if len(data) < 16 or data[4:8] != b"ftyp":
+        return False
+    size = int.from_bytes(data[:4], "big")
+    if size < 16 or size > min(len(data), 4096) or size % 4:
+        return False
+    brands = {data[8:12]} | {data[i:i + 4] for i in range(16, size, 4)}
+    return bool(brands & _HEIC_BRANDS) and not brands & _AVIF_BRANDS
 
 
 def variant_widths(width: int) -> tuple[int, ...]:
@@ -104,7 +137,7 @@ def declared_type(content_type: str) -> str:
     declared = content_type.split(";", 1)[0].strip().lower()
     if declared not in limits.MEDIA_TYPES:
         raise _unsupported(f"Content-Type must be one of {', '.join(limits.MEDIA_TYPES)}")
-    return declared
+    return _SAME_TYPE.get(declared, declared)
 
 
 def process(data: bytes, content_type: str) -> ProcessedImage:
@@ -117,7 +150,7 @@ def process(data: bytes, content_type: str) -> ProcessedImage:
     declared = declared_type(content_type)
     sniffed = sniff(data)
     if sniffed is None:
-        raise _unsupported("The bytes are not a JPEG, PNG or WebP image")
+        raise _unsupported("The bytes are not a JPEG, PNG, WebP or HEIC image")
     if sniffed != declared:
         # Also what refuses a polyglot sent under a type its first bytes do not claim.
         raise _unsupported(f"Declared {declared} but the bytes are {sniffed}",

@@ -62,5 +62,6 @@ MEDIA_PER_POST_MAX = 4
 # Long side over short side: a card shows a photo, not a 1x20,000 strip (which WebP, at
 # most 16,383 px a side, could not even store once scaled to MEDIA_WIDTH_MAX).
 MEDIA_ASPECT_MAX = 4
-# The declared Content-Types accepted, each checked against the bytes' own signature.
-MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp")
+# The declared Content-Types accepted, each checked against the bytes' own signature
+# (HEIC, as iPhones take photos, is sent as either of the last two).
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/heic", "image/heif")
