@@ -167,6 +167,10 @@ class Settings:
     shop_posts_per_minute: int = 30
     # Photo uploads a shop makes per hour (each is up to a second of a core to process).
     shop_media_per_hour: int = 60
+    # Photos processed at once per web process, each in a child process of its own
+    # (services/image_pool.py): each may hold ~0.7 GB while a 40 MP photo is processed, and
+    # the machine's cores also serve the sockets. More uploads wait their turn.
+    media_workers: int = 2
     # One-time console sign-in links a shop makes from its console (each kept 24 h).
     signin_links_per_minute: int = 10
     address_requests_per_minute: int = 600
@@ -300,6 +304,7 @@ ENVIRONMENT: dict[str, str] = {
     "STREETFEED_SCREEN_FRAME_ANCESTORS": "screen_frame_ancestors",
     "STREETFEED_SHOP_POSTS_PER_MINUTE": "shop_posts_per_minute",
     "STREETFEED_SHOP_MEDIA_PER_HOUR": "shop_media_per_hour",
+    "STREETFEED_MEDIA_WORKERS": "media_workers",
     "STREETFEED_ADDRESS_REQUESTS_PER_MINUTE": "address_requests_per_minute",
     "STREETFEED_ADDRESS_SOCKETS_PER_MINUTE": "address_sockets_per_minute",
     "STREETFEED_MAX_SOCKETS_PER_ADDRESS": "max_sockets_per_address",
@@ -421,7 +426,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
 # Limits under which the service refuses everyone.
 _AT_LEAST_ONE = ("max_connections", "max_sockets_per_address", "shop_posts_per_minute",
                  "address_requests_per_minute", "address_sockets_per_minute",
-                 "signin_links_per_minute", "shop_media_per_hour")
+                 "signin_links_per_minute", "shop_media_per_hour", "media_workers")
 
 
 def _variable(field_name: str) -> str:

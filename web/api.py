@@ -117,11 +117,8 @@ async def upload_media(request: Request) -> Response:
     images.declared_type(content_type)  # 415 before reading up to 10 MB
     await st.limiter.hit("shop_media", shop.id, st.settings.shop_media_per_hour, 3600)
     body = await read_body(request, MEDIA_UPLOAD_MAX_BYTES, code="media_too_large")
-    # Decoding and encoding take up to a second of CPU: in a thread, as Pillow releases the
-    # GIL in its codecs and resampling, so this loop keeps serving sockets meanwhile. The
-    # semaphore bounds the decoded frames held at once (up to ~160 MB each at 40 MP).
-    async with st.media_slots:
-        image = await asyncio.to_thread(images.process, body, content_type)
+    # Decoding and encoding take up to seconds of CPU on hostile bytes: in a child process.
+    image = await st.images.process(body, content_type)
     record = MediaRecord(id=images.media_id(shop.id, image), shop_id=shop.id,
                          width=image.width, height=image.height,
                          widths=[v.width for v in image.variants], created_at=st.clock.now(),

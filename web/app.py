@@ -37,6 +37,7 @@ from runtime.connections import ConnectionGuard
 from runtime.lifespan import STATE_KEY
 from runtime.settings import Settings
 from services.directory import ShopDirectory
+from services.image_pool import ImagePool
 from services.ingest import Ingest
 from services.republish import Republisher
 from services.supervision import supervised
@@ -55,9 +56,6 @@ from web.state import AppState, state_of
 log = logging.getLogger("streetfeed.web")
 
 RETRY_AFTER_S = "2"
-# Photos decoded at once per web process: each may hold a 40 MP frame (~160 MB) while it is
-# processed, and the machine's cores also serve the sockets. More uploads wait their turn.
-MEDIA_PROCESSING_SLOTS = 2
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -117,7 +115,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                                              regions=settings.region_names),
                          guard=guard, proxies=trusted, assets=assets,
                          media=FileMediaStore(settings.data_dir / "media"),
-                         media_slots=asyncio.Semaphore(MEDIA_PROCESSING_SLOTS))
+                         images=ImagePool(settings.media_workers))
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the
         # liveness every socket is told.
@@ -142,6 +140,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await readers.stop_all()
+            await state.images.close()
             await redis.aclose()
 
     @outside_api

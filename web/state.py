@@ -10,7 +10,6 @@ trusted proxies and the feed gateway are read there, before any ASGI) and as
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from runtime.connections import ConnectionGuard
 from runtime.lifespan import STATE_KEY
 from runtime.settings import Settings
 from services.directory import ShopDirectory
+from services.image_pool import ImagePool
 from services.ingest import Ingest
 from storage.live import LiveIndex
 from storage.media import MediaStore
@@ -58,7 +58,7 @@ class AppState:
     proxies: TrustedProxies  # whose X-Forwarded-For/-Proto are believed
     assets: Assets  # the pages and web/static, compressed once, with their ETags
     media: MediaStore  # processed photos (storage.media)
-    media_slots: asyncio.Semaphore  # photos being processed at once (web.api.upload_media)
+    images: ImagePool  # processes photos in child processes, started on the first upload
 
 
 def state_of(source: HTTPConnection | Mapping[str, Any]) -> AppState:
