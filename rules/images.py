@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from dataclasses import dataclass
 
 import pillow_heif  # type: ignore[import-untyped]  # ships no py.typed; four calls below
@@ -19,8 +20,8 @@ from PIL import Image, ImageCms, ImageFile, ImageOps
 from rules.errors import ApiError, InvalidInput, PayloadTooLarge
 from schemas import limits
 
-__all__ = ["ProcessedImage", "Variant", "declared_type", "media_id", "process", "sniff",
-           "variant_widths"]
+__all__ = ["ProcessedImage", "Variant", "declared_type", "draft_size", "media_id", "process",
+           "sniff", "variant_widths"]
 
 # Pillow's own bomb guard, for any code path that opens an image without `process`'s
 # header check: it warns above this many pixels and raises DecompressionBombError above
@@ -176,6 +177,19 @@ def _too_many_pixels() -> InvalidInput:
                         code="too_many_pixels")
 
 
+_ORIENTATION = 0x0112
+# EXIF orientations that turn the stored frame a quarter: its height is the photo's width.
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+
+
+def draft_size(width: int, height: int, orientation: int) -> tuple[int, int]:
+    """The least size (stored frame, as Image.draft takes it) a JPEG may be decoded at so
+    that, once upright, it is still as wide as its widest variant."""
+    upright_width = height if orientation in _QUARTER_TURNS else width
+    scale = min(upright_width, limits.MEDIA_WIDTH_MAX) / upright_width
+    return math.ceil(width * scale), math.ceil(height * scale)
+
+
 def _process_open(img: ImageFile.ImageFile) -> ProcessedImage:
     width, height = img.size  # from the header: nothing decoded yet
     if width < 1 or height < 1:
@@ -187,9 +201,10 @@ def _process_open(img: ImageFile.ImageFile) -> ProcessedImage:
         raise InvalidInput(f"A photo's long side is at most {limits.MEDIA_ASPECT_MAX} times "
                            "its short side", code="unsupported_aspect_ratio")
     if img.format == "JPEG":
-        # Decode at 1/2, 1/4 or 1/8 scale when even then both sides stay at least the
-        # widest variant: a 12 MP phone photo costs a quarter of the memory and time.
-        img.draft("RGB", (limits.MEDIA_WIDTH_MAX, limits.MEDIA_WIDTH_MAX))
+        # Decode at 1/2, 1/4 or 1/8 scale when the photo, once upright, is still at least as
+        # wide as its widest variant: a 12 MP landscape photo costs a quarter of the memory
+        # and time.
+        img.draft("RGB", draft_size(width, height, img.getexif().get(_ORIENTATION, 1)))
     img.load()  # a truncated file fails here (Pillow refuses truncated images by default)
     oriented = ImageOps.exif_transpose(img)
     rgb = _to_srgb(oriented)

@@ -297,3 +297,20 @@ def test_heic_bomb_refused_from_its_header() -> None:
             images.process(bomb, "image/heic")
         assert _code(exc) == (422, "too_many_pixels"), claimed
         assert time.monotonic() - started < 1.0
+
+
+def test_a_12_mp_landscape_jpeg_is_decoded_at_half_scale() -> None:
+    """A phone's 4032 x 3024 landscape photo was decoded whole (its 3,024 px side is under
+    twice 1,600): now at half scale, still wider than the 1,600 px variant."""
+    assert images.draft_size(4032, 3024, 1) == (1600, 1200)
+    buf = io.BytesIO()
+    Image.linear_gradient("L").resize((4032, 3024)).convert("RGB").save(buf, "JPEG")
+    with Image.open(io.BytesIO(buf.getvalue())) as img:
+        img.draft("RGB", images.draft_size(*img.size, 1))
+        assert img.size == (2016, 1512)
+    out = images.process(buf.getvalue(), "image/jpeg")
+    assert [(v.width, v.height) for v in out.variants] == [(400, 300), (800, 600), (1600, 1200)]
+    # Upright, a portrait photo stored as a landscape frame is 3,024 px wide: half of it
+    # would be narrower than 1,600, so it is decoded whole.
+    assert images.draft_size(4032, 3024, 6) == (2134, 1600)
+    assert images.draft_size(1000, 800, 1) == (1000, 800)
