@@ -84,10 +84,10 @@ def enrich(raw: RawPost, shop: ShopRecord | None, *, now: datetime, tz: ZoneInfo
     post: Post
     match raw.body:
         case NewArrivalIn(price=price, tags=tags):
-            post = NewArrival(**common, price=price, tags=list(tags))
+            post = NewArrival(**common, price=price, tags=list(tags), media=raw.media)
         case FlashOfferIn(ends_at=ends_at, price=price, discount_pct=pct):
             post = FlashOffer(**common, ends_at=ends_at.astimezone(UTC), price=price,
-                              discount_pct=pct)
+                              discount_pct=pct, media=raw.media)
         case OpeningChangeIn(status=status, until=until):
             # An automatic post names the shop's time zone: pages write its title in
             # their reader's language, at the shop's local time.

@@ -34,7 +34,8 @@ ERROR_CODES: frozenset[str] = frozenset({
     "invalid_websocket_handshake", "unsupported_websocket_version",
     # photos (rules.images)
     "media_too_large", "unsupported_image_type", "image_type_mismatch", "undecodable_image",
-    "too_many_pixels", "unsupported_aspect_ratio",
+    "too_many_pixels", "unsupported_aspect_ratio", "unknown_media", "media_quota_exceeded",
+    "polyglot_image",
 })
 
 _encode = msgspec.json.Encoder().encode

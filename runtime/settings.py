@@ -171,6 +171,9 @@ class Settings:
     # (services/image_pool.py): each may hold ~0.7 GB while a 40 MP photo is processed, and
     # the machine's cores also serve the sockets. More uploads wait their turn.
     media_workers: int = 2
+    # What a shop's kept photos may weigh in all (MB of stored WebP; a photo is ~0.1-0.5 MB
+    # in its three widths, and is kept a day unposted or for its post's lifetime).
+    shop_media_quota_mb: int = 200
     # One-time console sign-in links a shop makes from its console (each kept 24 h).
     signin_links_per_minute: int = 10
     address_requests_per_minute: int = 600
@@ -305,6 +308,7 @@ ENVIRONMENT: dict[str, str] = {
     "STREETFEED_SHOP_POSTS_PER_MINUTE": "shop_posts_per_minute",
     "STREETFEED_SHOP_MEDIA_PER_HOUR": "shop_media_per_hour",
     "STREETFEED_MEDIA_WORKERS": "media_workers",
+    "STREETFEED_SHOP_MEDIA_QUOTA_MB": "shop_media_quota_mb",
     "STREETFEED_ADDRESS_REQUESTS_PER_MINUTE": "address_requests_per_minute",
     "STREETFEED_ADDRESS_SOCKETS_PER_MINUTE": "address_sockets_per_minute",
     "STREETFEED_MAX_SOCKETS_PER_ADDRESS": "max_sockets_per_address",
@@ -426,7 +430,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
 # Limits under which the service refuses everyone.
 _AT_LEAST_ONE = ("max_connections", "max_sockets_per_address", "shop_posts_per_minute",
                  "address_requests_per_minute", "address_sockets_per_minute",
-                 "signin_links_per_minute", "shop_media_per_hour", "media_workers")
+                 "signin_links_per_minute", "shop_media_per_hour", "shop_media_quota_mb",
+                 "media_workers")
 
 
 def _variable(field_name: str) -> str:

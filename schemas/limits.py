@@ -7,13 +7,35 @@ here. Everything a deployment may tune is in runtime/settings.py.
 
 from __future__ import annotations
 
-__all__ = ["ADDRESS_MAX", "AUDIENCE_COUNT_MIN", "AUDIENCE_RADII_M", "CATEGORY_MAX",
-           "FLASH_OFFER_MAX_AHEAD_S", "GEO_LAT_MAX", "IDEMPOTENCY_KEY_MAX", "MEDIA_ASPECT_MAX",
+__all__ = [
+           "ADDRESS_MAX",
+           "AUDIENCE_COUNT_MIN",
+           "AUDIENCE_RADII_M",
+           "CATEGORY_MAX",
+           "FLASH_OFFER_MAX_AHEAD_S",
+           "GEO_LAT_MAX",
+           "IDEMPOTENCY_KEY_MAX",
+           "MEDIA_AFTER_POST_KEEP_S",
+           "MEDIA_ASPECT_MAX",
            "MEDIA_PER_POST_MAX",
-           "MEDIA_PIXELS_MAX", "MEDIA_TYPES", "MEDIA_UPLOAD_MAX_BYTES", "MEDIA_WIDTHS",
-           "MEDIA_WIDTH_MAX", "RADIUS_MAX_M",
-           "SHOPS_PAGE_DEFAULT", "SHOPS_PAGE_MAX", "SHOP_NAME_MAX", "SIGNIN_CODE_BYTES",
-           "SIGNIN_CODE_MAX", "SIGNIN_LINK_TTL_S", "TAGS_MAX", "TAG_MAX", "TEXT_MAX", "TITLE_MAX"]
+           "MEDIA_PIXELS_MAX",
+           "MEDIA_TYPES",
+           "MEDIA_UNPOSTED_KEEP_S",
+           "MEDIA_UPLOAD_MAX_BYTES",
+           "MEDIA_WIDTHS",
+           "MEDIA_WIDTH_MAX",
+           "RADIUS_MAX_M",
+           "SHOPS_PAGE_DEFAULT",
+           "SHOPS_PAGE_MAX",
+           "SHOP_NAME_MAX",
+           "SIGNIN_CODE_BYTES",
+           "SIGNIN_CODE_MAX",
+           "SIGNIN_LINK_TTL_S",
+           "TAGS_MAX",
+           "TAG_MAX",
+           "TEXT_MAX",
+           "TITLE_MAX",
+]
 
 TITLE_MAX = 80
 TEXT_MAX = 500
@@ -65,3 +87,8 @@ MEDIA_ASPECT_MAX = 4
 # The declared Content-Types accepted, each checked against the bytes' own signature
 # (HEIC, as iPhones take photos, is sent as either of the last two).
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/heic", "image/heif")
+# How long photos are kept (storage.media_index, swept by workers.media_sweep): one
+# uploaded and not (yet) posted, a day (the shopkeeper may post it this evening); one in
+# a post, until the post's lifetime is over, plus a margin for pages still showing it.
+MEDIA_UNPOSTED_KEEP_S = 24 * 3600
+MEDIA_AFTER_POST_KEEP_S = 3600

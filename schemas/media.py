@@ -18,19 +18,32 @@ MediaId = Annotated[str, msgspec.Meta(pattern=r"^m_[0-9a-f]{32}$")]
 Dimension = Annotated[int, msgspec.Meta(ge=1, le=limits.MEDIA_WIDTH_MAX * 64)]
 
 
-class MediaCreated(msgspec.Struct, frozen=True, kw_only=True):
-    """`201` to `POST /api/v1/shops/{shop_id}/media`: the largest stored width and its height."""
+class MediaVariant(msgspec.Struct, frozen=True, kw_only=True):
+    """One width of a delivered photo, for a page's `srcset`."""
+
+    url: str
+    width: int
+    height: int
+
+
+class MediaCreated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """`201` to `POST /api/v1/shops/{shop_id}/media`: the largest stored width and its height
+    (the contract's three fields), plus, as a compatible extension, the URLs a post will
+    deliver for it (`url`, `variants`), so a console can show it before posting."""
 
     id: MediaId
     width: Dimension
     height: Dimension
+    url: str = ""
+    variants: list[MediaVariant] = []
 
 
 class MediaRecord(msgspec.Struct, frozen=True, kw_only=True):
     """What the store keeps beside the files (decoded tolerantly: fields added later default).
 
     `width`/`height` are those of the largest variant; `widths` every variant stored, widest
-    last; `bytes` their total size, which counts against the shop's quota.
+    last, and `heights` theirs; `bytes` their total size, which counts against the shop's
+    quota.
     """
 
     id: MediaId
@@ -40,14 +53,7 @@ class MediaRecord(msgspec.Struct, frozen=True, kw_only=True):
     widths: list[int]
     created_at: AwareDatetime
     bytes: int
-
-
-class MediaVariant(msgspec.Struct, frozen=True, kw_only=True):
-    """One width of a delivered photo, for a page's `srcset`."""
-
-    url: str
-    width: int
-    height: int
+    heights: list[int] = []
 
 
 class MediaOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

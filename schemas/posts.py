@@ -10,6 +10,7 @@ import msgspec
 from schemas import limits
 from schemas.categories import CategoryCode
 from schemas.common import AwareDatetime, Latitude, Longitude, PostId, ShopId
+from schemas.media import MediaId, MediaOut
 
 __all__ = ["FlashOffer", "FlashOfferIn", "Kind", "NewArrival", "NewArrivalIn", "OpeningChange",
            "OpeningChangeIn", "Post", "PostAccepted", "PostIn", "PostPatch", "PostWithdrawn",
@@ -26,6 +27,10 @@ Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.TAG_MAX)]
 Tags = Annotated[list[Tag], msgspec.Meta(max_length=limits.TAGS_MAX)]
 Price = Annotated[float, msgspec.Meta(ge=0, le=1_000_000)]
 Percent = Annotated[int, msgspec.Meta(ge=1, le=99)]
+MediaIds = Annotated[list[MediaId], msgspec.Meta(
+    max_length=limits.MEDIA_PER_POST_MAX,
+    description=f"0-{limits.MEDIA_PER_POST_MAX} distinct ids from POST /api/v1/shops/"
+                "{shop_id}/media, uploaded by the same shop, in display order")]
 
 KINDS: tuple[str, ...] = ("new_arrival", "flash_offer", "opening_change")
 Kind = Literal["new_arrival", "flash_offer", "opening_change"]
@@ -44,12 +49,14 @@ class _PostIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 class NewArrivalIn(_PostIn, frozen=True, tag="new_arrival"):
     price: Price | None = None
     tags: Tags = []
+    media_ids: MediaIds = []
 
 
 class FlashOfferIn(_PostIn, frozen=True, tag="flash_offer"):
     ends_at: AwareDatetime
     price: Price | None = None
     discount_pct: Percent | None = None
+    media_ids: MediaIds = []
 
 
 class OpeningChangeIn(_PostIn, frozen=True, tag="opening_change"):
@@ -71,6 +78,7 @@ class PostPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     discount_pct: Percent | msgspec.UnsetType | None = msgspec.UNSET
     status: OpeningStatus | msgspec.UnsetType = msgspec.UNSET
     until: AwareDatetime | msgspec.UnsetType | None = msgspec.UNSET
+    media_ids: MediaIds | msgspec.UnsetType = msgspec.UNSET
 
 
 # --- What the `in` stream keeps (tolerant) ----------------------------------------------
@@ -87,6 +95,9 @@ class RawPost(msgspec.Struct, frozen=True, kw_only=True):
     posted_at: datetime | None = None
     # Made by the scheduler from opening hours, not typed by the shopkeeper.
     auto: bool = False
+    # The body's media_ids as the ingest found them (services.media): the enricher
+    # publishes them without reading the media store.
+    media: list[MediaOut] = []
 
 
 # --- What passers-by get ------------------------------------------------------------------
@@ -115,12 +126,14 @@ class _Post(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
 class NewArrival(_Post, frozen=True, tag="new_arrival"):
     price: float | None = None
     tags: list[str] = []
+    media: list[MediaOut] = []
 
 
 class FlashOffer(_Post, frozen=True, tag="flash_offer"):
     ends_at: datetime
     price: float | None = None
     discount_pct: int | None = None
+    media: list[MediaOut] = []
 
 
 class OpeningChange(_Post, frozen=True, tag="opening_change"):

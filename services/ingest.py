@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import datetime
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import msgspec
 from redis.asyncio import Redis
 
 from rules.clock import Clock
 from rules.errors import Conflict, InvalidInput, NotFound
+from rules.expiry import expires_at
 from rules.moderation import Policy, check_post
 from runtime.settings import Settings
-from schemas.limits import IDEMPOTENCY_KEY_MAX
-from schemas.posts import PostIn, PostPatch, RawPost
+from schemas.limits import IDEMPOTENCY_KEY_MAX, MEDIA_AFTER_POST_KEEP_S
+from schemas.media import MediaOut
+from schemas.posts import FlashOfferIn, NewArrivalIn, PostIn, PostPatch, RawPost
 from schemas.shops import ShopRecord
+from services.media import take_media
 from storage import keys
 from storage.inbox import Inbox, new_post_id
 from storage.redis_conn import async_reply
@@ -72,17 +77,29 @@ class Ingest:
         self.settings = settings
         self.clock = clock
         self.policy = policy
+        self.tz = ZoneInfo(settings.timezone)
 
     def _moderate(self, post: PostIn) -> None:
         rejection = check_post(post, self.clock.now(), self.policy)
         if rejection is not None:
             raise InvalidInput(rejection.message, code=rejection.code)
 
+    async def _media(self, shop: ShopRecord, post: PostIn, posted_at: datetime) -> list[MediaOut]:
+        """The post's photos, kept until its lifetime is over (the enricher's own rule) and
+        a margin for pages still showing it."""
+        if not isinstance(post, NewArrivalIn | FlashOfferIn) or not post.media_ids:
+            return []
+        keep_until = expires_at(post, posted_at, self.tz).timestamp() + MEDIA_AFTER_POST_KEEP_S
+        return await take_media(self.redis, shop, post.media_ids, keep_until)
+
     async def accept(self, shop: ShopRecord, body: bytes, idempotency_key: str | None) -> str:
         """Validate and append a new post; its public id."""
         post = decode_post(body)
         self._moderate(post)
-        raw = RawPost(id=new_post_id(), shop_id=shop.id, accepted_at=self.clock.now(), body=post)
+        now = self.clock.now()
+        media = await self._media(shop, post, now)
+        raw = RawPost(id=new_post_id(), shop_id=shop.id, accepted_at=now, body=post,
+                      media=media)
         inbox = Inbox(self.redis, shop.region, self.settings)
         if idempotency_key is None:
             await inbox.append(raw)
@@ -117,7 +134,10 @@ class Ingest:
         original = await self.live_raw(shop, post_id)
         post = apply_patch(original.body, patch)
         self._moderate(post)
+        posted_at = original.posted_at or original.accepted_at
+        # Taken again even when the photos stay: an edit may move the post's end later.
+        media = await self._media(shop, post, posted_at)
         raw = RawPost(id=original.id, shop_id=original.shop_id, accepted_at=self.clock.now(),
-                      body=post, edit=True, posted_at=original.posted_at or original.accepted_at)
+                      body=post, edit=True, posted_at=posted_at, media=media)
         await Inbox(self.redis, shop.region, self.settings).append(raw)
         return post_id

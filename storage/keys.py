@@ -158,3 +158,23 @@ def shop_changes_channel() -> str:
 
 
 ENRICHER_GROUP = "enrichers"
+
+
+def media_records(region: str) -> str:
+    """Hash: media id -> its MediaRecord (JSON), for the region's shops' kept photos."""
+    return f"{PREFIX}:{{{region}}}:media"
+
+
+def media_owner(region: str) -> str:
+    """Hash: media id -> the shop that uploaded it (checked by a script, without JSON)."""
+    return f"{PREFIX}:{{{region}}}:media-shop"
+
+
+def media_keep(region: str) -> str:
+    """Sorted set: media id scored by until when it is kept (unix seconds)."""
+    return f"{PREFIX}:{{{region}}}:media-keep"
+
+
+def media_bytes(region: str) -> str:
+    """Hash: shop id -> total bytes of its kept photos (the quota)."""
+    return f"{PREFIX}:{{{region}}}:media-bytes"

@@ -16,17 +16,19 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 import msgspec
 
+from runtime.settings import Settings
 from schemas.media import MediaRecord
 
-__all__ = ["FileMediaStore", "MediaBlob", "MediaStore", "StoredMedia", "is_media_id"]
+__all__ = ["FileMediaStore", "MediaBlob", "MediaStore", "StoredMedia", "is_media_id",
+           "media_store_for"]
 
 _ID = re.compile(r"^m_[0-9a-f]{32}$")
 _decode_record = msgspec.json.Decoder(MediaRecord).decode
@@ -44,7 +46,7 @@ class MediaBlob:
     """One stored variant, ready to be streamed: its size, and its bytes in pieces."""
 
     size: int
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncGenerator[bytes, None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +120,12 @@ class FileMediaStore:
             return None
         path = self._dir(media_id) / f"{width}.webp"
         try:
-            file = await asyncio.to_thread(path.open, "rb")
+            size = (await asyncio.to_thread(path.stat)).st_size
         except FileNotFoundError:
             return None
-        size = os.fstat(file.fileno()).st_size
-        return MediaBlob(size=size, chunks=_chunks(file))
+        # Opened when the first piece is asked for: a HEAD, or a client gone before the
+        # body, leaves no open file behind.
+        return MediaBlob(size=size, chunks=_chunks(path))
 
     async def delete(self, media_id: str) -> None:
         if is_media_id(media_id):
@@ -136,9 +139,15 @@ class FileMediaStore:
         return None
 
 
-async def _chunks(file: BinaryIO) -> AsyncIterator[bytes]:
-    # An open file survives its directory's removal (POSIX): a photo swept while being
-    # served is still served whole.
+def media_store_for(settings: Settings) -> MediaStore:
+    """The store every process of a deployment shares (web serving, scheduler sweeping)."""
+    return FileMediaStore(settings.data_dir / "media")
+
+
+async def _chunks(path: Path) -> AsyncGenerator[bytes, None]:
+    # Once open, the file survives its directory's removal (POSIX): a photo swept while
+    # being served is still served whole.
+    file = await asyncio.to_thread(path.open, "rb")
     try:
         while chunk := await asyncio.to_thread(file.read, CHUNK_BYTES):
             yield chunk

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from rules.errors import ApiError
 from runtime.settings import Settings
 from services.image_pool import CHILD_ADDRESS_SPACE_BYTES, ImagePool
-from tests.helpers import add_shop, wait_for, web_server
+from tests.helpers import RunningServer, add_shop, wait_for, web_server
 
 STREET = (44.8370, -0.5735)
 
@@ -32,6 +32,12 @@ def _png(size: tuple[int, int], mode: str = "RGB") -> bytes:
     buf = io.BytesIO()
     Image.merge(mode, bands).save(buf, "PNG", compress_level=1)
     return buf.getvalue()
+
+
+def _pool(web: RunningServer) -> ImagePool:
+    pool = web.state.media_library.processor
+    assert isinstance(pool, ImagePool)
+    return pool
 
 
 def _alive(pid: int) -> bool:
@@ -53,7 +59,7 @@ async def test_uploads_go_through_child_processes_started_on_the_first_photo(
         redis: Redis, settings: Settings) -> None:
     shop = await add_shop(redis, settings, "Primeur", *STREET)
     async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
-        pool = web.state.images
+        pool = _pool(web)
         assert pool.workers == settings.media_workers
         assert pool.child_pids() == []  # a server that sees no photo starts no process
         response = await http.post(f"/api/v1/shops/{shop.id}/media", content=_png((900, 600)),
@@ -77,7 +83,7 @@ async def test_a_child_killed_mid_way_refuses_that_upload_and_not_the_next(
     big = _png((8000, 5000))  # seconds of processing: the kill lands while it runs
     async with web_server(settings) as web, \
             httpx.AsyncClient(base_url=web.http, timeout=60) as http:
-        pool = web.state.images
+        pool = _pool(web)
         upload = asyncio.create_task(http.post(url, content=big, headers=headers))
         await wait_for(lambda: bool(pool.child_pids()), 20, "a child to start")
         killed = pool.child_pids()

@@ -45,7 +45,7 @@ from schemas.limits import (
     SHOPS_PAGE_DEFAULT,
     SHOPS_PAGE_MAX,
 )
-from schemas.media import MediaCreated, MediaRecord
+from schemas.media import MediaCreated
 from schemas.posts import PostAccepted, PostIn, PostPatch, PostWithdrawn
 from schemas.service import ClientConfig, Health, Point, Readiness
 from schemas.shops import (
@@ -117,15 +117,8 @@ async def upload_media(request: Request) -> Response:
     images.declared_type(content_type)  # 415 before reading up to 10 MB
     await st.limiter.hit("shop_media", shop.id, st.settings.shop_media_per_hour, 3600)
     body = await read_body(request, MEDIA_UPLOAD_MAX_BYTES, code="media_too_large")
-    # Decoding and encoding take up to seconds of CPU on hostile bytes: in a child process.
-    image = await st.images.process(body, content_type)
-    record = MediaRecord(id=images.media_id(shop.id, image), shop_id=shop.id,
-                         width=image.width, height=image.height,
-                         widths=[v.width for v in image.variants], created_at=st.clock.now(),
-                         bytes=image.size_bytes)
-    await st.media.save(record, {v.width: v.data for v in image.variants})
-    return JSONResponse(MediaCreated(id=record.id, width=record.width, height=record.height),
-                        status_code=201)
+    created = await st.media_library.add(shop, body, content_type)
+    return JSONResponse(created, status_code=201)
 
 
 @Operation(summary="Withdraw a live post", response=PostWithdrawn, authenticated=True,

@@ -30,6 +30,7 @@ from feed.reader import Readers
 from feed.stats import StatsPublisher
 from rules.clock import Clock, SystemClock
 from rules.errors import ApiError
+from rules.media import MEDIA_PATH
 from rules.moderation import Policy
 from rules.proxies import TrustedProxies
 from runtime import metrics
@@ -39,12 +40,13 @@ from runtime.settings import Settings
 from services.directory import ShopDirectory
 from services.image_pool import ImagePool
 from services.ingest import Ingest
+from services.media import MediaLibrary
 from services.republish import Republisher
 from services.supervision import supervised
-from storage.media import FileMediaStore
+from storage.media import media_store_for
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
-from web import api, pages
+from web import api, media, pages
 from web.assets import Assets
 from web.console import ConsoleGate
 from web.forwarded import ForwardedClient
@@ -105,6 +107,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             log.warning("STREETFEED_PUBLIC_URL is not set: QR codes on screens point at %s, "
                         "which phones cannot open; set it to the address passers-by use",
                         settings.public_base_url)
+        media_store = media_store_for(settings)
+        # Photos are processed in child processes, started by the first upload.
+        images = ImagePool(settings.media_workers)
         state = AppState(settings=settings, clock=clock, redis=redis, lives=gateway.lives,
                          ingest=Ingest(redis, settings, clock, policy), hub=hub,
                          readers=readers, gateway=gateway,
@@ -114,8 +119,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                                              max_age_s=settings.shops_cache_max_age_s,
                                              regions=settings.region_names),
                          guard=guard, proxies=trusted, assets=assets,
-                         media=FileMediaStore(settings.data_dir / "media"),
-                         images=ImagePool(settings.media_workers))
+                         media=media_store,
+                         media_library=MediaLibrary(
+                             redis, media_store, images, clock, settings.shop_media_quota_mb))
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the
         # liveness every socket is told.
@@ -140,7 +146,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await readers.stop_all()
-            await state.images.close()
+            await images.close()
+            await media_store.close()
             await redis.aclose()
 
     @outside_api
@@ -158,6 +165,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Route("/api/v1/shops/{shop_id}/posts/{post_id}", api.edit_post, methods=["PATCH"]),
         Route("/api/v1/shops/{shop_id}/posts/{post_id}", api.withdraw_post, methods=["DELETE"]),
         Route("/api/v1/shops/{shop_id}/media", api.upload_media, methods=["POST"]),
+        Route(MEDIA_PATH + "/{media_id}/{name}", outside_api(media.serve_media),
+              methods=["GET", "HEAD"]),
         Route("/api/v1/feed", api.feed, methods=["GET"]),
         Route("/api/v1/shops", api.list_shops, methods=["GET"]),
         Route("/api/v1/shops/{shop_id}", api.shop_profile, methods=["GET"]),

@@ -28,8 +28,8 @@ from runtime.connections import ConnectionGuard
 from runtime.lifespan import STATE_KEY
 from runtime.settings import Settings
 from services.directory import ShopDirectory
-from services.image_pool import ImagePool
 from services.ingest import Ingest
+from services.media import MediaLibrary
 from storage.live import LiveIndex
 from storage.media import MediaStore
 from storage.ratelimit import RateLimiter
@@ -57,8 +57,8 @@ class AppState:
     guard: ConnectionGuard  # connection caps and time limits
     proxies: TrustedProxies  # whose X-Forwarded-For/-Proto are believed
     assets: Assets  # the pages and web/static, compressed once, with their ETags
-    media: MediaStore  # processed photos (storage.media)
-    images: ImagePool  # processes photos in child processes, started on the first upload
+    media: MediaStore  # processed photos' bytes (storage.media), served by web.media
+    media_library: MediaLibrary  # uploads: processing, store, index (services.media)
 
 
 def state_of(source: HTTPConnection | Mapping[str, Any]) -> AppState:

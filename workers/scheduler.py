@@ -38,8 +38,10 @@ from schemas.shops import ShopRecord
 from storage import keys, openings
 from storage.inbox import Inbox, derived_post_id
 from storage.live import LiveIndex
+from storage.media import media_store_for
 from storage.redis_conn import REDIS_DOWN
 from storage.shops import list_shops
+from workers.media_sweep import sweep_media, sweep_orphan_media
 
 __all__ = ["expire_post", "make_worker", "opening_changes", "schedule_expiry", "sweep_expired",
            "worker_context"]
@@ -159,10 +161,12 @@ async def schedule_expiry(pool: ArqRedis, region: str, post_id: str, when: datet
 
 
 def worker_context(settings: Settings, data: Redis, clock: Clock) -> dict[str, Any]:
-    """What jobs use: `data` is the product's Redis (a cluster, maybe), not arq's queue."""
+    """What jobs use: `data` is the product's Redis (a cluster, maybe), not arq's queue;
+    `media` the photo store the web processes write to."""
     return {"live": {region: LiveIndex(data, region, settings)
                      for region in settings.region_names},
-            "clock": clock, "settings": settings, "data": data}
+            "clock": clock, "settings": settings, "data": data,
+            "media": media_store_for(settings)}
 
 
 def make_worker(pool: ArqRedis, settings: Settings, clock: Clock | None = None, *,
@@ -170,7 +174,10 @@ def make_worker(pool: ArqRedis, settings: Settings, clock: Clock | None = None, 
     return Worker(
         functions=[expire_post],
         cron_jobs=[cron(sweep_expired, second=0, run_at_startup=True),
-                   cron(opening_changes, second=0, run_at_startup=True)],
+                   cron(opening_changes, second=0, run_at_startup=True),
+                   cron(sweep_media, minute=set(range(0, 60, 5)), second=30,
+                        run_at_startup=True),
+                   cron(sweep_orphan_media, minute=17, second=45)],
         redis_pool=pool,
         queue_name=keys.arq_queue(),
         burst=burst,

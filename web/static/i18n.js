@@ -409,6 +409,12 @@ const STRINGS = {
     "Photo too elongated: its long side is at most 4 times its short side."],
   err_too_many_pixels: ["Photo trop grande : 40 mégapixels au plus.",
     "Photo too big: 40 megapixels at most."],
+  err_unknown_media: ["Cette photo n'est plus disponible : ajoutez-la à nouveau.",
+    "This photo is no longer available: add it again."],
+  err_media_quota_exceeded: ["Trop de photos gardées pour la boutique : retirez des annonces ou attendez qu'elles expirent.",
+    "Too many photos kept for the shop: withdraw posts or wait for them to expire."],
+  err_polyglot_image: ["Ce fichier cache autre chose qu'une photo : enregistrez la photo à nouveau depuis l'appareil ou la galerie.",
+    "This file hides something other than a photo: save the photo again from the camera or gallery."],
 };
 const LANGS = ["fr", "en"];
 
