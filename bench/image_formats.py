@@ -1,12 +1,13 @@
 """Photos: WebP against AVIF, what a photo stores, what a page and a screen download.
 
-    .venv/bin/python -m bench.image_formats [--seeds 2] [--camera 2]
+    .venv/bin/python -m bench.image_formats [--seeds 2] [--camera 2] [--real JPEG ...]
 
 The photos: the demo street's drawn scenes (streetfeed/demo_photos.py, 1200 x 900, as
 JPEG q88 the way a phone uploads them), `--seeds` of each, and `--camera` "camera-like"
 12 MP uploads (4032 x 3024 JPEG q90: a drawn scene scaled up with per-pixel sensor noise,
 so the encoders meet fine detail a drawing lacks; real photos of real things have more
-structure and less noise, so take them as an order of magnitude, not a forecast).
+structure and less noise, so take them as an order of magnitude, not a forecast), and any
+`--real` JPEG photos given (their bits per pixel say how far the others are from reality).
 
 1. Formats. Every variant (rules.images.variant_widths) is encoded as the product does
    (WebP q80, method 4) and as AVIF (Pillow's libavif, speed 6, one thread as a pool
@@ -29,6 +30,7 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 
 import msgspec
 from PIL import Image, ImageChops, ImageStat
@@ -135,37 +137,44 @@ def formats(photos: Iterable[tuple[str, bytes]]) -> None:
           f"PSNR): median {statistics.median(chosen):g}, range {min(chosen)}-{max(chosen)}.")
 
 
+def _kind(name: str) -> str:
+    return name.split(":", 1)[0] if ":" in name else "drawn"
+
+
 def storage(photos: list[tuple[str, bytes]]) -> dict[str, dict[int, float]]:
     rows: dict[str, list[tuple[int, float, dict[int, int]]]] = defaultdict(list)
+    bpp: dict[str, list[float]] = defaultdict(list)
     for name, data in photos:
-        kind = "camera" if name.startswith("camera:") else "drawn"
         started = time.process_time()
         out = images.process(data, "image/jpeg")
         cpu = time.process_time() - started
         by_width = {v.width: len(v.data) for v in out.variants}
-        rows[kind].append((out.size_bytes, cpu, by_width))
+        rows[_kind(name)].append((out.size_bytes, cpu, by_width))
+        widest = out.variants[-1]
+        bpp[_kind(name)].append(len(widest.data) * 8 / (widest.width * widest.height))
     print("\n#### What an upload stores and costs (rules.images.process, one thread)\n")
     print("| photos | upload (JPEG) | stored, all variants: median [min-max] "
-          "| per variant: 400 / 800 / widest | a post with 4 photos | CPU per upload |")
-    print("|---|---|---|---|---|---|")
+          "| per variant: 400 / 800 / widest | a post with 4 photos | CPU per upload "
+          "| bits per pixel, widest |")
+    print("|---|---|---|---|---|---|---|")
     sizes = {name: len(data) for name, data in photos}
     medians: dict[str, dict[int, float]] = {}
+    labels = {"drawn": "drawn, 1200 x 900", "camera": "camera-like, 12 MP", "real": "real"}
     for kind, entries in rows.items():
         stored = [s for s, _, _ in entries]
-        upload = statistics.median(sizes[n] for n in sizes
-                                   if n.startswith("camera:") == (kind == "camera"))
+        upload = statistics.median(sizes[n] for n in sizes if _kind(n) == kind)
         per: dict[int, list[int]] = defaultdict(list)
         for _, _, by_width in entries:
             for i, (_, b) in enumerate(sorted(by_width.items())):
                 per[i].append(b)
         medians[kind] = {i: statistics.median(v) for i, v in per.items()}
-        label = "drawn, 1200 x 900" if kind == "drawn" else "camera-like, 12 MP"
-        print(f"| {label} ({len(entries)}) | {upload / 1024:,.0f} KiB "
+        print(f"| {labels[kind]} ({len(entries)}) | {upload / 1024:,.0f} KiB "
               f"| {statistics.median(stored) / 1024:,.0f} KiB [{min(stored) / 1024:,.0f}-"
               f"{max(stored) / 1024:,.0f}] "
               f"| {' / '.join(f'{medians[kind][i] / 1024:,.0f}' for i in sorted(per))} KiB "
               f"| {4 * statistics.median(stored) / 1024:,.0f} KiB "
-              f"| {statistics.median(c for _, c, _ in entries) * 1000:,.0f} ms |")
+              f"| {statistics.median(c for _, c, _ in entries) * 1000:,.0f} ms "
+              f"| {statistics.median(bpp[kind]):.2f} |")
     return medians
 
 
@@ -195,11 +204,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=2, help="drawn photos per scene")
     parser.add_argument("--camera", type=int, default=2, help="camera-like 12 MP uploads")
+    parser.add_argument("--real", nargs="*", default=[], help="real JPEG photos to add")
+    parser.add_argument("--no-formats", action="store_true", help="skip the WebP/AVIF part")
     args = parser.parse_args()
     photos = uploads(args.seeds, args.camera)
-    print(f"{len(photos)} uploads ({args.seeds} per drawn scene, {args.camera} camera-like)")
-    formats(photos)
-    egress(storage(photos))
+    real = [(f"real:{path}", Path(path).read_bytes()) for path in args.real]
+    print(f"{len(photos)} uploads ({args.seeds} per drawn scene, {args.camera} camera-like)"
+          f" and {len(real)} real")
+    if not args.no_formats:
+        formats(photos)
+    egress(storage(photos + real))
 
 
 if __name__ == "__main__":
