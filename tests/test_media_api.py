@@ -172,7 +172,10 @@ async def test_the_server_keeps_answering_while_a_40_mp_photo_is_processed(
             rounds += 1
         assert (await upload).status_code == 201
         processing_s = time.monotonic() - started
-    assert rounds >= 5 and slowest < 1.0, (rounds, slowest, processing_s)
+    # Processed on the loop, one round would wait for the whole processing; a busy machine
+    # (CI, other work) may slow every round, never to a quarter of it.
+    assert rounds >= 5 and slowest < max(1.0, processing_s / 4), (rounds, slowest,
+                                                                   processing_s)
 
 
 async def test_file_store_round_trip_and_ids_only(tmp_path: Path) -> None:
