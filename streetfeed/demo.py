@@ -159,8 +159,10 @@ _PENDING_GRACE = timedelta(minutes=5)
 # The share of arrivals and offers that carry photos (one or two of the shop's).
 _PHOTO_SHARE = 0.8
 # The photos are uploaded again this often: the library keeps an unposted photo a day
-# (an upload it already has only extends that, content-addressed: nothing new is stored).
+# (an upload it already has only extends that, content-addressed: nothing new is stored);
+# after a failure (the shop's quota full of the shopkeeper's own photos), sooner.
 _PHOTOS_REFRESH = timedelta(hours=6)
+_PHOTOS_RETRY = timedelta(minutes=10)
 
 
 # Typical town-centre hours, so that "open now" means something on the demo street.
@@ -287,8 +289,9 @@ def _opening_news(is_open: bool, change_at: datetime | None, now: datetime, loca
 
 class DemoPhotos:
     """The demo shops' photos: drawn once (in a thread: the web process's loop may share
-    this one), processed by an image pool of its own (child processes), registered by the
-    media library like any upload, and uploaded again every _PHOTOS_REFRESH."""
+    this one), processed by an image pool of its own (child processes, stopped between
+    rounds), registered by the media library like any upload, and uploaded again every
+    _PHOTOS_REFRESH."""
 
     def __init__(self, redis: Redis, settings: Settings, clock: Clock) -> None:
         self.clock = clock
@@ -298,7 +301,7 @@ class DemoPhotos:
                                     settings.shop_media_quota_mb)
         self._uploads: dict[str, bytes] = {}  # scene -> the JPEG a phone would send
         self._ids: dict[str, list[str]] = {}  # shop -> its photos' media ids
-        self._uploaded_at: datetime | None = None
+        self._due: datetime | None = None  # None: now
         self._task: asyncio.Task[None] | None = None
 
     def of(self, shop_id: str) -> list[str]:
@@ -310,25 +313,27 @@ class DemoPhotos:
         street posts meanwhile, without photos at first."""
         if self._task is not None and not self._task.done():
             return
-        due = (self._uploaded_at is None
-               or self.clock.now() - self._uploaded_at >= _PHOTOS_REFRESH)
-        if due:
+        if self._due is None or self.clock.now() >= self._due:
             self._task = asyncio.create_task(self._upload(list(shops)), name="demo-photos")
 
     async def _upload(self, shops: list[ShopRecord]) -> None:
         started = self.clock.now()
-        if not self._uploads:
-            scenes = sorted({s for shop in shops for s in demo_photos.scenes_for(shop.category)})
-            self._uploads = await asyncio.to_thread(
-                lambda: {s: demo_photos.jpeg(demo_photos.draw(s)) for s in scenes})
         try:
+            if not self._uploads:
+                scenes = sorted({s for shop in shops
+                                 for s in demo_photos.scenes_for(shop.category)})
+                self._uploads = await asyncio.to_thread(
+                    lambda: {s: demo_photos.jpeg(demo_photos.draw(s)) for s in scenes})
             for shop in shops:
                 self._ids[shop.id] = [
                     (await self.library.add(shop, self._uploads[scene], "image/jpeg")).id
                     for scene in demo_photos.scenes_for(shop.category)]
-            self._uploaded_at = started
+            self._due = started + _PHOTOS_REFRESH
         except Exception as exc:  # photos are a plus: the street goes on without them
             log.warning("demo: photos not uploaded: %r", exc)
+            self._due = self.clock.now() + _PHOTOS_RETRY
+        finally:
+            await self.pool.close()  # idle for hours: its children's memory back meanwhile
 
     async def close(self) -> None:
         if self._task is not None:
