@@ -174,6 +174,10 @@ class Settings:
     shop_posts_per_minute: int = 30
     # Photo uploads a shop makes per hour (each is up to a second of a core to process).
     shop_media_per_hour: int = 60
+    # Photos processed at once per web process, each in a child process of its own
+    # (services/image_pool.py): each may hold ~0.7 GB while a 40 MP photo is processed, and
+    # the machine's cores also serve the sockets. More uploads wait their turn.
+    media_workers: int = 2
     # What a shop's kept photos may weigh in all (MB of stored WebP; a photo is ~0.1-0.5 MB
     # in its three widths, and is kept a day unposted or for its post's lifetime).
     shop_media_quota_mb: int = 200
@@ -312,6 +316,7 @@ ENVIRONMENT: dict[str, str] = {
     "STREETFEED_SCREEN_FRAME_ANCESTORS": "screen_frame_ancestors",
     "STREETFEED_SHOP_POSTS_PER_MINUTE": "shop_posts_per_minute",
     "STREETFEED_SHOP_MEDIA_PER_HOUR": "shop_media_per_hour",
+    "STREETFEED_MEDIA_WORKERS": "media_workers",
     "STREETFEED_SHOP_MEDIA_QUOTA_MB": "shop_media_quota_mb",
     "STREETFEED_ADDRESS_REQUESTS_PER_MINUTE": "address_requests_per_minute",
     "STREETFEED_ADDRESS_SOCKETS_PER_MINUTE": "address_sockets_per_minute",
@@ -435,7 +440,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
 # Limits under which the service refuses everyone.
 _AT_LEAST_ONE = ("max_connections", "max_sockets_per_address", "shop_posts_per_minute",
                  "address_requests_per_minute", "address_sockets_per_minute",
-                 "signin_links_per_minute", "shop_media_per_hour", "shop_media_quota_mb")
+                 "signin_links_per_minute", "shop_media_per_hour", "shop_media_quota_mb",
+                 "media_workers")
 
 
 def _variable(field_name: str) -> str:
