@@ -49,6 +49,9 @@ export class HoursEditor {
     this.timezone = "Europe/Paris";
     this.weekly = Object.fromEntries(WEEKDAYS.map((d) => [d, []]));
     this.exceptions = [];
+    // The week drawn at once, every day closed: the shop's hours arriving then fill
+    // ranges in, instead of seven days appearing and pushing the page down (a layout shift).
+    this.render();
     addExceptionEl.addEventListener("click", () => {
       if (this.exceptions.length >= MAX_EXCEPTIONS) return;
       this.#read();

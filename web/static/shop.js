@@ -1099,6 +1099,9 @@ function setup() {
     }
     showWatching();
   });
+  // Its words now, before any count: the first count then changes a number, not the
+  // height of the panel (which moved everything under it, a layout shift).
+  showWatching();
 
   onLangChange(() => {
     labelLang();
