@@ -224,6 +224,14 @@ async def test_refused_files_are_said_in_words_and_the_post_still_goes(
         assert await page.is_hidden(f"{TRAY} .photo-item:nth-child(1) .photo-retry")
         # The card preview leaves refused photos out.
         assert await page.locator("#preview .card .card-photo").count() == 1
+        # The same photo again is the same media: not added twice (a post names each once).
+        await page.click(f"{TRAY} .photo-item:nth-child(1) .photo-remove")
+        await pick(page, [chosen("encore.jpg", good)])
+        await page.wait_for_selector(f"{TRAY} .photo-note:has-text('déjà dans l')")
+        assert [s["status"] for s in await tray_state(page)] == ["error", "done"]
+        await pick(page, [chosen("grosse.jpg", too_big)])  # back where it was, for below
+        await page.click(f"{TRAY} .photo-item:nth-child(3) .photo-left")
+        await page.click(f"{TRAY} .photo-item:nth-child(2) .photo-left")
         # In English, from the error code.
         await page.click("#lang")
         state = await tray_state(page)

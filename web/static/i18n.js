@@ -442,6 +442,7 @@ const STRINGS = {
     "You can publish as soon as the photos are uploaded…"],
   photo_err_rate_limited: ["Trop de photos envoyées cette heure-ci : réessayez plus tard.",
     "Too many photos uploaded this hour: try again later."],
+  photo_duplicate: ["Cette photo est déjà dans l'annonce.", "This photo is already in the post."],
 };
 const LANGS = ["fr", "en"];
 

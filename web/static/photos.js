@@ -12,8 +12,6 @@ import { errorKey, t } from "./i18n.js";
 let limits = null;
 let limitsLoading = null;
 
-export const photoLimits = () => limits;
-
 /** Ask once; a failure is asked again on the next call (a console that started offline). */
 export function loadPhotoLimits() {
   limitsLoading ??= fetch("/api/v1/config", { headers: { Accept: "application/json" } })
@@ -217,6 +215,15 @@ export class PhotoTray {
   }
 
   uploaded(item, body) {
+    // The same photo picked twice is the same media (ids are content-addressed), and a
+    // post names each at most once: the second goes.
+    if (this.items.some((other) => other !== item && other.id === body.id)) {
+      this.release(item);
+      this.items.splice(this.items.indexOf(item), 1);
+      this.render();
+      this.say("photo_duplicate");
+      return;
+    }
     item.id = body.id;
     item.width = Number(body.width);
     item.height = Number(body.height);
