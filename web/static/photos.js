@@ -11,6 +11,7 @@ import { errorKey, t } from "./i18n.js";
  * null until known. */
 let limits = null;
 let limitsLoading = null;
+const awaitingLimits = new Set(); // trays drawn before the limits were known
 
 /** Ask once; a failure is asked again on the next call (a console that started offline). */
 export function loadPhotoLimits() {
@@ -21,6 +22,8 @@ export function loadPhotoLimits() {
       const maxBytes = Number(config.media_upload_max_bytes);
       if (!(perPost > 0 && maxBytes > 0)) return null; // an older server
       limits = { perPost, maxBytes };
+      for (const tray of awaitingLimits) tray.render(); // "add a photo" usable, "0/4"
+      awaitingLimits.clear();
       return limits;
     })
     .catch(() => {
@@ -103,6 +106,7 @@ export class PhotoTray {
     this.noteKey = null;
     this.el.append(this.legend, this.help, add, this.note, this.list);
     this.relabel();
+    if (!limits) awaitingLimits.add(this);
   }
 
   fileInput(id, multiple) {

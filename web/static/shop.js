@@ -275,7 +275,7 @@ function enter(profile) {
   $("console-qr").alt = t("qr_alt", { shop: profile.name });
   resetForm();
   showClosing();
-  loadPhotoLimits().then(photoLimitsKnown); // asked again if the first ask failed
+  loadPhotoLimits(); // asked again if the first ask failed
   profileForm.load(profile);
   loadHours();
   connect();
@@ -1002,13 +1002,6 @@ function renderPreview() {
   $("preview").replaceChildren(previewCard.el);
 }
 
-/** The server's photo limits are in: "add a photo" works, and its help says how many. */
-function photoLimitsKnown(limits) {
-  if (!limits) return;
-  postPhotos.relabel();
-  postPhotos.render();
-}
-
 // --- Opening hours ------------------------------------------------------------------------
 
 async function loadHours() {
@@ -1120,7 +1113,7 @@ function setup() {
   });
 
   $("post-photos").append(postPhotos.el);
-  loadPhotoLimits().then(photoLimitsKnown);
+  loadPhotoLimits();
 
   $("signin-form").addEventListener("submit", signIn);
   setupDeviceLink({ api, currentShop: () => shop, sessionLost });
