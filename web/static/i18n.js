@@ -413,6 +413,8 @@ const STRINGS = {
     "This photo is no longer available: add it again."],
   err_media_quota_exceeded: ["Trop de photos gardées pour la boutique : retirez des annonces ou attendez qu'elles expirent.",
     "Too many photos kept for the shop: withdraw posts or wait for them to expire."],
+  // Photos (issue 15): a card's strip of several photos
+  photos_n: ["{n} photos", "{n} photos"],
 };
 const LANGS = ["fr", "en"];
 
