@@ -124,10 +124,11 @@ async def test_card_shows_its_photos_at_the_right_width_and_keeps_them_on_edits(
         assert await page.inner_text(f"{card(post_id)} .photo-count") == "2 photos"
         await strip.focus()
         await page.keyboard.press("ArrowRight")
-        await page.wait_for_function(
-            "(sel) => document.querySelector(sel).scrollLeft > 0", arg=f"{card(post_id)} .card-photos")
+        await page.wait_for_function("(sel) => document.querySelector(sel).scrollLeft > 0",
+                                     arg=f"{card(post_id)} .card-photos")
         # A card without photos stays as it was.
-        assert await page.locator(f"{card(plain_id)} img, {card(plain_id)} .card-media").count() == 0
+        plain = card(plain_id)
+        assert await page.locator(f"{plain} img, {plain} .card-media").count() == 0
 
         # An edit of the text keeps the very same <img> (no reload, no blink).
         await page.evaluate("(sel) => { document.querySelector(sel).__kept = true; }",
@@ -217,6 +218,10 @@ async def test_photo_cards_arriving_and_loading_do_not_shift_the_page(
         await page.wait_for_function(LOADED, arg="#feed img.card-photo", timeout=60_000)
         cls = await page.evaluate("() => window.__cls()")
         assert cls < 0.1, await page.evaluate("() => window.__shifts")
+        # Every photo edge to edge of its card, portrait ones too (cropped, not narrowed).
+        widths = await page.eval_on_selector_all("#feed .card-media", """els => els.map((e) =>
+            [e.getBoundingClientRect().width, e.closest('.card').clientWidth])""")
+        assert all(abs(media - inner) <= 0.5 for media, inner in widths), widths
         # The first two cards' photos were asked for at once; the ones below wait.
         loading = await page.eval_on_selector_all("#feed img.card-photo",
                                                   "els => els.map((e) => e.loading)")
@@ -321,4 +326,40 @@ async def test_map_popup_shows_a_thumbnail(redis: Redis, settings: Settings,
         popup = await page.eval_on_selector(".leaflet-popup-content-wrapper",
                                             "e => e.getBoundingClientRect().toJSON()")
         assert inside(img["box"], popup), (img, popup)
+        assert page.errors == []
+
+
+async def test_kept_cards_show_their_photos_offline(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """The service worker leaves /media/ to the HTTP cache: a reload with no network
+    shows the kept card with its photo, from that cache (immutable, a year)."""
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        media = await upload_photo(http, shop, photo_jpeg((200, 40, 40)))
+        post_id = await post(http, shop, arrival("Premières fraises", media_ids=[media]))
+        page = await new_page(browser, 360, 740)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
+        await page.wait_for_function(LIVE)
+        await page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+        await page.wait_for_function(LOADED, arg=f"{card(post_id)} img.card-photo")
+        await page.wait_for_function(
+            f"() => (localStorage.getItem('streetfeed.posts') || '').includes('{post_id}')")
+        await browser.set_offline(True)
+        try:
+            await page.reload()
+            await page.wait_for_selector("#offline", state="visible")
+            await page.wait_for_function(LOADED, arg=f"{card(post_id)} img.card-photo")
+            # Not a copy of the service worker's: its caches hold no photo.
+            kept = await page.evaluate("""async () => {
+                const out = [];
+                for (const name of await caches.keys()) {
+                    const cache = await caches.open(name);
+                    for (const request of await cache.keys()) out.push(request.url);
+                }
+                return out;
+            }""")
+            assert not [url for url in kept if "/media/" in url], kept
+        finally:
+            await browser.set_offline(False)
         assert page.errors == []
