@@ -35,6 +35,9 @@ ERROR_CODES: frozenset[str] = frozenset({
     # photos (rules.images)
     "media_too_large", "unsupported_image_type", "image_type_mismatch", "undecodable_image",
     "too_many_pixels", "unsupported_aspect_ratio", "unknown_media", "media_quota_exceeded",
+    "polyglot_image",
+    # photos in an S3-compatible bucket (web.app, storage.media_s3)
+    "media_unavailable",
 })
 
 _encode = msgspec.json.Encoder().encode

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
 from rules.errors import ApiError, InvalidInput, PayloadTooLarge
+from rules.polyglot import payload_kind
 from schemas import limits
 
 __all__ = ["ProcessedImage", "Variant", "declared_type", "media_id", "process", "sniff",
@@ -107,10 +108,14 @@ def declared_type(content_type: str) -> str:
     return declared
 
 
+_PAYLOADS = {"markup": "web page or script markup", "pdf": "a PDF document",
+             "zip": "a ZIP archive"}
+
+
 def process(data: bytes, content_type: str) -> ProcessedImage:
     """Check, decode, orient, strip and resize an upload; raise an ApiError the API answers
     as is: 413 `media_too_large`, 415 `unsupported_image_type` / `image_type_mismatch`,
-    422 `too_many_pixels` / `undecodable_image`."""
+    422 `too_many_pixels` / `undecodable_image` / `polyglot_image`."""
     if len(data) > limits.MEDIA_UPLOAD_MAX_BYTES:
         raise PayloadTooLarge(f"A photo is at most {limits.MEDIA_UPLOAD_MAX_BYTES} bytes",
                               code="media_too_large")
@@ -122,6 +127,10 @@ def process(data: bytes, content_type: str) -> ProcessedImage:
         # Also what refuses a polyglot sent under a type its first bytes do not claim.
         raise _unsupported(f"Declared {declared} but the bytes are {sniffed}",
                            code="image_type_mismatch")
+    hidden = payload_kind(data)
+    if hidden is not None:
+        raise InvalidInput(f"The image also holds {_PAYLOADS[hidden]}: save the photo again "
+                           "from the camera or gallery", code="polyglot_image")
     try:
         with Image.open(io.BytesIO(data), formats=[_PIL_FORMAT[sniffed]]) as img:
             return _process_open(img)

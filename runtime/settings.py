@@ -21,6 +21,7 @@ import msgspec
 
 from rules.errors import ConfigError
 from rules.hours import is_time_zone
+from rules.media_url import S3Location, parse_media_url
 from rules.moderation import Policy
 from rules.proxies import TrustedProxies
 from rules.regions import REGION_NAME, Region, parse_regions
@@ -80,6 +81,12 @@ class Settings:
     # arq's queue (a sorted set plus job keys, not cluster-aware) may live apart.
     arq_redis_url: str | None = None
     data_dir: Path = Path("var")
+    # Where processed photos are kept (storage.media.media_store_for): None, the data dir's media/;
+    # else an S3-compatible bucket (STREETFEED_MEDIA_URL=s3://bucket?endpoint=...), which
+    # web processes on several hosts share. Its credentials are not settings: the S3 client
+    # reads the standard AWS environment itself (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    # AWS_SESSION_TOKEN...), so they never pass through settings or a log.
+    media_bucket: S3Location | None = None
     # The default region, and the one used when no regions are configured.
     region: str = "main"
     # Named bounding boxes (rules.regions); empty: one region covering the world.
@@ -285,12 +292,14 @@ class Settings:
 # Every environment variable Streetfeed reads, and the setting it fills: the one place a
 # variable is named. A variable set to "" counts as unset, except those in EMPTY_MEANS_NONE
 # ("" switches the map tiles off, trusts no proxy) and the secret (refused as too short).
+# Not here: the AWS_* credentials of an S3 media bucket, read by the S3 client (obstore).
 ENVIRONMENT: dict[str, str] = {
     "REDIS_URL": "redis_url",
     "REDIS_CLUSTER_URL": "redis_cluster_url",
     "ARQ_REDIS_URL": "arq_redis_url",
     "STREETFEED_REDIS_SERVER": "redis_server",
     "STREETFEED_DATA_DIR": "data_dir",
+    "STREETFEED_MEDIA_URL": "media_bucket",
     "STREETFEED_REGIONS": "regions",
     "STREETFEED_REGION": "region",
     "STREETFEED_TIMEZONE": "timezone",
@@ -366,6 +375,7 @@ _BY_TYPE: dict[object, Callable[[str], object]] = {int: _int, float: _float, boo
 # converted by msgspec from the field's annotation: str, str | None, Literal...).
 _PARSERS: dict[str, Callable[[str], object]] = {
     "data_dir": Path,
+    "media_bucket": parse_media_url,
     "regions": _regions,
     "trusted_proxies": _comma_list,
     "allowed_origins": _comma_list,

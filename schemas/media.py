@@ -14,16 +14,28 @@ __all__ = ["MediaCreated", "MediaId", "MediaOut", "MediaRecord", "MediaVariant"]
 # Content-addressed: rules.images.media_id derives it from the shop and the re-encoded
 # pixels, so the same photo uploaded twice by a shop is one media, and its URL can be
 # cached forever.
-MediaId = Annotated[str, msgspec.Meta(pattern=r"^m_[0-9a-f]{32}$")]
+MediaId = Annotated[str, msgspec.Meta(pattern=r"^m_[0-9a-f]{32}(?!\n)$")]
 Dimension = Annotated[int, msgspec.Meta(ge=1, le=limits.MEDIA_WIDTH_MAX * 64)]
 
 
-class MediaCreated(msgspec.Struct, frozen=True, kw_only=True):
-    """`201` to `POST /api/v1/shops/{shop_id}/media`: the largest stored width and its height."""
+class MediaVariant(msgspec.Struct, frozen=True, kw_only=True):
+    """One width of a delivered photo, for a page's `srcset`."""
+
+    url: str
+    width: int
+    height: int
+
+
+class MediaCreated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """`201` to `POST /api/v1/shops/{shop_id}/media`: the largest stored width and its height
+    (the contract's three fields), plus, as a compatible extension, the URLs a post will
+    deliver for it (`url`, `variants`), so a console can show it before posting."""
 
     id: MediaId
     width: Dimension
     height: Dimension
+    url: str = ""
+    variants: list[MediaVariant] = []
 
 
 class MediaRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,14 +54,6 @@ class MediaRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_at: AwareDatetime
     bytes: int
     heights: list[int] = []
-
-
-class MediaVariant(msgspec.Struct, frozen=True, kw_only=True):
-    """One width of a delivered photo, for a page's `srcset`."""
-
-    url: str
-    width: int
-    height: int
 
 
 class MediaOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -84,7 +84,9 @@ class MediaLibrary:
             if await index.known(shop.id, record.id) is None:
                 await self.store.delete(record.id)
             raise quota_exceeded(self.quota_mb)
-        return MediaCreated(id=record.id, width=record.width, height=record.height)
+        out = media_out(record)
+        return MediaCreated(id=out.id, width=out.width, height=out.height, url=out.url,
+                            variants=out.variants)
 
 
 async def take_media(redis: Redis, shop: ShopRecord, media_ids: Sequence[str],

@@ -107,7 +107,7 @@ async def republish_live_posts(redis: Redis, record: ShopRecord, clock: Clock,
         await inbox.append(RawPost(id=original.id, shop_id=original.shop_id,
                                    accepted_at=clock.now(), body=original.body, edit=True,
                                    posted_at=original.posted_at or original.accepted_at,
-                                   auto=original.auto))
+                                   auto=original.auto, media=original.media))
         count += 1
     return count
 

@@ -11,6 +11,7 @@ import pickle
 import resource
 import struct
 import time
+import zipfile
 import zlib
 
 import pytest
@@ -18,6 +19,7 @@ from PIL import ExifTags, Image, ImageCms
 
 from rules import images
 from rules.errors import ApiError
+from rules.polyglot import payload_kind
 from schemas import limits
 
 GPS_LAT = (48.0, 51.0, 24.13)
@@ -231,3 +233,56 @@ def test_an_undecodable_image_says_so_without_the_decoder_s_words() -> None:
         images.process(b"\xff\xd8\xff", "image/jpeg")
     assert _code(exc) == (422, "undecodable_image")
     assert "0x" not in str(exc.value) and "BytesIO" not in str(exc.value)
+
+
+def _zip(name: str, content: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr(name, content)
+    return buf.getvalue()
+
+
+def _jpeg_with_comment(comment: bytes, size: tuple[int, int] = (400, 300)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 80, 40)).save(buf, "JPEG", comment=comment)
+    return buf.getvalue()
+
+
+def test_polyglots_are_refused_and_genuine_photos_are_not() -> None:
+    """An image that is also a page, a script, a PDF or an archive is refused; the same
+    image alone, and one with a phone's trailer (a motion photo's video), is accepted."""
+    jpeg = _jpeg_with_gps((400, 300))
+    png = _png((300, 200))
+    hostile = [
+        (_jpeg_with_comment(b"<script>fetch('/api/v1/session')</script>"), "image/jpeg"),
+        (_jpeg_with_comment(b"<SVG onload=alert(1)>"), "image/jpeg"),
+        (jpeg + b"<html><body>phish</body></html>", "image/jpeg"),
+        (_jpeg_with_comment(b"%PDF-1.7 1 0 obj"), "image/jpeg"),
+        (png + _zip("evil.class", b"\xca\xfe\xba\xbe"), "image/png"),  # a GIFAR-style JAR
+        (jpeg + b"<?php system($_GET['c']); ?>", "image/jpeg"),
+        (_jpeg_with_comment(b"javascript:alert(1)"), "image/jpeg"),
+    ]
+    for data, declared in hostile:
+        with pytest.raises(ApiError) as exc:
+            images.process(data, declared)
+        assert _code(exc) == (422, "polyglot_image"), data[-40:]
+        assert "fetch(" not in str(exc.value) and "system(" not in str(exc.value)  # not echoed
+    # Pillow decodes the hostile JPEGs as images: only the check refuses them.
+    Image.open(io.BytesIO(hostile[0][0])).load()
+
+    motion_photo = jpeg + b"\0\0\0\x18ftypmp42" + bytes(range(256)) * 64
+    for data, declared in ((jpeg, "image/jpeg"), (png, "image/png"),
+                           (motion_photo, "image/jpeg"),
+                           (_jpeg_with_comment(b"Pixel 9 Pro - HDR+"), "image/jpeg")):
+        assert images.process(data, declared).width > 0
+
+
+def test_genuine_photo_bytes_do_not_look_like_payloads() -> None:
+    # Noise encodes to near-random bytes, as a real photo's compressed data: megabytes of
+    # it hold no signature by chance.
+    for seed in range(3):
+        noise = Image.effect_noise((1600, 1200), 60 + seed).convert("RGB")
+        for fmt, quality in (("JPEG", 92), ("PNG", None), ("WEBP", 90)):
+            buf = io.BytesIO()
+            noise.save(buf, fmt, **({} if quality is None else {"quality": quality}))
+            assert payload_kind(buf.getvalue()) is None, (fmt, seed)

@@ -53,7 +53,12 @@ async def test_upload_stores_stripped_oriented_variants(redis: Redis, settings: 
         assert response.status_code == 201, response.text
         created = response.json()
         # Orientation 6 turns the 2000x1500 sensor frame upright.
-        assert created == {"id": created["id"], "width": 1500, "height": 2000}
+        assert {k: created[k] for k in ("id", "width", "height")} == {
+            "id": created["id"], "width": 1500, "height": 2000}
+        # The extension: the URLs a post will deliver, to show it before posting.
+        assert created["url"] == f"/media/{created['id']}/1500.webp"
+        assert [(v["width"], v["height"]) for v in created["variants"]] == [
+            (400, 533), (800, 1067), (1500, 2000)]
         again = await http.post(url, content=upload, headers={
             "Authorization": f"Bearer {shop.token}", "Content-Type": "image/jpeg"})
         assert again.json() == created  # content-addressed: the same photo is one media
@@ -91,6 +96,10 @@ async def test_upload_refusals(redis: Redis, settings: Settings) -> None:
     gif = io.BytesIO()
     Image.new("RGB", (10, 10)).save(gif, "GIF")
     jpeg = _gps_jpeg((64, 48))
+    # A valid JPEG that is also a page: its comment segment holds a script.
+    polyglot = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(polyglot, "JPEG",
+                                    comment=b"<script>fetch('/api/v1/session')</script>")
     async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
         cases: list[tuple[bytes, dict[str, str], int, str]] = [
             (jpeg, {}, 401, "missing_token"),
@@ -101,6 +110,8 @@ async def test_upload_refusals(redis: Redis, settings: Settings) -> None:
             (jpeg, {**auth}, 415, "unsupported_image_type"),
             (jpeg[: len(jpeg) // 2], {**auth, "Content-Type": "image/jpeg"}, 422,
              "undecodable_image"),
+            (polyglot.getvalue(), {**auth, "Content-Type": "image/jpeg"}, 422,
+             "polyglot_image"),
             (b"\xff\xd8\xff" + b"\0" * limits.MEDIA_UPLOAD_MAX_BYTES,
              {**auth, "Content-Type": "image/jpeg"}, 413, "media_too_large"),
         ]

@@ -274,3 +274,22 @@ async def test_sweeps_remove_photos_after_their_time_and_orphans(
               + ORPHAN_GRACE + timedelta(seconds=1))
     assert await sweep_orphan_media(ctx) == 1
     assert list(root.iterdir()) == []
+
+
+async def test_a_profile_change_republishes_posts_with_their_photos(
+        redis: Redis, settings: Settings) -> None:
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http, \
+            feed_client(web.ws, *STREET) as passer_by:
+        media_id = await _uploaded(http, shop, _photo((120, 60, 30)))
+        accepted = await send_post(http, shop, arrival(media_ids=[media_id]))
+        post = await passer_by.wait_post(accepted.json()["id"])
+        renamed = await http.patch(f"/api/v1/shops/{shop.id}", json={"name": "Primeur Dupont"},
+                                   headers={"Authorization": f"Bearer {shop.token}"})
+        assert renamed.status_code == 200, renamed.text
+        await _frame(passer_by, lambda f: f["type"] == "post"
+                     and f["post"]["shop"]["name"] == "Primeur Dupont")
+        republished = passer_by.posts()[-1]
+        assert republished["id"] == post["id"]
+        assert republished["media"] == post["media"]

@@ -43,6 +43,7 @@ from services.media import MediaLibrary, ThreadImageProcessor
 from services.republish import Republisher
 from services.supervision import supervised
 from storage.media import media_store_for
+from storage.media_s3 import S3_UNAVAILABLE
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
 from web import api, media, pages
@@ -78,6 +79,14 @@ async def _redis_down(request: Request, exc: Exception) -> Response:
     log.warning("Redis unavailable during %s %s: %s", request.method, request.url.path, exc)
     return error_response(503, "redis_unavailable", "storage is unreachable, retry shortly",
                           headers={"Retry-After": RETRY_AFTER_S})
+
+
+async def _media_down(request: Request, exc: Exception) -> Response:
+    # The S3 client's message names the bucket, the key and the status, never credentials.
+    log.warning("media store unavailable during %s %s: %s", request.method, request.url.path,
+                exc)
+    return error_response(503, "media_unavailable", "photo storage is unreachable, retry "
+                          "shortly", headers={"Retry-After": RETRY_AFTER_S})
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
@@ -204,6 +213,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             ApiError: _api_error,
             HTTPException: _http_error,
             **dict.fromkeys(REDIS_UNAVAILABLE, _redis_down),
+            **dict.fromkeys(S3_UNAVAILABLE, _media_down),
         },
     )
     app.add_middleware(AddressRateLimit, settings=settings)

@@ -413,6 +413,11 @@ const STRINGS = {
     "This photo is no longer available: add it again."],
   err_media_quota_exceeded: ["Trop de photos gardées pour la boutique : retirez des annonces ou attendez qu'elles expirent.",
     "Too many photos kept for the shop: withdraw posts or wait for them to expire."],
+  err_polyglot_image: ["Ce fichier cache autre chose qu'une photo : enregistrez la photo à nouveau depuis l'appareil ou la galerie.",
+    "This file hides something other than a photo: save the photo again from the camera or gallery."],
+  // Photos in an S3-compatible bucket (issue 15): the bucket cannot be reached
+  err_media_unavailable: ["Photos momentanément indisponibles, réessayez dans quelques secondes.",
+    "Photos briefly unavailable, try again in a few seconds."],
   // Photos (issue 15): a card's strip of several photos
   photos_n: ["{n} photos", "{n} photos"],
 };
