@@ -154,10 +154,10 @@ export function photosOf(post) {
  * pixel density; `width`/`height` give the box its shape before a byte arrives, so
  * nothing moves when it does. Lazy unless `eager` (an image in the first view is what
  * the page is judged on: it must not wait for layout to be asked for).
- * @param {{sizes: string, alt: string, eager?: boolean, className?: string,
+ * @param {{sizes: string, alt: string, className: string, eager?: boolean,
  *          maxWidth?: number}} opts  maxWidth: leave out wider variants (a thumbnail)
  */
-export function photoImg(photo, { sizes, alt, eager = false, className = "photo", maxWidth }) {
+export function photoImg(photo, { sizes, alt, className, eager = false, maxWidth }) {
   const fitting = maxWidth ? photo.variants.filter((v) => v.width <= maxWidth) : [];
   const variants = fitting.length ? fitting : photo.variants;
   const widest = variants[variants.length - 1];

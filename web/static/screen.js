@@ -87,7 +87,9 @@ const MAX_ROWS = 8;
 // The width screen.css gives an own post's photo: the own column, edge to edge of its
 // card, in landscape; 45 % of the card beside the QR code in portrait; the whole width
 // on a phone-sized screen. The browser picks the variant for the screen's real pixels.
-const OWN_PHOTO_SIZES = "(max-width: 40rem) 100vw, (orientation: portrait) calc((100vw - 18.9rem) * 0.45), calc((100vw - 4.6rem) / 3.5 - 2.5rem)";
+const OWN_PHOTO_SIZES = ["(max-width: 40rem) 100vw",
+  "(orientation: portrait) calc((100vw - 18.9rem) * 0.45)",
+  "calc((100vw - 4.6rem) / 3.5 - 2.5rem)"].join(", ");
 
 // --- Posts ---------------------------------------------------------------------------------
 
@@ -257,7 +259,6 @@ function refreshNeighbour(id) {
   shown.neighbours = shown.neighbours.map((old) => {
     if (old.post.shop.id !== id || !old.el.isConnected) return old;
     const card = screenCard(old.post, false);
-    keepPhotos(old.el, card.el);
     old.el.replaceWith(card.el);
     fit(card.el);
     return card;
