@@ -1,7 +1,7 @@
 """Browser quality of every page, as issue 14 measured it, in real headless Chromium.
 
 For the passer-by page, the shop console (signed out and in) and the in-shop screen, at
-three phone sizes and a 1080p screen both ways up:
+three phone sizes and a 1080p screen both ways up, with posts carrying photos:
   - no horizontal overflow (the page never scrolls sideways: scrollWidth == innerWidth);
   - no axe-core violation of serious or critical impact (axe-core from the pinned
     `axe-playwright-python` wheel, which bundles it: nothing fetched at test time);
@@ -35,8 +35,10 @@ from tests.helpers import (
     arrival,
     enricher,
     flash,
+    photo_jpeg,
     send_post,
     throttle_like_lighthouse,
+    upload_photo,
     web_server,
 )
 
@@ -52,17 +54,21 @@ SIZES = {
     "1080x1920": (1080, 1920),
 }
 
-# What "ready" means on each page: its data is in (the layout it will keep).
+# What "ready" means on each page: its data is in (the layout it will keep), and the
+# photos in its first view have arrived.
 PAGES = {
     "feed": ("/?lat={lat}&lon={lon}&radius_m=500",
              "() => window.streetfeed?.state === 'live'"
-             " && !!document.querySelector('#feed .card')"),
+             " && !!document.querySelector('#feed .card img.card-photo')"
+             " && [...document.querySelectorAll('#feed img[loading=eager]')]"
+             ".every((img) => img.complete)"),
     "console-signed-out": ("/shop",
                            "() => !!document.querySelector('#signin:not([hidden])')"),
     "console-signed-in": ("/shop", "() => !!window.streetfeedConsole?.shop"),
     "screen": ("/screen/{shop}?radius_m=500",
                "() => window.streetfeedScreen?.state === 'live'"
-               " && !!document.querySelector('#neighbours .card')"),
+               " && !!document.querySelector('#neighbours .card')"
+               " && !!document.querySelector('#own-posts img.card-photo')?.complete"),
 }
 
 @dataclass(frozen=True)
@@ -92,18 +98,24 @@ def site(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             async with web_server(settings) as web, enricher(redis, settings), \
                     httpx.AsyncClient(base_url=web.http) as http:
                 shop = await add_shop(redis, settings, "Au Pain Doré", *SHOP)
+                # Photos (issue 15): the screen's own post, and two of the neighbours'
+                # (one of them two photos, portrait first), arrive and load late too.
+                bread = await upload_photo(http, shop, photo_jpeg((180, 120, 40)))
                 posts = [(shop, arrival("Pain de seigle au levain", text="Farine de Saint-Émilion.",
-                                        price=4.2))]
+                                        price=4.2, media_ids=[bread]))]
                 for i, (name, category) in enumerate([("Fromagerie Lucas", "cheese"),
                                                       ("Café Le Comptoir", "cafe"),
                                                       ("Librairie Mollat", "bookshop"),
                                                       ("Boucherie Martin", "butcher")]):
                     neighbour = await add_shop(redis, settings, name, SHOP[0] + (i + 1) * 4e-4,
                                                SHOP[1], category=category)
+                    photos = {"media_ids": [
+                        await upload_photo(http, neighbour, photo_jpeg((40 * i, 140, 90), size))
+                        for size in [(900, 1200), (1600, 1200)][i:2]]} if i < 2 else {}
                     posts.append((neighbour, flash(f"-{10 * (i + 1)} % sur la sélection",
                                                    minutes=60, discount_pct=10 * (i + 1),
-                                                   text="Jusqu'à épuisement du stock.")
-                                  if i % 2 else arrival("Arrivage du jour", price=12.5)))
+                                                   text="Jusqu'à épuisement du stock.", **photos)
+                                  if i % 2 else arrival("Arrivage du jour", price=12.5, **photos)))
                 for who, body in posts:
                     assert (await send_post(http, who, body)).status_code == 202
                 shared["site"] = Site(web.http, shop)

@@ -418,6 +418,8 @@ const STRINGS = {
   // Photos in an S3-compatible bucket (issue 15): the bucket cannot be reached
   err_media_unavailable: ["Photos momentanément indisponibles, réessayez dans quelques secondes.",
     "Photos briefly unavailable, try again in a few seconds."],
+  // Photos (issue 15): a card's strip of several photos
+  photos_n: ["{n} photos", "{n} photos"],
 };
 const LANGS = ["fr", "en"];
 
