@@ -20,6 +20,8 @@ from enum import Enum
 import msgspec
 from redis.asyncio import Redis
 
+from rules.geo import haversine_m
+from schemas.limits import GEO_LAT_MAX
 from schemas.producers import ProducerRecord
 from storage import keys
 from storage.redis_conn import text
@@ -141,10 +143,6 @@ class Candidates:
     records: list[ProducerRecord]
 
 
-def decode_record(raw: bytes) -> ProducerRecord:
-    return _decode(raw)
-
-
 class ProducerStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
@@ -210,6 +208,12 @@ class ProducerStore:
 
     async def search(self, lat: float, lon: float, radius_m: float, folded_query: str,
                      most: int) -> list[ProducerRecord]:
+        # Producers only exist within GEO's latitudes (schemas.common.ShopLatitude): search
+        # from the nearest such point, wider by the distance moved (as LiveIndex.snapshot).
+        clamped = max(-GEO_LAT_MAX, min(GEO_LAT_MAX, lat))
+        if clamped != lat:
+            radius_m += haversine_m(lat, lon, clamped, lon)
+            lat = clamped
         raw = await self._search(keys=[keys.producers_geo()],
                                  args=[repr(lon), repr(lat), repr(radius_m), folded_query,
                                        most, keys.producer(""), keys.producer_shops("")])

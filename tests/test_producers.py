@@ -229,6 +229,9 @@ async def test_the_search_finds_listed_producers_nearby(
         assert await found("&q=saint-%C3%A9milion") == [mill]
         assert await found("&q=cr%C3%A9on") == [dairy]  # the place too
         assert await found("&q=boulangerie") == []
+        # From the poles too (beyond GEO's latitudes: a 500 before, found by the fuzzer).
+        for pole in ("lat=-90&lon=-180", "lat=90&lon=0"):
+            assert (await http.get(f"/api/v1/producers?{pole}")).json() == {"producers": []}
         answer = (await http.get(f"/api/v1/producers?lat={STREET[0]}&lon={STREET[1]}"
                                  "&q=lait")).json()["producers"]
         assert answer == [{"id": dairy, "name": "Laiterie Lagarde", "place": "Créon",
