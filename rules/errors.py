@@ -36,6 +36,8 @@ ERROR_CODES: frozenset[str] = frozenset({
     "media_too_large", "unsupported_image_type", "image_type_mismatch", "undecodable_image",
     "too_many_pixels", "unsupported_aspect_ratio", "unknown_media", "media_quota_exceeded",
     "polyglot_image",
+    # photos in an S3-compatible bucket (web.app, storage.media_s3)
+    "media_unavailable",
     # local producers (services.producers)
     "invalid_producer", "unknown_producer", "too_many_producers",
 })

@@ -11,26 +11,46 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from dataclasses import dataclass
 
+import pillow_heif  # type: ignore[import-untyped]  # ships no py.typed (no stubs either)
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
 from rules.errors import ApiError, InvalidInput, PayloadTooLarge
 from rules.polyglot import payload_kind
 from schemas import limits
 
-__all__ = ["ProcessedImage", "Variant", "declared_type", "media_id", "process", "sniff",
-           "variant_widths"]
+__all__ = ["ProcessedImage", "Variant", "declared_type", "draft_size", "media_id", "process",
+           "sniff", "variant_widths"]
 
 # Pillow's own bomb guard, for any code path that opens an image without `process`'s
 # header check: it warns above this many pixels and raises DecompressionBombError above
 # twice as many. `process` refuses above MEDIA_PIXELS_MAX itself, before any decoding.
 Image.MAX_IMAGE_PIXELS = limits.MEDIA_PIXELS_MAX
 
+# HEIC/HEIF (what iPhones take photos in), through pillow-heif's Pillow plugin. Only the
+# primary image is decoded: no thumbnails, depth maps or auxiliary images (less hostile
+# input reaches libheif, and less memory), and on one thread: the caller's pool of
+# workers is the bound on the cores photos take (services/image_pool.py).
+pillow_heif.register_heif_opener()
+pillow_heif.options.THUMBNAILS = False
+pillow_heif.options.DEPTH_IMAGES = False
+pillow_heif.options.AUX_IMAGES = False
+pillow_heif.options.DECODE_THREADS = 1
+
 # The declared Content-Type each signature must come with, and Pillow's name for the format
 # (passed to Image.open so that no other decoder ever looks at the bytes).
-_JPEG, _PNG, _WEBP = "image/jpeg", "image/png", "image/webp"
-_PIL_FORMAT = {_JPEG: "JPEG", _PNG: "PNG", _WEBP: "WEBP"}
+_JPEG, _PNG, _WEBP, _HEIC = "image/jpeg", "image/png", "image/webp", "image/heic"
+_PIL_FORMAT = {_JPEG: "JPEG", _PNG: "PNG", _WEBP: "WEBP", _HEIC: "HEIF"}
+# Declared types that name the same bytes: phones send HEIC photos as either.
+_SAME_TYPE = {"image/heif": _HEIC}
+# ISO-BMFF `ftyp` brands of HEIF still images with HEVC inside (ISO/IEC 23008-12), the
+# only kind libheif here decodes. `mif1`/`msf1` are generic (AVIF files list them too), so
+# a file whose brands also say AVIF is not taken for HEIC.
+_HEIC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm",
+                          b"hevs", b"mif1", b"msf1", b"heif"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
 
 # WebP quality 80 is where phone photos stop visibly improving at card sizes; method 4 is
 # libwebp's default speed/size trade-off (6 is ~2x slower for ~3 % smaller files).
@@ -75,14 +95,28 @@ def _undecodable(message: str) -> InvalidInput:
 
 
 def sniff(data: bytes) -> str | None:
-    """The image type the bytes' signature says, or None for anything but JPEG/PNG/WebP."""
+    """The image type the bytes' signature says, or None for anything but JPEG, PNG, WebP
+    and HEIC."""
     if data.startswith(b"\xff\xd8\xff"):
         return _JPEG
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return _PNG
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return _WEBP
+    if _is_heic(data):
+        return _HEIC
     return None
+
+
+def _is_heic(data: bytes) -> bool:
+    """An ISO-BMFF file whose first box is `ftyp` naming a HEIF brand (major or compatible)."""
+    if len(data) < 16 or data[4:8] != b"ftyp":
+        return False
+    size = int.from_bytes(data[:4], "big")
+    if size < 16 or size > min(len(data), 4096) or size % 4:
+        return False
+    brands = {data[8:12]} | {data[i:i + 4] for i in range(16, size, 4)}
+    return bool(brands & _HEIC_BRANDS) and not brands & _AVIF_BRANDS
 
 
 def variant_widths(width: int) -> tuple[int, ...]:
@@ -105,7 +139,7 @@ def declared_type(content_type: str) -> str:
     declared = content_type.split(";", 1)[0].strip().lower()
     if declared not in limits.MEDIA_TYPES:
         raise _unsupported(f"Content-Type must be one of {', '.join(limits.MEDIA_TYPES)}")
-    return declared
+    return _SAME_TYPE.get(declared, declared)
 
 
 _PAYLOADS = {"markup": "web page or script markup", "pdf": "a PDF document",
@@ -122,7 +156,7 @@ def process(data: bytes, content_type: str) -> ProcessedImage:
     declared = declared_type(content_type)
     sniffed = sniff(data)
     if sniffed is None:
-        raise _unsupported("The bytes are not a JPEG, PNG or WebP image")
+        raise _unsupported("The bytes are not a JPEG, PNG, WebP or HEIC image")
     if sniffed != declared:
         # Also what refuses a polyglot sent under a type its first bytes do not claim.
         raise _unsupported(f"Declared {declared} but the bytes are {sniffed}",
@@ -152,6 +186,19 @@ def _too_many_pixels() -> InvalidInput:
                         code="too_many_pixels")
 
 
+_ORIENTATION = 0x0112
+# EXIF orientations that turn the stored frame a quarter: its height is the photo's width.
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+
+
+def draft_size(width: int, height: int, orientation: int) -> tuple[int, int]:
+    """The least size (stored frame, as Image.draft takes it) a JPEG may be decoded at so
+    that, once upright, it is still as wide as its widest variant."""
+    upright_width = height if orientation in _QUARTER_TURNS else width
+    scale = min(upright_width, limits.MEDIA_WIDTH_MAX) / upright_width
+    return math.ceil(width * scale), math.ceil(height * scale)
+
+
 def _process_open(img: ImageFile.ImageFile) -> ProcessedImage:
     width, height = img.size  # from the header: nothing decoded yet
     if width < 1 or height < 1:
@@ -163,9 +210,10 @@ def _process_open(img: ImageFile.ImageFile) -> ProcessedImage:
         raise InvalidInput(f"A photo's long side is at most {limits.MEDIA_ASPECT_MAX} times "
                            "its short side", code="unsupported_aspect_ratio")
     if img.format == "JPEG":
-        # Decode at 1/2, 1/4 or 1/8 scale when even then both sides stay at least the
-        # widest variant: a 12 MP phone photo costs a quarter of the memory and time.
-        img.draft("RGB", (limits.MEDIA_WIDTH_MAX, limits.MEDIA_WIDTH_MAX))
+        # Decode at 1/2, 1/4 or 1/8 scale when the photo, once upright, is still at least as
+        # wide as its widest variant: a 12 MP landscape photo costs a quarter of the memory
+        # and time.
+        img.draft("RGB", draft_size(width, height, img.getexif().get(_ORIENTATION, 1)))
     img.load()  # a truncated file fails here (Pillow refuses truncated images by default)
     oriented = ImageOps.exif_transpose(img)
     rgb = _to_srgb(oriented)

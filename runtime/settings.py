@@ -21,6 +21,7 @@ import msgspec
 
 from rules.errors import ConfigError
 from rules.hours import is_time_zone
+from rules.media_url import S3Location, parse_media_url
 from rules.moderation import Policy
 from rules.proxies import TrustedProxies
 from rules.regions import REGION_NAME, Region, parse_regions
@@ -80,6 +81,12 @@ class Settings:
     # arq's queue (a sorted set plus job keys, not cluster-aware) may live apart.
     arq_redis_url: str | None = None
     data_dir: Path = Path("var")
+    # Where processed photos are kept (storage.media.media_store_for): None, the data dir's media/;
+    # else an S3-compatible bucket (STREETFEED_MEDIA_URL=s3://bucket?endpoint=...), which
+    # web processes on several hosts share. Its credentials are not settings: the S3 client
+    # reads the standard AWS environment itself (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    # AWS_SESSION_TOKEN...), so they never pass through settings or a log.
+    media_bucket: S3Location | None = None
     # The default region, and the one used when no regions are configured.
     region: str = "main"
     # Named bounding boxes (rules.regions); empty: one region covering the world.
@@ -167,6 +174,10 @@ class Settings:
     shop_posts_per_minute: int = 30
     # Photo uploads a shop makes per hour (each is up to a second of a core to process).
     shop_media_per_hour: int = 60
+    # Photos processed at once per web process, each in a child process of its own
+    # (services/image_pool.py): each may hold ~0.7 GB while a 40 MP photo is processed, and
+    # the machine's cores also serve the sockets. More uploads wait their turn.
+    media_workers: int = 2
     # What a shop's kept photos may weigh in all (MB of stored WebP; a photo is ~0.1-0.5 MB
     # in its three widths, and is kept a day unposted or for its post's lifetime).
     shop_media_quota_mb: int = 200
@@ -289,12 +300,14 @@ class Settings:
 # Every environment variable Streetfeed reads, and the setting it fills: the one place a
 # variable is named. A variable set to "" counts as unset, except those in EMPTY_MEANS_NONE
 # ("" switches the map tiles off, trusts no proxy) and the secret (refused as too short).
+# Not here: the AWS_* credentials of an S3 media bucket, read by the S3 client (obstore).
 ENVIRONMENT: dict[str, str] = {
     "REDIS_URL": "redis_url",
     "REDIS_CLUSTER_URL": "redis_cluster_url",
     "ARQ_REDIS_URL": "arq_redis_url",
     "STREETFEED_REDIS_SERVER": "redis_server",
     "STREETFEED_DATA_DIR": "data_dir",
+    "STREETFEED_MEDIA_URL": "media_bucket",
     "STREETFEED_REGIONS": "regions",
     "STREETFEED_REGION": "region",
     "STREETFEED_TIMEZONE": "timezone",
@@ -307,6 +320,7 @@ ENVIRONMENT: dict[str, str] = {
     "STREETFEED_SCREEN_FRAME_ANCESTORS": "screen_frame_ancestors",
     "STREETFEED_SHOP_POSTS_PER_MINUTE": "shop_posts_per_minute",
     "STREETFEED_SHOP_MEDIA_PER_HOUR": "shop_media_per_hour",
+    "STREETFEED_MEDIA_WORKERS": "media_workers",
     "STREETFEED_SHOP_MEDIA_QUOTA_MB": "shop_media_quota_mb",
     "STREETFEED_LOCAL_KM": "local_km",
     "STREETFEED_ADDRESS_REQUESTS_PER_MINUTE": "address_requests_per_minute",
@@ -371,6 +385,7 @@ _BY_TYPE: dict[object, Callable[[str], object]] = {int: _int, float: _float, boo
 # converted by msgspec from the field's annotation: str, str | None, Literal...).
 _PARSERS: dict[str, Callable[[str], object]] = {
     "data_dir": Path,
+    "media_bucket": parse_media_url,
     "regions": _regions,
     "trusted_proxies": _comma_list,
     "allowed_origins": _comma_list,
@@ -430,7 +445,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
 # Limits under which the service refuses everyone.
 _AT_LEAST_ONE = ("max_connections", "max_sockets_per_address", "shop_posts_per_minute",
                  "address_requests_per_minute", "address_sockets_per_minute",
-                 "signin_links_per_minute", "shop_media_per_hour", "shop_media_quota_mb")
+                 "signin_links_per_minute", "shop_media_per_hour", "shop_media_quota_mb",
+                 "media_workers")
 
 
 def _variable(field_name: str) -> str:

@@ -18,8 +18,11 @@ ShopLatitude = Annotated[float, msgspec.Meta(ge=-limits.GEO_LAT_MAX, le=limits.G
 Longitude = Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
 RadiusM = Annotated[float, msgspec.Meta(gt=0.0, le=limits.RADIUS_MAX_M)]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
-ShopId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
-PostId = Annotated[str, msgspec.Meta(pattern=r"^p_[a-z0-9]{16}$")]
+# Every id pattern ends `(?!\n)$`: Python's `$` (msgspec's) also matches before a final
+# newline, so "p_...\n" passed; the lookahead makes it the very end, in Python and in the
+# ECMAScript regexes of JSON Schema (the OpenAPI document) alike.
+ShopId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,63}(?!\n)$")]
+PostId = Annotated[str, msgspec.Meta(pattern=r"^p_[a-z0-9]{16}(?!\n)$")]
 
 
 class ErrorDetail(msgspec.Struct, frozen=True):

@@ -91,8 +91,9 @@ MEDIA_PER_POST_MAX = 4
 # Long side over short side: a card shows a photo, not a 1x20,000 strip (which WebP, at
 # most 16,383 px a side, could not even store once scaled to MEDIA_WIDTH_MAX).
 MEDIA_ASPECT_MAX = 4
-# The declared Content-Types accepted, each checked against the bytes' own signature.
-MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp")
+# The declared Content-Types accepted, each checked against the bytes' own signature
+# (HEIC, as iPhones take photos, is sent as either of the last two).
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/heic", "image/heif")
 # How long photos are kept (storage.media_index, swept by workers.media_sweep): one
 # uploaded and not (yet) posted, a day (the shopkeeper may post it this evening); one in
 # a post, until the post's lifetime is over, plus a margin for pages still showing it.

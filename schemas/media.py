@@ -14,7 +14,7 @@ __all__ = ["MediaCreated", "MediaId", "MediaOut", "MediaRecord", "MediaVariant"]
 # Content-addressed: rules.images.media_id derives it from the shop and the re-encoded
 # pixels, so the same photo uploaded twice by a shop is one media, and its URL can be
 # cached forever.
-MediaId = Annotated[str, msgspec.Meta(pattern=r"^m_[0-9a-f]{32}$")]
+MediaId = Annotated[str, msgspec.Meta(pattern=r"^m_[0-9a-f]{32}(?!\n)$")]
 Dimension = Annotated[int, msgspec.Meta(ge=1, le=limits.MEDIA_WIDTH_MAX * 64)]
 
 

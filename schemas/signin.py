@@ -24,7 +24,7 @@ class SignInCode(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     (the console page reads it from the link's fragment, `/shop#code=...`)."""
 
     code: Annotated[str, msgspec.Meta(min_length=1, max_length=limits.SIGNIN_CODE_MAX,
-                                      pattern=r"^[A-Za-z0-9_-]+$")]
+                                      pattern=r"^[A-Za-z0-9_-]+(?!\n)$")]
 
 
 class SignInLink(msgspec.Struct, frozen=True):

@@ -1,6 +1,6 @@
 """Photos, from an upload to a post (DESIGN.md section 9 "Photos").
 
-`MediaLibrary.add` processes an upload (rules.images, off the loop), keeps its variants in
+`MediaLibrary.add` processes an upload (rules.images, in child processes), keeps its variants in
 the store and registers it in the index (storage.media_index) under the shop's quota;
 `take_media` turns a post's `media_ids` into what the post delivers, keeping the
 photos for the post's lifetime. The sweep (workers.media_sweep) removes what is no longer
@@ -9,7 +9,6 @@ kept.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -25,25 +24,13 @@ from schemas.shops import ShopRecord
 from storage.media import MediaStore
 from storage.media_index import MediaIndex, Registered
 
-__all__ = ["ImageProcessor", "MediaLibrary", "ThreadImageProcessor", "take_media"]
+__all__ = ["ImageProcessor", "MediaLibrary", "take_media"]
 
 
 class ImageProcessor(Protocol):
     async def process(self, data: bytes, content_type: str) -> images.ProcessedImage:
-        """rules.images.process, run where it cannot stall the caller's loop."""
-
-
-class ThreadImageProcessor:
-    """Processing in a thread, a few at once: Pillow releases the GIL in its codecs and
-    resampling, so the loop keeps serving; the semaphore bounds the decoded frames held at
-    once (up to ~160 MB each at 40 MP)."""
-
-    def __init__(self, slots: int) -> None:
-        self._slots = asyncio.Semaphore(slots)
-
-    async def process(self, data: bytes, content_type: str) -> images.ProcessedImage:
-        async with self._slots:
-            return await asyncio.to_thread(images.process, data, content_type)
+        """rules.images.process, run where it cannot stall the caller's loop (the web
+        process's is services.image_pool.ImagePool: child processes)."""
 
 
 def quota_exceeded(quota_mb: int) -> ApiError:

@@ -30,7 +30,8 @@ from schemas.media import MediaRecord
 __all__ = ["FileMediaStore", "MediaBlob", "MediaStore", "StoredMedia", "is_media_id",
            "media_store_for"]
 
-_ID = re.compile(r"^m_[0-9a-f]{32}$")
+# Matched whole (fullmatch): `$` would also let a trailing newline through.
+_ID = re.compile(r"m_[0-9a-f]{32}")
 _decode_record = msgspec.json.Decoder(MediaRecord).decode
 _encode = msgspec.json.Encoder().encode
 # Served files are read in pieces of this size: one photo variant is ~20-200 KB.
@@ -38,7 +39,7 @@ CHUNK_BYTES = 64 * 1024
 
 
 def is_media_id(value: str) -> bool:
-    return _ID.match(value) is not None
+    return _ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +141,15 @@ class FileMediaStore:
 
 
 def media_store_for(settings: Settings) -> MediaStore:
-    """The store every process of a deployment shares (web serving, scheduler sweeping)."""
-    return FileMediaStore(settings.data_dir / "media")
+    """The store every process of a deployment shares (web serving, scheduler sweeping):
+    the data dir's media/ by default, the S3-compatible bucket of STREETFEED_MEDIA_URL when
+    one is configured (web processes on several hosts)."""
+    if settings.media_bucket is None:
+        return FileMediaStore(settings.data_dir / "media")
+    # Imported here: storage.media_s3 builds on this module's MediaBlob and is_media_id.
+    from storage.media_s3 import S3MediaStore
+
+    return S3MediaStore(settings.media_bucket)
 
 
 async def _chunks(path: Path) -> AsyncGenerator[bytes, None]:

@@ -7,6 +7,10 @@ offers only from shops open now (each shop's hours, in the street's time), openi
 that fits the hour, at most one live post of a kind per shop, and it withdraws only the
 posts it made itself (remembered in Redis, keys.demo_posts, so also after a restart):
 a post made from the console with a demo shop's token is never touched.
+
+Its shops have photos, drawn at start-up (streetfeed/demo_photos.py, no download) and
+uploaded through the media library as a shopkeeper's would be; most arrivals and offers
+carry one or two of their shop's.
 """
 
 from __future__ import annotations
@@ -32,12 +36,16 @@ from rules.shops import hash_token, new_token
 from runtime.settings import Settings
 from schemas.hours import OpeningOverride, ShopHours
 from schemas.shops import ShopRecord
+from services.image_pool import ImagePool
 from services.ingest import Ingest
+from services.media import MediaLibrary
 from services.shops import home_region
 from storage import keys, openings
 from storage.live import LiveIndex, shop_live_posts, stream_id_key
+from storage.media import media_store_for
 from storage.redis_conn import async_reply, get_many, open_redis, text
 from storage.shops import decode_record, encode_record
+from streetfeed import demo_photos
 
 __all__ = ["DEMO_SHOPS", "run_simulator"]
 
@@ -148,6 +156,13 @@ _ANY_SHOP_SHARE = 0.25
 # A post the demo made that is still not live after this (refused, expired, withdrawn
 # elsewhere) is forgotten.
 _PENDING_GRACE = timedelta(minutes=5)
+# The share of arrivals and offers that carry photos (one or two of the shop's).
+_PHOTO_SHARE = 0.8
+# The photos are uploaded again this often: the library keeps an unposted photo a day
+# (an upload it already has only extends that, content-addressed: nothing new is stored);
+# after a failure (the shop's quota full of the shopkeeper's own photos), sooner.
+_PHOTOS_REFRESH = timedelta(hours=6)
+_PHOTOS_RETRY = timedelta(minutes=10)
 
 
 # Typical town-centre hours, so that "open now" means something on the demo street.
@@ -191,12 +206,14 @@ async def seed(redis: Redis, settings: Settings, clock: Clock) -> dict[str, str]
 
 def demo_post(shop: ShopRecord, now: datetime, rng: random.Random, tz: ZoneInfo,
               taken_kinds: set[str], taken_titles: set[str],
-              overrides: Sequence[OpeningOverride] = ()) -> dict[str, object] | None:
+              overrides: Sequence[OpeningOverride] = (),
+              photos: Sequence[str] = ()) -> dict[str, object] | None:
     """What this shop could post now, as its shopkeeper would; None when nothing fits.
 
     Arrivals and flash offers only while the shop is open (a flash offer ends by closing
-    time); opening news that fits the hour; nothing of a kind the shop already has live
-    (`taken_kinds`: flash offers and opening news), no arrival already live (`taken_titles`).
+    time), most with one or two of the shop's `photos` (media ids); opening news that fits
+    the hour; nothing of a kind the shop already has live (`taken_kinds`: flash offers and
+    opening news), no arrival already live (`taken_titles`).
     """
     # Open as passers-by see it: the hours, or the shopkeeper's own "open late" post.
     state = effective_state(shop.hours, overrides, now)
@@ -235,7 +252,10 @@ def demo_post(shop: ShopRecord, now: datetime, rng: random.Random, tz: ZoneInfo,
             weights.append(0.15)
     if not choices:
         return None
-    return rng.choices(choices, weights)[0]
+    post = rng.choices(choices, weights)[0]
+    if photos and post["kind"] != "opening_change" and rng.random() < _PHOTO_SHARE:
+        post["media_ids"] = rng.sample(list(photos), rng.randint(1, min(2, len(photos))))
+    return post
 
 
 def _opening_news(is_open: bool, change_at: datetime | None, now: datetime, local: datetime,
@@ -267,6 +287,62 @@ def _opening_news(is_open: bool, change_at: datetime | None, now: datetime, loca
             "until": change_at.isoformat()}
 
 
+class DemoPhotos:
+    """The demo shops' photos: drawn once (in a thread: the web process's loop may share
+    this one), processed by an image pool of its own (child processes, stopped between
+    rounds), registered by the media library like any upload, and uploaded again every
+    _PHOTOS_REFRESH."""
+
+    def __init__(self, redis: Redis, settings: Settings, clock: Clock) -> None:
+        self.clock = clock
+        self.pool = ImagePool(settings.media_workers)
+        self.store = media_store_for(settings)
+        self.library = MediaLibrary(redis, self.store, self.pool, clock,
+                                    settings.shop_media_quota_mb)
+        self._uploads: dict[str, bytes] = {}  # scene -> the JPEG a phone would send
+        self._ids: dict[str, list[str]] = {}  # shop -> its photos' media ids
+        self._due: datetime | None = None  # None: now
+        self._task: asyncio.Task[None] | None = None
+
+    def of(self, shop_id: str) -> list[str]:
+        """The shop's photos; none until they are uploaded."""
+        return self._ids.get(shop_id, [])
+
+    def refresh_if_due(self, shops: Sequence[ShopRecord]) -> None:
+        """Upload the shops' photos in the background when never done or due again: the
+        street posts meanwhile, without photos at first."""
+        if self._task is not None and not self._task.done():
+            return
+        if self._due is None or self.clock.now() >= self._due:
+            self._task = asyncio.create_task(self._upload(list(shops)), name="demo-photos")
+
+    async def _upload(self, shops: list[ShopRecord]) -> None:
+        started = self.clock.now()
+        try:
+            if not self._uploads:
+                scenes = sorted({s for shop in shops
+                                 for s in demo_photos.scenes_for(shop.category)})
+                self._uploads = await asyncio.to_thread(
+                    lambda: {s: demo_photos.jpeg(demo_photos.draw(s)) for s in scenes})
+            for shop in shops:
+                self._ids[shop.id] = [
+                    (await self.library.add(shop, self._uploads[scene], "image/jpeg")).id
+                    for scene in demo_photos.scenes_for(shop.category)]
+            self._due = started + _PHOTOS_REFRESH
+        except Exception as exc:  # photos are a plus: the street goes on without them
+            log.warning("demo: photos not uploaded: %r", exc)
+            self._due = self.clock.now() + _PHOTOS_RETRY
+        finally:
+            await self.pool.close()  # idle for hours: its children's memory back meanwhile
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.pool.close()
+        await self.store.close()
+
+
 class _ShopPosts:
     """One shop's live posts and the demo's own among them."""
 
@@ -283,10 +359,11 @@ class DemoStreet:
     """The simulator's turns, one shop at a time (run_simulator paces them)."""
 
     def __init__(self, redis: Redis, settings: Settings, clock: Clock, policy: Policy,
-                 rng: random.Random) -> None:
+                 rng: random.Random, photos: DemoPhotos | None = None) -> None:
         self.redis = redis
         self.clock = clock
         self.rng = rng
+        self.photos = photos
         self.ingest = Ingest(redis, settings, clock, policy)
         self.lives = {r: LiveIndex(redis, r, settings) for r in settings.region_names}
         self.tz = ZoneInfo(settings.timezone)
@@ -366,7 +443,8 @@ class DemoStreet:
         taken_titles = {title for _, title, _ in posts.live.values()}
         post = demo_post(shop, now, self.rng, self.tz, taken_kinds & {"flash_offer",
                                                                        "opening_change"},
-                         taken_titles, overrides)
+                         taken_titles, overrides,
+                         self.photos.of(shop.id) if self.photos is not None else ())
         if post is None:
             return None
         if post["kind"] == "new_arrival" and any(
@@ -384,13 +462,17 @@ async def run_simulator(settings: Settings, clock: Clock, policy: Policy,
                         stop: asyncio.Event, seed_value: int | None = None) -> None:
     redis = open_redis(settings)
     rng = random.Random(seed_value)
-    street = DemoStreet(redis, settings, clock, policy, rng)
+    photos = DemoPhotos(redis, settings, clock)
+    street = DemoStreet(redis, settings, clock, policy, rng, photos)
     try:
         await seed(redis, settings, clock)
         log.info("demo: %d shops on rue Sainte-Catherine; tokens in %s/demo-tokens.json",
                  len(DEMO_SHOPS), settings.data_dir)
+        shops = [decode_record(raw) for raw in await get_many(
+            redis, [keys.shop(shop_id) for shop_id, *_ in DEMO_SHOPS]) if raw is not None]
         while not stop.is_set():
             try:
+                photos.refresh_if_due(shops)
                 await street.turn(await street.next_shop())
             except Exception as exc:  # the demo must never take the service down
                 log.warning("demo: %r", exc)
@@ -398,4 +480,5 @@ async def run_simulator(settings: Settings, clock: Clock, policy: Policy,
                 pause = settings.demo_interval_s * rng.uniform(0.5, 1.5)
                 await asyncio.wait_for(stop.wait(), pause)
     finally:
+        await photos.close()
         await redis.aclose()

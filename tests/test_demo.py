@@ -5,14 +5,17 @@ shops open now, opening news that fits the hour, and one live offer per shop at 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import random
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import msgspec
+from PIL import Image
 from redis.asyncio import Redis
 
 from rules.clock import ManualClock
@@ -23,6 +26,8 @@ from schemas.shops import ShopRecord
 from services.ingest import Ingest
 from storage import keys
 from storage.live import shop_live_posts
+from storage.media import FileMediaStore
+from streetfeed import demo_photos
 from streetfeed.demo import DEMO_SHOPS, DemoStreet, demo_post, run_simulator, seed
 from tests.helpers import enricher, wait_for
 
@@ -168,3 +173,70 @@ async def test_at_night_the_open_shops_take_most_turns(redis: Redis, settings: S
     turns = [await street.next_shop() for _ in range(200)]
     assert turns.count(NIGHT) >= 130  # about 3 in 4 (1 in 13 before: every shop alike)
     assert len(set(turns)) > 2  # closed shops still get turns, for their opening news
+
+
+async def test_demo_posts_carry_photos_of_their_shop_s_kind(
+        redis: Redis, settings: Settings) -> None:
+    settings = settings.with_(demo_interval_s=0.005)
+    clock = ManualClock(TUESDAY_MORNING)  # every shop open: arrivals and offers from all
+
+    async def with_photos() -> list[RawPost]:
+        return [p for p in await accepted(redis, settings) if p.media]
+
+    async def enough() -> bool:
+        return len({p.shop_id for p in await with_photos()}) >= 6
+
+    async with enricher(redis, settings, clock), demo_running(settings, clock, seed=3):
+        await wait_for(enough, 90, "demo posts with photos from 6 shops")
+    posts = await accepted(redis, settings)
+    later = [p for p in posts if p.media]
+    assert later, "no demo post with photos"
+    # Once a shop's photos are uploaded (in the background: the street posts meanwhile),
+    # most of its arrivals and offers carry some.
+    since: dict[str, int] = {}
+    for i, post in enumerate(posts):
+        if post.media:
+            since.setdefault(post.shop_id, i)
+    photo_kinds = [p for i, p in enumerate(posts) if p.shop_id in since
+                   and i >= since[p.shop_id]
+                   and msgspec.to_builtins(p.body)["kind"] != "opening_change"]
+    assert sum(1 for p in photo_kinds if p.media) >= len(photo_kinds) * 0.6, "most carry photos"
+    store = FileMediaStore(settings.data_dir / "media")
+    category = {shop_id: cat for shop_id, _, cat, *_ in DEMO_SHOPS}
+    seen: set[str] = set()
+    for post in later:
+        assert 1 <= len(post.media) <= 2
+        for media in post.media:
+            assert (media.width, media.height) == demo_photos.PHOTO_SIZE
+            record = await store.record(media.id)
+            assert record is not None and record.shop_id == post.shop_id
+            if media.id in seen:
+                continue
+            seen.add(media.id)
+            data = await store.variant(media.id, media.width)
+            assert data is not None
+            with Image.open(io.BytesIO(data)) as img:
+                assert img.format == "WEBP" and img.size == demo_photos.PHOTO_SIZE
+                img.load()
+    # Each shop's photos are drawn from its category's scenes: the greengrocer's two
+    # differ from the bakery's one.
+    per_shop: dict[str, set[str]] = {}
+    for post in later:
+        per_shop.setdefault(post.shop_id, set()).update(m.id for m in post.media)
+    for shop_id, ids in per_shop.items():
+        assert len(ids) <= len(demo_photos.scenes_for(category[shop_id])), shop_id
+
+
+def test_demo_photos_are_deterministic_varied_and_quick() -> None:
+    started = time.monotonic()
+    drawn = {scene: demo_photos.draw(scene) for scene in demo_photos.SCENES}
+    # A few hundred ms on a quiet core; generous here, where other work shares the machine.
+    assert time.monotonic() - started < 3.0
+    for scene, img in drawn.items():
+        assert (img.mode, img.size) == ("RGB", demo_photos.PHOTO_SIZE)
+        assert img.tobytes() == demo_photos.draw(scene).tobytes(), scene
+        assert img.tobytes() != demo_photos.draw(scene, seed=1).tobytes(), scene
+        # A photo, not a flat picture: many distinct colours (shading, grain).
+        assert len(img.resize((300, 225)).getcolors(1 << 16) or range(1 << 16)) > 2000, scene
+    every_category = {cat for _, _, cat, *_ in DEMO_SHOPS}
+    assert all(set(demo_photos.scenes_for(c)) <= set(demo_photos.SCENES) for c in every_category)

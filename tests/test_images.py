@@ -235,6 +235,89 @@ def test_an_undecodable_image_says_so_without_the_decoder_s_words() -> None:
     assert "0x" not in str(exc.value) and "BytesIO" not in str(exc.value)
 
 
+def _heic_with_gps(size: tuple[int, int] = (320, 240)) -> bytes:
+    """A HEIC as an iPhone sends it: HEVC in HEIF, EXIF with the GPS position, an XMP packet."""
+    img = Image.linear_gradient("L").resize(size).convert("RGB")
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "StreetfeedPhone"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
+    gps[ExifTags.GPS.GPSLatitude] = GPS_LAT
+    buf = io.BytesIO()
+    img.save(buf, "HEIF", exif=exif.tobytes(), xmp=b'<x:xmpmeta xmlns:x="adobe:ns:meta/"/>',
+             quality=60)
+    return buf.getvalue()
+
+
+def test_heic_is_welcome_and_leaves_nothing_but_pixels() -> None:
+    upload = _heic_with_gps()
+    assert images.sniff(upload) == "image/heic"
+    with Image.open(io.BytesIO(upload)) as src:  # the test's input really carries them
+        assert src.format == "HEIF"
+        assert src.getexif().get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitude]
+        assert "xmp" in src.info
+    # Phones declare it as either name.
+    for declared in ("image/heic", "image/heif", "Image/HEIC; charset=binary"):
+        out = images.process(upload, declared)
+        assert [(v.width, v.height) for v in out.variants] == [(320, 240)]
+    data = out.variants[0].data
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.format == "WEBP"
+        assert not img.getexif() and not {"exif", "xmp", "icc_profile"} & set(img.info)
+    for marker in (b"EXIF", b"XMP ", b"StreetfeedPhone", b"GPS", b"xmpmeta"):
+        assert marker not in data
+
+
+def test_heic_declared_as_another_type_and_avif_are_refused() -> None:
+    heic = _heic_with_gps((64, 48))
+    for declared in ("image/jpeg", "image/png", "image/webp"):
+        with pytest.raises(ApiError) as exc:
+            images.process(heic, declared)
+        assert _code(exc) == (415, "image_type_mismatch"), declared
+    with pytest.raises(ApiError) as exc:
+        images.process(_jpeg_with_gps((40, 30)), "image/heic")
+    assert _code(exc) == (415, "image_type_mismatch")
+    # AVIF shares HEIF's container and its generic `mif1` brand: it is not taken for HEIC.
+    avif = io.BytesIO()
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(avif, "AVIF")
+    assert b"mif1" in avif.getvalue()[:64] and images.sniff(avif.getvalue()) is None
+    with pytest.raises(ApiError) as exc:
+        images.process(avif.getvalue(), "image/heic")
+    assert _code(exc) == (415, "unsupported_image_type")
+
+
+def test_heic_bomb_refused_from_its_header() -> None:
+    # A small HEIC (no padding, so no crop box), its `ispe` box (the image's declared size)
+    # claiming more: refused by the header check, or by Pillow's own guard past twice the cap.
+    heic = _heic_with_gps((128, 64))
+    at = heic.index(b"ispe") + 8  # after the box's type, version and flags
+    assert struct.unpack(">II", heic[at:at + 8]) == (128, 64)
+    for claimed in ((8000, 5001), (20_000, 20_000)):
+        bomb = heic[:at] + struct.pack(">II", *claimed) + heic[at + 8:]
+        started = time.monotonic()
+        with pytest.raises(ApiError) as exc:
+            images.process(bomb, "image/heic")
+        assert _code(exc) == (422, "too_many_pixels"), claimed
+        assert time.monotonic() - started < 1.0
+
+
+def test_a_12_mp_landscape_jpeg_is_decoded_at_half_scale() -> None:
+    """A phone's 4032 x 3024 landscape photo was decoded whole (its 3,024 px side is under
+    twice 1,600): now at half scale, still wider than the 1,600 px variant."""
+    assert images.draft_size(4032, 3024, 1) == (1600, 1200)
+    buf = io.BytesIO()
+    Image.linear_gradient("L").resize((4032, 3024)).convert("RGB").save(buf, "JPEG")
+    with Image.open(io.BytesIO(buf.getvalue())) as img:
+        img.draft("RGB", images.draft_size(*img.size, 1))
+        assert img.size == (2016, 1512)
+    out = images.process(buf.getvalue(), "image/jpeg")
+    assert [(v.width, v.height) for v in out.variants] == [(400, 300), (800, 600), (1600, 1200)]
+    # Upright, a portrait photo stored as a landscape frame is 3,024 px wide: half of it
+    # would be narrower than 1,600, so it is decoded whole.
+    assert images.draft_size(4032, 3024, 6) == (2134, 1600)
+    assert images.draft_size(1000, 800, 1) == (1000, 800)
+
+
 def _zip(name: str, content: bytes) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as archive:

@@ -17,13 +17,13 @@ import msgspec
 from PIL import ExifTags, Image
 from redis.asyncio import Redis
 
-from rules import images
 from runtime.settings import Settings
 from schemas import limits
 from schemas.media import MediaRecord
 from schemas.shops import ShopCreated
 from storage.media import FileMediaStore
-from tests.helpers import add_shop, web_server
+from tests.helpers import add_shop, feed_client, web_server
+from tests.test_images import _heic_with_gps
 
 STREET = (44.8370, -0.5735)
 
@@ -88,6 +88,32 @@ async def test_upload_stores_stripped_oriented_variants(redis: Redis, settings: 
             assert not img.getexif() and "exif" not in img.info and "xmp" not in img.info
 
 
+async def test_heic_upload_is_stored_as_webp_without_its_metadata(
+        redis: Redis, settings: Settings) -> None:
+    shop = await add_shop(redis, settings, "Caviste", *STREET)
+    upload = _heic_with_gps((640, 480))
+    url = f"/api/v1/shops/{shop.id}/media"
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        as_jpeg = await http.post(url, content=upload, headers={
+            "Authorization": f"Bearer {shop.token}", "Content-Type": "image/jpeg"})
+        assert (as_jpeg.status_code, as_jpeg.json()["error"]["code"]) == (
+            415, "image_type_mismatch")
+        response = await http.post(url, content=upload, headers={
+            "Authorization": f"Bearer {shop.token}", "Content-Type": "image/heic"})
+        assert response.status_code == 201, response.text
+        created = response.json()
+        assert (created["width"], created["height"]) == (640, 480)
+    files = sorted((_media_dir(settings) / created["id"]).glob("*.webp"))
+    assert [f.name for f in files] == ["400.webp", "640.webp"]
+    for f in files:
+        data = f.read_bytes()
+        with Image.open(f) as img:
+            assert img.format == "WEBP"
+            assert not img.getexif() and not {"exif", "xmp", "icc_profile"} & set(img.info)
+        for marker in (b"EXIF", b"XMP ", b"StreetfeedPhone", b"GPS", b"xmpmeta"):
+            assert marker not in data
+
+
 async def test_upload_refusals(redis: Redis, settings: Settings) -> None:
     shop = await add_shop(redis, settings, "Fleuriste", *STREET)
     other = await add_shop(redis, settings, "Caviste", *STREET)
@@ -122,27 +148,34 @@ async def test_upload_refusals(redis: Redis, settings: Settings) -> None:
     assert not _media_dir(settings).exists() or not any(_media_dir(settings).iterdir())
 
 
-async def test_processing_leaves_the_loop_free(redis: Redis, settings: Settings) -> None:
-    # While a large photo is decoded and encoded, the same process still answers promptly:
-    # no /healthz waits anywhere near as long as the processing itself takes.
+async def test_the_server_keeps_answering_while_a_40_mp_photo_is_processed(
+        redis: Redis, settings: Settings) -> None:
+    # A liveness check, not a benchmark: while a 40 MP photo (the most accepted) is decoded
+    # and encoded in a child process, the same server answers HTTP and a WebSocket's ping
+    # promptly, many times over.
     shop = await add_shop(redis, settings, "Photographe", *STREET)
     big = io.BytesIO()
-    Image.linear_gradient("L").resize((6000, 4000)).convert("RGB").save(big, "PNG")
-    started = time.monotonic()
-    await asyncio.to_thread(images.process, big.getvalue(), "image/png")
-    processing_s = time.monotonic() - started
+    Image.linear_gradient("L").resize((8000, 5000)).convert("RGB").save(big, "PNG")
     async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http,
-                                                              timeout=60) as http:
+                                                              timeout=60) as http, \
+            feed_client(web.ws, *STREET) as feed:
         upload = asyncio.create_task(http.post(
             f"/api/v1/shops/{shop.id}/media", content=big.getvalue(),
             headers={"Authorization": f"Bearer {shop.token}", "Content-Type": "image/png"}))
-        slowest = 0.0
+        started = time.monotonic()
+        slowest, rounds = 0.0, 0
         while not upload.done():
             asked = time.monotonic()
             assert (await http.get("/healthz")).status_code == 200
+            await asyncio.wait_for(await feed.ws.ping(), 5)
             slowest = max(slowest, time.monotonic() - asked)
+            rounds += 1
         assert (await upload).status_code == 201
-    assert slowest < processing_s / 2, (slowest, processing_s)
+        processing_s = time.monotonic() - started
+    # Processed on the loop, one round would wait for the whole processing; a busy machine
+    # (CI, other work) may slow every round, never to a quarter of it.
+    assert rounds >= 5 and slowest < max(1.0, processing_s / 4), (rounds, slowest,
+                                                                   processing_s)
 
 
 async def test_file_store_round_trip_and_ids_only(tmp_path: Path) -> None:

@@ -285,6 +285,7 @@ async def test_posts_carry_producers_on_every_kind(redis: Redis, settings: Setti
             ([mill, dairy, roaster, theirs], "unknown_producer"),  # more than 3
             ([mill, mill], "invalid_post"),
             (["../etc"], "invalid_post"),
+            ([mill + "\n"], "invalid_post"),
         ]:
             refused = await send_post(http, shop, arrival(producer_ids=producer_ids))
             assert refused.status_code == 422, refused.text

@@ -17,7 +17,10 @@ from rules.enrich import Dropped, Enriched, enrich
 from rules.expiry import expires_at
 from rules.moderation import Policy, check_post
 from rules.reach import shown_reach
+from schemas.common import PostId, ShopId
 from schemas.feed import FeedEntry
+from schemas.hours import LocalTime
+from schemas.media import MediaId
 from schemas.posts import FlashOfferIn, NewArrivalIn, OpeningChangeIn, RawPost
 from schemas.shops import ShopRecord
 
@@ -176,3 +179,12 @@ def test_reach_is_told_per_field_from_5_and_fewer_than_5_below() -> None:
     # Five screens of a shop's own do not make the phones exact.
     assert as_json(shown_reach(1, 5)) == {"phone": None, "screen": 5, "fewer_than": 5}
     assert as_json(shown_reach(12, 5)) == {"phone": 12, "screen": 5}
+
+
+def test_id_and_time_patterns_refuse_a_trailing_newline() -> None:
+    # Python's `$` matches before a final newline: "p_...\n" was a valid post id.
+    for kind, valid in ((ShopId, "fromagerie-1"), (PostId, "p_" + "a" * 16),
+                        (MediaId, "m_" + "0" * 32), (LocalTime, "08:30")):
+        assert msgspec.json.decode(msgspec.json.encode(valid), type=kind) == valid
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.json.decode(msgspec.json.encode(valid + "\n"), type=kind)

@@ -38,11 +38,13 @@ from runtime.connections import ConnectionGuard
 from runtime.lifespan import STATE_KEY
 from runtime.settings import Settings
 from services.directory import ShopDirectory
+from services.image_pool import ImagePool
 from services.ingest import Ingest
-from services.media import MediaLibrary, ThreadImageProcessor
+from services.media import MediaLibrary
 from services.republish import Republisher
 from services.supervision import supervised
 from storage.media import media_store_for
+from storage.media_s3 import S3_UNAVAILABLE
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
 from web import api, media, pages
@@ -57,9 +59,6 @@ from web.state import AppState, state_of
 log = logging.getLogger("streetfeed.web")
 
 RETRY_AFTER_S = "2"
-# Photos decoded at once per web process: each may hold a 40 MP frame (~160 MB) while it is
-# processed, and the machine's cores also serve the sockets. More uploads wait their turn.
-MEDIA_PROCESSING_SLOTS = 2
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -78,6 +77,14 @@ async def _redis_down(request: Request, exc: Exception) -> Response:
     log.warning("Redis unavailable during %s %s: %s", request.method, request.url.path, exc)
     return error_response(503, "redis_unavailable", "storage is unreachable, retry shortly",
                           headers={"Retry-After": RETRY_AFTER_S})
+
+
+async def _media_down(request: Request, exc: Exception) -> Response:
+    # The S3 client's message names the bucket, the key and the status, never credentials.
+    log.warning("media store unavailable during %s %s: %s", request.method, request.url.path,
+                exc)
+    return error_response(503, "media_unavailable", "photo storage is unreachable, retry "
+                          "shortly", headers={"Retry-After": RETRY_AFTER_S})
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
@@ -110,6 +117,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                         "which phones cannot open; set it to the address passers-by use",
                         settings.public_base_url)
         media_store = media_store_for(settings)
+        # Photos are processed in child processes, started by the first upload.
+        images = ImagePool(settings.media_workers)
         state = AppState(settings=settings, clock=clock, redis=redis, lives=gateway.lives,
                          ingest=Ingest(redis, settings, clock, policy), hub=hub,
                          readers=readers, gateway=gateway,
@@ -121,8 +130,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                          guard=guard, proxies=trusted, assets=assets,
                          media=media_store,
                          media_library=MediaLibrary(
-                             redis, media_store, ThreadImageProcessor(MEDIA_PROCESSING_SLOTS),
-                             clock, settings.shop_media_quota_mb))
+                             redis, media_store, images, clock, settings.shop_media_quota_mb))
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the
         # liveness every socket is told.
@@ -147,6 +155,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await readers.stop_all()
+            await images.close()
             await media_store.close()
             await redis.aclose()
 
@@ -209,6 +218,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             ApiError: _api_error,
             HTTPException: _http_error,
             **dict.fromkeys(REDIS_UNAVAILABLE, _redis_down),
+            **dict.fromkeys(S3_UNAVAILABLE, _media_down),
         },
     )
     app.add_middleware(AddressRateLimit, settings=settings)

@@ -169,6 +169,11 @@ def worker_context(settings: Settings, data: Redis, clock: Clock) -> dict[str, A
             "media": media_store_for(settings)}
 
 
+async def _close_media(ctx: dict[str, Any]) -> None:
+    # An S3 store's client threads must be done before the process may exit (media_s3).
+    await ctx["media"].close()
+
+
 def make_worker(pool: ArqRedis, settings: Settings, clock: Clock | None = None, *,
                 data: Redis | None = None, burst: bool = False) -> Worker:
     return Worker(
@@ -184,5 +189,6 @@ def make_worker(pool: ArqRedis, settings: Settings, clock: Clock | None = None, 
         handle_signals=False,
         keep_result=60,
         poll_delay=0.2,
+        on_shutdown=_close_media,
         ctx=worker_context(settings, data if data is not None else pool, clock or SystemClock()),
     )

@@ -415,6 +415,9 @@ const STRINGS = {
     "Too many photos kept for the shop: withdraw posts or wait for them to expire."],
   err_polyglot_image: ["Ce fichier cache autre chose qu'une photo : enregistrez la photo à nouveau depuis l'appareil ou la galerie.",
     "This file hides something other than a photo: save the photo again from the camera or gallery."],
+  // Photos in an S3-compatible bucket (issue 15): the bucket cannot be reached
+  err_media_unavailable: ["Photos momentanément indisponibles, réessayez dans quelques secondes.",
+    "Photos briefly unavailable, try again in a few seconds."],
   // Producers (issue 16): refusals of the producer API (services/producers.py)
   err_invalid_producer: ["Producteur incomplet : un nom et un lieu (60 caractères au plus) et une position.",
     "Incomplete producer: a name and a place (60 characters at most) and a position."],
