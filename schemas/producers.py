@@ -19,7 +19,8 @@ __all__ = ["ProducerCreated", "ProducerId", "ProducerIds", "ProducerIn", "Produc
            "ProducerOut", "ProducerPage", "ProducerQuery", "ProducerRecord", "ProducerRef",
            "ProducerSearch", "ProducerShop"]
 
-ProducerId = Annotated[str, msgspec.Meta(pattern=r"^pr_[a-z0-9]{16}(?!\n)$")]  # schemas.common
+# Ends `(?!\n)$` as every id pattern does (schemas.common says why).
+ProducerId = Annotated[str, msgspec.Meta(pattern=r"^pr_[a-z0-9]{16}(?!\n)$")]
 ProducerName = Annotated[str, msgspec.Meta(
     min_length=1, max_length=limits.PRODUCER_NAME_MAX,
     description=f"1-{limits.PRODUCER_NAME_MAX} Unicode code points, at least one visible")]
