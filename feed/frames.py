@@ -20,8 +20,9 @@ from schemas.feed import (
     WithdrawnFrame,
 )
 
-__all__ = ["carries_frame", "decode_entry", "entry_payload", "error_payload", "ping_payload",
-           "post_payload", "reset_payload", "status_payload", "ws_text_frame"]
+__all__ = ["carries_frame", "decode_entry", "entry_payload", "error_payload",
+           "matched_as_local", "ping_payload", "post_payload", "reset_payload",
+           "status_payload", "ws_text_frame"]
 
 _encoder = msgspec.json.Encoder()
 _entry_decoder = msgspec.json.Decoder(FeedEntry)
@@ -47,6 +48,13 @@ def ws_text_frame(payload: bytes) -> bytes:
 
 def decode_entry(data: bytes) -> FeedEntry:
     return _entry_decoder.decode(data)
+
+
+def matched_as_local(entry: FeedEntry) -> bool:
+    """Whether `local=1` subscribers may take the entry (with the kind and place matched as
+    for everyone): a local post, an edit that ended a post's locality (they may hold its
+    card), and tombstones (likewise; a client ignores an id it does not hold)."""
+    return entry.local or entry.was_local or entry.type != "post"
 
 
 def carries_frame(entry: FeedEntry) -> bool:

@@ -24,6 +24,7 @@ from feed.frames import (
     decode_entry,
     entry_payload,
     error_payload,
+    matched_as_local,
     ping_payload,
     post_payload,
     reset_payload,
@@ -229,7 +230,7 @@ class Gateway:
 
     def _locate(self, conn: Connection, sub: Subscription) -> None:
         """Set where the socket watches, and make sure its regions are being read."""
-        conn.sub.place(sub.lat, sub.lon, sub.radius_m, sub.kinds)
+        conn.sub.place(sub.lat, sub.lon, sub.radius_m, sub.kinds, sub.local)
         conn.screen = sub.client == "screen"
         conn.regions = regions_for(self.settings.all_regions, sub.lat, sub.lon, sub.radius_m)
         conn.regions_key = self.hub.regions_key(conn.regions)
@@ -357,7 +358,7 @@ class Gateway:
                 entry = decode_entry(fields.get(b"d", b""))
             except (msgspec.DecodeError, msgspec.ValidationError):
                 continue
-            if (sub.wants(entry.kind, entry.lat, entry.lon)
+            if (sub.wants(entry.kind, entry.lat, entry.lon, matched_as_local(entry))
                     and not self.hub.sent_before(region, entry, cursor)):
                 payload = entry_payload(entry, self._cursor({**start, region: entry_id}))
                 if payload is not None:

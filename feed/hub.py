@@ -20,6 +20,7 @@ from feed.frames import (
     carries_frame,
     decode_entry,
     entry_payload,
+    matched_as_local,
     ping_payload,
     status_payload,
     ws_text_frame,
@@ -301,7 +302,8 @@ class Hub:
         screens = 0
         key: tuple[str, ...] | None = None
         frame = b""
-        recipients = self.index.recipients(entry.kind, entry.lat, entry.lon)
+        recipients = self.index.recipients(entry.kind, entry.lat, entry.lon,
+                                           matched_as_local(entry))
         if republished_at is not None:
             # Only sockets that subscribed since can lack it: the others had it live.
             recipients = [conn for conn in recipients if conn.since >= republished_at]

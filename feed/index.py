@@ -26,15 +26,20 @@ import numpy as np
 from rules.geo import EARTH_RADIUS_M, CellGrid
 from schemas.posts import Kind
 
-__all__ = ["Subscriber", "SubscriberIndex"]
+__all__ = ["Subscriber", "SubscriberIndex", "kind_bit", "subscriber_bits"]
 
 T = TypeVar("T")
 
-# One bit per post kind; a kind the schema does not know only reaches subscribers
-# that take every kind.
+# What a subscriber takes is a set of (kind, local) pairs, one bit each in a byte: the low
+# nibble for posts that are not local, the high one for local posts (those naming a
+# producer within STREETFEED_LOCAL_KM of their shop), one bit per kind in each, so the
+# `local` filter is matched exactly as the kind filter is, by one AND in the cell's arrays.
+# A kind the schema does not know only reaches subscribers that take every kind.
 _KIND_BITS = {kind: 1 << i for i, kind in enumerate(get_args(Kind))}
-_OTHER_KIND = 0x80
-_EVERY_KIND = 0xFF
+_OTHER_KIND = 0x08
+_EVERY_KIND = 0x0F
+_LOCAL_SHIFT = 4
+assert max(_KIND_BITS.values()) < _OTHER_KIND
 # A cell's arrays start this big and double as members arrive.
 _MIN_CAPACITY = 8
 
@@ -45,37 +50,48 @@ def unit_vector(lat: float, lon: float) -> tuple[float, float, float]:
     return cos_lat * math.cos(lon_r), cos_lat * math.sin(lon_r), math.sin(lat_r)
 
 
-def kind_bit(kind: str) -> int:
-    return _KIND_BITS.get(kind, _OTHER_KIND)
+def kind_bit(kind: str, local: bool = False) -> int:
+    """A post's bit: its kind, in the local nibble when it is local. A tombstone is matched
+    as local (`local=True`): it reaches local subscribers too, which may hold the card
+    (an edit can end a post's locality), and clients ignore an id they do not hold."""
+    bit = _KIND_BITS.get(kind, _OTHER_KIND)
+    return bit << _LOCAL_SHIFT if local else bit
+
+
+def subscriber_bits(kinds: frozenset[str] | None, local_only: bool) -> int:
+    """The (kind, local) pairs a subscription takes: its kinds, local posts only or all."""
+    bits = _EVERY_KIND if kinds is None else sum(kind_bit(k) for k in kinds)
+    return bits << _LOCAL_SHIFT if local_only else bits | bits << _LOCAL_SHIFT
 
 
 class Subscriber(Generic[T]):
     """A subscription's place and filter, with its unit vector precomputed for the hot path."""
 
-    __slots__ = ("cells", "kind_bits", "kinds", "lat", "limit", "lon", "radius_m", "target",
-                 "x", "y", "z")
+    __slots__ = ("cells", "kind_bits", "kinds", "lat", "limit", "local", "lon", "radius_m",
+                 "target", "x", "y", "z")
 
     def __init__(self, target: T) -> None:
         self.target = target
         self.cells: list[int] = []
         self.lat = self.lon = self.radius_m = 0.0
         self.kinds: frozenset[str] | None = None
-        self.kind_bits = _EVERY_KIND
+        self.local = False
+        self.kind_bits = subscriber_bits(None, False)
         self.x = self.y = self.z = self.limit = 0.0
 
     def place(self, lat: float, lon: float, radius_m: float,
-              kinds: Iterable[str] | None) -> None:
+              kinds: Iterable[str] | None, local: bool = False) -> None:
         self.lat, self.lon, self.radius_m = lat, lon, radius_m
         self.kinds = frozenset(kinds) if kinds else None
-        self.kind_bits = (_EVERY_KIND if self.kinds is None
-                          else sum(kind_bit(k) for k in self.kinds))
+        self.local = local
+        self.kind_bits = subscriber_bits(self.kinds, local)
         self.x, self.y, self.z = unit_vector(lat, lon)
         # Squared chord of the radius's angle (capped at the antipode: chord 2).
         half = min(math.pi / 2, radius_m / EARTH_RADIUS_M / 2)
         self.limit = 4.0 * math.sin(half) ** 2
 
-    def wants(self, kind: str, lat: float, lon: float) -> bool:
-        if not self.kind_bits & kind_bit(kind):
+    def wants(self, kind: str, lat: float, lon: float, local: bool = False) -> bool:
+        if not self.kind_bits & kind_bit(kind, local):
             return False
         px, py, pz = unit_vector(lat, lon)
         dx, dy, dz = self.x - px, self.y - py, self.z - pz
@@ -181,15 +197,17 @@ class SubscriberIndex(Generic[T]):
         sub.cells = []
 
     def move(self, sub: Subscriber[T], lat: float, lon: float, radius_m: float,
-             kinds: Iterable[str] | None) -> None:
+             kinds: Iterable[str] | None, local: bool = False) -> None:
         self.remove(sub)
-        sub.place(lat, lon, radius_m, kinds)
+        sub.place(lat, lon, radius_m, kinds, local)
         self.add(sub)
 
-    def matching(self, kind: str, lat: float, lon: float) -> list[Subscriber[T]]:
-        """Subscribers that want a post of `kind` at (lat, lon): `Subscriber.wants`, with
-        the post's unit vector computed once instead of once per candidate."""
-        bit = kind_bit(kind)
+    def matching(self, kind: str, lat: float, lon: float,
+                 local: bool = False) -> list[Subscriber[T]]:
+        """Subscribers that want a post of `kind` at (lat, lon), local or not:
+        `Subscriber.wants`, with the post's unit vector computed once instead of once per
+        candidate."""
+        bit = kind_bit(kind, local)
         px, py, pz = unit_vector(lat, lon)
         if self.use_cells:
             members = self._cells.get(self.grid.cell_of(lat, lon))
@@ -205,15 +223,16 @@ class SubscriberIndex(Generic[T]):
                     out.append(sub)
         return out
 
-    def recipients(self, kind: str, lat: float, lon: float) -> list[T]:
+    def recipients(self, kind: str, lat: float, lon: float, local: bool = False) -> list[T]:
         """The targets of `matching`, straight from the cell's list (the gateway's hot path)."""
         if not self.use_cells:
-            return [sub.target for sub in self.matching(kind, lat, lon)]
+            return [sub.target for sub in self.matching(kind, lat, lon, local)]
         members = self._cells.get(self.grid.cell_of(lat, lon))
         if members is None:
             return []
         targets = members.targets
-        return [targets[i] for i in members.hits(kind_bit(kind), *unit_vector(lat, lon))]
+        return [targets[i] for i in members.hits(kind_bit(kind, local),
+                                                 *unit_vector(lat, lon))]
 
     def candidates(self, lat: float, lon: float) -> int:
         """How many subscribers a post at (lat, lon) is checked against."""

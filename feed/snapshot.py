@@ -35,7 +35,8 @@ async def snapshot_area(lives: dict[str, LiveIndex], sub: Subscriber[T], *, now_
         last_ids[region] = snap.last_id
         bound = cursors.key(upto[region]) if upto is not None else None
         for post in snap.posts:
-            if post.expires_ts <= now_ts or not sub.wants(post.kind, post.lat, post.lon):
+            if post.expires_ts <= now_ts or not sub.wants(post.kind, post.lat, post.lon,
+                                                          post.local):
                 continue
             if bound is not None and cursors.key(post.feed_id) > bound:
                 continue

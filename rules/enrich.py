@@ -12,6 +12,7 @@ import msgspec
 from rules.expiry import expires_at
 from rules.moderation import Policy, check_post
 from rules.opening import override_of
+from rules.producers import any_local, distance_km
 from rules.shops import summary_of
 from schemas.hours import OpeningOverride
 from schemas.posts import (
@@ -25,6 +26,7 @@ from schemas.posts import (
     RawPost,
     ShopSummary,
 )
+from schemas.producers import ProducerOut
 from schemas.shops import ShopRecord
 
 __all__ = ["Dropped", "Enriched", "enrich"]
@@ -43,6 +45,7 @@ class _Common(TypedDict):
     shop: ShopSummary
     updated_at: datetime | None
     auto: bool
+    producers: list[ProducerOut]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,8 @@ class Enriched:
     expires_ts: float
     # A shopkeeper's opening_change post overrides the shop's hours while it lasts.
     opening: OpeningOverride | None = None
+    # It names a producer within STREETFEED_LOCAL_KM of the shop: what `local=1` keeps.
+    local: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +68,7 @@ class Dropped:
 
 
 def enrich(raw: RawPost, shop: ShopRecord | None, *, now: datetime, tz: ZoneInfo,
-           policy: Policy) -> Enriched | Dropped:
+           policy: Policy, local_km: float) -> Enriched | Dropped:
     if shop is None or shop.disabled:
         return Dropped("unknown_shop")
     accepted_at = raw.accepted_at.astimezone(UTC)
@@ -77,10 +82,16 @@ def enrich(raw: RawPost, shop: ShopRecord | None, *, now: datetime, tz: ZoneInfo
     expires = expires_at(raw.body, posted_at, tz).astimezone(UTC)
     if expires <= now:
         return Dropped("expired")
+    # Distances from the shop as it is now (an operator may have moved it since the post
+    # was made: a republish measures again).
+    producers = [ProducerOut(id=p.id, name=p.name, place=p.place,
+                             distance_km=distance_km(shop.lat, shop.lon, p.lat, p.lon))
+                 for p in raw.producers]
     common: _Common = {
         "id": raw.id, "title": raw.body.title.strip(), "text": raw.body.text.strip(),
         "posted_at": posted_at, "expires_at": expires, "shop": summary_of(shop),
-        "updated_at": accepted_at if raw.edit else None, "auto": raw.auto}
+        "updated_at": accepted_at if raw.edit else None, "auto": raw.auto,
+        "producers": producers}
     post: Post
     match raw.body:
         case NewArrivalIn(price=price, tags=tags):
@@ -99,4 +110,5 @@ def enrich(raw: RawPost, shop: ShopRecord | None, *, now: datetime, tz: ZoneInfo
     assert isinstance(kind, str)  # each Post class is tagged with its kind's name
     return Enriched(post=post, kind=kind,
                     json=_encode(post), lat=shop.lat, lon=shop.lon,
-                    expires_ts=expires.timestamp(), opening=override_of(post))
+                    expires_ts=expires.timestamp(), opening=override_of(post),
+                    local=any_local((p.distance_km for p in producers), local_km))

@@ -38,6 +38,8 @@ ERROR_CODES: frozenset[str] = frozenset({
     "polyglot_image",
     # photos in an S3-compatible bucket (web.app, storage.media_s3)
     "media_unavailable",
+    # local producers (services.producers)
+    "invalid_producer", "unknown_producer", "too_many_producers",
 })
 
 _encode = msgspec.json.Encoder().encode

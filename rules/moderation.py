@@ -21,7 +21,7 @@ from schemas.limits import FLASH_OFFER_MAX_AHEAD_S
 from schemas.posts import FlashOfferIn, OpeningChangeIn, PostIn
 
 __all__ = ["OPENING_UNTIL_MAX_AHEAD_S", "Policy", "Rejection", "check_hours", "check_post",
-           "check_shop"]
+           "check_producer", "check_shop"]
 
 # A tag (`<b>`, `<div onclick=...>`), a dangerous tag left open, or a javascript: URL.
 # Not a bare `word=`: "onctueux = cacao 70 %" or "Pose d'ongles = 35 €" are French, and an
@@ -148,6 +148,16 @@ def check_hours(hours: ShopHours, policy: Policy) -> Rejection | None:
     notes: Iterable[str] = (e.note for e in hours.exceptions if e.note)
     for note in notes:
         rejection = check_text(note, "note", policy) or _no_links(note, "note")
+        if rejection is not None:
+            return rejection
+    return None
+
+
+def check_producer(name: str, place: str, policy: Policy) -> Rejection | None:
+    """A producer's name and place, shown on cards and its page: a shop's name's rules
+    (something visible, no links)."""
+    for value, what in ((name, "producer name"), (place, "producer place")):
+        rejection = check_text(value, what, policy, required=True) or _no_links(value, what)
         if rejection is not None:
             return rejection
     return None

@@ -181,6 +181,10 @@ class Settings:
     # What a shop's kept photos may weigh in all (MB of stored WebP; a photo is ~0.1-0.5 MB
     # in its three widths, and is kept a day unposted or for its post's lifetime).
     shop_media_quota_mb: int = 200
+    # Local producers: a post is "local" (`local=1` on the feed) when it names a producer at
+    # most this far from its shop (km, as the delivered `distance_km` says, one decimal); the
+    # console's producer search looks this far around too.
+    local_km: float = 100.0
     # One-time console sign-in links a shop makes from its console (each kept 24 h).
     signin_links_per_minute: int = 10
     address_requests_per_minute: int = 600
@@ -318,6 +322,7 @@ ENVIRONMENT: dict[str, str] = {
     "STREETFEED_SHOP_MEDIA_PER_HOUR": "shop_media_per_hour",
     "STREETFEED_MEDIA_WORKERS": "media_workers",
     "STREETFEED_SHOP_MEDIA_QUOTA_MB": "shop_media_quota_mb",
+    "STREETFEED_LOCAL_KM": "local_km",
     "STREETFEED_ADDRESS_REQUESTS_PER_MINUTE": "address_requests_per_minute",
     "STREETFEED_ADDRESS_SOCKETS_PER_MINUTE": "address_sockets_per_minute",
     "STREETFEED_MAX_SOCKETS_PER_ADDRESS": "max_sockets_per_address",
@@ -494,6 +499,9 @@ def validate(settings: Settings) -> None:
     if not 0 < settings.presence_interval_s < settings.presence_silence_s:
         raise ConfigError(f"presence_silence_s ({settings.presence_silence_s}) must exceed "
                           f"presence_interval_s ({settings.presence_interval_s}) > 0")
+    if not 0 < settings.local_km <= 20_000:
+        raise ConfigError(f"local_km (STREETFEED_LOCAL_KM): expected a distance in km, more "
+                          f"than 0 and at most 20000, got {settings.local_km}")
     if settings.replay_max < 1:
         raise ConfigError(f"replay_max (STREETFEED_REPLAY_MAX): expected at least 1, "
                           f"got {settings.replay_max}")

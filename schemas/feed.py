@@ -23,6 +23,9 @@ class Subscription(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     lon: Longitude
     radius_m: RadiusM
     kinds: KindList | None = None
+    # Only posts naming a producer within STREETFEED_LOCAL_KM of their shop (DESIGN.md
+    # section 9): `local=1` in a query string, `"local": true` in a `subscribe` message.
+    local: bool = False
     # What kind of device watches: counted apart in a post's reach ("screens and phones").
     client: Literal["phone", "screen"] = "phone"
 
@@ -54,6 +57,12 @@ class FeedEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     post: msgspec.Raw = msgspec.Raw()
     # An edit or republish of a post already out: delivered again, not counted in its reach.
     edit: bool = False
+    # The post names a producer within STREETFEED_LOCAL_KM of its shop: `local=1`
+    # subscribers take it (decided at enrichment, so the gateway does no geometry for it).
+    local: bool = False
+    # An edit of a post that was `local` and is no longer: `local=1` subscribers get it
+    # too, since they may hold its card, which would otherwise keep naming the producer.
+    was_local: bool = False
 
 
 # --- WebSocket frames (server -> client) ----------------------------------------------------

@@ -24,6 +24,13 @@ __all__ = [
            "MEDIA_UPLOAD_MAX_BYTES",
            "MEDIA_WIDTHS",
            "MEDIA_WIDTH_MAX",
+           "PRODUCERS_PER_POST_MAX",
+           "PRODUCERS_PER_SHOP_MAX",
+           "PRODUCER_NAME_MAX",
+           "PRODUCER_PLACE_MAX",
+           "PRODUCER_SAME_WITHIN_M",
+           "PRODUCER_SEARCH_MAX",
+           "PRODUCER_SEARCH_Q_MAX",
            "RADIUS_MAX_M",
            "SHOPS_PAGE_DEFAULT",
            "SHOPS_PAGE_MAX",
@@ -92,3 +99,18 @@ MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/heic", "image/hei
 # a post, until the post's lifetime is over, plus a margin for pages still showing it.
 MEDIA_UNPOSTED_KEEP_S = 24 * 3600
 MEDIA_AFTER_POST_KEEP_S = 3600
+# Local producers (DESIGN.md section 9). A producer's name and place are 1-60 code points;
+# a post names at most PRODUCERS_PER_POST_MAX of its shop's producers. Two producers of the
+# same folded name (rules.producers.fold_name) at most PRODUCER_SAME_WITHIN_M apart are one
+# (the boundary included: "within 2 km", as a feed radius includes its edge).
+PRODUCER_NAME_MAX = 60
+PRODUCER_PLACE_MAX = 60
+PRODUCERS_PER_POST_MAX = 3
+PRODUCER_SAME_WITHIN_M = 2_000
+# Not in the contract, a bound on what one token can write: a shop links at most this many
+# producers (a grocer with many suppliers names its main ones; each link is kept forever).
+PRODUCERS_PER_SHOP_MAX = 50
+# GET /api/v1/producers (the console's search-as-you-type, an extension): at most this many
+# answers, and a query of at most this many code points.
+PRODUCER_SEARCH_MAX = 20
+PRODUCER_SEARCH_Q_MAX = 60

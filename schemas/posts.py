@@ -11,6 +11,7 @@ from schemas import limits
 from schemas.categories import CategoryCode
 from schemas.common import AwareDatetime, Latitude, Longitude, PostId, ShopId
 from schemas.media import MediaId, MediaOut
+from schemas.producers import ProducerIds, ProducerOut, ProducerRef
 
 __all__ = ["FlashOffer", "FlashOfferIn", "Kind", "NewArrival", "NewArrivalIn", "OpeningChange",
            "OpeningChangeIn", "Post", "PostAccepted", "PostIn", "PostPatch", "PostWithdrawn",
@@ -44,6 +45,8 @@ class _PostIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
               tag_field="kind"):
     title: Title
     text: Text = ""
+    # Every kind may name producers ("A post may carry", DESIGN.md section 9).
+    producer_ids: ProducerIds = []
 
 
 class NewArrivalIn(_PostIn, frozen=True, tag="new_arrival"):
@@ -79,6 +82,7 @@ class PostPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     status: OpeningStatus | msgspec.UnsetType = msgspec.UNSET
     until: AwareDatetime | msgspec.UnsetType | None = msgspec.UNSET
     media_ids: MediaIds | msgspec.UnsetType = msgspec.UNSET
+    producer_ids: ProducerIds | msgspec.UnsetType = msgspec.UNSET
 
 
 # --- What the `in` stream keeps (tolerant) ----------------------------------------------
@@ -98,6 +102,9 @@ class RawPost(msgspec.Struct, frozen=True, kw_only=True):
     # The body's media_ids as the ingest found them (services.media): the enricher
     # publishes them without reading the media store.
     media: list[MediaOut] = []
+    # The body's producer_ids as the ingest found them (services.producers), with their
+    # positions: the enricher computes each one's distance from the shop.
+    producers: list[ProducerRef] = []
 
 
 # --- What passers-by get ------------------------------------------------------------------
@@ -121,6 +128,7 @@ class _Post(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
     shop: ShopSummary
     updated_at: datetime | None = None
     auto: bool = False
+    producers: list[ProducerOut] = []
 
 
 class NewArrival(_Post, frozen=True, tag="new_arrival"):

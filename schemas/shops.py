@@ -11,9 +11,11 @@ from schemas import limits
 from schemas.categories import CategoryCode, CategoryIn
 from schemas.common import Longitude, ShopId, ShopLatitude
 from schemas.hours import NextChange, ShopHours
+from schemas.producers import ProducerOut
 
 __all__ = ["NewShop", "PositionFields", "ShopCreated", "ShopEdit", "ShopList", "ShopListResponse",
-           "ShopProfile", "ShopRecord", "ShopUpdate", "SignIn", "TokenRotated"]
+           "ShopProfile", "ShopProfileWithProducers", "ShopRecord", "ShopUpdate", "SignIn",
+           "TokenRotated"]
 
 ShopName = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.SHOP_NAME_MAX)]
 Address = Annotated[str, msgspec.Meta(max_length=limits.ADDRESS_MAX)]
@@ -86,6 +88,14 @@ class ShopProfile(msgspec.Struct, frozen=True, kw_only=True):
     # The IANA zone of the hours: pages say "opens at 07:00" in the shop's time, whatever
     # zone the device showing it is left in (an in-shop screen on a UTC kiosk).
     timezone: str | None = None
+
+
+class ShopProfileWithProducers(ShopProfile, frozen=True, kw_only=True):
+    """`GET /api/v1/shops/{shop_id}`: the profile and the producers the shop names (DESIGN.md
+    section 9), nearest first, `distance_km` from the shop. Only this answer has them: the
+    shop list and the console's profile stay as they were, each shop's links unread."""
+
+    producers: list[ProducerOut] = []
 
 
 class ShopList(msgspec.Struct, frozen=True):

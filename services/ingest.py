@@ -26,6 +26,7 @@ from schemas.media import MediaOut
 from schemas.posts import FlashOfferIn, NewArrivalIn, PostIn, PostPatch, RawPost
 from schemas.shops import ShopRecord
 from services.media import take_media
+from services.producers import Producers
 from storage import keys
 from storage.inbox import Inbox, new_post_id
 from storage.redis_conn import async_reply
@@ -78,6 +79,7 @@ class Ingest:
         self.clock = clock
         self.policy = policy
         self.tz = ZoneInfo(settings.timezone)
+        self.producers = Producers(redis, clock, policy)
 
     def _moderate(self, post: PostIn) -> None:
         rejection = check_post(post, self.clock.now(), self.policy)
@@ -98,8 +100,9 @@ class Ingest:
         self._moderate(post)
         now = self.clock.now()
         media = await self._media(shop, post, now)
+        producers = await self.producers.take(shop, post.producer_ids)
         raw = RawPost(id=new_post_id(), shop_id=shop.id, accepted_at=now, body=post,
-                      media=media)
+                      media=media, producers=producers)
         inbox = Inbox(self.redis, shop.region, self.settings)
         if idempotency_key is None:
             await inbox.append(raw)
@@ -137,7 +140,12 @@ class Ingest:
         posted_at = original.posted_at or original.accepted_at
         # Taken again even when the photos stay: an edit may move the post's end later.
         media = await self._media(shop, post, posted_at)
+        # Resolved again only when the edit names them: a producer unlinked since the post
+        # was made stays on it through an edit of its title.
+        producers = (original.producers if patch.producer_ids is msgspec.UNSET
+                     else await self.producers.take(shop, post.producer_ids))
         raw = RawPost(id=original.id, shop_id=original.shop_id, accepted_at=self.clock.now(),
-                      body=post, edit=True, posted_at=posted_at, media=media)
+                      body=post, edit=True, posted_at=posted_at, media=media,
+                      producers=producers)
         await Inbox(self.redis, shop.region, self.settings).append(raw)
         return post_id

@@ -104,10 +104,11 @@ async def republish_live_posts(redis: Redis, record: ShopRecord, clock: Clock,
         if stored is None:
             continue
         original = _decode_raw(stored)
-        await inbox.append(RawPost(id=original.id, shop_id=original.shop_id,
-                                   accepted_at=clock.now(), body=original.body, edit=True,
-                                   posted_at=original.posted_at or original.accepted_at,
-                                   auto=original.auto, media=original.media))
+        # The original with only what a republish changes: whatever else a raw post
+        # carries (photos, producers, and fields added later) is kept without naming it.
+        await inbox.append(msgspec.structs.replace(
+            original, accepted_at=clock.now(), edit=True,
+            posted_at=original.posted_at or original.accepted_at))
         count += 1
     return count
 

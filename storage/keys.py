@@ -178,3 +178,37 @@ def media_keep(region: str) -> str:
 def media_bytes(region: str) -> str:
     """Hash: shop id -> total bytes of its kept photos (the quota)."""
     return f"{PREFIX}:{{{region}}}:media-bytes"
+
+
+# Producers are shared by shops of every region (a mill supplies both sides of a region's
+# border), so they are not a region's: all their keys share the one hash tag `{producers}`,
+# hence one Cluster slot, so that creating-or-linking is one script (storage.producers).
+_PRODUCERS = f"{PREFIX}:{{producers}}"
+
+
+def producers_geo() -> str:
+    """GEO set of every producer id ever created, listed or not (a producer named again
+    where it was keeps its id)."""
+    return f"{_PRODUCERS}:geo"
+
+
+def producers_version() -> str:
+    """A counter moved by every producer creation: a creation checks that no other happened
+    since it looked for twins (compare-and-set, storage.producers)."""
+    return f"{_PRODUCERS}:version"
+
+
+def producer(producer_id: str) -> str:
+    """A producer (hash: `json` (schemas.producers.ProducerRecord), `fold` and `fold_place`,
+    its folded name and place for the scripts)."""
+    return f"{_PRODUCERS}:producer:{producer_id}"
+
+
+def producer_shops(producer_id: str) -> str:
+    """Set of the shop ids linked to a producer; empty (absent): the producer is unlisted."""
+    return f"{_PRODUCERS}:producer-shops:{producer_id}"
+
+
+def shop_producers(shop_id: str) -> str:
+    """Set of the producer ids a shop names (its side of the same links, in the same slot)."""
+    return f"{_PRODUCERS}:shop:{shop_id}"

@@ -29,15 +29,19 @@ _PUBLISH = """
 -- KEYS: post, active, expiry, shop_posts, feed, gone, openings, opening_shops, openings_version
 -- ARGV: post_id, source, post_json, lat, lon, expires_ts, shop_id, kind, maxlen, entry,
 --       raw (the input, for later edits), edit ('1': only while the post is live),
---       opening (the post as an override of the shop's hours, '' when it is none)
+--       opening (the post as an override of the shop's hours, '' when it is none),
+--       local ('1' or '0'), the entry of an edit that was local before ('' when the post
+--       is local now, or not an edit)
 if redis.call('EXISTS', KEYS[6]) == 1 then return false end
 local source = redis.call('HGET', KEYS[1], 'source')
 if source == ARGV[2] then return redis.call('HGET', KEYS[1], 'feed_id') end
 if ARGV[12] == '1' and not source then return false end
-local feed_id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'd', ARGV[10])
+local entry = ARGV[10]
+if ARGV[15] ~= '' and redis.call('HGET', KEYS[1], 'local') == '1' then entry = ARGV[15] end
+local feed_id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'd', entry)
 redis.call('HSET', KEYS[1], 'json', ARGV[3], 'feed_id', feed_id, 'source', ARGV[2],
            'lat', ARGV[4], 'lon', ARGV[5], 'expires_at', ARGV[6], 'shop_id', ARGV[7],
-           'kind', ARGV[8], 'raw', ARGV[11])
+           'kind', ARGV[8], 'raw', ARGV[11], 'local', ARGV[14])
 redis.call('GEOADD', KEYS[2], ARGV[5], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
@@ -96,9 +100,9 @@ local out = {last_id}
 local prefix = ARGV[5]
 for _, item in ipairs(ids) do
   local f = redis.call('HMGET', prefix .. item[1], 'json', 'feed_id', 'expires_at', 'kind',
-                       'lat', 'lon')
+                       'lat', 'lon', 'local')
   if f[1] then
-    table.insert(out, {item[1], item[2], f[1], f[2], f[3], f[4], f[5], f[6]})
+    table.insert(out, {item[1], item[2], f[1], f[2], f[3], f[4], f[5], f[6], f[7] or '0'})
   end
 end
 return out
@@ -115,6 +119,8 @@ class LivePost:
     kind: str
     lat: float
     lon: float
+    # Names a producer within STREETFEED_LOCAL_KM of its shop (rules.enrich).
+    local: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,23 +168,29 @@ class LiveIndex:
 
     async def publish(self, *, post_id: str, source: str, post_json: bytes, kind: str,
                       lat: float, lon: float, expires_ts: float, shop_id: str, raw: bytes,
-                      edit: bool = False, opening: bytes = b"") -> str | None:
+                      edit: bool = False, opening: bytes = b"",
+                      local: bool = False) -> str | None:
         """Make a post live (or replace it) and append it to the feed; the feed id.
 
         None when nothing was published: the post was withdrawn, or it is an edit of a
         post no longer live. Publishing the same source entry twice changes nothing.
         `opening`: the encoded OpeningOverride of a shopkeeper's opening_change post, kept
         beside the post in the same script so the shop's open state cannot disagree with it.
+        `local`: it names a producer within STREETFEED_LOCAL_KM (what `local=1` keeps); an
+        edit that ends that still reaches local subscribers (`was_local`), which hold the card.
         """
         r = self.region
-        entry = _encode(FeedEntry(type="post", id=post_id, kind=kind, lat=lat, lon=lon,
-                                  post=msgspec.Raw(post_json), edit=edit))
+        entry = FeedEntry(type="post", id=post_id, kind=kind, lat=lat, lon=lon,
+                          post=msgspec.Raw(post_json), edit=edit, local=local)
+        was_local = (b"" if local or not edit
+                     else _encode(msgspec.structs.replace(entry, was_local=True)))
         result = await self._publish(
             keys=[keys.post(r, post_id), keys.active_geo(r), keys.expiry_zset(r),
                   keys.shop_posts(r, shop_id), keys.feed_stream(r), keys.withdrawn(r, post_id),
                   keys.openings(r, shop_id), keys.opening_shops(r), keys.openings_version(r)],
             args=[post_id, source, post_json, repr(lat), repr(lon), repr(expires_ts), shop_id,
-                  kind, self.feed_maxlen, entry, raw, "1" if edit else "0", opening],
+                  kind, self.feed_maxlen, _encode(entry), raw, "1" if edit else "0", opening,
+                  "1" if local else "0", was_local],
         )
         return None if result is None else text(result)
 
@@ -211,7 +223,7 @@ class LiveIndex:
                                          keys.post(r, "")])
         posts = [LivePost(id=text(item[0]), distance_m=float(item[1]), json=bytes(item[2]),
                           feed_id=text(item[3]), expires_ts=float(item[4]), kind=text(item[5]),
-                          lat=float(item[6]), lon=float(item[7]))
+                          lat=float(item[6]), lon=float(item[7]), local=text(item[8]) == "1")
                  for item in raw[1:]]
         return Snapshot(last_id=text(raw[0]), posts=posts)
 

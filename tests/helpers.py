@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 import msgspec
 import uvicorn
+from PIL import Image, ImageDraw
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -493,3 +495,26 @@ async def throttle_like_lighthouse(page: Any) -> None:
         "offline": False, "latency": 562.5, "downloadThroughput": 180_000,
         "uploadThroughput": 84_375})
     await cdp.send("Emulation.setCPUThrottlingRate", {"rate": 4})
+
+
+def photo_jpeg(color: tuple[int, int, int], size: tuple[int, int] = (1600, 1200)) -> bytes:
+    """A shopkeeper's photo made here: stripes and a disc (each colour encodes to its own
+    bytes, and a screenshot shows what a page crops)."""
+    img = Image.new("RGB", size, color)
+    draw = ImageDraw.Draw(img)
+    for x in range(0, size[0], 80):
+        draw.rectangle((x, 0, x + 16, size[1]), fill=(255 - color[0], color[1], color[2] // 2))
+    r = min(size) // 3
+    draw.ellipse((size[0] // 2 - r, size[1] // 2 - r, size[0] // 2 + r, size[1] // 2 + r),
+                 fill=(250, 250, 240))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+async def upload_photo(http: httpx.AsyncClient, shop: ShopCreated, data: bytes) -> str:
+    """Uploaded as the shop's phone does (POST /api/v1/shops/{id}/media): its media id."""
+    response = await http.post(f"/api/v1/shops/{shop.id}/media", content=data, headers={
+        "Authorization": f"Bearer {shop.token}", "Content-Type": "image/jpeg"})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])

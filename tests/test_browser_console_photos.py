@@ -21,13 +21,14 @@ from redis.asyncio import Redis
 
 from runtime.settings import Settings
 from schemas.limits import MEDIA_PER_POST_MAX, MEDIA_UPLOAD_MAX_BYTES
-from schemas.shops import ShopCreated
 from tests.helpers import (
     add_shop,
     arrival,
     enricher,
     feed_client,
+    photo_jpeg,
     send_post,
+    upload_photo,
     wait_for,
     web_server,
 )
@@ -37,16 +38,6 @@ pytestmark = pytest.mark.browser
 
 STREET = (44.8370, -0.5735)
 TRAY = "#post-photos"
-
-
-def photo(color: tuple[int, int, int], size: tuple[int, int] = (900, 600)) -> bytes:
-    """A JPEG with stripes, so that each colour is its own picture (and its own media)."""
-    img = Image.new("RGB", size, color)
-    for x in range(0, size[0], 30):
-        img.paste((255 - color[0], color[1] // 2, color[2]), (x, 0, x + 6, size[1]))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=85)
-    return buf.getvalue()
 
 
 def chosen(name: str, data: bytes, mime: str = "image/jpeg") -> dict[str, Any]:
@@ -79,14 +70,6 @@ def all_done(n: int, tray: str = TRAY) -> str:
             " && li.querySelector('.photo-thumb').getAttribute('src').startsWith('/media/')); }")
 
 
-async def uploaded(http: httpx.AsyncClient, shop: ShopCreated, data: bytes) -> str:
-    response = await http.post(f"/api/v1/shops/{shop.id}/media", content=data, headers={
-        "Authorization": f"Bearer {shop.token}", "Content-Type": "image/jpeg"})
-    assert response.status_code == 201, response.text
-    media_id: str = response.json()["id"]
-    return media_id
-
-
 async def test_pick_preview_reorder_remove_and_publish(redis: Redis, settings: Settings,
                                                        browser: Any) -> None:
     shop = await add_shop(redis, settings, "Primeur du Marché", *STREET)
@@ -117,7 +100,7 @@ async def test_pick_preview_reorder_remove_and_publish(redis: Redis, settings: S
             await route.continue_()
 
         await page.route("**/api/v1/shops/*/media", hold)
-        red, green = photo((200, 30, 40)), photo((40, 160, 60), (600, 900))
+        red, green = photo_jpeg((200, 30, 40), (900, 600)), photo_jpeg((40, 160, 60), (600, 900))
         await pick(page, [chosen("rouge.jpg", red)], camera=True)
         await pick(page, [chosen("vert.jpg", green)])
         # At once: both previewed from the local files, in the card preview too, uploading,
@@ -125,7 +108,7 @@ async def test_pick_preview_reorder_remove_and_publish(redis: Redis, settings: S
         await page.wait_for_function(f"() => document.querySelectorAll('{TRAY} "
                                      ".photo-item[data-status=uploading]').length === 2")
         previews = await page.eval_on_selector_all(
-            "#preview .card .card-photo", "imgs => imgs.map(i => [i.src, i.alt])")
+            "#preview .card .preview-photo", "imgs => imgs.map(i => [i.src, i.alt])")
         assert [src.startswith("blob:") for src, _ in previews] == [True, True]
         assert [alt for _, alt in previews] == ["Fraises de Plougastel",
                                                 "Fraises de Plougastel, photo 2"]
@@ -143,12 +126,12 @@ async def test_pick_preview_reorder_remove_and_publish(redis: Redis, settings: S
         assert [s["text"] for s in state] == ["Prête", "Prête"]
         red_id, green_id = (s["id"] for s in state)
         # The preview now shows the server's narrowest copy, the local file released.
-        srcs = await page.eval_on_selector_all("#preview .card .card-photo",
+        srcs = await page.eval_on_selector_all("#preview .card .preview-photo",
                                                "imgs => imgs.map(i => i.getAttribute('src'))")
         assert srcs == [f"/media/{red_id}/400.webp", f"/media/{green_id}/400.webp"]
 
         # A third, then: moved first with the keyboard, and the red one removed.
-        blue = photo((30, 60, 210))
+        blue = photo_jpeg((30, 60, 210))
         await pick(page, [chosen("bleu.jpg", blue)])
         await page.wait_for_function(all_done(3), timeout=10_000)
         blue_id = (await tray_state(page))[2]["id"]
@@ -209,7 +192,7 @@ async def test_refused_files_are_said_in_words_and_the_post_still_goes(
         png = io.BytesIO()
         Image.new("RGB", (300, 200), (10, 20, 30)).save(png, "PNG")
         not_jpeg = png.getvalue()  # a PNG named and typed as a JPEG
-        good = photo((220, 190, 60))
+        good = photo_jpeg((220, 190, 60))
         await pick(page, [chosen("grosse.jpg", too_big), chosen("faux.jpg", not_jpeg),
                           chosen("bonne.jpg", good)])
         await page.wait_for_function(
@@ -223,7 +206,7 @@ async def test_refused_files_are_said_in_words_and_the_post_still_goes(
         # A refusal about the file itself is not retried; removed, the others move up.
         assert await page.is_hidden(f"{TRAY} .photo-item:nth-child(1) .photo-retry")
         # The card preview leaves refused photos out.
-        assert await page.locator("#preview .card .card-photo").count() == 1
+        assert await page.locator("#preview .card .preview-photo").count() == 1
         # The same photo again is the same media: not added twice (a post names each once).
         await page.click(f"{TRAY} .photo-item:nth-child(1) .photo-remove")
         await pick(page, [chosen("encore.jpg", good)])
@@ -257,8 +240,8 @@ async def test_editing_a_live_post_changes_its_photos(redis: Redis, settings: Se
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http, \
             feed_client(web.ws, *STREET) as passer_by:
-        first = await uploaded(http, shop, photo((200, 30, 40)))
-        second = await uploaded(http, shop, photo((40, 160, 60)))
+        first = await upload_photo(http, shop, photo_jpeg((200, 30, 40)))
+        second = await upload_photo(http, shop, photo_jpeg((40, 160, 60)))
         post_id = (await send_post(http, shop, arrival("Clémentines",
                                                        media_ids=[first, second]))).json()["id"]
         page = await console_at(browser, web.http, shop, 360)
@@ -282,7 +265,7 @@ async def test_editing_a_live_post_changes_its_photos(redis: Redis, settings: Se
         await page.click(f"{own} .edit")
         await page.wait_for_function(all_done(2, tray))
         await page.click(f"{tray} .photo-item:nth-child(1) .photo-remove")
-        await pick(page, [chosen("nouvelle.jpg", photo((30, 60, 210)))], tray)
+        await pick(page, [chosen("nouvelle.jpg", photo_jpeg((30, 60, 210)))], tray)
         await page.wait_for_function(all_done(2, tray), timeout=10_000)
         new = (await tray_state(page, tray))[1]["id"]
         await page.click(f"{tray} .photo-item:nth-child(2) .photo-left")
@@ -314,14 +297,15 @@ async def test_four_photos_fit_a_320_px_phone_and_a_fifth_is_refused(
     shop = await add_shop(redis, settings, "Épicerie fine du Grand-Théâtre", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http:
-        media = [await uploaded(http, shop, photo((60 * i, 100, 200 - 40 * i)))
+        media = [await upload_photo(http, shop, photo_jpeg((60 * i, 100, 200 - 40 * i)))
                  for i in range(MEDIA_PER_POST_MAX)]
         post_id = (await send_post(http, shop, arrival("Panier garni",
                                                        media_ids=media))).json()["id"]
         page = await console_at(browser, web.http, shop, 320)
         await page.fill("#title", "Coffrets de Noël")
         colours = [(250, 40 * i, 20) for i in range(MEDIA_PER_POST_MAX + 1)]
-        await pick(page, [chosen(f"{i}.jpg", photo(c)) for i, c in enumerate(colours)])
+        await pick(page, [chosen(f"{i}.jpg", photo_jpeg(c, (640, 480)))
+                          for i, c in enumerate(colours)])
         await page.wait_for_function(all_done(MEDIA_PER_POST_MAX), timeout=20_000)
         note = await page.inner_text(f"{TRAY} .photo-note")
         assert note.startswith(f"{MEDIA_PER_POST_MAX} photos au plus")

@@ -57,7 +57,8 @@ async def test_consumer_dead_mid_batch_is_reclaimed_without_duplicates(
         record = msgspec.convert(shop_record, ShopRecord)
         for entry_id, fields in entries[:5]:
             raw = msgspec.json.decode(fields[b"d"], type=RawPost)
-            outcome = enrich(raw, record, now=SystemClock().now(), tz=dying.tz, policy=Policy())
+            outcome = enrich(raw, record, now=SystemClock().now(), tz=dying.tz, policy=Policy(),
+                             local_km=100.0)
             assert isinstance(outcome, Enriched)
             await dying.live.publish(post_id=raw.id, source=entry_id.decode(),
                                      post_json=outcome.json, kind=outcome.kind, lat=outcome.lat,

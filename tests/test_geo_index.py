@@ -7,8 +7,11 @@ import math
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from feed.frames import matched_as_local
 from feed.index import Subscriber, SubscriberIndex
 from rules.geo import EARTH_RADIUS_M, CellGrid, haversine_m
+from rules.producers import any_local, distance_km
+from schemas.feed import FeedEntry
 
 KINDS = ["new_arrival", "flash_offer", "opening_change"]
 
@@ -152,3 +155,82 @@ def test_cells_stay_right_through_joins_and_leaves(ops: list[tuple[bool, int]],
         expected = {i for i in present if pool[i].wants(kind, lat, lon)}
         assert {s.target for s in index.matching(kind, lat, lon)} == expected
         assert sorted(index.recipients(kind, lat, lon)) == sorted(expected)
+
+
+# --- The `local` filter (issue 16): matched in the index like the kind filter -------------
+
+LOCAL_KM = 100.0
+
+
+@st.composite
+def local_scenes(draw: st.DrawFn) -> tuple[
+        list[tuple[float, float, float, frozenset[str] | None, bool]],
+        list[tuple[float, float, str, list[tuple[float, float]]]]]:
+    """Subscribers around Bordeaux with kinds and `local`; posts near them, each naming 0-3
+    producers often right around LOCAL_KM from its shop."""
+    subs = []
+    for _ in range(draw(st.integers(1, 12))):
+        kinds = draw(st.one_of(st.none(), st.frozensets(st.sampled_from(KINDS), min_size=1)))
+        subs.append((draw(st.floats(44.80, 44.88)), draw(st.floats(-0.62, -0.52)),
+                     draw(st.floats(50, 5000)), kinds, draw(st.booleans())))
+    posts = []
+    for _ in range(draw(st.integers(1, 12))):
+        lat, lon = draw(st.floats(44.80, 44.88)), draw(st.floats(-0.62, -0.52))
+        producers = [_offset(lat, lon, draw(st.one_of(st.floats(0, 300_000),
+                                                      st.floats(99_900, 100_100))),
+                             draw(st.floats(0, 2 * math.pi)))
+                     for _ in range(draw(st.integers(0, 3)))]
+        posts.append((lat, lon, draw(st.sampled_from(KINDS)), producers))
+    return subs, posts
+
+
+@settings(max_examples=300, deadline=None)
+@given(local_scenes())
+def test_local_filter_in_the_index_agrees_with_brute_force(scene) -> None:  # type: ignore[no-untyped-def]
+    """The index (cells, bit masks) against the definition, checked the long way for each
+    subscriber: within its radius, of a kind it takes, and when it asked for `local`, a post
+    naming a producer at most LOCAL_KM from the shop by the distance the post delivers. A
+    post's `local` flag is decided once, as the enricher does (rules.producers)."""
+    subs, posts = scene
+    index: SubscriberIndex[int] = SubscriberIndex(CellGrid(0.005))
+    naive: SubscriberIndex[int] = SubscriberIndex(CellGrid(0.005), use_cells=False)
+    for i, (lat, lon, radius, kinds, local) in enumerate(subs):
+        for each in (index, naive):
+            sub: Subscriber[int] = Subscriber(i)
+            sub.place(lat, lon, radius, kinds, local)
+            each.add(sub)
+    for lat, lon, kind, producers in posts:
+        delivered = [math.floor(haversine_m(lat, lon, plat, plon) / 100 + 0.5) / 10
+                     for plat, plon in producers]
+        post_is_local = any(d <= LOCAL_KM for d in delivered)
+        assert any_local((distance_km(lat, lon, *p) for p in producers), LOCAL_KM) \
+            == post_is_local
+        expected = set()
+        for i, (slat, slon, radius, kinds, local) in enumerate(subs):
+            distance = haversine_m(slat, slon, lat, lon)
+            assume(abs(distance - radius) > 1e-6 * radius)  # rounding at the edge aside
+            if (distance <= radius and (kinds is None or kind in kinds)
+                    and (post_is_local or not local)):
+                expected.add(i)
+        assert set(index.recipients(kind, lat, lon, post_is_local)) == expected
+        assert {s.target for s in naive.matching(kind, lat, lon, post_is_local)} == expected
+        # A tombstone is matched as local: every subscriber of its kind and place gets it.
+        tombstone = FeedEntry(type="withdrawn", id="p_x", kind=kind, lat=lat, lon=lon)
+        assert matched_as_local(tombstone)
+        everyone = {i for i, (slat, slon, radius, kinds, _local) in enumerate(subs)
+                    if haversine_m(slat, slon, lat, lon) <= radius
+                    and (kinds is None or kind in kinds)}
+        assert set(index.recipients(kind, lat, lon, matched_as_local(tombstone))) == everyone
+
+
+def test_moving_changes_the_local_filter() -> None:
+    index: SubscriberIndex[str] = SubscriberIndex(CellGrid(0.005))
+    sub: Subscriber[str] = Subscriber("phone")
+    sub.place(44.8370, -0.5735, 300, None, True)
+    index.add(sub)
+    assert index.recipients("new_arrival", 44.8371, -0.5735, False) == []
+    assert index.recipients("new_arrival", 44.8371, -0.5735, True) == ["phone"]
+    index.move(sub, 44.8370, -0.5735, 300, ["flash_offer"], False)
+    assert index.recipients("new_arrival", 44.8371, -0.5735, True) == []
+    assert index.recipients("flash_offer", 44.8371, -0.5735, False) == ["phone"]
+    assert index.recipients("flash_offer", 44.8371, -0.5735, True) == ["phone"]

@@ -132,7 +132,7 @@ def test_enrich_joins_shop_and_sets_expiry() -> None:
     raw = RawPost(id="p_abcdefghijklmnop", shop_id="primeur-abc123", accepted_at=NOW,
                   body=FlashOfferIn(title=" -30 % ", ends_at=NOW + timedelta(hours=1),
                                     discount_pct=30))
-    outcome = enrich(raw, _shop(), now=NOW, tz=PARIS, policy=Policy())
+    outcome = enrich(raw, _shop(), now=NOW, tz=PARIS, policy=Policy(), local_km=100.0)
     assert isinstance(outcome, Enriched)
     body = json.loads(outcome.json)
     assert body["kind"] == "flash_offer" and outcome.kind == "flash_offer"
@@ -146,11 +146,13 @@ def test_enrich_joins_shop_and_sets_expiry() -> None:
 def test_enrich_drops_what_cannot_be_shown() -> None:
     raw = RawPost(id="p_abcdefghijklmnop", shop_id="primeur-abc123", accepted_at=NOW,
                   body=FlashOfferIn(title="x", ends_at=NOW + timedelta(minutes=5)))
-    assert enrich(raw, None, now=NOW, tz=PARIS, policy=Policy()) == Dropped("unknown_shop")
+    assert enrich(raw, None, now=NOW, tz=PARIS, policy=Policy(),
+                  local_km=100.0) == Dropped("unknown_shop")
     assert enrich(raw, _shop(disabled=True), now=NOW, tz=PARIS,
-                  policy=Policy()) == Dropped("unknown_shop")
+                  policy=Policy(), local_km=100.0) == Dropped("unknown_shop")
     later = NOW + timedelta(minutes=10)  # the enricher was down past the offer's end
-    assert enrich(raw, _shop(), now=later, tz=PARIS, policy=Policy()) == Dropped("expired")
+    assert enrich(raw, _shop(), now=later, tz=PARIS, policy=Policy(),
+                  local_km=100.0) == Dropped("expired")
 
 
 @pytest.mark.parametrize("forged", ["0-99999999999999999999", "18446744073709551616-0",

@@ -48,6 +48,13 @@ from schemas.limits import (
 )
 from schemas.media import MediaCreated
 from schemas.posts import PostAccepted, PostIn, PostPatch, PostWithdrawn
+from schemas.producers import (
+    ProducerCreated,
+    ProducerIn,
+    ProducerPage,
+    ProducerQuery,
+    ProducerSearch,
+)
 from schemas.service import ClientConfig, Health, Point, Readiness
 from schemas.shops import (
     PositionFields,
@@ -55,6 +62,7 @@ from schemas.shops import (
     ShopList,
     ShopListResponse,
     ShopProfile,
+    ShopProfileWithProducers,
     ShopRecord,
     ShopUpdate,
     SignIn,
@@ -68,15 +76,24 @@ from storage.inbox import durability_check
 from storage.live import live_posts_newest_first
 from storage.redis_conn import REDIS_DOWN, async_reply
 from web.auth import close_session, open_session, require_same_origin, session_shop, shop_for
-from web.openapi import FEED_QUERY, IDEMPOTENCY_KEY, POST_ID, SHOP_ID, SHOPS_QUERY, Operation
+from web.openapi import (
+    FEED_QUERY,
+    IDEMPOTENCY_KEY,
+    POST_ID,
+    PRODUCER_ID,
+    PRODUCER_QUERY,
+    SHOP_ID,
+    SHOPS_QUERY,
+    Operation,
+)
 from web.responses import JSONResponse, error_response
 from web.state import AppState, state_of
 
-__all__ = ["categories", "client_config", "create_post", "create_signin_link", "current_session",
-           "edit_post", "feed", "get_hours", "healthz", "list_shops", "metrics_page", "put_hours",
-           "readyz",
-           "rotate_token", "shop_posts", "shop_profile", "shop_qr", "shop_stats", "sign_in",
-           "sign_out", "update_shop", "upload_media", "withdraw_post"]
+__all__ = ["add_producer", "categories", "client_config", "create_post", "create_signin_link",
+           "current_session", "edit_post", "feed", "get_hours", "healthz", "list_shops",
+           "metrics_page", "producer_page", "put_hours", "readyz", "remove_producer",
+           "rotate_token", "search_producers", "shop_posts", "shop_profile", "shop_qr",
+           "shop_stats", "sign_in", "sign_out", "update_shop", "upload_media", "withdraw_post"]
 
 T = TypeVar("T")
 
@@ -145,7 +162,8 @@ async def feed(request: Request) -> Response:
     except SubscriptionError as exc:
         raise InvalidInput(str(exc), code=exc.code, status=400) from None
     sub: Subscriber[object] = Subscriber(None)
-    sub.place(sub_params.lat, sub_params.lon, sub_params.radius_m, sub_params.kinds)
+    sub.place(sub_params.lat, sub_params.lon, sub_params.radius_m, sub_params.kinds,
+              sub_params.local)
     regions = regions_for(st.settings.all_regions, sub.lat, sub.lon, sub.radius_m)
     snap = await snapshot_area({r: st.lives[r] for r in regions}, sub,
                                now_ts=st.clock.now().timestamp(),
@@ -216,11 +234,61 @@ async def _profile(st: AppState, record: ShopRecord) -> ShopProfile:
     return profile_of(record, st.clock, await openings.of_shop(st.redis, record.region, record.id))
 
 
-@Operation(summary="A shop's public profile", response=ShopProfile, parameters=(SHOP_ID,))
+@Operation(summary="A shop's public profile, with the producers it names (nearest first)",
+           response=ShopProfileWithProducers, parameters=(SHOP_ID,))
 async def shop_profile(request: Request) -> Response:
     st = state_of(request)
     record = await shops.require_shop(st.redis, request.path_params["shop_id"])
-    return JSONResponse(await _profile(st, record))
+    profile = await _profile(st, record)
+    return JSONResponse(ShopProfileWithProducers(
+        **msgspec.structs.asdict(profile),
+        producers=await st.ingest.producers.of_shop(record)))
+
+
+@Operation(summary="Name a producer the shop sells: the same producer (name folded for "
+                   "case, accents and punctuation, within 2 km) is one record, whose id comes "
+                   "back", body=ProducerIn, status=201, response=ProducerCreated,
+           authenticated=True, parameters=(SHOP_ID,))
+async def add_producer(request: Request) -> Response:
+    st = state_of(request)
+    shop = await shop_for(request, request.path_params["shop_id"])
+    # Counted with posts and edits: the shop's writes share one allowance.
+    await st.limiter.hit("shop_posts", shop.id, st.settings.shop_posts_per_minute)
+    body = await read_body(request, st.settings.max_body_bytes)
+    new = decode_body(body, ProducerIn, "invalid_producer", unique_keys=True)
+    producer_id = await st.ingest.producers.add(shop, new)
+    return JSONResponse(ProducerCreated(id=producer_id), status_code=201)
+
+
+@Operation(summary="Unlink a producer from the shop (a producer no shop names is unlisted)",
+           status=204, authenticated=True, parameters=(SHOP_ID, PRODUCER_ID))
+async def remove_producer(request: Request) -> Response:
+    st = state_of(request)
+    shop = await shop_for(request, request.path_params["shop_id"])
+    await st.ingest.producers.unlink(shop, request.path_params["producer_id"])
+    return Response(status_code=204)
+
+
+@Operation(summary="A producer and the shops that sell it, nearest to it first",
+           response=ProducerPage, parameters=(PRODUCER_ID,))
+async def producer_page(request: Request) -> Response:
+    st = state_of(request)
+    page = await st.ingest.producers.page(request.path_params["producer_id"])
+    return JSONResponse(page)
+
+
+@Operation(summary="Producers known near a point, by part of their name or place (the "
+                   "console's search-as-you-type; an extension of DESIGN.md section 9)",
+           response=ProducerSearch, parameters=PRODUCER_QUERY)
+async def search_producers(request: Request) -> Response:
+    st = state_of(request)
+    try:
+        query = msgspec.convert(dict(request.query_params), ProducerQuery, strict=False)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(str(exc), code="invalid_query", status=400) from None
+    found = await st.ingest.producers.search(query.lat, query.lon, query.q,
+                                             st.settings.local_km)
+    return JSONResponse(ProducerSearch(producers=found))
 
 
 @Operation(summary="Change a shop's name, category or address (its position only by "

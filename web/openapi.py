@@ -24,9 +24,17 @@ import msgspec
 from starlette.routing import BaseRoute, Route
 
 from schemas.common import ErrorBody
-from schemas.limits import IDEMPOTENCY_KEY_MAX, RADIUS_MAX_M, SHOPS_PAGE_DEFAULT, SHOPS_PAGE_MAX
+from schemas.limits import (
+    IDEMPOTENCY_KEY_MAX,
+    PRODUCER_SEARCH_MAX,
+    PRODUCER_SEARCH_Q_MAX,
+    RADIUS_MAX_M,
+    SHOPS_PAGE_DEFAULT,
+    SHOPS_PAGE_MAX,
+)
 
-__all__ = ["FEED_QUERY", "IDEMPOTENCY_KEY", "POST_ID", "SHOPS_QUERY", "SHOP_ID", "Operation",
+__all__ = ["FEED_QUERY", "IDEMPOTENCY_KEY", "POST_ID", "PRODUCER_ID", "PRODUCER_QUERY",
+           "SHOPS_QUERY", "SHOP_ID", "Operation",
            "openapi_document", "operation_of", "outside_api"]
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
@@ -114,6 +122,7 @@ def _path(name: str, pattern: str | None = None) -> Parameter:
 
 SHOP_ID = _path("shop_id", r"^[a-z0-9][a-z0-9-]{0,63}$")
 POST_ID = _path("post_id", r"^p_[a-z0-9]{16}$")
+PRODUCER_ID = _path("producer_id", r"^pr_[a-z0-9]{16}$")
 IDEMPOTENCY_KEY: Parameter = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX}}
@@ -130,6 +139,21 @@ FEED_QUERY: tuple[Parameter, ...] = (
      "schema": {"type": "string",
                 "pattern": r"^((new_arrival|flash_offer|opening_change)"
                            r"(,(new_arrival|flash_offer|opening_change)){0,2})?$"}},
+    {"name": "local", "in": "query", "required": False,
+     "description": "1: only posts naming a producer within STREETFEED_LOCAL_KM of their "
+                    "shop (DESIGN.md section 9); 0 or absent: every post",
+     "schema": {"type": "string", "enum": ["0", "1", "true", "false"]}},
+)
+PRODUCER_QUERY: tuple[Parameter, ...] = (
+    {"name": "lat", "in": "query", "required": True,
+     "schema": {"type": "number", "minimum": -90, "maximum": 90}},
+    {"name": "lon", "in": "query", "required": True,
+     "schema": {"type": "number", "minimum": -180, "maximum": 180}},
+    {"name": "q", "in": "query", "required": False,
+     "description": f"Part of the name or place, case, accents and punctuation folded; "
+                    f"absent: the nearest (at most {PRODUCER_SEARCH_MAX} answers, within "
+                    f"STREETFEED_LOCAL_KM)",
+     "schema": {"type": "string", "maxLength": PRODUCER_SEARCH_Q_MAX}},
 )
 SHOPS_QUERY: tuple[Parameter, ...] = (
     {"name": "limit", "in": "query", "required": False,

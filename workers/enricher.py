@@ -73,6 +73,7 @@ class Enricher:
         self.schedule_expiry = schedule_expiry
         self.name = name or consumer_name()
         self.tz = ZoneInfo(settings.timezone)
+        self.local_km = settings.local_km
         self.region = region or settings.region
         self.stream = keys.in_stream(self.region)
         self.live = LiveIndex(redis, self.region, settings)
@@ -179,7 +180,8 @@ class Enricher:
         shop = shops.get(raw.shop_id)
         if isinstance(shop, Exception):
             raise shop
-        outcome = enrich(raw, shop, now=now, tz=self.tz, policy=self.policy)
+        outcome = enrich(raw, shop, now=now, tz=self.tz, policy=self.policy,
+                         local_km=self.local_km)
         if isinstance(outcome, Dropped):
             self._count_drop(outcome.reason)
             log.info("enricher: dropped %s (%s)", raw.id, outcome.reason)
@@ -187,7 +189,7 @@ class Enricher:
         feed_id = await self.live.publish(
             post_id=raw.id, source=text(entry_id), post_json=outcome.json, kind=outcome.kind,
             lat=outcome.lat, lon=outcome.lon, expires_ts=outcome.expires_ts,
-            shop_id=raw.shop_id, raw=raw_json, edit=raw.edit,
+            shop_id=raw.shop_id, raw=raw_json, edit=raw.edit, local=outcome.local,
             opening=b"" if outcome.opening is None else openings.encode(outcome.opening))
         if feed_id is None:
             self._count_drop("withdrawn" if not raw.edit else "edit_of_gone_post")

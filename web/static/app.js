@@ -1,6 +1,6 @@
 // The passer-by page: find the street, open the feed, keep the cards true to it.
 
-import { autoTitle, buildCard, openingState } from "./cards.js";
+import { autoTitle, buildCard, keepPhotos, openingState } from "./cards.js";
 import { categoryText } from "./categories.js";
 import { FeedClient } from "./feedclient.js";
 import { FreshPosts } from "./fresh.js";
@@ -67,6 +67,7 @@ let client = null;
 
 const posts = new Map(); // id -> post exactly as the server sent it
 const cards = new Map(); // id -> what buildCard returned
+const EAGER_PHOTOS = 2; // cards at the top whose photo is not lazy
 const seenAt = new Map(); // id -> when the post was last seen live (ms), for the kept copy
 // Posts shown from the device's copy (kept.js) that the server has not sent again yet:
 // their cards say "seen at HH:MM" rather than pass for live.
@@ -191,6 +192,14 @@ function order() {
   shown.forEach((card, i) => {
     card.el.setAttribute("aria-posinset", String(i + 1));
     card.el.setAttribute("aria-setsize", String(shown.length));
+    // The first cards' photos are in the first view, the one the page is judged on (its
+    // largest paint): asked for now, not once layout finds them in view. The others
+    // wait until they come near. Not before the snapshot is in: the first card to
+    // arrive is not the first card.
+    if (!loading && i < EAGER_PHOTOS) {
+      const img = card.el.querySelector("img.card-photo");
+      if (img?.loading === "lazy") img.loading = "eager";
+    }
   });
   feedEl.setAttribute("aria-busy", String(loading));
   // A feed role promises articles inside: an empty street is said by emptyEl instead.
@@ -239,7 +248,10 @@ function place(post) {
     follow: { followed: follows.has(shopId), onToggle: () => toggleFollow(post.shop) },
   });
   const old = cards.get(post.id);
-  if (old) old.el.replaceWith(card.el);
+  if (old) {
+    keepPhotos(old.el, card.el);
+    old.el.replaceWith(card.el);
+  }
   cards.set(post.id, card);
   return card;
 }

@@ -51,6 +51,10 @@ function relative(ms) {
 
 const HOUR_MS = 3600000;
 
+// The width style.css gives a card's photo: the feed's column (main is 40rem at most,
+// with 0.75rem of padding a side on a phone, 1rem from 40rem), edge to edge of the card.
+export const CARD_PHOTO_SIZES = "(min-width: 40rem) 38rem, calc(100vw - 1.5rem)";
+
 function countdown(ms) {
   const total = Math.ceil(ms / 1000);
   const h = Math.floor(total / 3600);
@@ -117,6 +121,110 @@ function facts(post) {
   return row.childElementCount ? row : null;
 }
 
+// --- Photos (DESIGN.md 9) ------------------------------------------------------------
+
+// The contract's same-origin path, and nothing else: a post planted in the stream, or a
+// copy kept by an older page, must not make the page fetch from another origin (which
+// would tell it the passer-by's address and when they were in the street).
+const MEDIA_PATH = /^\/media\/[\w-]+\/\d+\.webp$/;
+const isSize = (n) => Number.isInteger(n) && n > 0 && n <= 100000;
+const isVariant = (v) => typeof v?.url === "string" && MEDIA_PATH.test(v.url) &&
+  isSize(v.width) && isSize(v.height);
+const MAX_PHOTOS = 4;
+
+/**
+ * A post's photos that can be shown, each with its variants narrowest first (a photo
+ * without `variants`, as the contract's minimum has it, is its own only variant).
+ * @returns {{id: string, variants: {url: string, width: number, height: number}[]}[]}
+ */
+export function photosOf(post) {
+  if (!Array.isArray(post?.media)) return [];
+  const photos = [];
+  for (const media of post.media.slice(0, MAX_PHOTOS)) {
+    const given = Array.isArray(media?.variants) && media.variants.length ? media.variants : [media];
+    const variants = given.filter(isVariant).sort((a, b) => a.width - b.width);
+    if (variants.length) photos.push({ id: String(media.id ?? variants[0].url), variants });
+  }
+  return photos;
+}
+
+/**
+ * One photo as an <img>: the browser picks the variant from `srcset` by the width the
+ * layout gives the image (`sizes`, which must say what the CSS does) and the screen's
+ * pixel density; `width`/`height` give the box its shape before a byte arrives, so
+ * nothing moves when it does. Lazy unless `eager` (an image in the first view is what
+ * the page is judged on: it must not wait for layout to be asked for).
+ * @param {{sizes: string, alt: string, className: string, eager?: boolean,
+ *          maxWidth?: number}} opts  maxWidth: leave out wider variants (a thumbnail)
+ */
+export function photoImg(photo, { sizes, alt, className, eager = false, maxWidth }) {
+  const fitting = maxWidth ? photo.variants.filter((v) => v.width <= maxWidth) : [];
+  const variants = fitting.length ? fitting : photo.variants;
+  const widest = variants[variants.length - 1];
+  const img = document.createElement("img");
+  img.className = className;
+  img.loading = eager ? "eager" : "lazy";
+  img.decoding = "async";
+  img.width = widest.width;
+  img.height = widest.height;
+  img.alt = alt;
+  img.sizes = sizes;
+  img.srcset = variants.map((v) => `${v.url} ${v.width}w`).join(", ");
+  // For a browser without srcset: a middle width, not the heaviest.
+  img.src = (variants.find((v) => v.width >= 800) ?? widest).url;
+  img.dataset.photo = photo.id;
+  return img;
+}
+
+/**
+ * The card's photos: the first one, and the others beside it in a strip that scrolls
+ * sideways. The box keeps the first photo's shape, between 4:5 and 2:1 (the rest is
+ * cropped), set before any image loads; the page's CSS may override it (the screen).
+ */
+function photoStrip(photos, title, { sizes, eager }) {
+  const box = el("div", "card-media");
+  const first = photos[0].variants[photos[0].variants.length - 1];
+  const ratio = Math.min(2, Math.max(0.8, first.width / first.height));
+  box.style.setProperty("--photo-ratio", ratio.toFixed(4)); // CSSOM: allowed by the CSP
+  const strip = el("div", "card-photos");
+  photos.forEach((photo, i) => {
+    const alt = photos.length > 1 ? `${title} (${i + 1}/${photos.length})` : title;
+    strip.append(photoImg(photo, { sizes, alt, eager: eager && i === 0, className: "card-photo" }));
+  });
+  box.append(strip);
+  if (photos.length > 1) {
+    // It scrolls: the keyboard must reach it too (and a screen reader hears how many).
+    strip.tabIndex = 0;
+    strip.setAttribute("role", "group");
+    strip.setAttribute("aria-label", t("photos_n", { n: photos.length }));
+    const count = el("span", "photo-count", t("photos_n", { n: photos.length }));
+    count.setAttribute("aria-hidden", "true");
+    box.append(count);
+  }
+  return box;
+}
+
+/**
+ * A card made again (an edit, a follow, a profile): its photos already loaded stay the
+ * same <img> nodes, so they neither load nor decode again nor blink. Call before
+ * `from` leaves the page.
+ */
+export function keepPhotos(from, to) {
+  const old = new Map();
+  for (const img of from.querySelectorAll("img[data-photo]")) {
+    const key = `${img.srcset}|${img.sizes}`;
+    if (!old.has(key)) old.set(key, img);
+  }
+  for (const img of to.querySelectorAll("img[data-photo]")) {
+    const key = `${img.srcset}|${img.sizes}`;
+    const kept = old.get(key);
+    if (!kept) continue;
+    old.delete(key);
+    kept.alt = img.alt; // the title may have been edited
+    img.replaceWith(kept);
+  }
+}
+
 const sameDay = (a, b) => new Date(a).toDateString() === new Date(b).toDateString();
 
 /**
@@ -146,10 +254,14 @@ export function openingState(profile, now = Date.now()) {
  * @param {object} post  exactly as the server sent it
  * @param {number} dist  metres from the reader
  * @param {{follow?: {followed: boolean, onToggle: () => void}, shop?: object,
- *          hideDistance?: boolean, seenAt?: number}} [opts]
+ *          hideDistance?: boolean, seenAt?: number,
+ *          photos?: {sizes: string, eager?: boolean, first?: boolean} | null}} [opts]
  *   follow: a star button to follow the shop; shop: its profile, for "open now";
  *   hideDistance: the shop's own screen, where "0 m" says nothing;
  *   seenAt: a copy kept on the device, last seen live then (ms): "seen at 14:05"
+ *   photos: how its photos show: `sizes` (the width the page's CSS gives them),
+ *     `eager` (in the first view), `first` (that one alone: nobody scrolls a wall
+ *     screen); null shows none. Default: the passer-by page's card, all of them.
  * @returns {{el: HTMLElement, dist: number, expiresAt: number, tick: (now: number) => void}}
  */
 export function buildCard(post, dist, opts = {}) {
@@ -199,7 +311,14 @@ export function buildCard(post, dist, opts = {}) {
     card.append(timer);
   }
 
-  const title = userText("h3", "card-title", autoTitle(post) ?? String(post.title ?? ""));
+  const titleText = autoTitle(post) ?? String(post.title ?? "");
+  const photos = opts.photos === null ? [] : photosOf(post);
+  if (photos.length) {
+    card.classList.add("has-photo");
+    const how = opts.photos ?? { sizes: CARD_PHOTO_SIZES };
+    card.append(photoStrip(how.first ? photos.slice(0, 1) : photos, titleText, how));
+  }
+  const title = userText("h3", "card-title", titleText);
   title.id = titleId;
   const shop = el("p", "shop");
   shop.append(userText("bdi", "shop-name", String(post.shop.name ?? "")));

@@ -418,6 +418,15 @@ const STRINGS = {
   // Photos in an S3-compatible bucket (issue 15): the bucket cannot be reached
   err_media_unavailable: ["Photos momentanément indisponibles, réessayez dans quelques secondes.",
     "Photos briefly unavailable, try again in a few seconds."],
+  // Photos (issue 15): a card's strip of several photos
+  photos_n: ["{n} photos", "{n} photos"],
+  // Producers (issue 16): refusals of the producer API (services/producers.py)
+  err_invalid_producer: ["Producteur incomplet : un nom et un lieu (60 caractères au plus) et une position.",
+    "Incomplete producer: a name and a place (60 characters at most) and a position."],
+  err_unknown_producer: ["Ce producteur n'est pas (ou plus) lié à la boutique : 3 producteurs au plus par annonce.",
+    "This producer is not (or no longer) linked to the shop: 3 producers at most per post."],
+  err_too_many_producers: ["La boutique a déjà 50 producteurs : retirez-en un d'abord.",
+    "The shop already has 50 producers: remove one first."],
   // Photos in the console (issue 15)
   photos_legend: ["Photos", "Photos"],
   photos_help: ["La première photo est celle que l'on voit d'abord.",

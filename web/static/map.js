@@ -11,7 +11,7 @@
 // overlap (same building) spread on a circle around their spot. So every pin and
 // cluster on screen can be tapped on its own.
 
-import { el as node } from "./cards.js";
+import { el as node, photoImg, photosOf } from "./cards.js";
 import { categoryText } from "./categories.js";
 import { plural, t } from "./i18n.js";
 
@@ -20,6 +20,8 @@ const LEAFLET_CSS = "/static/vendor/leaflet/leaflet.css";
 const MAX_ZOOM = 19;
 const PIN_PX = 32;
 const CLUSTER_PX = 40;
+const POPUP_PX = 280; // a popup's widest content (Leaflet's maxWidth)
+const POPUP_PHOTO_SIZES = `${POPUP_PX}px`;
 const GAP_PX = 0; // boxes may touch, never overlap: each stays a tap target of its own
 
 let leafletLoading = null;
@@ -199,7 +201,8 @@ export class FeedMap {
       const opening = openingOf(shopId);
       const kinds = new Set(shopPosts.map((p) => p.kind));
       const kind = kinds.has("flash_offer") ? "flash_offer" : shopPosts[0].kind;
-      const signature = JSON.stringify([shopPosts.map((p) => [p.id, p.updated_at, p.title]),
+      const signature = JSON.stringify([shopPosts.map((p) => [p.id, p.updated_at, p.title,
+        photosOf(p).map((photo) => photo.id)]),
         followed, opening?.text ?? "", shop.lat, shop.lon, t("title")]);
       const old = this.pins.get(shopId);
       if (old && old.signature === signature) continue;
@@ -224,7 +227,7 @@ export class FeedMap {
       } else {
         const marker = L.marker([shop.lat, shop.lon], { icon, keyboard: true, title: label,
           alt: label, riseOnHover: true });
-        marker.bindPopup(content, { maxWidth: 280 });
+        marker.bindPopup(content, { maxWidth: POPUP_PX });
         // Drawn and taken away by #layout: its element is made again each time.
         marker.on("add", () => labelPin(marker.getElement(), this.pins.get(shopId)?.label ?? label));
         this.pins.set(shopId, { marker, signature, at, label, offer: kind === "flash_offer" });
@@ -345,6 +348,13 @@ export class FeedMap {
     if (shop.category && opening?.text) meta.append(" · ");
     if (opening?.text) meta.append(opening.text);
     if (meta.childNodes.length) box.append(meta);
+    // A thumbnail of the first photo among its posts (newest first, as the cards are):
+    // the narrowest variant is plenty.
+    const pictured = posts.find((post) => photosOf(post).length);
+    if (pictured) {
+      box.append(photoImg(photosOf(pictured)[0], { sizes: POPUP_PHOTO_SIZES, maxWidth: 400,
+        alt: String(pictured.title ?? ""), className: "map-popup-photo" }));
+    }
     const list = node("ul", "map-popup-posts");
     for (const post of posts) {
       const item = node("li", `kind-${post.kind}`);

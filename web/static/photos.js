@@ -397,10 +397,10 @@ export class PhotoTray {
   previewPhotos(title) {
     const shown = this.items.filter((item) => item.status !== "error");
     if (!shown.length) return null;
-    const box = el("div", "card-photos");
+    const box = el("div", "preview-photos");
     shown.forEach((item, index) => {
       if (!item.previewImg) {
-        item.previewImg = el("img", "card-photo");
+        item.previewImg = el("img", "preview-photo");
         item.previewImg.addEventListener("error", () => {
           item.broken = item.src;
           item.previewImg.removeAttribute("src");

@@ -10,7 +10,7 @@
 //   - once a day at night, if the server answers, it reloads itself to shed anything
 //     the browser itself may have grown.
 
-import { buildCard, openingState } from "./cards.js";
+import { buildCard, keepPhotos, openingState } from "./cards.js";
 import { FeedClient } from "./feedclient.js";
 import { haversineM } from "./geo.js";
 import { applyStatic, dateFormat, errorText, hhmm, setLang, t } from "./i18n.js";
@@ -84,6 +84,12 @@ const isPost = (p) => p && typeof p === "object" && typeof p.id === "string" && 
   Number.isFinite(p.shop.lat) && Number.isFinite(p.shop.lon);
 
 const MAX_ROWS = 8;
+// The width screen.css gives an own post's photo: the own column, edge to edge of its
+// card, in landscape; 45 % of the card beside the QR code in portrait; the whole width
+// on a phone-sized screen. The browser picks the variant for the screen's real pixels.
+const OWN_PHOTO_SIZES = ["(max-width: 40rem) 100vw",
+  "(orientation: portrait) calc((100vw - 18.9rem) * 0.45)",
+  "calc((100vw - 4.6rem) / 3.5 - 2.5rem)"].join(", ");
 
 // --- Posts ---------------------------------------------------------------------------------
 
@@ -235,7 +241,11 @@ function screenCard(post, own) {
     profiles.want(post.shop.id);
     profile = profiles.get(post.shop.id);
   }
-  const card = buildCard(post, distanceFromShop(post), { hideDistance: own, shop: profile });
+  // The shop's own photos large; the neighbours' cells are sized for a title read from
+  // across the shop, and keep it (screen.css).
+  const photos = own ? { sizes: OWN_PHOTO_SIZES, eager: true, first: true } : null;
+  const card = buildCard(post, distanceFromShop(post), { hideDistance: own, shop: profile,
+    photos });
   card.el.removeAttribute("tabindex"); // nothing to navigate on a wall screen
   card.el.classList.add(own ? "screen-card-own" : "screen-card");
   return { ...card, post };
@@ -260,6 +270,8 @@ function drawPage(container, pagerEl, list, start, own) {
   const size = pageSize(container);
   if (start >= list.length) start = 0;
   const cards = list.slice(start, start + size).map((post) => screenCard(post, own));
+  // A page drawn again (every burst of frames) keeps the photos it already shows.
+  for (const card of cards) keepPhotos(container, card.el);
   container.replaceChildren(...cards.map((card) => card.el));
   for (const card of cards) fit(card.el);
   const end = start + cards.length;

@@ -5,7 +5,8 @@
 // answer within NETWORK_TIMEOUT_MS): the feed, the console and the shop screen start
 // offline, or behind a dead link, and say so. API: network first; only the
 // few public answers worth showing offline (config, shop profiles, QR codes) are kept.
-// Sessions, stats and posts are never cached; the WebSocket is not seen here.
+// Sessions, stats and posts are never cached; the WebSocket is not seen here. Photos
+// (/media/) are left to the HTTP cache.
 
 // v2: navigations are kept under their path alone (v1 kept "/?lat=..&lon=..", a
 // position); the version change drops v1's caches.
@@ -139,6 +140,11 @@ self.addEventListener("fetch", (event) => {
     event.respondWith(networkFirst(request, API_CACHE).catch(offlineJson));
     return;
   }
+  // Photos: their URLs never change content (a new photo is a new id), served
+  // "immutable" for a year, so the browser's HTTP cache keeps them, serves them offline
+  // while fresh, and evicts them within its own bounds. A copy here would duplicate
+  // each one and need an eviction of its own.
+  if (path.startsWith("/media/")) return;
   if (path === "/sw.js" || path.startsWith("/ws/") || path === "/metrics" ||
       path === "/healthz" || path === "/readyz") return;
   if (request.mode === "navigate") {

@@ -109,7 +109,8 @@ def _enriched_posts(shops: list[Any], live: np.ndarray,
             for n in range(int(live[s, kind])):
                 raw = RawPost(id=new_post_id(), shop_id=shop.id, accepted_at=now,
                               body=_post_body(kind, n, now))
-                enriched = enrich(raw, shop, now=now, tz=tz, policy=policy)
+                enriched = enrich(raw, shop, now=now, tz=tz, policy=policy,
+                                  local_km=SETTINGS.local_km)
                 assert isinstance(enriched, Enriched)
                 jobs.append((raw, enriched))
     return jobs

@@ -1,0 +1,220 @@
+"""Producers and their links to shops in Redis (keys in storage.keys, tag `{producers}`).
+
+Every producer key shares one hash tag, so each script below touches one Cluster slot.
+A producer is never deleted: its last shop leaving unlists it (its link set is empty),
+which takes it out of the page and the search, while posts already delivered keep their
+copy of its name. Creating is compare-and-set on a counter of creations: the caller reads
+the candidates and the counter together (`candidates`), decides by rules.producers, and
+`add` creates only if no creation happened meanwhile, else says `RETRY`; so two shops
+naming the same producer at once get one record (the later one sees the first and links).
+Nothing here uses MULTI or WATCH, which a cluster client does not offer.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from enum import Enum
+
+import msgspec
+from redis.asyncio import Redis
+
+from rules.geo import haversine_m
+from schemas.limits import GEO_LAT_MAX
+from schemas.producers import ProducerRecord
+from storage import keys
+from storage.redis_conn import text
+
+__all__ = ["Added", "Candidates", "ProducerStore", "new_producer_id"]
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(ProducerRecord).decode
+
+_CANDIDATES = """
+-- KEYS: version, geo; ARGV: lon, lat, radius_m, producer key prefix
+-- (producer hashes are read by a prefix: they share the slot, and which ones are near is
+-- only known inside the script)
+local out = {redis.call('GET', KEYS[1]) or '0'}
+local found = redis.call('GEOSEARCH', KEYS[2], 'FROMLONLAT', ARGV[1], ARGV[2],
+                         'BYRADIUS', ARGV[3], 'm')
+for _, id in ipairs(found) do
+  local json = redis.call('HGET', ARGV[4] .. id, 'json')
+  if json then table.insert(out, json) end
+end
+return out
+"""
+
+_ADD = """
+-- KEYS: version, geo, producer, producer_shops, shop_producers
+-- ARGV: the version the caller read ('' to link an existing producer), producer id, lon,
+--       lat, record JSON, folded name, folded place, shop id, most producers a shop links
+local creating = ARGV[1] ~= ''
+if creating then
+  if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 'retry' end
+elseif redis.call('EXISTS', KEYS[3]) == 0 then
+  return 'unknown'
+end
+if redis.call('SISMEMBER', KEYS[5], ARGV[2]) == 0
+    and redis.call('SCARD', KEYS[5]) >= tonumber(ARGV[9]) then
+  return 'full'
+end
+if creating then
+  redis.call('HSET', KEYS[3], 'json', ARGV[5], 'fold', ARGV[6], 'fold_place', ARGV[7])
+  redis.call('GEOADD', KEYS[2], ARGV[3], ARGV[4], ARGV[2])
+  redis.call('INCR', KEYS[1])
+end
+redis.call('SADD', KEYS[4], ARGV[8])
+redis.call('SADD', KEYS[5], ARGV[2])
+return 'ok'
+"""
+
+_UNLINK = """
+-- KEYS: producer_shops, shop_producers; ARGV: shop id, producer id
+local linked = redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('SREM', KEYS[1], ARGV[1])
+return linked
+"""
+
+# A post's producers: each must be linked to the shop (checked where the links are, in one
+# script), answered in the order asked, or the first one that is not.
+_TAKE = """
+-- KEYS: shop_producers; ARGV: producer key prefix, producer ids...
+local out = {''}
+for i = 2, #ARGV do
+  local json = false
+  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 1 then
+    json = redis.call('HGET', ARGV[1] .. ARGV[i], 'json')
+  end
+  if not json then return {ARGV[i]} end
+  table.insert(out, json)
+end
+return out
+"""
+
+_OF_SHOP = """
+-- KEYS: shop_producers; ARGV: producer key prefix
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local json = redis.call('HGET', ARGV[1] .. id, 'json')
+  if json then table.insert(out, json) end
+end
+return out
+"""
+
+# Listed producers near a point whose folded name or place contains the folded query (a
+# byte substring of UTF-8 is a code-point substring: UTF-8 is self-synchronising), nearest
+# first, at most ARGV[5]. The scan is bounded by the producers within the radius.
+_SEARCH = """
+-- KEYS: geo; ARGV: lon, lat, radius_m, folded query, most answers, producer key prefix,
+--       producer-shops key prefix
+local out = {}
+local most = tonumber(ARGV[5])
+local found = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
+                         'BYRADIUS', ARGV[3], 'm', 'ASC')
+for _, id in ipairs(found) do
+  if redis.call('EXISTS', ARGV[7] .. id) == 1 then
+    local f = redis.call('HMGET', ARGV[6] .. id, 'json', 'fold', 'fold_place')
+    if f[1] and (ARGV[4] == '' or string.find(f[2], ARGV[4], 1, true)
+                 or string.find(f[3], ARGV[4], 1, true)) then
+      table.insert(out, f[1])
+      if #out >= most then break end
+    end
+  end
+end
+return out
+"""
+
+
+def new_producer_id() -> str:
+    return "pr_" + base64.b32encode(secrets.token_bytes(10)).decode().lower()
+
+
+class Added(Enum):
+    OK = "ok"
+    RETRY = "retry"  # another producer was created since the candidates were read
+    FULL = "full"  # the shop already links the most producers it may
+    UNKNOWN = "unknown"  # linking a producer that does not exist
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    version: str
+    records: list[ProducerRecord]
+
+
+class ProducerStore:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._candidates = redis.register_script(_CANDIDATES)
+        self._add = redis.register_script(_ADD)
+        self._unlink = redis.register_script(_UNLINK)
+        self._take = redis.register_script(_TAKE)
+        self._of_shop = redis.register_script(_OF_SHOP)
+        self._search = redis.register_script(_SEARCH)
+
+    async def candidates(self, lat: float, lon: float, radius_m: float) -> Candidates:
+        """Every producer (listed or not) within about `radius_m`, and the creations
+        counter as it was when they were read."""
+        raw = await self._candidates(keys=[keys.producers_version(), keys.producers_geo()],
+                                     args=[repr(lon), repr(lat), repr(radius_m),
+                                           keys.producer("")])
+        return Candidates(version=text(raw[0]), records=[_decode(r) for r in raw[1:]])
+
+    async def add(self, shop_id: str, record: ProducerRecord, *, create_at_version: str | None,
+                  fold: str = "", fold_place: str = "", most: int) -> Added:
+        """Link the shop to `record`: an existing producer (`create_at_version` None), or a
+        new one, created only if the counter still reads `create_at_version`."""
+        result = await self._add(
+            keys=[keys.producers_version(), keys.producers_geo(), keys.producer(record.id),
+                  keys.producer_shops(record.id), keys.shop_producers(shop_id)],
+            args=["" if create_at_version is None else create_at_version, record.id,
+                  repr(record.lon), repr(record.lat), _encode(record), fold, fold_place,
+                  shop_id, most])
+        return Added(text(result))
+
+    async def unlink(self, shop_id: str, producer_id: str) -> bool:
+        """Whether the shop was linked to the producer (it no longer is)."""
+        linked = await self._unlink(keys=[keys.producer_shops(producer_id),
+                                          keys.shop_producers(shop_id)],
+                                    args=[shop_id, producer_id])
+        return bool(linked)
+
+    async def take(self, shop_id: str, producer_ids: list[str]) -> list[ProducerRecord] | str:
+        """The records of these producers, in order, if the shop links every one; else the
+        first id it does not link."""
+        if not producer_ids:
+            return []
+        raw = await self._take(keys=[keys.shop_producers(shop_id)],
+                               args=[keys.producer(""), *producer_ids])
+        if raw[0]:
+            return text(raw[0])
+        return [_decode(r) for r in raw[1:]]
+
+    async def of_shop(self, shop_id: str) -> list[ProducerRecord]:
+        raw = await self._of_shop(keys=[keys.shop_producers(shop_id)],
+                                  args=[keys.producer("")])
+        return [_decode(r) for r in raw]
+
+    async def listed(self, producer_id: str) -> tuple[ProducerRecord, list[str]] | None:
+        """A producer and the ids of the shops linked to it; None when unknown or unlisted."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.producer(producer_id), "json")
+            pipe.smembers(keys.producer_shops(producer_id))
+            raw, shop_ids = await pipe.execute()
+        if raw is None or not shop_ids:
+            return None
+        return _decode(raw), sorted(text(s) for s in shop_ids)
+
+    async def search(self, lat: float, lon: float, radius_m: float, folded_query: str,
+                     most: int) -> list[ProducerRecord]:
+        # Producers only exist within GEO's latitudes (schemas.common.ShopLatitude): search
+        # from the nearest such point, wider by the distance moved (as LiveIndex.snapshot).
+        clamped = max(-GEO_LAT_MAX, min(GEO_LAT_MAX, lat))
+        if clamped != lat:
+            radius_m += haversine_m(lat, lon, clamped, lon)
+            lat = clamped
+        raw = await self._search(keys=[keys.producers_geo()],
+                                 args=[repr(lon), repr(lat), repr(radius_m), folded_query,
+                                       most, keys.producer(""), keys.producer_shops("")])
+        return [_decode(r) for r in raw]
