@@ -427,6 +427,29 @@ const STRINGS = {
     "This producer is not (or no longer) linked to the shop: 3 producers at most per post."],
   err_too_many_producers: ["La boutique a déjà 50 producteurs : retirez-en un d'abord.",
     "The shop already has 50 producers: remove one first."],
+  // Producers on the faces (issue 16): badges on cards, the producer's page, the "Local"
+  // filter, the in-shop screen
+  producers_label: ["D'où ça vient", "Where it comes from"],
+  producer_title: ["Producteur à {place}, à {km} de la boutique",
+    "Producer in {place}, {km} from the shop"],
+  filter_local: ["Local", "Local"],
+  filter_local_help: ["Seulement les annonces qui nomment un producteur proche de la boutique",
+    "Only posts naming a producer near the shop"],
+  empty_local: [
+    "Aucune annonce de producteur local dans ce rayon pour le moment. Essayez un rayon plus grand.",
+    "No post from a local producer within this radius right now. Try a wider radius.",
+  ],
+  producer_back: ["Retour au fil", "Back to the feed"],
+  producer_kicker: ["Producteur", "Producer"],
+  producer_loading: ["Chargement…", "Loading…"],
+  producer_gone: ["Ce producteur n'est plus proposé par aucune boutique.",
+    "No shop sells this producer any more."],
+  producer_failed: ["Page du producteur indisponible pour le moment. Réessayez dans un instant.",
+    "The producer's page is unavailable right now. Try again in a moment."],
+  producer_from_here: ["à {dist} d'ici", "{dist} from here"],
+  producer_shops_one: ["Vendu dans {n} boutique", "Sold in {n} shop"],
+  producer_shops_other: ["Vendu dans {n} boutiques", "Sold in {n} shops"],
+  producer_no_post: ["Pas d'annonce en ce moment.", "No post right now."],
 };
 const LANGS = ["fr", "en"];
 
