@@ -5,7 +5,7 @@
 // position-free (GET /api/v1/producers/{id}, GET /api/v1/shops/{id}/posts); the
 // distances are worked out in the browser.
 
-import { buildCard, el, keepPhotos, openingState, userText } from "./cards.js";
+import { buildCard, el, formatKm, keepPhotos, openingState, userText } from "./cards.js";
 import { categoryText } from "./categories.js";
 import { formatDistance, haversineM, walkMinutes } from "./geo.js";
 import { getLang, plural, t } from "./i18n.js";
@@ -205,7 +205,7 @@ export class ProducerView {
   }
 
   #heading(text, user = false) {
-    const h = user ? userText("h2", "producer-name", text) : el("h2", "producer-name", text);
+    const h = user ? userText("h2", "producer-heading", text) : el("h2", "producer-heading", text);
     h.id = "producer-heading";
     h.tabIndex = -1; // the focus goes here when the view opens
     return h;
@@ -218,8 +218,9 @@ export class ProducerView {
     const here = this.position();
     if (here && Number.isFinite(this.producer.lat) && Number.isFinite(this.producer.lon)) {
       const m = haversineM(here.lat, here.lon, this.producer.lat, this.producer.lon);
-      p.append(el("span", "producer-from-here",
-        ` · ${t("producer_from_here", { dist: formatDistance(m, getLang()) })}`));
+      // As the badges say it ("34 km"): metres only for one within a walk.
+      const dist = m < 1000 ? formatDistance(m, getLang()) : formatKm(m / 1000);
+      p.append(el("span", "producer-from-here", ` · ${t("producer_from_here", { dist })}`));
     }
     return p;
   }
