@@ -48,7 +48,8 @@ export class ProducerView {
     this.onBack = onBack;
     this.id = null;
     this.producer = null; // GET /api/v1/producers/{id}, once in
-    this.state = "idle"; // loading | ready | gone | failed
+    // loading | ready (the producer is in) | shops (and its shops' posts) | gone | failed
+    this.state = "idle";
     this.posts = new Map(); // shop id -> Map(post id -> post)
     this.cards = new Map(); // shop id -> what buildCard returned for its cards (countdowns)
     this.refreshTimer = 0;
@@ -108,6 +109,11 @@ export class ProducerView {
     this.state = "ready";
     this.render();
     await this.#readPosts(generation);
+    if (generation !== this.generation) return;
+    // The shops come in at once, with their posts: a list growing shop by shop would
+    // push what the passer-by is reading down the page.
+    this.state = "shops";
+    this.render();
     clearInterval(this.refreshTimer);
     this.refreshTimer = setInterval(() => this.#readPosts(generation), REFRESH_MS);
   }
@@ -124,7 +130,7 @@ export class ProducerView {
           const posts = Array.isArray(answer?.posts) ? answer.posts : [];
           this.posts.set(shopId, new Map(posts.filter((p) => isPost(p) && p.shop.id === shopId)
             .map((p) => [p.id, p])));
-          this.#renderShop(shopId);
+          if (this.state === "shops") this.#renderShop(shopId);
         } catch {
           // offline or the shop went away: its section says "no post" until the next read
         }
@@ -188,6 +194,9 @@ export class ProducerView {
       parts.push(kicker, this.#heading(t("producer_loading")));
     } else if (this.state === "gone" || this.state === "failed") {
       parts.push(kicker, this.#heading(t(this.state === "gone" ? "producer_gone" : "producer_failed")));
+    } else if (this.state === "ready") {
+      parts.push(kicker, this.#heading(this.producer.name, true), this.#where(),
+        el("p", "producer-no-post", t("producer_loading")));
     } else {
       parts.push(kicker, this.#heading(this.producer.name, true), this.#where());
       const shops = this.#shops();
