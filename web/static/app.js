@@ -1,7 +1,7 @@
 // The passer-by page: find the street, open the feed, keep the cards true to it.
 
 import {
-  autoTitle, buildCard, keepPhotos, openingState, producerHref, producersOf,
+  autoTitle, buildCard, isProducerId, keepPhotos, openingState, producerHref, producersOf,
 } from "./cards.js";
 import { categoryText } from "./categories.js";
 import { FeedClient } from "./feedclient.js";
@@ -593,13 +593,12 @@ function setMapOpen(open, remember = true) {
 // the page's) returns to the feed where it was, and the address can be shared. The feed
 // keeps running behind it.
 
-const PRODUCER_ID = /^[\w-]{1,64}$/;
 let feedScroll = 0;
 let openedFrom = null; // {postId, producerId}: the badge to give the focus back to
 
 function producerIdOf(search = location.search) {
   const id = new URLSearchParams(search).get("producer");
-  return id && PRODUCER_ID.test(id) ? id : null;
+  return isProducerId(id) ? id : null;
 }
 
 function showProducer(id) {
@@ -625,7 +624,7 @@ function showFeed() {
 
 function openProducer(link) {
   const id = link.dataset.producerId;
-  if (!PRODUCER_ID.test(id ?? "")) return;
+  if (!isProducerId(id)) return;
   const postId = link.closest("#feed .card")?.dataset.postId;
   if (postId) openedFrom = { postId, producerId: id };
   history.pushState({ producer: id, fromFeed: true }, "", producerHref(id));

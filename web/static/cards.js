@@ -228,13 +228,14 @@ export function keepPhotos(from, to) {
 // --- Producers (DESIGN.md 9 "Local producers") -------------------------------------------
 
 const MAX_PRODUCERS = 3; // the contract's most per post
-const PRODUCER_ID = /^[\w-]{1,64}$/;
+/** An id fit for a producer page's address (the server's are `pr_` and 16 letters). */
+export const isProducerId = (id) => typeof id === "string" && /^[\w-]{1,64}$/.test(id);
 
 /** A post's producers that can be shown: {id, name, place, distance_km}, in its order. */
 export function producersOf(post) {
   if (!Array.isArray(post?.producers)) return [];
   return post.producers.slice(0, MAX_PRODUCERS).filter((p) => p && typeof p === "object" &&
-    typeof p.id === "string" && PRODUCER_ID.test(p.id) && typeof p.name === "string" &&
+    isProducerId(p.id) && typeof p.name === "string" &&
     p.name !== "" && Number.isFinite(p.distance_km) && p.distance_km >= 0);
 }
 
