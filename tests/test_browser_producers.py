@@ -171,6 +171,11 @@ async def test_a_badge_opens_the_producer_s_page_with_its_shops_nearest_first_an
             baker.id, grocer.id, across.id]
         names = await page.locator(".producer-shop-name").all_inner_texts()
         assert names == ["Au Pain Doré", "Épicerie Fine", "Boulangerie des Chartrons"]
+        meta = await page.locator(".producer-shop-meta").all_inner_texts()
+        assert meta == ["Boulangerie", "Épicerie", "Boulangerie"]
+        assert await page.evaluate(  # no " · " before the first item of the line
+            "() => [...document.querySelectorAll('.producer-shop-meta > :first-child')]"
+            ".every((e) => getComputedStyle(e, '::before').content === 'none')")
         where = await page.locator(".producer-shop-where").all_inner_texts()
         assert where[2].startswith("3 km")
         for shop_id, post_id in [(baker.id, bread), (grocer.id, flour), (across.id, far_post)]:
