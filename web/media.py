@@ -2,8 +2,9 @@
 
 Content-addressed, so each URL's bytes never change: browsers and any cache in between
 keep it for a year without asking again, and a revalidation is a 304 (once the photo is
-known to be still there). The bytes are streamed from the store in pieces (files read in a thread, or an
-S3 object read as it arrives): one big photo never holds the loop or the memory.
+known to be still there). The bytes are streamed from the store in pieces (files read in
+a thread, or an S3 object read as it arrives): one big photo never holds the loop or the
+memory.
 """
 
 from __future__ import annotations
