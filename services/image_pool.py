@@ -29,6 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from rules import images
 from rules.errors import ApiError, InvalidInput
 from rules.images import ProcessedImage
+from runtime.processes import die_with_parent
 
 __all__ = ["CHILD_ADDRESS_SPACE_BYTES", "ImagePool"]
 
@@ -44,7 +45,10 @@ CHILD_ADDRESS_SPACE_BYTES = 2 * 1024**3
 _CHILD_NICENESS = 5
 
 
-def _child_init(address_space: int) -> None:
+def _child_init(address_space: int, parent: int) -> None:
+    # A web process killed with SIGKILL cannot shut its pool down: its children (and the
+    # multiprocessing resource tracker, whose pipe they hold) would live on, ~70 MB each.
+    die_with_parent(parent)
     # Ctrl-C in a terminal reaches the whole process group: the parent shuts the pool down,
     # children need not print a KeyboardInterrupt each.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -80,7 +84,7 @@ class ImagePool:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_child_init, initargs=(self._address_space,))
+                initializer=_child_init, initargs=(self._address_space, os.getpid()))
         return self._executor
 
     def child_pids(self) -> list[int]:

@@ -34,12 +34,12 @@ import msgspec
 from rules.clock import SystemClock
 from rules.errors import ConfigError
 from runtime.logs import setup_logging
+from runtime.processes import die_with_parent_from_env
 from runtime.settings import Settings, load_settings
 from schemas.categories import CATEGORIES
 from schemas.hours import ShopHours
 from schemas.shops import NewShop, ShopProfile, ShopRecord, ShopUpdate
 from streetfeed.embedded import EmbeddedServer
-from streetfeed.processes import die_with_parent_from_env
 
 if TYPE_CHECKING:
     from services.signin import NewLink

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from rules.errors import ConfigError
-from streetfeed.processes import die_with_parent
+from runtime.processes import die_with_parent
 
 __all__ = ["EmbeddedServer", "server_binary"]
 

@@ -28,11 +28,11 @@ from feed.raw_ws import RawFrameProtocol
 from rules.clock import Clock, SystemClock
 from rules.moderation import Policy
 from runtime import metrics
+from runtime.processes import PARENT_ENV
 from runtime.settings import Settings
 from services.supervision import Backoff, sleep_or_stop, supervised
 from storage.redis_conn import REDIS_DOWN, arq_url, open_redis
 from streetfeed.embedded import EmbeddedServer
-from streetfeed.processes import PARENT_ENV
 from web.app import create_app
 from web.http_protocol import GuardedHttpProtocol
 from workers.enricher import Enricher, ScheduleExpiry
@@ -104,7 +104,7 @@ def web_part(settings: Settings, clock: Clock, policy: Policy, *,
 
 def child_part(name: str, settings: Settings, args: list[str]) -> Part:
     """A `streetfeed` child process, started again whenever it exits while we run (with
-    backoff), and dying with us however we end (processes.die_with_parent)."""
+    backoff), and dying with us however we end (runtime.processes.die_with_parent)."""
     # Our secret, so that every process of the run keys client addresses alike (shared
     # rate limits): in their environment only, never on disk.
     env = {**os.environ, PARENT_ENV: str(os.getpid()), **settings.child_environment()}

@@ -10,6 +10,7 @@ import asyncio
 import io
 import os
 import signal
+import sys
 from pathlib import Path
 
 import httpx
@@ -125,3 +126,47 @@ async def test_a_runaway_decoder_fails_in_the_child_not_in_the_web_process() -> 
         assert out.width == 640 and pool.child_pids() == [pid]
     finally:
         await pool.close()
+
+
+_HOLDER = """
+import asyncio, io, os, sys
+from PIL import Image
+from services.image_pool import ImagePool
+
+async def main() -> None:
+    pool = ImagePool(2)
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(buf, "PNG")
+    await asyncio.gather(*(pool.process(buf.getvalue(), "image/png") for _ in range(4)))
+    with open(sys.argv[1] + ".tmp", "w") as out:
+        out.write(" ".join(map(str, pool.child_pids())))
+    os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+    await asyncio.Event().wait()
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def _written(path: Path) -> bool:
+    return path.exists()
+
+
+def _pids(path: Path) -> list[int]:
+    return [int(pid) for pid in path.read_text().split()]
+
+
+async def test_children_die_with_a_web_process_killed_outright(tmp_path: Path) -> None:
+    # kill -9 of a web process (or of `up`) cannot shut its pool down: its children, and
+    # the resource tracker whose pipe they hold, lived on (~70 MB each; cold attack).
+    script, pids = tmp_path / "holder.py", tmp_path / "pids"
+    script.write_text(_HOLDER)
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), str(pids), cwd=Path(__file__).resolve().parent.parent)
+    await wait_for(lambda: _written(pids), 60, "the holder's pool to start")
+    children = _pids(pids)
+    assert children and all(_alive(pid) for pid in children)
+    holder.kill()
+    await holder.wait()
+    await wait_for(lambda: not any(_alive(pid) for pid in children), 10,
+                   "the pool's children to end with their parent")

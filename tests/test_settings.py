@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ("schemas", "rules", "runtime", "storage", "services", "feed", "workers", "web",
            "streetfeed")
 # Not settings: a library's own variable, and the handshake between `streetfeed up` and its
-# children (streetfeed/processes.py), popped before anything else reads the environment.
+# children (runtime/processes.py), popped before anything else reads the environment.
 NOT_SETTINGS = {"PROMETHEUS_MULTIPROC_DIR", "STREETFEED_PARENT_PID"}
 
 
