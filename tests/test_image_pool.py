@@ -128,6 +128,7 @@ async def test_a_runaway_decoder_fails_in_the_child_not_in_the_web_process() -> 
         await pool.close()
 
 
+_REPO = Path(__file__).resolve().parent.parent
 _HOLDER = """
 import asyncio, io, os, sys
 from PIL import Image
@@ -162,7 +163,7 @@ async def test_children_die_with_a_web_process_killed_outright(tmp_path: Path) -
     script, pids = tmp_path / "holder.py", tmp_path / "pids"
     script.write_text(_HOLDER)
     holder = await asyncio.create_subprocess_exec(
-        sys.executable, str(script), str(pids), cwd=Path(__file__).resolve().parent.parent)
+        sys.executable, str(script), str(pids), cwd=_REPO)
     await wait_for(lambda: _written(pids), 60, "the holder's pool to start")
     children = _pids(pids)
     assert children and all(_alive(pid) for pid in children)
