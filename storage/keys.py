@@ -192,6 +192,13 @@ def producers_geo() -> str:
     return f"{_PRODUCERS}:geo"
 
 
+def producers_listed_geo() -> str:
+    """GEO set of the listed producers only (linked to at least one shop), the one the
+    console's search reads: what was created then unlinked costs a search nothing. Kept
+    in step with the links by the scripts that change them (storage.producers)."""
+    return f"{_PRODUCERS}:listed-geo"
+
+
 def producers_version() -> str:
     """A counter moved by every producer creation: a creation checks that no other happened
     since it looked for twins (compare-and-set, storage.producers)."""
