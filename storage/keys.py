@@ -187,8 +187,8 @@ _PRODUCERS = f"{PREFIX}:{{producers}}"
 
 
 def producers_geo() -> str:
-    """GEO set of every producer id ever created, listed or not (a producer named again
-    where it was keeps its id)."""
+    """GEO set of every producer id ever created, listed or not, where a new name looks
+    for its twin (a producer named again where it was keeps its id)."""
     return f"{_PRODUCERS}:geo"
 
 
