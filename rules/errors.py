@@ -40,6 +40,8 @@ ERROR_CODES: frozenset[str] = frozenset({
     "media_unavailable",
     # local producers (services.producers)
     "invalid_producer", "unknown_producer", "too_many_producers",
+    # names (rules.moderation.check_name)
+    "stacked_marks", "mixed_scripts",
 })
 
 _encode = msgspec.json.Encoder().encode

@@ -20,8 +20,8 @@ from schemas.hours import ShopHours
 from schemas.limits import FLASH_OFFER_MAX_AHEAD_S
 from schemas.posts import FlashOfferIn, OpeningChangeIn, PostIn
 
-__all__ = ["OPENING_UNTIL_MAX_AHEAD_S", "Policy", "Rejection", "check_hours", "check_post",
-           "check_producer", "check_shop"]
+__all__ = ["OPENING_UNTIL_MAX_AHEAD_S", "Policy", "Rejection", "check_hours", "check_name",
+           "check_post", "check_producer", "check_shop"]
 
 # A tag (`<b>`, `<div onclick=...>`), a dangerous tag left open, or a javascript: URL.
 # Not a bare `word=`: "onctueux = cacao 70 %" or "Pose d'ongles = 35 €" are French, and an
@@ -77,6 +77,9 @@ def check_text(value: str, what: str, policy: Policy, *, required: bool = False,
                          f"{what} contains a direction override (U+202D, U+202E) or a "
                          "direction embedding or isolate left open, which can reorder the "
                          "text around it: retype the text without them")
+    if texts.has_tag_characters(value):
+        return Rejection("control_characters",
+                         f"{what} contains invisible tag characters (U+E0000-U+E007F)")
     if required and texts.is_blank(value):
         return Rejection(blank_code, f"{what} must contain more than blanks")
     shown = texts.shown_form(value)
@@ -87,6 +90,25 @@ def check_text(value: str, what: str, policy: Policy, *, required: bool = False,
         return Rejection("content_rejected",
                          f"{what} contains words this street does not allow")
     return None
+
+
+def check_name(value: str, what: str, policy: Policy) -> Rejection | None:
+    """A name's text (a shop's, a producer's name or place: rules.text says why): every
+    field's rules, then one line, no stacked marks, one script per word, and no links."""
+    rejection = check_text(value, what, policy, required=True)
+    if rejection is not None:
+        return rejection
+    if texts.LINE_BREAKS.search(value):
+        return Rejection("control_characters", f"{what} must be one line")
+    if texts.stacked_marks(value):
+        return Rejection("stacked_marks",
+                         f"{what}: at most {texts.NAME_MARKS_MAX} accents on one letter")
+    word = texts.mixed_script_word(value)
+    if word is not None:
+        return Rejection("mixed_scripts",
+                         f"{what}: the word {word!r} mixes letters of different alphabets "
+                         "(a Cyrillic or Greek letter that looks Latin?): retype it")
+    return _no_links(value, what)
 
 
 def links_in(value: str) -> int:
@@ -136,8 +158,9 @@ def check_shop(fields: dict[str, object], policy: Policy) -> Rejection | None:
     for name, what, required in SHOP_FIELDS:
         value = fields.get(name)
         if isinstance(value, str):
-            rejection = (check_text(value, what, policy, required=required)
-                         or _no_links(value, what))
+            rejection = (check_name(value, what, policy) if name == "name"
+                         else (check_text(value, what, policy, required=required)
+                               or _no_links(value, what)))
             if rejection is not None:
                 return rejection
     return None
@@ -155,9 +178,9 @@ def check_hours(hours: ShopHours, policy: Policy) -> Rejection | None:
 
 def check_producer(name: str, place: str, policy: Policy) -> Rejection | None:
     """A producer's name and place, shown on cards and its page: a shop's name's rules
-    (something visible, no links)."""
+    (check_name)."""
     for value, what in ((name, "producer name"), (place, "producer place")):
-        rejection = check_text(value, what, policy, required=True) or _no_links(value, what)
+        rejection = check_name(value, what, policy)
         if rejection is not None:
             return rejection
     return None

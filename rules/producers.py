@@ -13,7 +13,10 @@ nothing that names another producer:
 - case (`casefold`, so `ß` is `ss`) and accents (canonical decomposition, combining marks
   dropped: `É` is `e`, `ç` is `c`), plus the letters French and its neighbours write with
   or without a ligature or stroke, which no decomposition splits: `œ` `oe`, `æ` `ae`,
-  `ø` `o`, `ł` `l`, `đ` `d` ("Bœuf" and "Boeuf" are one farm);
+  `ø` `o`, `ł` `l`, `đ` `d` ("Bœuf" and "Boeuf" are one farm), and the dotless `ı`
+  `i` (Turkish "Kırmızı" typed on a French keyboard; and "Troıs" would otherwise be a
+  twin of "Trois" that looks the same: a letter of another script inside a word is
+  refused instead, rules.moderation.check_name);
 - punctuation and white space: every run of characters that are neither letters nor
   digits is one space, and the ends are trimmed, so "Saint-Émilion", "Saint Émilion",
   "saint  emilion " and "Saint–Émilion" (en dash) are one, and so are the ASCII and the
@@ -42,7 +45,8 @@ from schemas.limits import PRODUCER_SAME_WITHIN_M
 __all__ = ["any_local", "distance_km", "fold_name", "same_producer"]
 
 # Letters that are a ligature or carry a stroke: no Unicode decomposition removes them.
-_PLAIN_LETTERS = str.maketrans({"œ": "oe", "æ": "ae", "ø": "o", "ł": "l", "đ": "d"})
+_PLAIN_LETTERS = str.maketrans({"œ": "oe", "æ": "ae", "ø": "o", "ł": "l", "đ": "d",
+                                "ı": "i"})
 # Runs of anything but letters, marks and digits (`_` is a word character to \w: not here).
 _SEPARATORS = regex.compile(r"[^\p{L}\p{M}\p{N}]+")
 

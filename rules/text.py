@@ -28,6 +28,15 @@ The rules here are the ones every such field shares:
   decancer (Cyrillic and Greek homoglyphs, mathematical and enclosed letters, accents,
   zalgo), then case-folded: `ϲаѕіnо`, `ＣＡＳＩＮＯ` and `cas<ZWSP>ino` all fold to `casino`.
 
+- Tag characters (U+E0000-U+E007F) print as nothing and carry hidden ASCII: refused,
+  but in the one place they are text, an emoji subdivision flag (U+1F3F4, tags, CANCEL
+  TAG: the flag of Scotland).
+- Names (a shop's, a producer's name and place) are one line (no line feed, carriage
+  return, line or paragraph separator: a name spanning lines forges a line of the card,
+  "Ferme\nInjected: yes"), stack at most NAME_MARKS_MAX combining marks on a letter (the
+  most a language needs: Vietnamese two; zalgo stacks dozens that paint over the lines
+  around), and write each word in one script (`mixed_script_word`).
+
 Stored text stays as the shopkeeper typed it: NFKC would also turn `m²` into `m2` and
 narrow no-break spaces into spaces. Only the checks read the normalised forms.
 """
@@ -39,14 +48,24 @@ import unicodedata
 import decancer_py
 import regex
 
-__all__ = ["BIDI_CONTROLS", "CONTROL_CHARACTERS", "bidi_unsafe", "fold", "is_blank",
-           "length", "shown_form", "words"]
+__all__ = ["BIDI_CONTROLS", "CONTROL_CHARACTERS", "LINE_BREAKS", "NAME_MARKS_MAX",
+           "bidi_unsafe", "fold", "has_tag_characters", "is_blank", "length",
+           "mixed_script_word", "script_of", "shown_form", "stacked_marks", "words"]
 
 # Explicit bidi embeddings, overrides, pops and isolates: each opens or closes a scope
 # that can reach past the field it was typed in.
 BIDI_CONTROLS = regex.compile(r"[\u202a-\u202e\u2066-\u2069]")
 # C0 (but tab, line feed, carriage return), DEL and C1.
 CONTROL_CHARACTERS = regex.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# What breaks a line, for fields that are one (C1's NEXT LINE is a control already).
+LINE_BREAKS = regex.compile(r"[\n\r\u2028\u2029]")
+_TAGS = regex.compile(r"[\U000e0000-\U000e007f]")
+_TAG_FLAG = regex.compile(r"\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f")
+NAME_MARKS_MAX = 3
+# Marks drawn over or under their letter (nonspacing, enclosing), after canonical
+# decomposition so that a precomposed letter counts its accents. Spacing marks (the vowel
+# signs of Indic scripts) take their own room and are not counted.
+_STACKED = regex.compile(rf"[\p{{Mn}}\p{{Me}}]{{{NAME_MARKS_MAX + 1},}}")
 _IGNORABLE = regex.compile(r"\p{Default_Ignorable_Code_Point}+")
 # Anything a reader would see as a mark on the card. U+2800 BRAILLE PATTERN BLANK is a
 # symbol, not a space, yet prints as nothing: the favourite filler of "invisible" names.
@@ -108,3 +127,53 @@ def fold(text: str) -> str:
 def words(text: str) -> list[str]:
     """The folded words of a text, in order, as the word list compares them."""
     return _WORD.findall(fold(text))
+
+
+def has_tag_characters(text: str) -> bool:
+    """A tag character outside an emoji subdivision flag."""
+    return _TAGS.search(text) is not None and _TAGS.search(_TAG_FLAG.sub("", text)) is not None
+
+
+def stacked_marks(text: str) -> bool:
+    """More than NAME_MARKS_MAX combining marks drawn on one letter."""
+    return _STACKED.search(unicodedata.normalize("NFD", text)) is not None
+
+
+# Scripts told apart, by the word of a letter's Unicode name that names them (unicodedata
+# has no Script property): those whose letters pass for Latin ones, and the big ones
+# written next to Latin. A letter of an unlisted script (or a name word unknown here:
+# mathematical and enclosed letters) is not judged, as UTS #39 treats Common letters.
+# Japanese and Korean write Han, kana and Hangul in one word: one family here.
+_SCRIPTS: dict[str, str] = {name: name for name in (
+    "LATIN", "GREEK", "COPTIC", "CYRILLIC", "ARMENIAN", "HEBREW", "ARABIC", "SYRIAC",
+    "THAANA", "NKO", "DEVANAGARI", "BENGALI", "GURMUKHI", "GUJARATI", "ORIYA", "TAMIL",
+    "TELUGU", "KANNADA", "MALAYALAM", "SINHALA", "THAI", "LAO", "TIBETAN", "MYANMAR",
+    "GEORGIAN", "ETHIOPIC", "CHEROKEE", "CANADIAN", "OGHAM", "RUNIC", "KHMER", "MONGOLIAN",
+    "TIFINAGH", "VAI", "GLAGOLITIC", "GOTHIC", "LISU", "OSAGE", "ADLAM")}
+_SCRIPTS.update(dict.fromkeys(("CJK", "HIRAGANA", "KATAKANA", "BOPOMOFO", "HANGUL"), "HAN"))
+# The first word of a few letters' names that is not their script ("FULLWIDTH LATIN ...").
+_NOT_A_SCRIPT = frozenset({"FULLWIDTH", "HALFWIDTH", "MODIFIER", "SMALL", "CAPITAL"})
+_NAME_WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
+
+
+def script_of(char: str) -> str | None:
+    """The script of a letter (one of _SCRIPTS' values), None for what is not judged."""
+    if not unicodedata.category(char).startswith("L"):
+        return None
+    for word in unicodedata.name(char, "").split()[:3]:
+        if word in _SCRIPTS:
+            return _SCRIPTS[word]
+        if word not in _NOT_A_SCRIPT:
+            return None
+    return None
+
+
+def mixed_script_word(text: str) -> str | None:
+    """The first word whose letters come from more than one script (UTS #39 "single
+    script" per word, Common and Inherited allowed): a Cyrillic `е` or a Greek `ο` inside
+    a Latin word makes a twin of a name that looks the same. A word wholly in look-alike
+    letters of one other script (Cyrillic `Сео`) is one script and passes."""
+    for word in _NAME_WORD.findall(text):
+        if len({s for s in map(script_of, word) if s is not None}) > 1:
+            return str(word)
+    return None

@@ -31,6 +31,7 @@ __all__ = [
            "PRODUCER_SAME_WITHIN_M",
            "PRODUCER_SEARCH_MAX",
            "PRODUCER_SEARCH_Q_MAX",
+           "PRODUCER_SEARCH_SCAN",
            "RADIUS_MAX_M",
            "SHOPS_PAGE_DEFAULT",
            "SHOPS_PAGE_MAX",
@@ -114,3 +115,8 @@ PRODUCERS_PER_SHOP_MAX = 50
 # answers, and a query of at most this many code points.
 PRODUCER_SEARCH_MAX = 20
 PRODUCER_SEARCH_Q_MAX = 60
+# The search reads at most this many listed producers, nearest first, and filters them by
+# the query: one search costs the same however many producers exist. A query matching
+# only producers farther than this many nearer listed ones finds nothing; naming the
+# producer (POST .../producers) still links its twin, found by name whatever the count.
+PRODUCER_SEARCH_SCAN = 500

@@ -187,9 +187,16 @@ _PRODUCERS = f"{PREFIX}:{{producers}}"
 
 
 def producers_geo() -> str:
-    """GEO set of every producer id ever created, listed or not (a producer named again
-    where it was keeps its id)."""
+    """GEO set of every producer id ever created, listed or not, where a new name looks
+    for its twin (a producer named again where it was keeps its id)."""
     return f"{_PRODUCERS}:geo"
+
+
+def producers_listed_geo() -> str:
+    """GEO set of the listed producers only (linked to at least one shop), the one the
+    console's search reads: what was created then unlinked costs a search nothing. Kept
+    in step with the links by the scripts that change them (storage.producers)."""
+    return f"{_PRODUCERS}:listed-geo"
 
 
 def producers_version() -> str:

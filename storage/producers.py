@@ -1,8 +1,9 @@
 """Producers and their links to shops in Redis (keys in storage.keys, tag `{producers}`).
 
 Every producer key shares one hash tag, so each script below touches one Cluster slot.
-A producer is never deleted: its last shop leaving unlists it (its link set is empty),
-which takes it out of the page and the search, while posts already delivered keep their
+A producer is never deleted: its last shop leaving unlists it (its link set is empty,
+and it leaves the listed GEO set the search reads), which takes it out of the page and
+the search, while posts already delivered keep their
 copy of its name. Creating is compare-and-set on a counter of creations: the caller reads
 the candidates and the counter together (`candidates`), decides by rules.producers, and
 `add` creates only if no creation happened meanwhile, else says `RETRY`; so two shops
@@ -21,7 +22,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from rules.geo import haversine_m
-from schemas.limits import GEO_LAT_MAX
+from schemas.limits import GEO_LAT_MAX, PRODUCER_SEARCH_SCAN
 from schemas.producers import ProducerRecord
 from storage import keys
 from storage.redis_conn import text
@@ -46,7 +47,7 @@ return out
 """
 
 _ADD = """
--- KEYS: version, geo, producer, producer_shops, shop_producers
+-- KEYS: version, geo, producer, producer_shops, shop_producers, listed geo
 -- ARGV: the version the caller read ('' to link an existing producer), producer id, lon,
 --       lat, record JSON, folded name, folded place, shop id, most producers a shop links
 local creating = ARGV[1] ~= ''
@@ -66,13 +67,17 @@ if creating then
 end
 redis.call('SADD', KEYS[4], ARGV[8])
 redis.call('SADD', KEYS[5], ARGV[2])
+-- Listed now (again, for a producer relinked): the search sees it.
+redis.call('GEOADD', KEYS[6], ARGV[3], ARGV[4], ARGV[2])
 return 'ok'
 """
 
 _UNLINK = """
--- KEYS: producer_shops, shop_producers; ARGV: shop id, producer id
+-- KEYS: producer_shops, shop_producers, listed geo; ARGV: shop id, producer id
 local linked = redis.call('SREM', KEYS[2], ARGV[2])
 redis.call('SREM', KEYS[1], ARGV[1])
+-- Its last shop gone, the producer is unlisted: out of the search's set.
+if redis.call('SCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[2]) end
 return linked
 """
 
@@ -104,22 +109,22 @@ return out
 
 # Listed producers near a point whose folded name or place contains the folded query (a
 # byte substring of UTF-8 is a code-point substring: UTF-8 is self-synchronising), nearest
-# first, at most ARGV[5]. The scan is bounded by the producers within the radius.
+# first, at most ARGV[5]. Only the ARGV[7] nearest listed producers are read (COUNT), so a
+# search's cost does not grow with what was created, listed or not (schemas.limits
+# PRODUCER_SEARCH_SCAN says what a query then misses).
 _SEARCH = """
--- KEYS: geo; ARGV: lon, lat, radius_m, folded query, most answers, producer key prefix,
---       producer-shops key prefix
+-- KEYS: listed geo; ARGV: lon, lat, radius_m, folded query, most answers, producer key
+--       prefix, most producers read
 local out = {}
 local most = tonumber(ARGV[5])
 local found = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
-                         'BYRADIUS', ARGV[3], 'm', 'ASC')
+                         'BYRADIUS', ARGV[3], 'm', 'ASC', 'COUNT', ARGV[7])
 for _, id in ipairs(found) do
-  if redis.call('EXISTS', ARGV[7] .. id) == 1 then
-    local f = redis.call('HMGET', ARGV[6] .. id, 'json', 'fold', 'fold_place')
-    if f[1] and (ARGV[4] == '' or string.find(f[2], ARGV[4], 1, true)
-                 or string.find(f[3], ARGV[4], 1, true)) then
-      table.insert(out, f[1])
-      if #out >= most then break end
-    end
+  local f = redis.call('HMGET', ARGV[6] .. id, 'json', 'fold', 'fold_place')
+  if f[1] and (ARGV[4] == '' or string.find(f[2], ARGV[4], 1, true)
+               or string.find(f[3], ARGV[4], 1, true)) then
+    table.insert(out, f[1])
+    if #out >= most then break end
   end
 end
 return out
@@ -167,7 +172,8 @@ class ProducerStore:
         new one, created only if the counter still reads `create_at_version`."""
         result = await self._add(
             keys=[keys.producers_version(), keys.producers_geo(), keys.producer(record.id),
-                  keys.producer_shops(record.id), keys.shop_producers(shop_id)],
+                  keys.producer_shops(record.id), keys.shop_producers(shop_id),
+                  keys.producers_listed_geo()],
             args=["" if create_at_version is None else create_at_version, record.id,
                   repr(record.lon), repr(record.lat), _encode(record), fold, fold_place,
                   shop_id, most])
@@ -176,7 +182,8 @@ class ProducerStore:
     async def unlink(self, shop_id: str, producer_id: str) -> bool:
         """Whether the shop was linked to the producer (it no longer is)."""
         linked = await self._unlink(keys=[keys.producer_shops(producer_id),
-                                          keys.shop_producers(shop_id)],
+                                          keys.shop_producers(shop_id),
+                                          keys.producers_listed_geo()],
                                     args=[shop_id, producer_id])
         return bool(linked)
 
@@ -207,14 +214,16 @@ class ProducerStore:
         return _decode(raw), sorted(text(s) for s in shop_ids)
 
     async def search(self, lat: float, lon: float, radius_m: float, folded_query: str,
-                     most: int) -> list[ProducerRecord]:
+                     most: int, scan: int = PRODUCER_SEARCH_SCAN) -> list[ProducerRecord]:
+        """Listed producers within `radius_m` matching the folded query, nearest first,
+        at most `most`, among the `scan` nearest listed ones."""
         # Producers only exist within GEO's latitudes (schemas.common.ShopLatitude): search
         # from the nearest such point, wider by the distance moved (as LiveIndex.snapshot).
         clamped = max(-GEO_LAT_MAX, min(GEO_LAT_MAX, lat))
         if clamped != lat:
             radius_m += haversine_m(lat, lon, clamped, lon)
             lat = clamped
-        raw = await self._search(keys=[keys.producers_geo()],
+        raw = await self._search(keys=[keys.producers_listed_geo()],
                                  args=[repr(lon), repr(lat), repr(radius_m), folded_query,
-                                       most, keys.producer(""), keys.producer_shops("")])
+                                       most, keys.producer(""), scan])
         return [_decode(r) for r in raw]

@@ -191,6 +191,12 @@ BAD_PROFILES: list[tuple[dict[str, str], str]] = [
     ({"address": "www.promo.example"}, "too_many_links"),
     ({"name": "\u200b\u200d\u3164"}, "blank_text"),
     ({"name": "Tabac\x07"}, "control_characters"),
+    # Names (cold try of issue 16): one line, no stacked marks, one script per word.
+    ({"name": "Tabac\nInjected: yes"}, "control_characters"),
+    ({"name": "Tabac\r\nLe Khédive"}, "control_characters"),
+    ({"name": "Tabac\U000e0041\U000e0042"}, "control_characters"),
+    ({"name": "Ta" + "\u0301" * 59 + "bac"}, "stacked_marks"),
+    ({"name": "Tabac Lе Khédive"}, "mixed_scripts"),  # a Cyrillic е
     # A category is a code (tests/test_categories.py), never text of the shop's own.
     ({"category": "ϲаѕіnо"}, "unknown_category"),
     ({"category": "https://promo.example"}, "unknown_category"),
@@ -238,6 +244,7 @@ BAD_POSTS: list[tuple[dict[str, Any], str]] = [
     (arrival("Promo", tags=["www.promo.example"]), "too_many_links"),
     (arrival("Promo", tags=["\u200b"]), "blank_text"),
     (arrival("＜ｓｃｒｉｐｔ＞alert(1)＜／ｓｃｒｉｐｔ＞"), "markup_not_allowed"),
+    (arrival("Promo", text="fin\U000e0069\U000e0067\U000e006e"), "control_characters"),
 ]
 
 
@@ -303,3 +310,29 @@ def test_thin_spaces_and_annotation_anchors_do_not_hide_words_or_fill_titles() -
     rejection = check_post(NewArrivalIn(title="\ufff9\ufffa\ufffb"), NOW, Policy())
     assert rejection is not None
     assert check_post(NewArrivalIn(title="Lot de 3\u202f500 bouteilles"), NOW, policy) is None
+
+
+def test_names_are_one_line_one_script_per_word_without_stacked_marks() -> None:
+    """Cold try of issue 16: a newline, 59 stacked accents, invisible tag characters and a
+    Cyrillic or Greek letter inside a Latin word were accepted in names."""
+    for name, code in (("Ferme\nInjected: yes", "control_characters"),
+                       ("Ferme\u2028Injected", "control_characters"),
+                       ("Fe\U000e0020rme", "control_characters"),
+                       ("Fe" + "\u0301" * 59 + "rme", "stacked_marks"),
+                       ("Ferme" + "\u0301\u0302\u0303\u0304", "stacked_marks"),
+                       ("Ferme des Trois Chênеs", "mixed_scripts"),  # Cyrillic е
+                       ("Ferme des Trοis Chênes", "mixed_scripts"),  # Greek ο
+                       ("Ｆerme Ꭺbc", "mixed_scripts")):  # Cherokee A, fullwidth is Latin
+        rejection = check_shop({"name": name}, Policy())
+        assert rejection is not None and rejection.code == code, name
+    for name in ("Phở Hà Nội", "Kırmızı Çiftlik", "Ферма Иванова", "Κτήμα Λάζαρη",
+                 "やまだ農園", "田中ファーム", "Ferme 🏴\U000e0067\U000e0062\U000e0073"
+                 "\U000e0063\U000e0074\U000e007f", "Cave L'Épi d'Or n°2", "Ｆｅｒｍｅ",
+                 "Boucherie 𝐁𝐢𝐨", "Straße 12 ½", "e\u0301\u0302\u0323"):
+        assert check_shop({"name": name}, Policy()) is None, name
+    assert texts.script_of("е") == "CYRILLIC" and texts.script_of("ı") == "LATIN"
+    assert texts.script_of("1") is None and texts.script_of("\u0301") is None
+    # A post's text keeps its lines; an address too (it may be written on two).
+    assert check_post(NewArrivalIn(title="Arrivage", text="Fraises\nCerises"), NOW,
+                      Policy()) is None
+    assert check_shop({"address": "12 rue Sainte-Catherine\n33000 Bordeaux"}, Policy()) is None

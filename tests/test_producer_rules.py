@@ -42,6 +42,9 @@ def offset(lat: float, lon: float, dist_m: float, bearing: float) -> tuple[float
     ("Ｆｅｒｍｅ　Ｌａｇｕｅ", "ferme lague"),  # fullwidth
     ("Cave\u200b Dubois", "cave dubois"),  # a zero-width space inside
     ("Maraîcher_Garonne", "maraicher garonne"),
+    # The dotless ı: typed without a Turkish keyboard, and a twin that looks the same.
+    ("Kırmızı Çiftlik", "Kirmizi Ciftlik"),
+    ("Ferme des Troıs Chênes", "Ferme des Trois Chênes"),
 ])
 def test_the_same_producer_folds_alike(a: str, b: str) -> None:
     assert fold_name(a) == fold_name(b)
@@ -147,6 +150,13 @@ def test_enrichment_delivers_producers_and_decides_local() -> None:
     ("Moulin", "Saint\u202eÉmilion", "bidi_control"),
     ("Moulin\x07", "Saint-Émilion", "control_characters"),
     ("Moulin casino", "Saint-Émilion", "content_rejected"),
+    # Cold try of issue 16: each was accepted.
+    ("Ferme\nInjected: yes", "Saint-Émilion", "control_characters"),
+    ("Moulin", "Saint-Émilion\r", "control_characters"),
+    ("Moulin\U000e0049\U000e0067", "Saint-Émilion", "control_characters"),
+    ("o" + "\u0301" * 59, "Saint-Émilion", "stacked_marks"),
+    ("Ferme des Trois Chênеs", "Saint-Émilion", "mixed_scripts"),  # Cyrillic е
+    ("Moulin", "Saint-Émiliοn", "mixed_scripts"),  # Greek ο
 ])
 def test_producer_text_follows_the_text_policy(name: str, place: str, code: str) -> None:
     rejection = check_producer(name, place, Policy(banned_words=frozenset({"casino"})))

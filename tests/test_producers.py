@@ -14,13 +14,19 @@ import math
 from typing import Any
 
 import httpx
+import msgspec
 from redis.asyncio import Redis
 
 from rules.clock import SystemClock
 from rules.geo import EARTH_RADIUS_M
+from rules.producers import fold_name
 from runtime.settings import Settings
+from schemas.limits import PRODUCER_SEARCH_MAX, PRODUCER_SEARCH_SCAN
+from schemas.producers import ProducerRecord
 from schemas.shops import ShopCreated
 from services.shops import set_disabled
+from storage import keys
+from storage.producers import ProducerStore
 from tests.helpers import (
     add_shop,
     arrival,
@@ -196,6 +202,10 @@ async def test_bad_producers_are_refused(redis: Redis, settings: Settings) -> No
             ({**good, "place": "https://moulin.example"}, "too_many_links"),
             ({**good, "name": "\u200b \u200b"}, "blank_text"),
             ({**good, "name": "Moulin\u202e"}, "bidi_control"),
+            ({**good, "name": "Ferme\nInjected: yes"}, "control_characters"),
+            ({**good, "name": "o" + "\u0301" * 59}, "stacked_marks"),
+            ({**good, "name": "Moulin\U000e0041"}, "control_characters"),
+            ({**good, "name": "Moulin de Saint-Émiliоn"}, "mixed_scripts"),  # Cyrillic о
         ]:
             refused = await http.post(url, json=body, headers=auth(shop))
             assert refused.status_code == 422, (body, refused.text)
@@ -244,6 +254,98 @@ async def test_the_search_finds_listed_producers_nearby(
         for i in range(22):
             await named(http, shop, f"Maraîcher {i}", "Bègles", *offset(44.80, -0.54, 3000 * i))
         assert len(await found("&q=maraicher")) == 20
+
+
+async def _listed_geo(redis: Redis) -> set[str]:
+    return {m.decode() for m in await redis.zrange(keys.producers_listed_geo(), 0, -1)}
+
+
+async def test_churned_producers_leave_the_set_the_search_reads(
+        redis: Redis, settings: Settings) -> None:
+    """Naming then unlinking producers in a loop made every search read them all (a cold
+    attacker try: 100k of them, 300 ms a search, Redis frozen by 10 at once)."""
+    shop = await add_shop(redis, settings, "Épicerie", *STREET)
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        kept = await named(http, shop, "Moulin", "Saint-Émilion", *MILL)
+        churned = []
+        for i in range(200):
+            producer_id = await named(http, shop, f"Ferme {i}", "Créon", 44.775, -0.348)
+            gone = await http.delete(f"/api/v1/shops/{shop.id}/producers/{producer_id}",
+                                     headers=auth(shop))
+            assert gone.status_code == 204, gone.text
+            churned.append(producer_id)
+        assert await _listed_geo(redis) == {kept}
+        # Every record stays (a twin named again keeps its id)...
+        assert await redis.zcard(keys.producers_geo()) == 201
+        # ...and one named again is listed again, and found.
+        assert await named(http, shop, "Ferme 7", "Créon", 44.775, -0.348) == churned[7]
+        assert await _listed_geo(redis) == {kept, churned[7]}
+        found = (await http.get(f"/api/v1/producers?lat={STREET[0]}&lon={STREET[1]}"
+                                "&q=ferme")).json()["producers"]
+        assert [p["id"] for p in found] == [churned[7]]
+
+
+async def _seed(redis: Redis, count: int, name: str, lat: float, lon: float, *,
+                listed: bool) -> None:
+    """`count` producers around (lat, lon) (within about 1 km), written as the scripts of
+    storage.producers leave them, without going through the API a few thousand times."""
+    created = SystemClock().now()
+    for start in range(0, count, 1000):
+        async with redis.pipeline(transaction=False) as pipe:
+            for i in range(start, min(count, start + 1000)):
+                plat, plon = offset(lat, lon, 1000 * i / count, bearing=i)
+                record = ProducerRecord(id=f"pr_{name[:4].lower()}{i:012d}", name=f"{name} {i}",
+                                        place="Créon", lat=plat, lon=plon, created_at=created)
+                pipe.hset(keys.producer(record.id), mapping={
+                    "json": msgspec.json.encode(record), "fold": fold_name(record.name),
+                    "fold_place": fold_name(record.place)})
+                pipe.geoadd(keys.producers_geo(), (plon, plat, record.id))
+                if listed:
+                    pipe.sadd(keys.producer_shops(record.id), "epicerie")
+                    pipe.geoadd(keys.producers_listed_geo(), (plon, plat, record.id))
+            await pipe.execute()
+
+
+async def test_a_search_reads_a_bounded_number_of_producers(
+        redis: Redis, settings: Settings) -> None:
+    await _seed(redis, 20_000, "Ferme", *STREET, listed=False)
+    await _seed(redis, 20_000, "Verger", *offset(*STREET, 1500), listed=True)
+    shop = await add_shop(redis, settings, "Épicerie", *STREET)
+    store = ProducerStore(redis)
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        mill = await named(http, shop, "Moulin Zéta", "Saint-Émilion", *MILL)
+        radius_m = settings.local_km * 1000
+        # The unlisted are not read at all, the listed at most PRODUCER_SEARCH_SCAN, nearest
+        # first: asking for every match answers that many, not 20,000.
+        everything = await store.search(*STREET, radius_m, "", most=10**6)
+        assert len(everything) == PRODUCER_SEARCH_SCAN
+        assert all(r.name.startswith("Verger ") for r in everything)
+        # The trade-off: a producer behind more than PRODUCER_SEARCH_SCAN nearer listed ones
+        # is not found by the search (it is when the scan reaches it)...
+        assert await store.search(*STREET, radius_m, "zeta", most=20) == []
+        wide = await store.search(*STREET, radius_m, "zeta", most=20, scan=20_001)
+        assert [r.id for r in wide] == [mill]
+        search = f"/api/v1/producers?lat={STREET[0]}&lon={STREET[1]}"
+        assert len((await http.get(search)).json()["producers"]) == PRODUCER_SEARCH_MAX
+        assert (await http.get(search + "&q=zeta")).json() == {"producers": []}
+        # ...nearer to it, it is; and naming it again still links the same record.
+        near_mill = f"/api/v1/producers?lat={MILL[0]}&lon={MILL[1]}&q=zeta"
+        assert [p["id"] for p in (await http.get(near_mill)).json()["producers"]] == [mill]
+        assert await named(http, shop, "Moulin Zeta", "Saint-Émilion", *MILL) == mill
+
+
+async def test_unlinking_counts_against_the_shops_write_allowance(
+        redis: Redis, settings: Settings) -> None:
+    settings = settings.with_(shop_posts_per_minute=3)
+    shop = await add_shop(redis, settings, "Épicerie", *STREET)
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        statuses = []
+        for _ in range(20):  # at most 2 windows' allowance (6) can pass in any 20
+            response = await http.delete(
+                f"/api/v1/shops/{shop.id}/producers/pr_aaaaaaaaaaaaaaaa", headers=auth(shop))
+            statuses.append(response.status_code)
+        assert set(statuses) == {404, 429}
+        assert statuses.count(429) >= 14
 
 
 async def _post(http: httpx.AsyncClient, shop: ShopCreated, body: dict[str, Any]) -> str:

@@ -266,6 +266,9 @@ async def add_producer(request: Request) -> Response:
 async def remove_producer(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
+    # A write like naming one (and naming then unlinking in a loop would otherwise cost
+    # only half the allowance): the shop's writes share one allowance.
+    await st.limiter.hit("shop_posts", shop.id, st.settings.shop_posts_per_minute)
     await st.ingest.producers.unlink(shop, request.path_params["producer_id"])
     return Response(status_code=204)
 

@@ -475,6 +475,12 @@ const STRINGS = {
   producer_shops_one: ["Vendu dans {n} boutique", "Sold in {n} shop"],
   producer_shops_other: ["Vendu dans {n} boutiques", "Sold in {n} shops"],
   producer_no_post: ["Pas d'annonce en ce moment.", "No post right now."],
+  // Names (issue 16, producers fix): refusals of a shop's or a producer's name
+  // (rules/moderation.py check_name)
+  err_stacked_marks: ["Trop d'accents sur une même lettre : 3 au plus.",
+    "Too many accents on one letter: 3 at most."],
+  err_mixed_scripts: ["Un mot mélange des lettres d'alphabets différents (une lettre cyrillique ou grecque qui ressemble à une lettre latine ?) : retapez-le.",
+    "A word mixes letters of different alphabets (a Cyrillic or Greek letter that looks Latin?): retype it."],
 };
 const LANGS = ["fr", "en"];
 
