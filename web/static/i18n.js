@@ -475,6 +475,10 @@ const STRINGS = {
   producer_shops_one: ["Vendu dans {n} boutique", "Sold in {n} shop"],
   producer_shops_other: ["Vendu dans {n} boutiques", "Sold in {n} shops"],
   producer_no_post: ["Pas d'annonce en ce moment.", "No post right now."],
+  // Console photo fixes (issue 15)
+  photos_refused_block: ["Retirez les photos refusées ou réessayez.",
+    "Remove the refused photos or retry them."],
+  photo_shrinking: ["Réduction…", "Shrinking…"],
 };
 const LANGS = ["fr", "en"];
 
