@@ -127,10 +127,23 @@ async def test_pick_preview_reorder_remove_and_publish(redis: Redis, settings: S
         state = await tray_state(page)
         assert [s["text"] for s in state] == ["Prête", "Prête"]
         red_id, green_id = (s["id"] for s in state)
-        # The preview now shows the server's narrowest copy, the local file released.
-        srcs = await page.eval_on_selector_all("#preview .card .preview-photo",
+        # The tray now shows the server's narrowest copy, the local file released; the
+        # preview, the street's card itself: its strip of served copies, numbered.
+        srcs = await page.eval_on_selector_all(f"{TRAY} .photo-thumb",
                                                "imgs => imgs.map(i => i.getAttribute('src'))")
         assert srcs == [f"/media/{red_id}/400.webp", f"/media/{green_id}/400.webp"]
+        previews = await page.eval_on_selector_all(
+            "#preview .card .card-media .card-photos .card-photo",
+            "imgs => imgs.map(i => [i.dataset.photo, i.alt, i.srcset.split(' ')[0]])")
+        assert previews == [
+            [red_id, "Fraises de Plougastel (1/2)", f"/media/{red_id}/400.webp"],
+            [green_id, "Fraises de Plougastel (2/2)", f"/media/{green_id}/400.webp"]]
+        assert await page.locator("#preview .preview-photo").count() == 0
+        # Typing keeps the same images (no reload, no blink).
+        first = await page.query_selector("#preview .card-photo")
+        await page.type("#title", " !")
+        assert await first.evaluate("i => i.isConnected")  # type: ignore[union-attr]
+        await page.fill("#title", "Fraises de Plougastel")
 
         # A third, then: moved first with the keyboard, and the red one removed.
         blue = photo_jpeg((30, 60, 210))
@@ -208,7 +221,7 @@ async def test_refused_files_are_said_in_words_and_hold_the_post(
         # A refusal about the file itself is not retried; removed, the others move up.
         assert await page.is_hidden(f"{TRAY} .photo-item:nth-child(1) .photo-retry")
         # The card preview leaves refused photos out.
-        assert await page.locator("#preview .card .preview-photo").count() == 1
+        assert await page.locator("#preview .card .card-photo").count() == 1
         # The same photo again is the same media: not added twice (a post names each once).
         await page.click(f"{TRAY} .photo-item:nth-child(1) .photo-remove")
         await pick(page, [chosen("encore.jpg", good)])

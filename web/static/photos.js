@@ -320,6 +320,9 @@ export class PhotoTray {
       return;
     }
     item.id = body.id;
+    // As a delivered post carries it: the preview draws it as the street's card does.
+    item.media = { id: body.id, url: body.url, width: body.width, height: body.height,
+      variants: body.variants };
     item.width = Number(body.width);
     item.height = Number(body.height);
     item.status = "done";
@@ -490,9 +493,18 @@ export class PhotoTray {
     this.items.forEach((item) => this.showState(item));
   }
 
+  /** The photos as a delivered post's `media`, once every one kept is uploaded (the card
+   * preview then shows them as the street will); else null. */
+  media() {
+    const shown = this.items.filter((item) => item.status !== "error");
+    if (!shown.length || !shown.every((item) => item.media)) return null;
+    return shown.map((item) => item.media);
+  }
+
   /**
-   * The photos as the card preview shows them: the first large, the others small after
-   * it; refused ones left out. Alt text from the title, numbered after the first.
+   * The photos as the card preview shows them until all are uploaded: the first large,
+   * the others small after it; refused ones left out. Alt text from the title, numbered
+   * after the first.
    */
   previewPhotos(title) {
     const shown = this.items.filter((item) => item.status !== "error");

@@ -4,7 +4,7 @@
 // Everything live (people watching, reach, the shop's own posts, open or closed) is pushed
 // over the console's own socket, /ws/shop: an idle console makes no request at all.
 
-import { buildCard, el, openingState } from "./cards.js";
+import { buildCard, el, keepPhotos, openingState } from "./cards.js";
 import { formatDistance } from "./geo.js";
 import { HoursEditor, HoursError } from "./hours.js";
 import {
@@ -996,10 +996,16 @@ function renderPreview() {
     const until = fromLocalInput($("until").value);
     if (until !== null) post.until = new Date(until).toISOString();
   }
+  // Once uploaded, the photos as the street's card shows them (its strip, from the
+  // served copies); until then, as picked, from the local files.
+  const media = current === "opening_change" ? null : postPhotos.media();
+  if (media) post.media = media;
+  const before = previewCard;
   previewCard = buildCard(post, PREVIEW_DIST_M, { shop: previewProfile(post) });
   previewCard.el.removeAttribute("tabindex"); // a picture of a card, not one to visit
-  // The photos as picked, from the local file until the server's copy is in.
-  const photos = current === "opening_change" ? null : postPhotos.previewPhotos(post.title);
+  if (before) keepPhotos(before.el, previewCard.el); // no reload nor blink at each key
+  const photos = current === "opening_change" || media ? null
+    : postPhotos.previewPhotos(post.title);
   if (photos) previewCard.el.insertBefore(photos, previewCard.el.querySelector(".card-title"));
   previewCard.el.classList.toggle("is-placeholder", !$("title").value.trim());
   $("preview").replaceChildren(previewCard.el);
