@@ -34,3 +34,6 @@ class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
     # sending it, from the server's own limits.
     media_per_post_max: int
     media_upload_max_bytes: int
+    # Above this many pixels the console shrinks a photo before sending it (a 50-200 MP
+    # phone's); added after the two above, so older clients ignore it.
+    media_pixels_max: int

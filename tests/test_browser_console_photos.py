@@ -3,7 +3,9 @@
 Pick photos with the phone's file chooser (images drawn here with Pillow), see them in
 the card preview with their upload's progress, reorder and remove them, publish: the
 street receives the post with its `media` in that order and the served files load. A
-file too large or of the wrong type is refused in words and the post still goes out.
+file of the wrong type is refused in words, counts for nothing, and holds the post until
+removed (never published without it unsaid); a phone's photo too heavy or too large is
+shrunk in the browser before its upload.
 Editing a live post changes its photos. Four photos fit a 320 px phone.
 """
 
@@ -125,10 +127,23 @@ async def test_pick_preview_reorder_remove_and_publish(redis: Redis, settings: S
         state = await tray_state(page)
         assert [s["text"] for s in state] == ["Prête", "Prête"]
         red_id, green_id = (s["id"] for s in state)
-        # The preview now shows the server's narrowest copy, the local file released.
-        srcs = await page.eval_on_selector_all("#preview .card .preview-photo",
+        # The tray now shows the server's narrowest copy, the local file released; the
+        # preview, the street's card itself: its strip of served copies, numbered.
+        srcs = await page.eval_on_selector_all(f"{TRAY} .photo-thumb",
                                                "imgs => imgs.map(i => i.getAttribute('src'))")
         assert srcs == [f"/media/{red_id}/400.webp", f"/media/{green_id}/400.webp"]
+        previews = await page.eval_on_selector_all(
+            "#preview .card .card-media .card-photos .card-photo",
+            "imgs => imgs.map(i => [i.dataset.photo, i.alt, i.srcset.split(' ')[0]])")
+        assert previews == [
+            [red_id, "Fraises de Plougastel (1/2)", f"/media/{red_id}/400.webp"],
+            [green_id, "Fraises de Plougastel (2/2)", f"/media/{green_id}/400.webp"]]
+        assert await page.locator("#preview .preview-photo").count() == 0
+        # Typing keeps the same images (no reload, no blink).
+        first = await page.query_selector("#preview .card-photo")
+        await page.type("#title", " !")
+        assert await first.evaluate("i => i.isConnected")  # type: ignore[union-attr]
+        await page.fill("#title", "Fraises de Plougastel")
 
         # A third, then: moved first with the keyboard, and the red one removed.
         blue = photo_jpeg((30, 60, 210))
@@ -179,7 +194,7 @@ async def _wait(condition: Any) -> None:
     await wait_for(condition, message="the post on the street, or the edit sent")
 
 
-async def test_refused_files_are_said_in_words_and_the_post_still_goes(
+async def test_refused_files_are_said_in_words_and_hold_the_post(
         redis: Redis, settings: Settings, browser: Any) -> None:
     shop = await add_shop(redis, settings, "Fromagerie", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \
@@ -206,7 +221,7 @@ async def test_refused_files_are_said_in_words_and_the_post_still_goes(
         # A refusal about the file itself is not retried; removed, the others move up.
         assert await page.is_hidden(f"{TRAY} .photo-item:nth-child(1) .photo-retry")
         # The card preview leaves refused photos out.
-        assert await page.locator("#preview .card .preview-photo").count() == 1
+        assert await page.locator("#preview .card .card-photo").count() == 1
         # The same photo again is the same media: not added twice (a post names each once).
         await page.click(f"{TRAY} .photo-item:nth-child(1) .photo-remove")
         await pick(page, [chosen("encore.jpg", good)])
@@ -222,6 +237,10 @@ async def test_refused_files_are_said_in_words_and_the_post_still_goes(
         assert state[2]["text"] == "Ready"
         await page.click("#lang")
 
+        # Not published without the refused photos unsaid: removed first.
+        assert await page.is_disabled("#publish")
+        for _ in range(2):
+            await page.click(f"{TRAY} .photo-item[data-status=error] .photo-remove")
         await page.click("#publish")
         await page.wait_for_selector("#post-ok", state="visible")
         await _wait(lambda: any(p["title"] == "Comté 24 mois" for p in passer_by.posts()))
@@ -324,4 +343,120 @@ async def test_four_photos_fit_a_320_px_phone_and_a_fifth_is_refused(
                 await page.click(f"label[for='kind-{kind}']")
                 faults += await layout_faults(page, f"320px {lang} {kind} with 4 photos")
         assert not faults, "\n".join(faults)
+        assert page.errors == []
+
+
+def not_images() -> list[dict[str, Any]]:
+    """What the cold try picked: a file over the limit the browser cannot read, a GIF, a
+    text file renamed .jpg."""
+    gif = io.BytesIO()
+    Image.new("RGB", (200, 200), (200, 0, 0)).save(gif, "GIF")
+    return [chosen("lourde.jpg", b"\xff\xd8\xff" + bytes(MEDIA_UPLOAD_MAX_BYTES)),
+            chosen("anim.gif", gif.getvalue(), "image/gif"),
+            chosen("notes.jpg", b"Liste des courses\n" * 50)]
+
+
+async def refused_hold(page: Any, button: str, note: str) -> None:
+    """The button is held, its note says why and is tied to it."""
+    await page.wait_for_function(
+        f"() => document.querySelector({button!r}).disabled"
+        f" && document.querySelector({button!r}).getAttribute('aria-describedby') === {note!r}")
+    assert await page.inner_text(f"#{note}") == "Retirez les photos refusées ou réessayez."
+
+
+async def test_refused_photos_hold_publish_and_do_not_count(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """Regression (issue 15, a cold try): three refused photos, a title, "Publier" and the
+    post went out bare with "Publié !"; the refused photos took "3/4" of the room."""
+    shop = await add_shop(redis, settings, "Cave à vins", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            feed_client(web.ws, *STREET) as passer_by:
+        page = await console_at(browser, web.http, shop, 360)
+        await pick(page, not_images())
+        await page.wait_for_function(
+            f"() => [...document.querySelectorAll('{TRAY} .photo-item')]"
+            ".map(li => li.dataset.status).join() === 'error,error,error'", timeout=10_000)
+        await page.fill("#title", "Bordeaux primeur")
+        assert await page.inner_text(f"{TRAY} .photo-counter") == "0/4"
+        await refused_hold(page, "#publish", "photos-wait")
+        await page.click("#lang")
+        assert await page.inner_text("#photos-wait") == "Remove the refused photos or retry them."
+        await page.click("#lang")
+
+        # They leave the room to four good ones; the post still waits for them to go.
+        goods = [chosen(f"{i}.jpg", photo_jpeg((50 * i, 90, 120), (640, 480)))
+                 for i in range(MEDIA_PER_POST_MAX)]
+        await pick(page, goods)
+        await page.wait_for_function(
+            f"() => document.querySelectorAll('{TRAY} .photo-item[data-status=done]').length"
+            f" === {MEDIA_PER_POST_MAX}", timeout=20_000)
+        assert await page.inner_text(f"{TRAY} .photo-counter") == "4/4"
+        assert await page.is_disabled("#publish")
+        for _ in range(3):
+            await page.click(f"{TRAY} .photo-item[data-status=error] .photo-remove")
+        await page.wait_for_function("() => !document.querySelector('#publish').disabled")
+        assert await page.is_hidden("#photos-wait")
+        assert await page.get_attribute("#publish", "aria-describedby") is None
+        await page.click("#publish")
+        await page.wait_for_selector("#post-ok", state="visible")
+        await _wait(lambda: any(p["title"] == "Bordeaux primeur" for p in passer_by.posts()))
+        post = next(p for p in passer_by.posts() if p["title"] == "Bordeaux primeur")
+        assert len(post["media"]) == MEDIA_PER_POST_MAX
+
+        # The same in the edit form: "Save" waits while a refused photo is there.
+        own = f'#own-posts [data-post-id="{post["id"]}"]'
+        await page.click(f"{own} .edit")
+        tray = f"{own} .edit-form .photos"
+        await page.wait_for_function(all_done(MEDIA_PER_POST_MAX, tray))
+        await page.click(f"{tray} .photo-item:nth-child(1) .photo-remove")
+        await pick(page, not_images()[2:], tray)
+        await page.wait_for_selector(f"{tray} .photo-item[data-status=error]")
+        save = f"{own} .edit-form button[type=submit]"
+        await refused_hold(page, save, f"edit-photos-wait-{post['id']}")
+        await page.click(f"{tray} .photo-item[data-status=error] .photo-remove")
+        assert await page.is_enabled(save)
+        assert page.errors == []
+
+
+async def test_a_heavy_phone_photo_is_shrunk_before_its_upload(
+        redis: Redis, settings: Settings, browser: Any, tmp_path: Any) -> None:
+    """A 27 MP phone photo of 20 MB or so (over the 10 MB the server takes), turned on its
+    side by its EXIF: shrunk in the browser, upright, and sent under the limit."""
+    noise = [Image.effect_noise((1500, 1125), sigma) for sigma in (40, 60, 80)]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to show it
+    big = tmp_path / "IMG_0001.jpg"
+    Image.merge("RGB", noise).resize((6000, 4500)).save(big, "JPEG", quality=98,
+                                                       exif=exif.tobytes())
+    assert big.stat().st_size > MEDIA_UPLOAD_MAX_BYTES
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        page = await console_at(browser, web.http, shop, 360)
+        sent: list[int] = []
+        release = asyncio.Event()
+
+        async def hold(route: Any) -> None:
+            sent.append(len(route.request.post_data_buffer or b""))
+            await release.wait()
+            await route.continue_()
+
+        await page.route("**/api/v1/shops/*/media", hold)
+        responses: list[Any] = []
+        page.on("response", lambda r: responses.append(r) if r.url.endswith("/media") else None)
+        # "Shrinking…" shows while the browser works on it.
+        async with page.expect_file_chooser() as chooser_info:
+            await page.click(f"{TRAY} .photo-gallery")
+        await (await chooser_info.value).set_files(str(big))
+        await page.wait_for_selector(f"{TRAY} .photo-item[data-status=shrinking]")
+        assert (await tray_state(page))[0]["text"] == "Réduction…"
+        await wait_for(lambda: bool(sent), message="the upload")
+        release.set()
+        await page.wait_for_function(all_done(1), timeout=30_000)
+        assert 0 < sent[0] < MEDIA_UPLOAD_MAX_BYTES
+        assert [r.status for r in responses] == [201]
+        created = await responses[0].json()
+        assert (created["width"], created["height"]) == (1600, 2133)  # upright
+        served = await http.get(created["url"])
+        assert Image.open(io.BytesIO(served.content)).size == (1600, 2133)
         assert page.errors == []

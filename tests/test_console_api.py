@@ -159,8 +159,8 @@ async def test_qr_code_and_config(redis: Redis, settings: Settings) -> None:
         assert config["tile_url"].startswith("https://")
         assert config["fallback"] == {"lat": 44.837, "lon": -0.5735}
         # The console's photo limits, from schemas/limits.py (issue 15).
-        assert (config["media_per_post_max"], config["media_upload_max_bytes"]) == (
-            4, 10 * 1024 * 1024)
+        assert (config["media_per_post_max"], config["media_upload_max_bytes"],
+                config["media_pixels_max"]) == (4, 10 * 1024 * 1024, 40_000_000)
         for page in ("/", "/shop", f"/screen/{shop.id}"):
             response = await http.get(page)
             assert response.status_code == 200, page

@@ -40,6 +40,7 @@ from schemas.hours import ShopHours
 from schemas.limits import (
     AUDIENCE_RADII_M,
     MEDIA_PER_POST_MAX,
+    MEDIA_PIXELS_MAX,
     MEDIA_TYPES,
     MEDIA_UPLOAD_MAX_BYTES,
     RADIUS_MAX_M,
@@ -618,7 +619,8 @@ async def client_config(request: Request) -> Response:
                                                     lon=st.settings.fallback_centre[1]),
                                      radius_max_m=RADIUS_MAX_M,
                                      media_per_post_max=MEDIA_PER_POST_MAX,
-                                     media_upload_max_bytes=MEDIA_UPLOAD_MAX_BYTES))
+                                     media_upload_max_bytes=MEDIA_UPLOAD_MAX_BYTES,
+                                     media_pixels_max=MEDIA_PIXELS_MAX))
 
 
 _CATEGORIES_BODY = msgspec.json.encode(CategoryList(categories=list(CATEGORIES)))

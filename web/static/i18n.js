@@ -481,6 +481,10 @@ const STRINGS = {
     "Too many accents on one letter: 3 at most."],
   err_mixed_scripts: ["Un mot mélange des lettres d'alphabets différents (une lettre cyrillique ou grecque qui ressemble à une lettre latine ?) : retapez-le.",
     "A word mixes letters of different alphabets (a Cyrillic or Greek letter that looks Latin?): retype it."],
+  // Console photo fixes (issue 15)
+  photos_refused_block: ["Retirez les photos refusées ou réessayez.",
+    "Remove the refused photos or retry them."],
+  photo_shrinking: ["Réduction…", "Shrinking…"],
 };
 const LANGS = ["fr", "en"];
 

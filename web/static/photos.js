@@ -21,7 +21,9 @@ export function loadPhotoLimits() {
       const perPost = Number(config.media_per_post_max);
       const maxBytes = Number(config.media_upload_max_bytes);
       if (!(perPost > 0 && maxBytes > 0)) return null; // an older server
-      limits = { perPost, maxBytes };
+      // A server that does not say its pixel cap: only the byte limit makes a photo shrink.
+      const pixelsMax = Number(config.media_pixels_max) > 0 ? Number(config.media_pixels_max) : 0;
+      limits = { perPost, maxBytes, pixelsMax };
       for (const tray of awaitingLimits) tray.render(); // "add a photo" usable, "0/4"
       awaitingLimits.clear();
       return limits;
@@ -55,6 +57,58 @@ function uploadError(status, body) {
 // "rate_limited" says "too many posts, wait a minute": photos are counted per hour.
 const errorMessage = (code) => (code === "rate_limited" ? t("photo_err_rate_limited")
   : t(errorKey({ code })));
+
+// A phone's 50-200 MP photo (12-25 MB) is shrunk here before its upload, so that it fits
+// the server's limits: its long side to this (twice the widest served variant, room for
+// a later wider one), re-encoded as a JPEG. The canvas keeps no EXIF, GPS included.
+const SHRINK_LONG_SIDES = [3200, 2400, 1600]; // tried in turn until the file fits
+const SHRINK_QUALITY = 0.9;
+
+/** The photo's pixel count as the browser reads it (0 if it cannot): its header only. */
+function pixelsOf(url) {
+  return new Promise((resolve) => {
+    const img = new Image();
+    img.addEventListener("load", () => resolve(img.naturalWidth * img.naturalHeight));
+    img.addEventListener("error", () => resolve(0));
+    img.src = url;
+  });
+}
+
+async function encodeJpeg(bitmap, width, height) {
+  const canvas = typeof OffscreenCanvas === "function" ? new OffscreenCanvas(width, height)
+    : Object.assign(document.createElement("canvas"), { width, height });
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff"; // a transparent PNG's background, as a JPEG has none
+  ctx.fillRect(0, 0, width, height);
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(bitmap, 0, 0, width, height);
+  if (canvas.convertToBlob) return canvas.convertToBlob({ type: "image/jpeg", quality: SHRINK_QUALITY });
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", SHRINK_QUALITY));
+}
+
+/** The photo made small enough, upright (its EXIF orientation applied), or null when the
+ * browser cannot decode it (HEIC in Chromium) or cannot make it fit. */
+async function shrink(file, maxBytes) {
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+  } catch {
+    return null;
+  }
+  try {
+    for (const side of SHRINK_LONG_SIDES) {
+      const scale = Math.min(1, side / Math.max(bitmap.width, bitmap.height));
+      const blob = await encodeJpeg(bitmap, Math.max(1, Math.round(bitmap.width * scale)),
+        Math.max(1, Math.round(bitmap.height * scale)));
+      if (blob && blob.size <= maxBytes) return blob;
+    }
+    return null;
+  } catch {
+    return null;
+  } finally {
+    bitmap.close();
+  }
+}
 
 let trays = 0; // ids of each tray's inputs (the new post's, and each open edit form's)
 
@@ -130,7 +184,20 @@ export class PhotoTray {
   }
 
   busy() {
-    return this.items.some((item) => item.status === "uploading");
+    return this.items.some((item) => item.status === "uploading" || item.status === "shrinking");
+  }
+
+  /** Photos that go with the post (or will, once up); refused ones do not count. */
+  counted() {
+    return this.items.filter((item) => item.status !== "error").length;
+  }
+
+  /** Why the post cannot go out yet, as an i18n key, or null: uploads under way, or a
+   * refused photo still here (sent without it, the shopkeeper would be surprised). */
+  blocker() {
+    if (this.busy()) return "photos_wait";
+    if (this.items.some((item) => item.status === "error")) return "photos_refused_block";
+    return null;
   }
 
   /** A delivered post's photos, to edit them. */
@@ -162,19 +229,43 @@ export class PhotoTray {
   add(files) {
     if (!files.length) return;
     const max = limits?.perPost ?? 0;
-    const room = Math.max(0, max - this.items.length);
+    const room = Math.max(0, max - this.counted());
     this.say(files.length > room ? "photos_too_many" : null, { n: max });
     for (const file of files.slice(0, room)) {
-      const item = { key: this.nextKey++, id: null, file, status: "uploading", loaded: 0,
-        total: file.size, error: null, xhr: null, width: 0, height: 0 };
+      const item = { key: this.nextKey++, id: null, file, body: file, status: "uploading",
+        loaded: 0, total: file.size, error: null, xhr: null, width: 0, height: 0 };
       item.localUrl = URL.createObjectURL(file);
       item.src = item.localUrl;
       this.items.push(item);
-      // Refused here, before a useless 10 MB upload, with the server's own words.
-      if (file.size > limits.maxBytes) this.fail(item, "media_too_large", false);
-      else this.upload(item);
+      this.prepare(item);
     }
     this.render();
+  }
+
+  /** Shrink a photo too heavy or too large for the server, then upload it. */
+  async prepare(item) {
+    const { file } = item;
+    const tooHeavy = file.size > limits.maxBytes;
+    const tooLarge = !tooHeavy && limits.pixelsMax > 0
+      && (await pixelsOf(item.localUrl)) > limits.pixelsMax;
+    if (!this.items.includes(item)) return; // removed meanwhile
+    if (!tooHeavy && !tooLarge) {
+      this.upload(item);
+      return;
+    }
+    item.status = "shrinking";
+    this.showState(item);
+    this.onChange();
+    const small = await shrink(file, limits.maxBytes);
+    if (!this.items.includes(item)) return;
+    if (small) {
+      item.body = small;
+      item.total = small.size;
+    }
+    // Not shrunk and over the byte limit: refused here, before a useless upload, with
+    // the server's own words. Over the pixel cap only: the server says what it takes.
+    if (!small && tooHeavy) this.fail(item, "media_too_large", false);
+    else this.upload(item);
   }
 
   upload(item) {
@@ -185,7 +276,7 @@ export class PhotoTray {
     item.error = null;
     xhr.open("POST", this.uploadUrl());
     // The file's own type, HEIC included: the server sniffs the bytes and says what it takes.
-    xhr.setRequestHeader("Content-Type", item.file.type || "application/octet-stream");
+    xhr.setRequestHeader("Content-Type", item.body.type || "application/octet-stream");
     xhr.setRequestHeader("Accept", "application/json");
     xhr.upload.addEventListener("progress", (event) => {
       if (item.xhr !== xhr) return;
@@ -215,7 +306,7 @@ export class PhotoTray {
       item.xhr = null;
       this.fail(item, "network", true);
     });
-    xhr.send(item.file);
+    xhr.send(item.body);
   }
 
   uploaded(item, body) {
@@ -229,6 +320,9 @@ export class PhotoTray {
       return;
     }
     item.id = body.id;
+    // As a delivered post carries it: the preview draws it as the street's card does.
+    item.media = { id: body.id, url: body.url, width: body.width, height: body.height,
+      variants: body.variants };
     item.width = Number(body.width);
     item.height = Number(body.height);
     item.status = "done";
@@ -255,8 +349,7 @@ export class PhotoTray {
     item.status = "error";
     item.error = code;
     item.retryable = retryable;
-    this.showState(item);
-    this.onChange();
+    this.showCount();
   }
 
   remove(item) {
@@ -291,9 +384,15 @@ export class PhotoTray {
     for (const item of this.items) item.li ??= this.makeItem(item);
     this.list.replaceChildren(...this.items.map((item) => item.li));
     this.list.hidden = !this.items.length;
+    this.showCount();
+  }
+
+  /** The counter, "add" and each photo's state; the post's form follows. Refused photos
+   * count for nothing: a refusal, or a retry, changes the room left. */
+  showCount() {
     this.items.forEach((item) => this.showState(item));
-    const full = this.items.length >= (limits?.perPost ?? 0);
-    this.counter.textContent = limits ? `${this.items.length}/${limits.perPost}` : "";
+    const full = this.counted() >= (limits?.perPost ?? 0);
+    this.counter.textContent = limits ? `${this.counted()}/${limits.perPost}` : "";
     this.cameraButton.disabled = full;
     this.galleryButton.disabled = full;
     this.onChange();
@@ -320,8 +419,7 @@ export class PhotoTray {
     retry.type = "button";
     retry.addEventListener("click", () => {
       this.upload(item);
-      this.showState(item);
-      this.onChange();
+      this.showCount();
     });
     const actions = el("div", "photo-actions");
     const button = (cls, glyph, onClick) => {
@@ -350,11 +448,14 @@ export class PhotoTray {
     li.dataset.status = item.status;
     li.dataset.mediaId = item.id ?? "";
     const uploading = item.status === "uploading";
-    progress.hidden = !uploading;
+    const shrinking = item.status === "shrinking";
+    progress.hidden = !uploading && !shrinking;
     progress.setAttribute("aria-label", t("photo_progress_label", { n }));
     if (uploading) progress.value = item.total ? Math.min(1, item.loaded / item.total) : 0;
+    else progress.removeAttribute("value"); // shrinking: under way, no measure of it
     let text = t("photo_ready");
     if (item.status === "error") text = errorMessage(item.error);
+    else if (shrinking) text = t("photo_shrinking");
     else if (uploading) {
       // All sent: the server is turning it into its widths.
       text = item.total && item.loaded >= item.total ? t("photo_processing")
@@ -362,7 +463,9 @@ export class PhotoTray {
     }
     if (state.textContent !== text) state.textContent = text;
     state.classList.toggle("is-error", item.status === "error");
-    retry.hidden = !(item.status === "error" && item.retryable);
+    // A retried photo counts again: not while the post has all the photos it can take.
+    retry.hidden = !(item.status === "error" && item.retryable)
+      || this.counted() >= (limits?.perPost ?? 0);
     retry.textContent = t("photo_retry");
     retry.setAttribute("aria-label", t("photo_retry_label", { n }));
     const [left, right, remove] = li.querySelector(".photo-actions").children;
@@ -390,9 +493,18 @@ export class PhotoTray {
     this.items.forEach((item) => this.showState(item));
   }
 
+  /** The photos as a delivered post's `media`, once every one kept is uploaded (the card
+   * preview then shows them as the street will); else null. */
+  media() {
+    const shown = this.items.filter((item) => item.status !== "error");
+    if (!shown.length || !shown.every((item) => item.media)) return null;
+    return shown.map((item) => item.media);
+  }
+
   /**
-   * The photos as the card preview shows them: the first large, the others small after
-   * it; refused ones left out. Alt text from the title, numbered after the first.
+   * The photos as the card preview shows them until all are uploaded: the first large,
+   * the others small after it; refused ones left out. Alt text from the title, numbered
+   * after the first.
    */
   previewPhotos(title) {
     const shown = this.items.filter((item) => item.status !== "error");

@@ -4,7 +4,7 @@
 // Everything live (people watching, reach, the shop's own posts, open or closed) is pushed
 // over the console's own socket, /ws/shop: an idle console makes no request at all.
 
-import { buildCard, el, openingState } from "./cards.js";
+import { buildCard, el, keepPhotos, openingState } from "./cards.js";
 import { formatDistance } from "./geo.js";
 import { HoursEditor, HoursError } from "./hours.js";
 import {
@@ -686,12 +686,14 @@ function editForm(entry, closeForm, message) {
     wait.hidden = true;
     photos = new PhotoTray({ uploadUrl: () => shopPath("/media"), sessionLost, announce,
       onChange: () => {
-        // Saved once every photo is up: its id is what the edit sends.
-        const busy = Boolean(photos?.busy());
-        save.disabled = busy;
-        wait.hidden = !busy;
-        if (busy) save.setAttribute("aria-describedby", wait.id);
-        else save.removeAttribute("aria-describedby");
+        // Saved once every photo is up (its id is what the edit sends) and none refused.
+        const blocker = photos?.blocker() ?? null;
+        save.disabled = Boolean(blocker);
+        wait.hidden = !blocker;
+        if (blocker) {
+          wait.textContent = t(blocker);
+          save.setAttribute("aria-describedby", wait.id);
+        } else save.removeAttribute("aria-describedby");
       } });
     photos.load(post.media);
     form.append(photos.el, wait);
@@ -753,7 +755,7 @@ function editForm(entry, closeForm, message) {
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    if (photos?.busy()) return; // its button says why it waits
+    if (photos?.blocker()) return; // its button says why it waits
     const { patch, error, focus } = readPatch();
     if (error) {
       say(message, error);
@@ -801,12 +803,13 @@ const kindHasPhotos = () => kind() !== "opening_change";
 /** The photos changed (added, uploaded, moved, removed): the preview and "Publish" follow. */
 function photosChanged() {
   renderPreview();
-  // "Publish" waits for uploads under way: their ids are part of the post.
-  const waiting = kindHasPhotos() && postPhotos.busy();
+  // "Publish" waits for uploads under way (their ids are part of the post), and for
+  // refused photos to be removed or retried: the post never goes out without them unsaid.
+  const blocker = kindHasPhotos() ? postPhotos.blocker() : null;
   const button = $("publish");
-  if (!publishing) button.disabled = waiting;
-  sayKey($("photos-wait"), waiting ? "photos_wait" : null);
-  if (waiting) button.setAttribute("aria-describedby", "photos-wait");
+  if (!publishing) button.disabled = Boolean(blocker);
+  sayKey($("photos-wait"), blocker);
+  if (blocker) button.setAttribute("aria-describedby", "photos-wait");
   else button.removeAttribute("aria-describedby");
 }
 
@@ -892,7 +895,7 @@ function readForm() {
 
 async function publish(event) {
   event.preventDefault();
-  if (!shop || (kindHasPhotos() && postPhotos.busy())) return; // the button says why it waits
+  if (!shop || (kindHasPhotos() && postPhotos.blocker())) return; // the button says why it waits
   const { body, error, focus } = readForm();
   say($("post-ok"), null);
   if (error) {
@@ -993,10 +996,16 @@ function renderPreview() {
     const until = fromLocalInput($("until").value);
     if (until !== null) post.until = new Date(until).toISOString();
   }
+  // Once uploaded, the photos as the street's card shows them (its strip, from the
+  // served copies); until then, as picked, from the local files.
+  const media = current === "opening_change" ? null : postPhotos.media();
+  if (media) post.media = media;
+  const before = previewCard;
   previewCard = buildCard(post, PREVIEW_DIST_M, { shop: previewProfile(post) });
   previewCard.el.removeAttribute("tabindex"); // a picture of a card, not one to visit
-  // The photos as picked, from the local file until the server's copy is in.
-  const photos = current === "opening_change" ? null : postPhotos.previewPhotos(post.title);
+  if (before) keepPhotos(before.el, previewCard.el); // no reload nor blink at each key
+  const photos = current === "opening_change" || media ? null
+    : postPhotos.previewPhotos(post.title);
   if (photos) previewCard.el.insertBefore(photos, previewCard.el.querySelector(".card-title"));
   previewCard.el.classList.toggle("is-placeholder", !$("title").value.trim());
   $("preview").replaceChildren(previewCard.el);
