@@ -102,23 +102,38 @@ end
 return out
 """
 
-# Listed producers near a point whose folded name or place contains the folded query (a
-# byte substring of UTF-8 is a code-point substring: UTF-8 is self-synchronising), nearest
-# first, at most ARGV[5]. The scan is bounded by the producers within the radius.
+# Listed producers near a point whose folded name or place contains each word of the
+# folded query (a byte substring of UTF-8 is a code-point substring: UTF-8 is
+# self-synchronising), nearest first, at most ARGV[5]. Word by word, so that "moulin saint
+# emilion" finds "Moulin de Saint-Émilion" and "moulin libourne" a mill in Libourne; a
+# word is looked for in the name and place joined by a newline, which folding never
+# leaves in either, so a word is never found across the two. The scan is bounded by the
+# producers within the radius.
 _SEARCH = """
--- KEYS: geo; ARGV: lon, lat, radius_m, folded query, most answers, producer key prefix,
---       producer-shops key prefix
+-- KEYS: geo; ARGV: lon, lat, radius_m, folded query (words split by single spaces),
+--       most answers, producer key prefix, producer-shops key prefix
 local out = {}
 local most = tonumber(ARGV[5])
+local words = {}
+for word in string.gmatch(ARGV[4], '[^ ]+') do table.insert(words, word) end
 local found = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
                          'BYRADIUS', ARGV[3], 'm', 'ASC')
 for _, id in ipairs(found) do
   if redis.call('EXISTS', ARGV[7] .. id) == 1 then
     local f = redis.call('HMGET', ARGV[6] .. id, 'json', 'fold', 'fold_place')
-    if f[1] and (ARGV[4] == '' or string.find(f[2], ARGV[4], 1, true)
-                 or string.find(f[3], ARGV[4], 1, true)) then
-      table.insert(out, f[1])
-      if #out >= most then break end
+    if f[1] then
+      local text = f[2] .. '\\n' .. f[3]
+      local every = true
+      for _, word in ipairs(words) do
+        if not string.find(text, word, 1, true) then
+          every = false
+          break
+        end
+      end
+      if every then
+        table.insert(out, f[1])
+        if #out >= most then break end
+      end
     end
   end
 end

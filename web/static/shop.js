@@ -4,7 +4,7 @@
 // Everything live (people watching, reach, the shop's own posts, open or closed) is pushed
 // over the console's own socket, /ws/shop: an idle console makes no request at all.
 
-import { buildCard, el, openingState } from "./cards.js";
+import { buildCard, el, openingState, userText } from "./cards.js";
 import { formatDistance } from "./geo.js";
 import { HoursEditor, HoursError } from "./hours.js";
 import {
@@ -12,6 +12,7 @@ import {
 } from "./i18n.js";
 import { PhotoTray, loadPhotoLimits, mediaIds, smallestVariant } from "./photos.js";
 import { registerServiceWorker } from "./pwa.js";
+import { ProducerPicker, ProducersPanel, kmText } from "./shopproducers.js";
 import { forgetDeviceLink, redeemLinkCode, setLinkError, setupDeviceLink, takeLinkCode } from "./signin.js";
 import { ProfileForm } from "./shopprofile.js";
 
@@ -62,6 +63,12 @@ const profileForm = new ProfileForm({ name: $("profile-name"), category: $("prof
 const postPhotos = new PhotoTray({ uploadUrl: () => shopPath("/media"), onChange: photosChanged,
   sessionLost, announce });
 let publishing = false;
+// The shop's producers (GET /api/v1/shops/{id}: the pushed profile leaves them out), and
+// those the new post names.
+let shopProducers = [];
+const postProducers = new ProducerPicker({ onChange: renderPreview });
+const producersPanel = new ProducersPanel({ api, shopPath: (suffix) => shopPath(suffix),
+  shop: () => shop, sessionLost, announce, onChange: producersChanged });
 
 // For tests: read it, don't write it.
 window.streetfeedConsole = Object.freeze({
@@ -69,6 +76,7 @@ window.streetfeedConsole = Object.freeze({
   get stats() { return lastStats; },
   get posts() { return [...ownPosts.keys()]; },
   get live() { return socketLive; },
+  get producers() { return shopProducers.map((p) => ({ ...p })); },
 });
 
 function initialRadius() {
@@ -255,6 +263,8 @@ function leave() {
   lastStats = null;
   forgetOwnPosts();
   postPhotos.clear();
+  producersPanel.forget();
+  producersChanged([]);
   $("watching-count").textContent = "–";
   say($("console-error"), null);
   forgetDeviceLink();
@@ -278,6 +288,7 @@ function enter(profile) {
   loadPhotoLimits(); // asked again if the first ask failed
   profileForm.load(profile);
   loadHours();
+  producersPanel.load();
   connect();
 }
 
@@ -443,7 +454,7 @@ function showOwnPost(post, index = null) {
   // that a pushed profile (an "open late" post live or withdrawn) redraws the card.
   const signature = JSON.stringify([post.updated_at, post.title, post.text, post.expires_at,
     post.ends_at, post.price, post.discount_pct, post.status, post.until, post.tags, getLang(),
-    openingState(shop)?.text ?? null, mediaIds(post)]);
+    openingState(shop)?.text ?? null, mediaIds(post), producerIds(post)]);
   let entry = ownPosts.get(post.id);
   if (!entry) {
     entry = makeOwnPost(post);
@@ -457,7 +468,8 @@ function showOwnPost(post, index = null) {
     entry.signature = signature;
     // The list shows a post's first photo as a small thumbnail, not the passer-by's large
     // picture: the shopkeeper scans the list for the post to change.
-    const card = buildCard({ ...post, media: [] }, PREVIEW_DIST_M, { shop });
+    // Producers as text: a link to a producer's page would leave the console.
+    const card = buildCard({ ...post, media: [] }, PREVIEW_DIST_M, { shop, producerLinks: false });
     const thumb = ownThumb(post);
     if (thumb) card.el.insertBefore(thumb, card.el.querySelector(".card-title"));
     const hadFocus = entry.cardBox.contains(document.activeElement);
@@ -486,6 +498,19 @@ function ownThumb(post) {
 /** Redraw the own cards whose open line the profile just changed. */
 function refreshOwnCards() {
   for (const entry of ownPosts.values()) showOwnPost(entry.post);
+}
+
+/** Producer ids a delivered post names, in order. */
+const producerIds = (post) => (Array.isArray(post?.producers)
+  ? post.producers.map((p) => String(p?.id)) : []);
+
+/** The shop's producers, as the server said after a change (or [] once signed out): the
+ * pickers offer them, a ticked one no longer named is let go. */
+function producersChanged(list) {
+  shopProducers = list;
+  postProducers.setChoices(list);
+  for (const entry of ownPosts.values()) entry.producers?.setChoices(list);
+  renderPreview();
 }
 
 /** Empty the list; an open edit's uploads are abandoned and its local previews released. */
@@ -566,6 +591,7 @@ function makeOwnPost(post) {
   editBtn.addEventListener("click", () => {
     if (!editBox.hidden) {
       entry.dropPhotos?.();
+      entry.producers = null;
       editBox.hidden = true;
       editBox.replaceChildren();
       editBtn.setAttribute("aria-expanded", "false");
@@ -603,6 +629,7 @@ function editForm(entry, closeForm, message) {
   entry.dropPhotos = () => photos?.clear();
   const close = () => {
     entry.dropPhotos();
+    entry.producers = null;
     closeForm();
   };
   form.noValidate = true;
@@ -677,6 +704,13 @@ function editForm(entry, closeForm, message) {
     field("until", "until_label", inputs.until, { optional: true, row: box });
   }
 
+  // Every kind may name producers (docs/architecture.md, "On posts").
+  const producers = new ProducerPicker({ onChange: () => {} });
+  producers.setChoices(shopProducers);
+  producers.load(post.producers);
+  entry.producers = producers;
+  form.append(producers.el);
+
   const buttons = el("div", "form-buttons");
   const save = el("button", "primary", t("save"));
   save.type = "submit";
@@ -748,6 +782,10 @@ function editForm(entry, closeForm, message) {
       const ids = photos.ids();
       if (JSON.stringify(ids) !== JSON.stringify(mediaIds(post))) patch.media_ids = ids;
     }
+    // Sent only when changed: an edit without keeps the post's own, even one the shop
+    // has unlinked since (which a resent list would have refused).
+    const chosen = producers.ids();
+    if (JSON.stringify(chosen) !== JSON.stringify(producerIds(post))) patch.producer_ids = chosen;
     return { patch };
   };
 
@@ -810,12 +848,16 @@ function photosChanged() {
   else button.removeAttribute("aria-describedby");
 }
 
-/** A new post in the form; `keepPhotos` keeps the photos already picked (a template). */
-function resetForm(keepKind = false, keepPhotos = false) {
+/** A new post in the form; `keepPicked` keeps the photos and producers already picked (a
+ * template). */
+function resetForm(keepKind = false, keepPicked = false) {
   const form = $("post-form");
   const current = kind();
-  if (!keepPhotos) postPhotos.clear();
-  form.reset();
+  const picked = postProducers.ids();
+  if (!keepPicked) postPhotos.clear();
+  form.reset(); // unticks the producers' boxes too: the picker draws them again
+  if (keepPicked) postProducers.restore(picked);
+  else postProducers.clear();
   if (keepKind) setKind(current);
   $("ends-at").value = toLocalInput(nextMinute(Date.now() + FLASH_DEFAULT_MIN * 60000));
   pressEnds(null);
@@ -887,6 +929,8 @@ function readForm() {
     const ids = postPhotos.ids();
     if (ids.length) body.media_ids = ids;
   }
+  const producerIdsPicked = postProducers.ids();
+  if (producerIdsPicked.length) body.producer_ids = producerIdsPicked;
   return { body };
 }
 
@@ -998,8 +1042,30 @@ function renderPreview() {
   // The photos as picked, from the local file until the server's copy is in.
   const photos = current === "opening_change" ? null : postPhotos.previewPhotos(post.title);
   if (photos) previewCard.el.insertBefore(photos, previewCard.el.querySelector(".card-title"));
+  const badges = previewProducers(postProducers.chosen());
+  if (badges) previewCard.el.querySelector(":scope > .shop")?.after(badges);
   previewCard.el.classList.toggle("is-placeholder", !$("title").value.trim());
   $("preview").replaceChildren(previewCard.el);
+}
+
+/**
+ * "Moulin de Saint-Émilion · 34 km" for each producer the post names, as the passer-by's
+ * card shows them; classes of its own, as the preview's photos (cards.js draws a delivered
+ * post's, and the preview post carries none).
+ */
+function previewProducers(producers) {
+  if (!producers.length) return null;
+  const list = el("ul", "preview-producers");
+  list.setAttribute("aria-label", t("prod_badges_label"));
+  for (const p of producers) {
+    const badge = el("span", "preview-producer");
+    badge.append(userText("bdi", "preview-producer-name", p.name));
+    if (p.distance_km !== null) badge.append(el("span", "preview-producer-km", ` · ${kmText(p.distance_km)}`));
+    const item = el("li");
+    item.append(badge);
+    list.append(item);
+  }
+  return list;
 }
 
 // --- Opening hours ------------------------------------------------------------------------
@@ -1104,6 +1170,8 @@ function setup() {
     hoursEditor.relabel();
     profileForm.relabel();
     postPhotos.relabel();
+    postProducers.relabel();
+    producersPanel.relabel();
     renderPreview();
     for (const [node, [key, vars]] of [...notes]) sayKey(node, key, vars);
     // Rebuilt, buttons and all, in the new language (an open edit form closes).
@@ -1113,6 +1181,7 @@ function setup() {
   });
 
   $("post-photos").append(postPhotos.el);
+  $("post-producers").append(postProducers.el);
   loadPhotoLimits();
 
   $("signin-form").addEventListener("submit", signIn);
