@@ -190,8 +190,8 @@ async def _name_producers(page: Any, site: Site) -> None:
 async def _producers_open(page: Any) -> None:
     """All three named by the new post, the search's answers shown, the new producer's
     form open with its map."""
-    for label in await page.query_selector_all("#post-producers .prod-chip"):
-        await label.click()
+    for i in range(len(PRODUCERS)):
+        await page.locator("#post-producers .prod-chip").nth(i).click()
     await page.click("#prod-new")
     await page.wait_for_selector("#prod-map .place-shop", timeout=30_000)
     await page.fill("#prod-search", "de")  # focused last: its answers stay open
