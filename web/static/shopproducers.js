@@ -14,7 +14,7 @@ import { PlacePicker } from "./placepicker.js";
 
 // The contract's numbers (DESIGN.md section 9): a post names at most 3 producers; a
 // producer's name and place are 1-60 code points; the search takes a q of at most 60.
-export const PRODUCERS_PER_POST_MAX = 3;
+const PRODUCERS_PER_POST_MAX = 3;
 const NAME_MAX = 60;
 const SEARCH_DEBOUNCE_MS = 250;
 const CONFIRM_MS = 5000;
@@ -371,7 +371,6 @@ export class ProducersPanel {
       .filter((p) => Number.isFinite(p?.lat) && Number.isFinite(p?.lon))
       .map((p) => ({ ...shown(p), lat: p.lat, lon: p.lon }))
       .filter((p) => p.id);
-    this.query = q;
     this.matches = [...found, { isNew: true, name: q }];
     this.active = -1;
     this.showMatches();
