@@ -11,6 +11,11 @@ a post made from the console with a demo shop's token is never touched.
 Its shops have photos, drawn at start-up (streetfeed/demo_photos.py, no download) and
 uploaded through the media library as a shopkeeper's would be; most arrivals and offers
 carry one or two of their shop's.
+
+Its shops name the producers they sell (DEMO_PRODUCERS: a mill, farms, estates, a roaster,
+an oyster farm...), named at start-up through the producers service as a shopkeeper's
+console would; most arrivals and offers of those shops name one or two of them. A few are
+more than STREETFEED_LOCAL_KM (100 km) away, so the "Local" filter visibly filters.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import json
 import logging
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -35,10 +40,12 @@ from rules.opening import effective_state
 from rules.shops import hash_token, new_token
 from runtime.settings import Settings
 from schemas.hours import OpeningOverride, ShopHours
+from schemas.producers import ProducerIn
 from schemas.shops import ShopRecord
 from services.image_pool import ImagePool
 from services.ingest import Ingest
 from services.media import MediaLibrary
+from services.producers import Producers
 from services.shops import home_region
 from storage import keys, openings
 from storage.live import LiveIndex, shop_live_posts, stream_id_key
@@ -47,7 +54,7 @@ from storage.redis_conn import async_reply, get_many, open_redis, text
 from storage.shops import decode_record, encode_record
 from streetfeed import demo_photos
 
-__all__ = ["DEMO_SHOPS", "run_simulator"]
+__all__ = ["DEMO_PRODUCERS", "DEMO_PRODUCER_LINKS", "DEMO_SHOPS", "run_simulator", "seed_producers"]
 
 log = logging.getLogger("streetfeed.demo")
 
@@ -80,6 +87,39 @@ DEMO_SHOPS: list[tuple[str, str, str, float, float, str]] = [
      "203 rue Sainte-Catherine"),
 ]
 
+# (key, name, place, lat, lon): producers around Bordeaux, and a few farther than 100 km
+# (the Pyrenees, the Basque Country, Lot-et-Garonne).
+DEMO_PRODUCERS: list[tuple[str, str, str, float, float]] = [
+    ("moulin", "Moulin de Saint-Émilion", "Saint-Émilion", 44.8945, -0.1553),
+    ("ferme-jalles", "Ferme laitière des Jalles", "Saint-Médard-en-Jalles", 44.8967, -0.7197),
+    ("maraichers", "Les Maraîchers d'Eysines", "Eysines", 44.8836, -0.6503),
+    ("domaine-bourg", "Domaine des Coteaux de Bourg", "Bourg", 45.0404, -0.5592),
+    ("vignoble-abbaye", "Vignoble de l'Abbaye", "La Sauve", 44.7690, -0.3140),
+    ("brulerie", "Brûlerie des Chartrons", "Bordeaux", 44.8560, -0.5690),
+    ("huitres", "Parc ostréicole du Bassin", "Arcachon", 44.6586, -1.1689),
+    ("miellerie", "Miellerie de la Lande", "Captieux", 44.2925, -0.2622),
+    ("bergerie-medoc", "Bergerie du Médoc", "Pauillac", 45.1990, -0.7480),
+    ("elevage-bazas", "Élevage bazadais Lacoste", "Bazas", 44.4320, -0.2130),
+    ("pepiniere-blaye", "Pépinière de la Citadelle", "Blaye", 45.1280, -0.6620),
+    ("fromagerie-ossau", "Fromagerie de la vallée d'Ossau", "Laruns", 42.9880, -0.4240),
+    ("bergerie-basque", "Bergerie Etxeberria", "Saint-Jean-Pied-de-Port", 43.1630, -1.2370),
+    ("piment", "Piments Bidegain", "Espelette", 43.3400, -1.4470),
+    ("noiseraie", "Noiseraie de Tournon", "Tournon-d'Agenais", 44.4000, 0.9970),
+]
+# shop id -> the producers (keys of DEMO_PRODUCERS) it names.
+DEMO_PRODUCER_LINKS: dict[str, list[str]] = {
+    "au-pain-dore": ["moulin"],
+    "cafe-le-comptoir": ["brulerie", "ferme-jalles"],
+    "fromagerie-sainte-catherine": ["fromagerie-ossau", "bergerie-basque", "ferme-jalles"],
+    "les-jardins-de-gironde": ["maraichers"],
+    "boucherie-martin": ["bergerie-medoc", "elevage-bazas"],
+    "l-atelier-des-fleurs": ["pepiniere-blaye"],
+    "cave-le-bouchon": ["domaine-bourg", "vignoble-abbaye"],
+    "cacao-et-co": ["noiseraie"],
+    "le-garde-manger": ["huitres", "miellerie", "piment"],
+    "epicerie-de-nuit": ["maraichers", "ferme-jalles", "huitres"],
+}
+
 _ARRIVALS: dict[str, list[tuple[str, str, float, list[str]]]] = {
     "bakery": [
         ("Pain de seigle au levain, tout chaud", "Farine du moulin de Saint-Émilion.", 4.2,
@@ -101,7 +141,7 @@ _ARRIVALS: dict[str, list[tuple[str, str, float, list[str]]]] = {
         ("Rayon BD : les nouveautés du mois", "Conseils de l'équipe en vitrine.", 14.5, []),
         ("Guides de randonnée en Gironde", "Cartes et itinéraires locaux.", 12.9, ["local"])],
     "greengrocer": [
-        ("Premières fraises de Gironde", "Cueillies ce matin à Saint-Médard.", 5.5,
+        ("Premières fraises de Gironde", "Cueillies ce matin à Eysines.", 5.5,
          ["local", "circuit court"]),
         ("Asperges blanches du Blayais", "Botte d'un kilo.", 8.9, ["local"]),
         ("Pommes Reinette du Limousin", "Croquantes, idéales en tarte.", 2.9, [])],
@@ -122,11 +162,12 @@ _ARRIVALS: dict[str, list[tuple[str, str, float, list[str]]]] = {
         ("Pralinés à l'ancienne", "Amandes grillées à l'atelier.", 9.5, ["artisanal"]),
         ("Orangettes confites maison", "Oranges de Valence, chocolat noir.", 7.2, [])],
     "delicatessen": [
-        ("Huile d'olive nouvelle", "Moulin coopératif, première pression.", 18.0, ["bio"]),
+        ("Huîtres du Bassin, bourriche de 24", "Arrivées ce matin d'Arcachon.", 19.0,
+         ["local"]),
         ("Piment d'Espelette AOP", "Récolte de l'année.", 7.5, []),
         ("Miel de bruyère des Landes", "Apiculteur de Captieux.", 9.0, ["local"])],
     "grocery": [
-        ("Fraises de Gironde, cueillies ce matin", "Producteur de Saint-Médard.", 4.5,
+        ("Fraises de Gironde, cueillies ce matin", "Maraîchers d'Eysines.", 4.5,
          ["local"]),
         ("Lait frais de la ferme", "Bouteilles consignées.", 1.4, ["local"]),
         ("Glaces artisanales du glacier d'à côté", "Vanille, caramel au beurre salé.", 6.0,
@@ -140,6 +181,35 @@ _ARRIVALS: dict[str, list[tuple[str, str, float, list[str]]]] = {
         ("Couteaux de Thiers", "Manche en bois d'olivier.", 29.0, []),
         ("Arrosoirs en zinc", "Modèle traditionnel, 5 litres.", 24.5, [])],
 }
+# The producers an arrival names (keys of DEMO_PRODUCERS, those its shop names); [] for
+# none (Comté from the Jura). An arrival not here, and an offer, names one or two of its
+# shop's producers, _PRODUCER_SHARE of the time.
+_ARRIVAL_PRODUCERS: dict[str, list[str]] = {
+    "Pain de seigle au levain, tout chaud": ["moulin"],
+    "Cannelés de la fournée de l'après-midi": ["moulin"],
+    "Nouveau café d'Éthiopie torréfié ce matin": ["brulerie"],
+    "Chocolat chaud à l'ancienne": ["ferme-jalles"],
+    "Ossau-Iraty fermier arrivé": ["fromagerie-ossau"],
+    "Brebis frais du Pays basque": ["bergerie-basque"],
+    "Comté 24 mois": [],
+    "Premières fraises de Gironde": ["maraichers"],
+    "Asperges blanches du Blayais": ["maraichers"],
+    "Pommes Reinette du Limousin": [],
+    "Agneau de Pauillac": ["bergerie-medoc"],
+    "Bœuf de Bazas": ["elevage-bazas"],
+    "Pivoines de saison": ["pepiniere-blaye"],
+    "Côtes-de-Bourg 2022 en dégustation": ["domaine-bourg"],
+    "Entre-deux-Mers blanc, nouveau millésime": ["vignoble-abbaye"],
+    "Tablettes noisette du Lot-et-Garonne": ["noiseraie"],
+    "Orangettes confites maison": [],
+    "Huîtres du Bassin, bourriche de 24": ["huitres"],
+    "Piment d'Espelette AOP": ["piment"],
+    "Miel de bruyère des Landes": ["miellerie"],
+    "Fraises de Gironde, cueillies ce matin": ["maraichers"],
+    "Lait frais de la ferme": ["ferme-jalles"],
+    "Glaces artisanales du glacier d'à côté": [],
+}
+_PRODUCER_SHARE = 0.7
 # (title, text, discount): the title's figure and discount_pct always agree.
 _OFFERS = [("-{pct} % jusqu'à {end}", "Sur tout le rayon, dans la limite des stocks.", None),
            ("2 achetés, le 3e offert", "Jusqu'à {end} seulement.", 33),
@@ -207,13 +277,15 @@ async def seed(redis: Redis, settings: Settings, clock: Clock) -> dict[str, str]
 def demo_post(shop: ShopRecord, now: datetime, rng: random.Random, tz: ZoneInfo,
               taken_kinds: set[str], taken_titles: set[str],
               overrides: Sequence[OpeningOverride] = (),
-              photos: Sequence[str] = ()) -> dict[str, object] | None:
+              photos: Sequence[str] = (),
+              producers: Mapping[str, str] | None = None) -> dict[str, object] | None:
     """What this shop could post now, as its shopkeeper would; None when nothing fits.
 
     Arrivals and flash offers only while the shop is open (a flash offer ends by closing
-    time), most with one or two of the shop's `photos` (media ids); opening news that fits
-    the hour; nothing of a kind the shop already has live (`taken_kinds`: flash offers and
-    opening news), no arrival already live (`taken_titles`).
+    time), most with one or two of the shop's `photos` (media ids) and of its `producers`
+    (key in DEMO_PRODUCERS -> producer id, those the shop names now); opening news that
+    fits the hour; nothing of a kind the shop already has live (`taken_kinds`: flash offers
+    and opening news), no arrival already live (`taken_titles`).
     """
     # Open as passers-by see it: the hours, or the shopkeeper's own "open late" post.
     state = effective_state(shop.hours, overrides, now)
@@ -255,6 +327,16 @@ def demo_post(shop: ShopRecord, now: datetime, rng: random.Random, tz: ZoneInfo,
     post = rng.choices(choices, weights)[0]
     if photos and post["kind"] != "opening_change" and rng.random() < _PHOTO_SHARE:
         post["media_ids"] = rng.sample(list(photos), rng.randint(1, min(2, len(photos))))
+    if producers and post["kind"] != "opening_change":
+        named = _ARRIVAL_PRODUCERS.get(str(post["title"])) if post["kind"] == "new_arrival" \
+            else None
+        if named is None:
+            have = sorted(producers)
+            named = (rng.sample(have, rng.randint(1, min(2, len(have))))
+                     if rng.random() < _PRODUCER_SHARE else [])
+        ids = [producers[key] for key in named if key in producers]
+        if ids:
+            post["producer_ids"] = ids
     return post
 
 
@@ -285,6 +367,25 @@ def _opening_news(is_open: bool, change_at: datetime | None, now: datetime, loca
     title = rng.choice([f"Ouvert, on vous attend jusqu'à {at}", f"Ouvert en continu jusqu'à {at}"])
     return {"kind": "opening_change", "title": title, "status": "open_now",
             "until": change_at.isoformat()}
+
+
+async def seed_producers(redis: Redis, clock: Clock, policy: Policy) -> dict[str, str]:
+    """Name the demo shops' producers through the producers service, as their consoles
+    would: the same producer named by several shops is one record (its key -> its id).
+    Run at every start, so a link removed from a demo shop's console comes back, as the
+    shops' own names and hours do."""
+    producers = Producers(redis, clock, policy)
+    found = {key: ProducerIn(name=name, place=place, lat=lat, lon=lon)
+             for key, name, place, lat, lon in DEMO_PRODUCERS}
+    ids: dict[str, str] = {}
+    for shop_id, named in DEMO_PRODUCER_LINKS.items():
+        raw = await redis.get(keys.shop(shop_id))
+        if raw is None:
+            continue
+        shop = decode_record(raw)
+        for key in named:
+            ids[key] = await producers.add(shop, found[key])
+    return ids
 
 
 class DemoPhotos:
@@ -365,6 +466,8 @@ class DemoStreet:
         self.rng = rng
         self.photos = photos
         self.ingest = Ingest(redis, settings, clock, policy)
+        # The demo's producers (key -> id), once seed_producers has named them.
+        self.producer_ids: dict[str, str] = {}
         self.lives = {r: LiveIndex(redis, r, settings) for r in settings.region_names}
         self.tz = ZoneInfo(settings.timezone)
 
@@ -415,6 +518,15 @@ class DemoStreet:
                                              now_ts=self.clock.now().timestamp(), shop_id=shop.id)
         await async_reply(self.redis.hdel(keys.demo_posts(shop.region, shop.id), post_id))
 
+    async def _producers(self, shop: ShopRecord) -> dict[str, str]:
+        """The demo's producers this shop names now (its console may have unlinked one)."""
+        wanted = {self.producer_ids[key]: key for key in DEMO_PRODUCER_LINKS.get(shop.id, [])
+                  if key in self.producer_ids}
+        if not wanted:
+            return {}
+        linked = {p.id for p in await self.ingest.producers.of_shop(shop)}
+        return {key: producer_id for producer_id, key in wanted.items() if producer_id in linked}
+
     async def turn(self, shop_id: str) -> str | None:
         """One turn for one shop: make way among its own posts, then maybe post; the new id."""
         raw = await self.redis.get(keys.shop(shop_id))
@@ -444,7 +556,8 @@ class DemoStreet:
         post = demo_post(shop, now, self.rng, self.tz, taken_kinds & {"flash_offer",
                                                                        "opening_change"},
                          taken_titles, overrides,
-                         self.photos.of(shop.id) if self.photos is not None else ())
+                         self.photos.of(shop.id) if self.photos is not None else (),
+                         await self._producers(shop))
         if post is None:
             return None
         if post["kind"] == "new_arrival" and any(
@@ -466,6 +579,10 @@ async def run_simulator(settings: Settings, clock: Clock, policy: Policy,
     street = DemoStreet(redis, settings, clock, policy, rng, photos)
     try:
         await seed(redis, settings, clock)
+        try:
+            street.producer_ids = await seed_producers(redis, clock, policy)
+        except Exception as exc:  # producers are a plus: the street goes on without them
+            log.warning("demo: producers not named: %r", exc)
         log.info("demo: %d shops on rue Sainte-Catherine; tokens in %s/demo-tokens.json",
                  len(DEMO_SHOPS), settings.data_dir)
         shops = [decode_record(raw) for raw in await get_many(

@@ -1,9 +1,9 @@
 """Browser quality of every page, as issue 14 measured it, in real headless Chromium.
 
-For the passer-by page, the shop console (signed out, in, in with four photos
-attached to a new post, and in with three producers named and "My producers" open) and
-the in-shop screen, at three phone sizes and a 1080p screen
-both ways up, with posts carrying photos (issue 15):
+For the passer-by page, a producer's page (issue 16), the shop console (signed out, in,
+in with four photos attached to a new post, and in with three producers named and "My
+producers" open) and the in-shop screen, at three phone sizes and a 1080p screen both ways
+up, with posts carrying photos and naming producers:
   - no horizontal overflow (the page never scrolls sideways: scrollWidth == innerWidth);
   - no axe-core violation of serious or critical impact (axe-core from the pinned
     `axe-playwright-python` wheel, which bundles it: nothing fetched at test time);
@@ -65,6 +65,9 @@ PAGES = {
              " && !!document.querySelector('#feed .card img.card-photo')"
              " && [...document.querySelectorAll('#feed img[loading=eager]')]"
              ".every((img) => img.complete)"),
+    "producer": ("/?lat={lat}&lon={lon}&radius_m=500&producer={producer}",
+                 "() => window.streetfeed?.state === 'live'"
+                 " && document.querySelectorAll('.producer-shop .card').length === 2"),
     "console-signed-out": ("/shop",
                            "() => !!document.querySelector('#signin:not([hidden])')"),
     "console-signed-in": ("/shop", "() => !!window.streetfeedConsole?.shop"),
@@ -85,6 +88,7 @@ PAGES = {
 class Site:
     base: str
     shop: ShopCreated
+    producer: str  # named by the shop and a neighbour, on their posts
 
 
 @pytest.fixture(scope="module")
@@ -111,24 +115,42 @@ def site(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 # Photos (issue 15): the screen's own post, and two of the neighbours'
                 # (one of them two photos, portrait first), arrive and load late too.
                 bread = await upload_photo(http, shop, photo_jpeg((180, 120, 40)))
+                # Producers (issue 16): a mill the baker and the cheese shop name, and a
+                # dairy 200 km away.
+                mill = {"name": "Moulin de Saint-Émilion", "place": "Saint-Émilion",
+                        "lat": 44.894, "lon": -0.155}
+                dairy = {"name": "Fromagerie de la vallée d'Ossau", "place": "Laruns",
+                         "lat": 42.988, "lon": -0.424}
+
+                async def named(who: ShopCreated, producer: dict[str, Any]) -> str:
+                    response = await http.post(
+                        f"/api/v1/shops/{who.id}/producers", json=producer,
+                        headers={"Authorization": f"Bearer {who.token}"})
+                    assert response.status_code == 201, response.text
+                    return str(response.json()["id"])
+
+                mill_id = await named(shop, mill)
                 posts = [(shop, arrival("Pain de seigle au levain", text="Farine de Saint-Émilion.",
-                                        price=4.2, media_ids=[bread]))]
+                                        price=4.2, media_ids=[bread], producer_ids=[mill_id]))]
                 for i, (name, category) in enumerate([("Fromagerie Lucas", "cheese"),
                                                       ("Café Le Comptoir", "cafe"),
                                                       ("Librairie Mollat", "bookshop"),
                                                       ("Boucherie Martin", "butcher")]):
                     neighbour = await add_shop(redis, settings, name, SHOP[0] + (i + 1) * 4e-4,
                                                SHOP[1], category=category)
-                    photos = {"media_ids": [
+                    photos: dict[str, Any] = {"media_ids": [
                         await upload_photo(http, neighbour, photo_jpeg((40 * i, 140, 90), size))
                         for size in [(900, 1200), (1600, 1200)][i:2]]} if i < 2 else {}
+                    if i == 0:
+                        photos["producer_ids"] = [await named(neighbour, mill),
+                                                  await named(neighbour, dairy)]
                     posts.append((neighbour, flash(f"-{10 * (i + 1)} % sur la sélection",
                                                    minutes=60, discount_pct=10 * (i + 1),
                                                    text="Jusqu'à épuisement du stock.", **photos)
                                   if i % 2 else arrival("Arrivage du jour", price=12.5, **photos)))
                 for who, body in posts:
                     assert (await send_post(http, who, body)).status_code == 202
-                shared["site"] = Site(web.http, shop)
+                shared["site"] = Site(web.http, shop, mill_id)
                 shared["stop"] = (asyncio.get_running_loop(), stop)
                 started.set()
                 await stop.wait()
@@ -241,7 +263,8 @@ async def _measure(browser: Any, site: Site, page_name: str, size: str) -> Measu
         await _name_producers(page, site)
     await page.add_init_script(CLS_OBSERVER)
     await throttle_like_lighthouse(page)
-    await page.goto(site.base + path.format(lat=SHOP[0], lon=SHOP[1], shop=site.shop.id))
+    await page.goto(site.base + path.format(lat=SHOP[0], lon=SHOP[1], shop=site.shop.id,
+                                            producer=site.producer))
     await page.wait_for_function(ready, timeout=30_000)
     await page.wait_for_function(SETTLED, timeout=30_000)
     cls = float(await page.evaluate("() => window.__cls()"))

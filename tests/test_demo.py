@@ -21,14 +21,24 @@ from redis.asyncio import Redis
 from rules.clock import ManualClock
 from rules.moderation import Policy
 from runtime.settings import Settings
+from schemas.feed import FeedEntry
 from schemas.posts import RawPost
 from schemas.shops import ShopRecord
 from services.ingest import Ingest
+from services.producers import Producers
 from storage import keys
 from storage.live import shop_live_posts
 from storage.media import FileMediaStore
 from streetfeed import demo_photos
-from streetfeed.demo import DEMO_SHOPS, DemoStreet, demo_post, run_simulator, seed
+from streetfeed.demo import (
+    DEMO_PRODUCER_LINKS,
+    DEMO_PRODUCERS,
+    DEMO_SHOPS,
+    DemoStreet,
+    demo_post,
+    run_simulator,
+    seed,
+)
 from tests.helpers import enricher, wait_for
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -240,3 +250,81 @@ def test_demo_photos_are_deterministic_varied_and_quick() -> None:
         assert len(img.resize((300, 225)).getcolors(1 << 16) or range(1 << 16)) > 2000, scene
     every_category = {cat for _, _, cat, *_ in DEMO_SHOPS}
     assert all(set(demo_photos.scenes_for(c)) <= set(demo_photos.SCENES) for c in every_category)
+
+
+async def test_demo_shops_name_producers_and_most_of_their_posts_name_them(
+        redis: Redis, settings: Settings) -> None:
+    """Issue 16: a dozen producers around Bordeaux named by fitting shops through the real
+    service (one record for a producer several shops name), and posts naming them; some
+    producers are beyond STREETFEED_LOCAL_KM, so `local=1` visibly filters."""
+    settings = settings.with_(demo_interval_s=0.005)
+    clock = ManualClock(TUESDAY_MORNING)  # every shop open: arrivals and offers from all
+    linked = set(DEMO_PRODUCER_LINKS)
+
+    async def entries() -> list[FeedEntry]:
+        return [msgspec.json.decode(fields[b"d"], type=FeedEntry) for _, fields in
+                await redis.xrange(keys.feed_stream(settings.region))]
+
+    async def enough() -> bool:
+        posts = [e for e in await entries() if e.type == "post"]
+        named = [e for e in posts if b'"producers":[{' in bytes(e.post)]
+        return (len(posts) >= 40 and any(e.local for e in named)
+                and any(not e.local for e in named))
+
+    async with enricher(redis, settings, clock), demo_running(settings, clock, seed=5):
+        await wait_for(enough, 90, "40 demo posts, local ones and far ones among them")
+
+    producers = Producers(redis, clock, Policy())
+    names = {key: name for key, name, *_ in DEMO_PRODUCERS}
+    ids_by_name: dict[str, set[str]] = {}
+    for shop_id, keys_ in DEMO_PRODUCER_LINKS.items():
+        named = await producers.of_shop(await record(redis, shop_id))
+        assert {p.name for p in named} == {names[k] for k in keys_}, shop_id
+        for p in named:
+            ids_by_name.setdefault(p.name, set()).add(p.id)
+    assert len(ids_by_name) == len(DEMO_PRODUCERS) >= 12
+    assert all(len(ids) == 1 for ids in ids_by_name.values()), "one record per producer"
+    (dairy,) = ids_by_name["Ferme laitière des Jalles"]
+    assert len((await producers.page(dairy)).shops) == 3
+    (mill,) = ids_by_name["Moulin de Saint-Émilion"]
+    assert [s.id for s in (await producers.page(mill)).shops] == [BAKERY]
+    # Most near (the Gironde), a few far (the Pyrenees, Lot-et-Garonne).
+    distances = [p.distance_km for shop_id in linked
+                 for p in await producers.of_shop(await record(redis, shop_id))]
+    far = [d for d in distances if d > settings.local_km]
+    assert 3 <= len(far) < len(distances) / 2
+
+    # Most arrivals and offers of those shops name one or two of their own producers.
+    posts = [p for p in await accepted(redis, settings) if p.shop_id in linked
+             and msgspec.to_builtins(p.body)["kind"] != "opening_change"]
+    assert posts
+    assert sum(1 for p in posts if p.producers) >= len(posts) * 0.6, "most name producers"
+    for post in posts:
+        assert len(post.producers) <= 2
+        assert {p.name for p in post.producers} <= {
+            names[k] for k in DEMO_PRODUCER_LINKS[post.shop_id]}, post.shop_id
+    assert not any(p.producers for p in await accepted(redis, settings)
+                   if p.shop_id not in linked)
+
+
+async def test_demo_arrivals_name_the_producer_they_speak_of(
+        redis: Redis, settings: Settings) -> None:
+    await seed(redis, settings, ManualClock(TUESDAY_MORNING))
+    cheese = await record(redis, "fromagerie-sainte-catherine")
+    rng = random.Random(2)
+    ids = {"fromagerie-ossau": "pr_0000000000000001", "bergerie-basque": "pr_0000000000000002",
+           "ferme-jalles": "pr_0000000000000003"}
+    made = [demo_post(cheese, TUESDAY_MORNING, rng, PARIS, set(), set(), producers=ids)
+            for _ in range(200)]
+    by_title = {str(p["title"]): p.get("producer_ids") for p in made
+                if p is not None and p["kind"] == "new_arrival"}
+    assert by_title["Ossau-Iraty fermier arrivé"] == ["pr_0000000000000001"]
+    assert by_title["Brebis frais du Pays basque"] == ["pr_0000000000000002"]
+    assert by_title["Comté 24 mois"] is None  # from the Jura: no producer of the shop's
+    offers = [p for p in made if p is not None and p["kind"] == "flash_offer"]
+    assert offers and all(set(p.get("producer_ids", [])) <= set(ids.values()) for p in offers)
+    assert sum(1 for p in offers if p.get("producer_ids")) >= len(offers) / 2
+    # A producer the shop no longer names (unlinked from its console) is not named.
+    without = [demo_post(cheese, TUESDAY_MORNING, rng, PARIS, set(), set(),
+                         producers={"ferme-jalles": "pr_0000000000000003"}) for _ in range(100)]
+    assert not any(p and "pr_0000000000000001" in p.get("producer_ids", []) for p in without)

@@ -1,6 +1,8 @@
 // The passer-by page: find the street, open the feed, keep the cards true to it.
 
-import { autoTitle, buildCard, keepPhotos, openingState } from "./cards.js";
+import {
+  autoTitle, buildCard, isProducerId, keepPhotos, openingState, producerHref, producersOf,
+} from "./cards.js";
 import { categoryText } from "./categories.js";
 import { FeedClient } from "./feedclient.js";
 import { FreshPosts } from "./fresh.js";
@@ -12,6 +14,7 @@ import { FeedMap, loadConfig } from "./map.js";
 import {
   DEFAULT_RADIUS_M, DEMO_STREET, follow, fromUrl, locate, mayLocateUnasked, rememberChoice,
 } from "./position.js";
+import { ProducerView } from "./producer.js";
 import { ProfileCache } from "./profiles.js";
 import { registerServiceWorker } from "./pwa.js";
 
@@ -37,6 +40,7 @@ const radiusEl = $("radius");
 const langEl = $("lang");
 const categoryEl = $("category");
 const followedOnlyEl = $("followed-only");
+const localOnlyEl = $("local-only");
 const viewToggleEl = $("view-toggle");
 const mapPanelEl = $("map-panel");
 const offlineEl = $("offline");
@@ -51,6 +55,7 @@ const pillEl = $("new-pill");
 
 const FOLLOWS_KEY = "streetfeed.follows";
 const VIEW_KEY = "streetfeed.view";
+const LOCAL_KEY = "streetfeed.local";
 const MAX_FOLLOWS = 200;
 
 const fromLink = fromUrl();
@@ -79,9 +84,17 @@ let savedAt = 0;
 let wasLive = false;
 
 // What the passer-by chose to see. Followed shops live in this browser only.
-const filters = { kind: "", category: "", followedOnly: false };
+const filters = { kind: "", category: "", followedOnly: false, local: loadLocal() };
 const follows = new Set(loadFollows());
-const profiles = new ProfileCache((shopId) => refreshShop(shopId));
+const profiles = new ProfileCache((shopId) => {
+  refreshShop(shopId);
+  producerView.refreshShop(shopId);
+});
+const producerView = new ProducerView($("producer-view"), {
+  position: () => position && { ...position },
+  profiles,
+  onBack: () => leaveProducer(),
+});
 let feedMap = null;
 let mapOpen = false;
 const fresh = new FreshPosts(pillEl, $("new-pill-label"), (id) => cards.get(id)?.el);
@@ -95,6 +108,28 @@ function loadFollows() {
     return []; // storage disabled or damaged: start with none
   }
 }
+
+// "Local" is the one filter the server applies (the socket's `local`): kept like the
+// follows, so the passer-by who wants local produce gets it on every visit.
+function loadLocal() {
+  try {
+    return localStorage.getItem(LOCAL_KEY) === "1";
+  } catch {
+    return false;
+  }
+}
+
+function saveLocal() {
+  try {
+    if (filters.local) localStorage.setItem(LOCAL_KEY, "1");
+    else localStorage.removeItem(LOCAL_KEY);
+  } catch {
+    // Private browsing: the choice lasts for this visit.
+  }
+}
+
+/** What the feed's socket is asked for: the area, and whether only local posts. */
+const subscription = () => ({ ...position, radius_m: radius, local: filters.local });
 
 function saveFollows() {
   try {
@@ -115,6 +150,7 @@ window.streetfeed = Object.freeze({
   get follows() { return [...follows]; },
   get filters() { return { ...filters }; },
   get map() { return feedMap && feedMap.isReady ? { pins: feedMap.pins.size } : null; },
+  get producer() { return producerView.id; },
 });
 
 function setText(node, key, vars) {
@@ -151,6 +187,9 @@ function visible(post) {
   if (filters.kind && post.kind !== filters.kind) return false;
   if (filters.category && post.shop.category !== filters.category) return false;
   if (filters.followedOnly && !follows.has(post.shop.id)) return false;
+  // The server judges which producers are near enough; a post naming none is not local
+  // (a card kept from before the chip was pressed leaves at once, not at the snapshot).
+  if (filters.local && !producersOf(post).length) return false;
   return true;
 }
 
@@ -208,7 +247,8 @@ function order() {
   emptyEl.hidden = shown.length > 0;
   if (!shown.length) {
     const waiting = isOffline() ? "empty_offline" : "loading";
-    setText(emptyEl, loading ? waiting : cards.size ? "empty_filtered" : "empty");
+    const nothing = filters.local ? "empty_local" : "empty";
+    setText(emptyEl, loading ? waiting : cards.size ? "empty_filtered" : nothing);
   }
   syncCategories();
   syncMap(shown);
@@ -321,6 +361,7 @@ function toggleFollow(shop) {
 }
 
 function onFrame(frame, live) {
+  producerView.onFrame(frame);
   switch (frame.type) {
     case "post":
       mutate(() => upsert(frame.post, live));
@@ -401,6 +442,7 @@ function tick() {
   const over = [...cards].filter(([, c]) => c.expiresAt <= now).map(([id]) => id);
   if (over.length) mutate(() => over.forEach(remove));
   cards.forEach((card) => card.tick(now));
+  producerView.tick(now);
   if (client?.state === "live" && now - savedAt >= SEEN_REFRESH_MS) scheduleSave();
   const inView = new Set([...posts.values()].map((p) => p.shop.id));
   inView.forEach((shopId) => profiles.want(shopId, now)); // due ones only
@@ -410,8 +452,9 @@ function tick() {
 function moveTo(next) {
   position = next;
   rebuildAll(); // distances changed
-  client?.move({ ...position, radius_m: radius });
+  client?.move(subscription());
   feedMap?.move(position, radius);
+  if (producerView.isOpen) producerView.render(); // "km from here" and the shops' order
 }
 
 function onDevicePosition(next) {
@@ -433,7 +476,7 @@ function setupControls() {
   }
   radiusEl.addEventListener("change", () => {
     radius = Number(radiusEl.value);
-    client?.move({ ...position, radius_m: radius });
+    client?.move(subscription());
     feedMap?.move(position, radius);
   });
   setupFilters();
@@ -454,12 +497,14 @@ function setupControls() {
     labelView();
     labelFilters();
     fresh.relabel();
+    producerView.render();
   });
 }
 
 /** On a phone the filters fold behind one button, which says how many are on. */
 function labelFilters() {
-  const active = [filters.kind, filters.category, filters.followedOnly].filter(Boolean).length;
+  const active = [filters.kind, filters.category, filters.followedOnly, filters.local]
+    .filter(Boolean).length;
   filtersCountEl.hidden = active === 0;
   filtersCountEl.textContent = String(active);
   // The badge's number alone would be read as "2": the button's name says what it counts.
@@ -492,6 +537,15 @@ function setupFilters() {
   followedOnlyEl.addEventListener("click", () => {
     filters.followedOnly = !filters.followedOnly;
     followedOnlyEl.setAttribute("aria-pressed", String(filters.followedOnly));
+    filtersChanged();
+  });
+  localOnlyEl.setAttribute("aria-pressed", String(filters.local));
+  labelFilters(); // a "local" kept from the last visit counts
+  localOnlyEl.addEventListener("click", () => {
+    filters.local = !filters.local;
+    localOnlyEl.setAttribute("aria-pressed", String(filters.local));
+    saveLocal();
+    client?.move(subscription()); // the server sends the local posts anew
     filtersChanged();
   });
   categoryEl.addEventListener("change", () => {
@@ -534,6 +588,79 @@ function setMapOpen(open, remember = true) {
   });
 }
 
+// --- Producer pages (/?producer=<id>) -----------------------------------------------------
+// A view of this page with its own history entry: a badge opens it, Back (the browser's or
+// the page's) returns to the feed where it was, and the address can be shared. The feed
+// keeps running behind it.
+
+let feedScroll = 0;
+let openedFrom = null; // {postId, producerId}: the badge to give the focus back to
+
+function producerIdOf(search = location.search) {
+  const id = new URLSearchParams(search).get("producer");
+  return isProducerId(id) ? id : null;
+}
+
+function showProducer(id) {
+  if (!producerView.isOpen) feedScroll = scrollY;
+  document.body.classList.add("producer-open");
+  producerView.show(id);
+  scrollTo(0, 0);
+  producerView.heading?.focus({ preventScroll: true });
+}
+
+function showFeed() {
+  if (!producerView.isOpen) return;
+  producerView.hide();
+  document.body.classList.remove("producer-open");
+  scrollTo(0, feedScroll);
+  const from = openedFrom;
+  openedFrom = null;
+  const card = from && cards.get(from.postId)?.el;
+  const badge = card && [...card.querySelectorAll("a.producer")]
+    .find((a) => a.dataset.producerId === from.producerId);
+  (badge ?? card)?.focus({ preventScroll: true });
+}
+
+function openProducer(link) {
+  const id = link.dataset.producerId;
+  if (!isProducerId(id)) return;
+  const postId = link.closest("#feed .card")?.dataset.postId;
+  if (postId) openedFrom = { postId, producerId: id };
+  history.pushState({ producer: id, fromFeed: true }, "", producerHref(id));
+  showProducer(id);
+}
+
+function leaveProducer() {
+  if (history.state?.fromFeed) {
+    history.back(); // popstate shows the feed, as the browser's own Back would
+    return;
+  }
+  // Opened from a shared link: the feed takes this history entry's place.
+  const params = new URLSearchParams(location.search);
+  params.delete("producer");
+  const query = params.toString();
+  history.replaceState(null, "", query ? `/?${query}` : "/");
+  showFeed();
+}
+
+function setupProducers() {
+  document.addEventListener("click", (ev) => {
+    const link = ev.target.closest?.("a.producer[data-producer-id]");
+    // A new tab or window (modifier keys, middle button) gets the link as it is.
+    if (!link || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+    ev.preventDefault();
+    openProducer(link);
+  });
+  addEventListener("popstate", () => {
+    const id = producerIdOf();
+    if (id) showProducer(id);
+    else showFeed();
+  });
+  const id = producerIdOf();
+  if (id) showProducer(id);
+}
+
 /** The deployment's fallback centre, or the built-in demo street without an answer. */
 async function fallbackCentre() {
   const config = await Promise.race([loadConfig().catch(() => null),
@@ -571,6 +698,7 @@ async function useDevicePosition() {
 async function main() {
   applyStatic();
   setupControls();
+  setupProducers();
   showStatus("connecting");
   order();
   if (!position) {
@@ -581,9 +709,10 @@ async function main() {
     locateButtonEl.addEventListener("click", () => useDevicePosition());
     if (unasked) await useDevicePosition();
     else offerLocate("locate_demo");
+    if (producerView.isOpen) producerView.render(); // its distances, now that "here" is known
   }
   restoreKept();
-  client = new FeedClient({ ...position, radius_m: radius }, onFrame, showStatus);
+  client = new FeedClient(subscription(), onFrame, showStatus);
   client.start();
   if (mapOpen) setMapOpen(true, false); // asked for before the position was known
   // A reload or a closed tab must not lose the last second's changes.

@@ -225,6 +225,63 @@ export function keepPhotos(from, to) {
   }
 }
 
+// --- Producers (DESIGN.md 9 "Local producers") -------------------------------------------
+
+const MAX_PRODUCERS = 3; // the contract's most per post
+/** An id fit for a producer page's address (the server's are `pr_` and 16 letters). */
+export const isProducerId = (id) => typeof id === "string" && /^[\w-]{1,64}$/.test(id);
+
+/** A post's producers that can be shown: {id, name, place, distance_km}, in its order. */
+export function producersOf(post) {
+  if (!Array.isArray(post?.producers)) return [];
+  return post.producers.slice(0, MAX_PRODUCERS).filter((p) => p && typeof p === "object" &&
+    isProducerId(p.id) && typeof p.name === "string" &&
+    p.name !== "" && Number.isFinite(p.distance_km) && p.distance_km >= 0);
+}
+
+/**
+ * "35 km", "0,8 km" (FR) or "0.8 km" (EN): a producer's distance as the server gives it
+ * (km, one decimal). Tenths only under 10 km: "33,6 km" away says no more than "34 km".
+ */
+export function formatKm(km) {
+  const digits = km < 10 ? 1 : 0;
+  const number = fmt(`km${digits}`, (l) => new Intl.NumberFormat(l,
+    { maximumFractionDigits: digits }));
+  return `${number.format(digits ? km : Math.round(km))} km`;
+}
+
+/** The URL of a producer's page: a view of the passer-by page (app.js). */
+export function producerHref(id, search = location.search) {
+  const params = new URLSearchParams(search);
+  params.set("producer", id);
+  return `/?${params}`;
+}
+
+/**
+ * The card's "where it comes from" badges: "Moulin de Saint-Émilion · 35 km", each a
+ * link to the producer's page when `link` (the passer-by page), plain text otherwise
+ * (a wall screen nobody touches).
+ */
+function producerBadges(producers, link) {
+  const list = el("ul", "producers");
+  list.setAttribute("aria-label", t("producers_label"));
+  for (const producer of producers) {
+    const item = el("li", "producer-item");
+    const badge = el(link ? "a" : "span", "producer");
+    if (link) {
+      badge.href = producerHref(producer.id);
+      badge.dataset.producerId = producer.id;
+    }
+    badge.title = t("producer_title", { place: String(producer.place ?? ""),
+      km: formatKm(producer.distance_km) });
+    badge.append(userText("bdi", "producer-name", producer.name),
+      el("span", "producer-km", ` · ${formatKm(producer.distance_km)}`));
+    item.append(badge);
+    list.append(item);
+  }
+  return list;
+}
+
 const sameDay = (a, b) => new Date(a).toDateString() === new Date(b).toDateString();
 
 /**
@@ -255,13 +312,16 @@ export function openingState(profile, now = Date.now()) {
  * @param {number} dist  metres from the reader
  * @param {{follow?: {followed: boolean, onToggle: () => void}, shop?: object,
  *          hideDistance?: boolean, seenAt?: number,
- *          photos?: {sizes: string, eager?: boolean, first?: boolean} | null}} [opts]
+ *          photos?: {sizes: string, eager?: boolean, first?: boolean} | null,
+ *          producerLinks?: boolean, idPrefix?: string}} [opts]
  *   follow: a star button to follow the shop; shop: its profile, for "open now";
  *   hideDistance: the shop's own screen, where "0 m" says nothing;
  *   seenAt: a copy kept on the device, last seen live then (ms): "seen at 14:05"
  *   photos: how its photos show: `sizes` (the width the page's CSS gives them),
  *     `eager` (in the first view), `first` (that one alone: nobody scrolls a wall
  *     screen); null shows none. Default: the passer-by page's card, all of them.
+ *   producerLinks: false shows the producers' badges as text, not links (a wall screen)
+ *   idPrefix: of its title's id, for a second card of the same post in the page
  * @returns {{el: HTMLElement, dist: number, expiresAt: number, tick: (now: number) => void}}
  */
 export function buildCard(post, dist, opts = {}) {
@@ -269,7 +329,7 @@ export function buildCard(post, dist, opts = {}) {
   const card = el("article", `card kind-${kind}`);
   card.dataset.postId = post.id;
   card.tabIndex = 0; // cards are the unit a keyboard or switch user moves through
-  const titleId = `post-title-${post.id}`;
+  const titleId = `${opts.idPrefix ?? "post-title-"}${post.id}`;
   card.setAttribute("aria-labelledby", titleId);
 
   const head = el("div", "card-head");
@@ -324,6 +384,8 @@ export function buildCard(post, dist, opts = {}) {
   shop.append(userText("bdi", "shop-name", String(post.shop.name ?? "")));
   if (post.shop.category) shop.append(userText("bdi", "shop-category", categoryText(post.shop.category)));
   card.append(title, shop);
+  const producers = producersOf(post);
+  if (producers.length) card.append(producerBadges(producers, opts.producerLinks !== false));
   const opening = openingState(opts.shop);
   if (opening) {
     card.append(el("p", `open-state ${opening.open ? "is-open" : "is-closed"}`, opening.text));

@@ -13,7 +13,7 @@ const SILENCE_MS = 70000;
 
 export class FeedClient {
   /**
-   * @param {{lat:number, lon:number, radius_m:number}} sub
+   * @param {{lat:number, lon:number, radius_m:number, local?:boolean}} sub
    * @param {(frame: object, live: boolean) => void} onFrame  live: arrived after the snapshot
    * @param {(state: string) => void} onState
    * @param {{params?: Record<string, string>}} [options]  extra query parameters for every
@@ -76,6 +76,7 @@ export class FeedClient {
       lat: String(this.sub.lat), lon: String(this.sub.lon), radius_m: String(this.sub.radius_m),
       ...this.params,
     });
+    if (this.sub.local) query.set("local", "1"); // only posts naming a local producer
     if (resume) query.set("cursor", this.cursor);
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/ws/feed?${query}`);

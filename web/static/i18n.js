@@ -451,7 +451,31 @@ const STRINGS = {
     "You can publish as soon as the photos are uploaded…"],
   photo_err_rate_limited: ["Trop de photos envoyées cette heure-ci : réessayez plus tard.",
     "Too many photos uploaded this hour: try again later."],
-  photo_duplicate: ["Cette photo est déjà dans l'annonce.", "This photo is already in the post."],  // Producers in the console (issue 16): "My producers", its search and new producer's
+  photo_duplicate: ["Cette photo est déjà dans l'annonce.", "This photo is already in the post."],
+  // Producers on the faces (issue 16): badges on cards, the producer's page, the "Local"
+  // filter, the in-shop screen
+  producers_label: ["D'où ça vient", "Where it comes from"],
+  producer_title: ["Producteur à {place}, à {km} de la boutique",
+    "Producer in {place}, {km} from the shop"],
+  filter_local: ["Local", "Local"],
+  filter_local_help: ["Seulement les annonces qui nomment un producteur proche de la boutique",
+    "Only posts naming a producer near the shop"],
+  empty_local: [
+    "Aucune annonce de producteur local dans ce rayon pour le moment. Essayez un rayon plus grand.",
+    "No post from a local producer within this radius right now. Try a wider radius.",
+  ],
+  producer_back: ["Retour au fil", "Back to the feed"],
+  producer_kicker: ["Producteur", "Producer"],
+  producer_loading: ["Chargement…", "Loading…"],
+  producer_gone: ["Ce producteur n'est plus proposé par aucune boutique.",
+    "No shop sells this producer any more."],
+  producer_failed: ["Page du producteur indisponible pour le moment. Réessayez dans un instant.",
+    "The producer's page is unavailable right now. Try again in a moment."],
+  producer_from_here: ["à {dist} d'ici", "{dist} from here"],
+  producer_shops_one: ["Vendu dans {n} boutique", "Sold in {n} shop"],
+  producer_shops_other: ["Vendu dans {n} boutiques", "Sold in {n} shops"],
+  producer_no_post: ["Pas d'annonce en ce moment.", "No post right now."],
+  // Producers in the console (issue 16): "My producers", its search and new producer's
   // form, and the producers a post names
   producers_heading: ["Mes producteurs", "My producers"],
   producers_help: ["Les producteurs dont vous vendez les produits : chaque annonce peut en nommer jusqu'à trois, et les passants voient d'où ça vient.",

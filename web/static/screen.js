@@ -224,9 +224,12 @@ function pageSize(container) {
 
 // What a card gives up, in this order, when its cell is too small for all of it (a long
 // title, a countdown, a small screen): never its title, badge, countdown or distance.
+// Where its produce comes from goes after the price and the open line, a producer at a
+// time, and before the shop's name.
 const drop = (selector) => (cardEl) => cardEl.querySelector(selector)?.remove();
 const SHRINK = [(cardEl) => cardEl.classList.add("is-tight"), drop(".card-text"),
-  drop(".facts"), drop(".open-state"), drop(".shop")];
+  drop(".facts"), drop(".open-state"), drop(".producer-item:nth-child(3)"),
+  drop(".producer-item:nth-child(2)"), drop(".producers"), drop(".shop")];
 
 function fit(cardEl) {
   for (const step of SHRINK) {
@@ -245,7 +248,7 @@ function screenCard(post, own) {
   // across the shop, and keep it (screen.css).
   const photos = own ? { sizes: OWN_PHOTO_SIZES, eager: true, first: true } : null;
   const card = buildCard(post, distanceFromShop(post), { hideDistance: own, shop: profile,
-    photos });
+    photos, producerLinks: false });
   card.el.removeAttribute("tabindex"); // nothing to navigate on a wall screen
   card.el.classList.add(own ? "screen-card-own" : "screen-card");
   return { ...card, post };

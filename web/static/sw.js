@@ -4,7 +4,8 @@
 // deploy shows at once, with the cached copy when the network is gone or stalls (no
 // answer within NETWORK_TIMEOUT_MS): the feed, the console and the shop screen start
 // offline, or behind a dead link, and say so. API: network first; only the
-// few public answers worth showing offline (config, shop profiles, QR codes) are kept.
+// few public answers worth showing offline (config, shop profiles, producer pages, QR
+// codes) are kept.
 // Sessions, stats and posts are never cached; the WebSocket is not seen here. Photos
 // (/media/) are left to the HTTP cache.
 
@@ -33,6 +34,7 @@ const SHELL = [
   "/static/i18n.js",
   "/static/map.js",
   "/static/position.js",
+  "/static/producer.js",
   "/static/profiles.js",
   "/static/pwa.js",
   "/static/photos.js",
@@ -61,6 +63,7 @@ const NETWORK_TIMEOUT_MS = 4000;
 const API_KEPT = [
   /^\/api\/v1\/config$/,
   /^\/api\/v1\/shops\/[^/]+$/,
+  /^\/api\/v1\/producers\/[^/]+$/, // a producer's page (not the search: it has a point)
   /^\/api\/v1\/shops\/[^/]+\/qr\.svg$/,
 ];
 

@@ -1,0 +1,418 @@
+"""Producers on the faces (issue 16), in real headless Chromium against the real server and
+enricher: the badges on the passer-by's cards in French and English, the producer's page
+(its shops nearest first with their live posts, Back to the feed), the "Local" chip (live,
+kept across a reload), the in-shop screen at 1080p both ways up, and a 320 px phone.
+
+Producers are named through `POST /api/v1/shops/{id}/producers`, as a shop's console
+would; posts name them with `producer_ids`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from rules.geo import EARTH_RADIUS_M
+from runtime.settings import Settings
+from schemas.shops import ShopCreated
+from tests.helpers import add_shop, arrival, enricher, flash, send_post, web_server
+
+pytestmark = pytest.mark.browser
+
+STREET = (44.8370, -0.5735)  # rue Sainte-Catherine, Bordeaux
+MILL = (44.8940, -0.1550)  # Saint-Émilion, 33.6 km from STREET
+OSSAU = (42.9880, -0.4240)  # Laruns, ~206 km: beyond STREETFEED_LOCAL_KM
+LIVE = "() => window.streetfeed && window.streetfeed.state === 'live'"
+LONG_NAME = "Ferme maraîchère biologique et coopérative des Jalles-Est"  # 56 code points
+
+
+def offset(lat: float, lon: float, dist_m: float, bearing: float = 1.0) -> tuple[float, float]:
+    d = dist_m / EARTH_RADIUS_M
+    p1, l1 = math.radians(lat), math.radians(lon)
+    p2 = math.asin(math.sin(p1) * math.cos(d) + math.cos(p1) * math.sin(d) * math.cos(bearing))
+    l2 = l1 + math.atan2(math.sin(bearing) * math.sin(d) * math.cos(p1),
+                         math.cos(d) - math.sin(p1) * math.sin(p2))
+    return math.degrees(p2), math.degrees(l2)
+
+
+ROASTER = offset(*STREET, 800, bearing=0.3)  # 0.8 km from a shop at STREET
+
+
+async def name(http: httpx.AsyncClient, shop: ShopCreated, producer: str, place: str,
+               at: tuple[float, float]) -> str:
+    response = await http.post(f"/api/v1/shops/{shop.id}/producers",
+                               headers={"Authorization": f"Bearer {shop.token}"},
+                               json={"name": producer, "place": place, "lat": at[0],
+                                     "lon": at[1]})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def post(http: httpx.AsyncClient, shop: ShopCreated, body: dict[str, Any]) -> str:
+    response = await send_post(http, shop, body)
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+async def new_page(browser: Any, width: int = 390, height: int = 844,
+                   lang: str | None = None) -> Any:
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors
+    if lang:
+        await page.add_init_script(f"localStorage.setItem('streetfeed.lang', '{lang}')")
+    await page.set_viewport_size({"width": width, "height": height})
+    return page
+
+
+def card(post_id: str) -> str:
+    return f'#feed [data-post-id="{post_id}"]'
+
+
+def feed_url(base: str, radius: int = 500) -> str:
+    return f"{base}/?lat={STREET[0]}&lon={STREET[1]}&radius_m={radius}"
+
+
+BADGES = "(sel) => [...document.querySelectorAll(sel + ' .producer')].map((b) => b.textContent)"
+
+
+@pytest.mark.parametrize(("lang", "mill_km", "roaster_km"),
+                         [("fr", "34 km", "0,8 km"), ("en", "34 km", "0.8 km")])
+async def test_badges_say_where_it_comes_from_in_the_reader_s_language(
+        redis: Redis, settings: Settings, browser: Any, lang: str, mill_km: str,
+        roaster_km: str) -> None:
+    baker = await add_shop(redis, settings, "Au Pain Doré", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        mill = await name(http, baker, "Moulin de Saint-Émilion", "Saint-Émilion", MILL)
+        roaster = await name(http, baker, "Brûlerie des Chartrons", "Bordeaux", ROASTER)
+        post_id = await post(http, baker, arrival("Pain de seigle", producer_ids=[mill, roaster]))
+        plain_id = await post(http, baker, arrival("Baguette"))
+        page = await new_page(browser, lang=lang)
+        await page.goto(feed_url(web.http))
+        await page.wait_for_function(LIVE)
+        await page.wait_for_selector(f"{card(post_id)} .producer")
+        assert await page.evaluate(BADGES, card(post_id)) == [
+            f"Moulin de Saint-Émilion · {mill_km}", f"Brûlerie des Chartrons · {roaster_km}"]
+        # Real links, to a page of this one: shareable, keyboard reachable.
+        links = page.locator(f"{card(post_id)} a.producer")
+        assert await links.count() == 2
+        href = await links.first.get_attribute("href")
+        assert href and href.startswith("/?") and f"producer={mill}" in href
+        label = await page.get_attribute(f"{card(post_id)} .producers", "aria-label")
+        assert label == {"fr": "D'où ça vient", "en": "Where it comes from"}[lang]
+        title = await links.first.get_attribute("title")
+        assert title == {"fr": f"Producteur à Saint-Émilion, à {mill_km} de la boutique",
+                         "en": f"Producer in Saint-Émilion, {mill_km} from the shop"}[lang]
+        assert await page.locator(f"{card(plain_id)} .producers").count() == 0
+        # The language switch relabels them.
+        await page.click("#lang")
+        other = {"fr": "0.8 km", "en": "0,8 km"}[lang]
+        await page.wait_for_function(
+            "([sel, text]) => document.querySelector(sel).textContent.endsWith(text)",
+            arg=[f"{card(post_id)} .producer-item:nth-child(2) .producer", other])
+        assert page.errors == []
+
+
+async def test_a_badge_opens_the_producer_s_page_with_its_shops_nearest_first_and_back(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    baker = await add_shop(redis, settings, "Au Pain Doré", *STREET)
+    grocer = await add_shop(redis, settings, "Épicerie Fine", *offset(*STREET, 330),
+                            category="grocery")
+    # 3 km away: out of the feed's radius; its posts come from its public API.
+    across = await add_shop(redis, settings, "Boulangerie des Chartrons",
+                            *offset(*STREET, 3000, bearing=0.0))
+    cheese = await add_shop(redis, settings, "Fromagerie", *offset(*STREET, 150),
+                            category="cheese")
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        mill = await name(http, baker, "Moulin de Saint-Émilion", "Saint-Émilion", MILL)
+        assert await name(http, across, "Moulin de Saint-Émilion", "Saint-Émilion", MILL) == mill
+        assert await name(http, grocer, "moulin de saint emilion", "St-Émilion", MILL) == mill
+        await name(http, cheese, "Fromagerie de la vallée d'Ossau", "Laruns", OSSAU)
+        bread = await post(http, baker, arrival("Pain de seigle", producer_ids=[mill]))
+        flour = await post(http, grocer, flash("Farine T80 -20 %", producer_ids=[mill]))
+        far_post = await post(http, across, arrival("Tourte de meule", producer_ids=[mill]))
+        other = await post(http, cheese, arrival("Ossau-Iraty"))
+        page = await new_page(browser)
+        await page.goto(feed_url(web.http))
+        await page.wait_for_function(LIVE)
+        await page.wait_for_selector(card(flour))
+        await page.wait_for_selector(card(other))
+        await page.evaluate("() => window.scrollTo(0, 200)")
+        before = await page.evaluate("() => scrollY")
+
+        # Keyboard: Tab reaches the badge, Enter opens the producer's page.
+        badge = page.locator(f"{card(bread)} a.producer")
+        await badge.focus()
+        await page.keyboard.press("Enter")
+        await page.wait_for_function(f"() => window.streetfeed.producer === '{mill}'")
+        assert f"producer={mill}" in page.url
+        assert f"lat={STREET[0]}" in page.url  # the page's own address, kept
+        heading = page.locator("#producer-heading")
+        await page.wait_for_function(
+            "() => document.querySelector('#producer-heading')?.textContent"
+            " === 'Moulin de Saint-Émilion'")
+        assert await page.evaluate("() => document.activeElement.id") == "producer-heading"
+        assert await page.inner_text(".producer-where") == "Saint-Émilion · à 34 km d'ici"
+        assert not await page.locator("#feed").is_visible()
+        assert await page.inner_text(".producer-shops-heading") == "Vendu dans 3 boutiques"
+        # Nearest to the passer-by first (not to the mill: across town is nearer to it),
+        # each with its live posts, also the one out of the feed's radius.
+        shops = page.locator(".producer-shop")
+        await page.wait_for_function(
+            f"() => !!document.querySelector('.producer-shop [data-post-id=\"{far_post}\"]')")
+        assert await shops.evaluate_all("els => els.map((e) => e.dataset.shopId)") == [
+            baker.id, grocer.id, across.id]
+        names = await page.locator(".producer-shop-name").all_inner_texts()
+        assert names == ["Au Pain Doré", "Épicerie Fine", "Boulangerie des Chartrons"]
+        meta = await page.locator(".producer-shop-meta").all_inner_texts()
+        assert meta == ["Boulangerie", "Épicerie", "Boulangerie"]
+        assert await page.evaluate(  # no " · " before the first item of the line
+            "() => [...document.querySelectorAll('.producer-shop-meta > :first-child')]"
+            ".every((e) => getComputedStyle(e, '::before').content === 'none')")
+        where = await page.locator(".producer-shop-where").all_inner_texts()
+        assert where[2].startswith("3 km")
+        for shop_id, post_id in [(baker.id, bread), (grocer.id, flour), (across.id, far_post)]:
+            sel = f'.producer-shop[data-shop-id="{shop_id}"] [data-post-id="{post_id}"]'
+            assert await page.locator(sel).count() == 1, shop_id
+        assert await page.locator(f'#producer-view [data-post-id="{other}"]').count() == 0
+        # A post arriving live from one of them joins its shop, newest first.
+        fresh = await post(http, grocer, arrival("Farine de seigle", producer_ids=[mill]))
+        grocer_posts = f'.producer-shop[data-shop-id="{grocer.id}"] .card'
+        await page.wait_for_function(
+            "([sel, id]) => document.querySelector(sel)?.dataset.postId === id",
+            arg=[grocer_posts, fresh])
+        # Its withdrawal takes it away.
+        response = await http.delete(f"/api/v1/shops/{grocer.id}/posts/{fresh}",
+                                     headers={"Authorization": f"Bearer {grocer.token}"})
+        assert response.status_code == 200, response.text
+        await page.wait_for_selector(f'#producer-view [data-post-id="{fresh}"]', state="detached")
+        # Titles' ids stay unique though the feed keeps its own cards of the same posts.
+        assert await page.evaluate(
+            "() => new Set([...document.querySelectorAll('[id]')].map((e) => e.id)).size"
+            " === document.querySelectorAll('[id]').length")
+        await heading.focus()
+
+        # Back: the feed where it was, the focus on the badge that opened the page.
+        await page.go_back()
+        await page.wait_for_function("() => window.streetfeed.producer === null")
+        assert "producer=" not in page.url
+        assert await page.locator("#feed").is_visible()
+        assert not await page.locator("#producer-view").is_visible()
+        assert await page.evaluate("() => scrollY") == before
+        assert await page.evaluate(
+            "() => document.activeElement.classList.contains('producer')"
+            f" && document.activeElement.closest('.card').dataset.postId === '{bread}'")
+        # Forward opens it again; a shared link opens it on its own, and its own button
+        # goes to the feed.
+        await page.go_forward()
+        await page.wait_for_function(f"() => window.streetfeed.producer === '{mill}'")
+        shared = await new_page(browser)
+        await shared.goto(f"{web.http}/?producer={mill}")
+        await shared.wait_for_function(
+            "() => document.querySelectorAll('.producer-shop').length === 3")
+        await shared.click(".producer-back")
+        await shared.wait_for_function("() => window.streetfeed.producer === null")
+        assert "producer=" not in shared.url
+        assert await shared.locator("#feed").is_visible()
+        # An unknown producer says so.
+        await shared.goto(f"{web.http}/?producer=pr_0000000000000000")
+        await shared.wait_for_function(
+            "() => document.querySelector('#producer-heading')?.textContent"
+            " === \"Ce producteur n'est plus proposé par aucune boutique.\"")
+        assert page.errors == [] and shared.errors == []
+
+
+async def test_local_chip_filters_live_and_is_kept_across_a_reload(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    baker = await add_shop(redis, settings, "Au Pain Doré", *STREET)
+    cheese = await add_shop(redis, settings, "Fromagerie", *offset(*STREET, 150),
+                            category="cheese")
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        mill = await name(http, baker, "Moulin de Saint-Émilion", "Saint-Émilion", MILL)
+        ossau = await name(http, cheese, "Fromagerie de la vallée d'Ossau", "Laruns", OSSAU)
+        near = await post(http, baker, arrival("Pain de seigle", producer_ids=[mill]))
+        far = await post(http, cheese, arrival("Ossau-Iraty fermier", producer_ids=[ossau]))
+        plain = await post(http, cheese, arrival("Comté 24 mois"))
+        page = await new_page(browser, 360, 740)
+        sockets: list[str] = []
+        page.on("websocket", lambda ws: sockets.append(ws.url))
+        await page.goto(feed_url(web.http))
+        await page.wait_for_function(LIVE)
+        for post_id in (near, far, plain):
+            await page.wait_for_selector(card(post_id))
+        assert "local=1" not in sockets[-1]
+
+        # Folded behind "Filters" on a phone.
+        chip = page.locator("#local-only")
+        await page.click("#filters-toggle")
+        assert await chip.inner_text() == "Local"
+        await chip.click()
+        assert await chip.get_attribute("aria-pressed") == "true"
+        await page.wait_for_selector(card(far), state="detached")
+        await page.wait_for_selector(card(plain), state="detached")
+        assert await page.locator(card(near)).is_visible()
+        assert await page.inner_text("#filters-count") == "1"
+        # Live: a far producer's post does not arrive; a near one does (the feed is in
+        # order: once the near one is in, the far one would have been).
+        far_live = await post(http, cheese, flash("-20 % sur l'Ossau", producer_ids=[ossau]))
+        near_live = await post(http, baker, flash("-10 % sur le seigle", producer_ids=[mill]))
+        await page.wait_for_selector(card(near_live))
+        assert await page.locator(card(far_live)).count() == 0
+
+        # Kept across a reload: the socket asks for local posts from the start.
+        await page.reload()
+        await page.wait_for_function(LIVE)
+        await page.wait_for_selector(card(near_live))
+        assert "local=1" in sockets[-1]
+        assert await chip.get_attribute("aria-pressed") == "true"
+        assert await page.locator(f"{card(far)}, {card(far_live)}, {card(plain)}").count() == 0
+        # Nothing local left nearby: the page says so.
+        for post_id in (near, near_live):
+            response = await http.delete(f"/api/v1/shops/{baker.id}/posts/{post_id}",
+                                         headers={"Authorization": f"Bearer {baker.token}"})
+            assert response.status_code == 200, response.text
+        await page.wait_for_function(
+            "() => !document.querySelector('#empty').hidden && document.querySelector('#empty')"
+            ".textContent.startsWith('Aucune annonce de producteur local dans ce rayon')")
+        # Off again: every post comes back.
+        await page.click("#filters-toggle")
+        await chip.click()
+        for post_id in (far, far_live, plain):
+            await page.wait_for_selector(card(post_id))
+        assert await page.evaluate("() => localStorage.getItem('streetfeed.local')") is None
+        assert page.errors == []
+
+
+# Every card on the screen: its badges' text and size, and whether they stay in the card.
+SCREEN_BADGES = """() => {
+  const rect = (el) => el.getBoundingClientRect().toJSON();
+  const qr = document.querySelector('#qr');
+  return [...document.querySelectorAll('#screen .card')].map((card) => {
+    const c = rect(card);
+    return {
+      id: card.dataset.postId,
+      own: card.closest('#own-posts') !== null,
+      card: c,
+      badges: [...card.querySelectorAll('.producer')].map((b) => ({
+        text: b.textContent, box: rect(b),
+        px: Math.min(...[b, ...b.querySelectorAll('*')].map((e) =>
+          parseFloat(getComputedStyle(e).fontSize))),
+        link: b.tagName === 'A'})),
+      title: card.querySelector('.card-title').scrollHeight
+        <= card.querySelector('.card-title').clientHeight + 1,
+      qr: qr.closest('.screen-qr').hidden ? null : rect(qr),
+    };
+  });
+}"""
+
+
+def inside(inner: dict[str, float], outer: dict[str, float]) -> bool:
+    return (inner["left"] >= outer["left"] - 0.5 and inner["right"] <= outer["right"] + 0.5
+            and inner["top"] >= outer["top"] - 0.5 and inner["bottom"] <= outer["bottom"] + 0.5)
+
+
+def apart(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (a["right"] <= b["left"] or b["right"] <= a["left"]
+            or a["bottom"] <= b["top"] or b["bottom"] <= a["top"])
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1080, 1920)], ids=["landscape", "portrait"])
+async def test_screen_shows_the_badges_readable_without_overflow(
+        redis: Redis, settings: Settings, browser: Any, size: tuple[int, int]) -> None:
+    width, height = size
+    baker = await add_shop(redis, settings, "Au Pain Doré", *STREET)
+    cheese = await add_shop(redis, settings, "Fromagerie", *offset(*STREET, 90),
+                            category="cheese")
+    grocer = await add_shop(redis, settings, "Épicerie Fine", *offset(*STREET, 200),
+                            category="grocery")
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        mill = await name(http, baker, "Moulin de Saint-Émilion", "Saint-Émilion", MILL)
+        ossau = await name(http, cheese, "Fromagerie de la vallée d'Ossau", "Laruns", OSSAU)
+        long_ = await name(http, grocer, LONG_NAME, "Saint-Médard-en-Jalles",
+                           offset(*STREET, 12000))
+        roaster = await name(http, grocer, "Brûlerie des Chartrons", "Bordeaux", ROASTER)
+        own = await post(http, baker, arrival(
+            "Pain de seigle au levain, tout chaud", text="Farine du moulin de Saint-Émilion.",
+            price=4.2, producer_ids=[mill]))
+        theirs = await post(http, cheese, flash("-30 % sur l'Ossau-Iraty fermier",
+                                                producer_ids=[ossau], discount_pct=30))
+        crowded = await post(http, grocer, arrival(
+            "Légumes du jour", price=3.5,
+            text="Cueillis ce matin.", producer_ids=[long_, roaster]))
+        page = await new_page(browser, width, height)
+        await page.goto(f"{web.http}/screen/{baker.id}?radius_m=500")
+        await page.wait_for_function(
+            "() => window.streetfeedScreen?.state === 'live' && window.streetfeedScreen.posts === 3"
+            " && document.querySelector('#qr').complete")
+        await page.wait_for_function("() => document.getAnimations().length === 0")
+        cards = {c["id"]: c for c in await page.evaluate(SCREEN_BADGES)}
+        assert set(cards) == {own, theirs, crowded}
+        assert cards[own]["own"] and not cards[theirs]["own"]
+        assert [b["text"] for b in cards[own]["badges"]] == ["Moulin de Saint-Émilion · 34 km"]
+        assert [b["text"] for b in cards[theirs]["badges"]] == [
+            "Fromagerie de la vallée d'Ossau · 206 km"]
+        assert cards[crowded]["badges"][0]["text"].startswith(LONG_NAME)
+        scale = min(width, height) / 1080
+        for c in cards.values():
+            assert c["title"], c  # the title stays whole
+            for b in c["badges"]:
+                assert not b["link"], b  # nobody taps a wall screen
+                assert b["px"] >= 27.5 * scale, b  # read from 3 m
+                visible = {**b["box"], "right": min(b["box"]["right"], c["card"]["right"])}
+                assert inside(visible, c["card"]), (b, c["card"])
+            assert c["qr"] and apart(c["card"], c["qr"]), c
+        # A long name wraps (two lines at most) and keeps its distance in view.
+        first = await page.evaluate(
+            "(id) => { const card = document.querySelector(`[data-post-id='${id}']`);"
+            " const box = card.getBoundingClientRect();"
+            " const km = card.querySelector('.producer-km').getBoundingClientRect();"
+            " const name = card.querySelector('.producer-name');"
+            " return km.right <= box.right + 0.5 && km.bottom <= box.bottom + 0.5"
+            " && km.width > 0 && name.getClientRects().length > 0; }",
+            crowded)
+        assert first
+        assert await page.evaluate(
+            "() => document.documentElement.scrollWidth === innerWidth"
+            " && document.documentElement.scrollHeight === innerHeight")
+        assert page.errors == []
+
+
+async def test_a_320_px_phone_never_scrolls_sideways_with_long_producer_names(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    grocer = await add_shop(redis, settings, "Épicerie Fine", *STREET, category="grocery")
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        ids = [await name(http, grocer, LONG_NAME, "Saint-Médard-en-Jalles",
+                          offset(*STREET, 12000)),
+               await name(http, grocer, "Moulin de Saint-Émilion", "Saint-Émilion", MILL),
+               await name(http, grocer, "Fromagerie de la vallée d'Ossau", "Laruns", OSSAU)]
+        post_id = await post(http, grocer, arrival("Panier de la semaine", producer_ids=ids))
+        page = await new_page(browser, 320, 568)
+        await page.goto(feed_url(web.http))
+        await page.wait_for_function(LIVE)
+        await page.wait_for_selector(f"{card(post_id)} .producer")
+        assert await page.locator(f"{card(post_id)} .producer").count() == 3
+        fits = """(sel) => {
+          const card = document.querySelector(sel).getBoundingClientRect();
+          return [...document.querySelectorAll(sel + ' .producer')].every((b) => {
+            const r = b.getBoundingClientRect();
+            return r.left >= card.left && r.right <= card.right && r.height >= 24;
+          }) && document.documentElement.scrollWidth === innerWidth;
+        }"""
+        assert await page.evaluate(fits, card(post_id))
+        await page.click(f"{card(post_id)} a.producer >> nth=0")
+        await page.wait_for_function(
+            "() => document.querySelectorAll('.producer-shop .card').length === 1")
+        assert await page.evaluate(
+            "() => document.documentElement.scrollWidth === innerWidth")
+        assert await page.evaluate(fits, ".producer-shop .card")
+        assert page.errors == []
