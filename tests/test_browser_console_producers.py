@@ -229,10 +229,11 @@ async def test_a_post_names_producers_in_preview_delivery_and_edits(
         # Ticked in this order: the card shows them so.
         await page.click(chip(mill))
         await page.click(chip(dairy))
-        assert await texts(page, "#preview .card .preview-producer") == [
+        assert await texts(page, "#preview .card .producer") == [
             "Moulin de Saint-Émilion · 34 km", "Laiterie Lagarde · 19 km"]
-        assert await page.get_attribute("#preview .preview-producers", "aria-label") == (
+        assert await page.get_attribute("#preview .card .producers", "aria-label") == (
             "D'où ça vient")
+        assert await page.locator("#preview a.producer").count() == 0
         assert await page.inner_text("#post-producers .prod-pick-counter") == "2/3"
         # A third: the fourth waits (three at most), and is free again once one is let go.
         await page.click(chip(garden))
@@ -243,10 +244,10 @@ async def test_a_post_names_producers_in_preview_delivery_and_edits(
         await page.focus(f"#post-producers input[value='{garden}']")
         await page.keyboard.press("Space")
         await page.keyboard.press("Space")
-        assert len(await texts(page, "#preview .card .preview-producer")) == 2
+        assert len(await texts(page, "#preview .card .producer")) == 2
         # A template writes the words and keeps the producers ticked.
         await page.click("#tpl-arrival")
-        assert len(await texts(page, "#preview .card .preview-producer")) == 2
+        assert len(await texts(page, "#preview .card .producer")) == 2
         await page.fill("#title", "Pain de seigle")
         await page.click("#publish")
 
@@ -259,7 +260,7 @@ async def test_a_post_names_producers_in_preview_delivery_and_edits(
         # The form is ready for the next post (once the 202 is in): nothing ticked.
         await page.wait_for_selector("#post-ok:not([hidden])")
         assert await page.inner_text("#post-producers .prod-pick-counter") == "0/3"
-        assert await texts(page, "#preview .card .preview-producer") == []
+        assert await texts(page, "#preview .card .producer") == []
 
         # Editing the live post: its producers ticked as it names them; changed, sent.
         row = f'#own-posts [data-post-id="{post["id"]}"]'
@@ -273,6 +274,14 @@ async def test_a_post_names_producers_in_preview_delivery_and_edits(
         await page.click(f"{row} .edit-form button[type=submit]")
         await wait_for_producers(passer_by, "Pain de seigle", [mill, garden])
         assert bodies[-1] == {"method": "PATCH", "producer_ids": [mill, garden]}
+        # The console's own card shows them as the street does, as text (not links that
+        # would leave the console).
+        await page.wait_for_function(
+            "(row) => document.querySelectorAll(`${row} .own-card .producer`).length === 2",
+            arg=row)
+        assert await texts(page, f"{row} .own-card .producer") == [
+            "Moulin de Saint-Émilion · 34 km", "Les Jardins de Bègles · 5,4 km"]
+        assert await page.locator(f"{row} a.producer").count() == 0
         # An edit of the title alone leaves them out (the post keeps its own).
         await page.click(f"{row} .edit")
         await page.fill(f"#edit-title-{post['id']}", "Pain de seigle au levain")
@@ -343,7 +352,7 @@ async def test_producers_in_english_and_on_a_320px_phone(
         assert await page.inner_text("#prod-map-note") == (
             "Map background unavailable: the map still takes a tap, or type the latitude "
             "and longitude.")
-        assert (await texts(page, "#preview .preview-producer"))[2] == (
+        assert (await texts(page, "#preview .card .producer"))[2] == (
             "Les Jardins de Bègles · 5.4 km")
         assert await page.get_attribute(
             f"#own-producers [data-producer-id='{long_ids[2]}'] .own-producer-remove",

@@ -4,7 +4,7 @@
 // Everything live (people watching, reach, the shop's own posts, open or closed) is pushed
 // over the console's own socket, /ws/shop: an idle console makes no request at all.
 
-import { buildCard, el, openingState, userText } from "./cards.js";
+import { buildCard, el, openingState } from "./cards.js";
 import { formatDistance } from "./geo.js";
 import { HoursEditor, HoursError } from "./hours.js";
 import {
@@ -12,7 +12,7 @@ import {
 } from "./i18n.js";
 import { PhotoTray, loadPhotoLimits, mediaIds, smallestVariant } from "./photos.js";
 import { registerServiceWorker } from "./pwa.js";
-import { ProducerPicker, ProducersPanel, kmText } from "./shopproducers.js";
+import { ProducerPicker, ProducersPanel } from "./shopproducers.js";
 import { forgetDeviceLink, redeemLinkCode, setLinkError, setupDeviceLink, takeLinkCode } from "./signin.js";
 import { ProfileForm } from "./shopprofile.js";
 
@@ -1044,35 +1044,16 @@ function renderPreview() {
     const until = fromLocalInput($("until").value);
     if (until !== null) post.until = new Date(until).toISOString();
   }
-  previewCard = buildCard(post, PREVIEW_DIST_M, { shop: previewProfile(post) });
+  // Their badges as the passer-by's card draws them, as text (no producer page to open).
+  post.producers = postProducers.chosen();
+  previewCard = buildCard(post, PREVIEW_DIST_M, { shop: previewProfile(post), producerLinks: false });
   previewCard.el.removeAttribute("tabindex"); // a picture of a card, not one to visit
   // The photos as picked, from the local file until the server's copy is in.
   const photos = current === "opening_change" ? null : postPhotos.previewPhotos(post.title);
   if (photos) previewCard.el.insertBefore(photos, previewCard.el.querySelector(".card-title"));
-  const badges = previewProducers(postProducers.chosen());
-  if (badges) previewCard.el.querySelector(":scope > .shop")?.after(badges);
+
   previewCard.el.classList.toggle("is-placeholder", !$("title").value.trim());
   $("preview").replaceChildren(previewCard.el);
-}
-
-/**
- * "Moulin de Saint-Émilion · 34 km" for each producer the post names, as the passer-by's
- * card shows them; classes of its own, as the preview's photos (cards.js draws a delivered
- * post's, and the preview post carries none).
- */
-function previewProducers(producers) {
-  if (!producers.length) return null;
-  const list = el("ul", "preview-producers");
-  list.setAttribute("aria-label", t("prod_badges_label"));
-  for (const p of producers) {
-    const badge = el("span", "preview-producer");
-    badge.append(userText("bdi", "preview-producer-name", p.name));
-    if (p.distance_km !== null) badge.append(el("span", "preview-producer-km", ` · ${kmText(p.distance_km)}`));
-    const item = el("li");
-    item.append(badge);
-    list.append(item);
-  }
-  return list;
 }
 
 // --- Opening hours ------------------------------------------------------------------------

@@ -8,8 +8,8 @@
 // producers out: each push would read the shop's links), asked when the console opens and
 // again after each change made here. Names and places are user text: set as text only.
 
-import { el, userText } from "./cards.js";
-import { errorKey, getLang, plural, t } from "./i18n.js";
+import { el, formatKm, userText } from "./cards.js";
+import { errorKey, plural, t } from "./i18n.js";
 import { PlacePicker } from "./placepicker.js";
 
 // The contract's numbers (DESIGN.md section 9): a post names at most 3 producers; a
@@ -27,20 +27,6 @@ function clamp(input, max) {
   if (p.length > max) input.value = p.slice(0, max).join("");
 }
 
-const kmFormats = new Map();
-
-/** "0,8 km", "34 km": tenths only under 10 km (the passer-by's badges say the same). */
-export function kmText(km) {
-  const digits = km < 10 ? 1 : 0;
-  const key = `${getLang()}:${digits}`;
-  let format = kmFormats.get(key);
-  if (!format) {
-    format = new Intl.NumberFormat(getLang(), { maximumFractionDigits: digits });
-    kmFormats.set(key, format);
-  }
-  return `${format.format(digits ? km : Math.round(km))} km`;
-}
-
 /** A producer as a list shows it, with its distance, or null for one not fit to show. */
 function shown(p) {
   if (!p || typeof p.id !== "string" || typeof p.name !== "string") return null;
@@ -51,7 +37,7 @@ function shown(p) {
 
 /** "Saint-Émilion · 34 km" (the place as text, the distance when known). */
 function whereText(p) {
-  return p.distance_km === null ? p.place : `${p.place} · ${kmText(p.distance_km)}`;
+  return p.distance_km === null ? p.place : `${p.place} · ${formatKm(p.distance_km)}`;
 }
 
 /** A refusal in words: the producer's own where the post's would mislead ("in a post"). */
@@ -145,7 +131,7 @@ export class ProducerPicker {
       });
       label.htmlFor = box.id;
       label.append(userText("bdi", "prod-chip-name", p.name));
-      if (p.distance_km !== null) label.append(el("span", "prod-chip-km", ` · ${kmText(p.distance_km)}`));
+      if (p.distance_km !== null) label.append(el("span", "prod-chip-km", ` · ${formatKm(p.distance_km)}`));
       li.append(box, label);
       return li;
     }));
@@ -495,7 +481,7 @@ export class ProducersPanel {
 
   showDistance() {
     const m = this.place.distanceM();
-    this.sayKey(this.distanceEl, m === null ? null : "prod_distance", { km: kmText(m / 1000) });
+    this.sayKey(this.distanceEl, m === null ? null : "prod_distance", { km: formatKm(m / 1000) });
   }
 
   async create() {
