@@ -68,7 +68,7 @@ let publishing = false;
 // those the new post names.
 let shopProducers = [];
 const postProducers = new ProducerPicker({ onChange: renderPreview });
-const producersPanel = new ProducersPanel({ api, shopPath: (suffix) => shopPath(suffix),
+const producersPanel = new ProducersPanel({ api, shopPath: (suffix) => shopPath(suffix), // declared below
   shop: () => shop, sessionLost, announce, onChange: producersChanged });
 
 // For tests: read it, don't write it.
@@ -77,7 +77,6 @@ window.streetfeedConsole = Object.freeze({
   get stats() { return lastStats; },
   get posts() { return [...ownPosts.keys()]; },
   get live() { return socketLive; },
-  get producers() { return shopProducers.map((p) => ({ ...p })); },
 });
 
 function initialRadius() {
@@ -1051,7 +1050,6 @@ function renderPreview() {
   // The photos as picked, from the local file until the server's copy is in.
   const photos = current === "opening_change" ? null : postPhotos.previewPhotos(post.title);
   if (photos) previewCard.el.insertBefore(photos, previewCard.el.querySelector(".card-title"));
-
   previewCard.el.classList.toggle("is-placeholder", !$("title").value.trim());
   $("preview").replaceChildren(previewCard.el);
 }

@@ -16,6 +16,7 @@ import { PlacePicker } from "./placepicker.js";
 // producer's name and place are 1-60 code points; the search takes a q of at most 60.
 const PRODUCERS_PER_POST_MAX = 3;
 const NAME_MAX = 60;
+const SEARCH_Q_MAX = 60;
 const SEARCH_DEBOUNCE_MS = 250;
 const CONFIRM_MS = 5000;
 
@@ -56,7 +57,7 @@ export class ProducerPicker {
     this.onChange = onChange;
     this.prefix = `prod-pick-${++pickers}`;
     this.choices = []; // the shop's producers, nearest first
-    this.extra = []; // a post's own no longer among them: shown until unticked
+    this.extra = []; // a post's own the shop names no more: still offered in its edit
     this.picked = []; // ids, in the order ticked (a card shows them in that order)
     this.el = el("fieldset", "prod-pick");
     this.legend = el("legend");
@@ -344,7 +345,7 @@ export class ProducersPanel {
     if (!shop) return;
     const seq = ++this.searchSeq;
     const params = new URLSearchParams({ lat: String(shop.lat), lon: String(shop.lon),
-      q: points(q).slice(0, NAME_MAX).join("") });
+      q: points(q).slice(0, SEARCH_Q_MAX).join("") });
     const result = await this.api("GET", `/api/v1/producers?${params}`);
     if (seq !== this.searchSeq) return; // a later keystroke asked again
     if (!result.ok) {
