@@ -107,24 +107,38 @@ end
 return out
 """
 
-# Listed producers near a point whose folded name or place contains the folded query (a
-# byte substring of UTF-8 is a code-point substring: UTF-8 is self-synchronising), nearest
-# first, at most ARGV[5]. Only the ARGV[7] nearest listed producers are read (COUNT), so a
-# search's cost does not grow with what was created, listed or not (schemas.limits
-# PRODUCER_SEARCH_SCAN says what a query then misses).
+# Listed producers near a point whose folded name or place contains each word of the
+# folded query (a byte substring of UTF-8 is a code-point substring: UTF-8 is
+# self-synchronising), nearest first, at most ARGV[5]. Word by word, so that "moulin saint
+# emilion" finds "Moulin de Saint-Émilion" and "moulin libourne" a mill in Libourne; a
+# word is looked for in the name and place joined by a newline, which folding never
+# leaves in either, so a word is never found across the two. Only the ARGV[7] nearest
+# listed producers are read (COUNT), so a search's cost does not grow with what was
+# created, listed or not (schemas.limits PRODUCER_SEARCH_SCAN says what a query then misses).
 _SEARCH = """
--- KEYS: listed geo; ARGV: lon, lat, radius_m, folded query, most answers, producer key
---       prefix, most producers read
+-- KEYS: listed geo; ARGV: lon, lat, radius_m, folded query (words split by single spaces),
+--       most answers, producer key prefix, most producers read
 local out = {}
 local most = tonumber(ARGV[5])
+local words = {}
+for word in string.gmatch(ARGV[4], '[^ ]+') do table.insert(words, word) end
 local found = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
                          'BYRADIUS', ARGV[3], 'm', 'ASC', 'COUNT', ARGV[7])
 for _, id in ipairs(found) do
   local f = redis.call('HMGET', ARGV[6] .. id, 'json', 'fold', 'fold_place')
-  if f[1] and (ARGV[4] == '' or string.find(f[2], ARGV[4], 1, true)
-               or string.find(f[3], ARGV[4], 1, true)) then
-    table.insert(out, f[1])
-    if #out >= most then break end
+  if f[1] then
+    local text = f[2] .. '\\n' .. f[3]
+    local every = true
+    for _, word in ipairs(words) do
+      if not string.find(text, word, 1, true) then
+        every = false
+        break
+      end
+    end
+    if every then
+      table.insert(out, f[1])
+      if #out >= most then break end
+    end
   end
 end
 return out

@@ -1,8 +1,9 @@
 """Browser quality of every page, as issue 14 measured it, in real headless Chromium.
 
 For the passer-by page, a producer's page (issue 16), the shop console (signed out, in,
-and in with four photos attached to a new post) and the in-shop screen, at three phone
-sizes and a 1080p screen both ways up, with posts carrying photos and naming producers:
+in with four photos attached to a new post, and in with three producers named and "My
+producers" open) and the in-shop screen, at three phone sizes and a 1080p screen both ways
+up, with posts carrying photos and naming producers:
   - no horizontal overflow (the page never scrolls sideways: scrollWidth == innerWidth);
   - no axe-core violation of serious or critical impact (axe-core from the pinned
     `axe-playwright-python` wheel, which bundles it: nothing fetched at test time);
@@ -72,6 +73,11 @@ PAGES = {
     "console-signed-in": ("/shop", "() => !!window.streetfeedConsole?.shop"),
     # Four photos picked for a new post once the page has loaded (see _measure).
     "console-photos": ("/shop", "() => !!window.streetfeedConsole?.shop"),
+    # Issue 16: the shop names three producers; once loaded, the new post names them all,
+    # the producer search shows its answers and the new producer's form is open.
+    "console-producers": ("/shop", "() => !!window.streetfeedConsole?.shop"
+                          " && document.querySelectorAll('#post-producers .prod-chip').length"
+                          " === 3"),
     "screen": ("/screen/{shop}?radius_m=500",
                "() => window.streetfeedScreen?.state === 'live'"
                " && !!document.querySelector('#neighbours .card')"
@@ -187,6 +193,33 @@ async def _attach_photos(page: Any) -> None:
         arg=MEDIA_PER_POST_MAX, timeout=60_000)
 
 
+# Long names among them: the widest the console's producer lists get.
+PRODUCERS = [("Moulin de Saint-Émilion", "Saint-Émilion", 44.894, -0.155),
+             ("Coopérative laitière des coteaux de l'Entre-deux-Mers", "Créon", 44.775, -0.348),
+             ("Les Jardins de Bègles", "Bègles", 44.800, -0.530)]
+
+
+async def _name_producers(page: Any, site: Site) -> None:
+    """The shop names three producers (the same ids again on every call: dedupe)."""
+    for name, place, lat, lon in PRODUCERS:
+        response = await page.request.post(
+            f"{site.base}/api/v1/shops/{site.shop.id}/producers",
+            data={"name": name, "place": place, "lat": lat, "lon": lon},
+            headers={"Origin": site.base})
+        assert response.status == 201, await response.text()
+
+
+async def _producers_open(page: Any) -> None:
+    """All three named by the new post, the search's answers shown, the new producer's
+    form open with its map."""
+    for i in range(len(PRODUCERS)):
+        await page.locator("#post-producers .prod-chip").nth(i).click()
+    await page.click("#prod-new")
+    await page.wait_for_selector("#prod-map .place-shop", timeout=30_000)
+    await page.fill("#prod-search", "de")  # focused last: its answers stay open
+    await page.wait_for_selector("#prod-results:not([hidden])", timeout=10_000)
+
+
 @dataclass(frozen=True)
 class Measure:
     scroll_width: int
@@ -221,11 +254,13 @@ async def _measure(browser: Any, site: Site, page_name: str, size: str) -> Measu
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     await page.set_viewport_size({"width": width, "height": height})
-    if page_name in ("console-signed-in", "console-photos"):
+    if page_name in ("console-signed-in", "console-photos", "console-producers"):
         response = await page.request.post(
             f"{site.base}/api/v1/session", data={"shop_id": site.shop.id, "token": site.shop.token},
             headers={"Origin": site.base})
         assert response.ok, await response.text()
+    if page_name == "console-producers":
+        await _name_producers(page, site)
     await page.add_init_script(CLS_OBSERVER)
     await throttle_like_lighthouse(page)
     await page.goto(site.base + path.format(lat=SHOP[0], lon=SHOP[1], shop=site.shop.id,
@@ -238,6 +273,8 @@ async def _measure(browser: Any, site: Site, page_name: str, size: str) -> Measu
     await cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
     if page_name == "console-photos":  # after the load's shifts are measured
         await _attach_photos(page)
+    if page_name == "console-producers":
+        await _producers_open(page)
     scroll_width, inner_width = await page.evaluate(
         "() => [document.documentElement.scrollWidth, innerWidth]")
     results = await Axe().run(page)

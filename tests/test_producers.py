@@ -238,6 +238,12 @@ async def test_the_search_finds_listed_producers_nearby(
         assert await found("&q=SAINT%20EMIL") == [mill]  # folded, inside the name
         assert await found("&q=saint-%C3%A9milion") == [mill]
         assert await found("&q=cr%C3%A9on") == [dairy]  # the place too
+        # Word by word, each in the name or the place, never across the two.
+        assert await found("&q=moulin%20saint%20emilion") == [mill]
+        assert await found("&q=laiterie%20creon") == [dairy]
+        assert await found("&q=moulin%20creon") == []
+        assert await found("&q=lagarde%20cr") == [dairy]
+        assert await found("&q=lagardecreon") == []
         assert await found("&q=boulangerie") == []
         # From the poles too (beyond GEO's latitudes: a 500 before, found by the fuzzer).
         for pole in ("lat=-90&lon=-180", "lat=90&lon=0"):

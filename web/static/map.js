@@ -26,7 +26,8 @@ const GAP_PX = 0; // boxes may touch, never overlap: each stays a tap target of 
 
 let leafletLoading = null;
 
-function loadLeaflet() {
+/** Leaflet, loaded once per page (also by the console's producer place picker). */
+export function loadLeaflet() {
   if (window.L) return Promise.resolve(window.L);
   leafletLoading ??= new Promise((resolve, reject) => {
     const css = document.createElement("link");

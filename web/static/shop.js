@@ -12,6 +12,7 @@ import {
 } from "./i18n.js";
 import { PhotoTray, loadPhotoLimits, mediaIds, smallestVariant } from "./photos.js";
 import { registerServiceWorker } from "./pwa.js";
+import { ProducerPicker, ProducersPanel } from "./shopproducers.js";
 import { forgetDeviceLink, redeemLinkCode, setLinkError, setupDeviceLink, takeLinkCode } from "./signin.js";
 import { ProfileForm } from "./shopprofile.js";
 
@@ -25,6 +26,7 @@ const PREVIEW_DIST_M = 80;
 const CONFIRM_MS = 5000;
 const FLASH_DEFAULT_MIN = 60;
 const OWN_THUMB_PX = 64;
+const PRODUCERS_WAIT_MS = 2000; // the most the console waits for the shop's producers
 // The contract's lengths count Unicode code points, on the server as here
 // (docs/architecture.md): `[...s]` iterates code points, `s.length` counts UTF-16 units
 // and filled the title with 40 emoji. An input's maxlength counts UTF-16 units too, so
@@ -62,6 +64,12 @@ const profileForm = new ProfileForm({ name: $("profile-name"), category: $("prof
 const postPhotos = new PhotoTray({ uploadUrl: () => shopPath("/media"), onChange: photosChanged,
   sessionLost, announce });
 let publishing = false;
+// The shop's producers (GET /api/v1/shops/{id}: the pushed profile leaves them out), and
+// those the new post names.
+let shopProducers = [];
+const postProducers = new ProducerPicker({ onChange: renderPreview });
+const producersPanel = new ProducersPanel({ api, shopPath: (suffix) => shopPath(suffix), // declared below
+  shop: () => shop, sessionLost, announce, onChange: producersChanged });
 
 // For tests: read it, don't write it.
 window.streetfeedConsole = Object.freeze({
@@ -255,6 +263,8 @@ function leave() {
   lastStats = null;
   forgetOwnPosts();
   postPhotos.clear();
+  producersPanel.forget();
+  producersChanged([]);
   $("watching-count").textContent = "–";
   say($("console-error"), null);
   forgetDeviceLink();
@@ -264,7 +274,6 @@ function leave() {
 function enter(profile) {
   shop = profile;
   $("signin").hidden = true;
-  $("console").hidden = false;
   $("signout").hidden = false;
   $("shop-id").value = profile.id;
   showShop();
@@ -278,6 +287,14 @@ function enter(profile) {
   loadPhotoLimits(); // asked again if the first ask failed
   profileForm.load(profile);
   loadHours();
+  // The console shows once the shop's producers are in (or after PRODUCERS_WAIT_MS): the
+  // new post's producer chips drawn afterwards grew the form under the reader's eyes (a
+  // layout shift of 0.12 on a portrait screen).
+  const shown = () => {
+    if (shop?.id === profile.id) $("console").hidden = false;
+  };
+  Promise.race([producersPanel.load(),
+    new Promise((resolve) => { setTimeout(resolve, PRODUCERS_WAIT_MS); })]).then(shown);
   connect();
 }
 
@@ -443,7 +460,7 @@ function showOwnPost(post, index = null) {
   // that a pushed profile (an "open late" post live or withdrawn) redraws the card.
   const signature = JSON.stringify([post.updated_at, post.title, post.text, post.expires_at,
     post.ends_at, post.price, post.discount_pct, post.status, post.until, post.tags, getLang(),
-    openingState(shop)?.text ?? null, mediaIds(post)]);
+    openingState(shop)?.text ?? null, mediaIds(post), producerIds(post)]);
   let entry = ownPosts.get(post.id);
   if (!entry) {
     entry = makeOwnPost(post);
@@ -457,7 +474,8 @@ function showOwnPost(post, index = null) {
     entry.signature = signature;
     // The list shows a post's first photo as a small thumbnail, not the passer-by's large
     // picture: the shopkeeper scans the list for the post to change.
-    const card = buildCard({ ...post, media: [] }, PREVIEW_DIST_M, { shop });
+    // Producers as text: a link to a producer's page would leave the console.
+    const card = buildCard({ ...post, media: [] }, PREVIEW_DIST_M, { shop, producerLinks: false });
     const thumb = ownThumb(post);
     if (thumb) card.el.insertBefore(thumb, card.el.querySelector(".card-title"));
     const hadFocus = entry.cardBox.contains(document.activeElement);
@@ -486,6 +504,19 @@ function ownThumb(post) {
 /** Redraw the own cards whose open line the profile just changed. */
 function refreshOwnCards() {
   for (const entry of ownPosts.values()) showOwnPost(entry.post);
+}
+
+/** Producer ids a delivered post names, in order. */
+const producerIds = (post) => (Array.isArray(post?.producers)
+  ? post.producers.map((p) => String(p?.id)) : []);
+
+/** The shop's producers, as the server said after a change (or [] once signed out): the
+ * pickers offer them, a ticked one no longer named is let go. */
+function producersChanged(list) {
+  shopProducers = list;
+  postProducers.setChoices(list);
+  for (const entry of ownPosts.values()) entry.producers?.setChoices(list);
+  renderPreview();
 }
 
 /** Empty the list; an open edit's uploads are abandoned and its local previews released. */
@@ -566,6 +597,7 @@ function makeOwnPost(post) {
   editBtn.addEventListener("click", () => {
     if (!editBox.hidden) {
       entry.dropPhotos?.();
+      entry.producers = null;
       editBox.hidden = true;
       editBox.replaceChildren();
       editBtn.setAttribute("aria-expanded", "false");
@@ -603,6 +635,7 @@ function editForm(entry, closeForm, message) {
   entry.dropPhotos = () => photos?.clear();
   const close = () => {
     entry.dropPhotos();
+    entry.producers = null;
     closeForm();
   };
   form.noValidate = true;
@@ -677,6 +710,13 @@ function editForm(entry, closeForm, message) {
     field("until", "until_label", inputs.until, { optional: true, row: box });
   }
 
+  // Every kind may name producers (docs/architecture.md, "On posts").
+  const producers = new ProducerPicker({ onChange: () => {} });
+  producers.setChoices(shopProducers);
+  producers.load(post.producers);
+  entry.producers = producers;
+  form.append(producers.el);
+
   const buttons = el("div", "form-buttons");
   const save = el("button", "primary", t("save"));
   save.type = "submit";
@@ -750,6 +790,10 @@ function editForm(entry, closeForm, message) {
       const ids = photos.ids();
       if (JSON.stringify(ids) !== JSON.stringify(mediaIds(post))) patch.media_ids = ids;
     }
+    // Sent only when changed: an edit without keeps the post's own, even one the shop
+    // has unlinked since (which a resent list would have refused).
+    const chosen = producers.ids();
+    if (JSON.stringify(chosen) !== JSON.stringify(producerIds(post))) patch.producer_ids = chosen;
     return { patch };
   };
 
@@ -813,12 +857,16 @@ function photosChanged() {
   else button.removeAttribute("aria-describedby");
 }
 
-/** A new post in the form; `keepPhotos` keeps the photos already picked (a template). */
-function resetForm(keepKind = false, keepPhotos = false) {
+/** A new post in the form; `keepPicked` keeps the photos and producers already picked (a
+ * template). */
+function resetForm(keepKind = false, keepPicked = false) {
   const form = $("post-form");
   const current = kind();
-  if (!keepPhotos) postPhotos.clear();
-  form.reset();
+  const picked = postProducers.ids();
+  if (!keepPicked) postPhotos.clear();
+  form.reset(); // unticks the producers' boxes too: the picker draws them again
+  if (keepPicked) postProducers.restore(picked);
+  else postProducers.clear();
   if (keepKind) setKind(current);
   $("ends-at").value = toLocalInput(nextMinute(Date.now() + FLASH_DEFAULT_MIN * 60000));
   pressEnds(null);
@@ -890,6 +938,8 @@ function readForm() {
     const ids = postPhotos.ids();
     if (ids.length) body.media_ids = ids;
   }
+  const producerIdsPicked = postProducers.ids();
+  if (producerIdsPicked.length) body.producer_ids = producerIdsPicked;
   return { body };
 }
 
@@ -1000,8 +1050,10 @@ function renderPreview() {
   // served copies); until then, as picked, from the local files.
   const media = current === "opening_change" ? null : postPhotos.media();
   if (media) post.media = media;
+  // Their badges as the passer-by's card draws them, as text (no producer page to open).
+  post.producers = postProducers.chosen();
   const before = previewCard;
-  previewCard = buildCard(post, PREVIEW_DIST_M, { shop: previewProfile(post) });
+  previewCard = buildCard(post, PREVIEW_DIST_M, { shop: previewProfile(post), producerLinks: false });
   previewCard.el.removeAttribute("tabindex"); // a picture of a card, not one to visit
   if (before) keepPhotos(before.el, previewCard.el); // no reload nor blink at each key
   const photos = current === "opening_change" || media ? null
@@ -1113,6 +1165,8 @@ function setup() {
     hoursEditor.relabel();
     profileForm.relabel();
     postPhotos.relabel();
+    postProducers.relabel();
+    producersPanel.relabel();
     renderPreview();
     for (const [node, [key, vars]] of [...notes]) sayKey(node, key, vars);
     // Rebuilt, buttons and all, in the new language (an open edit form closes).
@@ -1122,6 +1176,7 @@ function setup() {
   });
 
   $("post-photos").append(postPhotos.el);
+  $("post-producers").append(postProducers.el);
   loadPhotoLimits();
 
   $("signin-form").addEventListener("submit", signIn);

@@ -42,6 +42,8 @@ const SHELL = [
   "/static/kept.js",
   "/static/signin.js",
   "/static/shopprofile.js",
+  "/static/shopproducers.js",
+  "/static/placepicker.js",
   "/static/favicon.svg",
   "/static/icons/icon.svg",
   "/static/icons/icon-192.png",
