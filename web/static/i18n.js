@@ -475,6 +475,8 @@ const STRINGS = {
   producer_shops_one: ["Vendu dans {n} boutique", "Sold in {n} shop"],
   producer_shops_other: ["Vendu dans {n} boutiques", "Sold in {n} shops"],
   producer_no_post: ["Pas d'annonce en ce moment.", "No post right now."],
+  // Faces fixes (issue 15): a card that ended while being read stays in place, said so
+  card_ended: ["Terminé : cette annonce n'est plus en cours", "Ended: this post is over"],
 };
 const LANGS = ["fr", "en"];
 
