@@ -363,3 +363,53 @@ async def test_kept_cards_show_their_photos_offline(
         finally:
             await browser.set_offline(False)
         assert page.errors == []
+
+
+# The rectangles a popup must stay inside or clear of, in the view's coordinates.
+POPUP_PLACES = """() => {
+  const r = (sel) => document.querySelector(sel).getBoundingClientRect().toJSON();
+  const content = document.querySelector('.leaflet-popup-content');
+  return {map: r('#map'), popup: r('.leaflet-popup-content-wrapper'),
+          zoom: r('.leaflet-control-zoom'), attribution: r('.leaflet-control-attribution'),
+          scrolls: content.scrollHeight > content.clientHeight + 1,
+          rows: [...document.querySelectorAll('.map-popup-posts li')].map((li) => ({
+            title: li.querySelector('.map-popup-title').getBoundingClientRect().toJSON(),
+            img: li.querySelector('img')?.getBoundingClientRect().toJSON() ?? null}))};
+}"""
+
+
+async def test_map_popup_fits_a_phone_and_escape_closes_it(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Primeur du marché couvert", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        for i in range(6):
+            media = await upload_photo(http, shop, photo_jpeg((40 * i, 90, 40)))
+            await post(http, shop, arrival(f"Arrivage numéro {i} : légumes du jour, fruits "
+                                           "de saison et fromages", media_ids=[media]))
+        page = await new_page(browser, 360, 740)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500&view=map")
+        await page.wait_for_function(LIVE)
+        await page.wait_for_function("() => window.streetfeed.map?.pins === 1")
+        await page.locator(".leaflet-marker-pane .map-pin").click()
+        await page.wait_for_selector(".leaflet-popup-content")
+        # Panned into place: wait until it stops moving.
+        await page.wait_for_function("""() => new Promise((done) => {
+          const top = () => document.querySelector('.leaflet-popup').getBoundingClientRect().top;
+          const before = top();
+          setTimeout(() => done(Math.abs(top() - before) < 0.5), 300);
+        })""", polling=350)
+        places = await page.evaluate(POPUP_PLACES)
+        popup = places["popup"]
+        assert inside(popup, places["map"]), places
+        assert apart(popup, places["zoom"]) or popup["top"] >= places["zoom"]["bottom"], places
+        assert popup["bottom"] <= places["attribution"]["top"] + 0.5, places
+        assert places["scrolls"], places  # six posts: they scroll inside the popup
+        for row in places["rows"]:  # each thumbnail beside its own post
+            img, title = row["img"], row["title"]
+            assert img is not None and img["right"] <= title["left"], row
+            assert img["top"] < title["bottom"] and title["top"] < img["bottom"], row
+        await page.keyboard.press("Escape")
+        await page.wait_for_selector(".leaflet-popup", state="detached")
+        assert await page.evaluate("() => document.activeElement.classList.contains('map-pin')")
+        assert page.errors == []
