@@ -413,3 +413,41 @@ async def test_map_popup_fits_a_phone_and_escape_closes_it(
         await page.wait_for_selector(".leaflet-popup", state="detached")
         assert await page.evaluate("() => document.activeElement.classList.contains('map-pin')")
         assert page.errors == []
+
+
+async def test_mixed_photo_shapes_keep_their_own_and_small_ones_are_not_blown_up(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    other = await add_shop(redis, settings, "Fleuriste", *NEIGHBOUR)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        tall = await upload_photo(http, shop, photo_jpeg((40, 140, 60), (900, 1200)))
+        wide = await upload_photo(http, shop, photo_jpeg((200, 40, 40)))
+        tiny = await upload_photo(http, other, photo_jpeg((40, 40, 200), (100, 80)))
+        mixed = await post(http, shop, arrival("Fraises", media_ids=[tall, wide]))
+        small = await post(http, other, arrival("Tulipes", media_ids=[tiny]))
+        page = await new_page(browser, 360, 740)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
+        await page.wait_for_function(LIVE)
+        await page.wait_for_function(LOADED, arg=f"{card(mixed)} img.card-photo, "
+                                                 f"{card(small)} img.card-photo")
+        # The landscape photo after a portrait one keeps its shape: nothing cut off.
+        shown = """(img) => {
+          const b = img.getBoundingClientRect();
+          const scale = Math.min(b.width / img.naturalWidth, b.height / img.naturalHeight);
+          return {w: b.width, h: b.height, drawnW: img.naturalWidth * scale,
+                  drawnH: img.naturalHeight * scale, fit: getComputedStyle(img).objectFit};
+        }"""
+        second = (await page.eval_on_selector_all(f"{card(mixed)} img.card-photo",
+                                                  f"els => els.map({shown})"))[1]
+        assert second["fit"] == "contain", second
+        assert abs(second["drawnW"] / second["drawnH"] - 4 / 3) < 0.02, second
+        # A 100 x 80 photo: at most 1.5 times its size, centred in the card.
+        img = await page.eval_on_selector(f"{card(small)} img.card-photo", IMG)
+        media = await page.eval_on_selector(f"{card(small)} .card-media",
+                                            "e => e.getBoundingClientRect().toJSON()")
+        assert img["box"]["width"] <= 151 and img["box"]["height"] <= 121, img
+        left, right = img["box"]["left"] - media["left"], media["right"] - img["box"]["right"]
+        assert abs(left - right) <= 1, (img, media)
+        assert media["height"] <= 121, media
+        assert page.errors == []

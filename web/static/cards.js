@@ -176,20 +176,30 @@ export function photoImg(photo, { sizes, alt, className, eager = false, maxWidth
   return img;
 }
 
+// A photo is never blown up past this many times its own size: a 100 px photo on a
+// 340 px card is a blur, better small and centred.
+const MAX_UPSCALE = 1.5;
+
 /**
  * The card's photos: the first one, and the others beside it in a strip that scrolls
- * sideways. The box keeps the first photo's shape, between 4:5 and 2:1 (the rest is
- * cropped), set before any image loads; the page's CSS may override it (the screen).
+ * sideways. The strip's height comes from the first photo's shape (between 4:5 and 2:1),
+ * set before any image loads; each photo in it keeps its own shape (widths vary, one
+ * wider than the card is shown whole, on the neutral background), and none is enlarged
+ * past MAX_UPSCALE. The page's CSS may override this (the screen).
  */
 function photoStrip(photos, title, { sizes, eager }) {
   const box = el("div", "card-media");
   const first = photos[0].variants[photos[0].variants.length - 1];
   const ratio = Math.min(2, Math.max(0.8, first.width / first.height));
   box.style.setProperty("--photo-ratio", ratio.toFixed(4)); // CSSOM: allowed by the CSP
+  box.style.setProperty("--photo-max-h", `${Math.round(first.height * MAX_UPSCALE)}px`);
   const strip = el("div", "card-photos");
   photos.forEach((photo, i) => {
     const alt = photos.length > 1 ? `${title} (${i + 1}/${photos.length})` : title;
-    strip.append(photoImg(photo, { sizes, alt, eager: eager && i === 0, className: "card-photo" }));
+    const img = photoImg(photo, { sizes, alt, eager: eager && i === 0, className: "card-photo" });
+    const own = photo.variants[photo.variants.length - 1];
+    img.style.setProperty("--photo-max-w", `${Math.round(own.width * MAX_UPSCALE)}px`);
+    strip.append(img);
   });
   box.append(strip);
   if (photos.length > 1) {
