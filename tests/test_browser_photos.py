@@ -287,6 +287,17 @@ async def test_screen_shows_own_photos_large_and_nothing_overflows(
         assert min(img["width"], img["height"]) >= 0.25 * min(width, height), m
         assert img["width"] * img["height"] >= 0.05 * width * height, m
         assert img["width"] * img["height"] >= 0.4 * box["width"] * box["height"], m
+        # The "large": in landscape about half the screen's width, the shop, text
+        # and price kept beside it; in portrait its card's whole width, a good part of
+        # the height.
+        if width > height:
+            assert img["width"] >= 0.4 * width, m
+            kept = await page.eval_on_selector_all(
+                "#own-posts .card > .shop, #own-posts .card > .card-text,"
+                " #own-posts .card .price", "els => els.length")
+            assert kept == 3, m
+        else:
+            assert img["width"] >= box["width"] - 6 and img["height"] >= 0.2 * height, m
         shown = img["width"]
         widths = [400, 800, 1600]
         assert m["currentSrc"] == f"/media/{own}/{next(w for w in widths if w >= shown)}.webp"
