@@ -89,7 +89,7 @@ def enrich(raw: RawPost, shop: ShopRecord | None, *, now: datetime, tz: ZoneInfo
                  for p in raw.producers]
     common: _Common = {
         "id": raw.id, "title": raw.body.title.strip(), "text": raw.body.text.strip(),
-        "posted_at": posted_at, "expires_at": expires, "shop": summary_of(shop),
+        "posted_at": posted_at, "expires_at": expires, "shop": summary_of(shop, tz.key),
         "updated_at": accepted_at if raw.edit else None, "auto": raw.auto,
         "producers": producers}
     post: Post

@@ -62,9 +62,12 @@ def profile_of(record: ShopRecord, clock: Clock | None = None,
                        timezone=record.hours.timezone if record.hours is not None else None)
 
 
-def summary_of(record: ShopRecord) -> ShopSummary:
+def summary_of(record: ShopRecord, default_timezone: str | None = None) -> ShopSummary:
+    """The shop as a post shows it; its zone is its hours' or else `default_timezone`."""
+    timezone = record.hours.timezone if record.hours is not None else default_timezone
     return ShopSummary(id=record.id, name=record.name, category=record.category,
-                       lat=record.lat, lon=record.lon, address=record.address)
+                       lat=record.lat, lon=record.lon, address=record.address,
+                       timezone=timezone)
 
 
 def validate_hours(hours: ShopHours) -> None:

@@ -30,6 +30,9 @@ MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Each web process sets its own count: the sum over live processes (a dead one's is dropped).
 SOCKETS_OPEN = Gauge("streetfeed_sockets_open", "WebSocket subscribers connected",
                      multiprocess_mode="livesum")
+UPLOADS_IN_PROGRESS = Gauge("streetfeed_uploads_in_progress",
+                            "Photo uploads held by web processes (read, queued, processed)",
+                            multiprocess_mode="livesum")
 POSTS_ACCEPTED = Counter("streetfeed_posts_accepted_total", "Posts answered 202")
 POSTS_REJECTED = Counter("streetfeed_posts_rejected_total", "Requests answered 4xx, by code",
                          ["code"])

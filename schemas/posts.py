@@ -117,6 +117,9 @@ class ShopSummary(msgspec.Struct, frozen=True, kw_only=True):
     lat: Latitude
     lon: Longitude
     address: str = ""
+    # The IANA zone the shop's times are in (its hours' zone, else the deployment's): a
+    # page shows "until 18:00" in the shop's time, whatever the reader's device says.
+    timezone: str | None = None
 
 
 class _Post(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):

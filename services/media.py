@@ -16,15 +16,16 @@ from redis.asyncio import Redis
 
 from rules import images
 from rules.clock import Clock
-from rules.errors import ApiError, InvalidInput
+from rules.errors import ApiError, InvalidInput, Unavailable
 from rules.media import media_out
+from runtime import metrics
 from schemas.limits import MEDIA_UNPOSTED_KEEP_S
 from schemas.media import MediaCreated, MediaOut, MediaRecord
 from schemas.shops import ShopRecord
 from storage.media import MediaStore
 from storage.media_index import MediaIndex, Registered
 
-__all__ = ["ImageProcessor", "MediaLibrary", "take_media"]
+__all__ = ["UPLOADS_PER_WORKER", "ImageProcessor", "MediaLibrary", "UploadGate", "take_media"]
 
 
 class ImageProcessor(Protocol):
@@ -36,6 +37,33 @@ class ImageProcessor(Protocol):
 def quota_exceeded(quota_mb: int) -> ApiError:
     return ApiError(f"the shop's kept photos would weigh more than {quota_mb} MB: withdraw "
                     "posts or wait for them to expire", code="media_quota_exceeded", status=413)
+
+
+# Uploads a web process holds at once (read, waiting for a child, processed) per child:
+# each holds its body (up to 10 MB) the whole time, so more are refused, not queued.
+UPLOADS_PER_WORKER = 4
+
+
+class UploadGate:
+    """Admission of uploads into one web process: `with gate:` around reading and
+    processing one; past `limit` at once, 503 `server_busy` with Retry-After, before the
+    body is read (a burst of 40 MP photos once queued hundreds of MB in the web process)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.inside = 0
+
+    def __enter__(self) -> UploadGate:
+        if self.inside >= self.limit:
+            raise Unavailable("too many photos are being processed: retry in a few seconds",
+                              code="server_busy", retry_after=5)
+        self.inside += 1
+        metrics.UPLOADS_IN_PROGRESS.inc()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.inside -= 1
+        metrics.UPLOADS_IN_PROGRESS.dec()
 
 
 class MediaLibrary:

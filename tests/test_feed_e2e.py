@@ -38,7 +38,8 @@ async def test_post_reaches_near_browser_and_not_far_one(redis: Redis, settings:
         assert post["title"] == "Premières fraises"
         assert post["kind"] == "new_arrival"
         assert post["shop"] == {"id": near_shop.id, "name": "Primeur", "category": "bakery",
-                                "lat": NEAR[0], "lon": NEAR[1], "address": ""}
+                                "lat": NEAR[0], "lon": NEAR[1], "address": "",
+                                "timezone": "Europe/Paris"}
         for field in ("posted_at", "expires_at"):
             assert post[field].endswith("Z")
         # The feed is ordered: once the far client has a later post from its own street,

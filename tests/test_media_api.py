@@ -7,8 +7,10 @@ store under the test's data dir; every stored file is read back with Pillow.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,8 +23,9 @@ from runtime.settings import Settings
 from schemas import limits
 from schemas.media import MediaRecord
 from schemas.shops import ShopCreated
+from services.media import UPLOADS_PER_WORKER
 from storage.media import FileMediaStore
-from tests.helpers import add_shop, feed_client, web_server
+from tests.helpers import add_shop, feed_client, wait_for, web_server
 from tests.test_images import _heic_with_gps
 
 STREET = (44.8370, -0.5735)
@@ -213,3 +216,40 @@ async def test_uploads_per_shop_per_hour_are_limited(redis: Redis, settings: Set
         assert (refused.status_code, refused.json()["error"]["code"]) == (429, "rate_limited")
         assert 1 <= int(refused.headers["retry-after"]) <= 3600
         assert (await upload(http, other)).status_code == 201  # per shop
+
+
+async def test_uploads_past_the_gate_are_refused_before_their_body_is_read(
+        redis: Redis, settings: Settings) -> None:
+    # A burst of big uploads once queued every body in the web process (hundreds of MB):
+    # past UPLOADS_PER_WORKER per child, the next is 503 server_busy, and the held ones
+    # still complete once their bodies arrive.
+    one_child = dataclasses.replace(settings, media_workers=1, shop_media_per_hour=1000)
+    shop = await add_shop(redis, one_child, "Photographe", *STREET)
+    url = f"/api/v1/shops/{shop.id}/media"
+    headers = {"Authorization": f"Bearer {shop.token}", "Content-Type": "image/jpeg"}
+    photo = _gps_jpeg((300, 200))
+    release = asyncio.Event()
+
+    async def held_body() -> AsyncIterator[bytes]:
+        yield photo[:100]
+        await release.wait()
+        yield photo[100:]
+
+    async with web_server(one_child) as web, httpx.AsyncClient(base_url=web.http,
+                                                               timeout=60) as http:
+        held = [asyncio.create_task(http.post(url, content=held_body(), headers=headers))
+                for _ in range(UPLOADS_PER_WORKER)]
+
+        async def all_held() -> bool:
+            page = (await http.get("/metrics")).text
+            return f"streetfeed_uploads_in_progress {float(UPLOADS_PER_WORKER)}" in page
+
+        await wait_for(all_held, message="the held uploads to be inside")
+        refused = await http.post(url, content=photo, headers=headers)
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "server_busy"
+        assert refused.headers["retry-after"] == "5"
+        release.set()
+        for response in await asyncio.gather(*held):
+            assert response.status_code == 201, response.text
+        assert (await http.post(url, content=photo, headers=headers)).status_code == 201

@@ -134,10 +134,14 @@ async def test_post_delivers_its_photos_and_serves_them_stripped(
 
         for missing in (f"/media/{first}/333.webp", f"/media/{first}/1200.png",
                         "/media/m_" + "0" * 32 + "/400.webp", f"/media/{first[:-1]}/400.webp",
-                        f"/media/{first}/01200.webp"):
+                        f"/media/{first}/01200.webp", f"/media/{first}/400.webp%0A"):
             refused = await http.get(missing)
             assert refused.status_code == 404, missing
             assert refused.json()["error"]["code"] == "unknown_media", missing
+        # A photo that is not there is not "unchanged", whatever the client holds.
+        for tag in ("*", f'"m_{"0" * 32}-400"'):
+            gone = await http.get(f"/media/m_{'0' * 32}/400.webp", headers={"If-None-Match": tag})
+            assert gone.status_code == 404, tag
         # A path that climbs out matches no route at all: a plain 404 (never a file).
         assert (await http.get("/media/..%2F..%2Fetc/400.webp")).status_code == 404
 

@@ -19,7 +19,7 @@ from rules.moderation import Policy, check_post
 from rules.reach import shown_reach
 from schemas.common import PostId, ShopId
 from schemas.feed import FeedEntry
-from schemas.hours import LocalTime
+from schemas.hours import LocalTime, ShopHours
 from schemas.media import MediaId
 from schemas.posts import FlashOfferIn, NewArrivalIn, OpeningChangeIn, RawPost
 from schemas.shops import ShopRecord
@@ -141,6 +141,22 @@ def test_enrich_joins_shop_and_sets_expiry() -> None:
     assert "token_hash" not in body["shop"]
     assert body["expires_at"] == body["ends_at"] == "2026-06-15T11:00:00Z"
     assert (outcome.lat, outcome.lon) == (44.8, -0.57)
+
+
+def test_every_post_names_its_shop_s_time_zone() -> None:
+    # A page on a device set to another zone writes "until 18:00" in the shop's time: the
+    # shop's hours' zone, else the deployment's (a shopkeeper's own opening post had none).
+    raw = RawPost(id="p_abcdefghijklmnop", shop_id="primeur-abc123", accepted_at=NOW,
+                  body=OpeningChangeIn(title="Ouvert tard", status="open_late",
+                                       until=NOW + timedelta(hours=3)))
+    without_hours = enrich(raw, _shop(), now=NOW, tz=PARIS, policy=Policy(), local_km=100.0)
+    assert isinstance(without_hours, Enriched)
+    assert json.loads(without_hours.json)["shop"]["timezone"] == "Europe/Paris"
+    tokyo = ShopHours(timezone="Asia/Tokyo", weekly={})
+    with_hours = enrich(raw, _shop(hours=tokyo), now=NOW, tz=PARIS, policy=Policy(),
+                        local_km=100.0)
+    assert isinstance(with_hours, Enriched)
+    assert json.loads(with_hours.json)["shop"]["timezone"] == "Asia/Tokyo"
 
 
 def test_enrich_drops_what_cannot_be_shown() -> None:

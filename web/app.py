@@ -40,7 +40,7 @@ from runtime.settings import Settings
 from services.directory import ShopDirectory
 from services.image_pool import ImagePool
 from services.ingest import Ingest
-from services.media import MediaLibrary
+from services.media import UPLOADS_PER_WORKER, MediaLibrary, UploadGate
 from services.republish import Republisher
 from services.supervision import supervised
 from storage.media import media_store_for
@@ -130,7 +130,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                          guard=guard, proxies=trusted, assets=assets,
                          media=media_store,
                          media_library=MediaLibrary(
-                             redis, media_store, images, clock, settings.shop_media_quota_mb))
+                             redis, media_store, images, clock, settings.shop_media_quota_mb),
+                         uploads=UploadGate(UPLOADS_PER_WORKER * settings.media_workers))
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the
         # liveness every socket is told.

@@ -1,9 +1,10 @@
 """GET /media/<id>/<width>.webp: a stored photo variant (DESIGN.md section 9 "Photos").
 
 Content-addressed, so each URL's bytes never change: browsers and any cache in between
-keep it for a year without asking again, and a revalidation is a 304 from the ETag
-alone. The bytes are streamed from the store in pieces (files read in a thread, or an
-S3 object read as it arrives): one big photo never holds the loop or the memory.
+keep it for a year without asking again, and a revalidation is a 304 (once the photo is
+known to be still there). The bytes are streamed from the store in pieces (files read in
+a thread, or an S3 object read as it arrives): one big photo never holds the loop or the
+memory.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from web.state import state_of
 
 __all__ = ["serve_media"]
 
-_NAME = re.compile(r"^([1-9][0-9]{0,4})\.webp$")
+_NAME = re.compile(r"([1-9][0-9]{0,4})\.webp")
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -30,18 +31,22 @@ def _not_found() -> NotFound:
 
 async def serve_media(request: Request) -> Response:
     media_id = request.path_params["media_id"]
-    name = _NAME.match(request.path_params["name"])
+    # fullmatch: `$` would also match before a final newline ("400.webp\n").
+    name = _NAME.fullmatch(request.path_params["name"])
     if not is_media_id(media_id) or name is None:
         raise _not_found()
     width = int(name.group(1))
     etag = f'"{media_id}-{width}"'
     # X-Content-Type-Options: nosniff comes with every answer (web.pages.SecurityHeaders).
     headers = {"Cache-Control": IMMUTABLE, "ETag": etag}
-    if etag_matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
+    # Looked up before any 304: a photo swept (or never stored) is 404, not "unchanged",
+    # and `If-None-Match: *` matches only what exists (RFC 9110 13.1.2).
     blob = await state_of(request).media.open(media_id, width)
     if blob is None:
         raise _not_found()
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        await blob.chunks.aclose()
+        return Response(status_code=304, headers=headers)
     headers["Content-Length"] = str(blob.size)
     if request.method == "HEAD":
         await blob.chunks.aclose()

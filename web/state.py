@@ -29,7 +29,7 @@ from runtime.lifespan import STATE_KEY
 from runtime.settings import Settings
 from services.directory import ShopDirectory
 from services.ingest import Ingest
-from services.media import MediaLibrary
+from services.media import MediaLibrary, UploadGate
 from storage.live import LiveIndex
 from storage.media import MediaStore
 from storage.ratelimit import RateLimiter
@@ -59,6 +59,7 @@ class AppState:
     assets: Assets  # the pages and web/static, compressed once, with their ETags
     media: MediaStore  # processed photos' bytes (storage.media), served by web.media
     media_library: MediaLibrary  # uploads: processing, store, index (services.media)
+    uploads: UploadGate  # uploads this process holds at once (web.api.upload_media)
 
 
 def state_of(source: HTTPConnection | Mapping[str, Any]) -> AppState:
