@@ -391,7 +391,7 @@ function markEnded(cardEl) {
 
 /** The ended cards now out of view go (the reader's card stays put: see mutate). */
 function sweepEnded() {
-  const gone = [...ended].filter((id) => !inView(cards.get(id)?.el ?? feedEl));
+  const gone = [...ended].filter((id) => !cards.has(id) || !inView(cards.get(id).el));
   if (gone.length) mutate(() => gone.forEach(remove));
 }
 
