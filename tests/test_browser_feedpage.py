@@ -402,3 +402,64 @@ async def test_a_narrow_phone_reads_followed_cards_the_banner_and_the_map(
                 await page.click("#view-toggle")  # the list again for the next width
             assert page.errors == []
             await page.close()
+
+
+# Every layout shift from now on, summed as CLS counts it (none follows an input here).
+WATCH_SHIFTS = """() => {
+  window.shifts = 0;
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) if (!entry.hadRecentInput) window.shifts += entry.value;
+  }).observe({type: "layout-shift"});
+}"""
+# The cards relative to the view: [id, top, bottom], in the feed's order.
+CARD_BOXES = """() => [...document.querySelectorAll('#feed .card')].map((c) => {
+  const b = c.getBoundingClientRect();
+  return [c.dataset.postId, b.top, b.bottom];
+})"""
+
+
+async def test_posts_ending_above_or_in_view_do_not_move_what_the_reader_sees(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    shops = [await add_shop(redis, settings, f"Voisin {i}", *north(30 + 30 * i))
+             for i in range(10)]
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        owner: dict[str, Any] = {}
+        for shop in shops:
+            post_id = (await send_post(http, shop, arrival(
+                f"Arrivage {shop.id}", text="Du nouveau. " * 8))).json()["id"]
+            owner[post_id] = shop
+        page = await new_page(browser, 360, 740)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=1000")
+        await page.wait_for_function(LIVE)
+        await page.wait_for_function("() => document.querySelectorAll('#feed .card').length === 10")
+        await page.evaluate("() => scrollTo(0, 900)")
+        await page.evaluate(TWO_FRAMES)
+        await page.evaluate(WATCH_SHIFTS)
+        boxes = await page.evaluate(CARD_BOXES)
+        above = next(i for i, b in enumerate(boxes) if b[2] < 0)
+        in_view = next(i for i, b in enumerate(boxes) if b[2] > 0)
+        reader = boxes[in_view + 1]
+        assert 0 < reader[1] < 740, boxes
+
+        async def withdraw(post_id: str) -> None:
+            shop = owner[post_id]
+            answer = await http.delete(f"/api/v1/shops/{shop.id}/posts/{post_id}",
+                                       headers={"Authorization": f"Bearer {shop.token}"})
+            assert answer.status_code < 300, answer.text
+
+        await withdraw(boxes[above][0])
+        await page.wait_for_selector(f'[data-post-id="{boxes[above][0]}"]', state="detached")
+        await withdraw(boxes[in_view][0])
+        ended = f'[data-post-id="{boxes[in_view][0]}"]'
+        # Read on a screen: it stays, said over, and the card under it has not moved.
+        await page.wait_for_selector(f"{ended}.is-ended")
+        assert "Terminé" in await page.inner_text(ended)
+        await page.evaluate(TWO_FRAMES)
+        now = await box(page, f'[data-post-id="{reader[0]}"]')
+        assert abs(now["top"] - reader[1]) <= 2, (now, reader)
+        assert await page.evaluate("() => window.shifts") < 0.1
+        # Scrolled away, the ended card goes, still without moving the one read.
+        await page.evaluate("() => scrollBy(0, 800)")
+        await page.wait_for_selector(ended, state="detached")
+        assert page.errors == []

@@ -287,6 +287,17 @@ async def test_screen_shows_own_photos_large_and_nothing_overflows(
         assert min(img["width"], img["height"]) >= 0.25 * min(width, height), m
         assert img["width"] * img["height"] >= 0.05 * width * height, m
         assert img["width"] * img["height"] >= 0.4 * box["width"] * box["height"], m
+        # The issue's "large": in landscape about half the screen's width, the shop, text
+        # and price kept beside it; in portrait its card's whole width, a good part of
+        # the height.
+        if width > height:
+            assert img["width"] >= 0.4 * width, m
+            kept = await page.eval_on_selector_all(
+                "#own-posts .card > .shop, #own-posts .card > .card-text,"
+                " #own-posts .card .price", "els => els.length")
+            assert kept == 3, m
+        else:
+            assert img["width"] >= box["width"] - 6 and img["height"] >= 0.2 * height, m
         shown = img["width"]
         widths = [400, 800, 1600]
         assert m["currentSrc"] == f"/media/{own}/{next(w for w in widths if w >= shown)}.webp"
@@ -362,4 +373,92 @@ async def test_kept_cards_show_their_photos_offline(
             assert not [url for url in kept if "/media/" in url], kept
         finally:
             await browser.set_offline(False)
+        assert page.errors == []
+
+
+# The rectangles a popup must stay inside or clear of, in the view's coordinates.
+POPUP_PLACES = """() => {
+  const r = (sel) => document.querySelector(sel).getBoundingClientRect().toJSON();
+  const content = document.querySelector('.leaflet-popup-content');
+  return {map: r('#map'), popup: r('.leaflet-popup-content-wrapper'),
+          zoom: r('.leaflet-control-zoom'), attribution: r('.leaflet-control-attribution'),
+          scrolls: content.scrollHeight > content.clientHeight + 1,
+          rows: [...document.querySelectorAll('.map-popup-posts li')].map((li) => ({
+            title: li.querySelector('.map-popup-title').getBoundingClientRect().toJSON(),
+            img: li.querySelector('img')?.getBoundingClientRect().toJSON() ?? null}))};
+}"""
+
+
+async def test_map_popup_fits_a_phone_and_escape_closes_it(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Primeur du marché couvert", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        for i in range(6):
+            media = await upload_photo(http, shop, photo_jpeg((40 * i, 90, 40)))
+            await post(http, shop, arrival(f"Arrivage numéro {i} : légumes du jour, fruits "
+                                           "de saison et fromages", media_ids=[media]))
+        page = await new_page(browser, 360, 740)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500&view=map")
+        await page.wait_for_function(LIVE)
+        await page.wait_for_function("() => window.streetfeed.map?.pins === 1")
+        await page.locator(".leaflet-marker-pane .map-pin").click()
+        await page.wait_for_selector(".leaflet-popup-content")
+        # Panned into place: wait until it stops moving.
+        await page.wait_for_function("""() => new Promise((done) => {
+          const top = () => document.querySelector('.leaflet-popup').getBoundingClientRect().top;
+          const before = top();
+          setTimeout(() => done(Math.abs(top() - before) < 0.5), 300);
+        })""", polling=350)
+        places = await page.evaluate(POPUP_PLACES)
+        popup = places["popup"]
+        assert inside(popup, places["map"]), places
+        assert apart(popup, places["zoom"]) or popup["top"] >= places["zoom"]["bottom"], places
+        assert popup["bottom"] <= places["attribution"]["top"] + 0.5, places
+        assert places["scrolls"], places  # six posts: they scroll inside the popup
+        for row in places["rows"]:  # each thumbnail beside its own post
+            img, title = row["img"], row["title"]
+            assert img is not None and img["right"] <= title["left"], row
+            assert img["top"] < title["bottom"] and title["top"] < img["bottom"], row
+        await page.keyboard.press("Escape")
+        await page.wait_for_selector(".leaflet-popup", state="detached")
+        assert await page.evaluate("() => document.activeElement.classList.contains('map-pin')")
+        assert page.errors == []
+
+
+async def test_mixed_photo_shapes_keep_their_own_and_small_ones_are_not_blown_up(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    other = await add_shop(redis, settings, "Fleuriste", *NEIGHBOUR)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        tall = await upload_photo(http, shop, photo_jpeg((40, 140, 60), (900, 1200)))
+        wide = await upload_photo(http, shop, photo_jpeg((200, 40, 40)))
+        tiny = await upload_photo(http, other, photo_jpeg((40, 40, 200), (100, 80)))
+        mixed = await post(http, shop, arrival("Fraises", media_ids=[tall, wide]))
+        small = await post(http, other, arrival("Tulipes", media_ids=[tiny]))
+        page = await new_page(browser, 360, 740)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
+        await page.wait_for_function(LIVE)
+        await page.wait_for_function(LOADED, arg=f"{card(mixed)} img.card-photo, "
+                                                 f"{card(small)} img.card-photo")
+        # The landscape photo after a portrait one keeps its shape: nothing cut off.
+        shown = """(img) => {
+          const b = img.getBoundingClientRect();
+          const scale = Math.min(b.width / img.naturalWidth, b.height / img.naturalHeight);
+          return {w: b.width, h: b.height, drawnW: img.naturalWidth * scale,
+                  drawnH: img.naturalHeight * scale, fit: getComputedStyle(img).objectFit};
+        }"""
+        second = (await page.eval_on_selector_all(f"{card(mixed)} img.card-photo",
+                                                  f"els => els.map({shown})"))[1]
+        assert second["fit"] == "contain", second
+        assert abs(second["drawnW"] / second["drawnH"] - 4 / 3) < 0.02, second
+        # A 100 x 80 photo: at most 1.5 times its size, centred in the card.
+        img = await page.eval_on_selector(f"{card(small)} img.card-photo", IMG)
+        media = await page.eval_on_selector(f"{card(small)} .card-media",
+                                            "e => e.getBoundingClientRect().toJSON()")
+        assert img["box"]["width"] <= 151 and img["box"]["height"] <= 121, img
+        left, right = img["box"]["left"] - media["left"], media["right"] - img["box"]["right"]
+        assert abs(left - right) <= 1, (img, media)
+        assert media["height"] <= 121, media
         assert page.errors == []

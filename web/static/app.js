@@ -1,7 +1,7 @@
 // The passer-by page: find the street, open the feed, keep the cards true to it.
 
 import {
-  autoTitle, buildCard, isProducerId, keepPhotos, openingState, producerHref, producersOf,
+  autoTitle, buildCard, el, isProducerId, keepPhotos, openingState, producerHref, producersOf,
 } from "./cards.js";
 import { categoryText } from "./categories.js";
 import { FeedClient } from "./feedclient.js";
@@ -77,6 +77,7 @@ const seenAt = new Map(); // id -> when the post was last seen live (ms), for th
 // Posts shown from the device's copy (kept.js) that the server has not sent again yet:
 // their cards say "seen at HH:MM" rather than pass for live.
 const keptOnly = new Set();
+const ended = new Set(); // ids whose post is over, their card left in view (see end())
 let saveTimer = 0;
 let savedAt = 0;
 // Only a page that has had the live feed rewrites the kept copy: one started offline, or
@@ -203,13 +204,38 @@ const distanceTo = (post) => haversineM(position.lat, position.lon, post.shop.la
 const isPost = (p) => p && typeof p === "object" && typeof p.id === "string" && p.shop &&
   Number.isFinite(p.shop.lat) && Number.isFinite(p.shop.lon);
 
-/** Run a change to the cards without stranding keyboard focus on a removed node. */
+/**
+ * The card the reader is looking at: the first one shown whose bottom is in the view
+ * (null while the top of the feed is in view: a new card lands there in sight, pushing
+ * the others down, which is where the passer-by expects it).
+ */
+function readerAnchor() {
+  if (feedEl.getBoundingClientRect().top >= 0) return null;
+  for (const el of feedEl.children) {
+    if (el.hidden) continue;
+    const box = el.getBoundingClientRect();
+    if (box.bottom > 0 && box.top < innerHeight) return { el, top: box.top };
+  }
+  return null;
+}
+
+/**
+ * Run a change to the cards without moving what the reader sees (cards added, ended or
+ * removed above it shift the page by as much, so it scrolls by as much: the eye stays on
+ * the same line), nor stranding keyboard focus on a removed node. Whether the browser's
+ * own scroll anchoring did part of it or not, the card read ends where it was.
+ */
 function mutate(change) {
   const active = document.activeElement;
   const focusedId = feedEl.contains(active) ? active.closest(".card")?.dataset.postId : null;
   const focusedIndex = focusedId ? [...feedEl.children].indexOf(active.closest(".card")) : -1;
+  const anchor = readerAnchor();
   change();
   order();
+  if (anchor?.el.isConnected && !anchor.el.hidden) {
+    const moved = anchor.el.getBoundingClientRect().top - anchor.top;
+    if (Math.abs(moved) >= 1) scrollBy({ top: moved, behavior: "instant" });
+  }
   scheduleSave();
   if (!focusedId) return;
   const target = cards.get(focusedId)?.el ??
@@ -275,7 +301,8 @@ function syncCategories() {
 
 function syncMap(shown) {
   if (!mapOpen || !feedMap?.isReady) return;
-  feedMap.show(shown.map((card) => posts.get(card.el.dataset.postId)),
+  const live = shown.filter((card) => !ended.has(card.el.dataset.postId));
+  feedMap.show(live.map((card) => posts.get(card.el.dataset.postId)),
     (shopId) => follows.has(shopId), (shopId) => openingState(profiles.get(shopId)));
 }
 
@@ -292,6 +319,7 @@ function place(post) {
     keepPhotos(old.el, card.el);
     old.el.replaceWith(card.el);
   }
+  if (ended.has(post.id)) markEnded(card.el); // rebuilt (a language switch): still over
   cards.set(post.id, card);
   return card;
 }
@@ -303,6 +331,7 @@ function upsert(post, live) {
     return;
   }
   const isNew = !posts.has(post.id);
+  ended.delete(post.id); // back (an edit replayed): a live card again
   posts.set(post.id, post);
   keptOnly.delete(post.id); // the server sent it: live, not a kept copy
   seenAt.set(post.id, Date.now());
@@ -318,7 +347,56 @@ function upsert(post, live) {
   }
 }
 
+/** Whether any of the card is on screen now. */
+function inView(el) {
+  if (el.hidden || !el.isConnected) return false;
+  const box = el.getBoundingClientRect();
+  return box.bottom > 0 && box.top < innerHeight && box.height > 0;
+}
+
+/** Whether taking the card away moves nothing else on screen: the last one shown, with
+ * the page not so short then that the browser would have to scroll it back. */
+function goesUnnoticed(cardEl) {
+  const after = [...feedEl.children].slice([...feedEl.children].indexOf(cardEl) + 1);
+  if (after.some((e) => !e.hidden)) return false;
+  const height = cardEl.getBoundingClientRect().height;
+  return scrollY === 0 || scrollY + innerHeight <= document.documentElement.scrollHeight - height;
+}
+
+/**
+ * A post that ended live (expired, withdrawn): a card on screen stays where it is, said
+ * ended, so the one being read neither vanishes nor pulls the others up under the eye;
+ * it goes once out of view (sweepEnded). Elsewhere (or when its going moves nothing) it
+ * goes at once.
+ */
+function end(id) {
+  const card = cards.get(id);
+  if (!card || !inView(card.el) || goesUnnoticed(card.el)) {
+    remove(id);
+    return;
+  }
+  if (ended.has(id)) return;
+  ended.add(id);
+  fresh.forget(id);
+  markEnded(card.el);
+}
+
+function markEnded(cardEl) {
+  cardEl.classList.add("is-ended");
+  cardEl.setAttribute("aria-disabled", "true");
+  const mark = el("p", "ended-mark");
+  setText(mark, "card_ended");
+  cardEl.querySelector(".card-head")?.after(mark);
+}
+
+/** The ended cards now out of view go (the reader's card stays put: see mutate). */
+function sweepEnded() {
+  const gone = [...ended].filter((id) => !cards.has(id) || !inView(cards.get(id).el));
+  if (gone.length) mutate(() => gone.forEach(remove));
+}
+
 function remove(id) {
+  ended.delete(id);
   fresh.forget(id);
   posts.delete(id);
   keptOnly.delete(id);
@@ -374,7 +452,7 @@ function onFrame(frame, live) {
     case "withdrawn": {
       // A shop's own opening post ending ends what it said about the shop: ask again.
       const gone = posts.get(frame.id);
-      mutate(() => remove(frame.id));
+      mutate(() => end(frame.id));
       if (gone?.kind === "opening_change" && gone.shop?.id) profiles.invalidate(gone.shop.id);
       break;
     }
@@ -413,7 +491,7 @@ function saveNow() {
     const id = el.dataset.postId;
     // While live, every card shown is the street as it is now: seen now.
     if (live && !keptOnly.has(id)) seenAt.set(id, now);
-    if (posts.has(id)) entries.push({ post: posts.get(id), seenAt: seenAt.get(id) ?? now });
+    if (posts.has(id) && !ended.has(id)) entries.push({ post: posts.get(id), seenAt: seenAt.get(id) ?? now });
   }
   saveKept(entries, now);
   savedAt = now;
@@ -439,8 +517,10 @@ function restoreKept() {
 // passer-by must never walk to an offer that is over.
 function tick() {
   const now = Date.now();
-  const over = [...cards].filter(([, c]) => c.expiresAt <= now).map(([id]) => id);
-  if (over.length) mutate(() => over.forEach(remove));
+  const over = [...cards].filter(([id, c]) => c.expiresAt <= now && !ended.has(id))
+    .map(([id]) => id);
+  if (over.length) mutate(() => over.forEach(end));
+  sweepEnded();
   cards.forEach((card) => card.tick(now));
   producerView.tick(now);
   if (client?.state === "live" && now - savedAt >= SEEN_REFRESH_MS) scheduleSave();
@@ -724,6 +804,8 @@ async function main() {
   addEventListener("offline", showOffline);
   showOffline();
   setInterval(tick, 1000);
+  // A card left ended in view goes once the reader has scrolled it away (or on the tick).
+  addEventListener("scrollend", sweepEnded);
   registerServiceWorker();
 }
 

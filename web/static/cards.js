@@ -65,6 +65,19 @@ function countdown(ms) {
 
 const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
 
+/**
+ * The zone a post's times are said in: its shop's (`shop.timezone`, on every post from
+ * servers that send it), else the automatic opening post's own `timezone`; null for
+ * an older post naming neither (the device's zone then).
+ */
+export function postZone(post) {
+  const zone = [post?.shop?.timezone, post?.timezone].find((z) => typeof z === "string" && z);
+  return zone && zonedTime(0, zone) !== null ? zone : null;
+}
+
+/** "19:00" at `ms` in `zone` when known, else in the device's zone. */
+const postTime = (ms, zone) => (zone && zonedTime(ms, zone)) || hhmm(ms);
+
 /** "19:00" at `ms` in the IANA zone `timeZone`; null for a zone this browser lacks. */
 function zonedTime(ms, timeZone) {
   try {
@@ -90,8 +103,8 @@ function zonedDay(ms, timeZone) {
  */
 export function autoTitle(post, now = Date.now()) {
   if (post?.kind !== "opening_change" || post.auto !== true || !STATUSES.has(post.status)) return null;
-  const zone = typeof post.timezone === "string" ? post.timezone : "";
-  if (!zone || zonedTime(0, zone) === null) return null;
+  const zone = postZone(post);
+  if (!zone) return null;
   const open = post.status === "open_now" || post.status === "open_late";
   const until = Date.parse(post.until);
   if (Number.isNaN(until)) return t(open ? "auto_open" : "auto_closed");
@@ -111,9 +124,8 @@ function facts(post) {
     const status = STATUSES.has(post.status) ? post.status : "open_now";
     row.append(el("span", `opening opening-${status}`, t(`opening_${status}`)));
     const until = Date.parse(post.until);
-    // An automatic post names the shop's time zone: its title and this time agree.
-    const time = Number.isNaN(until) ? null
-      : (typeof post.timezone === "string" && zonedTime(until, post.timezone)) || hhmm(until);
+    // In the shop's zone: the title and this time agree, whatever the device's zone.
+    const time = Number.isNaN(until) ? null : postTime(until, postZone(post));
     if (time) row.append(el("span", "until", t("until", { time })));
   }
   if (isNumber(post.discount_pct)) row.append(el("span", "discount", t("discount", { n: post.discount_pct })));
@@ -176,20 +188,30 @@ export function photoImg(photo, { sizes, alt, className, eager = false, maxWidth
   return img;
 }
 
+// A photo is never blown up past this many times its own size: a 100 px photo on a
+// 340 px card is a blur, better small and centred.
+const MAX_UPSCALE = 1.5;
+
 /**
  * The card's photos: the first one, and the others beside it in a strip that scrolls
- * sideways. The box keeps the first photo's shape, between 4:5 and 2:1 (the rest is
- * cropped), set before any image loads; the page's CSS may override it (the screen).
+ * sideways. The strip's height comes from the first photo's shape (between 4:5 and 2:1),
+ * set before any image loads; each photo in it keeps its own shape (widths vary, one
+ * wider than the card is shown whole, on the neutral background), and none is enlarged
+ * past MAX_UPSCALE. The page's CSS may override this (the screen).
  */
 function photoStrip(photos, title, { sizes, eager }) {
   const box = el("div", "card-media");
   const first = photos[0].variants[photos[0].variants.length - 1];
   const ratio = Math.min(2, Math.max(0.8, first.width / first.height));
   box.style.setProperty("--photo-ratio", ratio.toFixed(4)); // CSSOM: allowed by the CSP
+  box.style.setProperty("--photo-max-h", `${Math.round(first.height * MAX_UPSCALE)}px`);
   const strip = el("div", "card-photos");
   photos.forEach((photo, i) => {
     const alt = photos.length > 1 ? `${title} (${i + 1}/${photos.length})` : title;
-    strip.append(photoImg(photo, { sizes, alt, eager: eager && i === 0, className: "card-photo" }));
+    const img = photoImg(photo, { sizes, alt, eager: eager && i === 0, className: "card-photo" });
+    const own = photo.variants[photo.variants.length - 1];
+    img.style.setProperty("--photo-max-w", `${Math.round(own.width * MAX_UPSCALE)}px`);
+    strip.append(img);
   });
   box.append(strip);
   if (photos.length > 1) {
@@ -364,6 +386,7 @@ export function buildCard(post, dist, opts = {}) {
   card.append(head);
 
   const endsAt = Date.parse(post.ends_at);
+  const zone = postZone(post);
   let timer = null;
   if (kind === "flash_offer" && !Number.isNaN(endsAt)) {
     timer = el("p", "countdown");
@@ -423,7 +446,7 @@ export function buildCard(post, dist, opts = {}) {
       const left = endsAt - now;
       // A countdown in hours reads like a clock ("16:52:36"): the end time says it better.
       let text = t("ended");
-      if (left > HOUR_MS) text = t("until", { time: hhmm(endsAt) });
+      if (left > HOUR_MS) text = t("until", { time: postTime(endsAt, zone) });
       else if (left > 0) text = t("ends_in", { t: countdown(left) });
       if (timer.textContent !== text) timer.textContent = text;
       // The last five minutes are when it is worth crossing the street for.

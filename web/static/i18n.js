@@ -546,6 +546,8 @@ const STRINGS = {
     "Too many changes at once: try again in a minute."],
   prod_search_err_rate_limited: ["Trop de recherches d'un coup : réessayez dans une minute.",
     "Too many searches at once: try again in a minute."],
+  // Faces fixes (issue 15): a card that ended while being read stays in place, said so
+  card_ended: ["Terminé : cette annonce n'est plus en cours", "Ended: this post is over"],
 };
 const LANGS = ["fr", "en"];
 

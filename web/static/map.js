@@ -21,7 +21,15 @@ const MAX_ZOOM = 19;
 const PIN_PX = 32;
 const CLUSTER_PX = 40;
 const POPUP_PX = 280; // a popup's widest content (Leaflet's maxWidth)
-const POPUP_PHOTO_SIZES = `${POPUP_PX}px`;
+const THUMB_PX = 64; // a post's thumbnail in a popup, beside its title
+const POPUP_PHOTO_SIZES = `${THUMB_PX}px`;
+// Where a popup may not go: the zoom buttons (top left, 10 px in, two 30 px buttons) and
+// the attribution (bottom right, one line). An open popup is panned clear of them.
+const POPUP_PAD_TOP = 84;
+const POPUP_PAD_BOTTOM = 28;
+const POPUP_PAD_SIDE = 8;
+// A popup's frame around its content: its padding, tip and close button.
+const POPUP_CHROME_PX = 56;
 const GAP_PX = 0; // boxes may touch, never overlap: each stays a tap target of its own
 
 let leafletLoading = null;
@@ -118,6 +126,19 @@ export class FeedMap {
     });
     this.map = map;
     map.on("zoomend", () => this.#layout());
+    map.on("resize", () => this.#fitPopups());
+    // Escape closes an open popup wherever the focus is (Leaflet only hears it while the
+    // map itself has the focus, not a pin), and gives the focus back to its pin.
+    let open = null;
+    map.on("popupopen", (ev) => { open = ev.popup; });
+    map.on("popupclose", (ev) => { if (open === ev.popup) open = null; });
+    document.addEventListener("keydown", (ev) => {
+      if (ev.key !== "Escape" || !open) return;
+      const popup = open;
+      const pin = [...this.pins.values()].find(({ marker }) => marker.getPopup() === popup);
+      map.closePopup(popup);
+      pin?.marker.getElement()?.focus({ preventScroll: true });
+    });
     map.setView([position.lat, position.lon], 16); // layers wait for a view before drawing
     map.attributionControl.setPrefix(false);
     if (config?.tile_url) {
@@ -149,6 +170,35 @@ export class FeedMap {
       className: "map-radius",
     }).addTo(map);
     this.move(position, radius);
+  }
+
+  /**
+   * A popup no taller than the map leaves room for (its posts scroll inside), no wider
+   * than the map, kept in view clear of the zoom buttons and the attribution.
+   */
+  #popupOptions() {
+    const size = this.map.getSize();
+    return {
+      maxWidth: Math.max(160, Math.min(POPUP_PX, size.x - 2 * POPUP_PAD_SIDE - 40)),
+      minWidth: Math.min(200, size.x - 2 * POPUP_PAD_SIDE - 40),
+      maxHeight: Math.max(96, size.y - POPUP_PAD_TOP - POPUP_PAD_BOTTOM - POPUP_CHROME_PX),
+      autoPan: true,
+      keepInView: true,
+      autoPanPaddingTopLeft: [POPUP_PAD_SIDE, POPUP_PAD_TOP],
+      autoPanPaddingBottomRight: [POPUP_PAD_SIDE, POPUP_PAD_BOTTOM],
+      className: "map-popup-frame",
+    };
+  }
+
+  /** The map changed size (a phone turned): its popups follow. */
+  #fitPopups() {
+    const options = this.#popupOptions();
+    for (const { marker } of this.pins.values()) {
+      const popup = marker.getPopup();
+      if (!popup) continue;
+      Object.assign(popup.options, options);
+      if (popup.isOpen()) popup.update();
+    }
   }
 
   #note(key) {
@@ -228,7 +278,7 @@ export class FeedMap {
       } else {
         const marker = L.marker([shop.lat, shop.lon], { icon, keyboard: true, title: label,
           alt: label, riseOnHover: true });
-        marker.bindPopup(content, { maxWidth: POPUP_PX });
+        marker.bindPopup(content, this.#popupOptions());
         // Drawn and taken away by #layout: its element is made again each time.
         marker.on("add", () => labelPin(marker.getElement(), this.pins.get(shopId)?.label ?? label));
         this.pins.set(shopId, { marker, signature, at, label, offer: kind === "flash_offer" });
@@ -349,18 +399,20 @@ export class FeedMap {
     if (shop.category && opening?.text) meta.append(" · ");
     if (opening?.text) meta.append(opening.text);
     if (meta.childNodes.length) box.append(meta);
-    // A thumbnail of the first photo among its posts (newest first, as the cards are):
-    // the narrowest variant is plenty.
-    const pictured = posts.find((post) => photosOf(post).length);
-    if (pictured) {
-      box.append(photoImg(photosOf(pictured)[0], { sizes: POPUP_PHOTO_SIZES, maxWidth: 400,
-        alt: String(pictured.title ?? ""), className: "map-popup-photo" }));
-    }
     const list = node("ul", "map-popup-posts");
     for (const post of posts) {
       const item = node("li", `kind-${post.kind}`);
-      item.append(node("span", "map-popup-kind", t(`kind_${post.kind}`)),
+      // Each post's first photo beside its own title: the narrowest variant is plenty.
+      const photo = photosOf(post)[0];
+      if (photo) {
+        item.classList.add("has-photo");
+        item.append(photoImg(photo, { sizes: POPUP_PHOTO_SIZES, maxWidth: 400,
+          alt: String(post.title ?? ""), className: "map-popup-photo" }));
+      }
+      const text = node("span", "map-popup-post");
+      text.append(node("span", "map-popup-kind", t(`kind_${post.kind}`)), " ",
         node("bdi", "map-popup-title", String(post.title ?? "")));
+      item.append(text);
       list.append(item);
     }
     box.append(list);

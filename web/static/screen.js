@@ -10,7 +10,7 @@
 //   - once a day at night, if the server answers, it reloads itself to shed anything
 //     the browser itself may have grown.
 
-import { buildCard, keepPhotos, openingState } from "./cards.js";
+import { buildCard, keepPhotos, openingState, photosOf } from "./cards.js";
 import { FeedClient } from "./feedclient.js";
 import { haversineM } from "./geo.js";
 import { applyStatic, dateFormat, errorText, hhmm, setLang, t } from "./i18n.js";
@@ -84,12 +84,14 @@ const isPost = (p) => p && typeof p === "object" && typeof p.id === "string" && 
   Number.isFinite(p.shop.lat) && Number.isFinite(p.shop.lon);
 
 const MAX_ROWS = 8;
-// The width screen.css gives an own post's photo: the own column, edge to edge of its
-// card, in landscape; 45 % of the card beside the QR code in portrait; the whole width
-// on a phone-sized screen. The browser picks the variant for the screen's real pixels.
+const FIRST_DRAW_MS = 3000;
+// The width screen.css gives an own post's photo (the page is .own-photo then): 66 % of
+// the own column's card (2.4 parts of 3.4) in landscape, the text beside it; its card's
+// whole width beside the QR code in portrait; the whole width on a phone-sized screen.
+// The browser picks the variant for the screen's real pixels.
 const OWN_PHOTO_SIZES = ["(max-width: 40rem) 100vw",
-  "(orientation: portrait) calc((100vw - 18.9rem) * 0.45)",
-  "calc((100vw - 4.6rem) / 3.5 - 2.5rem)"].join(", ");
+  "(orientation: portrait) calc(100vw - 18.9rem)",
+  "calc(((100vw - 4.6rem) * 2.4 / 3.4 - 3.35rem) * 0.66)"].join(", ");
 
 // --- Posts ---------------------------------------------------------------------------------
 
@@ -288,6 +290,14 @@ function render() {
   const all = [...posts.values()];
   const own = all.filter(isOwn).sort(newestFirst);
   const neighbours = all.filter((p) => !isOwn(p)).sort(newestFirst);
+  // An own post with a photo: the own posts take the larger share of the screen, so the
+  // photo shows large (screen.css). Set before the pages are cut to the room there is.
+  screenEl.classList.toggle("own-photo", own.some((post) => photosOf(post).length > 0));
+  // The columns show once the first snapshot is in (or after FIRST_DRAW_MS without one):
+  // drawn before, they would jump sideways when an own photo widens the own column.
+  if (hadSnapshot || unknownShop || performance.now() >= FIRST_DRAW_MS) {
+    screenEl.classList.add("is-drawn");
+  }
   const ownResult = drawPage(ownEl, $("own-pager"), own, ownStart, true);
   const nResult = drawPage(neighboursEl, $("neighbours-pager"), neighbours, neighbourStart, false);
   ownStart = ownResult.start;
@@ -480,6 +490,7 @@ function main() {
   document.title = `${t("screen_title")}`;
   showClock(Date.now());
   render();
+  setTimeout(render, FIRST_DRAW_MS);
   try {
     const cached = JSON.parse(localStorage.getItem(PROFILE_KEY) ?? "null");
     if (cached && cached.id === shopId && Number.isFinite(cached.lat)) setProfile(cached);
