@@ -142,6 +142,10 @@ def declared_type(content_type: str) -> str:
     return _SAME_TYPE.get(declared, declared)
 
 
+# A JPEG cannot hold more pixels per byte than this: even one flat colour takes ~0.012
+# byte per pixel (a 36 MP grey frame is 420 KB at any quality); 0.002 is six times below.
+_JPEG_PIXELS_PER_BYTE_MAX = 500
+
 _PAYLOADS = {"markup": "web page or script markup", "pdf": "a PDF document",
              "zip": "a ZIP archive"}
 
@@ -167,6 +171,11 @@ def process(data: bytes, content_type: str) -> ProcessedImage:
                            "from the camera or gallery", code="polyglot_image")
     try:
         with Image.open(io.BytesIO(data), formats=[_PIL_FORMAT[sniffed]]) as img:
+            if img.format == "JPEG" and len(data) * _JPEG_PIXELS_PER_BYTE_MAX < (
+                    img.width * img.height):
+                # libjpeg takes missing scan data as a warning and paints it grey: 633
+                # bytes claiming 6000 x 6000 cost a second of decoding (cold attack).
+                raise _undecodable("The photo is incomplete")
             return _process_open(img)
     except ApiError:
         raise

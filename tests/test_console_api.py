@@ -59,6 +59,14 @@ async def test_session_cookie_signs_in_and_out(redis: Redis, settings: Settings)
         foreign = await http.post(f"/api/v1/shops/{shop.id}/posts", json=arrival(),
                                   headers={"Origin": "https://evil.example"})
         assert (foreign.status_code, foreign.json()["error"]["code"]) == (403, "cross_origin")
+        # A browser that says the request is cross-site is believed, Origin or not.
+        for site in ("cross-site", "same-site"):
+            told = await http.post(f"/api/v1/shops/{shop.id}/posts", json=arrival(),
+                                   headers={"Sec-Fetch-Site": site})
+            assert (told.status_code, told.json()["error"]["code"]) == (403, "cross_origin")
+        own = await http.post(f"/api/v1/shops/{shop.id}/posts", json=arrival(),
+                              headers={**origin, "Sec-Fetch-Site": "same-origin"})
+        assert own.status_code == 202
         other = await add_shop(redis, settings, "Other", *STREET)
         wrong = await http.post(f"/api/v1/shops/{other.id}/posts", json=arrival(),
                                 headers=origin)

@@ -369,3 +369,19 @@ def test_genuine_photo_bytes_do_not_look_like_payloads() -> None:
             buf = io.BytesIO()
             noise.save(buf, fmt, **({} if quality is None else {"quality": quality}))
             assert payload_kind(buf.getvalue()) is None, (fmt, seed)
+
+
+def test_a_jpeg_too_small_for_its_pixels_is_refused_before_decoding() -> None:
+    # A 6000 x 6000 header with the scan data cut: libjpeg painted it grey for a second of
+    # CPU (cold attack); a flat 36 MP JPEG, the smallest honest one, still passes.
+    small = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(small, "JPEG")
+    forged = bytearray(small.getvalue())
+    at = forged.find(b"\xff\xc0")  # the frame header: its height and width, rewritten
+    forged[at + 5:at + 9] = struct.pack(">HH", 6000, 6000)
+    with pytest.raises(ApiError) as exc:
+        images.process(bytes(forged), "image/jpeg")
+    assert _code(exc) == (422, "undecodable_image")
+    flat = io.BytesIO()
+    Image.new("L", (6000, 6000), 0).save(flat, "JPEG", quality=10)
+    assert images.process(flat.getvalue(), "image/jpeg").width == limits.MEDIA_WIDTH_MAX

@@ -90,6 +90,10 @@ async def shop_of_session(redis: Redis, session_id: str) -> ShopRecord | None:
 
 
 def _same_origin(request: Request) -> bool:
+    # A browser that says where a request comes from is believed first: cross-site (or
+    # same-site from a sibling origin) is refused even without an Origin header.
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return False
     origin = request.headers.get("origin")
     if origin is None:
         return True  # not a browser cross-site request: browsers send Origin on writes

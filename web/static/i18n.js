@@ -400,8 +400,8 @@ const STRINGS = {
   map_pin_other: ["{shop} : {n} annonces", "{shop}: {n} posts"],
   // Photos (issue 15): refusals of an uploaded photo (rules/images.py)
   err_media_too_large: ["Photo trop lourde : 10 Mo au plus.", "Photo too large: 10 MB at most."],
-  err_unsupported_image_type: ["Format de photo non accepté : JPEG, PNG ou WebP.",
-    "Photo format not accepted: JPEG, PNG or WebP."],
+  err_unsupported_image_type: ["Ce fichier n'est pas une photo acceptée : JPEG, PNG, WebP ou HEIC.",
+    "This file is not an accepted photo: JPEG, PNG, WebP or HEIC."],
   err_image_type_mismatch: ["Le fichier n'est pas du type d'image annoncé.",
     "The file is not the type of image it claims to be."],
   err_undecodable_image: ["Photo illisible ou incomplète.", "The photo is unreadable or incomplete."],
