@@ -518,3 +518,15 @@ async def upload_photo(http: httpx.AsyncClient, shop: ShopCreated, data: bytes) 
         "Authorization": f"Bearer {shop.token}", "Content-Type": "image/jpeg"})
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+def inside(inner: dict[str, float], outer: dict[str, float]) -> bool:
+    """A DOMRect-like box within another (half a pixel of rounding allowed)."""
+    return (inner["left"] >= outer["left"] - 0.5 and inner["right"] <= outer["right"] + 0.5
+            and inner["top"] >= outer["top"] - 0.5 and inner["bottom"] <= outer["bottom"] + 0.5)
+
+
+def apart(a: dict[str, float], b: dict[str, float]) -> bool:
+    """Two DOMRect-like boxes that do not overlap."""
+    return (a["right"] <= b["left"] or b["right"] <= a["left"]
+            or a["bottom"] <= b["top"] or b["bottom"] <= a["top"])

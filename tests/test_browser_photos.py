@@ -20,9 +20,11 @@ from storage import keys
 from tests.helpers import (
     CLS_OBSERVER,
     add_shop,
+    apart,
     arrival,
     enricher,
     flash,
+    inside,
     photo_jpeg,
     send_post,
     throttle_like_lighthouse,
@@ -242,16 +244,6 @@ SCREEN = """() => {
           page: [document.documentElement.scrollWidth, innerWidth,
                  document.documentElement.scrollHeight, innerHeight]};
 }"""
-
-
-def inside(inner: dict[str, float], outer: dict[str, float]) -> bool:
-    return (inner["left"] >= outer["left"] - 0.5 and inner["right"] <= outer["right"] + 0.5
-            and inner["top"] >= outer["top"] - 0.5 and inner["bottom"] <= outer["bottom"] + 0.5)
-
-
-def apart(a: dict[str, float], b: dict[str, float]) -> bool:
-    return (a["right"] <= b["left"] or b["right"] <= a["left"]
-            or a["bottom"] <= b["top"] or b["bottom"] <= a["top"])
 
 
 @pytest.mark.parametrize("size", [(1920, 1080), (1080, 1920)], ids=["landscape", "portrait"])

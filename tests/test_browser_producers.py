@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from rules.geo import EARTH_RADIUS_M
 from runtime.settings import Settings
 from schemas.shops import ShopCreated
-from tests.helpers import add_shop, arrival, enricher, flash, send_post, web_server
+from tests.helpers import add_shop, apart, arrival, enricher, flash, inside, send_post, web_server
 
 pytestmark = pytest.mark.browser
 
@@ -312,16 +312,6 @@ SCREEN_BADGES = """() => {
     };
   });
 }"""
-
-
-def inside(inner: dict[str, float], outer: dict[str, float]) -> bool:
-    return (inner["left"] >= outer["left"] - 0.5 and inner["right"] <= outer["right"] + 0.5
-            and inner["top"] >= outer["top"] - 0.5 and inner["bottom"] <= outer["bottom"] + 0.5)
-
-
-def apart(a: dict[str, float], b: dict[str, float]) -> bool:
-    return (a["right"] <= b["left"] or b["right"] <= a["left"]
-            or a["bottom"] <= b["top"] or b["bottom"] <= a["top"])
 
 
 @pytest.mark.parametrize("size", [(1920, 1080), (1080, 1920)], ids=["landscape", "portrait"])
