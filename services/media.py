@@ -92,7 +92,12 @@ class MediaLibrary:
                 raise quota_exceeded(self.quota_mb)
             # Files first, index last: an id the index names always has its files.
             await self.store.save(record, {v.width: v.data for v in image.variants})
-        outcome = await index.register(known or record, keep_until, quota)
+        outcome = await index.register(known or record, keep_until, quota, now.timestamp())
+        if outcome is Registered.BEING_DELETED:
+            # The sweep forgot this very photo an instant ago and is deleting its files
+            # (maybe the ones just written): registering them now would name lost files.
+            raise Unavailable("this photo is being removed: send it again in a few seconds",
+                              code="server_busy", retry_after=5)
         if outcome is Registered.OVER_QUOTA:
             # Another upload took the room meanwhile. The files go unless the same photo
             # was registered by a twin upload in between (then they are its files).

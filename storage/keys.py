@@ -219,3 +219,9 @@ def producer_shops(producer_id: str) -> str:
 def shop_producers(shop_id: str) -> str:
     """Set of the producer ids a shop names (its side of the same links, in the same slot)."""
     return f"{_PRODUCERS}:shop:{shop_id}"
+
+
+def media_deleting(region: str) -> str:
+    """Hash: media id -> when the sweep forgot it (unix seconds), until its files are gone:
+    an upload of the same photo meanwhile must not register files about to be deleted."""
+    return f"{PREFIX}:{{{region}}}:media-deleting"

@@ -30,8 +30,12 @@ _decode_record = msgspec.json.Decoder(MediaRecord).decode
 _encode = msgspec.json.Encoder().encode
 
 _REGISTER = """
--- KEYS: owner, records, keep, bytes; ARGV: id, shop, record, size, keep_until, quota
--- 1: registered; 0: already this shop's (kept at least until keep_until); -1: over quota.
+-- KEYS: owner, records, keep, bytes, deleting; ARGV: id, shop, record, size, keep_until,
+--       quota, now, deleting_grace
+-- 1: registered; 0: already this shop's (kept at least until keep_until); -1: over quota;
+-- -2: its files are being deleted by the sweep (retry once they are gone).
+local deleting = redis.call('HGET', KEYS[5], ARGV[1])
+if deleting and tonumber(ARGV[7]) - tonumber(deleting) < tonumber(ARGV[8]) then return -2 end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
   redis.call('ZADD', KEYS[3], 'GT', ARGV[5], ARGV[1])
   return 0
@@ -61,9 +65,9 @@ return found
 """
 
 _FORGET = """
--- KEYS: owner, records, keep, bytes; ARGV: id, now, size
--- Forgets the id if its time is over (a post may have taken it since it was listed):
--- 1 forgotten (its files may go), 0 still kept.
+-- KEYS: owner, records, keep, bytes, deleting; ARGV: id, now, size
+-- Forgets the id if its time is over (a post may have taken it since it was listed), and
+-- marks it being deleted: 1 forgotten (its files may go), 0 still kept.
 local score = redis.call('ZSCORE', KEYS[3], ARGV[1])
 if score and tonumber(score) > tonumber(ARGV[2]) then return 0 end
 local shop = redis.call('HGET', KEYS[1], ARGV[1])
@@ -74,14 +78,21 @@ end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[2])
 return 1
 """
+
+
+# A mark older than this is a sweep that died between forgetting and deleting: ignored
+# (the orphan sweep removes what it left).
+DELETING_GRACE_S = 600
 
 
 class Registered(Enum):
     NEW = 1
     KNOWN = 0
     OVER_QUOTA = -1
+    BEING_DELETED = -2
 
 
 class MediaIndex:
@@ -100,13 +111,14 @@ class MediaIndex:
         record = await async_reply(self.redis.hget(keys.media_records(self.region), media_id))
         return None if record is None else _decode_record(record)
 
-    async def register(self, record: MediaRecord, keep_until: float,
-                       quota_bytes: int) -> Registered:
+    async def register(self, record: MediaRecord, keep_until: float, quota_bytes: int,
+                       now: float) -> Registered:
         reply = await self._register(
             keys=[keys.media_owner(self.region), keys.media_records(self.region),
-                  keys.media_keep(self.region), keys.media_bytes(self.region)],
+                  keys.media_keep(self.region), keys.media_bytes(self.region),
+                  keys.media_deleting(self.region)],
             args=[record.id, record.shop_id, _encode(record), record.bytes, repr(keep_until),
-                  quota_bytes])
+                  quota_bytes, repr(now), DELETING_GRACE_S])
         return Registered(int(reply))
 
     async def take(self, shop_id: str, media_ids: Sequence[str],
@@ -140,9 +152,14 @@ class MediaIndex:
         """Forget the id if its time is over; True if it was (its files may be deleted)."""
         reply = await self._forget(
             keys=[keys.media_owner(self.region), keys.media_records(self.region),
-                  keys.media_keep(self.region), keys.media_bytes(self.region)],
+                  keys.media_keep(self.region), keys.media_bytes(self.region),
+                  keys.media_deleting(self.region)],
             args=[media_id, repr(now), size])
         return int(reply) == 1
+
+    async def deleted(self, media_id: str) -> None:
+        """The forgotten id's files are gone: the same photo may be uploaded again."""
+        await async_reply(self.redis.hdel(keys.media_deleting(self.region), media_id))
 
     async def kept(self, media_ids: Sequence[str]) -> set[str]:
         """Those of the ids this region keeps."""

@@ -25,6 +25,7 @@ from schemas.media import MediaRecord
 from schemas.shops import ShopCreated
 from storage import keys
 from storage.media import FileMediaStore
+from storage.media_index import DELETING_GRACE_S, MediaIndex
 from tests.helpers import (
     FeedClient,
     add_shop,
@@ -297,3 +298,35 @@ async def test_a_profile_change_republishes_posts_with_their_photos(
         republished = passer_by.posts()[-1]
         assert republished["id"] == post["id"]
         assert republished["media"] == post["media"]
+
+
+async def test_an_upload_racing_the_sweep_of_the_same_photo_never_names_lost_files(
+        redis: Redis, settings: Settings) -> None:
+    # The sweep forgets a photo, then deletes its files. The same photo uploaded in
+    # between once saved its files, registered, and then lost them to the sweep's delete:
+    # the index named files that were gone (cold attack, from reading the code).
+    clock = ManualClock()
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    photo = _photo((10, 200, 90))
+    index = MediaIndex(redis, shop.region)
+    async with web_server(settings, clock=clock) as web, \
+            httpx.AsyncClient(base_url=web.http) as http:
+        media_id = await _uploaded(http, shop, photo)
+        later = clock.advance(MEDIA_UNPOSTED_KEEP_S + 60).timestamp()
+        record = await index.known(shop.id, media_id)
+        assert record is not None
+        assert await index.forget(media_id, record.bytes, later)  # the sweep, half-way
+        racing = await _upload(http, shop, photo)
+        assert racing.status_code == 503, racing.text
+        assert racing.json()["error"]["code"] == "server_busy"
+        assert racing.headers["retry-after"] == "5"
+        await FileMediaStore(Path(settings.data_dir) / "media").delete(media_id)
+        await index.deleted(media_id)  # the sweep, done
+        again = await _upload(http, shop, photo)
+        assert again.status_code == 201 and again.json()["id"] == media_id
+        assert (await http.get(f"/media/{media_id}/400.webp")).status_code == 200
+        # A sweep that died between the two steps does not block the photo for good.
+        assert await index.forget(media_id, record.bytes, clock.advance(
+            MEDIA_UNPOSTED_KEEP_S + 60).timestamp())
+        clock.advance(DELETING_GRACE_S + 1)
+        assert (await _upload(http, shop, photo)).status_code == 201

@@ -49,6 +49,7 @@ async def sweep_media(ctx: dict[str, Any]) -> int:
                     media_id, size = (item, 0) if isinstance(item, str) else (item.id, item.bytes)
                     if await index.forget(media_id, size, now):
                         await store.delete(media_id)
+                        await index.deleted(media_id)
                         removed += 1
                 if len(due) < _BATCH:
                     break
