@@ -178,6 +178,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Written by a running `up`/`web` in its data dir: the address it serves, so that `shops
+# link` (without --base-url or STREETFEED_PUBLIC_URL) names the port really in use.
+SERVED_URL_FILE = "served-url"
+
+
+def _write_served_url(settings: Settings) -> None:
+    path = Path(settings.data_dir) / SERVED_URL_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(settings.public_base_url + "\n", encoding="utf-8")
+
+
+def _served_url(data_dir: Path) -> str | None:
+    try:
+        return (data_dir / SERVED_URL_FILE).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     die_with_parent_from_env()
     args = _parser().parse_args(argv)
@@ -192,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         overrides["public_url"] = args.base_url  # checked as STREETFEED_PUBLIC_URL is
     try:
         settings = load_settings(None, **overrides)
+        if (args.command == "shops" and args.shops_command == "link"
+                and settings.public_url is None):
+            served = _served_url(Path(settings.data_dir))
+            if served is not None:  # the address a running `up`/`web` listens on
+                settings = load_settings(None, **overrides, public_url=served)
         if args.command == "shops":
             if args.shops_command == "add":
                 return _shops_add(settings, args)
@@ -217,7 +240,14 @@ def main(argv: list[str] | None = None) -> int:
             if server is not None:
                 # The server we started is ours to keep alive (and to stop last, on exit).
                 parts["redis"] = embedded_server_part(server)
-            asyncio.run(supervise(parts))
+            serving = args.command in ("up", "web")
+            if serving:
+                _write_served_url(ready)
+            try:
+                asyncio.run(supervise(parts))
+            finally:
+                if serving:
+                    (Path(ready.data_dir) / SERVED_URL_FILE).unlink(missing_ok=True)
         return 0
     except ConfigError as exc:
         print(f"streetfeed: {exc}", file=sys.stderr)

@@ -27,6 +27,7 @@ from schemas.shops import ShopCreated
 from services.shops import set_disabled
 from storage import keys
 from storage.ratelimit import WINDOW_S
+from streetfeed.cli import _write_served_url
 from tests.helpers import add_shop, arrival, free_port, send_post, service_env, web_server
 from web.pages import STATIC_DIR
 
@@ -301,6 +302,16 @@ async def test_cli_prints_a_link_its_qr_and_expiry_and_refuses_unknown_shops(
     assert "https://rue.example/shop#code=" in public.stdout, public.stderr
     default = await asyncio.to_thread(cli, settings, "link", shop.id)
     assert "http://127.0.0.1:8000/shop#code=" in default.stdout, default.stderr
+    # With `up --port 8765` running on the data dir, the link names the port in use (it
+    # named the dead default; cold try), unless STREETFEED_PUBLIC_URL says otherwise.
+    _write_served_url(settings.with_(port=8765))
+    data_dir = str(settings.data_dir)
+    served = await asyncio.to_thread(cli, settings, "link", shop.id,
+                                     STREETFEED_DATA_DIR=data_dir)
+    assert "http://127.0.0.1:8765/shop#code=" in served.stdout, served.stderr
+    public = await asyncio.to_thread(cli, settings, "link", shop.id, STREETFEED_DATA_DIR=data_dir,
+                                     STREETFEED_PUBLIC_URL="https://rue.example")
+    assert "https://rue.example/shop#code=" in public.stdout, public.stderr
 
     unknown = await asyncio.to_thread(cli, settings, "link", "no-such-shop")
     assert unknown.returncode == 1 and unknown.stdout == ""
@@ -312,8 +323,8 @@ async def test_cli_prints_a_link_its_qr_and_expiry_and_refuses_unknown_shops(
     bad_base = await asyncio.to_thread(cli, settings, "link", shop.id, "--base-url",
                                        "ftp://x/y")
     assert bad_base.returncode == 2 and "expected https://host[:port]" in bad_base.stderr
-    # Three links were made, none for the unknown or the disabled shop.
-    assert len(await redis.keys("sf:signin-link:*")) == 3
+    # Five links were made, none for the unknown or the disabled shop.
+    assert len(await redis.keys("sf:signin-link:*")) == 5
 
 
 def test_the_service_worker_keeps_every_console_module() -> None:
