@@ -54,7 +54,8 @@ from storage.redis_conn import async_reply, get_many, open_redis, text
 from storage.shops import decode_record, encode_record
 from streetfeed import demo_photos
 
-__all__ = ["DEMO_PRODUCERS", "DEMO_PRODUCER_LINKS", "DEMO_SHOPS", "run_simulator", "seed_producers"]
+__all__ = ["ARRIVAL_SCENES", "DEMO_PRODUCERS", "DEMO_PRODUCER_LINKS", "DEMO_SHOPS",
+           "run_simulator", "seed_producers"]
 
 log = logging.getLogger("streetfeed.demo")
 
@@ -226,8 +227,33 @@ _ANY_SHOP_SHARE = 0.25
 # A post the demo made that is still not live after this (refused, expired, withdrawn
 # elsewhere) is forgotten.
 _PENDING_GRACE = timedelta(minutes=5)
-# The share of arrivals and offers that carry photos (one or two of the shop's).
-_PHOTO_SHARE = 0.8
+# Which drawn scene shows which arrival (streetfeed/demo_photos.py): an arrival carries
+# its own photo, and only a photo of what it announces (a coffee cup under "Tarte du
+# jour" or a vegetable crate under "Glaces artisanales" looked broken: cold try). Offers
+# ("-20 % until 18:00", "2 bought, the 3rd free") are about no one thing: no photo.
+ARRIVAL_SCENES = {
+    "Pain de seigle au levain, tout chaud": "bread",
+    "Fougasse aux olives sortie du four": "bread",
+    "Nouveau café d'Éthiopie torréfié ce matin": "coffee",
+    "Ossau-Iraty fermier arrivé": "cheese", "Brebis frais du Pays basque": "cheese",
+    "Comté 24 mois": "cheese",
+    "Le nouveau roman de la rentrée est là": "books",
+    "Rayon BD : les nouveautés du mois": "books",
+    "Guides de randonnée en Gironde": "books",
+    "Premières fraises de Gironde": "strawberries",
+    "Fraises de Gironde, cueillies ce matin": "strawberries",
+    "Asperges blanches du Blayais": "vegetables",
+    "Saucisses maison aux herbes": "sausages",
+    "Pivoines de saison": "flowers", "Bouquets de renoncules": "flowers",
+    "Côtes-de-Bourg 2022 en dégustation": "wine",
+    "Entre-deux-Mers blanc, nouveau millésime": "wine",
+    "Crémant de Bordeaux rosé": "wine",
+    "Tablettes noisette du Lot-et-Garonne": "chocolate",
+    "Pralinés à l'ancienne": "chocolate",
+    "Piment d'Espelette AOP": "jars", "Miel de bruyère des Landes": "jars",
+    "Arrivage vestes en laine": "jackets",
+    "Pots en terre cuite émaillée": "pots",
+}
 # The photos are uploaded again this often: the library keeps an unposted photo a day
 # (an upload it already has only extends that, content-addressed: nothing new is stored);
 # after a failure (the shop's quota full of the shopkeeper's own photos), sooner.
@@ -277,12 +303,13 @@ async def seed(redis: Redis, settings: Settings, clock: Clock) -> dict[str, str]
 def demo_post(shop: ShopRecord, now: datetime, rng: random.Random, tz: ZoneInfo,
               taken_kinds: set[str], taken_titles: set[str],
               overrides: Sequence[OpeningOverride] = (),
-              photos: Sequence[str] = (),
+              photos: Mapping[str, str] | None = None,
               producers: Mapping[str, str] | None = None) -> dict[str, object] | None:
     """What this shop could post now, as its shopkeeper would; None when nothing fits.
 
     Arrivals and flash offers only while the shop is open (a flash offer ends by closing
-    time), most with one or two of the shop's `photos` (media ids) and of its `producers`
+    time), an arrival with the photo of what it announces among the shop's `photos`
+    (scene -> media id), most with one or two of its `producers`
     (key in DEMO_PRODUCERS -> producer id, those the shop names now); opening news that
     fits the hour; nothing of a kind the shop already has live (`taken_kinds`: flash offers
     and opening news), no arrival already live (`taken_titles`).
@@ -325,8 +352,9 @@ def demo_post(shop: ShopRecord, now: datetime, rng: random.Random, tz: ZoneInfo,
     if not choices:
         return None
     post = rng.choices(choices, weights)[0]
-    if photos and post["kind"] != "opening_change" and rng.random() < _PHOTO_SHARE:
-        post["media_ids"] = rng.sample(list(photos), rng.randint(1, min(2, len(photos))))
+    scene = ARRIVAL_SCENES.get(str(post["title"])) if post["kind"] == "new_arrival" else None
+    if photos and scene is not None and scene in photos:
+        post["media_ids"] = [photos[scene]]
     if producers and post["kind"] != "opening_change":
         named = _ARRIVAL_PRODUCERS.get(str(post["title"])) if post["kind"] == "new_arrival" \
             else None
@@ -401,13 +429,13 @@ class DemoPhotos:
         self.library = MediaLibrary(redis, self.store, self.pool, clock,
                                     settings.shop_media_quota_mb)
         self._uploads: dict[str, bytes] = {}  # scene -> the JPEG a phone would send
-        self._ids: dict[str, list[str]] = {}  # shop -> its photos' media ids
+        self._ids: dict[str, dict[str, str]] = {}  # shop -> scene -> its photo's media id
         self._due: datetime | None = None  # None: now
         self._task: asyncio.Task[None] | None = None
 
-    def of(self, shop_id: str) -> list[str]:
-        """The shop's photos; none until they are uploaded."""
-        return self._ids.get(shop_id, [])
+    def of(self, shop_id: str) -> dict[str, str]:
+        """The shop's photos by scene; none until they are uploaded."""
+        return self._ids.get(shop_id, {})
 
     def refresh_if_due(self, shops: Sequence[ShopRecord]) -> None:
         """Upload the shops' photos in the background when never done or due again: the
@@ -426,9 +454,9 @@ class DemoPhotos:
                 self._uploads = await asyncio.to_thread(
                     lambda: {s: demo_photos.jpeg(demo_photos.draw(s)) for s in scenes})
             for shop in shops:
-                self._ids[shop.id] = [
-                    (await self.library.add(shop, self._uploads[scene], "image/jpeg")).id
-                    for scene in demo_photos.scenes_for(shop.category)]
+                self._ids[shop.id] = {
+                    scene: (await self.library.add(shop, self._uploads[scene], "image/jpeg")).id
+                    for scene in demo_photos.scenes_for(shop.category)}
             self._due = started + _PHOTOS_REFRESH
         except Exception as exc:  # photos are a plus: the street goes on without them
             log.warning("demo: photos not uploaded: %r", exc)
@@ -556,7 +584,7 @@ class DemoStreet:
         post = demo_post(shop, now, self.rng, self.tz, taken_kinds & {"flash_offer",
                                                                        "opening_change"},
                          taken_titles, overrides,
-                         self.photos.of(shop.id) if self.photos is not None else (),
+                         self.photos.of(shop.id) if self.photos is not None else None,
                          await self._producers(shop))
         if post is None:
             return None
