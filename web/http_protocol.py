@@ -67,6 +67,7 @@ class GuardedHttpProtocol(asyncio.Protocol):
         "_draining",
         "_guard",
         "_head_bytes",
+        "_head_size",
         "_head_timer",
         "_in_body",
         "_in_head",
@@ -97,6 +98,9 @@ class GuardedHttpProtocol(asyncio.Protocol):
         # Bytes received while a head was incomplete (bounded by the guard's max_head_bytes),
         # and whether the connection was refused for it (what follows is dropped).
         self._head_bytes = 0
+        # The current head's size as parsed (its URL and headers): a head whole in one
+        # read is never "incomplete after a segment", so _head_bytes never sees it.
+        self._head_size = 0
         self._draining = False
         self._body_started = self._body_last = 0.0
         self._body_received = 0
@@ -146,6 +150,9 @@ class GuardedHttpProtocol(asyncio.Protocol):
             upgrade = True
         except httptools.HttpParserError:
             stopped = True  # uvicorn's parser answers it (400) and closes
+        if self._guard is not None and self._head_size > self._guard.max_head_bytes:
+            self._head_too_large()  # before uvicorn reads it
+            return
         if self._in_head:
             self._head_bytes += len(data)
             if self._guard is not None and self._head_bytes > self._guard.max_head_bytes:
@@ -211,6 +218,13 @@ class GuardedHttpProtocol(asyncio.Protocol):
         # The deadline runs from here (the head's first byte), or from the connection for
         # its first head (that timer is already armed).
         self._in_head = True
+        self._head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4  # ": " and CRLF
 
     def on_headers_complete(self) -> None:
         self._in_head = False
