@@ -7,6 +7,7 @@ server (moto's, tests/s3.py) is started once per run too, by the first test that
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -90,9 +91,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 CHROMIUM_PRESENT = os.path.exists(CHROMIUM)
 
 
-@pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[Any]:
-    """Debian's headless Chromium through Playwright; under CI a missing browser fails."""
+@contextlib.asynccontextmanager
+async def chromium(profile: Path, timezone_id: str = "Europe/Paris") -> AsyncIterator[Any]:
+    """Debian's headless Chromium through Playwright, as a French reader in `timezone_id`;
+    under CI a missing browser fails the test (it never skips there)."""
     if not CHROMIUM_PRESENT:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI: {CHROMIUM} is required for browser tests (apt-get install chromium)")
@@ -101,12 +103,18 @@ async def browser(tmp_path: Path) -> AsyncIterator[Any]:
 
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, locale="fr-FR", timezone_id="Europe/Paris")
+            str(profile), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_ARGS, locale="fr-FR", timezone_id=timezone_id)
         try:
             yield context
         finally:
             await context.close()
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Any]:
+    async with chromium(tmp_path / "chromium-profile") as context:
+        yield context
 
 
 @pytest.fixture(scope="session")

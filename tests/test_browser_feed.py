@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from runtime.settings import Settings
 from storage import keys
+from tests.conftest import chromium
 from tests.helpers import add_shop, arrival, enricher, send_post, web_server
 
 pytestmark = pytest.mark.browser
@@ -185,30 +186,20 @@ async def test_offline_reload_shows_the_kept_posts_marked_seen_at(
 
 async def test_times_on_cards_are_in_the_shops_zone_on_a_device_in_utc(
         redis: Redis, settings: Settings, tmp_path: Any) -> None:
-    from playwright.async_api import async_playwright
-
-    from tests.conftest import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_PRESENT
-    if not CHROMIUM_PRESENT:
-        pytest.skip(f"{CHROMIUM} not installed")
     shop = await add_shop(redis, settings, "Cave", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \
-            httpx.AsyncClient(base_url=web.http) as http, async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "utc-profile"), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, locale="fr-FR", timezone_id="UTC")
-        try:
-            page = await open_feed(context, web.http, *STREET)
-            ends = datetime.now(UTC) + timedelta(hours=3)
-            post_id = (await send_post(http, shop, {"kind": "flash_offer", "title": "-50 %",
-                                                    "ends_at": ends.isoformat()})).json()["id"]
-            selector = f'[data-post-id="{post_id}"] .countdown'
-            await page.wait_for_selector(selector)
-            zone = await page.evaluate(
-                f"() => window.streetfeed.posts.get('{post_id}').shop.timezone")
-            assert zone == settings.timezone == "Europe/Paris"
-            paris = ends.astimezone(PARIS).strftime("%H:%M")
-            assert paris != ends.strftime("%H:%M")  # the device's zone would say otherwise
-            assert paris in await page.inner_text(selector)
-            assert page.errors == []
-        finally:
-            await context.close()
+            httpx.AsyncClient(base_url=web.http) as http, \
+            chromium(tmp_path / "utc-profile", timezone_id="UTC") as context:
+        page = await open_feed(context, web.http, *STREET)
+        ends = datetime.now(UTC) + timedelta(hours=3)
+        post_id = (await send_post(http, shop, {"kind": "flash_offer", "title": "-50 %",
+                                                "ends_at": ends.isoformat()})).json()["id"]
+        selector = f'[data-post-id="{post_id}"] .countdown'
+        await page.wait_for_selector(selector)
+        zone = await page.evaluate(
+            f"() => window.streetfeed.posts.get('{post_id}').shop.timezone")
+        assert zone == settings.timezone == "Europe/Paris"
+        paris = ends.astimezone(PARIS).strftime("%H:%M")
+        assert paris != ends.strftime("%H:%M")  # the device's zone would say otherwise
+        assert paris in await page.inner_text(selector)
+        assert page.errors == []
