@@ -530,3 +530,29 @@ def apart(a: dict[str, float], b: dict[str, float]) -> bool:
     """Two DOMRect-like boxes that do not overlap."""
     return (a["right"] <= b["left"] or b["right"] <= a["left"]
             or a["bottom"] <= b["top"] or b["bottom"] <= a["top"])
+
+
+async def posted(http: httpx.AsyncClient, shop: ShopCreated, body: dict[str, Any]) -> str:
+    """Post through the API; the new post's id (a 202 is asserted)."""
+    response = await send_post(http, shop, body)
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+async def new_page(browser: Any, width: int = 390, height: int = 844,
+                   lang: str | None = None) -> Any:
+    """A page of `browser` at this size that records its uncaught errors (`page.errors`);
+    `lang` ("fr"/"en") as a reader who chose it before."""
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors
+    if lang:
+        await page.add_init_script(f"localStorage.setItem('streetfeed.lang', '{lang}')")
+    await page.set_viewport_size({"width": width, "height": height})
+    return page
+
+
+def feed_card(post_id: str) -> str:
+    """The selector of a post's card in the passer-by page's list."""
+    return f'#feed [data-post-id="{post_id}"]'

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from runtime.settings import Settings
 from streetfeed.demo import DEMO_SHOPS
-from tests.helpers import add_shop, arrival, enricher, flash, send_post, web_server
+from tests.helpers import add_shop, arrival, enricher, flash, new_page, send_post, web_server
 
 pytestmark = pytest.mark.browser
 
@@ -34,15 +34,6 @@ TWO_FRAMES = "() => new Promise((r) => requestAnimationFrame(() => requestAnimat
 
 def north(metres: float) -> tuple[float, float]:
     return STREET[0] + metres / 111_320, STREET[1]
-
-
-async def new_page(browser: Any, width: int, height: int) -> Any:
-    page = await browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.errors = errors
-    await page.set_viewport_size({"width": width, "height": height})
-    return page
 
 
 async def box(page: Any, selector: str) -> dict[str, float]:

@@ -15,7 +15,6 @@ import pytest
 from redis.asyncio import Redis
 
 from runtime.settings import Settings
-from schemas.shops import ShopCreated
 from storage import keys
 from tests.helpers import (
     CLS_OBSERVER,
@@ -23,10 +22,12 @@ from tests.helpers import (
     apart,
     arrival,
     enricher,
+    feed_card,
     flash,
     inside,
+    new_page,
     photo_jpeg,
-    send_post,
+    posted,
     throttle_like_lighthouse,
     upload_photo,
     web_server,
@@ -39,25 +40,6 @@ NEIGHBOUR = (44.8378, -0.5735)  # ~90 m
 FAR = (44.8400, -0.5735)  # ~330 m
 CARD_SIZES = "(min-width: 40rem) 38rem, calc(100vw - 1.5rem)"  # cards.js CARD_PHOTO_SIZES
 LIVE = "() => window.streetfeed && window.streetfeed.state === 'live'"
-
-
-async def post(http: httpx.AsyncClient, shop: ShopCreated, body: dict[str, Any]) -> str:
-    response = await send_post(http, shop, body)
-    assert response.status_code == 202, response.text
-    return str(response.json()["id"])
-
-
-async def new_page(browser: Any, width: int, height: int) -> Any:
-    page = await browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.errors = errors
-    await page.set_viewport_size({"width": width, "height": height})
-    return page
-
-
-def card(post_id: str) -> str:
-    return f'#feed [data-post-id="{post_id}"]'
 
 
 # What an <img> is and what the browser made of it.
@@ -90,13 +72,13 @@ async def test_card_shows_its_photos_at_the_right_width_and_keeps_them_on_edits(
             httpx.AsyncClient(base_url=web.http) as http:
         wide = await upload_photo(http, shop, photo_jpeg((200, 40, 40)))
         tall = await upload_photo(http, shop, photo_jpeg((40, 140, 60), (900, 1200)))
-        plain_id = await post(http, other, arrival("Tulipes"))
-        post_id = await post(http, shop, arrival("Premières fraises", media_ids=[wide, tall]))
+        plain_id = await posted(http, other, arrival("Tulipes"))
+        post_id = await posted(http, shop, arrival("Premières fraises", media_ids=[wide, tall]))
         page = await new_page(browser, 360, 740)
         await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
         await page.wait_for_function(LIVE)
-        await page.wait_for_selector(card(post_id))
-        imgs = f"{card(post_id)} img.card-photo"
+        await page.wait_for_selector(feed_card(post_id))
+        imgs = f"{feed_card(post_id)} img.card-photo"
         await page.wait_for_function(LOADED, arg=f"{imgs}:first-child")
         first, second = await page.eval_on_selector_all(imgs, f"els => els.map({IMG})")
 
@@ -115,21 +97,21 @@ async def test_card_shows_its_photos_at_the_right_width_and_keeps_them_on_edits(
         assert abs(first["box"]["width"] - (360 - 0.75 * 16 * 2)) <= 4, first
         # Its box has the first photo's shape (4:3), edge to edge of the card.
         assert abs(first["box"]["height"] - first["box"]["width"] * 3 / 4) <= 1, first
-        card_box = await page.locator(card(post_id)).bounding_box()
+        card_box = await page.locator(feed_card(post_id)).bounding_box()
         assert card_box and abs(first["box"]["left"] - card_box["x"] - 1) <= 1
         assert await page.evaluate(
             "() => document.documentElement.scrollWidth === innerWidth")
         # Two photos: a strip that scrolls sideways, reachable by keyboard, counted.
-        strip = page.locator(f"{card(post_id)} .card-photos")
+        strip = page.locator(f"{feed_card(post_id)} .card-photos")
         assert await strip.get_attribute("tabindex") == "0"
         assert await strip.get_attribute("aria-label") == "2 photos"
-        assert await page.inner_text(f"{card(post_id)} .photo-count") == "2 photos"
+        assert await page.inner_text(f"{feed_card(post_id)} .photo-count") == "2 photos"
         await strip.focus()
         await page.keyboard.press("ArrowRight")
         await page.wait_for_function("(sel) => document.querySelector(sel).scrollLeft > 0",
-                                     arg=f"{card(post_id)} .card-photos")
+                                     arg=f"{feed_card(post_id)} .card-photos")
         # A card without photos stays as it was.
-        plain = card(plain_id)
+        plain = feed_card(plain_id)
         assert await page.locator(f"{plain} img, {plain} .card-media").count() == 0
 
         # An edit of the text keeps the very same <img> (no reload, no blink).
@@ -141,25 +123,26 @@ async def test_card_shows_its_photos_at_the_right_width_and_keeps_them_on_edits(
                                  headers=patch)).status_code == 202
         await page.wait_for_function(
             "(sel) => document.querySelector(sel)?.textContent.includes('Plougastel')",
-            arg=card(post_id))
+            arg=feed_card(post_id))
         assert await page.evaluate("(sel) => document.querySelector(sel).__kept === true",
                                    f"{imgs}:first-child")
         assert await page.get_attribute(f"{imgs}:first-child", "alt") == \
             "Fraises de Plougastel (1/2)"
-        before = await page.evaluate(RECT, card(plain_id))
+        before = await page.evaluate(RECT, feed_card(plain_id))
         # Another landscape photo instead: the image changes, its box and every other
         # card stay where they were.
         other_wide = await upload_photo(http, shop, photo_jpeg((30, 60, 200)))
         assert (await http.patch(url, json={"media_ids": [other_wide]},
                                  headers=patch)).status_code == 202
-        await page.wait_for_function(LOADED, arg=f"{card(post_id)} img[data-photo='{other_wide}']")
+        await page.wait_for_function(
+            LOADED, arg=f"{feed_card(post_id)} img[data-photo='{other_wide}']")
         assert await page.locator(imgs).count() == 1
-        assert await page.locator(f"{card(post_id)} .photo-count").count() == 0
-        after = await page.evaluate(RECT, card(plain_id))
+        assert await page.locator(f"{feed_card(post_id)} .photo-count").count() == 0
+        after = await page.evaluate(RECT, feed_card(plain_id))
         assert after == before
         # Photos removed: the card is a text card again.
         assert (await http.patch(url, json={"media_ids": []}, headers=patch)).status_code == 202
-        await page.wait_for_selector(f"{card(post_id)} .card-media", state="detached")
+        await page.wait_for_selector(f"{feed_card(post_id)} .card-media", state="detached")
         assert page.errors == []
 
 
@@ -185,7 +168,7 @@ async def test_planted_media_from_elsewhere_is_never_fetched(
                    '"category":"c","lat":44.837,"lon":-0.5735},"media":'
                    + json.dumps(bad) + "}}")
         await redis.xadd(keys.feed_stream(settings.region), {"d": planted})
-        await page.wait_for_selector(card("p_bbbbbbbbbbbbbbbb"))
+        await page.wait_for_selector(feed_card("p_bbbbbbbbbbbbbbbb"))
         assert await page.locator("#feed img, #feed .card-media").count() == 0
         assert not [u for u in asked if "tracker" in u or "/media/" in u]
         assert page.errors == []
@@ -202,7 +185,7 @@ async def test_photo_cards_arriving_and_loading_do_not_shift_the_page(
         for i, shop in enumerate(shops):
             media = await upload_photo(http, shop, photo_jpeg((60 * i, 120, 200 - 40 * i),
                                                    (1600, 1200) if i % 2 else (1200, 1600)))
-            await post(http, shop, (flash if i % 2 else arrival)(f"Arrivage {i}",
+            await posted(http, shop, (flash if i % 2 else arrival)(f"Arrivage {i}",
                                                                  media_ids=[media]))
         page = await new_page(browser, 360, 740)
         await page.add_init_script(CLS_OBSERVER)
@@ -213,8 +196,8 @@ async def test_photo_cards_arriving_and_loading_do_not_shift_the_page(
                                      timeout=30_000)
         far = await add_shop(redis, settings, "Loin", *FAR)
         media = await upload_photo(http, far, photo_jpeg((90, 90, 90)))
-        far_id = await post(http, far, arrival("Tout au bout", media_ids=[media]))
-        await page.wait_for_selector(card(far_id), timeout=30_000)
+        far_id = await posted(http, far, arrival("Tout au bout", media_ids=[media]))
+        await page.wait_for_selector(feed_card(far_id), timeout=30_000)
         # Every photo scrolled to and loaded (the lazy ones load as they come near).
         await page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
         await page.wait_for_function(LOADED, arg="#feed img.card-photo", timeout=60_000)
@@ -256,10 +239,10 @@ async def test_screen_shows_own_photos_large_and_nothing_overflows(
             httpx.AsyncClient(base_url=web.http) as http:
         own = await upload_photo(http, shop, photo_jpeg((180, 120, 40)))
         theirs = await upload_photo(http, neighbour, photo_jpeg((40, 120, 180)))
-        own_id = await post(http, shop, arrival(
+        own_id = await posted(http, shop, arrival(
             "Pain de seigle au levain, tout chaud", text="Farine du moulin de Saint-Émilion.",
             price=4.2, media_ids=[own]))
-        await post(http, neighbour, flash("-30 % sur le comté", media_ids=[theirs]))
+        await posted(http, neighbour, flash("-30 % sur le comté", media_ids=[theirs]))
         page = await new_page(browser, width, height)
         await page.add_init_script(CLS_OBSERVER)
         await page.goto(f"{web.http}/screen/{shop.id}?radius_m=500")
@@ -297,7 +280,7 @@ async def test_screen_shows_own_photos_large_and_nothing_overflows(
         assert await page.locator("#neighbours img").count() == 0
         # A burst of frames draws the page again: the photo stays the same node.
         await page.evaluate("() => { document.querySelector('#own-posts img').__kept = true; }")
-        await post(http, neighbour, arrival("Ossau-Iraty"))
+        await posted(http, neighbour, arrival("Ossau-Iraty"))
         await page.wait_for_function("() => window.streetfeedScreen.posts === 3")
         await page.wait_for_function(
             "() => document.querySelector('#own-posts img.card-photo')?.__kept === true")
@@ -312,7 +295,7 @@ async def test_map_popup_shows_a_thumbnail(redis: Redis, settings: Settings,
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http:
         media = await upload_photo(http, shop, photo_jpeg((200, 40, 40)))
-        await post(http, shop, arrival("Premières fraises", media_ids=[media]))
+        await posted(http, shop, arrival("Premières fraises", media_ids=[media]))
         page = await new_page(browser, 1280, 720)
         await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500&view=map")
         await page.wait_for_function(LIVE)
@@ -340,19 +323,19 @@ async def test_kept_cards_show_their_photos_offline(
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http:
         media = await upload_photo(http, shop, photo_jpeg((200, 40, 40)))
-        post_id = await post(http, shop, arrival("Premières fraises", media_ids=[media]))
+        post_id = await posted(http, shop, arrival("Premières fraises", media_ids=[media]))
         page = await new_page(browser, 360, 740)
         await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
         await page.wait_for_function(LIVE)
         await page.wait_for_function("() => navigator.serviceWorker.controller !== null")
-        await page.wait_for_function(LOADED, arg=f"{card(post_id)} img.card-photo")
+        await page.wait_for_function(LOADED, arg=f"{feed_card(post_id)} img.card-photo")
         await page.wait_for_function(
             f"() => (localStorage.getItem('streetfeed.posts') || '').includes('{post_id}')")
         await browser.set_offline(True)
         try:
             await page.reload()
             await page.wait_for_selector("#offline", state="visible")
-            await page.wait_for_function(LOADED, arg=f"{card(post_id)} img.card-photo")
+            await page.wait_for_function(LOADED, arg=f"{feed_card(post_id)} img.card-photo")
             # Not a copy of the service worker's: its caches hold no photo.
             kept = await page.evaluate("""async () => {
                 const out = [];
@@ -388,7 +371,7 @@ async def test_map_popup_fits_a_phone_and_escape_closes_it(
             httpx.AsyncClient(base_url=web.http) as http:
         for i in range(6):
             media = await upload_photo(http, shop, photo_jpeg((40 * i, 90, 40)))
-            await post(http, shop, arrival(f"Arrivage numéro {i} : légumes du jour, fruits "
+            await posted(http, shop, arrival(f"Arrivage numéro {i} : légumes du jour, fruits "
                                            "de saison et fromages", media_ids=[media]))
         page = await new_page(browser, 360, 740)
         await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500&view=map")
@@ -427,13 +410,13 @@ async def test_mixed_photo_shapes_keep_their_own_and_small_ones_are_not_blown_up
         tall = await upload_photo(http, shop, photo_jpeg((40, 140, 60), (900, 1200)))
         wide = await upload_photo(http, shop, photo_jpeg((200, 40, 40)))
         tiny = await upload_photo(http, other, photo_jpeg((40, 40, 200), (100, 80)))
-        mixed = await post(http, shop, arrival("Fraises", media_ids=[tall, wide]))
-        small = await post(http, other, arrival("Tulipes", media_ids=[tiny]))
+        mixed = await posted(http, shop, arrival("Fraises", media_ids=[tall, wide]))
+        small = await posted(http, other, arrival("Tulipes", media_ids=[tiny]))
         page = await new_page(browser, 360, 740)
         await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
         await page.wait_for_function(LIVE)
-        await page.wait_for_function(LOADED, arg=f"{card(mixed)} img.card-photo, "
-                                                 f"{card(small)} img.card-photo")
+        await page.wait_for_function(LOADED, arg=f"{feed_card(mixed)} img.card-photo, "
+                                                 f"{feed_card(small)} img.card-photo")
         # The landscape photo after a portrait one keeps its shape: nothing cut off.
         shown = """(img) => {
           const b = img.getBoundingClientRect();
@@ -441,13 +424,13 @@ async def test_mixed_photo_shapes_keep_their_own_and_small_ones_are_not_blown_up
           return {w: b.width, h: b.height, drawnW: img.naturalWidth * scale,
                   drawnH: img.naturalHeight * scale, fit: getComputedStyle(img).objectFit};
         }"""
-        second = (await page.eval_on_selector_all(f"{card(mixed)} img.card-photo",
+        second = (await page.eval_on_selector_all(f"{feed_card(mixed)} img.card-photo",
                                                   f"els => els.map({shown})"))[1]
         assert second["fit"] == "contain", second
         assert abs(second["drawnW"] / second["drawnH"] - 4 / 3) < 0.02, second
         # A 100 x 80 photo: at most 1.5 times its size, centred in the card.
-        img = await page.eval_on_selector(f"{card(small)} img.card-photo", IMG)
-        media = await page.eval_on_selector(f"{card(small)} .card-media",
+        img = await page.eval_on_selector(f"{feed_card(small)} img.card-photo", IMG)
+        media = await page.eval_on_selector(f"{feed_card(small)} .card-media",
                                             "e => e.getBoundingClientRect().toJSON()")
         assert img["box"]["width"] <= 151 and img["box"]["height"] <= 121, img
         left, right = img["box"]["left"] - media["left"], media["right"] - img["box"]["right"]

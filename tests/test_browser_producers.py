@@ -19,7 +19,18 @@ from redis.asyncio import Redis
 from rules.geo import EARTH_RADIUS_M
 from runtime.settings import Settings
 from schemas.shops import ShopCreated
-from tests.helpers import add_shop, apart, arrival, enricher, flash, inside, send_post, web_server
+from tests.helpers import (
+    add_shop,
+    apart,
+    arrival,
+    enricher,
+    feed_card,
+    flash,
+    inside,
+    new_page,
+    posted,
+    web_server,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -52,28 +63,6 @@ async def name(http: httpx.AsyncClient, shop: ShopCreated, producer: str, place:
     return str(response.json()["id"])
 
 
-async def post(http: httpx.AsyncClient, shop: ShopCreated, body: dict[str, Any]) -> str:
-    response = await send_post(http, shop, body)
-    assert response.status_code == 202, response.text
-    return str(response.json()["id"])
-
-
-async def new_page(browser: Any, width: int = 390, height: int = 844,
-                   lang: str | None = None) -> Any:
-    page = await browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.errors = errors
-    if lang:
-        await page.add_init_script(f"localStorage.setItem('streetfeed.lang', '{lang}')")
-    await page.set_viewport_size({"width": width, "height": height})
-    return page
-
-
-def card(post_id: str) -> str:
-    return f'#feed [data-post-id="{post_id}"]'
-
-
 def feed_url(base: str, radius: int = 500) -> str:
     return f"{base}/?lat={STREET[0]}&lon={STREET[1]}&radius_m={radius}"
 
@@ -91,31 +80,31 @@ async def test_badges_say_where_it_comes_from_in_the_reader_s_language(
             httpx.AsyncClient(base_url=web.http) as http:
         mill = await name(http, baker, "Moulin de Saint-Émilion", "Saint-Émilion", MILL)
         roaster = await name(http, baker, "Brûlerie des Chartrons", "Bordeaux", ROASTER)
-        post_id = await post(http, baker, arrival("Pain de seigle", producer_ids=[mill, roaster]))
-        plain_id = await post(http, baker, arrival("Baguette"))
+        post_id = await posted(http, baker, arrival("Pain de seigle", producer_ids=[mill, roaster]))
+        plain_id = await posted(http, baker, arrival("Baguette"))
         page = await new_page(browser, lang=lang)
         await page.goto(feed_url(web.http))
         await page.wait_for_function(LIVE)
-        await page.wait_for_selector(f"{card(post_id)} .producer")
-        assert await page.evaluate(BADGES, card(post_id)) == [
+        await page.wait_for_selector(f"{feed_card(post_id)} .producer")
+        assert await page.evaluate(BADGES, feed_card(post_id)) == [
             f"Moulin de Saint-Émilion · {mill_km}", f"Brûlerie des Chartrons · {roaster_km}"]
         # Real links, to a page of this one: shareable, keyboard reachable.
-        links = page.locator(f"{card(post_id)} a.producer")
+        links = page.locator(f"{feed_card(post_id)} a.producer")
         assert await links.count() == 2
         href = await links.first.get_attribute("href")
         assert href and href.startswith("/?") and f"producer={mill}" in href
-        label = await page.get_attribute(f"{card(post_id)} .producers", "aria-label")
+        label = await page.get_attribute(f"{feed_card(post_id)} .producers", "aria-label")
         assert label == {"fr": "D'où ça vient", "en": "Where it comes from"}[lang]
         title = await links.first.get_attribute("title")
         assert title == {"fr": f"Producteur à Saint-Émilion, à {mill_km} de la boutique",
                          "en": f"Producer in Saint-Émilion, {mill_km} from the shop"}[lang]
-        assert await page.locator(f"{card(plain_id)} .producers").count() == 0
+        assert await page.locator(f"{feed_card(plain_id)} .producers").count() == 0
         # The language switch relabels them.
         await page.click("#lang")
         other = {"fr": "0.8 km", "en": "0,8 km"}[lang]
         await page.wait_for_function(
             "([sel, text]) => document.querySelector(sel).textContent.endsWith(text)",
-            arg=[f"{card(post_id)} .producer-item:nth-child(2) .producer", other])
+            arg=[f"{feed_card(post_id)} .producer-item:nth-child(2) .producer", other])
         assert page.errors == []
 
 
@@ -135,20 +124,20 @@ async def test_a_badge_opens_the_producer_s_page_with_its_shops_nearest_first_an
         assert await name(http, across, "Moulin de Saint-Émilion", "Saint-Émilion", MILL) == mill
         assert await name(http, grocer, "moulin de saint emilion", "St-Émilion", MILL) == mill
         await name(http, cheese, "Fromagerie de la vallée d'Ossau", "Laruns", OSSAU)
-        bread = await post(http, baker, arrival("Pain de seigle", producer_ids=[mill]))
-        flour = await post(http, grocer, flash("Farine T80 -20 %", producer_ids=[mill]))
-        far_post = await post(http, across, arrival("Tourte de meule", producer_ids=[mill]))
-        other = await post(http, cheese, arrival("Ossau-Iraty"))
+        bread = await posted(http, baker, arrival("Pain de seigle", producer_ids=[mill]))
+        flour = await posted(http, grocer, flash("Farine T80 -20 %", producer_ids=[mill]))
+        far_post = await posted(http, across, arrival("Tourte de meule", producer_ids=[mill]))
+        other = await posted(http, cheese, arrival("Ossau-Iraty"))
         page = await new_page(browser)
         await page.goto(feed_url(web.http))
         await page.wait_for_function(LIVE)
-        await page.wait_for_selector(card(flour))
-        await page.wait_for_selector(card(other))
+        await page.wait_for_selector(feed_card(flour))
+        await page.wait_for_selector(feed_card(other))
         await page.evaluate("() => window.scrollTo(0, 200)")
         before = await page.evaluate("() => scrollY")
 
         # Keyboard: Tab reaches the badge, Enter opens the producer's page.
-        badge = page.locator(f"{card(bread)} a.producer")
+        badge = page.locator(f"{feed_card(bread)} a.producer")
         await badge.focus()
         await page.keyboard.press("Enter")
         await page.wait_for_function(f"() => window.streetfeed.producer === '{mill}'")
@@ -183,7 +172,7 @@ async def test_a_badge_opens_the_producer_s_page_with_its_shops_nearest_first_an
             assert await page.locator(sel).count() == 1, shop_id
         assert await page.locator(f'#producer-view [data-post-id="{other}"]').count() == 0
         # A post arriving live from one of them joins its shop, newest first.
-        fresh = await post(http, grocer, arrival("Farine de seigle", producer_ids=[mill]))
+        fresh = await posted(http, grocer, arrival("Farine de seigle", producer_ids=[mill]))
         grocer_posts = f'.producer-shop[data-shop-id="{grocer.id}"] .card'
         await page.wait_for_function(
             "([sel, id]) => document.querySelector(sel)?.dataset.postId === id",
@@ -238,16 +227,16 @@ async def test_local_chip_filters_live_and_is_kept_across_a_reload(
             httpx.AsyncClient(base_url=web.http) as http:
         mill = await name(http, baker, "Moulin de Saint-Émilion", "Saint-Émilion", MILL)
         ossau = await name(http, cheese, "Fromagerie de la vallée d'Ossau", "Laruns", OSSAU)
-        near = await post(http, baker, arrival("Pain de seigle", producer_ids=[mill]))
-        far = await post(http, cheese, arrival("Ossau-Iraty fermier", producer_ids=[ossau]))
-        plain = await post(http, cheese, arrival("Comté 24 mois"))
+        near = await posted(http, baker, arrival("Pain de seigle", producer_ids=[mill]))
+        far = await posted(http, cheese, arrival("Ossau-Iraty fermier", producer_ids=[ossau]))
+        plain = await posted(http, cheese, arrival("Comté 24 mois"))
         page = await new_page(browser, 360, 740)
         sockets: list[str] = []
         page.on("websocket", lambda ws: sockets.append(ws.url))
         await page.goto(feed_url(web.http))
         await page.wait_for_function(LIVE)
         for post_id in (near, far, plain):
-            await page.wait_for_selector(card(post_id))
+            await page.wait_for_selector(feed_card(post_id))
         assert "local=1" not in sockets[-1]
 
         # Folded behind "Filters" on a phone.
@@ -256,24 +245,25 @@ async def test_local_chip_filters_live_and_is_kept_across_a_reload(
         assert await chip.inner_text() == "Local"
         await chip.click()
         assert await chip.get_attribute("aria-pressed") == "true"
-        await page.wait_for_selector(card(far), state="detached")
-        await page.wait_for_selector(card(plain), state="detached")
-        assert await page.locator(card(near)).is_visible()
+        await page.wait_for_selector(feed_card(far), state="detached")
+        await page.wait_for_selector(feed_card(plain), state="detached")
+        assert await page.locator(feed_card(near)).is_visible()
         assert await page.inner_text("#filters-count") == "1"
         # Live: a far producer's post does not arrive; a near one does (the feed is in
         # order: once the near one is in, the far one would have been).
-        far_live = await post(http, cheese, flash("-20 % sur l'Ossau", producer_ids=[ossau]))
-        near_live = await post(http, baker, flash("-10 % sur le seigle", producer_ids=[mill]))
-        await page.wait_for_selector(card(near_live))
-        assert await page.locator(card(far_live)).count() == 0
+        far_live = await posted(http, cheese, flash("-20 % sur l'Ossau", producer_ids=[ossau]))
+        near_live = await posted(http, baker, flash("-10 % sur le seigle", producer_ids=[mill]))
+        await page.wait_for_selector(feed_card(near_live))
+        assert await page.locator(feed_card(far_live)).count() == 0
 
         # Kept across a reload: the socket asks for local posts from the start.
         await page.reload()
         await page.wait_for_function(LIVE)
-        await page.wait_for_selector(card(near_live))
+        await page.wait_for_selector(feed_card(near_live))
         assert "local=1" in sockets[-1]
         assert await chip.get_attribute("aria-pressed") == "true"
-        assert await page.locator(f"{card(far)}, {card(far_live)}, {card(plain)}").count() == 0
+        gone = f"{feed_card(far)}, {feed_card(far_live)}, {feed_card(plain)}"
+        assert await page.locator(gone).count() == 0
         # Nothing local left nearby: the page says so.
         for post_id in (near, near_live):
             response = await http.delete(f"/api/v1/shops/{baker.id}/posts/{post_id}",
@@ -286,7 +276,7 @@ async def test_local_chip_filters_live_and_is_kept_across_a_reload(
         await page.click("#filters-toggle")
         await chip.click()
         for post_id in (far, far_live, plain):
-            await page.wait_for_selector(card(post_id))
+            await page.wait_for_selector(feed_card(post_id))
         assert await page.evaluate("() => localStorage.getItem('streetfeed.local')") is None
         assert page.errors == []
 
@@ -330,12 +320,12 @@ async def test_screen_shows_the_badges_readable_without_overflow(
         long_ = await name(http, grocer, LONG_NAME, "Saint-Médard-en-Jalles",
                            offset(*STREET, 12000))
         roaster = await name(http, grocer, "Brûlerie des Chartrons", "Bordeaux", ROASTER)
-        own = await post(http, baker, arrival(
+        own = await posted(http, baker, arrival(
             "Pain de seigle au levain, tout chaud", text="Farine du moulin de Saint-Émilion.",
             price=4.2, producer_ids=[mill]))
-        theirs = await post(http, cheese, flash("-30 % sur l'Ossau-Iraty fermier",
+        theirs = await posted(http, cheese, flash("-30 % sur l'Ossau-Iraty fermier",
                                                 producer_ids=[ossau], discount_pct=30))
-        crowded = await post(http, grocer, arrival(
+        crowded = await posted(http, grocer, arrival(
             "Légumes du jour", price=3.5,
             text="Cueillis ce matin.", producer_ids=[long_, roaster]))
         page = await new_page(browser, width, height)
@@ -385,12 +375,12 @@ async def test_a_320_px_phone_never_scrolls_sideways_with_long_producer_names(
                           offset(*STREET, 12000)),
                await name(http, grocer, "Moulin de Saint-Émilion", "Saint-Émilion", MILL),
                await name(http, grocer, "Fromagerie de la vallée d'Ossau", "Laruns", OSSAU)]
-        post_id = await post(http, grocer, arrival("Panier de la semaine", producer_ids=ids))
+        post_id = await posted(http, grocer, arrival("Panier de la semaine", producer_ids=ids))
         page = await new_page(browser, 320, 568)
         await page.goto(feed_url(web.http))
         await page.wait_for_function(LIVE)
-        await page.wait_for_selector(f"{card(post_id)} .producer")
-        assert await page.locator(f"{card(post_id)} .producer").count() == 3
+        await page.wait_for_selector(f"{feed_card(post_id)} .producer")
+        assert await page.locator(f"{feed_card(post_id)} .producer").count() == 3
         fits = """(sel) => {
           const card = document.querySelector(sel).getBoundingClientRect();
           return [...document.querySelectorAll(sel + ' .producer')].every((b) => {
@@ -398,8 +388,8 @@ async def test_a_320_px_phone_never_scrolls_sideways_with_long_producer_names(
             return r.left >= card.left && r.right <= card.right && r.height >= 24;
           }) && document.documentElement.scrollWidth === innerWidth;
         }"""
-        assert await page.evaluate(fits, card(post_id))
-        await page.click(f"{card(post_id)} a.producer >> nth=0")
+        assert await page.evaluate(fits, feed_card(post_id))
+        await page.click(f"{feed_card(post_id)} a.producer >> nth=0")
         await page.wait_for_function(
             "() => document.querySelectorAll('.producer-shop .card').length === 1")
         assert await page.evaluate(
