@@ -98,19 +98,29 @@ class ImagePool:
         async with self._slots:
             executor = self._current()
             try:
-                result = await asyncio.wrap_future(
-                    executor.submit(_process_in_child, data, content_type))
+                job = executor.submit(_process_in_child, data, content_type)
+            except BrokenProcessPool as exc:
+                # A child died while idle (killed, the OOM killer): the pool is broken
+                # before this photo was even handed over. Not its fault: a new pool takes it.
+                self._discard(executor, exc)
+                executor = self._current()
+                job = executor.submit(_process_in_child, data, content_type)
+            try:
+                result = await asyncio.wrap_future(job)
             except BrokenProcessPool as exc:
                 # Which upload killed the child cannot be told apart from those it held at
                 # the same time: each is refused; the pool is rebuilt for the next.
-                if self._executor is executor:
-                    self._executor = None
-                    executor.shutdown(wait=False, cancel_futures=True)
-                    log.warning("a photo-processing child died (%s); starting new ones", exc)
+                self._discard(executor, exc)
                 raise InvalidInput("Not a decodable image", code="undecodable_image") from exc
         if isinstance(result, ApiError):
             raise result
         return result
+
+    def _discard(self, executor: ProcessPoolExecutor, exc: BaseException) -> None:
+        if self._executor is executor:
+            self._executor = None
+            executor.shutdown(wait=False, cancel_futures=True)
+            log.warning("a photo-processing child died (%s); starting new ones", exc)
 
     async def close(self) -> None:
         """Stop the children (the uploads still queued are cancelled, those being processed

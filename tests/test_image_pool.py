@@ -171,3 +171,24 @@ async def test_children_die_with_a_web_process_killed_outright(tmp_path: Path) -
     await holder.wait()
     await wait_for(lambda: not any(_alive(pid) for pid in children), 10,
                    "the pool's children to end with their parent")
+
+
+async def test_a_child_killed_while_idle_does_not_refuse_the_next_photo(
+        redis: Redis, settings: Settings) -> None:
+    # The next upload after an idle child's death was refused "not a decodable image"
+    # (the pool was already broken when it was handed over; cold try): a new pool takes it.
+    shop = await add_shop(redis, settings, "Fromager", *STREET)
+    url = f"/api/v1/shops/{shop.id}/media"
+    headers = {"Authorization": f"Bearer {shop.token}", "Content-Type": "image/png"}
+    async with web_server(settings) as web, \
+            httpx.AsyncClient(base_url=web.http, timeout=60) as http:
+        pool = _pool(web)
+        assert (await http.post(url, content=_png((640, 480)), headers=headers)).status_code \
+            == 201
+        killed = pool.child_pids()
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        await wait_for(lambda: not any(_alive(pid) for pid in killed), 10, "the children to die")
+        after = await http.post(url, content=_png((320, 240), "RGBA"), headers=headers)
+        assert after.status_code == 201, after.text
+        assert pool.child_pids() and not set(pool.child_pids()) & set(killed)
