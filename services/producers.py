@@ -70,7 +70,7 @@ class Producers:
         fold = fold_name(new.name)
         for _ in range(_ATTEMPTS):
             found = await self.store.candidates(
-                new.lat, new.lon, PRODUCER_SAME_WITHIN_M * _SEARCH_SLACK + 1)
+                new.lat, new.lon, PRODUCER_SAME_WITHIN_M * _SEARCH_SLACK + 1, fold)
             twins = [r for r in found.records
                      if same_producer(fold, new.lat, new.lon, fold_name(r.name), r.lat, r.lon)]
             if twins:
