@@ -12,7 +12,7 @@ import msgspec
 from rules.expiry import expires_at
 from rules.moderation import Policy, check_post
 from rules.opening import override_of
-from rules.producers import any_local, distance_km
+from rules.producers import any_local, producer_out
 from rules.shops import summary_of
 from schemas.hours import OpeningOverride
 from schemas.posts import (
@@ -84,9 +84,7 @@ def enrich(raw: RawPost, shop: ShopRecord | None, *, now: datetime, tz: ZoneInfo
         return Dropped("expired")
     # Distances from the shop as it is now (an operator may have moved it since the post
     # was made: a republish measures again).
-    producers = [ProducerOut(id=p.id, name=p.name, place=p.place,
-                             distance_km=distance_km(shop.lat, shop.lon, p.lat, p.lon))
-                 for p in raw.producers]
+    producers = [producer_out(p, shop.lat, shop.lon) for p in raw.producers]
     common: _Common = {
         "id": raw.id, "title": raw.body.title.strip(), "text": raw.body.text.strip(),
         "posted_at": posted_at, "expires_at": expires, "shop": summary_of(shop, tz.key),

@@ -41,8 +41,9 @@ import regex
 from rules.geo import haversine_m
 from rules.text import shown_form
 from schemas.limits import PRODUCER_SAME_WITHIN_M
+from schemas.producers import ProducerOut, ProducerRecord, ProducerRef
 
-__all__ = ["any_local", "distance_km", "fold_name", "same_producer"]
+__all__ = ["any_local", "distance_km", "fold_name", "producer_out", "same_producer"]
 
 # Letters that are a ligature or carry a stroke: no Unicode decomposition removes them.
 _PLAIN_LETTERS = str.maketrans({"œ": "oe", "æ": "ae", "ø": "o", "ł": "l", "đ": "d",
@@ -70,6 +71,12 @@ def same_producer(folded_a: str, lat_a: float, lon_a: float,
 def distance_km(lat_a: float, lon_a: float, lat_b: float, lon_b: float) -> float:
     """The delivered `distance_km`: one decimal, half up on 100 m (34.95 km is 35.0)."""
     return math.floor(haversine_m(lat_a, lon_a, lat_b, lon_b) / 100 + 0.5) / 10
+
+
+def producer_out(ref: ProducerRef | ProducerRecord, lat: float, lon: float) -> ProducerOut:
+    """A producer as shown from a shop at (lat, lon)."""
+    return ProducerOut(id=ref.id, name=ref.name, place=ref.place,
+                       distance_km=distance_km(lat, lon, ref.lat, ref.lon))
 
 
 def any_local(distances_km: Iterable[float], local_km: float) -> bool:

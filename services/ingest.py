@@ -29,6 +29,7 @@ from services.media import take_media
 from services.producers import Producers
 from storage import keys
 from storage.inbox import Inbox, new_post_id
+from storage.media_index import MediaIndexes
 from storage.redis_conn import async_reply
 
 __all__ = ["Ingest"]
@@ -80,6 +81,7 @@ class Ingest:
         self.policy = policy
         self.tz = ZoneInfo(settings.timezone)
         self.producers = Producers(redis, clock, policy)
+        self.media_indexes = MediaIndexes(redis)
 
     def _moderate(self, post: PostIn) -> None:
         rejection = check_post(post, self.clock.now(), self.policy)
@@ -92,7 +94,8 @@ class Ingest:
         if not isinstance(post, NewArrivalIn | FlashOfferIn) or not post.media_ids:
             return []
         keep_until = expires_at(post, posted_at, self.tz).timestamp() + MEDIA_AFTER_POST_KEEP_S
-        return await take_media(self.redis, shop, post.media_ids, keep_until)
+        return await take_media(self.media_indexes[shop.region], shop, post.media_ids,
+                                keep_until)
 
     async def accept(self, shop: ShopRecord, body: bytes, idempotency_key: str | None) -> str:
         """Validate and append a new post; its public id."""

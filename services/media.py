@@ -23,7 +23,7 @@ from schemas.limits import MEDIA_UNPOSTED_KEEP_S
 from schemas.media import MediaCreated, MediaOut, MediaRecord
 from schemas.shops import ShopRecord
 from storage.media import MediaStore
-from storage.media_index import MediaIndex, Registered
+from storage.media_index import MediaIndex, MediaIndexes, Registered
 
 __all__ = ["UPLOADS_PER_WORKER", "ImageProcessor", "MediaLibrary", "UploadGate", "take_media"]
 
@@ -74,6 +74,7 @@ class MediaLibrary:
         self.processor = processor
         self.clock = clock
         self.quota_mb = quota_mb
+        self.indexes = MediaIndexes(redis)
 
     async def add(self, shop: ShopRecord, data: bytes, content_type: str) -> MediaCreated:
         image = await self.processor.process(data, content_type)
@@ -83,7 +84,7 @@ class MediaLibrary:
                              widths=[v.width for v in image.variants],
                              heights=[v.height for v in image.variants],
                              created_at=now, bytes=image.size_bytes)
-        index = MediaIndex(self.redis, shop.region)
+        index = self.indexes[shop.region]
         keep_until = now.timestamp() + MEDIA_UNPOSTED_KEEP_S
         quota = self.quota_mb * 1024 * 1024
         known = await index.known(shop.id, record.id)
@@ -109,14 +110,14 @@ class MediaLibrary:
                             variants=out.variants)
 
 
-async def take_media(redis: Redis, shop: ShopRecord, media_ids: Sequence[str],
+async def take_media(index: MediaIndex, shop: ShopRecord, media_ids: Sequence[str],
                      keep_until: float) -> list[MediaOut]:
     """A post's photos as delivered, kept at least until `keep_until`; 422 `unknown_media`
-    for an id that is not one of the shop's kept photos. Needs the index only, not the
-    store: ingesting a post never touches the photos' bytes."""
+    for an id that is not one of the shop's kept photos (`index`: its region's). Needs the
+    index only, not the store: ingesting a post never touches the photos' bytes."""
     if len(set(media_ids)) != len(media_ids):
         raise InvalidInput("media_ids: each photo at most once", code="invalid_post")
-    taken = await MediaIndex(redis, shop.region).take(shop.id, media_ids, keep_until)
+    taken = await index.take(shop.id, media_ids, keep_until)
     if isinstance(taken, str):
         raise InvalidInput(f"media {taken!r} is not a photo this shop uploaded (or it was "
                            "removed after a day unposted)", code="unknown_media")

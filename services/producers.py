@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from rules.clock import Clock
 from rules.errors import InvalidInput, NotFound, Unavailable
 from rules.moderation import Policy, check_producer
-from rules.producers import distance_km, fold_name, same_producer
+from rules.producers import distance_km, fold_name, producer_out, same_producer
 from schemas.limits import (
     PRODUCER_SAME_WITHIN_M,
     PRODUCER_SEARCH_MAX,
@@ -36,7 +36,7 @@ from storage.producers import Added, ProducerStore, new_producer_id
 from storage.redis_conn import get_many
 from storage.shops import decode_record
 
-__all__ = ["Producers", "producer_out", "unknown_producer"]
+__all__ = ["Producers", "unknown_producer"]
 
 # Redis measures GEOSEARCH distances on a slightly larger sphere than rules.geo: look a bit
 # wider for twins, then keep exactly what rules.producers.same_producer accepts.
@@ -48,12 +48,6 @@ _ATTEMPTS = 20
 
 def unknown_producer(message: str, status: int = 422) -> InvalidInput:
     return InvalidInput(message, code="unknown_producer", status=status)
-
-
-def producer_out(ref: ProducerRef | ProducerRecord, lat: float, lon: float) -> ProducerOut:
-    """A producer as shown from a shop at (lat, lon)."""
-    return ProducerOut(id=ref.id, name=ref.name, place=ref.place,
-                       distance_km=distance_km(lat, lon, ref.lat, ref.lon))
 
 
 def _nearest_first(outs: list[ProducerOut]) -> list[ProducerOut]:
@@ -76,7 +70,7 @@ class Producers:
         fold = fold_name(new.name)
         for _ in range(_ATTEMPTS):
             found = await self.store.candidates(
-                new.lat, new.lon, PRODUCER_SAME_WITHIN_M * _SEARCH_SLACK + 1)
+                new.lat, new.lon, PRODUCER_SAME_WITHIN_M * _SEARCH_SLACK + 1, fold)
             twins = [r for r in found.records
                      if same_producer(fold, new.lat, new.lon, fold_name(r.name), r.lat, r.lon)]
             if twins:

@@ -24,7 +24,7 @@ from schemas.media import MediaRecord
 from storage import keys
 from storage.redis_conn import async_reply, text
 
-__all__ = ["MediaIndex", "Registered"]
+__all__ = ["MediaIndex", "MediaIndexes", "Registered"]
 
 _decode_record = msgspec.json.Decoder(MediaRecord).decode
 _encode = msgspec.json.Encoder().encode
@@ -167,3 +167,16 @@ class MediaIndex:
             return set()
         scores = await self.redis.zmscore(keys.media_keep(self.region), list(media_ids))
         return {i for i, s in zip(media_ids, scores, strict=True) if s is not None}
+
+
+class MediaIndexes(dict[str, MediaIndex]):
+    """Each region's MediaIndex, built on first use and kept: a request does not register
+    the scripts (and hash their text) again."""
+
+    def __init__(self, redis: Redis) -> None:
+        super().__init__()
+        self.redis = redis
+
+    def __missing__(self, region: str) -> MediaIndex:
+        index = self[region] = MediaIndex(self.redis, region)
+        return index

@@ -33,15 +33,16 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(ProducerRecord).decode
 
 _CANDIDATES = """
--- KEYS: version, geo; ARGV: lon, lat, radius_m, producer key prefix
+-- KEYS: version, geo; ARGV: lon, lat, radius_m, producer key prefix, folded name
 -- (producer hashes are read by a prefix: they share the slot, and which ones are near is
--- only known inside the script)
+-- only known inside the script). Only those of the folded name are answered: the others
+-- cannot be the same producer, and answering every one near would send them all back.
 local out = {redis.call('GET', KEYS[1]) or '0'}
 local found = redis.call('GEOSEARCH', KEYS[2], 'FROMLONLAT', ARGV[1], ARGV[2],
                          'BYRADIUS', ARGV[3], 'm')
 for _, id in ipairs(found) do
-  local json = redis.call('HGET', ARGV[4] .. id, 'json')
-  if json then table.insert(out, json) end
+  local f = redis.call('HMGET', ARGV[4] .. id, 'json', 'fold')
+  if f[1] and f[2] == ARGV[5] then table.insert(out, f[1]) end
 end
 return out
 """
@@ -172,12 +173,14 @@ class ProducerStore:
         self._of_shop = redis.register_script(_OF_SHOP)
         self._search = redis.register_script(_SEARCH)
 
-    async def candidates(self, lat: float, lon: float, radius_m: float) -> Candidates:
-        """Every producer (listed or not) within about `radius_m`, and the creations
+    async def candidates(self, lat: float, lon: float, radius_m: float,
+                         fold: str) -> Candidates:
+        """Every producer (listed or not) within about `radius_m` whose folded name
+        (rules.producers.fold_name, as `add` stored it) is `fold`, and the creations
         counter as it was when they were read."""
         raw = await self._candidates(keys=[keys.producers_version(), keys.producers_geo()],
                                      args=[repr(lon), repr(lat), repr(radius_m),
-                                           keys.producer("")])
+                                           keys.producer(""), fold])
         return Candidates(version=text(raw[0]), records=[_decode(r) for r in raw[1:]])
 
     async def add(self, shop_id: str, record: ProducerRecord, *, create_at_version: str | None,
