@@ -537,7 +537,6 @@ const STRINGS = {
     "Up to {n} of your producers, shown on the post."],
   prod_pick_empty: ["Ajoutez vos producteurs dans « Mes producteurs » pour les nommer ici.",
     "Add your producers under “My producers” to name them here."],
-  prod_badges_label: ["D'où ça vient", "Where it comes from"],
   prod_err_markup_not_allowed: ["Le HTML et les scripts ne sont pas autorisés dans le nom ou le lieu d'un producteur.",
     "HTML and scripts are not allowed in a producer's name or place."],
   prod_err_too_many_links: ["Pas de lien dans le nom ou le lieu d'un producteur.",
