@@ -23,6 +23,34 @@ export function el(tag, className, text) {
   return node;
 }
 
+const CONFIRM_MS = 5000;
+
+/**
+ * A button that acts on its second tap (what it removes cannot be brought back, and a
+ * pocket tap should not remove it): the first tap arms it (class "confirming", `arm`
+ * relabels it), CONFIRM_MS without a second disarms it (`disarm` relabels it back).
+ * Returns the disarming, for a refusal to put the button back as it was.
+ */
+export function confirmTwice(button, { arm, disarm, act }) {
+  let timer = 0;
+  const reset = () => {
+    clearTimeout(timer);
+    button.classList.remove("confirming");
+    disarm();
+  };
+  button.addEventListener("click", () => {
+    if (!button.classList.contains("confirming")) {
+      button.classList.add("confirming");
+      arm();
+      timer = setTimeout(reset, CONFIRM_MS);
+      return;
+    }
+    clearTimeout(timer);
+    act();
+  });
+  return reset;
+}
+
 /**
  * Text a shopkeeper typed (a name, title, tag, address...), isolated for bidi: it takes
  * its direction from its own first strong letter, and whatever controls it holds it
