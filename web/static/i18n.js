@@ -591,11 +591,16 @@ export function t(key, vars = {}) {
 
 /**
  * The i18n key for an error the server sent ({code, message}): its code's text, or a
- * generic one for a code this page does not know. The server's message is English and
+ * generic one for a code this page does not know. With a `context` ("photo", "prod"),
+ * `<context>_err_<code>` wins where there is one: the general words would mislead there
+ * ("too many posts" for too many photos an hour). The server's message is English and
  * never shown: a French sentence must not carry it.
  */
-export function errorKey(error) {
-  const key = `err_${String(error?.code ?? "")}`;
+export function errorKey(error, context = "") {
+  const code = String(error?.code ?? "");
+  const own = `${context}_err_${code}`;
+  if (context && hasKey(own)) return own;
+  const key = `err_${code}`;
   return hasKey(key) ? key : "err_generic";
 }
 

@@ -41,11 +41,7 @@ function whereText(p) {
 }
 
 /** A refusal in words: the producer's own where the post's would mislead ("in a post"). */
-function producerError(error, context = "prod") {
-  const key = `${context}_err_${String(error?.code ?? "")}`;
-  const text = t(key);
-  return text !== key ? text : t(errorKey(error));
-}
+const producerError = (error, context = "prod") => t(errorKey(error, context));
 
 let pickers = 0; // ids of each picker's inputs (the new post's and each open edit form's)
 
