@@ -81,7 +81,7 @@ const HOUR_MS = 3600000;
 
 // The width style.css gives a card's photo: the feed's column (main is 40rem at most,
 // with 0.75rem of padding a side on a phone, 1rem from 40rem), edge to edge of the card.
-export const CARD_PHOTO_SIZES = "(min-width: 40rem) 38rem, calc(100vw - 1.5rem)";
+const CARD_PHOTO_SIZES = "(min-width: 40rem) 38rem, calc(100vw - 1.5rem)";
 
 function countdown(ms) {
   const total = Math.ceil(ms / 1000);
@@ -98,7 +98,7 @@ const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
  * servers that send it), else the automatic opening post's own `timezone`; null for
  * an older post naming neither (the device's zone then).
  */
-export function postZone(post) {
+function postZone(post) {
   const zone = [post?.shop?.timezone, post?.timezone].find((z) => typeof z === "string" && z);
   return zone && zonedTime(0, zone) !== null ? zone : null;
 }
