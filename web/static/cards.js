@@ -15,6 +15,10 @@ function fmt(kind, make) {
   return formats.get(key);
 }
 
+/** Whether a frame's or an answer's post can be placed: an id and a shop with a place. */
+export const isPost = (p) => p && typeof p === "object" && typeof p.id === "string" && p.shop &&
+  Number.isFinite(p.shop.lat) && Number.isFinite(p.shop.lon);
+
 /** A new element with a class and text: the pages' one small DOM helper. */
 export function el(tag, className, text) {
   const node = document.createElement(tag);
