@@ -1,7 +1,7 @@
 // The passer-by page: find the street, open the feed, keep the cards true to it.
 
 import {
-  autoTitle, buildCard, el, isProducerId, keepPhotos, openingState, producerHref, producersOf,
+  autoTitle, buildCard, el, isPost, isProducerId, keepPhotos, openingState, producerHref, producersOf,
 } from "./cards.js";
 import { categoryText } from "./categories.js";
 import { FeedClient } from "./feedclient.js";
@@ -200,9 +200,6 @@ function showNotice(key) {
 }
 
 const distanceTo = (post) => haversineM(position.lat, position.lon, post.shop.lat, post.shop.lon);
-
-const isPost = (p) => p && typeof p === "object" && typeof p.id === "string" && p.shop &&
-  Number.isFinite(p.shop.lat) && Number.isFinite(p.shop.lon);
 
 /**
  * The card the reader is looking at: the first one shown whose bottom is in the view

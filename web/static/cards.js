@@ -15,12 +15,44 @@ function fmt(kind, make) {
   return formats.get(key);
 }
 
+/** Whether a frame's or an answer's post can be placed: an id and a shop with a place. */
+export const isPost = (p) => p && typeof p === "object" && typeof p.id === "string" && p.shop &&
+  Number.isFinite(p.shop.lat) && Number.isFinite(p.shop.lon);
+
 /** A new element with a class and text: the pages' one small DOM helper. */
 export function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+const CONFIRM_MS = 5000;
+
+/**
+ * A button that acts on its second tap (what it removes cannot be brought back, and a
+ * pocket tap should not remove it): the first tap arms it (class "confirming", `arm`
+ * relabels it), CONFIRM_MS without a second disarms it (`disarm` relabels it back).
+ * Returns the disarming, for a refusal to put the button back as it was.
+ */
+export function confirmTwice(button, { arm, disarm, act }) {
+  let timer = 0;
+  const reset = () => {
+    clearTimeout(timer);
+    button.classList.remove("confirming");
+    disarm();
+  };
+  button.addEventListener("click", () => {
+    if (!button.classList.contains("confirming")) {
+      button.classList.add("confirming");
+      arm();
+      timer = setTimeout(reset, CONFIRM_MS);
+      return;
+    }
+    clearTimeout(timer);
+    act();
+  });
+  return reset;
 }
 
 /**
@@ -53,7 +85,7 @@ const HOUR_MS = 3600000;
 
 // The width style.css gives a card's photo: the feed's column (main is 40rem at most,
 // with 0.75rem of padding a side on a phone, 1rem from 40rem), edge to edge of the card.
-export const CARD_PHOTO_SIZES = "(min-width: 40rem) 38rem, calc(100vw - 1.5rem)";
+const CARD_PHOTO_SIZES = "(min-width: 40rem) 38rem, calc(100vw - 1.5rem)";
 
 function countdown(ms) {
   const total = Math.ceil(ms / 1000);
@@ -70,7 +102,7 @@ const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
  * servers that send it), else the automatic opening post's own `timezone`; null for
  * an older post naming neither (the device's zone then).
  */
-export function postZone(post) {
+function postZone(post) {
   const zone = [post?.shop?.timezone, post?.timezone].find((z) => typeof z === "string" && z);
   return zone && zonedTime(0, zone) !== null ? zone : null;
 }

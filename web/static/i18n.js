@@ -537,7 +537,6 @@ const STRINGS = {
     "Up to {n} of your producers, shown on the post."],
   prod_pick_empty: ["Ajoutez vos producteurs dans « Mes producteurs » pour les nommer ici.",
     "Add your producers under “My producers” to name them here."],
-  prod_badges_label: ["D'où ça vient", "Where it comes from"],
   prod_err_markup_not_allowed: ["Le HTML et les scripts ne sont pas autorisés dans le nom ou le lieu d'un producteur.",
     "HTML and scripts are not allowed in a producer's name or place."],
   prod_err_too_many_links: ["Pas de lien dans le nom ou le lieu d'un producteur.",
@@ -592,11 +591,16 @@ export function t(key, vars = {}) {
 
 /**
  * The i18n key for an error the server sent ({code, message}): its code's text, or a
- * generic one for a code this page does not know. The server's message is English and
+ * generic one for a code this page does not know. With a `context` ("photo", "prod"),
+ * `<context>_err_<code>` wins where there is one: the general words would mislead there
+ * ("too many posts" for too many photos an hour). The server's message is English and
  * never shown: a French sentence must not carry it.
  */
-export function errorKey(error) {
-  const key = `err_${String(error?.code ?? "")}`;
+export function errorKey(error, context = "") {
+  const code = String(error?.code ?? "");
+  const own = `${context}_err_${code}`;
+  if (context && hasKey(own)) return own;
+  const key = `err_${code}`;
   return hasKey(key) ? key : "err_generic";
 }
 

@@ -54,9 +54,9 @@ function uploadError(status, body) {
   return "http_error";
 }
 
-// "rate_limited" says "too many posts, wait a minute": photos are counted per hour.
-const errorMessage = (code) => (code === "rate_limited" ? t("photo_err_rate_limited")
-  : t(errorKey({ code })));
+// "rate_limited" says "too many posts, wait a minute": photos are counted per hour
+// (photo_err_rate_limited).
+const errorMessage = (code) => t(errorKey({ code }, "photo"));
 
 // A phone's 50-200 MP photo (12-25 MB) is shrunk here before its upload, so that it fits
 // the server's limits: its long side to this (twice the widest served variant, room for

@@ -15,7 +15,7 @@ const DECIMALS = 5; // about a metre: more than a tap can mean
 
 /** A coordinate as typed ("44,894" or "44.894"): a number, null when empty, NaN when not
  * a number within ±max. */
-export function parseCoordinate(text, max) {
+function parseCoordinate(text, max) {
   const raw = String(text).replace(/\s/g, "").replace(",", ".");
   if (raw === "") return null;
   const n = Number(raw);

@@ -5,7 +5,7 @@
 // position-free (GET /api/v1/producers/{id}, GET /api/v1/shops/{id}/posts); the
 // distances are worked out in the browser.
 
-import { buildCard, el, formatKm, keepPhotos, openingState, userText } from "./cards.js";
+import { buildCard, el, formatKm, isPost, keepPhotos, openingState, userText } from "./cards.js";
 import { categoryText } from "./categories.js";
 import { formatDistance, haversineM, walkMinutes } from "./geo.js";
 import { getLang, plural, t } from "./i18n.js";
@@ -19,8 +19,6 @@ const MAX_PARALLEL = 4;
 const REFRESH_MS = 60000;
 const CARD_ID_PREFIX = "producer-post-title-";
 
-const isPost = (p) => p && typeof p === "object" && typeof p.id === "string" && p.shop &&
-  typeof p.shop.id === "string" && Number.isFinite(p.shop.lat) && Number.isFinite(p.shop.lon);
 const live = (post, now) => Date.parse(post.expires_at) > now;
 const newestFirst = (a, b) => Date.parse(b.posted_at) - Date.parse(a.posted_at);
 

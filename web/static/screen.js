@@ -10,7 +10,7 @@
 //   - once a day at night, if the server answers, it reloads itself to shed anything
 //     the browser itself may have grown.
 
-import { buildCard, keepPhotos, openingState, photosOf } from "./cards.js";
+import { buildCard, isPost, keepPhotos, openingState, photosOf } from "./cards.js";
 import { FeedClient } from "./feedclient.js";
 import { haversineM } from "./geo.js";
 import { applyStatic, dateFormat, errorText, hhmm, setLang, t } from "./i18n.js";
@@ -79,9 +79,6 @@ window.streetfeedScreen = Object.freeze({
 });
 
 const isOwn = (post) => post.shop?.id === shopId;
-
-const isPost = (p) => p && typeof p === "object" && typeof p.id === "string" && p.shop &&
-  Number.isFinite(p.shop.lat) && Number.isFinite(p.shop.lon);
 
 const MAX_ROWS = 8;
 // Long enough for a first snapshot over a slow line (under Lighthouse's throttling it came

@@ -4,7 +4,7 @@
 // Everything live (people watching, reach, the shop's own posts, open or closed) is pushed
 // over the console's own socket, /ws/shop: an idle console makes no request at all.
 
-import { buildCard, el, keepPhotos, openingState } from "./cards.js";
+import { buildCard, confirmTwice, el, keepPhotos, openingState } from "./cards.js";
 import { formatDistance } from "./geo.js";
 import { HoursEditor, HoursError } from "./hours.js";
 import {
@@ -23,7 +23,6 @@ const RECONNECT_MAX_MS = 30000;
 const WATCH_RADII = [250, 500, 1000, 2000];
 const RADIUS_KEY = "streetfeed.console.radius";
 const PREVIEW_DIST_M = 80;
-const CONFIRM_MS = 5000;
 const FLASH_DEFAULT_MIN = 60;
 const OWN_THUMB_PX = 64;
 const PRODUCERS_WAIT_MS = 2000; // the most the console waits for the shop's producers
@@ -565,33 +564,25 @@ function makeOwnPost(post) {
       withdrawBtn.setAttribute("aria-label", t("withdraw_label", { title }));
     } };
 
-  let confirmTimer = 0;
-  withdrawBtn.addEventListener("click", async () => {
-    if (!withdrawBtn.classList.contains("confirming")) {
-      // Two taps: a post cannot be brought back, and a pocket tap should not remove it.
-      withdrawBtn.classList.add("confirming");
-      withdrawBtn.textContent = t("withdraw_confirm");
-      confirmTimer = setTimeout(() => {
-        withdrawBtn.classList.remove("confirming");
-        withdrawBtn.textContent = t("withdraw");
-      }, CONFIRM_MS);
-      return;
-    }
-    clearTimeout(confirmTimer);
-    withdrawBtn.disabled = true;
-    entry.busy = true;
-    const result = await api("DELETE", shopPath(`/posts/${encodeURIComponent(post.id)}`));
-    entry.busy = false;
-    if (sessionLost(result)) return;
-    if (result.ok || result.error.code === "unknown_post") {
-      announce(t("withdrawn", { title: String(entry.post.title ?? "") }));
-      dropOwnPost(post.id);
-      return;
-    }
-    withdrawBtn.disabled = false;
-    withdrawBtn.classList.remove("confirming");
-    withdrawBtn.textContent = t("withdraw");
-    say(message, errorText(result.error));
+  // Two taps: a post cannot be brought back, and a pocket tap should not remove it.
+  const disarm = confirmTwice(withdrawBtn, {
+    arm: () => { withdrawBtn.textContent = t("withdraw_confirm"); },
+    disarm: () => { withdrawBtn.textContent = t("withdraw"); },
+    act: async () => {
+      withdrawBtn.disabled = true;
+      entry.busy = true;
+      const result = await api("DELETE", shopPath(`/posts/${encodeURIComponent(post.id)}`));
+      entry.busy = false;
+      if (sessionLost(result)) return;
+      if (result.ok || result.error.code === "unknown_post") {
+        announce(t("withdrawn", { title: String(entry.post.title ?? "") }));
+        dropOwnPost(post.id);
+        return;
+      }
+      withdrawBtn.disabled = false;
+      disarm();
+      say(message, errorText(result.error));
+    },
   });
 
   editBtn.addEventListener("click", () => {

@@ -8,7 +8,7 @@
 // producers out: each push would read the shop's links), asked when the console opens and
 // again after each change made here. Names and places are user text: set as text only.
 
-import { el, formatKm, userText } from "./cards.js";
+import { confirmTwice, el, formatKm, userText } from "./cards.js";
 import { errorKey, plural, t } from "./i18n.js";
 import { PlacePicker } from "./placepicker.js";
 
@@ -18,7 +18,6 @@ const PRODUCERS_PER_POST_MAX = 3;
 const NAME_MAX = 60;
 const SEARCH_Q_MAX = 60;
 const SEARCH_DEBOUNCE_MS = 250;
-const CONFIRM_MS = 5000;
 
 const points = (s) => [...s];
 
@@ -42,11 +41,7 @@ function whereText(p) {
 }
 
 /** A refusal in words: the producer's own where the post's would mislead ("in a post"). */
-function producerError(error, context = "prod") {
-  const key = `${context}_err_${String(error?.code ?? "")}`;
-  const text = t(key);
-  return text !== key ? text : t(errorKey(error));
-}
+const producerError = (error, context = "prod") => t(errorKey(error, context));
 
 let pickers = 0; // ids of each picker's inputs (the new post's and each open edit form's)
 
@@ -251,25 +246,18 @@ export class ProducersPanel {
     const info = el("div", "own-producer-info");
     info.append(userText("bdi", "own-producer-name", p.name),
       userText("span", "own-producer-where", whereText(p)));
-    const remove = el("button", "danger own-producer-remove", t("prod_remove"));
+    const remove = el("button", "danger own-producer-remove");
     remove.type = "button";
-    remove.setAttribute("aria-label", t("prod_remove_label", { name: p.name }));
-    let confirmTimer = 0;
-    remove.addEventListener("click", () => {
-      if (!remove.classList.contains("confirming")) {
-        // Two taps, as withdrawing a post: a pocket tap should not unlink the mill.
-        remove.classList.add("confirming");
-        remove.textContent = t("prod_remove_confirm");
-        remove.setAttribute("aria-label", t("prod_remove_confirm_label", { name: p.name }));
-        confirmTimer = setTimeout(() => {
-          remove.classList.remove("confirming");
-          remove.textContent = t("prod_remove");
-          remove.setAttribute("aria-label", t("prod_remove_label", { name: p.name }));
-        }, CONFIRM_MS);
-        return;
-      }
-      clearTimeout(confirmTimer);
-      this.unlink(p, li, remove);
+    const label = (text, aria) => {
+      remove.textContent = t(text);
+      remove.setAttribute("aria-label", t(aria, { name: p.name }));
+    };
+    label("prod_remove", "prod_remove_label");
+    // Two taps, as withdrawing a post: a pocket tap should not unlink the mill.
+    confirmTwice(remove, {
+      arm: () => label("prod_remove_confirm", "prod_remove_confirm_label"),
+      disarm: () => label("prod_remove", "prod_remove_label"),
+      act: () => this.unlink(p, li, remove),
     });
     li.append(info, remove);
     return li;
