@@ -7,6 +7,8 @@ records and links and makes "create unless a twin appeared meanwhile" one script
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
@@ -32,11 +34,13 @@ from schemas.producers import (
 )
 from schemas.shops import ShopRecord
 from storage import keys
-from storage.producers import Added, ProducerStore, new_producer_id
+from storage.producers import LAYOUT, Added, ProducerStore, new_producer_id
 from storage.redis_conn import get_many
-from storage.shops import decode_record
+from storage.shops import announce_change, decode_record
 
 __all__ = ["Producers", "unknown_producer"]
+
+log = logging.getLogger("streetfeed.producers")
 
 # Redis measures GEOSEARCH distances on a slightly larger sphere than rules.geo: look a bit
 # wider for twins, then keep exactly what rules.producers.same_producer accepts.
@@ -60,6 +64,19 @@ class Producers:
         self.store = ProducerStore(redis)
         self.clock = clock
         self.policy = policy
+        self._upgrade = asyncio.Lock()
+        self._upgrade_done = False
+
+    async def _upgraded(self) -> None:
+        """Producer keys in storage.producers.LAYOUT, looked at once a process: the twin
+        check and the search read indexes an older layout did not keep."""
+        if self._upgrade_done:
+            return
+        async with self._upgrade:
+            if not self._upgrade_done:
+                if await self.store.upgrade():
+                    log.info("producers: indexes built for layout %s", LAYOUT)
+                self._upgrade_done = True
 
     async def add(self, shop: ShopRecord, new: ProducerIn) -> str:
         """The id of the producer `new` names, linked to the shop: an existing one when the
@@ -68,6 +85,7 @@ class Producers:
         if rejection is not None:
             raise InvalidInput(rejection.message, code=rejection.code)
         fold = fold_name(new.name)
+        await self._upgraded()
         for _ in range(_ATTEMPTS):
             found = await self.store.candidates(
                 new.lat, new.lon, PRODUCER_SAME_WITHIN_M * _SEARCH_SLACK + 1, fold)
@@ -79,7 +97,7 @@ class Producers:
                 record = min(twins, key=lambda r: (
                     distance_km(new.lat, new.lon, r.lat, r.lon), r.created_at, r.id))
                 outcome = await self.store.add(shop.id, record, create_at_version=None,
-                                               most=PRODUCERS_PER_SHOP_MAX)
+                                               fold=fold, most=PRODUCERS_PER_SHOP_MAX)
             else:
                 record = ProducerRecord(id=new_producer_id(), name=new.name, place=new.place,
                                         lat=new.lat, lon=new.lon, created_at=self.clock.now(),
@@ -89,6 +107,7 @@ class Producers:
                                                fold_place=fold_name(new.place),
                                                most=PRODUCERS_PER_SHOP_MAX)
             if outcome is Added.OK:
+                await announce_change(self.redis, shop.id)
                 return record.id
             if outcome is Added.FULL:
                 raise InvalidInput(f"a shop names at most {PRODUCERS_PER_SHOP_MAX} producers: "
@@ -100,6 +119,7 @@ class Producers:
         if not await self.store.unlink(shop.id, producer_id):
             raise NotFound(f"this shop names no producer {producer_id!r}",
                            code="unknown_producer")
+        await announce_change(self.redis, shop.id)
 
     async def take(self, shop: ShopRecord, producer_ids: Sequence[str]) -> list[ProducerRef]:
         """A post's producers as its raw form carries them; 422 `unknown_producer` for more
@@ -143,6 +163,7 @@ class Producers:
         """Listed producers within `radius_km` whose folded name or place contains the
         folded query, nearest first, at most PRODUCER_SEARCH_MAX."""
         folded = fold_name(query) if query.strip() else ""
+        await self._upgraded()
         found = await self.store.search(lat, lon, radius_km * 1000, folded, PRODUCER_SEARCH_MAX)
         matches = [ProducerMatch(id=r.id, name=r.name, place=r.place, lat=r.lat, lon=r.lon,
                                  distance_km=distance_km(lat, lon, r.lat, r.lon))

@@ -6,6 +6,8 @@ Lua script) touches one Redis Cluster slot, while regions spread over shards.
 
 from __future__ import annotations
 
+import hashlib
+
 PREFIX = "sf"
 
 
@@ -187,9 +189,20 @@ _PRODUCERS = f"{PREFIX}:{{producers}}"
 
 
 def producers_geo() -> str:
-    """GEO set of every producer id ever created, listed or not, where a new name looks
-    for its twin (a producer named again where it was keeps its id)."""
+    """GEO set of every producer id ever created, listed or not: the register a layout
+    upgrade reads (storage.producers.ProducerStore.upgrade)."""
     return f"{_PRODUCERS}:geo"
+
+
+def producers_named(fold: str) -> str:
+    """GEO set of every producer ever created under one folded name (rules.producers
+    .fold_name), where a new name looks for its twin: only the same name can be the same
+    producer, and two of one name are never within 2 km of each other, so the look costs
+    a few members whatever was created nearby. Producers are never deleted, so its size is
+    the compare-and-set version of a creation under that name. Keyed by a digest: the
+    name is user text of up to 60 code points."""
+    digest = hashlib.sha256(fold.encode()).hexdigest()[:32]
+    return f"{_PRODUCERS}:named:{digest}"
 
 
 def producers_listed_geo() -> str:
@@ -199,10 +212,10 @@ def producers_listed_geo() -> str:
     return f"{_PRODUCERS}:listed-geo"
 
 
-def producers_version() -> str:
-    """A counter moved by every producer creation: a creation checks that no other happened
-    since it looked for twins (compare-and-set, storage.producers)."""
-    return f"{_PRODUCERS}:version"
+def producers_layout() -> str:
+    """The layout the producer keys are in (storage.producers.LAYOUT), set once an upgrade
+    has built the indexes a newer layout reads from the records."""
+    return f"{_PRODUCERS}:layout"
 
 
 def producer(producer_id: str) -> str:

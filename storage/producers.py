@@ -3,12 +3,14 @@
 Every producer key shares one hash tag, so each script below touches one Cluster slot.
 A producer is never deleted: its last shop leaving unlists it (its link set is empty,
 and it leaves the listed GEO set the search reads), which takes it out of the page and
-the search, while posts already delivered keep their
-copy of its name. Creating is compare-and-set on a counter of creations: the caller reads
-the candidates and the counter together (`candidates`), decides by rules.producers, and
-`add` creates only if no creation happened meanwhile, else says `RETRY`; so two shops
-naming the same producer at once get one record (the later one sees the first and links).
-Nothing here uses MULTI or WATCH, which a cluster client does not offer.
+the search, while posts already delivered keep their copy of its name.
+
+Creating is compare-and-set on the creations under one folded name: the caller reads that
+name's producers near the point and their number together (`candidates`), decides by
+rules.producers, and `add` creates only if no producer of that name was created
+meanwhile, else says `RETRY`; so two shops naming the same producer at once get one
+record (the later one sees the first and links), while names that differ never make each
+other retry. Nothing here uses MULTI or WATCH, which a cluster client does not offer.
 """
 
 from __future__ import annotations
@@ -27,18 +29,22 @@ from schemas.producers import ProducerRecord
 from storage import keys
 from storage.redis_conn import text
 
-__all__ = ["Added", "Candidates", "ProducerStore", "new_producer_id"]
+__all__ = ["LAYOUT", "Added", "Candidates", "ProducerStore", "new_producer_id"]
+
+# The producer keys' layout: 2 added the per-name twin sets (keys.producers_named) and the
+# listed set (keys.producers_listed_geo), which `upgrade` builds for older data.
+LAYOUT = "2"
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(ProducerRecord).decode
 
 _CANDIDATES = """
--- KEYS: version, geo; ARGV: lon, lat, radius_m, producer key prefix, folded name
+-- KEYS: named geo; ARGV: lon, lat, radius_m, producer key prefix, folded name
 -- (producer hashes are read by a prefix: they share the slot, and which ones are near is
--- only known inside the script). Only those of the folded name are answered: the others
--- cannot be the same producer, and answering every one near would send them all back.
-local out = {redis.call('GET', KEYS[1]) or '0'}
-local found = redis.call('GEOSEARCH', KEYS[2], 'FROMLONLAT', ARGV[1], ARGV[2],
+-- only known inside the script). The set is one name's (by a digest): the fold is
+-- compared all the same, so that a digest's collision can never join two names.
+local out = {tostring(redis.call('ZCARD', KEYS[1]))}
+local found = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
                          'BYRADIUS', ARGV[3], 'm')
 for _, id in ipairs(found) do
   local f = redis.call('HMGET', ARGV[4] .. id, 'json', 'fold')
@@ -48,12 +54,14 @@ return out
 """
 
 _ADD = """
--- KEYS: version, geo, producer, producer_shops, shop_producers, listed geo
--- ARGV: the version the caller read ('' to link an existing producer), producer id, lon,
---       lat, record JSON, folded name, folded place, shop id, most producers a shop links
+-- KEYS: named geo, every producer's geo, producer, producer_shops, shop_producers,
+--       listed geo
+-- ARGV: the size of the named set the caller read ('' to link an existing producer),
+--       producer id, lon, lat, record JSON, folded name, folded place, shop id, most
+--       producers a shop links
 local creating = ARGV[1] ~= ''
 if creating then
-  if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 'retry' end
+  if tostring(redis.call('ZCARD', KEYS[1])) ~= ARGV[1] then return 'retry' end
 elseif redis.call('EXISTS', KEYS[3]) == 0 then
   return 'unknown'
 end
@@ -64,7 +72,7 @@ end
 if creating then
   redis.call('HSET', KEYS[3], 'json', ARGV[5], 'fold', ARGV[6], 'fold_place', ARGV[7])
   redis.call('GEOADD', KEYS[2], ARGV[3], ARGV[4], ARGV[2])
-  redis.call('INCR', KEYS[1])
+  redis.call('GEOADD', KEYS[1], ARGV[3], ARGV[4], ARGV[2])
 end
 redis.call('SADD', KEYS[4], ARGV[8])
 redis.call('SADD', KEYS[5], ARGV[2])
@@ -176,25 +184,58 @@ class ProducerStore:
     async def candidates(self, lat: float, lon: float, radius_m: float,
                          fold: str) -> Candidates:
         """Every producer (listed or not) within about `radius_m` whose folded name
-        (rules.producers.fold_name, as `add` stored it) is `fold`, and the creations
-        counter as it was when they were read."""
-        raw = await self._candidates(keys=[keys.producers_version(), keys.producers_geo()],
+        (rules.producers.fold_name, as `add` stored it) is `fold`, and the version of that
+        name's creations when they were read."""
+        raw = await self._candidates(keys=[keys.producers_named(fold)],
                                      args=[repr(lon), repr(lat), repr(radius_m),
                                            keys.producer(""), fold])
         return Candidates(version=text(raw[0]), records=[_decode(r) for r in raw[1:]])
 
     async def add(self, shop_id: str, record: ProducerRecord, *, create_at_version: str | None,
-                  fold: str = "", fold_place: str = "", most: int) -> Added:
+                  fold: str, fold_place: str = "", most: int) -> Added:
         """Link the shop to `record`: an existing producer (`create_at_version` None), or a
-        new one, created only if the counter still reads `create_at_version`."""
+        new one of folded name `fold`, created only if that name's creations still read
+        `create_at_version`."""
         result = await self._add(
-            keys=[keys.producers_version(), keys.producers_geo(), keys.producer(record.id),
+            keys=[keys.producers_named(fold), keys.producers_geo(), keys.producer(record.id),
                   keys.producer_shops(record.id), keys.shop_producers(shop_id),
                   keys.producers_listed_geo()],
             args=["" if create_at_version is None else create_at_version, record.id,
                   repr(record.lon), repr(record.lat), _encode(record), fold, fold_place,
                   shop_id, most])
         return Added(text(result))
+
+    async def upgrade(self, batch: int = 500) -> bool:
+        """Bring producer keys written by an older layout to LAYOUT: every producer in its
+        name's twin set, every linked one in the listed set (both are only added to, so
+        building them again, or twice at once, is harmless). Whether anything was done."""
+        if text(await self.redis.get(keys.producers_layout()) or b"") == LAYOUT:
+            return False
+        start = 0
+        while True:
+            ids = [text(i) for i in
+                   await self.redis.zrange(keys.producers_geo(), start, start + batch - 1)]
+            if not ids:
+                break
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.geopos(keys.producers_geo(), *ids)
+                for producer_id in ids:
+                    pipe.hget(keys.producer(producer_id), "fold")
+                    pipe.scard(keys.producer_shops(producer_id))
+                positions, *rest = await pipe.execute()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i, producer_id in enumerate(ids):
+                    fold, linked, at = rest[2 * i], rest[2 * i + 1], positions[i]
+                    if fold is None or at is None:
+                        continue  # a half-written record: no script leaves one
+                    lon, lat = at
+                    pipe.geoadd(keys.producers_named(text(fold)), (lon, lat, producer_id))
+                    if linked:
+                        pipe.geoadd(keys.producers_listed_geo(), (lon, lat, producer_id))
+                await pipe.execute()
+            start += batch
+        await self.redis.set(keys.producers_layout(), LAYOUT)
+        return True
 
     async def unlink(self, shop_id: str, producer_id: str) -> bool:
         """Whether the shop was linked to the producer (it no longer is)."""

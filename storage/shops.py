@@ -20,8 +20,8 @@ from schemas.shops import ShopRecord
 from storage import keys
 from storage.redis_conn import async_reply, get_many, publish
 
-__all__ = ["authenticate", "change_shop", "check_token", "decode_record", "encode_record",
-           "get_shop", "list_shops", "require_shop", "rotate_token"]
+__all__ = ["announce_change", "authenticate", "change_shop", "check_token", "decode_record",
+           "encode_record", "get_shop", "list_shops", "require_shop", "rotate_token"]
 
 
 _COMPARE_AND_SET = """
@@ -97,9 +97,14 @@ async def change_shop(redis: Redis, shop_id: str,
         updated = change(decode_record(raw))
         if await swap(keys=[key], args=[raw, encode_record(updated)]):
             await redis.incr(keys.shops_version())  # shop lists look again (services.directory)
-            # Open consoles of the shop push its new profile, or end if the token changed.
-            await publish(redis, keys.shop_changes_channel(), shop_id.encode())
+            await announce_change(redis, shop_id)
             return updated
+
+
+async def announce_change(redis: Redis, shop_id: str) -> None:
+    """Tell open consoles of the shop that it changed (its record, session or producers):
+    they push what they show again, or end if its token changed (feed.console)."""
+    await publish(redis, keys.shop_changes_channel(), shop_id.encode())
 
 
 async def rotate_token(redis: Redis, shop_id: str, clock: Clock) -> str:

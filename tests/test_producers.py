@@ -26,7 +26,7 @@ from schemas.producers import ProducerRecord
 from schemas.shops import ShopCreated
 from services.shops import set_disabled
 from storage import keys
-from storage.producers import ProducerStore
+from storage.producers import LAYOUT, ProducerStore
 from tests.helpers import (
     add_shop,
     arrival,
@@ -306,10 +306,13 @@ async def _seed(redis: Redis, count: int, name: str, lat: float, lon: float, *,
                     "json": msgspec.json.encode(record), "fold": fold_name(record.name),
                     "fold_place": fold_name(record.place)})
                 pipe.geoadd(keys.producers_geo(), (plon, plat, record.id))
+                pipe.geoadd(keys.producers_named(fold_name(record.name)),
+                            (plon, plat, record.id))
                 if listed:
                     pipe.sadd(keys.producer_shops(record.id), "epicerie")
                     pipe.geoadd(keys.producers_listed_geo(), (plon, plat, record.id))
             await pipe.execute()
+    await redis.set(keys.producers_layout(), LAYOUT)
 
 
 async def test_a_search_reads_a_bounded_number_of_producers(
@@ -500,3 +503,59 @@ async def test_local_filter_on_the_feed_api_connect_and_subscribe(
             assert withdrawn.status_code == 200
             await wait_for(lambda: any(f["id"] == local_live for f in local.of_type("withdrawn")),
                            message="the withdrawal")
+
+
+async def _hmget_calls(redis: Redis) -> int:
+    """HMGETs the server ran (the producer scripts read a record with one each)."""
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_hmget", {}).get("calls", 0))
+
+
+async def test_a_twin_check_reads_only_producers_of_the_same_name(
+        redis: Redis, settings: Settings) -> None:
+    """The twin check read every producer ever created within 2 km (named then unlinked
+    in a loop, 20,000 of them made each naming read 20,000 records); it reads that name's
+    only, of which 2 km holds a handful (two of one name are 2 km apart)."""
+    await _seed(redis, 20_000, "Ferme", *MILL, listed=False)
+    shop = await add_shop(redis, settings, "Épicerie", *STREET)
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        first = await named(http, shop, "Moulin", "Saint-Émilion", *MILL)  # builds the sets
+        await redis.config_resetstat()
+        assert await named(http, shop, "MOULIN", "Saint-Émilion", *offset(*MILL, 1500)) == first
+        assert await _hmget_calls(redis) <= 1
+        # A name of the crowd is a twin of one of them: found, not created again.
+        await redis.config_resetstat()
+        seeded = f"pr_ferm{7:012d}"
+        plat, plon = offset(*MILL, 1000 * 7 / 20_000, bearing=7)
+        assert await named(http, shop, "ferme 7", "Créon", plat, plon) == seeded
+        assert await _hmget_calls(redis) <= 1
+
+
+async def test_producers_of_an_older_layout_are_indexed_before_use(
+        redis: Redis, settings: Settings) -> None:
+    """Records written before the per-name twin sets and the listed set existed (layout 1:
+    only the every-producer GEO set, the records and the links) are found by the twin
+    check and the search once a process first needs them, not duplicated."""
+    shop = await add_shop(redis, settings, "Épicerie", *STREET)
+    created = SystemClock().now()
+    old = [ProducerRecord(id="pr_oldmill0000000", name="Moulin de Saint-Émilion",
+                          place="Saint-Émilion", lat=MILL[0], lon=MILL[1], created_at=created),
+           ProducerRecord(id="pr_oldfarm0000000", name="Ferme du Bois", place="Créon",
+                          lat=44.775, lon=-0.348, created_at=created)]
+    for record, linked in zip(old, (True, False), strict=True):
+        await redis.hset(keys.producer(record.id), mapping={
+            "json": msgspec.json.encode(record), "fold": fold_name(record.name),
+            "fold_place": fold_name(record.place)})
+        await redis.geoadd(keys.producers_geo(), (record.lon, record.lat, record.id))
+        if linked:
+            await redis.sadd(keys.producer_shops(record.id), shop.id)
+            await redis.sadd(keys.shop_producers(shop.id), record.id)
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        search = f"/api/v1/producers?lat={STREET[0]}&lon={STREET[1]}"
+        assert [p["id"] for p in (await http.get(search)).json()["producers"]] == [old[0].id]
+        assert await named(http, shop, "ferme du bois", "Créon", *offset(44.775, -0.348, 900)) \
+            == old[1].id
+        assert await named(http, shop, "Moulin de Saint-Emilion", "Saint-Émilion", *MILL) \
+            == old[0].id
+        assert await redis.get(keys.producers_layout()) == b"2"
+        assert await redis.zcard(keys.producers_geo()) == 2

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from rules.errors import ApiError, Unauthorized
 from schemas.shops import ShopRecord
 from storage import keys, shops
-from storage.redis_conn import async_reply, publish, text
+from storage.redis_conn import async_reply, text
 
 __all__ = ["COOKIE", "close_session", "open_session", "require_same_origin", "session_key",
            "session_shop", "shop_for", "shop_of_session"]
@@ -60,7 +60,7 @@ async def close_session(redis: Redis, request: Request, response: Response) -> N
         shop_id = await async_reply(redis.hget(key, "shop_id"))
         await redis.delete(key)
         if shop_id is not None:  # its console sockets, in other tabs too, end now
-            await publish(redis, keys.shop_changes_channel(), text(shop_id).encode())
+            await shops.announce_change(redis, text(shop_id))
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
 
 
