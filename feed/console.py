@@ -17,7 +17,9 @@ it happens, with no timer per socket:
 - the profile (open or closed, the shop's own opening posts over its hours): at its
   `next_change`, when an own opening post comes or goes, and on every shop write, which
   storage.shops publishes on a Pub/Sub channel (a rotated token or a disabled shop ends
-  the shop's console sockets).
+  the shop's console sockets);
+- the producers it names: read again on the same channel, on which naming or unlinking
+  one is announced too.
 
 Everything is per shop, shared by the shop's sockets in this process.
 """
@@ -47,6 +49,7 @@ from schemas.console import (
     ConsoleExpired,
     ConsolePost,
     ConsolePosts,
+    ConsoleProducers,
     ConsoleShop,
     ConsoleStats,
     ConsoleWithdrawn,
@@ -55,8 +58,10 @@ from schemas.feed import FeedEntry, Reach
 from schemas.hours import OpeningOverride
 from schemas.limits import AUDIENCE_RADII_M
 from schemas.shops import ShopRecord
+from services.producers import producers_of_shop
 from storage import openings, shops
 from storage.live import live_posts_newest_first
+from storage.producers import ProducerStore
 
 __all__ = ["ConsoleSocket", "Consoles"]
 
@@ -107,8 +112,9 @@ class ConsoleSocket:
 class _Watch:
     """A shop with console sockets in this process, and what they were last told."""
 
-    __slots__ = ("gone", "opening_timer", "overrides", "posts", "reach", "reach_rounds",
-                 "reach_timer", "record", "shop_frame", "sockets", "stats_frame")
+    __slots__ = ("gone", "opening_timer", "overrides", "posts", "producers_frame", "reach",
+                 "reach_rounds", "reach_timer", "record", "reload_again", "reloading",
+                 "shop_frame", "sockets", "stats_frame")
 
     def __init__(self, record: ShopRecord) -> None:
         self.record = record
@@ -120,10 +126,13 @@ class _Watch:
         self.gone: set[str] = set()
         self.reach: dict[str, Reach] = {}
         self.shop_frame = b""
+        self.producers_frame = b""
         self.stats_frame = b""
         self.opening_timer: asyncio.TimerHandle | None = None
         self.reach_timer: asyncio.TimerHandle | None = None
         self.reach_rounds = 0
+        self.reloading = False  # its record is being read again (Consoles._reload)
+        self.reload_again = False  # and a write came meanwhile
 
     @property
     def position(self) -> tuple[float, float]:
@@ -141,6 +150,7 @@ class Consoles:
         self.readers = readers
         self.presence = presence
         self.clock = clock
+        self.producers = ProducerStore(redis)
         self.watches: dict[str, _Watch] = {}
         # Shops watched by position (a post's feed entry carries its shop's position) and
         # the shop of each of their live posts (a tombstone carries the post id).
@@ -183,6 +193,7 @@ class Consoles:
             reach = await reach_of(self.redis, record.region, ids)
             if not watch.shop_frame:
                 watch.overrides = await openings.of_shop(self.redis, record.region, record.id)
+            producers_frame = watch.producers_frame or await self._producers_frame(record)
         except BaseException:
             self.close(socket)
             raise
@@ -194,7 +205,9 @@ class Consoles:
             self._owner[post_id] = record.id
         if not watch.shop_frame:
             self._reprofile(watch)
+        watch.producers_frame = watch.producers_frame or producers_frame
         sink.write(watch.shop_frame)
+        sink.write(watch.producers_frame)
         sink.write(ws_text_frame(_encode(ConsolePosts(
             posts=[msgspec.Raw(json) for _id, json in posts]))))
         if not watch.stats_frame:
@@ -291,7 +304,7 @@ class Consoles:
             watch.reach_rounds = _REACH_ROUNDS
             self._reach_soon(watch)
             if entry.kind == "opening_change":  # the shop's word on its opening
-                self._spawn(self._reload(shop_id))
+                self._shop_changed(shop_id)
             return
         owner = self._owner.pop(entry.id, None)
         watch = None if owner is None else self.watches.get(owner)
@@ -305,7 +318,7 @@ class Consoles:
             self._send(watch, gone)
             self._push_stats(watch)
             if entry.kind == "opening_change":
-                self._spawn(self._reload(watch.record.id))
+                self._shop_changed(watch.record.id)
             return
         # Perhaps a post of a shop whose snapshot is being read (a tombstone has no shop
         # id): those sockets get it after their snapshot, which leaves the post out.
@@ -403,14 +416,33 @@ class Consoles:
     def _shop_changed(self, shop_id: str | None) -> None:
         """A shop was written (None: perhaps any, while nobody listened)."""
         for watched in ([shop_id] if shop_id is not None else list(self.watches)):
-            if watched in self.watches:
-                self._spawn(self._reload(watched))
+            watch = self.watches.get(watched)
+            if watch is None:
+                continue
+            # One read at a time per shop, again if a write came meanwhile: two reads at
+            # once could end in the wrong order, and the older answer would stay shown.
+            if watch.reloading:
+                watch.reload_again = True
+            else:
+                watch.reloading = True
+                self._spawn(self._reload(watch))
 
-    async def _reload(self, shop_id: str) -> None:
-        """Read the shop's record and opening posts again; push what changed."""
+    async def _reload(self, watch: _Watch) -> None:
+        try:
+            while True:
+                watch.reload_again = False
+                await self._reload_once(watch.record.id)
+                if not watch.reload_again or self.watches.get(watch.record.id) is not watch:
+                    return
+        finally:
+            watch.reloading = False
+
+    async def _reload_once(self, shop_id: str) -> None:
+        """Read the shop's record, opening posts and producers again; push what changed."""
         record = await shops.get_shop(self.redis, shop_id)
         overrides = [] if record is None else await openings.of_shop(
             self.redis, record.region, shop_id)
+        producers_frame = b"" if record is None else await self._producers_frame(record)
         watch = self.watches.get(shop_id)
         if watch is None:
             return
@@ -432,7 +464,14 @@ class Consoles:
             self._at.setdefault((record.lat, record.lon), set()).add(shop_id)
         watch.record, watch.overrides = record, overrides
         self._reprofile(watch)
+        if producers_frame != watch.producers_frame:
+            watch.producers_frame = producers_frame
+            self._send(watch, producers_frame)
         self._push_stats(watch)
+
+    async def _producers_frame(self, record: ShopRecord) -> bytes:
+        return ws_text_frame(_encode(ConsoleProducers(
+            producers=await producers_of_shop(self.producers, record))))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(self._logged(work))

@@ -1,9 +1,9 @@
 """The frames of WS /ws/shop, the shopkeeper console's own socket (server -> client).
 
 A compatible extension of the contract: a new endpoint, nothing of /ws/feed changes. After
-the handshake the server sends `shop`, `posts` and, once people watching can be counted,
-`stats`; then only changes, pushed as they happen. `status` and `error` are the feed's own
-frames (schemas.feed). docs/architecture.md describes the socket.
+the handshake the server sends `shop`, `producers`, `posts` and, once people watching can
+be counted, `stats`; then only changes, pushed as they happen. `status` and `error` are the
+feed's own frames (schemas.feed). docs/architecture.md describes the socket.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from datetime import datetime
 import msgspec
 
 from schemas.feed import Reach, WatchCount
+from schemas.producers import ProducerOut
 from schemas.shops import ShopProfile
 
-__all__ = ["ConsoleExpired", "ConsolePost", "ConsolePosts", "ConsoleShop", "ConsoleStats",
-           "ConsoleWithdrawn"]
+__all__ = ["ConsoleExpired", "ConsolePost", "ConsolePosts", "ConsoleProducers", "ConsoleShop",
+           "ConsoleStats", "ConsoleWithdrawn"]
 
 
 class _Frame(msgspec.Struct, frozen=True, tag_field="type"):
@@ -32,6 +33,14 @@ class ConsoleShop(_Frame, frozen=True, tag="shop"):
 
     shop: ShopProfile
     closes_at: datetime | None = None
+
+
+class ConsoleProducers(_Frame, frozen=True, tag="producers"):
+    """The producers the shop names, nearest to it first (as `producers` in GET
+    /api/v1/shops/{id}): on connect, and whenever a console or an API client of the shop
+    names or unlinks one, so that the shop's other screens offer the same ones."""
+
+    producers: list[ProducerOut]
 
 
 class ConsolePosts(_Frame, frozen=True, tag="posts"):

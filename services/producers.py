@@ -38,7 +38,7 @@ from storage.producers import LAYOUT, Added, ProducerStore, new_producer_id
 from storage.redis_conn import get_many
 from storage.shops import announce_change, decode_record
 
-__all__ = ["Producers", "unknown_producer"]
+__all__ = ["Producers", "producers_of_shop", "unknown_producer"]
 
 log = logging.getLogger("streetfeed.producers")
 
@@ -56,6 +56,12 @@ def unknown_producer(message: str, status: int = 422) -> InvalidInput:
 
 def _nearest_first(outs: list[ProducerOut]) -> list[ProducerOut]:
     return sorted(outs, key=lambda p: (p.distance_km, p.name, p.id))
+
+
+async def producers_of_shop(store: ProducerStore, shop: ShopRecord) -> list[ProducerOut]:
+    """The producers a shop names, nearest to it first (its profile's and console's list)."""
+    return _nearest_first([producer_out(r, shop.lat, shop.lon)
+                           for r in await store.of_shop(shop.id)])
 
 
 class Producers:
@@ -136,9 +142,7 @@ class Producers:
                 for r in taken]
 
     async def of_shop(self, shop: ShopRecord) -> list[ProducerOut]:
-        """The producers a shop names, nearest to it first."""
-        return _nearest_first([producer_out(r, shop.lat, shop.lon)
-                               for r in await self.store.of_shop(shop.id)])
+        return await producers_of_shop(self.store, shop)
 
     async def page(self, producer_id: str) -> ProducerPage:
         """A listed producer and the enabled shops naming it, nearest to it first; 404

@@ -4,7 +4,8 @@
 case folded, word by word), and picking it links that very record (the same id, checked
 over the API); a producer nobody named yet is added with a tap on the map or typed
 coordinates; one named the same within 2 km by the form is the known one; removing takes
-two taps. A new post names up to three of them: the preview shows their badges, the
+two taps; one named or removed on another screen of the shop shows at once (pushed by
+the console's socket). A new post names up to three of them: the preview shows their badges, the
 delivered post (WebSocket) carries them, and an edit changes them (sent only when
 changed). French and English; a 320 px phone does not scroll sideways.
 """
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import expect
 from redis.asyncio import Redis
 
 from runtime.settings import Settings
@@ -100,7 +102,7 @@ async def test_search_links_the_known_producer_new_ones_are_added_and_removed(
         assert [p["id"] for p in await linked(http, baker)] == [mill]
         page_shops = (await http.get(f"/api/v1/producers/{mill}")).json()["shops"]
         assert {s["id"] for s in page_shops} == {baker.id, grocer.id}
-        assert await page.inner_text("#producers-ok") == (
+        await expect(page.locator("#producers-ok")).to_have_text(
             "Moulin de Saint-Émilion est ajouté à vos producteurs.")
         assert await search.input_value() == ""
         assert await texts(page, "#own-producers .own-producer-info") == [
@@ -161,7 +163,7 @@ async def test_search_links_the_known_producer_new_ones_are_added_and_removed(
         await page.fill("#prod-lon", "-0,348")
         await page.click("#prod-add")
         await page.wait_for_selector(f'#own-producers [data-producer-id="{dairy}"]')
-        assert await page.inner_text("#producers-ok") == (
+        await expect(page.locator("#producers-ok")).to_have_text(
             "Laiterie Lagarde, déjà connu près d'ici, est ajouté à vos producteurs.")
         assert {p["id"] for p in await linked(http, baker)} == {mill, dairy, farm["id"]}
 
@@ -193,12 +195,26 @@ async def test_search_links_the_known_producer_new_ones_are_added_and_removed(
         await page.wait_for_selector(f'#own-producers [data-producer-id="{mill}"]',
                                      state="detached")
         assert mill not in [p["id"] for p in await linked(http, baker)]
-        assert await page.inner_text("#producers-ok") == (
+        await expect(page.locator("#producers-ok")).to_have_text(
             "Moulin de Saint-Émilion est retiré de vos producteurs.")
         # The focus went to the producer that took its place, not to the page's top.
         assert await page.evaluate(
             "() => document.activeElement.classList.contains('own-producer-remove')")
         await page.wait_for_selector(f"#post-producers input[value='{mill}']", state="detached")
+
+        # Another screen of the shop (here an API client) names and unlinks one: this
+        # console is told by its socket, with no reload and no request of its own.
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        await name(http, baker, "Moulin de Saint-Émilion", "Saint-Émilion", MILL)
+        await page.wait_for_selector(f'#own-producers [data-producer-id="{mill}"]')
+        await page.wait_for_selector(f"#post-producers input[value='{mill}']")
+        gone = await http.delete(f"/api/v1/shops/{baker.id}/producers/{dairy}",
+                                 headers=auth(baker))
+        assert gone.status_code == 204
+        await page.wait_for_selector(f'#own-producers [data-producer-id="{dairy}"]',
+                                     state="detached")
+        assert requests == []
         assert page.errors == []
 
 
@@ -272,20 +288,21 @@ async def test_a_post_names_producers_in_preview_delivery_and_edits(
         await page.click(f"{row} .edit-form label[for$='-{dairy}']")
         await page.click(f"{row} .edit-form label[for$='-{garden}']")
         await page.click(f"{row} .edit-form button[type=submit]")
+        # The form closes once the 202 is in (a tap on "edit" before that would close it).
+        await page.wait_for_selector(f"{row} .edit[aria-expanded=false]")
         await wait_for_producers(passer_by, "Pain de seigle", [mill, garden])
         assert bodies[-1] == {"method": "PATCH", "producer_ids": [mill, garden]}
         # The console's own card shows them as the street does, as text (not links that
         # would leave the console).
-        await page.wait_for_function(
-            "(row) => document.querySelectorAll(`${row} .own-card .producer`).length === 2",
-            arg=row)
-        assert await texts(page, f"{row} .own-card .producer") == [
-            "Moulin de Saint-Émilion · 34 km", "Les Jardins de Bègles · 5,4 km"]
+        await expect(page.locator(f"{row} .own-card .producer")).to_have_text([
+            "Moulin de Saint-Émilion · 34 km", "Les Jardins de Bègles · 5,4 km"])
         assert await page.locator(f"{row} a.producer").count() == 0
         # An edit of the title alone leaves them out (the post keeps its own).
         await page.click(f"{row} .edit")
         await page.fill(f"#edit-title-{post['id']}", "Pain de seigle au levain")
         await page.click(f"{row} .edit-form button[type=submit]")
+        # The form closes once the 202 is in (a tap on "edit" before that would close it).
+        await page.wait_for_selector(f"{row} .edit[aria-expanded=false]")
         edited = await wait_for_producers(passer_by, "Pain de seigle au levain", [mill, garden])
         assert bodies[-1] == {"method": "PATCH", "title": "Pain de seigle au levain"}
         assert edited["id"] == post["id"]
@@ -294,6 +311,8 @@ async def test_a_post_names_producers_in_preview_delivery_and_edits(
         await page.click(f"{row} .edit-form label[for$='-{mill}']")
         await page.click(f"{row} .edit-form label[for$='-{garden}']")
         await page.click(f"{row} .edit-form button[type=submit]")
+        # The form closes once the 202 is in (a tap on "edit" before that would close it).
+        await page.wait_for_selector(f"{row} .edit[aria-expanded=false]")
         await wait_for_producers(passer_by, "Pain de seigle au levain", [])
         assert bodies[-1] == {"method": "PATCH", "producer_ids": []}
         assert page.errors == []

@@ -217,3 +217,44 @@ async def test_console_socket_told_when_the_feed_cannot_be_read(
             assert down == {"type": "status", "live": False, "since": "2026-11-30T05:00:00Z"}
             hub.set_down({})
             assert await console.wait("status", 2) == {"type": "status", "live": True}
+
+
+async def test_console_socket_pushes_the_shops_producers(
+        redis: Redis, settings: Settings) -> None:
+    """Two screens of one shop: a producer named or unlinked on one (or by an API client)
+    reaches the other's socket, which offered only what it had read when it opened."""
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    other = await add_shop(redis, settings, "Voisin", *STREET)
+    bearer = {"Authorization": f"Bearer {shop.token}"}
+    mill = {"name": "Moulin de Saint-Émilion", "place": "Saint-Émilion",
+            "lat": 44.894, "lon": -0.155}
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        cookie = await signed_in(http, shop)
+        async with console_socket(web.ws, cookie=cookie, origin=web.http) as console, \
+                console_socket(web.ws, token=other, origin=web.http) as neighbour:
+            first = await console.wait("producers")
+            assert first == {"type": "producers", "producers": []}
+            assert [f["type"] for f in console.frames[:3]] == ["shop", "producers", "posts"]
+            named = await http.post(f"/api/v1/shops/{shop.id}/producers", json=mill,
+                                    headers=bearer)
+            assert named.status_code == 201, named.text
+            producer_id = named.json()["id"]
+            pushed = await console.wait("producers", 2)
+            assert pushed["producers"] == [{"id": producer_id, "name": mill["name"],
+                                            "place": "Saint-Émilion", "distance_km": 33.6}]
+            # As the profile says it, and a socket opened now starts with it.
+            profile = (await http.get(f"/api/v1/shops/{shop.id}")).json()
+            assert profile["producers"] == pushed["producers"]
+            async with console_socket(web.ws, token=shop, origin=web.http) as later:
+                assert (await later.wait("producers"))["producers"] == pushed["producers"]
+            # Naming it again changes nothing: nothing is pushed.
+            again = await http.post(f"/api/v1/shops/{shop.id}/producers", json=mill,
+                                    headers=bearer)
+            assert again.json()["id"] == producer_id
+            gone = await http.delete(f"/api/v1/shops/{shop.id}/producers/{producer_id}",
+                                     headers=bearer)
+            assert gone.status_code == 204
+            assert (await console.wait("producers", 3))["producers"] == []
+            assert len(console.of_type("producers")) == 3
+            # Another shop's socket is told nothing of it.
+            assert [f["producers"] for f in neighbour.of_type("producers")] == [[]]

@@ -63,7 +63,7 @@ const profileForm = new ProfileForm({ name: $("profile-name"), category: $("prof
 const postPhotos = new PhotoTray({ uploadUrl: () => shopPath("/media"), onChange: photosChanged,
   sessionLost, announce });
 let publishing = false;
-// The shop's producers (GET /api/v1/shops/{id}: the pushed profile leaves them out), and
+// The shop's producers (pushed by the console's socket, and read at sign-in), and
 // those the new post names.
 let shopProducers = [];
 const postProducers = new ProducerPicker({ onChange: renderPreview });
@@ -360,6 +360,9 @@ function onFrame(frame) {
       showClosing();
       renderPreview();
       refreshOwnCards();
+      break;
+    case "producers":
+      producersPanel.pushedList(frame.producers);
       break;
     case "posts":
       if (!Array.isArray(frame.posts)) return;

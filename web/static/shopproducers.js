@@ -4,9 +4,11 @@
 // mill instead of creating a twin; a new producer's form with its place on a map) and the
 // pickers with which a post names up to three of them.
 //
-// The list comes from GET /api/v1/shops/{id} (the console's pushed profile leaves
-// producers out: each push would read the shop's links), asked when the console opens and
-// again after each change made here. Names and places are user text: set as text only.
+// The list comes from the console's socket (a `producers` frame on connect and whenever a
+// console or an API client of the shop names or unlinks one), and from GET
+// /api/v1/shops/{id} when the console opens and after each change made here, so that the
+// page answers at once and works while the socket is down. Names and places are user
+// text: set as text only.
 
 import { confirmTwice, el, formatKm, userText } from "./cards.js";
 import { errorKey, plural, t } from "./i18n.js";
@@ -171,6 +173,7 @@ export class ProducersPanel {
     this.formError = $("prod-form-error");
     this.addButton = $("prod-add");
     this.producers = null; // null until the server has said
+    this.pushed = 0; // lists the socket pushed
     this.matches = []; // the search's answer shown now: producers, then "new"
     this.active = -1; // the option the arrow keys are on
     this.searchTimer = 0;
@@ -203,15 +206,33 @@ export class ProducersPanel {
   async load() {
     const shop = this.shop();
     if (!shop) return;
+    const pushed = this.pushed;
     const result = await this.api("GET", this.shopPath());
     if (this.shop()?.id !== shop.id) return; // signed out meanwhile
     if (this.sessionLost(result)) return;
     if (!result.ok || !Array.isArray(result.data?.producers)) {
-      this.sayKey(this.errorEl, errorKey(result.error ?? { code: "http_error" }));
+      if (this.pushed === pushed) {
+        this.sayKey(this.errorEl, errorKey(result.error ?? { code: "http_error" }));
+      }
       return;
     }
+    // The socket said something meanwhile: it was read after this answer was.
+    if (this.pushed !== pushed) return;
     this.sayKey(this.errorEl, null);
-    this.producers = result.data.producers.map(shown).filter(Boolean);
+    this.apply(result.data.producers);
+  }
+
+  /** The shop's producers, as the console's socket pushed them. */
+  pushedList(producers) {
+    if (!Array.isArray(producers) || !this.shop()) return;
+    this.pushed += 1;
+    this.apply(producers);
+  }
+
+  apply(producers) {
+    const list = producers.map(shown).filter(Boolean);
+    if (this.producers && JSON.stringify(list) === JSON.stringify(this.producers)) return;
+    this.producers = list;
     this.render();
     this.onChange(this.producers);
   }
@@ -233,11 +254,18 @@ export class ProducersPanel {
   }
 
   render() {
-    const hadFocus = this.listEl.contains(document.activeElement)
-      ? document.activeElement.closest("li")?.dataset.producerId : null;
+    const focusedRow = this.listEl.contains(document.activeElement)
+      ? document.activeElement.closest("li") : null;
+    const at = focusedRow ? [...this.listEl.children].indexOf(focusedRow) : -1;
     this.listEl.replaceChildren(...this.list.map((p) => this.row(p)));
     this.emptyEl.hidden = this.producers === null || this.list.length > 0;
-    if (hadFocus) this.listEl.querySelector(`[data-producer-id="${CSS.escape(hadFocus)}"] button`)?.focus();
+    if (!focusedRow) return;
+    // The same producer's button; if it went (removed here or on another screen), the one
+    // that took its place, else the search: the focus never falls to the page's top.
+    const buttons = [...this.listEl.querySelectorAll("li button")];
+    const same = this.listEl.querySelector(
+      `[data-producer-id="${CSS.escape(focusedRow.dataset.producerId)}"] button`);
+    (same ?? buttons[Math.min(at, buttons.length - 1)] ?? this.search).focus();
   }
 
   row(p) {
@@ -278,7 +306,8 @@ export class ProducersPanel {
     this.sayKey(this.errorEl, null);
     this.sayKey(this.okEl, "prod_removed", { name: p.name });
     this.announce(t("prod_removed", { name: p.name }));
-    await this.load();
+    // Gone on the server: gone here (the socket's push says the same a moment later).
+    this.apply(this.list.filter((q) => q.id !== p.id));
     if (moveFocus) {
       // On the producer that took its place, else the search.
       const rows = this.listEl.querySelectorAll("button");
