@@ -21,6 +21,7 @@ from rules.geo import EARTH_RADIUS_M
 from runtime.settings import Settings
 from schemas.shops import ShopCreated
 from tests.helpers import (
+    CLS_OBSERVER,
     add_shop,
     apart,
     arrival,
@@ -396,6 +397,13 @@ async def test_a_320_px_phone_never_scrolls_sideways_with_long_producer_names(
         assert await page.evaluate(
             "() => document.documentElement.scrollWidth === innerWidth")
         assert await page.evaluate(fits, ".producer-shop .card")
+        # Its map: the column's whole width, no wider.
+        await page.wait_for_selector(".producer-map .producer-shop-pin")
+        assert await page.evaluate(
+            "() => { const m = document.querySelector('.producer-map').getBoundingClientRect();"
+            " const c = document.querySelector('#producer-view').getBoundingClientRect();"
+            " return Math.abs(m.left - c.left) < 1 && Math.abs(m.right - c.right) < 1"
+            " && document.documentElement.scrollWidth === innerWidth; }")
         assert page.errors == []
 
 
@@ -444,6 +452,13 @@ SHOP_FOCUSED = """(id) => {
   const r = e.getBoundingClientRect();
   return r.top >= 0 && r.top < innerHeight;
 }"""
+
+
+async def page_moved(page: Any) -> list[Any]:
+    """Layout shifts of the producer page's own parts (the map filling, or its note, must
+    move nothing under it; the header's own settle is the feed's, measured elsewhere)."""
+    return [s for s in await page.evaluate("() => window.__shifts")
+            if any("producer" in str(node) for node in s["nodes"])]
 
 
 async def map_state(page: Any) -> dict[str, Any]:
@@ -518,14 +533,18 @@ async def test_the_producer_page_maps_the_producer_its_shops_and_the_passer_by(
         await page.click(f'.producer-map .producer-shop-pin[data-shop-id="{across.id}"]')
         await page.wait_for_function(SHOP_FOCUSED, arg=across.id)
 
-        # Rendered again (the other language): the same map, relabelled, not a new one.
-        await page.click("#lang")
+        # Rendered again (the other language; a click that leaves the focus where it is,
+        # on a zoom button): the same map, relabelled, not a new one, with the focus kept.
+        await page.focus(".producer-map .leaflet-control-zoom-in")
+        await page.evaluate("() => document.querySelector('#lang').click()")
         other = MAP_WORDS["en" if lang == "fr" else "fr"]
         await page.wait_for_function(
             "(label) => document.querySelector('.producer-map')?.getAttribute('aria-label')"
             " === label", arg=other["label"])
         assert await page.locator("#producer-view .leaflet-container").count() == 1
         assert await container.evaluate("(e) => e.isConnected && e.dataset.kept") == "yes"
+        assert await page.evaluate(
+            "() => document.activeElement.classList.contains('leaflet-control-zoom-in')")
         state = await map_state(page)
         assert state["producer"][0]["title"] == other["producer"]
         assert state["shops"][baker.id]["title"] == other["shop"].format("Au Pain Doré")
@@ -568,6 +587,7 @@ async def test_the_producer_page_works_without_tiles_or_without_a_map(
 
         await browser.route("**/static/vendor/leaflet/leaflet.js", refuse)
         page = await new_page(browser, lang=lang)
+        await page.add_init_script(CLS_OBSERVER)
         await page.goto(url)
         await page.wait_for_function(
             "(text) => document.querySelectorAll('.producer-shop .card').length === 4"
@@ -575,18 +595,21 @@ async def test_the_producer_page_works_without_tiles_or_without_a_map(
             arg=words["failed"])
         state = await map_state(page)
         assert state["producer"] == [] and state["shops"] == {}
-        assert state["height"] >= 180  # the box keeps its room: nothing moved under it
+        assert state["height"] >= 180  # the box keeps its room
+        assert await page_moved(page) == []
         await browser.unroute("**/static/vendor/leaflet/leaflet.js", refuse)
         await page.close()
 
         # No tiles: the pins on the plain background, said so, and still tapped.
         page = await new_page(browser, lang=lang)
+        await page.add_init_script(CLS_OBSERVER)
         await page.goto(url)
         await page.wait_for_function(
             "() => document.querySelectorAll('.producer-shop .card').length === 4"
             " && document.querySelectorAll('.producer-map .producer-shop-pin').length === 4")
         state = await map_state(page)
         assert state["note"] == words["tiles"]
+        assert await page_moved(page) == []
         assert len(state["producer"]) == 1 and state["tiles"] == 0
         assert {shop.id for shop in (baker, grocer, across, langon)} == set(state["shops"])
         await page.click(f'.producer-map .producer-shop-pin[data-shop-id="{across.id}"]')
