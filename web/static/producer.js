@@ -1,5 +1,6 @@
 // A producer's page, a view of the passer-by page (/?producer=<id>): where the producer
-// is, and the shops that sell it, nearest to the passer-by first, each with its live posts.
+// is (in words and on a small map, producermap.js), and the shops that sell it, nearest to
+// the passer-by first, each with its live posts.
 //
 // Privacy: the passer-by's position stays in the page. Every request here is public and
 // position-free (GET /api/v1/producers/{id}, GET /api/v1/shops/{id}/posts); the
@@ -197,10 +198,10 @@ export class ProducerView {
     } else if (this.state === "gone" || this.state === "failed") {
       parts.push(kicker, this.#heading(t(this.state === "gone" ? "producer_gone" : "producer_failed")));
     } else if (this.state === "ready") {
-      parts.push(kicker, this.#heading(this.producer.name, true), this.#where(), this.#map(),
+      parts.push(kicker, this.#heading(this.producer.name, true), this.#where(), ...this.#map(),
         el("p", "producer-no-post", t("producer_loading")));
     } else {
-      parts.push(kicker, this.#heading(this.producer.name, true), this.#where(), this.#map());
+      parts.push(kicker, this.#heading(this.producer.name, true), this.#where(), ...this.#map());
       const shops = this.#shops();
       this.cards = new Map();
       const heading = el("h3", "producer-shops-heading",
@@ -218,13 +219,15 @@ export class ProducerView {
     (focused.isConnected ? focused : this.heading)?.focus({ preventScroll: true });
   }
 
-  /** The map's element, made once per producer shown (Leaflet's with it), updated. */
+  /** The map's element, made once per producer shown (Leaflet's with it), updated; none
+   * for a producer without a position to show. */
   #map() {
+    const placed = (p) => p && Number.isFinite(p.lat) && Number.isFinite(p.lon);
+    if (!placed(this.producer)) return [];
     this.map ??= new ProducerMap({ onShop: (shopId) => this.#focusShop(shopId) });
     const here = this.position();
-    this.map.update(this.producer, this.#shops(), here && Number.isFinite(here.lat) &&
-      Number.isFinite(here.lon) ? here : null);
-    return this.map.el;
+    this.map.update(this.producer, this.#shops(), placed(here) ? here : null);
+    return [this.map.el];
   }
 
   #dropMap() {
