@@ -9,6 +9,7 @@ would; posts name them with `producer_ids`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -20,6 +21,7 @@ from rules.geo import EARTH_RADIUS_M
 from runtime.settings import Settings
 from schemas.shops import ShopCreated
 from tests.helpers import (
+    CLS_OBSERVER,
     add_shop,
     apart,
     arrival,
@@ -395,4 +397,221 @@ async def test_a_320_px_phone_never_scrolls_sideways_with_long_producer_names(
         assert await page.evaluate(
             "() => document.documentElement.scrollWidth === innerWidth")
         assert await page.evaluate(fits, ".producer-shop .card")
+        # Its map: the column's whole width, no wider.
+        await page.wait_for_selector(".producer-map .producer-shop-pin")
+        assert await page.evaluate(
+            "() => { const m = document.querySelector('.producer-map').getBoundingClientRect();"
+            " const c = document.querySelector('#producer-view').getBoundingClientRect();"
+            " return Math.abs(m.left - c.left) < 1 && Math.abs(m.right - c.right) < 1"
+            " && document.documentElement.scrollWidth === innerWidth; }")
+        assert page.errors == []
+
+
+# The producer page's map: its pins (with where their centre is, against the map's box),
+# its label and its note.
+MAP_STATE = """() => {
+  const map = document.querySelector('#producer-view .producer-map');
+  if (!map) return null;
+  const box = map.getBoundingClientRect();
+  const inView = (e) => {
+    const r = e.getBoundingClientRect();
+    const x = r.left + r.width / 2, y = r.top + r.height / 2;
+    return x >= box.left && x <= box.right && y >= box.top && y <= box.bottom;
+  };
+  const all = (sel) => [...map.querySelectorAll(sel)];
+  const note = map.querySelector('.producer-map-note');
+  return {
+    label: map.getAttribute('aria-label'),
+    producer: all('.producer-pin').map((e) => ({title: e.title, in_view: inView(e)})),
+    shops: Object.fromEntries(all('.producer-shop-pin').map((e) =>
+      [e.dataset.shopId, {title: e.title, in_view: inView(e), tabbable: e.tabIndex >= 0}])),
+    here: all('.map-here').map(inView),
+    note: note.hidden ? null : note.textContent,
+    tiles: all('img.leaflet-tile-loaded').length,
+    height: box.height,
+  };
+}"""
+MAP_WORDS = {
+    "fr": {"label": "Carte : Moulin de Saint-Émilion et les boutiques qui le vendent",
+           "producer": "Moulin de Saint-Émilion (producteur)",
+           "shop": "{} : voir dans la liste",
+           "tiles": "Fond de carte indisponible : les boutiques restent à leur place.",
+           "failed": "La carte n'a pas pu se charger. La liste reste à jour."},
+    "en": {"label": "Map: Moulin de Saint-Émilion and the shops that sell it",
+           "producer": "Moulin de Saint-Émilion (producer)",
+           "shop": "{}: see it in the list",
+           "tiles": "Map background unavailable: shops are still in the right place.",
+           "failed": "The map could not load. The list stays up to date."},
+}
+# Shown as these characters: as markup it would say "Épicerie Léa & Fils".
+HOSTILE_NAME = "Épicerie L&eacute;a &amp; Fils"
+# Focus on a shop's section of the list, and that section in view.
+SHOP_FOCUSED = """(id) => {
+  const e = document.activeElement;
+  if (!e || !e.matches('.producer-shop') || e.dataset.shopId !== id) return false;
+  const r = e.getBoundingClientRect();
+  return r.top >= 0 && r.top < innerHeight;
+}"""
+
+
+async def page_moved(page: Any) -> list[Any]:
+    """Layout shifts of the producer page's own parts (the map filling, or its note, must
+    move nothing under it; the header's own settle is the feed's, measured elsewhere)."""
+    return [s for s in await page.evaluate("() => window.__shifts")
+            if any("producer" in str(node) for node in s["nodes"])]
+
+
+async def map_state(page: Any) -> dict[str, Any]:
+    return await page.evaluate(MAP_STATE)  # type: ignore[no-any-return]
+
+
+async def mill_sold_by_four(redis: Redis, settings: Settings,
+                            http: httpx.AsyncClient,
+                            ) -> tuple[str, list[ShopCreated], list[str]]:
+    """The mill named by four shops: three within 8 km of STREET, one 80 km south of it.
+    The one 8 km north stands clear of the others' pins at the zoom that shows the mill."""
+    shops = [await add_shop(redis, settings, "Au Pain Doré", *STREET),
+             await add_shop(redis, settings, HOSTILE_NAME, *offset(*STREET, 330),
+                            category="grocery"),
+             await add_shop(redis, settings, "Boulangerie du Bouscat",
+                            *offset(*STREET, 8000, bearing=0.0)),
+             await add_shop(redis, settings, "Boulangerie de Langon",
+                            *offset(*STREET, 80000, bearing=math.pi))]
+    mill, posts = "", []
+    for shop in shops:
+        mill = await name(http, shop, "Moulin de Saint-Émilion", "Saint-Émilion", MILL)
+        posts.append(await posted(http, shop, arrival("Pain de seigle", producer_ids=[mill])))
+    return mill, shops, posts
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+async def test_the_producer_page_maps_the_producer_its_shops_and_the_passer_by(
+        redis: Redis, settings: Settings, browser: Any, lang: str) -> None:
+    # Tiles from our own server (no network here): a real tile layer that loads.
+    settings = dataclasses.replace(settings, tile_url="/static/icons/icon-192.png?{z}/{x}/{y}",
+                                   tile_attribution="Tuiles de test")
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        mill, (baker, grocer, across, langon), (baker_post, *_) = await mill_sold_by_four(
+            redis, settings, http)
+        page = await new_page(browser, lang=lang)
+        await page.goto(feed_url(web.http))
+        await page.wait_for_function(LIVE)
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        await page.click(f"{feed_card(baker_post)} a.producer")
+        await page.wait_for_function(f"() => window.streetfeed.producer === '{mill}'")
+        await page.wait_for_function(
+            "() => document.querySelectorAll('.producer-shop .card').length === 4"
+            " && document.querySelectorAll('.producer-map .producer-shop-pin').length === 4"
+            " && !!document.querySelector('.producer-map img.leaflet-tile-loaded')")
+        words = MAP_WORDS[lang]
+        state = await map_state(page)
+        assert state["label"] == words["label"]
+        assert state["producer"] == [{"title": words["producer"], "in_view": True}]
+        assert state["shops"] == {
+            baker.id: {"title": words["shop"].format("Au Pain Doré"), "in_view": True,
+                       "tabbable": False},
+            grocer.id: {"title": words["shop"].format(HOSTILE_NAME), "in_view": True,
+                        "tabbable": False},
+            across.id: {"title": words["shop"].format("Boulangerie du Bouscat"),
+                        "in_view": True, "tabbable": False},
+            # The fifth-nearest is on the map, not in its first view.
+            langon.id: {"title": words["shop"].format("Boulangerie de Langon"),
+                        "in_view": False, "tabbable": False},
+        }
+        assert state["here"] == [True]
+        assert state["note"] is None and state["tiles"] > 0
+        assert await page.inner_text(".producer-map .leaflet-control-attribution") == (
+            "Tuiles de test")
+        # The position stays in the page: no request of the producer page carries it.
+        assert not [url for url in requests if str(STREET[0]) in url and "producer=" not in url]
+
+        # A tap on a shop's pin: its section of the list, in view and focused.
+        container = page.locator(".producer-map .leaflet-container")
+        await container.evaluate("(e) => { e.dataset.kept = 'yes'; }")
+        await page.click(f'.producer-map .producer-shop-pin[data-shop-id="{across.id}"]')
+        await page.wait_for_function(SHOP_FOCUSED, arg=across.id)
+
+        # Rendered again (the other language; a click that leaves the focus where it is,
+        # on a zoom button): the same map, relabelled, not a new one, with the focus kept.
+        await page.focus(".producer-map .leaflet-control-zoom-in")
+        await page.evaluate("() => document.querySelector('#lang').click()")
+        other = MAP_WORDS["en" if lang == "fr" else "fr"]
+        await page.wait_for_function(
+            "(label) => document.querySelector('.producer-map')?.getAttribute('aria-label')"
+            " === label", arg=other["label"])
+        assert await page.locator("#producer-view .leaflet-container").count() == 1
+        assert await container.evaluate("(e) => e.isConnected && e.dataset.kept") == "yes"
+        assert await page.evaluate(
+            "() => document.activeElement.classList.contains('leaflet-control-zoom-in')")
+        state = await map_state(page)
+        assert state["producer"][0]["title"] == other["producer"]
+        assert state["shops"][baker.id]["title"] == other["shop"].format("Au Pain Doré")
+
+        # The keyboard passes through: from the heading, a few Tabs reach the list.
+        await page.focus("#producer-heading")
+        for _ in range(6):
+            await page.keyboard.press("Tab")
+            if await page.evaluate("() => !!document.activeElement.closest('.producer-shops')"):
+                break
+        else:
+            raise AssertionError("Tab never left the map for the list")
+
+        # Back: the map goes with the page; forward: a new one.
+        await page.go_back()
+        await page.wait_for_function("() => window.streetfeed.producer === null")
+        assert await page.locator(".producer-map, #producer-view .leaflet-container").count() == 0
+        await page.go_forward()
+        await page.wait_for_function(
+            "() => document.querySelectorAll('.producer-map .producer-shop-pin').length === 4")
+        assert await page.locator(".producer-map .leaflet-container").evaluate(
+            "(e) => e.dataset.kept === undefined")
+        assert page.errors == []
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+async def test_the_producer_page_works_without_tiles_or_without_a_map(
+        redis: Redis, settings: Settings, browser: Any, lang: str) -> None:
+    settings = dataclasses.replace(settings, tile_url="")  # no tile server configured
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        mill, (baker, grocer, across, langon), _ = await mill_sold_by_four(redis, settings, http)
+        url = f"{feed_url(web.http)}&producer={mill}"
+        words = MAP_WORDS[lang]
+
+        # Leaflet cannot load (offline before it was ever kept): a note in the map's box,
+        # and the list, whole. First, so that no service worker has kept Leaflet yet.
+        async def refuse(route: Any) -> None:
+            await route.abort()
+
+        await browser.route("**/static/vendor/leaflet/leaflet.js", refuse)
+        page = await new_page(browser, lang=lang)
+        await page.add_init_script(CLS_OBSERVER)
+        await page.goto(url)
+        await page.wait_for_function(
+            "(text) => document.querySelectorAll('.producer-shop .card').length === 4"
+            " && document.querySelector('.producer-map-note').textContent === text",
+            arg=words["failed"])
+        state = await map_state(page)
+        assert state["producer"] == [] and state["shops"] == {}
+        assert state["height"] >= 180  # the box keeps its room
+        assert await page_moved(page) == []
+        await browser.unroute("**/static/vendor/leaflet/leaflet.js", refuse)
+        await page.close()
+
+        # No tiles: the pins on the plain background, said so, and still tapped.
+        page = await new_page(browser, lang=lang)
+        await page.add_init_script(CLS_OBSERVER)
+        await page.goto(url)
+        await page.wait_for_function(
+            "() => document.querySelectorAll('.producer-shop .card').length === 4"
+            " && document.querySelectorAll('.producer-map .producer-shop-pin').length === 4")
+        state = await map_state(page)
+        assert state["note"] == words["tiles"]
+        assert await page_moved(page) == []
+        assert len(state["producer"]) == 1 and state["tiles"] == 0
+        assert {shop.id for shop in (baker, grocer, across, langon)} == set(state["shops"])
+        await page.click(f'.producer-map .producer-shop-pin[data-shop-id="{across.id}"]')
+        await page.wait_for_function(SHOP_FOCUSED, arg=across.id)
         assert page.errors == []

@@ -67,7 +67,8 @@ PAGES = {
              ".every((img) => img.complete)"),
     "producer": ("/?lat={lat}&lon={lon}&radius_m=500&producer={producer}",
                  "() => window.streetfeed?.state === 'live'"
-                 " && document.querySelectorAll('.producer-shop .card').length === 2"),
+                 " && document.querySelectorAll('.producer-shop .card').length === 2"
+                 " && !!document.querySelector('.producer-map .producer-pin')"),
     "console-signed-out": ("/shop",
                            "() => !!document.querySelector('#signin:not([hidden])')"),
     "console-signed-in": ("/shop", "() => !!window.streetfeedConsole?.shop"),

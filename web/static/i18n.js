@@ -547,6 +547,11 @@ const STRINGS = {
     "Too many searches at once: try again in a minute."],
   // Faces fixes (issue 15): a card that ended while being read stays in place, said so
   card_ended: ["Terminé : cette annonce n'est plus en cours", "Ended: this post is over"],
+  // Producer page map (issue 16): where the producer is, and the shops of the list
+  producer_map_label: ["Carte : {name} et les boutiques qui le vendent",
+    "Map: {name} and the shops that sell it"],
+  producer_map_producer: ["{name} (producteur)", "{name} (producer)"],
+  producer_map_shop: ["{shop} : voir dans la liste", "{shop}: see it in the list"],
 };
 const LANGS = ["fr", "en"];
 

@@ -68,6 +68,44 @@ export function loadConfig() {
   return configLoading;
 }
 
+/**
+ * The configured tile server's layer on `map` (none when the deployment has none), with
+ * its attribution. `onBackground(shown)` hears whether a background shows: false when
+ * there is no tile server, or a tile failed before any loaded (offline); true once one
+ * loads. The pins are drawn either way, on the map's own plain background.
+ */
+export function addTiles(L, map, config, onBackground) {
+  map.attributionControl?.setPrefix(false);
+  if (!config?.tile_url) {
+    onBackground(false);
+    return;
+  }
+  let loaded = false;
+  const tiles = L.tileLayer(config.tile_url, {
+    maxZoom: MAX_ZOOM,
+    attribution: config.tile_attribution || "",
+    // The site sends no referrer anywhere; tile servers (OpenStreetMap's policy) want
+    // to know which site asks: the origin, never the page's URL with its position.
+    referrerPolicy: "strict-origin",
+  });
+  tiles.on("tileerror", () => {
+    if (!loaded) onBackground(false);
+  });
+  tiles.on("tileload", () => {
+    loaded = true;
+    onBackground(true);
+  });
+  tiles.addTo(map);
+}
+
+/** "You are here": the passer-by's position, only ever drawn in the page. */
+export function hereMarker(L, at, options = {}) {
+  return L.circleMarker(at, {
+    radius: 8, weight: 3, color: "#ffffff", fillColor: "#1d4f91", fillOpacity: 1,
+    interactive: false, className: "map-here", ...options,
+  });
+}
+
 /** A shop pin's element (none while #layout has it folded in a cluster) named for taps. */
 function labelPin(el, label) {
   if (!el) return;
@@ -91,8 +129,6 @@ export class FeedMap {
     this.layoutKey = "";
     this.here = null;
     this.circle = null;
-    this.tilesFailed = 0;
-    this.tilesLoaded = 0;
     this.ready = null;
   }
 
@@ -140,31 +176,11 @@ export class FeedMap {
       pin?.marker.getElement()?.focus({ preventScroll: true });
     });
     map.setView([position.lat, position.lon], 16); // layers wait for a view before drawing
-    map.attributionControl.setPrefix(false);
-    if (config?.tile_url) {
-      const tiles = L.tileLayer(config.tile_url, {
-        maxZoom: 19,
-        attribution: config.tile_attribution || "",
-        // The site sends no referrer anywhere; tile servers (OpenStreetMap's policy) want
-        // to know which site asks: the origin, never the page's URL with its position.
-        referrerPolicy: "strict-origin",
-      });
-      tiles.on("tileerror", () => {
-        this.tilesFailed += 1;
-        if (!this.tilesLoaded) this.#note("tiles_failed");
-      });
-      tiles.on("tileload", () => {
-        this.tilesLoaded += 1;
-        if (this.noteEl.dataset.i18n === "tiles_failed") this.#note(null);
-      });
-      tiles.addTo(map);
-    } else {
-      this.#note("tiles_failed");
-    }
-    this.here = L.circleMarker([position.lat, position.lon], {
-      radius: 8, weight: 3, color: "#ffffff", fillColor: "#1d4f91", fillOpacity: 1,
-      interactive: false, className: "map-here",
-    }).addTo(map);
+    addTiles(L, map, config, (shown) => {
+      if (!shown) this.#note("tiles_failed");
+      else if (this.noteEl.dataset.i18n === "tiles_failed") this.#note(null);
+    });
+    this.here = hereMarker(L, [position.lat, position.lon]).addTo(map);
     this.circle = L.circle([position.lat, position.lon], {
       radius, weight: 2, color: "#1d4f91", fillOpacity: 0.06, interactive: false,
       className: "map-radius",

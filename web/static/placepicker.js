@@ -7,7 +7,7 @@
 
 import { haversineM } from "./geo.js";
 import { t } from "./i18n.js";
-import { loadConfig, loadLeaflet } from "./map.js";
+import { addTiles, loadConfig, loadLeaflet } from "./map.js";
 
 const START_ZOOM = 9; // about 100 km across a phone: where most named producers are
 const LAT_MAX = 85.05112878; // what a GEO index takes (the server's ShopLatitude)
@@ -74,23 +74,11 @@ export class PlacePicker {
     const map = L.map(this.box, { zoomControl: true, attributionControl: true,
       keyboard: false }); // keyboards have the fields, which say a point exactly
     this.map = map;
-    map.attributionControl.setPrefix(false);
     map.setView([this.shop.lat, this.shop.lon], START_ZOOM);
-    if (config?.tile_url) {
-      let loaded = 0;
-      const tiles = L.tileLayer(config.tile_url, { maxZoom: 19,
-        attribution: config.tile_attribution || "", referrerPolicy: "strict-origin" });
-      tiles.on("tileerror", () => {
-        if (!loaded) this.#say("place_tiles_failed");
-      });
-      tiles.on("tileload", () => {
-        loaded += 1;
-        if (this.noteKey === "place_tiles_failed") this.#say(null);
-      });
-      tiles.addTo(map);
-    } else {
-      this.#say("place_tiles_failed");
-    }
+    addTiles(L, map, config, (shown) => {
+      if (!shown) this.#say("place_tiles_failed");
+      else if (this.noteKey === "place_tiles_failed") this.#say(null);
+    });
     this.shopMarker = L.circleMarker([this.shop.lat, this.shop.lon], { radius: 6, weight: 2,
       color: "#ffffff", fillColor: "#1d4f91", fillOpacity: 1, interactive: false,
       className: "place-shop" }).addTo(map);

@@ -1,5 +1,6 @@
 // A producer's page, a view of the passer-by page (/?producer=<id>): where the producer
-// is, and the shops that sell it, nearest to the passer-by first, each with its live posts.
+// is (in words and on a small map, producermap.js), and the shops that sell it, nearest to
+// the passer-by first, each with its live posts.
 //
 // Privacy: the passer-by's position stays in the page. Every request here is public and
 // position-free (GET /api/v1/producers/{id}, GET /api/v1/shops/{id}/posts); the
@@ -9,6 +10,7 @@ import { buildCard, el, formatKm, isPost, keepPhotos, openingState, userText } f
 import { categoryText } from "./categories.js";
 import { formatDistance, haversineM, walkMinutes } from "./geo.js";
 import { getLang, plural, t } from "./i18n.js";
+import { ProducerMap } from "./producermap.js";
 
 // A producer may be sold across the country: the page lists the nearest shops, and
 // reads the live posts of those only (one request each).
@@ -52,6 +54,7 @@ export class ProducerView {
     this.cards = new Map(); // shop id -> what buildCard returned for its cards (countdowns)
     this.refreshTimer = 0;
     this.generation = 0; // a later show() makes an earlier one's answers moot
+    this.map = null; // the shown producer's ProducerMap, kept across renders
   }
 
   get isOpen() {
@@ -64,6 +67,7 @@ export class ProducerView {
     this.id = id;
     this.producer = null;
     this.posts = new Map();
+    this.#dropMap();
     this.state = "loading";
     this.root.hidden = false;
     this.render();
@@ -76,6 +80,7 @@ export class ProducerView {
     this.producer = null;
     this.posts = new Map();
     this.cards = new Map();
+    this.#dropMap();
     clearInterval(this.refreshTimer);
     this.refreshTimer = 0;
     this.root.hidden = true;
@@ -193,10 +198,10 @@ export class ProducerView {
     } else if (this.state === "gone" || this.state === "failed") {
       parts.push(kicker, this.#heading(t(this.state === "gone" ? "producer_gone" : "producer_failed")));
     } else if (this.state === "ready") {
-      parts.push(kicker, this.#heading(this.producer.name, true), this.#where(),
+      parts.push(kicker, this.#heading(this.producer.name, true), this.#where(), ...this.#map(),
         el("p", "producer-no-post", t("producer_loading")));
     } else {
-      parts.push(kicker, this.#heading(this.producer.name, true), this.#where());
+      parts.push(kicker, this.#heading(this.producer.name, true), this.#where(), ...this.#map());
       const shops = this.#shops();
       this.cards = new Map();
       const heading = el("h3", "producer-shops-heading",
@@ -208,7 +213,36 @@ export class ProducerView {
       parts.push(heading, list);
     }
     this.root.replaceChildren(...parts);
-    if (focused && !focused.isConnected) this.heading?.focus({ preventScroll: true });
+    if (!focused || document.activeElement === focused) return;
+    // Taken out and put back (the map's zoom buttons): it keeps the focus; made anew: the
+    // heading has it.
+    (focused.isConnected ? focused : this.heading)?.focus({ preventScroll: true });
+  }
+
+  /** The map's element, made once per producer shown (Leaflet's with it), updated; none
+   * for a producer without a position to show. */
+  #map() {
+    const placed = (p) => p && Number.isFinite(p.lat) && Number.isFinite(p.lon);
+    if (!placed(this.producer)) return [];
+    this.map ??= new ProducerMap({ onShop: (shopId) => this.#focusShop(shopId) });
+    const here = this.position();
+    this.map.update(this.producer, this.#shops(), placed(here) ? here : null);
+    return [this.map.el];
+  }
+
+  #dropMap() {
+    this.map?.destroy();
+    this.map = null;
+  }
+
+  /** A shop's pin was tapped: its section of the list, in view and focused. */
+  #focusShop(shopId) {
+    const item = [...this.root.querySelectorAll(".producer-shop")]
+      .find((li) => li.dataset.shopId === shopId);
+    if (!item) return; // its posts are still being read: the list is not there yet
+    item.tabIndex = -1;
+    item.scrollIntoView({ block: "start" });
+    item.focus({ preventScroll: true });
   }
 
   #heading(text, user = false) {

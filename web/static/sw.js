@@ -35,6 +35,7 @@ const SHELL = [
   "/static/map.js",
   "/static/position.js",
   "/static/producer.js",
+  "/static/producermap.js",
   "/static/profiles.js",
   "/static/pwa.js",
   "/static/photos.js",
