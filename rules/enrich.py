@@ -14,6 +14,7 @@ from rules.moderation import Policy, check_post
 from rules.opening import override_of
 from rules.producers import any_local, producer_out
 from rules.shops import summary_of
+from schemas.holds import HoldOffer, HoldState
 from schemas.hours import OpeningOverride
 from schemas.posts import (
     FlashOffer,
@@ -29,7 +30,7 @@ from schemas.posts import (
 from schemas.producers import ProducerOut
 from schemas.shops import ShopRecord
 
-__all__ = ["Dropped", "Enriched", "enrich"]
+__all__ = ["Dropped", "Enriched", "enrich", "hold_offered"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -67,8 +68,23 @@ class Dropped:
     reason: str
 
 
+def hold_offered(raw: RawPost, shop: ShopRecord) -> HoldOffer | None:
+    """What the post offers to hold as it is published: nothing when the shop turned
+    holds off."""
+    offer = raw.body.hold if isinstance(raw.body, NewArrivalIn | FlashOfferIn) else None
+    return offer if shop.holds else None
+
+
+def _hold_state(offer: HoldOffer | None, left: int | None) -> HoldState | None:
+    if offer is None or left is None:
+        return None
+    return HoldState(left=left, minutes=offer.minutes)
+
+
 def enrich(raw: RawPost, shop: ShopRecord | None, *, now: datetime, tz: ZoneInfo,
-           policy: Policy, local_km: float) -> Enriched | Dropped:
+           policy: Policy, local_km: float, hold_left: int | None = None) -> Enriched | Dropped:
+    """`hold_left`: units of the post still to hold (storage.holds), None when it offers
+    none now (the body asks for none, or the shop turned holds off)."""
     if shop is None or shop.disabled:
         return Dropped("unknown_shop")
     accepted_at = raw.accepted_at.astimezone(UTC)
@@ -92,11 +108,13 @@ def enrich(raw: RawPost, shop: ShopRecord | None, *, now: datetime, tz: ZoneInfo
         "producers": producers}
     post: Post
     match raw.body:
-        case NewArrivalIn(price=price, tags=tags):
-            post = NewArrival(**common, price=price, tags=list(tags), media=raw.media)
-        case FlashOfferIn(ends_at=ends_at, price=price, discount_pct=pct):
+        case NewArrivalIn(price=price, tags=tags, hold=offer):
+            post = NewArrival(**common, price=price, tags=list(tags), media=raw.media,
+                              hold=_hold_state(offer, hold_left))
+        case FlashOfferIn(ends_at=ends_at, price=price, discount_pct=pct, hold=offer):
             post = FlashOffer(**common, ends_at=ends_at.astimezone(UTC), price=price,
-                              discount_pct=pct, media=raw.media)
+                              discount_pct=pct, media=raw.media,
+                              hold=_hold_state(offer, hold_left))
         case OpeningChangeIn(status=status, until=until):
             # An automatic post names the shop's time zone: pages write its title in
             # their reader's language, at the shop's local time.

@@ -20,8 +20,8 @@ from schemas.hours import ShopHours
 from schemas.limits import FLASH_OFFER_MAX_AHEAD_S
 from schemas.posts import FlashOfferIn, OpeningChangeIn, PostIn
 
-__all__ = ["OPENING_UNTIL_MAX_AHEAD_S", "Policy", "Rejection", "check_hours", "check_name",
-           "check_post", "check_producer", "check_shop"]
+__all__ = ["OPENING_UNTIL_MAX_AHEAD_S", "Policy", "Rejection", "check_hold_name", "check_hours",
+           "check_name", "check_post", "check_producer", "check_shop"]
 
 # A tag (`<b>`, `<div onclick=...>`), a dangerous tag left open, or a javascript: URL.
 # Not a bare `word=`: "onctueux = cacao 70 %" or "Pose d'ongles = 35 €" are French, and an
@@ -183,4 +183,16 @@ def check_producer(name: str, place: str, policy: Policy) -> Rejection | None:
         rejection = check_name(value, what, policy)
         if rejection is not None:
             return rejection
+    return None
+
+
+def check_hold_name(name: str, policy: Policy) -> Rejection | None:
+    """A hold's first name, shown in the shop's console and said at the till: a name's
+    rules (check_name), and no digits or "@" (a first name, not a phone number or an
+    address left with the shop)."""
+    rejection = check_name(name, "first name", policy)
+    if rejection is not None:
+        return rejection
+    if any(c.isdigit() or c == "@" for c in name):
+        return Rejection("invalid_name", "a first name only: no digits, no e-mail address")
     return None

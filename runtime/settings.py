@@ -185,6 +185,10 @@ class Settings:
     # most this far from its shop (km, as the delivered `distance_km` says, one decimal); the
     # console's producer search looks this far around too.
     local_km: float = 100.0
+    # "Hold it for me": holds one address may ask for per hour, and may have open at once
+    # (pending or accepted) across every shop: a hold keeps an item off the shelf.
+    holds_per_address_per_hour: int = 10
+    open_holds_per_address: int = 3
     # One-time console sign-in links a shop makes from its console (each kept 24 h).
     signin_links_per_minute: int = 10
     address_requests_per_minute: int = 600
@@ -323,6 +327,8 @@ ENVIRONMENT: dict[str, str] = {
     "STREETFEED_MEDIA_WORKERS": "media_workers",
     "STREETFEED_SHOP_MEDIA_QUOTA_MB": "shop_media_quota_mb",
     "STREETFEED_LOCAL_KM": "local_km",
+    "STREETFEED_HOLDS_PER_ADDRESS_PER_HOUR": "holds_per_address_per_hour",
+    "STREETFEED_OPEN_HOLDS_PER_ADDRESS": "open_holds_per_address",
     "STREETFEED_ADDRESS_REQUESTS_PER_MINUTE": "address_requests_per_minute",
     "STREETFEED_ADDRESS_SOCKETS_PER_MINUTE": "address_sockets_per_minute",
     "STREETFEED_MAX_SOCKETS_PER_ADDRESS": "max_sockets_per_address",
@@ -443,7 +449,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
 
 
 # Limits under which the service refuses everyone.
-_AT_LEAST_ONE = ("max_connections", "max_sockets_per_address", "shop_posts_per_minute",
+_AT_LEAST_ONE = ("holds_per_address_per_hour", "open_holds_per_address",
+                 "max_connections", "max_sockets_per_address", "shop_posts_per_minute",
                  "address_requests_per_minute", "address_sockets_per_minute",
                  "signin_links_per_minute", "shop_media_per_hour", "shop_media_quota_mb",
                  "media_workers")

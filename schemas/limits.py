@@ -14,6 +14,13 @@ __all__ = [
            "CATEGORY_MAX",
            "FLASH_OFFER_MAX_AHEAD_S",
            "GEO_LAT_MAX",
+           "HOLD_CODE_ALPHABET",
+           "HOLD_CODE_LEN",
+           "HOLD_KEEP_AFTER_END_S",
+           "HOLD_MINUTES_MAX",
+           "HOLD_MINUTES_MIN",
+           "HOLD_NAME_MAX",
+           "HOLD_QUANTITY_MAX",
            "IDEMPOTENCY_KEY_MAX",
            "MEDIA_AFTER_POST_KEEP_S",
            "MEDIA_ASPECT_MAX",
@@ -120,3 +127,15 @@ PRODUCER_SEARCH_Q_MAX = 60
 # only producers farther than this many nearer listed ones finds nothing; naming the
 # producer (POST .../producers) still links its twin, found by name whatever the count.
 PRODUCER_SEARCH_SCAN = 500
+# "Hold it for me" (DESIGN.md section 9). A post offers 1-50 units to hold, each kept
+# 15-240 minutes; the passer-by gives a first name of 1-40 code points and gets a code of 4
+# characters to say at the till, from an alphabet without look-alikes (no 0/O, 1/I/L, 5/S,
+# 2/Z, 8/B) so that it is read aloud and typed without doubt. An ended hold is deleted this
+# long after it ends (the passer-by's page can still say how it ended).
+HOLD_QUANTITY_MAX = 50
+HOLD_MINUTES_MIN = 15
+HOLD_MINUTES_MAX = 240
+HOLD_NAME_MAX = 40
+HOLD_CODE_LEN = 4
+HOLD_CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
+HOLD_KEEP_AFTER_END_S = 24 * 3600

@@ -10,6 +10,7 @@ import msgspec
 from schemas import limits
 from schemas.categories import CategoryCode
 from schemas.common import AwareDatetime, Latitude, Longitude, PostId, ShopId
+from schemas.holds import HoldOffer, HoldState
 from schemas.media import MediaId, MediaOut
 from schemas.producers import ProducerIds, ProducerOut, ProducerRef
 
@@ -53,6 +54,8 @@ class NewArrivalIn(_PostIn, frozen=True, tag="new_arrival"):
     price: Price | None = None
     tags: Tags = []
     media_ids: MediaIds = []
+    # "Hold it for me": passers-by may ask the shop to keep one aside.
+    hold: HoldOffer | None = None
 
 
 class FlashOfferIn(_PostIn, frozen=True, tag="flash_offer"):
@@ -60,6 +63,7 @@ class FlashOfferIn(_PostIn, frozen=True, tag="flash_offer"):
     price: Price | None = None
     discount_pct: Percent | None = None
     media_ids: MediaIds = []
+    hold: HoldOffer | None = None
 
 
 class OpeningChangeIn(_PostIn, frozen=True, tag="opening_change"):
@@ -83,6 +87,8 @@ class PostPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     until: AwareDatetime | msgspec.UnsetType | None = msgspec.UNSET
     media_ids: MediaIds | msgspec.UnsetType = msgspec.UNSET
     producer_ids: ProducerIds | msgspec.UnsetType = msgspec.UNSET
+    # null: no more holds (those taken stay); a new quantity counts those taken.
+    hold: HoldOffer | msgspec.UnsetType | None = msgspec.UNSET
 
 
 # --- What the `in` stream keeps (tolerant) ----------------------------------------------
@@ -138,6 +144,7 @@ class NewArrival(_Post, frozen=True, tag="new_arrival"):
     price: float | None = None
     tags: list[str] = []
     media: list[MediaOut] = []
+    hold: HoldState | None = None
 
 
 class FlashOffer(_Post, frozen=True, tag="flash_offer"):
@@ -145,6 +152,7 @@ class FlashOffer(_Post, frozen=True, tag="flash_offer"):
     price: float | None = None
     discount_pct: int | None = None
     media: list[MediaOut] = []
+    hold: HoldState | None = None
 
 
 class OpeningChange(_Post, frozen=True, tag="opening_change"):

@@ -36,6 +36,8 @@ class ShopRecord(msgspec.Struct, frozen=True, kw_only=True):
     disabled: bool = False
     hours: ShopHours | None = None
     updated_at: datetime | None = None
+    # "Hold it for me" taken (the shop may turn it off: its posts then offer none).
+    holds: bool = True
 
 
 class NewShop(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -55,6 +57,7 @@ class ShopUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     lat: ShopLatitude | msgspec.UnsetType = msgspec.UNSET
     lon: Longitude | msgspec.UnsetType = msgspec.UNSET
     address: Address | msgspec.UnsetType = msgspec.UNSET
+    holds: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class ShopEdit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -65,6 +68,7 @@ class ShopEdit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     name: ShopName | msgspec.UnsetType = msgspec.UNSET
     category: CategoryIn | msgspec.UnsetType = msgspec.UNSET
     address: Address | msgspec.UnsetType = msgspec.UNSET
+    holds: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class PositionFields(msgspec.Struct, frozen=True):

@@ -238,3 +238,51 @@ def media_deleting(region: str) -> str:
     """Hash: media id -> when the sweep forgot it (unix seconds), until its files are gone:
     an upload of the same photo meanwhile must not register files about to be deleted."""
     return f"{PREFIX}:{{{region}}}:media-deleting"
+
+
+# Holds ("Hold it for me", storage.holds): a post's, so in its region's slot, and each
+# hold's own keys there too, so that taking a unit and recording the hold is one script.
+
+
+def hold(region: str, hold_id: str) -> str:
+    """A hold (hash: `json`, schemas.holds.HoldRecord; `status`; `ended_at`), expiring
+    HOLD_KEEP_AFTER_END_S after it ends."""
+    return f"{PREFIX}:{{{region}}}:hold:{hold_id}"
+
+
+def hold_stock(region: str, post_id: str) -> str:
+    """A post's units to hold (hash: `quantity` and `minutes` as the post offers them,
+    `taken` by open or collected holds): written by the enricher as it publishes the post,
+    gone with the post."""
+    return f"{PREFIX}:{{{region}}}:hold-stock:{post_id}"
+
+
+def shop_holds(region: str, shop_id: str) -> str:
+    """ZSET of a shop's open holds, scored by when they expire (unix seconds)."""
+    return f"{PREFIX}:{{{region}}}:shop-holds:{shop_id}"
+
+
+def shop_hold_codes(region: str, shop_id: str) -> str:
+    """SET of the codes of a shop's open holds: a code names one open hold at the till."""
+    return f"{PREFIX}:{{{region}}}:hold-codes:{shop_id}"
+
+
+def post_holds(region: str, post_id: str) -> str:
+    """SET of a live post's open holds: those to decline when it ends."""
+    return f"{PREFIX}:{{{region}}}:post-holds:{post_id}"
+
+
+def holds_due(region: str) -> str:
+    """ZSET of every open hold by when it expires: the scheduler's catch-up sweep."""
+    return f"{PREFIX}:{{{region}}}:holds-due"
+
+
+def address_holds(region: str, address: str) -> str:
+    """SET of the open holds asked from one address (its day's keyed hash, never in
+    clear): what caps open holds per address."""
+    return f"{PREFIX}:{{{region}}}:address-holds:{address}"
+
+
+def holds_today(region: str, shop_id: str, day: str) -> str:
+    """Holds a shop was asked for on `day` (its local date): the screen's "3 held today"."""
+    return f"{PREFIX}:{{{region}}}:holds-today:{shop_id}:{day}"

@@ -9,6 +9,7 @@ changes nothing more (enricher redelivery, scheduler retries).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
@@ -19,6 +20,7 @@ from runtime.settings import Settings
 from schemas.feed import FeedEntry
 from schemas.limits import GEO_LAT_MAX
 from storage import keys
+from storage.holds import HoldStore
 from storage.redis_conn import async_reply, hmget_many, text
 
 __all__ = ["LiveIndex", "live_posts_newest_first", "shop_live_posts", "stream_id_key"]
@@ -165,6 +167,7 @@ class LiveIndex:
         self._publish = redis.register_script(_PUBLISH)
         self._remove = redis.register_script(_REMOVE)
         self._snapshot = redis.register_script(_SNAPSHOT)
+        self.holds = HoldStore(redis)
 
     async def publish(self, *, post_id: str, source: str, post_json: bytes, kind: str,
                       lat: float, lon: float, expires_ts: float, shop_id: str, raw: bytes,
@@ -208,7 +211,13 @@ class LiveIndex:
             args=[post_id, why, repr(now_ts), self.feed_maxlen, shop_id,
                   keys.shop_posts(r, ""), self.withdrawn_ttl_s, keys.openings(r, "")],
         )
-        return None if result is None else text(result)
+        if result is None:
+            return None
+        # Wherever a post ends (withdrawn by its shop, the operator or the opening rules,
+        # or expired), what was asked of it and not answered is declined. A crash between
+        # the two leaves them to their own time (the scheduler's expiry).
+        await self.holds.post_ended(r, post_id, datetime.fromtimestamp(now_ts, UTC))
+        return text(result)
 
     async def snapshot(self, lat: float, lon: float, radius_m: float, limit: int) -> Snapshot:
         # Shops only exist within GEO's latitudes: search from the nearest such point, wider

@@ -26,14 +26,17 @@ from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
 from rules.clock import Clock
-from rules.enrich import Dropped, enrich
+from rules.enrich import Dropped, enrich, hold_offered
+from rules.expiry import expires_at
 from rules.moderation import Policy
 from runtime import metrics
 from runtime.settings import Settings
+from schemas.limits import HOLD_KEEP_AFTER_END_S
 from schemas.posts import OpeningChange, Post, RawPost
 from schemas.shops import ShopRecord
 from services.supervision import Backoff, supervised
 from storage import keys, openings
+from storage.holds import HoldStore
 from storage.live import LiveIndex, shop_live_posts, stream_id_key
 from storage.redis_conn import REDIS_DOWN, get_many, text
 from storage.shops import decode_record
@@ -77,6 +80,7 @@ class Enricher:
         self.region = region or settings.region
         self.stream = keys.in_stream(self.region)
         self.live = LiveIndex(redis, self.region, settings)
+        self.holds = HoldStore(redis)
         self.stats = EnricherStats()
 
     async def ensure_group(self) -> None:
@@ -143,8 +147,19 @@ class Enricher:
             return
         raws: list[tuple[bytes, RawPost | None]] = []
         raw_json: dict[bytes, bytes] = {}
+        refreshes: set[bytes] = set()
+        stored = await self._stored_raws(entries)
         for entry_id, fields in entries:
             try:
+                if b"refresh" in fields:
+                    # Publish the live post again as it stands; nothing if it is gone.
+                    refreshes.add(entry_id)
+                    body = stored.get(text(fields[b"refresh"]))
+                    if body is None:
+                        continue
+                    raws.append((entry_id, _decode_raw(body)))
+                    raw_json[entry_id] = body
+                    continue
                 raws.append((entry_id, _decode_raw(fields[b"d"])))
                 raw_json[entry_id] = fields[b"d"]
             except (KeyError, msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -153,14 +168,15 @@ class Enricher:
                 raws.append((entry_id, None))
         shops = await self._shops({raw.shop_id for _, raw in raws if raw is not None})
         now = self.clock.now()
-        done: list[bytes] = []
+        done: list[bytes] = [e for e in refreshes if e not in raw_json]
         for entry_id, raw in raws:
             if raw is None:
                 await self._dead_letter(entry_id, entries, "undecodable")
                 done.append(entry_id)
                 continue
             try:
-                await self._publish_one(entry_id, raw, raw_json[entry_id], shops, now)
+                await self._publish_one(entry_id, raw, raw_json[entry_id], shops, now,
+                                        refresh=entry_id in refreshes)
             except REDIS_DOWN:
                 raise
             except Exception as exc:
@@ -175,13 +191,42 @@ class Enricher:
         if done:
             await self.redis.xack(self.stream, keys.ENRICHER_GROUP, *done)
 
+    async def _stored_raws(self, entries: list[tuple[bytes, dict[bytes, bytes]]]
+                           ) -> dict[str, bytes]:
+        """The stored raw form of each live post a refresh entry names."""
+        post_ids = sorted({text(f[b"refresh"]) for _, f in entries if b"refresh" in f})
+        if not post_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for post_id in post_ids:
+                pipe.hget(keys.post(self.region, post_id), "raw")
+            values = await pipe.execute()
+        return {p: v for p, v in zip(post_ids, values, strict=True) if v is not None}
+
+    async def _hold_left(self, raw: RawPost, shop: ShopRecord, *, again: bool) -> int | None:
+        """Say what the post offers to hold now, and read the units left (storage.holds);
+        None when it offers none. A first publish offering none costs nothing."""
+        offer = hold_offered(raw, shop)
+        if offer is None and not again:
+            return None
+        expires = expires_at(raw.body, raw.posted_at or raw.accepted_at, self.tz)
+        ttl_s = max(60, int(expires.timestamp() - self.clock.now().timestamp())
+                    + HOLD_KEEP_AFTER_END_S)
+        left = await self.holds.stock(self.region, raw.id, 0 if offer is None else offer.quantity,
+                                      0 if offer is None else offer.minutes, ttl_s)
+        return None if offer is None else left
+
     async def _publish_one(self, entry_id: bytes, raw: RawPost, raw_json: bytes,
-                           shops: dict[str, ShopRecord | Exception], now: datetime) -> None:
+                           shops: dict[str, ShopRecord | Exception], now: datetime, *,
+                           refresh: bool = False) -> None:
         shop = shops.get(raw.shop_id)
         if isinstance(shop, Exception):
             raise shop
+        again = raw.edit or refresh
+        hold_left = (None if shop is None or shop.disabled
+                     else await self._hold_left(raw, shop, again=again))
         outcome = enrich(raw, shop, now=now, tz=self.tz, policy=self.policy,
-                         local_km=self.local_km)
+                         local_km=self.local_km, hold_left=hold_left)
         if isinstance(outcome, Dropped):
             self._count_drop(outcome.reason)
             log.info("enricher: dropped %s (%s)", raw.id, outcome.reason)
@@ -189,10 +234,10 @@ class Enricher:
         feed_id = await self.live.publish(
             post_id=raw.id, source=text(entry_id), post_json=outcome.json, kind=outcome.kind,
             lat=outcome.lat, lon=outcome.lon, expires_ts=outcome.expires_ts,
-            shop_id=raw.shop_id, raw=raw_json, edit=raw.edit, local=outcome.local,
+            shop_id=raw.shop_id, raw=raw_json, edit=again, local=outcome.local,
             opening=b"" if outcome.opening is None else openings.encode(outcome.opening))
         if feed_id is None:
-            self._count_drop("withdrawn" if not raw.edit else "edit_of_gone_post")
+            self._count_drop("withdrawn" if not again else "edit_of_gone_post")
             return
         if outcome.opening is not None:
             await self._withdraw_automatic(raw.shop_id, now)

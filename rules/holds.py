@@ -1,0 +1,72 @@
+"""Holds' rules (DESIGN.md section 9 "Hold it for me"), free of I/O: the states and who may
+move a hold between them, the units left, the code said at the till.
+
+    pending --accept--> accepted
+    pending | accepted --collected--> collected   (the unit left the shop)
+    pending | accepted --decline--> declined      (by the shop; a pending one also when
+                                                    its post is withdrawn or expires)
+    pending | accepted --cancel--> cancelled      (by the passer-by)
+    pending | accepted --expire--> expired        (at expires_at, if still open)
+
+A hold takes a unit from its post while open (pending or accepted); declined, cancelled
+and expired give it back; collected keeps it (sold). An ended hold never moves again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from schemas.holds import OPEN_STATUSES, HoldStatus
+from schemas.limits import HOLD_CODE_ALPHABET, HOLD_CODE_LEN
+
+__all__ = ["ACTIONS", "ENDINGS", "Action", "code_from", "hold_expires_at", "left_of",
+           "releases", "typed_code"]
+
+Action = Literal["accept", "decline", "collected", "cancel", "expire", "post_ended"]
+
+# Each action: the statuses it applies to, and the status it leaves.
+ACTIONS: dict[Action, tuple[tuple[HoldStatus, ...], HoldStatus]] = {
+    "accept": (("pending",), "accepted"),
+    "collected": (OPEN_STATUSES, "collected"),
+    "decline": (OPEN_STATUSES, "declined"),
+    "cancel": (OPEN_STATUSES, "cancelled"),
+    "expire": (OPEN_STATUSES, "expired"),
+    # A post withdrawn or expired: what the shop had not answered is declined; what it
+    # accepted is still kept aside for the customer until its time.
+    "post_ended": (("pending",), "declined"),
+}
+ENDINGS: tuple[HoldStatus, ...] = ("declined", "collected", "expired", "cancelled")
+
+def releases(status: HoldStatus) -> bool:
+    """Whether a hold ending in `status` gives its unit back to the post."""
+    return status in ("declined", "expired", "cancelled")
+
+
+def left_of(quantity: int, taken: int) -> int:
+    """Units a passer-by may still hold (never below 0: a quantity lowered under what is
+    already held leaves those holds alone)."""
+    return max(0, quantity - taken)
+
+
+def hold_expires_at(now: datetime, minutes: int) -> datetime:
+    return now + timedelta(minutes=minutes)
+
+
+def code_from(entropy: bytes) -> str:
+    """A code of HOLD_CODE_LEN characters from HOLD_CODE_ALPHABET, from random bytes (one
+    byte per character, rejection-free: 256 % 25 = 6 makes the first 6 letters a little
+    likelier, which a code unique among a shop's open holds does not mind)."""
+    if len(entropy) < HOLD_CODE_LEN:
+        raise ValueError(f"code_from needs {HOLD_CODE_LEN} bytes")
+    return "".join(HOLD_CODE_ALPHABET[b % len(HOLD_CODE_ALPHABET)]
+                   for b in entropy[:HOLD_CODE_LEN])
+
+
+def typed_code(typed: str) -> str:
+    """A code as typed or scanned at the till, case, spaces and dashes folded; "" when it
+    cannot be a code. (The alphabet has no look-alikes, so none needs guessing.)"""
+    folded = "".join(c for c in typed.upper() if not c.isspace() and c != "-")
+    if len(folded) != HOLD_CODE_LEN or any(c not in HOLD_CODE_ALPHABET for c in folded):
+        return ""
+    return folded

@@ -1,0 +1,230 @@
+"""Holds ("Hold it for me", DESIGN.md section 9): a passer-by asks, the shop answers, the
+scheduler ends what time ends. The states are rules.holds'; storage.holds makes each step
+one script. After a step that changes the units left, the post is published again through
+its region's `in` stream (a refresh entry: the enricher reads the live post and the stock
+as it publishes, so every socket in range gets a `post` frame with the new `left`, in order
+with the shop's own edits); the shop's consoles are told on the shop-changes channel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from zoneinfo import ZoneInfo
+
+import msgspec
+from redis.asyncio import Redis
+
+from rules.clock import Clock
+from rules.errors import ApiError, Conflict, InvalidInput, NotFound, RateLimited, Unauthorized
+from rules.holds import Action, code_from, hold_expires_at, releases
+from rules.moderation import Policy, check_hold_name
+from runtime.settings import Settings
+from schemas.holds import (
+    HoldCreated,
+    HoldIn,
+    HoldPostRef,
+    HoldRecord,
+    HoldShop,
+    HoldView,
+    ShopHold,
+)
+from schemas.limits import HOLD_CODE_LEN
+from schemas.posts import FlashOffer, NewArrival, Post
+from schemas.shops import ShopRecord
+from storage import keys
+from storage.holds import Changed, HoldStore, StoredHold, Taken
+from storage.inbox import Inbox
+from storage.ratelimit import RateLimiter
+from storage.shops import announce_change, get_shop
+
+__all__ = ["Holds", "hold_view", "shop_hold"]
+
+log = logging.getLogger("streetfeed.holds")
+
+_decode_post = msgspec.json.Decoder(Post).decode
+# A code drawn again when another open hold of the shop has it: 25^4 = 390,625 codes
+# against a shop's few open holds, so a second draw is rare and a sixth unheard of.
+_CODE_DRAWS = 6
+
+
+def _secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def hold_view(hold: StoredHold) -> HoldView:
+    r = hold.record
+    return HoldView(id=r.id, status=hold.status, code=r.code, name=r.name,
+                    created_at=r.created_at, expires_at=r.expires_at, ended_at=hold.ended_at,
+                    post=r.post, shop=r.shop)
+
+
+def shop_hold(hold: StoredHold) -> ShopHold:
+    r = hold.record
+    return ShopHold(id=r.id, status=hold.status, code=r.code, name=r.name,
+                    created_at=r.created_at, expires_at=r.expires_at, post=r.post)
+
+
+def _post_ref(post: NewArrival | FlashOffer) -> HoldPostRef:
+    return HoldPostRef(id=post.id, kind=type(post).__struct_config__.tag or "",  # type: ignore[arg-type]
+                       title=post.title, price=post.price,
+                       discount_pct=post.discount_pct if isinstance(post, FlashOffer) else None)
+
+
+class Holds:
+    def __init__(self, redis: Redis, settings: Settings, clock: Clock, policy: Policy,
+                 limiter: RateLimiter) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.clock = clock
+        self.policy = policy
+        self.limiter = limiter
+        self.store = HoldStore(redis)
+
+    # --- The passer-by ------------------------------------------------------------------
+
+    async def _live_post(self, post_id: str) -> tuple[str, Post]:
+        """The region and public form of a live post; 410 `post_gone` when none is live."""
+        for region in self.settings.region_names:
+            raw = await self.redis.hget(keys.post(region, post_id), "json")  # type: ignore[misc]
+            if raw is not None:
+                return region, _decode_post(raw)
+        raise ApiError(f"no live post {post_id!r}: it was withdrawn or has ended",
+                       code="post_gone", status=410)
+
+    async def take(self, post_id: str, new: HoldIn, address: str) -> HoldCreated:
+        rejection = check_hold_name(new.name, self.policy)
+        if rejection is not None:
+            raise InvalidInput(rejection.message, code=rejection.code)
+        region, post = await self._live_post(post_id)
+        if not isinstance(post, NewArrival | FlashOffer) or post.hold is None:
+            raise Conflict("this post cannot be held", code="not_holdable")
+        shop = await get_shop(self.redis, post.shop.id)
+        if shop is None or shop.disabled or not shop.holds:
+            raise Conflict("this shop does not take holds now", code="not_holdable")
+        subject = await self.limiter.address_key(address)
+        await self.limiter.hit("holds", subject, self.settings.holds_per_address_per_hour, 3600)
+        now = self.clock.now()
+        secret = secrets.token_urlsafe(24)
+        record = HoldRecord(
+            id="h_" + secrets.token_hex(8), region=region, post=_post_ref(post),
+            shop=HoldShop(id=shop.id, name=shop.name, address=shop.address, lat=shop.lat,
+                          lon=shop.lon),
+            name=new.name.strip(), code="", secret_hash=_secret_hash(secret), created_at=now,
+            expires_at=hold_expires_at(now, post.hold.minutes), minutes=post.hold.minutes,
+            address=subject)
+        for _ in range(_CODE_DRAWS):
+            record = msgspec.structs.replace(
+                record, code=code_from(secrets.token_bytes(HOLD_CODE_LEN)))
+            taken = await self.store.take(
+                record, day=self.local_day(shop),
+                most_per_address=self.settings.open_holds_per_address)
+            if taken is not Taken.CODE_TAKEN:
+                break
+        match taken:
+            case Taken.OK:
+                await self._changed(record, stock=True)
+                return HoldCreated(id=record.id, secret=secret, code=record.code,
+                                   status="pending", expires_at=record.expires_at)
+            case Taken.SOLD_OUT:
+                raise Conflict("every unit is held already", code="sold_out")
+            case Taken.NOT_HOLDABLE:
+                raise Conflict("this post cannot be held", code="not_holdable")
+            case Taken.GONE:
+                raise ApiError(f"no live post {post_id!r}: it was withdrawn or has ended",
+                               code="post_gone", status=410)
+            case Taken.ADDRESS_FULL:
+                raise RateLimited(
+                    f"at most {self.settings.open_holds_per_address} open holds at once: "
+                    "collect or cancel one first", code="too_many_holds")
+            case _:
+                raise Conflict("the shop has too many open holds now: retry", code="conflict")
+
+    async def _find(self, hold_id: str) -> StoredHold | None:
+        for region in self.settings.region_names:
+            found = await self.store.get(region, hold_id)
+            if found is not None:
+                return found
+        return None
+
+    async def _with_secret(self, hold_id: str, authorization: str | None) -> StoredHold:
+        scheme, _, secret = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise Unauthorized("Authorization: Bearer <the secret the hold was answered with>",
+                               code="missing_token")
+        found = await self._find(hold_id)
+        # A wrong secret answers as an unknown hold: ids are not probed one secret at a time.
+        if found is None or not hmac.compare_digest(found.record.secret_hash,
+                                                     _secret_hash(secret.strip())):
+            raise NotFound(f"no hold {hold_id!r} for this secret", code="unknown_hold")
+        return found
+
+    async def view(self, hold_id: str, authorization: str | None) -> HoldView:
+        return hold_view(await self._with_secret(hold_id, authorization))
+
+    async def cancel(self, hold_id: str, authorization: str | None) -> HoldView:
+        found = await self._with_secret(hold_id, authorization)
+        return hold_view(await self._act(found, "cancel"))
+
+    # --- The shop -----------------------------------------------------------------------
+
+    async def of_shop(self, shop: ShopRecord) -> list[ShopHold]:
+        return [shop_hold(h) for h in await self.store.open_of_shop(shop.region, shop.id)]
+
+    async def answer(self, shop: ShopRecord, hold_id: str, action: Action) -> ShopHold:
+        found = await self.store.get(shop.region, hold_id)
+        if found is None or found.record.shop.id != shop.id:
+            raise NotFound(f"this shop has no hold {hold_id!r}", code="unknown_hold")
+        return shop_hold(await self._act(found, action))
+
+    def local_day(self, shop: ShopRecord) -> str:
+        """The shop's date now, where "held today" is counted."""
+        zone = shop.hours.timezone if shop.hours is not None else self.settings.timezone
+        return self.clock.now().astimezone(ZoneInfo(zone)).date().isoformat()
+
+    async def held_today(self, shop: ShopRecord) -> int:
+        return await self.store.held_today(shop.region, shop.id, self.local_day(shop))
+
+    # --- Time and posts -----------------------------------------------------------------
+
+    async def expire_due(self, region: str) -> int:
+        """End every open hold of the region whose time is up (idempotent: the scheduler
+        runs it every minute and at each hold's time, and after downtime)."""
+        ended = 0
+        now = self.clock.now()
+        for hold_id in await self.store.due(region, now.timestamp()):
+            found = await self.store.get(region, hold_id)
+            if found is None or found.record.expires_at > now:
+                continue
+            changed, _ = await self.store.change(found.record, "expire", now)
+            if changed is Changed.OK:
+                ended += 1
+                await self._changed(found.record, stock=True)
+        return ended
+
+    async def _act(self, found: StoredHold, action: Action) -> StoredHold:
+        now = self.clock.now()
+        if action != "expire" and found.status in ("pending", "accepted") \
+                and found.record.expires_at <= now:
+            # Its time is up: it expires now, whatever was asked (the sweep may be late).
+            action = "expire"
+        changed, status = await self.store.change(found.record, action, now)
+        if changed is Changed.UNKNOWN:
+            raise NotFound(f"no hold {found.record.id!r}", code="unknown_hold")
+        after = await self.store.get(found.record.region, found.record.id)
+        if changed is Changed.STAYS or after is None:
+            raise Conflict(f"this hold is {status}: it cannot be changed so",
+                           code="hold_ended" if status not in ("pending", "accepted")
+                           else "invalid_hold_change")
+        await self._changed(found.record, stock=releases(after.status))
+        return after
+
+    async def _changed(self, record: HoldRecord, *, stock: bool) -> None:
+        """Tell who shows it: the shop's consoles, and (units left changed) the street."""
+        if stock:
+            await Inbox(self.redis, record.region, self.settings).append_refresh(
+                record.post.id, record.shop.id)
+        await announce_change(self.redis, record.shop.id)
+

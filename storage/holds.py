@@ -1,0 +1,226 @@
+"""Holds in Redis (keys in storage.keys; DESIGN.md section 9 "Hold it for me").
+
+A hold lives in its post's region, beside the post, so that taking the last unit and
+recording the hold is one script: two passers-by asking for the last one at once get one
+hold and one `sold_out`, whatever the number of web processes. Every change of status is
+one script too, keyed on the status it finds (rules.holds.ACTIONS), so a shop's "accept"
+and the scheduler's "expire" racing each other leave one answer, and each unit is given
+back once. Nothing here uses MULTI or WATCH, which a cluster client does not offer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+import msgspec
+from redis.asyncio import Redis
+
+from rules.holds import ACTIONS, ENDINGS, Action, left_of, releases
+from schemas.holds import HoldRecord, HoldStatus
+from schemas.limits import HOLD_KEEP_AFTER_END_S
+from storage import keys
+from storage.redis_conn import async_reply, text
+from storage.shops import announce_change
+
+__all__ = ["Changed", "HoldStore", "StoredHold", "Taken"]
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(HoldRecord).decode
+
+# How long the per-address set of open holds is kept after its last change: longer than
+# any hold is open (HOLD_MINUTES_MAX), and the address hash changes daily anyway.
+_ADDRESS_TTL_S = 2 * 24 * 3600
+_TODAY_TTL_S = 2 * 24 * 3600
+
+_TAKE = """
+-- KEYS: post, stock, hold, shop open, post open, due, shop codes, address open, today
+-- ARGV: hold id, record JSON, code, expires (unix s), most open holds per address,
+--       address TTL, today TTL
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
+local quantity = tonumber(redis.call('HGET', KEYS[2], 'quantity') or '0')
+if quantity <= 0 then return 'not_holdable' end
+if tonumber(redis.call('HGET', KEYS[2], 'taken') or '0') >= quantity then
+  return 'sold_out'
+end
+if redis.call('SCARD', KEYS[8]) >= tonumber(ARGV[5]) then return 'address_full' end
+if redis.call('SISMEMBER', KEYS[7], ARGV[3]) == 1 then return 'code_taken' end
+redis.call('HINCRBY', KEYS[2], 'taken', 1)
+redis.call('HSET', KEYS[3], 'json', ARGV[2], 'status', 'pending')
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[1])
+redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
+redis.call('SADD', KEYS[7], ARGV[3])
+redis.call('SADD', KEYS[8], ARGV[1])
+redis.call('EXPIRE', KEYS[8], ARGV[6])
+redis.call('INCR', KEYS[9])
+redis.call('EXPIRE', KEYS[9], ARGV[7])
+return 'ok'
+"""
+
+_CHANGE = """
+-- KEYS: hold, stock, shop open, post open, due, shop codes, address open
+-- ARGV: statuses it applies to (comma-separated), new status, 1 if it ends the hold,
+--       1 if it gives the unit back, ended_at (RFC 3339), hold id, code, keep TTL
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'unknown', ''} end
+local applies = false
+for s in string.gmatch(ARGV[1], '[^,]+') do
+  if s == status then applies = true end
+end
+if not applies then return {'stays', status} end
+redis.call('HSET', KEYS[1], 'status', ARGV[2])
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], 'ended_at', ARGV[5])
+  if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 1
+      and tonumber(redis.call('HGET', KEYS[2], 'taken') or '0') > 0 then
+    redis.call('HINCRBY', KEYS[2], 'taken', -1)
+  end
+  redis.call('ZREM', KEYS[3], ARGV[6])
+  redis.call('SREM', KEYS[4], ARGV[6])
+  redis.call('ZREM', KEYS[5], ARGV[6])
+  redis.call('SREM', KEYS[6], ARGV[7])
+  redis.call('SREM', KEYS[7], ARGV[6])
+  redis.call('EXPIRE', KEYS[1], ARGV[8])
+end
+return {'ok', status}
+"""
+
+# The enricher, as it publishes a post: what it offers now, and what is taken.
+_STOCK = """
+-- KEYS: stock; ARGV: quantity (0: no more holds), minutes, TTL
+if ARGV[1] == '0' and redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
+redis.call('HSET', KEYS[1], 'quantity', ARGV[1], 'minutes', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {tonumber(ARGV[1]), tonumber(redis.call('HGET', KEYS[1], 'taken') or '0')}
+"""
+
+
+class Taken(Enum):
+    OK = "ok"
+    GONE = "gone"  # the post is not live
+    NOT_HOLDABLE = "not_holdable"
+    SOLD_OUT = "sold_out"
+    ADDRESS_FULL = "address_full"  # this address has as many open holds as it may
+    CODE_TAKEN = "code_taken"  # another open hold of the shop has this code: draw again
+
+
+class Changed(Enum):
+    OK = "ok"
+    STAYS = "stays"  # the action does not apply to the status it found
+    UNKNOWN = "unknown"  # no such hold (or ended long ago)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHold:
+    record: HoldRecord
+    status: HoldStatus
+    ended_at: datetime | None
+
+
+_STATUSES: dict[str, HoldStatus] = {s: s for s in ("pending", "accepted", *ENDINGS)}
+
+
+def _status(raw: bytes | str) -> HoldStatus:
+    return _STATUSES[text(raw)]
+
+
+class HoldStore:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._take = redis.register_script(_TAKE)
+        self._change = redis.register_script(_CHANGE)
+        self._stock = redis.register_script(_STOCK)
+
+    async def take(self, record: HoldRecord, *, day: str, most_per_address: int) -> Taken:
+        """Take a unit of the post for a new pending hold, if one is left; counted in the
+        shop's holds of `day` (its local date)."""
+        r, post_id, shop_id = record.region, record.post.id, record.shop.id
+        result = await self._take(
+            keys=[keys.post(r, post_id), keys.hold_stock(r, post_id), keys.hold(r, record.id),
+                  keys.shop_holds(r, shop_id), keys.post_holds(r, post_id), keys.holds_due(r),
+                  keys.shop_hold_codes(r, shop_id), keys.address_holds(r, record.address),
+                  keys.holds_today(r, shop_id, day)],
+            args=[record.id, _encode(record), record.code, int(record.expires_at.timestamp()),
+                  most_per_address, _ADDRESS_TTL_S, _TODAY_TTL_S])
+        return Taken(text(result))
+
+    async def change(self, record: HoldRecord, action: Action,
+                     now: datetime) -> tuple[Changed, HoldStatus | None]:
+        """Apply `action` if the hold's status allows it; what happened, and the status it
+        found (None when the hold is unknown)."""
+        applies_to, new = ACTIONS[action]
+        r, post_id, shop_id = record.region, record.post.id, record.shop.id
+        outcome, found = await self._change(
+            keys=[keys.hold(r, record.id), keys.hold_stock(r, post_id),
+                  keys.shop_holds(r, shop_id), keys.post_holds(r, post_id), keys.holds_due(r),
+                  keys.shop_hold_codes(r, shop_id), keys.address_holds(r, record.address)],
+            args=[",".join(applies_to), new, "1" if new in ENDINGS else "0",
+                  "1" if releases(new) else "0", now.isoformat(), record.id, record.code,
+                  HOLD_KEEP_AFTER_END_S])
+        changed = Changed(text(outcome))
+        return changed, None if changed is Changed.UNKNOWN else _status(found)
+
+    async def get(self, region: str, hold_id: str) -> StoredHold | None:
+        raw, status, ended_at = await async_reply(self.redis.hmget(
+            keys.hold(region, hold_id), ["json", "status", "ended_at"]))
+        if raw is None or status is None:
+            return None
+        return StoredHold(record=_decode(raw), status=_status(status),
+                          ended_at=None if ended_at is None
+                          else datetime.fromisoformat(text(ended_at)))
+
+    async def many(self, region: str, hold_ids: list[str]) -> list[StoredHold]:
+        if not hold_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for hold_id in hold_ids:
+                pipe.hmget(keys.hold(region, hold_id), ["json", "status", "ended_at"])
+            rows = await pipe.execute()
+        return [StoredHold(record=_decode(raw), status=_status(status),
+                           ended_at=None if ended is None
+                           else datetime.fromisoformat(text(ended)))
+                for raw, status, ended in rows if raw is not None and status is not None]
+
+    async def open_of_shop(self, region: str, shop_id: str) -> list[StoredHold]:
+        """The shop's open holds, soonest to expire first."""
+        ids = [text(i) for i in await self.redis.zrange(keys.shop_holds(region, shop_id), 0, -1)]
+        return [h for h in await self.many(region, ids) if h.status in ("pending", "accepted")]
+
+    async def open_of_post(self, region: str, post_id: str) -> list[StoredHold]:
+        ids = [text(i) for i in await async_reply(
+            self.redis.smembers(keys.post_holds(region, post_id)))]
+        return await self.many(region, sorted(ids))
+
+    async def due(self, region: str, now_ts: float, most: int = 500) -> list[str]:
+        """Open holds whose time is up (the scheduler expires them)."""
+        return [text(i) for i in await self.redis.zrangebyscore(
+            keys.holds_due(region), "-inf", now_ts, start=0, num=most)]
+
+    async def stock(self, region: str, post_id: str, quantity: int, minutes: int,
+                    ttl_s: int) -> int:
+        """Say what a post offers to hold as it is published (quantity 0: nothing more);
+        the units left."""
+        offered, taken = await self._stock(keys=[keys.hold_stock(region, post_id)],
+                                           args=[quantity, minutes, ttl_s])
+        return left_of(int(offered), int(taken))
+
+    async def post_ended(self, region: str, post_id: str, now: datetime) -> int:
+        """A post was withdrawn or expired: its pending holds are declined (what the shop
+        accepted stays kept aside until its time), its stock goes; how many were declined.
+        The shop's consoles are told."""
+        declined = 0
+        shop_id = ""
+        for hold in await self.open_of_post(region, post_id):
+            shop_id = hold.record.shop.id
+            changed, _ = await self.change(hold.record, "post_ended", now)
+            declined += changed is Changed.OK
+        await self.redis.delete(keys.hold_stock(region, post_id),
+                                keys.post_holds(region, post_id))
+        if shop_id:
+            await announce_change(self.redis, shop_id)
+        return declined
+
+    async def held_today(self, region: str, shop_id: str, day: str) -> int:
+        return int(await self.redis.get(keys.holds_today(region, shop_id, day)) or 0)
