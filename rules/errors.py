@@ -42,6 +42,9 @@ ERROR_CODES: frozenset[str] = frozenset({
     "invalid_producer", "unknown_producer", "too_many_producers",
     # names (rules.moderation.check_name)
     "stacked_marks", "mixed_scripts",
+    # holds (services.holds, web.holds)
+    "invalid_hold", "invalid_name", "post_gone", "not_holdable", "sold_out",
+    "too_many_holds", "unknown_hold", "hold_ended", "invalid_hold_change",
 })
 
 _encode = msgspec.json.Encoder().encode

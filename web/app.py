@@ -38,6 +38,7 @@ from runtime.connections import ConnectionGuard
 from runtime.lifespan import STATE_KEY
 from runtime.settings import Settings
 from services.directory import ShopDirectory
+from services.holds import Holds
 from services.image_pool import ImagePool
 from services.ingest import Ingest
 from services.media import UPLOADS_PER_WORKER, MediaLibrary, UploadGate
@@ -47,7 +48,7 @@ from storage.media import media_store_for
 from storage.media_s3 import S3_UNAVAILABLE
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
-from web import api, media, pages
+from web import api, holds, media, pages
 from web.assets import Assets
 from web.console import ConsoleGate
 from web.forwarded import ForwardedClient
@@ -131,7 +132,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                          media=media_store,
                          media_library=MediaLibrary(
                              redis, media_store, images, clock, settings.shop_media_quota_mb),
-                         uploads=UploadGate(UPLOADS_PER_WORKER * settings.media_workers))
+                         uploads=UploadGate(UPLOADS_PER_WORKER * settings.media_workers),
+                         holds=Holds(redis, settings, clock, policy, limiter))
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the
         # liveness every socket is told.
@@ -180,6 +182,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Route("/api/v1/shops/{shop_id}/producers", api.add_producer, methods=["POST"]),
         Route("/api/v1/shops/{shop_id}/producers/{producer_id}", api.remove_producer,
               methods=["DELETE"]),
+        Route("/api/v1/posts/{post_id}/holds", holds.take_hold, methods=["POST"]),
+        Route("/api/v1/holds/{hold_id}", holds.read_hold, methods=["GET"]),
+        Route("/api/v1/holds/{hold_id}", holds.cancel_hold, methods=["DELETE"]),
+        Route("/api/v1/shops/{shop_id}/holds", holds.shop_holds, methods=["GET"]),
+        Route("/api/v1/shops/{shop_id}/holds/{hold_id}/{action}", holds.answer_hold,
+              methods=["POST"]),
         Route("/api/v1/producers", api.search_producers, methods=["GET"]),
         Route("/api/v1/producers/{producer_id}", api.producer_page, methods=["GET"]),
         Route("/api/v1/feed", api.feed, methods=["GET"]),

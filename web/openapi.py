@@ -33,7 +33,8 @@ from schemas.limits import (
     SHOPS_PAGE_MAX,
 )
 
-__all__ = ["FEED_QUERY", "IDEMPOTENCY_KEY", "POST_ID", "PRODUCER_ID", "PRODUCER_QUERY",
+__all__ = ["FEED_QUERY", "HOLD_ACTION", "HOLD_ID", "IDEMPOTENCY_KEY", "POST_ID", "PRODUCER_ID",
+           "PRODUCER_QUERY",
            "SHOPS_QUERY", "SHOP_ID", "Operation",
            "openapi_document", "operation_of", "outside_api"]
 
@@ -123,6 +124,8 @@ def _path(name: str, pattern: str | None = None) -> Parameter:
 SHOP_ID = _path("shop_id", r"^[a-z0-9][a-z0-9-]{0,63}$")
 POST_ID = _path("post_id", r"^p_[a-z0-9]{16}$")
 PRODUCER_ID = _path("producer_id", r"^pr_[a-z0-9]{16}$")
+HOLD_ID = _path("hold_id", r"^h_[a-z0-9]{16}$")
+HOLD_ACTION = _path("action", r"^(accept|decline|collected)$")
 IDEMPOTENCY_KEY: Parameter = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX}}

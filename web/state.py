@@ -28,6 +28,7 @@ from runtime.connections import ConnectionGuard
 from runtime.lifespan import STATE_KEY
 from runtime.settings import Settings
 from services.directory import ShopDirectory
+from services.holds import Holds
 from services.ingest import Ingest
 from services.media import MediaLibrary, UploadGate
 from storage.live import LiveIndex
@@ -60,6 +61,7 @@ class AppState:
     media: MediaStore  # processed photos' bytes (storage.media), served by web.media
     media_library: MediaLibrary  # uploads: processing, store, index (services.media)
     uploads: UploadGate  # uploads this process holds at once (web.api.upload_media)
+    holds: Holds  # "Hold it for me" (services.holds, web.holds)
 
 
 def state_of(source: HTTPConnection | Mapping[str, Any]) -> AppState:

@@ -9,6 +9,9 @@ Jobs:
   the live index and appends an `expired` tombstone, only once it is due.
 - sweep_expired(): every minute (and at start), expires every post already
   due, catching up on jobs missed while the scheduler or Redis was down.
+- expire_holds(): every 5 seconds (and at start), ends every open hold whose time is up
+  ("Hold it for me"; services.holds): on time within 5 s, and caught up after downtime,
+  since it reads what is due rather than remembering jobs.
 - opening_changes(): every minute (and at start), turns each shop's opening
   hours into an automatic `opening_change` post at each opening and closing;
   after downtime only the latest change is posted (it is what is true now). The
@@ -35,15 +38,17 @@ from runtime.settings import Settings
 from schemas.hours import NextChange, OpeningOverride, ShopHours
 from schemas.posts import OpeningChangeIn, RawPost
 from schemas.shops import ShopRecord
+from services.holds import Holds
 from storage import keys, openings
 from storage.inbox import Inbox, derived_post_id
 from storage.live import LiveIndex
 from storage.media import media_store_for
+from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN
 from storage.shops import list_shops
 from workers.media_sweep import sweep_media, sweep_orphan_media
 
-__all__ = ["expire_post", "make_worker", "opening_changes", "schedule_expiry", "sweep_expired",
+__all__ = ["expire_holds", "expire_post", "make_worker", "opening_changes", "schedule_expiry", "sweep_expired",
            "worker_context"]
 
 log = logging.getLogger("streetfeed.scheduler")
@@ -83,6 +88,20 @@ async def sweep_expired(ctx: dict[str, Any]) -> int:
         log.warning("sweep: Redis unavailable (%s); next run catches up", exc)
     if total:
         log.info("sweep: expired %d posts", total)
+    return total
+
+
+async def expire_holds(ctx: dict[str, Any]) -> int:
+    holds: Holds = ctx["holds"]
+    settings: Settings = ctx["settings"]
+    total = 0
+    try:
+        for region in settings.region_names:
+            total += await holds.expire_due(region)
+    except REDIS_DOWN as exc:
+        log.warning("holds: Redis unavailable (%s); next run catches up", exc)
+    if total:
+        log.info("holds: %d expired", total)
     return total
 
 
@@ -166,7 +185,9 @@ def worker_context(settings: Settings, data: Redis, clock: Clock) -> dict[str, A
     return {"live": {region: LiveIndex(data, region, settings)
                      for region in settings.region_names},
             "clock": clock, "settings": settings, "data": data,
-            "media": media_store_for(settings)}
+            "media": media_store_for(settings),
+            "holds": Holds(data, settings, clock, settings.moderation_policy(),
+                           RateLimiter(data, settings.secret))}
 
 
 async def _close_media(ctx: dict[str, Any]) -> None:
@@ -180,6 +201,7 @@ def make_worker(pool: ArqRedis, settings: Settings, clock: Clock | None = None, 
         functions=[expire_post],
         cron_jobs=[cron(sweep_expired, second=0, run_at_startup=True),
                    cron(opening_changes, second=0, run_at_startup=True),
+                   cron(expire_holds, second=set(range(0, 60, 5)), run_at_startup=True),
                    cron(sweep_media, minute=set(range(0, 60, 5)), second=30,
                         run_at_startup=True),
                    cron(sweep_orphan_media, minute=17, second=45)],

@@ -1,0 +1,85 @@
+"""The routes of "Hold it for me" (DESIGN.md section 9): a passer-by asks, reads and
+cancels a hold with the secret it was answered with; the shop lists and answers its holds
+with its token or console session. services.holds does the work.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rules.errors import ApiError, NotFound
+from rules.holds import Action
+from schemas.holds import HoldCreated, HoldIn, HoldView, ShopHold, ShopHolds
+from web.api import decode_body, read_body
+from web.auth import shop_for
+from web.openapi import HOLD_ACTION, HOLD_ID, POST_ID, SHOP_ID, Operation
+from web.responses import JSONResponse
+from web.state import state_of
+
+__all__ = ["answer_hold", "cancel_hold", "read_hold", "shop_holds", "take_hold"]
+
+_POST_ID = re.compile(r"p_[a-z0-9]{16}")
+_HOLD_ID = re.compile(r"h_[a-z0-9]{16}")
+_ACTIONS: dict[str, Action] = {"accept": "accept", "decline": "decline",
+                               "collected": "collected"}
+# A hold's body is a first name: a few hundred bytes at most, whatever max_body_bytes says.
+_BODY_MAX = 1024
+
+
+def _hold_id(request: Request) -> str:
+    hold_id: str = request.path_params["hold_id"]
+    if not _HOLD_ID.fullmatch(hold_id):
+        raise NotFound(f"no hold {hold_id[:40]!r}", code="unknown_hold")
+    return hold_id
+
+
+@Operation(summary="Ask the shop to hold one unit of a post (a first name; no account)",
+           body=HoldIn, response=HoldCreated, status=201, parameters=(POST_ID,))
+async def take_hold(request: Request) -> Response:
+    st = state_of(request)
+    post_id: str = request.path_params["post_id"]
+    if not _POST_ID.fullmatch(post_id):
+        raise ApiError(f"no live post {post_id[:40]!r}", code="post_gone", status=410)
+    new = decode_body(await read_body(request, _BODY_MAX), HoldIn, "invalid_hold",
+                      unique_keys=True)
+    address = request.client.host if request.client is not None else ""
+    created = await st.holds.take(post_id, new, address)
+    return JSONResponse(created, status_code=201)
+
+
+@Operation(summary="A hold as its passer-by sees it (Authorization: Bearer <secret>)",
+           response=HoldView, parameters=(HOLD_ID,))
+async def read_hold(request: Request) -> Response:
+    st = state_of(request)
+    view = await st.holds.view(_hold_id(request), request.headers.get("authorization"))
+    return JSONResponse(view)
+
+
+@Operation(summary="Cancel a hold (Authorization: Bearer <secret>)", response=HoldView,
+           parameters=(HOLD_ID,))
+async def cancel_hold(request: Request) -> Response:
+    st = state_of(request)
+    view = await st.holds.cancel(_hold_id(request), request.headers.get("authorization"))
+    return JSONResponse(view)
+
+
+@Operation(summary="The shop's open holds (pending and accepted), soonest to expire first",
+           response=ShopHolds, authenticated=True, parameters=(SHOP_ID,))
+async def shop_holds(request: Request) -> Response:
+    st = state_of(request)
+    shop = await shop_for(request, request.path_params["shop_id"])
+    return JSONResponse(ShopHolds(holds=await st.holds.of_shop(shop)))
+
+
+@Operation(summary="Accept, decline or mark collected one of the shop's holds",
+           response=ShopHold, authenticated=True, parameters=(SHOP_ID, HOLD_ID, HOLD_ACTION))
+async def answer_hold(request: Request) -> Response:
+    st = state_of(request)
+    shop = await shop_for(request, request.path_params["shop_id"])
+    action = _ACTIONS.get(request.path_params["action"])
+    if action is None:
+        raise NotFound("the actions are accept, decline and collected", code="not_found")
+    return JSONResponse(await st.holds.answer(shop, _hold_id(request), action))
