@@ -48,8 +48,8 @@ from storage.redis_conn import REDIS_DOWN
 from storage.shops import list_shops
 from workers.media_sweep import sweep_media, sweep_orphan_media
 
-__all__ = ["expire_holds", "expire_post", "make_worker", "opening_changes", "schedule_expiry", "sweep_expired",
-           "worker_context"]
+__all__ = ["expire_holds", "expire_post", "make_worker", "opening_changes", "schedule_expiry",
+           "sweep_expired", "worker_context"]
 
 log = logging.getLogger("streetfeed.scheduler")
 
