@@ -206,10 +206,12 @@ class Holds:
 
     async def _act(self, found: StoredHold, action: Action) -> StoredHold:
         now = self.clock.now()
-        if action != "expire" and found.status in ("pending", "accepted") \
-                and found.record.expires_at <= now:
+        if found.status in ("pending", "accepted") and found.record.expires_at <= now:
             # Its time is up: it expires now, whatever was asked (the sweep may be late).
-            action = "expire"
+            changed, _ = await self.store.change(found.record, "expire", now)
+            if changed is Changed.OK:
+                await self._changed(found.record, stock=True)
+            raise Conflict("this hold's time is up: it has expired", code="hold_ended")
         changed, status = await self.store.change(found.record, action, now)
         if changed is Changed.UNKNOWN:
             raise NotFound(f"no hold {found.record.id!r}", code="unknown_hold")
