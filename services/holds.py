@@ -112,17 +112,18 @@ class Holds:
             id="h_" + secrets.token_hex(8), region=region, post=_post_ref(post),
             shop=HoldShop(id=shop.id, name=shop.name, address=shop.address, lat=shop.lat,
                           lon=shop.lon),
-            name=new.name.strip(), code="", secret_hash=_secret_hash(secret), created_at=now,
+            name=new.name.strip(), code=code_from(secrets.token_bytes(HOLD_CODE_LEN)),
+            secret_hash=_secret_hash(secret), created_at=now,
             expires_at=hold_expires_at(now, post.hold.minutes), minutes=post.hold.minutes,
             address=subject)
         for _ in range(_CODE_DRAWS):
-            record = msgspec.structs.replace(
-                record, code=code_from(secrets.token_bytes(HOLD_CODE_LEN)))
             taken = await self.store.take(
                 record, day=self.local_day(shop),
                 most_per_address=self.settings.open_holds_per_address)
             if taken is not Taken.CODE_TAKEN:
                 break
+            record = msgspec.structs.replace(
+                record, code=code_from(secrets.token_bytes(HOLD_CODE_LEN)))
         match taken:
             case Taken.OK:
                 await self._changed(record, stock=True)
@@ -217,9 +218,10 @@ class Holds:
             raise NotFound(f"no hold {found.record.id!r}", code="unknown_hold")
         after = await self.store.get(found.record.region, found.record.id)
         if changed is Changed.STAYS or after is None:
-            raise Conflict(f"this hold is {status}: it cannot be changed so",
-                           code="hold_ended" if status not in ("pending", "accepted")
-                           else "invalid_hold_change")
+            if status in ("pending", "accepted"):  # accepting an accepted one, say
+                raise Conflict(f"this hold is {status}: it cannot be changed so",
+                               code="invalid_hold_change")
+            raise Conflict(f"this hold is {status}: it has ended", code="hold_ended")
         await self._changed(found.record, stock=releases(after.status))
         return after
 

@@ -552,6 +552,22 @@ const STRINGS = {
     "Map: {name} and the shops that sell it"],
   producer_map_producer: ["{name} (producteur)", "{name} (producer)"],
   producer_map_shop: ["{shop} : voir dans la liste", "{shop}: see it in the list"],
+  // Holds (issue 17): refusals of "Hold it for me" (services/holds.py, web/holds.py)
+  err_invalid_hold: ["Indiquez votre prénom (40 caractères au plus).",
+    "Give your first name (40 characters at most)."],
+  err_invalid_name: ["Un prénom seulement : ni chiffres ni adresse e-mail.",
+    "A first name only: no digits, no e-mail address."],
+  err_post_gone: ["Cette annonce n'est plus en ligne.", "This post is no longer online."],
+  err_not_holdable: ["La boutique ne met pas cet article de côté.",
+    "The shop does not hold this item."],
+  err_sold_out: ["Déjà tout réservé : plus rien à mettre de côté.",
+    "All held already: nothing left to put aside."],
+  err_too_many_holds: ["Vous avez déjà assez de réservations en cours : retirez-en une ou réessayez plus tard.",
+    "You already have enough holds open: cancel one or try again later."],
+  err_unknown_hold: ["Réservation introuvable.", "Hold not found."],
+  err_hold_ended: ["Cette réservation est terminée.", "This hold has ended."],
+  err_invalid_hold_change: ["Cette réservation ne peut pas changer ainsi.",
+    "This hold cannot change that way."],
 };
 const LANGS = ["fr", "en"];
 
