@@ -18,8 +18,8 @@ it happens, with no timer per socket:
   `next_change`, when an own opening post comes or goes, and on every shop write, which
   storage.shops publishes on a Pub/Sub channel (a rotated token or a disabled shop ends
   the shop's console sockets);
-- the producers it names: read again on the same channel, on which naming or unlinking
-  one is announced too.
+- the producers it names and its open holds: read again on the same channel, on which
+  naming or unlinking a producer, and every step of a hold, are announced too.
 
 Everything is per shop, shared by the shop's sockets in this process.
 """
@@ -47,6 +47,7 @@ from rules.shops import profile_of
 from runtime.settings import Settings
 from schemas.console import (
     ConsoleExpired,
+    ConsoleHolds,
     ConsolePost,
     ConsolePosts,
     ConsoleProducers,
@@ -58,6 +59,7 @@ from schemas.feed import FeedEntry, Reach
 from schemas.hours import OpeningOverride
 from schemas.limits import AUDIENCE_RADII_M
 from schemas.shops import ShopRecord
+from services.holds import Holds
 from services.producers import producers_of_shop
 from storage import openings, shops
 from storage.live import live_posts_newest_first
@@ -112,7 +114,7 @@ class ConsoleSocket:
 class _Watch:
     """A shop with console sockets in this process, and what they were last told."""
 
-    __slots__ = ("gone", "opening_timer", "overrides", "posts", "producers_frame", "reach",
+    __slots__ = ("gone", "lists", "opening_timer", "overrides", "posts", "reach",
                  "reach_rounds", "reach_timer", "record", "reload_again", "reloading",
                  "shop_frame", "sockets", "stats_frame")
 
@@ -126,7 +128,8 @@ class _Watch:
         self.gone: set[str] = set()
         self.reach: dict[str, Reach] = {}
         self.shop_frame = b""
-        self.producers_frame = b""
+        # The frames of the shop's lists read with its record (producers, holds), by type.
+        self.lists: dict[str, bytes] = {}
         self.stats_frame = b""
         self.opening_timer: asyncio.TimerHandle | None = None
         self.reach_timer: asyncio.TimerHandle | None = None
@@ -143,7 +146,7 @@ class Consoles:
     """Every console socket of this process, by shop."""
 
     def __init__(self, redis: Redis, settings: Settings, hub: Hub, readers: Readers,
-                 presence: PresenceBoard, clock: Clock) -> None:
+                 presence: PresenceBoard, clock: Clock, holds: Holds) -> None:
         self.redis = redis
         self.settings = settings
         self.hub = hub
@@ -151,6 +154,7 @@ class Consoles:
         self.presence = presence
         self.clock = clock
         self.producers = ProducerStore(redis)
+        self.holds = holds
         self.watches: dict[str, _Watch] = {}
         # Shops watched by position (a post's feed entry carries its shop's position) and
         # the shop of each of their live posts (a tombstone carries the post id).
@@ -193,7 +197,7 @@ class Consoles:
             reach = await reach_of(self.redis, record.region, ids)
             if not watch.shop_frame:
                 watch.overrides = await openings.of_shop(self.redis, record.region, record.id)
-            producers_frame = watch.producers_frame or await self._producers_frame(record)
+            lists = watch.lists or await self._lists(record)
         except BaseException:
             self.close(socket)
             raise
@@ -205,9 +209,10 @@ class Consoles:
             self._owner[post_id] = record.id
         if not watch.shop_frame:
             self._reprofile(watch)
-        watch.producers_frame = watch.producers_frame or producers_frame
+        watch.lists = watch.lists or lists
         sink.write(watch.shop_frame)
-        sink.write(watch.producers_frame)
+        for frame in watch.lists.values():
+            sink.write(frame)
         sink.write(ws_text_frame(_encode(ConsolePosts(
             posts=[msgspec.Raw(json) for _id, json in posts]))))
         if not watch.stats_frame:
@@ -442,7 +447,7 @@ class Consoles:
         record = await shops.get_shop(self.redis, shop_id)
         overrides = [] if record is None else await openings.of_shop(
             self.redis, record.region, shop_id)
-        producers_frame = b"" if record is None else await self._producers_frame(record)
+        lists = {} if record is None else await self._lists(record)
         watch = self.watches.get(shop_id)
         if watch is None:
             return
@@ -464,14 +469,20 @@ class Consoles:
             self._at.setdefault((record.lat, record.lon), set()).add(shop_id)
         watch.record, watch.overrides = record, overrides
         self._reprofile(watch)
-        if producers_frame != watch.producers_frame:
-            watch.producers_frame = producers_frame
-            self._send(watch, producers_frame)
+        for kind, frame in lists.items():
+            if watch.lists.get(kind) != frame:
+                watch.lists[kind] = frame
+                self._send(watch, frame)
         self._push_stats(watch)
 
-    async def _producers_frame(self, record: ShopRecord) -> bytes:
-        return ws_text_frame(_encode(ConsoleProducers(
-            producers=await producers_of_shop(self.producers, record))))
+    async def _lists(self, record: ShopRecord) -> dict[str, bytes]:
+        """The shop's producers and open holds, as frames: read on connect and on each
+        change the shop-changes channel announces."""
+        producers = await producers_of_shop(self.producers, record)
+        holds = await self.holds.of_shop(record)
+        return {"producers": ws_text_frame(_encode(ConsoleProducers(producers=producers))),
+                "holds": ws_text_frame(_encode(ConsoleHolds(
+                    holds=holds, held_today=await self.holds.held_today(record))))}
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(self._logged(work))

@@ -1,9 +1,9 @@
 """The frames of WS /ws/shop, the shopkeeper console's own socket (server -> client).
 
 A compatible extension of the contract: a new endpoint, nothing of /ws/feed changes. After
-the handshake the server sends `shop`, `producers`, `posts` and, once people watching can
-be counted, `stats`; then only changes, pushed as they happen. `status` and `error` are the
-feed's own frames (schemas.feed). docs/architecture.md describes the socket.
+the handshake the server sends `shop`, `producers`, `holds`, `posts` and, once people
+watching can be counted, `stats`; then only changes, pushed as they happen. `status` and
+`error` are the feed's own frames (schemas.feed). docs/architecture.md describes the socket.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from datetime import datetime
 import msgspec
 
 from schemas.feed import Reach, WatchCount
+from schemas.holds import ShopHold
 from schemas.producers import ProducerOut
 from schemas.shops import ShopProfile
 
-__all__ = ["ConsoleExpired", "ConsolePost", "ConsolePosts", "ConsoleProducers", "ConsoleShop",
-           "ConsoleStats", "ConsoleWithdrawn"]
+__all__ = ["ConsoleExpired", "ConsoleHolds", "ConsolePost", "ConsolePosts", "ConsoleProducers",
+           "ConsoleShop", "ConsoleStats", "ConsoleWithdrawn"]
 
 
 class _Frame(msgspec.Struct, frozen=True, tag_field="type"):
@@ -41,6 +42,14 @@ class ConsoleProducers(_Frame, frozen=True, tag="producers"):
     names or unlinks one, so that the shop's other screens offer the same ones."""
 
     producers: list[ProducerOut]
+
+
+class ConsoleHolds(_Frame, frozen=True, tag="holds"):
+    """The shop's open holds, soonest to expire first (as GET /api/v1/shops/{id}/holds),
+    and how many it was asked for today: on connect, and at every step of one of them."""
+
+    holds: list[ShopHold]
+    held_today: int = 0
 
 
 class ConsolePosts(_Frame, frozen=True, tag="posts"):

@@ -21,6 +21,8 @@ from rules.clock import SystemClock
 from runtime.settings import Settings
 from schemas.feed import FeedEntry
 from schemas.shops import ShopRecord
+from services.holds import Holds
+from storage.ratelimit import RateLimiter
 from tests.helpers import HubSink
 
 
@@ -42,7 +44,9 @@ async def test_tombstone_of_no_watched_post_goes_to_sockets_reading_their_snapsh
     hub = Hub(settings)
     clock = SystemClock()
     readers = Readers(redis, settings, hub, clock)
-    consoles = Consoles(redis, settings, hub, readers, PresenceBoard(redis, settings), clock)
+    consoles = Consoles(redis, settings, hub, readers, PresenceBoard(redis, settings), clock,
+                        Holds(redis, settings, clock, settings.moderation_policy(),
+                              RateLimiter(redis, settings.secret)))
     try:
         live_sink = HubSink()
         await consoles.open(live_sink, _shop("live-shop", 44.8370))

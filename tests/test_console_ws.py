@@ -234,7 +234,8 @@ async def test_console_socket_pushes_the_shops_producers(
                 console_socket(web.ws, token=other, origin=web.http) as neighbour:
             first = await console.wait("producers")
             assert first == {"type": "producers", "producers": []}
-            assert [f["type"] for f in console.frames[:3]] == ["shop", "producers", "posts"]
+            assert [f["type"] for f in console.frames[:4]] == ["shop", "producers", "holds",
+                                                               "posts"]
             named = await http.post(f"/api/v1/shops/{shop.id}/producers", json=mill,
                                     headers=bearer)
             assert named.status_code == 201, named.text

@@ -35,6 +35,7 @@ from tests.helpers import (
     wait_for,
     web_server,
 )
+from tests.test_console_ws import console_socket
 
 STREET = (44.8370, -0.5735)
 
@@ -297,3 +298,29 @@ async def test_a_shop_turns_holds_off(redis: Redis, settings: Settings) -> None:
         await wait_for(lambda: (street.posts()[-1].get("hold") or {}).get("left") == 3,
                        message="offer back")
         assert (await hold(http, post_id)).status_code == 201
+
+
+async def test_the_console_socket_is_told_of_every_step(
+        redis: Redis, settings: Settings) -> None:
+    """New holds reach the shop's console as they are asked (pushed, no request), and
+    each answer, cancellation and the post's withdrawal with them."""
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http, \
+            console_socket(web.ws, token=shop, origin=web.http) as console:
+        first = await console.wait("holds")
+        assert first == {"type": "holds", "holds": [], "held_today": 0}
+        post_id = await live_post(http, shop, redis, arrival("Girolles", hold={
+            "quantity": 3, "minutes": 45}))
+        asked = (await hold(http, post_id, "Léa")).json()
+        pushed = await console.wait("holds", 2)
+        assert [(h["id"], h["status"], h["code"], h["name"], h["post"]["title"])
+                for h in pushed["holds"]] == [
+            (asked["id"], "pending", asked["code"], "Léa", "Girolles")]
+        assert pushed["held_today"] == 1
+        await http.post(f"/api/v1/shops/{shop.id}/holds/{asked['id']}/accept",
+                        headers=auth(shop))
+        assert (await console.wait("holds", 3))["holds"][0]["status"] == "accepted"
+        await http.delete(f"/api/v1/holds/{asked['id']}", headers=bearer(asked["secret"]))
+        cancelled = await console.wait("holds", 4)
+        assert cancelled["holds"] == [] and cancelled["held_today"] == 1

@@ -107,7 +107,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         gateway = Gateway(redis, settings, hub, readers, clock, limiter)
         stats = StatsPublisher(redis, hub, settings.presence_interval_s, settings.reach_ttl_s)
         presence = PresenceBoard(redis, settings)
-        consoles = Consoles(redis, settings, hub, readers, presence, clock)
+        holds = Holds(redis, settings, clock, policy, limiter)
+        consoles = Consoles(redis, settings, hub, readers, presence, clock, holds)
         # Counted by the HTTP and feed protocols (web/http_protocol.py, feed/raw_ws.py).
         guard = ConnectionGuard.from_settings(settings, trusted)
         republisher = Republisher(redis, settings, clock)
@@ -133,7 +134,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                          media_library=MediaLibrary(
                              redis, media_store, images, clock, settings.shop_media_quota_mb),
                          uploads=UploadGate(UPLOADS_PER_WORKER * settings.media_workers),
-                         holds=Holds(redis, settings, clock, policy, limiter))
+                         holds=holds)
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the
         # liveness every socket is told.
