@@ -59,7 +59,8 @@ def profile_of(record: ShopRecord, clock: Clock | None = None,
                        lat=record.lat, lon=record.lon, address=record.address,
                        open_now=state.open_now if state else None,
                        next_change=state.next_change if state else None,
-                       timezone=record.hours.timezone if record.hours is not None else None)
+                       timezone=record.hours.timezone if record.hours is not None else None,
+                       holds=record.holds)
 
 
 def summary_of(record: ShopRecord, default_timezone: str | None = None) -> ShopSummary:

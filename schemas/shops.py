@@ -92,6 +92,8 @@ class ShopProfile(msgspec.Struct, frozen=True, kw_only=True):
     # The IANA zone of the hours: pages say "opens at 07:00" in the shop's time, whatever
     # zone the device showing it is left in (an in-shop screen on a UTC kiosk).
     timezone: str | None = None
+    # It takes "Hold it for me" (its posts offering units then show it).
+    holds: bool = True
 
 
 class ShopProfileWithProducers(ShopProfile, frozen=True, kw_only=True):
@@ -100,6 +102,8 @@ class ShopProfileWithProducers(ShopProfile, frozen=True, kw_only=True):
     shop list and the console's profile stay as they were, each shop's links unread."""
 
     producers: list[ProducerOut] = []
+    # Holds it was asked for today (its local date): the in-shop screen's "3 held today".
+    held_today: int = 0
 
 
 class ShopList(msgspec.Struct, frozen=True):

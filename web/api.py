@@ -244,7 +244,8 @@ async def shop_profile(request: Request) -> Response:
     profile = await _profile(st, record)
     return JSONResponse(ShopProfileWithProducers(
         **msgspec.structs.asdict(profile),
-        producers=await st.ingest.producers.of_shop(record)))
+        producers=await st.ingest.producers.of_shop(record),
+        held_today=await st.holds.held_today(record)))
 
 
 @Operation(summary="Name a producer the shop sells: the same producer (name folded for "
