@@ -211,6 +211,8 @@ _ARRIVAL_PRODUCERS: dict[str, list[str]] = {
     "Glaces artisanales du glacier d'à côté": [],
 }
 _PRODUCER_SHARE = 0.7
+# Arrivals and offers a passer-by may ask the shop to hold.
+_HOLD_SHARE = 0.5
 # (title, text, discount): the title's figure and discount_pct always agree.
 _OFFERS = [("-{pct} % jusqu'à {end}", "Sur tout le rayon, dans la limite des stocks.", None),
            ("2 achetés, le 3e offert", "Jusqu'à {end} seulement.", 33),
@@ -365,6 +367,9 @@ def demo_post(shop: ShopRecord, now: datetime, rng: random.Random, tz: ZoneInfo,
         ids = [producers[key] for key in named if key in producers]
         if ids:
             post["producer_ids"] = ids
+    # "Hold it for me" on about half the arrivals and offers: a few units, kept a while.
+    if post["kind"] != "opening_change" and rng.random() < _HOLD_SHARE:
+        post["hold"] = {"quantity": rng.choice((2, 3, 5, 8)), "minutes": rng.choice((30, 60, 120))}
     return post
 
 

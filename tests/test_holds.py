@@ -324,3 +324,56 @@ async def test_the_console_socket_is_told_of_every_step(
         await http.delete(f"/api/v1/holds/{asked['id']}", headers=bearer(asked["secret"]))
         cancelled = await console.wait("holds", 4)
         assert cancelled["holds"] == [] and cancelled["held_today"] == 1
+
+
+async def test_an_edit_changes_or_stops_the_offer_and_keeps_what_is_held(
+        redis: Redis, settings: Settings) -> None:
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http, \
+            feed_client(web.ws, *STREET) as street:
+        post_id = await live_post(http, shop, redis, arrival("Figues", hold={
+            "quantity": 3, "minutes": 30}))
+        taken = [(await hold(http, post_id, name)).json() for name in ("Léa", "Marc")]
+        await wait_for(lambda: left_seen(street, post_id) == 1, message="left 1")
+        edit = f"/api/v1/shops/{shop.id}/posts/{post_id}"
+        # Fewer than are held: none left, and the two holds stand.
+        lowered = await http.patch(edit, json={"hold": {"quantity": 1, "minutes": 60}},
+                                   headers=auth(shop))
+        assert lowered.status_code == 202, lowered.text
+        await wait_for(lambda: street.posts()[-1].get("hold") == {"left": 0, "minutes": 60},
+                       message="left 0 after the edit")
+        assert (await hold(http, post_id, "Zoé")).json()["error"]["code"] == "sold_out"
+        # An edit of the title alone keeps the offer.
+        await http.patch(edit, json={"title": "Figues de Solliès"}, headers=auth(shop))
+        await wait_for(lambda: street.posts()[-1]["title"] == "Figues de Solliès",
+                       message="title edited")
+        assert street.posts()[-1]["hold"] == {"left": 0, "minutes": 60}
+        # Stopped: the post offers none, what was held is still held.
+        stopped = await http.patch(edit, json={"hold": None}, headers=auth(shop))
+        assert stopped.status_code == 202
+        await wait_for(lambda: street.posts()[-1].get("hold") is None, message="offer gone")
+        assert (await hold(http, post_id, "Zoé")).json()["error"]["code"] == "not_holdable"
+        for held in taken:
+            read = await http.get(f"/api/v1/holds/{held['id']}", headers=bearer(held["secret"]))
+            assert read.json()["status"] == "pending"
+        # Offered again: the count goes on from what is held.
+        await http.patch(edit, json={"hold": {"quantity": 5, "minutes": 30}}, headers=auth(shop))
+        await wait_for(lambda: street.posts()[-1].get("hold") == {"left": 3, "minutes": 30},
+                       message="offer back, 2 held")
+
+
+async def test_holds_per_address_per_hour(redis: Redis, settings: Settings) -> None:
+    settings = dataclasses.replace(settings, holds_per_address_per_hour=2,
+                                   open_holds_per_address=10)
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        post_id = await live_post(http, shop, redis, arrival("Noix", hold={
+            "quantity": 10, "minutes": 30}))
+        for name in ("Léa", "Marc"):
+            held = (await hold(http, post_id, name)).json()
+            await http.delete(f"/api/v1/holds/{held['id']}", headers=bearer(held["secret"]))
+        third = await hold(http, post_id, "Zoé")
+        assert third.status_code == 429 and third.json()["error"]["code"] == "rate_limited"
+        assert "retry-after" in {k.lower() for k in third.headers}
