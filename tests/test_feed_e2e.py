@@ -214,7 +214,8 @@ async def test_shop_profile_and_healthz(redis: Redis, settings: Settings) -> Non
         assert profile.json() == {"id": shop.id, "name": "Café", "category": "cafe",
                                   "lat": NEAR[0], "lon": NEAR[1], "address": "",
                                   "open_now": None, "next_change": None,
-                                  "timezone": None, "producers": []}  # DESIGN.md section 9
+                                  "timezone": None, "producers": [],  # DESIGN.md section 9
+                                  "holds": True, "held_today": 0}  # issue 17
         assert "token" not in profile.text and "hash" not in profile.text
         missing = await http.get("/api/v1/shops/nope-000000")
         assert missing.status_code == 404
