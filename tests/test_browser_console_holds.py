@@ -46,6 +46,20 @@ pytestmark = pytest.mark.browser
 STREET = (44.8370, -0.5735)  # rue Sainte-Catherine, Bordeaux
 
 
+# The elements of a panel drawn past its content box (its padding is its margin).
+OUTSIDE_PANEL = """(selector) => {
+  const panel = document.querySelector(selector);
+  const box = panel.getBoundingClientRect();
+  const style = getComputedStyle(panel);
+  const left = box.left + parseFloat(style.paddingLeft) - 0.5;
+  const right = box.right - parseFloat(style.paddingRight) + 0.5;
+  return [...panel.querySelectorAll("*")].filter((n) => n.getClientRects().length)
+    .map((n) => [n.id || n.className, n.getBoundingClientRect()])
+    .filter(([, r]) => r.width && (r.left < left || r.right > right))
+    .map(([name, r]) => `${name} ${Math.round(r.left)}-${Math.round(r.right)}`);
+}"""
+
+
 def auth(shop: ShopCreated) -> dict[str, str]:
     return {"Authorization": f"Bearer {shop.token}"}
 
@@ -345,6 +359,9 @@ async def test_holds_fit_a_320px_phone(redis: Redis, settings: Settings,
                 "nodes => nodes.filter(n => n.offsetParent)"
                 ".map(n => n.getBoundingClientRect().height)")
             assert heights and min(heights) >= 44, heights
+            # Nothing of the panel passes its padding (the till's button once did).
+            outside = await page.evaluate(OUTSIDE_PANEL, "#holds-panel")
+            assert outside == [], (width, outside)
             assert page.errors == []
             await page.close()
         assert not faults, "\n".join(faults)

@@ -26,7 +26,7 @@ const STATUSES = new Set(["pending", "accepted", "declined", "collected", "expir
 const $ = (id) => document.getElementById(id);
 
 /** A code as said at the till: case, spaces and dashes do not matter (rules/holds.py). */
-export const foldCode = (typed) => String(typed ?? "").toUpperCase().replace(/[\s-]+/g, "");
+const foldCode = (typed) => String(typed ?? "").toUpperCase().replace(/[\s-]+/g, "");
 
 /** A whole number typed in a field, or NaN. */
 function integerOf(input) {
@@ -110,8 +110,9 @@ export class HoldOfferField {
     });
     this.note = el("p", "hint hold-off-note");
     this.note.hidden = true;
-    this.details.append(el("div", "field-row hold-row"), presets, this.note);
-    this.details.firstChild.append(qField, mField);
+    const row = el("div", "field-row");
+    row.append(qField, mField);
+    this.details.append(row, presets, this.note);
     this.el.append(legend, switchBox, this.details);
 
     this.on.addEventListener("change", () => {
@@ -300,7 +301,12 @@ export class HoldsPanel {
     const pending = this.holds.filter((h) => h.status === "pending");
     const fresh = this.known === null ? [] : pending.filter((h) => !this.known.has(h.id));
     this.known = new Set(pending.map((h) => h.id));
-    if (this.found && !this.holds.some((h) => h.id === this.found.id)) this.clearFound();
+    if (this.found) {
+      // The hold the till found, as it is now (accepted meanwhile, or gone).
+      this.found = this.holds.find((h) => h.id === this.found.id) ?? null;
+      if (this.found) this.showFound();
+      else this.clearFound();
+    }
     this.render();
     if (fresh.length) this.alert(fresh);
   }
@@ -370,7 +376,7 @@ export class HoldsPanel {
         this.list.insertBefore(item.li, this.list.children[index] ?? null);
       }
       const signature = JSON.stringify([hold.status, hold.name, hold.code, hold.post?.title,
-        hold.expires_at, t("hc_accept")]);
+        hold.expires_at]);
       if (item.signature !== signature) {
         const hadFocus = item.li.contains(document.activeElement);
         item.hold = hold;
@@ -491,11 +497,16 @@ export class HoldsPanel {
       return;
     }
     this.found = hold;
+    this.showFound();
+    $("till-confirm").focus();
+  }
+
+  showFound() {
+    const hold = this.found;
     $("till-found-text").replaceChildren(userText("bdi", "hold-name", hold.name), " — ",
       userText("bdi", "hold-post", String(hold.post?.title ?? "")), ` (${hold.code}, `,
       t(`hc_status_${hold.status}`), ")");
     $("till-found").hidden = false;
-    $("till-confirm").focus();
   }
 
   clearFound() {
@@ -598,9 +609,9 @@ export class HoldsPanel {
   relabel() {
     for (const item of this.items.values()) item.signature = "";
     this.showSound();
-    if (!this.scanning) $("till-scan").textContent = t("hc_till_scan");
+    $("till-scan").textContent = t(this.scanning ? "hc_till_scan_stop" : "hc_till_scan");
     this.render();
-    if (this.found) this.findCode(this.found.code);
+    if (this.found) this.showFound();
   }
 }
 
