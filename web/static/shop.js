@@ -508,10 +508,12 @@ function showOwnPost(post, index = null) {
   $("own-empty").hidden = ownPosts.size > 0;
 }
 
-/** What a post offers to hold, under its card: units left and how long each is kept. */
+/** What a post offers to hold, under its card: units left and how long each is kept (unless
+ * the card says it already, once cards.js draws `hold`). */
 function showOwnHold(entry) {
   const hold = entry.post.hold;
-  const has = hold && Number.isInteger(hold.left) && Number.isInteger(hold.minutes);
+  const has = hold && Number.isInteger(hold.left) && Number.isInteger(hold.minutes)
+    && !entry.cardBox.querySelector('[class*="hold"]');
   entry.hold.hidden = !has;
   entry.hold.textContent = has
     ? t("hc_own_line", { line: holdLine(hold.left), t: minutesText(hold.minutes) }) : "";

@@ -341,9 +341,9 @@ export class HoldsPanel {
   }
 
   showSound() {
-    const button = $("holds-sound");
-    button.setAttribute("aria-pressed", String(this.sound));
-    button.textContent = t(this.sound ? "hc_sound_on" : "hc_sound_off");
+    // The state in its words ("Sound: off"), not aria-pressed: a pressed button's name
+    // must not change with its state.
+    $("holds-sound").textContent = t(this.sound ? "hc_sound_on" : "hc_sound_off");
   }
 
   get pendingCount() {
