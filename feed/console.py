@@ -480,9 +480,11 @@ class Consoles:
         change the shop-changes channel announces."""
         producers = await producers_of_shop(self.producers, record)
         holds = await self.holds.of_shop(record)
+        taken = await self.holds.taken_of_shop(record)
         return {"producers": ws_text_frame(_encode(ConsoleProducers(producers=producers))),
                 "holds": ws_text_frame(_encode(ConsoleHolds(
-                    holds=holds, held_today=await self.holds.held_today(record))))}
+                    holds=holds, held_today=await self.holds.held_today(record),
+                    taken=taken or msgspec.UNSET)))}
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(self._logged(work))

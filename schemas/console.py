@@ -46,10 +46,14 @@ class ConsoleProducers(_Frame, frozen=True, tag="producers"):
 
 class ConsoleHolds(_Frame, frozen=True, tag="holds"):
     """The shop's open holds, soonest to expire first (as GET /api/v1/shops/{id}/holds),
-    and how many it was asked for today: on connect, and at every step of one of them."""
+    and how many it was asked for today: on connect, and at every step of one of them.
+    `taken`: for each live post of the shop that holds have taken units of (open or
+    collected), how many, absent when none: a post's `hold` says only what is `left`,
+    and an edit's `quantity` counts those taken, so the console's edit form needs both."""
 
     holds: list[ShopHold]
     held_today: int = 0
+    taken: dict[str, int] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ConsolePosts(_Frame, frozen=True, tag="posts"):

@@ -188,6 +188,9 @@ class Holds:
     async def held_today(self, shop: ShopRecord) -> int:
         return await self.store.held_today(shop.region, shop.id, self.local_day(shop))
 
+    async def taken_of_shop(self, shop: ShopRecord) -> dict[str, int]:
+        return await self.store.taken_of_shop(shop.region, shop.id)
+
     # --- Time and posts -----------------------------------------------------------------
 
     async def expire_due(self, region: str) -> int:

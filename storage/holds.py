@@ -222,5 +222,17 @@ class HoldStore:
             await announce_change(self.redis, shop_id)
         return declined
 
+    async def taken_of_shop(self, region: str, shop_id: str) -> dict[str, int]:
+        """Units taken (open or collected holds) of each live post of the shop, where any."""
+        post_ids = sorted(text(i) for i in await async_reply(
+            self.redis.smembers(keys.shop_posts(region, shop_id))))
+        if not post_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for post_id in post_ids:
+                pipe.hget(keys.hold_stock(region, post_id), "taken")
+            values = await pipe.execute()
+        return {p: int(v) for p, v in zip(post_ids, values, strict=True) if v and int(v) > 0}
+
     async def held_today(self, region: str, shop_id: str, day: str) -> int:
         return int(await self.redis.get(keys.holds_today(region, shop_id, day)) or 0)

@@ -3,6 +3,7 @@
 // see who is around and how far each post went, withdraw or correct, set opening hours.
 // Everything live (people watching, reach, the shop's own posts, open or closed) is pushed
 // over the console's own socket, /ws/shop: an idle console makes no request at all.
+// "Hold it for me" (the offer on a post, the holds panel, the till) is in shopholds.js.
 
 import { buildCard, confirmTwice, el, keepPhotos, openingState } from "./cards.js";
 import { formatDistance } from "./geo.js";
@@ -13,6 +14,7 @@ import {
 import { PhotoTray, loadPhotoLimits, mediaIds, smallestVariant } from "./photos.js";
 import { registerServiceWorker } from "./pwa.js";
 import { ProducerPicker, ProducersPanel } from "./shopproducers.js";
+import { HoldOfferField, HoldsPanel, holdLine, minutesText } from "./shopholds.js";
 import { forgetDeviceLink, redeemLinkCode, setLinkError, setupDeviceLink, takeLinkCode } from "./signin.js";
 import { ProfileForm } from "./shopprofile.js";
 
@@ -69,6 +71,10 @@ let shopProducers = [];
 const postProducers = new ProducerPicker({ onChange: renderPreview });
 const producersPanel = new ProducersPanel({ api, shopPath: (suffix) => shopPath(suffix), // declared below
   shop: () => shop, sessionLost, announce, onChange: producersChanged });
+// What the new post offers to hold, and the shop's holds (pushed by the console's socket).
+const postHold = new HoldOfferField({ prefix: "post-hold", onChange: renderPreview });
+const holdsPanel = new HoldsPanel({ api, shopPath: (suffix) => shopPath(suffix), sessionLost,
+  announce });
 
 // For tests: read it, don't write it.
 window.streetfeedConsole = Object.freeze({
@@ -76,6 +82,10 @@ window.streetfeedConsole = Object.freeze({
   get stats() { return lastStats; },
   get posts() { return [...ownPosts.keys()]; },
   get live() { return socketLive; },
+  get holds() {
+    return { count: holdsPanel.holds.length, pending: holdsPanel.pendingCount,
+      beeps: holdsPanel.beeps };
+  },
 });
 
 function initialRadius() {
@@ -264,6 +274,7 @@ function leave() {
   postPhotos.clear();
   producersPanel.forget();
   producersChanged([]);
+  holdsPanel.forget();
   $("watching-count").textContent = "–";
   say($("console-error"), null);
   forgetDeviceLink();
@@ -285,6 +296,7 @@ function enter(profile) {
   showClosing();
   loadPhotoLimits(); // asked again if the first ask failed
   profileForm.load(profile);
+  showTakesHolds();
   loadHours();
   // The console shows once the shop's producers are in (or after PRODUCERS_WAIT_MS): the
   // new post's producer chips drawn afterwards grew the form under the reader's eyes (a
@@ -315,6 +327,7 @@ function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${scheme}//${location.host}/ws/shop`);
   socket = ws;
+  holdsPanel.connected(); // the holds there on (re)connecting make no sound
   ws.addEventListener("message", (event) => {
     if (socket !== ws) return;
     let frame;
@@ -358,11 +371,15 @@ function onFrame(frame) {
       closesKnown = true;
       showShop();
       showClosing();
+      showTakesHolds();
       renderPreview();
       refreshOwnCards();
       break;
     case "producers":
       producersPanel.pushedList(frame.producers);
+      break;
+    case "holds":
+      holdsPanel.pushed(frame);
       break;
     case "posts":
       if (!Array.isArray(frame.posts)) return;
@@ -462,7 +479,7 @@ function showOwnPost(post, index = null) {
   // that a pushed profile (an "open late" post live or withdrawn) redraws the card.
   const signature = JSON.stringify([post.updated_at, post.title, post.text, post.expires_at,
     post.ends_at, post.price, post.discount_pct, post.status, post.until, post.tags, getLang(),
-    openingState(shop)?.text ?? null, mediaIds(post), producerIds(post)]);
+    openingState(shop)?.text ?? null, mediaIds(post), producerIds(post), post.hold ?? null]);
   let entry = ownPosts.get(post.id);
   if (!entry) {
     entry = makeOwnPost(post);
@@ -485,9 +502,21 @@ function showOwnPost(post, index = null) {
     if (hadFocus) card.el.focus();
     entry.card = card;
     entry.editLabel();
+    showOwnHold(entry);
   }
   entry.reach.textContent = reachText(post.id);
   $("own-empty").hidden = ownPosts.size > 0;
+}
+
+/** What a post offers to hold, under its card: units left and how long each is kept (unless
+ * the card says it already, once cards.js draws `hold`). */
+function showOwnHold(entry) {
+  const hold = entry.post.hold;
+  const has = hold && Number.isInteger(hold.left) && Number.isInteger(hold.minutes)
+    && !entry.cardBox.querySelector('[class*="hold"]');
+  entry.hold.hidden = !has;
+  entry.hold.textContent = has
+    ? t("hc_own_line", { line: holdLine(hold.left), t: minutesText(hold.minutes) }) : "";
 }
 
 /** The first photo of a post in the list, small (its narrowest variant, square-cropped). */
@@ -543,6 +572,8 @@ function makeOwnPost(post) {
   const li = el("li", "own-post");
   li.dataset.postId = post.id;
   const cardBox = el("div", "own-card");
+  const hold = el("p", "own-hold");
+  hold.hidden = true;
   const reach = el("p", "reach");
   reach.id = `reach-${post.id}`;
   reach.setAttribute("aria-describedby", "reach-help");
@@ -557,10 +588,10 @@ function makeOwnPost(post) {
   const message = el("p", "form-error");
   message.setAttribute("role", "alert");
   message.hidden = true;
-  li.append(cardBox, reach, actions, editBox, message);
+  li.append(cardBox, hold, reach, actions, editBox, message);
   if (post.auto) li.insertBefore(el("p", "hint auto", t("auto_post")), reach);
 
-  const entry = { post, li, cardBox, reach, card: null, signature: "", busy: false,
+  const entry = { post, li, cardBox, hold, reach, card: null, signature: "", busy: false,
     editLabel: () => {
       const title = String(entry.post.title ?? "");
       editBtn.setAttribute("aria-label", t("edit_label", { title }));
@@ -704,6 +735,18 @@ function editForm(entry, closeForm, message) {
     field("until", "until_label", inputs.until, { optional: true, row: box });
   }
 
+  // The offer to hold: its quantity counts the units already taken (schemas.posts.PostPatch),
+  // which the post does not say (only what is `left`) but the `holds` frame does.
+  let holdOffer = null;
+  if (post.kind === "new_arrival" || post.kind === "flash_offer") {
+    holdOffer = new HoldOfferField({ prefix: `edit-hold-${id}` });
+    const offered = post.hold && Number.isInteger(post.hold.left) ? post.hold : null;
+    holdOffer.load(offered && { quantity: Math.max(1, offered.left + holdsPanel.takenOf(id)),
+      minutes: offered.minutes });
+    holdOffer.setShopTakes(shop?.holds);
+    form.append(holdOffer.el);
+  }
+
   // Every kind may name producers (docs/architecture.md, "On posts").
   const producers = new ProducerPicker({ onChange: () => {} });
   producers.setChoices(shopProducers);
@@ -784,6 +827,11 @@ function editForm(entry, closeForm, message) {
       const ids = photos.ids();
       if (JSON.stringify(ids) !== JSON.stringify(mediaIds(post))) patch.media_ids = ids;
     }
+    if (holdOffer) {
+      const offer = holdOffer.change(); // only when changed; null stops the offer
+      if (offer.error) return { error: offer.error, focus: offer.focus };
+      if ("hold" in offer) patch.hold = offer.hold;
+    }
     // Sent only when changed: an edit without keeps the post's own, even one the shop
     // has unlinked since (which a resent list would have refused).
     const chosen = producers.ids();
@@ -832,11 +880,14 @@ function showKindFields() {
   }
   // Kept while hidden: switching to opening hours and back does not lose them.
   $("post-photos").hidden = !kindHasPhotos();
+  $("post-hold").hidden = !kindHasHold();
   photosChanged();
 }
 
 /** Opening-hours posts carry no photo (DESIGN.md section 9). */
 const kindHasPhotos = () => kind() !== "opening_change";
+/** Nor an offer to hold: only a new arrival or a flash offer does (DESIGN.md section 9). */
+const kindHasHold = () => kind() !== "opening_change";
 
 /** The photos changed (added, uploaded, moved, removed): the preview and "Publish" follow. */
 function photosChanged() {
@@ -861,6 +912,7 @@ function resetForm(keepKind = false, keepPicked = false) {
   form.reset(); // unticks the producers' boxes too: the picker draws them again
   if (keepPicked) postProducers.restore(picked);
   else postProducers.clear();
+  postHold.load(null);
   if (keepKind) setKind(current);
   $("ends-at").value = toLocalInput(nextMinute(Date.now() + FLASH_DEFAULT_MIN * 60000));
   pressEnds(null);
@@ -931,6 +983,11 @@ function readForm() {
   if (kindHasPhotos()) {
     const ids = postPhotos.ids();
     if (ids.length) body.media_ids = ids;
+  }
+  if (kindHasHold()) {
+    const { hold, error, focus } = postHold.value();
+    if (error) return { error, focus: focus.id };
+    if (hold) body.hold = hold;
   }
   const producerIdsPicked = postProducers.ids();
   if (producerIdsPicked.length) body.producer_ids = producerIdsPicked;
@@ -1046,6 +1103,8 @@ function renderPreview() {
   if (media) post.media = media;
   // Their badges as the passer-by's card draws them, as text (no producer page to open).
   post.producers = postProducers.chosen();
+  const offer = current === "opening_change" ? null : postHold.value().hold;
+  if (offer) post.hold = { left: offer.quantity, minutes: offer.minutes };
   const before = previewCard;
   previewCard = buildCard(post, PREVIEW_DIST_M, { shop: previewProfile(post), producerLinks: false });
   previewCard.el.removeAttribute("tabindex"); // a picture of a card, not one to visit
@@ -1053,6 +1112,11 @@ function renderPreview() {
   const photos = current === "opening_change" || media ? null
     : postPhotos.previewPhotos(post.title);
   if (photos) previewCard.el.insertBefore(photos, previewCard.el.querySelector(".card-title"));
+  // The street's card says it is held once cards.js draws `hold`; until then, its line.
+  if (offer && !previewCard.el.querySelector('[class*="hold"]')) {
+    const line = el("p", "card-hold-line", holdLine(offer.quantity));
+    previewCard.el.insertBefore(line, previewCard.el.querySelector(".card-foot"));
+  }
   previewCard.el.classList.toggle("is-placeholder", !$("title").value.trim());
   $("preview").replaceChildren(previewCard.el);
 }
@@ -1118,6 +1182,29 @@ async function saveProfile(event) {
   sayKey($("profile-ok"), "profile_saved");
 }
 
+/** The "Take holds" switch and the new post's offer follow the shop's profile. */
+function showTakesHolds() {
+  $("profile-holds").checked = shop?.holds !== false;
+  postHold.setShopTakes(shop?.holds);
+}
+
+async function saveTakesHolds() {
+  if (!shop) return;
+  const box = $("profile-holds");
+  const takes = box.checked;
+  say($("profile-holds-ok"), null);
+  say($("profile-holds-error"), null);
+  const result = await sendChange(box, $("profile-holds-error"), "PATCH", shopPath(),
+    { holds: takes });
+  if (!result) {
+    box.checked = !takes; // as the server still has it
+    return;
+  }
+  shop = result.data ?? shop;
+  showTakesHolds();
+  sayKey($("profile-holds-ok"), takes ? "hc_holds_takes_on" : "hc_holds_takes_off");
+}
+
 // --- Setup -------------------------------------------------------------------------------
 
 function setup() {
@@ -1161,6 +1248,8 @@ function setup() {
     postPhotos.relabel();
     postProducers.relabel();
     producersPanel.relabel();
+    postHold.relabel();
+    holdsPanel.relabel();
     renderPreview();
     for (const [node, [key, vars]] of [...notes]) sayKey(node, key, vars);
     // Rebuilt, buttons and all, in the new language (an open edit form closes).
@@ -1171,6 +1260,8 @@ function setup() {
 
   $("post-photos").append(postPhotos.el);
   $("post-producers").append(postProducers.el);
+  $("post-hold").append(postHold.el);
+  $("profile-holds").addEventListener("change", saveTakesHolds);
   loadPhotoLimits();
 
   $("signin-form").addEventListener("submit", signIn);
@@ -1207,6 +1298,7 @@ function setup() {
     const now = Date.now();
     previewCard?.tick(now);
     for (const entry of ownPosts.values()) entry.card?.tick(now);
+    holdsPanel.tick(now);
   }, 1000);
   const fromLink = new URLSearchParams(location.search).get("shop");
   if (fromLink) $("shop-id").value = fromLink;

@@ -44,6 +44,7 @@ const SHELL = [
   "/static/signin.js",
   "/static/shopprofile.js",
   "/static/shopproducers.js",
+  "/static/shopholds.js",
   "/static/placepicker.js",
   "/static/favicon.svg",
   "/static/icons/icon.svg",
