@@ -572,8 +572,8 @@ def qr_svg(text: str) -> bytes:
     """`text` as a QR code, SVG: the shop window's, the sign-in links' and the hold codes'
     alike. Never a Micro QR (which a short text would get): many tills' scanners lack it."""
     buffer = io.BytesIO()
-    segno.make(text, error="m", micro=False).save(buffer, kind="svg", scale=8, border=2, dark="#000",
-                                    light="#fff", xmldecl=False)
+    segno.make(text, error="m", micro=False).save(buffer, kind="svg", scale=8, border=2,
+                                                  dark="#000", light="#fff", xmldecl=False)
     return buffer.getvalue()
 
 
