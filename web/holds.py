@@ -94,8 +94,8 @@ async def hold_qr(request: Request) -> Response:
     """Public and bound to nothing but the code: it encodes the 4 characters the passer-by
     says aloud at the till anyway (no hold id, no secret), so one code's image never
     changes and may be cached for good."""
-    code: str = request.path_params["code"]
-    if len(code) != HOLD_CODE_LEN or any(c not in HOLD_CODE_ALPHABET for c in code):
-        raise NotFound(f"not a hold code: {code[:40]!r}", code="not_found")
-    return Response(qr_svg(code), media_type="image/svg+xml",
+    said: str = request.path_params["code"]
+    if len(said) != HOLD_CODE_LEN or any(c not in HOLD_CODE_ALPHABET for c in said):
+        raise NotFound(f"not a hold code: {said[:40]!r}", code="not_found")
+    return Response(qr_svg(said), media_type="image/svg+xml",
                     headers={"Cache-Control": IMMUTABLE})
