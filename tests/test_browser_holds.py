@@ -95,10 +95,10 @@ async def shop_with_address(redis: Redis, settings: Settings, http: httpx.AsyncC
     return shop
 
 
-async def phone(browser: Any, base: str, lang: str) -> Any:
-    """The passer-by's page on a 360 px phone, Playwright's clock installed first (time
-    flows as usual until a test moves it on), live."""
-    page = await new_page(browser, 360, 740, lang=lang)
+async def phone(browser: Any, base: str, lang: str, width: int = 360) -> Any:
+    """The passer-by's page on a phone (360 px wide unless said), Playwright's clock
+    installed first (time flows as usual until a test moves it on), live."""
+    page = await new_page(browser, width, 740, lang=lang)
     await page.clock.install()
     await page.goto(f"{base}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
     await page.wait_for_function(LIVE)
@@ -123,6 +123,16 @@ async def set_visible(page: Any, visible: bool) -> None:
           get: () => (visible ? "visible" : "hidden") });
         document.dispatchEvent(new Event("visibilitychange"));
     }""", visible)
+
+
+async def serious_axe(page: Any) -> list[str]:
+    """axe-core's violations of serious or critical impact (as tests/test_browser_quality.py
+    counts them)."""
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page)
+    return [f"{v['id']} ({v['impact']}): " + "; ".join(str(n["target"]) for n in v["nodes"][:5])
+            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
 
 
 def kept_until(iso: str) -> str:
@@ -159,6 +169,7 @@ async def test_a_passer_by_holds_from_a_card_and_follows_it_to_the_end(
             "() => document.querySelector('#hold-dialog').contains(document.activeElement)")
         box = await page.locator("#hold-dialog").bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 360, box
+        assert await serious_axe(page) == []
         await page.keyboard.press("Escape")
         await page.wait_for_selector("#hold-dialog:not([open])", state="attached")
         assert await page.evaluate(
@@ -188,6 +199,7 @@ async def test_a_passer_by_holds_from_a_card_and_follows_it_to_the_end(
         await no_sideways_scroll(page)
         box = await page.locator("#hold-dialog").bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 360, box
+        assert await serious_axe(page) == []
         # Every card in range sees one unit fewer (a post frame), the card made again.
         await text_is(page, ask, words["ask"].format(n=1))
         await page.click("#hold-dialog .hold-close")
@@ -211,6 +223,7 @@ async def test_a_passer_by_holds_from_a_card_and_follows_it_to_the_end(
         assert await page.inner_text(f"{item} .hold-code") == code
         assert await page.inner_text(f"{item} .hold-status") == words["pending"]
         await no_sideways_scroll(page)
+        assert await serious_axe(page) == []
 
         # Hidden (the phone in a pocket): nothing is read, however long.
         requests: list[str] = []
@@ -266,7 +279,7 @@ async def test_the_last_unit_says_all_held_and_refusals_are_said_in_words(
         shop = await shop_with_address(redis, settings, http)
         post_id = await posted(http, shop, flash("Dernier melon", hold={
             "quantity": 1, "minutes": 30}))
-        page = await phone(browser, web.http, "en")
+        page = await phone(browser, web.http, "en", width=320)  # the narrowest phone
         ask = f"{feed_card(post_id)} .hold-ask"
         await text_is(page, ask, words["ask"].format(n=1))
         await page.click(ask)
@@ -286,6 +299,9 @@ async def test_the_last_unit_says_all_held_and_refusals_are_said_in_words(
         await page.fill("#hold-name", "Léa")
         await page.click(".hold-submit")
         await text_is(page, "#hold-error", words["sold_out"])
+        await no_sideways_scroll(page)
+        box = await page.locator("#hold-dialog").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 320, box
         assert await page.evaluate("() => window.streetfeed.holds") == []
         await page.keyboard.press("Escape")
         # The card says so, and offers nothing to tap.
