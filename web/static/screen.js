@@ -140,11 +140,15 @@ let heldTimer = 0;
 let heldAskedAt = -Infinity;
 
 /** The profile (its `held_today`) read again soon: at most once every HELD_REFRESH_MS. */
-function refreshHeldToday() {
+function refreshHeldToday(after = 0) {
   if (heldTimer) return;
-  const wait = Math.max(0, heldAskedAt + HELD_REFRESH_MS - Date.now());
+  const wait = Math.max(after, heldAskedAt + HELD_REFRESH_MS - Date.now());
   heldTimer = setTimeout(() => {
     heldTimer = 0;
+    if (profileLoading) { // its answer may predate the hold: ask again once it is in
+      refreshHeldToday(500);
+      return;
+    }
     heldAskedAt = Date.now();
     loadProfile();
   }, wait);
