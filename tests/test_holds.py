@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import segno
 from redis.asyncio import Redis
 
 from rules.clock import ManualClock
@@ -377,3 +379,32 @@ async def test_holds_per_address_per_hour(redis: Redis, settings: Settings) -> N
         third = await hold(http, post_id, "Zoé")
         assert third.status_code == 429 and third.json()["error"]["code"] == "rate_limited"
         assert "retry-after" in {k.lower() for k in third.headers}
+
+
+async def test_a_code_s_qr_for_the_till_s_scanner(redis: Redis, settings: Settings) -> None:
+    """`GET /api/v1/holds/qr/{code}.svg`: public, the 4 characters alone (no id, no secret),
+    cached for good; anything that is not a code is 404."""
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        post_id = await live_post(http, shop, redis, arrival("Figues", hold={
+            "quantity": 1, "minutes": 30}))
+        code = (await hold(http, post_id)).json()["code"]
+        answer = await http.get(f"/api/v1/holds/qr/{code}.svg")
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "image/svg+xml"
+        assert answer.headers["cache-control"] == "public, max-age=31536000, immutable"
+        expected = io.BytesIO()
+        segno.make(code, error="m", micro=False).save(
+            expected, kind="svg", scale=8, border=2, dark="#000", light="#fff", xmldecl=False)
+        assert answer.content == expected.getvalue()
+        assert answer.content.startswith(b"<svg")
+        for bad in ("ABC", "ACDEF", "acde", "AB0O", "A%2FCD", "ÉCDE"):
+            refused = await http.get(f"/api/v1/holds/qr/{bad}.svg")
+            assert refused.status_code == 404, bad
+            assert refused.json()["error"]["code"] == "not_found", bad
+        # The hold routes are not shadowed, nor do they shadow it.
+        assert (await http.get("/api/v1/holds/qr")).json()["error"]["code"] in {
+            "unknown_hold", "not_found"}
+        paths = (await http.get("/openapi.json")).json()["paths"]
+        assert "/api/v1/holds/qr/{code}.svg" in paths

@@ -92,7 +92,7 @@ from web.state import AppState, state_of
 
 __all__ = ["add_producer", "categories", "client_config", "create_post", "create_signin_link",
            "current_session", "edit_post", "feed", "get_hours", "healthz", "list_shops",
-           "metrics_page", "producer_page", "put_hours", "readyz", "remove_producer",
+           "metrics_page", "producer_page", "put_hours", "qr_svg", "readyz", "remove_producer",
            "rotate_token", "search_producers", "shop_posts", "shop_profile", "shop_qr",
            "shop_stats", "sign_in", "sign_out", "update_shop", "upload_media", "withdraw_post"]
 
@@ -568,11 +568,12 @@ async def shop_stats(request: Request) -> Response:
     ), headers={"Cache-Control": "no-store"})
 
 
-def _qr_svg(url: str) -> bytes:
-    """`url` as a QR code, SVG: the shop window's and the sign-in links' alike."""
+def qr_svg(text: str) -> bytes:
+    """`text` as a QR code, SVG: the shop window's, the sign-in links' and the hold codes'
+    alike. Never a Micro QR (which a short text would get): many tills' scanners lack it."""
     buffer = io.BytesIO()
-    segno.make(url, error="m").save(buffer, kind="svg", scale=8, border=2, dark="#000",
-                                    light="#fff", xmldecl=False)
+    segno.make(text, error="m", micro=False).save(buffer, kind="svg", scale=8, border=2,
+                                                  dark="#000", light="#fff", xmldecl=False)
     return buffer.getvalue()
 
 
@@ -589,7 +590,7 @@ async def shop_qr(request: Request) -> Response:
     record = await shops.require_shop(st.redis, request.path_params["shop_id"])
     base = st.settings.public_base_url
     url = f"{base}/?lat={record.lat:.5f}&lon={record.lon:.5f}&radius_m=500&shop={record.id}"
-    return Response(_qr_svg(url), media_type="image/svg+xml",
+    return Response(qr_svg(url), media_type="image/svg+xml",
                     headers={"Cache-Control": "public, max-age=300", "X-QR-Target": url})
 
 
@@ -605,7 +606,7 @@ async def create_signin_link(request: Request) -> Response:
     # Each link is a key kept 24 h: a token or session must not fill Redis with them.
     await st.limiter.hit("signin_links", shop.id, st.settings.signin_links_per_minute)
     link = await signin.make_link(st.redis, shop.id, st.settings.public_base_url, st.clock)
-    qr = "data:image/svg+xml;base64," + base64.b64encode(_qr_svg(link.url)).decode()
+    qr = "data:image/svg+xml;base64," + base64.b64encode(qr_svg(link.url)).decode()
     return JSONResponse(SignInLink(url=link.url, expires_at=link.expires_at, qr=qr),
                         status_code=201, headers={"Cache-Control": "no-store"})
 

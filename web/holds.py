@@ -13,13 +13,15 @@ from starlette.responses import Response
 from rules.errors import ApiError, NotFound
 from rules.holds import Action
 from schemas.holds import HoldCreated, HoldIn, HoldView, ShopHold, ShopHolds
-from web.api import decode_body, read_body
+from schemas.limits import HOLD_CODE_ALPHABET, HOLD_CODE_LEN
+from web.api import decode_body, qr_svg, read_body
 from web.auth import shop_for
-from web.openapi import HOLD_ACTION, HOLD_ID, POST_ID, SHOP_ID, Operation
+from web.media import IMMUTABLE
+from web.openapi import HOLD_ACTION, HOLD_CODE, HOLD_ID, POST_ID, SHOP_ID, Operation
 from web.responses import JSONResponse
 from web.state import state_of
 
-__all__ = ["answer_hold", "cancel_hold", "read_hold", "shop_holds", "take_hold"]
+__all__ = ["answer_hold", "cancel_hold", "hold_qr", "read_hold", "shop_holds", "take_hold"]
 
 _POST_ID = re.compile(r"p_[a-z0-9]{16}")
 _HOLD_ID = re.compile(r"h_[a-z0-9]{16}")
@@ -83,3 +85,17 @@ async def answer_hold(request: Request) -> Response:
     if action is None:
         raise NotFound("the actions are accept, decline and collected", code="not_found")
     return JSONResponse(await st.holds.answer(shop, _hold_id(request), action))
+
+
+@Operation(summary="A hold's code as a QR code (SVG), for the till's scanner",
+           media_type="image/svg+xml", description="SVG", operation_id="get_hold_qr",
+           parameters=(HOLD_CODE,))
+async def hold_qr(request: Request) -> Response:
+    """Public and bound to nothing but the code: it encodes the 4 characters the passer-by
+    says aloud at the till anyway (no hold id, no secret), so one code's image never
+    changes and may be cached for good."""
+    said: str = request.path_params["code"]
+    if len(said) != HOLD_CODE_LEN or any(c not in HOLD_CODE_ALPHABET for c in said):
+        raise NotFound(f"not a hold code: {said[:40]!r}", code="not_found")
+    return Response(qr_svg(said), media_type="image/svg+xml",
+                    headers={"Cache-Control": IMMUTABLE})

@@ -19,7 +19,7 @@ from rules.negotiation import etag_matches
 from storage.media import is_media_id
 from web.state import state_of
 
-__all__ = ["serve_media"]
+__all__ = ["IMMUTABLE", "serve_media"]
 
 _NAME = re.compile(r"([1-9][0-9]{0,4})\.webp")
 IMMUTABLE = "public, max-age=31536000, immutable"

@@ -25,6 +25,8 @@ from starlette.routing import BaseRoute, Route
 
 from schemas.common import ErrorBody
 from schemas.limits import (
+    HOLD_CODE_ALPHABET,
+    HOLD_CODE_LEN,
     IDEMPOTENCY_KEY_MAX,
     PRODUCER_SEARCH_MAX,
     PRODUCER_SEARCH_Q_MAX,
@@ -33,8 +35,8 @@ from schemas.limits import (
     SHOPS_PAGE_MAX,
 )
 
-__all__ = ["FEED_QUERY", "HOLD_ACTION", "HOLD_ID", "IDEMPOTENCY_KEY", "POST_ID", "PRODUCER_ID",
-           "PRODUCER_QUERY",
+__all__ = ["FEED_QUERY", "HOLD_ACTION", "HOLD_CODE", "HOLD_ID", "IDEMPOTENCY_KEY", "POST_ID",
+           "PRODUCER_ID", "PRODUCER_QUERY",
            "SHOPS_QUERY", "SHOP_ID", "Operation",
            "openapi_document", "operation_of", "outside_api"]
 
@@ -126,6 +128,7 @@ POST_ID = _path("post_id", r"^p_[a-z0-9]{16}$")
 PRODUCER_ID = _path("producer_id", r"^pr_[a-z0-9]{16}$")
 HOLD_ID = _path("hold_id", r"^h_[a-z0-9]{16}$")
 HOLD_ACTION = _path("action", r"^(accept|decline|collected)$")
+HOLD_CODE = _path("code", f"^[{HOLD_CODE_ALPHABET}]{{{HOLD_CODE_LEN}}}$")
 IDEMPOTENCY_KEY: Parameter = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX}}

@@ -9,6 +9,7 @@ import { FreshPosts } from "./fresh.js";
 import { formatDistance, haversineM } from "./geo.js";
 import { applyStatic, errorKey, getLang, hhmm, onLangChange, otherLang, plural, setLang, t }
   from "./i18n.js";
+import { HoldsUi } from "./holds.js";
 import { loadKept, saveKept } from "./kept.js";
 import { FeedMap, loadConfig } from "./map.js";
 import {
@@ -91,10 +92,16 @@ const profiles = new ProfileCache((shopId) => {
   refreshShop(shopId);
   producerView.refreshShop(shopId);
 });
+const holdsUi = new HoldsUi({
+  entry: $("my-holds"), toggle: $("my-holds-toggle"), panel: $("my-holds-panel"),
+  list: $("my-holds-list"), note: $("holds-note"), dialog: $("hold-dialog"),
+});
+const onHold = (post, button) => holdsUi.ask(post, button);
 const producerView = new ProducerView($("producer-view"), {
   position: () => position && { ...position },
   profiles,
   onBack: () => leaveProducer(),
+  onHold,
 });
 let feedMap = null;
 let mapOpen = false;
@@ -152,6 +159,7 @@ window.streetfeed = Object.freeze({
   get filters() { return { ...filters }; },
   get map() { return feedMap && feedMap.isReady ? { pins: feedMap.pins.size } : null; },
   get producer() { return producerView.id; },
+  get holds() { return holdsUi.snapshot; },
 });
 
 function setText(node, key, vars) {
@@ -310,6 +318,7 @@ function place(post) {
     shop: profiles.get(shopId),
     seenAt: keptOnly.has(post.id) ? seenAt.get(post.id) : undefined,
     follow: { followed: follows.has(shopId), onToggle: () => toggleFollow(post.shop) },
+    onHold,
   });
   const old = cards.get(post.id);
   if (old) {
@@ -381,6 +390,8 @@ function end(id) {
 function markEnded(cardEl) {
   cardEl.classList.add("is-ended");
   cardEl.setAttribute("aria-disabled", "true");
+  const ask = cardEl.querySelector(".hold-ask");
+  if (ask) ask.disabled = true; // nothing left to hold there
   const mark = el("p", "ended-mark");
   setText(mark, "card_ended");
   cardEl.querySelector(".card-head")?.after(mark);
@@ -575,6 +586,7 @@ function setupControls() {
     labelFilters();
     fresh.relabel();
     producerView.render();
+    holdsUi.render();
   });
 }
 

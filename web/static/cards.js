@@ -102,13 +102,13 @@ const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
  * servers that send it), else the automatic opening post's own `timezone`; null for
  * an older post naming neither (the device's zone then).
  */
-function postZone(post) {
+export function postZone(post) {
   const zone = [post?.shop?.timezone, post?.timezone].find((z) => typeof z === "string" && z);
   return zone && zonedTime(0, zone) !== null ? zone : null;
 }
 
 /** "19:00" at `ms` in `zone` when known, else in the device's zone. */
-const postTime = (ms, zone) => (zone && zonedTime(ms, zone)) || hhmm(ms);
+export const postTime = (ms, zone) => (zone && zonedTime(ms, zone)) || hhmm(ms);
 
 /** "19:00" at `ms` in the IANA zone `timeZone`; null for a zone this browser lacks. */
 function zonedTime(ms, timeZone) {
@@ -336,6 +336,43 @@ function producerBadges(producers, link) {
   return list;
 }
 
+// --- Hold it for me (DESIGN.md 9) ----------------------------------------------------------
+
+/** A post's offer to hold ({left, minutes}, whole numbers), or null when it makes none. */
+export function holdOf(post) {
+  const hold = post?.hold;
+  if (!hold || typeof hold !== "object") return null;
+  const { left, minutes } = hold;
+  return Number.isInteger(left) && left >= 0 && Number.isInteger(minutes) && minutes > 0
+    ? { left, minutes } : null;
+}
+
+/**
+ * The card's line about holding: "Hold it for me · 3 left" as a button calling `onHold`
+ * (the passer-by's page), the same words as text without one (a preview), "3 left to
+ * hold" on a wall screen (`show` "count"), nothing with `show` "none"; "All held" once
+ * none is left, never a button.
+ */
+function holdLine(post, titleId, { onHold, show }) {
+  const hold = holdOf(post);
+  if (!hold || show === "none") return null;
+  if (hold.left === 0) return el("p", "hold-line hold-all-held", t("hold_all_held"));
+  if (show === "count") return el("p", "hold-line hold-count", t("hold_count", { n: hold.left }));
+  const text = t("hold_ask", { n: hold.left });
+  if (typeof onHold !== "function") return el("p", "hold-line hold-offer", text);
+  const row = el("p", "hold-line");
+  const button = el("button", "hold-ask", text);
+  button.type = "button";
+  button.dataset.postId = post.id;
+  button.setAttribute("aria-describedby", titleId); // which post: the card's title
+  button.addEventListener("click", (ev) => {
+    ev.stopPropagation();
+    onHold(post, button);
+  });
+  row.append(button);
+  return row;
+}
+
 const sameDay = (a, b) => new Date(a).toDateString() === new Date(b).toDateString();
 
 /**
@@ -367,7 +404,9 @@ export function openingState(profile, now = Date.now()) {
  * @param {{follow?: {followed: boolean, onToggle: () => void}, shop?: object,
  *          hideDistance?: boolean, seenAt?: number,
  *          photos?: {sizes: string, eager?: boolean, first?: boolean} | null,
- *          producerLinks?: boolean, idPrefix?: string}} [opts]
+ *          producerLinks?: boolean, idPrefix?: string,
+ *          onHold?: (post: object, button: HTMLElement) => void,
+ *          holds?: "count" | "none"}} [opts]
  *   follow: a star button to follow the shop; shop: its profile, for "open now";
  *   hideDistance: the shop's own screen, where "0 m" says nothing;
  *   seenAt: a copy kept on the device, last seen live then (ms): "seen at 14:05"
@@ -376,6 +415,9 @@ export function openingState(profile, now = Date.now()) {
  *     screen); null shows none. Default: the passer-by page's card, all of them.
  *   producerLinks: false shows the producers' badges as text, not links (a wall screen)
  *   idPrefix: of its title's id, for a second card of the same post in the page
+ *   onHold: (post, button) => void, makes "Hold it for me" a button (the passer-by's page)
+ *   holds: "count" says "3 left to hold" rather than offering to tap (a wall screen's
+ *     own posts), "none" nothing of holds (its neighbours')
  * @returns {{el: HTMLElement, dist: number, expiresAt: number, tick: (now: number) => void}}
  */
 export function buildCard(post, dist, opts = {}) {
@@ -448,6 +490,8 @@ export function buildCard(post, dist, opts = {}) {
   if (post.text) card.append(userText("p", "card-text", String(post.text)));
   const factRow = facts(post);
   if (factRow) card.append(factRow);
+  const holding = holdLine(post, titleId, { onHold: opts.onHold, show: opts.holds });
+  if (holding) card.append(holding);
   if (Array.isArray(post.tags) && post.tags.length) {
     const tags = el("ul", "tags");
     for (const tag of post.tags) tags.append(userText("li", "tag", String(tag)));

@@ -39,13 +39,15 @@ export class ProducerView {
    * @param {HTMLElement} root  the view's container (hidden while the feed shows)
    * @param {{position: () => ({lat: number, lon: number} | null),
    *          profiles: import("./profiles.js").ProfileCache,
-   *          onBack: () => void}} deps
+   *          onBack: () => void, onHold?: (post: object, button: HTMLElement) => void}} deps
+   *   onHold: "Hold it for me" on its cards (holds.js)
    */
-  constructor(root, { position, profiles, onBack }) {
+  constructor(root, { position, profiles, onBack, onHold }) {
     this.root = root;
     this.position = position;
     this.profiles = profiles;
     this.onBack = onBack;
+    this.onHold = onHold;
     this.id = null;
     this.producer = null; // GET /api/v1/producers/{id}, once in
     // loading | ready (the producer is in) | shops (and its shops' posts) | gone | failed
@@ -294,7 +296,8 @@ export class ProducerView {
     const posts = [...(this.posts.get(shop.id)?.values() ?? [])].filter((p) => live(p, now))
       .sort(newestFirst);
     const list = el("div", "producer-posts");
-    const cards = posts.map((post) => buildCard(post, shop.dist, { idPrefix: CARD_ID_PREFIX }));
+    const cards = posts.map((post) => buildCard(post, shop.dist, { idPrefix: CARD_ID_PREFIX,
+      onHold: this.onHold }));
     this.cards.set(shop.id, cards);
     if (cards.length) {
       list.append(...cards.map((card) => card.el));

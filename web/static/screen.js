@@ -13,7 +13,7 @@
 import { buildCard, isPost, keepPhotos, openingState, photosOf } from "./cards.js";
 import { FeedClient } from "./feedclient.js";
 import { haversineM } from "./geo.js";
-import { applyStatic, dateFormat, errorText, hhmm, setLang, t } from "./i18n.js";
+import { applyStatic, dateFormat, errorText, hhmm, plural, setLang, t } from "./i18n.js";
 import { ProfileCache } from "./profiles.js";
 import { registerServiceWorker } from "./pwa.js";
 
@@ -28,6 +28,9 @@ const PROFILE_RETRY_MAX_MS = 60000;
 const PROFILE_REFRESH_MS = 10 * 60 * 1000;
 const RELOAD_AFTER_MS = 20 * 3600 * 1000;
 const RELOAD_HOUR = 3; // local time, when shops are closed
+// "3 held today" is read again when an own post's units left change, at most this often:
+// a burst of holds (or a shop answering several) is one request.
+const HELD_REFRESH_MS = 3000;
 
 const $ = (id) => document.getElementById(id);
 const screenEl = $("screen");
@@ -130,11 +133,37 @@ function openingChanged(post) {
   else profiles.invalidate(post.shop.id);
 }
 
+/** Units left to hold on an own post, or null when it offers none. */
+const leftOf = (post) => (Number.isInteger(post?.hold?.left) ? post.hold.left : null);
+
+let heldTimer = 0;
+let heldAskedAt = -Infinity;
+
+/** The profile (its `held_today`) read again soon: at most once every HELD_REFRESH_MS. */
+function refreshHeldToday(after = 0) {
+  if (heldTimer) return;
+  const wait = Math.max(after, heldAskedAt + HELD_REFRESH_MS - Date.now());
+  heldTimer = setTimeout(() => {
+    heldTimer = 0;
+    if (profileLoading) { // its answer may predate the hold: ask again once it is in
+      refreshHeldToday(500);
+      return;
+    }
+    heldAskedAt = Date.now();
+    loadProfile();
+  }, wait);
+}
+
 function onFrame(frame, live) {
   lastFrameAt = Date.now();
   frames += 1;
   switch (frame.type) {
     case "post":
+      // A hold taken or ended on one of ours: how many were held today has moved.
+      if (live && isPost(frame.post) && isOwn(frame.post) && posts.has(frame.post.id) &&
+          leftOf(posts.get(frame.post.id)) !== leftOf(frame.post)) {
+        refreshHeldToday();
+      }
       upsert(frame.post);
       if (live && isPost(frame.post)) {
         // Show the news now rather than when its turn comes.
@@ -231,7 +260,7 @@ function pageSize(container) {
 const drop = (selector) => (cardEl) => cardEl.querySelector(selector)?.remove();
 const SHRINK = [(cardEl) => cardEl.classList.add("is-tight"), drop(".card-text"),
   drop(".facts"), drop(".open-state"), drop(".producer-item:nth-child(3)"),
-  drop(".producer-item:nth-child(2)"), drop(".producers"), drop(".shop")];
+  drop(".producer-item:nth-child(2)"), drop(".producers"), drop(".hold-line"), drop(".shop")];
 
 function fit(cardEl) {
   for (const step of SHRINK) {
@@ -249,8 +278,10 @@ function screenCard(post, own) {
   // The shop's own photos large; the neighbours' cells are sized for a title read from
   // across the shop, and keep it (screen.css).
   const photos = own ? { sizes: OWN_PHOTO_SIZES, eager: true, first: true } : null;
+  // Own posts say how many are left to hold (asked for from a phone, in this very shop);
+  // nobody taps a wall, so the neighbours' offers to hold are left to the phones.
   const card = buildCard(post, distanceFromShop(post), { hideDistance: own, shop: profile,
-    photos, producerLinks: false });
+    photos, producerLinks: false, holds: own ? "count" : "none" });
   card.el.removeAttribute("tabindex"); // nothing to navigate on a wall screen
   card.el.classList.add(own ? "screen-card-own" : "screen-card");
   return { ...card, post };
@@ -368,6 +399,10 @@ function showClock(now) {
 function showShop() {
   if (!shop) return;
   $("screen-shop").textContent = shop.name;
+  const held = shop.held_today;
+  const heldEl = $("held-today");
+  heldEl.hidden = !(Number.isInteger(held) && held > 0);
+  if (!heldEl.hidden) heldEl.textContent = plural("held_today", held);
   const opening = openingState(shop);
   const openEl = $("screen-open");
   openEl.hidden = !opening;

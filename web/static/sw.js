@@ -30,6 +30,7 @@ const SHELL = [
   "/static/category-table.js",
   "/static/feedclient.js",
   "/static/fresh.js",
+  "/static/holds.js",
   "/static/geo.js",
   "/static/i18n.js",
   "/static/map.js",

@@ -1,0 +1,396 @@
+""""Hold it for me" on the passer-by's page and the in-shop screen (issue 17), in real
+headless Chromium against the real server and enricher, on a 360 px phone, in French and
+English: a card's offer and its units left kept live, the dialog (focus kept inside,
+Escape), the code with its QR, "My holds" kept current by reading the hold every 10 s only
+while the page is visible and a hold is open (Playwright's clock moves the time), cancelling
+in two taps, "All held", refusals in words, and the screen's "3 left to hold" and "held
+today".
+
+Posts offer holds with `hold` through the API, as a shop's console would; the shop answers
+holds through its API (tests/test_holds.py covers the routes themselves).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from runtime.settings import Settings
+from schemas.shops import ShopCreated
+from storage import keys
+from tests.helpers import (
+    add_shop,
+    arrival,
+    enricher,
+    feed_card,
+    flash,
+    new_page,
+    posted,
+    wait_for,
+    web_server,
+)
+
+pytestmark = pytest.mark.browser
+
+STREET = (44.8370, -0.5735)
+LIVE = "() => window.streetfeed && window.streetfeed.state === 'live'"
+PARIS = ZoneInfo("Europe/Paris")
+ADDRESS = "12 rue Sainte-Catherine, Bordeaux"
+
+TEXTS = {
+    "fr": {
+        "ask": "Le mettre de côté · plus que {n}",
+        "all_held": "Tout est réservé",
+        "explain": "La boutique le garde 30 min. Vous recevrez un code à dire en caisse. "
+                   "Seul votre prénom est envoyé.",
+        "pending": "En attente de la boutique",
+        "accepted": "Mis de côté jusqu'à {time}",
+        "cancelled": "Annulé",
+        "my_holds": "Mes réservations ({n})",
+        "confirm": "Confirmer l'annulation",
+        "note": "Réservation « Fraises de Plougastel » : {status}",
+        "invalid_name": "Un prénom seulement : ni chiffres ni adresse e-mail.",
+        "invalid_hold": "Indiquez votre prénom (40 caractères au plus).",
+        "sold_out": "Déjà tout réservé : plus rien à mettre de côté.",
+        "count": "{n} à réserver",
+        "held_one": "1 réservation aujourd'hui",
+        "held_three": "3 réservations aujourd'hui",
+    },
+    "en": {
+        "ask": "Hold it for me · {n} left",
+        "all_held": "All held",
+        "explain": "The shop keeps it 30 min. You will get a code to say at the till. "
+                   "Only your first name is sent.",
+        "pending": "Waiting for the shop",
+        "accepted": "Put aside until {time}",
+        "cancelled": "Cancelled",
+        "my_holds": "My holds ({n})",
+        "confirm": "Tap again to cancel",
+        "note": "Hold “Fraises de Plougastel”: {status}",
+        "invalid_name": "A first name only: no digits, no e-mail address.",
+        "invalid_hold": "Give your first name (40 characters at most).",
+        "sold_out": "All held already: nothing left to put aside.",
+        "count": "{n} left to hold",
+        "held_one": "1 held today",
+        "held_three": "3 held today",
+    },
+}
+
+
+def auth(shop: ShopCreated) -> dict[str, str]:
+    return {"Authorization": f"Bearer {shop.token}"}
+
+
+async def shop_with_address(redis: Redis, settings: Settings, http: httpx.AsyncClient,
+                            name: str = "Primeur du Marché") -> ShopCreated:
+    shop = await add_shop(redis, settings, name, *STREET, category="greengrocer")
+    answer = await http.patch(f"/api/v1/shops/{shop.id}", json={"address": ADDRESS},
+                              headers=auth(shop))
+    assert answer.status_code == 200, answer.text
+    return shop
+
+
+async def phone(browser: Any, base: str, lang: str, width: int = 360) -> Any:
+    """The passer-by's page on a phone (360 px wide unless said), Playwright's clock
+    installed first (time flows as usual until a test moves it on), live."""
+    page = await new_page(browser, width, 740, lang=lang)
+    await page.clock.install()
+    await page.goto(f"{base}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
+    await page.wait_for_function(LIVE)
+    return page
+
+
+async def text_is(page: Any, selector: str, text: str) -> None:
+    await page.wait_for_function(
+        "([sel, text]) => document.querySelector(sel)?.textContent === text",
+        arg=[selector, text])
+
+
+async def no_sideways_scroll(page: Any) -> None:
+    assert await page.evaluate(
+        "() => document.documentElement.scrollWidth <= innerWidth"), "the page scrolls sideways"
+
+
+async def set_visible(page: Any, visible: bool) -> None:
+    """What a phone does when its screen goes off or the passer-by switches apps."""
+    await page.evaluate("""(visible) => {
+        Object.defineProperty(document, "visibilityState", { configurable: true,
+          get: () => (visible ? "visible" : "hidden") });
+        document.dispatchEvent(new Event("visibilitychange"));
+    }""", visible)
+
+
+async def serious_axe(page: Any) -> list[str]:
+    """axe-core's violations of serious or critical impact (as tests/test_browser_quality.py
+    counts them)."""
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page)
+    return [f"{v['id']} ({v['impact']}): " + "; ".join(str(n["target"]) for n in v["nodes"][:5])
+            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def kept_until(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(PARIS).strftime("%H:%M")
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+async def test_a_passer_by_holds_from_a_card_and_follows_it_to_the_end(
+        redis: Redis, settings: Settings, browser: Any, lang: str) -> None:
+    words = TEXTS[lang]
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http)
+        post_id = await posted(http, shop, arrival("Fraises de Plougastel", hold={
+            "quantity": 2, "minutes": 30}))
+        page = await phone(browser, web.http, lang)
+        card = feed_card(post_id)
+        ask = f"{card} .hold-ask"
+        await text_is(page, ask, words["ask"].format(n=2))
+        assert await page.is_hidden("#my-holds")  # nothing asked from this device yet
+
+        # The dialog: the name field focused, Escape closes it, the focus back on the card.
+        await page.click(ask)
+        await page.wait_for_selector("#hold-dialog[open]")
+        assert await page.evaluate("() => document.activeElement.id") == "hold-name"
+        assert await page.inner_text("#hold-explain") == words["explain"]
+        # Tab goes round inside it, never to the page behind.
+        for _ in range(5):
+            await page.keyboard.press("Tab")
+            assert await page.evaluate(
+                "() => document.querySelector('#hold-dialog').contains(document.activeElement)")
+        await page.keyboard.press("Shift+Tab")
+        assert await page.evaluate(
+            "() => document.querySelector('#hold-dialog').contains(document.activeElement)")
+        box = await page.locator("#hold-dialog").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 360, box
+        assert await serious_axe(page) == []
+        await page.keyboard.press("Escape")
+        await page.wait_for_selector("#hold-dialog:not([open])", state="attached")
+        assert await page.evaluate(
+            "(sel) => document.activeElement === document.querySelector(sel)", ask)
+
+        # Asking: the code large, its QR, until when, where, and the status.
+        await page.click(ask)
+        await page.fill("#hold-name", "Léa")
+        await page.click(".hold-submit")
+        await page.wait_for_selector("#hold-dialog .hold-code")
+        code = await page.inner_text("#hold-dialog .hold-code")
+        assert len(code) == 4
+        created = (await page.evaluate("() => window.streetfeed.holds"))[0]
+        assert created["code"] == code and created["status"] == "pending"
+        await page.wait_for_function(
+            "() => document.querySelector('#hold-dialog .hold-qr')?.naturalWidth > 0")
+        assert await page.get_attribute("#hold-dialog .hold-qr", "src") == \
+            f"/api/v1/holds/qr/{code}.svg"
+        assert await page.inner_text("#hold-dialog-status") == words["pending"]
+        assert await page.inner_text("#hold-dialog .hold-shop-name") == "Primeur du Marché"
+        assert await page.inner_text("#hold-dialog .hold-shop-address") == ADDRESS
+        read = await http.get(f"/api/v1/holds/{created['id']}", headers={
+            "Authorization": f"Bearer {await page.evaluate(SECRET, created['id'])}"})
+        assert read.status_code == 200 and read.json()["name"] == "Léa"
+        until = kept_until(read.json()["expires_at"])
+        assert until in await page.inner_text("#hold-dialog .hold-until")
+        await no_sideways_scroll(page)
+        box = await page.locator("#hold-dialog").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 360, box
+        assert await serious_axe(page) == []
+        # Every card in range sees one unit fewer (a post frame), the card made again.
+        await text_is(page, ask, words["ask"].format(n=1))
+        await page.click("#hold-dialog .hold-close")
+        await page.wait_for_selector("#hold-dialog:not([open])", state="attached")
+        assert await page.evaluate(
+            "(sel) => document.activeElement === document.querySelector(sel)", ask)
+
+        # Kept on the device: the name for next time, the hold without any position.
+        kept = await page.evaluate("() => JSON.parse(localStorage.getItem('streetfeed.holds'))")
+        assert [h["id"] for h in kept] == [created["id"]]
+        assert set(kept[0]) == {"id", "secret", "code", "status", "expires_at", "ended_at",
+                                "title", "shop"}
+        assert set(kept[0]["shop"]) == {"id", "name", "address", "timezone"}
+        assert "lat" not in str(kept) and "lon" not in str(kept)
+        assert await page.evaluate("() => localStorage.getItem('streetfeed.holdName')") == "Léa"
+
+        # "My holds (1)" opens the list: the code and its status.
+        await text_is(page, "#my-holds-toggle .my-holds-label", words["my_holds"].format(n=1))
+        await page.click("#my-holds-toggle")
+        item = f'#my-holds-list [data-hold-id="{created["id"]}"]'
+        assert await page.inner_text(f"{item} .hold-code") == code
+        assert await page.inner_text(f"{item} .hold-status") == words["pending"]
+        await no_sideways_scroll(page)
+        assert await serious_axe(page) == []
+
+        # Hidden (the phone in a pocket): nothing is read, however long.
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url) if "/api/v1/holds/h_" in r.url
+                else None)
+        await set_visible(page, False)
+        accepted = await http.post(f"/api/v1/shops/{shop.id}/holds/{created['id']}/accept",
+                                   headers=auth(shop))
+        assert accepted.status_code == 200
+        await page.clock.run_for(60_000)
+        assert requests == []
+        assert await page.inner_text(f"{item} .hold-status") == words["pending"]
+        # Visible again: read at once, and said.
+        await set_visible(page, True)
+        accepted_text = words["accepted"].format(time=until)
+        await text_is(page, f"{item} .hold-status", accepted_text)
+        assert len(requests) == 1
+        await text_is(page, "#holds-note", words["note"].format(status=accepted_text))
+        assert await page.get_attribute("#holds-note", "aria-live") == "polite"
+        # Then every 10 s while it is open.
+        await page.clock.run_for(10_000)
+        await wait_for(lambda: len(requests) >= 2, message="read again after 10 s")
+
+        # Cancelled in two taps: the unit goes back to the street.
+        cancel = f"{item} .hold-cancel"
+        await page.click(cancel)
+        await text_is(page, cancel, words["confirm"])
+        await page.click(cancel)
+        await text_is(page, f"{item} .hold-status", words["cancelled"])
+        assert await page.locator(f"{item} .hold-cancel").count() == 0
+        assert await page.locator(f"{item} .hold-qr").count() == 0
+        await text_is(page, "#holds-note", words["note"].format(status=words["cancelled"]))
+        await text_is(page, ask, words["ask"].format(n=2))
+        read = await http.get(f"/api/v1/holds/{created['id']}", headers={
+            "Authorization": f"Bearer {await page.evaluate(SECRET, created['id'])}"})
+        assert read.json()["status"] == "cancelled"
+        # Nothing open: nothing read any more.
+        requests.clear()
+        await page.clock.run_for(60_000)
+        assert requests == []
+        assert page.errors == []
+
+
+SECRET = """(id) => JSON.parse(localStorage.getItem('streetfeed.holds'))
+    .find((h) => h.id === id).secret"""
+
+
+async def test_the_last_unit_says_all_held_and_refusals_are_said_in_words(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    words = TEXTS["en"]
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http)
+        post_id = await posted(http, shop, flash("Dernier melon", hold={
+            "quantity": 1, "minutes": 30}))
+        page = await phone(browser, web.http, "en", width=320)  # the narrowest phone
+        ask = f"{feed_card(post_id)} .hold-ask"
+        await text_is(page, ask, words["ask"].format(n=1))
+        await page.click(ask)
+        # A name the server refuses: why, in words, and the field says it is wrong.
+        await page.fill("#hold-name", "Léa 0612345678")
+        await page.click(".hold-submit")
+        await text_is(page, "#hold-error", words["invalid_name"])
+        assert await page.get_attribute("#hold-error", "role") == "alert"
+        assert await page.get_attribute("#hold-name", "aria-invalid") == "true"
+        # No name at all: said before asking anything.
+        await page.fill("#hold-name", "  ")
+        await page.click(".hold-submit")
+        await text_is(page, "#hold-error", words["invalid_hold"])
+        # Someone else takes the last one meanwhile: sold out, in words.
+        taken = await http.post(f"/api/v1/posts/{post_id}/holds", json={"name": "Marc"})
+        assert taken.status_code == 201
+        await page.fill("#hold-name", "Léa")
+        await page.click(".hold-submit")
+        await text_is(page, "#hold-error", words["sold_out"])
+        await no_sideways_scroll(page)
+        box = await page.locator("#hold-dialog").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 320, box
+        assert await page.evaluate("() => window.streetfeed.holds") == []
+        await page.keyboard.press("Escape")
+        # The card says so, and offers nothing to tap.
+        await text_is(page, f"{feed_card(post_id)} .hold-all-held", words["all_held"])
+        assert await page.locator(f"{feed_card(post_id)} button.hold-ask").count() == 0
+        assert await page.is_hidden("#my-holds")
+        await no_sideways_scroll(page)
+        assert page.errors == []
+
+
+async def test_a_hold_the_server_forgot_leaves_the_list(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """The server deletes a hold a day after it ends: the device's list follows (a 404)."""
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http)
+        post_id = await posted(http, shop, arrival("Cèpes", hold={"quantity": 3, "minutes": 60}))
+        page = await phone(browser, web.http, "fr")
+        await page.click(f"{feed_card(post_id)} .hold-ask")
+        await page.fill("#hold-name", "Zoé")
+        await page.click(".hold-submit")
+        await page.wait_for_selector("#hold-dialog .hold-code")
+        await page.keyboard.press("Escape")
+        hold_id = (await page.evaluate("() => window.streetfeed.holds"))[0]["id"]
+        await text_is(page, "#my-holds-toggle .my-holds-label", "Mes réservations (1)")
+        assert await redis.delete(keys.hold("main", hold_id)) == 1
+        await page.clock.run_for(10_000)
+        await page.wait_for_function("() => window.streetfeed.holds.length === 0")
+        assert await page.is_hidden("#my-holds")
+        assert await page.evaluate("() => localStorage.getItem('streetfeed.holds')") is None
+        assert page.errors == []
+
+
+SCREEN_FITS = """() => {
+  const out = [];
+  for (const sel of ['#held-today', '#own-posts .hold-line']) {
+    const node = document.querySelector(sel);
+    if (!node) { out.push(sel + ' missing'); continue; }
+    const box = node.getBoundingClientRect();
+    const card = node.closest('.card, .screen-top').getBoundingClientRect();
+    if (node.scrollWidth > node.clientWidth + 1) out.push(sel + ' cut');
+    if (box.right > card.right + 1 || box.bottom > card.bottom + 1 || box.left < card.left - 1)
+      out.push(sel + ' outside');
+  }
+  if (document.documentElement.scrollWidth > innerWidth) out.push('scrolls sideways');
+  if (document.documentElement.scrollHeight > innerHeight) out.push('scrolls down');
+  return out;
+}"""
+
+
+@pytest.mark.parametrize(("lang", "size"), [("fr", (1920, 1080)), ("en", (1080, 1920))])
+async def test_the_screen_counts_what_is_left_to_hold_and_held_today(
+        redis: Redis, settings: Settings, browser: Any, lang: str,
+        size: tuple[int, int]) -> None:
+    words = TEXTS[lang]
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http)
+        neighbour = await add_shop(redis, settings, "Fromagerie", STREET[0] + 0.001, STREET[1],
+                                   category="cheese")
+        own = await posted(http, shop, arrival("Fraises de Plougastel", hold={
+            "quantity": 3, "minutes": 30}))
+        theirs = await posted(http, neighbour, arrival("Comté 24 mois", hold={
+            "quantity": 5, "minutes": 30}))
+        page = await browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.set_viewport_size({"width": size[0], "height": size[1]})
+        await page.goto(f"{web.http}/screen/{shop.id}?lang={lang}")
+        await page.wait_for_function(
+            "() => window.streetfeedScreen.state === 'live' && window.streetfeedScreen.posts === 2")
+        own_line = f'#own-posts [data-post-id="{own}"] .hold-line'
+        await text_is(page, own_line, words["count"].format(n=3))
+        # A neighbour's offer is for the phones: nobody taps a wall.
+        await page.wait_for_selector(f'#neighbours [data-post-id="{theirs}"]')
+        assert await page.locator(f'#neighbours [data-post-id="{theirs}"] .hold-line').count() == 0
+        assert await page.is_hidden("#held-today")  # none today yet
+
+        # Held from a phone: one fewer to hold, and one held today.
+        first = await http.post(f"/api/v1/posts/{own}/holds", json={"name": "Léa"})
+        assert first.status_code == 201
+        await text_is(page, own_line, words["count"].format(n=2))
+        await text_is(page, "#held-today", words["held_one"])
+        # A burst of them is read once it has settled, within a few seconds.
+        for name in ("Marc", "Zoé"):
+            assert (await http.post(f"/api/v1/posts/{own}/holds",
+                                    json={"name": name})).status_code == 201
+        await text_is(page, own_line, words["all_held"])
+        await text_is(page, "#held-today", words["held_three"])
+        await page.wait_for_function("() => document.getAnimations().length === 0")
+        assert await page.evaluate(SCREEN_FITS) == []
+        assert errors == []

@@ -1,0 +1,457 @@
+// "Hold it for me" on the passer-by's page (DESIGN.md 9): the dialog that asks the shop to
+// keep a unit aside, and "My holds", the holds asked from this device, their status kept
+// current while one is open.
+//
+// What the device keeps of a hold: its id and secret (to read and cancel it), its code,
+// the post's title, the shop (id, name, address, time zone), until when it is kept, and its
+// last known status. Never a position: nobody's, not even the shop's.
+// Shop text is only ever set through textContent (cards.js's el/userText).
+
+import { confirmTwice, el, holdOf, postTime, postZone, userText } from "./cards.js";
+import { errorKey, t } from "./i18n.js";
+
+const STORE_KEY = "streetfeed.holds";
+const NAME_KEY = "streetfeed.holdName";
+const NAME_MAX = 40; // schemas/limits.py HOLD_NAME_MAX: code points
+const MAX_KEPT = 20; // a device asking more has long forgotten the oldest
+const POLL_MS = 10000;
+// The server forgets an ended hold a day after it ended (HOLD_KEEP_AFTER_END_S): the
+// device does too, without asking it (nothing is read while no hold is open).
+const KEEP_AFTER_END_MS = 24 * 3600 * 1000;
+const OPEN = new Set(["pending", "accepted"]);
+const STATUSES = new Set(["pending", "accepted", "declined", "collected", "expired", "cancelled"]);
+const CODE = /^[A-Z0-9]{4}$/;
+const HOLD_ID = /^h_[a-z0-9]{16}$/;
+
+const $ = (id) => document.getElementById(id);
+const isOpen = (hold) => OPEN.has(hold.status);
+const qrUrl = (code) => `/api/v1/holds/qr/${encodeURIComponent(code)}.svg`;
+
+// --- What the device keeps ------------------------------------------------------------------
+
+/** A kept hold read back, or null when it is not one (damaged, or from a newer page). */
+function revive(h) {
+  if (!h || typeof h !== "object" || !HOLD_ID.test(h.id) || typeof h.secret !== "string" ||
+      !CODE.test(h.code) || !STATUSES.has(h.status) || Number.isNaN(Date.parse(h.expires_at))) {
+    return null;
+  }
+  const shop = h.shop && typeof h.shop === "object" ? h.shop : {};
+  return {
+    id: h.id, secret: h.secret, code: h.code, status: h.status, expires_at: h.expires_at,
+    ended_at: typeof h.ended_at === "string" ? h.ended_at : null,
+    title: String(h.title ?? ""),
+    shop: { id: String(shop.id ?? ""), name: String(shop.name ?? ""),
+      address: String(shop.address ?? ""),
+      timezone: typeof shop.timezone === "string" ? shop.timezone : null },
+  };
+}
+
+function load(now = Date.now()) {
+  try {
+    const kept = JSON.parse(localStorage.getItem(STORE_KEY) ?? "[]");
+    if (!Array.isArray(kept)) return [];
+    return kept.map(revive).filter((h) => h && !(h.ended_at &&
+      Date.parse(h.ended_at) + KEEP_AFTER_END_MS < now));
+  } catch {
+    return []; // storage disabled or damaged
+  }
+}
+
+function loadName() {
+  try {
+    return localStorage.getItem(NAME_KEY) ?? "";
+  } catch {
+    return "";
+  }
+}
+
+function saveName(name) {
+  try {
+    localStorage.setItem(NAME_KEY, name);
+  } catch {
+    // Private browsing: typed again next time.
+  }
+}
+
+const codePoints = (text) => [...text].length;
+
+// --- The page's part ------------------------------------------------------------------------
+
+export class HoldsUi {
+  /**
+   * @param {{entry: HTMLElement, toggle: HTMLButtonElement, panel: HTMLElement,
+   *          list: HTMLElement, note: HTMLElement, dialog: HTMLDialogElement}} nodes
+   */
+  constructor(nodes) {
+    this.nodes = nodes;
+    this.holds = load();
+    this.pollTimer = 0;
+    this.polling = false;
+    this.dialogHold = null; // the id the dialog shows, once asked
+    this.opener = null; // {postId, button}: where the focus goes back to
+    nodes.toggle.addEventListener("click", () => this.#setListOpen(
+      nodes.toggle.getAttribute("aria-expanded") !== "true"));
+    nodes.dialog.addEventListener("close", () => this.#closed());
+    nodes.dialog.addEventListener("keydown", (ev) => this.#trapTab(ev));
+    // A tap on the backdrop (the dialog's own box, outside its content) closes it.
+    nodes.dialog.addEventListener("click", (ev) => {
+      if (ev.target === nodes.dialog) nodes.dialog.close();
+    });
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") this.#poll();
+      else this.#stopPolling();
+    });
+    this.#save();
+    this.render();
+    this.#poll(); // what changed while the page was closed, at once
+  }
+
+  /** For tests and curious developers. */
+  get snapshot() {
+    return this.holds.map(({ id, code, status }) => ({ id, code, status }));
+  }
+
+  // --- Asking ---------------------------------------------------------------------------
+
+  /** Open the dialog asking the shop to hold one unit of `post`. */
+  ask(post, button) {
+    const hold = holdOf(post);
+    const dialog = this.nodes.dialog;
+    if (!hold || dialog.open) return;
+    this.dialogHold = null;
+    this.opener = { postId: post.id, button };
+    const form = el("form", "hold-form");
+    form.noValidate = true; // the words of a refusal are ours, in the page's language
+    const label = el("label", "hold-label", t("hold_name_label"));
+    label.htmlFor = "hold-name";
+    const input = el("input", "hold-name");
+    Object.assign(input, { id: "hold-name", name: "name", type: "text", required: true,
+      autocomplete: "given-name", value: loadName(), spellcheck: false });
+    input.maxLength = NAME_MAX * 2; // code points are checked on submit; emoji are two units
+    input.setAttribute("aria-describedby", "hold-explain hold-error");
+    const explain = el("p", "hold-explain", t("hold_explain", { n: hold.minutes }));
+    explain.id = "hold-explain";
+    const error = el("p", "hold-error");
+    error.id = "hold-error";
+    error.setAttribute("role", "alert");
+    error.hidden = true;
+    const submit = el("button", "hold-submit", t("hold_submit"));
+    submit.type = "submit";
+    const close = this.#closeButton();
+    const actions = el("div", "hold-actions");
+    actions.append(close, submit);
+    form.append(label, input, explain, error, actions);
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      this.#send(post, { input, error, submit });
+    });
+    dialog.replaceChildren(this.#heading("hold_dialog_title"), this.#what(post.title,
+      post.shop?.name), form);
+    dialog.showModal();
+    input.focus();
+  }
+
+  #heading(key) {
+    const heading = el("h2", "hold-title", t(key));
+    heading.id = "hold-dialog-title";
+    heading.tabIndex = -1; // the focus lands on it when the dialog's content changes
+    return heading;
+  }
+
+  #what(title, shopName) {
+    const what = el("p", "hold-what");
+    what.append(userText("bdi", "hold-what-title", String(title ?? "")), " · ",
+      userText("bdi", "hold-what-shop", String(shopName ?? "")));
+    return what;
+  }
+
+  #closeButton() {
+    const close = el("button", "hold-close", t("hold_close"));
+    close.type = "button";
+    close.addEventListener("click", () => this.nodes.dialog.close());
+    return close;
+  }
+
+  async #send(post, { input, error, submit }) {
+    const name = input.value.trim();
+    const refuse = (key) => {
+      error.textContent = t(key);
+      error.hidden = false;
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    };
+    if (!name || codePoints(name) > NAME_MAX) {
+      refuse("err_invalid_hold");
+      return;
+    }
+    submit.disabled = true;
+    submit.textContent = t("hold_sending");
+    let answer = null;
+    let refusal = "err_generic";
+    try {
+      const response = await fetch(`/api/v1/posts/${encodeURIComponent(post.id)}/holds`, {
+        method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ name }), cache: "no-store",
+      });
+      const body = await response.json().catch(() => null);
+      if (response.status === 201 && body && HOLD_ID.test(body.id)) answer = body;
+      else refusal = errorKey(body?.error, "hold");
+    } catch {
+      refusal = navigator.onLine === false ? "err_offline" : "err_generic";
+    }
+    if (!this.nodes.dialog.open) return; // closed meanwhile: the hold is kept all the same
+    submit.disabled = false;
+    submit.textContent = t("hold_submit");
+    if (!answer) {
+      refuse(refusal);
+      return;
+    }
+    saveName(name);
+    const zone = postZone(post);
+    const hold = revive({
+      id: answer.id, secret: answer.secret, code: answer.code, status: answer.status,
+      expires_at: answer.expires_at, title: post.title,
+      shop: { id: post.shop.id, name: post.shop.name, address: post.shop.address, timezone: zone },
+    });
+    if (!hold) {
+      refuse("err_generic");
+      return;
+    }
+    this.holds = [hold, ...this.holds.filter((h) => h.id !== hold.id)].slice(0, MAX_KEPT);
+    this.#save();
+    this.render();
+    this.#showDone(hold);
+    this.#poll(false);
+  }
+
+  /** The dialog once asked: the code, large, its QR, until when, where, and the status. */
+  #showDone(hold) {
+    this.dialogHold = hold.id;
+    const dialog = this.nodes.dialog;
+    const heading = this.#heading("hold_done_title");
+    const body = el("div", "hold-done");
+    body.append(...this.#details(hold, "dialog"));
+    const actions = el("div", "hold-actions");
+    actions.append(this.#closeButton());
+    dialog.replaceChildren(heading, this.#what(hold.title, hold.shop.name), body, actions);
+    heading.focus();
+  }
+
+  /** A hold's code, QR, times, shop and status (the dialog's and the list's). */
+  #details(hold, where) {
+    const zone = hold.shop.timezone;
+    const code = el("p", "hold-code-box");
+    const label = el("span", "hold-code-label", t("hold_code_label"));
+    const value = el("strong", "hold-code", hold.code);
+    value.lang = "en"; // letters read one by one, the same in both languages
+    code.append(label, value);
+    const parts = [code];
+    if (isOpen(hold)) {
+      const qr = document.createElement("img");
+      qr.className = "hold-qr";
+      qr.width = 132; // its box is kept before it loads: nothing moves when it comes
+      qr.height = 132;
+      qr.alt = t("hold_qr_alt", { code: hold.code.split("").join(" ") });
+      qr.src = qrUrl(hold.code);
+      parts.push(qr);
+    }
+    const status = el("p", `hold-status status-${hold.status}`, statusText(hold));
+    status.dataset.holdStatus = hold.status;
+    if (where === "dialog") status.id = "hold-dialog-status";
+    parts.push(status);
+    if (hold.status === "pending") {
+      parts.push(el("p", "hold-until",
+        t("hold_kept_until", { time: postTime(Date.parse(hold.expires_at), zone) })));
+    }
+    const shop = el("p", "hold-shop");
+    shop.append(userText("bdi", "hold-shop-name", hold.shop.name));
+    if (hold.shop.address) shop.append(userText("bdi", "hold-shop-address", hold.shop.address));
+    parts.push(shop);
+    return parts;
+  }
+
+  #closed() {
+    const opener = this.opener;
+    this.opener = null;
+    this.dialogHold = null;
+    if (!opener) return;
+    // The card may have been made again meanwhile (a post frame): its new button, else
+    // the card itself ("All held" is no button).
+    const button = opener.button?.isConnected ? opener.button
+      : document.querySelector(`#feed .card[data-post-id="${CSS.escape(opener.postId)}"] .hold-ask`);
+    const target = button ?? document.querySelector(
+      `#feed .card[data-post-id="${CSS.escape(opener.postId)}"]`);
+    target?.focus({ preventScroll: true });
+  }
+
+  /** Tab and Shift+Tab go round inside the dialog, never out of it. */
+  #trapTab(ev) {
+    if (ev.key !== "Tab") return;
+    const focusable = [...this.nodes.dialog.querySelectorAll(
+      "button:not([disabled]), input:not([disabled]), [tabindex='0']")];
+    if (!focusable.length) return;
+    const first = focusable[0];
+    const last = focusable[focusable.length - 1];
+    const active = document.activeElement;
+    const inside = focusable.includes(active);
+    if (ev.shiftKey && (active === first || !inside)) {
+      ev.preventDefault();
+      last.focus();
+    } else if (!ev.shiftKey && (active === last || !inside)) {
+      ev.preventDefault();
+      first.focus();
+    }
+  }
+
+  // --- My holds -------------------------------------------------------------------------
+
+  #setListOpen(open) {
+    this.nodes.toggle.setAttribute("aria-expanded", String(open));
+    this.nodes.panel.hidden = !open;
+  }
+
+  /** Draw the entry and the list again (a status changed, the language, a hold asked). */
+  render() {
+    const { entry, toggle, list } = this.nodes;
+    entry.hidden = this.holds.length === 0;
+    toggle.querySelector(".my-holds-label").textContent = t("my_holds", { n: this.holds.length });
+    list.replaceChildren(...this.holds.map((hold) => this.#item(hold)));
+    if (this.dialogHold) {
+      const hold = this.holds.find((h) => h.id === this.dialogHold);
+      const status = $("hold-dialog-status");
+      // In place: the focus stays where it is (the close button, say).
+      if (hold && status && status.dataset.holdStatus !== hold.status) {
+        this.nodes.dialog.querySelector(".hold-done")?.replaceChildren(...this.#details(hold, "dialog"));
+      }
+    }
+  }
+
+  #item(hold) {
+    const item = el("li", `my-hold status-${hold.status}`);
+    item.dataset.holdId = hold.id;
+    item.append(userText("h3", "my-hold-title", hold.title), ...this.#details(hold, "list"));
+    if (isOpen(hold)) {
+      const cancel = el("button", "hold-cancel", t("hold_cancel"));
+      cancel.type = "button";
+      const error = el("p", "hold-error");
+      error.hidden = true;
+      const disarm = confirmTwice(cancel, {
+        arm: () => { cancel.textContent = t("hold_cancel_confirm"); },
+        disarm: () => { cancel.textContent = t("hold_cancel"); },
+        act: () => this.#cancel(hold, { cancel, error, disarm }),
+      });
+      item.append(cancel, error);
+    }
+    return item;
+  }
+
+  async #cancel(hold, { cancel, error, disarm }) {
+    cancel.disabled = true;
+    let key = "err_generic";
+    try {
+      const response = await fetch(`/api/v1/holds/${hold.id}`, {
+        method: "DELETE", cache: "no-store",
+        headers: { Authorization: `Bearer ${hold.secret}`, Accept: "application/json" },
+      });
+      const body = await response.json().catch(() => null);
+      if (response.ok && body) {
+        this.#update(hold.id, body);
+        return;
+      }
+      if (response.status === 404) {
+        this.#forget(hold.id);
+        return;
+      }
+      if (response.status === 409) {
+        await this.#read(hold); // it ended meanwhile: say how
+        return;
+      }
+      key = errorKey(body?.error, "hold");
+    } catch {
+      key = navigator.onLine === false ? "err_offline" : "err_generic";
+    }
+    if (!cancel.isConnected) return;
+    cancel.disabled = false;
+    disarm();
+    error.textContent = t(key);
+    error.hidden = false;
+  }
+
+  /** A hold's fresh state from the server: kept, and said when its status changed. */
+  #update(id, view) {
+    const hold = this.holds.find((h) => h.id === id);
+    if (!hold || !STATUSES.has(view?.status)) return;
+    const before = hold.status;
+    hold.status = view.status;
+    if (!Number.isNaN(Date.parse(view.expires_at))) hold.expires_at = view.expires_at;
+    hold.ended_at = typeof view.ended_at === "string" ? view.ended_at
+      : isOpen(hold) ? null : new Date().toISOString();
+    this.#save();
+    this.render();
+    if (before !== hold.status) {
+      this.nodes.note.textContent = t("hold_note", { title: hold.title, status: statusText(hold) });
+    }
+  }
+
+  #forget(id) {
+    this.holds = this.holds.filter((h) => h.id !== id);
+    this.#save();
+    this.render();
+  }
+
+  async #read(hold) {
+    try {
+      const response = await fetch(`/api/v1/holds/${hold.id}`, {
+        cache: "no-store",
+        headers: { Authorization: `Bearer ${hold.secret}`, Accept: "application/json" },
+      });
+      // The server forgets a hold a day after it ended: so does the device.
+      if (response.status === 404) this.#forget(hold.id);
+      else if (response.ok) this.#update(hold.id, await response.json());
+    } catch {
+      // offline: the next round asks again
+    }
+  }
+
+  // --- Keeping the status current -------------------------------------------------------
+
+  #stopPolling() {
+    clearTimeout(this.pollTimer);
+    this.pollTimer = 0;
+  }
+
+  /**
+   * Read the open holds (now unless `now` is false), then again every POLL_MS while the
+   * page is visible and one is open; nothing while hidden or when none is open.
+   */
+  async #poll(now = true) {
+    this.#stopPolling();
+    if (document.visibilityState !== "visible" || !this.holds.some(isOpen)) return;
+    if (now && !this.polling) {
+      this.polling = true;
+      try {
+        await Promise.all(this.holds.filter(isOpen).map((hold) => this.#read(hold)));
+      } finally {
+        this.polling = false;
+      }
+      this.#stopPolling(); // a poll asked for meanwhile has its timer: this one replaces it
+      if (document.visibilityState !== "visible" || !this.holds.some(isOpen)) return;
+    }
+    this.pollTimer = setTimeout(() => this.#poll(), POLL_MS);
+  }
+
+  #save() {
+    try {
+      if (this.holds.length) localStorage.setItem(STORE_KEY, JSON.stringify(this.holds));
+      else localStorage.removeItem(STORE_KEY);
+    } catch {
+      // Private browsing: the holds last for this visit.
+    }
+  }
+}
+
+/** "Waiting for the shop", "Put aside until 18:40" (the shop's time)... */
+function statusText(hold) {
+  const time = postTime(Date.parse(hold.expires_at), hold.shop.timezone);
+  return t(`hold_status_${hold.status}`, { time });
+}
