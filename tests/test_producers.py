@@ -224,7 +224,9 @@ async def test_the_search_finds_listed_producers_nearby(
     async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
         mill = await named(http, shop, "Moulin de Saint-Émilion", "Saint-Émilion", *MILL)
         dairy = await named(http, shop, "Laiterie Lagarde", "Créon", 44.775, -0.348)
-        far = await named(http, shop, "Ferme du Larzac", "Millau", 44.10, 3.08)  # ~300 km
+        larzac = await named(http, shop, "Ferme du Larzac", "Millau", 44.10, 3.08)  # ~300 km
+        far = await named(http, shop, "Fromagerie Alpine", "Chamonix", 45.92, 6.87)  # ~600 km
+        too_far = await named(http, shop, "Ferme de Vik", "Vik", 63.42, -19.0)  # Iceland
 
         async def found(query: str) -> list[str]:
             response = await http.get(
@@ -232,9 +234,11 @@ async def test_the_search_finds_listed_producers_nearby(
             assert response.status_code == 200, response.text
             return [p["id"] for p in response.json()["producers"]]
 
-        # Nearest first, within STREETFEED_LOCAL_KM (the Larzac is too far).
-        assert await found("") == [dairy, mill]
-        assert far not in await found("&q=larzac")
+        # Nearest first, within PRODUCER_SEARCH_KM: a neighbour selling the Larzac's cheese
+        # finds it (only 100 km and less were found: they named a twin 3 km off instead).
+        assert await found("") == [dairy, mill, larzac, far]
+        assert await found("&q=larzac") == [larzac]
+        assert await found("&q=vik") == [] and too_far
         assert await found("&q=SAINT%20EMIL") == [mill]  # folded, inside the name
         assert await found("&q=saint-%C3%A9milion") == [mill]
         assert await found("&q=cr%C3%A9on") == [dairy]  # the place too

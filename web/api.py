@@ -43,6 +43,7 @@ from schemas.limits import (
     MEDIA_PIXELS_MAX,
     MEDIA_TYPES,
     MEDIA_UPLOAD_MAX_BYTES,
+    PRODUCER_SEARCH_KM,
     RADIUS_MAX_M,
     SHOPS_PAGE_DEFAULT,
     SHOPS_PAGE_MAX,
@@ -291,8 +292,7 @@ async def search_producers(request: Request) -> Response:
         query = msgspec.convert(dict(request.query_params), ProducerQuery, strict=False)
     except msgspec.ValidationError as exc:
         raise InvalidInput(str(exc), code="invalid_query", status=400) from None
-    found = await st.ingest.producers.search(query.lat, query.lon, query.q,
-                                             st.settings.local_km)
+    found = await st.ingest.producers.search(query.lat, query.lon, query.q, PRODUCER_SEARCH_KM)
     return JSONResponse(ProducerSearch(producers=found))
 
 
