@@ -611,7 +611,31 @@ async def test_the_producer_page_works_without_tiles_or_without_a_map(
         assert state["note"] == words["tiles"]
         assert await page_moved(page) == []
         assert len(state["producer"]) == 1 and state["tiles"] == 0
+        # The note lies over the map's top: no pin of the first view is under it (the
+        # producer's was, north of its shops: a cold try).
+        note, pins = await page.evaluate(PINS_AND_NOTE)
+        assert len(pins) >= 3 and all(apart(note, pin) for pin in pins), (note, pins)
         assert {shop.id for shop in (baker, grocer, across, langon)} == set(state["shops"])
         await page.click(f'.producer-map .producer-shop-pin[data-shop-id="{across.id}"]')
         await page.wait_for_function(SHOP_FOCUSED, arg=across.id)
         assert page.errors == []
+        # A producer due north of its shop: the first view is as tall as it can be.
+        north = await name(http, baker, "Ferme des Jalles", "Saint-Médard",
+                           offset(*STREET, 20000, bearing=0.0))
+        await page.goto(f"{feed_url(web.http)}&producer={north}")
+        await page.wait_for_function(
+            "() => document.querySelectorAll('.producer-map .map-pin').length === 2"
+            " && !document.querySelector('.producer-map-note').hidden")
+        note, pins = await page.evaluate(PINS_AND_NOTE)
+        assert len(pins) == 2 and all(apart(note, pin) for pin in pins), (note, pins)
+        assert page.errors == []
+
+
+PINS_AND_NOTE = """() => {
+            const box = (el) => el.getBoundingClientRect().toJSON();
+            const map = box(document.querySelector(".producer-map"));
+            const pins = [...document.querySelectorAll(".producer-map .map-pin")].map(box)
+              .filter((p) => p.top >= map.top && p.bottom <= map.bottom
+                             && p.left >= map.left && p.right <= map.right);
+            return [box(document.querySelector(".producer-map-note")), pins];
+        }"""
