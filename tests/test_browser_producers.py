@@ -379,6 +379,11 @@ async def test_screen_shows_the_badges_readable_without_overflow(
         assert [b["text"] for b in cards[theirs]["badges"]] == [
             "Fromagerie de la vallée d'Ossau · 206 km"]
         assert cards[crowded]["badges"][0]["text"].startswith(LONG_NAME)
+        # An offer keeps its discount whatever it gives up for its cell (it was dropped
+        # first, before the producers' badges: a cold try on a portrait screen).
+        assert await page.evaluate(
+            "(id) => document.querySelector(`[data-post-id='${id}'] .discount`)?.textContent",
+            theirs) == "−30 %"
         scale = min(width, height) / 1080
         for c in cards.values():
             assert c["title"], c  # the title stays whole
