@@ -58,7 +58,8 @@ _ADD = """
 --       listed geo
 -- ARGV: the size of the named set the caller read ('' to link an existing producer),
 --       producer id, lon, lat, record JSON, folded name, folded place, shop id, most
---       producers a shop links
+--       producers a shop links; to link an existing one, the record as this shop spells
+--       it and where it puts it (JSON, lon, lat), written if nobody names it now
 local creating = ARGV[1] ~= ''
 if creating then
   if tostring(redis.call('ZCARD', KEYS[1])) ~= ARGV[1] then return 'retry' end
@@ -69,15 +70,23 @@ if redis.call('SISMEMBER', KEYS[5], ARGV[2]) == 0
     and redis.call('SCARD', KEYS[5]) >= tonumber(ARGV[9]) then
   return 'full'
 end
+local lon, lat = ARGV[3], ARGV[4]
 if creating then
   redis.call('HSET', KEYS[3], 'json', ARGV[5], 'fold', ARGV[6], 'fold_place', ARGV[7])
-  redis.call('GEOADD', KEYS[2], ARGV[3], ARGV[4], ARGV[2])
-  redis.call('GEOADD', KEYS[1], ARGV[3], ARGV[4], ARGV[2])
+  redis.call('GEOADD', KEYS[2], lon, lat, ARGV[2])
+  redis.call('GEOADD', KEYS[1], lon, lat, ARGV[2])
+elseif ARGV[10] ~= '' and redis.call('SCARD', KEYS[4]) == 0 then
+  -- Unlisted: the shop naming it again writes it as it spells and places it, so that a
+  -- shop that named then dropped it cannot fix its words for whoever comes next.
+  lon, lat = ARGV[11], ARGV[12]
+  redis.call('HSET', KEYS[3], 'json', ARGV[10], 'fold_place', ARGV[7])
+  redis.call('GEOADD', KEYS[2], lon, lat, ARGV[2])
+  redis.call('GEOADD', KEYS[1], lon, lat, ARGV[2])
 end
 redis.call('SADD', KEYS[4], ARGV[8])
 redis.call('SADD', KEYS[5], ARGV[2])
 -- Listed now (again, for a producer relinked): the search sees it.
-redis.call('GEOADD', KEYS[6], ARGV[3], ARGV[4], ARGV[2])
+redis.call('GEOADD', KEYS[6], lon, lat, ARGV[2])
 return 'ok'
 """
 
@@ -192,17 +201,22 @@ class ProducerStore:
         return Candidates(version=text(raw[0]), records=[_decode(r) for r in raw[1:]])
 
     async def add(self, shop_id: str, record: ProducerRecord, *, create_at_version: str | None,
-                  fold: str, fold_place: str = "", most: int) -> Added:
+                  fold: str, fold_place: str = "", most: int,
+                  respelled: ProducerRecord | None = None) -> Added:
         """Link the shop to `record`: an existing producer (`create_at_version` None), or a
         new one of folded name `fold`, created only if that name's creations still read
-        `create_at_version`."""
+        `create_at_version`. Linking an existing one that no shop names now writes it as
+        `respelled` (this shop's words and position, `fold_place` its place folded)."""
+        again: list[bytes | str] = (["", "", ""] if respelled is None else
+                                    [_encode(respelled), repr(respelled.lon),
+                                     repr(respelled.lat)])
         result = await self._add(
             keys=[keys.producers_named(fold), keys.producers_geo(), keys.producer(record.id),
                   keys.producer_shops(record.id), keys.shop_producers(shop_id),
                   keys.producers_listed_geo()],
             args=["" if create_at_version is None else create_at_version, record.id,
                   repr(record.lon), repr(record.lat), _encode(record), fold, fold_place,
-                  shop_id, most])
+                  shop_id, most, *again])
         return Added(text(result))
 
     async def upgrade(self, batch: int = 500) -> bool:
@@ -270,6 +284,17 @@ class ProducerStore:
         if raw is None or not shop_ids:
             return None
         return _decode(raw), sorted(text(s) for s in shop_ids)
+
+    async def links(self, producer_ids: list[str]) -> dict[str, list[str]]:
+        """The shops linked to each producer, in id order."""
+        if not producer_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for producer_id in producer_ids:
+                pipe.smembers(keys.producer_shops(producer_id))
+            rows = await pipe.execute()
+        return {pid: sorted(text(s) for s in row)
+                for pid, row in zip(producer_ids, rows, strict=True)}
 
     async def search(self, lat: float, lon: float, radius_m: float, folded_query: str,
                      most: int, scan: int = PRODUCER_SEARCH_SCAN) -> list[ProducerRecord]:
