@@ -93,6 +93,10 @@ class Producers:
         rejection = check_producer(new.name, new.place, self.policy)
         if rejection is not None:
             raise InvalidInput(rejection.message, code=rejection.code)
+        if new.lon == -180.0:
+            # One meridian, two numbers: GEO sets keep them apart, and the twin check would
+            # miss the same farm named at 180 (a cold attacker's).
+            new = msgspec.structs.replace(new, lon=180.0)
         fold = fold_name(new.name)
         await self._upgraded()
         for _ in range(_ATTEMPTS):

@@ -24,6 +24,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from rules.geo import haversine_m
+from rules.producers import fold_name
 from schemas.limits import GEO_LAT_MAX, PRODUCER_SEARCH_SCAN
 from schemas.producers import ProducerRecord
 from storage import keys
@@ -32,8 +33,9 @@ from storage.redis_conn import text
 __all__ = ["LAYOUT", "Added", "Candidates", "ProducerStore", "new_producer_id"]
 
 # The producer keys' layout: 2 added the per-name twin sets (keys.producers_named) and the
-# listed set (keys.producers_listed_geo), which `upgrade` builds for older data.
-LAYOUT = "2"
+# listed set (keys.producers_listed_geo); 3 folds Cyrillic and Greek look-alikes of Latin
+# letters (rules.producers.fold_name). `upgrade` brings older data to it.
+LAYOUT = "3"
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(ProducerRecord).decode
@@ -220,9 +222,11 @@ class ProducerStore:
         return Added(text(result))
 
     async def upgrade(self, batch: int = 500) -> bool:
-        """Bring producer keys written by an older layout to LAYOUT: every producer in its
-        name's twin set, every linked one in the listed set (both are only added to, so
-        building them again, or twice at once, is harmless). Whether anything was done."""
+        """Bring producer keys written by an older layout to LAYOUT: each record's folds
+        made again by today's rules.producers.fold_name, each producer in its name's twin
+        set, each linked one in the listed set (sets are only added to, and a fold only
+        made again, so building them again, or twice at once, is harmless). Whether
+        anything was done."""
         if text(await self.redis.get(keys.producers_layout()) or b"") == LAYOUT:
             return False
         start = 0
@@ -234,16 +238,20 @@ class ProducerStore:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.geopos(keys.producers_geo(), *ids)
                 for producer_id in ids:
-                    pipe.hget(keys.producer(producer_id), "fold")
+                    pipe.hget(keys.producer(producer_id), "json")
                     pipe.scard(keys.producer_shops(producer_id))
                 positions, *rest = await pipe.execute()
             async with self.redis.pipeline(transaction=False) as pipe:
                 for i, producer_id in enumerate(ids):
-                    fold, linked, at = rest[2 * i], rest[2 * i + 1], positions[i]
-                    if fold is None or at is None:
+                    raw, linked, at = rest[2 * i], rest[2 * i + 1], positions[i]
+                    if raw is None or at is None:
                         continue  # a half-written record: no script leaves one
+                    record = _decode(raw)
+                    fold = fold_name(record.name)
                     lon, lat = at
-                    pipe.geoadd(keys.producers_named(text(fold)), (lon, lat, producer_id))
+                    pipe.hset(keys.producer(producer_id),
+                              mapping={"fold": fold, "fold_place": fold_name(record.place)})
+                    pipe.geoadd(keys.producers_named(fold), (lon, lat, producer_id))
                     if linked:
                         pipe.geoadd(keys.producers_listed_geo(), (lon, lat, producer_id))
                 await pipe.execute()

@@ -240,6 +240,9 @@ async def test_bad_producers_are_refused(redis: Redis, settings: Settings) -> No
                                 headers=auth(shop))).status_code == 201
         unknown = await http.get("/api/v1/producers/pr_aaaaaaaaaaaaaaaa")
         assert unknown.status_code == 404 and error_code(unknown) == "unknown_producer"
+        # The antimeridian has two numbers: one farm named at either is one record.
+        east = await named(http, shop, "Ferme Date", "Taveuni", 10.0, 180.0)
+        assert await named(http, shop, "Ferme Date", "Taveuni", 10.0, -180.0) == east
 
 
 async def test_the_search_finds_listed_producers_nearby(
@@ -280,7 +283,8 @@ async def test_the_search_finds_listed_producers_nearby(
                                  "&q=lait")).json()["producers"]
         assert answer == [{"id": dairy, "name": "Laiterie Lagarde", "place": "Créon",
                            "lat": 44.775, "lon": -0.348, "distance_km": 19.1}]
-        for bad in ("lat=91&lon=0", "lon=0", f"lat=0&lon=0&q={'x' * 61}", "lat=0&lon=0&z=1"):
+        for bad in ("lat=91&lon=0", "lon=0", f"lat=0&lon=0&q={'x' * 61}", "lat=0&lon=0&z=1",
+                    "lat=44.84&lat=0&lon=-0.57"):
             refused = await http.get(f"/api/v1/producers?{bad}")
             assert refused.status_code == 400 and error_code(refused) == "invalid_query", bad
 
@@ -570,10 +574,14 @@ async def test_producers_of_an_older_layout_are_indexed_before_use(
     old = [ProducerRecord(id="pr_oldmill0000000", name="Moulin de Saint-Émilion",
                           place="Saint-Émilion", lat=MILL[0], lon=MILL[1], created_at=created),
            ProducerRecord(id="pr_oldfarm0000000", name="Ferme du Bois", place="Créon",
-                          lat=44.775, lon=-0.348, created_at=created)]
-    for record, linked in zip(old, (True, False), strict=True):
+                          lat=44.775, lon=-0.348, created_at=created),
+           # Layout 2 kept Cyrillic look-alikes as they are: folded again on upgrade.
+           ProducerRecord(id="pr_oldcyri0000000", name="Cave \u0501\u0435 Gironde",
+                          place="Cadillac", lat=44.637, lon=-0.318, created_at=created)]
+    folds = [fold_name(old[0].name), fold_name(old[1].name), "cave \u0501\u0435 gironde"]
+    for record, linked, fold in zip(old, (True, False, False), folds, strict=True):
         await redis.hset(keys.producer(record.id), mapping={
-            "json": msgspec.json.encode(record), "fold": fold_name(record.name),
+            "json": msgspec.json.encode(record), "fold": fold,
             "fold_place": fold_name(record.place)})
         await redis.geoadd(keys.producers_geo(), (record.lon, record.lat, record.id))
         if linked:
@@ -586,5 +594,7 @@ async def test_producers_of_an_older_layout_are_indexed_before_use(
             == old[1].id
         assert await named(http, shop, "Moulin de Saint-Emilion", "Saint-Émilion", *MILL) \
             == old[0].id
-        assert await redis.get(keys.producers_layout()) == b"2"
-        assert await redis.zcard(keys.producers_geo()) == 2
+        assert await named(http, shop, "Cave de Gironde", "Cadillac", 44.637, -0.318) \
+            == old[2].id
+        assert await redis.get(keys.producers_layout()) == LAYOUT.encode()
+        assert await redis.zcard(keys.producers_geo()) == 3

@@ -288,6 +288,11 @@ async def producer_page(request: Request) -> Response:
            response=ProducerSearch, parameters=PRODUCER_QUERY)
 async def search_producers(request: Request) -> Response:
     st = state_of(request)
+    if len(request.query_params.multi_items()) != len(request.query_params):
+        # Which of two `lat`s counts is the parser's choice: refused, as a repeated key of
+        # a JSON body is.
+        raise InvalidInput("a query parameter is given twice", code="invalid_query",
+                           status=400)
     try:
         query = msgspec.convert(dict(request.query_params), ProducerQuery, strict=False)
     except msgspec.ValidationError as exc:
