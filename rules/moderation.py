@@ -100,6 +100,9 @@ def check_name(value: str, what: str, policy: Policy) -> Rejection | None:
         return rejection
     if texts.LINE_BREAKS.search(value):
         return Rejection("control_characters", f"{what} must be one line")
+    if texts.has_odd_characters(value):
+        return Rejection("control_characters",
+                         f"{what} contains a tab, a private-use or a hidden character")
     if texts.stacked_marks(value):
         return Rejection("stacked_marks",
                          f"{what}: at most {texts.NAME_MARKS_MAX} accents on one letter")

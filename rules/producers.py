@@ -20,14 +20,17 @@ nothing that names another producer:
 - punctuation and white space: every run of characters that are neither letters nor
   digits is one space, and the ends are trimmed, so "Saint-Émilion", "Saint Émilion",
   "saint  emilion " and "Saint–Émilion" (en dash) are one, and so are the ASCII and the
-  typographic apostrophe of "L'Épi d'Or" / "L’Épi d’Or".
+  typographic apostrophe of "L'Épi d'Or" / "L’Épi d’Or";
+- in a name with Latin letters, the Cyrillic and Greek letters that look Latin
+  (`_LATIN_LOOKALIKES`): a whole word in them is one script, which check_name lets pass,
+  and "Moulin ԁе Saint-Émilion" would otherwise be a twin of the mill that looks the same.
 
-Not folded: abbreviations ("St" is not "Saint"), word order, `&` against "et", and
-confusable letters from other scripts (decancer's folding, right for a word list, would
-also make "0" an "o"): guessing there would merge two real producers, and a shop that
-misses a twin finds it in the console's search instead. Digits stay ("Ferme 2" is not
-"Ferme 3"). A name made of nothing but punctuation keeps its case-folded shown form, so
-it only matches itself.
+Not folded: abbreviations ("St" is not "Saint"), word order, `&` against "et", digits
+that look like letters (decancer's folding, right for a word list, would make "0" an
+"o"), and the letters of a name wholly in another script: guessing there would merge
+two real producers, and a shop that misses a twin finds it in the console's search.
+Digits stay ("Ferme 2" is not "Ferme 3"). A name made of nothing but punctuation keeps
+its case-folded shown form, so it only matches itself.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from collections.abc import Iterable
 import regex
 
 from rules.geo import haversine_m
-from rules.text import shown_form
+from rules.text import script_of, shown_form
 from schemas.limits import PRODUCER_SAME_WITHIN_M
 from schemas.producers import ProducerOut, ProducerRecord, ProducerRef
 
@@ -52,12 +55,24 @@ _PLAIN_LETTERS = str.maketrans({"œ": "oe", "æ": "ae", "ø": "o", "ł": "l", "�
 _SEPARATORS = regex.compile(r"[^\p{L}\p{M}\p{N}]+")
 
 
+# Cyrillic and Greek letters (case-folded, accents gone) that pass for Latin ones in the
+# fonts phones use (Unicode's confusables): in a name that has Latin letters they are read
+# as those, so that "Moulin ԁе Saint-Émilion" (its "de" in Cyrillic, each word of one
+# script) is the mill it looks like, not its twin (a cold attacker's). A name with no
+# Latin letter keeps its own: "Ферма" and "Ϙερμα" are not "фepma".
+_LATIN_LOOKALIKES = str.maketrans(
+    "аеорсухіјѕԁԛԝѵӏвкмнтαορτυνκχιβεζημ",
+    "aeopcyxijsdqwvlbkmhtaoptuvkxibezhm")
+
+
 def fold_name(name: str) -> str:
     """The key two names share when they name the same producer (see the module docstring)."""
     shown = shown_form(name).casefold()
     bare = "".join(c for c in unicodedata.normalize("NFD", shown)
                    if not unicodedata.combining(c))
     folded = _SEPARATORS.sub(" ", bare.translate(_PLAIN_LETTERS)).strip()
+    if any(script_of(c) == "LATIN" for c in folded):
+        folded = folded.translate(_LATIN_LOOKALIKES)
     return unicodedata.normalize("NFC", folded) if folded else shown
 
 

@@ -49,8 +49,9 @@ import decancer_py
 import regex
 
 __all__ = ["BIDI_CONTROLS", "CONTROL_CHARACTERS", "LINE_BREAKS", "NAME_MARKS_MAX",
-           "bidi_unsafe", "fold", "has_tag_characters", "is_blank", "length",
-           "mixed_script_word", "script_of", "shown_form", "stacked_marks", "words"]
+           "bidi_unsafe", "fold", "has_odd_characters", "has_tag_characters", "is_blank",
+           "length", "mixed_script_word", "script_of", "shown_form",
+           "stacked_marks", "words"]
 
 # Explicit bidi embeddings, overrides, pops and isolates: each opens or closes a scope
 # that can reach past the field it was typed in.
@@ -177,3 +178,13 @@ def mixed_script_word(text: str) -> str | None:
         if len({s for s in map(script_of, word) if s is not None}) > 1:
             return str(word)
     return None
+
+
+# Characters a name never needs, that shown text hides or draws as anything: a tab,
+# private-use characters (a vendor's logo in some fonts), noncharacters, and the
+# interlinear annotation marks some renderers use to hide what follows.
+_NAME_ODD = regex.compile(r"[\t\p{Co}\p{Noncharacter_Code_Point}\ufff9-\ufffb]")
+
+
+def has_odd_characters(text: str) -> bool:
+    return _NAME_ODD.search(text) is not None

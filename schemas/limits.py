@@ -36,6 +36,7 @@ __all__ = [
            "PRODUCER_NAME_MAX",
            "PRODUCER_PLACE_MAX",
            "PRODUCER_SAME_WITHIN_M",
+           "PRODUCER_SEARCH_KM",
            "PRODUCER_SEARCH_MAX",
            "PRODUCER_SEARCH_Q_MAX",
            "PRODUCER_SEARCH_SCAN",
@@ -122,6 +123,11 @@ PRODUCERS_PER_SHOP_MAX = 50
 # answers, and a query of at most this many code points.
 PRODUCER_SEARCH_MAX = 20
 PRODUCER_SEARCH_Q_MAX = 60
+# ...among the listed producers this far from the point (the shop): a shop sells a cheese
+# from a valley 200 km away, and a neighbour naming it again must find that record rather
+# than create a twin by tapping a map 3 km off (a cold try of issue 16). STREETFEED_LOCAL_KM
+# says what is "local", not what can be found.
+PRODUCER_SEARCH_KM = 1_000
 # The search reads at most this many listed producers, nearest first, and filters them by
 # the query: one search costs the same however many producers exist. A query matching
 # only producers farther than this many nearer listed ones finds nothing; naming the

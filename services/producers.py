@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+import msgspec
 from redis.asyncio import Redis
 
 from rules.clock import Clock
@@ -48,6 +49,8 @@ _SEARCH_SLACK = 1.001
 # Creations anywhere move the counter a creation checks; under a burst of them one request
 # may have to look again a few times. Past this many, 503 (the client retries).
 _ATTEMPTS = 20
+# Shops of a found producer read at a time to tell it is sold by an enabled one.
+_SHOPS_READ = 4
 
 
 def unknown_producer(message: str, status: int = 422) -> InvalidInput:
@@ -90,6 +93,10 @@ class Producers:
         rejection = check_producer(new.name, new.place, self.policy)
         if rejection is not None:
             raise InvalidInput(rejection.message, code=rejection.code)
+        if new.lon == -180.0:
+            # One meridian, two numbers: GEO sets keep them apart, and the twin check would
+            # miss the same farm named at 180 (a cold attacker's).
+            new = msgspec.structs.replace(new, lon=180.0)
         fold = fold_name(new.name)
         await self._upgraded()
         for _ in range(_ATTEMPTS):
@@ -102,8 +109,13 @@ class Producers:
                 # each other: the nearest (then the oldest) is the one meant.
                 record = min(twins, key=lambda r: (
                     distance_km(new.lat, new.lon, r.lat, r.lon), r.created_at, r.id))
+                respelled = msgspec.structs.replace(record, name=new.name, place=new.place,
+                                                    lat=new.lat, lon=new.lon,
+                                                    created_by=shop.id)
                 outcome = await self.store.add(shop.id, record, create_at_version=None,
-                                               fold=fold, most=PRODUCERS_PER_SHOP_MAX)
+                                               fold=fold, fold_place=fold_name(new.place),
+                                               most=PRODUCERS_PER_SHOP_MAX,
+                                               respelled=respelled)
             else:
                 record = ProducerRecord(id=new_producer_id(), name=new.name, place=new.place,
                                         lat=new.lat, lon=new.lon, created_at=self.clock.now(),
@@ -169,7 +181,29 @@ class Producers:
         folded = fold_name(query) if query.strip() else ""
         await self._upgraded()
         found = await self.store.search(lat, lon, radius_km * 1000, folded, PRODUCER_SEARCH_MAX)
+        sold = await self._sold_by_an_enabled_shop([r.id for r in found])
         matches = [ProducerMatch(id=r.id, name=r.name, place=r.place, lat=r.lat, lon=r.lon,
                                  distance_km=distance_km(lat, lon, r.lat, r.lon))
-                   for r in found]
+                   for r in found if r.id in sold]
         return sorted(matches, key=lambda m: (m.distance_km, m.name, m.id))
+
+    async def _sold_by_an_enabled_shop(self, producer_ids: list[str]) -> set[str]:
+        """Those of the producers some enabled shop names: what only a disabled shop names
+        is no more found than its page is (a cold try found a disabled shop's words in
+        every neighbour's search). A few shops of each are read at a time, until one is
+        enabled: one round trip when the first one is, as nearly always."""
+        links = await self.store.links(producer_ids)
+        sold: set[str] = set()
+        start = 0
+        while True:
+            batch = {pid: shops[start:start + _SHOPS_READ] for pid, shops in links.items()
+                     if pid not in sold and shops[start:start + _SHOPS_READ]}
+            if not batch:
+                return sold
+            wanted = sorted({s for shops in batch.values() for s in shops})
+            records = {s: raw for s, raw in zip(
+                wanted, await get_many(self.redis, [keys.shop(s) for s in wanted]), strict=True)}
+            enabled = {s for s, raw in records.items()
+                       if raw is not None and not decode_record(raw).disabled}
+            sold.update(pid for pid, shops in batch.items() if enabled.intersection(shops))
+            start += _SHOPS_READ

@@ -24,6 +24,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from rules.geo import haversine_m
+from rules.producers import fold_name
 from schemas.limits import GEO_LAT_MAX, PRODUCER_SEARCH_SCAN
 from schemas.producers import ProducerRecord
 from storage import keys
@@ -32,8 +33,9 @@ from storage.redis_conn import text
 __all__ = ["LAYOUT", "Added", "Candidates", "ProducerStore", "new_producer_id"]
 
 # The producer keys' layout: 2 added the per-name twin sets (keys.producers_named) and the
-# listed set (keys.producers_listed_geo), which `upgrade` builds for older data.
-LAYOUT = "2"
+# listed set (keys.producers_listed_geo); 3 folds Cyrillic and Greek look-alikes of Latin
+# letters (rules.producers.fold_name). `upgrade` brings older data to it.
+LAYOUT = "3"
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(ProducerRecord).decode
@@ -58,7 +60,8 @@ _ADD = """
 --       listed geo
 -- ARGV: the size of the named set the caller read ('' to link an existing producer),
 --       producer id, lon, lat, record JSON, folded name, folded place, shop id, most
---       producers a shop links
+--       producers a shop links; to link an existing one, the record as this shop spells
+--       it and where it puts it (JSON, lon, lat), written if nobody names it now
 local creating = ARGV[1] ~= ''
 if creating then
   if tostring(redis.call('ZCARD', KEYS[1])) ~= ARGV[1] then return 'retry' end
@@ -69,15 +72,23 @@ if redis.call('SISMEMBER', KEYS[5], ARGV[2]) == 0
     and redis.call('SCARD', KEYS[5]) >= tonumber(ARGV[9]) then
   return 'full'
 end
+local lon, lat = ARGV[3], ARGV[4]
 if creating then
   redis.call('HSET', KEYS[3], 'json', ARGV[5], 'fold', ARGV[6], 'fold_place', ARGV[7])
-  redis.call('GEOADD', KEYS[2], ARGV[3], ARGV[4], ARGV[2])
-  redis.call('GEOADD', KEYS[1], ARGV[3], ARGV[4], ARGV[2])
+  redis.call('GEOADD', KEYS[2], lon, lat, ARGV[2])
+  redis.call('GEOADD', KEYS[1], lon, lat, ARGV[2])
+elseif ARGV[10] ~= '' and redis.call('SCARD', KEYS[4]) == 0 then
+  -- Unlisted: the shop naming it again writes it as it spells and places it, so that a
+  -- shop that named then dropped it cannot fix its words for whoever comes next.
+  lon, lat = ARGV[11], ARGV[12]
+  redis.call('HSET', KEYS[3], 'json', ARGV[10], 'fold_place', ARGV[7])
+  redis.call('GEOADD', KEYS[2], lon, lat, ARGV[2])
+  redis.call('GEOADD', KEYS[1], lon, lat, ARGV[2])
 end
 redis.call('SADD', KEYS[4], ARGV[8])
 redis.call('SADD', KEYS[5], ARGV[2])
 -- Listed now (again, for a producer relinked): the search sees it.
-redis.call('GEOADD', KEYS[6], ARGV[3], ARGV[4], ARGV[2])
+redis.call('GEOADD', KEYS[6], lon, lat, ARGV[2])
 return 'ok'
 """
 
@@ -192,23 +203,30 @@ class ProducerStore:
         return Candidates(version=text(raw[0]), records=[_decode(r) for r in raw[1:]])
 
     async def add(self, shop_id: str, record: ProducerRecord, *, create_at_version: str | None,
-                  fold: str, fold_place: str = "", most: int) -> Added:
+                  fold: str, fold_place: str = "", most: int,
+                  respelled: ProducerRecord | None = None) -> Added:
         """Link the shop to `record`: an existing producer (`create_at_version` None), or a
         new one of folded name `fold`, created only if that name's creations still read
-        `create_at_version`."""
+        `create_at_version`. Linking an existing one that no shop names now writes it as
+        `respelled` (this shop's words and position, `fold_place` its place folded)."""
+        again: list[bytes | str] = (["", "", ""] if respelled is None else
+                                    [_encode(respelled), repr(respelled.lon),
+                                     repr(respelled.lat)])
         result = await self._add(
             keys=[keys.producers_named(fold), keys.producers_geo(), keys.producer(record.id),
                   keys.producer_shops(record.id), keys.shop_producers(shop_id),
                   keys.producers_listed_geo()],
             args=["" if create_at_version is None else create_at_version, record.id,
                   repr(record.lon), repr(record.lat), _encode(record), fold, fold_place,
-                  shop_id, most])
+                  shop_id, most, *again])
         return Added(text(result))
 
     async def upgrade(self, batch: int = 500) -> bool:
-        """Bring producer keys written by an older layout to LAYOUT: every producer in its
-        name's twin set, every linked one in the listed set (both are only added to, so
-        building them again, or twice at once, is harmless). Whether anything was done."""
+        """Bring producer keys written by an older layout to LAYOUT: each record's folds
+        made again by today's rules.producers.fold_name, each producer in its name's twin
+        set, each linked one in the listed set (sets are only added to, and a fold only
+        made again, so building them again, or twice at once, is harmless). Whether
+        anything was done."""
         if text(await self.redis.get(keys.producers_layout()) or b"") == LAYOUT:
             return False
         start = 0
@@ -220,16 +238,20 @@ class ProducerStore:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.geopos(keys.producers_geo(), *ids)
                 for producer_id in ids:
-                    pipe.hget(keys.producer(producer_id), "fold")
+                    pipe.hget(keys.producer(producer_id), "json")
                     pipe.scard(keys.producer_shops(producer_id))
                 positions, *rest = await pipe.execute()
             async with self.redis.pipeline(transaction=False) as pipe:
                 for i, producer_id in enumerate(ids):
-                    fold, linked, at = rest[2 * i], rest[2 * i + 1], positions[i]
-                    if fold is None or at is None:
+                    raw, linked, at = rest[2 * i], rest[2 * i + 1], positions[i]
+                    if raw is None or at is None:
                         continue  # a half-written record: no script leaves one
+                    record = _decode(raw)
+                    fold = fold_name(record.name)
                     lon, lat = at
-                    pipe.geoadd(keys.producers_named(text(fold)), (lon, lat, producer_id))
+                    pipe.hset(keys.producer(producer_id),
+                              mapping={"fold": fold, "fold_place": fold_name(record.place)})
+                    pipe.geoadd(keys.producers_named(fold), (lon, lat, producer_id))
                     if linked:
                         pipe.geoadd(keys.producers_listed_geo(), (lon, lat, producer_id))
                 await pipe.execute()
@@ -270,6 +292,17 @@ class ProducerStore:
         if raw is None or not shop_ids:
             return None
         return _decode(raw), sorted(text(s) for s in shop_ids)
+
+    async def links(self, producer_ids: list[str]) -> dict[str, list[str]]:
+        """The shops linked to each producer, in id order."""
+        if not producer_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for producer_id in producer_ids:
+                pipe.smembers(keys.producer_shops(producer_id))
+            rows = await pipe.execute()
+        return {pid: sorted(text(s) for s in row)
+                for pid, row in zip(producer_ids, rows, strict=True)}
 
     async def search(self, lat: float, lon: float, radius_m: float, folded_query: str,
                      most: int, scan: int = PRODUCER_SEARCH_SCAN) -> list[ProducerRecord]:

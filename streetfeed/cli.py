@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import io
 import os
 import shutil
@@ -196,6 +197,26 @@ def _served_url(data_dir: Path) -> str | None:
         return None
 
 
+UP_LOCK_FILE = "up.lock"
+
+
+@contextlib.contextmanager
+def _sole_up(data_dir: Path) -> Iterator[None]:
+    """Hold the data dir for one `up` at a time, from before anything is started: a second
+    one beside it (same data dir) seeded the demo again, rotating every demo shop's token
+    under the running service, and took its `served-url` away on the way out (a cold try).
+    The kernel drops the lock with the process, however it ends (kill -9 included)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / UP_LOCK_FILE, "a+b") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"another `streetfeed up` is running with the data dir "
+                              f"{data_dir}: stop it first, or give this one its own "
+                              "--data-dir") from None
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     die_with_parent_from_env()
     args = _parser().parse_args(argv)
@@ -220,38 +241,44 @@ def main(argv: list[str] | None = None) -> int:
                 return _shops_add(settings, args)
             return _shops_manage(settings, args)
         setup_logging(fmt=settings.log_format)
-        # `up` runs children (the enricher, the scheduler), `--workers` several web processes:
-        # their metrics are shared (set before anything imports prometheus_client).
-        shared = args.command == "up" or getattr(args, "workers", 1) > 1
-        with metrics_shared(shared), redis_for(settings) as (ready, server):
-            from streetfeed.runner import default_parts, embedded_server_part, supervise
-
-            if args.command == "up":
-                parts = default_parts(ready, demo=not args.no_demo, workers=args.workers,
-                                      children=True)
-                print(f"Streetfeed on http://{ready.host}:{ready.port}  (Ctrl-C to stop)",
-                      flush=True)
-            else:
-                parts = default_parts(ready, web=args.command == "web",
-                                      enricher=args.command == "enricher",
-                                      scheduler=args.command == "scheduler",
-                                      workers=getattr(args, "workers", 1),
-                                      reuse_port=getattr(args, "reuse_port", False))
-            if server is not None:
-                # The server we started is ours to keep alive (and to stop last, on exit).
-                parts["redis"] = embedded_server_part(server)
-            serving = args.command in ("up", "web")
-            if serving:
-                _write_served_url(ready)
-            try:
-                asyncio.run(supervise(parts))
-            finally:
-                if serving:
-                    (Path(ready.data_dir) / SERVED_URL_FILE).unlink(missing_ok=True)
-        return 0
+        with (_sole_up(Path(settings.data_dir)) if args.command == "up"
+              else contextlib.nullcontext()):
+            return _run(args, settings)
     except ConfigError as exc:
         print(f"streetfeed: {exc}", file=sys.stderr)
         return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    # `up` runs children (the enricher, the scheduler), `--workers` several web processes:
+    # their metrics are shared (set before anything imports prometheus_client).
+    shared = args.command == "up" or getattr(args, "workers", 1) > 1
+    with metrics_shared(shared), redis_for(settings) as (ready, server):
+        from streetfeed.runner import default_parts, embedded_server_part, supervise
+
+        if args.command == "up":
+            parts = default_parts(ready, demo=not args.no_demo, workers=args.workers,
+                                  children=True)
+            print(f"Streetfeed on http://{ready.host}:{ready.port}  (Ctrl-C to stop)",
+                  flush=True)
+        else:
+            parts = default_parts(ready, web=args.command == "web",
+                                  enricher=args.command == "enricher",
+                                  scheduler=args.command == "scheduler",
+                                  workers=getattr(args, "workers", 1),
+                                  reuse_port=getattr(args, "reuse_port", False))
+        if server is not None:
+            # The server we started is ours to keep alive (and to stop last, on exit).
+            parts["redis"] = embedded_server_part(server)
+        serving = args.command in ("up", "web")
+        if serving:
+            _write_served_url(ready)
+        try:
+            asyncio.run(supervise(parts))
+        finally:
+            if serving:
+                (Path(ready.data_dir) / SERVED_URL_FILE).unlink(missing_ok=True)
+    return 0
 
 
 def _shops_add(settings: Settings, args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from redis.asyncio import Redis
 
 from runtime.settings import Settings, load_settings
@@ -74,14 +75,45 @@ def settings(redis_server: str, tmp_path: Path) -> Settings:
                          address_sockets_per_minute=100_000, max_sockets_per_address=20_000)
 
 
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
+def on_session_loop(request: pytest.FixtureRequest) -> bool:
+    """Whether the test runs on the session's event loop (`pytest.mark.asyncio(loop_scope=
+    "session")`, as the browser test modules do, so that they share one Chromium) rather
+    than on an event loop of its own. An async fixture's objects (a Redis connection, a
+    Playwright page) live on one loop: the fixtures below come in both kinds, and `redis`
+    and `browser` hand a test the kind on its loop."""
+    marker = request.node.get_closest_marker("asyncio")
+    return marker is not None and marker.kwargs.get("loop_scope") == "session"
+
+
+@contextlib.asynccontextmanager
+async def _emptied_redis(settings: Settings) -> AsyncIterator[Redis]:
     client = Redis.from_url(settings.redis_url)  # type: ignore[arg-type]
     await client.flushall()
     try:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def _redis_on_test_loop(settings: Settings) -> AsyncIterator[Redis]:
+    async with _emptied_redis(settings) as client:
+        yield client
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def _redis_on_session_loop(settings: Settings) -> AsyncIterator[Redis]:
+    async with _emptied_redis(settings) as client:
+        yield client
+
+
+@pytest.fixture
+def redis(request: pytest.FixtureRequest) -> Redis:
+    """A client of the run's server, emptied first (every test starts from an empty
+    database), on the test's event loop."""
+    name = "_redis_on_session_loop" if on_session_loop(request) else "_redis_on_test_loop"
+    client: Redis = request.getfixturevalue(name)
+    return client
 
 
 CHROMIUM = os.environ.get("STREETFEED_CHROMIUM", "/usr/bin/chromium")
@@ -92,9 +124,9 @@ CHROMIUM_PRESENT = os.path.exists(CHROMIUM)
 
 
 @contextlib.asynccontextmanager
-async def chromium(profile: Path, timezone_id: str = "Europe/Paris") -> AsyncIterator[Any]:
-    """Debian's headless Chromium through Playwright, as a French reader in `timezone_id`;
-    under CI a missing browser fails the test (it never skips there)."""
+async def chromium_browser() -> AsyncIterator[Any]:
+    """Debian's headless Chromium through Playwright (a Playwright `Browser`); under CI a
+    missing browser fails the test (it never skips there)."""
     if not CHROMIUM_PRESENT:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI: {CHROMIUM} is required for browser tests (apt-get install chromium)")
@@ -102,19 +134,66 @@ async def chromium(profile: Path, timezone_id: str = "Europe/Paris") -> AsyncIte
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, locale="fr-FR", timezone_id=timezone_id)
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                   args=CHROMIUM_ARGS)
         try:
-            yield context
+            yield browser
         finally:
-            await context.close()
+            await browser.close()
+
+
+@contextlib.asynccontextmanager
+async def chromium_context(browser: Any, timezone_id: str = "Europe/Paris",
+                           ) -> AsyncIterator[Any]:
+    """A fresh context of `browser` (its own cookies, storage, cache and service workers,
+    as a new profile has), as a French reader in `timezone_id`."""
+    context = await browser.new_context(locale="fr-FR", timezone_id=timezone_id)
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def _chromium_of_the_session() -> AsyncIterator[Any]:
+    """One Chromium for every browser test on the session's loop (started on first use):
+    launching one and starting Playwright's driver cost seconds a test."""
+    async with chromium_browser() as browser:
+        yield browser
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def _chromium_of_the_test() -> AsyncIterator[Any]:
+    async with chromium_browser() as browser:
+        yield browser
 
 
 @pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[Any]:
-    async with chromium(tmp_path / "chromium-profile") as context:
+def chromium(request: pytest.FixtureRequest) -> Any:
+    """A Playwright `Browser` on the test's loop: the session's one (tests on the session
+    loop) or one of the test's own; contexts from `chromium_context`."""
+    return request.getfixturevalue("_chromium_of_the_session" if on_session_loop(request)
+                                   else "_chromium_of_the_test")
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def _browser_on_test_loop(_chromium_of_the_test: Any) -> AsyncIterator[Any]:
+    async with chromium_context(_chromium_of_the_test) as context:
         yield context
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def _browser_on_session_loop(_chromium_of_the_session: Any) -> AsyncIterator[Any]:
+    async with chromium_context(_chromium_of_the_session) as context:
+        yield context
+
+
+@pytest.fixture
+def browser(request: pytest.FixtureRequest) -> Any:
+    """A fresh browser context of the test's alone (French reader, Europe/Paris), on the
+    test's event loop."""
+    return request.getfixturevalue("_browser_on_session_loop" if on_session_loop(request)
+                                   else "_browser_on_test_loop")
 
 
 @pytest.fixture(scope="session")

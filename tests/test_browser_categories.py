@@ -19,7 +19,8 @@ from runtime.settings import Settings
 from storage import keys
 from tests.helpers import add_shop, arrival, enricher, send_post, web_server
 
-pytestmark = pytest.mark.browser
+# One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 STREET = (44.8370, -0.5735)
 

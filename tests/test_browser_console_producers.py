@@ -26,7 +26,8 @@ from schemas.shops import ShopCreated
 from tests.helpers import add_shop, enricher, feed_client, wait_for, web_server
 from tests.test_browser_console import console_at, layout_faults
 
-pytestmark = pytest.mark.browser
+# One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 STREET = (44.8370, -0.5735)  # rue Sainte-Catherine, Bordeaux
 NEIGHBOUR = (44.8390, -0.5735)
@@ -167,8 +168,15 @@ async def test_search_links_the_known_producer_new_ones_are_added_and_removed(
             "Laiterie Lagarde, déjà connu près d'ici, est ajouté à vos producteurs.")
         assert {p["id"] for p in await linked(http, baker)} == {mill, dairy, farm["id"]}
 
-        # A bad coordinate is refused before anything is sent.
+        # A name is counted as it is typed, and cut at 60 where the counter says so (it
+        # was cut silently: a cold try).
         await page.click("#prod-new")
+        assert await page.inner_text("#prod-name-count") == "0/60"
+        await page.fill("#prod-name", "Domaine viticole des très longues appellations de la "
+                                      "rive droite")
+        assert await page.inner_text("#prod-name-count") == "60/60"
+        assert len(await page.input_value("#prod-name")) == 60
+        # A bad coordinate is refused before anything is sent.
         await page.fill("#prod-name", "Domaine X")
         await page.fill("#prod-place", "Pessac")
         await page.fill("#prod-lat", "95")

@@ -12,10 +12,11 @@ from redis.asyncio import Redis
 
 from runtime.settings import Settings
 from storage import keys
-from tests.conftest import chromium
+from tests.conftest import chromium_context
 from tests.helpers import add_shop, arrival, enricher, send_post, web_server
 
-pytestmark = pytest.mark.browser
+# One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 STREET = (44.8370, -0.5735)
 FAR = (44.8440, -0.5560)
@@ -185,11 +186,11 @@ async def test_offline_reload_shows_the_kept_posts_marked_seen_at(
 
 
 async def test_times_on_cards_are_in_the_shops_zone_on_a_device_in_utc(
-        redis: Redis, settings: Settings, tmp_path: Any) -> None:
+        redis: Redis, settings: Settings, chromium: Any) -> None:
     shop = await add_shop(redis, settings, "Cave", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http, \
-            chromium(tmp_path / "utc-profile", timezone_id="UTC") as context:
+            chromium_context(chromium, timezone_id="UTC") as context:
         page = await open_feed(context, web.http, *STREET)
         ends = datetime.now(UTC) + timedelta(hours=3)
         post_id = (await send_post(http, shop, {"kind": "flash_offer", "title": "-50 %",

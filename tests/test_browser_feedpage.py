@@ -15,7 +15,8 @@ from runtime.settings import Settings
 from streetfeed.demo import DEMO_SHOPS
 from tests.helpers import add_shop, arrival, enricher, flash, new_page, send_post, web_server
 
-pytestmark = pytest.mark.browser
+# One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 STREET = (44.8370, -0.5735)  # the settings' fallback centre too
 FAR = (44.8440, -0.5560)

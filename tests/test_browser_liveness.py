@@ -21,7 +21,8 @@ from redis.asyncio import Redis
 from runtime.settings import load_settings
 from tests.helpers import OwnRedis, add_shop, arrival, enricher, send_post, web_server
 
-pytestmark = pytest.mark.browser
+# One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 STREET = (44.8370, -0.5735)
 PARIS = ZoneInfo("Europe/Paris")  # the browser fixture's time zone

@@ -35,7 +35,8 @@ from tests.helpers import (
 )
 from tests.test_browser_console import console_at, open_feed, open_screen, signed_in_console
 
-pytestmark = pytest.mark.browser
+# One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 STREET = (44.8370, -0.5735)
 # Closed every Monday and on no other day: a shop closed whatever the day the test runs.

@@ -34,7 +34,8 @@ from tests.helpers import (
     web_server,
 )
 
-pytestmark = pytest.mark.browser
+# One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 STREET = (44.8370, -0.5735)  # rue Sainte-Catherine, Bordeaux
 MILL = (44.8940, -0.1550)  # Saint-Émilion, 33.6 km from STREET
@@ -125,11 +126,13 @@ async def test_a_badge_opens_the_producer_s_page_with_its_shops_nearest_first_an
         mill = await name(http, baker, "Moulin de Saint-Émilion", "Saint-Émilion", MILL)
         assert await name(http, across, "Moulin de Saint-Émilion", "Saint-Émilion", MILL) == mill
         assert await name(http, grocer, "moulin de saint emilion", "St-Émilion", MILL) == mill
-        await name(http, cheese, "Fromagerie de la vallée d'Ossau", "Laruns", OSSAU)
+        ossau = await name(http, cheese, "Fromagerie de la vallée d'Ossau", "Laruns", OSSAU)
         bread = await posted(http, baker, arrival("Pain de seigle", producer_ids=[mill]))
+        # Newer, naming no producer: the mill's page shows the bread first all the same.
+        plain = await posted(http, baker, arrival("Croissants"))
         flour = await posted(http, grocer, flash("Farine T80 -20 %", producer_ids=[mill]))
         far_post = await posted(http, across, arrival("Tourte de meule", producer_ids=[mill]))
-        other = await posted(http, cheese, arrival("Ossau-Iraty"))
+        other = await posted(http, cheese, arrival("Ossau-Iraty", producer_ids=[ossau]))
         page = await new_page(browser)
         await page.goto(feed_url(web.http))
         await page.wait_for_function(LIVE)
@@ -173,6 +176,9 @@ async def test_a_badge_opens_the_producer_s_page_with_its_shops_nearest_first_an
             sel = f'.producer-shop[data-shop-id="{shop_id}"] [data-post-id="{post_id}"]'
             assert await page.locator(sel).count() == 1, shop_id
         assert await page.locator(f'#producer-view [data-post-id="{other}"]').count() == 0
+        baker_posts = f'.producer-shop[data-shop-id="{baker.id}"] .card'
+        assert await page.locator(baker_posts).evaluate_all(
+            "els => els.map((e) => e.dataset.postId)") == [bread, plain]
         # A post arriving live from one of them joins its shop, newest first.
         fresh = await posted(http, grocer, arrival("Farine de seigle", producer_ids=[mill]))
         grocer_posts = f'.producer-shop[data-shop-id="{grocer.id}"] .card'
@@ -212,12 +218,43 @@ async def test_a_badge_opens_the_producer_s_page_with_its_shops_nearest_first_an
         await shared.wait_for_function("() => window.streetfeed.producer === null")
         assert "producer=" not in shared.url
         assert await shared.locator("#feed").is_visible()
+        # A page that could not load (the network away) loads by itself once the device
+        # says it is back online (Playwright's offline switch does not reach the service
+        # worker's fetches again: the network is refused, and `online` sent, instead).
+        await shared.wait_for_selector(feed_card(other))
+
+        async def unreachable(route: Any) -> None:
+            await route.abort("internetdisconnected")
+
+        await shared.context.route("**/api/v1/producers/*", unreachable)
+        await shared.click(f"{feed_card(other)} a.producer")
+        await shared.wait_for_selector(".producer-retry")
+        await shared.context.unroute("**/api/v1/producers/*", unreachable)
+        await shared.evaluate("() => window.dispatchEvent(new Event('online'))")
+        await shared.wait_for_function(
+            "() => document.querySelector('#producer-heading')?.textContent"
+            " === \"Fromagerie de la vallée d'Ossau\""
+            " && !document.querySelector('.producer-retry')")
+        await shared.click(".producer-back")
+        await shared.wait_for_function("() => window.streetfeed.producer === null")
+        # Sold by no shop any more: its badge still opens a page that names it.
+        gone = await http.delete(f"/api/v1/shops/{cheese.id}/producers/{ossau}",
+                                 headers={"Authorization": f"Bearer {cheese.token}"})
+        assert gone.status_code == 204
+        await shared.click(f"{feed_card(other)} a.producer")
+        await shared.wait_for_function(
+            "() => document.querySelector('#producer-heading')?.textContent"
+            " === \"Fromagerie de la vallée d'Ossau\"")
+        assert await shared.inner_text(".producer-where") == "Laruns"
+        assert await shared.inner_text(".producer-no-post") == (
+            "Ce producteur n'est plus proposé par aucune boutique.")
         # An unknown producer says so.
         await shared.goto(f"{web.http}/?producer=pr_0000000000000000")
         await shared.wait_for_function(
             "() => document.querySelector('#producer-heading')?.textContent"
-            " === \"Ce producteur n'est plus proposé par aucune boutique.\"")
-        assert page.errors == [] and shared.errors == []
+            " === 'Producteur inconnu, ou proposé par aucune boutique.'")
+        assert page.errors == []
+        assert shared.errors == []
 
 
 async def test_local_chip_filters_live_and_is_kept_across_a_reload(
@@ -343,6 +380,11 @@ async def test_screen_shows_the_badges_readable_without_overflow(
         assert [b["text"] for b in cards[theirs]["badges"]] == [
             "Fromagerie de la vallée d'Ossau · 206 km"]
         assert cards[crowded]["badges"][0]["text"].startswith(LONG_NAME)
+        # An offer keeps its discount whatever it gives up for its cell (it was dropped
+        # first, before the producers' badges: a cold try on a portrait screen).
+        assert await page.evaluate(
+            "(id) => document.querySelector(`[data-post-id='${id}'] .discount`)?.textContent",
+            theirs) == "−30 %"
         scale = min(width, height) / 1080
         for c in cards.values():
             assert c["title"], c  # the title stays whole
@@ -611,7 +653,31 @@ async def test_the_producer_page_works_without_tiles_or_without_a_map(
         assert state["note"] == words["tiles"]
         assert await page_moved(page) == []
         assert len(state["producer"]) == 1 and state["tiles"] == 0
+        # The note lies over the map's top: no pin of the first view is under it (the
+        # producer's was, north of its shops: a cold try).
+        note, pins = await page.evaluate(PINS_AND_NOTE)
+        assert len(pins) >= 3 and all(apart(note, pin) for pin in pins), (note, pins)
         assert {shop.id for shop in (baker, grocer, across, langon)} == set(state["shops"])
         await page.click(f'.producer-map .producer-shop-pin[data-shop-id="{across.id}"]')
         await page.wait_for_function(SHOP_FOCUSED, arg=across.id)
         assert page.errors == []
+        # A producer due north of its shop: the first view is as tall as it can be.
+        north = await name(http, baker, "Ferme des Jalles", "Saint-Médard",
+                           offset(*STREET, 20000, bearing=0.0))
+        await page.goto(f"{feed_url(web.http)}&producer={north}")
+        await page.wait_for_function(
+            "() => document.querySelectorAll('.producer-map .map-pin').length === 2"
+            " && !document.querySelector('.producer-map-note').hidden")
+        note, pins = await page.evaluate(PINS_AND_NOTE)
+        assert len(pins) == 2 and all(apart(note, pin) for pin in pins), (note, pins)
+        assert page.errors == []
+
+
+PINS_AND_NOTE = """() => {
+            const box = (el) => el.getBoundingClientRect().toJSON();
+            const map = box(document.querySelector(".producer-map"));
+            const pins = [...document.querySelectorAll(".producer-map .map-pin")].map(box)
+              .filter((p) => p.top >= map.top && p.bottom <= map.bottom
+                             && p.left >= map.left && p.right <= map.right);
+            return [box(document.querySelector(".producer-map-note")), pins];
+        }"""

@@ -17,7 +17,8 @@ from tests.helpers import add_shop, free_port, web_server
 from tests.test_browser_console import watch_errors
 from tests.test_signin_links import LINK, cli, code_of
 
-pytestmark = pytest.mark.browser
+# One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 STREET = (44.8370, -0.5735)
 PHONE = {"width": 360, "height": 740}

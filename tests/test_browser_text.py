@@ -23,7 +23,8 @@ from storage import keys
 from tests.helpers import add_shop, enricher, feed_entry, web_server
 from tests.test_browser_console import has_title, open_feed, open_screen, signed_in_console
 
-pytestmark = pytest.mark.browser
+# One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 STREET = (44.8370, -0.5735)
 RLO = "\u202e"

@@ -101,6 +101,18 @@ def test_up_runs_everything_with_demo_data_and_stops_cleanly(tmp_path: Path) -> 
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         tokens = json.loads((data / "demo-tokens.json").read_text())
         assert len(tokens) == len(_demo_ids())
+        # A second `up` on the same data dir refuses at once and changes nothing (it seeded
+        # the demo again, and every running shop's token stopped working: a cold try).
+        second = subprocess.run(_cli("up", "--port", str(free_port()), "--data-dir", str(data)),
+                                env=_env(), capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert "another `streetfeed up` is running" in second.stderr
+        assert json.loads((data / "demo-tokens.json").read_text()) == tokens
+        shop_id, token = next(iter(tokens.items()))
+        still = httpx.get(f"{base}/api/v1/shops/{shop_id}/stats",
+                          headers={"Authorization": f"Bearer {token}"})
+        assert still.status_code == 200, still.text
+        assert (data / "served-url").read_text().strip() == base
     finally:
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=30)

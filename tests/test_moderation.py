@@ -322,13 +322,22 @@ def test_names_are_one_line_one_script_per_word_without_stacked_marks() -> None:
                        ("Ferme" + "\u0301\u0302\u0303\u0304", "stacked_marks"),
                        ("Ferme des Trois Chênеs", "mixed_scripts"),  # Cyrillic е
                        ("Ferme des Trοis Chênes", "mixed_scripts"),  # Greek ο
-                       ("Ｆerme Ꭺbc", "mixed_scripts")):  # Cherokee A, fullwidth is Latin
+                       ("Ｆerme Ꭺbc", "mixed_scripts"),  # Cherokee A, fullwidth is Latin
+                       # A cold attacker's: characters shown text hides or draws as anything
+                       ("Ferme\tdes Trois", "control_characters"),
+                       ("Ferme \ue000", "control_characters"),  # private use
+                       ("Ferme \ufffe", "control_characters"),  # a noncharacter
+                       ("Ferme\ufff9cachée\ufffb", "control_characters")):
         rejection = check_shop({"name": name}, Policy())
         assert rejection is not None and rejection.code == code, name
     for name in ("Phở Hà Nội", "Kırmızı Çiftlik", "Ферма Иванова", "Κτήμα Λάζαρη",
                  "やまだ農園", "田中ファーム", "Ferme 🏴\U000e0067\U000e0062\U000e0073"
                  "\U000e0063\U000e0074\U000e007f", "Cave L'Épi d'Or n°2", "Ｆｅｒｍｅ",
-                 "Boucherie 𝐁𝐢𝐨", "Straße 12 ½", "e\u0301\u0302\u0323"):
+                 "Boucherie 𝐁𝐢𝐨", "Straße 12 ½", "e\u0301\u0302\u0323",
+                 "Café Αλφα", "Taverne Ελληνική", "Épicerie Москва",
+                 # a whole word in look-alikes is one script: the twin check folds it
+                 # (rules.producers), a name is not refused for it
+                 "Moulin \u0501\u0435 Saint-Émilion"):
         assert check_shop({"name": name}, Policy()) is None, name
     assert texts.script_of("е") == "CYRILLIC" and texts.script_of("ı") == "LATIN"
     assert texts.script_of("1") is None and texts.script_of("\u0301") is None

@@ -45,6 +45,10 @@ def offset(lat: float, lon: float, dist_m: float, bearing: float) -> tuple[float
     # The dotless ı: typed without a Turkish keyboard, and a twin that looks the same.
     ("Kırmızı Çiftlik", "Kirmizi Ciftlik"),
     ("Ferme des Troıs Chênes", "Ferme des Trois Chênes"),
+    # A whole word of Cyrillic or Greek look-alikes beside Latin ones (a cold attacker's
+    # twin of the mill: its "de" in Cyrillic, and in Greek capitals).
+    ("Moulin \u0501\u0435 Saint-Émilion", "Moulin de Saint-Émilion"),
+    ("Ferme ΚΟΡΑ", "Ferme kopa"),
 ])
 def test_the_same_producer_folds_alike(a: str, b: str) -> None:
     assert fold_name(a) == fold_name(b)
@@ -56,6 +60,7 @@ def test_the_same_producer_folds_alike(a: str, b: str) -> None:
     ("Moulin du Lac", "Lac du Moulin"),  # word order is not folded
     ("Cave & Co", "Cave et Co"),
     ("!!!", "???"),  # nothing but punctuation keeps its own text
+    ("Ферма", "фepma"),  # a name wholly in Cyrillic keeps its letters
 ])
 def test_other_producers_stay_apart(a: str, b: str) -> None:
     assert fold_name(a) != fold_name(b)

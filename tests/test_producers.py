@@ -115,9 +115,19 @@ async def test_same_producer_is_one_record_linked_to_every_shop(
         assert all("producers" not in s for s in listed)
 
         # A disabled shop is left out of the page.
+        secret = await named(http, grocer, "Cave secrète", "Créon", 44.775, -0.348)
         await set_disabled(redis, grocer.id, True, SystemClock(), settings)
         page = (await http.get(f"/api/v1/producers/{mill}")).json()
         assert [s["id"] for s in page["shops"]] == [baker.id]
+        # And what only disabled shops name is no more found by the search than its page
+        # (a cold try found a disabled shop's producer in every neighbour's search).
+        search = f"/api/v1/producers?lat={STREET[0]}&lon={STREET[1]}&q="
+        assert (await http.get(search + "secrete")).json() == {"producers": []}
+        assert (await http.get(f"/api/v1/producers/{secret}")).status_code == 404
+        assert mill in [p["id"] for p in (await http.get(search + "moulin")).json()["producers"]]
+        await set_disabled(redis, grocer.id, False, SystemClock(), settings)
+        assert [p["id"] for p in (await http.get(search + "secrete")).json()["producers"]] == [
+            secret]
 
 
 async def test_concurrent_creations_of_one_producer_make_one_record(
@@ -179,9 +189,23 @@ async def test_unlinking_the_last_shop_unlists_the_producer(
         # ...but a new post may not name it.
         refused = await send_post(http, baker, arrival(producer_ids=[mill]))
         assert refused.status_code == 422 and error_code(refused) == "unknown_producer"
-        # Named again where it was, it is the same record, listed again.
-        assert await named(http, baker, "Moulin", "Saint-Émilion", *MILL) == mill
-        assert (await http.get(f"/api/v1/producers/{mill}")).status_code == 200
+        # Named again near where it was, it is the same record, listed again, and written
+        # as the shop naming it now spells and places it: a shop that named it (in capitals,
+        # "closed for good") then dropped it does not fix its words for the next one.
+        moved = offset(*MILL, 1900)
+        assert await named(http, baker, "MOULIN !!!", "FERMÉ DÉFINITIVEMENT", *MILL) == mill
+        await http.delete(f"/api/v1/shops/{baker.id}/producers/{mill}", headers=auth(baker))
+        assert await named(http, grocer, "moulin", "Saint-Émilion", *moved) == mill
+        page = (await http.get(f"/api/v1/producers/{mill}")).json()
+        assert (page["name"], page["place"], page["lat"], page["lon"]) == (
+            "moulin", "Saint-Émilion", moved[0], moved[1])
+        # Named by one now, its words stay as they are for another.
+        assert await named(http, baker, "MOULIN", "St-Émilion", *MILL) == mill
+        page = (await http.get(f"/api/v1/producers/{mill}")).json()
+        assert (page["name"], page["place"]) == ("moulin", "Saint-Émilion")
+        # The search reads it where it is now.
+        near = f"/api/v1/producers?lat={moved[0]}&lon={moved[1]}&q=moulin"
+        assert [p["distance_km"] for p in (await http.get(near)).json()["producers"]] == [0.0]
 
 
 async def test_bad_producers_are_refused(redis: Redis, settings: Settings) -> None:
@@ -216,6 +240,9 @@ async def test_bad_producers_are_refused(redis: Redis, settings: Settings) -> No
                                 headers=auth(shop))).status_code == 201
         unknown = await http.get("/api/v1/producers/pr_aaaaaaaaaaaaaaaa")
         assert unknown.status_code == 404 and error_code(unknown) == "unknown_producer"
+        # The antimeridian has two numbers: one farm named at either is one record.
+        east = await named(http, shop, "Ferme Date", "Taveuni", 10.0, 180.0)
+        assert await named(http, shop, "Ferme Date", "Taveuni", 10.0, -180.0) == east
 
 
 async def test_the_search_finds_listed_producers_nearby(
@@ -224,7 +251,9 @@ async def test_the_search_finds_listed_producers_nearby(
     async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
         mill = await named(http, shop, "Moulin de Saint-Émilion", "Saint-Émilion", *MILL)
         dairy = await named(http, shop, "Laiterie Lagarde", "Créon", 44.775, -0.348)
-        far = await named(http, shop, "Ferme du Larzac", "Millau", 44.10, 3.08)  # ~300 km
+        larzac = await named(http, shop, "Ferme du Larzac", "Millau", 44.10, 3.08)  # ~300 km
+        far = await named(http, shop, "Fromagerie Alpine", "Chamonix", 45.92, 6.87)  # ~600 km
+        too_far = await named(http, shop, "Ferme de Vik", "Vik", 63.42, -19.0)  # Iceland
 
         async def found(query: str) -> list[str]:
             response = await http.get(
@@ -232,9 +261,11 @@ async def test_the_search_finds_listed_producers_nearby(
             assert response.status_code == 200, response.text
             return [p["id"] for p in response.json()["producers"]]
 
-        # Nearest first, within STREETFEED_LOCAL_KM (the Larzac is too far).
-        assert await found("") == [dairy, mill]
-        assert far not in await found("&q=larzac")
+        # Nearest first, within PRODUCER_SEARCH_KM: a neighbour selling the Larzac's cheese
+        # finds it (only 100 km and less were found: they named a twin 3 km off instead).
+        assert await found("") == [dairy, mill, larzac, far]
+        assert await found("&q=larzac") == [larzac]
+        assert await found("&q=vik") == [] and too_far
         assert await found("&q=SAINT%20EMIL") == [mill]  # folded, inside the name
         assert await found("&q=saint-%C3%A9milion") == [mill]
         assert await found("&q=cr%C3%A9on") == [dairy]  # the place too
@@ -252,7 +283,8 @@ async def test_the_search_finds_listed_producers_nearby(
                                  "&q=lait")).json()["producers"]
         assert answer == [{"id": dairy, "name": "Laiterie Lagarde", "place": "Créon",
                            "lat": 44.775, "lon": -0.348, "distance_km": 19.1}]
-        for bad in ("lat=91&lon=0", "lon=0", f"lat=0&lon=0&q={'x' * 61}", "lat=0&lon=0&z=1"):
+        for bad in ("lat=91&lon=0", "lon=0", f"lat=0&lon=0&q={'x' * 61}", "lat=0&lon=0&z=1",
+                    "lat=44.84&lat=0&lon=-0.57"):
             refused = await http.get(f"/api/v1/producers?{bad}")
             assert refused.status_code == 400 and error_code(refused) == "invalid_query", bad
 
@@ -292,9 +324,10 @@ async def test_churned_producers_leave_the_set_the_search_reads(
 
 
 async def _seed(redis: Redis, count: int, name: str, lat: float, lon: float, *,
-                listed: bool) -> None:
+                listed_by: str | None) -> None:
     """`count` producers around (lat, lon) (within about 1 km), written as the scripts of
-    storage.producers leave them, without going through the API a few thousand times."""
+    storage.producers leave them, without going through the API a few thousand times;
+    linked to the shop `listed_by`, or unlisted."""
     created = SystemClock().now()
     for start in range(0, count, 1000):
         async with redis.pipeline(transaction=False) as pipe:
@@ -308,8 +341,8 @@ async def _seed(redis: Redis, count: int, name: str, lat: float, lon: float, *,
                 pipe.geoadd(keys.producers_geo(), (plon, plat, record.id))
                 pipe.geoadd(keys.producers_named(fold_name(record.name)),
                             (plon, plat, record.id))
-                if listed:
-                    pipe.sadd(keys.producer_shops(record.id), "epicerie")
+                if listed_by is not None:
+                    pipe.sadd(keys.producer_shops(record.id), listed_by)
                     pipe.geoadd(keys.producers_listed_geo(), (plon, plat, record.id))
             await pipe.execute()
     await redis.set(keys.producers_layout(), LAYOUT)
@@ -317,9 +350,9 @@ async def _seed(redis: Redis, count: int, name: str, lat: float, lon: float, *,
 
 async def test_a_search_reads_a_bounded_number_of_producers(
         redis: Redis, settings: Settings) -> None:
-    await _seed(redis, 20_000, "Ferme", *STREET, listed=False)
-    await _seed(redis, 20_000, "Verger", *offset(*STREET, 1500), listed=True)
     shop = await add_shop(redis, settings, "Épicerie", *STREET)
+    await _seed(redis, 20_000, "Ferme", *STREET, listed_by=None)
+    await _seed(redis, 20_000, "Verger", *offset(*STREET, 1500), listed_by=shop.id)
     store = ProducerStore(redis)
     async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
         mill = await named(http, shop, "Moulin Zéta", "Saint-Émilion", *MILL)
@@ -516,7 +549,7 @@ async def test_a_twin_check_reads_only_producers_of_the_same_name(
     """The twin check read every producer ever created within 2 km (named then unlinked
     in a loop, 20,000 of them made each naming read 20,000 records); it reads that name's
     only, of which 2 km holds a handful (two of one name are 2 km apart)."""
-    await _seed(redis, 20_000, "Ferme", *MILL, listed=False)
+    await _seed(redis, 20_000, "Ferme", *MILL, listed_by=None)
     shop = await add_shop(redis, settings, "Épicerie", *STREET)
     async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
         first = await named(http, shop, "Moulin", "Saint-Émilion", *MILL)  # builds the sets
@@ -541,10 +574,14 @@ async def test_producers_of_an_older_layout_are_indexed_before_use(
     old = [ProducerRecord(id="pr_oldmill0000000", name="Moulin de Saint-Émilion",
                           place="Saint-Émilion", lat=MILL[0], lon=MILL[1], created_at=created),
            ProducerRecord(id="pr_oldfarm0000000", name="Ferme du Bois", place="Créon",
-                          lat=44.775, lon=-0.348, created_at=created)]
-    for record, linked in zip(old, (True, False), strict=True):
+                          lat=44.775, lon=-0.348, created_at=created),
+           # Layout 2 kept Cyrillic look-alikes as they are: folded again on upgrade.
+           ProducerRecord(id="pr_oldcyri0000000", name="Cave \u0501\u0435 Gironde",
+                          place="Cadillac", lat=44.637, lon=-0.318, created_at=created)]
+    folds = [fold_name(old[0].name), fold_name(old[1].name), "cave \u0501\u0435 gironde"]
+    for record, linked, fold in zip(old, (True, False, False), folds, strict=True):
         await redis.hset(keys.producer(record.id), mapping={
-            "json": msgspec.json.encode(record), "fold": fold_name(record.name),
+            "json": msgspec.json.encode(record), "fold": fold,
             "fold_place": fold_name(record.place)})
         await redis.geoadd(keys.producers_geo(), (record.lon, record.lat, record.id))
         if linked:
@@ -557,5 +594,7 @@ async def test_producers_of_an_older_layout_are_indexed_before_use(
             == old[1].id
         assert await named(http, shop, "Moulin de Saint-Emilion", "Saint-Émilion", *MILL) \
             == old[0].id
-        assert await redis.get(keys.producers_layout()) == b"2"
-        assert await redis.zcard(keys.producers_geo()) == 2
+        assert await named(http, shop, "Cave de Gironde", "Cadillac", 44.637, -0.318) \
+            == old[2].id
+        assert await redis.get(keys.producers_layout()) == LAYOUT.encode()
+        assert await redis.zcard(keys.producers_geo()) == 3

@@ -43,6 +43,7 @@ from schemas.limits import (
     MEDIA_PIXELS_MAX,
     MEDIA_TYPES,
     MEDIA_UPLOAD_MAX_BYTES,
+    PRODUCER_SEARCH_KM,
     RADIUS_MAX_M,
     SHOPS_PAGE_DEFAULT,
     SHOPS_PAGE_MAX,
@@ -288,12 +289,16 @@ async def producer_page(request: Request) -> Response:
            response=ProducerSearch, parameters=PRODUCER_QUERY)
 async def search_producers(request: Request) -> Response:
     st = state_of(request)
+    if len(request.query_params.multi_items()) != len(request.query_params):
+        # Which of two `lat`s counts is the parser's choice: refused, as a repeated key of
+        # a JSON body is.
+        raise InvalidInput("a query parameter is given twice", code="invalid_query",
+                           status=400)
     try:
         query = msgspec.convert(dict(request.query_params), ProducerQuery, strict=False)
     except msgspec.ValidationError as exc:
         raise InvalidInput(str(exc), code="invalid_query", status=400) from None
-    found = await st.ingest.producers.search(query.lat, query.lon, query.q,
-                                             st.settings.local_km)
+    found = await st.ingest.producers.search(query.lat, query.lon, query.q, PRODUCER_SEARCH_KM)
     return JSONResponse(ProducerSearch(producers=found))
 
 

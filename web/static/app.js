@@ -690,10 +690,10 @@ function producerIdOf(search = location.search) {
   return isProducerId(id) ? id : null;
 }
 
-function showProducer(id) {
+function showProducer(id, hint = null) {
   if (!producerView.isOpen) feedScroll = scrollY;
   document.body.classList.add("producer-open");
-  producerView.show(id);
+  producerView.show(id, hint);
   scrollTo(0, 0);
   producerView.heading?.focus({ preventScroll: true });
 }
@@ -714,10 +714,14 @@ function showFeed() {
 function openProducer(link) {
   const id = link.dataset.producerId;
   if (!isProducerId(id)) return;
-  const postId = link.closest("#feed .card")?.dataset.postId;
-  if (postId) openedFrom = { postId, producerId: id };
-  history.pushState({ producer: id, fromFeed: true }, "", producerHref(id));
-  showProducer(id);
+  const postId = link.closest(".card")?.dataset.postId;
+  if (link.closest("#feed") && postId) openedFrom = { postId, producerId: id };
+  // The badge's own words: the page still names a producer no shop sells any more.
+  const named = producersOf(posts.get(postId) ?? producerView.postById(postId))
+    .find((p) => p.id === id);
+  const hint = named ? { name: named.name, place: String(named.place ?? "") } : null;
+  history.pushState({ producer: id, fromFeed: true, hint }, "", producerHref(id));
+  showProducer(id, hint);
 }
 
 function leaveProducer() {
@@ -743,7 +747,7 @@ function setupProducers() {
   });
   addEventListener("popstate", () => {
     const id = producerIdOf();
-    if (id) showProducer(id);
+    if (id) showProducer(id, history.state?.hint ?? null);
     else showFeed();
   });
   const id = producerIdOf();

@@ -6,7 +6,8 @@
 // position-free (GET /api/v1/producers/{id}, GET /api/v1/shops/{id}/posts); the
 // distances are worked out in the browser.
 
-import { buildCard, el, formatKm, isPost, keepPhotos, openingState, userText } from "./cards.js";
+import { buildCard, el, formatKm, isPost, keepPhotos, openingState, producersOf, userText }
+  from "./cards.js";
 import { categoryText } from "./categories.js";
 import { formatDistance, haversineM, walkMinutes } from "./geo.js";
 import { getLang, plural, t } from "./i18n.js";
@@ -44,6 +45,7 @@ export class ProducerView {
    */
   constructor(root, { position, profiles, onBack, onHold }) {
     this.root = root;
+    this.hint = null; // {name, place} from the badge that opened it, if any
     this.position = position;
     this.profiles = profiles;
     this.onBack = onBack;
@@ -57,16 +59,35 @@ export class ProducerView {
     this.refreshTimer = 0;
     this.generation = 0; // a later show() makes an earlier one's answers moot
     this.map = null; // the shown producer's ProducerMap, kept across renders
+    addEventListener("online", () => this.retry()); // back online: a failed page loads
   }
 
   get isOpen() {
     return this.id !== null;
   }
 
-  /** Open (or switch to) producer `id`. */
-  show(id) {
+  /** A post this page shows (its badges open other producers' pages), or undefined. */
+  postById(postId) {
+    for (const posts of this.posts.values()) if (posts.has(postId)) return posts.get(postId);
+    return undefined;
+  }
+
+  /** Read the producer again after a failure (offline, server away). */
+  retry() {
+    if (this.state !== "failed" || this.id === null) return;
+    this.state = "loading";
+    this.render();
+    this.#load(++this.generation);
+  }
+
+  /**
+   * Open (or switch to) producer `id`. `hint`: its name and place as the badge that opened
+   * it said, so that a producer no shop sells any more is still named on its page.
+   */
+  show(id, hint = null) {
     if (id === this.id && this.state !== "failed") return;
     this.id = id;
+    this.hint = hint && typeof hint.name === "string" ? hint : null;
     this.producer = null;
     this.posts = new Map();
     this.#dropMap();
@@ -78,6 +99,7 @@ export class ProducerView {
 
   hide() {
     this.id = null;
+    this.hint = null;
     this.generation += 1;
     this.producer = null;
     this.posts = new Map();
@@ -197,8 +219,20 @@ export class ProducerView {
     const kicker = el("p", "producer-kicker", t("producer_kicker"));
     if (this.state === "loading") {
       parts.push(kicker, this.#heading(t("producer_loading")));
-    } else if (this.state === "gone" || this.state === "failed") {
-      parts.push(kicker, this.#heading(t(this.state === "gone" ? "producer_gone" : "producer_failed")));
+    } else if (this.state === "gone" && this.hint) {
+      // Named on a post, sold by no shop now: the post's words, and what became of it.
+      const where = el("p", "producer-where");
+      where.append(userText("bdi", "producer-place", String(this.hint.place ?? "")));
+      parts.push(kicker, this.#heading(this.hint.name, true), where,
+        el("p", "producer-no-post", t("producer_gone")));
+    } else if (this.state === "gone") {
+      parts.push(kicker, this.#heading(t("producer_unknown")));
+    } else if (this.state === "failed") {
+      // Tried again by itself when the device is back online; the button meanwhile.
+      const retry = el("button", "producer-retry", t("producer_retry"));
+      retry.type = "button";
+      retry.addEventListener("click", () => this.retry());
+      parts.push(kicker, this.#heading(t("producer_failed")), retry);
     } else if (this.state === "ready") {
       parts.push(kicker, this.#heading(this.producer.name, true), this.#where(), ...this.#map(),
         el("p", "producer-no-post", t("producer_loading")));
@@ -293,8 +327,10 @@ export class ProducerView {
       parts.push(el("p", `open-state ${opening.open ? "is-open" : "is-closed"}`, opening.text));
     }
     const now = Date.now();
+    // Those naming this producer first (what the passer-by came for), newest first.
+    const names = (p) => (producersOf(p).some((q) => q.id === this.id) ? 0 : 1);
     const posts = [...(this.posts.get(shop.id)?.values() ?? [])].filter((p) => live(p, now))
-      .sort(newestFirst);
+      .sort((a, b) => names(a) - names(b) || newestFirst(a, b));
     const list = el("div", "producer-posts");
     const cards = posts.map((post) => buildCard(post, shop.dist, { idPrefix: CARD_ID_PREFIX,
       onHold: this.onHold }));

@@ -26,7 +26,7 @@ const FIT_MAX_ZOOM = 15;
 // Room around the first view: a pin's half, and no pin under the zoom buttons (top left,
 // 10 px in, 34 px wide) or the attribution's line (bottom right).
 const HERE_PANE = "producer-here"; // Leaflet's marker pane is 600, its popups 700
-const FIT_PAD_TOP_LEFT = [56, 24];
+const FIT_PAD_TOP_LEFT = [56, 24]; // [x, y], as Leaflet takes it
 const FIT_PAD_BOTTOM_RIGHT = [24, 36];
 
 function pinIcon(L, className, px) {
@@ -173,18 +173,25 @@ export class ProducerMap {
   #fit(at, shops, here) {
     const points = [at, ...shops.slice(0, FIT_SHOPS).map((s) => [s.lat, s.lon])];
     if (here) points.push([here.lat, here.lon]);
-    const key = JSON.stringify(points);
+    // The note, when shown, lies over the map's top: no pin goes under it (a cold try
+    // found the producer's own pin hidden there when tiles could not load).
+    const top = this.note.hidden ? FIT_PAD_TOP_LEFT[1]
+      : Math.max(FIT_PAD_TOP_LEFT[1], this.note.offsetTop + this.note.offsetHeight + 24);
+    const key = JSON.stringify([points, top]);
     if (key === this.fitKey) return;
     this.fitKey = key;
+    this.lastFit = [at, shops, here];
     this.map.invalidateSize(); // the box may have been out of the page when the map was made
     this.map.fitBounds(this.L.latLngBounds(points), {
-      paddingTopLeft: FIT_PAD_TOP_LEFT, paddingBottomRight: FIT_PAD_BOTTOM_RIGHT,
+      paddingTopLeft: [FIT_PAD_TOP_LEFT[0], top], paddingBottomRight: FIT_PAD_BOTTOM_RIGHT,
       maxZoom: FIT_MAX_ZOOM, animate: false });
   }
 
   #say(key) {
+    const shown = !this.note.hidden;
     this.noteKey = key;
     this.note.hidden = !key;
     this.note.textContent = key ? t(key) : "";
+    if (shown !== !this.note.hidden && this.map && this.lastFit) this.#fit(...this.lastFit);
   }
 }

@@ -255,12 +255,14 @@ function pageSize(container) {
 
 // What a card gives up, in this order, when its cell is too small for all of it (a long
 // title, a countdown, a small screen): never its title, badge, countdown or distance.
-// Where its produce comes from goes after the price and the open line, a producer at a
-// time, and before the shop's name.
+// Its text first, then the open line, its second and third producers, what is left to
+// hold, the shop's name, its first producer, and last its price and discount: the point
+// of a flash offer (a cold try saw "-30 %" dropped first while producers' badges stayed).
 const drop = (selector) => (cardEl) => cardEl.querySelector(selector)?.remove();
 const SHRINK = [(cardEl) => cardEl.classList.add("is-tight"), drop(".card-text"),
-  drop(".facts"), drop(".open-state"), drop(".producer-item:nth-child(3)"),
-  drop(".producer-item:nth-child(2)"), drop(".producers"), drop(".hold-line"), drop(".shop")];
+  drop(".open-state"), drop(".producer-item:nth-child(3)"),
+  drop(".producer-item:nth-child(2)"), drop(".hold-line"), drop(".shop"), drop(".producers"),
+  drop(".facts")];
 
 function fit(cardEl) {
   for (const step of SHRINK) {

@@ -188,8 +188,10 @@ export class ProducersPanel {
     this.results.addEventListener("mousedown", (event) => event.preventDefault()); // focus stays in the field
     this.newButton.addEventListener("click", () => (this.form.hidden ? this.openForm("")
       : this.closeForm()));
-    this.nameInput.addEventListener("input", () => clamp(this.nameInput, NAME_MAX));
-    this.placeInput.addEventListener("input", () => clamp(this.placeInput, NAME_MAX));
+    // Counted as typed, as a post's title is: a name cut at 60 says so before it is sent.
+    this.counters = [[this.nameInput, $("prod-name-count")],
+      [this.placeInput, $("prod-place-count")]];
+    for (const [input] of this.counters) input.addEventListener("input", () => this.count());
     $("prod-cancel").addEventListener("click", () => {
       this.closeForm();
       this.newButton.focus();
@@ -482,16 +484,26 @@ export class ProducersPanel {
     this.newButton.setAttribute("aria-expanded", "true");
     // What was searched is most often the name (it found nothing).
     if (name) this.nameInput.value = points(name).slice(0, NAME_MAX).join("");
+    this.count();
     this.sayKey(this.formError, null);
     this.showDistance();
     this.place.open(shop);
     (name ? this.placeInput : this.nameInput).focus();
   }
 
+  /** Each field cut to NAME_MAX code points, and its "12/60" shown. */
+  count() {
+    for (const [input, counter] of this.counters) {
+      clamp(input, NAME_MAX);
+      counter.textContent = `${points(input.value).length}/${NAME_MAX}`;
+    }
+  }
+
   closeForm() {
     this.form.hidden = true;
     this.newButton.setAttribute("aria-expanded", "false");
     this.form.reset();
+    this.count();
     this.place.set(null);
     this.sayKey(this.formError, null);
     this.showDistance();
