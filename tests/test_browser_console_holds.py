@@ -42,7 +42,8 @@ from tests.helpers import (
 )
 from tests.test_browser_console import console_at, layout_faults
 
-pytestmark = pytest.mark.browser
+# One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 STREET = (44.8370, -0.5735)  # rue Sainte-Catherine, Bordeaux
 

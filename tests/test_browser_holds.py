@@ -35,7 +35,8 @@ from tests.helpers import (
     web_server,
 )
 
-pytestmark = pytest.mark.browser
+# One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 STREET = (44.8370, -0.5735)
 LIVE = "() => window.streetfeed && window.streetfeed.state === 'live'"
