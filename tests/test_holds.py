@@ -315,17 +315,25 @@ async def test_the_console_socket_is_told_of_every_step(
         post_id = await live_post(http, shop, redis, arrival("Girolles", hold={
             "quantity": 3, "minutes": 45}))
         asked = (await hold(http, post_id, "Léa")).json()
-        pushed = await console.wait("holds", 2)
+
+        def latest() -> dict[str, Any]:
+            return console.of_type("holds")[-1]
+
+        # Each push is the state read after a step (a read under way when the hold was
+        # taken may push a moment in between first): wait for the one that has it.
+        await wait_for(lambda: bool(latest()["holds"]), message="the hold pushed")
+        pushed = latest()
         assert [(h["id"], h["status"], h["code"], h["name"], h["post"]["title"])
                 for h in pushed["holds"]] == [
             (asked["id"], "pending", asked["code"], "Léa", "Girolles")]
         assert pushed["held_today"] == 1
         await http.post(f"/api/v1/shops/{shop.id}/holds/{asked['id']}/accept",
                         headers=auth(shop))
-        assert (await console.wait("holds", 3))["holds"][0]["status"] == "accepted"
+        await wait_for(lambda: [h["status"] for h in latest()["holds"]] == ["accepted"],
+                       message="accepted pushed")
         await http.delete(f"/api/v1/holds/{asked['id']}", headers=bearer(asked["secret"]))
-        cancelled = await console.wait("holds", 4)
-        assert cancelled["holds"] == [] and cancelled["held_today"] == 1
+        await wait_for(lambda: latest()["holds"] == [], message="cancelled pushed")
+        assert latest()["held_today"] == 1
 
 
 async def test_an_edit_changes_or_stops_the_offer_and_keeps_what_is_held(
