@@ -8,7 +8,7 @@
 // Shop text is only ever set through textContent (cards.js's el/userText).
 
 import { confirmTwice, el, holdOf, postTime, postZone, userText } from "./cards.js";
-import { errorKey, t } from "./i18n.js";
+import { errorKey, getLang, t } from "./i18n.js";
 
 const STORE_KEY = "streetfeed.holds";
 const NAME_KEY = "streetfeed.holdName";
@@ -255,7 +255,7 @@ export class HoldsUi {
       qr.src = qrUrl(hold.code);
       parts.push(qr);
     }
-    const status = el("p", `hold-status status-${hold.status}`, statusText(hold));
+    const status = el("p", `hold-status status-${hold.status}`, sentence(statusText(hold)));
     status.dataset.holdStatus = hold.status;
     if (where === "dialog") status.id = "hold-dialog-status";
     parts.push(status);
@@ -314,8 +314,18 @@ export class HoldsUi {
   render() {
     const { entry, toggle, list } = this.nodes;
     entry.hidden = this.holds.length === 0;
-    toggle.querySelector(".my-holds-label").textContent = t("my_holds", { n: this.holds.length });
-    list.replaceChildren(...this.holds.map((hold) => this.#item(hold)));
+    // The open ones first (the one to show at the till), newest first within each; the
+    // count says how many are open (ended ones are kept a day, to say how they ended).
+    const open = this.holds.filter(isOpen);
+    toggle.querySelector(".my-holds-label").textContent = t("my_holds", { n: open.length });
+    const focused = list.contains(document.activeElement)
+      ? document.activeElement.closest("li")?.dataset.holdId : null;
+    list.replaceChildren(...[...open, ...this.holds.filter((h) => !isOpen(h))]
+      .map((hold) => this.#item(hold)));
+    if (focused) {
+      (list.querySelector(`[data-hold-id="${CSS.escape(focused)}"] button`)
+        ?? list.querySelector("button") ?? this.nodes.toggle).focus();
+    }
     if (this.dialogHold) {
       const hold = this.holds.find((h) => h.id === this.dialogHold);
       const status = $("hold-dialog-status");
@@ -381,14 +391,19 @@ export class HoldsUi {
   #update(id, view) {
     const hold = this.holds.find((h) => h.id === id);
     if (!hold || !STATUSES.has(view?.status)) return;
-    const before = hold.status;
+    const before = JSON.stringify(hold);
+    const was = hold.status;
     hold.status = view.status;
     if (!Number.isNaN(Date.parse(view.expires_at))) hold.expires_at = view.expires_at;
     hold.ended_at = typeof view.ended_at === "string" ? view.ended_at
-      : isOpen(hold) ? null : new Date().toISOString();
+      : isOpen(hold) ? null : hold.ended_at ?? new Date().toISOString();
+    // Unchanged (most reads): nothing redrawn, so a cancel button armed by a first tap,
+    // and the focus, stay as they are (a read every 10 s reset them: a cold try).
+    if (JSON.stringify(hold) === before) return;
     this.#save();
     this.render();
-    if (before !== hold.status) {
+    const hadStatus = was;
+    if (hadStatus !== hold.status) {
       this.nodes.note.textContent = t("hold_note", { title: hold.title, status: statusText(hold) });
     }
   }
@@ -451,6 +466,10 @@ export class HoldsUi {
 }
 
 /** "Waiting for the shop", "Put aside until 18:40" (the shop's time)... */
+/** A status as a line of its own ("En attente..."): the texts are written to be read
+ * inside a sentence too ("Réservation « X » : refusée par la boutique"). */
+const sentence = (text) => text.charAt(0).toLocaleUpperCase(getLang()) + text.slice(1);
+
 function statusText(hold) {
   const time = postTime(Date.parse(hold.expires_at), hold.shop.timezone);
   return t(`hold_status_${hold.status}`, { time });
