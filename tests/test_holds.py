@@ -251,11 +251,22 @@ async def test_bad_holds_are_refused_clearly(redis: Redis, settings: Settings) -
             answer = await http.post(f"/api/v1/posts/{post_id}/holds", json=body)
             assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), (
                 body, answer.text)
-        broken = await http.post(f"/api/v1/posts/{held}/holds", content=b"{")
+        as_json = {"Content-Type": "application/json"}
+        broken = await http.post(f"/api/v1/posts/{held}/holds", content=b"{", headers=as_json)
         assert broken.status_code == 400 and broken.json()["error"]["code"] == "malformed_json"
         twice = await http.post(f"/api/v1/posts/{held}/holds",
-                                content=b'{"name":"Lea","name":"Marc"}')
+                                content=b'{"name":"Lea","name":"Marc"}', headers=as_json)
         assert twice.status_code == 400 and twice.json()["error"]["code"] == "duplicate_key"
+        # Another site's page cannot make its visitors' browsers ask (no preflight for a
+        # text/plain or form body; a cold attacker's): JSON only, not from another origin.
+        for headers in ({"Content-Type": "text/plain;charset=UTF-8"},
+                        {"Content-Type": "application/x-www-form-urlencoded"},
+                        {"Content-Type": "application/json", "Origin": "https://evil.example",
+                         "Sec-Fetch-Site": "cross-site"}):
+            forged = await http.post(f"/api/v1/posts/{held}/holds", content=b'{"name":"Ann"}',
+                                     headers=headers)
+            assert forged.status_code in (403, 415), (headers, forged.text)
+            assert forged.json()["error"]["code"] in ("cross_origin", "unsupported_media_type")
         # A post offering holds is refused as such only by its own rules.
         refused = await send_post(http, shop, arrival("Tarte", hold={"quantity": 0,
                                                                      "minutes": 20}))

@@ -14,8 +14,8 @@ from rules.errors import ApiError, NotFound
 from rules.holds import Action
 from schemas.holds import HoldCreated, HoldIn, HoldView, ShopHold, ShopHolds
 from schemas.limits import HOLD_CODE_ALPHABET, HOLD_CODE_LEN
-from web.api import decode_body, qr_svg, read_body
-from web.auth import shop_for
+from web.api import decode_body, qr_svg, read_body, require_json
+from web.auth import require_same_origin, shop_for
 from web.media import IMMUTABLE
 from web.openapi import HOLD_ACTION, HOLD_CODE, HOLD_ID, POST_ID, SHOP_ID, Operation
 from web.responses import JSONResponse
@@ -45,6 +45,11 @@ async def take_hold(request: Request) -> Response:
     post_id: str = request.path_params["post_id"]
     if not _POST_ID.fullmatch(post_id):
         raise ApiError(f"no live post {post_id[:40]!r}", code="post_gone", status=410)
+    # A page of another site could otherwise make its visitors' browsers take holds (a
+    # text/plain or form POST needs no preflight; post ids are public): JSON only, and
+    # not from another origin, as at sign-in (a cold attacker's).
+    require_same_origin(request)
+    require_json(request)
     new = decode_body(await read_body(request, _BODY_MAX), HoldIn, "invalid_hold",
                       unique_keys=True)
     address = request.client.host if request.client is not None else ""
