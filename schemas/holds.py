@@ -75,6 +75,9 @@ class HoldShop(msgspec.Struct, frozen=True, kw_only=True):
     address: str = ""
     lat: float
     lon: float
+    # The IANA zone of the shop's times (its hours', else the deployment's): "until 18:40"
+    # in the shop's time, and the day its holds are counted in.
+    timezone: str | None = None
 
 
 class HoldRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -35,9 +35,10 @@ _ADDRESS_TTL_S = 2 * 24 * 3600
 _TODAY_TTL_S = 2 * 24 * 3600
 
 _TAKE = """
--- KEYS: post, stock, hold, shop open, post open, due, shop codes, address open, today
+-- KEYS: post, stock, hold, shop open, post open, due, shop codes, address open, in stream,
+--       the shop's holds of today
 -- ARGV: hold id, record JSON, code, expires (unix s), most open holds per address,
---       address TTL, today TTL
+--       address TTL, post id, shop id, today's TTL
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
 local quantity = tonumber(redis.call('HGET', KEYS[2], 'quantity') or '0')
 if quantity <= 0 then return 'not_holdable' end
@@ -54,15 +55,19 @@ redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
 redis.call('SADD', KEYS[7], ARGV[3])
 redis.call('SADD', KEYS[8], ARGV[1])
 redis.call('EXPIRE', KEYS[8], ARGV[6])
-redis.call('INCR', KEYS[9])
-redis.call('EXPIRE', KEYS[9], ARGV[7])
+redis.call('INCR', KEYS[10])
+redis.call('EXPIRE', KEYS[10], ARGV[9])
+-- The street is told the units left in the same step (a refresh entry the enricher
+-- publishes the post again for): a crash after the take cannot leave `left` stale.
+redis.call('XADD', KEYS[9], '*', 'refresh', ARGV[7], 'shop', ARGV[8])
 return 'ok'
 """
 
 _CHANGE = """
--- KEYS: hold, stock, shop open, post open, due, shop codes, address open
+-- KEYS: hold, stock, shop open, post open, due, shop codes, address open, in stream
 -- ARGV: statuses it applies to (comma-separated), new status, 1 if it ends the hold,
---       1 if it gives the unit back, ended_at (RFC 3339), hold id, code, keep TTL
+--       1 if it gives the unit back, ended_at (RFC 3339), hold id, code, keep TTL, post id,
+--       shop id
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'unknown', ''} end
 local applies = false
@@ -76,6 +81,7 @@ if ARGV[3] == '1' then
   if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 1
       and tonumber(redis.call('HGET', KEYS[2], 'taken') or '0') > 0 then
     redis.call('HINCRBY', KEYS[2], 'taken', -1)
+    redis.call('XADD', KEYS[8], '*', 'refresh', ARGV[9], 'shop', ARGV[10])
   end
   redis.call('ZREM', KEYS[3], ARGV[6])
   redis.call('SREM', KEYS[4], ARGV[6])
@@ -134,31 +140,34 @@ class HoldStore:
         self._stock = redis.register_script(_STOCK)
 
     async def take(self, record: HoldRecord, *, day: str, most_per_address: int) -> Taken:
-        """Take a unit of the post for a new pending hold, if one is left; counted in the
-        shop's holds of `day` (its local date)."""
+        """Take a unit of the post for a new pending hold, if one is left, counted in the
+        shop's holds of `day` (its local date), and ask the enricher to publish the post
+        again with it (one step)."""
         r, post_id, shop_id = record.region, record.post.id, record.shop.id
         result = await self._take(
             keys=[keys.post(r, post_id), keys.hold_stock(r, post_id), keys.hold(r, record.id),
                   keys.shop_holds(r, shop_id), keys.post_holds(r, post_id), keys.holds_due(r),
                   keys.shop_hold_codes(r, shop_id), keys.address_holds(r, record.address),
-                  keys.holds_today(r, shop_id, day)],
+                  keys.in_stream(r), keys.holds_today(r, shop_id, day)],
             args=[record.id, _encode(record), record.code, int(record.expires_at.timestamp()),
-                  most_per_address, _ADDRESS_TTL_S, _TODAY_TTL_S])
+                  most_per_address, _ADDRESS_TTL_S, post_id, shop_id, _TODAY_TTL_S])
         return Taken(text(result))
 
     async def change(self, record: HoldRecord, action: Action,
                      now: datetime) -> tuple[Changed, HoldStatus | None]:
-        """Apply `action` if the hold's status allows it; what happened, and the status it
-        found (None when the hold is unknown)."""
+        """Apply `action` if the hold's status allows it (a unit given back is published in
+        the same step); what happened, and the status it found (None when the hold is
+        unknown)."""
         applies_to, new = ACTIONS[action]
         r, post_id, shop_id = record.region, record.post.id, record.shop.id
         outcome, found = await self._change(
             keys=[keys.hold(r, record.id), keys.hold_stock(r, post_id),
                   keys.shop_holds(r, shop_id), keys.post_holds(r, post_id), keys.holds_due(r),
-                  keys.shop_hold_codes(r, shop_id), keys.address_holds(r, record.address)],
+                  keys.shop_hold_codes(r, shop_id), keys.address_holds(r, record.address),
+                  keys.in_stream(r)],
             args=[",".join(applies_to), new, "1" if new in ENDINGS else "0",
                   "1" if releases(new) else "0", now.isoformat(), record.id, record.code,
-                  HOLD_KEEP_AFTER_END_S])
+                  HOLD_KEEP_AFTER_END_S, post_id, shop_id])
         changed = Changed(text(outcome))
         return changed, None if changed is Changed.UNKNOWN else _status(found)
 

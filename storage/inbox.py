@@ -61,13 +61,6 @@ class Inbox:
         stream = keys.in_stream(self.region)
         await self._durably(stream, ("XADD", stream, "*", "d", _encode(raw)))
 
-    async def append_refresh(self, post_id: str, shop_id: str) -> None:
-        """Ask the enricher to publish a live post again as it stands (its holds' units
-        left changed): an entry with no body, so that it can never bring back an older
-        version of a post the shop edited meanwhile."""
-        stream = keys.in_stream(self.region)
-        await self._durably(stream, ("XADD", stream, "*", "refresh", post_id, "shop", shop_id))
-
     async def append_once(self, raw: RawPost, key: str, fingerprint: str) -> tuple[str, str]:
         """Append unless `key` was used before; the (post id, fingerprint) of the first use."""
         stream = keys.in_stream(self.region)

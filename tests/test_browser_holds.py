@@ -232,6 +232,9 @@ async def test_a_passer_by_holds_from_a_card_and_follows_it_to_the_end(
 
         # Hidden (the phone in a pocket): nothing is read, however long.
         requests: list[str] = []
+        answered: list[str] = []
+        page.on("requestfinished", lambda r: answered.append(r.url)
+                if "/api/v1/holds/h_" in r.url and r.method == "GET" else None)
         page.on("request", lambda r: requests.append(r.url) if "/api/v1/holds/h_" in r.url
                 else None)
         await set_visible(page, False)
@@ -252,6 +255,8 @@ async def test_a_passer_by_holds_from_a_card_and_follows_it_to_the_end(
         # Then every 10 s while it is open.
         await page.clock.run_for(10_000)
         await wait_for(lambda: len(requests) >= 2, message="read again after 10 s")
+        # Its answer in: the next read is due 10 s after it (the page's clock stands still).
+        await wait_for(lambda: len(answered) >= 2, message="the second read answered")
 
         # Cancelled in two taps: the unit goes back to the street.
         cancel = f"{item} .hold-cancel"
