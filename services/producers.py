@@ -46,8 +46,8 @@ log = logging.getLogger("streetfeed.producers")
 # Redis measures GEOSEARCH distances on a slightly larger sphere than rules.geo: look a bit
 # wider for twins, then keep exactly what rules.producers.same_producer accepts.
 _SEARCH_SLACK = 1.001
-# Creations anywhere move the counter a creation checks; under a burst of them one request
-# may have to look again a few times. Past this many, 503 (the client retries).
+# Creations under the same name move the version a creation checks; under a burst of them
+# one request may have to look again a few times. Past this many, 503 (the client retries).
 _ATTEMPTS = 20
 # Shops of a found producer read at a time to tell it is sold by an enabled one.
 _SHOPS_READ = 4
