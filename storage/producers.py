@@ -293,13 +293,18 @@ class ProducerStore:
             return None
         return _decode(raw), sorted(text(s) for s in shop_ids)
 
-    async def links(self, producer_ids: list[str]) -> dict[str, list[str]]:
-        """The shops linked to each producer, in id order."""
+    async def links(self, producer_ids: list[str],
+                    most: int | None = None) -> dict[str, list[str]]:
+        """The shops linked to each producer, in id order; with `most`, that many of them
+        at most, drawn at random (SRANDMEMBER: distinct)."""
         if not producer_ids:
             return {}
         async with self.redis.pipeline(transaction=False) as pipe:
             for producer_id in producer_ids:
-                pipe.smembers(keys.producer_shops(producer_id))
+                if most is None:
+                    pipe.smembers(keys.producer_shops(producer_id))
+                else:
+                    pipe.srandmember(keys.producer_shops(producer_id), most)
             rows = await pipe.execute()
         return {pid: sorted(text(s) for s in row)
                 for pid, row in zip(producer_ids, rows, strict=True)}

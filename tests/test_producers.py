@@ -128,6 +128,20 @@ async def test_same_producer_is_one_record_linked_to_every_shop(
         await set_disabled(redis, grocer.id, False, SystemClock(), settings)
         assert [p["id"] for p in (await http.get(search + "secrete")).json()["producers"]] == [
             secret]
+        # Sold by many shops, a few read at random first: found while one of them is
+        # enabled, whichever the draw, and not once all are disabled.
+        many = [await add_shop(redis, settings, f"Cave {i}", *offset(*STREET, 60 * i))
+                for i in range(6)]
+        cellar = await named(http, many[0], "Chai caché", "Créon", 44.776, -0.349)
+        for shop in many[1:]:
+            assert await named(http, shop, "Chai caché", "Créon", 44.776, -0.349) == cellar
+        for shop in many[1:]:
+            await set_disabled(redis, shop.id, True, SystemClock(), settings)
+        for _ in range(5):
+            assert [p["id"] for p in (await http.get(search + "chai")).json()[
+                "producers"]] == [cellar]
+        await set_disabled(redis, many[0].id, True, SystemClock(), settings)
+        assert (await http.get(search + "chai")).json() == {"producers": []}
 
 
 async def test_concurrent_creations_of_one_producer_make_one_record(
