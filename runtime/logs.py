@@ -17,6 +17,7 @@ import time
 __all__ = [
     "REQUEST_ID",
     "AcceptErrorsOncePerSecond",
+    "QuietRoutineJobs",
     "log_access",
     "request_id_from",
     "setup_logging",
@@ -105,6 +106,23 @@ class AcceptErrorsOncePerSecond(logging.Filter):
         return True
 
 
+class QuietRoutineJobs(logging.Filter):
+    """arq logs every job's start and success at info: the holds' expiry runs every 5 s,
+    so that was 34,560 lines a day saying nothing. The scheduled (cron) jobs log what they
+    did themselves when they did something; their failures and retries, and every other
+    job's lines, still go through."""
+
+    # arq's "started" and "succeeded" lines (arq/worker.py, pinned in pyproject.toml).
+    _ROUTINE = ("%6.2fs → %s(%s)%s", "%6.2fs ← %s ● %s")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or record.msg not in self._ROUTINE:
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        # The job's reference: "<job id>:<function>", and a cron job's id starts "cron:".
+        return not (len(args) > 1 and isinstance(args[1], str) and args[1].startswith("cron:"))
+
+
 def setup_logging(level: int = logging.INFO, fmt: str = "json") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
@@ -116,3 +134,4 @@ def setup_logging(level: int = logging.INFO, fmt: str = "json") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "streetfeed", "arq"):
         logging.getLogger(name).addFilter(RedactQueries())
     logging.getLogger("asyncio").addFilter(AcceptErrorsOncePerSecond())
+    logging.getLogger("arq.worker").addFilter(QuietRoutineJobs())

@@ -273,26 +273,48 @@ _DEMO_HOURS = {
 _DEFAULT_HOURS = "tue-sat 09:30-19:00"
 
 
-async def seed(redis: Redis, settings: Settings, clock: Clock) -> dict[str, str]:
-    """Create (or refresh) the demo shops; a fresh token for each, written to the data dir.
+def _known_tokens(path: Path) -> dict[str, str]:
+    """The tokens the previous run wrote, if it did (a damaged file counts as none)."""
+    try:
+        known = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {k: v for k, v in known.items() if isinstance(k, str) and isinstance(v, str)} \
+        if isinstance(known, dict) else {}
 
-    Hours already set (from the console or CLI) are kept.
+
+async def seed(redis: Redis, settings: Settings, clock: Clock) -> dict[str, str]:
+    """Create the demo shops that are missing, each with a fresh token, and write the
+    tokens to the data dir.
+
+    A demo shop already there is left as it is: what was changed from the console or the
+    CLI (its name, hours, holds turned off, a photo, disabled) survives a restart, and so
+    does its token when the previous run's file still holds it (a restart used to give
+    every shop a new token, signing out each console and breaking each integration). A
+    shop whose token was changed since (`streetfeed shops rotate-token`) keeps it, out of the file.
     """
+    path = Path(settings.data_dir) / "demo-tokens.json"
+    known = _known_tokens(path)
     tokens: dict[str, str] = {}
     for shop_id, name, category, lat, lon, address in DEMO_SHOPS:
-        token = new_token()
         existing = await redis.get(keys.shop(shop_id))
-        hours = decode_record(existing).hours if existing else None
-        if hours is None:
-            hours = ShopHours(timezone=settings.timezone, weekly=parse_weekly(
-                _DEMO_HOURS.get(category, _DEFAULT_HOURS)))
+        if existing is not None:
+            token = known.get(shop_id)
+            if token is not None and decode_record(existing).token_hash == hash_token(token):
+                tokens[shop_id] = token
+            else:
+                log.info("demo: %s keeps the token it was given since", shop_id)
+            await async_reply(redis.sadd(keys.shops_index(), shop_id))
+            continue
+        token = new_token()
+        hours = ShopHours(timezone=settings.timezone, weekly=parse_weekly(
+            _DEMO_HOURS.get(category, _DEFAULT_HOURS)))
         record = ShopRecord(id=shop_id, name=name, category=category, lat=lat, lon=lon,
                             address=address, region=home_region(settings, lat, lon), hours=hours,
                             token_hash=hash_token(token), created_at=clock.now())
         await redis.set(keys.shop(shop_id), encode_record(record))
         await async_reply(redis.sadd(keys.shops_index(), shop_id))
         tokens[shop_id] = token
-    path = Path(settings.data_dir) / "demo-tokens.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()

@@ -333,3 +333,33 @@ async def test_demo_arrivals_name_the_producer_they_speak_of(
     without = [demo_post(cheese, TUESDAY_MORNING, rng, PARIS, set(), set(),
                          producers={"ferme-jalles": "pr_0000000000000003"}) for _ in range(100)]
     assert not any(p and "pr_0000000000000001" in p.get("producer_ids", []) for p in without)
+
+
+async def test_a_restart_keeps_the_demo_shops_as_changed_and_their_tokens(
+        redis: Redis, settings: Settings) -> None:
+    """A restart used to write every demo shop again with a new token: each console was
+    signed out, and holds turned off (or a name changed) came back on."""
+    from storage.shops import authenticate, change_shop, rotate_token
+
+    clock = ManualClock(TUESDAY_MORNING)
+    first = await seed(redis, settings, clock)
+    assert set(first) == {s[0] for s in DEMO_SHOPS}
+    await change_shop(redis, BAKERY, lambda r: msgspec.structs.replace(
+        r, holds=False, name="Au Pain Doré (nouveau)"))
+    rotated = await rotate_token(redis, BOOKSHOP, clock)
+
+    again = await seed(redis, settings, clock)
+    bakery = await record(redis, BAKERY)
+    assert (bakery.holds, bakery.name) == (False, "Au Pain Doré (nouveau)")
+    # The file's tokens still sign in; the bookshop keeps the one it was given since, and
+    # is left out of the file rather than given yet another.
+    assert again == {k: v for k, v in first.items() if k != BOOKSHOP}
+    assert json.loads((settings.data_dir / "demo-tokens.json").read_text()) == again
+    for shop_id, token in again.items():
+        assert (await authenticate(redis, shop_id, f"Bearer {token}")).id == shop_id
+    assert (await authenticate(redis, BOOKSHOP, f"Bearer {rotated}")).id == BOOKSHOP
+    # A shop missing (a wiped record) is created again with a token in the file.
+    await redis.delete(keys.shop(BAKERY))
+    third = await seed(redis, settings, clock)
+    assert BAKERY in third and third[BAKERY] != first[BAKERY]
+    assert (await record(redis, BAKERY)).holds is True

@@ -8,6 +8,7 @@ in burst mode where real time is short enough.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from rules.clock import ManualClock, SystemClock
+from runtime.logs import QuietRoutineJobs
 from runtime.settings import Settings
 from schemas.shops import ShopCreated
 from storage import keys
@@ -290,3 +292,36 @@ async def test_shop_update_refreshes_live_posts(redis: Redis, settings: Settings
         moved = await http.patch(f"/api/v1/shops/{shop.id}", headers=auth(shop),
                                  json={"lat": 45.0})
         assert (moved.status_code, moved.json()["error"]["code"]) == (403, "position_locked")
+
+
+async def test_routine_cron_jobs_write_no_line_while_other_jobs_do(
+        redis: Redis, settings: Settings, pool: ArqRedis) -> None:
+    """The holds' expiry runs every 5 s: arq's start and success lines of the scheduled
+    jobs are left out of the log (34,560 lines a day); other jobs' lines are kept."""
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    arq_log = logging.getLogger("arq.worker")
+    quiet, keep, level = QuietRoutineJobs(), Keep(logging.INFO), arq_log.level
+    arq_log.addFilter(quiet)
+    arq_log.addHandler(keep)
+    arq_log.setLevel(logging.INFO)
+    try:
+        await schedule_expiry(pool, settings.region, "p_0000000000000000", datetime.now(UTC))
+        # A burst worker runs the scheduled jobs marked to run at start-up, and the one
+        # deferred job, then exits.
+        worker = make_worker(pool, settings, SystemClock(), burst=True)
+        await worker.main()
+        await worker.close()
+    finally:
+        arq_log.removeFilter(quiet)
+        arq_log.removeHandler(keep)
+        arq_log.setLevel(level)
+    assert worker.jobs_complete >= 4  # the expiry and the start-up cron jobs ran
+    lines = [r.getMessage() for r in seen]
+    assert any("expire_post(" in line and "→" in line for line in lines), lines
+    assert any("expire_post" in line and "←" in line for line in lines), lines
+    assert not [line for line in lines if "cron:" in line and ("→" in line or "←" in line)]
