@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from rules.clock import Clock
 from rules.errors import ApiError, Conflict, InvalidInput, NotFound, RateLimited, Unauthorized
@@ -49,6 +50,8 @@ _decode_post = msgspec.json.Decoder(Post).decode
 # A code drawn again when another open hold of the shop has it: 25^4 = 390,625 codes
 # against a shop's few open holds, so a second draw is rare and a sixth unheard of.
 _CODE_DRAWS = 6
+# Redis refusing to tell the consoles, however it refuses (see Holds._changed).
+_NOT_TOLD: tuple[type[Exception], ...] = (RedisError, *REDIS_DOWN)
 
 
 def _secret_hash(secret: str) -> str:
@@ -247,9 +250,11 @@ class Holds:
         """Tell the shop's consoles (the street was told by the step's own script). Best
         effort: the step is done, and the caller must get its answer (a 503 here lost a
         new hold's secret when Redis died just after the take: a cold attacker's); a
-        console missing it reads the truth at its next change or reconnection."""
+        console missing it reads the truth at its next change or reconnection. Any refusal
+        of Redis's counts, not only a lost connection: one that answers the PUBLISH with
+        an error (a NOPERM of its ACL, an OOM) lost the secret the same way."""
         try:
             await announce_change(self.redis, record.shop.id)
-        except REDIS_DOWN as exc:
+        except _NOT_TOLD as exc:
             log.warning("holds: consoles of %s not told of a change: %r", record.shop.id, exc)
 
