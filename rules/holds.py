@@ -26,7 +26,7 @@ from schemas.holds import OPEN_STATUSES, DeclineReason, HoldStatus
 from schemas.limits import HOLD_CODE_ALPHABET, HOLD_CODE_LEN
 
 __all__ = ["ACTIONS", "DECLINE_REASONS", "ENDINGS", "HELD_FROM", "Action", "code_from",
-           "counts_as_held", "hold_expires_at", "left_of", "releases", "typed_code"]
+           "hold_expires_at", "left_of", "releases", "typed_code"]
 
 Action = Literal["accept", "decline", "collected", "cancel", "expire", "post_ended"]
 
@@ -47,14 +47,10 @@ ENDINGS: tuple[HoldStatus, ...] = ("declined", "collected", "expired", "cancelle
 DECLINE_REASONS: dict[Action, DeclineReason] = {"decline": "shop", "post_ended": "post_ended"}
 
 # The statuses from which an action puts a hold aside, so that it counts in the shop's
-# "held today": an accepted hold then collected was counted at its accept.
+# "held today" (storage.holds checks them in the change's script): an accepted hold then
+# collected was counted at its accept.
 HELD_FROM: dict[Action, tuple[HoldStatus, ...]] = {"accept": ("pending",),
                                                    "collected": ("pending",)}
-
-
-def counts_as_held(action: Action, found: HoldStatus) -> bool:
-    """Whether `action` applied to a hold found `found` adds one to "held today"."""
-    return found in HELD_FROM.get(action, ())
 
 
 def releases(status: HoldStatus) -> bool:
