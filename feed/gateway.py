@@ -36,6 +36,7 @@ from feed.raw_ws import NativeChannel
 from feed.reader import Readers
 from feed.snapshot import snapshot_area
 from rules import cursor as cursors
+from rules.addresses import counted_address
 from rules.clock import Clock
 from rules.errors import ApiError, RateLimited
 from rules.regions import regions_for
@@ -112,7 +113,7 @@ class Gateway:
                                                      self.settings.allowed_origins):
             return ApiError("this origin may not open the feed", code="origin_not_allowed",
                             status=403)
-        if self.per_address[address] >= self.settings.max_sockets_per_address:
+        if self.per_address[counted_address(address)] >= self.settings.max_sockets_per_address:
             return RateLimited("too many open sockets from this address", retry_after=30)
         try:
             subject = await self.limiter.address_key(address)
@@ -135,15 +136,16 @@ class Gateway:
     # --- Per socket ---------------------------------------------------------------------
 
     def opened(self, address: str) -> None:
-        self.per_address[address] += 1
+        self.per_address[counted_address(address)] += 1
 
     def closed(self, conn: Connection | None, address: str) -> None:
         if conn is not None:
             conn.closed = True
             self.hub.unsubscribe(conn)
-        self.per_address[address] -= 1
-        if not self.per_address[address]:
-            del self.per_address[address]
+        counted = counted_address(address)
+        self.per_address[counted] -= 1
+        if not self.per_address[counted]:
+            del self.per_address[counted]
 
     async def open(self, conn: Connection, query: str) -> bool:
         """Subscribe as the query says, send the snapshot or replay; False if refused.

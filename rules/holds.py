@@ -10,6 +10,11 @@ move a hold between them, the units left, the code said at the till.
 
 A hold takes a unit from its post while open (pending or accepted); declined, cancelled
 and expired give it back; collected keeps it (sold). An ended hold never moves again.
+
+A declined hold says why (its passer-by reads it): the shop said no, or its post ended
+before the shop answered. The shop's "held today" counts a hold once, when the shop puts
+it aside: accepted, or collected straight from pending; never what was only asked for
+(anyone could ask and cancel to inflate a shop's screen).
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from schemas.holds import OPEN_STATUSES, HoldStatus
+from schemas.holds import OPEN_STATUSES, DeclineReason, HoldStatus
 from schemas.limits import HOLD_CODE_ALPHABET, HOLD_CODE_LEN
 
-__all__ = ["ACTIONS", "ENDINGS", "Action", "code_from", "hold_expires_at", "left_of",
-           "releases", "typed_code"]
+__all__ = ["ACTIONS", "DECLINE_REASONS", "ENDINGS", "HELD_FROM", "Action", "code_from",
+           "hold_expires_at", "left_of", "releases", "typed_code"]
 
 Action = Literal["accept", "decline", "collected", "cancel", "expire", "post_ended"]
 
@@ -37,6 +42,16 @@ ACTIONS: dict[Action, tuple[tuple[HoldStatus, ...], HoldStatus]] = {
     "post_ended": (("pending",), "declined"),
 }
 ENDINGS: tuple[HoldStatus, ...] = ("declined", "collected", "expired", "cancelled")
+
+# Why each action that declines does: the passer-by is told which.
+DECLINE_REASONS: dict[Action, DeclineReason] = {"decline": "shop", "post_ended": "post_ended"}
+
+# The statuses from which an action puts a hold aside, so that it counts in the shop's
+# "held today" (storage.holds checks them in the change's script): an accepted hold then
+# collected was counted at its accept.
+HELD_FROM: dict[Action, tuple[HoldStatus, ...]] = {"accept": ("pending",),
+                                                   "collected": ("pending",)}
+
 
 def releases(status: HoldStatus) -> bool:
     """Whether a hold ending in `status` gives its unit back to the post."""

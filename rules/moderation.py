@@ -11,9 +11,12 @@ fullwidth and zero-width spellings included).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+import regex
 
 from rules import text as texts
 from schemas.hours import ShopHours
@@ -189,13 +192,34 @@ def check_producer(name: str, place: str, policy: Policy) -> Rejection | None:
     return None
 
 
+# What a first name never needs, and contact details left with the shop through it
+# (a cold attacker's): any "at" sign (NFKC folds the fullwidth ＠ and the small ﹫ to "@"),
+# "at" or "dot" spelled in brackets ("marie (at) gmail [dot] com") or in words ("marie at
+# gmail dot com"), and a word that looks like a domain, a dot between letters and two or
+# more letters after it ("gmail.com", "marie.dupont.fr"; "Jr." and the initials "J.P."
+# are no domain).
+_CONTACT = regex.compile(r"@|[(\[{<]\s*(at|dot)\s*[)\]}>]|\bat\s+\w+\s+dot\s+\w"
+                         r"|\w[.。][^\W\d_]{2,}", regex.IGNORECASE)
+# Invisible characters a name never needs: format characters (zero-width spaces and
+# joiners, soft hyphens, word joiners...) and what else shown text hides (fillers,
+# variation selectors), which would otherwise stay in the stored name.
+_INVISIBLE = regex.compile(r"[\p{Cf}\p{Default_Ignorable_Code_Point}]")
+
+
 def check_hold_name(name: str, policy: Policy) -> Rejection | None:
     """A hold's first name, shown in the shop's console and said at the till: a name's
-    rules (check_name), and no digits or "@" (a first name, not a phone number or an
-    address left with the shop)."""
+    rules (check_name), nothing invisible, and no contact details: no number of any script
+    (a phone number in fullwidth digits, Roman numerals), no "at" sign or its spellings,
+    no domain (a first name, not a phone number or an address left with the shop)."""
     rejection = check_name(name, "first name", policy)
     if rejection is not None:
         return rejection
-    if any(c.isdigit() or c == "@" for c in name):
-        return Rejection("invalid_name", "a first name only: no digits, no e-mail address")
+    if _INVISIBLE.search(name):
+        return Rejection("control_characters",
+                         "first name contains invisible characters (zero-width or format)")
+    # Numbers by their category (Nd, Nl, No: ① Ⅻ ６ ²), not str.isnumeric, which is true of
+    # CJK ideographs with a numeric value that names use (一 in 王一博).
+    if regex.search(r"\p{N}", name) or _CONTACT.search(unicodedata.normalize("NFKC", name)):
+        return Rejection("invalid_name", "a first name only: no digits, no e-mail or web "
+                         "address")
     return None

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Container
 from dataclasses import dataclass, field
 
+from rules.addresses import counted_address
 from rules.errors import error_body
 from rules.proxies import TrustedProxies
 from runtime.settings import Settings
@@ -54,14 +55,16 @@ class ConnectionGuard:
                            else TrustedProxies(settings.trusted_proxies)))
 
     def admit(self, connection: object, address: str) -> str | None:
-        """Count a new connection; or the code of the refusal (it is then not counted)."""
+        """Count a new connection (an IPv6 peer under its /64: rules.addresses); or the
+        code of the refusal (it is then not counted)."""
+        counted = counted_address(address)
         if len(self.open) >= self.max_connections:
             code = "server_busy"
-        elif address not in self.exempt and self.per_address[address] >= self.max_per_address:
+        elif address not in self.exempt and self.per_address[counted] >= self.max_per_address:
             code = "too_many_connections"
         else:
-            self.open[connection] = address
-            self.per_address[address] += 1
+            self.open[connection] = counted
+            self.per_address[counted] += 1
             return None
         self.refused[code] += 1
         return code

@@ -12,11 +12,13 @@ import msgspec
 
 from schemas import limits
 
-__all__ = ["OPEN_STATUSES", "HoldCreated", "HoldId", "HoldIn", "HoldOffer", "HoldPostRef",
-           "HoldRecord", "HoldShop", "HoldState", "HoldStatus", "HoldView", "ShopHold",
-           "ShopHolds"]
+__all__ = ["OPEN_STATUSES", "DeclineReason", "HoldCreated", "HoldId", "HoldIn", "HoldOffer",
+           "HoldPostRef", "HoldRecord", "HoldShop", "HoldState", "HoldStatus", "HoldView",
+           "ShopHold", "ShopHolds"]
 
 HoldStatus = Literal["pending", "accepted", "declined", "collected", "expired", "cancelled"]
+# Why a hold was declined: the shop said no, or its post was withdrawn or ended first.
+DeclineReason = Literal["shop", "post_ended"]
 # A unit is taken while its hold is one of these; the shop lists these.
 OPEN_STATUSES: tuple[HoldStatus, ...] = ("pending", "accepted")
 
@@ -99,7 +101,8 @@ class HoldRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class HoldView(msgspec.Struct, frozen=True, kw_only=True):
-    """`GET /api/v1/holds/{hold_id}` (Bearer secret)."""
+    """`GET /api/v1/holds/{hold_id}` (Bearer secret). `reason` (an extension of DESIGN.md
+    section 9): on a declined hold, why; null otherwise."""
 
     id: str
     status: HoldStatus
@@ -110,6 +113,7 @@ class HoldView(msgspec.Struct, frozen=True, kw_only=True):
     ended_at: datetime | None = None
     post: HoldPostRef
     shop: HoldShop
+    reason: DeclineReason | None = None
 
 
 class ShopHold(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,11 +16,13 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from rules.clock import Clock
 from rules.errors import ApiError, Conflict, InvalidInput, NotFound, RateLimited, Unauthorized
 from rules.holds import Action, code_from, hold_expires_at
 from rules.moderation import Policy, check_hold_name
+from runtime import metrics
 from runtime.settings import Settings
 from schemas.holds import (
     HoldCreated,
@@ -35,7 +37,7 @@ from schemas.limits import HOLD_CODE_LEN
 from schemas.posts import FlashOffer, NewArrival, Post
 from schemas.shops import ShopRecord
 from storage import keys
-from storage.holds import Changed, HoldStore, StoredHold, Taken
+from storage.holds import AddressLimits, Changed, HoldStore, StoredHold, Taken
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN
 from storage.shops import announce_change, get_shop
@@ -48,6 +50,8 @@ _decode_post = msgspec.json.Decoder(Post).decode
 # A code drawn again when another open hold of the shop has it: 25^4 = 390,625 codes
 # against a shop's few open holds, so a second draw is rare and a sixth unheard of.
 _CODE_DRAWS = 6
+# Redis refusing to tell the consoles, however it refuses (see Holds._changed).
+_NOT_TOLD: tuple[type[Exception], ...] = (RedisError, *REDIS_DOWN)
 
 
 def _secret_hash(secret: str) -> str:
@@ -58,7 +62,8 @@ def hold_view(hold: StoredHold) -> HoldView:
     r = hold.record
     return HoldView(id=r.id, status=hold.status, code=r.code, name=r.name,
                     created_at=r.created_at, expires_at=r.expires_at, ended_at=hold.ended_at,
-                    post=r.post, shop=r.shop)
+                    post=r.post, shop=r.shop,
+                    reason=hold.reason if hold.status == "declined" else None)
 
 
 def shop_hold(hold: StoredHold) -> ShopHold:
@@ -104,9 +109,11 @@ class Holds:
         shop = await get_shop(self.redis, post.shop.id)
         if shop is None or shop.disabled or not shop.holds:
             raise Conflict("this shop does not take holds now", code="not_holdable")
-        subject = await self.limiter.address_key(address)
-        await self.limiter.hit("holds", subject, self.settings.holds_per_address_per_hour, 3600)
         now = self.clock.now()
+        # Counted in the take's own script, only when a unit is taken (storage.holds).
+        today, yesterday = self.limiter.address_hashes(address, now.timestamp())
+        limits = AddressLimits(most_open=self.settings.open_holds_per_address,
+                               most_per_window=self.settings.holds_per_address_per_hour)
         secret = secrets.token_urlsafe(24)
         record = HoldRecord(
             id="h_" + secrets.token_hex(8), region=region, post=_post_ref(post),
@@ -115,11 +122,10 @@ class Holds:
             name=new.name.strip(), code=code_from(secrets.token_bytes(HOLD_CODE_LEN)),
             secret_hash=_secret_hash(secret), created_at=now,
             expires_at=hold_expires_at(now, post.hold.minutes), minutes=post.hold.minutes,
-            address=subject)
+            address=today)
         for _ in range(_CODE_DRAWS):
-            taken = await self.store.take(
-                record, day=self.local_day(shop),
-                most_per_address=self.settings.open_holds_per_address)
+            taken, retry = await self.store.take(record, yesterday=yesterday,
+                                                 now=now.timestamp(), limits=limits)
             if taken is not Taken.CODE_TAKEN:
                 break
             record = msgspec.structs.replace(
@@ -140,6 +146,11 @@ class Holds:
                 raise RateLimited(
                     f"at most {self.settings.open_holds_per_address} open holds at once: "
                     "collect or cancel one first", code="too_many_holds")
+            case Taken.HOURLY:
+                metrics.RATE_LIMITED.labels("holds").inc()
+                raise RateLimited(
+                    f"at most {self.settings.holds_per_address_per_hour} holds an hour from "
+                    f"one address; retry in {retry}s", retry_after=retry)
             case _:
                 raise Conflict("the shop has too many open holds now: retry", code="conflict")
 
@@ -185,7 +196,10 @@ class Holds:
 
     def local_day(self, shop: ShopRecord) -> str:
         """The shop's date now, where "held today" is counted."""
-        return self.clock.now().astimezone(ZoneInfo(self._zone(shop))).date().isoformat()
+        return self._day_in(self._zone(shop))
+
+    def _day_in(self, zone: str) -> str:
+        return self.clock.now().astimezone(ZoneInfo(zone)).date().isoformat()
 
     async def held_today(self, shop: ShopRecord) -> int:
         return await self.store.held_today(shop.region, shop.id, self.local_day(shop))
@@ -218,7 +232,9 @@ class Holds:
             if changed is Changed.OK:
                 await self._changed(found.record)
             raise Conflict("this hold's time is up: it has expired", code="hold_ended")
-        changed, status = await self.store.change(found.record, action, now)
+        changed, status = await self.store.change(
+            found.record, action, now,
+            day=self._day_in(found.record.shop.timezone or self.settings.timezone))
         if changed is Changed.UNKNOWN:
             raise NotFound(f"no hold {found.record.id!r}", code="unknown_hold")
         after = await self.store.get(found.record.region, found.record.id)
@@ -234,9 +250,11 @@ class Holds:
         """Tell the shop's consoles (the street was told by the step's own script). Best
         effort: the step is done, and the caller must get its answer (a 503 here lost a
         new hold's secret when Redis died just after the take: a cold attacker's); a
-        console missing it reads the truth at its next change or reconnection."""
+        console missing it reads the truth at its next change or reconnection. Any refusal
+        of Redis's counts, not only a lost connection: one that answers the PUBLISH with
+        an error (a NOPERM of its ACL, an OOM) lost the secret the same way."""
         try:
             await announce_change(self.redis, record.shop.id)
-        except REDIS_DOWN as exc:
+        except _NOT_TOLD as exc:
             log.warning("holds: consoles of %s not told of a change: %r", record.shop.id, exc)
 

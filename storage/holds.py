@@ -10,6 +10,7 @@ back once. Nothing here uses MULTI or WATCH, which a cluster client does not off
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -17,14 +18,14 @@ from enum import Enum
 import msgspec
 from redis.asyncio import Redis
 
-from rules.holds import ACTIONS, ENDINGS, Action, left_of, releases
-from schemas.holds import HoldRecord, HoldStatus
+from rules.holds import ACTIONS, DECLINE_REASONS, ENDINGS, HELD_FROM, Action, left_of, releases
+from schemas.holds import DeclineReason, HoldRecord, HoldStatus
 from schemas.limits import HOLD_KEEP_AFTER_END_S
 from storage import keys
 from storage.redis_conn import async_reply, text
 from storage.shops import announce_change
 
-__all__ = ["Changed", "HoldStore", "StoredHold", "Taken"]
+__all__ = ["AddressLimits", "Changed", "HoldStore", "StoredHold", "Taken"]
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(HoldRecord).decode
@@ -35,39 +36,61 @@ _ADDRESS_TTL_S = 2 * 24 * 3600
 _TODAY_TTL_S = 2 * 24 * 3600
 
 _TAKE = """
--- KEYS: post, stock, hold, shop open, post open, due, shop codes, address open, in stream,
---       the shop's holds of today
+-- KEYS: post, stock, hold, shop open, post open, due, shop codes, in stream,
+--       the address's open holds today and yesterday, its takes today and yesterday
 -- ARGV: hold id, record JSON, code, expires (unix s), most open holds per address,
---       address TTL, post id, shop id, today's TTL
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
+--       address TTL, post id, shop id, now (unix s), most takes per address per window,
+--       the window's start (unix s), the takes' TTL
+-- Refusals first, and each before anything is counted: a sold-out or withdrawn post
+-- costs the asker none of their allowance.
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone', ''} end
 local quantity = tonumber(redis.call('HGET', KEYS[2], 'quantity') or '0')
-if quantity <= 0 then return 'not_holdable' end
+if quantity <= 0 then return {'not_holdable', ''} end
 if tonumber(redis.call('HGET', KEYS[2], 'taken') or '0') >= quantity then
-  return 'sold_out'
+  return {'sold_out', ''}
 end
-if redis.call('SCARD', KEYS[8]) >= tonumber(ARGV[5]) then return 'address_full' end
-if redis.call('SISMEMBER', KEYS[7], ARGV[3]) == 1 then return 'code_taken' end
+-- An address's name changes at midnight (storage.ratelimit): yesterday's counts too.
+if redis.call('SCARD', KEYS[9]) + redis.call('SCARD', KEYS[10]) >= tonumber(ARGV[5]) then
+  return {'address_full', ''}
+end
+local since = '(' .. ARGV[11]
+if redis.call('ZCOUNT', KEYS[11], since, '+inf')
+    + redis.call('ZCOUNT', KEYS[12], since, '+inf') >= tonumber(ARGV[10]) then
+  -- The earliest take still in the window: when it leaves, one more may be taken.
+  local oldest = nil
+  for _, k in ipairs({KEYS[11], KEYS[12]}) do
+    local first = redis.call('ZRANGEBYSCORE', k, since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if first[2] and (oldest == nil or tonumber(first[2]) < oldest) then
+      oldest = tonumber(first[2])
+    end
+  end
+  return {'hourly', tostring(oldest)}
+end
+if redis.call('SISMEMBER', KEYS[7], ARGV[3]) == 1 then return {'code_taken', ''} end
 redis.call('HINCRBY', KEYS[2], 'taken', 1)
 redis.call('HSET', KEYS[3], 'json', ARGV[2], 'status', 'pending')
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[1])
 redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
 redis.call('SADD', KEYS[7], ARGV[3])
-redis.call('SADD', KEYS[8], ARGV[1])
-redis.call('EXPIRE', KEYS[8], ARGV[6])
-redis.call('INCR', KEYS[10])
-redis.call('EXPIRE', KEYS[10], ARGV[9])
+redis.call('SADD', KEYS[9], ARGV[1])
+redis.call('EXPIRE', KEYS[9], ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', ARGV[11])
+redis.call('ZADD', KEYS[11], ARGV[9], ARGV[1])
+redis.call('EXPIRE', KEYS[11], ARGV[12])
 -- The street is told the units left in the same step (a refresh entry the enricher
 -- publishes the post again for): a crash after the take cannot leave `left` stale.
-redis.call('XADD', KEYS[9], '*', 'refresh', ARGV[7], 'shop', ARGV[8])
-return 'ok'
+redis.call('XADD', KEYS[8], '*', 'refresh', ARGV[7], 'shop', ARGV[8])
+return {'ok', ''}
 """
 
 _CHANGE = """
--- KEYS: hold, stock, shop open, post open, due, shop codes, address open, in stream
+-- KEYS: hold, stock, shop open, post open, due, shop codes, address open, in stream,
+--       [the shop's holds of today: only when the change may count as held]
 -- ARGV: statuses it applies to (comma-separated), new status, 1 if it ends the hold,
 --       1 if it gives the unit back, ended_at (RFC 3339), hold id, code, keep TTL, post id,
---       shop id
+--       shop id, statuses from which it counts as held today (comma-separated, or ''),
+--       today's TTL, why it declines ('' unless it does)
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'unknown', ''} end
 local applies = false
@@ -76,6 +99,13 @@ for s in string.gmatch(ARGV[1], '[^,]+') do
 end
 if not applies then return {'stays', status} end
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
+if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[13]) end
+for s in string.gmatch(ARGV[11], '[^,]+') do
+  if s == status then
+    redis.call('INCR', KEYS[9])
+    redis.call('EXPIRE', KEYS[9], ARGV[12])
+  end
+end
 if ARGV[3] == '1' then
   redis.call('HSET', KEYS[1], 'ended_at', ARGV[5])
   if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 1
@@ -109,6 +139,7 @@ class Taken(Enum):
     NOT_HOLDABLE = "not_holdable"
     SOLD_OUT = "sold_out"
     ADDRESS_FULL = "address_full"  # this address has as many open holds as it may
+    HOURLY = "hourly"  # this address took as many as it may within the window
     CODE_TAKEN = "code_taken"  # another open hold of the shop has this code: draw again
 
 
@@ -119,17 +150,37 @@ class Changed(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class AddressLimits:
+    """What one address may have: open holds at once, holds taken within a sliding window."""
+
+    most_open: int
+    most_per_window: int
+    window_s: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
 class StoredHold:
     record: HoldRecord
     status: HoldStatus
     ended_at: datetime | None
+    reason: DeclineReason | None = None
 
 
 _STATUSES: dict[str, HoldStatus] = {s: s for s in ("pending", "accepted", *ENDINGS)}
+_REASONS: dict[str, DeclineReason] = {r: r for r in DECLINE_REASONS.values()}
+_FIELDS = ["json", "status", "ended_at", "reason"]
 
 
 def _status(raw: bytes | str) -> HoldStatus:
     return _STATUSES[text(raw)]
+
+
+def _stored(raw: bytes, status: bytes, ended_at: bytes | None,
+            reason: bytes | None) -> StoredHold:
+    return StoredHold(record=_decode(raw), status=_status(status),
+                      ended_at=None if ended_at is None
+                      else datetime.fromisoformat(text(ended_at)),
+                      reason=None if reason is None else _REASONS.get(text(reason)))
 
 
 class HoldStore:
@@ -139,58 +190,73 @@ class HoldStore:
         self._change = redis.register_script(_CHANGE)
         self._stock = redis.register_script(_STOCK)
 
-    async def take(self, record: HoldRecord, *, day: str, most_per_address: int) -> Taken:
-        """Take a unit of the post for a new pending hold, if one is left, counted in the
-        shop's holds of `day` (its local date), and ask the enricher to publish the post
-        again with it (one step)."""
-        r, post_id, shop_id = record.region, record.post.id, record.shop.id
-        result = await self._take(
+    async def take(self, record: HoldRecord, *, yesterday: str, now: float,
+                   limits: AddressLimits) -> tuple[Taken, int]:
+        """Take a unit of the post for a new pending hold, if one is left and the address
+        (`record.address`, today's name; `yesterday`, its name of the day before) is within
+        its limits, and ask the enricher to publish the post again with it (one step).
+        With Taken.HOURLY, the seconds until the address may take another."""
+        r, post_id, shop_id, today = record.region, record.post.id, record.shop.id, record.address
+        window = limits.window_s
+        outcome, oldest = await self._take(
             keys=[keys.post(r, post_id), keys.hold_stock(r, post_id), keys.hold(r, record.id),
                   keys.shop_holds(r, shop_id), keys.post_holds(r, post_id), keys.holds_due(r),
-                  keys.shop_hold_codes(r, shop_id), keys.address_holds(r, record.address),
-                  keys.in_stream(r), keys.holds_today(r, shop_id, day)],
+                  keys.shop_hold_codes(r, shop_id), keys.in_stream(r),
+                  keys.address_holds(r, today), keys.address_holds(r, yesterday),
+                  keys.address_hold_times(r, today), keys.address_hold_times(r, yesterday)],
             args=[record.id, _encode(record), record.code, int(record.expires_at.timestamp()),
-                  most_per_address, _ADDRESS_TTL_S, post_id, shop_id, _TODAY_TTL_S])
-        return Taken(text(result))
+                  limits.most_open, _ADDRESS_TTL_S, post_id, shop_id, repr(now),
+                  limits.most_per_window, repr(now - window), window + 60])
+        taken = Taken(text(outcome))
+        if taken is not Taken.HOURLY:
+            return taken, 0
+        try:
+            return taken, max(1, math.ceil(float(text(oldest)) + window - now))
+        except ValueError:
+            return taken, window
 
-    async def change(self, record: HoldRecord, action: Action,
-                     now: datetime) -> tuple[Changed, HoldStatus | None]:
+    async def change(self, record: HoldRecord, action: Action, now: datetime,
+                     day: str | None = None) -> tuple[Changed, HoldStatus | None]:
         """Apply `action` if the hold's status allows it (a unit given back is published in
-        the same step); what happened, and the status it found (None when the hold is
-        unknown)."""
+        the same step, a hold put aside counted in the shop's holds of `day`, its local
+        date, which an action that may count needs); what happened, and the status it
+        found (None when the hold is unknown)."""
         applies_to, new = ACTIONS[action]
         r, post_id, shop_id = record.region, record.post.id, record.shop.id
+        counted_from = HELD_FROM.get(action, ())
+        today: list[str] = []
+        if counted_from:
+            if day is None:
+                raise ValueError(f"{action!r} may count in held today: give the shop's day")
+            today = [keys.holds_today(r, shop_id, day)]
         outcome, found = await self._change(
             keys=[keys.hold(r, record.id), keys.hold_stock(r, post_id),
                   keys.shop_holds(r, shop_id), keys.post_holds(r, post_id), keys.holds_due(r),
                   keys.shop_hold_codes(r, shop_id), keys.address_holds(r, record.address),
-                  keys.in_stream(r)],
+                  keys.in_stream(r), *today],
             args=[",".join(applies_to), new, "1" if new in ENDINGS else "0",
                   "1" if releases(new) else "0", now.isoformat(), record.id, record.code,
-                  HOLD_KEEP_AFTER_END_S, post_id, shop_id])
+                  HOLD_KEEP_AFTER_END_S, post_id, shop_id, ",".join(counted_from),
+                  _TODAY_TTL_S, DECLINE_REASONS.get(action, "")])
         changed = Changed(text(outcome))
         return changed, None if changed is Changed.UNKNOWN else _status(found)
 
     async def get(self, region: str, hold_id: str) -> StoredHold | None:
-        raw, status, ended_at = await async_reply(self.redis.hmget(
-            keys.hold(region, hold_id), ["json", "status", "ended_at"]))
+        raw, status, ended_at, reason = await async_reply(self.redis.hmget(
+            keys.hold(region, hold_id), _FIELDS))
         if raw is None or status is None:
             return None
-        return StoredHold(record=_decode(raw), status=_status(status),
-                          ended_at=None if ended_at is None
-                          else datetime.fromisoformat(text(ended_at)))
+        return _stored(raw, status, ended_at, reason)
 
     async def many(self, region: str, hold_ids: list[str]) -> list[StoredHold]:
         if not hold_ids:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for hold_id in hold_ids:
-                pipe.hmget(keys.hold(region, hold_id), ["json", "status", "ended_at"])
+                pipe.hmget(keys.hold(region, hold_id), _FIELDS)
             rows = await pipe.execute()
-        return [StoredHold(record=_decode(raw), status=_status(status),
-                           ended_at=None if ended is None
-                           else datetime.fromisoformat(text(ended)))
-                for raw, status, ended in rows if raw is not None and status is not None]
+        return [_stored(raw, status, ended, reason)
+                for raw, status, ended, reason in rows if raw is not None and status is not None]
 
     async def open_of_shop(self, region: str, shop_id: str) -> list[StoredHold]:
         """The shop's open holds, soonest to expire first."""

@@ -283,6 +283,13 @@ def address_holds(region: str, address: str) -> str:
     return f"{PREFIX}:{{{region}}}:address-holds:{address}"
 
 
+def address_hold_times(region: str, address: str) -> str:
+    """ZSET of the holds one address took (its day's keyed hash), scored by when: what
+    caps holds per address over a sliding hour."""
+    return f"{PREFIX}:{{{region}}}:address-hold-times:{address}"
+
+
 def holds_today(region: str, shop_id: str, day: str) -> str:
-    """Holds a shop was asked for on `day` (its local date): the screen's "3 held today"."""
+    """Holds a shop put aside on `day` (its local date; counted when accepted, or collected
+    straight from pending): the screen's "3 held today"."""
     return f"{PREFIX}:{{{region}}}:holds-today:{shop_id}:{day}"

@@ -1,11 +1,11 @@
 """Rate limits in Redis: fixed one-minute windows shared by every process.
 
-Client addresses are never stored: a limit counts an address under an HMAC of it
-keyed by the day's key, which is derived from the deployment's secret
-(settings.secret) and lives only in the processes' memory. Nothing in Redis or
-its files can turn a counter's name back into an address, even by trying every
-address of a network; and the key changes every day, so one day's names say
-nothing about another's.
+Client addresses are never stored: a limit counts an address (as rules.addresses groups
+it: an IPv6 client under its /64) under an HMAC of it keyed by the day's key, which is
+derived from the deployment's secret (settings.secret) and lives only in the processes'
+memory. Nothing in Redis or its files can turn a counter's name back into an address or
+a /64, even by trying every address of a network; and the key changes every day, so one
+day's names say nothing about another's.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 
 from redis.asyncio import Redis
 
+from rules.addresses import counted_address
 from rules.errors import RateLimited
 from runtime import metrics
 from runtime.settings import Secret
@@ -41,16 +42,27 @@ class RateLimiter:
         self._count = redis.register_script(_COUNT)
 
     def _key_of(self, day: int) -> bytes:
-        if self._day_key is None or self._day_key[0] != day:
-            self._day_key = (day, hmac.new(self._secret, f"address key {day}".encode(),
-                                           hashlib.sha256).digest())
-        return self._day_key[1]
+        if self._day_key is not None and self._day_key[0] == day:
+            return self._day_key[1]
+        key = hmac.new(self._secret, f"address key {day}".encode(), hashlib.sha256).digest()
+        # Only the newest day's key is kept: yesterday's is derived again when asked for.
+        if self._day_key is None or day > self._day_key[0]:
+            self._day_key = (day, key)
+        return key
 
     def address_hash(self, address: str, now: float) -> str:
         """The name an address is counted under on the day of `now` (96 bits: no two
-        addresses of one day meet)."""
-        key = self._key_of(int(now // DAY_S))
-        return hmac.new(key, address.encode(), hashlib.sha256).hexdigest()[:24]
+        addresses of one day meet); every address of one IPv6 /64 under one name."""
+        return self._hash(counted_address(address), int(now // DAY_S))
+
+    def address_hashes(self, address: str, now: float) -> tuple[str, str]:
+        """The names of `address` today and yesterday: a limit on what an address has open
+        reads both, or midnight (a new name) would hand it a fresh allowance."""
+        day, counted = int(now // DAY_S), counted_address(address)
+        return self._hash(counted, day), self._hash(counted, day - 1)
+
+    def _hash(self, counted: str, day: int) -> str:
+        return hmac.new(self._key_of(day), counted.encode(), hashlib.sha256).hexdigest()[:24]
 
     async def address_key(self, address: str) -> str:
         # A coroutine still, as when the salt came from Redis: its callers await it.

@@ -228,7 +228,8 @@ async def test_holds_are_pushed_then_answered_and_collected_at_the_till(
         await expect(page.locator("#announcer")).to_have_text(
             f"New hold: Léa, Brie de Meaux (code {lea['code']})")
         assert await page.evaluate("() => window.streetfeedConsole.holds.beeps") == 1
-        await expect(page.locator("#holds-today")).to_have_text("1 hold today")
+        # Asked, not yet put aside: not counted in "held today" (asking is anyone's).
+        await expect(page.locator("#holds-today")).to_have_text("0 holds today")
         # The time left, to the minute, follows the clock.
         left = await page.evaluate(
             f"() => Math.ceil((Date.parse({json.dumps(lea['expires_at'])}) - Date.now()) / 60000)")
@@ -247,6 +248,7 @@ async def test_holds_are_pushed_then_answered_and_collected_at_the_till(
         await item.locator("button[data-action='accept']").click()
         await expect(item.locator(".hold-status")).to_have_text("Put aside")
         await expect(page.locator("#holds-count")).to_have_text("1")
+        await expect(page.locator("#holds-today")).to_have_text("1 hold today")
         assert await status_of(http, lea) == "accepted"
         ids = await page.eval_on_selector_all("#holds-list [data-hold-id]",
                                               "nodes => nodes.map(n => n.dataset.holdId)")
@@ -258,6 +260,7 @@ async def test_holds_are_pushed_then_answered_and_collected_at_the_till(
                                      state="detached")
         assert await status_of(http, marc) == "declined"
         await expect(page.locator("#holds-count")).to_be_hidden()
+        await expect(page.locator("#holds-today")).to_have_text("1 hold today")
         assert await page.title() == "Streetfeed — shop console"
 
         # At the till: a code nobody holds, then Léa's typed lower case with a dash.

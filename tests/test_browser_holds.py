@@ -59,11 +59,13 @@ TEXTS = {
         "my_holds": "Mes réservations ({n})",
         "confirm": "Confirmer l'annulation",
         "note": "Réservation « Fraises de Plougastel » : {status}",
-        "invalid_name": "Un prénom seulement : ni chiffres ni adresse e-mail.",
+        "invalid_name": "Un prénom seulement : ni chiffres ni adresse e-mail ou web.",
         "invalid_hold": "Indiquez votre prénom (40 caractères au plus).",
         "sold_out": "Déjà tout réservé : plus rien à mettre de côté.",
         "count": "{n} à réserver",
         "held_one": "1 réservation aujourd'hui",
+        "declined": "Refusée par la boutique",
+        "post_ended": "Annonce retirée ou terminée avant la réponse de la boutique",
         "held_three": "3 réservations aujourd'hui",
     },
     "en": {
@@ -77,11 +79,13 @@ TEXTS = {
         "my_holds": "My holds ({n})",
         "confirm": "Tap again to cancel",
         "note": "Hold “Fraises de Plougastel”: {status}",
-        "invalid_name": "A first name only: no digits, no e-mail address.",
+        "invalid_name": "A first name only: no digits, no e-mail or web address.",
         "invalid_hold": "Give your first name (40 characters at most).",
         "sold_out": "All held already: nothing left to put aside.",
         "count": "{n} left to hold",
         "held_one": "1 held today",
+        "declined": "Declined by the shop",
+        "post_ended": "The post ended before the shop answered",
         "held_three": "3 held today",
     },
 }
@@ -216,7 +220,7 @@ async def test_a_passer_by_holds_from_a_card_and_follows_it_to_the_end(
         kept = await page.evaluate("() => JSON.parse(localStorage.getItem('streetfeed.holds'))")
         assert [h["id"] for h in kept] == [created["id"]]
         assert set(kept[0]) == {"id", "secret", "code", "status", "expires_at", "ended_at",
-                                "title", "shop"}
+                                "reason", "title", "shop"}
         assert set(kept[0]["shop"]) == {"id", "name", "address", "timezone"}
         assert "lat" not in str(kept) and "lon" not in str(kept)
         assert await page.evaluate("() => localStorage.getItem('streetfeed.holdName')") == "Léa"
@@ -334,6 +338,58 @@ async def test_the_last_unit_says_all_held_and_refusals_are_said_in_words(
         assert page.errors == []
 
 
+@pytest.mark.parametrize("lang", ["fr", "en"])
+async def test_a_declined_hold_says_whether_the_shop_or_the_post_s_end_declined_it(
+        redis: Redis, settings: Settings, browser: Any, lang: str) -> None:
+    """A pending hold whose post was withdrawn or ended is declined by no one at the shop:
+    "My holds" and the note say so, not "declined by the shop" (a cold user's), and the
+    device remembers why after a reload."""
+    words = TEXTS[lang]
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http)
+        ending = await posted(http, shop, arrival("Fraises de Plougastel", hold={
+            "quantity": 2, "minutes": 30}))
+        refused = await posted(http, shop, arrival("Cerises", hold={"quantity": 2,
+                                                                     "minutes": 30}))
+        page = await phone(browser, web.http, lang, width=320)
+        for post_id in (ending, refused):
+            await page.click(f"{feed_card(post_id)} .hold-ask")
+            await page.fill("#hold-name", "Léa")
+            await page.click(".hold-submit")
+            await page.wait_for_selector("#hold-dialog .hold-code")
+            await page.keyboard.press("Escape")
+            await page.wait_for_selector("#hold-dialog:not([open])", state="attached")
+        ids = {h["title"]: h["id"] for h in await page.evaluate(
+            "() => JSON.parse(localStorage.getItem('streetfeed.holds'))")}
+        await page.click("#my-holds-toggle")
+
+        def status(title: str) -> str:
+            return f'#my-holds-list [data-hold-id="{ids[title]}"] .hold-status'
+
+        declined = await http.post(f"/api/v1/shops/{shop.id}/holds/{ids['Cerises']}/decline",
+                                   headers=auth(shop))
+        assert declined.status_code == 200
+        await page.clock.run_for(10_000)
+        await text_is(page, status("Cerises"), words["declined"])
+        withdrawn = await http.delete(f"/api/v1/shops/{shop.id}/posts/{ending}",
+                                      headers=auth(shop))
+        assert withdrawn.status_code == 200
+        await page.clock.run_for(10_000)
+        await text_is(page, status("Fraises de Plougastel"), words["post_ended"])
+        await text_is(page, "#holds-note",
+                      words["note"].format(status=in_sentence(words["post_ended"])))
+        await no_sideways_scroll(page)
+        # Ended holds are not read again: the device keeps why.
+        await page.reload()
+        await page.wait_for_function(LIVE)
+        await page.click("#my-holds-toggle")
+        await text_is(page, status("Fraises de Plougastel"), words["post_ended"])
+        await text_is(page, status("Cerises"), words["declined"])
+        await no_sideways_scroll(page)
+        assert page.errors == []
+
+
 async def test_a_hold_the_server_forgot_leaves_the_list(
         redis: Redis, settings: Settings, browser: Any) -> None:
     """The server deletes a hold a day after it ends: the device's list follows (a 404)."""
@@ -379,13 +435,14 @@ async def test_the_screen_counts_what_is_left_to_hold_and_held_today(
         redis: Redis, settings: Settings, browser: Any, lang: str,
         size: tuple[int, int]) -> None:
     words = TEXTS[lang]
+    settings = settings.with_(open_holds_per_address=10)  # four asked from one address
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http:
         shop = await shop_with_address(redis, settings, http)
         neighbour = await add_shop(redis, settings, "Fromagerie", STREET[0] + 0.001, STREET[1],
                                    category="cheese")
         own = await posted(http, shop, arrival("Fraises de Plougastel", hold={
-            "quantity": 3, "minutes": 30}))
+            "quantity": 4, "minutes": 30}))
         theirs = await posted(http, neighbour, arrival("Comté 24 mois", hold={
             "quantity": 5, "minutes": 30}))
         page = await browser.new_page()
@@ -396,21 +453,34 @@ async def test_the_screen_counts_what_is_left_to_hold_and_held_today(
         await page.wait_for_function(
             "() => window.streetfeedScreen.state === 'live' && window.streetfeedScreen.posts === 2")
         own_line = f'#own-posts [data-post-id="{own}"] .hold-line'
-        await text_is(page, own_line, words["count"].format(n=3))
+        await text_is(page, own_line, words["count"].format(n=4))
         # A neighbour's offer is for the phones: nobody taps a wall.
         await page.wait_for_selector(f'#neighbours [data-post-id="{theirs}"]')
         assert await page.locator(f'#neighbours [data-post-id="{theirs}"] .hold-line').count() == 0
         assert await page.is_hidden("#held-today")  # none today yet
 
-        # Held from a phone: one fewer to hold, and one held today.
-        first = await http.post(f"/api/v1/posts/{own}/holds", json={"name": "Léa"})
-        assert first.status_code == 201
+        # Held from a phone: one fewer to hold. "Held today" counts what the shop put aside
+        # (an accept moves no unit: the screen reads the count again at the next change of
+        # what is left, here the next hold asked).
+        async def ask(name: str) -> str:
+            answer = await http.post(f"/api/v1/posts/{own}/holds", json={"name": name})
+            assert answer.status_code == 201, answer.text
+            return str(answer.json()["id"])
+
+        async def accept(hold_id: str) -> None:
+            answer = await http.post(f"/api/v1/shops/{shop.id}/holds/{hold_id}/accept",
+                                     headers=auth(shop))
+            assert answer.status_code == 200, answer.text
+
+        await accept(await ask("Léa"))
+        await text_is(page, own_line, words["count"].format(n=3))
+        marc = await ask("Marc")  # only asked: not counted
         await text_is(page, own_line, words["count"].format(n=2))
         await text_is(page, "#held-today", words["held_one"])
         # A burst of them is read once it has settled, within a few seconds.
-        for name in ("Marc", "Zoé"):
-            assert (await http.post(f"/api/v1/posts/{own}/holds",
-                                    json={"name": name})).status_code == 201
+        await accept(marc)
+        await accept(await ask("Zoé"))
+        await ask("Noé")
         await text_is(page, own_line, words["all_held"])
         await text_is(page, "#held-today", words["held_three"])
         await page.wait_for_function("() => document.getAnimations().length === 0")

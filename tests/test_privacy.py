@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import re
 import sys
 import time
@@ -30,6 +31,7 @@ from schemas.limits import PRESENCE_CELL_DEG
 from tests.helpers import (
     Service,
     add_shop,
+    enricher,
     feed_client,
     free_port,
     service_env,
@@ -160,6 +162,52 @@ async def test_client_addresses_cannot_be_recovered_from_redis_or_its_aof(
                     f"{address.decode()} recovered with {salt!r} as salt "
                     f"in {time.monotonic() - started:.1f}s")
     assert not [n for n in names if b"salt" in n], names
+
+
+async def test_an_ipv6_client_s_address_and_64_cannot_be_recovered(
+        aof_redis: tuple[Redis, Path], settings: Settings) -> None:
+    """Per-address limits count an IPv6 client under its /64 (rules.addresses): neither its
+    address nor its /64, in any spelling, is in the keyspace or the AOF, and neither is
+    behind a name that counts it, with any salt found there, whether the names are the
+    request limit's or the holds' (open holds, takes of the last hour)."""
+    redis, data = aof_redis
+    settings = settings.with_(redis_url=_url(redis))
+    client = ipaddress.IPv6Address("2001:db8:4a1:7c::1d")
+    network = ipaddress.IPv6Network("2001:db8:4a1:7c::/64")
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        answer = await http.post(f"/api/v1/shops/{shop.id}/posts",
+                                 json={"kind": "new_arrival", "title": "Noix",
+                                       "hold": {"quantity": 3, "minutes": 30}},
+                                 headers={"Authorization": f"Bearer {shop.token}"})
+        post_id = answer.json()["id"]
+        await wait_for(lambda: redis.exists(f"sf:{{main}}:post:{post_id}"), message="live")
+        taken = await http.post(f"/api/v1/posts/{post_id}/holds", json={"name": "Léa"},
+                                headers={"X-Forwarded-For": str(client)})
+        assert taken.status_code == 201, taken.text
+        keyspace = await _redis_dump(redis)
+        names = await redis.keys("*")
+    aof = _files(data / "appendonlydir")
+    spellings = {str(client), client.exploded, str(network), network.exploded,
+                 str(network.network_address), network.network_address.exploded,
+                 "2001:db8:4a1:7c", "2001:0db8:04a1:007c"}
+    for spelling in spellings:
+        for where, blob in (("Redis", keyspace), ("AOF", aof)):
+            assert spelling.encode() not in blob.lower(), f"{spelling} in the {where}"
+    # The shop (127.0.0.1) and the /64: the holds' names are the request limit's.
+    requests = {n.split(b":")[3] for n in names if n.startswith(b"sf:rl:address_requests:")}
+    holds = {n.rsplit(b":", 1)[1] for n in names
+             if b":address-holds:" in n or b":address-hold-times:" in n}
+    assert len(requests) == 2 and len(holds) == 1 and holds < requests, names
+    hashed = {n.decode()[:16] for n in requests}
+    salts = {b""} | _aof_arguments(aof) | set(keyspace.split(b"\n"))
+    for spelling in spellings:
+        for salt in salts:
+            for digest in (hashlib.sha256(salt + spelling.encode()),
+                           hashlib.sha256(spelling.encode() + salt),
+                           hmac.new(salt, spelling.encode(), hashlib.sha256)):
+                assert digest.hexdigest()[:16] not in hashed, (spelling, salt)
 
 
 async def test_up_hands_one_secret_to_its_processes_and_never_writes_it(

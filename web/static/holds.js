@@ -20,6 +20,9 @@ const POLL_MS = 10000;
 const KEEP_AFTER_END_MS = 24 * 3600 * 1000;
 const OPEN = new Set(["pending", "accepted"]);
 const STATUSES = new Set(["pending", "accepted", "declined", "collected", "expired", "cancelled"]);
+// Why a declined hold was: the shop said no, or its post ended before the shop answered.
+const REASONS = new Set(["shop", "post_ended"]);
+const reasonOf = (value) => (REASONS.has(value) ? value : null);
 const CODE = /^[A-Z0-9]{4}$/;
 const HOLD_ID = /^h_[a-z0-9]{16}$/;
 
@@ -39,6 +42,7 @@ function revive(h) {
   return {
     id: h.id, secret: h.secret, code: h.code, status: h.status, expires_at: h.expires_at,
     ended_at: typeof h.ended_at === "string" ? h.ended_at : null,
+    reason: reasonOf(h.reason),
     title: String(h.title ?? ""),
     shop: { id: String(shop.id ?? ""), name: String(shop.name ?? ""),
       address: String(shop.address ?? ""),
@@ -397,6 +401,7 @@ export class HoldsUi {
     if (!Number.isNaN(Date.parse(view.expires_at))) hold.expires_at = view.expires_at;
     hold.ended_at = typeof view.ended_at === "string" ? view.ended_at
       : isOpen(hold) ? null : hold.ended_at ?? new Date().toISOString();
+    hold.reason = reasonOf(view.reason);
     // Unchanged (most reads): nothing redrawn, so a cancel button armed by a first tap,
     // and the focus, stay as they are (a read every 10 s reset them: a cold try).
     if (JSON.stringify(hold) === before) return;
@@ -472,5 +477,6 @@ const sentence = (text) => text.charAt(0).toLocaleUpperCase(getLang()) + text.sl
 
 function statusText(hold) {
   const time = postTime(Date.parse(hold.expires_at), hold.shop.timezone);
+  if (hold.status === "declined" && hold.reason === "post_ended") return t("hold_status_post_ended");
   return t(`hold_status_${hold.status}`, { time });
 }

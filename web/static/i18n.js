@@ -558,8 +558,8 @@ const STRINGS = {
   // Holds (issue 17): refusals of "Hold it for me" (services/holds.py, web/holds.py)
   err_invalid_hold: ["Indiquez votre prénom (40 caractères au plus).",
     "Give your first name (40 characters at most)."],
-  err_invalid_name: ["Un prénom seulement : ni chiffres ni adresse e-mail.",
-    "A first name only: no digits, no e-mail address."],
+  err_invalid_name: ["Un prénom seulement : ni chiffres ni adresse e-mail ou web.",
+    "A first name only: no digits, no e-mail or web address."],
   err_post_gone: ["Cette annonce n'est plus en ligne.", "This post is no longer online."],
   err_not_holdable: ["La boutique ne met pas cet article de côté.",
     "The shop does not hold this item."],
@@ -673,6 +673,9 @@ const STRINGS = {
   hold_err_content_rejected: ["Ce prénom n'est pas accepté.", "This first name is not accepted."],
   hold_err_rate_limited: ["Trop de réservations demandées : réessayez plus tard.",
     "Too many holds asked for: try again later."],
+  // Holds' abuse limits and states (issue 17, second cold round): why a hold was declined
+  hold_status_post_ended: ["annonce retirée ou terminée avant la réponse de la boutique",
+    "the post ended before the shop answered"],
 };
 const LANGS = ["fr", "en"];
 
