@@ -416,3 +416,160 @@ async def test_the_screen_counts_what_is_left_to_hold_and_held_today(
         await page.wait_for_function("() => document.getAnimations().length === 0")
         assert await page.evaluate(SCREEN_FITS) == []
         assert errors == []
+
+
+# The screen's head: every part inside it, none over another, the pills and the clock whole
+# (the clock on one line), nothing scrolling sideways.
+HEAD_FAULTS = """() => {
+  const head = document.querySelector('.screen-top');
+  const top = head.getBoundingClientRect();
+  const line = top.bottom - parseFloat(getComputedStyle(head).borderBottomWidth);
+  const shown = (sel) => {
+    const node = document.querySelector(sel);
+    return node && node.getClientRects().length ? node : null;
+  };
+  const parts = ['.screen-logo', '#screen-shop', '#screen-open', '#held-today', '#clock',
+    '#clock-date'].map((sel) => [sel, shown(sel)]).filter(([, node]) => node);
+  const out = [];
+  for (const [sel, node] of parts) {
+    const box = node.getBoundingClientRect();
+    // Above, the page's own padding (empty); below, the head's line, never crossed.
+    if (box.left < top.left - 1 || box.right > top.right + 1 || box.top < 0 ||
+        box.bottom > line + 1) out.push(`${sel} outside the head (${JSON.stringify(box)})`);
+    if (sel !== '#screen-shop' && node.scrollWidth > node.clientWidth) out.push(`${sel} cut`);
+  }
+  for (let i = 0; i < parts.length; i += 1) {
+    for (let j = i + 1; j < parts.length; j += 1) {
+      const a = parts[i][1].getBoundingClientRect();
+      const b = parts[j][1].getBoundingClientRect();
+      if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 &&
+          b.top < a.bottom - 1) out.push(`${parts[i][0]} over ${parts[j][0]}`);
+    }
+  }
+  const clock = document.querySelector('#clock');
+  if (clock.getClientRects().length !== 1 ||
+      clock.getBoundingClientRect().height > 1.5 * parseFloat(getComputedStyle(clock).fontSize))
+    out.push('the clock wraps');
+  if (document.documentElement.scrollWidth > innerWidth) out.push('scrolls sideways');
+  return out;
+}"""
+
+
+SHORT_HELD = {"fr": "3 réservations", "en": "3 held"}
+
+
+async def test_the_screen_s_head_keeps_held_today_and_the_clock_whole_at_every_size(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """A cold try: "3 réservations aujourd'hui" squeezed the head of a 1280 x 720 TV and
+    of a tablet stood up (the open line cut to "O…", the name to a few letters)."""
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http,
+                                       name="Épicerie fine du Grand-Théâtre")
+        week = {day: [{"open": "07:00", "close": "23:30"}] for day in
+                ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+        hours = await http.put(f"/api/v1/shops/{shop.id}/hours", headers=auth(shop), json={
+            "timezone": "Europe/Paris", "weekly": week, "exceptions": []})
+        assert hours.status_code == 200, hours.text
+        post_id = await posted(http, shop, arrival("Fraises", hold={"quantity": 5,
+                                                                    "minutes": 30}))
+        await wait_for(lambda: redis.exists(keys.post("main", post_id)), message="post live")
+        for name in ("Léa", "Marc", "Zoé"):
+            assert (await http.post(f"/api/v1/posts/{post_id}/holds",
+                                    json={"name": name})).status_code == 201
+        faults: list[str] = []
+        for lang in ("fr", "en"):
+            for width, height in ((1920, 1080), (1280, 720), (1366, 768), (800, 1280),
+                                  (360, 740), (320, 640)):
+                page = await new_page(browser, width, height)
+                await page.goto(f"{web.http}/screen/{shop.id}?lang={lang}")
+                await page.wait_for_function(
+                    "() => window.streetfeedScreen.shop?.held_today === 3")
+                await page.wait_for_function("() => document.getAnimations().length === 0")
+                what = f"{lang} {width}x{height}"
+                faults += [f"{what}: {fault}" for fault in await page.evaluate(HEAD_FAULTS)]
+                # Whole words: "3 held today", or "3 held" where the name needs the room.
+                held = await page.inner_text("#held-today")
+                assert held in (TEXTS[lang]["held_three"], SHORT_HELD[lang]), (what, held)
+                if width == 1920:
+                    assert held == TEXTS[lang]["held_three"], what
+                if width > 400:  # a screen, not a phone: open or not, said
+                    assert await page.is_visible("#screen-open"), what
+                assert page.errors == [], what
+                await page.close()
+        assert faults == [], "\n".join(faults)
+
+
+async def test_the_screen_reads_held_today_every_minute_one_read_at_a_time(
+        redis: Redis, settings: Settings, chromium: Any) -> None:
+    """A hold the shop accepts moves no unit left: no frame tells the screen, which reads
+    its count again every minute while it shows; a read that hangs or a network that is
+    down never piles requests up; hidden, it is read rarely, and at once when shown.
+    Without the service worker: its network-first copy would answer for a network down."""
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http)
+        profile = f"{web.http}/api/v1/shops/{shop.id}"
+        context = await chromium.new_context(locale="fr-FR", timezone_id="Europe/Paris",
+                                             service_workers="block")
+        page = await new_page(context, 1920, 1080)
+        await page.clock.install()
+        started: list[str] = []
+        ended: list[str] = []
+        page.on("request", lambda r: started.append(r.url) if r.url == profile else None)
+        for event in ("requestfinished", "requestfailed"):
+            page.on(event, lambda r: ended.append(r.url) if r.url == profile else None)
+        await page.goto(f"{web.http}/screen/{shop.id}?lang=en")
+        await page.wait_for_function("() => window.streetfeedScreen.shop !== null")
+        await wait_for(lambda: len(ended) == len(started) >= 1, message="first read over")
+        assert await page.is_hidden("#held-today")
+
+        # Counted without any frame (as an accept is): the next minute's read shows it.
+        day = datetime.now(ZoneInfo(settings.timezone)).date().isoformat()
+        await redis.set(keys.holds_today("main", shop.id, day), 2)
+        seen = len(started)
+        await page.clock.run_for(59_000)
+        assert len(started) == seen
+        await page.clock.run_for(1_000)
+        await text_is(page, "#held-today", "2 held today")
+        assert len(started) == seen + 1
+
+        # A read that hangs: nothing more is asked while it is under way, then it is
+        # given up and asked again, one at a time.
+        hung: list[Any] = []
+
+        async def hang(route: Any) -> None:
+            hung.append(route)
+
+        await page.route(profile, hang)
+        seen = len(started)
+        await page.clock.run_for(60_000)
+        await wait_for(lambda: len(hung) == 1, message="a read under way")
+        await page.clock.run_for(15_000)
+        assert len(started) == seen + 1
+        # The network down: failures, fewer and fewer, never two at once.
+        await page.unroute(profile)
+        await page.route(profile, lambda route: route.abort())
+        for _ in range(10):
+            await page.clock.run_for(30_000)
+            assert len(started) - len(ended) <= 1
+        asked = len(started) - seen
+        assert 3 <= asked <= 9, asked
+        # Back: within a minute the count is read again.
+        await page.unroute(profile)
+        await redis.set(keys.holds_today("main", shop.id, day), 3)
+        await page.clock.run_for(60_000)
+        await text_is(page, "#held-today", "3 held today")
+
+        # Hidden (a tab left behind): read once the minute is up, then not for long.
+        await set_visible(page, False)
+        await page.clock.run_for(60_000)
+        await wait_for(lambda: len(ended) == len(started), message="reads over")
+        seen = len(started)
+        await page.clock.run_for(5 * 60_000)
+        assert len(started) == seen
+        await redis.set(keys.holds_today("main", shop.id, day), 4)
+        await set_visible(page, True)  # shown again: read at once
+        await text_is(page, "#held-today", "4 held today")
+        assert len(started) == seen + 1
+        assert page.errors == []
+        await context.close()

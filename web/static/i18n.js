@@ -673,6 +673,10 @@ const STRINGS = {
   hold_err_content_rejected: ["Ce prénom n'est pas accepté.", "This first name is not accepted."],
   hold_err_rate_limited: ["Trop de réservations demandées : réessayez plus tard.",
     "Too many holds asked for: try again later."],
+  // Holds, the faces' last gaps (issue 17, holdfaces): the screen's head when short of
+  // room, the console's till and switch, the withdrawal of a held post, its shop's line.
+  held_today_short_one: ["{n} réservation", "{n} held"],
+  held_today_short_other: ["{n} réservations", "{n} held"],
 };
 const LANGS = ["fr", "en"];
 
