@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from playwright.async_api import expect
 from redis.asyncio import Redis
 
 from runtime.settings import Settings
@@ -573,3 +574,52 @@ async def test_the_screen_reads_held_today_every_minute_one_read_at_a_time(
         assert len(started) == seen + 1
         assert page.errors == []
         await context.close()
+
+
+@pytest.mark.parametrize(("lang", "width"), [("en", 320), ("fr", 360)])
+async def test_the_map_s_popup_offers_to_hold_as_the_card_does(
+        redis: Redis, settings: Settings, browser: Any, lang: str, width: int) -> None:
+    """A cold try: the map's popups listed a post offering holds without the card's
+    "Hold it for me". The popup's button opens the same dialog; its units left follow
+    live while it is open; "All held" at 0."""
+    words = TEXTS[lang]
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http)
+        post_id = await posted(http, shop, arrival("Fraises de Plougastel", hold={
+            "quantity": 2, "minutes": 30}))
+        await posted(http, shop, arrival("Radis roses"))  # nothing to hold on this one
+        page = await new_page(browser, width, 740, lang=lang)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500&view=map")
+        await page.wait_for_function(LIVE)
+        await page.wait_for_function("() => window.streetfeed.map?.pins === 1")
+        await page.wait_for_selector(f"{feed_card(post_id)}", state="attached")
+        await page.locator(".leaflet-marker-pane .map-pin").click()
+        popup = page.locator(".leaflet-popup-content")
+        ask = popup.locator(f'.hold-ask[data-post-id="{post_id}"]')
+        await expect(ask).to_have_text(words["ask"].format(n=2))
+        assert await popup.locator(".hold-ask").count() == 1  # the radishes offer none
+        await no_sideways_scroll(page)
+
+        await ask.click()
+        await page.wait_for_selector("#hold-dialog[open]")
+        assert await page.evaluate("() => document.activeElement.id") == "hold-name"
+        await page.fill("#hold-name", "Léa")
+        await page.click(".hold-submit")
+        await page.wait_for_selector("#hold-dialog .hold-code")
+        # Live in the popup, open behind the dialog: one unit fewer.
+        await expect(ask).to_have_text(words["ask"].format(n=1))
+        box = await page.locator("#hold-dialog").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+        await page.click("#hold-dialog .hold-close")
+        await page.wait_for_selector("#hold-dialog:not([open])", state="attached")
+        # The focus back on the button tapped, in the popup (made again meanwhile).
+        assert await page.evaluate("(id) => document.activeElement.matches("
+                                   "`.leaflet-popup .hold-ask[data-post-id='${id}']`)", post_id)
+        # Someone else takes the last one: "All held", nothing to tap.
+        assert (await http.post(f"/api/v1/posts/{post_id}/holds",
+                                json={"name": "Marc"})).status_code == 201
+        await expect(popup.locator(".hold-all-held")).to_have_text(words["all_held"])
+        assert await popup.locator(".hold-ask").count() == 0
+        await no_sideways_scroll(page)
+        assert page.errors == []

@@ -275,12 +275,13 @@ export class HoldsUi {
     this.opener = null;
     this.dialogHold = null;
     if (!opener) return;
-    // The card may have been made again meanwhile (a post frame): its new button, else
-    // the card itself ("All held" is no button).
-    const button = opener.button?.isConnected ? opener.button
-      : document.querySelector(`#feed .card[data-post-id="${CSS.escape(opener.postId)}"] .hold-ask`);
-    const target = button ?? document.querySelector(
-      `#feed .card[data-post-id="${CSS.escape(opener.postId)}"]`);
+    // The card (or the map's popup) may have been made again meanwhile (a post frame): its
+    // new button where it shows, else the card itself ("All held" is no button).
+    const id = CSS.escape(opener.postId);
+    const shown = (node) => node?.isConnected && node.getClientRects().length > 0;
+    const button = shown(opener.button) ? opener.button
+      : [...document.querySelectorAll(`.hold-ask[data-post-id="${id}"]`)].find(shown);
+    const target = button ?? document.querySelector(`#feed .card[data-post-id="${id}"]`);
     target?.focus({ preventScroll: true });
   }
 
