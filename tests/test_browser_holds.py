@@ -623,3 +623,83 @@ async def test_the_map_s_popup_offers_to_hold_as_the_card_does(
         assert await popup.locator(".hold-ask").count() == 0
         await no_sideways_scroll(page)
         assert page.errors == []
+
+
+async def test_a_language_switch_relabels_the_open_dialog_and_my_holds(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """A cold try: switching FR/EN with the dialog or "My holds" open left them in the old
+    language. What is open follows; a name typed and the focus stay."""
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http)
+        post_id = await posted(http, shop, arrival("Fraises de Plougastel", hold={
+            "quantity": 3, "minutes": 30}))
+        page = await phone(browser, web.http, "fr")
+        switch = "() => document.querySelector('#lang').click()"  # the dialog is modal
+        ask = f"{feed_card(post_id)} .hold-ask"
+        await page.click(ask)  # a first hold, asked and closed
+        await page.fill("#hold-name", "Léa")
+        await page.click(".hold-submit")
+        await page.wait_for_selector("#hold-dialog .hold-code")
+        await page.click("#hold-dialog .hold-close")
+        await page.wait_for_selector("#hold-dialog:not([open])", state="attached")
+
+        # The asking dialog, a refusal shown and a name half typed.
+        await page.click(ask)
+        await page.fill("#hold-name", " ")
+        await page.click(".hold-submit")
+        await text_is(page, "#hold-error", TEXTS["fr"]["invalid_hold"])
+        await page.fill("#hold-name", "Zo")
+        await page.evaluate(switch)
+        await text_is(page, "#hold-dialog .hold-title", "Hold it for me")
+        assert await page.inner_text("label[for='hold-name']") == "Your first name"
+        assert await page.inner_text("#hold-explain") == TEXTS["en"]["explain"]
+        assert await page.inner_text("#hold-error") == TEXTS["en"]["invalid_hold"]
+        assert await page.inner_text(".hold-submit") == "Ask the shop"
+        assert await page.inner_text("#hold-dialog .hold-close") == "Close"
+        assert await page.input_value("#hold-name") == "Zo"
+        assert await page.evaluate("() => document.activeElement.id") == "hold-name"
+        await page.keyboard.press("Escape")
+
+        # The dialog once asked: its code, status, until when, in the language switched to.
+        await page.click(ask)
+        await page.fill("#hold-name", "Zoé")
+        await page.click(".hold-submit")
+        await page.wait_for_selector("#hold-dialog .hold-code")
+        await page.focus("#hold-dialog .hold-close")
+        await page.evaluate(switch)
+        await text_is(page, "#hold-dialog .hold-title", "Votre réservation")
+        assert await page.inner_text("#hold-dialog .hold-code-label") == "Code à dire en caisse"
+        assert await page.inner_text("#hold-dialog-status") == TEXTS["fr"]["pending"]
+        assert (await page.inner_text("#hold-dialog .hold-until")).startswith(
+            "Si la boutique accepte, gardé jusqu'à")
+        assert (await page.get_attribute("#hold-dialog .hold-qr", "alt") or "").startswith(
+            "QR code du code")
+        assert await page.inner_text("#hold-dialog .hold-close") == "Fermer"
+        assert await page.evaluate(
+            "() => document.activeElement.classList.contains('hold-close')")
+        await page.keyboard.press("Escape")
+
+        # "My holds" open, a status just said in the note: all of it follows.
+        holds = await page.evaluate("() => window.streetfeed.holds")
+        zoe = next(h for h in holds if h["status"] == "pending")
+        await page.click("#my-holds-toggle")
+        accepted = await http.post(f"/api/v1/shops/{shop.id}/holds/{zoe['id']}/accept",
+                                   headers=auth(shop))
+        assert accepted.status_code == 200
+        await page.clock.run_for(10_000)
+        item = f'#my-holds-list [data-hold-id="{zoe["id"]}"]'
+        await page.wait_for_function(
+            "(sel) => document.querySelector(sel)?.classList.contains('status-accepted')",
+            arg=item)
+        until = kept_until(accepted.json()["expires_at"])
+        await page.click("#lang")
+        await text_is(page, "#my-holds-toggle .my-holds-label", TEXTS["en"]["my_holds"].format(n=2))
+        assert await page.inner_text(f"{item} .hold-status") == \
+            TEXTS["en"]["accepted"].format(time=until)
+        assert await page.inner_text(f"{item} .hold-cancel") == "Cancel"
+        assert await page.inner_text("#holds-note") == TEXTS["en"]["note"].format(
+            status=in_sentence(TEXTS["en"]["accepted"].format(time=until)))
+        assert await page.inner_text(".my-holds-device") == "Kept on this device only."
+        await no_sideways_scroll(page)
+        assert page.errors == []

@@ -586,7 +586,7 @@ function setupControls() {
     labelFilters();
     fresh.relabel();
     producerView.render();
-    holdsUi.render();
+    holdsUi.relabel();
   });
 }
 
