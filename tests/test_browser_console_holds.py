@@ -353,7 +353,7 @@ async def test_holds_fit_a_320px_phone(redis: Redis, settings: Settings,
         await http.post(f"/api/v1/shops/{shop.id}/holds/{accepted['id']}/accept",
                         headers=auth(shop))
         faults: list[str] = []
-        for width in (320, 390):
+        for width in (320, 360, 390):
             await browser.clear_cookies()  # signed out: console_at signs in
             page = await console_at(browser, web.http, shop, width)
             await page.wait_for_selector(f'#holds-list [data-hold-id="{accepted["id"]}"]')
