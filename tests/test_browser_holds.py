@@ -516,11 +516,25 @@ async def test_the_screen_reads_held_today_every_minute_one_read_at_a_time(
         await page.clock.install()
         started: list[str] = []
         ended: list[str] = []
-        page.on("request", lambda r: started.append(r.url) if r.url == profile else None)
+        in_flight = [0]  # how many were under way at each start and end, in their order
+
+        def start(request: Any) -> None:
+            if request.url == profile:
+                started.append(request.url)
+                in_flight.append(len(started) - len(ended))
+
+        def end(request: Any) -> None:
+            if request.url == profile:
+                ended.append(request.url)
+                in_flight.append(len(started) - len(ended))
+
+        page.on("request", start)
         for event in ("requestfinished", "requestfailed"):
-            page.on(event, lambda r: ended.append(r.url) if r.url == profile else None)
+            page.on(event, end)
         await page.goto(f"{web.http}/screen/{shop.id}?lang=en")
-        await page.wait_for_function("() => window.streetfeedScreen.shop !== null")
+        # Read, and the next read planned (the page's clock also runs on its own: margins
+        # of a few seconds below).
+        await page.wait_for_function("() => window.streetfeedScreen.shop?.fetchedAt > 0")
         await wait_for(lambda: len(ended) == len(started) >= 1, message="first read over")
         assert await page.is_hidden("#held-today")
 
@@ -528,9 +542,9 @@ async def test_the_screen_reads_held_today_every_minute_one_read_at_a_time(
         day = datetime.now(ZoneInfo(settings.timezone)).date().isoformat()
         await redis.set(keys.holds_today("main", shop.id, day), 2)
         seen = len(started)
-        await page.clock.run_for(59_000)
+        await page.clock.run_for(50_000)
         assert len(started) == seen
-        await page.clock.run_for(1_000)
+        await page.clock.run_for(12_000)
         await text_is(page, "#held-today", "2 held today")
         assert len(started) == seen + 1
 
@@ -547,24 +561,34 @@ async def test_the_screen_reads_held_today_every_minute_one_read_at_a_time(
         await wait_for(lambda: len(hung) == 1, message="a read under way")
         await page.clock.run_for(15_000)
         assert len(started) == seen + 1
-        # The network down: failures, fewer and fewer, never two at once.
+        # The network down: failures, never two at once, backing off to one a minute.
         await page.unroute(profile)
         await page.route(profile, lambda route: route.abort())
-        for _ in range(10):
+        await page.clock.run_for(5_000)  # the hung read given up
+        for _ in range(12):  # six minutes
             await page.clock.run_for(30_000)
-            assert len(started) - len(ended) <= 1
+            await wait_for(lambda: len(ended) == len(started), message="the read failed")
+        # 1, 2, 4... 32 s, then a minute apart: about a dozen, where one every second
+        # would be 360.
         asked = len(started) - seen
-        assert 3 <= asked <= 9, asked
-        # Back: within a minute the count is read again.
+        assert 6 <= asked <= 14, asked
+        assert max(in_flight) == 1
+        # Back: within a minute the count is read again (a failure's answer may come
+        # after the time moved on: the minute counts from then).
         await page.unroute(profile)
         await redis.set(keys.holds_today("main", shop.id, day), 3)
-        await page.clock.run_for(60_000)
+        for _ in range(8):
+            await page.clock.run_for(10_000)
+            if await page.inner_text("#held-today") == "3 held today":
+                break
         await text_is(page, "#held-today", "3 held today")
 
         # Hidden (a tab left behind): read once the minute is up, then not for long.
         await set_visible(page, False)
-        await page.clock.run_for(60_000)
-        await wait_for(lambda: len(ended) == len(started), message="reads over")
+        fetched = await page.evaluate("() => window.streetfeedScreen.shop.fetchedAt")
+        await page.clock.run_for(62_000)
+        await page.wait_for_function(
+            "(at) => window.streetfeedScreen.shop.fetchedAt > at", arg=fetched)
         seen = len(started)
         await page.clock.run_for(5 * 60_000)
         assert len(started) == seen
