@@ -11,7 +11,7 @@
 // overlap (same building) spread on a circle around their spot. So every pin and
 // cluster on screen can be tapped on its own.
 
-import { holdOf, el as node, photoImg, photosOf } from "./cards.js";
+import { holdLine, holdOf, el as node, photoImg, photosOf } from "./cards.js";
 import { categoryText } from "./categories.js";
 import { plural, t } from "./i18n.js";
 
@@ -435,31 +435,17 @@ export class FeedMap {
         item.append(photoImg(photo, { sizes: POPUP_PHOTO_SIZES, maxWidth: 400,
           alt: String(post.title ?? ""), className: "map-popup-photo" }));
       }
-      const text = node("span", "map-popup-post");
+      const text = node("div", "map-popup-post");
       const title = node("bdi", "map-popup-title", String(post.title ?? ""));
       title.id = `map-popup-title-${post.id}`;
       text.append(node("span", "map-popup-kind", t(`kind_${post.kind}`)), " ", title);
-      const hold = this.#holdLine(post);
+      // "Hold it for me · 3 left" as on the post's card, opening the same dialog.
+      const hold = this.onHold && holdLine(post, title.id, { onHold: this.onHold });
       if (hold) text.append(hold);
       item.append(text);
       list.append(item);
     }
     box.append(list);
     return box;
-  }
-
-  /** "Hold it for me · 3 left" as on the post's card, opening the same dialog; "All held". */
-  #holdLine(post) {
-    const hold = holdOf(post);
-    if (!hold || !this.onHold) return null;
-    if (hold.left === 0) return node("span", "hold-line hold-all-held", t("hold_all_held"));
-    const line = node("span", "hold-line");
-    const button = node("button", "hold-ask", t("hold_ask", { n: hold.left }));
-    button.type = "button";
-    button.dataset.postId = post.id;
-    button.setAttribute("aria-describedby", `map-popup-title-${post.id}`); // which post
-    button.addEventListener("click", () => this.onHold(post, button));
-    line.append(button);
-    return line;
   }
 }
