@@ -542,7 +542,7 @@ function withdrawWarning(entry, withdrawBtn, withdraw) {
   box.append(text, buttons);
   anyway.textContent = t("hc_withdraw_anyway");
   keep.textContent = t("hc_withdraw_keep");
-  const say = ({ pending, accepted }) => {
+  const tell = ({ pending, accepted }) => {
     const parts = [];
     if (pending) parts.push(plural("hc_withdraw_pending", pending));
     if (accepted) parts.push(plural("hc_withdraw_accepted", accepted));
@@ -566,7 +566,7 @@ function withdrawWarning(entry, withdrawBtn, withdraw) {
     show: () => {
       const open = holdsPanel.openOf(entry.post.id);
       if (!open.pending && !open.accepted) return false;
-      say(open);
+      tell(open);
       box.hidden = false;
       keep.focus(); // the safe choice under the finger; the text is read with the group
       return true;
