@@ -137,16 +137,15 @@ async def test_offer_on_a_new_post_then_change_and_stop_it(
         # The form starts the next post without the offer.
         assert not await page.is_checked("#post-hold-on")
         own = page.locator(f'#own-posts [data-post-id="{post_id}"]')
-        # The console's line under the card, or the card's own once cards.js draws `hold`.
+        # From the shop's side (a cold try read the passer-by's "Hold it for me · 3 left"
+        # on the shop's own post): how many are held, how many left of how many.
         offer_line = own.locator("[class*='hold']:visible")
-        await expect(offer_line).to_have_text(re.compile(r"\b3\b"))
-        if await own.locator(".own-hold:visible").count():
-            await expect(offer_line).to_have_text(
-                "Mettez-le moi de côté · encore 3 · gardé 30 min")
+        await expect(offer_line).to_have_text("Aucun réservé · encore 3 sur 3 · gardé 30 min")
+        assert await own.locator(".hold-line").count() == 0
 
         # A passer-by holds one, the shop gives it: the quantity still counts it.
         held = await ask(http, post_id, "Léa")
-        await expect(offer_line).to_have_text(re.compile(r"\b2\b"))
+        await expect(offer_line).to_have_text("1 réservé · encore 2 sur 3 · gardé 30 min")
         assert (await http.post(f"/api/v1/shops/{shop.id}/holds/{held['id']}/collected",
                                 headers=auth(shop))).status_code == 200
         await page.wait_for_function("() => window.streetfeedConsole.holds.count === 0")
@@ -172,7 +171,16 @@ async def test_offer_on_a_new_post_then_change_and_stop_it(
         await wait_for(lambda: (last_version(street, post_id) or {}).get("hold")
                        == {"left": 5, "minutes": 120}, message="offer changed")
         assert patches(requests)[-1] == {"hold": {"quantity": 6, "minutes": 120}}
-        await expect(offer_line).to_have_text(re.compile(r"\b5\b"))
+        await expect(offer_line).to_have_text("1 réservé · encore 5 sur 6 · gardé 2 h")
+        # Every unit asked for: all held, from the shop's side too.
+        for name in ("Marc", "Zoé", "Noé", "Inès", "Hugo"):  # 3 open a person: each given
+            given = await ask(http, post_id, name)
+            assert (await http.post(f"/api/v1/shops/{shop.id}/holds/{given['id']}/collected",
+                                    headers=auth(shop))).status_code == 200
+        await expect(offer_line).to_have_text("Tout est réservé : 6 sur 6 · gardé 2 h")
+        await page.click("#lang")
+        await expect(offer_line).to_have_text("All held: 6 of 6 · kept 2 h")
+        await page.click("#lang")
 
         await own.locator(".edit").click()
         await page.click(f"label[for='edit-hold-{post_id}-on']")
@@ -348,7 +356,7 @@ async def test_holds_fit_a_320px_phone(redis: Redis, settings: Settings,
         await http.post(f"/api/v1/shops/{shop.id}/holds/{accepted['id']}/accept",
                         headers=auth(shop))
         faults: list[str] = []
-        for width in (320, 390):
+        for width in (320, 360, 390):
             await browser.clear_cookies()  # signed out: console_at signs in
             page = await console_at(browser, web.http, shop, width)
             await page.wait_for_selector(f'#holds-list [data-hold-id="{accepted["id"]}"]')
@@ -373,3 +381,91 @@ async def test_holds_fit_a_320px_phone(redis: Redis, settings: Settings,
             assert page.errors == []
             await page.close()
         assert not faults, "\n".join(faults)
+
+
+async def test_the_till_reads_as_a_form_and_a_held_post_is_withdrawn_knowingly(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """A cold try: the till's lookup looked like one more text line, its "Cancel" beside
+    holds read as cancelling one, the "take holds" switch sat in "Your shop", and a post
+    with open holds went in two taps without a word about them."""
+    shop = await add_shop(redis, settings, "Fromagerie", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        post_id = await live_post(http, shop, redis, arrival(
+            "Comté 24 mois", hold={"quantity": 5, "minutes": 60}))
+        other = await live_post(http, shop, redis, arrival("Beurre cru"))
+        lea = await ask(http, post_id, "Léa")
+        marc = await ask(http, post_id, "Marc")
+        zoe = await ask(http, post_id, "Zoé")
+        for hold in (lea, marc):
+            assert (await http.post(f"/api/v1/shops/{shop.id}/holds/{hold['id']}/accept",
+                                    headers=auth(shop))).status_code == 200
+        page = await console_at(browser, web.http, shop, 360)
+        await page.wait_for_selector(f'#holds-list [data-hold-id="{zoe["id"]}"]')
+
+        # The till: a form of its own, named, its field labelled, its button beside it.
+        till = page.get_by_role("form", name="Code en caisse")
+        await expect(till).to_be_visible()
+        await expect(till.get_by_role("textbox", name="Le code du client")).to_be_visible()
+        await expect(till.get_by_role("button", name="Trouver la réservation")).to_be_visible()
+        code = page.locator("#till-code")
+        await code.fill(zoe["code"].lower())
+        await page.click("#till-find")
+        await expect(page.locator("#till-found")).to_be_visible()
+        # Its second button says what it does, and does it: the code goes, nothing else.
+        await expect(page.locator("#till-cancel")).to_have_text("Effacer le code")
+        await page.click("#till-cancel")
+        await expect(page.locator("#till-found")).to_be_hidden()
+        assert await code.input_value() == ""
+        assert await page.evaluate("() => document.activeElement.id") == "till-code"
+        assert await status_of(http, zoe) == "pending"
+
+        # Turning holds off is with the holds, and says what it does.
+        panel = page.locator("#holds-panel")
+        await expect(panel.locator("#profile-holds")).to_be_attached()
+        await expect(panel.locator("#profile-holds-help")).to_have_text(
+            "Désactivé : vos annonces ne proposent plus de mise de côté et personne ne peut "
+            "en demander de nouvelle ; les réservations en cours restent, à traiter et à "
+            "remettre.")
+        assert await page.locator("#profile-panel #profile-holds").count() == 0
+
+        # Withdrawing a post with open holds: asked first, with what becomes of them.
+        own = page.locator(f'#own-posts [data-post-id="{post_id}"]')
+        await own.locator(".withdraw").click()
+        warning = own.locator(".withdraw-warning")
+        await expect(warning).to_have_text(re.compile(
+            r"^Cette annonce a 3 réservations en cours : 1 en attente sera refusée ; "
+            r"2 mises de côté restent gardées pour leurs clients\."))
+        assert await page.evaluate("() => document.activeElement.textContent") == \
+            "Garder l'annonce"
+        faults = await layout_faults(page, "360px fr withdraw warning")
+        await page.set_viewport_size({"width": 320, "height": 740})
+        faults += await layout_faults(page, "320px fr withdraw warning")
+        assert faults == [], faults
+        # Kept: nothing happens to the post.
+        await warning.get_by_role("button", name="Garder l'annonce").click()
+        await expect(warning).to_be_hidden()
+        assert await redis.exists(keys.post("main", post_id))
+        # In English too, then withdrawn anyway: the pending one declined, the others kept.
+        await page.click("#lang")
+        await own.locator(".withdraw").click()
+        await expect(warning).to_contain_text(
+            "This post has 3 open holds: 1 waiting for your answer will be declined; "
+            "2 put aside stay kept for their customers.")
+        await warning.get_by_role("button", name="Withdraw anyway").click()
+        await expect(own).to_have_count(0)
+        async def declined() -> bool:
+            return await status_of(http, zoe) == "declined"
+
+        await wait_for(declined, message="the pending hold declined")
+        assert await status_of(http, lea) == "accepted"
+        assert await status_of(http, marc) == "accepted"
+
+        # A post without holds: the two taps as before, no warning.
+        plain = page.locator(f'#own-posts [data-post-id="{other}"]')
+        await plain.locator(".withdraw").click()
+        await expect(plain.locator(".withdraw")).to_have_text("Confirm withdrawal")
+        await expect(plain.locator(".withdraw-warning")).to_be_hidden()
+        await plain.locator(".withdraw").click()
+        await expect(plain).to_have_count(0)
+        assert page.errors == []

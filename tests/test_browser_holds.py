@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from playwright.async_api import expect
 from redis.asyncio import Redis
 
 from runtime.settings import Settings
@@ -486,3 +487,313 @@ async def test_the_screen_counts_what_is_left_to_hold_and_held_today(
         await page.wait_for_function("() => document.getAnimations().length === 0")
         assert await page.evaluate(SCREEN_FITS) == []
         assert errors == []
+
+
+# The screen's head: every part inside it, none over another, the pills and the clock whole
+# (the clock on one line), nothing scrolling sideways.
+HEAD_FAULTS = """() => {
+  const head = document.querySelector('.screen-top');
+  const top = head.getBoundingClientRect();
+  const line = top.bottom - parseFloat(getComputedStyle(head).borderBottomWidth);
+  const shown = (sel) => {
+    const node = document.querySelector(sel);
+    return node && node.getClientRects().length ? node : null;
+  };
+  const parts = ['.screen-logo', '#screen-shop', '#screen-open', '#held-today', '#clock',
+    '#clock-date'].map((sel) => [sel, shown(sel)]).filter(([, node]) => node);
+  const out = [];
+  for (const [sel, node] of parts) {
+    const box = node.getBoundingClientRect();
+    // Above, the page's own padding (empty); below, the head's line, never crossed.
+    if (box.left < top.left - 1 || box.right > top.right + 1 || box.top < 0 ||
+        box.bottom > line + 1) out.push(`${sel} outside the head (${JSON.stringify(box)})`);
+    if (sel !== '#screen-shop' && node.scrollWidth > node.clientWidth) out.push(`${sel} cut`);
+  }
+  for (let i = 0; i < parts.length; i += 1) {
+    for (let j = i + 1; j < parts.length; j += 1) {
+      const a = parts[i][1].getBoundingClientRect();
+      const b = parts[j][1].getBoundingClientRect();
+      if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 &&
+          b.top < a.bottom - 1) out.push(`${parts[i][0]} over ${parts[j][0]}`);
+    }
+  }
+  const clock = document.querySelector('#clock');
+  if (clock.getClientRects().length !== 1 ||
+      clock.getBoundingClientRect().height > 1.5 * parseFloat(getComputedStyle(clock).fontSize))
+    out.push('the clock wraps');
+  if (document.documentElement.scrollWidth > innerWidth) out.push('scrolls sideways');
+  return out;
+}"""
+
+
+SHORT_HELD = {"fr": "3 réservations", "en": "3 held"}
+
+
+async def test_the_screen_s_head_keeps_held_today_and_the_clock_whole_at_every_size(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """A cold try: "3 réservations aujourd'hui" squeezed the head of a 1280 x 720 TV and
+    of a tablet stood up (the open line cut to "O…", the name to a few letters)."""
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http,
+                                       name="Épicerie fine du Grand-Théâtre")
+        week = {day: [{"open": "07:00", "close": "23:30"}] for day in
+                ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+        hours = await http.put(f"/api/v1/shops/{shop.id}/hours", headers=auth(shop), json={
+            "timezone": "Europe/Paris", "weekly": week, "exceptions": []})
+        assert hours.status_code == 200, hours.text
+        post_id = await posted(http, shop, arrival("Fraises", hold={"quantity": 5,
+                                                                    "minutes": 30}))
+        await wait_for(lambda: redis.exists(keys.post("main", post_id)), message="post live")
+        for name in ("Léa", "Marc", "Zoé"):
+            assert (await http.post(f"/api/v1/posts/{post_id}/holds",
+                                    json={"name": name})).status_code == 201
+        faults: list[str] = []
+        for lang in ("fr", "en"):
+            for width, height in ((1920, 1080), (1280, 720), (1366, 768), (800, 1280),
+                                  (360, 740), (320, 640)):
+                page = await new_page(browser, width, height)
+                await page.goto(f"{web.http}/screen/{shop.id}?lang={lang}")
+                await page.wait_for_function(
+                    "() => window.streetfeedScreen.shop?.held_today === 3")
+                await page.wait_for_function("() => document.getAnimations().length === 0")
+                what = f"{lang} {width}x{height}"
+                faults += [f"{what}: {fault}" for fault in await page.evaluate(HEAD_FAULTS)]
+                # Whole words: "3 held today", or "3 held" where the name needs the room.
+                held = await page.inner_text("#held-today")
+                assert held in (TEXTS[lang]["held_three"], SHORT_HELD[lang]), (what, held)
+                if width == 1920:
+                    assert held == TEXTS[lang]["held_three"], what
+                if width > 400:  # a screen, not a phone: open or not, said
+                    assert await page.is_visible("#screen-open"), what
+                assert page.errors == [], what
+                await page.close()
+        assert faults == [], "\n".join(faults)
+
+
+async def test_the_screen_reads_held_today_every_minute_one_read_at_a_time(
+        redis: Redis, settings: Settings, chromium: Any) -> None:
+    """A hold the shop accepts moves no unit left: no frame tells the screen, which reads
+    its count again every minute while it shows; a read that hangs or a network that is
+    down never piles requests up; hidden, it is read rarely, and at once when shown.
+    Without the service worker: its network-first copy would answer for a network down."""
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http)
+        profile = f"{web.http}/api/v1/shops/{shop.id}"
+        context = await chromium.new_context(locale="fr-FR", timezone_id="Europe/Paris",
+                                             service_workers="block")
+        page = await new_page(context, 1920, 1080)
+        await page.clock.install()
+        started: list[str] = []
+        ended: list[str] = []
+        in_flight = [0]  # how many were under way at each start and end, in their order
+
+        def start(request: Any) -> None:
+            if request.url == profile:
+                started.append(request.url)
+                in_flight.append(len(started) - len(ended))
+
+        def end(request: Any) -> None:
+            if request.url == profile:
+                ended.append(request.url)
+                in_flight.append(len(started) - len(ended))
+
+        page.on("request", start)
+        for event in ("requestfinished", "requestfailed"):
+            page.on(event, end)
+        await page.goto(f"{web.http}/screen/{shop.id}?lang=en")
+        # Read, and the next read planned (the page's clock also runs on its own: margins
+        # of a few seconds below).
+        await page.wait_for_function("() => window.streetfeedScreen.shop?.fetchedAt > 0")
+        await wait_for(lambda: len(ended) == len(started) >= 1, message="first read over")
+        assert await page.is_hidden("#held-today")
+
+        # Counted without any frame (as an accept is): the next minute's read shows it.
+        day = datetime.now(ZoneInfo(settings.timezone)).date().isoformat()
+        await redis.set(keys.holds_today("main", shop.id, day), 2)
+        seen = len(started)
+        await page.clock.run_for(50_000)
+        assert len(started) == seen
+        await page.clock.run_for(12_000)
+        await text_is(page, "#held-today", "2 held today")
+        assert len(started) == seen + 1
+
+        # A read that hangs: nothing more is asked while it is under way, then it is
+        # given up and asked again, one at a time.
+        hung: list[Any] = []
+
+        async def hang(route: Any) -> None:
+            hung.append(route)
+
+        await page.route(profile, hang)
+        seen = len(started)
+        await page.clock.run_for(60_000)
+        await wait_for(lambda: len(hung) == 1, message="a read under way")
+        await page.clock.run_for(15_000)
+        assert len(started) == seen + 1
+        # The network down: failures, never two at once, backing off to one a minute.
+        await page.unroute(profile)
+        await page.route(profile, lambda route: route.abort())
+        await page.clock.run_for(5_000)  # the hung read given up
+        for _ in range(12):  # six minutes
+            await page.clock.run_for(30_000)
+            await wait_for(lambda: len(ended) == len(started), message="the read failed")
+        # 1, 2, 4... 32 s, then a minute apart: about a dozen, where one every second
+        # would be 360.
+        asked = len(started) - seen
+        assert 6 <= asked <= 14, asked
+        assert max(in_flight) == 1
+        # Back: within a minute the count is read again (a failure's answer may come
+        # after the time moved on: the minute counts from then).
+        await page.unroute(profile)
+        await redis.set(keys.holds_today("main", shop.id, day), 3)
+        for _ in range(8):
+            await page.clock.run_for(10_000)
+            if await page.inner_text("#held-today") == "3 held today":
+                break
+        await text_is(page, "#held-today", "3 held today")
+
+        # Hidden (a tab left behind): read once the minute is up, then not for long.
+        await set_visible(page, False)
+        fetched = await page.evaluate("() => window.streetfeedScreen.shop.fetchedAt")
+        await page.clock.run_for(62_000)
+        await page.wait_for_function(
+            "(at) => window.streetfeedScreen.shop.fetchedAt > at", arg=fetched)
+        seen = len(started)
+        await page.clock.run_for(5 * 60_000)
+        assert len(started) == seen
+        await redis.set(keys.holds_today("main", shop.id, day), 4)
+        await set_visible(page, True)  # shown again: read at once
+        await text_is(page, "#held-today", "4 held today")
+        assert len(started) == seen + 1
+        assert page.errors == []
+        await context.close()
+
+
+@pytest.mark.parametrize(("lang", "width"), [("en", 320), ("fr", 360)])
+async def test_the_map_s_popup_offers_to_hold_as_the_card_does(
+        redis: Redis, settings: Settings, browser: Any, lang: str, width: int) -> None:
+    """A cold try: the map's popups listed a post offering holds without the card's
+    "Hold it for me". The popup's button opens the same dialog; its units left follow
+    live while it is open; "All held" at 0."""
+    words = TEXTS[lang]
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http)
+        post_id = await posted(http, shop, arrival("Fraises de Plougastel", hold={
+            "quantity": 2, "minutes": 30}))
+        await posted(http, shop, arrival("Radis roses"))  # nothing to hold on this one
+        page = await new_page(browser, width, 740, lang=lang)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500&view=map")
+        await page.wait_for_function(LIVE)
+        await page.wait_for_function("() => window.streetfeed.map?.pins === 1")
+        await page.wait_for_selector(f"{feed_card(post_id)}", state="attached")
+        await page.locator(".leaflet-marker-pane .map-pin").click()
+        popup = page.locator(".leaflet-popup-content")
+        ask = popup.locator(f'.hold-ask[data-post-id="{post_id}"]')
+        await expect(ask).to_have_text(words["ask"].format(n=2))
+        assert await popup.locator(".hold-ask").count() == 1  # the radishes offer none
+        await no_sideways_scroll(page)
+
+        await ask.click()
+        await page.wait_for_selector("#hold-dialog[open]")
+        assert await page.evaluate("() => document.activeElement.id") == "hold-name"
+        await page.fill("#hold-name", "Léa")
+        await page.click(".hold-submit")
+        await page.wait_for_selector("#hold-dialog .hold-code")
+        # Live in the popup, open behind the dialog: one unit fewer.
+        await expect(ask).to_have_text(words["ask"].format(n=1))
+        box = await page.locator("#hold-dialog").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+        await page.click("#hold-dialog .hold-close")
+        await page.wait_for_selector("#hold-dialog:not([open])", state="attached")
+        # The focus back on the button tapped, in the popup (made again meanwhile).
+        assert await page.evaluate("(id) => document.activeElement.matches("
+                                   "`.leaflet-popup .hold-ask[data-post-id='${id}']`)", post_id)
+        # Someone else takes the last one: "All held", nothing to tap.
+        assert (await http.post(f"/api/v1/posts/{post_id}/holds",
+                                json={"name": "Marc"})).status_code == 201
+        await expect(popup.locator(".hold-all-held")).to_have_text(words["all_held"])
+        assert await popup.locator(".hold-ask").count() == 0
+        await no_sideways_scroll(page)
+        assert page.errors == []
+
+
+async def test_a_language_switch_relabels_the_open_dialog_and_my_holds(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """A cold try: switching FR/EN with the dialog or "My holds" open left them in the old
+    language. What is open follows; a name typed and the focus stay."""
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http)
+        post_id = await posted(http, shop, arrival("Fraises de Plougastel", hold={
+            "quantity": 3, "minutes": 30}))
+        page = await phone(browser, web.http, "fr")
+        switch = "() => document.querySelector('#lang').click()"  # the dialog is modal
+        ask = f"{feed_card(post_id)} .hold-ask"
+        await page.click(ask)  # a first hold, asked and closed
+        await page.fill("#hold-name", "Léa")
+        await page.click(".hold-submit")
+        await page.wait_for_selector("#hold-dialog .hold-code")
+        await page.click("#hold-dialog .hold-close")
+        await page.wait_for_selector("#hold-dialog:not([open])", state="attached")
+
+        # The asking dialog, a refusal shown and a name half typed.
+        await page.click(ask)
+        await page.fill("#hold-name", " ")
+        await page.click(".hold-submit")
+        await text_is(page, "#hold-error", TEXTS["fr"]["invalid_hold"])
+        await page.fill("#hold-name", "Zo")
+        await page.evaluate(switch)
+        await text_is(page, "#hold-dialog .hold-title", "Hold it for me")
+        assert await page.inner_text("label[for='hold-name']") == "Your first name"
+        assert await page.inner_text("#hold-explain") == TEXTS["en"]["explain"]
+        assert await page.inner_text("#hold-error") == TEXTS["en"]["invalid_hold"]
+        assert await page.inner_text(".hold-submit") == "Ask the shop"
+        assert await page.inner_text("#hold-dialog .hold-close") == "Close"
+        assert await page.input_value("#hold-name") == "Zo"
+        assert await page.evaluate("() => document.activeElement.id") == "hold-name"
+        await page.keyboard.press("Escape")
+
+        # The dialog once asked: its code, status, until when, in the language switched to.
+        await page.click(ask)
+        await page.fill("#hold-name", "Zoé")
+        await page.click(".hold-submit")
+        await page.wait_for_selector("#hold-dialog .hold-code")
+        await page.focus("#hold-dialog .hold-close")
+        await page.evaluate(switch)
+        await text_is(page, "#hold-dialog .hold-title", "Votre réservation")
+        assert await page.inner_text("#hold-dialog .hold-code-label") == "Code à dire en caisse"
+        assert await page.inner_text("#hold-dialog-status") == TEXTS["fr"]["pending"]
+        assert (await page.inner_text("#hold-dialog .hold-until")).startswith(
+            "Si la boutique accepte, gardé jusqu'à")
+        assert (await page.get_attribute("#hold-dialog .hold-qr", "alt") or "").startswith(
+            "QR code du code")
+        assert await page.inner_text("#hold-dialog .hold-close") == "Fermer"
+        assert await page.evaluate(
+            "() => document.activeElement.classList.contains('hold-close')")
+        await page.keyboard.press("Escape")
+
+        # "My holds" open, a status just said in the note: all of it follows.
+        holds = await page.evaluate("() => window.streetfeed.holds")
+        zoe = next(h for h in holds if h["status"] == "pending")
+        await page.click("#my-holds-toggle")
+        accepted = await http.post(f"/api/v1/shops/{shop.id}/holds/{zoe['id']}/accept",
+                                   headers=auth(shop))
+        assert accepted.status_code == 200
+        await page.clock.run_for(10_000)
+        item = f'#my-holds-list [data-hold-id="{zoe["id"]}"]'
+        await page.wait_for_function(
+            "(sel) => document.querySelector(sel)?.classList.contains('status-accepted')",
+            arg=item)
+        until = kept_until(accepted.json()["expires_at"])
+        await page.click("#lang")
+        await text_is(page, "#my-holds-toggle .my-holds-label", TEXTS["en"]["my_holds"].format(n=2))
+        assert await page.inner_text(f"{item} .hold-status") == \
+            TEXTS["en"]["accepted"].format(time=until)
+        assert await page.inner_text(f"{item} .hold-cancel") == "Cancel"
+        assert await page.inner_text("#holds-note") == TEXTS["en"]["note"].format(
+            status=in_sentence(TEXTS["en"]["accepted"].format(time=until)))
+        assert await page.inner_text(".my-holds-device") == "Kept on this device only."
+        await no_sideways_scroll(page)
+        assert page.errors == []

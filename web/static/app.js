@@ -586,7 +586,7 @@ function setupControls() {
     labelFilters();
     fresh.relabel();
     producerView.render();
-    holdsUi.render();
+    holdsUi.relabel();
   });
 }
 
@@ -671,7 +671,7 @@ function setMapOpen(open, remember = true) {
     }
   }
   if (!open || !position) return;
-  feedMap ??= new FeedMap($("map"), $("map-note"));
+  feedMap ??= new FeedMap($("map"), $("map-note"), { onHold });
   feedMap.open(position, radius).then(() => order()).catch(() => {
     // map-note says the map could not load; the list still works
   });

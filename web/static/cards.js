@@ -353,7 +353,7 @@ export function holdOf(post) {
  * hold" on a wall screen (`show` "count"), nothing with `show` "none"; "All held" once
  * none is left, never a button.
  */
-function holdLine(post, titleId, { onHold, show }) {
+export function holdLine(post, titleId, { onHold, show }) {
   const hold = holdOf(post);
   if (!hold || show === "none") return null;
   if (hold.left === 0) return el("p", "hold-line hold-all-held", t("hold_all_held"));

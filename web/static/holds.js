@@ -93,6 +93,8 @@ export class HoldsUi {
     this.polling = false;
     this.dialogHold = null; // the id the dialog shows, once asked
     this.opener = null; // {postId, button}: where the focus goes back to
+    this.labels = new Map(); // the dialog's texts: node -> [key, vars], for a language switch
+    this.noteHold = null; // the hold the note last spoke of
     nodes.toggle.addEventListener("click", () => this.#setListOpen(
       nodes.toggle.getAttribute("aria-expanded") !== "true"));
     nodes.dialog.addEventListener("close", () => this.#closed());
@@ -124,22 +126,23 @@ export class HoldsUi {
     if (!hold || dialog.open) return;
     this.dialogHold = null;
     this.opener = { postId: post.id, button };
+    this.labels.clear();
     const form = el("form", "hold-form");
     form.noValidate = true; // the words of a refusal are ours, in the page's language
-    const label = el("label", "hold-label", t("hold_name_label"));
+    const label = this.#say(el("label", "hold-label"), "hold_name_label");
     label.htmlFor = "hold-name";
     const input = el("input", "hold-name");
     Object.assign(input, { id: "hold-name", name: "name", type: "text", required: true,
       autocomplete: "given-name", value: loadName(), spellcheck: false });
     input.maxLength = NAME_MAX * 2; // code points are checked on submit; emoji are two units
     input.setAttribute("aria-describedby", "hold-explain hold-error");
-    const explain = el("p", "hold-explain", t("hold_explain", { n: hold.minutes }));
+    const explain = this.#say(el("p", "hold-explain"), "hold_explain", { n: hold.minutes });
     explain.id = "hold-explain";
     const error = el("p", "hold-error");
     error.id = "hold-error";
     error.setAttribute("role", "alert");
     error.hidden = true;
-    const submit = el("button", "hold-submit", t("hold_submit"));
+    const submit = this.#say(el("button", "hold-submit"), "hold_submit");
     submit.type = "submit";
     const close = this.#closeButton();
     const actions = el("div", "hold-actions");
@@ -155,8 +158,15 @@ export class HoldsUi {
     input.focus();
   }
 
+  /** `node` says `key` (with `vars`), and says it again in the language switched to. */
+  #say(node, key, vars = {}) {
+    node.textContent = t(key, vars);
+    this.labels.set(node, [key, vars]);
+    return node;
+  }
+
   #heading(key) {
-    const heading = el("h2", "hold-title", t(key));
+    const heading = this.#say(el("h2", "hold-title"), key);
     heading.id = "hold-dialog-title";
     heading.tabIndex = -1; // the focus lands on it when the dialog's content changes
     return heading;
@@ -170,7 +180,7 @@ export class HoldsUi {
   }
 
   #closeButton() {
-    const close = el("button", "hold-close", t("hold_close"));
+    const close = this.#say(el("button", "hold-close"), "hold_close");
     close.type = "button";
     close.addEventListener("click", () => this.nodes.dialog.close());
     return close;
@@ -179,7 +189,7 @@ export class HoldsUi {
   async #send(post, { input, error, submit }) {
     const name = input.value.trim();
     const refuse = (key) => {
-      error.textContent = t(key);
+      this.#say(error, key);
       error.hidden = false;
       input.setAttribute("aria-invalid", "true");
       input.focus();
@@ -189,7 +199,7 @@ export class HoldsUi {
       return;
     }
     submit.disabled = true;
-    submit.textContent = t("hold_sending");
+    this.#say(submit, "hold_sending");
     let answer = null;
     let refusal = "err_generic";
     try {
@@ -205,7 +215,7 @@ export class HoldsUi {
     }
     if (!this.nodes.dialog.open) return; // closed meanwhile: the hold is kept all the same
     submit.disabled = false;
-    submit.textContent = t("hold_submit");
+    this.#say(submit, "hold_submit");
     if (!answer) {
       refuse(refusal);
       return;
@@ -231,6 +241,7 @@ export class HoldsUi {
   /** The dialog once asked: the code, large, its QR, until when, where, and the status. */
   #showDone(hold) {
     this.dialogHold = hold.id;
+    this.labels.clear();
     const dialog = this.nodes.dialog;
     const heading = this.#heading("hold_done_title");
     const body = el("div", "hold-done");
@@ -279,12 +290,13 @@ export class HoldsUi {
     this.opener = null;
     this.dialogHold = null;
     if (!opener) return;
-    // The card may have been made again meanwhile (a post frame): its new button, else
-    // the card itself ("All held" is no button).
-    const button = opener.button?.isConnected ? opener.button
-      : document.querySelector(`#feed .card[data-post-id="${CSS.escape(opener.postId)}"] .hold-ask`);
-    const target = button ?? document.querySelector(
-      `#feed .card[data-post-id="${CSS.escape(opener.postId)}"]`);
+    // The card (or the map's popup) may have been made again meanwhile (a post frame): its
+    // new button where it shows, else the card itself ("All held" is no button).
+    const id = CSS.escape(opener.postId);
+    const shown = (node) => node?.isConnected && node.getClientRects().length > 0;
+    const button = shown(opener.button) ? opener.button
+      : [...document.querySelectorAll(`.hold-ask[data-post-id="${id}"]`)].find(shown);
+    const target = button ?? document.querySelector(`#feed .card[data-post-id="${id}"]`);
     target?.focus({ preventScroll: true });
   }
 
@@ -312,6 +324,28 @@ export class HoldsUi {
   #setListOpen(open) {
     this.nodes.toggle.setAttribute("aria-expanded", String(open));
     this.nodes.panel.hidden = !open;
+  }
+
+  /**
+   * The language switched: what is open says it in the new one, the list, the note and
+   * the dialog (a name typed, and the focus, stay where they are).
+   */
+  relabel() {
+    this.render();
+    for (const [node, [key, vars]] of this.labels) {
+      if (node.isConnected) node.textContent = t(key, vars);
+    }
+    const hold = this.holds.find((h) => h.id === this.dialogHold);
+    if (hold && this.nodes.dialog.open) {
+      this.nodes.dialog.querySelector(".hold-done")?.replaceChildren(...this.#details(hold, "dialog"));
+    }
+    const noted = this.holds.find((h) => h.id === this.noteHold);
+    if (noted && this.nodes.note.textContent) this.#note(noted);
+  }
+
+  #note(hold) {
+    this.noteHold = hold.id;
+    this.nodes.note.textContent = t("hold_note", { title: hold.title, status: statusText(hold) });
   }
 
   /** Draw the entry and the list again (a status changed, the language, a hold asked). */
@@ -408,9 +442,7 @@ export class HoldsUi {
     this.#save();
     this.render();
     const hadStatus = was;
-    if (hadStatus !== hold.status) {
-      this.nodes.note.textContent = t("hold_note", { title: hold.title, status: statusText(hold) });
-    }
+    if (hadStatus !== hold.status) this.#note(hold);
   }
 
   #forget(id) {

@@ -618,10 +618,8 @@ const STRINGS = {
   hc_new_one: ["Nouvelle réservation : {name}, {title} (code {code})",
     "New hold: {name}, {title} (code {code})"],
   hc_new_many: ["{n} nouvelles réservations", "{n} new holds"],
-  hc_till_code: ["Code", "Code"],
   hc_till_help: ["Les 4 caractères que le client vous dit ou vous montre.",
     "The 4 characters the customer says or shows you."],
-  hc_till_find: ["Chercher", "Find"],
   hc_till_scan: ["Scanner", "Scan"],
   hc_till_scan_stop: ["Arrêter le scan", "Stop scanning"],
   hc_till_confirm: ["Remis au client", "Collected"],
@@ -630,8 +628,6 @@ const STRINGS = {
     "No open hold with the code {code}."],
   hc_till_no_camera: ["Caméra indisponible : tapez le code.", "No camera available: type the code."],
   hc_holds_takes: ["Accepter les réservations", "Take holds"],
-  hc_holds_takes_help: ["Les passants peuvent vous demander de mettre de côté un article que vos annonces proposent. Désactivé : vos annonces n'en proposent plus jusqu'à ce que vous le réactiviez.",
-    "Passers-by may ask you to put aside an item your posts offer to hold. Off: your posts offer none until you turn it back on."],
   hc_holds_takes_on: ["Les réservations sont acceptées.", "Holds are taken."],
   hc_holds_takes_off: ["Les réservations sont désactivées.", "Holds are turned off."],
   // Holds: passer-by and screen (cards, the asking dialog, "My holds", the screen's count)
@@ -676,6 +672,33 @@ const STRINGS = {
   // Holds' abuse limits and states (issue 17, second cold round): why a hold was declined
   hold_status_post_ended: ["annonce retirée ou terminée avant la réponse de la boutique",
     "the post ended before the shop answered"],
+  // Holds, the faces' last gaps (issue 17, holdfaces): the screen's head when short of
+  // room, the console's till and switch, the withdrawal of a held post, its shop's line.
+  held_today_short_one: ["{n} réservation", "{n} held"],
+  held_today_short_other: ["{n} réservations", "{n} held"],
+  hc_till_heading: ["Code en caisse", "Code at the till"],
+  hc_till_code_label: ["Le code du client", "The customer's code"],
+  hc_till_find_hold: ["Trouver la réservation", "Find the hold"],
+  hc_till_clear: ["Effacer le code", "Clear the code"],
+  hc_takes_help: ["Désactivé : vos annonces ne proposent plus de mise de côté et personne ne peut en demander de nouvelle ; les réservations en cours restent, à traiter et à remettre.",
+    "Off: your posts offer no holds and nobody can ask for a new one; the holds already open stay, to answer and hand over."],
+  hc_withdraw_holds_one: ["Cette annonce a {n} réservation en cours : {detail}.",
+    "This post has {n} open hold: {detail}."],
+  hc_withdraw_holds_other: ["Cette annonce a {n} réservations en cours : {detail}.",
+    "This post has {n} open holds: {detail}."],
+  hc_withdraw_pending_one: ["{n} en attente sera refusée", "{n} waiting for your answer will be declined"],
+  hc_withdraw_pending_other: ["{n} en attente seront refusées", "{n} waiting for your answer will be declined"],
+  hc_withdraw_accepted_one: ["{n} mise de côté reste gardée pour son client",
+    "{n} put aside stays kept for its customer"],
+  hc_withdraw_accepted_other: ["{n} mises de côté restent gardées pour leurs clients",
+    "{n} put aside stay kept for their customers"],
+  hc_withdraw_sep: [" ; ", "; "],
+  hc_withdraw_anyway: ["Retirer quand même", "Withdraw anyway"],
+  hc_withdraw_keep: ["Garder l'annonce", "Keep the post"],
+  hc_own_held_one: ["{n} réservé · encore {left} sur {total}", "{n} held · {left} left of {total}"],
+  hc_own_held_other: ["{n} réservés · encore {left} sur {total}", "{n} held · {left} left of {total}"],
+  hc_own_none_held: ["Aucun réservé · encore {left} sur {total}", "None held · {left} left of {total}"],
+  hc_own_all_held: ["Tout est réservé : {n} sur {n}", "All held: {n} of {n}"],
 };
 const LANGS = ["fr", "en"];
 

@@ -11,7 +11,7 @@
 // overlap (same building) spread on a circle around their spot. So every pin and
 // cluster on screen can be tapped on its own.
 
-import { el as node, photoImg, photosOf } from "./cards.js";
+import { holdLine, holdOf, el as node, photoImg, photosOf } from "./cards.js";
 import { categoryText } from "./categories.js";
 import { plural, t } from "./i18n.js";
 
@@ -118,10 +118,13 @@ export class FeedMap {
   /**
    * @param {HTMLElement} container
    * @param {HTMLElement} noteEl  where "tiles unavailable" is said
+   * @param {{onHold?: (post: object, button: HTMLElement) => void}} [opts]
+   *   onHold: a post's "Hold it for me" in its popup, as on its card (the same dialog)
    */
-  constructor(container, noteEl) {
+  constructor(container, noteEl, { onHold = null } = {}) {
     this.container = container;
     this.noteEl = noteEl;
+    this.onHold = onHold;
     this.map = null;
     this.L = null;
     this.pins = new Map(); // shop id -> {marker, signature, at: [lat, lon], label, offer}
@@ -269,7 +272,7 @@ export class FeedMap {
       const kinds = new Set(shopPosts.map((p) => p.kind));
       const kind = kinds.has("flash_offer") ? "flash_offer" : shopPosts[0].kind;
       const signature = JSON.stringify([shopPosts.map((p) => [p.id, p.updated_at, p.title,
-        photosOf(p).map((photo) => photo.id)]),
+        photosOf(p).map((photo) => photo.id), holdOf(p)]),
         followed, opening?.text ?? "", shop.lat, shop.lon, t("title")]);
       const old = this.pins.get(shopId);
       if (old && old.signature === signature) continue;
@@ -287,7 +290,14 @@ export class FeedMap {
         old.at = at;
         old.offer = kind === "flash_offer";
         old.marker.setIcon(icon); // placed by #layout
+        // Units left change while it is open: the hold button tapped keeps the focus.
+        const focused = old.marker.getPopup()?.getElement()?.contains(document.activeElement)
+          ? document.activeElement.closest(".hold-ask")?.dataset.postId : null;
         old.marker.setPopupContent(content);
+        if (focused) {
+          content.querySelector(`.hold-ask[data-post-id="${CSS.escape(focused)}"]`)
+            ?.focus({ preventScroll: true });
+        }
         old.label = label;
         labelPin(old.marker.getElement(), label);
         old.signature = signature;
@@ -425,9 +435,13 @@ export class FeedMap {
         item.append(photoImg(photo, { sizes: POPUP_PHOTO_SIZES, maxWidth: 400,
           alt: String(post.title ?? ""), className: "map-popup-photo" }));
       }
-      const text = node("span", "map-popup-post");
-      text.append(node("span", "map-popup-kind", t(`kind_${post.kind}`)), " ",
-        node("bdi", "map-popup-title", String(post.title ?? "")));
+      const text = node("div", "map-popup-post");
+      const title = node("bdi", "map-popup-title", String(post.title ?? ""));
+      title.id = `map-popup-title-${post.id}`;
+      text.append(node("span", "map-popup-kind", t(`kind_${post.kind}`)), " ", title);
+      // "Hold it for me · 3 left" as on the post's card, opening the same dialog.
+      const hold = this.onHold && holdLine(post, title.id, { onHold: this.onHold });
+      if (hold) text.append(hold);
       item.append(text);
       list.append(item);
     }

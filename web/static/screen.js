@@ -31,6 +31,12 @@ const RELOAD_HOUR = 3; // local time, when shops are closed
 // "3 held today" is read again when an own post's units left change, at most this often:
 // a burst of holds (or a shop answering several) is one request.
 const HELD_REFRESH_MS = 3000;
+// ...and every minute while the screen shows: a hold the shop accepts moves no unit left,
+// so no frame says the count changed. One read at a time (the next is planned when the
+// last is over), given up after PROFILE_TIMEOUT_MS, so a slow server or a dead network
+// never piles requests up; hidden, the profile's usual PROFILE_REFRESH_MS.
+const HELD_POLL_MS = 60 * 1000;
+const PROFILE_TIMEOUT_MS = 20 * 1000;
 
 const $ = (id) => document.getElementById(id);
 const screenEl = $("screen");
@@ -402,15 +408,54 @@ function showShop() {
   if (!shop) return;
   $("screen-shop").textContent = shop.name;
   const held = shop.held_today;
-  const heldEl = $("held-today");
-  heldEl.hidden = !(Number.isInteger(held) && held > 0);
-  if (!heldEl.hidden) heldEl.textContent = plural("held_today", held);
+  $("held-today").hidden = !(Number.isInteger(held) && held > 0);
   const opening = openingState(shop);
   const openEl = $("screen-open");
   openEl.hidden = !opening;
+  if (opening) openEl.className = `screen-open ${opening.open ? "is-open" : "is-closed"}`;
+  fitHead();
+}
+
+// What the head gives up, in this order, while it has no room for all of it (a long name,
+// a 1280 px TV, a tablet stood up, French): the open line's time ("Open" stays), the logo,
+// "today" of "3 held today", and last (a phone) the open line itself. Its height never
+// changes (nothing below moves), the clock keeps its one line, and no pill is ever cut
+// mid-word; only a name longer than all of that is, at its end.
+const HEAD_SHRINK = ["short-open", "no-logo", "short-held", "no-open"];
+
+function headTexts(top) {
+  const opening = openingState(shop);
   if (opening) {
-    openEl.textContent = opening.text;
-    openEl.className = `screen-open ${opening.open ? "is-open" : "is-closed"}`;
+    $("screen-open").textContent = top.classList.contains("short-open")
+      ? t(opening.open ? "shop_open" : "shop_closed") : opening.text;
+  }
+  const held = shop.held_today;
+  if (Number.isInteger(held) && held > 0) {
+    $("held-today").textContent = plural(
+      top.classList.contains("short-held") ? "held_today_short" : "held_today", held);
+  }
+}
+
+function headOverflows() {
+  const cut = (node) => node.getClientRects().length > 0 && node.scrollWidth > node.clientWidth;
+  const name = $("screen-shop");
+  const lines = document.querySelector(".screen-lines");
+  // A name cut counts where the lines share its row (landscape): giving them up makes it
+  // room; on a row of its own (portrait) it would only cost them words.
+  const sharing = lines.getBoundingClientRect().top < name.getBoundingClientRect().bottom;
+  return (sharing && cut(name)) || [$("screen-open"), $("held-today"), lines,
+    document.querySelector(".screen-brand")].some(cut);
+}
+
+function fitHead() {
+  if (!shop) return;
+  const top = document.querySelector(".screen-top");
+  top.classList.remove(...HEAD_SHRINK);
+  headTexts(top);
+  for (const step of HEAD_SHRINK) {
+    if (!headOverflows()) return;
+    top.classList.add(step);
+    headTexts(top);
   }
 }
 
@@ -455,14 +500,19 @@ let profileRetry = PROFILE_RETRY_MIN_MS;
 let profileTimer = 0;
 let profileLoading = false;
 
+const showing = () => document.visibilityState === "visible";
+
 async function loadProfile() {
   if (profileLoading) return;
   profileLoading = true;
   clearTimeout(profileTimer);
-  let next = PROFILE_REFRESH_MS;
+  let next = showing() ? HELD_POLL_MS : PROFILE_REFRESH_MS;
+  // A timer rather than AbortSignal.timeout(): the page's clock (and the tests') runs it.
+  const abort = new AbortController();
+  const giveUp = setTimeout(() => abort.abort(), PROFILE_TIMEOUT_MS);
   try {
     const response = await fetch(`/api/v1/shops/${encodeURIComponent(shopId)}`,
-      { headers: { Accept: "application/json" } });
+      { headers: { Accept: "application/json" }, signal: abort.signal });
     if (response.ok) {
       const profile = await response.json();
       setProfile({ ...profile, fetchedAt: Date.now() });
@@ -490,9 +540,17 @@ async function loadProfile() {
     next = profileRetry;
     profileRetry = Math.min(PROFILE_RETRY_MAX_MS, profileRetry * 2);
   } finally {
+    clearTimeout(giveUp);
     profileLoading = false;
   }
   profileTimer = setTimeout(loadProfile, next);
+}
+
+/** Shown again (a screen woken up, a tab brought back): a count older than a minute is read. */
+function onVisibility() {
+  if (showing() && !profileLoading && Date.now() - (shop?.fetchedAt ?? 0) >= HELD_POLL_MS) {
+    loadProfile();
+  }
 }
 
 function showQr(show) {
@@ -538,7 +596,11 @@ function main() {
   loadProfile();
   setInterval(tick, 1000);
   setInterval(rotate, ROTATE_MS);
-  addEventListener("resize", scheduleRender); // the tablet was turned
+  addEventListener("resize", () => { // the tablet was turned
+    fitHead();
+    scheduleRender();
+  });
+  document.addEventListener("visibilitychange", onVisibility);
   registerServiceWorker();
 }
 

@@ -5,7 +5,7 @@
 // over the console's own socket, /ws/shop: an idle console makes no request at all.
 // "Hold it for me" (the offer on a post, the holds panel, the till) is in shopholds.js.
 
-import { buildCard, confirmTwice, el, keepPhotos, openingState } from "./cards.js";
+import { buildCard, confirmTwice, el, holdOf, keepPhotos, openingState } from "./cards.js";
 import { formatDistance } from "./geo.js";
 import { HoursEditor, HoursError } from "./hours.js";
 import {
@@ -14,7 +14,7 @@ import {
 import { PhotoTray, loadPhotoLimits, mediaIds, smallestVariant } from "./photos.js";
 import { registerServiceWorker } from "./pwa.js";
 import { ProducerPicker, ProducersPanel } from "./shopproducers.js";
-import { HoldOfferField, HoldsPanel, holdLine, minutesText } from "./shopholds.js";
+import { HoldOfferField, HoldsPanel, holdLine, ownHoldLine } from "./shopholds.js";
 import { forgetDeviceLink, redeemLinkCode, setLinkError, setupDeviceLink, takeLinkCode } from "./signin.js";
 import { ProfileForm } from "./shopprofile.js";
 
@@ -74,7 +74,7 @@ const producersPanel = new ProducersPanel({ api, shopPath: (suffix) => shopPath(
 // What the new post offers to hold, and the shop's holds (pushed by the console's socket).
 const postHold = new HoldOfferField({ prefix: "post-hold", onChange: renderPreview });
 const holdsPanel = new HoldsPanel({ api, shopPath: (suffix) => shopPath(suffix), sessionLost,
-  announce });
+  announce, onChange: () => ownPosts.forEach(showOwnHold) });
 
 // For tests: read it, don't write it.
 window.streetfeedConsole = Object.freeze({
@@ -494,7 +494,9 @@ function showOwnPost(post, index = null) {
     // The list shows a post's first photo as a small thumbnail, not the passer-by's large
     // picture: the shopkeeper scans the list for the post to change.
     // Producers as text: a link to a producer's page would leave the console.
-    const card = buildCard({ ...post, media: [] }, PREVIEW_DIST_M, { shop, producerLinks: false });
+    // Its holds said from the shop's side under it (showOwnHold), not the passer-by's offer.
+    const card = buildCard({ ...post, media: [] }, PREVIEW_DIST_M, { shop, producerLinks: false,
+      holds: "none" });
     const thumb = ownThumb(post);
     if (thumb) card.el.insertBefore(thumb, card.el.querySelector(".card-title"));
     const hadFocus = entry.cardBox.contains(document.activeElement);
@@ -508,15 +510,68 @@ function showOwnPost(post, index = null) {
   $("own-empty").hidden = ownPosts.size > 0;
 }
 
-/** What a post offers to hold, under its card: units left and how long each is kept (unless
- * the card says it already, once cards.js draws `hold`). */
+/** What a post offers to hold, under its card, from the shop's side: "2 held · 3 left of 5 ·
+ * kept 30 min" (units left from the post, those held from the `holds` frame). */
 function showOwnHold(entry) {
-  const hold = entry.post.hold;
-  const has = hold && Number.isInteger(hold.left) && Number.isInteger(hold.minutes)
-    && !entry.cardBox.querySelector('[class*="hold"]');
-  entry.hold.hidden = !has;
-  entry.hold.textContent = has
-    ? t("hc_own_line", { line: holdLine(hold.left), t: minutesText(hold.minutes) }) : "";
+  const hold = holdOf(entry.post);
+  entry.hold.hidden = !hold;
+  const text = hold ? ownHoldLine(hold, holdsPanel.takenOf(entry.post.id)) : "";
+  if (entry.hold.textContent !== text) entry.hold.textContent = text;
+}
+
+/**
+ * Withdrawing a post with open holds: what it does to them, said before it is done ("2
+ * open holds: 1 waiting for your answer will be declined; 1 put aside stays kept"), with
+ * "Withdraw anyway" and "Keep the post". `show()` opens it when the post has open holds
+ * (the `holds` frame says which) and says whether it did. A language switch makes the
+ * own posts again, this with them.
+ */
+function withdrawWarning(entry, withdrawBtn, withdraw) {
+  const box = el("div", "withdraw-warning");
+  box.setAttribute("role", "group");
+  box.hidden = true;
+  const text = el("p", "withdraw-warning-text");
+  text.id = `withdraw-warning-${entry.post.id}`;
+  box.setAttribute("aria-labelledby", text.id);
+  const buttons = el("div", "form-buttons");
+  const anyway = el("button", "danger withdraw-anyway");
+  anyway.type = "button";
+  const keep = el("button", "secondary withdraw-keep");
+  keep.type = "button";
+  buttons.append(anyway, keep);
+  box.append(text, buttons);
+  anyway.textContent = t("hc_withdraw_anyway");
+  keep.textContent = t("hc_withdraw_keep");
+  const tell = ({ pending, accepted }) => {
+    const parts = [];
+    if (pending) parts.push(plural("hc_withdraw_pending", pending));
+    if (accepted) parts.push(plural("hc_withdraw_accepted", accepted));
+    text.textContent = plural("hc_withdraw_holds", pending + accepted,
+      { detail: parts.join(t("hc_withdraw_sep")) });
+  };
+  const close = () => {
+    box.hidden = true;
+  };
+  anyway.addEventListener("click", () => {
+    close();
+    withdrawBtn.focus();
+    withdraw();
+  });
+  keep.addEventListener("click", () => {
+    close();
+    withdrawBtn.focus();
+  });
+  return {
+    el: box,
+    show: () => {
+      const open = holdsPanel.openOf(entry.post.id);
+      if (!open.pending && !open.accepted) return false;
+      tell(open);
+      box.hidden = false;
+      keep.focus(); // the safe choice under the finger; the text is read with the group
+      return true;
+    },
+  };
 }
 
 /** The first photo of a post in the list, small (its narrowest variant, square-cropped). */
@@ -598,25 +653,34 @@ function makeOwnPost(post) {
       withdrawBtn.setAttribute("aria-label", t("withdraw_label", { title }));
     } };
 
+  const withdraw = async () => {
+    withdrawBtn.disabled = true;
+    entry.busy = true;
+    const result = await api("DELETE", shopPath(`/posts/${encodeURIComponent(post.id)}`));
+    entry.busy = false;
+    if (sessionLost(result)) return;
+    if (result.ok || result.error.code === "unknown_post") {
+      announce(t("withdrawn", { title: String(entry.post.title ?? "") }));
+      dropOwnPost(post.id);
+      return;
+    }
+    withdrawBtn.disabled = false;
+    disarm();
+    say(message, errorText(result.error));
+  };
+  // A post with open holds asks first, in words, what withdrawing does to them (heard
+  // before the two taps below, which then never see the tap).
+  const warning = withdrawWarning(entry, withdrawBtn, withdraw);
+  li.insertBefore(warning.el, editBox);
+  withdrawBtn.addEventListener("click", (ev) => {
+    if (withdrawBtn.classList.contains("confirming") || !warning.show()) return;
+    ev.stopImmediatePropagation();
+  });
   // Two taps: a post cannot be brought back, and a pocket tap should not remove it.
   const disarm = confirmTwice(withdrawBtn, {
     arm: () => { withdrawBtn.textContent = t("withdraw_confirm"); },
     disarm: () => { withdrawBtn.textContent = t("withdraw"); },
-    act: async () => {
-      withdrawBtn.disabled = true;
-      entry.busy = true;
-      const result = await api("DELETE", shopPath(`/posts/${encodeURIComponent(post.id)}`));
-      entry.busy = false;
-      if (sessionLost(result)) return;
-      if (result.ok || result.error.code === "unknown_post") {
-        announce(t("withdrawn", { title: String(entry.post.title ?? "") }));
-        dropOwnPost(post.id);
-        return;
-      }
-      withdrawBtn.disabled = false;
-      disarm();
-      say(message, errorText(result.error));
-    },
+    act: withdraw,
   });
 
   editBtn.addEventListener("click", () => {

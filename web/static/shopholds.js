@@ -46,6 +46,20 @@ export function minutesText(minutes) {
 export const holdLine = (left) => (left > 0 ? t("hc_line", { n: left }) : t("hc_line_none"));
 
 /**
+ * The shop's own post's line, from its side: "2 held · 3 left of 5 · kept 30 min" (`taken`:
+ * its units held, open or collected, as the `holds` frame counts them).
+ */
+export function ownHoldLine({ left, minutes }, taken) {
+  const total = left + taken;
+  let line = t("hc_own_all_held", { n: total });
+  if (left > 0) {
+    line = taken ? plural("hc_own_held", taken, { left, total })
+      : t("hc_own_none_held", { left, total });
+  }
+  return t("hc_own_line", { line, t: minutesText(minutes) });
+}
+
+/**
  * The "Can be held" switch of a post form, with how many and how long each is kept.
  * `value()` is what the post (or its PATCH) sends as `hold`.
  */
@@ -202,9 +216,11 @@ const isHold = (h) => h && typeof h.id === "string" && STATUSES.has(h.status) &&
 export class HoldsPanel {
   /**
    * @param {{api: Function, shopPath: (suffix: string) => string, sessionLost: Function,
-   *   announce: (text: string) => void}} deps
+   *   announce: (text: string) => void, onChange?: () => void}} deps
+   *   onChange: the holds or the units they take changed (the own posts' lines follow)
    */
-  constructor({ api, shopPath, sessionLost, announce }) {
+  constructor({ api, shopPath, sessionLost, announce, onChange = () => {} }) {
+    this.onChange = onChange;
     this.api = api;
     this.shopPath = shopPath;
     this.sessionLost = sessionLost;
@@ -254,6 +270,7 @@ export class HoldsPanel {
     $("till-confirm").addEventListener("click", () => this.confirmFound());
     $("till-cancel").addEventListener("click", () => {
       this.clearFound();
+      $("till-code").value = "";
       $("till-code").focus();
     });
     const scan = $("till-scan");
@@ -279,12 +296,20 @@ export class HoldsPanel {
     this.clearFound();
     $("till-code").value = "";
     this.render();
+    this.onChange();
   }
 
   /** Units of a post taken by holds, open or collected (for an edit's quantity). */
   takenOf(postId) {
     const n = this.taken[postId];
     return Number.isInteger(n) && n > 0 ? n : 0;
+  }
+
+  /** A post's open holds: how many wait for an answer, how many are put aside. */
+  openOf(postId) {
+    const mine = this.holds.filter((h) => h.post?.id === postId);
+    return { pending: mine.filter((h) => h.status === "pending").length,
+      accepted: mine.filter((h) => h.status === "accepted").length };
   }
 
   /** A `holds` frame: the shop's open holds and today's count. */
@@ -308,6 +333,7 @@ export class HoldsPanel {
       else this.clearFound();
     }
     this.render();
+    this.onChange();
     if (fresh.length) this.alert(fresh);
   }
 
@@ -473,6 +499,7 @@ export class HoldsPanel {
       : this.holds.filter((h) => h.id !== hold.id);
     this.known?.delete(hold.id);
     this.render();
+    this.onChange();
   }
 
   // --- At the till ---------------------------------------------------------------------
