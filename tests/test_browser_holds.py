@@ -545,9 +545,13 @@ async def test_the_screen_s_head_keeps_held_today_and_the_clock_whole_at_every_s
         post_id = await posted(http, shop, arrival("Fraises", hold={"quantity": 5,
                                                                     "minutes": 30}))
         await wait_for(lambda: redis.exists(keys.post("main", post_id)), message="post live")
-        for name in ("Léa", "Marc", "Zoé"):
-            assert (await http.post(f"/api/v1/posts/{post_id}/holds",
-                                    json={"name": name})).status_code == 201
+        for name in ("Léa", "Marc", "Zoé"):  # "held today" counts what the shop accepts
+            taken = await http.post(f"/api/v1/posts/{post_id}/holds", json={"name": name})
+            assert taken.status_code == 201, taken.text
+            accepted = await http.post(
+                f"/api/v1/shops/{shop.id}/holds/{taken.json()['id']}/accept",
+                headers=auth(shop))
+            assert accepted.status_code == 200, accepted.text
         faults: list[str] = []
         for lang in ("fr", "en"):
             for width, height in ((1920, 1080), (1280, 720), (1366, 768), (800, 1280),
