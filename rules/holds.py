@@ -28,7 +28,8 @@ from schemas.limits import HOLD_CODE_ALPHABET, HOLD_CODE_LEN
 __all__ = ["ACTIONS", "DECLINE_REASONS", "ENDINGS", "HELD_FROM", "Action", "code_from",
            "hold_expires_at", "left_of", "releases", "typed_code"]
 
-Action = Literal["accept", "decline", "collected", "cancel", "expire", "post_ended"]
+Action = Literal["accept", "decline", "collected", "cancel", "expire", "post_ended",
+                 "shop_disabled"]
 
 # Each action: the statuses it applies to, and the status it leaves.
 ACTIONS: dict[Action, tuple[tuple[HoldStatus, ...], HoldStatus]] = {
@@ -40,11 +41,15 @@ ACTIONS: dict[Action, tuple[tuple[HoldStatus, ...], HoldStatus]] = {
     # A post withdrawn or expired: what the shop had not answered is declined; what it
     # accepted is still kept aside for the customer until its time.
     "post_ended": (("pending",), "declined"),
+    # The shop was taken off Streetfeed (`streetfeed shops disable`): nobody can answer or
+    # hand over what is open, accepted or not, so the passer-by must not walk there for it.
+    "shop_disabled": (OPEN_STATUSES, "declined"),
 }
 ENDINGS: tuple[HoldStatus, ...] = ("declined", "collected", "expired", "cancelled")
 
 # Why each action that declines does: the passer-by is told which.
-DECLINE_REASONS: dict[Action, DeclineReason] = {"decline": "shop", "post_ended": "post_ended"}
+DECLINE_REASONS: dict[Action, DeclineReason] = {"decline": "shop", "post_ended": "post_ended",
+                                                "shop_disabled": "shop_disabled"}
 
 # The statuses from which an action puts a hold aside, so that it counts in the shop's
 # "held today" (storage.holds checks them in the change's script): an accepted hold then

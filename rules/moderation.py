@@ -192,14 +192,30 @@ def check_producer(name: str, place: str, policy: Policy) -> Rejection | None:
     return None
 
 
-# What a first name never needs, and contact details left with the shop through it
-# (a cold attacker's): any "at" sign (NFKC folds the fullwidth ＠ and the small ﹫ to "@"),
-# "at" or "dot" spelled in brackets ("marie (at) gmail [dot] com") or in words ("marie at
-# gmail dot com"), and a word that looks like a domain, a dot between letters and two or
-# more letters after it ("gmail.com", "marie.dupont.fr"; "Jr." and the initials "J.P."
-# are no domain).
-_CONTACT = regex.compile(r"@|[(\[{<]\s*(at|dot)\s*[)\]}>]|\bat\s+\w+\s+dot\s+\w"
-                         r"|\w[.。][^\W\d_]{2,}", regex.IGNORECASE)
+# A first name is letters and their marks, and what joins them: spaces, hyphens,
+# apostrophes, a dot after an initial ("J.P.", "Jr."), the Catalan "l·l", the Hebrew
+# geresh and the katakana middle dot. Nothing else: no symbol, bracket, comma or "blank"
+# that prints as nothing (the braille blank U+2800, U+FFFC, U+FFFD, U+1D159 passed a cold
+# attacker's try as a 30-wide gap), no number of any script (fullwidth digits, ①Ⅻ²).
+_NAME_CHARS = regex.compile(
+    r"[\p{L}\p{M} \u00a0\-\u2010\u2011'\u2019\u02bc.\u00b7\u05f3\u30fb]+")
+# The Catalan middle dot sits between two l's ("Gal·la"), never anywhere else.
+_STRAY_MIDDLE_DOT = regex.compile(r"(?<![lL])\u00b7|\u00b7(?![lL])")
+# Contact details spelled in letters (after NFKC, which folds the fullwidth ＠ and the
+# small ﹫ to "@" and fullwidth letters to ASCII; compared case-folded): an "at" sign; a
+# word that looks like a domain, a dot between letters and two or more letters after it
+# ("gmail.com", "marie.dupont.fr"; "Jr." and "J.P." are no domain) or a spaced dot
+# before a top-level domain ("marie gmail . fr", "gmail. com"; not "J. De La Cruz");
+# "arobase", the French "at"; "at" or "chez" before a mail provider; "dot" or "point"
+# before a top-level domain; a mail provider's own name. Numbers spelled out in words
+# ("zéro six douze...") cannot be told from names and pass.
+_TLD = r"(com|fr|net|org|eu|be|ch|de|es|it|uk|io|info|me|biz|co)"
+_PROVIDERS = (r"(gmail|googlemail|hotmail|yahoo|outlook|live|msn|icloud|orange|free|sfr|"
+              r"laposte|wanadoo|gmx|aol|proton|protonmail|yandex|mail|email|skynet|bluewin)")
+_CONTACT = regex.compile(
+    r"@|\w[.。][^\W\d_]{2,}|\s[.。]\s*" + _TLD + r"\b|[.。]\s+(com|net|org)\b|\barobase\b"
+    r"|\b(at|chez|a)\s+" + _PROVIDERS + r"\b|\b(dot|point)\s+" + _TLD + r"\b"
+    r"|\b(gmail|googlemail|hotmail|yahoo|outlook|icloud|wanadoo|laposte|protonmail)\b")
 # Invisible characters a name never needs: format characters (zero-width spaces and
 # joiners, soft hyphens, word joiners...) and what else shown text hides (fillers,
 # variation selectors), which would otherwise stay in the stored name.
@@ -208,18 +224,18 @@ _INVISIBLE = regex.compile(r"[\p{Cf}\p{Default_Ignorable_Code_Point}]")
 
 def check_hold_name(name: str, policy: Policy) -> Rejection | None:
     """A hold's first name, shown in the shop's console and said at the till: a name's
-    rules (check_name), nothing invisible, and no contact details: no number of any script
-    (a phone number in fullwidth digits, Roman numerals), no "at" sign or its spellings,
-    no domain (a first name, not a phone number or an address left with the shop)."""
+    rules (check_name), nothing invisible, only what names are written with, and no
+    contact details (a first name, not a phone number or an address left with the shop)."""
     rejection = check_name(name, "first name", policy)
     if rejection is not None:
         return rejection
     if _INVISIBLE.search(name):
         return Rejection("control_characters",
                          "first name contains invisible characters (zero-width or format)")
-    # Numbers by their category (Nd, Nl, No: ① Ⅻ ６ ²), not str.isnumeric, which is true of
-    # CJK ideographs with a numeric value that names use (一 in 王一博).
-    if regex.search(r"\p{N}", name) or _CONTACT.search(unicodedata.normalize("NFKC", name)):
+    if not _NAME_CHARS.fullmatch(name) or _STRAY_MIDDLE_DOT.search(name):
+        return Rejection("invalid_name", "a first name only: letters, spaces, hyphens and "
+                         "apostrophes; no digits, no e-mail or web address")
+    if _CONTACT.search(unicodedata.normalize("NFKC", name).casefold()):
         return Rejection("invalid_name", "a first name only: no digits, no e-mail or web "
                          "address")
     return None

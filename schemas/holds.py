@@ -17,8 +17,9 @@ __all__ = ["OPEN_STATUSES", "DeclineReason", "HoldCreated", "HoldId", "HoldIn", 
            "ShopHold", "ShopHolds"]
 
 HoldStatus = Literal["pending", "accepted", "declined", "collected", "expired", "cancelled"]
-# Why a hold was declined: the shop said no, or its post was withdrawn or ended first.
-DeclineReason = Literal["shop", "post_ended"]
+# Why a hold was declined: the shop said no, its post was withdrawn or ended first, or the
+# shop was taken off the service.
+DeclineReason = Literal["shop", "post_ended", "shop_disabled"]
 # A unit is taken while its hold is one of these; the shop lists these.
 OPEN_STATUSES: tuple[HoldStatus, ...] = ("pending", "accepted")
 

@@ -16,6 +16,7 @@ from schemas.hours import ShopHours
 from schemas.shops import NewShop, ShopCreated, ShopRecord, ShopUpdate
 from services.republish import Republisher
 from storage import keys
+from storage.holds import HoldStore
 from storage.live import LiveIndex
 from storage.redis_conn import async_reply
 from storage.shops import change_shop, encode_record, require_shop
@@ -89,7 +90,8 @@ async def set_hours(redis: Redis, shop_id: str, hours: ShopHours | None,
 
 async def set_disabled(redis: Redis, shop_id: str, disabled: bool, clock: Clock,
                        settings: Settings) -> int:
-    """Disable (or enable) a shop; disabling takes its live posts off the street at once."""
+    """Disable (or enable) a shop; disabling takes its live posts off the street at once
+    and declines its open holds (nobody would hand them over)."""
     record = await change_shop(redis, shop_id, lambda r: msgspec.structs.replace(
         r, disabled=disabled, updated_at=clock.now()))
     if not disabled:
@@ -101,4 +103,5 @@ async def set_disabled(redis: Redis, shop_id: str, disabled: bool, clock: Clock,
         if await live.remove(post_id.decode(), "withdrawn", now_ts=clock.now().timestamp(),
                              shop_id=shop_id):
             withdrawn += 1
+    await HoldStore(redis).shop_disabled(record.region, shop_id, clock.now())
     return withdrawn

@@ -297,6 +297,15 @@ class HoldStore:
             await announce_change(self.redis, shop_id)
         return declined
 
+    async def shop_disabled(self, region: str, shop_id: str, now: datetime) -> int:
+        """The shop was taken off the service: every open hold of it is declined, accepted
+        ones too (nobody is there to hand them over); how many were."""
+        declined = 0
+        for hold in await self.open_of_shop(region, shop_id):
+            changed, _ = await self.change(hold.record, "shop_disabled", now)
+            declined += changed is Changed.OK
+        return declined
+
     async def taken_of_shop(self, region: str, shop_id: str) -> dict[str, int]:
         """Units taken (open or collected holds) of each live post of the shop, where any."""
         post_ids = sorted(text(i) for i in await async_reply(

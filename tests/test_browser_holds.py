@@ -60,7 +60,8 @@ TEXTS = {
         "my_holds": "Mes réservations ({n})",
         "confirm": "Confirmer l'annulation",
         "note": "Réservation « Fraises de Plougastel » : {status}",
-        "invalid_name": "Un prénom seulement : ni chiffres ni adresse e-mail ou web.",
+        "invalid_name": "Un prénom seulement, en lettres : ni chiffres, ni symboles, "
+                        "ni adresse e-mail ou web.",
         "invalid_hold": "Indiquez votre prénom (40 caractères au plus).",
         "sold_out": "Déjà tout réservé : plus rien à mettre de côté.",
         "count": "{n} à réserver",
@@ -80,7 +81,7 @@ TEXTS = {
         "my_holds": "My holds ({n})",
         "confirm": "Tap again to cancel",
         "note": "Hold “Fraises de Plougastel”: {status}",
-        "invalid_name": "A first name only: no digits, no e-mail or web address.",
+        "invalid_name": "A first name only, in letters: no digits, symbols, e-mail or web address.",
         "invalid_hold": "Give your first name (40 characters at most).",
         "sold_out": "All held already: nothing left to put aside.",
         "count": "{n} left to hold",

@@ -118,13 +118,22 @@ async def test_the_limiter_names_a_64_once_and_knows_yesterday_s_name(
 
 ACCEPTED_NAMES = ["Léa", "Jean-Pierre", "Zoë", "O'Brien", "O’Brien", "Anne Marie", "Nguyễn",
                   "Nguye\u0302\u0303n", "李", "王一博", "Мария", "María José", "D'Artagnan",
-                  "Jr.", "Marc Jr.", "J.P.", "St. Clair", "Ōsaka Ren", "محمد", "Chloé"]
+                  "Jr.", "Marc Jr.", "J.P.", "St. Clair", "Ōsaka Ren", "محمد", "Chloé",
+                  "Gal·la", "Marcel·lí", "J. De La Cruz", "Marie-Ève", "マリー・アン",
+                  "ג׳ורג׳", "Pierre Orange", "Marie à Paris", "Sarah Point"]
 REFUSED_NAMES = {
     "invalid_name": ["Léa 0612345678", "Léa ０６１２", "Léa ٠٦١٢", "Louis Ⅻ", "Louis XIV²",
                      "Léa ½", "①", "marie@gmail", "marie＠gmail", "marie﹫gmail",
                      "marie (at) gmail", "marie [at] gmail", "marie{AT}gmail", "marie at gmail.com",
                      "marie at gmail dot com", "marie(at)gmail(dot)com", "marie.dupont.fr",
-                     "gmail.com", "Léa gmail.com", "Léa ＧＭＡＩＬ．ＣＯＭ", "lea.fr"],
+                     "gmail.com", "Léa gmail.com", "Léa ＧＭＡＩＬ．ＣＯＭ", "lea.fr",
+                     # A second cold attacker's: French words, spaced dots, brackets, blanks.
+                     "marie arobase gmail point com", "marie chez gmail point com",
+                     "marie gmail .com", "marie gmail . fr", "marie gmail. com",
+                     "marie·gmail·com", "marie gmail,com", "marie (a) gmail", "marie[a]gmail",
+                     "marie at gmail", "Marie AT Orange", "lea hotmail", "léa point fr",
+                     "Marie" + "\u2800" * 30 + "Paul", "Marie\ufffc", "Marie\ufffd",
+                     "Marie\U0001d159", "Léa ♥", "Léa :)", "Léa (Paris)", "Léa_Paul"],
     "control_characters": ["Ma\u200brie", "Ma\u200crie", "Ma\u200drie", "Ma\u00adrie",
                            "Marie\u2060", "\ufeffMarie", "Marie\u180e", "Léa\ufe0f",
                            "Léa \u3164", "Léa\u034f"],
@@ -358,6 +367,54 @@ async def test_a_declined_hold_says_why(redis: Redis, settings: Settings) -> Non
         schema = (await http.get("/openapi.json")).json()["components"]["schemas"]["HoldView"]
         assert "reason" in schema["properties"]
         assert "reason" not in schema.get("required", [])
+
+
+async def test_every_answer_about_a_hold_is_kept_by_no_cache(redis: Redis,
+                                                               settings: Settings) -> None:
+    """The take's answer carries the hold's secret; the others a first name and the code
+    said at the till: none may be kept by a cache on the way or the browser's (a second
+    cold attacker's)."""
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        post_id = await live_post(http, shop, redis)
+        taken = await hold(http, post_id)
+        held = taken.json()
+        answers = [
+            taken,
+            await http.get(f"/api/v1/holds/{held['id']}", headers=bearer(held["secret"])),
+            await http.get(f"/api/v1/shops/{shop.id}/holds", headers=auth(shop)),
+            await http.post(f"/api/v1/shops/{shop.id}/holds/{held['id']}/accept",
+                            headers=auth(shop)),
+            await http.delete(f"/api/v1/holds/{held['id']}", headers=bearer(held["secret"])),
+        ]
+        for answer in answers:
+            assert answer.status_code in (200, 201), answer.text
+            assert answer.headers.get("cache-control") == "no-store", answer.request.url
+
+
+async def test_a_disabled_shop_s_holds_are_all_declined(redis: Redis,
+                                                         settings: Settings) -> None:
+    """`streetfeed shops disable` withdrew the posts and declined the pending holds, but an
+    accepted one stayed "accepted": its passer-by was told to walk to a shop nobody could
+    answer for, even after `enable` (a second cold attacker's)."""
+    from rules.clock import SystemClock
+    from services.shops import set_disabled
+
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        post_id = await live_post(http, shop, redis)
+        waiting, accepted = [(await hold(http, post_id, name=n)).json() for n in ("Ann", "Bob")]
+        assert (await http.post(f"/api/v1/shops/{shop.id}/holds/{accepted['id']}/accept",
+                                headers=auth(shop))).status_code == 200
+        assert await set_disabled(redis, shop.id, True, SystemClock(), settings) == 1
+        for held, reason in ((waiting, "post_ended"), (accepted, "shop_disabled")):
+            seen = (await http.get(f"/api/v1/holds/{held['id']}",
+                                   headers=bearer(held["secret"]))).json()
+            assert (seen["status"], seen["reason"]) == ("declined", reason)
+        await set_disabled(redis, shop.id, False, SystemClock(), settings)
+        assert await redis.zcard(keys.shop_holds("main", shop.id)) == 0
 
 
 # --- The take's own script, and its answer whatever follows it -----------------------------

@@ -29,6 +29,9 @@ _ACTIONS: dict[str, Action] = {"accept": "accept", "decline": "decline",
                                "collected": "collected"}
 # A hold's body is a first name: a few hundred bytes at most, whatever max_body_bytes says.
 _BODY_MAX = 1024
+# A hold's answers carry its secret, a first name and a code to say at the till: kept by
+# no cache on the way, nor by the browser's (a cold attacker's).
+_PRIVATE = {"Cache-Control": "no-store"}
 
 
 def _hold_id(request: Request) -> str:
@@ -54,7 +57,7 @@ async def take_hold(request: Request) -> Response:
                       unique_keys=True)
     address = request.client.host if request.client is not None else ""
     created = await st.holds.take(post_id, new, address)
-    return JSONResponse(created, status_code=201)
+    return JSONResponse(created, status_code=201, headers=_PRIVATE)
 
 
 @Operation(summary="A hold as its passer-by sees it (Authorization: Bearer <secret>)",
@@ -62,7 +65,7 @@ async def take_hold(request: Request) -> Response:
 async def read_hold(request: Request) -> Response:
     st = state_of(request)
     view = await st.holds.view(_hold_id(request), request.headers.get("authorization"))
-    return JSONResponse(view)
+    return JSONResponse(view, headers=_PRIVATE)
 
 
 @Operation(summary="Cancel a hold (Authorization: Bearer <secret>)", response=HoldView,
@@ -70,7 +73,7 @@ async def read_hold(request: Request) -> Response:
 async def cancel_hold(request: Request) -> Response:
     st = state_of(request)
     view = await st.holds.cancel(_hold_id(request), request.headers.get("authorization"))
-    return JSONResponse(view)
+    return JSONResponse(view, headers=_PRIVATE)
 
 
 @Operation(summary="The shop's open holds (pending and accepted), soonest to expire first",
@@ -78,7 +81,7 @@ async def cancel_hold(request: Request) -> Response:
 async def shop_holds(request: Request) -> Response:
     st = state_of(request)
     shop = await shop_for(request, request.path_params["shop_id"])
-    return JSONResponse(ShopHolds(holds=await st.holds.of_shop(shop)))
+    return JSONResponse(ShopHolds(holds=await st.holds.of_shop(shop)), headers=_PRIVATE)
 
 
 @Operation(summary="Accept, decline or mark collected one of the shop's holds",
@@ -89,7 +92,8 @@ async def answer_hold(request: Request) -> Response:
     action = _ACTIONS.get(request.path_params["action"])
     if action is None:
         raise NotFound("the actions are accept, decline and collected", code="not_found")
-    return JSONResponse(await st.holds.answer(shop, _hold_id(request), action))
+    return JSONResponse(await st.holds.answer(shop, _hold_id(request), action),
+                        headers=_PRIVATE)
 
 
 @Operation(summary="A hold's code as a QR code (SVG), for the till's scanner",

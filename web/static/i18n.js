@@ -558,8 +558,8 @@ const STRINGS = {
   // Holds (issue 17): refusals of "Hold it for me" (services/holds.py, web/holds.py)
   err_invalid_hold: ["Indiquez votre prénom (40 caractères au plus).",
     "Give your first name (40 characters at most)."],
-  err_invalid_name: ["Un prénom seulement : ni chiffres ni adresse e-mail ou web.",
-    "A first name only: no digits, no e-mail or web address."],
+  err_invalid_name: ["Un prénom seulement, en lettres : ni chiffres, ni symboles, ni adresse e-mail ou web.",
+    "A first name only, in letters: no digits, symbols, e-mail or web address."],
   err_post_gone: ["Cette annonce n'est plus en ligne.", "This post is no longer online."],
   err_not_holdable: ["La boutique ne met pas cet article de côté.",
     "The shop does not hold this item."],
@@ -672,6 +672,8 @@ const STRINGS = {
   // Holds' abuse limits and states (issue 17, second cold round): why a hold was declined
   hold_status_post_ended: ["annonce retirée ou terminée avant la réponse de la boutique",
     "the post ended before the shop answered"],
+  hold_status_shop_disabled: ["la boutique n'est plus sur Streetfeed : rien n'est gardé",
+    "the shop is no longer on Streetfeed: nothing is kept"],
   // Holds, the faces' last gaps (issue 17, holdfaces): the screen's head when short of
   // room, the console's till and switch, the withdrawal of a held post, its shop's line.
   held_today_short_one: ["{n} réservation", "{n} held"],
