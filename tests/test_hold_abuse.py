@@ -158,7 +158,8 @@ def test_held_today_counts_a_hold_once_when_the_shop_puts_it_aside() -> None:
     assert counted == {("accept", "pending"), ("collected", "pending")}
     # Each of them a step the action may take (the script counts only a change it makes).
     assert all(set(froms) <= set(ACTIONS[a][0]) for a, froms in HELD_FROM.items())
-    assert DECLINE_REASONS == {"decline": "shop", "post_ended": "post_ended"}
+    assert DECLINE_REASONS == {"decline": "shop", "post_ended": "post_ended",
+                               "shop_disabled": "shop_disabled"}
     assert {ACTIONS[a][1] for a in DECLINE_REASONS} == {"declined"}
 
 
