@@ -143,6 +143,11 @@ def flash(title: str = "-30 % jusqu'à 18h", minutes: float = 30, **extra: Any) 
     return {"kind": "flash_offer", "title": title, "ends_at": ends.isoformat(), **extra}
 
 
+def auth(shop: ShopCreated) -> dict[str, str]:
+    """The headers of a request made with the shop's token."""
+    return {"Authorization": f"Bearer {shop.token}"}
+
+
 async def send_post(http: httpx.AsyncClient, shop: ShopCreated, body: Any,
                     idempotency_key: str | None = None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {shop.token}"}
@@ -537,6 +542,14 @@ async def posted(http: httpx.AsyncClient, shop: ShopCreated, body: dict[str, Any
     response = await send_post(http, shop, body)
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
+
+
+async def live_post(http: httpx.AsyncClient, shop: ShopCreated, redis: Redis,
+                    body: dict[str, Any]) -> str:
+    """Post through the API and wait until the enricher made it live (region "main")."""
+    post_id = await posted(http, shop, body)
+    await wait_for(lambda: redis.exists(keys.post("main", post_id)), message="post live")
+    return post_id
 
 
 async def new_page(browser: Any, width: int = 390, height: int = 844,

@@ -27,7 +27,6 @@ from redis.asyncio import Redis
 from rules.clock import SystemClock
 from rules.errors import ConfigError
 from runtime.settings import Settings, load_settings
-from schemas.shops import ShopCreated
 from services.republish import Republisher
 from storage import keys
 from storage.ratelimit import WINDOW_S
@@ -35,6 +34,7 @@ from storage.shops import get_shop
 from tests.helpers import (
     add_shop,
     arrival,
+    auth,
     enricher,
     feed_client,
     free_port,
@@ -44,10 +44,6 @@ from tests.helpers import (
 )
 
 STREET = (44.8370, -0.5735)
-
-
-def auth(shop: ShopCreated) -> dict[str, str]:
-    return {"Authorization": f"Bearer {shop.token}"}
 
 
 def windows_between(start: float, end: float) -> int:

@@ -28,15 +28,15 @@ from playwright.async_api import expect
 from redis.asyncio import Redis
 
 from runtime.settings import Settings
-from schemas.shops import ShopCreated
 from storage import keys
 from tests.helpers import (
     add_shop,
     arrival,
+    auth,
     enricher,
     feed_client,
     flash,
-    send_post,
+    live_post,
     wait_for,
     web_server,
 )
@@ -60,19 +60,6 @@ OUTSIDE_PANEL = """(selector) => {
     .filter(([, r]) => r.width && (r.left < left || r.right > right))
     .map(([name, r]) => `${name} ${Math.round(r.left)}-${Math.round(r.right)}`);
 }"""
-
-
-def auth(shop: ShopCreated) -> dict[str, str]:
-    return {"Authorization": f"Bearer {shop.token}"}
-
-
-async def live_post(http: httpx.AsyncClient, shop: ShopCreated, redis: Redis,
-                    body: dict[str, Any]) -> str:
-    answer = await send_post(http, shop, body)
-    assert answer.status_code == 202, answer.text
-    post_id: str = answer.json()["id"]
-    await wait_for(lambda: redis.exists(keys.post("main", post_id)), message="post live")
-    return post_id
 
 
 async def ask(http: httpx.AsyncClient, post_id: str, name: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from runtime.settings import Settings
 from schemas.shops import ShopCreated
-from tests.helpers import add_shop, enricher, feed_client, wait_for, web_server
+from tests.helpers import add_shop, auth, enricher, feed_client, wait_for, web_server
 from tests.test_browser_console import console_at, layout_faults
 
 # One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
@@ -35,10 +35,6 @@ MILL = (44.8940, -0.1550)  # Saint-Émilion, 33.6 km from STREET
 DAIRY = (44.775, -0.348)  # Créon, 19.1 km
 GARDEN = (44.800, -0.530)  # Bègles, 5.4 km
 ROASTER = (44.860, -0.600)  # 3.3 km
-
-
-def auth(shop: ShopCreated) -> dict[str, str]:
-    return {"Authorization": f"Bearer {shop.token}"}
 
 
 async def name(http: httpx.AsyncClient, shop: ShopCreated, producer: str, place: str,

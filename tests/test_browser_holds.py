@@ -27,6 +27,7 @@ from storage import keys
 from tests.helpers import (
     add_shop,
     arrival,
+    auth,
     enricher,
     feed_card,
     flash,
@@ -91,10 +92,6 @@ TEXTS = {
         "held_three": "3 held today",
     },
 }
-
-
-def auth(shop: ShopCreated) -> dict[str, str]:
-    return {"Authorization": f"Bearer {shop.token}"}
 
 
 async def shop_with_address(redis: Redis, settings: Settings, http: httpx.AsyncClient,

@@ -33,27 +33,27 @@ from schemas.shops import ShopCreated
 from storage import keys
 from storage.holds import AddressLimits, Changed, HoldStore, Taken
 from storage.ratelimit import DAY_S, RateLimiter
-from tests.helpers import add_shop, arrival, enricher, send_post, wait_for, web_server
+from tests.helpers import (
+    add_shop,
+    arrival,
+    auth,
+    enricher,
+    live_post,
+    web_server,
+)
 
 STREET = (44.8370, -0.5735)
-
-
-def auth(shop: ShopCreated) -> dict[str, str]:
-    return {"Authorization": f"Bearer {shop.token}"}
 
 
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
-async def live_post(http: httpx.AsyncClient, shop: ShopCreated, redis: Redis,
+async def held_post(http: httpx.AsyncClient, shop: ShopCreated, redis: Redis,
                     quantity: int = 10, minutes: int = 30, title: str = "Noix") -> str:
-    answer = await send_post(http, shop, arrival(title, hold={"quantity": quantity,
-                                                              "minutes": minutes}))
-    assert answer.status_code == 202, answer.text
-    post_id: str = answer.json()["id"]
-    await wait_for(lambda: redis.exists(keys.post("main", post_id)), message="post live")
-    return post_id
+    """A live new arrival offering `quantity` units to hold."""
+    return await live_post(http, shop, redis, arrival(title, hold={"quantity": quantity,
+                                                                   "minutes": minutes}))
 
 
 async def hold(http: httpx.AsyncClient, post_id: str, client: str = "198.51.100.1",
@@ -172,7 +172,7 @@ async def test_one_ipv6_64_shares_the_hold_allowance(redis: Redis, settings: Set
     shop = await add_shop(redis, settings, "Primeur", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http:
-        post_id = await live_post(http, shop, redis, quantity=20)
+        post_id = await held_post(http, shop, redis, quantity=20)
         answers = [await hold(http, post_id, client) for client in (
             "2001:db8:1:2::a", "2001:db8:1:2:ffff:ffff:ffff:fffe", "2001:DB8:1:2::c")]
         assert [status_and_code(a) for a in answers] == [(201, ""), (201, ""),
@@ -186,7 +186,7 @@ async def test_one_ipv6_64_shares_the_hold_allowance(redis: Redis, settings: Set
     settings_open = settings.with_(holds_per_address_per_hour=100, open_holds_per_address=2)
     async with web_server(settings_open) as web, enricher(redis, settings_open), \
             httpx.AsyncClient(base_url=web.http) as http:
-        post_id = await live_post(http, shop, redis, quantity=20, title="Amandes")
+        post_id = await held_post(http, shop, redis, quantity=20, title="Amandes")
         answers = [await hold(http, post_id, f"2001:db8:9:9::{n}") for n in (1, 2, 3)]
         assert [status_and_code(a) for a in answers] == [(201, ""), (201, ""),
                                                          (429, "too_many_holds")]
@@ -203,15 +203,15 @@ async def test_the_hourly_limit_counts_holds_taken_over_a_sliding_hour(
     me = "203.0.113.9"
     async with web_server(settings, clock=clock) as web, enricher(redis, settings, clock), \
             httpx.AsyncClient(base_url=web.http) as http:
-        sold = await live_post(http, shop, redis, quantity=1, title="Dernier melon")
+        sold = await held_post(http, shop, redis, quantity=1, title="Dernier melon")
         assert (await hold(http, sold, "198.51.100.50")).status_code == 201
-        gone = await live_post(http, shop, redis, title="Cèpes")
+        gone = await held_post(http, shop, redis, title="Cèpes")
         assert (await http.delete(f"/api/v1/shops/{shop.id}/posts/{gone}",
                                   headers=auth(shop))).status_code == 200
         for _ in range(4):
             assert status_and_code(await hold(http, sold, me)) == (409, "sold_out")
             assert status_and_code(await hold(http, gone, me)) == (410, "post_gone")
-        post_id = await live_post(http, shop, redis)
+        post_id = await held_post(http, shop, redis)
 
         async def take() -> httpx.Response:
             return await hold(http, post_id, me)
@@ -240,7 +240,7 @@ async def test_parallel_requests_cannot_pass_the_hourly_limit(
     shop = await add_shop(redis, settings, "Primeur", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http:
-        post_id = await live_post(http, shop, redis, quantity=50)
+        post_id = await held_post(http, shop, redis, quantity=50)
         answers = await asyncio.gather(*(hold(http, post_id, "2001:db8:77:1::" + hex(n)[2:],
                                               f"Client {chr(65 + n)}") for n in range(12)))
         assert sorted(status_and_code(a) for a in answers) == (
@@ -256,7 +256,7 @@ async def test_failed_attempts_are_bounded_by_the_request_limit(
     shop = await add_shop(redis, settings, "Primeur", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http:
-        sold = await live_post(http, shop, redis, quantity=1)
+        sold = await held_post(http, shop, redis, quantity=1)
         assert (await hold(http, sold, "198.51.100.50")).status_code == 201
         answers = [await hold(http, sold, "2001:db8:5:5::" + str(n)) for n in range(6)]
         assert [status_and_code(a) for a in answers] == [(409, "sold_out")] * 5 + [
@@ -282,7 +282,7 @@ async def test_the_per_address_limits_hold_across_midnight(
     shop = await add_shop(redis, settings, "Primeur", *STREET)
     async with web_server(settings, clock=clock) as web, enricher(redis, settings, clock), \
             httpx.AsyncClient(base_url=web.http) as http:
-        post_id = await live_post(http, shop, redis, minutes=120)
+        post_id = await held_post(http, shop, redis, minutes=120)
         taken = [(await hold(http, post_id, "2001:db8:4:4::1")).json() for _ in range(2)]
         assert all("secret" in t for t in taken), taken
         assert status_and_code(await hold(http, post_id, "2001:db8:4:4::2")) == (429, code)
@@ -307,7 +307,7 @@ async def test_held_today_counts_what_the_shop_put_aside(
     shop = await add_shop(redis, settings, "Primeur", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http:
-        post_id = await live_post(http, shop, redis, quantity=20)
+        post_id = await held_post(http, shop, redis, quantity=20)
 
         async def held_today() -> int:
             profile = (await http.get(f"/api/v1/shops/{shop.id}")).json()
@@ -339,7 +339,7 @@ async def test_a_declined_hold_says_why(redis: Redis, settings: Settings) -> Non
     shop = await add_shop(redis, settings, "Primeur", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http:
-        post_id = await live_post(http, shop, redis)
+        post_id = await held_post(http, shop, redis)
         by_shop, ended, open_one = [(await hold(http, post_id, name=n)).json()
                                     for n in ("Ann", "Bob", "Cyd")]
 
@@ -378,7 +378,7 @@ async def test_every_answer_about_a_hold_is_kept_by_no_cache(redis: Redis,
     shop = await add_shop(redis, settings, "Primeur", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http:
-        post_id = await live_post(http, shop, redis)
+        post_id = await held_post(http, shop, redis)
         taken = await hold(http, post_id)
         held = taken.json()
         answers = [
@@ -405,7 +405,7 @@ async def test_a_disabled_shop_s_holds_are_all_declined(redis: Redis,
     shop = await add_shop(redis, settings, "Primeur", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http:
-        post_id = await live_post(http, shop, redis)
+        post_id = await held_post(http, shop, redis)
         waiting, accepted = [(await hold(http, post_id, name=n)).json() for n in ("Ann", "Bob")]
         assert (await http.post(f"/api/v1/shops/{shop.id}/holds/{accepted['id']}/accept",
                                 headers=auth(shop))).status_code == 200
@@ -438,7 +438,7 @@ async def test_the_units_left_are_told_by_the_take_s_own_script(
     shop = await add_shop(redis, settings, "Primeur", *STREET)
     async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
         async with enricher(redis, settings):
-            post_id = await live_post(http, shop, redis)
+            post_id = await held_post(http, shop, redis)
         # The enricher is stopped: nothing reads the in-stream any more.
         stream = keys.in_stream("main")
         last = (await redis.xrevrange(stream, count=1))[0][0]
@@ -486,7 +486,7 @@ async def test_a_take_answers_its_secret_when_the_consoles_cannot_be_told(
     shop = await add_shop(redis, settings, "Primeur", *STREET)
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http:
-        post_id = await live_post(http, shop, redis)
+        post_id = await held_post(http, shop, redis)
     async with _user_that_may_not_publish(redis, settings) as url:
         limited = settings.with_(redis_url=url)
         async with web_server(limited) as web, httpx.AsyncClient(base_url=web.http) as http:

@@ -23,16 +23,17 @@ from redis.asyncio import Redis
 from rules.clock import ManualClock
 from runtime.settings import Settings
 from schemas.limits import HOLD_CODE_ALPHABET
-from schemas.shops import ShopCreated
 from services.holds import Holds
 from storage import keys
 from storage.ratelimit import RateLimiter
 from tests.helpers import (
     add_shop,
     arrival,
+    auth,
     enricher,
     feed_client,
     flash,
+    live_post,
     send_post,
     wait_for,
     web_server,
@@ -42,21 +43,8 @@ from tests.test_console_ws import console_socket
 STREET = (44.8370, -0.5735)
 
 
-def auth(shop: ShopCreated) -> dict[str, str]:
-    return {"Authorization": f"Bearer {shop.token}"}
-
-
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
-
-
-async def live_post(http: httpx.AsyncClient, shop: ShopCreated, redis: Redis,
-                    body: dict[str, Any]) -> str:
-    answer = await send_post(http, shop, body)
-    assert answer.status_code == 202, answer.text
-    post_id: str = answer.json()["id"]
-    await wait_for(lambda: redis.exists(keys.post("main", post_id)), message="post live")
-    return post_id
 
 
 async def hold(http: httpx.AsyncClient, post_id: str, name: str = "Léa") -> httpx.Response:

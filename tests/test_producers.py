@@ -30,6 +30,7 @@ from storage.producers import LAYOUT, ProducerStore
 from tests.helpers import (
     add_shop,
     arrival,
+    auth,
     enricher,
     feed_client,
     flash,
@@ -49,10 +50,6 @@ def offset(lat: float, lon: float, dist_m: float, bearing: float = 1.0) -> tuple
     l2 = l1 + math.atan2(math.sin(bearing) * math.sin(d) * math.cos(p1),
                          math.cos(d) - math.sin(p1) * math.sin(p2))
     return math.degrees(p2), math.degrees(l2)
-
-
-def auth(shop: ShopCreated) -> dict[str, str]:
-    return {"Authorization": f"Bearer {shop.token}"}
 
 
 async def name_producer(http: httpx.AsyncClient, shop: ShopCreated, name: str, place: str,

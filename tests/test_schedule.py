@@ -23,7 +23,16 @@ from runtime.logs import QuietRoutineJobs
 from runtime.settings import Settings
 from schemas.shops import ShopCreated
 from storage import keys
-from tests.helpers import add_shop, arrival, enricher, feed_client, send_post, wait_for, web_server
+from tests.helpers import (
+    add_shop,
+    arrival,
+    auth,
+    enricher,
+    feed_client,
+    send_post,
+    wait_for,
+    web_server,
+)
 from workers.scheduler import (
     expire_post,
     make_worker,
@@ -49,10 +58,6 @@ async def pool(settings: Settings, redis: Redis) -> AsyncIterator[ArqRedis]:
 
 def offer(ends_at: datetime, title: str = "-30 % jusqu'à 18h") -> dict[str, Any]:
     return {"kind": "flash_offer", "title": title, "ends_at": ends_at.isoformat()}
-
-
-def auth(shop: ShopCreated) -> dict[str, str]:
-    return {"Authorization": f"Bearer {shop.token}"}
 
 
 @contextlib.asynccontextmanager
