@@ -263,6 +263,10 @@ class HoldStore:
         ids = [text(i) for i in await self.redis.zrange(keys.shop_holds(region, shop_id), 0, -1)]
         return [h for h in await self.many(region, ids) if h.status in ("pending", "accepted")]
 
+    async def open_count(self, region: str, post_id: str) -> int:
+        """How many holds of the post are open (pending or accepted)."""
+        return int(await async_reply(self.redis.scard(keys.post_holds(region, post_id))))
+
     async def open_of_post(self, region: str, post_id: str) -> list[StoredHold]:
         ids = [text(i) for i in await async_reply(
             self.redis.smembers(keys.post_holds(region, post_id)))]

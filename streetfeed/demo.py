@@ -48,6 +48,7 @@ from services.media import MediaLibrary
 from services.producers import Producers
 from services.shops import home_region
 from storage import keys, openings
+from storage.holds import HoldStore
 from storage.live import LiveIndex, shop_live_posts, stream_id_key
 from storage.media import media_store_for
 from storage.redis_conn import async_reply, get_many, open_redis, text
@@ -221,6 +222,11 @@ _OFFERS = [("-{pct} % jusqu'à {end}", "Sur tout le rayon, dans la limite des st
            ("Fins de série à -{pct} %", "Jusqu'à {end}, tant qu'il en reste.", None),
            ("Le 2e article à moitié prix", "Jusqu'à {end}.", 25)]
 LIVE_POSTS_PER_SHOP = 3
+# A demo post stays at least this long before it makes way for the shop's next one: with
+# two shops open and a turn every 4 s, posts lived 20-40 s, and a passer-by's hold on one
+# was declined before the shop could answer (a cold try). Until then the shop's turn
+# posts nothing.
+MIN_LIFE = timedelta(minutes=5)
 # A flash offer runs at least this long, and ends by closing time.
 _OFFER_MIN = timedelta(minutes=10)
 _OFFER_MAX = timedelta(minutes=40)
@@ -524,6 +530,7 @@ class DemoStreet:
         # The demo's producers (key -> id), once seed_producers has named them.
         self.producer_ids: dict[str, str] = {}
         self.lives = {r: LiveIndex(redis, r, settings) for r in settings.region_names}
+        self.holds = HoldStore(redis)
         self.tz = ZoneInfo(settings.timezone)
 
     async def next_shop(self) -> str:
@@ -598,11 +605,22 @@ class DemoStreet:
                     await self._withdraw(shop, post_id)
                     del posts.own[post_id]
         # Keep the street lively but not cluttered: its own oldest posts make way (the
-        # shopkeeper's posts are not the demo's to withdraw, and do not count here).
+        # shopkeeper's posts are not the demo's to withdraw, and do not count here), once
+        # they have lived MIN_LIFE, and never one a passer-by asked to hold: that is for
+        # the shop to answer, and the post ends on its own.
         own_live = posts.own_live_oldest_first()
-        for post_id in own_live[:max(0, len(own_live) - LIVE_POSTS_PER_SHOP + 1)]:
+        to_go = max(0, len(own_live) - LIVE_POSTS_PER_SHOP + 1)
+        for post_id in own_live:
+            if to_go == 0:
+                break
+            if (now.timestamp() - posts.own[post_id][1] < MIN_LIFE.total_seconds()
+                    or await self.holds.open_count(shop.region, post_id)):
+                continue
             await self._withdraw(shop, post_id)
             del posts.own[post_id]
+            to_go -= 1
+        if to_go:
+            return None  # no room yet: the street keeps what it shows
         taken_kinds = {kind for kind, _, _ in posts.live.values()}
         # The demo's own posts not live yet count too: no second offer before the first shows.
         taken_kinds |= {kind for post_id, (kind, _) in posts.own.items()

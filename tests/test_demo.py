@@ -11,10 +11,11 @@ import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import msgspec
+import pytest
 from PIL import Image
 from redis.asyncio import Redis
 
@@ -29,7 +30,7 @@ from services.producers import Producers
 from storage import keys
 from storage.live import shop_live_posts
 from storage.media import FileMediaStore
-from streetfeed import demo_photos
+from streetfeed import demo, demo_photos
 from streetfeed.demo import (
     ARRIVAL_SCENES,
     DEMO_PRODUCER_LINKS,
@@ -70,6 +71,16 @@ async def accepted(redis: Redis, settings: Settings) -> list[RawPost]:
 
 async def record(redis: Redis, shop_id: str) -> ShopRecord:
     return msgspec.json.decode(await redis.get(keys.shop(shop_id)), type=ShopRecord)
+
+
+MIN_LIFE = demo.MIN_LIFE
+
+
+@pytest.fixture(autouse=True)
+def posts_make_way_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clocks of these tests stand still while the demo turns many times: its posts
+    make way as soon as there are too many (a test below keeps MIN_LIFE)."""
+    monkeypatch.setattr(demo, "MIN_LIFE", timedelta(0))
 
 
 async def test_demo_withdraws_only_its_own_posts_also_after_a_restart(
@@ -363,3 +374,39 @@ async def test_a_restart_keeps_the_demo_shops_as_changed_and_their_tokens(
     third = await seed(redis, settings, clock)
     assert BAKERY in third and third[BAKERY] != first[BAKERY]
     assert (await record(redis, BAKERY)).holds is True
+
+
+async def test_a_demo_post_lives_a_while_and_one_asked_to_hold_is_kept(
+        redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With two shops open and a turn every 4 s, demo posts lived 20-40 s and a passer-by's
+    hold on one was declined before the shop could answer (a second cold user's)."""
+    monkeypatch.setattr(demo, "MIN_LIFE", MIN_LIFE)
+    clock = ManualClock(TUESDAY_MORNING)
+    await seed(redis, settings, clock)
+    street = DemoStreet(redis, settings, clock, Policy(), random.Random(3))
+
+    async def own_live() -> list[str]:
+        return [i for i, _ in await shop_live_posts(redis, settings.region, BOOKSHOP, "json")]
+
+    async with enricher(redis, settings, clock):
+        made: list[str] = []
+        while len(made) < demo.LIVE_POSTS_PER_SHOP:
+            post_id = await street.turn(BOOKSHOP)
+            if post_id is not None:
+                made.append(post_id)
+                await wait_for(lambda p=post_id: redis.exists(keys.post("main", p)),
+                               message="demo post live")
+            clock.advance(60)
+        first = made[0]
+        # Full, and the oldest is younger than MIN_LIFE: nothing makes way, nothing new.
+        clock.set(TUESDAY_MORNING + MIN_LIFE - timedelta(seconds=10))
+        assert [await street.turn(BOOKSHOP) for _ in range(20)] == [None] * 20
+        assert set(made) <= set(await own_live())
+        # Old enough, but a passer-by asked to hold it: the next one makes way instead.
+        await redis.sadd(keys.post_holds("main", first), "h_0000000000000000")
+        clock.set(TUESDAY_MORNING + MIN_LIFE + timedelta(minutes=4))
+        for _ in range(50):  # a turn may find nothing to post; one soon does
+            if await street.turn(BOOKSHOP) is not None:
+                break
+        live = await own_live()
+        assert first in live and made[1] not in live
