@@ -42,7 +42,8 @@ def _hold_id(request: Request) -> str:
 
 
 @Operation(summary="Ask the shop to hold one unit of a post (a first name; no account)",
-           body=HoldIn, response=HoldCreated, status=201, parameters=(POST_ID,))
+           body=HoldIn, response=HoldCreated, status=201, parameters=(POST_ID,),
+           errors=((410, "The post was withdrawn or has ended (post_gone)"),))
 async def take_hold(request: Request) -> Response:
     st = state_of(request)
     post_id: str = request.path_params["post_id"]

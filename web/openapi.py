@@ -70,6 +70,8 @@ class Operation:
     # Answers with their own body instead of an error's: (status, description, Struct);
     # JSON operations only.
     replies: tuple[tuple[int, str, Any], ...] = ()
+    # Error answers of this operation only, beside every operation's (status, description).
+    errors: tuple[tuple[int, str], ...] = ()
 
     def __call__(self, endpoint: Endpoint) -> Endpoint:
         setattr(endpoint, _ATTRIBUTE, self)
@@ -221,6 +223,9 @@ def _operation(method: str, path: str, op: Operation, ref_of: dict[Any, Any]) ->
             if code in ("429", "503"):
                 response["headers"] = _RETRY_AFTER
             responses[code] = response
+        for error_status, description in op.errors:
+            responses[str(error_status)] = {"description": description,
+                                            "content": error_content}
         for reply_status, description, type_ in op.replies:
             responses[str(reply_status)] = {"description": description,
                                             "content": {JSON: {"schema": ref_of[type_]}}}
