@@ -371,6 +371,7 @@ async def test_screen_shows_the_badges_readable_without_overflow(
         await page.goto(f"{web.http}/screen/{baker.id}?radius_m=500")
         await page.wait_for_function(
             "() => window.streetfeedScreen?.state === 'live' && window.streetfeedScreen.posts === 3"
+            " && document.querySelectorAll('#screen .card').length === 3"
             " && document.querySelector('#qr').complete")
         await page.wait_for_function("() => document.getAnimations().length === 0")
         cards = {c["id"]: c for c in await page.evaluate(SCREEN_BADGES)}
