@@ -22,10 +22,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from schemas.holds import OPEN_STATUSES, DeclineReason, HoldStatus
+from schemas.holds import OPEN_STATUSES, EndReason, HoldStatus
 from schemas.limits import HOLD_CODE_ALPHABET, HOLD_CODE_LEN
 
-__all__ = ["ACTIONS", "DECLINE_REASONS", "ENDINGS", "HELD_FROM", "Action", "code_from",
+__all__ = ["ACTIONS", "ENDINGS", "END_REASONS", "HELD_FROM", "Action", "code_from",
            "hold_expires_at", "left_of", "releases", "typed_code"]
 
 Action = Literal["accept", "decline", "collected", "cancel", "expire", "post_ended",
@@ -48,8 +48,15 @@ ACTIONS: dict[Action, tuple[tuple[HoldStatus, ...], HoldStatus]] = {
 ENDINGS: tuple[HoldStatus, ...] = ("declined", "collected", "expired", "cancelled")
 
 # Why each action that declines does: the passer-by is told which.
-DECLINE_REASONS: dict[Action, DeclineReason] = {"decline": "shop", "post_ended": "post_ended",
-                                                "shop_disabled": "shop_disabled"}
+# Each action that says why a hold ended: the reason, and the statuses it says it from
+# (an accepted hold that expires was put aside and not collected: nothing to explain; a
+# pending one expired because the shop never answered).
+END_REASONS: dict[Action, tuple[EndReason, tuple[HoldStatus, ...]]] = {
+    "decline": ("shop", OPEN_STATUSES),
+    "post_ended": ("post_ended", ("pending",)),
+    "shop_disabled": ("shop_disabled", OPEN_STATUSES),
+    "expire": ("no_answer", ("pending",)),
+}
 
 # The statuses from which an action puts a hold aside, so that it counts in the shop's
 # "held today" (storage.holds checks them in the change's script): an accepted hold then

@@ -12,14 +12,15 @@ import msgspec
 
 from schemas import limits
 
-__all__ = ["OPEN_STATUSES", "DeclineReason", "HoldCreated", "HoldId", "HoldIn", "HoldOffer",
+__all__ = ["OPEN_STATUSES", "EndReason", "HoldCreated", "HoldId", "HoldIn", "HoldOffer",
            "HoldPostRef", "HoldRecord", "HoldShop", "HoldState", "HoldStatus", "HoldView",
            "ShopHold", "ShopHolds"]
 
 HoldStatus = Literal["pending", "accepted", "declined", "collected", "expired", "cancelled"]
-# Why a hold was declined: the shop said no, its post was withdrawn or ended first, or the
-# shop was taken off the service.
-DeclineReason = Literal["shop", "post_ended", "shop_disabled"]
+# Why a hold ended as it did: declined because the shop said no, its post was withdrawn or
+# ended first, or the shop was taken off the service; expired with the shop never having
+# answered (rather than put aside and not collected).
+EndReason = Literal["shop", "post_ended", "shop_disabled", "no_answer"]
 # A unit is taken while its hold is one of these; the shop lists these.
 OPEN_STATUSES: tuple[HoldStatus, ...] = ("pending", "accepted")
 
@@ -103,7 +104,8 @@ class HoldRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 class HoldView(msgspec.Struct, frozen=True, kw_only=True):
     """`GET /api/v1/holds/{hold_id}` (Bearer secret). `reason` (an extension of DESIGN.md
-    section 9): on a declined hold, why; null otherwise."""
+    section 9): on a declined hold, why; on an expired one, `no_answer` when the shop never
+    answered it; null otherwise."""
 
     id: str
     status: HoldStatus
@@ -114,7 +116,7 @@ class HoldView(msgspec.Struct, frozen=True, kw_only=True):
     ended_at: datetime | None = None
     post: HoldPostRef
     shop: HoldShop
-    reason: DeclineReason | None = None
+    reason: EndReason | None = None
 
 
 class ShopHold(msgspec.Struct, frozen=True, kw_only=True):

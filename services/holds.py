@@ -63,7 +63,7 @@ def hold_view(hold: StoredHold) -> HoldView:
     return HoldView(id=r.id, status=hold.status, code=r.code, name=r.name,
                     created_at=r.created_at, expires_at=r.expires_at, ended_at=hold.ended_at,
                     post=r.post, shop=r.shop,
-                    reason=hold.reason if hold.status == "declined" else None)
+                    reason=hold.reason if hold.status in ("declined", "expired") else None)
 
 
 def shop_hold(hold: StoredHold) -> ShopHold:

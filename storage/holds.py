@@ -18,8 +18,8 @@ from enum import Enum
 import msgspec
 from redis.asyncio import Redis
 
-from rules.holds import ACTIONS, DECLINE_REASONS, ENDINGS, HELD_FROM, Action, left_of, releases
-from schemas.holds import DeclineReason, HoldRecord, HoldStatus
+from rules.holds import ACTIONS, END_REASONS, ENDINGS, HELD_FROM, Action, left_of, releases
+from schemas.holds import EndReason, HoldRecord, HoldStatus
 from schemas.limits import HOLD_KEEP_AFTER_END_S
 from storage import keys
 from storage.redis_conn import async_reply, text
@@ -90,7 +90,7 @@ _CHANGE = """
 -- ARGV: statuses it applies to (comma-separated), new status, 1 if it ends the hold,
 --       1 if it gives the unit back, ended_at (RFC 3339), hold id, code, keep TTL, post id,
 --       shop id, statuses from which it counts as held today (comma-separated, or ''),
---       today's TTL, why it declines ('' unless it does)
+--       today's TTL, why it ends ('' unless it says), the statuses it says so from
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'unknown', ''} end
 local applies = false
@@ -99,7 +99,11 @@ for s in string.gmatch(ARGV[1], '[^,]+') do
 end
 if not applies then return {'stays', status} end
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
-if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[13]) end
+if ARGV[13] ~= '' then
+  for s in string.gmatch(ARGV[14], '[^,]+') do
+    if s == status then redis.call('HSET', KEYS[1], 'reason', ARGV[13]) end
+  end
+end
 for s in string.gmatch(ARGV[11], '[^,]+') do
   if s == status then
     redis.call('INCR', KEYS[9])
@@ -163,11 +167,11 @@ class StoredHold:
     record: HoldRecord
     status: HoldStatus
     ended_at: datetime | None
-    reason: DeclineReason | None = None
+    reason: EndReason | None = None
 
 
 _STATUSES: dict[str, HoldStatus] = {s: s for s in ("pending", "accepted", *ENDINGS)}
-_REASONS: dict[str, DeclineReason] = {r: r for r in DECLINE_REASONS.values()}
+_REASONS: dict[str, EndReason] = {r: r for r, _ in END_REASONS.values()}
 _FIELDS = ["json", "status", "ended_at", "reason"]
 
 
@@ -181,6 +185,11 @@ def _stored(raw: bytes, status: bytes, ended_at: bytes | None,
                       ended_at=None if ended_at is None
                       else datetime.fromisoformat(text(ended_at)),
                       reason=None if reason is None else _REASONS.get(text(reason)))
+
+
+def _reason_args(action: Action) -> tuple[str, str]:
+    reason, from_statuses = END_REASONS.get(action, ("", ()))
+    return reason, ",".join(from_statuses)
 
 
 class HoldStore:
@@ -237,7 +246,7 @@ class HoldStore:
             args=[",".join(applies_to), new, "1" if new in ENDINGS else "0",
                   "1" if releases(new) else "0", now.isoformat(), record.id, record.code,
                   HOLD_KEEP_AFTER_END_S, post_id, shop_id, ",".join(counted_from),
-                  _TODAY_TTL_S, DECLINE_REASONS.get(action, "")])
+                  _TODAY_TTL_S, *_reason_args(action)])
         changed = Changed(text(outcome))
         return changed, None if changed is Changed.UNKNOWN else _status(found)
 

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from rules.addresses import counted_address
 from rules.clock import ManualClock
-from rules.holds import ACTIONS, DECLINE_REASONS, HELD_FROM
+from rules.holds import ACTIONS, END_REASONS, HELD_FROM
 from rules.moderation import Policy, check_hold_name
 from runtime.settings import Settings
 from schemas.holds import HoldPostRef, HoldRecord, HoldShop
@@ -158,9 +158,12 @@ def test_held_today_counts_a_hold_once_when_the_shop_puts_it_aside() -> None:
     assert counted == {("accept", "pending"), ("collected", "pending")}
     # Each of them a step the action may take (the script counts only a change it makes).
     assert all(set(froms) <= set(ACTIONS[a][0]) for a, froms in HELD_FROM.items())
-    assert DECLINE_REASONS == {"decline": "shop", "post_ended": "post_ended",
-                               "shop_disabled": "shop_disabled"}
-    assert {ACTIONS[a][1] for a in DECLINE_REASONS} == {"declined"}
+    assert {a: r for a, (r, _) in END_REASONS.items()} == {
+        "decline": "shop", "post_ended": "post_ended", "shop_disabled": "shop_disabled",
+        "expire": "no_answer"}
+    assert {ACTIONS[a][1] for a in END_REASONS} == {"declined", "expired"}
+    # Each said only from statuses its action applies to.
+    assert all(set(froms) <= set(ACTIONS[a][0]) for a, (_, froms) in END_REASONS.items())
 
 
 # --- Per-address limits, from outside ----------------------------------------------------

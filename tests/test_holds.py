@@ -205,7 +205,8 @@ async def test_time_ends_open_holds_and_gives_units_back(
         assert await holds.expire_due("main") == 1
         assert await holds.expire_due("main") == 0  # idempotent
         read = await http.get(f"/api/v1/holds/{first['id']}", headers=bearer(first["secret"]))
-        assert read.json()["status"] == "expired"
+        # Put aside and not collected: nothing more to say.
+        assert (read.json()["status"], read.json()["reason"]) == ("expired", None)
         await wait_for(lambda: left_seen(street, post_id) == 1, message="a unit back")
         # Answering one whose time is up expires it, whatever the sweep did yet.
         clock.advance(11 * 60)
@@ -213,7 +214,8 @@ async def test_time_ends_open_holds_and_gives_units_back(
                                headers=auth(shop))
         assert late.status_code == 409 and late.json()["error"]["code"] == "hold_ended"
         read = await http.get(f"/api/v1/holds/{second['id']}", headers=bearer(second["secret"]))
-        assert read.json()["status"] == "expired"
+        # Never answered: its passer-by is told the shop did not answer in time.
+        assert (read.json()["status"], read.json()["reason"]) == ("expired", "no_answer")
 
 
 async def test_bad_holds_are_refused_clearly(redis: Redis, settings: Settings) -> None:

@@ -21,7 +21,7 @@ const KEEP_AFTER_END_MS = 24 * 3600 * 1000;
 const OPEN = new Set(["pending", "accepted"]);
 const STATUSES = new Set(["pending", "accepted", "declined", "collected", "expired", "cancelled"]);
 // Why a declined hold was: the shop said no, or its post ended before the shop answered.
-const REASONS = new Set(["shop", "post_ended", "shop_disabled"]);
+const REASONS = new Set(["shop", "post_ended", "shop_disabled", "no_answer"]);
 const reasonOf = (value) => (REASONS.has(value) ? value : null);
 const CODE = /^[A-Z0-9]{4}$/;
 const HOLD_ID = /^h_[a-z0-9]{16}$/;
@@ -509,7 +509,8 @@ const sentence = (text) => text.charAt(0).toLocaleUpperCase(getLang()) + text.sl
 
 function statusText(hold) {
   const time = postTime(Date.parse(hold.expires_at), hold.shop.timezone);
-  if (hold.status === "declined" && hold.reason && hold.reason !== "shop") {
+  if ((hold.status === "declined" || hold.status === "expired") && hold.reason &&
+      hold.reason !== "shop") {
     return t(`hold_status_${hold.reason}`);
   }
   return t(`hold_status_${hold.status}`, { time });

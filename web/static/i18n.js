@@ -674,6 +674,7 @@ const STRINGS = {
     "the post ended before the shop answered"],
   hold_status_shop_disabled: ["la boutique n'est plus sur Streetfeed : rien n'est gardé",
     "the shop is no longer on Streetfeed: nothing is kept"],
+  hold_status_no_answer: ["la boutique n'a pas répondu à temps", "the shop did not answer in time"],
   // Holds, the faces' last gaps (issue 17, holdfaces): the screen's head when short of
   // room, the console's till and switch, the withdrawal of a held post, its shop's line.
   held_today_short_one: ["{n} réservation", "{n} held"],
