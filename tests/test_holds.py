@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import segno
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from rules.clock import ManualClock
@@ -39,6 +40,7 @@ from tests.helpers import (
     web_server,
 )
 from tests.test_console_ws import console_socket
+from workers.scheduler import expire_holds, make_worker, worker_context
 
 STREET = (44.8370, -0.5735)
 
@@ -216,6 +218,41 @@ async def test_time_ends_open_holds_and_gives_units_back(
         read = await http.get(f"/api/v1/holds/{second['id']}", headers=bearer(second["secret"]))
         # Never answered: its passer-by is told the shop did not answer in time.
         assert (read.json()["status"], read.json()["reason"]) == ("expired", "no_answer")
+
+
+async def test_the_scheduler_expires_holds_and_catches_up_after_downtime(
+        redis: Redis, settings: Settings) -> None:
+    """A real arq worker (burst mode) runs the scheduler's `expire_holds` on a controlled
+    clock: holds that fell due while no scheduler ran end at its first run, the units come
+    back on every socket, and running it again changes nothing."""
+    clock = ManualClock()
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    async with web_server(settings, clock=clock) as web, enricher(redis, settings, clock), \
+            httpx.AsyncClient(base_url=web.http) as http, \
+            feed_client(web.ws, *STREET) as street:
+        post_id = await live_post(http, shop, redis, arrival("Asperges", hold={
+            "quantity": 3, "minutes": 15}))
+        kept, unanswered = [(await hold(http, post_id, n)).json() for n in ("Léa", "Marc")]
+        await http.post(f"/api/v1/shops/{shop.id}/holds/{kept['id']}/accept",
+                        headers=auth(shop))
+        await wait_for(lambda: left_seen(street, post_id) == 1, message="left 1")
+        context = worker_context(settings, redis, clock)
+        assert await expire_holds(context) == 0  # not due yet
+        clock.advance(45 * 60)  # the scheduler was down when they fell due
+        pool = ArqRedis.from_url(settings.redis_url)  # type: ignore[arg-type]
+        try:
+            worker = make_worker(pool, settings, clock, data=redis, burst=True)
+            await worker.main()
+            await worker.close()
+        finally:
+            await pool.aclose()
+        for held, reason in ((kept, None), (unanswered, "no_answer")):
+            seen = (await http.get(f"/api/v1/holds/{held['id']}",
+                                   headers=bearer(held["secret"]))).json()
+            assert (seen["status"], seen["reason"]) == ("expired", reason)
+        await wait_for(lambda: left_seen(street, post_id) == 3, message="units back")
+        assert await expire_holds(context) == 0  # idempotent
+        assert await redis.zcard(keys.holds_due("main")) == 0
 
 
 async def test_bad_holds_are_refused_clearly(redis: Redis, settings: Settings) -> None:
