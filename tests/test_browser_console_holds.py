@@ -271,6 +271,12 @@ async def test_holds_are_pushed_then_answered_and_collected_at_the_till(
         await page.click("#till-confirm")
         await expect(page.locator("#till-ok")).to_have_text(f"Collected by Léa ({code}).")
         assert await status_of(http, lea) == "collected"
+        # The next lookup's answer replaces it: one message at a time (a cold try saw the
+        # green "Collected" stay above a red "No open hold").
+        await page.fill("#till-code", "zzzz")
+        await page.click("#till-find")
+        await expect(page.locator("#till-error")).to_have_text("No open hold with the code ZZZZ.")
+        await expect(page.locator("#till-ok")).to_be_hidden()
         await page.wait_for_selector(f'#holds-list [data-hold-id="{lea["id"]}"]',
                                      state="detached")
 
@@ -407,13 +413,14 @@ async def test_the_till_reads_as_a_form_and_a_held_post_is_withdrawn_knowingly(
         assert await page.evaluate("() => document.activeElement.id") == "till-code"
         assert await status_of(http, zoe) == "pending"
 
-        # Turning holds off is with the holds, and says what it does.
+        # Turning holds off is with the holds, and says what it does, as a condition: under
+        # a ticked switch, "Désactivé : …" read as the state (a cold try).
         panel = page.locator("#holds-panel")
-        await expect(panel.locator("#profile-holds")).to_be_attached()
+        await expect(panel.locator("#profile-holds")).to_be_checked()
         await expect(panel.locator("#profile-holds-help")).to_have_text(
-            "Désactivé : vos annonces ne proposent plus de mise de côté et personne ne peut "
-            "en demander de nouvelle ; les réservations en cours restent, à traiter et à "
-            "remettre.")
+            "Si vous le désactivez : vos annonces ne proposent plus de mise de côté et "
+            "personne ne peut en demander de nouvelle ; les réservations en cours restent, "
+            "à traiter et à remettre.")
         assert await page.locator("#profile-panel #profile-holds").count() == 0
 
         # Withdrawing a post with open holds: asked first, with what becomes of them.

@@ -26,13 +26,17 @@ from schemas.shops import ShopCreated
 from storage import keys
 from tests.helpers import (
     add_shop,
+    apart,
     arrival,
     auth,
     enricher,
     feed_card,
     flash,
+    inside,
     new_page,
+    photo_jpeg,
     posted,
+    upload_photo,
     wait_for,
     web_server,
 )
@@ -51,7 +55,7 @@ def in_sentence(status: str) -> str:
 
 TEXTS = {
     "fr": {
-        "ask": "Le mettre de côté · plus que {n}",
+        "ask": "Le mettre de côté\u00a0· plus\u00a0que\u00a0{n}",
         "all_held": "Tout est réservé",
         "explain": "La boutique le garde 30 min. Vous recevrez un code à dire en caisse. "
                    "Seul votre prénom est envoyé.",
@@ -70,9 +74,13 @@ TEXTS = {
         "declined": "Refusée par la boutique",
         "post_ended": "Annonce retirée ou terminée avant la réponse de la boutique",
         "held_three": "3 réservations aujourd'hui",
+        "kept_1h30": "La boutique le garde 1 h 30.",
+        "count_words": "plus\u00a0que\u00a0{n}",
+        "post_gone": "Cette annonce n'est plus en ligne.",
+        "offline": "Hors ligne : réessayez quand le réseau revient.",
     },
     "en": {
-        "ask": "Hold it for me · {n} left",
+        "ask": "Hold it for me\u00a0· {n}\u00a0left",
         "all_held": "All held",
         "explain": "The shop keeps it 30 min. You will get a code to say at the till. "
                    "Only your first name is sent.",
@@ -90,6 +98,10 @@ TEXTS = {
         "declined": "Declined by the shop",
         "post_ended": "The post ended before the shop answered",
         "held_three": "3 held today",
+        "kept_1h30": "The shop keeps it 1 h 30.",
+        "count_words": "{n}\u00a0left",
+        "post_gone": "This post is no longer online.",
+        "offline": "Offline: try again when the network is back.",
     },
 }
 
@@ -398,12 +410,28 @@ async def test_a_hold_the_server_forgot_leaves_the_list(
         post_id = await posted(http, shop, arrival("Cèpes", hold={"quantity": 3, "minutes": 60}))
         page = await phone(browser, web.http, "fr")
         await page.click(f"{feed_card(post_id)} .hold-ask")
+        # A duration as the console writes it (a cold try: "120 min" here, "2 h" there).
+        assert (await page.inner_text("#hold-explain")).startswith("La boutique le garde 1 h.")
         await page.fill("#hold-name", "Zoé")
         await page.click(".hold-submit")
         await page.wait_for_selector("#hold-dialog .hold-code")
         await page.keyboard.press("Escape")
         hold_id = (await page.evaluate("() => window.streetfeed.holds"))[0]["id"]
         await text_is(page, "#my-holds-toggle .my-holds-label", "Mes réservations (1)")
+
+        # Cancelled offline: said, and no longer said once the network is back (a cold
+        # try saw "Hors ligne" stay under the "En direct" badge).
+        await page.click("#my-holds-toggle")
+        error = page.locator(f'#my-holds-list [data-hold-id="{hold_id}"] .hold-error')
+        await page.context.set_offline(True)
+        cancel = page.locator(f'#my-holds-list [data-hold-id="{hold_id}"] .hold-cancel')
+        await cancel.click()
+        await cancel.click()
+        await expect(error).to_have_text(TEXTS["fr"]["offline"])
+        await expect(error).to_be_visible()
+        await page.context.set_offline(False)
+        await expect(error).to_be_hidden()
+        assert (await page.evaluate("() => window.streetfeed.holds"))[0]["status"] == "pending"
         assert await redis.delete(keys.hold("main", hold_id)) == 1
         await page.clock.run_for(10_000)
         await page.wait_for_function("() => window.streetfeed.holds.length === 0")
@@ -797,5 +825,131 @@ async def test_a_language_switch_relabels_the_open_dialog_and_my_holds(
         assert await page.inner_text("#holds-note") == TEXTS["en"]["note"].format(
             status=in_sentence(TEXTS["en"]["accepted"].format(time=until)))
         assert await page.inner_text(".my-holds-device") == "Kept on this device only."
+        await no_sideways_scroll(page)
+        assert page.errors == []
+
+
+# Whether a text's last words (from `words` on) lie on one line of `selector`'s box.
+ON_ONE_LINE = """([sel, words]) => {
+  const node = document.querySelector(sel);
+  const text = node.firstChild;
+  const range = document.createRange();
+  range.setStart(text, text.data.lastIndexOf(words));
+  range.setEnd(text, text.data.length);
+  return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size === 1;
+}"""
+
+BOX = "(node) => node.getBoundingClientRect().toJSON()"
+# An open popup that has stopped moving (Leaflet pans it into view).
+STILL = """() => new Promise((done) => {
+  const top = () => document.querySelector('.leaflet-popup').getBoundingClientRect().top;
+  const before = top();
+  setTimeout(() => done(Math.abs(top() - before) < 0.5), 300);
+})"""
+# The boxes of a popup's hold button and around it, read at one moment.
+POPUP_BOXES = """(postId) => {
+  const r = (node) => node.getBoundingClientRect().toJSON();
+  const content = document.querySelector('.leaflet-popup-content');
+  const button = content.querySelector(`.hold-ask[data-post-id="${postId}"]`);
+  return {scrollTop: content.scrollTop, shown: r(content), button: r(button),
+          map: r(document.querySelector('#map')), row: r(button.closest('li')),
+          photo: r(button.closest('li').querySelector('.map-popup-photo'))};
+}"""
+
+
+@pytest.mark.parametrize(("lang", "size"), [("fr", (360, 740)), ("fr", (320, 568)),
+                                            ("en", (320, 568))])
+async def test_the_hold_button_keeps_its_count_whole_and_shows_first_in_the_map_s_popup(
+        redis: Redis, settings: Settings, browser: Any, lang: str,
+        size: tuple[int, int]) -> None:
+    """A second cold try: the card's button broke "plus que / 2"; the popup's was squeezed
+    beside its photo, and below what the popup shows (237 of 326 px at 360x740, 142 of 415
+    at 320x568); the dialog said "120 min" where the console says "2 h"."""
+    words = TEXTS[lang]
+    width, height = size
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http, name="Café Le Comptoir")
+        photo = await upload_photo(http, shop, photo_jpeg((120, 70, 40)))
+        post_id = await posted(http, shop, arrival(
+            "Café de Colombie torréfié ce matin", media_ids=[photo],
+            hold={"quantity": 2, "minutes": 90}))
+        await posted(http, shop, flash("-10 % sur tous les cafés jusqu'à la fermeture",
+                                       minutes=120))  # newer: listed before it
+        page = await new_page(browser, width, height, lang=lang)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
+        await page.wait_for_function(LIVE)
+        ask = f"{feed_card(post_id)} .hold-ask"
+        await text_is(page, ask, words["ask"].format(n=2))
+        count = words["count_words"].format(n=2)
+        assert await page.evaluate(ON_ONE_LINE, [ask, count.split("\u00a0")[0]]), \
+            "the count split over two lines"
+        await page.click(ask)
+        assert (await page.inner_text("#hold-explain")).startswith(words["kept_1h30"])
+        await page.keyboard.press("Escape")
+
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500&view=map")
+        await page.wait_for_function(LIVE)
+        await page.wait_for_function("() => window.streetfeed.map?.pins === 1")
+        await page.locator(".leaflet-marker-pane .map-pin").click()
+        popup = page.locator(".leaflet-popup-content")
+        button = popup.locator(f'.hold-ask[data-post-id="{post_id}"]')
+        await expect(button).to_have_text(words["ask"].format(n=2))
+        await page.wait_for_function(
+            "() => document.querySelector('.leaflet-popup-content .map-popup-photo')?.complete")
+        await page.wait_for_function(STILL, polling=350)  # panned into place
+        places = await page.evaluate(POPUP_BOXES, post_id)
+        # Seen without scrolling the popup: inside what it shows, and inside the map.
+        assert places["scrollTop"] == 0
+        box = places["button"]
+        assert inside(box, places["shown"]), places
+        assert inside(box, places["map"]), places
+        # Under its photo, the popup's width: not a narrow column beside it.
+        assert box["top"] >= places["photo"]["bottom"] - 0.5, places
+        assert box["width"] >= places["row"]["width"] - 1, places
+        assert await page.evaluate(ON_ONE_LINE, [
+            f'.leaflet-popup .hold-ask[data-post-id="{post_id}"]',
+            count.split("\u00a0")[0]])
+        await no_sideways_scroll(page)
+        assert page.errors == []
+
+
+@pytest.mark.parametrize(("lang", "width"), [("fr", 360), ("en", 320)])
+async def test_a_post_ending_under_the_open_dialog_says_so_and_its_card_keeps_its_title(
+        redis: Redis, settings: Settings, browser: Any, lang: str, width: int) -> None:
+    """A second cold try: the dialog stayed active when its post was withdrawn (only "Ask"
+    said it was gone), and the card's "Ended" label lay over its title."""
+    words = TEXTS[lang]
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http)
+        for title in ("Radis roses", "Poireaux"):  # after it in the list
+            await posted(http, shop, arrival(title))
+        post_id = await posted(http, shop, arrival("Une seule brioche (test)", hold={
+            "quantity": 1, "minutes": 30}))
+        page = await phone(browser, web.http, lang, width=width)
+        await page.click(f"{feed_card(post_id)} .hold-ask")
+        await page.fill("#hold-name", "Léa")
+        await page.focus(".hold-submit")
+        withdrawn = await http.delete(f"/api/v1/shops/{shop.id}/posts/{post_id}",
+                                      headers=auth(shop))
+        assert withdrawn.status_code == 200
+        # At once, before any tap: said, nothing more to ask, the dialog still open.
+        await expect(page.locator("#hold-error")).to_have_text(words["post_gone"])
+        await expect(page.locator("#hold-error")).to_be_visible()
+        await expect(page.locator(".hold-submit")).to_be_disabled()
+        assert await page.locator("#hold-dialog[open]").count() == 1
+        assert await page.evaluate("() => document.activeElement.classList.contains('hold-close')")
+        await page.click("#hold-dialog .hold-close")
+        await page.wait_for_selector("#hold-dialog:not([open])", state="attached")
+        assert await page.evaluate("() => window.streetfeed.holds") == []
+
+        # The card, left in view ended: its title readable beside the label.
+        card = page.locator(f'#feed .card[data-post-id="{post_id}"]')
+        await expect(card.locator(".ended-mark")).to_be_visible()
+        mark = await card.locator(".ended-mark").evaluate(BOX)
+        title = await card.locator(".card-title").evaluate(BOX)
+        assert apart(mark, title), (mark, title)
+        assert inside(mark, await card.evaluate(BOX))
         await no_sideways_scroll(page)
         assert page.errors == []

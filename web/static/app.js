@@ -376,6 +376,7 @@ function goesUnnoticed(cardEl) {
  * goes at once.
  */
 function end(id) {
+  holdsUi.postEnded(id);
   const card = cards.get(id);
   if (!card || !inView(card.el) || goesUnnoticed(card.el)) {
     remove(id);
@@ -404,6 +405,7 @@ function sweepEnded() {
 }
 
 function remove(id) {
+  holdsUi.postEnded(id); // gone from the list: over, as far as this page knows
   ended.delete(id);
   fresh.forget(id);
   posts.delete(id);

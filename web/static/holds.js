@@ -8,7 +8,7 @@
 // Shop text is only ever set through textContent (cards.js's el/userText).
 
 import { confirmTwice, el, holdOf, postTime, postZone, userText } from "./cards.js";
-import { errorKey, getLang, t } from "./i18n.js";
+import { durationText, errorKey, getLang, t } from "./i18n.js";
 
 const STORE_KEY = "streetfeed.holds";
 const NAME_KEY = "streetfeed.holdName";
@@ -93,6 +93,7 @@ export class HoldsUi {
     this.polling = false;
     this.dialogHold = null; // the id the dialog shows, once asked
     this.opener = null; // {postId, button}: where the focus goes back to
+    this.asking = null; // {postId, error, submit, gone}: the asking dialog's post
     this.labels = new Map(); // the dialog's texts: node -> [key, vars], for a language switch
     this.noteHold = null; // the hold the note last spoke of
     nodes.toggle.addEventListener("click", () => this.#setListOpen(
@@ -102,6 +103,12 @@ export class HoldsUi {
     // A tap on the backdrop (the dialog's own box, outside its content) closes it.
     nodes.dialog.addEventListener("click", (ev) => {
       if (ev.target === nodes.dialog) nodes.dialog.close();
+    });
+    // Back online: "Offline: try again..." is no longer true (a cold try saw it stay under
+    // the "Live" badge), and what changed meanwhile is read at once.
+    addEventListener("online", () => {
+      this.#unsay("err_offline");
+      this.#poll();
     });
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible") this.#poll();
@@ -136,7 +143,8 @@ export class HoldsUi {
       autocomplete: "given-name", value: loadName(), spellcheck: false });
     input.maxLength = NAME_MAX * 2; // code points are checked on submit; emoji are two units
     input.setAttribute("aria-describedby", "hold-explain hold-error");
-    const explain = this.#say(el("p", "hold-explain"), "hold_explain", { n: hold.minutes });
+    const explain = this.#say(el("p", "hold-explain"), "hold_explain",
+      { t: durationText(hold.minutes) });
     explain.id = "hold-explain";
     const error = el("p", "hold-error");
     error.id = "hold-error";
@@ -148,6 +156,7 @@ export class HoldsUi {
     const actions = el("div", "hold-actions");
     actions.append(close, submit);
     form.append(label, input, explain, error, actions);
+    this.asking = { postId: post.id, error, submit, gone: false };
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       this.#send(post, { input, error, submit });
@@ -156,6 +165,23 @@ export class HoldsUi {
       post.shop?.name), form);
     dialog.showModal();
     input.focus();
+  }
+
+  /**
+   * A post ended (expired, withdrawn, gone from the list): a dialog asking to hold it says
+   * so at once and asks no more, left open so that it is read (a cold try: it stayed
+   * active, and only a tap on "Ask" said the post was gone).
+   */
+  postEnded(postId) {
+    const asking = this.asking;
+    if (!asking || asking.gone || asking.postId !== postId || !this.nodes.dialog.open ||
+        this.dialogHold) return;
+    asking.gone = true;
+    const moveFocus = document.activeElement === asking.submit;
+    asking.submit.disabled = true;
+    this.#say(asking.error, "err_post_gone");
+    asking.error.hidden = false;
+    if (moveFocus) this.nodes.dialog.querySelector(".hold-close")?.focus();
   }
 
   /** `node` says `key` (with `vars`), and says it again in the language switched to. */
@@ -214,8 +240,9 @@ export class HoldsUi {
       refusal = navigator.onLine === false ? "err_offline" : "err_generic";
     }
     if (!this.nodes.dialog.open) return; // closed meanwhile: the hold is kept all the same
-    submit.disabled = false;
     this.#say(submit, "hold_submit");
+    if (this.asking?.gone && !answer) return; // its post ended meanwhile: said already
+    submit.disabled = false;
     if (!answer) {
       refuse(refusal);
       return;
@@ -241,6 +268,7 @@ export class HoldsUi {
   /** The dialog once asked: the code, large, its QR, until when, where, and the status. */
   #showDone(hold) {
     this.dialogHold = hold.id;
+    this.asking = null;
     this.labels.clear();
     const dialog = this.nodes.dialog;
     const heading = this.#heading("hold_done_title");
@@ -286,6 +314,7 @@ export class HoldsUi {
   }
 
   #closed() {
+    this.asking = null;
     const opener = this.opener;
     this.opener = null;
     this.dialogHold = null;
@@ -422,7 +451,23 @@ export class HoldsUi {
     cancel.disabled = false;
     disarm();
     error.textContent = t(key);
+    error.dataset.key = key;
     error.hidden = false;
+  }
+
+  /**
+   * The refusals said with `key` go (any key when null), in "My holds" (of the hold `id`
+   * only, when given) and in the dialog.
+   */
+  #unsay(key, id = null) {
+    const items = id ? `[data-hold-id="${CSS.escape(id)}"]` : "[data-hold-id]";
+    for (const error of this.nodes.list.querySelectorAll(`${items} .hold-error`)) {
+      if (key === null || error.dataset.key === key) error.hidden = true;
+    }
+    const asking = this.nodes.dialog.querySelector("#hold-error");
+    if (!id && asking && (key === null || this.labels.get(asking)?.[0] === key)) {
+      asking.hidden = true;
+    }
   }
 
   /** A hold's fresh state from the server: kept, and said when its status changed. */
@@ -458,8 +503,12 @@ export class HoldsUi {
         headers: { Authorization: `Bearer ${hold.secret}`, Accept: "application/json" },
       });
       // The server forgets a hold a day after it ended: so does the device.
-      if (response.status === 404) this.#forget(hold.id);
-      else if (response.ok) this.#update(hold.id, await response.json());
+      if (response.status === 404) {
+        this.#forget(hold.id);
+      } else if (response.ok) {
+        this.#update(hold.id, await response.json());
+        this.#unsay(null, hold.id); // read: what a failed cancel said is old news
+      }
     } catch {
       // offline: the next round asks again
     }

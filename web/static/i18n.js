@@ -577,9 +577,6 @@ const STRINGS = {
   hc_quantity: ["Combien (1 à 50)", "How many (1 to 50)"],
   hc_minutes_label: ["Gardé combien de minutes", "Kept for how many minutes"],
   hc_presets: ["Durées rapides", "Quick durations"],
-  hc_minutes: ["{n} min", "{n} min"],
-  hc_hours: ["{h} h", "{h} h"],
-  hc_hours_minutes: ["{h} h {m}", "{h} h {m}"],
   hc_bad_quantity: ["Combien mettre de côté : un nombre entier de 1 à {max}.",
     "How many to hold: a whole number from 1 to {max}."],
   hc_bad_minutes: ["Durée : un nombre entier de minutes, de {min} à {max}.",
@@ -631,15 +628,16 @@ const STRINGS = {
   hc_holds_takes_on: ["Les réservations sont acceptées.", "Holds are taken."],
   hc_holds_takes_off: ["Les réservations sont désactivées.", "Holds are turned off."],
   // Holds: passer-by and screen (cards, the asking dialog, "My holds", the screen's count)
-  hold_ask: ["Le mettre de côté · plus que {n}", "Hold it for me · {n} left"],
+  // No-break spaces: "plus que 2" ("2 left") never split, nor its dot from what precedes.
+  hold_ask: ["Le mettre de côté\u00a0· plus\u00a0que\u00a0{n}", "Hold it for me\u00a0· {n}\u00a0left"],
   hold_all_held: ["Tout est réservé", "All held"],
   hold_count: ["{n} à réserver", "{n} left to hold"],
   held_today_one: ["{n} réservation aujourd'hui", "{n} held today"],
   held_today_other: ["{n} réservations aujourd'hui", "{n} held today"],
   hold_dialog_title: ["Le mettre de côté", "Hold it for me"],
   hold_name_label: ["Votre prénom", "Your first name"],
-  hold_explain: ["La boutique le garde {n} min. Vous recevrez un code à dire en caisse. Seul votre prénom est envoyé.",
-    "The shop keeps it {n} min. You will get a code to say at the till. Only your first name is sent."],
+  hold_explain: ["La boutique le garde {t}. Vous recevrez un code à dire en caisse. Seul votre prénom est envoyé.",
+    "The shop keeps it {t}. You will get a code to say at the till. Only your first name is sent."],
   hold_submit: ["Demander", "Ask the shop"],
   hold_sending: ["Envoi…", "Sending…"],
   hold_close: ["Fermer", "Close"],
@@ -683,8 +681,8 @@ const STRINGS = {
   hc_till_code_label: ["Le code du client", "The customer's code"],
   hc_till_find_hold: ["Trouver la réservation", "Find the hold"],
   hc_till_clear: ["Effacer le code", "Clear the code"],
-  hc_takes_help: ["Désactivé : vos annonces ne proposent plus de mise de côté et personne ne peut en demander de nouvelle ; les réservations en cours restent, à traiter et à remettre.",
-    "Off: your posts offer no holds and nobody can ask for a new one; the holds already open stay, to answer and hand over."],
+  hc_takes_help: ["Si vous le désactivez : vos annonces ne proposent plus de mise de côté et personne ne peut en demander de nouvelle ; les réservations en cours restent, à traiter et à remettre.",
+    "When off: your posts offer no holds and nobody can ask for a new one; the holds already open stay, to answer and hand over."],
   hc_withdraw_holds_one: ["Cette annonce a {n} réservation en cours : {detail}.",
     "This post has {n} open hold: {detail}."],
   hc_withdraw_holds_other: ["Cette annonce a {n} réservations en cours : {detail}.",
@@ -702,6 +700,11 @@ const STRINGS = {
   hc_own_held_other: ["{n} réservés · encore {left} sur {total}", "{n} held · {left} left of {total}"],
   hc_own_none_held: ["Aucun réservé · encore {left} sur {total}", "None held · {left} left of {total}"],
   hc_own_all_held: ["Tout est réservé : {n} sur {n}", "All held: {n} of {n}"],
+  // Holds, a second cold user's polish (issue 17, holdpolish): a duration written the same
+  // way on every face (durationText).
+  duration_min: ["{n} min", "{n} min"],
+  duration_h: ["{h} h", "{h} h"],
+  duration_h_min: ["{h} h {m}", "{h} h {m}"],
 };
 const LANGS = ["fr", "en"];
 
@@ -797,6 +800,14 @@ export function dateFormat(options) {
     dateFormats.set(key, format);
   }
   return format;
+}
+
+/** A duration in whole minutes as both faces write it: "15 min", "1 h", "1 h 30", "2 h". */
+export function durationText(minutes) {
+  const h = Math.floor(minutes / 60);
+  const m = minutes % 60;
+  if (!h) return t("duration_min", { n: m });
+  return m ? t("duration_h_min", { h, m: String(m).padStart(2, "0") }) : t("duration_h", { h });
 }
 
 /** "14:05": a moment as hours and minutes, 24-hour, in `timeZone` or the browser's own. */

@@ -426,7 +426,12 @@ export class FeedMap {
     if (opening?.text) meta.append(opening.text);
     if (meta.childNodes.length) box.append(meta);
     const list = node("ul", "map-popup-posts");
-    for (const post of posts) {
+    // Those that can be held first: their button is the popup's one action, and a popup
+    // is short on a phone (a cold try found it below what showed, under a newer offer).
+    const canHold = (post) => (this.onHold && holdOf(post)?.left > 0 ? 0 : 1);
+    const ordered = posts.map((post, i) => [post, i])
+      .sort(([a, i], [b, j]) => canHold(a) - canHold(b) || i - j).map(([post]) => post);
+    for (const post of ordered) {
       const item = node("li", `kind-${post.kind}`);
       // Each post's first photo beside its own title: the narrowest variant is plenty.
       const photo = photosOf(post)[0];
@@ -439,10 +444,11 @@ export class FeedMap {
       const title = node("bdi", "map-popup-title", String(post.title ?? ""));
       title.id = `map-popup-title-${post.id}`;
       text.append(node("span", "map-popup-kind", t(`kind_${post.kind}`)), " ", title);
-      // "Hold it for me · 3 left" as on the post's card, opening the same dialog.
-      const hold = this.onHold && holdLine(post, title.id, { onHold: this.onHold });
-      if (hold) text.append(hold);
       item.append(text);
+      // "Hold it for me · 3 left" as on the post's card, opening the same dialog: under
+      // the photo and the title, the popup's width (beside the photo it was a narrow column).
+      const hold = this.onHold && holdLine(post, title.id, { onHold: this.onHold });
+      if (hold) item.append(hold);
       list.append(item);
     }
     box.append(list);

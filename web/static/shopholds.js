@@ -7,7 +7,7 @@
 // announced. First names are the passers-by's words: set as text only.
 
 import { el, userText } from "./cards.js";
-import { errorText, plural, t } from "./i18n.js";
+import { durationText, errorText, plural, t } from "./i18n.js";
 
 // The contract's bounds (schemas/limits.py HOLD_*): the fields refuse what the server would.
 const QUANTITY_MIN = 1;
@@ -34,14 +34,6 @@ function integerOf(input) {
   return /^\d+$/.test(raw) ? Number(raw) : NaN;
 }
 
-/** "1 h", "2 h", "30 min", "1 h 30" */
-export function minutesText(minutes) {
-  const h = Math.floor(minutes / 60);
-  const m = minutes % 60;
-  if (!h) return t("hc_minutes", { n: m });
-  return m ? t("hc_hours_minutes", { h, m: String(m).padStart(2, "0") }) : t("hc_hours", { h });
-}
-
 /** The line the street's card shows for a post offering holds ("Hold it for me · 3 left"). */
 export const holdLine = (left) => (left > 0 ? t("hc_line", { n: left }) : t("hc_line_none"));
 
@@ -56,7 +48,7 @@ export function ownHoldLine({ left, minutes }, taken) {
     line = taken ? plural("hc_own_held", taken, { left, total })
       : t("hc_own_none_held", { left, total });
   }
-  return t("hc_own_line", { line, t: minutesText(minutes) });
+  return t("hc_own_line", { line, t: durationText(minutes) });
 }
 
 /**
@@ -111,7 +103,7 @@ export class HoldOfferField {
     presetsLabel.id = `${prefix}-presets-label`;
     presets.append(presetsLabel);
     this.presetButtons = MINUTES_PRESETS.map((n) => {
-      const button = el("button", "mini hold-preset", minutesText(n));
+      const button = el("button", "mini hold-preset", durationText(n));
       button.type = "button";
       button.dataset.minutes = String(n);
       button.addEventListener("click", () => {
@@ -189,7 +181,7 @@ export class HoldOfferField {
 
   relabel() {
     for (const [node, key, vars] of this.labels) node.textContent = t(key, vars);
-    for (const button of this.presetButtons) button.textContent = minutesText(Number(button.dataset.minutes));
+    for (const button of this.presetButtons) button.textContent = durationText(Number(button.dataset.minutes));
     if (!this.note.hidden) this.note.textContent = t("hc_shop_off_note");
   }
 }
@@ -202,7 +194,7 @@ function timeLeft(expiresAt, now) {
   if (left < 60000) return t("hc_left_under_minute");
   const minutes = Math.ceil(left / 60000);
   return minutes < 60 ? t("hc_left_min", { n: minutes })
-    : t("hc_left_h", { t: minutesText(minutes) });
+    : t("hc_left_h", { t: durationText(minutes) });
 }
 
 /** A hold of the `holds` frame kept only if it has what the panel shows. */
@@ -507,20 +499,17 @@ export class HoldsPanel {
   /** The open hold with the code typed (or scanned), shown to confirm "Collected". */
   findCode(typed) {
     const code = foldCode(typed);
-    const error = $("till-error");
-    error.hidden = true;
+    tillSay(null); // a new lookup: the last one's words go
     if (!code) {
       this.clearFound();
-      error.hidden = false;
-      error.textContent = t("hc_till_need_code");
+      tillSay("till-error", t("hc_till_need_code"));
       $("till-code").focus();
       return;
     }
     const hold = this.holds.find((h) => h.code === code);
     if (!hold) {
       this.clearFound();
-      error.hidden = false;
-      error.textContent = t("hc_till_no_hold", { code });
+      tillSay("till-error", t("hc_till_no_hold", { code }));
       return;
     }
     this.found = hold;
@@ -539,7 +528,7 @@ export class HoldsPanel {
   clearFound() {
     this.found = null;
     $("till-found").hidden = true;
-    $("till-error").hidden = true;
+    tillSay(null);
   }
 
   async confirmFound() {
@@ -550,17 +539,13 @@ export class HoldsPanel {
     const result = await this.sendAction(hold, "collected");
     button.disabled = false;
     if (!result) return;
-    const error = $("till-error");
     if (!result.ok) {
-      error.hidden = false;
-      error.textContent = errorText(result.error);
+      tillSay("till-error", errorText(result.error));
       return;
     }
     this.clearFound();
     $("till-code").value = "";
-    const ok = $("till-ok");
-    ok.hidden = false;
-    ok.textContent = t("hc_done_collected", { name: hold.name, code: hold.code });
+    tillSay("till-ok", t("hc_done_collected", { name: hold.name, code: hold.code }));
     this.answered(hold, result.data, "collected");
     $("till-code").focus();
   }
@@ -573,9 +558,7 @@ export class HoldsPanel {
     try {
       stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
     } catch {
-      const error = $("till-error");
-      error.hidden = false;
-      error.textContent = t("hc_till_no_camera");
+      tillSay("till-error", t("hc_till_no_camera"));
       return;
     }
     let detector;
@@ -639,6 +622,18 @@ export class HoldsPanel {
     $("till-scan").textContent = t(this.scanning ? "hc_till_scan_stop" : "hc_till_scan");
     this.render();
     if (this.found) this.showFound();
+  }
+}
+
+/**
+ * The till says one thing at a time, the latest (a cold try: "Collected by Léa" stayed green
+ * above the next lookup's red "no open hold"): `id` ("till-error", "till-ok") says `text`,
+ * the other is hidden; null hides both.
+ */
+function tillSay(id, text = "") {
+  for (const node of [$("till-error"), $("till-ok")]) {
+    node.hidden = node.id !== id;
+    if (node.id === id) node.textContent = text;
   }
 }
 
