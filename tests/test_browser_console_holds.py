@@ -320,7 +320,8 @@ async def test_a_shop_turns_holds_off_from_its_profile(
         assert await page.is_checked("#profile-holds")
         await page.click("label[for='profile-holds']")
         await expect(page.locator("#profile-holds-ok")).to_have_text(
-            "Les réservations sont désactivées.")
+            "Les réservations sont désactivées : vos annonces en ligne ne le proposent plus "
+            "d'ici une minute.")
         assert (await http.get(f"/api/v1/shops/{shop.id}")).json()["holds"] is False
         await wait_for(lambda: (last_version(street, post_id) or {"hold": 1}).get("hold")
                        is None, message="offer gone from the street")

@@ -625,8 +625,12 @@ const STRINGS = {
     "No open hold with the code {code}."],
   hc_till_no_camera: ["Caméra indisponible : tapez le code.", "No camera available: type the code."],
   hc_holds_takes: ["Accepter les réservations", "Take holds"],
-  hc_holds_takes_on: ["Les réservations sont acceptées.", "Holds are taken."],
-  hc_holds_takes_off: ["Les réservations sont désactivées.", "Holds are turned off."],
+  // Profile changes reach live cards at once, or within a minute when the shop changed
+  // its profile just before (services/republish.py folds them): say so, not "done".
+  hc_holds_takes_on: ["Les réservations sont acceptées : vos annonces en ligne le proposent d'ici une minute.",
+    "Holds are taken: your live posts offer them within a minute."],
+  hc_holds_takes_off: ["Les réservations sont désactivées : vos annonces en ligne ne le proposent plus d'ici une minute.",
+    "Holds are turned off: your live posts stop offering them within a minute."],
   // Holds: passer-by and screen (cards, the asking dialog, "My holds", the screen's count)
   // No-break spaces: "plus que 2" ("2 left") never split, nor its dot from what precedes.
   hold_ask: ["Le mettre de côté\u00a0· plus\u00a0que\u00a0{n}", "Hold it for me\u00a0· {n}\u00a0left"],
