@@ -268,10 +268,15 @@ class Consoles:
             self.presence.follow_shop_changes(self._shop_changed)
         return watch
 
-    def _send(self, watch: _Watch, frame: bytes) -> None:
+    def _send(self, watch: _Watch, frame: bytes, *, state: bool = False) -> None:
+        """To every socket of the shop; a socket still reading its snapshot holds it for
+        after, unless it is `state` (the profile, the producers, the holds: what the
+        snapshot ends with is the watch's latest of each already, and a copy held from a
+        read begun before came after it: an older list shown last, seen under load)."""
         for socket in list(watch.sockets):
             if socket.held is not None:
-                socket.held.append(frame)
+                if not state:
+                    socket.held.append(frame)
             else:
                 socket.sink.write(frame)
                 self._check_lagging(socket)
@@ -409,7 +414,7 @@ class Consoles:
             first = not watch.shop_frame
             watch.shop_frame = frame
             if not first:
-                self._send(watch, frame)
+                self._send(watch, frame, state=True)
         if watch.opening_timer is not None:
             watch.opening_timer.cancel()
             watch.opening_timer = None
@@ -472,7 +477,7 @@ class Consoles:
         for kind, frame in lists.items():
             if watch.lists.get(kind) != frame:
                 watch.lists[kind] = frame
-                self._send(watch, frame)
+                self._send(watch, frame, state=True)
         self._push_stats(watch)
 
     async def _lists(self, record: ShopRecord) -> dict[str, bytes]:

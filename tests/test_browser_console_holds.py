@@ -126,7 +126,7 @@ async def test_offer_on_a_new_post_then_change_and_stop_it(
         own = page.locator(f'#own-posts [data-post-id="{post_id}"]')
         # From the shop's side (a cold try read the passer-by's "Hold it for me · 3 left"
         # on the shop's own post): how many are held, how many left of how many.
-        offer_line = own.locator("[class*='hold']:visible")
+        offer_line = own.locator(".own-hold:visible")
         await expect(offer_line).to_have_text("Aucun réservé · encore 3 sur 3 · gardé 30 min")
         assert await own.locator(".hold-line").count() == 0
 
@@ -320,8 +320,8 @@ async def test_a_shop_turns_holds_off_from_its_profile(
         assert await page.is_checked("#profile-holds")
         await page.click("label[for='profile-holds']")
         await expect(page.locator("#profile-holds-ok")).to_have_text(
-            "Les réservations sont désactivées : vos annonces en ligne ne le proposent plus "
-            "d'ici une minute.")
+            "Les réservations sont désactivées : vos annonces en ligne ne proposent plus la "
+            "mise de côté d'ici une minute.")
         assert (await http.get(f"/api/v1/shops/{shop.id}")).json()["holds"] is False
         await wait_for(lambda: (last_version(street, post_id) or {"hold": 1}).get("hold")
                        is None, message="offer gone from the street")

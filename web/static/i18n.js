@@ -549,7 +549,7 @@ const STRINGS = {
   prod_search_err_rate_limited: ["Trop de recherches d'un coup : réessayez dans une minute.",
     "Too many searches at once: try again in a minute."],
   // Faces fixes (issue 15): a card that ended while being read stays in place, said so
-  card_ended: ["Terminé : cette annonce n'est plus en cours", "Ended: this post is over"],
+  card_ended: ["Terminé", "Ended"],
   // Producer page map (issue 16): where the producer is, and the shops of the list
   producer_map_label: ["Carte : {name} et les boutiques qui le vendent",
     "Map: {name} and the shops that sell it"],
@@ -565,8 +565,8 @@ const STRINGS = {
     "The shop does not hold this item."],
   err_sold_out: ["Déjà tout réservé : plus rien à mettre de côté.",
     "All held already: nothing left to put aside."],
-  err_too_many_holds: ["Vous avez déjà assez de réservations en cours : retirez-en une ou réessayez plus tard.",
-    "You already have enough holds open: cancel one or try again later."],
+  err_too_many_holds: ["Trop de réservations en cours depuis ce réseau : annulez-en une ou réessayez plus tard.",
+    "Too many holds open from this network: cancel one or try again later."],
   err_unknown_hold: ["Réservation introuvable.", "Hold not found."],
   err_hold_ended: ["Cette réservation est terminée.", "This hold has ended."],
   err_invalid_hold_change: ["Cette réservation ne peut pas changer ainsi.",
@@ -627,9 +627,9 @@ const STRINGS = {
   hc_holds_takes: ["Accepter les réservations", "Take holds"],
   // Profile changes reach live cards at once, or within a minute when the shop changed
   // its profile just before (services/republish.py folds them): say so, not "done".
-  hc_holds_takes_on: ["Les réservations sont acceptées : vos annonces en ligne le proposent d'ici une minute.",
+  hc_holds_takes_on: ["Les réservations sont acceptées : vos annonces en ligne proposent la mise de côté d'ici une minute.",
     "Holds are taken: your live posts offer them within a minute."],
-  hc_holds_takes_off: ["Les réservations sont désactivées : vos annonces en ligne ne le proposent plus d'ici une minute.",
+  hc_holds_takes_off: ["Les réservations sont désactivées : vos annonces en ligne ne proposent plus la mise de côté d'ici une minute.",
     "Holds are turned off: your live posts stop offering them within a minute."],
   // Holds: passer-by and screen (cards, the asking dialog, "My holds", the screen's count)
   // No-break spaces: "plus que 2" ("2 left") never split, nor its dot from what precedes.
