@@ -222,11 +222,11 @@ _OFFERS = [("-{pct} % jusqu'à {end}", "Sur tout le rayon, dans la limite des st
            ("Fins de série à -{pct} %", "Jusqu'à {end}, tant qu'il en reste.", None),
            ("Le 2e article à moitié prix", "Jusqu'à {end}.", 25)]
 LIVE_POSTS_PER_SHOP = 3
-# A demo post stays at least this long before it makes way for the shop's next one: with
-# two shops open and a turn every 4 s, posts lived 20-40 s, and a passer-by's hold on one
-# was declined before the shop could answer (a cold try). Until then the shop's turn
-# posts nothing.
-MIN_LIFE = timedelta(minutes=5)
+# A demo post stays at least this many of the demo's turns (STREETFEED_DEMO_INTERVAL_S
+# each: 4 s, so 200 s) before it makes way for the shop's next one: with two shops open,
+# posts lived 20-40 s, and the street flickered (a cold try). Until then the shop's turn
+# posts nothing. In turns, so that a demo sped up for a test keeps its pace.
+MIN_LIFE_TURNS = 50
 # A flash offer runs at least this long, and ends by closing time.
 _OFFER_MIN = timedelta(minutes=10)
 _OFFER_MAX = timedelta(minutes=40)
@@ -523,6 +523,7 @@ class DemoStreet:
     def __init__(self, redis: Redis, settings: Settings, clock: Clock, policy: Policy,
                  rng: random.Random, photos: DemoPhotos | None = None) -> None:
         self.redis = redis
+        self.settings = settings
         self.clock = clock
         self.rng = rng
         self.photos = photos
@@ -606,14 +607,15 @@ class DemoStreet:
                     del posts.own[post_id]
         # Keep the street lively but not cluttered: its own oldest posts make way (the
         # shopkeeper's posts are not the demo's to withdraw, and do not count here), once
-        # they have lived MIN_LIFE, and never one a passer-by asked to hold: that is for
+        # they have lived MIN_LIFE_TURNS, and never one a passer-by asked to hold: that is for
         # the shop to answer, and the post ends on its own.
         own_live = posts.own_live_oldest_first()
         to_go = max(0, len(own_live) - LIVE_POSTS_PER_SHOP + 1)
         for post_id in own_live:
             if to_go == 0:
                 break
-            if (now.timestamp() - posts.own[post_id][1] < MIN_LIFE.total_seconds()
+            if (now.timestamp() - posts.own[post_id][1]
+                    < MIN_LIFE_TURNS * self.settings.demo_interval_s
                     or await self.holds.open_count(shop.region, post_id)):
                 continue
             await self._withdraw(shop, post_id)

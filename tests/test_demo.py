@@ -73,14 +73,14 @@ async def record(redis: Redis, shop_id: str) -> ShopRecord:
     return msgspec.json.decode(await redis.get(keys.shop(shop_id)), type=ShopRecord)
 
 
-MIN_LIFE = demo.MIN_LIFE
+MIN_LIFE_TURNS = demo.MIN_LIFE_TURNS
 
 
 @pytest.fixture(autouse=True)
 def posts_make_way_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The clocks of these tests stand still while the demo turns many times: its posts
-    make way as soon as there are too many (a test below keeps MIN_LIFE)."""
-    monkeypatch.setattr(demo, "MIN_LIFE", timedelta(0))
+    make way as soon as there are too many (a test below keeps MIN_LIFE_TURNS)."""
+    monkeypatch.setattr(demo, "MIN_LIFE_TURNS", 0)
 
 
 async def test_demo_withdraws_only_its_own_posts_also_after_a_restart(
@@ -380,7 +380,8 @@ async def test_a_demo_post_lives_a_while_and_one_asked_to_hold_is_kept(
         redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """With two shops open and a turn every 4 s, demo posts lived 20-40 s and a passer-by's
     hold on one was declined before the shop could answer (a second cold user's)."""
-    monkeypatch.setattr(demo, "MIN_LIFE", MIN_LIFE)
+    monkeypatch.setattr(demo, "MIN_LIFE_TURNS", MIN_LIFE_TURNS)
+    min_life = timedelta(seconds=MIN_LIFE_TURNS * settings.demo_interval_s)  # 200 s
     clock = ManualClock(TUESDAY_MORNING)
     await seed(redis, settings, clock)
     street = DemoStreet(redis, settings, clock, Policy(), random.Random(3))
@@ -398,13 +399,13 @@ async def test_a_demo_post_lives_a_while_and_one_asked_to_hold_is_kept(
                                message="demo post live")
             clock.advance(60)
         first = made[0]
-        # Full, and the oldest is younger than MIN_LIFE: nothing makes way, nothing new.
-        clock.set(TUESDAY_MORNING + MIN_LIFE - timedelta(seconds=10))
+        # Full, and the oldest is younger than its least life: nothing makes way, nothing new.
+        clock.set(TUESDAY_MORNING + min_life - timedelta(seconds=10))
         assert [await street.turn(BOOKSHOP) for _ in range(20)] == [None] * 20
         assert set(made) <= set(await own_live())
         # Old enough, but a passer-by asked to hold it: the next one makes way instead.
         await redis.sadd(keys.post_holds("main", first), "h_0000000000000000")
-        clock.set(TUESDAY_MORNING + MIN_LIFE + timedelta(minutes=4))
+        clock.set(TUESDAY_MORNING + min_life + timedelta(minutes=4))
         for _ in range(50):  # a turn may find nothing to post; one soon does
             if await street.turn(BOOKSHOP) is not None:
                 break
