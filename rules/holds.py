@@ -4,17 +4,19 @@ move a hold between them, the units left, the code said at the till.
     pending --accept--> accepted
     pending | accepted --collected--> collected   (the unit left the shop)
     pending | accepted --decline--> declined      (by the shop; a pending one also when
-                                                    its post is withdrawn or expires)
+                                                    its post is withdrawn or expires; any
+                                                    open one when the shop is disabled)
     pending | accepted --cancel--> cancelled      (by the passer-by)
     pending | accepted --expire--> expired        (at expires_at, if still open)
 
 A hold takes a unit from its post while open (pending or accepted); declined, cancelled
 and expired give it back; collected keeps it (sold). An ended hold never moves again.
 
-A declined hold says why (its passer-by reads it): the shop said no, or its post ended
-before the shop answered. The shop's "held today" counts a hold once, when the shop puts
-it aside: accepted, or collected straight from pending; never what was only asked for
-(anyone could ask and cancel to inflate a shop's screen).
+A declined hold says why (its passer-by reads it): the shop said no, its post ended before
+the shop answered, or the shop was disabled; an expired one, when the shop never answered.
+The shop's "held today" counts a hold once, when the shop puts it aside: accepted, or
+collected straight from pending; never what was only asked for (anyone could ask and
+cancel to inflate a shop's screen).
 """
 
 from __future__ import annotations
