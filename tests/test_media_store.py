@@ -9,6 +9,7 @@ Then a web server started with STREETFEED_MEDIA_URL keeps an upload in the bucke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import re
@@ -513,3 +514,36 @@ async def test_an_unreachable_bucket_is_a_503_not_a_500(redis: Redis, settings: 
     assert response.status_code == 503, response.text
     assert response.json()["error"]["code"] == "media_unavailable"
     assert response.headers["retry-after"] == "2"
+
+
+async def test_a_download_dropped_while_its_file_opens_leaves_no_file_open(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The browser drops a photo's download while the file is being opened: the task is
+    cancelled, the opening thread is not, and the file it opened was left to the garbage
+    collector (a ResourceWarning failed a CI run)."""
+    import threading
+
+    from storage.media import _chunks
+    from tests.helpers import wait_for
+
+    photo = tmp_path / "480.webp"
+    photo.write_bytes(b"webp" * 10)
+    started, release = threading.Event(), threading.Event()
+    opened: list[Any] = []
+    real_open = Path.open
+
+    def slow_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        started.set()
+        release.wait(10)
+        opened.append(real_open(self, *args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(Path, "open", slow_open)
+    chunks = _chunks(photo)
+    first = asyncio.ensure_future(anext(chunks))
+    await wait_for(started.is_set, message="the thread opening the file")
+    first.cancel()
+    release.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    await wait_for(lambda: bool(opened) and opened[0].closed, message="the file closed")
