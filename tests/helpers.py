@@ -143,9 +143,14 @@ def flash(title: str = "-30 % jusqu'à 18h", minutes: float = 30, **extra: Any) 
     return {"kind": "flash_offer", "title": title, "ends_at": ends.isoformat(), **extra}
 
 
+def bearer(secret: str) -> dict[str, str]:
+    """The headers of a request made with a bearer secret (a hold's, a token)."""
+    return {"Authorization": f"Bearer {secret}"}
+
+
 def auth(shop: ShopCreated) -> dict[str, str]:
     """The headers of a request made with the shop's token."""
-    return {"Authorization": f"Bearer {shop.token}"}
+    return bearer(shop.token)
 
 
 async def send_post(http: httpx.AsyncClient, shop: ShopCreated, body: Any,

@@ -37,16 +37,13 @@ from tests.helpers import (
     add_shop,
     arrival,
     auth,
+    bearer,
     enricher,
     live_post,
     web_server,
 )
 
 STREET = (44.8370, -0.5735)
-
-
-def bearer(secret: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {secret}"}
 
 
 async def held_post(http: httpx.AsyncClient, shop: ShopCreated, redis: Redis,

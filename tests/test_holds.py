@@ -31,6 +31,7 @@ from tests.helpers import (
     add_shop,
     arrival,
     auth,
+    bearer,
     enricher,
     feed_client,
     flash,
@@ -43,10 +44,6 @@ from tests.test_console_ws import console_socket
 from workers.scheduler import expire_holds, make_worker, worker_context
 
 STREET = (44.8370, -0.5735)
-
-
-def bearer(secret: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {secret}"}
 
 
 async def hold(http: httpx.AsyncClient, post_id: str, name: str = "Léa") -> httpx.Response:
