@@ -226,6 +226,14 @@ async def test_a_shard_without_replica_after_failover(
             print(f"FIGURES durability: promoted_s={promoted_s:.1f} "
                   f"not_durable_s={refused_s:.1f} refused_again_s={refused_again_s:.2f} "
                   f"preferred_202_s={accepted_again_s:.2f} rejoined_s={rejoined_s:.1f}")
+    except BaseException:
+        # A failure here has been rare and load-dependent: say what each process saw.
+        if client is not None:
+            print(f"client: connections={client.connections} posts={client.post_ids} "
+                  f"statuses={client.statuses} closes={client.close_codes}")
+        for service in services:
+            print(f"--- {' '.join(service.args)} ---\n{service.log()[-6000:]}")
+        raise
     finally:
         if client is not None:
             await client.stop()
