@@ -49,7 +49,7 @@ from schemas.limits import (
     SHOPS_PAGE_MAX,
 )
 from schemas.media import MediaCreated
-from schemas.posts import PostAccepted, PostIn, PostPatch, PostWithdrawn
+from schemas.posts import Post, PostAccepted, PostIn, PostPatch, PostWithdrawn
 from schemas.producers import (
     ProducerCreated,
     ProducerIn,
@@ -93,9 +93,10 @@ from web.state import AppState, state_of
 
 __all__ = ["add_producer", "categories", "client_config", "create_post", "create_signin_link",
            "current_session", "edit_post", "feed", "get_hours", "healthz", "list_shops",
-           "metrics_page", "producer_page", "put_hours", "qr_svg", "readyz", "remove_producer",
-           "rotate_token", "search_producers", "shop_posts", "shop_profile", "shop_qr",
-           "shop_stats", "sign_in", "sign_out", "update_shop", "upload_media", "withdraw_post"]
+           "metrics_page", "producer_page", "public_post", "put_hours", "qr_svg", "readyz",
+           "remove_producer", "rotate_token", "search_producers", "shop_posts", "shop_profile",
+           "shop_qr", "shop_stats", "sign_in", "sign_out", "update_shop", "upload_media",
+           "withdraw_post"]
 
 T = TypeVar("T")
 
@@ -197,6 +198,31 @@ async def shop_posts(request: Request) -> Response:
     posts = await live_posts_newest_first(st.redis, record.region, record.id,
                                           st.clock.now().timestamp())
     return JSONResponse(ShopPosts(posts=[msgspec.Raw(j) for _, j in posts]))
+
+
+_POST_ID = re.compile(r"p_[a-z0-9]{16}")  # a post id (web/openapi.py POST_ID)
+
+
+@Operation(summary="One live post, as the feed delivers it (an alert's link opens it; an "
+                   "extension of DESIGN.md section 9)",
+           response=Post, parameters=(POST_ID,),
+           errors=((410, "The post was withdrawn or has ended, or never was (post_gone)"),))
+async def public_post(request: Request) -> Response:
+    """The post as every passer-by nearby received it on the feed, read from the live
+    index: nothing of the shop's own view (reach, holds' names, the input it was made
+    from). Unknown, ended and withdrawn all answer 410: an alert's link outlives its post,
+    and which of them it was tells the reader nothing more."""
+    st = state_of(request)
+    post_id: str = request.path_params["post_id"]
+    if _POST_ID.fullmatch(post_id):
+        now_ts = st.clock.now().timestamp()
+        for region in st.settings.region_names:
+            json_, expires = await async_reply(st.redis.hmget(
+                keys.post(region, post_id), ["json", "expires_at"]))
+            if json_ is not None and float(expires or 0) > now_ts:
+                return JSONResponse(msgspec.Raw(json_), headers={"Cache-Control": "no-store"})
+    raise ApiError(f"no live post {post_id[:40]!r}: it was withdrawn or has ended",
+                   code="post_gone", status=410)
 
 
 _SHOP_CURSOR = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")  # a shop id (schemas.common.ShopId)

@@ -183,6 +183,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Route("/api/v1/shops/{shop_id}/producers", api.add_producer, methods=["POST"]),
         Route("/api/v1/shops/{shop_id}/producers/{producer_id}", api.remove_producer,
               methods=["DELETE"]),
+        Route("/api/v1/posts/{post_id}", api.public_post, methods=["GET"]),
         Route("/api/v1/posts/{post_id}/holds", holds.take_hold, methods=["POST"]),
         # Before /api/v1/holds/{hold_id}: "qr" is no hold id.
         Route("/api/v1/holds/qr/{code}.svg", holds.hold_qr, methods=["GET"]),
