@@ -4,6 +4,7 @@ import {
   autoTitle, buildCard, el, isPost, isProducerId, keepPhotos, openingState, producerHref, producersOf,
 } from "./cards.js";
 import { categoryText } from "./categories.js";
+import { Alerts } from "./alerts.js";
 import { FeedClient } from "./feedclient.js";
 import { FreshPosts } from "./fresh.js";
 import { formatDistance, haversineM } from "./geo.js";
@@ -15,6 +16,7 @@ import { FeedMap, loadConfig } from "./map.js";
 import {
   DEFAULT_RADIUS_M, DEMO_STREET, follow, fromUrl, locate, mayLocateUnasked, rememberChoice,
 } from "./position.js";
+import { POST_ID, PostView } from "./postview.js";
 import { ProducerView } from "./producer.js";
 import { ProfileCache } from "./profiles.js";
 import { registerServiceWorker } from "./pwa.js";
@@ -29,6 +31,9 @@ const CONFIG_WAIT_MS = 1500;
 const MOVE_THRESHOLD_M = 25;
 const SAVE_DELAY_MS = 1000; // frames come in bursts: write the kept posts once per burst
 const SEEN_REFRESH_MS = 60000; // while live, what is shown is seen: say so now and then
+// /?post=<id> waits this long at most for the feed's first snapshot to know whether the
+// post is among its cards (else it is shown on its own).
+const SNAPSHOT_WAIT_MS = 4000;
 
 const $ = (id) => document.getElementById(id);
 const feedEl = $("feed");
@@ -103,6 +108,22 @@ const producerView = new ProducerView($("producer-view"), {
   onBack: () => leaveProducer(),
   onHold,
 });
+const alerts = new Alerts({
+  switchEl: $("alerts-switch"), nightEl: $("alerts-night"), nightRow: $("alerts-night-row"),
+  noteEl: $("alerts-note"), follows: () => [...follows],
+  onChange: () => {
+    follows.forEach(refreshShop);
+    postView.render();
+  },
+});
+const postView = new PostView($("post-view"), {
+  position: () => position && { ...position },
+  onBack: () => leavePost(),
+  cardOptions: (post) => cardOptions(post),
+});
+let highlighted = null; // the post an alert's link opened, its card marked in the feed
+let snapshotIn = () => {};
+const firstSnapshot = new Promise((resolve) => { snapshotIn = resolve; });
 let feedMap = null;
 let mapOpen = false;
 const fresh = new FreshPosts(pillEl, $("new-pill-label"), (id) => cards.get(id)?.el);
@@ -160,6 +181,8 @@ window.streetfeed = Object.freeze({
   get map() { return feedMap && feedMap.isReady ? { pins: feedMap.pins.size } : null; },
   get producer() { return producerView.id; },
   get holds() { return holdsUi.snapshot; },
+  get alerts() { return alerts.snapshot; },
+  get postView() { return postView.isOpen ? postView.state : null; },
 });
 
 function setText(node, key, vars) {
@@ -311,15 +334,27 @@ function syncMap(shown) {
     (shopId) => follows.has(shopId), (shopId) => openingState(profiles.get(shopId)));
 }
 
-function place(post) {
+/** What a card of `post` offers on this page: follow its shop, alerts once followed,
+ * "Hold it for me"; its shop's profile for "open now". */
+function cardOptions(post) {
   const shopId = post.shop.id;
   profiles.want(shopId);
-  const card = buildCard(post, distanceTo(post), {
+  const followed = follows.has(shopId);
+  return {
     shop: profiles.get(shopId),
-    seenAt: keptOnly.has(post.id) ? seenAt.get(post.id) : undefined,
-    follow: { followed: follows.has(shopId), onToggle: () => toggleFollow(post.shop) },
+    follow: { followed, onToggle: () => toggleFollow(post.shop) },
+    alert: followed ? { on: alerts.isAlerted(shopId), onToggle: () => toggleAlert(post) }
+      : undefined,
     onHold,
+  };
+}
+
+function place(post) {
+  const card = buildCard(post, distanceTo(post), {
+    ...cardOptions(post),
+    seenAt: keptOnly.has(post.id) ? seenAt.get(post.id) : undefined,
   });
+  if (post.id === highlighted) card.el.classList.add("is-highlighted");
   const old = cards.get(post.id);
   if (old) {
     keepPhotos(old.el, card.el);
@@ -442,14 +477,25 @@ function toggleFollow(shop) {
   announcerEl.textContent = t(follows.has(shopId) ? "now_following" : "not_following",
     { shop: name });
   refreshShop(shopId);
+  alerts.followsChanged(); // an unfollowed shop alerts no more
+  postView.render();
   // Keep the focus on the star the passer-by just pressed (its card was rebuilt).
   const card = [...cards.values()].find((c) => posts.get(c.el.dataset.postId)?.shop.id === shopId &&
     !c.el.hidden);
   card?.el.querySelector(".star")?.focus({ preventScroll: true });
 }
 
+/** "Alert me" tapped on one of the shop's cards: the focus stays on it (rebuilt). */
+function toggleAlert(post) {
+  const inPostView = postView.root.contains(document.activeElement);
+  alerts.toggleShop(post.shop.id);
+  const card = inPostView ? postView.root.querySelector(".card") : cards.get(post.id)?.el;
+  card?.querySelector(".alert-me")?.focus({ preventScroll: true });
+}
+
 function onFrame(frame, live) {
   producerView.onFrame(frame);
+  postView.onFrame(frame);
   switch (frame.type) {
     case "post":
       mutate(() => upsert(frame.post, live));
@@ -478,6 +524,7 @@ function onFrame(frame, live) {
         mutate(() => {
           if (resetting) endReset();
         });
+        snapshotIn();
       }
       break;
     case "error":
@@ -533,6 +580,7 @@ function tick() {
   sweepEnded();
   cards.forEach((card) => card.tick(now));
   producerView.tick(now);
+  postView.tick(now);
   if (client?.state === "live" && now - savedAt >= SEEN_REFRESH_MS) scheduleSave();
   const inView = new Set([...posts.values()].map((p) => p.shop.id));
   inView.forEach((shopId) => profiles.want(shopId, now)); // due ones only
@@ -589,6 +637,8 @@ function setupControls() {
     fresh.relabel();
     producerView.render();
     holdsUi.relabel();
+    alerts.relabel();
+    postView.render();
   });
 }
 
@@ -756,6 +806,47 @@ function setupProducers() {
   if (id) showProducer(id);
 }
 
+// --- An alert's link (/?post=<id>) ----------------------------------------------------------
+// The page opens at that post: its card in the feed, scrolled to and marked, when the feed
+// has it; otherwise the post on its own (postview.js), and Back to the feed.
+
+function postIdOf() {
+  const id = new URLSearchParams(location.search).get("post");
+  return POST_ID.test(id ?? "") ? id : null;
+}
+
+async function openPostLink() {
+  const id = postIdOf();
+  if (!id || producerView.isOpen) return;
+  await Promise.race([firstSnapshot,
+    new Promise((resolve) => { setTimeout(resolve, SNAPSHOT_WAIT_MS); })]);
+  const card = cards.get(id);
+  if (card && !card.el.hidden && !ended.has(id)) {
+    highlighted = id;
+    card.el.classList.add("is-highlighted");
+    card.el.scrollIntoView({ block: "center" });
+    card.el.focus({ preventScroll: true });
+    return;
+  }
+  feedScroll = scrollY;
+  document.body.classList.add("post-open");
+  postView.show(id);
+  scrollTo(0, 0);
+  postView.heading?.focus({ preventScroll: true });
+}
+
+/** Back to the feed: the link's post leaves the address (a reload shows the feed). */
+function leavePost() {
+  const params = new URLSearchParams(location.search);
+  params.delete("post");
+  const query = params.toString();
+  history.replaceState(null, "", query ? `/?${query}` : "/");
+  postView.hide();
+  document.body.classList.remove("post-open");
+  scrollTo(0, feedScroll);
+  feedEl.querySelector(".card:not([hidden])")?.focus({ preventScroll: true });
+}
+
 /** The deployment's fallback centre, or the built-in demo street without an answer. */
 async function fallbackCentre() {
   const config = await Promise.race([loadConfig().catch(() => null),
@@ -809,6 +900,7 @@ async function main() {
   restoreKept();
   client = new FeedClient(subscription(), onFrame, showStatus);
   client.start();
+  openPostLink();
   if (mapOpen) setMapOpen(true, false); // asked for before the position was known
   // A reload or a closed tab must not lose the last second's changes.
   addEventListener("pagehide", saveNow);

@@ -373,6 +373,27 @@ export function holdLine(post, titleId, { onHold, show }) {
   return row;
 }
 
+// --- Alerts for followed shops (DESIGN.md 9) -------------------------------------------------
+
+/** "Alert me" on a followed shop's card: a toggle button, pressed while its posts alert
+ * this device; which shop is said by the card's title it describes. */
+function alertLine(alert, titleId) {
+  const row = el("p", "alert-line");
+  const button = el("button", "alert-me");
+  button.type = "button";
+  button.setAttribute("aria-pressed", String(Boolean(alert.on)));
+  button.setAttribute("aria-describedby", titleId);
+  const bell = el("span", "alert-bell");
+  bell.setAttribute("aria-hidden", "true");
+  button.append(bell, el("span", "alert-me-label", t("alert_me")));
+  button.addEventListener("click", (ev) => {
+    ev.stopPropagation();
+    alert.onToggle();
+  });
+  row.append(button);
+  return row;
+}
+
 const sameDay = (a, b) => new Date(a).toDateString() === new Date(b).toDateString();
 
 /**
@@ -406,7 +427,8 @@ export function openingState(profile, now = Date.now()) {
  *          photos?: {sizes: string, eager?: boolean, first?: boolean} | null,
  *          producerLinks?: boolean, idPrefix?: string,
  *          onHold?: (post: object, button: HTMLElement) => void,
- *          holds?: "count" | "none"}} [opts]
+ *          holds?: "count" | "none",
+ *          alert?: {on: boolean, onToggle: () => void}}} [opts]
  *   follow: a star button to follow the shop; shop: its profile, for "open now";
  *   hideDistance: the shop's own screen, where "0 m" says nothing;
  *   seenAt: a copy kept on the device, last seen live then (ms): "seen at 14:05"
@@ -418,6 +440,7 @@ export function openingState(profile, now = Date.now()) {
  *   onHold: (post, button) => void, makes "Hold it for me" a button (the passer-by's page)
  *   holds: "count" says "3 left to hold" rather than offering to tap (a wall screen's
  *     own posts), "none" nothing of holds (its neighbours')
+ *   alert: "Alert me" for a followed shop's posts (alerts.js), pressed while they alert
  * @returns {{el: HTMLElement, dist: number, expiresAt: number, tick: (now: number) => void}}
  */
 export function buildCard(post, dist, opts = {}) {
@@ -481,6 +504,7 @@ export function buildCard(post, dist, opts = {}) {
   shop.append(userText("bdi", "shop-name", String(post.shop.name ?? "")));
   if (post.shop.category) shop.append(userText("bdi", "shop-category", categoryText(post.shop.category)));
   card.append(title, shop);
+  if (opts.alert) card.append(alertLine(opts.alert, titleId));
   const producers = producersOf(post);
   if (producers.length) card.append(producerBadges(producers, opts.producerLinks !== false));
   const opening = openingState(opts.shop);

@@ -709,6 +709,42 @@ const STRINGS = {
   duration_min: ["{n} min", "{n} min"],
   duration_h: ["{h} h", "{h} h"],
   duration_h_min: ["{h} h {m}", "{h} h {m}"],
+  // Push alerts (page) (issue 18): "Alert me" on a followed shop's cards, the switch with
+  // the filters and what it says, the post an alert opens (/?post=), and the words sw.js
+  // writes a notification with (alerts.js hands them over)
+  alert_me: ["M'alerter", "Alert me"],
+  alerts_switch: ["Alertes de mes boutiques suivies", "Alerts for my followed shops"],
+  alerts_night: ["Aussi la nuit (21 h – 8 h)", "Also at night (21:00–08:00)"],
+  alerts_on_one: ["Alertes actives pour {n} boutique.", "Alerts on for {n} shop."],
+  alerts_on_other: ["Alertes actives pour {n} boutiques.", "Alerts on for {n} shops."],
+  alerts_follow_first: ["Suivez une boutique (☆) : ses annonces vous alerteront.",
+    "Follow a shop (☆): its posts will alert you."],
+  alerts_cap: ["Alertes actives pour les {n} boutiques suivies le plus récemment.",
+    "Alerts on for the {n} shops you followed most recently."],
+  alerts_denied: ["Notifications bloquées pour ce site : autorisez-les dans les réglages du navigateur, puis réessayez.",
+    "Notifications are blocked for this site: allow them in the browser's settings, then try again."],
+  alerts_dismissed: ["Alertes non activées : les notifications n'ont pas été autorisées.",
+    "Alerts not turned on: notifications were not allowed."],
+  alerts_unsupported: ["Ce navigateur ne peut pas recevoir d'alertes.",
+    "This browser cannot receive alerts."],
+  alerts_ios: ["Sur iPhone et iPad, ajoutez d'abord Streetfeed à l'écran d'accueil (Partager, puis « Sur l'écran d'accueil ») et ouvrez-le de là.",
+    "On iPhone and iPad, first add Streetfeed to the home screen (Share, then “Add to Home Screen”) and open it from there."],
+  alerts_unavailable: ["Ce navigateur ne peut pas recevoir d'alertes ici (une fenêtre privée ne le peut pas).",
+    "This browser cannot receive alerts here (a private window cannot)."],
+  alerts_failed: ["Alertes non mises à jour : réessayez dans un instant.",
+    "Alerts not updated: try again in a moment."],
+  alert_until: ["jusqu'à {time}", "until {time}"],
+  alert_left: ["encore {t}", "{t} left"],
+  alert_ended: ["Cette annonce est terminée.", "This post has ended."],
+  alert_neutral: ["Du nouveau dans une boutique que vous suivez.", "News from a shop you follow."],
+  post_view_back: ["Retour au fil", "Back to the feed"],
+  post_view_kicker: ["Annonce", "Post"],
+  post_view_loading: ["Chargement de l'annonce…", "Loading the post…"],
+  post_view_gone: ["Cette annonce est terminée", "This post has ended"],
+  post_view_gone_more: ["Elle n'est plus en ligne. Le fil montre ce qui est nouveau autour de vous.",
+    "It is no longer online. The feed shows what's new around you."],
+  post_view_failed: ["Annonce indisponible pour le moment.", "This post cannot be loaded right now."],
+  post_view_retry: ["Réessayer", "Try again"],
 };
 const LANGS = ["fr", "en"];
 
@@ -788,7 +824,7 @@ export const otherLang = () => (lang === "fr" ? "en" : "fr");
 
 // Streetfeed is European: English dates the British way and every time on 24 hours,
 // whatever the browser's own locale ("en" alone would be American: "07:30 AM").
-const LOCALES = { fr: "fr-FR", en: "en-GB" };
+export const LOCALES = { fr: "fr-FR", en: "en-GB" };
 const dateFormats = new Map(); // Intl objects are costly to create; cards tick every second
 
 /**

@@ -8,12 +8,19 @@
 // codes) are kept.
 // Sessions, stats and posts are never cached; the WebSocket is not seen here. Photos
 // (/media/) are left to the HTTP cache.
+//
+// Alerts for followed shops (DESIGN.md 9): a push shows its post as a notification (see
+// the end of this file), and a tap on it opens the page at the post.
 
 // v2: navigations are kept under their path alone (v1 kept "/?lat=..&lon=..", a
 // position); the version change drops v1's caches.
 const VERSION = "v2";
 const SHELL_CACHE = `streetfeed-shell-${VERSION}`;
 const API_CACHE = `streetfeed-api-${VERSION}`;
+// The words of a notification in the page's language, put there by the page (alerts.js's
+// WORDS_CACHE and WORDS_URL): no version, a deploy must not lose them.
+const WORDS_CACHE = "streetfeed-prefs";
+const WORDS_URL = "/__streetfeed/alert-words";
 
 const SHELL = [
   "/",
@@ -23,6 +30,8 @@ const SHELL = [
   "/static/shop.css",
   "/static/screen.css",
   "/static/app.js",
+  "/static/alerts.js",
+  "/static/postview.js",
   "/static/shop.js",
   "/static/screen.js",
   "/static/cards.js",
@@ -82,7 +91,7 @@ self.addEventListener("install", (event) => {
 
 self.addEventListener("activate", (event) => {
   event.waitUntil((async () => {
-    const keep = new Set([SHELL_CACHE, API_CACHE]);
+    const keep = new Set([SHELL_CACHE, API_CACHE, WORDS_CACHE]);
     for (const name of await caches.keys()) {
       if (name.startsWith("streetfeed-") && !keep.has(name)) await caches.delete(name);
     }
@@ -167,4 +176,123 @@ self.addEventListener("fetch", (event) => {
   if (path.startsWith("/static/") || path === "/manifest.webmanifest") {
     event.respondWith(networkFirst(request, SHELL_CACHE));
   }
+});
+
+// --- Alerts for followed shops (DESIGN.md 9) --------------------------------------------
+// The payload is {"type":"post","post":{...},"url":"/?post=<id>"}. The browser requires a
+// notification for every push (userVisibleOnly), so one for a post already over shows
+// the newest state, silently, under the shop's tag: it replaces that shop's earlier
+// notification, and nothing stale is left to walk to.
+
+// Used until the page has handed over its words (alerts.js does so on subscribing).
+const DEFAULT_WORDS = {
+  until: "until {time}", left: "{t} left", ended: "This post has ended.",
+  neutral: "News from a shop you follow.", min: "{n} min", h: "{h} h", h_min: "{h} h {m}",
+  locale: "en-GB",
+};
+const POST_LINK = /^\/\?post=p_[a-z0-9]{16}$/;
+const ALERT_ICON = "/static/icons/icon-192.png";
+
+const fill = (text, vars) => String(text).replace(/\{(\w+)\}/g,
+  (_, name) => String(vars[name] ?? ""));
+
+async function alertWords() {
+  try {
+    const kept = await (await caches.open(WORDS_CACHE)).match(WORDS_URL);
+    const words = kept ? await kept.json() : null;
+    return words && typeof words === "object" ? { ...DEFAULT_WORDS, ...words } : DEFAULT_WORDS;
+  } catch {
+    return DEFAULT_WORDS;
+  }
+}
+
+/** "25 min", "1 h 30", "2 h": as the pages write a duration (i18n.js durationText). */
+function durationText(minutes, words) {
+  const h = Math.floor(minutes / 60);
+  const m = minutes % 60;
+  if (!h) return fill(words.min, { n: m });
+  return m ? fill(words.h_min, { h, m: String(m).padStart(2, "0") }) : fill(words.h, { h });
+}
+
+/** "18:00" in the shop's zone (the device's for a zone this browser lacks). */
+function clockTime(ms, zone, locale) {
+  const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  try {
+    return new Intl.DateTimeFormat(locale, { ...options, timeZone: zone || undefined }).format(ms);
+  } catch {
+    return new Intl.DateTimeFormat(locale, options).format(ms);
+  }
+}
+
+/** The notification for a push's payload at `now`: {title, options}. */
+function alertOf(payload, words, now) {
+  const post = payload && payload.type === "post" && payload.post && typeof payload.post === "object"
+    ? payload.post : null;
+  const shop = post && post.shop && typeof post.shop === "object" ? post.shop : null;
+  const url = typeof payload?.url === "string" && POST_LINK.test(payload.url) ? payload.url : "/";
+  const base = {
+    icon: ALERT_ICON, badge: ALERT_ICON, lang: String(words.locale).slice(0, 2),
+    tag: shop && typeof shop.id === "string" ? `shop:${shop.id}` : "streetfeed",
+    data: { url },
+  };
+  const title = typeof shop?.name === "string" && shop.name ? shop.name : "Streetfeed";
+  if (!post || !shop) {
+    return { title, options: { ...base, body: words.neutral, silent: true } };
+  }
+  const ends = post.kind === "flash_offer" ? Date.parse(post.ends_at) : NaN;
+  if (!(Date.parse(post.expires_at) > now) || ends <= now) {
+    return { title, options: { ...base, body: words.ended, silent: true } };
+  }
+  let body = String(post.title ?? "");
+  if (Number.isFinite(ends)) {
+    const left = durationText(Math.max(1, Math.ceil((ends - now) / 60000)), words);
+    const until = clockTime(ends, typeof shop.timezone === "string" ? shop.timezone : null,
+      words.locale);
+    body += `\n${fill(words.until, { time: until })} · ${fill(words.left, { t: left })}`;
+  }
+  const posted = Date.parse(post.posted_at);
+  return { title, options: { ...base, body, renotify: true,
+    timestamp: Number.isNaN(posted) ? now : posted } };
+}
+
+self.addEventListener("push", (event) => {
+  event.waitUntil((async () => {
+    let payload = null;
+    try {
+      payload = event.data ? event.data.json() : null;
+    } catch {
+      // Not JSON: the neutral notification.
+    }
+    const { title, options } = alertOf(payload, await alertWords(), Date.now());
+    await self.registration.showNotification(title, options);
+  })());
+});
+
+/**
+ * Take a page of this site to `url` (an alert's /?post=<id>), focused, or open one. The
+ * passer-by page is the one taken: a console or a screen is somebody's work.
+ */
+async function openAlertUrl(url) {
+  const target = new URL(typeof url === "string" && POST_LINK.test(url) ? url : "/",
+    self.location.origin).href;
+  const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  const page = windows.find((client) => new URL(client.url).pathname === "/");
+  if (page) {
+    try {
+      await page.focus();
+    } catch {
+      // Focus needs the tap's activation; the page is taken there all the same.
+    }
+    try {
+      return await page.navigate(target);
+    } catch {
+      // A page this worker does not control cannot be navigated: a new one is opened.
+    }
+  }
+  return self.clients.openWindow(target);
+}
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  event.waitUntil(openAlertUrl(event.notification.data?.url));
 });

@@ -1,0 +1,353 @@
+"""Alerts for followed shops, the page's side (issue 18, DESIGN.md section 9), in real
+headless Chromium against the real server and enricher, on a 320 px phone, FR and EN.
+
+Headless Chromium has no push service (and this machine no internet): a real
+`PushManager.subscribe` fails. Where a test needs a subscription, an init script replaces
+only the browser's `PushManager.prototype.subscribe`/`getSubscription` with a subscription
+whose endpoint and keys the test chose (a stand-in for the browser's API, not for our code).
+A push reaches the service worker through Chromium's own DevTools protocol
+(`ServiceWorker.deliverPushMessage`), and the notification it shows is read back with
+`registration.getNotifications()`. What headless Chromium cannot do: show a permission
+prompt (it answers "denied" at once unless the test granted the permission), display a
+notification on screen, or click one; the click's code (`openAlertUrl` in sw.js) is run
+inside the real service worker instead, which is the path a click takes without the
+click's user activation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from runtime.settings import Settings
+from tests.helpers import (
+    add_shop,
+    arrival,
+    auth,
+    enricher,
+    feed_card,
+    flash,
+    live_post,
+    new_page,
+    wait_for,
+    web_server,
+)
+from web.pages import STATIC_DIR
+
+# One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+
+STREET = (44.8370, -0.5735)
+FAR = (44.8500, -0.5500)  # about 2.4 km away: out of a 500 m feed
+LIVE = "() => window.streetfeed && window.streetfeed.state === 'live'"
+PARIS = ZoneInfo("Europe/Paris")
+# The page is in the service worker's hands (sw.js claims its clients on activation).
+CONTROLLED = "() => navigator.serviceWorker.controller !== null"
+
+TEXTS = {
+    "fr": {
+        "alert_me": "M'alerter",
+        "switch": "Alertes de mes boutiques suivies",
+        "denied": "Notifications bloquées pour ce site : autorisez-les dans les réglages du "
+                  "navigateur, puis réessayez.",
+        "unsupported": "Ce navigateur ne peut pas recevoir d'alertes.",
+        "ios": "Sur iPhone et iPad, ajoutez d'abord Streetfeed à l'écran d'accueil (Partager, "
+               "puis « Sur l'écran d'accueil ») et ouvrez-le de là.",
+        "until": "jusqu'à {time} · encore {left}",
+        "ended": "Cette annonce est terminée.",
+        "gone": "Cette annonce est terminée",
+        "back": "Retour au fil",
+    },
+    "en": {
+        "alert_me": "Alert me",
+        "switch": "Alerts for my followed shops",
+        "denied": "Notifications are blocked for this site: allow them in the browser's "
+                  "settings, then try again.",
+        "unsupported": "This browser cannot receive alerts.",
+        "ios": "On iPhone and iPad, first add Streetfeed to the home screen (Share, then "
+               "“Add to Home Screen”) and open it from there.",
+        "until": "until {time} · {left} left",
+        "ended": "This post has ended.",
+        "gone": "This post has ended",
+        "back": "Back to the feed",
+    },
+}
+
+# Counts the page's permission requests and push subscriptions, leaving them as they are.
+COUNT_ASKS = """
+  window.__asks = { permission: 0, subscribe: 0 };
+  const request = Notification.requestPermission.bind(Notification);
+  Notification.requestPermission = (...a) => {
+    window.__asks.permission += 1;
+    return request(...a);
+  };
+  const subscribe = PushManager.prototype.subscribe;
+  PushManager.prototype.subscribe = function (...a) {
+    window.__asks.subscribe += 1;
+    return subscribe.apply(this, a);
+  };
+"""
+
+NOTIFICATIONS = """async () => (await (await navigator.serviceWorker.ready).getNotifications())
+  .map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data, silent: n.silent,
+                 icon: n.icon }))"""
+
+
+async def phone(browser: Any, base: str, lang: str, path: str = "", width: int = 320) -> Any:
+    page = await new_page(browser, width, 640, lang=lang)
+    await page.add_init_script(COUNT_ASKS)
+    await page.goto(f"{base}/{path or f'?lat={STREET[0]}&lon={STREET[1]}&radius_m=500'}")
+    await page.wait_for_function(LIVE)
+    return page
+
+
+async def no_sideways_scroll(page: Any) -> None:
+    assert await page.evaluate(
+        "() => document.documentElement.scrollWidth <= innerWidth"), "the page scrolls sideways"
+
+
+async def note_is(page: Any, text: str) -> None:
+    await page.wait_for_function(
+        "(text) => document.querySelector('#alerts-note')?.textContent === text", arg=text)
+
+
+async def open_filters(page: Any) -> None:
+    if await page.get_attribute("#filters-toggle", "aria-expanded") == "false":
+        await page.click("#filters-toggle")
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+async def test_nothing_is_asked_before_the_tap_and_a_refusal_is_said(
+        redis: Redis, settings: Settings, browser: Any, lang: str) -> None:
+    words = TEXTS[lang]
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await add_shop(redis, settings, "Primeur du Marché", *STREET)
+        post_id = await live_post(http, shop, redis, arrival("Fraises de Plougastel"))
+        page = await phone(browser, web.http, lang)
+        card = feed_card(post_id)
+        await page.wait_for_selector(card)
+        # Not followed: no "Alert me" on its card.
+        assert await page.locator(f"{card} .alert-me").count() == 0
+        await page.click(f"{card} .star")
+        alert = f"{card} .alert-me"
+        await page.wait_for_selector(alert)
+        assert await page.inner_text(alert) == words["alert_me"]
+        assert await page.get_attribute(alert, "aria-pressed") == "false"
+        await open_filters(page)
+        assert await page.inner_text(".alerts-switch") == words["switch"]
+        assert await page.get_attribute("#alerts-switch", "role") == "switch"
+        assert not await page.is_checked("#alerts-switch")
+        await no_sideways_scroll(page)
+        # Following, opening the filters, reading: nothing asked of the browser.
+        assert await page.evaluate("() => window.__asks") == {"permission": 0, "subscribe": 0}
+        assert await page.evaluate("() => Notification.permission") == "default"
+
+        # The tap asks; headless Chromium refuses at once (nobody to answer a prompt).
+        await page.click(alert)
+        await note_is(page, words["denied"])
+        assert await page.evaluate("() => window.__asks") == {"permission": 1, "subscribe": 0}
+        assert await page.get_attribute(alert, "aria-pressed") == "false"
+        assert not await page.is_checked("#alerts-switch")
+        assert await page.evaluate("() => window.streetfeed.alerts.shops") == []
+        # The switch says the same, without asking again (a refusal is the browser's now).
+        await page.click("#alerts-switch")
+        await note_is(page, words["denied"])
+        assert not await page.is_checked("#alerts-switch")
+        assert await page.evaluate("() => window.__asks.permission") == 1
+        assert await page.get_attribute("#alerts-note", "aria-live") == "polite"
+        await no_sideways_scroll(page)
+        assert page.errors == []
+
+
+async def test_a_browser_that_cannot_push_says_so(redis: Redis, settings: Settings,
+                                                  chromium: Any) -> None:
+    """A browser without PushManager (a private window of some), and iOS Safari outside a
+    home-screen app, which says how to get there."""
+    async with web_server(settings) as web:
+        for agent, text in ((None, TEXTS["en"]["unsupported"]),
+                            ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) "
+                             "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 "
+                             "Mobile/15E148 Safari/604.1", TEXTS["en"]["ios"])):
+            context = await chromium.new_context(
+                locale="en-GB", timezone_id="Europe/Paris",
+                **({"user_agent": agent} if agent else {}))
+            try:
+                await context.add_init_script("delete window.PushManager;")
+                page = await phone(context, web.http, "en")
+                await open_filters(page)
+                await page.click("#alerts-switch")
+                await note_is(page, text)
+                assert not await page.is_checked("#alerts-switch")
+                assert await page.evaluate("() => window.__asks.permission") == 0
+                assert await page.get_attribute("#alerts-note", "data-state") == "refused"
+                await no_sideways_scroll(page)
+            finally:
+                await context.close()
+
+
+async def registration_id(cdp: Any, page: Any) -> str:
+    """The service worker's registration id, as DevTools knows it."""
+    found: list[dict[str, Any]] = []
+    cdp.on("ServiceWorker.workerRegistrationUpdated",
+           lambda event: found.extend(event["registrations"]))
+    await page.wait_for_function(CONTROLLED)
+    await cdp.send("ServiceWorker.enable")
+    await wait_for(lambda: any(not r.get("isDeleted") for r in found),
+                   message="the service worker's registration")
+    return str([r for r in found if not r.get("isDeleted")][-1]["registrationId"])
+
+
+async def deliver(cdp: Any, base: str, registration: str, payload: dict[str, Any]) -> None:
+    await cdp.send("ServiceWorker.deliverPushMessage", {
+        "origin": base, "registrationId": registration, "data": json.dumps(payload)})
+
+
+async def notifications(page: Any) -> list[dict[str, Any]]:
+    shown: list[dict[str, Any]] = await page.evaluate(NOTIFICATIONS)
+    return shown
+
+
+async def notifications_when(page: Any, condition: Callable[[list[dict[str, Any]]], bool],
+                             ) -> list[dict[str, Any]]:
+    """The notifications shown once `condition` holds of them (a push is handled out of
+    the page: polled, with wait_for's timeout)."""
+    seen: list[dict[str, Any]] = []
+
+    async def holds() -> bool:
+        seen[:] = await notifications(page)
+        return condition(seen)
+    await wait_for(holds, message="the notifications")
+    return seen
+
+
+def shop_clock(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(PARIS).strftime("%H:%M")
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+async def test_a_pushed_post_is_shown_and_an_ended_one_is_not(
+        redis: Redis, settings: Settings, browser: Any, lang: str) -> None:
+    words = TEXTS[lang]
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await add_shop(redis, settings, "Fromagerie Deluc", *STREET, category="cheese")
+        offer_id = await live_post(http, shop, redis, flash("Comté 18 mois -20 %", minutes=25))
+        offer = (await http.get(f"/api/v1/posts/{offer_id}")).json()
+        await browser.grant_permissions(["notifications"], origin=web.http)
+        page = await phone(browser, web.http, lang)
+        cdp = await browser.new_cdp_session(page)
+        registration = await registration_id(cdp, page)
+
+        await deliver(cdp, web.http, registration,
+                      {"type": "post", "post": offer, "url": f"/?post={offer_id}"})
+        [shown] = await notifications_when(page, lambda n: len(n) == 1)
+        assert shown["title"] == "Fromagerie Deluc"
+        title, when = shown["body"].split("\n")
+        assert title == "Comté 18 mois -20 %"
+        # "until 18:00 · 25 min left" (24 when the delivery took a while).
+        assert when in {words["until"].format(time=shop_clock(offer["ends_at"]),
+                                              left=f"{n} min") for n in (24, 25)}, when
+        assert shown["tag"] == f"shop:{shop.id}"
+        assert shown["data"] == {"url": f"/?post={offer_id}"}
+        assert shown["icon"].endswith("/static/icons/icon-192.png")
+        assert not shown["silent"]
+
+        # A payload for a post already over (delivered late): the shop's notification
+        # says so instead, silently, replacing the earlier one (same tag).
+        over = {**offer, "expires_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+                "ends_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()}
+        await deliver(cdp, web.http, registration,
+                      {"type": "post", "post": over, "url": f"/?post={offer_id}"})
+        [replaced] = await notifications_when(page, lambda n: len(n) == 1 and n[0]["silent"])
+        assert replaced["title"] == "Fromagerie Deluc"
+        assert replaced["body"] == words["ended"]
+        assert replaced["tag"] == f"shop:{shop.id}"
+        # A link that is not a post's on this site is never followed: the feed instead.
+        await deliver(cdp, web.http, registration,
+                      {"type": "post", "post": offer, "url": "https://evil.example/"})
+        [again] = await notifications_when(page, lambda n: len(n) == 1 and not n[0]["silent"])
+        assert again["data"] == {"url": "/"}
+        assert page.errors == []
+
+
+async def test_the_notification_s_link_takes_the_open_page_to_the_post(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """What a tap on the notification runs (sw.js openAlertUrl): the open page goes to
+    /?post=<id>, which scrolls to the post's card and marks it."""
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await add_shop(redis, settings, "Primeur du Marché", *STREET)
+        post_id = await live_post(http, shop, redis, arrival("Fraises de Plougastel"))
+        page = await phone(browser, web.http, "en")
+        await page.wait_for_function(CONTROLLED)
+        [worker] = browser.service_workers
+        await worker.evaluate("(url) => openAlertUrl(url)", f"/?post={post_id}")
+        await page.wait_for_url(f"**/?post={post_id}")
+        await page.wait_for_function(LIVE)
+        card = feed_card(post_id)
+        await page.wait_for_selector(f"{card}.is-highlighted")
+        assert await page.evaluate(
+            "(sel) => document.activeElement === document.querySelector(sel)", card)
+        assert await page.evaluate("() => window.streetfeed.postView") is None
+        assert page.errors == []
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+async def test_a_post_out_of_the_feed_is_shown_alone_and_an_ended_one_says_so(
+        redis: Redis, settings: Settings, browser: Any, lang: str) -> None:
+    words = TEXTS[lang]
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        far = await add_shop(redis, settings, "Cave des Chartrons", *FAR, category="wine")
+        post_id = await live_post(http, far, redis, flash("Saint-Émilion 2019 -15 %",
+                                                          minutes=90))
+        where = f"?lat={STREET[0]}&lon={STREET[1]}&radius_m=500"
+        page = await phone(browser, web.http, lang, f"{where}&post={post_id}")
+        await page.wait_for_function("() => window.streetfeed.postView === 'ready'")
+        assert await page.is_hidden("#empty") and await page.is_hidden("#filters")
+        assert await page.inner_text("#post-view-heading") == "Cave des Chartrons"
+        card = f'#post-view [data-post-id="{post_id}"]'
+        assert "Saint-Émilion 2019 -15 %" in await page.inner_text(card)
+        assert "km" in await page.inner_text(f"{card} .distance")  # ~2.4 km from here
+        assert await page.evaluate("() => document.activeElement.id") == "post-view-heading"
+        await no_sideways_scroll(page)
+        # Back: the feed, and the address without the post.
+        await page.click(".post-view-back")
+        await page.wait_for_function("() => window.streetfeed.postView === null")
+        assert await page.is_visible("#empty")  # the feed: nothing within 500 m
+        assert "post=" not in page.url
+
+        # The same link once the shop withdrew the post: said kindly, the feed a tap away.
+        withdrawn = await http.delete(f"/api/v1/shops/{far.id}/posts/{post_id}",
+                                      headers=auth(far))
+        assert withdrawn.status_code == 200
+        await page.goto(f"{web.http}/{where}&post={post_id}")
+        await page.wait_for_function("() => window.streetfeed.postView === 'gone'")
+        assert await page.inner_text("#post-view-heading") == words["gone"]
+        assert await page.inner_text(".post-view-back") == words["back"]
+        await no_sideways_scroll(page)
+        assert page.errors == []
+
+
+def test_the_service_worker_keeps_every_module_of_the_passer_by_page() -> None:
+    """The page starts offline from the service worker's shell: a module it imports that
+    the shell lacks (alerts.js, postview.js) would stop it there."""
+    shell = set(re.findall(r'"(/static/[^"]+)"', (STATIC_DIR / "sw.js").read_text()))
+    seen: set[str] = set()
+    todo = ["app.js"]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += re.findall(r'from "\./([\w.-]+\.js)"', (STATIC_DIR / name).read_text())
+    assert {"alerts.js", "postview.js"} <= seen
+    assert {f"/static/{name}" for name in seen} <= shell
