@@ -45,6 +45,9 @@ ERROR_CODES: frozenset[str] = frozenset({
     # holds (services.holds, web.holds)
     "invalid_hold", "invalid_name", "post_gone", "not_holdable", "sold_out",
     "too_many_holds", "unknown_hold", "hold_ended", "invalid_hold_change",
+    # alerts for followed shops (services.push, web.push, rules.push_endpoint)
+    "invalid_push_subscription", "push_endpoint_not_allowed", "invalid_push_keys",
+    "unknown_push_subscription",
 })
 
 _encode = msgspec.json.Encoder().encode

@@ -40,6 +40,17 @@ POSTS_PUBLISHED = Counter("streetfeed_posts_published_total", "Posts made live b
 POSTS_DROPPED = Counter("streetfeed_posts_dropped_total", "Raw posts not published, by reason",
                         ["reason"])
 DEAD_LETTERS = Counter("streetfeed_dead_letters_total", "Entries moved to the dead-letter stream")
+# Alerts for followed shops (workers.pusher).
+PUSH_SENT = Counter("streetfeed_push_sent_total", "Alerts a push service accepted (201/202)")
+PUSH_FAILED = Counter("streetfeed_push_failed_total",
+                      "Alert sends that failed, by reason (retry: 429, 5xx or no answer, "
+                      "sent again later; refused: another 4xx or a redirect, dropped; "
+                      "gave_up: retries spent; endpoint_refused: no longer an allowed "
+                      "endpoint)", ["reason"])
+PUSH_DELETED = Counter("streetfeed_push_deleted_total",
+                       "Subscriptions deleted because their push service said 404/410")
+PUSH_DROPPED = Counter("streetfeed_push_dropped_total",
+                       "Alerts not sent because their post ended or was withdrawn first")
 # One value for the whole deployment, read from Redis by whichever process answers
 # /metrics: the latest reading, not a sum.
 ENRICHER_LAG = Gauge("streetfeed_enricher_lag", "In-stream entries not yet read by enrichers",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ from rules.hours import is_time_zone
 from rules.media_url import S3Location, parse_media_url
 from rules.moderation import Policy
 from rules.proxies import TrustedProxies
+from rules.push_endpoint import parse_allowed_hosts
 from rules.regions import REGION_NAME, Region, parse_regions
 
 # /metrics without STREETFEED_METRICS_TOKEN: only to a direct connection from one of these
@@ -37,6 +39,9 @@ HTTP_CONNECTIONS_PER_ADDRESS = 100
 # The deployment's secret, from which each day's key for hashing client addresses is derived
 # (storage.ratelimit). `streetfeed up` hands its own to its children under this name.
 SECRET_ENV = "STREETFEED_SECRET"
+# The VAPID `sub` of a deployment that set neither STREETFEED_VAPID_SUBJECT nor an https
+# STREETFEED_PUBLIC_URL (a developer's machine): a contact that reaches nobody.
+DEFAULT_VAPID_SUBJECT = "mailto:push@streetfeed.invalid"
 # Shorter is refused at start: a guessable key would let addresses be brute-forced back.
 SECRET_MIN_CHARS = 32
 
@@ -258,6 +263,36 @@ class Settings:
     # Log lines as JSON (one object per line) or as plain text for a terminal.
     log_format: Literal["json", "text"] = "json"
 
+    # Alerts for followed shops (Web Push, DESIGN.md section 9; workers/pusher.py). The
+    # VAPID key (RFC 8292) signing every push: STREETFEED_VAPID_PRIVATE_KEY (the raw 32-byte
+    # P-256 scalar, base64url, as web-push tools print it), else one generated once in the
+    # data dir (storage.vapid). Every web and pusher process of a deployment must use the
+    # same: browsers subscribed with its public key. Never in a log.
+    vapid_private_key: Secret | None = field(default=None, repr=False)
+    # Who the push services may contact about our pushes (the JWT's `sub`): `mailto:` or
+    # `https:`. None: STREETFEED_PUBLIC_URL when it is https, else a placeholder address.
+    vapid_subject: str | None = None
+    # Push endpoints on other hosts than the well-known push services (rules.push_endpoint):
+    # `host:port` entries, `http` allowed there (a test's receiver, a self-hosted service).
+    push_allowed_hosts: tuple[str, ...] = ()
+    # A subscription not changed (PUT) for this many days expires with all it kept.
+    push_subscription_days: int = 90
+    # Subscriptions made (POST) per address (its day's keyed hash) per hour.
+    push_subscribes_per_address_per_hour: int = 20
+    # One request to a push service: connect, write and read within this; at most
+    # push_concurrency at once per pusher process; a due subscription is leased to one
+    # pusher for push_lease_s (another takes it over after that if that one died).
+    push_timeout_s: float = 5.0
+    push_concurrency: int = 32
+    push_lease_s: float = 30.0
+    # How often the pusher looks for subscriptions whose alerts may go now.
+    push_poll_s: float = 0.5
+    # The pushers' group on each feed stream: entries read at once, how long a read blocks,
+    # and after how long an entry left pending by a dead pusher is taken over.
+    pusher_batch: int = 100
+    pusher_block_ms: int = 2_000
+    pusher_claim_idle_ms: int = 15_000
+
     demo: bool = True
     demo_interval_s: float = 4.0
 
@@ -269,7 +304,10 @@ class Settings:
         """What a child process (`streetfeed up`'s enricher and scheduler) needs beside this
         one's environment to load the same settings: the Redis URL resolved here (the
         embedded server's) and the secret, so every process keys client addresses alike."""
-        env = {SECRET_ENV: self.secret.reveal()}
+        # The data dir too: a child started with another working directory, or by `up
+        # --data-dir D`, keeps its files (the VAPID key, photos) in the same place.
+        env = {SECRET_ENV: self.secret.reveal(),
+               "STREETFEED_DATA_DIR": str(Path(self.data_dir).resolve())}
         if self.redis_url:
             env["REDIS_URL"] = self.redis_url
         return env
@@ -291,6 +329,19 @@ class Settings:
             return self.public_url.rstrip("/")
         host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
+    def push_subject(self) -> str:
+        """The VAPID JWT's `sub`: who a push service may contact about our pushes."""
+        if self.vapid_subject:
+            return self.vapid_subject
+        if self.public_url and self.public_url.startswith("https://"):
+            return self.public_url.rstrip("/")
+        return DEFAULT_VAPID_SUBJECT
+
+    @property
+    def push_subscription_ttl_s(self) -> int:
+        return self.push_subscription_days * 86_400
 
     @property
     def all_regions(self) -> tuple[Region, ...]:
@@ -342,6 +393,11 @@ ENVIRONMENT: dict[str, str] = {
     "STREETFEED_BANNED_WORDS_FILE": "moderation_banned_words",
     "STREETFEED_LOG_FORMAT": "log_format",
     "STREETFEED_DEMO_INTERVAL_S": "demo_interval_s",
+    "STREETFEED_VAPID_PRIVATE_KEY": "vapid_private_key",
+    "STREETFEED_VAPID_SUBJECT": "vapid_subject",
+    "STREETFEED_PUSH_ALLOWED_HOSTS": "push_allowed_hosts",
+    "STREETFEED_PUSH_SUBSCRIPTION_DAYS": "push_subscription_days",
+    "STREETFEED_PUSH_SUBSCRIBES_PER_ADDRESS_PER_HOUR": "push_subscribes_per_address_per_hour",
 }
 EMPTY_MEANS_NONE = frozenset({"STREETFEED_TILE_URL", "STREETFEED_TRUSTED_PROXIES", SECRET_ENV})
 
@@ -398,6 +454,9 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "public_url": str.strip,
     "metrics_token": str.strip,
     "secret": Secret,
+    "vapid_private_key": lambda value: Secret(value.strip()),
+    "vapid_subject": str.strip,
+    "push_allowed_hosts": _comma_list,
     "moderation_banned_words": _words_file,
 }
 
@@ -448,12 +507,16 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     return settings
 
 
+# A VAPID JWT's `sub` (RFC 8292 section 2.1): a contact, mail or web.
+_VAPID_SUBJECT = re.compile(r"^(mailto:[^@\s]+@[^@\s]+|https://[^\s/]+(/\S*)?)$")
+
 # Limits under which the service refuses everyone.
 _AT_LEAST_ONE = ("holds_per_address_per_hour", "open_holds_per_address",
                  "max_connections", "max_sockets_per_address", "shop_posts_per_minute",
                  "address_requests_per_minute", "address_sockets_per_minute",
                  "signin_links_per_minute", "shop_media_per_hour", "shop_media_quota_mb",
-                 "media_workers")
+                 "media_workers", "push_subscription_days",
+                 "push_subscribes_per_address_per_hour", "push_concurrency")
 
 
 def _variable(field_name: str) -> str:
@@ -515,6 +578,15 @@ def validate(settings: Settings) -> None:
     if settings.feed_maxlen < 100:
         raise ConfigError(f"feed_maxlen (STREETFEED_FEED_MAXLEN): expected at least 100, "
                           f"got {settings.feed_maxlen}")
+    try:
+        parse_allowed_hosts(settings.push_allowed_hosts)
+    except ValueError as exc:
+        raise ConfigError(f"push_allowed_hosts (STREETFEED_PUSH_ALLOWED_HOSTS): {exc}") from None
+    if settings.vapid_subject is not None and not _VAPID_SUBJECT.match(settings.vapid_subject):
+        # Push services refuse a JWT whose `sub` is neither (Apple's answers 403).
+        raise ConfigError(f"vapid_subject (STREETFEED_VAPID_SUBJECT): expected mailto:"
+                          f"someone@example.org or https://example.org, got "
+                          f"{settings.vapid_subject!r}")
     if not is_time_zone(settings.timezone):
         raise ConfigError(f"timezone (STREETFEED_TIMEZONE): unknown time zone "
                           f"{settings.timezone!r}")

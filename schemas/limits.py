@@ -145,3 +145,25 @@ HOLD_NAME_MAX = 40
 HOLD_CODE_LEN = 4
 HOLD_CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
 HOLD_KEEP_AFTER_END_S = 24 * 3600
+# Alerts for followed shops (Web Push, DESIGN.md section 9). A subscription follows 1-50
+# shops; its push service's endpoint is a URL of at most PUSH_ENDPOINT_MAX characters (the
+# browsers' are ~200-500; bounded so that neither storage nor a log line can be flooded).
+# Good manners: at most one alert per shop per PUSH_SHOP_INTERVAL_S and PUSH_PER_DAY over
+# any sliding PUSH_DAY_S per subscription; with quiet hours (the default), nothing from
+# PUSH_QUIET_FROM_HOUR to PUSH_QUIET_UNTIL_HOUR local time. A push message body is at most
+# PUSH_MESSAGE_MAX bytes once encrypted (RFC 8030 section 7.2: what every push service must
+# take); aes128gcm adds a header of 86 bytes (salt, record size, the 65-byte key id) and a
+# padding delimiter and tag of 17 to the JSON. An alert is not sent for a post ending within
+# PUSH_MIN_TTL_S: it would vanish as it shows.
+PUSH_SHOPS_MAX = 50
+PUSH_ENDPOINT_MAX = 1024
+PUSH_SHOP_INTERVAL_S = 3600
+PUSH_PER_DAY = 5
+PUSH_DAY_S = 24 * 3600
+PUSH_QUIET_FROM_HOUR = 21
+PUSH_QUIET_UNTIL_HOUR = 8
+PUSH_MESSAGE_MAX = 4096
+PUSH_PLAINTEXT_MAX = PUSH_MESSAGE_MAX - 86 - 17
+PUSH_MIN_TTL_S = 60
+# Posts waiting for their turn, per subscription (the furthest to end go first past it).
+PUSH_WAITING_MAX = 50

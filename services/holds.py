@@ -8,8 +8,6 @@ with the shop's own edits); the shop's consoles are told on the shop-changes cha
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import secrets
 from zoneinfo import ZoneInfo
@@ -18,8 +16,9 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from rules.bearer import bearer_secret, new_secret, secret_hash, secret_matches
 from rules.clock import Clock
-from rules.errors import ApiError, Conflict, InvalidInput, NotFound, RateLimited, Unauthorized
+from rules.errors import ApiError, Conflict, InvalidInput, NotFound, RateLimited
 from rules.holds import Action, code_from, hold_expires_at
 from rules.moderation import Policy, check_hold_name
 from runtime import metrics
@@ -52,10 +51,6 @@ _decode_post = msgspec.json.Decoder(Post).decode
 _CODE_DRAWS = 6
 # Redis refusing to tell the consoles, however it refuses (see Holds._changed).
 _NOT_TOLD: tuple[type[Exception], ...] = (RedisError, *REDIS_DOWN)
-
-
-def _secret_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def hold_view(hold: StoredHold) -> HoldView:
@@ -114,13 +109,13 @@ class Holds:
         today, yesterday = self.limiter.address_hashes(address, now.timestamp())
         limits = AddressLimits(most_open=self.settings.open_holds_per_address,
                                most_per_window=self.settings.holds_per_address_per_hour)
-        secret = secrets.token_urlsafe(24)
+        secret = new_secret()
         record = HoldRecord(
             id="h_" + secrets.token_hex(8), region=region, post=_post_ref(post),
             shop=HoldShop(id=shop.id, name=shop.name, address=shop.address, lat=shop.lat,
                           lon=shop.lon, timezone=self._zone(shop)),
             name=new.name.strip(), code=code_from(secrets.token_bytes(HOLD_CODE_LEN)),
-            secret_hash=_secret_hash(secret), created_at=now,
+            secret_hash=secret_hash(secret), created_at=now,
             expires_at=hold_expires_at(now, post.hold.minutes), minutes=post.hold.minutes,
             address=today)
         for _ in range(_CODE_DRAWS):
@@ -162,14 +157,10 @@ class Holds:
         return None
 
     async def _with_secret(self, hold_id: str, authorization: str | None) -> StoredHold:
-        scheme, _, secret = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise Unauthorized("Authorization: Bearer <the secret the hold was answered with>",
-                               code="missing_token")
+        secret = bearer_secret(authorization, "the secret the hold was answered with")
         found = await self._find(hold_id)
         # A wrong secret answers as an unknown hold: ids are not probed one secret at a time.
-        if found is None or not hmac.compare_digest(found.record.secret_hash,
-                                                     _secret_hash(secret.strip())):
+        if found is None or not secret_matches(secret, found.record.secret_hash):
             raise NotFound(f"no hold {hold_id!r} for this secret", code="unknown_hold")
         return found
 

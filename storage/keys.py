@@ -293,3 +293,47 @@ def holds_today(region: str, shop_id: str, day: str) -> str:
     """Holds a shop put aside on `day` (its local date; counted when accepted, or collected
     straight from pending): the screen's "3 held today"."""
     return f"{PREFIX}:{{{region}}}:holds-today:{shop_id}:{day}"
+
+
+# --- Alerts for followed shops (storage.push) ------------------------------------------
+# One hash tag of their own, `{push}`: a subscription follows shops of any region, and each
+# step (subscribe, follow, queue, claim, send) is one script over one slot. A subscription
+# is ~600 bytes; a shard carries millions.
+PUSHER_GROUP = "pushers"
+PUSH_PREFIX = f"{PREFIX}:{{push}}:"
+
+
+def push_subscription(sub_id: str) -> str:
+    """STRING: the `PushRecord` JSON; expires when unused (settings.push_subscription_ttl_s,
+    refreshed by PUT)."""
+    return f"{PUSH_PREFIX}sub:{sub_id}"
+
+
+def push_endpoint(endpoint: str) -> str:
+    """STRING: the subscription id of a push endpoint, keyed by the endpoint's SHA-256 (a
+    second subscribe of one browser replaces its subscription; the URL itself, a
+    capability, is only in the record)."""
+    digest = hashlib.sha256(endpoint.encode()).hexdigest()[:32]
+    return f"{PUSH_PREFIX}endpoint:{digest}"
+
+
+def push_shop(shop_id: str) -> str:
+    """SET of the subscriptions following a shop (members of expired ones are dropped when
+    the pusher meets them)."""
+    return f"{PUSH_PREFIX}shop:{shop_id}"
+
+
+def push_waiting(sub_id: str) -> str:
+    """HASH post id -> `Waiting` JSON: the subscription's alerts waiting their turn."""
+    return f"{PUSH_PREFIX}waiting:{sub_id}"
+
+
+def push_sent(sub_id: str) -> str:
+    """ZSET `<shop id> <post id>` -> when alerted: the limits' memory, and what makes a
+    post alert a subscription once."""
+    return f"{PUSH_PREFIX}sent:{sub_id}"
+
+
+def push_due() -> str:
+    """ZSET subscription id -> when the pusher should look at it next."""
+    return f"{PUSH_PREFIX}due"

@@ -8,7 +8,8 @@
     streetfeed shops hours ID [--weekly 'mon-fri 09:00-19:00; sat 09:00-13:00']
                               [--closed YYYY-MM-DD]... [--open 'YYYY-MM-DD 10:00-22:00']...
                               [--timezone Europe/Paris] [--clear]
-    streetfeed web [--workers N] | enricher | scheduler [--data-dir D]   (one process kind)
+    streetfeed web [--workers N] | enricher | scheduler | pusher [--data-dir D]
+                                       (one process kind)
 
 Every command reaches the same Redis: REDIS_URL when set, otherwise the
 embedded server of the data directory, started if it is not running.
@@ -123,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="web/gateway processes sharing the port (default 1)")
     data_dir(up)
 
-    for kind in ("web", "enricher", "scheduler"):
+    for kind in ("web", "enricher", "scheduler", "pusher"):
         p = sub.add_parser(kind, help=f"run only the {kind} process kind")
         if kind == "web":
             p.add_argument("--port", type=int, default=8000)
@@ -265,6 +266,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             parts = default_parts(ready, web=args.command == "web",
                                   enricher=args.command == "enricher",
                                   scheduler=args.command == "scheduler",
+                                  pusher=args.command == "pusher",
                                   workers=getattr(args, "workers", 1),
                                   reuse_port=getattr(args, "reuse_port", False))
         if server is not None:

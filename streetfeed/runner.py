@@ -1,7 +1,7 @@
-"""Runs the process kinds (web, enricher, scheduler, demo) under one supervisor.
+"""Runs the process kinds (web, enricher, scheduler, pusher, demo) under one supervisor.
 
 `streetfeed up` runs web and the demo in its own process and the enricher, the
-scheduler and any further web workers as child processes, each started again
+scheduler, the pusher and any further web workers as child processes, each started again
 whenever it dies, each dying with it; the Procfile runs each kind on its own.
 Each part is `run(stop)` and restarts what it runs by itself (`supervised`);
 a part that ends or fails anyway stops the others.
@@ -32,10 +32,12 @@ from runtime.processes import PARENT_ENV
 from runtime.settings import Settings
 from services.supervision import Backoff, sleep_or_stop, supervised
 from storage.redis_conn import REDIS_DOWN, arq_url, open_redis
+from storage.vapid import load_vapid_key
 from streetfeed.embedded import EmbeddedServer
 from web.app import create_app
 from web.http_protocol import GuardedHttpProtocol
 from workers.enricher import Enricher, ScheduleExpiry
+from workers.pusher import Pusher
 from workers.scheduler import make_worker, schedule_expiry
 
 __all__ = ["default_parts", "embedded_server_part", "supervise", "uvicorn_config"]
@@ -226,6 +228,18 @@ def scheduler_part(settings: Settings, clock: Clock) -> Part:
     return run
 
 
+def pusher_part(settings: Settings, clock: Clock) -> Part:
+    """Alerts for followed shops (workers.pusher), signed with the deployment's VAPID key
+    (the same the web processes hand out: the data dir's, or the environment's)."""
+    async def run(stop: asyncio.Event) -> None:
+        redis = open_redis(settings)
+        try:
+            await Pusher(redis, settings, clock, load_vapid_key(settings)).run(stop)
+        finally:
+            await redis.aclose()
+    return run
+
+
 def demo_part(settings: Settings, clock: Clock, policy: Policy) -> Part:
     from streetfeed.demo import run_simulator
 
@@ -255,10 +269,12 @@ async def supervise(parts: dict[str, Part]) -> None:
 
 
 def default_parts(settings: Settings, *, web: bool = True, enricher: bool = True,
-                  scheduler: bool = True, demo: bool = False, workers: int = 1,
-                  reuse_port: bool = False, children: bool = False) -> dict[str, Part]:
-    """The parts of one command. `children`: the enricher and scheduler run as supervised
-    child processes (`streetfeed up`), so that one crashing is restarted on its own."""
+                  scheduler: bool = True, pusher: bool = True, demo: bool = False,
+                  workers: int = 1, reuse_port: bool = False,
+                  children: bool = False) -> dict[str, Part]:
+    """The parts of one command. `children`: the enricher, scheduler and pusher run as
+    supervised child processes (`streetfeed up`), so that one crashing is restarted on its
+    own."""
     clock, policy = SystemClock(), settings.moderation_policy()
     parts: dict[str, Part] = {}
     if web and workers > 1:
@@ -271,6 +287,9 @@ def default_parts(settings: Settings, *, web: bool = True, enricher: bool = True
     if scheduler:
         parts["scheduler"] = (child_part("scheduler", settings, ["scheduler"]) if children
                               else scheduler_part(settings, clock))
+    if pusher:
+        parts["pusher"] = (child_part("pusher", settings, ["pusher"]) if children
+                           else pusher_part(settings, clock))
     if demo:
         parts["demo"] = demo_part(settings, clock, policy)
     return parts

@@ -42,13 +42,15 @@ from services.holds import Holds
 from services.image_pool import ImagePool
 from services.ingest import Ingest
 from services.media import UPLOADS_PER_WORKER, MediaLibrary, UploadGate
+from services.push import Subscriptions
 from services.republish import Republisher
 from services.supervision import supervised
 from storage.media import media_store_for
 from storage.media_s3 import S3_UNAVAILABLE
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
-from web import api, holds, media, pages
+from storage.vapid import load_vapid_key
+from web import api, holds, media, pages, push
 from web.assets import Assets
 from web.console import ConsoleGate
 from web.forwarded import ForwardedClient
@@ -97,6 +99,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     trusted = TrustedProxies(settings.trusted_proxies)
     # Kept across lifespans (tests restart one app): files are compressed once a process.
     assets = Assets(pages.STATIC_DIR)
+    # Read (or made, once per data dir) at start: a bad STREETFEED_VAPID_PRIVATE_KEY stops
+    # the process here rather than at the first subscription.
+    vapid_public_key = load_vapid_key(settings).public
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
@@ -134,7 +139,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                          media_library=MediaLibrary(
                              redis, media_store, images, clock, settings.shop_media_quota_mb),
                          uploads=UploadGate(UPLOADS_PER_WORKER * settings.media_workers),
-                         holds=holds)
+                         holds=holds, push=Subscriptions(redis, settings, clock, limiter),
+                         vapid_public_key=vapid_public_key)
         stop = asyncio.Event()
         # Each loop supervised: one failing must not silently stop pings, presence or the
         # liveness every socket is told.
@@ -192,6 +198,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Route("/api/v1/shops/{shop_id}/holds", holds.shop_holds, methods=["GET"]),
         Route("/api/v1/shops/{shop_id}/holds/{hold_id}/{action}", holds.answer_hold,
               methods=["POST"]),
+        Route("/api/v1/push/key", push.push_key, methods=["GET"]),
+        Route("/api/v1/push/subscriptions", push.subscribe, methods=["POST"]),
+        Route("/api/v1/push/subscriptions/{subscription_id}", push.update_subscription,
+              methods=["PUT"]),
+        Route("/api/v1/push/subscriptions/{subscription_id}", push.delete_subscription,
+              methods=["DELETE"]),
         Route("/api/v1/producers", api.search_producers, methods=["GET"]),
         Route("/api/v1/producers/{producer_id}", api.producer_page, methods=["GET"]),
         Route("/api/v1/feed", api.feed, methods=["GET"]),

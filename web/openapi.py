@@ -36,8 +36,8 @@ from schemas.limits import (
 )
 
 __all__ = ["FEED_QUERY", "HOLD_ACTION", "HOLD_CODE", "HOLD_ID", "IDEMPOTENCY_KEY", "POST_ID",
-           "PRODUCER_ID", "PRODUCER_QUERY",
-           "SHOPS_QUERY", "SHOP_ID", "Operation",
+           "PRODUCER_ID", "PRODUCER_QUERY", "SHOPS_QUERY", "SHOP_ID", "SUBSCRIPTION_ID",
+           "Operation",
            "openapi_document", "operation_of", "outside_api"]
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
@@ -131,6 +131,7 @@ PRODUCER_ID = _path("producer_id", r"^pr_[a-z0-9]{16}$")
 HOLD_ID = _path("hold_id", r"^h_[a-z0-9]{16}$")
 HOLD_ACTION = _path("action", r"^(accept|decline|collected)$")
 HOLD_CODE = _path("code", f"^[{HOLD_CODE_ALPHABET}]{{{HOLD_CODE_LEN}}}$")
+SUBSCRIPTION_ID = _path("subscription_id", r"^s_[a-z0-9]{16}$")
 IDEMPOTENCY_KEY: Parameter = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX}}

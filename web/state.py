@@ -31,6 +31,7 @@ from services.directory import ShopDirectory
 from services.holds import Holds
 from services.ingest import Ingest
 from services.media import MediaLibrary, UploadGate
+from services.push import Subscriptions
 from storage.live import LiveIndex
 from storage.media import MediaStore
 from storage.ratelimit import RateLimiter
@@ -62,6 +63,10 @@ class AppState:
     media_library: MediaLibrary  # uploads: processing, store, index (services.media)
     uploads: UploadGate  # uploads this process holds at once (web.api.upload_media)
     holds: Holds  # "Hold it for me" (services.holds, web.holds)
+    # Alerts for followed shops: subscriptions (services.push, web.push), and the VAPID
+    # public key pages subscribe with (the pusher signs with its private half).
+    push: Subscriptions
+    vapid_public_key: str
 
 
 def state_of(source: HTTPConnection | Mapping[str, Any]) -> AppState:

@@ -709,6 +709,15 @@ const STRINGS = {
   duration_min: ["{n} min", "{n} min"],
   duration_h: ["{h} h", "{h} h"],
   duration_h_min: ["{h} h {m}", "{h} h {m}"],
+  // Push alerts (server codes)
+  err_invalid_push_subscription: ["Cet abonnement aux alertes n'est pas valide.",
+    "This alert subscription is not valid."],
+  err_push_endpoint_not_allowed: ["Ce navigateur utilise un service d'alertes que nous ne "
+    + "pouvons pas joindre.", "This browser uses an alert service we cannot reach."],
+  err_invalid_push_keys: ["Les clés d'alerte de ce navigateur ne sont pas valides.",
+    "This browser's alert keys are not valid."],
+  err_unknown_push_subscription: ["Cet abonnement aux alertes n'existe plus.",
+    "This alert subscription no longer exists."],
   // Push alerts (page) (issue 18): "Alert me" on a followed shop's cards, the switch with
   // the filters and what it says, the post an alert opens (/?post=), and the words sw.js
   // writes a notification with (alerts.js hands them over)
