@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
 from pathlib import Path
 
 import httpx
@@ -173,3 +174,19 @@ async def test_paths_the_os_refuses_are_a_json_404_without_a_traceback(
                 assert response.headers.get("content-security-policy"), route[:40]
         assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], \
             [r.getMessage()[:200] for r in caplog.records]
+
+
+def test_the_service_worker_keeps_every_module_of_the_passer_by_page() -> None:
+    """The page starts offline from the service worker's shell: a module it imports that
+    the shell lacks (alerts.js, postview.js) would stop it there."""
+    shell = set(re.findall(r'"(/static/[^"]+)"', (STATIC_DIR / "sw.js").read_text()))
+    seen: set[str] = set()
+    todo = ["app.js"]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += re.findall(r'from "\./([\w.-]+\.js)"', (STATIC_DIR / name).read_text())
+    assert {"alerts.js", "postview.js"} <= seen
+    assert {f"/static/{name}" for name in seen} <= shell
+

@@ -16,18 +16,34 @@ click's user activation.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+import dataclasses
 import json
-import re
-from collections.abc import Callable
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import http_ece
 import httpx
 import pytest
+import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from rules.clock import SystemClock
 from runtime.settings import Settings
+from storage.push import PushStore
+from storage.vapid import load_vapid_key
 from tests.helpers import (
     add_shop,
     arrival,
@@ -35,12 +51,13 @@ from tests.helpers import (
     enricher,
     feed_card,
     flash,
+    free_port,
     live_post,
     new_page,
     wait_for,
     web_server,
 )
-from web.pages import STATIC_DIR
+from workers.pusher import Pusher
 
 # One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
@@ -338,16 +355,255 @@ async def test_a_post_out_of_the_feed_is_shown_alone_and_an_ended_one_says_so(
         assert page.errors == []
 
 
-def test_the_service_worker_keeps_every_module_of_the_passer_by_page() -> None:
-    """The page starts offline from the service worker's shell: a module it imports that
-    the shell lacks (alerts.js, postview.js) would stop it there."""
-    shell = set(re.findall(r'"(/static/[^"]+)"', (STATIC_DIR / "sw.js").read_text()))
-    seen: set[str] = set()
-    todo = ["app.js"]
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo += re.findall(r'from "\./([\w.-]+\.js)"', (STATIC_DIR / name).read_text())
-    assert {"alerts.js", "postview.js"} <= seen
-    assert {f"/static/{name}" for name in seen} <= shell
+# --- With the server's push routes and its pusher (branch `push`) -------------------------
+
+# The browser's PushManager, stood in for: subscribe() answers a subscription to the test's
+# receiver with the test's keys (headless Chromium has no push service to ask).
+STAND_IN = """([endpoint, p256dh, auth]) => {
+  const bytes = (s) => Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/") +
+    "=".repeat((4 - (s.length % 4)) % 4)), (c) => c.charCodeAt(0)).buffer;
+  let current = null;
+  window.__push = { subscribed: 0, unsubscribed: 0 };
+  PushManager.prototype.subscribe = async function (options) {
+    window.__push.subscribed += 1;
+    if (options.userVisibleOnly !== true) throw new DOMException("no", "NotAllowedError");
+    current = {
+      endpoint, expirationTime: null,
+      options: { userVisibleOnly: true, applicationServerKey: options.applicationServerKey },
+      getKey: (name) => bytes(name === "p256dh" ? p256dh : auth),
+      toJSON: () => ({ endpoint, expirationTime: null, keys: { p256dh, auth } }),
+      unsubscribe: async () => { current = null; window.__push.unsubscribed += 1; return true; },
+    };
+    return current;
+  };
+  PushManager.prototype.getSubscription = async function () { return current; };
+}"""
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@dataclass
+class Receiver:
+    """A push service of the test's own: keeps what the pusher POSTs to it, and decrypts it
+    with the browser keys the test made (RFC 8291, http_ece)."""
+
+    port: int
+    private: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
+    auth: bytes = field(default_factory=lambda: os.urandom(16))
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/push/device-1"
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        point = self.private.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        return b64url(point), b64url(self.auth)
+
+    def payload(self, index: int) -> dict[str, Any]:
+        headers, body = self.received[index]
+        assert headers["content-encoding"] == "aes128gcm"
+        assert headers["authorization"].startswith("vapid t=")
+        plain = http_ece.decrypt(body, private_key=self.private, auth_secret=self.auth,
+                                 version="aes128gcm")
+        decoded: dict[str, Any] = json.loads(plain)
+        return decoded
+
+
+@contextlib.asynccontextmanager
+async def receiver() -> AsyncIterator[Receiver]:
+    port = free_port()
+    got = Receiver(port)
+
+    async def push(request: Request) -> Response:
+        got.received.append((dict(request.headers), await request.body()))
+        return Response(status_code=201)
+
+    app = Starlette(routes=[Route("/push/{name}", push, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    await wait_for(lambda: server.started, 10, "the push receiver")
+    try:
+        yield got
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
+async def pusher(redis: Redis, settings: Settings) -> AsyncIterator[None]:
+    worker = Pusher(redis, settings, SystemClock(), load_vapid_key(settings))
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+async def subscribed_phone(browser: Any, base: str, got: Receiver, lang: str = "en") -> Any:
+    await browser.grant_permissions(["notifications"], origin=base)
+    await browser.add_init_script(f"({STAND_IN})({json.dumps([got.endpoint, *got.keys])})")
+    page = await phone(browser, base, lang)
+    calls: list[tuple[str, str, Any]] = []
+    page.on("request", lambda r: calls.append(
+        (r.method, r.url.split("/api/v1/push/")[1], r.post_data_json if r.post_data else None))
+        if "/api/v1/push/subscriptions" in r.url else None)
+    page.calls = calls
+    return page
+
+
+async def kept(page: Any) -> dict[str, Any]:
+    stored: dict[str, Any] = await page.evaluate(
+        "() => JSON.parse(localStorage.getItem('streetfeed.alerts'))")
+    return stored
+
+
+async def settled(page: Any, calls: int) -> None:
+    """The page made `calls` requests to the subscriptions API, and their answers are in."""
+    await wait_for(lambda: len(page.calls) >= calls, message=f"{calls} calls")
+    await page.wait_for_function("() => window.streetfeed.alerts.busy === false")
+    assert len(page.calls) == calls, page.calls
+
+
+async def test_the_tap_subscribes_and_every_change_of_follows_is_told(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    async with receiver() as got:
+        settings = dataclasses.replace(settings, push_allowed_hosts=(f"127.0.0.1:{got.port}",))
+        async with web_server(settings) as web, enricher(redis, settings), \
+                httpx.AsyncClient(base_url=web.http) as http:
+            baker = await add_shop(redis, settings, "Au Pain Doré", *STREET)
+            cheese = await add_shop(redis, settings, "Fromagerie", *STREET, category="cheese")
+            bread = await live_post(http, baker, redis, arrival("Pain de seigle"))
+            comte = await live_post(http, cheese, redis, arrival("Comté 24 mois"))
+            page = await subscribed_phone(browser, web.http, got)
+            store = PushStore(redis)
+
+            async def server_shops() -> list[str] | None:
+                record = await store.get((await kept(page))["id"])
+                return None if record is None else sorted(record.shops)
+
+            # Follow the baker, then "Alert me": one question, one subscription.
+            await page.click(f"{feed_card(bread)} .star")
+            assert await page.evaluate("() => window.__asks") == {"permission": 0,
+                                                                 "subscribe": 0}
+            await page.click(f"{feed_card(bread)} .alert-me")
+            await settled(page, 1)
+            method, path, body = page.calls[0]
+            assert (method, path) == ("POST", "subscriptions")
+            assert body["subscription"] == {"endpoint": got.endpoint,
+                                            "keys": dict(zip(("p256dh", "auth"), got.keys,
+                                                             strict=True))}
+            assert body["shops"] == [baker.id] and body["quiet_hours"] is True
+            assert set(body) == {"subscription", "shops", "quiet_hours", "timezone"}
+            # Granted already (by the test): nothing more to ask, one subscribe.
+            assert await page.evaluate("() => window.__asks") == {"permission": 0,
+                                                                 "subscribe": 1}
+            stored = await kept(page)
+            assert stored["id"].startswith("s_") and stored["secret"]
+            assert "lat" not in json.dumps(stored) and "lon" not in json.dumps(stored)
+            assert await server_shops() == [baker.id]
+            assert await page.get_attribute(f"{feed_card(bread)} .alert-me",
+                                            "aria-pressed") == "true"
+            await open_filters(page)
+            assert not await page.is_checked("#alerts-switch")  # one shop, from its card
+            await note_is(page, "Alerts on for 1 shop.")
+
+            # Following another: nothing told (only the baker alerts); the switch: both.
+            await page.click(f"{feed_card(comte)} .star")
+            await page.click("#alerts-switch")
+            await settled(page, 2)
+            assert page.calls[1][:2] == ("PUT", f"subscriptions/{stored['id']}")
+            assert sorted(page.calls[1][2]["shops"]) == sorted([baker.id, cheese.id])
+            assert await server_shops() == sorted([baker.id, cheese.id])
+            assert await page.is_checked("#alerts-switch")
+            await note_is(page, "Alerts on for 2 shops.")
+            # Also at night: told with the same PUT.
+            await page.check("#alerts-night")
+            await settled(page, 3)
+            assert page.calls[2][2]["quiet_hours"] is False
+            record = await store.get(stored["id"])
+            assert record is not None and record.quiet_hours is False
+
+            # "Alert me" off on the cheese shop: PUT without it.
+            await page.click(f"{feed_card(comte)} .alert-me")
+            await settled(page, 4)
+            assert page.calls[3][2]["shops"] == [baker.id]
+            # The server forgot the subscription (its push service said 410): the next
+            # change subscribes again, without a word.
+            assert await store.delete(record)
+            await page.click(f"{feed_card(comte)} .alert-me")
+            await settled(page, 6)
+            assert [c[0] for c in page.calls[4:]] == ["PUT", "POST"]
+            again = await kept(page)
+            assert again["id"] != stored["id"]
+            assert await server_shops() == sorted([baker.id, cheese.id])
+            await note_is(page, "Alerts on for 2 shops.")
+
+            # Unfollowing both: the last one DELETEs; alerts are off.
+            await page.click(f"{feed_card(comte)} .star")
+            await settled(page, 7)
+            assert page.calls[6][2]["shops"] == [baker.id]
+            await page.click(f"{feed_card(bread)} .star")
+            await settled(page, 8)
+            assert page.calls[7][:2] == ("DELETE", f"subscriptions/{again['id']}")
+            assert await store.get(again["id"]) is None
+            assert not await page.is_checked("#alerts-switch")
+            assert (await kept(page))["id"] is None
+            assert await page.evaluate("() => window.__push.unsubscribed") == 1
+
+            # The switch on, then off: POST, then DELETE.
+            await page.click(f"{feed_card(bread)} .star")
+            await page.click("#alerts-switch")
+            await settled(page, 9)
+            assert page.calls[8][0] == "POST"
+            await page.click("#alerts-switch")
+            await settled(page, 10)
+            assert page.calls[9][0] == "DELETE"
+            assert (await kept(page))["shops"] == []
+            await no_sideways_scroll(page)
+            assert page.errors == []
+
+
+async def test_end_to_end_a_shop_posts_and_the_notification_shows(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """The page subscribes; the shop posts a flash offer; the pusher sends it, encrypted,
+    to the receiver, which decrypts it; that payload, delivered to the service worker,
+    shows the notification."""
+    async with receiver() as got:
+        settings = dataclasses.replace(settings, push_allowed_hosts=(f"127.0.0.1:{got.port}",))
+        async with web_server(settings) as web, enricher(redis, settings), \
+                pusher(redis, settings), httpx.AsyncClient(base_url=web.http) as http:
+            shop = await add_shop(redis, settings, "Fromagerie Deluc", *STREET,
+                                  category="cheese")
+            first = await live_post(http, shop, redis, arrival("Tomme de brebis"))
+            page = await subscribed_phone(browser, web.http, got, "fr")
+            await page.click(f"{feed_card(first)} .star")
+            await open_filters(page)
+            await page.click("#alerts-switch")
+            # Quiet hours are the server's to keep (tests/test_push*): this test may run
+            # at night, so the passer-by opts in.
+            await page.check("#alerts-night")
+            await settled(page, 2)
+
+            offer_id = await live_post(http, shop, redis, flash("Comté -20 %", minutes=40))
+            await wait_for(lambda: len(got.received) >= 1, 15, "the pusher's alert")
+            payload = got.payload(0)
+            assert payload["type"] == "post" and payload["url"] == f"/?post={offer_id}"
+            assert payload["post"]["id"] == offer_id
+
+            cdp = await browser.new_cdp_session(page)
+            await deliver(cdp, web.http, await registration_id(cdp, page), payload)
+            [shown] = await notifications_when(page, lambda n: len(n) == 1)
+            assert shown["title"] == "Fromagerie Deluc"
+            assert shown["body"].startswith("Comté -20 %\njusqu'à ")
+            assert shown["tag"] == f"shop:{shop.id}"
+            assert shown["data"] == {"url": f"/?post={offer_id}"}
+            assert page.errors == []

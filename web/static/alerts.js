@@ -12,7 +12,7 @@
 // switch was turned on, so a shop followed later alerts too; `shops`: the alerted ones;
 // `id`/`secret`: the server's subscription (PUT/DELETE need the secret).
 
-import { LOCALES, getLang, plural, t } from "./i18n.js";
+import { LOCALES, errorKey, getLang, plural, t } from "./i18n.js";
 
 const STORE_KEY = "streetfeed.alerts";
 // DESIGN.md 9: a subscription names 1-50 shops. More followed shops: the most recently
@@ -85,6 +85,23 @@ class Refused extends Error {
   }
 }
 
+/** A refusal of the push API in words: its error's own (a push service we may not
+ * reach, keys it will not take), else "try again". */
+async function refusal(answer) {
+  const body = await answer.json().catch(() => null);
+  const key = answer.status < 500 && body?.error ? errorKey(body.error) : "err_generic";
+  return new Refused(key === "err_generic" ? "alerts_failed" : key);
+}
+
+/** The device's IANA time zone, or null. */
+function zone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || null;
+  } catch {
+    return null;
+  }
+}
+
 export class Alerts {
   /**
    * @param {{switchEl: HTMLInputElement, nightEl: HTMLInputElement, nightRow: HTMLElement,
@@ -112,6 +129,7 @@ export class Alerts {
     this.note = this.sub && typeof Notification !== "undefined" &&
       Notification.permission === "denied" ? "alerts_denied" : null;
     this.queue = Promise.resolve(); // server changes, one at a time, in order
+    this.pending = 0; // changes queued or under way
     switchEl.addEventListener("change", () => this.#switched());
     nightEl.addEventListener("change", () => this.#nightChanged());
     this.#render();
@@ -121,7 +139,8 @@ export class Alerts {
   /** For tests and curious developers. */
   get snapshot() {
     return { all: this.all, shops: [...this.shops], night: this.night,
-      subscribed: Boolean(this.sub), id: this.sub?.id ?? null, note: this.note };
+      subscribed: Boolean(this.sub), id: this.sub?.id ?? null, note: this.note,
+      busy: this.pending > 0 };
   }
 
   isAlerted(shopId) {
@@ -162,7 +181,9 @@ export class Alerts {
         }
       }
     }
-    if (changed) this.#changed();
+    if (!changed) return;
+    if (!this.shops.size) this.all = false; // the last alerted shop unfollowed: alerts off
+    this.#changed();
   }
 
   /** The language changed: the note, and the words notifications are written with. */
@@ -191,12 +212,8 @@ export class Alerts {
   #nightChanged() {
     this.night = this.nightEl.checked;
     this.#save();
-    // DESIGN.md 9's PUT replaces shops and kinds: quiet hours are chosen when subscribing,
-    // so the subscription is made again with the new choice.
-    if (this.sub) this.#enqueue(async () => {
-      await this.#deleteOnServer();
-      await this.#sync();
-    });
+    // PUT takes quiet_hours too (an extension of DESIGN.md 9's PUT).
+    if (this.sub) this.#enqueue(() => this.#sync());
   }
 
   /**
@@ -232,9 +249,11 @@ export class Alerts {
   }
 
   #enqueue(work) {
+    this.pending += 1;
     this.queue = this.queue.then(work).catch((err) => {
       this.note = err instanceof Refused ? err.note : "alerts_failed";
     }).finally(() => {
+      this.pending -= 1;
       this.#save();
       this.#render();
       this.onChange([...this.shops]);
@@ -260,12 +279,12 @@ export class Alerts {
       const answer = await fetch(`${API}/${encodeURIComponent(this.sub.id)}`, {
         method: "PUT",
         headers: { "Content-Type": "application/json", Authorization: `Bearer ${this.sub.secret}` },
-        body: JSON.stringify({ shops }),
+        body: JSON.stringify({ shops, quiet_hours: !this.night }),
       });
       if (answer.ok) return;
       // 404: the server deleted it (the push service said it was gone); 401: not ours any
       // more. Either way, subscribed again without a word to the reader.
-      if (answer.status !== 404 && answer.status !== 401) throw new Error(`PUT ${answer.status}`);
+      if (answer.status !== 404 && answer.status !== 401) throw await refusal(answer);
       this.sub = null;
     }
     await this.#subscribe(shops);
@@ -285,9 +304,11 @@ export class Alerts {
           auth: json.keys?.auth } },
         shops,
         quiet_hours: !this.night,
+        // Where "21:00-08:00" is read (an extension): a zone, never a position.
+        ...(zone() ? { timezone: zone() } : {}),
       }),
     });
-    if (!answer.ok) throw new Error(`POST ${answer.status}`);
+    if (!answer.ok) throw await refusal(answer);
     const created = await answer.json();
     if (typeof created?.id !== "string" || typeof created?.secret !== "string") {
       throw new Error("POST answered without id and secret");
@@ -330,7 +351,7 @@ export class Alerts {
     });
     // Already gone is as good as deleted.
     if (!answer.ok && answer.status !== 404 && answer.status !== 401) {
-      throw new Error(`DELETE ${answer.status}`);
+      throw await refusal(answer);
     }
     this.sub = null;
   }
@@ -378,8 +399,10 @@ export class Alerts {
   }
 
   #render() {
+    // The switch is on while every followed shop alerts ("Alert me" may have turned one
+    // back off); one shop alerting from its card alone leaves it off, and the note says so.
     const on = this.all || this.shops.size > 0;
-    this.switchEl.checked = on;
+    this.switchEl.checked = this.all;
     this.nightRow.hidden = !on;
     this.nightEl.checked = this.night;
     let text = "";
