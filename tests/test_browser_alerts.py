@@ -57,6 +57,7 @@ from tests.helpers import (
     wait_for,
     web_server,
 )
+from tests.test_browser_holds import serious_axe
 from workers.pusher import Pusher
 
 # One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
@@ -164,6 +165,7 @@ async def test_nothing_is_asked_before_the_tap_and_a_refusal_is_said(
         assert await page.get_attribute("#alerts-switch", "role") == "switch"
         assert not await page.is_checked("#alerts-switch")
         await no_sideways_scroll(page)
+        assert await serious_axe(page) == []
         # Following, opening the filters, reading: nothing asked of the browser.
         assert await page.evaluate("() => window.__asks") == {"permission": 0, "subscribe": 0}
         assert await page.evaluate("() => Notification.permission") == "default"
@@ -496,6 +498,10 @@ async def test_the_tap_subscribes_and_every_change_of_follows_is_told(
                                                                  "subscribe": 0}
             await page.click(f"{feed_card(bread)} .alert-me")
             await settled(page, 1)
+            # Its card made again: the focus still on its "Alert me".
+            assert await page.evaluate("(sel) => document.activeElement === "
+                                       "document.querySelector(sel)",
+                                       f"{feed_card(bread)} .alert-me")
             method, path, body = page.calls[0]
             assert (method, path) == ("POST", "subscriptions")
             assert body["subscription"] == {"endpoint": got.endpoint,
@@ -607,3 +613,31 @@ async def test_end_to_end_a_shop_posts_and_the_notification_shows(
             assert shown["tag"] == f"shop:{shop.id}"
             assert shown["data"] == {"url": f"/?post={offer_id}"}
             assert page.errors == []
+
+
+async def test_also_at_night_ticked_while_subscribing_reaches_the_server(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """"Also at night" ticked while the first POST is on its way (its body left with quiet
+    hours on) is told after it: a PUT once the POST is answered (it was dropped: no
+    subscription id yet)."""
+    async with receiver() as got:
+        settings = dataclasses.replace(settings, push_allowed_hosts=(f"127.0.0.1:{got.port}",))
+        async with web_server(settings) as web, enricher(redis, settings), \
+                httpx.AsyncClient(base_url=web.http) as http:
+            shop = await add_shop(redis, settings, "Au Pain Doré", *STREET)
+            bread = await live_post(http, shop, redis, arrival("Pain de seigle"))
+            page = await subscribed_phone(browser, web.http, got)
+            held: list[Any] = []
+            # The POST reaches the real server only when the test lets it go.
+            await page.route("**/api/v1/push/subscriptions", lambda route: held.append(route))
+            await page.click(f"{feed_card(bread)} .star")
+            await page.click(f"{feed_card(bread)} .alert-me")
+            await wait_for(lambda: bool(held), message="the POST under way")
+            assert json.loads(held[0].request.post_data)["quiet_hours"] is True
+            await open_filters(page)
+            await page.check("#alerts-night")
+            await held[0].continue_()
+            await settled(page, 2)
+            assert page.calls[1][0] == "PUT" and page.calls[1][2]["quiet_hours"] is False
+            record = await PushStore(redis).get((await kept(page))["id"])
+            assert record is not None and record.quiet_hours is False

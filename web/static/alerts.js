@@ -212,8 +212,9 @@ export class Alerts {
   #nightChanged() {
     this.night = this.nightEl.checked;
     this.#save();
-    // PUT takes quiet_hours too (an extension of DESIGN.md 9's PUT).
-    if (this.sub) this.#enqueue(() => this.#sync());
+    // PUT takes quiet_hours too (an extension of DESIGN.md 9's PUT). Queued even while
+    // the first POST is under way: its body may have left with the choice before.
+    if (this.shops.size) this.#enqueue(() => this.#sync());
   }
 
   /**

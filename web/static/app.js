@@ -111,11 +111,9 @@ const producerView = new ProducerView($("producer-view"), {
 const alerts = new Alerts({
   switchEl: $("alerts-switch"), nightEl: $("alerts-night"), nightRow: $("alerts-night-row"),
   noteEl: $("alerts-note"), follows: () => [...follows],
-  onChange: () => {
-    follows.forEach(refreshShop);
-    postView.render();
-  },
+  onChange: (alerted) => alertsChanged(alerted),
 });
+let shownAlerted = new Set(alerts.snapshot.shops); // the shops whose cards say "alerting"
 const postView = new PostView($("post-view"), {
   position: () => position && { ...position },
   onBack: () => leavePost(),
@@ -343,7 +341,7 @@ function cardOptions(post) {
   return {
     shop: profiles.get(shopId),
     follow: { followed, onToggle: () => toggleFollow(post.shop) },
-    alert: followed ? { on: alerts.isAlerted(shopId), onToggle: () => toggleAlert(post) }
+    alert: followed ? { on: alerts.isAlerted(shopId), onToggle: () => alerts.toggleShop(shopId) }
       : undefined,
     onHold,
   };
@@ -485,12 +483,23 @@ function toggleFollow(shop) {
   card?.el.querySelector(".star")?.focus({ preventScroll: true });
 }
 
-/** "Alert me" tapped on one of the shop's cards: the focus stays on it (rebuilt). */
-function toggleAlert(post) {
-  const inPostView = postView.root.contains(document.activeElement);
-  alerts.toggleShop(post.shop.id);
-  const card = inPostView ? postView.root.querySelector(".card") : cards.get(post.id)?.el;
-  card?.querySelector(".alert-me")?.focus({ preventScroll: true });
+/**
+ * The alerted shops changed (a tap, or the server's answer undoing it): the cards of the
+ * shops concerned are made again, the focus kept on the "Alert me" it was on.
+ */
+function alertsChanged(alerted) {
+  const now = new Set(alerted);
+  const changed = [...new Set([...now, ...shownAlerted])]
+    .filter((id) => now.has(id) !== shownAlerted.has(id));
+  shownAlerted = now;
+  if (!changed.length) return;
+  const active = document.activeElement;
+  const focusedPost = active?.classList.contains("alert-me") ?
+    active.closest("#feed .card")?.dataset.postId : null;
+  changed.forEach(refreshShop);
+  postView.render();
+  const button = focusedPost && cards.get(focusedPost)?.el.querySelector(".alert-me");
+  button?.focus({ preventScroll: true });
 }
 
 function onFrame(frame, live) {

@@ -110,7 +110,11 @@ export class PostView {
 
   render() {
     if (!this.isOpen) return;
-    const focused = this.root.contains(document.activeElement);
+    const active = document.activeElement;
+    const focused = this.root.contains(active);
+    // A control of the card made again (its star, "Alert me") keeps the focus.
+    const control = focused && active.closest(".card") ?
+      [...active.classList].map((c) => `.card .${c}`)[0] : null;
     const back = el("button", "post-view-back", t("post_view_back"));
     back.type = "button";
     back.addEventListener("click", () => this.onBack());
@@ -136,12 +140,14 @@ export class PostView {
     }
     this.root.replaceChildren(...parts);
     if (focused && !this.root.contains(document.activeElement)) {
-      this.heading?.focus({ preventScroll: true });
+      const again = control && this.root.querySelector(control);
+      (again ?? this.heading)?.focus({ preventScroll: true });
     }
   }
 
   #heading(text, user = false) {
-    const h = user ? userText("h2", "post-view-heading", text) : el("h2", "post-view-heading", text);
+    const h = user ? userText("h2", "post-view-heading", text)
+      : el("h2", "post-view-heading", text);
     h.id = "post-view-heading";
     h.tabIndex = -1; // the focus goes here when the view opens
     return h;

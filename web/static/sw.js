@@ -226,7 +226,7 @@ function clockTime(ms, zone, locale) {
 
 /** The notification for a push's payload at `now`: {title, options}. */
 function alertOf(payload, words, now) {
-  const post = payload && payload.type === "post" && payload.post && typeof payload.post === "object"
+  const post = payload?.type === "post" && payload.post && typeof payload.post === "object"
     ? payload.post : null;
   const shop = post && post.shop && typeof post.shop === "object" ? post.shop : null;
   const url = typeof payload?.url === "string" && POST_LINK.test(payload.url) ? payload.url : "/";
