@@ -7,7 +7,7 @@ count (Gateway.admit/opened/closed), snapshot or replay after a cursor, live fan
 the WebSocket frame the hub encoded once (`sse_event`): the frame's JSON is the event's
 `data:`, its `type` the event's name, its `cursor` the event's `id:`.
 
-A stream is a `Sink` (feed.hub) whose writes queue events for the HTTP response (web.api
+A stream is a `Sink` (feed.hub) whose writes queue events for the HTTP response (web.stream
 sends them); its `buffered()` is that queue, so the hub's slow-consumer rule drops a
 stream whose client stops reading as it drops a socket. A reader that never reads but
 never fills a buffer either (a quiet street: a ping every 25 s) is what the WebSocket's
