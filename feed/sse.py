@@ -77,7 +77,7 @@ def sse_event(frame: bytes) -> bytes:
 class EventStream:
     """One stream's queue of events, as the hub's Sink."""
 
-    __slots__ = ("_high_water", "_on_lagging", "_queue", "_size", "_wake", "closed")
+    __slots__ = ("_high_water", "_on_lagging", "_queue", "_size", "_wake", "closed", "sending")
 
     def __init__(self, first: bytes = b"") -> None:
         self._queue: list[bytes] = [first] if first else []
@@ -86,6 +86,11 @@ class EventStream:
         self._high_water = 0
         self._on_lagging: Callable[[], object] | None = None
         self.closed = False
+        # The response is waiting for the client to take what it sent (set by web.stream
+        # around each send). Only then is what queues up "unsent" in the hub's sense: the
+        # snapshot, queued in one go while the response waits for it, is not a lagging
+        # client, as it is not on a socket, whose transport takes it at once.
+        self.sending = False
 
     # --- Sink (feed.hub) ---------------------------------------------------------------
 
@@ -100,11 +105,12 @@ class EventStream:
         self._size += len(event)
         self._wake.set()
         # Once, as a transport calls pause_writing once per crossing of its high-water mark.
-        if self._on_lagging is not None and before <= self._high_water < self._size:
+        if self.sending and self._on_lagging is not None \
+                and before <= self._high_water < self._size:
             self._on_lagging()
 
     def buffered(self) -> int:
-        return self._size
+        return self._size if self.sending else 0
 
     def close(self, code: int, reason: str = "") -> None:
         """Ends the response (a Sink's close; codes and reasons are a socket's)."""

@@ -370,3 +370,23 @@ async def test_resume_by_last_event_id_across_a_restart_without_gap_or_duplicate
     # The second stream's access line is there (the first one's died with its process)...
     assert '"path": "/api/v1/feed/stream", "status": 200' in logs, logs
     assert "8370137" not in logs and "5735219" not in logs  # ...without the position
+
+
+async def test_a_snapshot_larger_than_the_buffer_limit_is_not_taken_for_lagging(
+        redis: Redis, settings: Settings) -> None:
+    # A socket's snapshot goes straight to its transport; a stream's is queued until its
+    # response takes it, which must not count as a client that does not read.
+    settings = settings.with_(gateway_socket_buffer_max=2048)
+    shop = await add_shop(redis, settings, "Librairie", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        ids = [(await send_post(http, shop, arrival(f"Nouveauté n°{i} " + "x" * 50))).json()["id"]
+               for i in range(12)]
+        await wait_for(lambda: _in_feed(http, ids[-1]), message="the posts live")
+        async with sse_client(web.http) as sse:
+            assert sorted(sse.post_ids()) == sorted(ids)
+            assert len(sse.events[0][2]["post"]["title"]) > 50
+            assert sum(len(json.dumps(d)) for d in sse.frames()) > 2 * 2048
+            assert web.state.hub.dropped_slow == 0
+            live = (await send_post(http, shop, arrival("Prix Goncourt"))).json()["id"]
+            await wait_for(lambda: live in sse.post_ids())

@@ -93,8 +93,10 @@ class _EventStreamResponse(Response):
                 await send({"type": "http.response.start", "status": self.status_code,
                             "headers": self.raw_headers})
                 while (events := await stream.next_events()) is not None:
+                    stream.sending = True
                     await send({"type": "http.response.body", "body": events,
                                 "more_body": True})
+                    stream.sending = False
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             finally:
                 watcher.cancel()
