@@ -10,9 +10,10 @@ the new area follow.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
@@ -35,6 +36,7 @@ from feed.hub import Connection, Hub, Sink, SocketGone
 from feed.raw_ws import NativeChannel
 from feed.reader import Readers
 from feed.snapshot import snapshot_area
+from feed.sse import EventStream, EventStreams
 from rules import cursor as cursors
 from rules.addresses import counted_address
 from rules.clock import Clock
@@ -48,7 +50,7 @@ from storage.live import LiveIndex
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, text
 
-__all__ = ["Gateway", "SubscriptionError", "parse_subscription"]
+__all__ = ["Gateway", "SubscriptionError", "parse_subscription", "same_origin"]
 
 log = logging.getLogger("streetfeed.gateway")
 
@@ -85,11 +87,17 @@ def parse_subscription(params: dict[str, str]) -> Subscription:
         raise SubscriptionError("invalid_subscription", str(exc)) from None
 
 
-def origin_allowed(origin: str, host: str, scheme: str, allowed: tuple[str, ...]) -> bool:
-    """Same origin always; other origins only when listed (exactly, scheme included)."""
+def same_origin(origin: str, host: str, scheme: str) -> bool:
+    """Whether `origin` is the page's own (an https page may reach an http listener: TLS
+    ends at a proxy that does not say so)."""
     same = {f"http://{host}", f"https://{host}"} if scheme in ("ws", "http") else {
         f"https://{host}"}
-    return origin in same or origin in allowed
+    return origin in same
+
+
+def origin_allowed(origin: str, host: str, scheme: str, allowed: tuple[str, ...]) -> bool:
+    """Same origin always; other origins only when listed (exactly, scheme included)."""
+    return same_origin(origin, host, scheme) or origin in allowed
 
 
 class Gateway:
@@ -104,6 +112,8 @@ class Gateway:
         self.readers = readers
         self.lives = {r: LiveIndex(redis, r, settings)
                       for r in settings.region_names}
+        # GET /api/v1/feed/stream's open streams (feed.sse), counted with the sockets.
+        self.streams = EventStreams()
 
     async def admit(self, origin: str | None, host: str, scheme: str,
                      address: str) -> ApiError | None:
@@ -158,13 +168,50 @@ class Gateway:
         except SubscriptionError as exc:
             self._refuse(conn.sink, exc.code, str(exc), CLOSE_POLICY)
             return False
+        await self.follow(conn, sub, params.get("cursor"))
+        return True
+
+    async def follow(self, conn: Connection, sub: Subscription, cursor: str | None) -> None:
+        """Subscribe a socket or an event stream to `sub`, and send its snapshot or its
+        replay after `cursor` (kept waiting during an outage, as `open` says)."""
         self._locate(conn, sub)
 
         async def first() -> None:
             await self._wait_positioned(conn)
-            await self._start(conn, params.get("cursor"))
+            await self._start(conn, cursor)
         await self._until_set_up(conn, first)
-        return True
+
+    @contextlib.asynccontextmanager
+    async def event_stream(self, sub: Subscription, cursor: str | None,
+                           address: str) -> AsyncIterator[EventStream]:
+        """An event stream subscribed to `sub` (feed.sse), admitted already (`admit`) and
+        counted as a socket of `address` while the caller sends its events."""
+        stream = EventStream(b"retry: %d\n\n" % self.settings.sse_retry_ms)
+        self.opened(address)
+        self.streams.open.add(stream)
+        conn = self.hub.connect(stream)
+        setup = asyncio.create_task(self._set_up_stream(conn, sub, cursor))
+        life = asyncio.get_running_loop().call_later(self.settings.sse_max_life_s,
+                                                     stream.close, 1000, "reconnect")
+        try:
+            yield stream
+        finally:
+            life.cancel()
+            setup.cancel()
+            self.streams.open.discard(stream)
+            stream.close(1000)
+            self.closed(conn, address)
+
+    async def _set_up_stream(self, conn: Connection, sub: Subscription,
+                             cursor: str | None) -> None:
+        try:
+            await self.follow(conn, sub, cursor)
+        except SocketGone:
+            pass  # the client left while its snapshot was read
+        except Exception:
+            # As a socket's (NativeSocket.open): never left open but unfed.
+            log.exception("gateway: setting up an event stream failed")
+            conn.sink.close(CLOSE_INTERNAL_ERROR, "internal error: reconnect")
 
     async def _until_set_up(self, conn: Connection,
                             attempt: Callable[[], Awaitable[None]]) -> None:

@@ -162,6 +162,12 @@ class Settings:
     # A socket whose unsent bytes exceed this is closed (resumable) instead of slowing others.
     gateway_socket_buffer_max: int = 256 * 1024
     gateway_ping_interval_s: float = 25.0
+    # Server-Sent Events (GET /api/v1/feed/stream, feed.sse): the `retry:` an EventSource
+    # waits before reconnecting with its Last-Event-ID, and a stream's longest life (a
+    # client that stops reading while nothing fills its buffer is cut off by this; one
+    # that reads resumes at once, nothing lost).
+    sse_retry_ms: int = 2_000
+    sse_max_life_s: float = 600.0
     gateway_use_index: bool = True
     # Size of a geo cell in degrees of latitude (~550 m); longitude cells keep that width in metres.
     geo_cell_deg: float = 0.005

@@ -45,6 +45,16 @@ class Node:
              "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
+    def started(self) -> bool:
+        """Answering on its port; meant to be polled. A port taken between free_port()
+        and the bind (other servers start on this machine too) makes the server exit at
+        once: it is started again on fresh ports."""
+        if self.process is not None and self.process.poll() is not None:
+            self.port, self.bus_port = free_port(), free_port()
+            self.start()
+            return False
+        return _answers(self.port)
+
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
@@ -72,7 +82,7 @@ class Cluster:
         for node in self.nodes:
             node.start()
         for node in self.nodes:
-            _wait(lambda node=node: _answers(node.port), 15, f"node {node.port}")
+            _wait(node.started, 15, f"node {node.port}")
         subprocess.run([cli_binary(), "--cluster", "create",
                         *[f"127.0.0.1:{n.port}" for n in self.nodes],
                         "--cluster-replicas", "1", "--cluster-yes"],

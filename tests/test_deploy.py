@@ -126,7 +126,7 @@ def recipe_site(http_port: int, tls_port: int, app_port: int, cert: Path, key: P
         "listen 443 ssl;": f"listen 127.0.0.1:{tls_port} ssl;",
         "/etc/letsencrypt/live/feed.example.org/fullchain.pem": str(cert),
         "/etc/letsencrypt/live/feed.example.org/privkey.pem": str(key),
-        "http://127.0.0.1:8000": f"http://127.0.0.1:{app_port}",
+        "server 127.0.0.1:8000;": f"server 127.0.0.1:{app_port};",
     }
     for old, new in replacements.items():
         # The recipe changed under the test: say so rather than test something else.
@@ -285,6 +285,32 @@ async def check_through_proxy(client: httpx.AsyncClient, other: httpx.AsyncClien
                 "https://", "http://")))
         assert cross.value.response.status_code == 403
 
-    # Server-Sent Events (DESIGN.md section 9) are not served yet. When they are, check
-    # here that /api/v1/feed/stream delivers the post above through nginx without
-    # buffering (docs/deploy.md, the note in the site block).
+    # The event stream (DESIGN.md section 9) through nginx: unbuffered, so the snapshot's
+    # end and then a post published while it is open arrive as they are sent (nginx's
+    # buffering would hold them until 4-8 KiB gathered), with the client's address.
+    async with client.stream("GET", f"/api/v1/feed/stream?{query}",
+                             headers={"Accept": "text/event-stream"}) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"] == "text/event-stream"
+        assert stream.headers["cache-control"] == "no-store"
+        lines = stream.aiter_lines()
+
+        async def until(prefix: str) -> str:
+            async for line in lines:
+                if line.startswith(prefix):
+                    return line
+            raise AssertionError(f"the stream ended before {prefix!r}")
+
+        await asyncio.wait_for(until("event: ping"), 5)
+        posted = await client.post(f"/api/v1/shops/{shop_id}/posts",
+                                   content=json.dumps(arrival("Sardines de Saint-Jean")),
+                                   headers={"Content-Type": "application/json",
+                                            "Authorization": f"Bearer {token}"})
+        assert posted.status_code == 202, posted.text
+        line = await asyncio.wait_for(until('data: {"type":"post"'), 5)
+        assert json.loads(line.removeprefix("data: "))["post"]["id"] == posted.json()["id"]
+        # Counted under 127.0.0.2 with its sockets: its cap (2) is reached with one more.
+        async with connect(f"{ws_base}/ws/feed?{query}", ssl=context, origin=origin,
+                           local_addr=(CLIENT, 0)):
+            third = await client.get(f"/api/v1/feed/stream?{query}")
+            assert third.status_code == 429, third.text

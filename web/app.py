@@ -50,7 +50,7 @@ from storage.media_s3 import S3_UNAVAILABLE
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
 from storage.vapid import load_vapid_key
-from web import api, holds, media, pages, push
+from web import api, holds, media, pages, push, stream
 from web.assets import Assets
 from web.console import ConsoleGate
 from web.forwarded import ForwardedClient
@@ -207,6 +207,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Route("/api/v1/producers", api.search_producers, methods=["GET"]),
         Route("/api/v1/producers/{producer_id}", api.producer_page, methods=["GET"]),
         Route("/api/v1/feed", api.feed, methods=["GET"]),
+        Route("/api/v1/feed/stream", stream.feed_stream, methods=["GET"]),
         Route("/api/v1/shops", api.list_shops, methods=["GET"]),
         Route("/api/v1/shops/{shop_id}", api.shop_profile, methods=["GET"]),
         Route("/api/v1/shops/{shop_id}", api.update_shop, methods=["PATCH"]),

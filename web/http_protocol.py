@@ -36,6 +36,7 @@ import httptools
 from uvicorn.config import HTTP_PROTOCOLS
 from uvicorn.importer import import_from_string
 
+from feed.sse import EventStreams
 from runtime.connections import ConnectionGuard, refusal_response
 from runtime.lifespan import STATE_KEY
 
@@ -82,9 +83,14 @@ class GuardedHttpProtocol(asyncio.Protocol):
                  **more: Any) -> None:
         self._inner: Any = inner_http_class()(config=config, server_state=server_state,
                                               app_state=app_state, **more)
-        guard = getattr(app_state.get(STATE_KEY), "guard", None)
+        state = app_state.get(STATE_KEY)
+        guard = getattr(state, "guard", None)
         # None when the app is not ours: uvicorn's behaviour, nothing added.
         self._guard = guard if isinstance(guard, ConnectionGuard) else None
+        streams = getattr(getattr(state, "gateway", None), "streams", None)
+        if isinstance(streams, EventStreams):
+            # Told when the server stops, as connections are (feed.sse.EventStreams).
+            streams.register(server_state.connections)
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._parser: httptools.HttpRequestParser | None = None

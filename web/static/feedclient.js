@@ -1,5 +1,14 @@
-// WebSocket client for /ws/feed: keeps one socket alive, resumes with the last cursor
+// Feed client for /ws/feed: keeps one socket alive, resumes with the last cursor
 // so nothing missed while away is lost, and tells the page which frames are "live".
+//
+// Where a WebSocket cannot be opened (a proxy strips Upgrade), the same frames come as
+// Server-Sent Events from /api/v1/feed/stream (DESIGN section 9), silently: after
+// WS_FAILS_BEFORE_SSE attempts in a row that never opened, the next ones use EventSource
+// with the same query, and a stream that opens is kept for the page's life (a reload
+// tries the WebSocket again). A stream that cannot open either means the server, not a
+// proxy, is away: the WebSocket is tried again. Each connection is opened, resumed with
+// `cursor` and backed off here, as a socket is: EventSource's own reconnection cannot
+// change the area and gives up on any error status, so it is closed at its first error.
 //
 // States: "connecting" (first socket), "live", "not_live" (the socket is up but the
 // server says it cannot read the feed: `status` frames, DESIGN section 9), "reconnecting"
@@ -10,6 +19,11 @@ const MAX_DELAY_MS = 15000;
 // The server pings every 25 s; 70 s of silence means the socket is dead even if the
 // browser has not noticed (phones switching networks often leave half-open sockets).
 const SILENCE_MS = 70000;
+// A connection not open after this is a failed attempt (a proxy may hold it unanswered).
+const OPEN_TIMEOUT_MS = 10000;
+const WS_FAILS_BEFORE_SSE = 2;
+// The events of /api/v1/feed/stream: each one's data is the WebSocket frame.
+const SSE_EVENTS = ["post", "expired", "withdrawn", "reset", "status", "ping"];
 
 export class FeedClient {
   /**
@@ -26,7 +40,11 @@ export class FeedClient {
     this.onState = onState;
     this.state = "connecting";
     this.cursor = null;
-    this.ws = null;
+    this.ws = null; // the open connection: a WebSocket, or an EventSource
+    // WebSocket attempts in a row that never opened; whether the stream is the transport.
+    this.wsFailures = 0;
+    this.useSse = false;
+    this.sseWorked = false;
     this.attempt = 0;
     this.retryTimer = 0;
     this.watchdog = 0;
@@ -61,10 +79,11 @@ export class FeedClient {
     this.sub = { ...sub };
     this.needsSnapshot = true;
     const ws = this.ws;
-    if (ws?.readyState === WebSocket.OPEN) {
+    if (ws instanceof WebSocket && ws.readyState === WebSocket.OPEN) {
       ws.send(JSON.stringify({ type: "subscribe", ...this.sub }));
     } else if (ws) {
-      this.#drop(ws); // still connecting with the old area in its URL: start over
+      // Connecting with the old area in its URL, or a stream (its area is its URL):
+      this.#drop(ws); // start over
       this.#open();
     } // else: waiting to retry; the next attempt uses the new area
   }
@@ -78,23 +97,37 @@ export class FeedClient {
     });
     if (this.sub.local) query.set("local", "1"); // only posts naming a local producer
     if (resume) query.set("cursor", this.cursor);
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws/feed?${query}`);
+    let ws;
+    if (this.useSse) {
+      ws = new EventSource(`/api/v1/feed/stream?${query}`);
+    } else {
+      const scheme = location.protocol === "https:" ? "wss" : "ws";
+      ws = new WebSocket(`${scheme}://${location.host}/ws/feed?${query}`);
+    }
     this.ws = ws;
     this.snapshotDone = false;
     this.serverLive = true;
     if (this.state !== "connecting") {
       this.#setState(navigator.onLine === false ? "offline" : "reconnecting");
     }
+    let opened = false;
+    this.watchdog = setTimeout(() => this.#lost(ws, false), OPEN_TIMEOUT_MS);
 
     ws.onopen = () => {
+      opened = true;
+      if (this.useSse) this.sseWorked = true;
+      else this.wsFailures = 0;
       this.#armWatchdog(ws);
       // Without a cursor the server sends a plain snapshot, with no reset before it.
       if (!resume) this.onFrame({ type: "reset" }, false);
     };
-    ws.onmessage = (ev) => this.#receive(ws, ev.data);
-    ws.onclose = () => this.#lost(ws);
-    ws.onerror = () => this.#lost(ws);
+    ws.onerror = () => this.#lost(ws, opened);
+    if (ws instanceof WebSocket) {
+      ws.onmessage = (ev) => this.#receive(ws, ev.data);
+      ws.onclose = () => this.#lost(ws, opened);
+    } else {
+      for (const type of SSE_EVENTS) ws.addEventListener(type, (ev) => this.#receive(ws, ev.data));
+    }
   }
 
   #receive(ws, data) {
@@ -133,15 +166,32 @@ export class FeedClient {
     this.#setState("not_live", Number.isFinite(since) ? Math.min(since, Date.now()) : Date.now());
   }
 
-  #lost(ws) {
+  /** `opened`: whether this connection had opened before it was lost. */
+  #lost(ws, opened = true) {
     if (ws !== this.ws) return; // error then close: handle the loss once
     this.#drop(ws);
+    // Switching to the stream (or back), the first try of the other is not backed off.
+    if (!opened && navigator.onLine !== false && this.#failedToOpen()) this.attempt = 0;
     this.#setState(navigator.onLine === false ? "offline" : "reconnecting");
     // Exponential backoff with jitter, so a restarted server is not hit by every phone at once.
     const base = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * 2 ** this.attempt);
     const delay = Math.min(MAX_DELAY_MS, Math.max(MIN_DELAY_MS, base * (0.75 + Math.random() / 2)));
     this.attempt += 1;
     this.retryTimer = setTimeout(() => this.#open(), delay);
+  }
+
+  /** A connection that never opened: after a few sockets, try the stream; after a stream
+   * that never worked, the socket again. Whether the transport changed. */
+  #failedToOpen() {
+    const before = this.useSse;
+    if (!this.useSse) {
+      this.wsFailures += 1;
+      this.useSse = this.wsFailures >= WS_FAILS_BEFORE_SSE;
+    } else if (!this.sseWorked) {
+      this.useSse = false;
+      this.wsFailures = 0;
+    }
+    return this.useSse !== before;
   }
 
   #drop(ws) {

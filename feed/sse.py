@@ -1,0 +1,170 @@
+"""GET /api/v1/feed/stream: the feed socket's frames as Server-Sent Events (DESIGN.md 9).
+
+For clients whose WebSocket cannot be opened (proxies that strip `Upgrade`). A stream is
+one more subscriber of the gateway: the same subscription, admission and per-address
+count (Gateway.admit/opened/closed), snapshot or replay after a cursor, live fan-out,
+`status` frames and presence as a socket. Only the bytes differ, and they are made from
+the WebSocket frame the hub encoded once (`sse_event`): the frame's JSON is the event's
+`data:`, its `type` the event's name, its `cursor` the event's `id:`.
+
+A stream is a `Sink` (feed.hub) whose writes queue events for the HTTP response (web.stream
+sends them); its `buffered()` is that queue, so the hub's slow-consumer rule drops a
+stream whose client stops reading as it drops a socket. A reader that never reads but
+never fills a buffer either (a quiet street: a ping every 25 s) is what the WebSocket's
+protocol ping (closed after its timeout) catches and an event stream cannot: each stream
+ends after `sse_max_life_s` instead, and a client that reads resumes at once with its
+Last-Event-ID, nothing lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, MutableSet
+
+import msgspec
+
+__all__ = ["EventStream", "EventStreams", "sse_event"]
+
+
+class _Head(msgspec.Struct):
+    """What an event needs of a frame: its type and cursor (the rest is skipped)."""
+
+    type: str
+    cursor: str | None = None
+
+
+_decode_head = msgspec.json.Decoder(_Head).decode
+
+# Frames the hub writes to many subscribers are one bytes object each: its events are made
+# once (a bytes object caches its hash, and equal bytes make equal events).
+_CACHE_MAX = 256
+_events: dict[bytes, bytes] = {}
+
+
+def _payload(frame: bytes) -> bytes:
+    """The payload of an unmasked, unfragmented WebSocket frame (feed.frames.ws_text_frame)."""
+    n = frame[1] & 0x7F
+    return frame[2:] if n < 126 else frame[4:] if n == 126 else frame[10:]
+
+
+def sse_event(frame: bytes) -> bytes:
+    """A WebSocket text frame as one event: `event:` its type, `id:` its cursor (a frame
+    without one, `status`, leaves the client's last event id as it was), `data:` its JSON
+    (one line: msgspec escapes every line break inside strings).
+
+    `ping` is also a comment line, the keep-alive proxies know, and an event: a comment
+    reaches no script, and the page needs the ping's cursor and the end of the snapshot it
+    marks. `error` frames are for sockets only (a stream's query is checked before it
+    starts) and would be taken for EventSource's own `error` event: nothing is written."""
+    event = _events.get(frame)
+    if event is not None:
+        return event
+    payload = _payload(frame)
+    head = _decode_head(payload)
+    if head.type == "error":
+        return b""
+    parts = [b": ping\n" if head.type == "ping" else b"", b"event: ", head.type.encode(), b"\n"]
+    if head.cursor is not None:
+        parts += [b"id: ", head.cursor.encode(), b"\n"]
+    parts += [b"data: ", payload, b"\n\n"]
+    event = b"".join(parts)
+    if len(_events) >= _CACHE_MAX:
+        _events.clear()
+    _events[frame] = event
+    return event
+
+
+class EventStream:
+    """One stream's queue of events, as the hub's Sink."""
+
+    __slots__ = ("_high_water", "_on_lagging", "_queue", "_size", "_wake", "closed", "sending")
+
+    def __init__(self, first: bytes = b"") -> None:
+        self._queue: list[bytes] = [first] if first else []
+        self._size = len(first)
+        self._wake = asyncio.Event()
+        self._high_water = 0
+        self._on_lagging: Callable[[], object] | None = None
+        self.closed = False
+        # The response is waiting for the client to take what it sent (set by web.stream
+        # around each send). Only then is what queues up "unsent" in the hub's sense: the
+        # snapshot, queued in one go while the response waits for it, is not a lagging
+        # client, as it is not on a socket, whose transport takes it at once.
+        self.sending = False
+
+    # --- Sink (feed.hub) ---------------------------------------------------------------
+
+    def write(self, frame: bytes) -> None:
+        if self.closed:
+            return
+        event = sse_event(frame)
+        if not event:
+            return
+        before = self._size
+        self._queue.append(event)
+        self._size += len(event)
+        self._wake.set()
+        # Once, as a transport calls pause_writing once per crossing of its high-water mark.
+        if self.sending and self._on_lagging is not None \
+                and before <= self._high_water < self._size:
+            self._on_lagging()
+
+    def buffered(self) -> int:
+        return self._size if self.sending else 0
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Ends the response (a Sink's close; codes and reasons are a socket's)."""
+        if not self.closed:
+            self.closed = True
+            self._queue.clear()
+            self._size = 0
+            self._wake.set()
+
+    def fast_path(self, high_water: int,
+                  on_lagging: Callable[[], object]) -> Callable[[bytes], object]:
+        self._high_water = high_water
+        self._on_lagging = on_lagging
+        return self.write
+
+    # --- The response's side -----------------------------------------------------------
+
+    async def next_events(self) -> bytes | None:
+        """Every event queued since the last call, once there is one; None once closed."""
+        while not self._queue and not self.closed:
+            self._wake.clear()
+            await self._wake.wait()
+        if self.closed:
+            return None
+        events = b"".join(self._queue)
+        self._queue.clear()
+        self._size = 0
+        return events
+
+
+class EventStreams:
+    """This process's open streams, closed at once when the server stops.
+
+    uvicorn's Server asks every object in its `server_state.connections` to `shutdown()`
+    when it stops, then waits (up to its graceful timeout) for them to leave the set; a
+    response being streamed is never told. The HTTP protocol (web/http_protocol.py)
+    registers this object there, so streams end with a `1001` close at once instead of
+    being cut after the grace time, and new ones are refused."""
+
+    __slots__ = ("_registered", "open", "stopping")
+
+    def __init__(self) -> None:
+        self.open: set[EventStream] = set()
+        self.stopping = False
+        self._registered: MutableSet[object] | None = None
+
+    def register(self, connections: MutableSet[object]) -> None:
+        if self._registered is None and not self.stopping:
+            self._registered = connections
+            connections.add(self)
+
+    def shutdown(self) -> None:
+        self.stopping = True
+        for stream in list(self.open):
+            stream.close(1001, "server restarting")
+        if self._registered is not None:
+            self._registered.discard(self)

@@ -1,0 +1,75 @@
+"""The pages where a WebSocket cannot be opened (a proxy strips Upgrade): real headless
+Chromium falls back to GET /api/v1/feed/stream (EventSource), silently."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from runtime.settings import Settings
+from tests.helpers import add_shop, arrival, enricher, send_post, wait_for, web_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+
+STREET = (44.8370, -0.5735)
+
+# As a proxy that strips Upgrade leaves it: every WebSocket fails before it opens.
+NO_WEBSOCKET = """
+window.wsTried = 0;
+window.WebSocket = class extends EventTarget {
+  static CONNECTING = 0; static OPEN = 1; static CLOSING = 2; static CLOSED = 3;
+  constructor(url) {
+    super();
+    window.wsTried += 1;
+    this.url = url;
+    this.readyState = 0;
+    setTimeout(() => {
+      this.readyState = 3;
+      if (this.onerror) this.onerror(new Event("error"));
+      if (this.onclose) this.onclose(new CloseEvent("close", { code: 1006 }));
+    }, 20);
+  }
+  send() { throw new DOMException("not open", "InvalidStateError"); }
+  close() {}
+};
+"""
+
+
+@pytest.mark.parametrize("path", ["/?lat={lat}&lon={lon}&radius_m=500", "/screen/{shop}"])
+async def test_without_websocket_the_page_is_fed_by_the_event_stream(
+        redis: Redis, settings: Settings, browser: Any, path: str) -> None:
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        before = (await send_post(http, shop, arrival("Clémentines de Corse"))).json()["id"]
+        await wait_for(lambda: _live(http, before), message="the first post live")
+        page = await browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        streams: list[str] = []
+        page.on("request", lambda r: streams.append(r.url)
+                if "/api/v1/feed/stream" in r.url else None)
+        await page.add_init_script(NO_WEBSOCKET)
+        await page.goto(web.http + path.format(lat=STREET[0], lon=STREET[1], shop=shop.id))
+        await page.wait_for_selector(f'[data-post-id="{before}"]', timeout=10_000)
+        live = (await send_post(http, shop, arrival("Kakis"))).json()["id"]
+        await page.wait_for_selector(f'[data-post-id="{live}"]', timeout=5_000)
+        assert await page.evaluate("() => window.wsTried") >= 2
+        assert len(streams) == 1 and "cursor=" not in streams[0], streams
+        assert sum(web.state.gateway.per_address.values()) == 1
+        if path.startswith("/?"):
+            # "Live", as with a socket: nothing said about the stream, no error shown.
+            assert await page.evaluate("() => window.streetfeed.state") == "live"
+            assert await page.get_attribute("#status", "data-state") == "live"
+            assert await page.is_hidden("#error")
+            assert await page.is_hidden("#offline")
+        assert errors == []
+        await page.close()
+
+
+async def _live(http: httpx.AsyncClient, post_id: str) -> bool:
+    feed = (await http.get(f"/api/v1/feed?lat={STREET[0]}&lon={STREET[1]}&radius_m=500"))
+    return post_id in [p["id"] for p in feed.json()["posts"]]
