@@ -12,10 +12,9 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,9 +24,9 @@ from redis.asyncio import Redis
 
 from rules.clock import Clock, ManualClock, SystemClock
 from runtime.settings import Settings
-from schemas.limits import PUSH_MESSAGE_MAX, TEXT_MAX
 from schemas.shops import ShopCreated
 from storage import keys
+from schemas.limits import PUSH_MESSAGE_MAX
 from storage.vapid import VAPID_FILE, load_vapid_key
 from tests.helpers import (
     Service,
@@ -343,3 +342,169 @@ async def test_410_deletes_the_subscription_and_429_and_5xx_are_retried(
 
 async def _gone(redis: Redis, sub_id: str) -> bool:
     return not await redis.exists(keys.push_subscription(sub_id))
+
+
+async def test_a_redirect_is_not_followed(redis: Redis, push_settings: Settings,
+                                          receiver: PushReceiver) -> None:
+    """An allowed endpoint answering a redirect (to an address it could not subscribe with)
+    is not followed: the alert is dropped, nothing reaches where it points."""
+    a, b = await two_shops(redis, push_settings)
+    async with street(redis, push_settings, receiver) as http:
+        name, _ = await subscribe(http, receiver, [a.id, b.id], quiet_hours=False)
+        receiver.answer(name, 307, headers={"Location": f"{receiver.origin}/stolen"})
+        first = await live_post(http, a, redis, arrival("Fraises"))
+        later = await live_post(http, b, redis, arrival("Comté"))
+        await delivered(receiver, name, later)
+        assert [(p.post_id, p.status) for p in receiver.pushes(name)] == [(first, 307),
+                                                                          (later, 201)]
+        assert receiver.stolen == []
+
+
+def _zone_at_local_hour(hour: int, now: datetime) -> str:
+    """A fixed-offset zone where it is `hour` o'clock at `now`."""
+    offset = (hour - now.astimezone(UTC).hour) % 24
+    offset = offset - 24 if offset > 14 else offset
+    return "Etc/GMT" + (f"{-offset:+d}" if offset else "")
+
+
+async def _due_at(redis: Redis, sub_id: str) -> float | None:
+    score = await redis.zscore(keys.push_due(), sub_id)
+    return None if score is None else float(score)
+
+
+async def test_quiet_hours_and_the_hourly_limit_through_the_real_pusher(
+        redis: Redis, push_settings: Settings, receiver: PushReceiver) -> None:
+    """On the pusher's controlled clock: a subscription in quiet hours (07:xx on its device)
+    gets nothing until 08:00, then the flash offer first; one that opted out gets its alert
+    at once, and a second post of the same shop an hour after the first."""
+    clock = ManualClock()
+    zone = _zone_at_local_hour(7, clock.now())
+    eight = datetime.combine(clock.now().astimezone(ZoneInfo(zone)).date(),
+                             datetime.min.time().replace(hour=8), tzinfo=ZoneInfo(zone))
+    a, b = await two_shops(redis, push_settings)
+    async with street(redis, push_settings, receiver, clock) as http:
+        quiet, quiet_sub = await subscribe(http, receiver, [a.id, b.id], timezone=zone)
+        awake, awake_sub = await subscribe(http, receiver, [a.id], quiet_hours=False)
+        fraises = await live_post(http, a, redis, arrival("Fraises"))
+        await delivered(receiver, awake, fraises)
+        offer = await live_post(http, b, redis, flash("Comté -20 %", minutes=180))
+        # The quiet one waits for 08:00 on its device, and nothing went.
+        await wait_for(lambda: _is(redis, quiet_sub["id"], eight.timestamp()),
+                       message="the quiet subscription due at 08:00")
+        assert receiver.pushes(quiet) == []
+
+        # A second post of shop a: the awake one waits for the hour since its last alert.
+        baguette = await live_post(http, a, redis, arrival("Baguette de tradition"))
+        first_sent = clock.now().timestamp()
+        await wait_for(lambda: _is(redis, awake_sub["id"], first_sent + 3600),
+                       message="the awake subscription due an hour after its alert")
+        assert [p.post_id for p in receiver.pushes(awake)] == [fraises]
+
+        # 08:00 on the device: the flash offer first, then the arrival of the other shop;
+        # shop a's second post waits for the hour since shop a's last alert.
+        clock.set(eight + timedelta(seconds=1))
+        await delivered(receiver, quiet, fraises)
+        assert [p.post_id for p in receiver.delivered(quiet)] == [offer, fraises]
+        clock.set(eight + timedelta(seconds=3602))  # also past the awake one's hour
+        await delivered(receiver, quiet, baguette)
+        await delivered(receiver, awake, baguette)
+        assert [p.post_id for p in receiver.pushes(awake)] == [fraises, baguette]
+        assert [p.post_id for p in receiver.pushes(quiet)] == [offer, fraises, baguette]
+
+
+async def _is(redis: Redis, sub_id: str, when: float) -> bool:
+    due = await _due_at(redis, sub_id)
+    return due is not None and abs(due - when) < 1.0
+
+
+async def _pusher_reading(redis: Redis, count: int) -> bool:
+    """`count` pushers have read the feed (each XREADGROUP names its consumer)."""
+    consumers = await redis.xinfo_consumers(keys.feed_stream("main"), keys.PUSHER_GROUP)
+    return len(consumers) >= count
+
+
+async def test_the_pusher_killed_and_restarted_delivers_once(
+        redis: Redis, push_settings: Settings, receiver: PushReceiver, tmp_path: Path) -> None:
+    """A real `streetfeed pusher` process, killed with SIGKILL: what was published while it
+    was down is alerted when it is back (its group kept the place), nothing twice; its log
+    names no endpoint and no key."""
+    a, b = await two_shops(redis, push_settings)
+    c = await add_shop(redis, push_settings, "Cave Test", category="wine")
+    env = service_env(push_settings.redis_url or "",
+                      STREETFEED_DATA_DIR=str(push_settings.data_dir),
+                      STREETFEED_PUSH_ALLOWED_HOSTS=receiver.host)
+    log_path = tmp_path / "pusher.log"
+    async with street(redis, push_settings, receiver, with_pusher=False) as http:
+        name, created = await subscribe(http, receiver, [a.id, b.id, c.id], quiet_hours=False)
+        first = Service(["pusher"], env, log_path).start()
+        try:
+            await wait_for(lambda: _pusher_reading(redis, 1), 20, "the pusher reading")
+            before = await live_post(http, a, redis, arrival("Fraises"))
+            await delivered(receiver, name, before)
+        finally:
+            first.kill()
+        while_down = await live_post(http, b, redis, arrival("Comté"))
+        second = Service(["pusher"], env, log_path).start()
+        try:
+            await delivered(receiver, name, while_down, timeout=20)
+            after = await live_post(http, c, redis, arrival("Pessac-Léognan 2019"))
+            await delivered(receiver, name, after)
+        finally:
+            assert second.terminate() == 0
+    assert [p.post_id for p in receiver.pushes(name)] == [before, while_down, after]
+    log = log_path.read_text(errors="replace")
+    subscription = await redis.get(keys.push_subscription(created["id"]))
+    assert subscription is not None
+    stored = json.loads(subscription)
+    for secret in (name, stored["p256dh"], stored["auth"], created["secret"]):
+        assert secret not in log
+    assert (push_settings.data_dir / VAPID_FILE).read_text().splitlines()[1] not in log
+
+
+async def test_nothing_stored_tells_a_position_an_address_or_a_device(
+        redis: Redis, push_settings: Settings, receiver: PushReceiver,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Every key the alerts keep, read back after a subscription and an alert: no position,
+    no client address, no user agent; and the logs carry no endpoint and no key."""
+    caplog.set_level(logging.DEBUG)
+    a, _ = await two_shops(redis, push_settings)
+    address, agent = "203.0.113.77", "Mozilla/5.0 (DistinctivePhone 9.9)"
+    async with street(redis, push_settings, receiver) as http:
+        receiver_name = None
+        subscription = receiver.subscription()
+        receiver_name = subscription["endpoint"].rsplit("/", 1)[1]
+        created = await http.post("/api/v1/push/subscriptions", json={
+            "subscription": subscription, "shops": [a.id], "quiet_hours": False,
+            "timezone": "Europe/Paris"},
+            headers={"X-Forwarded-For": address, "User-Agent": agent})
+        assert created.status_code == 201, created.text
+        post_id = await live_post(http, a, redis, flash("Tarte aux fraises -50 %",
+                                                        text="Fraises " * 62))
+        await delivered(receiver, receiver_name, post_id)
+        # The longest text a post may carry still fits one push message.
+        assert max(p.size for p in receiver.pushes(receiver_name)) <= PUSH_MESSAGE_MAX
+        values: list[bytes] = []
+        async for key in redis.scan_iter(match="*"):
+            kind = (await redis.type(key)).decode()
+            if kind == "string":
+                values.append(await redis.get(key) or b"")
+            elif kind == "hash":
+                values += [k + b"=" + v for k, v in (await redis.hgetall(key)).items()]
+            elif kind == "set":
+                values += list(await redis.smembers(key))
+            elif kind == "zset":
+                values += [m for m, _ in await redis.zrange(key, 0, -1, withscores=True)]
+            if key.startswith(keys.PUSH_PREFIX.encode()):
+                pushed = values[-1] if values else b""
+                for word in (b'"lat"', b'"lon"', b"latitude", b"position"):
+                    assert word not in pushed, (key, pushed)
+            values.append(key)
+        everything = b"\n".join(values)
+        assert address.encode() not in everything
+        assert b"DistinctivePhone" not in everything
+    logs = caplog.text
+    for secret in (receiver_name, subscription["keys"]["p256dh"], subscription["keys"]["auth"],
+                   created.json()["secret"], address, "DistinctivePhone"):
+        assert secret not in logs
+    private = load_vapid_key(push_settings).private.private_numbers().private_value
+    assert str(private) not in logs and f"{private:x}" not in logs

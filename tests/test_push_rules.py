@@ -185,7 +185,8 @@ def _longest_post() -> dict[str, object]:
         "posted_at": "2026-12-02T09:00:00Z", "expires_at": "2026-12-02T10:00:00Z",
         "ends_at": "2026-12-02T10:00:00Z", "price": 999999.99, "discount_pct": 90,
         "shop": {"id": "s" * 64, "name": emoji * 60, "category": "bakery", "lat": 44.8,
-                 "lon": -0.57, "address": emoji * 120, "timezone": "America/Argentina/Buenos_Aires"},
+                 "lon": -0.57, "address": emoji * 120,
+                 "timezone": "America/Argentina/Buenos_Aires"},
         "media": [{"id": f"m_{i:016d}", "url": f"/media/m_{i:016d}/1600.webp", "width": 1600,
                    "height": 1200, "variants": [{"width": w, "url": f"/media/m_{i:016d}/{w}.webp"}
                                                 for w in (400, 800, 1600)]}
