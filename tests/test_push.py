@@ -36,9 +36,11 @@ from tests.helpers import (
     bearer,
     enricher,
     flash,
+    free_port,
     live_post,
     service_env,
     wait_for,
+    wait_http,
     web_server,
 )
 from tests.push_receiver import PushReceiver, b64url
@@ -508,3 +510,31 @@ async def test_nothing_stored_tells_a_position_an_address_or_a_device(
         assert secret not in logs
     private = load_vapid_key(push_settings).private.private_numbers().private_value
     assert str(private) not in logs and f"{private:x}" not in logs
+
+
+async def test_up_runs_a_pusher_signing_with_the_key_its_pages_hand_out(
+        redis: Redis, push_settings: Settings, receiver: PushReceiver, tmp_path: Path) -> None:
+    """`streetfeed up --data-dir D` without any VAPID setting: the key is made once in D
+    (mode 0600), its web process hands out its public half and its pusher child signs with
+    it (a child on another data dir signed with another key: every push refused)."""
+    data = tmp_path / "elsewhere"
+    port = free_port()
+    env = service_env(push_settings.redis_url or "",
+                      STREETFEED_PUSH_ALLOWED_HOSTS=receiver.host)
+    up = Service(["up", "--no-demo", "--port", str(port), "--data-dir", str(data)], env,
+                 tmp_path / "up.log").start()
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/readyz", 30)
+        key_file = data / VAPID_FILE
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        shop = await add_shop(redis, push_settings)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            public = (await http.get("/api/v1/push/key")).json()["public_key"]
+            assert public == load_vapid_key(push_settings.with_(data_dir=data)).public
+            receiver.public_key = public
+            name, _ = await subscribe(http, receiver, [shop.id], quiet_hours=False)
+            post_id = await live_post(http, shop, redis, arrival("Fraises"))
+            push = await delivered(receiver, name, post_id, timeout=20)
+            assert push.claims is not None
+    finally:
+        assert up.terminate() == 0, up.log()
