@@ -13,8 +13,8 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,9 +24,9 @@ from redis.asyncio import Redis
 
 from rules.clock import Clock, ManualClock, SystemClock
 from runtime.settings import Settings
+from schemas.limits import PUSH_MESSAGE_MAX
 from schemas.shops import ShopCreated
 from storage import keys
-from schemas.limits import PUSH_MESSAGE_MAX
 from storage.vapid import VAPID_FILE, load_vapid_key
 from tests.helpers import (
     Service,
