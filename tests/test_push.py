@@ -538,3 +538,29 @@ async def test_up_runs_a_pusher_signing_with_the_key_its_pages_hand_out(
             assert push.claims is not None
     finally:
         assert up.terminate() == 0, up.log()
+
+
+async def test_a_redelivered_feed_entry_alerts_once(redis: Redis, push_settings: Settings,
+                                                    receiver: PushReceiver) -> None:
+    """A feed entry read again (a pusher that died before acknowledging it, XAUTOCLAIM)
+    queues nothing more, before or after its alert went."""
+    a, _ = await two_shops(redis, push_settings)
+    async with street(redis, push_settings, receiver, with_pusher=False) as http:
+        name, created = await subscribe(http, receiver, [a.id], quiet_hours=False)
+        post_id = await live_post(http, a, redis, arrival("Fraises"))
+        entries = await redis.xrange(keys.feed_stream("main"))
+        entry = next(e for e in entries if post_id.encode() in e[1][b"d"])
+        idle = Pusher(redis, push_settings, SystemClock(), load_vapid_key(push_settings))
+        try:
+            waiting = keys.push_waiting(created["id"])
+            for _ in range(2):
+                await idle.process("main", [entry])
+                assert await redis.hkeys(waiting) == [post_id.encode()]
+            async with pusher(redis, push_settings):
+                await delivered(receiver, name, post_id)
+            await idle.process("main", [entry])
+            assert await redis.hlen(waiting) == 0
+            assert await redis.zcard(keys.push_sent(created["id"])) == 1
+        finally:
+            await idle.client.aclose()
+        assert len(receiver.pushes(name)) == 1
