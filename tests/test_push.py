@@ -564,3 +564,24 @@ async def test_a_redelivered_feed_entry_alerts_once(redis: Redis, push_settings:
         finally:
             await idle.client.aclose()
         assert len(receiver.pushes(name)) == 1
+
+
+async def test_an_alert_waiting_for_a_shop_no_longer_followed_is_dropped(
+        redis: Redis, push_settings: Settings, receiver: PushReceiver) -> None:
+    clock = ManualClock()
+    zone = _zone_at_local_hour(7, clock.now())
+    eight = datetime.combine(clock.now().astimezone(ZoneInfo(zone)).date(),
+                             datetime.min.time().replace(hour=8), tzinfo=ZoneInfo(zone))
+    a, b = await two_shops(redis, push_settings)
+    async with street(redis, push_settings, receiver, clock) as http:
+        name, created = await subscribe(http, receiver, [a.id], timezone=zone)
+        unfollowed = await live_post(http, a, redis, arrival("Fraises"))
+        await wait_for(lambda: _is(redis, created["id"], eight.timestamp()),
+                       message="the alert waiting for 08:00")
+        changed = await http.put(f"/api/v1/push/subscriptions/{created['id']}",
+                                 json={"shops": [b.id]}, headers=bearer(created["secret"]))
+        assert changed.status_code == 200
+        followed = await live_post(http, b, redis, arrival("Comté"))
+        clock.set(eight + timedelta(seconds=1))
+        await delivered(receiver, name, followed)
+        assert unfollowed not in [p.post_id for p in receiver.pushes(name)]

@@ -271,9 +271,12 @@ class Pusher:
             await self.store.delete(record)
             return
         now = self.clock.now()
-        decided = plan(now, waiting, sent, quiet_hours=record.quiet_hours,
-                       zone=record.timezone)
-        dropped = [w.post_id for w in decided.dropped]
+        # Queued before a PUT that stopped following the shop or wanting the kind.
+        unwanted = [w.post_id for w in waiting
+                    if w.shop_id not in record.shops or w.kind not in record.kinds]
+        decided = plan(now, [w for w in waiting if w.post_id not in unwanted], sent,
+                       quiet_hours=record.quiet_hours, zone=record.timezone)
+        dropped = [*unwanted, *(w.post_id for w in decided.dropped)]
         for w in decided.dropped:
             if w.attempts:
                 metrics.PUSH_FAILED.labels("gave_up").inc()
