@@ -37,6 +37,7 @@ PUSH_SERVICE_HOSTS = frozenset({"fcm.googleapis.com", "android.googleapis.com",
 PUSH_SERVICE_SUFFIXES = (".push.apple.com", ".notify.windows.com")
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _PRINTABLE = re.compile(r"^[\x21-\x7e]+$")
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 # P-256 (secp256r1): y^2 = x^3 - 3x + b over the prime field p (SEC 2, section 2.4.2).
 _P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
@@ -129,6 +130,9 @@ def check_endpoint(url: str, allowed: frozenset[tuple[str, int]] = frozenset()) 
 
 
 def _b64url(value: str) -> bytes:
+    if not _B64URL.match(value):
+        # b64decode would skip what is not of its alphabet, and take `+` and `/`.
+        raise InvalidInput("keys must be base64url", code="invalid_push_keys")
     try:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError):

@@ -285,7 +285,7 @@ class Settings:
     push_subscription_days: int = 90
     # Subscriptions made (POST) per address (its day's keyed hash) per hour.
     push_subscribes_per_address_per_hour: int = 20
-    # One request to a push service: connect, write and read within this; at most
+    # One request to a push service: each of connect, write and read within this; at most
     # push_concurrency at once per pusher process; a due subscription is leased to one
     # pusher for push_lease_s (another takes it over after that if that one died).
     push_timeout_s: float = 5.0
@@ -307,11 +307,11 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     def child_environment(self) -> dict[str, str]:
-        """What a child process (`streetfeed up`'s enricher and scheduler) needs beside this
-        one's environment to load the same settings: the Redis URL resolved here (the
-        embedded server's) and the secret, so every process keys client addresses alike."""
-        # The data dir too: a child started with another working directory, or by `up
-        # --data-dir D`, keeps its files (the VAPID key, photos) in the same place.
+        """What a child process (`streetfeed up`'s enricher, scheduler and pusher) needs
+        beside this one's environment to load the same settings: the Redis URL resolved
+        here (the embedded server's), the secret, so every process keys client addresses
+        alike, and the data dir (resolved), so that its files are the same (the VAPID key
+        the pusher signs with, the photos the scheduler sweeps)."""
         env = {SECRET_ENV: self.secret.reveal(),
                "STREETFEED_DATA_DIR": str(Path(self.data_dir).resolve())}
         if self.redis_url:

@@ -33,7 +33,6 @@ from storage import keys
 from storage.push import PushStore, ensure_groups
 from storage.ratelimit import RateLimiter
 from storage.redis_conn import get_many
-from storage.shops import decode_record
 
 __all__ = ["ALL_KINDS", "Subscriptions"]
 
@@ -73,8 +72,7 @@ class Subscriptions:
         """The ids of existing shops, repeats folded, in the order given."""
         unique = list(dict.fromkeys(shop_ids))
         records = await get_many(self.redis, [keys.shop(s) for s in unique])
-        known = [s for s, raw in zip(unique, records, strict=True)
-                 if raw is not None and decode_record(raw).id == s]
+        known = [s for s, raw in zip(unique, records, strict=True) if raw is not None]
         if not known:
             raise InvalidInput("none of these shops exists", code="unknown_shop")
         return known

@@ -199,6 +199,12 @@ class PushStore:
         members = await async_reply(self.redis.smembers(keys.push_shop(shop_id)))
         return sorted(text(m) for m in members)
 
+    async def records(self, sub_ids: list[str]) -> list[PushRecord | None]:
+        """Each subscription's record, None for one expired or deleted (one MGET: the keys
+        share a slot)."""
+        raws = await self.redis.mget([keys.push_subscription(s) for s in sub_ids])
+        return [None if raw is None else _decode_record(raw) for raw in raws]
+
     async def unfollow(self, shop_id: str, sub_id: str) -> None:
         """Drop an expired subscription's follow."""
         await async_reply(self.redis.srem(keys.push_shop(shop_id), sub_id))

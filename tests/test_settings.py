@@ -93,3 +93,42 @@ def test_numbers_and_choices_are_read_as_an_env_file_writes_them() -> None:
     assert load_settings({"STREETFEED_LOG_FORMAT": "JSON "}).log_format == "json"
     with pytest.raises(ConfigError, match="expected an integer, got '1e3'"):
         load_settings({"STREETFEED_MAX_CONNECTIONS": "1e3"})
+
+
+def test_push_settings_are_decoded_and_the_vapid_key_never_shown(tmp_path: Path) -> None:
+    key = "q1dXpw3UpT5VOmu_cf_v6ih07Aems3njxI-JWgLcM94"
+    settings = load_settings({
+        "STREETFEED_VAPID_PRIVATE_KEY": key, "STREETFEED_VAPID_SUBJECT": "mailto:ops@example.org",
+        "STREETFEED_PUSH_ALLOWED_HOSTS": "127.0.0.1:8123, push.internal:443, [::1]:9000",
+        "STREETFEED_PUSH_SUBSCRIPTION_DAYS": "30"})
+    assert settings.vapid_private_key is not None
+    assert settings.vapid_private_key.reveal() == key
+    assert key not in repr(settings) and key not in str(settings.vapid_private_key)
+    assert settings.push_subject == "mailto:ops@example.org"
+    assert settings.push_allowed_hosts == ("127.0.0.1:8123", "push.internal:443", "[::1]:9000")
+    assert settings.push_subscription_ttl_s == 30 * 86400
+    # Without a subject: the public https address, else a contact that reaches nobody.
+    assert load_settings({"STREETFEED_PUBLIC_URL": "https://rue.example.org"}
+                         ).push_subject == "https://rue.example.org"
+    assert load_settings({}).push_subject.startswith("mailto:")
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("STREETFEED_PUSH_ALLOWED_HOSTS", "127.0.0.1", "expected host:port, got '127.0.0.1'"),
+    ("STREETFEED_PUSH_ALLOWED_HOSTS", "a:99999", "expected host:port, got 'a:99999'"),
+    ("STREETFEED_VAPID_SUBJECT", "ops", "expected mailto:someone@example.org"),
+    ("STREETFEED_PUSH_SUBSCRIPTION_DAYS", "0", "expected at least 1, got 0"),
+])
+def test_a_bad_push_setting_names_its_variable(name: str, value: str, said: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(name) + r"\)?: " + re.escape(said)):
+        load_settings({name: value})
+
+
+def test_children_of_up_get_its_data_dir(tmp_path: Path) -> None:
+    """`up --data-dir D` started its enricher, scheduler and pusher with no data dir: they
+    used ./var (the scheduler swept another media store; a pusher would sign with another
+    VAPID key than the one pages subscribed with)."""
+    relative = Path("some") / "dir"
+    env = Settings(data_dir=relative).child_environment()
+    child = load_settings(env)
+    assert child.data_dir == relative.resolve() and child.data_dir.is_absolute()

@@ -218,8 +218,8 @@ async def test_parent_killed_leaves_nothing_behind(
                        "--data-dir", str(data)], embedded_env(), tmp_path / "up.log").start()
     try:
         await wait_http(f"http://127.0.0.1:{port}/readyz", 30)
-        await wait_for(lambda: len(children(service.pid)) == 5, 15,
-                       "server, two web workers, enricher and scheduler")
+        await wait_for(lambda: len(children(service.pid)) == 6, 15,
+                       "server, two web workers, enricher, scheduler and pusher")
         family = children(service.pid)
         # The parent sets it after it started: its children were started with it.
         enricher = next(pid for pid, cmd in family.items() if "cli enricher" in cmd)

@@ -99,12 +99,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     trusted = TrustedProxies(settings.trusted_proxies)
     # Kept across lifespans (tests restart one app): files are compressed once a process.
     assets = Assets(pages.STATIC_DIR)
-    # Read (or made, once per data dir) at start: a bad STREETFEED_VAPID_PRIVATE_KEY stops
-    # the process here rather than at the first subscription.
-    vapid_public_key = load_vapid_key(settings).public
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
+        # Read (or made, once per data dir) at start: a bad STREETFEED_VAPID_PRIVATE_KEY
+        # stops the process here rather than at the first subscription.
+        vapid_public_key = load_vapid_key(settings).public
         redis = open_redis(settings)
         hub = Hub(settings)
         readers = Readers(redis, settings, hub, clock)

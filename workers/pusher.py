@@ -32,6 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from typing import cast
 
 import http_ece
 import httpx
@@ -115,7 +116,7 @@ class Pusher:
         self.subject = settings.push_subject
         self._jwts: dict[str, tuple[float, str]] = {}
         self._wake = asyncio.Event()
-        self._sends = asyncio.Semaphore(settings.push_concurrency)
+        # Subscriptions whose turn runs now: at most push_concurrency (one request each).
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         # No redirects (a push service answers, it does not send us elsewhere: a redirect
@@ -202,7 +203,7 @@ class Pusher:
                 continue
             if head.auto or entry.kind not in _KINDS:
                 continue
-            await self._queue(region, entry.kind, head)  # type: ignore[arg-type]
+            await self._queue(region, cast(Kind, entry.kind), head)
         await self.redis.xack(keys.feed_stream(region), keys.PUSHER_GROUP,
                               *[entry_id for entry_id, _ in entries])
 
@@ -213,12 +214,11 @@ class Pusher:
         now_ts = self.clock.now().timestamp()
         waiting = Waiting(post_id=head.id, region=region, shop_id=head.shop.id, kind=kind,
                           expires_ts=head.expires_at.timestamp(), queued_ts=now_ts)
-        records = await self.redis.mget([keys.push_subscription(s) for s in followers])
-        for sub_id, raw in zip(followers, records, strict=True):
-            if raw is None:
+        records = await self.store.records(followers)
+        for sub_id, record in zip(followers, records, strict=True):
+            if record is None:
                 await self.store.unfollow(head.shop.id, sub_id)
                 continue
-            record = msgspec.json.decode(raw, type=PushRecord)
             if kind not in record.kinds or head.shop.id not in record.shops:
                 continue
             if await self.store.enqueue(sub_id, waiting, now_ts) == 1:
@@ -246,8 +246,7 @@ class Pusher:
 
     async def _turn(self, claimed: Claimed) -> None:
         try:
-            async with self._sends:
-                await self.turn(claimed)
+            await self.turn(claimed)
         except Exception as exc:
             # The lease lapses and the turn is taken again: nothing is lost.
             log.warning("pusher: turn of a subscription failed: %r", type(exc).__name__)
@@ -271,9 +270,12 @@ class Pusher:
             await self.store.delete(record)
             return
         now = self.clock.now()
-        decided = plan(now, waiting, sent, quiet_hours=record.quiet_hours,
-                       zone=record.timezone)
-        dropped = [w.post_id for w in decided.dropped]
+        # Queued before a PUT that stopped following the shop or wanting the kind.
+        unwanted = [w.post_id for w in waiting
+                    if w.shop_id not in record.shops or w.kind not in record.kinds]
+        decided = plan(now, [w for w in waiting if w.post_id not in unwanted], sent,
+                       quiet_hours=record.quiet_hours, zone=record.timezone)
+        dropped = [*unwanted, *(w.post_id for w in decided.dropped)]
         for w in decided.dropped:
             if w.attempts:
                 metrics.PUSH_FAILED.labels("gave_up").inc()
