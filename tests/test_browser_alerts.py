@@ -16,34 +16,19 @@ click's user activation.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import contextlib
-import dataclasses
 import json
-import os
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import http_ece
 import httpx
 import pytest
-import uvicorn
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from redis.asyncio import Redis
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from rules.clock import SystemClock
 from runtime.settings import Settings
 from storage.push import PushStore
-from storage.vapid import load_vapid_key
 from tests.helpers import (
     add_shop,
     arrival,
@@ -51,14 +36,14 @@ from tests.helpers import (
     enricher,
     feed_card,
     flash,
-    free_port,
     live_post,
     new_page,
     wait_for,
     web_server,
 )
+from tests.push_receiver import PushReceiver
 from tests.test_browser_holds import serious_axe
-from workers.pusher import Pusher
+from tests.test_push import pusher
 
 # One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
@@ -382,78 +367,37 @@ STAND_IN = """([endpoint, p256dh, auth]) => {
 }"""
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-@dataclass
-class Receiver:
-    """A push service of the test's own: keeps what the pusher POSTs to it, and decrypts it
-    with the browser keys the test made (RFC 8291, http_ece)."""
-
-    port: int
-    private: ec.EllipticCurvePrivateKey = field(
-        default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
-    auth: bytes = field(default_factory=lambda: os.urandom(16))
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/push/device-1"
-
-    @property
-    def keys(self) -> tuple[str, str]:
-        point = self.private.public_key().public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-        return b64url(point), b64url(self.auth)
-
-    def payload(self, index: int) -> dict[str, Any]:
-        headers, body = self.received[index]
-        assert headers["content-encoding"] == "aes128gcm"
-        assert headers["authorization"].startswith("vapid t=")
-        plain = http_ece.decrypt(body, private_key=self.private, auth_secret=self.auth,
-                                 version="aes128gcm")
-        decoded: dict[str, Any] = json.loads(plain)
-        return decoded
-
-
-@contextlib.asynccontextmanager
-async def receiver() -> AsyncIterator[Receiver]:
-    port = free_port()
-    got = Receiver(port)
-
-    async def push(request: Request) -> Response:
-        got.received.append((dict(request.headers), await request.body()))
-        return Response(status_code=201)
-
-    app = Starlette(routes=[Route("/push/{name}", push, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    await wait_for(lambda: server.started, 10, "the push receiver")
+@contextlib.contextmanager
+def receiver() -> Iterator[PushReceiver]:
+    """The suite's local push service (tests/push_receiver.py): it checks the VAPID JWT
+    and decrypts each push with the browser keys it made."""
+    server = PushReceiver().start()
     try:
-        yield got
+        yield server
     finally:
-        server.should_exit = True
-        await task
+        server.stop()
 
 
-@contextlib.asynccontextmanager
-async def pusher(redis: Redis, settings: Settings) -> AsyncIterator[None]:
-    worker = Pusher(redis, settings, SystemClock(), load_vapid_key(settings))
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
+def push_settings(settings: Settings, got: PushReceiver) -> Settings:
+    return settings.with_(push_allowed_hosts=(got.host,), push_poll_s=0.05,
+                          pusher_block_ms=100)
 
 
-async def subscribed_phone(browser: Any, base: str, got: Receiver, lang: str = "en") -> Any:
+DEVICE = "device-1"  # the browser's name at the receiver
+
+
+async def subscribed_phone(browser: Any, base: str, got: PushReceiver, lang: str = "en",
+                           ) -> Any:
+    """A phone whose PushManager subscribes to the receiver (STAND_IN), notifications
+    granted; `page.calls` the requests it makes to the subscriptions API."""
+    sub = got.subscription(DEVICE)
+    async with httpx.AsyncClient(base_url=base) as http:
+        got.public_key = (await http.get("/api/v1/push/key")).json()["public_key"]
     await browser.grant_permissions(["notifications"], origin=base)
-    await browser.add_init_script(f"({STAND_IN})({json.dumps([got.endpoint, *got.keys])})")
+    stand_in = [sub["endpoint"], sub["keys"]["p256dh"], sub["keys"]["auth"]]
+    await browser.add_init_script(f"({STAND_IN})({json.dumps(stand_in)})")
     page = await phone(browser, base, lang)
+    page.subscription = sub
     calls: list[tuple[str, str, Any]] = []
     page.on("request", lambda r: calls.append(
         (r.method, r.url.split("/api/v1/push/")[1], r.post_data_json if r.post_data else None))
@@ -477,8 +421,8 @@ async def settled(page: Any, calls: int) -> None:
 
 async def test_the_tap_subscribes_and_every_change_of_follows_is_told(
         redis: Redis, settings: Settings, browser: Any) -> None:
-    async with receiver() as got:
-        settings = dataclasses.replace(settings, push_allowed_hosts=(f"127.0.0.1:{got.port}",))
+    with receiver() as got:
+        settings = push_settings(settings, got)
         async with web_server(settings) as web, enricher(redis, settings), \
                 httpx.AsyncClient(base_url=web.http) as http:
             baker = await add_shop(redis, settings, "Au Pain Doré", *STREET)
@@ -504,9 +448,8 @@ async def test_the_tap_subscribes_and_every_change_of_follows_is_told(
                                        f"{feed_card(bread)} .alert-me")
             method, path, body = page.calls[0]
             assert (method, path) == ("POST", "subscriptions")
-            assert body["subscription"] == {"endpoint": got.endpoint,
-                                            "keys": dict(zip(("p256dh", "auth"), got.keys,
-                                                             strict=True))}
+            assert body["subscription"] == {"endpoint": got.endpoint(DEVICE),
+                                            "keys": page.subscription["keys"]}
             assert body["shops"] == [baker.id] and body["quiet_hours"] is True
             assert set(body) == {"subscription", "shops", "quiet_hours", "timezone"}
             # Granted already (by the test): nothing more to ask, one subscribe.
@@ -583,8 +526,8 @@ async def test_end_to_end_a_shop_posts_and_the_notification_shows(
     """The page subscribes; the shop posts a flash offer; the pusher sends it, encrypted,
     to the receiver, which decrypts it; that payload, delivered to the service worker,
     shows the notification."""
-    async with receiver() as got:
-        settings = dataclasses.replace(settings, push_allowed_hosts=(f"127.0.0.1:{got.port}",))
+    with receiver() as got:
+        settings = push_settings(settings, got)
         async with web_server(settings) as web, enricher(redis, settings), \
                 pusher(redis, settings), httpx.AsyncClient(base_url=web.http) as http:
             shop = await add_shop(redis, settings, "Fromagerie Deluc", *STREET,
@@ -600,8 +543,10 @@ async def test_end_to_end_a_shop_posts_and_the_notification_shows(
             await settled(page, 2)
 
             offer_id = await live_post(http, shop, redis, flash("Comté -20 %", minutes=40))
-            await wait_for(lambda: len(got.received) >= 1, 15, "the pusher's alert")
-            payload = got.payload(0)
+            await wait_for(lambda: bool(got.delivered(DEVICE)), 15, "the pusher's alert")
+            assert got.errors() == []  # VAPID verified, the body decrypted
+            payload = got.delivered(DEVICE)[0].message
+            assert payload is not None
             assert payload["type"] == "post" and payload["url"] == f"/?post={offer_id}"
             assert payload["post"]["id"] == offer_id
 
@@ -620,8 +565,8 @@ async def test_also_at_night_ticked_while_subscribing_reaches_the_server(
     """"Also at night" ticked while the first POST is on its way (its body left with quiet
     hours on) is told after it: a PUT once the POST is answered (it was dropped: no
     subscription id yet)."""
-    async with receiver() as got:
-        settings = dataclasses.replace(settings, push_allowed_hosts=(f"127.0.0.1:{got.port}",))
+    with receiver() as got:
+        settings = push_settings(settings, got)
         async with web_server(settings) as web, enricher(redis, settings), \
                 httpx.AsyncClient(base_url=web.http) as http:
             shop = await add_shop(redis, settings, "Au Pain Doré", *STREET)
