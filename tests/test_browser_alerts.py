@@ -324,6 +324,7 @@ async def test_a_post_out_of_the_feed_is_shown_alone_and_an_ended_one_says_so(
         assert "km" in await page.inner_text(f"{card} .distance")  # ~2.4 km from here
         assert await page.evaluate("() => document.activeElement.id") == "post-view-heading"
         await no_sideways_scroll(page)
+        assert await serious_axe(page) == []
         # Back: the feed, and the address without the post.
         await page.click(".post-view-back")
         await page.wait_for_function("() => window.streetfeed.postView === null")

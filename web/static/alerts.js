@@ -22,8 +22,8 @@ const SHOP_ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
 const READY_TIMEOUT_MS = 10000;
 // Read by sw.js: the words of a notification in the page's language (a service worker has
 // no localStorage, and i18n.js is the one place words live).
-export const WORDS_CACHE = "streetfeed-prefs";
-export const WORDS_URL = "/__streetfeed/alert-words";
+const WORDS_CACHE = "streetfeed-prefs";
+const WORDS_URL = "/__streetfeed/alert-words";
 
 const API = "/api/v1/push/subscriptions";
 
@@ -132,6 +132,10 @@ export class Alerts {
     this.pending = 0; // changes queued or under way
     switchEl.addEventListener("change", () => this.#switched());
     nightEl.addEventListener("change", () => this.#nightChanged());
+    // What could not be told while offline is told once back.
+    addEventListener("online", () => {
+      if (this.note === "alerts_failed") this.#enqueue(() => this.#sync());
+    });
     this.#render();
     this.#storeWords();
   }
@@ -225,7 +229,9 @@ export class Alerts {
     const why = unsupported();
     if (why) return Promise.reject(new Refused(why));
     if (Notification.permission === "granted") return Promise.resolve(true);
-    if (Notification.permission === "denied") return Promise.reject(new Refused("alerts_denied"));
+    if (Notification.permission === "denied") {
+      return Promise.reject(new Refused("alerts_denied"));
+    }
     return Notification.requestPermission().then((answer) => {
       if (answer === "granted") return true;
       throw new Refused(answer === "denied" ? "alerts_denied" : "alerts_dismissed");
@@ -234,6 +240,7 @@ export class Alerts {
 
   /** The alerted shops changed: told to the server; `undo` when permission is refused. */
   #changed(permission = Promise.resolve(true), undo = () => {}) {
+    permission.catch(() => {}); // handled in its turn below, maybe after earlier changes
     this.note = null;
     this.#save();
     this.#render();
@@ -325,7 +332,8 @@ export class Alerts {
     } catch {
       throw new Refused("alerts_unavailable"); // no service worker here (a private window)
     }
-    const keyAnswer = await fetch("/api/v1/push/key", { headers: { Accept: "application/json" } });
+    const keyAnswer = await fetch("/api/v1/push/key",
+      { headers: { Accept: "application/json" } });
     if (!keyAnswer.ok) throw new Error(`key ${keyAnswer.status}`);
     const key = keyBytes(String((await keyAnswer.json()).public_key ?? ""));
     let push = await registration.pushManager.getSubscription();
