@@ -73,3 +73,38 @@ async def test_without_websocket_the_page_is_fed_by_the_event_stream(
 async def _live(http: httpx.AsyncClient, post_id: str) -> bool:
     feed = (await http.get(f"/api/v1/feed?lat={STREET[0]}&lon={STREET[1]}&radius_m=500"))
     return post_id in [p["id"] for p in feed.json()["posts"]]
+
+
+# As a proxy that swallows the upgrade leaves it: a WebSocket that never opens nor fails.
+STALLED_WEBSOCKET = """
+window.wsTried = 0;
+window.WebSocket = class extends EventTarget {
+  static CONNECTING = 0; static OPEN = 1; static CLOSING = 2; static CLOSED = 3;
+  constructor(url) { super(); window.wsTried += 1; this.url = url; this.readyState = 0; }
+  send() { throw new DOMException("not open", "InvalidStateError"); }
+  close() { this.readyState = 3; }
+};
+"""
+
+
+async def test_a_stalled_websocket_falls_back_at_its_first_timeout_and_the_tab_remembers(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """Regression: two 10 s open timeouts kept the page empty for 22 s behind such a proxy,
+    again on every reload."""
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        before = (await send_post(http, shop, arrival("Clémentines de Corse"))).json()["id"]
+        await wait_for(lambda: _live(http, before), message="the first post live")
+        page = await browser.new_page()
+        await page.add_init_script(STALLED_WEBSOCKET)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
+        # One 4 s wait for the socket, then the stream's snapshot (a 10 s wait would fail).
+        await page.wait_for_selector(f'[data-post-id="{before}"]', timeout=9_000)
+        assert await page.evaluate("() => window.wsTried") == 1
+        # A reload in this tab starts with the stream: the cards come without any wait.
+        await page.reload()
+        await page.wait_for_selector(f'[data-post-id="{before}"]', timeout=3_000)
+        assert await page.evaluate("() => window.wsTried") == 0
+        assert await page.evaluate("() => window.streetfeed.state") == "live"
+        await page.close()

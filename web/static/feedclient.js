@@ -3,10 +3,13 @@
 //
 // Where a WebSocket cannot be opened (a proxy strips Upgrade), the same frames come as
 // Server-Sent Events from /api/v1/feed/stream (DESIGN section 9), silently: after
-// WS_FAILS_BEFORE_SSE attempts in a row that never opened, the next ones use EventSource
-// with the same query, and a stream that opens is kept for the page's life (a reload
-// tries the WebSocket again). A stream that cannot open either means the server, not a
-// proxy, is away: the WebSocket is tried again. Each connection is opened, resumed with
+// WS_FAILS_BEFORE_SSE attempts in a row that failed before opening, or one left
+// unanswered for WS_OPEN_TIMEOUT_MS (a proxy that swallows the upgrade: waiting twice
+// kept a page empty for 20 s), the next ones use EventSource with the same query. A
+// stream that opens is kept for the page's life and remembered for the tab
+// (sessionStorage), so a reload behind the same proxy starts with it. A stream that
+// cannot open either means the server, not a proxy, is away: the WebSocket is tried
+// again. Each connection is opened, resumed with
 // `cursor` and backed off here, as a socket is: EventSource's own reconnection cannot
 // change the area and gives up on any error status, so it is closed at its first error.
 //
@@ -20,10 +23,31 @@ const MAX_DELAY_MS = 15000;
 // browser has not noticed (phones switching networks often leave half-open sockets).
 const SILENCE_MS = 70000;
 // A connection not open after this is a failed attempt (a proxy may hold it unanswered).
+// A WebSocket handshake is one round trip once connected; a stream's first answer waits
+// for its snapshot.
+const WS_OPEN_TIMEOUT_MS = 4000;
 const OPEN_TIMEOUT_MS = 10000;
 const WS_FAILS_BEFORE_SSE = 2;
+const TRANSPORT_KEY = "streetfeed.transport";
 // The events of /api/v1/feed/stream: each one's data is the WebSocket frame.
 const SSE_EVENTS = ["post", "expired", "withdrawn", "reset", "status", "ping"];
+
+/** Whether this tab's feed came by the event stream already (a proxy in the way). */
+function rememberedSse() {
+  try {
+    return sessionStorage.getItem(TRANSPORT_KEY) === "sse";
+  } catch {
+    return false; // storage disabled
+  }
+}
+
+function rememberSse() {
+  try {
+    sessionStorage.setItem(TRANSPORT_KEY, "sse");
+  } catch {
+    // The next page load tries the WebSocket first again.
+  }
+}
 
 export class FeedClient {
   /**
@@ -43,8 +67,8 @@ export class FeedClient {
     this.ws = null; // the open connection: a WebSocket, or an EventSource
     // WebSocket attempts in a row that never opened; whether the stream is the transport.
     this.wsFailures = 0;
-    this.useSse = false;
-    this.sseWorked = false;
+    this.useSse = rememberedSse();
+    this.sseWorked = this.useSse;
     this.attempt = 0;
     this.retryTimer = 0;
     this.watchdog = 0;
@@ -111,12 +135,15 @@ export class FeedClient {
       this.#setState(navigator.onLine === false ? "offline" : "reconnecting");
     }
     let opened = false;
-    this.watchdog = setTimeout(() => this.#lost(ws, false), OPEN_TIMEOUT_MS);
+    this.watchdog = setTimeout(() => this.#lost(ws, false, true),
+      this.useSse ? OPEN_TIMEOUT_MS : WS_OPEN_TIMEOUT_MS);
 
     ws.onopen = () => {
       opened = true;
-      if (this.useSse) this.sseWorked = true;
-      else this.wsFailures = 0;
+      if (this.useSse) {
+        this.sseWorked = true;
+        rememberSse();
+      } else this.wsFailures = 0;
       this.#armWatchdog(ws);
       // Without a cursor the server sends a plain snapshot, with no reset before it.
       if (!resume) this.onFrame({ type: "reset" }, false);
@@ -166,12 +193,15 @@ export class FeedClient {
     this.#setState("not_live", Number.isFinite(since) ? Math.min(since, Date.now()) : Date.now());
   }
 
-  /** `opened`: whether this connection had opened before it was lost. */
-  #lost(ws, opened = true) {
+  /** `opened`: whether this connection had opened before it was lost; `unanswered`: it
+   * was given up after waiting for it to open. */
+  #lost(ws, opened = true, unanswered = false) {
     if (ws !== this.ws) return; // error then close: handle the loss once
     this.#drop(ws);
     // Switching to the stream (or back), the first try of the other is not backed off.
-    if (!opened && navigator.onLine !== false && this.#failedToOpen()) this.attempt = 0;
+    if (!opened && navigator.onLine !== false && this.#failedToOpen(unanswered)) {
+      this.attempt = 0;
+    }
     this.#setState(navigator.onLine === false ? "offline" : "reconnecting");
     // Exponential backoff with jitter, so a restarted server is not hit by every phone at once.
     const base = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * 2 ** this.attempt);
@@ -180,12 +210,13 @@ export class FeedClient {
     this.retryTimer = setTimeout(() => this.#open(), delay);
   }
 
-  /** A connection that never opened: after a few sockets, try the stream; after a stream
-   * that never worked, the socket again. Whether the transport changed. */
-  #failedToOpen() {
+  /** A connection that never opened: after a few sockets (or one left unanswered), try
+   * the stream; after a stream that never worked, the socket again. Whether the transport
+   * changed. */
+  #failedToOpen(unanswered) {
     const before = this.useSse;
     if (!this.useSse) {
-      this.wsFailures += 1;
+      this.wsFailures += unanswered ? WS_FAILS_BEFORE_SSE : 1;
       this.useSse = this.wsFailures >= WS_FAILS_BEFORE_SSE;
     } else if (!this.sseWorked) {
       this.useSse = false;
