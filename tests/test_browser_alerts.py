@@ -84,6 +84,10 @@ TEXTS = {
     },
 }
 
+# What the note adds once alerts are on (quiet hours kept, or "also at night").
+MANNERS = "At most one alert per shop an hour, five a day, none from 21:00 to 08:00."
+MANNERS_AT_NIGHT = "At most one alert per shop an hour, five a day."
+
 # Counts the page's permission requests and push subscriptions, leaving them as they are.
 COUNT_ASKS = """
   window.__asks = { permission: 0, subscribe: 0 };
@@ -158,6 +162,11 @@ async def test_nothing_is_asked_before_the_tap_and_a_refusal_is_said(
         # The tap asks; headless Chromium refuses at once (nobody to answer a prompt).
         await page.click(alert)
         await note_is(page, words["denied"])
+        # Said by the button tapped, and aloud: the switch's note sits in the filters,
+        # folded on a phone (regression: a tap on a card then showed nothing).
+        await page.wait_for_selector(f"{card} .alert-note")
+        assert await page.inner_text(f"{card} .alert-note") == words["denied"]
+        assert await page.text_content("#announcer") == words["denied"]
         assert await page.evaluate("() => window.__asks") == {"permission": 1, "subscribe": 0}
         assert await page.get_attribute(alert, "aria-pressed") == "false"
         assert not await page.is_checked("#alerts-switch")
@@ -264,6 +273,21 @@ async def test_a_pushed_post_is_shown_and_an_ended_one_is_not(
         assert shown["data"] == {"url": f"/?post={offer_id}"}
         assert shown["icon"].endswith("/static/icons/icon-192.png")
         assert not shown["silent"]
+
+        # An offer ending another day says which ("until Tue 15:57 · 30 h left" read as
+        # today: regression).
+        later_end = datetime.now(UTC) + timedelta(hours=30)
+        later = {**offer, "expires_at": later_end.isoformat(), "ends_at": later_end.isoformat()}
+        await deliver(cdp, web.http, registration,
+                      {"type": "post", "post": later, "url": f"/?post={offer_id}"})
+        [longer] = await notifications_when(page, lambda n: len(n) == 1
+                                            and n[0]["body"] != shown["body"])
+        weekday = await page.evaluate(
+            "([ms, locale]) => new Intl.DateTimeFormat(locale, {weekday: 'short', "
+            "timeZone: 'Europe/Paris'}).format(ms)",
+            [later_end.timestamp() * 1000, {"fr": "fr-FR", "en": "en-GB"}[lang]])
+        until = longer["body"].split("\n")[1]
+        assert f"{weekday} {shop_clock(later_end.isoformat())}" in until, until
 
         # A payload for a post already over (delivered late): the shop's notification
         # says so instead, silently, replacing the earlier one (same tag).
@@ -462,9 +486,11 @@ async def test_the_tap_subscribes_and_every_change_of_follows_is_told(
             assert await server_shops() == [baker.id]
             assert await page.get_attribute(f"{feed_card(bread)} .alert-me",
                                             "aria-pressed") == "true"
+            # Its label says so too (a filled bell alone read as "not yet").
+            assert await page.inner_text(f"{feed_card(bread)} .alert-me") == "Alerts on"
             await open_filters(page)
             assert not await page.is_checked("#alerts-switch")  # one shop, from its card
-            await note_is(page, "Alerts on for 1 shop.")
+            await note_is(page, f"Alerts on for 1 shop. {MANNERS}")
 
             # Following another: nothing told (only the baker alerts); the switch: both.
             await page.click(f"{feed_card(comte)} .star")
@@ -474,7 +500,7 @@ async def test_the_tap_subscribes_and_every_change_of_follows_is_told(
             assert sorted(page.calls[1][2]["shops"]) == sorted([baker.id, cheese.id])
             assert await server_shops() == sorted([baker.id, cheese.id])
             assert await page.is_checked("#alerts-switch")
-            await note_is(page, "Alerts on for 2 shops.")
+            await note_is(page, f"Alerts on for 2 shops. {MANNERS}")
             # Also at night: told with the same PUT.
             await page.check("#alerts-night")
             await settled(page, 3)
@@ -495,7 +521,7 @@ async def test_the_tap_subscribes_and_every_change_of_follows_is_told(
             again = await kept(page)
             assert again["id"] != stored["id"]
             assert await server_shops() == sorted([baker.id, cheese.id])
-            await note_is(page, "Alerts on for 2 shops.")
+            await note_is(page, f"Alerts on for 2 shops. {MANNERS_AT_NIGHT}")
 
             # Unfollowing both: the last one DELETEs; alerts are off.
             await page.click(f"{feed_card(comte)} .star")

@@ -128,6 +128,9 @@ export class Alerts {
     // since: said at once.
     this.note = this.sub && typeof Notification !== "undefined" &&
       Notification.permission === "denied" ? "alerts_denied" : null;
+    // The shop whose "Alert me" was tapped last (null: the switch): its card says the
+    // note too, where the reader looks (the switch's note sits in folded filters).
+    this.tapped = null;
     this.queue = Promise.resolve(); // server changes, one at a time, in order
     this.pending = 0; // changes queued or under way
     switchEl.addEventListener("change", () => this.#switched());
@@ -151,8 +154,15 @@ export class Alerts {
     return this.shops.has(shopId);
   }
 
+  /** What the card of `shopId` says under its "Alert me": the note of its last tap
+   * (a refusal, or "try again"), or "". */
+  noteFor(shopId) {
+    return this.note && this.tapped === shopId ? t(this.note) : "";
+  }
+
   /** "Alert me" tapped on a followed shop's card. */
   toggleShop(shopId) {
+    this.tapped = shopId;
     if (this.shops.has(shopId)) {
       this.shops.delete(shopId);
       // The last one off: alerts off, as the switch would.
@@ -197,6 +207,7 @@ export class Alerts {
   }
 
   #switched() {
+    this.tapped = null;
     if (this.switchEl.checked) {
       const permission = this.#askPermission();
       const before = new Set(this.shops);
@@ -258,7 +269,9 @@ export class Alerts {
 
   #enqueue(work) {
     this.pending += 1;
-    this.queue = this.queue.then(work).catch((err) => {
+    this.queue = this.queue.then(work).then(() => {
+      this.note = null; // done: what an earlier failure said is over (a retry once online)
+    }, (err) => {
       this.note = err instanceof Refused ? err.note : "alerts_failed";
     }).finally(() => {
       this.pending -= 1;
@@ -421,6 +434,7 @@ export class Alerts {
       if (!sent) text = t("alerts_follow_first");
       else if (this.shops.size > MAX_SHOPS) text = t("alerts_cap", { n: MAX_SHOPS });
       else text = plural("alerts_on", sent);
+      if (sent) text += ` ${t(this.night ? "alerts_manners_night" : "alerts_manners")}`;
     }
     this.noteEl.dataset.state = this.note ? "refused" : on ? "on" : "off";
     if (this.noteEl.textContent !== text) this.noteEl.textContent = text;

@@ -114,6 +114,7 @@ const alerts = new Alerts({
   onChange: (alerted) => alertsChanged(alerted),
 });
 let shownAlerted = new Set(alerts.snapshot.shops); // the shops whose cards say "alerting"
+let shownNote = { shop: null, text: "" }; // the note a card shows under its "Alert me"
 const postView = new PostView($("post-view"), {
   position: () => position && { ...position },
   onBack: () => leavePost(),
@@ -341,8 +342,8 @@ function cardOptions(post) {
   return {
     shop: profiles.get(shopId),
     follow: { followed, onToggle: () => toggleFollow(post.shop) },
-    alert: followed ? { on: alerts.isAlerted(shopId), onToggle: () => alerts.toggleShop(shopId) }
-      : undefined,
+    alert: followed ? { on: alerts.isAlerted(shopId), onToggle: () => alerts.toggleShop(shopId),
+      note: alerts.noteFor(shopId) } : undefined,
     onHold,
   };
 }
@@ -492,6 +493,14 @@ function alertsChanged(alerted) {
   const changed = [...new Set([...now, ...shownAlerted])]
     .filter((id) => now.has(id) !== shownAlerted.has(id));
   shownAlerted = now;
+  // The tapped card's note came or went (a refusal may leave the shops as they were).
+  const shop = alerts.tapped;
+  const note = { shop, text: shop ? alerts.noteFor(shop) : "" };
+  if (note.shop !== shownNote.shop || note.text !== shownNote.text) {
+    for (const id of [shownNote.shop, note.shop]) if (id && !changed.includes(id)) changed.push(id);
+    if (note.text) announcerEl.textContent = note.text;
+    shownNote = note;
+  }
   if (!changed.length) return;
   const active = document.activeElement;
   const focusedPost = active?.classList.contains("alert-me") ?

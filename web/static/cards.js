@@ -385,12 +385,15 @@ function alertLine(alert, titleId) {
   button.setAttribute("aria-describedby", titleId);
   const bell = el("span", "alert-bell");
   bell.setAttribute("aria-hidden", "true");
-  button.append(bell, el("span", "alert-me-label", t("alert_me")));
+  // The label says the state too: a filled bell alone read as "not yet" to a new user.
+  button.append(bell, el("span", "alert-me-label", t(alert.on ? "alert_me_on" : "alert_me")));
   button.addEventListener("click", (ev) => {
     ev.stopPropagation();
     alert.onToggle();
   });
   row.append(button);
+  // Why this tap did not turn alerts on (blocked, unsupported, offline), by the button.
+  if (alert.note) row.append(el("span", "alert-note", alert.note));
   return row;
 }
 
@@ -428,7 +431,7 @@ export function openingState(profile, now = Date.now()) {
  *          producerLinks?: boolean, idPrefix?: string,
  *          onHold?: (post: object, button: HTMLElement) => void,
  *          holds?: "count" | "none",
- *          alert?: {on: boolean, onToggle: () => void}}} [opts]
+ *          alert?: {on: boolean, onToggle: () => void, note?: string}}} [opts]
  *   follow: a star button to follow the shop; shop: its profile, for "open now";
  *   hideDistance: the shop's own screen, where "0 m" says nothing;
  *   seenAt: a copy kept on the device, last seen live then (ms): "seen at 14:05"

@@ -214,14 +214,21 @@ function durationText(minutes, words) {
   return m ? fill(words.h_min, { h, m: String(m).padStart(2, "0") }) : fill(words.h, { h });
 }
 
-/** "18:00" in the shop's zone (the device's for a zone this browser lacks). */
-function clockTime(ms, zone, locale) {
+/** "18:00" in the shop's zone (the device's for a zone this browser lacks), with the
+ * day ("Tue 15:57") when that is not today there: "until 15:57 · 20 h left" read as
+ * today. */
+function clockTime(ms, zone, locale, now) {
+  const format = (options) => {
+    try {
+      return new Intl.DateTimeFormat(locale, { ...options, timeZone: zone || undefined });
+    } catch {
+      return new Intl.DateTimeFormat(locale, options);
+    }
+  };
+  const day = format({ year: "numeric", month: "numeric", day: "numeric" });
   const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
-  try {
-    return new Intl.DateTimeFormat(locale, { ...options, timeZone: zone || undefined }).format(ms);
-  } catch {
-    return new Intl.DateTimeFormat(locale, options).format(ms);
-  }
+  if (day.format(ms) !== day.format(now)) options.weekday = "short";
+  return format(options).format(ms);
 }
 
 /** The notification for a push's payload at `now`: {title, options}. */
@@ -247,7 +254,7 @@ function alertOf(payload, words, now) {
   if (Number.isFinite(ends)) {
     const left = durationText(Math.max(1, Math.ceil((ends - now) / 60000)), words);
     const until = clockTime(ends, typeof shop.timezone === "string" ? shop.timezone : null,
-      words.locale);
+      words.locale, now);
     body += `\n${fill(words.until, { time: until })} · ${fill(words.left, { t: left })}`;
   }
   const posted = Date.parse(post.posted_at);
