@@ -613,3 +613,39 @@ async def test_also_at_night_ticked_while_subscribing_reaches_the_server(
             assert page.calls[1][0] == "PUT" and page.calls[1][2]["quiet_hours"] is False
             record = await PushStore(redis).get((await kept(page))["id"])
             assert record is not None and record.quiet_hours is False
+
+
+async def test_an_update_that_failed_is_retried_once_online_and_its_note_cleared(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """Regression: the retry on `online` succeeded but "Alerts not updated: try again in a
+    moment" stayed."""
+    with receiver() as got:
+        settings = push_settings(settings, got)
+        async with web_server(settings) as web, enricher(redis, settings), \
+                httpx.AsyncClient(base_url=web.http) as http:
+            shop = await add_shop(redis, settings, "Au Pain Doré", *STREET)
+            bread = await live_post(http, shop, redis, arrival("Pain de seigle"))
+            page = await subscribed_phone(browser, web.http, got)
+            card = feed_card(bread)
+            await page.click(f"{card} .star")
+            await page.click(f"{card} .alert-me")
+            await settled(page, 1)
+            sub_id = (await kept(page))["id"]
+            # Offline as far as the API goes: turning the last shop off cannot be told.
+            await page.route("**/api/v1/push/subscriptions/*", lambda route: route.abort())
+            await page.click(f"{card} .alert-me")
+            await settled(page, 2)
+            failed = "Alerts not updated: try again in a moment."
+            await page.wait_for_selector(f"{card} .alert-note")
+            assert await page.inner_text(f"{card} .alert-note") == failed
+            assert await PushStore(redis).get(sub_id) is not None
+            # Back online: told, and the note goes.
+            await page.unroute("**/api/v1/push/subscriptions/*")
+            await page.evaluate("() => dispatchEvent(new Event('online'))")
+            await settled(page, 3)
+            assert page.calls[2][:2] == ("DELETE", f"subscriptions/{sub_id}")
+            assert await PushStore(redis).get(sub_id) is None
+            await page.wait_for_function("() => window.streetfeed.alerts.note === null")
+            await page.wait_for_selector(f"{card} .alert-note", state="detached")
+            assert await page.is_hidden("#alerts-note")
+            assert page.errors == []
