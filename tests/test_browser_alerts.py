@@ -336,6 +336,9 @@ async def test_a_post_out_of_the_feed_is_shown_alone_and_an_ended_one_says_so(
     async with web_server(settings) as web, enricher(redis, settings), \
             httpx.AsyncClient(base_url=web.http) as http:
         far = await add_shop(redis, settings, "Cave des Chartrons", *FAR, category="wine")
+        # Hours that say closed: the post on its own says so, as its card in a feed would.
+        assert (await http.put(f"/api/v1/shops/{far.id}/hours", headers=auth(far), json={
+            "timezone": "Europe/Paris", "weekly": {"mon": []}})).status_code == 200
         post_id = await live_post(http, far, redis, flash("Saint-Émilion 2019 -15 %",
                                                           minutes=90))
         where = f"?lat={STREET[0]}&lon={STREET[1]}&radius_m=500"
@@ -346,6 +349,8 @@ async def test_a_post_out_of_the_feed_is_shown_alone_and_an_ended_one_says_so(
         card = f'#post-view [data-post-id="{post_id}"]'
         assert "Saint-Émilion 2019 -15 %" in await page.inner_text(card)
         assert "km" in await page.inner_text(f"{card} .distance")  # ~2.4 km from here
+        # Regression: the shop's profile came after the view was drawn, and was not shown.
+        await page.wait_for_selector(f"{card} .open-state.is-closed")
         assert await page.evaluate("() => document.activeElement.id") == "post-view-heading"
         await no_sideways_scroll(page)
         assert await serious_axe(page) == []

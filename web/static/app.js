@@ -96,6 +96,8 @@ const follows = new Set(loadFollows());
 const profiles = new ProfileCache((shopId) => {
   refreshShop(shopId);
   producerView.refreshShop(shopId);
+  // A post shown alone (an alert's link) says "open now" once its shop's profile is in.
+  if (postView.post?.shop?.id === shopId) postView.render();
 });
 const holdsUi = new HoldsUi({
   entry: $("my-holds"), toggle: $("my-holds-toggle"), panel: $("my-holds-panel"),
