@@ -456,12 +456,16 @@ export function buildCard(post, dist, opts = {}) {
 
   const head = el("div", "card-head");
   head.append(el("span", "badge", kind === "other" ? String(post.kind ?? "") : t(`kind_${kind}`)));
+  // Distance and star keep together at the right: on a narrow phone the star alone
+  // wrapped to a line of its own, at the left, and looked broken.
+  const end = el("span", "head-end");
   if (!opts.hideDistance) {
     const where = el("span", "where");
     where.append(el("strong", "distance", formatDistance(dist, getLang())),
       el("span", "walk", t("walk", { n: walkMinutes(dist) })));
-    head.append(where);
+    end.append(where);
   }
+  head.append(end);
   if (opts.follow) {
     const name = String(post.shop.name ?? "");
     const star = el("button", "star");
@@ -477,7 +481,7 @@ export function buildCard(post, dist, opts = {}) {
       ev.stopPropagation();
       opts.follow.onToggle();
     });
-    head.append(star);
+    end.append(star);
     if (opts.follow.followed) {
       card.classList.add("is-followed");
       head.insertBefore(el("span", "followed-mark", t("followed")), head.children[1] ?? null);
