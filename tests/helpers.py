@@ -34,11 +34,13 @@ from schemas.presence import PresenceReport
 from schemas.shops import NewShop, ShopCreated
 from services.shops import create_shop, home_region
 from storage import keys
+from storage.vapid import load_vapid_key
 from streetfeed.embedded import server_binary
 from streetfeed.runner import uvicorn_config
 from web.app import create_app
 from web.state import AppState, state_of
 from workers.enricher import Enricher
+from workers.pusher import Pusher
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -118,6 +120,20 @@ async def web_server(settings: Settings, clock: Clock | None = None, port: int |
 async def enricher(redis: Redis, settings: Settings, clock: Clock | None = None,
                    name: str | None = None, region: str | None = None) -> AsyncIterator[Enricher]:
     worker = Enricher(redis, settings, clock or SystemClock(), Policy(), name=name, region=region)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await task
+
+
+@contextlib.asynccontextmanager
+async def pusher(redis: Redis, settings: Settings,
+                 clock: Clock | None = None) -> AsyncIterator[Pusher]:
+    """The alerts' worker (workers/pusher.py) in this process, with the deployment's key."""
+    worker = Pusher(redis, settings, clock or SystemClock(), load_vapid_key(settings))
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:

@@ -38,12 +38,12 @@ from tests.helpers import (
     flash,
     live_post,
     new_page,
+    pusher,
     wait_for,
     web_server,
 )
 from tests.push_receiver import PushReceiver
 from tests.test_browser_holds import serious_axe
-from tests.test_push import pusher
 
 # One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]

@@ -8,7 +8,6 @@ the pusher's clock is a ManualClock where hours and days must pass.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -39,6 +38,7 @@ from tests.helpers import (
     flash,
     free_port,
     live_post,
+    pusher,
     service_env,
     wait_for,
     wait_http,
@@ -65,19 +65,6 @@ def push_settings(settings: Settings, receiver: PushReceiver) -> Settings:
     receiver.reset()
     return settings.with_(push_allowed_hosts=(receiver.host,), push_poll_s=0.05,
                           pusher_block_ms=100, push_subscribes_per_address_per_hour=1000)
-
-
-@contextlib.asynccontextmanager
-async def pusher(redis: Redis, settings: Settings,
-                 clock: Clock | None = None) -> AsyncIterator[Pusher]:
-    worker = Pusher(redis, settings, clock or SystemClock(), load_vapid_key(settings))
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        yield worker
-    finally:
-        stop.set()
-        await task
 
 
 @contextlib.asynccontextmanager
@@ -399,9 +386,12 @@ async def test_quiet_hours_and_the_hourly_limit_through_the_real_pusher(
                        message="the quiet subscription due at 08:00")
         assert receiver.pushes(quiet) == []
 
-        # A second post of shop a: the awake one waits for the hour since its last alert.
-        baguette = await live_post(http, a, redis, arrival("Baguette de tradition"))
+        # A second post of shop a, a minute later (on a frozen clock both would be queued at
+        # once, and which goes first would be a draw): the awake one waits for the hour
+        # since its last alert.
         first_sent = clock.now().timestamp()
+        clock.advance(60)
+        baguette = await live_post(http, a, redis, arrival("Baguette de tradition"))
         await wait_for(lambda: _is(redis, awake_sub["id"], first_sent + 3600),
                        message="the awake subscription due an hour after its alert")
         assert [p.post_id for p in receiver.pushes(awake)] == [fraises]
