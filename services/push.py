@@ -117,12 +117,13 @@ class Subscriptions:
                 else self._zone(change.timezone))
         quiet = change.quiet_hours if isinstance(change.quiet_hours, bool) else record.quiet_hours
         shops = await self._known_shops(change.shops)
+        now = self.clock.now()
         updated = PushRecord(
             id=record.id, endpoint=record.endpoint, p256dh=record.p256dh, auth=record.auth,
             shops=shops, kinds=_kinds(change.kinds), quiet_hours=quiet, timezone=zone,
-            secret_hash=record.secret_hash, created_at=record.created_at,
-            updated_at=self.clock.now())
-        if not await self.store.update(updated, self.settings.push_subscription_ttl_s):
+            secret_hash=record.secret_hash, created_at=record.created_at, updated_at=now)
+        if not await self.store.update(updated, self.settings.push_subscription_ttl_s,
+                                       now.timestamp()):
             raise NotFound(f"no subscription {sub_id!r}", code="unknown_push_subscription")
         return _view(updated)
 

@@ -56,7 +56,8 @@ return old
 """
 
 _UPDATE = """
--- KEYS: record, endpoint name; ARGV: prefix, id, record JSON, ttl, shop ids...
+-- KEYS: record, endpoint name, waiting, due; ARGV: prefix, id, record JSON, ttl, now,
+--       shop ids...
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 for _, shop in ipairs(cjson.decode(raw).shops) do
@@ -64,7 +65,10 @@ for _, shop in ipairs(cjson.decode(raw).shops) do
 end
 redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
 if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
-for i = 5, #ARGV do redis.call('SADD', ARGV[1] .. 'shop:' .. ARGV[i], ARGV[2]) end
+for i = 6, #ARGV do redis.call('SADD', ARGV[1] .. 'shop:' .. ARGV[i], ARGV[2]) end
+-- What waits is looked at again now: quiet hours turned off (or another time zone) may
+-- let it go at once, shops no longer followed drop theirs.
+if redis.call('HLEN', KEYS[3]) > 0 then redis.call('ZADD', KEYS[4], 'LT', ARGV[5], ARGV[2]) end
 return 1
 """
 
@@ -181,11 +185,14 @@ class PushStore:
         raw = await self.redis.get(keys.push_subscription(sub_id))
         return None if raw is None else _decode_record(raw)
 
-    async def update(self, record: PushRecord, ttl_s: int) -> bool:
-        """Replace the record and its follows (False: it is gone)."""
+    async def update(self, record: PushRecord, ttl_s: int, now_ts: float) -> bool:
+        """Replace the record and its follows, and have what waits looked at again at
+        `now_ts` (False: it is gone)."""
         done = await self._update(
-            keys=[keys.push_subscription(record.id), keys.push_endpoint(record.endpoint)],
-            args=[keys.PUSH_PREFIX, record.id, _encode(record), ttl_s, *record.shops])
+            keys=[keys.push_subscription(record.id), keys.push_endpoint(record.endpoint),
+                  keys.push_waiting(record.id), keys.push_due()],
+            args=[keys.PUSH_PREFIX, record.id, _encode(record), ttl_s, repr(now_ts),
+                  *record.shops])
         return bool(done)
 
     async def delete(self, record: PushRecord) -> bool:

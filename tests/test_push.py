@@ -579,3 +579,29 @@ async def test_an_alert_waiting_for_a_shop_no_longer_followed_is_dropped(
         clock.set(eight + timedelta(seconds=1))
         await delivered(receiver, name, followed)
         assert unfollowed not in [p.post_id for p in receiver.pushes(name)]
+
+
+async def test_quiet_hours_turned_off_let_what_waits_go_at_once(
+        redis: Redis, push_settings: Settings, receiver: PushReceiver) -> None:
+    """Regression: a PUT with `quiet_hours: false` (or another time zone) left the alerts
+    already waiting due at 08:00: "also at night" ticked at 22:00 never told of an offer
+    posted at 21:30 that ends at 23:00."""
+    zone = _zone_at_local_hour(3, datetime.now(UTC))
+    a, _ = await two_shops(redis, push_settings)
+    async with street(redis, push_settings, receiver) as http:
+        name, created = await subscribe(http, receiver, [a.id], timezone=zone)
+        offer = await live_post(http, a, redis, flash("Fraises -30 %", minutes=60))
+        # Looked at again when it may go (08:00) or has to be dropped (its end): not now.
+        await wait_for(lambda: _waits_beyond(redis, created["id"], 600),
+                       message="the alert waiting")
+        assert receiver.pushes(name) == []
+        changed = await http.put(f"/api/v1/push/subscriptions/{created['id']}",
+                                 json={"shops": [a.id], "quiet_hours": False},
+                                 headers=bearer(created["secret"]))
+        assert changed.status_code == 200
+        await delivered(receiver, name, offer)
+
+
+async def _waits_beyond(redis: Redis, sub_id: str, seconds: float) -> bool:
+    due = await _due_at(redis, sub_id)
+    return due is not None and due > datetime.now(UTC).timestamp() + seconds
