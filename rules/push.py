@@ -35,11 +35,12 @@ __all__ = ["Plan", "alert_body", "in_quiet_hours", "plan", "quiet_until", "retry
            "topic_for", "ttl_for", "urgency_for"]
 
 # Backoff after a 429, a 5xx or no answer: doubling from RETRY_BASE_S up to RETRY_CAP_S,
-# or the push service's Retry-After (bounded by the same cap); given up after
-# RETRY_ATTEMPTS sends (the post also stops waiting when it ends).
+# or the push service's Retry-After (bounded by the same cap), until the post ends. No
+# count of sends ends it sooner: five gave up after 16 s, so a push service's short outage
+# lost every alert sent during it; a post lives at most a day, which bounds the tries
+# (about 150 at the cap).
 RETRY_BASE_S = 1.0
 RETRY_CAP_S = 600.0
-RETRY_ATTEMPTS = 5
 _ELLIPSIS = "…"
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 _encode = msgspec.json.Encoder().encode
@@ -76,8 +77,7 @@ def plan(now: datetime, waiting: Sequence[Waiting], sent: Sequence[tuple[str, fl
     """`waiting`: the subscription's posts not alerted yet; `sent`: (shop id, when) of its
     alerts (older than a day are ignored)."""
     now_ts = now.timestamp()
-    dropped = tuple(w for w in waiting if w.expires_ts - now_ts < PUSH_MIN_TTL_S
-                    or w.attempts >= RETRY_ATTEMPTS)
+    dropped = tuple(w for w in waiting if w.expires_ts - now_ts < PUSH_MIN_TTL_S)
     live = [w for w in waiting if w not in dropped]
     if not live:
         return Plan(None, dropped, None)

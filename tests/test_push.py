@@ -8,6 +8,7 @@ the pusher's clock is a ManualClock where hours and days must pass.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -23,8 +24,10 @@ import pytest
 from redis.asyncio import Redis
 
 from rules.clock import Clock, ManualClock, SystemClock
+from rules.push_endpoint import check_endpoint
 from runtime.settings import Settings
 from schemas.limits import PUSH_MESSAGE_MAX
+from schemas.push import PushRecord, Waiting
 from schemas.shops import ShopCreated
 from storage import keys
 from storage.vapid import VAPID_FILE, load_vapid_key
@@ -605,3 +608,50 @@ async def test_quiet_hours_turned_off_let_what_waits_go_at_once(
 async def _waits_beyond(redis: Redis, sub_id: str, seconds: float) -> bool:
     due = await _due_at(redis, sub_id)
     return due is not None and due > datetime.now(UTC).timestamp() + seconds
+
+
+async def test_a_push_service_trickling_its_answer_is_given_up_at_the_timeout(
+        redis: Redis, push_settings: Settings, receiver: PushReceiver) -> None:
+    """Regression: httpx's timeout is per read, and a service sending a header byte every
+    second held a send (one of push_concurrency) for as long as it liked (90 s seen)."""
+    stop = asyncio.Event()
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 201 Created\r\nX-Slow: ")
+            for _ in range(30):  # 15 s at most, then the head ends (the code before: 201)
+                if stop.is_set():
+                    break
+                writer.write(b"a")
+                await writer.drain()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+            writer.write(b"\r\nContent-Length: 0\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = push_settings.with_(push_allowed_hosts=(f"127.0.0.1:{port}",), push_timeout_s=1)
+    keys_of = receiver.subscription()["keys"]
+    now = datetime.now(UTC)
+    record = PushRecord(id="s_trickle", endpoint=f"http://127.0.0.1:{port}/slow",
+                        p256dh=keys_of["p256dh"], auth=keys_of["auth"], shops=["a"],
+                        kinds=["flash_offer"], quiet_hours=False, timezone="UTC",
+                        secret_hash="", created_at=now, updated_at=now)
+    waiting = Waiting(post_id="p_0000000000000000", region="main", shop_id="a",
+                      kind="flash_offer", expires_ts=now.timestamp() + 3600,
+                      queued_ts=now.timestamp())
+    try:
+        async with pusher(redis, settings) as worker:
+            started = time.monotonic()
+            outcome = await worker.deliver(record, check_endpoint(record.endpoint, frozenset(
+                {("127.0.0.1", port)})), waiting, b'{"type":"post"}', now.timestamp())
+            took = time.monotonic() - started
+    finally:
+        stop.set()
+        server.close()
+        await server.wait_closed()
+    # No answer (retried later), well before the trickle would have ended it.
+    assert outcome.status == 0
+    assert took < 5, took

@@ -151,7 +151,7 @@ def test_what_ended_meanwhile_is_dropped_never_sent() -> None:
                 zone=PARIS).dropped == (short,)
 
 
-def test_retries_back_off_honour_retry_after_and_give_up() -> None:
+def test_retries_back_off_honour_retry_after_and_last_until_the_post_ends() -> None:
     assert [retry_delay(n, None) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
     assert retry_delay(1, 30) == 30
     assert retry_delay(1, 10**9) == 600  # bounded
@@ -159,8 +159,12 @@ def test_retries_back_off_honour_retry_after_and_give_up() -> None:
     w = waiting(pid(1), attempts=2, not_before_ts=MORNING.timestamp() + 4)
     decided = plan(MORNING, [w], [], quiet_hours=True, zone=PARIS)
     assert decided.send is None and decided.next_ts == MORNING.timestamp() + 4
-    spent = waiting(pid(2), attempts=5)
-    assert plan(MORNING, [spent], [], quiet_hours=True, zone=PARIS).dropped == (spent,)
+    # Many failed sends: tried again while the post lives (regression: given up after 5,
+    # 16 s of a push service's outage), dropped once it ends.
+    tried = waiting(pid(2), attempts=40)
+    assert plan(MORNING, [tried], [], quiet_hours=True, zone=PARIS).send == tried
+    ended = datetime.fromtimestamp(tried.expires_ts, UTC)
+    assert plan(ended, [tried], [], quiet_hours=True, zone=PARIS).dropped == (tried,)
 
 
 def test_headers_ttl_topic_urgency() -> None:

@@ -67,6 +67,7 @@ _decode_entry = msgspec.json.Decoder(FeedEntry).decode
 # A VAPID JWT is valid this long (RFC 8292: at most 24 h); signed again well before.
 _JWT_LIFETIME_S = 12 * 3600
 _JWT_REUSE_S = 3600
+_JWT_CACHE_MAX = 256
 _KINDS: frozenset[str] = frozenset({"new_arrival", "flash_offer", "opening_change"})
 
 
@@ -332,6 +333,10 @@ class Pusher:
             return cached[1]
         header = self.vapid.sign({"aud": audience, "sub": self.subject,
                                   "exp": int(now_ts) + _JWT_LIFETIME_S})["Authorization"]
+        if len(self._jwts) >= _JWT_CACHE_MAX:
+            # Microsoft's and Apple's services have a host per data centre, and any such
+            # name passes: subscriptions naming new ones must not grow this for ever.
+            self._jwts.clear()
         self._jwts[audience] = (now_ts, header)
         return header
 
@@ -351,11 +356,15 @@ class Pusher:
             "Urgency": urgency_for(waiting.kind),
         }
         try:
-            # Streamed and closed unread: a push service's body is never needed, and a
-            # hostile endpoint cannot make us read megabytes.
-            async with self.client.stream("POST", target.url, content=encrypted,
-                                          headers=headers) as response:
-                return Outcome(response.status_code, _retry_after(response.headers))
-        except httpx.HTTPError as exc:
+            # httpx's timeout is per read: a push service sending a byte every few seconds
+            # held a send (one of push_concurrency) for 90 s. This one is for the whole
+            # request, up to its status line and headers.
+            async with asyncio.timeout(self.settings.push_timeout_s):
+                # Streamed and closed unread: a push service's body is never needed, and
+                # a hostile endpoint cannot make us read megabytes.
+                async with self.client.stream("POST", target.url, content=encrypted,
+                                              headers=headers) as response:
+                    return Outcome(response.status_code, _retry_after(response.headers))
+        except (httpx.HTTPError, TimeoutError) as exc:
             log.info("pusher: no answer from %s: %s", target.host, type(exc).__name__)
             return Outcome(0)
