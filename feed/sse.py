@@ -5,7 +5,9 @@ one more subscriber of the gateway: the same subscription, admission and per-add
 count (Gateway.admit/opened/closed), snapshot or replay after a cursor, live fan-out,
 `status` frames and presence as a socket. Only the bytes differ, and they are made from
 the WebSocket frame the hub encoded once (`sse_event`): the frame's JSON is the event's
-`data:`, its `type` the event's name, its `cursor` the event's `id:`.
+`data:`, its `type` the event's name, its `cursor` the event's `id:` from the `ping` that
+ends the snapshot or replay on. Before that ping, events carry no `id:`: a client cut in
+the middle resumes with the id it came with and gets all of it again (`_opening_event`).
 
 A stream is a `Sink` (feed.hub) whose writes queue events for the HTTP response (web.stream
 sends them); its `buffered()` is that queue, so the hub's slow-consumer rule drops a
@@ -55,29 +57,55 @@ def sse_event(frame: bytes) -> bytes:
     `ping` is also a comment line, the keep-alive proxies know, and an event: a comment
     reaches no script, and the page needs the ping's cursor and the end of the snapshot it
     marks. `error` frames are for sockets only (a stream's query is checked before it
-    starts) and would be taken for EventSource's own `error` event: nothing is written."""
+    starts) and would be taken for EventSource's own `error` event: nothing is written.
+
+    This is the form of a live stream (from the ping that ends its snapshot or replay on:
+    EventStream); the frames before that ping are `_opening_event`s, not cached here."""
     event = _events.get(frame)
     if event is not None:
         return event
     payload = _payload(frame)
-    head = _decode_head(payload)
-    if head.type == "error":
-        return b""
-    parts = [b": ping\n" if head.type == "ping" else b"", b"event: ", head.type.encode(), b"\n"]
-    if head.cursor is not None:
-        parts += [b"id: ", head.cursor.encode(), b"\n"]
-    parts += [b"data: ", payload, b"\n\n"]
-    event = b"".join(parts)
+    event = _encode(payload, _decode_head(payload), with_id=True)
     if len(_events) >= _CACHE_MAX:
         _events.clear()
     _events[frame] = event
     return event
 
 
+def _opening_event(frame: bytes) -> tuple[bytes, bool]:
+    """A frame of a stream's snapshot or replay as an event without `id:`, and False; the
+    `ping` that ends it as `sse_event` does, and True.
+
+    Every frame of a snapshot (and the `reset` before it) carries the cursor the snapshot
+    ends at: an EventSource cut in the middle resumed after it, and the rest of the
+    snapshot was lost, without a `reset`. A replay's frame carries its own entry's position
+    in its region but the others' where the replay ends, and regions are replayed one
+    after the other: with several, a cut one would skip the regions not yet replayed.
+    Without an id, the client keeps the one it came with (none, or an older cursor) and
+    gets the whole snapshot or replay again (at most `replay_max` entries); a post it had
+    already is an upsert of the same post. These frames are one stream's (the hub holds
+    live frames until after the ping; `status` frames carry no cursor): not cached."""
+    payload = _payload(frame)
+    head = _decode_head(payload)
+    ping = head.type == "ping"
+    return _encode(payload, head, with_id=ping), ping
+
+
+def _encode(payload: bytes, head: _Head, *, with_id: bool) -> bytes:
+    if head.type == "error":
+        return b""
+    parts = [b": ping\n" if head.type == "ping" else b"", b"event: ", head.type.encode(), b"\n"]
+    if with_id and head.cursor is not None:
+        parts += [b"id: ", head.cursor.encode(), b"\n"]
+    parts += [b"data: ", payload, b"\n\n"]
+    return b"".join(parts)
+
+
 class EventStream:
     """One stream's queue of events, as the hub's Sink."""
 
-    __slots__ = ("_high_water", "_on_lagging", "_queue", "_size", "_wake", "closed", "sending")
+    __slots__ = ("_high_water", "_on_lagging", "_queue", "_size", "_wake", "closed", "live",
+                 "sending")
 
     def __init__(self, first: bytes = b"") -> None:
         self._queue: list[bytes] = [first] if first else []
@@ -91,13 +119,19 @@ class EventStream:
         # snapshot, queued in one go while the response waits for it, is not a lagging
         # client, as it is not on a socket, whose transport takes it at once.
         self.sending = False
+        # The ping that ends the snapshot or replay has been written: events carry their
+        # cursor as `id:` from it on, and none before it (`_opening_event`).
+        self.live = False
 
     # --- Sink (feed.hub) ---------------------------------------------------------------
 
     def write(self, frame: bytes) -> None:
         if self.closed:
             return
-        event = sse_event(frame)
+        if self.live:
+            event = sse_event(frame)
+        else:
+            event, self.live = _opening_event(frame)
         if not event:
             return
         before = self._size

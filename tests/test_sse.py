@@ -122,11 +122,24 @@ async def sse_client(base: str, query: str = QUERY, last_event_id: str | None = 
 
 def _same_as_ws(sse: SseClient, ws_frames: list[dict[str, Any]]) -> None:
     """Every frame the socket got, in order, is an event of the stream: its type is the
-    event's name, its JSON the event's data, its cursor the event's id."""
+    event's name, its JSON the event's data, and from the ping that ends the snapshot or
+    replay on, its cursor the event's id (before it, no id: see _held_after_cut)."""
     assert sse.frames() == ws_frames
+    pinged = False
     for name, event_id, data in sse.events:
         assert name == data["type"]
-        assert event_id == data.get("cursor")
+        pinged = pinged or name == "ping"
+        assert event_id == (data.get("cursor") if pinged else None)
+
+
+def _held_after_cut(sse: SseClient, received: int, held: str | None) -> str | None:
+    """The last event id an EventSource holds (and resumes with) once it has received the
+    stream's first `received` events, starting from `held`: an event without `id:` leaves
+    it as it was."""
+    for _, event_id, _ in sse.events[:received]:
+        if event_id is not None:
+            held = event_id
+    return held
 
 
 async def test_the_stream_carries_the_socket_s_frames(redis: Redis, settings: Settings) -> None:
@@ -175,6 +188,43 @@ async def test_the_stream_carries_the_socket_s_frames(redis: Redis, settings: Se
 async def _in_feed(http: httpx.AsyncClient, post_id: str) -> bool:
     feed = (await http.get(f"/api/v1/feed?{QUERY}")).json()
     return post_id in [p["id"] for p in feed["posts"]]
+
+
+async def test_a_stream_cut_during_its_snapshot_or_replay_resumes_without_loss(
+        redis: Redis, settings: Settings) -> None:
+    # An EventSource reconnects by itself with the last id it saw. Events of a snapshot
+    # used to carry the snapshot's cursor: cut after its first post, a client resumed
+    # after that cursor and got no more than a ping, the rest of the snapshot lost. Only
+    # the ping that ends a snapshot or replay (and what follows) carries an id now.
+    shop = await add_shop(redis, settings, "Caviste", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        async with sse_client(web.http) as empty:
+            older = empty.last_id  # an id held from an earlier visit: before the posts
+        assert older is not None
+        ids = [(await send_post(http, shop, arrival(f"Cuvée n°{i}"))).json()["id"]
+               for i in range(5)]
+        await wait_for(lambda: _in_feed(http, ids[-1]), message="the posts live")
+        # A snapshot (no id yet), a reset and a snapshot (a cursor that is not one), a
+        # replay (the older cursor).
+        for first_id, opening in ((None, "post"), ("zzz", "reset"), (older, "post")):
+            async with sse_client(web.http, last_event_id=first_id) as sse:
+                names = [name for name, _, _ in sse.events]
+                assert names[0] == opening
+                ping = names.index("ping")
+                assert sorted(sse.post_ids()) == sorted(ids)
+                assert all(event_id is None for _, event_id, _ in sse.events[:ping])
+                assert sse.events[ping][1] == sse.events[ping][2]["cursor"]
+                assert sse.last_id == sse.events[ping][2]["cursor"]
+            # Cut after each event before the ping: resumed with the id it then holds,
+            # the client has every post.
+            for received in range(1, ping + 1):
+                held = _held_after_cut(sse, received, first_id)
+                got = {d["post"]["id"] for _, _, d in sse.events[:received]
+                       if d["type"] == "post"}
+                async with sse_client(web.http, last_event_id=held) as resumed:
+                    assert got | set(resumed.post_ids()) == set(ids), (first_id, received)
+                    assert resumed.last_id == sse.last_id
 
 
 async def test_filters_are_the_socket_s(redis: Redis, settings: Settings) -> None:

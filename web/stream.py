@@ -43,7 +43,9 @@ _STREAM_PARAMETERS = (
            media_type=EVENT_STREAM, parameters=_STREAM_PARAMETERS,
            description="Events `post`, `expired`, `withdrawn`, `reset`, `status` (and `ping`, "
                        "which also marks the end of the snapshot or replay), each with "
-                       "`data:` the JSON of the WS /ws/feed frame and `id:` its cursor")
+                       "`data:` the JSON of the WS /ws/feed frame and `id:` its cursor; "
+                       "the events before that `ping` have no `id:`, so a stream cut "
+                       "during its snapshot or replay resumes with all of it again")
 async def feed_stream(request: Request) -> Response:
     st = state_of(request)
     try:
