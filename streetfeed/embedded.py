@@ -54,6 +54,16 @@ def _ping_unix(path: Path, timeout: float = 0.5) -> bool:
         return False
 
 
+def _owner_only(folder: Path) -> None:
+    """`folder` (if there) 0700 and the files in it 0600."""
+    if not folder.is_dir():
+        return
+    folder.chmod(0o700)
+    for path in folder.iterdir():
+        if path.is_file():
+            path.chmod(0o600)
+
+
 class EmbeddedServer:
     def __init__(self, data_dir: Path, binary: str | None = None) -> None:
         self.data_dir = data_dir.resolve()
@@ -88,6 +98,9 @@ class EmbeddedServer:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The AOF holds what the service keeps (shop token hashes, push endpoints: capability
+        # URLs): the owner's alone, also for a data dir made before this (it was 0644).
+        _owner_only(self.data_dir / "appendonlydir")
         self.socket_path.unlink(missing_ok=True)
         log_file = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - the child's
         self._process = subprocess.Popen(
@@ -99,6 +112,8 @@ class EmbeddedServer:
              "--appendonly", "yes", "--appendfsync", "always", "--save", "",
              "--daemonize", "no", "--loglevel", "warning"],
             stdout=log_file, stderr=subprocess.STDOUT,
+            # What it writes (the AOF and its directory) is readable by the owner alone.
+            umask=0o077,
             # Its own session: Ctrl-C reaches us, and we stop it last, after the app.
             start_new_session=True,
             # Must not outlive its owner (SIGTERM still flushes the AOF).

@@ -16,6 +16,7 @@ from redis import Redis
 
 from rules.shops import hash_token
 from storage import keys
+from streetfeed.embedded import EmbeddedServer
 from tests.helpers import free_port
 
 
@@ -159,3 +160,26 @@ def test_embedded_server_does_not_outlive_a_killed_owner(tmp_path: Path) -> None
             pytest.fail("the embedded server outlived the process that started it")
         time.sleep(0.05)
     assert (data / "appendonlydir").is_dir()
+
+
+def test_the_embedded_server_s_aof_is_the_owner_s_alone(tmp_path: Path) -> None:
+    """Regression: the AOF (shop token hashes, push endpoints: capability URLs) was 0644 in
+    a 0755 directory; a data dir made before is made private at the next start."""
+    data = tmp_path / "var"
+    (data / "appendonlydir").mkdir(parents=True)
+    old = data / "appendonlydir" / "left.aof"
+    old.write_bytes(b"")
+    old.chmod(0o644)
+    server = EmbeddedServer(data)
+    server.ensure_running()
+    try:
+        client = Redis(unix_socket_path=str(server.socket_path))
+        client.set("k", "v")
+        client.close()
+    finally:
+        server.stop()
+    folder = data / "appendonlydir"
+    assert folder.stat().st_mode & 0o777 == 0o700
+    files = list(folder.iterdir())
+    assert len(files) > 1 and all(f.stat().st_mode & 0o077 == 0 for f in files), [
+        (f.name, oct(f.stat().st_mode)) for f in files]
