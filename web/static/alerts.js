@@ -93,15 +93,6 @@ async function refusal(answer) {
   return new Refused(key === "err_generic" ? "alerts_failed" : key);
 }
 
-/** The device's IANA time zone, or null. */
-function zone() {
-  try {
-    return Intl.DateTimeFormat().resolvedOptions().timeZone || null;
-  } catch {
-    return null;
-  }
-}
-
 export class Alerts {
   /**
    * @param {{switchEl: HTMLInputElement, nightEl: HTMLInputElement, nightRow: HTMLElement,
@@ -325,8 +316,8 @@ export class Alerts {
           auth: json.keys?.auth } },
         shops,
         quiet_hours: !this.night,
-        // Where "21:00-08:00" is read (an extension): a zone, never a position.
-        ...(zone() ? { timezone: zone() } : {}),
+        // No time zone (the server's extension): even a zone says roughly where someone
+        // lives; "21:00-08:00" is read in the street's zone, where the shops followed are.
       }),
     });
     if (!answer.ok) throw await refusal(answer);
