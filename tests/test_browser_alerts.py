@@ -655,3 +655,27 @@ async def test_an_update_that_failed_is_retried_once_online_and_its_note_cleared
             await page.wait_for_selector(f"{card} .alert-note", state="detached")
             assert await page.is_hidden("#alerts-note")
             assert page.errors == []
+
+
+async def test_a_failed_change_of_the_switch_s_options_is_said_there_not_on_a_card(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """Regression: "Also at night" ticked offline put "try again" under the "Alert me" last
+    tapped, on a card that had nothing to do with it."""
+    with receiver() as got:
+        settings = push_settings(settings, got)
+        async with web_server(settings) as web, enricher(redis, settings), \
+                httpx.AsyncClient(base_url=web.http) as http:
+            shop = await add_shop(redis, settings, "Boucherie Martin", *STREET)
+            meat = await live_post(http, shop, redis, arrival("Merguez maison"))
+            page = await subscribed_phone(browser, web.http, got)
+            card = feed_card(meat)
+            await page.click(f"{card} .star")
+            await page.click(f"{card} .alert-me")
+            await settled(page, 1)
+            await page.route("**/api/v1/push/subscriptions/*", lambda route: route.abort())
+            await open_filters(page)
+            await page.check("#alerts-night")
+            await settled(page, 2)
+            await note_is(page, "Alerts not updated: try again in a moment.")
+            assert await page.locator(f"{card} .alert-note").count() == 0
+            assert page.errors == []

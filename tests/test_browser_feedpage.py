@@ -5,6 +5,7 @@ asked for only after a tap, and the page over compressed, validated files."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -13,7 +14,16 @@ from redis.asyncio import Redis
 
 from runtime.settings import Settings
 from streetfeed.demo import DEMO_SHOPS
-from tests.helpers import add_shop, arrival, enricher, flash, new_page, send_post, web_server
+from tests.helpers import (
+    add_shop,
+    arrival,
+    enricher,
+    flash,
+    new_page,
+    send_post,
+    wait_for,
+    web_server,
+)
 
 # One Chromium and one event loop for every browser test (conftest.py, `on_session_loop`).
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
@@ -455,3 +465,42 @@ async def test_posts_ending_above_or_in_view_do_not_move_what_the_reader_sees(
         await page.evaluate("() => scrollBy(0, 800)")
         await page.wait_for_selector(ended, state="detached")
         assert page.errors == []
+
+
+@pytest.mark.parametrize(("lang", "locale"), [("fr", "fr-FR"), ("en", "en-GB")])
+async def test_an_offer_ending_another_day_says_which(
+        redis: Redis, settings: Settings, browser: Any, lang: str, locale: str) -> None:
+    """Regression: "until 15:57" for an offer ending tomorrow afternoon read as today's (the
+    alert's notification said the day, the card did not)."""
+    shop = await add_shop(redis, settings, "Librairie La Page Blanche", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        answer = await send_post(http, shop, flash("Beaux livres -30 %", minutes=180))
+        post_id = answer.json()["id"]
+        ends_at = await wait_for_end(http, post_id)
+        page = await new_page(browser, 360, 740, lang=lang)
+        # The page's clock a day and an hour before the end: another day, whatever the hour.
+        await page.clock.install(time=ends_at - 25 * 3600)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
+        countdown = f'#feed [data-post-id="{post_id}"] .countdown'
+        await page.wait_for_selector(countdown)
+        expected = await page.evaluate(
+            "([ms, locale]) => new Intl.DateTimeFormat(locale, {weekday: 'short', hour: "
+            "'2-digit', minute: '2-digit', timeZone: 'Europe/Paris'}).format(ms)",
+            [ends_at * 1000, locale])
+        text = await page.inner_text(countdown)
+        assert text == {"fr": f"jusqu'à {expected}", "en": f"until {expected}"}[lang], text
+        await page.close()
+
+
+async def wait_for_end(http: httpx.AsyncClient, post_id: str) -> float:
+    """The live post's end (s since the epoch), once it is live."""
+    found: list[float] = []
+
+    async def live() -> bool:
+        answer = await http.get(f"/api/v1/posts/{post_id}")
+        if answer.status_code == 200:
+            found.append(datetime.fromisoformat(answer.json()["ends_at"]).timestamp())
+        return bool(found)
+    await wait_for(live, message="the offer live")
+    return found[0]

@@ -87,6 +87,17 @@ window.WebSocket = class extends EventTarget {
 """
 
 
+# Every state the header's status shows, in order.
+STATES_SEEN = """
+window.statesSeen = [];
+new MutationObserver(() => {
+  const state = document.querySelector("#status")?.dataset.state;
+  if (state && window.statesSeen.at(-1) !== state) window.statesSeen.push(state);
+}).observe(document, { subtree: true, attributes: true, childList: true,
+                       attributeFilter: ["data-state"] });
+"""
+
+
 async def test_a_stalled_websocket_falls_back_at_its_first_timeout_and_the_tab_remembers(
         redis: Redis, settings: Settings, browser: Any) -> None:
     """Regression: two 10 s open timeouts kept the page empty for 22 s behind such a proxy,
@@ -98,10 +109,14 @@ async def test_a_stalled_websocket_falls_back_at_its_first_timeout_and_the_tab_r
         await wait_for(lambda: _live(http, before), message="the first post live")
         page = await browser.new_page()
         await page.add_init_script(STALLED_WEBSOCKET)
+        await page.add_init_script(STATES_SEEN)
         await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
         # One 4 s wait for the socket, then the stream's snapshot (a 10 s wait would fail).
         await page.wait_for_selector(f'[data-post-id="{before}"]', timeout=9_000)
         assert await page.evaluate("() => window.wsTried") == 1
+        # Silent: "connecting" then "live", never "reconnecting" in between (regression).
+        await page.wait_for_function("() => window.statesSeen.includes('live')")
+        assert await page.evaluate("() => window.statesSeen") == ["connecting", "live"]
         # A reload in this tab starts with the stream: the cards come without any wait.
         await page.reload()
         await page.wait_for_selector(f'[data-post-id="{before}"]', timeout=3_000)

@@ -216,6 +216,7 @@ export class Alerts {
   }
 
   #nightChanged() {
+    this.tapped = null; // what this change meets is said under the switch, not on a card
     this.night = this.nightEl.checked;
     this.#save();
     // PUT takes quiet_hours too (an extension of DESIGN.md 9's PUT). Queued even while

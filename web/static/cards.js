@@ -110,6 +110,19 @@ export function postZone(post) {
 /** "19:00" at `ms` in `zone` when known, else in the device's zone. */
 export const postTime = (ms, zone) => (zone && zonedTime(ms, zone)) || hhmm(ms);
 
+/**
+ * When something ends: "15:57", or "mar. 15:57" / "Tue 15:57" when that is another day
+ * where the shop is (an offer ending tomorrow afternoon read as today's: the notification
+ * of an alert says the day too).
+ */
+export function endTime(ms, zone, now = Date.now()) {
+  const known = zone && zonedTime(0, zone) !== null ? zone : null;
+  const today = known ? zonedDay(ms, known) === zonedDay(now, known) : sameDay(ms, now);
+  if (today) return postTime(ms, zone);
+  return dateFormat({ weekday: "short", hour: "2-digit", minute: "2-digit",
+    ...(known ? { timeZone: known } : {}) }).format(ms);
+}
+
 /** "19:00" at `ms` in the IANA zone `timeZone`; null for a zone this browser lacks. */
 function zonedTime(ms, timeZone) {
   try {
@@ -157,7 +170,7 @@ function facts(post) {
     row.append(el("span", `opening opening-${status}`, t(`opening_${status}`)));
     const until = Date.parse(post.until);
     // In the shop's zone: the title and this time agree, whatever the device's zone.
-    const time = Number.isNaN(until) ? null : postTime(until, postZone(post));
+    const time = Number.isNaN(until) ? null : endTime(until, postZone(post));
     if (time) row.append(el("span", "until", t("until", { time })));
   }
   if (isNumber(post.discount_pct)) row.append(el("span", "discount", t("discount", { n: post.discount_pct })));
@@ -553,7 +566,7 @@ export function buildCard(post, dist, opts = {}) {
       const left = endsAt - now;
       // A countdown in hours reads like a clock ("16:52:36"): the end time says it better.
       let text = t("ended");
-      if (left > HOUR_MS) text = t("until", { time: postTime(endsAt, zone) });
+      if (left > HOUR_MS) text = t("until", { time: endTime(endsAt, zone, now) });
       else if (left > 0) text = t("ends_in", { t: countdown(left) });
       if (timer.textContent !== text) timer.textContent = text;
       // The last five minutes are when it is worth crossing the street for.

@@ -198,11 +198,14 @@ export class FeedClient {
   #lost(ws, opened = true, unanswered = false) {
     if (ws !== this.ws) return; // error then close: handle the loss once
     this.#drop(ws);
-    // Switching to the stream (or back), the first try of the other is not backed off.
-    if (!opened && navigator.onLine !== false && this.#failedToOpen(unanswered)) {
-      this.attempt = 0;
+    // Switching to the stream (or back), the first try of the other is not backed off,
+    // and a page that never had a connection still says "connecting" (the fallback is
+    // silent: it flashed "reconnecting" before "live").
+    const switched = !opened && navigator.onLine !== false && this.#failedToOpen(unanswered);
+    if (switched) this.attempt = 0;
+    if (!(switched && this.state === "connecting")) {
+      this.#setState(navigator.onLine === false ? "offline" : "reconnecting");
     }
-    this.#setState(navigator.onLine === false ? "offline" : "reconnecting");
     // Exponential backoff with jitter, so a restarted server is not hit by every phone at once.
     const base = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * 2 ** this.attempt);
     const delay = Math.min(MAX_DELAY_MS, Math.max(MIN_DELAY_MS, base * (0.75 + Math.random() / 2)));
