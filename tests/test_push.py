@@ -12,6 +12,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import re
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from rules.clock import Clock, ManualClock, SystemClock
@@ -31,6 +35,7 @@ from schemas.push import PushRecord, Waiting
 from schemas.shops import ShopCreated
 from storage import keys
 from storage.vapid import VAPID_FILE, load_vapid_key
+from streetfeed.embedded import EmbeddedServer
 from tests.helpers import (
     Service,
     add_shop,
@@ -655,3 +660,113 @@ async def test_a_push_service_trickling_its_answer_is_given_up_at_the_timeout(
     # No answer (retried later), well before the trickle would have ended it.
     assert outcome.status == 0
     assert took < 5, took
+
+
+class _SlowPushService:
+    """A push service on loopback that takes a while, then answers 503 (retry later)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.got_one = asyncio.Event()
+        self.answer = asyncio.Event()  # set: answer now
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])  # type: ignore[index]
+            await reader.readexactly(length)
+            self.requests += 1
+            self.got_one.set()
+            await self.answer.wait()
+            writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def _subscribe_to(http: httpx.AsyncClient, receiver: PushReceiver, host: str,
+                        shop_id: str) -> str:
+    keys_of = receiver.subscription()["keys"]
+    answer = await http.post("/api/v1/push/subscriptions", json={
+        "subscription": {"endpoint": f"http://{host}/slow", "keys": keys_of},
+        "shops": [shop_id], "quiet_hours": False})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+async def _waits_again(redis: Redis, sub_id: str, post_id: str) -> bool:
+    """The alert is back in the queue, not counted as sent."""
+    sent = await redis.zrange(keys.push_sent(sub_id), 0, -1)
+    return (await redis.hexists(keys.push_waiting(sub_id), post_id)
+            and not any(post_id.encode() in member for member in sent))
+
+
+async def test_a_pusher_stopped_mid_send_finishes_it_and_the_alert_waits_again(
+        redis: Redis, push_settings: Settings, receiver: PushReceiver) -> None:
+    """Regression: a graceful stop (a deploy, `up` stopping) cancelled the sends under way,
+    recorded as sent before their request: their alerts were lost."""
+    slow = _SlowPushService()
+    host = await slow.start()
+    settings = push_settings.with_(push_allowed_hosts=(receiver.host, host))
+    shop = await add_shop(redis, settings, "Boucherie Martin")
+    try:
+        async with street(redis, settings, receiver, with_pusher=False) as http:
+            sub_id = await _subscribe_to(http, receiver, host, shop.id)
+            async with pusher(redis, settings):
+                post_id = await live_post(http, shop, redis, flash("Merguez -30 %", minutes=60))
+                await asyncio.wait_for(slow.got_one.wait(), ALERT_S)
+                # Leaving the block stops the pusher (its loops end within pusher_block_ms)
+                # while its request waits for an answer, which comes a second later (503:
+                # try later), within push_timeout_s.
+                asyncio.get_running_loop().call_later(1.0, slow.answer.set)
+            assert await _waits_again(redis, sub_id, post_id)
+    finally:
+        await slow.stop()
+
+
+async def test_an_alert_to_retry_is_put_back_through_a_redis_restart(
+        push_settings: Settings, receiver: PushReceiver, tmp_path: Path) -> None:
+    """Regression: the push service answered 503 while Redis was down; putting the alert
+    back failed once, and the alert (recorded as sent before its request) was lost."""
+    server = EmbeddedServer(tmp_path / "var")
+    url = await asyncio.to_thread(server.ensure_running)
+    settings = push_settings.with_(redis_url=url, data_dir=tmp_path / "var")
+    own = Redis.from_url(url)
+    slow = _SlowPushService()
+    host = await slow.start()
+    settings = settings.with_(push_allowed_hosts=(receiver.host, host))
+    try:
+        shop = await add_shop(own, settings, "Boucherie Martin")
+        async with street(own, settings, receiver, with_pusher=False) as http:
+            sub_id = await _subscribe_to(http, receiver, host, shop.id)
+            async with pusher(own, settings):
+                post_id = await live_post(http, shop, own, flash("Merguez -30 %", minutes=60))
+                await asyncio.wait_for(slow.got_one.wait(), ALERT_S)
+                retries = _retries()
+                pid = int((await own.info("server"))["process_id"])
+                os.kill(pid, signal.SIGKILL)
+                await wait_for(lambda: server.exit_status() is not None, message="Redis down")
+                slow.answer.set()
+                # The 503 is in: putting the alert back meets no Redis, then Redis is back.
+                await wait_for(lambda: _retries() > retries, message="the 503 counted")
+                await asyncio.to_thread(server.respawn)
+                await wait_for(server.answers, message="Redis back")
+                await wait_for(lambda: _waits_again(own, sub_id, post_id), 20,
+                               "the alert waiting again")
+    finally:
+        await own.aclose()
+        await slow.stop()
+        await asyncio.to_thread(server.stop)
+
+
+def _retries() -> float:
+    return REGISTRY.get_sample_value("streetfeed_push_failed_total", {"reason": "retry"}) or 0.0

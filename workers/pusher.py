@@ -53,6 +53,7 @@ from schemas.push import PushRecord, Waiting
 from services.supervision import Backoff, supervised
 from storage import keys
 from storage.push import Claimed, PushStore, ensure_groups
+from storage.redis_conn import REDIS_DOWN
 from storage.vapid import VapidKey
 from workers.enricher import consumer_name
 
@@ -142,6 +143,11 @@ class Pusher:
         try:
             await asyncio.gather(*loops)
         finally:
+            # Sends under way are let finish (each has push_timeout_s at most): cancelled,
+            # an alert recorded as sent before its request would be lost (a deploy's stop
+            # lost up to push_concurrency of them).
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=self.settings.push_timeout_s + 1)
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -301,8 +307,15 @@ class Pusher:
         now_ts = now.timestamp()
         if not await self.store.mark_sent(record.id, waiting, now_ts):
             return False  # another pusher's turn took it
-        outcome = await self.deliver(record, target, waiting,
-                                     alert_body(post_json, waiting.post_id), now_ts)
+        try:
+            outcome = await self.deliver(record, target, waiting,
+                                         alert_body(post_json, waiting.post_id), now_ts)
+        except asyncio.CancelledError:
+            # Stopped mid-send past the graceful wait: back in the queue as it was.
+            with contextlib.suppress(*REDIS_DOWN):
+                await self.store.requeue(record.id, msgspec.structs.replace(
+                    waiting, not_before_ts=self.clock.now().timestamp()))
+            raise
         if 200 <= outcome.status < 300:
             metrics.PUSH_SENT.inc()
             return False
@@ -318,13 +331,30 @@ class Pusher:
             log.info("pusher: %s answered %s for subscription %s: retry %d in %.0f s",
                      target.host, outcome.status or "nothing", record.id, attempts, delay)
             metrics.PUSH_FAILED.labels("retry").inc()
-            await self.store.requeue(record.id, msgspec.structs.replace(
+            await self._put_back(record.id, msgspec.structs.replace(
                 waiting, attempts=attempts, not_before_ts=self.clock.now().timestamp() + delay))
             return False
         log.warning("pusher: %s answered %d for subscription %s: alert dropped", target.host,
                     outcome.status, record.id)
         metrics.PUSH_FAILED.labels("refused").inc()
         return False
+
+    async def _put_back(self, sub_id: str, waiting: Waiting) -> None:
+        """Requeue an alert whose send failed for now, through a Redis outage: it is
+        recorded as sent already, so a requeue given up would lose it (and count it
+        against the subscription's limits). Tried for twice a lease, as long as a Redis
+        restart takes many times over."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2 * self.settings.push_lease_s
+        backoff = Backoff(0.1, 2.0)
+        while True:
+            try:
+                await self.store.requeue(sub_id, waiting)
+                return
+            except REDIS_DOWN:
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(backoff.next())
 
     def _authorization(self, audience: str, now_ts: float) -> str:
         """The VAPID header for a push service's origin, signed again every hour."""
