@@ -476,7 +476,15 @@ async def test_screen_says_which_neighbours_are_closed_and_until_when_offers_run
         open_line = card("#neighbours", theirs) + " .open-state"
         await page.wait_for_selector(open_line, timeout=5000)
         assert (await page.text_content(open_line) or "").startswith(closed)
-        local = ends.astimezone(ZoneInfo("Europe/Paris")).strftime("%H:%M")
+        paris = ZoneInfo("Europe/Paris")
+        local = ends.astimezone(paris).strftime("%H:%M")
+        if ends.astimezone(paris).date() != datetime.now(paris).date():
+            # Another day where the shop is (a run after 19:00): its day is said too.
+            day = await page.evaluate(
+                "([ms, locale]) => new Intl.DateTimeFormat(locale, {weekday: 'short', "
+                "timeZone: 'Europe/Paris'}).format(ms)",
+                [ends.timestamp() * 1000, "fr-FR" if lang == "fr" else "en-GB"])
+            local = f"{day} {local}"
         countdown = card("#own-posts", own) + " .countdown"
         assert await page.text_content(countdown) == f"{until} {local}"
         category = page.locator(card("#own-posts", own) + " .shop-category")
