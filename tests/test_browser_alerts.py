@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -633,57 +633,58 @@ async def test_an_update_that_failed_is_retried_once_online_and_its_note_cleared
         redis: Redis, settings: Settings, browser: Any) -> None:
     """Regression: the retry on `online` succeeded but "Alerts not updated: try again in a
     moment" stayed."""
-    with receiver() as got:
-        settings = push_settings(settings, got)
-        async with web_server(settings) as web, enricher(redis, settings), \
-                httpx.AsyncClient(base_url=web.http) as http:
-            shop = await add_shop(redis, settings, "Au Pain Doré", *STREET)
-            bread = await live_post(http, shop, redis, arrival("Pain de seigle"))
-            page = await subscribed_phone(browser, web.http, got)
-            card = feed_card(bread)
-            await page.click(f"{card} .star")
-            await page.click(f"{card} .alert-me")
-            await settled(page, 1)
-            sub_id = (await kept(page))["id"]
-            # Offline as far as the API goes: turning the last shop off cannot be told.
-            await page.route("**/api/v1/push/subscriptions/*", lambda route: route.abort())
-            await page.click(f"{card} .alert-me")
-            await settled(page, 2)
-            failed = "Alerts not updated: try again in a moment."
-            await page.wait_for_selector(f"{card} .alert-note")
-            assert await page.inner_text(f"{card} .alert-note") == failed
-            assert await PushStore(redis).get(sub_id) is not None
-            # Back online: told, and the note goes.
-            await page.unroute("**/api/v1/push/subscriptions/*")
-            await page.evaluate("() => dispatchEvent(new Event('online'))")
-            await settled(page, 3)
-            assert page.calls[2][:2] == ("DELETE", f"subscriptions/{sub_id}")
-            assert await PushStore(redis).get(sub_id) is None
-            await page.wait_for_function("() => window.streetfeed.alerts.note === null")
-            await page.wait_for_selector(f"{card} .alert-note", state="detached")
-            assert await page.is_hidden("#alerts-note")
-            assert page.errors == []
+    async with alerting_phone(redis, settings, browser, "Au Pain Doré",
+                              "Pain de seigle") as (page, card):
+        sub_id = (await kept(page))["id"]
+        # Offline as far as the API goes: turning the last shop off cannot be told.
+        await page.route("**/api/v1/push/subscriptions/*", lambda route: route.abort())
+        await page.click(f"{card} .alert-me")
+        await settled(page, 2)
+        failed = "Alerts not updated: try again in a moment."
+        await page.wait_for_selector(f"{card} .alert-note")
+        assert await page.inner_text(f"{card} .alert-note") == failed
+        assert await PushStore(redis).get(sub_id) is not None
+        # Back online: told, and the note goes.
+        await page.unroute("**/api/v1/push/subscriptions/*")
+        await page.evaluate("() => dispatchEvent(new Event('online'))")
+        await settled(page, 3)
+        assert page.calls[2][:2] == ("DELETE", f"subscriptions/{sub_id}")
+        assert await PushStore(redis).get(sub_id) is None
+        await page.wait_for_function("() => window.streetfeed.alerts.note === null")
+        await page.wait_for_selector(f"{card} .alert-note", state="detached")
+        assert await page.is_hidden("#alerts-note")
+        assert page.errors == []
 
 
 async def test_a_failed_change_of_the_switch_s_options_is_said_there_not_on_a_card(
         redis: Redis, settings: Settings, browser: Any) -> None:
     """Regression: "Also at night" ticked offline put "try again" under the "Alert me" last
     tapped, on a card that had nothing to do with it."""
+    async with alerting_phone(redis, settings, browser, "Boucherie Martin",
+                              "Merguez maison") as (page, card):
+        await page.route("**/api/v1/push/subscriptions/*", lambda route: route.abort())
+        await open_filters(page)
+        await page.check("#alerts-night")
+        await settled(page, 2)
+        await note_is(page, "Alerts not updated: try again in a moment.")
+        assert await page.locator(f"{card} .alert-note").count() == 0
+        assert page.errors == []
+
+
+@contextlib.asynccontextmanager
+async def alerting_phone(redis: Redis, settings: Settings, browser: Any, shop_name: str,
+                         title: str) -> AsyncIterator[tuple[Any, str]]:
+    """A street with one shop's post, and a subscribed phone that follows the shop and
+    tapped "Alert me" on its card (the POST answered): the page and the card's selector."""
     with receiver() as got:
         settings = push_settings(settings, got)
         async with web_server(settings) as web, enricher(redis, settings), \
                 httpx.AsyncClient(base_url=web.http) as http:
-            shop = await add_shop(redis, settings, "Boucherie Martin", *STREET)
-            meat = await live_post(http, shop, redis, arrival("Merguez maison"))
+            shop = await add_shop(redis, settings, shop_name, *STREET)
+            post_id = await live_post(http, shop, redis, arrival(title))
             page = await subscribed_phone(browser, web.http, got)
-            card = feed_card(meat)
+            card = feed_card(post_id)
             await page.click(f"{card} .star")
             await page.click(f"{card} .alert-me")
             await settled(page, 1)
-            await page.route("**/api/v1/push/subscriptions/*", lambda route: route.abort())
-            await open_filters(page)
-            await page.check("#alerts-night")
-            await settled(page, 2)
-            await note_is(page, "Alerts not updated: try again in a moment.")
-            assert await page.locator(f"{card} .alert-note").count() == 0
-            assert page.errors == []
+            yield page, card
