@@ -1,0 +1,52 @@
+"""How bytes are compressed for HTTP (pure: bytes in, bytes out; docs/performance.md,
+"Page weight and compression").
+
+Two uses, two trade-offs:
+- Files (pages, web/static) are compressed once a process, before they are asked for,
+  and sent many times: the smallest output is worth seconds of CPU (brotli q11, gzip -9;
+  ~1.1 s of one core for the 41 files, in a worker thread).
+- The API's JSON is made per request on the loop that writes feed frames: the fastest
+  levels that still take ~65-75 % off (brotli q2, gzip -1: ~15-20 µs for 2-3 KB, where
+  q11 or -9 would take milliseconds for a few percent more), and never below
+  DYNAMIC_MIN_BYTES (a few hundred bytes saved do not pay for the work, and fit a packet
+  anyway).
+
+The gzip members carry no name and mtime 0: the same bytes in, the same bytes out, so a
+file's ETag outlives a restart.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Literal
+
+import brotli
+
+__all__ = ["CODINGS", "DYNAMIC_MIN_BYTES", "DYNAMIC_OFFLOAD_BYTES", "Coding", "compress"]
+
+Coding = Literal["br", "gzip"]
+# Ours, best first: what negotiation (rules/negotiation.py) offers.
+CODINGS: tuple[Coding, ...] = ("br", "gzip")
+
+_STATIC_BROTLI_QUALITY = 11
+_STATIC_GZIP_LEVEL = 9
+_DYNAMIC_BROTLI_QUALITY = 2
+_DYNAMIC_GZIP_LEVEL = 1
+# An API answer shorter than this goes as it is.
+DYNAMIC_MIN_BYTES = 1024
+# Above this an API answer is compressed in a worker thread (zlib and brotli release the
+# GIL): ~16 KiB cost ~60-100 µs at the levels above, more than the ~50 µs the hop to a
+# thread and back costs the loop; below it, compressing in place is cheaper.
+DYNAMIC_OFFLOAD_BYTES = 16 * 1024
+# wbits for a gzip member (header and CRC-32 trailer) rather than a raw zlib stream.
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+
+
+def compress(body: bytes, coding: Coding, *, static: bool) -> bytes:
+    """`body` in `coding`: at the best levels for a file (`static`), the fastest useful
+    ones for an answer made per request."""
+    if coding == "br":
+        quality = _STATIC_BROTLI_QUALITY if static else _DYNAMIC_BROTLI_QUALITY
+        return brotli.compress(body, quality=quality)
+    level = _STATIC_GZIP_LEVEL if static else _DYNAMIC_GZIP_LEVEL
+    return zlib.compress(body, level, wbits=_GZIP_WBITS)
