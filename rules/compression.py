@@ -22,7 +22,8 @@ from typing import Literal
 
 import brotli
 
-__all__ = ["CODINGS", "DYNAMIC_MIN_BYTES", "DYNAMIC_OFFLOAD_BYTES", "Coding", "compress"]
+__all__ = ["CODINGS", "DYNAMIC_MIN_BYTES", "DYNAMIC_OFFLOAD_BYTES", "Coding", "compress",
+           "decompress"]
 
 Coding = Literal["br", "gzip"]
 # Ours, best first: what negotiation (rules/negotiation.py) offers.
@@ -50,3 +51,14 @@ def compress(body: bytes, coding: Coding, *, static: bool) -> bytes:
         return brotli.compress(body, quality=quality)
     level = _STATIC_GZIP_LEVEL if static else _DYNAMIC_GZIP_LEVEL
     return zlib.compress(body, level, wbits=_GZIP_WBITS)
+
+
+def decompress(body: bytes, coding: Coding) -> bytes:
+    """The bytes `compress` was given; ValueError when `body` is not `coding`'s."""
+    try:
+        if coding == "br":
+            out: bytes = brotli.decompress(body)
+            return out
+        return zlib.decompress(body, wbits=_GZIP_WBITS)
+    except (brotli.error, zlib.error) as exc:
+        raise ValueError(f"not {coding}: {exc}") from None

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from rules.negotiation import etag_matches
 from runtime.settings import Settings
-from tests.helpers import add_shop, wait_for, web_server
+from tests.helpers import add_shop, web_server
 from web.assets import Assets
 from web.pages import STATIC_DIR
 
@@ -126,36 +126,54 @@ async def test_every_file_precompressed_validated_and_secured(
         assert sw.headers["content-type"].startswith("text/javascript")
 
 
-async def test_files_are_compressed_before_asked_and_again_once_changed(
+async def test_files_compressed_before_asked_kept_for_the_next_process_and_again_once_changed(
         tmp_path: Path) -> None:
-    """warm() compresses every file in a thread of its own; an edit on disk is seen on the
-    next request (size or mtime), compressed again once, and served in its new bytes."""
-    (tmp_path / "vendor").mkdir()
-    (tmp_path / "app.js").write_text("export const a = 1;\n" * 200)
-    (tmp_path / "vendor" / "lib.css").write_text("body { margin: 0 }\n" * 200)
-    (tmp_path / "icon.png").write_bytes(b"\x89PNG" + bytes(range(256)) * 4)
-    assets = Assets(tmp_path)
-    assets.warm()
-    await wait_for(lambda: len(assets._kept) == 3, message="every file compressed")
+    """warm() compresses every file and keeps the copies in the cache dir, where the next
+    process reads them back (checked: a damaged one is made again); an edit on disk is
+    seen on the next request (size or mtime), compressed again once, and served in its
+    new bytes; copies of versions gone are forgotten at the next warm()."""
+    root, cache = tmp_path / "static", tmp_path / "var" / "compressed"
+    (root / "vendor").mkdir(parents=True)
+    (root / "app.js").write_text("export const a = 1;\n" * 200)
+    (root / "vendor" / "lib.css").write_text("body { margin: 0 }\n" * 200)
+    (root / "icon.png").write_bytes(b"\x89PNG" + bytes(range(256)) * 4)
+    assets = Assets(root)
+    await asyncio.to_thread(assets.warm, cache)
     first = await assets.get("app.js")
     assert first is not None and set(first.packed) == {"br", "gzip"}
-    assert brotli.decompress(first.packed["br"].body) == (tmp_path / "app.js").read_bytes()
+    assert brotli.decompress(first.packed["br"].body) == (root / "app.js").read_bytes()
     png = await assets.get("icon.png")
     assert png is not None and png.packed == {}  # not text: as it is
     assert await assets.get("app.js") is first  # kept, not compressed again
+    kept = sorted(p.name for p in cache.iterdir())
+    assert kept == sorted(f"{a.digest.hex()}.{c}" for a in (first, await assets.get(
+        "vendor/lib.css")) if a is not None for c in ("br", "gzip"))
 
-    (tmp_path / "app.js").write_text("export const b = 2;\n" * 300)
+    # The next process reads them back; a damaged copy is made again, not served.
+    (cache / f"{first.digest.hex()}.br").write_bytes(b"not brotli")
+    (cache / f"{first.digest.hex()}.gzip").write_bytes(b"\x1f\x8b-damaged")
+    again = Assets(root)
+    await asyncio.to_thread(again.warm, cache)
+    second = await again.get("app.js")
+    assert second is not None and second.packed == first.packed
+    assert brotli.decompress((cache / f"{first.digest.hex()}.br").read_bytes()) == \
+        (root / "app.js").read_bytes()
+
+    (root / "app.js").write_text("export const b = 2;\n" * 300)
     changed = await assets.get("app.js")
     assert changed is not None and changed is not first
-    assert brotli.decompress(changed.packed["br"].body) == (tmp_path / "app.js").read_bytes()
-    assert gzip.decompress(changed.packed["gzip"].body) == (tmp_path / "app.js").read_bytes()
+    assert brotli.decompress(changed.packed["br"].body) == (root / "app.js").read_bytes()
+    assert gzip.decompress(changed.packed["gzip"].body) == (root / "app.js").read_bytes()
     assert changed.packed["br"].etag != first.packed["br"].etag
     assert changed.identity.etag != first.identity.etag
     # Many asking at once for a changed file: loaded once, the same Asset for all.
-    (tmp_path / "app.js").write_text("export const c = 3;\n" * 400)
+    (root / "app.js").write_text("export const c = 3;\n" * 400)
     together = await asyncio.gather(*(assets.get("app.js") for _ in range(8)))
-    assert len({id(a) for a in together}) == 1
-    (tmp_path / "app.js").unlink()
+    assert len({id(a) for a in together}) == 1 and together[0] is not None
+    await asyncio.to_thread(assets.warm, cache)
+    assert not any(p.name.startswith(first.digest.hex()) for p in cache.iterdir())
+    assert any(p.name.startswith(together[0].digest.hex()) for p in cache.iterdir())
+    (root / "app.js").unlink()
     assert await assets.get("app.js") is None
 
 

@@ -105,8 +105,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         # Read (or made, once per data dir) at start: a bad STREETFEED_VAPID_PRIVATE_KEY
         # stops the process here rather than at the first subscription.
         vapid_public_key = load_vapid_key(settings).public
-        # Pages and files compressed before they are asked for, in a thread of their own.
-        assets.warm()
+        # Pages and files compressed before the first request (in a worker thread: ~1 s
+        # of one core the first time, a few ms once the data dir keeps the copies).
+        await asyncio.to_thread(assets.warm, settings.data_dir / "compressed")
         redis = open_redis(settings)
         hub = Hub(settings)
         readers = Readers(redis, settings, hub, clock)

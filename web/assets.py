@@ -1,12 +1,16 @@
 """The pages and web/static's files, from memory: compressed once, validated by ETag.
 
 Every file is read, hashed and compressed (brotli q11 and gzip -9, rules/compression.py)
-before it is asked for: `warm()`, called by the app's lifespan, walks the directory in a
-thread of its own once a process (the same loop writes feed frames; ~1.1 s of one core
-for the 41 files, ~185 KB of brotli kept). A file is kept until it changes on disk (its
-size or mtime, looked at on each request: an edit shows on the next reload, without a
-restart), then compressed again in a worker thread, once, whoever asks meanwhile. A
-request only picks a copy: no compression per request.
+before the first request: the app's lifespan runs `warm()` in a worker thread (the same
+loop writes feed frames) and starts serving once it is done. Brotli q11 costs ~1.1 s of
+one core for the 41 files (~185 KB kept), so the compressed copies are also kept in the
+data dir (`compressed/`, named by each file's SHA-256, checked when read back): a
+restart, after a crash or a deploy that changed a few files, reads them back in a few ms
+and compresses only what changed; a gateway restarted under a reconnect storm is not
+held back by it. A file is kept in memory until it changes on disk (its size or mtime,
+looked at on each request: an edit shows on the next reload, without a restart), then
+compressed again in a worker thread, once, whoever asks meanwhile. A request only picks
+a copy: no compression per request.
 
 - `Content-Encoding: br`, else `gzip`, as `Accept-Encoding` weighs them
   (rules/negotiation.py), when the file is of a text type that shrinks (images are
@@ -20,17 +24,18 @@ request only picks a copy: no compression per request.
   versions; the answer to the question is a 304 of a few hundred bytes.
 - HEAD answers the headers of GET, with no body.
 
-Compressed at start-up rather than as `.br`/`.gz` files made at build time: the project
-has no build step, a file edited on disk would leave its side files stale, and one pass
-a process costs about a second of one core. The API's JSON is compressed per answer by
-web/compression.py; feed frames never are (docs/performance.md, "Page weight and
-compression").
+Compressed at start-up rather than as `.br`/`.gz` files beside the sources made at build
+time: the project has no build step, and a file edited on disk would leave its side files
+stale (the data dir's copies are named by content, so they cannot be). The API's JSON
+is compressed per answer by web/compression.py; feed frames never are
+(docs/performance.md, "Page weight and compression").
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
 import os
@@ -44,7 +49,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rules.compression import CODINGS, compress
+from rules.compression import CODINGS, Coding, compress, decompress
 from rules.negotiation import choose_encoding, etag_matches
 
 __all__ = ["Asset", "Assets", "Representation"]
@@ -68,9 +73,8 @@ _MIN_SAVING = 0.9
 Stamp = tuple[int, int]  # (mtime_ns, size) of the file some bytes were read from
 
 
-def _etag(body: bytes, suffix: str = "") -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(body).digest()[:12]).decode()
-    return f'"{digest}{suffix}"'
+def _etag(digest: bytes, suffix: str = "") -> str:
+    return f'"{base64.urlsafe_b64encode(digest[:12]).decode()}{suffix}"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,26 +91,56 @@ class Asset:
     # In CODINGS' order (best first); only those that shrink the file enough, none for
     # what is not text.
     packed: dict[str, Representation]
+    digest: bytes  # SHA-256 of the file: its ETags, and its compressed copies' names
 
 
-def _load(path: Path, stamp: Stamp) -> Asset:
+def _packed(body: bytes, digest: bytes, coding: Coding, cache: Path | None) -> bytes:
+    """`body` compressed for files, read back from `cache` when an earlier process of this
+    deployment made it (named by the file's SHA-256: never stale), else made and left
+    there for the next one. What is read back is checked by decompressing it (a few ms
+    for every file together): a damaged entry is made again, never served."""
+    name = cache / f"{digest.hex()}.{coding}" if cache is not None else None
+    if name is not None:
+        try:
+            kept = name.read_bytes()
+            if decompress(kept, coding) == body:
+                return kept
+        except (OSError, ValueError):
+            pass  # none yet, unreadable or damaged: made again below
+    out = compress(body, coding, static=True)
+    if name is not None:
+        try:
+            name.parent.mkdir(parents=True, exist_ok=True)
+            # Written whole under another name, then renamed: a process reading it meanwhile
+            # sees the old entry or the new one, never half of one.
+            partial = name.with_name(f"{name.name}.{os.getpid()}.{threading.get_ident()}")
+            partial.write_bytes(out)
+            os.replace(partial, name)
+        except OSError as exc:  # a read-only data dir: compressed again at each start
+            log.debug("could not keep %s: %s", name, exc)
+    return out
+
+
+def _load(path: Path, stamp: Stamp, cache: Path | None) -> Asset:
     body = path.read_bytes()
+    digest = hashlib.sha256(body).digest()
     suffix = path.suffix.lower()
     packed: dict[str, Representation] = {}
     if suffix in _COMPRESSIBLE:
         for coding in CODINGS:
-            out = compress(body, coding, static=True)
+            out = _packed(body, digest, coding, cache)
             if len(out) <= len(body) * _MIN_SAVING:
-                packed[coding] = Representation(out, _etag(body, f"-{coding}"))
+                packed[coding] = Representation(out, _etag(digest, f"-{coding}"))
     return Asset(stamp=stamp, media_type=_MEDIA_TYPES.get(suffix, "application/octet-stream"),
-                 identity=Representation(body, _etag(body)), packed=packed)
+                 identity=Representation(body, _etag(digest)), packed=packed, digest=digest)
 
 
 class Assets:
     """The files under one directory, each kept in memory with its compressed copies.
 
-    One per process (web.pages.ASSETS), shared by every app and loop of it: work under
-    way is a `concurrent.futures.Future`, which any loop or thread may wait on.
+    One per process (web.pages.ASSETS), shared by every app and loop of it (tests start
+    many): work under way is a `concurrent.futures.Future`, which any loop or thread may
+    wait on, so a file is loaded once whoever asks.
     """
 
     def __init__(self, root: Path) -> None:
@@ -114,7 +148,8 @@ class Assets:
         self._kept: dict[Path, Asset] = {}
         self._loading: dict[Path, tuple[Stamp, Future[Asset]]] = {}
         self._lock = threading.Lock()
-        self._warming: threading.Thread | None = None
+        # Where compressed copies are kept between processes (warm() says; None: nowhere).
+        self._cache: Path | None = None
 
     def _file(self, relative: str) -> tuple[Path, os.stat_result] | None:
         # Resolved, then required to be inside the root: no "..", no symlink out. A
@@ -150,7 +185,7 @@ class Assets:
     def _run(self, path: Path, stamp: Stamp, future: Future[Asset]) -> None:
         """Loads the file in the calling thread (never the loop's) and settles `future`."""
         try:
-            asset = _load(path, stamp)
+            asset = _load(path, stamp, self._cache)
         except BaseException as exc:
             future.set_exception(exc)
         else:
@@ -160,17 +195,13 @@ class Assets:
             if self._loading.get(path, (stamp, None))[1] is future:
                 del self._loading[path]
 
-    def warm(self) -> None:
-        """Starts compressing every file, in a thread of its own, once a process; a request
-        for a file not reached yet loads that one itself (or waits for it if under way)."""
-        with self._lock:
-            if self._warming is not None:
-                return
-            self._warming = threading.Thread(target=self._warm_all, name="assets-warm",
-                                             daemon=True)
-        self._warming.start()
-
-    def _warm_all(self) -> None:
+    def warm(self, cache: Path | None) -> None:
+        """Loads and compresses every file not kept yet (blocking: call it in a thread),
+        keeping compressed copies in `cache` for the next process, and forgets there the
+        copies of files no longer here. A request meanwhile for a file not reached yet
+        loads that one itself, or waits for it if under way."""
+        self._cache = cache
+        digests: set[str] = set()
         for path in sorted(self.root.rglob("*")):
             relative = path.relative_to(self.root)
             if "__pycache__" in relative.parts or relative.name.startswith("."):
@@ -180,13 +211,30 @@ class Assets:
                 continue
             stamp = (found[1].st_mtime_ns, found[1].st_size)
             kept = self._kept.get(found[0])
-            if kept is not None and kept.stamp == stamp:
-                continue
-            future, mine = self._claim(found[0], stamp)
-            if mine:
-                self._run(found[0], stamp, future)
-                if isinstance(future.exception(), OSError):
-                    log.warning("could not read %s: %s", relative, future.exception())
+            if kept is None or kept.stamp != stamp:
+                future, mine = self._claim(found[0], stamp)
+                if mine:
+                    self._run(found[0], stamp, future)
+                try:
+                    kept = future.result()
+                except OSError as exc:  # gone since the walk: as if never there
+                    log.debug("could not read %s: %s", relative, exc)
+                    continue
+            digests.add(kept.digest.hex())
+        if cache is not None:
+            self._forget_others(cache, digests)
+
+    @staticmethod
+    def _forget_others(cache: Path, digests: set[str]) -> None:
+        # Copies of earlier versions of the files (a deploy, an edit) would pile up.
+        try:
+            entries = list(cache.iterdir())
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.partition(".")[0] not in digests:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
 
     async def get(self, relative: str) -> Asset | None:
         found = self._file(relative)
