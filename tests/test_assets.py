@@ -132,13 +132,13 @@ async def test_files_compressed_before_asked_kept_for_the_next_process_and_again
     process reads them back (checked: a damaged one is made again); an edit on disk is
     seen on the next request (size or mtime), compressed again once, and served in its
     new bytes; copies of versions gone are forgotten at the next warm()."""
-    root, cache = tmp_path / "static", tmp_path / "var" / "compressed"
+    root, cache = tmp_path / "static", tmp_path / ".compressed"
     (root / "vendor").mkdir(parents=True)
     (root / "app.js").write_text("export const a = 1;\n" * 200)
     (root / "vendor" / "lib.css").write_text("body { margin: 0 }\n" * 200)
     (root / "icon.png").write_bytes(b"\x89PNG" + bytes(range(256)) * 4)
-    assets = Assets(root)
-    await asyncio.to_thread(assets.warm, cache)
+    assets = Assets(root, cache=cache)
+    await asyncio.to_thread(assets.warm)
     first = await assets.get("app.js")
     assert first is not None and set(first.packed) == {"br", "gzip"}
     assert brotli.decompress(first.packed["br"].body) == (root / "app.js").read_bytes()
@@ -152,8 +152,8 @@ async def test_files_compressed_before_asked_kept_for_the_next_process_and_again
     # The next process reads them back; a damaged copy is made again, not served.
     (cache / f"{first.digest.hex()}.br").write_bytes(b"not brotli")
     (cache / f"{first.digest.hex()}.gzip").write_bytes(b"\x1f\x8b-damaged")
-    again = Assets(root)
-    await asyncio.to_thread(again.warm, cache)
+    again = Assets(root, cache=cache)
+    await asyncio.to_thread(again.warm)
     second = await again.get("app.js")
     assert second is not None and second.packed == first.packed
     assert brotli.decompress((cache / f"{first.digest.hex()}.br").read_bytes()) == \
@@ -170,7 +170,7 @@ async def test_files_compressed_before_asked_kept_for_the_next_process_and_again
     (root / "app.js").write_text("export const c = 3;\n" * 400)
     together = await asyncio.gather(*(assets.get("app.js") for _ in range(8)))
     assert len({id(a) for a in together}) == 1 and together[0] is not None
-    await asyncio.to_thread(assets.warm, cache)
+    await asyncio.to_thread(assets.warm)
     assert not any(p.name.startswith(first.digest.hex()) for p in cache.iterdir())
     assert any(p.name.startswith(together[0].digest.hex()) for p in cache.iterdir())
     (root / "app.js").unlink()

@@ -105,9 +105,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         # Read (or made, once per data dir) at start: a bad STREETFEED_VAPID_PRIVATE_KEY
         # stops the process here rather than at the first subscription.
         vapid_public_key = load_vapid_key(settings).public
-        # Pages and files compressed before the first request (in a worker thread: ~1 s
-        # of one core the first time, a few ms once the data dir keeps the copies).
-        await asyncio.to_thread(assets.warm, settings.data_dir / "compressed")
+        # Pages and files compressed before the first request (in a worker thread: ~1.4 s
+        # of one core the first time, a few ms once their copies are kept).
+        await asyncio.to_thread(assets.warm)
         redis = open_redis(settings)
         hub = Hub(settings)
         readers = Readers(redis, settings, hub, clock)

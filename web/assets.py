@@ -2,15 +2,17 @@
 
 Every file is read, hashed and compressed (brotli q11 and gzip -9, rules/compression.py)
 before the first request: the app's lifespan runs `warm()` in a worker thread (the same
-loop writes feed frames) and starts serving once it is done. Brotli q11 costs ~1.1 s of
-one core for the 41 files (~185 KB kept), so the compressed copies are also kept in the
-data dir (`compressed/`, named by each file's SHA-256, checked when read back): a
-restart, after a crash or a deploy that changed a few files, reads them back in a few ms
-and compresses only what changed; a gateway restarted under a reconnect storm is not
-held back by it. A file is kept in memory until it changes on disk (its size or mtime,
-looked at on each request: an edit shows on the next reload, without a restart), then
-compressed again in a worker thread, once, whoever asks meanwhile. A request only picks
-a copy: no compression per request.
+loop writes feed frames) and starts serving once it is done. Brotli q11 costs ~1.4 s of
+one core for the 51 files (~185 KB kept), so the compressed copies are also kept beside
+the package, in `web/.compressed/` (named by each file's SHA-256, checked when read
+back, as Python keeps `__pycache__`): every later process of the install (a restart
+after a crash or a deploy that changed a few files, `--workers N`, the tests' and
+benchmarks' many servers) reads them back in a few ms and compresses only what changed,
+so a gateway restarted under a reconnect storm is not held back by it. Where the package
+is read-only they are made again at each start. A file is kept in memory until it
+changes on disk (its size or mtime, looked at on each request: an edit shows on the next
+reload, without a restart), then compressed again in a worker thread, once, whoever asks
+meanwhile. A request only picks a copy: no compression per request.
 
 - `Content-Encoding: br`, else `gzip`, as `Accept-Encoding` weighs them
   (rules/negotiation.py), when the file is of a text type that shrinks (images are
@@ -26,7 +28,7 @@ a copy: no compression per request.
 
 Compressed at start-up rather than as `.br`/`.gz` files beside the sources made at build
 time: the project has no build step, and a file edited on disk would leave its side files
-stale (the data dir's copies are named by content, so they cannot be). The API's JSON
+stale (the copies kept are named by content, so they cannot be). The API's JSON
 is compressed per answer by web/compression.py; feed frames never are
 (docs/performance.md, "Page weight and compression").
 """
@@ -116,7 +118,7 @@ def _packed(body: bytes, digest: bytes, coding: Coding, cache: Path | None) -> b
             partial = name.with_name(f"{name.name}.{os.getpid()}.{threading.get_ident()}")
             partial.write_bytes(out)
             os.replace(partial, name)
-        except OSError as exc:  # a read-only data dir: compressed again at each start
+        except OSError as exc:  # a read-only install: compressed again at each start
             log.debug("could not keep %s: %s", name, exc)
     return out
 
@@ -143,13 +145,13 @@ class Assets:
     wait on, so a file is loaded once whoever asks.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cache: Path | None = None) -> None:
         self.root = root.resolve()
+        # Where compressed copies are kept between processes (None: nowhere).
+        self.cache = cache
         self._kept: dict[Path, Asset] = {}
         self._loading: dict[Path, tuple[Stamp, Future[Asset]]] = {}
         self._lock = threading.Lock()
-        # Where compressed copies are kept between processes (warm() says; None: nowhere).
-        self._cache: Path | None = None
 
     def _file(self, relative: str) -> tuple[Path, os.stat_result] | None:
         # Resolved, then required to be inside the root: no "..", no symlink out. A
@@ -185,7 +187,7 @@ class Assets:
     def _run(self, path: Path, stamp: Stamp, future: Future[Asset]) -> None:
         """Loads the file in the calling thread (never the loop's) and settles `future`."""
         try:
-            asset = _load(path, stamp, self._cache)
+            asset = _load(path, stamp, self.cache)
         except BaseException as exc:
             future.set_exception(exc)
         else:
@@ -195,12 +197,11 @@ class Assets:
             if self._loading.get(path, (stamp, None))[1] is future:
                 del self._loading[path]
 
-    def warm(self, cache: Path | None) -> None:
+    def warm(self) -> None:
         """Loads and compresses every file not kept yet (blocking: call it in a thread),
-        keeping compressed copies in `cache` for the next process, and forgets there the
+        keeping compressed copies in the cache for the next process, and forgets there the
         copies of files no longer here. A request meanwhile for a file not reached yet
         loads that one itself, or waits for it if under way."""
-        self._cache = cache
         digests: set[str] = set()
         for path in sorted(self.root.rglob("*")):
             relative = path.relative_to(self.root)
@@ -221,8 +222,8 @@ class Assets:
                     log.debug("could not read %s: %s", relative, exc)
                     continue
             digests.add(kept.digest.hex())
-        if cache is not None:
-            self._forget_others(cache, digests)
+        if self.cache is not None:
+            self._forget_others(self.cache, digests)
 
     @staticmethod
     def _forget_others(cache: Path, digests: set[str]) -> None:

@@ -21,8 +21,9 @@ __all__ = ["ASSETS", "STATIC_DIR", "SecurityHeaders", "console", "manifest", "pa
 log = logging.getLogger("streetfeed.web")
 
 STATIC_DIR = Path(__file__).parent / "static"
-# One a process, whatever the apps (tests start many): its files are compressed once.
-ASSETS = Assets(STATIC_DIR)
+# One a process, whatever the apps (tests start many): its files are compressed once, and
+# the copies kept for the next processes of this install (web/assets.py).
+ASSETS = Assets(STATIC_DIR, cache=Path(__file__).parent / ".compressed")
 
 _SHOP_CHECK_FAILED: tuple[type[Exception], ...] = (*REDIS_DOWN, TimeoutError)
 
