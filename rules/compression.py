@@ -3,8 +3,8 @@
 
 Two uses, two trade-offs:
 - Files (pages, web/static) are compressed once a process, before they are asked for,
-  and sent many times: the smallest output is worth seconds of CPU (brotli q11, gzip -9;
-  ~1.1 s of one core for the 41 files, in a worker thread).
+  and sent many times: the smallest output is worth a second of CPU (brotli q11, gzip -9;
+  ~1.4 s of one core for the 41 text files, once an install: web/assets.py).
 - The API's JSON is made per request on the loop that writes feed frames: the fastest
   levels that still take ~65-75 % off (brotli q2, gzip -1: ~15-20 µs for 2-3 KB, where
   q11 or -9 would take milliseconds for a few percent more), and never below
@@ -36,8 +36,9 @@ _DYNAMIC_GZIP_LEVEL = 1
 # An API answer shorter than this goes as it is.
 DYNAMIC_MIN_BYTES = 1024
 # Above this an API answer is compressed in a worker thread (zlib and brotli release the
-# GIL): ~16 KiB cost ~60-100 µs at the levels above, more than the ~50 µs the hop to a
-# thread and back costs the loop; below it, compressing in place is cheaper.
+# GIL): ~3 µs per KiB at the levels above, so ~50 µs here, where the hop to a thread and
+# back costs ~150 µs of CPU for both threads; above it the loop is held long enough
+# (a 150 KB snapshot: ~450 µs) for the hop to pay.
 DYNAMIC_OFFLOAD_BYTES = 16 * 1024
 # wbits for a gzip member (header and CRC-32 trailer) rather than a raw zlib stream.
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
