@@ -11,7 +11,7 @@ from typing import TypeVar
 
 __all__ = ["choose_encoding", "etag_matches"]
 
-Coding = TypeVar("Coding", bound=str)
+Offer = TypeVar("Offer", bound=str)
 _IDENTITY = "identity"
 # Names a client may use for the same coding (RFC 9110 8.4.1.3: x-gzip is gzip).
 _ALIASES = {"x-gzip": "gzip"}
@@ -29,7 +29,7 @@ def _quality(params: list[str]) -> float:
     return 1.0
 
 
-def choose_encoding(accept_encoding: str | None, offered: Sequence[Coding]) -> Coding | None:
+def choose_encoding(accept_encoding: str | None, offered: Sequence[Offer]) -> Offer | None:
     """The coding of `offered` (ours, best first, e.g. `("br", "gzip")`) that
     `Accept-Encoding` weighs highest, or None for identity (the bytes as they are).
 
@@ -53,7 +53,7 @@ def choose_encoding(accept_encoding: str | None, offered: Sequence[Coding]) -> C
         elif coding:
             # Named twice: the first counts, as most servers read it.
             named.setdefault(coding, _quality(params))
-    best: Coding | None = None
+    best: Offer | None = None
     best_q = 0.0
     for offer in offered:
         q = named.get(offer, star if star is not None else 0.0)

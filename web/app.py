@@ -253,8 +253,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             **dict.fromkeys(S3_UNAVAILABLE, _media_down),
         },
     )
-    # Innermost: it reads the endpoint the router puts in the scope, which only
-    # middleware that passes the scope on as it is (not web.forwarded's copy) shares.
+    # Innermost of ours: it reads the endpoint the router writes into the scope it was
+    # handed, so nothing between the two may pass on a copy (as web.forwarded does).
     app.add_middleware(CompressJSON)
     app.add_middleware(AddressRateLimit, settings=settings)
     app.add_middleware(RequestIdMiddleware)
