@@ -231,3 +231,27 @@ async def test_a_cursor_the_trim_went_past_is_reset_whatever_the_gateways_clock(
             replayed = [f.get("id") or f["post"]["id"] for f in frames[:-1]]
             assert replayed == [f"p_old{i}" for i in range(first_kept + 1, 400)] + [post]
             assert frames[-1]["type"] == "ping"
+
+
+async def test_a_stream_trimmed_empty_resets_the_cursors_behind_it(
+        redis: Redis, settings: Settings) -> None:
+    """An operator's `XTRIM ... MAXLEN 0` left a stream with no first entry: the gateway
+    took it for one never trimmed, and a cursor behind its last id resumed with nothing,
+    the posts in between silently lost."""
+    shop = await add_shop(redis, settings, "Droguerie", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        async with feed_client(web.ws, *STREET) as client:
+            first = (await send_post(http, shop, arrival("first"))).json()["id"]
+            await client.wait_post(first)
+            cursor = client.cursor
+            missed = (await send_post(http, shop, arrival("missed"))).json()["id"]
+            await client.wait_post(missed)
+            last = client.cursor
+        assert cursor is not None and last is not None
+        await redis.xtrim(keys.feed_stream(settings.region), maxlen=0, approximate=False)
+        async with feed_client(web.ws, *STREET, cursor=cursor) as behind:
+            assert behind.frames[0]["type"] == "reset"
+            assert {first, missed} <= set(behind.post_ids())
+        async with feed_client(web.ws, *STREET, cursor=last) as current:
+            assert [f["type"] for f in current.frames] == ["ping"]
