@@ -111,12 +111,13 @@ class Settings:
     # Opening hours may list a year of dated exceptions.
     max_hours_body_bytes: int = 64 * 1024
     max_ws_frame_bytes: int = 4 * 1024
-    # Feed retention (docs/architecture.md, "Feed retention"): a region's `feed` stream
-    # keeps the entries of the last feed_retention_s (STREETFEED_FEED_RETENTION_S; a day:
-    # a screen switched off overnight resumes, and the end of every day's posts at
-    # midnight leaves an older cursor nothing worth replaying), and at most feed_maxlen
-    # (STREETFEED_FEED_MAXLEN) of them, a cap for a runaway region. A cursor older than
-    # either gets `reset` and a fresh snapshot.
+    # Feed retention (docs/architecture.md, "Feed retention by age, capped by count"): a
+    # region's `feed` stream keeps the entries of the last feed_retention_s
+    # (STREETFEED_FEED_RETENTION_S; a day: a screen switched off overnight resumes, and
+    # the end of every day's posts at midnight leaves an older cursor nothing worth
+    # replaying), and at most feed_maxlen (STREETFEED_FEED_MAXLEN) of them, a cap for a
+    # runaway region. A resume that needs an entry past either gets `reset` and a fresh
+    # snapshot.
     feed_retention_s: int = 24 * 3600
     feed_maxlen: int = 100_000
     idempotency_ttl_s: int = 24 * 3600
