@@ -43,8 +43,11 @@ def _js_const(path: str, name: str) -> float:
 MOVE_THRESHOLD_M = _js_const("web/static/app.js", "MOVE_THRESHOLD_M")
 PHONE_DEFAULT_RADIUS_M = _js_const("web/static/position.js", "DEFAULT_RADIUS_M")
 SCREEN_RADIUS_M = _js_const("web/static/screen.js", "DEFAULT_RADIUS_M")
-CONSOLE_POLL_S = _js_const("web/static/shop.js", "POLL_MS") / 1000.0
-CONSOLE_HIDDEN_POLL_S = _js_const("web/static/shop.js", "HIDDEN_POLL_MS") / 1000.0
+# The console polled every 2 s (10 s hidden) until it got its socket (WS /ws/shop, commit
+# d0e4748 removed POLL_MS from shop.js and with it this model's run): the model still prices
+# a console at that rate of reads until it models the socket's pushes.
+CONSOLE_POLL_S = 2.0
+CONSOLE_HIDDEN_POLL_S = 10.0
 # feed/stats.py: StatsPublisher(interval_s=1.0), one flush per process per second.
 PRESENCE_FLUSH_S = 1.0
 # The scheduler's CPU per arq job (expire_post: one remove script, arq's own bookkeeping), and
