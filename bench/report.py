@@ -64,6 +64,8 @@ def one_line(run: dict[str, Any]) -> str:
             f"{_f(run.get('cpu_s_per_100k'), 2)} CPU-s/100k "
             f"({_f(_get(run, 'cpu_s_per_100k_all'), 2)} all server), "
             f"{_f(run.get('rss_kib_per_socket'), 1)} KiB/socket, "
+            + (f"{run['frames_per_delivery']:.2f} frames per kept post, "
+               if run.get("frames_per_delivery", 1.0) > 1.0 else "") +
             f"missing {run.get('missing')} extra {run.get('extra')} dup {run.get('duplicates')}"
             f", others used {run.get('foreign_cores', {}).get('saturation', '?')}/"
             f"{run.get('foreign_cores', {}).get('latency', '?')} cores"
