@@ -21,7 +21,8 @@ KEYS = ("deliveries_per_s", "p50_ms", "p95_ms", "p99_ms", "cpu_s_per_100k",
 EXTRA_KEYS = ("loadgen_cpu_s_per_100k", "deliveries_per_s_wall", "duplicates",
               "latency_load_deliveries_per_s", "saturation_p99_ms", "post_errors", "connect_s",
               "frames_per_delivery")
-# Runs written before issue 19 name `cpu_s_per_100k_all` so (`python -m bench report` on them).
+# Runs written before issue 19 call `cpu_s_per_100k_all` by its old name: read either, so
+# that `python -m bench report` still redraws them.
 OLD_NAMES = {"cpu_s_per_100k_all": "cpu_s_per_100k_all_server"}
 COUNTS = ("missing", "extra", "duplicates", "post_errors")
 LABELS = {
