@@ -17,10 +17,12 @@
 // mode "sio": a socket.io-client (websocket transport only) per subscriber; it emits
 //   `subscribe` {lat, lon, radius_m, kinds} and counts as subscribed on the ack; `post`
 //   events are filtered by exact distance (haversine, R = 6371008.8 m) and kind, the way
-//   a socket.io app with one room per geo cell has to.
+//   a socket.io app with rooms per geo cell (peer) or per (cell, kind) (peer_tuned) has
+//   to; `dropped` counts the frames filtered out (frames = kept + dropped).
 //
 // Commands on stdin, one per line; each answer is one line on stdout:
-//   stat          -> {"subscribed":..,"kept":..,"frames":..,"errors":..,"closed":..,"last":ts}
+//   stat          -> {"subscribed":..,"kept":..,"frames":..,"dropped":..,"errors":..,
+//                     "closed":..,"last":ts}
 //   hist T0       -> {"counts": [...]}: kept posts received since T0 (epoch ms), per ms
 //   dump PATH     -> writes "idx\tpost_id\treceived_ms" lines and "#\tpost_id\tposted_at"
 //                    lines to PATH, then answers {"dumped":records}
@@ -44,6 +46,7 @@ const sockets = new Array(n);
 let subscribed = 0;
 let kept = 0;
 let frames = 0;
+let dropped = 0;
 let errors = 0;
 let closed = 0;
 let last = 0;
@@ -134,8 +137,11 @@ function openSio(i, done) {
   s.on('post', (post) => {
     const t = now();
     frames++;
-    if (kinds && !kinds.includes(post.kind)) return;
-    if (haversine(lat, lon, post.shop.lat, post.shop.lon) > radius) return;
+    if ((kinds && !kinds.includes(post.kind))
+        || haversine(lat, lon, post.shop.lat, post.shop.lon) > radius) {
+      dropped++;
+      return;
+    }
     recIds[i].push(post.id);
     recTs[i].push(t);
     kept++;
@@ -161,7 +167,7 @@ function pump() {
 pump();
 
 function stat() {
-  return JSON.stringify({ subscribed, kept, frames, errors, closed, last, opened: next,
+  return JSON.stringify({ subscribed, kept, frames, dropped, errors, closed, last, opened: next,
                           n, lastError });
 }
 

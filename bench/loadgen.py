@@ -106,7 +106,8 @@ class LoadGen:
         answers = await asyncio.gather(*(w.ask("stat") for w in self.workers))
         total: dict[str, float] = defaultdict(float)
         for answer in answers:
-            for key in ("subscribed", "kept", "frames", "errors", "closed", "opened", "n"):
+            for key in ("subscribed", "kept", "frames", "dropped", "errors", "closed", "opened",
+                        "n"):
                 total[key] += float(answer[key])  # type: ignore[arg-type]
             total["last"] = max(total["last"], float(answer["last"]))  # type: ignore[arg-type]
             if answer.get("lastError"):

@@ -121,7 +121,8 @@ class Proc:
 
 @dataclass
 class ProcGroup:
-    """The processes of one scenario; `main` is the one whose CPU and RSS are the figures."""
+    """The processes of one scenario; `main` is the one whose CPU and RSS are the figures,
+    `all` the ones whose CPU together is `cpu_s_per_100k_all`."""
 
     main: Proc
     others: list[Proc] = field(default_factory=list)
@@ -206,6 +207,16 @@ def start_peer(workdir: Path, valkey: Valkey) -> ProcGroup:
                            "--redis-url", valkey.url], workdir)
     wait_port(port, proc.popen, 20, "python-socketio peer")
     return ProcGroup(proc, shared=[valkey.proc], ws_base=f"ws://127.0.0.1:{port}",
+                     post_url=f"http://127.0.0.1:{port}/post")
+
+
+def start_peer_tuned(workdir: Path) -> ProcGroup:
+    """python-socketio with the in-memory manager: one process, no Valkey to count."""
+    port = free_port()
+    proc = _spawn("peer_tuned", [sys.executable, "-m", "bench.servers.peer_tuned", "--port",
+                                 str(port)], workdir)
+    wait_port(port, proc.popen, 20, "python-socketio tuned peer")
+    return ProcGroup(proc, ws_base=f"ws://127.0.0.1:{port}",
                      post_url=f"http://127.0.0.1:{port}/post")
 
 
