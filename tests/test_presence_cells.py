@@ -115,6 +115,6 @@ async def _replay(lat: float, lon: float,
         for radii in (AUDIENCE_RADII_M, (2000, 250), (500,)):
             assert board.counts("main", lat, lon, radii) == walk_every_cell(
                 model, lat, lon, radii)
-    assert all(n > 0 for n in board._sums["main"].values())
-    assert math.isclose(sum(board._sums["main"].values()),
-                        sum(n for cells in model.values() for _c, n in cells))
+    sums = board._sums_of("main")
+    assert all(n > 0 for n in sums.values())
+    assert math.isclose(sum(sums.values()), sum(n for cells in model.values() for _c, n in cells))
