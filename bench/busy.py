@@ -60,7 +60,8 @@ class BusyLoad:
         """Consoles of the CONSOLES shops posting most in `posts` (their reach moves during
         the phase), each live (snapshot and people watching received)."""
         busiest = [s for s, _ in Counter(p.shop for p in posts).most_common(CONSOLES)]
-        for shop in busiest:
+
+        async def one(shop: int) -> None:
             shop_id, token = self.tokens[shop]
             socket = await connect(f"{self.ws_base}/ws/shop?shop={shop_id}",
                                    additional_headers={"Authorization": f"Bearer {token}"},
@@ -68,8 +69,9 @@ class BusyLoad:
             console = _Console(shop, socket)
             self.consoles.append(console)
             self._readers.append(asyncio.create_task(self._read(console)))
-        await asyncio.wait_for(asyncio.gather(*(c.live.wait() for c in self.consoles)),
-                               _SNAPSHOT_TIMEOUT_S)
+            await console.live.wait()
+
+        await asyncio.wait_for(asyncio.gather(*(one(s) for s in busiest)), _SNAPSHOT_TIMEOUT_S)
 
     async def _read(self, console: _Console) -> None:
         with contextlib.suppress(Exception):

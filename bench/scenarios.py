@@ -54,12 +54,13 @@ class Profile:
     peer_pilot_deliveries: int = 8_000
     saturation_s: float = 5.0
     latency_s: float = 8.0
+    busy_s: float = 8.0
     settle_s: float = 1.0
     stall_s: float = 8.0
 
 
 QUICK = Profile(pilot_deliveries=10_000, peer_pilot_deliveries=3_000, saturation_s=1.5,
-                latency_s=2.5, settle_s=0.5, stall_s=4.0)
+                latency_s=2.5, busy_s=1.5, settle_s=0.5, stall_s=4.0)
 
 
 @dataclass
@@ -400,8 +401,9 @@ async def _busy(ctx: RunContext, group: procs.ProcGroup, plan: PostPlan, runner:
                 tokens: dict[int, tuple[str, str]], post_rate: float) -> dict[str, Any]:
     """3b. The latency phase again, at the same rate, with consoles open and profiles
     fetched (bench.busy)."""
-    posts = plan.take(max(5, math.ceil(post_rate * ctx.profile.latency_s)))
+    posts = plan.take(max(5, math.ceil(post_rate * ctx.profile.busy_s)))
     busy = BusyLoad(group.ws_base, group.post_url, tokens)
+    t0 = time.monotonic()
     try:
         await busy.open(posts)
         busy.start()
@@ -409,6 +411,7 @@ async def _busy(ctx: RunContext, group: procs.ProcGroup, plan: PostPlan, runner:
         out = await busy.stop()
     finally:
         await busy.close()
+    out["busy_wall_s"] = round(time.monotonic() - t0, 2)
     group.check_alive()
     return out
 
