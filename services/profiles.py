@@ -56,7 +56,7 @@ class ProfileCache:
         # one go by is not kept.
         self._writes: dict[str, int] = {}
         self._forgot_all = 0
-        # Profiles computed since start (tests and the benchmark read it).
+        # Profiles computed since start (tests read it).
         self.computed = 0
 
     def forget(self, shop_id: str | None) -> None:
@@ -80,8 +80,6 @@ class ProfileCache:
         if heard is not None and seen == (self.heard(), self._forgot_all,
                                           self._writes.get(shop_id, 0)):
             self._entries[shop_id] = (body, until, heard)
-        else:
-            self._entries.pop(shop_id, None)
         return body
 
     async def _compute(self, shop_id: str, now: datetime) -> tuple[bytes, float]:

@@ -3,13 +3,22 @@ computed once, and every write made through another process seen by the very nex
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
+import msgspec
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from rules.clock import ManualClock
+from rules.shops import day_ends_at, profile_of, profile_valid_until
 from runtime.settings import Settings
+from schemas.hours import OpeningOverride, ShopHours
+from schemas.shops import ShopRecord
 from services.shops import set_disabled
 from storage import keys
 from tests.helpers import add_shop, auth, enricher, wait_for, web_server
@@ -136,3 +145,37 @@ async def test_a_lost_subscription_drops_every_cached_profile(
         await wait_for(lambda: board.shop_changes_heard() not in (None, before), 10,
                        "the subscription back")
         assert (await http.get(path)).json()["name"] == "Fromagerie Dupont"
+
+
+# --- The expiry's rules (rules.shops), directly -----------------------------------------
+
+ZONES = ("Europe/Paris", "America/Santiago", "Australia/Lord_Howe", "Pacific/Kiritimati",
+         "America/Havana", "UTC")
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2037, 12, 31),
+                    timezones=st.just(UTC)), st.sampled_from(ZONES))
+@examples(max_examples=300, deadline=None)
+def test_a_day_ends_at_the_first_instant_of_the_next_local_date(at: datetime, zone: str) -> None:
+    """Also where midnight does not exist (Santiago and Havana spring forward at 00:00)."""
+    tz = ZoneInfo(zone)
+    end = day_ends_at(at, zone)
+    assert end > at
+    assert end.astimezone(tz).date() == at.astimezone(tz).date() + timedelta(days=1)
+    assert (end - timedelta(microseconds=1)).astimezone(tz).date() == at.astimezone(tz).date()
+
+
+def test_a_profile_is_true_until_its_next_change_or_an_own_post_starts_or_ends() -> None:
+    record = ShopRecord(id="cave", name="Cave", category="wine", lat=44.8, lon=-0.57,
+                        token_hash="0" * 64, created_at=NOW, updated_at=NOW,
+                        hours=msgspec.convert(HOURS, ShopHours))
+    profile = profile_of(record, ManualClock(NOW))
+    assert profile_valid_until(record, profile, (), NOW) == datetime(
+        2026, 11, 24, 18, tzinfo=UTC).timestamp()
+    # Without hours: never, unless an own opening post starts or ends.
+    bare = msgspec.structs.replace(record, hours=None)
+    assert profile_valid_until(bare, profile_of(bare, ManualClock(NOW)), (), NOW) == math.inf
+    later = OpeningOverride(post_id="p_1", open=True, status="open_now",
+                            starts_ts=NOW.timestamp() + 60, ends_ts=NOW.timestamp() + 600)
+    assert profile_valid_until(bare, profile_of(bare, ManualClock(NOW), [later]), [later],
+                               NOW) == NOW.timestamp() + 60
