@@ -78,7 +78,7 @@ def processes_for(model: Model, sim: TownSim, measured: Measured) -> Load:
     """Enough processes for the sockets (10,000 each) and the CPU (<= 60 % of a core each).
 
     Some per-process costs grow with the number of processes (every process reads every
-    entry; a console poll reads every process's presence cells), so iterate to a fixed
+    entry and publishes its presence cells), so iterate to a fixed
     point; `converged` is False when adding processes adds more work than it takes on.
     """
     processes = max(1, math.ceil(sim.sockets / SOCKETS_PER_PROCESS))

@@ -183,7 +183,7 @@ def _by_posts_around(w: _WebProbe) -> tuple[list[int], list[int]]:
 
 async def _feed_read(w: _WebProbe) -> None:
     """A feed entry read and dispatched with nobody to deliver to (one socket, far away),
-    from a shop of its own (its posts must not weigh on the console polled after)."""
+    from a shop of its own (its posts must not weigh on the console's reads after)."""
     from storage import keys
     from storage.live import LiveIndex
 
