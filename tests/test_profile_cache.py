@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from rules.clock import ManualClock
 from rules.shops import day_ends_at, profile_of, profile_valid_until
@@ -21,6 +22,8 @@ from schemas.hours import OpeningOverride, ShopHours
 from schemas.shops import ShopRecord
 from services.shops import set_disabled
 from storage import keys
+from storage.live import LiveIndex
+from storage.redis_conn import pubsub_client
 from tests.helpers import add_shop, auth, enricher, wait_for, web_server
 
 # Tuesday 10:00 in Paris: open until 19:00.
@@ -179,3 +182,37 @@ def test_a_profile_is_true_until_its_next_change_or_an_own_post_starts_or_ends()
                             starts_ts=NOW.timestamp() + 60, ends_ts=NOW.timestamp() + 600)
     assert profile_valid_until(bare, profile_of(bare, ManualClock(NOW), [later]), [later],
                                NOW) == NOW.timestamp() + 60
+
+
+async def test_an_own_opening_post_is_announced_from_its_script_on_a_cluster(
+        cluster_redis: RedisCluster, settings: Settings) -> None:
+    """The live index's scripts PUBLISH the shop id when an own opening post changes the
+    shop's open state: on a cluster too, heard on whichever node a process subscribed."""
+    index = LiveIndex(cluster_redis, "main", settings)
+    client = await pubsub_client(cluster_redis)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(keys.shop_changes_channel())
+        now = NOW.timestamp()
+        override = OpeningOverride(post_id="p_opening0000000001", open=False,
+                                   status="closed_exceptionally", starts_ts=now,
+                                   ends_ts=now + 3600)
+        assert await index.publish(
+            post_id=override.post_id, source="1-0", post_json=b"{}", kind="opening_change",
+            lat=44.8, lon=-0.57, expires_ts=now + 3600, shop_id="cave-1", raw=b"{}",
+            opening=msgspec.json.encode(override)) is not None
+        assert await index.remove(override.post_id, "withdrawn", now_ts=now + 60) is not None
+        heard: list[bytes] = []
+
+        async def both_heard() -> bool:
+            # None also for the subscription's confirmation, which is skipped.
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if message is not None:
+                heard.append(message["data"])
+            return len(heard) >= 2
+
+        await wait_for(both_heard, 10, "both announcements")
+        assert heard == [b"cave-1", b"cave-1"]
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
