@@ -50,9 +50,12 @@ GIB = 1024.0**3
 PROBE: dict[str, float | str] = {
     "measured": "2026-11-26, median of 3 runs on this 2-core VM, quiet; presence figures "
                 "2026-11-30, median of 3 runs, VM busy with other work (that day GET measured "
-                "26 µs of Valkey CPU, not 17.75); console and profile figures 2026-11-30 "
-                "(issue 19), mean of 2 runs, VM busy (GET 18-26 µs, POST 2.0-2.7 ms of web "
-                "CPU against 1.26 quiet)",
+                "26 µs of Valkey CPU, not 17.75); memory figures 2026-11-30 "
+                "(`--probe-memory`, two runs: per live post 1,951 and 1,961 bytes by INFO "
+                "used_memory deltas over 5,000 posts through the real scripts, 1,887 twice by "
+                "MEMORY USAGE; stream entries the same both ways within a byte); console and "
+                "profile figures 2026-11-30 (issue 19), mean of 2 runs, VM busy (GET 18-26 µs, "
+                "POST 2.0-2.7 ms of web CPU against 1.26 quiet)",
     # Valkey CPU per simple command (GET) awaited alone, 16 clients at once, incl. syscalls;
     # and (reference) from one client, one at a time: every command wakes the server.
     "valkey_us_per_cmd": 17.75,
@@ -106,13 +109,18 @@ PROBE: dict[str, float | str] = {
     "profile_ms": 0.60,
     "profile_miss_ms": 1.16,
     "post_ms": 1.262,            # one POST /api/v1/shops/{id}/posts (auth, limits, XADD)
-    # Memory (MEMORY USAGE of real keys written by the real scripts):
-    "live_post_bytes": 1720.0,   # post hash + GEO member + expiry member + shop-posts member
-    "feed_post_entry_bytes": 669.0,       # one post entry of the region's feed stream
-    "feed_tombstone_entry_bytes": 116.0,  # one expired / withdrawn entry
+    # Memory of keys written by the real scripts: INFO memory's used_memory per post over
+    # 5,000 posts (allocator and keyspace overhead included), and MEMORY USAGE of the keys:
+    "live_post_bytes": 1951.0,   # post hash + GEO member + expiry member + shop-posts member
+    "feed_post_entry_bytes": 738.0,       # one post entry of the region's feed stream
+    "feed_tombstone_entry_bytes": 115.0,  # one expired / withdrawn entry
+    "memory_usage_live_post_bytes": 1887.0,
+    "memory_usage_feed_post_entry_bytes": 738.0,
+    "memory_usage_feed_tombstone_entry_bytes": 115.0,
+    # MEMORY USAGE:
     "reach_bytes": 96.0,         # one post's reach hash
     # (no presence figure: Pub/Sub stores nothing, presence takes 0 bytes of Redis data)
-    "shop_bytes": 450.0,
+    "shop_bytes": 462.0,
     "web_rss_kib_idle": 41100.0,  # cross-check of latest.json's rss_kib_before
 }
 

@@ -347,16 +347,13 @@ class Gateway:
         info = await self._stream_info(region)
         if info is None:  # no such stream yet
             return cursors.judge(cursor, last_id=cursors.ZERO, oldest_kept=cursors.ZERO)
-        oldest_kept = cursors.ZERO
-        # Trimming (MAXLEN) does not move max-deleted-entry-id; a count gap shows it.
-        removed = info["entries-added"] > info["length"]
-        if removed and info.get("first-entry"):
-            oldest_kept = text(info["first-entry"][0])
-        deleted = text(info.get("max-deleted-entry-id", b"0-0"))
-        if cursors.key(deleted) > cursors.key(oldest_kept):
-            oldest_kept = deleted
-        return cursors.judge(cursor, last_id=text(info["last-generated-id"]),
-                             oldest_kept=oldest_kept)
+        first = info.get("first-entry")
+        last_id = text(info["last-generated-id"])
+        oldest_kept = cursors.oldest_kept(
+            entries_added=info["entries-added"], length=info["length"],
+            first_id=text(first[0]) if first else None,
+            max_deleted=text(info.get("max-deleted-entry-id", b"0-0")), last_id=last_id)
+        return cursors.judge(cursor, last_id=last_id, oldest_kept=oldest_kept)
 
     async def _stream_info(self, region: str) -> dict[str, Any] | None:
         try:  # one round trip: every socket resumes at once after a deploy
@@ -382,8 +379,14 @@ class Gateway:
                        start: dict[str, str]) -> dict[str, list[Any]] | None:
         """The feed entries a resume replays, region by region; None when there are more
         than `replay_max` in all (the client gets `reset` and a snapshot instead). One
-        bounded XRANGE per region: a day-old cursor costs what a fresh one does."""
+        bounded XRANGE per region: a day-old cursor costs what a fresh one does. None too
+        when the first entry missed in a region is past retention."""
         budget = self.settings.replay_max
+        # This process's clock, not the server's that made the ids: a skew only moves
+        # which cursors near the horizon get a reset, since what was trimmed is judged
+        # from the stream itself (_judge).
+        horizon = cursors.horizon(int(self.clock.now().timestamp() * 1000),
+                                  self.settings.feed_retention_s)
         backlog: dict[str, list[Any]] = {}
         for region in regions:
             if cursors.key(wanted[region]) >= cursors.key(start[region]):
@@ -393,7 +396,8 @@ class Gateway:
                                               min=f"({wanted[region]}", max=start[region],
                                               count=budget + 1)
             budget -= len(entries)
-            if budget < 0:
+            if budget < 0 or (entries and not cursors.within_retention(text(entries[0][0]),
+                                                                       horizon)):
                 return None
             backlog[region] = entries
         return backlog

@@ -1,12 +1,20 @@
 """Which encoding a client takes, and whether its copy is still current (RFC 9110, pure).
 
-Used by web/assets.py for the pages and web/static: both read request headers only,
-so they are tested directly, without a server.
+Used by web/assets.py (pages and web/static) and web/compression.py (the API's JSON):
+both read request headers only, so they are tested directly, without a server.
 """
 
 from __future__ import annotations
 
-__all__ = ["accepts_gzip", "etag_matches"]
+from collections.abc import Sequence
+from typing import TypeVar
+
+__all__ = ["choose_encoding", "etag_matches"]
+
+Offer = TypeVar("Offer", bound=str)
+_IDENTITY = "identity"
+# Names a client may use for the same coding (RFC 9110 8.4.1.3: x-gzip is gzip).
+_ALIASES = {"x-gzip": "gzip"}
 
 
 def _quality(params: list[str]) -> float:
@@ -21,24 +29,42 @@ def _quality(params: list[str]) -> float:
     return 1.0
 
 
-def accepts_gzip(accept_encoding: str | None) -> bool:
-    """Whether `Accept-Encoding` allows gzip: named (or `*`) with a weight above 0.
+def choose_encoding(accept_encoding: str | None, offered: Sequence[Offer]) -> Offer | None:
+    """The coding of `offered` (ours, best first, e.g. `("br", "gzip")`) that
+    `Accept-Encoding` weighs highest, or None for identity (the bytes as they are).
 
-    An explicit `gzip;q=0` refuses it even when `*` is welcome; no header at all means
-    the client said nothing, and identity is the safe answer (RFC 9110 12.5.3 allows
-    either; old proxies that strip the header cannot decode).
+    A coding named with q=0 is refused even when `*` is welcome; `*` stands for every
+    coding not named; among equal weights ours decides (the order of `offered`, then
+    identity, which is never refused here: RFC 9110 12.5.3 allows answering it rather
+    than a 406, and every client reads it). No header at all means the client said
+    nothing: identity is the safe answer (old proxies that strip the header cannot
+    decode), though the RFC allows either.
     """
     if not accept_encoding:
-        return False
+        return None
+    named: dict[str, float] = {}
     star: float | None = None
     for item in accept_encoding.split(","):
         coding, *params = item.split(";")
         coding = coding.strip().lower()
-        if coding in ("gzip", "x-gzip"):
-            return _quality(params) > 0
+        coding = _ALIASES.get(coding, coding)
         if coding == "*":
             star = _quality(params)
-    return star is not None and star > 0
+        elif coding:
+            # Named twice: the first counts, as most servers read it.
+            named.setdefault(coding, _quality(params))
+    best: Offer | None = None
+    best_q = 0.0
+    for offer in offered:
+        q = named.get(offer, star if star is not None else 0.0)
+        if q > best_q:
+            best, best_q = offer, q
+    # Identity beats a coding only when named with a higher weight: a client listing
+    # gzip alone prefers it to the plain bytes it may also read.
+    identity_q = named.get(_IDENTITY)
+    if identity_q is not None and identity_q > best_q:
+        return None
+    return best
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -42,6 +42,8 @@ SECRET_ENV = "STREETFEED_SECRET"
 # The VAPID `sub` of a deployment that set neither STREETFEED_VAPID_SUBJECT nor an https
 # STREETFEED_PUBLIC_URL (a developer's machine): a contact that reaches nobody.
 DEFAULT_VAPID_SUBJECT = "mailto:push@streetfeed.invalid"
+# A shorter feed retention is refused at start (see validate).
+FEED_RETENTION_MIN_S = 60
 # Shorter is refused at start: a guessable key would let addresses be brute-forced back.
 SECRET_MIN_CHARS = 32
 
@@ -109,7 +111,14 @@ class Settings:
     # Opening hours may list a year of dated exceptions.
     max_hours_body_bytes: int = 64 * 1024
     max_ws_frame_bytes: int = 4 * 1024
-    # Feed retention: older cursors get a `reset` and a fresh snapshot.
+    # Feed retention (docs/architecture.md, "Feed retention by age, capped by count"): a
+    # region's `feed` stream keeps the entries of the last feed_retention_s
+    # (STREETFEED_FEED_RETENTION_S; a day: a screen switched off overnight resumes, and
+    # the end of every day's posts at midnight leaves an older cursor nothing worth
+    # replaying), and at most feed_maxlen (STREETFEED_FEED_MAXLEN) of them, a cap for a
+    # runaway region. A resume that needs an entry past either gets `reset` and a fresh
+    # snapshot.
+    feed_retention_s: int = 24 * 3600
     feed_maxlen: int = 100_000
     idempotency_ttl_s: int = 24 * 3600
     # A withdrawn post's id is remembered this long so that a late redelivery of its raw
@@ -375,6 +384,7 @@ ENVIRONMENT: dict[str, str] = {
     "STREETFEED_DURABILITY": "durability",
     "STREETFEED_REPLAY_MAX": "replay_max",
     "STREETFEED_FEED_MAXLEN": "feed_maxlen",
+    "STREETFEED_FEED_RETENTION_S": "feed_retention_s",
     "STREETFEED_ENRICHER_CLAIM_IDLE_MS": "enricher_claim_idle_ms",
     "STREETFEED_GATEWAY_INDEX": "gateway_use_index",
     "STREETFEED_TILE_URL": "tile_url",
@@ -584,6 +594,12 @@ def validate(settings: Settings) -> None:
     if settings.feed_maxlen < 100:
         raise ConfigError(f"feed_maxlen (STREETFEED_FEED_MAXLEN): expected at least 100, "
                           f"got {settings.feed_maxlen}")
+    if settings.feed_retention_s < FEED_RETENTION_MIN_S:
+        # Shorter than a page's reconnection (backoff, silence watchdog): every resume
+        # would be a reset.
+        raise ConfigError(f"feed_retention_s (STREETFEED_FEED_RETENTION_S): expected at "
+                          f"least {FEED_RETENTION_MIN_S} seconds, got "
+                          f"{settings.feed_retention_s}")
     try:
         parse_allowed_hosts(settings.push_allowed_hosts)
     except ValueError as exc:

@@ -27,20 +27,39 @@ __all__ = ["LiveIndex", "live_posts_newest_first", "shop_live_posts", "stream_id
 
 _encode = msgspec.json.Encoder().encode
 
-_PUBLISH = """
+# Appends a feed entry and trims the stream by count (MAXLEN, a cap for a runaway region)
+# and by age (MINID: the entries of the last retention_ms, what resume needs). XADD takes
+# one of the two, so the age goes to an XTRIM in the same script. Its horizon comes from
+# the new entry's id, whose ms part is the server's clock, the one every cursor is read
+# by (rules.cursor.horizon is the same rule on the gateway's side). `~`: whole macro nodes
+# only (cheap); a few entries older than the horizon may stay, the gateway resets their
+# cursors all the same.
+_APPEND = """
+local function append(feed, maxlen, retention_ms, entry)
+  local id = redis.call('XADD', feed, 'MAXLEN', '~', maxlen, '*', 'd', entry)
+  local ms = tonumber(string.match(id, '^(%d+)%-'))
+  local horizon = ms - tonumber(retention_ms)
+  if horizon > 0 then
+    redis.call('XTRIM', feed, 'MINID', '~', string.format('%d-0', horizon))
+  end
+  return id
+end
+"""
+
+_PUBLISH = _APPEND + """
 -- KEYS: post, active, expiry, shop_posts, feed, gone, openings, opening_shops, openings_version
 -- ARGV: post_id, source, post_json, lat, lon, expires_ts, shop_id, kind, maxlen, entry,
 --       raw (the input, for later edits), edit ('1': only while the post is live),
 --       opening (the post as an override of the shop's hours, '' when it is none),
 --       local ('1' or '0'), the entry of an edit that was local before ('' when the post
---       is local now, or not an edit), the shop-changes channel
+--       is local now, or not an edit), retention (ms), the shop-changes channel
 if redis.call('EXISTS', KEYS[6]) == 1 then return false end
 local source = redis.call('HGET', KEYS[1], 'source')
 if source == ARGV[2] then return redis.call('HGET', KEYS[1], 'feed_id') end
 if ARGV[12] == '1' and not source then return false end
 local entry = ARGV[10]
 if ARGV[15] ~= '' and redis.call('HGET', KEYS[1], 'local') == '1' then entry = ARGV[15] end
-local feed_id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'd', entry)
+local feed_id = append(KEYS[5], ARGV[9], ARGV[16], entry)
 redis.call('HSET', KEYS[1], 'json', ARGV[3], 'feed_id', feed_id, 'source', ARGV[2],
            'lat', ARGV[4], 'lon', ARGV[5], 'expires_at', ARGV[6], 'shop_id', ARGV[7],
            'kind', ARGV[8], 'raw', ARGV[11], 'local', ARGV[14])
@@ -52,17 +71,17 @@ if ARGV[13] ~= '' and redis.call('HGET', KEYS[7], ARGV[1]) ~= ARGV[13] then
   redis.call('SADD', KEYS[8], ARGV[7])
   redis.call('INCR', KEYS[9])
   -- The shop's open state changed: cached profiles go (services.profiles).
-  redis.call('PUBLISH', ARGV[16], ARGV[7])
+  redis.call('PUBLISH', ARGV[17], ARGV[7])
 end
 return feed_id
 """
 
-_REMOVE = """
+_REMOVE = _APPEND + """
 -- KEYS: post, active, expiry, feed, gone, openings_version
 -- ARGV: post_id, type ('expired'|'withdrawn'), now_ts, maxlen, shop_id ('' = any),
 --       shop posts key prefix (the shop is only known once the post is read),
---       how long a withdrawn id is remembered (s), openings key prefix, the shop-changes
---       channel
+--       how long a withdrawn id is remembered (s), openings key prefix, retention (ms),
+--       the shop-changes channel
 local fields = redis.call('HMGET', KEYS[1], 'expires_at', 'shop_id', 'kind', 'lat', 'lon')
 if not fields[1] then return false end
 if ARGV[5] ~= '' and fields[2] ~= ARGV[5] then return false end
@@ -82,13 +101,13 @@ if ARGV[2] == 'withdrawn' then
       o.ends_ts = tonumber(ARGV[3])
       redis.call('HSET', openings, ARGV[1], cjson.encode(o))
       redis.call('INCR', KEYS[6])
-      redis.call('PUBLISH', ARGV[9], fields[2])
+      redis.call('PUBLISH', ARGV[10], fields[2])
     end
   end
 end
 local entry = cjson.encode({type = ARGV[2], id = ARGV[1], kind = fields[3],
                             lat = tonumber(fields[4]), lon = tonumber(fields[5])})
-return redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'd', entry)
+return append(KEYS[4], ARGV[4], ARGV[9], entry)
 """
 
 # The snapshot in one atomic read: nearest first, with each post's feed id so
@@ -167,6 +186,7 @@ class LiveIndex:
         self.redis = redis
         self.region = region
         self.feed_maxlen = settings.feed_maxlen
+        self.feed_retention_ms = settings.feed_retention_s * 1000
         self.withdrawn_ttl_s = settings.withdrawn_ttl_s
         self._publish = redis.register_script(_PUBLISH)
         self._remove = redis.register_script(_REMOVE)
@@ -197,7 +217,8 @@ class LiveIndex:
                   keys.openings(r, shop_id), keys.opening_shops(r), keys.openings_version(r)],
             args=[post_id, source, post_json, repr(lat), repr(lon), repr(expires_ts), shop_id,
                   kind, self.feed_maxlen, _encode(entry), raw, "1" if edit else "0", opening,
-                  "1" if local else "0", was_local, keys.shop_changes_channel()],
+                  "1" if local else "0", was_local, self.feed_retention_ms,
+                  keys.shop_changes_channel()],
         )
         return None if result is None else text(result)
 
@@ -214,7 +235,7 @@ class LiveIndex:
                   keys.feed_stream(r), keys.withdrawn(r, post_id), keys.openings_version(r)],
             args=[post_id, why, repr(now_ts), self.feed_maxlen, shop_id,
                   keys.shop_posts(r, ""), self.withdrawn_ttl_s, keys.openings(r, ""),
-                  keys.shop_changes_channel()],
+                  self.feed_retention_ms, keys.shop_changes_channel()],
         )
         if result is None:
             return None

@@ -1,20 +1,24 @@
-"""Pages and static files over real HTTP: gzip once, strong ETags, 304, Vary, HEAD
-(issue 14: every asset was served uncompressed and without validators)."""
+"""Pages and static files over real HTTP: brotli and gzip made once before they are asked
+for, strong ETags per representation, 304, Vary, HEAD (issue 14: every asset was served
+uncompressed and without validators; issue 19: brotli, and compressed ahead of time)."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 import re
 from pathlib import Path
 
+import brotli
 import httpx
 import pytest
 from redis.asyncio import Redis
 
-from rules.negotiation import accepts_gzip, etag_matches
+from rules.negotiation import etag_matches
 from runtime.settings import Settings
 from tests.helpers import add_shop, web_server
+from web.assets import Assets
 from web.pages import STATIC_DIR
 
 # Every page route and the file it serves.
@@ -32,27 +36,14 @@ def static_files() -> list[Path]:
 
 async def raw_get(http: httpx.AsyncClient, url: str, method: str = "GET",
                   **headers: str) -> tuple[httpx.Response, bytes]:
-    """The response and its body as sent on the wire (httpx would decode gzip)."""
+    """The response and its body as sent on the wire (httpx would decode it)."""
     async with http.stream(method, url, headers=headers) as response:
         body = b"".join([chunk async for chunk in response.aiter_raw()])
     return response, body
 
 
-def test_accept_encoding_and_if_none_match_are_read_as_rfc_9110_says() -> None:
-    assert accepts_gzip("gzip, deflate, br, zstd")
-    assert accepts_gzip("br;q=1.0, gzip;q=0.8, *;q=0.1")
-    assert accepts_gzip("*")
-    assert accepts_gzip("GZIP")
-    assert accepts_gzip("x-gzip")
-    assert not accepts_gzip(None)
-    assert not accepts_gzip("")
-    assert not accepts_gzip("identity")
-    assert not accepts_gzip("br")
-    assert not accepts_gzip("gzip;q=0")
-    assert not accepts_gzip("gzip;q=0.000, *")  # refused by name beats the wildcard
-    assert not accepts_gzip("*;q=0")
-    assert not accepts_gzip("gzip;q=abc")
-    assert not accepts_gzip("gzip;q=2")
+def test_if_none_match_is_read_as_rfc_9110_says() -> None:
+    # Accept-Encoding: tests/test_compression.py.
     assert etag_matches('"abc"', '"abc"')
     assert etag_matches('"x", W/"abc"', '"abc"')
     assert etag_matches("*", '"abc"')
@@ -61,64 +52,129 @@ def test_accept_encoding_and_if_none_match_are_read_as_rfc_9110_says() -> None:
     assert not etag_matches("", '"abc"')
 
 
-async def test_every_file_gzipped_once_validated_and_secured(
+async def test_every_file_precompressed_validated_and_secured(
         redis: Redis, settings: Settings) -> None:
+    """Each page and file in br, gzip and identity as asked; each representation's own
+    strong ETag, a 304 for it and for no other; HEAD; the security headers on all."""
     routes = {f"/static/{p.relative_to(STATIC_DIR).as_posix()}": p for p in static_files()}
     routes |= {route: STATIC_DIR / name for route, name in PAGES.items()}
     async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
         for route, path in routes.items():
             file = path.read_bytes()
             text = path.suffix in TEXT_SUFFIXES
-            zipped, body = await raw_get(http, route, **{"accept-encoding": "gzip, br"})
-            assert zipped.status_code == 200, route
-            for header in SECURITY_HEADERS:
-                assert zipped.headers.get(header), (route, header)
-            assert zipped.headers["cache-control"] == "no-cache", route
-            etag = zipped.headers["etag"]
-            assert etag.startswith('"') and not etag.startswith("W/"), route  # strong
-            if text and len(file) > 1000:
-                assert zipped.headers["content-encoding"] == "gzip", route
-                assert gzip.decompress(body) == file, route
-                assert len(body) < len(file), route
-            if zipped.headers.get("content-encoding") == "gzip":
-                assert zipped.headers["vary"] == "Accept-Encoding", route
-            else:
-                assert body == file, route
+            seen: dict[str | None, tuple[str, bytes]] = {}  # coding -> (etag, body)
+            for asked in ("gzip, deflate, br", "gzip", "identity"):
+                answer, body = await raw_get(http, route, **{"accept-encoding": asked})
+                assert answer.status_code == 200, (route, asked)
+                for header in SECURITY_HEADERS:
+                    assert answer.headers.get(header), (route, asked, header)
+                assert answer.headers["cache-control"] == "no-cache", route
+                etag = answer.headers["etag"]
+                assert etag.startswith('"') and not etag.startswith("W/"), route  # strong
+                coding = answer.headers.get("content-encoding")
+                seen[coding] = (etag, body)
+                if coding == "br":
+                    assert brotli.decompress(body) == file, route
+                elif coding == "gzip":
+                    assert gzip.decompress(body) == file, route
+                else:
+                    assert coding is None and body == file, (route, asked)
+                if coding is not None:
+                    assert len(body) < len(file), route
+                if text and len(file) > 1000:
+                    assert coding == {"gzip, deflate, br": "br", "gzip": "gzip"}.get(asked), \
+                        (route, asked)
+                if (text and len(file) > 1000) or coding is not None:
+                    assert answer.headers["vary"] == "Accept-Encoding", (route, asked)
+                # The same bytes again: compressed once, the same representation.
+                again, again_body = await raw_get(http, route, **{"accept-encoding": asked})
+                assert again_body == body and again.headers["etag"] == etag, route
+            # One ETag per representation.
+            assert len({etag for etag, _ in seen.values()}) == len(seen), route
 
-            # The same bytes again: compressed once, the same representation.
-            again, again_body = await raw_get(http, route, **{"accept-encoding": "gzip"})
-            assert again_body == body and again.headers["etag"] == etag, route
+            for coding, (etag, body) in seen.items():
+                asked = coding or "identity"
+                # The browser's copy is current: 304, no body, validators and headers kept.
+                same, same_body = await raw_get(http, route, **{"accept-encoding": asked,
+                                                                "if-none-match": etag})
+                assert same.status_code == 304 and same_body == b"", (route, asked)
+                assert same.headers["etag"] == etag, route
+                assert same.headers["cache-control"] == "no-cache", route
+                for header in SECURITY_HEADERS:
+                    assert same.headers.get(header), (route, header)
+                # Another representation's ETag is not this one's: the body, in full.
+                for other, (other_etag, _) in seen.items():
+                    if other != coding:
+                        stale, stale_body = await raw_get(
+                            http, route, **{"accept-encoding": asked,
+                                            "if-none-match": other_etag})
+                        assert stale.status_code == 200 and stale_body == body, route
+                stale, _ = await raw_get(http, route, **{"accept-encoding": asked,
+                                                         "if-none-match": '"stale"'})
+                assert stale.status_code == 200, route
 
-            # Without gzip: the file itself, under another ETag.
-            plain, plain_body = await raw_get(http, route, **{"accept-encoding": "identity"})
-            assert plain_body == file and "content-encoding" not in plain.headers, route
-            if zipped.headers.get("content-encoding") == "gzip":
-                assert plain.headers["etag"] != etag, route
-                assert plain.headers["vary"] == "Accept-Encoding", route
-
-            # The browser's copy is current: 304, no body, validators and headers kept.
-            same, same_body = await raw_get(http, route, **{"accept-encoding": "gzip",
-                                                            "if-none-match": etag})
-            assert same.status_code == 304 and same_body == b"", route
-            assert same.headers["etag"] == etag, route
-            assert same.headers["cache-control"] == "no-cache", route
-            for header in SECURITY_HEADERS:
-                assert same.headers.get(header), (route, header)
-            stale, _ = await raw_get(http, route, **{"accept-encoding": "gzip",
-                                                     "if-none-match": '"stale"'})
-            assert stale.status_code == 200, route
-
-            # HEAD: the headers of GET, no body.
-            head, head_body = await raw_get(http, route, "HEAD", **{"accept-encoding": "gzip"})
-            assert head.status_code == 200 and head_body == b"", route
-            assert head.headers["etag"] == etag, route
-            assert head.headers["content-length"] == str(len(body)), route
-            assert head.headers.get("content-encoding") == zipped.headers.get(
-                "content-encoding"), route
+                # HEAD: the headers of GET, no body.
+                head, head_body = await raw_get(http, route, "HEAD",
+                                                **{"accept-encoding": asked})
+                assert head.status_code == 200 and head_body == b"", route
+                assert head.headers["etag"] == etag, route
+                assert head.headers["content-length"] == str(len(body)), route
+                assert head.headers.get("content-encoding") == coding, route
 
         sw, _ = await raw_get(http, "/sw.js")
         assert sw.headers["service-worker-allowed"] == "/"
         assert sw.headers["content-type"].startswith("text/javascript")
+
+
+async def test_files_compressed_before_asked_kept_for_the_next_process_and_again_once_changed(
+        tmp_path: Path) -> None:
+    """warm() compresses every file and keeps the copies in the cache dir, where the next
+    process reads them back (checked: a damaged one is made again); an edit on disk is
+    seen on the next request (size or mtime), compressed again once, and served in its
+    new bytes; copies of versions gone are forgotten at the next warm()."""
+    root, cache = tmp_path / "static", tmp_path / ".compressed"
+    (root / "vendor").mkdir(parents=True)
+    (root / "app.js").write_text("export const a = 1;\n" * 200)
+    (root / "vendor" / "lib.css").write_text("body { margin: 0 }\n" * 200)
+    (root / "icon.png").write_bytes(b"\x89PNG" + bytes(range(256)) * 4)
+    assets = Assets(root, cache=cache)
+    await asyncio.to_thread(assets.warm)
+    first = await assets.get("app.js")
+    assert first is not None and set(first.packed) == {"br", "gzip"}
+    assert brotli.decompress(first.packed["br"].body) == (root / "app.js").read_bytes()
+    png = await assets.get("icon.png")
+    assert png is not None and png.packed == {}  # not text: as it is
+    assert await assets.get("app.js") is first  # kept, not compressed again
+    kept = sorted(p.name for p in cache.iterdir())
+    assert kept == sorted(f"{a.digest.hex()}.{c}" for a in (first, await assets.get(
+        "vendor/lib.css")) if a is not None for c in ("br", "gzip"))
+
+    # The next process reads them back; a damaged copy is made again, not served.
+    (cache / f"{first.digest.hex()}.br").write_bytes(b"not brotli")
+    (cache / f"{first.digest.hex()}.gzip").write_bytes(b"\x1f\x8b-damaged")
+    again = Assets(root, cache=cache)
+    await asyncio.to_thread(again.warm)
+    second = await again.get("app.js")
+    assert second is not None and second.packed == first.packed
+    assert brotli.decompress((cache / f"{first.digest.hex()}.br").read_bytes()) == \
+        (root / "app.js").read_bytes()
+
+    (root / "app.js").write_text("export const b = 2;\n" * 300)
+    changed = await assets.get("app.js")
+    assert changed is not None and changed is not first
+    assert brotli.decompress(changed.packed["br"].body) == (root / "app.js").read_bytes()
+    assert gzip.decompress(changed.packed["gzip"].body) == (root / "app.js").read_bytes()
+    assert changed.packed["br"].etag != first.packed["br"].etag
+    assert changed.identity.etag != first.identity.etag
+    # Many asking at once for a changed file: loaded once, the same Asset for all.
+    (root / "app.js").write_text("export const c = 3;\n" * 400)
+    together = await asyncio.gather(*(assets.get("app.js") for _ in range(8)))
+    assert len({id(a) for a in together}) == 1 and together[0] is not None
+    await asyncio.to_thread(assets.warm)
+    assert not any(p.name.startswith(first.digest.hex()) for p in cache.iterdir())
+    assert any(p.name.startswith(together[0].digest.hex()) for p in cache.iterdir())
+    (root / "app.js").unlink()
+    assert await assets.get("app.js") is None
 
 
 async def test_unknown_and_escaping_paths_are_a_json_404(
@@ -137,21 +193,13 @@ async def test_unknown_screen_is_a_404_page_never_a_304(
     shop = await add_shop(redis, settings, "Fournil")
     async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
         known = await http.get(f"/screen/{shop.id}")
-        assert known.status_code == 200 and known.headers["content-encoding"] == "gzip"
+        assert known.status_code == 200 and known.headers["content-encoding"] == "br"
         unknown = await http.get("/screen/s_nobody")
         assert unknown.status_code == 404
         assert unknown.text == (STATIC_DIR / "screen-unknown.html").read_text()
         again = await http.get("/screen/s_nobody",
                                headers={"if-none-match": unknown.headers["etag"]})
         assert again.status_code == 404 and again.text == unknown.text
-
-
-async def test_api_answers_are_not_compressed(redis: Redis, settings: Settings) -> None:
-    """Small JSON on the hot path stays as it is (docs/performance.md, "Page weight")."""
-    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
-        response, _ = await raw_get(http, "/api/v1/config", **{"accept-encoding": "gzip"})
-        assert response.status_code == 200
-        assert "content-encoding" not in response.headers
 
 
 async def test_paths_the_os_refuses_are_a_json_404_without_a_traceback(

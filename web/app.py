@@ -52,7 +52,7 @@ from storage.ratelimit import RateLimiter
 from storage.redis_conn import REDIS_DOWN, REDIS_UNAVAILABLE, open_redis
 from storage.vapid import load_vapid_key
 from web import api, holds, media, pages, push, stream
-from web.assets import Assets
+from web.compression import CompressJSON, compressed
 from web.console import ConsoleGate
 from web.forwarded import ForwardedClient
 from web.openapi import openapi_document, outside_api
@@ -98,14 +98,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     # Who the client is behind a proxy: one rule for HTTP (ForwardedClient), feed sockets
     # (feed.raw_ws) and the connection caps' exemption (ConnectionGuard).
     trusted = TrustedProxies(settings.trusted_proxies)
-    # Kept across lifespans (tests restart one app): files are compressed once a process.
-    assets = Assets(pages.STATIC_DIR)
+    # Kept across lifespans and apps (tests start many): files are compressed once a process.
+    assets = pages.ASSETS
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
         # Read (or made, once per data dir) at start: a bad STREETFEED_VAPID_PRIVATE_KEY
         # stops the process here rather than at the first subscription.
         vapid_public_key = load_vapid_key(settings).public
+        # Pages and files compressed before the first request (in a worker thread: ~1.4 s
+        # of one core the first time, a few ms once their copies are kept).
+        await asyncio.to_thread(assets.warm)
         redis = open_redis(settings)
         hub = Hub(settings)
         readers = Readers(redis, settings, hub, clock)
@@ -186,9 +189,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         # (streetfeed.runner.uvicorn_config): refuse plainly rather than half-work.
         await websocket.close(code=1011, reason="feed sockets need streetfeed's uvicorn protocol")
 
+    # `compressed(...)` marks the routes whose JSON may be compressed (web/compression.py):
+    # public answers only, never one carrying a secret (BREACH), never a stream.
     routes = [
         Route("/api/v1/shops/{shop_id}/posts", api.create_post, methods=["POST"]),
-        Route("/api/v1/shops/{shop_id}/posts", api.shop_posts, methods=["GET"]),
+        Route("/api/v1/shops/{shop_id}/posts", compressed(api.shop_posts), methods=["GET"]),
         Route("/api/v1/shops/{shop_id}/posts/{post_id}", api.edit_post, methods=["PATCH"]),
         Route("/api/v1/shops/{shop_id}/posts/{post_id}", api.withdraw_post, methods=["DELETE"]),
         Route("/api/v1/shops/{shop_id}/media", api.upload_media, methods=["POST"]),
@@ -197,7 +202,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Route("/api/v1/shops/{shop_id}/producers", api.add_producer, methods=["POST"]),
         Route("/api/v1/shops/{shop_id}/producers/{producer_id}", api.remove_producer,
               methods=["DELETE"]),
-        Route("/api/v1/posts/{post_id}", api.public_post, methods=["GET"]),
+        Route("/api/v1/posts/{post_id}", compressed(api.public_post), methods=["GET"]),
         Route("/api/v1/posts/{post_id}/holds", holds.take_hold, methods=["POST"]),
         # Before /api/v1/holds/{hold_id}: "qr" is no hold id.
         Route("/api/v1/holds/qr/{code}.svg", holds.hold_qr, methods=["GET"]),
@@ -212,29 +217,30 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
               methods=["PUT"]),
         Route("/api/v1/push/subscriptions/{subscription_id}", push.delete_subscription,
               methods=["DELETE"]),
-        Route("/api/v1/producers", api.search_producers, methods=["GET"]),
-        Route("/api/v1/producers/{producer_id}", api.producer_page, methods=["GET"]),
-        Route("/api/v1/feed", api.feed, methods=["GET"]),
+        Route("/api/v1/producers", compressed(api.search_producers), methods=["GET"]),
+        Route("/api/v1/producers/{producer_id}", compressed(api.producer_page),
+              methods=["GET"]),
+        Route("/api/v1/feed", compressed(api.feed), methods=["GET"]),
         Route("/api/v1/feed/stream", stream.feed_stream, methods=["GET"]),
-        Route("/api/v1/shops", api.list_shops, methods=["GET"]),
-        Route("/api/v1/shops/{shop_id}", api.shop_profile, methods=["GET"]),
+        Route("/api/v1/shops", compressed(api.list_shops), methods=["GET"]),
+        Route("/api/v1/shops/{shop_id}", compressed(api.shop_profile), methods=["GET"]),
         Route("/api/v1/shops/{shop_id}", api.update_shop, methods=["PATCH"]),
         Route("/api/v1/shops/{shop_id}/token", api.rotate_token, methods=["POST"]),
-        Route("/api/v1/shops/{shop_id}/hours", api.get_hours, methods=["GET"]),
+        Route("/api/v1/shops/{shop_id}/hours", compressed(api.get_hours), methods=["GET"]),
         Route("/api/v1/shops/{shop_id}/hours", api.put_hours, methods=["PUT"]),
         Route("/api/v1/shops/{shop_id}/stats", api.shop_stats, methods=["GET"]),
         Route("/api/v1/shops/{shop_id}/signin-links", api.create_signin_link, methods=["POST"]),
         Route("/api/v1/session", api.sign_in, methods=["POST"]),
         Route("/api/v1/session", api.current_session, methods=["GET"]),
         Route("/api/v1/session", api.sign_out, methods=["DELETE"]),
-        Route("/api/v1/config", api.client_config, methods=["GET"]),
-        Route("/api/v1/categories", api.categories, methods=["GET"]),
+        Route("/api/v1/config", compressed(api.client_config), methods=["GET"]),
+        Route("/api/v1/categories", compressed(api.categories), methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/api/v1/shops/{shop_id}/qr.svg", api.shop_qr, methods=["GET"]),
         # Not in /openapi.json, said here: a route whose endpoint carries no Operation
         # (web/api.py) and is not marked outside_api stops create_app below.
-        Route("/openapi.json", openapi_route, methods=["GET"]),
+        Route("/openapi.json", compressed(openapi_route), methods=["GET"]),
         Route("/metrics", outside_api(api.metrics_page), methods=["GET"]),
         WebSocketRoute("/ws/feed", ws_feed),
         WebSocketRoute("/ws/shop", ws_feed),
@@ -255,6 +261,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             **dict.fromkeys(S3_UNAVAILABLE, _media_down),
         },
     )
+    # Innermost of ours: it reads the endpoint the router writes into the scope it was
+    # handed, so nothing between the two may pass on a copy (as web.forwarded does).
+    app.add_middleware(CompressJSON)
     app.add_middleware(AddressRateLimit, settings=settings)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(pages.SecurityHeaders,

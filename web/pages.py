@@ -12,14 +12,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from storage.redis_conn import REDIS_DOWN
 from storage.shops import get_shop
+from web.assets import Assets
 from web.state import state_of
 
-__all__ = ["STATIC_DIR", "SecurityHeaders", "console", "manifest", "passer_by", "screen",
+__all__ = ["ASSETS", "STATIC_DIR", "SecurityHeaders", "console", "manifest", "passer_by", "screen",
            "service_worker", "static_file"]
 
 log = logging.getLogger("streetfeed.web")
 
 STATIC_DIR = Path(__file__).parent / "static"
+# One a process, whatever the apps (tests start many): its files are compressed once, and
+# the copies kept for the next processes of this install (web/assets.py).
+ASSETS = Assets(STATIC_DIR, cache=Path(__file__).parent / ".compressed")
 
 _SHOP_CHECK_FAILED: tuple[type[Exception], ...] = (*REDIS_DOWN, TimeoutError)
 

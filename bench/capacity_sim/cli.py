@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, default=None, help="also write the sizing as JSON")
     parser.add_argument("--probe", action="store_true",
                         help="measure the PROBE figures on a local Valkey + streetfeed web")
+    parser.add_argument("--probe-memory", action="store_true",
+                        help="measure only the Redis memory figures of PROBE (no web process)")
     parser.add_argument("--probe-town", type=int, default=1,
                         help="load the probe with this town's posts (1: the city)")
     parser.add_argument("--probe-sockets", type=int, default=300,
@@ -39,8 +41,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.probe:
-        print(json.dumps(probe(args.probe_town, args.probe_sockets), indent=2))
+    if args.probe or args.probe_memory:
+        print(json.dumps(probe(args.probe_town, args.probe_sockets,
+                               memory_only=args.probe_memory), indent=2))
         return 0
     measured = load_measured(args.results)
     model = Model(seed=args.seed)

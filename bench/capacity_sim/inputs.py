@@ -46,7 +46,7 @@ PHONE_DEFAULT_RADIUS_M = _js_const("web/static/position.js", "DEFAULT_RADIUS_M")
 SCREEN_RADIUS_M = _js_const("web/static/screen.js", "DEFAULT_RADIUS_M")
 # feed/console.py: a console's socket is told when its counts change, computed at most once
 # a presence interval per shop (folded), and its reach is read this many times after each
-# of its shop's posts. The console page does not poll.
+# of its shop's posts. The console page does not poll (since d0e4748).
 CONSOLE_UPDATE_S = SETTINGS.presence_interval_s
 CONSOLE_REACH_ROUNDS = _REACH_ROUNDS
 # feed/stats.py: StatsPublisher(interval_s=1.0), one flush per process per second.

@@ -213,16 +213,33 @@ def region_ops(t: Traffic, sim: TownSim) -> dict[str, float]:
     }
 
 
+# Retention by age (storage/live.py: XTRIM MINID ~ in the scripts that append), capped by
+# count: the stream holds the entries of the last feed_retention_s, at most feed_maxlen.
+FEED_STREAM = (f"feed stream (last {SETTINGS.feed_retention_s / 3600:g} h, at most "
+               f"{SETTINGS.feed_maxlen:,} entries)")
+
+
+def retained_entries(entries_per_day: float, peak_entries_per_s: float) -> float:
+    """A region's feed entries in steady state: a day or more of retention keeps whole days
+    of entries; less keeps at most the peak rate throughout (an upper bound: the evening
+    holds more than the day's average), never more than a day's. `~` trimming also keeps
+    the part of one macro node that straddles the horizon (a few entries: not counted)."""
+    days = SETTINGS.feed_retention_s / 86_400
+    entries = (entries_per_day * days if days >= 1
+               else min(entries_per_day, peak_entries_per_s * SETTINGS.feed_retention_s))
+    return min(float(SETTINGS.feed_maxlen), entries)
+
+
 def region_memory(t: Traffic, model: Model, sim: TownSim) -> tuple[dict[str, float], float]:
-    """The region's bytes (steady state after a year: feed streams full up to feed_maxlen),
+    """The region's bytes in steady state (the feed stream holding its retention's entries),
     and the feed entries that takes."""
     p = t.p
     day_posts = sim.town.shops * model.daily_posts
-    feed_entries = min(float(SETTINGS.feed_maxlen), 365 * day_posts * 2)
+    feed_entries = retained_entries(day_posts * 2, t.posts + t.tombs)
     entry_bytes = (p["feed_post_entry_bytes"] + p["feed_tombstone_entry_bytes"]) / 2
     return {
         "live posts (hash, GEO, expiry, shop set)": float(sim.live.sum()) * p["live_post_bytes"],
-        "feed stream (feed_maxlen entries)": feed_entries * entry_bytes,
+        FEED_STREAM: feed_entries * entry_bytes,
         "reach hashes (3 days)": day_posts * SETTINGS.reach_ttl_s / 86_400 * p["reach_bytes"],
         "withdrawn ids (48 h)": (day_posts * model.withdraw_share * SETTINGS.withdrawn_ttl_s
                                  / 86_400 * 90.0),
@@ -242,6 +259,7 @@ def rates(t: Traffic, model: Model, sim: TownSim, feed_entries: float) -> dict[s
             "pings": sim.sockets / SETTINGS.gateway_ping_interval_s,
             "feed_entries": feed_entries,
             "feed_entries_per_day": 2 * (sim.town.shops * model.daily_posts),
+            "feed_entries_peak_per_s": t.posts + t.tombs,
             "console_cells": t.console_cells, "presence_reports": t.presence_reports,
             "presence_cells": t.presence_cells, "presence_reports_heard": 0.0,
             "presence_cells_heard": 0.0}

@@ -4,8 +4,8 @@ shard) onto shards."""
 from __future__ import annotations
 
 from bench.capacity import Model
-from bench.capacity_sim.inputs import SETTINGS, SOCKETS_PER_PROCESS, probe_figures
-from bench.capacity_sim.load import Load, town_load
+from bench.capacity_sim.inputs import SOCKETS_PER_PROCESS, probe_figures
+from bench.capacity_sim.load import FEED_STREAM, Load, retained_entries, town_load
 from bench.capacity_sim.measured import Measured
 from bench.capacity_sim.pools import api_pool, processes_for
 from bench.capacity_sim.sizing import Sizing, summarise
@@ -32,11 +32,12 @@ def split_region(model: Model, sim: TownSim, measured: Measured, processes: int,
         overlap = 1 + model.region_split_overlap if k > 1 else 1.0
         cores = (load.valkey_cores - snap + snap * overlap) / k
         ops = load.ops_total / k
-        # Each region keeps its own feed stream, up to feed_maxlen entries.
+        # Each region keeps its own feed stream: its share of the entries, by age and count.
         p = probe_figures()
-        entries = min(float(SETTINGS.feed_maxlen), 365 * load.rates["feed_entries_per_day"] / k)
+        entries = retained_entries(load.rates["feed_entries_per_day"] / k,
+                                   load.rates["feed_entries_peak_per_s"] / k)
         stream = entries * (p["feed_post_entry_bytes"] + p["feed_tombstone_entry_bytes"]) / 2
-        key = "feed stream (feed_maxlen entries)"
+        key = FEED_STREAM
         mem = (load.memory_total - load.memory[key]) / k + stream
         if cores <= max_core and ops <= max_ops and mem <= max_bytes:
             load.memory[key] = stream * k

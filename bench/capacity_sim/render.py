@@ -214,6 +214,11 @@ def city_lines(report: Report) -> list[str]:
         f"day), each an arq job, a remove script and a tombstone frame: at ~"
         f"{ARQ_JOBS_PER_S:,.0f} jobs/s (estimate) one scheduler needs "
         f"{report.midnight['country'] / ARQ_JOBS_PER_S / 60:,.1f} min to drain the country's.",
+        f"- Feed history (retention {SETTINGS.feed_retention_s / 3600:g} h, at most "
+        f"{SETTINGS.feed_maxlen:,} entries a region): the city keeps {r['feed_entries']:,.0f} "
+        f"entries (posts and their ends), the country {country.rates['feed_entries']:,.0f}; "
+        f"{PROBE['feed_post_entry_bytes']:,.0f} bytes a post's entry, "
+        f"{PROBE['feed_tombstone_entry_bytes']:,.0f} an end's (probe).",
     ]
 
 
@@ -243,7 +248,8 @@ def assumption_lines(m: Model) -> list[str]:
         f"flush every {PRESENCE_FLUSH_S:g} s per process; a move every {MOVE_THRESHOLD_M:g} m; "
         f"a console's counts at most every {CONSOLE_UPDATE_S:g} s, its reach read "
         f"{CONSOLE_REACH_ROUNDS} times after each own post (no polling); "
-        f"snapshot limit {SETTINGS.snapshot_limit}; feed_maxlen {SETTINGS.feed_maxlen:,}; "
+        f"snapshot limit {SETTINGS.snapshot_limit}; feed retention "
+        f"{SETTINGS.feed_retention_s / 3600:g} h, feed_maxlen {SETTINGS.feed_maxlen:,}; "
         f"cells {SETTINGS.geo_cell_deg}°, presence cells {PRESENCE_CELL_DEG}°; screen radius "
         f"{SCREEN_RADIUS_M:g} m; phone default radius {PHONE_DEFAULT_RADIUS_M:g} m |")
     return out

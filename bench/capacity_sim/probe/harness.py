@@ -15,20 +15,23 @@ from bench.capacity_sim.probe.city import populate
 from bench.capacity_sim.probe.common import cpu_s, free_port, say, started
 from bench.capacity_sim.probe.gateway import probe_gateway
 from bench.capacity_sim.probe.presence import presence_publish, probe_console_counts
-from bench.capacity_sim.probe.store import probe_memory, probe_snapshots
+from bench.capacity_sim.probe.store import probe_memory, probe_memory_deltas, probe_snapshots
 
 
-def probe(rank: int = 1, sockets: int = 300) -> dict[str, float | str]:  # pragma: no cover
+def probe(rank: int = 1, sockets: int = 300,
+          memory_only: bool = False) -> dict[str, float | str]:  # pragma: no cover
     """Measure PROBE's figures against a local Valkey and one `streetfeed web` process,
-    loaded with the live posts of the country's town of that rank (1: the city)."""
+    loaded with the live posts of the country's town of that rank (1: the city);
+    `memory_only`: the Redis memory figures alone (no process CPU, no web process)."""
     workdir = Path(tempfile.mkdtemp(prefix="capacity-probe-"))
     try:
-        return asyncio.run(_probe(workdir, rank, sockets))
+        return asyncio.run(_probe(workdir, rank, sockets, memory_only))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def _probe(workdir: Path, rank: int, n_sockets: int) -> dict[str, float | str]:
+async def _probe(workdir: Path, rank: int, n_sockets: int,
+                 memory_only: bool) -> dict[str, float | str]:
     # pragma: no cover
     import socket as socketlib
 
@@ -42,7 +45,8 @@ async def _probe(workdir: Path, rank: int, n_sockets: int) -> dict[str, float | 
             "--dir", str(workdir), "--appendonly", "yes", "--appendfsync", "everysec",
             "--save", "", "--daemonize", "no", "--loglevel", "warning"]
     out: dict[str, float | str] = {"measured": time.strftime("%Y-%m-%d") + ", "
-                                   f"{os.cpu_count()} CPUs, `python -m bench.capacity --probe`"}
+                                   f"{os.cpu_count()} CPUs, `python -m bench.capacity "
+                                   f"{'--probe-memory' if memory_only else '--probe'}`"}
     with started(args) as valkey:
         for _ in range(100):
             if sock.exists():
@@ -57,13 +61,20 @@ async def _probe(workdir: Path, rank: int, n_sockets: int) -> dict[str, float | 
             except Exception:
                 await asyncio.sleep(0.05)
         try:
-            await _command_cost(sync, sock, valkey, out)
+            if not memory_only:
+                await _command_cost(sync, sock, valkey, out)
             say("loading the town's shops and live posts")
             city = await populate(redis, sync, out, rank)
+            if memory_only:
+                say("memory (MEMORY USAGE, then INFO memory deltas)")
+                await probe_memory(redis, sync, city, out)
+                await probe_memory_deltas(redis, sync, city, out)
+                return out
             say("snapshot script")
             probe_snapshots(sync, redis, city, out)
             say("memory, remove script")
             await probe_memory(redis, sync, city, out)
+            await probe_memory_deltas(redis, sync, city, out)
             say("presence PUBLISH")
             await presence_publish(sock, valkey, city, out)
             say("console: people watching counted")

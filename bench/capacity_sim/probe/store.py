@@ -1,5 +1,5 @@
 """What the store costs: the snapshot script against the live posts around, memory per
-key, the remove script."""
+key (MEMORY USAGE, and INFO memory deltas over many posts), the remove script."""
 
 from __future__ import annotations
 
@@ -84,3 +84,46 @@ async def probe_memory(redis: Any, sync: Any, city: ProbeCity,
     out["shop_bytes"] = round(float(np.mean([sync.memory_usage(keys.shop(s.id), samples=0)
                                              for s in city.shops[:300]])) + 16)
     # Presence has no memory to measure: it is published (Pub/Sub), never written to a key.
+
+
+async def probe_memory_deltas(redis: Any, sync: Any, city: ProbeCity,
+                              out: dict[str, float | str], n: int = 5_000) -> None:
+    # pragma: no cover
+    """MEMORY USAGE's figures checked against the server's own account (INFO memory's
+    used_memory, allocator overhead included): `n` of the town's posts published again
+    through the real scripts, in a region of their own, then its feed stream emptied;
+    withdrawn, then emptied again. Each step's delta over `n`: bytes per live post, per
+    post entry, per tombstone of the feed (what retention keeps). They replace probe_memory's
+    figures, which stay as `memory_usage_*`."""
+    from datetime import UTC, datetime
+
+    from bench.capacity_sim.probe.city import _enriched_posts, _publish
+    from storage import keys
+    from storage.live import LiveIndex
+
+    region = "probe-memory"
+    feed = keys.feed_stream(region)
+    index = LiveIndex(redis, region, SETTINGS)
+    jobs = _enriched_posts(city.shops, city.live, datetime.now(UTC))[:n]
+    n = len(jobs)
+
+    def used() -> int:
+        sync.execute_command("MEMORY", "PURGE")
+        return int(sync.info("memory")["used_memory"])
+
+    start = used()
+    posted = await _publish(index, jobs)
+    with_posts = used()
+    sync.xtrim(feed, maxlen=0, approximate=False)
+    posts_only = used()
+    for post_id, shop_id in posted:
+        await index.remove(post_id, "withdrawn", now_ts=time.time(), shop_id=shop_id)
+    with_tombs = used()
+    sync.xtrim(feed, maxlen=0, approximate=False)
+    emptied = used()
+    # The server's account is what sizes a shard; MEMORY USAGE's stays beside it.
+    for name, value in (("live_post_bytes", posts_only - start),
+                        ("feed_post_entry_bytes", with_posts - posts_only),
+                        ("feed_tombstone_entry_bytes", with_tombs - emptied)):
+        out[f"memory_usage_{name}"] = out[name]
+        out[name] = round(value / n)
