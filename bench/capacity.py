@@ -18,9 +18,11 @@ What it does (docs/capacity.md explains the why):
 3. Simulates the evening peak hour second by second (Poisson posting, flash-offer bursts,
    expiries and withdrawals) -> posts/s, deliveries/s, recipients per post.
 4. Adds what else a socket costs, counted from the code: keepalive pings, snapshots at
-   each (re)connection and each `subscribe` move, presence flushes, shop-console polls,
-   shop-profile fetches -> gateway cores, processes and memory; and what the API processes
-   answering consoles pay to hear every gateway's presence report (Pub/Sub) -> API processes.
+   each (re)connection and each `subscribe` move, presence flushes -> gateway cores,
+   processes and memory; shop consoles (people watching counted over the cells within 2 km
+   of the shop, reach read after each own post), shop-profile fetches (from each process's
+   cache) and what the API processes holding consoles pay to hear every gateway's presence
+   report (Pub/Sub) -> API processes.
 5. Counts the Redis commands of each event from the code (ingest, enricher, readers,
    snapshots, presence, reach, rate limits, scheduler) -> ops/s and Valkey CPU per region,
    memory per region, shards (one region = one hash slot = one shard).
@@ -46,12 +48,14 @@ GIB = 1024.0**3
 # `streetfeed web` process, loopback only; the probe prints this dict). Re-run the probe
 # and paste its output after a change to the snapshot, presence or console code.
 PROBE: dict[str, float | str] = {
-    "measured": "2026-11-26, median of 3 runs on this 2-core VM, quiet; presence and console "
-                "poll figures 2026-11-30, median of 3 runs, VM busy with other work (that day "
-                "GET measured 26 µs of Valkey CPU, not 17.75); memory figures 2026-11-30 "
+    "measured": "2026-11-26, median of 3 runs on this 2-core VM, quiet; presence figures "
+                "2026-11-30, median of 3 runs, VM busy with other work (that day GET measured "
+                "26 µs of Valkey CPU, not 17.75); memory figures 2026-11-30 "
                 "(`--probe-memory`, two runs: per live post 1,951 and 1,961 bytes by INFO "
                 "used_memory deltas over 5,000 posts through the real scripts, 1,887 twice by "
-                "MEMORY USAGE; stream entries the same both ways within a byte)",
+                "MEMORY USAGE; stream entries the same both ways within a byte); console and "
+                "profile figures 2026-11-30 (issue 19), mean of 2 runs, VM busy (GET 18-26 µs, "
+                "POST 2.0-2.7 ms of web CPU against 1.26 quiet)",
     # Valkey CPU per simple command (GET) awaited alone, 16 clients at once, incl. syscalls;
     # and (reference) from one client, one at a time: every command wakes the server.
     "valkey_us_per_cmd": 17.75,
@@ -79,17 +83,31 @@ PROBE: dict[str, float | str] = {
     # loop: mostly per wake-up), and per cell decoded and kept (feed/presence.py _take):
     "listener_us_per_report": 352.5,
     "listener_decode_us_per_cell": 0.2593,
+    # ... and per cell heard, the region's reports summed again for the consoles' counts,
+    # once a presence interval (feed/presence.py _sums_of; 4 gateways' reports):
+    "listener_sums_us_per_cell": 0.167,
     # Gateway process (`streetfeed web`) CPU:
     "gw_open_ms": 1.162,         # one socket opened: handshake, rate limit, place, snapshot call
     "gw_frame_us": 12.55,        # one snapshot frame (encoded per socket) written
     "gw_move_ms": 0.627,         # one `subscribe` move, excluding its snapshot frames
     "gw_read_us": 262.1,         # one feed entry read with no recipient (XREAD, decode, lookup)
-    "poll_ms": 4.989,            # one console poll (GET stats + GET posts), 7 live posts, no cells
-    "poll_us_per_cell_in_memory": 3.728,  # ... plus this per presence cell it walks (every
-                                         # gateway's last report of the region, in memory)
-    "valkey_poll_us": 800.0,     # Valkey CPU of one console poll: reach and posts (presence is
-                                 # not in Redis: a poll reads none of it there)
-    "profile_ms": 0.83,          # one GET /api/v1/shops/{id}
+    # A console's people watching, counted (feed/presence.py PresenceBoard.counts) with the
+    # city's cells heard: it looks up the ~160 cells within 2 km of the shop in the region's
+    # sums, whatever the number of cells heard (in-process, CPU per count). Reference: the
+    # walk over every cell of every report it replaced (issue 19), on the same report.
+    "console_count_us": 29.6,        # 20.7 and 38.5 (busy VM), 20,000 cells heard
+    "console_count_walk_us": 28977.0,  # 26,039 and 31,914 on the same report
+    "console_count_cells": 162.7,
+    # A console's reach read (feed/stats.py reach_of: one pipeline over its shop's live
+    # posts, 3 times after each own post): the reading process's CPU, and Valkey's.
+    "console_reach_read_us": 272.0,  # 7 live posts (302 and 242)
+    "valkey_reach_read_us": 33.3,
+    # One GET /api/v1/shops/{id} found in the process's cache, and one not found (read in 4
+    # round trips and computed, as every GET was before issue 19). Measured 1.156 / 2.844
+    # and 1.077 / 1.623 ms on the busy VM, scaled here to the quiet day by the POST measured
+    # in the same runs (2.706 and 2.049 ms against post_ms's 1.262).
+    "profile_ms": 0.60,
+    "profile_miss_ms": 1.16,
     "post_ms": 1.262,            # one POST /api/v1/shops/{id}/posts (auth, limits, XADD)
     # Memory of keys written by the real scripts: INFO memory's used_memory per post over
     # 5,000 posts (allocator and keyspace overhead included), and MEMORY USAGE of the keys:
@@ -134,16 +152,14 @@ class Model:
     session_s: float = 300.0         # a phone (re)opens its socket every 5 min on average
     walking_share: float = 0.20      # phones carried by someone walking with the page open
     walk_speed_m_s: float = 1.3      # rules.geo.walking_minutes' pace
-    console_share: float = 0.40      # shops with the console open at peak...
-    console_visible: float = 0.50    # ...of which in a visible tab (polls every 2 s, else 10 s)
-    # The console's "watching around you" walks every gateway's presence cells of the region,
-    # held in memory (feed/presence.py PresenceBoard.watchers); True models a fix that walks
-    # only the cells within 2 km.
-    console_nearby_only: bool = False
-    # API processes listening to a region's presence: 0 = any that had one of its consoles'
-    # requests lately (the load balancer spreads /api/ at random); N = the load balancer
-    # sends a region's console requests to N processes only (a fix).
+    console_share: float = 0.40      # shops with the console open at peak (WS /ws/shop)
+    # API processes listening to a region's presence: 0 = any holding one of its consoles'
+    # sockets (the load balancer spreads them at random); N = the load balancer sends a
+    # region's consoles to N processes only (a fix).
     presence_listeners_per_region: int = 0
+    # A shop's cached profile is dropped (a write, a hold's step, its opening state or day
+    # changing) this often, in every API process that has it: each recomputes it once.
+    profile_drops_per_h: float = 2.0
     # Headroom and budgets.
     gateway_max_core: float = 0.60   # a gateway process runs at <= 60 % of its core
     shard_max_core: float = 0.50     # a Valkey shard's main thread at <= 50 % of a core

@@ -67,7 +67,8 @@ class Connection:
 
 
 class Client:
-    """A pool of keep-alive connections to one origin; `post_json` takes a free one."""
+    """A pool of keep-alive connections to one origin; `post_json` (or `get`) takes a free
+    one."""
 
     def __init__(self, base_url: str, size: int = 32) -> None:
         parts = urlsplit(base_url)
@@ -82,6 +83,13 @@ class Client:
         conn = await self.pool.get()
         try:
             return await conn.request("POST", path, json.dumps(body).encode(), headers or {})
+        finally:
+            self.pool.put_nowait(conn)
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        conn = await self.pool.get()
+        try:
+            return await conn.request("GET", path, b"", {})
         finally:
             self.pool.put_nowait(conn)
 

@@ -20,11 +20,12 @@ KEYS = ("deliveries_per_s", "p50_ms", "p95_ms", "p99_ms", "cpu_s_per_100k",
         "cpu_s_per_100k_all", "rss_kib_per_socket", "missing", "extra")
 EXTRA_KEYS = ("loadgen_cpu_s_per_100k", "deliveries_per_s_wall", "duplicates",
               "latency_load_deliveries_per_s", "saturation_p99_ms", "post_errors", "connect_s",
-              "frames_per_delivery")
+              "frames_per_delivery", "busy_p50_ms", "busy_p99_ms", "busy_profile_p99_ms",
+              "busy_consoles_updated", "busy_profile_errors")
 # Runs written before issue 19 call `cpu_s_per_100k_all` by its old name: read either, so
 # that `python -m bench report` still redraws them.
 OLD_NAMES = {"cpu_s_per_100k_all": "cpu_s_per_100k_all_server"}
-COUNTS = ("missing", "extra", "duplicates", "post_errors")
+COUNTS = ("missing", "extra", "duplicates", "post_errors", "busy_profile_errors")
 LABELS = {
     "ceiling": "ceiling (bare asyncio, pre-encoded frame per transport)",
     "broadcast": "websockets broadcast() (reference)",
@@ -68,7 +69,10 @@ def one_line(run: dict[str, Any]) -> str:
             + (f"{run['frames_per_delivery']:.2f} frames per kept post, "
                if run.get("frames_per_delivery", 1.0) > 1.0 else "") +
             f"missing {run.get('missing')} extra {run.get('extra')} dup {run.get('duplicates')}"
-            f", others used {run.get('foreign_cores', {}).get('saturation', '?')}/"
+            + (f", busy p99 {_f(run['busy_p99_ms'], 1)} ms ({run.get('busy_consoles_updated')}/"
+               f"{run.get('busy_consoles')} consoles updated, profile GET p99 "
+               f"{_f(run.get('busy_profile_p99_ms'), 1)} ms)" if "busy_p99_ms" in run else "")
+            + f", others used {run.get('foreign_cores', {}).get('saturation', '?')}/"
             f"{run.get('foreign_cores', {}).get('latency', '?')} cores"
             f"{' (PERTURBED)' if run.get('perturbed') else ''}, {run.get('elapsed_s', '?')} s")
 
@@ -173,6 +177,8 @@ def targets(by_n: dict[str, Any]) -> list[dict[str, Any]]:
     information("streetfeed/ceiling CPU-s per 100k (web process alone)",
                 ratios["cpu streetfeed/ceiling"]["median"])
     check("streetfeed p99 ms at half saturation", med("streetfeed", "p99_ms"), "<", 50)
+    check("streetfeed p99 ms with 50 consoles and 1,000 profile GETs a minute",
+          med("streetfeed", "busy_p99_ms"), "<", 50)
     check("streetfeed KiB RSS per idle socket", med("streetfeed", "rss_kib_per_socket"), "<=", 16)
     wrong = sum(e.get("missing", 0) + e.get("extra", 0) + e.get("duplicates", 0)
                 for n in by_n.values() for e in n["scenarios"].values())

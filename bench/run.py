@@ -201,9 +201,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _perturbation(run: dict[str, Any]) -> float:
-    """The most foreign load (cores) seen during the saturation and latency phases."""
+    """The most foreign load (cores) seen during the saturation, latency and busy phases."""
     seen = [v for k, v in run.get("foreign_cores", {}).items()
-            if k in ("saturation", "latency") and v is not None]
+            if k in ("saturation", "latency", "busy") and v is not None]
     return max(seen) if seen else 0.0
 
 

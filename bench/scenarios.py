@@ -10,6 +10,8 @@ Phases, all on the same connected sockets:
 3. latency: posts paced at a fixed delivery rate (half of Streetfeed's
    saturation in the same run); post -> receive = client receive time minus the
    post's `posted_at` (the server's accept time), same machine, same clock.
+   Streetfeed only, then "busy": the same again with 50 shops' consoles open and 1,000
+   profile fetches a minute (bench.busy), `busy_*` keys.
 4. correctness: every client's received set against the exact expected set
    (`bench.city.Audience`): missing, extra and duplicates.
 """
@@ -33,6 +35,7 @@ import numpy as np
 import psutil
 
 from bench import httpclient, procs
+from bench.busy import BusyLoad
 from bench.city import Audience, PlannedPost, Shop, Subscriber, make_posts
 from bench.loadgen import LoadGen, Received
 from bench.stats import percentile, window_rate, window_rate_hist
@@ -53,12 +56,13 @@ class Profile:
     peer_pilot_deliveries: int = 8_000
     saturation_s: float = 5.0
     latency_s: float = 8.0
+    busy_s: float = 8.0
     settle_s: float = 1.0
     stall_s: float = 8.0
 
 
 QUICK = Profile(pilot_deliveries=10_000, peer_pilot_deliveries=3_000, saturation_s=1.5,
-                latency_s=2.5, settle_s=0.5, stall_s=4.0)
+                latency_s=2.5, busy_s=1.5, settle_s=0.5, stall_s=4.0)
 
 
 @dataclass
@@ -262,6 +266,10 @@ async def run_scenario(scenario: str, ctx: RunContext) -> dict[str, Any]:
         pilot_rate, main, per_post = await _saturate(scenario, ctx, group, plan, runner)
         result.update(await _latency(ctx, group, loadgen, plan, runner, pilot_rate, main,
                                      per_post))
+        if scenario == "streetfeed":
+            assert tokens is not None
+            result.update(await _busy(ctx, group, plan, runner, tokens,
+                                      result["latency_load_deliveries_per_s"] / per_post))
         received = await loadgen.dump()
         result.update(_analyse(scenario, ctx, runner.phases, received, main))
         result["loadgen_processes"] = len(loadgen.workers)
@@ -405,6 +413,25 @@ async def _latency(ctx: RunContext, group: procs.ProcGroup, loadgen: LoadGen, pl
     return out
 
 
+async def _busy(ctx: RunContext, group: procs.ProcGroup, plan: PostPlan, runner: _PhaseRunner,
+                tokens: dict[int, tuple[str, str]], post_rate: float) -> dict[str, Any]:
+    """3b. The latency phase again, at the same rate, with consoles open and profiles
+    fetched (bench.busy)."""
+    posts = plan.take(max(5, math.ceil(post_rate * ctx.profile.busy_s)))
+    busy = BusyLoad(group.ws_base, group.post_url, tokens)
+    t0 = time.monotonic()
+    try:
+        await busy.open(posts)
+        busy.start()
+        await runner.run(Phase("busy"), posts, post_rate)
+        out = await busy.stop()
+    finally:
+        await busy.close()
+    out["busy_wall_s"] = round(time.monotonic() - t0, 2)
+    group.check_alive()
+    return out
+
+
 def _analyse(scenario: str, ctx: RunContext, phases: list[Phase], received: Received,
              saturation: Phase) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -479,6 +506,12 @@ def _analyse(scenario: str, ctx: RunContext, phases: list[Phase], received: Rece
     out["latency_over_100ms_share"] = (sum(1 for v in lat if v > 100.0) / len(lat)
                                        if lat else math.nan)
     out["latency_samples"] = len(lat)
+    if "busy" in latencies:
+        busy = sorted(latencies["busy"])
+        out["busy_p50_ms"] = percentile(busy, 50)
+        out["busy_p95_ms"] = percentile(busy, 95)
+        out["busy_p99_ms"] = percentile(busy, 99)
+        out["busy_samples"] = len(busy)
     latency_phase = next(p for p in phases if p.name == "latency")
     lat_times = times["latency"]
     if lat_times:

@@ -255,7 +255,7 @@ class Consoles:
         self.presence.release(record.region)
         self.hub.region_users[record.region] -= 1
         if not self.watches:
-            self.presence.follow_shop_changes(None)
+            self.presence.follow_shop_changes("consoles", None)
 
     def _watch(self, record: ShopRecord) -> _Watch:
         watch = self.watches[record.id] = _Watch(record)
@@ -265,7 +265,7 @@ class Consoles:
         self.readers.ensure([record.region])
         self.presence.hold(record.region)
         if len(self.watches) == 1:
-            self.presence.follow_shop_changes(self._shop_changed)
+            self.presence.follow_shop_changes("consoles", self._shop_changed)
         return watch
 
     def _send(self, watch: _Watch, frame: bytes, *, state: bool = False) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["EARTH_RADIUS_M", "CellGrid", "haversine_m"]
+__all__ = ["EARTH_RADIUS_M", "CellGrid", "cells_within", "haversine_m"]
 
 EARTH_RADIUS_M = 6_371_008.8
 # Bounding boxes are widened by this much (degrees) so that floating-point
@@ -95,3 +95,24 @@ class CellGrid:
     def _key(self, band: int, col: int) -> int:
         # Bands hold fewer than 2**24 cells for any allowed cell size.
         return (band << 24) | col
+
+
+def cells_within(grid: CellGrid, lat: float, lon: float,
+                 radii: tuple[int, ...]) -> list[list[int]]:
+    """The cells of `grid` whose centre is within each radius of (lat, lon), nested: list i
+    holds those within radii[i] and not within any smaller one (radii ascending). A count of
+    what lies in each cell, summed per radius (a shop's people watching), then looks at these
+    few cells only, whatever the number of cells counted, with the same distance as a walk
+    over every cell (the centre's haversine) would."""
+    rings: list[list[int]] = [[] for _ in radii]
+    if not radii:
+        return rings
+    # A centre within the largest radius is a point of its cell within it: its cell is
+    # among those covering the disc.
+    for cell in grid.cells_covering(lat, lon, radii[-1]):
+        distance = haversine_m(lat, lon, *grid.centre_of(cell))
+        for i, radius in enumerate(radii):
+            if distance <= radius:
+                rings[i].append(cell)
+                break
+    return rings

@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import unicodedata
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from rules.clock import Clock
 from rules.errors import InvalidInput
 from rules.hours import is_time_zone
-from rules.opening import effective_state
+from rules.opening import effective_state, revisit_ts
 from schemas.hours import OpeningOverride, ShopHours
 from schemas.posts import ShopSummary
 from schemas.shops import ShopProfile, ShopRecord
 
-__all__ = ["hash_token", "new_shop_id", "new_token", "profile_of", "slugify", "summary_of",
-           "token_matches", "validate_hours"]
+__all__ = ["day_ends_at", "hash_token", "new_shop_id", "new_token", "profile_of",
+           "profile_valid_until", "slugify", "summary_of", "token_matches", "validate_hours"]
 
 
 def new_token() -> str:
@@ -61,6 +63,31 @@ def profile_of(record: ShopRecord, clock: Clock | None = None,
                        next_change=state.next_change if state else None,
                        timezone=record.hours.timezone if record.hours is not None else None,
                        holds=record.holds)
+
+
+def profile_valid_until(record: ShopRecord, profile: ShopProfile,
+                        overrides: Sequence[OpeningOverride], at: datetime) -> float:
+    """The POSIX time until which `profile` (profile_of at `at`) stays what profile_of
+    says, the record and overrides unchanged: its next_change; an override starting or
+    ending (a shop without hours is open only while its own post says so, with no
+    next_change); a day ahead for a shop closed past the hours' horizon; else never."""
+    if profile.next_change is not None:
+        until = profile.next_change.at.timestamp()
+    elif record.hours is not None:  # closed past the horizon: look again tomorrow
+        until = at.timestamp() + 86_400
+    else:
+        until = math.inf
+    return min(until, revisit_ts(overrides, at.timestamp()) or math.inf)
+
+
+def day_ends_at(at: datetime, zone: str) -> datetime:
+    """The first instant after `at` of the next day in `zone` (its midnight, or the end of
+    a gap at midnight on a change of offset): when "today" counts change there."""
+    tz = ZoneInfo(zone)
+    tomorrow = at.astimezone(tz).date() + timedelta(days=1)
+    # A midnight skipped by a change of offset is read with the offset before the change
+    # (fold=0): the instant the change, and the day, start.
+    return datetime.combine(tomorrow, time(0), tzinfo=tz)
 
 
 def summary_of(record: ShopRecord, default_timezone: str | None = None) -> ShopSummary:

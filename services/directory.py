@@ -32,8 +32,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from rules.clock import Clock, ManualClock
-from rules.opening import revisit_ts
-from rules.shops import profile_of
+from rules.shops import profile_of, profile_valid_until
 from schemas.hours import OpeningOverride
 from schemas.shops import ShopRecord
 from storage import keys, openings
@@ -73,15 +72,7 @@ def _compute(items: list[_Todo], at: datetime) -> list[_Entry]:
             out.append(_Entry(raw, record, overrides, None, math.inf))
             continue
         profile = profile_of(record, clock, overrides)
-        if profile.next_change is not None:
-            valid_until = profile.next_change.at.timestamp()
-        elif record.hours is not None:  # closed past the horizon: look again tomorrow
-            valid_until = at.timestamp() + 86_400
-        else:
-            valid_until = math.inf
-        # An override starting or ending may change the state without a next_change
-        # (a shop without hours is open only while its own post says so).
-        valid_until = min(valid_until, revisit_ts(overrides, at.timestamp()) or math.inf)
+        valid_until = profile_valid_until(record, profile, overrides, at)
         out.append(_Entry(raw, record, overrides, _encode(profile), valid_until))
     return out
 

@@ -113,7 +113,7 @@ class Holds:
         record = HoldRecord(
             id="h_" + secrets.token_hex(8), region=region, post=_post_ref(post),
             shop=HoldShop(id=shop.id, name=shop.name, address=shop.address, lat=shop.lat,
-                          lon=shop.lon, timezone=self._zone(shop)),
+                          lon=shop.lon, timezone=self.zone(shop)),
             name=new.name.strip(), code=code_from(secrets.token_bytes(HOLD_CODE_LEN)),
             secret_hash=secret_hash(secret), created_at=now,
             expires_at=hold_expires_at(now, post.hold.minutes), minutes=post.hold.minutes,
@@ -182,12 +182,13 @@ class Holds:
             raise NotFound(f"this shop has no hold {hold_id!r}", code="unknown_hold")
         return shop_hold(await self._act(found, action))
 
-    def _zone(self, shop: ShopRecord) -> str:
+    def zone(self, shop: ShopRecord) -> str:
+        """Where the shop's day is: its hours' zone, else the deployment's."""
         return shop.hours.timezone if shop.hours is not None else self.settings.timezone
 
     def local_day(self, shop: ShopRecord) -> str:
         """The shop's date now, where "held today" is counted."""
-        return self._day_in(self._zone(shop))
+        return self._day_in(self.zone(shop))
 
     def _day_in(self, zone: str) -> str:
         return self.clock.now().astimezone(ZoneInfo(zone)).date().isoformat()

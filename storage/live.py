@@ -52,7 +52,7 @@ _PUBLISH = _APPEND + """
 --       raw (the input, for later edits), edit ('1': only while the post is live),
 --       opening (the post as an override of the shop's hours, '' when it is none),
 --       local ('1' or '0'), the entry of an edit that was local before ('' when the post
---       is local now, or not an edit), retention (ms)
+--       is local now, or not an edit), retention (ms), the shop-changes channel
 if redis.call('EXISTS', KEYS[6]) == 1 then return false end
 local source = redis.call('HGET', KEYS[1], 'source')
 if source == ARGV[2] then return redis.call('HGET', KEYS[1], 'feed_id') end
@@ -70,6 +70,8 @@ if ARGV[13] ~= '' and redis.call('HGET', KEYS[7], ARGV[1]) ~= ARGV[13] then
   redis.call('HSET', KEYS[7], ARGV[1], ARGV[13])
   redis.call('SADD', KEYS[8], ARGV[7])
   redis.call('INCR', KEYS[9])
+  -- The shop's open state changed: cached profiles go (services.profiles).
+  redis.call('PUBLISH', ARGV[17], ARGV[7])
 end
 return feed_id
 """
@@ -78,7 +80,8 @@ _REMOVE = _APPEND + """
 -- KEYS: post, active, expiry, feed, gone, openings_version
 -- ARGV: post_id, type ('expired'|'withdrawn'), now_ts, maxlen, shop_id ('' = any),
 --       shop posts key prefix (the shop is only known once the post is read),
---       how long a withdrawn id is remembered (s), openings key prefix, retention (ms)
+--       how long a withdrawn id is remembered (s), openings key prefix, retention (ms),
+--       the shop-changes channel
 local fields = redis.call('HMGET', KEYS[1], 'expires_at', 'shop_id', 'kind', 'lat', 'lon')
 if not fields[1] then return false end
 if ARGV[5] ~= '' and fields[2] ~= ARGV[5] then return false end
@@ -98,6 +101,7 @@ if ARGV[2] == 'withdrawn' then
       o.ends_ts = tonumber(ARGV[3])
       redis.call('HSET', openings, ARGV[1], cjson.encode(o))
       redis.call('INCR', KEYS[6])
+      redis.call('PUBLISH', ARGV[10], fields[2])
     end
   end
 end
@@ -213,7 +217,8 @@ class LiveIndex:
                   keys.openings(r, shop_id), keys.opening_shops(r), keys.openings_version(r)],
             args=[post_id, source, post_json, repr(lat), repr(lon), repr(expires_ts), shop_id,
                   kind, self.feed_maxlen, _encode(entry), raw, "1" if edit else "0", opening,
-                  "1" if local else "0", was_local, self.feed_retention_ms],
+                  "1" if local else "0", was_local, self.feed_retention_ms,
+                  keys.shop_changes_channel()],
         )
         return None if result is None else text(result)
 
@@ -230,7 +235,7 @@ class LiveIndex:
                   keys.feed_stream(r), keys.withdrawn(r, post_id), keys.openings_version(r)],
             args=[post_id, why, repr(now_ts), self.feed_maxlen, shop_id,
                   keys.shop_posts(r, ""), self.withdrawn_ttl_s, keys.openings(r, ""),
-                  self.feed_retention_ms],
+                  self.feed_retention_ms, keys.shop_changes_channel()],
         )
         if result is None:
             return None

@@ -266,13 +266,9 @@ async def _profile(st: AppState, record: ShopRecord) -> ShopProfile:
 @Operation(summary="A shop's public profile, with the producers it names (nearest first)",
            response=ShopProfileWithProducers, parameters=(SHOP_ID,))
 async def shop_profile(request: Request) -> Response:
+    """From the process's cache (services.profiles): screens and pages read it often."""
     st = state_of(request)
-    record = await shops.require_shop(st.redis, request.path_params["shop_id"])
-    profile = await _profile(st, record)
-    return JSONResponse(ShopProfileWithProducers(
-        **msgspec.structs.asdict(profile),
-        producers=await st.ingest.producers.of_shop(record),
-        held_today=await st.holds.held_today(record)))
+    return JSONResponse(msgspec.Raw(await st.profiles.profile(request.path_params["shop_id"])))
 
 
 @Operation(summary="Name a producer the shop sells: the same producer (name folded for "

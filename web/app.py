@@ -42,6 +42,7 @@ from services.holds import Holds
 from services.image_pool import ImagePool
 from services.ingest import Ingest
 from services.media import UPLOADS_PER_WORKER, MediaLibrary, UploadGate
+from services.profiles import ProfileCache
 from services.push import Subscriptions
 from services.republish import Republisher
 from services.supervision import supervised
@@ -129,14 +130,21 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         media_store = media_store_for(settings)
         # Photos are processed in child processes, started by the first upload.
         images = ImagePool(settings.media_workers)
+        ingest = Ingest(redis, settings, clock, policy)
+        profiles = ProfileCache(redis, clock, ingest.producers, holds,
+                                presence.shop_changes_heard)
+        # Every web process hears every shop write (the presence board's Pub/Sub
+        # connection): a cached profile is dropped at once, whichever process was written to.
+        presence.follow_shop_changes("profiles", profiles.forget)
         state = AppState(settings=settings, clock=clock, redis=redis, lives=gateway.lives,
-                         ingest=Ingest(redis, settings, clock, policy), hub=hub,
+                         ingest=ingest, hub=hub,
                          readers=readers, gateway=gateway,
                          console=ConsoleGate(redis, gateway, consoles), limiter=limiter,
                          gateway_id=stats.id, presence=presence,
                          shops=ShopDirectory(redis, clock,
                                              max_age_s=settings.shops_cache_max_age_s,
                                              regions=settings.region_names),
+                         profiles=profiles,
                          guard=guard, proxies=trusted, assets=assets,
                          media=media_store,
                          media_library=MediaLibrary(

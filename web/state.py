@@ -31,6 +31,7 @@ from services.directory import ShopDirectory
 from services.holds import Holds
 from services.ingest import Ingest
 from services.media import MediaLibrary, UploadGate
+from services.profiles import ProfileCache
 from services.push import Subscriptions
 from storage.live import LiveIndex
 from storage.media import MediaStore
@@ -55,6 +56,7 @@ class AppState:
     gateway_id: str  # this process among the gateways (presence reports, /readyz)
     presence: PresenceBoard  # the console's audience, from the gateways' reports
     shops: ShopDirectory  # GET /api/v1/shops, cached
+    profiles: ProfileCache  # GET /api/v1/shops/{id}, cached until a write or a change
     # Read by the HTTP and feed protocols (web/http_protocol.py, feed/raw_ws.py).
     guard: ConnectionGuard  # connection caps and time limits
     proxies: TrustedProxies  # whose X-Forwarded-For/-Proto are believed

@@ -8,11 +8,12 @@ import re
 from pathlib import Path
 
 from bench.capacity import GIB, PROBE
+from feed.console import _REACH_ROUNDS
 from rules.geo import EARTH_RADIUS_M
 from runtime.settings import Settings
 
 __all__ = [
-    "ARQ_JOBS_PER_S", "ARQ_JOB_S", "BEGIN", "CONSOLE_HIDDEN_POLL_S", "CONSOLE_POLL_S", "DOC",
+    "ARQ_JOBS_PER_S", "ARQ_JOB_S", "BEGIN", "CONSOLE_REACH_ROUNDS", "CONSOLE_UPDATE_S", "DOC",
     "END", "GIB", "KIB", "MOVE_THRESHOLD_M", "M_PER_DEG_LAT", "PHONE_DEFAULT_RADIUS_M", "PLOT",
     "PRESENCE_FLUSH_S", "RESULTS", "ROOT", "SCREEN_RADIUS_M", "SETTINGS", "SOCKETS_PER_PROCESS",
     "probe_figures",
@@ -43,11 +44,11 @@ def _js_const(path: str, name: str) -> float:
 MOVE_THRESHOLD_M = _js_const("web/static/app.js", "MOVE_THRESHOLD_M")
 PHONE_DEFAULT_RADIUS_M = _js_const("web/static/position.js", "DEFAULT_RADIUS_M")
 SCREEN_RADIUS_M = _js_const("web/static/screen.js", "DEFAULT_RADIUS_M")
-# The console polled every 2 s (10 s hidden) until it got its socket (WS /ws/shop, commit
-# d0e4748 removed POLL_MS from shop.js and with it this model's run): the model still prices
-# a console at that rate of reads until it models the socket's pushes.
-CONSOLE_POLL_S = 2.0
-CONSOLE_HIDDEN_POLL_S = 10.0
+# feed/console.py: a console's socket is told when its counts change, computed at most once
+# a presence interval per shop (folded), and its reach is read this many times after each
+# of its shop's posts. The console page does not poll (since d0e4748).
+CONSOLE_UPDATE_S = SETTINGS.presence_interval_s
+CONSOLE_REACH_ROUNDS = _REACH_ROUNDS
 # feed/stats.py: StatsPublisher(interval_s=1.0), one flush per process per second.
 PRESENCE_FLUSH_S = 1.0
 # The scheduler's CPU per arq job (expire_post: one remove script, arq's own bookkeeping), and

@@ -10,8 +10,8 @@ import numpy as np
 from bench.capacity import Model
 from bench.capacity_sim.inputs import (
     ARQ_JOB_S,
-    CONSOLE_HIDDEN_POLL_S,
-    CONSOLE_POLL_S,
+    CONSOLE_REACH_ROUNDS,
+    CONSOLE_UPDATE_S,
     MOVE_THRESHOLD_M,
     PRESENCE_FLUSH_S,
     SETTINGS,
@@ -78,14 +78,15 @@ class Traffic:
     opens: float
     moves: float
     consoles: float
-    polls: float
+    console_updates: float       # people watching counted for a console (folded per interval)
+    reach_reads: float           # a console's reach read, after each of its shop's posts
     profiles: float
     cells_pp: float              # presence cells each process publishes
     region_cells: float
     with_recipients: float       # processes with at least one recipient of a post
     live_per_shop: float
     snapshot_frame_s: float      # gateway CPU-s to write one snapshot's frames
-    poll_cells: float            # presence cells a console poll goes through
+    console_cells: float         # occupied presence cells within 2 km of a shop
     presence_reports: float
     presence_cells: float
 
@@ -98,28 +99,30 @@ def traffic(model: Model, sim: TownSim, processes: int, process_cells: float | N
     opens = sim.phones / model.session_s
     moves = sim.phones * model.walking_share * model.walk_speed_m_s / MOVE_THRESHOLD_M
     consoles = sim.town.shops * model.console_share
-    polls = consoles * (model.console_visible / CONSOLE_POLL_S
-                        + (1 - model.console_visible) / CONSOLE_HIDDEN_POLL_S)
+    posts = Peak.design(peak.posts)
     cells_pp = process_cells if process_cells is not None else sim.cells_for(processes,
                                                                               model.seed)
     region_cells = cells_pp * processes
     # Phones are spread at random over the processes.
     mean_rec = float(np.mean(peak.recipients)) if len(peak.recipients) else 0.0
-    # Every gateway's cells, or (the fix) only those within the console's reach.
-    poll_cells = sim.cells_near_shop if model.console_nearby_only else region_cells / splits
     # Presence: each process PUBLISHes one report of all its cells per flush on its region's
     # channel (a district's, once split). What listening processes receive is added by
     # `listen`, once the number of API processes is known.
     return Traffic(
         p=p, processes=processes, splits=splits,
-        posts=Peak.design(peak.posts), tombs=Peak.design(peak.tombstones),
+        posts=posts, tombs=Peak.design(peak.tombstones),
         deliveries=Peak.design(peak.deliveries), cmd=p["valkey_us_per_cmd"] / 1e6,
-        opens=opens, moves=moves, consoles=consoles, polls=polls,
+        opens=opens, moves=moves, consoles=consoles,
+        # Counts are computed once an interval per shop when a report of its region changed:
+        # at peak, with phones coming and going, every interval (an upper bound).
+        console_updates=consoles / CONSOLE_UPDATE_S,
+        reach_reads=posts * model.console_share * CONSOLE_REACH_ROUNDS,
         profiles=opens * snaps.shops_in_view + moves * snaps.new_shops_per_move,
         cells_pp=cells_pp, region_cells=region_cells,
         with_recipients=processes * (1 - (1 - 1 / processes) ** mean_rec),
         live_per_shop=float(sim.live.sum()) / max(1, sim.town.shops),
-        snapshot_frame_s=snaps.frames * p["gw_frame_us"] / 1e6, poll_cells=poll_cells,
+        snapshot_frame_s=snaps.frames * p["gw_frame_us"] / 1e6,
+        console_cells=sim.cells_near_shop,
         presence_reports=processes / PRESENCE_FLUSH_S,
         presence_cells=region_cells / PRESENCE_FLUSH_S)
 
@@ -144,10 +147,14 @@ def gateway_cpu(t: Traffic, sim: TownSim, measured: Measured) -> dict[str, float
 def api_cpu(t: Traffic) -> dict[str, float]:
     p = t.p
     return {
-        "shop-console polls (stats + posts)": t.polls * (
-            p["poll_ms"] / 1e3 + t.poll_cells * p["poll_us_per_cell_in_memory"] / 1e6),
+        # The cells within 2 km of the shop looked up in the region's sums (feed/presence.py).
+        "shop-console updates (people watching counted)": t.console_updates
+        * p["console_count_us"] / 1e6,
+        "shop-console reach reads (after each own post)": t.reach_reads
+        * p["console_reach_read_us"] / 1e6,
         "presence reports heard (every listening process)": 0.0,   # see `listen`
-        "shop-profile fetches": t.profiles * p["profile_ms"] / 1e3,
+        "shop-profile fetches (the process's cache)": t.profiles * p["profile_ms"] / 1e3,
+        "shop-profile recomputations (cache dropped)": 0.0,        # see `listen`
         "post ingest (POST)": t.posts * p["post_ms"] / 1e3,
     }
 
@@ -165,7 +172,7 @@ def valkey_cpu(t: Traffic, sim: TownSim, measured: Measured) -> dict[str, float]
         "snapshots of subscribe moves": t.moves * snapshot_us,
         "presence PUBLISH (no listener)": t.presence_reports * cmd
         + t.presence_cells * p["valkey_publish_us_per_cell"] / 1e6,
-        "shop-console polls": t.polls * p["valkey_poll_us"] / 1e6,
+        "shop-console reach reads": t.reach_reads * p["valkey_reach_read_us"] / 1e6,
         "scheduler (opening hours, sweep)": sim.town.shops / 60.0 * 2 * cmd,
     }
 
@@ -174,11 +181,13 @@ def valkey_global_cpu(t: Traffic) -> dict[str, float]:
     """Keys outside the region's slot (shop records, rate limits, sessions): spread by hash.
 
     Per post: address limit, shop GET, shop limit (API) and shop GET (enricher); per open:
-    the socket limit; per poll: 2 address limits, session, 2 shop GETs; per profile: 2.
+    the socket limit. A profile found in the process's cache reads nothing (its
+    recomputations: see `listen`).
     """
     return {
         "rate limits, auth, shop records (keys outside regions)": (
-            t.posts * 4 + t.opens + t.polls * 5 + t.profiles * 2) * t.cmd,
+            t.posts * 4 + t.opens) * t.cmd,
+        "shop-profile recomputations (record, producers, holds today, openings)": 0.0,
         # Each listening process subscribes on one node (storage.redis_conn.pubsub_client),
         # any node of the cluster: its share of the fan-out lands there. See `listen`.
         "presence fan-out to listening processes (on their nodes)": 0.0,
@@ -197,9 +206,9 @@ def region_ops(t: Traffic, sim: TownSim) -> dict[str, float]:
         # script + XREVRANGE + GEOSEARCH + one HMGET per post returned
         "snapshots": (t.opens + t.moves) * (3 + sim.snaps.returned),
         "presence PUBLISH": t.presence_reports,
-        # stats: SMEMBERS, HMGET per live post of the shop (reach; presence is in memory);
-        # posts: SMEMBERS, HMGET per live post
-        "console polls": t.polls * (2 + 2 * t.live_per_shop),
+        # reach_of: one HMGET per live post of the shop, in one pipeline (presence is in
+        # memory, never in Redis)
+        "console reach reads": t.reach_reads * t.live_per_shop,
         "scheduler": sim.town.shops / 60.0 * 2,
     }
 
@@ -244,13 +253,14 @@ def rates(t: Traffic, model: Model, sim: TownSim, feed_entries: float) -> dict[s
     return {"posts_design": t.posts, "posts_mean": peak.posts_mean,
             "tombstones_design": t.tombs, "deliveries_design": t.deliveries,
             "deliveries_mean": peak.deliveries_mean, "opens": t.opens, "moves": t.moves,
-            "polls": t.polls, "profiles": t.profiles,
+            "consoles": t.consoles, "console_updates": t.console_updates,
+            "reach_reads": t.reach_reads, "profiles": t.profiles, "shops": sim.town.shops,
             "snapshot_frames": (t.opens + t.moves) * sim.snaps.frames,
             "pings": sim.sockets / SETTINGS.gateway_ping_interval_s,
             "feed_entries": feed_entries,
             "feed_entries_per_day": 2 * (sim.town.shops * model.daily_posts),
             "feed_entries_peak_per_s": t.posts + t.tombs,
-            "poll_cells": t.poll_cells, "presence_reports": t.presence_reports,
+            "console_cells": t.console_cells, "presence_reports": t.presence_reports,
             "presence_cells": t.presence_cells, "presence_reports_heard": 0.0,
             "presence_cells_heard": 0.0}
 
@@ -262,7 +272,7 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
     `process_cells`: presence cells each of them publishes, when they also serve other
     towns (a process writes its whole map under every region it reads). `splits`: the
     town's region split into that many regions, each served by its own processes (the load
-    balancer routes by position), so a console poll reads only its district's gateways.
+    balancer routes by position), so a console hears only its district's gateways.
     """
     t = traffic(model, sim, processes, process_cells, splits)
     memory, feed_entries = region_memory(t, model, sim)
@@ -274,7 +284,7 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
                 gateway=gateway_cpu(t, sim, measured), api=api_cpu(t),
                 valkey=valkey_cpu(t, sim, measured), valkey_global=valkey_global_cpu(t),
                 ops=region_ops(t, sim),
-                ops_global=(t.posts * 8 + t.opens * 3 + t.polls * 9 + t.profiles * 4),
+                ops_global=t.posts * 8 + t.opens * 3,
                 memory=memory, memory_global=sim.town.shops * t.p["shop_bytes"]
                 + t.consoles * 250.0,
                 rates=rates(t, model, sim, feed_entries), cells_per_process=t.cells_pp,

@@ -11,8 +11,8 @@ from bench.capacity import PROBE, Model
 from bench.capacity_sim.inputs import (
     ARQ_JOBS_PER_S,
     BEGIN,
-    CONSOLE_HIDDEN_POLL_S,
-    CONSOLE_POLL_S,
+    CONSOLE_REACH_ROUNDS,
+    CONSOLE_UPDATE_S,
     DOC,
     END,
     GIB,
@@ -198,9 +198,13 @@ def city_lines(report: Report) -> list[str]:
         f"gets {sn.frames:,.0f} frames from {sn.shops_in_view:,.0f} shops; Valkey spends "
         f"{sn.valkey_us:,.0f} µs on it (p99 {sn.valkey_us_p99:,.0f} µs).",
         f"- At peak: {r['opens']:,.0f} socket opens/s, {r['moves']:,.0f} `subscribe` moves/s, "
-        f"{r['pings']:,.0f} pings/s, {r['polls']:,.0f} console polls/s, {r['profiles']:,.0f} "
-        f"shop-profile fetches/s; a console poll walks {r['poll_cells']:,.0f} presence cells "
-        f"per poll ({len(np.unique(sim.cells)):,} occupied cells in the city).",
+        f"{r['pings']:,.0f} pings/s; {r['consoles']:,.0f} shop consoles open, their people "
+        f"watching counted up to {r['console_updates']:,.0f} times/s (each over the "
+        f"{PROBE['console_count_cells']:,.0f} presence cells within 2 km of the shop, of "
+        f"which {r['console_cells']:,.0f} occupied, among {len(np.unique(sim.cells)):,} in "
+        f"the city) and their reach read {r['reach_reads']:,.1f} times/s; "
+        f"{r['profiles']:,.0f} shop-profile fetches/s, of which "
+        f"{r.get('profile_misses', 0.0):,.0f}/s recomputed (each API process's cache).",
         *(presence_lines(label, s, m) for label, s in (("city", city), ("country", country))),
         f"- Country: {len(split)} towns have a region too big for one shard and are split "
         f"(ranks {', '.join(str(t[0]) for t in split)} into "
@@ -242,7 +246,8 @@ def assumption_lines(m: Model) -> list[str]:
     out.append(
         f"| read from the code | ping every {SETTINGS.gateway_ping_interval_s:g} s; presence "
         f"flush every {PRESENCE_FLUSH_S:g} s per process; a move every {MOVE_THRESHOLD_M:g} m; "
-        f"console poll every {CONSOLE_POLL_S:g} s ({CONSOLE_HIDDEN_POLL_S:g} s hidden); "
+        f"a console's counts at most every {CONSOLE_UPDATE_S:g} s, its reach read "
+        f"{CONSOLE_REACH_ROUNDS} times after each own post (no polling); "
         f"snapshot limit {SETTINGS.snapshot_limit}; feed retention "
         f"{SETTINGS.feed_retention_s / 3600:g} h, feed_maxlen {SETTINGS.feed_maxlen:,}; "
         f"cells {SETTINGS.geo_cell_deg}°, presence cells {PRESENCE_CELL_DEG}°; screen radius "

@@ -54,8 +54,6 @@ def variants(model: Model) -> list[Variant]:
         Variant("sockets reopened every 2.5 min", replace(model, session_s=model.session_s / 2)),
         Variant("nobody walking (no moves)", replace(model, walking_share=0.0)),
         Variant("40 % walking", replace(model, walking_share=0.4)),
-        Variant("console reads only the cells within 2 km (a fix)",
-                replace(model, console_nearby_only=True)),
         Variant("consoles routed by region, 2 API processes listening to each (a fix)",
                 replace(model, presence_listeners_per_region=2)),
         Variant("no shop console open", replace(model, console_share=0.0)),

@@ -1,13 +1,12 @@
-"""One `streetfeed web` process under the probe: feed reads, console polls, presence
-reports heard, profiles, posts, socket opens and `subscribe` moves (its CPU, less what it
-burns idle)."""
+"""One `streetfeed web` process under the probe: feed reads, presence reports heard, a
+console's reach reads, profiles, posts, socket opens and `subscribe` moves (its CPU, less
+what it burns idle)."""
 
 from __future__ import annotations
 
 import asyncio
 import http.client
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,15 +98,6 @@ class _WebProbe:
         self.sockets.append(ws)
         return await _post_frames(ws)
 
-    def polls(self, n: int) -> tuple[float, float]:
-        """(web CPU-s, Valkey CPU-s) per console poll (GET stats + GET posts)."""
-        t1, c1, v1 = time.perf_counter(), cpu_s(self.web), cpu_s(self.valkey)
-        for _ in range(n):
-            self.http.get(f"/api/v1/shops/{self.shop_id}/stats", self.token)
-            self.http.get(f"/api/v1/shops/{self.shop_id}/posts")
-        return self.busy(c1, t1) / n, (cpu_s(self.valkey) - v1) / n
-
-
 async def _post_frames(ws: Any) -> int:
     """Post frames until the ping that ends a snapshot."""
     frames = 0
@@ -141,17 +131,10 @@ async def probe_gateway(redis: Any, sync: Any, sock: Path, valkey: Any, web: Any
     sparse, dense = _by_posts_around(w)
     say("web: feed entry read")
     await _feed_read(w)
-    say("web: console polls")
-    # Console polls with no presence cells yet (the web process's own socket aside).
-    out["poll_shop_live_posts"] = int(city.live.sum(axis=1)[w.typical])
-    w.polls(20)
-    poll0, vpoll0 = w.polls(150)
-    out["poll_ms"] = round(poll0 * 1e3, 3)
-    out["valkey_poll_us"] = round(vpoll0 * 1e6, 1)
     say("web: presence reports heard")
-    report, n_cells, per_big = await _presence_heard(w)
-    say("web: console polls with presence in memory")
-    await _polls_with_presence(w, report, n_cells, per_big, poll0)
+    await _presence_heard(w)
+    say("console: reach reads")
+    await _reach_reads(w)
     say("web: profiles, posts")
     _profiles_and_posts(w)
     say("web: sockets opened")
@@ -200,7 +183,7 @@ def _by_posts_around(w: _WebProbe) -> tuple[list[int], list[int]]:
 
 async def _feed_read(w: _WebProbe) -> None:
     """A feed entry read and dispatched with nobody to deliver to (one socket, far away),
-    from a shop of its own (its posts must not weigh on the console polled after)."""
+    from a shop of its own (its posts must not weigh on the console's reads after)."""
     from storage import keys
     from storage.live import LiveIndex
 
@@ -230,11 +213,10 @@ async def _heard(w: _WebProbe, message: bytes, count: int, every_s: float) -> fl
     return w.busy(c0, t0) / count
 
 
-async def _presence_heard(w: _WebProbe) -> tuple[bytes, int, float]:
+async def _presence_heard(w: _WebProbe) -> None:
     """A fake gateway publishes reports of the city's cells on the region's channel, the
     shop's own cell with 7 watchers among them, 5 reports a second (a listener in the city
-    hears ~21): the listening web process's CPU to receive, decode and keep them.
-    Returns the report, its cells, and the web process's CPU-s per such report."""
+    hears ~21): the listening web process's CPU to receive, decode and keep them."""
     shop = w.city.shops[w.typical]
     shop_cell = int(presence_cells(np.array([shop.lat]), np.array([shop.lon]))[0])
     report, n_cells = probe_report(w.city, "probe-fake", extra=(shop_cell, 7))
@@ -247,52 +229,49 @@ async def _presence_heard(w: _WebProbe) -> tuple[bytes, int, float]:
     # The per-report part: 1-cell reports of another fake gateway, 200 a second.
     small, _ = probe_report(w.city, "probe-small", limit=1)
     per_report = await _heard(w, small, 600, 0.005)
-    await w.redis.publish(w.channel, encode_empty_report("probe-small"))
+    for gateway in ("probe-small", "probe-fake"):
+        await w.redis.publish(w.channel, encode_empty_report(gateway))
     decode_s = (per_big - per_report) / n_cells
     w.out["listener_us_per_report"] = round(per_report * 1e6, 1)
     w.out["listener_decode_us_per_cell"] = round(decode_s * 1e6, 4)
-    return report, n_cells, per_big
 
 
-async def _polls_with_presence(w: _WebProbe, report: bytes, n_cells: int, per_big: float,
-                               poll0: float) -> None:
-    """Console polls with those cells in memory, the fake gateway publishing twice a second
-    meanwhile (from a thread: the polls block this loop) so that it stays live; what its
-    reports cost the web process (per_big) is taken off."""
-    stop = threading.Event()
-    published = [0]
+async def _reach_reads(w: _WebProbe) -> None:
+    """A console's reach read (feed/stats.py reach_of: every live post of its shop in one
+    pipeline), done 3 times after each of its shop's posts: the reading process's CPU (this
+    one's, the same code) and Valkey's."""
+    from feed.stats import reach_of
+    from storage import keys
 
-    def keep_publishing() -> None:
-        from redis import Redis as SyncRedis
-
-        client = SyncRedis(unix_socket_path=str(w.sock))
-        while not stop.is_set():
-            client.publish(w.channel, report)
-            published[0] += 1
-            stop.wait(0.5)
-        client.close()
-
-    thread = threading.Thread(target=keep_publishing, daemon=True)
-    thread.start()
-    await asyncio.sleep(0.2)
-    first = published[0]
-    n_polls = 40
-    poll1, _ = w.polls(n_polls)
-    reports = published[0] - first
-    stop.set()
-    thread.join(5)
-    await w.redis.publish(w.channel, encode_empty_report("probe-fake"))
-    w.out["poll_us_per_cell_in_memory"] = round(
-        (poll1 - poll0 - reports * per_big / n_polls) / n_cells * 1e6, 3)
+    shop_id = w.shop_id
+    ids = [p for p, s in w.city.post_ids if s == shop_id]
+    region = SETTINGS.region
+    for post_id in ids:
+        await w.redis.hincrby(keys.reach(region, post_id), "phone", 7)
+    await reach_of(w.redis, region, ids)
+    rounds = 300
+    t0, v0 = time.process_time(), cpu_s(w.valkey)
+    for _ in range(rounds):
+        await reach_of(w.redis, region, ids)
+    w.out["console_reach_posts"] = len(ids)
+    w.out["console_reach_read_us"] = round((time.process_time() - t0) / rounds * 1e6, 1)
+    w.out["valkey_reach_read_us"] = round((cpu_s(w.valkey) - v0) / rounds * 1e6, 1)
 
 
 def _profiles_and_posts(w: _WebProbe) -> None:
     shops = w.city.shops
-    # Shop profiles, as the passer-by page fetches them.
+    # Shop profiles, as the passer-by page fetches them: the first fetch of each computes it
+    # (services.profiles), the next ones find it in the process's cache.
+    some = shops[:300]
     t0, c0 = time.perf_counter(), cpu_s(w.web)
-    for s in shops[:300]:
+    for s in some:
         w.http.get(f"/api/v1/shops/{s.id}")
-    w.out["profile_ms"] = round(w.busy(c0, t0) / min(300, len(shops)) * 1e3, 3)
+    w.out["profile_miss_ms"] = round(w.busy(c0, t0) / len(some) * 1e3, 3)
+    t0, c0 = time.perf_counter(), cpu_s(w.web)
+    for _ in range(3):
+        for s in some:
+            w.http.get(f"/api/v1/shops/{s.id}")
+    w.out["profile_ms"] = round(w.busy(c0, t0) / (3 * len(some)) * 1e3, 3)
     # Posts, as a shopkeeper sends them (one per shop: the per-shop limit is 30 a minute).
     t0, c0 = time.perf_counter(), cpu_s(w.web)
     for s, tok in list(zip(shops, w.city.tokens, strict=True))[1:301]:

@@ -14,7 +14,7 @@ from typing import Any
 from bench.capacity_sim.probe.city import populate
 from bench.capacity_sim.probe.common import cpu_s, free_port, say, started
 from bench.capacity_sim.probe.gateway import probe_gateway
-from bench.capacity_sim.probe.presence import presence_publish
+from bench.capacity_sim.probe.presence import presence_publish, probe_console_counts
 from bench.capacity_sim.probe.store import probe_memory, probe_memory_deltas, probe_snapshots
 
 
@@ -77,6 +77,8 @@ async def _probe(workdir: Path, rank: int, n_sockets: int,
             await probe_memory_deltas(redis, sync, city, out)
             say("presence PUBLISH")
             await presence_publish(sock, valkey, city, out)
+            say("console: people watching counted")
+            await probe_console_counts(city, out)
             port = free_port(socketlib)
             env = {**os.environ, "REDIS_URL": f"unix://{sock}",
                    "STREETFEED_ADDRESS_SOCKETS_PER_MINUTE": "10000000",

@@ -123,3 +123,87 @@ async def _valkey_per_publish(sock: Path, vproc: Any, channel: str, message: byt
     for _, writer in streams:
         writer.close()
     return spent
+
+
+def _walk_every_cell(cells: list[tuple[int, int]], lat: float, lon: float,
+                     radii: tuple[int, ...]) -> dict[int, int]:
+    """PresenceBoard.counts before issue 19 (every cell of every report, a distance each):
+    the reference the new figure is compared with."""
+    from rules.geo import CellGrid, haversine_m
+    from schemas.limits import PRESENCE_CELL_DEG
+
+    grid = CellGrid(PRESENCE_CELL_DEG)
+    counts = dict.fromkeys(radii, 0)
+    for cell, n in cells:
+        distance = haversine_m(lat, lon, *grid.centre_of(cell))
+        for radius in radii:
+            if distance <= radius:
+                counts[radius] += n
+    return counts
+
+
+async def console_counts(cells: list[tuple[int, int]], places: list[tuple[float, float]],
+                         gateways: int = 1) -> tuple[float, float, float, float]:
+    """People watching around each place (a shop), as a console's update and GET /stats
+    count them (feed/presence.py PresenceBoard.counts), with `cells` heard from `gateways`
+    gateways (dealt out in turn): (µs per count, µs per count of the walk it replaced,
+    cells the count looks at, µs per cell heard to sum the reports again after a change,
+    once for all the region's counts). The board is fed the reports as its listening loop
+    would; it never connects."""
+    import msgspec
+    from redis.asyncio import Redis
+
+    from feed.presence import PresenceBoard
+    from rules.geo import CellGrid, cells_within
+    from schemas.limits import AUDIENCE_RADII_M, PRESENCE_CELL_DEG
+    from schemas.presence import PresenceReport
+    from storage import keys
+
+    board = PresenceBoard(Redis(), SETTINGS)
+    channel = keys.presence_channel(SETTINGS.region)
+    channels = {channel: SETTINGS.region}
+    board._take({"type": "subscribe", "channel": channel.encode(), "data": 1}, channels)
+    for g in range(gateways):
+        report = PresenceReport(gateway=f"probe-{g}", cells=cells[g::gateways])
+        board._take({"type": "message", "channel": channel.encode(),
+                     "data": msgspec.json.encode(report)}, channels)
+    board._since[SETTINGS.region] -= SETTINGS.presence_interval_s + 1  # a round heard
+    for lat, lon in places:  # the cells around each shop, found once per shop and kept
+        board.counts(SETTINGS.region, lat, lon, AUDIENCE_RADII_M)
+    rounds = 20
+    t0 = time.process_time()
+    for _ in range(rounds):
+        for lat, lon in places:
+            board.counts(SETTINGS.region, lat, lon, AUDIENCE_RADII_M)
+    new_us = (time.process_time() - t0) / rounds / len(places) * 1e6
+    t0 = time.process_time()
+    for _ in range(rounds):
+        board._sums.clear()
+        board._sums_of(SETTINGS.region)
+    sums_us = (time.process_time() - t0) / rounds / len(cells) * 1e6
+    t0 = time.process_time()
+    for lat, lon in places[:20]:
+        walked = _walk_every_cell(cells, lat, lon, AUDIENCE_RADII_M)
+        if walked != board.counts(SETTINGS.region, lat, lon, AUDIENCE_RADII_M):
+            raise SystemExit(f"probe: counts differ from the walk at {lat}, {lon}")
+    walk_us = (time.process_time() - t0) / min(20, len(places)) * 1e6
+    grid = CellGrid(PRESENCE_CELL_DEG)
+    looked = float(np.mean([sum(map(len, cells_within(grid, lat, lon, AUDIENCE_RADII_M)))
+                            for lat, lon in places]))
+    return new_us, walk_us, looked, sums_us
+
+
+async def probe_console_counts(city: ProbeCity, out: dict[str, float | str]) -> None:
+    """`console_counts` with the city's report (REPORT_CELLS cells) around its shops."""
+    from msgspec.json import decode
+
+    from schemas.presence import PresenceReport
+
+    report, _n = probe_report(city, "probe")
+    cells = decode(report, type=PresenceReport).cells
+    places = [(float(s.lat), float(s.lon)) for s in city.shops[:200]]
+    new_us, walk_us, looked, sums_us = await console_counts(cells, places, gateways=4)
+    out["console_count_us"] = round(new_us, 2)
+    out["console_count_walk_us"] = round(walk_us, 1)
+    out["console_count_cells"] = round(looked, 1)
+    out["listener_sums_us_per_cell"] = round(sums_us, 4)
