@@ -107,6 +107,7 @@ def render_storm(storm: dict[str, Any]) -> list[str]:
     if "error" in storm:
         return [*lines, f"Failed: {storm['error']}", ""]
     rows = [
+        ("sockets resumed", f"{_f(storm.get('resumed_sockets'))} of {n:,}", ""),
         ("every socket resumed, from the kill (`resumed_s`)", _f(storm.get("resumed_s"), 2),
          "s"),
         ("new process accepting, from the kill", _f(storm.get("listening_s"), 2), "s"),
@@ -127,6 +128,8 @@ def render_storm(storm: dict[str, Any]) -> list[str]:
     ]
     lines += ["| | measured | |", "|---|---|---|"]
     lines += [f"| {what} | {value} | {unit} |" for what, value, unit in rows]
+    if storm.get("note"):
+        lines += ["", storm["note"] + "."]
     return [*lines, ""]
 
 
