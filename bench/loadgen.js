@@ -38,8 +38,9 @@
 //   go            -> opens the sockets (with "hold"); answers {"go": ts}
 //   mark T        -> from now on "resumed" counts sockets live again on a connection whose
 //                    first ping came after T (epoch ms); answers {"marked": T}
-//   storm         -> {"live_at": [...], "tries": [...]}: per socket, when its current
-//                    connection's first ping came (0: not live) and the attempts since mark
+//   storm         -> {"live_at": [...], "open_at": [...], "tries": [...]}: per socket, when
+//                    its current connection's first ping came (0: not live), when its last
+//                    handshake was answered, and its attempts since mark
 //   exit          -> closes every socket and exits
 // Receive times are Unix epoch milliseconds with sub-millisecond precision
 // (performance.timeOrigin + performance.now()).
@@ -85,6 +86,7 @@ const resume = Boolean(cfg.resume);
 const cursors = new Array(n).fill(null);
 const attempts = new Array(n).fill(0);
 const liveAt = new Array(n).fill(0);
+const openAt = new Array(n).fill(0);
 const tries = new Array(n).fill(0);
 let markedAt = Infinity;
 let closing = false;
@@ -92,7 +94,9 @@ let resets = 0;
 let connectErrors = 0;
 let openTimeouts = 0;
 let liveLost = 0;
-const wsWorked = new Array(n).fill(false);
+// Held sockets (the ceiling's N fresh handshakes) wait as the storm's pages do: they had
+// a socket before (wsOpenTimeout(true)), so both sides of the comparison are as patient.
+const wsWorked = new Array(n).fill(Boolean(cfg.hold));
 let retryDelay = null;
 let wsOpenTimeout = null;
 if (resume) {
@@ -196,7 +200,7 @@ function openRaw(i, done) {
     attempts[i] += 1;
     setTimeout(() => openRaw(i, () => {}), delay);
   };
-  ws.on('open', () => { opened = true; wsWorked[i] = true; settle(); });
+  ws.on('open', () => { opened = true; wsWorked[i] = true; openAt[i] = now(); settle(); });
   ws.on('message', (data) => onRaw(i, data));
   ws.on('error', (err) => {
     errors++;
@@ -327,7 +331,8 @@ rl.on('line', (line) => {
     tries.fill(0);
     process.stdout.write(`${JSON.stringify({ marked: markedAt })}\n`);
   } else if (cmd === 'storm') {
-    process.stdout.write(`${JSON.stringify({ live_at: liveAt.map((t, i) => (sockets[i] && sockets[i].subscribed ? t : 0)), tries })}\n`);
+    const live = liveAt.map((t, i) => (sockets[i] && sockets[i].subscribed ? t : 0));
+    process.stdout.write(`${JSON.stringify({ live_at: live, open_at: openAt, tries })}\n`);
   } else if (cmd === 'exit') shutdown();
 });
 rl.on('close', shutdown);

@@ -153,15 +153,17 @@ class LoadGen:
         """From `at_ms` (epoch ms) on, sockets live again on a new connection are resumed."""
         await asyncio.gather(*(w.ask(f"mark {at_ms!r}") for w in self.workers))
 
-    async def storm(self) -> tuple[list[float], list[int]]:
-        """Per socket: when its current connection went live (epoch ms, 0 if not live), and
-        its connection attempts since the mark."""
+    async def storm(self) -> tuple[list[float], list[float], list[int]]:
+        """Per socket: when its current connection went live (epoch ms, 0 if not live), when
+        its last handshake was answered, and its connection attempts since the mark."""
         live_at: list[float] = []
+        open_at: list[float] = []
         tries: list[int] = []
         for answer in await asyncio.gather(*(w.ask("storm") for w in self.workers)):
             live_at += answer["live_at"]  # type: ignore[operator]
+            open_at += answer["open_at"]  # type: ignore[operator]
             tries += answer["tries"]  # type: ignore[operator]
-        return live_at, tries
+        return live_at, open_at, tries
 
     async def histogram(self, since_ms: float) -> list[int]:
         """Kept posts received since `since_ms`, per millisecond, over all processes."""

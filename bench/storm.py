@@ -51,8 +51,8 @@ STORM_POSTS_PER_S = 5.0
 # How long posts flow before the kill and after every socket resumed (s).
 BEFORE_S = 3.0
 AFTER_S = 3.0
-QUICK_BEFORE_S = 1.0
-QUICK_AFTER_S = 1.0
+QUICK_BEFORE_S = 0.5
+QUICK_AFTER_S = 0.5
 # Bounds of every wait (s): a run always ends.
 SUBSCRIBE_LIMIT_S = 120.0
 RESUME_LIMIT_S = 90.0
@@ -217,7 +217,7 @@ async def _ceiling(n: int, workdir: Path, subscribers: list[Subscriber]) -> dict
         await _until(loadgen, lambda s: s["subscribed"] >= n, RESUME_LIMIT_S,
                      "every ceiling socket open")
         cpu = group.main.cpu_s() - cpu0
-        live_at, tries = await loadgen.storm()
+        live_at, _open_at, tries = await loadgen.storm()
         stats = await loadgen.stats()
         took = [t - go for t in live_at if t > 0]
         return {"ceiling_accept_s": max(took) / 1000.0,
@@ -242,12 +242,17 @@ async def run_storm(n: int, workdir: Path, valkey: procs.Valkey,
     subscribers = subscribers[:n]
     out: dict[str, Any] = {"sockets": n, "posts_per_s": STORM_POSTS_PER_S}
     valkey.flush()
-    tokens = await create_shops(valkey.url, shops)
-    group = procs.start_streetfeed(workdir, valkey, use_index=True)
-    port = int(group.ws_base.rsplit(":", 1)[1])
     env = procs.streetfeed_env(workdir, valkey)
     api_port = procs.free_port()
+    # Started first, so that it gets ready while the others start.
     api = procs.spawn_web(workdir, env, "storm-api", api_port)
+    try:
+        tokens = await create_shops(valkey.url, shops)
+        group = procs.start_streetfeed(workdir, valkey, use_index=True)
+    except BaseException:
+        api.stop()
+        raise
+    port = int(group.ws_base.rsplit(":", 1)[1])
     group.others.append(api)
     procs.wait_ready(api_port, group, "the storm's API web process")
     poster = Poster("streetfeed", procs.ProcGroup(api, post_url=f"http://127.0.0.1:{api_port}"),
@@ -291,7 +296,7 @@ async def run_storm(n: int, workdir: Path, valkey: procs.Valkey,
                                for p in (*group.others, *group.shared) if p.name in others0
                                for name in [p.name]}
         out["listening_s"] = round(await listening, 3)
-        live_at, tries = await loadgen.storm()
+        live_at, open_at, tries = await loadgen.storm()
         # A socket not live again by the limit counts as never (NaN): p50/p99 still say
         # how far the others got.
         took = sorted((t - killed_ms) / 1000.0 if t > killed_ms else math.inf
@@ -300,6 +305,15 @@ async def run_storm(n: int, workdir: Path, valkey: procs.Valkey,
         out["resumed_s"] = round(took[-1], 3) if stats["resumed"] >= n else math.nan
         out["resume_p50_s"] = round(percentile(took, 50), 3)
         out["resume_p99_s"] = round(percentile(took, 99), 3)
+        # Where each socket's time went: waiting for its handshake's answer, then from the
+        # answer to the ping that ends its replay (admission, replay read and writes).
+        answered = sorted((o - killed_ms) / 1000.0 for o in open_at if o > killed_ms)
+        setup = sorted((t - o) / 1000.0 for t, o in zip(live_at, open_at, strict=True)
+                       if t > killed_ms and o > killed_ms)
+        out["answered_p50_s"] = round(percentile(answered, 50), 3)
+        out["answered_p99_s"] = round(percentile(answered, 99), 3)
+        out["setup_p50_s"] = round(percentile(setup, 50), 3)
+        out["setup_p99_s"] = round(percentile(setup, 99), 3)
         out["attempts_mean"] = round(sum(tries) / n, 2)
         out["attempts_max"] = max(tries)
         out["connect_errors"] = int(stats["connect_errors"])
