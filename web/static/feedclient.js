@@ -5,7 +5,8 @@
 // Server-Sent Events from /api/v1/feed/stream (DESIGN section 9), silently: after
 // WS_FAILS_BEFORE_SSE attempts in a row that failed before opening, or one left
 // unanswered for WS_OPEN_TIMEOUT_MS (a proxy that swallows the upgrade: waiting twice
-// kept a page empty for 20 s), the next ones use EventSource with the same query. A
+// kept a page empty for 20 s), the next ones use EventSource with the same query (only on
+// a page whose WebSocket never opened: once one has, no proxy is in the way). A
 // stream that opens is kept for the page's life and remembered for the tab
 // (sessionStorage), so a reload behind the same proxy starts with it. A stream that
 // cannot open either means the server, not a proxy, is away: the WebSocket is tried
