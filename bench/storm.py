@@ -254,7 +254,6 @@ async def run_storm(n: int, workdir: Path, valkey: procs.Valkey,
         raise
     port = int(group.ws_base.rsplit(":", 1)[1])
     group.others.append(api)
-    procs.wait_ready(api_port, group, "the storm's API web process")
     poster = Poster("streetfeed", procs.ProcGroup(api, post_url=f"http://127.0.0.1:{api_port}"),
                     shops, tokens)
     loadgen = LoadGen(workdir, "raw", group.ws_base, "/ws/feed", True, subscribers,
@@ -263,6 +262,7 @@ async def run_storm(n: int, workdir: Path, valkey: procs.Valkey,
     spy: subprocess.Popen[bytes] | None = None
     steady = SteadyPoster(poster, PostPlan(len(shops), seed), phase, STORM_POSTS_PER_S)
     try:
+        procs.wait_ready(api_port, group, "the storm's API web process")
         t0 = time.monotonic()
         await loadgen.start()
         await _until(loadgen, lambda s: s["subscribed"] >= n, SUBSCRIBE_LIMIT_S,
