@@ -46,11 +46,10 @@ const SSE_EVENTS = ["post", "expired", "withdrawn", "reset", "status", "ping"];
  * (bench/loadgen.js) runs this very function, so the reconnect storm it measures is the
  * pages' own.
  * @param {number} attempt
- * @param {() => number} [random]
  */
-export function retryDelay(attempt, random = Math.random) {
+export function retryDelay(attempt) {
   const base = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * 2 ** attempt);
-  return Math.min(MAX_DELAY_MS, Math.max(MIN_DELAY_MS, base * (0.75 + random() / 2)));
+  return Math.min(MAX_DELAY_MS, Math.max(MIN_DELAY_MS, base * (0.75 + Math.random() / 2)));
 }
 
 /**
