@@ -72,8 +72,12 @@ class _Worker:
 
 class LoadGen:
     def __init__(self, workdir: Path, mode: str, base: str, path: str, query: bool,
-                 subscribers: list[Subscriber], concurrency: int = 100) -> None:
+                 subscribers: list[Subscriber], concurrency: int = 100, *,
+                 resume: bool = False, hold: bool = False) -> None:
         self.workdir = workdir
+        # resume: reconnect as the pages do (bench/storm.py); hold: open on `go()` only.
+        self.resume = resume
+        self.hold = hold
         self.mode = mode
         self.base = base
         self.path = path
@@ -91,7 +95,7 @@ class LoadGen:
             config = self.workdir / f"loadgen-{k}.json"
             config.write_text(json.dumps({
                 "mode": self.mode, "base": self.base, "path": self.path, "query": self.query,
-                "concurrency": self.concurrency,
+                "concurrency": self.concurrency, "resume": self.resume, "hold": self.hold,
                 "clients": [[s.idx, s.lat, s.lon, s.radius_m,
                              list(s.kinds) if s.kinds else None] for s in part]}))
             # Opened before the load starts; the child owns it.
@@ -107,8 +111,8 @@ class LoadGen:
         total: dict[str, float] = defaultdict(float)
         for answer in answers:
             for key in ("subscribed", "kept", "frames", "dropped", "errors", "closed", "opened",
-                        "n"):
-                total[key] += float(answer[key])  # type: ignore[arg-type]
+                        "n", "resumed", "resets", "connect_errors", "open_timeouts", "live_lost"):
+                total[key] += float(answer.get(key, 0))  # type: ignore[arg-type]
             total["last"] = max(total["last"], float(answer["last"]))  # type: ignore[arg-type]
             if answer.get("lastError"):
                 total["error"] = answer["lastError"]  # type: ignore[assignment]
@@ -139,6 +143,27 @@ class LoadGen:
             if stats["kept"] >= target or now - last_change > stall_s or now - start > limit_s:
                 return stats
             await asyncio.sleep(0.05)
+
+    async def go(self) -> float:
+        """Open every held socket at once (all processes); the earliest start (epoch ms)."""
+        answers = await asyncio.gather(*(w.ask("go") for w in self.workers))
+        return min(float(a["go"]) for a in answers)  # type: ignore[arg-type]
+
+    async def mark(self, at_ms: float) -> None:
+        """From `at_ms` (epoch ms) on, sockets live again on a new connection are resumed."""
+        await asyncio.gather(*(w.ask(f"mark {at_ms!r}") for w in self.workers))
+
+    async def storm(self) -> tuple[list[float], list[float], list[int]]:
+        """Per socket: when its current connection went live (epoch ms, 0 if not live), when
+        its last handshake was answered, and its connection attempts since the mark."""
+        live_at: list[float] = []
+        open_at: list[float] = []
+        tries: list[int] = []
+        for answer in await asyncio.gather(*(w.ask("storm") for w in self.workers)):
+            live_at += answer["live_at"]  # type: ignore[operator]
+            open_at += answer["open_at"]  # type: ignore[operator]
+            tries += answer["tries"]  # type: ignore[operator]
+        return live_at, open_at, tries
 
     async def histogram(self, since_ms: float) -> list[int]:
         """Kept posts received since `since_ms`, per millisecond, over all processes."""

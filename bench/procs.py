@@ -230,29 +230,44 @@ BENCH_LIMITS = {
 }
 
 
-def start_streetfeed(workdir: Path, valkey: Valkey, *, use_index: bool) -> ProcGroup:
-    """`streetfeed web` (the gateway, which also takes the POSTs) + `streetfeed enricher`."""
-    port = free_port()
-    # `python -m streetfeed.cli` is the `streetfeed` command, imported from PRODUCT_DIR.
-    exe = [sys.executable, "-m", "streetfeed.cli"]
-    env = {"REDIS_URL": valkey.url, "STREETFEED_GATEWAY_INDEX": "1" if use_index else "0",
-           "STREETFEED_DATA_DIR": str(workdir / "var"), **BENCH_LIMITS}
-    name = "streetfeed" if use_index else "naive"
-    web_argv = [*exe, "web", "--port", str(port)]
-    web = _spawn(f"{name}-web", web_argv, workdir, env)
-    enricher = _spawn(f"{name}-enricher", [*exe, "enricher"], workdir, env)
-    wait_port(port, web.popen, 30, "streetfeed web")
-    group = ProcGroup(web, [enricher], [valkey.proc], ws_base=f"ws://127.0.0.1:{port}",
-                      post_url=f"http://127.0.0.1:{port}")
-    # Ready when /healthz answers (Redis reachable); the feed reader positions itself then.
-    deadline = time.monotonic() + 30
+def streetfeed_env(workdir: Path, valkey: Valkey, *, use_index: bool = True) -> dict[str, str]:
+    """The environment of the benchmark's `streetfeed` processes."""
+    return {"REDIS_URL": valkey.url, "STREETFEED_GATEWAY_INDEX": "1" if use_index else "0",
+            "STREETFEED_DATA_DIR": str(workdir / "var"), **BENCH_LIMITS}
+
+
+def spawn_web(workdir: Path, env: dict[str, str], name: str, port: int) -> Proc:
+    """`streetfeed web` on `port` (`python -m streetfeed.cli` is the `streetfeed` command,
+    imported from PRODUCT_DIR); see wait_ready."""
+    return _spawn(name, [sys.executable, "-m", "streetfeed.cli", "web", "--port", str(port)],
+                  workdir, env)
+
+
+def wait_ready(port: int, group: ProcGroup, what: str, timeout: float = 30) -> None:
+    """Until `streetfeed web` on `port` answers /healthz (Redis reachable; the feed reader
+    positions itself then)."""
+    deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(OSError), urllib.request.urlopen(
                 f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
             if answer.status == 200:
-                break
+                return
         group.check_alive()
         if time.monotonic() > deadline:
-            raise RuntimeError("streetfeed web: /healthz did not answer 200 within 30s")
+            raise RuntimeError(f"{what}: /healthz did not answer 200 within {timeout}s")
         time.sleep(0.05)
+
+
+def start_streetfeed(workdir: Path, valkey: Valkey, *, use_index: bool) -> ProcGroup:
+    """`streetfeed web` (the gateway, which also takes the POSTs) + `streetfeed enricher`."""
+    port = free_port()
+    env = streetfeed_env(workdir, valkey, use_index=use_index)
+    name = "streetfeed" if use_index else "naive"
+    web = spawn_web(workdir, env, f"{name}-web", port)
+    enricher = _spawn(f"{name}-enricher", [sys.executable, "-m", "streetfeed.cli", "enricher"],
+                      workdir, env)
+    wait_port(port, web.popen, 30, "streetfeed web")
+    group = ProcGroup(web, [enricher], [valkey.proc], ws_base=f"ws://127.0.0.1:{port}",
+                      post_url=f"http://127.0.0.1:{port}")
+    wait_ready(port, group, "streetfeed web")
     return group

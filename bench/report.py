@@ -82,6 +82,77 @@ def _get(run: dict[str, Any], key: str) -> Any:
     return run.get(OLD_NAMES[key]) if value is None and key in OLD_NAMES else value
 
 
+def storm_line(storm: dict[str, Any]) -> str:
+    if "error" in storm:
+        return f"storm: error {storm['error']}"
+    return (f"storm: {storm['sockets']:,} sockets resumed in {_f(storm.get('resumed_s'), 2)} s "
+            f"(listening after {_f(storm.get('listening_s'), 2)} s, per socket p50/p99 "
+            f"{_f(storm.get('resume_p50_s'), 2)}/{_f(storm.get('resume_p99_s'), 2)} s), "
+            f"ceiling accepted them in {_f(storm.get('ceiling_accept_s'), 2)} s "
+            f"(x{_f(storm.get('resumed_over_ceiling'), 2)}), new web process "
+            f"{_f(storm.get('cpu_s'), 2)} CPU-s, missing {storm.get('missing')} extra "
+            f"{storm.get('extra')} resets {storm.get('resets')}, attempts mean/max "
+            f"{storm.get('attempts_mean')}/{storm.get('attempts_max')}, open timeouts "
+            f"{storm.get('open_timeouts')}, {storm.get('elapsed_s', '?')} s")
+
+
+STORM_BOUND = 3.0
+
+
+def storm_target(storm: dict[str, Any]) -> dict[str, Any]:
+    """resumed_s <= 3 x ceiling_accept_s with missing = extra = 0 (issue 19)."""
+    n = storm.get("sockets")
+    if "error" in storm:
+        return {"target": "storm: resumed_s / ceiling_accept_s, missing = extra = 0",
+                "value": "error", "bound": f"<= {STORM_BOUND}", "met": False, "n": n}
+    ratio = storm.get("resumed_over_ceiling")
+    exact = storm.get("missing") == 0 and storm.get("extra") == 0
+    ok = ratio is not None and not math.isnan(ratio) and ratio <= STORM_BOUND and exact
+    return {"target": "storm: resumed_s / ceiling_accept_s, missing = extra = 0",
+            "value": (f"{_f(ratio, 2)} ({_f(storm.get('resumed_s'), 2)} s / "
+                      f"{_f(storm.get('ceiling_accept_s'), 2)} s), missing "
+                      f"{storm.get('missing')}, extra {storm.get('extra')}"),
+            "bound": f"<= {STORM_BOUND}", "met": bool(ok), "n": n}
+
+
+def render_storm(storm: dict[str, Any]) -> list[str]:
+    n = storm.get("sockets", 0)
+    lines = [f"#### Reconnect storm: N = {n:,} sockets, `streetfeed web` killed and restarted",
+             ""]
+    if "error" in storm:
+        return [*lines, f"Failed: {storm['error']}", ""]
+    rows = [
+        ("sockets resumed", f"{_f(storm.get('resumed_sockets'))} of {n:,}", ""),
+        ("every socket resumed, from the kill (`resumed_s`)", _f(storm.get("resumed_s"), 2),
+         "s"),
+        ("new process accepting, from the kill", _f(storm.get("listening_s"), 2), "s"),
+        ("per socket, p50 / p99 from the kill",
+         f"{_f(storm.get('resume_p50_s'), 2)} / {_f(storm.get('resume_p99_s'), 2)}", "s"),
+        ("per socket, handshake answered from the kill, p50 / p99",
+         f"{_f(storm.get('answered_p50_s'), 2)} / {_f(storm.get('answered_p99_s'), 2)}", "s"),
+        ("per socket, answer to end of replay, p50 / p99",
+         f"{_f(storm.get('setup_p50_s'), 2)} / {_f(storm.get('setup_p99_s'), 2)}", "s"),
+        ("ceiling: N fresh handshakes at once, all open (`ceiling_accept_s`)",
+         _f(storm.get("ceiling_accept_s"), 2), "s"),
+        ("resumed_s / ceiling_accept_s", _f(storm.get("resumed_over_ceiling"), 2), ""),
+        ("CPU of the new web process, start to all resumed (`cpu_s`)",
+         _f(storm.get("cpu_s"), 2), "CPU-s"),
+        ("connection attempts per socket, mean / max",
+         f"{storm.get('attempts_mean')} / {storm.get('attempts_max')}", ""),
+        ("handshakes given up (the page's `wsOpenTimeout`: 15 s once a socket worked)",
+         str(storm.get("open_timeouts")), ""),
+        ("missing / extra (duplicates counted) / resets",
+         f"{storm.get('missing')} / {storm.get('extra')} / {storm.get('resets')}", ""),
+        ("posts accepted over the run (before, during, after)",
+         f"{storm.get('posts_sent')} ({_f(storm.get('posts_per_s'), 0)}/s)", ""),
+    ]
+    lines += ["| | measured | |", "|---|---|---|"]
+    lines += [f"| {what} | {value} | {unit} |" for what, value, unit in rows]
+    if storm.get("note"):
+        lines += ["", storm["note"] + "."]
+    return [*lines, ""]
+
+
 def _ratio(a: float | None, b: float | None) -> float:
     if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
         return math.nan
@@ -143,8 +214,11 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         for name, entry in by_n[top]["scenarios"].items():
             flat[name] = {k: (entry[k] if k in COUNTS else entry[k]["median"]) for k in KEYS}
         flat_ratios = {k: v["median"] for k, v in by_n[top]["ratios"].items()}
+    goals = targets(by_n)
+    if "storm" in results:
+        goals.append(storm_target(results["storm"]))
     return {"n_for_headline": int(top) if top else None, "scenarios": flat,
-            "ratios": flat_ratios, "by_n": by_n, "targets": targets(by_n)}
+            "ratios": flat_ratios, "by_n": by_n, "targets": goals}
 
 
 def targets(by_n: dict[str, Any]) -> list[dict[str, Any]]:
@@ -254,6 +328,8 @@ def render_tables(results: dict[str, Any]) -> str:
         for failure in entry["failed"]:
             lines += ["", f"Failed: {failure}"]
         lines.append("")
+    if results.get("storm"):
+        lines += render_storm(results["storm"])
     if results.get("targets"):
         lines += ["#### Targets", "", "| target | measured | bound | met |", "|---|---|---|---|"]
         for t in results["targets"]:

@@ -23,6 +23,7 @@ import psutil
 from bench import procs, report
 from bench.city import Audience, make_shops, make_subscribers
 from bench.scenarios import QUICK, SCENARIOS, Profile, RunContext, run_scenario
+from bench.storm import run_storm
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
@@ -38,8 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n", default=None,
                    help="comma-separated socket counts (default 1000,5000,10000)")
     p.add_argument("--reps", type=int, default=None, help="repetitions (default 3)")
-    p.add_argument("--scenarios", default=",".join(SCENARIOS),
-                   help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    p.add_argument("--scenarios", default=",".join((*SCENARIOS, "storm")),
+                   help=f"comma-separated subset of {','.join(SCENARIOS)},storm (storm: the "
+                        "reconnect storm, once, at the largest N; bench/storm.py)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=None,
                    help="results JSON (default bench/results/latest.json; quick.json with "
@@ -134,7 +136,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                                                              else [1_000, 5_000, 10_000])
     reps = args.reps or (1 if args.quick else 3)
     scenarios = [s for s in args.scenarios.split(",") if s]
-    unknown = set(scenarios) - set(SCENARIOS)
+    unknown = set(scenarios) - {*SCENARIOS, "storm"}
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     if max(ns) > 10_000:
@@ -153,7 +155,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     out = args.out
     started = time.monotonic()
     try:
-        for n in ns:
+        for n in ns if set(scenarios) - {"storm"} else ():
             subscribers = make_subscribers(n, args.seed)
             shops = make_shops(seed=args.seed)
             audience = Audience.compute(subscribers, shops)
@@ -165,7 +167,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                                  profile_dir=args.profile)
                 # Streetfeed first (its saturation sets everyone's latency load); the
                 # others rotate from one repetition to the next to spread any drift.
-                others = [s for s in scenarios if s != "streetfeed"]
+                others = [s for s in scenarios if s not in ("streetfeed", "storm")]
                 if others:
                     k = rep % len(others)
                     others = others[k:] + others[:k]
@@ -181,6 +183,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                         _write(out.with_suffix(".tmp"), results)
                 finally:
                     ctx.valkey.stop()
+        if "storm" in scenarios:
+            results["storm"] = await _storm(max(ns), workdir, args)
+            _log("  " + report.storm_line(results["storm"]))
     finally:
         if args.keep_workdir:
             _log(f"logs kept in {workdir}")
@@ -191,6 +196,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.merge is not None and args.merge.exists():
         # Keep the other socket counts of an earlier run; this run's N replace its own.
         earlier = json.loads(args.merge.read_text())
+        if "storm" not in results and "storm" in earlier:
+            results["storm"] = earlier["storm"]
         kept = [r for r in earlier["runs"] if r["n"] not in ns]
         results["runs"] = kept + results["runs"]
         results["meta"]["merged"] = {
@@ -198,6 +205,31 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             "ns_kept": sorted({r["n"] for r in kept})}
     results.update(report.summarise(results))
     return results
+
+
+async def _storm(n: int, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The reconnect storm at `n` sockets, once (bench/storm.py), on a fresh Valkey."""
+    _log(f"N={n} storm (gateway killed and restarted under {n} sockets) ...")
+    quiet_wait = (args.quiet_wait if args.quiet_wait is not None
+                  else 0.0 if args.quick else 60.0)
+    foreign = await _wait_quiet(args.quiet_cores, quiet_wait)
+    subscribers = make_subscribers(n, args.seed)
+    shops = make_shops(seed=args.seed)
+    audience = Audience.compute(subscribers, shops)
+    valkey = procs.Valkey(workdir)
+    t0 = time.monotonic()
+    try:
+        storm = await run_storm(n, workdir, valkey, subscribers, shops, audience,
+                                args.seed * 1000, quick=args.quick,
+                                profile_dir=args.profile)
+    except Exception as exc:  # recorded, the run goes on
+        _log(f"  storm FAILED: {exc!r}")
+        storm = {"sockets": n, "error": repr(exc)}
+    finally:
+        valkey.stop()
+    storm["elapsed_s"] = round(time.monotonic() - t0, 1)
+    storm["foreign_cores_before"] = round(foreign, 2)
+    return storm
 
 
 def _perturbation(run: dict[str, Any]) -> float:

@@ -22,7 +22,6 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from feed.frames import (
-    decode_entry,
     entry_payload,
     error_payload,
     matched_as_local,
@@ -33,8 +32,9 @@ from feed.frames import (
     ws_text_frame,
 )
 from feed.hub import Connection, Hub, Sink, SocketGone
-from feed.raw_ws import NativeChannel
+from feed.raw_ws import NativeChannel, RawChannel
 from feed.reader import Readers
+from feed.replays import ReplayEntry, ReplayReads
 from feed.snapshot import snapshot_area
 from feed.sse import EventStream, EventStreams
 from rules import cursor as cursors
@@ -112,6 +112,8 @@ class Gateway:
         self.readers = readers
         self.lives = {r: LiveIndex(redis, r, settings)
                       for r in settings.region_names}
+        # Resuming sockets' reads of the feed streams, made together (a restart's storm).
+        self.replays = ReplayReads(redis, settings.replay_max + 1)
         # GET /api/v1/feed/stream's open streams (feed.sse), counted with the sockets.
         self.streams = EventStreams()
 
@@ -318,7 +320,7 @@ class Gateway:
                                              self.settings.gateway_resume_wait_s)
         start = self.hub.subscribe(conn)
         backlog = None
-        if wanted is not None and await self._resumable(conn.regions, wanted, start):
+        if wanted is not None:
             backlog = await self._backlog(conn.regions, wanted, start)
         if backlog is not None and wanted is not None:
             for region, entries in backlog.items():
@@ -334,17 +336,9 @@ class Gateway:
     def _cursor(self, positions: dict[str, str]) -> str:
         return cursors.encode(positions, self.settings.region)
 
-    async def _resumable(self, regions: list[str], wanted: dict[str, str],
-                         start: dict[str, str]) -> bool:
-        for region in regions:
-            if region not in wanted or cursors.key(wanted[region]) > cursors.key(start[region]):
-                return False
-            if await self._judge(region, wanted[region]) is not cursors.Resume.REPLAY:
-                return False
-        return True
-
-    async def _judge(self, region: str, cursor: str) -> cursors.Resume:
-        info = await self._stream_info(region)
+    @staticmethod
+    def _judge(info: dict[str, Any] | None, cursor: str) -> cursors.Resume:
+        """Whether `cursor` can be resumed, from the region stream's XINFO STREAM."""
         if info is None:  # no such stream yet
             return cursors.judge(cursor, last_id=cursors.ZERO, oldest_kept=cursors.ZERO)
         first = info.get("first-entry")
@@ -376,46 +370,59 @@ class Gateway:
             conn.sink.write(ws_text_frame(post_payload(post_json, cursor)))
 
     async def _backlog(self, regions: list[str], wanted: dict[str, str],
-                       start: dict[str, str]) -> dict[str, list[Any]] | None:
-        """The feed entries a resume replays, region by region; None when there are more
-        than `replay_max` in all (the client gets `reset` and a snapshot instead). One
-        bounded XRANGE per region: a day-old cursor costs what a fresh one does. None too
-        when the first entry missed in a region is past retention."""
+                       start: dict[str, str]) -> dict[str, list[ReplayEntry]] | None:
+        """The feed entries a resume replays, region by region; None when the cursor cannot
+        be resumed (past retention, newer than the stream, another area's) or there are
+        more than `replay_max` entries after it in all (the client gets `reset` and a
+        snapshot instead). Read with every other resuming socket's (feed.replays): bounded
+        XRANGEs, so a day-old cursor costs what a fresh one does. None too when the first
+        entry missed in a region is past retention."""
+        for region in regions:
+            if region not in wanted or cursors.key(wanted[region]) > cursors.key(start[region]):
+                return None
+        reads = await asyncio.gather(*(self.replays.read(region, wanted[region], start[region])
+                                       for region in regions))
         budget = self.settings.replay_max
         # This process's clock, not the server's that made the ids: a skew only moves
         # which cursors near the horizon get a reset, since what was trimmed is judged
         # from the stream itself (_judge).
         horizon = cursors.horizon(int(self.clock.now().timestamp() * 1000),
                                   self.settings.feed_retention_s)
-        backlog: dict[str, list[Any]] = {}
-        for region in regions:
-            if cursors.key(wanted[region]) >= cursors.key(start[region]):
-                backlog[region] = []
-                continue
-            entries = await self.redis.xrange(keys.feed_stream(region),
-                                              min=f"({wanted[region]}", max=start[region],
-                                              count=budget + 1)
+        backlog: dict[str, list[ReplayEntry]] = {}
+        for region, read in zip(regions, reads, strict=True):
+            if self._judge(read.info, wanted[region]) is not cursors.Resume.REPLAY:
+                return None
+            bound = cursors.key(start[region])
+            entries = [entry for entry in read.entries if entry[0] <= bound]
             budget -= len(entries)
-            if budget < 0 or (entries and not cursors.within_retention(text(entries[0][0]),
+            if budget < 0 or (entries and not cursors.within_retention(entries[0][1],
                                                                        horizon)):
                 return None
             backlog[region] = entries
         return backlog
 
     def _replay(self, conn: Connection, region: str, cursor: str, start: dict[str, str],
-                entries: list[Any]) -> None:
+                entries: list[ReplayEntry]) -> None:
         sub = conn.sub
-        for entry_id, fields in entries:
-            entry_id = text(entry_id)
-            try:
-                entry = decode_entry(fields.get(b"d", b""))
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                continue
+        frames = []
+        for _key, entry_id, entry in entries:
+            if entry is None:
+                continue  # not decodable: skipped, as the live reader skips it
             if (sub.wants(entry.kind, entry.lat, entry.lon, matched_as_local(entry))
                     and not self.hub.sent_before(region, entry, cursor)):
                 payload = entry_payload(entry, self._cursor({**start, region: entry_id}))
                 if payload is not None:
-                    conn.sink.write(ws_text_frame(payload))
+                    frames.append(ws_text_frame(payload))
+        if not frames:
+            return
+        if isinstance(conn.sink, RawChannel):
+            # One write for the whole replay: a syscall per frame was the largest cost of
+            # a storm's resumes after the reads (bench/storm.py). A socket's stream is
+            # frames back to back; an event stream takes them one by one.
+            conn.sink.write(b"".join(frames))
+        else:
+            for frame in frames:
+                conn.sink.write(frame)
 
     async def _move(self, conn: Connection, request: Subscription) -> None:
         self.hub.unsubscribe(conn)

@@ -3,6 +3,7 @@ Chromium falls back to GET /api/v1/feed/stream (EventSource), silently."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -123,3 +124,49 @@ async def test_a_stalled_websocket_falls_back_at_its_first_timeout_and_the_tab_r
         assert await page.evaluate("() => window.wsTried") == 0
         assert await page.evaluate("() => window.streetfeed.state") == "live"
         await page.close()
+
+
+async def test_a_page_whose_socket_worked_waits_for_a_busy_server_and_stays_on_sockets(
+        settings: Settings, browser: Any) -> None:
+    """Regression (the reconnect storm, bench/storm.py): a restarted server taking back
+    thousands of sockets answers handshakes seconds late; the page gave each up after 4 s,
+    which the server had queued and then answered for nobody, and switched to the event
+    stream, as if a proxy had swallowed the upgrade. A page whose socket has worked knows
+    no proxy is in the way: it waits 15 s for the handshake, then tries a socket again."""
+    async with web_server(settings) as web:
+        port = web.port
+        page = await browser.new_page()
+        await page.clock.install()
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
+        await page.wait_for_function("() => window.streetfeed.state === 'live'")
+        await web.stop()
+    # The server again, busy: it takes connections and answers none of them yet.
+    requests: list[str] = []
+    held: list[asyncio.StreamWriter] = []
+
+    async def busy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        line = await reader.readline()
+        requests.append(line.decode("latin-1").split(" ")[1] if line else "")
+
+    server = await asyncio.start_server(busy, "127.0.0.1", port)
+    try:
+        await page.clock.run_for(1_000)  # the first retry's backoff
+        await wait_for(lambda: len(_feed(requests)) == 1, message="the socket tried again")
+        await page.clock.run_for(6_000)  # past the 4 s given a page's first socket
+        await page.clock.run_for(10_000)  # past the 15 s, and the next backoff
+        await wait_for(lambda: len(_feed(requests)) == 2, message="a second socket")
+        assert all(path.startswith("/ws/feed?") for path in _feed(requests)), requests
+        assert "cursor=" in _feed(requests)[0]  # a resume, as before
+        assert await page.evaluate("() => sessionStorage.getItem('streetfeed.transport')") \
+            is None
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await page.close()
+
+
+def _feed(requests: list[str]) -> list[str]:
+    """The feed connections among the requests: sockets and event streams."""
+    return [r for r in requests if r.startswith(("/ws/feed", "/api/v1/feed/stream"))]

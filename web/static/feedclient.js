@@ -5,7 +5,8 @@
 // Server-Sent Events from /api/v1/feed/stream (DESIGN section 9), silently: after
 // WS_FAILS_BEFORE_SSE attempts in a row that failed before opening, or one left
 // unanswered for WS_OPEN_TIMEOUT_MS (a proxy that swallows the upgrade: waiting twice
-// kept a page empty for 20 s), the next ones use EventSource with the same query. A
+// kept a page empty for 20 s), the next ones use EventSource with the same query (only on
+// a page whose WebSocket never opened: once one has, no proxy is in the way). A
 // stream that opens is kept for the page's life and remembered for the tab
 // (sessionStorage), so a reload behind the same proxy starts with it. A stream that
 // cannot open either means the server, not a proxy, is away: the WebSocket is tried
@@ -26,11 +27,40 @@ const SILENCE_MS = 70000;
 // A WebSocket handshake is one round trip once connected; a stream's first answer waits
 // for its snapshot.
 const WS_OPEN_TIMEOUT_MS = 4000;
+// Once a WebSocket has opened on this page no proxy is in its way: a handshake that is slow
+// then is a server busy taking back every socket it had (a restart, a deploy), queued in
+// its accept backlog. Given up at 4 s, it was work the server did for nobody while the
+// page joined the back of the queue again (and fell back to the stream): the reconnect
+// storm never drained (bench/storm.py). So it is waited for as long as the longest backoff.
+const WS_REOPEN_TIMEOUT_MS = 15000;
 const OPEN_TIMEOUT_MS = 10000;
 const WS_FAILS_BEFORE_SSE = 2;
 const TRANSPORT_KEY = "streetfeed.transport";
 // The events of /api/v1/feed/stream: each one's data is the WebSocket frame.
 const SSE_EVENTS = ["post", "expired", "withdrawn", "reset", "status", "ping"];
+
+/**
+ * How long to wait before the next connection attempt, `attempt` (0 first) counting the
+ * attempts since the feed last worked: exponential backoff with jitter, so a restarted
+ * server is not hit by every phone at once. The benchmark's load generator
+ * (bench/loadgen.js) runs this very function, so the reconnect storm it measures is the
+ * pages' own.
+ * @param {number} attempt
+ */
+export function retryDelay(attempt) {
+  const base = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * 2 ** attempt);
+  return Math.min(MAX_DELAY_MS, Math.max(MIN_DELAY_MS, base * (0.75 + Math.random() / 2)));
+}
+
+/**
+ * How long a WebSocket handshake may take before the attempt is given up: short while no
+ * WebSocket has opened on this page (a proxy may be swallowing the upgrade), long once one
+ * has (the server is busy, not in the way). The load generator runs this function too.
+ * @param {boolean} wsWorked  whether a WebSocket has opened on this page
+ */
+export function wsOpenTimeout(wsWorked) {
+  return wsWorked ? WS_REOPEN_TIMEOUT_MS : WS_OPEN_TIMEOUT_MS;
+}
 
 /** Whether this tab's feed came by the event stream already (a proxy in the way). */
 function rememberedSse() {
@@ -67,6 +97,9 @@ export class FeedClient {
     this.ws = null; // the open connection: a WebSocket, or an EventSource
     // WebSocket attempts in a row that never opened; whether the stream is the transport.
     this.wsFailures = 0;
+    // Whether a WebSocket has opened on this page: then no proxy strips the upgrade, and a
+    // failing one means the server is away or busy, which the stream would not change.
+    this.wsWorked = false;
     this.useSse = rememberedSse();
     this.sseWorked = this.useSse;
     this.attempt = 0;
@@ -136,14 +169,17 @@ export class FeedClient {
     }
     let opened = false;
     this.watchdog = setTimeout(() => this.#lost(ws, false, true),
-      this.useSse ? OPEN_TIMEOUT_MS : WS_OPEN_TIMEOUT_MS);
+      this.useSse ? OPEN_TIMEOUT_MS : wsOpenTimeout(this.wsWorked));
 
     ws.onopen = () => {
       opened = true;
       if (this.useSse) {
         this.sseWorked = true;
         rememberSse();
-      } else this.wsFailures = 0;
+      } else {
+        this.wsFailures = 0;
+        this.wsWorked = true;
+      }
       this.#armWatchdog(ws);
       // Without a cursor the server sends a plain snapshot, with no reset before it.
       if (!resume) this.onFrame({ type: "reset" }, false);
@@ -206,9 +242,7 @@ export class FeedClient {
     if (!(switched && this.state === "connecting")) {
       this.#setState(navigator.onLine === false ? "offline" : "reconnecting");
     }
-    // Exponential backoff with jitter, so a restarted server is not hit by every phone at once.
-    const base = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * 2 ** this.attempt);
-    const delay = Math.min(MAX_DELAY_MS, Math.max(MIN_DELAY_MS, base * (0.75 + Math.random() / 2)));
+    const delay = retryDelay(this.attempt);
     this.attempt += 1;
     this.retryTimer = setTimeout(() => this.#open(), delay);
   }
@@ -218,7 +252,9 @@ export class FeedClient {
    * changed. */
   #failedToOpen(unanswered) {
     const before = this.useSse;
-    if (!this.useSse) {
+    if (!this.useSse && this.wsWorked) {
+      // The server, not a proxy: the socket again, after the backoff.
+    } else if (!this.useSse) {
       this.wsFailures += unanswered ? WS_FAILS_BEFORE_SSE : 1;
       this.useSse = this.wsFailures >= WS_FAILS_BEFORE_SSE;
     } else if (!this.sseWorked) {

@@ -1,0 +1,161 @@
+"""What resuming sockets read of the feed streams, read once for all of them.
+
+A gateway restart (a deploy, a crash) makes every socket of the process resume at once
+with its cursor. Read per socket, that was an XINFO STREAM and an XRANGE each (10,000
+sockets: 20,000 round trips, the same entries fetched and decoded thousands of times),
+and the process spent the storm in redis-py (bench/storm.py, docs/performance.md).
+
+Here the requests that arrive while a read is under way wait for the next one, which
+serves them all in one pipelined round trip: per region one XINFO STREAM, and one XRANGE
+per distinct cursor (sockets resume with the cursor of the last frame they had: a few
+hundred distinct ones at most, however many sockets), each entry decoded once. A read
+starts after every request it serves was made, so what it says of the stream (retention,
+newest entry) is as fresh as a read of the socket's own would have been.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from feed.frames import decode_entry
+from rules import cursor as cursors
+from schemas.feed import FeedEntry
+from storage import keys
+from storage.redis_conn import text
+
+__all__ = ["ReplayEntry", "ReplayRead", "ReplayReads"]
+
+# An entry of a region's feed stream after a cursor: its id's sort key, its id, and the
+# entry (None when it cannot be decoded: skipped, as the live reader skips it).
+ReplayEntry = tuple[tuple[int, int], str, FeedEntry | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRead:
+    """A region's stream as one resuming socket needs it."""
+
+    # XINFO STREAM (redis-py's dict), None when there is no such stream yet.
+    info: dict[str, Any] | None
+    # The entries after the cursor, oldest first, at most `count` of them, and up to at
+    # least the requested `upto` (possibly further: filter by your own bound).
+    entries: list[ReplayEntry]
+
+
+@dataclass(slots=True)
+class _Request:
+    region: str
+    after: str
+    upto: str
+    future: asyncio.Future[ReplayRead] = field(repr=False)
+
+
+class ReplayReads:
+    """Resume reads of every socket of a process, batched: one read under way at a time."""
+
+    def __init__(self, redis: Redis, count: int) -> None:
+        self.redis = redis
+        # Entries read after each cursor: the replay limit plus one, so that a cursor further
+        # back than the limit shows as more entries than it allows.
+        self.count = count
+        self._queue: list[_Request] = []
+        self._task: asyncio.Task[None] | None = None
+        # Round trips made and requests they served (metrics and tests).
+        self.reads = 0
+        self.served = 0
+
+    async def read(self, region: str, after: str, upto: str) -> ReplayRead:
+        """`region`'s stream info and its entries in (after, upto] (see ReplayRead)."""
+        loop = asyncio.get_running_loop()
+        request = _Request(region, after, upto, loop.create_future())
+        self._queue.append(request)
+        if self._task is None:
+            # Its own context: started from one socket's setup, it serves them all.
+            self._task = asyncio.create_task(self._drain(), name="replay-reads",
+                                             context=contextvars.Context())
+        return await request.future
+
+    async def _drain(self) -> None:
+        batch: list[_Request] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                batch = [r for r in batch if not r.future.done()]  # gone while waiting
+                if not batch:
+                    continue
+                try:
+                    results = await self._fetch(batch)
+                except Exception as exc:  # each socket's setup decides (retried if Redis is down)
+                    for request in batch:
+                        if not request.future.done():
+                            request.future.set_exception(exc)
+                    continue
+                for request, result in zip(batch, results, strict=True):
+                    if not request.future.done():
+                        request.future.set_result(result)
+                batch = []
+        finally:
+            self._task = None
+            for request in (*batch, *self._queue):  # only if this task was cancelled
+                if not request.future.done():
+                    request.future.cancel()
+            if self._queue:
+                self._queue = []
+
+    async def _fetch(self, batch: list[_Request]) -> list[ReplayRead]:
+        regions = sorted({r.region for r in batch})
+        # One XRANGE per (region, cursor), up to the furthest bound asked with it.
+        ranges: dict[tuple[str, str], str] = {}
+        for r in batch:
+            if cursors.key(r.after) >= cursors.key(r.upto):
+                continue  # nothing after the cursor: the stream's info is enough
+            bound = ranges.get((r.region, r.after))
+            if bound is None or cursors.key(r.upto) > cursors.key(bound):
+                ranges[(r.region, r.after)] = r.upto
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for region in regions:
+                pipe.xinfo_stream(keys.feed_stream(region))
+            for (region, after), upto in ranges.items():
+                pipe.xrange(keys.feed_stream(region), min=f"({after}", max=upto,
+                            count=self.count)
+            replies = await pipe.execute(raise_on_error=False)
+        self.reads += 1
+        self.served += len(batch)
+        infos: dict[str, dict[str, Any] | None] = {}
+        for region, reply in zip(regions, replies, strict=False):
+            if isinstance(reply, ResponseError):
+                infos[region] = None  # no such stream yet
+            elif isinstance(reply, Exception):
+                raise reply
+            else:
+                # redis-py parses XINFO STREAM into a dict (str keys) and types it Any.
+                infos[region] = cast("dict[str, Any]", reply)
+        decoded: dict[tuple[str, bytes], ReplayEntry] = {}
+        read: dict[tuple[str, str], list[ReplayEntry]] = {}
+        for (region, after), reply in zip(ranges, replies[len(regions):], strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            entries = []
+            for entry_id, fields in reply:
+                entry = decoded.get((region, entry_id))
+                if entry is None:
+                    entry = decoded[(region, entry_id)] = _decoded(entry_id, fields)
+                entries.append(entry)
+            read[(region, after)] = entries
+        return [ReplayRead(info=infos[r.region], entries=read.get((r.region, r.after), []))
+                for r in batch]
+
+
+def _decoded(entry_id: bytes, fields: dict[bytes, bytes]) -> ReplayEntry:
+    ident = text(entry_id)
+    try:
+        entry: FeedEntry | None = decode_entry(fields.get(b"d", b""))
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        entry = None
+    return cursors.key(ident), ident, entry
