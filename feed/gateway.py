@@ -380,8 +380,11 @@ class Gateway:
         for region in regions:
             if region not in wanted or cursors.key(wanted[region]) > cursors.key(start[region]):
                 return None
-        reads = await asyncio.gather(*(self.replays.read(region, wanted[region], start[region])
-                                       for region in regions))
+        if len(regions) == 1:  # most sockets: no task and gathering future of their own
+            reads = [await self.replays.read(regions[0], wanted[regions[0]], start[regions[0]])]
+        else:
+            reads = await asyncio.gather(*(self.replays.read(r, wanted[r], start[r])
+                                           for r in regions))
         budget = self.settings.replay_max
         # This process's clock, not the server's that made the ids: a skew only moves
         # which cursors near the horizon get a reset, since what was trimmed is judged
