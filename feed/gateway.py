@@ -289,9 +289,11 @@ class Gateway:
 
     async def _wait_positioned(self, conn: Connection) -> None:
         for region in conn.regions:
+            positioned = self.hub.positioned(region)
+            if positioned.is_set():
+                continue  # as it is once the reader started: no task and timer per socket
             try:
-                await asyncio.wait_for(self.hub.positioned(region).wait(),
-                                       self.settings.gateway_position_wait_s)
+                await asyncio.wait_for(positioned.wait(), self.settings.gateway_position_wait_s)
             except TimeoutError:
                 raise FeedUnavailable(region) from None
 
