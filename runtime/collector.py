@@ -28,6 +28,10 @@ __all__ = ["Collector", "release_transport"]
 
 log = logging.getLogger("streetfeed.gc")
 
+# A collection pausing the loop longer than this is logged (with when): a delivery's p99
+# target is 50 ms.
+LONG_PAUSE_S = 0.02
+
 
 def release_transport(transport: object) -> None:
     """Drop the bound method of itself that CPython's selector transport (3.11) keeps
@@ -50,6 +54,8 @@ class Collector:
         self.pause_s = [0.0, 0.0, 0.0]
         self.max_pause_s = [0.0, 0.0, 0.0]
         self.freezes = self.thaws = 0
+        # Pauses past LONG_PAUSE_S not logged yet: (time.time(), generation, seconds).
+        self.long_pauses: list[tuple[float, int, float]] = []
         self._started = 0.0
         self._full_seen = 0
 
@@ -79,6 +85,8 @@ class Collector:
         self.collections[generation] += 1
         self.pause_s[generation] += pause
         self.max_pause_s[generation] = max(self.max_pause_s[generation], pause)
+        if pause > LONG_PAUSE_S and len(self.long_pauses) < 100:
+            self.long_pauses.append((time.time(), generation, pause))
 
     def after_full_collections(self) -> bool:
         """Freeze what survived the full collections since the last freeze; whether any ran.
@@ -100,6 +108,14 @@ class Collector:
         gc.unfreeze()
         self.thaws += 1
 
+    def log_long_pauses(self) -> None:
+        """Said on the loop, not from the collector's callback (logging allocates)."""
+        pauses, self.long_pauses = self.long_pauses, []
+        for at, generation, pause in pauses:
+            log.info("garbage collection of generation %d paused the loop %.0f ms at %s",
+                     generation, pause * 1000,
+                     time.strftime("%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}")
+
     def summary(self) -> str:
         return ", ".join(
             f"gen{g}: {self.collections[g]} collections, {self.pause_s[g] * 1000:.0f} ms in all, "
@@ -113,6 +129,7 @@ class Collector:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), check_s)
             self.after_full_collections()
+            self.log_long_pauses()
             if self.thaw_interval_s > 0 and loop.time() - thawed_at >= self.thaw_interval_s:
                 thawed_at = loop.time()
                 self.thaw()
