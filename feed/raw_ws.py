@@ -60,7 +60,7 @@ import logging
 import random
 import struct
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -80,7 +80,6 @@ from websockets.server import ServerProtocol
 
 from rules.errors import error_body
 from rules.proxies import Client, TrustedProxies, resolve
-from runtime.collector import release_transport
 from runtime.lifespan import STATE_KEY
 from runtime.logs import REQUEST_ID, log_access, request_id_from
 
@@ -306,14 +305,6 @@ class RawFrameProtocol(asyncio.Protocol):
         if access is not None:
             request_id, started, status, path = access
             log_access("WS", path, status or CLIENT_CLOSED, started, request_id)
-        # Freed by reference counting, not left to the cyclic collector (runtime/collector.py):
-        # websockets' parser is a generator holding its protocol, and the transport keeps
-        # a bound method of itself.
-        if self.conn is not None:
-            parser = getattr(self.conn, "parser", None)
-            if isinstance(parser, Generator):
-                parser.close()
-        release_transport(self.transport)
 
     # --- uvicorn's Server -------------------------------------------------------------
 

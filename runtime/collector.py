@@ -5,14 +5,19 @@ that took ~330 ms of the event loop, and one landing in a latency window made it
 p99 (docs/performance.md, "Garbage collection and the tail"). Two things keep it off
 the loop here:
 
-- A closed socket is freed by reference counting alone: the protocols break the
-  cycles they and the libraries under them would leave (`release_transport`, and
-  feed/raw_ws.py, feed/hub.py, web/http_protocol.py).
+- A closed socket's own objects are freed by reference counting alone: the protocols
+  break the cycles they would leave (feed/raw_ws.py, feed/hub.py, web/http_protocol.py).
+  Two small cycles belong to the libraries under them and are left: CPython's selector
+  transport keeps a bound method of itself as its read callback, and websockets' frame
+  parser is a generator holding its protocol. Breaking them would take those libraries'
+  private attributes; they hold no product object (the transport drops its protocol
+  when the connection is lost) and are freed by the next collection of their generation.
 - `Collector` freezes (`gc.freeze()`) what survives start-up and each full
   collection: long-lived objects (modules, the app, open sockets) are never walked
   again, so a full collection costs what changed since the last one. A frozen object
-  is still freed when its count falls to zero; one that ends in a reference cycle
-  would be kept for ever, which is why the cycles above are broken.
+  is still freed when its count falls to zero; one in a reference cycle (the two above,
+  of a socket frozen while open) is kept until the hourly thaw lets the next full
+  collection free it.
 """
 
 from __future__ import annotations
@@ -24,22 +29,13 @@ import logging
 import time
 from typing import Any
 
-__all__ = ["Collector", "release_transport"]
+__all__ = ["Collector"]
 
 log = logging.getLogger("streetfeed.gc")
 
 # A collection pausing the loop longer than this is logged (with when): a delivery's p99
 # target is 50 ms.
 LONG_PAUSE_S = 0.02
-
-
-def release_transport(transport: object) -> None:
-    """Drop the bound method of itself that CPython's selector transport (3.11) keeps
-    as its read callback once its connection is lost: that cycle alone would leave the
-    transport, its socket object and its buffers to the cyclic collector. Called from a
-    protocol's connection_lost, after which the transport reads nothing more."""
-    if getattr(transport, "_read_ready_cb", None) is not None:
-        transport._read_ready_cb = None  # type: ignore[attr-defined]
 
 
 class Collector:

@@ -37,7 +37,6 @@ from uvicorn.config import HTTP_PROTOCOLS
 from uvicorn.importer import import_from_string
 
 from feed.sse import EventStreams
-from runtime.collector import release_transport
 from runtime.connections import ConnectionGuard, refusal_response
 from runtime.lifespan import STATE_KEY
 
@@ -215,7 +214,6 @@ class GuardedHttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
         self._parser = None
-        release_transport(self._transport)
         if self._guard is not None and self._transport is not None:
             self._guard.release(self._transport)
         inner, self._inner = self._inner, None
