@@ -152,8 +152,8 @@ class Gateway:
 
     def closed(self, conn: Connection | None, address: str) -> None:
         if conn is not None:
-            conn.closed = True
             self.hub.unsubscribe(conn)
+            conn.release()
         counted = counted_address(address)
         self.per_address[counted] -= 1
         if not self.per_address[counted]:

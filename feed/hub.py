@@ -106,6 +106,15 @@ class Connection:
     def hold(self) -> None:
         self.send = None
 
+    def release(self) -> None:
+        """The socket has ended: its subscriber lets go of it. conn <-> sub is a cycle, and
+        one that holds the transport and the protocols behind it (through `sink` and the
+        transport's write) until the cyclic collector runs: broken, a closed socket is
+        freed by reference counting (runtime/collector.py). Only the index reads a
+        subscriber's target, and a closed connection never enters it again."""
+        self.closed = True
+        del self.sub.target
+
 
 class Hub:
     """Every socket of this process, whatever regions it reads, in one cell index.

@@ -171,6 +171,13 @@ class Settings:
     # A socket whose unsent bytes exceed this is closed (resumable) instead of slowing others.
     gateway_socket_buffer_max: int = 256 * 1024
     gateway_ping_interval_s: float = 25.0
+    # The web process's cyclic garbage collector (runtime/collector.py): what survives
+    # start-up and each full collection is frozen, never walked again, so that a full
+    # collection is short with 10,000 sockets open (docs/performance.md, "Garbage
+    # collection and the tail"); everything is unfrozen this often, so that the next
+    # full collection frees whatever a freeze caught that ended in a reference cycle.
+    gc_freeze: bool = True
+    gc_thaw_interval_s: float = 3600.0
     # Server-Sent Events (GET /api/v1/feed/stream, feed.sse): the `retry:` an EventSource
     # waits before reconnecting with its Last-Event-ID, and a stream's longest life (a
     # client that stops reading while nothing fills its buffer is cut off by this; one
@@ -389,6 +396,7 @@ ENVIRONMENT: dict[str, str] = {
     "STREETFEED_FEED_RETENTION_S": "feed_retention_s",
     "STREETFEED_ENRICHER_CLAIM_IDLE_MS": "enricher_claim_idle_ms",
     "STREETFEED_GATEWAY_INDEX": "gateway_use_index",
+    "STREETFEED_GC_FREEZE": "gc_freeze",
     "STREETFEED_TILE_URL": "tile_url",
     "STREETFEED_SCREEN_FRAME_ANCESTORS": "screen_frame_ancestors",
     "STREETFEED_SHOP_POSTS_PER_MINUTE": "shop_posts_per_minute",

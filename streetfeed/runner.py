@@ -28,6 +28,7 @@ from feed.raw_ws import RawFrameProtocol
 from rules.clock import Clock, SystemClock
 from rules.moderation import Policy
 from runtime import metrics
+from runtime.collector import Collector
 from runtime.processes import PARENT_ENV
 from runtime.settings import Settings
 from services.supervision import Backoff, sleep_or_stop, supervised
@@ -98,11 +99,33 @@ def web_part(settings: Settings, clock: Clock, policy: Policy, *,
         sockets = [reuse_port_socket(settings.host, settings.port, settings.listen_backlog)
                    ] if reuse_port else None
         serving = asyncio.create_task(server.serve(sockets=sockets))
+        collecting = asyncio.create_task(_collector(settings, server, stop))
         await asyncio.wait([serving, asyncio.create_task(stop.wait())],
                            return_when=asyncio.FIRST_COMPLETED)
         server.should_exit = True
-        await serving
+        try:
+            await serving
+        finally:
+            collecting.cancel()
+            await asyncio.gather(collecting, return_exceptions=True)
     return run
+
+
+async def _collector(settings: Settings, server: uvicorn.Server, stop: asyncio.Event) -> None:
+    """Once the app has started (modules, app state, libraries: all long-lived), freeze it
+    and keep full collections short while it serves (runtime/collector.py)."""
+    if not settings.gc_freeze:
+        return
+    while not server.started:
+        if await sleep_or_stop(stop, 0.05):
+            return
+    collector = Collector(settings.gc_thaw_interval_s)
+    collector.install()
+    try:
+        await supervised("gc", lambda: collector.run(stop), stop)
+    finally:
+        log.info("garbage collection: %s", collector.summary())
+        collector.uninstall()
 
 
 def child_part(name: str, settings: Settings, args: list[str]) -> Part:

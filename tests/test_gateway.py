@@ -201,3 +201,51 @@ async def test_a_live_feed_socket_keeps_nothing_of_its_handshake(redis: Redis,
         await client.send({"type": "subscribe", "lat": STREET[0] + 0.01, "lon": STREET[1],
                            "radius_m": 300})
         await wait_for(lambda: len(client.of_type("reset")) == 1, message="the move answered")
+
+
+def _server_side(obj: object) -> bool:
+    """Whether `obj` is one of the product's objects of a served socket or uvicorn's (the
+    test's own clients live in this process too). Left out: the two cycles of the
+    libraries under them that only their private attributes could break (asyncio's
+    transport, websockets' parser: runtime/collector.py), which hold none of these."""
+    return type(obj).__module__.split(".")[0] in ("feed", "web", "uvicorn")
+
+
+async def test_closed_feed_sockets_are_freed_without_the_cyclic_collector(
+        redis: Redis, settings: Settings) -> None:
+    """A closed socket's own objects are in no reference cycle (runtime/collector.py):
+    reference counting frees them, so the cyclic collector does not walk closed sockets,
+    and what was frozen while the socket was open (gc.freeze, as the web process does) is
+    not kept. Before, uvicorn's HTTP protocol after the upgrade, Connection <-> Subscriber
+    and through them the protocols and their buffers were left to the collector."""
+    async with web_server(settings) as web:
+        # Whatever start-up or earlier tests left, before the collector is turned off.
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(2):
+                async with contextlib.AsyncExitStack() as sockets:
+                    clients = [await sockets.enter_async_context(
+                        feed_client(web.ws, STREET[0] + i * 1e-4, STREET[1], kinds=kinds))
+                        for i in range(10) for kinds in (None, "flash_offer")]
+                    # A move and a message refused: the paths a socket may have taken.
+                    await clients[0].send({"type": "subscribe", "lat": STREET[0],
+                                           "lon": STREET[1] + 0.01, "radius_m": 300})
+                    await clients[1].send({"type": "nonsense"})
+                    moved, refused = clients[0], clients[1]
+                    await wait_for(lambda: len(moved.of_type("reset")) == 1  # noqa: B023
+                                   and bool(refused.of_type("error")),  # noqa: B023
+                                   message="answers")
+                await wait_for(lambda: not any(isinstance(c, RawFrameProtocol) for c in
+                                               web.server.server_state.connections)
+                               and not web.state.hub.index, message="sockets closed")
+                gc.set_debug(gc.DEBUG_SAVEALL)
+                try:
+                    gc.collect()
+                    left = sorted({type(o).__qualname__ for o in gc.garbage if _server_side(o)})
+                finally:
+                    gc.set_debug(0)
+                    gc.garbage.clear()
+                assert left == []
+        finally:
+            gc.enable()
