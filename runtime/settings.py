@@ -230,8 +230,6 @@ class Settings:
     # Open TCP connections per process, whatever they are: below the 20,000 open files a
     # process may have, so that a flood is answered 503 instead of failing accept().
     max_connections: int = 15_000
-    # Connections the kernel queues for a process before it accepts them (listen(2)).
-    listen_backlog: int = 4096
     # A request head must arrive within this (from the connection, or from the previous
     # response); a body must not stall this long, nor trickle below the rate after it.
     head_timeout_s: float = 10.0
@@ -410,7 +408,6 @@ ENVIRONMENT: dict[str, str] = {
     "STREETFEED_ADDRESS_SOCKETS_PER_MINUTE": "address_sockets_per_minute",
     "STREETFEED_MAX_SOCKETS_PER_ADDRESS": "max_sockets_per_address",
     "STREETFEED_MAX_CONNECTIONS": "max_connections",
-    "STREETFEED_LISTEN_BACKLOG": "listen_backlog",
     "STREETFEED_TRUSTED_PROXIES": "trusted_proxies",
     "STREETFEED_ALLOWED_ORIGINS": "allowed_origins",
     "STREETFEED_PUBLIC_URL": "public_url",
@@ -539,8 +536,7 @@ _VAPID_SUBJECT = re.compile(r"^(mailto:[^@\s]+@[^@\s]+|https://[^\s/]+(/\S*)?)$"
 
 # Limits under which the service refuses everyone.
 _AT_LEAST_ONE = ("holds_per_address_per_hour", "open_holds_per_address",
-                 "max_connections", "listen_backlog", "max_sockets_per_address",
-                 "shop_posts_per_minute",
+                 "max_connections", "max_sockets_per_address", "shop_posts_per_minute",
                  "address_requests_per_minute", "address_sockets_per_minute",
                  "signin_links_per_minute", "shop_media_per_hour", "shop_media_quota_mb",
                  "media_workers", "push_subscription_days",

@@ -70,7 +70,7 @@ def uvicorn_config(settings: Settings, app: ASGIApp, *, port: int | None = None,
         ws=RawFrameProtocol,
         ws_max_size=settings.max_ws_frame_bytes,
         ws_per_message_deflate=False,
-        backlog=settings.listen_backlog,
+        backlog=4096,
         lifespan="on",
         log_config=None,
         access_log=False,
@@ -79,14 +79,14 @@ def uvicorn_config(settings: Settings, app: ASGIApp, *, port: int | None = None,
     )
 
 
-def reuse_port_socket(host: str, port: int, backlog: int) -> socket.socket:
+def reuse_port_socket(host: str, port: int) -> socket.socket:
     """A listening socket several processes can bind at once: the kernel spreads
     connections over them (SO_REUSEPORT), so N gateways share one port."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(backlog)
+    sock.listen(4096)
     sock.set_inheritable(True)
     return sock
 
@@ -96,8 +96,7 @@ def web_part(settings: Settings, clock: Clock, policy: Policy, *,
     async def run(stop: asyncio.Event) -> None:
         server = uvicorn.Server(uvicorn_config(settings, create_app(settings, clock=clock,
                                                                     policy=policy)))
-        sockets = [reuse_port_socket(settings.host, settings.port, settings.listen_backlog)
-                   ] if reuse_port else None
+        sockets = [reuse_port_socket(settings.host, settings.port)] if reuse_port else None
         serving = asyncio.create_task(server.serve(sockets=sockets))
         collecting = asyncio.create_task(_collector(settings, server, stop))
         await asyncio.wait([serving, asyncio.create_task(stop.wait())],
