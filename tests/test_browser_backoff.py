@@ -48,14 +48,15 @@ async def test_first_retries_of_a_restarted_servers_pages_are_spread(
     assert 450 <= sum(draws) / PAGES <= 650  # a blip resumes about as quickly as before
 
 
-async def test_later_retries_spread_over_doubling_windows_up_to_fifteen_seconds(
+async def test_later_retries_spread_over_growing_windows_up_to_fifteen_seconds(
         settings: Settings, browser: Any) -> None:
-    """Each attempt since the feed last worked draws over twice the window of the one
-    before (1, 2, 4, 8 s), then 15 s at most however long the server stays away."""
+    """Each attempt since the feed last worked draws over a window half as large again as
+    the one before (1.5, 2.25, 3.4 s...), then 15 s at most however long the server stays
+    away."""
     attempts = [1, 2, 3, 4, 10, 60]
     draws = await _draws(browser, settings, attempts)
     for attempt in attempts:
-        window = min(15_000, 1_000 * 2 ** attempt)
+        window = min(15_000, 1_000 * 1.5 ** attempt)
         values = draws[str(attempt)]
         assert min(values) >= 100 and max(values) <= window, attempt
         # Uniform over [100, window]: its lower and upper halves hold about as many.
