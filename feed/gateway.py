@@ -289,9 +289,11 @@ class Gateway:
 
     async def _wait_positioned(self, conn: Connection) -> None:
         for region in conn.regions:
+            positioned = self.hub.positioned(region)
+            if positioned.is_set():
+                continue  # as it is once the reader started: no task and timer per socket
             try:
-                await asyncio.wait_for(self.hub.positioned(region).wait(),
-                                       self.settings.gateway_position_wait_s)
+                await asyncio.wait_for(positioned.wait(), self.settings.gateway_position_wait_s)
             except TimeoutError:
                 raise FeedUnavailable(region) from None
 
@@ -322,14 +324,25 @@ class Gateway:
         backlog = None
         if wanted is not None:
             backlog = await self._backlog(conn.regions, wanted, start)
+        ping = ws_text_frame(ping_payload(self._cursor(start)))
         if backlog is not None and wanted is not None:
-            for region, entries in backlog.items():
-                self._replay(conn, region, wanted[region], start, entries)
+            frames = [frame for region, entries in backlog.items()
+                      for frame in self._replay(conn, region, wanted[region], start, entries)]
+            frames.append(ping)
+            if isinstance(conn.sink, RawChannel):
+                # The replay and the ping that ends it in one write: a syscall per frame
+                # was the largest cost of a storm's resumes after the reads
+                # (bench/storm.py). A socket's stream is frames back to back; an event
+                # stream takes them one by one.
+                conn.sink.write(b"".join(frames))
+            else:
+                for frame in frames:
+                    conn.sink.write(frame)
         else:
             if cursor is not None:
                 conn.sink.write(ws_text_frame(reset_payload(self._cursor(start))))
             await self._snapshot(conn, start)
-        conn.sink.write(ws_text_frame(ping_payload(self._cursor(start))))
+            conn.sink.write(ping)
         if not conn.go_live():
             self.hub.drop_lagging(conn)
 
@@ -380,8 +393,11 @@ class Gateway:
         for region in regions:
             if region not in wanted or cursors.key(wanted[region]) > cursors.key(start[region]):
                 return None
-        reads = await asyncio.gather(*(self.replays.read(region, wanted[region], start[region])
-                                       for region in regions))
+        if len(regions) == 1:  # most sockets: no task and gathering future of their own
+            reads = [await self.replays.read(regions[0], wanted[regions[0]], start[regions[0]])]
+        else:
+            reads = await asyncio.gather(*(self.replays.read(r, wanted[r], start[r])
+                                           for r in regions))
         budget = self.settings.replay_max
         # This process's clock, not the server's that made the ids: a skew only moves
         # which cursors near the horizon get a reset, since what was trimmed is judged
@@ -402,7 +418,8 @@ class Gateway:
         return backlog
 
     def _replay(self, conn: Connection, region: str, cursor: str, start: dict[str, str],
-                entries: list[ReplayEntry]) -> None:
+                entries: list[ReplayEntry]) -> list[bytes]:
+        """The frames of a region's entries after `cursor` that the socket wants."""
         sub = conn.sub
         frames = []
         for _key, entry_id, entry in entries:
@@ -413,16 +430,7 @@ class Gateway:
                 payload = entry_payload(entry, self._cursor({**start, region: entry_id}))
                 if payload is not None:
                     frames.append(ws_text_frame(payload))
-        if not frames:
-            return
-        if isinstance(conn.sink, RawChannel):
-            # One write for the whole replay: a syscall per frame was the largest cost of
-            # a storm's resumes after the reads (bench/storm.py). A socket's stream is
-            # frames back to back; an event stream takes them one by one.
-            conn.sink.write(b"".join(frames))
-        else:
-            for frame in frames:
-                conn.sink.write(frame)
+        return frames
 
     async def _move(self, conn: Connection, request: Subscription) -> None:
         self.hub.unsubscribe(conn)

@@ -111,8 +111,20 @@ GOING_AWAY_REASON = "server restarting: reconnect with your cursor"
 CLIENT_CLOSED = 499
 # A closed socket that does not answer the closing handshake is dropped after this.
 _CLOSE_GRACE_S = 1.0
+
+
+class _QuietInfo(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets' logger for our sockets, without its per-socket info lines ("connection
+    open", "connection rejected", "connection closed"): each socket's access line says
+    as much when it ends, and a restart's storm wrote 10,000 of them while the process
+    was busiest (bench/storm.py). Its errors, and its debug lines when asked, go through."""
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
+        pass
+
+
 # websockets logs through this logger (as under uvicorn's own WebSocket protocol).
-_WS_LOG = logging.getLogger("uvicorn.error")
+_WS_LOG = _QuietInfo(logging.getLogger("uvicorn.error"), {})
 
 
 _HEAD_TOO_LARGE = "the request's head (request line and headers) is too large"

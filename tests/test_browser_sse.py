@@ -154,7 +154,7 @@ async def test_a_page_whose_socket_worked_waits_for_a_busy_server_and_stays_on_s
         await page.clock.run_for(1_000)  # the first retry's backoff
         await wait_for(lambda: len(_feed(requests)) == 1, message="the socket tried again")
         await page.clock.run_for(6_000)  # past the 4 s given a page's first socket
-        await page.clock.run_for(10_000)  # past the 15 s, and the next backoff
+        await page.clock.run_for(12_000)  # past the 15 s, and the next backoff (<= 1.5 s)
         await wait_for(lambda: len(_feed(requests)) == 2, message="a second socket")
         assert all(path.startswith("/ws/feed?") for path in _feed(requests)), requests
         assert "cursor=" in _feed(requests)[0]  # a resume, as before

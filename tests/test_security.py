@@ -8,6 +8,7 @@ import contextlib
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,41 @@ async def test_sockets_per_address_are_limited(redis: Redis, settings: Settings)
                 pass
         assert refused.value.response.status_code == 429
         assert refused.value.response.headers["retry-after"].isdigit()
+
+
+async def _counter_commands(redis: Redis) -> int:
+    """INCR and INCRBY calls Valkey has run, in scripts too (the rate limits' counters)."""
+    stats = await redis.info("commandstats")
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("incr", "incrby"))
+
+
+async def test_a_burst_of_sockets_from_one_address_is_limited_exactly_in_few_round_trips(
+        redis: Redis, settings: Settings) -> None:
+    """Regression (the reconnect storm, bench/storm.py): every socket's per-minute count
+    was a Redis round trip of its own; a restart's 10,000 sockets behind one proxy made
+    10,000. Handshakes arriving together are counted together, and the limit still lets
+    in exactly as many as it allows."""
+    query = f"lat={STREET[0]}&lon={STREET[1]}&radius_m=100"
+    rated = settings.with_(address_sockets_per_minute=25)
+    async with web_server(rated) as web, contextlib.AsyncExitStack() as stack:
+        # One minute's counter for the whole burst, not the end of one and a fresh one.
+        await wait_for(lambda: time.time() % 60 < 50, 15, "a minute with time left")
+        before = await _counter_commands(redis)
+
+        async def one() -> int:
+            try:
+                await stack.enter_async_context(connect(f"{web.ws}/ws/feed?{query}"))
+            except InvalidStatus as exc:
+                assert exc.response.headers["retry-after"].isdigit()
+                return exc.response.status_code
+            return 101
+
+        statuses = await asyncio.gather(*(one() for _ in range(40)))
+        assert sorted(statuses) == [101] * 25 + [429] * 15
+        counted = await _counter_commands(redis) - before
+        counters = await redis.keys("sf:rl:address_sockets:*")
+        assert [int(await redis.get(key)) for key in counters] == [40]
+    assert counted < 20, f"{counted} counter round trips for 40 handshakes"
 
 
 async def test_websocket_origin_allow_list(redis: Redis, settings: Settings) -> None:
