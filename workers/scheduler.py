@@ -193,9 +193,12 @@ async def _close_media(ctx: dict[str, Any]) -> None:
 
 def make_worker(pool: ArqRedis, settings: Settings, clock: Clock | None = None, *,
                 data: Redis | None = None, burst: bool = False) -> Worker:
+    # A burst run ends once arq's queue is empty, which a job every second (queued ahead of
+    # its time) never lets it be: it sweeps at start-up, then at each minute.
+    sweep_seconds = {0} if burst else set(range(60))
     return Worker(
         functions=[expire_post],
-        cron_jobs=[cron(sweep_expired, second=set(range(60)), run_at_startup=True),
+        cron_jobs=[cron(sweep_expired, second=sweep_seconds, run_at_startup=True),
                    cron(opening_changes, second=0, run_at_startup=True),
                    cron(expire_holds, second=set(range(0, 60, 5)), run_at_startup=True),
                    cron(sweep_media, minute=set(range(0, 60, 5)), second=30,
