@@ -165,6 +165,7 @@ class Enricher:
         # acknowledge themselves (storage.live): one round trip for the lot.
         acks: list[bytes] = [e for e in refreshes if e not in raw_json]
         batch: list[tuple[bytes, Publication, bool]] = []
+        withdrawing: list[str] = []  # shops whose opening post is in `batch`
         for entry_id, raw in raws:
             if raw is None:
                 await self._dead_letter(entry_id, entries, "undecodable")
@@ -181,14 +182,21 @@ class Enricher:
             if publication is None:
                 acks.append(entry_id)
                 continue
+            if raw.shop_id in withdrawing:
+                # The shop's own word on its opening withdraws its automatic posts: done
+                # before the shop's next post is published, as one by one.
+                await self._publish(batch, acks, entries)
+                await self._withdraw(withdrawing, now)
+                batch, acks = [], []
             batch.append((entry_id, publication, raw.edit or entry_id in refreshes))
             if publication.opening:
-                # The shop's own word on its opening withdraws its automatic posts: done
-                # before anything after it in the stream is published, as one by one.
-                await self._publish(batch, acks, entries)
-                await self._withdraw_automatic(raw.shop_id, now)
-                batch, acks = [], []
+                withdrawing.append(raw.shop_id)
         await self._publish(batch, acks, entries)
+        await self._withdraw(withdrawing, now)
+
+    async def _withdraw(self, shop_ids: list[str], now: datetime) -> None:
+        while shop_ids:
+            await self._withdraw_automatic(shop_ids.pop(0), now)
 
     async def _publish(self, batch: list[tuple[bytes, Publication, bool]], acks: list[bytes],
                        entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
