@@ -1,11 +1,12 @@
 """The enricher: `in` stream -> live index and `feed` stream.
 
 Consumes the region's `in` stream in a consumer group (several enrichers may
-run at once), joins the shop, moderates, sets the expiry and publishes. An
-entry is acknowledged only after its publish script has run, so a crash
-between the two leaves it pending; entries pending too long on a dead consumer
-are reclaimed with XAUTOCLAIM. Publishing is idempotent, so a reclaimed entry
-that had already been published changes nothing.
+run at once), joins the shop, moderates, sets the expiry and publishes. A
+batch's publish scripts go in one pipeline, and each acknowledges its own entry
+(storage.live), so an entry is published and acknowledged in one step or stays
+pending; entries pending too long on a dead consumer are reclaimed with
+XAUTOCLAIM. Publishing is idempotent, so a reclaimed entry that had already been
+published changes nothing.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ class Enricher:
         # acknowledge themselves (storage.live): one round trip for the lot.
         acks: list[bytes] = [e for e in refreshes if e not in raw_json]
         batch: list[tuple[bytes, Publication, bool]] = []
-        withdrawing: list[str] = []  # shops whose opening post is in `batch`
+        withdrawing: list[tuple[bytes, str]] = []  # opening posts in `batch`, their shops
         for entry_id, raw in raws:
             if raw is None:
                 await self._dead_letter(entry_id, entries, "undecodable")
@@ -182,39 +183,45 @@ class Enricher:
             if publication is None:
                 acks.append(entry_id)
                 continue
-            if raw.shop_id in withdrawing:
+            if any(shop_id == raw.shop_id for _, shop_id in withdrawing):
                 # The shop's own word on its opening withdraws its automatic posts: done
                 # before the shop's next post is published, as one by one.
-                await self._publish(batch, acks, entries)
-                await self._withdraw(withdrawing, now)
-                batch, acks = [], []
+                published = await self._publish(batch, acks, entries)
+                await self._withdraw(withdrawing, published, now)
+                batch, acks, withdrawing = [], [], []
             batch.append((entry_id, publication, raw.edit or entry_id in refreshes))
             if publication.opening:
-                withdrawing.append(raw.shop_id)
-        await self._publish(batch, acks, entries)
-        await self._withdraw(withdrawing, now)
+                withdrawing.append((entry_id, raw.shop_id))
+        published = await self._publish(batch, acks, entries)
+        await self._withdraw(withdrawing, published, now)
 
-    async def _withdraw(self, shop_ids: list[str], now: datetime) -> None:
-        while shop_ids:
-            await self._withdraw_automatic(shop_ids.pop(0), now)
+    async def _withdraw(self, opening_posts: list[tuple[bytes, str]], published: set[bytes],
+                        now: datetime) -> None:
+        for entry_id, shop_id in opening_posts:
+            if entry_id in published:  # not when it was refused (withdrawn, gone, failed)
+                await self._withdraw_automatic(shop_id, now)
 
     async def _publish(self, batch: list[tuple[bytes, Publication, bool]], acks: list[bytes],
-                       entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+                       entries: list[tuple[bytes, dict[bytes, bytes]]]) -> set[bytes]:
+        """Send the batch (storage.live.LiveIndex.publish_many); the entries published."""
         if not batch and not acks:
-            return
+            return set()
         results = await self.live.publish_many([p for _, p, _ in batch],
                                                group=keys.ENRICHER_GROUP, also_ack=acks)
         late_acks: list[bytes] = []
+        published: set[bytes] = set()
         for (entry_id, _, again), result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
                 await self._failed(entry_id, entries, result, late_acks)
             elif result is None:
                 self._count_drop("withdrawn" if not again else "edit_of_gone_post")
             else:
+                published.add(entry_id)
                 self.stats.published += 1
                 metrics.POSTS_PUBLISHED.inc()
         if late_acks:
             await self.redis.xack(self.stream, keys.ENRICHER_GROUP, *late_acks)
+        return published
 
     async def _failed(self, entry_id: bytes, entries: list[tuple[bytes, dict[bytes, bytes]]],
                       exc: Exception, acks: list[bytes]) -> None:
