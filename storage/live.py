@@ -8,12 +8,15 @@ changes nothing more (enricher redelivery, scheduler retries).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, ResponseError
+from redis.typing import EncodableT
 
 from rules.geo import haversine_m
 from runtime.settings import Settings
@@ -23,7 +26,8 @@ from storage import keys
 from storage.holds import HoldStore
 from storage.redis_conn import async_reply, hmget_many, text
 
-__all__ = ["LiveIndex", "live_posts_newest_first", "shop_live_posts", "stream_id_key"]
+__all__ = ["LiveIndex", "Publication", "live_posts_newest_first", "shop_live_posts",
+           "stream_id_key"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -47,12 +51,15 @@ end
 """
 
 _PUBLISH = _APPEND + """
--- KEYS: post, active, expiry, shop_posts, feed, gone, openings, opening_shops, openings_version
+-- KEYS: post, active, expiry, shop_posts, feed, gone, openings, opening_shops, openings_version,
+--       in (the stream the source entry came from)
 -- ARGV: post_id, source, post_json, lat, lon, expires_ts, shop_id, kind, maxlen, entry,
 --       raw (the input, for later edits), edit ('1': only while the post is live),
 --       opening (the post as an override of the shop's hours, '' when it is none),
 --       local ('1' or '0'), the entry of an edit that was local before ('' when the post
---       is local now, or not an edit), retention (ms), the shop-changes channel
+--       is local now, or not an edit), retention (ms), the shop-changes channel, the
+--       consumer group that read the source ('' when it came from none)
+local function publish()
 if redis.call('EXISTS', KEYS[6]) == 1 then return false end
 local source = redis.call('HGET', KEYS[1], 'source')
 if source == ARGV[2] then return redis.call('HGET', KEYS[1], 'feed_id') end
@@ -74,6 +81,14 @@ if ARGV[13] ~= '' and redis.call('HGET', KEYS[7], ARGV[1]) ~= ARGV[13] then
   redis.call('PUBLISH', ARGV[17], ARGV[7])
 end
 return feed_id
+end
+-- Acknowledged in the same step, whatever the outcome (published, already published,
+-- withdrawn, an edit of a gone post): a crash cannot leave it published and pending, and
+-- the enricher needs no XACK of its own for it. A script that fails acknowledges nothing:
+-- the entry stays pending and is retried (publishing is idempotent by source).
+local result = publish()
+if ARGV[18] ~= '' then redis.call('XACK', KEYS[10], ARGV[18], ARGV[2]) end
+return result
 """
 
 _REMOVE = _APPEND + """
@@ -132,6 +147,23 @@ for _, item in ipairs(ids) do
 end
 return out
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One post to make live (LiveIndex.publish says what each field is)."""
+    post_id: str
+    source: str
+    post_json: bytes
+    kind: str
+    lat: float
+    lon: float
+    expires_ts: float
+    shop_id: str
+    raw: bytes
+    edit: bool = False
+    opening: bytes = b""
+    local: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,21 +238,59 @@ class LiveIndex:
         `local`: it names a producer within STREETFEED_LOCAL_KM (what `local=1` keeps); an
         edit that ends that still reaches local subscribers (`was_local`), which hold the card.
         """
-        r = self.region
-        entry = FeedEntry(type="post", id=post_id, kind=kind, lat=lat, lon=lon,
-                          post=msgspec.Raw(post_json), edit=edit, local=local)
-        was_local = (b"" if local or not edit
-                     else _encode(msgspec.structs.replace(entry, was_local=True)))
-        result = await self._publish(
-            keys=[keys.post(r, post_id), keys.active_geo(r), keys.expiry_zset(r),
-                  keys.shop_posts(r, shop_id), keys.feed_stream(r), keys.withdrawn(r, post_id),
-                  keys.openings(r, shop_id), keys.opening_shops(r), keys.openings_version(r)],
-            args=[post_id, source, post_json, repr(lat), repr(lon), repr(expires_ts), shop_id,
-                  kind, self.feed_maxlen, _encode(entry), raw, "1" if edit else "0", opening,
-                  "1" if local else "0", was_local, self.feed_retention_ms,
-                  keys.shop_changes_channel()],
-        )
+        keys_, args = self._publish_call(Publication(
+            post_id=post_id, source=source, post_json=post_json, kind=kind, lat=lat, lon=lon,
+            expires_ts=expires_ts, shop_id=shop_id, raw=raw, edit=edit, opening=opening,
+            local=local), group="")
+        result = await self._publish(keys=keys_, args=args)
         return None if result is None else text(result)
+
+    async def publish_many(self, items: Sequence[Publication], *, group: str,
+                           also_ack: Sequence[bytes] = ()) -> list[str | Exception | None]:
+        """Publish a batch read from the `in` stream by `group`, in order, in one round
+        trip: each script acknowledges its own source entry, and `also_ack` (entries that
+        publish nothing: dropped, parked) are acknowledged after them. What each item came
+        to, as `publish` says it, or the error of a script that failed (its entry is left
+        pending)."""
+        stream = keys.in_stream(self.region)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item in items:
+                keys_, args = self._publish_call(item, group=group)
+                pipe.execute_command("EVALSHA", self._publish.sha, len(keys_), *keys_, *args)
+            if also_ack:
+                pipe.xack(stream, group, *also_ack)
+            replies = await pipe.execute(raise_on_error=False)
+        if any(isinstance(r, NoScriptError) for r in replies):
+            # The server lost its scripts (a restart, SCRIPT FLUSH): nothing or a prefix ran.
+            # Again one by one, which loads the script; what did run is not published twice.
+            replies = []
+            for item in items:
+                keys_, args = self._publish_call(item, group=group)
+                try:
+                    replies.append(await self._publish(keys=keys_, args=args))
+                except ResponseError as exc:
+                    replies.append(exc)
+            if also_ack:
+                await self.redis.xack(stream, group, *also_ack)
+        elif also_ack and isinstance(replies[-1], Exception):
+            raise replies[-1]
+        return [r if r is None or isinstance(r, Exception) else text(r)
+                for r in replies[:len(items)]]
+
+    def _publish_call(self, p: Publication, *, group: str) -> tuple[list[str], list[EncodableT]]:
+        r = self.region
+        entry = FeedEntry(type="post", id=p.post_id, kind=p.kind, lat=p.lat, lon=p.lon,
+                          post=msgspec.Raw(p.post_json), edit=p.edit, local=p.local)
+        was_local = (b"" if p.local or not p.edit
+                     else _encode(msgspec.structs.replace(entry, was_local=True)))
+        return ([keys.post(r, p.post_id), keys.active_geo(r), keys.expiry_zset(r),
+                 keys.shop_posts(r, p.shop_id), keys.feed_stream(r), keys.withdrawn(r, p.post_id),
+                 keys.openings(r, p.shop_id), keys.opening_shops(r), keys.openings_version(r),
+                 keys.in_stream(r)],
+                [p.post_id, p.source, p.post_json, repr(p.lat), repr(p.lon), repr(p.expires_ts),
+                 p.shop_id, p.kind, self.feed_maxlen, _encode(entry), p.raw,
+                 "1" if p.edit else "0", p.opening, "1" if p.local else "0", was_local,
+                 self.feed_retention_ms, keys.shop_changes_channel(), group])
 
     async def remove(self, post_id: str, why: Literal["expired", "withdrawn"], *,
                      now_ts: float, shop_id: str = "") -> str | None:

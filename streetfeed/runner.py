@@ -17,7 +17,6 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import datetime
 from typing import Any
 
 import uvicorn
@@ -37,9 +36,9 @@ from storage.vapid import load_vapid_key
 from streetfeed.embedded import EmbeddedServer
 from web.app import create_app
 from web.http_protocol import GuardedHttpProtocol
-from workers.enricher import Enricher, ScheduleExpiry
+from workers.enricher import Enricher
 from workers.pusher import Pusher
-from workers.scheduler import make_worker, schedule_expiry
+from workers.scheduler import make_worker
 
 __all__ = ["default_parts", "embedded_server_part", "supervise", "uvicorn_config"]
 
@@ -202,21 +201,13 @@ def web_workers_part(settings: Settings, workers: int) -> Part:
 def enricher_part(settings: Settings, clock: Clock, policy: Policy) -> Part:
     async def run(stop: asyncio.Event) -> None:
         redis = open_redis(settings)
-        pool = ArqRedis.from_url(arq_url(settings))
-
-        def _expiry_for(region: str) -> ScheduleExpiry:
-            async def expiry(post_id: str, when: datetime) -> None:
-                await schedule_expiry(pool, region, post_id, when)
-            return expiry
-
         # One consumer per region: each region's `in` stream lives in its own slot.
-        enrichers = [Enricher(redis, settings, clock, policy, schedule_expiry=_expiry_for(region),
-                              region=region) for region in settings.region_names]
+        enrichers = [Enricher(redis, settings, clock, policy, region=region)
+                     for region in settings.region_names]
         try:
             await asyncio.gather(*(e.run(stop) for e in enrichers))
         finally:
             await redis.aclose()
-            await pool.aclose()
     return run
 
 

@@ -168,3 +168,69 @@ async def _trim_only_below_acknowledged(redis: Redis, settings: Settings,
         # All acknowledged: only the last delivered entry is kept (MINID keeps it).
         assert await redis.xlen(keys.in_stream(settings.region)) == 1
         assert await _pending(redis, settings) == 0
+
+
+async def _feed_ids_in_order(redis: Redis, settings: Settings) -> list[str]:
+    entries = await redis.xrange(keys.feed_stream(settings.region))
+    decoded = [msgspec.json.decode(fields[b"d"]) for _, fields in entries]
+    return [e["id"] for e in decoded if e["type"] == "post"]
+
+
+async def test_a_batch_with_bad_entries_in_the_middle(redis: Redis, settings: Settings) -> None:
+    """One batch, one pipeline: an undecodable entry is parked, a post whose publish script
+    fails stays pending (and is published when retried), the others are published once,
+    in order, and acknowledged; the server having lost its scripts changes nothing."""
+    shop = await add_shop(redis, settings, lat=STREET[0], lon=STREET[1])
+    stream = keys.in_stream(settings.region)
+    worker = Enricher(redis, settings, SystemClock(), Policy(), name="solo")
+    await worker.ensure_group()
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        first = (await send_post(http, shop, arrival("first"))).json()["id"]
+        bad = await redis.xadd(stream, {"d": b"{not json"})
+        failing = (await send_post(http, shop, arrival("failing"))).json()["id"]
+        last = (await send_post(http, shop, arrival("last"))).json()["id"]
+    # A key of the wrong type where the post's hash goes: its script fails, alone.
+    await redis.set(keys.post(settings.region, failing), "in the way")
+    await redis.script_flush()
+    assert await worker.step() == 4
+    assert await _feed_ids_in_order(redis, settings) == [first, last]
+    assert worker.stats.published == 2
+    dead = await redis.xrange(keys.dead_letter_stream(settings.region))
+    assert [fields[b"source"] for _, fields in dead] == [bad]
+    pending = await redis.xpending_range(stream, keys.ENRICHER_GROUP, min="-", max="+",
+                                         count=10)
+    assert [p["message_id"] for p in pending] == [
+        (await redis.xrange(stream))[2][0]]  # the failing post's entry, nothing else
+    # Retried once the way is clear: published after the others, once.
+    await redis.delete(keys.post(settings.region, failing))
+    assert await worker.step(own_pending=True) == 1
+    assert await _feed_ids_in_order(redis, settings) == [first, last, failing]
+    assert await _pending(redis, settings) == 0
+
+
+async def test_a_consumer_dead_between_its_pipeline_and_the_rest(
+        redis: Redis, settings: Settings) -> None:
+    """Each publish script acknowledges its own entry: a consumer whose pipeline got half
+    its batch through leaves the other half pending, and the survivor publishes that half
+    once, after the first, in order."""
+    settings = settings.with_(enricher_claim_idle_ms=0)
+    shop = await add_shop(redis, settings, lat=STREET[0], lon=STREET[1])
+    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
+        ids = [(await send_post(http, shop, arrival(f"post {i}"))).json()["id"]
+               for i in range(6)]
+    dying = Enricher(redis, settings, SystemClock(), Policy(), name="a")
+    await dying.ensure_group()
+    reply = await redis.xreadgroup(keys.ENRICHER_GROUP, "a",
+                                   {keys.in_stream(settings.region): ">"}, count=10)
+    entries = reply[0][1]
+    # What "a" got through before dying: the first three scripts of its pipeline.
+    await dying.process(entries[:3])
+    assert await _feed_ids_in_order(redis, settings) == ids[:3]
+    assert await _pending(redis, settings) == 3
+    survivor = Enricher(redis, settings, SystemClock(), Policy(), name="b")
+    assert await survivor.reclaim() == 3
+    assert await _feed_ids_in_order(redis, settings) == ids
+    assert await _pending(redis, settings) == 0
+    # Delivered again (a reclaim racing a slow consumer): nothing is published twice.
+    await dying.process(entries)
+    assert await _feed_ids_in_order(redis, settings) == ids

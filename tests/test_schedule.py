@@ -7,6 +7,7 @@ in burst mode where real time is short enough.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -37,7 +38,6 @@ from workers.scheduler import (
     expire_post,
     make_worker,
     opening_changes,
-    schedule_expiry,
     sweep_expired,
     worker_context,
 )
@@ -100,29 +100,30 @@ async def test_expiry_reaches_clients_and_feed_api(redis: Redis, settings: Setti
             assert late_comer.post_ids() == []
 
 
-async def test_real_arq_worker_runs_the_deferred_expiry(redis: Redis, settings: Settings,
-                                                        pool: ArqRedis) -> None:
+async def test_real_arq_worker_expires_a_post_on_time(redis: Redis, settings: Settings,
+                                                     pool: ArqRedis) -> None:
+    """The sweep runs every second: a post ends within about a second of its end, with no
+    job of its own in arq's queue (the enricher schedules nothing)."""
     shop = await add_shop(redis, settings, "Primeur", *STREET)
-    async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http, \
+    async with web_server(settings) as web, enricher(redis, settings, SystemClock()), \
+            httpx.AsyncClient(base_url=web.http) as http, \
             feed_client(web.ws, *STREET) as client:
-        async def schedule(post_id: str, when: datetime) -> None:
-            await schedule_expiry(pool, settings.region, post_id, when)
-
-        from rules.moderation import Policy
-        from workers.enricher import Enricher
-        worker_enricher = Enricher(redis, settings, SystemClock(), Policy(),
-                                   schedule_expiry=schedule)
         ends = datetime.now(UTC) + timedelta(seconds=1.5)
         post_id = (await send_post(http, shop, offer(ends))).json()["id"]
-        await worker_enricher.ensure_group()
-        await worker_enricher.step(block_ms=1000)
         await client.wait_post(post_id)
-        assert await pool.zcard("sf:arq:queue") == 1
-        # A burst worker waits for the deferred job (1.5 s of real time), runs it, exits.
-        worker = make_worker(pool, settings, SystemClock(), burst=True)
-        await worker.main()
-        await worker.close()
-        await wait_for(lambda: bool(client.of_type("expired")))
+        assert await pool.zcard("sf:arq:queue") == 0
+        worker = make_worker(pool, settings, SystemClock())
+        running = asyncio.create_task(worker.async_run())
+        try:
+            await wait_for(lambda: bool(client.of_type("expired")), timeout=10)
+            late = datetime.now(UTC) - ends
+        finally:
+            await worker.close()  # as streetfeed.runner stops it: close, then cancel
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        assert [f["id"] for f in client.of_type("expired")] == [post_id]
+        assert late < timedelta(seconds=3), late  # a second's sweep, on a loaded machine
         assert await _feed_ids(http) == []
 
 
@@ -315,7 +316,9 @@ async def test_routine_cron_jobs_write_no_line_while_other_jobs_do(
     arq_log.addHandler(keep)
     arq_log.setLevel(logging.INFO)
     try:
-        await schedule_expiry(pool, settings.region, "p_0000000000000000", datetime.now(UTC))
+        # An expire_post job as an older enricher queued it: still run (and logged).
+        await pool.enqueue_job("expire_post", settings.region, "p_0000000000000000",
+                               _queue_name=keys.arq_queue(), _defer_until=datetime.now(UTC))
         # A burst worker runs the scheduled jobs marked to run at start-up, and the one
         # deferred job, then exits.
         worker = make_worker(pool, settings, SystemClock(), burst=True)

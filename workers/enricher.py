@@ -1,11 +1,12 @@
 """The enricher: `in` stream -> live index and `feed` stream.
 
 Consumes the region's `in` stream in a consumer group (several enrichers may
-run at once), joins the shop, moderates, sets the expiry and publishes. An
-entry is acknowledged only after its publish script has run, so a crash
-between the two leaves it pending; entries pending too long on a dead consumer
-are reclaimed with XAUTOCLAIM. Publishing is idempotent, so a reclaimed entry
-that had already been published changes nothing.
+run at once), joins the shop, moderates, sets the expiry and publishes. A
+batch's publish scripts go in one pipeline, and each acknowledges its own entry
+(storage.live), so an entry is published and acknowledged in one step or stays
+pending; entries pending too long on a dead consumer are reclaimed with
+XAUTOCLAIM. Publishing is idempotent, so a reclaimed entry that had already been
+published changes nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -37,20 +37,16 @@ from schemas.shops import ShopRecord
 from services.supervision import Backoff, supervised
 from storage import keys, openings
 from storage.holds import HoldStore
-from storage.live import LiveIndex, shop_live_posts, stream_id_key
+from storage.live import LiveIndex, Publication, shop_live_posts, stream_id_key
 from storage.redis_conn import REDIS_DOWN, get_many, text
 from storage.shops import decode_record
 
-__all__ = ["Enricher", "ScheduleExpiry"]
+__all__ = ["Enricher"]
 
 log = logging.getLogger("streetfeed.enricher")
 
 _decode_raw = msgspec.json.Decoder(RawPost).decode
 _decode_post = msgspec.json.Decoder(Post).decode
-
-
-# Called after a post is live: (post_id, expires_at) -> schedule its expiry.
-ScheduleExpiry = Callable[[str, datetime], Awaitable[None]]
 
 
 @dataclass
@@ -67,13 +63,11 @@ def consumer_name() -> str:
 
 class Enricher:
     def __init__(self, redis: Redis, settings: Settings, clock: Clock, policy: Policy,
-                 schedule_expiry: ScheduleExpiry | None = None,
                  name: str | None = None, region: str | None = None) -> None:
         self.redis = redis
         self.settings = settings
         self.clock = clock
         self.policy = policy
-        self.schedule_expiry = schedule_expiry
         self.name = name or consumer_name()
         self.tz = ZoneInfo(settings.timezone)
         self.local_km = settings.local_km
@@ -168,28 +162,75 @@ class Enricher:
                 raws.append((entry_id, None))
         shops = await self._shops({raw.shop_id for _, raw in raws if raw is not None})
         now = self.clock.now()
-        done: list[bytes] = [e for e in refreshes if e not in raw_json]
+        # What publishes nothing is acknowledged with the batch's publications, which
+        # acknowledge themselves (storage.live): one round trip for the lot.
+        acks: list[bytes] = [e for e in refreshes if e not in raw_json]
+        batch: list[tuple[bytes, Publication, bool]] = []
+        withdrawing: list[tuple[bytes, str]] = []  # opening posts in `batch`, their shops
         for entry_id, raw in raws:
             if raw is None:
                 await self._dead_letter(entry_id, entries, "undecodable")
-                done.append(entry_id)
+                acks.append(entry_id)
                 continue
             try:
-                await self._publish_one(entry_id, raw, raw_json[entry_id], shops, now,
-                                        refresh=entry_id in refreshes)
+                publication = await self._prepare(entry_id, raw, raw_json[entry_id], shops, now,
+                                                  refresh=entry_id in refreshes)
             except REDIS_DOWN:
                 raise
             except Exception as exc:
-                # One bad entry must not hold up the others: it stays pending, is retried
-                # after the claim delay, and is parked after enricher_max_attempts.
-                log.exception("enricher: entry %r failed: %r", entry_id, exc)
-                if await self._attempts(entry_id) >= self.settings.enricher_max_attempts:
-                    await self._dead_letter(entry_id, entries, f"failed: {exc!r}"[:200])
-                    done.append(entry_id)
+                await self._failed(entry_id, entries, exc, acks)
                 continue
-            done.append(entry_id)
-        if done:
-            await self.redis.xack(self.stream, keys.ENRICHER_GROUP, *done)
+            if publication is None:
+                acks.append(entry_id)
+                continue
+            if any(shop_id == raw.shop_id for _, shop_id in withdrawing):
+                # The shop's own word on its opening withdraws its automatic posts: done
+                # before the shop's next post is published, as one by one.
+                published = await self._publish(batch, acks, entries)
+                await self._withdraw(withdrawing, published, now)
+                batch, acks, withdrawing = [], [], []
+            batch.append((entry_id, publication, raw.edit or entry_id in refreshes))
+            if publication.opening:
+                withdrawing.append((entry_id, raw.shop_id))
+        published = await self._publish(batch, acks, entries)
+        await self._withdraw(withdrawing, published, now)
+
+    async def _withdraw(self, opening_posts: list[tuple[bytes, str]], published: set[bytes],
+                        now: datetime) -> None:
+        for entry_id, shop_id in opening_posts:
+            if entry_id in published:  # not when it was refused (withdrawn, gone, failed)
+                await self._withdraw_automatic(shop_id, now)
+
+    async def _publish(self, batch: list[tuple[bytes, Publication, bool]], acks: list[bytes],
+                       entries: list[tuple[bytes, dict[bytes, bytes]]]) -> set[bytes]:
+        """Send the batch (storage.live.LiveIndex.publish_many); the entries published."""
+        if not batch and not acks:
+            return set()
+        results = await self.live.publish_many([p for _, p, _ in batch],
+                                               group=keys.ENRICHER_GROUP, also_ack=acks)
+        late_acks: list[bytes] = []
+        published: set[bytes] = set()
+        for (entry_id, _, again), result in zip(batch, results, strict=True):
+            if isinstance(result, Exception):
+                await self._failed(entry_id, entries, result, late_acks)
+            elif result is None:
+                self._count_drop("withdrawn" if not again else "edit_of_gone_post")
+            else:
+                published.add(entry_id)
+                self.stats.published += 1
+                metrics.POSTS_PUBLISHED.inc()
+        if late_acks:
+            await self.redis.xack(self.stream, keys.ENRICHER_GROUP, *late_acks)
+        return published
+
+    async def _failed(self, entry_id: bytes, entries: list[tuple[bytes, dict[bytes, bytes]]],
+                      exc: Exception, acks: list[bytes]) -> None:
+        # One bad entry must not hold up the others: it stays pending, is retried after
+        # the claim delay, and is parked after enricher_max_attempts.
+        log.error("enricher: entry %r failed: %r", entry_id, exc, exc_info=exc)
+        if await self._attempts(entry_id) >= self.settings.enricher_max_attempts:
+            await self._dead_letter(entry_id, entries, f"failed: {exc!r}"[:200])
+            acks.append(entry_id)
 
     async def _stored_raws(self, entries: list[tuple[bytes, dict[bytes, bytes]]]
                            ) -> dict[str, bytes]:
@@ -216,9 +257,10 @@ class Enricher:
                                       0 if offer is None else offer.minutes, ttl_s)
         return None if offer is None else left
 
-    async def _publish_one(self, entry_id: bytes, raw: RawPost, raw_json: bytes,
-                           shops: dict[str, ShopRecord | Exception], now: datetime, *,
-                           refresh: bool = False) -> None:
+    async def _prepare(self, entry_id: bytes, raw: RawPost, raw_json: bytes,
+                       shops: dict[str, ShopRecord | Exception], now: datetime, *,
+                       refresh: bool = False) -> Publication | None:
+        """What to publish for one entry; None when it is dropped (counted here)."""
         shop = shops.get(raw.shop_id)
         if isinstance(shop, Exception):
             raise shop
@@ -230,21 +272,12 @@ class Enricher:
         if isinstance(outcome, Dropped):
             self._count_drop(outcome.reason)
             log.info("enricher: dropped %s (%s)", raw.id, outcome.reason)
-            return
-        feed_id = await self.live.publish(
+            return None
+        return Publication(
             post_id=raw.id, source=text(entry_id), post_json=outcome.json, kind=outcome.kind,
             lat=outcome.lat, lon=outcome.lon, expires_ts=outcome.expires_ts,
             shop_id=raw.shop_id, raw=raw_json, edit=again, local=outcome.local,
             opening=b"" if outcome.opening is None else openings.encode(outcome.opening))
-        if feed_id is None:
-            self._count_drop("withdrawn" if not again else "edit_of_gone_post")
-            return
-        if outcome.opening is not None:
-            await self._withdraw_automatic(raw.shop_id, now)
-        if self.schedule_expiry is not None:
-            await self.schedule_expiry(raw.id, outcome.post.expires_at)
-        self.stats.published += 1
-        metrics.POSTS_PUBLISHED.inc()
 
     async def _withdraw_automatic(self, shop_id: str, now: datetime) -> None:
         """The shopkeeper has said whether the shop is open: the automatic posts made from

@@ -5,10 +5,14 @@ Redis streams, not on arq's queue. Every job is idempotent: running it twice,
 late, or after the worker was down leaves the same state as one on-time run.
 
 Jobs:
-- expire_post(region, post_id): deferred to the post's expiry; removes it from
-  the live index and appends an `expired` tombstone, only once it is due.
-- sweep_expired(): every minute (and at start), expires every post already
-  due, catching up on jobs missed while the scheduler or Redis was down.
+- sweep_expired(): every second (and at start), expires every post already due
+  (the region's expiry set, written by the publish script): on time within a second,
+  and caught up after downtime, since it reads what is due rather than remembering jobs.
+  It replaced a deferred arq job per post, which cost the enricher three round trips a
+  post (arq's WATCH, EXISTS, then PSETEX and ZADD in a MULTI) and the scheduler a job
+  run a post (docs/performance.md, "Per-post cost").
+- expire_post(region, post_id): the job that did it per post; kept registered so the
+  jobs an older enricher queued still run (each is a no-op once the sweep has run).
 - expire_holds(): every 5 seconds (and at start), ends every open hold whose time is up
   ("Hold it for me"; services.holds): on time within 5 s, and caught up after downtime,
   since it reads what is due rather than remembering jobs.
@@ -48,8 +52,8 @@ from storage.redis_conn import REDIS_DOWN
 from storage.shops import list_shops
 from workers.media_sweep import sweep_media, sweep_orphan_media
 
-__all__ = ["expire_holds", "expire_post", "make_worker", "opening_changes", "schedule_expiry",
-           "sweep_expired", "worker_context"]
+__all__ = ["expire_holds", "expire_post", "make_worker", "opening_changes", "sweep_expired",
+           "worker_context"]
 
 log = logging.getLogger("streetfeed.scheduler")
 
@@ -65,7 +69,7 @@ async def expire_post(ctx: dict[str, Any], region: str, post_id: str) -> bool:
     try:
         feed_id = await live.remove(post_id, "expired", now_ts=clock.now().timestamp())
     except REDIS_DOWN as exc:
-        # arq only retries on Retry; the minute sweep would catch up anyway.
+        # arq only retries on Retry; the sweep catches up anyway.
         raise Retry(defer=5) from exc
     return feed_id is not None
 
@@ -171,14 +175,6 @@ async def _opening_changes(ctx: dict[str, Any]) -> int:
     return posted
 
 
-async def schedule_expiry(pool: ArqRedis, region: str, post_id: str, when: datetime) -> None:
-    # One job per (post, expiry time): an edit that moves the expiry adds a job for the
-    # new time, and the old one finds nothing due when it runs.
-    job_id = f"expire:{region}:{post_id}:{when.timestamp()}"
-    await pool.enqueue_job("expire_post", region, post_id, _queue_name=keys.arq_queue(),
-                           _defer_until=when, _job_id=job_id)
-
-
 def worker_context(settings: Settings, data: Redis, clock: Clock) -> dict[str, Any]:
     """What jobs use: `data` is the product's Redis (a cluster, maybe), not arq's queue;
     `media` the photo store the web processes write to."""
@@ -197,9 +193,12 @@ async def _close_media(ctx: dict[str, Any]) -> None:
 
 def make_worker(pool: ArqRedis, settings: Settings, clock: Clock | None = None, *,
                 data: Redis | None = None, burst: bool = False) -> Worker:
+    # A burst run ends once arq's queue is empty, which a job every second (queued ahead of
+    # its time) never lets it be: it sweeps at start-up, then at each minute.
+    sweep_seconds = {0} if burst else set(range(60))
     return Worker(
         functions=[expire_post],
-        cron_jobs=[cron(sweep_expired, second=0, run_at_startup=True),
+        cron_jobs=[cron(sweep_expired, second=sweep_seconds, run_at_startup=True),
                    cron(opening_changes, second=0, run_at_startup=True),
                    cron(expire_holds, second=set(range(0, 60, 5)), run_at_startup=True),
                    cron(sweep_media, minute=set(range(0, 60, 5)), second=30,
