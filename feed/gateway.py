@@ -40,7 +40,7 @@ from feed.sse import EventStream, EventStreams
 from rules import cursor as cursors
 from rules.addresses import counted_address
 from rules.clock import Clock
-from rules.errors import ApiError, RateLimited
+from rules.errors import ApiError, RateLimited, Unavailable
 from rules.regions import regions_for
 from runtime.settings import Settings
 from schemas.feed import ClientMessage, Subscription
@@ -107,6 +107,7 @@ class Gateway:
         self.clock = clock
         self.limiter = limiter
         self.per_address: Counter[str] = Counter()
+        self.open_sockets = 0  # all of them, for settings.max_sockets
         self.settings = settings
         self.hub = hub
         self.readers = readers
@@ -127,6 +128,9 @@ class Gateway:
                             status=403)
         if self.per_address[counted_address(address)] >= self.settings.max_sockets_per_address:
             return RateLimited("too many open sockets from this address", retry_after=30)
+        if self.open_sockets >= self.settings.max_sockets:
+            return Unavailable("this server has too many open sockets; retry shortly",
+                               code="server_busy", retry_after=5)
         try:
             subject = await self.limiter.address_key(address)
             await self.limiter.hit("address_sockets", subject,
@@ -149,6 +153,7 @@ class Gateway:
 
     def opened(self, address: str) -> None:
         self.per_address[counted_address(address)] += 1
+        self.open_sockets += 1
 
     def closed(self, conn: Connection | None, address: str) -> None:
         if conn is not None:
@@ -156,6 +161,7 @@ class Gateway:
             conn.release()
         counted = counted_address(address)
         self.per_address[counted] -= 1
+        self.open_sockets -= 1
         if not self.per_address[counted]:
             del self.per_address[counted]
 

@@ -340,6 +340,14 @@ class Settings:
                       banned_words=frozenset(self.moderation_banned_words))
 
     @property
+    def max_sockets(self) -> int:
+        """Feed and console sockets and event streams per process: the connection cap less
+        a tenth kept for plain HTTP (pages, the API, shops' posts, health checks), which
+        sockets filling the process answered 503 (a cold attacker's: 1,000 sockets at
+        max_connections 1,000 took /healthz and every POST down with them)."""
+        return self.max_connections - max(1, self.max_connections // 10)
+
+    @property
     def max_connections_per_address(self) -> int:
         """Feed sockets plus a browser's few HTTP connections (about 6 each)."""
         return self.max_sockets_per_address + HTTP_CONNECTIONS_PER_ADDRESS

@@ -12,13 +12,19 @@ import time
 from pathlib import Path
 
 import httpx
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from runtime.connections import ConnectionGuard
 from runtime.settings import Settings
 from tests.helpers import (
     RunningServer,
     Service,
+    add_shop,
+    arrival,
+    feed_client,
     free_port,
+    send_post,
     service_env,
     wait_for,
     wait_http,
@@ -225,3 +231,30 @@ async def test_responses_never_read_are_dropped(redis: object, settings: Setting
         await wait_for(lambda: ATTACKER not in guard.per_address, 15,
                        "the stalled reader dropped")
         sock.close()
+
+
+async def test_sockets_filling_the_process_leave_http_served(redis: object,
+                                                             settings: Settings) -> None:
+    """A cold attacker's: feed sockets up to STREETFEED_MAX_CONNECTIONS answered every HTTP
+    request 503 (/healthz, the pages, a shop's POST): a liveness probe would have killed
+    the process. Sockets stop at settings.max_sockets, a tenth of the connections short,
+    refused 503 server_busy with Retry-After (the pages retry), and HTTP is served."""
+    settings = settings.with_(max_connections=40)
+    shop = await add_shop(redis, settings)  # type: ignore[arg-type]
+    assert settings.max_sockets == 36
+    async with web_server(settings) as web, contextlib.AsyncExitStack() as sockets:
+        for _ in range(settings.max_sockets):
+            await sockets.enter_async_context(feed_client(web.ws, 44.8378, -0.5792))
+        try:
+            async with connect(f"{web.ws}/ws/feed?lat=44.8378&lon=-0.5792&radius_m=500"):
+                raise AssertionError("a socket past max_sockets was accepted")
+        except InvalidStatus as exc:
+            refused = exc
+        assert refused.response.status_code == 503
+        assert b'"code":"server_busy"' in refused.response.body
+        assert refused.response.headers["Retry-After"] == "5"
+        async with httpx.AsyncClient(base_url=web.http) as http:
+            assert (await http.get("/healthz")).status_code == 200
+            assert (await http.get("/")).status_code == 200
+            answer = await send_post(http, shop, arrival("Still served"))
+            assert answer.status_code == 202, answer.text
