@@ -238,3 +238,24 @@ def test_the_service_worker_keeps_every_module_of_the_passer_by_page() -> None:
     assert {"alerts.js", "postview.js"} <= seen
     assert {f"/static/{name}" for name in seen} <= shell
 
+
+
+def test_a_copy_that_cannot_be_written_leaves_no_partial_file(tmp_path: Path) -> None:
+    """A cold attacker's: with the cache's disk full, every start left its half-written
+    copies behind (82 files, then 162). The write is made to fail as a full disk fails
+    (the partial name is /dev/full); the copy is still served, and nothing is left."""
+    import hashlib
+    import os
+    import threading
+
+    from web.assets import _packed
+
+    body = b"const street = 'feed';\n" * 200
+    digest = hashlib.sha256(body).digest()
+    cache = tmp_path / "compressed"
+    cache.mkdir()
+    partial = cache / f"{digest.hex()}.br.{os.getpid()}.{threading.get_ident()}"
+    partial.symlink_to("/dev/full")
+    out = _packed(body, digest, "br", cache)
+    assert brotli.decompress(out) == body
+    assert list(cache.iterdir()) == []

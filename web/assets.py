@@ -116,8 +116,15 @@ def _packed(body: bytes, digest: bytes, coding: Coding, cache: Path | None) -> b
             # Written whole under another name, then renamed: a process reading it meanwhile
             # sees the old entry or the new one, never half of one.
             partial = name.with_name(f"{name.name}.{os.getpid()}.{threading.get_ident()}")
-            partial.write_bytes(out)
-            os.replace(partial, name)
+            try:
+                partial.write_bytes(out)
+                os.replace(partial, name)
+            except OSError:
+                # A full disk left half-written files behind at every start (a cold
+                # attacker's: 82, then 162).
+                with contextlib.suppress(OSError):
+                    partial.unlink(missing_ok=True)
+                raise
         except OSError as exc:  # a read-only install: compressed again at each start
             log.debug("could not keep %s: %s", name, exc)
     return out
