@@ -88,7 +88,7 @@ async def sweep_expired(ctx: dict[str, Any]) -> int:
                 if len(due) < 500:
                     break
     except REDIS_DOWN as exc:
-        # Idempotent and every minute: the next run catches up.
+        # Idempotent and every second: the next run catches up.
         log.warning("sweep: Redis unavailable (%s); next run catches up", exc)
     if total:
         log.info("sweep: expired %d posts", total)

@@ -13,9 +13,10 @@ from rules.geo import EARTH_RADIUS_M
 from runtime.settings import Settings
 
 __all__ = [
-    "ARQ_JOBS_PER_S", "ARQ_JOB_S", "BEGIN", "CONSOLE_REACH_ROUNDS", "CONSOLE_UPDATE_S", "DOC",
+    "BEGIN", "CONSOLE_REACH_ROUNDS", "CONSOLE_UPDATE_S", "DOC",
     "END", "GIB", "KIB", "MOVE_THRESHOLD_M", "M_PER_DEG_LAT", "PHONE_DEFAULT_RADIUS_M", "PLOT",
     "PRESENCE_FLUSH_S", "RESULTS", "ROOT", "SCREEN_RADIUS_M", "SETTINGS", "SOCKETS_PER_PROCESS",
+    "SWEEP_EXPIRIES_PER_S", "SWEEP_EXPIRY_S",
     "probe_figures",
 ]
 
@@ -51,10 +52,12 @@ CONSOLE_UPDATE_S = SETTINGS.presence_interval_s
 CONSOLE_REACH_ROUNDS = _REACH_ROUNDS
 # feed/stats.py: StatsPublisher(interval_s=1.0), one flush per process per second.
 PRESENCE_FLUSH_S = 1.0
-# The scheduler's CPU per arq job (expire_post: one remove script, arq's own bookkeeping), and
-# the jobs it runs per second (arq's default of 10 at a time): estimates, not measured.
-ARQ_JOB_S = 0.002
-ARQ_JOBS_PER_S = 1_000.0
+# The scheduler's CPU per post its every-second sweep expires (workers/scheduler.py
+# sweep_expired: one remove script, awaited in turn; no arq job per post since issue 19), and
+# the posts one scheduler expires per second that way (one round trip each): estimates, not
+# measured.
+SWEEP_EXPIRY_S = 0.0005
+SWEEP_EXPIRIES_PER_S = 2_000.0
 # BENCH-NOTES: open files are capped at 20,000 per process -> 10,000 sockets per process.
 SOCKETS_PER_PROCESS = 10_000
 

@@ -9,12 +9,12 @@ import numpy as np
 
 from bench.capacity import Model
 from bench.capacity_sim.inputs import (
-    ARQ_JOB_S,
     CONSOLE_REACH_ROUNDS,
     CONSOLE_UPDATE_S,
     MOVE_THRESHOLD_M,
     PRESENCE_FLUSH_S,
     SETTINGS,
+    SWEEP_EXPIRY_S,
     probe_figures,
 )
 from bench.capacity_sim.measured import Measured
@@ -276,9 +276,10 @@ def town_load(model: Model, sim: TownSim, measured: Measured, processes: int, *,
     """
     t = traffic(model, sim, processes, process_cells, splits)
     memory, feed_entries = region_memory(t, model, sim)
-    # Workers: the enricher (measured per post) and the scheduler's expiry jobs and minute
-    # sweeps (estimates: ~2 ms per arq job, ~50 µs per shop and minute for opening hours).
-    workers = (t.posts * measured.enricher_ms_per_post / 1e3 + t.tombs * ARQ_JOB_S
+    # Workers: the enricher (measured per post) and the scheduler's expiry sweep and minute
+    # runs (estimates: ~0.5 ms per post expired, ~50 µs per shop and minute for opening
+    # hours).
+    workers = (t.posts * measured.enricher_ms_per_post / 1e3 + t.tombs * SWEEP_EXPIRY_S
                + sim.town.shops * 50e-6 / 60)
     return Load(processes=processes, splits=splits, converged=True,
                 gateway=gateway_cpu(t, sim, measured), api=api_cpu(t),

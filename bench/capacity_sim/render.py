@@ -9,7 +9,6 @@ import numpy as np
 
 from bench.capacity import PROBE, Model
 from bench.capacity_sim.inputs import (
-    ARQ_JOBS_PER_S,
     BEGIN,
     CONSOLE_REACH_ROUNDS,
     CONSOLE_UPDATE_S,
@@ -21,6 +20,7 @@ from bench.capacity_sim.inputs import (
     PRESENCE_FLUSH_S,
     SCREEN_RADIUS_M,
     SETTINGS,
+    SWEEP_EXPIRIES_PER_S,
     probe_figures,
 )
 from bench.capacity_sim.measured import Measured
@@ -211,9 +211,10 @@ def city_lines(report: Report) -> list[str]:
         f"{', '.join(str(t[3]) for t in split)} regions).",
         f"- Midnight: {report.midnight['city']:,.0f} posts (city), "
         f"{report.midnight['country']:,.0f} (country) end in the same second (end of the local "
-        f"day), each an arq job, a remove script and a tombstone frame: at ~"
-        f"{ARQ_JOBS_PER_S:,.0f} jobs/s (estimate) one scheduler needs "
-        f"{report.midnight['country'] / ARQ_JOBS_PER_S / 60:,.1f} min to drain the country's.",
+        f"day), each a remove script of the scheduler's every-second sweep and a tombstone "
+        f"frame: at ~{SWEEP_EXPIRIES_PER_S:,.0f} a second (estimate) one scheduler needs "
+        f"{report.midnight['country'] / SWEEP_EXPIRIES_PER_S / 60:,.1f} min to expire the "
+        f"country's.",
         f"- Feed history (retention {SETTINGS.feed_retention_s / 3600:g} h, at most "
         f"{SETTINGS.feed_maxlen:,} entries a region): the city keeps {r['feed_entries']:,.0f} "
         f"entries (posts and their ends), the country {country.rates['feed_entries']:,.0f}; "
