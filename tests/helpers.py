@@ -67,6 +67,20 @@ async def wait_for(condition: Callable[[], bool | Awaitable[bool]],
         await asyncio.sleep(0.01)
 
 
+async def plant_feed_entries(redis: Redis, region: str, first: int, count: int,
+                             lat: float, lon: float) -> None:
+    """Posts `first` .. `first + count - 1` straight into the region's feed stream at
+    (lat, lon), as a day of traffic would leave them (only in the stream: the live index,
+    and so a snapshot, does not have them)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for i in range(first, first + count):
+            post = {"kind": "new_arrival", "id": f"p_{i:016d}", "title": f"filler {i}",
+                    "posted_at": "2026-11-26T10:00:00Z", "expires_at": "2099-01-01T00:00:00Z",
+                    "shop": {"id": "x", "name": "X", "category": "c", "lat": lat, "lon": lon}}
+            pipe.xadd(keys.feed_stream(region), {"d": feed_entry(post)})
+        await pipe.execute()
+
+
 @dataclass
 class RunningServer:
     server: uvicorn.Server

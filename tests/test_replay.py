@@ -13,8 +13,7 @@ from redis.asyncio import Redis
 
 from rules.errors import ConfigError
 from runtime.settings import Settings, load_settings
-from storage import keys
-from tests.helpers import feed_client, feed_entry, wait_for, web_server
+from tests.helpers import feed_client, plant_feed_entries, wait_for, web_server
 
 STREET = (44.8370, -0.5735)
 
@@ -27,21 +26,8 @@ def test_replay_max_setting() -> None:
             load_settings({"STREETFEED_REPLAY_MAX": bad})
 
 
-def _entry(i: int) -> bytes:
-    post = {"kind": "new_arrival", "id": f"p_{i:016d}", "title": f"filler {i}",
-            "posted_at": "2026-11-26T10:00:00Z", "expires_at": "2099-01-01T00:00:00Z",
-            "shop": {"id": "x", "name": "X", "category": "c", "lat": STREET[0],
-                     "lon": STREET[1]}}
-    return feed_entry(post)
-
-
 async def _plant(redis: Redis, region: str, first: int, count: int) -> None:
-    """Feed entries straight into the stream, as a day of traffic would leave them (only
-    in the stream: the live index, and so a snapshot, does not have them)."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for i in range(first, first + count):
-            pipe.xadd(keys.feed_stream(region), {"d": _entry(i)})
-        await pipe.execute()
+    await plant_feed_entries(redis, region, first, count, *STREET)
 
 
 async def test_resume_past_replay_max_gets_reset_and_snapshot(redis: Redis,

@@ -15,26 +15,14 @@ import contextlib
 from redis.asyncio import Redis
 
 from runtime.settings import Settings
-from storage import keys
-from tests.helpers import FeedClient, feed_client, feed_entry, wait_for, web_server
+from tests.helpers import FeedClient, feed_client, plant_feed_entries, wait_for, web_server
 
 STREET = (44.8370, -0.5735)
 SOCKETS = 60
 
 
-def _entry(i: int) -> bytes:
-    post = {"kind": "new_arrival", "id": f"p_{i:016d}", "title": f"storm {i}",
-            "posted_at": "2026-11-30T10:00:00Z", "expires_at": "2099-01-01T00:00:00Z",
-            "shop": {"id": "x", "name": "X", "category": "c", "lat": STREET[0],
-                     "lon": STREET[1]}}
-    return feed_entry(post)
-
-
 async def _plant(redis: Redis, region: str, first: int, count: int) -> None:
-    async with redis.pipeline(transaction=False) as pipe:
-        for i in range(first, first + count):
-            pipe.xadd(keys.feed_stream(region), {"d": _entry(i)})
-        await pipe.execute()
+    await plant_feed_entries(redis, region, first, count, *STREET)
 
 
 async def _calls(redis: Redis) -> dict[str, int]:
@@ -77,7 +65,7 @@ async def test_sockets_resuming_at_once_share_their_reads_and_each_gets_its_own_
                 # Exactly the entries after its own cursor: no gap, no duplicate, no reset.
                 assert not client.of_type("reset")
                 assert [p["title"] for p in client.posts()] == [
-                    f"storm {i}" for i in range(10 * (step + 1), 35)]
+                    f"filler {i}" for i in range(10 * (step + 1), 35)]
             # Shared: far fewer reads than sockets, one XINFO per read, one XRANGE per
             # distinct cursor of each read.
             print(f"FIGURES storm resumes: sockets={SOCKETS} reads={reads} calls={calls}")
