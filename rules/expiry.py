@@ -13,12 +13,15 @@ from zoneinfo import ZoneInfo
 
 from schemas.posts import FlashOfferIn, NewArrivalIn, OpeningChangeIn, PostIn
 
-__all__ = ["expires_at"]
+__all__ = ["end_of_local_day", "expires_at"]
 
 MIN_LIFETIME = timedelta(hours=3)
 
 
 def end_of_local_day(moment: datetime, tz: ZoneInfo) -> datetime:
+    """The first instant after `moment` of the next day in `tz`, in `moment`'s zone. A
+    midnight skipped by a change of offset is read with the offset before the change
+    (fold=0): the instant the change, and the day, start."""
     local = moment.astimezone(tz)
     next_midnight = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=tz)
     return next_midnight.astimezone(moment.tzinfo)

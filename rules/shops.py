@@ -14,8 +14,7 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
 from rules.clock import Clock
 from rules.errors import InvalidInput
@@ -25,7 +24,7 @@ from schemas.hours import OpeningOverride, ShopHours
 from schemas.posts import ShopSummary
 from schemas.shops import ShopProfile, ShopRecord
 
-__all__ = ["day_ends_at", "hash_token", "new_shop_id", "new_token", "profile_of",
+__all__ = ["hash_token", "new_shop_id", "new_token", "profile_of",
            "profile_valid_until", "slugify", "summary_of", "token_matches", "validate_hours"]
 
 
@@ -78,16 +77,6 @@ def profile_valid_until(record: ShopRecord, profile: ShopProfile,
     else:
         until = math.inf
     return min(until, revisit_ts(overrides, at.timestamp()) or math.inf)
-
-
-def day_ends_at(at: datetime, zone: str) -> datetime:
-    """The first instant after `at` of the next day in `zone` (its midnight, or the end of
-    a gap at midnight on a change of offset): when "today" counts change there."""
-    tz = ZoneInfo(zone)
-    tomorrow = at.astimezone(tz).date() + timedelta(days=1)
-    # A midnight skipped by a change of offset is read with the offset before the change
-    # (fold=0): the instant the change, and the day, start.
-    return datetime.combine(tomorrow, time(0), tzinfo=tz)
 
 
 def summary_of(record: ShopRecord, default_timezone: str | None = None) -> ShopSummary:

@@ -7,7 +7,7 @@ live frame. So each web process keeps the answer, encoded, per shop:
 
 - until its opening state may change (rules.shops.profile_valid_until: its next_change,
   an own opening post starting or ending) or the shop's day ends where "held today" is
-  counted (rules.shops.day_ends_at), on the app's clock;
+  counted (rules.expiry.end_of_local_day), on the app's clock;
 - dropped at once on every shop write: every write announces the shop on the
   shop-changes channel (storage.shops.announce_change: record, hours, disabling, token,
   producers, each step of a hold; storage.live: an own opening post made live, changed
@@ -24,12 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import msgspec
 from redis.asyncio import Redis
 
 from rules.clock import Clock, ManualClock
-from rules.shops import day_ends_at, profile_of, profile_valid_until
+from rules.expiry import end_of_local_day
+from rules.shops import profile_of, profile_valid_until
 from schemas.shops import ShopProfileWithProducers
 from services.holds import Holds
 from services.producers import Producers
@@ -92,5 +94,5 @@ class ProfileCache:
             producers=await self.producers.of_shop(record),
             held_today=await self.holds.held_today(record)))
         until = min(profile_valid_until(record, profile, overrides, now),
-                    day_ends_at(now, self.holds.zone(record)).timestamp())
+                    end_of_local_day(now, ZoneInfo(self.holds.zone(record))).timestamp())
         return body, until

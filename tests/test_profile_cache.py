@@ -16,7 +16,8 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from rules.clock import ManualClock
-from rules.shops import day_ends_at, profile_of, profile_valid_until
+from rules.expiry import end_of_local_day
+from rules.shops import profile_of, profile_valid_until
 from runtime.settings import Settings
 from schemas.hours import OpeningOverride, ShopHours
 from schemas.shops import ShopRecord
@@ -162,7 +163,7 @@ ZONES = ("Europe/Paris", "America/Santiago", "Australia/Lord_Howe", "Pacific/Kir
 def test_a_day_ends_at_the_first_instant_of_the_next_local_date(at: datetime, zone: str) -> None:
     """Also where midnight does not exist (Santiago and Havana spring forward at 00:00)."""
     tz = ZoneInfo(zone)
-    end = day_ends_at(at, zone)
+    end = end_of_local_day(at, tz)
     assert end > at
     assert end.astimezone(tz).date() == at.astimezone(tz).date() + timedelta(days=1)
     assert (end - timedelta(microseconds=1)).astimezone(tz).date() == at.astimezone(tz).date()
