@@ -107,7 +107,8 @@ class Gateway:
         self.clock = clock
         self.limiter = limiter
         self.per_address: Counter[str] = Counter()
-        self.open_sockets = 0  # all of them, for settings.max_sockets
+        # The sum of per_address, kept beside it (checked at every handshake: a storm).
+        self.open_sockets = 0
         self.settings = settings
         self.hub = hub
         self.readers = readers
