@@ -318,16 +318,20 @@ async def test_streams_count_against_the_sockets_a_minute(redis: Redis,
 
 async def test_streams_count_against_the_process_s_connections(redis: Redis,
                                                                settings: Settings) -> None:
-    settings = settings.with_(max_connections=4)
+    # The cap on streams is max_sockets: max_connections less the share kept for plain HTTP.
+    settings = settings.with_(max_connections=5)
+    assert settings.max_sockets == 4
     async with web_server(settings) as web, contextlib.AsyncExitStack() as stack:
-        for _ in range(4):
+        for _ in range(settings.max_sockets):
             await stack.enter_async_context(sse_client(web.http))
+        # One connection is left for plain HTTP: the next stream is refused on it, not
+        # dropped at the connection cap.
         async with httpx.AsyncClient(base_url=web.http) as http:
-            with contextlib.suppress(httpx.TransportError):
-                refused = await http.get(f"/api/v1/feed/stream?{QUERY}")
-                assert refused.status_code == 503
-                assert refused.json()["error"]["code"] == "server_busy"
-        assert len(web.state.guard.open) == 4
+            refused = await http.get(f"/api/v1/feed/stream?{QUERY}")
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "server_busy"
+        await wait_for(lambda: len(web.state.guard.open) == settings.max_sockets,
+                       message="the refused client's connection closed, the streams kept")
 
 
 async def _stalled_stream(port: int, query: str) -> socket.socket:
