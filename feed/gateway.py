@@ -14,12 +14,10 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from feed.frames import (
     entry_payload,
@@ -32,7 +30,7 @@ from feed.frames import (
     ws_text_frame,
 )
 from feed.hub import Connection, Hub, Sink, SocketGone
-from feed.raw_ws import NativeChannel, RawChannel
+from feed.raw_ws import NativeChannel
 from feed.reader import Readers
 from feed.replays import ReplayEntry, ReplayReads
 from feed.snapshot import snapshot_area
@@ -45,10 +43,9 @@ from rules.regions import regions_for
 from runtime.settings import Settings
 from schemas.feed import ClientMessage, Subscription
 from services.supervision import Backoff
-from storage import keys
 from storage.live import LiveIndex
 from storage.ratelimit import RateLimiter
-from storage.redis_conn import REDIS_DOWN, text
+from storage.redis_conn import REDIS_DOWN
 
 __all__ = ["Gateway", "SubscriptionError", "parse_subscription", "same_origin"]
 
@@ -320,7 +317,7 @@ class Gateway:
                 # until it has read as far as the client had, so nothing comes twice. A
                 # cursor newer than the stream itself (forged, or a Redis restored from an
                 # older AOF) is no reader's future: it is a reset, answered at once.
-                if target > cursors.key(await self._last_id(region)):
+                if target > cursors.key((await self.replays.ends(region)).last_id):
                     continue
                 def reached(p: str, t: tuple[int, int] = target) -> bool:
                     return cursors.key(p) >= t
@@ -336,15 +333,7 @@ class Gateway:
             frames = [frame for region, entries in backlog.items()
                       for frame in self._replay(conn, region, wanted[region], start, entries)]
             frames.append(ping)
-            if isinstance(conn.sink, RawChannel):
-                # The replay and the ping that ends it in one write: a syscall per frame
-                # was the largest cost of a storm's resumes after the reads
-                # (bench/storm.py). A socket's stream is frames back to back; an event
-                # stream takes them one by one.
-                conn.sink.write(b"".join(frames))
-            else:
-                for frame in frames:
-                    conn.sink.write(frame)
+            conn.sink.write_many(frames)  # the replay and the ping that ends it at once
         else:
             if cursor is not None:
                 conn.sink.write(ws_text_frame(reset_payload(self._cursor(start))))
@@ -355,31 +344,6 @@ class Gateway:
 
     def _cursor(self, positions: dict[str, str]) -> str:
         return cursors.encode(positions, self.settings.region)
-
-    @staticmethod
-    def _judge(info: dict[str, Any] | None, cursor: str) -> cursors.Resume:
-        """Whether `cursor` can be resumed, from the region stream's XINFO STREAM."""
-        if info is None:  # no such stream yet
-            return cursors.judge(cursor, last_id=cursors.ZERO, oldest_kept=cursors.ZERO)
-        first = info.get("first-entry")
-        last_id = text(info["last-generated-id"])
-        oldest_kept = cursors.oldest_kept(
-            entries_added=info["entries-added"], length=info["length"],
-            first_id=text(first[0]) if first else None,
-            max_deleted=text(info.get("max-deleted-entry-id", b"0-0")), last_id=last_id)
-        return cursors.judge(cursor, last_id=last_id, oldest_kept=oldest_kept)
-
-    async def _stream_info(self, region: str) -> dict[str, Any] | None:
-        try:  # one round trip: every socket resumes at once after a deploy
-            info = await self.redis.xinfo_stream(keys.feed_stream(region))
-        except ResponseError:  # no such stream yet
-            return None
-        # redis-py parses XINFO STREAM into a dict (str keys) and types the reply Any.
-        return cast("dict[str, Any]", info)
-
-    async def _last_id(self, region: str) -> str:
-        info = await self._stream_info(region)
-        return cursors.ZERO if info is None else text(info["last-generated-id"])
 
     async def _snapshot(self, conn: Connection, start: dict[str, str]) -> None:
         snap = await snapshot_area({r: self.lives[r] for r in conn.regions}, conn.sub,
@@ -413,7 +377,7 @@ class Gateway:
                                   self.settings.feed_retention_s)
         backlog: dict[str, list[ReplayEntry]] = {}
         for region, read in zip(regions, reads, strict=True):
-            if self._judge(read.info, wanted[region]) is not cursors.Resume.REPLAY:
+            if read.ends.judge(wanted[region]) is not cursors.Resume.REPLAY:
                 return None
             bound = cursors.key(start[region])
             entries = [entry for entry in read.entries if entry[0] <= bound]

@@ -165,6 +165,11 @@ class RawChannel:
         if not p.close_sent and not p.transport.is_closing():
             p.transport.write(frame)
 
+    def write_many(self, frames: list[bytes]) -> None:
+        # A socket's stream is frames back to back: one write, where a syscall per frame
+        # was the largest cost of a storm's resumes after the reads (bench/storm.py).
+        self.write(b"".join(frames))
+
     def buffered(self) -> int:
         return self._protocol.transport.get_write_buffer_size()
 

@@ -30,7 +30,7 @@ from schemas.feed import FeedEntry
 from storage import keys
 from storage.redis_conn import text
 
-__all__ = ["ReplayEntry", "ReplayRead", "ReplayReads"]
+__all__ = ["ReplayEntry", "ReplayRead", "ReplayReads", "StreamEnds"]
 
 # An entry of a region's feed stream after a cursor: its id's sort key, its id, and the
 # entry (None when it cannot be decoded: skipped, as the live reader skips it).
@@ -38,11 +38,24 @@ ReplayEntry = tuple[tuple[int, int], str, FeedEntry | None]
 
 
 @dataclass(frozen=True, slots=True)
+class StreamEnds:
+    """What a region's stream says of resuming, from one XINFO STREAM shared by every
+    socket of the read: its newest entry id and the oldest a resume may rely on
+    (rules.cursor.oldest_kept); both "0-0" when there is no such stream yet."""
+
+    last_id: str
+    oldest_kept: str
+
+    def judge(self, cursor: str) -> cursors.Resume:
+        """Whether `cursor` can be resumed without a gap (rules.cursor.judge)."""
+        return cursors.judge(cursor, last_id=self.last_id, oldest_kept=self.oldest_kept)
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayRead:
     """A region's stream as one resuming socket needs it."""
 
-    # XINFO STREAM (redis-py's dict), None when there is no such stream yet.
-    info: dict[str, Any] | None
+    ends: StreamEnds
     # The entries after the cursor, oldest first, at most `count` of them, and up to at
     # least the requested `upto` (possibly further: filter by your own bound).
     entries: list[ReplayEntry]
@@ -69,8 +82,13 @@ class ReplayReads:
         # Round trips made (tests: resumes arriving together share them).
         self.reads = 0
 
+    async def ends(self, region: str) -> StreamEnds:
+        """`region`'s stream's ends, read with the resumes under way (a storm's sockets each
+        ask whether their cursor is in the stream's future)."""
+        return (await self.read(region, cursors.ZERO, cursors.ZERO)).ends
+
     async def read(self, region: str, after: str, upto: str) -> ReplayRead:
-        """`region`'s stream info and its entries in (after, upto] (see ReplayRead)."""
+        """`region`'s stream ends and its entries in (after, upto] (see ReplayRead)."""
         loop = asyncio.get_running_loop()
         request = _Request(region, after, upto, loop.create_future())
         self._queue.append(request)
@@ -125,15 +143,15 @@ class ReplayReads:
                             count=self.count)
             replies = await pipe.execute(raise_on_error=False)
         self.reads += 1
-        infos: dict[str, dict[str, Any] | None] = {}
+        ends: dict[str, StreamEnds] = {}
         for region, reply in zip(regions, replies, strict=False):
             if isinstance(reply, ResponseError):
-                infos[region] = None  # no such stream yet
+                ends[region] = _NO_STREAM
             elif isinstance(reply, Exception):
                 raise reply
             else:
                 # redis-py parses XINFO STREAM into a dict (str keys) and types it Any.
-                infos[region] = cast("dict[str, Any]", reply)
+                ends[region] = _stream_ends(cast("dict[str, Any]", reply))
         decoded: dict[tuple[str, bytes], ReplayEntry] = {}
         read: dict[tuple[str, str], list[ReplayEntry]] = {}
         for (region, after), reply in zip(ranges, replies[len(regions):], strict=True):
@@ -146,8 +164,21 @@ class ReplayReads:
                     entry = decoded[(region, entry_id)] = _decoded(entry_id, fields)
                 entries.append(entry)
             read[(region, after)] = entries
-        return [ReplayRead(info=infos[r.region], entries=read.get((r.region, r.after), []))
+        return [ReplayRead(ends=ends[r.region], entries=read.get((r.region, r.after), []))
                 for r in batch]
+
+
+_NO_STREAM = StreamEnds(last_id=cursors.ZERO, oldest_kept=cursors.ZERO)
+
+
+def _stream_ends(info: dict[str, Any]) -> StreamEnds:
+    first = info.get("first-entry")
+    last_id = text(info["last-generated-id"])
+    oldest_kept = cursors.oldest_kept(
+        entries_added=info["entries-added"], length=info["length"],
+        first_id=text(first[0]) if first else None,
+        max_deleted=text(info.get("max-deleted-entry-id", b"0-0")), last_id=last_id)
+    return StreamEnds(last_id=last_id, oldest_kept=oldest_kept)
 
 
 def _decoded(entry_id: bytes, fields: dict[bytes, bytes]) -> ReplayEntry:

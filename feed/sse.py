@@ -143,6 +143,11 @@ class EventStream:
                 and before <= self._high_water < self._size:
             self._on_lagging()
 
+    def write_many(self, frames: list[bytes]) -> None:
+        # Each frame is an event of its own (its `id:` is its own cursor).
+        for frame in frames:
+            self.write(frame)
+
     def buffered(self) -> int:
         return self._size if self.sending else 0
 

@@ -32,14 +32,23 @@ from redis.asyncio import Redis
 from rules.clock import Clock, ManualClock
 from rules.expiry import end_of_local_day
 from rules.shops import profile_of, profile_valid_until
-from schemas.shops import ShopProfileWithProducers
+from schemas.hours import OpeningOverride
+from schemas.shops import ShopProfile, ShopProfileWithProducers, ShopRecord
 from services.holds import Holds
 from services.producers import Producers
 from storage import openings, shops
 
-__all__ = ["ProfileCache"]
+__all__ = ["ProfileCache", "profile_now"]
 
 _encode = msgspec.json.Encoder().encode
+
+
+async def profile_now(redis: Redis, record: ShopRecord, now: datetime
+                      ) -> tuple[ShopProfile, list[OpeningOverride]]:
+    """The profile at `now`, with the shop's own opening_change posts overriding its hours;
+    and those posts (what else may change it)."""
+    overrides = await openings.of_shop(redis, record.region, record.id)
+    return profile_of(record, ManualClock(now), overrides), overrides
 
 
 class ProfileCache:
@@ -87,8 +96,7 @@ class ProfileCache:
     async def _compute(self, shop_id: str, now: datetime) -> tuple[bytes, float]:
         self.computed += 1
         record = await shops.require_shop(self.redis, shop_id)
-        overrides = await openings.of_shop(self.redis, record.region, record.id)
-        profile = profile_of(record, ManualClock(now), overrides)
+        profile, overrides = await profile_now(self.redis, record, now)
         body = _encode(ShopProfileWithProducers(
             **msgspec.structs.asdict(profile),
             producers=await self.producers.of_shop(record),

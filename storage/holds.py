@@ -11,6 +11,7 @@ back once. Nothing here uses MULTI or WATCH, which a cluster client does not off
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -308,6 +309,29 @@ class HoldStore:
                                 keys.post_holds(region, post_id))
         if shop_id:
             await announce_change(self.redis, shop_id)
+        return declined
+
+    async def posts_ended(self, region: str, post_ids: Sequence[str], now: datetime) -> int:
+        """`post_ended` for many posts: which have holds is one round trip, and most have
+        none; how many holds were declined."""
+        if not post_ids:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for post_id in post_ids:
+                pipe.scard(keys.post_holds(region, post_id))
+            counts = await pipe.execute()
+        declined = 0
+        quiet = []
+        for post_id, count in zip(post_ids, counts, strict=True):
+            if count:
+                declined += await self.post_ended(region, post_id, now)
+            else:
+                quiet.append(post_id)
+        if quiet:  # their stock, if any was offered
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for post_id in quiet:
+                    pipe.delete(keys.hold_stock(region, post_id))
+                await pipe.execute()
         return declined
 
     async def shop_disabled(self, region: str, shop_id: str, now: datetime) -> int:

@@ -412,6 +412,9 @@ class HubSink:
     def write(self, frame: bytes) -> None:
         self.frames.append(frame)
 
+    def write_many(self, frames: list[bytes]) -> None:
+        self.frames.extend(frames)
+
     def buffered(self) -> int:
         return 0
 

@@ -100,6 +100,42 @@ async def test_expiry_reaches_clients_and_feed_api(redis: Redis, settings: Setti
             assert late_comer.post_ids() == []
 
 
+async def test_the_sweep_ends_every_due_post_at_once_and_declines_their_holds(
+        redis: Redis, settings: Settings, pool: ArqRedis) -> None:
+    """Midnight ends many posts in one sweep (expire_many: one round trip for their scripts):
+    each due post gets its tombstone, pending holds on it are declined `post_ended`, the
+    stock it offered goes, and a post not yet due is left alone."""
+    clock = ManualClock()
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    ctx = worker_context(settings, pool, clock)
+    region = settings.region
+    async with street(redis, settings, clock) as (web, http), \
+            feed_client(web.ws, *STREET) as client:
+        soon = clock.now() + timedelta(minutes=10)
+        held = {**offer(soon, "Noix"), "hold": {"quantity": 3, "minutes": 30}}
+        due = [(await send_post(http, shop, body)).json()["id"]
+               for body in (held, held, *(offer(soon, f"Offre {i}") for i in range(5)))]
+        later = (await send_post(http, shop, offer(soon + timedelta(hours=1)))).json()["id"]
+        for post_id in (*due, later):
+            await client.wait_post(post_id)
+        asked = await http.post(f"/api/v1/posts/{due[0]}/holds", json={"name": "Léa"})
+        assert asked.status_code == 201, asked.text
+        assert await redis.exists(keys.hold_stock(region, due[1]))  # offered, never asked
+        clock.advance(10 * 60 + 1)
+        assert await sweep_expired(ctx) == len(due)
+        await wait_for(lambda: sorted(f["id"] for f in client.of_type("expired")) == sorted(due))
+        assert await _feed_ids(http) == [later]
+        assert await redis.zrange(keys.expiry_zset(region), 0, -1) == [later.encode()]
+        held_now = await http.get(f"/api/v1/holds/{asked.json()['id']}",
+                                  headers={"Authorization": f"Bearer {asked.json()['secret']}"})
+        assert (held_now.json()["status"], held_now.json()["reason"]) == ("declined",
+                                                                          "post_ended")
+        for post_id in due[:2]:
+            assert not await redis.exists(keys.hold_stock(region, post_id),
+                                          keys.post_holds(region, post_id))
+        assert await sweep_expired(ctx) == 0  # idempotent
+
+
 async def test_real_arq_worker_expires_a_post_on_time(redis: Redis, settings: Settings,
                                                      pool: ArqRedis) -> None:
     """The sweep runs every second: a post ends within about a second of its end, with no

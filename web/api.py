@@ -31,7 +31,6 @@ from rules import cursor as cursors
 from rules import images
 from rules.errors import ApiError, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
 from rules.regions import regions_for
-from rules.shops import profile_of
 from runtime import metrics
 from runtime.settings import METRICS_LOCAL_ADDRESSES
 from schemas.categories import CATEGORIES, CategoryList
@@ -73,7 +72,8 @@ from schemas.shops import (
 from schemas.signin import CodeField, SignInCode, SignInLink
 from services import shops as shop_changes
 from services import signin
-from storage import keys, openings, shops
+from services.profiles import profile_now
+from storage import keys, shops
 from storage.inbox import durability_check
 from storage.live import live_posts_newest_first
 from storage.redis_conn import REDIS_DOWN, async_reply
@@ -259,8 +259,8 @@ async def list_shops(request: Request) -> Response:
 
 
 async def _profile(st: AppState, record: ShopRecord) -> ShopProfile:
-    """The profile now, with the shop's own opening_change posts overriding its hours."""
-    return profile_of(record, st.clock, await openings.of_shop(st.redis, record.region, record.id))
+    """The profile now, as a shop's write answers it."""
+    return (await profile_now(st.redis, record, st.clock.now()))[0]
 
 
 @Operation(summary="A shop's public profile, with the producers it names (nearest first)",

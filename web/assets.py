@@ -94,6 +94,8 @@ class Asset:
     # what is not text.
     packed: dict[str, Representation]
     digest: bytes  # SHA-256 of the file: its ETags, and its compressed copies' names
+    # packed's codings, as rules.negotiation.choose_encoding takes them.
+    codings: tuple[str, ...]
 
 
 def _packed(body: bytes, digest: bytes, coding: Coding, cache: Path | None) -> bytes:
@@ -141,7 +143,8 @@ def _load(path: Path, stamp: Stamp, cache: Path | None) -> Asset:
             if len(out) <= len(body) * _MIN_SAVING:
                 packed[coding] = Representation(out, _etag(digest, f"-{coding}"))
     return Asset(stamp=stamp, media_type=_MEDIA_TYPES.get(suffix, "application/octet-stream"),
-                 identity=Representation(body, _etag(digest)), packed=packed, digest=digest)
+                 identity=Representation(body, _etag(digest)), packed=packed, digest=digest,
+                 codings=tuple(packed))
 
 
 class Assets:
@@ -268,7 +271,7 @@ class Assets:
         asset = await self.get(relative)
         if asset is None:
             raise HTTPException(404, "no such file")
-        coding = choose_encoding(request.headers.get("accept-encoding"), tuple(asset.packed))
+        coding = choose_encoding(request.headers.get("accept-encoding"), asset.codings)
         chosen = asset.identity if coding is None else asset.packed[coding]
         out = {"Cache-Control": "no-cache", "ETag": chosen.etag, **(headers or {})}
         if asset.packed:

@@ -82,9 +82,7 @@ async def sweep_expired(ctx: dict[str, Any]) -> int:
             now_ts = clock.now().timestamp()
             while True:
                 due = await live.due_for_expiry(now_ts)
-                for post_id in due:
-                    if await live.remove(post_id, "expired", now_ts=now_ts) is not None:
-                        total += 1
+                total += await live.expire_many(due, now_ts=now_ts)
                 if len(due) < 500:
                     break
     except REDIS_DOWN as exc:
