@@ -68,8 +68,8 @@ class FeedReader:
                                                block=self.settings.gateway_block_ms)
                 self._read_ok(loop.time())
                 for _stream, entries in reply or ():
-                    for entry_id, fields in entries:
-                        self.hub.dispatch(self.region, text(entry_id), fields.get(b"d", b""))
+                    self.hub.dispatch_many(self.region, [(text(entry_id), fields.get(b"d", b""))
+                                                         for entry_id, fields in entries])
         except BaseException:
             self.failing = True
             raise

@@ -424,14 +424,25 @@ class HubSink:
     def fast_path(self, high_water: int, on_lagging: object) -> object:
         return self.write
 
+    def bodies(self) -> list[dict[str, Any]]:
+        """Every frame received, decoded (a write may carry several: Hub.dispatch_many)."""
+        out = []
+        for data in self.frames:
+            at = 0
+            while at < len(data):  # server frames: unmasked text, FIN set
+                length, at = data[at + 1], at + 2
+                if length == 126:
+                    length, at = int.from_bytes(data[at:at + 2], "big"), at + 2
+                elif length == 127:
+                    length, at = int.from_bytes(data[at:at + 8], "big"), at + 8
+                out.append(json.loads(data[at:at + length]))
+                at += length
+        return out
+
     def posts(self) -> list[tuple[str, str]]:
         """(id, title) of every post frame received."""
-        out = []
-        for frame in self.frames:
-            body = json.loads(frame[4:] if frame[1] == 126 else frame[2:])
-            if body["type"] == "post":
-                out.append((body["post"]["id"], body["post"]["title"]))
-        return out
+        return [(body["post"]["id"], body["post"]["title"]) for body in self.bodies()
+                if body["type"] == "post"]
 
 
 def start_valkey(port: int, data: Path, appendfsync: str = "everysec",

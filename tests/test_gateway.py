@@ -127,6 +127,36 @@ def _entry(post_id: str, title: str, edit: bool = False) -> bytes:
                                          edit=edit))
 
 
+def test_entries_read_together_reach_each_socket_in_one_write(settings: Settings) -> None:
+    """A socket near several posts of one XREAD gets their frames in one write (the
+    transport's send is the gateway's largest cost), in stream order, each with its own
+    cursor; a socket that wants none of them gets nothing."""
+    hub = Hub(settings)
+    region = settings.region
+    hub.set_position(region, "0-0")
+
+    def subscriber(lat: float, lon: float) -> HubSink:
+        sink = HubSink()
+        conn = hub.connect(sink)
+        conn.sub.place(lat, lon, 300, None)
+        conn.regions = [region]
+        conn.regions_key = hub.regions_key(conn.regions)
+        hub.subscribe(conn)
+        assert conn.go_live()
+        return sink
+
+    near, far = subscriber(*STREET), subscriber(STREET[0] + 0.05, STREET[1])
+    hub.dispatch_many(region, [("1000-0", _entry("p_1", "fraises")),
+                               ("1001-0", b"not an entry"),  # skipped, as one by one
+                               ("1002-0", _entry("p_2", "cerises"))])
+    assert len(near.frames) == 1
+    assert [(b["post"]["id"], b["cursor"]) for b in near.bodies()] == [("p_1", "1000-0"),
+                                                                       ("p_2", "1002-0")]
+    assert far.frames == []
+    assert hub.positions[region] == "1002-0"
+    assert hub.reach == {(region, "p_1"): [1, 0], (region, "p_2"): [1, 0]}
+
+
 def test_a_post_published_again_after_a_redis_crash_reaches_nobody_twice(
         settings: Settings) -> None:
     """Redis fsyncs its AOF once a second: after kill -9 the enricher publishes the posts of
