@@ -61,8 +61,9 @@ class Profile:
     stall_s: float = 8.0
 
 
-QUICK = Profile(pilot_deliveries=10_000, peer_pilot_deliveries=3_000, saturation_s=1.5,
-                latency_s=2.5, busy_s=1.5, settle_s=0.5, stall_s=4.0)
+# A smoke run under a minute (bench/README.md): every phase once, short.
+QUICK = Profile(pilot_deliveries=4_000, peer_pilot_deliveries=1_500, saturation_s=1.0,
+                latency_s=1.5, busy_s=1.0, settle_s=0.2, stall_s=3.0)
 
 
 @dataclass
