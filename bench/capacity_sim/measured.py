@@ -66,7 +66,7 @@ def load_measured(path: Path = RESULTS, n: int = 10_000) -> Measured:
         path=str(path.relative_to(ROOT)), command=data["meta"].get("command", "?"),
         started=data["meta"].get("started", "?"), n=n,
         cpu_s_per_100k=sf["cpu_s_per_100k"]["median"],
-        cpu_s_per_100k_all=sf["cpu_s_per_100k_all_server"]["median"],
+        cpu_s_per_100k_all=sf["cpu_s_per_100k_all"]["median"],
         rss_kib_per_socket=sf["rss_kib_per_socket"]["median"],
         deliveries_per_s=sf["deliveries_per_s"]["median"],
         p99_ms=sf["p99_ms"]["median"],

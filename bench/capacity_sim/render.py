@@ -212,7 +212,7 @@ def city_lines(report: Report) -> list[str]:
         f"- Midnight: {report.midnight['city']:,.0f} posts (city), "
         f"{report.midnight['country']:,.0f} (country) end in the same second (end of the local "
         f"day), each a remove script of the scheduler's every-second sweep and a tombstone "
-        f"frame: at ~{SWEEP_EXPIRIES_PER_S:,.0f} a second (estimate) one scheduler needs "
+        f"frame: at ~{SWEEP_EXPIRIES_PER_S:,.0f} a second (bench.sweepcost) one scheduler needs "
         f"{report.midnight['country'] / SWEEP_EXPIRIES_PER_S / 60:,.1f} min to expire the "
         f"country's.",
         f"- Feed history (retention {SETTINGS.feed_retention_s / 3600:g} h, at most "
