@@ -12,21 +12,12 @@ the loop here:
   parser is a generator holding its protocol. Breaking them would take those libraries'
   private attributes; they hold no product object (the transport drops its protocol
   when the connection is lost) and are freed by the next collection of their generation.
-- `Collector` freezes (`gc.freeze()`) what survives start-up and each collection:
-  long-lived objects (modules, the app, open sockets) are never walked again, so a
-  collection costs what changed since the last one. A frozen object is still freed when
-  its count falls to zero; one in a reference cycle (the two above, of a socket frozen
-  while open) is kept until the hourly thaw collects everything once.
-- The young generation's threshold is raised (settings.gc_thresholds: 20,000 tracked
-  objects more allocated than freed, CPython's is 700). Serving frees what it allocates,
-  so at a steady number of sockets no collection runs at all: at 700 a collection ran
-  every few milliseconds, each walking what was in flight, and the survivors reached the
-  older generations (issue 19's quiet run, N = 10,000: 1,582 young and 139 middle
-  collections, 0.6 + 1.0 s of one web process's CPU). Collections come with new sockets
-  instead: one per ~600 sockets connected, each walking those (~30 ms), then frozen
-  within a second. The middle generation waits for 50 of them (CPython: 10): during a
-  reconnect storm (10,000 sockets in ~10 s) one ran at 10 and walked everything not
-  frozen yet, 245 ms.
+- `Collector` freezes (`gc.freeze()`) what survives start-up and each full
+  collection: long-lived objects (modules, the app, open sockets) are never walked
+  again, so a full collection costs what changed since the last one. A frozen object
+  is still freed when its count falls to zero; one in a reference cycle (the two above,
+  of a socket frozen while open) is kept until the hourly thaw lets the next full
+  collection free it.
 """
 
 from __future__ import annotations
@@ -52,10 +43,8 @@ class Collector:
     docstring), unfreezes them every `thaw_interval_s`; measures each collection's pause.
     """
 
-    def __init__(self, thaw_interval_s: float = 3600.0,
-                 thresholds: tuple[int, int, int] | None = None) -> None:
+    def __init__(self, thaw_interval_s: float = 3600.0) -> None:
         self.thaw_interval_s = thaw_interval_s
-        self.thresholds = thresholds
         # Per generation: collections seen, their total and longest pause, in seconds.
         self.collections = [0, 0, 0]
         self.pause_s = [0.0, 0.0, 0.0]
@@ -64,12 +53,10 @@ class Collector:
         # Pauses past LONG_PAUSE_S not logged yet: (time.time(), generation, seconds).
         self.long_pauses: list[tuple[float, int, float]] = []
         self._started = 0.0
-        self._seen = 0
+        self._full_seen = 0
 
     def install(self) -> None:
         """Freeze what start-up made, and measure collections from now on."""
-        if self.thresholds is not None:
-            gc.set_threshold(*self.thresholds)
         gc.collect()
         self._freeze()
         if self._on_gc not in gc.callbacks:
@@ -81,7 +68,7 @@ class Collector:
         gc.unfreeze()
 
     def _freeze(self) -> None:
-        self._seen = _collections_so_far()
+        self._full_seen = gc.get_stats()[2]["collections"]
         gc.freeze()
         self.freezes += 1
 
@@ -97,27 +84,24 @@ class Collector:
         if pause > LONG_PAUSE_S and len(self.long_pauses) < 100:
             self.long_pauses.append((time.time(), generation, pause))
 
-    def after_collections(self) -> bool:
-        """Freeze what survived the collections since the last freeze; whether any ran.
+    def after_full_collections(self) -> bool:
+        """Freeze what survived the full collections since the last freeze; whether any ran.
 
         Not from the collector's callback, which runs in the middle of some allocation: on
         the event loop, between callbacks. What is frozen then is alive (the collection's
         survivors and the young objects since), and what dies later is still freed by
         reference counting; only an object that ends in a reference cycle stays, until
         the next thaw."""
-        if _collections_so_far() == self._seen:
+        if gc.get_stats()[2]["collections"] == self._full_seen:
             return False
         self._freeze()
         return True
 
     def thaw(self) -> None:
-        """Unfreeze everything and collect it all at once (one long pause an hour by default:
-        ~330 ms at 10,000 sockets), which frees what froze in a reference cycle; freeze
-        the survivors again. At once: with young collections this rare, a full one might
-        not come for days, and the next freeze would catch the cycles again."""
+        """Unfreeze everything: the next full collection walks it all once (one long pause
+        an hour by default) and frees what froze in a reference cycle; its survivors are
+        frozen again after it."""
         gc.unfreeze()
-        gc.collect()
-        self._freeze()
         self.thaws += 1
 
     def log_long_pauses(self) -> None:
@@ -140,12 +124,8 @@ class Collector:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), check_s)
-            self.after_collections()
+            self.after_full_collections()
             self.log_long_pauses()
             if self.thaw_interval_s > 0 and loop.time() - thawed_at >= self.thaw_interval_s:
                 thawed_at = loop.time()
                 self.thaw()
-
-
-def _collections_so_far() -> int:
-    return sum(generation["collections"] for generation in gc.get_stats())

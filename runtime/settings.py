@@ -178,8 +178,6 @@ class Settings:
     # full collection frees whatever a freeze caught that ended in a reference cycle.
     gc_freeze: bool = True
     gc_thaw_interval_s: float = 3600.0
-    # gc.set_threshold in the web process (runtime/collector.py; CPython's are 700, 10, 10).
-    gc_thresholds: tuple[int, int, int] = (20_000, 50, 10)
     # Server-Sent Events (GET /api/v1/feed/stream, feed.sse): the `retry:` an EventSource
     # waits before reconnecting with its Last-Event-ID, and a stream's longest life (a
     # client that stops reading while nothing fills its buffer is cut off by this; one
@@ -405,7 +403,6 @@ ENVIRONMENT: dict[str, str] = {
     "STREETFEED_ENRICHER_CLAIM_IDLE_MS": "enricher_claim_idle_ms",
     "STREETFEED_GATEWAY_INDEX": "gateway_use_index",
     "STREETFEED_GC_FREEZE": "gc_freeze",
-    "STREETFEED_GC_THRESHOLDS": "gc_thresholds",
     "STREETFEED_TILE_URL": "tile_url",
     "STREETFEED_SCREEN_FRAME_ANCESTORS": "screen_frame_ancestors",
     "STREETFEED_SHOP_POSTS_PER_MINUTE": "shop_posts_per_minute",
@@ -464,14 +461,6 @@ def _float(value: str) -> float:
         raise ValueError(f"expected a number, got {value!r}") from None
 
 
-def _positive_ints(value: str, count: int) -> tuple[int, ...]:
-    """`count` comma-separated integers above 0 (a 0 would turn the collector off)."""
-    numbers = msgspec.convert(_comma_list(value), tuple[int, ...], strict=False)
-    if len(numbers) != count or min(numbers) < 1:
-        raise ValueError(f"expected {count} comma-separated integers above 0, got {value!r}")
-    return numbers
-
-
 def _regions(value: str) -> tuple[Region, ...]:
     return parse_regions(value)
 
@@ -501,7 +490,6 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "vapid_subject": str.strip,
     "push_allowed_hosts": _comma_list,
     "moderation_banned_words": _words_file,
-    "gc_thresholds": lambda value: _positive_ints(value, 3),
 }
 
 

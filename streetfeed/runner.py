@@ -117,7 +117,7 @@ async def _collector(settings: Settings, server: uvicorn.Server, stop: asyncio.E
     while not server.started:
         if await sleep_or_stop(stop, 0.05):
             return
-    collector = Collector(settings.gc_thaw_interval_s, settings.gc_thresholds)
+    collector = Collector(settings.gc_thaw_interval_s)
     collector.install()
     try:
         await supervised("gc", lambda: collector.run(stop), stop)

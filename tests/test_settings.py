@@ -54,10 +54,6 @@ def test_every_variable_is_read_through_settings() -> None:
     ("STREETFEED_SHOP_POSTS_PER_MINUTE", "-5", "expected at least 1, got -5"),
     ("STREETFEED_TIMEZONE", "Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
     ("STREETFEED_TIMEZONE", "localtime", "unknown time zone 'localtime'"),
-    ("STREETFEED_GC_THRESHOLDS", "0,10,10",
-     "expected 3 comma-separated integers above 0, got '0,10,10'"),
-    ("STREETFEED_GC_THRESHOLDS", "700,10",
-     "expected 3 comma-separated integers above 0, got '700,10'"),
 ])
 def test_a_bad_value_names_its_variable(name: str, value: str, said: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(name) + r"\)?: " + re.escape(said)):
