@@ -325,13 +325,15 @@ async def test_streams_count_against_the_process_s_connections(redis: Redis,
         for _ in range(settings.max_sockets):
             await stack.enter_async_context(sse_client(web.http))
         # One connection is left for plain HTTP: the next stream is refused on it, not
-        # dropped at the connection cap.
+        # dropped at the connection cap, and the server closes that connection at once (a
+        # refused client kept alive held the share kept for pages and health checks).
         async with httpx.AsyncClient(base_url=web.http) as http:
             refused = await http.get(f"/api/v1/feed/stream?{QUERY}")
             assert refused.status_code == 503
             assert refused.json()["error"]["code"] == "server_busy"
-        await wait_for(lambda: len(web.state.guard.open) == settings.max_sockets,
-                       message="the refused client's connection closed, the streams kept")
+            assert refused.headers["connection"] == "close"
+            await wait_for(lambda: len(web.state.guard.open) == settings.max_sockets,
+                           timeout=2, message="the refused connection closed by the server")
 
 
 async def _stalled_stream(port: int, query: str) -> socket.socket:

@@ -29,5 +29,11 @@ def error_response(status: int, code: str, message: str,
 
 
 def api_error_response(exc: ApiError) -> JSONResponse:
-    """The answer to a refusal: its status and code, and when to retry if it says."""
-    return error_response(exc.status, exc.code, exc.message, headers=exc.headers() or None)
+    """The answer to a refusal: its status and code, and when to retry if it says. A
+    process too busy for another socket or upload also closes the connection: kept alive,
+    refused clients held the tenth of connections kept for pages and health checks (cold
+    attacker of issue 19: /healthz answered 503 for ~5 s after 100 refused streams)."""
+    headers = exc.headers()
+    if exc.code == "server_busy":
+        headers["Connection"] = "close"
+    return error_response(exc.status, exc.code, exc.message, headers=headers or None)
