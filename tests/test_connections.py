@@ -233,6 +233,29 @@ async def test_responses_never_read_are_dropped(redis: object, settings: Setting
         sock.close()
 
 
+async def test_handshakes_arriving_together_do_not_pass_the_socket_cap(
+        redis: object, settings: Settings) -> None:
+    """Admission waits on Redis (the per-address minute count) between its cap check and
+    the socket being counted: handshakes arriving together all passed the check before any
+    was counted (a cold attacker's 1,000 admitted at a cap of 900)."""
+    settings = settings.with_(max_connections=40)
+    url = "{}/ws/feed?lat=44.8378&lon=-0.5792&radius_m=500"
+
+    async def one(stack: contextlib.AsyncExitStack, base: str) -> int:
+        try:
+            await stack.enter_async_context(connect(url.format(base)))
+        except InvalidStatus as exc:
+            return exc.response.status_code
+        return 101
+
+    async with web_server(settings) as web, contextlib.AsyncExitStack() as stack:
+        answers = await asyncio.gather(*(one(stack, web.ws)
+                                         for _ in range(settings.max_sockets + 10)))
+        assert sorted(answers).count(101) == settings.max_sockets, answers
+        assert set(answers) == {101, 503}
+        assert web.state.gateway.open_sockets == settings.max_sockets
+
+
 async def test_sockets_filling_the_process_leave_http_served(redis: object,
                                                              settings: Settings) -> None:
     """A cold attacker's: feed sockets up to STREETFEED_MAX_CONNECTIONS answered every HTTP
