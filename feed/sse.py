@@ -21,7 +21,7 @@ Last-Event-ID, nothing lost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, MutableSet
+from collections.abc import Callable, Iterator, MutableSet
 
 import msgspec
 
@@ -47,6 +47,23 @@ def _payload(frame: bytes) -> bytes:
     """The payload of an unmasked, unfragmented WebSocket frame (feed.frames.ws_text_frame)."""
     n = frame[1] & 0x7F
     return frame[2:] if n < 126 else frame[4:] if n == 126 else frame[10:]
+
+
+def _frames(chunk: bytes) -> Iterator[bytes]:
+    """The frames of `chunk`: whole unmasked frames back to back (the hub writes the
+    frames of one XREAD to a socket in one call, Hub.dispatch_many). A chunk of one frame
+    is yielded as itself (the events' cache is keyed by frames)."""
+    start, end = 0, len(chunk)
+    while start < end:
+        n = chunk[start + 1] & 0x7F
+        if n < 126:
+            stop = start + 2 + n
+        elif n == 126:
+            stop = start + 4 + int.from_bytes(chunk[start + 2:start + 4], "big")
+        else:
+            stop = start + 10 + int.from_bytes(chunk[start + 2:start + 10], "big")
+        yield chunk if start == 0 and stop == end else chunk[start:stop]
+        start = stop
 
 
 def sse_event(frame: bytes) -> bytes:
@@ -148,6 +165,10 @@ class EventStream:
         for frame in frames:
             self.write(frame)
 
+    def _write_chunk(self, chunk: bytes) -> None:
+        for frame in _frames(chunk):
+            self.write(frame)
+
     def buffered(self) -> int:
         return self._size if self.sending else 0
 
@@ -163,7 +184,7 @@ class EventStream:
                   on_lagging: Callable[[], object]) -> Callable[[bytes], object]:
         self._high_water = high_water
         self._on_lagging = on_lagging
-        return self.write
+        return self._write_chunk
 
     # --- The response's side -----------------------------------------------------------
 

@@ -192,6 +192,26 @@ async def test_the_stream_carries_the_socket_s_frames(redis: Redis, settings: Se
                 _same_as_ws(sse, ws.frames)
 
 
+async def test_entries_read_in_one_xread_are_events_of_their_own(redis: Redis,
+                                                                   settings: Settings) -> None:
+    """The hub writes the frames of one XREAD to a socket at once (Hub.dispatch_many); a
+    stream makes each an event with its own id. Entries added in one transaction are
+    read together: they once reached the stream as one frame, whose decoding failed and
+    restarted the region's reader for every client."""
+    settings = settings.with_(**_NO_KEEPALIVE)
+    async with web_server(settings) as web, sse_client(web.http) as sse, \
+            feed_client(web.ws, *STREET) as ws:
+        async with redis.pipeline(transaction=True) as pipe:
+            for i in range(3):
+                pipe.xadd(keys.feed_stream(settings.region), {"d": _big_post(i)})
+            ids = [entry_id.decode() for entry_id in await pipe.execute()]
+        posts = [f"p_{i:016d}" for i in range(3)]
+        await wait_for(lambda: sse.post_ids() == posts and ws.post_ids() == posts,
+                       message="the three posts on both")
+        assert [event_id for kind, event_id, _ in sse.events if kind == "post"] == ids
+        _same_as_ws(sse, ws.frames)
+
+
 async def _in_feed(http: httpx.AsyncClient, post_id: str) -> bool:
     feed = (await http.get(f"/api/v1/feed?{QUERY}")).json()
     return post_id in [p["id"] for p in feed["posts"]]
