@@ -214,9 +214,15 @@ async def registration_id(cdp: Any, page: Any) -> str:
            lambda event: found.extend(event["registrations"]))
     await page.wait_for_function(CONTROLLED)
     await cdp.send("ServiceWorker.enable")
-    await wait_for(lambda: any(not r.get("isDeleted") for r in found),
-                   message="the service worker's registration")
-    return str([r for r in found if not r.get("isDeleted")][-1]["registrationId"])
+    origin = page.url.split("/", 3)[:3]
+
+    def ours() -> list[dict[str, Any]]:
+        # This page's own: the browser process is the test run's, and its events may
+        # name other registrations.
+        return [r for r in found if not r.get("isDeleted")
+                and r.get("scopeURL", "").split("/", 3)[:3] == origin]
+    await wait_for(lambda: bool(ours()), message="the service worker's registration")
+    return str(ours()[-1]["registrationId"])
 
 
 async def deliver(cdp: Any, base: str, registration: str, payload: dict[str, Any]) -> None:
@@ -232,13 +238,17 @@ async def notifications(page: Any) -> list[dict[str, Any]]:
 async def notifications_when(page: Any, condition: Callable[[list[dict[str, Any]]], bool],
                              ) -> list[dict[str, Any]]:
     """The notifications shown once `condition` holds of them (a push is handled out of
-    the page: polled, with wait_for's timeout)."""
+    the page: polled). A push may have to start the service worker again, which took more
+    than wait_for's 5 s once or twice in a whole suite on two loaded cores."""
     seen: list[dict[str, Any]] = []
 
     async def holds() -> bool:
         seen[:] = await notifications(page)
         return condition(seen)
-    await wait_for(holds, message="the notifications")
+    try:
+        await wait_for(holds, 20, message="the notifications")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; shown: {seen}") from None
     return seen
 
 
