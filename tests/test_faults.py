@@ -7,6 +7,7 @@ breaks one part. See docs/reliability.md for the table these tests fill.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -203,21 +204,20 @@ async def test_stalled_client_is_dropped_and_memory_stays_bounded(
     await wait_http(f"{base}/readyz")
     query = f"lat={STREET[0]}&lon={STREET[1]}&radius_m=500"
     async with feed_client(f"ws://127.0.0.1:{port}", *STREET) as healthy:
-        stalled = await _stalled_client(port, query)
-        baseline = _rss_kib(service.pid)
-        peak = baseline
-        total = 400  # 400 x 60 KB = 24 MB sent to each subscriber
-        latencies = []
-        for i in range(total):
-            sent = time.monotonic()
-            await redis.xadd(keys.feed_stream(settings.region), {"d": _big_post(i)})
-            await wait_for(lambda i=i: len(healthy.posts()) > i, 5)
-            latencies.append(time.monotonic() - sent)
-            peak = max(peak, _rss_kib(service.pid))
-        async with httpx.AsyncClient(base_url=base) as http:
-            page = (await http.get("/metrics")).text
-        assert "streetfeed_dropped_slow_sockets_total 1.0" in page
-        stalled.close()
+        with contextlib.closing(await _stalled_client(port, query)):
+            baseline = _rss_kib(service.pid)
+            peak = baseline
+            total = 400  # 400 x 60 KB = 24 MB sent to each subscriber
+            latencies = []
+            for i in range(total):
+                sent = time.monotonic()
+                await redis.xadd(keys.feed_stream(settings.region), {"d": _big_post(i)})
+                await wait_for(lambda i=i: len(healthy.posts()) > i, 5)
+                latencies.append(time.monotonic() - sent)
+                peak = max(peak, _rss_kib(service.pid))
+            async with httpx.AsyncClient(base_url=base) as http:
+                page = (await http.get("/metrics")).text
+            assert "streetfeed_dropped_slow_sockets_total 1.0" in page
     service.terminate()
     growth_mib = (peak - baseline) / 1024
     assert growth_mib < 40, f"RSS grew {growth_mib:.1f} MiB while a client stalled"

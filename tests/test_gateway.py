@@ -58,18 +58,17 @@ async def test_stalled_socket_is_closed_and_others_keep_receiving(
     settings = settings.with_(gateway_socket_buffer_max=256 * 1024)
     query = f"lat={STREET[0]}&lon={STREET[1]}&radius_m=500"
     async with web_server(settings) as web, feed_client(web.ws, *STREET) as healthy:
-        stalled = await _stalled_client(web.port, query)
-        hub = web.state.hub
-        await wait_for(lambda: len(hub.index) == 2, message="both subscribed")
-        total = 200  # ~12 MB: far more than socket buffers and the per-socket limit
-        for i in range(total):
-            await redis.xadd(keys.feed_stream(settings.region), {"d": _big_post(i)})
-        await wait_for(lambda: hub.dropped_slow == 1, 10, "the stalled socket to be dropped")
-        assert len(hub.index) == 1
-        await wait_for(lambda: len(healthy.posts()) == total, 20, "every post on the healthy one")
-        assert healthy.close_code is None
-        # Memory stays bounded: what is buffered for the stalled socket was released.
-        stalled.close()
+        with contextlib.closing(await _stalled_client(web.port, query)):
+            hub = web.state.hub
+            await wait_for(lambda: len(hub.index) == 2, message="both subscribed")
+            total = 200  # ~12 MB: far more than socket buffers and the per-socket limit
+            for i in range(total):
+                await redis.xadd(keys.feed_stream(settings.region), {"d": _big_post(i)})
+            await wait_for(lambda: hub.dropped_slow == 1, 10, "the stalled socket to be dropped")
+            assert len(hub.index) == 1
+            await wait_for(lambda: len(healthy.posts()) == total, 20,
+                           "every post on the healthy one")
+            assert healthy.close_code is None
 
 
 async def test_ping_after_snapshot_carries_cursor(redis: Redis, settings: Settings) -> None:

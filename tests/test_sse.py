@@ -376,19 +376,18 @@ async def test_a_stream_whose_client_stops_reading_is_cut_off(redis: Redis,
                                                               settings: Settings) -> None:
     settings = settings.with_(write_stall_timeout_s=1.0)
     async with web_server(settings) as web, sse_client(web.http) as healthy:
-        stalled = await _stalled_stream(web.port, QUERY)
-        hub, gateway = web.state.hub, web.state.gateway
-        await wait_for(lambda: len(hub.index) == 2, message="both subscribed")
-        total = 200  # ~12 MB: far more than socket buffers and the per-stream limit
-        for i in range(total):
-            await redis.xadd(keys.feed_stream(settings.region), {"d": _big_post(i)})
-        await wait_for(lambda: hub.dropped_slow == 1, 10, "the stalled stream to be dropped")
-        await wait_for(lambda: len(healthy.of_type("post")) == total, 20, "every post")
-        # Its connection is gone too, not only its subscription.
-        await wait_for(lambda: sum(gateway.per_address.values()) == 1 and
-                       len(web.state.guard.open) <= 2, 10, "the stalled connection closed")
-        assert not healthy.ended.is_set()
-        stalled.close()
+        with contextlib.closing(await _stalled_stream(web.port, QUERY)):
+            hub, gateway = web.state.hub, web.state.gateway
+            await wait_for(lambda: len(hub.index) == 2, message="both subscribed")
+            total = 200  # ~12 MB: far more than socket buffers and the per-stream limit
+            for i in range(total):
+                await redis.xadd(keys.feed_stream(settings.region), {"d": _big_post(i)})
+            await wait_for(lambda: hub.dropped_slow == 1, 10, "the stalled stream to be dropped")
+            await wait_for(lambda: len(healthy.of_type("post")) == total, 20, "every post")
+            # Its connection is gone too, not only its subscription.
+            await wait_for(lambda: sum(gateway.per_address.values()) == 1 and
+                           len(web.state.guard.open) <= 2, 10, "the stalled connection closed")
+            assert not healthy.ended.is_set()
 
 
 async def test_a_stream_ends_after_its_longest_life_and_resumes(redis: Redis,
