@@ -40,6 +40,7 @@ from rules.addresses import counted_address
 from rules.clock import Clock
 from rules.errors import ApiError, RateLimited, Unavailable
 from rules.regions import regions_for
+from runtime.collector import SocketCounts
 from runtime.settings import Settings
 from schemas.feed import ClientMessage, Subscription
 from services.supervision import Backoff
@@ -99,13 +100,15 @@ def origin_allowed(origin: str, host: str, scheme: str, allowed: tuple[str, ...]
 
 class Gateway:
     def __init__(self, redis: Redis, settings: Settings, hub: Hub, readers: Readers,
-                 clock: Clock, limiter: RateLimiter) -> None:
+                 clock: Clock, limiter: RateLimiter,
+                 counts: SocketCounts | None = None) -> None:
         self.redis = redis
         self.clock = clock
         self.limiter = limiter
         self.per_address: Counter[str] = Counter()
-        # The sum of per_address, kept beside it (checked at every handshake: a storm).
-        self.open_sockets = 0
+        # `open` is the sum of per_address, kept beside it (checked at every handshake: a
+        # storm); `closed` is read by the garbage collector's policy (runtime/collector.py).
+        self.counts = counts if counts is not None else SocketCounts()
         self.settings = settings
         self.hub = hub
         self.readers = readers
@@ -143,7 +146,7 @@ class Gateway:
     def _over_caps(self, address: str) -> ApiError | None:
         if self.per_address[counted_address(address)] >= self.settings.max_sockets_per_address:
             return RateLimited("too many open sockets from this address", retry_after=30)
-        if self.open_sockets >= self.settings.max_sockets:
+        if self.counts.open >= self.settings.max_sockets:
             return Unavailable("this server has too many open sockets; retry shortly",
                                code="server_busy", retry_after=5)
         return None
@@ -160,7 +163,7 @@ class Gateway:
 
     def opened(self, address: str) -> None:
         self.per_address[counted_address(address)] += 1
-        self.open_sockets += 1
+        self.counts.open += 1
 
     def closed(self, conn: Connection | None, address: str) -> None:
         if conn is not None:
@@ -168,7 +171,8 @@ class Gateway:
             conn.release()
         counted = counted_address(address)
         self.per_address[counted] -= 1
-        self.open_sockets -= 1
+        self.counts.open -= 1
+        self.counts.closed += 1
         if not self.per_address[counted]:
             del self.per_address[counted]
 

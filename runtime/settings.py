@@ -178,6 +178,11 @@ class Settings:
     # full collection frees whatever a freeze caught that ended in a reference cycle.
     gc_freeze: bool = True
     gc_thaw_interval_s: float = 3600.0
+    # ... and as soon as this many sockets have closed since a freeze caught open ones:
+    # each may leave ~3-6 KiB frozen in its transport's reference cycle (docs/performance.md,
+    # "Garbage collection and the tail"), so 10,000 bound that to some 30-60 MiB, for one
+    # full collection of everything (~330 ms at 10,000 open sockets) per 10,000 closes.
+    gc_thaw_after_closed: int = 10_000
     # Server-Sent Events (GET /api/v1/feed/stream, feed.sse): the `retry:` an EventSource
     # waits before reconnecting with its Last-Event-ID, and a stream's longest life (a
     # client that stops reading while nothing fills its buffer is cut off by this; one
@@ -403,6 +408,7 @@ ENVIRONMENT: dict[str, str] = {
     "STREETFEED_ENRICHER_CLAIM_IDLE_MS": "enricher_claim_idle_ms",
     "STREETFEED_GATEWAY_INDEX": "gateway_use_index",
     "STREETFEED_GC_FREEZE": "gc_freeze",
+    "STREETFEED_GC_THAW_AFTER_CLOSED": "gc_thaw_after_closed",
     "STREETFEED_TILE_URL": "tile_url",
     "STREETFEED_SCREEN_FRAME_ANCESTORS": "screen_frame_ancestors",
     "STREETFEED_SHOP_POSTS_PER_MINUTE": "shop_posts_per_minute",

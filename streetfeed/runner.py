@@ -27,7 +27,7 @@ from feed.raw_ws import RawFrameProtocol
 from rules.clock import Clock, SystemClock
 from rules.moderation import Policy
 from runtime import metrics
-from runtime.collector import Collector
+from runtime.collector import Collector, SocketCounts
 from runtime.processes import PARENT_ENV
 from runtime.settings import Settings
 from services.supervision import Backoff, sleep_or_stop, supervised
@@ -93,11 +93,12 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
 def web_part(settings: Settings, clock: Clock, policy: Policy, *,
              reuse_port: bool = False) -> Part:
     async def run(stop: asyncio.Event) -> None:
-        server = uvicorn.Server(uvicorn_config(settings, create_app(settings, clock=clock,
-                                                                    policy=policy)))
+        counts = SocketCounts()
+        app = create_app(settings, clock=clock, policy=policy, socket_counts=counts)
+        server = uvicorn.Server(uvicorn_config(settings, app))
         sockets = [reuse_port_socket(settings.host, settings.port)] if reuse_port else None
         serving = asyncio.create_task(server.serve(sockets=sockets))
-        collecting = asyncio.create_task(_collector(settings, server, stop))
+        collecting = asyncio.create_task(_collector(settings, server, counts, stop))
         await asyncio.wait([serving, asyncio.create_task(stop.wait())],
                            return_when=asyncio.FIRST_COMPLETED)
         server.should_exit = True
@@ -109,7 +110,8 @@ def web_part(settings: Settings, clock: Clock, policy: Policy, *,
     return run
 
 
-async def _collector(settings: Settings, server: uvicorn.Server, stop: asyncio.Event) -> None:
+async def _collector(settings: Settings, server: uvicorn.Server, counts: SocketCounts,
+                     stop: asyncio.Event) -> None:
     """Once the app has started (modules, app state, libraries: all long-lived), freeze it
     and keep full collections short while it serves (runtime/collector.py)."""
     if not settings.gc_freeze:
@@ -117,7 +119,7 @@ async def _collector(settings: Settings, server: uvicorn.Server, stop: asyncio.E
     while not server.started:
         if await sleep_or_stop(stop, 0.05):
             return
-    collector = Collector(settings.gc_thaw_interval_s)
+    collector = Collector(settings.gc_thaw_interval_s, settings.gc_thaw_after_closed, counts)
     collector.install()
     try:
         await supervised("gc", lambda: collector.run(stop), stop)

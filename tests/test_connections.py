@@ -253,7 +253,7 @@ async def test_handshakes_arriving_together_do_not_pass_the_socket_cap(
                                          for _ in range(settings.max_sockets + 10)))
         assert sorted(answers).count(101) == settings.max_sockets, answers
         assert set(answers) == {101, 503}
-        assert web.state.gateway.open_sockets == settings.max_sockets
+        assert web.state.gateway.counts.open == settings.max_sockets
 
 
 async def test_sockets_filling_the_process_leave_http_served(redis: object,

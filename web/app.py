@@ -34,6 +34,7 @@ from rules.media import MEDIA_PATH
 from rules.moderation import Policy
 from rules.proxies import TrustedProxies
 from runtime import metrics
+from runtime.collector import SocketCounts
 from runtime.connections import ConnectionGuard
 from runtime.lifespan import STATE_KEY
 from runtime.settings import Settings
@@ -92,7 +93,8 @@ async def _media_down(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
-               policy: Policy | None = None) -> Starlette:
+               policy: Policy | None = None,
+               socket_counts: SocketCounts | None = None) -> Starlette:
     clock = clock or SystemClock()
     policy = policy or settings.moderation_policy()
     # Who the client is behind a proxy: one rule for HTTP (ForwardedClient), feed sockets
@@ -113,7 +115,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         hub = Hub(settings)
         readers = Readers(redis, settings, hub, clock)
         limiter = RateLimiter(redis, settings.secret)
-        gateway = Gateway(redis, settings, hub, readers, clock, limiter)
+        gateway = Gateway(redis, settings, hub, readers, clock, limiter, socket_counts)
         stats = StatsPublisher(redis, hub, settings.presence_interval_s, settings.reach_ttl_s)
         presence = PresenceBoard(redis, settings)
         holds = Holds(redis, settings, clock, policy, limiter)
