@@ -486,6 +486,56 @@ async def test_idle_console_makes_no_request_yet_shows_changes_live(
         assert page.errors == []
 
 
+async def test_a_console_back_from_an_outage_does_not_wait_out_its_backoff(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """Its socket, refused a few times over (an outage), waits longer each time (up to
+    30 s). Once the server answers a request again (a post published) it comes back at
+    once: the cold user's post reached "Your live posts" 6.8 s late, the backoff's."""
+    shop = await add_shop(redis, settings, "Cave du Marché", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings):
+        page = watch_errors(await browser.new_page())
+        await page.set_viewport_size({"width": 360, "height": 740})
+        await page.clock.install()
+        outage = False
+        refused = 0
+        sockets: list[Any] = []
+
+        async def route(ws: Any) -> None:
+            nonlocal refused
+            if outage:
+                refused += 1
+                await ws.close()
+            else:
+                ws.connect_to_server()
+                sockets.append(ws)
+        await page.route_web_socket("**/ws/shop", route)
+        await page.goto(f"{web.http}/shop")
+        await page.click("#token-signin > summary")
+        await page.fill("#shop-id", shop.id)
+        await page.fill("#token", shop.token)
+        await page.click("#signin-submit")
+        await page.wait_for_function("() => window.streetfeedConsole.live")
+        # From here the page's timers run only as the test says: its backoff too.
+        now = await page.evaluate("() => Date.now()")
+        await page.clock.pause_at(datetime.fromtimestamp(now / 1000 + 1, ZoneInfo("UTC")))
+
+        outage = True
+        await sockets[-1].close()
+        for attempt in range(1, 4):  # refused after ~1, ~2, ~4 s: ~8 s (4 to 12) next
+            await page.clock.run_for(6_000 * 2 ** (attempt - 1))
+            await wait_for(lambda attempt=attempt: refused == attempt,
+                           message=f"refused attempt {attempt}")
+        outage = False
+        await page.fill("#title", "Saint-Émilion 2019")
+        await page.click("#publish")
+        await page.wait_for_selector("#post-ok", state="visible")
+        # Nothing runs the page's clock from here: only a socket opened at once brings it.
+        await page.wait_for_selector('#own-posts .own-post:has-text("Saint-Émilion 2019")',
+                                     timeout=10_000)
+        assert refused == 3 and len(sockets) == 2
+        assert page.errors == []
+
+
 async def test_edit_corrects_every_field_and_clears(redis: Redis, settings: Settings,
                                                    browser: Any) -> None:
     shop = await add_shop(redis, settings, "Primeur", *STREET)

@@ -166,7 +166,10 @@ async function api(method, path, body) {
       data = null;
     }
   }
-  if (response.ok) return { ok: true, status: response.status, data, error: null };
+  if (response.ok) {
+    serverAnswered();
+    return { ok: true, status: response.status, data, error: null };
+  }
   const error = data?.error && typeof data.error === "object" ? data.error
     : { code: response.status === 503 ? "redis_unavailable" : "http_error",
       message: `HTTP ${response.status}` };
@@ -323,6 +326,7 @@ function showShop() {
 
 function connect() {
   clearTimeout(reconnectTimer);
+  reconnectTimer = 0;
   if (!shop || socket) return;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${scheme}//${location.host}/ws/shop`);
@@ -350,6 +354,18 @@ function connect() {
     reconnectDelay = Math.min(reconnectDelay * 2, RECONNECT_MAX_MS);
     reconnectTimer = setTimeout(connect, delay);
   });
+}
+
+/**
+ * The server has just answered a request: a socket waiting out its backoff (up to 30 s
+ * after an outage) comes back now, or a post just published would reach "Your live
+ * posts" that much later.
+ */
+function serverAnswered() {
+  if (shop && !socket && reconnectTimer) {
+    reconnectDelay = RECONNECT_FIRST_MS;
+    connect();
+  }
 }
 
 function disconnect() {
