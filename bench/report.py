@@ -250,7 +250,9 @@ def targets(by_n: dict[str, Any]) -> list[dict[str, Any]]:
           ratios["cpu all streetfeed/ceiling"]["median"], "<=", 1.5)
     information("streetfeed/ceiling CPU-s per 100k (web process alone)",
                 ratios["cpu streetfeed/ceiling"]["median"])
-    check("streetfeed p99 ms at half saturation", med("streetfeed", "p99_ms"), "<", 50)
+    # Issue 19: in each repetition, not only the median.
+    check("streetfeed p99 ms at half saturation, the largest of the repetitions",
+          scen.get("streetfeed", {}).get("p99_ms", {}).get("max", math.nan), "<", 50)
     check("streetfeed p99 ms with 50 consoles and 1,000 profile GETs a minute",
           med("streetfeed", "busy_p99_ms"), "<", 50)
     check("streetfeed KiB RSS per idle socket", med("streetfeed", "rss_kib_per_socket"), "<=", 16)
