@@ -176,6 +176,11 @@ _REASONS: dict[str, EndReason] = {r: r for r, _ in END_REASONS.values()}
 _FIELDS = ["json", "status", "ended_at", "reason"]
 
 
+def _ended_keys(region: str, post_id: str) -> tuple[str, str]:
+    """What goes when a post ends: its stock and the set of its open holds."""
+    return keys.hold_stock(region, post_id), keys.post_holds(region, post_id)
+
+
 def _status(raw: bytes | str) -> HoldStatus:
     return _STATUSES[text(raw)]
 
@@ -305,8 +310,7 @@ class HoldStore:
             shop_id = hold.record.shop.id
             changed, _ = await self.change(hold.record, "post_ended", now)
             declined += changed is Changed.OK
-        await self.redis.delete(keys.hold_stock(region, post_id),
-                                keys.post_holds(region, post_id))
+        await self.redis.delete(*_ended_keys(region, post_id))
         if shop_id:
             await announce_change(self.redis, shop_id)
         return declined
@@ -330,7 +334,7 @@ class HoldStore:
         if quiet:  # their stock, if any was offered
             async with self.redis.pipeline(transaction=False) as pipe:
                 for post_id in quiet:
-                    pipe.delete(keys.hold_stock(region, post_id))
+                    pipe.delete(*_ended_keys(region, post_id))
                 await pipe.execute()
         return declined
 

@@ -8,13 +8,15 @@ changes nothing more (enricher redelivery, scheduler retries).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 from redis.typing import EncodableT
 
@@ -253,29 +255,41 @@ class LiveIndex:
         to, as `publish` says it, or the error of a script that failed (its entry is left
         pending)."""
         stream = keys.in_stream(self.region)
+        replies, acked = await self._in_one_round_trip(
+            self._publish, [self._publish_call(item, group=group) for item in items],
+            (lambda pipe: pipe.xack(stream, group, *also_ack)) if also_ack else None)
+        if acked and isinstance(acked[-1], Exception):
+            raise acked[-1]
+        return [r if r is None or isinstance(r, Exception) else text(r) for r in replies]
+
+    async def _in_one_round_trip(
+            self, script: AsyncScript, calls: Sequence[tuple[list[str], list[EncodableT]]],
+            then: Callable[[Pipeline], object] | None = None) -> tuple[list[Any], list[Any]]:
+        """Each call of `script` (EVALSHA), then the commands `then` adds, in one pipeline;
+        the replies of the calls and of `then`'s, errors as values. redis-py's own pipeline
+        scripts would add a SCRIPT EXISTS round trip each time. If the server lost its
+        scripts (a restart, SCRIPT FLUSH), nothing or a prefix of the calls ran: each again
+        one by one, which loads the script (a call that did run changes nothing the second
+        time: publish and remove are idempotent), then `then`'s commands."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for item in items:
-                keys_, args = self._publish_call(item, group=group)
-                pipe.execute_command("EVALSHA", self._publish.sha, len(keys_), *keys_, *args)
-            if also_ack:
-                pipe.xack(stream, group, *also_ack)
+            for keys_, args in calls:
+                pipe.execute_command("EVALSHA", script.sha, len(keys_), *keys_, *args)
+            if then is not None:
+                then(pipe)
             replies = await pipe.execute(raise_on_error=False)
-        if any(isinstance(r, NoScriptError) for r in replies):
-            # The server lost its scripts (a restart, SCRIPT FLUSH): nothing or a prefix ran.
-            # Again one by one, which loads the script; what did run is not published twice.
-            replies = []
-            for item in items:
-                keys_, args = self._publish_call(item, group=group)
-                try:
-                    replies.append(await self._publish(keys=keys_, args=args))
-                except ResponseError as exc:
-                    replies.append(exc)
-            if also_ack:
-                await self.redis.xack(stream, group, *also_ack)
-        elif also_ack and isinstance(replies[-1], Exception):
-            raise replies[-1]
-        return [r if r is None or isinstance(r, Exception) else text(r)
-                for r in replies[:len(items)]]
+        if not any(isinstance(r, NoScriptError) for r in replies):
+            return replies[:len(calls)], replies[len(calls):]
+        replies = []
+        for keys_, args in calls:
+            try:
+                replies.append(await script(keys=keys_, args=args))
+            except ResponseError as exc:
+                replies.append(exc)
+        if then is None:
+            return replies, []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            then(pipe)
+            return replies, await pipe.execute(raise_on_error=False)
 
     def _publish_call(self, p: Publication, *, group: str) -> tuple[list[str], list[EncodableT]]:
         r = self.region
@@ -314,15 +328,8 @@ class LiveIndex:
         a day's posts at once: one by one, a country's took minutes); how many ended."""
         if not post_ids:
             return 0
-        calls = [self._remove_call(post_id, "expired", now_ts=now_ts) for post_id in post_ids]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for keys_, args in calls:
-                pipe.execute_command("EVALSHA", self._remove.sha, len(keys_), *keys_, *args)
-            replies = await pipe.execute(raise_on_error=False)
-        if any(isinstance(r, NoScriptError) for r in replies):
-            # The server lost its scripts: each again, which loads the script; what did run
-            # finds its post gone and changes nothing.
-            replies = [await self._remove(keys=keys_, args=args) for keys_, args in calls]
+        replies, _ = await self._in_one_round_trip(self._remove, [
+            self._remove_call(post_id, "expired", now_ts=now_ts) for post_id in post_ids])
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
