@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from rules.clock import Clock
 from rules.errors import Conflict, InvalidInput, NotFound
 from rules.expiry import expires_at
+from rules.json_keys import refuse_duplicate_keys
 from rules.moderation import Policy, check_post
 from runtime.settings import Settings
 from schemas.limits import IDEMPOTENCY_KEY_MAX, MEDIA_AFTER_POST_KEEP_S
@@ -46,11 +47,13 @@ T = TypeVar("T")
 
 def _decode(decode: Callable[[bytes], T], body: bytes) -> T:
     try:
-        return decode(body)
+        value = decode(body)
     except msgspec.ValidationError as exc:
         raise InvalidInput(str(exc), code="invalid_post") from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"malformed JSON: {exc}", code="malformed_json", status=400) from None
+    refuse_duplicate_keys(body)  # valid JSON: msgspec read it
+    return value
 
 
 def decode_post(body: bytes) -> PostIn:

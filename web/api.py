@@ -10,10 +10,9 @@ import asyncio
 import base64
 import hmac
 import io
-import json
 import re
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 import segno
@@ -30,6 +29,7 @@ from feed.stats import reach_of
 from rules import cursor as cursors
 from rules import images
 from rules.errors import ApiError, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
+from rules.json_keys import refuse_duplicate_keys
 from rules.regions import regions_for
 from runtime import metrics
 from runtime.settings import METRICS_LOCAL_ADDRESSES
@@ -390,18 +390,8 @@ def decode_body(body: bytes, type_: type[T], code: str, *, unique_keys: bool = F
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"malformed JSON: {exc}", code="malformed_json", status=400) from None
     if unique_keys:
-        json.loads(body, object_pairs_hook=_unique_pairs)  # valid JSON: msgspec read it
+        refuse_duplicate_keys(body)  # valid JSON: msgspec read it
     return value
-
-
-def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise InvalidInput(f"key {key!r} appears more than once", code="duplicate_key",
-                               status=400)
-        seen[key] = value
-    return seen
 
 
 def require_json(request: Request) -> None:
