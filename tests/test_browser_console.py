@@ -536,6 +536,35 @@ async def test_a_console_back_from_an_outage_does_not_wait_out_its_backoff(
         assert page.errors == []
 
 
+async def test_posting_is_one_tap_from_the_first_screen_of_a_phone(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """At 360 px the form starts a few screens down, under the holds (a cold user had to
+    scroll for it): the first screen has a button that takes the shopkeeper to the title,
+    ready to type. On a till PC the form is beside the panel, and the button is not shown."""
+    shop = await add_shop(redis, settings, "Cave du Marché", *STREET)
+    async with web_server(settings) as web, enricher(redis, settings):
+        page = await console_at(browser, web.http, shop, 360)
+        button = await page.query_selector("#to-compose")
+        assert button is not None
+        box = await button.bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 740, box
+        assert await button.text_content() == "Publier une annonce"
+        form = await page.query_selector("#compose")
+        assert form is not None
+        form_box = await form.bounding_box()
+        assert form_box is not None and form_box["y"] > 740  # below the first screen
+        await button.click()
+        await page.wait_for_function("() => document.activeElement?.id === 'title'")
+        assert await page.evaluate(
+            "() => document.querySelector('#title').getBoundingClientRect().bottom") <= 740
+        await page.keyboard.type("Beaujolais nouveau")
+        await page.click("#publish")
+        await page.wait_for_selector('#own-posts .own-post:has-text("Beaujolais nouveau")')
+        await page.set_viewport_size({"width": 1280, "height": 800})
+        assert not await page.is_visible("#to-compose")
+        assert page.errors == []
+
+
 async def test_edit_corrects_every_field_and_clears(redis: Redis, settings: Settings,
                                                    browser: Any) -> None:
     shop = await add_shop(redis, settings, "Primeur", *STREET)

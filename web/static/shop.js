@@ -1298,6 +1298,11 @@ function setup() {
   labelLang();
   langEl.addEventListener("click", () => setLang(otherLang()));
 
+  $("to-compose").addEventListener("click", () => {
+    $("compose").scrollIntoView({ block: "start" });
+    $("title").focus({ preventScroll: true });
+  });
+
   const radiusEl = $("watching-radius");
   for (const r of WATCH_RADII) {
     const option = el("option", null, formatDistance(r, getLang()));
