@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeGuard
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from rules.hours import changes, is_open, next_change
 from schemas.hours import NextChange, OpeningOverride, OpeningState, ShopHours
 from schemas.posts import OpeningChange, OpeningStatus, Post
@@ -36,7 +38,8 @@ def override_of(post: Post) -> OpeningOverride | None:
         return None
     return OpeningOverride(post_id=post.id, open=OPEN_STATUSES[post.status], status=post.status,
                            starts_ts=post.posted_at.timestamp(),
-                           ends_ts=post.expires_at.timestamp())
+                           ends_ts=post.expires_at.timestamp(),
+                           until_said=post.until is not None)
 
 
 def governing(overrides: Iterable[OpeningOverride], at_ts: float) -> OpeningOverride | None:
@@ -101,7 +104,14 @@ def effective_state(hours: ShopHours | None, overrides: Sequence[OpeningOverride
     open_now = state_at(hours, overrides, at)
     if open_now is None:
         return OpeningState(open_now=None, next_change=None)
-    return OpeningState(open_now=open_now, next_change=_next_flip(hours, overrides, at, open_now))
+    change = _next_flip(hours, overrides, at, open_now)
+    override = governing(overrides, at.timestamp())
+    if change is not None and override is not None and not override.until_said \
+            and abs(change.at.timestamp() - override.ends_ts) < 0.001:
+        # "Open late" with no time given: it lapses at the end of the day, which is not
+        # when the shop closes.
+        change = msgspec.structs.replace(change, estimated=True)
+    return OpeningState(open_now=open_now, next_change=change)
 
 
 def offer_closing(hours: ShopHours | None, overrides: Sequence[OpeningOverride], at: datetime,
@@ -113,7 +123,7 @@ def offer_closing(hours: ShopHours | None, overrides: Sequence[OpeningOverride],
     further than `within` (an offer's longest life)."""
     state = effective_state(hours, overrides, at)
     change = state.next_change
-    if change is None:
+    if change is None or change.estimated:  # "open late" with no time: no closing known
         return None
     if not state.open_now:
         if hours is None:

@@ -46,9 +46,13 @@ class ShopHours(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     exceptions: Annotated[list[DayException], msgspec.Meta(max_length=366)] = []
 
 
-class NextChange(msgspec.Struct, frozen=True):
+class NextChange(msgspec.Struct, frozen=True, omit_defaults=True):
     at: datetime
     open: bool
+    # The shop gave no time for it: its own opening post ("open late", "closed now") with
+    # no `until` lapses then, at the end of its day. Pages say "open late", not "closes at
+    # 00:00"; `at` still says when to look again. Sent only when true.
+    estimated: bool = False
 
 
 class OpeningState(msgspec.Struct, frozen=True):
@@ -68,3 +72,5 @@ class OpeningOverride(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     starts_ts: float
     ends_ts: float
+    # The post said until when (`until`); if not, `ends_ts` is only its expiry.
+    until_said: bool = True

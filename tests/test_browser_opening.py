@@ -91,6 +91,16 @@ async def test_the_open_line_says_open_while_the_open_late_post_is_live(
         assert withdrawn.status_code == 200
         await feed.wait_for_function(_LINE, arg=[card, "Fermé"])
         await screen.wait_for_function(_LINE, arg=["#screen-open", "Fermé"])
+
+        # "Open late" with no time: open, and no closing time (it said "ferme à 00:00",
+        # when the post lapses; a cold user's find).
+        untimed = await send_post(http, shop, {
+            "kind": "opening_change", "title": "Ouvert tard ce soir", "status": "open_late"})
+        assert untimed.status_code == 202
+        for page, selector in lines:
+            await page.wait_for_function(_LINE, arg=[selector, "Ouvert"])
+        profile = (await http.get(f"/api/v1/shops/{shop.id}")).json()
+        assert profile["open_now"] is True and profile["next_change"]["estimated"] is True
         assert feed.errors == [] and screen.errors == [] and console.errors == []
 
 

@@ -48,6 +48,40 @@ def test_open_late_keeps_the_shop_open_until_its_until() -> None:
     assert after.next_change == NextChange(at=utc(2026, 11, 25, 6, 0), open=True)
 
 
+def test_open_late_without_a_time_has_no_closing_time_to_show() -> None:
+    """"Open late" with no `until` lapses at the end of the shop's day: that is when to
+    look again, not when it closes (pages said "closes at 00:00"; a cold user's find). An
+    offer "until closing" has no closing to go by either."""
+    posted = utc(2026, 11, 24, 17, 30)  # 18:30 local
+    lapses = utc(2026, 11, 24, 23, 0)  # the end of the local day
+    late = OpeningOverride(post_id="p1", open=True, status="open_late",
+                           starts_ts=posted.timestamp(), ends_ts=lapses.timestamp(),
+                           until_said=False)
+    state = effective_state(HOURS, [late], utc(2026, 11, 24, 20, 0))
+    assert state.open_now is True
+    assert state.next_change == NextChange(at=lapses, open=False, estimated=True)
+    assert offer_closing(HOURS, [late], utc(2026, 11, 24, 20, 0)) is None
+    # Said until when, it is a closing time, as before.
+    said = OpeningOverride(post_id="p1", open=True, status="open_late",
+                           starts_ts=posted.timestamp(), ends_ts=lapses.timestamp())
+    assert effective_state(HOURS, [said], utc(2026, 11, 24, 20, 0)).next_change == \
+        NextChange(at=lapses, open=False)
+    assert offer_closing(HOURS, [said], utc(2026, 11, 24, 20, 0)) == lapses
+    # The post as published: no `until`, so not said.
+    post = OpeningChange(id="p_0000000000000001", title="Ouvert tard ce soir",
+                         posted_at=posted, expires_at=lapses, status="open_late",
+                         shop=ShopSummary(id="s", name="S", category="bakery", lat=0, lon=0))
+    made = override_of(post)
+    assert made is not None and made.until_said is False
+    # A closure without a time during the day: the hours bring the shop back the next
+    # morning, a real change, not the post's lapse.
+    closed = OpeningOverride(post_id="p2", open=False, status="closed_now",
+                             starts_ts=utc(2026, 11, 24, 9, 0).timestamp(),
+                             ends_ts=lapses.timestamp(), until_said=False)
+    assert effective_state(HOURS, [closed], utc(2026, 11, 24, 10, 0)).next_change == \
+        NextChange(at=utc(2026, 11, 25, 6, 0), open=True)
+
+
 def test_exceptional_closure_during_opening_hours() -> None:
     closed = override(utc(2026, 11, 24, 9, 0), utc(2026, 11, 24, 14, 0), False)
     state = effective_state(HOURS, [closed], utc(2026, 11, 24, 10, 0))

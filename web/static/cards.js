@@ -422,7 +422,10 @@ export function openingState(profile, now = Date.now()) {
   const open = profile.open_now;
   const parts = [t(open ? "shop_open" : "shop_closed")];
   const at = Date.parse(profile.next_change?.at);
-  if (!Number.isNaN(at) && at > now && profile.next_change.open === !open) {
+  // `estimated`: the shop said "open late" (or "closed now") without a time; its post only
+  // lapses then (at the end of its day), which is not a closing time to show.
+  if (!Number.isNaN(at) && at > now && profile.next_change.open === !open &&
+      profile.next_change.estimated !== true) {
     // In the shop's time, as its hours were given (the device may be in another zone).
     const zone = typeof profile.timezone === "string" ? profile.timezone : null;
     const zoned = zone && zonedTime(at, zone);
