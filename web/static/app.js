@@ -1,14 +1,15 @@
 // The passer-by page: find the street, open the feed, keep the cards true to it.
 
 import {
-  autoTitle, buildCard, el, isPost, isProducerId, keepPhotos, openingState, producerHref, producersOf,
+  autoTitle, buildCard, el, isPost, isProducerId, keepPhotos, openingState, postTime, postZone,
+  producerHref, producersOf,
 } from "./cards.js";
 import { categoryText } from "./categories.js";
 import { Alerts } from "./alerts.js";
 import { FeedClient } from "./feedclient.js";
 import { FreshPosts } from "./fresh.js";
 import { formatDistance, haversineM } from "./geo.js";
-import { applyStatic, errorKey, getLang, hhmm, onLangChange, otherLang, plural, setLang, t }
+import { applyStatic, errorKey, getLang, onLangChange, otherLang, plural, setLang, t }
   from "./i18n.js";
 import { HoldsUi } from "./holds.js";
 import { loadKept, saveKept } from "./kept.js";
@@ -192,6 +193,16 @@ function setText(node, key, vars) {
   node.textContent = t(key, vars);
 }
 
+/** The zone of the shops shown (a region's), the one their cards' times are in: the
+ * device's may be another (a kiosk left in UTC). */
+function feedZone() {
+  for (const post of posts.values()) {
+    const zone = postZone(post);
+    if (zone) return zone;
+  }
+  return null;
+}
+
 function showStatus(state) {
   statusEl.dataset.state = state;
   setText($("status-label"), `status_${state}`);
@@ -203,7 +214,7 @@ function showStatus(state) {
   const notLive = state === "not_live";
   notLiveEl.hidden = !notLive;
   document.body.classList.toggle("is-not-live", notLive);
-  if (notLive) setText(notLiveEl, "not_live", { time: hhmm(client.notLiveSince) });
+  if (notLive) setText(notLiveEl, "not_live", { time: postTime(client.notLiveSince, feedZone()) });
   showOffline();
 }
 

@@ -10,7 +10,7 @@
 //   - once a day at night, if the server answers, it reloads itself to shed anything
 //     the browser itself may have grown.
 
-import { buildCard, isPost, keepPhotos, openingState, photosOf } from "./cards.js";
+import { buildCard, isPost, keepPhotos, openingState, photosOf, postTime } from "./cards.js";
 import { FeedClient } from "./feedclient.js";
 import { haversineM } from "./geo.js";
 import { applyStatic, dateFormat, errorText, hhmm, plural, setLang, t } from "./i18n.js";
@@ -384,7 +384,10 @@ function showStale(now) {
   const stale = notLive || lost;
   staleEl.hidden = !stale;
   screenEl.classList.toggle("is-stale", stale);
-  if (notLive) staleEl.textContent = t("not_live", { time: hhmm(client.notLiveSince) });
+  // The shop's time, as the clock beside it.
+  if (notLive) {
+    staleEl.textContent = t("not_live", { time: postTime(client.notLiveSince, shop?.timezone) });
+  }
   else if (stale) staleEl.textContent = t("stale", { d: formatLost(now - lostAt) });
 }
 

@@ -5,11 +5,11 @@
 // over the console's own socket, /ws/shop: an idle console makes no request at all.
 // "Hold it for me" (the offer on a post, the holds panel, the till) is in shopholds.js.
 
-import { buildCard, confirmTwice, el, holdOf, keepPhotos, openingState } from "./cards.js";
+import { buildCard, confirmTwice, el, holdOf, keepPhotos, openingState, postTime } from "./cards.js";
 import { formatDistance } from "./geo.js";
 import { HoursEditor, HoursError } from "./hours.js";
 import {
-  applyStatic, errorKey, errorText, getLang, hhmm, onLangChange, otherLang, plural, setLang, t,
+  applyStatic, errorKey, errorText, getLang, onLangChange, otherLang, plural, setLang, t,
 } from "./i18n.js";
 import { PhotoTray, loadPhotoLimits, mediaIds, smallestVariant } from "./photos.js";
 import { registerServiceWorker } from "./pwa.js";
@@ -419,7 +419,8 @@ function onFrame(frame) {
     case "status":
       if (frame.live === false) {
         const since = Date.parse(frame.since);
-        sayKey($("stats-note"), "not_live", { time: Number.isNaN(since) ? "?" : hhmm(since) });
+        sayKey($("stats-note"), "not_live",
+          { time: Number.isNaN(since) ? "?" : postTime(since, shop?.timezone) });
       } else {
         say($("stats-note"), null);
       }
