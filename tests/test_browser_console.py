@@ -565,6 +565,32 @@ async def test_posting_is_one_tap_from_the_first_screen_of_a_phone(
         assert page.errors == []
 
 
+async def test_the_audience_not_known_yet_reads_as_a_placeholder(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """Before the first count arrives the number is "–", and the French label read
+    "– personne regarde…" ("nobody watches", French's singular for 0: a cold user's find)."""
+    shop = await add_shop(redis, settings, "Cave du Marché", *STREET)
+    async with web_server(settings) as web:
+        page = watch_errors(await browser.new_page())
+        await page.set_viewport_size({"width": 360, "height": 740})
+
+        async def silent(ws: Any) -> None:
+            pass  # never answered: no count ever comes
+        await page.route_web_socket("**/ws/shop", silent)
+        await page.goto(f"{web.http}/shop")
+        await page.click("#token-signin > summary")
+        await page.fill("#shop-id", shop.id)
+        await page.fill("#token", shop.token)
+        await page.click("#signin-submit")
+        await page.wait_for_selector("#post-form", state="visible")
+        assert await page.text_content("#watching-count") == "–"
+        label = await page.text_content("#watching-label") or ""
+        assert label.startswith("personnes regardent le fil"), label
+        await page.click("#lang")
+        assert (await page.text_content("#watching-label") or "").startswith("people watching")
+        assert page.errors == []
+
+
 async def test_edit_corrects_every_field_and_clears(redis: Redis, settings: Settings,
                                                    browser: Any) -> None:
     shop = await add_shop(redis, settings, "Primeur", *STREET)

@@ -452,7 +452,11 @@ function showWatching() {
   countEl.classList.toggle("is-fewer", fewer !== null);
   countEl.dataset.radius = String(watchRadius);
   const r = formatDistance(watchRadius, getLang());
-  $("watching-label").textContent = plural("watching", count ?? fewer ?? 0, { r });
+  // Not known yet ("–"): the plural form, as "fewer than 5" reads; French's singular
+  // for 0 read "– personne regarde", i.e. "nobody watches".
+  const label = count === null && fewer === null ? t("watching_other", { r })
+    : plural("watching", count ?? fewer, { r });
+  $("watching-label").textContent = label;
 }
 
 /** A count from 5 up, else "fewer than 5" (the server sends null and `fewer_than`). */
