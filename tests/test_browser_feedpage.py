@@ -468,6 +468,34 @@ async def test_posts_ending_above_or_in_view_do_not_move_what_the_reader_sees(
         assert page.errors == []
 
 
+async def test_a_withdrawn_offer_stops_counting_down(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """Its card stays in view, said ended; its "Ends in 43:55" went on beside it (a cold
+    user's find): hidden now, its line kept so that nothing moves."""
+    shop = await add_shop(redis, settings, "Fromagerie", *STREET)
+    further = await add_shop(redis, settings, "Primeur", *north(200))
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        offer = (await send_post(http, shop, flash("-20 % sur le comté", minutes=45))).json()
+        # A card under it: the last card of a feed goes at once, moving nothing (app.js).
+        assert (await send_post(http, further, arrival("Clémentines"))).status_code == 202
+        page = await new_page(browser, 360, 740)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
+        await page.wait_for_function(LIVE)
+        card = f'#feed [data-post-id="{offer["id"]}"]'
+        await page.wait_for_selector(f"{card} .countdown", state="visible")
+        before = await box(page, card)
+        withdrawn = await http.delete(f"/api/v1/shops/{shop.id}/posts/{offer['id']}",
+                                      headers={"Authorization": f"Bearer {shop.token}"})
+        assert withdrawn.status_code == 200
+        await page.wait_for_selector(f"{card}.is-ended")
+        await page.wait_for_selector(f"{card} .countdown", state="hidden")
+        assert await page.is_visible(f"{card} .ended-mark")
+        after = await box(page, card)
+        assert abs(after["height"] - before["height"]) <= 1, (before, after)
+        assert page.errors == []
+
+
 @pytest.mark.parametrize(("lang", "locale"), [("fr", "fr-FR"), ("en", "en-GB")])
 async def test_an_offer_ending_another_day_says_which(
         redis: Redis, settings: Settings, browser: Any, lang: str, locale: str) -> None:
