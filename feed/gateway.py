@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -73,8 +73,14 @@ class FeedUnavailable(Exception):
 _SETUP_RETRIED: tuple[type[Exception], ...] = (*REDIS_DOWN, FeedUnavailable)
 
 
-def parse_subscription(params: dict[str, str]) -> Subscription:
-    """Query string -> Subscription (strict about names and ranges)."""
+def parse_subscription(pairs: Iterable[tuple[str, str]]) -> Subscription:
+    """A query string's (name, value) pairs -> Subscription, strict about names, ranges
+    and a name given twice (which one would count? `lat` twice read as the last)."""
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise SubscriptionError("invalid_subscription", f"{name!r} given more than once")
+        params[name] = value
     values: dict[str, object] = {k: v for k, v in params.items() if k != "cursor"}
     kinds = params.get("kinds")
     if kinds is not None:
@@ -181,13 +187,13 @@ class Gateway:
 
         During an outage the socket stays open: it is told `live: false` at once, and its
         snapshot or replay follows once the feed can be read again."""
-        params = dict(parse_qsl(query, keep_blank_values=True))
+        pairs = parse_qsl(query, keep_blank_values=True)
         try:
-            sub = parse_subscription(params)
+            sub = parse_subscription(pairs)
         except SubscriptionError as exc:
             self._refuse(conn.sink, exc.code, str(exc), CLOSE_POLICY)
             return False
-        await self.follow(conn, sub, params.get("cursor"))
+        await self.follow(conn, sub, dict(pairs).get("cursor"))
         return True
 
     async def follow(self, conn: Connection, sub: Subscription, cursor: str | None) -> None:

@@ -137,12 +137,19 @@ async def test_auth_failures(redis: Redis, settings: Settings) -> None:
     "lat=abc&lon=-0.57&radius_m=100",
     "lat=44.8&lon=-0.57&radius_m=100&kinds=garage_sale",
     "lat=44.8&lon=-0.57&radius_m=100&zoom=3",
+    # A name twice: the last counted (a cold attacker's find; which one would a proxy see?)
+    "lat=44.8&lat=10&lon=-0.57&radius_m=100",
+    "lat=44.8&lon=-0.57&radius_m=100&radius_m=2000",
+    "lat=44.8&lon=-0.57&radius_m=100&cursor=0-0&cursor=0-0",
 ])
 async def test_bad_feed_query(redis: Redis, settings: Settings, query: str) -> None:
     async with web_server(settings) as web, httpx.AsyncClient(base_url=web.http) as http:
         response = await http.get(f"/api/v1/feed?{query}")
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "invalid_subscription"
+        stream = await http.get(f"/api/v1/feed/stream?{query}")
+        assert (stream.status_code, stream.json()["error"]["code"]) == (
+            400, "invalid_subscription")
         async with connect(f"{web.ws}/ws/feed?{query}") as ws:
             frame = json.loads(await ws.recv())
             assert frame["type"] == "error"

@@ -162,7 +162,7 @@ async def withdraw_post(request: Request) -> Response:
 async def feed(request: Request) -> Response:
     st = state_of(request)
     try:
-        sub_params = parse_subscription(dict(request.query_params))
+        sub_params = parse_subscription(request.query_params.multi_items())
     except SubscriptionError as exc:
         raise InvalidInput(str(exc), code=exc.code, status=400) from None
     sub: Subscriber[object] = Subscriber(None)

@@ -49,7 +49,7 @@ _STREAM_PARAMETERS = (
 async def feed_stream(request: Request) -> Response:
     st = state_of(request)
     try:
-        sub = parse_subscription(dict(request.query_params))
+        sub = parse_subscription(request.query_params.multi_items())
     except SubscriptionError as exc:
         raise InvalidInput(str(exc), code=exc.code, status=400) from None
     gateway = st.gateway
