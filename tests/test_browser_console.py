@@ -62,13 +62,18 @@ async def open_screen(browser: Any, base: str, shop_id: str) -> Any:
     return page
 
 
-async def signed_in_console(browser: Any, base: str, shop: ShopCreated) -> Any:
-    page = watch_errors(await browser.new_page())
+async def sign_in(page: Any, base: str, shop: ShopCreated) -> None:
+    """The console's sign-in with the shop's token, as a shopkeeper types it."""
     await page.goto(f"{base}/shop")
     await page.click("#token-signin > summary")  # the page leads with sign-in links
     await page.fill("#shop-id", shop.id)
     await page.fill("#token", shop.token)
     await page.click("#signin-submit")
+
+
+async def signed_in_console(browser: Any, base: str, shop: ShopCreated) -> Any:
+    page = watch_errors(await browser.new_page())
+    await sign_in(page, base, shop)
     await page.wait_for_selector("#post-form", state="visible")
     assert await page.input_value("#token") == ""  # the page does not keep the token
     return page
@@ -445,11 +450,7 @@ async def console_at(browser: Any, base: str, shop: ShopCreated, width: int,
     await page.set_viewport_size({"width": width, "height": 740})
     if clock:
         await page.clock.install()
-    await page.goto(f"{base}/shop")
-    await page.click("#token-signin > summary")  # the page leads with sign-in links
-    await page.fill("#shop-id", shop.id)
-    await page.fill("#token", shop.token)
-    await page.click("#signin-submit")
+    await sign_in(page, base, shop)
     await page.wait_for_function("() => window.streetfeedConsole.live")
     return page
 
@@ -509,11 +510,7 @@ async def test_a_console_back_from_an_outage_does_not_wait_out_its_backoff(
                 ws.connect_to_server()
                 sockets.append(ws)
         await page.route_web_socket("**/ws/shop", route)
-        await page.goto(f"{web.http}/shop")
-        await page.click("#token-signin > summary")
-        await page.fill("#shop-id", shop.id)
-        await page.fill("#token", shop.token)
-        await page.click("#signin-submit")
+        await sign_in(page, web.http, shop)
         await page.wait_for_function("() => window.streetfeedConsole.live")
         # From here the page's timers run only as the test says: its backoff too.
         now = await page.evaluate("() => Date.now()")
@@ -577,11 +574,7 @@ async def test_the_audience_not_known_yet_reads_as_a_placeholder(
         async def silent(ws: Any) -> None:
             pass  # never answered: no count ever comes
         await page.route_web_socket("**/ws/shop", silent)
-        await page.goto(f"{web.http}/shop")
-        await page.click("#token-signin > summary")
-        await page.fill("#shop-id", shop.id)
-        await page.fill("#token", shop.token)
-        await page.click("#signin-submit")
+        await sign_in(page, web.http, shop)
         await page.wait_for_selector("#post-form", state="visible")
         assert await page.text_content("#watching-count") == "–"
         label = await page.text_content("#watching-label") or ""
