@@ -62,8 +62,8 @@ class Profile:
 
 
 # A smoke run under a minute (bench/README.md): every phase once, short.
-QUICK = Profile(pilot_deliveries=4_000, peer_pilot_deliveries=1_500, saturation_s=1.0,
-                latency_s=1.5, busy_s=1.0, settle_s=0.2, stall_s=3.0)
+QUICK = Profile(pilot_deliveries=3_000, peer_pilot_deliveries=1_200, saturation_s=0.8,
+                latency_s=1.0, busy_s=1.0, settle_s=0.2, stall_s=3.0)
 
 
 @dataclass
