@@ -516,12 +516,21 @@ async def test_a_console_back_from_an_outage_does_not_wait_out_its_backoff(
         now = await page.evaluate("() => Date.now()")
         await page.clock.pause_at(datetime.fromtimestamp(now / 1000 + 1, ZoneInfo("UTC")))
 
+        async def retry_scheduled() -> bool:
+            # The page learns of a close a moment after the route counted it: the clock
+            # run before its retry is scheduled would leave that retry to never fire.
+            return bool(await page.evaluate("() => window.streetfeedConsole.reconnecting"))
+
         outage = True
         await sockets[-1].close()
         for attempt in range(1, 4):  # refused after ~1, ~2, ~4 s: ~8 s (4 to 12) next
+            await wait_for(retry_scheduled, message=f"retry {attempt} scheduled")
             await page.clock.run_for(6_000 * 2 ** (attempt - 1))
-            await wait_for(lambda attempt=attempt: refused == attempt,
+            # At least: a request the page's own timers make, answered in the meantime,
+            # brings a retry forward (serverAnswered) and it is refused too.
+            await wait_for(lambda attempt=attempt: refused >= attempt,
                            message=f"refused attempt {attempt}")
+        await wait_for(retry_scheduled, message="retry 4 scheduled")
         outage = False
         await page.fill("#title", "Saint-Émilion 2019")
         await page.click("#publish")
@@ -529,7 +538,7 @@ async def test_a_console_back_from_an_outage_does_not_wait_out_its_backoff(
         # Nothing runs the page's clock from here: only a socket opened at once brings it.
         await page.wait_for_selector('#own-posts .own-post:has-text("Saint-Émilion 2019")',
                                      timeout=10_000)
-        assert refused == 3 and len(sockets) == 2
+        assert refused >= 3 and len(sockets) == 2
         assert page.errors == []
 
 

@@ -82,6 +82,7 @@ window.streetfeedConsole = Object.freeze({
   get stats() { return lastStats; },
   get posts() { return [...ownPosts.keys()]; },
   get live() { return socketLive; },
+  get reconnecting() { return Boolean(reconnectTimer); }, // a retry is scheduled
   get holds() {
     return { count: holdsPanel.holds.length, pending: holdsPanel.pendingCount,
       beeps: holdsPanel.beeps };
