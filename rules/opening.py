@@ -4,8 +4,12 @@ A shopkeeper's own `opening_change` post ("open late until 00:57", "exceptionall
 and also a plain "open now" / "closed now") is the truth about the shop from when it is
 posted until its `until` (else until the post expires), or until it is withdrawn: weekly
 hours say what is usual, the shopkeeper says what is so. Several live at once: the one
-posted last governs. Automatic posts (the scheduler's, made from the hours) are no
-override: they repeat the hours.
+posted last governs. One that a later one masks for all that is left of it is withdrawn
+when that one is published (`superseded`): "open until 22:00" and, later, "closed now" for
+the rest of the day would otherwise both be on the street. One that outlives the later
+one stays ("open until 22:00", then "closed, back at 14:00"): it governs again after.
+Automatic posts (the scheduler's, made from the hours) are no override: they repeat the
+hours.
 
 The effective state is a step function of time; its changes are the weekly changes not
 masked by an override, the starts of overrides that differ from the hours, and their ends.
@@ -26,7 +30,7 @@ from schemas.hours import NextChange, OpeningOverride, OpeningState, ShopHours
 from schemas.posts import OpeningChange, OpeningStatus, Post
 
 __all__ = ["OPEN_STATUSES", "automatic_changes", "effective_state", "governing",
-           "offer_closing", "override_of", "revisit_ts", "state_at"]
+           "offer_closing", "override_of", "revisit_ts", "state_at", "superseded"]
 
 OPEN_STATUSES: dict[OpeningStatus, bool] = {
     "open_now": True, "open_late": True, "closed_now": False, "closed_exceptionally": False}
@@ -42,10 +46,21 @@ def override_of(post: Post) -> OpeningOverride | None:
                            until_said=post.until is not None)
 
 
+def _posted_order(override: OpeningOverride) -> tuple[float, str]:
+    return override.starts_ts, override.post_id
+
+
 def governing(overrides: Iterable[OpeningOverride], at_ts: float) -> OpeningOverride | None:
     """The override in force at `at_ts`: among those holding then, the last posted."""
     holding = [o for o in overrides if o.starts_ts <= at_ts < o.ends_ts]
-    return max(holding, key=lambda o: (o.starts_ts, o.post_id), default=None)
+    return max(holding, key=_posted_order, default=None)
+
+
+def superseded(older: OpeningOverride, newer: OpeningOverride) -> bool:
+    """`newer` governs for all that is left of `older`: posted after it, it ends no
+    earlier, so `older` will never say anything again."""
+    return (_posted_order(older) < _posted_order(newer)
+            and older.ends_ts <= newer.ends_ts)
 
 
 def _has_hours(hours: ShopHours | None) -> TypeGuard[ShopHours]:
@@ -55,7 +70,11 @@ def _has_hours(hours: ShopHours | None) -> TypeGuard[ShopHours]:
 def state_at(hours: ShopHours | None, overrides: Sequence[OpeningOverride],
              at: datetime) -> bool | None:
     """Open at `at`? None when neither hours nor an override say."""
-    override = governing(overrides, at.timestamp())
+    return _state_under(hours, governing(overrides, at.timestamp()), at)
+
+
+def _state_under(hours: ShopHours | None, override: OpeningOverride | None,
+                 at: datetime) -> bool | None:
     if override is not None:
         return override.open
     if not _has_hours(hours):
@@ -101,11 +120,11 @@ def _next_flip(hours: ShopHours | None, overrides: Sequence[OpeningOverride], at
 def effective_state(hours: ShopHours | None, overrides: Sequence[OpeningOverride],
                     at: datetime) -> OpeningState:
     """open_now and next_change of a shop at `at`, its own posts taken into account."""
-    open_now = state_at(hours, overrides, at)
+    override = governing(overrides, at.timestamp())
+    open_now = _state_under(hours, override, at)
     if open_now is None:
         return OpeningState(open_now=None, next_change=None)
     change = _next_flip(hours, overrides, at, open_now)
-    override = governing(overrides, at.timestamp())
     if change is not None and override is not None and not override.until_said \
             and abs(change.at.timestamp() - override.ends_ts) < 0.001:
         # "Open late" with no time given: it lapses at the end of the day, which is not

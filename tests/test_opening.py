@@ -147,3 +147,34 @@ async def test_an_exceptional_closure_replaces_the_hours_until_withdrawn(
         await opening_changes(ctx)
         assert await redis.exists(keys.openings(region, shop.id)) == 0
         assert not await redis.sismember(keys.opening_shops(region), shop.id)
+
+
+async def test_a_later_word_withdraws_the_earlier_one_it_masks_for_good(
+        redis: Redis, settings: Settings, pool: ArqRedis) -> None:
+    """"Open until 22:00", then "closed now" for the rest of the day: both cards stayed on
+    the street, one saying open and one closed (a cold user's find). The earlier one is
+    withdrawn when the later one is published; one the later outlives stays."""
+    clock = ManualClock(utc(2026, 11, 24, 9, 0))  # Tuesday 10:00 in Paris
+    async with hours_street(redis, settings, pool, clock, "Café") as (shop, _, http, client):
+        async def post(body: dict[str, Any]) -> str:
+            answer = await send_post(http, shop, {"kind": "opening_change", **body})
+            assert answer.status_code == 202, answer.text
+            post_id: str = answer.json()["id"]
+            await wait_for(lambda: post_id in client.post_ids())
+            return post_id
+
+        late = await post({"title": "Ouvert jusqu'à 22:00", "status": "open_late",
+                           "until": "2026-11-24T21:00:00Z"})
+        clock.set(utc(2026, 11, 24, 10, 0))
+        back = await post({"title": "Fermé, retour à 14:00", "status": "closed_now",
+                           "until": "2026-11-24T13:00:00Z"})
+        # "Back at 14:00" ends before "until 22:00": that one governs again from 14:00.
+        assert (await _state(http, shop))[:2] == (
+            False, {"at": "2026-11-24T13:00:00Z", "open": True})
+        clock.set(utc(2026, 11, 24, 11, 0))
+        closed = await post({"title": "Fermé pour la journée", "status": "closed_now"})
+        await wait_for(lambda: {f["id"] for f in client.of_type("withdrawn")} == {late, back},
+                       message="both earlier posts withdrawn")
+        assert (await _state(http, shop))[0] is False
+        live = await http.get(f"/api/v1/shops/{shop.id}/posts", headers=auth(shop))
+        assert [p["id"] for p in live.json()["posts"]] == [closed]

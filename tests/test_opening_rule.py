@@ -15,6 +15,7 @@ from rules.opening import (
     offer_closing,
     override_of,
     state_at,
+    superseded,
 )
 from schemas.hours import NextChange, OpeningOverride, ShopHours
 from schemas.posts import OpeningChange, ShopSummary
@@ -46,6 +47,45 @@ def test_open_late_keeps_the_shop_open_until_its_until() -> None:
     after = effective_state(HOURS, [late], utc(2026, 11, 24, 23, 57))
     assert after.open_now is False
     assert after.next_change == NextChange(at=utc(2026, 11, 25, 6, 0), open=True)
+
+
+def test_a_later_word_that_outlasts_an_earlier_one_supersedes_it() -> None:
+    """"Open until 22:00", then "closed now" for the rest of the day: the first will never
+    govern again (a cold user saw both cards on the street). "Closed, back at 14:00" does
+    not end it: it governs again from 14:00."""
+    open_until_22 = override(utc(2026, 11, 24, 7, 0), utc(2026, 11, 24, 21, 0), True, "a")
+    closed_today = override(utc(2026, 11, 24, 8, 0), utc(2026, 11, 24, 23, 0), False, "b")
+    back_at_14 = override(utc(2026, 11, 24, 8, 0), utc(2026, 11, 24, 13, 0), False, "c")
+    assert superseded(open_until_22, closed_today)
+    assert not superseded(closed_today, open_until_22)  # posted before it: never
+    assert not superseded(open_until_22, back_at_14)
+    assert governing([open_until_22, back_at_14], utc(2026, 11, 24, 14, 0).timestamp()) \
+        == open_until_22
+    same_end = override(utc(2026, 11, 24, 9, 0), utc(2026, 11, 24, 21, 0), False, "d")
+    assert superseded(open_until_22, same_end)
+    assert not superseded(open_until_22, open_until_22)  # an edit of itself
+    # Posted in the same second: the order governing() uses, the post id, decides.
+    twin = override(utc(2026, 11, 24, 7, 0), utc(2026, 11, 24, 21, 0), False, "z")
+    assert superseded(open_until_22, twin) and not superseded(twin, open_until_22)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(1, 20), st.booleans()),
+                min_size=2, max_size=5),
+       st.integers(0, 45))
+def test_withdrawing_what_is_superseded_changes_no_state(
+        spans: list[tuple[int, int, bool]], at_h: int) -> None:
+    """What a later post masks for good says nothing at any time from the later post on:
+    the state with it and without it is the same."""
+    base = utc(2026, 11, 24, 0, 0)
+    overrides = [override(base + timedelta(hours=s), base + timedelta(hours=s + n), o, f"p{i}")
+                 for i, (s, n, o) in enumerate(spans)]
+    newest = max(overrides, key=lambda o: (o.starts_ts, o.post_id))
+    kept = [o for o in overrides if not superseded(o, newest)]
+    at = base + timedelta(hours=at_h)
+    if at.timestamp() >= newest.starts_ts:
+        assert state_at(HOURS, kept, at) == state_at(HOURS, overrides, at)
+        assert effective_state(HOURS, kept, at) == effective_state(HOURS, overrides, at)
 
 
 def test_open_late_without_a_time_has_no_closing_time_to_show() -> None:

@@ -29,8 +29,10 @@ from rules.clock import Clock
 from rules.enrich import Dropped, enrich, hold_offered
 from rules.expiry import expires_at
 from rules.moderation import Policy
+from rules.opening import override_of, superseded
 from runtime import metrics
 from runtime.settings import Settings
+from schemas.hours import OpeningOverride
 from schemas.limits import HOLD_KEEP_AFTER_END_S
 from schemas.posts import OpeningChange, Post, RawPost
 from schemas.shops import ShopRecord
@@ -47,6 +49,7 @@ log = logging.getLogger("streetfeed.enricher")
 
 _decode_raw = msgspec.json.Decoder(RawPost).decode
 _decode_post = msgspec.json.Decoder(Post).decode
+_decode_override = msgspec.json.Decoder(OpeningOverride).decode
 
 
 @dataclass
@@ -166,7 +169,7 @@ class Enricher:
         # acknowledge themselves (storage.live): one round trip for the lot.
         acks: list[bytes] = [e for e in refreshes if e not in raw_json]
         batch: list[tuple[bytes, Publication, bool]] = []
-        withdrawing: list[tuple[bytes, str]] = []  # opening posts in `batch`, their shops
+        withdrawing: list[tuple[bytes, str, bytes]] = []  # opening posts in `batch`
         for entry_id, raw in raws:
             if raw is None:
                 await self._dead_letter(entry_id, entries, "undecodable")
@@ -183,23 +186,23 @@ class Enricher:
             if publication is None:
                 acks.append(entry_id)
                 continue
-            if any(shop_id == raw.shop_id for _, shop_id in withdrawing):
-                # The shop's own word on its opening withdraws its automatic posts: done
-                # before the shop's next post is published, as one by one.
+            if any(shop_id == raw.shop_id for _, shop_id, _ in withdrawing):
+                # The shop's own word on its opening withdraws the posts it contradicts:
+                # done before the shop's next post is published, as one by one.
                 published = await self._publish(batch, acks, entries)
                 await self._withdraw(withdrawing, published, now)
                 batch, acks, withdrawing = [], [], []
             batch.append((entry_id, publication, raw.edit or entry_id in refreshes))
             if publication.opening:
-                withdrawing.append((entry_id, raw.shop_id))
+                withdrawing.append((entry_id, raw.shop_id, publication.opening))
         published = await self._publish(batch, acks, entries)
         await self._withdraw(withdrawing, published, now)
 
-    async def _withdraw(self, opening_posts: list[tuple[bytes, str]], published: set[bytes],
-                        now: datetime) -> None:
-        for entry_id, shop_id in opening_posts:
+    async def _withdraw(self, opening_posts: list[tuple[bytes, str, bytes]],
+                        published: set[bytes], now: datetime) -> None:
+        for entry_id, shop_id, opening in opening_posts:
             if entry_id in published:  # not when it was refused (withdrawn, gone, failed)
-                await self._withdraw_automatic(shop_id, now)
+                await self._withdraw_contradicted(shop_id, _decode_override(opening), now)
 
     async def _publish(self, batch: list[tuple[bytes, Publication, bool]], acks: list[bytes],
                        entries: list[tuple[bytes, dict[bytes, bytes]]]) -> set[bytes]:
@@ -279,16 +282,21 @@ class Enricher:
             shop_id=raw.shop_id, raw=raw_json, edit=again, local=outcome.local,
             opening=b"" if outcome.opening is None else openings.encode(outcome.opening))
 
-    async def _withdraw_automatic(self, shop_id: str, now: datetime) -> None:
-        """The shopkeeper has said whether the shop is open: the automatic posts made from
-        its hours ("Open until 19:00") would contradict it on the street, so they go. When
-        the shopkeeper's word ends, the scheduler posts the hours again."""
+    async def _withdraw_contradicted(self, shop_id: str, said: OpeningOverride,
+                                     now: datetime) -> None:
+        """The shopkeeper has said whether the shop is open (`said`): the automatic posts
+        made from its hours ("Open until 19:00") would contradict it on the street, and so
+        would its own earlier word that `said` masks for good (rules.opening.superseded):
+        they go. When the shopkeeper's word ends, the scheduler posts the hours again."""
         for post_id, (kind, post_json) in await shop_live_posts(
                 self.redis, self.region, shop_id, "kind", "json"):
             if kind != b"opening_change" or post_json is None:
                 continue
             post = _decode_post(post_json)
-            if isinstance(post, OpeningChange) and post.auto:
+            if not isinstance(post, OpeningChange):
+                continue
+            earlier = override_of(post)
+            if post.auto or (earlier is not None and superseded(earlier, said)):
                 await self.live.remove(post_id, "withdrawn", now_ts=now.timestamp(),
                                        shop_id=shop_id)
 
