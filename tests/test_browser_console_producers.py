@@ -100,7 +100,7 @@ async def test_search_links_the_known_producer_new_ones_are_added_and_removed(
         page_shops = (await http.get(f"/api/v1/producers/{mill}")).json()["shops"]
         assert {s["id"] for s in page_shops} == {baker.id, grocer.id}
         await expect(page.locator("#producers-ok")).to_have_text(
-            "Moulin de Saint-Émilion est ajouté à vos producteurs.")
+            "Vos producteurs comptent désormais Moulin de Saint-Émilion.")
         assert await search.input_value() == ""
         assert await texts(page, "#own-producers .own-producer-info") == [
             "Moulin de Saint-ÉmilionSaint-Émilion · 34 km"]
@@ -161,7 +161,7 @@ async def test_search_links_the_known_producer_new_ones_are_added_and_removed(
         await page.click("#prod-add")
         await page.wait_for_selector(f'#own-producers [data-producer-id="{dairy}"]')
         await expect(page.locator("#producers-ok")).to_have_text(
-            "Laiterie Lagarde, déjà connu près d'ici, est ajouté à vos producteurs.")
+            "Vos producteurs comptent désormais Laiterie Lagarde, déjà sur la carte près d'ici.")
         assert {p["id"] for p in await linked(http, baker)} == {mill, dairy, farm["id"]}
 
         # A name is counted as it is typed, and cut at 60 where the counter says so (it

@@ -471,7 +471,8 @@ async def test_posts_ending_above_or_in_view_do_not_move_what_the_reader_sees(
 async def test_a_withdrawn_offer_stops_counting_down(
         redis: Redis, settings: Settings, browser: Any) -> None:
     """Its card stays in view, said ended; its "Ends in 43:55" went on beside it (a cold
-    user's find): hidden now, its line kept so that nothing moves."""
+    user's find). Then hidden, it left a gap while the mark covered the address (the next
+    cold user): the countdown's line says "Ended" now, in its place, so nothing moves."""
     shop = await add_shop(redis, settings, "Fromagerie", *STREET)
     further = await add_shop(redis, settings, "Primeur", *north(200))
     async with web_server(settings) as web, enricher(redis, settings), \
@@ -480,6 +481,7 @@ async def test_a_withdrawn_offer_stops_counting_down(
         # A card under it: the last card of a feed goes at once, moving nothing (app.js).
         assert (await send_post(http, further, arrival("Clémentines"))).status_code == 202
         page = await new_page(browser, 360, 740)
+        await page.clock.install()  # its timers run as usual, and on when the test says
         await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
         await page.wait_for_function(LIVE)
         card = f'#feed [data-post-id="{offer["id"]}"]'
@@ -489,8 +491,14 @@ async def test_a_withdrawn_offer_stops_counting_down(
                                       headers={"Authorization": f"Bearer {shop.token}"})
         assert withdrawn.status_code == 200
         await page.wait_for_selector(f"{card}.is-ended")
-        await page.wait_for_selector(f"{card} .countdown", state="hidden")
-        assert await page.is_visible(f"{card} .ended-mark")
+        mark = f"{card} .ended-mark"
+        assert await page.locator(mark).count() == 1
+        assert await page.inner_text(mark) == "Terminé"
+        assert await page.locator(f"{card} .countdown").count() == 1  # the same line
+        await page.clock.run_for(2_000)  # two ticks later: still so, no countdown back
+        assert await page.inner_text(mark) == "Terminé"
+        foot, said = await box(page, f"{card} .card-foot"), await box(page, mark)
+        assert said["top"] + said["height"] <= foot["top"], (said, foot)  # covers nothing
         after = await box(page, card)
         assert abs(after["height"] - before["height"]) <= 1, (before, after)
         assert page.errors == []

@@ -440,9 +440,17 @@ function markEnded(cardEl) {
   cardEl.setAttribute("aria-disabled", "true");
   const ask = cardEl.querySelector(".hold-ask");
   if (ask) ask.disabled = true; // nothing left to hold there
-  const mark = el("p", "ended-mark");
+  // An offer's countdown line says it, in its place: nothing covered, nothing moved (laid
+  // over the foot, the mark hid the address and left the hidden countdown's gap: a cold
+  // user's find). Elsewhere the mark lies over the card's foot (style.css).
+  const timer = cardEl.querySelector(".countdown");
+  const mark = timer ?? el("p", "ended-mark");
+  if (timer) {
+    timer.classList.remove("soon");
+    timer.classList.add("ended-mark", "in-place"); // cards.js counts it down no more
+  }
   setText(mark, "card_ended");
-  cardEl.querySelector(".card-head")?.after(mark);
+  if (!timer) cardEl.querySelector(".card-head")?.after(mark);
 }
 
 /** The ended cards now out of view go (the reader's card stays put: see mutate). */

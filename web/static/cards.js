@@ -565,7 +565,7 @@ export function buildCard(post, dist, opts = {}) {
       const ago = relative(postedAt - now);
       if (posted.textContent !== ago) posted.textContent = ago;
     }
-    if (timer) {
+    if (timer && !timer.classList.contains("ended-mark")) { // said ended: app.js markEnded
       const left = endsAt - now;
       // A countdown in hours reads like a clock ("16:52:36"): the end time says it better.
       let text = t("ended");

@@ -525,8 +525,10 @@ const STRINGS = {
     "The map could not load: type the latitude and longitude."],
   place_tiles_failed: ["Fond de carte indisponible : la carte répond toujours au toucher, ou tapez la latitude et la longitude.",
     "Map background unavailable: the map still takes a tap, or type the latitude and longitude."],
-  prod_linked: ["{name} est ajouté à vos producteurs.", "{name} is added to your producers."],
-  prod_linked_existing: ["{name}, déjà connu près d'ici, est ajouté à vos producteurs.",
+  // No agreement with {name}: "Ferme du Test est ajouté" read wrong (a cold user's find).
+  prod_linked: ["Vos producteurs comptent désormais {name}.",
+    "{name} is added to your producers."],
+  prod_linked_existing: ["Vos producteurs comptent désormais {name}, déjà sur la carte près d'ici.",
     "{name}, already known nearby, is added to your producers."],
   prod_already: ["{name} est déjà dans vos producteurs.", "{name} is already one of your producers."],
   prod_remove: ["Retirer", "Remove"],
