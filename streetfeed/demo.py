@@ -126,7 +126,7 @@ _ARRIVALS: dict[str, list[tuple[str, str, float, list[str]]]] = {
     "bakery": [
         ("Pain de seigle au levain, tout chaud", "Farine du moulin de Saint-Émilion.", 4.2,
          ["local", "bio"]),
-        ("Cannelés de la fournée de l'après-midi", "Recette bordelaise, rhum et vanille.", 1.6,
+        ("Cannelés tout juste sortis du four", "Recette bordelaise, rhum et vanille.", 1.6,
          ["artisanal"]),
         ("Fougasse aux olives sortie du four", "Olives de Nyons.", 3.9, [])],
     "cafe": [
@@ -188,7 +188,7 @@ _ARRIVALS: dict[str, list[tuple[str, str, float, list[str]]]] = {
 # shop's producers, _PRODUCER_SHARE of the time.
 _ARRIVAL_PRODUCERS: dict[str, list[str]] = {
     "Pain de seigle au levain, tout chaud": ["moulin"],
-    "Cannelés de la fournée de l'après-midi": ["moulin"],
+    "Cannelés tout juste sortis du four": ["moulin"],
     "Nouveau café d'Éthiopie torréfié ce matin": ["brulerie"],
     "Chocolat chaud à l'ancienne": ["ferme-jalles"],
     "Ossau-Iraty fermier arrivé": ["fromagerie-ossau"],
@@ -214,11 +214,13 @@ _ARRIVAL_PRODUCERS: dict[str, list[str]] = {
 _PRODUCER_SHARE = 0.7
 # Arrivals and offers a passer-by may ask the shop to hold.
 _HOLD_SHARE = 0.5
-# (title, text, discount): the title's figure and discount_pct always agree.
+# (title, text, discount): the title's figure and discount_pct always agree. None names a
+# time of day: the demo posts around the clock ("fournée de l'après-midi" and "Happy
+# hour" at 08:40 read wrong to a cold user).
 _OFFERS = [("-{pct} % jusqu'à {end}", "Sur tout le rayon, dans la limite des stocks.", None),
            ("2 achetés, le 3e offert", "Jusqu'à {end} seulement.", 33),
            ("-{pct} % sur la vitrine", "Profitez-en avant {end} !", None),
-           ("Happy hour : -{pct} % jusqu'à {end}", "En boutique uniquement.", None),
+           ("Offre du moment : -{pct} % jusqu'à {end}", "En boutique uniquement.", None),
            ("Fins de série à -{pct} %", "Jusqu'à {end}, tant qu'il en reste.", None),
            ("Le 2e article à moitié prix", "Jusqu'à {end}.", 25)]
 LIVE_POSTS_PER_SHOP = 3
