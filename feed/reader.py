@@ -24,7 +24,7 @@ from services.supervision import Backoff, supervised
 from storage import keys
 from storage.redis_conn import text
 
-__all__ = ["Readers"]
+__all__ = ["Readers", "rfc3339"]
 
 log = logging.getLogger("streetfeed.reader")
 
@@ -95,6 +95,9 @@ class Readers:
         self.clock = clock
         self.readers: dict[str, tuple[FeedReader, asyncio.Event, asyncio.Task[None]]] = {}
         self._idle_since: dict[str, float] = {}
+        # Regions whose enrichers are stuck, since when (feed.enricher_watch): read or
+        # not, their posts do not flow.
+        self.stalled: dict[str, str] = {}
 
     def ensure(self, regions: list[str]) -> None:
         for region in regions:
@@ -139,9 +142,14 @@ class Readers:
                 if not reader.healthy(now)}
 
     def check_liveness(self, now: float) -> None:
-        """Tell the hub which regions cannot be read now (and so every socket concerned)."""
-        self.hub.set_down({region: _rfc3339(reader.last_read_at)
-                           for region, reader in self.unhealthy(now).items()})
+        """Tell the hub which regions' posts do not flow now (cannot be read, or their
+        enrichers are stuck), and so every socket concerned."""
+        down = {region: rfc3339(reader.last_read_at)
+                for region, reader in self.unhealthy(now).items()}
+        for region, since in self.stalled.items():
+            if region in self.readers:
+                down[region] = min(since, down.get(region, since))
+        self.hub.set_down(down)
 
     async def watch(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
         """Check liveness every `interval_s`: sockets hear of an outage within seconds."""
@@ -152,5 +160,5 @@ class Readers:
             self.check_liveness(loop.time())
 
 
-def _rfc3339(moment: datetime) -> str:
+def rfc3339(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

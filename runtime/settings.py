@@ -286,6 +286,10 @@ class Settings:
 
     # /readyz turns 503 when more in-stream entries than this wait for an enricher.
     ready_max_lag: int = 1_000
+    # A post waiting this long for an enricher (unread, or held past the claim delay)
+    # means the enrichers are stuck: sockets are told `live: false` and /readyz is 503
+    # (rules.pipeline). Posts are published within milliseconds when all is well.
+    enricher_stall_s: float = 10.0
 
     # Log lines as JSON (one object per line) or as plain text for a terminal.
     log_format: Literal["json", "text"] = "json"
@@ -406,6 +410,7 @@ ENVIRONMENT: dict[str, str] = {
     "STREETFEED_FEED_MAXLEN": "feed_maxlen",
     "STREETFEED_FEED_RETENTION_S": "feed_retention_s",
     "STREETFEED_ENRICHER_CLAIM_IDLE_MS": "enricher_claim_idle_ms",
+    "STREETFEED_ENRICHER_STALL_S": "enricher_stall_s",
     "STREETFEED_GATEWAY_INDEX": "gateway_use_index",
     "STREETFEED_GC_FREEZE": "gc_freeze",
     "STREETFEED_GC_THAW_AFTER_CLOSED": "gc_thaw_after_closed",
@@ -610,6 +615,9 @@ def validate(settings: Settings) -> None:
     if not 0 < settings.local_km <= 20_000:
         raise ConfigError(f"local_km (STREETFEED_LOCAL_KM): expected a distance in km, more "
                           f"than 0 and at most 20000, got {settings.local_km}")
+    if not settings.enricher_stall_s > 0:
+        raise ConfigError(f"enricher_stall_s (STREETFEED_ENRICHER_STALL_S): expected > 0 "
+                          f"seconds, got {settings.enricher_stall_s}")
     if settings.replay_max < 1:
         raise ConfigError(f"replay_max (STREETFEED_REPLAY_MAX): expected at least 1, "
                           f"got {settings.replay_max}")

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from rules.errors import Unavailable
 from runtime import metrics
@@ -24,7 +25,7 @@ from schemas.posts import RawPost
 from storage import keys
 from storage.redis_conn import acknowledged, aof_of, replicas_of, text, write_then_wait
 
-__all__ = ["Inbox", "derived_post_id", "durability_check", "new_post_id"]
+__all__ = ["Inbox", "derived_post_id", "durability_check", "new_post_id", "oldest_waiting"]
 
 log = logging.getLogger("streetfeed.inbox")
 _encode = msgspec.json.Encoder().encode
@@ -162,3 +163,34 @@ async def durability_check(redis: Redis, settings: Settings) -> tuple[str, bool]
                 "posts there are refused (503 not_durable)"), False
     return (f"no replica for region {', '.join(lacking)}: "
             "posts there are kept by the master's AOF fsync only"), True
+
+
+def _entry_ms(entry_id: bytes | str) -> int:
+    return int(text(entry_id).partition("-")[0])
+
+
+async def oldest_waiting(redis: Redis, region: str, held_ms: int) -> tuple[int, int | None]:
+    """(the server's time, when the oldest post still waiting for an enricher was
+    appended; None when none waits), in ms. Waiting: not read by any enricher yet, or
+    read and held unacknowledged for `held_ms` or more (rules.pipeline). Two round trips."""
+    stream = keys.in_stream(region)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.time()
+        pipe.xinfo_groups(stream)
+        (seconds, micros), groups = await pipe.execute(raise_on_error=False)
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    if isinstance(groups, ResponseError):  # no such stream: no post ever came
+        return now_ms, None
+    group = next((g for g in groups if text(g["name"]) == keys.ENRICHER_GROUP), None)
+    async with redis.pipeline(transaction=False) as pipe:
+        if group is None:  # no enricher ever started: everything waits
+            pipe.xrange(stream, count=1)
+        else:
+            pipe.xrange(stream, min=f"({text(group['last-delivered-id'])}", count=1)
+            pipe.xpending_range(stream, keys.ENRICHER_GROUP, "-", "+", 1, idle=held_ms)
+        replies = await pipe.execute()
+    unread, *held = replies
+    waiting = [_entry_ms(unread[0][0])] if unread else []
+    if held and held[0]:
+        waiting.append(_entry_ms(held[0][0]["message_id"]))
+    return now_ms, min(waiting, default=None)

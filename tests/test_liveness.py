@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
+from datetime import datetime
 
 import httpx
 from prometheus_client import REGISTRY
@@ -19,6 +24,7 @@ from feed.hub import Hub
 from runtime.settings import Settings
 from storage import keys
 from tests.helpers import (
+    FeedClient,
     OwnRedis,
     add_shop,
     arrival,
@@ -289,3 +295,63 @@ async def test_a_flood_of_moves_is_folded_then_closed(redis: Redis, settings: Se
             later = (await send_post(http, shop, arrival("cerises"))).json()["id"]
             await bystander.wait_post(later)
         await wait_for(lambda: len(web.state.hub.index) == 0, 5, "the flooder unsubscribed")
+
+
+def lives(client: FeedClient) -> list[bool]:
+    """Every `status` frame's `live`, in order."""
+    return [frame["live"] for frame in client.of_type("status")]
+
+
+def _spawn_enricher(settings: Settings) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "REDIS_URL": settings.redis_url or "",
+           "STREETFEED_ENRICHER_CLAIM_IDLE_MS": str(settings.enricher_claim_idle_ms)}
+    return subprocess.Popen([sys.executable, "-m", "streetfeed.cli", "enricher"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def test_a_stuck_enricher_is_told_as_the_feed_not_being_live(
+        redis: Redis, settings: Settings) -> None:
+    """A stopped (SIGSTOP) enricher neither fails nor exits: posts were accepted (202) and
+    shown to nobody, while /readyz said ready and every socket live (a cold attacker's
+    find). Sockets are told `live: false` since the first post left waiting, /readyz is
+    503 and says why; then live again once it publishes. A killed one, with nobody to read
+    the posts, the same."""
+    settings = settings.with_(enricher_stall_s=1.0, enricher_claim_idle_ms=500)
+    shop = await add_shop(redis, settings, "Primeur", *STREET)
+    process = _spawn_enricher(settings)
+    try:
+        async with web_server(settings) as web, feed_client(web.ws, *STREET) as client, \
+                httpx.AsyncClient(base_url=web.http) as http:
+            first = (await send_post(http, shop, arrival("fraises"))).json()["id"]
+            await client.wait_post(first, timeout=15)  # the enricher has started
+            os.kill(process.pid, signal.SIGSTOP)
+            accepted = time.time()
+            waiting = [(await send_post(http, shop, arrival(f"cerises {i}"))).json()["id"]
+                       for i in range(3)]
+            await wait_for(lambda: lives(client)[-1:] == [False], 10, "told not live")
+            since = client.of_type("status")[-1]["since"]
+            assert abs(datetime.fromisoformat(since).timestamp() - accepted) < 2, since
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503
+            assert any("enrichers of region" in r and "are stuck" in r
+                       for r in ready.json()["reasons"]), ready.json()
+            assert not set(waiting) & set(client.post_ids())
+
+            os.kill(process.pid, signal.SIGCONT)
+            await wait_for(lambda: set(waiting) <= set(client.post_ids()), 15, "published")
+            await wait_for(lambda: lives(client)[-1:] == [True], 10, "live again")
+            assert (await http.get("/readyz")).status_code == 200
+
+            process.kill()
+            process.wait(10)
+            unread = (await send_post(http, shop, arrival("abricots"))).json()["id"]
+            await wait_for(lambda: lives(client)[-1:] == [False], 10, "told not live")
+            process = _spawn_enricher(settings)  # as a supervisor would
+            await client.wait_post(unread, timeout=15)
+            await wait_for(lambda: lives(client)[-1:] == [True], 10, "live again")
+            assert lives(client) == [False, True, False, True]
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)
+            process.terminate()
+            process.wait(10)

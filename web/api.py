@@ -452,6 +452,10 @@ async def readyz(request: Request) -> Response:
         checks["enricher_pending"] = pending
         if lag > st.settings.ready_max_lag:
             reasons.append(f"enrichers are behind: {lag} posts wait")
+        for region, since in sorted(st.readers.stalled.items()):
+            # Few posts, but one waiting that long: stuck, not behind (feed.enricher_watch).
+            reasons.append(f"enrichers of region {region} are stuck: a post waits since "
+                           f"{since}")
     except TimeoutError:
         checks["redis"] = "stalled"
         reasons.append(f"Redis does not answer within {st.settings.probe_timeout_s:g} s")

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from feed.console import Consoles
+from feed.enricher_watch import EnricherWatch
 from feed.gateway import Gateway
 from feed.hub import PING_SLICES, Hub
 from feed.presence import PresenceBoard
@@ -162,6 +163,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             "presence": lambda: presence.run(stop),
             "ping": lambda: _ping_loop(hub, readers, settings.gateway_ping_interval_s, stop),
             "liveness": lambda: readers.watch(stop),
+            "enrichers": lambda: EnricherWatch(redis, settings, readers).run(stop),
             # Profile changes folded while a shop was within its republish interval.
             "republish": lambda: republisher.run(stop),
         }
