@@ -38,7 +38,8 @@ from feed.sse import EventStream, EventStreams
 from rules import cursor as cursors
 from rules.addresses import counted_address
 from rules.clock import Clock
-from rules.errors import ApiError, RateLimited, Unavailable
+from rules.errors import ApiError, InvalidInput, RateLimited, Unavailable
+from rules.json_keys import refuse_duplicate_keys
 from rules.regions import regions_for
 from runtime.collector import SocketCounts
 from runtime.settings import Settings
@@ -277,10 +278,15 @@ class Gateway:
     def parse_message(self, conn: Connection, text: str) -> Subscription | None:
         """A client message, or None after answering it with an error frame."""
         try:
-            return _decode_message(text)
+            message = _decode_message(text)
+            # Which `lat` of two would count? The last, here: refused as on every edge.
+            refuse_duplicate_keys(text.encode())
+            return message
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             conn.sink.write(ws_text_frame(error_payload("invalid_message", str(exc))))
-            return None
+        except InvalidInput as exc:
+            conn.sink.write(ws_text_frame(error_payload(exc.code, exc.message)))
+        return None
 
     async def move(self, conn: Connection, request: Subscription) -> None:
         try:

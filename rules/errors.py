@@ -30,6 +30,7 @@ ERROR_CODES: frozenset[str] = frozenset({
     "cross_origin", "invalid_query", "presence_unavailable", "duplicate_exception_date",
     # connections and the feed socket
     "server_busy", "too_many_connections", "headers_too_large", "invalid_subscription",
+    "invalid_message",
     "origin_not_allowed", "feed_unavailable", "too_many_moves", "binary_not_supported",
     "invalid_websocket_handshake", "unsupported_websocket_version",
     # photos (rules.images)

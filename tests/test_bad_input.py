@@ -166,6 +166,12 @@ async def test_bad_websocket_messages(redis: Redis, settings: Settings) -> None:
             await client.send({"type": "teleport"})
             await wait_for(lambda: len(client.of_type("error")) == 3)
             assert {f["error"]["code"] for f in client.of_type("error")} == {"invalid_message"}
+            # A key twice: the last counted (a cold attacker's find). Refused, the socket
+            # where it was.
+            await client.ws.send(f'{{"type": "subscribe", "lat": 10, "lat": {STREET[0]}, '
+                                 f'"lon": {STREET[1]}, "radius_m": 200}}')
+            await wait_for(lambda: len(client.of_type("error")) == 4)
+            assert client.of_type("error")[-1]["error"]["code"] == "duplicate_key"
             # Still subscribed and usable.
             await client.send({"type": "subscribe", "lat": STREET[0], "lon": STREET[1],
                                "radius_m": 200})

@@ -53,14 +53,16 @@ class ConsoleClient(FeedClient):
 
 @contextlib.asynccontextmanager
 async def console_socket(base: str, *, cookie: str | None = None, origin: str | None = None,
-                         token: ShopCreated | None = None) -> AsyncIterator[ConsoleClient]:
+                         token: ShopCreated | None = None,
+                         query: str | None = None) -> AsyncIterator[ConsoleClient]:
+    """`query`: instead of the token's own `?shop=`."""
     headers: dict[str, str] = {}
     url = f"{base}/ws/shop"
     if cookie is not None:
         headers["Cookie"] = cookie
     if token is not None:
         headers["Authorization"] = f"Bearer {token.token}"
-        url += f"?shop={token.id}"
+        url += query if query is not None else f"?shop={token.id}"
     async with connect(url, additional_headers=headers, origin=origin) as ws:  # type: ignore[arg-type]
         client = ConsoleClient(ws)
         client.task = asyncio.create_task(client._pump())
@@ -146,6 +148,16 @@ async def test_console_socket_profile_changes_and_refusals(
             async with console_socket(web.ws, cookie=cookie, origin="https://evil.example"):
                 pass
         assert refused.value.response.status_code == 403
+
+        # `?shop=` twice: which would count? Refused, as a duplicate on /ws/feed is (it
+        # opened as the last one: a cold attacker's find, no bypass but not refused).
+        other = await add_shop(redis, settings, "Voisin", *STREET)
+        async with console_socket(web.ws, token=shop,
+                                  query=f"?shop={other.id}&shop={shop.id}") as twice:
+            await asyncio.wait_for(twice.closed.wait(), 5)
+        assert twice.close_code == 1008
+        assert twice.of_type("error")[0]["error"]["code"] == "invalid_query"
+        assert twice.of_type("shop") == []
 
         # A token works too (API clients), and the hours a shop sets are pushed.
         auth = {"Authorization": f"Bearer {shop.token}"}

@@ -22,7 +22,7 @@ from feed.console import Consoles, ConsoleSocket
 from feed.frames import error_payload, ws_text_frame
 from feed.gateway import Gateway
 from feed.raw_ws import NativeChannel
-from rules.errors import ApiError, Unauthorized
+from rules.errors import ApiError, InvalidInput, Unauthorized
 from schemas.shops import ShopRecord
 from storage import shops
 from web.auth import COOKIE, session_key, shop_of_session
@@ -52,7 +52,11 @@ class ConsoleGate:
         """The shop the socket speaks for, and the key of the session it does so with."""
         authorization = headers.get("Authorization")
         if authorization:
-            shop_id = dict(parse_qsl(query)).get("shop", "")
+            shop_ids = [value for name, value in parse_qsl(query) if name == "shop"]
+            if len(shop_ids) > 1:  # which would count? Refused, as on /ws/feed
+                raise InvalidInput("'shop' given more than once", code="invalid_query",
+                                   status=400)
+            shop_id = shop_ids[0] if shop_ids else ""
             return await shops.authenticate(self.redis, shop_id, authorization), None
         session_id = cookie_parser(headers.get("Cookie", "")).get(COOKIE)
         record = await shop_of_session(self.redis, session_id) if session_id else None

@@ -351,6 +351,7 @@ const STRINGS = {
   err_too_many_connections: ["Trop de connexions ouvertes depuis cet appareil ou ce réseau.",
     "Too many connections open from this device or network."],
   err_headers_too_large: ["Requête trop volumineuse.", "Request too large."],
+  err_invalid_message: ["Message non compris par le fil.", "Message not understood by the feed."],
   err_invalid_subscription: ["Position ou rayon non valable pour le fil.",
     "Invalid position or radius for the feed."],
   err_origin_not_allowed: ["Ce site n'a pas accès au fil en direct.",
