@@ -49,6 +49,7 @@ def _decode(decode: Callable[[bytes], T], body: bytes) -> T:
     try:
         value = decode(body)
     except msgspec.ValidationError as exc:
+        refuse_duplicate_keys(body)  # the cause, if a key is named twice
         raise InvalidInput(str(exc), code="invalid_post") from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"malformed JSON: {exc}", code="malformed_json", status=400) from None

@@ -65,6 +65,9 @@ BAD_POSTS: list[tuple[str, bytes | dict[str, Any], int, str]] = [
     # Parsers disagree on which one counts (msgspec kept the last): a cold attacker's find.
     ("key named twice", b'{"kind": "new_arrival", "title": "Fraises", "title": "Cerises"}',
      400, "duplicate_key"),
+    # Said as such, not as the invalid post the last of the two makes (it was 422).
+    ("kind named twice", b'{"kind": "new_arrival", "kind": "flash_offer", "title": "x"}',
+     400, "duplicate_key"),
 ]
 
 

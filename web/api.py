@@ -386,6 +386,8 @@ def decode_body(body: bytes, type_: type[T], code: str, *, unique_keys: bool = F
     try:
         value = msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
+        if unique_keys:
+            refuse_duplicate_keys(body)  # the cause, if a key is named twice
         raise InvalidInput(str(exc), code=code) from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"malformed JSON: {exc}", code="malformed_json", status=400) from None
