@@ -62,7 +62,7 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from websockets.datastructures import Headers
 from websockets.exceptions import (
@@ -263,8 +263,8 @@ class RawFrameProtocol(asyncio.Protocol):
     # --- asyncio.Protocol -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream transport (asyncio's or uvloop's, which does not subclass it).
-        self.transport = cast(asyncio.Transport, transport)
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
         self.connections.add(self)
 
     def data_received(self, data: bytes) -> None:

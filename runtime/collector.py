@@ -8,9 +8,8 @@ the loop here:
 - A closed socket's own objects are freed by reference counting alone: the protocols
   break the cycles they would leave (feed/raw_ws.py, feed/hub.py, web/http_protocol.py).
   Two small cycles belong to the libraries under them and are left: CPython's selector
-  transport keeps a bound method of itself as its read callback (not uvloop's, the
-  default loop: runtime/event_loop.py), and websockets' frame parser is a generator
-  holding its protocol. Breaking them would take those libraries'
+  transport keeps a bound method of itself as its read callback, and websockets' frame
+  parser is a generator holding its protocol. Breaking them would take those libraries'
   private attributes; they hold no product object (the transport drops its protocol
   when the connection is lost) and are freed by the next collection of their generation.
 - `Collector` freezes (`gc.freeze()`) what survives start-up and each full

@@ -294,10 +294,6 @@ class Settings:
     # Log lines as JSON (one object per line) or as plain text for a terminal.
     log_format: Literal["json", "text"] = "json"
 
-    # The event loop the serving processes run (runtime/event_loop.py): uvloop's, or
-    # asyncio's own (where uvloop is not installed, or to compare; docs/performance.md).
-    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
-
     # Alerts for followed shops (Web Push, DESIGN.md section 9; workers/pusher.py). The
     # VAPID key (RFC 8292) signing every push: STREETFEED_VAPID_PRIVATE_KEY (the raw 32-byte
     # P-256 scalar, base64url, as web-push tools print it), else one generated once in the
@@ -439,7 +435,6 @@ ENVIRONMENT: dict[str, str] = {
     "STREETFEED_MAX_LINKS": "moderation_max_links",
     "STREETFEED_BANNED_WORDS_FILE": "moderation_banned_words",
     "STREETFEED_LOG_FORMAT": "log_format",
-    "STREETFEED_EVENT_LOOP": "event_loop",
     "STREETFEED_DEMO_INTERVAL_S": "demo_interval_s",
     "STREETFEED_VAPID_PRIVATE_KEY": "vapid_private_key",
     "STREETFEED_VAPID_SUBJECT": "vapid_subject",

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import fcntl
 import io
-import logging
 import os
 import shutil
 import sys
@@ -36,7 +35,6 @@ import msgspec
 
 from rules.clock import SystemClock
 from rules.errors import ConfigError
-from runtime.event_loop import loop_factory
 from runtime.logs import setup_logging
 from runtime.processes import die_with_parent_from_env
 from runtime.settings import Settings, load_settings
@@ -278,10 +276,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if serving:
             _write_served_url(ready)
         try:
-            logging.getLogger("streetfeed").info("%s: on %s's event loop", args.command,
-                                                 settings.event_loop)
-            with asyncio.Runner(loop_factory=loop_factory(settings)) as runner:
-                runner.run(supervise(parts))
+            asyncio.run(supervise(parts))
         finally:
             if serving:
                 (Path(ready.data_dir) / SERVED_URL_FILE).unlink(missing_ok=True)

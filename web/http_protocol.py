@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, cast
+from typing import Any
 
 import httptools
 from uvicorn.config import HTTP_PROTOCOLS
@@ -116,8 +116,8 @@ class GuardedHttpProtocol(asyncio.Protocol):
     # --- asyncio.Protocol, each forwarded to uvicorn's ---------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream transport (asyncio's or uvloop's, which does not subclass it).
-        self._transport = transport = cast(asyncio.Transport, transport)
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
         guard = self._guard
         if guard is None:
             self._inner.connection_made(transport)

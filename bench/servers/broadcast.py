@@ -9,9 +9,9 @@ none either); a post is one `json.dumps` and one `broadcast(connections, text)`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 
-import uvloop
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from bench.servers.common import READY_PAYLOAD, make_post, post_frame_payload, serve_control
@@ -53,9 +53,7 @@ def cli() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--control-port", type=int, required=True)
     args = parser.parse_args()
-    # On uvloop, as Streetfeed's gateway runs (runtime/event_loop.py): the ceiling is the
-    # best this machine does, loop included.
-    uvloop.run(main(args.host, args.port, args.control_port))
+    asyncio.run(main(args.host, args.port, args.control_port))
 
 
 if __name__ == "__main__":

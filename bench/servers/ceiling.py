@@ -15,9 +15,6 @@ import asyncio
 import base64
 import hashlib
 import json
-from typing import cast
-
-import uvloop
 
 from bench.servers.common import (
     READY_PAYLOAD,
@@ -54,8 +51,8 @@ class WsProtocol(asyncio.Protocol):
         self.upgraded = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream transport (asyncio's or uvloop's, which does not subclass it).
-        self.transport = cast(asyncio.Transport, transport)
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         transport = self.transport
@@ -111,9 +108,7 @@ def cli() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--control-port", type=int, required=True)
     args = parser.parse_args()
-    # On uvloop, as Streetfeed's gateway runs (runtime/event_loop.py): the ceiling is the
-    # best this machine does, loop included.
-    uvloop.run(main(args.host, args.port, args.control_port))
+    asyncio.run(main(args.host, args.port, args.control_port))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import json
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 # A JSON text frame sent once a socket is registered: the load generator's "subscribed".
 READY_PAYLOAD = b'{"type":"ping","cursor":"0-0"}'
@@ -57,8 +57,8 @@ class ControlProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream transport (asyncio's or uvloop's, which does not subclass it).
-        self.transport = cast(asyncio.Transport, transport)
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
