@@ -3,27 +3,23 @@
 A post the web accepted (202) reaches passers-by only through an enricher. One that is
 stopped, deadlocked or stuck on a call reads nothing and exits never, so nothing
 restarts it, while every page said "live" and /readyz "ready" (a cold attacker's
-SIGSTOP: five posts accepted, none shown for a minute). Stuck: a post has waited longer
-than the limit, and no enricher has tried to read or claim for as long (a live one
-tries at least every enricher_block_ms, failing posts or not). Since the later of the
-two: posts stopped flowing when the first of them was left waiting, or when the
-enrichers stopped, whichever came last (a post pending on a stopped enricher's consumer
-dates from its last try, not from its append: a cold try saw "not live since" 12
-minutes too early).
+SIGSTOP: five posts accepted, none shown for a minute). Two kinds of waiting tell it:
+an entry no enricher has read yet, and one read but held unacknowledged longer than
+another enricher would take to claim it (a failing entry is claimed again and again,
+so it never looks held that long).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = ["stalled_since_ms"]
 
 
-def stalled_since_ms(now_ms: int, waiting_ms: int | None, tried_ms: int | None,
-                     stall_ms: int) -> int | None:
-    """Since when posts do not flow (ms), or None: `waiting_ms`, since when the oldest
-    post has waited (None: none waits); `tried_ms`, an enricher's last try (None: none
-    ever); all on the server's clock, as stream ids."""
-    if waiting_ms is None or now_ms - waiting_ms <= stall_ms:
+def stalled_since_ms(now_ms: int, waiting_ms: Iterable[int | None], stall_ms: int) -> int | None:
+    """When the oldest waiting post was appended (ms), if it has waited longer than
+    `stall_ms` by `now_ms` (both the server's clock, as stream ids); else None."""
+    oldest = min((ms for ms in waiting_ms if ms is not None), default=None)
+    if oldest is None or now_ms - oldest <= stall_ms:
         return None
-    if tried_ms is not None and now_ms - tried_ms <= stall_ms:
-        return None  # one is at work: behind, or retrying a failing post
-    return max(waiting_ms, tried_ms if tried_ms is not None else waiting_ms)
+    return oldest

@@ -316,9 +316,7 @@ async def test_a_stuck_enricher_is_told_as_the_feed_not_being_live(
     find). Sockets are told `live: false` since the first post left waiting, /readyz is
     503 and says why; then live again once it publishes. A killed one, with nobody to read
     the posts, the same."""
-    # The claim delay as deployed (15 s): a stopped enricher's posts are pending on it, not
-    # unread, and were only noticed past claim delay + stall (a cold try: not before 25 s).
-    settings = settings.with_(enricher_stall_s=1.0)
+    settings = settings.with_(enricher_stall_s=1.0, enricher_claim_idle_ms=500)
     shop = await add_shop(redis, settings, "Primeur", *STREET)
     process = _spawn_enricher(settings)
     try:
