@@ -305,6 +305,29 @@ async def test_a_passer_by_holds_from_a_card_and_follows_it_to_the_end(
         assert page.errors == []
 
 
+async def test_a_card_made_again_keeps_the_focus_on_the_same_button(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """A post frame makes its card again (here: someone else holds one): a keyboard user on
+    its "Hold it" button stays there, not on the card around it (a CI run saw the focus on
+    the card after a frame that came just after the dialog closed)."""
+    words = TEXTS["en"]
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http)
+        post_id = await posted(http, shop, arrival("Girolles", hold={"quantity": 3,
+                                                                      "minutes": 30}))
+        page = await phone(browser, web.http, "en")
+        ask = f"{feed_card(post_id)} .hold-ask"
+        await text_is(page, ask, words["ask"].format(n=3))
+        await page.focus(ask)
+        taken = await http.post(f"/api/v1/posts/{post_id}/holds", json={"name": "Marc"})
+        assert taken.status_code == 201
+        await text_is(page, ask, words["ask"].format(n=2))
+        assert await page.evaluate(
+            "(sel) => document.activeElement === document.querySelector(sel)", ask)
+        assert page.errors == []
+
+
 SECRET = """(id) => JSON.parse(localStorage.getItem('streetfeed.holds'))
     .find((h) => h.id === id).secret"""
 

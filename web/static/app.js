@@ -267,8 +267,12 @@ function readerAnchor() {
  */
 function mutate(change) {
   const active = document.activeElement;
-  const focusedId = feedEl.contains(active) ? active.closest(".card")?.dataset.postId : null;
-  const focusedIndex = focusedId ? [...feedEl.children].indexOf(active.closest(".card")) : -1;
+  const focusedCard = feedEl.contains(active) ? active.closest(".card") : null;
+  const focusedId = focusedCard?.dataset.postId;
+  const focusedIndex = focusedId ? [...feedEl.children].indexOf(focusedCard) : -1;
+  // A control inside the card (its "Hold it" button, say): the same one in the card made
+  // again, not the card around it, where a keyboard user would lose their place.
+  const control = active !== focusedCard && active?.classList[0];
   const anchor = readerAnchor();
   change();
   order();
@@ -278,7 +282,8 @@ function mutate(change) {
   }
   scheduleSave();
   if (!focusedId) return;
-  const target = cards.get(focusedId)?.el ??
+  const card = cards.get(focusedId)?.el;
+  const target = (control && card?.querySelector(`.${CSS.escape(control)}`)) || card ||
     feedEl.children[Math.min(focusedIndex, feedEl.children.length - 1)];
   if (target && document.activeElement !== target) target.focus({ preventScroll: true });
 }
