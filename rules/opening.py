@@ -4,10 +4,12 @@ A shopkeeper's own `opening_change` post ("open late until 00:57", "exceptionall
 and also a plain "open now" / "closed now") is the truth about the shop from when it is
 posted until its `until` (else until the post expires), or until it is withdrawn: weekly
 hours say what is usual, the shopkeeper says what is so. Several live at once: the one
-posted last governs. One that a later one masks for all that is left of it is withdrawn
-when that one is published (`superseded`): "open until 22:00" and, later, "closed now" for
-the rest of the day would otherwise both be on the street. One that outlives the later
-one stays ("open until 22:00", then "closed, back at 14:00"): it governs again after.
+posted last governs. One that will say nothing again once a later one is published is
+withdrawn then (`superseded`): "open until 22:00" and, later, "closed now" for the rest
+of the day would otherwise both be on the street, as would "closed now" and a later "open
+late until 23:00" in a shop that closes at 19:00 (past 23:00 the first says what the
+hours say). One that still has something to say stays ("open until 22:00", then
+"closed, back at 14:00"): it governs again after.
 Automatic posts (the scheduler's, made from the hours) are no override: they repeat the
 hours.
 
@@ -56,11 +58,41 @@ def governing(overrides: Iterable[OpeningOverride], at_ts: float) -> OpeningOver
     return max(holding, key=_posted_order, default=None)
 
 
-def superseded(older: OpeningOverride, newer: OpeningOverride) -> bool:
-    """`newer` governs for all that is left of `older`: posted after it, it ends no
-    earlier, so `older` will never say anything again."""
-    return (_posted_order(older) < _posted_order(newer)
-            and older.ends_ts <= newer.ends_ts)
+def superseded(newer: OpeningOverride, overrides: Sequence[OpeningOverride],
+               hours: ShopHours | None) -> list[OpeningOverride]:
+    """The shop's earlier words (in `overrides`, beside `newer`) that will say nothing
+    again once `newer` is posted: withdrawing them changes the shop's state at no time
+    from `newer` on. Judged oldest first, each against those left, so that two that
+    repeat each other do not both go. Masked for all that is left of it ("open until
+    22:00", then "closed" for the rest of the day) or, past the end of `newer`, saying
+    only what the hours or the words left say anyway ("closed now", then "open late until
+    23:00" in a shop that closes at 19:00)."""
+    left = list(overrides)
+    gone: list[OpeningOverride] = []
+    for older in sorted(overrides, key=_posted_order):
+        if _posted_order(older) >= _posted_order(newer):
+            break
+        rest = [o for o in left if o is not older]
+        if _same_states(hours, left, rest, newer.starts_ts, older.ends_ts):
+            left = rest
+            gone.append(older)
+    return gone
+
+
+def _same_states(hours: ShopHours | None, a: Sequence[OpeningOverride],
+                 b: Sequence[OpeningOverride], start_ts: float, end_ts: float) -> bool:
+    """Whether `a` and `b` give the same state at every instant of [start_ts, end_ts):
+    both are step functions, so at the instants either may change."""
+    if end_ts <= start_ts:
+        return True
+    instants = {start_ts} | {t for o in a for t in (o.starts_ts, o.ends_ts)
+                             if start_ts < t < end_ts}
+    if _has_hours(hours):
+        instants |= {c.at.timestamp() for c in changes(hours, _from_ts(start_ts),
+                                                        _from_ts(end_ts))}
+    return all(_state_under(hours, governing(a, t), _from_ts(t))
+               == _state_under(hours, governing(b, t), _from_ts(t))
+               for t in instants if t < end_ts)
 
 
 def _has_hours(hours: ShopHours | None) -> TypeGuard[ShopHours]:

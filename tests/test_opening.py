@@ -178,3 +178,30 @@ async def test_a_later_word_withdraws_the_earlier_one_it_masks_for_good(
         assert (await _state(http, shop))[0] is False
         live = await http.get(f"/api/v1/shops/{shop.id}/posts", headers=auth(shop))
         assert [p["id"] for p in live.json()["posts"]] == [closed]
+
+
+async def test_open_late_withdraws_a_closed_now_that_then_says_what_the_hours_say(
+        redis: Redis, settings: Settings, pool: ArqRedis) -> None:
+    """"Closed now" (no time: for the rest of the day), then "open late until 23:00" in a
+    shop that closes at 19:00: both stayed on the street, one closed and one open (a cold
+    user's find), though past 23:00 the first says only what the hours say."""
+    clock = ManualClock(utc(2026, 11, 24, 13, 0))  # Tuesday 14:00 in Paris
+    async with hours_street(redis, settings, pool, clock, "Café") as (shop, _, http, client):
+        async def post(body: dict[str, Any]) -> str:
+            answer = await send_post(http, shop, {"kind": "opening_change", **body})
+            assert answer.status_code == 202, answer.text
+            post_id: str = answer.json()["id"]
+            await wait_for(lambda: post_id in client.post_ids())
+            return post_id
+
+        closed = await post({"title": "Fermé pour le moment", "status": "closed_now"})
+        assert (await _state(http, shop))[0] is False
+        clock.set(utc(2026, 11, 24, 16, 0))
+        late = await post({"title": "Ouvert ce soir jusqu'à 23:00", "status": "open_late",
+                           "until": "2026-11-24T22:00:00Z"})
+        await wait_for(lambda: {f["id"] for f in client.of_type("withdrawn")} == {closed},
+                       message="'closed now' withdrawn")
+        assert (await _state(http, shop))[:2] == (
+            True, {"at": "2026-11-24T22:00:00Z", "open": False})
+        live = await http.get(f"/api/v1/shops/{shop.id}/posts", headers=auth(shop))
+        assert [p["id"] for p in live.json()["posts"]] == [late]

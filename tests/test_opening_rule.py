@@ -49,6 +49,11 @@ def test_open_late_keeps_the_shop_open_until_its_until() -> None:
     assert after.next_change == NextChange(at=utc(2026, 11, 25, 6, 0), open=True)
 
 
+def withdrawn(newer: OpeningOverride, *overrides: OpeningOverride,
+              hours: ShopHours | None = HOURS) -> set[str]:
+    return {o.post_id for o in superseded(newer, [*overrides, newer], hours)}
+
+
 def test_a_later_word_that_outlasts_an_earlier_one_supersedes_it() -> None:
     """"Open until 22:00", then "closed now" for the rest of the day: the first will never
     govern again (a cold user saw both cards on the street). "Closed, back at 14:00" does
@@ -56,36 +61,67 @@ def test_a_later_word_that_outlasts_an_earlier_one_supersedes_it() -> None:
     open_until_22 = override(utc(2026, 11, 24, 7, 0), utc(2026, 11, 24, 21, 0), True, "a")
     closed_today = override(utc(2026, 11, 24, 8, 0), utc(2026, 11, 24, 23, 0), False, "b")
     back_at_14 = override(utc(2026, 11, 24, 8, 0), utc(2026, 11, 24, 13, 0), False, "c")
-    assert superseded(open_until_22, closed_today)
-    assert not superseded(closed_today, open_until_22)  # posted before it: never
-    assert not superseded(open_until_22, back_at_14)
+    assert withdrawn(closed_today, open_until_22) == {"a"}
+    assert withdrawn(open_until_22, closed_today) == set()  # posted before it: never
+    assert withdrawn(back_at_14, open_until_22) == set()
     assert governing([open_until_22, back_at_14], utc(2026, 11, 24, 14, 0).timestamp()) \
         == open_until_22
     same_end = override(utc(2026, 11, 24, 9, 0), utc(2026, 11, 24, 21, 0), False, "d")
-    assert superseded(open_until_22, same_end)
-    assert not superseded(open_until_22, open_until_22)  # an edit of itself
+    assert withdrawn(same_end, open_until_22) == {"a"}
+    assert superseded(open_until_22, [open_until_22], HOURS) == []  # an edit of itself
     # Posted in the same second: the order governing() uses, the post id, decides.
     twin = override(utc(2026, 11, 24, 7, 0), utc(2026, 11, 24, 21, 0), False, "z")
-    assert superseded(open_until_22, twin) and not superseded(twin, open_until_22)
+    assert withdrawn(twin, open_until_22) == {"a"}
+    assert withdrawn(open_until_22, twin) == set()
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 20), st.integers(1, 20), st.booleans()),
-                min_size=2, max_size=5),
-       st.integers(0, 45))
+def test_a_later_word_supersedes_one_that_then_says_only_what_the_hours_say() -> None:
+    """"Closed now" (no time: until the end of the day), then "open late until 23:00":
+    past 23:00 the first says "closed", as the hours (07:00-19:00) do, so it is withdrawn
+    (a cold user saw both cards live). Where it says more than the hours, it stays: a shop
+    with no hours, or "open now" on a day the hours say closed (Monday), then "closed,
+    back at 14:00"."""
+    closed_now = OpeningOverride(post_id="a", open=False, status="closed_now",
+                                 starts_ts=utc(2026, 11, 24, 14, 0).timestamp(),
+                                 ends_ts=utc(2026, 11, 24, 23, 0).timestamp(),
+                                 until_said=False)
+    open_late = override(utc(2026, 11, 24, 15, 0), utc(2026, 11, 24, 22, 0), True, "b")
+    assert withdrawn(open_late, closed_now) == {"a"}
+    assert withdrawn(open_late, closed_now, hours=None) == set()  # past 23:00, only it says
+    # Open until 22:00 local: past 23:00 the hours say closed, as the first does.
+    monday_open = OpeningOverride(post_id="c", open=True, status="open_now",
+                                  starts_ts=utc(2026, 11, 23, 8, 0).timestamp(),
+                                  ends_ts=utc(2026, 11, 23, 23, 0).timestamp(),
+                                  until_said=False)
+    back_at_14 = override(utc(2026, 11, 23, 10, 0), utc(2026, 11, 23, 13, 0), False, "d")
+    assert withdrawn(back_at_14, monday_open) == set()
+    # Two that repeat each other: one goes, not both (then the hours would say "open").
+    first = override(utc(2026, 11, 24, 9, 0), utc(2026, 11, 24, 22, 30), False, "e")
+    second = override(utc(2026, 11, 24, 10, 0), utc(2026, 11, 24, 22, 30), False, "f")
+    brief = override(utc(2026, 11, 24, 11, 0), utc(2026, 11, 24, 12, 0), True, "g")
+    assert len(withdrawn(brief, first, second, hours=ShopHours(weekly=parse_weekly(
+        "tue 07:00-23:59")))) == 1
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 30), st.booleans()),
+                min_size=2, max_size=6),
+       st.integers(0, 80), st.booleans())
 def test_withdrawing_what_is_superseded_changes_no_state(
-        spans: list[tuple[int, int, bool]], at_h: int) -> None:
-    """What a later post masks for good says nothing at any time from the later post on:
-    the state with it and without it is the same."""
+        spans: list[tuple[int, int, bool]], at_h: int, with_hours: bool) -> None:
+    """What a later post supersedes says nothing at any time from the later post on: the
+    state with it and without it is the same."""
     base = utc(2026, 11, 24, 0, 0)
+    hours = HOURS if with_hours else None
     overrides = [override(base + timedelta(hours=s), base + timedelta(hours=s + n), o, f"p{i}")
                  for i, (s, n, o) in enumerate(spans)]
     newest = max(overrides, key=lambda o: (o.starts_ts, o.post_id))
-    kept = [o for o in overrides if not superseded(o, newest)]
+    gone = superseded(newest, overrides, hours)
+    kept = [o for o in overrides if o not in gone]
     at = base + timedelta(hours=at_h)
     if at.timestamp() >= newest.starts_ts:
-        assert state_at(HOURS, kept, at) == state_at(HOURS, overrides, at)
-        assert effective_state(HOURS, kept, at) == effective_state(HOURS, overrides, at)
+        assert state_at(hours, kept, at) == state_at(hours, overrides, at)
+        assert effective_state(hours, kept, at) == effective_state(hours, overrides, at)
 
 
 def test_open_late_without_a_time_has_no_closing_time_to_show() -> None:

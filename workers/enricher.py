@@ -29,10 +29,10 @@ from rules.clock import Clock
 from rules.enrich import Dropped, enrich, hold_offered
 from rules.expiry import expires_at
 from rules.moderation import Policy
-from rules.opening import override_of, superseded
+from rules.opening import superseded
 from runtime import metrics
 from runtime.settings import Settings
-from schemas.hours import OpeningOverride
+from schemas.hours import OpeningOverride, ShopHours
 from schemas.limits import HOLD_KEEP_AFTER_END_S
 from schemas.posts import OpeningChange, Post, RawPost
 from schemas.shops import ShopRecord
@@ -190,19 +190,23 @@ class Enricher:
                 # The shop's own word on its opening withdraws the posts it contradicts:
                 # done before the shop's next post is published, as one by one.
                 published = await self._publish(batch, acks, entries)
-                await self._withdraw(withdrawing, published, now)
+                await self._withdraw(withdrawing, published, shops, now)
                 batch, acks, withdrawing = [], [], []
             batch.append((entry_id, publication, raw.edit or entry_id in refreshes))
             if publication.opening:
                 withdrawing.append((entry_id, raw.shop_id, publication.opening))
         published = await self._publish(batch, acks, entries)
-        await self._withdraw(withdrawing, published, now)
+        await self._withdraw(withdrawing, published, shops, now)
 
     async def _withdraw(self, opening_posts: list[tuple[bytes, str, bytes]],
-                        published: set[bytes], now: datetime) -> None:
+                        published: set[bytes], shops: dict[str, ShopRecord | Exception],
+                        now: datetime) -> None:
         for entry_id, shop_id, opening in opening_posts:
             if entry_id in published:  # not when it was refused (withdrawn, gone, failed)
-                await self._withdraw_contradicted(shop_id, _decode_override(opening), now)
+                shop = shops.get(shop_id)
+                hours = shop.hours if isinstance(shop, ShopRecord) else None
+                await self._withdraw_contradicted(shop_id, _decode_override(opening), hours,
+                                                  now)
 
     async def _publish(self, batch: list[tuple[bytes, Publication, bool]], acks: list[bytes],
                        entries: list[tuple[bytes, dict[bytes, bytes]]]) -> set[bytes]:
@@ -283,20 +287,20 @@ class Enricher:
             opening=b"" if outcome.opening is None else openings.encode(outcome.opening))
 
     async def _withdraw_contradicted(self, shop_id: str, said: OpeningOverride,
-                                     now: datetime) -> None:
+                                     hours: ShopHours | None, now: datetime) -> None:
         """The shopkeeper has said whether the shop is open (`said`): the automatic posts
         made from its hours ("Open until 19:00") would contradict it on the street, and so
-        would its own earlier word that `said` masks for good (rules.opening.superseded):
+        would its own earlier words that will say nothing again (rules.opening.superseded):
         they go. When the shopkeeper's word ends, the scheduler posts the hours again."""
+        # The overrides the shop's state is computed from, `said` among them (published).
+        words = await openings.of_shop(self.redis, self.region, shop_id)
+        gone = {o.post_id for o in superseded(said, words, hours)}
         for post_id, (kind, post_json) in await shop_live_posts(
                 self.redis, self.region, shop_id, "kind", "json"):
             if kind != b"opening_change" or post_json is None:
                 continue
             post = _decode_post(post_json)
-            if not isinstance(post, OpeningChange):
-                continue
-            earlier = override_of(post)
-            if post.auto or (earlier is not None and superseded(earlier, said)):
+            if isinstance(post, OpeningChange) and (post.auto or post.id in gone):
                 await self.live.remove(post_id, "withdrawn", now_ts=now.timestamp(),
                                        shop_id=shop_id)
 
