@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from feed.reader import Readers, rfc3339
 from rules.pipeline import stalled_since_ms
 from runtime.settings import Settings
-from storage.inbox import oldest_waiting
+from storage.inbox import enricher_activity
 
 __all__ = ["EnricherWatch"]
 
@@ -34,14 +34,12 @@ class EnricherWatch:
         self.redis = redis
         self.readers = readers
         self.stall_ms = int(settings.enricher_stall_s * 1000)
-        # Held past the claim delay: no other enricher took it over either.
-        self.held_ms = settings.enricher_claim_idle_ms + self.stall_ms
 
     async def check(self) -> None:
         stalled: dict[str, str] = {}
         for region in list(self.readers.readers):
-            now_ms, waiting_ms = await oldest_waiting(self.redis, region, self.held_ms)
-            since_ms = stalled_since_ms(now_ms, [waiting_ms], self.stall_ms)
+            now_ms, waiting_ms, tried_ms = await enricher_activity(self.redis, region)
+            since_ms = stalled_since_ms(now_ms, waiting_ms, tried_ms, self.stall_ms)
             if since_ms is not None:
                 stalled[region] = rfc3339(datetime.fromtimestamp(since_ms / 1000, UTC))
         for region in stalled.keys() - self.readers.stalled.keys():

@@ -615,9 +615,13 @@ def validate(settings: Settings) -> None:
     if not 0 < settings.local_km <= 20_000:
         raise ConfigError(f"local_km (STREETFEED_LOCAL_KM): expected a distance in km, more "
                           f"than 0 and at most 20000, got {settings.local_km}")
-    if not settings.enricher_stall_s > 0:
-        raise ConfigError(f"enricher_stall_s (STREETFEED_ENRICHER_STALL_S): expected > 0 "
-                          f"seconds, got {settings.enricher_stall_s}")
+    if not settings.enricher_stall_s * 1000 > 2 * settings.enricher_block_ms:
+        # A live enricher tries every enricher_block_ms, plus a batch's work: a stall
+        # shorter than twice that would call it stuck between two of its reads.
+        raise ConfigError(f"enricher_stall_s (STREETFEED_ENRICHER_STALL_S): expected more "
+                          f"than twice the enricher's read block "
+                          f"({settings.enricher_block_ms / 1000:g} s), got "
+                          f"{settings.enricher_stall_s}")
     if settings.replay_max < 1:
         raise ConfigError(f"replay_max (STREETFEED_REPLAY_MAX): expected at least 1, "
                           f"got {settings.replay_max}")

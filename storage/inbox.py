@@ -25,7 +25,8 @@ from schemas.posts import RawPost
 from storage import keys
 from storage.redis_conn import acknowledged, aof_of, replicas_of, text, write_then_wait
 
-__all__ = ["Inbox", "derived_post_id", "durability_check", "new_post_id", "oldest_waiting"]
+__all__ = ["Inbox", "derived_post_id", "durability_check", "enricher_activity",
+           "new_post_id"]
 
 log = logging.getLogger("streetfeed.inbox")
 _encode = msgspec.json.Encoder().encode
@@ -169,28 +170,31 @@ def _entry_ms(entry_id: bytes | str) -> int:
     return int(text(entry_id).partition("-")[0])
 
 
-async def oldest_waiting(redis: Redis, region: str, held_ms: int) -> tuple[int, int | None]:
-    """(the server's time, when the oldest post still waiting for an enricher was
-    appended; None when none waits), in ms. Waiting: not read by any enricher yet, or
-    read and held unacknowledged for `held_ms` or more (rules.pipeline). Two round trips."""
+async def enricher_activity(redis: Redis, region: str) -> tuple[int, int | None, int | None]:
+    """(the server's time; when the oldest post still waiting for an enricher was
+    appended, None when none waits; when an enricher last tried to read or claim, None
+    when none ever did), in ms (rules.pipeline). Waiting: not read yet, or read and not
+    acknowledged. Two round trips."""
     stream = keys.in_stream(region)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.time()
         pipe.xinfo_groups(stream)
-        (seconds, micros), groups = await pipe.execute(raise_on_error=False)
+        pipe.xinfo_consumers(stream, keys.ENRICHER_GROUP)
+        pipe.xpending(stream, keys.ENRICHER_GROUP)
+        (seconds, micros), groups, consumers, pending = await pipe.execute(
+            raise_on_error=False)
     now_ms = int(seconds) * 1000 + int(micros) // 1000
     if isinstance(groups, ResponseError):  # no such stream: no post ever came
-        return now_ms, None
+        return now_ms, None, None
     group = next((g for g in groups if text(g["name"]) == keys.ENRICHER_GROUP), None)
-    async with redis.pipeline(transaction=False) as pipe:
-        if group is None:  # no enricher ever started: everything waits
-            pipe.xrange(stream, count=1)
-        else:
-            pipe.xrange(stream, min=f"({text(group['last-delivered-id'])}", count=1)
-            pipe.xpending_range(stream, keys.ENRICHER_GROUP, "-", "+", 1, idle=held_ms)
-        replies = await pipe.execute()
-    unread, *held = replies
+    # `idle`: since the consumer's last attempt (XREADGROUP, XAUTOCLAIM); a live enricher
+    # makes one at least every enricher_block_ms. A stopped one stays in its last.
+    idle = ([int(c["idle"]) for c in consumers]
+            if group is not None and not isinstance(consumers, ResponseError) else [])
+    tried_ms = now_ms - min(idle) if idle else None
+    after = "-" if group is None else f"({text(group['last-delivered-id'])}"
+    unread = await redis.xrange(stream, min=after, count=1)
     waiting = [_entry_ms(unread[0][0])] if unread else []
-    if held and held[0]:
-        waiting.append(_entry_ms(held[0][0]["message_id"]))
-    return now_ms, min(waiting, default=None)
+    if group is not None and not isinstance(pending, ResponseError) and pending["pending"]:
+        waiting.append(_entry_ms(pending["min"]))
+    return now_ms, min(waiting, default=None), tried_ms

@@ -54,6 +54,9 @@ def test_every_variable_is_read_through_settings() -> None:
     ("STREETFEED_SHOP_POSTS_PER_MINUTE", "-5", "expected at least 1, got -5"),
     ("STREETFEED_TIMEZONE", "Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
     ("STREETFEED_TIMEZONE", "localtime", "unknown time zone 'localtime'"),
+    # A live enricher reads every 2 s: a shorter stall would call it stuck between reads.
+    ("STREETFEED_ENRICHER_STALL_S", "3", "expected more than twice the enricher's read "
+                                         "block (2 s), got 3.0"),
 ])
 def test_a_bad_value_names_its_variable(name: str, value: str, said: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(name) + r"\)?: " + re.escape(said)):
