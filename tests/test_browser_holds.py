@@ -328,6 +328,43 @@ async def test_a_card_made_again_keeps_the_focus_on_the_same_button(
         assert page.errors == []
 
 
+@pytest.mark.parametrize("lang", ["fr", "en"])
+async def test_a_shop_closed_now_offers_no_hold_until_it_opens(
+        redis: Redis, settings: Settings, browser: Any, lang: str) -> None:
+    """A hold asked at a shop shown as closed lapses unanswered (a cold try asked one):
+    the card and the map's popup say it can be held once the shop opens, with nothing to
+    tap; the shop's "open now" brings the button back."""
+    words = {"fr": "Mise de côté possible à l'ouverture",
+             "en": "Can be held once the shop opens"}[lang]
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await shop_with_address(redis, settings, http)
+        await posted(http, shop, {"kind": "opening_change", "title": "Fermé",
+                                  "status": "closed_now"})
+        post_id = await posted(http, shop, arrival("Girolles", hold={"quantity": 3,
+                                                                      "minutes": 30}))
+        page = await phone(browser, web.http, lang)
+        line = f"{feed_card(post_id)} .hold-line"
+        await text_is(page, line, words)
+        assert await page.locator(f"{feed_card(post_id)} button.hold-ask").count() == 0
+        await no_sideways_scroll(page)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500&view=map")
+        await page.wait_for_function(LIVE)
+        await page.wait_for_function("() => window.streetfeed.map?.pins === 1")
+        await page.locator(".leaflet-marker-pane .map-pin").click()
+        popup = page.locator(".leaflet-popup-content")
+        await expect(popup.locator(".hold-line")).to_have_text(words)
+        assert await popup.locator(".hold-ask").count() == 0
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
+        await page.wait_for_function(LIVE)
+        await text_is(page, line, words)
+        await posted(http, shop, {"kind": "opening_change", "title": "Ouvert",
+                                  "status": "open_now"})
+        await text_is(page, f"{feed_card(post_id)} .hold-ask",
+                      TEXTS[lang]["ask"].format(n=3))
+        assert page.errors == []
+
+
 SECRET = """(id) => JSON.parse(localStorage.getItem('streetfeed.holds'))
     .find((h) => h.id === id).secret"""
 

@@ -364,15 +364,18 @@ export function holdOf(post) {
  * The card's line about holding: "Hold it for me · 3 left" as a button calling `onHold`
  * (the passer-by's page), the same words as text without one (a preview), "3 left to
  * hold" on a wall screen (`show` "count"), nothing with `show` "none"; "All held" once
- * none is left, never a button.
+ * none is left, never a button. On the passer-by's page, a shop known to be closed now
+ * (`closed`) offers no button: nobody would answer, and the hold would lapse unanswered
+ * (a cold try asked one at a shop shown as closed).
  */
-export function holdLine(post, titleId, { onHold, show }) {
+export function holdLine(post, titleId, { onHold, show, closed = false }) {
   const hold = holdOf(post);
   if (!hold || show === "none") return null;
   if (hold.left === 0) return el("p", "hold-line hold-all-held", t("hold_all_held"));
   if (show === "count") return el("p", "hold-line hold-count", t("hold_count", { n: hold.left }));
   const text = t("hold_ask", { n: hold.left });
   if (typeof onHold !== "function") return el("p", "hold-line hold-offer", text);
+  if (closed) return el("p", "hold-line hold-when-open", t("hold_when_open"));
   const row = el("p", "hold-line");
   const button = el("button", "hold-ask", text);
   button.type = "button";
@@ -537,7 +540,8 @@ export function buildCard(post, dist, opts = {}) {
   if (post.text) card.append(userText("p", "card-text", String(post.text)));
   const factRow = facts(post);
   if (factRow) card.append(factRow);
-  const holding = holdLine(post, titleId, { onHold: opts.onHold, show: opts.holds });
+  const holding = holdLine(post, titleId, { onHold: opts.onHold, show: opts.holds,
+    closed: opening?.open === false });
   if (holding) card.append(holding);
   if (Array.isArray(post.tags) && post.tags.length) {
     const tags = el("ul", "tags");

@@ -638,6 +638,7 @@ const STRINGS = {
   // No-break spaces: "plus que 2" ("2 left") never split, nor its dot from what precedes.
   hold_ask: ["Le mettre de côté\u00a0· plus\u00a0que\u00a0{n}", "Hold it for me\u00a0· {n}\u00a0left"],
   hold_all_held: ["Tout est réservé", "All held"],
+  hold_when_open: ["Mise de côté possible à l'ouverture", "Can be held once the shop opens"],
   hold_count: ["{n} à réserver", "{n} left to hold"],
   held_today_one: ["{n} réservation aujourd'hui", "{n} held today"],
   held_today_other: ["{n} réservations aujourd'hui", "{n} held today"],

@@ -447,7 +447,8 @@ export class FeedMap {
       item.append(text);
       // "Hold it for me · 3 left" as on the post's card, opening the same dialog: under
       // the photo and the title, the popup's width (beside the photo it was a narrow column).
-      const hold = this.onHold && holdLine(post, title.id, { onHold: this.onHold });
+      const hold = this.onHold && holdLine(post, title.id, { onHold: this.onHold,
+        closed: opening?.open === false });
       if (hold) item.append(hold);
       list.append(item);
     }
