@@ -504,6 +504,45 @@ async def test_a_withdrawn_offer_stops_counting_down(
         assert page.errors == []
 
 
+async def test_an_ended_card_without_a_countdown_says_so_over_nothing(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """A withdrawn "closed now" (a later "open late" supersedes it): its mark lay over the
+    card's foot, "31 rue Sainte-Ca[Terminé]enant" (a cold user's find). It takes the foot's
+    line instead: nothing covered, the card as tall within 2 px."""
+    shop = await add_shop(redis, settings, "Fromagerie", *STREET)
+    further = await add_shop(redis, settings, "Primeur", *north(200))
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        news = (await send_post(http, shop, arrival("Comté 24 mois"))).json()
+        assert (await send_post(http, further, arrival("Clémentines"))).status_code == 202
+        page = await new_page(browser, 360, 740)
+        await page.goto(f"{web.http}/?lat={STREET[0]}&lon={STREET[1]}&radius_m=500")
+        await page.wait_for_function(LIVE)
+        card = f'#feed [data-post-id="{news["id"]}"]'
+        await page.wait_for_selector(f"{card} .card-foot", state="visible")
+        before = await box(page, card)
+        withdrawn = await http.delete(f"/api/v1/shops/{shop.id}/posts/{news['id']}",
+                                      headers={"Authorization": f"Bearer {shop.token}"})
+        assert withdrawn.status_code == 200
+        await page.wait_for_selector(f"{card}.is-ended")
+        assert await page.inner_text(f"{card} .ended-mark") == "Terminé"
+        covered = await page.evaluate("""(sel) => {
+          const card = document.querySelector(sel);
+          const mark = card.querySelector('.ended-mark').getBoundingClientRect();
+          return [...card.querySelectorAll('*')].filter((el) => {
+            if (el.closest('.ended-mark') || el.contains(card.querySelector('.ended-mark')))
+              return false;
+            const r = el.getBoundingClientRect();
+            return r.width > 0 && r.height > 0 && r.left < mark.right && r.right > mark.left
+              && r.top < mark.bottom && r.bottom > mark.top;
+          }).map((el) => el.className);
+        }""", card)
+        assert covered == [], covered
+        after = await box(page, card)
+        assert abs(after["height"] - before["height"]) <= 2, (before, after)
+        assert page.errors == []
+
+
 @pytest.mark.parametrize(("lang", "locale"), [("fr", "fr-FR"), ("en", "en-GB")])
 async def test_an_offer_ending_another_day_says_which(
         redis: Redis, settings: Settings, browser: Any, lang: str, locale: str) -> None:

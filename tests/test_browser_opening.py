@@ -146,6 +146,53 @@ async def test_console_cards_and_preview_follow_the_open_line_without_reload(
         assert console.errors == []
 
 
+async def test_a_post_that_no_longer_governs_does_not_say_now(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """"Open now until 22:00", then "Closed, back at 14:00": the first stays (it governs
+    again at 14:00), and its card read "Closed · opens at 14:00" above "Open now · until
+    22:00" on the feed, the console and the screen (a cold try). It says "Open" only, and
+    "now" again once it governs."""
+    async with closed_shop_with_news(redis, settings) as (shop, web, http, _):
+        paris = ZoneInfo("Europe/Paris")
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        late = await send_post(http, shop, {
+            "kind": "opening_change", "title": "Ouvert jusqu'à ce soir", "status": "open_now",
+            "until": (now + timedelta(hours=3)).isoformat()})
+        assert late.status_code == 202
+        feed = await open_feed(browser, web.http, *STREET)
+        screen = await open_screen(browser, web.http, shop.id)
+        console = await signed_in_console(browser, web.http, shop)
+        late_id = late.json()["id"]
+        chips = [(feed, f'#feed [data-post-id="{late_id}"] .opening'),
+                 (screen, f'#own-posts [data-post-id="{late_id}"] .opening'),
+                 (console, f'#own-posts [data-post-id="{late_id}"] .opening')]
+        for page, selector in chips:
+            await page.wait_for_function(_LINE, arg=[selector, "Ouvert maintenant"])
+        # The console's list is the shop's own posts: no "80 m · 1 min à pied" (the
+        # preview's example distance) on each (a cold try).
+        assert await console.locator("#own-posts .distance").count() == 0
+
+        back = now + timedelta(hours=1)
+        closed = await send_post(http, shop, {
+            "kind": "opening_change", "title": "Fermé, retour bientôt", "status": "closed_now",
+            "until": back.isoformat()})
+        assert closed.status_code == 202
+        opens = back.astimezone(paris).strftime("%H:%M")
+        await feed.wait_for_function(_LINE, arg=[
+            f'#feed [data-post-id="{late_id}"] .open-state', f"Fermé · ouvre à {opens}"])
+        for page, selector in chips:
+            await page.wait_for_function(
+                "(sel) => document.querySelector(sel)?.textContent === 'Ouvert'", arg=selector)
+
+        # Withdrawn, the "closed" one: the first governs again, "now" again.
+        withdrawn = await http.delete(f"/api/v1/shops/{shop.id}/posts/{closed.json()['id']}",
+                                      headers={"Authorization": f"Bearer {shop.token}"})
+        assert withdrawn.status_code == 200
+        for page, selector in chips:
+            await page.wait_for_function(_LINE, arg=[selector, "Ouvert maintenant"])
+        assert feed.errors == [] and screen.errors == [] and console.errors == []
+
+
 def _auto_post(post_id: str, shop_id: str, until: datetime) -> bytes:
     post = {"kind": "opening_change", "id": post_id, "auto": True, "status": "closed_now",
             "title": "Fermé (titre du serveur)", "until": until.isoformat(),

@@ -445,17 +445,25 @@ function markEnded(cardEl) {
   cardEl.setAttribute("aria-disabled", "true");
   const ask = cardEl.querySelector(".hold-ask");
   if (ask) ask.disabled = true; // nothing left to hold there
-  // An offer's countdown line says it, in its place: nothing covered, nothing moved (laid
-  // over the foot, the mark hid the address and left the hidden countdown's gap: a cold
-  // user's find). Elsewhere the mark lies over the card's foot (style.css).
+  // Said in a line of the card, in its place: nothing covered, nothing moved. An offer's
+  // countdown line says it (laid over the foot, the mark hid the address and left the
+  // hidden countdown's gap: a cold user's find); elsewhere the foot's line, its address
+  // and age of no use once it is over (laid over it, the mark read "31 rue Sainte-Ca
+  // [Terminé]enant": the next cold user).
   const timer = cardEl.querySelector(".countdown");
-  const mark = timer ?? el("p", "ended-mark");
-  if (timer) {
-    timer.classList.remove("soon");
-    timer.classList.add("ended-mark", "in-place"); // cards.js counts it down no more
-  }
+  const foot = cardEl.querySelector(".card-foot");
+  const mark = timer ?? el("p");
+  if (timer) timer.classList.remove("soon"); // cards.js counts it down no more
+  mark.classList.add("ended-mark");
   setText(mark, "card_ended");
-  if (!timer) cardEl.querySelector(".card-head")?.after(mark);
+  if (timer) return;
+  if (foot) {
+    foot.hidden = true;
+    mark.classList.add("in-foot");
+    foot.before(mark);
+  } else {
+    cardEl.querySelector(".card-head")?.after(mark);
+  }
 }
 
 /** The ended cards now out of view go (the reader's card stays put: see mutate). */

@@ -162,12 +162,20 @@ export function autoTitle(post, now = Date.now()) {
   return t("auto_closed_reopens_on", { day, time });
 }
 
-/** The facts line: price, discount, opening status. */
-function facts(post) {
+/**
+ * The facts line: price, discount, opening status. `openNow`: whether the shop is open
+ * now, all its posts considered (its profile), if known: a post saying "open now" while
+ * a later one closed the shop until 14:00 says "open" only (a cold try read "Closed ·
+ * opens at 14:00" and "Open now · until 22:00" on one card).
+ */
+function facts(post, openNow) {
   const row = el("p", "facts");
   if (post.kind === "opening_change") {
     const status = STATUSES.has(post.status) ? post.status : "open_now";
-    row.append(el("span", `opening opening-${status}`, t(`opening_${status}`)));
+    const says = status === "open_now" || status === "closed_now" ? status === "open_now" : null;
+    const label = says !== null && typeof openNow === "boolean" && openNow !== says
+      ? (says ? "opening_open" : "opening_closed") : `opening_${status}`;
+    row.append(el("span", `opening opening-${status}`, t(label)));
     const until = Date.parse(post.until);
     // In the shop's zone: the title and this time agree, whatever the device's zone.
     const time = Number.isNaN(until) ? null : endTime(until, postZone(post));
@@ -450,7 +458,8 @@ export function openingState(profile, now = Date.now()) {
  *          producerLinks?: boolean, idPrefix?: string,
  *          onHold?: (post: object, button: HTMLElement) => void,
  *          holds?: "count" | "none",
- *          alert?: {on: boolean, onToggle: () => void, note?: string}}} [opts]
+ *          alert?: {on: boolean, onToggle: () => void, note?: string},
+ *          openNow?: boolean}} [opts]
  *   follow: a star button to follow the shop; shop: its profile, for "open now";
  *   hideDistance: the shop's own screen, where "0 m" says nothing;
  *   seenAt: a copy kept on the device, last seen live then (ms): "seen at 14:05"
@@ -463,6 +472,8 @@ export function openingState(profile, now = Date.now()) {
  *   holds: "count" says "3 left to hold" rather than offering to tap (a wall screen's
  *     own posts), "none" nothing of holds (its neighbours')
  *   alert: "Alert me" for a followed shop's posts (alerts.js), pressed while they alert
+ *   openNow: whether the shop is open now, where its profile is not given (`shop`) but
+ *     known (a wall screen's own posts, under its header saying it)
  * @returns {{el: HTMLElement, dist: number, expiresAt: number, tick: (now: number) => void}}
  */
 export function buildCard(post, dist, opts = {}) {
@@ -538,7 +549,7 @@ export function buildCard(post, dist, opts = {}) {
     card.append(el("p", `open-state ${opening.open ? "is-open" : "is-closed"}`, opening.text));
   }
   if (post.text) card.append(userText("p", "card-text", String(post.text)));
-  const factRow = facts(post);
+  const factRow = facts(post, opening?.open ?? opts.openNow);
   if (factRow) card.append(factRow);
   const holding = holdLine(post, titleId, { onHold: opts.onHold, show: opts.holds,
     closed: opening?.open === false });

@@ -33,6 +33,10 @@ const STRINGS = {
   opening_closed_now: ["Fermé pour le moment", "Closed right now"],
   opening_open_late: ["Ouvert tard", "Open late"],
   opening_closed_exceptionally: ["Fermeture exceptionnelle", "Exceptionally closed"],
+  // "Open now" / "Closed right now" on a post that does not govern now (a later one
+  // closed the shop until 14:00): what it says, without the "now" the shop's line denies.
+  opening_open: ["Ouvert", "Open"],
+  opening_closed: ["Fermé", "Closed"],
   until: ["jusqu'à {time}", "until {time}"],
   walk: ["{n} min à pied", "{n} min walk"],
   ends_in: ["Se termine dans {t}", "Ends in {t}"],

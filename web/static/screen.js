@@ -260,15 +260,23 @@ function pageSize(container) {
 }
 
 // What a card gives up, in this order, when its cell is too small for all of it (a long
-// title, a countdown, a small screen): never its title, badge, countdown or distance.
+// title, a countdown, a small screen): never its title, countdown or distance.
 // Its text first, then the open line, its second and third producers, what is left to
-// hold, the shop's name, its first producer, and last its price and discount: the point
-// of a flash offer (a cold try saw "-30 %" dropped first while producers' badges stayed).
+// hold, its first producer, the shop's category, its address and age, its price and
+// discount (the point of a flash offer: a cold try saw "-30 %" dropped first while
+// producers' badges stayed), an offer's badge (its countdown takes the badge's place and
+// says as much), and last the shop's name: a neighbour's "Closed, back at 14:00" or
+// "-30 %" says nothing without whose it is (a cold try at 1280x720 saw cards without it).
 const drop = (selector) => (cardEl) => cardEl.querySelector(selector)?.remove();
+const countdownFirst = (cardEl) => {
+  if (!cardEl.querySelector(".countdown")) return;
+  cardEl.querySelector(".badge")?.remove();
+  cardEl.classList.add("countdown-first");
+};
 const SHRINK = [(cardEl) => cardEl.classList.add("is-tight"), drop(".card-text"),
   drop(".open-state"), drop(".producer-item:nth-child(3)"),
-  drop(".producer-item:nth-child(2)"), drop(".hold-line"), drop(".shop"), drop(".producers"),
-  drop(".facts")];
+  drop(".producer-item:nth-child(2)"), drop(".hold-line"), drop(".producers"),
+  drop(".shop-category"), drop(".card-foot"), drop(".facts"), countdownFirst, drop(".shop")];
 
 function fit(cardEl) {
   for (const step of SHRINK) {
@@ -289,7 +297,8 @@ function screenCard(post, own) {
   // Own posts say how many are left to hold (asked for from a phone, in this very shop);
   // nobody taps a wall, so the neighbours' offers to hold are left to the phones.
   const card = buildCard(post, distanceFromShop(post), { hideDistance: own, shop: profile,
-    photos, producerLinks: false, holds: own ? "count" : "none" });
+    photos, producerLinks: false, holds: own ? "count" : "none",
+    openNow: own && typeof shop?.open_now === "boolean" ? shop.open_now : undefined });
   card.el.removeAttribute("tabindex"); // nothing to navigate on a wall screen
   card.el.classList.add(own ? "screen-card-own" : "screen-card");
   return { ...card, post };

@@ -517,8 +517,10 @@ function showOwnPost(post, index = null) {
     // picture: the shopkeeper scans the list for the post to change.
     // Producers as text: a link to a producer's page would leave the console.
     // Its holds said from the shop's side under it (showOwnHold), not the passer-by's offer.
-    const card = buildCard({ ...post, media: [] }, PREVIEW_DIST_M, { shop, producerLinks: false,
-      holds: "none" });
+    // No distance: every post of the list is the shop's own, at 0 m from it (a cold try
+    // read the preview's example "80 m · 1 min on foot" on each of them).
+    const card = buildCard({ ...post, media: [] }, 0, { shop, producerLinks: false,
+      holds: "none", hideDistance: true });
     const thumb = ownThumb(post);
     if (thumb) card.el.insertBefore(thumb, card.el.querySelector(".card-title"));
     const hadFocus = entry.cardBox.contains(document.activeElement);
