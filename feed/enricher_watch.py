@@ -2,9 +2,10 @@
 
 A stuck enricher publishes nothing, so the feed stream stays readable and quiet: the
 readers alone would keep telling every socket `live: true` while accepted posts wait.
-Every few seconds this asks Redis how long the oldest post has waited for an enricher in
-each region read here, and marks the regions stuck (Readers.stalled); the readers' next
-liveness check tells the sockets, with `since` the time that post was accepted.
+Every few seconds this asks Redis, for every region, since when posts have stopped
+flowing (the oldest post waiting, the enrichers' last beat) and marks the regions stuck
+(Readers.stalled): /readyz says so, and the readers' next liveness check tells the
+sockets of the regions read here.
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ class EnricherWatch:
         self.redis = redis
         self.readers = readers
         self.stall_ms = int(settings.enricher_stall_s * 1000)
+        self.regions = settings.region_names
 
     async def check(self) -> None:
         stalled: dict[str, str] = {}
-        for region in list(self.readers.readers):
+        # Every region, read here or not: /readyz answers for the deployment whichever
+        # process the probe reaches (a cold try got "ready" from one with no socket).
+        for region in self.regions:
             now_ms, waiting_ms, tried_ms = await enricher_activity(self.redis, region)
             since_ms = stalled_since_ms(now_ms, waiting_ms, tried_ms, self.stall_ms)
             if since_ms is not None:

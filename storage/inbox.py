@@ -23,10 +23,17 @@ from runtime import metrics
 from runtime.settings import Settings
 from schemas.posts import RawPost
 from storage import keys
-from storage.redis_conn import acknowledged, aof_of, replicas_of, text, write_then_wait
+from storage.redis_conn import (
+    acknowledged,
+    aof_of,
+    async_reply,
+    replicas_of,
+    text,
+    write_then_wait,
+)
 
 __all__ = ["Inbox", "derived_post_id", "durability_check", "enricher_activity",
-           "new_post_id"]
+           "enricher_beat", "new_post_id"]
 
 log = logging.getLogger("streetfeed.inbox")
 _encode = msgspec.json.Encoder().encode
@@ -170,28 +177,41 @@ def _entry_ms(entry_id: bytes | str) -> int:
     return int(text(entry_id).partition("-")[0])
 
 
+# An enricher's beat, at the server's time: a key of its own, not the consumer group's
+# `idle`, which a Redis restart sets to the restart for every consumer (its AOF replays
+# their reads), so a stopped enricher looked at work for a stall's length after one (a
+# cold try). A beat is a value: replayed, it keeps its time. Beats older than a day go.
+_BEAT = """
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], ms, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - 86400000)
+return ms
+"""
+
+
+async def enricher_beat(redis: Redis, region: str, consumer: str) -> None:
+    """Say that `consumer` is about to try to read (rules.pipeline)."""
+    await async_reply(redis.eval(_BEAT, 1, keys.enricher_beats(region), consumer))
+
+
 async def enricher_activity(redis: Redis, region: str) -> tuple[int, int | None, int | None]:
     """(the server's time; when the oldest post still waiting for an enricher was
-    appended, None when none waits; when an enricher last tried to read or claim, None
-    when none ever did), in ms (rules.pipeline). Waiting: not read yet, or read and not
+    appended, None when none waits; an enricher's last beat, None when none beat in the
+    last day), in ms (rules.pipeline). Waiting: not read yet, or read and not
     acknowledged. Two round trips."""
     stream = keys.in_stream(region)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.time()
         pipe.xinfo_groups(stream)
-        pipe.xinfo_consumers(stream, keys.ENRICHER_GROUP)
         pipe.xpending(stream, keys.ENRICHER_GROUP)
-        (seconds, micros), groups, consumers, pending = await pipe.execute(
-            raise_on_error=False)
+        pipe.zrange(keys.enricher_beats(region), -1, -1, withscores=True)
+        (seconds, micros), groups, pending, beats = await pipe.execute(raise_on_error=False)
     now_ms = int(seconds) * 1000 + int(micros) // 1000
+    tried_ms = int(beats[0][1]) if beats and not isinstance(beats, ResponseError) else None
     if isinstance(groups, ResponseError):  # no such stream: no post ever came
-        return now_ms, None, None
+        return now_ms, None, tried_ms
     group = next((g for g in groups if text(g["name"]) == keys.ENRICHER_GROUP), None)
-    # `idle`: since the consumer's last attempt (XREADGROUP, XAUTOCLAIM); a live enricher
-    # makes one at least every enricher_block_ms. A stopped one stays in its last.
-    idle = ([int(c["idle"]) for c in consumers]
-            if group is not None and not isinstance(consumers, ResponseError) else [])
-    tried_ms = now_ms - min(idle) if idle else None
     after = "-" if group is None else f"({text(group['last-delivered-id'])}"
     unread = await redis.xrange(stream, min=after, count=1)
     waiting = [_entry_ms(unread[0][0])] if unread else []

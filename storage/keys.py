@@ -27,6 +27,12 @@ def feed_stream(region: str) -> str:
     return f"{PREFIX}:{{{region}}}:feed"
 
 
+def enricher_beats(region: str) -> str:
+    """Each enricher consumer's last try to read, scored by the server's time (ms): when a
+    post waits, whether any enricher is at work (storage.inbox, rules.pipeline)."""
+    return f"{PREFIX}:{{{region}}}:enricher-beats"
+
+
 def dead_letter_stream(region: str) -> str:
     return f"{PREFIX}:{{{region}}}:dead"
 

@@ -39,6 +39,7 @@ from schemas.shops import ShopRecord
 from services.supervision import Backoff, supervised
 from storage import keys, openings
 from storage.holds import HoldStore
+from storage.inbox import enricher_beat
 from storage.live import LiveIndex, Publication, shop_live_posts, stream_id_key
 from storage.redis_conn import REDIS_DOWN, get_many, text
 from storage.shops import decode_record
@@ -58,6 +59,12 @@ class EnricherStats:
     dropped: dict[str, int] = field(default_factory=dict)
     dead_letters: int = 0
     reclaimed: int = 0
+
+
+# How often an enricher beats at most, besides once per read it blocks in: a live one's
+# last beat is never older than its read block plus this (the stall limit is above twice
+# the block, runtime.settings).
+BEAT_INTERVAL_S = 1.0
 
 
 def consumer_name() -> str:
@@ -96,12 +103,16 @@ class Enricher:
 
     async def _consume(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        next_claim = 0.0
+        next_claim = next_beat = 0.0
         next_trim = loop.time() + self.settings.enricher_trim_interval_s
         await self.ensure_group()
         # At start and after a failure: finish what this consumer had been given.
         await self.step(block_ms=None, own_pending=True)
         while not stop.is_set():
+            if loop.time() >= next_beat:
+                # At work: web processes tell a stuck region by its last beat (rules.pipeline).
+                await enricher_beat(self.redis, self.region, self.name)
+                next_beat = loop.time() + BEAT_INTERVAL_S
             if loop.time() >= next_claim:
                 await self.reclaim()
                 next_claim = loop.time() + self.settings.enricher_claim_idle_ms / 2000
