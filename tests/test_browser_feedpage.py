@@ -486,6 +486,9 @@ async def test_a_withdrawn_offer_stops_counting_down(
         await page.wait_for_function(LIVE)
         card = f'#feed [data-post-id="{offer["id"]}"]'
         await page.wait_for_selector(f"{card} .countdown", state="visible")
+        # In units: "44:59" read as a time of day beside "until 12:22" (a cold try).
+        said = await page.text_content(f"{card} .countdown")
+        assert re.fullmatch("Encore 4[45]\u00a0min \\d\\d\u00a0s", said or ""), said
         before = await box(page, card)
         withdrawn = await http.delete(f"/api/v1/shops/{shop.id}/posts/{offer['id']}",
                                       headers={"Authorization": f"Bearer {shop.token}"})

@@ -88,11 +88,12 @@ const HOUR_MS = 3600000;
 const CARD_PHOTO_SIZES = "(min-width: 40rem) 38rem, calc(100vw - 1.5rem)";
 
 function countdown(ms) {
+  // In units, not "16:20", which read as a time of day beside "until 12:22" (a cold try):
+  // the last hour only (longer, the card says until when).
   const total = Math.ceil(ms / 1000);
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = String(total % 60).padStart(2, "0");
-  return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+  const m = Math.floor(total / 60);
+  const s = total % 60;
+  return m ? `${m}\u00a0min ${String(s).padStart(2, "0")}\u00a0s` : `${s}\u00a0s`;
 }
 
 const isNumber = (v) => typeof v === "number" && Number.isFinite(v);

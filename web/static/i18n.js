@@ -39,7 +39,7 @@ const STRINGS = {
   opening_closed: ["Fermé", "Closed"],
   until: ["jusqu'à {time}", "until {time}"],
   walk: ["{n} min à pied", "{n} min walk"],
-  ends_in: ["Se termine dans {t}", "Ends in {t}"],
+  ends_in: ["Encore {t}", "{t} left"],
   ended: ["Terminé", "Ended"],
   discount: ["−{n} %", "−{n}%"],
   announce: ["Nouveau : {title} — {shop}, à {dist}", "New: {title} — {shop}, {dist} away"],
