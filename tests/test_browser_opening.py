@@ -120,6 +120,12 @@ async def test_console_cards_and_preview_follow_the_open_line_without_reload(
         closes = until.strftime("%H:%M")
         open_line = f"Ouvert · ferme à {closes}"
         await console.click("label[for='kind-opening_change']")
+        # What no time means, said under the field (a cold user read "closed now" without
+        # one as a moment: it lasts the day).
+        assert await console.is_visible("#until-hint")
+        assert await console.inner_text("#until-hint") == \
+            "Sans heure : pour le reste de la journée."
+        assert await console.get_attribute("#until", "aria-describedby") == "until-hint"
         await console.select_option("#status", "open_late")
         await console.fill("#until", until.strftime("%Y-%m-%dT%H:%M"))
         await console.fill("#title", "Ouvert tard ce soir")

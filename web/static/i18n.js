@@ -130,6 +130,8 @@ const STRINGS = {
   at_closing: ["à la fermeture", "at closing"],
   status_label: ["Situation", "Status"],
   until_label: ["Jusqu'à", "Until"],
+  // "Closed right now" without a time lasts the day (a cold user read it as a moment).
+  until_hint: ["Sans heure : pour le reste de la journée.", "Without a time: for the rest of the day."],
   publish: ["Publier", "Publish"],
   publishing: ["Publication…", "Publishing…"],
   published: ["Publié ! L'annonce est en ligne dans un instant.",
