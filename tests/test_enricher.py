@@ -170,6 +170,25 @@ async def _trim_only_below_acknowledged(redis: Redis, settings: Settings,
         assert await _pending(redis, settings) == 0
 
 
+async def test_consumers_gone_for_a_day_with_nothing_pending_are_forgotten(
+        redis: Redis, settings: Settings) -> None:
+    """Every enricher restart left its consumer in the group for ever (a cold attacker
+    counted five after three kills)."""
+    stream = keys.in_stream(settings.region)
+    worker = Enricher(redis, settings, SystemClock(), Policy(), name="solo")
+    await worker.ensure_group()
+    await redis.xadd(stream, {"d": b"{}"})
+    for name in ("killed-with-work", "killed-idle", "at-work"):
+        await redis.xgroup_createconsumer(stream, keys.ENRICHER_GROUP, name)
+    assert await redis.xreadgroup(keys.ENRICHER_GROUP, "killed-with-work", {stream: ">"})
+    await redis.zadd(keys.enricher_beats(settings.region), {"at-work": 1})
+    await worker.trim()
+    left = {c["name"].decode() for c in await redis.xinfo_consumers(stream,
+                                                                      keys.ENRICHER_GROUP)}
+    # Its pending post is for another to claim, not lost: kept; one beating: kept.
+    assert left == {"killed-with-work", "at-work"}, left
+
+
 async def _feed_ids_in_order(redis: Redis, settings: Settings) -> list[str]:
     entries = await redis.xrange(keys.feed_stream(settings.region))
     decoded = [msgspec.json.decode(fields[b"d"]) for _, fields in entries]

@@ -325,7 +325,8 @@ class Enricher:
         metrics.POSTS_DROPPED.labels(reason).inc()
 
     async def trim(self) -> None:
-        """Drop `in` entries every consumer has acknowledged (never one still pending)."""
+        """Drop `in` entries every consumer has acknowledged (never one still pending), and
+        the consumers gone for a day with nothing pending."""
         groups = await self.redis.xinfo_groups(self.stream)
         group = next((g for g in groups if text(g["name"]) == keys.ENRICHER_GROUP), None)
         if group is None:
@@ -335,6 +336,19 @@ class Enricher:
         if pending["pending"]:
             horizon = min(horizon, text(pending["min"]), key=stream_id_key)
         await self.redis.xtrim(self.stream, minid=horizon, approximate=True)
+        await self._forget_gone_consumers()
+
+    async def _forget_gone_consumers(self) -> None:
+        """Every restart leaves its consumer in the group for ever (a cold attacker counted
+        five after three kills). One with nothing pending and no beat for a day (beats
+        older go, storage.inbox) is forgotten: nothing is lost, and one still at work
+        would only be made again by its next read."""
+        beating = {text(m) for m in await self.redis.zrange(
+            keys.enricher_beats(self.region), 0, -1)}
+        for consumer in await self.redis.xinfo_consumers(self.stream, keys.ENRICHER_GROUP):
+            name = text(consumer["name"])
+            if int(consumer["pending"]) == 0 and name not in beating and name != self.name:
+                await self.redis.xgroup_delconsumer(self.stream, keys.ENRICHER_GROUP, name)
 
     async def _shops(self, shop_ids: set[str]) -> dict[str, ShopRecord | Exception]:
         if not shop_ids:
