@@ -180,12 +180,14 @@ def _entry_ms(entry_id: bytes | str) -> int:
 # An enricher's beat, at the server's time: a key of its own, not the consumer group's
 # `idle`, which a Redis restart sets to the restart for every consumer (its AOF replays
 # their reads), so a stopped enricher looked at work for a stall's length after one (a
-# cold try). A beat is a value: replayed, it keeps its time. Beats older than a day go.
+# cold try). A beat is a value: replayed, it keeps its time. Beats older than a day go,
+# and any dated more than a minute ahead (none of the enrichers').
 _BEAT = """
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], ms, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - 86400000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '(' .. (ms + 60000), '+inf')
 return ms
 """
 
@@ -205,10 +207,13 @@ async def enricher_activity(redis: Redis, region: str) -> tuple[int, int | None,
         pipe.time()
         pipe.xinfo_groups(stream)
         pipe.xpending(stream, keys.ENRICHER_GROUP)
-        pipe.zrange(keys.enricher_beats(region), -1, -1, withscores=True)
+        pipe.zrange(keys.enricher_beats(region), 0, -1, withscores=True)
         (seconds, micros), groups, pending, beats = await pipe.execute(raise_on_error=False)
     now_ms = int(seconds) * 1000 + int(micros) // 1000
-    tried_ms = int(beats[0][1]) if beats and not isinstance(beats, ResponseError) else None
+    # Only beats that have happened: one dated in the future (written by hand: beats are
+    # the server's TIME) would otherwise say "at work" for ever (a cold attacker's).
+    tried_ms = max((int(score) for _, score in beats if score <= now_ms), default=None) \
+        if not isinstance(beats, ResponseError) else None
     if isinstance(groups, ResponseError):  # no such stream: no post ever came
         return now_ms, None, tried_ms
     group = next((g for g in groups if text(g["name"]) == keys.ENRICHER_GROUP), None)
