@@ -437,6 +437,48 @@ async def test_thirteen_neighbours_read_from_three_metres_without_layout_shift(
         assert errors == []
 
 
+async def test_news_on_a_busy_street_does_not_keep_the_screen_on_its_first_pages(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """Each new post sent the neighbours' turn back to its first page: on a busy street
+    (a post every few seconds) the screen showed pages 1-3 of 15 and never the rest (a
+    cold try). The news shows at once, then the turn goes on where it was."""
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop, neighbours = await street_of_thirteen(redis, settings, http)
+        page = await browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.set_viewport_size({"width": 1920, "height": 1080})
+        await page.clock.install()
+        await page.goto(f"{web.http}/screen/{shop.id}?radius_m=500")
+        count = 15
+        await page.wait_for_function(
+            "(n) => window.streetfeedScreen.state === 'live' && window.streetfeedScreen.posts"
+            " === n && document.querySelectorAll('#neighbours .card').length > 0", arg=count)
+        on_screen = "() => [...document.querySelectorAll('#neighbours .card')]" \
+                    ".map((c) => c.dataset.postId)"
+        seen: set[str] = set(await page.evaluate(on_screen))
+        per_page = len(seen)
+        turns = 0
+        while not set(neighbours) <= seen:
+            turns += 1
+            # Fewer turns than twice the pages: news every turn cannot starve the rest.
+            assert turns <= 2 * (len(neighbours) // per_page + 1), (turns, per_page, seen)
+            newcomer = await add_shop(redis, settings, f"Nouveau voisin {turns}",
+                                      NEIGHBOUR[0] - 0.0002 * turns, NEIGHBOUR[1])
+            news = (await send_post(http, newcomer, arrival(f"Nouveauté {turns}"))).json()["id"]
+            count += 1
+            await page.wait_for_function(
+                "(n) => window.streetfeedScreen.posts === n", arg=count)
+            await page.wait_for_function(
+                f"() => !!document.querySelector('#neighbours [data-post-id=\"{news}\"]')")
+            await page.clock.run_for(8000)  # the next page: the turn, where it was
+            await page.wait_for_function(
+                f"() => !document.querySelector('#neighbours [data-post-id=\"{news}\"]')")
+            seen |= set(await page.evaluate(on_screen))
+        assert errors == []
+
+
 # The smallest text in px of every visible element holding text, by whether it is the
 # page counter or the QR code's caption (read up close) or anything else.
 TEXT_SIZES = """

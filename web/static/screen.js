@@ -65,6 +65,10 @@ let ownStart = 0; // index of the first card on screen, in the sorted list
 let neighbourStart = 0;
 let ownNext = 0; // where the next rotation starts
 let neighbourNext = 0;
+// News shown out of turn (its page first) is no new start: the next turn resumes at the
+// card that was next before it, found again by id (the news went in above it).
+const resume = { own: null, neighbours: null }; // post id, or null
+const nextId = { own: null, neighbours: null }; // the card the next turn starts with
 let resetting = false; // between a reset and the end of the snapshot that follows it
 let seenSinceReset = new Set();
 let reloadTried = 0;
@@ -164,20 +168,27 @@ function onFrame(frame, live) {
   lastFrameAt = Date.now();
   frames += 1;
   switch (frame.type) {
-    case "post":
+    case "post": {
       // A hold taken or ended on one of ours: how many were held today has moved.
       if (live && isPost(frame.post) && isOwn(frame.post) && posts.has(frame.post.id) &&
           leftOf(posts.get(frame.post.id)) !== leftOf(frame.post)) {
         refreshHeldToday();
       }
+      const news = live && isPost(frame.post) && !posts.has(frame.post.id);
       upsert(frame.post);
-      if (live && isPost(frame.post)) {
-        // Show the news now rather than when its turn comes.
-        if (isOwn(frame.post)) ownStart = 0;
+      if (news) {
+        // Show the news now rather than when its turn comes (newest first: the first
+        // page), then go on where the turn was: news every few seconds on a busy street
+        // kept the screen on its first pages (a cold try saw pages 1-3 of 15). An edit
+        // (a hold taken, a title fixed) is shown where it is, in its turn.
+        const which = isOwn(frame.post) ? "own" : "neighbours";
+        resume[which] ??= nextId[which];
+        if (which === "own") ownStart = 0;
         else neighbourStart = 0;
-        openingChanged(frame.post);
       }
+      if (live && isPost(frame.post)) openingChanged(frame.post);
       break;
+    }
     case "expired":
     case "withdrawn":
       // The shop's own opening post ending ends what it said: the open line follows.
@@ -352,6 +363,8 @@ function render() {
   neighbourStart = nResult.start;
   ownNext = ownResult.next;
   neighbourNext = nResult.next;
+  nextId.own = own[ownNext]?.id ?? null;
+  nextId.neighbours = neighbours[neighbourNext]?.id ?? null;
   shown.own = ownResult.cards;
   shown.neighbours = nResult.cards;
   profiles.prune(new Set(neighbours.map((p) => p.shop.id)));
@@ -370,8 +383,15 @@ function emptyNote(key) {
 }
 
 function rotate() {
-  ownStart = ownNext;
-  neighbourStart = neighbourNext;
+  const all = [...posts.values()];
+  const at = (list, id, otherwise) => {
+    const i = id === null ? -1 : list.findIndex((post) => post.id === id);
+    return i >= 0 ? i : otherwise;
+  };
+  ownStart = at(all.filter(isOwn).sort(newestFirst), resume.own, ownNext);
+  neighbourStart = at(all.filter((p) => !isOwn(p)).sort(newestFirst), resume.neighbours,
+    neighbourNext);
+  resume.own = resume.neighbours = null;
   render();
 }
 
