@@ -29,8 +29,10 @@ from tests.helpers import (
     enricher,
     flash,
     free_port,
+    photo_jpeg,
     send_post,
     throttle_like_lighthouse,
+    upload_photo,
     wait_for,
     web_server,
 )
@@ -477,6 +479,43 @@ async def test_news_on_a_busy_street_does_not_keep_the_screen_on_its_first_pages
                 f"() => !document.querySelector('#neighbours [data-post-id=\"{news}\"]')")
             seen |= set(await page.evaluate(on_screen))
         assert errors == []
+
+
+# Every visible element of a neighbour card that reaches past the card's right edge.
+PAST_THE_EDGE = """
+() => [...document.querySelectorAll('#neighbours .card')].flatMap((card) => {
+  const right = card.getBoundingClientRect().right;
+  return [...card.querySelectorAll('*')].filter((el) => el.getClientRects().length &&
+    el.getBoundingClientRect().right > right + 0.5).map((el) => el.className);
+})
+"""
+
+
+async def test_narrow_neighbour_cards_cut_nothing_at_the_right(
+        redis: Redis, settings: Settings, browser: Any) -> None:
+    """At 1280x720 in English, with the shop's own photo taking the larger column, an
+    "OPENING HOURS" card ran its distance past its right edge: "260 r", "3 min wal" (a
+    cold try). The distance goes under the badge when both do not fit side by side."""
+    async with web_server(settings) as web, enricher(redis, settings), \
+            httpx.AsyncClient(base_url=web.http) as http:
+        shop = await add_shop(redis, settings, "Cacao et Cie", *SHOP)
+        photo = await upload_photo(http, shop, photo_jpeg((90, 60, 30)))
+        assert (await send_post(http, shop, arrival(
+            "Tablettes noisette", media_ids=[photo]))).status_code == 202
+        for i in range(3):
+            neighbour = await add_shop(redis, settings, f"Quincaillerie {i}",
+                                       NEIGHBOUR[0] + i * 0.0012, NEIGHBOUR[1])
+            assert (await send_post(http, neighbour, {
+                "kind": "opening_change", "title": "Open late tonight",
+                "status": "open_late"})).status_code == 202
+        page = await browser.new_page()
+        await page.set_viewport_size({"width": 1280, "height": 720})
+        await page.goto(f"{web.http}/screen/{shop.id}?radius_m=500&lang=en")
+        await page.wait_for_function(
+            "() => window.streetfeedScreen.posts === 4 && document.querySelector("
+            "'.own-photo #neighbours .card') && document.getAnimations().length === 0")
+        assert await page.evaluate(PAST_THE_EDGE) == []
+        await page.close()
 
 
 # The smallest text in px of every visible element holding text, by whether it is the

@@ -290,6 +290,8 @@ const SHRINK = [(cardEl) => cardEl.classList.add("is-tight"), drop(".card-text")
   drop(".shop-category"), drop(".card-foot"), drop(".facts"), countdownFirst, drop(".shop")];
 
 function fit(cardEl) {
+  // Too narrow first: the distance under the badge (screen.css), then the height.
+  if (cardEl.scrollWidth > cardEl.clientWidth + 1) cardEl.classList.add("is-narrow");
   for (const step of SHRINK) {
     if (cardEl.scrollHeight <= cardEl.clientHeight + 1) return;
     step(cardEl);
