@@ -149,6 +149,16 @@ async def test_an_exceptional_closure_replaces_the_hours_until_withdrawn(
         assert not await redis.sismember(keys.opening_shops(region), shop.id)
 
 
+async def _opening_posted(http: httpx.AsyncClient, shop: ShopCreated, client: FeedClient,
+                          body: dict[str, Any]) -> str:
+    """An opening_change post, accepted and seen on the street; its id."""
+    answer = await send_post(http, shop, {"kind": "opening_change", **body})
+    assert answer.status_code == 202, answer.text
+    post_id: str = answer.json()["id"]
+    await wait_for(lambda: post_id in client.post_ids())
+    return post_id
+
+
 async def test_a_later_word_withdraws_the_earlier_one_it_masks_for_good(
         redis: Redis, settings: Settings, pool: ArqRedis) -> None:
     """"Open until 22:00", then "closed now" for the rest of the day: both cards stayed on
@@ -157,11 +167,7 @@ async def test_a_later_word_withdraws_the_earlier_one_it_masks_for_good(
     clock = ManualClock(utc(2026, 11, 24, 9, 0))  # Tuesday 10:00 in Paris
     async with hours_street(redis, settings, pool, clock, "Café") as (shop, _, http, client):
         async def post(body: dict[str, Any]) -> str:
-            answer = await send_post(http, shop, {"kind": "opening_change", **body})
-            assert answer.status_code == 202, answer.text
-            post_id: str = answer.json()["id"]
-            await wait_for(lambda: post_id in client.post_ids())
-            return post_id
+            return await _opening_posted(http, shop, client, body)
 
         late = await post({"title": "Ouvert jusqu'à 22:00", "status": "open_late",
                            "until": "2026-11-24T21:00:00Z"})
@@ -188,11 +194,7 @@ async def test_open_late_withdraws_a_closed_now_that_then_says_what_the_hours_sa
     clock = ManualClock(utc(2026, 11, 24, 13, 0))  # Tuesday 14:00 in Paris
     async with hours_street(redis, settings, pool, clock, "Café") as (shop, _, http, client):
         async def post(body: dict[str, Any]) -> str:
-            answer = await send_post(http, shop, {"kind": "opening_change", **body})
-            assert answer.status_code == 202, answer.text
-            post_id: str = answer.json()["id"]
-            await wait_for(lambda: post_id in client.post_ids())
-            return post_id
+            return await _opening_posted(http, shop, client, body)
 
         closed = await post({"title": "Fermé pour le moment", "status": "closed_now"})
         assert (await _state(http, shop))[0] is False
