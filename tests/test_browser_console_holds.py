@@ -127,7 +127,7 @@ async def test_offer_on_a_new_post_then_change_and_stop_it(
         # From the shop's side (a cold try read the passer-by's "Hold it for me · 3 left"
         # on the shop's own post): how many are held, how many left of how many.
         offer_line = own.locator(".own-hold:visible")
-        await expect(offer_line).to_have_text("Aucun réservé · encore 3 sur 3 · gardé 30 min")
+        await expect(offer_line).to_have_text("Rien de réservé · encore 3 sur 3 · gardé 30 min")
         assert await own.locator(".hold-line").count() == 0
 
         # A passer-by holds one, the shop gives it: the quantity still counts it.

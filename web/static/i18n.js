@@ -712,7 +712,7 @@ const STRINGS = {
   hc_withdraw_keep: ["Garder l'annonce", "Keep the post"],
   hc_own_held_one: ["{n} réservé · encore {left} sur {total}", "{n} held · {left} left of {total}"],
   hc_own_held_other: ["{n} réservés · encore {left} sur {total}", "{n} held · {left} left of {total}"],
-  hc_own_none_held: ["Aucun réservé · encore {left} sur {total}", "None held · {left} left of {total}"],
+  hc_own_none_held: ["Rien de réservé · encore {left} sur {total}", "None held · {left} left of {total}"],
   hc_own_all_held: ["Tout est réservé : {n} sur {n}", "All held: {n} of {n}"],
   // Holds, a second cold user's polish (issue 17, holdpolish): a duration written the same
   // way on every face (durationText).
