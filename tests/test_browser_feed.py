@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -86,7 +87,8 @@ async def test_countdown_reaches_zero_and_card_leaves(redis: Redis, settings: Se
                                                 "ends_at": ends.isoformat()})).json()["id"]
         selector = f'[data-post-id="{post_id}"]'
         await page.wait_for_selector(selector, timeout=1000)
-        assert "0:0" in await page.inner_text(selector)  # "0:02" or "0:03" left
+        # "Encore 2 s" or "Encore 3 s" (in units: "0:03" read as a time of day).
+        assert re.search(r"Encore [1-3]\ss\b", await page.inner_text(selector))
         await page.wait_for_selector(selector, state="detached", timeout=5000)
 
 
