@@ -273,11 +273,11 @@ function pageSize(container) {
 // What a card gives up, in this order, when its cell is too small for all of it (a long
 // title, a countdown, a small screen): never its title, countdown or distance.
 // Its text first, then the open line, its second and third producers, what is left to
-// hold, its first producer, the shop's category, its address and age, its price and
-// discount (the point of a flash offer: a cold try saw "-30 %" dropped first while
-// producers' badges stayed), an offer's badge (its countdown takes the badge's place and
-// says as much), and last the shop's name: a neighbour's "Closed, back at 14:00" or
-// "-30 %" says nothing without whose it is (a cold try at 1280x720 saw cards without it).
+// hold, the shop's category, its address and age, an offer's badge (its countdown takes
+// the badge's place and says as much), its first producer, its price and discount (the
+// point of a flash offer: a cold try saw "-30 %" dropped first while producers' badges
+// stayed), and last the shop's name: a neighbour's "Closed, back at 14:00" or "-30 %"
+// says nothing without whose it is (a cold try at 1280x720 saw cards without it).
 const drop = (selector) => (cardEl) => cardEl.querySelector(selector)?.remove();
 const countdownFirst = (cardEl) => {
   if (!cardEl.querySelector(".countdown")) return;
@@ -286,8 +286,8 @@ const countdownFirst = (cardEl) => {
 };
 const SHRINK = [(cardEl) => cardEl.classList.add("is-tight"), drop(".card-text"),
   drop(".open-state"), drop(".producer-item:nth-child(3)"),
-  drop(".producer-item:nth-child(2)"), drop(".hold-line"), drop(".producers"),
-  drop(".shop-category"), drop(".card-foot"), drop(".facts"), countdownFirst, drop(".shop")];
+  drop(".producer-item:nth-child(2)"), drop(".hold-line"), drop(".shop-category"),
+  drop(".card-foot"), countdownFirst, drop(".producers"), drop(".facts"), drop(".shop")];
 
 function fit(cardEl) {
   // Too narrow first: the distance under the badge (screen.css), then the height.
