@@ -409,6 +409,11 @@ async def test_quiet_hours_and_the_hourly_limit_through_the_real_pusher(
         clock.set(eight + timedelta(seconds=1))
         await delivered(receiver, quiet, fraises)
         assert [p.post_id for p in receiver.delivered(quiet)] == [offer, fraises]
+        # The pusher is done with that turn (the quiet one due at the hour) before the
+        # clock moves on: a whole run's CI once waited for the baguette in vain after the
+        # jump (not reproduced alone; the cause is not proven).
+        await wait_for(lambda: _is(redis, quiet_sub["id"], eight.timestamp() + 1 + 3600),
+                       message="the quiet subscription due an hour after its alert")
         clock.set(eight + timedelta(seconds=3602))  # also past the awake one's hour
         await delivered(receiver, quiet, baguette)
         await delivered(receiver, awake, baguette)
