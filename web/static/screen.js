@@ -347,10 +347,15 @@ function drawPage(container, pagerEl, list, start, own) {
   return { cards, start, next: end >= list.length ? 0 : end };
 }
 
-function render() {
+/** The posts of each column, newest first: the lists pages are cut from. */
+function columns() {
   const all = [...posts.values()];
-  const own = all.filter(isOwn).sort(newestFirst);
-  const neighbours = all.filter((p) => !isOwn(p)).sort(newestFirst);
+  return { own: all.filter(isOwn).sort(newestFirst),
+    neighbours: all.filter((p) => !isOwn(p)).sort(newestFirst) };
+}
+
+function render() {
+  const { own, neighbours } = columns();
   // An own post with a photo: the own posts take the larger share of the screen, so the
   // photo shows large (screen.css). Set before the pages are cut to the room there is.
   screenEl.classList.toggle("own-photo", own.some((post) => photosOf(post).length > 0));
@@ -385,14 +390,14 @@ function emptyNote(key) {
 }
 
 function rotate() {
-  const all = [...posts.values()];
-  const at = (list, id, otherwise) => {
-    const i = id === null ? -1 : list.findIndex((post) => post.id === id);
+  const lists = columns();
+  const at = (which, otherwise) => {
+    const id = resume[which];
+    const i = id === null ? -1 : lists[which].findIndex((post) => post.id === id);
     return i >= 0 ? i : otherwise;
   };
-  ownStart = at(all.filter(isOwn).sort(newestFirst), resume.own, ownNext);
-  neighbourStart = at(all.filter((p) => !isOwn(p)).sort(newestFirst), resume.neighbours,
-    neighbourNext);
+  ownStart = at("own", ownNext);
+  neighbourStart = at("neighbours", neighbourNext);
   resume.own = resume.neighbours = null;
   render();
 }
